@@ -1,0 +1,36 @@
+# `make demo` and `make test` set everything up from scratch on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.frugalml-installed
+SHARED_DATA := $(abspath ../shared/data)
+export FRUGAL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+SOURCES := pyproject.toml setup.py $(wildcard src/frugalml/*/*.c src/frugalml/*/*.h src/frugalml/*/codegen*.py)
+
+.PHONY: install demo test test-slow lint clean
+
+install: $(STAMP)
+
+$(STAMP): $(SOURCES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# the CPU wheel on disk first: a bare torch requirement would pull a multi-GB CUDA build
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[all,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/frugal demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info
+	find src -name '*.so' -delete

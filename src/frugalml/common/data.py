@@ -1,0 +1,108 @@
+"""Where data sets live: an explicit path, then ``$FRUGAL_DATA``, then the user cache, then download.
+
+Loaders call :func:`resolve` with the data set's path relative to a data root (the layout of
+``shared/data``, e.g. ``"tabular/Vehicle.csv.gz"``). Nothing is downloaded unless the caller asks
+and gives the original URL and its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from frugalml.common.errors import CorruptFileError, DataNotFoundError
+from frugalml.common.files import atomic_write
+
+
+def cache_dir() -> Path:
+    """The user cache: ``$FRUGAL_CACHE``, else ``$XDG_CACHE_HOME/frugalml``, else ``~/.cache``."""
+    if os.environ.get("FRUGAL_CACHE"):
+        return Path(os.environ["FRUGAL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "frugalml"
+
+
+def search_roots() -> list[Path]:
+    """Data roots searched in order: ``$FRUGAL_DATA`` (when set), then the user cache."""
+    roots = [Path(os.environ["FRUGAL_DATA"])] if os.environ.get("FRUGAL_DATA") else []
+    return [*roots, cache_dir()]
+
+
+def resolve(
+    relpath: str,
+    *,
+    path: str | os.PathLike | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
+    download: bool = False,
+    hint: str = "",
+) -> Path:
+    """Return the local path of a data file or folder, downloading it only when asked.
+
+    Parameters
+    ----------
+    relpath : str
+        Path below a data root, e.g. ``"connectome/right_adjacency.csv"``.
+    path : path-like, optional
+        An explicit location given by the user; it wins and must exist.
+    url, sha256 : str, optional
+        Original source and checksum, used when ``download`` is true and nothing local exists.
+    download : bool
+        Allow fetching ``url`` into the user cache (``file://`` and ``http(s)://`` URLs).
+    hint : str
+        Extra advice for the error message (e.g. the data set's licence or project page).
+
+    Raises
+    ------
+    DataNotFoundError
+        Nothing found; the message lists every place looked at and how to provide the file.
+    CorruptFileError
+        A download did not match ``sha256``.
+    """
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if explicit.exists():
+            return explicit
+        raise DataNotFoundError(f"{explicit} does not exist; check the path you passed")
+    candidates = [root / relpath for root in search_roots()]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    target = cache_dir() / relpath
+    if download and url:
+        return fetch(url, target, sha256=sha256)
+    looked = ", ".join(str(c) for c in candidates)
+    how = (
+        f"pass download=True (--download) to fetch it from {url}"
+        if url
+        else "pass its path explicitly"
+    )
+    raise DataNotFoundError(
+        f"data file {relpath!r} not found (looked in: {looked}); set FRUGAL_DATA to a folder "
+        f"holding it, {how}" + (f"; {hint}" if hint else "")
+    )
+
+
+def fetch(url: str, target: str | os.PathLike, *, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``target`` atomically, checking ``sha256`` when given."""
+    target = Path(target)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_write(target) as out:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            if sha256 and digest.hexdigest() != sha256.lower():
+                raise CorruptFileError(
+                    f"download of {url} has SHA-256 {digest.hexdigest()}, expected {sha256}; "
+                    "the source changed or the transfer was damaged, nothing was kept"
+                )
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataNotFoundError(
+            f"could not download {url} ({exc}); fetch it by hand and place it at {target}"
+        ) from None
+    return target
+

@@ -1,0 +1,108 @@
+"""The facts about this machine that matter for our numbers (``frugal info``, benchmark records)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+)
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+              "amx_tile", "asimd", "sve")
+
+
+@cache
+def cpu() -> dict[str, Any]:
+    """CPU model, logical core count and the SIMD extensions that our kernels care about."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key in ("flags", "Features"):
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "simd": [f for f in SIMD_FLAGS if f in flags],
+    }
+
+
+def thread_settings() -> dict[str, Any]:
+    """Thread-related environment variables and the thread pools threadpoolctl sees."""
+    settings: dict[str, Any] = {v: os.environ[v] for v in THREAD_VARIABLES if v in os.environ}
+    settings["blas"] = blas()
+    return settings
+
+
+def blas() -> list[dict[str, Any]]:
+    """numpy's BLAS / OpenMP libraries with their kernel (architecture) and thread count."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    import numpy  # noqa: F401  (load numpy's BLAS so threadpoolctl can see it)
+
+    keep = ("user_api", "internal_api", "version", "num_threads", "architecture", "threading_layer")
+    return [{k: lib[k] for k in keep if k in lib} for lib in threadpool_info()]
+
+
+def package_version(name: str) -> str | None:
+    """Installed version of a distribution, or None."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def torch_info() -> dict[str, Any]:
+    """torch's version and whether CUDA is usable (imports torch only if it is installed)."""
+    if package_version("torch") is None:
+        return {"version": None, "cuda": False}
+    import torch
+
+    return {
+        "version": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def compiler() -> str | None:
+    """The C compiler found on PATH (``$CC``, cc, gcc, clang), or None."""
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and (found := shutil.which(name)):
+            return found
+    return None
+
+
+def environment() -> dict[str, Any]:
+    """Everything above, as one JSON-ready dict recorded with every benchmark result."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu(),
+        "threads": thread_settings(),
+        "numpy": package_version("numpy"),
+        "numba": package_version("numba"),
+        "torch": torch_info(),
+        "compiler": compiler(),
+        "frugalml": package_version("frugalml"),
+    }

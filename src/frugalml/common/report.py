@@ -1,0 +1,117 @@
+"""Benchmark results as JSON records, a rich table and PNG plots.
+
+Every ``frugal <system> bench`` / ``reproduce`` writes a list of :class:`Record` with ``--json``.
+``ratio`` is oriented so that above 1 always means ours is better (peer time / our time for
+latencies, our score / peer score for accuracies).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frugalml.common.env import environment
+from frugalml.common.files import atomic_write
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class Record:
+    """One measured number of ours against one peer on one workload."""
+
+    system: str
+    workload: str
+    metric: str
+    unit: str
+    ours: float
+    peer: str | None = None
+    peer_value: float | None = None
+    higher_is_better: bool = False
+    spread: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """Above 1 means ours is better, whichever way the metric points."""
+        if self.peer_value is None:
+            return None
+        num, den = (self.ours, self.peer_value) if self.higher_is_better else (
+            self.peer_value, self.ours)
+        return num / den if den else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio}
+
+    @classmethod
+    def from_comparison(cls, comparison, *, system: str, workload: str, peer: str,
+                        metric: str = "time", notes: str = "") -> Record:
+        """A latency record from :func:`frugalml.common.timing.compare` (seconds, lower wins)."""
+        return cls(system, workload, metric, "s", comparison.ours.median, peer,
+                   comparison.peer.median, higher_is_better=False,
+                   spread={"ours": [comparison.ours.min, comparison.ours.max],
+                           "peer": [comparison.peer.min, comparison.peer.max],
+                           "rounds": comparison.rounds, "threads": comparison.threads},
+                   notes=notes)
+
+
+def write_json(records: list[Record], path: str | os.PathLike) -> Path:
+    """Write records with the environment they were measured in, atomically."""
+    doc = {
+        "version": REPORT_VERSION,
+        "environment": environment(),
+        "records": [r.to_dict() for r in records],
+    }
+    with atomic_write(path, "w") as f:
+        json.dump(doc, f, indent=2, default=str)
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read the records written by :func:`write_json`."""
+    with open(path) as f:
+        return json.load(f)["records"]
+
+
+def print_table(records: list[Record], title: str = "results", console=None) -> None:
+    """Show records as a rich table; ratios below 1 (ours worse) are shown in red."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("workload", "metric", "ours", "peer", "peer value", "ratio"):
+        table.add_column(col, justify="left" if col in ("workload", "metric", "peer") else "right")
+    for r in records:
+        ratio = r.ratio
+        shown = "" if ratio is None else f"[{'green' if ratio >= 1 else 'red'}]{ratio:.2f}x[/]"
+        table.add_row(r.workload, f"{r.metric} ({r.unit})", _fmt(r.ours), r.peer or "",
+                      _fmt(r.peer_value), shown)
+    (console or Console()).print(table)
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:.4g}"
+
+
+def save_plot(fig, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def new_figure(*args, **kwargs):
+    """A matplotlib figure on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)

@@ -1,0 +1,69 @@
+"""Input checks shared by the systems: arrays of the right shape and dtype, no NaN, known options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from frugalml.common.errors import InvalidInputError
+
+
+def as_array(
+    x: Any,
+    name: str,
+    *,
+    ndim: int | None = None,
+    dtype: Any = None,
+    allow_nan: bool = False,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """Return ``x`` as a numpy array, or raise InvalidInputError saying what is wrong with it.
+
+    Parameters
+    ----------
+    x : array-like
+        The user's input.
+    name : str
+        How the error message calls it (``"A"``, ``"X"``).
+    ndim : int, optional
+        Required number of dimensions.
+    dtype : numpy dtype, optional
+        Convert to this dtype (without copying when it already is).
+    allow_nan : bool
+        Whether NaN and infinity are accepted (floating inputs only are checked).
+    allow_empty : bool
+        Whether an array with no elements is accepted.
+
+    Examples
+    --------
+    >>> as_array([[1.0, 2.0]], "X", ndim=2).shape
+    (1, 2)
+    """
+    try:
+        arr = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} cannot be read as a numeric array: {exc}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise InvalidInputError(
+            f"{name} must be {ndim}-dimensional, got shape {arr.shape}; reshape it first"
+        )
+    if not allow_empty and arr.size == 0:
+        raise InvalidInputError(f"{name} is empty (shape {arr.shape}); pass at least one element")
+    if not allow_nan and arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise InvalidInputError(
+            f"{name} contains {bad} NaN or infinite value(s); remove or impute them first"
+        )
+    return arr
+
+
+def one_of(value: str, options: Iterable[str], name: str) -> str:
+    """Return ``value`` if it is one of ``options``, else raise InvalidInputError listing them."""
+    options = list(options)
+    if value not in options:
+        raise InvalidInputError(
+            f"unknown {name} {value!r}; choose one of: {', '.join(map(str, options))}"
+        )
+    return value

@@ -1,0 +1,33 @@
+import time
+
+from frugalml.common.report import Record
+from frugalml.common.timing import compare
+
+
+def test_ratio_of_two_known_workloads():
+    fast = lambda: time.sleep(0.002)  # noqa: E731
+    slow = lambda: time.sleep(0.010)  # noqa: E731
+    c = compare(fast, slow, rounds=5, warmup=1)
+    assert 2.5 < c.ratio < 8, c.to_dict()
+    assert len(c.ours.samples) == len(c.peer.samples) == 5
+    assert c.ours.min <= c.ours.median <= c.ours.max
+    assert "blas" in c.threads
+
+
+def test_ratio_below_one_when_ours_is_slower():
+    c = compare(lambda: time.sleep(0.008), lambda: time.sleep(0.002), rounds=3, warmup=0)
+    assert c.ratio < 0.6
+
+
+def test_interleaving_alternates_order():
+    calls = []
+    compare(lambda: calls.append("o"), lambda: calls.append("p"), rounds=4, warmup=0)
+    assert calls == ["o", "p", "p", "o", "o", "p", "p", "o"]
+
+
+def test_record_ratio_orientation():
+    latency = Record("x", "w", "time", "s", ours=1.0, peer="p", peer_value=3.0)
+    accuracy = Record("x", "w", "f1", "", ours=0.9, peer="p", peer_value=0.6, higher_is_better=True)
+    assert latency.ratio == 3.0
+    assert accuracy.ratio == 1.5
+    assert Record("x", "w", "f1", "", ours=0.9).ratio is None
