@@ -1,0 +1,169 @@
+"""Traversal kernels over blocks: a numba round-robin walk and a pure-numpy walk (no JIT).
+
+Both advance a (row, tree) state until every tree has reached a leaf or waits for a block that is
+not resident; they report the missing blocks so a block store can fetch them, and verify each
+block's checksum the first time it is used, so a damaged block never yields a prediction.
+
+State codes: a slot number (>= 0), ``-1`` done, ``<= -2`` a hard vote for class ``-code - 2``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SALT = np.uint64(0x632BE59BD9B4E019)
+_BLOCK_MIX = np.uint64(0xD6E8FEB86659FD93)
+
+
+def checksum_multipliers(block_size: int) -> np.ndarray:
+    """One odd 64-bit multiplier per 8-byte word: any single-bit change alters the checksum."""
+    return (np.arange(block_size // 8, dtype=np.uint64) * _GOLDEN + _SALT) | np.uint64(1)
+
+
+def block_checksums(region: np.ndarray, block_size: int) -> np.ndarray:
+    """Checksum of every block of a node region (uint64 words times odd multipliers, plus the id)."""
+    words = region.view(np.uint64).reshape(-1, block_size // 8)
+    mult = checksum_multipliers(block_size)
+    sums = (words * mult).sum(axis=1, dtype=np.uint64)
+    ids = np.arange(len(words), dtype=np.uint64) + np.uint64(1)
+    return sums ^ (ids * _BLOCK_MIX)
+
+
+def _block_mix(block: int) -> np.uint64:
+    return np.uint64((block + 1) * int(_BLOCK_MIX) % (1 << 64))
+
+
+@numba.njit(cache=True)
+def _checksum(words, mult, block):
+    h = np.uint64(0)
+    for i in range(words.shape[0]):
+        h += words[i] * mult[i]
+    return h ^ (np.uint64(block + 1) * np.uint64(0xD6E8FEB86659FD93))
+
+
+@numba.njit(cache=True)
+def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, checksums, mult,
+               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values,
+               missing, mark, touched, trace):
+    """Advance all (row, tree) states round-robin per bin; return (n_missing, bad_block, n_trace)."""
+    n_missing = 0
+    n_trace = 0
+    doubles_per_slot = words_per_slot // 2
+    for r in range(X.shape[0]):
+        for b in range(bin_start.shape[0] - 1):
+            active = True
+            while active:
+                active = False
+                for t in range(bin_start[b], bin_start[b + 1]):
+                    code = state[r, t]
+                    if code == -1:
+                        continue
+                    if code <= -2:
+                        acc[r, -code - 2] += 1.0
+                        state[r, t] = -1
+                        continue
+                    blk = code // spb
+                    p = block_slot[blk]
+                    if p < 0:
+                        if mark[blk] == 0:
+                            mark[blk] = 1
+                            missing[n_missing] = blk
+                            n_missing += 1
+                        continue
+                    if verified[p] == 0:
+                        if _checksum(pool_u64[p], mult, blk) != checksums[blk]:
+                            return n_missing, blk, n_trace
+                        verified[p] = 1
+                    if touched.shape[0] > 0:
+                        touched[blk] = 1
+                    if n_trace < trace.shape[0]:
+                        trace[n_trace] = blk
+                        n_trace += 1
+                    w = (code % spb) * words_per_slot
+                    left = pool_i32[p, w]
+                    if left == -1:
+                        d = (code % spb) * doubles_per_slot + 1
+                        if n_values == 1:
+                            acc[r, tree_group[t]] += pool_f64[p, d]
+                        else:
+                            for j in range(n_values):
+                                acc[r, j] += pool_f64[p, d + j]
+                        state[r, t] = -1
+                        continue
+                    feat = pool_i32[p, w + 2]
+                    x = X[r, feat & 0x7FFFFFFF]
+                    if np.isnan(x):
+                        go_left = feat < 0
+                    elif wide:
+                        go_left = x <= pool_f64[p, (code % spb) * doubles_per_slot + 2]
+                    else:
+                        go_left = x <= pool_f32[p, w + 3]
+                    state[r, t] = left if go_left else pool_i32[p, w + 1]
+                    active = True
+    for k in range(n_missing):
+        mark[missing[k]] = 0
+    return n_missing, -1, n_trace
+
+
+def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, checksums, mult,
+               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values,
+               missing, mark, touched, trace):
+    """The same walk vectorised over all (row, tree) pairs in numpy: no JIT, for cold starts."""
+    del mark, trace, bin_start
+    n_rows = X.shape[0]
+    row = np.broadcast_to(np.arange(n_rows)[:, None], state.shape)
+    dps = words_per_slot // 2
+    blocked = np.zeros(state.shape, bool)
+    while True:
+        votes = state <= -2
+        if votes.any():
+            np.add.at(acc, (row[votes], -state[votes] - 2), 1.0)
+            state[votes] = -1
+        live = (state >= 0) & ~blocked
+        if not live.any():
+            break
+        code = state[live]
+        blk = code // spb
+        p = block_slot[blk]
+        waiting = p < 0
+        if waiting.any():
+            idx = tuple(a[waiting] for a in np.nonzero(live))
+            blocked[idx] = True
+        go = ~waiting
+        code, blk, p = code[go], blk[go], p[go]
+        r, t = (a[go] for a in np.nonzero(live))
+        if not code.size:
+            continue
+        unchecked = verified[p] == 0
+        fresh, first = np.unique(p[unchecked], return_index=True)
+        for q, bnum in zip(fresh, blk[unchecked][first], strict=True):
+            words = pool_u64[q]
+            h = (words * mult).sum(dtype=np.uint64) ^ _block_mix(int(bnum))
+            if h != checksums[bnum]:
+                return 0, int(bnum), 0
+            verified[q] = 1
+        if touched.shape[0] > 0:
+            touched[blk] = 1
+        w = (code % spb) * words_per_slot
+        left = pool_i32[p, w]
+        leaf = left == -1
+        if leaf.any():
+            d = (code[leaf] % spb) * dps + 1
+            if n_values == 1:
+                np.add.at(acc, (r[leaf], tree_group[t[leaf]]), pool_f64[p[leaf], d])
+            else:
+                for j in range(n_values):
+                    np.add.at(acc, (r[leaf], j), pool_f64[p[leaf], d + j])
+            state[r[leaf], t[leaf]] = -1
+        inner = ~leaf
+        p, w, r, t, code = p[inner], w[inner], r[inner], t[inner], code[inner]
+        feat = pool_i32[p, w + 2]
+        x = X[r, feat & 0x7FFFFFFF]
+        thr = pool_f64[p, (code % spb) * dps + 2] if wide else pool_f32[p, w + 3]
+        go_left = np.where(np.isnan(x), feat < 0, x <= thr)
+        state[r, t] = np.where(go_left, left[inner], pool_i32[p, w + 1])
+    waiting_blocks = np.unique(state[blocked] // spb)
+    missing[:len(waiting_blocks)] = waiting_blocks
+    return len(waiting_blocks), -1, 0

@@ -1,0 +1,76 @@
+"""Fixtures for pacset: small fitted models and a real redis-server on a free localhost port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification, make_regression
+
+
+@pytest.fixture(scope="session")
+def cls_data():
+    X, y = make_classification(1500, 8, n_informative=6, n_classes=3, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def bin_data():
+    return make_classification(1500, 8, n_informative=5, random_state=1)
+
+
+@pytest.fixture(scope="session")
+def reg_data():
+    return make_regression(1500, 8, random_state=2)
+
+
+@pytest.fixture(scope="session")
+def rf(cls_data):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(12, random_state=0).fit(*cls_data)
+
+
+def with_nan(X: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A copy of X with about 10% of one column's values missing."""
+    X = X.copy()
+    rows = np.random.default_rng(seed).random(len(X)) < 0.1
+    X[rows, 2] = np.nan
+    return X
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real redis-server on localhost (no persistence), killed after the session."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    redis = pytest.importorskip("redis")
+    port = _free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.skip("redis-server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,0 +1,148 @@
+"""Predictions from packed files equal the source model for every layout, backend and engine;
+damaged files raise CorruptFileError instead of predicting."""
+
+import os
+
+import numpy as np
+import pytest
+from sklearn import ensemble
+
+from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
+from frugalml.pacset import LAYOUTS, PackedForest, open_packed, pack, verify_file
+from tests.pacset.conftest import with_nan
+
+BACKENDS = ["mmap", "pread", "direct"]
+
+
+def _open(path, backend, engine, cache_blocks=4):
+    try:
+        return PackedForest.open(path, backend=backend, engine=engine, cache_blocks=cache_blocks)
+    except Exception as exc:  # O_DIRECT may be unsupported by the test file system
+        if backend == "direct":
+            pytest.skip(f"O_DIRECT unavailable here: {exc}")
+        raise
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_rf_soft_vote_equals_sklearn(rf, cls_data, tmp_path, layout, backend, engine):
+    X = with_nan(cls_data[0][:200])
+    pack(rf, tmp_path / "rf.pacset", layout=layout, bins=3, interleave=2)
+    with _open(tmp_path / "rf.pacset", backend, engine) as model:
+        np.testing.assert_allclose(model.predict_proba(X), rf.predict_proba(X), rtol=1e-6, atol=1e-12)
+        np.testing.assert_array_equal(model.predict(X), rf.predict(X))
+        assert model.blocks_touched > 0
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_hard_vote_counts_tree_votes(rf, cls_data, tmp_path, engine):
+    X = cls_data[0][:100]
+    pack(rf, tmp_path / "rf.pacset", vote="hard", bins=2)
+    votes = np.stack([e.predict(X.astype(np.float32)) for e in rf.estimators_]).astype(int)
+    expected = np.stack([(votes == c).mean(axis=0) for c in range(3)], axis=1)
+    with PackedForest.open(tmp_path / "rf.pacset", engine=engine) as model:
+        np.testing.assert_allclose(model.predict_proba(X), expected)
+        assert np.array_equal(model.predict(X), rf.classes_[np.argmax(expected, axis=1)])
+
+
+MODELS = [
+    ("GradientBoostingClassifier", dict(n_estimators=6), "cls", False),
+    ("GradientBoostingRegressor", dict(n_estimators=6), "reg", False),
+    ("HistGradientBoostingClassifier", dict(max_iter=6), "bin", True),
+    ("HistGradientBoostingRegressor", dict(max_iter=6), "reg", True),
+    ("ExtraTreesRegressor", dict(n_estimators=4), "reg", True),
+]
+
+
+@pytest.mark.parametrize("name,params,data,nan", MODELS)
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_boosting_and_regression_equal_source(name, params, data, nan, engine, cls_data, bin_data,
+                                              reg_data, tmp_path):
+    X, y = {"cls": cls_data, "bin": bin_data, "reg": reg_data}[data]
+    model = getattr(ensemble, name)(random_state=0, **params).fit(X, y)
+    pack(model, tmp_path / "m.pacset", bins=2, interleave=1)
+    XX = with_nan(X[:200]) if nan else X[:200]
+    with PackedForest.open(tmp_path / "m.pacset", engine=engine, backend="pread", cache_blocks=3) as packed:
+        if hasattr(model, "predict_proba"):
+            np.testing.assert_allclose(packed.predict_proba(XX), model.predict_proba(XX), rtol=1e-6)
+        np.testing.assert_allclose(packed.predict(XX), model.predict(XX), rtol=1e-6)
+
+
+@pytest.mark.peers
+def test_xgboost_and_lightgbm_packed(cls_data, tmp_path):
+    xgb = pytest.importorskip("xgboost")
+    lgb = pytest.importorskip("lightgbm")
+    X, y = cls_data
+    XX = with_nan(X[:200])
+    for model in (xgb.XGBClassifier(n_estimators=6, max_depth=4).fit(X, y),
+                  lgb.LGBMClassifier(n_estimators=6, verbose=-1).fit(X, y)):
+        pack(model, tmp_path / "m.pacset")
+        with PackedForest.open(tmp_path / "m.pacset") as packed:
+            np.testing.assert_allclose(packed.predict_proba(XX), model.predict_proba(XX), rtol=1e-5)
+            np.testing.assert_array_equal(packed.predict(XX), model.predict(XX))
+
+
+def test_single_row_and_bad_input(rf, cls_data, tmp_path):
+    pack(rf, tmp_path / "rf.pacset")
+    with PackedForest.open(tmp_path / "rf.pacset") as model:
+        x = cls_data[0][0]
+        assert model.predict(x)[0] == rf.predict(x[None])[0]
+        with pytest.raises(InvalidInputError, match="features"):
+            model.predict(np.zeros((2, 5)))
+        with pytest.raises(InvalidInputError, match="infinite"):
+            model.predict(np.full((1, 8), np.inf))
+    with pytest.raises(InvalidInputError, match="unknown backend"):
+        PackedForest.open(tmp_path / "rf.pacset", backend="tape")
+    with pytest.raises(DataNotFoundError):
+        PackedForest.open(tmp_path / "missing.pacset")
+
+
+def _corrupt(path, offset, length=1):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        data = f.read(length)
+        f.seek(offset)
+        f.write(bytes(b ^ 0xFF for b in data))
+
+
+@pytest.mark.parametrize("backend", ["mmap", "pread"])
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_corrupt_block_never_predicts(rf, cls_data, tmp_path, backend, engine):
+    path = tmp_path / "rf.pacset"
+    pack(rf, path, bins=1, interleave=0, layout="dfs")
+    nodes = open_packed(path).nodes_offset
+    _corrupt(path, nodes + 4)  # the first tree's root lives in block 0
+    with PackedForest.open(path, backend=backend, engine=engine) as model:
+        with pytest.raises(CorruptFileError, match="checksum"):
+            model.predict(cls_data[0][:3])
+    with pytest.raises(CorruptFileError):
+        verify_file(path)
+
+
+def test_truncated_and_damaged_headers(rf, tmp_path):
+    path = tmp_path / "rf.pacset"
+    pack(rf, path)
+    size = os.path.getsize(path)
+    os.truncate(path, size - 4096)
+    with pytest.raises(CorruptFileError, match="truncated"):
+        PackedForest.open(path)
+    pack(rf, path)
+    _corrupt(path, 70)  # inside the JSON metadata
+    with pytest.raises(CorruptFileError, match="header"):
+        PackedForest.open(path)
+    pack(rf, path)
+    _corrupt(path, open_packed(path).header.payload_offset + 3)  # the index section
+    with pytest.raises(CorruptFileError, match="index"):
+        PackedForest.open(path)
+    (tmp_path / "other").write_bytes(b"\0" * 100)
+    with pytest.raises(CorruptFileError, match="not a PACSET"):
+        PackedForest.open(tmp_path / "other")
+
+
+def test_lru_cache_smaller_than_query(rf, cls_data, tmp_path):
+    pack(rf, tmp_path / "rf.pacset", block_size=4096)
+    X = cls_data[0][:20]
+    with PackedForest.open(tmp_path / "rf.pacset", backend="pread", cache_blocks=1) as model:
+        np.testing.assert_allclose(model.predict_proba(X), rf.predict_proba(X), rtol=1e-6)
+        assert model.store.stats.blocks_fetched >= model.blocks_touched
