@@ -1,0 +1,439 @@
+"""The unsupervised randomer forest estimator: fit trees, then leaf co-membership as a similarity.
+
+Inputs -> ``fit`` (numba tree growth, parallel over trees) -> flat arrays per tree -> similarities
+(dense on request, sparse top-k, out-of-bag), tree-path distances, embeddings and k-NN-graph
+geodesics.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from frugalml.common.errors import InvalidInputError
+from frugalml.common.validate import as_array, one_of
+
+PROJECTIONS = ("axis", "sparse", "gaussian")
+CRITERIA = ("fastbic", "twomeans")
+SAMPLINGS = ("bootstrap", "subsample", "none")
+ROUTES = ("all", "inbag")
+EMBEDDINGS = ("spectral", "mds")
+_BATCH_BYTES = 256 << 20  # working memory for one parallel batch of trees
+
+
+@dataclass(frozen=True)
+class TreeConfig:
+    """The parameters of tree growth, resolved against the data's shape."""
+
+    projection: int
+    criterion: int
+    sampling: int
+    n_in: int
+    mtry: int
+    nnz: int
+    min_parent: int
+    max_depth: int
+    min_cluster_size: int
+
+
+@contextmanager
+def numba_threads(n_jobs: int | None):
+    """Run numba parallel loops on ``n_jobs`` threads (None: all; -1: all)."""
+    import numba
+
+    before = numba.get_num_threads()
+    wanted = numba.config.NUMBA_NUM_THREADS if n_jobs in (None, -1) else n_jobs
+    numba.set_num_threads(max(1, min(int(wanted), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+class UnsupervisedRandomerForest(BaseEstimator):
+    """Unsupervised randomer forest (URerF): a geodesic similarity from shared leaves.
+
+    Each tree is grown on a bootstrap sample by splitting nodes along random sparse projections at
+    the cut that best explains the projected values as two Gaussian clusters (FastBIC); two
+    points are similar when many trees put them in the same leaf.
+
+    Parameters
+    ----------
+    n_estimators : int
+        Number of trees (the authors' experiments used 300).
+    projection : {"sparse", "axis", "gaussian"}
+        "sparse": the authors' sparse oblique projections, a p x mtry matrix with
+        round(p * mtry * density) entries of +-1 at random places; "axis": mtry distinct features;
+        "gaussian": the sparse pattern with N(0, 1) weights.
+    density : float, optional
+        Fraction of non-zeros of the projection matrix; default 1 / p.
+    mtry : int, optional
+        Candidate projections per node; default ceil(sqrt(p)).
+    criterion : {"fastbic", "twomeans"}
+        Split criterion on the sorted projected values.
+    min_parent : int, optional
+        Nodes with fewer in-bag points are leaves; default round(sqrt(n)).
+    max_depth : int, optional
+        Depth limit (None: none).
+    min_cluster_size : int
+        Fewest in-bag points either side of a cut may have.
+    sampling : {"bootstrap", "subsample", "none"}
+        How each tree's in-bag sample is drawn.
+    max_samples : float, optional
+        In-bag sample size as a fraction of n (default 1.0 for bootstrap, 0.8 for subsample).
+    route : {"all", "inbag"}
+        "all": every training point is routed down every tree (the authors' choice), so leaves
+        hold all points; "inbag": a tree's leaves hold only its in-bag points.
+    normalize : bool
+        Min-max scale each feature (fitted on the training data) before growing.
+    n_components, embedding, n_neighbors :
+        What ``transform`` returns: an ``n_components``-dimensional spectral embedding of the
+        ``n_neighbors``-nearest forest-similarity graph, or classical MDS of 1 - similarity.
+    random_state : int, optional
+        Seed of every random choice; a fixed seed gives identical forests.
+    n_jobs : int, optional
+        Threads for the numba kernels (None: all cores).
+
+    Examples
+    --------
+    >>> from frugalml.urerf.datasets import simulate
+    >>> data = simulate("helix", n=300, noise_dims=5, seed=0)
+    >>> forest = UnsupervisedRandomerForest(100, projection="axis", random_state=0).fit(data.X)
+    >>> dist, ind = forest.kneighbors(n_neighbors=10)
+    >>> ind.shape
+    (300, 10)
+    """
+
+    def __init__(self, n_estimators: int = 100, *, projection: str = "sparse",
+                 density: float | None = None, mtry: int | None = None,
+                 criterion: str = "fastbic", min_parent: int | None = None,
+                 max_depth: int | None = None, min_cluster_size: int = 1,
+                 sampling: str = "bootstrap", max_samples: float | None = None,
+                 route: str = "all", normalize: bool = False, n_components: int = 2,
+                 embedding: str = "spectral", n_neighbors: int = 15,
+                 random_state: int | None = None, n_jobs: int | None = None):
+        self.n_estimators = n_estimators
+        self.projection = projection
+        self.density = density
+        self.mtry = mtry
+        self.criterion = criterion
+        self.min_parent = min_parent
+        self.max_depth = max_depth
+        self.min_cluster_size = min_cluster_size
+        self.sampling = sampling
+        self.max_samples = max_samples
+        self.route = route
+        self.normalize = normalize
+        self.n_components = n_components
+        self.embedding = embedding
+        self.n_neighbors = n_neighbors
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ validation
+    def _resolve(self, n: int, p: int) -> TreeConfig:
+        """Check every parameter once and turn it into the kernels' integer codes."""
+        one_of(self.projection, PROJECTIONS, "projection")
+        one_of(self.criterion, CRITERIA, "criterion")
+        one_of(self.sampling, SAMPLINGS, "sampling")
+        one_of(self.route, ROUTES, "route")
+        one_of(self.embedding, EMBEDDINGS, "embedding")
+        _positive_int(self.n_estimators, "n_estimators")
+        _positive_int(self.min_cluster_size, "min_cluster_size")
+        mtry = math.ceil(math.sqrt(p)) if self.mtry is None else _positive_int(self.mtry, "mtry")
+        if self.projection == "axis":
+            mtry = min(mtry, p)
+        density = 1.0 / p if self.density is None else float(self.density)
+        if not 0.0 < density <= 1.0:
+            raise InvalidInputError(f"density must be in (0, 1], got {self.density}")
+        nnz = min(max(round(p * mtry * density), 1), p * mtry)
+        if self.min_parent is None:
+            min_parent = max(round(math.sqrt(n)), 2)
+        else:
+            min_parent = _positive_int(self.min_parent, "min_parent")
+        max_depth = -1 if self.max_depth is None else _positive_int(self.max_depth, "max_depth")
+        default_fraction = {"bootstrap": 1.0, "subsample": 0.8, "none": 1.0}[self.sampling]
+        fraction = default_fraction if self.max_samples is None else float(self.max_samples)
+        if not 0.0 < fraction <= 1.0:
+            raise InvalidInputError(f"max_samples must be a fraction in (0, 1], got {self.max_samples}")
+        n_in = n if self.sampling == "none" else max(2, round(fraction * n))
+        return TreeConfig(PROJECTIONS.index(self.projection), CRITERIA.index(self.criterion),
+                          SAMPLINGS.index(self.sampling), n_in, mtry, nnz, min_parent, max_depth,
+                          int(self.min_cluster_size))
+
+    def _check_X(self, X, *, fitting: bool) -> np.ndarray:
+        """X as column-major float32 (features x samples), scaled like the training data."""
+        X = as_array(X, "X", ndim=2, dtype=np.float64)
+        if fitting:
+            if X.shape[0] < 2:
+                raise InvalidInputError(f"X has {X.shape[0]} sample(s); a forest needs at least 2")
+            self.n_features_in_ = X.shape[1]
+            if self.normalize:
+                low, high = X.min(axis=0), X.max(axis=0)
+                self.scale_min_ = low
+                self.scale_range_ = np.where(high > low, high - low, 1.0)
+        elif X.shape[1] != self.n_features_in_:
+            raise InvalidInputError(
+                f"X has {X.shape[1]} features but the forest was fitted on {self.n_features_in_}")
+        if self.normalize:
+            X = (X - self.scale_min_) / self.scale_range_
+        return np.ascontiguousarray(X.T, dtype=np.float32)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "leaves_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this UnsupervisedRandomerForest is not fitted yet; call fit(X) first")
+
+    def _check_k(self, k: int, n_queries_from_train: bool) -> int:
+        k = _positive_int(k, "n_neighbors")
+        limit = self.n_samples_fit_ - 1 if n_queries_from_train else self.n_samples_fit_
+        if k > limit:
+            raise InvalidInputError(
+                f"n_neighbors={k} but only {limit} other training points exist; choose k < n")
+        return k
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Grow the forest on X (n_samples, n_features); y is ignored.
+
+        Raises
+        ------
+        InvalidInputError
+            X not 2-D, with NaN or infinity, fewer than 2 samples, or an invalid parameter.
+        """
+        from frugalml.urerf._leaves import leaf_members
+        from frugalml.urerf._trees import grow_batch
+
+        Xt = self._check_X(X, fitting=True)
+        p, n = Xt.shape
+        cfg = self._resolve(n, p)
+        self.n_samples_fit_ = n
+        self.config_ = cfg
+        self.__dict__.pop("embedding_", None)
+        seeds = np.random.default_rng(self.random_state).integers(
+            0, np.iinfo(np.int64).max, size=self.n_estimators, dtype=np.int64).astype(np.uint64)
+        node_cap = 2 * cfg.n_in
+        per_entry = max(1, min(p, 2 * max(1, cfg.nnz // cfg.mtry)))
+        proj_cap = (cfg.n_in if cfg.projection == 0 else cfg.n_in * per_entry) + 16
+        per_tree = node_cap * 40 + proj_cap * 8 + n * 8
+        batch = max(1, min(self.n_estimators, _BATCH_BYTES // per_tree))
+        parts = []
+        with numba_threads(self.n_jobs):
+            for start in range(0, self.n_estimators, batch):
+                chunk = seeds[start:start + batch]
+                while True:
+                    out = grow_batch(Xt, chunk, cfg.sampling, cfg.n_in, cfg.projection, cfg.mtry,
+                                     cfg.nnz, cfg.criterion, cfg.min_parent, cfg.max_depth,
+                                     cfg.min_cluster_size, node_cap, proj_cap)
+                    needed = int(out[-1][:, 1].max())
+                    if needed <= proj_cap:
+                        break
+                    proj_cap = needed
+                parts.append(out)
+        self._store(parts)
+        keep = self.inbag_ > 0 if self.route == "inbag" else np.ones_like(self.leaves_, dtype=np.bool_)
+        self._member_ptr, self._members = leaf_members(self.leaves_, keep, self.tree_offsets_)
+        return self
+
+    def _store(self, parts) -> None:
+        """Trim each tree's fixed-capacity rows and concatenate them into flat forest arrays."""
+        fields = {name: [] for name in ("left", "right", "threshold", "start", "end", "depth",
+                                        "parent", "feature", "weight", "leaves", "inbag")}
+        offsets, proj_offset = [0], 0
+        for left, right, thr, pstart, pend, depth, parent, feat, weight, leaves, inbag, sizes in parts:
+            for t in range(sizes.shape[0]):
+                nodes, entries = int(sizes[t, 0]), int(sizes[t, 1])
+                fields["left"].append(left[t, :nodes])
+                fields["right"].append(right[t, :nodes])
+                fields["threshold"].append(thr[t, :nodes])
+                fields["start"].append(pstart[t, :nodes] + proj_offset)
+                fields["end"].append(pend[t, :nodes] + proj_offset)
+                fields["depth"].append(depth[t, :nodes])
+                fields["parent"].append(parent[t, :nodes])
+                fields["feature"].append(feat[t, :entries])
+                fields["weight"].append(weight[t, :entries])
+                offsets.append(offsets[-1] + nodes)
+                proj_offset += entries
+            fields["leaves"].append(leaves)
+            fields["inbag"].append(inbag)
+        self.tree_offsets_ = np.asarray(offsets, dtype=np.int64)
+        self.children_left_ = np.concatenate(fields["left"])
+        self.children_right_ = np.concatenate(fields["right"])
+        self.threshold_ = np.concatenate(fields["threshold"])
+        self.proj_start_ = np.concatenate(fields["start"])
+        self.proj_end_ = np.concatenate(fields["end"])
+        self.node_depth_ = np.concatenate(fields["depth"])
+        self.node_parent_ = np.concatenate(fields["parent"])
+        self.proj_feature_ = np.concatenate(fields["feature"])
+        self.proj_weight_ = np.concatenate(fields["weight"])
+        self.leaves_ = np.concatenate(fields["leaves"])
+        self.inbag_ = np.concatenate(fields["inbag"])
+
+    # ------------------------------------------------------------------ routing
+    def _query_leaves(self, X) -> tuple[np.ndarray, bool]:
+        """Leaves (n_trees, m) of the queries and whether they are the training points."""
+        self._check_fitted()
+        if X is None:
+            if self.route == "inbag":
+                return np.where(self.inbag_ > 0, self.leaves_, -1).astype(np.int32), True
+            return self.leaves_, True
+        from frugalml.urerf._trees import route
+
+        Xt = self._check_X(X, fitting=False)
+        with numba_threads(self.n_jobs):
+            leaves = route(Xt, self.tree_offsets_, self.children_left_, self.children_right_,
+                           self.threshold_, self.proj_start_, self.proj_end_, self.proj_feature_,
+                           self.proj_weight_)
+        return leaves, False
+
+    def apply(self, X) -> np.ndarray:
+        """Index of the leaf each sample reaches in each tree: array (n_samples, n_estimators)."""
+        leaves, _ = self._query_leaves(X)
+        return np.ascontiguousarray(leaves.T)
+
+    # ------------------------------------------------------------------ similarities
+    def kneighbors(self, X=None, n_neighbors: int = 50, return_distance: bool = True):
+        """The ``n_neighbors`` training points most similar to each query, never forming n x n.
+
+        Parameters
+        ----------
+        X : array-like (m, n_features), optional
+            Queries; None means the training points, each excluding itself.
+        n_neighbors : int
+            k, at most n - 1 for the training points.
+
+        Returns
+        -------
+        distances : ndarray (m, k), 1 - similarity, ascending (only if ``return_distance``)
+        indices : ndarray (m, k), training indices; ties broken by lower index.
+        """
+        from frugalml.urerf._leaves import top_k
+
+        qleaves, training = self._query_leaves(X)
+        k = self._check_k(n_neighbors, training)
+        with numba_threads(self.n_jobs):
+            ind, counts = top_k(qleaves, self.tree_offsets_, self._member_ptr, self._members,
+                                self.n_samples_fit_, k, training, 64)
+        if not return_distance:
+            return ind
+        return 1.0 - counts / self.n_estimators, ind
+
+    def kneighbors_graph(self, X=None, n_neighbors: int = 50):
+        """Sparse CSR (m, n) of the top-k similarities (explicit entries even where 0)."""
+        from scipy.sparse import csr_matrix
+
+        dist, ind = self.kneighbors(X, n_neighbors)
+        m, k = ind.shape
+        return csr_matrix(((1.0 - dist).ravel(), ind.ravel(), np.arange(0, m * k + 1, k)),
+                          shape=(m, self.n_samples_fit_))
+
+    def similarity(self, X=None) -> np.ndarray:
+        """Dense similarity: fraction of trees in which a query and a training point share a leaf.
+
+        For the training points (X None) this is the symmetric n x n matrix with unit diagonal.
+        """
+        from frugalml.urerf._leaves import dense_counts
+
+        qleaves, training = self._query_leaves(X)
+        with numba_threads(self.n_jobs):
+            counts = dense_counts(qleaves, self.tree_offsets_, self._member_ptr, self._members,
+                                  self.n_samples_fit_)
+        sim = counts / float(self.n_estimators)
+        if training:
+            np.fill_diagonal(sim, 1.0)
+        return sim
+
+    def oob_similarity(self) -> np.ndarray:
+        """Out-of-bag proximity of the training points (dense n x n; needs a sampling scheme)."""
+        from frugalml.urerf._leaves import oob_similarity
+
+        self._check_fitted()
+        if self.sampling == "none":
+            raise InvalidInputError("out-of-bag proximities need sampling='bootstrap' or 'subsample'")
+        with numba_threads(self.n_jobs):
+            return oob_similarity(self.leaves_, self.inbag_)
+
+    def path_distances(self, X=None) -> np.ndarray:
+        """Mean tree-path length (edges through the lowest common ancestor) to each training point.
+
+        Returns a dense (m, n) array (m = n for X None; zero on the diagonal).
+        """
+        from frugalml.urerf._leaves import path_lengths
+
+        self._check_fitted()
+        qleaves = self.leaves_ if X is None else self._query_leaves(X)[0]
+        with numba_threads(self.n_jobs):
+            return path_lengths(qleaves, self.leaves_, self.tree_offsets_, self.node_depth_,
+                                self.node_parent_)
+
+    def geodesic_distances(self, n_neighbors: int | None = None, indices=None) -> np.ndarray:
+        """Shortest paths through the symmetrised forest k-NN graph (edge weight 1 - similarity).
+
+        Parameters
+        ----------
+        n_neighbors : int, optional
+            k of the graph (default ``self.n_neighbors``).
+        indices : array-like of int, optional
+            Sources (default all): returns (len(indices), n); inf between disconnected parts.
+        """
+        from scipy.sparse.csgraph import shortest_path
+
+        graph = self.kneighbors_graph(None, n_neighbors or self.n_neighbors)
+        graph.data = np.maximum(1.0 - graph.data, 1e-12)  # keep zero-distance edges stored
+        graph = graph.maximum(graph.T).tocsr()
+        if indices is not None:
+            indices = as_array(indices, "indices", ndim=1, dtype=np.int64)
+        return shortest_path(graph, method="D", directed=False, indices=indices)
+
+    # ------------------------------------------------------------------ embeddings
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        """Fit, then embed the training points (see ``transform``)."""
+        return self.fit(X).transform()
+
+    def transform(self, X=None) -> np.ndarray:
+        """An ``n_components``-dimensional embedding from the forest similarity.
+
+        The training points (X None) are embedded by ``embedding``; new points are placed at the
+        similarity-weighted mean of their ``n_neighbors`` most similar training points.
+        """
+        self._check_fitted()
+        if not hasattr(self, "embedding_"):
+            self.embedding_ = self._embed_training()
+        if X is None:
+            return self.embedding_
+        dist, ind = self.kneighbors(X, self.n_neighbors)
+        weight = 1.0 - dist + 1e-12
+        return np.einsum("mk,mkc->mc", weight / weight.sum(axis=1, keepdims=True), self.embedding_[ind])
+
+    def _embed_training(self) -> np.ndarray:
+        d = _positive_int(self.n_components, "n_components")
+        if d >= self.n_samples_fit_:
+            raise InvalidInputError(f"n_components={d} must be below the number of samples")
+        if self.embedding == "mds":
+            dist = 1.0 - self.similarity()
+            centred = -0.5 * _double_centre(dist**2)
+            values, vectors = np.linalg.eigh(centred)
+            top = np.argsort(values)[::-1][:d]
+            return vectors[:, top] * np.sqrt(np.maximum(values[top], 0.0))
+        from sklearn.manifold import spectral_embedding
+
+        graph = self.kneighbors_graph(None, min(self.n_neighbors, self.n_samples_fit_ - 1))
+        graph = 0.5 * (graph + graph.T)
+        return spectral_embedding(graph, n_components=d, random_state=self.random_state,
+                                  drop_first=True)
+
+
+def _double_centre(a: np.ndarray) -> np.ndarray:
+    return a - a.mean(axis=0) - a.mean(axis=1, keepdims=True) + a.mean()
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+

@@ -1,0 +1,59 @@
+"""FastBIC and TwoMeans against brute-force references and a fitted Gaussian mixture."""
+
+import numpy as np
+import pytest
+
+from frugalml.common.errors import InvalidInputError
+from frugalml.urerf.splits import bic_reference, fastbic_split, gmm_split, twomeans_split
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("min_cluster_size", [1, 4])
+def test_fastbic_equals_bruteforce(seed, min_cluster_size):
+    g = np.random.default_rng(seed)
+    z = np.concatenate([g.normal(0, 1, 40), g.normal(g.uniform(0, 4), g.uniform(0.2, 2), 25)])
+    z[:3] = z[3]  # ties must not be cut between
+    unequal, pooled = bic_reference(z, min_cluster_size)
+    best = np.minimum(unequal, pooled)
+    split = fastbic_split(z, min_cluster_size)
+    assert split is not None
+    assert split.score == pytest.approx(best.min(), rel=1e-9)
+    assert split.n_left == int(np.argmin(best)) + 1
+    assert min(split.n_left, z.size - split.n_left) >= min_cluster_size
+    zs = np.sort(z)
+    assert zs[split.n_left - 1] < split.threshold < zs[split.n_left]
+
+
+def test_twomeans_equals_bruteforce():
+    g = np.random.default_rng(3)
+    z = np.sort(g.normal(0, 1, 50))
+    sse = [((z[:s] - z[:s].mean()) ** 2).sum() + ((z[s:] - z[s:].mean()) ** 2).sum() for s in range(1, 50)]
+    split = twomeans_split(z)
+    assert split.n_left == int(np.argmin(sse)) + 1
+    assert split.score == pytest.approx(min(sse), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fastbic_matches_gmm_on_separable_mixture(seed):
+    g = np.random.default_rng(seed)
+    z = np.concatenate([g.normal(0, 1, 60), g.normal(12, 2, 40)])
+    fast, gmm = fastbic_split(z), gmm_split(z, seed=seed)
+    assert fast.n_left == gmm.n_left == 60
+
+
+def test_constant_values_have_no_split():
+    assert fastbic_split(np.ones(10)) is None
+    assert twomeans_split(np.ones(10)) is None
+
+
+def test_zero_variance_sides_are_skipped():
+    # every cut leaves one side constant except ones that split inside the spread side
+    z = np.array([0.0, 0.0, 0.0, 5.0, 6.0, 7.0])
+    split = fastbic_split(z)
+    assert split is None or split.n_left > 3
+
+
+@pytest.mark.parametrize("bad", [[1.0], [np.nan, 1.0, 2.0], [[1.0, 2.0]]])
+def test_bad_values_raise(bad):
+    with pytest.raises(InvalidInputError):
+        fastbic_split(bad)
