@@ -1,0 +1,493 @@
+/* maskedmm C kernels: sparsity maps, B packing and the masked multiply with runtime ISA dispatch.
+ *
+ * Python owns all memory (numpy arrays passed through the buffer protocol); these functions fill
+ * it with the GIL released and OpenMP threads. The micro-kernel table comes from
+ * codegen_kernels.py (see _microkernels.h).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "_microkernels.h"
+
+#define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,popcnt")))
+#define MAX_TILE (4 * 64)
+
+enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+
+static int parse_isa(const char *name)
+{
+    if (strcmp(name, "avx512") == 0) return ISA_AVX512;
+    if (strcmp(name, "avx2") == 0) return ISA_AVX2;
+    if (strcmp(name, "scalar") == 0) return ISA_SCALAR;
+    PyErr_Format(PyExc_ValueError, "unknown ISA %s (avx512, avx2, scalar)", name);
+    return -1;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* ---- sparsity maps of A: one bit per entry, 64 per word, rows padded to whole words ---- */
+
+#define DEFINE_A_MAPS_SCALAR(SUF, T, ABS)                                                      \
+    static void a_maps_scalar_##SUF(const T *A, ptrdiff_t sr, ptrdiff_t sc, int64_t M,         \
+                                    int64_t K, T thr, const uint8_t *mask, ptrdiff_t mr,       \
+                                    ptrdiff_t mc, uint64_t *bits, T *filtered, int threads,    \
+                                    int64_t *nnz, int64_t *bad)                                \
+    {                                                                                          \
+        const int64_t nw = ceil_div(K, 64);                                                    \
+        int64_t tn = 0, tb = 0;                                                                \
+        _Pragma("omp parallel for num_threads(threads) reduction(+ : tn, tb) schedule(static)") \
+        for (int64_t i = 0; i < M; i++) {                                                      \
+            for (int64_t w = 0; w < nw; w++) {                                                 \
+                const int64_t k0 = w * 64, k1 = k0 + 64 < K ? k0 + 64 : K;                      \
+                uint64_t word = 0;                                                             \
+                for (int64_t k = k0; k < k1; k++) {                                            \
+                    const T v = A[i * sr + k * sc];                                            \
+                    const int keep = ABS(v) > thr && (!mask || mask[i * mr + k * mc]);         \
+                    tb += !isfinite(v);                                                        \
+                    word |= (uint64_t)keep << (k - k0);                                        \
+                    if (filtered) filtered[i * K + k] = keep ? v : (T)0;                       \
+                }                                                                              \
+                bits[i * nw + w] = word;                                                       \
+                tn += __builtin_popcountll(word);                                              \
+            }                                                                                  \
+        }                                                                                      \
+        *nnz = tn;                                                                             \
+        *bad = tb;                                                                             \
+    }
+
+DEFINE_A_MAPS_SCALAR(f32, float, fabsf)
+DEFINE_A_MAPS_SCALAR(f64, double, fabs)
+
+/* AVX-512 maps for rows with unit column stride: one compare yields 16 (or 8) bits at once. */
+#define DEFINE_A_MAPS_AVX512(SUF, T, VEC, LANES, MASK, SFX, ABSBITS, EPI)                     \
+    AVX512_TARGET static void a_maps_avx512_##SUF(const T *A, ptrdiff_t sr, int64_t M,          \
+                                                  int64_t K, T thr, uint64_t *bits,            \
+                                                  T *filtered, int threads, int64_t *nnz,      \
+                                                  int64_t *bad)                                \
+    {                                                                                          \
+        const int64_t nw = ceil_div(K, 64);                                                    \
+        int64_t tn = 0, tb = 0;                                                                \
+        _Pragma("omp parallel for num_threads(threads) reduction(+ : tn, tb) schedule(static)") \
+        for (int64_t i = 0; i < M; i++) {                                                      \
+            const VEC vthr = _mm512_set1_##SFX(thr), vinf = _mm512_set1_##SFX(INFINITY);       \
+            const VEC absmask = _mm512_castsi512_##SFX(_mm512_set1_##EPI(ABSBITS));            \
+            const T *row = A + i * sr;                                                         \
+            T *frow = filtered ? filtered + i * K : NULL;                                      \
+            for (int64_t w = 0; w < nw; w++) {                                                 \
+                uint64_t word = 0;                                                             \
+                for (int c = 0; c < 64 / LANES; c++) {                                         \
+                    const int64_t k = w * 64 + c * LANES;                                      \
+                    if (k >= K) break;                                                         \
+                    const int64_t rem = K - k;                                                 \
+                    const MASK lm = rem >= LANES ? (MASK)~0u : (MASK)((1u << rem) - 1);        \
+                    const VEC v = _mm512_maskz_loadu_##SFX(lm, row + k);                       \
+                    const VEC a = _mm512_and_##SFX(v, absmask);                                \
+                    const MASK keep = _mm512_mask_cmp_##SFX##_mask(lm, a, vthr, _CMP_GT_OQ);   \
+                    const MASK nonfinite = _mm512_mask_cmp_##SFX##_mask(lm, a, vinf, _CMP_NLT_UQ); \
+                    tb += __builtin_popcount(nonfinite);                                       \
+                    word |= (uint64_t)keep << (c * LANES);                                     \
+                    if (frow) _mm512_mask_storeu_##SFX(frow + k, lm, _mm512_maskz_mov_##SFX(keep, v)); \
+                }                                                                              \
+                bits[i * nw + w] = word;                                                       \
+                tn += __builtin_popcountll(word);                                              \
+            }                                                                                  \
+        }                                                                                      \
+        *nnz = tn;                                                                             \
+        *bad = tb;                                                                             \
+    }
+
+DEFINE_A_MAPS_AVX512(f32, float, __m512, 16, __mmask16, ps, 0x7fffffff, epi32)
+DEFINE_A_MAPS_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL, epi64)
+
+/* ---- B packed into panels of MK_SEGMENTS segments, with one row bitmap per segment ----
+ * sbits[p][s][w] has bit k%64 of word k/64 set when segment s of row k of panel p holds a
+ * non-zero; sbits[p][MK_SEGMENTS] is their OR (rows with any non-zero in the panel). */
+
+#define DEFINE_PACK_B(SUF, T, ABS, MAXV)                                                       \
+    static void pack_b_##SUF(const T *B, ptrdiff_t sr, ptrdiff_t sc, int64_t K, int64_t N,     \
+                             T thr, const uint8_t *mask, ptrdiff_t mr, ptrdiff_t mc, int W,    \
+                             T *panels, uint64_t *sbits, int threads, int64_t *nnz,            \
+                             int64_t *bad, int64_t *segs)                                      \
+    {                                                                                          \
+        const int64_t NR = (int64_t)W * MK_SEGMENTS, np = ceil_div(N, NR), nw = ceil_div(K, 64); \
+        int64_t tn = 0, tb = 0, ts = 0;                                                        \
+        _Pragma("omp parallel for num_threads(threads) reduction(+ : tn, tb, ts) schedule(static)") \
+        for (int64_t p = 0; p < np; p++) {                                                     \
+            const int64_t j0 = p * NR, cols = N - j0 < NR ? N - j0 : NR;                        \
+            uint64_t *pb = sbits + p * (MK_SEGMENTS + 1) * nw;                                 \
+            for (int64_t k = 0; k < K; k++) {                                                  \
+                T *dst = panels + (p * K + k) * NR;                                            \
+                const T *src = B + k * sr + j0 * sc;                                           \
+                unsigned pattern = 0;                                                          \
+                for (int s = 0; s < MK_SEGMENTS; s++) {                                        \
+                    int64_t kept = 0;                                                          \
+                    if (sc == 1 && !mask && cols == NR) {                                      \
+                        for (int l = 0; l < W; l++) {                                          \
+                            const T v = src[s * W + l];                                        \
+                            const int keep = ABS(v) > thr;                                     \
+                            tb += !(ABS(v) <= MAXV);                                           \
+                            kept += keep;                                                      \
+                            dst[s * W + l] = keep ? v : (T)0;                                  \
+                        }                                                                      \
+                    } else {                                                                   \
+                        for (int l = 0; l < W; l++) {                                          \
+                            const int64_t j = s * W + l;                                       \
+                            T v = 0;                                                           \
+                            if (j < cols) {                                                    \
+                                v = src[j * sc];                                               \
+                                const int keep = ABS(v) > thr &&                               \
+                                                 (!mask || mask[k * mr + (j0 + j) * mc]);      \
+                                tb += !(ABS(v) <= MAXV);                                       \
+                                kept += keep;                                                  \
+                                if (!keep) v = 0;                                              \
+                            }                                                                  \
+                            dst[j] = v;                                                        \
+                        }                                                                      \
+                    }                                                                          \
+                    tn += kept;                                                                \
+                    pattern |= (unsigned)(kept > 0) << s;                                      \
+                }                                                                              \
+                const uint64_t bit = 1ull << (k % 64);                                         \
+                for (int s = 0; s < MK_SEGMENTS; s++)                                          \
+                    if (pattern >> s & 1) pb[s * nw + k / 64] |= bit;                          \
+                if (pattern) pb[MK_SEGMENTS * nw + k / 64] |= bit;                             \
+                ts += __builtin_popcount(pattern);                                             \
+            }                                                                                  \
+        }                                                                                      \
+        *nnz = tn;                                                                             \
+        *bad = tb;                                                                             \
+        *segs = ts;                                                                            \
+    }
+
+DEFINE_PACK_B(f32, float, fabsf, FLT_MAX)
+DEFINE_PACK_B(f64, double, fabs, DBL_MAX)
+
+/* ---- the masked multiply over (row block, panel) tiles ----
+ * Per 64-k word: bits = A block's bitmap AND the panel's row bitmap; the segment pattern is the
+ * set of segments any of those k need. Runs of words with one pattern go to one table entry. */
+
+#define DEFINE_MULTIPLY(SUF, T)                                                                \
+    static int multiply_##SUF(const T *A, ptrdiff_t sar, ptrdiff_t sac, int64_t M, int64_t K,  \
+                              const uint64_t *rowbits, const T *panels, const uint64_t *sbits, \
+                              int W, int64_t N, T *C, ptrdiff_t scr, ptrdiff_t scc,            \
+                              const mk_##SUF##_fn (*table)[MK_PATTERNS], int mr, int threads,  \
+                              int64_t sample, int64_t out[3])                                  \
+    {                                                                                          \
+        const int64_t NR = (int64_t)W * MK_SEGMENTS, np = ceil_div(N, NR), nw = ceil_div(K, 64); \
+        const int64_t nb = ceil_div(M, mr);                                                    \
+        int64_t iters = 0, fmas = 0, calls = 0;                                                \
+        int failed = 0;                                                                        \
+        _Pragma("omp parallel num_threads(threads) reduction(+ : iters, fmas, calls, failed)") \
+        {                                                                                      \
+            uint64_t *ab = malloc((size_t)nw * sizeof(uint64_t));                              \
+            T ctile[MAX_TILE] __attribute__((aligned(64)));                                    \
+            failed += ab == NULL;                                                              \
+            _Pragma("omp for schedule(dynamic, 4)")                                            \
+            for (int64_t t = 0; t < np * nb; t++) {                                            \
+                const int64_t p = t / nb, b = t % nb, i0 = b * mr;                             \
+                const int64_t rows = M - i0 < mr ? M - i0 : mr;                                \
+                const int64_t cols = N - p * NR < NR ? N - p * NR : NR;                        \
+                const uint64_t *pb = sbits + p * (MK_SEGMENTS + 1) * nw;                       \
+                const uint64_t *rowany = pb + MK_SEGMENTS * nw;                                \
+                if (ab == NULL || (sample && b % sample)) continue;                            \
+                if (!sample) memset(ctile, 0, sizeof(T) * rows * NR);                           \
+                for (int64_t r0 = 0; r0 < rows;) {                                             \
+                    int ri = MK_ROW_BLOCKS - 1;                                                \
+                    while (mk_row_blocks[ri] > rows - r0) ri--;                                \
+                    const int m = mk_row_blocks[ri];                                           \
+                    for (int64_t w = 0; w < nw; w++) {                                         \
+                        uint64_t v = 0;                                                        \
+                        for (int r = 0; r < m; r++) v |= rowbits[(i0 + r0 + r) * nw + w];       \
+                        ab[w] = v;                                                             \
+                    }                                                                          \
+                    unsigned run_q = 0;                                                        \
+                    int64_t run_w0 = 0;                                                        \
+                    for (int64_t w = 0; w <= nw; w++) {                                        \
+                        unsigned q = 0;                                                        \
+                        if (w < nw) {                                                          \
+                            const uint64_t bits = ab[w] & rowany[w];                           \
+                            if (!bits) continue;                                               \
+                            for (int s = 0; s < MK_SEGMENTS; s++)                              \
+                                q |= (unsigned)((ab[w] & pb[s * nw + w]) != 0) << s;           \
+                            if (q == run_q) continue;                                          \
+                        }                                                                      \
+                        if (run_q) {                                                           \
+                            int64_t n = 0;                                                     \
+                            if (sample) {                                                      \
+                                for (int64_t u = run_w0; u < w; u++)                           \
+                                    n += __builtin_popcountll(ab[u] & rowany[u]);              \
+                            } else {                                                           \
+                                n = table[ri][run_q](A + (i0 + r0) * sar, sar, sac, ab, rowany, \
+                                                     (int)run_w0, (int)w, panels + p * K * NR,  \
+                                                     ctile + r0 * NR);                         \
+                            }                                                                  \
+                            iters += n;                                                        \
+                            fmas += n * m * __builtin_popcount(run_q);                         \
+                            calls++;                                                           \
+                        }                                                                      \
+                        run_q = q;                                                             \
+                        run_w0 = w;                                                            \
+                    }                                                                          \
+                    r0 += m;                                                                   \
+                }                                                                              \
+                if (sample) continue;                                                          \
+                for (int64_t r = 0; r < rows; r++)                                             \
+                    for (int64_t j = 0; j < cols; j++)                                         \
+                        C[(i0 + r) * scr + (p * NR + j) * scc] = ctile[r * NR + j];            \
+            }                                                                                  \
+            free(ab);                                                                          \
+        }                                                                                      \
+        out[0] = iters;                                                                        \
+        out[1] = fmas;                                                                         \
+        out[2] = calls;                                                                        \
+        return failed == 0;                                                                    \
+    }
+
+DEFINE_MULTIPLY(f32, float)
+DEFINE_MULTIPLY(f64, double)
+
+/* ---- Python glue: buffers, argument checks, GIL release ---- */
+
+static int get_2d(PyObject *obj, Py_buffer *v, int writable, const char *name)
+{
+    if (PyObject_GetBuffer(obj, v, PyBUF_STRIDES | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
+    if (v->ndim != 2 || (v->itemsize != 4 && v->itemsize != 8 && v->itemsize != 1) ||
+        v->strides[0] % v->itemsize || v->strides[1] % v->itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s must be a 2-D array with aligned strides", name);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    return 0;
+}
+
+static int get_flat(PyObject *obj, Py_buffer *v, int writable, Py_ssize_t need, const char *name)
+{
+    if (PyObject_GetBuffer(obj, v, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    if (v->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, v->len, need);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    return 0;
+}
+
+#define STRIDE(v, d) ((v).strides[d] / (v).itemsize)
+
+static int resolve_threads(int threads) { return threads > 0 ? threads : omp_get_num_procs(); }
+
+static PyObject *py_a_maps(PyObject *self, PyObject *args)
+{
+    PyObject *a_obj, *mask_obj, *bits_obj, *filt_obj;
+    double thr;
+    const char *isa_name;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OdOOOsi", &a_obj, &thr, &mask_obj, &bits_obj, &filt_obj,
+                          &isa_name, &threads))
+        return NULL;
+    const int isa = parse_isa(isa_name);
+    if (isa < 0) return NULL;
+    Py_buffer a, mask = {0}, bits = {0}, filt = {0};
+    if (get_2d(a_obj, &a, 0, "A") < 0) return NULL;
+    const int64_t M = a.shape[0], K = a.shape[1], nw = ceil_div(K, 64);
+    int ok = get_flat(bits_obj, &bits, 1, M * nw * 8, "bits") == 0;
+    const int has_mask = mask_obj != Py_None, has_filt = filt_obj != Py_None;
+    if (ok && has_mask) ok = get_2d(mask_obj, &mask, 0, "mask") == 0;
+    if (ok && has_mask && (mask.shape[0] != M || mask.shape[1] != K || mask.itemsize != 1)) {
+        PyErr_SetString(PyExc_ValueError, "mask must be a uint8 array shaped like A");
+        ok = 0;
+    }
+    if (ok && has_filt) ok = get_flat(filt_obj, &filt, 1, M * K * a.itemsize, "filtered") == 0;
+    int64_t nnz = 0, bad = 0;
+    if (ok) {
+        threads = resolve_threads(threads);
+        const int fast = isa == ISA_AVX512 && !has_mask && STRIDE(a, 1) == 1;
+        Py_BEGIN_ALLOW_THREADS
+        if (a.itemsize == 4 && fast)
+            a_maps_avx512_f32(a.buf, STRIDE(a, 0), M, K, (float)thr, bits.buf,
+                              has_filt ? filt.buf : NULL, threads, &nnz, &bad);
+        else if (a.itemsize == 4)
+            a_maps_scalar_f32(a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, (float)thr,
+                              has_mask ? mask.buf : NULL, has_mask ? mask.strides[0] : 0,
+                              has_mask ? mask.strides[1] : 0, bits.buf, has_filt ? filt.buf : NULL,
+                              threads, &nnz, &bad);
+        else if (fast)
+            a_maps_avx512_f64(a.buf, STRIDE(a, 0), M, K, thr, bits.buf,
+                              has_filt ? filt.buf : NULL, threads, &nnz, &bad);
+        else
+            a_maps_scalar_f64(a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, thr,
+                              has_mask ? mask.buf : NULL, has_mask ? mask.strides[0] : 0,
+                              has_mask ? mask.strides[1] : 0, bits.buf, has_filt ? filt.buf : NULL,
+                              threads, &nnz, &bad);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&a);
+    if (bits.obj) PyBuffer_Release(&bits);
+    if (mask.obj) PyBuffer_Release(&mask);
+    if (filt.obj) PyBuffer_Release(&filt);
+    return ok ? Py_BuildValue("LL", (long long)nnz, (long long)bad) : NULL;
+}
+
+static PyObject *py_pack_b(PyObject *self, PyObject *args)
+{
+    PyObject *b_obj, *mask_obj, *panels_obj, *sbits_obj;
+    double thr;
+    int width, threads;
+    if (!PyArg_ParseTuple(args, "OdOiOOi", &b_obj, &thr, &mask_obj, &width, &panels_obj,
+                          &sbits_obj, &threads))
+        return NULL;
+    if (width < 1 || width * MK_SEGMENTS > 64) {
+        PyErr_SetString(PyExc_ValueError, "segment width must be between 1 and 16");
+        return NULL;
+    }
+    Py_buffer b, mask = {0}, panels = {0}, sbits = {0};
+    if (get_2d(b_obj, &b, 0, "B") < 0) return NULL;
+    const int64_t K = b.shape[0], N = b.shape[1], NR = (int64_t)width * MK_SEGMENTS;
+    const int64_t np = ceil_div(N, NR), nw = ceil_div(K, 64);
+    const int has_mask = mask_obj != Py_None;
+    int ok = 1;
+    if (has_mask) ok = get_2d(mask_obj, &mask, 0, "mask") == 0;
+    if (ok && has_mask && (mask.shape[0] != K || mask.shape[1] != N || mask.itemsize != 1)) {
+        PyErr_SetString(PyExc_ValueError, "mask must be a uint8 array shaped like B");
+        ok = 0;
+    }
+    if (ok) ok = get_flat(panels_obj, &panels, 1, np * K * NR * b.itemsize, "panels") == 0;
+    if (ok) ok = get_flat(sbits_obj, &sbits, 1, np * (MK_SEGMENTS + 1) * nw * 8, "sbits") == 0;
+    int64_t nnz = 0, bad = 0, segs = 0;
+    if (ok) {
+        threads = resolve_threads(threads);
+        const uint8_t *mbuf = has_mask ? mask.buf : NULL;
+        const ptrdiff_t msr = has_mask ? mask.strides[0] : 0, msc = has_mask ? mask.strides[1] : 0;
+        Py_BEGIN_ALLOW_THREADS
+        if (b.itemsize == 4)
+            pack_b_f32(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, (float)thr, mbuf, msr, msc, width,
+                       panels.buf, sbits.buf, threads, &nnz, &bad, &segs);
+        else
+            pack_b_f64(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, thr, mbuf, msr, msc, width,
+                       panels.buf, sbits.buf, threads, &nnz, &bad, &segs);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&b);
+    if (mask.obj) PyBuffer_Release(&mask);
+    if (panels.obj) PyBuffer_Release(&panels);
+    if (sbits.obj) PyBuffer_Release(&sbits);
+    return ok ? Py_BuildValue("LLL", (long long)nnz, (long long)bad, (long long)segs) : NULL;
+}
+
+static int table_index(int isa) { return isa == ISA_AVX512 ? 0 : isa == ISA_AVX2 ? 1 : 2; }
+
+static const mk_f32_fn (*const tables_f32[3])[MK_PATTERNS] = {
+    table_avx512_f32, table_avx2_f32, table_scalar_f32};
+static const mk_f64_fn (*const tables_f64[3])[MK_PATTERNS] = {
+    table_avx512_f64, table_avx2_f64, table_scalar_f64};
+
+static PyObject *py_multiply(PyObject *self, PyObject *args)
+{
+    PyObject *a_obj, *bits_obj, *panels_obj, *sbits_obj, *c_obj;
+    int width, mr, threads;
+    long long n_cols, sample;
+    const char *isa_name;
+    if (!PyArg_ParseTuple(args, "OOOOiLOsiiL", &a_obj, &bits_obj, &panels_obj, &sbits_obj,
+                          &width, &n_cols, &c_obj, &isa_name, &mr, &threads, &sample))
+        return NULL;
+    const int isa = parse_isa(isa_name);
+    if (isa < 0) return NULL;
+    if (mr != 1 && mr != 2 && mr != 4) {
+        PyErr_SetString(PyExc_ValueError, "row block must be 1, 2 or 4");
+        return NULL;
+    }
+    if (width < 1 || width * MK_SEGMENTS > 64) {
+        PyErr_SetString(PyExc_ValueError, "segment width must be between 1 and 16");
+        return NULL;
+    }
+    Py_buffer a, c = {0}, bits = {0}, panels = {0}, sbits = {0};
+    if (get_2d(a_obj, &a, 0, "A") < 0) return NULL;
+    const int64_t M = a.shape[0], K = a.shape[1], N = n_cols, NR = (int64_t)width * MK_SEGMENTS;
+    const int64_t np = ceil_div(N, NR), nw = ceil_div(K, 64);
+    int ok = get_2d(c_obj, &c, 1, "C") == 0;
+    if (ok && (c.shape[0] != M || c.shape[1] != N || c.itemsize != a.itemsize)) {
+        PyErr_SetString(PyExc_ValueError, "C must have A's dtype and shape (rows of A, columns of B)");
+        ok = 0;
+    }
+    if (ok) ok = get_flat(bits_obj, &bits, 0, M * nw * 8, "bits") == 0;
+    if (ok) ok = get_flat(panels_obj, &panels, 0, np * K * NR * a.itemsize, "panels") == 0;
+    if (ok) ok = get_flat(sbits_obj, &sbits, 0, np * (MK_SEGMENTS + 1) * nw * 8, "sbits") == 0;
+    int64_t out[3] = {0, 0, 0};
+    int done = 1;
+    if (ok) {
+        threads = resolve_threads(threads);
+        const int ti = table_index(isa);
+        Py_BEGIN_ALLOW_THREADS
+        if (a.itemsize == 4)
+            done = multiply_f32(a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, bits.buf, panels.buf,
+                                sbits.buf, width, N, c.buf, STRIDE(c, 0), STRIDE(c, 1),
+                                tables_f32[ti], mr, threads, sample, out);
+        else
+            done = multiply_f64(a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, bits.buf, panels.buf,
+                                sbits.buf, width, N, c.buf, STRIDE(c, 0), STRIDE(c, 1),
+                                tables_f64[ti], mr, threads, sample, out);
+        Py_END_ALLOW_THREADS
+        if (!done) PyErr_NoMemory();
+    }
+    PyBuffer_Release(&a);
+    if (c.obj) PyBuffer_Release(&c);
+    if (bits.obj) PyBuffer_Release(&bits);
+    if (panels.obj) PyBuffer_Release(&panels);
+    if (sbits.obj) PyBuffer_Release(&sbits);
+    if (!ok || !done) return NULL;
+    return Py_BuildValue("LLL", (long long)out[0], (long long)out[1], (long long)out[2]);
+}
+
+static PyObject *py_supported_isas(PyObject *self, PyObject *noargs)
+{
+    __builtin_cpu_init();
+    PyObject *list = PyList_New(0);
+    if (list == NULL) return NULL;
+    const char *names[3] = {"scalar", NULL, NULL};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) names[1] = "avx2";
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("fma"))
+        names[2] = "avx512";
+    for (int i = 0; i < 3; i++) {
+        if (names[i] == NULL) continue;
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (s == NULL || PyList_Append(list, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(s);
+    }
+    return list;
+}
+
+static PyObject *py_num_procs(PyObject *self, PyObject *noargs)
+{
+    return PyLong_FromLong(omp_get_num_procs());
+}
+
+static PyMethodDef methods[] = {
+    {"a_maps", py_a_maps, METH_VARARGS,
+     "a_maps(A, threshold, mask, bits, filtered, isa, threads) -> (nnz, nonfinite)"},
+    {"pack_b", py_pack_b, METH_VARARGS,
+     "pack_b(B, threshold, mask, width, panels, sbits, threads) -> (nnz, nonfinite, segments)"},
+    {"multiply", py_multiply, METH_VARARGS,
+     "multiply(A, bits, panels, sbits, width, n, C, isa, mr, threads, sample) -> "
+     "(iterations, vector_fmas, dispatches)"},
+    {"supported_isas", py_supported_isas, METH_NOARGS, "ISAs this CPU runs: scalar, avx2, avx512"},
+    {"num_procs", py_num_procs, METH_NOARGS, "processors OpenMP may use"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernels", "maskedmm C kernels (see _kernels.c).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

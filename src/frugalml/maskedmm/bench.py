@@ -1,0 +1,157 @@
+"""The benchmark behind ``frugal maskedmm bench``: ours vs numpy/OpenBLAS, scipy and torch CSR, MKL.
+
+Everything runs in one process; each (ours, peer) pair is timed interleaved with
+:func:`frugalml.common.timing.compare`, with BLAS and OpenMP limited to the same thread count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from frugalml.common.report import Record, new_figure, save_plot
+from frugalml.common.timing import compare
+from frugalml.maskedmm import core, patterns
+
+SYSTEM = "maskedmm"
+SLOW_PEER_BELOW = 0.7  # element-level peers take seconds on denser operands: skipped there
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to sweep and how hard to measure."""
+
+    n: int = 1024
+    sparsities: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+    patterns: tuple[str, ...] = ("random", "block16", "columns", "relu")
+    threads: tuple[int, ...] = (1, 2)
+    rounds: int = 5
+    peers: tuple[str, ...] = ("scipy", "torch", "mkl")
+
+
+def blas_note() -> str:
+    """numpy's BLAS kernel and OPENBLAS_CORETYPE, as recorded with every ratio against numpy."""
+    from frugalml.common.env import blas
+
+    kernels = ", ".join(f"{lib.get('internal_api')} {lib.get('architecture')}" for lib in blas()) or "?"
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    return f"numpy BLAS: {kernels}; OPENBLAS_CORETYPE={'unset' if coretype is None else coretype}"
+
+
+NUMPY = "numpy dense (BLAS)"
+PER_CALL = "masked, B packed per call"
+
+
+def our_functions(A, B, prepared, threads: int) -> dict[str, Callable[[], object]]:
+    """Our contenders: the masked kernel with B prepared once or packed per call, and auto."""
+    return {
+        "masked, B prepared": lambda: core.matmul(A, prepared, method="masked", threads=threads),
+        PER_CALL: lambda: core.matmul(A, B, method="masked", threads=threads),
+        "auto": lambda: core.matmul(A, B, method="auto", threads=threads),
+    }
+
+
+def peer_functions(A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[str, ...]
+                   ) -> tuple[dict[str, Callable[[], object]], list[str]]:
+    """The peers that can run here, and a note for each one that cannot."""
+    fns: dict[str, Callable[[], object]] = {NUMPY: lambda: A @ B}
+    skipped = []
+    slow_ok = sparsity >= SLOW_PEER_BELOW
+    if "scipy" in wanted and slow_ok:
+        from scipy import sparse
+
+        Ac, Bc = sparse.csr_array(A), sparse.csr_array(B)
+        fns["scipy csr@csr incl. conversion"] = lambda: (sparse.csr_array(A) @ sparse.csr_array(B)).toarray()
+        fns["scipy csr@csr excl. conversion"] = lambda: (Ac @ Bc).toarray()
+        fns["scipy csr@dense incl. conversion"] = lambda: sparse.csr_array(A) @ B
+    if "torch" in wanted:
+        try:
+            import torch
+        except ImportError:
+            skipped.append("torch: not installed")
+        else:
+            At, Bt = torch.from_numpy(A), torch.from_numpy(B)
+            fns["torch dense"] = lambda: At @ Bt
+            if slow_ok:
+                fns["torch.sparse csr@dense incl. conversion"] = lambda: At.to_sparse_csr() @ Bt
+    if "mkl" in wanted and slow_ok:
+        try:
+            from scipy import sparse
+            from sparse_dot_mkl import dot_product_mkl
+        except (ImportError, OSError) as exc:
+            skipped.append(f"sparse-dot-mkl: unavailable ({exc.__class__.__name__}: {exc})")
+        else:
+            fns["MKL csr@csr->dense incl. conversion (sparse-dot-mkl)"] = lambda: dot_product_mkl(
+                sparse.csr_matrix(A), sparse.csr_matrix(B), dense=True)
+    if not slow_ok:
+        skipped.append(f"element-level peers skipped below {SLOW_PEER_BELOW:.0%} zeros (seconds per call)")
+    return fns, skipped
+
+
+def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench") -> list[Record]:
+    """Measure every pattern x sparsity x thread count; return the records (ratio > 1: ours wins)."""
+    from threadpoolctl import threadpool_limits
+
+    from frugalml.common.progress import progress
+
+    cases = [(t, p, s) for t in config.threads for p in config.patterns for s in config.sparsities]
+    records: list[Record] = []
+    note = blas_note()
+    for threads, pattern, sparsity in progress(cases, desc=progress_desc, quiet=quiet):
+        A, B = patterns.operands(pattern, config.n, sparsity, seed=7)
+        prepared = core.prepare_b(B, threads=threads)
+        workload = f"{config.n}^3 fp32 {pattern} {sparsity:.0%} zeros, {threads} thread(s)"
+        ours = our_functions(A, B, prepared, threads)
+        with threadpool_limits(limits=threads):
+            peers, skipped = peer_functions(A, B, sparsity, config.peers)
+            for peer_name, peer in peers.items():
+                names = list(ours) if peer_name == NUMPY else [PER_CALL]
+                for our_name in names:
+                    fn = ours[our_name]
+                    comparison = compare(fn, peer, rounds=config.rounds, warmup=1)
+                    records.append(Record.from_comparison(
+                        comparison, system=SYSTEM, workload=workload, peer=peer_name,
+                        metric=f"time ({our_name})",
+                        notes=f"{note}; pattern={pattern}; sparsity={sparsity}; threads={threads}"
+                              + (f"; skipped: {'; '.join(skipped)}" if skipped else "")))
+            core.reset_stats()
+            core.matmul(A, prepared, method="masked", threads=threads)
+            fma = core.stats()
+            plan = core.plan(A, B, threads=threads)
+            records.append(Record(SYSTEM, workload, "vector FMA reduction vs dense", "x",
+                                  fma.fma_reduction, None, None, higher_is_better=True,
+                                  notes=f"auto plan: {plan.method} (row block {plan.row_block})"))
+    return records
+
+
+def speedups(records: list[Record], peer: str, our_name: str
+             ) -> dict[tuple[str, int], list[tuple[float, float]]]:
+    """(pattern, threads) -> [(sparsity, ratio)] for one peer and one of our variants."""
+    curves: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for r in records:
+        if r.peer != peer or r.metric != f"time ({our_name})":
+            continue
+        fields = dict(part.split("=", 1) for part in r.notes.split("; ") if "=" in part)
+        key = (fields["pattern"], int(fields["threads"]))
+        curves.setdefault(key, []).append((float(fields["sparsity"]), r.ratio))
+    return curves
+
+
+def plot(records: list[Record], path) -> None:
+    """Speedup over numpy vs sparsity, one line per pattern and thread count."""
+    fig, axes = new_figure(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, our_name in zip(axes, ("masked, B prepared", "auto"), strict=True):
+        for (pattern, threads), points in sorted(speedups(records, NUMPY, our_name).items()):
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot([100 * x for x in xs], ys, marker="o", label=f"{pattern}, {threads} thr",
+                    linestyle="-" if threads == 1 else "--")
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("zeros in A and B (%)")
+        ax.set_title(f"{our_name} vs numpy/OpenBLAS")
+    axes[0].set_ylabel("speedup (numpy time / ours, median)")
+    axes[1].legend(fontsize=8)
+    save_plot(fig, path)

@@ -1,0 +1,172 @@
+"""Generate the table of pattern-specialised micro-kernels (the paper's "dynamic code lookup").
+
+B is cut into panels of ``SEGMENTS`` vector-width segments; preparing B records, per panel and
+segment, a bitmap of the rows k where that segment holds a non-zero. For a tile (row block of A,
+panel of B) the driver in ``_kernels.c`` ANDs the A block's bitmap with the panel's, word by word
+(64 k at a time), derives the pattern of segments those k need, and calls the table entry for
+that pattern once per run of words sharing it, never per element. Each entry, written here for
+every ISA, dtype, row-block height and pattern, keeps its accumulators in registers and loads and
+multiplies only its pattern's segments. Run by setup.py before compiling; the output
+``_microkernels.h`` is committed and a test checks that regenerating it changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+SEGMENTS = 4
+ROW_BLOCKS = (1, 2, 4)
+OUTPUT = Path(__file__).with_name("_microkernels.h")
+
+
+@dataclass(frozen=True)
+class Isa:
+    """How one instruction set spells vector loads, broadcasts, FMAs and stores."""
+
+    name: str
+    target: str
+    width: dict[str, int]
+    vector: dict[str, str]
+    prefix: dict[str, str]
+
+
+ISAS = (
+    Isa("avx512", "avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt",
+        {"f32": 16, "f64": 8}, {"f32": "__m512", "f64": "__m512d"},
+        {"f32": "_mm512_{}_ps", "f64": "_mm512_{}_pd"}),
+    Isa("avx2", "avx2,fma,bmi,bmi2,popcnt",
+        {"f32": 8, "f64": 4}, {"f32": "__m256", "f64": "__m256d"},
+        {"f32": "_mm256_{}_ps", "f64": "_mm256_{}_pd"}),
+    Isa("scalar", "", {"f32": 8, "f64": 4}, {}, {}),
+)
+DTYPES = ("f32", "f64")
+
+
+def ctype(dtype: str) -> str:
+    return "float" if dtype == "f32" else "double"
+
+
+def kernel_name(isa: Isa, dtype: str, rows: int, pattern: int) -> str:
+    return f"mk_{isa.name}_{dtype}_r{rows}_p{pattern}"
+
+
+def segments_of(pattern: int) -> list[int]:
+    return [s for s in range(SEGMENTS) if pattern >> s & 1]
+
+
+def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[str]:
+    """Accumulators live in registers; only the pattern's segments are loaded and multiplied."""
+    width, panel = isa.width[dtype], isa.width[dtype] * SEGMENTS
+    op = isa.prefix[dtype].format
+    vec, segs = isa.vector[dtype], segments_of(pattern)
+    lines = [f"    {vec} c{r}_{s} = {op('loadu')}(ctile + {r * panel + s * width});"
+             for r in range(rows) for s in segs]
+    lines += _loop_head(dtype, panel)
+    lines += [f"            const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs]
+    lines += [f"            const {vec} a{r} = {op('set1')}(ak[{r} * sar]);" for r in range(rows)]
+    lines += [f"            c{r}_{s} = {op('fmadd')}(a{r}, b{s}, c{r}_{s});"
+              for r in range(rows) for s in segs]
+    lines += _loop_tail()
+    lines += [f"    {op('storeu')}(ctile + {r * panel + s * width}, c{r}_{s});"
+              for r in range(rows) for s in segs]
+    return lines
+
+
+def scalar_kernel_body(dtype: str, rows: int, pattern: int, width: int) -> list[str]:
+    """Portable C: fixed-length loops per segment that any compiler can unroll."""
+    panel, t, segs = width * SEGMENTS, ctype(dtype), segments_of(pattern)
+    lines = _loop_head(dtype, panel)
+    lines += [f"            const {t} a{r} = ak[{r} * sar];" for r in range(rows)]
+    for r in range(rows):
+        for s in segs:
+            base = r * panel + s * width
+            lines.append(f"            for (int l = 0; l < {width}; l++) "
+                         f"ctile[{base} + l] += a{r} * bp[{s * width} + l];")
+    return lines + _loop_tail()
+
+
+def _loop_head(dtype: str, panel: int) -> list[str]:
+    t = ctype(dtype)
+    return [
+        "    int64_t n = 0;",
+        "    for (int w = w0; w < w1; w++) {",
+        "        uint64_t bits = abits[w] & bbits[w];",
+        "        while (bits) {",
+        "            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);",
+        "            bits &= bits - 1;",
+        f"            const {t} *bp = panel + k * {panel};",
+        f"            const {t} *ak = a + k * sac;",
+    ]
+
+
+def _loop_tail() -> list[str]:
+    return ["            n++;", "        }", "    }"]
+
+
+def kernel(isa: Isa, dtype: str, rows: int, pattern: int) -> str:
+    t = ctype(dtype)
+    attr = f'__attribute__((target("{isa.target}"))) ' if isa.target else ""
+    head = (f"static {attr}int64_t {kernel_name(isa, dtype, rows, pattern)}(\n"
+            f"    const {t} *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,\n"
+            f"    const uint64_t *restrict bbits, int w0, int w1, const {t} *restrict panel, "
+            f"{t} *restrict ctile)\n{{")
+    body = (vector_kernel_body(isa, dtype, rows, pattern) if isa.vector
+            else scalar_kernel_body(dtype, rows, pattern, isa.width[dtype]))
+    return "\n".join([head, *body, "    return n;", "}"])
+
+
+def table(isa: Isa, dtype: str) -> str:
+    rows_entries = []
+    for rows in ROW_BLOCKS:
+        names = ["NULL"] + [kernel_name(isa, dtype, rows, p) for p in range(1, 1 << SEGMENTS)]
+        rows_entries.append("    {" + ", ".join(names) + "},")
+    return "\n".join([
+        f"static const mk_{dtype}_fn table_{isa.name}_{dtype}[{len(ROW_BLOCKS)}][{1 << SEGMENTS}] = {{",
+        *rows_entries, "};"])
+
+
+def generate() -> str:
+    """The whole header as a string (deterministic, so regeneration can be checked)."""
+    parts = [
+        "/* Generated by codegen_kernels.py; do not edit. Pattern-specialised micro-kernels. */",
+        "#pragma once",
+        "#include <stddef.h>",
+        "#include <stdint.h>",
+        "#include <immintrin.h>",
+        "",
+        f"#define MK_SEGMENTS {SEGMENTS}",
+        f"#define MK_PATTERNS {1 << SEGMENTS}",
+        f"#define MK_ROW_BLOCKS {len(ROW_BLOCKS)}",
+        "static const int mk_row_blocks[MK_ROW_BLOCKS] = {" + ", ".join(map(str, ROW_BLOCKS)) + "};",
+    ]
+    for isa in ISAS:
+        for dtype in DTYPES:
+            parts.append(f"#define MK_WIDTH_{isa.name.upper()}_{dtype.upper()} {isa.width[dtype]}")
+    for dtype in DTYPES:
+        t = ctype(dtype)
+        parts.append(f"typedef int64_t (*mk_{dtype}_fn)(const {t} *restrict, ptrdiff_t, ptrdiff_t, "
+                     f"const uint64_t *restrict, const uint64_t *restrict, int, int, const {t} *restrict, "
+                     f"{t} *restrict);")
+    for isa in ISAS:
+        for dtype in DTYPES:
+            parts.append("")
+            for rows in ROW_BLOCKS:
+                for pattern in range(1, 1 << SEGMENTS):
+                    parts.append(kernel(isa, dtype, rows, pattern))
+            parts.append(table(isa, dtype))
+    return "\n".join(parts) + "\n"
+
+
+def write(path: Path = OUTPUT) -> bool:
+    """Write the header if its content changed; return whether it was written."""
+    text = generate()
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+if __name__ == "__main__":
+    print(f"{OUTPUT}: {'written' if write() else 'unchanged'}", file=sys.stderr)

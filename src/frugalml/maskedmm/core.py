@@ -1,0 +1,453 @@
+"""``matmul``, ``prepare_b``, ``plan`` and ``stats``: C = A @ B on dense arrays full of run-time zeros."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from frugalml.common.errors import InvalidInputError
+from frugalml.common.validate import as_array, one_of
+from frugalml.maskedmm import backend, numba_kernels, planner
+from frugalml.maskedmm.codegen_kernels import SEGMENTS
+from frugalml.maskedmm.oracle import effective
+
+METHODS = ("auto", "dense", "masked", "sparse")
+DTYPE_CODES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+
+@dataclass
+class Stats:
+    """Work counters since the last :func:`reset_stats`, standing in for instruction counts.
+
+    A vector FMA multiplies one broadcast element of A by one vector segment of B. ``dense``
+    counts what a dense kernel of the same vector width executes for the same calls.
+    """
+
+    calls: dict[str, int] = field(default_factory=dict)
+    vector_fmas_executed: int = 0
+    vector_fmas_dense: int = 0
+    iterations: int = 0
+    dispatches: int = 0
+
+    @property
+    def vector_fmas_skipped(self) -> int:
+        return self.vector_fmas_dense - self.vector_fmas_executed
+
+    @property
+    def fma_reduction(self) -> float:
+        """Dense vector FMAs per executed one (4.0 means four times fewer)."""
+        return self.vector_fmas_dense / self.vector_fmas_executed if self.vector_fmas_executed else math.inf
+
+    def to_dict(self) -> dict:
+        return {"calls": dict(self.calls), "vector_fmas_executed": self.vector_fmas_executed,
+                "vector_fmas_dense": self.vector_fmas_dense,
+                "vector_fmas_skipped": self.vector_fmas_skipped, "fma_reduction": self.fma_reduction,
+                "iterations": self.iterations, "dispatches": self.dispatches}
+
+
+_stats = Stats()
+_stats_lock = threading.Lock()
+
+
+def stats() -> Stats:
+    """A snapshot of the work counters (FMAs executed vs. skipped, dispatches, calls per method)."""
+    with _stats_lock:
+        return Stats(dict(_stats.calls), _stats.vector_fmas_executed, _stats.vector_fmas_dense,
+                     _stats.iterations, _stats.dispatches)
+
+
+def reset_stats() -> None:
+    """Zero the work counters."""
+    global _stats
+    with _stats_lock:
+        _stats = Stats()
+
+
+def _record(method: str, dense: int, executed: int, iterations: int = 0, dispatches: int = 0) -> None:
+    with _stats_lock:
+        _stats.calls[method] = _stats.calls.get(method, 0) + 1
+        _stats.vector_fmas_dense += dense
+        _stats.vector_fmas_executed += executed
+        _stats.iterations += iterations
+        _stats.dispatches += dispatches
+
+
+@dataclass(eq=False)
+class PreparedB:
+    """B packed into panels with its sparsity maps, reusable across calls (static weights).
+
+    Made by :func:`prepare_b`. It holds a filtered copy of B (threshold and mask applied when it
+    was prepared); the original array is not referenced.
+    """
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+    isa: str
+    width: int
+    threshold: float
+    panels: np.ndarray
+    segment_bits: np.ndarray
+    nnz: int
+    nonzero_segments: int
+    _dense: np.ndarray | None = field(default=None, repr=False)
+    _csr: object = field(default=None, repr=False)
+
+    @property
+    def density(self) -> float:
+        """Fraction of B's entries that are non-zero (after threshold and mask)."""
+        return self.nnz / (self.shape[0] * self.shape[1])
+
+    @property
+    def segment_density(self) -> float:
+        """Fraction of B's vector segments holding at least one non-zero."""
+        return self.nonzero_segments / (self.shape[0] * self.panels.shape[0] * SEGMENTS)
+
+    def dense(self) -> np.ndarray:
+        """The filtered B as a dense C-ordered array (built once, then cached)."""
+        if self._dense is None:
+            k, n = self.shape
+            self._dense = np.ascontiguousarray(self.panels.transpose(1, 0, 2).reshape(k, -1)[:, :n])
+        return self._dense
+
+    def csr(self):
+        """The filtered B as a scipy CSR array (built once, then cached)."""
+        if self._csr is None:
+            from scipy import sparse
+
+            self._csr = sparse.csr_array(self.dense())
+        return self._csr
+
+
+def _matrix(x, name: str) -> np.ndarray:
+    arr = as_array(x, name, ndim=2, allow_nan=True)  # NaN/inf are counted by the map pass
+    if arr.dtype not in DTYPE_CODES:
+        raise InvalidInputError(
+            f"{name} has dtype {arr.dtype}; maskedmm multiplies float32 or float64 arrays, "
+            f"convert with {name}.astype(numpy.float32)"
+        )
+    return arr
+
+
+def _mask(mask, shape: tuple[int, int], name: str) -> np.ndarray | None:
+    if mask is None:
+        return None
+    arr = np.asarray(mask)
+    if arr.dtype != np.bool_:
+        raise InvalidInputError(f"{name} must be a boolean array (True = entry may be non-zero), "
+                                f"got dtype {arr.dtype}; convert with {name}.astype(bool)")
+    if arr.shape != shape:
+        raise InvalidInputError(f"{name} has shape {arr.shape} but its operand has shape {shape}")
+    return arr
+
+
+def _threshold(threshold) -> float:
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"threshold must be a number, got {threshold!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"threshold must be finite and >= 0, got {threshold!r}")
+    return value
+
+
+def _threads(threads) -> int:
+    if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        if env.isdigit() and int(env) > 0:
+            return int(env)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+        raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
+def _nonfinite_error(name: str, count: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"{name} contains {count} NaN or infinite value(s); a masked multiply treats zeros as exact "
+        "(0 * inf would be NaN), so clean them first or use method='dense' without a threshold"
+    )
+
+
+def prepare_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
+              threads: int | None = None) -> PreparedB:
+    """Pack B into panels with its sparsity maps, to reuse across many ``matmul`` calls.
+
+    Parameters
+    ----------
+    B : array-like, float32 or float64, shape (K, N)
+    b_mask : bool array of shape (K, N), optional
+        False marks entries to treat as zero whatever their value.
+    threshold : float
+        Entries with ``|b| <= threshold`` are treated as zero.
+    isa : {"avx512", "avx2", "scalar"}, optional
+        Kernel variant the packing is for (default: the best this CPU runs, or
+        ``$FRUGAL_MASKEDMM_ISA``).
+    threads : int, optional
+        OpenMP threads (default: all usable cores).
+
+    Raises
+    ------
+    InvalidInputError
+        Wrong dtype or dimensions, a mask of the wrong shape, a bad threshold, NaN/inf in B.
+
+    Examples
+    --------
+    >>> W = prepare_b(np.eye(4, dtype=np.float32))
+    >>> matmul(np.ones((2, 4), np.float32), W).sum()
+    8.0
+    """
+    B = _matrix(B, "B")
+    mask = _mask(b_mask, B.shape, "b_mask")
+    threshold = _threshold(threshold)
+    chosen = backend.choose_isa(isa)
+    code = DTYPE_CODES[B.dtype]
+    width = backend.segment_width(chosen, code)
+    k, n = B.shape
+    npanels, nwords = -(-n // (width * SEGMENTS)), -(-k // 64)
+    if chosen == backend.NUMBA:
+        filtered = effective(B, mask, threshold) if (mask is not None or threshold > 0) else B
+        bad = int(np.count_nonzero(~np.isfinite(filtered)))
+        panels, sbits = numba_kernels.pack_b(np.ascontiguousarray(filtered), width)
+        nnz = int(np.count_nonzero(filtered))
+        segments = int(np.count_nonzero(panels.reshape(npanels, k, SEGMENTS, width).any(axis=3)))
+    else:
+        panels = np.empty((npanels, k, width * SEGMENTS), B.dtype)
+        sbits = np.zeros((npanels, SEGMENTS + 1, nwords), np.uint64)
+        mask_bytes = None if mask is None else mask.view(np.uint8)
+        nnz, bad, segments = backend.extension.pack_b(B, threshold, mask_bytes, width, panels, sbits,
+                                                      _threads(threads))
+    if bad:
+        raise _nonfinite_error("B", bad)
+    return PreparedB((k, n), B.dtype, chosen, width, threshold, panels, sbits, nnz, segments)
+
+
+@dataclass(frozen=True)
+class Operands:
+    """Checked inputs of one multiply."""
+
+    A: np.ndarray
+    B: np.ndarray | None
+    prepared: PreparedB | None
+    a_mask: np.ndarray | None
+    b_mask: np.ndarray | None
+    threshold: float
+    threads: int
+    blas_threads: int | None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        k, n = self.prepared.shape if self.prepared is not None else self.B.shape
+        return self.A.shape[0], k, n
+
+    @property
+    def filters_a(self) -> bool:
+        return self.a_mask is not None or self.threshold > 0
+
+    @property
+    def filters_b(self) -> bool:
+        return self.prepared is None and (self.b_mask is not None or self.threshold > 0)
+
+
+def check_operands(A, B, a_mask=None, b_mask=None, threshold=0.0, threads=None) -> Operands:
+    """Validate everything about a multiply in one place; raise InvalidInputError on bad input."""
+    A = _matrix(A, "A")
+    prepared = B if isinstance(B, PreparedB) else None
+    if prepared is None:
+        B = _matrix(B, "B")
+        k, _ = B.shape
+        b_dtype = B.dtype
+    else:
+        if b_mask is not None:
+            raise InvalidInputError("b_mask belongs to prepare_b when B is prepared; pass it there")
+        B, (k, _), b_dtype = None, prepared.shape, prepared.dtype
+    if A.shape[1] != k:
+        raise InvalidInputError(f"A has shape {A.shape} and B has {k} rows; A @ B needs A's "
+                                f"columns ({A.shape[1]}) to equal B's rows")
+    if A.dtype != b_dtype:
+        raise InvalidInputError(f"A is {A.dtype} and B is {b_dtype}; cast both to one dtype")
+    a_mask = _mask(a_mask, A.shape, "a_mask")
+    b_mask = _mask(b_mask, B.shape, "b_mask") if B is not None else None
+    return Operands(A, B, prepared, a_mask, b_mask, _threshold(threshold), _threads(threads),
+                    None if threads is None else int(threads))
+
+
+def _check_out(out, ops: Operands) -> np.ndarray:
+    m, _, n = ops.shape
+    if not isinstance(out, np.ndarray):
+        raise InvalidInputError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != (m, n) or out.dtype != ops.A.dtype:
+        raise InvalidInputError(f"out must have shape {(m, n)} and dtype {ops.A.dtype}, "
+                                f"got {out.shape} {out.dtype}")
+    if not out.flags.writeable:
+        raise InvalidInputError("out is read-only; pass a writable array")
+    others = [ops.A] + ([ops.B] if ops.B is not None else [])
+    if any(np.may_share_memory(out, x) for x in others):
+        raise InvalidInputError("out overlaps an input; pass a separate array (inputs are never modified)")
+    return out
+
+
+def matmul(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, method: str = "auto",
+           threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """C = A @ B, skipping the products whose factors are zero.
+
+    Parameters
+    ----------
+    A : array-like, float32 or float64, shape (M, K)
+        C- or F-ordered, any strides.
+    B : array-like of shape (K, N) with A's dtype, or a :class:`PreparedB`
+    a_mask, b_mask : bool arrays shaped like A and B, optional
+        False marks entries to treat as zero whatever their value.
+    threshold : float
+        Entries with ``|x| <= threshold`` are treated as zero (in A, and in B unless prepared;
+        a prepared B keeps the threshold given to :func:`prepare_b`).
+    method : {"auto", "dense", "masked", "sparse"}
+        ``auto`` asks the planner (cost model calibrated per machine); ``dense`` is numpy's BLAS,
+        ``masked`` the C kernels, ``sparse`` scipy's element-level CSR product.
+    threads : int, optional
+        Threads for our kernels and, when given, BLAS (default: all usable cores).
+    out : ndarray, optional
+        Where to write C (shape (M, N), A's dtype, not overlapping the inputs).
+
+    Returns
+    -------
+    ndarray of shape (M, N)
+
+    Raises
+    ------
+    InvalidInputError
+        Shape or dtype mismatch, masks of the wrong shape or dtype, a bad threshold or thread
+        count, NaN/inf in an operand (except for ``method="dense"`` without a threshold or masks).
+
+    Examples
+    --------
+    >>> A = np.array([[0.0, 2.0], [0.0, 0.0]], np.float32)
+    >>> matmul(A, np.ones((2, 3), np.float32), method="masked")
+    array([[2., 2., 2.],
+           [0., 0., 0.]], dtype=float32)
+    """
+    method = one_of(method, METHODS, "method")
+    ops = check_operands(A, B, a_mask, b_mask, threshold, threads)
+    if out is not None:
+        out = _check_out(out, ops)
+    chosen = plan_operands(ops) if method == "auto" else None
+    if (chosen.method if chosen else method) == "dense":
+        return _dense(ops, out)
+    if (chosen.method if chosen else method) == "sparse":
+        return _sparse(ops, out)
+    return _masked(ops, out, chosen.row_block if chosen else None)
+
+
+def plan(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0,
+         threads: int | None = None) -> planner.Plan:
+    """The method ``method="auto"`` would pick for these operands, with every cost estimate."""
+    return plan_operands(check_operands(A, B, a_mask, b_mask, threshold, threads))
+
+
+def plan_operands(ops: Operands) -> planner.Plan:
+    isa = backend.choose_isa()
+    if ops.prepared is not None:
+        b_density, b_exact = ops.prepared.density, True
+    else:
+        b_density, b_exact = planner.sample_density(ops.B, ops.threshold), False
+    return planner.choose(
+        shape=ops.shape, dtype_code=DTYPE_CODES[ops.A.dtype], isa=isa,
+        a_density=planner.sample_density(ops.A, ops.threshold), b_density=b_density,
+        b_prepared=ops.prepared is not None, b_density_exact=b_exact, threads=ops.threads,
+        filters=ops.filters_a or ops.filters_b,
+    )
+
+
+def _effective_a(ops: Operands) -> np.ndarray:
+    if not ops.filters_a:
+        return ops.A
+    if not np.isfinite(ops.A).all():
+        raise _nonfinite_error("A", int(np.count_nonzero(~np.isfinite(ops.A))))
+    return effective(ops.A, ops.a_mask, ops.threshold)
+
+
+def _effective_b(ops: Operands) -> np.ndarray:
+    if ops.prepared is not None:
+        return ops.prepared.dense()
+    if not ops.filters_b:
+        return ops.B
+    if not np.isfinite(ops.B).all():
+        raise _nonfinite_error("B", int(np.count_nonzero(~np.isfinite(ops.B))))
+    return effective(ops.B, ops.b_mask, ops.threshold)
+
+
+def _dense_fmas(ops: Operands) -> int:
+    m, k, n = ops.shape
+    isa = backend.choose_isa()
+    return m * k * -(-n // backend.segment_width(isa, DTYPE_CODES[ops.A.dtype]))
+
+
+def _dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
+    a, b = _effective_a(ops), _effective_b(ops)
+    if ops.blas_threads is None:
+        result = np.matmul(a, b, out=out)
+    else:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=ops.blas_threads, user_api="blas"):
+            result = np.matmul(a, b, out=out)
+    dense = _dense_fmas(ops)
+    _record("dense", dense, dense)
+    return result
+
+
+def _sparse(ops: Operands, out: np.ndarray | None) -> np.ndarray:
+    from scipy import sparse
+
+    a = sparse.csr_array(_effective_a(ops))
+    if not np.isfinite(a.data).all():
+        raise _nonfinite_error("A", int(np.count_nonzero(~np.isfinite(a.data))))
+    b = ops.prepared.csr() if ops.prepared is not None else sparse.csr_array(_effective_b(ops))
+    if not np.isfinite(b.data).all():
+        raise _nonfinite_error("B", int(np.count_nonzero(~np.isfinite(b.data))))
+    result = (a @ b).toarray()
+    _record("sparse", _dense_fmas(ops), 0)
+    if out is None:
+        return result.astype(ops.A.dtype, copy=False)
+    out[...] = result
+    return out
+
+
+def _prepared_for(ops: Operands, isa: str) -> PreparedB:
+    if ops.prepared is None:
+        return prepare_b(ops.B, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
+    if ops.prepared.isa == isa:
+        return ops.prepared
+    return prepare_b(ops.prepared.dense(), isa=isa, threads=ops.threads)
+
+
+def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None) -> np.ndarray:
+    isa = backend.choose_isa()
+    prepared = _prepared_for(ops, isa)
+    m, k, n = ops.shape
+    if row_block is None:
+        row_block = planner.default_row_block(ops.A)
+    result = out if out is not None else np.empty((m, n), ops.A.dtype)
+    if isa == backend.NUMBA:
+        a = np.ascontiguousarray(_effective_a(ops))
+        bits, bad = numba_kernels.a_maps(a)
+        if bad:
+            raise _nonfinite_error("A", bad)
+        counters = numba_kernels.multiply(a, bits, prepared.panels, prepared.segment_bits,
+                                          prepared.width, n, result, row_block)
+    else:
+        bits = np.empty((m, -(-k // 64)), np.uint64)
+        filtered = np.empty((m, k), ops.A.dtype) if ops.filters_a else None
+        mask = None if ops.a_mask is None else ops.a_mask.view(np.uint8)
+        _, bad = backend.extension.a_maps(ops.A, ops.threshold, mask, bits, filtered, isa, ops.threads)
+        if bad:
+            raise _nonfinite_error("A", bad)
+        a = filtered if filtered is not None else ops.A
+        counters = backend.extension.multiply(a, bits, prepared.panels, prepared.segment_bits,
+                                              prepared.width, n, result, isa, row_block, ops.threads, 0)
+    iterations, fmas, dispatches = (int(c) for c in counters)
+    _record("masked", m * k * -(-n // prepared.width), fmas, iterations, dispatches)
+    return result

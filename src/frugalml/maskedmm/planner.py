@@ -1,0 +1,264 @@
+"""The planner behind ``method="auto"``: a per-machine cost model for dense BLAS, masked and sparse.
+
+Densities come from a small sample of each operand (exact for a prepared B); work counts follow
+from them assuming independent zeros, which is conservative for structured zeros (blocks, dead
+columns), where the masked kernel skips more than predicted. Costs per unit of work are measured
+once per machine by :func:`calibrate` and cached; uncalibrated machines use defaults measured on
+an AVX-512 Xeon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from frugalml.common.data import cache_dir
+from frugalml.common.env import blas, cpu
+from frugalml.common.files import atomic_write
+from frugalml.maskedmm import backend
+from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
+
+CALIBRATION_VERSION = 1
+SAMPLE = 4096
+EXACT_BELOW = 16384
+
+
+@dataclass
+class Calibration:
+    """Seconds per unit of work on one thread (float32; float64 doubles the dense and map terms)."""
+
+    dense_per_mac: float = 4.5e-12
+    map_per_entry: float = 2.5e-10
+    pack_per_entry: float = 1.0e-9
+    iteration: dict[int, float] = field(default_factory=lambda: {1: 1.5e-9, 2: 1.5e-9, 4: 2.0e-9})
+    vector_fma: dict[int, float] = field(default_factory=lambda: {1: 3.0e-10, 2: 2.5e-10, 4: 2.2e-10})
+    csr_per_entry: float = 3.0e-9
+    spgemm_per_flop: float = 3.0e-9
+    spgemm_per_output: float = 1.0e-9
+    measured: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        d = dict(d)
+        for key in ("iteration", "vector_fma"):
+            d[key] = {int(k): float(v) for k, v in d[key].items()}
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``method="auto"`` picks and why: every method's estimated seconds."""
+
+    method: str
+    row_block: int
+    isa: str
+    estimates: dict[str, float]
+    a_density: float
+    b_density: float
+    calibrated: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        ranked = sorted(self.estimates.items(), key=lambda kv: kv[1])
+        costs = ", ".join(f"{k} {v * 1e3:.3g} ms" for k, v in ranked)
+        return (f"{self.method} (row block {self.row_block}, {self.isa}); density A {self.a_density:.3f}, "
+                f"B {self.b_density:.3f}; estimates: {costs}"
+                + ("" if self.calibrated else " [default costs: run 'frugal maskedmm calibrate']"))
+
+
+def sample_density(x: np.ndarray, threshold: float = 0.0) -> float:
+    """Fraction of entries with ``|x| > threshold``, from a fixed random sample of large arrays."""
+    if x.size <= EXACT_BELOW:
+        return float(np.count_nonzero(np.abs(x) > threshold)) / x.size
+    rows, cols = _sample_indices(x.shape)
+    return float(np.count_nonzero(np.abs(x[rows, cols]) > threshold)) / SAMPLE
+
+
+@cache
+def _sample_indices(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    gen = np.random.default_rng(20240222)
+    return gen.integers(0, shape[0], SAMPLE), gen.integers(0, shape[1], SAMPLE)
+
+
+def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_density: float,
+                b_density: float) -> tuple[float, float]:
+    """Expected (k-iterations, vector FMAs) of the masked kernel when zeros are independent."""
+    m, k, n = shape
+    tiles = -(-m // row_block) * -(-n // (width * SEGMENTS))
+    a_active = 1.0 - (1.0 - a_density) ** row_block
+    segment = 1.0 - (1.0 - b_density) ** width
+    row = 1.0 - (1.0 - segment) ** SEGMENTS
+    return tiles * k * a_active * row, tiles * k * a_active * row_block * SEGMENTS * segment
+
+
+def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, b_density_exact, threads,
+           filters) -> Plan:
+    """Pick the cheapest of dense, masked (per row block) and sparse for one multiply."""
+    cal = calibration()
+    m, k, n = shape
+    scale = 2.0 if dtype_code == "f64" else 1.0
+    width = backend.segment_width(isa, dtype_code)
+    parallel = max(1, min(threads, os.cpu_count() or 1))
+    estimates = {"dense": scale * cal.dense_per_mac * m * n * k / parallel}
+    overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
+    masked = {}
+    for row_block in ROW_BLOCKS:
+        iters, fmas = masked_work(shape, width, row_block, a_density, b_density)
+        masked[row_block] = overhead + (cal.iteration[row_block] * iters
+                                        + cal.vector_fma[row_block] * fmas) / parallel
+    best_block = min(masked, key=masked.get)
+    estimates["masked"] = masked[best_block]
+    estimates["sparse"] = (cal.csr_per_entry * (m * k + (0 if b_prepared else k * n))
+                           + cal.spgemm_per_flop * m * k * n * a_density * b_density
+                           + cal.spgemm_per_output * m * n)
+    method = min(estimates, key=estimates.get)
+    return Plan(method, best_block, isa, estimates, a_density, b_density, cal.measured)
+
+
+def default_row_block(A: np.ndarray) -> int:
+    """The row block the planner would pick for A alone (B assumed as sparse as A)."""
+    density = sample_density(A)
+    width = 16
+    shape = (max(A.shape[0], 4), A.shape[1], 1024)
+    cal = calibration()
+    costs = {}
+    for row_block in ROW_BLOCKS:
+        iters, fmas = masked_work(shape, width, row_block, density, density)
+        costs[row_block] = cal.iteration[row_block] * iters + cal.vector_fma[row_block] * fmas
+    return min(costs, key=costs.get)
+
+
+def cache_path() -> Path:
+    """Where this machine's calibration lives (the user cache)."""
+    return cache_dir() / "maskedmm" / "calibration.json"
+
+
+def fingerprint() -> dict:
+    """What a calibration is valid for: CPU, kernel ISA, BLAS kernel and OPENBLAS_CORETYPE."""
+    return {
+        "version": CALIBRATION_VERSION,
+        "cpu": cpu()["model"],
+        "isa": backend.choose_isa(),
+        "blas": [lib.get("architecture") for lib in blas()],
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    }
+
+
+_loaded: Calibration | None = None
+
+
+def calibration() -> Calibration:
+    """This machine's cached calibration if it matches the fingerprint, else the defaults."""
+    global _loaded
+    if _loaded is None:
+        _loaded = Calibration()
+        try:
+            doc = json.loads(cache_path().read_text())
+            if doc.get("fingerprint") == fingerprint():
+                _loaded = Calibration.from_dict(doc["calibration"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return _loaded
+
+
+def _best_time(fn, repeats: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return float(best)
+
+
+def calibrate(size: int = 512, *, save: bool = True, quiet: bool = True) -> Calibration:
+    """Measure this machine's costs on one thread and cache them (atomically) for the planner."""
+    from scipy import sparse
+    from scipy.optimize import nnls
+    from threadpoolctl import threadpool_limits
+
+    from frugalml.common.progress import progress
+    from frugalml.maskedmm.core import prepare_b
+
+    global _loaded
+    isa = backend.choose_isa()
+    gen = np.random.default_rng(0)
+    cal = Calibration(measured=True)
+    steps = ["dense", "maps", *[f"masked r{r}" for r in ROW_BLOCKS], "sparse"]
+    with threadpool_limits(limits=1):
+        bar = iter(progress(steps, desc="calibrating", quiet=quiet))
+        next(bar)
+        A = gen.standard_normal((size, size)).astype(np.float32)
+        cal.dense_per_mac = _best_time(lambda: A @ A) / size**3
+        next(bar)
+        if isa == backend.NUMBA:
+            cal.map_per_entry = cal.pack_per_entry = 2e-9
+        else:
+            bits = np.empty((size, -(-size // 64)), np.uint64)
+            cal.map_per_entry = _best_time(
+                lambda: backend.extension.a_maps(A, 0.0, None, bits, None, isa, 1)) / A.size
+            cal.pack_per_entry = _best_time(lambda: prepare_b(A, isa=isa, threads=1), 2) / A.size
+        densities = (0.4, 0.15, 0.05, 0.01)
+        operands = [(_sparse_like(gen, size, d), d) for d in densities]
+        for row_block in ROW_BLOCKS:
+            next(bar)
+            rows, times = [], []
+            for X, _ in operands:
+                iters, fmas, t = _time_masked(X, isa, row_block)
+                rows.append([iters, fmas])
+                times.append(t)
+            coef, _ = nnls(np.array(rows, float), np.array(times))
+            cal.iteration[row_block], cal.vector_fma[row_block] = float(coef[0]), float(coef[1])
+        next(bar)
+        rows, times = [], []
+        for X, d in operands:
+            cal.csr_per_entry = _best_time(lambda X=X: sparse.csr_array(X)) / X.size
+            S = sparse.csr_array(X)
+            times.append(_best_time(lambda S=S: (S @ S).toarray()))
+            rows.append([size**3 * d * d, size**2])
+        coef, _ = nnls(np.array(rows, float), np.array(times))
+        cal.spgemm_per_flop, cal.spgemm_per_output = float(coef[0]), float(coef[1])
+        for _ in bar:
+            pass
+    if save:
+        with atomic_write(cache_path(), "w") as f:
+            json.dump({"fingerprint": fingerprint(), "calibration": asdict(cal)}, f, indent=2)
+    _loaded = cal
+    return cal
+
+
+def _sparse_like(gen: np.random.Generator, size: int, density: float) -> np.ndarray:
+    X = gen.standard_normal((size, size)).astype(np.float32)
+    X[gen.random((size, size)) >= density] = 0
+    return X
+
+
+def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[int, int, float]:
+    from frugalml.maskedmm.core import prepare_b
+
+    prepared = prepare_b(X, isa=isa, threads=1)
+    out = np.empty_like(X)
+    if isa == backend.NUMBA:
+        from frugalml.maskedmm import numba_kernels
+
+        bits, _ = numba_kernels.a_maps(X)
+
+        def run():
+            return numba_kernels.multiply(X, bits, prepared.panels, prepared.segment_bits,
+                                          prepared.width, X.shape[1], out, row_block)
+    else:
+        bits = np.empty((X.shape[0], -(-X.shape[1] // 64)), np.uint64)
+        backend.extension.a_maps(X, 0.0, None, bits, None, isa, 1)
+
+        def run():
+            return backend.extension.multiply(X, bits, prepared.panels, prepared.segment_bits,
+                                              prepared.width, X.shape[1], out, isa, row_block, 1, 0)
+    iters, fmas, _ = run()
+    return int(iters), int(fmas), _best_time(run)
