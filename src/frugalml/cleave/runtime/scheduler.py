@@ -1,0 +1,457 @@
+"""The PS's task queues: each GEMM's tiles are pulled by workers, re-queued, backed up, verified, counted.
+
+Training calls :meth:`Scheduler.matmul` (it is the :class:`~.gemm.GemmExecutor`); the gRPC service
+calls the worker-facing methods from its threads. One lock guards all state; Freivalds checks and
+byte copies run outside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from frugalml.cleave.runtime.gemm import choose_grid
+from frugalml.cleave.runtime.verify import freivalds_check
+from frugalml.cleave.tiling import Tile, split_gemm
+from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
+
+
+class UnknownWorkerError(FrugalError):
+    """A request names a worker the PS does not know (never registered, or declared lost)."""
+
+
+class ExcludedWorkerError(FrugalError):
+    """A request comes from a worker the PS excluded for returning a wrong tile."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A device as it describes itself: links in bytes/s (0 = unknown), FLOP/s, memory in bytes."""
+
+    down_bytes_per_s: float = 0.0
+    up_bytes_per_s: float = 0.0
+    flops: float = 0.0
+    memory_bytes: int = 1 << 30
+
+    def seconds_for(self, tile: Tile, dtype_bytes: int) -> float:
+        """Expected time for ``tile``: download + compute + upload at the advertised speeds."""
+        terms = ((tile.bytes_down(dtype_bytes), self.down_bytes_per_s), (tile.flops, self.flops),
+                 (tile.bytes_up(dtype_bytes), self.up_bytes_per_s))
+        return sum(amount / rate for amount, rate in terms if rate > 0)
+
+
+@dataclass
+class WorkerState:
+    """What the PS knows and has counted about one worker."""
+
+    worker_id: int
+    name: str
+    profile: Profile
+    last_seen: float
+    state: str = "alive"  # alive, lost, left, excluded
+    tiles_done: int = 0
+    tiles_rejected: int = 0
+    bytes_down: int = 0
+    bytes_up: int = 0
+    control_bytes: int = 0
+    model_bytes_down: int = 0
+    model_bytes_up: int = 0
+    in_flight: set[int] = field(default_factory=set)
+    unverified_this_step: bool = False
+
+
+@dataclass
+class Assignment:
+    """One copy of one tile handed to one worker."""
+
+    task_id: int
+    tile_index: int
+    worker_id: int
+    started: float
+    deadline: float
+    expired: bool = False
+
+
+@dataclass
+class GemmJob:
+    """The task queue of one GEMM ``c = a @ b``."""
+
+    gemm_id: int
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    tiles: list[Tile]
+    pending: deque[int]
+    done_by: list[int | None]
+    remaining: int
+    assignments: dict[int, Assignment] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a worker receives: the tile's rows of ``a`` and columns of ``b``."""
+
+    task_id: int
+    gemm_id: int
+    tile_index: int
+    step: int
+    tile: Tile
+    a: np.ndarray
+    b: np.ndarray
+
+
+SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Knobs of the task queues (defaults suit a LAN of phones; tests shorten the timeouts)."""
+
+    tiles_per_worker: int = 1
+    verify_rate: float = 1.0
+    heartbeat_timeout_s: float = 3.0
+    backup_factor: float = 2.0
+    backup_min_s: float = 0.05
+    min_deadline_s: float = 5.0
+    deadline_slack: float = 10.0
+    min_gemm_flops: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0.0 <= self.verify_rate <= 1.0:
+            raise InvalidInputError(f"verify_rate must be in [0, 1], got {self.verify_rate}")
+        if self.tiles_per_worker < 1:
+            raise InvalidInputError(f"tiles_per_worker must be at least 1, got {self.tiles_per_worker}")
+
+
+class Scheduler:
+    """Hands GEMM tiles to pulling workers and assembles their results, exactly once per tile."""
+
+    def __init__(self, config: SchedulerConfig, *, required_memory: int = 0):
+        self.config = config
+        self.required_memory = required_memory
+        self.cond = threading.Condition()
+        self.workers: dict[int, WorkerState] = {}
+        self.job: GemmJob | None = None
+        self.step = 0
+        self.finished = False
+        self.requeued_tiles = 0
+        self.backup_tiles = 0
+        self.recovery_seconds: list[float] = []
+        self._failures: list[float] = []
+        self._tainted = False
+        self._in_step = False
+        self._next_worker_id = 1
+        self._next_task_id = 1
+        self._next_gemm_id = 1
+
+    # ---- workers joining, beating, leaving ----------------------------------------------------
+    def register(self, name: str, profile: Profile, nbytes: int = 0) -> WorkerState:
+        """Admit a worker; refuses one whose memory cannot hold the smallest tile of this model."""
+        if not name:
+            raise InvalidInputError("a worker needs a non-empty name (--name)")
+        if profile.memory_bytes < self.required_memory:
+            raise InvalidInputError(
+                f"worker {name!r} has {profile.memory_bytes} bytes of memory, but the smallest tile "
+                f"of this model needs {self.required_memory}; give it more (--memory) or use another device"
+            )
+        with self.cond:
+            worker = WorkerState(self._next_worker_id, name, profile, time.monotonic(), control_bytes=nbytes)
+            self.workers[worker.worker_id] = worker
+            self._next_worker_id += 1
+            self.cond.notify_all()
+            return worker
+
+    def heartbeat(self, worker_id: int, nbytes: int = 0) -> bool:
+        """Record a sign of life; returns whether training is over (the worker should leave)."""
+        with self.cond:
+            worker = self._active(worker_id)
+            worker.last_seen = time.monotonic()
+            worker.control_bytes += nbytes
+            return self.finished
+
+    def count_control(self, worker_id: int, nbytes: int) -> None:
+        with self.cond:
+            if worker_id in self.workers:
+                self.workers[worker_id].control_bytes += nbytes
+
+    def leave(self, worker_id: int) -> None:
+        """A worker says goodbye; its in-flight tiles go back to the queue."""
+        with self.cond:
+            if worker_id in self.workers and self.workers[worker_id].state == "alive":
+                self._drop(self.workers[worker_id], "left")
+
+    def worker_lost(self, worker_id: int) -> None:
+        """A worker's connection broke or it fell silent: re-queue its tiles, start a recovery clock."""
+        with self.cond:
+            worker = self.workers.get(worker_id)
+            if worker is not None and worker.state == "alive":
+                self._drop(worker, "lost")
+
+    def alive(self) -> list[WorkerState]:
+        with self.cond:
+            return [w for w in self.workers.values() if w.state == "alive"]
+
+    def wait_for_workers(self, count: int, timeout: float | None = None) -> None:
+        """Block until ``count`` workers are alive (or raise ServiceUnavailableError after ``timeout``)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            while len([w for w in self.workers.values() if w.state == "alive"]) < count:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    raise ServiceUnavailableError(
+                        f"only {len(self.alive())} of {count} workers joined within {timeout:.0f} s; "
+                        "start more with 'frugal cleave worker --server HOST:PORT'")
+                self.cond.wait(0.1 if left is None else min(left, 0.1))
+                self._check_liveness(time.monotonic())
+
+    # ---- the training side --------------------------------------------------------------------
+    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a @ b`` computed by the workers, tile by tile (small GEMMs stay on the PS)."""
+        m, k = a.shape
+        n = b.shape[1]
+        if 2 * m * n * k < self.config.min_gemm_flops:
+            return a @ b
+        dtype_bytes = np.result_type(a, b).itemsize
+        with self.cond:
+            workers = self._wait_alive()
+            tiles_wanted = len(workers) * self.config.tiles_per_worker
+            memory = min(w.profile.memory_bytes for w in workers)
+        rows, cols = choose_grid(m, n, k, tiles=tiles_wanted, max_memory=memory, dtype_bytes=dtype_bytes)
+        tiles = split_gemm(m, n, k, grid_rows=rows, grid_cols=cols)
+        with self.cond:
+            job = GemmJob(self._next_gemm_id, a, b, np.empty((m, n), np.result_type(a, b)), tiles,
+                          deque(range(len(tiles))), [None] * len(tiles), len(tiles))
+            self._next_gemm_id += 1
+            self.job = job
+            self.cond.notify_all()
+            while job.remaining:
+                self.cond.wait(0.05)
+                now = time.monotonic()
+                self._check_liveness(now)
+                self._check_deadlines(job, now)
+                if job.remaining and not any(w.state == "alive" for w in self.workers.values()):
+                    self._wait_alive()
+            self.job = None
+        return job.c
+
+    def begin_step(self, step: int) -> None:
+        with self.cond:
+            self.step = step
+            self._in_step = True
+            for worker in self.workers.values():
+                worker.unverified_this_step = False
+
+    def end_step(self) -> None:
+        """Close the recovery clocks of failures seen during this step."""
+        with self.cond:
+            now = time.monotonic()
+            self.recovery_seconds += [now - t for t in self._failures]
+            self._failures.clear()
+            self._in_step = False
+
+    def take_tainted(self) -> bool:
+        """Whether an excluded worker's unverified tiles fed this step (it must then be redone)."""
+        with self.cond:
+            tainted, self._tainted = self._tainted, False
+            return tainted
+
+    def finish(self) -> None:
+        """Training is over: idle pulls and heartbeats now tell workers to leave."""
+        with self.cond:
+            self.finished = True
+            self.cond.notify_all()
+
+    # ---- the worker side ----------------------------------------------------------------------
+    def next_task(self, worker_id: int, wait_s: float) -> Task | str | None:
+        """A task for this worker, ``SHUTDOWN``, or None when nothing came within ``wait_s``."""
+        end = time.monotonic() + wait_s
+        with self.cond:
+            while True:
+                worker = self._active(worker_id)
+                now = time.monotonic()
+                worker.last_seen = now
+                if self.finished:
+                    return SHUTDOWN
+                job = self.job
+                if job is not None and (task := self._assign(job, worker, now)) is not None:
+                    break
+                if now >= end:
+                    return None
+                self.cond.wait(end - now)
+        tile = task.tile
+        a = np.ascontiguousarray(job.a[tile.row_start:tile.row_stop])
+        b = np.ascontiguousarray(job.b[:, tile.col_start:tile.col_stop])
+        return Task(task.task_id, task.gemm_id, task.tile_index, task.step, tile, a, b)
+
+    def count_down(self, worker_id: int, nbytes: int, model_bytes: int = 0) -> None:
+        with self.cond:
+            worker = self.workers[worker_id]
+            worker.bytes_down += nbytes
+            worker.model_bytes_down += model_bytes
+
+    def abandon(self, worker_id: int, task_id: int) -> None:
+        """A task's download broke off: put its tile back in the queue at once."""
+        with self.cond:
+            job = self.job
+            if job is not None and (assignment := job.assignments.pop(task_id, None)) is not None:
+                self.workers[worker_id].in_flight.discard(task_id)
+                if job.done_by[assignment.tile_index] is None:
+                    job.pending.appendleft(assignment.tile_index)
+                    self.requeued_tiles += 1
+                self.cond.notify_all()
+
+    def complete(self, worker_id: int, task_id: int, c: np.ndarray, nbytes: int) -> tuple[bool, str]:
+        """Accept a tile's result after Freivalds' check; a wrong one excludes its worker."""
+        with self.cond:
+            worker = self._active(worker_id)
+            worker.bytes_up += nbytes
+            worker.model_bytes_up += c.nbytes
+            worker.last_seen = time.monotonic()
+            job = self.job
+            assignment = job.assignments.get(task_id) if job is not None else None
+            if assignment is None or assignment.worker_id != worker_id:
+                worker.in_flight.discard(task_id)
+                return False, "stale: this tile was already finished or reassigned"
+            tile = job.tiles[assignment.tile_index]
+            if c.shape != (tile.rows, tile.cols) or c.dtype != job.c.dtype:
+                self._release(job, worker, assignment, requeue=True)
+                raise InvalidInputError(
+                    f"result of task {task_id} is {c.dtype}{list(c.shape)}, expected "
+                    f"{job.c.dtype}{[tile.rows, tile.cols]}")
+            verify = self.config.verify_rate >= 1.0 or (
+                np.random.default_rng([self.config.seed, task_id]).random() < self.config.verify_rate)
+        if verify:
+            a = job.a[tile.row_start:tile.row_stop]
+            b = job.b[:, tile.col_start:tile.col_stop]
+            correct = freivalds_check(a, b, c, np.random.default_rng([self.config.seed, task_id, 1]))
+        with self.cond:
+            if verify and not correct:
+                worker.tiles_rejected += 1
+                self._drop(worker, "excluded")
+                return False, "excluded: the tile failed Freivalds' check"
+            if task_id not in job.assignments:
+                return False, "stale: this tile was already finished or reassigned"
+            self._release(job, worker, assignment, requeue=False)
+            if job.done_by[assignment.tile_index] is not None:
+                return False, "duplicate: a backup copy finished first"
+            job.c[tile.row_start:tile.row_stop, tile.col_start:tile.col_stop] = c
+            job.done_by[assignment.tile_index] = worker_id
+            job.remaining -= 1
+            job.durations.append(time.monotonic() - assignment.started)
+            worker.tiles_done += 1
+            worker.unverified_this_step |= not verify
+            self.cond.notify_all()
+            return True, "ok"
+
+    # ---- internals (call with the lock held) --------------------------------------------------
+    def _active(self, worker_id: int) -> WorkerState:
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.state in ("lost", "left"):
+            raise UnknownWorkerError(
+                f"worker {worker_id} is not registered (or was declared lost); register again")
+        if worker.state == "excluded":
+            raise ExcludedWorkerError(
+                f"worker {worker.name!r} was excluded: it returned a tile that failed Freivalds' check")
+        return worker
+
+    def _wait_alive(self) -> list[WorkerState]:
+        while True:
+            workers = [w for w in self.workers.values() if w.state == "alive"]
+            if workers:
+                return workers
+            self.cond.wait(0.1)
+            self._check_liveness(time.monotonic())
+
+    def _assign(self, job: GemmJob, worker: WorkerState, now: float) -> _Picked | None:
+        dtype_bytes = job.c.dtype.itemsize
+        held = {job.assignments[t].tile_index for t in worker.in_flight if t in job.assignments}
+        tile_index = None
+        while job.pending:
+            candidate = job.pending.popleft()
+            if job.done_by[candidate] is None and candidate not in held:
+                tile_index = candidate
+                break
+        if tile_index is None:
+            tile_index = self._backup_candidate(job, held, now)
+            if tile_index is None:
+                return None
+            self.backup_tiles += 1
+        tile = job.tiles[tile_index]
+        budget = max(self.config.min_deadline_s,
+                     self.config.deadline_slack * worker.profile.seconds_for(tile, dtype_bytes))
+        assignment = Assignment(self._next_task_id, tile_index, worker.worker_id, now, now + budget)
+        self._next_task_id += 1
+        job.assignments[assignment.task_id] = assignment
+        worker.in_flight.add(assignment.task_id)
+        return _Picked(assignment.task_id, job.gemm_id, tile_index, self.step, tile)
+
+    def _backup_candidate(self, job: GemmJob, held: set[int], now: float) -> int | None:
+        """The longest-running unfinished tile, if it runs well past this GEMM's typical tile time."""
+        patience = max(self.config.backup_min_s,
+                       self.config.backup_factor * statistics.median(job.durations) if job.durations else 0.0)
+        copies: dict[int, list[Assignment]] = {}
+        for assignment in job.assignments.values():
+            copies.setdefault(assignment.tile_index, []).append(assignment)
+        candidates = [(min(a.started for a in group), index) for index, group in copies.items()
+                      if job.done_by[index] is None and index not in held and len(group) < 2
+                      and now - min(a.started for a in group) > patience]
+        return min(candidates)[1] if candidates else None
+
+    def _release(self, job: GemmJob, worker: WorkerState, assignment: Assignment, *, requeue: bool) -> None:
+        job.assignments.pop(assignment.task_id, None)
+        worker.in_flight.discard(assignment.task_id)
+        if requeue and job.done_by[assignment.tile_index] is None:
+            job.pending.append(assignment.tile_index)
+            self.requeued_tiles += 1
+
+    def _drop(self, worker: WorkerState, state: str) -> None:
+        worker.state = state
+        job = self.job
+        if job is not None:
+            for task_id in list(worker.in_flight):
+                if task_id in job.assignments:
+                    self._release(job, worker, job.assignments[task_id], requeue=True)
+            if state == "excluded":
+                for index, by in enumerate(job.done_by):
+                    if by == worker.worker_id:
+                        job.done_by[index] = None
+                        job.remaining += 1
+                        job.pending.append(index)
+                        self.requeued_tiles += 1
+        worker.in_flight.clear()
+        if state == "excluded" and worker.unverified_this_step:
+            self._tainted = True
+        if state == "lost" and self._in_step:
+            self._failures.append(time.monotonic())
+        self.cond.notify_all()
+
+    def _check_liveness(self, now: float) -> None:
+        for worker in list(self.workers.values()):
+            if worker.state == "alive" and now - worker.last_seen > self.config.heartbeat_timeout_s:
+                self._drop(worker, "lost")
+
+    def _check_deadlines(self, job: GemmJob, now: float) -> None:
+        for assignment in job.assignments.values():
+            unfinished = job.done_by[assignment.tile_index] is None
+            if not assignment.expired and now > assignment.deadline and unfinished:
+                assignment.expired = True
+                job.pending.append(assignment.tile_index)
+                self.requeued_tiles += 1
+        if job.pending:
+            self.cond.notify_all()
+
+
+@dataclass(frozen=True)
+class _Picked:
+    task_id: int
+    gemm_id: int
+    tile_index: int
+    step: int
+    tile: Tile

@@ -1,0 +1,298 @@
+"""The parameter server: holds the model, optimiser and data, trains, and serves tiles over gRPC."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent import futures
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+import torch
+
+from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
+from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
+from frugalml.cleave.runtime.checkpoint import load_checkpoint, save_checkpoint
+from frugalml.cleave.runtime.gemm import attach_executor, smallest_tile_memory
+from frugalml.cleave.runtime.model import TrainConfig, build, load_corpus
+from frugalml.cleave.runtime.protocol import (
+    PROTOCOL_VERSION,
+    from_bytes,
+    grpc_options,
+    meta_of,
+    split_chunks,
+    to_bytes,
+)
+from frugalml.cleave.runtime.scheduler import (
+    SHUTDOWN,
+    ExcludedWorkerError,
+    Profile,
+    Scheduler,
+    SchedulerConfig,
+    UnknownWorkerError,
+)
+from frugalml.common.errors import InvalidInputError
+from frugalml.common.files import atomic_write
+
+log = logging.getLogger("frugalml.cleave.runtime")
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``frugal cleave serve`` takes."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 50051
+    min_workers: int = 1
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    heartbeat_interval_s: float = 0.5
+    checkpoint: str | None = None
+    checkpoint_every: int = 10
+    metrics: str | None = None
+    address_file: str | None = None
+    linger_s: float = 2.0
+    torch_threads: int = 1
+
+
+def _status_code(exc: Exception) -> grpc.StatusCode:
+    if isinstance(exc, UnknownWorkerError):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, ExcludedWorkerError):
+        return grpc.StatusCode.PERMISSION_DENIED
+    return grpc.StatusCode.INVALID_ARGUMENT
+
+
+class CleaveService(pb_grpc.CleaveServicer):
+    """The gRPC face of a :class:`ParameterServer`: registration, heartbeats, tasks, results, status."""
+
+    def __init__(self, server: ParameterServer):
+        self.ps = server
+        self.scheduler = server.scheduler
+
+    def Register(self, request, context):
+        if request.protocol_version != PROTOCOL_VERSION:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"worker speaks cleave protocol {request.protocol_version}, this server speaks "
+                          f"{PROTOCOL_VERSION}; install the same frugalml version on both")
+        p = request.profile
+        profile = Profile(p.down_bytes_per_s, p.up_bytes_per_s, p.flops, p.memory_bytes)
+        try:
+            worker = self.scheduler.register(request.name, profile, request.ByteSize())
+        except InvalidInputError as exc:
+            code = (grpc.StatusCode.RESOURCE_EXHAUSTED if "memory" in str(exc)
+                    else grpc.StatusCode.INVALID_ARGUMENT)
+            context.abort(code, str(exc))
+        log.info("worker %s joined as %d", request.name, worker.worker_id)
+        reply = pb.RegisterReply(worker_id=worker.worker_id, protocol_version=PROTOCOL_VERSION,
+                                 heartbeat_interval_s=self.ps.config.heartbeat_interval_s,
+                                 model=self.ps.config.train.model)
+        self.scheduler.count_control(worker.worker_id, reply.ByteSize())
+        return reply
+
+    def Heartbeats(self, request_iterator, context):
+        worker_id = None
+        try:
+            for beat in request_iterator:
+                worker_id = beat.worker_id
+                try:
+                    finished = self.scheduler.heartbeat(worker_id, beat.ByteSize())
+                except (UnknownWorkerError, ExcludedWorkerError) as exc:
+                    context.abort(_status_code(exc), str(exc))
+                yield pb.Command(shutdown=finished, reason="training finished" if finished else "")
+        finally:
+            if worker_id is not None:
+                self.scheduler.worker_lost(worker_id)
+
+    def PullTask(self, request, context):
+        try:
+            task = self.scheduler.next_task(request.worker_id, min(max(request.wait_s, 0.0), 10.0))
+        except (UnknownWorkerError, ExcludedWorkerError) as exc:
+            context.abort(_status_code(exc), str(exc))
+        if task is None or task == SHUTDOWN:
+            reply = pb.TaskChunk(kind=pb.IDLE if task is None else pb.SHUTDOWN)
+            self.scheduler.count_control(request.worker_id, reply.ByteSize() + request.ByteSize())
+            yield reply
+            return
+        header = pb.TaskHeader(task_id=task.task_id, gemm_id=task.gemm_id, tile_index=task.tile_index,
+                               step=task.step, a=meta_of(task.a), b=meta_of(task.b))
+        model_bytes = task.tile.bytes_down(task.a.dtype.itemsize)
+        finished = False
+        try:
+            for i, chunk in enumerate(split_chunks(to_bytes(task.a) + to_bytes(task.b))):
+                message = pb.TaskChunk(kind=pb.TASK, header=header if i == 0 else None, data=bytes(chunk))
+                first = i == 0
+                self.scheduler.count_down(request.worker_id,
+                                          message.ByteSize() + (request.ByteSize() if first else 0),
+                                          model_bytes if first else 0)
+                yield message
+            finished = True
+        finally:
+            if not finished:
+                self.scheduler.abandon(request.worker_id, task.task_id)
+
+    def PushResult(self, request_iterator, context):
+        first = next(request_iterator, None)
+        if first is None or not first.HasField("header"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a result stream must start with a header chunk")
+        header = first.header
+        parts, nbytes = [first.data], first.ByteSize()
+        for chunk in request_iterator:
+            if chunk.HasField("header"):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "only the first result chunk may carry a header")
+            parts.append(chunk.data)
+            nbytes += chunk.ByteSize()
+        try:
+            c = from_bytes(header.c, b"".join(parts))
+            accepted, reason = self.scheduler.complete(header.worker_id, header.task_id, c, nbytes)
+        except (InvalidInputError, UnknownWorkerError, ExcludedWorkerError) as exc:
+            context.abort(_status_code(exc), str(exc))
+        reply = pb.PushReply(accepted=accepted, reason=reason)
+        self.scheduler.count_control(header.worker_id, reply.ByteSize())
+        return reply
+
+    def Leave(self, request, context):
+        self.scheduler.leave(request.worker_id)
+        return pb.LeaveReply()
+
+    def Status(self, request, context):
+        return self.ps.status()
+
+
+class ParameterServer:
+    """Trains :class:`TrainConfig`'s model with every tileable GEMM done by remote workers.
+
+    Examples
+    --------
+    >>> ps = ParameterServer(ServerConfig(port=0))   # doctest: +SKIP
+    >>> address = ps.start(); metrics = ps.train(); ps.stop()   # doctest: +SKIP
+    """
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        torch.set_num_threads(config.torch_threads)
+        cfg = config.train
+        self.model, self.optimizer, self.data = build(cfg, load_corpus(config.data))
+        gpt = cfg.gpt
+        dtype_bytes = 8 if cfg.dtype == "float64" else 4
+        depths = (gpt.n_embd, 4 * gpt.n_embd, 3 * gpt.n_embd, gpt.vocab_size, cfg.batch_size * gpt.block_size)
+        self.scheduler = Scheduler(config.scheduler,
+                                   required_memory=max(smallest_tile_memory(k, dtype_bytes) for k in depths))
+        attach_executor(self.model, self.scheduler)
+        self.state = "waiting"
+        self.start_step = 0
+        self.losses: list[float] = []
+        self.step_seconds: list[float] = []
+        self.step_end_times: list[float] = []
+        if config.checkpoint and Path(config.checkpoint).exists():
+            self.start_step, self.losses = load_checkpoint(config.checkpoint, self.model, self.optimizer,
+                                                           config=cfg.to_dict())
+            self.step_seconds = [float("nan")] * self.start_step
+            self.step_end_times = [float("nan")] * self.start_step
+        self._server: grpc.Server | None = None
+        self.address = ""
+
+    def start(self) -> str:
+        """Start serving; returns ``host:port`` (the real port when 0 asked for a free one)."""
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=64), options=grpc_options())
+        pb_grpc.add_CleaveServicer_to_server(CleaveService(self), self._server)
+        port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        if port == 0:
+            raise InvalidInputError(
+                f"cannot listen on {self.config.host}:{self.config.port}; is the port taken?")
+        self._server.start()
+        host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
+        self.address = f"{host}:{port}"
+        if self.config.address_file:
+            with atomic_write(self.config.address_file, "w") as f:
+                f.write(self.address)
+        return self.address
+
+    def train(self) -> dict:
+        """Run the remaining steps (resuming after a checkpoint); returns the metrics."""
+        cfg = self.config.train
+        self.scheduler.wait_for_workers(self.config.min_workers)
+        self.state = "training"
+        for step in range(self.start_step, cfg.steps):
+            start = time.perf_counter()
+            self.scheduler.begin_step(step)
+            while True:
+                self.optimizer.zero_grad(set_to_none=True)
+                x, y = self.data.batch(step, cfg.batch_size, cfg.seed)
+                loss = self.model(x, y)
+                loss.backward()
+                if not self.scheduler.take_tainted():
+                    break
+                log.warning("step %d used tiles of an excluded worker; redoing it", step)
+            self.optimizer.step()
+            self.scheduler.end_step()
+            self.losses.append(float(loss.detach()))
+            self.step_seconds.append(time.perf_counter() - start)
+            self.step_end_times.append(time.time())
+            done = step + 1
+            if self.config.checkpoint and (done % self.config.checkpoint_every == 0 or done == cfg.steps):
+                save_checkpoint(self.config.checkpoint, self.model, self.optimizer, step=done,
+                                losses=self.losses, config=cfg.to_dict())
+            log.info("step %d loss %.4f %.3f s", step, self.losses[-1], self.step_seconds[-1])
+        self.state = "done"
+        self.scheduler.finish()
+        metrics = self.metrics()
+        if self.config.metrics:
+            with atomic_write(self.config.metrics, "w") as f:
+                json.dump(metrics, f, indent=2)
+        return metrics
+
+    def stop(self) -> None:
+        """Let workers hear that training is over (up to ``linger_s``), then stop serving."""
+        if self._server is None:
+            return
+        self.scheduler.finish()
+        end = time.monotonic() + self.config.linger_s
+        while time.monotonic() < end and self.scheduler.alive():
+            time.sleep(0.05)
+        self._server.stop(grace=0.5).wait()
+        self._server = None
+
+    def snapshot(self) -> dict:
+        """Progress and per-worker counters as plain Python values (the status and the metrics file)."""
+        sched = self.scheduler
+        with sched.cond:
+            workers = [{
+                "worker_id": w.worker_id, "name": w.name, "state": w.state,
+                "profile": asdict(w.profile), "tiles_done": w.tiles_done,
+                "tiles_rejected": w.tiles_rejected, "in_flight": len(w.in_flight),
+                "bytes_down": w.bytes_down, "bytes_up": w.bytes_up, "control_bytes": w.control_bytes,
+                "model_bytes_down": w.model_bytes_down, "model_bytes_up": w.model_bytes_up,
+            } for w in sched.workers.values()]
+            return {
+                "protocol_version": PROTOCOL_VERSION, "model": self.config.train.model, "state": self.state,
+                "step": len(self.losses), "total_steps": self.config.train.steps,
+                "losses": list(self.losses), "step_seconds": list(self.step_seconds), "workers": workers,
+                "requeued_tiles": sched.requeued_tiles, "backup_tiles": sched.backup_tiles,
+                "recovery_seconds": list(sched.recovery_seconds),
+            }
+
+    def status(self) -> pb.StatusReply:
+        snap = self.snapshot()
+        workers = [pb.WorkerStatus(**{**w, "profile": pb.Profile(**w["profile"])}) for w in snap["workers"]]
+        return pb.StatusReply(**{**snap, "workers": workers})
+
+    def metrics(self) -> dict:
+        """The snapshot plus the wall-clock end time of every step and the configuration."""
+        return {**self.snapshot(), "step_end_times": list(self.step_end_times),
+                "config": {"train": self.config.train.to_dict(), "scheduler": asdict(self.config.scheduler)}}
+
+
+def serve(config: ServerConfig) -> dict:
+    """Start a PS, train to the end, stop; returns the metrics (``frugal cleave serve``)."""
+    ps = ParameterServer(config)
+    ps.start()
+    log.info("cleave parameter server listening on %s", ps.address)
+    try:
+        return ps.train()
+    finally:
+        ps.stop()

@@ -1,0 +1,184 @@
+"""The runtime as real processes on localhost: exactness, a SIGKILLed worker, a cheat, bad clients."""
+
+import json
+import signal
+import time
+
+import grpc
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
+from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
+from frugalml.cleave.runtime.cli import add_runtime_commands
+from frugalml.cleave.runtime.client import fetch_status
+from frugalml.cleave.runtime.demo import run_local
+from frugalml.cleave.runtime.local import LocalCluster
+from frugalml.cleave.runtime.model import TrainConfig, train_single_process
+from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options
+from frugalml.cleave.runtime.worker import WorkerConfig, run_worker
+from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
+
+pytestmark = [pytest.mark.net, pytest.mark.timeout(180)]
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def reference_losses():
+    return train_single_process(TrainConfig(steps=STEPS))
+
+
+def _assert_same_losses(ours, reference):
+    assert len(ours) == len(reference)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5)
+
+
+def _kill_while_holding_a_tile(cluster: LocalCluster, name: str, after_step: int, timeout: float) -> None:
+    """SIGKILL worker ``name`` once training passed ``after_step`` at a moment it holds a tile.
+
+    The worker is paused (SIGSTOP) while the PS is asked, so the tile it is seen holding is
+    still in flight when it dies: this is a kill in the middle of a step, by construction.
+    """
+    process = cluster.workers[name]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        process.send_signal(signal.SIGSTOP)
+        status = fetch_status(cluster.address)
+        worker = next((w for w in status["workers"] if w["name"] == name), None)
+        if status["step"] >= after_step and worker is not None and worker["in_flight"] > 0:
+            cluster.kill_worker(name)
+            return
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError(f"{name} never held a tile after step {after_step}")
+
+
+def _run(cluster, steps, workers, kill=None, **server_options):
+    cluster.start_server(steps=steps, min_workers=len(workers), **server_options)
+    for name, options in workers.items():
+        cluster.start_worker(name, **options)
+    if kill is not None:
+        _kill_while_holding_a_tile(cluster, kill, after_step=steps // 3, timeout=60)
+    metrics = cluster.wait_server(timeout=120)
+    return metrics, cluster.wait_workers(timeout=15)
+
+
+def test_three_workers_train_exactly_like_one_process(reference_losses):
+    steps = 6
+    with LocalCluster() as cluster:
+        metrics, codes = _run(cluster, steps, {"w0": {}, "w1": {}, "w2": {}})
+    assert set(codes.values()) == {0}
+    _assert_same_losses(metrics["losses"], reference_losses[:steps])
+    workers = metrics["workers"]
+    assert len(workers) == 3 and all(w["tiles_done"] > 0 for w in workers)
+    for w in workers:  # measured bytes follow the tiling model (protobuf framing adds < 1%)
+        assert w["model_bytes_down"] <= w["bytes_down"] <= 1.01 * w["model_bytes_down"]
+        assert w["model_bytes_up"] <= w["bytes_up"] <= 1.01 * w["model_bytes_up"]
+
+
+def _check_faulty_run(metrics, codes, reference, cheat_log):
+    _assert_same_losses(metrics["losses"], reference)
+    by_name = {w["name"]: w for w in metrics["workers"]}
+    assert by_name["victim"]["state"] == "lost" and codes["victim"] == -signal.SIGKILL
+    assert metrics["requeued_tiles"] + metrics["backup_tiles"] >= 1
+    assert len(metrics["recovery_seconds"]) == 1
+    assert by_name["cheat"]["state"] == "excluded" and by_name["cheat"]["tiles_rejected"] == 1
+    assert codes["cheat"] == 2 and "Freivalds" in cheat_log
+    assert codes["w0"] == codes["w1"] == 0
+
+
+def test_killed_and_cheating_workers_change_nothing(reference_losses):
+    steps = 8
+    workers = {"w0": {}, "w1": {}, "victim": {}, "cheat": {"corrupt_every": 5}}
+    with LocalCluster() as cluster:
+        metrics, codes = _run(cluster, steps, workers, kill="victim")
+        cheat_log = cluster.log("cheat")
+    _check_faulty_run(metrics, codes, reference_losses[:steps], cheat_log)
+
+
+@pytest.mark.slow
+def test_goal_twenty_steps_three_workers_with_a_sigkill_and_a_cheat(reference_losses):
+    workers = {"w0": {}, "w1": {}, "victim": {}, "cheat": {"corrupt_every": 40}}
+    with LocalCluster() as cluster:
+        metrics, codes = _run(cluster, STEPS, workers, kill="victim")
+        cheat_log = cluster.log("cheat")
+    _check_faulty_run(metrics, codes, reference_losses, cheat_log)
+
+
+def test_worker_facing_a_dead_server_says_so():
+    with pytest.raises(ServiceUnavailableError, match="no cleave parameter server answers"):
+        run_worker(WorkerConfig(server="127.0.0.1:1", name="lonely", connect_timeout_s=1))
+    with pytest.raises(ServiceUnavailableError, match="no cleave parameter server answers"):
+        fetch_status("127.0.0.1:1", timeout=1)
+    with pytest.raises(InvalidInputError, match="HOST:PORT"):
+        run_worker(WorkerConfig(server="nowhere", name="lonely"))
+
+
+def test_bad_clients_get_clear_errors_and_the_server_keeps_serving(tmp_path):
+    with LocalCluster() as cluster:
+        address = cluster.start_server(steps=2, min_workers=1)
+        app = typer.Typer()
+        add_runtime_commands(app)
+        result = CliRunner().invoke(app, ["status", "--server", address, "--json"])
+        assert result.exit_code == 0, result.output
+        status = json.loads(result.output)
+        assert status["state"] == "waiting" and status["model"] == "tiny-gpt" and status["workers"] == []
+        table = CliRunner().invoke(app, ["status", "--server", address])
+        assert "waiting, step 0/2" in table.output
+        with pytest.raises(FrugalError, match="protocol 99, this server speaks"):
+            run_worker(WorkerConfig(server=address, name="old", protocol_version=99))
+        with pytest.raises(InvalidInputError, match="smallest tile"):
+            run_worker(WorkerConfig(server=address, name="watch", memory_bytes=512))
+        with grpc.insecure_channel(address, options=grpc_options()) as channel:
+            garbage = channel.unary_unary("/frugalml.cleave.v1.Cleave/Register")
+            with pytest.raises(grpc.RpcError) as err:
+                garbage(b"\xff\xff\xff\xff not a protobuf", timeout=5)
+            assert err.value.code() != grpc.StatusCode.OK
+            stub = pb_grpc.CleaveStub(channel)
+            reply = stub.Register(pb.RegisterRequest(protocol_version=PROTOCOL_VERSION, name="liar",
+                                                     profile=pb.Profile(memory_bytes=1 << 30)), timeout=5)
+            truncated = pb.ResultChunk(header=pb.ResultHeader(
+                worker_id=reply.worker_id, task_id=1, c=pb.TensorMeta(dtype="float32", shape=[4, 4])),
+                data=b"\x00" * 10)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.PushResult(iter([truncated]), timeout=5)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "truncated or malformed" in err.value.details()
+            with pytest.raises(grpc.RpcError) as err:
+                stub.PushResult(iter([pb.ResultChunk(data=b"1234")]), timeout=5)
+            assert "header" in err.value.details()
+            with pytest.raises(grpc.RpcError) as err:
+                list(stub.PullTask(pb.PullRequest(worker_id=12345), timeout=5))
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            stub.Leave(pb.LeaveRequest(worker_id=reply.worker_id), timeout=5)
+
+        status = fetch_status(address)
+        assert {w["name"]: w["state"] for w in status["workers"]} == {"liar": "left"}
+
+        cluster.start_worker("good", down="100mbit", up="20mbit", flops=2e11)
+        metrics = cluster.wait_server(timeout=90)
+        assert cluster.wait_workers(timeout=15) == {"good": 0}
+    assert len(metrics["losses"]) == 2
+    assert next(w for w in metrics["workers"] if w["name"] == "good")["tiles_done"] > 0
+
+
+def test_restarted_server_resumes_from_its_checkpoint(tmp_path, reference_losses):
+    checkpoint = tmp_path / "ps.ckpt"
+    with LocalCluster() as cluster:
+        cluster.start_server(steps=2, checkpoint=checkpoint, checkpoint_every=2)
+        cluster.start_worker("w0")
+        _assert_same_losses(cluster.wait_server(timeout=90)["losses"], reference_losses[:2])
+        cluster.wait_workers(timeout=15)
+    with LocalCluster() as cluster:
+        cluster.start_server(steps=4, checkpoint=checkpoint)
+        cluster.start_worker("w1")
+        metrics = cluster.wait_server(timeout=90)
+    _assert_same_losses(metrics["losses"], reference_losses[:4])
+
+
+def test_demo_runs_a_short_local_training():
+    summary = run_local(steps=2, workers=2)
+    assert summary.startswith("PS + 2 gRPC workers, tiny GPT 2 steps: loss 4.")
+    assert "\n" not in summary

@@ -1,0 +1,197 @@
+"""The runtime's parts without a network: wire format, shaping, Freivalds, grids, autograd, checkpoints."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from frugalml.cleave.runtime import codegen
+from frugalml.cleave.runtime.checkpoint import load_checkpoint, save_checkpoint
+from frugalml.cleave.runtime.gemm import attach_executor, choose_grid, smallest_tile_memory
+from frugalml.cleave.runtime.model import TrainConfig, build, generated_corpus, load_corpus, train_step
+from frugalml.cleave.runtime.protocol import from_bytes, meta_of, split_chunks, to_bytes
+from frugalml.cleave.runtime.scheduler import (
+    SHUTDOWN,
+    ExcludedWorkerError,
+    Profile,
+    Scheduler,
+    SchedulerConfig,
+    UnknownWorkerError,
+)
+from frugalml.cleave.runtime.shaping import TokenBucket, parse_rate, parse_size
+from frugalml.cleave.runtime.verify import freivalds_check
+from frugalml.cleave.tiling import split_gemm
+from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
+
+
+def test_generated_modules_match_the_proto():
+    assert codegen.stale_modules() == []
+
+
+def test_tensor_bytes_round_trip_and_refuse_truncation():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    meta = meta_of(x)
+    data = to_bytes(x)
+    np.testing.assert_array_equal(from_bytes(meta, data), x)
+    assert b"".join(bytes(c) for c in split_chunks(data, 7)) == data
+    with pytest.raises(InvalidInputError, match="truncated or malformed"):
+        from_bytes(meta, data[:-4])
+    meta.dtype = "int8"
+    with pytest.raises(InvalidInputError, match="dtype"):
+        from_bytes(meta, data)
+    with pytest.raises(InvalidInputError, match="cannot travel"):
+        meta_of(np.zeros((2, 2), dtype=np.int32))
+
+
+@pytest.mark.parametrize("text, expected", [("100mbit", 12.5e6), ("20Mbit/s", 2.5e6), ("5MB", 5e6),
+                                            ("8kbps", 1e3), ("unlimited", 0.0), (None, 0.0)])
+def test_parse_rate(text, expected):
+    assert parse_rate(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["fast", "100mbitz", "-5mbit"])
+def test_parse_rate_refuses_nonsense(text):
+    with pytest.raises(InvalidInputError, match="link rate"):
+        parse_rate(text)
+
+
+def test_parse_size():
+    assert parse_size("2KiB") == 2048 and parse_size("1GB") == 10**9 and parse_size("4096") == 4096
+    with pytest.raises(InvalidInputError, match="memory size"):
+        parse_size("lots")
+
+
+def test_token_bucket_paces_bytes_at_its_rate():
+    bucket = TokenBucket(rate=200_000, burst=1000)
+    start = time.monotonic()
+    for _ in range(10):
+        bucket.consume(5000)
+    assert time.monotonic() - start >= 0.2  # 50 kB at 200 kB/s, less the burst
+    assert TokenBucket(0).consume(10**9) == 0.0
+
+
+def test_freivalds_accepts_rounding_and_catches_small_corruption():
+    gen = np.random.default_rng(0)
+    a = gen.standard_normal((64, 256)).astype(np.float32)
+    b = gen.standard_normal((256, 48)).astype(np.float32)
+    c = a @ b
+    exact = (a.astype(np.float64) @ b.astype(np.float64)).astype(np.float32)
+    assert freivalds_check(a, b, c, gen) and freivalds_check(a, b, exact, gen)
+    bad = c.copy()
+    bad[17, 5] += 0.05
+    assert not freivalds_check(a, b, bad, gen)
+    assert not freivalds_check(a, b, c[:, :-1], gen)
+    nan = c.copy()
+    nan[0, 0] = np.nan
+    assert not freivalds_check(a, b, nan, gen)
+
+
+def test_choose_grid_covers_workers_and_respects_memory():
+    rows, cols = choose_grid(256, 192, 64, tiles=8)
+    assert rows * cols == 8
+    tiles = split_gemm(256, 192, 64, grid_rows=rows, grid_cols=cols)
+    total_down = sum(t.bytes_down() for t in tiles)
+    for r in range(1, 9):
+        if 8 % r == 0:  # no other 8-tile grid moves fewer bytes
+            other = split_gemm(256, 192, 64, grid_rows=r, grid_cols=8 // r)
+            assert total_down <= sum(t.bytes_down() for t in other)
+    rows, cols = choose_grid(256, 192, 64, tiles=2, max_memory=40_000)
+    assert max(t.memory() for t in split_gemm(256, 192, 64, grid_rows=rows, grid_cols=cols)) <= 40_000
+    with pytest.raises(InvalidInputError, match="no tile"):
+        choose_grid(256, 192, 64, tiles=2, max_memory=smallest_tile_memory(64) - 1)
+
+
+class _LocalExecutor:
+    def __init__(self):
+        self.calls = 0
+
+    def matmul(self, a, b):
+        self.calls += 1
+        tiles = split_gemm(a.shape[0], b.shape[1], a.shape[1], grid_rows=min(3, a.shape[0]),
+                           grid_cols=min(2, b.shape[1]))
+        c = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+        for t in tiles:
+            c[t.row_start:t.row_stop, t.col_start:t.col_stop] = (
+                a[t.row_start:t.row_stop] @ b[:, t.col_start:t.col_stop])
+        return c
+
+
+def test_tiled_training_matches_plain_training_in_float64():
+    cfg = TrainConfig(steps=3, dtype="float64")
+    text = generated_corpus(4000)
+    plain, plain_opt, data = build(cfg, text)
+    tiled, tiled_opt, _ = build(cfg, text)
+    executor = _LocalExecutor()
+    assert attach_executor(tiled, executor) == 4 * cfg.gpt.n_layer + 1
+    for step in range(cfg.steps):
+        a = train_step(plain, plain_opt, data, cfg, step)
+        b = train_step(tiled, tiled_opt, data, cfg, step)
+        assert b == pytest.approx(a, rel=1e-12)
+    assert executor.calls == 3 * cfg.steps * (4 * cfg.gpt.n_layer + 1)  # forward, dX, dW per Linear
+    for p, q in zip(plain.parameters(), tiled.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_checkpoint_round_trip_and_damage(tmp_path):
+    cfg = TrainConfig(steps=2)
+    model, opt, data = build(cfg, generated_corpus(4000))
+    losses = [train_step(model, opt, data, cfg, s) for s in range(2)]
+    path = tmp_path / "ps.ckpt"
+    save_checkpoint(path, model, opt, step=2, losses=losses, config=cfg.to_dict())
+    fresh, fresh_opt, _ = build(cfg, generated_corpus(4000))
+    assert load_checkpoint(path, fresh, fresh_opt, config=TrainConfig(steps=9).to_dict()) == (2, losses)
+    assert train_step(fresh, fresh_opt, data, cfg, 2) == train_step(model, opt, data, cfg, 2)
+    with pytest.raises(InvalidInputError, match="same options"):
+        load_checkpoint(path, fresh, fresh_opt, config=TrainConfig(lr=1.0).to_dict())
+    raw = bytearray(path.read_bytes())
+    raw[-10] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError):
+        load_checkpoint(path, fresh, fresh_opt, config=cfg.to_dict())
+    path.write_bytes(bytes(raw[:40]))
+    with pytest.raises(CorruptFileError, match="truncated"):
+        load_checkpoint(path, fresh, fresh_opt, config=cfg.to_dict())
+
+
+def test_corpus_loading(tmp_path):
+    assert len(load_corpus(None)) == 20000
+    with pytest.raises(DataNotFoundError, match="--data"):
+        load_corpus(tmp_path / "missing.txt")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(InvalidInputError, match="UTF-8"):
+        load_corpus(tmp_path / "bin.txt")
+
+
+def test_scheduler_requeues_lost_tiles_and_excludes_wrong_results():
+    import threading
+
+    sched = Scheduler(SchedulerConfig(heartbeat_timeout_s=60), required_memory=100)
+    with pytest.raises(InvalidInputError, match="memory"):
+        sched.register("tiny", Profile(memory_bytes=10))
+    honest, cheat, victim = (sched.register(n, Profile()) for n in ("honest", "cheat", "victim"))
+    gen = np.random.default_rng(1)
+    a, b = gen.standard_normal((30, 8)), gen.standard_normal((8, 20))
+    result = {}
+    trainer = threading.Thread(target=lambda: result.setdefault("c", sched.matmul(a, b)))
+    trainer.start()
+    lost = sched.next_task(victim.worker_id, wait_s=5)
+    sched.worker_lost(victim.worker_id)
+    bad = sched.next_task(cheat.worker_id, wait_s=5)
+    accepted, reason = sched.complete(cheat.worker_id, bad.task_id, bad.a @ bad.b + 1.0, 0)
+    assert not accepted and "Freivalds" in reason
+    with pytest.raises(ExcludedWorkerError):
+        sched.next_task(cheat.worker_id, wait_s=0)
+    with pytest.raises(UnknownWorkerError):
+        sched.next_task(victim.worker_id, wait_s=0)
+    while True:
+        task = sched.next_task(honest.worker_id, wait_s=0.2)
+        if task is None and not trainer.is_alive():
+            break
+        if task is not None:
+            assert sched.complete(honest.worker_id, task.task_id, task.a @ task.b, 0) == (True, "ok")
+    trainer.join()
+    np.testing.assert_allclose(result["c"], a @ b, rtol=1e-12)
+    assert sched.requeued_tiles >= 2 and lost is not None
+    sched.finish()
+    assert sched.next_task(honest.worker_id, wait_s=0) == SHUTDOWN
