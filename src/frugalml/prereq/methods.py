@@ -1,0 +1,270 @@
+"""Every method that scores concept pairs, behind one interface: PREREQ and the baselines.
+
+``fit_method(name, context, train_pairs)`` returns a :class:`Scorer` whose ``score(a, b)`` says how
+strongly ``b`` is a prerequisite of ``a`` and whose ``threshold`` (chosen on the training pairs)
+turns scores into predictions. A :class:`Context` holds what a data set's methods share (the
+Pairwise-Link-LDA fit, a gensim LDA fit, document-concept incidence, the link graph), computed
+once and reused across folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from frugalml.common import validate
+from frugalml.common.errors import InvalidInputError, PeerUnavailableError
+from frugalml.prereq.data import Corpus, PairSet
+from frugalml.prereq.plda import PairwiseLinkLDA
+from frugalml.prereq.siamese import SiameseClassifier, best_f1_threshold
+
+METHODS = {
+    "prereq": "Pairwise-Link-LDA concept vectors + siamese network (PREREQ)",
+    "plda": "Pairwise LDA bilinear score x_A^T eta x_B",
+    "rf": "random forest on course-link co-occurrence counts (MOOC-RF-style link features)",
+    "refd": "RefD: reference distance over the document-link graph (Liang et al. 2015)",
+    "cpr": "CPR-Recover: x_i^T A x_j learned with a ranking objective (Liang et al. 2017)",
+    "lda": "plain LDA (gensim, no links) concept vectors + siamese network",
+    "allpos": "predict 'prerequisite' for every pair (the trivial baseline)",
+}
+
+
+@dataclass
+class Scorer:
+    """Scores for arbitrary concept pairs plus the decision threshold chosen on training pairs."""
+
+    score: Callable[[Sequence[str], Sequence[str]], np.ndarray]
+    threshold: float
+
+    def predict(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        return (self.score(a, b) >= self.threshold).astype(np.int64)
+
+
+@dataclass
+class Context:
+    """What the methods share on one corpus; expensive parts are computed on first use.
+
+    Parameters
+    ----------
+    corpus : the documents and links
+    n_topics : topics of both topic models
+    plda_params : extra keyword arguments of :class:`PairwiseLinkLDA`
+    siamese_params : keyword arguments of :class:`SiameseClassifier`
+    seed : int
+    """
+
+    corpus: Corpus
+    n_topics: int = 100
+    plda_params: dict = field(default_factory=dict)
+    siamese_params: dict = field(default_factory=dict)
+    seed: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def plda(self) -> PairwiseLinkLDA:
+        if "plda" not in self._cache:
+            params = {"seed": self.seed, **self.plda_params}
+            self._cache["plda"] = PairwiseLinkLDA(self.n_topics, **params).fit(
+                self.corpus.counts, self.corpus.links)
+        return self._cache["plda"]
+
+    @property
+    def lda_topics(self) -> np.ndarray:
+        """p(word | topic) of a gensim LdaModel fitted on the same bags of words (K x V)."""
+        if "lda" not in self._cache:
+            try:
+                from gensim.matutils import Sparse2Corpus
+                from gensim.models import LdaModel
+            except ImportError as exc:
+                raise PeerUnavailableError(f"gensim is needed for the 'lda' method ({exc}); "
+                                           "pip install gensim") from None
+            corpus = Sparse2Corpus(sp.csc_matrix(self.corpus.counts.T.astype(np.int64)))
+            model = LdaModel(corpus, num_topics=self.n_topics, id2word=None, passes=10,
+                             alpha="auto", random_state=self.seed,
+                             dtype=np.float64)
+            topics = model.get_topics()
+            if topics.shape[1] < self.corpus.counts.shape[1]:
+                topics = np.pad(topics, ((0, 0), (0, self.corpus.counts.shape[1] - topics.shape[1])))
+            self._cache["lda"] = topics
+        return self._cache["lda"]
+
+    def columns(self, names: Sequence[str]) -> np.ndarray:
+        return self.corpus.concept_columns(names)
+
+    @property
+    def incidence(self) -> sp.csr_matrix:
+        """Binary document x vocabulary-word presence."""
+        if "incidence" not in self._cache:
+            self._cache["incidence"] = (self.corpus.counts > 0).astype(np.float64).tocsr()
+        return self._cache["incidence"]
+
+    @property
+    def adjacency(self) -> sp.csr_matrix:
+        """Document link matrix: ``[d, d2] = 1`` when d2 is a prerequisite of d."""
+        if "adjacency" not in self._cache:
+            n = self.corpus.n_docs
+            links = self.corpus.links
+            adj = sp.csr_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
+            adj.data[:] = 1.0
+            self._cache["adjacency"] = adj
+        return self._cache["adjacency"]
+
+
+def fit_method(name: str, context: Context, train: PairSet, **options) -> Scorer:
+    """Fit one method on labelled training pairs and return its scorer.
+
+    Options: ``head`` (siamese head for ``prereq`` / ``lda``).
+    """
+    validate.one_of(name, METHODS, "method")
+    if len(train) == 0:
+        raise InvalidInputError("no training pairs; check the split")
+    fitters = {"prereq": _fit_prereq, "plda": _fit_plda, "rf": _fit_rf, "refd": _fit_refd,
+               "cpr": _fit_cpr, "lda": _fit_lda, "allpos": _fit_allpos}
+    return fitters[name](context, train, **options)
+
+
+def _thresholded(score, train: PairSet) -> Scorer:
+    return Scorer(score, best_f1_threshold(train.y, score(train.a, train.b)))
+
+
+def _fit_allpos(context: Context, train: PairSet, **_) -> Scorer:
+    return Scorer(lambda a, b: np.ones(len(a)), 1.0)
+
+
+def _fit_plda(context: Context, train: PairSet, **_) -> Scorer:
+    model = context.plda
+
+    def score(a, b):
+        return model.link_scores(model.concept_vectors(context.columns(a)),
+                                 model.concept_vectors(context.columns(b)))
+
+    return _thresholded(score, train)
+
+
+def _siamese_on(vectors: Callable[[Sequence[str]], np.ndarray], context: Context,
+                train: PairSet, head: str | None) -> Scorer:
+    params = {"seed": context.seed, **context.siamese_params}
+    if head is not None:
+        params["head"] = head
+    clf = SiameseClassifier(**params).fit(vectors(train.a), vectors(train.b), train.y)
+    return Scorer(lambda a, b: clf.predict_proba(vectors(a), vectors(b)), clf.threshold_)
+
+
+def _fit_prereq(context: Context, train: PairSet, head: str | None = None, **_) -> Scorer:
+    model = context.plda
+    return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context,
+                       train, head)
+
+
+def _fit_lda(context: Context, train: PairSet, head: str | None = None, **_) -> Scorer:
+    topics = context.lda_topics
+    return _siamese_on(lambda names: topics[:, context.columns(names)].T, context, train, head)
+
+
+def link_count_features(context: Context, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """Per pair: documents with A, with B, with both, links A-doc -> B-doc and B-doc -> A-doc,
+    and the same link counts normalised by the documents involved (all from raw counts)."""
+    ca, cb = context.columns(a), context.columns(b)
+    M = context.incidence
+    docs = np.asarray(M.sum(0)).ravel()
+    n_a, n_b = docs[ca], docs[cb]
+    Mc = M[:, np.unique(np.concatenate([ca, cb]))]
+    lookup = {c: i for i, c in enumerate(np.unique(np.concatenate([ca, cb])))}
+    ia = np.asarray([lookup[c] for c in ca])
+    ib = np.asarray([lookup[c] for c in cb])
+    both = np.asarray((Mc.T @ Mc).todense())
+    links = np.asarray((Mc.T @ context.adjacency @ Mc).todense())  # [x, y]: x-doc requires y-doc
+    ab, ba = links[ia, ib], links[ib, ia]
+    co = both[ia, ib]
+    return np.column_stack([n_a, n_b, co, ab, ba, ab - ba, ab / np.maximum(n_a * n_b, 1),
+                            ba / np.maximum(n_a * n_b, 1), co / np.maximum(np.minimum(n_a, n_b), 1)])
+
+
+def _fit_rf(context: Context, train: PairSet, **_) -> Scorer:
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(n_estimators=300, min_samples_leaf=2, random_state=context.seed,
+                                    n_jobs=1)
+    forest.fit(link_count_features(context, train.a, train.b), train.y)
+    return _thresholded(
+        lambda a, b: forest.predict_proba(link_count_features(context, a, b))[:, 1], train)
+
+
+def refd_matrix(context: Context, columns: np.ndarray) -> np.ndarray:
+    """RefD[i, j] > 0: concept j is more likely a prerequisite of concept i (equal weights).
+
+    RefD(A, B) = share of A-documents whose prerequisites mention B, minus the share of
+    B-documents whose prerequisites mention A.
+    """
+    M = context.incidence[:, columns]
+    refers = ((context.adjacency @ M) > 0).astype(np.float64)
+    share = np.asarray((M.T @ refers).todense()) / np.maximum(np.asarray(M.sum(0)).ravel(), 1)[:, None]
+    return share - share.T
+
+
+def _concept_lookup(context: Context, names: Sequence[str]) -> tuple[np.ndarray, dict[int, int]]:
+    cols = np.unique(context.columns(names))
+    return cols, {int(c): i for i, c in enumerate(cols)}
+
+
+def _all_concepts(context: Context) -> list[str]:
+    return sorted(context.corpus.concepts)
+
+
+def _fit_refd(context: Context, train: PairSet, **_) -> Scorer:
+    cols, index = _concept_lookup(context, _all_concepts(context))
+    refd = refd_matrix(context, cols)
+
+    def score(a, b):
+        ia = [index[int(c)] for c in context.columns(a)]
+        ib = [index[int(c)] for c in context.columns(b)]
+        return refd[ia, ib]
+
+    return _thresholded(score, train)
+
+
+def cpr_recover(context: Context, columns: np.ndarray, *, steps: int = 300, l1: float = 1e-4,
+                negatives: int = 5, seed: int = 0) -> np.ndarray:
+    """Learn A (concepts x concepts) so that x_d^T A x_d2 ranks linked course pairs (d requires
+    d2) above unlinked ones; x_d are l2-normalised concept presence vectors of the documents."""
+    import torch
+
+    X = context.incidence[:, columns].toarray()
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    links = context.corpus.links
+    if len(links) == 0:
+        raise InvalidInputError("CPR-Recover needs document links")
+    gen = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    tx = torch.as_tensor(X, dtype=torch.float32)
+    A = torch.zeros((X.shape[1], X.shape[1]), requires_grad=True)
+    opt = torch.optim.Adam([A], lr=0.05)
+    src = torch.as_tensor(np.repeat(links[:, 0], negatives))
+    pos = torch.as_tensor(np.repeat(links[:, 1], negatives))
+    for _ in range(steps):
+        neg = torch.as_tensor(gen.integers(0, X.shape[0], size=len(src)))
+        left = tx[src] @ A
+        margin = (left * tx[pos]).sum(1) - (left * tx[neg]).sum(1)
+        loss = torch.nn.functional.softplus(-margin).mean() + l1 * A.abs().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return A.detach().double().numpy()
+
+
+def _fit_cpr(context: Context, train: PairSet, **_) -> Scorer:
+    cols, index = _concept_lookup(context, _all_concepts(context))
+    key = ("cpr", context.seed)
+    if key not in context._cache:
+        context._cache[key] = cpr_recover(context, cols, seed=context.seed)
+    A = context._cache[key]
+
+    def score(a, b):
+        ia = [index[int(c)] for c in context.columns(a)]
+        ib = [index[int(c)] for c in context.columns(b)]
+        return A[ia, ib]
+
+    return _thresholded(score, train)

@@ -1,0 +1,146 @@
+"""The user-facing PREREQ model: corpus -> Pairwise-Link-LDA -> siamese classifier, saved as one file.
+
+>>> model = PrereqModel(n_topics=100).fit(corpus, train_pairs)  # doctest: +SKIP
+>>> model.predict_proba(["Machine learning"], ["Linear algebra"])  # doctest: +SKIP
+>>> model.save("university.prereq"); PrereqModel.load("university.prereq")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from frugalml.common import files, validate
+from frugalml.common.errors import CorruptFileError, InvalidInputError
+from frugalml.prereq.data import Corpus, PairSet
+from frugalml.prereq.plda import PairwiseLinkLDA
+from frugalml.prereq.siamese import SiameseClassifier
+
+MAGIC = b"PREREQ"
+VERSION = 1
+
+
+class PrereqModel:
+    """Predict whether concept B is a prerequisite of concept A from documents and links.
+
+    Parameters
+    ----------
+    n_topics : int
+        Topics of the Pairwise-Link-LDA.
+    head : {"abs", "diff", "concat", "bilinear"}
+        Siamese pair head; ``abs`` (the paper's) is symmetric, the others see direction.
+    plda_params, siamese_params : dict, optional
+        Further settings of :class:`PairwiseLinkLDA` and :class:`SiameseClassifier`.
+    seed : int
+
+    Attributes
+    ----------
+    plda_ : PairwiseLinkLDA
+    classifier_ : SiameseClassifier
+    concepts_ : dict of concept name -> vocabulary column
+    """
+
+    def __init__(self, n_topics: int = 100, *, head: str = "diff", plda_params: dict | None = None,
+                 siamese_params: dict | None = None, seed: int = 0):
+        self.n_topics = n_topics
+        self.head = head
+        self.plda_params = dict(plda_params or {})
+        self.siamese_params = dict(siamese_params or {})
+        self.seed = seed
+
+    def fit(self, corpus: Corpus, pairs: PairSet, *, plda: PairwiseLinkLDA | None = None) -> PrereqModel:
+        """Fit the topic model on the corpus (unless a fitted ``plda`` is given), then the
+        classifier on the labelled pairs."""
+        validate.one_of(self.head, ("abs", "diff", "concat", "bilinear"), "head")
+        if len(pairs) == 0:
+            raise InvalidInputError("no labelled pairs to train on")
+        self.concepts_ = dict(corpus.concepts)
+        self.plda_ = plda or PairwiseLinkLDA(self.n_topics, seed=self.seed, **self.plda_params).fit(
+            corpus.counts, corpus.links)
+        params = {"seed": self.seed, **self.siamese_params, "head": self.head}
+        self.classifier_ = SiameseClassifier(**params).fit(
+            self.vectors(pairs.a), self.vectors(pairs.b), pairs.y)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classifier_"):
+            raise InvalidInputError("this PrereqModel is not fitted yet; call fit() or load()")
+
+    def vectors(self, names: Sequence[str]) -> np.ndarray:
+        """Concept vectors p(concept | topic) for concept names."""
+        cols = []
+        for name in names:
+            if name not in self.concepts_:
+                close = [c for c in self.concepts_ if c.lower().startswith(name[:3].lower())][:5]
+                raise InvalidInputError(
+                    f"unknown concept {name!r}" + (f"; did you mean {', '.join(close)}?" if close
+                                                  else f"; the model knows {len(self.concepts_)}"))
+            cols.append(self.concepts_[name])
+        return self.plda_.concept_vectors(cols)
+
+    def predict_proba(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        """Probability that ``b[i]`` is a prerequisite of ``a[i]``."""
+        self._check_fitted()
+        if len(a) != len(b):
+            raise InvalidInputError("a and b must list the same number of concepts")
+        return self.classifier_.predict_proba(self.vectors(a), self.vectors(b))
+
+    def predict(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        return (self.predict_proba(a, b) >= self.classifier_.threshold_).astype(np.int64)
+
+    def graph(self, concepts: Sequence[str] | None = None) -> list[tuple[str, str, float]]:
+        """Predicted prerequisite edges ``(concept, prerequisite, probability)`` among concepts."""
+        self._check_fitted()
+        names = sorted(concepts if concepts is not None else self.concepts_)
+        a = [x for x in names for _ in names]
+        b = [z for _ in names for z in names]
+        keep = [i for i in range(len(a)) if a[i] != b[i]]
+        a, b = [a[i] for i in keep], [b[i] for i in keep]
+        prob = self.predict_proba(a, b)
+        on = prob >= self.classifier_.threshold_
+        return [(x, z, float(p)) for x, z, p, o in zip(a, b, prob, on, strict=True) if o]
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model atomically as a versioned, checksummed container."""
+        self._check_fitted()
+        arrays = {f"plda.{k}": v for k, v in self.plda_.state().items()}
+        arrays.update({f"siamese.{k}": v for k, v in self.classifier_.state().items()})
+        index, chunks, offset = [], [], 0
+        for name, arr in arrays.items():
+            data = np.ascontiguousarray(arr)
+            raw = data.tobytes()
+            index.append({"name": name, "dtype": data.dtype.str, "shape": list(data.shape),
+                          "offset": offset, "nbytes": len(raw)})
+            chunks.append(raw)
+            offset += len(raw)
+        meta = {"n_topics": self.n_topics, "head": self.head, "seed": self.seed,
+                "plda_params": self.plda_.get_params(),
+                "siamese_params": self.classifier_.get_params(),
+                "concepts": self.concepts_, "arrays": index}
+        files.write_container(path, MAGIC, VERSION, meta, chunks)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PrereqModel:
+        """Read a model written by :meth:`save` (checks magic, version and checksums)."""
+        header, payload = files.read_container(path, MAGIC, VERSION)
+        meta = header.metadata
+        try:
+            arrays = {}
+            for item in meta["arrays"]:
+                raw = payload[item["offset"]:item["offset"] + item["nbytes"]]
+                arrays[item["name"]] = np.frombuffer(raw, dtype=np.dtype(item["dtype"])).reshape(
+                    item["shape"]).copy()
+            model = cls(meta["n_topics"], head=meta["head"], seed=meta["seed"])
+            model.concepts_ = {k: int(v) for k, v in meta["concepts"].items()}
+            model.plda_ = PairwiseLinkLDA.from_state(
+                meta["plda_params"], {k[5:]: v for k, v in arrays.items() if k.startswith("plda.")})
+            model.classifier_ = SiameseClassifier.from_state(
+                meta["siamese_params"],
+                {k[8:]: v for k, v in arrays.items() if k.startswith("siamese.")})
+        except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+            raise CorruptFileError(f"{path} is not a valid PREREQ model ({exc}); fit it again") from None
+        return model

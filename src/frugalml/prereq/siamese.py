@@ -1,0 +1,221 @@
+"""The PREREQ siamese network: a shared branch over two concept vectors and a pair head (torch).
+
+Branch ``G(x) = l2norm(W2 Dropout(ReLU(BN(W1 x))))``. Heads: ``abs`` (the original,
+``|G(a) - G(b)|``: symmetric, so (A, B) and (B, A) always get the same score), ``diff``
+(``G(a) - G(b)``), ``concat`` (``[G(a), G(b)]``) and ``bilinear`` (``G(a)^T W G(b)``); the last three
+see the direction of the pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from frugalml.common import validate
+from frugalml.common.errors import InvalidInputError
+
+HEADS = ("abs", "diff", "concat", "bilinear")
+
+
+@dataclass
+class SiameseConfig:
+    """Settings of :class:`SiameseClassifier` (defaults: the PREREQ paper's)."""
+
+    head: str = "abs"
+    hidden: int = 512
+    dropout: float = 0.1
+    lr: float = 1e-4
+    steps: int = 3500
+    batch_size: int = 128
+    seed: int = 0
+    threads: int | None = None
+
+    def check(self) -> None:
+        validate.one_of(self.head, HEADS, "head")
+        if self.hidden < 1 or self.steps < 1 or self.batch_size < 1:
+            raise InvalidInputError("hidden, steps and batch_size must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise InvalidInputError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not self.lr > 0:
+            raise InvalidInputError(f"lr must be positive, got {self.lr}")
+
+
+def _build_network(n_features: int, cfg: SiameseConfig):
+    import torch
+    from torch import nn
+
+    class SiameseNet(nn.Module):
+        """Shared branch and a pair head; ``forward(a, b)`` returns logits of (no, yes)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.branch = nn.Sequential(
+                nn.Linear(n_features, n_features), nn.BatchNorm1d(n_features), nn.ReLU(),
+                nn.Dropout(cfg.dropout), nn.Linear(n_features, cfg.hidden))
+            if cfg.head == "bilinear":
+                self.head = nn.Bilinear(cfg.hidden, cfg.hidden, 2)
+            else:
+                self.head = nn.Linear(2 * cfg.hidden if cfg.head == "concat" else cfg.hidden, 2)
+
+        def embed(self, x):
+            return nn.functional.normalize(self.branch(x), dim=1)
+
+        def forward(self, a, b):
+            ga, gb = self.embed(a), self.embed(b)
+            if cfg.head == "abs":
+                return self.head(torch.abs(ga - gb))
+            if cfg.head == "diff":
+                return self.head(ga - gb)
+            if cfg.head == "concat":
+                return self.head(torch.cat([ga, gb], dim=1))
+            return self.head(ga, gb)
+
+    return SiameseNet()
+
+
+class SiameseClassifier:
+    """Classify concept pairs (A, B) as "B is a prerequisite of A" from their concept vectors.
+
+    sklearn-style: ``fit(XA, XB, y)``, ``predict_proba(XA, XB)``, ``predict(XA, XB)``; the
+    decision threshold is the one that maximises F1 on the training pairs (``threshold_``).
+
+    Parameters
+    ----------
+    head : {"abs", "diff", "concat", "bilinear"}
+        ``abs`` is the original, symmetric head; the others are direction-aware.
+    hidden, dropout, lr, steps, batch_size : the paper's architecture and training settings
+    seed : int
+    threads : int, optional
+        torch intra-op threads while fitting and predicting (None leaves torch's setting).
+    """
+
+    def __init__(self, head: str = "abs", *, hidden: int = 512, dropout: float = 0.1,
+                 lr: float = 1e-4, steps: int = 3500, batch_size: int = 128, seed: int = 0,
+                 threads: int | None = None):
+        self.head = head
+        self.hidden = hidden
+        self.dropout = dropout
+        self.lr = lr
+        self.steps = steps
+        self.batch_size = batch_size
+        self.seed = seed
+        self.threads = threads
+
+    def config(self) -> SiameseConfig:
+        cfg = SiameseConfig(**{k: getattr(self, k) for k in SiameseConfig.__dataclass_fields__})
+        cfg.check()
+        return cfg
+
+    def get_params(self, deep: bool = True) -> dict:
+        return asdict(self.config())
+
+    def fit(self, xa, xb, y) -> SiameseClassifier:
+        """Train on pairs of concept vectors ``xa[i]``, ``xb[i]`` with labels ``y[i]`` in {0, 1}."""
+        import torch
+
+        cfg = self.config()
+        xa, xb, y = _check_pairs(xa, xb, y)
+        if len(np.unique(y)) < 2:
+            raise InvalidInputError("training pairs need both labels 0 and 1")
+        with _threads(cfg.threads):
+            torch.manual_seed(cfg.seed)
+            gen = np.random.default_rng(cfg.seed)
+            self.scale_ = np.maximum(np.abs(np.concatenate([xa, xb])).max(0), 1e-12)
+            net = _build_network(xa.shape[1], cfg)
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            ta, tb = (torch.as_tensor(x / self.scale_, dtype=torch.float32) for x in (xa, xb))
+            ty = torch.as_tensor(y, dtype=torch.long)
+            net.train()
+            for _ in range(cfg.steps):
+                idx = torch.as_tensor(gen.integers(0, len(y), size=cfg.batch_size))
+                loss = torch.nn.functional.cross_entropy(net(ta[idx], tb[idx]), ty[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            net.eval()
+            self.network_ = net
+            self.n_features_ = xa.shape[1]
+            self.threshold_ = best_f1_threshold(y, self.predict_proba(xa, xb))
+        return self
+
+    def predict_proba(self, xa, xb) -> np.ndarray:
+        """Probability that B is a prerequisite of A, one per pair."""
+        import torch
+
+        if not hasattr(self, "network_"):
+            raise InvalidInputError("this SiameseClassifier is not fitted yet; call fit() first")
+        xa, xb, _ = _check_pairs(xa, xb, None, self.n_features_)
+        with _threads(self.threads), torch.no_grad():
+            logits = self.network_(torch.as_tensor(xa / self.scale_, dtype=torch.float32),
+                                   torch.as_tensor(xb / self.scale_, dtype=torch.float32))
+            return torch.softmax(logits, dim=1)[:, 1].double().numpy()
+
+    def predict(self, xa, xb) -> np.ndarray:
+        return (self.predict_proba(xa, xb) >= self.threshold_).astype(np.int64)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Learned arrays for saving (network weights, input scale, threshold)."""
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in
+                  self.network_.state_dict().items()}
+        arrays["scale"] = self.scale_
+        arrays["threshold"] = np.asarray([self.threshold_])
+        return arrays
+
+    @classmethod
+    def from_state(cls, params: dict, arrays: dict[str, np.ndarray]) -> SiameseClassifier:
+        import torch
+
+        model = cls(**params)
+        model.scale_ = arrays["scale"]
+        model.threshold_ = float(arrays["threshold"][0])
+        model.n_features_ = len(model.scale_)
+        net = _build_network(model.n_features_, model.config())
+        net.load_state_dict({k[4:]: torch.as_tensor(v) for k, v in arrays.items()
+                             if k.startswith("net.")})
+        net.eval()
+        model.network_ = net
+        return model
+
+
+def best_f1_threshold(y: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold that maximises F1 on (y, scores); predict positive at >= threshold."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y, scores)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+
+
+def _check_pairs(xa, xb, y, n_features: int | None = None):
+    xa = validate.as_array(xa, "xa", ndim=2, dtype=np.float64)
+    xb = validate.as_array(xb, "xb", ndim=2, dtype=np.float64)
+    if xa.shape != xb.shape:
+        raise InvalidInputError(f"xa and xb must have the same shape, got {xa.shape} and {xb.shape}")
+    if n_features is not None and xa.shape[1] != n_features:
+        raise InvalidInputError(f"concept vectors have {xa.shape[1]} features, the model expects "
+                                f"{n_features}")
+    if y is not None:
+        y = validate.as_array(y, "y", ndim=1).astype(np.int64)
+        if len(y) != len(xa) or not np.isin(y, (0, 1)).all():
+            raise InvalidInputError("y must hold one 0/1 label per pair")
+    return xa, xb, y
+
+
+class _threads:
+    """Set torch's intra-op threads for a block, then restore them."""
+
+    def __init__(self, n: int | None):
+        self.n = n
+
+    def __enter__(self):
+        import torch
+
+        self.old = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.old)

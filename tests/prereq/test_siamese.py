@@ -1,0 +1,50 @@
+"""The siamese network: heads, direction awareness, thresholds, bad input."""
+
+import numpy as np
+import pytest
+
+from frugalml.common.errors import InvalidInputError
+from frugalml.prereq.siamese import SiameseClassifier, best_f1_threshold
+
+
+def _directed_pairs(n=300, k=8, seed=0):
+    """y = 1 when a's first feature exceeds b's: learnable only with direction."""
+    gen = np.random.default_rng(seed)
+    xa, xb = gen.random((n, k)), gen.random((n, k))
+    return xa, xb, (xa[:, 0] > xb[:, 0]).astype(int)
+
+
+def test_abs_head_is_symmetric():
+    xa, xb, y = _directed_pairs()
+    clf = SiameseClassifier("abs", steps=30, hidden=16).fit(xa, xb, y)
+    np.testing.assert_allclose(clf.predict_proba(xa, xb), clf.predict_proba(xb, xa), atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["diff", "concat", "bilinear"])
+def test_direction_aware_heads_learn_direction(head):
+    xa, xb, y = _directed_pairs()
+    clf = SiameseClassifier(head, steps=400, hidden=32, lr=3e-3).fit(xa, xb, y)
+    forward, backward = clf.predict_proba(xa, xb), clf.predict_proba(xb, xa)
+    assert not np.allclose(forward, backward, atol=1e-3)
+    assert np.mean(clf.predict(xa, xb) == y) > 0.8
+    assert 0 <= clf.threshold_ <= 1
+
+
+def test_threshold_maximises_training_f1():
+    y = np.array([0, 0, 1, 1, 1])
+    assert best_f1_threshold(y, np.array([0.1, 0.2, 0.3, 0.8, 0.9])) == pytest.approx(0.3)
+
+
+def test_bad_input():
+    xa, xb, y = _directed_pairs(20)
+    with pytest.raises(InvalidInputError, match="head"):
+        SiameseClassifier("cosine").fit(xa, xb, y)
+    with pytest.raises(InvalidInputError, match="same shape"):
+        SiameseClassifier(steps=1).fit(xa, xb[:, :3], y)
+    with pytest.raises(InvalidInputError, match="both labels"):
+        SiameseClassifier(steps=1).fit(xa, xb, np.ones(20, int))
+    with pytest.raises(InvalidInputError, match="not fitted"):
+        SiameseClassifier().predict_proba(xa, xb)
+    clf = SiameseClassifier(steps=2, hidden=4).fit(xa, xb, y)
+    with pytest.raises(InvalidInputError, match="features"):
+        clf.predict_proba(xa[:, :3], xb[:, :3])
