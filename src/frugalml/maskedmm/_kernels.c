@@ -109,14 +109,39 @@ DEFINE_A_MAPS_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL
  * sbits[p][s][w] has bit k%64 of word k/64 set when segment s of row k of panel p holds a
  * non-zero; sbits[p][MK_SEGMENTS] is their OR (rows with any non-zero in the panel). */
 
+/* AVX-512 packing of one full panel row (unit column stride, no mask): one vector per segment. */
+#define DEFINE_PACK_ROW_AVX512(SUF, T, VEC, MASK, SFX, ABSBITS, EPI, MAXV)                     \
+    AVX512_TARGET static unsigned pack_row_avx512_##SUF(const T *src, T *dst, T thr,           \
+                                                        int64_t *nnz, int64_t *bad)            \
+    {                                                                                          \
+        const VEC vthr = _mm512_set1_##SFX(thr), vmax = _mm512_set1_##SFX(MAXV);               \
+        const VEC absmask = _mm512_castsi512_##SFX(_mm512_set1_##EPI(ABSBITS));                \
+        unsigned pattern = 0;                                                                  \
+        for (int s = 0; s < MK_SEGMENTS; s++) {                                                \
+            const int lanes = (int)(sizeof(VEC) / sizeof(T));                                  \
+            const VEC v = _mm512_loadu_##SFX(src + s * lanes);                                 \
+            const VEC a = _mm512_and_##SFX(v, absmask);                                        \
+            const MASK keep = _mm512_cmp_##SFX##_mask(a, vthr, _CMP_GT_OQ);                    \
+            *bad += __builtin_popcount(_mm512_cmp_##SFX##_mask(a, vmax, _CMP_NLE_UQ));         \
+            *nnz += __builtin_popcount(keep);                                                  \
+            _mm512_storeu_##SFX(dst + s * lanes, _mm512_maskz_mov_##SFX(keep, v));             \
+            pattern |= (unsigned)(keep != 0) << s;                                             \
+        }                                                                                      \
+        return pattern;                                                                        \
+    }
+
+DEFINE_PACK_ROW_AVX512(f32, float, __m512, __mmask16, ps, 0x7fffffff, epi32, FLT_MAX)
+DEFINE_PACK_ROW_AVX512(f64, double, __m512d, __mmask8, pd, 0x7fffffffffffffffLL, epi64, DBL_MAX)
+
 #define DEFINE_PACK_B(SUF, T, ABS, MAXV)                                                       \
     static void pack_b_##SUF(const T *B, ptrdiff_t sr, ptrdiff_t sc, int64_t K, int64_t N,     \
                              T thr, const uint8_t *mask, ptrdiff_t mr, ptrdiff_t mc, int W,    \
-                             T *panels, uint64_t *sbits, int threads, int64_t *nnz,            \
-                             int64_t *bad, int64_t *segs)                                      \
+                             T *panels, uint64_t *sbits, int avx512, int threads,              \
+                             int64_t *nnz, int64_t *bad, int64_t *segs)                        \
     {                                                                                          \
         const int64_t NR = (int64_t)W * MK_SEGMENTS, np = ceil_div(N, NR), nw = ceil_div(K, 64); \
         int64_t tn = 0, tb = 0, ts = 0;                                                        \
+        const int vector_rows = avx512 && W * (int)sizeof(T) == 64 && sc == 1 && !mask;        \
         _Pragma("omp parallel for num_threads(threads) reduction(+ : tn, tb, ts) schedule(static)") \
         for (int64_t p = 0; p < np; p++) {                                                     \
             const int64_t j0 = p * NR, cols = N - j0 < NR ? N - j0 : NR;                        \
@@ -125,6 +150,10 @@ DEFINE_A_MAPS_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL
                 T *dst = panels + (p * K + k) * NR;                                            \
                 const T *src = B + k * sr + j0 * sc;                                           \
                 unsigned pattern = 0;                                                          \
+                if (vector_rows && cols == NR) {                                               \
+                    pattern = pack_row_avx512_##SUF(src, dst, thr, &tn, &tb);                  \
+                    goto record;                                                               \
+                }                                                                              \
                 for (int s = 0; s < MK_SEGMENTS; s++) {                                        \
                     int64_t kept = 0;                                                          \
                     if (sc == 1 && !mask && cols == NR) {                                      \
@@ -153,6 +182,7 @@ DEFINE_A_MAPS_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL
                     tn += kept;                                                                \
                     pattern |= (unsigned)(kept > 0) << s;                                      \
                 }                                                                              \
+            record:;                                                                           \
                 const uint64_t bit = 1ull << (k % 64);                                         \
                 for (int s = 0; s < MK_SEGMENTS; s++)                                          \
                     if (pattern >> s & 1) pb[s * nw + k / 64] |= bit;                          \
@@ -363,14 +393,16 @@ static PyObject *py_pack_b(PyObject *self, PyObject *args)
     if (ok) {
         threads = resolve_threads(threads);
         const uint8_t *mbuf = has_mask ? mask.buf : NULL;
+        __builtin_cpu_init();
+        const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
         const ptrdiff_t msr = has_mask ? mask.strides[0] : 0, msc = has_mask ? mask.strides[1] : 0;
         Py_BEGIN_ALLOW_THREADS
         if (b.itemsize == 4)
             pack_b_f32(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, (float)thr, mbuf, msr, msc, width,
-                       panels.buf, sbits.buf, threads, &nnz, &bad, &segs);
+                       panels.buf, sbits.buf, avx512, threads, &nnz, &bad, &segs);
         else
             pack_b_f64(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, thr, mbuf, msr, msc, width,
-                       panels.buf, sbits.buf, threads, &nnz, &bad, &segs);
+                       panels.buf, sbits.buf, avx512, threads, &nnz, &bad, &segs);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&b);

@@ -334,7 +334,9 @@ def matmul(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, method: st
     if out is not None:
         out = _check_out(out, ops)
     chosen = plan_operands(ops) if method == "auto" else None
-    if (chosen.method if chosen else method) == "dense":
+    if chosen is not None and chosen.method == "dense":
+        return _checked_dense(ops, out)
+    if method == "dense":
         return _dense(ops, out)
     if (chosen.method if chosen else method) == "sparse":
         return _sparse(ops, out)
@@ -361,11 +363,28 @@ def plan_operands(ops: Operands) -> planner.Plan:
     )
 
 
+def _require_finite(x: np.ndarray, name: str) -> None:
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise _nonfinite_error(name, bad)
+
+
+def _checked_dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
+    """Dense for ``auto``: refuses NaN/inf like the skipping methods, checking the inputs only
+    when the (cheaper to sum) result is not finite."""
+    result = _dense(ops, out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(result.sum())
+    if not finite:
+        _require_finite(ops.A, "A")
+        _require_finite(ops.B if ops.B is not None else ops.prepared.panels, "B")
+    return result
+
+
 def _effective_a(ops: Operands) -> np.ndarray:
     if not ops.filters_a:
         return ops.A
-    if not np.isfinite(ops.A).all():
-        raise _nonfinite_error("A", int(np.count_nonzero(~np.isfinite(ops.A))))
+    _require_finite(ops.A, "A")
     return effective(ops.A, ops.a_mask, ops.threshold)
 
 
@@ -374,8 +393,7 @@ def _effective_b(ops: Operands) -> np.ndarray:
         return ops.prepared.dense()
     if not ops.filters_b:
         return ops.B
-    if not np.isfinite(ops.B).all():
-        raise _nonfinite_error("B", int(np.count_nonzero(~np.isfinite(ops.B))))
+    _require_finite(ops.B, "B")
     return effective(ops.B, ops.b_mask, ops.threshold)
 
 

@@ -31,23 +31,25 @@ EXACT_BELOW = 16384
 
 @dataclass
 class Calibration:
-    """Seconds per unit of work on one thread (float32; float64 doubles the dense and map terms)."""
+    """Seconds per unit of work on one thread (float32; float64 doubles the dense and map terms).
 
-    dense_per_mac: float = 4.5e-12
-    map_per_entry: float = 2.5e-10
-    pack_per_entry: float = 1.0e-9
-    iteration: dict[int, float] = field(default_factory=lambda: {1: 1.5e-9, 2: 1.5e-9, 4: 2.0e-9})
-    vector_fma: dict[int, float] = field(default_factory=lambda: {1: 3.0e-10, 2: 2.5e-10, 4: 2.2e-10})
-    csr_per_entry: float = 3.0e-9
-    spgemm_per_flop: float = 3.0e-9
-    spgemm_per_output: float = 1.0e-9
+    ``vector_fma[m]`` is the masked kernel's time per executed vector FMA with row block ``m``,
+    overheads (bit scans, broadcasts, dispatches) included.
+    """
+
+    dense_per_mac: float = 1.25e-11
+    map_per_entry: float = 8.5e-11
+    pack_per_entry: float = 6.0e-10
+    vector_fma: dict[int, float] = field(default_factory=lambda: {1: 1.4e-9, 2: 1.1e-9, 4: 0.5e-9})
+    csr_per_entry: float = 3.5e-9
+    spgemm_per_flop: float = 2.3e-9
+    spgemm_per_output: float = 2.1e-8
     measured: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
         d = dict(d)
-        for key in ("iteration", "vector_fma"):
-            d[key] = {int(k): float(v) for k, v in d[key].items()}
+        d["vector_fma"] = {int(k): float(v) for k, v in d["vector_fma"].items()}
         return cls(**d)
 
 
@@ -111,9 +113,8 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, b_densit
     overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
     masked = {}
     for row_block in ROW_BLOCKS:
-        iters, fmas = masked_work(shape, width, row_block, a_density, b_density)
-        masked[row_block] = overhead + (cal.iteration[row_block] * iters
-                                        + cal.vector_fma[row_block] * fmas) / parallel
+        _, fmas = masked_work(shape, width, row_block, a_density, b_density)
+        masked[row_block] = overhead + cal.vector_fma[row_block] * fmas / parallel
     best_block = min(masked, key=masked.get)
     estimates["masked"] = masked[best_block]
     estimates["sparse"] = (cal.csr_per_entry * (m * k + (0 if b_prepared else k * n))
@@ -131,8 +132,8 @@ def default_row_block(A: np.ndarray) -> int:
     cal = calibration()
     costs = {}
     for row_block in ROW_BLOCKS:
-        iters, fmas = masked_work(shape, width, row_block, density, density)
-        costs[row_block] = cal.iteration[row_block] * iters + cal.vector_fma[row_block] * fmas
+        _, fmas = masked_work(shape, width, row_block, density, density)
+        costs[row_block] = cal.vector_fma[row_block] * fmas
     return min(costs, key=costs.get)
 
 
@@ -209,13 +210,8 @@ def calibrate(size: int = 512, *, save: bool = True, quiet: bool = True) -> Cali
         operands = [(_sparse_like(gen, size, d), d) for d in densities]
         for row_block in ROW_BLOCKS:
             next(bar)
-            rows, times = [], []
-            for X, _ in operands:
-                iters, fmas, t = _time_masked(X, isa, row_block)
-                rows.append([iters, fmas])
-                times.append(t)
-            coef, _ = nnls(np.array(rows, float), np.array(times))
-            cal.iteration[row_block], cal.vector_fma[row_block] = float(coef[0]), float(coef[1])
+            fmas, times = zip(*(_time_masked(X, isa, row_block) for X, _ in operands), strict=True)
+            cal.vector_fma[row_block] = float(np.dot(fmas, times) / np.dot(fmas, fmas))
         next(bar)
         rows, times = [], []
         for X, d in operands:
@@ -240,7 +236,7 @@ def _sparse_like(gen: np.random.Generator, size: int, density: float) -> np.ndar
     return X
 
 
-def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[int, int, float]:
+def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[int, float]:
     from frugalml.maskedmm.core import prepare_b
 
     prepared = prepare_b(X, isa=isa, threads=1)
@@ -260,5 +256,5 @@ def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[int, int, flo
         def run():
             return backend.extension.multiply(X, bits, prepared.panels, prepared.segment_bits,
                                               prepared.width, X.shape[1], out, isa, row_block, 1, 0)
-    iters, fmas, _ = run()
-    return int(iters), int(fmas), _best_time(run)
+    _, fmas, _ = run()
+    return int(fmas), _best_time(run)

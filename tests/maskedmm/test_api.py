@@ -1,0 +1,151 @@
+"""The public API: methods agree with the oracle, bad input gets clear errors, inputs stay intact."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from frugalml.common.errors import FrugalError, InvalidInputError
+from frugalml.maskedmm import backend, core, matmul, plan, prepare_b, reference_matmul, reset_stats, stats
+
+
+def operands(m=40, k=70, n=90, sparsity=0.8, dtype=np.float32, seed=0):
+    gen = np.random.default_rng(seed)
+    A = gen.standard_normal((m, k)).astype(dtype)
+    B = gen.standard_normal((k, n)).astype(dtype)
+    A[gen.random(A.shape) < sparsity] = 0
+    B[gen.random(B.shape) < sparsity] = 0
+    return A, B
+
+
+@pytest.mark.parametrize("method", ["auto", "dense", "masked", "sparse"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_method_matches_the_oracle_with_filters(method, dtype):
+    A, B = operands(dtype=dtype)
+    gen = np.random.default_rng(5)
+    filters = {"a_mask": gen.random(A.shape) < 0.7, "b_mask": gen.random(B.shape) < 0.7, "threshold": 0.3}
+    before = A.copy(), B.copy()
+    C = matmul(A, B, method=method, **filters)
+    np.testing.assert_allclose(C, reference_matmul(A, B, **filters), rtol=1e-4, atol=1e-4)
+    assert C.dtype == dtype
+    np.testing.assert_array_equal(A, before[0])
+    np.testing.assert_array_equal(B, before[1])
+
+
+def test_prepared_b_is_reusable_and_follows_the_isa(monkeypatch):
+    A, B = operands()
+    prepared = prepare_b(B, threshold=0.2)
+    expected = reference_matmul(A, B, threshold=0.2)
+    for method in ("masked", "dense", "sparse", "auto"):
+        np.testing.assert_allclose(matmul(A, prepared, method=method, threshold=0.2), expected,
+                                   rtol=1e-4, atol=1e-4)
+    assert prepared.density == pytest.approx(np.mean(np.abs(B) > 0.2))
+    monkeypatch.setenv(backend.ISA_ENV, "scalar")
+    np.testing.assert_allclose(matmul(A, prepared, method="masked", threshold=0.2), expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_out_may_be_fortran_ordered_and_is_returned():
+    A, B = operands()
+    out = np.empty((A.shape[0], B.shape[1]), np.float32, order="F")
+    result = matmul(A, B, method="masked", out=out)
+    assert result is out
+    np.testing.assert_allclose(out, reference_matmul(A, B), rtol=1e-4, atol=1e-4)
+
+
+def test_threads_give_the_same_answer():
+    A, B = operands(m=130, k=200, n=150, sparsity=0.9)
+    one = matmul(A, B, method="masked", threads=1)
+    two = matmul(A, B, method="masked", threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("row_block", [1, 2])
+def test_stats_count_four_times_fewer_fmas_at_90_percent(row_block):
+    A, B = operands(m=256, k=256, n=256, sparsity=0.9, seed=3)
+    reset_stats()
+    core._masked(core.check_operands(A, B), None, row_block)
+    counted = stats()
+    assert counted.calls == {"masked": 1}
+    assert counted.vector_fmas_dense == 256 * 256 * (256 // 16)
+    assert counted.fma_reduction >= 4.0
+    assert counted.dispatches > 0 and counted.vector_fmas_skipped > 0
+
+
+def test_plan_prefers_dense_for_dense_operands_and_skips_work_when_sparse():
+    dense = plan(*operands(m=256, k=256, n=256, sparsity=0.0))
+    assert dense.method == "dense" and set(dense.estimates) == {"dense", "masked", "sparse"}
+    sparse = plan(*operands(m=256, k=256, n=256, sparsity=0.99))
+    assert sparse.method in ("masked", "sparse")
+    assert sparse.a_density < 0.05 and "estimates" in str(sparse) or sparse.method in str(sparse)
+
+
+def bad_inputs():
+    A, B = operands()
+    return [
+        ((A, B[:-1]), {}, "columns"),
+        ((A.astype(np.int32), B.astype(np.int32)), {}, "float32 or float64"),
+        ((A, B.astype(np.float64)), {}, "cast both"),
+        ((A[0], B), {}, "2-dimensional"),
+        ((A, B), {"method": "fast"}, "unknown method"),
+        ((A, B), {"threshold": -1.0}, "threshold"),
+        ((A, B), {"threshold": float("nan")}, "threshold"),
+        ((A, B), {"a_mask": np.ones((3, 3), bool)}, "a_mask has shape"),
+        ((A, B), {"b_mask": np.ones(B.shape, np.int8)}, "boolean"),
+        ((A, B), {"threads": 0}, "threads"),
+        ((A, B), {"out": np.empty((2, 2), np.float32)}, "out must have shape"),
+        ((A, prepare_b(B)), {"b_mask": np.ones(B.shape, bool)}, "prepare_b"),
+    ]
+
+
+@pytest.mark.parametrize("args,kwargs,message", bad_inputs())
+def test_bad_input_is_a_clear_error(args, kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        matmul(*args, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["masked", "sparse", "auto"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_and_inf_are_refused_by_skipping_methods(method, value):
+    A, B = operands()
+    A[3, 4] = value
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        matmul(A, B, method=method)
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        matmul(B.T.copy(), A.T.copy(), method="masked")
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        matmul(A, B, method="dense", threshold=0.1)
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        prepare_b(A)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+def test_dense_without_filters_passes_nan_through_like_numpy():
+    A, B = operands()
+    A[0, 0] = np.nan
+    assert np.isnan(matmul(A, B, method="dense")[0]).all()
+
+
+def test_out_overlapping_an_input_is_refused():
+    A, _ = operands(m=30, k=30, n=30)
+    with pytest.raises(InvalidInputError, match="overlaps"):
+        matmul(A, A, method="masked", out=A)
+
+
+def test_isa_override_is_checked(monkeypatch):
+    A, B = operands()
+    monkeypatch.setenv(backend.ISA_ENV, "avx9000")
+    with pytest.raises(FrugalError, match="FRUGAL_MASKEDMM_ISA"):
+        matmul(A, B, method="masked")
+
+
+def test_missing_extension_falls_back_to_numba_with_one_warning(monkeypatch):
+    monkeypatch.setattr(backend, "extension", None)
+    monkeypatch.setattr(backend, "_warned", False)
+    A, B = operands()
+    with pytest.warns(RuntimeWarning, match="numba fallback"):
+        C = matmul(A, B, method="masked")
+    np.testing.assert_allclose(C, reference_matmul(A, B), rtol=1e-4, atol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        matmul(A, B, method="masked")

@@ -1,0 +1,73 @@
+"""Every kernel variant (ISA, dtype, row block, numba) against the numpy oracle, property-based."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from frugalml.maskedmm import backend, codegen_kernels
+from frugalml.maskedmm.verify import TOLERANCE, relative_error, run_variant
+
+SIZES = [1, 2, 3, 5, 7, 13, 16, 17, 31, 33, 64, 65, 97]
+VARIANTS = [*backend.supported_isas(), backend.NUMBA]
+
+
+@st.composite
+def cases(draw):
+    """Random shapes (1, primes, non-multiples of the vector width), orders, dtypes and filters."""
+    m, k, n = (draw(st.sampled_from(SIZES)) for _ in range(3))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    gen = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    A = gen.standard_normal((m, k)).astype(dtype)
+    B = gen.standard_normal((k, n)).astype(dtype)
+    A[gen.random(A.shape) < draw(st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]))] = 0
+    B[gen.random(B.shape) < draw(st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]))] = 0
+    if draw(st.booleans()):
+        A = np.asfortranarray(A)
+    if draw(st.booleans()):
+        B = np.asfortranarray(B)
+    filters = {}
+    if draw(st.booleans()):
+        filters["threshold"] = draw(st.sampled_from([0.1, 1.0]))
+    if draw(st.booleans()):
+        filters["a_mask"] = gen.random(A.shape) < 0.6
+    if draw(st.booleans()):
+        filters["b_mask"] = gen.random(B.shape) < 0.6
+    return A, B, filters, draw(st.sampled_from(codegen_kernels.ROW_BLOCKS))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@settings(max_examples=40, deadline=None)
+@given(case=cases())
+def test_variant_matches_oracle_and_leaves_inputs_alone(variant, case):
+    A, B, filters, row_block = case
+    before = [A.copy(), B.copy()]
+    C = run_variant(variant, A, B, row_block, **filters)
+    assert C.dtype == A.dtype and C.shape == (A.shape[0], B.shape[1])
+    assert relative_error(C, A, B, **filters) <= TOLERANCE[A.dtype.type]
+    np.testing.assert_array_equal(A, before[0])
+    np.testing.assert_array_equal(B, before[1])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_zero_and_all_dense_operands(variant, dtype):
+    gen = np.random.default_rng(1)
+    dense = gen.standard_normal((37, 70)).astype(dtype)
+    zeros = np.zeros((70, 45), dtype)
+    assert not run_variant(variant, dense, zeros, 4).any()
+    other = gen.standard_normal((70, 45)).astype(dtype)
+    C = run_variant(variant, dense, other, 4)
+    assert relative_error(C, dense, other) <= TOLERANCE[dtype]
+
+
+def test_generated_table_is_up_to_date():
+    assert codegen_kernels.OUTPUT.read_text() == codegen_kernels.generate()
+
+
+def test_table_has_an_entry_per_pattern():
+    text = codegen_kernels.generate()
+    for isa in codegen_kernels.ISAS:
+        for rows in codegen_kernels.ROW_BLOCKS:
+            for pattern in range(1, 1 << codegen_kernels.SEGMENTS):
+                assert f"{codegen_kernels.kernel_name(isa, 'f32', rows, pattern)}(" in text
