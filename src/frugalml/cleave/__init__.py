@@ -1,1 +1,32 @@
-"""cleave: plan, simulate and run foundation-model training on many weak edge devices."""
+"""cleave: plan, simulate and run foundation-model training on many weak edge devices.
+
+Pipeline: a model spec (:func:`load_model`) and a batch give the op graph (:func:`build_graph`);
+a pool of devices (:func:`make_pool` / :func:`load_pool`) and the graph give a plan
+(:func:`plan`: tile grids, device selection, the LP split, ``explain()``); the plan is evaluated
+by the analytic model (:func:`analytic_step`) or the discrete-event simulator
+(:func:`simulate_step`), next to the baselines (:func:`run_baselines`). Names are imported on
+first use, so ``import frugalml.cleave`` stays light (numba loads only when needed).
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "analytic": ("StepEstimate", "analytic_step"),
+    "baselines": ("BaselineResult", "cloud", "run_baselines"),
+    "des": ("SimConfig", "SimResult", "simulate_step"),
+    "devices": ("DeviceClass", "ParameterServer", "Pool", "load_catalogue", "load_pool", "make_pool"),
+    "energy": ("EnergyReport", "cloud_energy", "edge_energy"),
+    "models": ("BUILTIN", "ModelSpec", "load_model", "spec_from_dict"),
+    "opgraph": ("Gemm", "OpGraph", "PsOp", "build_graph"),
+    "planner": ("Plan", "plan"),
+    "tiling": ("TaskCost", "Tile", "TileGrid", "grid_cost", "split_gemm"),
+    "traces": ("TraceSet", "load_traces"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"frugalml.cleave.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'frugalml.cleave' has no attribute {name!r}")

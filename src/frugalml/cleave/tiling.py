@@ -81,3 +81,57 @@ def _edges(size: int, parts: int) -> list[int]:
     for i in range(parts):
         edges.append(edges[-1] + base + (1 if i < extra else 0))
     return edges
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """How one (batched) GEMM is cut: ``batch_chunks`` groups of its independent products, each
+    product's output on a ``grid_rows x grid_cols`` grid. One task = one chunk x one tile."""
+
+    grid_rows: int = 1
+    grid_cols: int = 1
+    batch_chunks: int = 1
+
+    @property
+    def tasks(self) -> int:
+        return self.grid_rows * self.grid_cols * self.batch_chunks
+
+    def __str__(self) -> str:
+        chunks = f"{self.batch_chunks}x" if self.batch_chunks > 1 else ""
+        return f"{chunks}{self.grid_rows}x{self.grid_cols}"
+
+
+@dataclass(frozen=True)
+class TaskCost:
+    """Cost of one task of a tiled GEMM: mean FLOPs and bytes (totals are exact), largest memory."""
+
+    tasks: int
+    flops: float
+    bytes_down: float
+    bytes_up: float
+    memory: int
+
+
+def grid_cost(m: int, n: int, k: int, grid: TileGrid, *, batch: int = 1, dtype_bytes: int = 2) -> TaskCost:
+    """Per-task cost of ``batch`` products ``[m, k] @ [k, n]`` cut by ``grid``.
+
+    ``tasks * flops`` equals the untiled FLOPs and ``tasks * bytes_up`` the output bytes exactly;
+    ``tasks * bytes_down`` is ``batch * (m * grid_cols + n * grid_rows) * k * dtype_bytes``, the
+    price of not splitting the contraction dimension (inputs are re-sent to every tile that needs
+    them). ``memory`` is the largest tile's working set.
+
+    Raises
+    ------
+    InvalidInputError
+        A grid finer than the output or the batch.
+    """
+    if grid.grid_rows > m or grid.grid_cols > n or grid.batch_chunks > batch or min(
+            grid.grid_rows, grid.grid_cols, grid.batch_chunks) < 1:
+        raise InvalidInputError(f"grid {grid} does not fit a batch of {batch} products of {m}x{n}; "
+                                f"use at most {batch}x{m}x{n}")
+    rows, cols, chunk = m / grid.grid_rows, n / grid.grid_cols, batch / grid.batch_chunks
+    big_rows, big_cols = -(-m // grid.grid_rows), -(-n // grid.grid_cols)
+    big_chunk = -(-batch // grid.batch_chunks)
+    memory = big_chunk * (big_rows * k + k * big_cols + big_rows * big_cols) * dtype_bytes
+    return TaskCost(grid.tasks, 2.0 * chunk * rows * cols * k, chunk * (rows + cols) * k * dtype_bytes,
+                    chunk * rows * cols * dtype_bytes, memory)

@@ -1,0 +1,199 @@
+"""Edge-training baselines on the same pools and links: per-batch time and failure recovery.
+
+Each baseline gets the same devices (effective FLOP/s, trace-effective link rates, task memory)
+and the same op graph FLOPs as Cleave, and searches its own best configuration:
+
+* ``asteroid``: Asteroid-like hybrid data x pipeline parallelism (dp pipelines of pp stages,
+  layers split by device speed, 1F1B with the (m + pp - 1) bubble, ring all-reduce of each
+  stage's gradients over uplinks); recovery re-plans and migrates the lost stage's weights.
+* ``megatron``: Megatron-style tensor parallelism inside groups of t devices (4 activation
+  all-reduces per layer over uplinks) plus data parallelism across groups.
+* ``swarm``: SWARM-like randomised pipelines (devices wired to stages at random; throughput of
+  the slowest stage; activations cross stage boundaries over uplinks; stage-wise averaging).
+* ``dp``: plain data parallelism, only where the whole model fits a device.
+* ``cloud``: k datacenter GPUs at a stated utilisation (the reference, not an edge method).
+
+Devices hold fp16 weights and gradients of what they train (4 bytes per parameter; the optimizer
+lives elsewhere), which is generous to the baselines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from frugalml.cleave.devices import Pool
+from frugalml.cleave.opgraph import OpGraph
+
+STATE_BYTES_PER_PARAM = 4
+REPLAN_SECONDS = 5.0
+BASELINES = ("asteroid", "megatron", "swarm", "dp")
+
+
+@dataclass
+class BaselineResult:
+    """Best configuration found for one baseline; ``seconds`` is inf when it cannot run."""
+
+    name: str
+    seconds: float
+    config: dict = field(default_factory=dict)
+    devices_used: int = 0
+    recovery_seconds: float = float("inf")
+    reason: str = ""
+
+
+def _shapes(graph: OpGraph) -> tuple[float, float, float, float]:
+    """FLOPs per layer and head for the whole batch (fwd + bwd), and bytes of layer / head state."""
+    layer_flops = sum(g.flops for g in graph.layer_gemms)
+    head_flops = sum(g.flops for g in graph.head_gemms)
+    model = graph.model
+    return layer_flops, head_flops, model.layer_params * 2.0, model.vocab * model.hidden * 2.0
+
+
+def _working_memory(graph: OpGraph, tokens: float) -> float:
+    """Activation working set of one layer for ``tokens`` tokens (Korthikanti et al. 2022, fp16)."""
+    m = graph.model
+    return tokens * (34 * m.hidden + 5 * m.heads * graph.seq)
+
+
+def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
+    """Hybrid data x pipeline parallelism with a speed-aware layer split (Asteroid-like)."""
+    layer_flops, head_flops, layer_bytes, head_bytes = _shapes(graph)
+    L, seq = graph.model.layers, graph.seq
+    token_layer_flops = layer_flops / graph.tokens
+    best = BaselineResult("asteroid", np.inf, reason="no pipeline configuration fits device memory")
+    mb_tokens = seq
+    per_layer_mem = layer_bytes / 2 * STATE_BYTES_PER_PARAM
+    fits = pool.memory >= per_layer_mem + _working_memory(graph, mb_tokens)
+    devices = np.flatnonzero(fits)
+    if not len(devices):
+        return best
+    order = devices[np.argsort(-pool.flops[devices], kind="stable")]
+    up, down = pool.effective_up, pool.effective_down
+    for pp in range(1, L + 1):
+        dp = min(len(order) // pp, graph.batch)
+        if dp < 1:
+            break
+        used = order[: dp * pp]
+        pipes = used.reshape(pp, dp).T  # pipeline j gets every dp-th device: balanced pipelines
+        flops = pool.flops[pipes]
+        # every stage gets one layer, the rest split by speed (largest remainder)
+        spare = (flops / flops.sum(axis=1, keepdims=True)) * (L - pp)
+        layers = np.floor(spare).astype(int)
+        extra = (L - pp) - layers.sum(axis=1)
+        rank = np.argsort(np.argsort(-(spare - layers), axis=1, kind="stable"), axis=1)
+        layers += 1 + (rank < extra[:, None])
+        memory_need = layers * per_layer_mem + _working_memory(graph, mb_tokens)
+        if np.any(memory_need > pool.memory[pipes]):
+            continue
+        samples = graph.batch / dp
+        micro = max(1, int(np.ceil(samples)))
+        compute = layers * token_layer_flops * mb_tokens / flops
+        compute[:, -1] += head_flops / graph.tokens * mb_tokens / flops[:, -1]
+        act = mb_tokens * graph.model.hidden * 2.0
+        link = np.minimum(up[pipes], np.roll(down[pipes], -1, axis=1))
+        comm = np.where(np.arange(pp) < pp - 1, 2 * act / link, 0.0)
+        cycle = (compute + comm).max(axis=1)
+        pipe_time = (micro + pp - 1) * cycle
+        ring = 2 * (dp - 1) / dp * layers * layer_bytes / up[pipes].min(axis=0) if dp > 1 else 0 * layers
+        seconds = float(pipe_time.max() + np.max(ring))
+        if seconds < best.seconds:
+            worst = int(np.argmax(layers.max(axis=0)))
+            migrate = layers[:, worst].max() * layer_bytes * 2 / np.median(down[used])
+            replay = pp * float(cycle.max())
+            best = BaselineResult("asteroid", seconds, {"dp": dp, "pp": pp, "micro_batches": micro},
+                                  int(dp * pp), REPLAN_SECONDS + migrate + replay)
+    return best
+
+
+def megatron(graph: OpGraph, pool: Pool) -> BaselineResult:
+    """Tensor parallelism in groups of ``t`` devices, data parallelism across groups."""
+    layer_flops, head_flops, layer_bytes, head_bytes = _shapes(graph)
+    model = graph.model
+    total_state = model.params * STATE_BYTES_PER_PARAM
+    best = BaselineResult("megatron", np.inf, reason="no tensor-parallel degree fits device memory")
+    up = pool.effective_up
+    for t in [d for d in range(1, model.heads + 1) if model.heads % d == 0]:
+        need = total_state / t
+        devices = np.flatnonzero(pool.memory >= need + _working_memory(graph, graph.seq) / t)
+        groups = min(len(devices) // t, graph.batch)
+        if groups < 1:
+            continue
+        order = devices[np.argsort(-pool.flops[devices], kind="stable")][: groups * t]
+        members = order.reshape(groups, t)
+        slowest = pool.flops[members].min(axis=1)
+        tokens = graph.tokens / groups
+        compute = (layer_flops * model.layers + head_flops) / graph.tokens * tokens / t / slowest
+        act = tokens * model.hidden * 2.0
+        ring_up = up[members].min(axis=1)
+        comm = 4 * model.layers * 2 * (t - 1) / t * act / ring_up if t > 1 else 0 * ring_up
+        grads = 2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[order].min() if groups > 1 else 0
+        seconds = float((compute + comm).max() + grads)
+        if seconds < best.seconds:
+            per_layer = float((compute + comm).max()) / model.layers
+            best = BaselineResult("megatron", seconds, {"tp": t, "dp": groups}, groups * t,
+                                  REPLAN_SECONDS + need / np.median(pool.effective_down[order]) + per_layer)
+    return best
+
+
+def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
+    """Randomised pipelines: stages of L/pp layers, devices wired to stages at random."""
+    layer_flops, head_flops, layer_bytes, head_bytes = _shapes(graph)
+    model, L = graph.model, graph.model.layers
+    gen = np.random.default_rng(seed)
+    best = BaselineResult("swarm", np.inf, reason="no stage size fits device memory")
+    up = pool.effective_up
+    for pp in range(1, L + 1):
+        per_stage = int(np.ceil(L / pp))
+        need = per_stage * layer_bytes / 2 * STATE_BYTES_PER_PARAM + _working_memory(graph, graph.seq)
+        devices = np.flatnonzero(pool.memory >= need)
+        if len(devices) < pp:
+            continue
+        stage_of = gen.permutation(np.arange(len(devices)) % pp)
+        flops = np.bincount(stage_of, weights=pool.flops[devices], minlength=pp)
+        upl = np.bincount(stage_of, weights=up[devices], minlength=pp)
+        work = np.full(pp, per_stage * layer_flops, dtype=float)
+        work[-1] += head_flops
+        compute = work / flops
+        act = graph.tokens * model.hidden * 2.0
+        comm = np.where(np.arange(pp) < pp - 1, 2 * act / upl, 0.0)
+        members = np.bincount(stage_of, minlength=pp)
+        slow_up = np.array([up[devices][stage_of == s].min() for s in range(pp)])
+        avg = 2 * (members - 1) / members * per_stage * layer_bytes / slow_up
+        seconds = float((compute + comm).max() + avg.max())
+        if seconds < best.seconds:
+            micro = graph.batch
+            recovery = float((compute + comm).max()) / micro * members.max() / max(1, members.min())
+            best = BaselineResult("swarm", seconds, {"stages": pp, "devices_per_stage": int(members.min())},
+                                  len(devices), recovery)
+    return best
+
+
+def data_parallel(graph: OpGraph, pool: Pool) -> BaselineResult:
+    """Plain data parallelism over the devices that hold the whole model (speed-balanced shards)."""
+    model = graph.model
+    need = model.params * STATE_BYTES_PER_PARAM + _working_memory(graph, graph.seq)
+    devices = np.flatnonzero(pool.memory >= need)
+    if not len(devices):
+        return BaselineResult("dp", np.inf, reason=f"the model needs {need / 1e9:.1f} GB per device; "
+                              f"the largest device has {pool.memory.max() / 1e9:.1f} GB")
+    devices = devices[: graph.batch]
+    compute = graph.gemm_flops / pool.flops[devices].sum()
+    grads = model.params * 2.0
+    comm = grads / pool.effective_down[devices].min() + grads / pool.effective_up[devices].min()
+    return BaselineResult("dp", compute + comm, {"replicas": len(devices)}, len(devices),
+                          REPLAN_SECONDS + grads / np.median(pool.effective_down[devices]))
+
+
+def cloud(graph: OpGraph, gpus: int = 64, tflops: float = 312.0, utilisation: float = 0.45) -> BaselineResult:
+    """The datacenter reference: ``gpus`` GPUs of ``tflops`` at ``utilisation`` (MFU)."""
+    seconds = graph.gemm_flops / (gpus * tflops * 1e12 * utilisation)
+    config = {"gpus": gpus, "tflops": tflops, "utilisation": utilisation}
+    return BaselineResult("cloud", seconds, config, gpus)
+
+
+def run_baselines(graph: OpGraph, pool: Pool, seed: int = 0) -> dict[str, BaselineResult]:
+    """Every edge baseline on ``pool``."""
+    return {"asteroid": asteroid(graph, pool), "megatron": megatron(graph, pool),
+            "swarm": swarm(graph, pool, seed), "dp": data_parallel(graph, pool)}

@@ -1,0 +1,234 @@
+"""Cleave's cost model: task times on each device, the pull-scheduling makespan, and the LP.
+
+A task moves ``bytes_down`` over the device's downlink, computes ``flops``, and returns
+``bytes_up`` over its uplink: ``t = down / B_down + flops / F + up / B_up + rtt``, inflated by
+``1 / (1 - p)`` where ``p`` is the chance the device leaves during the task (churn). A GEMM's
+tasks sit in one queue that idle devices pull from; :func:`pull_makespan` is the exact finish
+time of that schedule, and :func:`solve_assignment` the LP (scipy HiGHS) that distributes tiles
+over device groups under the PS egress limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+from frugalml.cleave.opgraph import Gemm
+from frugalml.cleave.tiling import TaskCost, TileGrid, grid_cost
+from frugalml.common.errors import InvalidInputError
+
+MAX_CHURN_LOSS = 0.9
+
+
+def task_seconds(cost: TaskCost, flops: np.ndarray, down: np.ndarray, up: np.ndarray,
+                 rtt: np.ndarray) -> np.ndarray:
+    """Seconds one task takes on each device (download, compute, upload, one round trip)."""
+    return cost.bytes_down / down + cost.flops / flops + cost.bytes_up / up + rtt
+
+
+def churn_inflation(seconds: np.ndarray, mean_session: np.ndarray) -> np.ndarray:
+    """``1 / (1 - p)`` with ``p`` the chance a device's session ends during a task of ``seconds``.
+
+    Sessions are Weibull; for a device found available at a random time, the chance of leaving in
+    the next ``t`` seconds is about ``t / mean_session`` (capped at 0.9 so a task stays finite).
+    """
+    p = np.minimum(seconds / mean_session, MAX_CHURN_LOSS)
+    return 1.0 / (1.0 - p)
+
+
+def _task_counts(limit: int) -> list[int]:
+    """Candidate task counts: 1, 2, 3, 4, 6, 8, 12, ... up to ``limit``."""
+    out, p = [], 1
+    while p <= limit:
+        out.append(p)
+        if 3 * p // 2 > p and 3 * p // 2 <= limit:
+            out.append(3 * p // 2)
+        p *= 2
+    return sorted(set(out))
+
+
+@lru_cache(maxsize=4096)
+def best_grid(m: int, n: int, k: int, batch: int, tasks: int) -> TileGrid | None:
+    """The cheapest way to cut a GEMM into exactly ``tasks`` tasks, or None when impossible.
+
+    For a fixed task count every cut gives the same FLOPs and output bytes per task, so the one
+    that sends the fewest input bytes is best on every device and for the PS: split the batch of
+    independent products first (no input is re-sent), then the output grid by bytes.
+    """
+    best, best_key = None, None
+    for chunks in _divisors(tasks):
+        if chunks > batch:
+            continue
+        rest = tasks // chunks
+        for rows in _divisors(rest):
+            cols = rest // rows
+            if rows > m or cols > n:
+                continue
+            key = ((batch / chunks) * (m / rows + n / cols), abs(m / rows - n / cols))
+            if best_key is None or key < best_key:
+                best, best_key = TileGrid(rows, cols, chunks), key
+    return best
+
+
+def _divisors(x: int) -> list[int]:
+    return [d for d in range(1, x + 1) if x % d == 0] if x < 64 else \
+        sorted({d for i in range(1, int(x ** 0.5) + 1) if x % i == 0 for d in (i, x // i)})
+
+
+def candidate_grids(gemm: Gemm, max_tasks: int) -> list[TileGrid]:
+    """The best grid for each candidate task count up to ``max_tasks`` (see :func:`best_grid`)."""
+    limit = min(max_tasks, gemm.batch * gemm.m * gemm.n)
+    grids = (best_grid(gemm.m, gemm.n, gemm.k, gemm.batch, p) for p in _task_counts(limit))
+    return [g for g in grids if g is not None]
+
+
+def gemm_cost(gemm: Gemm, grid: TileGrid, dtype_bytes: int) -> TaskCost:
+    return grid_cost(gemm.m, gemm.n, gemm.k, grid, batch=gemm.batch, dtype_bytes=dtype_bytes)
+
+
+@numba.njit(cache=True)
+def pull_makespan(t: np.ndarray, n: int) -> tuple[float, np.ndarray]:
+    """Finish time of ``n`` equal tasks pulled by devices with task times ``t`` (sorted ascending).
+
+    All devices start free at 0; whenever a device is free it takes the next task; devices free
+    at the same moment take tasks fastest first. Returns the makespan and the tasks per device.
+    This is the discrete-event simulator's schedule without contention, churn or backups.
+    """
+    d = len(t)
+    counts = np.zeros(d, dtype=np.int64)
+    if n <= 0 or d == 0:
+        return 0.0, counts
+    if n <= d:
+        counts[:n] = 1
+        return t[n - 1] if n == d else np.max(t[:n]), counts
+    lo, hi = 0.0, n * t[0]
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        c = 0
+        for i in range(d):
+            c += int(np.floor(mid / t[i])) + 1
+        if c >= n:
+            hi = mid
+        else:
+            lo = mid
+    used = 0
+    for i in range(d):
+        counts[i] = int(np.floor(lo / t[i])) + 1
+        used += counts[i]
+    nxt = counts * t
+    order = np.argsort(nxt, kind="mergesort")
+    for j in range(n - used):
+        counts[order[j]] += 1
+    makespan = 0.0
+    for i in range(d):
+        if counts[i] > 0 and counts[i] * t[i] > makespan:
+            makespan = counts[i] * t[i]
+    return makespan, counts
+
+
+@numba.njit(cache=True)
+def group_makespans(t: np.ndarray, size: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`pull_makespan` for groups of identical devices, for every (grid, prefix) at once.
+
+    ``t[g, c]``: task time of group ``c`` (groups sorted fastest first per grid, ``inf`` when the
+    group cannot run the tile); ``size[g, c]`` devices per group in the same order; ``n[g]``
+    tasks of grid ``g``.
+    Returns ``out[g, p]``: the makespan of grid ``g`` using only the ``p + 1`` fastest groups.
+    """
+    grids, groups = t.shape
+    out = np.full((grids, groups), np.inf)
+    for g in range(grids):
+        for p in range(groups):
+            if not np.isfinite(t[g, p]):
+                break
+            total = 0
+            for c in range(p + 1):
+                total += size[g, c]
+            if n[g] <= total:
+                need, c = n[g], 0
+                while need > size[g, c]:
+                    need -= size[g, c]
+                    c += 1
+                out[g, p] = t[g, c]
+                continue
+            lo, hi = 0.0, n[g] * t[g, 0] / size[g, 0]
+            for _ in range(100):
+                mid = 0.5 * (lo + hi)
+                if mid <= lo or mid >= hi:
+                    break
+                cnt = 0
+                for c in range(p + 1):
+                    cnt += size[g, c] * (np.floor(mid / t[g, c]) + 1)
+                if cnt >= n[g]:
+                    hi = mid
+                else:
+                    lo = mid
+            span = 0.0
+            for c in range(p + 1):  # each group's last slot starting by the n-th start ends here
+                span = max(span, (np.floor(hi / t[g, c]) + 1) * t[g, c])
+            out[g, p] = span
+    return out
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """LP result: tiles per group for each GEMM, each GEMM's fluid time, and their weighted sum."""
+
+    tiles: np.ndarray  # (gemms, groups)
+    seconds: np.ndarray  # (gemms,)
+    total_seconds: float
+
+
+def solve_assignment(tasks: np.ndarray, task_time: np.ndarray, group_size: np.ndarray,
+                     bytes_down: np.ndarray, ps_egress: float, repeats: np.ndarray) -> Assignment:
+    """The LP: split each GEMM's tiles over device groups to minimise the step's GEMM time.
+
+    Variables ``x[g, c]`` (tiles of GEMM ``g`` on group ``c``) and ``T[g]``. Minimise
+    ``sum_g repeats[g] * T[g]`` subject to ``sum_c x[g, c] = tasks[g]`` (all work assigned),
+    ``task_time[g, c] * x[g, c] <= group_size[c] * T[g]`` (each device's share fits in the GEMM's
+    time), ``bytes_down[g] * sum_c x[g, c] <= ps_egress * T[g]`` (the PS NIC), and ``x[g, c] = 0``
+    where ``task_time`` is infinite (tile does not fit the group's memory, or group not chosen).
+    Solved with scipy's HiGHS.
+
+    Raises
+    ------
+    InvalidInputError
+        A GEMM no group can run.
+    """
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    gemms, groups = task_time.shape
+    ok = np.isfinite(task_time)
+    bad = np.flatnonzero(~ok.any(axis=1))
+    if len(bad):
+        raise InvalidInputError(f"GEMM #{bad[0]} cannot run on any device group (no tile fits); "
+                                "add devices with more memory or allow finer tiles")
+    gi, ci = np.nonzero(ok)
+    nx = len(gi)
+    cost = np.concatenate([np.zeros(nx), repeats.astype(float)])
+    eq = coo_matrix((np.ones(nx), (gi, np.arange(nx))), shape=(gemms, nx + gemms))
+    rows = np.concatenate([np.arange(nx), np.arange(nx), nx + gi, nx + np.arange(gemms)])
+    cols = np.concatenate([np.arange(nx), nx + gi, np.arange(nx), nx + np.arange(gemms)])
+    vals = np.concatenate([task_time[gi, ci], -group_size[ci].astype(float), bytes_down[gi],
+                           -np.full(gemms, ps_egress)])
+    ub = coo_matrix((vals, (rows, cols)), shape=(nx + gemms, nx + gemms))
+    res = linprog(cost, A_ub=ub.tocsr(), b_ub=np.zeros(nx + gemms), A_eq=eq.tocsr(),
+                  b_eq=tasks.astype(float), bounds=(0, None), method="highs")
+    if res.status != 0:
+        raise InvalidInputError(f"the assignment LP failed: {res.message}")
+    tiles = np.zeros((gemms, groups))
+    tiles[gi, ci] = res.x[:nx]
+    return Assignment(tiles, res.x[nx:], float(res.fun))
+
+
+def fluid_seconds(tasks: float, task_time: np.ndarray, group_size: np.ndarray, bytes_down: float,
+                  ps_egress: float) -> float:
+    """The LP optimum for one GEMM in closed form: work over total rate, or the PS NIC bound."""
+    rate = np.sum(group_size[np.isfinite(task_time)] / task_time[np.isfinite(task_time)])
+    return max(tasks / rate, tasks * bytes_down / ps_egress)

@@ -1,0 +1,291 @@
+"""The Cleave planner: tile grid per GEMM, which devices pull it, the LP work split, and why.
+
+Devices are grouped by class and speed (quantile bins), so the search scales to 10,000 devices.
+For every GEMM the planner tries the best grid for each task count (1, 2, 3, 4, 6, 8, ... up to
+16 tasks per device), adds device groups fastest first while the GEMM's pull-scheduled time keeps
+falling (greedy selection), and keeps the fastest (grid, groups). The LP (scipy HiGHS) then
+splits each GEMM's tiles over the chosen groups under the PS egress limit; :meth:`Plan.explain`
+says why each group was used or dropped.
+
+Example
+-------
+>>> from frugalml.cleave import build_graph, load_model, make_pool, plan
+>>> p = plan(build_graph(load_model("opt-1.3b"), batch=8, seq=512), make_pool(64, seed=0))
+>>> p.batch_seconds > 0
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from frugalml.cleave.costmodel import (
+    Assignment,
+    candidate_grids,
+    churn_inflation,
+    gemm_cost,
+    group_makespans,
+    solve_assignment,
+)
+from frugalml.cleave.devices import GB, Pool
+from frugalml.cleave.opgraph import Gemm, OpGraph
+from frugalml.cleave.tiling import TaskCost, TileGrid
+from frugalml.common.errors import InvalidInputError
+
+TASKS_PER_DEVICE = 16
+
+
+@dataclass(frozen=True)
+class DeviceGroups:
+    """Devices binned by class and speed: ``group_of[d]``, and per group its class and label."""
+
+    group_of: np.ndarray
+    group_class: np.ndarray
+    labels: tuple[str, ...]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.group_of, minlength=len(self.labels))
+
+
+def group_devices(pool: Pool, bins: int = 4) -> DeviceGroups:
+    """Split each class into up to ``bins`` speed quantiles (by FLOP/s times downlink)."""
+    score = np.log(pool.flops) + np.log(pool.down)
+    group_of = np.empty(len(pool), dtype=np.int64)
+    group_class, labels = [], []
+    for ci, cls in enumerate(pool.classes):
+        members = np.flatnonzero(pool.class_index == ci)
+        if not len(members):
+            continue
+        parts = min(bins, len(members))
+        order = members[np.argsort(score[members], kind="stable")[::-1]]
+        for b, chunk in enumerate(np.array_split(order, parts)):
+            group_of[chunk] = len(labels)
+            group_class.append(ci)
+            labels.append(f"{cls.name}#{b + 1}" if parts > 1 else cls.name)
+    return DeviceGroups(group_of, np.array(group_class), tuple(labels))
+
+
+@dataclass
+class GemmPlan:
+    """How one GEMM runs: its grid, the groups that pull its tiles, and its planned seconds."""
+
+    gemm: Gemm
+    repeats: int
+    grid: TileGrid
+    cost: TaskCost
+    groups: np.ndarray  # indices of the groups allowed to pull this GEMM's tiles
+    seconds: float  # planned pull-scheduled time, or the PS NIC bound when larger
+    ps_bound: float
+    dropped: dict[int, str] = field(default_factory=dict)
+    on_ps: bool = False  # below the split threshold: the PS computes it, no tasks
+
+
+@dataclass
+class Plan:
+    """A training step planned over a pool; ``batch_seconds`` is the planner's estimate."""
+
+    graph: OpGraph
+    pool: Pool
+    groups: DeviceGroups
+    gemm_plans: list[GemmPlan]
+    assignment: Assignment
+    ps_layer_seconds: float
+    ps_head_seconds: float
+    churn: bool
+
+    @property
+    def gemm_seconds(self) -> float:
+        return sum(gp.repeats * gp.seconds for gp in self.gemm_plans if not gp.on_ps)
+
+    @property
+    def ps_seconds(self) -> float:
+        """Non-GEMM ops plus the small GEMMs the PS keeps."""
+        kept = sum(gp.repeats * gp.seconds for gp in self.gemm_plans if gp.on_ps)
+        return self.graph.model.layers * self.ps_layer_seconds + self.ps_head_seconds + kept
+
+    @property
+    def batch_seconds(self) -> float:
+        return self.gemm_seconds + self.ps_seconds
+
+    def used_groups(self) -> np.ndarray:
+        used = np.zeros(len(self.groups.labels), dtype=bool)
+        for gp in self.gemm_plans:
+            used[gp.groups] = True
+        return used
+
+    def used_devices(self) -> np.ndarray:
+        return self.used_groups()[self.groups.group_of]
+
+    def eligible(self) -> np.ndarray:
+        """``eligible[g, d]``: device ``d`` may pull tiles of GEMM plan ``g``."""
+        allowed = np.zeros((len(self.gemm_plans), len(self.groups.labels)), dtype=bool)
+        for i, gp in enumerate(self.gemm_plans):
+            allowed[i, gp.groups] = True
+        return allowed[:, self.groups.group_of]
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.graph.model.name, "batch": self.graph.batch, "seq": self.graph.seq,
+            "devices": len(self.pool), "devices_used": int(self.used_devices().sum()),
+            "batch_seconds": self.batch_seconds, "lp_gemm_seconds": self.assignment.total_seconds,
+            "ps_seconds": self.ps_seconds,
+            "gemms": [{"name": gp.gemm.name, "repeats": gp.repeats, "grid": str(gp.grid),
+                       "tasks": gp.grid.tasks, "seconds": gp.seconds, "ps_bound_seconds": gp.ps_bound,
+                       "mb_down_per_task": gp.cost.bytes_down / 1e6, "mb_up_per_task": gp.cost.bytes_up / 1e6,
+                       "tile_memory_mb": gp.cost.memory / 1e6, "on_ps": gp.on_ps,
+                       "groups": [self.groups.labels[g] for g in gp.groups]} for gp in self.gemm_plans],
+        }
+
+    def explain(self) -> str:
+        """Why each device group was chosen or dropped, and what each GEMM costs."""
+        g, pool = self.groups, self.pool
+        sizes = g.sizes
+        lines = [f"plan for {self.graph.model.name}, batch {self.graph.batch} x {self.graph.seq} tokens "
+                 f"on {pool.summary()}",
+                 f"  planned batch time {self.batch_seconds:.1f} s (GEMMs {self.gemm_seconds:.1f} s, "
+                 f"PS ops {self.ps_seconds:.1f} s; LP fluid bound on GEMMs "
+                 f"{self.assignment.total_seconds:.1f} s)",
+                 f"  PS egress {pool.ps.egress / 1e9:.1f} GB/s ({pool.ps.shards} shard(s) x "
+                 f"{pool.ps.nic_gbps:g} Gbit/s)", "", "device groups:"]
+        tiles = self.assignment.tiles
+        repeats = np.array([gp.repeats for gp in self.gemm_plans if not gp.on_ps])
+        share = (tiles * repeats[:, None]).sum(axis=0)
+        share = share / share.sum() if share.sum() else share
+        for c, label in enumerate(g.labels):
+            members = g.group_of == c
+            cls = pool.classes[g.group_class[c]]
+            spec = (f"{sizes[c]} x {label}: {pool.flops[members].mean() / 1e12:.2f} TFLOP/s eff, "
+                    f"{pool.down[members].mean() * 8 / 1e6:.0f}/{pool.up[members].mean() * 8 / 1e6:.0f} "
+                    f"Mbit/s, {cls.memory_gb:g} GB")
+            used_in = [gp.gemm.name for gp in self.gemm_plans if c in gp.groups]
+            if used_in:
+                lines.append(f"  chosen  {spec}; pulls {len(used_in)}/{len(self.gemm_plans)} GEMMs, "
+                             f"{100 * share[c]:.1f}% of tiles (LP)")
+            else:
+                reasons = sorted({gp.dropped.get(c, "not needed") for gp in self.gemm_plans})
+                lines.append(f"  dropped {spec}; {reasons[0]}" + (f" (+{len(reasons) - 1} other reasons)"
+                                                                   if len(reasons) > 1 else ""))
+        lines += ["", "GEMMs (per occurrence):"]
+        for gp in self.gemm_plans:
+            if gp.on_ps:
+                lines.append(f"  {gp.gemm.name:<16} x{gp.repeats:<3} kept on the PS ({gp.gemm.batch} "
+                             f"products of "
+                             f"{gp.gemm.flops / gp.gemm.batch / 1e9:.2f} GFLOP, below the split threshold), "
+                             f"{gp.seconds:9.3f} s")
+                continue
+            bound = " [PS NIC bound]" if gp.ps_bound >= gp.seconds else ""
+            partial = [f"{g.labels[c]}: {why}" for c, why in gp.dropped.items() if "memory" not in why]
+            lines.append(f"  {gp.gemm.name:<16} x{gp.repeats:<3} grid {str(gp.grid):<11} "
+                         f"{gp.grid.tasks:>6} tasks, {gp.cost.bytes_down / 1e6:8.2f} MB down / "
+                         f"{gp.cost.bytes_up / 1e6:7.2f} MB up / {gp.cost.memory / 1e6:8.1f} MB per task, "
+                         f"{gp.seconds:9.3f} s{bound}" + (f"; left out {partial[0]}" if partial else ""))
+        return "\n".join(lines)
+
+
+def device_task_seconds(pool: Pool, cost: TaskCost, churn: bool) -> np.ndarray:
+    """Seconds one task takes on every device (trace-effective links), inflated for churn if asked."""
+    t = cost.bytes_down / pool.effective_down + cost.flops / pool.flops + cost.bytes_up / pool.effective_up \
+        + pool.rtt
+    return t * churn_inflation(t, pool.mean_session()) if churn else t
+
+
+def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: DeviceGroups,
+               churn: bool) -> GemmPlan:
+    sizes = groups.sizes
+    grids = candidate_grids(gemm, TASKS_PER_DEVICE * len(pool))
+    costs = [gemm_cost(gemm, grid, dtype_bytes) for grid in grids]
+    group_mem = np.array([pool.classes[c].memory_gb * GB for c in groups.group_class])
+    t_group = np.empty((len(grids), len(sizes)))
+    for i, cost in enumerate(costs):
+        rate = np.bincount(groups.group_of, weights=1.0 / device_task_seconds(pool, cost, churn),
+                           minlength=len(sizes))
+        t_group[i] = np.where(group_mem >= cost.memory, sizes / rate, np.inf)
+    fits = np.isfinite(t_group).any(axis=1)
+    if not fits.any():
+        finest = min(costs, key=lambda c: c.memory)
+        raise InvalidInputError(
+            f"no device in the pool can hold a tile of GEMM {gemm.name} ({gemm.batch}x{gemm.m}x{gemm.n}"
+            f"x{gemm.k}): the smallest tile tried needs {finest.memory / 1e6:.1f} MB, the largest device "
+            f"memory is {group_mem.max() / 1e6:.1f} MB; add devices with more memory or a shorter sequence")
+    order = np.argsort(t_group, axis=1, kind="stable")
+    t_sorted = np.take_along_axis(t_group, order, axis=1)
+    spans = group_makespans(t_sorted, sizes[order], np.array([c.tasks for c in costs], dtype=np.int64))
+    # Greedy selection: add the next fastest group until the GEMM's time rises; keep the best prefix.
+    with np.errstate(invalid="ignore"):
+        rising = ~(spans[:, 1:] <= spans[:, :-1] * (1 + 1e-12))
+    stop = np.where(rising.any(axis=1), rising.argmax(axis=1), spans.shape[1] - 1)
+    scanned = np.where(np.arange(spans.shape[1])[None, :] <= stop[:, None], spans, np.inf)
+    prefix = np.argmin(scanned, axis=1)
+    ps_bound = np.array([c.tasks * c.bytes_down / pool.ps.egress for c in costs])
+    best_span = spans[np.arange(len(grids)), prefix]
+    total = np.maximum(best_span, ps_bound)
+    total[~fits] = np.inf
+    g = int(np.argmin(total))
+    chosen = order[g, : prefix[g] + 1]
+    dropped = {}
+    for c in range(len(sizes)):
+        if c in chosen:
+            continue
+        pos = int(np.flatnonzero(order[g] == c)[0])
+        if not np.isfinite(t_group[g, c]):
+            dropped[c] = (f"memory: a {gemm.name} tile needs {costs[g].memory / 1e6:.0f} MB > "
+                          f"{group_mem[c] / 1e6:.0f} MB")
+        elif pos <= stop[g]:
+            dropped[c] = (f"not needed: faster devices already take all {costs[g].tasks} tiles of "
+                          f"{gemm.name} at once")
+        else:
+            dropped[c] = (f"slower: adding it would take {gemm.name} from {best_span[g]:.3g} s to "
+                          f"{spans[g, pos]:.3g} s (its tiles would finish last)")
+    return GemmPlan(gemm, repeats, grids[g], costs[g], np.sort(chosen), float(total[g]),
+                    float(ps_bound[g]), dropped)
+
+
+def _kept_on_ps(gemm: Gemm, repeats: int, dtype_bytes: int, ps_flops: float) -> GemmPlan:
+    grid = TileGrid(1, 1, 1)
+    return GemmPlan(gemm, repeats, grid, gemm_cost(gemm, TileGrid(1, 1, gemm.batch), dtype_bytes),
+                    np.zeros(0, dtype=np.int64), gemm.flops / ps_flops, 0.0, on_ps=True)
+
+
+def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
+         split_threshold: float = 1e10) -> Plan:
+    """Plan one training step of ``graph`` on ``pool``.
+
+    Parameters
+    ----------
+    churn : bool
+        Inflate task times for the chance that devices leave mid-task (Weibull sessions).
+    bins : int
+        Speed bins per device class (groups the planner reasons about).
+    split_threshold : float
+        Batched GEMMs whose single products have fewer FLOPs than this (per-head attention) stay
+        on the PS ("selective" splitting); every other GEMM is tiled.
+
+    Raises
+    ------
+    InvalidInputError
+        Some GEMM has no tile that fits any device's memory (message names the GEMM and sizes).
+    """
+    if len(pool) < 1:
+        raise InvalidInputError("the pool has no devices")
+    if split_threshold < 0:
+        raise InvalidInputError(f"split_threshold must be >= 0, got {split_threshold}")
+    groups = group_devices(pool, bins)
+    ps_flops = pool.ps.tflops * 1e12
+    small = lambda g: g.batch > 1 and g.flops / g.batch < split_threshold  # noqa: E731
+    plans = [_kept_on_ps(g, r, graph.dtype_bytes, ps_flops) if small(g)
+             else _plan_gemm(g, r, graph.dtype_bytes, pool, groups, churn) for g, r in graph.gemms()]
+    sizes = groups.sizes
+    tiled = [gp for gp in plans if not gp.on_ps]
+    task_time = np.full((len(tiled), len(sizes)), np.inf)
+    for i, gp in enumerate(tiled):
+        rate = np.bincount(groups.group_of, weights=1.0 / device_task_seconds(pool, gp.cost, churn),
+                           minlength=len(sizes))
+        task_time[i, gp.groups] = sizes[gp.groups] / rate[gp.groups]
+    assignment = solve_assignment(np.array([gp.grid.tasks for gp in tiled]), task_time, sizes,
+                                  np.array([gp.cost.bytes_down for gp in tiled]), pool.ps.egress,
+                                  np.array([gp.repeats for gp in tiled]))
+    ps_layer, ps_head = graph.ps_seconds(pool.ps.mem_bandwidth_gbs * 1e9, pool.ps.tflops * 1e12)
+    return Plan(graph, pool, groups, plans, assignment, ps_layer, ps_head, churn)
