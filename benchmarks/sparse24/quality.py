@@ -1,0 +1,65 @@
+"""Quality benchmark: dense vs sparse->dense vs always-sparse vs weights-only vs activations-only on
+tinyshakespeare at equal steps and seed; writes benchmarks/results/sparse24-quality.json and .png.
+
+Each arm's run is cached in ``--cache`` as it finishes, so an interrupted run resumes.
+Usage: .venv/bin/python benchmarks/sparse24/quality.py [--steps 300] [--dim 128] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from frugalml.common.files import atomic_write
+from frugalml.common.report import print_table, write_json
+from frugalml.sparse24.bench import QUALITY_ARMS, plot_quality, quality_records, run_arm
+from frugalml.sparse24.corpus import load_corpus
+from frugalml.sparse24.model import LlamaConfig
+from frugalml.sparse24.train import TrainConfig
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", default="tinyshakespeare.txt")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--arms", default=",".join(QUALITY_ARMS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", default=str(RESULTS / "sparse24-quality-runs.json"))
+    parser.add_argument("--out", default=str(RESULTS / "sparse24-quality"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model_config = LlamaConfig(dim=args.dim, n_layers=args.layers, n_heads=4, hidden=args.hidden,
+                               max_seq_len=args.seq_len)
+    train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+                               eval_every=args.eval_every)
+    corpus = load_corpus(args.data)
+    cache = Path(args.cache)
+    key = json.dumps([model_config.to_dict(), repr(train_config), args.data])
+    runs = json.loads(cache.read_text()).get(key, {}) if cache.exists() else {}
+    for arm in args.arms.split(","):
+        if arm not in runs:
+            runs[arm] = run_arm(arm, model_config, train_config, corpus)
+            with atomic_write(cache, "w") as f:
+                json.dump({key: runs}, f)
+            print(f"{arm}: final validation loss {runs[arm]['final_val_loss']:.4f}", flush=True)
+    records = quality_records(runs, model_config, train_config)
+    print_table(records, title="sparse24 quality (ratio = dense loss / arm loss)")
+    write_json(records, f"{args.out}.json")
+    params = next(iter(runs.values()))["parameters"]
+    plot_quality(runs, train_config, f"{args.out}.png",
+                 f"sparse24 on {args.data}: {params / 1e6:.2f}M params, {args.steps} steps")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Autograd pieces: straight-through 2:4 weights (STE / S-STE), a sparse matmul with optional MVUE
+weight gradients, and a V:N:M activation sparsifier whose backward re-applies the forward mask.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from frugalml.common.errors import InvalidInputError
+from frugalml.sparse24.masks import (
+    VNM,
+    mask_24,
+    soft_threshold_24_with_mask,
+    transposable_mask_24,
+    vnm_mask,
+)
+
+
+def weight_mask(w: torch.Tensor, transposable: bool) -> torch.Tensor:
+    """The 2:4 mask of a weight: per-row groups, or transposable 4x4 blocks."""
+    return transposable_mask_24(w, validate=False) if transposable else mask_24(w, validate=False)
+
+
+def sparse_weight(w: torch.Tensor, method: str, transposable: bool = False,
+                  beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The effective 2:4 weight with a straight-through gradient to the dense master ``w``, and its mask.
+
+    ``method="ste"`` keeps the masked values; ``"sste"`` soft-thresholds them and scales by the fixed
+    per-tensor ``beta`` (S-STE). Either way ``d loss / d w`` is the gradient of the effective weight.
+    """
+    detached = w.detach()
+    if method == "ste":
+        mask = weight_mask(detached, transposable)
+        value = torch.where(mask, detached, 0)
+    elif method == "sste":
+        value, mask = soft_threshold_24_with_mask(detached, validate=False)
+        if transposable:
+            mask = weight_mask(detached, transposable)
+            value = value * mask
+        value = value * beta
+    else:
+        raise InvalidInputError(f"unknown weight method {method!r}; choose one of: ste, sste")
+    return w + (value - detached).detach(), mask
+
+
+def mvue_24(g: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Unbiased 2:4 sparsification along the last dim: in each pair keep one entry at random.
+
+    Entry ``a`` of the pair ``(a, b)`` survives with probability ``|a| / (|a| + |b|)`` and becomes
+    ``sign(a) (|a| + |b|)``, so the expectation equals the input (the MVUE of Chmiel et al., used by
+    Hu et al. for the weight gradient). One survivor per pair makes every group of 4 2:4.
+    """
+    if g.shape[-1] % 2:
+        raise InvalidInputError(
+            f"MVUE pairs entries along the last dim, which has odd size {g.shape[-1]}; use an even "
+            "number of tokens per batch or disable mvue"
+        )
+    a, b = g[..., 0::2], g[..., 1::2]
+    total = a.abs() + b.abs()
+    p = torch.where(total > 0, a.abs() / total.clamp_min(torch.finfo(g.dtype).tiny), 0.5)
+    draw = torch.rand(p.shape, generator=generator, device=g.device, dtype=p.dtype)
+    keep_a = draw < p
+    out_a = torch.where(keep_a, torch.sign(a) * total, 0)
+    out_b = torch.where(keep_a, 0, torch.sign(b) * total)
+    return torch.stack([out_a, out_b], dim=-1).reshape(g.shape)
+
+
+class SparseMatmul(torch.autograd.Function):
+    """``y = x W^T + b`` whose weight gradient can use an MVUE 2:4-sparsified ``dY^T`` (over tokens)."""
+
+    @staticmethod
+    def forward(ctx, x, w, bias, mvue, generator):
+        ctx.save_for_backward(x, w)
+        ctx.mvue, ctx.generator, ctx.has_bias = mvue, generator, bias is not None
+        return torch.nn.functional.linear(x, w, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad_x = grad @ w if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_t = mvue_24(grad.t(), ctx.generator) if ctx.mvue else grad.t()
+            grad_w = grad_t @ x
+        grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None, None
+
+
+class VNMSparsify(torch.autograd.Function):
+    """Zero all but the V:N:M-selected activations; the backward applies the same mask to the gradient."""
+
+    @staticmethod
+    def forward(ctx, x, pattern, method):
+        mask = vnm_mask(x, pattern, method, validate=False)
+        ctx.save_for_backward(mask)
+        return torch.where(mask, x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return torch.where(mask, grad, 0), None, None
+
+
+def sparsify_activations(x: torch.Tensor, pattern: VNM | str, method: str = "router") -> torch.Tensor:
+    """V:N:M-sparsify (tokens, features) activations; token rows are zero-padded to a multiple of V.
+
+    Padding rows are zeros, so they never win a column and are dropped again afterwards.
+    """
+    pattern = VNM.parse(pattern)
+    rows = x.shape[0]
+    pad = -rows % pattern.v
+    if pad:
+        x = torch.cat([x, x.new_zeros(pad, x.shape[1])])
+    out = VNMSparsify.apply(x, pattern, method)
+    return out[:rows] if pad else out

@@ -1,0 +1,209 @@
+"""``frugal sparse24``: train a tiny Llama sparse-then-dense, compare quality and speed, inspect files."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(
+    help="2:4 weight and V:N:M activation sparsity for FFNs in LLM pre-training.", no_args_is_help=True
+)
+
+DATA_HELP = (
+    "Text corpus: a path, or a name under $FRUGAL_DATA/corpora (tinyshakespeare.txt); "
+    "default: the Python standard library's own sources (embedded, no download)."
+)
+
+
+def _model_config(dim: int, layers: int, heads: int, hidden: int, ffn: str, seq_len: int):
+    from frugalml.sparse24.model import LlamaConfig
+
+    return LlamaConfig(dim=dim, n_layers=layers, n_heads=heads, hidden=hidden, ffn=ffn, max_seq_len=seq_len)
+
+
+def _sparsity(value: str) -> str | None:
+    return None if value.lower() in ("dense", "none") else value
+
+
+def _threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@app.command()
+def train(
+    data: str = typer.Option(None, "--data", help=DATA_HELP),
+    steps: int = typer.Option(300, help="Optimizer steps."),
+    batch_size: int = typer.Option(16, help="Sequences per step."),
+    seq_len: int = typer.Option(128, help="Bytes per sequence."),
+    dim: int = typer.Option(256, help="Model width."),
+    layers: int = typer.Option(4, help="Transformer blocks."),
+    heads: int = typer.Option(4, help="Attention heads."),
+    hidden: int = typer.Option(1024, help="FFN hidden size."),
+    ffn: str = typer.Option("relu2", help="FFN kind: relu2 (squared ReLU), swiglu or moe."),
+    weights: str = typer.Option("2:4", help="Weight sparsity: 2:4 or dense."),
+    activations: str = typer.Option("vnm:64:2:8", help="Activation sparsity: vnm:V:N:M, 2:4 or dense."),
+    method: str = typer.Option("sste", help="2:4 weights by sste (soft threshold + beta) or ste."),
+    transposable: bool = typer.Option(False, help="Transposable 2:4 masks (W^T 2:4 too)."),
+    mvue: bool = typer.Option(False, help="MVUE 2:4 sparsification of weight gradients."),
+    sparse_fraction: float = typer.Option(0.8, help="Fraction of steps trained sparse."),
+    warmup_fraction: float = typer.Option(0.0, help="Fraction of dense steps before the sparse phase."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine)."),
+    eval_every: int = typer.Option(50, help="Steps between validation evaluations."),
+    seed: int = typer.Option(0, help="Seed of initialisation, batches and MVUE."),
+    threads: int = typer.Option(2, help="torch CPU threads."),
+    checkpoint: str = typer.Option(None, "--checkpoint", "-o", help="Write the trained model here (.sp24)."),
+    json_path: str = typer.Option(None, "--json", help="Write the history as JSON here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
+):
+    """Train a tiny Llama: sparse for --sparse-fraction of the steps, then dense.
+
+    Example: frugal sparse24 train --data tinyshakespeare.txt --steps 300 --sparse-fraction 0.8
+    """
+    import logging
+
+    from frugalml.common.files import atomic_write
+    from frugalml.sparse24.corpus import load_corpus
+    from frugalml.sparse24.train import TrainConfig
+    from frugalml.sparse24.train import train as run_training
+
+    _threads(threads)
+    if not quiet:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model_config = _model_config(dim, layers, heads, hidden, ffn, seq_len)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        lr=lr,
+        sparse_fraction=sparse_fraction,
+        warmup_fraction=warmup_fraction,
+        weights=_sparsity(weights),
+        activations=_sparsity(activations),
+        method=method,
+        transposable=transposable,
+        mvue=mvue,
+        eval_every=eval_every,
+        seed=seed,
+        checkpoint=checkpoint,
+    )
+    result = run_training(model_config, config, load_corpus(data), quiet=quiet)
+    print(
+        f"{result.parameters / 1e6:.2f}M parameters, final validation loss {result.final_val_loss:.4f} "
+        f"nats/byte, {result.tokens_per_second:.0f} tokens/s"
+        + (f", saved {checkpoint}" if checkpoint else "")
+    )
+    if json_path:
+        with atomic_write(json_path, "w") as f:
+            json.dump({"model": model_config.to_dict(), "history": result.history}, f, indent=2)
+
+
+@app.command()
+def quality(
+    data: str = typer.Option(None, "--data", help=DATA_HELP),
+    steps: int = typer.Option(300, help="Optimizer steps per arm."),
+    batch_size: int = typer.Option(16, help="Sequences per step."),
+    seq_len: int = typer.Option(128, help="Bytes per sequence."),
+    dim: int = typer.Option(256, help="Model width."),
+    layers: int = typer.Option(4, help="Transformer blocks."),
+    heads: int = typer.Option(4, help="Attention heads."),
+    hidden: int = typer.Option(1024, help="FFN hidden size."),
+    activations: str = typer.Option("vnm:64:2:8", help="Activation pattern of the sparse arms."),
+    sparse_fraction: float = typer.Option(0.8, help="Sparse fraction of the sparse->dense arms."),
+    arms: str = typer.Option(
+        "dense,sparse->dense,always-sparse,weights-only,activations-only",
+        help="Comma-separated arms to train.",
+    ),
+    eval_every: int = typer.Option(50, help="Steps between validation evaluations."),
+    seed: int = typer.Option(0, help="Seed shared by every arm."),
+    threads: int = typer.Option(2, help="torch CPU threads."),
+    json_path: str = typer.Option(None, "--json", help="Write report records here."),
+    plot: str = typer.Option(None, "--plot", help="Write the loss curves here (PNG)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Dense vs sparse->dense vs always-sparse vs weights-only vs activations-only, same steps and seed."""
+    from frugalml.common.report import print_table, write_json
+    from frugalml.common.validate import one_of
+    from frugalml.sparse24.bench import QUALITY_ARMS
+    from frugalml.sparse24.bench import quality as run_quality
+    from frugalml.sparse24.corpus import load_corpus
+    from frugalml.sparse24.train import TrainConfig
+
+    _threads(threads)
+    chosen = [one_of(a.strip(), QUALITY_ARMS, "arm") for a in arms.split(",") if a.strip()]
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        activations=_sparsity(activations),
+        sparse_fraction=sparse_fraction,
+        eval_every=eval_every,
+        seed=seed,
+    )
+    records, _ = run_quality(
+        _model_config(dim, layers, heads, hidden, "relu2", seq_len),
+        config,
+        load_corpus(data),
+        chosen,
+        plot=plot,
+        quiet=quiet,
+    )
+    print_table(records, title="sparse24 quality (ratio = dense loss / arm loss)")
+    if json_path:
+        write_json(records, json_path)
+
+
+@app.command()
+def speed(
+    quick: bool = typer.Option(False, help="Small shapes (checks the code path in seconds)."),
+    gpu: bool = typer.Option(True, help="Also run the GPU benchmarks when a CUDA GPU is present."),
+    threads: int = typer.Option(2, help="torch CPU threads."),
+    json_path: str = typer.Option(None, "--json", help="Write report records here."),
+):
+    """Mask costs vs torch.topk, emulation overhead vs dense torch, V:N:M gather matmul, analytic FLOPs;
+    on a GPU: FFN fwd+bwd at Llama-1B/7B shapes vs dense bf16 and torch's cuSPARSELt path."""
+    from frugalml.common.report import print_table, write_json
+    from frugalml.sparse24.bench import cpu_speed, gpu_speed
+
+    _threads(threads)
+    records = cpu_speed(quick=quick)
+    if gpu:
+        records += gpu_speed(tokens=1024 if quick else 8192, rounds=2 if quick else 10)
+    print_table(records, title="sparse24 speed (ratio > 1: ours faster / cheaper)")
+    if json_path:
+        write_json(records, json_path)
+
+
+@app.command()
+def inspect(path: str = typer.Argument(..., help="A checkpoint written by train --checkpoint.")):
+    """Show a checkpoint's tensors, which are packed 2:4, and its byte accounting."""
+    from frugalml.common.files import read_header
+    from frugalml.sparse24.formats import CHECKPOINT_MAGIC, CHECKPOINT_VERSION, load_checkpoint
+
+    header = read_header(path, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)
+    state, _ = load_checkpoint(path)
+    dense = sum(t.numel() * t.element_size() for t in state.values())
+    packed = sum(1 for e in header.metadata["tensors"] if e["kind"] == "2:4")
+    print(
+        f"{path}: format v{header.version}, {len(state)} tensors ({packed} packed 2:4), "
+        f"{header.payload_length} payload bytes vs {dense} dense ({dense / header.payload_length:.2f}x)"
+    )
+
+
+@app.command()
+def backends():
+    """List the matmul backends and whether each can run here."""
+    from frugalml.sparse24.backends import available_backends
+
+    for name, (ok, reason) in available_backends().items():
+        print(f"{name:12s} {'available' if ok else 'unavailable'}: {reason}")
+
+
+@app.command()
+def demo(quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.")):
+    """Train a tiny Llama dense and sparse-then-dense on Python's sources; print the summary."""
+    from frugalml.sparse24.demo import run
+
+    print(run(quiet=quiet))

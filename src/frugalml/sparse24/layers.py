@@ -1,0 +1,233 @@
+"""Modules: the 2:4 sparse Linear (dense master weights, optional V:N:M input), squared-ReLU and
+SwiGLU FFNs, and a mixture of FFN experts. FFNs are written dense; :func:`sparsify_ffn` swaps them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from frugalml.common.errors import InvalidInputError
+from frugalml.common.validate import one_of
+from frugalml.sparse24.autograd import SparseMatmul, sparse_weight, sparsify_activations, weight_mask
+from frugalml.sparse24.backends import BACKENDS, check_backend, cusparselt_linear
+from frugalml.sparse24.masks import VNM, soft_threshold_24
+
+
+@dataclass(frozen=True)
+class SparsityConfig:
+    """How FFN matmuls are made sparse.
+
+    Parameters
+    ----------
+    weights : {"2:4", None}
+        2:4 weights (recomputed from the dense master weights every forward), or dense.
+    activations : str or None
+        V:N:M pattern for the input of each FFN's output projection (``"vnm:64:2:8"``), ``"2:4"``
+        (the same as ``vnm:1:2:4``), or None for dense activations.
+    method : {"sste", "ste"}
+        S-STE soft-thresholding with a fixed per-tensor beta, or plain masked straight-through.
+    transposable : bool
+        Use transposable 2:4 masks so ``W^T`` is 2:4 too (the backward ``dX = dY W``).
+    mvue : bool
+        Sparsify ``dY^T`` with the unbiased MVUE estimator in the weight-gradient matmul.
+    router : {"router", "exact"}
+        How V:N:M picks the 4 columns of each block: L1 router or exact search.
+    backend : {"emulate", "cusparselt"}
+        Masked dense matmuls (any device) or cuSPARSELt 2:4 kernels (CUDA sm80+, fp16/bf16).
+    seed : int
+        Seed of the MVUE sampling.
+    """
+
+    weights: str | None = "2:4"
+    activations: str | None = "vnm:64:2:8"
+    method: str = "sste"
+    transposable: bool = False
+    mvue: bool = False
+    router: str = "router"
+    backend: str = "emulate"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.weights not in (None, "2:4", "dense"):
+            raise InvalidInputError(f"unknown weight sparsity {self.weights!r}; choose 2:4 or dense")
+        if self.weights == "dense":
+            object.__setattr__(self, "weights", None)
+        if self.activations in ("dense", "none"):
+            object.__setattr__(self, "activations", None)
+        if self.activations is not None:
+            spec = "vnm:1:2:4" if self.activations == "2:4" else self.activations
+            object.__setattr__(self, "activations", str(VNM.parse(spec)))
+        one_of(self.method, ("sste", "ste"), "weight method")
+        one_of(self.router, ("router", "exact"), "V:N:M column method")
+        one_of(self.backend, BACKENDS, "backend")
+        if self.backend == "cusparselt" and self.weights is None:
+            raise InvalidInputError("backend 'cusparselt' accelerates 2:4 weights; set weights='2:4'")
+
+    @property
+    def pattern(self) -> VNM | None:
+        return None if self.activations is None else VNM.parse(self.activations)
+
+
+class SparseLinear(nn.Module):
+    """A Linear whose weight is made 2:4 on the fly from dense master weights, and whose input can
+    be V:N:M-sparsified. ``weight`` and ``bias`` keep their names, so state dicts match nn.Linear.
+
+    Build it from a dense layer with :meth:`from_dense` (sharing its parameters) and turn it back
+    with :meth:`to_dense`. Telemetry of the last training forward: ``last_flip_rate`` (fraction of
+    weight-mask entries that changed), ``last_activation_density``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 config: SparsityConfig | None = None, sparse_input: bool = False,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        dense = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._adopt(dense, config or SparsityConfig(), sparse_input)
+
+    def _adopt(self, dense: nn.Linear, config: SparsityConfig, sparse_input: bool) -> None:
+        self.in_features, self.out_features = dense.in_features, dense.out_features
+        self.weight, self.bias = dense.weight, dense.bias
+        self.config, self.sparse_input = config, sparse_input and config.activations is not None
+        check_backend(config.backend, dense.weight.device)
+        if config.weights and (self.in_features % 4 or (config.transposable and self.out_features % 4)):
+            need = "both dimensions" if config.transposable else "in_features"
+            raise InvalidInputError(
+                f"a 2:4 Linear needs {need} divisible by 4, got out={self.out_features}, "
+                f"in={self.in_features}; resize the layer or leave it dense"
+            )
+        if self.sparse_input and self.in_features % config.pattern.m:
+            raise InvalidInputError(
+                f"{config.activations} activations need in_features divisible by M={config.pattern.m}, "
+                f"got {self.in_features}; pick another M or leave activations dense"
+            )
+        self.beta = self.compute_beta() if config.weights and config.method == "sste" else 1.0
+        self._generator: torch.Generator | None = None
+        self.register_buffer("_last_mask", None, persistent=False)
+        self.last_flip_rate = 0.0
+        self.last_activation_density = 1.0
+
+    @classmethod
+    def from_dense(cls, linear: nn.Linear, config: SparsityConfig,
+                   sparse_input: bool = False) -> SparseLinear:
+        """Wrap ``linear``'s own parameters (no copy); S-STE's beta is fixed from them now."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer._adopt(linear, config, sparse_input)
+        return layer
+
+    def to_dense(self) -> nn.Linear:
+        """An nn.Linear holding this layer's parameters (the dense master weights)."""
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                           device="meta")
+        linear.weight, linear.bias = self.weight, self.bias
+        return linear
+
+    def compute_beta(self) -> float:
+        """S-STE's per-tensor scale for the current weights (least-squares fit of the kept weights)."""
+        w = self.weight.detach()
+        s = soft_threshold_24(w, validate=False) * weight_mask(w, self.config.transposable)
+        denominator = float((s.double() ** 2).sum())
+        return float((w.double() * s).sum()) / denominator if denominator > 0 else 1.0
+
+    def mask(self) -> torch.Tensor:
+        """The current 2:4 mask of the weight."""
+        return weight_mask(self.weight.detach(), self.config.transposable)
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the forward multiplies by (2:4, with a straight-through gradient)."""
+        if not self.config.weights:
+            return self.weight
+        weight, mask = sparse_weight(self.weight, self.config.method, self.config.transposable, self.beta)
+        if self.training:
+            if self._last_mask is not None and self._last_mask.shape == mask.shape:
+                self.last_flip_rate = int(torch.count_nonzero(mask != self._last_mask)) / mask.numel()
+            self._last_mask = mask
+        return weight
+
+    def _mvue_generator(self, device: torch.device) -> torch.Generator:
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self.config.seed)
+        return self._generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, self.in_features)
+        if self.sparse_input:
+            x2 = sparsify_activations(x2, self.config.pattern, self.config.router)
+            if self.training:
+                self.last_activation_density = int(torch.count_nonzero(x2)) / max(1, x2.numel())
+        w = self.effective_weight()
+        if self.config.backend == "cusparselt":
+            y = cusparselt_linear(x2, w, self.bias)
+        elif self.config.mvue and self.training:
+            y = SparseMatmul.apply(x2, w, self.bias, True, self._mvue_generator(x2.device))
+        else:
+            y = F.linear(x2, w, self.bias)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"weights={c.weights}, activations={c.activations if self.sparse_input else None}, "
+                f"method={c.method}, transposable={c.transposable}, backend={c.backend}")
+
+
+class SquaredReLUFFN(nn.Module):
+    """``Y = ReLU(X W1^T)^2 W2^T``: the FFN whose activations are naturally sparse."""
+
+    def __init__(self, dim: int, hidden: int, bias: bool = False) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=bias)
+        self.w2 = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.relu(self.w1(x)).square())
+
+
+class SwiGLUFFN(nn.Module):
+    """Llama's FFN, ``down(silu(gate(x)) * up(x))``, with HF LlamaMLP's attribute names."""
+
+    def __init__(self, dim: int, hidden: int, bias: bool = False) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=bias)
+        self.up_proj = nn.Linear(dim, hidden, bias=bias)
+        self.down_proj = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+FFN_KINDS = {"relu2": SquaredReLUFFN, "swiglu": SwiGLUFFN}
+
+
+class MoEFFN(nn.Module):
+    """Top-k mixture of FFN experts with a dense linear router; each expert can be made sparse.
+
+    Tokens are dispatched with index_select / index_add (no per-token Python loop).
+    """
+
+    def __init__(self, dim: int, hidden: int, n_experts: int = 4, top_k: int = 2,
+                 expert: str = "relu2") -> None:
+        super().__init__()
+        if not 1 <= top_k <= n_experts:
+            raise InvalidInputError(f"top_k must be in [1, n_experts={n_experts}], got {top_k}")
+        self.top_k = top_k
+        self.router = nn.Linear(dim, n_experts, bias=False)
+        expert_cls = FFN_KINDS[one_of(expert, FFN_KINDS, "expert kind")]
+        self.experts = nn.ModuleList(expert_cls(dim, hidden) for _ in range(n_experts))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        weights, chosen = self.router(flat).topk(self.top_k, dim=-1)
+        weights = weights.softmax(dim=-1)
+        out = torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            token, slot = (chosen == e).nonzero(as_tuple=True)
+            if token.numel():
+                y = expert(flat.index_select(0, token)) * weights[token, slot].unsqueeze(-1)
+                out.index_add_(0, token, y)
+        return out.reshape(x.shape)

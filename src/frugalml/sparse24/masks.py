@@ -1,0 +1,288 @@
+"""Sparsity masks: 2:4 by magnitude, S-STE soft-thresholding, transposable 2:4 and V:N:M (router, exact).
+
+Every function is vectorised torch and works on any device. Weights are (out_features, in_features)
+and are made 2:4 along the input (reduction) dimension; activations are (tokens, features) and are
+made V:N:M with blocks of V tokens by M features.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+
+from frugalml.common.errors import InvalidInputError
+
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class VNM:
+    """A V:N:M pattern: blocks of ``v`` rows by ``m`` columns; 4 columns per block, N=2 kept of them.
+
+    ``density`` is ``n / m``: 64:2:8 keeps 25% of the entries, 128:2:32 keeps 6.25%.
+    """
+
+    v: int
+    n: int
+    m: int
+
+    def __post_init__(self) -> None:
+        if self.v < 1 or self.m < 4 or self.n != 2:
+            raise InvalidInputError(
+                f"V:N:M pattern {self} is not supported: need V >= 1, N == 2 (the hardware 2:4 inside "
+                "the 4 chosen columns) and M >= 4, e.g. vnm:64:2:8"
+            )
+
+    @property
+    def density(self) -> float:
+        return self.n / self.m
+
+    def __str__(self) -> str:
+        return f"vnm:{self.v}:{self.n}:{self.m}"
+
+    @classmethod
+    def parse(cls, spec: str | VNM) -> VNM:
+        """Read ``"vnm:64:2:8"`` (or ``"64:2:8"``) into a pattern."""
+        if isinstance(spec, VNM):
+            return spec
+        match = re.fullmatch(r"(?:vnm:)?(\d+):(\d+):(\d+)", str(spec).strip().lower())
+        if match is None:
+            raise InvalidInputError(
+                f"cannot read V:N:M pattern {spec!r}; write it as vnm:V:N:M, e.g. vnm:64:2:8"
+            )
+        return cls(*(int(g) for g in match.groups()))
+
+
+def check_float_tensor(x: torch.Tensor, name: str, ndim: int | None = 2) -> torch.Tensor:
+    """Raise InvalidInputError unless ``x`` is a floating torch tensor (of ``ndim`` dims) without NaN."""
+    if not isinstance(x, torch.Tensor):
+        raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise InvalidInputError(
+            f"{name} has dtype {x.dtype}; sparsity masks need float32, float64, float16 or bfloat16"
+        )
+    if ndim is not None and x.ndim != ndim:
+        raise InvalidInputError(f"{name} must be {ndim}-dimensional, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise InvalidInputError(f"{name} contains NaN or infinite values; fix them before sparsifying")
+    return x
+
+
+def _check_divisible(x: torch.Tensor, name: str, dim: int, by: int, what: str) -> None:
+    if x.shape[dim] % by:
+        raise InvalidInputError(
+            f"{name} has {x.shape[dim]} {what} (shape {tuple(x.shape)}), not divisible by {by}; "
+            f"pad or resize it to a multiple of {by}, or leave this layer dense"
+        )
+
+
+def group_ranks(scores: torch.Tensor) -> torch.Tensor:
+    """Rank (0 = largest) of each entry in its group along the last dim; ties go to the lower index."""
+    a = scores.unsqueeze(-1)  # entry i
+    b = scores.unsqueeze(-2)  # entry j
+    size = scores.shape[-1]
+    earlier = torch.ones(size, size, dtype=torch.bool, device=scores.device).tril(-1)
+    beats = (b > a) | ((b == a) & earlier)  # beats[i, j]: j ranks above i
+    return beats.sum(-1)
+
+
+def _keep_top2(scores: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the 2 largest entries along the last dim (exactly 2, ties broken by topk)."""
+    index = scores.topk(2, dim=-1).indices
+    return torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, index, True)
+
+
+def mask_24(w: torch.Tensor, validate: bool = True) -> torch.Tensor:
+    """Boolean 2:4 mask keeping the two largest |w| in each group of 4 along the last dim.
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        A 2-D float tensor whose last dimension is a multiple of 4.
+    validate : bool
+        Check dtype, shape and finiteness first (layers skip it in their hot path).
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean tensor of ``w``'s shape with exactly 2 True per group of 4.
+
+    Examples
+    --------
+    >>> mask_24(torch.tensor([[0.1, -3.0, 2.0, 0.5]])).tolist()
+    [[False, True, True, False]]
+    """
+    if validate:
+        check_float_tensor(w, "weight")
+        _check_divisible(w, "weight", -1, 4, "columns")
+    groups = w.detach().abs().reshape(*w.shape[:-1], -1, 4)
+    return _keep_top2(groups).reshape(w.shape)
+
+
+def soft_threshold_24(w: torch.Tensor, validate: bool = True) -> torch.Tensor:
+    """S-STE's soft-thresholded 2:4 weight: the two largest |w| per group, each shrunk by the third.
+
+    ``S(w) = sign(w) * max(|w| - t, 0)`` with ``t`` the third-largest |w| of the group, so the result
+    is continuous in ``w`` and has at most 2 non-zeros per group of 4.
+    """
+    return soft_threshold_24_with_mask(w, validate)[0]
+
+
+def soft_threshold_24_with_mask(w: torch.Tensor, validate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`soft_threshold_24` and the 2:4 magnitude mask (:func:`mask_24`) from one top-3 pass."""
+    if validate:
+        check_float_tensor(w, "weight")
+        _check_divisible(w, "weight", -1, 4, "columns")
+    groups = w.reshape(*w.shape[:-1], -1, 4)
+    magnitude = groups.abs()
+    top = magnitude.topk(3, dim=-1)
+    mask = torch.zeros_like(magnitude, dtype=torch.bool).scatter_(-1, top.indices[..., :2], True)
+    shrunk = torch.where(mask, torch.sign(groups) * (magnitude - top.values[..., 2:3]).clamp_min(0), 0)
+    return shrunk.reshape(w.shape), mask.reshape(w.shape)
+
+
+def sste_beta(w: torch.Tensor) -> float:
+    """S-STE's fixed per-tensor scale ``<w, S(w)> / <S(w), S(w)>`` (computed once, when sparsity starts).
+
+    Scaling ``S(w)`` by beta makes it the least-squares fit of ``w``, restoring the magnitude the
+    soft threshold removed. Returns 1.0 for an all-zero tensor.
+    """
+    s = soft_threshold_24(w.detach()).double()
+    denominator = float((s * s).sum())
+    return float((w.detach().double() * s).sum()) / denominator if denominator > 0 else 1.0
+
+
+@cache
+def _transposable_patterns(device_type: str) -> torch.Tensor:
+    """The 90 binary 4x4 patterns with exactly two ones in every row and every column, as (16, 90)."""
+    rows = [r for r in itertools.product((0, 1), repeat=4) if sum(r) == 2]
+    patterns = [
+        block for block in itertools.product(rows, repeat=4)
+        if all(sum(col) == 2 for col in zip(*block, strict=True))
+    ]
+    return torch.tensor(patterns, dtype=torch.float32).reshape(len(patterns), 16).t().contiguous()
+
+
+def transposable_mask_24(w: torch.Tensor, validate: bool = True) -> torch.Tensor:
+    """Boolean mask that is 2:4 along rows AND columns: per 4x4 block, the best of the 90 such patterns.
+
+    The backward pass ``dX = dY W`` multiplies by ``W`` along its other dimension, so a mask that is
+    2:4 in both directions lets both matmuls use the sparse hardware. Picks, in every 4x4 block, the
+    pattern keeping the largest total |w| (exact search; one small matmul).
+    """
+    if validate:
+        check_float_tensor(w, "weight")
+        _check_divisible(w, "weight", 0, 4, "rows")
+        _check_divisible(w, "weight", 1, 4, "columns")
+    rows, cols = w.shape
+    blocks = w.detach().abs().float().reshape(rows // 4, 4, cols // 4, 4).permute(0, 2, 1, 3)
+    patterns = _transposable_patterns(w.device.type).to(w.device)
+    best = (blocks.reshape(-1, 16) @ patterns).argmax(dim=1)
+    chosen = patterns.t()[best].reshape(rows // 4, cols // 4, 4, 4).permute(0, 2, 1, 3)
+    return chosen.reshape(rows, cols).bool()
+
+
+def _vnm_blocks(x: torch.Tensor, pattern: VNM) -> torch.Tensor:
+    """View |x| as (row blocks, V, column groups, M)."""
+    rows, cols = x.shape
+    return x.detach().abs().float().reshape(rows // pattern.v, pattern.v, cols // pattern.m, pattern.m)
+
+
+@cache
+def _subsets(m: int, device_type: str) -> torch.Tensor:
+    return torch.tensor(list(itertools.combinations(range(m), 4)), dtype=torch.long)
+
+
+def vnm_columns(x: torch.Tensor, pattern: VNM | str, method: str = "router",
+                chunk: int = 4096, validate: bool = True) -> torch.Tensor:
+    """The 4 columns kept in each V x M block: (row blocks, column groups, 4), ascending within a group.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (rows, cols) with rows divisible by V and cols by M.
+    pattern : VNM or str
+        E.g. ``"vnm:64:2:8"``.
+    method : {"router", "exact"}
+        ``router``: the 4 columns with the largest L1 norm over the block's V rows (cheap).
+        ``exact``: the 4 columns whose per-row top-2 keeps the most energy (sum of squares),
+        searched over all C(M, 4) subsets in chunks of ``chunk`` subsets.
+    validate : bool
+        Check dtype, shape and finiteness first (layers skip it in their hot path).
+    """
+    pattern = VNM.parse(pattern)
+    if validate:
+        check_float_tensor(x, "activations")
+        _check_divisible(x, "activations", 0, pattern.v, "rows (tokens)")
+        _check_divisible(x, "activations", 1, pattern.m, "columns (features)")
+    blocks = _vnm_blocks(x, pattern)
+    if method == "router":
+        picked = blocks.sum(dim=1).topk(4, dim=-1).indices
+    elif method == "exact":
+        subsets = _subsets(pattern.m, x.device.type).to(x.device)
+        energy = blocks.square()
+        best_score, best_index = None, None
+        for start in range(0, len(subsets), chunk):
+            part = subsets[start:start + chunk]  # (S, 4)
+            chosen = energy[..., part]  # (B, V, G, S, 4)
+            score = chosen.topk(2, dim=-1).values.sum(-1).sum(1)  # (B, G, S)
+            value, index = score.max(dim=-1)
+            if best_score is None:
+                best_score, best_index = value, index + start
+            else:
+                better = value > best_score
+                best_score = torch.where(better, value, best_score)
+                best_index = torch.where(better, index + start, best_index)
+        picked = subsets[best_index]
+    else:
+        raise InvalidInputError(f"unknown V:N:M column method {method!r}; choose one of: router, exact")
+    return picked.sort(dim=-1).values
+
+
+def vnm_mask(x: torch.Tensor, pattern: VNM | str, method: str = "router",
+             validate: bool = True) -> torch.Tensor:
+    """Boolean V:N:M mask: 4 shared columns per V x M block, then each row's top 2 of them.
+
+    See :func:`vnm_columns` for ``method``. Exactly 2 entries per row per M columns are kept.
+    """
+    pattern = VNM.parse(pattern)
+    columns = vnm_columns(x, pattern, method, validate=validate)  # (B, G, 4)
+    blocks = _vnm_blocks(x, pattern)  # (B, V, G, M)
+    index = columns.unsqueeze(1).expand(-1, pattern.v, -1, -1)  # (B, V, G, 4)
+    top2 = blocks.gather(-1, index).topk(2, dim=-1).indices
+    mask = torch.zeros_like(blocks, dtype=torch.bool)
+    mask.scatter_(-1, index.gather(-1, top2), True)
+    return mask.reshape(x.shape)
+
+
+def is_24(x: torch.Tensor) -> bool:
+    """True when every group of 4 along the last dim has at most 2 non-zeros."""
+    if x.shape[-1] % 4:
+        return False
+    return bool(((x != 0).reshape(*x.shape[:-1], -1, 4).sum(-1) <= 2).all())
+
+
+def is_transposable_24(x: torch.Tensor) -> bool:
+    """True when ``x`` and ``x.T`` are both 2:4 (at most 2 non-zeros per row and column of each 4x4)."""
+    return x.ndim == 2 and is_24(x) and is_24(x.t())
+
+
+def is_vnm(x: torch.Tensor, pattern: VNM | str) -> bool:
+    """True when ``x`` follows V:N:M: per V x M block at most 4 non-zero columns and per row at most 2."""
+    pattern = VNM.parse(pattern)
+    if x.ndim != 2 or x.shape[0] % pattern.v or x.shape[1] % pattern.m:
+        return False
+    nonzero = (x != 0).reshape(x.shape[0] // pattern.v, pattern.v, -1, pattern.m)
+    columns_used = nonzero.any(dim=1).sum(-1)
+    per_row = nonzero.sum(-1)
+    return bool((columns_used <= 4).all() and (per_row <= pattern.n).all())
+
+
+def kept_fraction(x: torch.Tensor, mask: torch.Tensor, power: float = 2.0) -> float:
+    """Fraction of ``sum |x|^power`` that ``mask`` keeps (energy for power 2, magnitude for 1)."""
+    total = x.detach().abs().double().pow(power).sum()
+    return float((x.detach().abs().double().pow(power) * mask).sum() / total) if total > 0 else 1.0

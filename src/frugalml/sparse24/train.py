@@ -1,0 +1,142 @@
+"""Training a tiny Llama under a sparse schedule: validation loss, tokens/s, telemetry, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from frugalml.common.errors import InvalidInputError
+from frugalml.common.progress import progress
+from frugalml.sparse24.corpus import ByteBatches
+from frugalml.sparse24.formats import save_checkpoint
+from frugalml.sparse24.model import LlamaConfig, TinyLlama
+from frugalml.sparse24.schedule import SparsitySchedule
+from frugalml.sparse24.swap import export_sparse_state
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``sparse_fraction`` of the steps (after ``warmup_fraction`` dense) are sparse.
+
+    ``weights`` / ``activations`` / ``method`` / ``transposable`` / ``mvue`` are passed to
+    :func:`sparsify_ffn`; with both ``weights`` and ``activations`` None the run is dense.
+    """
+
+    steps: int = 200
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 2e-3
+    min_lr_fraction: float = 0.1
+    lr_warmup_steps: int = 20
+    weight_decay: float = 0.1
+    sparse_fraction: float = 0.8
+    warmup_fraction: float = 0.0
+    weights: str | None = "2:4"
+    activations: str | None = "vnm:64:2:8"
+    method: str = "sste"
+    transposable: bool = False
+    mvue: bool = False
+    eval_every: int = 50
+    eval_batches: int = 8
+    seed: int = 0
+    checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise InvalidInputError(f"lr must be positive, got {self.lr}")
+
+    @property
+    def is_dense(self) -> bool:
+        return (self.weights is None and self.activations is None) or self.sparse_fraction == 0
+
+    def sparsity(self) -> dict[str, Any]:
+        return {"weights": self.weights, "activations": self.activations, "method": self.method,
+                "transposable": self.transposable, "mvue": self.mvue, "seed": self.seed}
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: per-eval history, the final validation loss, throughput, the model."""
+
+    history: list[dict[str, Any]]
+    final_val_loss: float
+    tokens_per_second: float
+    parameters: int
+    model: TinyLlama = field(repr=False)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_fraction`` of the peak."""
+    if step < config.lr_warmup_steps:
+        return config.lr * (step + 1) / config.lr_warmup_steps
+    progress_ = (step - config.lr_warmup_steps) / max(1, config.steps - config.lr_warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+    return config.lr * (config.min_lr_fraction + (1 - config.min_lr_fraction) * cosine)
+
+
+@torch.no_grad()
+def evaluate(model: TinyLlama, batches: ByteBatches, config: TrainConfig) -> float:
+    """Mean validation loss over ``eval_batches`` fixed (seeded) batches."""
+    model.eval()
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    losses = [float(model(*batches.batch("val", config.batch_size, generator))[1])
+              for _ in range(config.eval_batches)]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
+          quiet: bool = False, label: str = "train") -> TrainResult:
+    """Train a fresh :class:`TinyLlama` on ``corpus`` bytes; evaluate every ``eval_every`` steps."""
+    if config.seq_len > model_config.max_seq_len:
+        raise InvalidInputError(
+            f"seq_len={config.seq_len} exceeds the model's max_seq_len={model_config.max_seq_len}"
+        )
+    batches = ByteBatches(corpus, config.seq_len)
+    model = TinyLlama(model_config, seed=config.seed)
+    schedule = SparsitySchedule(config.steps, 0.0 if config.is_dense else config.sparse_fraction,
+                                config.warmup_fraction, sparsity=config.sparsity())
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+                                  betas=(0.9, 0.95))
+    generator = torch.Generator().manual_seed(config.seed)
+    tokens, train_seconds, loss = 0, 0.0, torch.tensor(float("nan"))
+    for step in progress(range(config.steps), desc=label, quiet=quiet):
+        phase = schedule.update(model, step)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        start = time.perf_counter()
+        x, y = batches.batch("train", config.batch_size, generator)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        train_seconds += time.perf_counter() - start
+        tokens += x.numel()
+        if not math.isfinite(loss.item()):
+            raise InvalidInputError(f"training diverged at step {step} ({phase}); lower the learning rate")
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            schedule.record(model, step + 1, train_loss=loss.item(),
+                            val_loss=evaluate(model, batches, config), tokens_per_s=tokens / train_seconds)
+    final = schedule.history[-1]["val_loss"]
+    if config.checkpoint:
+        save_model(model, config.checkpoint, model_config, config)
+    return TrainResult(schedule.history, final, tokens / train_seconds, model.num_parameters(), model)
+
+
+def save_model(model: TinyLlama, path: str | os.PathLike, model_config: LlamaConfig,
+               config: TrainConfig | None = None) -> dict[str, int]:
+    """Write the model (2:4 weights packed when it is sparse) as a checksummed checkpoint."""
+    metadata = {"model": model_config.to_dict(), "train": asdict(config) if config else None}
+    return save_checkpoint(export_sparse_state(model), path, metadata)
