@@ -12,6 +12,15 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """Fit and predict on one thread: the machine is shared, and OpenMP oversubscription is slow."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def cls_data():
     X, y = make_classification(1500, 8, n_informative=6, n_classes=3, random_state=0)

@@ -56,7 +56,7 @@ def test_workload_recount_counts_rows(rf, cls_data):
 def test_xgboost_json_and_ubj(kind, cls_data, bin_data, reg_data, tmp_path):
     xgb = pytest.importorskip("xgboost")
     X, y = {"cls": cls_data, "bin": bin_data, "reg": reg_data}[kind]
-    model = (xgb.XGBRegressor if kind == "reg" else xgb.XGBClassifier)(n_estimators=8, max_depth=4)
+    model = (xgb.XGBRegressor if kind == "reg" else xgb.XGBClassifier)(n_estimators=8, max_depth=4, n_jobs=1)
     model.fit(X, y)
     for suffix in ("json", "ubj"):
         model.save_model(tmp_path / f"m.{suffix}")
@@ -74,7 +74,7 @@ def test_xgboost_json_and_ubj(kind, cls_data, bin_data, reg_data, tmp_path):
 def test_lightgbm_text(kind, cls_data, bin_data, reg_data, tmp_path):
     lgb = pytest.importorskip("lightgbm")
     X, y = {"cls": cls_data, "bin": bin_data, "reg": reg_data}[kind]
-    model = (lgb.LGBMRegressor if kind == "reg" else lgb.LGBMClassifier)(n_estimators=8, verbose=-1)
+    model = (lgb.LGBMRegressor if kind == "reg" else lgb.LGBMClassifier)(n_estimators=8, verbose=-1, n_jobs=1)
     model.fit(X, y)
     model.booster_.save_model(tmp_path / "m.txt")
     forest = load_model_file(tmp_path / "m.txt")

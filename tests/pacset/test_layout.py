@@ -27,6 +27,7 @@ def test_layout_places_every_node_once(forest, layout, vote):
     order = np.argsort(starts)
     assert np.all(starts[order][1:] >= ends[order][:-1])
     assert np.all(starts // lay.slots_per_block == (ends - 1) // lay.slots_per_block)
+    assert np.all((ends - 1) % lay.slots_per_block < lay.slots_per_block - 1)  # checksum slot free
     assert ends.max() <= lay.n_blocks * lay.slots_per_block
     # Every tree's nodes stay inside its bin's block range; bins start on block boundaries.
     for b in range(len(lay.bin_start) - 1):

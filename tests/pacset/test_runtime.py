@@ -75,8 +75,8 @@ def test_xgboost_and_lightgbm_packed(cls_data, tmp_path):
     lgb = pytest.importorskip("lightgbm")
     X, y = cls_data
     XX = with_nan(X[:200])
-    for model in (xgb.XGBClassifier(n_estimators=6, max_depth=4).fit(X, y),
-                  lgb.LGBMClassifier(n_estimators=6, verbose=-1).fit(X, y)):
+    for model in (xgb.XGBClassifier(n_estimators=6, max_depth=4, n_jobs=1).fit(X, y),
+                  lgb.LGBMClassifier(n_estimators=6, verbose=-1, n_jobs=1).fit(X, y)):
         pack(model, tmp_path / "m.pacset")
         with PackedForest.open(tmp_path / "m.pacset") as packed:
             np.testing.assert_allclose(packed.predict_proba(XX), model.predict_proba(XX), rtol=1e-5)

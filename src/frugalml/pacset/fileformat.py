@@ -3,17 +3,19 @@
 Payload (every part starts on a block boundary; the payload itself is block aligned)::
 
     index   int64 root codes [n_trees], int64 tree groups [n_trees], int64 bin starts [bins + 1],
-            uint64 block checksums [n_blocks], zero padded to a whole number of blocks
-    nodes   n_blocks blocks of block_size bytes (see :mod:`frugalml.pacset.layout`)
+            zero padded to a whole number of blocks
+    nodes   n_blocks blocks of block_size bytes (see :mod:`frugalml.pacset.layout`), each ending
+            with its own checksum
 
 The header's JSON metadata holds the model description and the index's SHA-256; each node block
-carries its own checksum in the index, verified when the block is first used, so a reader can
-fetch single blocks and still never predict from damaged bytes.
+is verified when it is first used, so a reader fetches single blocks (from a file or a key-value
+store) and still never predicts from damaged bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 from frugalml.common.errors import CorruptFileError
 from frugalml.common.files import ContainerHeader, read_header, write_container
 from frugalml.pacset.forest import Forest
-from frugalml.pacset.kernels import block_checksums
+from frugalml.pacset.kernels import seal_blocks
 from frugalml.pacset.layout import Layout, encode
 
 MAGIC = b"PACSET"
@@ -38,21 +40,19 @@ class Index:
     root_code: np.ndarray
     tree_group: np.ndarray
     bin_start: np.ndarray
-    checksums: np.ndarray
 
     @classmethod
     def parse(cls, data: bytes, meta: dict[str, Any], where: str) -> Index:
         if hashlib.sha256(data).hexdigest() != meta.get("index_sha256"):
             raise CorruptFileError(f"{where}: index section is corrupt (checksum mismatch); pack it again")
-        n_trees, n_bins, n_blocks = meta["n_trees"], meta["bins"], meta["n_blocks"]
+        n_trees, n_bins = meta["n_trees"], meta["bins"]
         words = np.frombuffer(data, np.int64)
-        a = 2 * n_trees + n_bins + 1
         return cls(words[:n_trees].copy(), words[n_trees:2 * n_trees].copy(),
-                   words[2 * n_trees:a].copy(), words[a:a + n_blocks].view(np.uint64).copy())
+                   words[2 * n_trees:2 * n_trees + n_bins + 1].copy())
 
     def to_bytes(self, block_size: int) -> bytes:
-        raw = b"".join(np.ascontiguousarray(a).astype(np.int64 if a.dtype != np.uint64 else np.uint64)
-                       .tobytes() for a in (self.root_code, self.tree_group, self.bin_start, self.checksums))
+        raw = b"".join(np.asarray(a, np.int64).tobytes()
+                       for a in (self.root_code, self.tree_group, self.bin_start))
         return raw + b"\0" * (-len(raw) % block_size)
 
 
@@ -77,8 +77,8 @@ def write_packed(path: str | os.PathLike, forest: Forest, layout: Layout) -> Con
     """Encode ``forest`` with ``layout`` and write it atomically as a packed file."""
     bs = layout.config.block_size
     region = encode(forest, layout)
-    index = Index(layout.root_code, forest.tree_group.astype(np.int64), layout.bin_start,
-                  block_checksums(region, bs))
+    seal_blocks(region, bs)
+    index = Index(layout.root_code, forest.tree_group.astype(np.int64), layout.bin_start)
     index_bytes = index.to_bytes(bs)
     meta = metadata(forest, layout)
     meta["index_length"] = len(index_bytes)
@@ -111,9 +111,12 @@ def open_packed(path: str | os.PathLike) -> PackedFile:
     if header.payload_length != expected:
         raise CorruptFileError(f"{path}: payload length {header.payload_length} does not match its "
                                f"metadata ({expected}); pack it again")
-    with open(path, "rb") as f:
-        f.seek(header.payload_offset)
-        data = f.read(meta["index_length"])
+    # A MADV_RANDOM map reads the index pages only: plain reads would trigger read-ahead into
+    # the node blocks and spoil cold-cache accounting.
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), meta["index_length"], access=mmap.ACCESS_READ,
+                                          offset=header.payload_offset) as mm:
+        mm.madvise(mmap.MADV_RANDOM)
+        data = mm[:]
     return PackedFile(Path(path), header, Index.parse(data, meta, str(path)))
 
 

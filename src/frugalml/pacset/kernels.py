@@ -2,7 +2,7 @@
 
 Both advance a (row, tree) state until every tree has reached a leaf or waits for a block that is
 not resident; they report the missing blocks so a block store can fetch them, and verify each
-block's checksum the first time it is used, so a damaged block never yields a prediction.
+block's checksum (its last 8 bytes) the first time it is used, so a damaged block never yields a prediction.
 
 State codes: a slot number (>= 0), ``-1`` done, ``<= -2`` a hard vote for class ``-code - 2``.
 """
@@ -22,13 +22,13 @@ def checksum_multipliers(block_size: int) -> np.ndarray:
     return (np.arange(block_size // 8, dtype=np.uint64) * _GOLDEN + _SALT) | np.uint64(1)
 
 
-def block_checksums(region: np.ndarray, block_size: int) -> np.ndarray:
-    """Checksum of every block of a node region (uint64 words times odd multipliers, plus the id)."""
+def seal_blocks(region: np.ndarray, block_size: int) -> None:
+    """Write each block's checksum into its last 8 bytes (words times odd multipliers, plus the id)."""
     words = region.view(np.uint64).reshape(-1, block_size // 8)
-    mult = checksum_multipliers(block_size)
-    sums = (words * mult).sum(axis=1, dtype=np.uint64)
+    mult = checksum_multipliers(block_size)[:-1]
+    sums = (words[:, :-1] * mult).sum(axis=1, dtype=np.uint64)
     ids = np.arange(len(words), dtype=np.uint64) + np.uint64(1)
-    return sums ^ (ids * _BLOCK_MIX)
+    words[:, -1] = sums ^ (ids * _BLOCK_MIX)
 
 
 def _block_mix(block: int) -> np.uint64:
@@ -38,13 +38,13 @@ def _block_mix(block: int) -> np.uint64:
 @numba.njit(cache=True)
 def _checksum(words, mult, block):
     h = np.uint64(0)
-    for i in range(words.shape[0]):
+    for i in range(words.shape[0] - 1):
         h += words[i] * mult[i]
     return h ^ (np.uint64(block + 1) * np.uint64(0xD6E8FEB86659FD93))
 
 
 @numba.njit(cache=True)
-def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, checksums, mult,
+def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mult,
                spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values,
                missing, mark, touched, trace):
     """Advance all (row, tree) states round-robin per bin; return (n_missing, bad_block, n_trace)."""
@@ -73,7 +73,7 @@ def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, che
                             n_missing += 1
                         continue
                     if verified[p] == 0:
-                        if _checksum(pool_u64[p], mult, blk) != checksums[blk]:
+                        if _checksum(pool_u64[p], mult, blk) != pool_u64[p, pool_u64.shape[1] - 1]:
                             return n_missing, blk, n_trace
                         verified[p] = 1
                     if touched.shape[0] > 0:
@@ -107,7 +107,7 @@ def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, che
     return n_missing, -1, n_trace
 
 
-def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, checksums, mult,
+def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mult,
                spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values,
                missing, mark, touched, trace):
     """The same walk vectorised over all (row, tree) pairs in numpy: no JIT, for cold starts."""
@@ -140,8 +140,8 @@ def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, che
         fresh, first = np.unique(p[unchecked], return_index=True)
         for q, bnum in zip(fresh, blk[unchecked][first], strict=True):
             words = pool_u64[q]
-            h = (words * mult).sum(dtype=np.uint64) ^ _block_mix(int(bnum))
-            if h != checksums[bnum]:
+            h = (words[:-1] * mult[:-1]).sum(dtype=np.uint64) ^ _block_mix(int(bnum))
+            if h != words[-1]:
                 return 0, int(bnum), 0
             verified[q] = 1
         if touched.shape[0] > 0:

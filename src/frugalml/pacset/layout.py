@@ -4,7 +4,8 @@ A packed file is a sequence of fixed-size *slots* (16 bytes, or 32 when threshol
 grouped into blocks of ``block_size`` bytes. An internal node takes one slot: left child, right
 child (slot numbers, or ``-(class + 2)`` for a hard vote), feature (bit 31 = NaN goes left) and
 threshold. A leaf takes the slot(s) right where it is placed: ``-1`` then its float64 values from
-byte 8 on, so a leaf's probability vector travels with the leaf. Nothing crosses a block boundary.
+byte 8 on, so a leaf's probability vector travels with the leaf. Nothing crosses a block boundary;
+the last 8 bytes of every block hold its checksum.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def compute_layout(forest: Forest, config: LayoutConfig) -> Layout:
     size = slot_size(forest)
     spb = config.block_size // size
     sizes = node_sizes(forest, size, hard)
-    if sizes.max() > spb:
+    if sizes.max() > spb - 1:
         raise InvalidInputError(
             f"a leaf with {forest.n_values} values does not fit a {config.block_size}-byte block; "
             "use a larger block_size")
@@ -162,7 +163,7 @@ def _place(node, sizes, slot, cursor, spb):
     n = sizes[node]
     if n == 0:
         return cursor
-    if cursor % spb + n > spb:
+    if cursor % spb + n > spb - 1:  # the last slot of a block holds its checksum
         cursor = (cursor // spb + 1) * spb
     slot[node] = cursor
     return cursor + n
@@ -263,7 +264,7 @@ def _layout_bin(left, right, card, sizes, roots, mode, depth, spb, cursor, slot)
             cand = stack.pop()
             if slot[cand] < 0:
                 node = cand
-        if node >= 0 and cursor % spb + sizes[node] > spb:
+        if node >= 0 and cursor % spb + sizes[node] > spb - 1:
             # It does not fit: the block ends here, and the next one starts on the hottest node.
             stack.append(node)
             cursor = (cursor // spb + 1) * spb

@@ -102,7 +102,7 @@ class PackedForest:
             pool = store.pool
             n_missing, bad, n_trace = self._walk(
                 pool.view(np.int32), pool.view(np.float32), pool.view(np.float64), pool.view(np.uint64),
-                store.block_slot, store.verified, self.index.checksums, self._mult, self._spb,
+                store.block_slot, store.verified, self._mult, self._spb,
                 m["slot_size"] // 4, wide, X, state, acc, self.index.tree_group, self.index.bin_start,
                 m["n_values"], self._missing, self._mark, self.touched, trace[self.trace_length:])
             self.trace_length += n_trace
