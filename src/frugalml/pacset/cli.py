@@ -1,0 +1,187 @@
+"""``frugal pacset``: pack a tree ensemble into blocks, inspect it, predict from it, tune, benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Packed tree ensembles that predict from disk or Redis reading few blocks.",
+                  no_args_is_help=True)
+
+_LAYOUT = typer.Option("blockwise-wdfs", "--layout", help="bfs, dfs, wdfs or blockwise-wdfs.")
+_BINS = typer.Option(8, "--bins", help="Trees split into this many contiguous bins.")
+_INTERLEAVE = typer.Option(3, "--interleave", help="Top levels of a bin's trees written together.")
+_BLOCK = typer.Option(4096, "--block-size", help="Bytes per block (a multiple of 4096).")
+_QUIET = typer.Option(False, "--quiet", "-q", help="Print less.")
+
+
+def load_matrix(path: Path):
+    """Rows to predict from a .npy file or a numeric CSV (a header line is skipped)."""
+    import numpy as np
+
+    from frugalml.common.errors import DataNotFoundError, InvalidInputError
+
+    if not path.is_file():
+        raise DataNotFoundError(f"data file {path} does not exist; check the path")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    try:
+        with open(path) as f:
+            first = f.readline()
+        try:
+            [float(v) for v in first.strip().split(",") if v.strip() != ""]
+            skip = 0
+        except ValueError:
+            skip = 1
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    except ValueError as exc:
+        raise InvalidInputError(f"{path} is not a numeric CSV ({exc}); pass features only") from None
+
+
+@app.command()
+def pack(
+    model: Path = typer.Argument(..., help="joblib/pickle sklearn model, XGBoost JSON/UBJ or LightGBM text."),
+    output: Path = typer.Option(..., "-o", "--output", help="The packed file to write."),
+    layout: str = _LAYOUT, bins: int = _BINS, interleave: int = _INTERLEAVE, block_size: int = _BLOCK,
+    vote: str = typer.Option("soft", "--vote", help="RF classifiers: soft (= predict_proba) or hard."),
+    calibration: Path = typer.Option(None, "--calibration",
+                                     help="CSV/.npy of typical queries: lay out by their paths."),
+    quiet: bool = _QUIET,
+):
+    """Pack MODEL into a block-aligned file: frugal pacset pack model.joblib -o model.pacset"""
+    from frugalml.pacset.packer import Packer
+
+    X = load_matrix(calibration) if calibration is not None else None
+    packer = Packer(layout, bins, interleave, block_size, vote).fit(model, X)
+    header = packer.write(output)
+    if not quiet:
+        m = header.metadata
+        print(f"{output}: {m['n_trees']} trees, {m['n_nodes']} nodes, {m['n_blocks']} blocks of "
+              f"{m['block_size']} B ({m['layout']}, bins={m['bins']}, interleave={m['interleave']})")
+
+
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="A packed file."),
+    verify: bool = typer.Option(False, "--verify", help="Also check the whole payload's SHA-256."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+):
+    """Show a packed file's header: model, layout, blocks, format version."""
+    from frugalml.pacset.fileformat import open_packed, verify_file
+
+    packed = open_packed(file)
+    if verify:
+        verify_file(file)
+    info = {"format_version": packed.header.version, "payload_offset": packed.header.payload_offset,
+            "payload_bytes": packed.header.payload_length, **packed.meta}
+    info.pop("index_sha256", None)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        print(f"{key:>16}: {value}")
+    if verify:
+        print(f"{'verified':>16}: payload SHA-256 ok")
+
+
+@app.command()
+def predict(
+    file: Path = typer.Argument(..., help="A packed file."),
+    data: Path = typer.Argument(..., help="Rows to predict: .npy or numeric CSV (features only)."),
+    backend: str = typer.Option("mmap", "--backend", help="mmap, pread or direct."),
+    engine: str = typer.Option("numba", "--engine", help="numba, or numpy (no JIT)."),
+    proba: bool = typer.Option(False, "--proba", help="Print class probabilities."),
+    redis: str = typer.Option(None, "--redis", help="Read FILE's blocks from this Redis URL instead "
+                              "(FILE is then the key prefix used by 'upload')."),
+    quiet: bool = _QUIET,
+):
+    """Predict rows from a packed file without loading it; print one prediction per line."""
+    import sys
+
+    import numpy as np
+
+    from frugalml.pacset.runtime import PackedForest
+
+    X = load_matrix(data)
+    model = (PackedForest.from_redis(redis, str(file), engine=engine) if redis
+             else PackedForest.open(file, backend=backend, engine=engine))
+    with model:
+        out = model.predict_proba(X) if proba else model.predict(X)
+        np.savetxt(sys.stdout, np.atleast_2d(out.T).T, fmt="%.17g" if out.dtype.kind == "f" else "%s",
+                   delimiter=",")
+        if not quiet:
+            print(f"# {len(X)} rows, {model.blocks_touched} blocks touched, "
+                  f"{model.store.stats.blocks_fetched} fetched", file=sys.stderr)
+
+
+@app.command()
+def upload(
+    file: Path = typer.Argument(..., help="A packed file."),
+    redis: str = typer.Option("redis://127.0.0.1:6379/0", "--redis", help="Redis URL."),
+    prefix: str = typer.Option(None, "--prefix", help="Key prefix (default: the file name)."),
+):
+    """Copy a packed file into Redis, one key per block."""
+    from frugalml.pacset.fileformat import open_packed
+    from frugalml.pacset.stores import upload_to_redis
+
+    prefix = prefix or file.stem
+    n = upload_to_redis(open_packed(file), redis, prefix)
+    print(f"uploaded {n} blocks to {redis} under {prefix!r}")
+
+
+@app.command()
+def tune(
+    model: Path = typer.Argument(..., help="The model file (as for pack)."),
+    data: Path = typer.Argument(..., help="Calibration rows (.npy or CSV)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Also pack with the best settings."),
+    quiet: bool = _QUIET,
+):
+    """Choose bins, interleave depth and block size that minimise simulated block reads."""
+    from frugalml.pacset.importers import load_model_file
+    from frugalml.pacset.packer import Packer
+    from frugalml.pacset.tune import tune as run_tune
+
+    forest = load_model_file(model)
+    X = load_matrix(data)
+    result = run_tune(forest, X)
+    best = result.best
+    if not quiet:
+        for t in sorted(result.trials, key=lambda t: t["cost_us"])[:5]:
+            print(f"bins={t['bins']:>2} interleave={t['interleave']} block={t['block_size']:>5}: "
+                  f"{t['blocks']:.1f} blocks/query, {t['cost_us'] / 1000:.2f} ms simulated")
+    print(f"best: --bins {best.bins} --interleave {best.interleave} --block-size {best.block_size}")
+    if output is not None:
+        Packer(best.layout, best.bins, best.interleave, best.block_size, best.vote).fit(forest).write(output)
+
+
+@app.command()
+def bench(
+    json_path: Path = typer.Option(None, "--json", help="Write the records here (and a PNG beside it)."),
+    size: str = typer.Option("small", "--size", help="small (a minute) or full (the issue's big models)."),
+    quiet: bool = _QUIET,
+):
+    """Cold single-query latency, pages and Redis key reads vs sklearn/XGBoost/LightGBM/ONNX/Treelite."""
+    from frugalml.pacset.benchmark import run_benchmark
+
+    run_benchmark(size=size, json_path=json_path, quiet=quiet)
+
+
+@app.command()
+def reproduce(
+    json_path: Path = typer.Option(None, "--json", help="Write the records here (and a PNG beside it)."),
+    quiet: bool = _QUIET,
+):
+    """Layouts x data sets (pages per cold query, latency) beside the paper's ratios, with a plot."""
+    from frugalml.pacset.benchmark import run_reproduce
+
+    run_reproduce(json_path=json_path, quiet=quiet)
+
+
+@app.command()
+def demo(quiet: bool = _QUIET):
+    """Pack a small forest two ways and compare the blocks a cold query reads."""
+    from frugalml.pacset.demo import run
+
+    print(run(quiet=quiet))
