@@ -2,7 +2,7 @@
 
 import json
 import signal
-import time
+import threading
 
 import grpc
 import numpy as np
@@ -18,6 +18,7 @@ from frugalml.cleave.runtime.demo import run_local
 from frugalml.cleave.runtime.local import LocalCluster
 from frugalml.cleave.runtime.model import TrainConfig, train_single_process
 from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options
+from frugalml.cleave.runtime.server import ParameterServer, ServerConfig
 from frugalml.cleave.runtime.worker import WorkerConfig, run_worker
 from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
 
@@ -35,32 +36,12 @@ def _assert_same_losses(ours, reference):
     np.testing.assert_allclose(ours, reference, rtol=1e-5)
 
 
-def _kill_while_holding_a_tile(cluster: LocalCluster, name: str, after_step: int, timeout: float) -> None:
-    """SIGKILL worker ``name`` once training passed ``after_step`` at a moment it holds a tile.
-
-    The worker is paused (SIGSTOP) while the PS is asked, so the tile it is seen holding is
-    still in flight when it dies: this is a kill in the middle of a step, by construction.
-    """
-    process = cluster.workers[name]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        process.send_signal(signal.SIGSTOP)
-        status = fetch_status(cluster.address)
-        worker = next((w for w in status["workers"] if w["name"] == name), None)
-        if status["step"] >= after_step and worker is not None and worker["in_flight"] > 0:
-            cluster.kill_worker(name)
-            return
-        process.send_signal(signal.SIGCONT)
-        time.sleep(0.01)
-    raise AssertionError(f"{name} never held a tile after step {after_step}")
-
-
 def _run(cluster, steps, workers, kill=None, **server_options):
     cluster.start_server(steps=steps, min_workers=len(workers), **server_options)
     for name, options in workers.items():
         cluster.start_worker(name, **options)
     if kill is not None:
-        _kill_while_holding_a_tile(cluster, kill, after_step=steps // 3, timeout=60)
+        cluster.kill_while_holding_a_tile(kill, after_step=steps // 3, timeout=60)
     metrics = cluster.wait_server(timeout=120)
     return metrics, cluster.wait_workers(timeout=15)
 
@@ -164,18 +145,24 @@ def test_bad_clients_get_clear_errors_and_the_server_keeps_serving(tmp_path):
     assert next(w for w in metrics["workers"] if w["name"] == "good")["tiles_done"] > 0
 
 
+def _train_in_process(steps: int, checkpoint) -> list[float]:
+    config = ServerConfig(train=TrainConfig(steps=steps), host="127.0.0.1", port=0,
+                          checkpoint=str(checkpoint), checkpoint_every=2, linger_s=5)
+    ps = ParameterServer(config)
+    address = ps.start()
+    worker = threading.Thread(target=run_worker, args=(WorkerConfig(server=address, name="w"),))
+    worker.start()
+    try:
+        return ps.train()["losses"]
+    finally:
+        ps.stop()
+        worker.join(timeout=10)
+
+
 def test_restarted_server_resumes_from_its_checkpoint(tmp_path, reference_losses):
     checkpoint = tmp_path / "ps.ckpt"
-    with LocalCluster() as cluster:
-        cluster.start_server(steps=2, checkpoint=checkpoint, checkpoint_every=2)
-        cluster.start_worker("w0")
-        _assert_same_losses(cluster.wait_server(timeout=90)["losses"], reference_losses[:2])
-        cluster.wait_workers(timeout=15)
-    with LocalCluster() as cluster:
-        cluster.start_server(steps=4, checkpoint=checkpoint)
-        cluster.start_worker("w1")
-        metrics = cluster.wait_server(timeout=90)
-    _assert_same_losses(metrics["losses"], reference_losses[:4])
+    _assert_same_losses(_train_in_process(2, checkpoint), reference_losses[:2])
+    _assert_same_losses(_train_in_process(4, checkpoint), reference_losses[:4])
 
 
 def test_demo_runs_a_short_local_training():

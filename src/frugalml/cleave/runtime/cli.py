@@ -33,6 +33,7 @@ def add_runtime_commands(app: typer.Typer) -> None:
         verify_rate: float = typer.Option(1.0, min=0.0, max=1.0,
                                           help="Share of tiles checked with Freivalds."),
         heartbeat_timeout: float = typer.Option(3.0, help="Seconds of silence before a worker is lost."),
+        backups: bool = typer.Option(True, help="Speculative backup copies of straggling tiles."),
         checkpoint: str | None = typer.Option(None, help="Checkpoint file; resumed from when it exists."),
         checkpoint_every: int = typer.Option(10, min=1, help="Checkpoint every N steps."),
         metrics: str | None = typer.Option(None, help="Write the final metrics as JSON here."),
@@ -51,7 +52,8 @@ def add_runtime_commands(app: typer.Typer) -> None:
         config = ServerConfig(
             train=train, data=data, host=host, port=port, min_workers=min_workers,
             scheduler=SchedulerConfig(tiles_per_worker=tiles_per_worker, verify_rate=verify_rate,
-                                      heartbeat_timeout_s=heartbeat_timeout, seed=seed),
+                                      heartbeat_timeout_s=heartbeat_timeout, speculative=backups,
+                                      seed=seed),
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, metrics=metrics,
             address_file=address_file)
         result = serve(config)

@@ -80,6 +80,27 @@ class LocalCluster:
         process.wait()
         return moment
 
+    def kill_while_holding_a_tile(self, name: str, after_step: int, timeout: float) -> tuple[float, dict]:
+        """SIGKILL worker ``name`` once ``after_step`` steps are done, at a moment it holds a tile.
+
+        The worker is paused (SIGSTOP) while the PS is asked, so the tile it is seen holding is
+        still in flight when it dies: a kill in the middle of a step, by construction. Returns the
+        kill's wall-clock time and the PS status just before it.
+        """
+        from frugalml.cleave.runtime.client import fetch_status
+
+        process = self.workers[name]
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            process.send_signal(signal.SIGSTOP)
+            status = fetch_status(self.address)
+            worker = next((w for w in status["workers"] if w["name"] == name), None)
+            if status["step"] >= after_step and worker is not None and worker["in_flight"] > 0:
+                return self.kill_worker(name), status
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        raise ServiceUnavailableError(f"worker {name} never held a tile after step {after_step}")
+
     def kill_server(self) -> float:
         moment = time.time()
         if self.server is not None and self.server.poll() is None:

@@ -156,6 +156,18 @@ def train_step(model: TinyGPT, optimizer: torch.optim.Optimizer, data: CharData,
     return float(loss.detach())
 
 
+def gemm_shapes(cfg: TrainConfig) -> list[tuple[int, int, int]]:
+    """``(m, n, k)`` of every GEMM one training step sends to workers, in order of the forward pass.
+
+    Each Linear ``in -> out`` over ``T`` tokens contributes ``Y = X W^T`` (T, out, in),
+    ``dX = dY W`` (T, in, out) and ``dW = dY^T X`` (out, in, T).
+    """
+    gpt, tokens = cfg.gpt, cfg.batch_size * cfg.gpt.block_size
+    c = gpt.n_embd
+    linears = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)] * gpt.n_layer + [(c, gpt.vocab_size)]
+    return [shape for i, o in linears for shape in ((tokens, o, i), (tokens, i, o), (o, i, tokens))]
+
+
 def train_single_process(cfg: TrainConfig, text: str | None = None) -> list[float]:
     """Losses of plain in-process training (no tiles, no network): the reference for exactness."""
     model, optimizer, data = build(cfg, generated_corpus() if text is None else text)

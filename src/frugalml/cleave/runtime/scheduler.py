@@ -116,6 +116,7 @@ class SchedulerConfig:
     tiles_per_worker: int = 1
     verify_rate: float = 1.0
     heartbeat_timeout_s: float = 3.0
+    speculative: bool = True
     backup_factor: float = 2.0
     backup_min_s: float = 0.05
     min_deadline_s: float = 5.0
@@ -372,17 +373,23 @@ class Scheduler:
     def _assign(self, job: GemmJob, worker: WorkerState, now: float) -> _Picked | None:
         dtype_bytes = job.c.dtype.itemsize
         held = {job.assignments[t].tile_index for t in worker.in_flight if t in job.assignments}
-        tile_index = None
+        tile_index, skipped = None, []
         while job.pending:
             candidate = job.pending.popleft()
-            if job.done_by[candidate] is None and candidate not in held:
-                tile_index = candidate
-                break
-        if tile_index is None:
+            if job.done_by[candidate] is not None:
+                continue
+            if candidate in held:  # its own late copy: leave it for another worker
+                skipped.append(candidate)
+                continue
+            tile_index = candidate
+            break
+        job.pending.extendleft(reversed(skipped))
+        if tile_index is None and self.config.speculative:
             tile_index = self._backup_candidate(job, held, now)
-            if tile_index is None:
-                return None
-            self.backup_tiles += 1
+            if tile_index is not None:
+                self.backup_tiles += 1
+        if tile_index is None:
+            return None
         tile = job.tiles[tile_index]
         budget = max(self.config.min_deadline_s,
                      self.config.deadline_slack * worker.profile.seconds_for(tile, dtype_bytes))
