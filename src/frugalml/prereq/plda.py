@@ -179,7 +179,10 @@ class PairwiseLinkLDA:
         self.pairs_ = sample_pairs(links, n_docs, cfg.n_unlinked_per_doc, cfg.unlinked_weight,
                                    gen)
         K = cfg.n_topics
-        beta = gen.gamma(100.0, 0.01, size=(K, n_words)) + 1e-2
+        # LDA-C's "seeded" start: each topic starts from a few random documents plus noise.
+        seeds = gen.choice(n_docs, size=(K, min(n_docs, 3)), replace=n_docs < 3 * K)
+        beta = np.asarray([np.asarray(X[s].sum(0)).ravel() for s in seeds])
+        beta += gen.gamma(1.0, 1.0, size=(K, n_words)) + 1.0 / n_words
         self.log_beta_ = np.log(beta / beta.sum(1, keepdims=True))
         self.eta_ = np.full((K, K), np.clip(self.pairs_.linked.mean(), 1e-6, 1 - 1e-6))
         lengths = np.asarray(X.sum(1)).ravel()

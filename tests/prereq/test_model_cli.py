@@ -1,0 +1,117 @@
+"""The saved model, predict/graph/eval/data/demo through the CLI, and its errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from frugalml.common.errors import CorruptFileError, InvalidInputError
+from frugalml.prereq import data
+from frugalml.prereq.model import PrereqModel
+
+
+@pytest.fixture(scope="module")
+def model_file(planted, fitted, tmp_path_factory):
+    corpus = planted.dataset.corpus
+    model = PrereqModel(6, head="diff", siamese_params={"steps": 150, "hidden": 32}).fit(
+        corpus, planted.dataset.pairs, plda=fitted)
+    path = tmp_path_factory.mktemp("model") / "planted.prereq"
+    model.save(path)
+    return model, path
+
+
+def test_save_load_round_trip(model_file, planted):
+    model, path = model_file
+    back = PrereqModel.load(path)
+    pairs = planted.dataset.pairs
+    np.testing.assert_allclose(back.predict_proba(pairs.a, pairs.b),
+                               model.predict_proba(pairs.a, pairs.b), atol=1e-6)
+    np.testing.assert_array_equal(back.plda_.eta_, model.plda_.eta_)
+    assert back.classifier_.threshold_ == model.classifier_.threshold_
+
+
+def test_corrupt_and_truncated_model_files(model_file, tmp_path):
+    _, path = model_file
+    raw = path.read_bytes()
+    (tmp_path / "cut").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CorruptFileError):
+        PrereqModel.load(tmp_path / "cut")
+    flipped = bytearray(raw)
+    flipped[-10] ^= 0xFF
+    (tmp_path / "flip").write_bytes(bytes(flipped))
+    with pytest.raises(CorruptFileError, match="checksum"):
+        PrereqModel.load(tmp_path / "flip")
+
+
+def test_unknown_concept_is_named(model_file):
+    model, _ = model_file
+    with pytest.raises(InvalidInputError, match="'quantum gravity'"):
+        model.predict_proba(["quantum gravity"], ["concept 0.1"])
+
+
+def _frugal(*args):
+    from typer.testing import CliRunner
+
+    from frugalml.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_predict_and_graph(model_file, tmp_path):
+    _, path = model_file
+    out = _frugal("prereq", "predict", str(path), "concept 2.0", "concept 1.0")
+    assert out.exit_code == 0, out.output
+    assert "prerequisite of 'concept 2.0'" in out.output
+    out = _frugal("prereq", "graph", str(path), "--format", "json",
+                  "--concepts", "concept 0.0,concept 1.0,concept 2.0", "-o", str(tmp_path / "g.json"))
+    assert out.exit_code == 0, out.output
+    graph = json.loads((tmp_path / "g.json").read_text())
+    assert {"edges", "cyclic_groups"} <= set(graph)
+    out = _frugal("prereq", "graph", str(path), "--format", "dot", "--concepts", "concept 0.0,concept 1.0")
+    assert out.exit_code == 0 and "digraph" in out.output
+
+
+def test_cli_errors_exit_2(model_file, tmp_path):
+    import subprocess
+    import sys
+
+    _, path = model_file
+    run = subprocess.run([sys.executable, "-m", "frugalml.cli", "prereq", "predict", str(path),
+                          "no such concept", "concept 1.0"], capture_output=True, text=True)
+    assert run.returncode == 2 and "unknown concept 'no such concept'" in run.stderr
+
+
+def test_cli_fit_from_ldac_files(planted, tmp_path):
+    corpus = planted.dataset.corpus
+    data.write_ldac(corpus.counts, tmp_path / "c.ldac")
+    (tmp_path / "vocab.txt").write_text("\n".join(corpus.vocab) + "\n")
+    (tmp_path / "links.txt").write_text("\n".join(f"{a} {b}" for a, b in corpus.links) + "\n")
+    pairs = planted.dataset.pairs
+    (tmp_path / "pairs.csv").write_text(
+        "".join(f"{a},{b},{y}\n" for a, b, y in zip(pairs.a, pairs.b, pairs.y, strict=True)))
+    out = _frugal("prereq", "fit", str(tmp_path / "c.ldac"), "--vocab", str(tmp_path / "vocab.txt"),
+                  "--links", str(tmp_path / "links.txt"), "--no-one-based", "--pairs",
+                  str(tmp_path / "pairs.csv"), "--topics", "4", "--em-iter", "3", "--steps", "20",
+                  "-o", str(tmp_path / "m.prereq"))
+    assert out.exit_code == 0, out.output
+    assert PrereqModel.load(tmp_path / "m.prereq").plda_.n_iter_ <= 3
+    (tmp_path / "pairs.csv").write_text("concept 0.0,not a concept,1\n")
+    out = _frugal("prereq", "fit", str(tmp_path / "c.ldac"), "--vocab", str(tmp_path / "vocab.txt"),
+                  "--links", str(tmp_path / "links.txt"), "--no-one-based", "--pairs",
+                  str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "m2.prereq"))
+    assert out.exit_code != 0 and "not a concept" in str(out.exception)
+
+
+def test_cli_data_list_and_verify(shared_data, monkeypatch):
+    monkeypatch.setenv("FRUGAL_DATA", str(shared_data))
+    out = _frugal("prereq", "data", "list")
+    assert out.exit_code == 0 and "CC BY-NC-SA" in out.output
+    out = _frugal("prereq", "data", "verify")
+    assert out.exit_code == 0 and "nptel: 14 files" in out.output
+
+
+def test_demo_runs():
+    from frugalml.prereq.demo import run
+
+    line = run(quiet=True)
+    assert "PREREQ" in line and "ELBO monotone: True" in line
