@@ -1,0 +1,103 @@
+"""Model specs, config files, the op graph, and tiling cost sums."""
+
+import json
+
+import numpy as np
+import pytest
+
+from frugalml.cleave.costmodel import best_grid, candidate_grids, gemm_cost
+from frugalml.cleave.models import BUILTIN, load_model, spec_from_dict
+from frugalml.cleave.opgraph import build_graph
+from frugalml.cleave.tiling import TileGrid, grid_cost, split_gemm
+from frugalml.common.errors import DataNotFoundError, InvalidInputError
+
+
+@pytest.mark.parametrize("name, billions", [("opt-1.3b", 1.3), ("opt-6.7b", 6.7), ("opt-13b", 12.9),
+                                            ("opt-30b", 30.0), ("llama-1b", 1.2), ("llama-3b", 3.2),
+                                            ("llama-7b", 6.7), ("llama-13b", 13.0)])
+def test_builtin_parameter_counts_match_the_names(name, billions):
+    assert load_model(name).params / 1e9 == pytest.approx(billions, rel=0.08)
+
+
+def test_hugging_face_config_json_is_read(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+                                "intermediate_size": 688, "vocab_size": 1000, "num_key_value_heads": 2,
+                                "hidden_act": "silu"}))
+    spec = load_model(path)
+    assert (spec.hidden, spec.layers, spec.kv_heads, spec.gated_ffn) == (256, 2, 2, True)
+
+
+def test_yaml_config_with_missing_field_names_it(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("hidden: 256\nlayers: 2\nheads: 4\nvocab: 100\n")
+    with pytest.raises(InvalidInputError, match="'ffn'"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("fields, word", [({"hidden": 250}, "hidden"), ({"kv_heads": 3}, "kv_heads"),
+                                          ({"layers": 0}, "layers")])
+def test_inconsistent_shapes_name_the_field(fields, word):
+    config = {"hidden": 256, "layers": 2, "heads": 4, "ffn": 512, "vocab": 100, **fields}
+    with pytest.raises(InvalidInputError, match=word):
+        spec_from_dict(config)
+
+
+def test_unknown_model_and_missing_file():
+    with pytest.raises(InvalidInputError, match="unknown model"):
+        load_model("gpt-5")
+    with pytest.raises(DataNotFoundError):
+        load_model("/nonexistent/model.yaml")
+
+
+def test_graph_has_forward_and_two_backward_gemms_per_forward_gemm():
+    g = build_graph(BUILTIN["opt-1.3b"], batch=4, seq=128)
+    fwd = [x for x in g.layer_gemms if x.phase == "forward"]
+    bwd = [x for x in g.layer_gemms if x.phase == "backward"]
+    assert len(bwd) == 2 * len(fwd) == 12
+    assert sum(x.flops for x in bwd) == 2 * sum(x.flops for x in fwd)  # training = 3x forward
+    qkv = fwd[0]
+    dx = next(x for x in bwd if x.name == "qkv.dx")
+    dw = next(x for x in bwd if x.name == "qkv.dwqkv")
+    assert (dx.m, dx.n, dx.k) == (qkv.m, qkv.k, qkv.n)
+    assert (dw.m, dw.n, dw.k) == (qkv.k, qkv.n, qkv.m)
+    # 6 N D rule of thumb: GEMM FLOPs per step ~ 6 x parameters x tokens (plus attention)
+    assert g.gemm_flops == pytest.approx(6 * g.model.params * g.tokens, rel=0.15)
+    assert len(g.schedule()) == 18 * g.model.layers + 3
+    with pytest.raises(InvalidInputError, match="batch"):
+        build_graph(BUILTIN["opt-1.3b"], batch=0, seq=128)
+
+
+@pytest.mark.parametrize("m, n, k, batch, grid", [(100, 60, 7, 1, TileGrid(7, 5)),
+                                                   (33, 17, 5, 6, TileGrid(4, 3, 3)),
+                                                   (8, 8, 3, 1, TileGrid(1, 1))])
+def test_tiled_cost_sums_equal_untiled_totals(m, n, k, batch, grid):
+    cost = grid_cost(m, n, k, grid, batch=batch, dtype_bytes=2)
+    assert cost.tasks * cost.flops == pytest.approx(2 * batch * m * n * k)
+    assert cost.tasks * cost.bytes_up == pytest.approx(batch * m * n * 2)
+    replicated = batch * (m * grid.grid_cols + n * grid.grid_rows) * k * 2
+    assert cost.tasks * cost.bytes_down == pytest.approx(replicated)
+    tiles = split_gemm(m, n, k, grid_rows=grid.grid_rows, grid_cols=grid.grid_cols)
+    assert sum(t.flops for t in tiles) * batch == pytest.approx(cost.tasks * cost.flops)
+    assert max(t.memory(2) for t in tiles) * -(-batch // grid.batch_chunks) == cost.memory
+
+
+def test_best_grid_has_exact_task_count_and_fewest_bytes():
+    for tasks in (1, 6, 64, 96):
+        grid = best_grid(4096, 1024, 512, 1, tasks)
+        assert grid.tasks == tasks
+        others = [TileGrid(r, tasks // r) for r in range(1, tasks + 1) if tasks % r == 0]
+        down = lambda g: grid_cost(4096, 1024, 512, g).bytes_down  # noqa: E731
+        assert down(grid) == min(down(o) for o in others)
+    # batched products are split across the batch before any product is cut
+    assert best_grid(128, 128, 64, 32, 16) == TileGrid(1, 1, 16)
+    gemm = build_graph(BUILTIN["opt-1.3b"], 2, 64).layer_gemms[0]
+    counts = [g.tasks for g in candidate_grids(gemm, 100)]
+    assert counts == sorted(counts) and counts[0] == 1 and counts[-1] <= 100
+    assert gemm_cost(gemm, TileGrid(2, 2), 2).tasks == 4
+
+
+def test_grid_finer_than_output_is_rejected():
+    with pytest.raises(InvalidInputError, match="does not fit"):
+        grid_cost(4, 4, 4, TileGrid(5, 1))
+    assert np.isfinite(grid_cost(4, 4, 4, TileGrid(4, 4)).memory)

@@ -1,0 +1,119 @@
+"""The pull makespan, the LP on hand-solvable cases, and the planner's choices and errors."""
+
+import heapq
+
+import numpy as np
+import pytest
+
+from frugalml.cleave.costmodel import (
+    churn_inflation,
+    fluid_seconds,
+    group_makespans,
+    pull_makespan,
+    solve_assignment,
+)
+from frugalml.cleave.devices import make_pool
+from frugalml.cleave.models import BUILTIN, ModelSpec
+from frugalml.cleave.opgraph import build_graph
+from frugalml.cleave.planner import plan
+from frugalml.common.errors import InvalidInputError
+
+
+def _list_schedule(t, n):
+    """Reference: devices pull n tasks; free at the same time -> fastest (lowest index) first."""
+    heap = [(0.0, i) for i in range(len(t))]
+    end = 0.0
+    for _ in range(n):
+        free, i = heapq.heappop(heap)
+        end = max(end, free + t[i])
+        heapq.heappush(heap, (free + t[i], i))
+    return end
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pull_makespan_equals_list_scheduling(seed):
+    gen = np.random.default_rng(seed)
+    t = np.sort(gen.uniform(0.5, 4.0, gen.integers(1, 12)))
+    for n in (1, len(t), len(t) + 1, 37):
+        span, counts = pull_makespan(t, n)
+        assert span == pytest.approx(_list_schedule(t, n))
+        assert counts.sum() == n
+
+
+def test_group_makespans_match_device_level_for_identical_devices():
+    t = np.array([[1.0, 3.0]])
+    size = np.array([[2, 1]])
+    out = group_makespans(t, size, np.array([7]))
+    assert out[0, 0] == pytest.approx(_list_schedule(np.array([1.0, 1.0]), 7))
+    assert out[0, 1] == pytest.approx(_list_schedule(np.array([1.0, 1.0, 3.0]), 7))
+
+
+def test_lp_hand_solvable_cases():
+    # two groups: 2 devices at 1 s/tile, 1 device at 2 s/tile -> 2.5 tiles/s; 10 tiles -> T = 4 s
+    a = solve_assignment(np.array([10]), np.array([[1.0, 2.0]]), np.array([2, 1]), np.array([1.0]), 1e9,
+                         np.array([1]))
+    assert a.total_seconds == pytest.approx(4.0)
+    np.testing.assert_allclose(a.tiles[0], [8.0, 2.0])
+    # the PS NIC binds: 10 tiles x 100 bytes through 50 B/s -> 20 s
+    b = solve_assignment(np.array([10]), np.array([[1.0, 2.0]]), np.array([2, 1]), np.array([100.0]), 50.0,
+                         np.array([1]))
+    assert b.total_seconds == pytest.approx(20.0)
+    # a group that cannot hold the tile gets nothing; repeats weight the objective
+    c = solve_assignment(np.array([6, 4]), np.array([[1.0, np.inf], [1.0, 1.0]]), np.array([3, 1]),
+                         np.array([1.0, 1.0]), 1e9, np.array([5, 1]))
+    assert c.tiles[0, 1] == 0 and c.seconds[0] == pytest.approx(2.0) and c.seconds[1] == pytest.approx(1.0)
+    assert c.total_seconds == pytest.approx(11.0)
+    assert fluid_seconds(10, np.array([1.0, 2.0]), np.array([2, 1]), 100.0, 50.0) == pytest.approx(20.0)
+    with pytest.raises(InvalidInputError, match="cannot run"):
+        solve_assignment(np.array([1]), np.array([[np.inf]]), np.array([1]), np.array([1.0]), 1.0,
+                         np.array([1]))
+
+
+def test_churn_inflation():
+    np.testing.assert_allclose(churn_inflation(np.array([0.0, 50.0, 1e9]), np.array([100.0] * 3)),
+                               [1.0, 2.0, 10.0])
+
+
+@pytest.fixture(scope="module")
+def small_plan():
+    return plan(build_graph(BUILTIN["opt-1.3b"], batch=8, seq=512), make_pool(48, seed=0))
+
+
+def test_plan_is_consistent_and_explains(small_plan):
+    p = small_plan
+    assert p.batch_seconds > 0 and p.assignment.total_seconds <= p.gemm_seconds * (1 + 1e-6)
+    mem = p.pool.memory
+    eligible = p.eligible()
+    for i, gp in enumerate(p.gemm_plans):
+        if gp.on_ps:
+            continue
+        assert np.all(mem[eligible[i]] >= gp.cost.memory)  # every tile fits every device pulling it
+        assert gp.seconds >= gp.ps_bound
+    text = p.explain()
+    assert "chosen" in text and "planned batch time" in text
+    assert all(label in text for label in p.groups.labels)
+    doc = p.to_dict()
+    assert doc["devices"] == 48 and len(doc["gemms"]) == 21
+
+
+def test_planner_drops_devices_that_cannot_hold_a_tile():
+    pool = make_pool(counts={"phone-midrange": 4, "laptop": 4}, seed=0)
+    wide = ModelSpec("wide", hidden=8192, layers=1, heads=64, ffn=32768, vocab=1000)
+    p = plan(build_graph(wide, batch=64, seq=2048), pool)
+    assert any(why.startswith("memory") for gp in p.gemm_plans for why in gp.dropped.values())
+    for i, gp in enumerate(p.gemm_plans):
+        if not gp.on_ps:
+            assert np.all(pool.memory[p.eligible()[i]] >= gp.cost.memory)
+
+
+def test_pool_that_cannot_hold_any_tile_is_a_clear_error():
+    pool = make_pool(counts={"phone-midrange": 3}, seed=0)
+    huge = ModelSpec("huge", hidden=1 << 15, layers=1, heads=64, ffn=1 << 17, vocab=1000)
+    with pytest.raises(InvalidInputError, match="no device in the pool can hold a tile of GEMM"):
+        plan(build_graph(huge, batch=256, seq=4096), pool)
+
+
+def test_more_devices_do_not_slow_the_plan():
+    graph = build_graph(BUILTIN["opt-1.3b"], batch=16, seq=512)
+    times = [plan(graph, make_pool(n, seed=0)).batch_seconds for n in (16, 64, 256)]
+    assert times[0] > times[1] > times[2]

@@ -1,0 +1,111 @@
+"""Analytic model vs discrete-event simulator, churn, failures, traces, baselines and energy."""
+
+import numpy as np
+import pytest
+
+from frugalml.cleave.analytic import analytic_step
+from frugalml.cleave.baselines import cloud, data_parallel, run_baselines
+from frugalml.cleave.des import SimConfig, simulate_step
+from frugalml.cleave.devices import make_pool
+from frugalml.cleave.energy import cloud_energy, edge_energy
+from frugalml.cleave.models import BUILTIN, ModelSpec
+from frugalml.cleave.opgraph import build_graph
+from frugalml.cleave.planner import plan
+from frugalml.cleave.traces import load_traces
+from frugalml.common.errors import InvalidInputError
+
+TINY = ModelSpec("tiny", hidden=512, layers=2, heads=8, ffn=2048, vocab=4000)
+
+
+@pytest.fixture(scope="module")
+def tiny_plan():
+    return plan(build_graph(TINY, batch=8, seq=256), make_pool(40, seed=4), churn=False)
+
+
+@pytest.mark.parametrize("model, devices, seed", [(TINY, 40, 4), (TINY, 7, 1), (BUILTIN["opt-1.3b"], 96, 2)])
+def test_des_equals_analytic_without_contention_and_churn(model, devices, seed):
+    p = plan(build_graph(model, batch=8, seq=256), make_pool(devices, seed=seed), churn=False)
+    sim = simulate_step(p, SimConfig.ideal())
+    est = analytic_step(p, contention=False, churn=False)
+    assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)
+    np.testing.assert_allclose(sim.busy, est.busy, rtol=1e-6, atol=1e-9)
+    assert sim.tasks == sum(gp.grid.tasks * gp.repeats for gp in p.gemm_plans if not gp.on_ps)
+    assert sim.failures == sim.requeued == sim.backups == 0
+
+
+def test_contention_only_slows_and_backups_only_help(tiny_plan):
+    ideal = simulate_step(tiny_plan, SimConfig.ideal()).seconds
+    config = SimConfig(churn=False, traces=False, backups=False, straggler_prob=0)
+    shared = simulate_step(tiny_plan, config).seconds
+    assert shared >= ideal * (1 - 1e-12)
+    slow = SimConfig(contention=False, churn=False, traces=False, backups=False, straggler_prob=0.2)
+    helped = SimConfig(contention=False, churn=False, traces=False, backups=True, straggler_prob=0.2)
+    assert simulate_step(tiny_plan, helped, seed=1).seconds <= simulate_step(tiny_plan, slow, seed=1).seconds
+
+
+def test_tiny_ps_nic_makes_the_step_nic_bound():
+    pool = make_pool(20, seed=0)
+    pool.ps = type(pool.ps)(nic_gbps=0.01, shards=1)
+    p = plan(build_graph(TINY, batch=8, seq=256), pool, churn=False)
+    sim = simulate_step(p, SimConfig(churn=False, traces=False, backups=False, straggler_prob=0))
+    bound = sum(gp.repeats * gp.ps_bound for gp in p.gemm_plans)
+    assert sim.seconds >= bound * (1 - 1e-9)
+    assert analytic_step(p).seconds >= bound
+
+
+def test_a_failed_device_loses_only_its_tile(tiny_plan):
+    config = SimConfig(churn=False, traces=False, straggler_prob=0.0, backups=False)
+    clean = simulate_step(tiny_plan, config)
+    busiest = int(np.argmax(clean.busy))
+    failed = simulate_step(tiny_plan, config, fail_device=busiest, fail_at=clean.seconds / 2)
+    assert failed.failures == 1 and failed.requeued <= 1
+    assert failed.tasks == clean.tasks
+    assert failed.seconds - clean.seconds < 0.1 * clean.seconds
+
+
+def test_churn_requeues_and_is_reproducible(tiny_plan):
+    config = SimConfig(traces=False)
+    # make devices leave often: scale sessions down by running a long step (many layers)
+    long_plan = plan(build_graph(BUILTIN["opt-1.3b"], batch=32, seq=1024), make_pool(24, seed=5))
+    a = simulate_step(long_plan, config, seed=3)
+    b = simulate_step(long_plan, config, seed=3)
+    assert a.seconds == b.seconds and a.failures == b.failures
+    assert a.failures > 0
+    assert a.tasks == sum(gp.grid.tasks * gp.repeats for gp in long_plan.gemm_plans if not gp.on_ps)
+
+
+def test_traces_drive_links_and_need_a_traced_pool(shared_data, tiny_plan):
+    with pytest.raises(InvalidInputError, match="no bandwidth traces"):
+        simulate_step(tiny_plan, SimConfig())
+    traces = load_traces(shared_data / "bandwidth-traces")
+    p = plan(build_graph(TINY, batch=8, seq=256), make_pool(40, seed=4, traces=traces), churn=False)
+    sim = simulate_step(p, SimConfig(churn=False, backups=False, straggler_prob=0))
+    assert np.isfinite(sim.seconds) and sim.seconds > 0
+    with pytest.raises(InvalidInputError, match="fail_device"):
+        simulate_step(p, SimConfig(), fail_device=10_000)
+
+
+def test_baselines_respect_memory_and_cloud_formula():
+    graph = build_graph(BUILTIN["opt-13b"], batch=64, seq=1024)
+    phones = make_pool(64, {"phone-midrange": 1.0}, seed=0)
+    dp = data_parallel(graph, phones)
+    assert dp.seconds == np.inf and "GB" in dp.reason
+    results = run_baselines(graph, make_pool(256, seed=0))
+    assert np.isfinite(results["asteroid"].seconds) and results["asteroid"].config["pp"] >= 1
+    assert np.isfinite(results["swarm"].seconds) and np.isfinite(results["megatron"].seconds)
+    ref = cloud(graph, gpus=8, tflops=100.0, utilisation=0.5)
+    assert ref.seconds == pytest.approx(graph.gemm_flops / (8 * 100e12 * 0.5))
+    small = build_graph(TINY, batch=8, seq=256)
+    assert np.isfinite(data_parallel(small, make_pool(16, seed=0)).seconds)
+
+
+def test_energy_accounts_busy_time_and_grid_intensity(tiny_plan):
+    est = analytic_step(tiny_plan)
+    e = edge_energy(tiny_plan.pool, est.busy, est.seconds, tiny_plan.graph.tokens, grid_g_per_kwh=100)
+    expected = (tiny_plan.pool.power * est.busy).sum() / 3.6e6
+    assert e.kwh - e.kwh_by_class["parameter-server"] == pytest.approx(expected)
+    assert e.co2_g == pytest.approx(100 * e.kwh)
+    c = cloud_energy(10.0, 8, 400.0, 1000, pue=1.0, grid_g_per_kwh=0)
+    assert c.kwh == pytest.approx(8 * 400 * 10 / 3.6e6) and c.co2_g == 0
+    with pytest.raises(InvalidInputError, match="grid intensity"):
+        cloud_energy(1.0, 1, 1.0, 1, grid_g_per_kwh=-1)
