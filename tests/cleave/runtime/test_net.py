@@ -147,10 +147,11 @@ def test_bad_clients_get_clear_errors_and_the_server_keeps_serving(tmp_path):
 
 def _train_in_process(steps: int, checkpoint) -> list[float]:
     config = ServerConfig(train=TrainConfig(steps=steps), host="127.0.0.1", port=0,
-                          checkpoint=str(checkpoint), checkpoint_every=2, linger_s=5)
+                          checkpoint=str(checkpoint), checkpoint_every=2, linger_s=5, chunk_bytes=4096)
     ps = ParameterServer(config)
     address = ps.start()
-    worker = threading.Thread(target=run_worker, args=(WorkerConfig(server=address, name="w"),))
+    streaming = WorkerConfig(server=address, name="w", chunk_bytes=1000)  # many chunks per tile
+    worker = threading.Thread(target=run_worker, args=(streaming,))
     worker.start()
     try:
         return ps.train()["losses"]

@@ -195,3 +195,56 @@ def test_scheduler_requeues_lost_tiles_and_excludes_wrong_results():
     assert sched.requeued_tiles >= 2 and lost is not None
     sched.finish()
     assert sched.next_task(honest.worker_id, wait_s=0) == SHUTDOWN
+
+
+def _start_matmul(sched, a, b):
+    """Run ``sched.matmul`` in a thread (the training side); returns the thread and its result box."""
+    import threading
+
+    result = {}
+    trainer = threading.Thread(target=lambda: result.setdefault("c", sched.matmul(a, b)))
+    trainer.start()
+    return trainer, result
+
+
+def test_silent_worker_and_missed_deadline_hand_tiles_to_others():
+    gen = np.random.default_rng(2)
+    a, b = gen.standard_normal((12, 5)), gen.standard_normal((5, 6))
+    for config in (SchedulerConfig(heartbeat_timeout_s=0.2, speculative=False),
+                   SchedulerConfig(min_deadline_s=0.2, deadline_slack=0.0, speculative=False)):
+        sched = Scheduler(config)
+        silent, busy = sched.register("silent", Profile()), sched.register("busy", Profile())
+        trainer, result = _start_matmul(sched, a, b)
+        held = sched.next_task(silent.worker_id, wait_s=5)
+        assert held is not None
+        while trainer.is_alive():
+            if config.heartbeat_timeout_s < 1:
+                sched.heartbeat(busy.worker_id)
+            task = sched.next_task(busy.worker_id, wait_s=0.05)
+            if task is not None:
+                sched.complete(busy.worker_id, task.task_id, task.a @ task.b, 0)
+        np.testing.assert_allclose(result["c"], a @ b, rtol=1e-12)
+        assert sched.requeued_tiles >= 1
+        if config.heartbeat_timeout_s < 1:  # declared lost: it must register again
+            assert sched.workers[silent.worker_id].state == "lost"
+            with pytest.raises(UnknownWorkerError):
+                sched.complete(silent.worker_id, held.task_id, held.a @ held.b, 0)
+        else:  # only late: its copy arrives after the tile was redone and is ignored
+            assert sched.complete(silent.worker_id, held.task_id, held.a @ held.b, 0)[0] is False
+
+
+def test_idle_worker_takes_a_backup_copy_of_a_straggler():
+    gen = np.random.default_rng(3)
+    a, b = gen.standard_normal((8, 4)), gen.standard_normal((4, 8))
+    sched = Scheduler(SchedulerConfig(backup_min_s=0.05, heartbeat_timeout_s=60))
+    slow, fast = sched.register("slow", Profile()), sched.register("fast", Profile())
+    trainer, result = _start_matmul(sched, a, b)
+    straggling = sched.next_task(slow.worker_id, wait_s=5)
+    while trainer.is_alive():
+        task = sched.next_task(fast.worker_id, wait_s=0.05)
+        if task is not None:
+            assert task.tile_index == straggling.tile_index or sched.backup_tiles == 0
+            sched.complete(fast.worker_id, task.task_id, task.a @ task.b, 0)
+    assert sched.backup_tiles == 1
+    np.testing.assert_allclose(result["c"], a @ b, rtol=1e-12)
+    assert sched.complete(slow.worker_id, straggling.task_id, straggling.a @ straggling.b, 0)[0] is False

@@ -18,6 +18,7 @@ from frugalml.cleave.runtime.checkpoint import load_checkpoint, save_checkpoint
 from frugalml.cleave.runtime.gemm import attach_executor, smallest_tile_memory
 from frugalml.cleave.runtime.model import TrainConfig, build, load_corpus
 from frugalml.cleave.runtime.protocol import (
+    CHUNK_BYTES,
     PROTOCOL_VERSION,
     from_bytes,
     grpc_options,
@@ -56,6 +57,7 @@ class ServerConfig:
     address_file: str | None = None
     linger_s: float = 2.0
     torch_threads: int = 1
+    chunk_bytes: int = CHUNK_BYTES
 
 
 def _status_code(exc: Exception) -> grpc.StatusCode:
@@ -122,7 +124,7 @@ class CleaveService(pb_grpc.CleaveServicer):
         model_bytes = task.tile.bytes_down(task.a.dtype.itemsize)
         finished = False
         try:
-            for i, chunk in enumerate(split_chunks(to_bytes(task.a) + to_bytes(task.b))):
+            for i, chunk in enumerate(split_chunks(to_bytes(task.a) + to_bytes(task.b), self.ps.config.chunk_bytes)):
                 message = pb.TaskChunk(kind=pb.TASK, header=header if i == 0 else None, data=bytes(chunk))
                 first = i == 0
                 self.scheduler.count_down(request.worker_id,

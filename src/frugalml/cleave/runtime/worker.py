@@ -13,6 +13,7 @@ import numpy as np
 from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
 from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
 from frugalml.cleave.runtime.protocol import (
+    CHUNK_BYTES,
     PROTOCOL_VERSION,
     from_bytes,
     grpc_options,
@@ -40,6 +41,7 @@ class WorkerConfig:
     connect_timeout_s: float = 10.0
     rpc_timeout_s: float = 120.0
     pull_wait_s: float = 1.0
+    chunk_bytes: int = CHUNK_BYTES
     corrupt_every: int = 0  # fault injection: perturb every n-th result (tests of verification)
     protocol_version: int = PROTOCOL_VERSION
 
@@ -188,7 +190,7 @@ class Worker:
         header = pb.ResultHeader(worker_id=self.worker_id, task_id=task_id, c=meta_of(c))
 
         def chunks():
-            for i, part in enumerate(split_chunks(data)):
+            for i, part in enumerate(split_chunks(data, self.config.chunk_bytes)):
                 self.up.consume(len(part))
                 yield pb.ResultChunk(header=header if i == 0 else None, data=bytes(part))
 
