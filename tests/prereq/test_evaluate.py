@@ -80,3 +80,9 @@ def test_unknown_method_and_split(planted):
         evaluate(planted.dataset, ["magic"], "random")
     with pytest.raises(InvalidInputError, match="split"):
         evaluate(planted.dataset, ["allpos"], "by-date")
+
+
+def test_precision_at_k_with_ties_is_the_expected_share():
+    y = np.array([1] * 60 + [0] * 40)
+    assert precision_at(y, np.ones(100), 50) == pytest.approx(0.6)
+    assert precision_at(y, np.arange(100.0)[::-1], 50) == 1.0

@@ -87,3 +87,17 @@ def test_bad_inputs_are_refused(planted, fitted):
         fitted.transform(np.ones((1, 3)))
     with pytest.raises(InvalidInputError, match="not fitted"):
         PairwiseLinkLDA(3).transform(np.ones((1, 3)))
+
+
+def test_target_end_uses_eta_transposed():
+    """A link from source topic 0 to target topic 1: the target end must move to topic 1
+    (the original C code used eta untransposed there and would stay uniform)."""
+    from frugalml.prereq.plda import _Pairs, _update_pair_ends
+
+    eta = np.array([[0.01, 0.9], [0.01, 0.01]])
+    pairs = _Pairs(np.array([0]), np.array([1]), np.array([True]), np.array([1.0]))
+    elog = np.log(np.array([[0.999, 0.001], [0.5, 0.5]]))
+    src, dst = _update_pair_ends(elog, np.full((1, 2), 0.5), np.full((1, 2), 0.5), pairs,
+                                 np.log(eta), np.log1p(-eta))
+    assert src[0, 0] > 0.99
+    assert dst[0, 1] > 0.95

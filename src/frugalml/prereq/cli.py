@@ -110,7 +110,8 @@ def _fold(fold: int, n: int) -> int:
 def evaluate_command(
     dataset: str = typer.Option("university", help="university or nptel."),
     methods: str = typer.Option("prereq,plda,rf,refd,cpr,allpos",
-                                help="Comma-separated: prereq, plda, rf, refd, cpr, lda, allpos."),
+                                help="Comma-separated: prereq, prereq-diff, plda, rf, refd, cpr, "
+                                     "lda, allpos."),
     split: str = typer.Option("authors", help="authors, random, disjoint or leakfree."),
     head: str = typer.Option(None, help="Siamese head for prereq/lda (default: abs, the paper's)."),
     topics: int = typer.Option(100, help="Number of topics."),
@@ -206,7 +207,8 @@ def reproduce(
     json_path: Path = typer.Option(None, "--json", help="Write report.Records here (+ PNG)."),
     datasets: str = typer.Option("university,nptel", help="Data sets to run."),
     splits: str = typer.Option("authors,disjoint", help="Splits to run."),
-    methods: str = typer.Option("prereq,plda,rf,refd,cpr,lda,allpos", help="Methods to run."),
+    methods: str = typer.Option("prereq,prereq-diff,plda,rf,refd,cpr,lda,allpos",
+                                help="Methods to run."),
     topics: int = typer.Option(100, help="Number of topics (paper: 100)."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations (paper: 100)."),
     steps: int = typer.Option(3500, help="Siamese training steps (paper: 3500)."),
@@ -228,3 +230,17 @@ def demo(quiet: bool = QUIET):
     from frugalml.prereq.demo import run
 
     print(run(quiet=quiet))
+
+
+@app.command()
+def bench(
+    dataset: str = typer.Option("university", help="university or nptel."),
+    topics: int = typer.Option(100, help="Number of topics."),
+    iters: int = typer.Option(3, help="EM iterations per timed fit."),
+    rounds: int = typer.Option(3, help="Interleaved timing rounds."),
+    json_path: Path = typer.Option(None, "--json", help="Write report.Records here."),
+):
+    """Pairwise-Link-LDA seconds per EM iteration and peak memory, against gensim's batch LDA."""
+    from frugalml.prereq.bench import run
+
+    run(dataset, topics, iters, rounds, json_path)

@@ -84,11 +84,18 @@ def make_splits(dataset: Dataset, split: str, n_splits: int = 5, seed: int = 0):
 # ----------------------------------------------------------------------------- metrics
 
 def precision_at(y: np.ndarray, scores: np.ndarray, k: int) -> float:
-    """Share of positives among the k highest scores (ties broken by order; NaN if < k pairs)."""
+    """Share of positives among the k highest scores (NaN if fewer than k pairs).
+
+    Pairs tied with the k-th score count by their expected share, so a constant score gives the
+    positive rate, not an artefact of the file order.
+    """
     if len(y) < k:
         return float("nan")
-    top = np.argsort(-scores, kind="stable")[:k]
-    return float(y[top].mean())
+    kth = np.sort(scores)[::-1][k - 1]
+    above = scores > kth
+    tied = scores == kth
+    expected_tied = y[tied].mean() * (k - above.sum())
+    return float((y[above].sum() + expected_tied) / k)
 
 
 def pair_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:

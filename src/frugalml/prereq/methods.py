@@ -22,7 +22,8 @@ from frugalml.prereq.plda import PairwiseLinkLDA
 from frugalml.prereq.siamese import SiameseClassifier, best_f1_threshold
 
 METHODS = {
-    "prereq": "Pairwise-Link-LDA concept vectors + siamese network (PREREQ)",
+    "prereq": "Pairwise-Link-LDA concept vectors + siamese network (PREREQ, paper's abs head)",
+    "prereq-diff": "PREREQ with the direction-aware signed-difference head",
     "plda": "Pairwise LDA bilinear score x_A^T eta x_B",
     "rf": "random forest on course-link co-occurrence counts (MOOC-RF-style link features)",
     "refd": "RefD: reference distance over the document-link graph (Liang et al. 2015)",
@@ -121,8 +122,9 @@ def fit_method(name: str, context: Context, train: PairSet, **options) -> Scorer
     validate.one_of(name, METHODS, "method")
     if len(train) == 0:
         raise InvalidInputError("no training pairs; check the split")
-    fitters = {"prereq": _fit_prereq, "plda": _fit_plda, "rf": _fit_rf, "refd": _fit_refd,
-               "cpr": _fit_cpr, "lda": _fit_lda, "allpos": _fit_allpos}
+    fitters = {"prereq": _fit_prereq, "prereq-diff": _fit_prereq_diff, "plda": _fit_plda,
+               "rf": _fit_rf, "refd": _fit_refd, "cpr": _fit_cpr, "lda": _fit_lda,
+               "allpos": _fit_allpos}
     return fitters[name](context, train, **options)
 
 
@@ -157,6 +159,10 @@ def _fit_prereq(context: Context, train: PairSet, head: str | None = None, **_) 
     model = context.plda
     return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context,
                        train, head)
+
+
+def _fit_prereq_diff(context: Context, train: PairSet, **_) -> Scorer:
+    return _fit_prereq(context, train, head="diff")
 
 
 def _fit_lda(context: Context, train: PairSet, head: str | None = None, **_) -> Scorer:
