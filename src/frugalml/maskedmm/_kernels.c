@@ -16,7 +16,7 @@
 #include "_microkernels.h"
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,popcnt")))
-#define MAX_TILE (4 * 64)
+#define GROUP_ROWS 64 /* rows of A whose output tiles stay in L1/L2 while B streams by */
 
 enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 
@@ -198,9 +198,40 @@ DEFINE_PACK_ROW_AVX512(f64, double, __m512d, __mmask8, pd, 0x7fffffffffffffffLL,
 DEFINE_PACK_B(f32, float, fabsf, FLT_MAX)
 DEFINE_PACK_B(f64, double, fabs, DBL_MAX)
 
-/* ---- the masked multiply over (row block, panel) tiles ----
- * Per 64-k word: bits = A block's bitmap AND the panel's row bitmap; the segment pattern is the
- * set of segments any of those k need. Runs of words with one pattern go to one table entry. */
+/* ---- the masked multiply ----
+ * 1. Row blocks of A (mr rows; a ragged last block splits into the table's smaller heights) get
+ *    their bitmap (OR of their rows) and a packed copy of A's values at their active k only.
+ * 2. Work items (group of GROUP_ROWS rows, panel of B), panel-major so a panel stays in L2. For
+ *    each 64-k word (64 rows of the panel, kept in L1 while the group's row blocks use them) and
+ *    each row block, the block's bitmap AND the panel's row bitmap gives the k to visit and the
+ *    segments they need: one call of that pattern's table entry per (row block, panel, word)
+ *    tile, never one per element. */
+
+typedef struct {
+    int64_t row;     /* first row of A */
+    int m;           /* rows */
+    int ri;          /* index of m in mk_row_blocks */
+    int64_t start;   /* offset of its packed values */
+} piece_t;
+
+static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
+{
+    int64_t count = 0, nb = ceil_div(M, mr);
+    for (int64_t b = 0; b < nb; b++) {
+        first[b] = count;
+        for (int64_t row = b * mr; row < (b + 1) * mr && row < M;) {
+            int ri = MK_ROW_BLOCKS - 1;
+            while (mk_row_blocks[ri] > mr || mk_row_blocks[ri] > M - row) ri--;
+            pieces[count].row = row;
+            pieces[count].m = mk_row_blocks[ri];
+            pieces[count].ri = ri;
+            row += mk_row_blocks[ri];
+            count++;
+        }
+    }
+    first[nb] = count;
+    return count;
+}
 
 #define DEFINE_MULTIPLY(SUF, T)                                                                \
     static int multiply_##SUF(const T *A, ptrdiff_t sar, ptrdiff_t sac, int64_t M, int64_t K,  \
@@ -211,72 +242,114 @@ DEFINE_PACK_B(f64, double, fabs, DBL_MAX)
     {                                                                                          \
         const int64_t NR = (int64_t)W * MK_SEGMENTS, np = ceil_div(N, NR), nw = ceil_div(K, 64); \
         const int64_t nb = ceil_div(M, mr);                                                    \
+        piece_t *pieces = malloc(sizeof(piece_t) * (size_t)(M + 1));                          \
+        int64_t *first = malloc(sizeof(int64_t) * (size_t)(nb + 1));                           \
+        if (!pieces || !first) {                                                               \
+            free(pieces);                                                                      \
+            free(first);                                                                       \
+            return 0;                                                                          \
+        }                                                                                      \
+        const int64_t npieces = split_blocks(M, mr, pieces, first);                            \
+        uint64_t *ab = malloc(sizeof(uint64_t) * (size_t)(npieces * nw));                      \
+        int32_t *offsets = malloc(sizeof(int32_t) * (size_t)(npieces * nw));                   \
+        T *vals = NULL;                                                                        \
         int64_t iters = 0, fmas = 0, calls = 0;                                                \
-        int failed = 0;                                                                        \
-        _Pragma("omp parallel num_threads(threads) reduction(+ : iters, fmas, calls, failed)") \
-        {                                                                                      \
-            uint64_t *ab = malloc((size_t)nw * sizeof(uint64_t));                              \
-            T ctile[MAX_TILE] __attribute__((aligned(64)));                                    \
-            failed += ab == NULL;                                                              \
-            _Pragma("omp for schedule(dynamic, 4)")                                            \
-            for (int64_t t = 0; t < np * nb; t++) {                                            \
-                const int64_t p = t / nb, b = t % nb, i0 = b * mr;                             \
-                const int64_t rows = M - i0 < mr ? M - i0 : mr;                                \
+        int ok = ab && offsets;                                                                \
+        if (ok) {                                                                              \
+            int64_t total = 0;                                                                 \
+            _Pragma("omp parallel for num_threads(threads) schedule(static)")                  \
+            for (int64_t s = 0; s < npieces; s++) {                                            \
+                int32_t count = 0;                                                             \
+                for (int64_t w = 0; w < nw; w++) {                                             \
+                    uint64_t v = 0;                                                            \
+                    for (int r = 0; r < pieces[s].m; r++) v |= rowbits[(pieces[s].row + r) * nw + w]; \
+                    ab[s * nw + w] = v;                                                        \
+                    offsets[s * nw + w] = count;                                               \
+                    count += __builtin_popcountll(v);                                          \
+                }                                                                              \
+                pieces[s].start = count;                                                       \
+            }                                                                                  \
+            for (int64_t s = 0; s < npieces; s++) {                                            \
+                const int64_t size = pieces[s].start * pieces[s].m;                            \
+                pieces[s].start = total;                                                       \
+                total += size;                                                                 \
+            }                                                                                  \
+            if (!sample) {                                                                     \
+                vals = malloc(sizeof(T) * (size_t)(total > 0 ? total : 1));                    \
+                ok = vals != NULL;                                                             \
+            }                                                                                  \
+        }                                                                                      \
+        if (ok && !sample) {                                                                   \
+            _Pragma("omp parallel for num_threads(threads) schedule(static)")                  \
+            for (int64_t s = 0; s < npieces; s++) {                                            \
+                const int m = pieces[s].m;                                                     \
+                const T *a = A + pieces[s].row * sar;                                          \
+                T *dst = vals + pieces[s].start;                                               \
+                for (int64_t w = 0; w < nw; w++) {                                             \
+                    uint64_t bits = ab[s * nw + w];                                            \
+                    while (bits) {                                                             \
+                        const ptrdiff_t k = w * 64 + __builtin_ctzll(bits);                    \
+                        bits &= bits - 1;                                                      \
+                        for (int r = 0; r < m; r++) dst[r] = a[r * sar + k * sac];             \
+                        dst += m;                                                              \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        if (ok) {                                                                              \
+            const int64_t gb = GROUP_ROWS / mr, ng = ceil_div(nb, gb);                         \
+            _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 1) reduction(+ : iters, fmas, calls)") \
+            for (int64_t t = 0; t < np * ng; t++) {                                            \
+                const int64_t p = t / ng, g = t % ng, b0 = g * gb;                             \
+                const int64_t b1 = b0 + gb < nb ? b0 + gb : nb;                                \
+                const int64_t i0 = b0 * mr, rows = (b1 * mr < M ? b1 * mr : M) - i0;           \
                 const int64_t cols = N - p * NR < NR ? N - p * NR : NR;                        \
                 const uint64_t *pb = sbits + p * (MK_SEGMENTS + 1) * nw;                       \
                 const uint64_t *rowany = pb + MK_SEGMENTS * nw;                                \
-                if (ab == NULL || (sample && b % sample)) continue;                            \
-                if (!sample) memset(ctile, 0, sizeof(T) * rows * NR);                           \
-                for (int64_t r0 = 0; r0 < rows;) {                                             \
-                    int ri = MK_ROW_BLOCKS - 1;                                                \
-                    while (mk_row_blocks[ri] > rows - r0) ri--;                                \
-                    const int m = mk_row_blocks[ri];                                           \
-                    for (int64_t w = 0; w < nw; w++) {                                         \
-                        uint64_t v = 0;                                                        \
-                        for (int r = 0; r < m; r++) v |= rowbits[(i0 + r0 + r) * nw + w];       \
-                        ab[w] = v;                                                             \
-                    }                                                                          \
-                    unsigned run_q = 0;                                                        \
-                    int64_t run_w0 = 0;                                                        \
-                    for (int64_t w = 0; w <= nw; w++) {                                        \
+                const T *panel = panels + p * K * NR;                                          \
+                T gbuf[GROUP_ROWS * 64] __attribute__((aligned(64)));                          \
+                if (sample && g % sample) continue;                                            \
+                if (!sample) memset(gbuf, 0, sizeof(T) * rows * NR);                            \
+                for (int64_t w = 0; w < nw; w++) {                                             \
+                    const uint64_t any = rowany[w];                                            \
+                    if (!any) continue;                                                        \
+                    for (int64_t s = first[b0]; s < first[b1]; s++) {                          \
+                        const uint64_t *sab = ab + s * nw;                                     \
+                        const uint64_t bits = sab[w] & any;                                    \
+                        if (!bits) continue;                                                   \
                         unsigned q = 0;                                                        \
-                        if (w < nw) {                                                          \
-                            const uint64_t bits = ab[w] & rowany[w];                           \
-                            if (!bits) continue;                                               \
-                            for (int s = 0; s < MK_SEGMENTS; s++)                              \
-                                q |= (unsigned)((ab[w] & pb[s * nw + w]) != 0) << s;           \
-                            if (q == run_q) continue;                                          \
-                        }                                                                      \
-                        if (run_q) {                                                           \
-                            int64_t n = 0;                                                     \
-                            if (sample) {                                                      \
-                                for (int64_t u = run_w0; u < w; u++)                           \
-                                    n += __builtin_popcountll(ab[u] & rowany[u]);              \
-                            } else {                                                           \
-                                n = table[ri][run_q](A + (i0 + r0) * sar, sar, sac, ab, rowany, \
-                                                     (int)run_w0, (int)w, panels + p * K * NR,  \
-                                                     ctile + r0 * NR);                         \
-                            }                                                                  \
-                            iters += n;                                                        \
-                            fmas += n * m * __builtin_popcount(run_q);                         \
-                            calls++;                                                           \
-                        }                                                                      \
-                        run_q = q;                                                             \
-                        run_w0 = w;                                                            \
+                        for (int seg = 0; seg < MK_SEGMENTS; seg++)                            \
+                            q |= (unsigned)((sab[w] & pb[seg * nw + w]) != 0) << seg;          \
+                        const int64_t n = __builtin_popcountll(bits);                          \
+                        if (!sample)                                                           \
+                            table[pieces[s].ri][q](vals + pieces[s].start, offsets + s * nw,   \
+                                                   sab, rowany, (int)w, (int)w + 1, panel,     \
+                                                   gbuf + (pieces[s].row - i0) * NR);          \
+                        iters += n;                                                            \
+                        fmas += n * pieces[s].m * __builtin_popcount(q);                       \
+                        calls++;                                                               \
                     }                                                                          \
-                    r0 += m;                                                                   \
                 }                                                                              \
                 if (sample) continue;                                                          \
-                for (int64_t r = 0; r < rows; r++)                                             \
-                    for (int64_t j = 0; j < cols; j++)                                         \
-                        C[(i0 + r) * scr + (p * NR + j) * scc] = ctile[r * NR + j];            \
+                T *c = C + i0 * scr + p * NR * scc;                                            \
+                for (int64_t r = 0; r < rows; r++) {                                           \
+                    if (scc == 1) {                                                            \
+                        memcpy(c + r * scr, gbuf + r * NR, sizeof(T) * cols);                  \
+                    } else {                                                                   \
+                        for (int64_t j = 0; j < cols; j++) c[r * scr + j * scc] = gbuf[r * NR + j]; \
+                    }                                                                          \
+                }                                                                              \
             }                                                                                  \
-            free(ab);                                                                          \
         }                                                                                      \
+        free(pieces);                                                                          \
+        free(first);                                                                           \
+        free(ab);                                                                              \
+        free(offsets);                                                                         \
+        free(vals);                                                                            \
         out[0] = iters;                                                                        \
         out[1] = fmas;                                                                         \
         out[2] = calls;                                                                        \
-        return failed == 0;                                                                    \
+        return ok;                                                                             \
     }
 
 DEFINE_MULTIPLY(f32, float)

@@ -14,24 +14,27 @@ static const int mk_row_blocks[MK_ROW_BLOCKS] = {1, 2, 4};
 #define MK_WIDTH_AVX2_F64 4
 #define MK_WIDTH_SCALAR_F32 8
 #define MK_WIDTH_SCALAR_F64 4
-typedef int64_t (*mk_f32_fn)(const float *restrict, ptrdiff_t, ptrdiff_t, const uint64_t *restrict, const uint64_t *restrict, int, int, const float *restrict, float *restrict);
-typedef int64_t (*mk_f64_fn)(const double *restrict, ptrdiff_t, ptrdiff_t, const uint64_t *restrict, const uint64_t *restrict, int, int, const double *restrict, double *restrict);
+typedef int64_t (*mk_f32_fn)(const float *restrict, const int32_t *restrict, const uint64_t *restrict, const uint64_t *restrict, int, int, const float *restrict, float *restrict);
+typedef int64_t (*mk_f64_fn)(const double *restrict, const int32_t *restrict, const uint64_t *restrict, const uint64_t *restrict, int, int, const double *restrict, double *restrict);
 
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             n++;
         }
@@ -40,20 +43,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             n++;
         }
@@ -62,22 +68,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             n++;
@@ -88,20 +97,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             n++;
         }
@@ -110,22 +122,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             n++;
@@ -136,22 +151,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             n++;
@@ -162,24 +180,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
@@ -192,20 +213,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             n++;
         }
@@ -214,22 +238,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             n++;
@@ -240,22 +267,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             n++;
@@ -266,24 +296,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -296,22 +329,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             n++;
@@ -322,24 +358,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -352,24 +391,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -382,8 +424,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r1_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -391,17 +433,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
@@ -416,22 +461,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c1_0 = _mm512_loadu_ps(ctile + 64);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
             n++;
@@ -442,22 +490,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c1_1 = _mm512_loadu_ps(ctile + 80);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
             n++;
@@ -468,8 +519,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -477,16 +528,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_1 = _mm512_loadu_ps(ctile + 80);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
@@ -501,22 +555,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     __m512 c1_2 = _mm512_loadu_ps(ctile + 96);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
             n++;
@@ -527,8 +584,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -536,16 +593,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_2 = _mm512_loadu_ps(ctile + 96);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
@@ -560,8 +620,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -569,16 +629,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_2 = _mm512_loadu_ps(ctile + 96);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
@@ -593,8 +656,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -604,17 +667,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_2 = _mm512_loadu_ps(ctile + 96);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
@@ -633,22 +699,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
             n++;
@@ -659,8 +728,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
@@ -668,16 +737,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
@@ -692,8 +764,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
@@ -701,16 +773,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
@@ -725,8 +800,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -736,17 +811,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -765,8 +843,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
@@ -774,16 +852,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
@@ -798,8 +879,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -809,17 +890,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -838,8 +922,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -849,17 +933,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -878,8 +965,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r2_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -891,18 +978,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
@@ -925,8 +1015,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c1_0 = _mm512_loadu_ps(ctile + 64);
@@ -934,17 +1024,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_0 = _mm512_loadu_ps(ctile + 192);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
             c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
@@ -959,8 +1052,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c1_1 = _mm512_loadu_ps(ctile + 80);
@@ -968,17 +1061,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_1 = _mm512_loadu_ps(ctile + 208);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
             c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
@@ -993,8 +1089,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -1006,18 +1102,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_1 = _mm512_loadu_ps(ctile + 208);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
@@ -1040,8 +1139,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     __m512 c1_2 = _mm512_loadu_ps(ctile + 96);
@@ -1049,17 +1148,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_2 = _mm512_loadu_ps(ctile + 224);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
             c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
@@ -1074,8 +1176,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -1087,18 +1189,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_2 = _mm512_loadu_ps(ctile + 224);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
@@ -1121,8 +1226,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -1134,18 +1239,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_2 = _mm512_loadu_ps(ctile + 224);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
@@ -1168,8 +1276,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -1185,19 +1293,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_2 = _mm512_loadu_ps(ctile + 224);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
@@ -1228,8 +1339,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
     __m512 c1_3 = _mm512_loadu_ps(ctile + 112);
@@ -1237,17 +1348,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
             c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
@@ -1262,8 +1376,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
@@ -1275,18 +1389,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
@@ -1309,8 +1426,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
@@ -1322,18 +1439,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
@@ -1356,8 +1476,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -1373,19 +1493,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -1416,8 +1539,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
     __m512 c0_3 = _mm512_loadu_ps(ctile + 48);
@@ -1429,18 +1552,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
             c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
@@ -1463,8 +1589,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -1480,19 +1606,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -1523,8 +1652,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
     __m512 c0_2 = _mm512_loadu_ps(ctile + 32);
@@ -1540,19 +1669,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
@@ -1583,8 +1715,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f32_r4_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m512 c0_0 = _mm512_loadu_ps(ctile + 0);
     __m512 c0_1 = _mm512_loadu_ps(ctile + 16);
@@ -1604,20 +1736,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512 c3_3 = _mm512_loadu_ps(ctile + 240);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 64;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m512 b0 = _mm512_loadu_ps(bp + 0);
             const __m512 b1 = _mm512_loadu_ps(bp + 16);
             const __m512 b2 = _mm512_loadu_ps(bp + 32);
             const __m512 b3 = _mm512_loadu_ps(bp + 48);
-            const __m512 a0 = _mm512_set1_ps(ak[0 * sar]);
-            const __m512 a1 = _mm512_set1_ps(ak[1 * sar]);
-            const __m512 a2 = _mm512_set1_ps(ak[2 * sar]);
-            const __m512 a3 = _mm512_set1_ps(ak[3 * sar]);
+            const __m512 a0 = _mm512_set1_ps(av[0]);
+            const __m512 a1 = _mm512_set1_ps(av[1]);
+            const __m512 a2 = _mm512_set1_ps(av[2]);
+            const __m512 a3 = _mm512_set1_ps(av[3]);
             c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
@@ -1662,20 +1797,23 @@ static const mk_f32_fn table_avx512_f32[3][16] = {
 };
 
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             n++;
         }
@@ -1684,20 +1822,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             n++;
         }
@@ -1706,22 +1847,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             n++;
@@ -1732,20 +1876,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             n++;
         }
@@ -1754,22 +1901,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             n++;
@@ -1780,22 +1930,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             n++;
@@ -1806,24 +1959,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
@@ -1836,20 +1992,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             n++;
         }
@@ -1858,22 +2017,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             n++;
@@ -1884,22 +2046,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             n++;
@@ -1910,24 +2075,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -1940,22 +2108,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             n++;
@@ -1966,24 +2137,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -1996,24 +2170,27 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -2026,8 +2203,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r1_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -2035,17 +2212,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
@@ -2060,22 +2240,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c1_0 = _mm512_loadu_pd(ctile + 32);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
             n++;
@@ -2086,22 +2269,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c1_1 = _mm512_loadu_pd(ctile + 40);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
             n++;
@@ -2112,8 +2298,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -2121,16 +2307,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_1 = _mm512_loadu_pd(ctile + 40);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
@@ -2145,22 +2334,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     __m512d c1_2 = _mm512_loadu_pd(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
             n++;
@@ -2171,8 +2363,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -2180,16 +2372,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_2 = _mm512_loadu_pd(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
@@ -2204,8 +2399,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -2213,16 +2408,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_2 = _mm512_loadu_pd(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
@@ -2237,8 +2435,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -2248,17 +2446,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_2 = _mm512_loadu_pd(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
@@ -2277,22 +2478,25 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
             n++;
@@ -2303,8 +2507,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
@@ -2312,16 +2516,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
@@ -2336,8 +2543,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
@@ -2345,16 +2552,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
@@ -2369,8 +2579,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -2380,17 +2590,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -2409,8 +2622,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
@@ -2418,16 +2631,19 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
@@ -2442,8 +2658,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -2453,17 +2669,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -2482,8 +2701,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -2493,17 +2712,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -2522,8 +2744,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r2_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -2535,18 +2757,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
@@ -2569,8 +2794,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c1_0 = _mm512_loadu_pd(ctile + 32);
@@ -2578,17 +2803,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_0 = _mm512_loadu_pd(ctile + 96);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
             c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
@@ -2603,8 +2831,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c1_1 = _mm512_loadu_pd(ctile + 40);
@@ -2612,17 +2840,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_1 = _mm512_loadu_pd(ctile + 104);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
             c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
@@ -2637,8 +2868,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -2650,18 +2881,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_1 = _mm512_loadu_pd(ctile + 104);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
@@ -2684,8 +2918,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     __m512d c1_2 = _mm512_loadu_pd(ctile + 48);
@@ -2693,17 +2927,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_2 = _mm512_loadu_pd(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
             c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
@@ -2718,8 +2955,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -2731,18 +2968,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_2 = _mm512_loadu_pd(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
@@ -2765,8 +3005,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -2778,18 +3018,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_2 = _mm512_loadu_pd(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
@@ -2812,8 +3055,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -2829,19 +3072,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_2 = _mm512_loadu_pd(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
@@ -2872,8 +3118,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
     __m512d c1_3 = _mm512_loadu_pd(ctile + 56);
@@ -2881,17 +3127,20 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
             c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
@@ -2906,8 +3155,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
@@ -2919,18 +3168,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
@@ -2953,8 +3205,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
@@ -2966,18 +3218,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
@@ -3000,8 +3255,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -3017,19 +3272,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -3060,8 +3318,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
     __m512d c0_3 = _mm512_loadu_pd(ctile + 24);
@@ -3073,18 +3331,21 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
             c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
@@ -3107,8 +3368,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -3124,19 +3385,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -3167,8 +3431,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
     __m512d c0_2 = _mm512_loadu_pd(ctile + 16);
@@ -3184,19 +3448,22 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
@@ -3227,8 +3494,8 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     return n;
 }
 static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt"))) int64_t mk_avx512_f64_r4_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m512d c0_0 = _mm512_loadu_pd(ctile + 0);
     __m512d c0_1 = _mm512_loadu_pd(ctile + 8);
@@ -3248,20 +3515,23 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
     __m512d c3_3 = _mm512_loadu_pd(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 32;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m512d b0 = _mm512_loadu_pd(bp + 0);
             const __m512d b1 = _mm512_loadu_pd(bp + 8);
             const __m512d b2 = _mm512_loadu_pd(bp + 16);
             const __m512d b3 = _mm512_loadu_pd(bp + 24);
-            const __m512d a0 = _mm512_set1_pd(ak[0 * sar]);
-            const __m512d a1 = _mm512_set1_pd(ak[1 * sar]);
-            const __m512d a2 = _mm512_set1_pd(ak[2 * sar]);
-            const __m512d a3 = _mm512_set1_pd(ak[3 * sar]);
+            const __m512d a0 = _mm512_set1_pd(av[0]);
+            const __m512d a1 = _mm512_set1_pd(av[1]);
+            const __m512d a2 = _mm512_set1_pd(av[2]);
+            const __m512d a3 = _mm512_set1_pd(av[3]);
             c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
@@ -3306,20 +3576,23 @@ static const mk_f64_fn table_avx512_f64[3][16] = {
 };
 
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             n++;
         }
@@ -3328,20 +3601,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             n++;
         }
@@ -3350,22 +3626,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             n++;
@@ -3376,20 +3655,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             n++;
         }
@@ -3398,22 +3680,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             n++;
@@ -3424,22 +3709,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             n++;
@@ -3450,24 +3738,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
@@ -3480,20 +3771,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             n++;
         }
@@ -3502,22 +3796,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             n++;
@@ -3528,22 +3825,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             n++;
@@ -3554,24 +3854,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -3584,22 +3887,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             n++;
@@ -3610,24 +3916,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -3640,24 +3949,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -3670,8 +3982,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r1_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -3679,17 +3991,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 1;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
@@ -3704,22 +4019,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c1_0 = _mm256_loadu_ps(ctile + 32);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
             n++;
@@ -3730,22 +4048,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c1_1 = _mm256_loadu_ps(ctile + 40);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
             n++;
@@ -3756,8 +4077,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -3765,16 +4086,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_1 = _mm256_loadu_ps(ctile + 40);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
@@ -3789,22 +4113,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     __m256 c1_2 = _mm256_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
             n++;
@@ -3815,8 +4142,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -3824,16 +4151,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_2 = _mm256_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
@@ -3848,8 +4178,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -3857,16 +4187,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_2 = _mm256_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
@@ -3881,8 +4214,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -3892,17 +4225,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_2 = _mm256_loadu_ps(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
@@ -3921,22 +4257,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
             n++;
@@ -3947,8 +4286,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
@@ -3956,16 +4295,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
@@ -3980,8 +4322,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
@@ -3989,16 +4331,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
@@ -4013,8 +4358,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -4024,17 +4369,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -4053,8 +4401,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
@@ -4062,16 +4410,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
@@ -4086,8 +4437,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -4097,17 +4448,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -4126,8 +4480,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -4137,17 +4491,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -4166,8 +4523,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r2_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -4179,18 +4536,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 2;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
@@ -4213,8 +4573,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c1_0 = _mm256_loadu_ps(ctile + 32);
@@ -4222,17 +4582,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_0 = _mm256_loadu_ps(ctile + 96);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
             c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
@@ -4247,8 +4610,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c1_1 = _mm256_loadu_ps(ctile + 40);
@@ -4256,17 +4619,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_1 = _mm256_loadu_ps(ctile + 104);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
             c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
@@ -4281,8 +4647,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -4294,18 +4660,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_1 = _mm256_loadu_ps(ctile + 104);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
@@ -4328,8 +4697,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     __m256 c1_2 = _mm256_loadu_ps(ctile + 48);
@@ -4337,17 +4706,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_2 = _mm256_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
             c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
@@ -4362,8 +4734,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -4375,18 +4747,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_2 = _mm256_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
@@ -4409,8 +4784,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -4422,18 +4797,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_2 = _mm256_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
@@ -4456,8 +4834,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -4473,19 +4851,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_2 = _mm256_loadu_ps(ctile + 112);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
@@ -4516,8 +4897,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
     __m256 c1_3 = _mm256_loadu_ps(ctile + 56);
@@ -4525,17 +4906,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
             c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
@@ -4550,8 +4934,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
@@ -4563,18 +4947,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
@@ -4597,8 +4984,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
@@ -4610,18 +4997,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
@@ -4644,8 +5034,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -4661,19 +5051,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -4704,8 +5097,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
     __m256 c0_3 = _mm256_loadu_ps(ctile + 24);
@@ -4717,18 +5110,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
             c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
@@ -4751,8 +5147,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -4768,19 +5164,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -4811,8 +5210,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
     __m256 c0_2 = _mm256_loadu_ps(ctile + 16);
@@ -4828,19 +5227,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
@@ -4871,8 +5273,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r4_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     __m256 c0_0 = _mm256_loadu_ps(ctile + 0);
     __m256 c0_1 = _mm256_loadu_ps(ctile + 8);
@@ -4892,20 +5294,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
     __m256 c3_3 = _mm256_loadu_ps(ctile + 120);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
+            const float *av = vals + idx * 4;
             const __m256 b0 = _mm256_loadu_ps(bp + 0);
             const __m256 b1 = _mm256_loadu_ps(bp + 8);
             const __m256 b2 = _mm256_loadu_ps(bp + 16);
             const __m256 b3 = _mm256_loadu_ps(bp + 24);
-            const __m256 a0 = _mm256_set1_ps(ak[0 * sar]);
-            const __m256 a1 = _mm256_set1_ps(ak[1 * sar]);
-            const __m256 a2 = _mm256_set1_ps(ak[2 * sar]);
-            const __m256 a3 = _mm256_set1_ps(ak[3 * sar]);
+            const __m256 a0 = _mm256_set1_ps(av[0]);
+            const __m256 a1 = _mm256_set1_ps(av[1]);
+            const __m256 a2 = _mm256_set1_ps(av[2]);
+            const __m256 a3 = _mm256_set1_ps(av[3]);
             c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
@@ -4950,20 +5355,23 @@ static const mk_f32_fn table_avx2_f32[3][16] = {
 };
 
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             n++;
         }
@@ -4972,20 +5380,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             n++;
         }
@@ -4994,22 +5405,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             n++;
@@ -5020,20 +5434,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             n++;
         }
@@ -5042,22 +5459,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             n++;
@@ -5068,22 +5488,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             n++;
@@ -5094,24 +5517,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
@@ -5124,20 +5550,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             n++;
         }
@@ -5146,22 +5575,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             n++;
@@ -5172,22 +5604,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             n++;
@@ -5198,24 +5633,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -5228,22 +5666,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             n++;
@@ -5254,24 +5695,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -5284,24 +5728,27 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -5314,8 +5761,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r1_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -5323,17 +5770,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 1;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
@@ -5348,22 +5798,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c1_0 = _mm256_loadu_pd(ctile + 16);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
             n++;
@@ -5374,22 +5827,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c1_1 = _mm256_loadu_pd(ctile + 20);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
             n++;
@@ -5400,8 +5856,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -5409,16 +5865,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_1 = _mm256_loadu_pd(ctile + 20);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
@@ -5433,22 +5892,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     __m256d c1_2 = _mm256_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
             n++;
@@ -5459,8 +5921,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -5468,16 +5930,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_2 = _mm256_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
@@ -5492,8 +5957,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -5501,16 +5966,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_2 = _mm256_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
@@ -5525,8 +5993,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -5536,17 +6004,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_2 = _mm256_loadu_pd(ctile + 24);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
@@ -5565,22 +6036,25 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
             n++;
@@ -5591,8 +6065,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
@@ -5600,16 +6074,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
@@ -5624,8 +6101,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
@@ -5633,16 +6110,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
@@ -5657,8 +6137,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -5668,17 +6148,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -5697,8 +6180,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
@@ -5706,16 +6189,19 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
@@ -5730,8 +6216,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -5741,17 +6227,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -5770,8 +6259,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -5781,17 +6270,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -5810,8 +6302,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r2_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -5823,18 +6315,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 2;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
@@ -5857,8 +6352,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c1_0 = _mm256_loadu_pd(ctile + 16);
@@ -5866,17 +6361,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_0 = _mm256_loadu_pd(ctile + 48);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
             c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
@@ -5891,8 +6389,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c1_1 = _mm256_loadu_pd(ctile + 20);
@@ -5900,17 +6398,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_1 = _mm256_loadu_pd(ctile + 52);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
             c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
@@ -5925,8 +6426,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -5938,18 +6439,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_1 = _mm256_loadu_pd(ctile + 52);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
@@ -5972,8 +6476,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     __m256d c1_2 = _mm256_loadu_pd(ctile + 24);
@@ -5981,17 +6485,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_2 = _mm256_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
             c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
@@ -6006,8 +6513,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -6019,18 +6526,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_2 = _mm256_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
@@ -6053,8 +6563,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -6066,18 +6576,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_2 = _mm256_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
@@ -6100,8 +6613,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -6117,19 +6630,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_2 = _mm256_loadu_pd(ctile + 56);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
@@ -6160,8 +6676,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
     __m256d c1_3 = _mm256_loadu_pd(ctile + 28);
@@ -6169,17 +6685,20 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
             c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
@@ -6194,8 +6713,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
@@ -6207,18 +6726,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
@@ -6241,8 +6763,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
@@ -6254,18 +6776,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
@@ -6288,8 +6813,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -6305,19 +6830,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -6348,8 +6876,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
     __m256d c0_3 = _mm256_loadu_pd(ctile + 12);
@@ -6361,18 +6889,21 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
             c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
@@ -6395,8 +6926,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -6412,19 +6943,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -6455,8 +6989,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
     __m256d c0_2 = _mm256_loadu_pd(ctile + 8);
@@ -6472,19 +7006,22 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
             c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
@@ -6515,8 +7052,8 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     return n;
 }
 static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r4_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     __m256d c0_0 = _mm256_loadu_pd(ctile + 0);
     __m256d c0_1 = _mm256_loadu_pd(ctile + 4);
@@ -6536,20 +7073,23 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
     __m256d c3_3 = _mm256_loadu_pd(ctile + 60);
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
+            const double *av = vals + idx * 4;
             const __m256d b0 = _mm256_loadu_pd(bp + 0);
             const __m256d b1 = _mm256_loadu_pd(bp + 4);
             const __m256d b2 = _mm256_loadu_pd(bp + 8);
             const __m256d b3 = _mm256_loadu_pd(bp + 12);
-            const __m256d a0 = _mm256_set1_pd(ak[0 * sar]);
-            const __m256d a1 = _mm256_set1_pd(ak[1 * sar]);
-            const __m256d a2 = _mm256_set1_pd(ak[2 * sar]);
-            const __m256d a3 = _mm256_set1_pd(ak[3 * sar]);
+            const __m256d a0 = _mm256_set1_pd(av[0]);
+            const __m256d a1 = _mm256_set1_pd(av[1]);
+            const __m256d a2 = _mm256_set1_pd(av[2]);
+            const __m256d a3 = _mm256_set1_pd(av[3]);
             c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
             c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
             c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
@@ -6594,18 +7134,21 @@ static const mk_f64_fn table_avx2_f64[3][16] = {
 };
 
 static int64_t mk_scalar_f32_r1_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             n++;
         }
@@ -6613,18 +7156,21 @@ static int64_t mk_scalar_f32_r1_p1(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             n++;
         }
@@ -6632,18 +7178,21 @@ static int64_t mk_scalar_f32_r1_p2(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             n++;
@@ -6652,18 +7201,21 @@ static int64_t mk_scalar_f32_r1_p3(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             n++;
         }
@@ -6671,18 +7223,21 @@ static int64_t mk_scalar_f32_r1_p4(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             n++;
@@ -6691,18 +7246,21 @@ static int64_t mk_scalar_f32_r1_p5(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             n++;
@@ -6711,18 +7269,21 @@ static int64_t mk_scalar_f32_r1_p6(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
@@ -6732,18 +7293,21 @@ static int64_t mk_scalar_f32_r1_p7(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             n++;
         }
@@ -6751,18 +7315,21 @@ static int64_t mk_scalar_f32_r1_p8(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             n++;
@@ -6771,18 +7338,21 @@ static int64_t mk_scalar_f32_r1_p9(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             n++;
@@ -6791,18 +7361,21 @@ static int64_t mk_scalar_f32_r1_p10(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -6812,18 +7385,21 @@ static int64_t mk_scalar_f32_r1_p11(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             n++;
@@ -6832,18 +7408,21 @@ static int64_t mk_scalar_f32_r1_p12(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -6853,18 +7432,21 @@ static int64_t mk_scalar_f32_r1_p13(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -6874,18 +7456,21 @@ static int64_t mk_scalar_f32_r1_p14(
     return n;
 }
 static int64_t mk_scalar_f32_r1_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
+            const float *av = vals + idx * 1;
+            const float a0 = av[0];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
@@ -6896,19 +7481,22 @@ static int64_t mk_scalar_f32_r1_p15(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
             n++;
@@ -6917,19 +7505,22 @@ static int64_t mk_scalar_f32_r2_p1(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[40 + l] += a1 * bp[8 + l];
             n++;
@@ -6938,19 +7529,22 @@ static int64_t mk_scalar_f32_r2_p2(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
@@ -6961,19 +7555,22 @@ static int64_t mk_scalar_f32_r2_p3(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[48 + l] += a1 * bp[16 + l];
             n++;
@@ -6982,19 +7579,22 @@ static int64_t mk_scalar_f32_r2_p4(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
@@ -7005,19 +7605,22 @@ static int64_t mk_scalar_f32_r2_p5(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[40 + l] += a1 * bp[8 + l];
@@ -7028,19 +7631,22 @@ static int64_t mk_scalar_f32_r2_p6(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
@@ -7053,19 +7659,22 @@ static int64_t mk_scalar_f32_r2_p7(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[56 + l] += a1 * bp[24 + l];
             n++;
@@ -7074,19 +7683,22 @@ static int64_t mk_scalar_f32_r2_p8(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
@@ -7097,19 +7709,22 @@ static int64_t mk_scalar_f32_r2_p9(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[40 + l] += a1 * bp[8 + l];
@@ -7120,19 +7735,22 @@ static int64_t mk_scalar_f32_r2_p10(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -7145,19 +7763,22 @@ static int64_t mk_scalar_f32_r2_p11(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[48 + l] += a1 * bp[16 + l];
@@ -7168,19 +7789,22 @@ static int64_t mk_scalar_f32_r2_p12(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -7193,19 +7817,22 @@ static int64_t mk_scalar_f32_r2_p13(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -7218,19 +7845,22 @@ static int64_t mk_scalar_f32_r2_p14(
     return n;
 }
 static int64_t mk_scalar_f32_r2_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
+            const float *av = vals + idx * 2;
+            const float a0 = av[0];
+            const float a1 = av[1];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
@@ -7245,21 +7875,24 @@ static int64_t mk_scalar_f32_r2_p15(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p1(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[64 + l] += a2 * bp[0 + l];
@@ -7270,21 +7903,24 @@ static int64_t mk_scalar_f32_r4_p1(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p2(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[40 + l] += a1 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[72 + l] += a2 * bp[8 + l];
@@ -7295,21 +7931,24 @@ static int64_t mk_scalar_f32_r4_p2(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p3(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
@@ -7324,21 +7963,24 @@ static int64_t mk_scalar_f32_r4_p3(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p4(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[48 + l] += a1 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[80 + l] += a2 * bp[16 + l];
@@ -7349,21 +7991,24 @@ static int64_t mk_scalar_f32_r4_p4(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p5(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
@@ -7378,21 +8023,24 @@ static int64_t mk_scalar_f32_r4_p5(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p6(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[40 + l] += a1 * bp[8 + l];
@@ -7407,21 +8055,24 @@ static int64_t mk_scalar_f32_r4_p6(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p7(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
@@ -7440,21 +8091,24 @@ static int64_t mk_scalar_f32_r4_p7(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p8(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[56 + l] += a1 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[88 + l] += a2 * bp[24 + l];
@@ -7465,21 +8119,24 @@ static int64_t mk_scalar_f32_r4_p8(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p9(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[32 + l] += a1 * bp[0 + l];
@@ -7494,21 +8151,24 @@ static int64_t mk_scalar_f32_r4_p9(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p10(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[40 + l] += a1 * bp[8 + l];
@@ -7523,21 +8183,24 @@ static int64_t mk_scalar_f32_r4_p10(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p11(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -7556,21 +8219,24 @@ static int64_t mk_scalar_f32_r4_p11(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p12(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
             for (int l = 0; l < 8; l++) ctile[48 + l] += a1 * bp[16 + l];
@@ -7585,21 +8251,24 @@ static int64_t mk_scalar_f32_r4_p12(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p13(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -7618,21 +8287,24 @@ static int64_t mk_scalar_f32_r4_p13(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p14(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
             for (int l = 0; l < 8; l++) ctile[24 + l] += a0 * bp[24 + l];
@@ -7651,21 +8323,24 @@ static int64_t mk_scalar_f32_r4_p14(
     return n;
 }
 static int64_t mk_scalar_f32_r4_p15(
-    const float *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
+    const float *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const float *restrict panel, float *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const float *bp = panel + k * 32;
-            const float *ak = a + k * sac;
-            const float a0 = ak[0 * sar];
-            const float a1 = ak[1 * sar];
-            const float a2 = ak[2 * sar];
-            const float a3 = ak[3 * sar];
+            const float *av = vals + idx * 4;
+            const float a0 = av[0];
+            const float a1 = av[1];
+            const float a2 = av[2];
+            const float a3 = av[3];
             for (int l = 0; l < 8; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 8; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 8; l++) ctile[16 + l] += a0 * bp[16 + l];
@@ -7694,18 +8369,21 @@ static const mk_f32_fn table_scalar_f32[3][16] = {
 };
 
 static int64_t mk_scalar_f64_r1_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             n++;
         }
@@ -7713,18 +8391,21 @@ static int64_t mk_scalar_f64_r1_p1(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             n++;
         }
@@ -7732,18 +8413,21 @@ static int64_t mk_scalar_f64_r1_p2(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             n++;
@@ -7752,18 +8436,21 @@ static int64_t mk_scalar_f64_r1_p3(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             n++;
         }
@@ -7771,18 +8458,21 @@ static int64_t mk_scalar_f64_r1_p4(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             n++;
@@ -7791,18 +8481,21 @@ static int64_t mk_scalar_f64_r1_p5(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             n++;
@@ -7811,18 +8504,21 @@ static int64_t mk_scalar_f64_r1_p6(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
@@ -7832,18 +8528,21 @@ static int64_t mk_scalar_f64_r1_p7(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             n++;
         }
@@ -7851,18 +8550,21 @@ static int64_t mk_scalar_f64_r1_p8(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             n++;
@@ -7871,18 +8573,21 @@ static int64_t mk_scalar_f64_r1_p9(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             n++;
@@ -7891,18 +8596,21 @@ static int64_t mk_scalar_f64_r1_p10(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -7912,18 +8620,21 @@ static int64_t mk_scalar_f64_r1_p11(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             n++;
@@ -7932,18 +8643,21 @@ static int64_t mk_scalar_f64_r1_p12(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -7953,18 +8667,21 @@ static int64_t mk_scalar_f64_r1_p13(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -7974,18 +8691,21 @@ static int64_t mk_scalar_f64_r1_p14(
     return n;
 }
 static int64_t mk_scalar_f64_r1_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
+            const double *av = vals + idx * 1;
+            const double a0 = av[0];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
@@ -7996,19 +8716,22 @@ static int64_t mk_scalar_f64_r1_p15(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
             n++;
@@ -8017,19 +8740,22 @@ static int64_t mk_scalar_f64_r2_p1(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[20 + l] += a1 * bp[4 + l];
             n++;
@@ -8038,19 +8764,22 @@ static int64_t mk_scalar_f64_r2_p2(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
@@ -8061,19 +8790,22 @@ static int64_t mk_scalar_f64_r2_p3(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[24 + l] += a1 * bp[8 + l];
             n++;
@@ -8082,19 +8814,22 @@ static int64_t mk_scalar_f64_r2_p4(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
@@ -8105,19 +8840,22 @@ static int64_t mk_scalar_f64_r2_p5(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[20 + l] += a1 * bp[4 + l];
@@ -8128,19 +8866,22 @@ static int64_t mk_scalar_f64_r2_p6(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
@@ -8153,19 +8894,22 @@ static int64_t mk_scalar_f64_r2_p7(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[28 + l] += a1 * bp[12 + l];
             n++;
@@ -8174,19 +8918,22 @@ static int64_t mk_scalar_f64_r2_p8(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
@@ -8197,19 +8944,22 @@ static int64_t mk_scalar_f64_r2_p9(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[20 + l] += a1 * bp[4 + l];
@@ -8220,19 +8970,22 @@ static int64_t mk_scalar_f64_r2_p10(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -8245,19 +8998,22 @@ static int64_t mk_scalar_f64_r2_p11(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[24 + l] += a1 * bp[8 + l];
@@ -8268,19 +9024,22 @@ static int64_t mk_scalar_f64_r2_p12(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -8293,19 +9052,22 @@ static int64_t mk_scalar_f64_r2_p13(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -8318,19 +9080,22 @@ static int64_t mk_scalar_f64_r2_p14(
     return n;
 }
 static int64_t mk_scalar_f64_r2_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
+            const double *av = vals + idx * 2;
+            const double a0 = av[0];
+            const double a1 = av[1];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
@@ -8345,21 +9110,24 @@ static int64_t mk_scalar_f64_r2_p15(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p1(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[32 + l] += a2 * bp[0 + l];
@@ -8370,21 +9138,24 @@ static int64_t mk_scalar_f64_r4_p1(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p2(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[20 + l] += a1 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[36 + l] += a2 * bp[4 + l];
@@ -8395,21 +9166,24 @@ static int64_t mk_scalar_f64_r4_p2(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p3(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
@@ -8424,21 +9198,24 @@ static int64_t mk_scalar_f64_r4_p3(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p4(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[24 + l] += a1 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[40 + l] += a2 * bp[8 + l];
@@ -8449,21 +9226,24 @@ static int64_t mk_scalar_f64_r4_p4(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p5(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
@@ -8478,21 +9258,24 @@ static int64_t mk_scalar_f64_r4_p5(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p6(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[20 + l] += a1 * bp[4 + l];
@@ -8507,21 +9290,24 @@ static int64_t mk_scalar_f64_r4_p6(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p7(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
@@ -8540,21 +9326,24 @@ static int64_t mk_scalar_f64_r4_p7(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p8(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[28 + l] += a1 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[44 + l] += a2 * bp[12 + l];
@@ -8565,21 +9354,24 @@ static int64_t mk_scalar_f64_r4_p8(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p9(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[16 + l] += a1 * bp[0 + l];
@@ -8594,21 +9386,24 @@ static int64_t mk_scalar_f64_r4_p9(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p10(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[20 + l] += a1 * bp[4 + l];
@@ -8623,21 +9418,24 @@ static int64_t mk_scalar_f64_r4_p10(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p11(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -8656,21 +9454,24 @@ static int64_t mk_scalar_f64_r4_p11(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p12(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
             for (int l = 0; l < 4; l++) ctile[24 + l] += a1 * bp[8 + l];
@@ -8685,21 +9486,24 @@ static int64_t mk_scalar_f64_r4_p12(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p13(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -8718,21 +9522,24 @@ static int64_t mk_scalar_f64_r4_p13(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p14(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];
             for (int l = 0; l < 4; l++) ctile[12 + l] += a0 * bp[12 + l];
@@ -8751,21 +9558,24 @@ static int64_t mk_scalar_f64_r4_p14(
     return n;
 }
 static int64_t mk_scalar_f64_r4_p15(
-    const double *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,
-    const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
+    const double *restrict vals, const int32_t *restrict offsets,
+    const uint64_t *restrict abits, const uint64_t *restrict bbits, int w0, int w1, const double *restrict panel, double *restrict ctile)
 {
     int64_t n = 0;
     for (int w = w0; w < w1; w++) {
-        uint64_t bits = abits[w] & bbits[w];
+        const uint64_t active = abits[w];
+        uint64_t bits = active & bbits[w];
         while (bits) {
-            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);
+            const int bit = __builtin_ctzll(bits);
+            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
             bits &= bits - 1;
             const double *bp = panel + k * 16;
-            const double *ak = a + k * sac;
-            const double a0 = ak[0 * sar];
-            const double a1 = ak[1 * sar];
-            const double a2 = ak[2 * sar];
-            const double a3 = ak[3 * sar];
+            const double *av = vals + idx * 4;
+            const double a0 = av[0];
+            const double a1 = av[1];
+            const double a2 = av[2];
+            const double a3 = av[3];
             for (int l = 0; l < 4; l++) ctile[0 + l] += a0 * bp[0 + l];
             for (int l = 0; l < 4; l++) ctile[4 + l] += a0 * bp[4 + l];
             for (int l = 0; l < 4; l++) ctile[8 + l] += a0 * bp[8 + l];

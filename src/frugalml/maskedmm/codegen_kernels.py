@@ -1,9 +1,10 @@
 """Generate the table of pattern-specialised micro-kernels (the paper's "dynamic code lookup").
 
 B is cut into panels of ``SEGMENTS`` vector-width segments; preparing B records, per panel and
-segment, a bitmap of the rows k where that segment holds a non-zero. For a tile (row block of A,
-panel of B) the driver in ``_kernels.c`` ANDs the A block's bitmap with the panel's, word by word
-(64 k at a time), derives the pattern of segments those k need, and calls the table entry for
+segment, a bitmap of the rows k where that segment holds a non-zero. The driver in ``_kernels.c``
+packs each row block of A as the values of its active k only (k where any of its rows is
+non-zero). For a tile (row block, panel of B) it ANDs the block's bitmap with the panel's, word
+by word (64 k at a time), derives the pattern of segments those k need, and calls the table entry for
 that pattern once per run of words sharing it, never per element. Each entry, written here for
 every ISA, dtype, row-block height and pattern, keeps its accumulators in registers and loads and
 multiplies only its pattern's segments. Run by setup.py before compiling; the output
@@ -63,9 +64,9 @@ def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[st
     vec, segs = isa.vector[dtype], segments_of(pattern)
     lines = [f"    {vec} c{r}_{s} = {op('loadu')}(ctile + {r * panel + s * width});"
              for r in range(rows) for s in segs]
-    lines += _loop_head(dtype, panel)
+    lines += _loop_head(dtype, panel, rows)
     lines += [f"            const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs]
-    lines += [f"            const {vec} a{r} = {op('set1')}(ak[{r} * sar]);" for r in range(rows)]
+    lines += [f"            const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
     lines += [f"            c{r}_{s} = {op('fmadd')}(a{r}, b{s}, c{r}_{s});"
               for r in range(rows) for s in segs]
     lines += _loop_tail()
@@ -77,8 +78,8 @@ def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[st
 def scalar_kernel_body(dtype: str, rows: int, pattern: int, width: int) -> list[str]:
     """Portable C: fixed-length loops per segment that any compiler can unroll."""
     panel, t, segs = width * SEGMENTS, ctype(dtype), segments_of(pattern)
-    lines = _loop_head(dtype, panel)
-    lines += [f"            const {t} a{r} = ak[{r} * sar];" for r in range(rows)]
+    lines = _loop_head(dtype, panel, rows)
+    lines += [f"            const {t} a{r} = av[{r}];" for r in range(rows)]
     for r in range(rows):
         for s in segs:
             base = r * panel + s * width
@@ -87,17 +88,21 @@ def scalar_kernel_body(dtype: str, rows: int, pattern: int, width: int) -> list[
     return lines + _loop_tail()
 
 
-def _loop_head(dtype: str, panel: int) -> list[str]:
+def _loop_head(dtype: str, panel: int, rows: int) -> list[str]:
+    """Scan the set bits of (A block AND B panel); A's values sit packed, one group per active k."""
     t = ctype(dtype)
     return [
         "    int64_t n = 0;",
         "    for (int w = w0; w < w1; w++) {",
-        "        uint64_t bits = abits[w] & bbits[w];",
+        "        const uint64_t active = abits[w];",
+        "        uint64_t bits = active & bbits[w];",
         "        while (bits) {",
-        "            const ptrdiff_t k = (ptrdiff_t)w * 64 + __builtin_ctzll(bits);",
+        "            const int bit = __builtin_ctzll(bits);",
+        "            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;",
+        "            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));",
         "            bits &= bits - 1;",
         f"            const {t} *bp = panel + k * {panel};",
-        f"            const {t} *ak = a + k * sac;",
+        f"            const {t} *av = vals + idx * {rows};",
     ]
 
 
@@ -109,8 +114,9 @@ def kernel(isa: Isa, dtype: str, rows: int, pattern: int) -> str:
     t = ctype(dtype)
     attr = f'__attribute__((target("{isa.target}"))) ' if isa.target else ""
     head = (f"static {attr}int64_t {kernel_name(isa, dtype, rows, pattern)}(\n"
-            f"    const {t} *restrict a, ptrdiff_t sar, ptrdiff_t sac, const uint64_t *restrict abits,\n"
-            f"    const uint64_t *restrict bbits, int w0, int w1, const {t} *restrict panel, "
+            f"    const {t} *restrict vals, const int32_t *restrict offsets,\n"
+            f"    const uint64_t *restrict abits,"
+            f" const uint64_t *restrict bbits, int w0, int w1, const {t} *restrict panel, "
             f"{t} *restrict ctile)\n{{")
     body = (vector_kernel_body(isa, dtype, rows, pattern) if isa.vector
             else scalar_kernel_body(dtype, rows, pattern, isa.width[dtype]))
@@ -146,7 +152,7 @@ def generate() -> str:
             parts.append(f"#define MK_WIDTH_{isa.name.upper()}_{dtype.upper()} {isa.width[dtype]}")
     for dtype in DTYPES:
         t = ctype(dtype)
-        parts.append(f"typedef int64_t (*mk_{dtype}_fn)(const {t} *restrict, ptrdiff_t, ptrdiff_t, "
+        parts.append(f"typedef int64_t (*mk_{dtype}_fn)(const {t} *restrict, const int32_t *restrict, "
                      f"const uint64_t *restrict, const uint64_t *restrict, int, int, const {t} *restrict, "
                      f"{t} *restrict);")
     for isa in ISAS:

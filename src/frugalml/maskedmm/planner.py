@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from frugalml.common.data import cache_dir
-from frugalml.common.env import blas, cpu
+from frugalml.common.env import cpu
 from frugalml.common.files import atomic_write
 from frugalml.maskedmm import backend
 from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
@@ -142,13 +142,24 @@ def cache_path() -> Path:
     return cache_dir() / "maskedmm" / "calibration.json"
 
 
+@cache
+def numpy_blas_kernel() -> str | None:
+    """The kernel (architecture) of the BLAS numpy itself links, as threadpoolctl reports it."""
+    from threadpoolctl import threadpool_info
+
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas" and "numpy" in lib.get("filepath", ""):
+            return lib.get("architecture")
+    return None
+
+
 def fingerprint() -> dict:
-    """What a calibration is valid for: CPU, kernel ISA, BLAS kernel and OPENBLAS_CORETYPE."""
+    """What a calibration is valid for: CPU, kernel ISA, numpy's BLAS kernel, OPENBLAS_CORETYPE."""
     return {
         "version": CALIBRATION_VERSION,
         "cpu": cpu()["model"],
         "isa": backend.choose_isa(),
-        "blas": [lib.get("architecture") for lib in blas()],
+        "blas": numpy_blas_kernel(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
     }
 
