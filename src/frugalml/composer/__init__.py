@@ -1,0 +1,38 @@
+"""composer: search hybrid architectures (strings over primitives) on cheap proxies and extrapolate.
+
+Build models from strings (:class:`HybridLM`), score them on MAD or LM proxies through a cached
+:class:`Evaluator`, search with ask/tell engines, aggregate the results and grow the winner.
+Names load lazily so that ``frugal --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "aggregate": ("aggregate", "METHODS"),
+    "cache": ("ResultCache",),
+    "engines": ("ENGINES", "Space", "make_engine", "GPBayesOpt", "BoTorchBayesOpt", "RandomSearch",
+                "RegularizedEvolution", "OptunaTPE", "Exhaustive"),
+    "evaluator": ("Evaluator", "InlineExecutor", "LocalExecutor", "RayExecutor", "make_executor"),
+    "extrapolate": ("TARGETS", "extrapolate", "matched_baselines", "stack", "stretch"),
+    "mad": ("MADTask",),
+    "model": ("HybridConfig", "HybridLM", "check_arch", "flops_per_token", "kv_cache_bytes",
+              "non_embedding_params", "param_count", "runs"),
+    "primitives": ("PRIMITIVES", "LayerConfig", "Primitive", "register_primitive", "unregister_primitive"),
+    "proxies": ("LMProxy", "MADProxy", "ModelShape", "TrainConfig"),
+    "search": ("STRATEGIES", "SearchResult", "search"),
+    "tabular": ("compare_engines", "load_table"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'frugalml.composer' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"frugalml.composer.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,277 @@
+"""``frugal composer``: search, aggregate, extrapolate, train, compare engines, reproduce, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from frugalml.common.errors import InvalidInputError
+
+app = typer.Typer(help="Search hybrid architectures on cheap proxies and extrapolate the winners.",
+                  no_args_is_help=True)
+
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+def _primitives(text: str) -> str:
+    symbols = "".join(p.strip() for p in text.split(","))
+    if not symbols:
+        raise InvalidInputError("give primitives like A,M")
+    return symbols
+
+
+def _proxy(proxy: str, preset: str, tasks: str, steps: int, width: int, corpus: str, threads: int):
+    from frugalml.common.validate import one_of
+    from frugalml.composer.mad import preset as mad_preset
+    from frugalml.composer.proxies import LMProxy, MADProxy, ModelShape, TrainConfig
+
+    one_of(proxy, ("mad", "lm"), "proxy")
+    heads = 2 if width % 4 else 4
+    shape = ModelShape(width=width, heads=heads, kv_heads=max(1, heads // 2))
+    if proxy == "lm":
+        return LMProxy(corpus=corpus, shape=shape, train=TrainConfig(steps=steps, threads=threads))
+    return MADProxy(tasks=tuple(mad_preset(preset, tasks.split(",") if tasks else None)), shape=shape,
+                    train=TrainConfig(steps=steps, threads=threads))
+
+
+@app.command()
+def search(
+    primitives: str = typer.Option("A,M", help="Primitives to search over, comma-separated."),
+    layers: int = typer.Option(6, help="Layers of the searched architectures."),
+    proxy: str = typer.Option("mad", help="Proxy: mad (synthetic tasks) or lm (byte-level LM)."),
+    engine: str = typer.Option("bo", help="bo, bo-string, botorch, random, evolution, tpe, exhaustive."),
+    budget: int = typer.Option(40, help="Distinct evaluations."),
+    strategy: str = typer.Option("one-shot", help="one-shot, end-incremental or middle-incremental."),
+    step: int = typer.Option(2, help="Layers searched per round of the incremental strategies."),
+    preset: str = typer.Option("cpu", help="MAD settings: cpu (small) or published."),
+    tasks: str = typer.Option("recall,memorization", help="MAD tasks, comma-separated."),
+    steps: int = typer.Option(300, help="Training steps per candidate."),
+    width: int = typer.Option(32, help="Search-scale width of the primitives."),
+    corpus: str = typer.Option("stdlib", help="LM proxy corpus: stdlib or a text file path."),
+    seed: int = typer.Option(0, help="Seed of the engine and the training."),
+    executor: str = typer.Option("local", help="local (process pool), inline or ray."),
+    workers: int = typer.Option(1, help="Parallel evaluations (local processes or Ray CPUs)."),
+    address: str = typer.Option(None, help="Ray cluster address (e.g. auto); default a local Ray."),
+    cache: Path = typer.Option(Path("composer-cache.sqlite"), help="Result cache; rerun to resume."),
+    threads: int = typer.Option(1, help="torch threads per evaluation."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the search history as JSON here."),
+    plot: Path = typer.Option(None, help="Write a PNG of best score against evaluations."),
+    quiet: bool = QUIET,
+):
+    """Search architectures, e.g. ``frugal composer search --primitives A,M --layers 6 --engine bo``."""
+    from rich.console import Console
+    from tqdm.auto import tqdm
+
+    from frugalml.common.files import atomic_write
+    from frugalml.composer.cache import ResultCache
+    from frugalml.composer.evaluator import Evaluator, make_executor
+    from frugalml.composer.search import search as run_search
+
+    symbols = _primitives(primitives)
+    chosen_proxy = _proxy(proxy, preset, tasks, steps, width, corpus, threads)
+    results = ResultCache(cache)
+    ex = make_executor(executor, workers=workers, address=address)
+    evaluator = Evaluator(chosen_proxy, results, ex, seeds=(seed,))
+    bar = tqdm(total=budget, desc=f"{engine} search", disable=quiet, leave=False)
+
+    def shown(arch: str, score: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{arch} {score:.4f}")
+
+    try:
+        result = run_search(evaluator.scores, symbols, layers, engine=engine, budget=budget,
+                            strategy=strategy, step=step, seed=seed, batch=workers, on_result=shown)
+    finally:
+        bar.close()
+        ex.close()
+    best, score = result.best
+    doc = {"primitives": symbols, "layers": layers, "proxy": chosen_proxy.name,
+           "config": chosen_proxy.config(), "engine": engine, "strategy": strategy, "seed": seed,
+           "history": [{"arch": a, "score": s} for a, s in result.history],
+           "best": {"arch": best, "score": score}, "fresh_evaluations": evaluator.fresh,
+           "cached_evaluations": evaluator.cached}
+    if out:
+        with atomic_write(out, "w") as f:
+            json.dump(doc, f, indent=1)
+    if plot:
+        from frugalml.common.report import new_figure, save_plot
+
+        fig, ax = new_figure(figsize=(5, 3.5))
+        ax.plot(range(1, len(result.history) + 1), result.best_so_far(), marker=".")
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel(f"best {chosen_proxy.name} score")
+        ax.set_title(f"{engine} {strategy} search")
+        save_plot(fig, plot)
+    Console().print(f"best {best} score {score:.4f} after {len(result.history)} evaluations "
+                    f"({evaluator.fresh} run, {evaluator.cached} from the cache {cache})")
+
+
+@app.command()
+def aggregate(
+    results: Path = typer.Argument(..., help="A search history written by 'search --out'."),
+    method: str = typer.Option("N0", help="N0, N1, Nall or best-single."),
+    k: int = typer.Option(5, help="k-means clusters on the scores."),
+):
+    """Aggregate scored architectures into one (k-means top cluster + per-layer voting)."""
+    from frugalml.common.errors import CorruptFileError, DataNotFoundError
+    from frugalml.composer.aggregate import METHODS
+    from frugalml.composer.aggregate import aggregate as run_aggregate
+
+    if not results.is_file():
+        raise DataNotFoundError(f"{results} does not exist; write one with 'frugal composer search --out'")
+    try:
+        history = json.loads(results.read_text())["history"]
+        archs, scores = [h["arch"] for h in history], [float(h["score"]) for h in history]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptFileError(f"{results} is not a search history ({exc})") from None
+    full = max(len(a) for a in archs)
+    keep = [i for i, a in enumerate(archs) if len(a) == full]
+    for m in METHODS if method == "all" else [method]:
+        print(f"{m}: {run_aggregate([archs[i] for i in keep], [scores[i] for i in keep], m, k)}")
+
+
+@app.command()
+def extrapolate(
+    arch: str = typer.Option(..., help="The searched architecture, e.g. AAMMMM."),
+    target: str = typer.Option("llama3.2-1b", help="llama3.2-1b or llama3.2-3b."),
+    mode: str = typer.Option("stack", help="stack or stretch."),
+    layers: int = typer.Option(None, help="Grow to this many layers instead of a parameter target."),
+    params: int = typer.Option(None, help="Grow to this many non-embedding parameters."),
+):
+    """Grow an architecture to a target size (stack or stretch), e.g. AAMMMM -> 27 layers at 1B."""
+    from frugalml.composer.extrapolate import extrapolate as run
+
+    e = run(arch, mode=mode, target=target, layers=layers, params=params)
+    print(f"{e.arch}  ({e.layers} layers, {e.attention_layers} attention, scale {e.scale:.3f}, "
+          f"{e.non_embedding_params / 1e6:.1f}M non-embedding parameters)")
+
+
+@app.command()
+def train(
+    arch: str = typer.Argument(..., help="Architecture string, e.g. AAMMMM."),
+    corpus: str = typer.Option("stdlib", help="stdlib (embedded) or a text file / data-root path."),
+    steps: int = typer.Option(200, help="Optimizer steps."),
+    width: int = typer.Option(64, help="Model width."),
+    heads: int = typer.Option(4, help="Query heads."),
+    seq_len: int = typer.Option(128, help="Bytes per training window."),
+    batch_size: int = typer.Option(16, help="Windows per step."),
+    lr: float = typer.Option(3e-3, help="Peak learning rate."),
+    against: str = typer.Option(None, help="Also train a parameter-matched baseline: llama, "
+                                           "striped-1:2 or sandwich."),
+    seed: int = typer.Option(0, help="Seed."),
+    threads: int = typer.Option(2, help="torch threads."),
+    quiet: bool = QUIET,
+):
+    """Train a byte-level LM of an architecture; report validation loss, tokens/s and KV cache."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from frugalml.composer.corpus import load_corpus
+    from frugalml.composer.extrapolate import matched_baselines
+    from frugalml.composer.model import check_arch, non_embedding_params
+    from frugalml.composer.primitives import LayerConfig
+    from frugalml.composer.proxies import TrainConfig, train_lm
+
+    check_arch(arch)
+    torch.set_num_threads(threads)
+    layer = LayerConfig(width=width, heads=heads, kv_heads=max(1, heads // 2), mlp_hidden=4 * width,
+                        window=max(2, seq_len // 4))
+    data = load_corpus(corpus)
+    todo = [arch]
+    if against:
+        baselines = matched_baselines(non_embedding_params(arch, layer), layer)
+        if against not in baselines:
+            raise InvalidInputError(f"unknown baseline {against!r}; choose one of: {', '.join(baselines)}")
+        todo.append(baselines[against])
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rates=(lr,))
+    rows = []
+    for a in todo:
+        with tqdm(total=steps, desc=f"train {a}", disable=quiet, leave=False) as bar:
+            def tick(step: int, loss: float, bar=bar) -> None:
+                bar.update(1)
+                bar.set_postfix_str(f"{loss:.3f}")
+
+            r = train_lm(a, data, layer, seq_len=seq_len, train=cfg, seed=seed, progress=tick)
+        rows.append((a, r))
+        print(f"{a}: val loss {r['val_loss']:.4f} nats/byte, {r['tokens_per_s']:.0f} tokens/s, "
+              f"{r['non_embedding_params'] / 1e6:.2f}M non-embedding params, KV cache "
+              f"{r['kv_cache_bytes'] / 1024:.1f} KiB at {seq_len} tokens (bf16)")
+    if against:
+        (_, ours), (_, base) = rows
+        print(f"vs {against}: loss {base['val_loss'] - ours['val_loss']:+.4f} nats/byte better, "
+              f"tokens/s x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}, KV cache "
+              f"x{base['kv_cache_bytes'] / max(ours['kv_cache_bytes'], 1):.2f} smaller")
+
+
+@app.command()
+def compare(
+    engines: str = typer.Option("bo,tpe,random,evolution", help="Engines, comma-separated."),
+    seeds: int = typer.Option(20, help="Seeds per engine."),
+    table: Path = typer.Option(None, help="A tabular benchmark JSON (default: the built-in A/M x 6)."),
+    json_out: Path = typer.Option(None, "--json", help="Write report records here."),
+    plot: Path = typer.Option(None, help="Write the regret curves as PNG here."),
+    quiet: bool = QUIET,
+):
+    """Compare search engines on the tabular benchmark (evaluations to the top-1, regret curves)."""
+    _compare(engines, seeds, table, json_out, plot, quiet)
+
+
+def _compare(engines: str, seeds: int, table: Path | None, json_out: Path | None, plot: Path | None,
+             quiet: bool) -> list:
+    from frugalml.common.report import print_table, write_json
+    from frugalml.composer.tabular import compare_engines, load_table, plot_regret, records
+
+    names = [e.strip() for e in engines.split(",") if e.strip()]
+    if "bo" not in names:
+        names.insert(0, "bo")
+    t = load_table(table)
+    runs = compare_engines(t, names, seeds=seeds, quiet=quiet)
+    for name, r in runs.items():
+        print(f"{name:>10}: median {r.median_evals_to_top1:g} evaluations to the top-1 {t.top1} "
+              f"(of {t.space.size}); {r.seconds:.1f} s for {seeds} seeds")
+    recs = records(runs, workload=f"tabular {t.space.primitives}x{t.space.layers}")
+    print_table(recs, title="composer: our GP-BO vs peers")
+    if json_out:
+        write_json(recs, json_out)
+    if plot:
+        plot_regret(runs, plot, f"{t.space.primitives} x {t.space.layers} layers, {seeds} seeds")
+    return recs
+
+
+@app.command()
+def bench(
+    seeds: int = typer.Option(20, help="Seeds per engine."),
+    json_out: Path = typer.Option(Path("benchmarks/results/composer.json"), "--json", help="Records."),
+    plot: Path = typer.Option(Path("benchmarks/results/composer.png"), help="Regret curves."),
+    quiet: bool = QUIET,
+):
+    """Search efficiency of our GP-BO vs Optuna TPE, random and evolution on the tabular benchmark."""
+    _compare("bo,tpe,random,evolution", seeds, None, json_out, plot, quiet)
+
+
+@app.command()
+def reproduce(
+    json_out: Path = typer.Option(None, "--json", help="Write report records here."),
+    plot: Path = typer.Option(None, help="Regret curves PNG."),
+    quiet: bool = QUIET,
+):
+    """The paper's extrapolation checks (27 and 29 layers at 1B) and the engine comparison."""
+    from frugalml.composer.extrapolate import extrapolate as grow
+
+    stacked = grow("AAMMMM", mode="stack", target="llama3.2-1b")
+    stretched = grow("AAMMMMMAAMMMAMMM", mode="stretch", target="llama3.2-1b")
+    for e, layers, attn in ((stacked, 27, 9), (stretched, 29, 10)):
+        ok = "matches" if (e.layers, e.attention_layers) == (layers, attn) else "DIFFERS from"
+        print(f"{e.source} -> {e.arch}: {e.layers} layers, {e.attention_layers} attention "
+              f"({ok} the paper's {layers} / {attn})")
+    _compare("bo,tpe,random,evolution", 20, None, json_out, plot, quiet)
+
+
+@app.command()
+def demo(quiet: bool = QUIET):
+    """A tiny search on a tiny proxy, then the extrapolation of its winner (under a minute)."""
+    from frugalml.composer.demo import run
+
+    print(run(quiet=quiet))
