@@ -7,6 +7,6 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(autouse=True)
 def _torch_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     yield

@@ -79,8 +79,8 @@ def test_transposable_mask_is_optimal_against_brute_force():
     m = transposable_mask_24(w)
     assert is_transposable_24(w * m)
     for r in (0, 4):
-        block = w[r:r + 4].abs()
-        assert float((block * m[r:r + 4]).sum()) == pytest.approx(_best_transposable(block), rel=1e-6)
+        block = w[r : r + 4].abs()
+        assert float((block * m[r : r + 4]).sum()) == pytest.approx(_best_transposable(block), rel=1e-6)
 
 
 @settings(max_examples=15, deadline=None)
@@ -92,8 +92,14 @@ def test_transposable_mask_pattern(shape, seed):
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.sampled_from(["4:2:8", "2:2:4", "8:2:16", "1:2:4", "3:2:5"]), st.integers(1, 3),
-       st.integers(1, 3), st.integers(0, 10_000), st.sampled_from(["router", "exact"]), st.booleans())
+@given(
+    st.sampled_from(["4:2:8", "2:2:4", "8:2:16", "1:2:4", "3:2:5"]),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(0, 10_000),
+    st.sampled_from(["router", "exact"]),
+    st.booleans(),
+)
 def test_vnm_mask_pattern_and_density(spec, row_blocks, col_groups, seed, method, ties):
     p = VNM.parse(spec)
     x = _tensor(p.v * row_blocks, p.m * col_groups, seed, ties)
@@ -109,8 +115,9 @@ def test_exact_search_matches_brute_force_and_beats_router():
     assert kept_fraction(h, exact) >= kept_fraction(h, router) - 1e-12
     columns = vnm_columns(h, p, "exact")
     block = h[:4, :8] ** 2
-    best = max(float(block[:, list(c)].topk(2, dim=1).values.sum())
-               for c in itertools.combinations(range(8), 4))
+    best = max(
+        float(block[:, list(c)].topk(2, dim=1).values.sum()) for c in itertools.combinations(range(8), 4)
+    )
     chosen = float(block[:, columns[0, 0]].topk(2, dim=1).values.sum())
     assert chosen == pytest.approx(best)
 

@@ -219,6 +219,7 @@ def flop_records(tokens: int = 8192) -> list[Record]:
                     SYSTEM,
                     f"analytic FFN fwd+bwd FLOPs {name} ({dim}->{hidden}, {tokens} tokens), "
                     f"2:4 weights + vnm:64:2:8{' + MVUE' if mvue else ''}",
+                    "FLOPs",
                     "TFLOP",
                     f["sparse"] / 1e12,
                     peer="dense FFN",

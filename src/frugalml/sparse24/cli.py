@@ -29,7 +29,8 @@ def _sparsity(value: str) -> str | None:
 def _threads(threads: int) -> None:
     import torch
 
-    torch.set_num_threads(threads)
+    if threads > 0:
+        torch.set_num_threads(threads)
 
 
 @app.command()
@@ -53,7 +54,7 @@ def train(
     lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine)."),
     eval_every: int = typer.Option(50, help="Steps between validation evaluations."),
     seed: int = typer.Option(0, help="Seed of initialisation, batches and MVUE."),
-    threads: int = typer.Option(2, help="torch CPU threads."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch default)."),
     checkpoint: str = typer.Option(None, "--checkpoint", "-o", help="Write the trained model here (.sp24)."),
     json_path: str = typer.Option(None, "--json", help="Write the history as JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
@@ -118,7 +119,7 @@ def quality(
     ),
     eval_every: int = typer.Option(50, help="Steps between validation evaluations."),
     seed: int = typer.Option(0, help="Seed shared by every arm."),
-    threads: int = typer.Option(2, help="torch CPU threads."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch default)."),
     json_path: str = typer.Option(None, "--json", help="Write report records here."),
     plot: str = typer.Option(None, "--plot", help="Write the loss curves here (PNG)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -159,7 +160,7 @@ def quality(
 def speed(
     quick: bool = typer.Option(False, help="Small shapes (checks the code path in seconds)."),
     gpu: bool = typer.Option(True, help="Also run the GPU benchmarks when a CUDA GPU is present."),
-    threads: int = typer.Option(2, help="torch CPU threads."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch default)."),
     json_path: str = typer.Option(None, "--json", help="Write report records here."),
 ):
     """Mask costs vs torch.topk, emulation overhead vs dense torch, V:N:M gather matmul, analytic FLOPs;

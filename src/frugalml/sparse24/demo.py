@@ -13,13 +13,21 @@ def run(quiet: bool = False, steps: int = 60) -> str:
     """
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: more threads only add synchronisation
+    try:
+        return _run(steps, quiet)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(steps: int, quiet: bool) -> str:
     from frugalml.sparse24.corpus import stdlib_corpus
     from frugalml.sparse24.formats import load_checkpoint
     from frugalml.sparse24.model import LlamaConfig
     from frugalml.sparse24.swap import sparsify_ffn
     from frugalml.sparse24.train import TrainConfig, save_model, train
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     model_config = LlamaConfig(dim=64, n_layers=2, n_heads=2, hidden=256, max_seq_len=64)
     config = TrainConfig(steps=steps, batch_size=8, seq_len=64, lr=3e-3, lr_warmup_steps=5,
                          eval_every=steps, eval_batches=4, sparse_fraction=0.8)

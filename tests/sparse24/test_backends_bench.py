@@ -1,0 +1,89 @@
+"""Backends report themselves unavailable on CPU; the V:N:M gather kernel is exact; benchmarks run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from frugalml.common.errors import InvalidInputError, PeerUnavailableError
+from frugalml.sparse24 import (
+    SparsityConfig,
+    SquaredReLUFFN,
+    available_backends,
+    check_backend,
+    sparsify_ffn,
+    vnm_gather_matmul,
+    vnm_mask,
+)
+from frugalml.sparse24.bench import cpu_speed, ffn_flops, gpu_speed
+
+REPO = Path(__file__).resolve().parents[2]
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+
+
+@no_cuda
+def test_gpu_backend_is_unavailable_with_a_clear_error():
+    ok, reason = available_backends()["cusparselt"]
+    assert not ok and "CUDA" in reason
+    with pytest.raises(PeerUnavailableError, match="backend='emulate'"):
+        check_backend("cusparselt")
+    with pytest.raises(PeerUnavailableError, match="cusparselt"):
+        sparsify_ffn(SquaredReLUFFN(8, 16), backend="cusparselt")
+    with pytest.raises(InvalidInputError, match="emulate, cusparselt"):
+        SparsityConfig(backend="triton")
+
+
+def test_vnm_gather_matmul_equals_dense_masked_matmul():
+    x = torch.relu(torch.randn(32, 64)) ** 2
+    x = x * vnm_mask(x, "8:2:8")
+    w = torch.randn(16, 64)
+    assert torch.allclose(vnm_gather_matmul(x, w, "8:2:8"), x @ w.t(), atol=1e-4)
+    with pytest.raises(InvalidInputError, match="features"):
+        vnm_gather_matmul(x, torch.randn(16, 32), "8:2:8")
+
+
+def test_flop_model():
+    f = ffn_flops(1024, 64, 256, "vnm:64:2:8")
+    assert f["dense"] == 6 * 2 * 1024 * 64 * 256
+    assert f["fraction"] == pytest.approx((0.5 + 0.5 + 1 + 0.25 + 0.5 + 1) / 6)
+
+
+def test_cpu_benchmark_path_and_gpu_skip(tmp_path):
+    records = cpu_speed(quick=True)
+    assert {r.metric for r in records} >= {"time", "kept energy", "FLOPs"}
+    assert all(r.ours > 0 for r in records)
+    if not torch.cuda.is_available():
+        (skipped,) = gpu_speed()
+        assert skipped.metric == "skipped" and "CUDA" in skipped.notes
+
+
+@no_cuda
+def test_gpu_script_skips_cleanly_on_cpu(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    done = subprocess.run(
+        [str(REPO / "benchmarks/sparse24/gpu.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    records = json.loads((tmp_path / "sparse24-gpu.json").read_text())["records"]
+    assert records[0]["metric"] == "skipped"
+
+
+@pytest.mark.gpu
+def test_cusparselt_matches_emulation_on_gpu():
+    if not available_backends()["cusparselt"][0]:
+        pytest.skip(available_backends()["cusparselt"][1])
+    torch.manual_seed(0)
+    x = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    base = SquaredReLUFFN(256, 1024).to("cuda", torch.bfloat16)
+    emulated = SquaredReLUFFN(256, 1024).to("cuda", torch.bfloat16)
+    emulated.load_state_dict(base.state_dict())
+    sparsify_ffn(emulated, activations=None, method="ste", transposable=True)
+    sparsify_ffn(base, activations=None, method="ste", transposable=True, backend="cusparselt")
+    y_fast, y_ref = base(x), emulated(x)
+    assert torch.allclose(y_fast.float(), y_ref.float(), rtol=2e-2, atol=2e-2)
+    y_fast.float().sum().backward()
+    assert base.w1.weight.grad is not None
