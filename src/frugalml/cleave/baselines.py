@@ -14,7 +14,9 @@ and the same op graph FLOPs as Cleave, and searches its own best configuration:
 * ``cloud``: k datacenter GPUs at a stated utilisation (the reference, not an edge method).
 
 Devices hold fp16 weights and gradients of what they train (4 bytes per parameter; the optimizer
-lives elsewhere), which is generous to the baselines.
+lives elsewhere), which is generous to the baselines, and :func:`run_baselines` leaves out devices
+whose trace is mostly outage (effective link below a quarter of nominal), since a synchronous
+ring or pipeline would wait on them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from frugalml.cleave.devices import Pool
 from frugalml.cleave.opgraph import OpGraph
 
 STATE_BYTES_PER_PARAM = 4
+MIN_LINK_FACTOR = 0.25
 REPLAN_SECONDS = 5.0
 BASELINES = ("asteroid", "megatron", "swarm", "dp")
 
@@ -194,6 +197,7 @@ def cloud(graph: OpGraph, gpus: int = 64, tflops: float = 312.0, utilisation: fl
 
 
 def run_baselines(graph: OpGraph, pool: Pool, seed: int = 0) -> dict[str, BaselineResult]:
-    """Every edge baseline on ``pool``."""
+    """Every edge baseline on ``pool`` (without devices whose links are mostly down)."""
+    pool = pool.subset(pool.link_factor >= MIN_LINK_FACTOR)
     return {"asteroid": asteroid(graph, pool), "megatron": megatron(graph, pool),
             "swarm": swarm(graph, pool, seed), "dp": data_parallel(graph, pool)}

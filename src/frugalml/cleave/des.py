@@ -79,6 +79,7 @@ class SimResult:
     backups_won: int
     failures: int
     events: int
+    recovery_seconds: float  # mean time from a failure to its re-queued tile finishing (nan: none)
 
 
 @numba.njit(cache=True)
@@ -140,6 +141,8 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
     backup_order = np.empty(n_dev, dtype=np.int64)
     stage_end = np.zeros(n_stage)
     stats = np.zeros(6, dtype=np.int64)  # tasks, requeued, backups, backups won, failures, events
+    requeued_at = np.full(max_tasks, -1.0)
+    recovery = np.zeros(2)  # total seconds from a failure to its lost tile finishing again, count
     heap = [(0.0, 0, _STAGE_START, 0, 0)]
     vheap = [(0.0, 0, 0, 0)]
     vheap.pop()
@@ -186,6 +189,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
             next_task, n_done, n_requeue, n_idle, backup_built = 0, 0, 0, 0, False
             nt = st_tasks[stage]
             done[:nt] = False
+            requeued_at[:nt] = -1.0
             copies[:nt] = 0
             holder[:nt] = -1
             est = st_down[stage] / down + st_flops[stage] / flops + st_up[stage] / up + rtt
@@ -259,6 +263,9 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
                 done[task] = True
                 n_done += 1
                 stats[0] += 1
+                if requeued_at[task] >= 0:
+                    recovery[0] += now - requeued_at[task]
+                    recovery[1] += 1
                 if holder[task, 1] == d:
                     stats[3] += 1
                 for j in range(2):
@@ -305,6 +312,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
                     requeue[n_requeue] = task
                     n_requeue += 1
                     stats[1] += 1
+                    requeued_at[task] = now
             phase[d] = _IDLE
             version[d] += 1
             absence = down_dur[d, cycle[d]] if ver == -1 else _INF
@@ -390,7 +398,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
             heapq.heappush(vheap, (v_clock + alone, rank[wake], wake, version[wake]))
         else:
             heapq.heappush(heap, (now + alone, rank[wake], _DOWNLOAD_END, wake, version[wake]))
-    return stage_end, busy, stats, stage
+    return stage_end, busy, stats, stage, recovery
 
 
 def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
@@ -447,7 +455,7 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
     tr_len = traces.length[pool.trace_index] if traces else np.ones(n, dtype=np.int64)
     tr_off = pool.trace_offset if traces else np.zeros(n)
     egress = pool.ps.egress if config.contention else np.inf
-    stage_end, busy, stats, reached = _simulate(
+    stage_end, busy, stats, reached, recovery = _simulate(
         st_plan, per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64),
         per_plan(lambda gp: gp.cost.bytes_down),
         per_plan(lambda gp: gp.cost.flops), per_plan(lambda gp: gp.cost.bytes_up), ps, plan.eligible(),
@@ -458,4 +466,5 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
         raise InvalidInputError(f"the step could not finish: GEMM occurrence {reached} of {len(st_plan)} "
                                 "lost every device able to run it")
     return SimResult(float(stage_end[-1]), stage_end, busy, int(stats[0]), int(stats[1]), int(stats[2]),
-                     int(stats[3]), int(stats[4]), int(stats[5]))
+                     int(stats[3]), int(stats[4]), int(stats[5]),
+                     float(recovery[0] / recovery[1]) if recovery[1] else float("nan"))

@@ -199,6 +199,13 @@ class Pool:
     def mean_session(self) -> np.ndarray:
         return np.array([c.mean_session_s for c in self.classes])[self.class_index]
 
+    def subset(self, keep: np.ndarray) -> Pool:
+        """The pool restricted to devices ``keep`` (indices or a boolean mask)."""
+        pick = lambda a: None if a is None else a[keep]  # noqa: E731
+        return Pool(self.classes, self.class_index[keep], self.flops[keep], self.memory[keep],
+                    self.down[keep], self.up[keep], self.rtt[keep], self.power[keep], self.ps, self.traces,
+                    pick(self.trace_index), pick(self.trace_offset), self.seed)
+
     def summary(self) -> str:
         counts = np.bincount(self.class_index, minlength=len(self.classes))
         parts = [f"{n} {c.name}" for c, n in zip(self.classes, counts, strict=True) if n]

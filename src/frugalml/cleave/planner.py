@@ -51,8 +51,8 @@ class DeviceGroups:
 
 
 def group_devices(pool: Pool, bins: int = 4) -> DeviceGroups:
-    """Split each class into up to ``bins`` speed quantiles (by FLOP/s times downlink)."""
-    score = np.log(pool.flops) + np.log(pool.down)
+    """Split each class into up to ``bins`` speed quantiles (by FLOP/s times effective downlink)."""
+    score = np.log(pool.flops) + np.log(pool.effective_down)
     group_of = np.empty(len(pool), dtype=np.int64)
     group_class, labels = [], []
     for ci, cls in enumerate(pool.classes):
@@ -199,10 +199,10 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
     costs = [gemm_cost(gemm, grid, dtype_bytes) for grid in grids]
     group_mem = np.array([pool.classes[c].memory_gb * GB for c in groups.group_class])
     t_group = np.empty((len(grids), len(sizes)))
-    for i, cost in enumerate(costs):
-        rate = np.bincount(groups.group_of, weights=1.0 / device_task_seconds(pool, cost, churn),
-                           minlength=len(sizes))
-        t_group[i] = np.where(group_mem >= cost.memory, sizes / rate, np.inf)
+    for i, cost in enumerate(costs):  # a group is as fast as its slowest member (pull tails)
+        slowest = np.full(len(sizes), -np.inf)
+        np.maximum.at(slowest, groups.group_of, device_task_seconds(pool, cost, churn))
+        t_group[i] = np.where(group_mem >= cost.memory, slowest, np.inf)
     fits = np.isfinite(t_group).any(axis=1)
     if not fits.any():
         finest = min(costs, key=lambda c: c.memory)
