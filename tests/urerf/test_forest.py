@@ -67,6 +67,7 @@ def test_fixed_seed_is_reproducible(helix):
     dict(projection="axis"), dict(projection="gaussian", density=0.3), dict(criterion="twomeans"),
     dict(sampling="subsample", max_samples=0.5), dict(sampling="none"), dict(max_depth=3),
     dict(min_parent=50, min_cluster_size=5), dict(normalize=True), dict(density=1.0),
+    dict(min_cluster_size=0.1),
 ])
 def test_options_grow_valid_trees(helix, options):
     forest = UnsupervisedRandomerForest(8, random_state=0, **options).fit(helix.X)
@@ -145,7 +146,7 @@ def test_bad_training_data_raises(X):
 @pytest.mark.parametrize("params", [
     dict(criterion="gini"), dict(projection="dense"), dict(sampling="jackknife"), dict(route="some"),
     dict(n_estimators=0), dict(density=0.0), dict(mtry=-1), dict(max_samples=1.5),
-    dict(min_cluster_size=0),
+    dict(min_cluster_size=0), dict(min_cluster_size=0.7),
 ])
 def test_bad_parameters_raise(helix, params):
     with pytest.raises(InvalidInputError):

@@ -159,8 +159,8 @@ def _sample_projections(state, p, mtry, projection, nnz, perm, marker, pos, cand
 
 @njit(cache=True)
 def _grow_tree(Xt, seed, sampling, n_in, projection, mtry, nnz, criterion, min_parent, max_depth,
-               min_cluster_size, left, right, threshold, proj_start, proj_end, depth, parent,
-               proj_feat, proj_weight, leaves, inbag):
+               min_cluster_size, min_cluster_fraction, left, right, threshold, proj_start, proj_end,
+               depth, parent, proj_feat, proj_weight, leaves, inbag):
     """Grow one tree depth-first into the given flat arrays; return (n_nodes, n_proj_entries)."""
     p, n = Xt.shape
     state = np.empty(1, dtype=np.uint64)
@@ -211,12 +211,13 @@ def _grow_tree(Xt, seed, sampling, n_in, projection, mtry, nnz, criterion, min_p
         n_cand = _sample_projections(state, p, mtry, projection, nnz, feat_perm, marker, pos,
                                      cand_feat, cand_weight, cand_ptr)
         best, best_thr, best_len = np.inf, 0.0, 0
+        smallest = max(min_cluster_size, int(np.ceil(min_cluster_fraction * size)))
         for c in range(n_cand):
             e0, e1 = cand_ptr[c], cand_ptr[c + 1]
             _project(Xt, idx, start, end, cand_feat, cand_weight, e0, e1, z)
             zs[:size] = z[:size]
             zs[:size].sort()
-            score, s = best_cut(zs, size, criterion, min_cluster_size)
+            score, s = best_cut(zs, size, criterion, smallest)
             if s > 0 and score < best:
                 best, best_thr, best_len = score, 0.5 * (zs[s - 1] + zs[s]), e1 - e0
                 best_feat[:best_len] = cand_feat[e0:e1]
@@ -271,7 +272,7 @@ def _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, p
 
 @njit(parallel=True, cache=True)
 def grow_batch(Xt, seeds, sampling, n_in, projection, mtry, nnz, criterion, min_parent, max_depth,
-               min_cluster_size, node_cap, proj_cap):
+               min_cluster_size, min_cluster_fraction, node_cap, proj_cap):
     """Grow ``len(seeds)`` trees in parallel into fixed-capacity rows; trimmed by the caller.
 
     A tree whose projections overflow ``proj_cap`` reports the size it needed (its leaves are not
@@ -294,8 +295,8 @@ def grow_batch(Xt, seeds, sampling, n_in, projection, mtry, nnz, criterion, min_
     for t in prange(n_trees):
         nodes, entries = _grow_tree(
             Xt, seeds[t], sampling, n_in, projection, mtry, nnz, criterion, min_parent, max_depth,
-            min_cluster_size, left[t], right[t], threshold[t], proj_start[t], proj_end[t], depth[t],
-            parent[t], proj_feat[t], proj_weight[t], leaves[t], inbag[t])
+            min_cluster_size, min_cluster_fraction, left[t], right[t], threshold[t], proj_start[t],
+            proj_end[t], depth[t], parent[t], proj_feat[t], proj_weight[t], leaves[t], inbag[t])
         sizes[t, 0], sizes[t, 1] = nodes, entries
     return left, right, threshold, proj_start, proj_end, depth, parent, proj_feat, proj_weight, \
         leaves, inbag, sizes

@@ -1,0 +1,287 @@
+"""``frugal urerf``: fit forests on your data, run the paper's simulations, benchmarks and reproduction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Unsupervised randomer forests: geodesic neighbours robust to noise dimensions.",
+                  no_args_is_help=True)
+
+TREES = typer.Option(300, "--trees", help="Number of trees.")
+SEEDS = typer.Option(3, "--seeds", help="Repeat over this many seeds and average.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
+JSON = typer.Option(None, "--json", help="Write the results as JSON records here (plus a PNG plot).")
+
+
+def _ints(text: str, name: str) -> list[int]:
+    from frugalml.common.errors import InvalidInputError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInputError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise InvalidInputError(f"{name} must list non-negative integers, got {text!r}")
+    return values
+
+
+def _names(text: str, allowed, name: str) -> list[str]:
+    from frugalml.common.validate import one_of
+
+    return [one_of(v.strip(), allowed, name) for v in text.split(",") if v.strip()]
+
+
+def _read_matrix(path: Path):
+    """A numeric (n, p) matrix from .npy, .npz (array 'X' or the first) or delimited text."""
+    import numpy as np
+
+    from frugalml.common.errors import CorruptFileError, DataNotFoundError
+
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} does not exist; pass a .npy, .npz, .csv or .tsv file")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return archive["X"] if "X" in archive.files else archive[archive.files[0]]
+        delimiter = "," if path.suffix == ".csv" else None
+        return np.loadtxt(path, delimiter=delimiter, ndmin=2)
+    except (ValueError, OSError, EOFError, KeyError) as exc:
+        raise CorruptFileError(f"cannot read {path} as a numeric matrix ({exc})") from None
+
+
+def _finish(records, json_path: Path | None, title: str, plot=None) -> None:
+    from frugalml.common.report import print_table, save_plot, write_json
+
+    print_table(records, title=title)
+    if json_path is not None:
+        write_json(records, json_path)
+        if plot is not None:
+            save_plot(plot, json_path.with_suffix(".png"))
+        typer.echo(f"wrote {json_path}" + (f" and {json_path.with_suffix('.png')}" if plot else ""))
+
+
+@app.command()
+def fit(
+    data: Path = typer.Argument(..., help="Samples x features: .npy, .npz, .csv or whitespace text."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the neighbours (.npz)."),
+    k: int = typer.Option(50, "--k", help="Neighbours per point."),
+    trees: int = typer.Option(100, "--trees", help="Number of trees."),
+    projection: str = typer.Option("sparse", help="sparse, axis or gaussian."),
+    criterion: str = typer.Option("fastbic", help="fastbic or twomeans."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    quiet: bool = QUIET,
+):
+    """Fit a forest on DATA and write each point's k most similar points (indices, similarities)."""
+    import numpy as np
+
+    from frugalml.common.files import atomic_write
+    from frugalml.urerf.forest import UnsupervisedRandomerForest
+
+    X = _read_matrix(data)
+    forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion,
+                                        random_state=seed)
+    forest.fit(X)
+    dist, ind = forest.kneighbors(n_neighbors=k)
+    with atomic_write(output) as f:
+        np.savez_compressed(f, indices=ind, similarities=1.0 - dist)
+    if not quiet:
+        typer.echo(f"{X.shape[0]} points x {k} neighbours from {trees} trees -> {output}")
+
+
+@app.command()
+def sim(
+    dataset: str = typer.Option("helix", help="linear, helix, sphere, gaussian_mixture, "
+                                              "hardy_weinberg, swiss_roll or s_curve."),
+    noise: str = typer.Option("0,10,100", help="Comma-separated numbers of noise dimensions."),
+    n: int = typer.Option(1000, "--n", help="Points per data set."),
+    trees: int = TREES,
+    seeds: int = SEEDS,
+    k: int = typer.Option(50, "--k", help="Precision at k."),
+    projection: str = typer.Option("axis", help="axis (as in the paper's noise figure), sparse or gaussian."),
+    peers: str = typer.Option("", help="Also run these peers (e.g. euclidean,isomap,umap)."),
+    json_path: Path = JSON,
+    quiet: bool = QUIET,
+):
+    """Geodesic precision@k of URerF on a simulated manifold with noise dimensions appended."""
+    from frugalml.urerf.baselines import BASELINES
+    from frugalml.urerf.datasets import SIMULATIONS
+    from frugalml.urerf.experiments import noise_sweep, sweep_records
+
+    _names(dataset, SIMULATIONS, "dataset")
+    methods = ["urerf", *_names(peers, BASELINES, "peer")]
+    scores, skipped = noise_sweep([dataset], _ints(noise, "--noise"), methods, n=n, n_trees=trees,
+                                  seeds=range(seeds), k=k, projection=projection, quiet=quiet)
+    _print_scores(scores, k)
+    records = sweep_records(scores, skipped, n=n, n_trees=trees, n_seeds=seeds, k=k)
+    if records:
+        _finish(records, json_path, f"urerf sim: {dataset}")
+
+
+def _print_scores(scores, k: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from frugalml.urerf.experiments import paper_value
+
+    table = Table(title=f"geodesic precision@{k}")
+    for col in ("data set", "noise dims", "method", "ours (measured)", "paper"):
+        table.add_column(col)
+    for (dataset, noise, method), value in scores.items():
+        published = paper_value(dataset, method, noise)
+        table.add_row(dataset, str(noise), method, f"{value:.3f}",
+                      "" if published is None else f"{published:.3f}")
+    Console().print(table)
+
+
+@app.command()
+def reproduce(
+    datasets: str = typer.Option("linear,helix,sphere", help="Data sets of the noise figure."),
+    noise: str = typer.Option("0,10,100", help="Noise dimensions (the paper went to 0..10000)."),
+    peers: str = typer.Option("euclidean,isomap,umap,rf", help="Peers measured in the same run."),
+    n: int = typer.Option(1000, "--n", help="Points per data set."),
+    trees: int = TREES,
+    seeds: int = SEEDS,
+    json_path: Path = JSON,
+    quiet: bool = QUIET,
+):
+    """The paper's noise figure: P@50 vs noise dimensions, ours and peers beside the paper's numbers."""
+    from frugalml.urerf.baselines import BASELINES
+    from frugalml.urerf.datasets import SIMULATIONS
+    from frugalml.urerf.experiments import noise_sweep, sweep_records
+
+    names = _names(datasets, SIMULATIONS, "dataset")
+    levels = _ints(noise, "--noise")
+    methods = ["urerf", *_names(peers, BASELINES, "peer")]
+    scores, skipped = noise_sweep(names, levels, methods, n=n, n_trees=trees, seeds=range(seeds),
+                                  quiet=quiet)
+    _print_scores(scores, 50)
+    records = sweep_records(scores, skipped, n=n, n_trees=trees, n_seeds=seeds, k=50)
+    _finish(records, json_path, "urerf reproduce: noise figure", noise_plot(scores, names, levels))
+
+
+def noise_plot(scores, datasets, levels):
+    """Precision vs noise dimensions, one panel per data set, one line per method."""
+    from frugalml.common.report import new_figure
+    from frugalml.urerf.experiments import PAPER_NOISE, PAPER_P50
+
+    fig, axes = new_figure(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        methods = sorted({m for (d, _, m) in scores if d == dataset})
+        for method in methods:
+            xs = [z for z in levels if (dataset, z, method) in scores]
+            ax.plot([x + 1 for x in xs], [scores[(dataset, z, method)] for z in xs], "o-", label=method)
+        paper = PAPER_P50.get(dataset, {}).get("urerf")
+        if paper:
+            ax.plot([x + 1 for x in PAPER_NOISE[:len(paper)]], paper, "k--", label="paper URerF")
+        ax.set_xscale("log")
+        ax.set_title(dataset)
+        ax.set_xlabel("noise dimensions + 1")
+        ax.set_ylabel("P@50")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+    return fig
+
+
+@app.command()
+def drosophila(
+    path: Path = typer.Option(None, "--path", help="Folder with right_adjacency.csv and right_cell_"
+                              "labels.csv (default: $FRUGAL_DATA/connectome)."),
+    peers: str = typer.Option("euclidean,isomap,umap,rf", help="Peers measured in the same run."),
+    trees: int = TREES,
+    seeds: int = SEEDS,
+    json_path: Path = JSON,
+    quiet: bool = QUIET,
+):
+    """Cell-type precision at k = 50..150 on the larval Drosophila mushroom-body connectome."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from frugalml.common.report import Record
+    from frugalml.urerf.baselines import BASELINES
+    from frugalml.urerf.drosophila import drosophila_embedding, load_drosophila
+    from frugalml.urerf.experiments import DROSOPHILA_K, PAPER_DROSOPHILA, SYSTEM
+    from frugalml.urerf.experiments import drosophila as run
+
+    connectome = load_drosophila(path)
+    X, d = drosophila_embedding(connectome)
+    methods = ["urerf", *_names(peers, BASELINES, "peer")]
+    results, skipped = run(X, connectome.labels, methods, n_trees=trees, seeds=range(seeds), quiet=quiet)
+    table = Table(title=f"Drosophila right mushroom body: label precision (d = {d}, features {X.shape})")
+    table.add_column("method")
+    for k in DROSOPHILA_K:
+        table.add_column(f"P@{k}")
+    for method, values in results.items():
+        table.add_row(method, *(f"{v:.3f}" for v in values))
+        if method in PAPER_DROSOPHILA:
+            table.add_row(f"  paper {method}", *(f"{v:.3f}" for v in PAPER_DROSOPHILA[method]))
+    Console().print(table)
+    for method, why in skipped.items():
+        typer.echo(f"skipped {method}: {why}")
+    ours = results["urerf"]
+    records = [Record(SYSTEM, "Drosophila right MB", f"P@{k}", "fraction", ours[i], peer,
+                      values[i], higher_is_better=True, notes=f"{trees} trees, {seeds} seeds")
+               for peer, values in [*((m, v) for m, v in results.items() if m != "urerf"),
+                                    ("paper URerF", list(PAPER_DROSOPHILA["urerf"]))]
+               for i, k in enumerate(DROSOPHILA_K)]
+    if json_path is not None:
+        _finish(records, json_path, "urerf drosophila")
+
+
+@app.command()
+def bench(
+    peers: str = typer.Option("isomap,umap,rf,rte,pynndescent,treeple",
+                              help="Peers to time and score in the same run."),
+    n: int = typer.Option(5000, "--n", help="Points for the speed run."),
+    p: int = typer.Option(13, "--p", help="Features for the speed run (helix + noise)."),
+    trees: int = typer.Option(100, "--trees", help="Trees for the speed run."),
+    high_p: bool = typer.Option(True, help="Also time n = 1000, p = 1003."),
+    quality: bool = typer.Option(True, help="Also score P@50 on helix + 10 noise dims (n = 1000)."),
+    scale_n: int = typer.Option(0, "--scale", help="Also run top-50 at this n, p = 20 (e.g. 50000)."),
+    rounds: int = typer.Option(3, "--rounds", help="Interleaved timing rounds per peer."),
+    json_path: Path = JSON,
+    quiet: bool = QUIET,
+):
+    """Time fit + top-50 neighbours against real peers (same data, same run), score quality, and
+    optionally check memory and time at scale."""
+    from frugalml.urerf.baselines import BASELINES
+    from frugalml.urerf.experiments import noise_sweep, scale, speed, sweep_records
+
+    chosen = _names(peers, BASELINES, "peer")
+    records = speed(chosen, n=n, p=p, n_trees=trees, rounds=rounds, quiet=quiet)
+    if high_p:
+        records += speed(chosen, n=1000, p=1003, n_trees=trees, rounds=rounds, quiet=quiet)
+    if quality:
+        scores, skipped = noise_sweep(["helix"], [10], ["urerf", *chosen], n=1000, n_trees=300,
+                                      seeds=range(3), quiet=quiet)
+        records += sweep_records(scores, skipped, n=1000, n_trees=300, n_seeds=3, k=50)
+    if scale_n:
+        records += scale(scale_n, 20, trees, 50)
+    _finish(records, json_path, "urerf bench", bench_plot(records))
+
+
+def bench_plot(records):
+    """Bar chart of ratios (peer / ours for time, ours / peer for precision)."""
+    from frugalml.common.report import new_figure
+
+    rows = [r for r in records if r.ratio is not None and r.peer and not r.peer.startswith("goal")]
+    fig, ax = new_figure(figsize=(8, 0.35 * len(rows) + 1.5))
+    labels = [f"{r.metric} vs {r.peer}: {r.workload}"[:90] for r in rows]
+    ax.barh(range(len(rows)), [r.ratio for r in rows],
+            color=["tab:green" if r.ratio >= 1 else "tab:red" for r in rows])
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("ratio (> 1: URerF better)")
+    return fig
+
+
+@app.command()
+def demo(quiet: bool = QUIET):
+    """A one-minute demo: helix with noise dimensions, URerF vs Euclidean neighbours."""
+    from frugalml.urerf.demo import run
+
+    typer.echo(run(quiet=quiet))
