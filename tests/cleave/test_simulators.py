@@ -111,3 +111,9 @@ def test_energy_accounts_busy_time_and_grid_intensity(tiny_plan):
     assert c.kwh == pytest.approx(8 * 400 * 10 / 3.6e6) and c.co2_g == 0
     with pytest.raises(InvalidInputError, match="grid intensity"):
         cloud_energy(1.0, 1, 1.0, 1, grid_g_per_kwh=-1)
+
+
+def test_step_that_loses_every_device_is_a_clear_error():
+    p = plan(build_graph(TINY, batch=2, seq=64), make_pool(counts={"laptop": 1}, seed=0), churn=False)
+    with pytest.raises(InvalidInputError, match="could not finish"):
+        simulate_step(p, SimConfig.ideal(), fail_device=0, fail_at=1e-3)

@@ -216,7 +216,8 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
     # Greedy selection: add the next fastest group until the GEMM's time rises; keep the best prefix.
     with np.errstate(invalid="ignore"):
         rising = ~(spans[:, 1:] <= spans[:, :-1] * (1 + 1e-12))
-    stop = np.where(rising.any(axis=1), rising.argmax(axis=1), spans.shape[1] - 1)
+    first_rise = rising.argmax(axis=1) if rising.shape[1] else np.zeros(len(grids), dtype=np.int64)
+    stop = np.where(rising.any(axis=1), first_rise, spans.shape[1] - 1)
     scanned = np.where(np.arange(spans.shape[1])[None, :] <= stop[:, None], spans, np.inf)
     prefix = np.argmin(scanned, axis=1)
     ps_bound = np.array([c.tasks * c.bytes_down / pool.ps.egress for c in costs])
