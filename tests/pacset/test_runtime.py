@@ -146,3 +146,14 @@ def test_lru_cache_smaller_than_query(rf, cls_data, tmp_path):
     with PackedForest.open(tmp_path / "rf.pacset", backend="pread", cache_blocks=1) as model:
         np.testing.assert_allclose(model.predict_proba(X), rf.predict_proba(X), rtol=1e-6)
         assert model.store.stats.blocks_fetched >= model.blocks_touched
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_mmap_prefetch_counts_blocks(rf, cls_data, tmp_path, prefetch):
+    pack(rf, tmp_path / "rf.pacset")
+    X = cls_data[0][:5]
+    with PackedForest.open(tmp_path / "rf.pacset", prefetch=prefetch) as model:
+        np.testing.assert_allclose(model.predict_proba(X), rf.predict_proba(X), rtol=1e-6)
+        stats = model.store.stats
+        assert stats.blocks_fetched == (model.blocks_touched if prefetch else 0)
+        assert (stats.round_trips > 0) == prefetch

@@ -43,7 +43,7 @@ class PackedForest:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, backend: str = "mmap", engine: str = "numba",
-             cache_blocks: int = 4096, readahead: bool = False) -> PackedForest:
+             cache_blocks: int = 4096, readahead: bool = False, prefetch: bool = True) -> PackedForest:
         """Open a packed file: read its header and index only.
 
         Parameters
@@ -51,12 +51,13 @@ class PackedForest:
         backend : {"mmap", "pread", "direct"}
             ``mmap`` maps the node blocks; ``pread`` reads single blocks into an LRU cache of
             ``cache_blocks`` blocks; ``direct`` does the same with O_DIRECT (no page cache).
+            With mmap, ``prefetch`` requests each walk round's blocks together (parallel reads).
         engine : {"numba", "numpy"}
             The numba round-robin kernel, or a pure-numpy walk that needs no JIT compilation.
         """
         one_of(backend, [b for b in BACKENDS if b != "redis"], "backend")
         packed = open_packed(path)
-        return cls(packed.meta, packed.index, open_store(packed, backend, cache_blocks, readahead),
+        return cls(packed.meta, packed.index, open_store(packed, backend, cache_blocks, readahead, prefetch),
                    engine, str(path))
 
     @classmethod

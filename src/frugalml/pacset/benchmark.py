@@ -1,0 +1,456 @@
+"""``frugal pacset bench`` / ``reproduce``: cold single queries against real peers, layouts, Redis.
+
+Protocol (one run, interleaved): before every query the model file is evicted from the page cache
+(posix_fadvise DONTNEED, verified with mincore); each contender then opens its model file and
+predicts one row. Contenders take turns in a rotating order. Ours opens the packed file (header
+and index) and reads only the blocks the query needs; peers parse their whole file first.
+Numba is compiled (and cached) before timing; its JIT cost is measured separately in a fresh
+process. Timings on a shared 2-core machine are noisy: medians, p95 and min-max are reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from frugalml.common.report import Record, new_figure, print_table, save_plot, write_json
+from frugalml.common.timing import Comparison, Timing
+
+SYSTEM = "pacset"
+LAYOUT_SET = {  # name: (layout, bins, interleave); "bin+blockwise" is the paper's BLOCKSET
+    "bfs": ("bfs", 1, 0), "dfs": ("dfs", 1, 0), "wdfs": ("wdfs", 1, 0),
+    "bin+blockwise": ("blockwise-wdfs", 8, 3),
+}
+PAPER_PAGES = {"Landsat RF": {"bfs": 18834, "dfs": 7116, "wdfs": 3946, "bin+blockwise": 3775}}
+PAPER_LATENCY_MS = {
+    "Landsat RF": {"bfs": 21631, "dfs": 7240, "bin+blockwise": 4553},
+    "Higgs RF": {"bfs": 6212, "dfs": 4570, "bin+blockwise": 1495},
+}
+
+
+@dataclass
+class Contender:
+    """One way to answer a cold query: a file to evict and a call that loads it and predicts."""
+
+    name: str
+    path: Path
+    query: Callable[[np.ndarray], object]
+    samples: list[float] = field(default_factory=list)
+    pages: list[int] = field(default_factory=list)
+    read_bytes: list[int] = field(default_factory=list)
+    cold_ok: list[bool] = field(default_factory=list)
+    extra: list[float] = field(default_factory=list)
+
+
+def _log(quiet: bool, *args) -> None:
+    if not quiet:
+        print(*args, file=sys.stderr, flush=True)
+
+
+def load_tabular(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """HIGGS (LightGBM's 7000-row sample), Satellite (= the paper's Landsat) or Vehicle."""
+    from frugalml.common.data import resolve
+
+    if name == "higgs":
+        data = np.loadtxt(resolve("tabular/higgs-lightgbm/binary.train"))
+        return data[:, 1:], data[:, 0].astype(int)
+    path = resolve(f"tabular/{name.capitalize()}.csv.gz")
+    with gzip.open(path, "rt") as f:
+        header = f.readline()
+        rows = [line.rstrip("\n").split(",") for line in f]
+    del header
+    X = np.array([[float(v) for v in r[:-1]] for r in rows])
+    _, y = np.unique([r[-1] for r in rows], return_inverse=True)
+    return X, y
+
+
+def cold_queries(contenders: list[Contender], queries: np.ndarray, quiet: bool) -> None:
+    """Each query, each contender (rotating order): evict, check, then time load + predict of one row."""
+    from frugalml.pacset.accounting import evict, read_bytes, resident_pages
+
+    for q, x in enumerate(queries):
+        order = contenders[q % len(contenders):] + contenders[: q % len(contenders)]
+        for c in order:
+            evict(c.path)
+            c.cold_ok.append(resident_pages(c.path)[0] == 0)
+            before = read_bytes()
+            start = time.perf_counter()
+            c.query(x[None, :])
+            c.samples.append(time.perf_counter() - start)
+            c.read_bytes.append(read_bytes() - before)
+            c.pages.append(resident_pages(c.path)[0])
+        _log(quiet, f"  query {q + 1}/{len(queries)}")
+
+
+def _timing(samples: list[float]) -> Timing:
+    return Timing.of(samples)
+
+
+def latency_record(workload: str, ours: Contender, peer: Contender, warmup: int = 0) -> Record:
+    """A cold-latency record (median; p95 in the notes) of ours vs a peer from interleaved samples."""
+    comparison = Comparison(_timing(ours.samples), _timing(peer.samples), len(ours.samples), warmup)
+    p95 = (np.percentile(ours.samples, 95), np.percentile(peer.samples, 95))
+    cold = all(ours.cold_ok) and all(peer.cold_ok)
+    return Record.from_comparison(
+        comparison, system=SYSTEM, workload=workload, peer=peer.name,
+        metric=f"cold query latency ({ours.name})",
+        notes=f"p95 ours {p95[0] * 1e3:.2f} ms, peer {p95[1] * 1e3:.2f} ms; pages read ours "
+              f"{np.median(ours.pages):.0f}, peer {np.median(peer.pages):.0f}; cache verified cold: {cold}")
+
+
+def count_record(workload: str, metric: str, unit: str, ours: str, ours_v: list, peer: str,
+                 peer_v: list, notes: str = "") -> Record:
+    return Record(SYSTEM, workload, f"{metric} ({ours})", unit, float(np.median(ours_v)), peer,
+                  float(np.median(peer_v)), higher_is_better=False,
+                  spread={"ours": [float(np.min(ours_v)), float(np.max(ours_v))],
+                          "peer": [float(np.min(peer_v)), float(np.max(peer_v))]}, notes=notes)
+
+
+@contextlib.contextmanager
+def redis_server():
+    """A throwaway redis-server on a free localhost port (None when redis-server is missing)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        yield None
+        return
+    import redis
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                client.ping()
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _ours(path: Path, engine: str = "numba") -> Callable:
+    from frugalml.pacset.runtime import PackedForest
+
+    def query(x):
+        with PackedForest.open(path, engine=engine) as model:
+            return model.predict(x)
+
+    return query
+
+
+def _pack_layouts(model, tmp: Path, name: str, quiet: bool, block_size: int = 4096) -> dict[str, Path]:
+    from frugalml.pacset.importers import from_model
+    from frugalml.pacset.packer import pack
+
+    forest = from_model(model)
+    paths = {}
+    for label, (layout, bins, d) in LAYOUT_SET.items():
+        path = tmp / f"{name}-{label}.pacset"
+        start = time.perf_counter()
+        pack(forest, path, layout=layout, bins=bins, interleave=d, block_size=block_size)
+        _log(quiet, f"  packed {label}: {os.path.getsize(path) / 2**20:.1f} MiB in "
+                    f"{time.perf_counter() - start:.1f} s")
+        paths[label] = path
+    return paths
+
+
+def _sklearn_peers(model, X_probe, tmp: Path, name: str, max_nodes: int, quiet: bool) -> list[Contender]:
+    """joblib + sklearn always; ONNX Runtime up to ``max_nodes`` nodes, Treelite up to 5x that."""
+    import joblib
+
+    peers = []
+    path = tmp / f"{name}.joblib"
+    joblib.dump(model, path)
+    _log(quiet, f"  joblib file: {os.path.getsize(path) / 2**20:.1f} MiB")
+    peers.append(Contender("sklearn joblib.load+predict", path, lambda x: joblib.load(path).predict(x)))
+    n_nodes = sum(e.tree_.node_count for e in np.ravel(model.estimators_))
+    if n_nodes > 5 * max_nodes:
+        _log(quiet, f"  ONNX/Treelite skipped: {n_nodes} nodes (conversion too slow here)")
+        return peers
+    with contextlib.suppress(ImportError):
+        if n_nodes > max_nodes:
+            _log(quiet, f"  ONNX skipped: {n_nodes} nodes > {max_nodes} (skl2onnx conversion too slow here)")
+            raise ImportError
+        import onnxruntime as ort
+        from skl2onnx import to_onnx
+
+        onx = tmp / f"{name}.onnx"
+        onx.write_bytes(to_onnx(model, X_probe[:1].astype(np.float32),
+                                options={id(model): {"zipmap": False}}).SerializeToString())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+
+        def onnx_query(x, onx=onx, opts=opts):
+            sess = ort.InferenceSession(str(onx), opts, providers=["CPUExecutionProvider"])
+            return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+        peers.append(Contender("onnxruntime session+run", onx, onnx_query))
+    with contextlib.suppress(ImportError):
+        import treelite
+        import treelite.gtil
+
+        tl = tmp / f"{name}.treelite"
+        treelite.sklearn.import_model(model).serialize(str(tl))
+
+        def treelite_query(x, tl=tl):
+            return treelite.gtil.predict(treelite.Model.deserialize(str(tl)), x.astype(np.float32), nthread=1)
+
+        peers.append(Contender("treelite deserialize+gtil", tl, treelite_query))
+    return peers
+
+
+def bench_forest(name: str, model, X_test: np.ndarray, tmp: Path, n_queries: int, redis_url: str | None,
+                 quiet: bool, max_nodes: int = 2_000_000) -> list[Record]:
+    """Cold queries on one sklearn forest: every layout of ours vs the peers, Redis key reads, warm batch."""
+    from frugalml.common.timing import compare
+    from frugalml.pacset.fileformat import open_packed
+    from frugalml.pacset.runtime import PackedForest
+    from frugalml.pacset.stores import upload_to_redis
+
+    _log(quiet, f"[{name}]")
+    paths = _pack_layouts(model, tmp, name, quiet)
+    ours = {label: Contender(f"pacset {label}", p, _ours(p)) for label, p in paths.items()}
+    peers = _sklearn_peers(model, X_test, tmp, name, max_nodes, quiet)
+    queries = X_test[:n_queries]
+    for c in ours.values():  # compile and check equality once, outside the timing
+        np.testing.assert_array_equal(c.query(queries[:20]), model.predict(queries[:20]))
+    cold_queries(list(ours.values()) + peers, queries, quiet)
+    best = ours["bin+blockwise"]
+    records = [latency_record(name, best, p) for p in peers]
+    records += [latency_record(name, best, ours[label]) for label in ("bfs", "dfs", "wdfs")]
+    for label in ("bfs", "dfs", "wdfs"):
+        records.append(count_record(name, "pages read per cold query", "pages", "bin+blockwise",
+                                    best.pages, f"pacset {label}", ours[label].pages,
+                                    "mincore after the query; includes ~4 header/index pages"))
+    if redis_url is not None:
+        keys = {}
+        for label, path in paths.items():
+            prefix = f"{name}-{label}"
+            upload_to_redis(open_packed(path), redis_url, prefix)
+            counts, times = [], []
+            with PackedForest.from_redis(redis_url, prefix) as m:  # load the compiled kernel first
+                m.predict(queries[:1])
+            for x in queries:
+                start = time.perf_counter()
+                with PackedForest.from_redis(redis_url, prefix) as m:
+                    m.predict(x[None, :])
+                    counts.append(m.store.stats.blocks_fetched)
+                times.append(time.perf_counter() - start)
+            keys[label] = (counts, times)
+        for label in ("bfs", "dfs", "wdfs"):
+            records.append(count_record(name, "Redis key reads per query", "keys", "bin+blockwise",
+                                        keys["bin+blockwise"][0], f"pacset {label}", keys[label][0],
+                                        f"latency median ours {np.median(keys['bin+blockwise'][1]) * 1e3:.2f}"
+                                        f" ms, peer {np.median(keys[label][1]) * 1e3:.2f} ms (localhost)"))
+    batch = X_test[: min(len(X_test), 20_000)]
+    model.set_params(n_jobs=1)
+    with PackedForest.open(best.path) as resident:
+        resident.predict(batch[:10])
+        cmp = compare(lambda: resident.predict(batch), lambda: model.predict(batch), rounds=5, warmup=1)
+    records.append(Record.from_comparison(cmp, system=SYSTEM, workload=name, peer="sklearn predict",
+                                          metric=f"warm batch of {len(batch)} rows",
+                                          notes="model resident (mmap warm), 1 thread each"))
+    return records
+
+
+def bench_boosting(name: str, lib: str, model_path: Path, predict_peer: Callable, X_test: np.ndarray,
+                   tmp: Path, n_queries: int, quiet: bool) -> list[Record]:
+    """Cold queries on a deep boosted model: XGBoost/LightGBM native load + predict vs ours."""
+    from frugalml.pacset.importers import load_model_file
+    from frugalml.pacset.packer import pack
+
+    _log(quiet, f"[{name}] {lib} model file {os.path.getsize(model_path) / 2**20:.1f} MiB")
+    forest = load_model_file(model_path)
+    contenders = []
+    for label in ("bfs", "bin+blockwise"):
+        layout, bins, d = LAYOUT_SET[label]
+        path = tmp / f"{name}-{label}.pacset"
+        pack(forest, path, layout=layout, bins=bins, interleave=d)
+        contenders.append(Contender(f"pacset {label}", path, _ours(path)))
+    peer = Contender(f"{lib} load+predict", model_path, predict_peer)
+    queries = X_test[:n_queries]
+    for c in contenders:
+        np.testing.assert_allclose(np.asarray(c.query(queries[:20]), float),
+                                   np.asarray(predict_peer(queries[:20]), float), rtol=1e-4, atol=1e-6)
+    cold_queries(contenders + [peer], queries, quiet)
+    best, bfs = contenders[1], contenders[0]
+    return [latency_record(name, best, peer), latency_record(name, best, bfs),
+            count_record(name, "pages read per cold query", "pages", "bin+blockwise", best.pages,
+                         "pacset bfs", bfs.pages)]
+
+
+def jit_cost(path: Path) -> list[Record]:
+    """First-query time in a fresh process: numba with an empty cache, numba cached, numpy (no JIT)."""
+    code = ("import sys, time, numpy as np; t=time.perf_counter(); "
+            "from frugalml.pacset.runtime import PackedForest; "
+            "m=PackedForest.open(sys.argv[1], engine=sys.argv[2]); "
+            "m.predict(np.zeros((1, m.n_features))); print(time.perf_counter()-t)")
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for label, engine, env in (("numba, empty cache", "numba", {"NUMBA_CACHE_DIR": cache}),
+                                   ("numba, cached", "numba", {"NUMBA_CACHE_DIR": cache}),
+                                   ("numpy, no JIT", "numpy", {})):
+            result = subprocess.run([sys.executable, "-c", code, str(path), engine], capture_output=True,
+                                    text=True, env={**os.environ, **env}, check=True)
+            out[label] = float(result.stdout.strip().splitlines()[-1])
+    return [Record(SYSTEM, "first query in a fresh process", f"import + open + predict ({k})", "s", v,
+                   "numba, empty cache" if k != "numba, empty cache" else None,
+                   out["numba, empty cache"] if k != "numba, empty cache" else None,
+                   notes="JIT compile cost = empty cache minus cached")
+            for k, v in out.items()]
+
+
+def _plot(records: list[Record], path: Path, title: str) -> None:
+    lat = [r for r in records
+           if r.metric.startswith("cold query latency") and r.peer and "pacset" not in r.peer]
+    fig, axes = new_figure(1, 2, figsize=(13, 4.5))
+    labels = [f"{r.workload}\nvs {r.peer}" for r in lat]
+    x = np.arange(len(lat))
+    axes[0].bar(x - 0.2, [r.ours * 1e3 for r in lat], 0.4, label="pacset bin+blockwise")
+    axes[0].bar(x + 0.2, [r.peer_value * 1e3 for r in lat], 0.4, label="peer")
+    axes[0].set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("cold single-query latency, ms (median)")
+    axes[0].legend()
+    pages = [r for r in records if r.metric.startswith("pages read")]
+    x = np.arange(len(pages))
+    axes[1].bar(x - 0.2, [r.ours for r in pages], 0.4, label="bin+blockwise")
+    axes[1].bar(x + 0.2, [r.peer_value for r in pages], 0.4, label="other layout")
+    axes[1].set_xticks(x, [f"{r.workload}\n{r.peer}" for r in pages], rotation=60, ha="right", fontsize=7)
+    axes[1].set_ylabel("pages read per cold query (median)")
+    axes[1].legend()
+    fig.suptitle(title)
+    save_plot(fig, path)
+
+
+def _fit_rf(X, y, n_trees: int, quiet: bool, seed: int = 0):
+    from sklearn.ensemble import RandomForestClassifier
+
+    start = time.perf_counter()
+    rf = RandomForestClassifier(n_trees, n_jobs=2, random_state=seed).fit(X, y)
+    _log(quiet, f"  fitted RF ({n_trees} trees, {len(X)} rows) in {time.perf_counter() - start:.0f} s")
+    return rf
+
+
+def run_benchmark(size: str = "small", json_path: str | os.PathLike | None = None, quiet: bool = False,
+                  n_queries: int | None = None) -> list[Record]:
+    """The issue's benchmark. ``size='small'``: minutes, modest models; ``'full'``: >= 100 MB models."""
+    from sklearn.datasets import make_classification
+
+    full = size == "full"
+    n_queries = n_queries or (15 if full else 10)
+    records: list[Record] = []
+    with tempfile.TemporaryDirectory(prefix="pacset-bench-", dir=os.environ.get("PACSET_BENCH_DIR")) as d, \
+            redis_server() as redis_url:
+        tmp = Path(d)
+        rows = 150_000 if full else 20_000
+        X, y = make_classification(rows + 2000, 20, n_informative=12, flip_y=0.1, random_state=0)
+        rf = _fit_rf(X[:rows], y[:rows], 64 if full else 32, quiet)
+        records += bench_forest(f"synthetic RF {rows // 1000}k rows", rf, X[rows:], tmp, n_queries,
+                                redis_url, quiet)
+        del rf
+        for data in ("higgs", "satellite"):
+            Xd, yd = load_tabular(data)
+            rng = np.random.default_rng(0)
+            perm = rng.permutation(len(Xd))
+            test = perm[:500]
+            model = _fit_rf(Xd[perm[500:]], yd[perm[500:]], 128, quiet)
+            records += bench_forest(f"{data} RF 128 trees", model, Xd[test], tmp, n_queries, redis_url, quiet)
+        records += _bench_boosters(X[:rows], y[:rows], X[rows:], tmp, n_queries, full, quiet)
+        records += jit_cost(tmp / f"higgs RF 128 trees-{'bin+blockwise'}.pacset")
+    print_table(records, title="pacset: cold single queries, layouts, Redis, warm batch")
+    if json_path is not None:
+        write_json(records, json_path)
+        _plot(records, Path(json_path).with_suffix(".png"), "pacset vs peers (cold page cache)")
+    return records
+
+
+def _bench_boosters(X, y, X_test, tmp: Path, n_queries: int, full: bool, quiet: bool) -> list[Record]:
+    records = []
+    n_trees, depth = (300, 12) if full else (100, 10)
+    with contextlib.suppress(ImportError):
+        import xgboost as xgb
+
+        booster = xgb.XGBClassifier(n_estimators=n_trees, max_depth=depth, n_jobs=2, tree_method="hist",
+                                    random_state=0).fit(X, y).get_booster()
+        path = tmp / "xgb.ubj"
+        booster.save_model(path)
+
+        def xgb_query(x, path=path):
+            b = xgb.Booster(model_file=str(path))
+            b.set_param({"nthread": 1})
+            return (b.inplace_predict(x) > 0.5).astype(int)
+
+        records += bench_boosting(f"XGBoost {n_trees}x depth {depth}", "xgboost", path, xgb_query, X_test,
+                                  tmp, n_queries, quiet)
+    with contextlib.suppress(ImportError):
+        import lightgbm as lgb
+
+        model = lgb.LGBMClassifier(n_estimators=n_trees, num_leaves=2 ** (depth - 2), max_depth=-1,
+                                   n_jobs=2, verbose=-1, random_state=0).fit(X, y)
+        path = tmp / "lgb.txt"
+        model.booster_.save_model(path)
+
+        def lgb_query(x, path=path):
+            return (lgb.Booster(model_file=str(path)).predict(x, num_threads=1) > 0.5).astype(int)
+
+        records += bench_boosting(f"LightGBM {n_trees}x{2 ** (depth - 2)} leaves", "lightgbm", path,
+                                  lgb_query, X_test, tmp, n_queries, quiet)
+    return records
+
+
+def run_reproduce(json_path: str | os.PathLike | None = None, quiet: bool = False,
+                  n_queries: int = 10) -> list[Record]:
+    """Layouts x data sets: pages and latency per cold query, beside the paper's BFS/blockwise ratios."""
+    records: list[Record] = []
+    with tempfile.TemporaryDirectory(prefix="pacset-repro-") as d:
+        tmp = Path(d)
+        for data, paper in (("satellite", "Landsat RF"), ("higgs", "Higgs RF"), ("vehicle", None)):
+            X, y = load_tabular(data)
+            perm = np.random.default_rng(0).permutation(len(X))
+            test, train = perm[: min(200, len(X) // 4)], perm[min(200, len(X) // 4):]
+            rf = _fit_rf(X[train], y[train], 128, quiet)
+            paths = _pack_layouts(rf, tmp, data, quiet)
+            ours = {label: Contender(label, p, _ours(p)) for label, p in paths.items()}
+            for c in ours.values():
+                c.query(X[test[:2]])
+            cold_queries(list(ours.values()), X[test[:n_queries]], quiet)
+            best = ours["bin+blockwise"]
+            for label in ("bfs", "dfs", "wdfs"):
+                paper_pages = PAPER_PAGES.get(paper, {})
+                paper_ms = PAPER_LATENCY_MS.get(paper, {})
+                note = []
+                best_pages, best_ms = paper_pages.get("bin+blockwise"), paper_ms.get("bin+blockwise")
+                if label in paper_pages:
+                    note.append(f"paper blocks ratio {paper_pages[label] / best_pages:.2f}x")
+                if label in paper_ms:
+                    note.append(f"paper latency ratio {paper_ms[label] / best_ms:.2f}x")
+                records.append(count_record(f"{data} RF 128 trees", "pages read per cold query", "pages",
+                                            "bin+blockwise", best.pages, f"pacset {label}", ours[label].pages,
+                                            "; ".join(note)))
+                records.append(latency_record(f"{data} RF 128 trees", best, ours[label]))
+                if note:
+                    records[-1].notes += "; " + "; ".join(note)
+    print_table(records, title="pacset reproduce: layouts x data sets (cold page cache)")
+    if json_path is not None:
+        write_json(records, json_path)
+        _plot(records, Path(json_path).with_suffix(".png"), "pacset layouts (cold page cache)")
+    return records
