@@ -99,3 +99,12 @@ def test_corrupt_trace_is_reported(tmp_path):
         load_traces(tmp_path)
     with pytest.raises(DataNotFoundError):
         load_traces(tmp_path / "nowhere")
+
+
+def test_the_shipped_mixed_pool_file_loads(shared_data, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("FRUGAL_DATA", str(shared_data))
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cleave" / "mixed-pool.yaml"
+    pool = load_pool(path, devices=64)
+    assert len(pool) == 64 and pool.traces is not None and pool.ps.shards == 4
