@@ -115,3 +115,15 @@ def test_demo_runs():
 
     line = run(quiet=True)
     assert "PREREQ" in line and "ELBO monotone: True" in line
+
+
+def test_cli_eval_on_nptel(shared_data, monkeypatch, tmp_path):
+    monkeypatch.setenv("FRUGAL_DATA", str(shared_data))
+    out = _frugal("prereq", "eval", "--dataset", "nptel", "--methods", "allpos,plda,refd",
+                  "--split", "disjoint", "--topics", "4", "--em-iter", "2", "-q",
+                  "--json", str(tmp_path / "e.json"))
+    assert out.exit_code == 0, out.output
+    results = json.loads((tmp_path / "e.json").read_text())["results"]
+    assert results["allpos"]["mean"]["auc"] == 0.5 and len(results["refd"]["folds"]) == 5
+    out = _frugal("prereq", "eval", "--dataset", "nptel", "--methods", "allpos", "--split", "by-date")
+    assert out.exit_code != 0 and "by-date" in str(out.exception)

@@ -40,7 +40,7 @@ def run(*, json_path: str | Path | None = None, datasets: Sequence[str] = ("univ
 
     records: list[Record] = []
     all_results = {}
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for name in datasets:
         ds = data.load(name.strip())
         context = Context(ds.corpus, n_topics=topics, seed=seed,
@@ -56,11 +56,14 @@ def run(*, json_path: str | Path | None = None, datasets: Sequence[str] = ("univ
                                seed=seed, head=head, quiet=quiet)
             all_results[name, split] = results
             records += _records(name, split, results, ds.meta)
-    total = time.perf_counter() - started
-    records.append(Record("prereq", f"reproduction of {', '.join(datasets)} ({', '.join(splits)})",
-                          "wall time", "s", total, peer="goal", peer_value=600.0,
-                          notes=f"K={topics}, {em_iter} EM iterations max, {steps} siamese steps, "
-                                f"{len(methods)} methods; goal <= 10 min for the authors' folds"))
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    workload = f"reproduction of {', '.join(datasets)} ({', '.join(splits)})"
+    notes = (f"K={topics}, {em_iter} EM iterations max, {steps} siamese steps, {len(methods)} "
+             "methods; goal <= 10 min for the authors' folds; the machine was shared")
+    records += [Record("prereq", workload, "wall time", "s", total, peer="goal", peer_value=600.0,
+                       notes=notes),
+                Record("prereq", workload, "CPU time of this process", "s", cpu, peer="goal",
+                       peer_value=600.0, notes=notes)]
     _print_paper_table(all_results)
     print(f"total {total:.0f} s")
     if json_path:
