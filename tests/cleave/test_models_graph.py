@@ -101,3 +101,12 @@ def test_grid_finer_than_output_is_rejected():
     with pytest.raises(InvalidInputError, match="does not fit"):
         grid_cost(4, 4, 4, TileGrid(5, 1))
     assert np.isfinite(grid_cost(4, 4, 4, TileGrid(4, 4)).memory)
+
+
+@pytest.mark.parametrize("devices, mb_down, mb_up", [(16, 94.4, 41.9), (256, 23.6, 2.62), (4096, 5.9, 0.164)])
+def test_design_doc_example_traffic_per_device(devices, mb_down, mb_up):
+    # OPT-13B first FFN GEMM, 16 x 1024 tokens, fp16: the per-device numbers in the design doc
+    grid = best_grid(16384, 20480, 5120, 1, devices)
+    cost = grid_cost(16384, 20480, 5120, grid, dtype_bytes=2)
+    assert cost.bytes_down / 1e6 == pytest.approx(mb_down, rel=0.01)
+    assert cost.bytes_up / 1e6 == pytest.approx(mb_up, rel=0.01)
