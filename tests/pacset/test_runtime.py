@@ -157,3 +157,12 @@ def test_mmap_prefetch_counts_blocks(rf, cls_data, tmp_path, prefetch):
         stats = model.store.stats
         assert stats.blocks_fetched == (model.blocks_touched if prefetch else 0)
         assert (stats.round_trips > 0) == prefetch
+
+
+def test_multi_output_regression(reg_data, tmp_path):
+    X, y = reg_data
+    Y = np.stack([y, -2 * y + 1, y ** 2 / 100], axis=1)
+    model = ensemble.RandomForestRegressor(4, max_depth=8, random_state=0).fit(X, Y)
+    pack(model, tmp_path / "m.pacset")
+    with PackedForest.open(tmp_path / "m.pacset", engine="numpy") as packed:
+        np.testing.assert_allclose(packed.predict(X[:100]), model.predict(X[:100]), rtol=1e-6)
