@@ -24,7 +24,7 @@ class Simulation:
 
     name: str
     X: np.ndarray
-    geodesic: np.ndarray
+    geodesic: np.ndarray | None
     manifold_dims: int
     labels: np.ndarray | None = None
 
@@ -41,7 +41,7 @@ def _abs_diff(s: np.ndarray) -> np.ndarray:
 def _linear(n, g):
     t = g.uniform(0, 1, n)
     direction = np.array([21.0, 6.0, 14.0])
-    return t[:, None] * direction, _abs_diff(t) * np.linalg.norm(direction), None
+    return t[:, None] * direction, lambda: _abs_diff(t) * np.linalg.norm(direction), None
 
 
 def _helix(n, g):
@@ -49,15 +49,14 @@ def _helix(n, g):
     p = 1.5 * np.pi * (1 + 2 * t)
     X = np.column_stack([2 * p * np.cos(2 * p), 2 * p * np.sin(2 * p), 2 * p])
     # |d x / d p| = sqrt(8 + 16 p^2) = 4 sqrt(p^2 + 1/2)
-    return X, 4.0 * _abs_diff(_arc(p, 0.5)), None
+    return X, lambda: 4.0 * _abs_diff(_arc(p, 0.5)), None
 
 
 def _sphere(n, g, radius: float = 9.0):
     u = g.uniform(0, 2 * np.pi, n)
     v = g.uniform(0, np.pi, n)
     unit = np.column_stack([np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v)])
-    cos = np.clip(unit @ unit.T, -1.0, 1.0)
-    return radius * unit, radius * np.arccos(cos), None
+    return radius * unit, lambda: radius * np.arccos(np.clip(unit @ unit.T, -1.0, 1.0)), None
 
 
 def _gaussian_mixture(n, g):
@@ -66,15 +65,19 @@ def _gaussian_mixture(n, g):
     centres = np.array([[0.0, 0.0, 0.0], [20.0, 0.0, 0.0], [0.0, 20.0, 0.0]])
     labels = g.integers(0, len(centres), n)
     X = centres[labels] + g.normal(0, 2.0, (n, 3))
-    d = np.linalg.norm(X[:, None] - X[None, :], axis=-1)
-    return X, np.where(labels[:, None] == labels[None, :], d, np.inf), labels
+
+    def geodesic():
+        d = np.linalg.norm(X[:, None] - X[None, :], axis=-1)
+        return np.where(labels[:, None] == labels[None, :], d, np.inf)
+
+    return X, geodesic, labels
 
 
 def _hardy_weinberg(n, g):
     t = g.uniform(0, 1, n)
     X = np.column_stack([t**2, 2 * t * (1 - t), (1 - t) ** 2])
     # |d x / d t| = sqrt(24 t^2 - 24 t + 8) = sqrt(24) sqrt((t - 1/2)^2 + 1/12)
-    return X, np.sqrt(24.0) * _abs_diff(_arc(t - 0.5, 1.0 / 12.0)), None
+    return X, lambda: np.sqrt(24.0) * _abs_diff(_arc(t - 0.5, 1.0 / 12.0)), None
 
 
 def _swiss_roll(n, g):
@@ -82,14 +85,14 @@ def _swiss_roll(n, g):
     h = g.uniform(0, 21, n)
     X = np.column_stack([t * np.cos(t), h, t * np.sin(t)])
     s = _arc(t, 1.0)  # arc length of the spiral (t cos t, t sin t): |d/dt| = sqrt(1 + t^2)
-    return X, np.hypot(_abs_diff(s), _abs_diff(h)), None
+    return X, lambda: np.hypot(_abs_diff(s), _abs_diff(h)), None
 
 
 def _s_curve(n, g):
     t = 3 * np.pi * (g.uniform(0, 1, n) - 0.5)
     y = 2.0 * g.uniform(0, 1, n)
     X = np.column_stack([np.sin(t), y, np.sign(t) * (np.cos(t) - 1)])
-    return X, np.hypot(_abs_diff(t), _abs_diff(y)), None  # the curve has unit speed in t
+    return X, lambda: np.hypot(_abs_diff(t), _abs_diff(y)), None  # the curve has unit speed in t
 
 
 SIMULATIONS: dict[str, Callable] = {
@@ -104,8 +107,11 @@ SIMULATIONS: dict[str, Callable] = {
 
 
 def simulate(name: str, n: int = 1000, noise_dims: int = 0, seed: int | None = 0,
-             noise_variance: float = NOISE_VARIANCE) -> Simulation:
+             noise_variance: float = NOISE_VARIANCE, geodesic: bool = True) -> Simulation:
     """Sample ``n`` points of a named manifold, append ``noise_dims`` N(0, noise_variance) columns.
+
+    With ``geodesic=False`` the n x n true distances are not formed (``geodesic`` is None), for
+    large n.
 
     Examples
     --------
@@ -119,6 +125,6 @@ def simulate(name: str, n: int = 1000, noise_dims: int = 0, seed: int | None = 0
     if not isinstance(noise_dims, int | np.integer) or noise_dims < 0:
         raise InvalidInputError(f"noise_dims must be a non-negative integer, got {noise_dims!r}")
     g = rng(seed)
-    X, geodesic, labels = SIMULATIONS[name](int(n), g)
+    X, truth, labels = SIMULATIONS[name](int(n), g)
     noise = g.normal(0.0, np.sqrt(noise_variance), (int(n), int(noise_dims)))
-    return Simulation(name, np.hstack([X, noise]), geodesic, X.shape[1], labels)
+    return Simulation(name, np.hstack([X, noise]), truth() if geodesic else None, X.shape[1], labels)
