@@ -15,7 +15,7 @@ from frugalml.sparse24.bench import cpu_speed
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # 2 threads thrash when the machine is shared; recorded in the JSON
     records = cpu_speed()
     print_table(records, title="sparse24 CPU speed")
     write_json(records, RESULTS / "sparse24-speed-cpu.json")

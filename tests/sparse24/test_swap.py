@@ -161,3 +161,19 @@ def test_real_transformers_llama_mlp():
     assert isinstance(model.model.layers[0].mlp.down_proj, SparseLinear)
     model(tokens).logits.sum().backward()
     assert torch.equal(densify(model)(tokens).logits, before)
+
+
+def test_sparse_ffn_trains_under_ddp(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        model = _tiny()
+        ddp = DistributedDataParallel(model)
+        sparsify_ffn(model, activations="vnm:16:2:8")  # parameters are shared, so DDP keeps them
+        tokens = torch.randint(0, 256, (2, 32))
+        ddp(tokens, tokens)[1].backward()
+        assert model.layers[0].mlp.w1.weight.grad is not None
+    finally:
+        dist.destroy_process_group()

@@ -198,7 +198,7 @@ def _subsets(m: int, device_type: str) -> torch.Tensor:
 
 
 def vnm_columns(x: torch.Tensor, pattern: VNM | str, method: str = "router",
-                chunk: int = 4096, validate: bool = True) -> torch.Tensor:
+                chunk_elements: int = 1 << 24, validate: bool = True) -> torch.Tensor:
     """The 4 columns kept in each V x M block: (row blocks, column groups, 4), ascending within a group.
 
     Parameters
@@ -210,7 +210,7 @@ def vnm_columns(x: torch.Tensor, pattern: VNM | str, method: str = "router",
     method : {"router", "exact"}
         ``router``: the 4 columns with the largest L1 norm over the block's V rows (cheap).
         ``exact``: the 4 columns whose per-row top-2 keeps the most energy (sum of squares),
-        searched over all C(M, 4) subsets in chunks of ``chunk`` subsets.
+        searched over all C(M, 4) subsets, in chunks scoring at most ``chunk_elements`` values.
     validate : bool
         Check dtype, shape and finiteness first (layers skip it in their hot path).
     """
@@ -225,6 +225,7 @@ def vnm_columns(x: torch.Tensor, pattern: VNM | str, method: str = "router",
     elif method == "exact":
         subsets = _subsets(pattern.m, x.device.type).to(x.device)
         energy = blocks.square()
+        chunk = max(1, chunk_elements // (energy.numel() // pattern.m * 4))
         best_score, best_index = None, None
         for start in range(0, len(subsets), chunk):
             part = subsets[start:start + chunk]  # (S, 4)
