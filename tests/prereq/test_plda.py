@@ -101,3 +101,17 @@ def test_target_end_uses_eta_transposed():
                                  np.log(eta), np.log1p(-eta))
     assert src[0, 0] > 0.99
     assert dst[0, 1] > 0.95
+
+
+def test_save_load_round_trip_and_corruption(fitted, planted, tmp_path):
+    from frugalml.common.errors import CorruptFileError
+
+    fitted.save(tmp_path / "m.plda")
+    back = PairwiseLinkLDA.load(tmp_path / "m.plda")
+    np.testing.assert_array_equal(back.eta_, fitted.eta_)
+    counts = planted.dataset.corpus.counts[:2]
+    np.testing.assert_allclose(back.transform(counts), fitted.transform(counts))
+    raw = (tmp_path / "m.plda").read_bytes()
+    (tmp_path / "cut.plda").write_bytes(raw[:-100])
+    with pytest.raises(CorruptFileError):
+        PairwiseLinkLDA.load(tmp_path / "cut.plda")

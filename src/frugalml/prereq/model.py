@@ -7,17 +7,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
-from frugalml.common import files, validate
+from frugalml.common import validate
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.prereq.data import Corpus, PairSet
 from frugalml.prereq.plda import PairwiseLinkLDA
 from frugalml.prereq.siamese import SiameseClassifier
+from frugalml.prereq.store import load_arrays, save_arrays
 
 MAGIC = b"PREREQ"
 VERSION = 1
@@ -109,31 +109,16 @@ class PrereqModel:
         self._check_fitted()
         arrays = {f"plda.{k}": v for k, v in self.plda_.state().items()}
         arrays.update({f"siamese.{k}": v for k, v in self.classifier_.state().items()})
-        index, chunks, offset = [], [], 0
-        for name, arr in arrays.items():
-            data = np.ascontiguousarray(arr)
-            raw = data.tobytes()
-            index.append({"name": name, "dtype": data.dtype.str, "shape": list(data.shape),
-                          "offset": offset, "nbytes": len(raw)})
-            chunks.append(raw)
-            offset += len(raw)
         meta = {"n_topics": self.n_topics, "head": self.head, "seed": self.seed,
                 "plda_params": self.plda_.get_params(),
-                "siamese_params": self.classifier_.get_params(),
-                "concepts": self.concepts_, "arrays": index}
-        files.write_container(path, MAGIC, VERSION, meta, chunks)
+                "siamese_params": self.classifier_.get_params(), "concepts": self.concepts_}
+        save_arrays(path, MAGIC, VERSION, meta, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PrereqModel:
         """Read a model written by :meth:`save` (checks magic, version and checksums)."""
-        header, payload = files.read_container(path, MAGIC, VERSION)
-        meta = header.metadata
+        meta, arrays = load_arrays(path, MAGIC, VERSION)
         try:
-            arrays = {}
-            for item in meta["arrays"]:
-                raw = payload[item["offset"]:item["offset"] + item["nbytes"]]
-                arrays[item["name"]] = np.frombuffer(raw, dtype=np.dtype(item["dtype"])).reshape(
-                    item["shape"]).copy()
             model = cls(meta["n_topics"], head=meta["head"], seed=meta["seed"])
             model.concepts_ = {k: int(v) for k, v in meta["concepts"].items()}
             model.plda_ = PairwiseLinkLDA.from_state(
@@ -141,6 +126,6 @@ class PrereqModel:
             model.classifier_ = SiameseClassifier.from_state(
                 meta["siamese_params"],
                 {k[8:]: v for k, v in arrays.items() if k.startswith("siamese.")})
-        except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise CorruptFileError(f"{path} is not a valid PREREQ model ({exc}); fit it again") from None
         return model

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from scipy.special import digamma, gammaln
 
 from frugalml.common import validate
-from frugalml.common.errors import InvalidInputError
+from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.seeding import rng as make_rng
 
 _EPS = 1e-10
@@ -343,6 +343,23 @@ class PairwiseLinkLDA:
                 "elbo": np.asarray(self.elbo_), "pair_weight": self.pairs_.weight,
                 "pair_src": self.pairs_.src, "pair_dst": self.pairs_.dst,
                 "pair_linked": self.pairs_.linked}
+
+    def save(self, path) -> None:
+        """Write the fitted model atomically (versioned, checksummed container)."""
+        from frugalml.prereq.store import save_arrays
+
+        save_arrays(path, b"PLINKLDA", 1, {"params": self.get_params()}, self.state())
+
+    @classmethod
+    def load(cls, path) -> PairwiseLinkLDA:
+        """Read a model written by :meth:`save`."""
+        from frugalml.prereq.store import load_arrays
+
+        meta, arrays = load_arrays(path, b"PLINKLDA", 1)
+        try:
+            return cls.from_state(meta["params"], arrays)
+        except (KeyError, TypeError) as exc:
+            raise CorruptFileError(f"{path} is not a valid Pairwise-Link-LDA file ({exc})") from None
 
     @classmethod
     def from_state(cls, params: dict, arrays: dict[str, np.ndarray]) -> PairwiseLinkLDA:

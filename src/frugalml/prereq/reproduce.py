@@ -138,3 +138,12 @@ def _plot(all_results: dict, path: Path) -> None:
             ax.set_ylim(0, 1)
             ax.set_title(f"{key[0]} / {key[1]}: {metric.upper()}", fontsize=9)
     report.save_plot(fig, path)
+
+
+def combine(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Merge the Records of several reproduction JSON files (e.g. one per data set) into one."""
+    from frugalml.common import report
+
+    records = [Record(**{k: v for k, v in item.items() if k != "ratio"})
+               for path in paths for item in report.read_json(path)]
+    return report.write_json(records, out)
