@@ -2,7 +2,9 @@
 
 import json
 import signal
+import socket
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -46,21 +48,13 @@ def _run(cluster, steps, workers, kill=None, **server_options):
     return metrics, cluster.wait_workers(timeout=15)
 
 
-def test_three_workers_train_exactly_like_one_process(reference_losses):
-    steps = 6
+def test_killed_and_cheating_workers_change_nothing(reference_losses):
+    steps = 8
+    workers = {"w0": {}, "w1": {}, "victim": {}, "cheat": {"corrupt_every": 5}}
     with LocalCluster() as cluster:
-        metrics, codes = _run(cluster, steps, {"w0": {}, "w1": {}, "w2": {}})
-    assert set(codes.values()) == {0}
+        metrics, codes = _run(cluster, steps, workers, kill="victim")
+        cheat_log = cluster.log("cheat")
     _assert_same_losses(metrics["losses"], reference_losses[:steps])
-    workers = metrics["workers"]
-    assert len(workers) == 3 and all(w["tiles_done"] > 0 for w in workers)
-    for w in workers:  # measured bytes follow the tiling model (protobuf framing adds < 1%)
-        assert w["model_bytes_down"] <= w["bytes_down"] <= 1.01 * w["model_bytes_down"]
-        assert w["model_bytes_up"] <= w["bytes_up"] <= 1.01 * w["model_bytes_up"]
-
-
-def _check_faulty_run(metrics, codes, reference, cheat_log):
-    _assert_same_losses(metrics["losses"], reference)
     by_name = {w["name"]: w for w in metrics["workers"]}
     assert by_name["victim"]["state"] == "lost" and codes["victim"] == -signal.SIGKILL
     assert metrics["requeued_tiles"] + metrics["backup_tiles"] >= 1
@@ -70,22 +64,16 @@ def _check_faulty_run(metrics, codes, reference, cheat_log):
     assert codes["w0"] == codes["w1"] == 0
 
 
-def test_killed_and_cheating_workers_change_nothing(reference_losses):
-    steps = 8
-    workers = {"w0": {}, "w1": {}, "victim": {}, "cheat": {"corrupt_every": 5}}
-    with LocalCluster() as cluster:
-        metrics, codes = _run(cluster, steps, workers, kill="victim")
-        cheat_log = cluster.log("cheat")
-    _check_faulty_run(metrics, codes, reference_losses[:steps], cheat_log)
-
-
 @pytest.mark.slow
-def test_goal_twenty_steps_three_workers_with_a_sigkill_and_a_cheat(reference_losses):
-    workers = {"w0": {}, "w1": {}, "victim": {}, "cheat": {"corrupt_every": 40}}
+@pytest.mark.parametrize("fault", ["none", "sigkill", "corrupt"])
+def test_goal_twenty_steps_with_three_workers_match_one_process(fault, reference_losses):
+    workers = {"w0": {}, "w1": {}, "w2": {"corrupt_every": 7} if fault == "corrupt" else {}}
     with LocalCluster() as cluster:
-        metrics, codes = _run(cluster, STEPS, workers, kill="victim")
-        cheat_log = cluster.log("cheat")
-    _check_faulty_run(metrics, codes, reference_losses, cheat_log)
+        metrics, codes = _run(cluster, STEPS, workers, kill="w2" if fault == "sigkill" else None)
+    _assert_same_losses(metrics["losses"], reference_losses)
+    state = {w["name"]: w["state"] for w in metrics["workers"]}["w2"]
+    assert state == {"none": "alive", "sigkill": "lost", "corrupt": "excluded"}[fault]
+    assert codes["w0"] == codes["w1"] == 0
 
 
 def test_worker_facing_a_dead_server_says_so():
@@ -97,9 +85,9 @@ def test_worker_facing_a_dead_server_says_so():
         run_worker(WorkerConfig(server="nowhere", name="lonely"))
 
 
-def test_bad_clients_get_clear_errors_and_the_server_keeps_serving(tmp_path):
+def test_bad_clients_are_refused_and_joining_workers_train_exactly_like_one_process(reference_losses):
     with LocalCluster() as cluster:
-        address = cluster.start_server(steps=2, min_workers=1)
+        address = cluster.start_server(steps=6, min_workers=1)
         app = typer.Typer()
         add_runtime_commands(app)
         result = CliRunner().invoke(app, ["status", "--server", address, "--json"])
@@ -107,7 +95,7 @@ def test_bad_clients_get_clear_errors_and_the_server_keeps_serving(tmp_path):
         status = json.loads(result.output)
         assert status["state"] == "waiting" and status["model"] == "tiny-gpt" and status["workers"] == []
         table = CliRunner().invoke(app, ["status", "--server", address])
-        assert "waiting, step 0/2" in table.output
+        assert "waiting, step 0/6" in table.output
         with pytest.raises(FrugalError, match="protocol 99, this server speaks"):
             run_worker(WorkerConfig(server=address, name="old", protocol_version=99))
         with pytest.raises(InvalidInputError, match="smallest tile"):
@@ -138,19 +126,26 @@ def test_bad_clients_get_clear_errors_and_the_server_keeps_serving(tmp_path):
         status = fetch_status(address)
         assert {w["name"]: w["state"] for w in status["workers"]} == {"liar": "left"}
 
-        cluster.start_worker("good", down="100mbit", up="20mbit", flops=2e11)
-        metrics = cluster.wait_server(timeout=90)
-        assert cluster.wait_workers(timeout=15) == {"good": 0}
-    assert len(metrics["losses"]) == 2
-    assert next(w for w in metrics["workers"] if w["name"] == "good")["tiles_done"] > 0
+        # training started when "liar" joined and waits for workers; three join one after another
+        cluster.start_worker("phone-1", down="100mbit", up="20mbit", flops=2e11)
+        cluster.start_worker("phone-2")
+        cluster.start_worker("phone-3")
+        metrics = cluster.wait_server(timeout=120)
+        assert cluster.wait_workers(timeout=15) == {"phone-1": 0, "phone-2": 0, "phone-3": 0}
+    _assert_same_losses(metrics["losses"], reference_losses[:6])
+    workers = [w for w in metrics["workers"] if w["name"].startswith("phone")]
+    assert len(workers) == 3 and all(w["tiles_done"] > 0 for w in workers)
+    for w in workers:  # measured bytes follow the tiling model (protobuf framing adds < 1%)
+        assert w["model_bytes_down"] <= w["bytes_down"] <= 1.01 * w["model_bytes_down"]
+        assert w["model_bytes_up"] <= w["bytes_up"] <= 1.01 * w["model_bytes_up"]
 
 
 def _train_in_process(steps: int, checkpoint) -> list[float]:
-    config = ServerConfig(train=TrainConfig(steps=steps), host="127.0.0.1", port=0,
-                          checkpoint=str(checkpoint), checkpoint_every=2, linger_s=5, chunk_bytes=4096)
+    config = ServerConfig(train=TrainConfig(steps=steps), host="127.0.0.1", port=0, linger_s=5,
+                          checkpoint=str(checkpoint), checkpoint_every=2, chunk_bytes=4096)
     ps = ParameterServer(config)
     address = ps.start()
-    streaming = WorkerConfig(server=address, name="w", chunk_bytes=1000)  # many chunks per tile
+    streaming = WorkerConfig(server=address, name="w", chunk_bytes=1000)  # tiles of 8-260 kB: many chunks
     worker = threading.Thread(target=run_worker, args=(streaming,))
     worker.start()
     try:
@@ -160,10 +155,35 @@ def _train_in_process(steps: int, checkpoint) -> list[float]:
         worker.join(timeout=10)
 
 
-def test_restarted_server_resumes_from_its_checkpoint(tmp_path, reference_losses):
+def test_restarted_server_resumes_from_its_checkpoint_streaming_small_chunks(tmp_path, reference_losses):
     checkpoint = tmp_path / "ps.ckpt"
     _assert_same_losses(_train_in_process(2, checkpoint), reference_losses[:2])
     _assert_same_losses(_train_in_process(4, checkpoint), reference_losses[:4])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_killed_server_resumes_from_its_checkpoint_and_workers_rejoin(tmp_path, reference_losses):
+    port, checkpoint, steps = _free_port(), tmp_path / "ps.ckpt", 6
+    options = {"steps": steps, "port": port, "checkpoint": checkpoint, "checkpoint_every": 2,
+               "min_workers": 2}
+    with LocalCluster() as cluster:
+        cluster.start_server(**options)
+        cluster.start_worker("w0")
+        cluster.start_worker("w1")
+        while fetch_status(cluster.address)["step"] < 3:
+            time.sleep(0.02)
+        cluster.kill_server()
+        cluster.start_server(**options)
+        metrics = cluster.wait_server(timeout=120)
+        assert cluster.wait_workers(timeout=15) == {"w0": 0, "w1": 0}
+    _assert_same_losses(metrics["losses"], reference_losses[:steps])
+    assert {w["name"] for w in metrics["workers"]} == {"w0", "w1"}
 
 
 def test_demo_runs_a_short_local_training():

@@ -70,6 +70,8 @@ def add_runtime_commands(app: typer.Typer) -> None:
         flops: float = typer.Option(0.0, help="Advertised FLOP/s (sets task deadlines), e.g. 2e11."),
         memory: str = typer.Option("1GB", help="Memory the device offers for tiles, e.g. 512MB."),
         connect_timeout: float = typer.Option(10.0, help="Seconds to wait for the server."),
+        reconnect_timeout: float = typer.Option(30.0, help="Seconds to wait for a lost server to come back "
+                                                           "(a restarted PS resumes from its checkpoint)."),
         corrupt_every: int = typer.Option(0, hidden=True, help="Fault injection: corrupt every N-th result."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
     ):
@@ -80,7 +82,8 @@ def add_runtime_commands(app: typer.Typer) -> None:
         _logging(quiet)
         config = WorkerConfig(server=server, name=name, down_bytes_per_s=parse_rate(down),
                               up_bytes_per_s=parse_rate(up), flops=flops, memory_bytes=parse_size(memory),
-                              connect_timeout_s=connect_timeout, corrupt_every=corrupt_every)
+                              connect_timeout_s=connect_timeout, reconnect_timeout_s=reconnect_timeout,
+                              corrupt_every=corrupt_every)
         typer.echo(run_worker(config).line())
 
     @app.command()

@@ -66,9 +66,9 @@ class LocalCluster:
         self.address = address_file.read_text()
         return self.address
 
-    def start_worker(self, name: str, **options) -> subprocess.Popen:
-        """Start a worker process named ``name`` pointing at the running PS."""
-        args = ["worker", "--server", self.address, "--name", name, *_flags(options)]
+    def start_worker(self, name: str, server: str | None = None, **options) -> subprocess.Popen:
+        """Start a worker process named ``name`` pointing at ``server`` (default: the running PS)."""
+        args = ["worker", "--server", server or self.address, "--name", name, *_flags(options)]
         self.workers[name] = self._spawn(args + (["--quiet"] if self.quiet else []), f"worker-{name}.log")
         return self.workers[name]
 
@@ -148,11 +148,12 @@ class LocalCluster:
 
 
 def _flags(options: dict) -> list[str]:
+    """``{"min_workers": 2, "backups": False}`` as ``["--min-workers", "2", "--no-backups"]``."""
     args = []
     for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            args.append(flag)
-        elif value is not None and value is not False:
-            args += [flag, str(value)]
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(f"--{name}" if value else f"--no-{name}")
+        elif value is not None:
+            args += [f"--{name}", str(value)]
     return args

@@ -124,7 +124,8 @@ class CleaveService(pb_grpc.CleaveServicer):
         model_bytes = task.tile.bytes_down(task.a.dtype.itemsize)
         finished = False
         try:
-            for i, chunk in enumerate(split_chunks(to_bytes(task.a) + to_bytes(task.b), self.ps.config.chunk_bytes)):
+            payload = to_bytes(task.a) + to_bytes(task.b)
+            for i, chunk in enumerate(split_chunks(payload, self.ps.config.chunk_bytes)):
                 message = pb.TaskChunk(kind=pb.TASK, header=header if i == 0 else None, data=bytes(chunk))
                 first = i == 0
                 self.scheduler.count_down(request.worker_id,

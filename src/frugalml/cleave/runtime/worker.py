@@ -39,6 +39,7 @@ class WorkerConfig:
     flops: float = 0.0
     memory_bytes: int = 1 << 30
     connect_timeout_s: float = 10.0
+    reconnect_timeout_s: float = 30.0
     rpc_timeout_s: float = 120.0
     pull_wait_s: float = 1.0
     chunk_bytes: int = CHUNK_BYTES
@@ -211,13 +212,28 @@ class Worker:
             raise _Finished
         if exc.code() == grpc.StatusCode.NOT_FOUND:
             log.warning("the server forgot this worker (%s); registering again", exc.details())
-            if self._beats is not None:
-                self._beats.cancel()
-            self._register()
+            self._rejoin(self.config.connect_timeout_s)
+            return
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and self.config.reconnect_timeout_s > 0:
+            log.warning("lost the server (%s); waiting up to %g s for it to come back",
+                        exc.details(), self.config.reconnect_timeout_s)
+            self._rejoin(self.config.reconnect_timeout_s)
             return
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             return
         raise _as_frugal_error(exc, self.config.server)
+
+    def _rejoin(self, timeout: float) -> None:
+        """Register again (a restarted PS resumes from its checkpoint and knows no workers)."""
+        if self._beats is not None:
+            self._beats.cancel()
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise ServiceUnavailableError(
+                f"the cleave parameter server at {self.config.server} went away and did not come back "
+                f"within {timeout:g} s") from None
+        self._register()
 
 
 def _as_frugal_error(exc: grpc.RpcError, server: str) -> FrugalError:
