@@ -16,6 +16,9 @@
 #include "_microkernels.h"
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,popcnt")))
+#ifndef CHUNK_WORDS
+#define CHUNK_WORDS 16 /* 64-k words per call: fewer, longer calls beat L1-sized chunks here */
+#endif
 #define GROUP_ROWS 64 /* rows of A whose output tiles stay in L1/L2 while B streams by */
 
 enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
@@ -202,10 +205,9 @@ DEFINE_PACK_B(f64, double, fabs, DBL_MAX)
  * 1. Row blocks of A (mr rows; a ragged last block splits into the table's smaller heights) get
  *    their bitmap (OR of their rows) and a packed copy of A's values at their active k only.
  * 2. Work items (group of GROUP_ROWS rows, panel of B), panel-major so a panel stays in L2. For
- *    each 64-k word (64 rows of the panel, kept in L1 while the group's row blocks use them) and
- *    each row block, the block's bitmap AND the panel's row bitmap gives the k to visit and the
- *    segments they need: one call of that pattern's table entry per (row block, panel, word)
- *    tile, never one per element. */
+ *    each chunk of CHUNK_WORDS 64-k words and each row block of the group, the block's bitmap
+ *    AND the panel's row bitmap gives the k to visit and the segments they need: one call of
+ *    that pattern's table entry per (row block, panel, chunk) tile, never one per element. */
 
 typedef struct {
     int64_t row;     /* first row of A */
@@ -238,7 +240,7 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
                               const uint64_t *rowbits, const T *panels, const uint64_t *sbits, \
                               int W, int64_t N, T *C, ptrdiff_t scr, ptrdiff_t scc,            \
                               const mk_##SUF##_fn (*table)[MK_PATTERNS], int mr, int threads,  \
-                              int64_t sample, int64_t out[3])                                  \
+                              int64_t out[3])                                                  \
     {                                                                                          \
         const int64_t NR = (int64_t)W * MK_SEGMENTS, np = ceil_div(N, NR), nw = ceil_div(K, 64); \
         const int64_t nb = ceil_div(M, mr);                                                    \
@@ -274,12 +276,10 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
                 pieces[s].start = total;                                                       \
                 total += size;                                                                 \
             }                                                                                  \
-            if (!sample) {                                                                     \
-                vals = malloc(sizeof(T) * (size_t)(total > 0 ? total : 1));                    \
-                ok = vals != NULL;                                                             \
-            }                                                                                  \
+            vals = malloc(sizeof(T) * (size_t)(total > 0 ? total : 1));                        \
+            ok = vals != NULL;                                                                 \
         }                                                                                      \
-        if (ok && !sample) {                                                                   \
+        if (ok) {                                                                              \
             _Pragma("omp parallel for num_threads(threads) schedule(static)")                  \
             for (int64_t s = 0; s < npieces; s++) {                                            \
                 const int m = pieces[s].m;                                                     \
@@ -308,29 +308,27 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
                 const uint64_t *rowany = pb + MK_SEGMENTS * nw;                                \
                 const T *panel = panels + p * K * NR;                                          \
                 T gbuf[GROUP_ROWS * 64] __attribute__((aligned(64)));                          \
-                if (sample && g % sample) continue;                                            \
-                if (!sample) memset(gbuf, 0, sizeof(T) * rows * NR);                            \
-                for (int64_t w = 0; w < nw; w++) {                                             \
-                    const uint64_t any = rowany[w];                                            \
-                    if (!any) continue;                                                        \
+                memset(gbuf, 0, sizeof(T) * rows * NR);                                        \
+                for (int64_t w0 = 0; w0 < nw; w0 += CHUNK_WORDS) {                             \
+                    const int64_t w1 = w0 + CHUNK_WORDS < nw ? w0 + CHUNK_WORDS : nw;          \
                     for (int64_t s = first[b0]; s < first[b1]; s++) {                          \
                         const uint64_t *sab = ab + s * nw;                                     \
-                        const uint64_t bits = sab[w] & any;                                    \
-                        if (!bits) continue;                                                   \
                         unsigned q = 0;                                                        \
-                        for (int seg = 0; seg < MK_SEGMENTS; seg++)                            \
-                            q |= (unsigned)((sab[w] & pb[seg * nw + w]) != 0) << seg;          \
-                        const int64_t n = __builtin_popcountll(bits);                          \
-                        if (!sample)                                                           \
-                            table[pieces[s].ri][q](vals + pieces[s].start, offsets + s * nw,   \
-                                                   sab, rowany, (int)w, (int)w + 1, panel,     \
+                        int64_t n = 0;                                                         \
+                        for (int64_t w = w0; w < w1; w++) {                                    \
+                            n += __builtin_popcountll(sab[w] & rowany[w]);                     \
+                            for (int seg = 0; seg < MK_SEGMENTS; seg++)                        \
+                                q |= (unsigned)((sab[w] & pb[seg * nw + w]) != 0) << seg;       \
+                        }                                                                      \
+                        if (!n) continue;                                                      \
+                        table[pieces[s].ri][q](vals + pieces[s].start, offsets + s * nw,   \
+                                                   sab, rowany, (int)w0, (int)w1, panel,       \
                                                    gbuf + (pieces[s].row - i0) * NR);          \
                         iters += n;                                                            \
                         fmas += n * pieces[s].m * __builtin_popcount(q);                       \
                         calls++;                                                               \
                     }                                                                          \
                 }                                                                              \
-                if (sample) continue;                                                          \
                 T *c = C + i0 * scr + p * NR * scc;                                            \
                 for (int64_t r = 0; r < rows; r++) {                                           \
                     if (scc == 1) {                                                            \
@@ -496,10 +494,10 @@ static PyObject *py_multiply(PyObject *self, PyObject *args)
 {
     PyObject *a_obj, *bits_obj, *panels_obj, *sbits_obj, *c_obj;
     int width, mr, threads;
-    long long n_cols, sample;
+    long long n_cols;
     const char *isa_name;
-    if (!PyArg_ParseTuple(args, "OOOOiLOsiiL", &a_obj, &bits_obj, &panels_obj, &sbits_obj,
-                          &width, &n_cols, &c_obj, &isa_name, &mr, &threads, &sample))
+    if (!PyArg_ParseTuple(args, "OOOOiLOsii", &a_obj, &bits_obj, &panels_obj, &sbits_obj,
+                          &width, &n_cols, &c_obj, &isa_name, &mr, &threads))
         return NULL;
     const int isa = parse_isa(isa_name);
     if (isa < 0) return NULL;
@@ -532,11 +530,11 @@ static PyObject *py_multiply(PyObject *self, PyObject *args)
         if (a.itemsize == 4)
             done = multiply_f32(a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, bits.buf, panels.buf,
                                 sbits.buf, width, N, c.buf, STRIDE(c, 0), STRIDE(c, 1),
-                                tables_f32[ti], mr, threads, sample, out);
+                                tables_f32[ti], mr, threads, out);
         else
             done = multiply_f64(a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, bits.buf, panels.buf,
                                 sbits.buf, width, N, c.buf, STRIDE(c, 0), STRIDE(c, 1),
-                                tables_f64[ti], mr, threads, sample, out);
+                                tables_f64[ti], mr, threads, out);
         Py_END_ALLOW_THREADS
         if (!done) PyErr_NoMemory();
     }
@@ -584,7 +582,7 @@ static PyMethodDef methods[] = {
     {"pack_b", py_pack_b, METH_VARARGS,
      "pack_b(B, threshold, mask, width, panels, sbits, threads) -> (nnz, nonfinite, segments)"},
     {"multiply", py_multiply, METH_VARARGS,
-     "multiply(A, bits, panels, sbits, width, n, C, isa, mr, threads, sample) -> "
+     "multiply(A, bits, panels, sbits, width, n, C, isa, mr, threads) -> "
      "(iterations, vector_fmas, dispatches)"},
     {"supported_isas", py_supported_isas, METH_NOARGS, "ISAs this CPU runs: scalar, avx2, avx512"},
     {"num_procs", py_num_procs, METH_NOARGS, "processors OpenMP may use"},

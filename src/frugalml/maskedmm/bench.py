@@ -17,7 +17,7 @@ from frugalml.common.timing import compare
 from frugalml.maskedmm import core, patterns
 
 SYSTEM = "maskedmm"
-SLOW_PEER_BELOW = 0.7  # element-level peers take seconds on denser operands: skipped there
+SLOW_PEER_BELOW = 0.8  # element-level peers take seconds on denser operands: skipped there
 
 
 @dataclass(frozen=True)
@@ -155,3 +155,63 @@ def plot(records: list[Record], path) -> None:
     axes[0].set_ylabel("speedup (numpy time / ours, median)")
     axes[1].legend(fontsize=8)
     save_plot(fig, path)
+
+
+_NUMPY_TIMER = """
+import os, sys, time
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+from frugalml.maskedmm import patterns
+n, sparsity, rounds = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+A, B = patterns.operands("random", n, sparsity, seed=7)
+with threadpool_limits(limits=1):
+    times = []
+    for _ in range(rounds + 1):
+        start = time.perf_counter()
+        A @ B
+        times.append(time.perf_counter() - start)
+kernel = [i.get("architecture") for i in threadpool_info() if "numpy" in i.get("filepath", "")]
+print(sorted(times[1:])[len(times[1:]) // 2], kernel[0] if kernel else None)
+"""
+
+
+def coretype_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95), rounds: int = 7,
+                     coretype: str = "Haswell") -> list[Record]:
+    """numpy with OPENBLAS_CORETYPE toggled (set to ``coretype`` if unset here, else unset).
+
+    OpenBLAS reads the variable when it loads, so the other setting runs in a child process,
+    one thread, timed right after ours; these ratios are not interleaved and say so.
+    """
+    import statistics
+    import subprocess
+    import sys
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    env = dict(os.environ)
+    if "OPENBLAS_CORETYPE" in env:
+        label = "unset"
+        del env["OPENBLAS_CORETYPE"]
+    else:
+        label = coretype
+        env["OPENBLAS_CORETYPE"] = coretype
+    records = []
+    for sparsity in sparsities:
+        A, B = patterns.operands("random", n, sparsity, seed=7)
+        prepared = core.prepare_b(B, threads=1)
+        with threadpool_limits(limits=1):
+            ours = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                core.matmul(A, prepared, method="masked", threads=1)
+                ours.append(time.perf_counter() - start)
+        out = subprocess.run([sys.executable, "-c", _NUMPY_TIMER, str(n), str(sparsity), str(rounds)],
+                             env=env, capture_output=True, text=True, check=True).stdout.split()
+        records.append(Record(
+            SYSTEM, f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)", "time (masked, B prepared)",
+            "s", statistics.median(ours), f"numpy dense (OPENBLAS_CORETYPE={label}, child process)",
+            float(out[0]), spread={"ours": [min(ours), max(ours)]},
+            notes=f"child BLAS kernel {out[1]}; not interleaved (OpenBLAS fixes its kernel at load); "
+                  f"in-process numpy: {blas_note()}"))
+    return records

@@ -127,7 +127,7 @@ def bench(
 
 @app.command()
 def calibrate(
-    size: int = typer.Option(512, help="Matrix size of the calibration runs."),
+    size: int = typer.Option(1024, help="Matrix size of the calibration runs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Measure this machine's costs for the planner (method='auto') and cache them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -403,14 +404,20 @@ def _dense_fmas(ops: Operands) -> int:
     return m * k * -(-n // backend.segment_width(isa, DTYPE_CODES[ops.A.dtype]))
 
 
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS, built once (building it costs ~1 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
     a, b = _effective_a(ops), _effective_b(ops)
     if ops.blas_threads is None:
         result = np.matmul(a, b, out=out)
     else:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=ops.blas_threads, user_api="blas"):
+        with _blas_controller().limit(limits=ops.blas_threads, user_api="blas"):
             result = np.matmul(a, b, out=out)
     dense = _dense_fmas(ops)
     _record("dense", dense, dense)
@@ -465,7 +472,7 @@ def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None) -> np.
             raise _nonfinite_error("A", bad)
         a = filtered if filtered is not None else ops.A
         counters = backend.extension.multiply(a, bits, prepared.panels, prepared.segment_bits,
-                                              prepared.width, n, result, isa, row_block, ops.threads, 0)
+                                              prepared.width, n, result, isa, row_block, ops.threads)
     iterations, fmas, dispatches = (int(c) for c in counters)
     _record("masked", m * k * -(-n // prepared.width), fmas, iterations, dispatches)
     return result

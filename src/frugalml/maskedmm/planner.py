@@ -24,32 +24,38 @@ from frugalml.common.files import atomic_write
 from frugalml.maskedmm import backend
 from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
 
-CALIBRATION_VERSION = 1
+CHUNK_WORDS = 16  # as in _kernels.c: 64-k words per table dispatch
+
+CALIBRATION_VERSION = 2
 SAMPLE = 4096
 EXACT_BELOW = 16384
+SAFETY = 0.8  # leave dense BLAS only for a predicted 1.25x: the model errs by ~20% near break-even
 
 
 @dataclass
 class Calibration:
     """Seconds per unit of work on one thread (float32; float64 doubles the dense and map terms).
 
-    ``vector_fma[m]`` is the masked kernel's time per executed vector FMA with row block ``m``,
-    overheads (bit scans, broadcasts, dispatches) included.
+    The masked kernel with row block ``m`` costs ``per_call[m]`` per table dispatch (accumulator
+    loads and stores, bit scans of empty words) plus ``per_iteration[m]`` per visited k (its
+    loads and ``m`` x segments vector FMAs).
     """
 
-    dense_per_mac: float = 1.25e-11
-    map_per_entry: float = 8.5e-11
-    pack_per_entry: float = 6.0e-10
-    vector_fma: dict[int, float] = field(default_factory=lambda: {1: 1.4e-9, 2: 1.1e-9, 4: 0.5e-9})
+    dense_per_mac: float = 1.27e-11
+    map_per_entry: float = 1.5e-10
+    pack_per_entry: float = 8.6e-10
+    per_call: dict[int, float] = field(default_factory=lambda: {1: 2.2e-7, 2: 3.4e-7, 4: 5.2e-7})
+    per_iteration: dict[int, float] = field(default_factory=lambda: {1: 3.8e-9, 2: 4.2e-9, 4: 4.7e-9})
     csr_per_entry: float = 3.5e-9
-    spgemm_per_flop: float = 2.3e-9
-    spgemm_per_output: float = 2.1e-8
+    spgemm_per_flop: float = 1.1e-9
+    spgemm_per_output: float = 1.3e-8
     measured: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
         d = dict(d)
-        d["vector_fma"] = {int(k): float(v) for k, v in d["vector_fma"].items()}
+        for key in ("per_call", "per_iteration"):
+            d[key] = {int(k): float(v) for k, v in d[key].items()}
         return cls(**d)
 
 
@@ -91,14 +97,16 @@ def _sample_indices(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_density: float,
-                b_density: float) -> tuple[float, float]:
-    """Expected (k-iterations, vector FMAs) of the masked kernel when zeros are independent."""
+                b_density: float) -> tuple[float, float, float]:
+    """Expected (k-iterations, vector FMAs, dispatches) of the masked kernel, zeros independent."""
     m, k, n = shape
-    tiles = -(-m // row_block) * -(-n // (width * SEGMENTS))
+    tiles = -(-m // row_block) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS))
     a_active = 1.0 - (1.0 - a_density) ** row_block
     segment = 1.0 - (1.0 - b_density) ** width
     row = 1.0 - (1.0 - segment) ** SEGMENTS
-    return tiles * k * a_active * row, tiles * k * a_active * row_block * SEGMENTS * segment
+    per_tile = min(k, 64 * CHUNK_WORDS) * a_active * row
+    calls = tiles * (1.0 - (1.0 - a_active * row) ** min(k, 64 * CHUNK_WORDS))
+    return tiles * per_tile, tiles * per_tile * row_block * SEGMENTS * segment, calls
 
 
 def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, b_density_exact, threads,
@@ -113,14 +121,18 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, b_densit
     overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
     masked = {}
     for row_block in ROW_BLOCKS:
-        _, fmas = masked_work(shape, width, row_block, a_density, b_density)
-        masked[row_block] = overhead + cal.vector_fma[row_block] * fmas / parallel
+        iters, _, calls = masked_work(shape, width, row_block, a_density, b_density)
+        masked[row_block] = overhead + (cal.per_call[row_block] * calls
+                                        + cal.per_iteration[row_block] * iters) / parallel
     best_block = min(masked, key=masked.get)
     estimates["masked"] = masked[best_block]
     estimates["sparse"] = (cal.csr_per_entry * (m * k + (0 if b_prepared else k * n))
                            + cal.spgemm_per_flop * m * k * n * a_density * b_density
                            + cal.spgemm_per_output * m * n)
-    method = min(estimates, key=estimates.get)
+    method = "dense"
+    best_other = min(("masked", "sparse"), key=estimates.get)
+    if estimates[best_other] < SAFETY * estimates["dense"]:
+        method = best_other
     return Plan(method, best_block, isa, estimates, a_density, b_density, cal.measured)
 
 
@@ -132,8 +144,8 @@ def default_row_block(A: np.ndarray) -> int:
     cal = calibration()
     costs = {}
     for row_block in ROW_BLOCKS:
-        _, fmas = masked_work(shape, width, row_block, density, density)
-        costs[row_block] = cal.vector_fma[row_block] * fmas
+        iters, _, calls = masked_work(shape, width, row_block, density, density)
+        costs[row_block] = cal.per_call[row_block] * calls + cal.per_iteration[row_block] * iters
     return min(costs, key=costs.get)
 
 
@@ -181,16 +193,17 @@ def calibration() -> Calibration:
     return _loaded
 
 
-def _best_time(fn, repeats: int = 3) -> float:
+def _best_time(fn, repeats: int = 5) -> float:
+    """Min-of-N CPU time of this thread (calibration runs single-threaded), robust to other load."""
     best = np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.thread_time()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.thread_time() - start)
     return float(best)
 
 
-def calibrate(size: int = 512, *, save: bool = True, quiet: bool = True) -> Calibration:
+def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Calibration:
     """Measure this machine's costs on one thread and cache them (atomically) for the planner."""
     from scipy import sparse
     from scipy.optimize import nnls
@@ -217,12 +230,13 @@ def calibrate(size: int = 512, *, save: bool = True, quiet: bool = True) -> Cali
             cal.map_per_entry = _best_time(
                 lambda: backend.extension.a_maps(A, 0.0, None, bits, None, isa, 1)) / A.size
             cal.pack_per_entry = _best_time(lambda: prepare_b(A, isa=isa, threads=1), 2) / A.size
-        densities = (0.4, 0.15, 0.05, 0.01)
+        densities = (0.4, 0.15, 0.08, 0.03, 0.01)
         operands = [(_sparse_like(gen, size, d), d) for d in densities]
         for row_block in ROW_BLOCKS:
             next(bar)
-            fmas, times = zip(*(_time_masked(X, isa, row_block) for X, _ in operands), strict=True)
-            cal.vector_fma[row_block] = float(np.dot(fmas, times) / np.dot(fmas, fmas))
+            work, times = zip(*(_time_masked(X, isa, row_block) for X, _ in operands), strict=True)
+            coef, _ = nnls(np.array(work, float), np.array(times))
+            cal.per_call[row_block], cal.per_iteration[row_block] = float(coef[0]), float(coef[1])
         next(bar)
         rows, times = [], []
         for X, d in operands:
@@ -247,7 +261,7 @@ def _sparse_like(gen: np.random.Generator, size: int, density: float) -> np.ndar
     return X
 
 
-def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[int, float]:
+def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[tuple[int, int], float]:
     from frugalml.maskedmm.core import prepare_b
 
     prepared = prepare_b(X, isa=isa, threads=1)
@@ -266,6 +280,6 @@ def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[int, float]:
 
         def run():
             return backend.extension.multiply(X, bits, prepared.panels, prepared.segment_bits,
-                                              prepared.width, X.shape[1], out, isa, row_block, 1, 0)
-    _, fmas, _ = run()
-    return int(fmas), _best_time(run)
+                                              prepared.width, X.shape[1], out, isa, row_block, 1)
+    iters, _, calls = run()
+    return (int(calls), int(iters)), _best_time(run)

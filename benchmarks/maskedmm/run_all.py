@@ -1,0 +1,33 @@
+"""Record maskedmm's benchmark into benchmarks/results/maskedmm.json and .png: the issue's sweep on
+uniform zeros (1 and 2 threads, every peer), the structured patterns (1 thread) and numpy under
+the other OPENBLAS_CORETYPE setting.
+
+Run: ``.venv/bin/python benchmarks/maskedmm/run_all.py`` (several minutes; the same as
+``frugal maskedmm bench`` with these settings, merged into one file).
+"""
+
+from pathlib import Path
+
+from frugalml.common.report import print_table, write_json
+from frugalml.maskedmm import bench
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "maskedmm.json"
+
+
+def main() -> None:
+    uniform = bench.BenchConfig(
+        n=1024, sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.99),
+        patterns=("random",), threads=(1, 2), rounds=5)
+    structured = bench.BenchConfig(
+        n=1024, sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.99),
+        patterns=("block16", "columns", "relu"), threads=(1,), rounds=5, peers=("scipy",))
+    records = bench.run(uniform, progress_desc="uniform") + bench.run(structured, progress_desc="structured")
+    records += bench.coretype_records()
+    print_table(records, title=f"maskedmm ({bench.blas_note()})")
+    write_json(records, RESULTS)
+    bench.plot(records, RESULTS.with_suffix(".png"))
+    print(f"wrote {RESULTS} and {RESULTS.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
