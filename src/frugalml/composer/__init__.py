@@ -10,18 +10,18 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "aggregate": ("aggregate", "METHODS"),
+    "aggregation": ("aggregate", "METHODS"),
     "cache": ("ResultCache",),
     "engines": ("ENGINES", "Space", "make_engine", "GPBayesOpt", "BoTorchBayesOpt", "RandomSearch",
                 "RegularizedEvolution", "OptunaTPE", "Exhaustive"),
     "evaluator": ("Evaluator", "InlineExecutor", "LocalExecutor", "RayExecutor", "make_executor"),
-    "extrapolate": ("TARGETS", "extrapolate", "matched_baselines", "stack", "stretch"),
+    "extrapolation": ("TARGETS", "extrapolate", "matched_baselines", "stack", "stretch"),
     "mad": ("MADTask",),
     "model": ("HybridConfig", "HybridLM", "check_arch", "flops_per_token", "kv_cache_bytes",
               "non_embedding_params", "param_count", "runs"),
     "primitives": ("PRIMITIVES", "LayerConfig", "Primitive", "register_primitive", "unregister_primitive"),
     "proxies": ("LMProxy", "MADProxy", "ModelShape", "TrainConfig"),
-    "search": ("STRATEGIES", "SearchResult", "search"),
+    "strategies": ("STRATEGIES", "SearchResult", "search"),
     "tabular": ("compare_engines", "load_table"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -67,7 +67,7 @@ def search(
     from frugalml.common.files import atomic_write
     from frugalml.composer.cache import ResultCache
     from frugalml.composer.evaluator import Evaluator, make_executor
-    from frugalml.composer.search import search as run_search
+    from frugalml.composer.strategies import search as run_search
 
     symbols = _primitives(primitives)
     chosen_proxy = _proxy(proxy, preset, tasks, steps, width, corpus, threads)
@@ -116,8 +116,8 @@ def aggregate(
 ):
     """Aggregate scored architectures into one (k-means top cluster + per-layer voting)."""
     from frugalml.common.errors import CorruptFileError, DataNotFoundError
-    from frugalml.composer.aggregate import METHODS
-    from frugalml.composer.aggregate import aggregate as run_aggregate
+    from frugalml.composer.aggregation import METHODS
+    from frugalml.composer.aggregation import aggregate as run_aggregate
 
     if not results.is_file():
         raise DataNotFoundError(f"{results} does not exist; write one with 'frugal composer search --out'")
@@ -141,7 +141,7 @@ def extrapolate(
     params: int = typer.Option(None, help="Grow to this many non-embedding parameters."),
 ):
     """Grow an architecture to a target size (stack or stretch), e.g. AAMMMM -> 27 layers at 1B."""
-    from frugalml.composer.extrapolate import extrapolate as run
+    from frugalml.composer.extrapolation import extrapolate as run
 
     e = run(arch, mode=mode, target=target, layers=layers, params=params)
     print(f"{e.arch}  ({e.layers} layers, {e.attention_layers} attention, scale {e.scale:.3f}, "
@@ -169,7 +169,7 @@ def train(
     from tqdm.auto import tqdm
 
     from frugalml.composer.corpus import load_corpus
-    from frugalml.composer.extrapolate import matched_baselines
+    from frugalml.composer.extrapolation import matched_baselines
     from frugalml.composer.model import check_arch, non_embedding_params
     from frugalml.composer.primitives import LayerConfig
     from frugalml.composer.proxies import TrainConfig, train_lm
@@ -258,7 +258,7 @@ def reproduce(
     quiet: bool = QUIET,
 ):
     """The paper's extrapolation checks (27 and 29 layers at 1B) and the engine comparison."""
-    from frugalml.composer.extrapolate import extrapolate as grow
+    from frugalml.composer.extrapolation import extrapolate as grow
 
     stacked = grow("AAMMMM", mode="stack", target="llama3.2-1b")
     stretched = grow("AAMMMMMAAMMMAMMM", mode="stretch", target="llama3.2-1b")

@@ -8,10 +8,10 @@ def run(quiet: bool = False) -> str:
     import torch
 
     from frugalml.composer.evaluator import Evaluator
-    from frugalml.composer.extrapolate import extrapolate
+    from frugalml.composer.extrapolation import extrapolate
     from frugalml.composer.mad import MADTask
     from frugalml.composer.proxies import MADProxy, ModelShape, TrainConfig
-    from frugalml.composer.search import search
+    from frugalml.composer.strategies import search
 
     torch.set_num_threads(1)
     task = MADTask("recall", vocab_size=8, seq_len=16, num_train=512, num_test=128)

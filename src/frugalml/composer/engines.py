@@ -287,10 +287,9 @@ ENGINES = ("bo", "bo-string", "botorch", "random", "evolution", "tpe", "exhausti
 def make_engine(name: str, space: Space, seed: int = 0, **options) -> Engine:
     """Build an engine by name (see :data:`ENGINES`)."""
     one_of(name, ENGINES, "engine")
-    if name == "bo":
-        return GPBayesOpt(space, seed, kernel="hamming", **options)
-    if name == "bo-string":
-        return GPBayesOpt(space, seed, kernel="string", **options)
+    if name in ("bo", "bo-string"):
+        options.setdefault("kernel", "string" if name == "bo-string" else "hamming")
+        return GPBayesOpt(space, seed, **options)
     if name == "botorch":
         return BoTorchBayesOpt(space, seed, **options)
     if name == "evolution":

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 from scipy.special import erfcx, log_ndtr
+from threadpoolctl import threadpool_limits
 
 from frugalml.common.seeding import rng
 from frugalml.common.validate import one_of
@@ -116,6 +117,10 @@ class StringGP:
 
     def fit(self, codes: np.ndarray, y: np.ndarray) -> StringGP:
         """Fit hyperparameters and condition on (codes, y); y is standardised internally."""
+        with threadpool_limits(1):  # tiny matrices: BLAS threads only add contention
+            return self._fit(codes, y)
+
+    def _fit(self, codes: np.ndarray, y: np.ndarray) -> StringGP:
         self.x_ = np.asarray(codes)
         y = np.asarray(y, dtype=float)
         self.y_mean_, self.y_std_ = y.mean(), y.std() if y.std() > 0 else 1.0
@@ -140,6 +145,10 @@ class StringGP:
 
     def predict(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent function (original units)."""
+        with threadpool_limits(1):
+            return self._predict(codes)
+
+    def _predict(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ks = self.signal_ * self._gram(self._distances(np.asarray(codes), self.x_), self.log_theta_)
         mean = ks @ self._alpha
         v = cho_solve(self._chol, ks.T)

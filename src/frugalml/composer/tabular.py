@@ -18,7 +18,7 @@ import numpy as np
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 from frugalml.common.progress import progress
 from frugalml.composer.engines import Space, make_engine
-from frugalml.composer.search import run_engine
+from frugalml.composer.strategies import run_engine
 
 BUILTIN = "tabular_AM_6.json"
 
