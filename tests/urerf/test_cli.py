@@ -52,3 +52,9 @@ def test_corrupt_and_bad_data_files(tmp_path, capsys):
                         "--k", "1"], capsys)
     assert code == 2 and "NaN" in err
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_drosophila_command(shared_data, capsys):
+    code, out, _ = run(["urerf", "drosophila", "--path", str(shared_data / "connectome"), "--peers",
+                        "euclidean", "--trees", "10", "--seeds", "1", "-q"], capsys)
+    assert code == 0 and "d = 3" in out and "paper urerf" in out

@@ -193,6 +193,9 @@ def drosophila(
     peers: str = typer.Option("euclidean,isomap,umap,rf", help="Peers measured in the same run."),
     trees: int = TREES,
     seeds: int = SEEDS,
+    min_parent: int = typer.Option(None, "--min-parent", help="Smallest splittable node "
+                                   "(default round(sqrt(n)) = 15)."),
+    normalize: bool = typer.Option(True, help="Min-max scale the embedding's columns first."),
     json_path: Path = JSON,
     quiet: bool = QUIET,
 ):
@@ -209,7 +212,9 @@ def drosophila(
     connectome = load_drosophila(path)
     X, d = drosophila_embedding(connectome)
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
-    results, skipped = run(X, connectome.labels, methods, n_trees=trees, seeds=range(seeds), quiet=quiet)
+    options = {"projection": "sparse", "min_parent": min_parent, "normalize": normalize}
+    results, skipped = run(X, connectome.labels, methods, n_trees=trees, seeds=range(seeds),
+                           forest_options=options, quiet=quiet)
     table = Table(title=f"Drosophila right mushroom body: label precision (d = {d}, features {X.shape})")
     table.add_column("method")
     for k in DROSOPHILA_K:
@@ -222,7 +227,8 @@ def drosophila(
     for method, why in skipped.items():
         typer.echo(f"skipped {method}: {why}")
     ours = results["urerf"]
-    records = [Record(SYSTEM, "Drosophila right MB", f"P@{k}", "fraction", ours[i], peer,
+    setting = f"min_parent={min_parent or 'sqrt(n)'}, normalize={normalize}"
+    records = [Record(SYSTEM, f"Drosophila right MB ({setting})", f"P@{k}", "fraction", ours[i], peer,
                       values[i], higher_is_better=True, notes=f"{trees} trees, {seeds} seeds")
                for peer, values in [*((m, v) for m, v in results.items() if m != "urerf"),
                                     ("paper URerF", list(PAPER_DROSOPHILA["urerf"]))]

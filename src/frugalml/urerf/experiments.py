@@ -113,15 +113,15 @@ def sweep_records(scores: dict[tuple[str, int, str], float], skipped: dict[str, 
 
 
 def drosophila(X: np.ndarray, labels: np.ndarray, methods: Sequence[str], *, n_trees: int = 300,
-               seeds: Sequence[int] = (0, 1, 2), projection: str = "sparse", quiet: bool = False
-               ) -> tuple[dict[str, list[float]], dict[str, str]]:
+               seeds: Sequence[int] = (0, 1, 2), forest_options: dict | None = None,
+               quiet: bool = False) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Label precision at k = 50..150 (step 20) per method, mean over seeds."""
     results, skipped = {}, {}
     for method in progress(list(methods), desc="drosophila", quiet=quiet):
         runs = []
         for seed in seeds:
             try:
-                ind = neighbours_of(method, X, max(DROSOPHILA_K), seed, n_trees, {"projection": projection})
+                ind = neighbours_of(method, X, max(DROSOPHILA_K), seed, n_trees, forest_options)
             except FrugalError as exc:
                 skipped[method] = str(exc)
                 break
