@@ -248,3 +248,13 @@ def test_idle_worker_takes_a_backup_copy_of_a_straggler():
     assert sched.backup_tiles == 1
     np.testing.assert_allclose(result["c"], a @ b, rtol=1e-12)
     assert sched.complete(slow.worker_id, straggling.task_id, straggling.a @ straggling.b, 0)[0] is False
+
+
+def test_tinyshakespeare_fits_the_vocabulary(shared_data):
+    from frugalml.cleave.runtime.model import CharData
+
+    text = load_corpus(shared_data / "corpora" / "tinyshakespeare.txt")
+    data = CharData(text, block_size=32, vocab_size=64)
+    assert data.tokens.max() < 64 and len(set(text)) > 64
+    x, y = data.batch(3, 4, seed=0)
+    assert x.shape == (4, 32) and torch.equal(x[:, 1:], y[:, :-1])
