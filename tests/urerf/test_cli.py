@@ -24,6 +24,24 @@ def test_fit_writes_neighbours(tmp_path, capsys):
         assert ((result["similarities"] >= 0) & (result["similarities"] <= 1)).all()
 
 
+def test_saved_model_answers_new_points(tmp_path, capsys):
+    X = np.random.default_rng(1).normal(size=(60, 3))
+    np.save(tmp_path / "x.npy", X)
+    code, _, err = run(["urerf", "fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "nb.npz"), "--k",
+                        "3", "--trees", "8", "--model", str(tmp_path / "m.urerf"), "-q"], capsys)
+    assert code == 0, err
+    np.savetxt(tmp_path / "new.csv", X[:5], delimiter=",")
+    code, _, err = run(["urerf", "neighbours", str(tmp_path / "m.urerf"), str(tmp_path / "new.csv"),
+                        "-o", str(tmp_path / "new.npz"), "--k", "4"], capsys)
+    assert code == 0, err
+    with np.load(tmp_path / "new.npz") as result:
+        assert result["indices"].shape == (5, 4)
+        np.testing.assert_array_equal(result["indices"][:, 0], np.arange(5))  # itself is most similar
+    code, _, err = run(["urerf", "neighbours", str(tmp_path / "x.npy"), str(tmp_path / "new.csv"),
+                        "-o", str(tmp_path / "n2.npz")], capsys)
+    assert code == 2 and "not a URERF file" in err
+
+
 def test_sim_prints_precision(tmp_path, capsys):
     code, out, _ = run(["urerf", "sim", "--dataset", "linear", "--noise", "0", "--n", "150", "--trees",
                         "20", "--seeds", "1", "--k", "10", "-q", "--json", str(tmp_path / "s.json")],

@@ -169,3 +169,23 @@ def test_unfitted_forest_says_so():
 
     with pytest.raises(NotFittedError):
         UnsupervisedRandomerForest().kneighbors(n_neighbors=3)
+
+
+def test_save_load_round_trip(tmp_path, helix):
+    from frugalml.common.errors import CorruptFileError
+
+    forest = UnsupervisedRandomerForest(10, normalize=True, random_state=4).fit(helix.X)
+    forest.save(tmp_path / "f.urerf")
+    loaded = UnsupervisedRandomerForest.load(tmp_path / "f.urerf")
+    assert loaded.get_params() == forest.get_params()
+    for a, b in zip(forest.kneighbors(helix.X[:9], 6), loaded.kneighbors(helix.X[:9], 6), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(forest.kneighbors(n_neighbors=4)[1], loaded.kneighbors(n_neighbors=4)[1])
+    raw = bytearray((tmp_path / "f.urerf").read_bytes())
+    raw[-10] ^= 0xFF
+    (tmp_path / "bad.urerf").write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError):
+        UnsupervisedRandomerForest.load(tmp_path / "bad.urerf")
+    (tmp_path / "short.urerf").write_bytes(bytes(raw[:100]))
+    with pytest.raises(CorruptFileError):
+        UnsupervisedRandomerForest.load(tmp_path / "short.urerf")

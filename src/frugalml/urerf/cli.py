@@ -73,6 +73,7 @@ def fit(
     projection: str = typer.Option("sparse", help="sparse, axis or gaussian."),
     criterion: str = typer.Option("fastbic", help="fastbic or twomeans."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    model: Path = typer.Option(None, "--model", help="Also save the fitted forest here (.urerf)."),
     quiet: bool = QUIET,
 ):
     """Fit a forest on DATA and write each point's k most similar points (indices, similarities)."""
@@ -88,8 +89,29 @@ def fit(
     dist, ind = forest.kneighbors(n_neighbors=k)
     with atomic_write(output) as f:
         np.savez_compressed(f, indices=ind, similarities=1.0 - dist)
+    if model is not None:
+        forest.save(model)
     if not quiet:
         typer.echo(f"{X.shape[0]} points x {k} neighbours from {trees} trees -> {output}")
+
+
+@app.command()
+def neighbours(
+    model: Path = typer.Argument(..., help="A forest saved by 'fit --model'."),
+    data: Path = typer.Argument(..., help="New points (same features as the training data)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the neighbours (.npz)."),
+    k: int = typer.Option(50, "--k", help="Training neighbours per new point."),
+):
+    """Route new points through a saved forest and write their k most similar training points."""
+    import numpy as np
+
+    from frugalml.common.files import atomic_write
+    from frugalml.urerf.forest import UnsupervisedRandomerForest
+
+    forest = UnsupervisedRandomerForest.load(model)
+    dist, ind = forest.kneighbors(_read_matrix(data), n_neighbors=k)
+    with atomic_write(output) as f:
+        np.savez_compressed(f, indices=ind, similarities=1.0 - dist)
 
 
 @app.command()

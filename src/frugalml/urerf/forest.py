@@ -23,6 +23,10 @@ SAMPLINGS = ("bootstrap", "subsample", "none")
 ROUTES = ("all", "inbag")
 EMBEDDINGS = ("spectral", "mds")
 _BATCH_BYTES = 256 << 20  # working memory for one parallel batch of trees
+MAGIC, FORMAT_VERSION = b"URERF", 1
+_SAVED_ARRAYS = ("tree_offsets_", "children_left_", "children_right_", "threshold_", "proj_start_",
+                 "proj_end_", "node_depth_", "node_parent_", "proj_feature_", "proj_weight_",
+                 "leaves_", "inbag_", "_member_ptr", "_members")
 
 
 @dataclass(frozen=True)
@@ -394,6 +398,48 @@ class UnsupervisedRandomerForest(BaseEstimator):
         if indices is not None:
             indices = as_array(indices, "indices", ndim=1, dtype=np.int64)
         return shortest_path(graph, method="D", directed=False, indices=indices)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the fitted forest to a versioned, checksummed file (atomically)."""
+        from frugalml.common.files import write_container
+
+        self._check_fitted()
+        arrays = [np.ascontiguousarray(getattr(self, name)) for name in _SAVED_ARRAYS]
+        if self.normalize:
+            arrays += [self.scale_min_, self.scale_range_]
+        names = list(_SAVED_ARRAYS) + (["scale_min_", "scale_range_"] if self.normalize else [])
+        layout = [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in zip(names, arrays,
+                                                                                          strict=True)]
+        params = dict(self.get_params())
+        meta = {"params": params, "arrays": layout, "n_features_in": self.n_features_in_,
+                "n_samples_fit": self.n_samples_fit_}
+        write_container(path, MAGIC, FORMAT_VERSION, meta, [memoryview(a).cast("B") for a in arrays])
+
+    @classmethod
+    def load(cls, path) -> UnsupervisedRandomerForest:
+        """Read a forest written by :meth:`save` (checks magic, version and checksums)."""
+        from frugalml.common.errors import CorruptFileError
+        from frugalml.common.files import read_container
+
+        header, payload = read_container(path, MAGIC, FORMAT_VERSION)
+        meta = header.metadata
+        try:
+            forest = cls(**meta["params"])
+            offset = 0
+            for spec in meta["arrays"]:
+                dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
+                size = dtype.itemsize * int(np.prod(shape))
+                value = np.frombuffer(payload, dtype, count=int(np.prod(shape)), offset=offset)
+                setattr(forest, spec["name"], value.reshape(shape).copy())
+                offset += size
+            forest.n_features_in_ = int(meta["n_features_in"])
+            forest.n_samples_fit_ = int(meta["n_samples_fit"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptFileError(f"{path} does not describe a URerF forest ({exc})") from None
+        if offset != len(payload):
+            raise CorruptFileError(f"{path}: payload holds {len(payload)} bytes, arrays need {offset}")
+        return forest
 
     # ------------------------------------------------------------------ embeddings
     def fit_transform(self, X, y=None) -> np.ndarray:
