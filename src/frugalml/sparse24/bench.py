@@ -327,7 +327,7 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
     ok, reason = cusparselt_status()
     if not ok:
         return [Record(SYSTEM, "GPU benchmarks", "skipped", "", 0.0, notes=f"not run: {reason}")]
-    from torch.sparse import SparseSemiStructuredTensorCUSPARSELT
+    from frugalml.sparse24.backends import cusparselt_linear
 
     device, dtype, records = "cuda", torch.bfloat16, []
     name = torch.cuda.get_device_name(0)
@@ -348,9 +348,10 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
             )
 
             def torch_semi(module):
-                w1 = SparseSemiStructuredTensorCUSPARSELT.prune_dense_static_sort(module.w1.weight.detach())
-                w2 = SparseSemiStructuredTensorCUSPARSELT.prune_dense_static_sort(module.w2.weight.detach())
-                return F.linear(F.relu(F.linear(x, w1)).square(), w2)
+                # torchao SemiSparseLinear's recipe: torch's own 4x4-tile pruning of the raw weights and
+                # cuSPARSELt for W and W^T every step, weight gradients straight through
+                h = F.relu(cusparselt_linear(x, module.w1.weight, None)).square()
+                return cusparselt_linear(h, module.w2.weight, None)
 
             def fwd_bwd(fn):
                 return lambda: fn().float().square().mean().backward()
