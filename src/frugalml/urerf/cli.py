@@ -268,7 +268,8 @@ def bench(
     trees: int = typer.Option(100, "--trees", help="Trees for the speed run."),
     high_p: bool = typer.Option(True, help="Also time n = 1000, p = 1003."),
     quality: bool = typer.Option(True, help="Also score P@50 on helix + 10 noise dims (n = 1000)."),
-    scale_n: int = typer.Option(0, "--scale", help="Also run top-50 at this n, p = 20 (e.g. 50000)."),
+    scale_n: int = typer.Option(0, "--scale", help="Also run top-50 at this n, p = 20, 100 trees "
+                                "(e.g. 50000) in a fresh process, with its peak memory."),
     rounds: int = typer.Option(3, "--rounds", help="Interleaved timing rounds per peer."),
     json_path: Path = JSON,
     quiet: bool = QUIET,
@@ -287,7 +288,7 @@ def bench(
                                       seeds=range(3), quiet=quiet)
         records += sweep_records(scores, skipped, n=1000, n_trees=300, n_seeds=3, k=50)
     if scale_n:
-        records += scale(scale_n, 20, trees, 50)
+        records += scale(scale_n, 20, 100, 50)
     _finish(records, json_path, "urerf bench", bench_plot(records))
 
 
