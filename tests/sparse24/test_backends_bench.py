@@ -87,3 +87,23 @@ def test_cusparselt_matches_emulation_on_gpu():
     assert torch.allclose(y_fast.float(), y_ref.float(), rtol=2e-2, atol=2e-2)
     y_fast.float().sum().backward()
     assert base.w1.weight.grad is not None
+
+
+def test_quality_benchmark_records_and_plot(tmp_path):
+    from frugalml.sparse24 import LlamaConfig
+    from frugalml.sparse24.bench import quality
+    from frugalml.sparse24.corpus import stdlib_corpus
+    from frugalml.sparse24.train import TrainConfig
+
+    model = LlamaConfig(dim=32, n_layers=1, n_heads=2, hidden=64, max_seq_len=32)
+    config = TrainConfig(
+        steps=4, batch_size=2, seq_len=32, eval_every=2, eval_batches=1, activations="vnm:16:2:8"
+    )
+    records, runs = quality(
+        model, config, stdlib_corpus(40_000), ["dense", "sparse->dense"], tmp_path / "q.png"
+    )
+    assert (tmp_path / "q.png").stat().st_size > 1000 and set(runs) == {"dense", "sparse->dense"}
+    dense, sparse = records
+    assert (
+        dense.peer is None and sparse.peer_value == dense.ours and "goal (within 2% of dense)" in sparse.notes
+    )
