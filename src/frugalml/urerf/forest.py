@@ -243,45 +243,53 @@ class UnsupervisedRandomerForest(BaseEstimator):
                     if needed <= proj_cap:
                         break
                     proj_cap = needed
-                parts.append(out)
+                parts.append(self._trim(out))
+                del out
         self._store(parts)
         keep = self.inbag_ > 0 if self.route == "inbag" else np.ones_like(self.leaves_, dtype=np.bool_)
         self._member_ptr, self._members = leaf_members(self.leaves_, keep, self.tree_offsets_)
         return self
 
-    def _store(self, parts) -> None:
-        """Trim each tree's fixed-capacity rows and concatenate them into flat forest arrays."""
-        fields = {name: [] for name in ("left", "right", "threshold", "start", "end", "depth",
-                                        "parent", "feature", "weight", "leaves", "inbag")}
-        offsets, proj_offset = [0], 0
-        for left, right, thr, pstart, pend, depth, parent, feat, weight, leaves, inbag, sizes in parts:
-            for t in range(sizes.shape[0]):
-                nodes, entries = int(sizes[t, 0]), int(sizes[t, 1])
-                fields["left"].append(left[t, :nodes])
-                fields["right"].append(right[t, :nodes])
-                fields["threshold"].append(thr[t, :nodes])
-                fields["start"].append(pstart[t, :nodes] + proj_offset)
-                fields["end"].append(pend[t, :nodes] + proj_offset)
-                fields["depth"].append(depth[t, :nodes])
-                fields["parent"].append(parent[t, :nodes])
-                fields["feature"].append(feat[t, :entries])
-                fields["weight"].append(weight[t, :entries])
-                offsets.append(offsets[-1] + nodes)
-                proj_offset += entries
-            fields["leaves"].append(leaves)
-            fields["inbag"].append(inbag)
-        self.tree_offsets_ = np.asarray(offsets, dtype=np.int64)
-        self.children_left_ = np.concatenate(fields["left"])
-        self.children_right_ = np.concatenate(fields["right"])
-        self.threshold_ = np.concatenate(fields["threshold"])
-        self.proj_start_ = np.concatenate(fields["start"])
-        self.proj_end_ = np.concatenate(fields["end"])
-        self.node_depth_ = np.concatenate(fields["depth"])
-        self.node_parent_ = np.concatenate(fields["parent"])
-        self.proj_feature_ = np.concatenate(fields["feature"])
-        self.proj_weight_ = np.concatenate(fields["weight"])
-        self.leaves_ = np.concatenate(fields["leaves"])
-        self.inbag_ = np.concatenate(fields["inbag"])
+    _FIELDS = ("left", "right", "threshold", "start", "end", "depth", "parent", "feature", "weight")
+
+    @staticmethod
+    def _trim(batch) -> dict[str, list[np.ndarray]]:
+        """Copy each tree's used rows out of a batch's fixed-capacity arrays (freeing the rest)."""
+        *per_node, feat, weight, leaves, inbag, sizes = batch
+        pieces: dict[str, list[np.ndarray]] = {name: [] for name in UnsupervisedRandomerForest._FIELDS}
+        pieces.update(sizes=[sizes], leaves=[leaves], inbag=[inbag])
+        for t in range(sizes.shape[0]):
+            nodes, entries = int(sizes[t, 0]), int(sizes[t, 1])
+            for name, array in zip(UnsupervisedRandomerForest._FIELDS[:7], per_node, strict=True):
+                pieces[name].append(array[t, :nodes].copy())
+            pieces["feature"].append(feat[t, :entries].copy())
+            pieces["weight"].append(weight[t, :entries].copy())
+        return pieces
+
+    def _store(self, parts: list[dict[str, list[np.ndarray]]]) -> None:
+        """Concatenate the trimmed trees into flat forest arrays with per-tree offsets."""
+        sizes = np.concatenate([size for part in parts for size in part["sizes"]])
+        self.tree_offsets_ = np.concatenate([[0], np.cumsum(sizes[:, 0])]).astype(np.int64)
+        proj_offsets = np.concatenate([[0], np.cumsum(sizes[:, 1])]).astype(np.int64)
+
+        def joined(name):
+            return np.concatenate([piece for part in parts for piece in part[name]])
+
+        def shifted(name):  # projection ranges become offsets into the forest's entry arrays
+            local = [piece for part in parts for piece in part[name]]
+            return np.concatenate([r + off for r, off in zip(local, proj_offsets[:-1], strict=True)])
+
+        self.children_left_ = joined("left")
+        self.children_right_ = joined("right")
+        self.threshold_ = joined("threshold")
+        self.proj_start_ = shifted("start")
+        self.proj_end_ = shifted("end")
+        self.node_depth_ = joined("depth")
+        self.node_parent_ = joined("parent")
+        self.proj_feature_ = joined("feature")
+        self.proj_weight_ = joined("weight")
+        self.leaves_ = joined("leaves")
+        self.inbag_ = joined("inbag")
 
     # ------------------------------------------------------------------ routing
     def _query_leaves(self, X) -> tuple[np.ndarray, bool]:
