@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -65,16 +66,24 @@ def search(
     from tqdm.auto import tqdm
 
     from frugalml.common.files import atomic_write
+    from frugalml.common.validate import one_of
     from frugalml.composer.cache import ResultCache
+    from frugalml.composer.engines import ENGINES, Space
     from frugalml.composer.evaluator import Evaluator, make_executor
+    from frugalml.composer.strategies import STRATEGIES
     from frugalml.composer.strategies import search as run_search
 
     symbols = _primitives(primitives)
+    Space(symbols, layers)
+    one_of(engine, ENGINES, "engine")
+    one_of(strategy, STRATEGIES, "strategy")
+    if budget < 1:
+        raise InvalidInputError(f"budget must be at least 1 evaluation, got {budget}")
     chosen_proxy = _proxy(proxy, preset, tasks, steps, width, corpus, threads)
     results = ResultCache(cache)
     ex = make_executor(executor, workers=workers, address=address)
     evaluator = Evaluator(chosen_proxy, results, ex, seeds=(seed,))
-    bar = tqdm(total=budget, desc=f"{engine} search", disable=quiet, leave=False)
+    bar = tqdm(total=budget, desc=f"{engine} search", disable=quiet or not sys.stderr.isatty(), leave=False)
 
     def shown(arch: str, score: float) -> None:
         bar.update(1)
@@ -188,7 +197,8 @@ def train(
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rates=(lr,))
     rows = []
     for a in todo:
-        with tqdm(total=steps, desc=f"train {a}", disable=quiet, leave=False) as bar:
+        with tqdm(total=steps, desc=f"train {a}", disable=quiet or not sys.stderr.isatty(),
+                  leave=False) as bar:
             def tick(step: int, loss: float, bar=bar) -> None:
                 bar.update(1)
                 bar.set_postfix_str(f"{loss:.3f}")
