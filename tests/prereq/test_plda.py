@@ -115,3 +115,10 @@ def test_save_load_round_trip_and_corruption(fitted, planted, tmp_path):
     (tmp_path / "cut.plda").write_bytes(raw[:-100])
     with pytest.raises(CorruptFileError):
         PairwiseLinkLDA.load(tmp_path / "cut.plda")
+
+
+def test_fold_in_in_chunks_matches_one_by_one(fitted, planted):
+    counts = planted.dataset.corpus.counts[:12]
+    together = fitted.transform(counts)
+    alone = np.vstack([fitted.transform(counts[i:i + 1]) for i in range(12)])
+    np.testing.assert_allclose(together, alone, atol=1e-4)

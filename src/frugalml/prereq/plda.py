@@ -286,6 +286,15 @@ class PairwiseLinkLDA:
                 f"counts have {X.shape[1]} words but the model was fitted on {self.n_words_}")
         cfg = self.config()
         n_new, n_train = X.shape[0], self.gamma_.shape[0]
+        chunk = max(1, 4_000_000 // max(1, n_train * cfg.n_topics))  # bounds the pair arrays
+        if n_new > chunk:
+            def part(items, start):
+                return None if items is None else items[start:start + chunk]
+
+            return np.vstack([self.transform(X[s:s + chunk], links_to=part(links_to, s),
+                                             linked_from=part(linked_from, s),
+                                             same_as=part(same_as, s))
+                              for s in range(0, n_new, chunk)])
         beta_t = np.ascontiguousarray(np.exp(self.log_beta_).T)
         out_links = _per_doc_sets(links_to, n_new, n_train, "links_to")
         in_links = _per_doc_sets(linked_from, n_new, n_train, "linked_from")
