@@ -274,8 +274,7 @@ def bench(
     json_path: Path = JSON,
     quiet: bool = QUIET,
 ):
-    """Time fit + top-50 neighbours against real peers (same data, same run), score quality, and
-    optionally check memory and time at scale."""
+    """Time fit + top-50 neighbours against real peers (same data, same run); score quality; check scale."""
     from frugalml.urerf.baselines import BASELINES
     from frugalml.urerf.experiments import noise_sweep, scale, speed, sweep_records
 
