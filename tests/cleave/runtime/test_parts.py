@@ -258,3 +258,26 @@ def test_tinyshakespeare_fits_the_vocabulary(shared_data):
     assert data.tokens.max() < 64 and len(set(text)) > 64
     x, y = data.batch(3, 4, seed=0)
     assert x.shape == (4, 32) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
+    gen = np.random.default_rng(4)
+    sched = Scheduler(SchedulerConfig(verify_rate=0.5, heartbeat_timeout_s=60, speculative=False, seed=0))
+    cheat = sched.register("cheat", Profile())
+    sched.begin_step(0)
+    unverified_accepted = 0
+    while sched.workers[cheat.worker_id].state == "alive":
+        a, b = gen.standard_normal((4, 3)), gen.standard_normal((3, 4))
+        trainer, _ = _start_matmul(sched, a, b)
+        task = sched.next_task(cheat.worker_id, wait_s=5)
+        accepted, _ = sched.complete(cheat.worker_id, task.task_id, task.a @ task.b + 1.0, 0)
+        unverified_accepted += accepted
+        if accepted:
+            trainer.join()
+        else:  # excluded: an honest worker finishes the GEMM
+            honest = sched.register("honest", Profile())
+            task = sched.next_task(honest.worker_id, wait_s=5)
+            assert sched.complete(honest.worker_id, task.task_id, task.a @ task.b, 0) == (True, "ok")
+            trainer.join()
+    assert unverified_accepted >= 1  # with seed 0 the first wrong tile goes unchecked
+    assert sched.take_tainted() and not sched.take_tainted()

@@ -239,6 +239,8 @@ class Scheduler:
                 self._check_deadlines(job, now)
                 if job.remaining and not any(w.state == "alive" for w in self.workers.values()):
                     self._wait_alive()
+            for assignment in job.assignments.values():  # copies still out are moot now
+                self.workers[assignment.worker_id].in_flight.discard(assignment.task_id)
             self.job = None
         return job.c
 
