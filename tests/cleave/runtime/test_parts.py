@@ -281,3 +281,22 @@ def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
             trainer.join()
     assert unverified_accepted >= 1  # with seed 0 the first wrong tile goes unchecked
     assert sched.take_tainted() and not sched.take_tainted()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "--model", "gpt-9"], "unknown model 'gpt-9'"),
+    (["serve", "--dtype", "int8"], "unknown dtype"),
+    (["worker", "--server", "h:1", "--name", "p", "--down", "fast"], "link rate"),
+    (["worker", "--server", "h:1", "--name", "p", "--memory", "lots"], "memory size"),
+    (["status", "--server", "no-port"], "HOST:PORT"),
+])
+def test_cli_refuses_bad_options_with_clear_errors(args, message):
+    import typer
+    from typer.testing import CliRunner
+
+    from frugalml.cleave.runtime.cli import add_runtime_commands
+
+    app = typer.Typer()
+    add_runtime_commands(app)
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, InvalidInputError) and message in str(result.exception)

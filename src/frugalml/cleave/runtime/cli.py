@@ -34,6 +34,7 @@ def add_runtime_commands(app: typer.Typer) -> None:
                                           help="Share of tiles checked with Freivalds."),
         heartbeat_timeout: float = typer.Option(3.0, help="Seconds of silence before a worker is lost."),
         backups: bool = typer.Option(True, help="Speculative backup copies of straggling tiles."),
+        min_gemm_flops: float = typer.Option(0.0, help="GEMMs below this many FLOPs stay on the PS."),
         checkpoint: str | None = typer.Option(None, help="Checkpoint file; resumed from when it exists."),
         checkpoint_every: int = typer.Option(10, min=1, help="Checkpoint every N steps."),
         metrics: str | None = typer.Option(None, help="Write the final metrics as JSON here."),
@@ -53,7 +54,7 @@ def add_runtime_commands(app: typer.Typer) -> None:
             train=train, data=data, host=host, port=port, min_workers=min_workers,
             scheduler=SchedulerConfig(tiles_per_worker=tiles_per_worker, verify_rate=verify_rate,
                                       heartbeat_timeout_s=heartbeat_timeout, speculative=backups,
-                                      seed=seed),
+                                      min_gemm_flops=min_gemm_flops, seed=seed),
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, metrics=metrics,
             address_file=address_file)
         result = serve(config)
