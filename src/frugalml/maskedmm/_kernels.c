@@ -17,7 +17,7 @@
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,popcnt")))
 #ifndef CHUNK_WORDS
-#define CHUNK_WORDS 16 /* 64-k words per call: fewer, longer calls beat L1-sized chunks here */
+#define CHUNK_WORDS 2 /* 64-k words per call: 128 rows of a panel (32 KiB of fp32) stay in L1 */
 #endif
 #define GROUP_ROWS 64 /* rows of A whose output tiles stay in L1/L2 while B streams by */
 
@@ -205,9 +205,10 @@ DEFINE_PACK_B(f64, double, fabs, DBL_MAX)
  * 1. Row blocks of A (mr rows; a ragged last block splits into the table's smaller heights) get
  *    their bitmap (OR of their rows) and a packed copy of A's values at their active k only.
  * 2. Work items (group of GROUP_ROWS rows, panel of B), panel-major so a panel stays in L2. For
- *    each chunk of CHUNK_WORDS 64-k words and each row block of the group, the block's bitmap
- *    AND the panel's row bitmap gives the k to visit and the segments they need: one call of
- *    that pattern's table entry per (row block, panel, chunk) tile, never one per element. */
+ *    each chunk of CHUNK_WORDS 64-k words (rows of the panel that stay in L1 while the group
+ *    uses them), the segments the group needs give the pattern: one call of that pattern's
+ *    table entry per (group, panel, chunk) tile, never one per element. Inside, each row block
+ *    visits the k of its bitmap AND the panel's row bitmap, accumulating in registers. */
 
 typedef struct {
     int64_t row;     /* first row of A */
@@ -254,9 +255,10 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
         const int64_t npieces = split_blocks(M, mr, pieces, first);                            \
         uint64_t *ab = malloc(sizeof(uint64_t) * (size_t)(npieces * nw));                      \
         int32_t *offsets = malloc(sizeof(int32_t) * (size_t)(npieces * nw));                   \
+        int64_t *starts = malloc(sizeof(int64_t) * (size_t)(npieces + 1));                     \
         T *vals = NULL;                                                                        \
         int64_t iters = 0, fmas = 0, calls = 0;                                                \
-        int ok = ab && offsets;                                                                \
+        int ok = ab && offsets && starts;                                                      \
         if (ok) {                                                                              \
             int64_t total = 0;                                                                 \
             _Pragma("omp parallel for num_threads(threads) schedule(static)")                  \
@@ -297,6 +299,7 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
             }                                                                                  \
         }                                                                                      \
         if (ok) {                                                                              \
+            for (int64_t s = 0; s < npieces; s++) starts[s] = pieces[s].start;                 \
             const int64_t gb = GROUP_ROWS / mr, ng = ceil_div(nb, gb);                         \
             _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 1) reduction(+ : iters, fmas, calls)") \
             for (int64_t t = 0; t < np * ng; t++) {                                            \
@@ -311,22 +314,24 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
                 memset(gbuf, 0, sizeof(T) * rows * NR);                                        \
                 for (int64_t w0 = 0; w0 < nw; w0 += CHUNK_WORDS) {                             \
                     const int64_t w1 = w0 + CHUNK_WORDS < nw ? w0 + CHUNK_WORDS : nw;          \
-                    for (int64_t s = first[b0]; s < first[b1]; s++) {                          \
-                        const uint64_t *sab = ab + s * nw;                                     \
-                        unsigned q = 0;                                                        \
-                        int64_t n = 0;                                                         \
-                        for (int64_t w = w0; w < w1; w++) {                                    \
-                            n += __builtin_popcountll(sab[w] & rowany[w]);                     \
-                            for (int seg = 0; seg < MK_SEGMENTS; seg++)                        \
-                                q |= (unsigned)((sab[w] & pb[seg * nw + w]) != 0) << seg;       \
-                        }                                                                      \
-                        if (!n) continue;                                                      \
-                        table[pieces[s].ri][q](vals + pieces[s].start, offsets + s * nw,   \
-                                                   sab, rowany, (int)w0, (int)w1, panel,       \
-                                                   gbuf + (pieces[s].row - i0) * NR);          \
+                    unsigned q = 0;                                                            \
+                    for (int64_t w = w0; w < w1; w++) {                                        \
+                        uint64_t v = 0;                                                        \
+                        for (int64_t s = first[b0]; s < first[b1]; s++) v |= ab[s * nw + w];   \
+                        for (int seg = 0; seg < MK_SEGMENTS; seg++)                            \
+                            q |= (unsigned)((v & pb[seg * nw + w]) != 0) << seg;               \
+                    }                                                                          \
+                    if (!q) continue;                                                          \
+                    for (int64_t s0 = first[b0]; s0 < first[b1];) {                            \
+                        int64_t s1 = s0 + 1;                                                   \
+                        while (s1 < first[b1] && pieces[s1].m == pieces[s0].m) s1++;           \
+                        const int64_t n = table[pieces[s0].ri][q](                             \
+                            vals, starts + s0, offsets + s0 * nw, ab + s0 * nw, nw, s1 - s0,   \
+                            rowany, (int)w0, (int)w1, panel, gbuf + (pieces[s0].row - i0) * NR); \
                         iters += n;                                                            \
-                        fmas += n * pieces[s].m * __builtin_popcount(q);                       \
+                        fmas += n * pieces[s0].m * __builtin_popcount(q);                      \
                         calls++;                                                               \
+                        s0 = s1;                                                               \
                     }                                                                          \
                 }                                                                              \
                 T *c = C + i0 * scr + p * NR * scc;                                            \
@@ -343,6 +348,7 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
         free(first);                                                                           \
         free(ab);                                                                              \
         free(offsets);                                                                         \
+        free(starts);                                                                          \
         free(vals);                                                                            \
         out[0] = iters;                                                                        \
         out[1] = fmas;                                                                         \

@@ -62,64 +62,81 @@ def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[st
     width, panel = isa.width[dtype], isa.width[dtype] * SEGMENTS
     op = isa.prefix[dtype].format
     vec, segs = isa.vector[dtype], segments_of(pattern)
-    lines = [f"    {vec} c{r}_{s} = {op('loadu')}(ctile + {r * panel + s * width});"
-             for r in range(rows) for s in segs]
+    lines = _piece_head(rows, panel)
+    lines += [f"        {vec} c{r}_{s} = {op('loadu')}(ct + {r * panel + s * width});"
+              for r in range(rows) for s in segs]
     lines += _loop_head(dtype, panel, rows)
-    lines += [f"            const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs]
-    lines += [f"            const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
-    lines += [f"            c{r}_{s} = {op('fmadd')}(a{r}, b{s}, c{r}_{s});"
+    lines += [f"                const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs]
+    lines += [f"                const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
+    lines += [f"                c{r}_{s} = {op('fmadd')}(a{r}, b{s}, c{r}_{s});"
               for r in range(rows) for s in segs]
     lines += _loop_tail()
-    lines += [f"    {op('storeu')}(ctile + {r * panel + s * width}, c{r}_{s});"
+    lines += [f"        {op('storeu')}(ct + {r * panel + s * width}, c{r}_{s});"
               for r in range(rows) for s in segs]
-    return lines
+    return lines + ["    }"]
 
 
 def scalar_kernel_body(dtype: str, rows: int, pattern: int, width: int) -> list[str]:
     """Portable C: fixed-length loops per segment that any compiler can unroll."""
     panel, t, segs = width * SEGMENTS, ctype(dtype), segments_of(pattern)
-    lines = _loop_head(dtype, panel, rows)
-    lines += [f"            const {t} a{r} = av[{r}];" for r in range(rows)]
+    lines = _piece_head(rows, panel) + _loop_head(dtype, panel, rows)
+    lines += [f"                const {t} a{r} = av[{r}];" for r in range(rows)]
     for r in range(rows):
         for s in segs:
             base = r * panel + s * width
-            lines.append(f"            for (int l = 0; l < {width}; l++) "
-                         f"ctile[{base} + l] += a{r} * bp[{s * width} + l];")
-    return lines + _loop_tail()
+            lines.append(f"                for (int l = 0; l < {width}; l++) "
+                         f"ct[{base} + l] += a{r} * bp[{s * width} + l];")
+    return lines + _loop_tail() + ["    }"]
+
+
+def _piece_head(rows: int, panel: int) -> list[str]:
+    """Row blocks ("pieces") of one group, one after another; skip those with nothing to do."""
+    return [
+        "    int64_t n = 0;",
+        "    for (int64_t pc = 0; pc < npieces; pc++) {",
+        "        const uint64_t *restrict abits = abits_all + pc * nw;",
+        "        uint64_t any = 0;",
+        "        for (int w = w0; w < w1; w++) any |= abits[w] & bbits[w];",
+        "        if (!any) continue;",
+        "        const int32_t *restrict offsets = offsets_all + pc * nw;",
+        "        const {0} *restrict vals = vals_all + starts[pc];".replace("{0}", "T_"),
+        f"        T_ *restrict ct = ctile + pc * {rows * panel};",
+    ]
 
 
 def _loop_head(dtype: str, panel: int, rows: int) -> list[str]:
     """Scan the set bits of (A block AND B panel); A's values sit packed, one group per active k."""
     t = ctype(dtype)
     return [
-        "    int64_t n = 0;",
-        "    for (int w = w0; w < w1; w++) {",
-        "        const uint64_t active = abits[w];",
-        "        uint64_t bits = active & bbits[w];",
-        "        while (bits) {",
-        "            const int bit = __builtin_ctzll(bits);",
-        "            const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;",
-        "            const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));",
-        "            bits &= bits - 1;",
-        f"            const {t} *bp = panel + k * {panel};",
-        f"            const {t} *av = vals + idx * {rows};",
+        "        for (int w = w0; w < w1; w++) {",
+        "            const uint64_t active = abits[w];",
+        "            uint64_t bits = active & bbits[w];",
+        "            while (bits) {",
+        "                const int bit = __builtin_ctzll(bits);",
+        "                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;",
+        "                const ptrdiff_t idx = offsets[w]"
+        " + __builtin_popcountll(active & ((1ull << bit) - 1));",
+        "                bits &= bits - 1;",
+        f"                const {t} *bp = panel + k * {panel};",
+        f"                const {t} *av = vals + idx * {rows};",
     ]
 
 
 def _loop_tail() -> list[str]:
-    return ["            n++;", "        }", "    }"]
+    return ["                n++;", "            }", "        }"]
 
 
 def kernel(isa: Isa, dtype: str, rows: int, pattern: int) -> str:
     t = ctype(dtype)
     attr = f'__attribute__((target("{isa.target}"))) ' if isa.target else ""
     head = (f"static {attr}int64_t {kernel_name(isa, dtype, rows, pattern)}(\n"
-            f"    const {t} *restrict vals, const int32_t *restrict offsets,\n"
-            f"    const uint64_t *restrict abits,"
-            f" const uint64_t *restrict bbits, int w0, int w1, const {t} *restrict panel, "
-            f"{t} *restrict ctile)\n{{")
+            f"    const {t} *restrict vals_all, const int64_t *restrict starts,\n"
+            f"    const int32_t *restrict offsets_all, const uint64_t *restrict abits_all, int64_t nw,\n"
+            f"    int64_t npieces, const uint64_t *restrict bbits, int w0, int w1,\n"
+            f"    const {t} *restrict panel, {t} *restrict ctile)\n{{")
     body = (vector_kernel_body(isa, dtype, rows, pattern) if isa.vector
             else scalar_kernel_body(dtype, rows, pattern, isa.width[dtype]))
+    body = [line.replace("T_", t) for line in body]
     return "\n".join([head, *body, "    return n;", "}"])
 
 
@@ -152,9 +169,9 @@ def generate() -> str:
             parts.append(f"#define MK_WIDTH_{isa.name.upper()}_{dtype.upper()} {isa.width[dtype]}")
     for dtype in DTYPES:
         t = ctype(dtype)
-        parts.append(f"typedef int64_t (*mk_{dtype}_fn)(const {t} *restrict, const int32_t *restrict, "
-                     f"const uint64_t *restrict, const uint64_t *restrict, int, int, const {t} *restrict, "
-                     f"{t} *restrict);")
+        parts.append(f"typedef int64_t (*mk_{dtype}_fn)(const {t} *restrict, const int64_t *restrict, "
+                     f"const int32_t *restrict, const uint64_t *restrict, int64_t, int64_t, "
+                     f"const uint64_t *restrict, int, int, const {t} *restrict, {t} *restrict);")
     for isa in ISAS:
         for dtype in DTYPES:
             parts.append("")

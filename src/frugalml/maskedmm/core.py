@@ -373,8 +373,8 @@ def _require_finite(x: np.ndarray, name: str) -> None:
 def _checked_dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
     """Dense for ``auto``: refuses NaN/inf like the skipping methods, checking the inputs only
     when the (cheaper to sum) result is not finite."""
-    result = _dense(ops, out)
     with np.errstate(over="ignore", invalid="ignore"):
+        result = _dense(ops, out)
         finite = np.isfinite(result.sum())
     if not finite:
         _require_finite(ops.A, "A")

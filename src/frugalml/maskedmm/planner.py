@@ -24,7 +24,7 @@ from frugalml.common.files import atomic_write
 from frugalml.maskedmm import backend
 from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
 
-CHUNK_WORDS = 16  # as in _kernels.c: 64-k words per table dispatch
+CHUNK_WORDS = 2  # as in _kernels.c: 64-k words per tile
 
 CALIBRATION_VERSION = 2
 SAMPLE = 4096
@@ -36,16 +36,16 @@ SAFETY = 0.8  # leave dense BLAS only for a predicted 1.25x: the model errs by ~
 class Calibration:
     """Seconds per unit of work on one thread (float32; float64 doubles the dense and map terms).
 
-    The masked kernel with row block ``m`` costs ``per_call[m]`` per table dispatch (accumulator
-    loads and stores, bit scans of empty words) plus ``per_iteration[m]`` per visited k (its
-    loads and ``m`` x segments vector FMAs).
+    The masked kernel with row block ``m`` costs ``per_call[m]`` per busy block tile (accumulator
+    loads and stores, bitmap scans) plus ``per_iteration[m]`` per visited k (its loads and
+    ``m`` x segments vector FMAs).
     """
 
-    dense_per_mac: float = 1.27e-11
-    map_per_entry: float = 1.5e-10
-    pack_per_entry: float = 8.6e-10
-    per_call: dict[int, float] = field(default_factory=lambda: {1: 2.2e-7, 2: 3.4e-7, 4: 5.2e-7})
-    per_iteration: dict[int, float] = field(default_factory=lambda: {1: 3.8e-9, 2: 4.2e-9, 4: 4.7e-9})
+    dense_per_mac: float = 1.37e-11
+    map_per_entry: float = 1.9e-10
+    pack_per_entry: float = 6.1e-10
+    per_call: dict[int, float] = field(default_factory=lambda: {1: 4.0e-8, 2: 5.0e-8, 4: 9.0e-8})
+    per_iteration: dict[int, float] = field(default_factory=lambda: {1: 2.0e-9, 2: 2.9e-9, 4: 4.1e-9})
     csr_per_entry: float = 3.5e-9
     spgemm_per_flop: float = 1.1e-9
     spgemm_per_output: float = 1.3e-8
@@ -98,7 +98,11 @@ def _sample_indices(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_density: float,
                 b_density: float) -> tuple[float, float, float]:
-    """Expected (k-iterations, vector FMAs, dispatches) of the masked kernel, zeros independent."""
+    """Expected (k-iterations, vector FMAs, busy block tiles) of the masked kernel.
+
+    Assumes independent zeros. A block tile is (row block, panel, chunk of k) with work to do;
+    each costs accumulator loads and stores and a scan of the chunk's bitmap words.
+    """
     m, k, n = shape
     tiles = -(-m // row_block) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS))
     a_active = 1.0 - (1.0 - a_density) ** row_block
@@ -232,9 +236,14 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
             cal.pack_per_entry = _best_time(lambda: prepare_b(A, isa=isa, threads=1), 2) / A.size
         densities = (0.4, 0.15, 0.08, 0.03, 0.01)
         operands = [(_sparse_like(gen, size, d), d) for d in densities]
+        width = backend.segment_width(isa, "f32")
         for row_block in ROW_BLOCKS:
             next(bar)
-            work, times = zip(*(_time_masked(X, isa, row_block) for X, _ in operands), strict=True)
+            work, times = [], []
+            for X, d in operands:
+                iters, _, tiles = masked_work(X.shape + X.shape[1:], width, row_block, d, d)
+                work.append((tiles, iters))
+                times.append(_time_masked(X, isa, row_block))
             coef, _ = nnls(np.array(work, float), np.array(times))
             cal.per_call[row_block], cal.per_iteration[row_block] = float(coef[0]), float(coef[1])
         next(bar)
@@ -261,7 +270,7 @@ def _sparse_like(gen: np.random.Generator, size: int, density: float) -> np.ndar
     return X
 
 
-def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[tuple[int, int], float]:
+def _time_masked(X: np.ndarray, isa: str, row_block: int) -> float:
     from frugalml.maskedmm.core import prepare_b
 
     prepared = prepare_b(X, isa=isa, threads=1)
@@ -281,5 +290,4 @@ def _time_masked(X: np.ndarray, isa: str, row_block: int) -> tuple[tuple[int, in
         def run():
             return backend.extension.multiply(X, bits, prepared.panels, prepared.segment_bits,
                                               prepared.width, X.shape[1], out, isa, row_block, 1)
-    iters, _, calls = run()
-    return (int(calls), int(iters)), _best_time(run)
+    return _best_time(run)
