@@ -58,6 +58,7 @@ class ServerConfig:
     linger_s: float = 2.0
     torch_threads: int = 1
     chunk_bytes: int = CHUNK_BYTES
+    rpc_threads: int = 256  # each worker holds a heartbeat stream and at most one task call
 
 
 def _status_code(exc: Exception) -> grpc.StatusCode:
@@ -201,7 +202,8 @@ class ParameterServer:
 
     def start(self) -> str:
         """Start serving; returns ``host:port`` (the real port when 0 asked for a free one)."""
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=64), options=grpc_options())
+        pool = futures.ThreadPoolExecutor(max_workers=self.config.rpc_threads)
+        self._server = grpc.server(pool, options=grpc_options())
         pb_grpc.add_CleaveServicer_to_server(CleaveService(self), self._server)
         port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
         if port == 0:
