@@ -6,27 +6,33 @@ import numpy as np
 import pytest
 
 from frugalml.cleave.costmodel import (
+    PIPELINE_DEPTH,
     churn_inflation,
     fluid_seconds,
     group_makespans,
+    pipeline_depth,
     pull_makespan,
     solve_assignment,
+    task_timing,
 )
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.models import BUILTIN, ModelSpec
 from frugalml.cleave.opgraph import build_graph
 from frugalml.cleave.planner import plan
+from frugalml.cleave.tiling import TaskCost
 from frugalml.common.errors import InvalidInputError
 
 
-def _list_schedule(t, n):
-    """Reference: devices pull n tasks; free at the same time -> fastest (lowest index) first."""
-    heap = [(0.0, i) for i in range(len(t))]
+def _list_schedule(period, n, latency=None):
+    """Reference: device i pulls every period[i] seconds (at the same time: lowest index first);
+    each task ends latency[i] after its pull (latency = period: tasks back to back)."""
+    latency = period if latency is None else latency
+    heap = [(0.0, i) for i in range(len(period))]
     end = 0.0
     for _ in range(n):
-        free, i = heapq.heappop(heap)
-        end = max(end, free + t[i])
-        heapq.heappush(heap, (free + t[i], i))
+        pull, i = heapq.heappop(heap)
+        end = max(end, pull + latency[i])
+        heapq.heappush(heap, (pull + period[i], i))
     return end
 
 
@@ -34,18 +40,37 @@ def _list_schedule(t, n):
 def test_pull_makespan_equals_list_scheduling(seed):
     gen = np.random.default_rng(seed)
     t = np.sort(gen.uniform(0.5, 4.0, gen.integers(1, 12)))
+    latency = t * gen.uniform(1.0, 3.0, len(t))  # pipelined: a task outlasts the pull period
     for n in (1, len(t), len(t) + 1, 37):
-        span, counts = pull_makespan(t, n)
+        span, counts = pull_makespan(t, t, n)
         assert span == pytest.approx(_list_schedule(t, n))
         assert counts.sum() == n
+        span, counts = pull_makespan(t, latency, n)
+        assert span == pytest.approx(_list_schedule(t, n, latency))
+        assert counts.sum() == n
+
+
+def test_pipelined_timing_is_the_slowest_stage_within_memory():
+    cost = TaskCost(tasks=4, flops=2e12, bytes_down=4e6, bytes_up=1e6, memory=int(1e9))
+    flops, down, up, rtt = np.full(3, 1e12), np.full(3, 1e6), np.full(3, 1e6), np.full(3, 0.5)
+    memory = np.array([3e9, 1.5e9, 0.5e9])  # holds 3 tiles, 1 tile, none
+    period, latency = task_timing(cost, flops, down, up, rtt, memory)
+    np.testing.assert_allclose(latency[:2], [4 + 2 + 1 + 0.5] * 2)
+    assert latency[2] == np.inf and period[2] == np.inf
+    assert period[0] == pytest.approx(4.0)  # download-bound: one pull per download
+    assert period[1] == pytest.approx(7.5)  # one tile at a time: back to back, no overlap
+    assert pipeline_depth(1e9, np.array([10e9, 2.5e9])).tolist() == [PIPELINE_DEPTH, 2]
 
 
 def test_group_makespans_match_device_level_for_identical_devices():
     t = np.array([[1.0, 3.0]])
     size = np.array([[2, 1]])
-    out = group_makespans(t, size, np.array([7]))
+    out = group_makespans(t, t, size, np.array([7]))
     assert out[0, 0] == pytest.approx(_list_schedule(np.array([1.0, 1.0]), 7))
     assert out[0, 1] == pytest.approx(_list_schedule(np.array([1.0, 1.0, 3.0]), 7))
+    lat = np.array([[2.5, 4.0]])
+    out = group_makespans(t, lat, size, np.array([7]))
+    assert out[0, 1] == pytest.approx(_list_schedule(np.array([1.0, 1.0, 3.0]), 7, np.array([2.5, 2.5, 4.0])))
 
 
 def test_lp_hand_solvable_cases():

@@ -53,6 +53,22 @@ def test_tiny_ps_nic_makes_the_step_nic_bound():
     assert analytic_step(p).seconds >= bound
 
 
+def test_uploads_share_the_ps_ingress():
+    pool = make_pool(32, seed=1)
+    pool.ps = type(pool.ps)(nic_gbps=0.05, shards=1)
+    narrow = ModelSpec("narrow", hidden=64, layers=1, heads=2, ffn=8192, vocab=30000)  # outputs >> inputs
+    p = plan(build_graph(narrow, batch=8, seq=256), pool, churn=False)
+    tiled = [gp for gp in p.gemm_plans if not gp.on_ps]
+    assert any(gp.cost.bytes_up > gp.cost.bytes_down for gp in tiled)
+    for gp in tiled:
+        assert gp.ps_bound == pytest.approx(gp.grid.tasks * max(gp.cost.bytes_down, gp.cost.bytes_up)
+                                            / pool.ps.egress)
+    ingress_bound = sum(gp.repeats * gp.grid.tasks * gp.cost.bytes_up / pool.ps.ingress for gp in tiled)
+    shared = simulate_step(p, SimConfig(churn=False, traces=False, backups=False, straggler_prob=0.0))
+    free = simulate_step(p, SimConfig.ideal())
+    assert shared.seconds >= ingress_bound * (1 - 1e-9) > free.seconds - analytic_step(p).ps_seconds
+
+
 def test_a_failed_device_loses_only_its_tile(tiny_plan):
     config = SimConfig(churn=False, traces=False, straggler_prob=0.0, backups=False)
     clean = simulate_step(tiny_plan, config)

@@ -1,8 +1,9 @@
 """The analytic model of a planned step: exact pull-scheduled makespan per GEMM, no events.
 
-Per GEMM, the eligible devices' task times (nominal links, optionally inflated for churn) give
-the pull schedule's finish time in closed form (:func:`~frugalml.cleave.costmodel.pull_makespan`);
-the PS NIC adds a lower bound ``tasks * bytes_down / egress``. With contention and churn off it is
+Per GEMM, the eligible devices' pull periods and task latencies (pipelined tasks, trace-effective
+links, optionally inflated for churn) give the pull schedule's finish time in closed form
+(:func:`~frugalml.cleave.costmodel.pull_makespan`); the PS NIC adds a lower bound (all input bytes
+out through its egress, all output bytes in through its ingress). With contention and churn off it is
 exactly what the discrete-event simulator computes.
 """
 
@@ -24,7 +25,7 @@ class StepEstimate:
     gemm_seconds: float
     ps_seconds: float
     stage_seconds: np.ndarray  # per GEMM plan, one occurrence (0 for GEMMs kept on the PS)
-    busy: np.ndarray  # per device, whole step
+    busy: np.ndarray  # per device, whole step: from its first pull to its last task's end, per GEMM
 
 
 def stage_ps_seconds(plan: Plan) -> np.ndarray:
@@ -43,7 +44,7 @@ def analytic_step(plan: Plan, *, contention: bool = True, churn: bool | None = N
     Parameters
     ----------
     contention : bool
-        Apply the PS NIC bound (all tiles' input bytes through the PS egress).
+        Apply the PS NIC bound (input bytes through the PS egress, output bytes through its ingress).
     churn : bool, optional
         Inflate task times for churn; defaults to what the plan assumed.
     """
@@ -57,10 +58,11 @@ def analytic_step(plan: Plan, *, contention: bool = True, churn: bool | None = N
             stages[i] = 0.0
             continue
         devices = np.flatnonzero(eligible[i])
-        t = device_task_seconds(pool, gp.cost, churn)[devices]
-        order = np.argsort(t, kind="stable")
-        span, counts = pull_makespan(t[order], gp.grid.tasks)
-        busy[devices[order]] += gp.repeats * counts * t[order]
+        period, latency = (a[devices] for a in device_task_seconds(pool, gp.cost, churn))
+        order = np.argsort(period, kind="stable")
+        span, counts = pull_makespan(period[order], latency[order], gp.grid.tasks)
+        held = np.where(counts > 0, (counts - 1) * period[order] + latency[order], 0.0)
+        busy[devices[order]] += gp.repeats * held
         stages[i] = max(span, gp.ps_bound) if contention else span
     repeats = np.array([gp.repeats for gp in plan.gemm_plans])
     gemm_seconds = float((repeats * stages).sum())

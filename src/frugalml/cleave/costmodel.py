@@ -1,11 +1,15 @@
 """Cleave's cost model: task times on each device, the pull-scheduling makespan, and the LP.
 
 A task moves ``bytes_down`` over the device's downlink, computes ``flops``, and returns
-``bytes_up`` over its uplink: ``t = down / B_down + flops / F + up / B_up + rtt``, inflated by
-``1 / (1 - p)`` where ``p`` is the chance the device leaves during the task (churn). A GEMM's
-tasks sit in one queue that idle devices pull from; :func:`pull_makespan` is the exact finish
-time of that schedule, and :func:`solve_assignment` the LP (scipy HiGHS) that distributes tiles
-over device groups under the PS egress limit.
+``bytes_up`` over its uplink. A device overlaps consecutive tasks (download the next while
+computing this one and uploading the last), so a task's latency is ``down / B_down + flops / F +
+up / B_up + rtt`` but the device takes a new task every ``max(down / B_down, flops / F, up /
+B_up)`` seconds (its period), as far as its memory holds ``depth`` tiles at once (at most 3: one
+per stage; a device that holds one tile runs tasks back to back). Both are inflated by
+``1 / (1 - p)`` where ``p`` is the chance the device leaves during a task (churn). A GEMM's tasks
+sit in one queue that devices pull from at their period; :func:`pull_makespan` is the exact
+finish time of that schedule, and :func:`solve_assignment` the LP (scipy HiGHS) that distributes
+tiles over device groups under the PS egress and ingress limits.
 """
 
 from __future__ import annotations
@@ -21,12 +25,30 @@ from frugalml.cleave.tiling import TaskCost, TileGrid, grid_cost
 from frugalml.common.errors import InvalidInputError
 
 MAX_CHURN_LOSS = 0.9
+PIPELINE_DEPTH = 3
 
 
-def task_seconds(cost: TaskCost, flops: np.ndarray, down: np.ndarray, up: np.ndarray,
-                 rtt: np.ndarray) -> np.ndarray:
-    """Seconds one task takes on each device (download, compute, upload, one round trip)."""
-    return cost.bytes_down / down + cost.flops / flops + cost.bytes_up / up + rtt
+def pipeline_depth(tile_memory: float, memory: np.ndarray) -> np.ndarray:
+    """Tiles a device holds at once: ``memory // tile_memory`` capped at :data:`PIPELINE_DEPTH`
+    (0: the tile does not fit)."""
+    return np.minimum(np.floor_divide(memory, tile_memory), PIPELINE_DEPTH).astype(np.int64)
+
+
+def task_timing(cost: TaskCost, flops: np.ndarray, down: np.ndarray, up: np.ndarray, rtt: np.ndarray,
+                memory: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per device: the period between task pulls and one task's latency (``inf`` when no tile fits).
+
+    The period is the slowest stage (download, compute, upload), or ``latency / depth`` when the
+    device's memory holds fewer tiles than would keep every stage busy, so a device never has more
+    than ``depth`` tasks in flight and pipelined tasks never wait for each other.
+    """
+    d, c, u = cost.bytes_down / down, cost.flops / flops, cost.bytes_up / up
+    latency = d + c + u + rtt
+    depth = pipeline_depth(cost.memory, memory)
+    with np.errstate(divide="ignore"):
+        period = np.maximum(np.maximum(np.maximum(d, c), u), latency / depth)
+    period = np.where(depth >= 1, period, np.inf)
+    return period, np.where(depth >= 1, latency, np.inf)
 
 
 def churn_inflation(seconds: np.ndarray, mean_session: np.ndarray) -> np.ndarray:
@@ -90,54 +112,55 @@ def gemm_cost(gemm: Gemm, grid: TileGrid, dtype_bytes: int) -> TaskCost:
 
 
 @numba.njit(cache=True)
-def pull_makespan(t: np.ndarray, n: int) -> tuple[float, np.ndarray]:
-    """Finish time of ``n`` equal tasks pulled by devices with task times ``t`` (sorted ascending).
+def pull_makespan(period: np.ndarray, latency: np.ndarray, n: int) -> tuple[float, np.ndarray]:
+    """Finish time of ``n`` equal tasks pulled by devices (sorted by ``period``, ascending).
 
-    All devices start free at 0; whenever a device is free it takes the next task; devices free
-    at the same moment take tasks fastest first. Returns the makespan and the tasks per device.
-    This is the discrete-event simulator's schedule without contention, churn or backups.
+    Device ``i`` pulls its ``j``-th task at ``j * period[i]`` (``j = 0, 1, ...``), and that task
+    ends ``latency[i]`` later; pulls at the same moment go fastest device first. Returns the
+    makespan and the tasks per device. This is the discrete-event simulator's schedule without
+    contention, churn or backups.
     """
-    d = len(t)
+    d = len(period)
     counts = np.zeros(d, dtype=np.int64)
     if n <= 0 or d == 0:
         return 0.0, counts
     if n <= d:
         counts[:n] = 1
-        return t[n - 1] if n == d else np.max(t[:n]), counts
-    lo, hi = 0.0, n * t[0]
+        return np.max(latency[:n]), counts
+    lo, hi = 0.0, n * period[0]
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if mid <= lo or mid >= hi:
             break
         c = 0
         for i in range(d):
-            c += int(np.floor(mid / t[i])) + 1
+            c += int(np.floor(mid / period[i])) + 1
         if c >= n:
             hi = mid
         else:
             lo = mid
     used = 0
     for i in range(d):
-        counts[i] = int(np.floor(lo / t[i])) + 1
+        counts[i] = int(np.floor(lo / period[i])) + 1
         used += counts[i]
-    nxt = counts * t
+    nxt = counts * period
     order = np.argsort(nxt, kind="mergesort")
     for j in range(n - used):
         counts[order[j]] += 1
     makespan = 0.0
     for i in range(d):
-        if counts[i] > 0 and counts[i] * t[i] > makespan:
-            makespan = counts[i] * t[i]
+        if counts[i] > 0 and (counts[i] - 1) * period[i] + latency[i] > makespan:
+            makespan = (counts[i] - 1) * period[i] + latency[i]
     return makespan, counts
 
 
 @numba.njit(cache=True)
-def group_makespans(t: np.ndarray, size: np.ndarray, n: np.ndarray) -> np.ndarray:
+def group_makespans(t: np.ndarray, latency: np.ndarray, size: np.ndarray, n: np.ndarray) -> np.ndarray:
     """:func:`pull_makespan` for groups of identical devices, for every (grid, prefix) at once.
 
-    ``t[g, c]``: task time of group ``c`` (groups sorted fastest first per grid, ``inf`` when the
-    group cannot run the tile); ``size[g, c]`` devices per group in the same order; ``n[g]``
-    tasks of grid ``g``.
+    ``t[g, c]`` / ``latency[g, c]``: period and task latency of group ``c`` (groups sorted by
+    period per grid, ``inf`` when the group cannot run the tile); ``size[g, c]`` devices per group
+    in the same order; ``n[g]`` tasks of grid ``g``.
     Returns ``out[g, p]``: the makespan of grid ``g`` using only the ``p + 1`` fastest groups.
     """
     grids, groups = t.shape
@@ -150,11 +173,12 @@ def group_makespans(t: np.ndarray, size: np.ndarray, n: np.ndarray) -> np.ndarra
             for c in range(p + 1):
                 total += size[g, c]
             if n[g] <= total:
-                need, c = n[g], 0
+                need, c, span = n[g], 0, latency[g, 0]
                 while need > size[g, c]:
                     need -= size[g, c]
                     c += 1
-                out[g, p] = t[g, c]
+                    span = max(span, latency[g, c])
+                out[g, p] = span
                 continue
             lo, hi = 0.0, n[g] * t[g, 0] / size[g, 0]
             for _ in range(100):
@@ -169,8 +193,8 @@ def group_makespans(t: np.ndarray, size: np.ndarray, n: np.ndarray) -> np.ndarra
                 else:
                     lo = mid
             span = 0.0
-            for c in range(p + 1):  # each group's last slot starting by the n-th start ends here
-                span = max(span, (np.floor(hi / t[g, c]) + 1) * t[g, c])
+            for c in range(p + 1):  # each group's last pull by the n-th pull ends a latency later
+                span = max(span, np.floor(hi / t[g, c]) * t[g, c] + latency[g, c])
             out[g, p] = span
     return out
 
@@ -185,13 +209,15 @@ class Assignment:
 
 
 def solve_assignment(tasks: np.ndarray, task_time: np.ndarray, group_size: np.ndarray,
-                     bytes_down: np.ndarray, ps_egress: float, repeats: np.ndarray) -> Assignment:
+                     bytes_down: np.ndarray, ps_egress: float, repeats: np.ndarray,
+                     bytes_up: np.ndarray | None = None, ps_ingress: float = np.inf) -> Assignment:
     """The LP: split each GEMM's tiles over device groups to minimise the step's GEMM time.
 
     Variables ``x[g, c]`` (tiles of GEMM ``g`` on group ``c``) and ``T[g]``. Minimise
     ``sum_g repeats[g] * T[g]`` subject to ``sum_c x[g, c] = tasks[g]`` (all work assigned),
     ``task_time[g, c] * x[g, c] <= group_size[c] * T[g]`` (each device's share fits in the GEMM's
-    time), ``bytes_down[g] * sum_c x[g, c] <= ps_egress * T[g]`` (the PS NIC), and ``x[g, c] = 0``
+    time), ``bytes_down[g] * sum_c x[g, c] <= ps_egress * T[g]`` and ``bytes_up[g] * sum_c x[g, c]
+    <= ps_ingress * T[g]`` (the PS NIC, both directions), and ``x[g, c] = 0``
     where ``task_time`` is infinite (tile does not fit the group's memory, or group not chosen).
     Solved with scipy's HiGHS.
 
@@ -213,10 +239,12 @@ def solve_assignment(tasks: np.ndarray, task_time: np.ndarray, group_size: np.nd
     nx = len(gi)
     cost = np.concatenate([np.zeros(nx), repeats.astype(float)])
     eq = coo_matrix((np.ones(nx), (gi, np.arange(nx))), shape=(gemms, nx + gemms))
+    # one NIC row per GEMM: the tighter of egress (bytes down) and ingress (bytes up)
+    nic = bytes_down / ps_egress if bytes_up is None else np.maximum(bytes_down / ps_egress,
+                                                                     bytes_up / ps_ingress)
     rows = np.concatenate([np.arange(nx), np.arange(nx), nx + gi, nx + np.arange(gemms)])
     cols = np.concatenate([np.arange(nx), nx + gi, np.arange(nx), nx + np.arange(gemms)])
-    vals = np.concatenate([task_time[gi, ci], -group_size[ci].astype(float), bytes_down[gi],
-                           -np.full(gemms, ps_egress)])
+    vals = np.concatenate([task_time[gi, ci], -group_size[ci].astype(float), nic[gi], -np.ones(gemms)])
     ub = coo_matrix((vals, (rows, cols)), shape=(nx + gemms, nx + gemms))
     res = linprog(cost, A_ub=ub.tocsr(), b_ub=np.zeros(nx + gemms), A_eq=eq.tocsr(),
                   b_eq=tasks.astype(float), bounds=(0, None), method="highs")
@@ -228,7 +256,7 @@ def solve_assignment(tasks: np.ndarray, task_time: np.ndarray, group_size: np.nd
 
 
 def fluid_seconds(tasks: float, task_time: np.ndarray, group_size: np.ndarray, bytes_down: float,
-                  ps_egress: float) -> float:
-    """The LP optimum for one GEMM in closed form: work over total rate, or the PS NIC bound."""
+                  ps_egress: float, bytes_up: float = 0.0, ps_ingress: float = np.inf) -> float:
+    """The LP optimum for one GEMM in closed form: work over total rate, or a PS NIC bound."""
     rate = np.sum(group_size[np.isfinite(task_time)] / task_time[np.isfinite(task_time)])
-    return max(tasks / rate, tasks * bytes_down / ps_egress)
+    return max(tasks / rate, tasks * bytes_down / ps_egress, tasks * bytes_up / ps_ingress)

@@ -1,17 +1,20 @@
 """Discrete-event simulator of a Cleave training step (numba; 10,000 devices in seconds).
 
 One task queue per GEMM occurrence, executed in step order with a barrier between GEMMs (the
-next GEMM needs this one's output, and PS ops run in between). Idle devices pull tasks: NONE ->
-INGRESS (bytes over the downlink, sharing the PS NIC) -> COMPUTE (FLOPs, sometimes a straggler)
--> EGRESS (bytes over the uplink, plus one round trip). Links follow real traces; devices leave
-and return (Weibull sessions and absences) and a leaving device's in-flight tile is re-queued;
-when a GEMM's queue runs dry, idle devices run backup copies of the slowest in-flight tiles and
-the first copy to finish wins.
+next GEMM needs this one's output, and PS ops run in between). Devices pull tasks and pipeline
+them: a task goes INGRESS (bytes over the downlink) -> COMPUTE (FLOPs, sometimes a straggler) ->
+EGRESS (bytes over the uplink) -> one round trip, and a device runs each stage for one task at a
+time (FIFO), pulling its next task one period (its slowest stage, see
+:func:`~frugalml.cleave.costmodel.task_timing`) after the last, once its downlink is free and it
+holds fewer tasks than its memory allows. Links follow real traces; devices leave and return
+(Weibull sessions and absences) and a leaving device's in-flight tiles are re-queued; when a GEMM's
+queue runs dry, devices run backup copies of the slowest in-flight tiles and the first copy to
+finish wins.
 
-Transfers integrate the device's trace over time. PS NIC sharing is weighted fair sharing:
-while the active downloads ask for more than the PS egress, every download is slowed by the same
-factor (``egress / sum of their rates``, each rate fixed when the download starts). The PS
-ingress (small output tiles) is not shared.
+Transfers integrate the device's trace over time. The PS NIC is shared in both directions
+(egress: downloads; ingress: uploads) by weighted fair sharing: while the active transfers of one
+direction ask for more than the NIC gives, each is slowed by the same factor (``capacity / sum of
+their rates``, each rate fixed when the transfer starts).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ import numba
 import numpy as np
 
 from frugalml.cleave.analytic import stage_ps_seconds
+from frugalml.cleave.costmodel import PIPELINE_DEPTH
 from frugalml.cleave.planner import Plan
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.seeding import rng as make_rng
 
-_COMPUTE_END, _UPLOAD_END, _FAIL, _REJOIN, _STAGE_START, _DOWNLOAD_END = 0, 1, 2, 3, 4, 5
-_IDLE, _DOWN, _COMPUTE, _UP = 0, 1, 2, 3
+# event kinds (at equal times and ranks the lower kind goes first) and the phases of a task slot
+_DONE, _UPLOAD_END, _COMPUTE_END, _DOWNLOAD_END, _KICK, _FAIL, _REJOIN, _STAGE_START = range(8)
+_FREE, _DOWN, _WAIT_COMPUTE, _COMPUTE, _WAIT_UP, _UP, _ACK = range(7)
+_SLOTS = PIPELINE_DEPTH
 _INF = np.inf
 
 
@@ -39,7 +45,7 @@ class SimConfig:
     Parameters
     ----------
     contention : bool
-        Share the PS egress among concurrent downloads.
+        Share the PS NIC among concurrent transfers (egress: downloads, ingress: uploads).
     churn : bool
         Devices leave and return (Weibull sessions / absences from the device classes).
     traces : bool
@@ -110,70 +116,130 @@ def _transfer_seconds(nbytes, rate, use, pre, pre_start, length, offset, step, d
 
 
 @numba.njit(cache=True)
-def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
-              flops, down, up, rtt, use_traces, tr_pre, tr_start, tr_len, tr_off, tr_step,
-              up_dur, down_dur, egress, backups, straggler_prob, straggler_factor, seed,
+def _share(ch, c, now, delta):
+    """Advance NIC direction ``c``'s virtual clock to ``now`` and change its demand by ``delta``."""
+    ch[c, 0] += ch[c, 2] * (now - ch[c, 1])
+    ch[c, 1] = now
+    ch[c, 3] += delta
+    if ch[c, 3] < 1e-9 * ch[c, 4]:
+        ch[c, 3] = 0.0
+    ch[c, 2] = min(1.0, ch[c, 4] / ch[c, 3]) if ch[c, 3] > 0 else 1.0
+
+
+@numba.njit(cache=True)
+def _start_transfer(c, kind, d, s, nbytes, rate, now, heap, vheap, ch, contention, rank, slot_ver, slot_rate,
+                    use, pre, pre_start, length, offset, step):
+    """Start moving ``nbytes`` for slot ``(d, s)``: its end goes on the NIC's virtual clock or the heap."""
+    alone = _transfer_seconds(nbytes, rate, use, pre, pre_start, length, offset, step, d, now)
+    if contention:
+        slot_rate[d, s] = nbytes / alone
+        _share(ch, c, now, slot_rate[d, s])
+        heapq.heappush(vheap, (ch[c, 0] + alone, rank[d], d, s, slot_ver[d, s]))
+    else:
+        heapq.heappush(heap, (now + alone, rank[d], kind, d, s, slot_ver[d, s]))
+
+
+@numba.njit(cache=True)
+def _first_waiting(slot_phase, slot_seq, d, phase):
+    """The slot of device ``d`` waiting longest in ``phase`` (FIFO per stage), or -1."""
+    best = -1
+    for s in range(slot_phase.shape[1]):
+        if slot_phase[d, s] == phase and (best < 0 or slot_seq[d, s] < slot_seq[d, best]):
+            best = s
+    return best
+
+
+@numba.njit(cache=True)
+def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_ps, eligible,
+              flops, down, up, est_down, est_up, memory, rtt, use_traces, tr_pre, tr_start, tr_len, tr_off,
+              tr_step, up_dur, down_dur, egress, ingress, backups, straggler_prob, straggler_factor, seed,
               inject_time, inject_device):
     np.random.seed(seed)
     n_dev = len(flops)
     n_stage = len(st_tasks)
+    n_slot = _SLOTS
     max_tasks = 1
     for s in range(n_stage):
         max_tasks = max(max_tasks, st_tasks[s])
     contention = np.isfinite(egress)
-    # device state
+    ch = np.zeros((2, 5))  # per NIC direction: virtual clock, its real time, slow-down, demand, capacity
+    ch[:, 2] = 1.0
+    ch[0, 4] = egress
+    ch[1, 4] = ingress
+    # devices
     alive = np.ones(n_dev, dtype=np.bool_)
-    phase = np.zeros(n_dev, dtype=np.int64)
-    version = np.zeros(n_dev, dtype=np.int64)
-    task_of = np.full(n_dev, -1, dtype=np.int64)
     cycle = np.zeros(n_dev, dtype=np.int64)
     rank = np.arange(n_dev)
-    cap = np.zeros(n_dev)
+    period = np.zeros(n_dev)
+    latency = np.zeros(n_dev)
+    depth = np.zeros(n_dev, dtype=np.int64)
+    in_flight = np.zeros(n_dev, dtype=np.int64)
+    down_busy = np.zeros(n_dev, dtype=np.bool_)
+    comp_busy = np.zeros(n_dev, dtype=np.bool_)
+    up_busy = np.zeros(n_dev, dtype=np.bool_)
+    next_pull = np.zeros(n_dev)
+    pull_pending = np.zeros(n_dev, dtype=np.bool_)
+    in_idle = np.zeros(n_dev, dtype=np.bool_)
+    pulls = np.zeros(n_dev, dtype=np.int64)
     busy_start = np.zeros(n_dev)
-    expected_end = np.zeros(n_dev)
     busy = np.zeros(n_dev)
+    # task slots of each device (one per pipeline stage at most)
+    slot_task = np.full((n_dev, n_slot), -1, dtype=np.int64)
+    slot_phase = np.zeros((n_dev, n_slot), dtype=np.int64)
+    slot_seq = np.zeros((n_dev, n_slot), dtype=np.int64)
+    slot_ver = np.zeros((n_dev, n_slot), dtype=np.int64)
+    slot_rate = np.zeros((n_dev, n_slot))
+    slot_end = np.zeros((n_dev, n_slot))
     # task state of the running stage
     done = np.zeros(max_tasks, dtype=np.bool_)
     copies = np.zeros(max_tasks, dtype=np.int64)
-    holder = np.full((max_tasks, 2), -1, dtype=np.int64)
+    holder = np.full((max_tasks, 2), -1, dtype=np.int64)  # slots (d * n_slot + s) holding each copy
     requeue = np.empty(max_tasks, dtype=np.int64)
+    requeued_at = np.full(max_tasks, -1.0)
     idle = np.empty(n_dev, dtype=np.int64)
-    backup_order = np.empty(n_dev, dtype=np.int64)
+    backup_order = np.empty(n_dev * n_slot, dtype=np.int64)
     stage_end = np.zeros(n_stage)
     stats = np.zeros(6, dtype=np.int64)  # tasks, requeued, backups, backups won, failures, events
-    requeued_at = np.full(max_tasks, -1.0)
     recovery = np.zeros(2)  # total seconds from a failure to its lost tile finishing again, count
-    heap = [(0.0, 0, _STAGE_START, 0, 0)]
-    vheap = [(0.0, 0, 0, 0)]
-    vheap.pop()
-    v_clock, v_time, phi, demand = 0.0, 0.0, 1.0, 0.0
-    stage, running = -1, False
+    heap = [(0.0, 0, _STAGE_START, 0, 0, 0)]
+    vdn = [(0.0, 0, 0, 0, 0)]
+    vdn.pop()
+    vup = [(0.0, 0, 0, 0, 0)]
+    vup.pop()
+    stage, running, nt = -1, False, 0
     next_task, n_done, n_requeue, n_idle = 0, 0, 0, 0
     n_backup, backup_pos, backup_built = 0, 0, False
     for d in range(n_dev):
         if np.isfinite(up_dur[d, 0]):
-            heapq.heappush(heap, (up_dur[d, 0], d, _FAIL, d, -1))
+            heapq.heappush(heap, (up_dur[d, 0], d, _FAIL, d, 0, -1))
     if inject_device >= 0:
-        heapq.heappush(heap, (inject_time, inject_device, _FAIL, inject_device, -2))
+        heapq.heappush(heap, (inject_time, inject_device, _FAIL, inject_device, 0, -2))
 
     while True:
-        while len(vheap) > 0 and (vheap[0][3] != version[vheap[0][2]] or phase[vheap[0][2]] != _DOWN):
-            heapq.heappop(vheap)
-        t_v = _INF
-        if len(vheap) > 0:
-            t_v = v_time + (vheap[0][0] - v_clock) / phi
+        while len(vdn) > 0 and (vdn[0][4] != slot_ver[vdn[0][2], vdn[0][3]]
+                                or slot_phase[vdn[0][2], vdn[0][3]] != _DOWN):
+            heapq.heappop(vdn)
+        while len(vup) > 0 and (vup[0][4] != slot_ver[vup[0][2], vup[0][3]]
+                                or slot_phase[vup[0][2], vup[0][3]] != _UP):
+            heapq.heappop(vup)
+        t_dn = ch[0, 1] + (vdn[0][0] - ch[0, 0]) / ch[0, 2] if len(vdn) > 0 else _INF
+        t_up = ch[1, 1] + (vup[0][0] - ch[1, 0]) / ch[1, 2] if len(vup) > 0 else _INF
         t_h = heap[0][0] if len(heap) > 0 else _INF
-        if t_v == _INF and t_h == _INF:
+        if t_dn == _INF and t_up == _INF and t_h == _INF:
             break
-        if t_v < t_h:
-            item = heapq.heappop(vheap)
-            now, d, kind, ver = t_v, item[2], _DOWNLOAD_END, item[3]
+        if t_dn < t_h and t_dn <= t_up:
+            item = heapq.heappop(vdn)
+            now, kind, d, s, ver = t_dn, _DOWNLOAD_END, item[2], item[3], item[4]
+        elif t_up < t_h:
+            item = heapq.heappop(vup)
+            now, kind, d, s, ver = t_up, _UPLOAD_END, item[2], item[3], item[4]
         else:
-            item = heapq.heappop(heap)
-            now, d, kind, ver = item[0], item[3], item[2], item[4]
-            if kind <= _UPLOAD_END or kind == _DOWNLOAD_END:
-                if ver != version[d]:
-                    continue
+            ev = heapq.heappop(heap)
+            now, kind, d, s, ver = ev[0], ev[2], ev[3], ev[4], ev[5]
+            if kind <= _DOWNLOAD_END and ver != slot_ver[d, s]:
+                continue
+            if kind == _KICK and ver != stage:
+                continue
         stats[5] += 1
         wake = -1  # a device that should try to pull after this event
         if kind == _STAGE_START:
@@ -183,7 +249,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
             if stage >= n_stage:
                 break
             if st_tasks[stage] == 0:  # a GEMM the PS keeps: only PS time
-                heapq.heappush(heap, (now + st_ps[stage], 0, _STAGE_START, stage + 1, 0))
+                heapq.heappush(heap, (now + st_ps[stage], 0, _STAGE_START, stage + 1, 0, 0))
                 continue
             running = True
             next_task, n_done, n_requeue, n_idle, backup_built = 0, 0, 0, 0, False
@@ -192,73 +258,79 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
             requeued_at[:nt] = -1.0
             copies[:nt] = 0
             holder[:nt] = -1
-            est = st_down[stage] / down + st_flops[stage] / flops + st_up[stage] / up + rtt
-            order = np.argsort(est, kind="mergesort")
-            for r in range(n_dev):
-                rank[order[r]] = r
+            for dd in range(n_dev):  # the cost model's period and latency (costmodel.task_timing)
+                t_d = st_down[stage] / est_down[dd]
+                t_c = st_flops[stage] / flops[dd]
+                t_u = st_up[stage] / est_up[dd]
+                latency[dd] = t_d + t_c + t_u + rtt[dd]
+                depth[dd] = min(n_slot, int(memory[dd] // st_mem[stage]))
+                period[dd] = max(max(max(t_d, t_c), t_u), latency[dd] / depth[dd]) if depth[dd] >= 1 else _INF
+                next_pull[dd] = now
+                pull_pending[dd] = False
+                in_idle[dd] = False
+            order = np.argsort(period, kind="mergesort")
             for r in range(n_dev):
                 dd = order[r]
-                if alive[dd] and eligible[st_plan[stage], dd]:
-                    idle[n_idle] = dd
-                    n_idle += 1
-            # devices pull fastest first; the idle list is drained below
-            pulling = idle[:n_idle].copy()
-            n_idle = 0
-            for dd in pulling:
-                # pull (inlined below through the same code path)
-                task = -1
-                if next_task < nt:
-                    task = next_task
-                    next_task += 1
-                if task < 0:
-                    idle[n_idle] = dd
-                    n_idle += 1
-                    continue
-                task_of[dd] = task
-                copies[task] += 1
-                holder[task, 0] = dd
-                busy_start[dd] = now
-                expected_end[dd] = now + est[dd]
-                alone = _transfer_seconds(st_down[stage], down[dd], use_traces, tr_pre, tr_start, tr_len,
-                                          tr_off, tr_step, dd, now)
-                cap[dd] = st_down[stage] / alone
-                phase[dd] = _DOWN
-                if contention:
-                    v_clock += phi * (now - v_time)
-                    v_time = now
-                    demand += cap[dd]
-                    heapq.heappush(vheap, (v_clock + alone, rank[dd], dd, version[dd]))
-                else:
-                    heapq.heappush(heap, (now + alone, rank[dd], _DOWNLOAD_END, dd, version[dd]))
-            if contention:
-                phi = min(1.0, egress / demand) if demand > 0 else 1.0
+                rank[dd] = r
+                if alive[dd] and depth[dd] >= 1 and eligible[st_plan[stage], dd]:
+                    heapq.heappush(heap, (now, r, _KICK, dd, 0, stage))
             continue
         if kind == _DOWNLOAD_END:
             if contention:
-                v_clock += phi * (now - v_time)
-                v_time = now
-                demand -= cap[d]
-                if demand < 1e-9 * egress:
-                    demand = 0.0
-                phi = min(1.0, egress / demand) if demand > 0 else 1.0
-            seconds = st_flops[stage] / flops[d]
-            if straggler_prob > 0 and np.random.random() < straggler_prob:
-                seconds *= straggler_factor
-            phase[d] = _COMPUTE
-            heapq.heappush(heap, (now + seconds, rank[d], _COMPUTE_END, d, version[d]))
+                _share(ch, 0, now, -slot_rate[d, s])
+            down_busy[d] = False
+            if comp_busy[d]:
+                slot_phase[d, s] = _WAIT_COMPUTE
+            else:
+                seconds = st_flops[stage] / flops[d]
+                if straggler_prob > 0 and np.random.random() < straggler_prob:
+                    seconds *= straggler_factor
+                comp_busy[d] = True
+                slot_phase[d, s] = _COMPUTE
+                heapq.heappush(heap, (now + seconds, rank[d], _COMPUTE_END, d, s, slot_ver[d, s]))
+            wake = d
+        elif kind == _COMPUTE_END:
+            comp_busy[d] = False
+            if up_busy[d]:
+                slot_phase[d, s] = _WAIT_UP
+            else:
+                up_busy[d] = True
+                slot_phase[d, s] = _UP
+                _start_transfer(1, _UPLOAD_END, d, s, st_up[stage], up[d], now, heap, vup, ch, contention,
+                                rank, slot_ver, slot_rate, use_traces, tr_pre, tr_start, tr_len, tr_off,
+                                tr_step)
+            nxt = _first_waiting(slot_phase, slot_seq, d, _WAIT_COMPUTE)
+            if nxt >= 0:
+                seconds = st_flops[stage] / flops[d]
+                if straggler_prob > 0 and np.random.random() < straggler_prob:
+                    seconds *= straggler_factor
+                comp_busy[d] = True
+                slot_phase[d, nxt] = _COMPUTE
+                heapq.heappush(heap, (now + seconds, rank[d], _COMPUTE_END, d, nxt, slot_ver[d, nxt]))
             continue
-        if kind == _COMPUTE_END:
-            seconds = _transfer_seconds(st_up[stage], up[d], use_traces, tr_pre, tr_start, tr_len, tr_off,
-                                        tr_step, d, now)
-            phase[d] = _UP
-            heapq.heappush(heap, (now + (seconds + rtt[d]), rank[d], _UPLOAD_END, d, version[d]))
+        elif kind == _UPLOAD_END:
+            if contention:
+                _share(ch, 1, now, -slot_rate[d, s])
+            up_busy[d] = False
+            slot_phase[d, s] = _ACK
+            heapq.heappush(heap, (now + rtt[d], rank[d], _DONE, d, s, slot_ver[d, s]))
+            nxt = _first_waiting(slot_phase, slot_seq, d, _WAIT_UP)
+            if nxt >= 0:
+                up_busy[d] = True
+                slot_phase[d, nxt] = _UP
+                _start_transfer(1, _UPLOAD_END, d, nxt, st_up[stage], up[d], now, heap, vup, ch, contention,
+                                rank, slot_ver, slot_rate, use_traces, tr_pre, tr_start, tr_len, tr_off,
+                                tr_step)
             continue
-        if kind == _UPLOAD_END:
-            task = task_of[d]
-            busy[d] += now - busy_start[d]
-            phase[d] = _IDLE
-            task_of[d] = -1
+        elif kind == _DONE:
+            task = slot_task[d, s]
+            slot_task[d, s] = -1
+            slot_phase[d, s] = _FREE
+            slot_ver[d, s] += 1
             copies[task] -= 1
+            in_flight[d] -= 1
+            if in_flight[d] == 0:
+                busy[d] += now - busy_start[d]
             if not done[task]:
                 done[task] = True
                 n_done += 1
@@ -266,29 +338,53 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
                 if requeued_at[task] >= 0:
                     recovery[0] += now - requeued_at[task]
                     recovery[1] += 1
-                if holder[task, 1] == d:
+                if holder[task, 1] == d * n_slot + s:
                     stats[3] += 1
-                for j in range(2):
+                for j in range(2):  # cancel the other copy; its device moves on
                     other = holder[task, j]
-                    if other >= 0 and other != d and task_of[other] == task:
-                        if phase[other] == _DOWN and contention:
-                            v_clock += phi * (now - v_time)
-                            v_time = now
-                            demand -= cap[other]
-                            if demand < 1e-9 * egress:
-                                demand = 0.0
-                            phi = min(1.0, egress / demand) if demand > 0 else 1.0
-                        version[other] += 1
-                        busy[other] += now - busy_start[other]
-                        phase[other] = _IDLE
-                        task_of[other] = -1
-                        copies[task] -= 1
-                        if n_done < st_tasks[stage]:
-                            idle[n_idle] = other
-                            n_idle += 1
-            if n_done == st_tasks[stage]:
+                    if other < 0 or other == d * n_slot + s:
+                        continue
+                    od, os = other // n_slot, other % n_slot
+                    if slot_task[od, os] != task:
+                        continue
+                    ph = slot_phase[od, os]
+                    if ph == _DOWN:
+                        down_busy[od] = False
+                        if contention:
+                            _share(ch, 0, now, -slot_rate[od, os])
+                    elif ph == _UP:
+                        up_busy[od] = False
+                        if contention:
+                            _share(ch, 1, now, -slot_rate[od, os])
+                    elif ph == _COMPUTE:
+                        comp_busy[od] = False
+                    slot_task[od, os] = -1
+                    slot_phase[od, os] = _FREE
+                    slot_ver[od, os] += 1
+                    copies[task] -= 1
+                    in_flight[od] -= 1
+                    if in_flight[od] == 0:
+                        busy[od] += now - busy_start[od]
+                    if ph == _COMPUTE:
+                        nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_COMPUTE)
+                        if nxt >= 0:
+                            comp_busy[od] = True
+                            slot_phase[od, nxt] = _COMPUTE
+                            heapq.heappush(heap, (now + st_flops[stage] / flops[od], rank[od], _COMPUTE_END,
+                                                  od, nxt, slot_ver[od, nxt]))
+                    elif ph == _UP:
+                        nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_UP)
+                        if nxt >= 0:
+                            up_busy[od] = True
+                            slot_phase[od, nxt] = _UP
+                            _start_transfer(1, _UPLOAD_END, od, nxt, st_up[stage], up[od], now, heap, vup, ch,
+                                            contention, rank, slot_ver, slot_rate, use_traces, tr_pre,
+                                            tr_start, tr_len, tr_off, tr_step)
+                    if n_done < nt:
+                        heapq.heappush(heap, (now, rank[od], _KICK, od, 0, stage))
+            if n_done == nt:
                 running = False
-                heapq.heappush(heap, (now + st_ps[stage], 0, _STAGE_START, stage + 1, 0))
+                heapq.heappush(heap, (now + st_ps[stage], 0, _STAGE_START, stage + 1, 0, 0))
                 continue
             wake = d
         elif kind == _FAIL:
@@ -296,49 +392,63 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
                 continue
             alive[d] = False
             stats[4] += 1
-            task = task_of[d]
-            if task >= 0:
-                if phase[d] == _DOWN and contention:
-                    v_clock += phi * (now - v_time)
-                    v_time = now
-                    demand -= cap[d]
-                    if demand < 1e-9 * egress:
-                        demand = 0.0
-                    phi = min(1.0, egress / demand) if demand > 0 else 1.0
-                busy[d] += now - busy_start[d]
+            lost = 0
+            for s2 in range(n_slot):
+                task = slot_task[d, s2]
+                if task < 0:
+                    continue
+                ph = slot_phase[d, s2]
+                if contention and ph == _DOWN:
+                    _share(ch, 0, now, -slot_rate[d, s2])
+                elif contention and ph == _UP:
+                    _share(ch, 1, now, -slot_rate[d, s2])
+                slot_task[d, s2] = -1
+                slot_phase[d, s2] = _FREE
+                slot_ver[d, s2] += 1
                 copies[task] -= 1
-                task_of[d] = -1
                 if not done[task] and copies[task] == 0:
                     requeue[n_requeue] = task
                     n_requeue += 1
+                    lost += 1
                     stats[1] += 1
                     requeued_at[task] = now
-            phase[d] = _IDLE
-            version[d] += 1
+            if in_flight[d] > 0:
+                busy[d] += now - busy_start[d]
+            in_flight[d] = 0
+            down_busy[d] = comp_busy[d] = up_busy[d] = False
             absence = down_dur[d, cycle[d]] if ver == -1 else _INF
             if np.isfinite(absence):
-                heapq.heappush(heap, (now + absence, d, _REJOIN, d, -1))
-            # a re-queued tile wakes an idle device
-            while n_requeue > 0 and n_idle > 0:
+                heapq.heappush(heap, (now + absence, d, _REJOIN, d, 0, -1))
+            while running and lost > 0 and n_idle > 0:  # re-queued tiles wake devices that found none
                 cand = idle[n_idle - 1]
                 n_idle -= 1
-                if alive[cand] and phase[cand] == _IDLE:
-                    wake = cand
-                    break
-            if wake < 0:
-                continue
+                in_idle[cand] = False
+                if alive[cand]:
+                    heapq.heappush(heap, (now, rank[cand], _KICK, cand, 0, stage))
+                    lost -= 1
+            continue
         elif kind == _REJOIN:
             alive[d] = True
             cycle[d] += 1
             if cycle[d] < up_dur.shape[1] and np.isfinite(up_dur[d, cycle[d]]):
-                heapq.heappush(heap, (now + up_dur[d, cycle[d]], d, _FAIL, d, -1))
+                heapq.heappush(heap, (now + up_dur[d, cycle[d]], d, _FAIL, d, 0, -1))
             wake = d
-        # the woken device pulls: a re-queued tile, a fresh one, or a backup copy
-        if wake < 0 or not running or not alive[wake] or phase[wake] != _IDLE:
+        elif kind == _KICK:
+            if pull_pending[d] and now >= next_pull[d]:
+                pull_pending[d] = False
+            wake = d
+        # the woken device pulls (when its downlink is free, it has room and its period has passed):
+        # a re-queued tile, a fresh one, or a backup copy
+        if wake < 0 or not running or not alive[wake]:
             continue
-        if not eligible[st_plan[stage], wake]:
+        dd = wake
+        if depth[dd] < 1 or not eligible[st_plan[stage], dd] or down_busy[dd] or in_flight[dd] >= depth[dd]:
             continue
-        nt = st_tasks[stage]
+        if now < next_pull[dd]:
+            if not pull_pending[dd]:
+                pull_pending[dd] = True
+                heapq.heappush(heap, (next_pull[dd], rank[dd], _KICK, dd, 0, stage))
+            continue
         task = -1
         is_backup = False
         while n_requeue > 0 and task < 0:
@@ -349,55 +459,56 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_ps, eligible,
         if task < 0 and next_task < nt:
             task = next_task
             next_task += 1
-        my_time = st_down[stage] / down[wake] + st_flops[stage] / flops[wake] + st_up[stage] / up[wake] \
-            + rtt[wake]
         if task < 0 and backups:
             if not backup_built:
                 n_backup = 0
-                for dd in range(n_dev):
-                    if task_of[dd] >= 0:
-                        backup_order[n_backup] = dd
-                        n_backup += 1
+                for hd in range(n_dev):
+                    for hs in range(n_slot):
+                        if slot_task[hd, hs] >= 0:
+                            backup_order[n_backup] = hd * n_slot + hs
+                            n_backup += 1
                 keys = np.empty(n_backup)
                 for j in range(n_backup):
-                    keys[j] = -expected_end[backup_order[j]]
+                    keys[j] = -slot_end[backup_order[j] // n_slot, backup_order[j] % n_slot]
                 srt = np.argsort(keys, kind="mergesort")
                 backup_order[:n_backup] = backup_order[:n_backup][srt]
                 backup_pos, backup_built = 0, True
             while backup_pos < n_backup:
-                h = backup_order[backup_pos]
-                ht = task_of[h]
-                if ht < 0 or done[ht] or copies[ht] >= 2:
+                hd, hs = backup_order[backup_pos] // n_slot, backup_order[backup_pos] % n_slot
+                ht = slot_task[hd, hs]
+                if ht < 0 or done[ht] or copies[ht] >= 2 or hd == dd:
                     backup_pos += 1
                     continue
-                if expected_end[h] > now + my_time:
+                if slot_end[hd, hs] > now + latency[dd]:
                     task = ht
                     is_backup = True
                     backup_pos += 1
                 break
         if task < 0:
-            idle[n_idle] = wake
-            n_idle += 1
+            if not in_idle[dd]:
+                in_idle[dd] = True
+                idle[n_idle] = dd
+                n_idle += 1
             continue
-        task_of[wake] = task
+        s = 0
+        while slot_task[dd, s] >= 0:
+            s += 1
+        slot_task[dd, s] = task
+        slot_seq[dd, s] = pulls[dd]
+        pulls[dd] += 1
         copies[task] += 1
-        holder[task, 1 if is_backup else 0] = wake
+        holder[task, 1 if is_backup else 0] = dd * n_slot + s
         if is_backup:
             stats[2] += 1
-        busy_start[wake] = now
-        expected_end[wake] = now + my_time
-        alone = _transfer_seconds(st_down[stage], down[wake], use_traces, tr_pre, tr_start, tr_len, tr_off,
-                                  tr_step, wake, now)
-        cap[wake] = st_down[stage] / alone
-        phase[wake] = _DOWN
-        if contention:
-            v_clock += phi * (now - v_time)
-            v_time = now
-            demand += cap[wake]
-            phi = min(1.0, egress / demand)
-            heapq.heappush(vheap, (v_clock + alone, rank[wake], wake, version[wake]))
-        else:
-            heapq.heappush(heap, (now + alone, rank[wake], _DOWNLOAD_END, wake, version[wake]))
+        if in_flight[dd] == 0:
+            busy_start[dd] = now
+        in_flight[dd] += 1
+        slot_end[dd, s] = now + latency[dd]
+        next_pull[dd] = now + period[dd]
+        down_busy[dd] = True
+        slot_phase[dd, s] = _DOWN
+        _start_transfer(0, _DOWNLOAD_END, dd, s, st_down[stage], down[dd], now, heap, vdn, ch, contention,
+                        rank, slot_ver, slot_rate, use_traces, tr_pre, tr_start, tr_len, tr_off, tr_step)
     return stage_end, busy, stats, stage, recovery
 
 
@@ -432,7 +543,7 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
     index = {gp.gemm.name: i for i, gp in enumerate(plan.gemm_plans)}
     st_plan = np.array([index[name] for name, _ in order], dtype=np.int64)
     gps = plan.gemm_plans
-    per_plan = lambda f: np.array([f(gp) for gp in gps])[st_plan]  # noqa: E731
+    per_plan = lambda f: np.array([f(gp) for gp in gps], dtype=float)[st_plan]  # noqa: E731
     ps = stage_ps_seconds(plan)[st_plan]
     gen = make_rng(seed)
     n = len(pool)
@@ -454,14 +565,20 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
         np.zeros(n, dtype=np.int64)
     tr_len = traces.length[pool.trace_index] if traces else np.ones(n, dtype=np.int64)
     tr_off = pool.trace_offset if traces else np.zeros(n)
-    egress = pool.ps.egress if config.contention else np.inf
+    # without traces a link runs at its trace-effective rate (what the planner expects)
+    down, up = (pool.down, pool.up) if traces else (pool.effective_down, pool.effective_up)
+    egress, ingress = (pool.ps.egress, pool.ps.ingress) if config.contention else (np.inf, np.inf)
     stage_end, busy, stats, reached, recovery = _simulate(
         st_plan, per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64),
-        per_plan(lambda gp: gp.cost.bytes_down),
-        per_plan(lambda gp: gp.cost.flops), per_plan(lambda gp: gp.cost.bytes_up), ps, plan.eligible(),
-        pool.flops, pool.down, pool.up, pool.rtt, traces is not None, tr_pre, tr_start, tr_len, tr_off,
-        traces.step_s if traces else 1.0, up_dur, down_dur, egress, config.backups,
-        config.straggler_prob, config.straggler_factor, int(gen.integers(2**31)), fail_at, fail_device)
+        per_plan(lambda gp: gp.cost.bytes_down), per_plan(lambda gp: gp.cost.flops),
+        per_plan(lambda gp: gp.cost.bytes_up), per_plan(lambda gp: gp.cost.memory), ps,
+        np.ascontiguousarray(plan.eligible()),
+        *(np.ascontiguousarray(a, dtype=float) for a in (pool.flops, down, up, pool.effective_down,
+                                                          pool.effective_up, pool.memory, pool.rtt)),
+        traces is not None, tr_pre, tr_start.astype(np.int64), tr_len.astype(np.int64), tr_off.astype(float),
+        float(traces.step_s if traces else 1.0), up_dur, down_dur, float(egress), float(ingress),
+        bool(config.backups), float(config.straggler_prob), float(config.straggler_factor),
+        int(gen.integers(2**31)), float(fail_at), int(fail_device))
     if reached < len(st_plan):
         raise InvalidInputError(f"the step could not finish: GEMM occurrence {reached} of {len(st_plan)} "
                                 "lost every device able to run it")

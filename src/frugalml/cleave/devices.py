@@ -140,6 +140,11 @@ class ParameterServer:
         """Bytes/s the PS can send to devices, all shards together."""
         return self.nic_gbps * 1e9 / 8 * self.shards
 
+    @property
+    def ingress(self) -> float:
+        """Bytes/s the PS can receive from devices (full-duplex NICs: the same as egress)."""
+        return self.egress
+
 
 @dataclass
 class Pool:

@@ -28,6 +28,7 @@ from frugalml.cleave.costmodel import (
     gemm_cost,
     group_makespans,
     solve_assignment,
+    task_timing,
 )
 from frugalml.cleave.devices import GB, Pool
 from frugalml.cleave.opgraph import Gemm, OpGraph
@@ -78,7 +79,7 @@ class GemmPlan:
     cost: TaskCost
     groups: np.ndarray  # indices of the groups allowed to pull this GEMM's tiles
     seconds: float  # planned pull-scheduled time, or the PS NIC bound when larger
-    ps_bound: float
+    ps_bound: float  # the PS NIC's floor: all tiles' input bytes out, or output bytes in
     dropped: dict[int, str] = field(default_factory=dict)
     on_ps: bool = False  # below the split threshold: the PS computes it, no tasks
 
@@ -185,11 +186,20 @@ class Plan:
         return "\n".join(lines)
 
 
-def device_task_seconds(pool: Pool, cost: TaskCost, churn: bool) -> np.ndarray:
-    """Seconds one task takes on every device (trace-effective links), inflated for churn if asked."""
-    t = cost.bytes_down / pool.effective_down + cost.flops / pool.flops + cost.bytes_up / pool.effective_up \
-        + pool.rtt
-    return t * churn_inflation(t, pool.mean_session()) if churn else t
+def device_task_seconds(pool: Pool, cost: TaskCost, churn: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every device's pull period and task latency (trace-effective links, pipelined tasks; ``inf``
+    where the tile does not fit), both inflated for churn if asked."""
+    period, latency = task_timing(cost, pool.flops, pool.effective_down, pool.effective_up, pool.rtt,
+                                  pool.memory)
+    if not churn:
+        return period, latency
+    inflate = churn_inflation(latency, pool.mean_session())
+    return period * inflate, latency * inflate
+
+
+def ps_bound(cost: TaskCost, pool: Pool) -> float:
+    """The PS NIC's floor for one GEMM: every tile's inputs out, or every output tile in."""
+    return max(cost.tasks * cost.bytes_down / pool.ps.egress, cost.tasks * cost.bytes_up / pool.ps.ingress)
 
 
 def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: DeviceGroups,
@@ -199,10 +209,14 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
     costs = [gemm_cost(gemm, grid, dtype_bytes) for grid in grids]
     group_mem = np.array([pool.classes[c].memory_gb * GB for c in groups.group_class])
     t_group = np.empty((len(grids), len(sizes)))
+    lat_group = np.empty((len(grids), len(sizes)))
     for i, cost in enumerate(costs):  # a group is as fast as its slowest member (pull tails)
-        slowest = np.full(len(sizes), -np.inf)
-        np.maximum.at(slowest, groups.group_of, device_task_seconds(pool, cost, churn))
+        period, latency = device_task_seconds(pool, cost, churn)
+        slowest, slowest_lat = np.full(len(sizes), -np.inf), np.full(len(sizes), -np.inf)
+        np.maximum.at(slowest, groups.group_of, period)
+        np.maximum.at(slowest_lat, groups.group_of, latency)
         t_group[i] = np.where(group_mem >= cost.memory, slowest, np.inf)
+        lat_group[i] = np.where(group_mem >= cost.memory, slowest_lat, np.inf)
     fits = np.isfinite(t_group).any(axis=1)
     if not fits.any():
         finest = min(costs, key=lambda c: c.memory)
@@ -212,7 +226,8 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
             f"memory is {group_mem.max() / 1e6:.1f} MB; add devices with more memory or a shorter sequence")
     order = np.argsort(t_group, axis=1, kind="stable")
     t_sorted = np.take_along_axis(t_group, order, axis=1)
-    spans = group_makespans(t_sorted, sizes[order], np.array([c.tasks for c in costs], dtype=np.int64))
+    spans = group_makespans(t_sorted, np.take_along_axis(lat_group, order, axis=1), sizes[order],
+                            np.array([c.tasks for c in costs], dtype=np.int64))
     # Greedy selection: add the next fastest group until the GEMM's time rises; keep the best prefix.
     with np.errstate(invalid="ignore"):
         rising = ~(spans[:, 1:] <= spans[:, :-1] * (1 + 1e-12))
@@ -220,9 +235,9 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
     stop = np.where(rising.any(axis=1), first_rise, spans.shape[1] - 1)
     scanned = np.where(np.arange(spans.shape[1])[None, :] <= stop[:, None], spans, np.inf)
     prefix = np.argmin(scanned, axis=1)
-    ps_bound = np.array([c.tasks * c.bytes_down / pool.ps.egress for c in costs])
+    nic = np.array([ps_bound(c, pool) for c in costs])
     best_span = spans[np.arange(len(grids)), prefix]
-    total = np.maximum(best_span, ps_bound)
+    total = np.maximum(best_span, nic)
     total[~fits] = np.inf
     g = int(np.argmin(total))
     chosen = order[g, : prefix[g] + 1]
@@ -241,7 +256,7 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
             dropped[c] = (f"slower: adding it would take {gemm.name} from {best_span[g]:.3g} s to "
                           f"{spans[g, pos]:.3g} s (its tiles would finish last)")
     return GemmPlan(gemm, repeats, grids[g], costs[g], np.sort(chosen), float(total[g]),
-                    float(ps_bound[g]), dropped)
+                    float(nic[g]), dropped)
 
 
 def _kept_on_ps(gemm: Gemm, repeats: int, dtype_bytes: int, ps_flops: float) -> GemmPlan:
@@ -282,11 +297,12 @@ def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
     tiled = [gp for gp in plans if not gp.on_ps]
     task_time = np.full((len(tiled), len(sizes)), np.inf)
     for i, gp in enumerate(tiled):
-        rate = np.bincount(groups.group_of, weights=1.0 / device_task_seconds(pool, gp.cost, churn),
+        rate = np.bincount(groups.group_of, weights=1.0 / device_task_seconds(pool, gp.cost, churn)[0],
                            minlength=len(sizes))
         task_time[i, gp.groups] = sizes[gp.groups] / rate[gp.groups]
     assignment = solve_assignment(np.array([gp.grid.tasks for gp in tiled]), task_time, sizes,
                                   np.array([gp.cost.bytes_down for gp in tiled]), pool.ps.egress,
-                                  np.array([gp.repeats for gp in tiled]))
+                                  np.array([gp.repeats for gp in tiled]),
+                                  np.array([gp.cost.bytes_up for gp in tiled]), pool.ps.ingress)
     ps_layer, ps_head = graph.ps_seconds(pool.ps.mem_bandwidth_gbs * 1e9, pool.ps.tflops * 1e12)
     return Plan(graph, pool, groups, plans, assignment, ps_layer, ps_head, churn)
