@@ -109,8 +109,10 @@ def _print_status(snap: dict) -> None:
 
     losses = snap["losses"]
     loss = f", loss {losses[-1]:.4f}" if losses else ""
+    recoveries = ", ".join(f"{s:.2f}" for s in snap["recovery_seconds"]) or "none"
     table = Table(title=f"{snap['model']}: {snap['state']}, step {snap['step']}/{snap['total_steps']}{loss}; "
-                        f"{snap['requeued_tiles']} re-queued, {snap['backup_tiles']} backups")
+                        f"{snap['requeued_tiles']} re-queued, {snap['backup_tiles']} backups, "
+                        f"recoveries (s): {recoveries}")
     for col in ("worker", "state", "tiles", "rejected", "in flight", "MB down", "MB up"):
         table.add_column(col, justify="left" if col in ("worker", "state") else "right")
     for w in snap["workers"]:
