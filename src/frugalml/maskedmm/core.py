@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -409,16 +410,23 @@ def _blas_controller():
     """threadpoolctl's view of the loaded BLAS, built once (building it costs ~1 ms)."""
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+    return ThreadpoolController().select(user_api="blas")
+
+
+def _blas_threads(threads: int | None):
+    """Limit BLAS to ``threads`` unless it already runs that many (re-setting OpenBLAS is not free)."""
+    if threads is None:
+        return contextlib.nullcontext()
+    controller = _blas_controller()
+    if all(lib.get_num_threads() == threads for lib in controller.lib_controllers):
+        return contextlib.nullcontext()
+    return controller.limit(limits=threads)
 
 
 def _dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
     a, b = _effective_a(ops), _effective_b(ops)
-    if ops.blas_threads is None:
+    with _blas_threads(ops.blas_threads):
         result = np.matmul(a, b, out=out)
-    else:
-        with _blas_controller().limit(limits=ops.blas_threads, user_api="blas"):
-            result = np.matmul(a, b, out=out)
     dense = _dense_fmas(ops)
     _record("dense", dense, dense)
     return result
