@@ -210,9 +210,9 @@ def train(
               f"{r['kv_cache_bytes'] / 1024:.1f} KiB at {seq_len} tokens (bf16)")
     if against:
         (_, ours), (_, base) = rows
-        print(f"vs {against}: loss {base['val_loss'] - ours['val_loss']:+.4f} nats/byte better, "
-              f"tokens/s x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}, KV cache "
-              f"x{base['kv_cache_bytes'] / max(ours['kv_cache_bytes'], 1):.2f} smaller")
+        print(f"vs {against}: validation loss {ours['val_loss'] - base['val_loss']:+.4f} nats/byte "
+              f"(negative: ours is better), tokens/s x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}, "
+              f"KV cache x{ours['kv_cache_bytes'] / max(base['kv_cache_bytes'], 1):.2f} of the baseline's")
 
 
 @app.command()

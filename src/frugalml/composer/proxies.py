@@ -243,7 +243,7 @@ def train_lm(arch: str, data: np.ndarray, layer: LayerConfig, *, seq_len: int, t
         opt.step()
         sched.step()
         if progress is not None:
-            progress(step, float(loss))
+            progress(step, loss.item())
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
