@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from frugalml.common.errors import InvalidInputError
-from frugalml.sparse24 import SparseLinear, SparsitySchedule, SquaredReLUFFN, telemetry
+from frugalml.sparse24 import SparseLinear, SparsitySchedule, SquaredReLUFFN, is_24, telemetry
 
 
 def test_phases_and_swaps():
@@ -53,3 +53,14 @@ def test_flip_rate_sees_mask_changes():
 def test_bad_schedules(kwargs):
     with pytest.raises(InvalidInputError):
         SparsitySchedule(**kwargs)
+
+
+def test_dense_tail_start_from_choice():
+    for dense_from, expect_24 in (("sparse", True), ("master", False)):
+        ffn = SquaredReLUFFN(8, 16)
+        schedule = SparsitySchedule(2, 0.5, sparsity={"activations": None}, dense_from=dense_from)
+        schedule.update(ffn, 0)
+        schedule.update(ffn, 1)
+        assert isinstance(ffn.w1, torch.nn.Linear) and is_24(ffn.w1.weight.detach()) == expect_24
+    with pytest.raises(InvalidInputError, match="dense_from"):
+        SparsitySchedule(2, dense_from="magic")

@@ -177,3 +177,16 @@ def test_sparse_ffn_trains_under_ddp(tmp_path):
         assert model.layers[0].mlp.w1.weight.grad is not None
     finally:
         dist.destroy_process_group()
+
+
+def test_densify_from_sparse_weights_keeps_the_function():
+    model = _tiny()
+    tokens = torch.randint(0, 256, (2, 32))
+    sparsify_ffn(model, activations=None, method="sste")
+    params = {id(p) for p in model.parameters()}
+    sparse_logits = model(tokens)[0]
+    densify(model, start_from="sparse")
+    assert torch.allclose(model(tokens)[0], sparse_logits, atol=1e-5)
+    assert {id(p) for p in model.parameters()} == params and is_24(model.layers[0].mlp.w1.weight.detach())
+    with pytest.raises(InvalidInputError, match="master, sparse"):
+        densify(model, start_from="both")

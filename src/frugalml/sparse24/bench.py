@@ -34,9 +34,11 @@ SYSTEM = "sparse24"
 QUALITY_ARMS: dict[str, dict[str, Any]] = {
     "dense": {"weights": None, "activations": None},
     "sparse->dense": {},
+    "sparse->dense from master": {"dense_from": "master"},
     "always-sparse": {"sparse_fraction": 1.0},
     "weights-only": {"activations": None},
     "activations-only": {"weights": None},
+    "warmup->sparse->dense": {"warmup_fraction": 0.1, "sparse_fraction": 0.7},
 }
 FFN_SHAPES = {"llama-1b": (2048, 8192), "llama-7b": (4096, 11008)}
 

@@ -51,6 +51,9 @@ def train(
     mvue: bool = typer.Option(False, help="MVUE 2:4 sparsification of weight gradients."),
     sparse_fraction: float = typer.Option(0.8, help="Fraction of steps trained sparse."),
     warmup_fraction: float = typer.Option(0.0, help="Fraction of dense steps before the sparse phase."),
+    dense_from: str = typer.Option(
+        "sparse", help="The dense tail starts from the effective 'sparse' weights or the 'master' weights."
+    ),
     lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine)."),
     eval_every: int = typer.Option(50, help="Steps between validation evaluations."),
     seed: int = typer.Option(0, help="Seed of initialisation, batches and MVUE."),
@@ -81,6 +84,7 @@ def train(
         lr=lr,
         sparse_fraction=sparse_fraction,
         warmup_fraction=warmup_fraction,
+        dense_from=dense_from,
         weights=_sparsity(weights),
         activations=_sparsity(activations),
         method=method,

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from frugalml.common.errors import InvalidInputError
+from frugalml.common.validate import one_of
 from frugalml.sparse24.masks import kept_fraction
 from frugalml.sparse24.swap import densify, sparse_layers, sparsify_ffn
 
@@ -42,6 +43,9 @@ def telemetry(model: nn.Module) -> dict[str, float]:
 class SparsitySchedule:
     """Dense warm-up for ``warmup_fraction`` of the steps, sparse for ``sparse_fraction``, dense after.
 
+    ``dense_from`` says what the dense tail starts from: the effective sparse weights (``"sparse"``,
+    a continuous switch) or the dense master weights (``"master"``); see :func:`densify`.
+
     Call :meth:`update` at the start of every step: it swaps the model's FFNs at the phase
     boundaries (switching back uses the dense master weights) and returns the phase name.
     :meth:`record` logs telemetry into ``history`` and the ``frugalml.sparse24`` logger.
@@ -57,9 +61,11 @@ class SparsitySchedule:
     sparse_fraction: float = 0.8
     warmup_fraction: float = 0.0
     sparsity: dict[str, Any] = field(default_factory=dict)
+    dense_from: str = "sparse"
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        one_of(self.dense_from, ("sparse", "master"), "dense_from")
         if self.total_steps < 1:
             raise InvalidInputError(f"total_steps must be at least 1, got {self.total_steps}")
         for name in ("sparse_fraction", "warmup_fraction"):
@@ -91,7 +97,7 @@ class SparsitySchedule:
             if phase == "sparse":
                 sparsify_ffn(model, **self.sparsity)
             elif self._current == "sparse":
-                densify(model)
+                densify(model, self.dense_from)
             if self._current is not None:
                 log.info("step %d: %s -> %s", step, self._current, phase)
             self._current = phase

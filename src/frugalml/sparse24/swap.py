@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from frugalml.common.errors import InvalidInputError
+from frugalml.common.validate import one_of
 from frugalml.sparse24.layers import SparseLinear, SparsityConfig
 
 # (input projections, output projection); the first layout a module matches wins.
@@ -96,15 +98,33 @@ def sparsify_ffn(model: nn.Module, weights: str | None = "2:4", activations: str
     return model
 
 
-def densify(model: nn.Module) -> nn.Module:
-    """Replace every :class:`SparseLinear` in ``model`` by an nn.Linear with the same parameters."""
+def densify(model: nn.Module, start_from: str = "master") -> nn.Module:
+    """Replace every :class:`SparseLinear` in ``model`` by an nn.Linear with the same parameters.
+
+    Parameters
+    ----------
+    start_from : {"master", "sparse"}
+        ``"master"`` restores the dense master weights untouched (the exact inverse of
+        :func:`sparsify_ffn`); ``"sparse"`` first writes the effective 2:4 weights into them (in
+        place, so optimizers keep their state), so the dense model starts from the function the
+        sparse one computed instead of jumping back to the master weights.
+    """
+    one_of(start_from, ("master", "sparse"), "densify start_from")
     if isinstance(model, SparseLinear):
+        _absorb(model, start_from)
         return model.to_dense()
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, SparseLinear):
+                _absorb(child, start_from)
                 setattr(module, child_name, child.to_dense())
     return model
+
+
+def _absorb(layer: SparseLinear, start_from: str) -> None:
+    if start_from == "sparse" and layer.config.weights:
+        with torch.no_grad():
+            layer.weight.copy_(layer.effective_weight())
 
 
 def sparse_layers(model: nn.Module) -> list[tuple[str, SparseLinear]]:

@@ -25,6 +25,7 @@ class TrainConfig:
 
     ``weights`` / ``activations`` / ``method`` / ``transposable`` / ``mvue`` are passed to
     :func:`sparsify_ffn`; with both ``weights`` and ``activations`` None the run is dense.
+    ``dense_from`` picks the weights the dense tail starts from (see :class:`SparsitySchedule`).
     """
 
     steps: int = 200
@@ -36,6 +37,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     sparse_fraction: float = 0.8
     warmup_fraction: float = 0.0
+    dense_from: str = "sparse"
     weights: str | None = "2:4"
     activations: str | None = "vnm:64:2:8"
     method: str = "sste"
@@ -103,7 +105,8 @@ def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
     batches = ByteBatches(corpus, config.seq_len)
     model = TinyLlama(model_config, seed=config.seed)
     schedule = SparsitySchedule(config.steps, 0.0 if config.is_dense else config.sparse_fraction,
-                                config.warmup_fraction, sparsity=config.sparsity())
+                                config.warmup_fraction, sparsity=config.sparsity(),
+                                dense_from=config.dense_from)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
