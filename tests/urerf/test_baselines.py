@@ -50,8 +50,7 @@ def test_numba_peers(name):
 
 def test_records_compare_with_peers_and_paper():
     scores = {("helix", 10, "urerf"): 0.8, ("helix", 10, "isomap"): 0.2}
-    records = sweep_records(scores, {"treeple": "cannot import"}, n=1000, n_trees=300, n_seeds=3, k=50)
+    records = sweep_records(scores, n=1000, n_trees=300, n_seeds=3, k=50)
     by_peer = {r.peer: r for r in records}
     assert by_peer["isomap"].ratio == pytest.approx(4.0)
     assert by_peer["paper URerF"].peer_value == paper_value("helix", "urerf", 10) == 0.752
-    assert "unavailable" in by_peer["treeple"].notes

@@ -137,13 +137,13 @@ def sim(
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     scores, skipped = noise_sweep([dataset], _ints(noise, "--noise"), methods, n=n, n_trees=trees,
                                   seeds=range(seeds), k=k, projection=projection, quiet=quiet)
-    _print_scores(scores, k)
-    records = sweep_records(scores, skipped, n=n, n_trees=trees, n_seeds=seeds, k=k)
+    _print_scores(scores, k, skipped)
+    records = sweep_records(scores, n=n, n_trees=trees, n_seeds=seeds, k=k)
     if records:
         _finish(records, json_path, f"urerf sim: {dataset}")
 
 
-def _print_scores(scores, k: int) -> None:
+def _print_scores(scores, k: int, skipped: dict[str, str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -157,6 +157,8 @@ def _print_scores(scores, k: int) -> None:
         table.add_row(dataset, str(noise), method, f"{value:.3f}",
                       "" if published is None else f"{published:.3f}")
     Console().print(table)
+    for method, why in skipped.items():
+        typer.echo(f"skipped {method}: {why}")
 
 
 @app.command()
@@ -180,8 +182,8 @@ def reproduce(
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     scores, skipped = noise_sweep(names, levels, methods, n=n, n_trees=trees, seeds=range(seeds),
                                   quiet=quiet)
-    _print_scores(scores, 50)
-    records = sweep_records(scores, skipped, n=n, n_trees=trees, n_seeds=seeds, k=50)
+    _print_scores(scores, 50, skipped)
+    records = sweep_records(scores, n=n, n_trees=trees, n_seeds=seeds, k=50)
     _finish(records, json_path, "urerf reproduce: noise figure", noise_plot(scores, names, levels))
 
 
@@ -285,7 +287,8 @@ def bench(
     if quality:
         scores, skipped = noise_sweep(["helix"], [10], ["urerf", *chosen], n=1000, n_trees=300,
                                       seeds=range(3), quiet=quiet)
-        records += sweep_records(scores, skipped, n=1000, n_trees=300, n_seeds=3, k=50)
+        _print_scores(scores, 50, skipped)
+        records += sweep_records(scores, n=1000, n_trees=300, n_seeds=3, k=50)
     if scale_n:
         records += scale(scale_n, 20, 100, 50)
     _finish(records, json_path, "urerf bench", bench_plot(records))
