@@ -4,12 +4,19 @@ import numpy as np
 import pytest
 
 from frugalml.cleave.analytic import analytic_step
-from frugalml.cleave.baselines import cloud, data_parallel, run_baselines
+from frugalml.cleave.baselines import asteroid, cloud, data_parallel, run_baselines
 from frugalml.cleave.des import SimConfig, simulate_step
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.energy import cloud_energy, edge_energy
 from frugalml.cleave.models import BUILTIN, ModelSpec
 from frugalml.cleave.opgraph import build_graph
+from frugalml.cleave.pipeline import (
+    REPLAN_SECONDS,
+    critical_pipeline,
+    pipeline_recovery,
+    pipeline_seconds,
+    simulate_pipeline,
+)
 from frugalml.cleave.planner import plan
 from frugalml.cleave.traces import load_traces
 from frugalml.common.errors import InvalidInputError
@@ -133,3 +140,29 @@ def test_step_that_loses_every_device_is_a_clear_error():
     p = plan(build_graph(TINY, batch=2, seq=64), make_pool(counts={"laptop": 1}, seed=0), churn=False)
     with pytest.raises(InvalidInputError, match="could not finish"):
         simulate_step(p, SimConfig.ideal(), fail_device=0, fail_at=1e-3)
+
+
+@pytest.mark.parametrize("devices, seed", [(64, 0), (200, 3)])
+def test_asteroid_task_graph_equals_its_closed_form(devices, seed):
+    base = asteroid(build_graph(BUILTIN["opt-1.3b"], batch=32, seq=512), make_pool(devices, seed=seed))
+    cfg = base.pipeline
+    assert cfg is not None and cfg.shape == (base.config["dp"], base.config["pp"])
+    run = simulate_pipeline(cfg)
+    assert run.seconds == pytest.approx(base.seconds, rel=1e-12) == pipeline_seconds(cfg)
+
+
+def test_asteroid_failure_replans_migrates_and_replays():
+    base = asteroid(build_graph(BUILTIN["opt-1.3b"], batch=32, seq=512), make_pool(64, seed=0))
+    cfg = base.pipeline
+    clean = simulate_pipeline(cfg).seconds
+    critical = critical_pipeline(cfg)
+    stage = cfg.shape[1] // 2
+    failed = simulate_pipeline(cfg, fail=(critical, stage), fail_at=0.3 * clean)
+    assert failed.delay > 0  # the replacement starts only after re-planning and migration
+    assert failed.seconds >= 0.3 * clean + REPLAN_SECONDS + cfg.migrate[critical, stage]
+    assert failed.to_step_end == pytest.approx(failed.seconds - 0.3 * clean)
+    assert failed.redone >= REPLAN_SECONDS + cfg.migrate[critical, stage]
+    redone, delay, step = pipeline_recovery(cfg, trials=2)
+    assert step == clean and redone > REPLAN_SECONDS and delay >= 0
+    late = simulate_pipeline(cfg, fail=(critical, stage), fail_at=2 * clean)  # after its last task
+    assert late.delay == 0 and late.seconds == clean

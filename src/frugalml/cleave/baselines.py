@@ -4,8 +4,10 @@ Each baseline gets the same devices (effective FLOP/s, trace-effective link rate
 and the same op graph FLOPs as Cleave, and searches its own best configuration:
 
 * ``asteroid``: Asteroid-like hybrid data x pipeline parallelism (dp pipelines of pp stages,
-  layers split by device speed, 1F1B with the (m + pp - 1) bubble, ring all-reduce of each
-  stage's gradients over uplinks); recovery re-plans and migrates the lost stage's weights.
+  layers split by device speed, GPipe schedule with sends overlapping compute, ring all-reduce of
+  each stage's gradients over uplinks); also a task graph the simulator runs
+  (:mod:`frugalml.cleave.pipeline`), where a failure re-plans, migrates the lost stage's weights
+  and replays the lost activations.
 * ``megatron``: Megatron-style tensor parallelism inside groups of t devices (4 activation
   all-reduces per layer over uplinks) plus data parallelism across groups.
 * ``swarm``: SWARM-like randomised pipelines (devices wired to stages at random; throughput of
@@ -27,10 +29,10 @@ import numpy as np
 
 from frugalml.cleave.devices import Pool
 from frugalml.cleave.opgraph import OpGraph
+from frugalml.cleave.pipeline import REPLAN_SECONDS, PipelineConfig, pipeline_seconds
 
 STATE_BYTES_PER_PARAM = 4
 MIN_LINK_FACTOR = 0.25
-REPLAN_SECONDS = 5.0
 BASELINES = ("asteroid", "megatron", "swarm", "dp")
 
 
@@ -44,6 +46,7 @@ class BaselineResult:
     devices_used: int = 0
     recovery_seconds: float = float("inf")
     reason: str = ""
+    pipeline: PipelineConfig | None = None  # the Asteroid-like plan, for the task graph simulator
 
 
 def _shapes(graph: OpGraph) -> tuple[float, float, float, float]:
@@ -61,7 +64,13 @@ def _working_memory(graph: OpGraph, tokens: float) -> float:
 
 
 def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
-    """Hybrid data x pipeline parallelism with a speed-aware layer split (Asteroid-like)."""
+    """Hybrid data x pipeline parallelism with a speed-aware layer split (Asteroid-like).
+
+    Every ``pp`` (with ``dp = devices // pp`` pipelines) is tried; its step time is the GPipe
+    schedule's, in closed form (:func:`~frugalml.cleave.pipeline.pipeline_seconds`); the best
+    configuration is kept with its :class:`~frugalml.cleave.pipeline.PipelineConfig` so the task
+    graph simulator can run it (:func:`~frugalml.cleave.pipeline.simulate_pipeline`).
+    """
     layer_flops, head_flops, layer_bytes, head_bytes = _shapes(graph)
     L, seq = graph.model.layers, graph.seq
     token_layer_flops = layer_flops / graph.tokens
@@ -74,6 +83,7 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
         return best
     order = devices[np.argsort(-pool.flops[devices], kind="stable")]
     up, down = pool.effective_up, pool.effective_down
+    act = mb_tokens * graph.model.hidden * 2.0
     for pp in range(1, L + 1):
         dp = min(len(order) // pp, graph.batch)
         if dp < 1:
@@ -90,23 +100,24 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
         memory_need = layers * per_layer_mem + _working_memory(graph, mb_tokens)
         if np.any(memory_need > pool.memory[pipes]):
             continue
-        samples = graph.batch / dp
-        micro = max(1, int(np.ceil(samples)))
-        compute = layers * token_layer_flops * mb_tokens / flops
+        micro = max(1, int(np.ceil(graph.batch / dp)))
+        compute = layers * token_layer_flops * mb_tokens / flops  # forward + backward (1 : 2)
         compute[:, -1] += head_flops / graph.tokens * mb_tokens / flops[:, -1]
-        act = mb_tokens * graph.model.hidden * 2.0
-        link = np.minimum(up[pipes], np.roll(down[pipes], -1, axis=1))
-        comm = np.where(np.arange(pp) < pp - 1, 2 * act / link, 0.0)
-        cycle = (compute + comm).max(axis=1)
-        pipe_time = (micro + pp - 1) * cycle
-        ring = 2 * (dp - 1) / dp * layers * layer_bytes / up[pipes].min(axis=0) if dp > 1 else 0 * layers
-        seconds = float(pipe_time.max() + np.max(ring))
+        send = np.zeros((dp, pp))
+        send[:, :-1] = act / np.minimum(up[pipes[:, :-1]], down[pipes[:, 1:]])
+        send_back = np.zeros((dp, pp))
+        send_back[:, 1:] = act / np.minimum(up[pipes[:, 1:]], down[pipes[:, :-1]])
+        ring = (2 * (dp - 1) / dp * (layers * layer_bytes).max(axis=0) / up[pipes].min(axis=0)) if dp > 1 \
+            else np.zeros(pp)
+        cfg = PipelineConfig(pipes, micro, compute / 3, 2 * compute / 3, send, send_back, ring,
+                             layers * layer_bytes / down[pipes])
+        seconds = pipeline_seconds(cfg)
         if seconds < best.seconds:
-            worst = int(np.argmax(layers.max(axis=0)))
-            migrate = layers[:, worst].max() * layer_bytes * 2 / np.median(down[used])
-            replay = pp * float(cycle.max())
+            worst = np.unravel_index(np.argmax(layers), layers.shape)
+            replay = float(micro * (cfg.fwd[worst] + send[worst]))
             best = BaselineResult("asteroid", seconds, {"dp": dp, "pp": pp, "micro_batches": micro},
-                                  int(dp * pp), REPLAN_SECONDS + migrate + replay)
+                                  int(dp * pp), REPLAN_SECONDS + float(cfg.migrate[worst]) + replay,
+                                  pipeline=cfg)
     return best
 
 
