@@ -37,44 +37,49 @@ def _peak_child(dataset: str, topics: int, iters: int, queue) -> None:
     from frugalml.prereq import data
 
     corpus = data.load(dataset).corpus
+    _fit_ours(corpus.counts[:4], np.zeros((0, 2)), 2, 1)  # compile the numba kernel
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     n = _fit_ours(corpus.counts, corpus.links, topics, iters)
-    queue.put(((time.perf_counter() - start) / n,
+    queue.put(((time.perf_counter() - start) / n, (time.process_time() - cpu) / n,
                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, before / 1024))
 
 
 def run(dataset: str = "university", topics: int = 100, iters: int = 3, rounds: int = 3,
         json_path=None) -> list[Record]:
-    """Time ``iters`` EM iterations of ours and of gensim (interleaved rounds) and peak memory."""
+    """Time ``iters`` EM iterations of ours and of gensim (interleaved rounds; none when
+    ``rounds`` is 0), and the wall time, CPU time and peak memory of a fit in a fresh process."""
     from frugalml.common import report, timing
     from frugalml.prereq import data
 
     corpus = data.load(dataset).corpus
-    _fit_ours(corpus.counts, corpus.links, topics, 1)  # compile the numba kernel
-    comparison = timing.compare(lambda: _fit_ours(corpus.counts, corpus.links, topics, iters),
-                                lambda: _fit_gensim(corpus.counts, topics, iters),
-                                rounds=rounds, warmup=0)
+    records = []
+    if rounds:
+        _fit_ours(corpus.counts, corpus.links, topics, 1)  # compile the numba kernel
+        comparison = timing.compare(lambda: _fit_ours(corpus.counts, corpus.links, topics, iters),
+                                    lambda: _fit_gensim(corpus.counts, topics, iters),
+                                    rounds=rounds, warmup=0)
+        workload = f"{dataset} K={topics}, {iters} EM iterations ({corpus.n_docs} docs, " \
+                   f"{corpus.counts.shape[1]} words, {len(corpus.links)} links)"
+        records.append(Record.from_comparison(
+            comparison, system="prereq", workload=workload, peer="gensim LdaModel batch (no links)",
+            notes="machine shared by other jobs: medians of interleaved rounds; ours also models "
+                  "links"))
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     child = ctx.Process(target=_peak_child, args=(dataset, topics, iters, queue))
     child.start()
-    per_iter, peak_mb, baseline_mb = queue.get()
+    wall, cpu, peak_mb, baseline_mb = queue.get()
     child.join()
-    workload = f"{dataset} K={topics}, {iters} EM iterations ({corpus.n_docs} docs, " \
-               f"{corpus.counts.shape[1]} words, {len(corpus.links)} links)"
-    records = [
-        Record.from_comparison(comparison, system="prereq", workload=workload,
-                               peer="gensim LdaModel batch (no links)",
-                               notes="machine shared by other jobs: medians of interleaved rounds; "
-                                     "ours also models links"),
-        Record("prereq", f"{dataset} K={topics}", "seconds per EM iteration", "s",
-               comparison.ours.median / iters, peer="goal", peer_value=1.0,
-               notes="goal: <= 1 s per EM iteration on 2 cores"),
+    records += [
+        Record("prereq", f"{dataset} K={topics}", "wall seconds per EM iteration", "s", wall,
+               peer="goal", peer_value=1.0, notes="goal: <= 1 s per EM iteration on 2 cores; "
+                                                  "wall time suffers from other jobs"),
+        Record("prereq", f"{dataset} K={topics}", "CPU seconds per EM iteration", "s", cpu,
+               peer="goal", peer_value=1.0, notes="process CPU time, robust to a shared machine"),
         Record("prereq", f"{dataset} K={topics}", "peak RSS of a fit", "MB", peak_mb,
                peer="goal", peer_value=1024.0,
-               notes=f"fresh process; {baseline_mb:.0f} MB before fitting (data loaded); "
-                     f"per-iteration {per_iter:.2f} s there"),
+               notes=f"fresh process; {baseline_mb:.0f} MB before fitting (data loaded)"),
     ]
     report.print_table(records, title="Pairwise-Link-LDA speed and memory")
     if json_path:

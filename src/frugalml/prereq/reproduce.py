@@ -140,10 +140,16 @@ def _plot(all_results: dict, path: Path) -> None:
     report.save_plot(fig, path)
 
 
-def combine(paths: Sequence[str | Path], out: str | Path) -> Path:
-    """Merge the Records of several reproduction JSON files (e.g. one per data set) into one."""
+def combine(paths: Sequence[str | Path], out: str | Path, tags: Sequence[str] | None = None) -> Path:
+    """Merge the Records of several reproduction JSON files into one; ``tags[i]`` (e.g. the
+    settings of run i) prefixes the workloads of file i."""
     from frugalml.common import report
 
-    records = [Record(**{k: v for k, v in item.items() if k != "ratio"})
-               for path in paths for item in report.read_json(path)]
+    tags = list(tags) if tags is not None else [""] * len(paths)
+    records = []
+    for path, tag in zip(paths, tags, strict=True):
+        for item in report.read_json(path):
+            record = Record(**{k: v for k, v in item.items() if k != "ratio"})
+            record.workload = f"{tag}{record.workload}"
+            records.append(record)
     return report.write_json(records, out)
