@@ -23,16 +23,18 @@ from frugalml.cleave.tiling import TaskCost
 from frugalml.common.errors import InvalidInputError
 
 
-def _list_schedule(period, n, latency=None):
-    """Reference: device i pulls every period[i] seconds (at the same time: lowest index first);
-    each task ends latency[i] after its pull (latency = period: tasks back to back)."""
+def _list_schedule(period, n, latency=None, offset=None):
+    """Reference: device i pulls at 0, then offset[i] + period[i], offset[i] + 2 period[i], ... (at
+    the same time: lowest index first); a task ends latency[i] after its pull (latency = period:
+    tasks back to back), the first one offset[i] later still."""
     latency = period if latency is None else latency
-    heap = [(0.0, i) for i in range(len(period))]
+    offset = np.zeros(len(period)) if offset is None else offset
+    heap = [(0.0, i, 0) for i in range(len(period))]
     end = 0.0
     for _ in range(n):
-        pull, i = heapq.heappop(heap)
-        end = max(end, pull + latency[i])
-        heapq.heappush(heap, (pull + period[i], i))
+        pull, i, j = heapq.heappop(heap)
+        end = max(end, pull + latency[i] + (offset[i] if j == 0 else 0.0))
+        heapq.heappush(heap, (offset[i] + (j + 1) * period[i], i, j + 1))
     return end
 
 
@@ -42,11 +44,15 @@ def test_pull_makespan_equals_list_scheduling(seed):
     t = np.sort(gen.uniform(0.5, 4.0, gen.integers(1, 12)))
     latency = t * gen.uniform(1.0, 3.0, len(t))  # pipelined: a task outlasts the pull period
     for n in (1, len(t), len(t) + 1, 37):
-        span, counts = pull_makespan(t, t, n)
+        span, counts = pull_makespan(t, t, np.zeros(len(t)), n)
         assert span == pytest.approx(_list_schedule(t, n))
         assert counts.sum() == n
-        span, counts = pull_makespan(t, latency, n)
+        span, counts = pull_makespan(t, latency, np.zeros(len(t)), n)
         assert span == pytest.approx(_list_schedule(t, n, latency))
+        assert counts.sum() == n
+        offset = gen.uniform(0.0, 5.0, len(t)) * (gen.random(len(t)) < 0.5)  # some fetch a weight first
+        span, counts = pull_makespan(t, latency, offset, n)
+        assert span == pytest.approx(_list_schedule(t, n, latency, offset))
         assert counts.sum() == n
 
 
@@ -65,11 +71,11 @@ def test_pipelined_timing_is_the_slowest_stage_within_memory():
 def test_group_makespans_match_device_level_for_identical_devices():
     t = np.array([[1.0, 3.0]])
     size = np.array([[2, 1]])
-    out = group_makespans(t, t, size, np.array([7]))
+    out = group_makespans(t, t, np.zeros((1, 2)), size, np.array([7]))
     assert out[0, 0] == pytest.approx(_list_schedule(np.array([1.0, 1.0]), 7))
     assert out[0, 1] == pytest.approx(_list_schedule(np.array([1.0, 1.0, 3.0]), 7))
     lat = np.array([[2.5, 4.0]])
-    out = group_makespans(t, lat, size, np.array([7]))
+    out = group_makespans(t, lat, np.zeros((1, 2)), size, np.array([7]))
     assert out[0, 1] == pytest.approx(_list_schedule(np.array([1.0, 1.0, 3.0]), 7, np.array([2.5, 2.5, 4.0])))
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from frugalml.cleave.analytic import analytic_step
 from frugalml.cleave.baselines import asteroid, cloud, data_parallel, run_baselines
+from frugalml.cleave.costmodel import pull_makespan
 from frugalml.cleave.des import SimConfig, simulate_step
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.energy import cloud_energy, edge_energy
@@ -17,7 +18,7 @@ from frugalml.cleave.pipeline import (
     pipeline_seconds,
     simulate_pipeline,
 )
-from frugalml.cleave.planner import plan
+from frugalml.cleave.planner import device_task_seconds, plan, setup_seconds
 from frugalml.cleave.traces import load_traces
 from frugalml.common.errors import InvalidInputError
 
@@ -166,3 +167,26 @@ def test_asteroid_failure_replans_migrates_and_replays():
     assert step == clean and redone > REPLAN_SECONDS and delay >= 0
     late = simulate_pipeline(cfg, fail=(critical, stage), fail_at=2 * clean)  # after its last task
     assert late.delay == 0 and late.seconds == clean
+
+
+def test_resident_weights_are_fetched_once_and_reused_by_the_backward():
+    p = plan(build_graph(BUILTIN["opt-1.3b"], batch=64, seq=1024), make_pool(64, seed=0), churn=False)
+    resident = {gp.gemm.name: gp for gp in p.gemm_plans if gp.resident_bytes}
+    assert {"ffn_down.fwd", "ffn_down.dact"} <= set(resident)  # W2 kept for X W2 and for dY W2^T
+    fwd = resident["ffn_down.fwd"]
+    assert fwd.grid.grid_cols == 1 and fwd.resident_bytes == 2 * BUILTIN["opt-1.3b"].hidden * \
+        BUILTIN["opt-1.3b"].ffn and fwd.cost.bytes_down < fwd.resident_bytes
+    sim = simulate_step(p, SimConfig.ideal())
+    est = analytic_step(p, contention=False, churn=False)
+    assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)
+    np.testing.assert_allclose(sim.busy, est.busy, rtol=1e-6, atol=1e-9)
+    # the backward pulls with the weight already on the devices that ran the forward: without that
+    # reuse every one of its devices would fetch W2 first and it would take longer
+    i = [gp.gemm.name for gp in p.gemm_plans].index("ffn_down.dact")
+    gp = p.gemm_plans[i]
+    devices = np.flatnonzero(p.eligible()[i])
+    period, latency = (a[devices] for a in device_task_seconds(p.pool, gp.cost, False, gp.resident_bytes))
+    order = np.argsort(period, kind="stable")
+    fetch_all = setup_seconds(p.pool, gp.resident_bytes, None)[devices][order]
+    cold, _ = pull_makespan(period[order], latency[order], fetch_all, gp.grid.tasks)
+    assert est.stage_seconds[i] < cold

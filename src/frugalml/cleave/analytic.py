@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from frugalml.cleave.costmodel import pull_makespan
-from frugalml.cleave.planner import Plan, device_task_seconds
+from frugalml.cleave.planner import Plan, device_task_seconds, setup_seconds
 
 
 @dataclass
@@ -53,16 +53,21 @@ def analytic_step(plan: Plan, *, contention: bool = True, churn: bool | None = N
     ps = stage_ps_seconds(plan)
     stages = np.empty(len(plan.gemm_plans))
     busy = np.zeros(len(pool))
+    holders: dict[str, np.ndarray] = {}  # weight name -> devices that keep it (resident weights)
     for i, gp in enumerate(plan.gemm_plans):
         if gp.on_ps:
             stages[i] = 0.0
             continue
         devices = np.flatnonzero(eligible[i])
-        period, latency = (a[devices] for a in device_task_seconds(pool, gp.cost, churn))
+        period, latency = (a[devices] for a in device_task_seconds(pool, gp.cost, churn, gp.resident_bytes))
+        setup = setup_seconds(pool, gp.resident_bytes, holders.get(gp.gemm.b))[devices]
         order = np.argsort(period, kind="stable")
-        span, counts = pull_makespan(period[order], latency[order], gp.grid.tasks)
-        held = np.where(counts > 0, (counts - 1) * period[order] + latency[order], 0.0)
+        span, counts = pull_makespan(period[order], latency[order], setup[order], gp.grid.tasks)
+        held = np.where(counts > 0, setup[order] + (counts - 1) * period[order] + latency[order], 0.0)
         busy[devices[order]] += gp.repeats * held
+        if gp.resident_bytes:  # the devices that ran a task keep the weight for its backward
+            holders[gp.gemm.b] = np.zeros(len(pool), dtype=bool)
+            holders[gp.gemm.b][devices[order][counts > 0]] = True
         stages[i] = max(span, gp.ps_bound) if contention else span
     repeats = np.array([gp.repeats for gp in plan.gemm_plans])
     gemm_seconds = float((repeats * stages).sum())

@@ -28,23 +28,26 @@ MAX_CHURN_LOSS = 0.9
 PIPELINE_DEPTH = 3
 
 
-def pipeline_depth(tile_memory: float, memory: np.ndarray) -> np.ndarray:
-    """Tiles a device holds at once: ``memory // tile_memory`` capped at :data:`PIPELINE_DEPTH`
-    (0: the tile does not fit)."""
-    return np.minimum(np.floor_divide(memory, tile_memory), PIPELINE_DEPTH).astype(np.int64)
+def pipeline_depth(tile_memory: float, memory: np.ndarray, resident: float = 0.0) -> np.ndarray:
+    """Tiles a device holds at once: ``(memory - resident) // tile_memory`` capped at
+    :data:`PIPELINE_DEPTH` (0: the tile does not fit); ``resident`` is a weight kept on the device."""
+    free = np.maximum(np.asarray(memory, dtype=float) - resident, 0.0)
+    return np.minimum(np.floor_divide(free, tile_memory), PIPELINE_DEPTH).astype(np.int64)
 
 
 def task_timing(cost: TaskCost, flops: np.ndarray, down: np.ndarray, up: np.ndarray, rtt: np.ndarray,
-                memory: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                memory: np.ndarray, resident: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per device: the period between task pulls and one task's latency (``inf`` when no tile fits).
 
     The period is the slowest stage (download, compute, upload), or ``latency / depth`` when the
     device's memory holds fewer tiles than would keep every stage busy, so a device never has more
-    than ``depth`` tasks in flight and pipelined tasks never wait for each other.
+    than ``depth`` tasks in flight and pipelined tasks never wait for each other. ``resident``
+    bytes (a whole weight the device keeps, see :func:`resident_cost`) are not counted per task
+    but take memory.
     """
     d, c, u = cost.bytes_down / down, cost.flops / flops, cost.bytes_up / up
     latency = d + c + u + rtt
-    depth = pipeline_depth(cost.memory, memory)
+    depth = pipeline_depth(cost.memory, memory, resident)
     with np.errstate(divide="ignore"):
         period = np.maximum(np.maximum(np.maximum(d, c), u), latency / depth)
     period = np.where(depth >= 1, period, np.inf)
@@ -61,7 +64,7 @@ def churn_inflation(seconds: np.ndarray, mean_session: np.ndarray) -> np.ndarray
     return 1.0 / (1.0 - p)
 
 
-def _task_counts(limit: int) -> list[int]:
+def task_counts(limit: int) -> list[int]:
     """Candidate task counts: 1, 2, 3, 4, 6, 8, 12, ... up to ``limit``."""
     out, p = [], 1
     while p <= limit:
@@ -103,7 +106,7 @@ def _divisors(x: int) -> list[int]:
 def candidate_grids(gemm: Gemm, max_tasks: int) -> list[TileGrid]:
     """The best grid for each candidate task count up to ``max_tasks`` (see :func:`best_grid`)."""
     limit = min(max_tasks, gemm.batch * gemm.m * gemm.n)
-    grids = (best_grid(gemm.m, gemm.n, gemm.k, gemm.batch, p) for p in _task_counts(limit))
+    grids = (best_grid(gemm.m, gemm.n, gemm.k, gemm.batch, p) for p in task_counts(limit))
     return [g for g in grids if g is not None]
 
 
@@ -111,56 +114,77 @@ def gemm_cost(gemm: Gemm, grid: TileGrid, dtype_bytes: int) -> TaskCost:
     return grid_cost(gemm.m, gemm.n, gemm.k, grid, batch=gemm.batch, dtype_bytes=dtype_bytes)
 
 
+def resident_cost(gemm: Gemm, rows: int, dtype_bytes: int) -> tuple[TaskCost, float]:
+    """Per-task cost of a weight GEMM cut into ``rows`` row blocks whose devices keep the WHOLE weight.
+
+    Each task then downloads only its activation rows; the weight (``n * k`` elements, returned as
+    the second value) is downloaded once per device and reused for all its tasks of this GEMM and
+    of the backward GEMM that needs the same whole weight (``dX = dY W^T``), the only way a tile of
+    one can serve the other without splitting a contraction dimension.
+    """
+    full = grid_cost(gemm.m, gemm.n, gemm.k, TileGrid(rows, 1, 1), dtype_bytes=dtype_bytes)
+    weight = float(gemm.n * gemm.k * dtype_bytes)
+    big_rows = -(-gemm.m // rows)
+    return (TaskCost(rows, full.flops, full.bytes_down - weight, full.bytes_up,
+                     big_rows * (gemm.k + gemm.n) * dtype_bytes), weight)
+
+
 @numba.njit(cache=True)
-def pull_makespan(period: np.ndarray, latency: np.ndarray, n: int) -> tuple[float, np.ndarray]:
+def pull_makespan(period: np.ndarray, latency: np.ndarray, offset: np.ndarray,
+                  n: int) -> tuple[float, np.ndarray]:
     """Finish time of ``n`` equal tasks pulled by devices (sorted by ``period``, ascending).
 
-    Device ``i`` pulls its ``j``-th task at ``j * period[i]`` (``j = 0, 1, ...``), and that task
-    ends ``latency[i]`` later; pulls at the same moment go fastest device first. Returns the
-    makespan and the tasks per device. This is the discrete-event simulator's schedule without
-    contention, churn or backups.
+    Device ``i`` pulls its first task at 0 and its ``j``-th (``j = 1, 2, ...``) at ``offset[i] +
+    j * period[i]`` (``offset``: a one-off download, e.g. of a weight it keeps, taken with the
+    first task); a task ends ``latency[i]`` after its pull, plus ``offset[i]`` for
+    the first. Pulls at the same moment go fastest device first. Returns the makespan and the
+    tasks per device. This is the discrete-event simulator's schedule without contention, churn or
+    backups.
     """
     d = len(period)
+    off = offset
     counts = np.zeros(d, dtype=np.int64)
     if n <= 0 or d == 0:
         return 0.0, counts
     if n <= d:
         counts[:n] = 1
-        return np.max(latency[:n]), counts
-    lo, hi = 0.0, n * period[0]
+        return np.max(latency[:n] + off[:n]), counts
+    lo, hi = 0.0, n * period[0] + np.max(off)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if mid <= lo or mid >= hi:
             break
         c = 0
         for i in range(d):
-            c += int(np.floor(mid / period[i])) + 1
+            c += 1 + max(0, int(np.floor((mid - off[i]) / period[i])))
         if c >= n:
             hi = mid
         else:
             lo = mid
     used = 0
     for i in range(d):
-        counts[i] = int(np.floor(lo / period[i])) + 1
+        counts[i] = 1 + max(0, int(np.floor((lo - off[i]) / period[i])))
         used += counts[i]
-    nxt = counts * period
+    nxt = off + counts * period
     order = np.argsort(nxt, kind="mergesort")
     for j in range(n - used):
         counts[order[j]] += 1
     makespan = 0.0
     for i in range(d):
-        if counts[i] > 0 and (counts[i] - 1) * period[i] + latency[i] > makespan:
-            makespan = (counts[i] - 1) * period[i] + latency[i]
+        end = off[i] + (counts[i] - 1) * period[i] + latency[i]
+        if counts[i] > 0 and end > makespan:
+            makespan = end
     return makespan, counts
 
 
 @numba.njit(cache=True)
-def group_makespans(t: np.ndarray, latency: np.ndarray, size: np.ndarray, n: np.ndarray) -> np.ndarray:
+def group_makespans(t: np.ndarray, latency: np.ndarray, offset: np.ndarray, size: np.ndarray,
+                    n: np.ndarray) -> np.ndarray:
     """:func:`pull_makespan` for groups of identical devices, for every (grid, prefix) at once.
 
-    ``t[g, c]`` / ``latency[g, c]``: period and task latency of group ``c`` (groups sorted by
-    period per grid, ``inf`` when the group cannot run the tile); ``size[g, c]`` devices per group
-    in the same order; ``n[g]`` tasks of grid ``g``.
+    ``t[g, c]`` / ``latency[g, c]`` / ``offset[g, c]``: period, task latency and one-off first-task
+    download of group ``c`` (groups sorted by period per grid, ``inf`` when the group cannot run
+    the tile); ``size[g, c]`` devices per group in the same order; ``n[g]`` tasks of grid ``g``.
     Returns ``out[g, p]``: the makespan of grid ``g`` using only the ``p + 1`` fastest groups.
     """
     grids, groups = t.shape
@@ -173,28 +197,29 @@ def group_makespans(t: np.ndarray, latency: np.ndarray, size: np.ndarray, n: np.
             for c in range(p + 1):
                 total += size[g, c]
             if n[g] <= total:
-                need, c, span = n[g], 0, latency[g, 0]
+                need, c, span = n[g], 0, latency[g, 0] + offset[g, 0]
                 while need > size[g, c]:
                     need -= size[g, c]
                     c += 1
-                    span = max(span, latency[g, c])
+                    span = max(span, latency[g, c] + offset[g, c])
                 out[g, p] = span
                 continue
-            lo, hi = 0.0, n[g] * t[g, 0] / size[g, 0]
+            lo, hi = 0.0, n[g] * t[g, 0] / size[g, 0] + np.max(offset[g, : p + 1])
             for _ in range(100):
                 mid = 0.5 * (lo + hi)
                 if mid <= lo or mid >= hi:
                     break
                 cnt = 0
                 for c in range(p + 1):
-                    cnt += size[g, c] * (np.floor(mid / t[g, c]) + 1)
+                    cnt += size[g, c] * (1 + max(0.0, np.floor((mid - offset[g, c]) / t[g, c])))
                 if cnt >= n[g]:
                     hi = mid
                 else:
                     lo = mid
             span = 0.0
             for c in range(p + 1):  # each group's last pull by the n-th pull ends a latency later
-                span = max(span, np.floor(hi / t[g, c]) * t[g, c] + latency[g, c])
+                last = max(0.0, np.floor((hi - offset[g, c]) / t[g, c]))
+                span = max(span, offset[g, c] + last * t[g, c] + latency[g, c])
             out[g, p] = span
     return out
 

@@ -9,7 +9,8 @@ time (FIFO), pulling its next task one period (its slowest stage, see
 holds fewer tasks than its memory allows. Links follow real traces; devices leave and return
 (Weibull sessions and absences) and a leaving device's in-flight tiles are re-queued; when a GEMM's
 queue runs dry, devices run backup copies of the slowest in-flight tiles and the first copy to
-finish wins.
+finish wins. Where the plan keeps a whole weight on devices, a device's first task of that weight
+also downloads it, and the device keeps it (until it leaves) for the backward dX of the same layer.
 
 Transfers integrate the device's trace over time. The PS NIC is shared in both directions
 (egress: downloads; ingress: uploads) by weighted fair sharing: while the active transfers of one
@@ -150,7 +151,7 @@ def _first_waiting(slot_phase, slot_seq, d, phase):
 
 
 @numba.njit(cache=True)
-def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_ps, eligible,
+def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st_key, n_keys, st_ps, eligible,
               flops, down, up, est_down, est_up, memory, rtt, use_traces, tr_pre, tr_start, tr_len, tr_off,
               tr_step, up_dur, down_dur, egress, ingress, backups, straggler_prob, straggler_factor, seed,
               inject_time, inject_device):
@@ -190,6 +191,8 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_ps, eligib
     slot_ver = np.zeros((n_dev, n_slot), dtype=np.int64)
     slot_rate = np.zeros((n_dev, n_slot))
     slot_end = np.zeros((n_dev, n_slot))
+    slot_fetch = np.zeros((n_dev, n_slot), dtype=np.bool_)  # this download also brings the resident weight
+    holds = np.zeros((n_dev, max(1, n_keys)), dtype=np.bool_)  # resident weights each device keeps
     # task state of the running stage
     done = np.zeros(max_tasks, dtype=np.bool_)
     copies = np.zeros(max_tasks, dtype=np.int64)
@@ -263,7 +266,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_ps, eligib
                 t_c = st_flops[stage] / flops[dd]
                 t_u = st_up[stage] / est_up[dd]
                 latency[dd] = t_d + t_c + t_u + rtt[dd]
-                depth[dd] = min(n_slot, int(memory[dd] // st_mem[stage]))
+                depth[dd] = min(n_slot, int(max(memory[dd] - st_weight[stage], 0.0) // st_mem[stage]))
                 period[dd] = max(max(max(t_d, t_c), t_u), latency[dd] / depth[dd]) if depth[dd] >= 1 else _INF
                 next_pull[dd] = now
                 pull_pending[dd] = False
@@ -279,6 +282,8 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_ps, eligib
             if contention:
                 _share(ch, 0, now, -slot_rate[d, s])
             down_busy[d] = False
+            if slot_fetch[d, s]:
+                holds[d, st_key[stage]] = True
             if comp_busy[d]:
                 slot_phase[d, s] = _WAIT_COMPUTE
             else:
@@ -415,6 +420,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_ps, eligib
             if in_flight[d] > 0:
                 busy[d] += now - busy_start[d]
             in_flight[d] = 0
+            holds[d, :] = False  # a device that leaves loses what it kept
             down_busy[d] = comp_busy[d] = up_busy[d] = False
             absence = down_dur[d, cycle[d]] if ver == -1 else _INF
             if np.isfinite(absence):
@@ -503,12 +509,19 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_ps, eligib
         if in_flight[dd] == 0:
             busy_start[dd] = now
         in_flight[dd] += 1
-        slot_end[dd, s] = now + latency[dd]
-        next_pull[dd] = now + period[dd]
+        fetch = st_key[stage] >= 0 and not holds[dd, st_key[stage]]
+        for s2 in range(n_slot):  # a weight already on its way with another of this device's tasks
+            if s2 != s and slot_task[dd, s2] >= 0 and slot_fetch[dd, s2]:
+                fetch = False
+        slot_fetch[dd, s] = fetch
+        setup = st_weight[stage] / est_down[dd] if fetch else 0.0
+        slot_end[dd, s] = now + setup + latency[dd]
+        next_pull[dd] = now + setup + period[dd]
         down_busy[dd] = True
         slot_phase[dd, s] = _DOWN
-        _start_transfer(0, _DOWNLOAD_END, dd, s, st_down[stage], down[dd], now, heap, vdn, ch, contention,
-                        rank, slot_ver, slot_rate, use_traces, tr_pre, tr_start, tr_len, tr_off, tr_step)
+        _start_transfer(0, _DOWNLOAD_END, dd, s, st_down[stage] + (st_weight[stage] if fetch else 0.0),
+                        down[dd], now, heap, vdn, ch, contention, rank, slot_ver, slot_rate, use_traces,
+                        tr_pre, tr_start, tr_len, tr_off, tr_step)
     return stage_end, busy, stats, stage, recovery
 
 
@@ -568,10 +581,15 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
     # without traces a link runs at its trace-effective rate (what the planner expects)
     down, up = (pool.down, pool.up) if traces else (pool.effective_down, pool.effective_up)
     egress, ingress = (pool.ps.egress, pool.ps.ingress) if config.contention else (np.inf, np.inf)
+    # resident weights: one cache key per (weight, layer), shared by a forward and its backward dX
+    keys: dict[tuple[str, int], int] = {}
+    st_key = np.array([keys.setdefault((gps[i].gemm.b, layer), len(keys)) if gps[i].resident_bytes else -1
+                       for i, (_, layer) in zip(st_plan, order, strict=True)], dtype=np.int64)
     stage_end, busy, stats, reached, recovery = _simulate(
         st_plan, per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64),
         per_plan(lambda gp: gp.cost.bytes_down), per_plan(lambda gp: gp.cost.flops),
-        per_plan(lambda gp: gp.cost.bytes_up), per_plan(lambda gp: gp.cost.memory), ps,
+        per_plan(lambda gp: gp.cost.bytes_up), per_plan(lambda gp: gp.cost.memory),
+        per_plan(lambda gp: gp.resident_bytes), st_key, len(keys), ps,
         np.ascontiguousarray(plan.eligible()),
         *(np.ascontiguousarray(a, dtype=float) for a in (pool.flops, down, up, pool.effective_down,
                                                           pool.effective_up, pool.memory, pool.rtt)),

@@ -27,7 +27,9 @@ from frugalml.cleave.costmodel import (
     churn_inflation,
     gemm_cost,
     group_makespans,
+    resident_cost,
     solve_assignment,
+    task_counts,
     task_timing,
 )
 from frugalml.cleave.devices import GB, Pool
@@ -82,6 +84,7 @@ class GemmPlan:
     ps_bound: float  # the PS NIC's floor: all tiles' input bytes out, or output bytes in
     dropped: dict[int, str] = field(default_factory=dict)
     on_ps: bool = False  # below the split threshold: the PS computes it, no tasks
+    resident_bytes: float = 0.0  # > 0: devices keep this whole weight (downloaded once, see resident_cost)
 
 
 @dataclass
@@ -137,6 +140,7 @@ class Plan:
                        "tasks": gp.grid.tasks, "seconds": gp.seconds, "ps_bound_seconds": gp.ps_bound,
                        "mb_down_per_task": gp.cost.bytes_down / 1e6, "mb_up_per_task": gp.cost.bytes_up / 1e6,
                        "tile_memory_mb": gp.cost.memory / 1e6, "on_ps": gp.on_ps,
+                       "resident_weight_mb": gp.resident_bytes / 1e6,
                        "groups": [self.groups.labels[g] for g in gp.groups]} for gp in self.gemm_plans],
         }
 
@@ -182,41 +186,63 @@ class Plan:
             lines.append(f"  {gp.gemm.name:<16} x{gp.repeats:<3} grid {str(gp.grid):<11} "
                          f"{gp.grid.tasks:>6} tasks, {gp.cost.bytes_down / 1e6:8.2f} MB down / "
                          f"{gp.cost.bytes_up / 1e6:7.2f} MB up / {gp.cost.memory / 1e6:8.1f} MB per task, "
-                         f"{gp.seconds:9.3f} s{bound}" + (f"; left out {partial[0]}" if partial else ""))
+                         f"{gp.seconds:9.3f} s{bound}" + (f"; left out {partial[0]}" if partial else "")
+                         + (f"; devices keep the whole {gp.gemm.b} ({gp.resident_bytes / 1e6:.0f} MB)"
+                            if gp.resident_bytes else ""))
         return "\n".join(lines)
 
 
-def device_task_seconds(pool: Pool, cost: TaskCost, churn: bool) -> tuple[np.ndarray, np.ndarray]:
+def device_task_seconds(pool: Pool, cost: TaskCost, churn: bool,
+                        resident: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Every device's pull period and task latency (trace-effective links, pipelined tasks; ``inf``
     where the tile does not fit), both inflated for churn if asked."""
     period, latency = task_timing(cost, pool.flops, pool.effective_down, pool.effective_up, pool.rtt,
-                                  pool.memory)
+                                  pool.memory, resident)
     if not churn:
         return period, latency
     inflate = churn_inflation(latency, pool.mean_session())
     return period * inflate, latency * inflate
 
 
-def ps_bound(cost: TaskCost, pool: Pool) -> float:
-    """The PS NIC's floor for one GEMM: every tile's inputs out, or every output tile in."""
-    return max(cost.tasks * cost.bytes_down / pool.ps.egress, cost.tasks * cost.bytes_up / pool.ps.ingress)
+def ps_bound(cost: TaskCost, pool: Pool, setup_bytes: float = 0.0) -> float:
+    """The PS NIC's floor for one GEMM: every tile's inputs (plus resident weights sent to devices)
+    out, or every output tile in."""
+    return max((cost.tasks * cost.bytes_down + setup_bytes) / pool.ps.egress,
+               cost.tasks * cost.bytes_up / pool.ps.ingress)
+
+
+def setup_seconds(pool: Pool, resident: float, cached: np.ndarray | None) -> np.ndarray:
+    """Per device: the one-off download of a resident weight (0 where the device already holds it)."""
+    setup = resident / pool.effective_down
+    return setup if cached is None else np.where(cached, 0.0, setup)
 
 
 def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: DeviceGroups,
-               churn: bool) -> GemmPlan:
+               churn: bool, cached: np.ndarray | None = None) -> GemmPlan:
     sizes = groups.sizes
-    grids = candidate_grids(gemm, TASKS_PER_DEVICE * len(pool))
+    limit = TASKS_PER_DEVICE * len(pool)
+    grids = candidate_grids(gemm, limit)
     costs = [gemm_cost(gemm, grid, dtype_bytes) for grid in grids]
+    resident = [0.0] * len(grids)
+    if gemm.weight_operand and gemm.batch == 1:  # or keep the whole weight on each device
+        for rows in task_counts(min(limit, gemm.m)):
+            cost, weight = resident_cost(gemm, rows, dtype_bytes)
+            grids.append(TileGrid(rows, 1, 1))
+            costs.append(cost)
+            resident.append(weight)
     group_mem = np.array([pool.classes[c].memory_gb * GB for c in groups.group_class])
     t_group = np.empty((len(grids), len(sizes)))
     lat_group = np.empty((len(grids), len(sizes)))
+    off_group = np.empty((len(grids), len(sizes)))
     for i, cost in enumerate(costs):  # a group is as fast as its slowest member (pull tails)
-        period, latency = device_task_seconds(pool, cost, churn)
-        slowest, slowest_lat = np.full(len(sizes), -np.inf), np.full(len(sizes), -np.inf)
+        period, latency = device_task_seconds(pool, cost, churn, resident[i])
+        slowest, slowest_lat, slowest_off = (np.full(len(sizes), -np.inf) for _ in range(3))
         np.maximum.at(slowest, groups.group_of, period)
         np.maximum.at(slowest_lat, groups.group_of, latency)
+        np.maximum.at(slowest_off, groups.group_of, setup_seconds(pool, resident[i], cached))
         t_group[i] = np.where(group_mem >= cost.memory, slowest, np.inf)
         lat_group[i] = np.where(group_mem >= cost.memory, slowest_lat, np.inf)
+        off_group[i] = slowest_off
     fits = np.isfinite(t_group).any(axis=1)
     if not fits.any():
         finest = min(costs, key=lambda c: c.memory)
@@ -226,7 +252,8 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
             f"memory is {group_mem.max() / 1e6:.1f} MB; add devices with more memory or a shorter sequence")
     order = np.argsort(t_group, axis=1, kind="stable")
     t_sorted = np.take_along_axis(t_group, order, axis=1)
-    spans = group_makespans(t_sorted, np.take_along_axis(lat_group, order, axis=1), sizes[order],
+    spans = group_makespans(t_sorted, np.take_along_axis(lat_group, order, axis=1),
+                            np.take_along_axis(off_group, order, axis=1), sizes[order],
                             np.array([c.tasks for c in costs], dtype=np.int64))
     # Greedy selection: add the next fastest group until the GEMM's time rises; keep the best prefix.
     with np.errstate(invalid="ignore"):
@@ -235,7 +262,9 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
     stop = np.where(rising.any(axis=1), first_rise, spans.shape[1] - 1)
     scanned = np.where(np.arange(spans.shape[1])[None, :] <= stop[:, None], spans, np.inf)
     prefix = np.argmin(scanned, axis=1)
-    nic = np.array([ps_bound(c, pool) for c in costs])
+    fetchers = len(pool) - (0 if cached is None else int(cached.sum()))  # devices that may fetch a weight
+    nic = np.array([ps_bound(c, pool, w * min(c.tasks, fetchers))
+                    for c, w in zip(costs, resident, strict=True)])
     best_span = spans[np.arange(len(grids)), prefix]
     total = np.maximum(best_span, nic)
     total[~fits] = np.inf
@@ -256,7 +285,7 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
             dropped[c] = (f"slower: adding it would take {gemm.name} from {best_span[g]:.3g} s to "
                           f"{spans[g, pos]:.3g} s (its tiles would finish last)")
     return GemmPlan(gemm, repeats, grids[g], costs[g], np.sort(chosen), float(total[g]),
-                    float(nic[g]), dropped)
+                    float(nic[g]), dropped, resident_bytes=resident[g])
 
 
 def _kept_on_ps(gemm: Gemm, repeats: int, dtype_bytes: int, ps_flops: float) -> GemmPlan:
@@ -291,13 +320,21 @@ def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
     groups = group_devices(pool, bins)
     ps_flops = pool.ps.tflops * 1e12
     small = lambda g: g.batch > 1 and g.flops / g.batch < split_threshold  # noqa: E731
-    plans = [_kept_on_ps(g, r, graph.dtype_bytes, ps_flops) if small(g)
-             else _plan_gemm(g, r, graph.dtype_bytes, pool, groups, churn) for g, r in graph.gemms()]
+    plans, holders = [], {}
+    for g, r in graph.gemms():  # in step order: a backward dX finds the weight its forward left
+        if small(g):
+            plans.append(_kept_on_ps(g, r, graph.dtype_bytes, ps_flops))
+            continue
+        gp = _plan_gemm(g, r, graph.dtype_bytes, pool, groups, churn, holders.get(g.b))
+        if gp.resident_bytes:
+            holders[g.b] = np.isin(groups.group_of, gp.groups)
+        plans.append(gp)
     sizes = groups.sizes
     tiled = [gp for gp in plans if not gp.on_ps]
     task_time = np.full((len(tiled), len(sizes)), np.inf)
     for i, gp in enumerate(tiled):
-        rate = np.bincount(groups.group_of, weights=1.0 / device_task_seconds(pool, gp.cost, churn)[0],
+        rate = np.bincount(groups.group_of,
+                           weights=1.0 / device_task_seconds(pool, gp.cost, churn, gp.resident_bytes)[0],
                            minlength=len(sizes))
         task_time[i, gp.groups] = sizes[gp.groups] / rate[gp.groups]
     assignment = solve_assignment(np.array([gp.grid.tasks for gp in tiled]), task_time, sizes,
