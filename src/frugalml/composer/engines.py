@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm, rankdata
 
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.common.seeding import rng
@@ -205,12 +206,14 @@ class GPBayesOpt(_BayesOpt):
     """Our GP Bayesian optimisation: a :class:`StringGP` and log expected improvement."""
 
     def __init__(self, space: Space, seed: int = 0, kernel: str = "hamming", initial: int = 4,
-                 pool: int = 4096):
+                 pool: int = 4096, copula: bool = True):
         super().__init__(space, seed, initial, pool)
-        self.kernel = kernel
+        self.kernel, self.copula = kernel, copula
         StringGP(kernel)  # validate the kernel name now
 
     def _scores(self, observed: np.ndarray, y: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        if self.copula:  # Gaussian copula of the ranks: one outlier no longer flattens the rest
+            y = norm.ppf((rankdata(y) - 0.5) / len(y))
         gp = StringGP(self.kernel, len(self.space.primitives), seed=self.seed).fit(observed, y)
         mean, std = gp.predict(candidates)
         return log_ei(mean, std, float(y.max()))
