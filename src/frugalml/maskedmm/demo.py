@@ -5,7 +5,7 @@ from __future__ import annotations
 SPARSITIES = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 
-def measure(n: int = 768, sparsities=SPARSITIES, rounds: int = 3) -> list[tuple[float, float, float]]:
+def measure(n: int = 768, sparsities=SPARSITIES, rounds: int = 9) -> list[tuple[float, float, float]]:
     """(sparsity, speedup of the masked kernel with B prepared, speedup of auto) vs numpy."""
     from threadpoolctl import threadpool_limits
 
