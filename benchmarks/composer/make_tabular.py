@@ -1,6 +1,6 @@
 """Compute the tabular benchmark: the MAD-proxy score of every architecture of a small space.
 
-Writes ``src/frugalml/composer/data/tabular_<primitives>_<layers>.json`` with its settings; the
+Writes ``src/frugalml/composer/tabular_<primitives>_<layers>.json`` with its settings; the
 evaluations go through the result cache, so an interrupted run resumes where it stopped.
 
     python benchmarks/composer/make_tabular.py --primitives AM --layers 6 --workers 2
@@ -21,7 +21,7 @@ from frugalml.composer.evaluator import Evaluator, make_executor
 from frugalml.composer.mad import preset
 from frugalml.composer.proxies import MADProxy, ModelShape, TrainConfig
 
-OUT = Path(__file__).resolve().parents[2] / "src" / "frugalml" / "composer" / "data"
+OUT = Path(__file__).resolve().parents[2] / "src" / "frugalml" / "composer"
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def load_table(path: str | Path | None = None) -> Table:
         The file is missing, or it is not a complete table of its space.
     """
     if path is None:
-        ref = resources.files("frugalml.composer") / "data" / BUILTIN
+        ref = resources.files("frugalml.composer") / BUILTIN
         if not ref.is_file():
             raise DataNotFoundError(f"the built-in table {BUILTIN} is missing; run "
                                     "benchmarks/composer/make_tabular.py to compute it")
