@@ -2,9 +2,11 @@
 
 Devices are grouped by class and speed (quantile bins), so the search scales to 10,000 devices.
 For every GEMM the planner tries the best grid for each task count (1, 2, 3, 4, 6, 8, ... up to
-16 tasks per device), adds device groups fastest first while the GEMM's pull-scheduled time keeps
-falling (greedy selection), and keeps the fastest (grid, groups). The LP (scipy HiGHS) then
-splits each GEMM's tiles over the chosen groups under the PS egress limit; :meth:`Plan.explain`
+16 tasks per device) and, for weight GEMMs, row blocks whose devices keep the whole weight (fetched
+once, reused by the backward dX of the same layer), adds device groups fastest first while the
+GEMM's pull-scheduled time keeps falling (greedy selection), and keeps the fastest (grid, groups).
+The LP (scipy HiGHS) then splits each GEMM's tiles over the chosen groups under the PS egress and
+ingress limits; :meth:`Plan.explain`
 says why each group was used or dropped.
 
 Example
