@@ -146,3 +146,11 @@ def test_demo_is_one_line():
 
     summary = run(quiet=True, steps=4)
     assert "\n" not in summary and "val loss" in summary
+
+
+def test_cli_module_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, frugalml.sparse24.cli, frugalml.sparse24; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -1,44 +1,36 @@
 """sparse24: 2:4 weight and V:N:M activation sparsity for FFNs in LLM pre-training (sparse, then dense).
 
-Masks and validators, packed formats and checkpoints, autograd layers, the two-way swap
-(:func:`sparsify_ffn` / :func:`densify`), the schedule with telemetry, backends and a tiny Llama.
+Masks and validators (:mod:`.masks`), packed formats and checkpoints (:mod:`.formats`), autograd
+layers (:mod:`.layers`), the two-way swap :func:`sparsify_ffn` / :func:`densify`, the schedule with
+telemetry, backends and a tiny Llama. Names are imported on first use, so ``frugal --help`` and
+``import frugalml.sparse24`` do not load torch.
 """
 
-from frugalml.sparse24.autograd import mvue_24, sparse_weight, sparsify_activations
-from frugalml.sparse24.backends import available_backends, check_backend, vnm_gather_matmul
-from frugalml.sparse24.formats import (
-    Packed,
-    load_checkpoint,
-    pack_24,
-    pack_vnm,
-    save_checkpoint,
-    unpack_24,
-    unpack_vnm,
-)
-from frugalml.sparse24.layers import MoEFFN, SparseLinear, SparsityConfig, SquaredReLUFFN, SwiGLUFFN
-from frugalml.sparse24.masks import (
-    VNM,
-    is_24,
-    is_transposable_24,
-    is_vnm,
-    kept_fraction,
-    mask_24,
-    soft_threshold_24,
-    sste_beta,
-    transposable_mask_24,
-    vnm_columns,
-    vnm_mask,
-)
-from frugalml.sparse24.model import LlamaConfig, TinyLlama
-from frugalml.sparse24.schedule import SparsitySchedule, telemetry
-from frugalml.sparse24.swap import densify, export_sparse_state, find_ffns, sparsify_ffn
+from importlib import import_module
 
-__all__ = [
-    "VNM", "LlamaConfig", "MoEFFN", "Packed", "SparseLinear", "SparsityConfig", "SparsitySchedule",
-    "SquaredReLUFFN", "SwiGLUFFN", "TinyLlama", "available_backends", "check_backend", "densify",
-    "export_sparse_state", "find_ffns", "is_24", "is_transposable_24", "is_vnm", "kept_fraction",
-    "load_checkpoint", "mask_24", "mvue_24", "pack_24", "pack_vnm", "save_checkpoint",
-    "soft_threshold_24", "sparse_weight", "sparsify_activations", "sparsify_ffn", "sste_beta",
-    "telemetry", "transposable_mask_24", "unpack_24", "unpack_vnm", "vnm_columns",
-    "vnm_gather_matmul", "vnm_mask",
-]
+_EXPORTS = {
+    "autograd": ("mvue_24", "sparse_weight", "sparsify_activations"),
+    "backends": ("available_backends", "check_backend", "vnm_gather_matmul"),
+    "formats": ("Packed", "load_checkpoint", "pack_24", "pack_vnm", "save_checkpoint", "unpack_24",
+                "unpack_vnm"),
+    "layers": ("MoEFFN", "SparseLinear", "SparsityConfig", "SquaredReLUFFN", "SwiGLUFFN"),
+    "masks": ("VNM", "is_24", "is_transposable_24", "is_vnm", "kept_fraction", "mask_24", "soft_threshold_24",
+              "sste_beta", "transposable_mask_24", "vnm_columns", "vnm_mask"),
+    "model": ("LlamaConfig", "TinyLlama"),
+    "schedule": ("SparsitySchedule", "telemetry"),
+    "swap": ("densify", "export_sparse_state", "find_ffns", "sparsify_ffn"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'frugalml.sparse24' has no attribute {name!r}")
+    value = getattr(import_module(f"frugalml.sparse24.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -39,6 +39,7 @@ QUALITY_ARMS: dict[str, dict[str, Any]] = {
     "weights-only": {"activations": None},
     "activations-only": {"weights": None},
     "warmup->sparse->dense": {"warmup_fraction": 0.1, "sparse_fraction": 0.7},
+    "warmup->sparse80->dense": {"warmup_fraction": 0.1, "sparse_fraction": 0.8},
 }
 FFN_SHAPES = {"llama-1b": (2048, 8192), "llama-7b": (4096, 11008)}
 
