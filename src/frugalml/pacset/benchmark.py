@@ -366,6 +366,7 @@ def run_benchmark(size: str = "small", json_path: str | os.PathLike | None = Non
         rf = _fit_rf(X[:rows], y[:rows], 64 if full else 32, quiet)
         records += bench_forest(f"synthetic RF {rows // 1000}k rows", rf, X[rows:], tmp, n_queries,
                                 redis_url, quiet)
+        _save(records, json_path)
         del rf
         for data in ("higgs", "satellite"):
             Xd, yd = load_tabular(data)
@@ -374,13 +375,20 @@ def run_benchmark(size: str = "small", json_path: str | os.PathLike | None = Non
             test = perm[:500]
             model = _fit_rf(Xd[perm[500:]], yd[perm[500:]], 128, quiet)
             records += bench_forest(f"{data} RF 128 trees", model, Xd[test], tmp, n_queries, redis_url, quiet)
-        records += _bench_boosters(X[:rows], y[:rows], X[rows:], tmp, n_queries, full, quiet)
+            _save(records, json_path)
         records += jit_cost(tmp / f"higgs RF 128 trees-{'bin+blockwise'}.pacset")
+        _save(records, json_path)
+        records += _bench_boosters(X[:rows], y[:rows], X[rows:], tmp, n_queries, full, quiet)
     print_table(records, title="pacset: cold single queries, layouts, Redis, warm batch")
+    _save(records, json_path)
+    return records
+
+
+def _save(records: list[Record], json_path) -> None:
+    """Write what was measured so far (a long run that is cut short keeps its results)."""
     if json_path is not None:
         write_json(records, json_path)
         _plot(records, Path(json_path).with_suffix(".png"), "pacset vs peers (cold page cache)")
-    return records
 
 
 def _bench_boosters(X, y, X_test, tmp: Path, n_queries: int, full: bool, quiet: bool) -> list[Record]:
@@ -404,15 +412,15 @@ def _bench_boosters(X, y, X_test, tmp: Path, n_queries: int, full: bool, quiet: 
     with contextlib.suppress(ImportError):
         import lightgbm as lgb
 
-        model = lgb.LGBMClassifier(n_estimators=n_trees, num_leaves=2 ** (depth - 2), max_depth=-1,
-                                   n_jobs=2, verbose=-1, random_state=0).fit(X, y)
+        model = lgb.LGBMClassifier(n_estimators=n_trees, num_leaves=2 ** (depth - 4), max_depth=-1,
+                                   n_jobs=1, verbose=-1, random_state=0).fit(X, y)
         path = tmp / "lgb.txt"
         model.booster_.save_model(path)
 
         def lgb_query(x, path=path):
             return (lgb.Booster(model_file=str(path)).predict(x, num_threads=1) > 0.5).astype(int)
 
-        records += bench_boosting(f"LightGBM {n_trees}x{2 ** (depth - 2)} leaves", "lightgbm", path,
+        records += bench_boosting(f"LightGBM {n_trees}x{2 ** (depth - 4)} leaves", "lightgbm", path,
                                   lgb_query, X_test, tmp, n_queries, quiet)
     return records
 
@@ -452,5 +460,20 @@ def run_reproduce(json_path: str | os.PathLike | None = None, quiet: bool = Fals
     print_table(records, title="pacset reproduce: layouts x data sets (cold page cache)")
     if json_path is not None:
         write_json(records, json_path)
-        _plot(records, Path(json_path).with_suffix(".png"), "pacset layouts (cold page cache)")
+        _plot_reproduce(records, Path(json_path).with_suffix(".png"))
     return records
+
+
+def _plot_reproduce(records: list[Record], path: Path) -> None:
+    pages = [r for r in records if r.metric.startswith("pages read")]
+    fig, ax = new_figure(figsize=(8, 4))
+    x = np.arange(len(pages))
+    ax.bar(x, [r.ratio for r in pages], 0.6, label="measured here")
+    paper = [float(r.notes.split("paper blocks ratio ")[1].split("x")[0]) if "paper blocks" in r.notes
+             else np.nan for r in pages]
+    ax.scatter(x, paper, color="black", zorder=3, label="paper (Landsat blocks)")
+    ax.set_xticks(x, [f"{r.workload}\n{r.peer} / blockwise" for r in pages], rotation=60, ha="right",
+                  fontsize=7)
+    ax.set_ylabel("pages read: other layout / bin+blockwise")
+    ax.legend()
+    save_plot(fig, path)

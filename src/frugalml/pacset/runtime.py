@@ -144,4 +144,4 @@ class PackedForest:
         self.close()
 
 
-__all__ = ["ENGINES", "PackedForest", "CorruptFileError"]
+__all__ = ["ENGINES", "PackedForest"]
