@@ -39,3 +39,13 @@ def test_aggregate_methods():
 def test_bad_inputs(archs, scores, method):
     with pytest.raises(InvalidInputError):
         aggregate(archs, scores, method)
+
+
+def test_pareto_front_of_score_and_cost():
+    from frugalml.composer.aggregation import pareto_front
+
+    scores = [0.9, 0.8, 0.95, 0.5, 0.8]
+    costs = [10, 5, 20, 1, 6]
+    assert pareto_front(scores, costs) == [3, 1, 0, 2]
+    with pytest.raises(InvalidInputError):
+        pareto_front([1.0], [1.0, 2.0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "aggregation": ("aggregate", "METHODS"),
+    "aggregation": ("aggregate", "METHODS", "pareto_front"),
     "cache": ("ResultCache",),
     "engines": ("ENGINES", "Space", "make_engine", "GPBayesOpt", "BoTorchBayesOpt", "RandomSearch",
                 "RegularizedEvolution", "OptunaTPE", "Exhaustive"),

@@ -85,3 +85,17 @@ def aggregate(archs: list[str], scores: list[float], method: str = "N0", k: int 
     members = top_cluster(archs, scores, k, seed)
     context = {"N0": 0, "N1": 1, "Nall": None}[method]
     return vote([archs[i] for i in members], [scores[i] for i in members], context)
+
+
+def pareto_front(scores: list[float], costs: list[float]) -> list[int]:
+    """Indices of the architectures no other beats on both score (higher) and cost (lower),
+    e.g. proxy score against :func:`~frugalml.composer.model.kv_cache_bytes`; sorted by cost."""
+    s = np.asarray(scores, dtype=float)
+    c = np.asarray(costs, dtype=float)
+    if s.shape != c.shape or s.ndim != 1 or not len(s):
+        raise InvalidInputError(f"give one cost per score (got {s.shape} and {c.shape})")
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(c))):
+        raise InvalidInputError("scores and costs must be finite")
+    order = np.lexsort((-s, c))                           # by cost, best score first on ties
+    best_before = np.maximum.accumulate(np.concatenate([[-np.inf], s[order][:-1]]))
+    return [int(i) for i in order[s[order] > best_before]]
