@@ -7,8 +7,11 @@ from pathlib import Path
 
 import typer
 
+from frugalml.cleave.runtime.cli import add_runtime_commands
+
 app = typer.Typer(help="Plan, simulate and run model training on many weak edge devices.",
                   no_args_is_help=True)
+add_runtime_commands(app)
 
 MODEL = typer.Option("opt-13b", "--model", "-m",
                      help="Built-in model (opt-1.3b/6.7b/13b/30b, llama-1b/3b/7b/13b) or a YAML/JSON config.")
@@ -155,7 +158,7 @@ def reproduce(as_json: Path = typer.Option(None, "--json", help="Write records h
 
 @app.command()
 def demo(quiet: bool = QUIET):
-    """Plan and simulate OPT-1.3B on 256 mixed devices against the baselines (under a minute)."""
+    """Plan and simulate OPT-1.3B on 256 mixed devices vs the baselines, then train a tiny GPT over gRPC."""
     from frugalml.cleave.demo import run
 
     print(run(quiet=quiet))

@@ -1,10 +1,10 @@
-"""The cleave demo: plan and simulate OPT-1.3B on 256 mixed edge devices against the baselines."""
+"""The cleave demo: plan and simulate OPT-1.3B on 256 edge devices, then train a tiny GPT over gRPC."""
 
 from __future__ import annotations
 
 
 def run(quiet: bool = False) -> str:
-    """Plan, simulate (with churn and stragglers) and compare; return a one-line summary."""
+    """Plan, simulate (with churn and stragglers), compare, then run a PS and 2 local workers."""
     from frugalml.cleave.analytic import analytic_step
     from frugalml.cleave.baselines import run_baselines
     from frugalml.cleave.des import SimConfig, simulate_step
@@ -12,6 +12,7 @@ def run(quiet: bool = False) -> str:
     from frugalml.cleave.models import load_model
     from frugalml.cleave.opgraph import build_graph
     from frugalml.cleave.planner import plan
+    from frugalml.cleave.runtime.demo import run_local
 
     graph = build_graph(load_model("opt-1.3b"), batch=32, seq=1024)
     pool = make_pool(256, seed=0)
@@ -24,4 +25,5 @@ def run(quiet: bool = False) -> str:
         print(p.explain())
     return (f"OPT-1.3B, 32x1024 tokens, {len(pool)} mixed devices: Cleave {est.seconds:.0f} s/batch "
             f"(DES with churn: {sim.seconds:.0f} s, {sim.failures} failures, {sim.requeued} tiles re-queued) "
-            f"vs best baseline {name} {base[name].seconds:.0f} s ({base[name].seconds / est.seconds:.2f}x)")
+            f"vs best baseline {name} {base[name].seconds:.0f} s ({base[name].seconds / est.seconds:.2f}x); "
+            + run_local(steps=3, workers=2, quiet=quiet))
