@@ -62,7 +62,11 @@ def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
     for arm, run in runs.items():
         compared = dense is not None and arm != "dense"
         goal = ""
-        if compared and arm == "sparse->dense":
+        fractions = {"sparse_fraction": train_config.sparse_fraction, **QUALITY_ARMS[arm]}
+        sparse_then_dense = fractions["sparse_fraction"] >= 0.8 and fractions.get("warmup_fraction", 0) + \
+            fractions["sparse_fraction"] < 1 and "weights" not in QUALITY_ARMS[arm] and "activations" not in \
+            QUALITY_ARMS[arm]
+        if compared and sparse_then_dense:
             gap = run["final_val_loss"] / dense["final_val_loss"] - 1
             goal = f"; goal (within 2% of dense) {'MET' if gap <= 0.02 else 'NOT met'}: gap {gap:+.2%}"
         records.append(Record(
