@@ -31,3 +31,9 @@ def test_record_ratio_orientation():
     assert latency.ratio == 3.0
     assert accuracy.ratio == 1.5
     assert Record("x", "w", "f1", "", ours=0.9).ratio is None
+
+
+def test_thread_time_clock_ignores_sleeping():
+    busy = lambda: sum(range(20000))  # noqa: E731
+    c = compare(busy, lambda: (time.sleep(0.01), busy()), rounds=3, warmup=0, clock=time.thread_time)
+    assert 0.2 < c.ratio < 5, c.to_dict()
