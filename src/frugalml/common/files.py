@@ -149,16 +149,21 @@ def read_header(path: str | os.PathLike, magic: bytes, max_version: int) -> Cont
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"{path} does not exist; check the path")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        fixed = f.read(_FIXED.size)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if hasattr(os, "posix_fadvise"):  # read only the header's pages, no read-ahead into the payload
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        fixed = os.pread(fd, _FIXED.size, 0)
         if len(fixed) < _FIXED.size:
             raise CorruptFileError(f"{path} is truncated ({size} bytes, shorter than a header)")
         file_magic, version, meta_len, offset, length, sha = _FIXED.unpack(fixed)
         if file_magic != magic.ljust(8, b"\0"):
             found = file_magic.rstrip(b"\0")
             raise CorruptFileError(f"{path} is not a {magic.decode()} file (magic {found!r})")
-        rest = f.read(meta_len + 4)
+        rest = os.pread(fd, meta_len + 4, _FIXED.size)
+    finally:
+        os.close(fd)
     if len(rest) < meta_len + 4:
         raise CorruptFileError(f"{path} is truncated inside its header; write it again")
     meta, (crc,) = rest[:meta_len], struct.unpack("<I", rest[meta_len:])
