@@ -79,10 +79,11 @@ def test_compressed_checkpoint_reproduces_sparse_weights(tmp_path):
     densify(loaded)
 
 
-def test_corpus_loading(tmp_path, shared_data):
+def test_corpus_loading(shared_data, monkeypatch):
     assert len(load_corpus(None, max_bytes=1000)) == 1000
-    text = load_corpus("tinyshakespeare.txt", max_bytes=100) if (shared_data / "corpora").is_dir() else b""
-    assert text.startswith(b"First Citizen")
+    monkeypatch.setenv("FRUGAL_DATA", str(shared_data))
+    assert load_corpus("tinyshakespeare.txt", max_bytes=100).startswith(b"First Citizen")
+    assert load_corpus(str(shared_data / "corpora" / "tinyshakespeare.txt"), max_bytes=5) == b"First"
     with pytest.raises(InvalidInputError, match="too small"):
         ByteBatches(b"abc" * 10, seq_len=64)
 
