@@ -30,6 +30,43 @@ def test_a_corrupt_or_foreign_calibration_falls_back_to_defaults(fresh_cache, mo
     assert not planner.calibration().measured
 
 
+def test_calibration_measures_its_error_and_thread_gain(fresh_cache):
+    cal = planner.calibrate(size=64)
+    assert cal.model_error >= 0 and 0.0 <= cal.masked_parallel_gain <= 1.0
+    assert 0 < cal.margin <= 1 / (1 + planner.MIN_MARGIN)
+
+
+def test_sampled_densities_are_costed_high_and_exact_ones_as_is():
+    assert planner.upper_density(0.1, exact=True) == 0.1
+    high = planner.upper_density(0.1, exact=False)
+    assert 0.1 < high < 0.12
+    assert planner.upper_density(0.0, exact=False) > 0
+    assert planner.upper_density(1.0, exact=False) == 1.0
+
+
+def _plan(density: float, threads: int = 1, b_exact: bool = True) -> planner.Plan:
+    return planner.choose(shape=(1024, 1024, 1024), dtype_code="f32", isa="avx512", a_density=density,
+                          b_density=density, b_prepared=b_exact, b_density_exact=b_exact,
+                          threads=threads, filters=False)
+
+
+def test_auto_prefers_dense_near_break_even(fresh_cache):
+    # just past where the cost model's masked estimate equals dense, dense still wins (the margin)
+    densities = np.linspace(0.02, 0.6, 59)
+    ratios = [_plan(d).estimates["masked"] / _plan(d).estimates["dense"] for d in densities]
+    even = densities[int(np.argmin(np.abs(np.array(ratios) - 1.0)))]
+    assert _plan(even).method == "dense"
+    assert _plan(0.01).method == "masked"
+    assert _plan(0.9).method == "dense"
+
+
+def test_auto_does_not_count_on_threads_the_kernel_cannot_use(fresh_cache, monkeypatch):
+    monkeypatch.setattr(planner.calibration(), "masked_parallel_gain", 0.0)
+    one, two = _plan(0.1, threads=1), _plan(0.1, threads=2)
+    assert two.estimates["masked"] == pytest.approx(one.estimates["masked"])
+    assert two.estimates["dense"] == pytest.approx(one.estimates["dense"] / 2)
+
+
 @pytest.mark.parametrize("pattern", patterns.PATTERNS)
 def test_patterns_reach_the_requested_sparsity(pattern):
     A, B = patterns.operands(pattern, 128, 0.9, seed=1)

@@ -1,12 +1,14 @@
 """The benchmark behind ``frugal maskedmm bench``: ours vs numpy/OpenBLAS, scipy and torch CSR, MKL.
 
 Everything runs in one process; each (ours, peer) pair is timed interleaved with
-:func:`frugalml.common.timing.compare`, with BLAS and OpenMP limited to the same thread count.
+:func:`frugalml.common.timing.compare`, with BLAS and OpenMP limited to the same thread count:
+by this thread's CPU time with 1 thread (robust to other load), by wall clock with more.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,6 +93,13 @@ def peer_functions(A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[
     return fns, skipped
 
 
+def clock_for(threads: int) -> tuple[Callable[[], float], str]:
+    """The clock a comparison at ``threads`` uses and its name for the record's notes."""
+    if threads == 1:
+        return time.thread_time, "clock=thread_time"
+    return time.perf_counter, "clock=wall"
+
+
 def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench") -> list[Record]:
     """Measure every pattern x sparsity x thread count; return the records (ratio > 1: ours wins)."""
     from threadpoolctl import threadpool_limits
@@ -105,17 +114,19 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
         prepared = core.prepare_b(B, threads=threads)
         workload = f"{config.n}^3 fp32 {pattern} {sparsity:.0%} zeros, {threads} thread(s)"
         ours = our_functions(A, B, prepared, threads)
+        clock, clock_note = clock_for(threads)
         with threadpool_limits(limits=threads):
             peers, skipped = peer_functions(A, B, sparsity, config.peers)
             for peer_name, peer in peers.items():
                 names = list(ours) if peer_name == NUMPY else [PER_CALL]
                 for our_name in names:
                     fn = ours[our_name]
-                    comparison = compare(fn, peer, rounds=config.rounds, warmup=1)
+                    comparison = compare(fn, peer, rounds=config.rounds, warmup=1, clock=clock)
                     records.append(Record.from_comparison(
                         comparison, system=SYSTEM, workload=workload, peer=peer_name,
                         metric=f"time ({our_name})",
-                        notes=f"{note}; pattern={pattern}; sparsity={sparsity}; threads={threads}"
+                        notes=f"{note}; pattern={pattern}; sparsity={sparsity}; threads={threads}; "
+                              f"{clock_note}"
                               + (f"; skipped: {'; '.join(skipped)}" if skipped else "")))
             core.reset_stats()
             core.matmul(A, prepared, method="masked", threads=threads)
@@ -167,9 +178,9 @@ A, B = patterns.operands("random", n, sparsity, seed=7)
 with threadpool_limits(limits=1):
     times = []
     for _ in range(rounds + 1):
-        start = time.perf_counter()
+        start = time.thread_time()
         A @ B
-        times.append(time.perf_counter() - start)
+        times.append(time.thread_time() - start)
 kernel = [i.get("architecture") for i in threadpool_info() if "numpy" in i.get("filepath", "")]
 print(sorted(times[1:])[len(times[1:]) // 2], kernel[0] if kernel else None)
 """
@@ -185,7 +196,6 @@ def coretype_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95), rounds: int = 
     import statistics
     import subprocess
     import sys
-    import time
 
     from threadpoolctl import threadpool_limits
 
@@ -203,15 +213,16 @@ def coretype_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95), rounds: int = 
         with threadpool_limits(limits=1):
             ours = []
             for _ in range(rounds):
-                start = time.perf_counter()
+                start = time.thread_time()
                 core.matmul(A, prepared, method="masked", threads=1)
-                ours.append(time.perf_counter() - start)
+                ours.append(time.thread_time() - start)
         out = subprocess.run([sys.executable, "-c", _NUMPY_TIMER, str(n), str(sparsity), str(rounds)],
                              env=env, capture_output=True, text=True, check=True).stdout.split()
         records.append(Record(
             SYSTEM, f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)", "time (masked, B prepared)",
             "s", statistics.median(ours), f"numpy dense (OPENBLAS_CORETYPE={label}, child process)",
             float(out[0]), spread={"ours": [min(ours), max(ours)]},
-            notes=f"child BLAS kernel {out[1]}; not interleaved (OpenBLAS fixes its kernel at load); "
+            notes=f"child BLAS kernel {out[1]}; clock=thread_time; "
+                  "not interleaved (OpenBLAS fixes its kernel at load); "
                   f"in-process numpy: {blas_note()}"))
     return records

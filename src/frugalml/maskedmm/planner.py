@@ -4,12 +4,15 @@ Densities come from a small sample of each operand (exact for a prepared B); wor
 from them assuming independent zeros, which is conservative for structured zeros (blocks, dead
 columns), where the masked kernel skips more than predicted. Costs per unit of work are measured
 once per machine by :func:`calibrate` and cached; uncalibrated machines use defaults measured on
-an AVX-512 Xeon.
+an AVX-512 Xeon. Near break-even the planner prefers dense: skipping methods are costed at the
+upper confidence bound of a sampled density, must win by a margin set from the calibration's
+measured error, and are not assumed to gain from extra threads (BLAS is).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,10 +29,11 @@ from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
 
 CHUNK_WORDS = 2  # as in _kernels.c: 64-k words per tile
 
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 SAMPLE = 4096
 EXACT_BELOW = 16384
-SAFETY = 0.8  # leave dense BLAS only for a predicted 1.25x: the model errs by ~20% near break-even
+Z_SAMPLE = 2.0  # sampled densities are costed this many standard errors high
+MIN_MARGIN = 0.25  # leave dense BLAS only for a predicted >= 1.25x, more when the model errs more
 
 
 @dataclass
@@ -38,7 +42,9 @@ class Calibration:
 
     The masked kernel with row block ``m`` costs ``per_call[m]`` per busy block tile (accumulator
     loads and stores, bitmap scans) plus ``per_iteration[m]`` per visited k (its loads and
-    ``m`` x segments vector FMAs).
+    ``m`` x segments vector FMAs). ``model_error`` is the relative RMS error of that fit (and of
+    dense timings) seen during calibration; ``masked_parallel_gain`` the fraction of each extra
+    thread the masked kernel is counted on to use (0: none, the default; calibration measures it).
     """
 
     dense_per_mac: float = 1.37e-11
@@ -49,7 +55,14 @@ class Calibration:
     csr_per_entry: float = 3.5e-9
     spgemm_per_flop: float = 1.1e-9
     spgemm_per_output: float = 1.3e-8
+    model_error: float = 0.1
+    masked_parallel_gain: float = 0.0
     measured: bool = False
+
+    @property
+    def margin(self) -> float:
+        """Factor a skipping method's estimate must beat dense by: 1 / (1 + max(0.25, 2 x error))."""
+        return 1.0 / (1.0 + max(MIN_MARGIN, 2.0 * self.model_error))
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
@@ -96,6 +109,13 @@ def _sample_indices(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return gen.integers(0, shape[0], SAMPLE), gen.integers(0, shape[1], SAMPLE)
 
 
+def upper_density(density: float, exact: bool, samples: int = SAMPLE) -> float:
+    """``density`` if exact, else ``Z_SAMPLE`` binomial standard errors above it (at most 1)."""
+    if exact:
+        return density
+    return min(1.0, density + Z_SAMPLE * math.sqrt(max(density * (1.0 - density), 1.0 / samples) / samples))
+
+
 def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_density: float,
                 b_density: float) -> tuple[float, float, float]:
     """Expected (k-iterations, vector FMAs, busy block tiles) of the masked kernel.
@@ -121,21 +141,25 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, b_densit
     scale = 2.0 if dtype_code == "f64" else 1.0
     width = backend.segment_width(isa, dtype_code)
     parallel = max(1, min(threads, os.cpu_count() or 1))
-    estimates = {"dense": scale * cal.dense_per_mac * m * n * k / parallel}
+    a_high = upper_density(a_density, m * k <= EXACT_BELOW)
+    b_high = upper_density(b_density, b_density_exact or k * n <= EXACT_BELOW)
+    filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
+    estimates = {"dense": scale * cal.dense_per_mac * m * n * k / parallel + filter_cost}
     overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
+    speedup = 1.0 + cal.masked_parallel_gain * (parallel - 1)
     masked = {}
     for row_block in ROW_BLOCKS:
-        iters, _, calls = masked_work(shape, width, row_block, a_density, b_density)
+        iters, _, calls = masked_work(shape, width, row_block, a_high, b_high)
         masked[row_block] = overhead + (cal.per_call[row_block] * calls
-                                        + cal.per_iteration[row_block] * iters) / parallel
+                                        + cal.per_iteration[row_block] * iters) / speedup
     best_block = min(masked, key=masked.get)
     estimates["masked"] = masked[best_block]
     estimates["sparse"] = (cal.csr_per_entry * (m * k + (0 if b_prepared else k * n))
-                           + cal.spgemm_per_flop * m * k * n * a_density * b_density
+                           + cal.spgemm_per_flop * m * k * n * a_high * b_high
                            + cal.spgemm_per_output * m * n)
     method = "dense"
     best_other = min(("masked", "sparse"), key=estimates.get)
-    if estimates[best_other] < SAFETY * estimates["dense"]:
+    if estimates[best_other] < cal.margin * estimates["dense"]:
         method = best_other
     return Plan(method, best_block, isa, estimates, a_density, b_density, cal.measured)
 
@@ -237,6 +261,7 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
         densities = (0.4, 0.15, 0.08, 0.03, 0.01)
         operands = [(_sparse_like(gen, size, d), d) for d in densities]
         width = backend.segment_width(isa, "f32")
+        errors = [_relative_spread([_best_time(lambda: A @ A, 1) for _ in range(5)])]
         for row_block in ROW_BLOCKS:
             next(bar)
             work, times = [], []
@@ -244,8 +269,11 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
                 iters, _, tiles = masked_work(X.shape + X.shape[1:], width, row_block, d, d)
                 work.append((tiles, iters))
                 times.append(_time_masked(X, isa, row_block))
-            coef, _ = nnls(np.array(work, float), np.array(times))
+            work_array, time_array = np.array(work, float), np.array(times)
+            coef, _ = nnls(work_array, time_array)
             cal.per_call[row_block], cal.per_iteration[row_block] = float(coef[0]), float(coef[1])
+            errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
+        cal.model_error = max(errors)
         next(bar)
         rows, times = [], []
         for X, d in operands:
@@ -257,11 +285,44 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
         cal.spgemm_per_flop, cal.spgemm_per_output = float(coef[0]), float(coef[1])
         for _ in bar:
             pass
+    cal.masked_parallel_gain = _parallel_gain(operands[2][0], isa)
     if save:
         with atomic_write(cache_path(), "w") as f:
             json.dump({"fingerprint": fingerprint(), "calibration": asdict(cal)}, f, indent=2)
     _loaded = cal
     return cal
+
+
+def _parallel_gain(X: np.ndarray, isa: str) -> float:
+    """Fraction of a second thread the masked kernel turned into speed (wall clock, min of 5)."""
+    if isa == backend.NUMBA or (os.cpu_count() or 1) < 2:
+        return 0.0
+    from frugalml.maskedmm.core import prepare_b
+
+    prepared, bits, out = prepare_b(X, isa=isa, threads=2), _a_bits(X, isa), np.empty_like(X)
+    times = {}
+    for threads in (1, 2):
+        times[threads] = min(_wall(lambda t=threads: backend.extension.multiply(
+            X, bits, prepared.panels, prepared.segment_bits, prepared.width, X.shape[1], out, isa, 2,
+            t)) for _ in range(5))
+    return float(np.clip(times[1] / times[2] - 1.0, 0.0, 1.0))
+
+
+def _wall(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _a_bits(X: np.ndarray, isa: str) -> np.ndarray:
+    bits = np.empty((X.shape[0], -(-X.shape[1] // 64)), np.uint64)
+    backend.extension.a_maps(X, 0.0, None, bits, None, isa, 1)
+    return bits
+
+
+def _relative_spread(samples: list[float]) -> float:
+    """Relative standard deviation of repeated timings (how far one run may be off)."""
+    return float(np.std(samples) / np.median(samples))
 
 
 def _sparse_like(gen: np.random.Generator, size: int, density: float) -> np.ndarray:
