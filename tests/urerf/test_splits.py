@@ -57,3 +57,25 @@ def test_zero_variance_sides_are_skipped():
 def test_bad_values_raise(bad):
     with pytest.raises(InvalidInputError):
         fastbic_split(bad)
+
+
+@pytest.mark.parametrize("m", [5, 300, 1023, 1024, 3000])
+def test_node_sort_equals_numpy_sort(m):
+    from frugalml.urerf._trees import sort_values
+
+    rng = np.random.default_rng(m)
+    for z in (rng.normal(size=m), rng.integers(-3, 4, size=m).astype(np.float64),
+              np.concatenate([[-0.0, 0.0, -1e-300, 1e300], rng.normal(size=m)])[:m]):
+        out = np.empty(m)
+        sort_values(z, m, out, np.empty(m, np.uint64), np.empty(m, np.uint64), np.empty(256, np.int64))
+        np.testing.assert_array_equal(out, np.sort(z))
+
+
+def test_shared_mixing_terms_give_the_same_cut():
+    from frugalml.urerf._trees import FASTBIC, best_cut, best_cut_with, mixing_terms
+
+    zs = np.sort(np.random.default_rng(1).normal(size=400))
+    for lo in (1, 7):
+        mix = np.empty(zs.size)
+        mixing_terms(zs.size, lo, mix)
+        assert best_cut_with(zs, zs.size, FASTBIC, lo, mix) == best_cut(zs, zs.size, FASTBIC, lo)

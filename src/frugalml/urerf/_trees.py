@@ -16,6 +16,7 @@ BOOTSTRAP, SUBSAMPLE, NO_SAMPLING = 0, 1, 2
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _ZERO_VARIANCE = 1e-12  # a side whose variance is below this fraction of the node's is constant
+_RADIX_MIN = 1024  # nodes at least this large sort their projections by radix
 
 
 @njit(cache=True, inline="always")
@@ -44,6 +45,15 @@ def _normal(state):
 
 
 @njit(cache=True)
+def mixing_terms(m, lo, mix):
+    """``mix[s]`` = -2 (n1 log(n1 / m) + n2 log(n2 / m)) for the cuts s in [lo, m - lo]: the mixture
+    weights' part of the BIC, which depends on the node's size only (shared by its candidates)."""
+    for s in range(max(lo, 1), min(m - lo, m - 1) + 1):
+        n1, n2 = s, m - s
+        mix[s] = -2.0 * (n1 * np.log(n1 / m) + n2 * np.log(n2 / m))
+
+
+@njit(cache=True)
 def best_cut(zs, m, criterion, min_cluster_size):
     """Best cut of the sorted values ``zs[:m]``: (score, s) with the left side ``zs[:s]``; s = -1: none.
 
@@ -52,6 +62,15 @@ def best_cut(zs, m, criterion, min_cluster_size):
     (k = 5) and the pooled-variance model (k = 4). Cuts where a side has zero variance are skipped.
     TwoMeans scores the within-side sum of squares. Only cuts between distinct values count.
     """
+    mix = np.empty(m, dtype=np.float64)
+    if criterion == FASTBIC:
+        mixing_terms(m, max(min_cluster_size, 1), mix)
+    return best_cut_with(zs, m, criterion, min_cluster_size, mix)
+
+
+@njit(cache=True)
+def best_cut_with(zs, m, criterion, min_cluster_size, mix):
+    """``best_cut`` given the node's ``mixing_terms`` (one O(m) prefix-sum scan)."""
     shift = zs[(m - 1) // 2]
     total = 0.0
     total_sq = 0.0
@@ -81,13 +100,50 @@ def best_cut(zs, m, criterion, min_cluster_size):
             v1, v2 = ss1 / n1, ss2 / n2
             if v1 <= tiny or v2 <= tiny:
                 continue
-            mix = -2.0 * (n1 * np.log(n1 / m) + n2 * np.log(n2 / m))
-            unequal = mix + n1 * (_LOG_2PI + np.log(v1)) + n2 * (_LOG_2PI + np.log(v2)) + m + 5 * log_m
-            pooled = mix + m * (_LOG_2PI + np.log((ss1 + ss2) / m)) + m + 4 * log_m
+            unequal = mix[s] + n1 * (_LOG_2PI + np.log(v1)) + n2 * (_LOG_2PI + np.log(v2)) + m + 5 * log_m
+            pooled = mix[s] + m * (_LOG_2PI + np.log((ss1 + ss2) / m)) + m + 4 * log_m
             score = min(unequal, pooled)
         if score < best:
             best, best_s = score, s
     return best, best_s
+
+
+@njit(cache=True)
+def sort_values(z, m, out, keys, spare, hist):
+    """Sorted copy of ``z[:m]`` into ``out[:m]``: numba's quicksort on small nodes, an LSD radix sort
+    (8-bit digits of the order-preserving bit pattern, constant digits skipped) on large ones, where
+    the quicksort is several times slower. Only the sorted values are used, so any sort is exact."""
+    if m < _RADIX_MIN:
+        out[:m] = z[:m]
+        out[:m].sort()
+        return
+    sign = np.uint64(1) << np.uint64(63)
+    bits = z[:m].view(np.uint64)
+    for i in range(m):
+        b = bits[i]
+        keys[i] = ~b if b & sign else b | sign
+    src, dst = keys, spare
+    for shift in range(0, 64, 8):
+        digit = np.uint64(shift)
+        hist[:] = 0
+        for i in range(m):
+            hist[(src[i] >> digit) & np.uint64(255)] += 1
+        if hist[(src[0] >> digit) & np.uint64(255)] == m:
+            continue
+        total = 0
+        for d in range(256):
+            count = hist[d]
+            hist[d] = total
+            total += count
+        for i in range(m):
+            d = (src[i] >> digit) & np.uint64(255)
+            dst[hist[d]] = src[i]
+            hist[d] += 1
+        src, dst = dst, src
+    out_bits = out[:m].view(np.uint64)
+    for i in range(m):
+        k = src[i]
+        out_bits[i] = k ^ sign if k & sign else ~k
 
 
 @njit(cache=True, inline="always")
@@ -192,7 +248,12 @@ def _grow_tree(Xt, seed, sampling, n_in, projection, mtry, nnz, criterion, min_p
     best_feat = np.empty(width, dtype=np.int64)
     best_weight = np.empty(width, dtype=np.float64)
     z = np.empty(n_in, dtype=np.float64)
+    best_z = np.empty(n_in, dtype=np.float64)
     zs = np.empty(n_in, dtype=np.float64)
+    mix = np.empty(n_in, dtype=np.float64)
+    keys = np.empty(n_in, dtype=np.uint64)
+    spare = np.empty(n_in, dtype=np.uint64)
+    hist = np.empty(256, dtype=np.int64)
 
     cap = left.shape[0]
     stack_node = np.empty(cap, dtype=np.int64)
@@ -212,26 +273,27 @@ def _grow_tree(Xt, seed, sampling, n_in, projection, mtry, nnz, criterion, min_p
                                      cand_feat, cand_weight, cand_ptr)
         best, best_thr, best_len = np.inf, 0.0, 0
         smallest = max(min_cluster_size, int(np.ceil(min_cluster_fraction * size)))
+        if criterion == FASTBIC:
+            mixing_terms(size, max(smallest, 1), mix)
         for c in range(n_cand):
             e0, e1 = cand_ptr[c], cand_ptr[c + 1]
             _project(Xt, idx, start, end, cand_feat, cand_weight, e0, e1, z)
-            zs[:size] = z[:size]
-            zs[:size].sort()
-            score, s = best_cut(zs, size, criterion, smallest)
+            sort_values(z, size, zs, keys, spare, hist)
+            score, s = best_cut_with(zs, size, criterion, smallest, mix)
             if s > 0 and score < best:
                 best, best_thr, best_len = score, 0.5 * (zs[s - 1] + zs[s]), e1 - e0
                 best_feat[:best_len] = cand_feat[e0:e1]
                 best_weight[:best_len] = cand_weight[e0:e1]
+                z, best_z = best_z, z  # keep the best candidate's projection for the partition
         if best_len == 0:
             continue
-        _project(Xt, idx, start, end, best_feat, best_weight, 0, best_len, z)
         lo, hi = start, end - 1
         while lo <= hi:  # partition idx[start:end]: z < threshold goes left
-            if z[lo - start] < best_thr:
+            if best_z[lo - start] < best_thr:
                 lo += 1
             else:
                 idx[lo], idx[hi] = idx[hi], idx[lo]
-                z[lo - start], z[hi - start] = z[hi - start], z[lo - start]
+                best_z[lo - start], best_z[hi - start] = best_z[hi - start], best_z[lo - start]
                 hi -= 1
         if lo == start or lo == end:
             continue

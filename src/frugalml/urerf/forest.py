@@ -214,6 +214,8 @@ class UnsupervisedRandomerForest(BaseEstimator):
         InvalidInputError
             X not 2-D, with NaN or infinity, fewer than 2 samples, or an invalid parameter.
         """
+        import numba
+
         from frugalml.urerf._leaves import leaf_members
         from frugalml.urerf._trees import grow_batch
 
@@ -231,7 +233,8 @@ class UnsupervisedRandomerForest(BaseEstimator):
         per_tree = node_cap * 40 + proj_cap * 8 + n * 8
         batch = max(1, min(self.n_estimators, _BATCH_BYTES // per_tree))
         parts = []
-        with numba_threads(self.n_jobs):
+        # trees differ a lot in cost: hand them to the threads one at a time (dynamic scheduling)
+        with numba_threads(self.n_jobs), numba.parallel_chunksize(1):
             for start in range(0, self.n_estimators, batch):
                 chunk = seeds[start:start + batch]
                 while True:
