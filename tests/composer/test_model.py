@@ -129,3 +129,28 @@ def test_user_primitive_registers_and_builds():
         register_primitive("too long")
     with pytest.raises(InvalidInputError):
         unregister_primitive("A")
+
+
+def test_moe_load_balancing_loss():
+    cfg = _cfg("E")
+    model = HybridLM(cfg)
+    tokens = torch.randint(0, 40, (2, 12))
+    model(tokens)
+    moe = model.layers[0]
+    assert moe.aux_loss.ndim == 0 and 0 < moe.aux_loss.item() < cfg.layer.experts
+    # uniform router: every expert equally likely and equally chosen -> exactly 1
+    logits = torch.zeros(8, 4)
+    chosen = torch.tensor([[0, 1], [2, 3]] * 4)
+    assert moe.load_balancing_loss(logits, chosen).item() == pytest.approx(1.0)
+    # collapsed router: all tokens to experts 0 and 1 with high probability -> near experts / top_k
+    logits = torch.tensor([[20.0, 20.0, -20.0, -20.0]] * 8)
+    chosen = torch.tensor([[0, 1]] * 8)
+    assert moe.load_balancing_loss(logits, chosen).item() == pytest.approx(2.0, rel=1e-4)
+    # HybridLM.loss adds it with its coefficient; it has gradients to the router
+    targets = torch.randint(0, 40, (2, 12))
+    plain = model.loss(tokens, targets, aux_coef=0.0)
+    weighted = model.loss(tokens, targets, aux_coef=0.5)
+    assert (weighted - plain).item() == pytest.approx(0.5 * model.aux_loss().item(), rel=1e-5)
+    weighted.backward()
+    assert model.layers[0].router.weight.grad.abs().sum() > 0
+    assert HybridLM(_cfg("AM")).aux_loss().item() == 0.0

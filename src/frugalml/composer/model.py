@@ -130,6 +130,18 @@ class HybridLM(nn.Module):
         """Next-token logits (B, T, vocab)."""
         return F.linear(self.hidden(tokens), self.embed.weight)
 
+    def aux_loss(self) -> torch.Tensor:
+        """Sum of the load-balancing losses the MoE sub-layers left in the last forward pass (0 if none)."""
+        losses = [layer.aux_loss for layer in self.layers if getattr(layer, "aux_loss", None) is not None]
+        return torch.stack(losses).sum() if losses else self.embed.weight.new_zeros(())
+
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.01,
+             ignore_index: int = -100) -> torch.Tensor:
+        """Next-token cross-entropy plus ``aux_coef`` times the MoE load-balancing loss."""
+        logits = self(tokens)
+        ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
+        return ce + aux_coef * self.aux_loss() if aux_coef else ce
+
     def decode_state(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Every tensor a decoder keeps after reading ``tokens`` (what :func:`kv_cache_bytes` counts)."""
         state, x = [], self.embed(tokens)

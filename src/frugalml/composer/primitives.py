@@ -358,7 +358,13 @@ class GatedShortConv(Primitive):
 @register_primitive("E")
 class MixtureOfExperts(Primitive):
     """Top-k routed mixture of SwiGLU experts; each expert is ``mlp_hidden // top_k`` wide, so a
-    token's active compute matches ``M``."""
+    token's active compute matches ``M``.
+
+    Every forward pass leaves the Switch/GShard load-balancing loss in ``aux_loss``:
+    ``experts * sum_e f_e * P_e`` with ``f_e`` the fraction of routed (token, slot) pairs sent to
+    expert ``e`` and ``P_e`` its mean router probability; it is 1 when routing is uniform and grows
+    as tokens pile onto few experts. :meth:`HybridLM.loss` adds it with a coefficient.
+    """
 
     description = "top-k mixture of SwiGLU experts"
 
@@ -375,8 +381,10 @@ class MixtureOfExperts(Primitive):
     def mix(self, h: torch.Tensor) -> torch.Tensor:
         b, t, d = h.shape
         flat = h.reshape(b * t, d)
-        gates, chosen = self.router(flat).topk(self.cfg.top_k, dim=-1)
+        logits = self.router(flat)
+        gates, chosen = logits.topk(self.cfg.top_k, dim=-1)
         gates = gates.softmax(-1)
+        self.aux_loss = self.load_balancing_loss(logits, chosen)
         out = torch.zeros_like(flat)
         for e in range(self.cfg.experts):
             token, slot = (chosen == e).nonzero(as_tuple=True)
@@ -386,6 +394,13 @@ class MixtureOfExperts(Primitive):
             y = F.linear(F.silu(F.linear(x, self.w1[e])) * F.linear(x, self.w3[e]), self.w2[e])
             out.index_add_(0, token, y * gates[token, slot, None])
         return out.view(b, t, d)
+
+    def load_balancing_loss(self, logits: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """Switch/GShard auxiliary loss from router ``logits`` (N, experts) and top-k ``chosen`` (N, k)."""
+        experts = self.cfg.experts
+        fraction = torch.bincount(chosen.flatten(), minlength=experts).to(logits.dtype) / chosen.numel()
+        probability = logits.softmax(-1).mean(0)
+        return experts * (fraction * probability).sum()
 
     @classmethod
     def param_count(cls, cfg: LayerConfig) -> int:

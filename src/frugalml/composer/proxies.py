@@ -45,7 +45,10 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation of one candidate: AdamW with warm-up and cosine decay, best over the grid."""
+    """Optimisation of one candidate: AdamW with warm-up and cosine decay, best over the grid.
+
+    ``moe_aux_coef`` weighs the MoE load-balancing loss added to the task loss (0 turns it off).
+    """
 
     steps: int = 300
     batch_size: int = 64
@@ -54,10 +57,13 @@ class TrainConfig:
     warmup: float = 0.05
     evals: int = 3
     threads: int = 1
+    moe_aux_coef: float = 0.01
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.evals < 1:
             raise InvalidInputError("steps, batch_size and evals must be positive")
+        if not self.moe_aux_coef >= 0:
+            raise InvalidInputError(f"moe_aux_coef must be >= 0, got {self.moe_aux_coef}")
         if not self.learning_rates or not self.weight_decays:
             raise InvalidInputError("give at least one learning rate and one weight decay")
         if any(lr <= 0 for lr in self.learning_rates) or any(wd < 0 for wd in self.weight_decays):
@@ -140,6 +146,8 @@ def train_task(arch: str, task: MADTask, shape: ModelShape, train: TrainConfig, 
         idx = torch.from_numpy(order.integers(0, len(x), train.batch_size))
         logits = model(x[idx])
         loss = F.cross_entropy(logits.flatten(0, 1), y[idx].flatten(), ignore_index=IGNORE)
+        if train.moe_aux_coef:
+            loss = loss + train.moe_aux_coef * model.lm.aux_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -237,7 +245,7 @@ def train_lm(arch: str, data: np.ndarray, layer: LayerConfig, *, seq_len: int, t
     start = time.perf_counter()
     for step in range(train.steps):
         x, y = lm_batches(train_data, seq_len, train.batch_size, gen)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        loss = model.loss(x, y, aux_coef=train.moe_aux_coef)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
