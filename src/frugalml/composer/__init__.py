@@ -18,7 +18,7 @@ _EXPORTS = {
     "extrapolation": ("TARGETS", "extrapolate", "matched_baselines", "stack", "stretch"),
     "mad": ("MADTask",),
     "model": ("HybridConfig", "HybridLM", "check_arch", "flops_per_token", "kv_cache_bytes",
-              "non_embedding_params", "param_count", "runs"),
+              "non_embedding_params", "param_count", "runs", "state_bytes"),
     "primitives": ("PRIMITIVES", "LayerConfig", "Primitive", "register_primitive", "unregister_primitive"),
     "proxies": ("LMProxy", "MADProxy", "ModelShape", "TrainConfig"),
     "strategies": ("STRATEGIES", "SearchResult", "search"),

@@ -95,6 +95,11 @@ def flops_per_token(cfg: HybridConfig, seq_len: int) -> int:
             + 2 * cfg.layer.width * cfg.vocab_size)
 
 
+def state_bytes(states: list[list[torch.Tensor]]) -> int:
+    """Bytes the decoder's states (from :meth:`HybridLM.prefill` / :meth:`HybridLM.step`) really hold."""
+    return sum(t.numel() * t.element_size() for layer in states for t in layer)
+
+
 def kv_cache_bytes(cfg: HybridConfig, seq_len: int, *, batch: int = 1, bytes_per_element: int = 2) -> int:
     """Decode state (KV cache of attention, recurrent/conv state of the others) after ``seq_len``."""
     return batch * bytes_per_element * sum(PRIMITIVES[c].state_elements(cfg.layer, seq_len)
@@ -149,6 +154,59 @@ class HybridLM(nn.Module):
             state += layer.decode_state(x)
             x = layer(x)
         return state
+
+    def prefill(self, tokens: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Read a prompt (B, T) in one pass: its logits (B, T, vocab) and every layer's decode state."""
+        states, x = [], self.embed(tokens)
+        for layer in self.layers:
+            states.append(layer.decode_state(x))
+            x = layer(x)
+        return F.linear(self.norm(x), self.embed.weight), states
+
+    def step(self, token: torch.Tensor, states: list[list[torch.Tensor]] | None, pos: int
+             ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Read one token per sequence (B,) at position ``pos`` (the tokens already read); return its
+        next-token logits (B, vocab) and the updated states (``None`` before the first token).
+
+        Attention keeps K/V (``S`` at most ``window`` of them), ``L`` its D x D state, ``C`` its last
+        ``conv_kernel - 1`` inputs; per token the work is constant except for ``A``'s growing cache.
+        """
+        x = self.embed(token.reshape(-1, 1))
+        states = states if states is not None else [[] for _ in self.layers]
+        new = []
+        for layer, state in zip(self.layers, states, strict=True):
+            x, state = layer.step(x, state, pos)
+            new.append(state)
+        return F.linear(self.norm(x), self.embed.weight)[:, 0], new
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.0,
+                 seed: int = 0) -> torch.Tensor:
+        """Continue ``prompt`` (B, T) by ``max_new_tokens`` tokens with the incremental decoder.
+
+        ``temperature`` 0 is greedy; above 0 samples from ``softmax(logits / temperature)`` with a
+        generator seeded by ``seed``. Returns (B, T + max_new_tokens).
+        """
+        prompt = torch.as_tensor(prompt)
+        if prompt.ndim != 2 or prompt.shape[1] < 1 or prompt.dtype not in (torch.int32, torch.int64):
+            raise InvalidInputError(f"prompt must be an integer tensor (batch, length >= 1), got "
+                                    f"{prompt.dtype} of shape {tuple(prompt.shape)}")
+        if prompt.min() < 0 or prompt.max() >= self.cfg.vocab_size:
+            raise InvalidInputError(f"prompt tokens must lie in [0, {self.cfg.vocab_size})")
+        if int(max_new_tokens) < 0 or not temperature >= 0:
+            raise InvalidInputError("max_new_tokens must be >= 0 and temperature >= 0")
+        gen = torch.Generator().manual_seed(seed)
+        logits, states = self.prefill(prompt.long())
+        logits, out = logits[:, -1], [prompt.long()]
+        for i in range(int(max_new_tokens)):
+            if temperature == 0:
+                token = logits.argmax(-1)
+            else:
+                token = torch.multinomial((logits / temperature).softmax(-1), 1, generator=gen)[:, 0]
+            out.append(token[:, None])
+            if i + 1 < max_new_tokens:
+                logits, states = self.step(token, states, prompt.shape[1] + i)
+        return torch.cat(out, dim=1)
 
     def non_embedding_params(self) -> int:
         return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("embed"))

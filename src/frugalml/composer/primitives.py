@@ -93,6 +93,15 @@ class Primitive(nn.Module):
         """The tensors an autoregressive decoder keeps after reading ``x`` (B, T, width)."""
         return []
 
+    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Read one new token ``x`` (B, 1, width) at position ``pos`` given the decode ``state`` of the
+        earlier tokens (``[]`` before the first); return the output and the updated state.
+
+        Stateless primitives (``M``, ``E``) keep the default: the output of :meth:`forward`.
+        """
+        return self(x), []
+
     @classmethod
     def param_count(cls, cfg: LayerConfig) -> int:
         """Parameters of one sub-layer, its norm included."""
@@ -153,11 +162,11 @@ def _norm_params(cfg: LayerConfig) -> int:
     return cfg.width
 
 
-def _rope(x: torch.Tensor, base: float) -> torch.Tensor:
-    """Rotate pairs of channels of ``x`` (B, H, T, D) by position-dependent angles (RoPE)."""
+def _rope(x: torch.Tensor, base: float, offset: int = 0) -> torch.Tensor:
+    """Rotate pairs of channels of ``x`` (B, H, T, D) by the angles of positions ``offset ..`` (RoPE)."""
     _, _, t, d = x.shape
     inv = base ** (-torch.arange(0, d, 2, dtype=torch.float32, device=x.device) / d)
-    angles = torch.arange(t, dtype=torch.float32, device=x.device)[:, None] * inv[None, :]
+    angles = torch.arange(offset, offset + t, dtype=torch.float32, device=x.device)[:, None] * inv[None, :]
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
@@ -174,12 +183,12 @@ class _Attention(Primitive):
         self.v = nn.Linear(cfg.width, cfg.kv_heads * hd, bias=False)
         self.o = nn.Linear(cfg.heads * hd, cfg.width, bias=False)
 
-    def _kv(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _kv(self, h: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         b, t, _ = h.shape
         cfg = self.cfg
         k = self.k(h).view(b, t, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
         v = self.v(h).view(b, t, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
-        return _rope(k, cfg.rope_base), v
+        return _rope(k, cfg.rope_base, offset), v
 
     def _mask(self, t: int, device: torch.device) -> torch.Tensor:
         return torch.ones(t, t, dtype=torch.bool, device=device).tril()
@@ -218,6 +227,22 @@ class _Attention(Primitive):
         k, v = self._kv(self.norm(x))
         keep = self._cached_tokens(self.cfg, x.shape[1])
         return [k[:, :, -keep:], v[:, :, -keep:]]
+
+    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        cfg = self.cfg
+        h = self.norm(x)
+        b = h.shape[0]
+        q = _rope(self.q(h).view(b, 1, cfg.heads, cfg.head_dim).transpose(1, 2), cfg.rope_base, pos)
+        k, v = self._kv(h, pos)
+        if state:
+            k, v = torch.cat((state[0], k), dim=2), torch.cat((state[1], v), dim=2)
+        keep = self._cached_tokens(cfg, pos + 1)
+        k, v = k[:, :, -keep:], v[:, :, -keep:]
+        group = cfg.heads // cfg.kv_heads
+        scores = torch.matmul(q, k.repeat_interleave(group, dim=1).transpose(-1, -2)) / math.sqrt(cfg.head_dim)
+        y = torch.matmul(scores.softmax(-1), v.repeat_interleave(group, dim=1))
+        return x + self.o(y.transpose(1, 2).reshape(b, 1, cfg.heads * cfg.head_dim)), [k, v]
 
 
 @register_primitive("A")
@@ -277,6 +302,18 @@ class LinearAttention(Primitive):
         k = F.elu(self._heads(self.k(h))) + 1
         v = self._heads(self.v(h))
         return [torch.einsum("bhtd,bhte->bhde", k, v), k.sum(2)]
+
+    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = self.norm(x)
+        q = F.elu(self._heads(self.q(h))) + 1
+        k = F.elu(self._heads(self.k(h))) + 1
+        v = self._heads(self.v(h))
+        kv, ksum = torch.einsum("bhtd,bhte->bhde", k, v), k.sum(2)
+        if state:
+            kv, ksum = state[0] + kv, state[1] + ksum
+        y = torch.matmul(q, kv) / (torch.matmul(q, ksum[..., None]) + 1e-6)
+        return x + self.o(y.transpose(1, 2).reshape(x.shape[0], 1, self.cfg.width)), [kv, ksum]
 
     @classmethod
     def param_count(cls, cfg: LayerConfig) -> int:
@@ -341,6 +378,14 @@ class GatedShortConv(Primitive):
         bx, _ = self._gated_input(self.norm(x))
         bx = F.pad(bx, (max(0, self.cfg.conv_kernel - 1 - bx.shape[-1]), 0))
         return [bx[..., -(self.cfg.conv_kernel - 1):]] if self.cfg.conv_kernel > 1 else []
+
+    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        bx, c = self._gated_input(self.norm(x))
+        past = state[0] if state else bx.new_zeros(bx.shape[0], self.cfg.width, self.cfg.conv_kernel - 1)
+        window = torch.cat((past, bx), dim=-1)
+        y = self.conv(window).transpose(1, 2)
+        return x + self.out(c * y), ([window[..., 1:]] if self.cfg.conv_kernel > 1 else [])
 
     @classmethod
     def param_count(cls, cfg: LayerConfig) -> int:
