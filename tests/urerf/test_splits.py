@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from frugalml.common.errors import InvalidInputError
-from frugalml.urerf.splits import bic_reference, fastbic_split, gmm_split, twomeans_split
+from frugalml.urerf.splits import LOG_2PI, bic_reference, fastbic_split, gmm_split, twomeans_split
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -79,3 +79,43 @@ def test_shared_mixing_terms_give_the_same_cut():
         mix = np.empty(zs.size)
         mixing_terms(zs.size, lo, mix)
         assert best_cut_with(zs, zs.size, FASTBIC, lo, mix) == best_cut(zs, zs.size, FASTBIC, lo)
+
+
+def _full_scan(zs, lo):
+    """Every FastBIC cut scored with the kernel's arithmetic, no pruning: (best score, s)."""
+    m = zs.size
+    d = zs - zs[(m - 1) // 2]
+    total, total_sq = d.sum(), (d * d).sum()
+    tiny = 1e-12 * max(total_sq / m - (total / m) ** 2, 0.0)
+    left, left_sq, best, best_s = 0.0, 0.0, np.inf, -1
+    for s in range(1, m):
+        left, left_sq = left + d[s - 1], left_sq + d[s - 1] * d[s - 1]
+        n1, n2 = s, m - s
+        if n1 < lo or n2 < lo or zs[s] <= zs[s - 1]:
+            continue
+        ss1 = max(left_sq - left * left / n1, 0.0)
+        right = total - left
+        ss2 = max((total_sq - left_sq) - right * right / n2, 0.0)
+        v1, v2 = ss1 / n1, ss2 / n2
+        if v1 <= tiny or v2 <= tiny:
+            continue
+        mix = -2.0 * (n1 * np.log(n1 / m) + n2 * np.log(n2 / m))
+        unequal = mix + n1 * (LOG_2PI + np.log(v1)) + n2 * (LOG_2PI + np.log(v2)) + m + 5 * np.log(m)
+        pooled = mix + m * (LOG_2PI + np.log((ss1 + ss2) / m)) + m + 4 * np.log(m)
+        if min(unequal, pooled) < best:
+            best, best_s = min(unequal, pooled), s
+    return best, best_s
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pruned_scan_picks_the_same_cut_as_a_full_scan(seed):
+    from frugalml.urerf._trees import FASTBIC, best_cut
+
+    g = np.random.default_rng(seed)
+    scale = 10.0 ** g.uniform(-6, 6)
+    parts = [g.normal(0, 1, 300), g.standard_cauchy(50), g.normal(3, 1e-4, 5), np.full(4, -2.0)]
+    zs = np.sort(np.concatenate(parts) * scale)
+    for lo in (1, 3):
+        score, s = best_cut(zs, zs.size, FASTBIC, lo)
+        ref_score, ref_s = _full_scan(zs, lo)
+        assert s == ref_s and score == pytest.approx(ref_score, rel=1e-12)

@@ -7,6 +7,8 @@ forest seed, so results do not depend on thread scheduling.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -16,6 +18,9 @@ BOOTSTRAP, SUBSAMPLE, NO_SAMPLING = 0, 1, 2
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _ZERO_VARIANCE = 1e-12  # a side whose variance is below this fraction of the node's is constant
+_LN2 = float(np.log(2.0))
+# log of the lower edge of each of 256 equal buckets of the mantissa range [0.5, 1), rounded down
+_LOG_MANTISSA_FLOOR = np.nextafter(np.log(0.5 + np.arange(256) / 512.0), -np.inf)
 _RADIX_MIN = 1024  # nodes at least this large sort their projections by radix
 
 
@@ -42,6 +47,13 @@ def _randint(state, n):
 def _normal(state):
     u = 1.0 - _uniform(state)
     return np.sqrt(-2.0 * np.log(u)) * np.cos(2.0 * np.pi * _uniform(state))
+
+
+@njit(cache=True, inline="always")
+def _log_floor(v):
+    """A lower bound of log(v) within log(1 + 1/256), from v's exponent and top mantissa bits."""
+    f, e = math.frexp(v)
+    return e * _LN2 + _LOG_MANTISSA_FLOOR[int((f - 0.5) * 512.0)]
 
 
 @njit(cache=True)
@@ -99,6 +111,11 @@ def best_cut_with(zs, m, criterion, min_cluster_size, mix):
         else:
             v1, v2 = ss1 / n1, ss2 / n2
             if v1 <= tiny or v2 <= tiny:
+                continue
+            lb1, lb2 = _log_floor(v1), _log_floor(v2)
+            bound = mix[s] + n1 * (_LOG_2PI + lb1) + n2 * (_LOG_2PI + lb2) + m + 4 * log_m
+            slack = 1e-9 * (1.0 + abs(bound) + abs(best) + n1 * abs(lb1) + n2 * abs(lb2) + abs(mix[s]))
+            if bound - slack >= best:  # a lower bound of the score already loses: skip the logs
                 continue
             unequal = mix[s] + n1 * (_LOG_2PI + np.log(v1)) + n2 * (_LOG_2PI + np.log(v2)) + m + 5 * log_m
             pooled = mix[s] + m * (_LOG_2PI + np.log((ss1 + ss2) / m)) + m + 4 * log_m
