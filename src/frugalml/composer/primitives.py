@@ -240,7 +240,8 @@ class _Attention(Primitive):
         keep = self._cached_tokens(cfg, pos + 1)
         k, v = k[:, :, -keep:], v[:, :, -keep:]
         group = cfg.heads // cfg.kv_heads
-        scores = torch.matmul(q, k.repeat_interleave(group, dim=1).transpose(-1, -2)) / math.sqrt(cfg.head_dim)
+        keys = k.repeat_interleave(group, dim=1)
+        scores = torch.matmul(q, keys.transpose(-1, -2)) / math.sqrt(cfg.head_dim)
         y = torch.matmul(scores.softmax(-1), v.repeat_interleave(group, dim=1))
         return x + self.o(y.transpose(1, 2).reshape(b, 1, cfg.heads * cfg.head_dim)), [k, v]
 
