@@ -59,3 +59,37 @@ def test_corrupt_cache_exits_2(tmp_path, capsys):
 def test_help_is_fast_to_import():
     code = "import sys, frugalml.composer.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_pareto_and_aggregate_all_on_the_tabular_benchmark(tmp_path, capsys):
+    from importlib import resources
+
+    table = str(resources.files("frugalml.composer") / "tabular_AM_6.json")
+    code, out, _ = _run(["pareto", table, "--cost", "kv", "--png", str(tmp_path / "f.png")], capsys)
+    lines = out.strip().splitlines()
+    assert code == 0 and (tmp_path / "f.png").exists()
+    assert lines[1].startswith("MMMMMM") and "cost 0" in lines[1]          # no attention, no cache
+    kv = [float(line.rsplit("cost ", 1)[1]) for line in lines[1:]]
+    score = [float(line.split("score ")[1].split()[0]) for line in lines[1:]]
+    assert kv == sorted(kv) and score == sorted(score)                     # a front rises with cost
+    code, out, _ = _run(["aggregate", table, "--method", "all"], capsys)
+    assert code == 0 and [line.split(":")[0] for line in out.strip().splitlines()] == [
+        "N0", "N1", "Nall", "best-single"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--cost", "latency"], "cost"),
+    (["--seq-len", "0"], "seq_len"),
+])
+def test_pareto_bad_options_exit_2(args, message, tmp_path, capsys):
+    hist = tmp_path / "h.json"
+    hist.write_text(json.dumps({"history": [{"arch": "AM", "score": 0.5}, {"arch": "MM", "score": 0.1}]}))
+    code, _, err = _run(["pareto", str(hist), *args], capsys)
+    assert code == 2 and message in err
+
+
+def test_pareto_corrupt_history_exits_2(tmp_path, capsys):
+    bad = tmp_path / "h.json"
+    bad.write_text("{not json")
+    code, _, err = _run(["pareto", str(bad)], capsys)
+    assert code == 2 and "is not a search history" in err

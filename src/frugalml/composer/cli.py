@@ -1,4 +1,4 @@
-"""``frugal composer``: search, aggregate, extrapolate, train, compare engines, reproduce, demo."""
+"""``frugal composer``: search, aggregate, pareto, extrapolate, train, compare engines, reproduce, demo."""
 
 from __future__ import annotations
 
@@ -117,28 +117,85 @@ def search(
                     f"({evaluator.fresh} run, {evaluator.cached} from the cache {cache})")
 
 
+def _scored(path: Path) -> tuple[list[str], list[float]]:
+    """Architectures and scores of a search history ('search --out') or a tabular benchmark."""
+    from frugalml.common.errors import CorruptFileError, DataNotFoundError
+
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} does not exist; write one with 'frugal composer search --out'")
+    try:
+        doc = json.loads(path.read_text())
+        if "history" in doc:
+            pairs = [(h["arch"], float(h["score"])) for h in doc["history"]]
+        else:
+            pairs = [(str(a), float(s)) for a, s in doc["scores"].items()]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptFileError(f"{path} is not a search history or tabular benchmark ({exc})") from None
+    if not pairs:
+        raise CorruptFileError(f"{path} holds no scored architectures")
+    return [a for a, _ in pairs], [s for _, s in pairs]
+
+
 @app.command()
 def aggregate(
-    results: Path = typer.Argument(..., help="A search history written by 'search --out'."),
-    method: str = typer.Option("N0", help="N0, N1, Nall or best-single."),
+    results: Path = typer.Argument(..., help="A search history ('search --out') or a tabular benchmark."),
+    method: str = typer.Option("N0", help="N0, N1, Nall, best-single, or all (prints each)."),
     k: int = typer.Option(5, help="k-means clusters on the scores."),
 ):
     """Aggregate scored architectures into one (k-means top cluster + per-layer voting)."""
-    from frugalml.common.errors import CorruptFileError, DataNotFoundError
+    from frugalml.common.validate import one_of
     from frugalml.composer.aggregation import METHODS
     from frugalml.composer.aggregation import aggregate as run_aggregate
 
-    if not results.is_file():
-        raise DataNotFoundError(f"{results} does not exist; write one with 'frugal composer search --out'")
-    try:
-        history = json.loads(results.read_text())["history"]
-        archs, scores = [h["arch"] for h in history], [float(h["score"]) for h in history]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptFileError(f"{results} is not a search history ({exc})") from None
+    one_of(method, (*METHODS, "all"), "method")
+    archs, scores = _scored(results)
     full = max(len(a) for a in archs)
     keep = [i for i, a in enumerate(archs) if len(a) == full]
     for m in METHODS if method == "all" else [method]:
         print(f"{m}: {run_aggregate([archs[i] for i in keep], [scores[i] for i in keep], m, k)}")
+
+
+@app.command()
+def pareto(
+    results: Path = typer.Argument(..., help="A search history ('search --out') or a tabular benchmark."),
+    cost: str = typer.Option("kv", help="kv (KV-cache bytes), flops (per token) or params."),
+    seq_len: int = typer.Option(2048, help="Context length the KV cache and FLOPs are counted at."),
+    width: int = typer.Option(2048, help="Model width the costs are counted at (default: Llama-3.2-1B)."),
+    heads: int = typer.Option(32, help="Attention heads."),
+    kv_heads: int = typer.Option(8, help="Key/value heads."),
+    png: Path = typer.Option(None, "--png", help="Write a PNG of score against cost with the front."),
+):
+    """Architectures no other beats on both score and cost, e.g. ``pareto h.json --cost kv --png f.png``."""
+    from frugalml.common.validate import one_of
+    from frugalml.composer.aggregation import pareto_front
+    from frugalml.composer.model import HybridConfig, flops_per_token, kv_cache_bytes, param_count
+
+    one_of(cost, ("kv", "flops", "params"), "cost")
+    if seq_len < 1:
+        raise InvalidInputError(f"seq_len must be at least 1, got {seq_len}")
+    archs, scores = _scored(results)
+    measure = {"kv": lambda c: kv_cache_bytes(c, seq_len), "flops": lambda c: flops_per_token(c, seq_len),
+               "params": param_count}[cost]
+    costs = [float(measure(HybridConfig.make(a, width=width, heads=heads, kv_heads=kv_heads)))
+             for a in archs]
+    front = pareto_front(scores, costs)
+    unit = {"kv": f"KV-cache bytes at {seq_len} tokens", "flops": f"FLOPs/token at {seq_len} tokens",
+            "params": "parameters"}[cost]
+    print(f"{len(front)} of {len(archs)} architectures on the front (score vs {unit}, width {width})")
+    for i in front:
+        print(f"{archs[i]}  score {scores[i]:.4f}  cost {costs[i]:.4g}")
+    if png:
+        from frugalml.common.report import new_figure, save_plot
+
+        fig, ax = new_figure(figsize=(5.5, 4))
+        ax.scatter(costs, scores, s=12, alpha=0.5, label="evaluated")
+        ax.plot([costs[i] for i in front], [scores[i] for i in front], "o-", color="C3", label="Pareto front")
+        for i in front:
+            ax.annotate(archs[i], (costs[i], scores[i]), fontsize=6)
+        ax.set_xlabel(unit)
+        ax.set_ylabel("score")
+        ax.legend(fontsize=7)
+        save_plot(fig, png)
 
 
 @app.command()
