@@ -1,6 +1,7 @@
 """Record maskedmm's benchmark into benchmarks/results/maskedmm.json and .png: the issue's sweep on
-uniform zeros (1 and 2 threads, every peer), the structured patterns (1 thread) and numpy under
-the other OPENBLAS_CORETYPE setting.
+uniform zeros (1 and 2 threads, every peer), the structured patterns (1 thread), auto vs numpy
+with more rounds, and numpy under the other OPENBLAS_CORETYPE setting. One-thread comparisons use
+thread CPU time, two-thread ones wall clock (each record's notes say which).
 
 Run: ``.venv/bin/python benchmarks/maskedmm/run_all.py`` (several minutes; the same as
 ``frugal maskedmm bench`` with these settings, merged into one file).
@@ -22,6 +23,7 @@ def main() -> None:
         n=1024, sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.99),
         patterns=("block16", "columns", "relu"), threads=(1,), rounds=5, peers=("scipy",))
     records = bench.run(uniform, progress_desc="uniform") + bench.run(structured, progress_desc="structured")
+    records += bench.auto_records()
     records += bench.coretype_records()
     print_table(records, title=f"maskedmm ({bench.blas_note()})")
     write_json(records, RESULTS)

@@ -37,17 +37,21 @@ def test_calibration_measures_its_error_and_thread_gain(fresh_cache):
 
 
 def test_sampled_densities_are_costed_high_and_exact_ones_as_is():
-    assert planner.upper_density(0.1, exact=True) == 0.1
-    high = planner.upper_density(0.1, exact=False)
-    assert 0.1 < high < 0.12
-    assert planner.upper_density(0.0, exact=False) > 0
-    assert planner.upper_density(1.0, exact=False) == 1.0
+    assert planner.upper_density(0.1, 0.0) == 0.1
+    assert planner.upper_density(0.99, 0.1) == 1.0
+    gen = np.random.default_rng(0)
+    uniform = np.where(gen.random((512, 512)) < 0.1, 1.0, 0.0)
+    density, error = planner.density_estimate(uniform)
+    assert abs(density - 0.1) < 4 * error and 0 < error < 0.01
+    rows = np.zeros((512, 512))
+    rows[::10] = 1.0  # every 10th row: runs of neighbours are alike, so the error widens
+    assert planner.density_estimate(rows)[1] > 2 * error
+    assert planner.density_estimate(np.ones((8, 8))) == (1.0, 0.0)
 
 
-def _plan(density: float, threads: int = 1, b_exact: bool = True) -> planner.Plan:
+def _plan(density: float, threads: int = 1) -> planner.Plan:
     return planner.choose(shape=(1024, 1024, 1024), dtype_code="f32", isa="avx512", a_density=density,
-                          b_density=density, b_prepared=b_exact, b_density_exact=b_exact,
-                          threads=threads, filters=False)
+                          b_density=density, b_prepared=True, threads=threads, filters=False)
 
 
 def test_auto_prefers_dense_near_break_even(fresh_cache):

@@ -553,6 +553,53 @@ static PyObject *py_multiply(PyObject *self, PyObject *args)
     return Py_BuildValue("LLL", (long long)out[0], (long long)out[1], (long long)out[2]);
 }
 
+/* Density sample for the planner: `runs` runs of `run` neighbouring entries of random rows
+ * (splitmix64 from `seed`); returns (sum of per-run counts above the threshold, sum of their
+ * squares). A few hundred cache lines and no Python objects, so it stays cheap after a multiply
+ * has flushed the caches. */
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static PyObject *py_density_runs(PyObject *self, PyObject *args)
+{
+    PyObject *x_obj;
+    double thr;
+    int runs, run;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OdiiK", &x_obj, &thr, &runs, &run, &seed)) return NULL;
+    Py_buffer x;
+    if (get_2d(x_obj, &x, 0, "x") < 0) return NULL;
+    const int64_t M = x.shape[0], K = x.shape[1];
+    const ptrdiff_t sr = STRIDE(x, 0), sc = STRIDE(x, 1);
+    if (x.itemsize == 1 || M < 1 || K < 1 || runs < 1 || run < 1) {
+        PyBuffer_Release(&x);
+        PyErr_SetString(PyExc_ValueError, "x must be a non-empty float32 or float64 matrix; runs, run >= 1");
+        return NULL;
+    }
+    if (run > K) run = (int)K;
+    uint64_t state = seed;
+    long long total = 0, squares = 0;
+    for (int r = 0; r < runs; r++) {
+        const int64_t i = (int64_t)(splitmix64(&state) % (uint64_t)M);
+        const int64_t j0 = (int64_t)(splitmix64(&state) % (uint64_t)(K - run + 1));
+        long long count = 0;
+        for (int64_t j = j0; j < j0 + run; j++) {
+            const double v = x.itemsize == 4 ? (double)((const float *)x.buf)[i * sr + j * sc]
+                                             : ((const double *)x.buf)[i * sr + j * sc];
+            count += !(fabs(v) <= thr); /* NaN counts as non-zero, as in the maps */
+        }
+        total += count;
+        squares += count * count;
+    }
+    PyBuffer_Release(&x);
+    return Py_BuildValue("LL", total, squares);
+}
+
 static PyObject *py_supported_isas(PyObject *self, PyObject *noargs)
 {
     __builtin_cpu_init();
@@ -590,6 +637,8 @@ static PyMethodDef methods[] = {
     {"multiply", py_multiply, METH_VARARGS,
      "multiply(A, bits, panels, sbits, width, n, C, isa, mr, threads) -> "
      "(iterations, vector_fmas, dispatches)"},
+    {"density_runs", py_density_runs, METH_VARARGS,
+     "density_runs(x, threshold, runs, run, seed) -> (sum of counts, sum of squared counts)"},
     {"supported_isas", py_supported_isas, METH_NOARGS, "ISAs this CPU runs: scalar, avx2, avx512"},
     {"num_procs", py_num_procs, METH_NOARGS, "processors OpenMP may use"},
     {NULL, NULL, 0, NULL},

@@ -138,6 +138,32 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
     return records
 
 
+def auto_records(n: int = 1024, sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99),
+                 rounds: int = 15) -> list[Record]:
+    """``method="auto"`` (B as given, not prepared) vs numpy across the density sweep, one thread.
+
+    More rounds than the main sweep: near break-even auto runs numpy itself plus its planning
+    and finiteness check (~2% at 1024^3), so 5-round medians on a shared machine scatter more
+    than the difference being measured.
+    """
+    from threadpoolctl import threadpool_limits
+
+    records = []
+    note = blas_note()
+    for sparsity in sparsities:
+        A, B = patterns.operands("random", n, sparsity, seed=7)
+        with threadpool_limits(limits=1):
+            comparison = compare(lambda A=A, B=B: core.matmul(A, B, method="auto", threads=1),
+                                 lambda A=A, B=B: A @ B, rounds=rounds, warmup=1, clock=time.thread_time)
+        chosen = core.plan(A, B, threads=1)
+        records.append(Record.from_comparison(
+            comparison, system=SYSTEM, workload=f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
+            peer=NUMPY, metric=f"time (auto, {rounds} rounds)",
+            notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
+                  f"auto chose {chosen.method}"))
+    return records
+
+
 def speedups(records: list[Record], peer: str, our_name: str
              ) -> dict[tuple[str, int], list[tuple[float, float]]]:
     """(pattern, threads) -> [(sparsity, ratio)] for one peer and one of our variants."""

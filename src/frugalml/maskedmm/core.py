@@ -354,14 +354,14 @@ def plan(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0,
 def plan_operands(ops: Operands) -> planner.Plan:
     isa = backend.choose_isa()
     if ops.prepared is not None:
-        b_density, b_exact = ops.prepared.density, True
+        b_density, b_error = ops.prepared.density, 0.0
     else:
-        b_density, b_exact = planner.sample_density(ops.B, ops.threshold), False
+        b_density, b_error = planner.density_estimate(ops.B, ops.threshold)
+    a_density, a_error = planner.density_estimate(ops.A, ops.threshold)
     return planner.choose(
-        shape=ops.shape, dtype_code=DTYPE_CODES[ops.A.dtype], isa=isa,
-        a_density=planner.sample_density(ops.A, ops.threshold), b_density=b_density,
-        b_prepared=ops.prepared is not None, b_density_exact=b_exact, threads=ops.threads,
-        filters=ops.filters_a or ops.filters_b,
+        shape=ops.shape, dtype_code=DTYPE_CODES[ops.A.dtype], isa=isa, a_density=a_density,
+        b_density=b_density, b_prepared=ops.prepared is not None, threads=ops.threads,
+        filters=ops.filters_a or ops.filters_b, a_error=a_error, b_error=b_error,
     )
 
 

@@ -30,7 +30,8 @@ from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
 CHUNK_WORDS = 2  # as in _kernels.c: 64-k words per tile
 
 CALIBRATION_VERSION = 3
-SAMPLE = 4096
+RUNS, RUN = 256, 16  # density samples: 256 runs of 16 neighbouring entries
+SEED = 20240222
 EXACT_BELOW = 16384
 Z_SAMPLE = 2.0  # sampled densities are costed this many standard errors high
 MIN_MARGIN = 0.25  # leave dense BLAS only for a predicted >= 1.25x, more when the model errs more
@@ -97,23 +98,43 @@ class Plan:
 
 def sample_density(x: np.ndarray, threshold: float = 0.0) -> float:
     """Fraction of entries with ``|x| > threshold``, from a fixed random sample of large arrays."""
+    return density_estimate(x, threshold)[0]
+
+
+def density_estimate(x: np.ndarray, threshold: float = 0.0) -> tuple[float, float]:
+    """(fraction of entries with ``|x| > threshold``, its standard error); exact for small arrays.
+
+    Large arrays are sampled in ``RUNS`` short runs of ``RUN`` neighbouring entries of a row: a
+    few hundred cache lines, cheap right after a multiply has flushed the caches (scattered
+    single entries cost a cache miss each). The error comes from the spread between runs (so
+    structured zeros that make neighbours alike widen it), never below the binomial error.
+    """
     if x.size <= EXACT_BELOW:
-        return float(np.count_nonzero(np.abs(x) > threshold)) / x.size
-    rows, cols = _sample_indices(x.shape)
-    return float(np.count_nonzero(np.abs(x[rows, cols]) > threshold)) / SAMPLE
+        return float(np.count_nonzero(np.abs(x) > threshold)) / x.size, 0.0
+    runs, run = RUNS, min(RUN, x.shape[1])
+    if backend.has_extension():
+        total, squares = backend.extension.density_runs(x, float(threshold), runs, run, SEED)
+    else:
+        rows, cols = _sample_indices(x.shape)
+        counts = np.count_nonzero(~(np.abs(x[rows, cols]) <= threshold), axis=1).astype(np.int64)
+        total, squares = int(counts.sum()), int((counts * counts).sum())
+    density = total / (runs * run)
+    spread = max(squares / run**2 - runs * density**2, 0.0) / (runs - 1)
+    binomial = max(density * (1.0 - density), 1.0 / runs) / (runs * run)
+    return density, math.sqrt(max(spread / runs, binomial))
 
 
 @cache
 def _sample_indices(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    gen = np.random.default_rng(20240222)
-    return gen.integers(0, shape[0], SAMPLE), gen.integers(0, shape[1], SAMPLE)
+    gen = np.random.default_rng(SEED)
+    run = min(RUN, shape[1])
+    rows = gen.integers(0, shape[0], RUNS)[:, None]
+    return rows, gen.integers(0, shape[1] - run + 1, RUNS)[:, None] + np.arange(run)
 
 
-def upper_density(density: float, exact: bool, samples: int = SAMPLE) -> float:
-    """``density`` if exact, else ``Z_SAMPLE`` binomial standard errors above it (at most 1)."""
-    if exact:
-        return density
-    return min(1.0, density + Z_SAMPLE * math.sqrt(max(density * (1.0 - density), 1.0 / samples) / samples))
+def upper_density(density: float, error: float) -> float:
+    """``density`` plus ``Z_SAMPLE`` standard errors, at most 1 (exact densities have error 0)."""
+    return min(1.0, density + Z_SAMPLE * error)
 
 
 def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_density: float,
@@ -133,16 +154,18 @@ def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_densi
     return tiles * per_tile, tiles * per_tile * row_block * SEGMENTS * segment, calls
 
 
-def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, b_density_exact, threads,
-           filters) -> Plan:
-    """Pick the cheapest of dense, masked (per row block) and sparse for one multiply."""
+def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads, filters,
+           a_error: float = 0.0, b_error: float = 0.0) -> Plan:
+    """Pick the cheapest of dense, masked (per row block) and sparse for one multiply.
+
+    ``a_error`` and ``b_error`` are the densities' standard errors (0 when exact).
+    """
     cal = calibration()
     m, k, n = shape
     scale = 2.0 if dtype_code == "f64" else 1.0
     width = backend.segment_width(isa, dtype_code)
     parallel = max(1, min(threads, os.cpu_count() or 1))
-    a_high = upper_density(a_density, m * k <= EXACT_BELOW)
-    b_high = upper_density(b_density, b_density_exact or k * n <= EXACT_BELOW)
+    a_high, b_high = upper_density(a_density, a_error), upper_density(b_density, b_error)
     filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
     estimates = {"dense": scale * cal.dense_per_mac * m * n * k / parallel + filter_cost}
     overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
