@@ -1,7 +1,8 @@
 """Search efficiency on the tabular benchmark: our GP-BO vs Optuna TPE, random and evolution.
 
 Same table, same budget (until the top-1 is found), 20 seeds each; writes report records to
-``benchmarks/results/composer.json`` and the regret curves to ``benchmarks/results/composer.png``.
+``benchmarks/results/composer.json`` (keeping aggregators.py's records) and the regret curves to
+``benchmarks/results/composer.png``.
 
     python benchmarks/composer/bench.py [--seeds 20] [--engines bo,bo-string,tpe,random,evolution]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from frugalml.common.report import Record, read_json, write_json
 from frugalml.composer.cli import _compare
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -22,8 +24,13 @@ def main() -> None:
     parser.add_argument("--engines", default="bo,bo-string,tpe,random,evolution")
     parser.add_argument("--table", type=Path, default=None)
     args = parser.parse_args()
-    _compare(args.engines, args.seeds, args.table, RESULTS / "composer.json", RESULTS / "composer.png",
-             quiet=False)
+    path = RESULTS / "composer.json"
+    earlier = read_json(path) if path.exists() else []
+    ablation = [r for r in earlier if r["workload"].startswith("aggregator")]
+    _compare(args.engines, args.seeds, args.table, path, RESULTS / "composer.png", quiet=False)
+    if ablation:   # keep the records of aggregators.py
+        records = [Record(**{k: v for k, v in r.items() if k != "ratio"}) for r in read_json(path) + ablation]
+        write_json(records, path)
 
 
 if __name__ == "__main__":
