@@ -6,7 +6,8 @@
    layers, against the parameter-matched Llama-style (AM) x k baseline at equal tokens; with
    tokens/s and KV-cache ratios.
 
-    python benchmarks/composer/fidelity.py [--width 128] [--steps 150] [--archs 8]
+    python benchmarks/composer/fidelity.py [--width 128] [--steps 150] [--archs 8] [--seed 0]
+        [--fidelity-only] [--out composer_fidelity]
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def main() -> None:
     parser.add_argument("--grow", type=int, default=12)
     parser.add_argument("--corpus", default="stdlib")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every LM training run.")
+    parser.add_argument("--fidelity-only", action="store_true", help="Skip the quality comparison.")
+    parser.add_argument("--out", default="composer_fidelity", help="Result name under benchmarks/results.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -54,7 +58,7 @@ def main() -> None:
     picks = [ranked[int(i)] for i in np.linspace(0, len(ranked) - 1, args.archs).round()]
 
     def lm(arch: str) -> dict:
-        r = train_lm(arch, data, layer, seq_len=args.seq_len, train=train, seed=0)
+        r = train_lm(arch, data, layer, seq_len=args.seq_len, train=train, seed=args.seed)
         r.pop("model")
         print(f"{arch}: val loss {r['val_loss']:.4f}, {r['tokens_per_s']:.0f} tok/s, "
               f"{r['non_embedding_params'] / 1e6:.2f}M non-embedding", flush=True)
@@ -62,6 +66,18 @@ def main() -> None:
 
     lm_runs = {a: lm(a) for a in picks}
     rho = spearmanr([table.scores[a] for a in picks], [-lm_runs[a]["val_loss"] for a in picks]).statistic
+    setting = (f"byte LM on {args.corpus}, width {args.width}, {args.steps} steps x {args.batch} x "
+               f"{args.seq_len} tokens, seed {args.seed}")
+    fidelity = Record("composer", f"proxy fidelity: MAD table vs LM loss over {len(picks)} archs ({setting})",
+                      "Spearman rank correlation", "rho", float(rho), higher_is_better=True,
+                      notes="paper: 0.9-0.97 at its scale; ours is a tiny CPU proxy")
+    if args.fidelity_only:
+        print_table([fidelity], title="composer: proxy fidelity")
+        write_json([fidelity], RESULTS / f"{args.out}.json")
+        with atomic_write(RESULTS / f"{args.out}_runs.json", "w") as f:
+            json.dump({"picks": {a: {"mad": table.scores[a], **lm_runs[a]} for a in picks}}, f, indent=1,
+                      default=float)
+        return
 
     archs = list(table.scores)
     members_scores = [table.scores[a] for a in archs]
@@ -69,12 +85,8 @@ def main() -> None:
     grown = extrapolate(searched, layers=args.grow, mode="stack").arch
     baseline = matched_baselines(non_embedding_params(grown, layer), layer)["llama"]
     ours, base = lm(grown), lm(baseline)
-    setting = (f"byte LM on {args.corpus}, width {args.width}, {args.steps} steps x {args.batch} x "
-               f"{args.seq_len} tokens, seed 0")
     records = [
-        Record("composer", f"proxy fidelity: MAD table vs LM loss over {len(picks)} archs ({setting})",
-               "Spearman rank correlation", "rho", float(rho), higher_is_better=True,
-               notes="paper: 0.9-0.97 at its scale; ours is a tiny CPU proxy"),
+        fidelity,
         Record("composer", f"quality: {searched} -> {grown} vs {baseline} ({setting})", "validation loss",
                "nats/byte", ours["val_loss"], "Llama-style AM x k (parameter-matched)", base["val_loss"],
                higher_is_better=False,
@@ -88,8 +100,8 @@ def main() -> None:
                higher_is_better=False),
     ]
     print_table(records, title="composer: fidelity and quality")
-    write_json(records, RESULTS / "composer_fidelity.json")
-    with atomic_write(RESULTS / "composer_fidelity_runs.json", "w") as f:
+    write_json(records, RESULTS / f"{args.out}.json")
+    with atomic_write(RESULTS / f"{args.out}_runs.json", "w") as f:
         json.dump({"picks": {a: {"mad": table.scores[a], **lm_runs[a]} for a in picks},
                    "aggregated": searched, "grown": grown, "baseline": baseline, "ours": ours,
                    "peer": base}, f, indent=1, default=float)
