@@ -1,6 +1,7 @@
 """``frugal composer``: commands work end to end and bad input exits 2 with one clear line."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -93,3 +94,16 @@ def test_pareto_corrupt_history_exits_2(tmp_path, capsys):
     bad.write_text("{not json")
     code, _, err = _run(["pareto", str(bad)], capsys)
     assert code == 2 and "is not a search history" in err
+
+
+def test_train_then_generate(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("def f(x):\n    return x + 1\n" * 120)
+    code, out, _ = _run(["train", "ALC", "--corpus", str(corpus), "--steps", "3", "--width", "16",
+                         "--heads", "2", "--seq-len", "16", "--batch-size", "4", "--threads", "1",
+                         "--generate", "5", "--prompt", "def", "-q"], capsys)
+    assert code == 0 and "val loss" in out and "sample: 'def" in out
+    stated, analytic = re.search(r"decoder state (\d+) bytes .*analytic fp32: (\d+)", out).groups()
+    assert stated == analytic
+    code, _, err = _run(["train", "AM", "--corpus", str(corpus), "--generate", "-1"], capsys)
+    assert code == 2 and "--generate" in err

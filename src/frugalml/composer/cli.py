@@ -228,6 +228,8 @@ def train(
                                            "striped-1:2 or sandwich."),
     seed: int = typer.Option(0, help="Seed."),
     threads: int = typer.Option(2, help="torch threads."),
+    generate: int = typer.Option(0, help="Then sample this many bytes with the incremental decoder."),
+    prompt: str = typer.Option("def ", help="Prompt of --generate."),
     quiet: bool = QUIET,
 ):
     """Train a byte-level LM of an architecture; report validation loss, tokens/s and KV cache."""
@@ -241,6 +243,8 @@ def train(
     from frugalml.composer.proxies import TrainConfig, train_lm
 
     check_arch(arch)
+    if generate < 0 or (generate and not prompt):
+        raise InvalidInputError("--generate must be >= 0 and needs a non-empty --prompt")
     torch.set_num_threads(threads)
     layer = LayerConfig(width=width, heads=heads, kv_heads=max(1, heads // 2), mlp_hidden=4 * width,
                         window=max(2, seq_len // 4))
@@ -265,11 +269,33 @@ def train(
         print(f"{a}: val loss {r['val_loss']:.4f} nats/byte, {r['tokens_per_s']:.0f} tokens/s, "
               f"{r['non_embedding_params'] / 1e6:.2f}M non-embedding params, KV cache "
               f"{r['kv_cache_bytes'] / 1024:.1f} KiB at {seq_len} tokens (bf16)")
+        if generate:
+            _sample(r["model"], prompt, generate, seed)
     if against:
         (_, ours), (_, base) = rows
         print(f"vs {against}: validation loss {ours['val_loss'] - base['val_loss']:+.4f} nats/byte "
               f"(negative: ours is better), tokens/s x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}, "
               f"KV cache x{ours['kv_cache_bytes'] / max(base['kv_cache_bytes'], 1):.2f} of the baseline's")
+
+
+def _sample(model, prompt: str, new: int, seed: int) -> None:
+    """Print ``new`` sampled bytes after ``prompt``, the decoder's ms/token and its real state bytes."""
+    import time
+
+    import torch
+
+    from frugalml.composer.model import kv_cache_bytes, state_bytes
+
+    tokens = torch.tensor([list(prompt.encode())], dtype=torch.long)
+    start = time.perf_counter()
+    out = model.generate(tokens, new, temperature=0.8, seed=seed)
+    ms = 1e3 * (time.perf_counter() - start) / new
+    with torch.no_grad():
+        _, states = model.prefill(out[:, :-1])
+    length = out.shape[1] - 1
+    print(f"  sample: {bytes(out[0].tolist()).decode('utf-8', 'replace')!r}")
+    print(f"  decoding {ms:.2f} ms/token; decoder state {state_bytes(states)} bytes at {length} tokens "
+          f"(analytic fp32: {kv_cache_bytes(model.cfg, length, bytes_per_element=4)})")
 
 
 @app.command()
