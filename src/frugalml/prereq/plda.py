@@ -6,6 +6,8 @@ pair ``p = (d, d2)`` has a topic ``z`` drawn from ``theta_d`` at its source end 
 with ``eta`` transposed (the original C code used ``eta`` at both ends). Unlinked pairs are sampled
 (``n_unlinked_per_doc`` per document) and weighted so that memory is O(links + r D), not O(D^2 K).
 Every update is an exact coordinate ascent step, so the ELBO never decreases (``elbo_``).
+The large E-step arrays (pair responsibilities, topic-word probabilities) are float32; sums and
+the ELBO are accumulated in float64.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.seeding import rng as make_rng
 
 _EPS = 1e-10
+_F32 = np.float32
 
 
 @dataclass
@@ -188,8 +191,8 @@ class PairwiseLinkLDA:
         lengths = np.asarray(X.sum(1)).ravel()
         gamma = np.full((n_docs, K), cfg.alpha) + lengths[:, None] / K
         n_pairs = len(self.pairs_.src)
-        src_q = np.full((n_pairs, K), 1.0 / K)
-        dst_q = np.full((n_pairs, K), 1.0 / K)
+        src_q = np.full((n_pairs, K), 1.0 / K, dtype=_F32)
+        dst_q = np.full((n_pairs, K), 1.0 / K, dtype=_F32)
         self.elbo_ = []
         for it in range(cfg.max_em_iter):
             gamma, src_q, dst_q, stats = self._e_step(X, gamma, src_q, dst_q, self.pairs_)
@@ -207,15 +210,13 @@ class PairwiseLinkLDA:
     def _e_step(self, X, gamma, src_q, dst_q, pairs: _Pairs):
         """Coordinate ascent on (pair ends, word topics, gamma) with beta and eta fixed."""
         cfg = self.config()
-        log_link, log_nolink = np.log(self.eta_), np.log1p(-self.eta_)
-        beta_t = np.ascontiguousarray(np.exp(self.log_beta_).T)
+        log_link, log_nolink = np.log(self.eta_).astype(_F32), np.log1p(-self.eta_).astype(_F32)
+        beta_t = np.ascontiguousarray(np.exp(self.log_beta_).T, dtype=_F32)
         old = None
         for _ in range(cfg.max_var_iter):
             elog = _elog_theta(gamma)
             src_q, dst_q = _update_pair_ends(elog, src_q, dst_q, pairs, log_link, log_nolink)
-            exp_elog = np.exp(elog)
-            ratio = _ratio(X, exp_elog, beta_t)
-            word_part = exp_elog * (ratio @ beta_t)
+            word_part = _word_part(X, np.exp(elog).astype(_F32), beta_t)
             pair_part = _pair_mass(src_q, dst_q, pairs, gamma.shape[0])
             gamma = cfg.alpha + word_part + pair_part
             if old is not None and np.mean(np.abs(gamma - old)) / np.mean(np.abs(gamma)) < cfg.var_tol:
@@ -224,8 +225,8 @@ class PairwiseLinkLDA:
         elog = _elog_theta(gamma)
         src_q, dst_q = _update_pair_ends(elog, src_q, dst_q, pairs, log_link, log_nolink)
         exp_elog = np.exp(elog)
-        ratio = _ratio(X, exp_elog, beta_t)
-        word_topic = (ratio.T @ exp_elog) * beta_t  # expected word-topic counts, V x K
+        ratio = _ratio(X, exp_elog.astype(_F32), beta_t)
+        word_topic = (ratio.T @ exp_elog) * beta_t  # expected word-topic counts, V x K (float64)
         gamma = cfg.alpha + exp_elog * (ratio @ beta_t) + _pair_mass(src_q, dst_q, pairs,
                                                                      gamma.shape[0])
         return gamma, src_q, dst_q, word_topic
@@ -236,6 +237,7 @@ class PairwiseLinkLDA:
         with np.errstate(divide="ignore"):
             self.log_beta_ = np.log(stats) - np.log(stats.sum(1, keepdims=True))
         w = pairs.weight
+        src_q, dst_q = src_q.astype(np.float64), dst_q.astype(np.float64)
         both = (src_q * w[:, None]).T @ dst_q
         linked = (src_q[pairs.linked] * w[pairs.linked, None]).T @ dst_q[pairs.linked]
         self.eta_ = np.clip(linked / np.maximum(both, 1e-300), 1e-6, 1 - 1e-6)
@@ -251,6 +253,7 @@ class PairwiseLinkLDA:
         beta_t = np.ascontiguousarray(np.exp(self.log_beta_).T)
         total += float(X.data @ np.log(_phinorm(X, np.exp(elog), beta_t)))
         w = pairs.weight
+        src_q, dst_q = src_q.astype(np.float64), dst_q.astype(np.float64)
         link_term = (_link_logits(src_q, pairs, np.log(self.eta_), np.log1p(-self.eta_))
                      * dst_q).sum(1)
         ends = (src_q * (elog[pairs.src] - np.log(src_q + _EPS))).sum(1)
@@ -451,6 +454,31 @@ def _phinorm_kernel(rows, cols, exp_elog, beta_t):
     return out
 
 
+def _word_part(X: sp.csr_matrix, exp_elog: np.ndarray, beta_t: np.ndarray) -> np.ndarray:
+    """``exp_elog * ((X / phinorm) @ beta_t)``: the word half of the gamma update, (n_docs, K)."""
+    return _word_part_kernel(X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data,
+                             np.ascontiguousarray(exp_elog), beta_t)
+
+
+@numba.njit(cache=True, parallel=True, fastmath=True)
+def _word_part_kernel(indptr, indices, counts, exp_elog, beta_t):
+    n_docs, n_topics = exp_elog.shape
+    out = np.empty((n_docs, n_topics))
+    for d in numba.prange(n_docs):
+        acc = np.zeros(n_topics)
+        for n in range(indptr[d], indptr[d + 1]):
+            w = indices[n]
+            norm = 0.0
+            for k in range(n_topics):
+                norm += exp_elog[d, k] * beta_t[w, k]
+            scale = counts[n] / (norm + 1e-300)
+            for k in range(n_topics):
+                acc[k] += scale * beta_t[w, k]
+        for k in range(n_topics):
+            out[d, k] = exp_elog[d, k] * acc[k]
+    return out
+
+
 def _ratio(X: sp.csr_matrix, exp_elog: np.ndarray, beta_t: np.ndarray) -> sp.csr_matrix:
     """Counts divided by their normaliser, same sparsity as X."""
     return sp.csr_matrix((X.data / _phinorm(X, exp_elog, beta_t), X.indices, X.indptr),
@@ -472,6 +500,7 @@ def _link_logits(q: np.ndarray, pairs: _Pairs, log_link: np.ndarray, log_nolink:
 
 def _update_pair_ends(elog, src_q, dst_q, pairs: _Pairs, log_link, log_nolink):
     """Source end given the target end (eta), then target end given the source end (eta^T)."""
+    elog = elog.astype(src_q.dtype)
     src_q = _softmax_rows(elog[pairs.src] + _link_logits(dst_q, pairs, log_link.T, log_nolink.T))
     dst_q = _softmax_rows(elog[pairs.dst] + _link_logits(src_q, pairs, log_link, log_nolink))
     return src_q, dst_q
