@@ -1,5 +1,7 @@
 """HybridLM and the primitives: analytic counts equal the built modules, causality, the registry."""
 
+import copy
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -154,3 +156,4 @@ def test_moe_load_balancing_loss():
     weighted.backward()
     assert model.layers[0].router.weight.grad.abs().sum() > 0
     assert HybridLM(_cfg("AM")).aux_loss().item() == 0.0
+    assert copy.deepcopy(model).layers[0].aux_loss is None               # a trained model still copies

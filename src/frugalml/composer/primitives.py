@@ -423,6 +423,11 @@ class MixtureOfExperts(Primitive):
         self.w2 = nn.Parameter(torch.empty(cfg.experts, cfg.width, hidden))
         for w, fan_in in ((self.w1, cfg.width), (self.w3, cfg.width), (self.w2, hidden)):
             nn.init.uniform_(w, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        self.aux_loss: torch.Tensor | None = None
+
+    def __getstate__(self) -> dict:
+        # the last pass's loss is part of an autograd graph: copies and pickles leave it behind
+        return {**super().__getstate__(), "aux_loss": None}
 
     def mix(self, h: torch.Tensor) -> torch.Tensor:
         b, t, d = h.shape
