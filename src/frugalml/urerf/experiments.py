@@ -150,7 +150,8 @@ def speed(peers: Sequence[str], *, n: int, p: int, n_trees: int, k: int = 50, ro
             records.append(Record(SYSTEM, workload, "time", "s", seconds, peer, None,
                                   notes=f"peer unavailable: {exc}"))
             continue
-        comparison = compare(ours, theirs, rounds=rounds, warmup=1)
+        # wall clock: both sides run on all cores (numba threads / the peer's n_jobs)
+        comparison = compare(ours, theirs, rounds=rounds, warmup=1, clock=time.perf_counter)
         records.append(Record.from_comparison(
             comparison, system=SYSTEM, workload=workload, peer=peer,
             notes="median of interleaved rounds on a shared 2-core machine; peers use their own "
