@@ -122,3 +122,16 @@ def test_fold_in_in_chunks_matches_one_by_one(fitted, planted):
     together = fitted.transform(counts)
     alone = np.vstack([fitted.transform(counts[i:i + 1]) for i in range(12)])
     np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+def test_fused_float32_word_kernel_matches_the_sparse_float64_formula(planted):
+    from frugalml.prereq.plda import _as_counts, _ratio, _word_part
+
+    X = _as_counts(planted.dataset.corpus.counts)
+    gen = np.random.default_rng(0)
+    exp_elog = gen.random((X.shape[0], 5))
+    beta_t = gen.random((X.shape[1], 5))
+    expected = exp_elog * (_ratio(X, exp_elog, beta_t) @ beta_t)
+    got = _word_part(X, exp_elog.astype(np.float32), beta_t.astype(np.float32))
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
