@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
+from frugalml.common.corpus import corpus_bytes
 from frugalml.common.files import atomic_write
 from frugalml.common.report import print_table, write_json
 from frugalml.sparse24.bench import QUALITY_ARMS, plot_quality, quality_records, run_arm
-from frugalml.sparse24.corpus import load_corpus
 from frugalml.sparse24.model import LlamaConfig
 from frugalml.sparse24.train import TrainConfig
 
@@ -43,7 +43,7 @@ def main() -> None:
                                max_seq_len=args.seq_len)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
                                eval_every=args.eval_every)
-    corpus = load_corpus(args.data)
+    corpus = corpus_bytes(args.data)
     cache = Path(args.cache)
     key = json.dumps([model_config.to_dict(), repr(train_config), args.data])
     runs = json.loads(cache.read_text()).get(key, {}) if cache.exists() else {}

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from frugalml.common.corpus import stdlib_bytes
 from frugalml.common.errors import DataNotFoundError, InvalidInputError
 from frugalml.composer import LMProxy, MADProxy, MADTask, ModelShape, TrainConfig
-from frugalml.composer.corpus import load_corpus, stdlib_bytes
+from frugalml.composer.corpus import load_corpus
 
 TINY = ModelShape(width=16, heads=2, kv_heads=1)
 

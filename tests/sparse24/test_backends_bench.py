@@ -90,9 +90,9 @@ def test_cusparselt_matches_emulation_on_gpu():
 
 
 def test_quality_benchmark_records_and_plot(tmp_path):
+    from frugalml.common.corpus import stdlib_bytes
     from frugalml.sparse24 import LlamaConfig
     from frugalml.sparse24.bench import quality
-    from frugalml.sparse24.corpus import stdlib_corpus
     from frugalml.sparse24.train import TrainConfig
 
     model = LlamaConfig(dim=32, n_layers=1, n_heads=2, hidden=64, max_seq_len=32)
@@ -100,7 +100,7 @@ def test_quality_benchmark_records_and_plot(tmp_path):
         steps=4, batch_size=2, seq_len=32, eval_every=2, eval_batches=1, activations="vnm:16:2:8"
     )
     records, runs = quality(
-        model, config, stdlib_corpus(40_000), ["dense", "sparse->dense"], tmp_path / "q.png"
+        model, config, stdlib_bytes(40_000), ["dense", "sparse->dense"], tmp_path / "q.png"
     )
     assert (tmp_path / "q.png").stat().st_size > 1000 and set(runs) == {"dense", "sparse->dense"}
     dense, sparse = records

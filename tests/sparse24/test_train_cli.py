@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from frugalml.cli import main
+from frugalml.common.corpus import corpus_bytes, stdlib_bytes
 from frugalml.common.errors import InvalidInputError
 from frugalml.sparse24 import LlamaConfig, TinyLlama, densify, load_checkpoint, sparsify_ffn
-from frugalml.sparse24.corpus import ByteBatches, load_corpus, stdlib_corpus
+from frugalml.sparse24.corpus import ByteBatches
 from frugalml.sparse24.model import apply_rope, rope_tables
 from frugalml.sparse24.swap import export_sparse_state
 from frugalml.sparse24.train import TrainConfig, save_model, train
@@ -51,7 +52,7 @@ def test_training_runs_schedule_and_checkpoint(tmp_path):
         sparse_fraction=0.5,
         checkpoint=str(tmp_path / "m.sp24"),
     )
-    result = train(SMALL, config, stdlib_corpus(50_000), quiet=True)
+    result = train(SMALL, config, stdlib_bytes(50_000), quiet=True)
     assert [h["phase"] for h in result.history] == ["sparse", "dense-tail"]
     assert result.history[0]["weight_density"] == 0.5 and all(
         torch.isfinite(torch.tensor(h["val_loss"])) for h in result.history
@@ -80,10 +81,10 @@ def test_compressed_checkpoint_reproduces_sparse_weights(tmp_path):
 
 
 def test_corpus_loading(shared_data, monkeypatch):
-    assert len(load_corpus(None, max_bytes=1000)) == 1000
+    assert len(corpus_bytes(None, max_bytes=1000)) == 1000
     monkeypatch.setenv("FRUGAL_DATA", str(shared_data))
-    assert load_corpus("tinyshakespeare.txt", max_bytes=100).startswith(b"First Citizen")
-    assert load_corpus(str(shared_data / "corpora" / "tinyshakespeare.txt"), max_bytes=5) == b"First"
+    assert corpus_bytes("tinyshakespeare.txt", max_bytes=100).startswith(b"First Citizen")
+    assert corpus_bytes(str(shared_data / "corpora" / "tinyshakespeare.txt"), max_bytes=5) == b"First"
     with pytest.raises(InvalidInputError, match="too small"):
         ByteBatches(b"abc" * 10, seq_len=64)
 

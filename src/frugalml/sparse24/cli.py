@@ -68,8 +68,8 @@ def train(
     """
     import logging
 
+    from frugalml.common.corpus import corpus_bytes
     from frugalml.common.files import atomic_write
-    from frugalml.sparse24.corpus import load_corpus
     from frugalml.sparse24.train import TrainConfig
     from frugalml.sparse24.train import train as run_training
 
@@ -94,7 +94,7 @@ def train(
         seed=seed,
         checkpoint=checkpoint,
     )
-    result = run_training(model_config, config, load_corpus(data), quiet=quiet)
+    result = run_training(model_config, config, corpus_bytes(data), quiet=quiet)
     print(
         f"{result.parameters / 1e6:.2f}M parameters, final validation loss {result.final_val_loss:.4f} "
         f"nats/byte, {result.tokens_per_second:.0f} tokens/s"
@@ -129,11 +129,11 @@ def quality(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Dense vs sparse->dense vs always-sparse vs weights-only vs activations-only, same steps and seed."""
+    from frugalml.common.corpus import corpus_bytes
     from frugalml.common.report import print_table, write_json
     from frugalml.common.validate import one_of
     from frugalml.sparse24.bench import QUALITY_ARMS
     from frugalml.sparse24.bench import quality as run_quality
-    from frugalml.sparse24.corpus import load_corpus
     from frugalml.sparse24.train import TrainConfig
 
     _threads(threads)
@@ -150,7 +150,7 @@ def quality(
     records, _ = run_quality(
         _model_config(dim, layers, heads, hidden, "relu2", seq_len),
         config,
-        load_corpus(data),
+        corpus_bytes(data),
         chosen,
         plot=plot,
         quiet=quiet,

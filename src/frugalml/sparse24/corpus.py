@@ -1,41 +1,12 @@
-"""Byte-level corpora: the Python standard library's own sources (embedded, no download) or a text file."""
+"""Training batches from a byte-level corpus (see ``frugalml.common.corpus`` for loading one)."""
 
 from __future__ import annotations
 
-import sysconfig
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from frugalml.common.data import resolve
 from frugalml.common.errors import InvalidInputError
-
-
-def stdlib_corpus(max_bytes: int = 2_000_000) -> bytes:
-    """The first ``max_bytes`` of this Python's standard-library ``*.py`` files, in sorted order."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    chunks, size = [], 0
-    for path in sorted(root.glob("*.py")):
-        data = path.read_bytes()
-        chunks.append(data)
-        size += len(data)
-        if size >= max_bytes:
-            break
-    return b"".join(chunks)[:max_bytes]
-
-
-def load_corpus(data: str | None = None, max_bytes: int | None = None) -> bytes:
-    """Bytes of ``data`` (a path, or a name under ``corpora/`` in $FRUGAL_DATA, e.g.
-    ``tinyshakespeare.txt``), or of the embedded standard-library corpus when ``data`` is None.
-    """
-    if data is None:
-        return stdlib_corpus(max_bytes or 2_000_000)
-    path = Path(data).expanduser()
-    if not path.exists():
-        path = resolve(f"corpora/{data}", hint="tinyshakespeare.txt is karpathy/char-rnn's input.txt")
-    raw = path.read_bytes()
-    return raw[:max_bytes] if max_bytes else raw
 
 
 @dataclass

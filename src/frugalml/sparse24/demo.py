@@ -23,7 +23,7 @@ def run(quiet: bool = False, steps: int = 150) -> str:
 
 
 def _run(steps: int, quiet: bool) -> str:
-    from frugalml.sparse24.corpus import stdlib_corpus
+    from frugalml.common.corpus import stdlib_bytes
     from frugalml.sparse24.formats import load_checkpoint
     from frugalml.sparse24.model import LlamaConfig
     from frugalml.sparse24.swap import sparsify_ffn
@@ -33,7 +33,7 @@ def _run(steps: int, quiet: bool) -> str:
     config = TrainConfig(steps=steps, batch_size=8, seq_len=64, lr=3e-3, lr_warmup_steps=5,
                          eval_every=steps, eval_batches=4, warmup_fraction=0.1,
                          sparse_fraction=0.8)
-    corpus = stdlib_corpus(400_000)
+    corpus = stdlib_bytes(400_000)
     sparse = train(model_config, config, corpus, quiet=quiet, label="sparse->dense")
     dense = train(model_config, replace(config, weights=None, activations=None), corpus, quiet=quiet,
                   label="dense")
