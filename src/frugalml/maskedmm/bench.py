@@ -8,9 +8,11 @@ by this thread's CPU time with 1 thread (robust to other load), by wall clock wi
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -80,6 +82,7 @@ def peer_functions(A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[
             if slow_ok:
                 fns["torch.sparse csr@dense incl. conversion"] = lambda: At.to_sparse_csr() @ Bt
     if "mkl" in wanted and slow_ok:
+        _point_sparse_dot_mkl_at_pip_mkl()
         try:
             from scipy import sparse
             from sparse_dot_mkl import dot_product_mkl
@@ -91,6 +94,15 @@ def peer_functions(A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[
     if not slow_ok:
         skipped.append(f"element-level peers skipped below {SLOW_PEER_BELOW:.0%} zeros (seconds per call)")
     return fns, skipped
+
+
+def _point_sparse_dot_mkl_at_pip_mkl() -> None:
+    """sparse-dot-mkl looks for libmkl_rt on the loader path; PyPI's ``mkl`` puts it in <prefix>/lib."""
+    if "MKL_RT" in os.environ:
+        return
+    found = sorted(Path(sys.prefix, "lib").glob("libmkl_rt.so*"))
+    if found:
+        os.environ["MKL_RT"] = str(found[0])
 
 
 def clock_for(threads: int) -> tuple[Callable[[], float], str]:
