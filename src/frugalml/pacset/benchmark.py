@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import shutil
 import socket
@@ -52,6 +53,7 @@ class Contender:
     read_bytes: list[int] = field(default_factory=list)
     cold_ok: list[bool] = field(default_factory=list)
     extra: list[float] = field(default_factory=list)
+    kind: str | None = None  # coldchild kind, for fresh-process runs
 
 
 def _log(quiet: bool, *args) -> None:
@@ -94,11 +96,29 @@ def cold_queries(contenders: list[Contender], queries: np.ndarray, quiet: bool) 
         _log(quiet, f"  query {q + 1}/{len(queries)}")
 
 
+def fresh_process_queries(contenders: list[Contender], queries: np.ndarray, tmp: Path, quiet: bool) -> None:
+    """Each query, each contender (rotating order) in a fresh child process that imports its library,
+    evicts the model file (checked with mincore) and only then times load + predict of one row."""
+    for q, x in enumerate(queries):
+        row = tmp / f"row-{q}.npy"
+        np.save(row, x[None, :])
+        order = contenders[q % len(contenders):] + contenders[: q % len(contenders)]
+        for c in order:
+            out = subprocess.run([sys.executable, "-m", "frugalml.pacset.coldchild", c.kind, str(c.path),
+                                  str(row)], capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            c.samples.append(result["seconds"])
+            c.cold_ok.append(result["cold"])
+            c.pages.append(result["pages"])
+        _log(quiet, f"  fresh-process query {q + 1}/{len(queries)}")
+
+
 def _timing(samples: list[float]) -> Timing:
     return Timing.of(samples)
 
 
-def latency_record(workload: str, ours: Contender, peer: Contender, warmup: int = 0) -> Record:
+def latency_record(workload: str, ours: Contender, peer: Contender, warmup: int = 0,
+                   notes: str = "") -> Record:
     """A cold-latency record (median; p95 in the notes) of ours vs a peer from interleaved samples."""
     comparison = Comparison(_timing(ours.samples), _timing(peer.samples), len(ours.samples), warmup)
     p95 = (np.percentile(ours.samples, 95), np.percentile(peer.samples, 95))
@@ -107,7 +127,8 @@ def latency_record(workload: str, ours: Contender, peer: Contender, warmup: int 
         comparison, system=SYSTEM, workload=workload, peer=peer.name,
         metric=f"cold query latency ({ours.name})",
         notes=f"p95 ours {p95[0] * 1e3:.2f} ms, peer {p95[1] * 1e3:.2f} ms; pages read ours "
-              f"{np.median(ours.pages):.0f}, peer {np.median(peer.pages):.0f}; cache verified cold: {cold}")
+              f"{np.median(ours.pages):.0f}, peer {np.median(peer.pages):.0f}; cache verified cold: {cold}"
+              + (f"; {notes}" if notes else ""))
 
 
 def count_record(workload: str, metric: str, unit: str, ours: str, ours_v: list, peer: str,
@@ -180,7 +201,8 @@ def _sklearn_peers(model, X_probe, tmp: Path, name: str, max_nodes: int, quiet: 
     path = tmp / f"{name}.joblib"
     joblib.dump(model, path)
     _log(quiet, f"  joblib file: {os.path.getsize(path) / 2**20:.1f} MiB")
-    peers.append(Contender("sklearn joblib.load+predict", path, lambda x: joblib.load(path).predict(x)))
+    peers.append(Contender("sklearn joblib.load+predict", path, lambda x: joblib.load(path).predict(x),
+                           kind="sklearn"))
     n_nodes = sum(e.tree_.node_count for e in np.ravel(model.estimators_))
     if n_nodes > 5 * max_nodes:
         _log(quiet, f"  ONNX/Treelite skipped: {n_nodes} nodes (conversion too slow here)")
@@ -202,7 +224,7 @@ def _sklearn_peers(model, X_probe, tmp: Path, name: str, max_nodes: int, quiet: 
             sess = ort.InferenceSession(str(onx), opts, providers=["CPUExecutionProvider"])
             return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
 
-        peers.append(Contender("onnxruntime session+run", onx, onnx_query))
+        peers.append(Contender("onnxruntime session+run", onx, onnx_query, kind="onnx"))
     with contextlib.suppress(ImportError):
         import treelite
         import treelite.gtil
@@ -213,7 +235,7 @@ def _sklearn_peers(model, X_probe, tmp: Path, name: str, max_nodes: int, quiet: 
         def treelite_query(x, tl=tl):
             return treelite.gtil.predict(treelite.Model.deserialize(str(tl)), x.astype(np.float32), nthread=1)
 
-        peers.append(Contender("treelite deserialize+gtil", tl, treelite_query))
+        peers.append(Contender("treelite deserialize+gtil", tl, treelite_query, kind="treelite"))
     return peers
 
 
@@ -227,7 +249,7 @@ def bench_forest(name: str, model, X_test: np.ndarray, tmp: Path, n_queries: int
 
     _log(quiet, f"[{name}]")
     paths = _pack_layouts(model, tmp, name, quiet)
-    ours = {label: Contender(f"pacset {label}", p, _ours(p)) for label, p in paths.items()}
+    ours = {label: Contender(f"pacset {label}", p, _ours(p), kind="pacset") for label, p in paths.items()}
     peers = _sklearn_peers(model, X_test, tmp, name, max_nodes, quiet)
     queries = X_test[:n_queries]
     for c in ours.values():  # compile and check equality once, outside the timing
@@ -284,8 +306,8 @@ def bench_boosting(name: str, lib: str, model_path: Path, predict_peer: Callable
         layout, bins, d = LAYOUT_SET[label]
         path = tmp / f"{name}-{label}.pacset"
         pack(forest, path, layout=layout, bins=bins, interleave=d)
-        contenders.append(Contender(f"pacset {label}", path, _ours(path)))
-    peer = Contender(f"{lib} load+predict", model_path, predict_peer)
+        contenders.append(Contender(f"pacset {label}", path, _ours(path), kind="pacset"))
+    peer = Contender(f"{lib} load+predict", model_path, predict_peer, kind=lib)
     queries = X_test[:n_queries]
     for c in contenders:
         np.testing.assert_allclose(np.asarray(c.query(queries[:20]), float),
@@ -295,6 +317,49 @@ def bench_boosting(name: str, lib: str, model_path: Path, predict_peer: Callable
     return [latency_record(name, best, peer), latency_record(name, best, bfs),
             count_record(name, "pages read per cold query", "pages", "bin+blockwise", best.pages,
                          "pacset bfs", bfs.pages)]
+
+
+FRESH_NOTE = ("fresh process: each trial is a new Python process, library imported before the timer, "
+              "file evicted and checked cold just before it; the numba engine's time includes "
+              "loading its cached kernels, the numpy engine has no JIT")
+
+
+def fresh_forest(name: str, model, X_test: np.ndarray, tmp: Path, n_queries: int,
+                 quiet: bool) -> list[Record]:
+    """Fresh-process cold queries on one sklearn forest: pacset bin+blockwise vs each peer."""
+    from frugalml.pacset.importers import from_model
+    from frugalml.pacset.packer import pack
+
+    _log(quiet, f"[{name}, fresh process]")
+    layout, bins, d = LAYOUT_SET["bin+blockwise"]
+    path = tmp / f"{name}-fresh.pacset"
+    pack(from_model(model), path, layout=layout, bins=bins, interleave=d)
+    ours = Contender("pacset bin+blockwise", path, _ours(path), kind="pacset")
+    np.testing.assert_array_equal(ours.query(X_test[:20]), model.predict(X_test[:20]))  # fills numba's cache
+    ours_numpy = Contender("pacset bin+blockwise (numpy engine)", path, _ours(path, "numpy"),
+                           kind="pacset-numpy")
+    peers = _sklearn_peers(model, X_test, tmp, name, 2_000_000, quiet)
+    fresh_process_queries([ours, ours_numpy] + peers, X_test[:n_queries], tmp, quiet)
+    return [latency_record(name, c, p, notes=FRESH_NOTE) for c in (ours, ours_numpy) for p in peers]
+
+
+def run_fresh(json_path: str | os.PathLike | None = None, quiet: bool = False, n_queries: int = 9,
+              rows: int = 150_000, n_trees: int = 64) -> list[Record]:
+    """Fresh-process cold latency on the >= 100 MB synthetic RF; appends its records to ``json_path``."""
+    from sklearn.datasets import make_classification
+
+    from frugalml.common.report import read_json
+
+    with tempfile.TemporaryDirectory(prefix="pacset-fresh-", dir=os.environ.get("PACSET_BENCH_DIR")) as d:
+        X, y = make_classification(rows + 2000, 20, n_informative=12, flip_y=0.1, random_state=0)
+        rf = _fit_rf(X[:rows], y[:rows], n_trees, quiet)
+        records = fresh_forest(f"synthetic RF {rows // 1000}k rows", rf, X[rows:], Path(d), n_queries, quiet)
+    print_table(records, title="pacset: cold single queries, fresh process per query")
+    if json_path is not None:
+        kept = [Record(**{k: v for k, v in r.items() if k != "ratio"}) for r in read_json(json_path)
+                if "fresh process" not in r["notes"]] if Path(json_path).exists() else []
+        _save(kept + records, json_path)
+    return records
 
 
 def jit_cost(path: Path) -> list[Record]:
