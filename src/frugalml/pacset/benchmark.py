@@ -343,6 +343,42 @@ def fresh_forest(name: str, model, X_test: np.ndarray, tmp: Path, n_queries: int
     return [latency_record(name, c, p, notes=FRESH_NOTE) for c in (ours, ours_numpy) for p in peers]
 
 
+def fresh_boosters(X, y, X_test, tmp: Path, n_queries: int, quiet: bool, n_trees: int = 100,
+                   depth: int = 10) -> list[Record]:
+    """Fresh-process cold queries on XGBoost and LightGBM models: native load + predict vs ours."""
+    from frugalml.pacset.importers import load_model_file
+    from frugalml.pacset.packer import pack
+
+    models = {}
+    with contextlib.suppress(ImportError):
+        import xgboost as xgb
+
+        models["xgboost"] = tmp / "xgb.ubj"
+        xgb.XGBClassifier(n_estimators=n_trees, max_depth=depth, n_jobs=2, tree_method="hist",
+                          random_state=0).fit(X, y).get_booster().save_model(models["xgboost"])
+    with contextlib.suppress(ImportError):
+        import lightgbm as lgb
+
+        models["lightgbm"] = tmp / "lgb.txt"
+        lgb.LGBMClassifier(n_estimators=n_trees, num_leaves=2 ** (depth - 4), n_jobs=2, verbose=-1,
+                           random_state=0).fit(X, y).booster_.save_model(models["lightgbm"])
+    records = []
+    layout, bins, d = LAYOUT_SET["bin+blockwise"]
+    for lib, model_path in models.items():
+        _log(quiet, f"[{lib} {n_trees} trees, fresh process]")
+        path = tmp / f"{lib}-fresh.pacset"
+        pack(load_model_file(model_path), path, layout=layout, bins=bins, interleave=d)
+        ours = Contender("pacset bin+blockwise", path, _ours(path), kind="pacset")
+        ours.query(X_test[:2])  # fills numba's cache
+        ours_numpy = Contender("pacset bin+blockwise (numpy engine)", path, _ours(path, "numpy"),
+                               kind="pacset-numpy")
+        peer = Contender(f"{lib} load+predict", model_path, lambda x: x, kind=lib)
+        fresh_process_queries([ours, ours_numpy, peer], X_test[:n_queries], tmp, quiet)
+        records += [latency_record(f"{lib} {n_trees} trees depth {depth}", c, peer, notes=FRESH_NOTE)
+                    for c in (ours, ours_numpy)]
+    return records
+
+
 def run_fresh(json_path: str | os.PathLike | None = None, quiet: bool = False, n_queries: int = 9,
               rows: int = 150_000, n_trees: int = 64) -> list[Record]:
     """Fresh-process cold latency on the >= 100 MB synthetic RF; appends its records to ``json_path``."""
@@ -354,6 +390,8 @@ def run_fresh(json_path: str | os.PathLike | None = None, quiet: bool = False, n
         X, y = make_classification(rows + 2000, 20, n_informative=12, flip_y=0.1, random_state=0)
         rf = _fit_rf(X[:rows], y[:rows], n_trees, quiet)
         records = fresh_forest(f"synthetic RF {rows // 1000}k rows", rf, X[rows:], Path(d), n_queries, quiet)
+        del rf
+        records += fresh_boosters(X[:rows], y[:rows], X[rows:], Path(d), n_queries, quiet)
     print_table(records, title="pacset: cold single queries, fresh process per query")
     if json_path is not None:
         kept = [Record(**{k: v for k, v in r.items() if k != "ratio"}) for r in read_json(json_path)
