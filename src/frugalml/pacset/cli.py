@@ -160,12 +160,18 @@ def tune(
 def bench(
     json_path: Path = typer.Option(None, "--json", help="Write the records here (and a PNG beside it)."),
     size: str = typer.Option("small", "--size", help="small (a minute) or full (the issue's big models)."),
+    fresh_process: bool = typer.Option(False, "--fresh-process",
+                                       help="Only cold latency with a new Python process per query "
+                                            "(>= 100 MB RF, XGBoost, LightGBM); appends to --json."),
     quiet: bool = _QUIET,
 ):
     """Cold single-query latency, pages and Redis key reads vs sklearn/XGBoost/LightGBM/ONNX/Treelite."""
-    from frugalml.pacset.benchmark import run_benchmark
+    from frugalml.pacset.benchmark import run_benchmark, run_fresh
 
-    run_benchmark(size=size, json_path=json_path, quiet=quiet)
+    if fresh_process:
+        run_fresh(json_path=json_path, quiet=quiet)
+    else:
+        run_benchmark(size=size, json_path=json_path, quiet=quiet)
 
 
 @app.command()
