@@ -33,16 +33,24 @@ def _threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+DATA = typer.Option(None, "--data", help=DATA_HELP)
+BATCH_SIZE = typer.Option(16, help="Sequences per step.")
+SEQ_LEN = typer.Option(128, help="Bytes per sequence.")
+DIM = typer.Option(256, help="Model width.")
+LAYERS = typer.Option(4, help="Transformer blocks.")
+HEADS = typer.Option(4, help="Attention heads.")
+HIDDEN = typer.Option(1024, help="FFN hidden size.")
+
 @app.command()
 def train(
-    data: str = typer.Option(None, "--data", help=DATA_HELP),
+    data: str = DATA,
     steps: int = typer.Option(300, help="Optimizer steps."),
-    batch_size: int = typer.Option(16, help="Sequences per step."),
-    seq_len: int = typer.Option(128, help="Bytes per sequence."),
-    dim: int = typer.Option(256, help="Model width."),
-    layers: int = typer.Option(4, help="Transformer blocks."),
-    heads: int = typer.Option(4, help="Attention heads."),
-    hidden: int = typer.Option(1024, help="FFN hidden size."),
+    batch_size: int = BATCH_SIZE,
+    seq_len: int = SEQ_LEN,
+    dim: int = DIM,
+    layers: int = LAYERS,
+    heads: int = HEADS,
+    hidden: int = HIDDEN,
     ffn: str = typer.Option("relu2", help="FFN kind: relu2 (squared ReLU), swiglu or moe."),
     weights: str = typer.Option("2:4", help="Weight sparsity: 2:4 or dense."),
     activations: str = typer.Option("vnm:64:2:8", help="Activation sparsity: vnm:V:N:M, 2:4 or dense."),
@@ -107,14 +115,14 @@ def train(
 
 @app.command()
 def quality(
-    data: str = typer.Option(None, "--data", help=DATA_HELP),
+    data: str = DATA,
     steps: int = typer.Option(300, help="Optimizer steps per arm."),
-    batch_size: int = typer.Option(16, help="Sequences per step."),
-    seq_len: int = typer.Option(128, help="Bytes per sequence."),
-    dim: int = typer.Option(256, help="Model width."),
-    layers: int = typer.Option(4, help="Transformer blocks."),
-    heads: int = typer.Option(4, help="Attention heads."),
-    hidden: int = typer.Option(1024, help="FFN hidden size."),
+    batch_size: int = BATCH_SIZE,
+    seq_len: int = SEQ_LEN,
+    dim: int = DIM,
+    layers: int = LAYERS,
+    heads: int = HEADS,
+    hidden: int = HIDDEN,
     activations: str = typer.Option("vnm:64:2:8", help="Activation pattern of the sparse arms."),
     sparse_fraction: float = typer.Option(0.8, help="Sparse fraction of the sparse->dense arms."),
     arms: str = typer.Option(
