@@ -99,7 +99,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
 @app.command()
 def demo(
     system: list[str] = typer.Option(None, "--system", "-s", help="Run only these systems."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output from demos."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show each demo's own output."),
 ):
     """Run every installed system's demo on embedded defaults (no downloads) and summarise."""
     from rich.console import Console
@@ -123,7 +123,7 @@ def demo(
             summary = "" if missing else f"pip install 'frugalml[{name}]' ({exc.name} missing)"
         else:
             try:
-                summary = module.run(quiet=quiet)
+                summary = module.run(quiet=not verbose)
             except Exception as exc:  # a demo's failure is reported in the table, not hidden
                 status, summary, failed = "[red]failed[/]", f"{type(exc).__name__}: {exc}", 1
         seconds = f"{time.perf_counter() - start:.1f}" if status != "no demo yet" else ""
