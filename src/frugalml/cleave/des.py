@@ -141,6 +141,18 @@ def _start_transfer(c, kind, d, s, nbytes, rate, now, heap, vheap, ch, contentio
 
 
 @numba.njit(cache=True)
+def _release_slot(d, s, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy, busy_start):
+    """Free slot ``s`` of device ``d``; stop its busy clock if idle."""
+    slot_task[d, s] = -1
+    slot_phase[d, s] = _FREE
+    slot_ver[d, s] += 1
+    copies[task] -= 1
+    in_flight[d] -= 1
+    if in_flight[d] == 0:
+        busy[d] += now - busy_start[d]
+
+
+@numba.njit(cache=True)
 def _first_waiting(slot_phase, slot_seq, d, phase):
     """The slot of device ``d`` waiting longest in ``phase`` (FIFO per stage), or -1."""
     best = -1
@@ -329,13 +341,8 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
             continue
         elif kind == _DONE:
             task = slot_task[d, s]
-            slot_task[d, s] = -1
-            slot_phase[d, s] = _FREE
-            slot_ver[d, s] += 1
-            copies[task] -= 1
-            in_flight[d] -= 1
-            if in_flight[d] == 0:
-                busy[d] += now - busy_start[d]
+            _release_slot(d, s, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy,
+                          busy_start)
             if not done[task]:
                 done[task] = True
                 n_done += 1
@@ -363,13 +370,8 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
                             _share(ch, 1, now, -slot_rate[od, os])
                     elif ph == _COMPUTE:
                         comp_busy[od] = False
-                    slot_task[od, os] = -1
-                    slot_phase[od, os] = _FREE
-                    slot_ver[od, os] += 1
-                    copies[task] -= 1
-                    in_flight[od] -= 1
-                    if in_flight[od] == 0:
-                        busy[od] += now - busy_start[od]
+                    _release_slot(od, os, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy,
+                                  busy_start)
                     if ph == _COMPUTE:
                         nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_COMPUTE)
                         if nxt >= 0:

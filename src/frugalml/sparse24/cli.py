@@ -41,6 +41,7 @@ LAYERS = typer.Option(4, help="Transformer blocks.")
 HEADS = typer.Option(4, help="Attention heads.")
 HIDDEN = typer.Option(1024, help="FFN hidden size.")
 
+
 @app.command()
 def train(
     data: str = DATA,
