@@ -21,6 +21,11 @@ def test_plan_prints_explanation_and_writes_json(capsys, tmp_path):
     assert code == 0 and "device groups:" in out and "planned" in out
     doc = json.loads(path.read_text())
     assert doc["devices"] == 32 and doc["analytic_seconds"] > 0
+    code, out, _ = _run(capsys, "plan", "--model", "opt-1.3b", "--devices", "32", "--batch", "8",
+                        "--seq", "256", "--micro-batch", "0", "--json", str(path))
+    assert code == 0 and json.loads(path.read_text())["micro_batches"] == 1  # 2048 tokens: one micro-batch
+    code, _, err = _run(capsys, "plan", "--devices", "16", "--batch", "8", "--micro-batch", "3")
+    assert code == 2 and "micro_batch" in err
 
 
 def test_simulate_and_sweep(capsys, tmp_path):

@@ -68,6 +68,30 @@ def test_graph_has_forward_and_two_backward_gemms_per_forward_gemm():
         build_graph(BUILTIN["opt-1.3b"], batch=0, seq=128)
 
 
+def test_micro_batches_split_only_the_weight_gradients_and_keep_the_flops():
+    model = BUILTIN["opt-1.3b"]
+    whole = build_graph(model, batch=16, seq=512, micro_batch=16)
+    micro = build_graph(model, batch=16, seq=512, micro_batch=4)
+    assert (whole.micro_batches, micro.micro_batches, micro.micro_tokens) == (1, 4, 2048)
+    assert micro.gemm_flops == whole.gemm_flops
+    for a, b in zip(whole.layer_gemms + whole.head_gemms, micro.layer_gemms + micro.head_gemms, strict=True):
+        if b.partial_sums:  # dW = X^T dY: one product per micro-batch over its 2048 tokens
+            assert (b.m, b.n, b.k, b.batch) == (a.m, a.n, a.k // 4, 4) and a.batch == 1
+            assert b.bytes_out(2) == 4 * a.bytes_out(2)  # the PS receives one gradient part each
+        else:
+            assert b == a
+    assert sum(g.partial_sums for g in micro.layer_gemms) == 4  # wqkv, wo, w1, w2
+    accumulate = {op.name: op for op in micro.layer_ps_ops}["grad_accumulate"]
+    assert accumulate.elements == 3 * 4 * model.layer_params
+    assert "grad_accumulate" not in {op.name for op in whole.layer_ps_ops}
+    # default: about 16384 tokens per micro-batch (the design doc's example), a divisor of the batch
+    assert build_graph(model, batch=512, seq=1024).micro_tokens == 16384
+    assert build_graph(model, batch=24, seq=1024).micro_tokens == 12 * 1024
+    for bad in (0, 5, 1.5):
+        with pytest.raises(InvalidInputError, match="micro_batch"):
+            build_graph(model, batch=16, seq=512, micro_batch=bad)
+
+
 @pytest.mark.parametrize("m, n, k, batch, grid", [(100, 60, 7, 1, TileGrid(7, 5)),
                                                    (33, 17, 5, 6, TileGrid(4, 3, 3)),
                                                    (8, 8, 3, 1, TileGrid(1, 1))])

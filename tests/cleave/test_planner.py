@@ -18,7 +18,7 @@ from frugalml.cleave.costmodel import (
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.models import BUILTIN, ModelSpec
 from frugalml.cleave.opgraph import build_graph
-from frugalml.cleave.planner import plan
+from frugalml.cleave.planner import micro_batch_candidates, plan, plan_micro_batch
 from frugalml.cleave.tiling import TaskCost
 from frugalml.common.errors import InvalidInputError
 
@@ -130,7 +130,7 @@ def test_plan_is_consistent_and_explains(small_plan):
 def test_planner_drops_devices_that_cannot_hold_a_tile():
     pool = make_pool(counts={"phone-midrange": 4, "laptop": 4}, seed=0)
     wide = ModelSpec("wide", hidden=8192, layers=1, heads=64, ffn=32768, vocab=1000)
-    p = plan(build_graph(wide, batch=64, seq=2048), pool)
+    p = plan(build_graph(wide, batch=64, seq=2048, micro_batch=64), pool)  # dW over 131k tokens
     assert any(why.startswith("memory") for gp in p.gemm_plans for why in gp.dropped.values())
     for i, gp in enumerate(p.gemm_plans):
         if not gp.on_ps:
@@ -148,3 +148,17 @@ def test_more_devices_do_not_slow_the_plan():
     graph = build_graph(BUILTIN["opt-1.3b"], batch=16, seq=512)
     times = [plan(graph, make_pool(n, seed=0)).batch_seconds for n in (16, 64, 256)]
     assert times[0] > times[1] > times[2]
+
+
+def test_micro_batches_shrink_weight_gradient_tiles_and_the_planner_picks_the_fastest():
+    model, pool = BUILTIN["opt-1.3b"], make_pool(64, seed=0)
+    candidates = micro_batch_candidates(64, 1024)
+    assert candidates == [4, 8, 16, 32, 64]
+    plans = {mb: plan(build_graph(model, 64, 1024, micro_batch=mb), pool, churn=False) for mb in candidates}
+    dw = {mb: next(gp for gp in p.gemm_plans if gp.gemm.name == "ffn_up.dw1") for mb, p in plans.items()}
+    per_flop = {mb: gp.cost.bytes_down / gp.cost.flops for mb, gp in dw.items()}
+    assert per_flop[16] < per_flop[64]  # the 65k-token contraction no longer crosses the downlink
+    best = plan_micro_batch(model, 64, 1024, pool, churn=False)
+    assert best.batch_seconds == pytest.approx(min(p.batch_seconds for p in plans.values()))
+    assert best.graph.micro_batches == 64 // min(plans, key=lambda mb: plans[mb].batch_seconds)
+    assert "micro-batch" in best.explain()

@@ -30,9 +30,12 @@ def tiny_plan():
     return plan(build_graph(TINY, batch=8, seq=256), make_pool(40, seed=4), churn=False)
 
 
-@pytest.mark.parametrize("model, devices, seed", [(TINY, 40, 4), (TINY, 7, 1), (BUILTIN["opt-1.3b"], 96, 2)])
-def test_des_equals_analytic_without_contention_and_churn(model, devices, seed):
-    p = plan(build_graph(model, batch=8, seq=256), make_pool(devices, seed=seed), churn=False)
+@pytest.mark.parametrize("model, devices, seed, micro", [(TINY, 40, 4, None), (TINY, 7, 1, 2),
+                                                        (BUILTIN["opt-1.3b"], 96, 2, None),
+                                                        (BUILTIN["opt-1.3b"], 64, 3, 1)])
+def test_des_equals_analytic_without_contention_and_churn(model, devices, seed, micro):
+    graph = build_graph(model, batch=8, seq=256, micro_batch=micro)
+    p = plan(graph, make_pool(devices, seed=seed), churn=False)
     sim = simulate_step(p, SimConfig.ideal())
     est = analytic_step(p, contention=False, churn=False)
     assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)

@@ -19,6 +19,9 @@ DEVICES = typer.Option("1024", "--devices", "-d",
                        help="A pool YAML file, or a device count drawn from the default mixed pool.")
 BATCH = typer.Option(512, "--batch", "-b", help="Sequences per training step.")
 SEQ = typer.Option(1024, "--seq", "-s", help="Tokens per sequence.")
+MICRO = typer.Option(None, "--micro-batch",
+                     help="Sequences per micro-batch (weight gradients summed on the PS); 0: the planner "
+                          "picks the fastest; default: about 16384 tokens.")
 SEED = typer.Option(0, "--seed", help="Seed for the pool, churn and stragglers.")
 TRACES = typer.Option(None, "--traces-path",
                       help="Folder of bandwidth traces (default: $FRUGAL_DATA/bandwidth-traces).")
@@ -40,11 +43,21 @@ def _pool(devices: str, seed: int, use_traces: bool, traces_path: Path | None, c
     return make_pool(n, seed=seed, traces=load_traces(traces_path) if use_traces else None)
 
 
-def _graph(model: str, batch: int, seq: int):
+def _graph(model: str, batch: int, seq: int, micro_batch: int | None = None):
     from frugalml.cleave.models import load_model
     from frugalml.cleave.opgraph import build_graph
 
-    return build_graph(load_model(model), batch, seq)
+    return build_graph(load_model(model), batch, seq, micro_batch=micro_batch)
+
+
+def _plan(model: str, batch: int, seq: int, micro_batch: int | None, pool, churn: bool):
+    """Plan with the given micro-batch, or the fastest one when ``micro_batch`` is 0."""
+    from frugalml.cleave.models import load_model
+    from frugalml.cleave.planner import plan, plan_micro_batch
+
+    if micro_batch == 0:
+        return plan_micro_batch(load_model(model), batch, seq, pool, churn=churn)
+    return plan(_graph(model, batch, seq, micro_batch), pool, churn=churn)
 
 
 def _write_json(doc: dict, path: Path) -> None:
@@ -55,7 +68,8 @@ def _write_json(doc: dict, path: Path) -> None:
 
 
 @app.command()
-def plan(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: int = SEQ, seed: int = SEED,
+def plan(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: int = SEQ,
+         micro_batch: int = MICRO, seed: int = SEED,
          traces: bool = typer.Option(False, "--traces/--no-traces", help="Draw links from the real traces."),
          traces_path: Path = TRACES,
          churn: bool = typer.Option(True, "--churn/--no-churn", help="Account for devices leaving mid-task."),
@@ -66,9 +80,8 @@ def plan(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: in
     Example: frugal cleave plan --model opt-13b --devices pool.yaml --batch 512 --seq 1024
     """
     from frugalml.cleave.analytic import analytic_step
-    from frugalml.cleave.planner import plan as make_plan
 
-    p = make_plan(_graph(model, batch, seq), _pool(devices, seed, traces, traces_path), churn=churn)
+    p = _plan(model, batch, seq, micro_batch, _pool(devices, seed, traces, traces_path), churn)
     est = analytic_step(p)
     if as_json:
         _write_json({**p.to_dict(), "analytic_seconds": est.seconds}, as_json)
@@ -79,7 +92,8 @@ def plan(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: in
 
 
 @app.command()
-def simulate(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: int = SEQ, seed: int = SEED,
+def simulate(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: int = SEQ,
+             micro_batch: int = MICRO, seed: int = SEED,
              traces: bool = typer.Option(False, "--traces/--no-traces", help="Trace-driven links."),
              traces_path: Path = TRACES,
              churn: bool = typer.Option(True, "--churn/--no-churn", help="Devices leave and return."),
@@ -91,15 +105,15 @@ def simulate(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq
     """Simulate one training step event by event and compare with the analytic model."""
     from frugalml.cleave.analytic import analytic_step
     from frugalml.cleave.des import SimConfig, simulate_step
-    from frugalml.cleave.planner import plan as make_plan
 
     pool = _pool(devices, seed, traces, traces_path)
-    p = make_plan(_graph(model, batch, seq), pool, churn=churn)
+    p = _plan(model, batch, seq, micro_batch, pool, churn)
     config = SimConfig(contention=contention, churn=churn, traces=traces, backups=backups,
                        straggler_prob=stragglers)
     result = simulate_step(p, config, seed=seed)
     est = analytic_step(p, contention=contention, churn=churn)
-    doc = {"model": model, "devices": len(pool), "batch": batch, "seq": seq, "config": config.__dict__,
+    doc = {"model": model, "devices": len(pool), "batch": batch, "seq": seq,
+           "micro_batches": p.graph.micro_batches, "config": config.__dict__,
            "simulated_seconds": result.seconds, "analytic_seconds": est.seconds, "tasks": result.tasks,
            "requeued": result.requeued, "backups": result.backups, "backups_won": result.backups_won,
            "failures": result.failures, "events": result.events}
@@ -115,7 +129,7 @@ def simulate(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq
 def sweep(model: str = MODEL,
           devices: str = typer.Option("16..4096", "--devices", "-d", help="Counts: 16..4096, 16,64 or 1024."),
           pool_file: Path = typer.Option(None, "--pool", help="Pool YAML whose mix is scaled to each count."),
-          batch: int = BATCH, seq: int = SEQ, seed: int = SEED,
+          batch: int = BATCH, seq: int = SEQ, micro_batch: int = MICRO, seed: int = SEED,
           csv_path: Path = typer.Option(Path("cleave_sweep.csv"), "--csv", help="Where to write the CSV."),
           png_path: Path = typer.Option(Path("cleave_sweep.png"), "--png", help="Where to write the plot."),
           quiet: bool = QUIET):
@@ -124,7 +138,7 @@ def sweep(model: str = MODEL,
     from frugalml.cleave.experiments import sweep as run_sweep
 
     counts = parse_counts(devices)
-    graph = _graph(model, batch, seq)
+    graph = _graph(model, batch, seq, micro_batch or None)
     make = (lambda n: _pool(str(pool_file), seed, False, None, count=n)) if pool_file else \
         (lambda n: _pool(str(n), seed, False, None))
     rows = run_sweep(graph, counts, make, seed=seed, quiet=quiet)

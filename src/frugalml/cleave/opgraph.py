@@ -4,6 +4,13 @@ GEMMs are what Cleave farms out as tiles; everything else (norms, softmax, activ
 loss, optimizer) stays on the parameter server and is listed as a :class:`PsOp` with the bytes it
 touches. All transformer layers are identical, so the graph stores one layer and a repeat count.
 
+The batch is cut into micro-batches (gradient accumulation) that run in lockstep, layer by layer:
+micro-batch ``i``'s layer ``l`` needs only its own layer ``l - 1`` and the step's weights (updated
+once, after every micro-batch), so the same GEMM of all micro-batches shares one task queue and one
+micro-batch's tail tiles overlap another's; only the weight gradients ``dW = X^T dY`` differ from
+one big batch: each contracts over one micro-batch's tokens and the PS sums the parts. Within a
+GEMM the contraction dimension is never split.
+
 Example
 -------
 >>> from frugalml.cleave.models import load_model
@@ -26,7 +33,8 @@ class Gemm:
     """``batch`` independent products ``C[m, n] = A[m, k] @ B[k, n]``.
 
     ``a`` and ``b`` say what the operands are (``"x"``, ``"w_qkv"``...); ``weight_operand`` is true
-    when ``b`` is a model weight (the PS holds it; devices may cache it).
+    when ``b`` is a model weight (the PS holds it; devices may cache it). ``partial_sums``: the
+    ``batch`` products are one weight gradient's per-micro-batch parts, which the PS adds up.
     """
 
     name: str
@@ -38,6 +46,7 @@ class Gemm:
     a: str = "A"
     b: str = "B"
     weight_operand: bool = False
+    partial_sums: bool = False
 
     @property
     def flops(self) -> int:
@@ -67,7 +76,9 @@ class OpGraph:
 
     ``layer_gemms`` / ``layer_ps_ops`` run ``model.layers`` times (forward of every layer, then
     backward of every layer); ``head_gemms`` / ``head_ps_ops`` run once (embedding, LM head, loss,
-    optimizer).
+    optimizer). The batch is ``micro_batches`` micro-batches of ``batch // micro_batches``
+    sequences (gradient accumulation): every weight gradient ``dW = X^T dY`` contracts over one
+    micro-batch's tokens only, and the PS adds the micro-batches' parts up.
     """
 
     model: ModelSpec
@@ -78,10 +89,16 @@ class OpGraph:
     layer_ps_ops: tuple[PsOp, ...]
     head_gemms: tuple[Gemm, ...]
     head_ps_ops: tuple[PsOp, ...]
+    micro_batches: int = 1
 
     @property
     def tokens(self) -> int:
         return self.batch * self.seq
+
+    @property
+    def micro_tokens(self) -> int:
+        """Tokens per micro-batch (the contraction length of every weight gradient GEMM)."""
+        return self.tokens // self.micro_batches
 
     def gemms(self) -> Iterator[tuple[Gemm, int]]:
         """Each distinct GEMM with how many times it runs per step."""
@@ -122,18 +139,39 @@ class OpGraph:
         return cost(self.layer_ps_ops), cost(self.head_ps_ops)
 
 
-def _with_backward(forward: list[Gemm]) -> list[Gemm]:
-    """Backward GEMMs of ``C = A B``, in reverse order: ``dA = dC B^T`` and ``dB = A^T dC``."""
+def _with_backward(forward: list[Gemm], micro_batches: int) -> list[Gemm]:
+    """Backward GEMMs of ``C = A B``, in reverse order: ``dA = dC B^T`` and ``dB = A^T dC``.
+
+    A weight's gradient ``dW = X^T dY`` is ``micro_batches`` products, each contracting over one
+    micro-batch's tokens (the PS sums them), never one product over the whole batch.
+    """
     backward = []
     for g in reversed(forward):
         base = g.name.removesuffix(".fwd")
         backward.append(Gemm(f"{base}.d{g.a}", "backward", g.m, g.k, g.n, g.batch, f"d_{base}",
                              g.b, weight_operand=g.weight_operand))
-        backward.append(Gemm(f"{base}.d{g.b}", "backward", g.k, g.n, g.m, g.batch, g.a, f"d_{base}"))
+        if g.weight_operand:
+            backward.append(Gemm(f"{base}.d{g.b}", "backward", g.k, g.n, g.m // micro_batches, micro_batches,
+                                 g.a, f"d_{base}", partial_sums=micro_batches > 1))
+        else:
+            backward.append(Gemm(f"{base}.d{g.b}", "backward", g.k, g.n, g.m, g.batch, g.a, f"d_{base}"))
     return backward
 
 
-def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2) -> OpGraph:
+MICRO_TOKENS = 16384
+
+
+def default_micro_batch(batch: int, seq: int, tokens: int = MICRO_TOKENS) -> int:
+    """Sequences per micro-batch: the largest divisor of ``batch`` with at most ``tokens`` tokens
+    (at least one sequence); 16384 tokens is the design doc's worked example."""
+    if not all(isinstance(v, int) and v >= 1 for v in (batch, seq)):
+        return 1  # build_graph reports the bad batch or sequence length
+    want = max(1, tokens // seq)
+    return max(d for d in range(1, batch + 1) if batch % d == 0 and d <= want) if want < batch else batch
+
+
+def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2,
+                micro_batch: int | None = None) -> OpGraph:
     """Every GEMM and PS op of one training step (forward, backward, optimizer).
 
     Parameters
@@ -143,15 +181,28 @@ def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2) ->
         Sequences per step and tokens per sequence (``batch * seq`` tokens).
     dtype_bytes : int
         Bytes per element moved and stored (2 for fp16/bf16).
+    micro_batch : int, optional
+        Sequences per micro-batch (must divide ``batch``); default :func:`default_micro_batch`
+        (about 16384 tokens). Micro-batches run in lockstep: a GEMM's tiles of every micro-batch
+        share one task queue (tokens are independent rows in every forward and ``dX`` GEMM), and
+        each weight gradient is one product per micro-batch that the PS accumulates (its PS ingress
+        is counted in the tiles' output bytes, the adds in the ``grad_accumulate`` PS ops).
 
     Raises
     ------
     InvalidInputError
-        Non-positive batch, sequence length or element size.
+        Non-positive batch, sequence length, element size or micro-batch, or a micro-batch that
+        does not divide the batch.
     """
-    for name, value in (("batch", batch), ("seq", seq), ("dtype_bytes", dtype_bytes)):
-        if not isinstance(value, int) or value < 1:
+    micro_batch = default_micro_batch(batch, seq) if micro_batch is None else micro_batch
+    checks = (("batch", batch), ("seq", seq), ("dtype_bytes", dtype_bytes), ("micro_batch", micro_batch))
+    for name, value in checks:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    if batch % micro_batch:
+        raise InvalidInputError(f"micro_batch ({micro_batch}) must divide batch ({batch}); try one of "
+                                f"{[d for d in range(1, batch + 1) if batch % d == 0][:12]}")
+    micro = batch // micro_batch
     t, h, f = batch * seq, model.hidden, model.ffn
     heads, dh = model.heads, model.head_dim
     up_width = 2 * f if model.gated_ffn else f
@@ -175,7 +226,7 @@ def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2) ->
         PsOp("ln2.grad", "backward", 4 * t * h, 12 * t * h),
         PsOp("softmax.grad", "backward", 3 * scores, 4 * scores),
         PsOp("ln1.grad", "backward", 4 * t * h, 12 * t * h),
-    )
+    ) + _accumulate(model.layer_params, micro)
     head_forward = [Gemm("lm_head.fwd", "forward", t, model.vocab, h, a="x", b="wemb", weight_operand=True)]
     head_ps = (
         PsOp("embedding", "forward", 2 * t * h, 0),
@@ -183,6 +234,11 @@ def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2) ->
         PsOp("loss", "forward", 3 * t * model.vocab, 6 * t * model.vocab),
         # Adam in mixed precision: ~28 bytes per parameter read and written (14 two-byte elements).
         PsOp("optimizer", "update", 14 * model.params, 12 * model.params),
-    )
-    return OpGraph(model, batch, seq, dtype_bytes, tuple(forward + _with_backward(forward)), layer_ps,
-                   tuple(head_forward + _with_backward(head_forward)), head_ps)
+    ) + _accumulate(model.vocab * h, micro)
+    return OpGraph(model, batch, seq, dtype_bytes, tuple(forward + _with_backward(forward, micro)), layer_ps,
+                   tuple(head_forward + _with_backward(head_forward, micro)), head_ps, micro)
+
+
+def _accumulate(params: int, micro: int) -> tuple[PsOp, ...]:
+    """The PS adding ``micro`` weight-gradient parts: each part read, the sum read and written."""
+    return (PsOp("grad_accumulate", "backward", 3 * micro * params, micro * params),) if micro > 1 else ()

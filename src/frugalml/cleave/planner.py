@@ -35,7 +35,8 @@ from frugalml.cleave.costmodel import (
     task_timing,
 )
 from frugalml.cleave.devices import GB, Pool
-from frugalml.cleave.opgraph import Gemm, OpGraph
+from frugalml.cleave.models import ModelSpec
+from frugalml.cleave.opgraph import Gemm, OpGraph, build_graph, default_micro_batch
 from frugalml.cleave.tiling import TaskCost, TileGrid
 from frugalml.common.errors import InvalidInputError
 
@@ -135,6 +136,7 @@ class Plan:
     def to_dict(self) -> dict:
         return {
             "model": self.graph.model.name, "batch": self.graph.batch, "seq": self.graph.seq,
+            "micro_batches": self.graph.micro_batches, "micro_batch_tokens": self.graph.micro_tokens,
             "devices": len(self.pool), "devices_used": int(self.used_devices().sum()),
             "batch_seconds": self.batch_seconds, "lp_gemm_seconds": self.assignment.total_seconds,
             "ps_seconds": self.ps_seconds,
@@ -152,6 +154,8 @@ class Plan:
         sizes = g.sizes
         lines = [f"plan for {self.graph.model.name}, batch {self.graph.batch} x {self.graph.seq} tokens "
                  f"on {pool.summary()}",
+                 f"  {self.graph.micro_batches} micro-batch(es) of {self.graph.micro_tokens} tokens in "
+                 "lockstep (weight gradients summed on the PS)",
                  f"  planned batch time {self.batch_seconds:.1f} s (GEMMs {self.gemm_seconds:.1f} s, "
                  f"PS ops {self.ps_seconds:.1f} s; LP fluid bound on GEMMs "
                  f"{self.assignment.total_seconds:.1f} s)",
@@ -321,7 +325,7 @@ def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
         raise InvalidInputError(f"split_threshold must be >= 0, got {split_threshold}")
     groups = group_devices(pool, bins)
     ps_flops = pool.ps.tflops * 1e12
-    small = lambda g: g.batch > 1 and g.flops / g.batch < split_threshold  # noqa: E731
+    small = lambda g: g.batch > 1 and not g.partial_sums and g.flops / g.batch < split_threshold  # noqa: E731
     plans, holders = [], {}
     for g, r in graph.gemms():  # in step order: a backward dX finds the weight its forward left
         if small(g):
@@ -345,3 +349,24 @@ def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
                                   np.array([gp.cost.bytes_up for gp in tiled]), pool.ps.ingress)
     ps_layer, ps_head = graph.ps_seconds(pool.ps.mem_bandwidth_gbs * 1e9, pool.ps.tflops * 1e12)
     return Plan(graph, pool, groups, plans, assignment, ps_layer, ps_head, churn)
+
+
+def micro_batch_candidates(batch: int, seq: int, tokens: tuple[int, ...] = (4096, 8192, 16384, 32768, 65536)
+                           ) -> list[int]:
+    """Sequences per micro-batch worth trying: divisors of ``batch`` near each token count, and
+    the whole batch (no accumulation)."""
+    return sorted({default_micro_batch(batch, seq, t) for t in tokens} | {batch})
+
+
+def plan_micro_batch(model: ModelSpec, batch: int, seq: int, pool: Pool, *,
+                     micro_batches: list[int] | None = None, dtype_bytes: int = 2, **options) -> Plan:
+    """The fastest plan over micro-batch sizes (sequences per micro-batch; default
+    :func:`micro_batch_candidates`); ``options`` go to :func:`plan`.
+
+    Smaller micro-batches make every weight-gradient tile download less (its contraction is one
+    micro-batch's tokens) but upload, and the PS add up, one gradient part per micro-batch.
+    """
+    candidates = micro_batches or micro_batch_candidates(batch, seq)
+    plans = [plan(build_graph(model, batch, seq, dtype_bytes, micro_batch=mb), pool, **options)
+             for mb in candidates]
+    return min(plans, key=lambda p: p.batch_seconds)
