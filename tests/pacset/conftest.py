@@ -9,7 +9,10 @@ import time
 
 import numpy as np
 import pytest
+from sklearn import ensemble
 from sklearn.datasets import make_classification, make_regression
+
+from frugalml.pacset import pack
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,6 +53,50 @@ def with_nan(X: np.ndarray, seed: int = 0) -> np.ndarray:
     rows = np.random.default_rng(seed).random(len(X)) < 0.1
     X[rows, 2] = np.nan
     return X
+
+
+def fit_small(kind, cls_data, bin_data, reg_data):
+    """A small model of each importer (name: library, estimator, data set)."""
+    lib, name, data = kind.split("-")
+    X, y = {"cls": cls_data, "bin": bin_data, "reg": reg_data}[data]
+    if lib == "sk":
+        est = getattr(ensemble, name)
+        small = {"n_estimators": 6} if "Hist" not in name else {"max_iter": 12}
+        if "Forest" in name or "Trees" in name:
+            small["max_depth"] = 8
+        return est(random_state=0, **small).fit(X, y), X
+    module = pytest.importorskip(lib)
+    regressor = data == "reg"
+    if lib == "xgboost":
+        est = module.XGBRegressor if regressor else module.XGBClassifier
+        return est(n_estimators=30, max_depth=4, n_jobs=1).fit(X, y), X
+    est = module.LGBMRegressor if regressor else module.LGBMClassifier
+    return est(n_estimators=30, num_leaves=15, verbose=-1, n_jobs=1).fit(X, y), X
+
+
+IMPORTERS = ["sk-ExtraTreesRegressor-reg", "sk-GradientBoostingClassifier-cls",
+             "sk-GradientBoostingRegressor-reg", "sk-HistGradientBoostingClassifier-bin",
+             "sk-HistGradientBoostingRegressor-reg",
+             *(pytest.param(k, marks=pytest.mark.peers) for k in
+               ("xgboost-XGBClassifier-cls", "xgboost-XGBClassifier-bin", "xgboost-XGBRegressor-reg",
+                "lightgbm-LGBMClassifier-cls", "lightgbm-LGBMClassifier-bin", "lightgbm-LGBMRegressor-reg"))]
+
+
+@pytest.fixture(scope="session")
+def packed_models(tmp_path_factory, cls_data, bin_data, reg_data):
+    """``get(kind, layout)``: each importer's small model, its data, and the model packed once per layout."""
+    cache = {}
+
+    def get(kind, layout):
+        if kind not in cache:
+            cache[kind] = (*fit_small(kind, cls_data, bin_data, reg_data), {})
+        model, X, paths = cache[kind]
+        if layout not in paths:
+            paths[layout] = tmp_path_factory.mktemp("packed") / f"{kind}-{layout}.pacset"
+            pack(model, paths[layout], layout=layout, bins=2, interleave=1, block_size=4096)
+        return model, X, paths[layout]
+
+    return get
 
 
 def _free_port() -> int:

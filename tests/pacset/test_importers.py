@@ -11,7 +11,7 @@ from tests.pacset.conftest import with_nan
 
 
 def outputs(forest, X):
-    return finish(forest.raw_scores(X), forest.transform, forest.transform_scale)
+    return finish(forest.raw_scores(X), forest.transform, forest.transform_scale, forest.accumulate)
 
 
 def reference(model, X):
@@ -40,7 +40,7 @@ def test_sklearn_importers_match(name, params, data, nan, cls_data, bin_data, re
     model = getattr(ensemble, name)(random_state=0, **params).fit(X, y)
     forest = from_model(model)
     for XX in [X[:300], with_nan(X[:300])] if nan else [X[:300]]:
-        np.testing.assert_allclose(outputs(forest, XX), reference(model, XX), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(outputs(forest, XX), reference(model, XX), rtol=1e-6, atol=0)
 
 
 def test_workload_recount_counts_rows(rf, cls_data):
@@ -56,17 +56,33 @@ def test_workload_recount_counts_rows(rf, cls_data):
 def test_xgboost_json_and_ubj(kind, cls_data, bin_data, reg_data, tmp_path):
     xgb = pytest.importorskip("xgboost")
     X, y = {"cls": cls_data, "bin": bin_data, "reg": reg_data}[kind]
-    model = (xgb.XGBRegressor if kind == "reg" else xgb.XGBClassifier)(n_estimators=8, max_depth=4, n_jobs=1)
+    model = (xgb.XGBRegressor if kind == "reg" else xgb.XGBClassifier)(n_estimators=40, max_depth=4, n_jobs=1)
     model.fit(X, y)
     for suffix in ("json", "ubj"):
         model.save_model(tmp_path / f"m.{suffix}")
         forest = load_model_file(tmp_path / f"m.{suffix}")
+        assert forest.accumulate == "float32"
         for XX in (X[:300], with_nan(X[:300])):
             margin = model.get_booster().inplace_predict(XX, predict_type="margin")
-            # XGBoost sums leaf values in float32: compare to float32 accumulation precision.
-            np.testing.assert_allclose(forest.raw_scores(XX), np.reshape(margin, (len(XX), -1)),
-                                       rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(outputs(forest, XX), reference(model, XX), rtol=1e-5, atol=1e-6)
+            # float32 sums in tree order from the float32 base margin: the same bits as XGBoost.
+            np.testing.assert_array_equal(forest.raw_scores(XX), np.reshape(margin, (len(XX), -1)))
+            np.testing.assert_allclose(outputs(forest, XX), reference(model, XX), rtol=1e-6, atol=0)
+
+
+def test_float64_sum_in_round_order_differs_from_float32():
+    """The accumulation precision matters: float32 in tree order is not the float64 sum."""
+    from frugalml.pacset.forest import sum_trees
+
+    leaves = np.random.default_rng(0).normal(size=(50, 300)) * 1e-3
+    groups = np.zeros(300, np.int32)
+    f32 = sum_trees(leaves.astype(np.float32).astype(np.float64), groups, [0.5], "float32")
+    expected = np.float32(0.5) + np.zeros(50, np.float32)
+    for t in range(300):
+        expected = expected + leaves[:, t].astype(np.float32)
+    np.testing.assert_array_equal(f32[:, 0], expected)
+    f64 = sum_trees(leaves, groups, [0.5], "float64")
+    np.testing.assert_allclose(f64[:, 0], 0.5 + leaves.sum(axis=1), rtol=1e-12)
+    assert np.any(f32 != f64)
 
 
 @pytest.mark.peers
@@ -74,12 +90,16 @@ def test_xgboost_json_and_ubj(kind, cls_data, bin_data, reg_data, tmp_path):
 def test_lightgbm_text(kind, cls_data, bin_data, reg_data, tmp_path):
     lgb = pytest.importorskip("lightgbm")
     X, y = {"cls": cls_data, "bin": bin_data, "reg": reg_data}[kind]
-    model = (lgb.LGBMRegressor if kind == "reg" else lgb.LGBMClassifier)(n_estimators=8, verbose=-1, n_jobs=1)
+    est = lgb.LGBMRegressor if kind == "reg" else lgb.LGBMClassifier
+    model = est(n_estimators=30, verbose=-1, n_jobs=1)
     model.fit(X, y)
     model.booster_.save_model(tmp_path / "m.txt")
     forest = load_model_file(tmp_path / "m.txt")
+    assert forest.accumulate == "float64"
     for XX in (X[:300], with_nan(X[:300])):
-        np.testing.assert_allclose(outputs(forest, XX), reference(model, XX), rtol=1e-6, atol=1e-12)
+        raw = model.predict(XX, raw_score=True).reshape(len(XX), -1)
+        np.testing.assert_allclose(forest.raw_scores(XX), raw, rtol=1e-6, atol=0)
+        np.testing.assert_allclose(outputs(forest, XX), reference(model, XX), rtol=1e-6, atol=0)
 
 
 def test_joblib_file(rf, cls_data, tmp_path):

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from frugalml.common.errors import CorruptFileError, ServiceUnavailableError
-from frugalml.pacset import PackedForest, open_packed, pack, upload_to_redis
+from frugalml.pacset import LAYOUTS, PackedForest, open_packed, pack, upload_to_redis
+from tests.pacset.conftest import IMPORTERS, with_nan
+from tests.pacset.test_runtime import assert_same_outputs
 
 pytestmark = pytest.mark.net
 
@@ -21,6 +23,18 @@ def test_predict_from_redis(rf, cls_data, tmp_path, redis_url, engine):
         stats = model.store.stats
         assert stats.blocks_fetched >= model.blocks_touched > 0
         assert stats.round_trips >= 1
+
+
+@pytest.mark.parametrize("kind", IMPORTERS)
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_every_importer_from_redis(packed_models, redis_url, kind, engine):
+    model, X, path = packed_models(kind, LAYOUTS[-1])
+    prefix = f"{kind}-{engine}"
+    upload_to_redis(open_packed(path), redis_url, prefix)
+    rows = [X[:60]] if "GradientBoosting" in kind and "Hist" not in kind else [X[:60], with_nan(X[:60])]
+    with PackedForest.from_redis(redis_url, prefix, engine=engine, cache_blocks=2) as packed:
+        for XX in rows:
+            assert_same_outputs(packed, model, XX)
 
 
 def test_missing_and_corrupt_keys(rf, cls_data, tmp_path, redis_url):

@@ -91,7 +91,8 @@ def predict(
     file: Path = typer.Argument(..., help="A packed file."),
     data: Path = typer.Argument(..., help="Rows to predict: .npy or numeric CSV (features only)."),
     backend: str = typer.Option("mmap", "--backend", help="mmap, pread or direct."),
-    engine: str = typer.Option("numba", "--engine", help="numba, or numpy (no JIT)."),
+    engine: str = typer.Option("auto", "--engine", help="auto (numpy for small queries until numba is "
+                               "loaded, numba for big batches), numba, or numpy (no JIT)."),
     proba: bool = typer.Option(False, "--proba", help="Print class probabilities."),
     redis: str = typer.Option(None, "--redis", help="Read FILE's blocks from this Redis URL instead "
                               "(FILE is then the key prefix used by 'upload')."),

@@ -7,9 +7,10 @@ Payload (every part starts on a block boundary; the payload itself is block alig
     nodes   n_blocks blocks of block_size bytes (see :mod:`frugalml.pacset.layout`), each ending
             with its own checksum
 
-The header's JSON metadata holds the model description and the index's SHA-256; each node block
-is verified when it is first used, so a reader fetches single blocks (from a file or a key-value
-store) and still never predicts from damaged bytes.
+The header's JSON metadata holds the model description and the index's SHA-256 (``accumulate``,
+the precision of the in-order leaf sum, was added within version 1: files without it read as
+``float64``); each node block is verified when it is first used, so a reader fetches single
+blocks (from a file or a key-value store) and still never predicts from damaged bytes.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def metadata(forest: Forest, layout: Layout) -> dict[str, Any]:
         "aggregate": "vote" if hard else forest.aggregate, "transform": forest.transform,
         "transform_scale": forest.transform_scale, "base_score": np.asarray(forest.base_score).tolist(),
         "classes": forest.classes, "handles_missing": forest.handles_missing,
-        "input_precision": forest.input_precision, "layout": cfg.layout, "bins": len(layout.bin_start) - 1,
+        "input_precision": forest.input_precision, "accumulate": forest.accumulate,
+        "layout": cfg.layout, "bins": len(layout.bin_start) - 1,
         "interleave": cfg.interleave, "block_size": cfg.block_size, "vote": cfg.vote,
         "slot_size": layout.slot_size, "n_blocks": layout.n_blocks,
         "n_slots_used": int((layout.slot >= 0).sum()),

@@ -16,6 +16,7 @@ from frugalml.common.validate import as_array
 
 AGGREGATES = ("vote", "mean", "sum")
 TRANSFORMS = ("identity", "sigmoid", "softmax", "exp")
+PRECISIONS = ("float64", "float32")
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Forest:
         Whether the source model accepts NaN at prediction time.
     input_precision : {"float32", "float64"}
         Inputs are rounded to this precision before comparing, as the source library does.
+    accumulate : {"float64", "float32"}
+        How single-value leaves are summed (see :func:`sum_trees`): starting from ``base_score``,
+        in tree order, in this precision. ``float32`` (XGBoost) also applies the transform in float32.
     """
 
     left: np.ndarray
@@ -71,6 +75,7 @@ class Forest:
     classes: list | None = None
     handles_missing: bool = True
     input_precision: str = "float32"
+    accumulate: str = "float64"
     source: str = ""
 
     @property
@@ -92,8 +97,10 @@ class Forest:
     def check(self) -> Forest:
         """Check the arrays describe valid trees; raise InvalidInputError when they do not."""
         n = self.n_nodes
-        if self.aggregate not in AGGREGATES or self.transform not in TRANSFORMS:
-            raise InvalidInputError(f"unsupported aggregate/transform {self.aggregate}/{self.transform}")
+        if (self.aggregate not in AGGREGATES or self.transform not in TRANSFORMS
+                or self.accumulate not in PRECISIONS):
+            raise InvalidInputError(f"unsupported aggregate/transform/accumulate {self.aggregate}/"
+                                    f"{self.transform}/{self.accumulate}")
         internal = ~self.is_leaf
         for name, child in (("left", self.left), ("right", self.right)):
             c = child[internal]
@@ -139,11 +146,11 @@ class Forest:
             for c in range(self.n_outputs):
                 out[:, c] = (votes == c).sum(axis=1)
             return out / self.n_trees
-        if self.aggregate == "mean":
-            return self.value[leaves].sum(axis=1) / self.n_trees
-        for t in range(self.n_trees):
-            out[:, self.tree_group[t]] += self.value[leaves[:, t], 0]
-        return out + self.base_score
+        if self.n_values == 1:
+            base = self.base_score if self.aggregate == "sum" else np.zeros(self.n_outputs)
+            raw = sum_trees(self.value[leaves, 0], self.tree_group, base, self.accumulate)
+            return raw if self.aggregate == "sum" else raw / self.n_trees
+        return self.value[leaves].sum(axis=1) / self.n_trees
 
     def recount(self, X) -> Forest:
         """Replace the cardinalities by one plus the number of rows of ``X`` through each node.
@@ -182,8 +189,32 @@ def check_features(X: np.ndarray, n_features: int, handles_missing: bool, precis
     return np.ascontiguousarray(X)
 
 
-def finish(raw: np.ndarray, transform: str, scale: float = 1.0) -> np.ndarray:
-    """Turn aggregated raw scores into outputs: probabilities (classifiers) or values."""
+def sum_trees(leaf_values: np.ndarray, tree_group: np.ndarray, base_score, accumulate: str) -> np.ndarray:
+    """Sum per-tree leaf values ``(n_rows, n_trees)`` into ``(n_rows, n_outputs)`` as the libraries do.
+
+    Each output column starts at its ``base_score`` and adds its trees' values one by one in tree
+    order, rounding every partial sum to ``accumulate`` (XGBoost: float32; sklearn and LightGBM:
+    float64), so the result equals the source library's sum bit for bit, not only to a tolerance.
+    """
+    base = np.asarray(base_score, np.float64)
+    dtype = np.dtype(accumulate)
+    out = np.empty((leaf_values.shape[0], len(base)))
+    for g, b in enumerate(base):
+        trees = np.nonzero(tree_group == g)[0]
+        seq = np.empty((leaf_values.shape[0], len(trees) + 1), dtype)
+        seq[:, 0] = b
+        seq[:, 1:] = leaf_values[:, trees]
+        out[:, g] = np.add.accumulate(seq, axis=1, dtype=dtype)[:, -1]
+    return out
+
+
+def finish(raw: np.ndarray, transform: str, scale: float = 1.0, precision: str = "float64") -> np.ndarray:
+    """Turn aggregated raw scores into outputs: probabilities (classifiers) or values.
+
+    ``precision="float32"`` computes the transform in float32 the way XGBoost does.
+    """
+    if precision == "float32":
+        return _finish_float32(raw.astype(np.float32), transform).astype(np.float64)
     if transform == "sigmoid":
         p = 1.0 / (1.0 + np.exp(-scale * raw))
         return np.hstack([1.0 - p, p]) if raw.shape[1] == 1 else p
@@ -193,6 +224,26 @@ def finish(raw: np.ndarray, transform: str, scale: float = 1.0) -> np.ndarray:
     if transform == "exp":
         return np.exp(raw)
     return raw
+
+
+def _finish_float32(raw: np.ndarray, transform: str) -> np.ndarray:
+    """XGBoost's float32 transforms (``common::Sigmoid``, ``common::Softmax``, ``expf``)."""
+    one = np.float32(1.0)
+    if transform == "sigmoid":
+        p = one / (_expf(np.minimum(-raw, np.float32(88.7))) + one)
+        return np.hstack([one - p, p]) if raw.shape[1] == 1 else p
+    if transform == "softmax":
+        e = _expf(raw - raw.max(axis=1, keepdims=True))
+        wsum = np.add.accumulate(e.astype(np.float64), axis=1)[:, -1:]
+        return e / wsum.astype(np.float32)
+    if transform == "exp":
+        return _expf(raw)
+    return raw
+
+
+def _expf(x: np.ndarray) -> np.ndarray:
+    """A correctly rounded float32 exp, as glibc's ``expf`` (numpy's float32 exp is off by an ulp)."""
+    return np.exp(x.astype(np.float64)).astype(np.float32)
 
 
 def decide(outputs: np.ndarray, classes: list | None) -> np.ndarray:

@@ -240,7 +240,8 @@ def from_xgboost_json(doc: dict) -> Forest:
     """Import an XGBoost model from its JSON document (``Booster.save_raw('json')`` / ``.json`` file).
 
     XGBoost compares float32 inputs with ``x < split``; we store the next float32 below the split
-    and compare with ``<=``, which is the same test.
+    and compare with ``<=``, which is the same test. It sums leaf values in float32 in tree order,
+    starting from the float32 margin of ``base_score``: the forest records ``accumulate="float32"``.
     """
     try:
         learner = doc["learner"]
@@ -265,7 +266,8 @@ def from_xgboost_json(doc: dict) -> Forest:
     }.get(objective, (None, None))
     if transform is None:
         raise InvalidInputError(f"XGBoost objective {objective!r} is not supported")
-    base = margin(base) if margin is not None else base
+    base = base.astype(np.float32)
+    base = margin(base) if margin is not None else base  # in float32, as XGBoost's ProbToMargin
     base = np.broadcast_to(base, (k,)).astype(np.float64)
     trees = []
     for tree in model["trees"]:
@@ -288,11 +290,13 @@ def from_xgboost_json(doc: dict) -> Forest:
     classes = list(range(max(k, 2))) if classifier and objective != "binary:logitraw" else None
     return _concat(trees, int(params["num_feature"]), tree_group=groups, n_outputs=k, aggregate="sum",
                    transform=transform, base_score=base, classes=classes, handles_missing=True,
-                   input_precision="float32", source=f"xgboost {objective}")
+                   input_precision="float32", accumulate="float32", source=f"xgboost {objective}")
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p / (1.0 - p))
+    """XGBoost's float32 ``-logf(1.0f / p - 1.0f)``."""
+    one = np.float32(1.0)
+    return -np.log(one / p - one)
 
 
 def from_lightgbm_dump(dump: dict) -> Forest:

@@ -5,6 +5,8 @@ not resident; they report the missing blocks so a block store can fetch them, an
 block's checksum (its last 8 bytes) the first time it is used, so a damaged block never yields a prediction.
 
 State codes: a slot number (>= 0), ``-1`` done, ``<= -2`` a hard vote for class ``-code - 2``.
+With ``ordered`` set, a single-value leaf is stored in ``acc[row, tree]`` instead of added, so the
+caller can sum the trees in tree order and in the source library's precision.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _checksum(words, mult, block):
 
 @numba.njit(cache=True)
 def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mult,
-               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values,
+               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values, ordered,
                missing, mark, touched, trace):
     """Advance all (row, tree) states round-robin per bin; return (n_missing, bad_block, n_trace)."""
     n_missing = 0
@@ -85,7 +87,9 @@ def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mul
                     left = pool_i32[p, w]
                     if left == -1:
                         d = (code % spb) * doubles_per_slot + 1
-                        if n_values == 1:
+                        if ordered:
+                            acc[r, t] = pool_f64[p, d]
+                        elif n_values == 1:
                             acc[r, tree_group[t]] += pool_f64[p, d]
                         else:
                             for j in range(n_values):
@@ -108,7 +112,7 @@ def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mul
 
 
 def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mult,
-               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values,
+               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values, ordered,
                missing, mark, touched, trace):
     """The same walk vectorised over all (row, tree) pairs in numpy: no JIT, for cold starts."""
     del mark, trace, bin_start
@@ -151,7 +155,9 @@ def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mul
         leaf = left == -1
         if leaf.any():
             d = (code[leaf] % spb) * dps + 1
-            if n_values == 1:
+            if ordered:
+                acc[r[leaf], t[leaf]] = pool_f64[p[leaf], d]
+            elif n_values == 1:
                 np.add.at(acc, (r[leaf], tree_group[t[leaf]]), pool_f64[p[leaf], d])
             else:
                 for j in range(n_values):

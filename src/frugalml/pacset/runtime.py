@@ -10,11 +10,17 @@ import numpy as np
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.validate import as_array, one_of
 from frugalml.pacset.fileformat import Index, open_packed
-from frugalml.pacset.forest import check_features, decide, finish
-from frugalml.pacset.kernels import checksum_multipliers, walk_numpy
+from frugalml.pacset.forest import check_features, decide, finish, sum_trees
+from frugalml.pacset.kernels import checksum_multipliers, walk_numba, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
 
-ENGINES = ("numba", "numpy")
+ENGINES = ("auto", "numba", "numpy")
+AUTO_NUMBA_STATES = 1 << 15
+"""``engine="auto"`` walks with numba once it is loaded in this process or when a query has at
+least this many (row, tree) pairs; smaller queries in a fresh process take the numpy walk, which
+needs no compiled kernels (loading numba's cached kernels costs ~0.2 s, once per process)."""
+CHUNK_STATES = 1 << 22
+"""Rows are walked in chunks of about this many (row, tree) pairs, bounding the walk's memory."""
 
 
 class PackedForest:
@@ -26,7 +32,7 @@ class PackedForest:
     ...     forest.predict(X[:1])
     """
 
-    def __init__(self, meta: dict[str, Any], index: Index, store: BlockStore, engine: str = "numba",
+    def __init__(self, meta: dict[str, Any], index: Index, store: BlockStore, engine: str = "auto",
                  where: str = ""):
         one_of(engine, ENGINES, "engine")
         self.meta, self.index, self.store, self.engine, self.where = meta, index, store, engine, where
@@ -35,14 +41,9 @@ class PackedForest:
         self._missing = np.zeros(meta["n_blocks"], np.int64)
         self._mark = np.zeros(meta["n_blocks"], np.uint8)
         self.touched = np.zeros(meta["n_blocks"], np.uint8)
-        self._walk = walk_numpy
-        if engine == "numba":
-            from frugalml.pacset.kernels import walk_numba
-
-            self._walk = walk_numba
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, backend: str = "mmap", engine: str = "numba",
+    def open(cls, path: str | os.PathLike, *, backend: str = "mmap", engine: str = "auto",
              cache_blocks: int = 4096, readahead: bool = False, prefetch: bool = True) -> PackedForest:
         """Open a packed file: read its header and index only.
 
@@ -52,8 +53,10 @@ class PackedForest:
             ``mmap`` maps the node blocks; ``pread`` reads single blocks into an LRU cache of
             ``cache_blocks`` blocks; ``direct`` does the same with O_DIRECT (no page cache).
             With mmap, ``prefetch`` requests each walk round's blocks together (parallel reads).
-        engine : {"numba", "numpy"}
-            The numba round-robin kernel, or a pure-numpy walk that needs no JIT compilation.
+        engine : {"auto", "numba", "numpy"}
+            The numba round-robin kernel, a pure-numpy walk that needs no JIT compilation, or
+            ``auto``: numpy for small queries until numba is loaded, numba for big batches
+            (see :data:`AUTO_NUMBA_STATES`).
         """
         one_of(backend, [b for b in BACKENDS if b != "redis"], "backend")
         packed = open_packed(path)
@@ -61,7 +64,7 @@ class PackedForest:
                    engine, str(path))
 
     @classmethod
-    def from_redis(cls, url: str, prefix: str, *, engine: str = "numba",
+    def from_redis(cls, url: str, prefix: str, *, engine: str = "auto",
                    cache_blocks: int = 4096) -> PackedForest:
         """Open a model uploaded with :func:`frugalml.pacset.upload_to_redis` (one key per block)."""
         meta, index = read_redis_model(url, prefix)
@@ -88,24 +91,41 @@ class PackedForest:
     def raw_scores(self, X, *, trace: np.ndarray | None = None) -> np.ndarray:
         """Aggregated tree outputs before the output transform, shape (n_rows, n_outputs).
 
-        ``trace``, when given, receives the block id of every node visit in order (numba engine);
-        the number written is stored in ``self.trace_length``.
+        ``trace``, when given, receives the block id of every node visit in order (numba engine,
+        also chosen by ``auto``); the number written is stored in ``self.trace_length``.
         """
         X = self._prepare(X)
-        m, store = self.meta, self.store
-        state = np.broadcast_to(self.index.root_code, (len(X), m["n_trees"])).copy()
-        acc = np.zeros((len(X), m["n_outputs"]))
-        wide = m["slot_size"] == 32
+        n_trees = self.meta["n_trees"]
+        walk = self._walker(len(X) * n_trees if trace is None else AUTO_NUMBA_STATES)
         trace = np.zeros(0, np.int64) if trace is None else trace
         self.touched[:] = 0
         self.trace_length = 0
+        step = max(1, CHUNK_STATES // n_trees)
+        out = np.vstack([self._raw_chunk(X[i:i + step], walk, trace)
+                         for i in range(0, max(len(X), 1), step)])
+        self.store.used(np.nonzero(self.touched)[0])
+        return out
+
+    def _walker(self, n_states: int):
+        if self.engine == "numpy" or (self.engine == "auto" and not walk_numba.signatures
+                                      and n_states < AUTO_NUMBA_STATES):
+            return walk_numpy
+        return walk_numba
+
+    def _raw_chunk(self, X: np.ndarray, walk, trace: np.ndarray) -> np.ndarray:
+        m, store = self.meta, self.store
+        aggregate = m["aggregate"]
+        ordered = aggregate == "sum" or (aggregate == "mean" and m["n_values"] == 1)
+        state = np.broadcast_to(self.index.root_code, (len(X), m["n_trees"])).copy()
+        acc = np.zeros((len(X), m["n_trees"] if ordered else m["n_outputs"]))
+        wide = m["slot_size"] == 32
         while True:
             pool = store.pool
-            n_missing, bad, n_trace = self._walk(
+            n_missing, bad, n_trace = walk(
                 pool.view(np.int32), pool.view(np.float32), pool.view(np.float64), pool.view(np.uint64),
                 store.block_slot, store.verified, self._mult, self._spb,
                 m["slot_size"] // 4, wide, X, state, acc, self.index.tree_group, self.index.bin_start,
-                m["n_values"], self._missing, self._mark, self.touched, trace[self.trace_length:])
+                m["n_values"], ordered, self._missing, self._mark, self.touched, trace[self.trace_length:])
             self.trace_length += n_trace
             if bad >= 0:
                 raise CorruptFileError(f"{self.where}: block {bad} failed its checksum (the file is "
@@ -113,21 +133,24 @@ class PackedForest:
             if n_missing == 0:
                 break
             store.fetch(self._missing[:n_missing])
-        store.used(np.nonzero(self.touched)[0])
-        if m["aggregate"] in ("mean", "vote"):
-            return acc / m["n_trees"]
-        return acc + np.asarray(m["base_score"])
+        if ordered:
+            base = m["base_score"] if aggregate == "sum" else np.zeros(m["n_outputs"])
+            acc = sum_trees(acc, self.index.tree_group, base, m.get("accumulate", "float64"))
+        return acc if aggregate == "sum" else acc / m["n_trees"]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (classifiers only), equal to the source model's ``predict_proba``."""
         if self.meta["classes"] is None:
             raise InvalidInputError("predict_proba needs a classifier; this model is a regressor")
-        return finish(self.raw_scores(X), self.meta["transform"], self.meta["transform_scale"])
+        return self._finish(self.raw_scores(X))
 
     def predict(self, X) -> np.ndarray:
         """Classes for a classifier, values for a regressor."""
-        out = finish(self.raw_scores(X), self.meta["transform"], self.meta["transform_scale"])
-        return decide(out, self.meta["classes"])
+        return decide(self._finish(self.raw_scores(X)), self.meta["classes"])
+
+    def _finish(self, raw: np.ndarray) -> np.ndarray:
+        m = self.meta
+        return finish(raw, m["transform"], m["transform_scale"], m.get("accumulate", "float64"))
 
     @property
     def blocks_touched(self) -> int:
