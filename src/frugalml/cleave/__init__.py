@@ -4,8 +4,8 @@ Pipeline: a model spec (:func:`load_model`) and a batch give the op graph (:func
 a pool of devices (:func:`make_pool` / :func:`load_pool`) and the graph give a plan
 (:func:`plan`: tile grids, device selection, the LP split, ``explain()``); the plan is evaluated
 by the analytic model (:func:`analytic_step`) or the discrete-event simulator
-(:func:`simulate_step`), next to the baselines (:func:`run_baselines`; the Asteroid-like one also
-as a simulated task graph, :func:`simulate_pipeline`). Names are imported on
+(:func:`simulate_step`), next to the baselines (:func:`run_baselines`, searched in closed form,
+and each one's best configuration run as a task graph: :func:`simulate_baseline`). Names are imported on
 first use, so ``import frugalml.cleave`` stays light (numba loads only when needed).
 """
 
@@ -20,7 +20,8 @@ _EXPORTS = {
     "models": ("BUILTIN", "ModelSpec", "load_model", "spec_from_dict"),
     "opgraph": ("Gemm", "OpGraph", "PsOp", "build_graph"),
     "pipeline": ("PipelineConfig", "PipelineRun", "pipeline_seconds", "simulate_pipeline"),
-    "planner": ("Plan", "plan"),
+    "planner": ("Plan", "plan", "plan_micro_batch"),
+    "taskgraphs": ("simulate_baseline",),
     "tiling": ("TaskCost", "Tile", "TileGrid", "grid_cost", "split_gemm"),
     "traces": ("TraceSet", "load_traces"),
 }

@@ -11,9 +11,13 @@ and the same op graph FLOPs as Cleave, and searches its own best configuration:
 * ``megatron``: Megatron-style tensor parallelism inside groups of t devices (4 activation
   all-reduces per layer over uplinks) plus data parallelism across groups.
 * ``swarm``: SWARM-like randomised pipelines (devices wired to stages at random; throughput of
-  the slowest stage; activations cross stage boundaries over uplinks; stage-wise averaging).
+  the slowest stage; activations cross stage boundaries over uplinks; stage-wise averaging;
+  devices below an uplink cut may be left out).
 * ``dp``: plain data parallelism, only where the whole model fits a device.
 * ``cloud``: k datacenter GPUs at a stated utilisation (the reference, not an edge method).
+
+Every edge baseline's best configuration also runs as a task graph on the same pool
+(:func:`frugalml.cleave.taskgraphs.simulate_baseline`); the closed forms here are its checks.
 
 Devices hold fp16 weights and gradients of what they train (4 bytes per parameter; the optimizer
 lives elsewhere), which is generous to the baselines, and :func:`run_baselines` leaves out devices
@@ -32,6 +36,7 @@ from frugalml.cleave.opgraph import OpGraph
 from frugalml.cleave.pipeline import REPLAN_SECONDS, PipelineConfig, pipeline_seconds
 
 STATE_BYTES_PER_PARAM = 4
+SWARM_UPLINK_CUTS = (0.0, 0.25, 0.5, 0.75)
 MIN_LINK_FACTOR = 0.25
 BASELINES = ("asteroid", "megatron", "swarm", "dp")
 
@@ -47,6 +52,8 @@ class BaselineResult:
     recovery_seconds: float = float("inf")
     reason: str = ""
     pipeline: PipelineConfig | None = None  # the Asteroid-like plan, for the task graph simulator
+    layout: dict = field(default_factory=dict)  # devices per stage / group, for the task graph simulator
+    pool: Pool | None = None  # the pool the layout's device indices refer to
 
 
 def _shapes(graph: OpGraph) -> tuple[float, float, float, float]:
@@ -117,13 +124,17 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
             replay = float(micro * (cfg.fwd[worst] + send[worst]))
             best = BaselineResult("asteroid", seconds, {"dp": dp, "pp": pp, "micro_batches": micro},
                                   int(dp * pp), REPLAN_SECONDS + float(cfg.migrate[worst]) + replay,
-                                  pipeline=cfg)
+                                  pipeline=cfg, pool=pool)
     return best
 
 
 def megatron(graph: OpGraph, pool: Pool) -> BaselineResult:
-    """Tensor parallelism in groups of ``t`` devices, data parallelism across groups."""
-    layer_flops, head_flops, layer_bytes, head_bytes = _shapes(graph)
+    """Tensor parallelism in groups of ``t`` devices, data parallelism across groups.
+
+    Every degree ``t`` (a divisor of the heads) is tried with the devices that hold ``1/t`` of the
+    model ranked by FLOP/s or by uplink (groups of neighbours in that ranking), and with all of
+    them or only the best half, quarter, ... (the gradient ring waits on the slowest uplink).
+    """
     model = graph.model
     total_state = model.params * STATE_BYTES_PER_PARAM
     best = BaselineResult("megatron", np.inf, reason="no tensor-parallel degree fits device memory")
@@ -131,56 +142,84 @@ def megatron(graph: OpGraph, pool: Pool) -> BaselineResult:
     for t in [d for d in range(1, model.heads + 1) if model.heads % d == 0]:
         need = total_state / t
         devices = np.flatnonzero(pool.memory >= need + _working_memory(graph, graph.seq) / t)
-        groups = min(len(devices) // t, graph.batch)
-        if groups < 1:
-            continue
-        order = devices[np.argsort(-pool.flops[devices], kind="stable")][: groups * t]
-        members = order.reshape(groups, t)
-        slowest = pool.flops[members].min(axis=1)
-        tokens = graph.tokens / groups
-        compute = (layer_flops * model.layers + head_flops) / graph.tokens * tokens / t / slowest
-        act = tokens * model.hidden * 2.0
-        ring_up = up[members].min(axis=1)
-        comm = 4 * model.layers * 2 * (t - 1) / t * act / ring_up if t > 1 else 0 * ring_up
-        grads = 2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[order].min() if groups > 1 else 0
-        seconds = float((compute + comm).max() + grads)
-        if seconds < best.seconds:
-            per_layer = float((compute + comm).max()) / model.layers
-            best = BaselineResult("megatron", seconds, {"tp": t, "dp": groups}, groups * t,
-                                  REPLAN_SECONDS + need / np.median(pool.effective_down[order]) + per_layer)
+        most = min(len(devices) // t, graph.batch)
+        counts = sorted({max(1, most >> i) for i in range(12)}) if most >= 1 else []
+        for key in (pool.flops, up):
+            ranked = devices[np.argsort(-key[devices], kind="stable")]
+            for groups in counts:
+                order = ranked[: groups * t]
+                members = order.reshape(groups, t)
+                seconds, per_layer = megatron_seconds(graph, pool, members)
+                if seconds < best.seconds:
+                    best = BaselineResult("megatron", seconds, {"tp": t, "dp": groups}, groups * t,
+                                          REPLAN_SECONDS + need / np.median(pool.effective_down[order])
+                                          + per_layer, layout={"members": members}, pool=pool)
     return best
 
 
+def megatron_seconds(graph: OpGraph, pool: Pool, members: np.ndarray) -> tuple[float, float]:
+    """Closed-form step time (and time per layer) of tensor-parallel groups ``members[group, rank]``:
+    compute at the group's slowest device, 4 activation all-reduces per layer as rings over its
+    slowest uplink, then a gradient ring per rank over the slowest uplink of all."""
+    layer_flops, head_flops, _, _ = _shapes(graph)
+    model = graph.model
+    groups, t = members.shape
+    up = pool.effective_up
+    slowest = pool.flops[members].min(axis=1)
+    tokens = graph.tokens / groups
+    compute = (layer_flops * model.layers + head_flops) / graph.tokens * tokens / t / slowest
+    act = tokens * model.hidden * 2.0
+    comm = 4 * model.layers * 2 * (t - 1) / t * act / up[members].min(axis=1) if t > 1 else 0 * slowest
+    grads = 2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[members].min() if groups > 1 else 0.0
+    return float((compute + comm).max() + grads), float((compute + comm).max()) / model.layers
+
+
 def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
-    """Randomised pipelines: stages of L/pp layers, devices wired to stages at random."""
+    """Randomised pipelines: stages of L/pp layers, devices wired to stages at random.
+
+    Every stage count ``pp`` is tried with every uplink cut (all devices, or only those whose
+    uplink is at least the 25th / 50th / 75th percentile: a stage's gradient averaging waits on its
+    slowest uplink, so leaving slow devices out can pay); the fastest is kept.
+    """
     layer_flops, head_flops, layer_bytes, head_bytes = _shapes(graph)
     model, L = graph.model, graph.model.layers
     gen = np.random.default_rng(seed)
     best = BaselineResult("swarm", np.inf, reason="no stage size fits device memory")
     up = pool.effective_up
+    cuts = np.unique(np.quantile(up, SWARM_UPLINK_CUTS)) if len(pool) else np.zeros(0)
     for pp in range(1, L + 1):
         per_stage = int(np.ceil(L / pp))
-        need = per_stage * layer_bytes / 2 * STATE_BYTES_PER_PARAM + _working_memory(graph, graph.seq)
-        devices = np.flatnonzero(pool.memory >= need)
-        if len(devices) < pp:
+        if (pp - 1) * per_stage >= L:  # the same stages as a smaller pp, one of them empty
             continue
-        stage_of = gen.permutation(np.arange(len(devices)) % pp)
-        flops = np.bincount(stage_of, weights=pool.flops[devices], minlength=pp)
-        upl = np.bincount(stage_of, weights=up[devices], minlength=pp)
-        work = np.full(pp, per_stage * layer_flops, dtype=float)
-        work[-1] += head_flops
-        compute = work / flops
-        act = graph.tokens * model.hidden * 2.0
-        comm = np.where(np.arange(pp) < pp - 1, 2 * act / upl, 0.0)
-        members = np.bincount(stage_of, minlength=pp)
-        slow_up = np.array([up[devices][stage_of == s].min() for s in range(pp)])
-        avg = 2 * (members - 1) / members * per_stage * layer_bytes / slow_up
-        seconds = float((compute + comm).max() + avg.max())
-        if seconds < best.seconds:
-            micro = graph.batch
-            recovery = float((compute + comm).max()) / micro * members.max() / max(1, members.min())
-            best = BaselineResult("swarm", seconds, {"stages": pp, "devices_per_stage": int(members.min())},
-                                  len(devices), recovery)
+        need = per_stage * layer_bytes / 2 * STATE_BYTES_PER_PARAM + _working_memory(graph, graph.seq)
+        for cut in cuts:
+            devices = np.flatnonzero((pool.memory >= need) & (up >= cut))
+            if len(devices) < pp:
+                continue
+            stage_of = gen.permutation(np.arange(len(devices)) % pp)
+            flops = np.bincount(stage_of, weights=pool.flops[devices], minlength=pp)
+            upl = np.bincount(stage_of, weights=up[devices], minlength=pp)
+            layers = np.full(pp, per_stage)
+            layers[-1] = L - (pp - 1) * per_stage
+            work = layers * layer_flops
+            work[-1] += head_flops
+            compute = work / flops
+            act = graph.tokens * model.hidden * 2.0
+            comm = np.where(np.arange(pp) < pp - 1, 2 * act / upl, 0.0)
+            members = np.bincount(stage_of, minlength=pp)
+            slow_up = np.array([up[devices][stage_of == s].min() for s in range(pp)])
+            avg = 2 * (members - 1) / members * layers * layer_bytes / slow_up
+            seconds = float((compute + comm).max() + avg.max())
+            if seconds < best.seconds:
+                micro = graph.batch
+                recovery = float((compute + comm).max()) / micro * members.max() / max(1, members.min())
+                best = BaselineResult("swarm", seconds,
+                                      {"stages": pp, "devices_per_stage": int(members.min()),
+                                       "min_uplink_mbit": round(float(cut) * 8 / 1e6, 2)},
+                                      len(devices), recovery,
+                                      layout={"stages": [devices[stage_of == s] for s in range(pp)],
+                                              "layers": layers},
+                                      pool=pool)
     return best
 
 
@@ -197,7 +236,8 @@ def data_parallel(graph: OpGraph, pool: Pool) -> BaselineResult:
     grads = model.params * 2.0
     comm = grads / pool.effective_down[devices].min() + grads / pool.effective_up[devices].min()
     return BaselineResult("dp", compute + comm, {"replicas": len(devices)}, len(devices),
-                          REPLAN_SECONDS + grads / np.median(pool.effective_down[devices]))
+                          REPLAN_SECONDS + grads / np.median(pool.effective_down[devices]),
+                          layout={"devices": devices}, pool=pool)
 
 
 def cloud(graph: OpGraph, gpus: int = 64, tflops: float = 312.0, utilisation: float = 0.45) -> BaselineResult:
