@@ -71,14 +71,13 @@ def test_node_sort_equals_numpy_sort(m):
         np.testing.assert_array_equal(out, np.sort(z))
 
 
-def test_shared_mixing_terms_give_the_same_cut():
-    from frugalml.urerf._trees import FASTBIC, best_cut, best_cut_with, mixing_terms
+def test_shared_workspace_gives_the_same_cut():
+    from frugalml.urerf._trees import FASTBIC, best_cut, best_cut_with, xlogx_table
 
     zs = np.sort(np.random.default_rng(1).normal(size=400))
+    table, work = xlogx_table(1000), np.empty((5, 1000))  # a tree's buffers, larger than the node
     for lo in (1, 7):
-        mix = np.empty(zs.size)
-        mixing_terms(zs.size, lo, mix)
-        assert best_cut_with(zs, zs.size, FASTBIC, lo, mix) == best_cut(zs, zs.size, FASTBIC, lo)
+        assert best_cut_with(zs, zs.size, FASTBIC, lo, table, work) == best_cut(zs, zs.size, FASTBIC, lo)
 
 
 def _full_scan(zs, lo):
@@ -119,3 +118,32 @@ def test_pruned_scan_picks_the_same_cut_as_a_full_scan(seed):
         score, s = best_cut(zs, zs.size, FASTBIC, lo)
         ref_score, ref_s = _full_scan(zs, lo)
         assert s == ref_s and score == pytest.approx(ref_score, rel=1e-12)
+
+
+@pytest.mark.parametrize("weight", [1.0, -1.0, 0.37, -2.5])
+def test_rank_sort_equals_sorting_the_projection(weight):
+    from frugalml.urerf._trees import feature_ranks, rank_sort
+
+    g = np.random.default_rng(7)
+    n = 300
+    Xt = g.normal(size=(3, n)).astype(np.float32)
+    Xt[1] = np.round(Xt[1])  # ties
+    ranks, sorted_values = feature_ranks(Xt)
+    idx = g.integers(0, n, size=500)  # a bootstrap sample: repeated points
+    counts, bits = np.zeros(n, np.int32), np.zeros((n + 63) // 64, np.uint64)
+    for f in range(3):
+        for start, end in ((0, 500), (100, 117), (40, 41)):
+            zs = np.empty(end - start)
+            rank_sort(ranks, sorted_values, f, weight, idx, start, end, counts, bits, zs)
+            np.testing.assert_array_equal(zs, np.sort(weight * Xt[f, idx[start:end]].astype(np.float64)))
+            assert not counts.any() and not bits.any()
+
+
+def test_log_lower_bounds_log_tightly():
+    from frugalml.urerf._trees import _log_lower
+
+    v = np.concatenate([10.0 ** np.random.default_rng(0).uniform(-300, 300, 5000), [1.0, 2.0, 0.5, 1e-310]])
+    lower = np.array([_log_lower(b) for b in v.view(np.uint64)])
+    assert np.all(lower <= np.log(v))
+    normal = v > 1e-300
+    assert np.all(np.log(v[normal]) - lower[normal] < 2e-6)

@@ -7,8 +7,6 @@ forest seed, so results do not depend on thread scheduling.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -19,9 +17,15 @@ BOOTSTRAP, SUBSAMPLE, NO_SAMPLING = 0, 1, 2
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _ZERO_VARIANCE = 1e-12  # a side whose variance is below this fraction of the node's is constant
 _LN2 = float(np.log(2.0))
-# log of the lower edge of each of 256 equal buckets of the mantissa range [0.5, 1), rounded down
-_LOG_MANTISSA_FLOOR = np.nextafter(np.log(0.5 + np.arange(256) / 512.0), -np.inf)
+# log(1 + j / 256) for j = 0..256 rounded down, and the slopes of the chords between them
+_LOG_EDGE = np.nextafter(np.log1p(np.arange(257) / 256.0), -np.inf)
+_LOG_SLOPE = np.diff(_LOG_EDGE)
 _RADIX_MIN = 1024  # nodes at least this large sort their projections by radix
+_RANK_SPAN = 32  # a single-feature candidate is rank-sorted when the node holds >= n / this points
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_BIT = np.zeros(64, dtype=np.int64)  # lowest set bit of a word from its de Bruijn hash
+for _bit in range(64):
+    _DEBRUIJN_BIT[((1 << _bit) * 0x03F79D71B4CB0A89 % (1 << 64)) >> 58] = _bit
 
 
 @njit(cache=True, inline="always")
@@ -50,19 +54,24 @@ def _normal(state):
 
 
 @njit(cache=True, inline="always")
-def _log_floor(v):
-    """A lower bound of log(v) within log(1 + 1/256), from v's exponent and top mantissa bits."""
-    f, e = math.frexp(v)
-    return e * _LN2 + _LOG_MANTISSA_FLOOR[int((f - 0.5) * 512.0)]
+def _log_lower(bits):
+    """A lower bound of log(v) within 2e-6 from v's bit pattern (v > 0): the exponent plus the chord of
+    log over one of 256 equal mantissa buckets (log is concave, so the chord lies below it)."""
+    exponent = np.int64((bits >> np.uint64(52)) & np.uint64(0x7FF))
+    if exponent == 0:  # subnormal: no cheap bound
+        return -np.inf
+    bucket = (bits >> np.uint64(44)) & np.uint64(0xFF)
+    within = float(bits & np.uint64(0xFFFFFFFFFFF)) * (1.0 / 17592186044416.0)
+    return (exponent - 1023) * _LN2 + _LOG_EDGE[bucket] + within * _LOG_SLOPE[bucket]
 
 
 @njit(cache=True)
-def mixing_terms(m, lo, mix):
-    """``mix[s]`` = -2 (n1 log(n1 / m) + n2 log(n2 / m)) for the cuts s in [lo, m - lo]: the mixture
-    weights' part of the BIC, which depends on the node's size only (shared by its candidates)."""
-    for s in range(max(lo, 1), min(m - lo, m - 1) + 1):
-        n1, n2 = s, m - s
-        mix[s] = -2.0 * (n1 * np.log(n1 / m) + n2 * np.log(n2 / m))
+def xlogx_table(n):
+    """``table[k] = k log k`` for k = 0..n (0 log 0 = 0): the mixture weights' part of every BIC."""
+    table = np.zeros(n + 1, dtype=np.float64)
+    for k in range(1, n + 1):
+        table[k] = k * np.log(k)
+    return table
 
 
 @njit(cache=True)
@@ -72,17 +81,30 @@ def best_cut(zs, m, criterion, min_cluster_size):
     FastBIC scores -2 log L + k log m of a two-component 1-D Gaussian mixture whose components are
     the two sides (ML means, variances, weights n_k / m), minimised over the unequal-variance model
     (k = 5) and the pooled-variance model (k = 4). Cuts where a side has zero variance are skipped.
-    TwoMeans scores the within-side sum of squares. Only cuts between distinct values count.
+    TwoMeans scores the within-side sum of squares. Only cuts between distinct values count; among
+    equal scores the smallest s wins.
     """
-    mix = np.empty(m, dtype=np.float64)
-    if criterion == FASTBIC:
-        mixing_terms(m, max(min_cluster_size, 1), mix)
-    return best_cut_with(zs, m, criterion, min_cluster_size, mix)
+    work = np.empty((5, m), dtype=np.float64)
+    return best_cut_with(zs, m, criterion, min_cluster_size, xlogx_table(m), work)
+
+
+@njit(cache=True, inline="always")
+def _fastbic_score(ss1, ss2, n1, n2, m, log_m):
+    mix_s = -2.0 * (n1 * np.log(n1 / m) + n2 * np.log(n2 / m))
+    unequal = mix_s + n1 * (_LOG_2PI + np.log(ss1 / n1)) + n2 * (_LOG_2PI + np.log(ss2 / n2)) + m + 5 * log_m
+    pooled = mix_s + m * (_LOG_2PI + np.log((ss1 + ss2) / m)) + m + 4 * log_m
+    return min(unequal, pooled)
 
 
 @njit(cache=True)
-def best_cut_with(zs, m, criterion, min_cluster_size, mix):
-    """``best_cut`` given the node's ``mixing_terms`` (one O(m) prefix-sum scan)."""
+def best_cut_with(zs, m, criterion, min_cluster_size, xlogx, work):
+    """``best_cut`` given ``xlogx_table(>= m)`` and a (5, >= m) float64 workspace.
+
+    FastBIC runs in three passes: the sides' sums of squares from prefix sums; a lower bound of every
+    cut's score from cheap logarithm bounds (``_log_lower``), whose minimiser is scored exactly; then
+    exact scores only for the cuts whose bound could still beat that score. The result equals the
+    exhaustive scan's (score and s).
+    """
     shift = zs[(m - 1) // 2]
     total = 0.0
     total_sq = 0.0
@@ -95,32 +117,52 @@ def best_cut_with(zs, m, criterion, min_cluster_size, mix):
     log_m = np.log(m)
     lo = max(min_cluster_size, 1)
     best, best_s = np.inf, -1
+    sum_sq1, sum_sq2, var1, var2, bound = work[0], work[1], work[2], work[3], work[4]
     left, left_sq = 0.0, 0.0
     for s in range(1, m):
         d = zs[s - 1] - shift
         left += d
         left_sq += d * d
         n1, n2 = s, m - s
+        bound[s] = np.inf
         if n1 < lo or n2 < lo or zs[s] <= zs[s - 1]:
             continue
         ss1 = max(left_sq - left * left / n1, 0.0)
         right = total - left
         ss2 = max((total_sq - left_sq) - right * right / n2, 0.0)
         if criterion == TWOMEANS:
-            score = ss1 + ss2
-        else:
-            v1, v2 = ss1 / n1, ss2 / n2
-            if v1 <= tiny or v2 <= tiny:
-                continue
-            lb1, lb2 = _log_floor(v1), _log_floor(v2)
-            bound = mix[s] + n1 * (_LOG_2PI + lb1) + n2 * (_LOG_2PI + lb2) + m + 4 * log_m
-            slack = 1e-9 * (1.0 + abs(bound) + abs(best) + n1 * abs(lb1) + n2 * abs(lb2) + abs(mix[s]))
-            if bound - slack >= best:  # a lower bound of the score already loses: skip the logs
-                continue
-            unequal = mix[s] + n1 * (_LOG_2PI + np.log(v1)) + n2 * (_LOG_2PI + np.log(v2)) + m + 5 * log_m
-            pooled = mix[s] + m * (_LOG_2PI + np.log((ss1 + ss2) / m)) + m + 4 * log_m
-            score = min(unequal, pooled)
-        if score < best:
+            if ss1 + ss2 < best:
+                best, best_s = ss1 + ss2, s
+            continue
+        v1, v2 = ss1 / n1, ss2 / n2
+        if v1 <= tiny or v2 <= tiny:
+            continue
+        sum_sq1[s], sum_sq2[s], var1[s], var2[s] = ss1, ss2, v1, v2
+        bound[s] = 0.0
+    if criterion == TWOMEANS:
+        return best, best_s
+    bits1, bits2 = var1.view(np.uint64), var2.view(np.uint64)
+    first = -1
+    for s in range(lo, m - lo + 1):
+        if bound[s] == 0.0:
+            # -2 log L of the unequal-variance model bounds the pooled one's from below (Jensen), so
+            # with the pooled model's parameter count this bounds both models; the slack covers the
+            # rounding of the bound's own arithmetic
+            term1 = s * (_LOG_2PI + _log_lower(bits1[s]))
+            term2 = (m - s) * (_LOG_2PI + _log_lower(bits2[s]))
+            mix = -2.0 * (xlogx[s] + xlogx[m - s] - xlogx[m])
+            b = mix + term1 + term2 + m + 4 * log_m
+            bound[s] = b - 1e-9 * (1.0 + abs(b) + abs(term1) + abs(term2) + 2.0 * xlogx[m])
+            if first < 0 or bound[s] < bound[first]:
+                first = s
+    if first < 0:
+        return best, best_s
+    best, best_s = _fastbic_score(sum_sq1[first], sum_sq2[first], first, m - first, m, log_m), first
+    for s in range(lo, m - lo + 1):
+        if bound[s] - 1e-9 * abs(best) >= best or s == first:
+            continue
+        score = _fastbic_score(sum_sq1[s], sum_sq2[s], s, m - s, m, log_m)
+        if score < best or (score == best and s < best_s):
             best, best_s = score, s
     return best, best_s
 
@@ -161,6 +203,47 @@ def sort_values(z, m, out, keys, spare, hist):
     for i in range(m):
         k = src[i]
         out_bits[i] = k ^ sign if k & sign else ~k
+
+
+def feature_ranks(Xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's rank on each feature and each feature's sorted values (both features x samples),
+    computed once per fit so single-feature candidates are sorted by counting ranks."""
+    order = np.argsort(Xt, axis=1, kind="stable")
+    ranks = np.empty(Xt.shape, dtype=np.int32)
+    np.put_along_axis(ranks, order, np.arange(Xt.shape[1], dtype=np.int32)[None, :], axis=1)
+    return ranks, np.take_along_axis(Xt, order, axis=1)
+
+
+@njit(cache=True)
+def rank_sort(ranks, sorted_values, f, weight, idx, start, end, counts, bits, zs):
+    """``zs[:m]`` = the sorted values of ``weight * X[f, idx[start:end]]`` (weight != 0), in O(m + n / 64)
+    from the samples' precomputed ranks: count each rank, then sweep the set bits of a rank bitmap.
+    ``counts`` and ``bits`` must be zero and are left zero."""
+    lo_word, hi_word = bits.shape[0], -1
+    for i in range(start, end):
+        r = ranks[f, idx[i]]
+        counts[r] += 1
+        w = r >> 6
+        bits[w] |= np.uint64(1) << np.uint64(r & 63)
+        lo_word = min(lo_word, w)
+        hi_word = max(hi_word, w)
+    m = end - start
+    k = 0
+    for w in range(lo_word, hi_word + 1):
+        word = bits[w]
+        bits[w] = 0
+        while word:
+            low = word & (np.uint64(0) - word)
+            r = (w << 6) + _DEBRUIJN_BIT[(low * _DEBRUIJN) >> np.uint64(58)]
+            word ^= low
+            value = weight * np.float64(sorted_values[f, r])
+            for _ in range(counts[r]):
+                if weight > 0:
+                    zs[k] = value
+                else:
+                    zs[m - 1 - k] = value
+                k += 1
+            counts[r] = 0
 
 
 @njit(cache=True, inline="always")
@@ -206,21 +289,21 @@ def _sample_projections(state, p, mtry, projection, nnz, perm, marker, pos, cand
     else:
         for a in range(nnz):
             marker[pos[a]] = 0
-    order = np.sort(pos[:nnz])  # column-major position: column = r // p, feature = r % p
+    pos[:nnz].sort()  # column-major position: column = r // p, feature = r % p
     n_cand = 0
     cand_ptr[0] = 0
     e = 0
     prev_col = -1
     for a in range(nnz):
-        col, f = order[a] // p, order[a] % p
+        col, f = pos[a] // p, pos[a] % p
         if col != prev_col:
             if prev_col >= 0:
                 n_cand += 1
                 cand_ptr[n_cand] = e
             prev_col = col
         cand_feat[e] = f
-        if projection == GAUSSIAN:
-            cand_weight[e] = _normal(state)
+        if projection == GAUSSIAN:  # float32, the precision the tree stores for routing
+            cand_weight[e] = np.float32(_normal(state))
         else:
             cand_weight[e] = 1.0 if _uniform(state) < 0.5 else -1.0
         e += 1
@@ -231,9 +314,9 @@ def _sample_projections(state, p, mtry, projection, nnz, perm, marker, pos, cand
 
 
 @njit(cache=True)
-def _grow_tree(Xt, seed, sampling, n_in, projection, mtry, nnz, criterion, min_parent, max_depth,
-               min_cluster_size, min_cluster_fraction, left, right, threshold, proj_start, proj_end,
-               depth, parent, proj_feat, proj_weight, leaves, inbag):
+def _grow_tree(Xt, ranks, sorted_values, seed, sampling, n_in, projection, mtry, nnz, criterion,
+               min_parent, max_depth, min_cluster_size, min_cluster_fraction, left, right, threshold,
+               proj_start, proj_end, depth, parent, proj_feat, proj_weight, leaves, inbag):
     """Grow one tree depth-first into the given flat arrays; return (n_nodes, n_proj_entries)."""
     p, n = Xt.shape
     state = np.empty(1, dtype=np.uint64)
@@ -265,9 +348,11 @@ def _grow_tree(Xt, seed, sampling, n_in, projection, mtry, nnz, criterion, min_p
     best_feat = np.empty(width, dtype=np.int64)
     best_weight = np.empty(width, dtype=np.float64)
     z = np.empty(n_in, dtype=np.float64)
-    best_z = np.empty(n_in, dtype=np.float64)
+    counts = np.zeros(n, dtype=np.int32)
+    bits = np.zeros((n + 63) // 64, dtype=np.uint64)
     zs = np.empty(n_in, dtype=np.float64)
-    mix = np.empty(n_in, dtype=np.float64)
+    xlogx = xlogx_table(n_in)
+    work = np.empty((5, n_in), dtype=np.float64)
     keys = np.empty(n_in, dtype=np.uint64)
     spare = np.empty(n_in, dtype=np.uint64)
     hist = np.empty(256, dtype=np.int64)
@@ -290,27 +375,29 @@ def _grow_tree(Xt, seed, sampling, n_in, projection, mtry, nnz, criterion, min_p
                                      cand_feat, cand_weight, cand_ptr)
         best, best_thr, best_len = np.inf, 0.0, 0
         smallest = max(min_cluster_size, int(np.ceil(min_cluster_fraction * size)))
-        if criterion == FASTBIC:
-            mixing_terms(size, max(smallest, 1), mix)
         for c in range(n_cand):
             e0, e1 = cand_ptr[c], cand_ptr[c + 1]
-            _project(Xt, idx, start, end, cand_feat, cand_weight, e0, e1, z)
-            sort_values(z, size, zs, keys, spare, hist)
-            score, s = best_cut_with(zs, size, criterion, smallest, mix)
+            if e1 - e0 == 1 and cand_weight[e0] != 0.0 and size * _RANK_SPAN >= n:
+                rank_sort(ranks, sorted_values, cand_feat[e0], cand_weight[e0], idx, start, end, counts,
+                          bits, zs)
+            else:
+                _project(Xt, idx, start, end, cand_feat, cand_weight, e0, e1, z)
+                sort_values(z, size, zs, keys, spare, hist)
+            score, s = best_cut_with(zs, size, criterion, smallest, xlogx, work)
             if s > 0 and score < best:
                 best, best_thr, best_len = score, 0.5 * (zs[s - 1] + zs[s]), e1 - e0
                 best_feat[:best_len] = cand_feat[e0:e1]
                 best_weight[:best_len] = cand_weight[e0:e1]
-                z, best_z = best_z, z  # keep the best candidate's projection for the partition
         if best_len == 0:
             continue
+        _project(Xt, idx, start, end, best_feat, best_weight, 0, best_len, z)
         lo, hi = start, end - 1
         while lo <= hi:  # partition idx[start:end]: z < threshold goes left
-            if best_z[lo - start] < best_thr:
+            if z[lo - start] < best_thr:
                 lo += 1
             else:
                 idx[lo], idx[hi] = idx[hi], idx[lo]
-                best_z[lo - start], best_z[hi - start] = best_z[hi - start], best_z[lo - start]
+                z[lo - start], z[hi - start] = z[hi - start], z[lo - start]
                 hi -= 1
         if lo == start or lo == end:
             continue
@@ -350,8 +437,8 @@ def _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, p
 
 
 @njit(parallel=True, cache=True)
-def grow_batch(Xt, seeds, sampling, n_in, projection, mtry, nnz, criterion, min_parent, max_depth,
-               min_cluster_size, min_cluster_fraction, node_cap, proj_cap):
+def grow_batch(Xt, ranks, sorted_values, seeds, sampling, n_in, projection, mtry, nnz, criterion,
+               min_parent, max_depth, min_cluster_size, min_cluster_fraction, node_cap, proj_cap):
     """Grow ``len(seeds)`` trees in parallel into fixed-capacity rows; trimmed by the caller.
 
     A tree whose projections overflow ``proj_cap`` reports the size it needed (its leaves are not
@@ -373,8 +460,8 @@ def grow_batch(Xt, seeds, sampling, n_in, projection, mtry, nnz, criterion, min_
     sizes = np.zeros((n_trees, 2), dtype=np.int64)
     for t in prange(n_trees):
         nodes, entries = _grow_tree(
-            Xt, seeds[t], sampling, n_in, projection, mtry, nnz, criterion, min_parent, max_depth,
-            min_cluster_size, min_cluster_fraction, left[t], right[t], threshold[t], proj_start[t],
+            Xt, ranks, sorted_values, seeds[t], sampling, n_in, projection, mtry, nnz, criterion, min_parent,
+            max_depth, min_cluster_size, min_cluster_fraction, left[t], right[t], threshold[t], proj_start[t],
             proj_end[t], depth[t], parent[t], proj_feat[t], proj_weight[t], leaves[t], inbag[t])
         sizes[t, 0], sizes[t, 1] = nodes, entries
     return left, right, threshold, proj_start, proj_end, depth, parent, proj_feat, proj_weight, \

@@ -217,7 +217,7 @@ class UnsupervisedRandomerForest(BaseEstimator):
         import numba
 
         from frugalml.urerf._leaves import leaf_members
-        from frugalml.urerf._trees import grow_batch
+        from frugalml.urerf._trees import feature_ranks, grow_batch
 
         Xt = self._check_X(X, fitting=True)
         p, n = Xt.shape
@@ -232,16 +232,17 @@ class UnsupervisedRandomerForest(BaseEstimator):
         proj_cap = (cfg.n_in if cfg.projection == 0 else cfg.n_in * per_entry) + 16
         per_tree = node_cap * 40 + proj_cap * 8 + n * 8
         batch = max(1, min(self.n_estimators, _BATCH_BYTES // per_tree))
+        ranks, sorted_values = feature_ranks(Xt)
         parts = []
         # trees differ a lot in cost: hand them to the threads one at a time (dynamic scheduling)
         with numba_threads(self.n_jobs), numba.parallel_chunksize(1):
             for start in range(0, self.n_estimators, batch):
                 chunk = seeds[start:start + batch]
                 while True:
-                    out = grow_batch(Xt, chunk, cfg.sampling, cfg.n_in, cfg.projection, cfg.mtry,
-                                     cfg.nnz, cfg.criterion, cfg.min_parent, cfg.max_depth,
-                                     cfg.min_cluster_size, cfg.min_cluster_fraction, node_cap,
-                                     proj_cap)
+                    out = grow_batch(Xt, ranks, sorted_values, chunk, cfg.sampling, cfg.n_in,
+                                     cfg.projection, cfg.mtry, cfg.nnz, cfg.criterion, cfg.min_parent,
+                                     cfg.max_depth, cfg.min_cluster_size, cfg.min_cluster_fraction,
+                                     node_cap, proj_cap)
                     needed = int(out[-1][:, 1].max())
                     if needed <= proj_cap:
                         break
