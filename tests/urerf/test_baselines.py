@@ -1,11 +1,14 @@
 """Baselines: shared-leaf top-k of any sklearn forest, Euclidean/Isomap neighbours, optional peers."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 from frugalml.common.errors import PeerUnavailableError
 from frugalml.urerf import geodesic_precision_at_k, simulate
-from frugalml.urerf.baselines import BASELINES, leaf_kneighbors, treeple_module
+from frugalml.urerf.baselines import BASELINES, TREEPLE_PYTHON, TreepleWorker, leaf_kneighbors, treeple_module
 from frugalml.urerf.experiments import paper_value, sweep_records
 
 
@@ -37,6 +40,28 @@ def test_treeple_is_used_or_reported_unavailable():
         return
     data = simulate("helix", n=120, seed=0)
     assert BASELINES["treeple"](data.X, 5, seed=0, n_trees=10).shape == (120, 5)
+
+
+def test_treeple_worker_that_cannot_start_or_import_is_reported(monkeypatch):
+    with pytest.raises(PeerUnavailableError, match="cannot be started"):
+        TreepleWorker("/nonexistent/python")
+    try:
+        treeple_module()
+    except PeerUnavailableError:
+        with pytest.raises(PeerUnavailableError, match="worker exited"):
+            TreepleWorker(sys.executable)  # this Python cannot import treeple either
+    monkeypatch.setenv(TREEPLE_PYTHON, "/nonexistent/python")
+    with pytest.raises(PeerUnavailableError):
+        BASELINES["treeple"](np.zeros((10, 2)), 3)
+
+
+@pytest.mark.peers
+@pytest.mark.skipif(not os.environ.get(TREEPLE_PYTHON), reason=f"${TREEPLE_PYTHON} not set")
+def test_treeple_in_another_python():
+    data = simulate("helix", n=150, seed=0)
+    for name in ("treeple", "treeple-axis"):
+        ind = BASELINES[name](data.X, 5, seed=0, n_trees=10)
+        assert ind.shape == (150, 5) and not (ind == np.arange(150)[:, None]).any()
 
 
 @pytest.mark.peers

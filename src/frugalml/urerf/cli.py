@@ -263,7 +263,7 @@ def drosophila(
 
 @app.command()
 def bench(
-    peers: str = typer.Option("isomap,umap,rf,rte,pynndescent,treeple",
+    peers: str = typer.Option("isomap,umap,rf,rte,pynndescent,treeple,treeple-axis",
                               help="Peers to time and score in the same run."),
     n: int = typer.Option(5000, "--n", help="Points for the speed run."),
     p: int = typer.Option(13, "--p", help="Features for the speed run (helix + noise)."),

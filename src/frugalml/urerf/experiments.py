@@ -7,6 +7,7 @@ paper's published number); speed records come from ``timing.compare`` (interleav
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import time
 import warnings
@@ -18,7 +19,7 @@ from frugalml.common.errors import FrugalError, InvalidInputError
 from frugalml.common.progress import progress
 from frugalml.common.report import Record
 from frugalml.common.timing import compare
-from frugalml.urerf.baselines import BASELINES
+from frugalml.urerf.baselines import BASELINES, TREEPLE_PYTHON, treeple_worker
 from frugalml.urerf.datasets import simulate
 from frugalml.urerf.forest import UnsupervisedRandomerForest
 from frugalml.urerf.metrics import geodesic_precision_at_k, label_precision_at_k
@@ -155,8 +156,18 @@ def speed(peers: Sequence[str], *, n: int, p: int, n_trees: int, k: int = 50, ro
         records.append(Record.from_comparison(
             comparison, system=SYSTEM, workload=workload, peer=peer,
             notes="median of interleaved rounds on a shared 2-core machine; peers use their own "
-                  "parallelism, tree peers use our top-k kernel on their leaves"))
+                  "parallelism, tree peers use our top-k kernel on their leaves" + _peer_note(peer)))
     return records
+
+
+def _peer_note(peer: str) -> str:
+    """Where a treeple peer ran, when it ran in another Python."""
+    python = os.environ.get(TREEPLE_PYTHON)
+    if not peer.startswith("treeple") or not python:
+        return ""
+    versions = ", ".join(f"{k} {v}" for k, v in treeple_worker(python).versions.items())
+    return (f"; treeple ran in another Python ({versions}) fed by .npy files, whose write/read is "
+            "inside its time")
 
 
 def _seconds(fn: Callable) -> float:
