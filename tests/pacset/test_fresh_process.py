@@ -36,7 +36,7 @@ def test_auto_engine_skips_numba_for_small_queries_in_a_fresh_process(rf, cls_da
     """``engine="auto"``: a single row in a fresh process walks with numpy (numba's kernels are not
     loaded); a big batch loads them; results equal sklearn's either way."""
     pack(rf, tmp_path / "rf.pacset", bins=2)
-    X = np.tile(cls_data[0], (3, 1))  # 4500 rows x 12 trees: above AUTO_NUMBA_STATES
+    X = np.tile(cls_data[0], (4, 1))  # 6000 rows x 12 trees: above AUTO_NUMBA_STATES
     np.save(tmp_path / "x.npy", X)
     code = ("import sys, numpy as np; from frugalml.pacset.runtime import PackedForest; "
             "from frugalml.pacset.kernels import walk_numba; X = np.load(sys.argv[2]); "

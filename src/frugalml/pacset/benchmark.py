@@ -168,6 +168,7 @@ def redis_server():
 
 
 def _ours(path: Path, engine: str = "numba") -> Callable:
+    """Open ``path`` and predict; in-process runs use numba (a long-lived process has it loaded)."""
     from frugalml.pacset.runtime import PackedForest
 
     def query(x):
@@ -320,8 +321,15 @@ def bench_boosting(name: str, lib: str, model_path: Path, predict_peer: Callable
 
 
 FRESH_NOTE = ("fresh process: each trial is a new Python process, library imported before the timer, "
-              "file evicted and checked cold just before it; the numba engine's time includes "
-              "loading its cached kernels, the numpy engine has no JIT")
+              "file evicted and checked cold just before it; the default engine (auto) walks a single "
+              "row with numpy (no JIT); the numba engine's time includes loading its cached kernels")
+
+
+def _fresh_ours(path: Path, X_probe: np.ndarray) -> list[Contender]:
+    """Ours in a fresh process: the default engine (auto) and the numba engine (its cache filled here)."""
+    _ours(path, "numba")(X_probe[:2])  # fills numba's on-disk cache, as a deployed package would have
+    return [Contender("pacset bin+blockwise", path, _ours(path, "auto"), kind="pacset"),
+            Contender("pacset bin+blockwise (numba engine)", path, _ours(path, "numba"), kind="pacset-numba")]
 
 
 def fresh_forest(name: str, model, X_test: np.ndarray, tmp: Path, n_queries: int,
@@ -334,48 +342,56 @@ def fresh_forest(name: str, model, X_test: np.ndarray, tmp: Path, n_queries: int
     layout, bins, d = LAYOUT_SET["bin+blockwise"]
     path = tmp / f"{name}-fresh.pacset"
     pack(from_model(model), path, layout=layout, bins=bins, interleave=d)
-    ours = Contender("pacset bin+blockwise", path, _ours(path), kind="pacset")
-    np.testing.assert_array_equal(ours.query(X_test[:20]), model.predict(X_test[:20]))  # fills numba's cache
-    ours_numpy = Contender("pacset bin+blockwise (numpy engine)", path, _ours(path, "numpy"),
-                           kind="pacset-numpy")
+    ours = _fresh_ours(path, X_test)
+    np.testing.assert_array_equal(ours[0].query(X_test[:20]), model.predict(X_test[:20]))
     peers = _sklearn_peers(model, X_test, tmp, name, 2_000_000, quiet)
-    fresh_process_queries([ours, ours_numpy] + peers, X_test[:n_queries], tmp, quiet)
-    return [latency_record(name, c, p, notes=FRESH_NOTE) for c in (ours, ours_numpy) for p in peers]
+    fresh_process_queries(ours + peers, X_test[:n_queries], tmp, quiet)
+    return [latency_record(name, c, p, notes=FRESH_NOTE) for c in ours for p in peers]
 
 
-def fresh_boosters(X, y, X_test, tmp: Path, n_queries: int, quiet: bool, n_trees: int = 100,
-                   depth: int = 10) -> list[Record]:
-    """Fresh-process cold queries on XGBoost and LightGBM models: native load + predict vs ours."""
-    from frugalml.pacset.importers import load_model_file
-    from frugalml.pacset.packer import pack
-
+def fit_boosters(X, y, tmp: Path, quiet: bool, n_trees: int, depth: int, lgb_leaves: int) -> dict[str, Path]:
+    """Deep XGBoost and LightGBM classifiers saved in their native formats (UBJ, text)."""
     models = {}
     with contextlib.suppress(ImportError):
         import xgboost as xgb
 
+        start = time.perf_counter()
         models["xgboost"] = tmp / "xgb.ubj"
-        xgb.XGBClassifier(n_estimators=n_trees, max_depth=depth, n_jobs=2, tree_method="hist",
+        xgb.XGBClassifier(n_estimators=n_trees, max_depth=depth, n_jobs=1, tree_method="hist",
                           random_state=0).fit(X, y).get_booster().save_model(models["xgboost"])
+        _log(quiet, f"  fitted XGBoost {n_trees}x depth {depth} in {time.perf_counter() - start:.0f} s: "
+                    f"{os.path.getsize(models['xgboost']) / 2**20:.1f} MiB")
     with contextlib.suppress(ImportError):
         import lightgbm as lgb
 
+        start = time.perf_counter()
         models["lightgbm"] = tmp / "lgb.txt"
-        lgb.LGBMClassifier(n_estimators=n_trees, num_leaves=2 ** (depth - 4), n_jobs=2, verbose=-1,
+        lgb.LGBMClassifier(n_estimators=n_trees, num_leaves=lgb_leaves, max_depth=-1, n_jobs=1, verbose=-1,
                            random_state=0).fit(X, y).booster_.save_model(models["lightgbm"])
+        size = os.path.getsize(models["lightgbm"]) / 2**20
+        _log(quiet, f"  fitted LightGBM {n_trees}x{lgb_leaves} leaves in "
+                    f"{time.perf_counter() - start:.0f} s: {size:.1f} MiB")
+    return models
+
+
+def fresh_boosters(X, y, X_test, tmp: Path, n_queries: int, quiet: bool, n_trees: int = 300,
+                   depth: int = 12, lgb_leaves: int = 1024) -> list[Record]:
+    """Fresh-process cold queries on big XGBoost and LightGBM models: native load + predict vs ours."""
+    from frugalml.pacset.importers import load_model_file
+    from frugalml.pacset.packer import pack
+
     records = []
     layout, bins, d = LAYOUT_SET["bin+blockwise"]
-    for lib, model_path in models.items():
-        _log(quiet, f"[{lib} {n_trees} trees, fresh process]")
+    for lib, model_path in fit_boosters(X, y, tmp, quiet, n_trees, depth, lgb_leaves).items():
+        shape = f"depth {depth}" if lib == "xgboost" else f"{lgb_leaves} leaves"
+        workload = f"{lib} {n_trees} trees {shape} ({os.path.getsize(model_path) / 2**20:.0f} MiB file)"
+        _log(quiet, f"[{workload}, fresh process]")
         path = tmp / f"{lib}-fresh.pacset"
         pack(load_model_file(model_path), path, layout=layout, bins=bins, interleave=d)
-        ours = Contender("pacset bin+blockwise", path, _ours(path), kind="pacset")
-        ours.query(X_test[:2])  # fills numba's cache
-        ours_numpy = Contender("pacset bin+blockwise (numpy engine)", path, _ours(path, "numpy"),
-                               kind="pacset-numpy")
+        ours = _fresh_ours(path, X_test)
         peer = Contender(f"{lib} load+predict", model_path, lambda x: x, kind=lib)
-        fresh_process_queries([ours, ours_numpy, peer], X_test[:n_queries], tmp, quiet)
-        records += [latency_record(f"{lib} {n_trees} trees depth {depth}", c, peer, notes=FRESH_NOTE)
-                    for c in (ours, ours_numpy)]
+        fresh_process_queries(ours + [peer], X_test[:n_queries], tmp, quiet)
+        records += [latency_record(workload, c, peer, notes=FRESH_NOTE) for c in ours]
     return records
 
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-KINDS = ("sklearn", "xgboost", "lightgbm", "treelite", "onnx", "pacset", "pacset-numpy")
+KINDS = ("sklearn", "xgboost", "lightgbm", "treelite", "onnx", "pacset", "pacset-numba", "pacset-numpy")
 
 
 def _loader(kind: str, path: str):
@@ -52,10 +52,10 @@ def _loader(kind: str, path: str):
             return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
 
         return onnx_query
-    if kind in ("pacset", "pacset-numpy"):
+    if kind.startswith("pacset"):
         from frugalml.pacset.runtime import PackedForest
 
-        engine = "numpy" if kind == "pacset-numpy" else "numba"
+        engine = kind.partition("-")[2] or "auto"
 
         def pacset_query(x):
             with PackedForest.open(path, engine=engine) as model:

@@ -15,10 +15,12 @@ from frugalml.pacset.kernels import checksum_multipliers, walk_numba, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
 
 ENGINES = ("auto", "numba", "numpy")
-AUTO_NUMBA_STATES = 1 << 15
-"""``engine="auto"`` walks with numba once it is loaded in this process or when a query has at
-least this many (row, tree) pairs; smaller queries in a fresh process take the numpy walk, which
-needs no compiled kernels (loading numba's cached kernels costs ~0.2 s, once per process)."""
+AUTO_NUMBA_STATES = 1 << 16
+"""``engine="auto"`` walks with numpy, which needs no compiled kernels, until this process has
+walked this many (row, tree) pairs (one big batch or many small queries), then loads numba's
+kernels (~0.2 s from its cache, once per process) and keeps them. The numpy walk costs ~2-3 us
+more per pair, so this is the ski-rental rule: a fresh process answering a few small queries never
+pays the load, a long-lived one pays it once and at most about doubles its total cost meanwhile."""
 CHUNK_STATES = 1 << 22
 """Rows are walked in chunks of about this many (row, tree) pairs, bounding the walk's memory."""
 
@@ -26,11 +28,16 @@ CHUNK_STATES = 1 << 22
 class PackedForest:
     """A packed tree ensemble opened for prediction; nodes stay on disk (or in Redis) until used.
 
+    ``PackedForest.numpy_states_walked`` counts the (row, tree) pairs ``engine="auto"`` has walked
+    with numpy in this process (see :data:`AUTO_NUMBA_STATES`).
+
     Examples
     --------
     >>> with PackedForest.open("model.pacset") as forest:  # doctest: +SKIP
     ...     forest.predict(X[:1])
     """
+
+    numpy_states_walked = 0
 
     def __init__(self, meta: dict[str, Any], index: Index, store: BlockStore, engine: str = "auto",
                  where: str = ""):
@@ -55,8 +62,9 @@ class PackedForest:
             With mmap, ``prefetch`` requests each walk round's blocks together (parallel reads).
         engine : {"auto", "numba", "numpy"}
             The numba round-robin kernel, a pure-numpy walk that needs no JIT compilation, or
-            ``auto``: numpy for small queries until numba is loaded, numba for big batches
-            (see :data:`AUTO_NUMBA_STATES`).
+            ``auto``: numpy for the first small queries of a process, numba for big batches and
+            once the process has done enough work to repay loading it (see
+            :data:`AUTO_NUMBA_STATES`).
         """
         one_of(backend, [b for b in BACKENDS if b != "redis"], "backend")
         packed = open_packed(path)
@@ -107,8 +115,11 @@ class PackedForest:
         return out
 
     def _walker(self, n_states: int):
-        if self.engine == "numpy" or (self.engine == "auto" and not walk_numba.signatures
-                                      and n_states < AUTO_NUMBA_STATES):
+        if self.engine == "numpy":
+            return walk_numpy
+        walked = PackedForest.numpy_states_walked + n_states
+        if self.engine == "auto" and not walk_numba.signatures and walked < AUTO_NUMBA_STATES:
+            PackedForest.numpy_states_walked = walked
             return walk_numpy
         return walk_numba
 
