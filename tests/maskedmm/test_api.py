@@ -72,6 +72,18 @@ def test_stats_count_four_times_fewer_fmas_at_90_percent(row_block):
     assert counted.dispatches > 0 and counted.vector_fmas_skipped > 0
 
 
+def test_row_skip_kernel_counts_ten_times_fewer_fmas_at_90_percent():
+    A, B = operands(m=256, k=256, n=256, sparsity=0.9, seed=3)
+    reset_stats()
+    core._masked(core.check_operands(A, B), None, None, "rows")
+    counted = stats()
+    assert counted.calls == {"masked": 1}
+    isa = backend.choose_isa()
+    tile = backend.panel_width(isa, "f32") * backend.rows_panels(isa)
+    assert counted.iterations == np.count_nonzero(A) * -(-256 // tile)  # one visit per non-zero and tile
+    assert counted.fma_reduction >= 4.0
+
+
 def test_plan_prefers_dense_for_dense_operands_and_skips_work_when_sparse():
     dense = plan(*operands(m=256, k=256, n=256, sparsity=0.0))
     assert dense.method == "dense" and set(dense.estimates) == {"dense", "masked", "sparse"}
@@ -118,6 +130,26 @@ def test_nan_and_inf_are_refused_by_skipping_methods(method, value):
         matmul(A, B, method="dense", threshold=0.1)
     with pytest.raises(InvalidInputError, match="NaN or infinite"):
         prepare_b(A)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["A", "B"])
+def test_auto_refuses_nan_and_inf_also_when_it_runs_dense_blas(value, where):
+    A, B = operands(m=90, k=80, n=70, sparsity=0.0)
+    assert plan(A, B).method == "dense"
+    (A if where == "A" else B)[41, 37] = value  # away from the first row and column of C
+    with pytest.raises(InvalidInputError, match=f"{where} contains 1 NaN or infinite"):
+        matmul(A, B, method="auto")
+
+
+@pytest.mark.parametrize("kernel", core.KERNELS)
+def test_both_masked_kernels_refuse_nan_in_either_operand(kernel):
+    A, B = operands(m=40, k=130, n=90, sparsity=0.9)
+    for bad, name in ((A.copy(), "A"), (B.copy(), "B")):
+        bad[7, 5] = np.nan
+        args = (bad, B) if name == "A" else (A, bad)
+        with pytest.raises(InvalidInputError, match=f"{name} contains 1 NaN"):
+            core._masked(core.check_operands(*args), None, None if kernel == "rows" else 2, kernel)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value")

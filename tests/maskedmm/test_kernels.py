@@ -33,7 +33,7 @@ def cases(draw):
         filters["a_mask"] = gen.random(A.shape) < 0.6
     if draw(st.booleans()):
         filters["b_mask"] = gen.random(B.shape) < 0.6
-    return A, B, filters, draw(st.sampled_from(codegen_kernels.ROW_BLOCKS))
+    return A, B, filters, draw(st.sampled_from([None, *codegen_kernels.ROW_BLOCKS]))  # None: row-skip
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -51,14 +51,29 @@ def test_variant_matches_oracle_and_leaves_inputs_alone(variant, case):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_all_zero_and_all_dense_operands(variant, dtype):
+@pytest.mark.parametrize("row_block", [None, 4])
+def test_all_zero_and_all_dense_operands(variant, dtype, row_block):
     gen = np.random.default_rng(1)
     dense = gen.standard_normal((37, 70)).astype(dtype)
     zeros = np.zeros((70, 45), dtype)
-    assert not run_variant(variant, dense, zeros, 4).any()
+    assert not run_variant(variant, dense, zeros, row_block).any()
     other = gen.standard_normal((70, 45)).astype(dtype)
-    C = run_variant(variant, dense, other, 4)
+    C = run_variant(variant, dense, other, row_block)
     assert relative_error(C, dense, other) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("variant", backend.supported_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_skip_kernel_reads_b_in_place_or_packed_alike(variant, dtype):
+    gen = np.random.default_rng(2)
+    A = gen.standard_normal((67, 300)).astype(dtype)  # several bitmap words, ragged last tile
+    A[gen.random(A.shape) < 0.9] = 0
+    B = gen.standard_normal((300, 333)).astype(dtype)
+    wide = np.zeros((300, 400), dtype)
+    wide[:, :333] = B
+    for operand in (B, np.asfortranarray(B), wide[:, :333]):  # in place, packed, strided rows
+        C = run_variant(variant, A, operand, None)
+        assert relative_error(C, A, B) <= TOLERANCE[dtype]
 
 
 def test_generated_table_is_up_to_date():

@@ -359,6 +359,103 @@ static int64_t split_blocks(int64_t M, int mr, piece_t *pieces, int64_t *first)
 DEFINE_MULTIPLY(f32, float)
 DEFINE_MULTIPLY(f64, double)
 
+/* ---- the row-skip multiply, for high sparsity ----
+ * Each row of A visits only its non-zero k (tzcnt over its bitmap words) and adds a * B[k, tile]
+ * for a wide tile of TP panels (TP * MK_SEGMENTS vector accumulators in registers), so the
+ * per-k overhead (bit scan, broadcast) is shared by 16 independent vector FMAs. B's zero
+ * segments are not skipped: on scattered zeros they rarely line up, and testing them would cost
+ * a branch per segment (the tile kernel above does that, for structured zeros). Tiles are the
+ * outer loop, so one tile of B stays in L2 while every row streams past it, and C is written
+ * once. B is either packed panels (pstride = K * NR, rstride = NR) or a C-ordered matrix read in
+ * place (pstride = NR, rstride = N). */
+
+#define DEFINE_ROWS(NAME, ATTR, T, W, TP)                                                      \
+    typedef T NAME##_vec __attribute__((vector_size((W) * sizeof(T)), aligned(sizeof(T)),      \
+                                        may_alias));                                           \
+    ATTR static int64_t NAME##_tile(const T *arow, ptrdiff_t sac, const uint64_t *bits,        \
+                                    int64_t nw, const T *tile, int64_t pstride,                \
+                                    int64_t rstride, T *out)                                   \
+    {                                                                                          \
+        enum { NV = (TP) * MK_SEGMENTS };                                                      \
+        NAME##_vec acc[NV];                                                                    \
+        _Pragma("GCC unroll 64") for (int v = 0; v < NV; v++) acc[v] = (NAME##_vec){0};        \
+        int64_t n = 0;                                                                         \
+        for (int64_t w = 0; w < nw; w++) {                                                     \
+            uint64_t word = bits[w];                                                           \
+            while (word) {                                                                     \
+                const ptrdiff_t k = w * 64 + __builtin_ctzll(word);                            \
+                word &= word - 1;                                                              \
+                const NAME##_vec a = (NAME##_vec){0} + arow[k * sac];                          \
+                const T *b = tile + k * rstride;                                               \
+                _Pragma("GCC unroll 64") for (int v = 0; v < NV; v++)                          \
+                    acc[v] += a * *(const NAME##_vec *)(b + (v / MK_SEGMENTS) * pstride +      \
+                                                        (v % MK_SEGMENTS) * (W));              \
+                n++;                                                                           \
+            }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 64") for (int v = 0; v < NV; v++)                                  \
+            *(NAME##_vec *)(out + v * (W)) = acc[v];                                           \
+        return n;                                                                              \
+    }                                                                                          \
+    ATTR static void NAME(const T *A, ptrdiff_t sar, ptrdiff_t sac, int64_t M, int64_t K,      \
+                          const uint64_t *rowbits, const T *B, int64_t pstride,                \
+                          int64_t rstride, int64_t N, T *C, ptrdiff_t scr, ptrdiff_t scc,      \
+                          int threads, int64_t out[3])                                         \
+    {                                                                                          \
+        const int64_t NR = (int64_t)(W) * MK_SEGMENTS, np = ceil_div(N, NR);                   \
+        const int64_t nw = ceil_div(K, 64), nt = ceil_div(np, TP);                             \
+        int64_t iters = 0, fmas = 0;                                                           \
+        _Pragma("omp parallel num_threads(threads) reduction(+ : iters, fmas)")                \
+        {                                                                                      \
+            T buf[(TP) * (W) * MK_SEGMENTS] __attribute__((aligned(64)));                      \
+            for (int64_t t = 0; t < nt; t++) {                                                 \
+                const int64_t p0 = t * (TP), j0 = p0 * NR;                                     \
+                const int64_t tp = np - p0 < (TP) ? np - p0 : (TP);                            \
+                const int64_t cols = N - j0 < tp * NR ? N - j0 : tp * NR;                      \
+                const T *tile = B + p0 * pstride;                                              \
+                _Pragma("omp for schedule(static)")                                            \
+                for (int64_t i = 0; i < M; i++) {                                              \
+                    const T *arow = A + i * sar;                                               \
+                    const uint64_t *bits = rowbits + i * nw;                                   \
+                    int64_t n = 0;                                                             \
+                    if (cols == (TP) * NR) {                                                   \
+                        n = NAME##_tile(arow, sac, bits, nw, tile, pstride, rstride, buf);     \
+                    } else { /* ragged last tile: only the columns that exist */               \
+                        memset(buf, 0, sizeof(buf));                                           \
+                        for (int64_t w = 0; w < nw; w++) {                                     \
+                            for (uint64_t word = bits[w]; word; word &= word - 1) {            \
+                                const ptrdiff_t k = w * 64 + __builtin_ctzll(word);            \
+                                const T a = arow[k * sac];                                     \
+                                for (int64_t j = 0; j < cols; j++)                             \
+                                    buf[j] += a * tile[j / NR * pstride + k * rstride + j % NR]; \
+                                n++;                                                           \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+                    iters += n;                                                                \
+                    fmas += n * tp * MK_SEGMENTS;                                              \
+                    T *dst = C + i * scr + j0 * scc;                                           \
+                    if (scc == 1) {                                                            \
+                        memcpy(dst, buf, sizeof(T) * cols);                                    \
+                    } else {                                                                   \
+                        for (int64_t j = 0; j < cols; j++) dst[j * scc] = buf[j];              \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        out[0] = iters;                                                                        \
+        out[1] = fmas;                                                                         \
+        out[2] = M * nt;                                                                       \
+    }
+
+#define AVX2_TARGET __attribute__((target("avx2,fma,bmi,popcnt")))
+DEFINE_ROWS(rows_avx512_f32, AVX512_TARGET, float, MK_WIDTH_AVX512_F32, 4)
+DEFINE_ROWS(rows_avx512_f64, AVX512_TARGET, double, MK_WIDTH_AVX512_F64, 4)
+DEFINE_ROWS(rows_avx2_f32, AVX2_TARGET, float, MK_WIDTH_AVX2_F32, 3)
+DEFINE_ROWS(rows_avx2_f64, AVX2_TARGET, double, MK_WIDTH_AVX2_F64, 3)
+DEFINE_ROWS(rows_scalar_f32, , float, MK_WIDTH_SCALAR_F32, 2)
+DEFINE_ROWS(rows_scalar_f64, , double, MK_WIDTH_SCALAR_F64, 2)
+
 /* ---- Python glue: buffers, argument checks, GIL release ---- */
 
 static int get_2d(PyObject *obj, Py_buffer *v, int writable, const char *name)
@@ -553,6 +650,75 @@ static PyObject *py_multiply(PyObject *self, PyObject *args)
     return Py_BuildValue("LLL", (long long)out[0], (long long)out[1], (long long)out[2]);
 }
 
+static PyObject *py_multiply_rows(PyObject *self, PyObject *args)
+{
+    PyObject *a_obj, *bits_obj, *b_obj, *c_obj;
+    int width, packed, threads;
+    const char *isa_name;
+    if (!PyArg_ParseTuple(args, "OOOpiOsi", &a_obj, &bits_obj, &b_obj, &packed, &width, &c_obj,
+                          &isa_name, &threads))
+        return NULL;
+    const int isa = parse_isa(isa_name);
+    if (isa < 0) return NULL;
+    Py_buffer a, c = {0}, bits = {0}, b = {0};
+    if (get_2d(a_obj, &a, 0, "A") < 0) return NULL;
+    const int is32 = a.itemsize == 4;
+    const int expected = isa == ISA_AVX512 ? (is32 ? MK_WIDTH_AVX512_F32 : MK_WIDTH_AVX512_F64)
+                         : isa == ISA_AVX2 ? (is32 ? MK_WIDTH_AVX2_F32 : MK_WIDTH_AVX2_F64)
+                                           : (is32 ? MK_WIDTH_SCALAR_F32 : MK_WIDTH_SCALAR_F64);
+    const int64_t M = a.shape[0], K = a.shape[1], NR = (int64_t)width * MK_SEGMENTS;
+    const int64_t nw = ceil_div(K, 64);
+    int ok = 1;
+    if (width != expected) {
+        PyErr_Format(PyExc_ValueError, "segment width %d given, the %s kernel needs %d", width,
+                     isa_name, expected);
+        ok = 0;
+    }
+    if (ok) ok = get_2d(c_obj, &c, 1, "C") == 0;
+    const int64_t N = ok ? c.shape[1] : 0, np = ceil_div(N, NR);
+    if (ok && (c.shape[0] != M || c.itemsize != a.itemsize)) {
+        PyErr_SetString(PyExc_ValueError, "C must have A's dtype and as many rows as A");
+        ok = 0;
+    }
+    if (ok) ok = get_flat(bits_obj, &bits, 0, M * nw * 8, "bits") == 0;
+    int64_t pstride = 0, rstride = 0;
+    if (ok && packed) {
+        ok = get_flat(b_obj, &b, 0, np * K * NR * a.itemsize, "panels") == 0;
+        pstride = K * NR;
+        rstride = NR;
+    } else if (ok) {
+        ok = get_2d(b_obj, &b, 0, "B") == 0;
+        if (ok && (b.shape[0] != K || b.shape[1] != N || b.itemsize != a.itemsize ||
+                   STRIDE(b, 1) != 1)) {
+            PyErr_SetString(PyExc_ValueError, "B must be (K, N) with A's dtype and unit column stride");
+            ok = 0;
+        }
+        pstride = NR;
+        rstride = ok ? STRIDE(b, 0) : 0;
+    }
+    int64_t out[3] = {0, 0, 0};
+    if (ok) {
+        threads = resolve_threads(threads);
+        const ptrdiff_t sar = STRIDE(a, 0), sac = STRIDE(a, 1), scr = STRIDE(c, 0), scc = STRIDE(c, 1);
+#define ROWS_ARGS a.buf, sar, sac, M, K, bits.buf, b.buf, pstride, rstride, N, c.buf, scr, scc, threads, out
+        Py_BEGIN_ALLOW_THREADS
+        if (isa == ISA_AVX512 && is32) rows_avx512_f32(ROWS_ARGS);
+        else if (isa == ISA_AVX512) rows_avx512_f64(ROWS_ARGS);
+        else if (isa == ISA_AVX2 && is32) rows_avx2_f32(ROWS_ARGS);
+        else if (isa == ISA_AVX2) rows_avx2_f64(ROWS_ARGS);
+        else if (is32) rows_scalar_f32(ROWS_ARGS);
+        else rows_scalar_f64(ROWS_ARGS);
+        Py_END_ALLOW_THREADS
+#undef ROWS_ARGS
+    }
+    PyBuffer_Release(&a);
+    if (c.obj) PyBuffer_Release(&c);
+    if (bits.obj) PyBuffer_Release(&bits);
+    if (b.obj) PyBuffer_Release(&b);
+    if (!ok) return NULL;
+    return Py_BuildValue("LLL", (long long)out[0], (long long)out[1], (long long)out[2]);
+}
+
 /* Density sample for the planner: `runs` runs of `run` neighbouring entries of random rows
  * (splitmix64 from `seed`); returns (sum of per-run counts above the threshold, sum of their
  * squares). A few hundred cache lines and no Python objects, so it stays cheap after a multiply
@@ -637,6 +803,8 @@ static PyMethodDef methods[] = {
     {"multiply", py_multiply, METH_VARARGS,
      "multiply(A, bits, panels, sbits, width, n, C, isa, mr, threads) -> "
      "(iterations, vector_fmas, dispatches)"},
+    {"multiply_rows", py_multiply_rows, METH_VARARGS,
+     "multiply_rows(A, bits, B or panels, packed, width, C, isa, threads) -> (iterations, vector_fmas, tiles)"},
     {"density_runs", py_density_runs, METH_VARARGS,
      "density_runs(x, threshold, runs, run, seed) -> (sum of counts, sum of squared counts)"},
     {"supported_isas", py_supported_isas, METH_NOARGS, "ISAs this CPU runs: scalar, avx2, avx512"},

@@ -83,6 +83,14 @@ def segment_width(isa: str, dtype_code: str) -> int:
     return _WIDTHS[isa][dtype_code]
 
 
+ROWS_PANELS = {"avx512": 4, "avx2": 3, "scalar": 2}  # as in _kernels.c: panels per wide tile
+
+
+def rows_panels(isa: str) -> int:
+    """Panels of B per wide tile of the row-skip kernel (its accumulators fill the registers)."""
+    return ROWS_PANELS.get(isa, 1)
+
+
 def panel_width(isa: str, dtype_code: str) -> int:
     """Columns of B per packed panel."""
     return segment_width(isa, dtype_code) * SEGMENTS

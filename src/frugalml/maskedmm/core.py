@@ -18,6 +18,7 @@ from frugalml.maskedmm.codegen_kernels import SEGMENTS
 from frugalml.maskedmm.oracle import effective
 
 METHODS = ("auto", "dense", "masked", "sparse")
+KERNELS = ("rows", "tiles")  # the masked method's row-skip and pattern-table tile kernels
 DTYPE_CODES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
@@ -253,6 +254,12 @@ class Operands:
     def filters_b(self) -> bool:
         return self.prepared is None and (self.b_mask is not None or self.threshold > 0)
 
+    @property
+    def b_in_place(self) -> bool:
+        """Whether the row-skip kernel can read B as given (unfiltered, unit column stride)."""
+        return (self.B is not None and not self.filters_b
+                and self.B.strides[1] == self.B.itemsize and self.B.strides[0] % self.B.itemsize == 0)
+
 
 def check_operands(A, B, a_mask=None, b_mask=None, threshold=0.0, threads=None) -> Operands:
     """Validate everything about a multiply in one place; raise InvalidInputError on bad input."""
@@ -342,7 +349,9 @@ def matmul(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, method: st
         return _dense(ops, out)
     if (chosen.method if chosen else method) == "sparse":
         return _sparse(ops, out)
-    return _masked(ops, out, chosen.row_block if chosen else None)
+    if chosen is None:
+        return _masked(ops, out)
+    return _masked(ops, out, chosen.row_block, chosen.kernel)
 
 
 def plan(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0,
@@ -362,6 +371,7 @@ def plan_operands(ops: Operands) -> planner.Plan:
         shape=ops.shape, dtype_code=DTYPE_CODES[ops.A.dtype], isa=isa, a_density=a_density,
         b_density=b_density, b_prepared=ops.prepared is not None, threads=ops.threads,
         filters=ops.filters_a or ops.filters_b, a_error=a_error, b_error=b_error,
+        b_in_place=ops.b_in_place,
     )
 
 
@@ -372,11 +382,16 @@ def _require_finite(x: np.ndarray, name: str) -> None:
 
 
 def _checked_dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
-    """Dense for ``auto``: refuses NaN/inf like the skipping methods, checking the inputs only
-    when the (cheaper to sum) result is not finite."""
+    """Dense for ``auto``: refuses NaN/inf like the skipping methods at O(M + N) cost.
+
+    BLAS multiplies every pair (OpenBLAS and MKL do not skip zeros), so a non-finite A[i, k]
+    makes all of row i of C non-finite (inf * 0 is NaN) and a non-finite B[k, j] all of column
+    j: C's first column and first row reveal any. Only then are the inputs scanned, to tell
+    bad input from an overflow of finite values (which is returned as numpy returns it).
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         result = _dense(ops, out)
-        finite = np.isfinite(result.sum())
+        finite = bool(np.isfinite(result[:, 0]).all() and np.isfinite(result[0]).all())
     if not finite:
         _require_finite(ops.A, "A")
         _require_finite(ops.B if ops.B is not None else ops.prepared.panels, "B")
@@ -457,13 +472,25 @@ def _prepared_for(ops: Operands, isa: str) -> PreparedB:
     return prepare_b(ops.prepared.dense(), isa=isa, threads=ops.threads)
 
 
-def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None) -> np.ndarray:
+def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None = None,
+            kernel: str | None = None) -> np.ndarray:
+    """The masked method: the row-skip or the tile kernel (a row block means the tile kernel;
+    the planner picks when neither is given)."""
     isa = backend.choose_isa()
-    prepared = _prepared_for(ops, isa)
+    if kernel is None and row_block is not None:
+        kernel = "tiles"
+    if kernel is None:
+        chosen = plan_operands(ops)
+        kernel, row_block = chosen.kernel, row_block or chosen.row_block
+    if isa == backend.NUMBA:
+        kernel = "tiles"  # the numba fallback has the tile kernel only
     m, k, n = ops.shape
+    result = out if out is not None else np.empty((m, n), ops.A.dtype)
+    if kernel == "rows":
+        return _masked_rows(ops, result, isa)
+    prepared = _prepared_for(ops, isa)
     if row_block is None:
         row_block = planner.default_row_block(ops.A)
-    result = out if out is not None else np.empty((m, n), ops.A.dtype)
     if isa == backend.NUMBA:
         a = np.ascontiguousarray(_effective_a(ops))
         bits, bad = numba_kernels.a_maps(a)
@@ -472,15 +499,41 @@ def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None) -> np.
         counters = numba_kernels.multiply(a, bits, prepared.panels, prepared.segment_bits,
                                           prepared.width, n, result, row_block)
     else:
-        bits = np.empty((m, -(-k // 64)), np.uint64)
-        filtered = np.empty((m, k), ops.A.dtype) if ops.filters_a else None
-        mask = None if ops.a_mask is None else ops.a_mask.view(np.uint8)
-        _, bad = backend.extension.a_maps(ops.A, ops.threshold, mask, bits, filtered, isa, ops.threads)
-        if bad:
-            raise _nonfinite_error("A", bad)
-        a = filtered if filtered is not None else ops.A
+        a, bits = _a_maps(ops, isa)
         counters = backend.extension.multiply(a, bits, prepared.panels, prepared.segment_bits,
                                               prepared.width, n, result, isa, row_block, ops.threads)
     iterations, fmas, dispatches = (int(c) for c in counters)
     _record("masked", m * k * -(-n // prepared.width), fmas, iterations, dispatches)
+    return result
+
+
+def _a_maps(ops: Operands, isa: str) -> tuple[np.ndarray, np.ndarray]:
+    """(A with its filters applied, A's bitmap); raises on NaN/inf in A."""
+    m, k, _ = ops.shape
+    bits = np.empty((m, -(-k // 64)), np.uint64)
+    filtered = np.empty((m, k), ops.A.dtype) if ops.filters_a else None
+    mask = None if ops.a_mask is None else ops.a_mask.view(np.uint8)
+    _, bad = backend.extension.a_maps(ops.A, ops.threshold, mask, bits, filtered, isa, ops.threads)
+    if bad:
+        raise _nonfinite_error("A", bad)
+    return (filtered if filtered is not None else ops.A), bits
+
+
+def _masked_rows(ops: Operands, result: np.ndarray, isa: str) -> np.ndarray:
+    """The row-skip kernel: B prepared, or read in place when unfiltered (then only checked)."""
+    m, k, n = ops.shape
+    width = backend.segment_width(isa, DTYPE_CODES[ops.A.dtype])
+    a, bits = _a_maps(ops, isa)
+    if ops.b_in_place:
+        scratch = np.empty((k, -(-n // 64)), np.uint64)
+        _, bad = backend.extension.a_maps(ops.B, 0.0, None, scratch, None, isa, ops.threads)
+        if bad:
+            raise _nonfinite_error("B", bad)
+        b, packed = ops.B, False
+    else:
+        prepared = _prepared_for(ops, isa)
+        b, packed = prepared.panels, True
+    iterations, fmas, _ = (int(c) for c in backend.extension.multiply_rows(
+        a, bits, b, packed, width, result, isa, ops.threads))
+    _record("masked", m * k * -(-n // width), fmas, iterations)
     return result

@@ -29,7 +29,7 @@ from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
 
 CHUNK_WORDS = 2  # as in _kernels.c: 64-k words per tile
 
-CALIBRATION_VERSION = 3
+CALIBRATION_VERSION = 4
 RUNS, RUN = 256, 16  # density samples: 256 runs of 16 neighbouring entries
 SEED = 20240222
 EXACT_BELOW = 16384
@@ -43,9 +43,12 @@ class Calibration:
 
     The masked kernel with row block ``m`` costs ``per_call[m]`` per busy block tile (accumulator
     loads and stores, bitmap scans) plus ``per_iteration[m]`` per visited k (its loads and
-    ``m`` x segments vector FMAs). ``model_error`` is the relative RMS error of that fit (and of
-    dense timings) seen during calibration; ``masked_parallel_gain`` the fraction of each extra
-    thread the masked kernel is counted on to use (0: none, the default; calibration measures it).
+    ``m`` x segments vector FMAs). The row-skip kernel costs ``rows_per_iteration`` per non-zero
+    of A per wide tile of B (its loads and FMAs) plus ``rows_per_word`` per bitmap word scanned
+    (bit-scan branches, the tile's cache misses). ``model_error`` is the relative RMS error of
+    those fits (and of dense timings) seen during calibration; ``masked_parallel_gain`` the
+    fraction of each extra thread the masked kernel is counted on to use (0: none, the default;
+    calibration measures it).
     """
 
     dense_per_mac: float = 1.37e-11
@@ -53,6 +56,8 @@ class Calibration:
     pack_per_entry: float = 6.1e-10
     per_call: dict[int, float] = field(default_factory=lambda: {1: 4.0e-8, 2: 5.0e-8, 4: 9.0e-8})
     per_iteration: dict[int, float] = field(default_factory=lambda: {1: 2.0e-9, 2: 2.9e-9, 4: 4.1e-9})
+    rows_per_iteration: float = 6.4e-9
+    rows_per_word: float = 1.5e-8
     csr_per_entry: float = 3.5e-9
     spgemm_per_flop: float = 1.1e-9
     spgemm_per_output: float = 1.3e-8
@@ -80,6 +85,7 @@ class Plan:
     method: str
     row_block: int
     isa: str
+    kernel: str
     estimates: dict[str, float]
     a_density: float
     b_density: float
@@ -91,7 +97,8 @@ class Plan:
     def __str__(self) -> str:
         ranked = sorted(self.estimates.items(), key=lambda kv: kv[1])
         costs = ", ".join(f"{k} {v * 1e3:.3g} ms" for k, v in ranked)
-        return (f"{self.method} (row block {self.row_block}, {self.isa}); density A {self.a_density:.3f}, "
+        detail = "row-skip kernel" if self.kernel == "rows" else f"tile kernel, row block {self.row_block}"
+        return (f"{self.method} ({detail}, {self.isa}); density A {self.a_density:.3f}, "
                 f"B {self.b_density:.3f}; estimates: {costs}"
                 + ("" if self.calibrated else " [default costs: run 'frugal maskedmm calibrate']"))
 
@@ -154,11 +161,20 @@ def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_densi
     return tiles * per_tile, tiles * per_tile * row_block * SEGMENTS * segment, calls
 
 
-def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads, filters,
-           a_error: float = 0.0, b_error: float = 0.0) -> Plan:
-    """Pick the cheapest of dense, masked (per row block) and sparse for one multiply.
+def rows_work(shape: tuple[int, int, int], isa: str, width: int, a_density: float) -> tuple[float, float]:
+    """Expected (iterations, bitmap words scanned) of the row-skip kernel: every non-zero of A
+    visits each wide tile of B once; every row scans its bitmap once per tile."""
+    m, k, n = shape
+    tiles = -(-n // (width * SEGMENTS * backend.rows_panels(isa)))
+    return m * k * a_density * tiles, m * -(-k // 64) * tiles
 
-    ``a_error`` and ``b_error`` are the densities' standard errors (0 when exact).
+
+def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads, filters,
+           a_error: float = 0.0, b_error: float = 0.0, b_in_place: bool = False) -> Plan:
+    """Pick the cheapest of dense, masked (row-skip or tile kernel per row block) and sparse.
+
+    ``a_error`` and ``b_error`` are the densities' standard errors (0 when exact);
+    ``b_in_place``: the row-skip kernel can read this (unprepared) B without packing it.
     """
     cal = calibration()
     m, k, n = shape
@@ -176,7 +192,15 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
         masked[row_block] = overhead + (cal.per_call[row_block] * calls
                                         + cal.per_iteration[row_block] * iters) / speedup
     best_block = min(masked, key=masked.get)
-    estimates["masked"] = masked[best_block]
+    kernel = "tiles"
+    if isa != backend.NUMBA:
+        iters, words = rows_work(shape, isa, width, a_high)
+        in_place = scale * cal.map_per_entry * (m * k + k * n)  # A's maps, B's finiteness scan
+        rows = ((overhead if b_prepared or not b_in_place else in_place)
+                + scale * (cal.rows_per_iteration * iters + cal.rows_per_word * words) / speedup)
+        if rows < masked[best_block]:
+            kernel, masked["rows"] = "rows", rows
+    estimates["masked"] = masked["rows"] if kernel == "rows" else masked[best_block]
     estimates["sparse"] = (cal.csr_per_entry * (m * k + (0 if b_prepared else k * n))
                            + cal.spgemm_per_flop * m * k * n * a_high * b_high
                            + cal.spgemm_per_output * m * n)
@@ -184,7 +208,7 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     best_other = min(("masked", "sparse"), key=estimates.get)
     if estimates[best_other] < cal.margin * estimates["dense"]:
         method = best_other
-    return Plan(method, best_block, isa, estimates, a_density, b_density, cal.measured)
+    return Plan(method, best_block, isa, kernel, estimates, a_density, b_density, cal.measured)
 
 
 def default_row_block(A: np.ndarray) -> int:
@@ -267,7 +291,7 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
     isa = backend.choose_isa()
     gen = np.random.default_rng(0)
     cal = Calibration(measured=True)
-    steps = ["dense", "maps", *[f"masked r{r}" for r in ROW_BLOCKS], "sparse"]
+    steps = ["dense", "maps", *[f"masked r{r}" for r in ROW_BLOCKS], "row-skip", "sparse"]
     with threadpool_limits(limits=1):
         bar = iter(progress(steps, desc="calibrating", quiet=quiet))
         next(bar)
@@ -295,6 +319,16 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
             work_array, time_array = np.array(work, float), np.array(times)
             coef, _ = nnls(work_array, time_array)
             cal.per_call[row_block], cal.per_iteration[row_block] = float(coef[0]), float(coef[1])
+            errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
+        next(bar)
+        if isa != backend.NUMBA:
+            work, times = [], []
+            for X, d in operands:
+                work.append(rows_work(X.shape + X.shape[1:], isa, width, d))
+                times.append(_time_rows(X, isa))
+            work_array, time_array = np.array(work, float), np.array(times)
+            coef, _ = nnls(work_array, time_array)
+            cal.rows_per_iteration, cal.rows_per_word = float(coef[0]), float(coef[1])
             errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
         cal.model_error = max(errors)
         next(bar)
@@ -352,6 +386,14 @@ def _sparse_like(gen: np.random.Generator, size: int, density: float) -> np.ndar
     X = gen.standard_normal((size, size)).astype(np.float32)
     X[gen.random((size, size)) >= density] = 0
     return X
+
+
+def _time_rows(X: np.ndarray, isa: str) -> float:
+    from frugalml.maskedmm.core import prepare_b
+
+    prepared, bits, out = prepare_b(X, isa=isa, threads=1), _a_bits(X, isa), np.empty_like(X)
+    return _best_time(lambda: backend.extension.multiply_rows(X, bits, prepared.panels, True,
+                                                              prepared.width, out, isa, 1))
 
 
 def _time_masked(X: np.ndarray, isa: str, row_block: int) -> float:
