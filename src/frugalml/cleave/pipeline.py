@@ -73,6 +73,16 @@ def critical_pipeline(cfg: PipelineConfig) -> int:
     return int(np.argmax([end[dev // cfg.shape[1] == j].max() for j in range(cfg.shape[0])]))
 
 
+def busy_until(cfg: PipelineConfig) -> np.ndarray:
+    """When each device's last task (compute or send) ends in the clean schedule, ``[pipeline, stage]``."""
+    dur, res, preds, dev, _, _ = _graph(cfg)
+    end = _run(dur, res, preds, np.zeros(2 * cfg.fwd.size + cfg.shape[1]))
+    dev = np.asarray(dev)
+    last = np.zeros(cfg.fwd.size)
+    np.maximum.at(last, dev[dev >= 0], end[dev >= 0])
+    return last.reshape(cfg.shape)
+
+
 def pipeline_recovery(cfg: PipelineConfig, trials: int = 3, seed: int = 0) -> tuple[float, float, float]:
     """Mean (redone, delay, clean step) over ``trials`` failures of random stages of the critical
     pipeline at random times in the middle 20-80% of the step."""

@@ -1,0 +1,40 @@
+"""The claims' measurements: the same failure events in Cleave's DES and Asteroid's task graph."""
+
+import numpy as np
+
+from frugalml.cleave.baselines import asteroid
+from frugalml.cleave.devices import make_pool
+from frugalml.cleave.experiments import devices_until_flat, link_floor, recovery_events
+from frugalml.cleave.models import BUILTIN
+from frugalml.cleave.opgraph import build_graph
+from frugalml.cleave.pipeline import REPLAN_SECONDS
+from frugalml.cleave.planner import plan
+
+
+def test_recovery_events_fail_the_same_device_in_both_systems():
+    graph = build_graph(BUILTIN["opt-1.3b"], batch=32, seq=512)
+    pool = make_pool(64, seed=0)
+    p = plan(graph, pool, churn=False)
+    base = asteroid(graph, pool)
+    events, cleave_clean, asteroid_clean = recovery_events(p, base, fractions=(0.4, 0.6))
+    assert len(events) == 2 and cleave_clean > 0 and asteroid_clean > 0
+    used = set(base.pipeline.devices.ravel().tolist())  # no device is left out on a pool without traces
+    for e in events:
+        assert e.device in used
+        assert e.asteroid_redone >= REPLAN_SECONDS  # re-plan, migrate, replay before the work is redone
+        assert e.asteroid_step_delay > 0
+        assert e.cleave_to_step_end > 0 and e.cleave_stage_delay >= -1e-9
+        assert np.isnan(e.cleave_redone) or 0 < e.cleave_redone < e.asteroid_redone
+
+
+def test_devices_until_flat_stops_at_the_first_plateau():
+    assert devices_until_flat([16, 32, 64, 128], [100.0, 50.0, 49.5, 10.0]) == 32
+    assert devices_until_flat([16, 32], [np.inf, 5.0]) == 32
+
+
+def test_link_floor_is_below_the_simulated_step():
+    graph = build_graph(BUILTIN["opt-1.3b"], batch=32, seq=512)
+    p = plan(graph, make_pool(48, seed=1), churn=False)
+    up, down = link_floor(p)
+    assert 0 < up and 0 < down
+    assert max(up, down) <= p.gemm_seconds
