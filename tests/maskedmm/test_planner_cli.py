@@ -107,6 +107,16 @@ def test_bench_writes_records_and_a_plot(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
+def test_multi_thread_timings_run_one_child_process_per_method():
+    from frugalml.maskedmm import bench
+
+    records = bench.subprocess_records(n=64, sparsities=(0.9,), threads=2, rounds=1, reps=1)
+    assert [r.metric for r in records] == ["time (masked, B prepared)", "time (masked, B packed per call)",
+                                           "time (auto)"]
+    assert all(r.peer == bench.NUMPY and r.ours > 0 and r.peer_value > 0 for r in records)
+    assert all("OMP_WAIT_POLICY=passive" in r.notes and "threads=2" in r.notes for r in records)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["maskedmm", "bench", "--pattern", "stripes"], "unknown pattern"),
     (["maskedmm", "bench", "--sparsity", "1.5"], "between 0 and 1"),

@@ -47,6 +47,15 @@ def blas_note() -> str:
 
 NUMPY = "numpy dense (BLAS)"
 PER_CALL = "masked, B packed per call"
+INCLUDED = ("ours includes checks, planning and A's bitmap on every call; 'B prepared' excludes "
+            "prepare_b (done once, as for static weights); 'per call' includes B's packing or, when the "
+            "row-skip kernel reads B in place, its finiteness scan")
+
+
+def machine_load() -> str:
+    """The 1-minute load average against the core count, for the notes (the machine is shared)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"load average {load:.1f} on {os.cpu_count()} cores"
 
 
 def our_functions(A, B, prepared, threads: int) -> dict[str, Callable[[], object]]:
@@ -138,7 +147,7 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
                         comparison, system=SYSTEM, workload=workload, peer=peer_name,
                         metric=f"time ({our_name})",
                         notes=f"{note}; pattern={pattern}; sparsity={sparsity}; threads={threads}; "
-                              f"{clock_note}"
+                              f"{clock_note}; {machine_load()}; {INCLUDED}"
                               + (f"; skipped: {'; '.join(skipped)}" if skipped else "")))
             core.reset_stats()
             core.matmul(A, prepared, method="masked", threads=threads)
@@ -146,7 +155,7 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
             plan = core.plan(A, B, threads=threads)
             records.append(Record(SYSTEM, workload, "vector FMA reduction vs dense", "x",
                                   fma.fma_reduction, None, None, higher_is_better=True,
-                                  notes=f"auto plan: {plan.method} (row block {plan.row_block})"))
+                                  notes=f"masked kernel run: {plan.kernel}; auto plan: {plan}"))
     return records
 
 
@@ -172,7 +181,72 @@ def auto_records(n: int = 1024, sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 
             comparison, system=SYSTEM, workload=f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
             peer=NUMPY, metric=f"time (auto, {rounds} rounds)",
             notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
-                  f"auto chose {chosen.method}"))
+                  f"{machine_load()}; auto chose {chosen.method}"
+                  + (f" ({chosen.kernel} kernel)" if chosen.method == "masked" else "")))
+    return records
+
+
+_METHOD_TIMER = """
+import statistics, sys, time
+from threadpoolctl import threadpool_limits
+from frugalml.maskedmm import core, patterns
+method = sys.argv[1]
+n, sparsity, threads, reps = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+A, B = patterns.operands("random", n, sparsity, seed=7)
+prepared = core.prepare_b(B, threads=threads)
+fn = {"numpy": lambda: A @ B,
+      "prepared": lambda: core.matmul(A, prepared, method="masked", threads=threads),
+      "per call": lambda: core.matmul(A, B, method="masked", threads=threads),
+      "auto": lambda: core.matmul(A, B, method="auto", threads=threads)}[method]
+with threadpool_limits(limits=threads):
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+print(statistics.median(times))
+"""
+SUBPROCESS_METHODS = {"prepared": "masked, B prepared", "per call": PER_CALL, "auto": "auto"}
+
+
+def subprocess_records(n: int = 1024, sparsities=(0.5, 0.75, 0.9, 0.95, 0.99), threads: int = 2,
+                       rounds: int = 3, reps: int = 7, wait_policy: str = "passive") -> list[Record]:
+    """Multi-thread timings with one process per method, so no two thread pools share the cores.
+
+    In one process, OpenBLAS's and OpenMP's worker pools both spin-wait between calls and steal
+    the 2 cores from each other when ours and numpy are interleaved. Here each method runs in its
+    own child (``threads`` BLAS and OpenMP threads, ``OMP_WAIT_POLICY=wait_policy``), reporting
+    the median wall time of ``reps`` calls after one warm-up; children for the methods alternate,
+    ``rounds`` times, and each method's median over its rounds is compared.
+    """
+    import statistics
+    import subprocess
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               OMP_WAIT_POLICY=wait_policy)
+    note = blas_note()
+    records = []
+    for sparsity in sparsities:
+        times: dict[str, list[float]] = {m: [] for m in ("numpy", *SUBPROCESS_METHODS)}
+        for r in range(rounds):
+            order = list(times) if r % 2 == 0 else list(reversed(times))
+            for method in order:
+                out = subprocess.run([sys.executable, "-c", _METHOD_TIMER, method, str(n), str(sparsity),
+                                      str(threads), str(reps)], env=env, capture_output=True, text=True,
+                                     check=True).stdout
+                times[method].append(float(out.split()[-1]))
+        peer = statistics.median(times["numpy"])
+        for method, label in SUBPROCESS_METHODS.items():
+            ours = statistics.median(times[method])
+            records.append(Record(
+                SYSTEM, f"{n}^3 fp32 random {sparsity:.0%} zeros, {threads} thread(s)", f"time ({label})",
+                "s", ours, NUMPY, peer, spread={"ours": [min(times[method]), max(times[method])],
+                                                "peer": [min(times["numpy"]), max(times["numpy"])]},
+                notes=f"{note}; pattern=random; sparsity={sparsity}; threads={threads}; clock=wall; "
+                      f"{machine_load()}; {INCLUDED}; one child process per method "
+                      f"(OMP_WAIT_POLICY={wait_policy}), alternated, median of {reps} calls per child, "
+                      f"median of {rounds} children"))
     return records
 
 
