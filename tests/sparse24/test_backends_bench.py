@@ -11,15 +11,18 @@ import torch
 
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.sparse24 import (
+    SparseLinear,
     SparsityConfig,
     SquaredReLUFFN,
     available_backends,
     check_backend,
+    is_transposable_24,
     sparsify_ffn,
     vnm_gather_matmul,
     vnm_mask,
 )
-from frugalml.sparse24.bench import cpu_speed, ffn_flops, gpu_speed
+from frugalml.sparse24.bench import cpu_speed, ffn_flops
+from frugalml.sparse24.gpubench import gpu_speed
 
 REPO = Path(__file__).resolve().parents[2]
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
@@ -73,20 +76,25 @@ def test_gpu_script_skips_cleanly_on_cpu(tmp_path):
 
 
 @pytest.mark.gpu
-def test_cusparselt_matches_emulation_on_gpu():
+@pytest.mark.parametrize("method", ["exact", "greedy"])
+def test_cusparselt_matches_emulation_on_gpu(method):
     if not available_backends()["cusparselt"][0]:
         pytest.skip(available_backends()["cusparselt"][1])
     torch.manual_seed(0)
-    x = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    base = SquaredReLUFFN(256, 1024).to("cuda", torch.bfloat16)
-    emulated = SquaredReLUFFN(256, 1024).to("cuda", torch.bfloat16)
-    emulated.load_state_dict(base.state_dict())
-    sparsify_ffn(emulated, activations=None, method="ste", transposable=True)
-    sparsify_ffn(base, activations=None, method="ste", transposable=True, backend="cusparselt")
-    y_fast, y_ref = base(x), emulated(x)
-    assert torch.allclose(y_fast.float(), y_ref.float(), rtol=2e-2, atol=2e-2)
-    y_fast.float().sum().backward()
-    assert base.w1.weight.grad is not None
+    x = torch.randn(250, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    layer = torch.nn.Linear(256, 1024, device="cuda", dtype=torch.bfloat16)
+    fast = SparseLinear.from_dense(layer, SparsityConfig(activations=None, method="ste", transposable=True,
+                                                         transposable_method=method, backend="cusparselt"))
+    y = fast(x)
+    y.float().square().sum().backward()
+    pruned = fast._prune(layer.weight.detach())
+    assert is_transposable_24(pruned)
+    x_ref = x.detach().clone().requires_grad_()
+    y_ref = torch.nn.functional.linear(x_ref, pruned, layer.bias)
+    y_ref.float().square().sum().backward()
+    scale = float(y_ref.float().abs().max())
+    assert float((y - y_ref).float().abs().max()) < 2e-2 * scale
+    assert float((x.grad - x_ref.grad).float().abs().max()) < 2e-2 * float(x_ref.grad.float().abs().max())
 
 
 def test_quality_benchmark_records_and_plot(tmp_path):

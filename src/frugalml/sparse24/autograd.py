@@ -16,30 +16,41 @@ from frugalml.sparse24.masks import (
 )
 
 
-def weight_mask(w: torch.Tensor, transposable: bool) -> torch.Tensor:
-    """The 2:4 mask of a weight: per-row groups, or transposable 4x4 blocks."""
-    return transposable_mask_24(w, validate=False) if transposable else mask_24(w, validate=False)
+def weight_mask(w: torch.Tensor, transposable: bool, transposable_method: str = "exact") -> torch.Tensor:
+    """The 2:4 mask of a weight: per-row groups, or transposable 4x4 blocks (exact or greedy)."""
+    if transposable:
+        return transposable_mask_24(w, validate=False, method=transposable_method)
+    return mask_24(w, validate=False)
 
 
-def sparse_weight(w: torch.Tensor, method: str, transposable: bool = False,
-                  beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The effective 2:4 weight with a straight-through gradient to the dense master ``w``, and its mask.
+def sparse_value(w: torch.Tensor, method: str, transposable: bool = False, beta: float = 1.0,
+                 transposable_method: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
+    """The 2:4 value of a (detached) weight and its mask.
 
     ``method="ste"`` keeps the masked values; ``"sste"`` soft-thresholds them and scales by the fixed
-    per-tensor ``beta`` (S-STE). Either way ``d loss / d w`` is the gradient of the effective weight.
+    per-tensor ``beta`` (S-STE).
+    """
+    if method == "ste":
+        mask = weight_mask(w, transposable, transposable_method)
+        return torch.where(mask, w, 0), mask
+    if method == "sste":
+        value, mask = soft_threshold_24_with_mask(w, validate=False)
+        if transposable:
+            mask = weight_mask(w, transposable, transposable_method)
+            value = value * mask
+        return value * beta, mask
+    raise InvalidInputError(f"unknown weight method {method!r}; choose one of: ste, sste")
+
+
+def sparse_weight(w: torch.Tensor, method: str, transposable: bool = False, beta: float = 1.0,
+                  transposable_method: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
+    """The effective 2:4 weight with a straight-through gradient to the dense master ``w``, and its mask.
+
+    See :func:`sparse_value` for ``method``. Either way ``d loss / d w`` is the gradient of the
+    effective weight.
     """
     detached = w.detach()
-    if method == "ste":
-        mask = weight_mask(detached, transposable)
-        value = torch.where(mask, detached, 0)
-    elif method == "sste":
-        value, mask = soft_threshold_24_with_mask(detached, validate=False)
-        if transposable:
-            mask = weight_mask(detached, transposable)
-            value = value * mask
-        value = value * beta
-    else:
-        raise InvalidInputError(f"unknown weight method {method!r}; choose one of: ste, sste")
+    value, mask = sparse_value(detached, method, transposable, beta, transposable_method)
     return w + (value - detached).detach(), mask
 
 

@@ -1,5 +1,5 @@
 """Benchmarks behind ``frugal sparse24 quality`` and ``speed``: loss vs dense at equal steps, mask
-costs vs torch.topk, emulation overhead vs plain dense torch, analytic FLOPs, and GPU kernels.
+costs vs torch.topk, emulation overhead vs plain dense torch, analytic FLOPs (GPU ones: :mod:`.gpubench`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from frugalml.common.report import Record, new_figure, save_plot
 from frugalml.common.timing import compare
-from frugalml.sparse24.backends import cusparselt_status, vnm_gather_matmul
+from frugalml.sparse24.backends import vnm_gather_matmul
 from frugalml.sparse24.layers import SquaredReLUFFN
 from frugalml.sparse24.masks import (
     VNM,
@@ -315,101 +315,3 @@ def cpu_speed(quick: bool = False) -> list[Record]:
             *flop_records(),
         ]
     return [*mask_costs(), *router_quality(), *emulation_overhead(), vnm_gather_speed(), *flop_records()]
-
-
-def _cuda_time(fn: Callable[[], Any], rounds: int) -> Callable[[], Any]:
-    def run():
-        for _ in range(rounds):
-            fn()
-        torch.cuda.synchronize()
-
-    return run
-
-
-def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[Record]:
-    """FFN fwd+bwd at Llama-1B/7B shapes in bf16: dense vs torch's cuSPARSELt 2:4 path (peer) vs ours;
-    V:N:M gather matmul; a Llama-1B-shaped training step (``layers_1b`` layers), dense vs sparse.
-    Each item that fails is recorded with its error instead of stopping the run.
-    """
-    ok, reason = cusparselt_status()
-    if not ok:
-        return [Record(SYSTEM, "GPU benchmarks", "skipped", "", 0.0, notes=f"not run: {reason}")]
-    from frugalml.sparse24.backends import cusparselt_linear
-
-    device, dtype, records = "cuda", torch.bfloat16, []
-    name = torch.cuda.get_device_name(0)
-
-    def attempt(label: str, fn: Callable[[], list[Record]]) -> None:
-        try:
-            records.extend(fn())
-        except Exception as exc:  # one failed GPU item must not lose the others' numbers
-            records.append(Record(SYSTEM, label, "failed", "", 0.0, notes=f"{type(exc).__name__}: {exc}"))
-
-    for shape, (dim, hidden) in FFN_SHAPES.items():
-
-        def ffn_items(dim=dim, hidden=hidden, shape=shape):
-            x = torch.randn(tokens, dim, device=device, dtype=dtype, requires_grad=True)
-            dense = SquaredReLUFFN(dim, hidden).to(device, dtype)
-            ours = sparsify_ffn(
-                copy.deepcopy(dense), activations=None, method="ste", transposable=True, backend="cusparselt"
-            )
-
-            def torch_semi(module):
-                # torchao SemiSparseLinear's recipe: torch's own 4x4-tile pruning of the raw weights and
-                # cuSPARSELt for W and W^T every step, weight gradients straight through
-                h = F.relu(cusparselt_linear(x, module.w1.weight, None)).square()
-                return cusparselt_linear(h, module.w2.weight, None)
-
-            def fwd_bwd(fn):
-                return lambda: fn().float().square().mean().backward()
-
-            dense_run = _cuda_time(fwd_bwd(lambda: dense(x)), rounds)
-            out = []
-            for label, fn in (
-                ("ours (SparseLinear, cusparselt)", fwd_bwd(lambda: ours(x))),
-                ("torch cuSPARSELt semi-structured (peer path)", fwd_bwd(lambda: torch_semi(dense))),
-            ):
-                c = compare(_cuda_time(fn, rounds), dense_run, rounds=5, warmup=1)
-                out.append(
-                    Record.from_comparison(
-                        c,
-                        system=SYSTEM,
-                        workload=f"FFN fwd+bwd {shape} {dim}->{hidden}, {tokens} tok bf16: {label}",
-                        peer="dense bf16 (nn.Linear)",
-                        notes=f"{name}; {rounds} calls per sample; goal 7B >= 1.3x",
-                    )
-                )
-            return out
-
-        attempt(f"FFN {shape}", ffn_items)
-    attempt("V:N:M gather", lambda: [vnm_gather_speed(tokens, 8192, 2048, device=device, dtype=dtype)])
-
-    def llama_step():
-        from frugalml.sparse24.model import TinyLlama
-
-        config = LlamaConfig(
-            vocab_size=32000, dim=2048, n_layers=layers_1b, n_heads=16, hidden=8192, max_seq_len=2048
-        )
-        batch = torch.randint(0, 32000, (4, 2048), device=device)
-        dense = TinyLlama(config).to(device, dtype)
-        sparse = sparsify_ffn(
-            copy.deepcopy(dense), activations=None, method="ste", transposable=True, backend="cusparselt"
-        )
-
-        def step(model):
-            return lambda: model(batch, batch)[1].backward()
-
-        c = compare(_cuda_time(step(sparse), 3), _cuda_time(step(dense), 3), rounds=5, warmup=1)
-        return [
-            Record.from_comparison(
-                c,
-                system=SYSTEM,
-                workload=f"Llama-1B-shaped training step ({layers_1b} layers, 4x2048 tokens, bf16), "
-                "sparse phase (2:4 FFN weights, cusparselt)",
-                peer="same model dense bf16",
-                notes=f"{name}; goal >= 1.2x; fewer layers than Llama-1B's 16",
-            )
-        ]
-
-    attempt("Llama-1B step", llama_step)
-    return records

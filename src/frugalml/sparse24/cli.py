@@ -179,7 +179,8 @@ def speed(
     """Mask costs vs torch.topk, emulation overhead vs dense torch, V:N:M gather matmul, analytic FLOPs;
     on a GPU: FFN fwd+bwd at Llama-1B/7B shapes vs dense bf16 and torch's cuSPARSELt path."""
     from frugalml.common.report import print_table, write_json
-    from frugalml.sparse24.bench import cpu_speed, gpu_speed
+    from frugalml.sparse24.bench import cpu_speed
+    from frugalml.sparse24.gpubench import gpu_speed
 
     _threads(threads)
     records = cpu_speed(quick=quick)

@@ -4,6 +4,7 @@ SwiGLU FFNs, and a mixture of FFN experts. FFNs are written dense; :func:`sparsi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -12,9 +13,23 @@ from torch import nn
 
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.validate import one_of
-from frugalml.sparse24.autograd import SparseMatmul, sparse_weight, sparsify_activations, weight_mask
-from frugalml.sparse24.backends import BACKENDS, check_backend, cusparselt_linear
-from frugalml.sparse24.masks import VNM, soft_threshold_24
+from frugalml.sparse24.autograd import (
+    SparseMatmul,
+    sparse_value,
+    sparse_weight,
+    sparsify_activations,
+    weight_mask,
+)
+from frugalml.sparse24.backends import (
+    BACKENDS,
+    CUSPARSELT,
+    Cusparselt24Linear,
+    check_backend,
+    check_cusparselt_dtypes,
+    check_cusparselt_shapes,
+    fused_greedy_prune,
+)
+from frugalml.sparse24.masks import TRANSPOSABLE_METHODS, VNM, soft_threshold_24
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,9 @@ class SparsityConfig:
         S-STE soft-thresholding with a fixed per-tensor beta, or plain masked straight-through.
     transposable : bool
         Use transposable 2:4 masks so ``W^T`` is 2:4 too (the backward ``dX = dY W``).
+    transposable_method : {"exact", "greedy"}
+        Transposable mask: best of the 90 patterns per 4x4 block, or greedy by |w| (torch's fused
+        CUDA tile kernel's rule; with ``method="ste"`` the cusparselt backend then prunes in that kernel).
     mvue : bool
         Sparsify ``dY^T`` with the unbiased MVUE estimator in the weight-gradient matmul.
     router : {"router", "exact"}
@@ -40,6 +58,9 @@ class SparsityConfig:
         Masked dense matmuls (any device) or cuSPARSELt 2:4 kernels (CUDA sm80+, fp16/bf16).
     seed : int
         Seed of the MVUE sampling.
+    flip_every : int
+        Measure the mask flip rate on every ``flip_every``-th training forward (0: never). Telemetry
+        stays on the device; it is read (one host sync) only when asked for.
     """
 
     weights: str | None = "2:4"
@@ -50,6 +71,8 @@ class SparsityConfig:
     router: str = "router"
     backend: str = "emulate"
     seed: int = 0
+    transposable_method: str = "exact"
+    flip_every: int = 1
 
     def __post_init__(self) -> None:
         if self.weights not in (None, "2:4", "dense"):
@@ -64,6 +87,9 @@ class SparsityConfig:
         one_of(self.method, ("sste", "ste"), "weight method")
         one_of(self.router, ("router", "exact"), "V:N:M column method")
         one_of(self.backend, BACKENDS, "backend")
+        one_of(self.transposable_method, TRANSPOSABLE_METHODS, "transposable mask method")
+        if self.flip_every < 0:
+            raise InvalidInputError(f"flip_every must be >= 0 (0: no flip rate), got {self.flip_every}")
         if self.backend == "cusparselt" and self.weights is None:
             raise InvalidInputError("backend 'cusparselt' accelerates 2:4 weights; set weights='2:4'")
 
@@ -78,7 +104,8 @@ class SparseLinear(nn.Module):
 
     Build it from a dense layer with :meth:`from_dense` (sharing its parameters) and turn it back
     with :meth:`to_dense`. Telemetry of the last training forward: ``last_flip_rate`` (fraction of
-    weight-mask entries that changed), ``last_activation_density``.
+    weight-mask entries that changed, measured every ``config.flip_every`` forwards),
+    ``last_activation_density``; both are kept on the device until read.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -104,11 +131,23 @@ class SparseLinear(nn.Module):
                 f"{config.activations} activations need in_features divisible by M={config.pattern.m}, "
                 f"got {self.in_features}; pick another M or leave activations dense"
             )
+        if config.backend == "cusparselt":
+            check_cusparselt_shapes(self.out_features, self.in_features)
         self.beta = self.compute_beta() if config.weights and config.method == "sste" else 1.0
+        self.kernels = CUSPARSELT
         self._generator: torch.Generator | None = None
         self.register_buffer("_last_mask", None, persistent=False)
-        self.last_flip_rate = 0.0
-        self.last_activation_density = 1.0
+        self._training_forwards = 0
+        self._flip_rate: torch.Tensor | float = 0.0
+        self._activation_density: torch.Tensor | float = 1.0
+
+    @property
+    def last_flip_rate(self) -> float:
+        return float(self._flip_rate)
+
+    @property
+    def last_activation_density(self) -> float:
+        return float(self._activation_density)
 
     @classmethod
     def from_dense(cls, linear: nn.Linear, config: SparsityConfig,
@@ -129,24 +168,44 @@ class SparseLinear(nn.Module):
     def compute_beta(self) -> float:
         """S-STE's per-tensor scale for the current weights (least-squares fit of the kept weights)."""
         w = self.weight.detach()
-        s = soft_threshold_24(w, validate=False) * weight_mask(w, self.config.transposable)
+        s = soft_threshold_24(w, validate=False) * self.mask()
         denominator = float((s.double() ** 2).sum())
         return float((w.double() * s).sum()) / denominator if denominator > 0 else 1.0
 
     def mask(self) -> torch.Tensor:
         """The current 2:4 mask of the weight."""
-        return weight_mask(self.weight.detach(), self.config.transposable)
+        return weight_mask(self.weight.detach(), self.config.transposable, self.config.transposable_method)
 
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward multiplies by (2:4, with a straight-through gradient)."""
         if not self.config.weights:
             return self.weight
-        weight, mask = sparse_weight(self.weight, self.config.method, self.config.transposable, self.beta)
+        c = self.config
+        weight, mask = sparse_weight(self.weight, c.method, c.transposable, self.beta, c.transposable_method)
         if self.training:
-            if self._last_mask is not None and self._last_mask.shape == mask.shape:
-                self.last_flip_rate = int(torch.count_nonzero(mask != self._last_mask)) / mask.numel()
-            self._last_mask = mask
+            self._track_flips(lambda: mask)
         return weight
+
+    def _track_flips(self, mask: Callable[[], torch.Tensor]) -> None:
+        """Every ``flip_every``-th training forward, the fraction of mask entries that changed since
+        the forward before it (a device tensor: no host sync here)."""
+        every = self.config.flip_every
+        if not every:
+            return
+        self._training_forwards += 1
+        count = self._training_forwards
+        if count % every == 0 and self._last_mask is not None:
+            current = mask()
+            if current.shape == self._last_mask.shape:
+                self._flip_rate = (current != self._last_mask).float().mean()
+        self._last_mask = mask() if (count + 1) % every == 0 else None
+
+    def _prune(self, w: torch.Tensor) -> torch.Tensor:
+        """The 2:4 value of the detached weight ``w`` for the cusparselt backend."""
+        c = self.config
+        if c.method == "ste" and c.transposable and c.transposable_method == "greedy" and w.is_cuda:
+            return fused_greedy_prune(w)
+        return sparse_value(w, c.method, c.transposable, self.beta, c.transposable_method)[0]
 
     def _mvue_generator(self, device: torch.device) -> torch.Generator:
         if self._generator is None or self._generator.device != device:
@@ -159,11 +218,18 @@ class SparseLinear(nn.Module):
         if self.sparse_input:
             x2 = sparsify_activations(x2, self.config.pattern, self.config.router)
             if self.training:
-                self.last_activation_density = int(torch.count_nonzero(x2)) / max(1, x2.numel())
-        w = self.effective_weight()
+                self._activation_density = (x2 != 0).float().mean()
         if self.config.backend == "cusparselt":
-            y = cusparselt_linear(x2, w, self.bias)
-        elif self.config.mvue and self.training:
+            check_cusparselt_dtypes(self.weight, x2)
+            mvue = self.config.mvue and self.training
+            y, pruned = Cusparselt24Linear.apply(
+                x2, self.weight, self.bias, self._prune, self.config.transposable, mvue,
+                self._mvue_generator(x2.device) if mvue else None, self.kernels)
+            if self.training:
+                self._track_flips(lambda: pruned != 0)
+            return y.reshape(*shape[:-1], self.out_features)
+        w = self.effective_weight()
+        if self.config.mvue and self.training:
             y = SparseMatmul.apply(x2, w, self.bias, True, self._mvue_generator(x2.device))
         else:
             y = F.linear(x2, w, self.bias)
@@ -173,7 +239,8 @@ class SparseLinear(nn.Module):
         c = self.config
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"weights={c.weights}, activations={c.activations if self.sparse_input else None}, "
-                f"method={c.method}, transposable={c.transposable}, backend={c.backend}")
+                f"method={c.method}, transposable={c.transposable and c.transposable_method}, "
+                f"backend={c.backend}")
 
 
 class SquaredReLUFFN(nn.Module):
