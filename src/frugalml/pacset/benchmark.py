@@ -407,6 +407,44 @@ def fresh_boosters(X, y, X_test, tmp: Path, n_queries: int, quiet: bool, n_trees
     return records
 
 
+def fresh_compiled(X, y, X_test, tmp: Path, n_queries: int, quiet: bool, n_trees: int = 100,
+                   depth: int = 8) -> list[Record]:
+    """Fresh-process cold queries vs TL2cgen (the model compiled to a C shared library, dlopen + predict)
+    and XGBoost on a model small enough to compile here (gcc takes ~70 s per 22k nodes on this machine,
+    so the 50-500 MB models would take hours)."""
+    try:
+        import tl2cgen
+        import treelite
+        import xgboost as xgb
+    except ImportError as exc:
+        _log(quiet, f"  TL2cgen peer skipped: {exc}")
+        return []
+    from frugalml.pacset.importers import load_model_file
+    from frugalml.pacset.packer import pack
+
+    model_path, lib = tmp / "xgb-small.ubj", tmp / "xgb-small.so"
+    xgb.XGBClassifier(n_estimators=n_trees, max_depth=depth, n_jobs=1, tree_method="hist",
+                      random_state=0).fit(X, y).get_booster().save_model(model_path)
+    start = time.perf_counter()
+    try:
+        tl2cgen.export_lib(treelite.frontend.load_xgboost_model(str(model_path)), toolchain="gcc",
+                           libpath=str(lib), params={"parallel_comp": 8}, nthread=1)
+    except (tl2cgen.TL2cgenError, OSError) as exc:
+        _log(quiet, f"  TL2cgen peer skipped: compilation failed: {exc}")
+        return []
+    size = os.path.getsize(lib) / 2**20
+    workload = f"xgboost {n_trees} trees depth {depth} (TL2cgen-compiled {size:.1f} MiB .so)"
+    _log(quiet, f"[{workload}, fresh process] compiled in {time.perf_counter() - start:.0f} s")
+    path = tmp / "xgb-small.pacset"
+    layout, bins, d = LAYOUT_SET["bin+blockwise"]
+    pack(load_model_file(model_path), path, layout=layout, bins=bins, interleave=d)
+    ours = _fresh_ours(path, X_test)[0]
+    peers = [Contender("tl2cgen dlopen+predict", lib, lambda x: x, kind="tl2cgen"),
+             Contender("xgboost load+predict", model_path, lambda x: x, kind="xgboost")]
+    fresh_process_queries([ours] + peers, X_test[:n_queries], tmp, quiet)
+    return [latency_record(workload, ours, p, notes=FRESH_NOTE) for p in peers]
+
+
 def run_fresh(json_path: str | os.PathLike | None = None, quiet: bool = False, n_queries: int = 9,
               rows: int = 150_000, n_trees: int = 64) -> list[Record]:
     """Fresh-process cold latency on the >= 100 MB synthetic RF; appends its records to ``json_path``."""
@@ -420,6 +458,7 @@ def run_fresh(json_path: str | os.PathLike | None = None, quiet: bool = False, n
         records = fresh_forest(f"synthetic RF {rows // 1000}k rows", rf, X[rows:], Path(d), n_queries, quiet)
         del rf
         records += fresh_boosters(X[:rows], y[:rows], X[rows:], Path(d), n_queries, quiet)
+        records += fresh_compiled(X[:30_000], y[:30_000], X[rows:], Path(d), n_queries, quiet)
     print_table(records, title="pacset: cold single queries, fresh process per query")
     if json_path is not None:
         kept = [Record(**{k: v for k, v in r.items() if k != "ratio"}) for r in read_json(json_path)

@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-KINDS = ("sklearn", "xgboost", "lightgbm", "treelite", "onnx", "pacset", "pacset-numba", "pacset-numpy")
+KINDS = ("sklearn", "xgboost", "lightgbm", "treelite", "tl2cgen", "onnx", "pacset", "pacset-numba",
+         "pacset-numpy")
 
 
 def _loader(kind: str, path: str):
@@ -41,6 +42,13 @@ def _loader(kind: str, path: str):
 
         return lambda x: treelite.gtil.predict(treelite.Model.deserialize(path), x.astype(np.float32),
                                                nthread=1)
+    if kind == "tl2cgen":
+        import tl2cgen
+
+        def tl2cgen_query(x):
+            return tl2cgen.Predictor(path, nthread=1).predict(tl2cgen.DMatrix(x.astype(np.float32)))
+
+        return tl2cgen_query
     if kind == "onnx":
         import onnxruntime as ort
 
