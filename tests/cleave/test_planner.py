@@ -1,10 +1,12 @@
 """The pull makespan, the LP on hand-solvable cases, and the planner's choices and errors."""
 
+import dataclasses
 import heapq
 
 import numpy as np
 import pytest
 
+from frugalml.cleave.analytic import analytic_step
 from frugalml.cleave.costmodel import (
     PIPELINE_DEPTH,
     churn_inflation,
@@ -162,3 +164,19 @@ def test_micro_batches_shrink_weight_gradient_tiles_and_the_planner_picks_the_fa
     assert best.batch_seconds == pytest.approx(min(p.batch_seconds for p in plans.values()))
     assert best.graph.micro_batches == 64 // min(plans, key=lambda mb: plans[mb].batch_seconds)
     assert "micro-batch" in best.explain()
+
+
+def test_device_selection_drops_a_device_on_a_dead_link_and_matches_the_analytic_model():
+    pool = make_pool(counts={"laptop": 24}, seed=0)
+    pool.down[0] /= 1000  # one laptop on a nearly dead link: any tile it pulls would finish last
+    pool.up[0] /= 1000
+    p = plan(build_graph(BUILTIN["opt-1.3b"], batch=8, seq=512), pool, churn=False)
+    eligible = p.eligible()
+    assert not eligible[:, 0].any() and eligible[:, 1:].any(axis=0).sum() >= 20
+    assert "devices" in p.explain()
+    est = analytic_step(p)
+    assert p.batch_seconds == pytest.approx(est.seconds, rel=1e-9)
+    # letting the whole groups pull (device 0 shares its group with healthy laptops) is slower
+    whole = dataclasses.replace(p, gemm_plans=[dataclasses.replace(gp, devices=None) for gp in p.gemm_plans])
+    assert whole.eligible()[:, 0].any()
+    assert analytic_step(whole).seconds > est.seconds

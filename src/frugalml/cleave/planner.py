@@ -4,7 +4,9 @@ Devices are grouped by class and speed (quantile bins), so the search scales to 
 For every GEMM the planner tries the best grid for each task count (1, 2, 3, 4, 6, 8, ... up to
 16 tasks per device) and, for weight GEMMs, row blocks whose devices keep the whole weight (fetched
 once, reused by the backward dX of the same layer), adds device groups fastest first while the
-GEMM's pull-scheduled time keeps falling (greedy selection), and keeps the fastest (grid, groups).
+GEMM's pull-scheduled time keeps falling (greedy selection), and keeps the fastest (grid, groups);
+then, per device, keeps the first devices by task latency or pull period when that is faster than
+whole groups (a group is as slow as its slowest member; a device on a bad link would finish last).
 The LP (scipy HiGHS) then splits each GEMM's tiles over the chosen groups under the PS egress and
 ingress limits; :meth:`Plan.explain`
 says why each group was used or dropped.
@@ -19,7 +21,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,6 +31,7 @@ from frugalml.cleave.costmodel import (
     churn_inflation,
     gemm_cost,
     group_makespans,
+    pull_makespan,
     resident_cost,
     solve_assignment,
     task_counts,
@@ -88,6 +91,7 @@ class GemmPlan:
     dropped: dict[int, str] = field(default_factory=dict)
     on_ps: bool = False  # below the split threshold: the PS computes it, no tasks
     resident_bytes: float = 0.0  # > 0: devices keep this whole weight (downloaded once, see resident_cost)
+    devices: np.ndarray | None = None  # which devices pull its tiles (bool per device); None: all of groups
 
 
 @dataclass
@@ -124,14 +128,18 @@ class Plan:
         return used
 
     def used_devices(self) -> np.ndarray:
-        return self.used_groups()[self.groups.group_of]
+        return self.eligible().any(axis=0)
 
     def eligible(self) -> np.ndarray:
         """``eligible[g, d]``: device ``d`` may pull tiles of GEMM plan ``g``."""
         allowed = np.zeros((len(self.gemm_plans), len(self.groups.labels)), dtype=bool)
         for i, gp in enumerate(self.gemm_plans):
             allowed[i, gp.groups] = True
-        return allowed[:, self.groups.group_of]
+        allowed = allowed[:, self.groups.group_of]
+        for i, gp in enumerate(self.gemm_plans):
+            if gp.devices is not None:
+                allowed[i] = gp.devices
+        return allowed
 
     def to_dict(self) -> dict:
         return {
@@ -189,8 +197,10 @@ class Plan:
                 continue
             bound = " [PS NIC bound]" if gp.ps_bound >= gp.seconds else ""
             partial = [f"{g.labels[c]}: {why}" for c, why in gp.dropped.items() if "memory" not in why]
+            pulling = int(gp.devices.sum()) if gp.devices is not None else int(sizes[gp.groups].sum())
             lines.append(f"  {gp.gemm.name:<16} x{gp.repeats:<3} grid {str(gp.grid):<11} "
-                         f"{gp.grid.tasks:>6} tasks, {gp.cost.bytes_down / 1e6:8.2f} MB down / "
+                         f"{gp.grid.tasks:>6} tasks on {pulling:>5} devices, "
+                         f"{gp.cost.bytes_down / 1e6:8.2f} MB down / "
                          f"{gp.cost.bytes_up / 1e6:7.2f} MB up / {gp.cost.memory / 1e6:8.1f} MB per task, "
                          f"{gp.seconds:9.3f} s{bound}" + (f"; left out {partial[0]}" if partial else "")
                          + (f"; devices keep the whole {gp.gemm.b} ({gp.resident_bytes / 1e6:.0f} MB)"
@@ -294,6 +304,56 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
                     float(nic[g]), dropped, resident_bytes=resident[g])
 
 
+def pull_schedule(period: np.ndarray, latency: np.ndarray, setup: np.ndarray, devices: np.ndarray,
+                  tasks: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """The pull schedule of ``tasks`` tiles over ``devices`` (indices): makespan, the devices sorted
+    by period, and each one's task count (:func:`~frugalml.cleave.costmodel.pull_makespan`)."""
+    order = devices[np.argsort(period[devices], kind="stable")]
+    span, counts = pull_makespan(period[order], latency[order], setup[order], tasks)
+    return float(span), order, counts
+
+
+SELECTION_PREFIXES = 24
+
+
+def select_devices(plans: list[GemmPlan], pool: Pool, groups: DeviceGroups, churn: bool) -> list[GemmPlan]:
+    """Per GEMM, the devices that pull its tiles: the chosen groups, or, when faster, the first ``k``
+    devices that can hold a tile ranked by task latency (first task included) or by pull period.
+
+    A device whose single task ends after everyone else's work would finish last, so greedy selection
+    per device drops exactly the outliers a group hides (a device on a mostly-down link). ``k`` runs
+    over :data:`SELECTION_PREFIXES` geometric steps. GEMMs go in step order, so a backward finds the
+    resident weight on the devices that ran its forward.
+    """
+    holders: dict[str, np.ndarray] = {}
+    out = []
+    for gp in plans:
+        if gp.on_ps:
+            out.append(gp)
+            continue
+        period, latency = device_task_seconds(pool, gp.cost, churn, gp.resident_bytes)
+        setup = setup_seconds(pool, gp.resident_bytes, holders.get(gp.gemm.b))
+        fits = np.flatnonzero(np.isfinite(period))
+        grouped = np.flatnonzero(np.isin(groups.group_of, gp.groups) & np.isfinite(period))
+        best = pull_schedule(period, latency, setup, grouped, gp.grid.tasks)
+        steps = np.unique(np.geomspace(1, len(fits), SELECTION_PREFIXES).astype(np.int64))
+        for key in (latency + setup, period):
+            ranked = fits[np.argsort(key[fits], kind="stable")]
+            for k in steps:
+                trial = pull_schedule(period, latency, setup, ranked[:k], gp.grid.tasks)
+                if trial[0] < best[0]:
+                    best = trial
+        span, order, counts = best
+        mask = np.zeros(len(pool), dtype=bool)
+        mask[order] = True
+        if gp.resident_bytes:  # the devices that ran a task keep the weight (as the simulators do)
+            holders[gp.gemm.b] = np.zeros(len(pool), dtype=bool)
+            holders[gp.gemm.b][order[counts > 0]] = True
+        out.append(replace(gp, devices=mask, seconds=max(span, gp.ps_bound),
+                           groups=np.unique(groups.group_of[mask])))
+    return out
+
+
 def _kept_on_ps(gemm: Gemm, repeats: int, dtype_bytes: int, ps_flops: float) -> GemmPlan:
     grid = TileGrid(1, 1, 1)
     return GemmPlan(gemm, repeats, grid, gemm_cost(gemm, TileGrid(1, 1, gemm.batch), dtype_bytes),
@@ -335,6 +395,7 @@ def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
         if gp.resident_bytes:
             holders[g.b] = np.isin(groups.group_of, gp.groups)
         plans.append(gp)
+    plans = select_devices(plans, pool, groups, churn)
     sizes = groups.sizes
     tiled = [gp for gp in plans if not gp.on_ps]
     task_time = np.full((len(tiled), len(sizes)), np.inf)
