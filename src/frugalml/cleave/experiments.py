@@ -285,6 +285,19 @@ def reproduce(*, model: str = "opt-13b", batch: int = 512, seq: int = 1024, devi
                               notes="batch sensitivity: Cleave's traffic scales with tokens, the baselines' "
                                     "gradient synchronisation does not"))
 
+    for ratio in (4, 2, 1):  # faster uplinks (uplink = downlink / ratio): who gains more
+        fast = make_pool(devices, seed=seed, traces=traces, uplink_ratio=ratio)
+        fast_plan = plan(graph, fast, churn=False)
+        fast_base = run_baselines(graph, fast, seed)
+        fast_des = {b: simulate_baseline(graph, fast_base[b]) for b in BASELINES}
+        b_name = min(fast_des, key=fast_des.get)
+        records.append(Record(SYSTEM, f"{model} {batch}x{seq} tokens, mixed pool with uplink = downlink / "
+                              f"{ratio}, {devices} devices", "per-batch time (Cleave analytic vs task graph)",
+                              "s", analytic_step(fast_plan).seconds,
+                              f"best edge baseline ({b_name}: {fast_base[b_name].config})", fast_des[b_name],
+                              notes=f"link sensitivity; Cleave's uplink floor "
+                                    f"{link_floor(fast_plan)[0]:.0f} s"))
+
     scaling_rows = rows + sweep(graph, [c for c in counts if c > 4096], make, seed=seed, quiet=quiet)
     if out_dir is not None:
         out = Path(out_dir)
