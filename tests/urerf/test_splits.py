@@ -75,7 +75,7 @@ def test_shared_workspace_gives_the_same_cut():
     from frugalml.urerf._trees import FASTBIC, best_cut, best_cut_with, xlogx_table
 
     zs = np.sort(np.random.default_rng(1).normal(size=400))
-    table, work = xlogx_table(1000), np.empty((5, 1000))  # a tree's buffers, larger than the node
+    table, work = xlogx_table(1000), np.empty((4, 1000))  # a tree's buffers, larger than the node
     for lo in (1, 7):
         assert best_cut_with(zs, zs.size, FASTBIC, lo, table, work) == best_cut(zs, zs.size, FASTBIC, lo)
 

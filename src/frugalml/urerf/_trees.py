@@ -21,7 +21,6 @@ _LN2 = float(np.log(2.0))
 _LOG_EDGE = np.nextafter(np.log1p(np.arange(257) / 256.0), -np.inf)
 _LOG_SLOPE = np.diff(_LOG_EDGE)
 _RADIX_MIN = 1024  # nodes at least this large sort their projections by radix
-_RANK_SPAN = 32  # a single-feature candidate is rank-sorted when the node holds >= n / this points
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 _DEBRUIJN_BIT = np.zeros(64, dtype=np.int64)  # lowest set bit of a word from its de Bruijn hash
 for _bit in range(64):
@@ -84,7 +83,7 @@ def best_cut(zs, m, criterion, min_cluster_size):
     TwoMeans scores the within-side sum of squares. Only cuts between distinct values count; among
     equal scores the smallest s wins.
     """
-    work = np.empty((5, m), dtype=np.float64)
+    work = np.empty((4, max(m, 2)), dtype=np.float64)
     return best_cut_with(zs, m, criterion, min_cluster_size, xlogx_table(m), work)
 
 
@@ -98,12 +97,12 @@ def _fastbic_score(ss1, ss2, n1, n2, m, log_m):
 
 @njit(cache=True)
 def best_cut_with(zs, m, criterion, min_cluster_size, xlogx, work):
-    """``best_cut`` given ``xlogx_table(>= m)`` and a (5, >= m) float64 workspace.
+    """``best_cut`` given ``xlogx_table(>= m)`` and a (4, >= m) float64 workspace.
 
-    FastBIC runs in three passes: the sides' sums of squares from prefix sums; a lower bound of every
-    cut's score from cheap logarithm bounds (``_log_lower``), whose minimiser is scored exactly; then
-    exact scores only for the cuts whose bound could still beat that score. The result equals the
-    exhaustive scan's (score and s).
+    FastBIC runs in two passes: the sides' sums of squares from prefix sums and a lower bound of every
+    cut's score from cheap logarithm bounds (``_log_lower``), whose minimiser is then scored exactly;
+    then exact scores only for the cuts whose bound could still beat that score. The result equals
+    the exhaustive scan's (score and s).
     """
     shift = zs[(m - 1) // 2]
     total = 0.0
@@ -117,7 +116,10 @@ def best_cut_with(zs, m, criterion, min_cluster_size, xlogx, work):
     log_m = np.log(m)
     lo = max(min_cluster_size, 1)
     best, best_s = np.inf, -1
-    sum_sq1, sum_sq2, var1, var2, bound = work[0], work[1], work[2], work[3], work[4]
+    sum_sq1, sum_sq2, bound = work[0], work[1], work[2]
+    scratch = work[3, :2]  # the sides' variances, read back as bit patterns by _log_lower
+    scratch_bits = scratch.view(np.uint64)
+    first = -1
     left, left_sq = 0.0, 0.0
     for s in range(1, m):
         d = zs[s - 1] - shift
@@ -134,27 +136,22 @@ def best_cut_with(zs, m, criterion, min_cluster_size, xlogx, work):
             if ss1 + ss2 < best:
                 best, best_s = ss1 + ss2, s
             continue
-        v1, v2 = ss1 / n1, ss2 / n2
-        if v1 <= tiny or v2 <= tiny:
+        scratch[0], scratch[1] = ss1 / n1, ss2 / n2
+        if scratch[0] <= tiny or scratch[1] <= tiny:
             continue
-        sum_sq1[s], sum_sq2[s], var1[s], var2[s] = ss1, ss2, v1, v2
-        bound[s] = 0.0
+        sum_sq1[s], sum_sq2[s] = ss1, ss2
+        # -2 log L of the unequal-variance model bounds the pooled one's from below (Jensen), so with
+        # the pooled model's parameter count this bounds both models; the slack covers the rounding
+        # of the bound's own arithmetic
+        term1 = n1 * (_LOG_2PI + _log_lower(scratch_bits[0]))
+        term2 = n2 * (_LOG_2PI + _log_lower(scratch_bits[1]))
+        mix = -2.0 * (xlogx[n1] + xlogx[n2] - xlogx[m])
+        b = mix + term1 + term2 + m + 4 * log_m
+        bound[s] = b - 1e-9 * (1.0 + abs(b) + abs(term1) + abs(term2) + 2.0 * xlogx[m])
+        if first < 0 or bound[s] < bound[first]:
+            first = s
     if criterion == TWOMEANS:
         return best, best_s
-    bits1, bits2 = var1.view(np.uint64), var2.view(np.uint64)
-    first = -1
-    for s in range(lo, m - lo + 1):
-        if bound[s] == 0.0:
-            # -2 log L of the unequal-variance model bounds the pooled one's from below (Jensen), so
-            # with the pooled model's parameter count this bounds both models; the slack covers the
-            # rounding of the bound's own arithmetic
-            term1 = s * (_LOG_2PI + _log_lower(bits1[s]))
-            term2 = (m - s) * (_LOG_2PI + _log_lower(bits2[s]))
-            mix = -2.0 * (xlogx[s] + xlogx[m - s] - xlogx[m])
-            b = mix + term1 + term2 + m + 4 * log_m
-            bound[s] = b - 1e-9 * (1.0 + abs(b) + abs(term1) + abs(term2) + 2.0 * xlogx[m])
-            if first < 0 or bound[s] < bound[first]:
-                first = s
     if first < 0:
         return best, best_s
     best, best_s = _fastbic_score(sum_sq1[first], sum_sq2[first], first, m - first, m, log_m), first
@@ -352,7 +349,7 @@ def _grow_tree(Xt, ranks, sorted_values, seed, sampling, n_in, projection, mtry,
     bits = np.zeros((n + 63) // 64, dtype=np.uint64)
     zs = np.empty(n_in, dtype=np.float64)
     xlogx = xlogx_table(n_in)
-    work = np.empty((5, n_in), dtype=np.float64)
+    work = np.empty((4, max(n_in, 2)), dtype=np.float64)
     keys = np.empty(n_in, dtype=np.uint64)
     spare = np.empty(n_in, dtype=np.uint64)
     hist = np.empty(256, dtype=np.int64)
@@ -377,7 +374,7 @@ def _grow_tree(Xt, ranks, sorted_values, seed, sampling, n_in, projection, mtry,
         smallest = max(min_cluster_size, int(np.ceil(min_cluster_fraction * size)))
         for c in range(n_cand):
             e0, e1 = cand_ptr[c], cand_ptr[c + 1]
-            if e1 - e0 == 1 and cand_weight[e0] != 0.0 and size * _RANK_SPAN >= n:
+            if e1 - e0 == 1 and cand_weight[e0] != 0.0:  # faster than sorting at any node size
                 rank_sort(ranks, sorted_values, cand_feat[e0], cand_weight[e0], idx, start, end, counts,
                           bits, zs)
             else:
