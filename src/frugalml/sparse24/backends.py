@@ -78,8 +78,8 @@ class _SearchedCsltMatmul:
                                      alg_id=self.algorithms[key])
 
 
-CUSPARSELT = SparseKernels(lambda a: torch._cslt_compress(a), _cslt_matmul)
-CUSPARSELT_SEARCHED = SparseKernels(lambda a: torch._cslt_compress(a), _SearchedCsltMatmul())
+CUSPARSELT = SparseKernels(lambda a: torch._cslt_compress(a), _SearchedCsltMatmul())
+CUSPARSELT_ALG0 = SparseKernels(lambda a: torch._cslt_compress(a), _cslt_matmul)  # cuSPARSELt's default
 
 
 def _dense_matmul(a, b, bias, transpose_result):
@@ -118,38 +118,106 @@ def sparse_times_dense_t(packed: torch.Tensor, x: torch.Tensor, bias: torch.Tens
     return kernels.matmul(packed, _pad_rows(x, TOKEN_MULTIPLE).t(), bias, True)[:rows]
 
 
-class Cusparselt24Linear(torch.autograd.Function):
-    """``y = x P^T + b`` with ``P = prune(w)`` 2:4 on cuSPARSELt; straight-through gradient to ``w``.
+CODE_BASE = 255  # position digits are packed as 1..255: integers fp16 and bf16 hold exactly
 
-    Forward: ``P`` packed and multiplied sparse. Backward: ``dX = dY P`` sparse too when ``P`` is
-    transposable (``P^T`` packed in the forward and kept for the backward), else dense with ``P``;
-    ``dW = dY^T X`` dense (optionally MVUE-sparsified ``dY^T``). Returns the output and ``P``.
+
+def _learn_slots(positions: torch.Tensor, keep: torch.Tensor, dtype: torch.dtype,
+                 kernels: SparseKernels) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which entry of ``positions`` fills each slot of ``kernels.compress`` of a matrix with nonzeros
+    ``keep``, assuming nothing about the packed layout: pack the positions' base-255 digits (+1, so
+    kept entries are nonzero) one digit at a time, plus the first digit shifted by one; slots whose
+    bits change with the shift hold values, the others (metadata, fillers) are constant.
+    Returns (index per slot, value-slot mask, constant bits as int16).
+    """
+    def pack_digit(digit: int, shift: int = 0) -> torch.Tensor:
+        code = ((positions // CODE_BASE**digit + shift) % CODE_BASE + 1).to(dtype) * keep
+        return kernels.compress(code)
+
+    first = pack_digit(0)
+    is_value = first.view(torch.int16) != pack_digit(0, shift=1).view(torch.int16)
+    index = torch.zeros(first.shape, dtype=torch.long, device=first.device)
+    digit = 0
+    while CODE_BASE**digit < positions.numel():
+        packed = first if digit == 0 else pack_digit(digit)
+        slot = torch.where(is_value, packed.float(), 1).round().long()
+        index += (slot - 1) * CODE_BASE**digit
+        digit += 1
+    return index, is_value, first.view(torch.int16).masked_fill(is_value, 0)
+
+
+@dataclass
+class PackedLayout:
+    """A fixed 2:4 mask's cuSPARSELt packing as a gather: between mask updates, ``pack(w)`` builds
+    the packed ``P`` (and ``P^T``) from the dense weight with one gather each instead of pruning and
+    ``_cslt_compress`` (learned once per mask by :func:`_learn_slots`; bit-identical to compressing)."""
+
+    mask: torch.Tensor
+    slots: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    slots_t: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+
+    @classmethod
+    def learn(cls, mask: torch.Tensor, dtype: torch.dtype, transposable: bool,
+              kernels: SparseKernels = CUSPARSELT) -> PackedLayout:
+        positions = torch.arange(mask.numel(), device=mask.device).reshape(mask.shape)
+        slots = _learn_slots(positions, mask, dtype, kernels)
+        slots_t = _learn_slots(positions.t().contiguous(), mask.t().contiguous(), dtype, kernels) \
+            if transposable else None
+        return cls(mask, slots, slots_t)
+
+    def matches(self, w: torch.Tensor) -> bool:
+        return self.mask.shape == w.shape and self.mask.device == w.device
+
+    @staticmethod
+    def _gather(w: torch.Tensor, slots) -> torch.Tensor:
+        index, is_value, constant = slots
+        values = w.reshape(-1).take(index).view(torch.int16)
+        return torch.where(is_value, values, constant).view(w.dtype)
+
+    def pack(self, w: torch.Tensor, backward: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Packed ``P`` and, if ``backward``, packed ``P^T`` (transposable) or the dense ``P``."""
+        packed = self._gather(w, self.slots)
+        if not backward:
+            return packed, None
+        return packed, self._gather(w, self.slots_t) if self.slots_t is not None else w * self.mask
+
+
+def pack_pruned(pruned: torch.Tensor, transposable: bool, backward: bool,
+                kernels: SparseKernels = CUSPARSELT) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Packed ``P`` and, if ``backward``, packed ``P^T`` (transposable) or the dense ``P``."""
+    packed = kernels.compress(pruned)
+    if not backward:
+        return packed, None
+    return packed, kernels.compress(pruned.t().contiguous()) if transposable else pruned
+
+
+class Cusparselt24Linear(torch.autograd.Function):
+    """``y = x P^T + b`` with ``P`` the 2:4 weight on cuSPARSELt; straight-through gradient to ``w``.
+
+    ``pack(w, backward)`` returns packed ``P`` and the backward operand: packed ``P^T`` when ``P``
+    is transposable (so ``dX = dY P`` is sparse too), else the dense ``P``. ``dW = dY^T X`` is
+    dense (optionally with an MVUE-sparsified ``dY^T``).
     """
 
     @staticmethod
-    def forward(ctx, x, w, bias, prune, transposable, mvue, generator, kernels):
-        pruned = prune(w.detach())
-        y = sparse_times_dense_t(kernels.compress(pruned), x, bias, kernels)
-        saved = pruned
-        if ctx.needs_input_grad[0] and transposable:
-            saved = kernels.compress(pruned.t().contiguous())
-        ctx.save_for_backward(x, saved if ctx.needs_input_grad[0] else None)
+    def forward(ctx, x, w, bias, pack, transposable, mvue, generator, kernels):
+        packed, operand = pack(w.detach(), ctx.needs_input_grad[0])
+        y = sparse_times_dense_t(packed, x, bias, kernels)
+        ctx.save_for_backward(x, operand)
         ctx.transposable, ctx.mvue, ctx.generator, ctx.kernels = transposable, mvue, generator, kernels
         ctx.has_bias = bias is not None
-        ctx.mark_non_differentiable(pruned)
-        return y, pruned
+        return y
 
     @staticmethod
-    def backward(ctx, grad, _):
+    def backward(ctx, grad):
         from frugalml.sparse24.autograd import mvue_24
 
-        x, saved = ctx.saved_tensors
+        x, operand = ctx.saved_tensors
         grad = grad.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0] and ctx.transposable:
-            grad_x = sparse_times_dense_t(saved, grad, None, ctx.kernels)
+            grad_x = sparse_times_dense_t(operand, grad, None, ctx.kernels)
         elif ctx.needs_input_grad[0]:
-            grad_x = grad @ saved
+            grad_x = grad @ operand
         if ctx.needs_input_grad[1]:
             grad_t = mvue_24(grad.t(), ctx.generator) if ctx.mvue else grad.t()
             grad_w = grad_t @ x

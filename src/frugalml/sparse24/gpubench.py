@@ -16,8 +16,8 @@ from frugalml.common.report import Record
 from frugalml.common.timing import compare
 from frugalml.sparse24.backends import (
     CUSPARSELT,
-    CUSPARSELT_SEARCHED,
-    SparseKernels,
+    CUSPARSELT_ALG0,
+    PackedLayout,
     cusparselt_status,
     fused_greedy_prune,
     sparse_times_dense_t,
@@ -36,11 +36,18 @@ FAST = {
     "backend": "cusparselt",
     "flip_every": 0,
 }
+HELD = {**FAST, "mask_every": 10}
+VARIANTS = {
+    "mask every step (fused greedy prune + _cslt_compress)": FAST,
+    "mask held 10 steps (gather packing)": HELD,
+    "exact 90-pattern mask every step": {**FAST, "transposable_method": "exact"},
+}
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """max |a - b| / max |b|."""
-    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-30))
+    a, b = a.detach().float(), b.detach().float()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
 class TorchTileSparsify(torch.autograd.Function):
@@ -91,35 +98,54 @@ def gpu_numerics(tokens: int = 1004, dim: int = 1024, hidden: int = 4096) -> lis
             )
         )
 
-    for method, searched in (("exact", False), ("greedy", False), ("greedy", True)):
+    for label, options in VARIANTS.items():
 
-        def layer_check(method=method, searched=searched):
+        def layer_check(label=label, options=options):
             base = torch.nn.Linear(dim, hidden, device="cuda", dtype=torch.bfloat16)
-            layer = SparseLinear.from_dense(base, SparsityConfig(**{**FAST, "transposable_method": method}))
-            layer.kernels = CUSPARSELT_SEARCHED if searched else CUSPARSELT
-            method = f"{method} mask{', searched alg_id' if searched else ''}"
+            layer = SparseLinear.from_dense(base, SparsityConfig(**options))
+            layer(x)  # a held mask is learned here; the measured forward packs by the gather
+            with torch.no_grad():
+                base.weight.add_(torch.randn_like(base.weight), alpha=0.01)
             xg = x.clone().requires_grad_()
             y = layer(xg)
             y.backward(grad)
-            pruned = layer._prune(layer.weight.detach())
+            mask = layer._held[0] if layer._held is not None else layer._prune(base.weight.detach()) != 0
+            pruned = base.weight.detach() * mask
             record(
-                f"ours cusparselt forward, {method}",
+                f"ours forward, {label}",
                 _relative_error(y, F.linear(x, pruned, base.bias)),
                 "y = x P^T + b vs dense with P",
             )
+            record(f"ours dX = dY P, {label}", _relative_error(xg.grad, grad @ pruned), "through packed P^T")
             record(
-                f"ours cusparselt dX = dY P, {method}",
-                _relative_error(xg.grad, grad @ pruned),
-                "backward through the packed P^T",
-            )
-            record(
-                f"ours dW = dY^T X, {method}",
-                _relative_error(layer.weight.grad, grad.t() @ x),
+                f"ours dW = dY^T X, {label}",
+                _relative_error(base.weight.grad, grad.t() @ x),
                 "dense weight gradient, straight through",
             )
             return []
 
-        records += _guard(f"numerics {method}", layer_check)
+        records += _guard(f"numerics {label}", layer_check)
+
+    def layout_check():
+        w = torch.randn(hidden, dim, device="cuda", dtype=torch.bfloat16)
+        mask = fused_greedy_prune(w) != 0
+        layout = PackedLayout.learn(mask, w.dtype, True)
+        w2 = torch.randn_like(w)
+        packed, packed_t = layout.pack(w2, backward=True)
+        same = float((packed == CUSPARSELT.compress(w2 * mask)).float().mean())
+        same_t = float((packed_t == CUSPARSELT.compress((w2 * mask).t().contiguous())).float().mean())
+        return [
+            Record(
+                SYSTEM,
+                f"gather packing vs _cslt_compress ({hidden}x{dim} bf16, P and P^T)",
+                "identical packed elements",
+                "fraction",
+                min(same, same_t),
+                notes=f"{name}; P {same:.6f}, P^T {same_t:.6f}; 1.0 = bit-identical",
+            )
+        ]
+
+    records += _guard("numerics gather packing", layout_check)
 
     def ffn_check():
         base = SquaredReLUFFN(dim, hidden).to("cuda", torch.bfloat16)
@@ -129,13 +155,13 @@ def gpu_numerics(tokens: int = 1004, dim: int = 1024, hidden: int = 4096) -> lis
         record(
             "FFN cusparselt vs emulate (exact mask both)",
             _relative_error(base(x), emulated(x)),
-            "the bug of run 1 (3.74) was torch's tile-kernel packing on this GPU",
+            "run 1's 3.74 came from torch's tile-kernel packing on this GPU",
         )
         w = base.w1.weight.detach()
         agree = float(
             (transposable_mask_24(w, method="greedy") == (fused_greedy_prune(w) != 0)).float().mean()
         )
-        records.append(
+        return [
             Record(
                 SYSTEM,
                 f"greedy mask: torch fused tile kernel vs ours ({hidden}x{dim} bf16)",
@@ -144,25 +170,21 @@ def gpu_numerics(tokens: int = 1004, dim: int = 1024, hidden: int = 4096) -> lis
                 agree,
                 notes=f"{name}; differences are ties",
             )
+        ]
+
+    records += _guard("numerics FFN", ffn_check)
+
+    def tile_check():
+        w = torch.randn(hidden, dim, device="cuda", dtype=torch.bfloat16)
+        y = F.linear(x, TorchTileSparsify.apply(w, False))
+        record(
+            "torch prune_dense_static_sort (cuSPARSELt packing) forward",
+            _relative_error(y, x @ fused_greedy_prune(w).t()),
+            "torch's fused tile kernel packing; peer recipe",
         )
         return []
 
-    records += _guard("numerics FFN", ffn_check)
-    for use_cutlass in (False, True):
-        backend = "CUTLASS" if use_cutlass else "cuSPARSELt"
-
-        def tile_check(use_cutlass=use_cutlass, backend=backend):
-            w = torch.randn(hidden, dim, device="cuda", dtype=torch.bfloat16)
-            pruned = fused_greedy_prune(w)
-            y = F.linear(x, TorchTileSparsify.apply(w, use_cutlass))
-            record(
-                f"torch prune_dense_static_sort ({backend} packing) forward",
-                _relative_error(y, x @ pruned.t()),
-                "torch's fused tile kernel packing both ways; the peer recipe",
-            )
-            return []
-
-        records += _guard(f"numerics tile {backend}", tile_check)
+    records += _guard("numerics tile cuSPARSELt", tile_check)
     return records
 
 
@@ -187,8 +209,9 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
     """Per-GEMM and per-step-overhead times of one 2:4 Linear at each FFN shape (W: hidden x dim).
 
     The three GEMMs of a Linear (forward ``X W^T``, ``dX = dY W``, ``dW = dY^T X``) dense vs
-    cuSPARSELt, and what the sparse path adds every step: pruning (torch's fused greedy tile kernel,
-    our exact and greedy masks) and packing ``P`` and ``P^T`` with ``_cslt_compress``.
+    cuSPARSELt (searched and default algorithm), and what the sparse path adds per step: pruning
+    (torch's fused greedy tile kernel; our exact and greedy masks in torch ops), packing ``P`` and
+    ``P^T`` with ``_cslt_compress``, or with a held mask by the learned gather (learning it once).
     """
     name = torch.cuda.get_device_name(0)
     records = []
@@ -201,17 +224,21 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
             dy = torch.randn(tokens, hidden, device="cuda", dtype=torch.bfloat16)
             pruned = fused_greedy_prune(w)
             packed, packed_t = CUSPARSELT.compress(pruned), CUSPARSELT.compress(pruned.t().contiguous())
-            searched = CUSPARSELT_SEARCHED
+            layout = PackedLayout.learn(pruned != 0, w.dtype, True)
             times = {
                 "forward X W^T dense": _gpu_seconds(lambda: F.linear(x, w)),
-                "forward X P^T cuSPARSELt": _gpu_seconds(lambda: sparse_times_dense_t(packed, x, None)),
-                "forward X P^T cuSPARSELt searched alg_id": _gpu_seconds(
-                    lambda: sparse_times_dense_t(packed, x, None, searched)
+                "forward X P^T cuSPARSELt (searched alg)": _gpu_seconds(
+                    lambda: sparse_times_dense_t(packed, x, None)
+                ),
+                "forward X P^T cuSPARSELt (alg 0)": _gpu_seconds(
+                    lambda: sparse_times_dense_t(packed, x, None, CUSPARSELT_ALG0)
                 ),
                 "dX = dY W dense": _gpu_seconds(lambda: dy @ w),
-                "dX = dY P cuSPARSELt": _gpu_seconds(lambda: sparse_times_dense_t(packed_t, dy, None)),
-                "dX = dY P cuSPARSELt searched alg_id": _gpu_seconds(
-                    lambda: sparse_times_dense_t(packed_t, dy, None, searched)
+                "dX = dY P cuSPARSELt (searched alg)": _gpu_seconds(
+                    lambda: sparse_times_dense_t(packed_t, dy, None)
+                ),
+                "dX = dY P cuSPARSELt (alg 0)": _gpu_seconds(
+                    lambda: sparse_times_dense_t(packed_t, dy, None, CUSPARSELT_ALG0)
                 ),
                 "dW = dY^T X dense": _gpu_seconds(lambda: dy.t() @ x),
                 "prune: torch fused greedy tile kernel": _gpu_seconds(lambda: fused_greedy_prune(w)),
@@ -225,30 +252,18 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
                 "pack P^T (transpose + _cslt_compress)": _gpu_seconds(
                     lambda: CUSPARSELT.compress(pruned.t().contiguous())
                 ),
+                "pack P and P^T by the learned gather (held mask)": _gpu_seconds(
+                    lambda: layout.pack(w, True)
+                ),
+                "learn the gather (once per held mask)": _gpu_seconds(
+                    lambda: PackedLayout.learn(pruned != 0, w.dtype, True), iters=1, repeats=3
+                ),
             }
-            try:
-                from torch.sparse import SparseSemiStructuredTensorCUTLASS
-
-                cutlass = SparseSemiStructuredTensorCUTLASS.prune_dense_static_sort(w)
-                times["forward X P^T CUTLASS (torch)"] = _gpu_seconds(lambda: F.linear(x, cutlass))
-            except Exception as exc:  # CUTLASS 2:4 kernels may be missing on this GPU / build
-                times["forward X P^T CUTLASS (torch)"] = float("nan")
-                print(f"CUTLASS forward unavailable: {exc}", flush=True)
-            dense_total = times["forward X W^T dense"] + times["dX = dY W dense"] + times["dW = dY^T X dense"]
-            ours_total = (
-                times["forward X P^T cuSPARSELt"]
-                + times["dX = dY P cuSPARSELt"]
-                + times["dW = dY^T X dense"]
-                + times["prune: torch fused greedy tile kernel"]
-                + times["pack P (_cslt_compress)"]
-                + times["pack P^T (transpose + _cslt_compress)"]
-            )
             peers = {
-                "forward X P^T cuSPARSELt": "forward X W^T dense",
-                "dX = dY P cuSPARSELt": "dX = dY W dense",
-                "forward X P^T cuSPARSELt searched alg_id": "forward X W^T dense",
-                "dX = dY P cuSPARSELt searched alg_id": "dX = dY W dense",
-                "forward X P^T CUTLASS (torch)": "forward X W^T dense",
+                "forward X P^T cuSPARSELt (searched alg)": "forward X W^T dense",
+                "forward X P^T cuSPARSELt (alg 0)": "forward X W^T dense",
+                "dX = dY P cuSPARSELt (searched alg)": "dX = dY W dense",
+                "dX = dY P cuSPARSELt (alg 0)": "dX = dY W dense",
             }
             out = [
                 Record(
@@ -264,31 +279,48 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
                 )
                 for op, t in times.items()
             ]
-            out.append(
-                Record(
-                    SYSTEM,
-                    f"GEMM breakdown {shape}: one Linear fwd+bwd, sum of its parts",
-                    "time",
-                    "s",
-                    ours_total,
-                    peer="dense: 3 GEMMs",
-                    peer_value=dense_total,
-                    higher_is_better=False,
-                    notes=f"{name}; ours = 2 cuSPARSELt GEMMs + dense dW + fused prune + 2 packs",
-                )
+            dense = times["forward X W^T dense"] + times["dX = dY W dense"] + times["dW = dY^T X dense"]
+            gemms = (
+                times["forward X P^T cuSPARSELt (searched alg)"]
+                + times["dX = dY P cuSPARSELt (searched alg)"]
+                + times["dW = dY^T X dense"]
             )
+            every_step = (
+                times["prune: torch fused greedy tile kernel"]
+                + times["pack P (_cslt_compress)"]
+                + times["pack P^T (transpose + _cslt_compress)"]
+            )
+            held = (
+                times["pack P and P^T by the learned gather (held mask)"]
+                + (
+                    times["prune: torch fused greedy tile kernel"]
+                    + times["learn the gather (once per held mask)"]
+                )
+                / HELD["mask_every"]
+            )
+            for label, overhead in (
+                ("mask every step", every_step),
+                (f"mask held {HELD['mask_every']} steps", held),
+                ("GEMMs only", 0.0),
+            ):
+                out.append(
+                    Record(
+                        SYSTEM,
+                        f"GEMM breakdown {shape}: one Linear fwd+bwd, sum of parts, {label}",
+                        "time",
+                        "s",
+                        gemms + overhead,
+                        peer="dense: 3 GEMMs",
+                        peer_value=dense,
+                        higher_is_better=False,
+                        notes=f"{name}; 2 cuSPARSELt GEMMs + dense dW + per-step overhead "
+                        f"{overhead * 1e3:.3f} ms",
+                    )
+                )
             return out
 
         records += _guard(f"GEMM breakdown {shape}", items)
     return records
-
-
-def use_kernels(model: torch.nn.Module, kernels: SparseKernels) -> torch.nn.Module:
-    """Point every SparseLinear of ``model`` at ``kernels``; return ``model``."""
-    for module in model.modules():
-        if isinstance(module, SparseLinear):
-            module.kernels = kernels
-    return model
 
 
 def _cuda_calls(fn: Callable[[], Any], calls: int) -> Callable[[], Any]:
@@ -301,8 +333,8 @@ def _cuda_calls(fn: Callable[[], Any], calls: int) -> Callable[[], Any]:
 
 
 def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[Record]:
-    """FFN fwd+bwd at Llama-1B/7B shapes in bf16: ours (greedy and exact masks) and torch's tile-kernel
-    recipe (torchao SemiSparseLinear on core, cuSPARSELt and CUTLASS packing) vs dense; V:N:M gather
+    """FFN fwd+bwd at Llama-1B/7B shapes in bf16: ours (mask every step, mask held 10 steps, exact
+    mask) and torch's tile-kernel recipe (torchao SemiSparseLinear on core) vs dense; V:N:M gather
     matmul; a Llama-1B-shaped training step (``layers_1b`` layers), dense vs sparse.
     Each item that fails is recorded with its error instead of stopping the run.
     """
@@ -316,47 +348,25 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
         def ffn_items(dim=dim, hidden=hidden, shape=shape):
             x = torch.randn(tokens, dim, device=device, dtype=dtype, requires_grad=True)
             dense = SquaredReLUFFN(dim, hidden).to(device, dtype)
-            greedy = sparsify_ffn(copy.deepcopy(dense), **FAST)
-            exact = sparsify_ffn(copy.deepcopy(dense), **{**FAST, "transposable_method": "exact"})
-            searched = use_kernels(sparsify_ffn(copy.deepcopy(dense), **FAST), CUSPARSELT_SEARCHED)
+            contenders = {
+                f"ours, {label}": sparsify_ffn(copy.deepcopy(dense), **options)
+                for label, options in VARIANTS.items()
+            }
 
-            def tile_recipe(use_cutlass):
-                def run():
-                    h = F.relu(F.linear(x, TorchTileSparsify.apply(dense.w1.weight, use_cutlass))).square()
-                    return F.linear(h, TorchTileSparsify.apply(dense.w2.weight, use_cutlass))
-
-                return run
+            def tile_recipe():
+                h = F.relu(F.linear(x, TorchTileSparsify.apply(dense.w1.weight, False))).square()
+                return F.linear(h, TorchTileSparsify.apply(dense.w2.weight, False))
 
             def fwd_bwd(fn):
                 return lambda: fn().float().square().mean().backward()
 
             dense_run = _cuda_calls(fwd_bwd(lambda: dense(x)), rounds)
+            runs = {label: (lambda model=model: model(x)) for label, model in contenders.items()}
+            runs["torch tile recipe, cuSPARSELt packing (peer; numerically WRONG on non-SM8x)"] = tile_recipe
             out = []
-            for label, fn, note in (
-                ("ours (SparseLinear cusparselt, fused greedy prune)", lambda: greedy(x), "goal 7B >= 1.3x"),
-                (
-                    "ours (fused greedy prune, searched cuSPARSELt alg_id)",
-                    lambda: searched(x),
-                    "goal 7B >= 1.3x",
-                ),
-                (
-                    "ours (SparseLinear cusparselt, exact 90-pattern mask)",
-                    lambda: exact(x),
-                    "exact mask in torch ops",
-                ),
-                (
-                    "torch tile recipe, cuSPARSELt packing (peer)",
-                    tile_recipe(False),
-                    "numerically WRONG on non-SM8x GPUs (see numerics records)",
-                ),
-                (
-                    "torch tile recipe, CUTLASS packing (peer)",
-                    tile_recipe(True),
-                    "torch's CUTLASS 2:4 kernels",
-                ),
-            ):
+            for label, fn in runs.items():
 
-                def item(fn=fn, label=label, note=note):
+                def item(fn=fn, label=label):
                     c = compare(_cuda_calls(fwd_bwd(fn), rounds), dense_run, rounds=5, warmup=1)
                     return [
                         Record.from_comparison(
@@ -364,7 +374,8 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
                             system=SYSTEM,
                             workload=f"FFN fwd+bwd {shape} {dim}->{hidden}, {tokens} tok bf16: {label}",
                             peer="dense bf16 (nn.Linear)",
-                            notes=f"{name}; {rounds} calls per sample; {note}",
+                            notes=f"{name}; {rounds} calls per sample (a held mask is re-learned 1 in 10); "
+                            "goal 7B >= 1.3x",
                         )
                     ]
 
@@ -384,29 +395,26 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
         )
         batch = torch.randint(0, 32000, (4, 2048), device=device)
         dense = TinyLlama(config).to(device, dtype)
-        variants = {
-            "fused greedy prune": sparsify_ffn(copy.deepcopy(dense), **FAST),
-            "fused greedy prune, searched alg_id": use_kernels(
-                sparsify_ffn(copy.deepcopy(dense), **FAST), CUSPARSELT_SEARCHED
-            ),
-        }
 
         def step(model):
             return lambda: model(batch, batch)[1].backward()
 
         out = []
-        for label, sparse in variants.items():
-            c = compare(_cuda_calls(step(sparse), 3), _cuda_calls(step(dense), 3), rounds=5, warmup=1)
+        for label in list(VARIANTS)[:2]:
+            sparse = sparsify_ffn(copy.deepcopy(dense), **VARIANTS[label])
+            c = compare(_cuda_calls(step(sparse), 10), _cuda_calls(step(dense), 10), rounds=3, warmup=1)
             out.append(
                 Record.from_comparison(
                     c,
                     system=SYSTEM,
-                    workload=f"Llama-1B-shaped training step ({layers_1b} layers, 4x2048 tokens, bf16), "
-                    f"sparse phase (2:4 FFN weights, cusparselt, {label})",
+                    workload=f"Llama-1B-shaped training step ({layers_1b} layers, 4x2048 tokens, "
+                    f"bf16), sparse phase (2:4 FFN weights, cusparselt, {label})",
                     peer="same model dense bf16",
-                    notes=f"{name}; goal >= 1.2x; fewer layers than Llama-1B's 16; squared-ReLU FFN",
+                    notes=f"{name}; goal >= 1.2x; fewer layers than Llama-1B's 16; squared-ReLU FFN; "
+                    "10 steps per sample",
                 )
             )
+            del sparse
         return out
 
     records += _guard("Llama-1B step", llama_step)

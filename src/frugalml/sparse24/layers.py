@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,12 @@ from frugalml.sparse24.backends import (
     BACKENDS,
     CUSPARSELT,
     Cusparselt24Linear,
+    PackedLayout,
     check_backend,
     check_cusparselt_dtypes,
     check_cusparselt_shapes,
     fused_greedy_prune,
+    pack_pruned,
 )
 from frugalml.sparse24.masks import TRANSPOSABLE_METHODS, VNM, soft_threshold_24
 
@@ -61,6 +64,11 @@ class SparsityConfig:
     flip_every : int
         Measure the mask flip rate on every ``flip_every``-th training forward (0: never). Telemetry
         stays on the device; it is read (one host sync) only when asked for.
+    mask_every : int
+        Recompute the 2:4 mask every ``mask_every`` training forwards and hold it in between
+        (``method="ste"`` only); the weights' values are re-read every forward. On cusparselt the
+        held mask's packing is learned once, so each forward packs by a gather instead of pruning
+        and ``_cslt_compress``. With ``mask_every > 1`` the flip rate compares consecutive masks.
     """
 
     weights: str | None = "2:4"
@@ -73,6 +81,7 @@ class SparsityConfig:
     seed: int = 0
     transposable_method: str = "exact"
     flip_every: int = 1
+    mask_every: int = 1
 
     def __post_init__(self) -> None:
         if self.weights not in (None, "2:4", "dense"):
@@ -90,6 +99,11 @@ class SparsityConfig:
         one_of(self.transposable_method, TRANSPOSABLE_METHODS, "transposable mask method")
         if self.flip_every < 0:
             raise InvalidInputError(f"flip_every must be >= 0 (0: no flip rate), got {self.flip_every}")
+        if self.mask_every < 1 or (self.mask_every > 1 and self.method != "ste"):
+            raise InvalidInputError(
+                f"mask_every must be >= 1, and > 1 only with method='ste' (S-STE re-thresholds every "
+                f"step), got mask_every={self.mask_every}, method={self.method!r}"
+            )
         if self.backend == "cusparselt" and self.weights is None:
             raise InvalidInputError("backend 'cusparselt' accelerates 2:4 weights; set weights='2:4'")
 
@@ -138,6 +152,8 @@ class SparseLinear(nn.Module):
         self._generator: torch.Generator | None = None
         self.register_buffer("_last_mask", None, persistent=False)
         self._training_forwards = 0
+        self._held: tuple[torch.Tensor, Any] | None = None
+        self._mask_age = 0
         self._flip_rate: torch.Tensor | float = 0.0
         self._activation_density: torch.Tensor | float = 1.0
 
@@ -181,10 +197,42 @@ class SparseLinear(nn.Module):
         if not self.config.weights:
             return self.weight
         c = self.config
+        if c.mask_every > 1:
+            detached = self.weight.detach()
+            mask = self._hold(detached, lambda m: m)
+            return self.weight + (torch.where(mask, detached, 0) - detached).detach()
         weight, mask = sparse_weight(self.weight, c.method, c.transposable, self.beta, c.transposable_method)
         if self.training:
             self._track_flips(lambda: mask)
         return weight
+
+    def _hold(self, w: torch.Tensor, learn: Callable[[torch.Tensor], Any]) -> Any:
+        """``learn(mask)`` of the mask held for ``mask_every`` training forwards, recomputed when due
+        (or when the weight moved or changed shape); the flip rate compares consecutive masks."""
+        held = self._held
+        stale = held is None or held[0].shape != w.shape or held[0].device != w.device
+        if stale or (self.training and self._mask_age >= self.config.mask_every):
+            mask = self._prune(w) != 0 if self.config.backend == "cusparselt" else self.mask()
+            if self.training and not stale and self.config.flip_every:
+                self._flip_rate = (mask != held[0]).float().mean()
+            held = self._held = (mask, learn(mask))
+            self._mask_age = 0
+        if self.training:
+            self._mask_age += 1
+        return held[1]
+
+    def _pack(self, w: torch.Tensor, backward: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """cusparselt operands of the detached weight: packed ``P`` and the backward operand."""
+        c = self.config
+        if c.mask_every > 1:
+            def learn(mask):
+                return PackedLayout.learn(mask, w.dtype, c.transposable, self.kernels)
+
+            return self._hold(w, learn).pack(w, backward)
+        pruned = self._prune(w)
+        if self.training:
+            self._track_flips(lambda: pruned != 0)
+        return pack_pruned(pruned, c.transposable, backward, self.kernels)
 
     def _track_flips(self, mask: Callable[[], torch.Tensor]) -> None:
         """Every ``flip_every``-th training forward, the fraction of mask entries that changed since
@@ -222,11 +270,9 @@ class SparseLinear(nn.Module):
         if self.config.backend == "cusparselt":
             check_cusparselt_dtypes(self.weight, x2)
             mvue = self.config.mvue and self.training
-            y, pruned = Cusparselt24Linear.apply(
-                x2, self.weight, self.bias, self._prune, self.config.transposable, mvue,
+            y = Cusparselt24Linear.apply(
+                x2, self.weight, self.bias, self._pack, self.config.transposable, mvue,
                 self._mvue_generator(x2.device) if mvue else None, self.kernels)
-            if self.training:
-                self._track_flips(lambda: pruned != 0)
             return y.reshape(*shape[:-1], self.out_features)
         w = self.effective_weight()
         if self.config.mvue and self.training:
