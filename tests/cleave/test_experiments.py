@@ -27,9 +27,11 @@ def test_recovery_events_fail_the_same_device_in_both_systems():
         assert np.isnan(e.cleave_redone) or 0 < e.cleave_redone < e.asteroid_redone
 
 
-def test_devices_until_flat_stops_at_the_first_plateau():
-    assert devices_until_flat([16, 32, 64, 128], [100.0, 50.0, 49.5, 10.0]) == 32
+def test_devices_until_flat_is_the_last_count_that_beats_every_smaller_one():
+    assert devices_until_flat([16, 32, 64, 128], [100.0, 50.0, 49.5, 10.0]) == 128  # a plateau, then faster
+    assert devices_until_flat([16, 32, 64, 128], [100.0, 50.0, 60.0, 49.5]) == 32  # 49.5 is within 2% of 50
     assert devices_until_flat([16, 32], [np.inf, 5.0]) == 32
+    assert devices_until_flat([16, 32], [np.inf, np.inf]) == 0
 
 
 def test_link_floor_is_below_the_simulated_step():

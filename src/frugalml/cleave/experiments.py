@@ -124,15 +124,16 @@ def plot_sweep(rows: list[SweepRow], path: str | Path, title: str) -> Path:
 
 
 def devices_until_flat(counts: list[int], seconds: list[float], tolerance: float = 0.02) -> int:
-    """The last device count at which per-batch time still fell by more than ``tolerance``."""
-    best = counts[0] if np.isfinite(seconds[0]) else 0
-    for i in range(1, len(counts)):
-        if np.isfinite(seconds[i]) and (not np.isfinite(seconds[i - 1])
-                                        or seconds[i] < seconds[i - 1] * (1 - tolerance)):
-            best = counts[i]
-        elif best:
-            break
-    return best
+    """The largest device count whose per-batch time is more than ``tolerance`` below the best time
+    at every smaller count (0 when none runs): where adding devices last paid off in the sweep. A
+    bump (one count slower than the one before) does not end the scaling if later counts are faster.
+    """
+    best, last = np.inf, 0
+    for count, value in zip(counts, seconds, strict=True):
+        if np.isfinite(value) and value < best * (1 - tolerance):
+            last = count
+        best = min(best, value)
+    return last
 
 
 def link_floor(p: Plan) -> tuple[float, float]:
@@ -220,7 +221,7 @@ def reproduce(*, model: str = "opt-13b", batch: int = 512, seq: int = 1024, devi
     """Measure the issue's goals; returns records (ratio > 1 means Cleave is better)."""
     spec = load_model(model)
     graph = build_graph(spec, batch, seq)
-    counts = counts or parse_counts("16..16384")
+    counts = counts or parse_counts("16..65536")
     make = lambda n: make_pool(n, seed=seed, traces=traces)  # noqa: E731
     workload = f"{model} {batch}x{seq} tokens, mixed phone/laptop/edge pool"
     records: list[Record] = []
@@ -305,12 +306,17 @@ def reproduce(*, model: str = "opt-13b", batch: int = 512, seq: int = 1024, devi
         plot_sweep(scaling_rows, out / "cleave_sweep.png", f"{model}, batch {batch}x{seq}")
     xs = [r.devices for r in scaling_rows]
     cleave_flat = devices_until_flat(xs, [r.cleave for r in scaling_rows])
-    for b in sorted({by_des, by_analytic}):
+    for b in BASELINES:
+        if not any(np.isfinite(r.baselines[b]) for r in scaling_rows):
+            continue
         base_flat = devices_until_flat(xs, [r.baselines[b] for r in scaling_rows])
+        best_note = f"best baseline at {devices}, " if b in (by_des, by_analytic) else ""
         records.append(Record(SYSTEM, f"{workload}, {xs[0]}..{xs[-1]} devices",
-                              "devices until per-batch time stops falling (>2% per doubling)", "devices",
-                              cleave_flat, f"{b} (best baseline at {devices}, closed form)", base_flat,
-                              higher_is_better=True, notes="goal: ratio >= 8; analytic sweep"))
+                              "devices until per-batch time stops falling (>2% below every smaller count)",
+                              "devices", cleave_flat, f"{b} ({best_note}closed form)", base_flat,
+                              higher_is_better=True,
+                              notes=f"goal: ratio >= 8 vs the best baseline; analytic sweep; {xs[-1]} (the "
+                                    "sweep's end) means still improving there, a lower bound"))
     matches = [r.devices for r in scaling_rows if r.cleave <= r.cloud]
     best_row = min(scaling_rows, key=lambda r: r.cleave)
     records.append(Record(SYSTEM, workload, "devices at which Cleave matches the cloud reference",
