@@ -389,7 +389,8 @@ def _checked_dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
     j: C's first column and first row reveal any. Only then are the inputs scanned, to tell
     bad input from an overflow of finite values (which is returned as numpy returns it).
     """
-    result = _dense(ops, out)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below: no warning on top
+        result = _dense(ops, out)
     if not (np.isfinite(result[0]).all() and np.isfinite(result[:, 0]).all()):
         _require_finite(ops.A, "A")
         _require_finite(ops.B if ops.B is not None else ops.prepared.panels, "B")
