@@ -161,10 +161,10 @@ def simulate_baseline(graph: OpGraph, result: BaselineResult) -> float:
     """
     if not np.isfinite(result.seconds):
         return float("inf")
-    run = {"asteroid": lambda: simulate_pipeline(result.pipeline).seconds, "swarm": simulate_swarm,
-           "megatron": simulate_megatron, "dp": simulate_dp}
-    if result.name not in run:
-        raise InvalidInputError(f"no task graph for baseline {result.name!r}; use one of {', '.join(run)}")
     if result.name == "asteroid":
-        return float(run["asteroid"]())
+        return float(simulate_pipeline(result.pipeline).seconds)
+    run = {"swarm": simulate_swarm, "megatron": simulate_megatron, "dp": simulate_dp}
+    if result.name not in run:
+        raise InvalidInputError(f"no task graph for baseline {result.name!r}; use one of asteroid, "
+                                f"{', '.join(run)}")
     return float(run[result.name](graph, result))
