@@ -1,7 +1,8 @@
 """Run pacset's benchmark and reproduction and write benchmarks/results/pacset*.json (+ PNG).
 
-Usage: .venv/bin/python benchmarks/pacset/run.py [small|full|fresh]
-(``fresh``: only the fresh-process cold-latency run on the >= 100 MB RF, appended to pacset.json)
+Usage: .venv/bin/python benchmarks/pacset/run.py [small|full|fresh|fresh-big]
+(``fresh``: only the fresh-process cold-latency runs, merged into pacset.json; ``fresh-big``: only
+their 50-500 MB XGBoost/LightGBM part)
 """
 
 import sys
@@ -15,6 +16,8 @@ if __name__ == "__main__":
     size = sys.argv[1] if len(sys.argv) > 1 else "full"
     if size == "fresh":
         run_fresh(json_path=RESULTS / "pacset.json")
+    elif size == "fresh-big":
+        run_fresh(json_path=RESULTS / "pacset.json", parts=("big",))
     else:
         run_benchmark(size=size, json_path=RESULTS / "pacset.json")
         run_reproduce(json_path=RESULTS / "pacset-reproduce.json")
