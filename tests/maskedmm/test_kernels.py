@@ -64,14 +64,14 @@ def test_all_zero_and_all_dense_operands(variant, dtype, row_block):
 
 @pytest.mark.parametrize("variant", backend.supported_isas())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_row_skip_kernel_reads_b_in_place_or_packed_alike(variant, dtype):
+def test_row_skip_kernel_on_ragged_tiles_and_strided_operands(variant, dtype):
     gen = np.random.default_rng(2)
     A = gen.standard_normal((67, 300)).astype(dtype)  # several bitmap words, ragged last tile
     A[gen.random(A.shape) < 0.9] = 0
     B = gen.standard_normal((300, 333)).astype(dtype)
     wide = np.zeros((300, 400), dtype)
     wide[:, :333] = B
-    for operand in (B, np.asfortranarray(B), wide[:, :333]):  # in place, packed, strided rows
+    for operand in (B, np.asfortranarray(B), wide[:, :333]):
         C = run_variant(variant, A, operand, None)
         assert relative_error(C, A, B) <= TOLERANCE[dtype]
 

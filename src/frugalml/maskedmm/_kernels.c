@@ -366,8 +366,8 @@ DEFINE_MULTIPLY(f64, double)
  * segments are not skipped: on scattered zeros they rarely line up, and testing them would cost
  * a branch per segment (the tile kernel above does that, for structured zeros). Tiles are the
  * outer loop, so one tile of B stays in L2 while every row streams past it, and C is written
- * once. B is either packed panels (pstride = K * NR, rstride = NR) or a C-ordered matrix read in
- * place (pstride = NR, rstride = N). */
+ * once. B is read from its packed panels (pstride = K * NR between panels, rstride = NR between
+ * rows): B read in place would put its rows a power of two apart, where they share cache sets. */
 
 #define DEFINE_ROWS(NAME, ATTR, T, W, TP)                                                      \
     typedef T NAME##_vec __attribute__((vector_size((W) * sizeof(T)), aligned(sizeof(T)),      \
@@ -652,15 +652,15 @@ static PyObject *py_multiply(PyObject *self, PyObject *args)
 
 static PyObject *py_multiply_rows(PyObject *self, PyObject *args)
 {
-    PyObject *a_obj, *bits_obj, *b_obj, *c_obj;
-    int width, packed, threads;
+    PyObject *a_obj, *bits_obj, *panels_obj, *c_obj;
+    int width, threads;
     const char *isa_name;
-    if (!PyArg_ParseTuple(args, "OOOpiOsi", &a_obj, &bits_obj, &b_obj, &packed, &width, &c_obj,
+    if (!PyArg_ParseTuple(args, "OOOiOsi", &a_obj, &bits_obj, &panels_obj, &width, &c_obj,
                           &isa_name, &threads))
         return NULL;
     const int isa = parse_isa(isa_name);
     if (isa < 0) return NULL;
-    Py_buffer a, c = {0}, bits = {0}, b = {0};
+    Py_buffer a, c = {0}, bits = {0}, panels = {0};
     if (get_2d(a_obj, &a, 0, "A") < 0) return NULL;
     const int is32 = a.itemsize == 4;
     const int expected = isa == ISA_AVX512 ? (is32 ? MK_WIDTH_AVX512_F32 : MK_WIDTH_AVX512_F64)
@@ -681,26 +681,13 @@ static PyObject *py_multiply_rows(PyObject *self, PyObject *args)
         ok = 0;
     }
     if (ok) ok = get_flat(bits_obj, &bits, 0, M * nw * 8, "bits") == 0;
-    int64_t pstride = 0, rstride = 0;
-    if (ok && packed) {
-        ok = get_flat(b_obj, &b, 0, np * K * NR * a.itemsize, "panels") == 0;
-        pstride = K * NR;
-        rstride = NR;
-    } else if (ok) {
-        ok = get_2d(b_obj, &b, 0, "B") == 0;
-        if (ok && (b.shape[0] != K || b.shape[1] != N || b.itemsize != a.itemsize ||
-                   STRIDE(b, 1) != 1)) {
-            PyErr_SetString(PyExc_ValueError, "B must be (K, N) with A's dtype and unit column stride");
-            ok = 0;
-        }
-        pstride = NR;
-        rstride = ok ? STRIDE(b, 0) : 0;
-    }
+    if (ok) ok = get_flat(panels_obj, &panels, 0, np * K * NR * a.itemsize, "panels") == 0;
+    const int64_t pstride = K * NR, rstride = NR;
     int64_t out[3] = {0, 0, 0};
     if (ok) {
         threads = resolve_threads(threads);
         const ptrdiff_t sar = STRIDE(a, 0), sac = STRIDE(a, 1), scr = STRIDE(c, 0), scc = STRIDE(c, 1);
-#define ROWS_ARGS a.buf, sar, sac, M, K, bits.buf, b.buf, pstride, rstride, N, c.buf, scr, scc, threads, out
+#define ROWS_ARGS a.buf, sar, sac, M, K, bits.buf, panels.buf, pstride, rstride, N, c.buf, scr, scc, threads, out
         Py_BEGIN_ALLOW_THREADS
         if (isa == ISA_AVX512 && is32) rows_avx512_f32(ROWS_ARGS);
         else if (isa == ISA_AVX512) rows_avx512_f64(ROWS_ARGS);
@@ -714,7 +701,7 @@ static PyObject *py_multiply_rows(PyObject *self, PyObject *args)
     PyBuffer_Release(&a);
     if (c.obj) PyBuffer_Release(&c);
     if (bits.obj) PyBuffer_Release(&bits);
-    if (b.obj) PyBuffer_Release(&b);
+    if (panels.obj) PyBuffer_Release(&panels);
     if (!ok) return NULL;
     return Py_BuildValue("LLL", (long long)out[0], (long long)out[1], (long long)out[2]);
 }
@@ -804,7 +791,7 @@ static PyMethodDef methods[] = {
      "multiply(A, bits, panels, sbits, width, n, C, isa, mr, threads) -> "
      "(iterations, vector_fmas, dispatches)"},
     {"multiply_rows", py_multiply_rows, METH_VARARGS,
-     "multiply_rows(A, bits, B or panels, packed, width, C, isa, threads) -> (iterations, vector_fmas, tiles)"},
+     "multiply_rows(A, bits, panels, width, C, isa, threads) -> (iterations, vector_fmas, tiles)"},
     {"density_runs", py_density_runs, METH_VARARGS,
      "density_runs(x, threshold, runs, run, seed) -> (sum of counts, sum of squared counts)"},
     {"supported_isas", py_supported_isas, METH_NOARGS, "ISAs this CPU runs: scalar, avx2, avx512"},

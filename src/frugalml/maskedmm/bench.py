@@ -48,8 +48,7 @@ def blas_note() -> str:
 NUMPY = "numpy dense (BLAS)"
 PER_CALL = "masked, B packed per call"
 INCLUDED = ("ours includes checks, planning and A's bitmap on every call; 'B prepared' excludes "
-            "prepare_b (done once, as for static weights); 'per call' includes B's packing or, when the "
-            "row-skip kernel reads B in place, its finiteness scan")
+            "prepare_b (done once, as for static weights); 'per call' includes packing B")
 
 
 def machine_load() -> str:

@@ -254,12 +254,6 @@ class Operands:
     def filters_b(self) -> bool:
         return self.prepared is None and (self.b_mask is not None or self.threshold > 0)
 
-    @property
-    def b_in_place(self) -> bool:
-        """Whether the row-skip kernel can read B as given (unfiltered, unit column stride)."""
-        return (self.B is not None and not self.filters_b
-                and self.B.strides[1] == self.B.itemsize and self.B.strides[0] % self.B.itemsize == 0)
-
 
 def check_operands(A, B, a_mask=None, b_mask=None, threshold=0.0, threads=None) -> Operands:
     """Validate everything about a multiply in one place; raise InvalidInputError on bad input."""
@@ -371,7 +365,6 @@ def plan_operands(ops: Operands) -> planner.Plan:
         shape=ops.shape, dtype_code=DTYPE_CODES[ops.A.dtype], isa=isa, a_density=a_density,
         b_density=b_density, b_prepared=ops.prepared is not None, threads=ops.threads,
         filters=ops.filters_a or ops.filters_b, a_error=a_error, b_error=b_error,
-        b_in_place=ops.b_in_place,
     )
 
 
@@ -519,20 +512,11 @@ def _a_maps(ops: Operands, isa: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _masked_rows(ops: Operands, result: np.ndarray, isa: str) -> np.ndarray:
-    """The row-skip kernel: B prepared, or read in place when unfiltered (then only checked)."""
+    """The row-skip kernel on B's packed panels."""
     m, k, n = ops.shape
-    width = backend.segment_width(isa, DTYPE_CODES[ops.A.dtype])
     a, bits = _a_maps(ops, isa)
-    if ops.b_in_place:
-        scratch = np.empty((k, -(-n // 64)), np.uint64)
-        _, bad = backend.extension.a_maps(ops.B, 0.0, None, scratch, None, isa, ops.threads)
-        if bad:
-            raise _nonfinite_error("B", bad)
-        b, packed = ops.B, False
-    else:
-        prepared = _prepared_for(ops, isa)
-        b, packed = prepared.panels, True
+    prepared = _prepared_for(ops, isa)
     iterations, fmas, _ = (int(c) for c in backend.extension.multiply_rows(
-        a, bits, b, packed, width, result, isa, ops.threads))
-    _record("masked", m * k * -(-n // width), fmas, iterations)
+        a, bits, prepared.panels, prepared.width, result, isa, ops.threads))
+    _record("masked", m * k * -(-n // prepared.width), fmas, iterations)
     return result

@@ -170,11 +170,10 @@ def rows_work(shape: tuple[int, int, int], isa: str, width: int, a_density: floa
 
 
 def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads, filters,
-           a_error: float = 0.0, b_error: float = 0.0, b_in_place: bool = False) -> Plan:
+           a_error: float = 0.0, b_error: float = 0.0) -> Plan:
     """Pick the cheapest of dense, masked (row-skip or tile kernel per row block) and sparse.
 
-    ``a_error`` and ``b_error`` are the densities' standard errors (0 when exact);
-    ``b_in_place``: the row-skip kernel can read this (unprepared) B without packing it.
+    ``a_error`` and ``b_error`` are the densities' standard errors (0 when exact).
     """
     cal = calibration()
     m, k, n = shape
@@ -195,9 +194,7 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     kernel = "tiles"
     if isa != backend.NUMBA:
         iters, words = rows_work(shape, isa, width, a_high)
-        in_place = scale * cal.map_per_entry * (m * k + k * n)  # A's maps, B's finiteness scan
-        rows = ((overhead if b_prepared or not b_in_place else in_place)
-                + scale * (cal.rows_per_iteration * iters + cal.rows_per_word * words) / speedup)
+        rows = overhead + scale * (cal.rows_per_iteration * iters + cal.rows_per_word * words) / speedup
         if rows < masked[best_block]:
             kernel, masked["rows"] = "rows", rows
     estimates["masked"] = masked["rows"] if kernel == "rows" else masked[best_block]
@@ -392,8 +389,8 @@ def _time_rows(X: np.ndarray, isa: str) -> float:
     from frugalml.maskedmm.core import prepare_b
 
     prepared, bits, out = prepare_b(X, isa=isa, threads=1), _a_bits(X, isa), np.empty_like(X)
-    return _best_time(lambda: backend.extension.multiply_rows(X, bits, prepared.panels, True,
-                                                              prepared.width, out, isa, 1))
+    return _best_time(lambda: backend.extension.multiply_rows(X, bits, prepared.panels, prepared.width,
+                                                              out, isa, 1))
 
 
 def _time_masked(X: np.ndarray, isa: str, row_block: int) -> float:
