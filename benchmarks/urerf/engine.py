@@ -59,7 +59,7 @@ def main(rev: str, out: str | None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         old = load_engine(rev, Path(folder))
         for n, p in WORKLOADS:
-            n_trees = 100 if n < 50000 else 10
+            n_trees = 100 if n < 50000 else 4
             X = simulate("helix", n=n, noise_dims=p - 3, seed=0, geodesic=False).X
             ours, theirs = grower(_trees, X, n_trees), grower(old, X, n_trees)
             same = all(np.array_equal(a, b) for a, b in zip(ours(), theirs(), strict=True))
