@@ -19,10 +19,14 @@ and the same op graph FLOPs as Cleave, and searches its own best configuration:
 Every edge baseline's best configuration also runs as a task graph on the same pool
 (:func:`frugalml.cleave.taskgraphs.simulate_baseline`); the closed forms here are its checks.
 
-Devices hold fp16 weights and gradients of what they train (4 bytes per parameter; the optimizer
-lives elsewhere), which is generous to the baselines, and :func:`run_baselines` leaves out devices
-whose trace is mostly outage (effective link below a quarter of nominal), since a synchronous
-ring or pipeline would wait on them.
+Memory, applied to every baseline alike: a device that trains a stage (or a tensor-parallel shard)
+holds its fp16 weights, fp16 gradients and mixed-precision Adam state (fp32 master weights, m and v:
+16 bytes per parameter, the ZeRO paper's accounting) plus the activations its schedule keeps until
+their backward (GPipe: every in-flight micro-batch). Each search also tries activation
+recomputation (keep only each layer's input, redo the forward before the backward: one extra
+forward of compute) and keeps the faster feasible option. :func:`run_baselines` leaves out devices
+whose trace is mostly outage (effective link below a quarter of nominal), since a synchronous ring or
+pipeline would wait on them.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from frugalml.cleave.devices import Pool
 from frugalml.cleave.opgraph import OpGraph
 from frugalml.cleave.pipeline import REPLAN_SECONDS, PipelineConfig, pipeline_seconds
 
-STATE_BYTES_PER_PARAM = 4
+STATE_BYTES_PER_PARAM = 16  # fp16 weights + fp16 gradients + fp32 master, Adam m, Adam v
+RECOMPUTE = (False, True)
 SWARM_UPLINK_CUTS = (0.0, 0.25, 0.5, 0.75)
 MIN_LINK_FACTOR = 0.25
 BASELINES = ("asteroid", "megatron", "swarm", "dp")
@@ -70,6 +75,20 @@ def _working_memory(graph: OpGraph, tokens: float) -> float:
     return tokens * (34 * m.hidden + 5 * m.heads * graph.seq)
 
 
+def _kept_activations(graph: OpGraph, tokens: float, layers, micro_tokens: float, recompute: bool):
+    """Activation bytes a device keeps for ``tokens`` in-flight tokens through ``layers`` layers,
+    working on ``micro_tokens`` at a time: every layer's stored set (Korthikanti et al.), or with
+    recomputation each layer's fp16 input plus one layer's working set."""
+    if recompute:
+        return layers * tokens * graph.model.hidden * 2.0 + _working_memory(graph, micro_tokens)
+    return layers * _working_memory(graph, tokens)
+
+
+def _compute_factor(recompute: bool) -> float:
+    """Compute relative to forward + backward (1 : 2): recomputation adds one forward."""
+    return 4 / 3 if recompute else 1.0
+
+
 def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
     """Hybrid data x pipeline parallelism with a speed-aware layer split (Asteroid-like).
 
@@ -84,17 +103,19 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
     best = BaselineResult("asteroid", np.inf, reason="no pipeline configuration fits device memory")
     mb_tokens = seq
     per_layer_mem = layer_bytes / 2 * STATE_BYTES_PER_PARAM
-    fits = pool.memory >= per_layer_mem + _working_memory(graph, mb_tokens)
-    devices = np.flatnonzero(fits)
-    if not len(devices):
-        return best
-    order = devices[np.argsort(-pool.flops[devices], kind="stable")]
     up, down = pool.effective_up, pool.effective_down
     act = mb_tokens * graph.model.hidden * 2.0
-    for pp in range(1, L + 1):
-        dp = min(len(order) // pp, graph.batch)
+    for pp, recompute in ((pp, r) for pp in range(1, L + 1) for r in RECOMPUTE):
+        dp = min(len(pool) // pp, graph.batch)
+        for _ in range(3):  # the devices that hold one layer and its in-flight micro-batches set dp
+            micro = max(1, int(np.ceil(graph.batch / max(dp, 1))))
+            devices = np.flatnonzero(pool.memory >= per_layer_mem + _kept_activations(
+                graph, micro * mb_tokens, 1, mb_tokens, recompute))
+            dp = min(len(devices) // pp, graph.batch)
         if dp < 1:
-            break
+            continue
+        order = devices[np.argsort(-pool.flops[devices], kind="stable")]
+        micro = max(1, int(np.ceil(graph.batch / dp)))
         used = order[: dp * pp]
         pipes = used.reshape(pp, dp).T  # pipeline j gets every dp-th device: balanced pipelines
         flops = pool.flops[pipes]
@@ -104,10 +125,10 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
         extra = (L - pp) - layers.sum(axis=1)
         rank = np.argsort(np.argsort(-(spare - layers), axis=1, kind="stable"), axis=1)
         layers += 1 + (rank < extra[:, None])
-        memory_need = layers * per_layer_mem + _working_memory(graph, mb_tokens)
+        memory_need = layers * per_layer_mem + _kept_activations(graph, micro * mb_tokens, layers, mb_tokens,
+                                                                 recompute)
         if np.any(memory_need > pool.memory[pipes]):
             continue
-        micro = max(1, int(np.ceil(graph.batch / dp)))
         compute = layers * token_layer_flops * mb_tokens / flops  # forward + backward (1 : 2)
         compute[:, -1] += head_flops / graph.tokens * mb_tokens / flops[:, -1]
         send = np.zeros((dp, pp))
@@ -116,13 +137,15 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
         send_back[:, 1:] = act / np.minimum(up[pipes[:, 1:]], down[pipes[:, :-1]])
         ring = (2 * (dp - 1) / dp * (layers * layer_bytes).max(axis=0) / up[pipes].min(axis=0)) if dp > 1 \
             else np.zeros(pp)
-        cfg = PipelineConfig(pipes, micro, compute / 3, 2 * compute / 3, send, send_back, ring,
+        cfg = PipelineConfig(pipes, micro, compute / 3, (3 * _compute_factor(recompute) - 1) * compute / 3,
+                             send, send_back, ring,
                              layers * layer_bytes / down[pipes])
         seconds = pipeline_seconds(cfg)
         if seconds < best.seconds:
             worst = np.unravel_index(np.argmax(layers), layers.shape)
             replay = float(micro * (cfg.fwd[worst] + send[worst]))
-            best = BaselineResult("asteroid", seconds, {"dp": dp, "pp": pp, "micro_batches": micro},
+            best = BaselineResult("asteroid", seconds, {"dp": dp, "pp": pp, "micro_batches": micro,
+                                                       "recompute": recompute},
                                   int(dp * pp), REPLAN_SECONDS + float(cfg.migrate[worst]) + replay,
                                   pipeline=cfg, pool=pool)
     return best
@@ -139,9 +162,11 @@ def megatron(graph: OpGraph, pool: Pool) -> BaselineResult:
     total_state = model.params * STATE_BYTES_PER_PARAM
     best = BaselineResult("megatron", np.inf, reason="no tensor-parallel degree fits device memory")
     up = pool.effective_up
-    for t in [d for d in range(1, model.heads + 1) if model.heads % d == 0]:
-        need = total_state / t
-        devices = np.flatnonzero(pool.memory >= need + _working_memory(graph, graph.seq) / t)
+    degrees = [d for d in range(1, model.heads + 1) if model.heads % d == 0]
+    for t, recompute in ((t, r) for t in degrees for r in RECOMPUTE):
+        need = total_state / t  # micro-batches of one sequence, gradients accumulated
+        devices = np.flatnonzero(pool.memory >= need + _kept_activations(
+            graph, graph.seq, model.layers, graph.seq, recompute) / t)
         most = min(len(devices) // t, graph.batch)
         counts = sorted({max(1, most >> i) for i in range(12)}) if most >= 1 else []
         for key in (pool.flops, up):
@@ -149,25 +174,29 @@ def megatron(graph: OpGraph, pool: Pool) -> BaselineResult:
             for groups in counts:
                 order = ranked[: groups * t]
                 members = order.reshape(groups, t)
-                seconds, per_layer = megatron_seconds(graph, pool, members)
+                seconds, per_layer = megatron_seconds(graph, pool, members, recompute)
                 if seconds < best.seconds:
-                    best = BaselineResult("megatron", seconds, {"tp": t, "dp": groups}, groups * t,
-                                          REPLAN_SECONDS + need / np.median(pool.effective_down[order])
-                                          + per_layer, layout={"members": members}, pool=pool)
+                    recovery = REPLAN_SECONDS + need / np.median(pool.effective_down[order]) + per_layer
+                    config = {"tp": t, "dp": groups, "recompute": recompute}
+                    best = BaselineResult("megatron", seconds, config, groups * t, recovery, pool=pool,
+                                          layout={"members": members, "recompute": recompute})
     return best
 
 
-def megatron_seconds(graph: OpGraph, pool: Pool, members: np.ndarray) -> tuple[float, float]:
+def megatron_seconds(graph: OpGraph, pool: Pool, members: np.ndarray,
+                     recompute: bool = False) -> tuple[float, float]:
     """Closed-form step time (and time per layer) of tensor-parallel groups ``members[group, rank]``:
-    compute at the group's slowest device, 4 activation all-reduces per layer as rings over its
-    slowest uplink, then a gradient ring per rank over the slowest uplink of all."""
+    compute at the group's slowest device (one more forward with recomputation), 4 activation
+    all-reduces per layer as rings over its slowest uplink, then a gradient ring per rank over the
+    slowest uplink of all."""
     layer_flops, head_flops, _, _ = _shapes(graph)
     model = graph.model
     groups, t = members.shape
     up = pool.effective_up
     slowest = pool.flops[members].min(axis=1)
     tokens = graph.tokens / groups
-    compute = (layer_flops * model.layers + head_flops) / graph.tokens * tokens / t / slowest
+    compute = (layer_flops * model.layers + head_flops) / graph.tokens * tokens / t / slowest \
+        * _compute_factor(recompute)
     act = tokens * model.hidden * 2.0
     comm = 4 * model.layers * 2 * (t - 1) / t * act / up[members].min(axis=1) if t > 1 else 0 * slowest
     grads = 2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[members].min() if groups > 1 else 0.0
@@ -187,13 +216,21 @@ def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
     best = BaselineResult("swarm", np.inf, reason="no stage size fits device memory")
     up = pool.effective_up
     cuts = np.unique(np.quantile(up, SWARM_UPLINK_CUTS)) if len(pool) else np.zeros(0)
-    for pp in range(1, L + 1):
+    for pp, recompute in ((pp, r) for pp in range(1, L + 1) for r in RECOMPUTE):
         per_stage = int(np.ceil(L / pp))
         if (pp - 1) * per_stage >= L:  # the same stages as a smaller pp, one of them empty
             continue
-        need = per_stage * layer_bytes / 2 * STATE_BYTES_PER_PARAM + _working_memory(graph, graph.seq)
+        state = per_stage * layer_bytes / 2 * STATE_BYTES_PER_PARAM
         for cut in cuts:
-            devices = np.flatnonzero((pool.memory >= need) & (up >= cut))
+            devices = np.flatnonzero((pool.memory >= state + _kept_activations(graph, graph.seq, per_stage,
+                                                                               graph.seq, recompute))
+                                     & (up >= cut))
+            if len(devices) < pp:
+                continue
+            # a member keeps the activations of its share of the batch's sequences until their backward
+            share = int(np.ceil(graph.batch / max(1, len(devices) // pp)))
+            devices = devices[pool.memory[devices] >= state + _kept_activations(
+                graph, share * graph.seq, per_stage, graph.seq, recompute)]
             if len(devices) < pp:
                 continue
             stage_of = gen.permutation(np.arange(len(devices)) % pp)
@@ -201,8 +238,8 @@ def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
             upl = np.bincount(stage_of, weights=up[devices], minlength=pp)
             layers = np.full(pp, per_stage)
             layers[-1] = L - (pp - 1) * per_stage
-            work = layers * layer_flops
-            work[-1] += head_flops
+            work = layers * layer_flops * _compute_factor(recompute)
+            work[-1] += head_flops * _compute_factor(recompute)
             compute = work / flops
             act = graph.tokens * model.hidden * 2.0
             comm = np.where(np.arange(pp) < pp - 1, 2 * act / upl, 0.0)
@@ -215,10 +252,11 @@ def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
                 recovery = float((compute + comm).max()) / micro * members.max() / max(1, members.min())
                 best = BaselineResult("swarm", seconds,
                                       {"stages": pp, "devices_per_stage": int(members.min()),
-                                       "min_uplink_mbit": round(float(cut) * 8 / 1e6, 2)},
+                                       "min_uplink_mbit": round(float(cut) * 8 / 1e6, 2),
+                                       "recompute": recompute},
                                       len(devices), recovery,
                                       layout={"stages": [devices[stage_of == s] for s in range(pp)],
-                                              "layers": layers},
+                                              "layers": layers, "recompute": recompute},
                                       pool=pool)
     return best
 
@@ -226,18 +264,24 @@ def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
 def data_parallel(graph: OpGraph, pool: Pool) -> BaselineResult:
     """Plain data parallelism over the devices that hold the whole model (speed-balanced shards)."""
     model = graph.model
-    need = model.params * STATE_BYTES_PER_PARAM + _working_memory(graph, graph.seq)
-    devices = np.flatnonzero(pool.memory >= need)
-    if not len(devices):
-        return BaselineResult("dp", np.inf, reason=f"the model needs {need / 1e9:.1f} GB per device; "
-                              f"the largest device has {pool.memory.max() / 1e9:.1f} GB")
-    devices = devices[: graph.batch]
-    compute = graph.gemm_flops / pool.flops[devices].sum()
     grads = model.params * 2.0
-    comm = grads / pool.effective_down[devices].min() + grads / pool.effective_up[devices].min()
-    return BaselineResult("dp", compute + comm, {"replicas": len(devices)}, len(devices),
-                          REPLAN_SECONDS + grads / np.median(pool.effective_down[devices]),
-                          layout={"devices": devices}, pool=pool)
+    best = BaselineResult("dp", np.inf)
+    for recompute in RECOMPUTE:
+        need = model.params * STATE_BYTES_PER_PARAM + _kept_activations(graph, graph.seq, model.layers,
+                                                                        graph.seq, recompute)
+        devices = np.flatnonzero(pool.memory >= need)[: graph.batch]
+        if not len(devices):
+            best.reason = (f"the model needs {need / 1e9:.1f} GB per device; the largest device has "
+                           f"{pool.memory.max() / 1e9:.1f} GB")
+            continue
+        compute = graph.gemm_flops * _compute_factor(recompute) / pool.flops[devices].sum()
+        comm = grads / pool.effective_down[devices].min() + grads / pool.effective_up[devices].min()
+        if compute + comm < best.seconds:
+            recovery = REPLAN_SECONDS + grads / np.median(pool.effective_down[devices])
+            best = BaselineResult("dp", compute + comm, {"replicas": len(devices), "recompute": recompute},
+                                  len(devices), recovery, pool=pool,
+                                  layout={"devices": devices, "recompute": recompute})
+    return best
 
 
 def cloud(graph: OpGraph, gpus: int = 64, tflops: float = 312.0, utilisation: float = 0.45) -> BaselineResult:

@@ -32,18 +32,21 @@ SYSTEM = "cleave"
 BASELINE_NOTES = {
     "asteroid": "dp pipelines x pp stages over the fastest devices that hold a layer, layers split by "
                 "speed, GPipe schedule with activation sends overlapping compute (closed form == the task "
-                "graph simulator), ring all-reduce per stage over the slowest uplink; fp16 weights+grads "
-                "only on devices (optimizer elsewhere)",
+                "graph simulator), ring all-reduce per stage over the slowest uplink; devices hold "
+                "16 B/param (fp16 weights + grads, Adam fp32 state) and every in-flight micro-batch's "
+                "activations (or recompute: +1 forward)",
     "megatron": "tensor parallel groups of t devices x data parallel across groups (best t, ranking by FLOP/s"
                 " or uplink, and group count searched); task graph: 4 ring all-reduces of activations per "
                 "layer (2(t-1) steps per member at min(up, next down)), no compute/comm overlap, then a "
-                "gradient ring per rank over the slowest uplink",
+                "gradient ring per rank over the slowest uplink; 16 B/param sharded over the tp group, "
+                "activations of one sequence per layer (or recompute)",
     "swarm": "SWARM-like pipelines: devices wired to stages at random (best stage count and uplink cut "
              "searched); task graph: each sequence routed through the member of each stage that finishes it "
              "earliest, sends at min(up, down) overlapping compute, a gradient ring per stage over its "
              "slowest uplink; closed form: stage throughput = sum of its devices' FLOP/s and uplinks; "
-             "stashed activations not limited by memory (generous)",
-    "dp": "plain data parallel, only devices that hold the whole model and state",
+             "members hold 16 B/param of their stage and the activations of their share of the batch "
+             "(or recompute: +1 forward)",
+    "dp": "plain data parallel, only devices that hold the whole model at 16 B/param plus activations",
 }
 
 
@@ -145,6 +148,20 @@ def link_floor(p: Plan) -> tuple[float, float]:
     pool = p.pool
     return (float(up / pool.effective_up.sum()),
             float(down / min(pool.effective_down.sum(), pool.ps.egress)))
+
+
+def ps_memory(graph: OpGraph) -> tuple[float, float]:
+    """Bytes the PS holds: model state (16 per parameter, ZeRO's mixed-precision Adam accounting) and
+    the activations kept for the backward (every layer of the whole batch, Korthikanti et al.)."""
+    from frugalml.cleave.baselines import STATE_BYTES_PER_PARAM, _kept_activations
+
+    return (float(graph.model.params * STATE_BYTES_PER_PARAM),
+            float(_kept_activations(graph, graph.tokens, graph.model.layers, graph.micro_tokens, False)))
+
+
+def max_tile_memory(p: Plan) -> float:
+    """The largest memory one task (plus a weight kept on the device) needs in ``p``."""
+    return max(gp.cost.memory + gp.resident_bytes for gp in p.gemm_plans if not gp.on_ps)
 
 
 @dataclass
@@ -271,6 +288,13 @@ def reproduce(*, model: str = "opt-13b", batch: int = 512, seq: int = 1024, devi
                           notes=f"a lower bound no schedule beats (downlink floor {floor_down:.0f} s, "
                                 "compute under 1 s per layer): ratio < 4 means the goal is out of reach "
                                 "while every GEMM output goes back up to the PS"))
+    state_gb, act_gb = (b / 1e9 for b in ps_memory(graph))
+    records.append(Record(SYSTEM, f"{workload}, {devices} devices",
+                          "PS memory: model state + kept activations", "GB", state_gb + act_gb,
+                          notes=f"state {state_gb:.0f} GB (16 B/param: fp16 weights + grads, Adam fp32), "
+                                f"activations kept for the backward {act_gb:.0f} GB (every layer, every "
+                                "micro-batch, Korthikanti et al.; the PS could recompute instead); devices "
+                                f"hold only tiles (largest tile set {max_tile_memory(p) / 1e6:.0f} MB)"))
     reference = cloud(graph).seconds
     records.append(Record(SYSTEM, f"{workload}, {devices} devices", "per-batch time (analytic)", "s",
                           cleave_analytic, f"cloud reference ({reference:.3g} s: 64 x A100 at 45% MFU)",

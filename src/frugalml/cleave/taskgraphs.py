@@ -46,6 +46,11 @@ class _Tasks:
         return _run(self.dur, self.res, self.preds, np.zeros(resources))
 
 
+def _extra_forwards(result: BaselineResult) -> float:
+    """Forwards redone before each backward: 1 with activation recomputation, else 0."""
+    return 1.0 if result.layout.get("recompute", False) else 0.0
+
+
 def simulate_swarm(graph: OpGraph, result: BaselineResult) -> float:
     """Step time of the SWARM-like configuration in ``result``, simulated task by task."""
     pool, stages, layers = result.pool, result.layout["stages"], result.layout["layers"]
@@ -55,6 +60,7 @@ def simulate_swarm(graph: OpGraph, result: BaselineResult) -> float:
     act = seq * graph.model.hidden * 2.0
     pp = len(stages)
     # per micro-batch and stage member: forward (1/3 of the FLOPs) and backward (2/3) seconds
+    extra = _extra_forwards(result)
     work = [(layers[s] * layer_flops + (head_flops if s == pp - 1 else 0.0)) / graph.tokens * seq
             for s in range(pp)]
     route = np.empty((micro, pp), dtype=np.int64)
@@ -84,7 +90,7 @@ def simulate_swarm(graph: OpGraph, result: BaselineResult) -> float:
         came = [int(fwd_end[b, pp - 1])]
         for s in reversed(range(pp)):
             d = route[b, s]
-            g = tasks.add(2 * work[s] / 3 / flops[d], 2 * d, came)
+            g = tasks.add((2 + extra) * work[s] / 3 / flops[d], 2 * d, came)
             last[d] = g
             if s > 0:
                 came = [tasks.add(act / min(up[d], down[route[b, s - 1]]), 2 * d + 1, [g])]
@@ -117,8 +123,10 @@ def simulate_megatron(graph: OpGraph, result: BaselineResult) -> float:
         layer = layer_flops / graph.tokens * tokens / t  # fwd + bwd FLOPs of one layer per member
         tasks = _Tasks()
         ready = [[] for _ in range(t)]  # what each member's next compute waits for
+        extra = _extra_forwards(result)
         for _layer in range(model.layers):
-            for share in (1 / 6, 1 / 6, 2 / 6, 2 / 6):  # attention and MLP halves, forward then backward
+            # attention and MLP halves, forward then backward
+            for share in (1 / 6, 1 / 6, (2 + extra) / 6, (2 + extra) / 6):
                 done = [tasks.add(share * layer / flops[m[i]], 2 * i, ready[i]) for i in range(t)]
                 if t == 1:
                     ready = [[done[0]]]
@@ -129,7 +137,7 @@ def simulate_megatron(graph: OpGraph, result: BaselineResult) -> float:
                             for i in range(t)]
                 ready = [[prev[i - 1], done[i]] for i in range(t)]
         end = tasks.run(2 * t).max()
-        ends[g] = end + head_flops / graph.tokens * tokens / t / flops[m].min()
+        ends[g] = end + head_flops * (3 + extra) / 3 / graph.tokens * tokens / t / flops[m].min()
     grads = 2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[members.ravel()].min() if groups > 1 \
         else 0.0
     return float(ends.max() + grads)
@@ -139,7 +147,7 @@ def simulate_dp(graph: OpGraph, result: BaselineResult) -> float:
     """Step time of plain data parallelism: speed-balanced compute, then each replica's gradient
     upload to and model download from a parameter server over its own links."""
     pool, devices = result.pool, result.layout["devices"]
-    compute = graph.gemm_flops / pool.flops[devices].sum()
+    compute = graph.gemm_flops * (3 + _extra_forwards(result)) / 3 / pool.flops[devices].sum()
     grads = graph.model.params * 2.0
     tasks = _Tasks()
     n = len(devices)
