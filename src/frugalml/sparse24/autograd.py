@@ -7,11 +7,13 @@ from __future__ import annotations
 import torch
 
 from frugalml.common.errors import InvalidInputError
+from frugalml.sparse24.backends import vnm_gather_matmul
 from frugalml.sparse24.masks import (
     VNM,
     mask_24,
     soft_threshold_24_with_mask,
     transposable_mask_24,
+    vnm_columns,
     vnm_mask,
 )
 
@@ -93,6 +95,41 @@ class SparseMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_t = mvue_24(grad.t(), ctx.generator) if ctx.mvue else grad.t()
             grad_w = grad_t @ x
+        grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None, None
+
+
+VNM_KERNELS = ("mask", "gather", "triton")
+
+
+class VNMMatmul(torch.autograd.Function):
+    """``y = x W^T + b`` for V:N:M-sparse ``x`` on a kernel that reads only each block's kept columns
+    (``"gather"``: gather + batched matmul; ``"triton"``: the Triton kernel); dense backward (the
+    V:N:M mask is re-applied to ``dX`` by :class:`VNMSparsify`). Rows are zero-padded to V.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, bias, pattern, kernel):
+        rows = x.shape[0]
+        pad = -rows % pattern.v
+        padded = torch.nn.functional.pad(x, (0, 0, 0, pad)) if pad else x
+        columns = vnm_columns(padded, pattern, validate=False)
+        if kernel == "triton":
+            from frugalml.sparse24.vnm_kernel import vnm_triton_matmul
+
+            y = vnm_triton_matmul(padded, w.t().contiguous(), pattern, columns)
+        else:
+            y = vnm_gather_matmul(padded, w, pattern, columns)
+        y = y[:rows] if bias is None else y[:rows] + bias
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad_x = grad @ w if ctx.needs_input_grad[0] else None
+        grad_w = grad.t() @ x if ctx.needs_input_grad[1] else None
         grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, None, None
 

@@ -21,10 +21,11 @@ from frugalml.sparse24.backends import (
     cusparselt_status,
     fused_greedy_prune,
     sparse_times_dense_t,
+    vnm_gather_matmul,
 )
-from frugalml.sparse24.bench import FFN_SHAPES, SYSTEM, vnm_gather_speed
+from frugalml.sparse24.bench import FFN_SHAPES, SYSTEM
 from frugalml.sparse24.layers import SparseLinear, SparsityConfig, SquaredReLUFFN
-from frugalml.sparse24.masks import transposable_mask_24
+from frugalml.sparse24.masks import transposable_mask_24, vnm_columns, vnm_mask
 from frugalml.sparse24.model import LlamaConfig
 from frugalml.sparse24.swap import sparsify_ffn
 
@@ -323,6 +324,64 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
     return records
 
 
+def gpu_vnm(
+    tokens: int = 8192, features: int = 8192, out: int = 2048, spec: str = "vnm:64:2:8"
+) -> list[Record]:
+    """V:N:M-sparse activations x dense weight: the Triton kernel (a few tile sizes) and gather + bmm
+    vs the dense matmul of the same (masked) activations; and the Triton kernel's numerics."""
+    from frugalml.sparse24.vnm_kernel import vnm_triton_matmul
+
+    name = torch.cuda.get_device_name(0)
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    h = F.relu(torch.randn(tokens, features, device="cuda", generator=generator)).square()
+    h = (h * vnm_mask(h, spec)).to(torch.bfloat16)
+    w = (torch.randn(out, features, device="cuda", generator=generator) / features**0.5).to(torch.bfloat16)
+    w_t, columns = w.t().contiguous(), vnm_columns(h.float(), spec)
+    dense = _gpu_seconds(lambda: F.linear(h, w))
+    workload = f"V:N:M {spec} activations {tokens}x{features} @ weight {features}x{out} bf16"
+    error = _relative_error(vnm_triton_matmul(h, w_t, spec, columns), F.linear(h, w))
+    records = [
+        Record(
+            SYSTEM,
+            f"numerics: Triton V:N:M kernel vs dense, {workload}",
+            "max abs error / max abs reference",
+            "fraction",
+            error,
+            notes=f"{name}",
+        )
+    ]
+    for block_n, block_k in ((128, 64), (64, 64), (128, 32), (256, 64)):
+        t = _gpu_seconds(lambda bn=block_n, bk=block_k: vnm_triton_matmul(h, w_t, spec, columns, bn, bk))
+        records.append(
+            Record(
+                SYSTEM,
+                f"{workload}: Triton kernel (BLOCK_N {block_n}, BLOCK_K {block_k})",
+                "time",
+                "s",
+                t,
+                peer="dense torch matmul (cuBLAS)",
+                peer_value=dense,
+                higher_is_better=False,
+                notes=f"{name}; column choice precomputed; 4/M = 50% of the dense FLOPs",
+            )
+        )
+    gather = _gpu_seconds(lambda: vnm_gather_matmul(h, w, spec, columns), iters=2, repeats=3)
+    records.append(
+        Record(
+            SYSTEM,
+            f"{workload}: gather + bmm",
+            "time",
+            "s",
+            gather,
+            peer="dense torch matmul (cuBLAS)",
+            peer_value=dense,
+            higher_is_better=False,
+            notes=f"{name}; materialises each block's gathered weight rows",
+        )
+    )
+    return records
+
+
 def _cuda_calls(fn: Callable[[], Any], calls: int) -> Callable[[], Any]:
     def run():
         for _ in range(calls):
@@ -383,9 +442,7 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
             return out
 
         records += _guard(f"FFN {shape}", ffn_items)
-    records += _guard(
-        "V:N:M gather", lambda: [vnm_gather_speed(tokens, 8192, 2048, device=device, dtype=dtype)]
-    )
+    records += _guard("V:N:M kernels", lambda: gpu_vnm(tokens))
 
     def llama_step():
         from frugalml.sparse24.model import TinyLlama

@@ -12,10 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from frugalml.common.errors import InvalidInputError
+from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.common.validate import one_of
 from frugalml.sparse24.autograd import (
+    VNM_KERNELS,
     SparseMatmul,
+    VNMMatmul,
     sparse_value,
     sparse_weight,
     sparsify_activations,
@@ -69,6 +71,10 @@ class SparsityConfig:
         (``method="ste"`` only); the weights' values are re-read every forward. On cusparselt the
         held mask's packing is learned once, so each forward packs by a gather instead of pruning
         and ``_cslt_compress``. With ``mask_every > 1`` the flip rate compares consecutive masks.
+    vnm_kernel : {"mask", "gather", "triton"}
+        How the V:N:M-sparse input is multiplied (emulate backend): masked dense matmul, gather +
+        batched matmul, or the Triton kernel (CUDA, or CPU with ``TRITON_INTERPRET=1``); the last two
+        read only each block's kept columns. MVUE training steps use the masked matmul.
     """
 
     weights: str | None = "2:4"
@@ -82,6 +88,7 @@ class SparsityConfig:
     transposable_method: str = "exact"
     flip_every: int = 1
     mask_every: int = 1
+    vnm_kernel: str = "mask"
 
     def __post_init__(self) -> None:
         if self.weights not in (None, "2:4", "dense"):
@@ -104,6 +111,9 @@ class SparsityConfig:
                 f"mask_every must be >= 1, and > 1 only with method='ste' (S-STE re-thresholds every "
                 f"step), got mask_every={self.mask_every}, method={self.method!r}"
             )
+        one_of(self.vnm_kernel, VNM_KERNELS, "V:N:M kernel")
+        if self.backend == "cusparselt" and self.vnm_kernel != "mask":
+            raise InvalidInputError("vnm_kernel 'gather'/'triton' runs on backend 'emulate'; use 'mask'")
         if self.backend == "cusparselt" and self.weights is None:
             raise InvalidInputError("backend 'cusparselt' accelerates 2:4 weights; set weights='2:4'")
 
@@ -147,6 +157,12 @@ class SparseLinear(nn.Module):
             )
         if config.backend == "cusparselt":
             check_cusparselt_shapes(self.out_features, self.in_features)
+        if self.sparse_input and config.vnm_kernel == "triton":
+            from frugalml.sparse24.vnm_kernel import triton_status
+
+            ok, reason = triton_status(dense.weight.device)
+            if not ok:
+                raise PeerUnavailableError(f"vnm_kernel 'triton' cannot run: {reason}; use 'gather'/'mask'")
         self.beta = self.compute_beta() if config.weights and config.method == "sste" else 1.0
         self.kernels = CUSPARSELT
         self._generator: torch.Generator | None = None
@@ -275,7 +291,10 @@ class SparseLinear(nn.Module):
                 self._mvue_generator(x2.device) if mvue else None, self.kernels)
             return y.reshape(*shape[:-1], self.out_features)
         w = self.effective_weight()
-        if self.config.mvue and self.training:
+        c = self.config
+        if self.sparse_input and c.vnm_kernel != "mask" and not (c.mvue and self.training):
+            y = VNMMatmul.apply(x2, w, self.bias, c.pattern, c.vnm_kernel)
+        elif self.config.mvue and self.training:
             y = SparseMatmul.apply(x2, w, self.bias, True, self._mvue_generator(x2.device))
         else:
             y = F.linear(x2, w, self.bias)
