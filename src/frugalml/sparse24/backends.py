@@ -158,7 +158,8 @@ class PackedLayout:
     @classmethod
     def learn(cls, mask: torch.Tensor, dtype: torch.dtype, transposable: bool,
               kernels: SparseKernels = CUSPARSELT) -> PackedLayout:
-        positions = torch.arange(mask.numel(), device=mask.device).reshape(mask.shape)
+        kind = torch.int32 if mask.numel() < 2**31 else torch.int64
+        positions = torch.arange(mask.numel(), device=mask.device, dtype=kind).reshape(mask.shape)
         slots = _learn_slots(positions, mask, dtype, kernels)
         slots_t = _learn_slots(positions.t().contiguous(), mask.t().contiguous(), dtype, kernels) \
             if transposable else None
