@@ -4,7 +4,7 @@ Same table, same budget (until the top-1 is found), 20 seeds each; writes report
 ``benchmarks/results/composer.json`` (keeping aggregators.py's records) and the regret curves to
 ``benchmarks/results/composer.png``.
 
-    python benchmarks/composer/bench.py [--seeds 20] [--engines bo,bo-string,tpe,random,evolution]
+    python benchmarks/composer/bench.py [--seeds 20] [--engines bo,bo-hamming,tpe,random,evolution]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--engines", default="bo,bo-string,tpe,random,evolution")
+    parser.add_argument("--engines", default="bo,bo-hamming,tpe,random,evolution")
     parser.add_argument("--table", type=Path, default=None)
     args = parser.parse_args()
     path = RESULTS / "composer.json"

@@ -58,3 +58,18 @@ def test_bad_training_settings():
         TrainConfig(learning_rates=())
     with pytest.raises(InvalidInputError):
         MADProxy(tasks=())
+
+
+def test_lm_proxy_device_is_part_of_the_cache_key_only_off_cpu():
+    assert "device" not in LMProxy().config()
+    assert LMProxy(device="cuda").config()["device"] == "cuda"
+
+
+@pytest.mark.gpu
+def test_lm_proxy_on_a_gpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    proxy = LMProxy(max_bytes=50_000, seq_len=32, shape=TINY, device="cuda",
+                    train=TrainConfig(steps=30, batch_size=16, learning_rates=(1e-2,)))
+    assert -np.log(256) < proxy.evaluate("AM", 0)["score"] < -1.0

@@ -8,7 +8,7 @@ from frugalml.composer.strategies import run_engine
 
 from .conftest import FormulaProxy
 
-FAST = ["bo", "bo-string", "random", "evolution", "exhaustive"]
+FAST = ["bo", "bo-hamming", "bo-mixed", "random", "evolution", "exhaustive"]
 
 
 def _score(archs):
@@ -21,6 +21,13 @@ def test_engines_propose_distinct_members_of_the_space(engine):
     archs = [a for a, _ in result.history]
     assert len(archs) == len(set(archs)) == 12
     assert all(len(a) == 5 and set(a) <= {"A", "M"} for a in archs)
+
+
+@pytest.mark.parametrize("acquisition", ["log-ei", "ucb", "thompson"])
+def test_bo_acquisitions_find_the_best_of_a_small_space(acquisition):
+    best = max(_score(Space("AM", 5).enumerate()).items(), key=lambda kv: kv[1])
+    result = search(_score, "AM", 5, engine="bo", budget=20, seed=0, acquisition=acquisition)
+    assert result.best == best
 
 
 @pytest.mark.parametrize("engine", ["random", "evolution", "exhaustive", "bo"])
@@ -82,6 +89,8 @@ def test_bad_search_requests():
         search(_score, "AX", 4)
     with pytest.raises(InvalidInputError, match="kernel"):
         make_engine("bo", Space("AM", 2), kernel="rbf")
+    with pytest.raises(InvalidInputError, match="acquisition"):
+        make_engine("bo", Space("AM", 2), acquisition="pi")
     assert set(FAST) < set(ENGINES)
 
 

@@ -42,7 +42,8 @@ def search(
     primitives: str = typer.Option("A,M", help="Primitives to search over, comma-separated."),
     layers: int = typer.Option(6, help="Layers of the searched architectures."),
     proxy: str = typer.Option("mad", help="Proxy: mad (synthetic tasks) or lm (byte-level LM)."),
-    engine: str = typer.Option("bo", help="bo, bo-string, botorch, random, evolution, tpe, exhaustive."),
+    engine: str = typer.Option("bo", help="bo, bo-hamming, bo-mixed, botorch, random, evolution, tpe, "
+                                          "exhaustive."),
     budget: int = typer.Option(40, help="Distinct evaluations."),
     strategy: str = typer.Option("one-shot", help="one-shot, end-incremental or middle-incremental."),
     step: int = typer.Option(2, help="Layers searched per round of the incremental strategies."),

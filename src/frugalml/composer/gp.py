@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from frugalml.common.seeding import rng
 from frugalml.common.validate import one_of
 
-KERNELS = ("hamming", "string")
+KERNELS = ("hamming", "string", "mixed")
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -50,18 +50,30 @@ def log_ei(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
     return log_h((mean - best) / std) + np.log(std)
 
 
+def ngram_counts(codes: np.ndarray, alphabet: int, n: int) -> np.ndarray:
+    """(strings, alphabet**n) counts of every n-gram of each integer-coded string."""
+    grams = sum(codes[:, i:codes.shape[1] - n + 1 + i] * alphabet ** (n - 1 - i) for i in range(n))
+    counts = np.zeros((len(codes), alphabet**n))
+    np.add.at(counts, (np.repeat(np.arange(len(codes)), grams.shape[1]), grams.ravel()), 1.0)
+    return counts
+
+
 def ngram_features(codes: np.ndarray, alphabet: int, max_n: int = 3) -> np.ndarray:
     """Unit-normalised counts of every n-gram (n = 1..max_n) of each integer-coded string."""
-    cols = []
-    for n in range(1, max_n + 1):
-        if n > codes.shape[1]:
-            break
-        grams = sum(codes[:, i:codes.shape[1] - n + 1 + i] * alphabet ** (n - 1 - i) for i in range(n))
-        counts = np.zeros((len(codes), alphabet**n))
-        np.add.at(counts, (np.repeat(np.arange(len(codes)), grams.shape[1]), grams.ravel()), 1.0)
-        cols.append(counts / math.sqrt(n))
+    cols = [ngram_counts(codes, alphabet, n) / math.sqrt(n) for n in range(1, min(max_n, codes.shape[1]) + 1)]
     feats = np.concatenate(cols, axis=1)
     return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+
+def prefix_counts(codes: np.ndarray, alphabet: int) -> np.ndarray:
+    """(strings, length * alphabet) share of each symbol among the first i + 1 positions, for every i."""
+    onehot = np.eye(alphabet)[codes]
+    shares = np.cumsum(onehot, axis=1) / np.arange(1, codes.shape[1] + 1)[None, :, None]
+    return shares.reshape(len(codes), -1)
+
+
+def _sq_dist(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    return np.maximum((fa**2).sum(1)[:, None] + (fb**2).sum(1)[None, :] - 2 * fa @ fb.T, 0.0)
 
 
 class StringGP:
@@ -86,11 +98,27 @@ class StringGP:
         self.seed = seed
 
     def _distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """(P, Na, Nb) per-position mismatches (hamming) or (1, Na, Nb) squared feature distances."""
+        """(groups, Na, Nb) distances, each group with its own relevance in the kernel.
+
+        ``hamming``: one per-position mismatch per layer; ``string``: one squared distance of
+        normalised n-gram counts; ``mixed``: the per-position mismatches, then a squared distance per
+        n-gram order (composition n = 1, adjacent pairs n = 2, triples n = 3), then one of the
+        prefix shares (how many of each primitive sit in the first i layers: early vs late).
+        """
+        hamming = (a.T[:, :, None] != b.T[:, None, :]).astype(float) / a.shape[1]
         if self.kernel == "hamming":
-            return (a.T[:, :, None] != b.T[:, None, :]).astype(float) / a.shape[1]
-        fa, fb = ngram_features(a, self.alphabet), ngram_features(b, self.alphabet)
-        return np.maximum(2 - 2 * fa @ fb.T, 0.0)[None]
+            return hamming
+        if self.kernel == "string":
+            fa, fb = ngram_features(a, self.alphabet), ngram_features(b, self.alphabet)
+            return np.maximum(2 - 2 * fa @ fb.T, 0.0)[None]
+        groups = [hamming]
+        for n in range(1, min(3, a.shape[1]) + 1):
+            scale = 2.0 * (a.shape[1] - n + 1) ** 2
+            groups.append(_sq_dist(ngram_counts(a, self.alphabet, n), ngram_counts(b, self.alphabet, n))[None]
+                          / scale)
+        groups.append(_sq_dist(prefix_counts(a, self.alphabet), prefix_counts(b, self.alphabet))[None]
+                      / (2.0 * a.shape[1]))
+        return np.concatenate(groups)
 
     def _gram(self, dist: np.ndarray, log_theta: np.ndarray) -> np.ndarray:
         return np.exp(-np.tensordot(np.exp(log_theta), dist, axes=1))
@@ -154,6 +182,17 @@ class StringGP:
         v = cho_solve(self._chol, ks.T)
         var = np.maximum(self.signal_ - np.sum(ks * v.T, axis=1), 1e-12)
         return mean * self.y_std_ + self.y_mean_, np.sqrt(var) * self.y_std_
+
+    def sample(self, codes: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+        """One joint draw of the latent function at ``codes`` from the posterior (original units)."""
+        with threadpool_limits(1):
+            codes = np.asarray(codes)
+            ks = self.signal_ * self._gram(self._distances(codes, self.x_), self.log_theta_)
+            kss = self.signal_ * self._gram(self._distances(codes, codes), self.log_theta_)
+            cov = kss - ks @ cho_solve(self._chol, ks.T)
+            vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+            draw = ks @ self._alpha + vecs @ (np.sqrt(np.maximum(vals, 0.0)) * gen.standard_normal(len(vals)))
+            return draw * self.y_std_ + self.y_mean_
 
 
 def all_codes(alphabet: int, length: int) -> np.ndarray:

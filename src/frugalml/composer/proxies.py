@@ -197,19 +197,21 @@ class LMProxy:
     shape: ModelShape = field(default_factory=ModelShape)
     train: TrainConfig = field(default_factory=TrainConfig)
     val_windows: int = 64
+    device: str = "cpu"
 
     name = "lm"
 
     def config(self) -> dict:
-        return {"corpus": corpus_id(self.corpus), "max_bytes": self.max_bytes, "seq_len": self.seq_len,
-                "shape": asdict(self.shape), "train": asdict(self.train), "val_windows": self.val_windows}
+        config = {"corpus": corpus_id(self.corpus), "max_bytes": self.max_bytes, "seq_len": self.seq_len,
+                  "shape": asdict(self.shape), "train": asdict(self.train), "val_windows": self.val_windows}
+        return config if self.device == "cpu" else {**config, "device": self.device}
 
     def evaluate(self, arch: str, seed: int) -> dict:
         check_arch(arch)
         torch.set_num_threads(self.train.threads)
         data = load_corpus(self.corpus, max_bytes=self.max_bytes)
         runs = [train_lm(arch, data, self.shape.layer(), seq_len=self.seq_len, train=self.train,
-                         seed=seed, lr=lr, weight_decay=wd, val_windows=self.val_windows)
+                         seed=seed, lr=lr, weight_decay=wd, val_windows=self.val_windows, device=self.device)
                 for lr in self.train.learning_rates for wd in self.train.weight_decays]
         best = min(runs, key=lambda r: r["val_loss"])
         return {"score": -best["val_loss"], **{k: v for k, v in best.items() if k != "model"}}
@@ -225,26 +227,27 @@ def lm_batches(data: np.ndarray, seq_len: int, batch: int,
 
 def train_lm(arch: str, data: np.ndarray, layer: LayerConfig, *, seq_len: int, train: TrainConfig,
              seed: int, lr: float | None = None, weight_decay: float | None = None,
-             val_windows: int = 64, progress=None) -> dict:
+             val_windows: int = 64, progress=None, device: str = "cpu") -> dict:
     """Train a byte-level HybridLM; return validation loss, tokens/s and the model's sizes.
 
     The last 10% of ``data`` is held out; validation uses ``val_windows`` fixed windows from it.
+    ``device`` is a torch device (``"cuda"`` trains on a GPU; the returned model stays there).
     """
     if len(data) < 20 * (seq_len + 1):
         raise InvalidInputError(f"corpus of {len(data)} bytes is too short for seq_len {seq_len}")
     split = int(0.9 * len(data))
     train_data, val_data = data[:split], data[split:]
     gen = rng(seed)
-    val_x, val_y = lm_batches(val_data, seq_len, val_windows, rng(seed + 1))
+    val_x, val_y = (t.to(device) for t in lm_batches(val_data, seq_len, val_windows, rng(seed + 1)))
     torch.manual_seed(seed)
     cfg = HybridConfig(arch, 256, layer)
-    model = HybridLM(cfg)
+    model = HybridLM(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr or train.learning_rates[0],
                             weight_decay=train.weight_decays[0] if weight_decay is None else weight_decay)
     sched = _schedule(opt, train.steps, train.warmup)
     start = time.perf_counter()
     for step in range(train.steps):
-        x, y = lm_batches(train_data, seq_len, train.batch_size, gen)
+        x, y = (t.to(device) for t in lm_batches(train_data, seq_len, train.batch_size, gen))
         loss = model.loss(x, y, aux_coef=train.moe_aux_coef)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -252,6 +255,8 @@ def train_lm(arch: str, data: np.ndarray, layer: LayerConfig, *, seq_len: int, t
         sched.step()
         if progress is not None:
             progress(step, loss.item())
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
