@@ -1,12 +1,14 @@
 """Analytic model vs discrete-event simulator, churn, failures, traces, baselines and energy."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from frugalml.cleave.analytic import analytic_step
+from frugalml.cleave.analytic import analytic_step, step_floor
 from frugalml.cleave.baselines import asteroid, cloud, data_parallel, run_baselines
 from frugalml.cleave.costmodel import pull_makespan
-from frugalml.cleave.des import SimConfig, simulate_step
+from frugalml.cleave.des import SimConfig, micro_batch_parts, simulate_step
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.energy import cloud_energy, edge_energy
 from frugalml.cleave.models import BUILTIN, ModelSpec
@@ -36,12 +38,34 @@ def tiny_plan():
 def test_des_equals_analytic_without_contention_and_churn(model, devices, seed, micro):
     graph = build_graph(model, batch=8, seq=256, micro_batch=micro)
     p = plan(graph, make_pool(devices, seed=seed), churn=False)
-    sim = simulate_step(p, SimConfig.ideal())
     est = analytic_step(p, contention=False, churn=False)
-    assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)
-    np.testing.assert_allclose(sim.busy, est.busy, rtol=1e-6, atol=1e-9)
-    assert sim.tasks == sum(gp.grid.tasks * gp.repeats for gp in p.gemm_plans if not gp.on_ps)
-    assert sim.failures == sim.requeued == sim.backups == 0
+    # lockstep (a barrier per GEMM) is the analytic model's schedule for any number of micro-batches;
+    # with one micro-batch the dataflow schedule is the same schedule
+    configs = [replace(SimConfig.ideal(), lockstep=True)] + ([SimConfig.ideal()] if graph.micro_batches == 1
+                                                             else [])
+    for config in configs:
+        sim = simulate_step(p, config)
+        assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)
+        np.testing.assert_allclose(sim.busy, est.busy, rtol=1e-6, atol=1e-9)
+        assert sim.tasks == sum(gp.grid.tasks * gp.repeats for gp in p.gemm_plans if not gp.on_ps)
+        assert sim.failures == sim.requeued == sim.backups == 0
+
+
+@pytest.mark.parametrize("micro, devices", [(1, 24), (2, 24), (1, 200)])
+def test_dataflow_overlaps_micro_batches_between_the_floor_and_lockstep(micro, devices):
+    graph = build_graph(BUILTIN["opt-1.3b"], batch=8, seq=256, micro_batch=micro)
+    p = plan(graph, make_pool(devices, seed=6), churn=False)
+    assert graph.micro_batches == 8 // micro
+    parts = [micro_batch_parts(gp, graph) for gp in p.gemm_plans]
+    assert any(k > 1 for k in parts) and all(graph.micro_batches % k == 0 for k in parts)
+    for gp, k in zip(p.gemm_plans, parts, strict=True):
+        assert gp.on_ps or gp.grid.tasks % k == 0
+    lockstep = simulate_step(p, replace(SimConfig.ideal(), lockstep=True))
+    flow = simulate_step(p, SimConfig.ideal())
+    assert flow.tasks == lockstep.tasks
+    assert step_floor(p, contention=False) * (1 - 1e-9) <= flow.seconds < lockstep.seconds
+    shared = SimConfig(churn=False, traces=False, backups=False, straggler_prob=0.0)
+    assert simulate_step(p, shared).seconds >= step_floor(p) * (1 - 1e-9)
 
 
 def test_contention_only_slows_and_backups_only_help(tiny_plan):
@@ -179,7 +203,7 @@ def test_resident_weights_are_fetched_once_and_reused_by_the_backward():
     fwd = resident["ffn_down.fwd"]
     assert fwd.grid.grid_cols == 1 and fwd.resident_bytes == 2 * BUILTIN["opt-1.3b"].hidden * \
         BUILTIN["opt-1.3b"].ffn and fwd.cost.bytes_down < fwd.resident_bytes
-    sim = simulate_step(p, SimConfig.ideal())
+    sim = simulate_step(p, replace(SimConfig.ideal(), lockstep=True))
     est = analytic_step(p, contention=False, churn=False)
     assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)
     np.testing.assert_allclose(sim.busy, est.busy, rtol=1e-6, atol=1e-9)

@@ -73,3 +73,20 @@ def analytic_step(plan: Plan, *, contention: bool = True, churn: bool | None = N
     gemm_seconds = float((repeats * stages).sum())
     ps_seconds = float((repeats * ps).sum())
     return StepEstimate(gemm_seconds + ps_seconds, gemm_seconds, ps_seconds, stages, busy)
+
+
+def step_floor(plan: Plan, *, contention: bool = True) -> float:
+    """A lower bound on any schedule of ``plan``'s tiles, dataflow across micro-batches included: the
+    largest of all tile outputs over every device's uplink at once, all tile inputs over every
+    downlink (and through the PS egress, with ``contention``), all FLOPs on every device, and the PS
+    ops run one at a time."""
+    pool = plan.pool
+    tiled = [gp for gp in plan.gemm_plans if not gp.on_ps]
+    up = sum(gp.repeats * gp.grid.tasks * gp.cost.bytes_up for gp in tiled)
+    down = sum(gp.repeats * gp.grid.tasks * gp.cost.bytes_down for gp in tiled)
+    flops = sum(gp.repeats * gp.grid.tasks * gp.cost.flops for gp in tiled)
+    ps = float(sum(gp.repeats * t for gp, t in zip(plan.gemm_plans, stage_ps_seconds(plan), strict=True)))
+    links = [up / pool.effective_up.sum(), down / pool.effective_down.sum()]
+    if contention:
+        links += [down / pool.ps.egress, up / pool.ps.ingress]
+    return float(max(*links, flops / pool.flops.sum(), ps))

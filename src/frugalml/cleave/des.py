@@ -1,14 +1,18 @@
 """Discrete-event simulator of a Cleave training step (numba; 10,000 devices in seconds).
 
-One task queue per GEMM occurrence, executed in step order with a barrier between GEMMs (the
-next GEMM needs this one's output, and PS ops run in between). Devices pull tasks and pipeline
-them: a task goes INGRESS (bytes over the downlink) -> COMPUTE (FLOPs, sometimes a straggler) ->
-EGRESS (bytes over the uplink) -> one round trip, and a device runs each stage for one task at a
-time (FIFO), pulling its next task one period (its slowest stage, see
+Dataflow over (micro-batch, GEMM occurrence): each GEMM occurrence's tiles fall into parts, one per
+group of micro-batches its tiling keeps apart (:func:`micro_batch_parts`), and a part's tiles join
+their occurrence's queue as soon as the previous occurrence's parts holding the same micro-batches
+are done and the PS has run their ops (the PS runs ops one at a time), so one micro-batch's next
+GEMM overlaps another's tail (``SimConfig(lockstep=True)``: one part per occurrence, a barrier per
+GEMM, the analytic model's schedule). Devices pull from the earliest occurrence with work they can
+run and pipeline tasks: a task goes INGRESS (bytes over the downlink) -> COMPUTE (FLOPs, sometimes
+a straggler) -> EGRESS (bytes over the uplink) -> one round trip, and a device runs each stage for
+one task at a time (FIFO), pulling its next task one period (its slowest stage, see
 :func:`~frugalml.cleave.costmodel.task_timing`) after the last, once its downlink is free and it
 holds fewer tasks than its memory allows. Links follow real traces; devices leave and return
-(Weibull sessions and absences) and a leaving device's in-flight tiles are re-queued; when a GEMM's
-queue runs dry, devices run backup copies of the slowest in-flight tiles and the first copy to
+(Weibull sessions and absences) and a leaving device's in-flight tiles are re-queued; when no
+queue has work, devices run backup copies of the slowest in-flight tiles and the first copy to
 finish wins. Where the plan keeps a whole weight on devices, a device's first task of that weight
 also downloads it, and the device keeps it (until it leaves) for the backward dX of the same layer.
 
@@ -21,6 +25,7 @@ their rates``, each rate fixed when the transfer starts).
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 
 import numba
@@ -28,7 +33,8 @@ import numpy as np
 
 from frugalml.cleave.analytic import stage_ps_seconds
 from frugalml.cleave.costmodel import PIPELINE_DEPTH
-from frugalml.cleave.planner import Plan
+from frugalml.cleave.opgraph import OpGraph
+from frugalml.cleave.planner import GemmPlan, Plan
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.seeding import rng as make_rng
 
@@ -57,6 +63,10 @@ class SimConfig:
         Chance that a task's compute is ``straggler_factor`` times slower (background load).
     churn_cycles : int
         Session/absence cycles drawn per device (a device stays up after the last one).
+    lockstep : bool
+        Every GEMM occurrence waits for all micro-batches of the one before (a barrier per GEMM, the
+        analytic model's schedule) instead of running each micro-batch's next GEMM once its own
+        inputs are done.
     """
 
     contention: bool = True
@@ -66,6 +76,7 @@ class SimConfig:
     straggler_prob: float = 0.02
     straggler_factor: float = 4.0
     churn_cycles: int = 16
+    lockstep: bool = False
 
     @classmethod
     def ideal(cls) -> SimConfig:
@@ -163,29 +174,54 @@ def _first_waiting(slot_phase, slot_seq, d, phase):
 
 
 @numba.njit(cache=True)
-def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st_key, n_keys, st_ps, eligible,
-              flops, down, up, est_down, est_up, memory, rtt, use_traces, tr_pre, tr_start, tr_len, tr_off,
-              tr_step, up_dur, down_dur, egress, ingress, backups, straggler_prob, straggler_factor, seed,
-              inject_time, inject_device):
+def _timing(o, d, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt):
+    """The cost model's pull period, task latency and pipeline depth of device ``d`` on occurrence ``o``
+    (:func:`~frugalml.cleave.costmodel.task_timing`)."""
+    t_d = st_down[o] / est_down[d]
+    t_c = st_flops[o] / flops[d]
+    t_u = st_up[o] / est_up[d]
+    latency = t_d + t_c + t_u + rtt[d]
+    depth = min(_SLOTS, int(max(memory[d] - st_weight[o], 0.0) // st_mem[o]))
+    period = max(max(max(t_d, t_c), t_u), latency / depth) if depth >= 1 else _INF
+    return period, latency, depth
+
+
+@numba.njit(cache=True)
+def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_weight, st_key, n_keys, st_ps,
+              micro, eligible, flops, down, up, est_down, est_up, memory, rtt, use_traces, tr_pre, tr_start,
+              tr_len, tr_off, tr_step, up_dur, down_dur, egress, ingress, backups, straggler_prob,
+              straggler_factor, seed, inject_time, inject_device):
     np.random.seed(seed)
     n_dev = len(flops)
     n_stage = len(st_tasks)
     n_slot = _SLOTS
-    max_tasks = 1
-    for s in range(n_stage):
-        max_tasks = max(max_tasks, st_tasks[s])
     contention = np.isfinite(egress)
     ch = np.zeros((2, 5))  # per NIC direction: virtual clock, its real time, slow-down, demand, capacity
     ch[:, 2] = 1.0
     ch[0, 4] = egress
     ch[1, 4] = ingress
+    # occurrences, their parts (micro-batch groups) and their tasks (global ids)
+    base = np.zeros(n_stage + 1, dtype=np.int64)
+    part_base = np.zeros(n_stage + 1, dtype=np.int64)
+    for o in range(n_stage):
+        base[o + 1] = base[o] + st_tasks[o]
+        part_base[o + 1] = part_base[o] + st_parts[o]
+    n_task = max(1, base[n_stage])
+    part_open = np.zeros(part_base[n_stage], dtype=np.bool_)
+    part_next = np.zeros(part_base[n_stage], dtype=np.int64)  # tasks pulled (fresh) per part
+    part_done = np.zeros(part_base[n_stage], dtype=np.int64)
+    part_ready = np.zeros(part_base[n_stage], dtype=np.int64)  # micro-batches ready per part
+    avail = np.zeros(n_stage, dtype=np.int64)  # released, never pulled tasks per occurrence
+    n_req = np.zeros(n_stage, dtype=np.int64)  # re-queued tasks waiting per occurrence
+    parts_complete = np.zeros(n_stage, dtype=np.int64)
+    task_stage = np.empty(n_task, dtype=np.int64)
+    for o in range(n_stage):
+        task_stage[base[o]:base[o + 1]] = o
     # devices
     alive = np.ones(n_dev, dtype=np.bool_)
     cycle = np.zeros(n_dev, dtype=np.int64)
     rank = np.arange(n_dev)
-    period = np.zeros(n_dev)
-    latency = np.zeros(n_dev)
-    depth = np.zeros(n_dev, dtype=np.int64)
+    by_rank = np.arange(n_dev)
     in_flight = np.zeros(n_dev, dtype=np.int64)
     down_busy = np.zeros(n_dev, dtype=np.bool_)
     comp_busy = np.zeros(n_dev, dtype=np.bool_)
@@ -196,6 +232,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
     pulls = np.zeros(n_dev, dtype=np.int64)
     busy_start = np.zeros(n_dev)
     busy = np.zeros(n_dev)
+    period = np.zeros(n_dev)
     # task slots of each device (one per pipeline stage at most)
     slot_task = np.full((n_dev, n_slot), -1, dtype=np.int64)
     slot_phase = np.zeros((n_dev, n_slot), dtype=np.int64)
@@ -205,24 +242,24 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
     slot_end = np.zeros((n_dev, n_slot))
     slot_fetch = np.zeros((n_dev, n_slot), dtype=np.bool_)  # this download also brings the resident weight
     holds = np.zeros((n_dev, max(1, n_keys)), dtype=np.bool_)  # resident weights each device keeps
-    # task state of the running stage
-    done = np.zeros(max_tasks, dtype=np.bool_)
-    copies = np.zeros(max_tasks, dtype=np.int64)
-    holder = np.full((max_tasks, 2), -1, dtype=np.int64)  # slots (d * n_slot + s) holding each copy
-    requeue = np.empty(max_tasks, dtype=np.int64)
-    requeued_at = np.full(max_tasks, -1.0)
+    done = np.zeros(n_task, dtype=np.bool_)
+    copies = np.zeros(n_task, dtype=np.int64)
+    holder = np.full((n_task, 2), -1, dtype=np.int64)  # slots (d * n_slot + s) holding each copy
+    requeue = np.empty(n_task, dtype=np.int64)
+    requeued_at = np.full(n_task, -1.0)
     idle = np.empty(n_dev, dtype=np.int64)
     backup_order = np.empty(n_dev * n_slot, dtype=np.int64)
     stage_end = np.zeros(n_stage)
     stats = np.zeros(6, dtype=np.int64)  # tasks, requeued, backups, backups won, failures, events
     recovery = np.zeros(2)  # total seconds from a failure to its lost tile finishing again, count
-    heap = [(0.0, 0, _STAGE_START, 0, 0, 0)]
+    heap = [(0.0, 0, _STAGE_START, 0, 0, micro)]  # micro-batches 0..micro ready for occurrence 0
     vdn = [(0.0, 0, 0, 0, 0)]
     vdn.pop()
     vup = [(0.0, 0, 0, 0, 0)]
     vup.pop()
-    stage, running, nt = -1, False, 0
-    next_task, n_done, n_requeue, n_idle = 0, 0, 0, 0
+    n_requeue, n_idle, open_tasks, stages_done = 0, 0, 0, 0
+    lo, hi = n_stage, -1  # occurrences that may hold tasks to pull
+    ps_free = 0.0  # the PS runs its ops one at a time
     n_backup, backup_pos, backup_built = 0, 0, False
     for d in range(n_dev):
         if np.isfinite(up_dur[d, 0]):
@@ -230,7 +267,7 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
     if inject_device >= 0:
         heapq.heappush(heap, (inject_time, inject_device, _FAIL, inject_device, 0, -2))
 
-    while True:
+    while stages_done < n_stage:
         while len(vdn) > 0 and (vdn[0][4] != slot_ver[vdn[0][2], vdn[0][3]]
                                 or slot_phase[vdn[0][2], vdn[0][3]] != _DOWN):
             heapq.heappop(vdn)
@@ -253,53 +290,66 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
             now, kind, d, s, ver = ev[0], ev[2], ev[3], ev[4], ev[5]
             if kind <= _DOWNLOAD_END and ver != slot_ver[d, s]:
                 continue
-            if kind == _KICK and ver != stage:
-                continue
         stats[5] += 1
         wake = -1  # a device that should try to pull after this event
-        if kind == _STAGE_START:
-            if stage >= 0:
-                stage_end[stage] = now
-            stage = d
-            if stage >= n_stage:
-                break
-            if st_tasks[stage] == 0:  # a GEMM the PS keeps: only PS time
-                heapq.heappush(heap, (now + st_ps[stage], 0, _STAGE_START, stage + 1, 0, 0))
+        if kind == _STAGE_START:  # micro-batches s..ver-1 are ready for occurrence d
+            o = d
+            if o >= n_stage:
                 continue
-            running = True
-            next_task, n_done, n_requeue, n_idle, backup_built = 0, 0, 0, 0, False
-            nt = st_tasks[stage]
-            done[:nt] = False
-            requeued_at[:nt] = -1.0
-            copies[:nt] = 0
-            holder[:nt] = -1
-            for dd in range(n_dev):  # the cost model's period and latency (costmodel.task_timing)
-                t_d = st_down[stage] / est_down[dd]
-                t_c = st_flops[stage] / flops[dd]
-                t_u = st_up[stage] / est_up[dd]
-                latency[dd] = t_d + t_c + t_u + rtt[dd]
-                depth[dd] = min(n_slot, int(max(memory[dd] - st_weight[stage], 0.0) // st_mem[stage]))
-                period[dd] = max(max(max(t_d, t_c), t_u), latency[dd] / depth[dd]) if depth[dd] >= 1 else _INF
-                next_pull[dd] = now
-                pull_pending[dd] = False
-                in_idle[dd] = False
-            order = np.argsort(period, kind="mergesort")
-            for r in range(n_dev):
-                dd = order[r]
-                rank[dd] = r
-                if alive[dd] and depth[dd] >= 1 and eligible[st_plan[stage], dd]:
-                    heapq.heappush(heap, (now, r, _KICK, dd, 0, stage))
+            width = micro // st_parts[o]
+            for mb in range(s, ver):
+                k = mb // width
+                part_ready[part_base[o] + k] += 1
+                if part_ready[part_base[o] + k] < width:
+                    continue
+                if st_tasks[o] == 0:  # a GEMM the PS keeps: only PS time
+                    ps_free = max(ps_free, now) + st_ps[o] / st_parts[o]
+                    heapq.heappush(heap, (ps_free, 0, _STAGE_START, o + 1, k * width, (k + 1) * width))
+                    parts_complete[o] += 1
+                    if parts_complete[o] == st_parts[o]:
+                        stage_end[o] = ps_free
+                        stages_done += 1
+                    continue
+                part_open[part_base[o] + k] = True
+                size = st_tasks[o] // st_parts[o]
+                avail[o] += size
+                if open_tasks == 0:  # nothing else running: rank devices by this GEMM's period
+                    for dd in range(n_dev):
+                        period[dd] = _timing(o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops,
+                                             est_down, est_up, memory, rtt)[0]
+                    by_rank = np.argsort(period, kind="mergesort")
+                    for r in range(n_dev):
+                        rank[by_rank[r]] = r
+                open_tasks += size
+                lo, hi = min(lo, o), max(hi, o)
+                kicks = 0
+                for r in range(n_dev):  # devices free to pull do, fastest first, one per released task
+                    if kicks >= size:
+                        break
+                    dd = by_rank[r]
+                    if not alive[dd] or not eligible[st_plan[o], dd] or down_busy[dd] or pull_pending[dd]:
+                        continue
+                    if in_flight[dd] >= _timing(o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops,
+                                                est_down, est_up, memory, rtt)[2]:
+                        continue
+                    if in_flight[dd] == 0:
+                        next_pull[dd] = now
+                    elif now < next_pull[dd]:
+                        continue
+                    kicks += 1
+                    heapq.heappush(heap, (now, r, _KICK, dd, 0, 0))
             continue
         if kind == _DOWNLOAD_END:
+            o = task_stage[slot_task[d, s]]
             if contention:
                 _share(ch, 0, now, -slot_rate[d, s])
             down_busy[d] = False
             if slot_fetch[d, s]:
-                holds[d, st_key[stage]] = True
+                holds[d, st_key[o]] = True
             if comp_busy[d]:
                 slot_phase[d, s] = _WAIT_COMPUTE
             else:
-                seconds = st_flops[stage] / flops[d]
+                seconds = st_flops[o] / flops[d]
                 if straggler_prob > 0 and np.random.random() < straggler_prob:
                     seconds *= straggler_factor
                 comp_busy[d] = True
@@ -308,17 +358,18 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
             wake = d
         elif kind == _COMPUTE_END:
             comp_busy[d] = False
+            o = task_stage[slot_task[d, s]]
             if up_busy[d]:
                 slot_phase[d, s] = _WAIT_UP
             else:
                 up_busy[d] = True
                 slot_phase[d, s] = _UP
-                _start_transfer(1, _UPLOAD_END, d, s, st_up[stage], up[d], now, heap, vup, ch, contention,
+                _start_transfer(1, _UPLOAD_END, d, s, st_up[o], up[d], now, heap, vup, ch, contention,
                                 rank, slot_ver, slot_rate, use_traces, tr_pre, tr_start, tr_len, tr_off,
                                 tr_step)
             nxt = _first_waiting(slot_phase, slot_seq, d, _WAIT_COMPUTE)
             if nxt >= 0:
-                seconds = st_flops[stage] / flops[d]
+                seconds = st_flops[task_stage[slot_task[d, nxt]]] / flops[d]
                 if straggler_prob > 0 and np.random.random() < straggler_prob:
                     seconds *= straggler_factor
                 comp_busy[d] = True
@@ -335,17 +386,18 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
             if nxt >= 0:
                 up_busy[d] = True
                 slot_phase[d, nxt] = _UP
-                _start_transfer(1, _UPLOAD_END, d, nxt, st_up[stage], up[d], now, heap, vup, ch, contention,
-                                rank, slot_ver, slot_rate, use_traces, tr_pre, tr_start, tr_len, tr_off,
-                                tr_step)
+                _start_transfer(1, _UPLOAD_END, d, nxt, st_up[task_stage[slot_task[d, nxt]]], up[d], now,
+                                heap, vup, ch, contention, rank, slot_ver, slot_rate, use_traces, tr_pre,
+                                tr_start, tr_len, tr_off, tr_step)
             continue
         elif kind == _DONE:
             task = slot_task[d, s]
+            o = task_stage[task]
             _release_slot(d, s, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy,
                           busy_start)
             if not done[task]:
                 done[task] = True
-                n_done += 1
+                open_tasks -= 1
                 stats[0] += 1
                 if requeued_at[task] >= 0:
                     recovery[0] += now - requeued_at[task]
@@ -377,22 +429,29 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
                         if nxt >= 0:
                             comp_busy[od] = True
                             slot_phase[od, nxt] = _COMPUTE
-                            heapq.heappush(heap, (now + st_flops[stage] / flops[od], rank[od], _COMPUTE_END,
-                                                  od, nxt, slot_ver[od, nxt]))
+                            heapq.heappush(heap, (now + st_flops[task_stage[slot_task[od, nxt]]] / flops[od],
+                                                  rank[od], _COMPUTE_END, od, nxt, slot_ver[od, nxt]))
                     elif ph == _UP:
                         nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_UP)
                         if nxt >= 0:
                             up_busy[od] = True
                             slot_phase[od, nxt] = _UP
-                            _start_transfer(1, _UPLOAD_END, od, nxt, st_up[stage], up[od], now, heap, vup, ch,
-                                            contention, rank, slot_ver, slot_rate, use_traces, tr_pre,
-                                            tr_start, tr_len, tr_off, tr_step)
-                    if n_done < nt:
-                        heapq.heappush(heap, (now, rank[od], _KICK, od, 0, stage))
-            if n_done == nt:
-                running = False
-                heapq.heappush(heap, (now + st_ps[stage], 0, _STAGE_START, stage + 1, 0, 0))
-                continue
+                            _start_transfer(1, _UPLOAD_END, od, nxt, st_up[task_stage[slot_task[od, nxt]]],
+                                            up[od], now, heap, vup, ch, contention, rank, slot_ver, slot_rate,
+                                            use_traces, tr_pre, tr_start, tr_len, tr_off, tr_step)
+                    heapq.heappush(heap, (now, rank[od], _KICK, od, 0, 0))
+                size = st_tasks[o] // st_parts[o]
+                k = (task - base[o]) // size
+                part_done[part_base[o] + k] += 1
+                if part_done[part_base[o] + k] == size:  # this part's micro-batches go on after the PS ops
+                    width = micro // st_parts[o]
+                    ps_free = max(ps_free, now) + st_ps[o] / st_parts[o]
+                    heapq.heappush(heap, (ps_free, 0, _STAGE_START, o + 1, k * width, (k + 1) * width))
+                    parts_complete[o] += 1
+                    if parts_complete[o] == st_parts[o]:
+                        stage_end[o] = ps_free
+                        stages_done += 1
+                        backup_built = False
             wake = d
         elif kind == _FAIL:
             if not alive[d]:
@@ -416,6 +475,9 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
                 if not done[task] and copies[task] == 0:
                     requeue[n_requeue] = task
                     n_requeue += 1
+                    o = task_stage[task]
+                    n_req[o] += 1
+                    lo = min(lo, o)
                     lost += 1
                     stats[1] += 1
                     requeued_at[task] = now
@@ -427,12 +489,12 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
             absence = down_dur[d, cycle[d]] if ver == -1 else _INF
             if np.isfinite(absence):
                 heapq.heappush(heap, (now + absence, d, _REJOIN, d, 0, -1))
-            while running and lost > 0 and n_idle > 0:  # re-queued tiles wake devices that found none
+            while lost > 0 and n_idle > 0:  # re-queued tiles wake devices that found none
                 cand = idle[n_idle - 1]
                 n_idle -= 1
                 in_idle[cand] = False
                 if alive[cand]:
-                    heapq.heappush(heap, (now, rank[cand], _KICK, cand, 0, stage))
+                    heapq.heappush(heap, (now, rank[cand], _KICK, cand, 0, 0))
                     lost -= 1
             continue
         elif kind == _REJOIN:
@@ -446,28 +508,50 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
                 pull_pending[d] = False
             wake = d
         # the woken device pulls (when its downlink is free, it has room and its period has passed):
-        # a re-queued tile, a fresh one, or a backup copy
-        if wake < 0 or not running or not alive[wake]:
+        # from the earliest occurrence with work it can run, a re-queued tile, a fresh one, or a backup
+        if wake < 0 or not alive[wake]:
             continue
         dd = wake
-        if depth[dd] < 1 or not eligible[st_plan[stage], dd] or down_busy[dd] or in_flight[dd] >= depth[dd]:
+        if down_busy[dd] or in_flight[dd] >= _SLOTS:
             continue
         if now < next_pull[dd]:
             if not pull_pending[dd]:
                 pull_pending[dd] = True
-                heapq.heappush(heap, (next_pull[dd], rank[dd], _KICK, dd, 0, stage))
+                heapq.heappush(heap, (next_pull[dd], rank[dd], _KICK, dd, 0, 0))
             continue
-        task = -1
+        while lo <= hi and avail[lo] == 0 and n_req[lo] == 0:
+            lo += 1
+        task, o = -1, -1
         is_backup = False
-        while n_requeue > 0 and task < 0:
-            n_requeue -= 1
-            cand_task = requeue[n_requeue]
-            if not done[cand_task] and copies[cand_task] == 0:
-                task = cand_task
-        if task < 0 and next_task < nt:
-            task = next_task
-            next_task += 1
-        if task < 0 and backups:
+        for o2 in range(lo, hi + 1):
+            if (avail[o2] == 0 and n_req[o2] == 0) or not eligible[st_plan[o2], dd]:
+                continue
+            if in_flight[dd] >= _timing(o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down,
+                                        est_up, memory, rtt)[2]:
+                continue
+            j = n_requeue - 1
+            while n_req[o2] > 0 and j >= 0 and task < 0:
+                cand_task = requeue[j]
+                if task_stage[cand_task] == o2:
+                    requeue[j] = requeue[n_requeue - 1]
+                    n_requeue -= 1
+                    n_req[o2] -= 1
+                    if not done[cand_task] and copies[cand_task] == 0:
+                        task = cand_task
+                j -= 1
+            if task < 0 and avail[o2] > 0:
+                size = st_tasks[o2] // st_parts[o2]
+                for k in range(st_parts[o2]):
+                    p = part_base[o2] + k
+                    if part_open[p] and part_next[p] < size:
+                        task = base[o2] + k * size + part_next[p]
+                        part_next[p] += 1
+                        avail[o2] -= 1
+                        break
+            if task >= 0:
+                o = o2
+                break
+        if task < 0 and backups and open_tasks > 0:
             if not backup_built:
                 n_backup = 0
                 for hd in range(n_dev):
@@ -487,8 +571,13 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
                 if ht < 0 or done[ht] or copies[ht] >= 2 or hd == dd:
                     backup_pos += 1
                     continue
-                if slot_end[hd, hs] > now + latency[dd]:
-                    task = ht
+                o2 = task_stage[ht]
+                _, lat, dep = _timing(o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down,
+                                      est_up, memory, rtt)
+                if not eligible[st_plan[o2], dd] or in_flight[dd] >= dep:
+                    break
+                if slot_end[hd, hs] > now + lat:
+                    task, o = ht, o2
                     is_backup = True
                     backup_pos += 1
                 break
@@ -498,6 +587,8 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
                 idle[n_idle] = dd
                 n_idle += 1
             continue
+        per, lat, _ = _timing(o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up,
+                              memory, rtt)
         s = 0
         while slot_task[dd, s] >= 0:
             s += 1
@@ -511,20 +602,35 @@ def _simulate(st_plan, st_tasks, st_down, st_flops, st_up, st_mem, st_weight, st
         if in_flight[dd] == 0:
             busy_start[dd] = now
         in_flight[dd] += 1
-        fetch = st_key[stage] >= 0 and not holds[dd, st_key[stage]]
+        fetch = st_key[o] >= 0 and not holds[dd, st_key[o]]
         for s2 in range(n_slot):  # a weight already on its way with another of this device's tasks
-            if s2 != s and slot_task[dd, s2] >= 0 and slot_fetch[dd, s2]:
+            if s2 != s and slot_task[dd, s2] >= 0 and slot_fetch[dd, s2] \
+                    and st_key[task_stage[slot_task[dd, s2]]] == st_key[o]:
                 fetch = False
         slot_fetch[dd, s] = fetch
-        setup = st_weight[stage] / est_down[dd] if fetch else 0.0
-        slot_end[dd, s] = now + setup + latency[dd]
-        next_pull[dd] = now + setup + period[dd]
+        setup = st_weight[o] / est_down[dd] if fetch else 0.0
+        slot_end[dd, s] = now + setup + lat
+        next_pull[dd] = now + setup + per
         down_busy[dd] = True
         slot_phase[dd, s] = _DOWN
-        _start_transfer(0, _DOWNLOAD_END, dd, s, st_down[stage] + (st_weight[stage] if fetch else 0.0),
+        _start_transfer(0, _DOWNLOAD_END, dd, s, st_down[o] + (st_weight[o] if fetch else 0.0),
                         down[dd], now, heap, vdn, ch, contention, rank, slot_ver, slot_rate, use_traces,
                         tr_pre, tr_start, tr_len, tr_off, tr_step)
-    return stage_end, busy, stats, stage, recovery
+    return stage_end, busy, stats, stages_done, recovery
+
+
+def micro_batch_parts(gp: GemmPlan, graph: OpGraph) -> int:
+    """Independent micro-batch groups in a GEMM's tiling: its tasks split into this many equal parts,
+    each needing only its own micro-batches (tiles whose rows or products align with micro-batch
+    boundaries); 1 when every tile needs the whole batch."""
+    micro = graph.micro_batches
+    if gp.on_ps:
+        return micro
+    if gp.gemm.batch % micro == 0:  # products grouped by sequence (attention) or micro-batch (dW)
+        return math.gcd(gp.grid.batch_chunks, micro)
+    if gp.gemm.m == graph.tokens and gp.grid.batch_chunks == 1:  # token rows
+        return math.gcd(gp.grid.grid_rows, micro)
+    return 1
 
 
 def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
@@ -587,11 +693,13 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
     keys: dict[tuple[str, int], int] = {}
     st_key = np.array([keys.setdefault((gps[i].gemm.b, layer), len(keys)) if gps[i].resident_bytes else -1
                        for i, (_, layer) in zip(st_plan, order, strict=True)], dtype=np.int64)
+    micro = plan.graph.micro_batches
+    parts = per_plan(lambda gp: 1 if config.lockstep else micro_batch_parts(gp, plan.graph)).astype(np.int64)
     stage_end, busy, stats, reached, recovery = _simulate(
-        st_plan, per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64),
+        st_plan, per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64), parts,
         per_plan(lambda gp: gp.cost.bytes_down), per_plan(lambda gp: gp.cost.flops),
         per_plan(lambda gp: gp.cost.bytes_up), per_plan(lambda gp: gp.cost.memory),
-        per_plan(lambda gp: gp.resident_bytes), st_key, len(keys), ps,
+        per_plan(lambda gp: gp.resident_bytes), st_key, len(keys), ps, int(micro),
         np.ascontiguousarray(plan.eligible()),
         *(np.ascontiguousarray(a, dtype=float) for a in (pool.flops, down, up, pool.effective_down,
                                                           pool.effective_up, pool.memory, pool.rtt)),
@@ -602,6 +710,6 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
     if reached < len(st_plan):
         raise InvalidInputError(f"the step could not finish: GEMM occurrence {reached} of {len(st_plan)} "
                                 "lost every device able to run it")
-    return SimResult(float(stage_end[-1]), stage_end, busy, int(stats[0]), int(stats[1]), int(stats[2]),
+    return SimResult(float(stage_end.max()), stage_end, busy, int(stats[0]), int(stats[1]), int(stats[2]),
                      int(stats[3]), int(stats[4]), int(stats[5]),
                      float(recovery[0] / recovery[1]) if recovery[1] else float("nan"))
