@@ -363,8 +363,9 @@ def fresh_forest(name: str, model, X_test: np.ndarray, tmp: Path, n_queries: int
 
 
 def fit_boosters(X, y, tmp: Path, quiet: bool, n_trees: int, depth: int, lgb_leaves: int,
-                 regression: bool = False) -> dict[str, Path]:
-    """Deep XGBoost and LightGBM models saved in their native formats (UBJ, text).
+                 regression: bool = False, lgb_trees: int | None = None) -> dict[str, Path]:
+    """Deep XGBoost (``n_trees``) and LightGBM (``lgb_trees``, default ``n_trees``) models saved in
+    their native formats (UBJ, text).
 
     Regression trees stay deep round after round (squared error: every row weighs 1), so they give
     the big files; classification trees shrink as the model grows confident.
@@ -386,10 +387,11 @@ def fit_boosters(X, y, tmp: Path, quiet: bool, n_trees: int, depth: int, lgb_lea
         start = time.perf_counter()
         models["lightgbm"] = tmp / "lgb.txt"
         est = lgb.LGBMRegressor if regression else lgb.LGBMClassifier
-        est(n_estimators=n_trees, num_leaves=lgb_leaves, max_depth=-1, n_jobs=1, verbose=-1,
+        lgb_trees = lgb_trees or n_trees
+        est(n_estimators=lgb_trees, num_leaves=lgb_leaves, max_depth=-1, n_jobs=1, verbose=-1,
             random_state=0).fit(X, y).booster_.save_model(models["lightgbm"])
         size = os.path.getsize(models["lightgbm"]) / 2**20
-        _log(quiet, f"  fitted LightGBM {n_trees}x{lgb_leaves} leaves in "
+        _log(quiet, f"  fitted LightGBM {lgb_trees}x{lgb_leaves} leaves in "
                     f"{time.perf_counter() - start:.0f} s: {size:.1f} MiB")
     return models
 
@@ -513,11 +515,12 @@ def run_fresh(json_path: str | os.PathLike | None = None, quiet: bool = False, n
             records += fresh_compiled(X[:30_000], y[:30_000], X[rows:], tmp, n_queries, quiet)
         if "big" in parts:
             Xr, yr = make_regression(rows + 2000, 20, n_informative=12, noise=10.0, random_state=0)
-            big_trees, depth, leaves = 250, 12, 2048
-            models = fit_boosters(Xr[:rows], yr[:rows], tmp, quiet, big_trees, depth, leaves, regression=True)
+            xgb_trees, depth, lgb_trees, leaves = 450, 12, 320, 2048  # ~55 MiB files each
+            models = fit_boosters(Xr[:rows], yr[:rows], tmp, quiet, xgb_trees, depth, leaves, regression=True,
+                                  lgb_trees=lgb_trees)
             records += fresh_models(models, Xr[rows:], tmp, n_queries, quiet, {
-                "xgboost": f"regressor {big_trees} trees depth {depth}",
-                "lightgbm": f"regressor {big_trees} trees {leaves} leaves"})
+                "xgboost": f"regressor {xgb_trees} trees depth {depth}",
+                "lightgbm": f"regressor {lgb_trees} trees {leaves} leaves"})
     print_table(records, title="pacset: cold single queries, fresh process per query")
     if json_path is not None:
         merge_records(records, json_path)
@@ -525,7 +528,7 @@ def run_fresh(json_path: str | os.PathLike | None = None, quiet: bool = False, n
 
 
 def jit_cost(path: Path) -> list[Record]:
-    """First-query time in a fresh process: numba with an empty cache, numba cached, numpy (no JIT)."""
+    """First-query time in a fresh process: numba with an empty cache, numba cached, numpy (no JIT), auto."""
     code = ("import sys, time, numpy as np; t=time.perf_counter(); "
             "from frugalml.pacset.runtime import PackedForest; "
             "m=PackedForest.open(sys.argv[1], engine=sys.argv[2]); "
@@ -534,7 +537,8 @@ def jit_cost(path: Path) -> list[Record]:
     with tempfile.TemporaryDirectory() as cache:
         for label, engine, env in (("numba, empty cache", "numba", {"NUMBA_CACHE_DIR": cache}),
                                    ("numba, cached", "numba", {"NUMBA_CACHE_DIR": cache}),
-                                   ("numpy, no JIT", "numpy", {})):
+                                   ("numpy, no JIT", "numpy", {}),
+                                   ("auto (the default)", "auto", {"NUMBA_CACHE_DIR": cache})):
             result = subprocess.run([sys.executable, "-c", code, str(path), engine], capture_output=True,
                                     text=True, env={**os.environ, **env}, check=True)
             out[label] = float(result.stdout.strip().splitlines()[-1])
