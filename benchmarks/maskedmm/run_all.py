@@ -1,7 +1,8 @@
 """Record maskedmm's benchmark into benchmarks/results/maskedmm.json and .png: the issue's sweep on
-uniform zeros (1 thread, every peer, in one process), the structured patterns (1 thread), auto vs
-numpy with more rounds, 2 threads with one child process per method (so OpenBLAS's and OpenMP's
-spinning pools never share the 2 cores), and numpy under the other OPENBLAS_CORETYPE setting.
+uniform zeros (1 thread, every peer, in one process), the structured patterns (1 thread), auto and
+each masked kernel vs numpy with more rounds, 2 threads with one child process per method (so
+OpenBLAS's and OpenMP's spinning pools never share the 2 cores), and numpy under the other
+OPENBLAS_CORETYPE setting.
 One-thread comparisons use thread CPU time, two-thread ones wall clock (each record's notes say
 which, and the machine's load average when measured).
 
@@ -26,6 +27,7 @@ def main() -> None:
         patterns=("block16", "columns", "relu"), threads=(1,), rounds=5, peers=("scipy",))
     records = bench.run(uniform, progress_desc="uniform") + bench.run(structured, progress_desc="structured")
     records += bench.auto_records()
+    records += bench.kernel_records()
     records += bench.subprocess_records(threads=2)
     records += bench.coretype_records()
     print_table(records, title=f"maskedmm ({bench.blas_note()})")

@@ -107,6 +107,14 @@ def test_bench_writes_records_and_a_plot(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
+def test_each_masked_kernel_is_timed_against_numpy():
+    from frugalml.maskedmm import bench
+
+    records = bench.kernel_records(n=64, sparsities=(0.9,), rounds=1)
+    assert len(records) == 2 and "row-skip kernel" in records[0].metric and "tile kernel" in records[1].metric
+    assert all(r.peer == bench.NUMPY and r.ratio > 0 for r in records)
+
+
 def test_multi_thread_timings_run_one_child_process_per_method():
     from frugalml.maskedmm import bench
 

@@ -249,6 +249,33 @@ def subprocess_records(n: int = 1024, sparsities=(0.5, 0.75, 0.9, 0.95, 0.99), t
     return records
 
 
+def kernel_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95, 0.99), rounds: int = 15) -> list[Record]:
+    """Each masked kernel (row-skip; tile kernel at its best row block) with B prepared vs numpy,
+    one thread, with more rounds than the sweep: the planner's pick between them rests on these."""
+    from threadpoolctl import threadpool_limits
+
+    records = []
+    note = blas_note()
+    for sparsity in sparsities:
+        A, B = patterns.operands("random", n, sparsity, seed=7)
+        prepared = core.prepare_b(B, threads=1)
+        row_block = core.plan(A, prepared, threads=1).row_block
+        kernels = {"row-skip kernel": (None, "rows"), f"tile kernel r{row_block}": (row_block, "tiles")}
+        for label, (block, kernel) in kernels.items():
+            def ours(A=A, prepared=prepared, block=block, kernel=kernel):
+                return core._masked(core.check_operands(A, prepared, threads=1), None, block, kernel)
+
+            with threadpool_limits(limits=1):
+                comparison = compare(ours, lambda A=A, B=B: A @ B, rounds=rounds, warmup=1,
+                                     clock=time.thread_time)
+            records.append(Record.from_comparison(
+                comparison, system=SYSTEM, workload=f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
+                peer=NUMPY, metric=f"time (masked, B prepared, {label}, {rounds} rounds)",
+                notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
+                      f"{machine_load()}; {INCLUDED}"))
+    return records
+
+
 def speedups(records: list[Record], peer: str, our_name: str
              ) -> dict[tuple[str, int], list[tuple[float, float]]]:
     """(pattern, threads) -> [(sparsity, ratio)] for one peer and one of our variants."""
