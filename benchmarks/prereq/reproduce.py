@@ -17,5 +17,5 @@ if __name__ == "__main__":
     for dataset in ("university", "nptel"):
         parts.append(results / f"prereq_{dataset}.json")
         run(json_path=parts[-1], datasets=(dataset,), topics=20 if quick else 100,
-            em_iter=5 if quick else 100, steps=300 if quick else 3500, quiet=True)
+            em_iter=5 if quick else 100, steps=300 if quick else None, quiet=True)
     combine(parts, results / "prereq.json")

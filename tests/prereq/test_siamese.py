@@ -48,3 +48,24 @@ def test_bad_input():
     clf = SiameseClassifier(steps=2, hidden=4).fit(xa, xb, y)
     with pytest.raises(InvalidInputError, match="features"):
         clf.predict_proba(xa[:, :3], xb[:, :3])
+
+
+def test_log_inputs_and_validation_threshold():
+    xa, xb, y = _directed_pairs()
+    clf = SiameseClassifier("concat", steps=300, hidden=32, lr=3e-3, inputs="log",
+                            val_fraction=0.25).fit(xa, xb, y)
+    assert np.mean(clf.predict(xa, xb) == y) > 0.75
+    logs = np.log(np.concatenate([xa, xb]) + 1e-12)
+    assert np.all(np.abs(clf.shift_ - logs.mean(0)) < 0.5)  # standardised on the 75% it trained on
+    again = SiameseClassifier.from_state(clf.get_params(), clf.state())
+    np.testing.assert_allclose(again.predict_proba(xa, xb), clf.predict_proba(xa, xb), atol=1e-6)
+
+
+def test_bad_inputs_and_val_fraction():
+    xa, xb, y = _directed_pairs(20)
+    with pytest.raises(InvalidInputError, match="inputs"):
+        SiameseClassifier(inputs="sqrt").fit(xa, xb, y)
+    with pytest.raises(InvalidInputError, match="val_fraction"):
+        SiameseClassifier(val_fraction=1.0).fit(xa, xb, y)
+    with pytest.raises(InvalidInputError, match="val_fraction"):
+        SiameseClassifier(val_fraction=0.01, steps=1).fit(xa, xb, y)

@@ -61,10 +61,10 @@ def fit(
     pairs: Path = typer.Option(None, help="Labelled pairs 'A,B,label' (B a prerequisite of A)."),
     one_based: bool = typer.Option(True, help="Document indices in --links start at 1."),
     topics: int = typer.Option(100, help="Number of topics."),
-    head: str = typer.Option("diff", help="Siamese head: abs (paper, symmetric), diff, concat, "
-                                          "bilinear."),
+    head: str = typer.Option("concat", help="Siamese head: abs (paper, symmetric), diff, concat, "
+                                            "bilinear."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations."),
-    steps: int = typer.Option(3500, help="Siamese training steps."),
+    steps: int = typer.Option(None, help="Siamese training steps (default: PREREQ's 1000)."),
     seed: int = typer.Option(0),
     quiet: bool = QUIET,
 ):
@@ -89,13 +89,18 @@ def fit(
                                  {t: i for i, t in enumerate(terms)})
         train, _ = data.restrict_pairs(data.read_pairs(pairs, known=terms), the_corpus.concepts)
     model = PrereqModel(topics, head=head, seed=seed, plda_params={"max_em_iter": em_iter},
-                        siamese_params={"steps": steps})
+                        siamese_params=_steps(steps))
     model.fit(the_corpus, train)
     model.save(output)
     if not quiet:
         print(f"wrote {output}: {len(model.concepts_)} concepts, {model.plda_.n_iter_} EM "
               f"iterations, trained on {len(train)} pairs, threshold "
               f"{model.classifier_.threshold_:.3f}")
+
+
+def _steps(steps: int | None) -> dict:
+    """Siamese settings that override each method's own (only the steps, when given)."""
+    return {} if steps is None else {"steps": steps}
 
 
 def _fold(fold: int, n: int) -> int:
@@ -110,13 +115,14 @@ def _fold(fold: int, n: int) -> int:
 def evaluate_command(
     dataset: str = typer.Option("university", help="university or nptel."),
     methods: str = typer.Option("prereq,plda,rf,refd,cpr,allpos",
-                                help="Comma-separated: prereq, prereq-diff, plda, rf, refd, cpr, "
-                                     "lda, allpos."),
+                                help="Comma-separated: prereq, prereq-paper, prereq-diff, plda, rf, "
+                                     "refd, cpr, lda, allpos."),
     split: str = typer.Option("authors", help="authors, random, disjoint or leakfree."),
-    head: str = typer.Option(None, help="Siamese head for prereq/lda (default: abs, the paper's)."),
+    head: str = typer.Option(None, help="Siamese head for prereq/lda (default: concat)."),
     topics: int = typer.Option(100, help="Number of topics."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations of Pairwise-Link-LDA."),
-    steps: int = typer.Option(3500, help="Siamese training steps."),
+    steps: int = typer.Option(None, help="Siamese training steps for every siamese method "
+                                         "(default: each method's own, 1000 or the paper's 3500)."),
     seed: int = typer.Option(0),
     json_path: Path = typer.Option(None, "--json", help="Write the per-fold results as JSON."),
     quiet: bool = QUIET,
@@ -128,7 +134,7 @@ def evaluate_command(
 
     ds = data.load(dataset)
     context = Context(ds.corpus, n_topics=topics, seed=seed, plda_params={"max_em_iter": em_iter},
-                      siamese_params={"steps": steps})
+                      siamese_params=_steps(steps))
     results = evaluate(ds, [m.strip() for m in methods.split(",") if m.strip()], split,
                        context=context, seed=seed, head=head, quiet=quiet)
     _print_results(f"{dataset} / {split}", results)
@@ -207,12 +213,13 @@ def reproduce(
     json_path: Path = typer.Option(None, "--json", help="Write report.Records here (+ PNG)."),
     datasets: str = typer.Option("university,nptel", help="Data sets to run."),
     splits: str = typer.Option("authors,disjoint", help="Splits to run."),
-    methods: str = typer.Option("prereq,prereq-diff,plda,rf,refd,cpr,lda,allpos",
+    methods: str = typer.Option("prereq,prereq-paper,prereq-diff,plda,rf,refd,cpr,lda,allpos",
                                 help="Methods to run."),
     topics: int = typer.Option(100, help="Number of topics (paper: 100)."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations (paper: 100)."),
-    steps: int = typer.Option(3500, help="Siamese training steps (paper: 3500)."),
-    head: str = typer.Option(None, help="Siamese head (default: abs, the paper's)."),
+    steps: int = typer.Option(None, help="Siamese training steps for every siamese method "
+                                         "(default: each method's own; paper: 3500)."),
+    head: str = typer.Option(None, help="Siamese head of prereq/lda (default: concat)."),
     seed: int = typer.Option(0),
     quiet: bool = QUIET,
 ):

@@ -19,10 +19,12 @@ from frugalml.common import validate
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.prereq.data import Corpus, PairSet
 from frugalml.prereq.plda import PairwiseLinkLDA
-from frugalml.prereq.siamese import SiameseClassifier, best_f1_threshold
+from frugalml.prereq.siamese import PAPER_SIAMESE, PREREQ_SIAMESE, SiameseClassifier, best_f1_threshold
 
 METHODS = {
-    "prereq": "Pairwise-Link-LDA concept vectors + siamese network (PREREQ, paper's abs head)",
+    "prereq": "Pairwise-Link-LDA concept vectors + siamese network (PREREQ, direction-aware head "
+              "and training settings chosen by inner validation)",
+    "prereq-paper": "PREREQ exactly as published: symmetric abs head, lr 1e-4, 3500 steps",
     "prereq-diff": "PREREQ with the direction-aware signed-difference head",
     "plda": "Pairwise LDA bilinear score x_A^T eta x_B",
     "rf": "random forest on course-link co-occurrence counts (MOOC-RF-style link features)",
@@ -31,7 +33,6 @@ METHODS = {
     "lda": "plain LDA (gensim, no links) concept vectors + siamese network",
     "allpos": "predict 'prerequisite' for every pair (the trivial baseline)",
 }
-
 
 @dataclass
 class Scorer:
@@ -53,7 +54,8 @@ class Context:
     corpus : the documents and links
     n_topics : topics of both topic models
     plda_params : extra keyword arguments of :class:`PairwiseLinkLDA`
-    siamese_params : keyword arguments of :class:`SiameseClassifier`
+    siamese_params : keyword arguments of :class:`SiameseClassifier` that override the
+        methods' own settings (``PREREQ_SIAMESE``, ``PAPER_SIAMESE``)
     seed : int
     """
 
@@ -122,7 +124,8 @@ def fit_method(name: str, context: Context, train: PairSet, **options) -> Scorer
     validate.one_of(name, METHODS, "method")
     if len(train) == 0:
         raise InvalidInputError("no training pairs; check the split")
-    fitters = {"prereq": _fit_prereq, "prereq-diff": _fit_prereq_diff, "plda": _fit_plda,
+    fitters = {"prereq": _fit_prereq, "prereq-paper": _fit_prereq_paper,
+               "prereq-diff": _fit_prereq_diff, "plda": _fit_plda,
                "rf": _fit_rf, "refd": _fit_refd, "cpr": _fit_cpr, "lda": _fit_lda,
                "allpos": _fit_allpos}
     return fitters[name](context, train, **options)
@@ -147,8 +150,8 @@ def _fit_plda(context: Context, train: PairSet, **_) -> Scorer:
 
 
 def _siamese_on(vectors: Callable[[Sequence[str]], np.ndarray], context: Context,
-                train: PairSet, head: str | None) -> Scorer:
-    params = {"seed": context.seed, **context.siamese_params}
+                train: PairSet, head: str | None, defaults: dict = PREREQ_SIAMESE) -> Scorer:
+    params = {"seed": context.seed, **defaults, **context.siamese_params}
     if head is not None:
         params["head"] = head
     clf = SiameseClassifier(**params).fit(vectors(train.a), vectors(train.b), train.y)
@@ -159,6 +162,12 @@ def _fit_prereq(context: Context, train: PairSet, head: str | None = None, **_) 
     model = context.plda
     return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context,
                        train, head)
+
+
+def _fit_prereq_paper(context: Context, train: PairSet, **_) -> Scorer:
+    model = context.plda
+    return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context,
+                       train, None, PAPER_SIAMESE)
 
 
 def _fit_prereq_diff(context: Context, train: PairSet, **_) -> Scorer:

@@ -16,11 +16,11 @@ from frugalml.common import validate
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.prereq.data import Corpus, PairSet
 from frugalml.prereq.plda import PairwiseLinkLDA
-from frugalml.prereq.siamese import SiameseClassifier
+from frugalml.prereq.siamese import PREREQ_SIAMESE, SiameseClassifier
 from frugalml.prereq.store import load_arrays, save_arrays
 
 MAGIC = b"PREREQ"
-VERSION = 1
+VERSION = 2  # 2: the siamese classifier stores its input shift
 
 
 class PrereqModel:
@@ -33,7 +33,8 @@ class PrereqModel:
     head : {"abs", "diff", "concat", "bilinear"}
         Siamese pair head; ``abs`` (the paper's) is symmetric, the others see direction.
     plda_params, siamese_params : dict, optional
-        Further settings of :class:`PairwiseLinkLDA` and :class:`SiameseClassifier`.
+        Further settings of :class:`PairwiseLinkLDA` and :class:`SiameseClassifier` (the latter
+        override ``PREREQ_SIAMESE``, the settings chosen by inner validation).
     seed : int
 
     Attributes
@@ -43,7 +44,7 @@ class PrereqModel:
     concepts_ : dict of concept name -> vocabulary column
     """
 
-    def __init__(self, n_topics: int = 100, *, head: str = "diff", plda_params: dict | None = None,
+    def __init__(self, n_topics: int = 100, *, head: str = "concat", plda_params: dict | None = None,
                  siamese_params: dict | None = None, seed: int = 0):
         self.n_topics = n_topics
         self.head = head
@@ -60,7 +61,7 @@ class PrereqModel:
         self.concepts_ = dict(corpus.concepts)
         self.plda_ = plda or PairwiseLinkLDA(self.n_topics, seed=self.seed, **self.plda_params).fit(
             corpus.counts, corpus.links)
-        params = {"seed": self.seed, **self.siamese_params, "head": self.head}
+        params = {"seed": self.seed, **PREREQ_SIAMESE, **self.siamese_params, "head": self.head}
         self.classifier_ = SiameseClassifier(**params).fit(
             self.vectors(pairs.a), self.vectors(pairs.b), pairs.y)
         return self

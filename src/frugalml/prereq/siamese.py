@@ -3,7 +3,8 @@
 Branch ``G(x) = l2norm(W2 Dropout(ReLU(BN(W1 x))))``. Heads: ``abs`` (the original,
 ``|G(a) - G(b)|``: symmetric, so (A, B) and (B, A) always get the same score), ``diff``
 (``G(a) - G(b)``), ``concat`` (``[G(a), G(b)]``) and ``bilinear`` (``G(a)^T W G(b)``); the last three
-see the direction of the pair.
+see the direction of the pair. Inputs are rescaled by their largest value (``inputs="scale"``, the
+paper's raw vectors) or log-transformed and standardised on the training vectors (``"log"``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from frugalml.common import validate
 from frugalml.common.errors import InvalidInputError
 
 HEADS = ("abs", "diff", "concat", "bilinear")
+INPUTS = ("scale", "log")
+_LOG_FLOOR = 1e-12
+
+# PREREQ's siamese settings, chosen by inner validation (AUC on a held-out 20% of each of the
+# authors' first 3 University training folds; see benchmarks/prereq/select_siamese.py): the
+# paper's symmetric head scored 0.66, the concatenation head 0.83. The threshold is chosen on a
+# held-out 20% of the training pairs.
+PREREQ_SIAMESE = {"head": "concat", "lr": 1e-3, "steps": 1000, "val_fraction": 0.2, "threads": 1}
+PAPER_SIAMESE = {"head": "abs", "lr": 1e-4, "steps": 3500, "val_fraction": 0.0, "threads": 1}
 
 
 @dataclass
@@ -28,11 +38,16 @@ class SiameseConfig:
     lr: float = 1e-4
     steps: int = 3500
     batch_size: int = 128
+    inputs: str = "scale"
+    val_fraction: float = 0.0
     seed: int = 0
     threads: int | None = None
 
     def check(self) -> None:
         validate.one_of(self.head, HEADS, "head")
+        validate.one_of(self.inputs, INPUTS, "inputs")
+        if not 0 <= self.val_fraction < 1:
+            raise InvalidInputError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         if self.hidden < 1 or self.steps < 1 or self.batch_size < 1:
             raise InvalidInputError("hidden, steps and batch_size must be at least 1")
         if not 0 <= self.dropout < 1:
@@ -78,27 +93,35 @@ class SiameseClassifier:
     """Classify concept pairs (A, B) as "B is a prerequisite of A" from their concept vectors.
 
     sklearn-style: ``fit(XA, XB, y)``, ``predict_proba(XA, XB)``, ``predict(XA, XB)``; the
-    decision threshold is the one that maximises F1 on the training pairs (``threshold_``).
+    decision threshold (``threshold_``) is the one that maximises F1 on a held-out, stratified
+    ``val_fraction`` of the training pairs (on the training pairs themselves when it is 0).
 
     Parameters
     ----------
     head : {"abs", "diff", "concat", "bilinear"}
         ``abs`` is the original, symmetric head; the others are direction-aware.
     hidden, dropout, lr, steps, batch_size : the paper's architecture and training settings
+    inputs : {"scale", "log"}
+        ``scale`` divides the vectors by their largest training value (the paper feeds the raw
+        p(concept | topic)); ``log`` standardises their logarithms on the training vectors.
+    val_fraction : float
+        Share of the training pairs held out (not trained on) to choose the threshold.
     seed : int
     threads : int, optional
         torch intra-op threads while fitting and predicting (None leaves torch's setting).
     """
 
     def __init__(self, head: str = "abs", *, hidden: int = 512, dropout: float = 0.1,
-                 lr: float = 1e-4, steps: int = 3500, batch_size: int = 128, seed: int = 0,
-                 threads: int | None = None):
+                 lr: float = 1e-4, steps: int = 3500, batch_size: int = 128, inputs: str = "scale",
+                 val_fraction: float = 0.0, seed: int = 0, threads: int | None = None):
         self.head = head
         self.hidden = hidden
         self.dropout = dropout
         self.lr = lr
         self.steps = steps
         self.batch_size = batch_size
+        self.inputs = inputs
+        self.val_fraction = val_fraction
         self.seed = seed
         self.threads = threads
 
@@ -118,17 +141,19 @@ class SiameseClassifier:
         xa, xb, y = _check_pairs(xa, xb, y)
         if len(np.unique(y)) < 2:
             raise InvalidInputError("training pairs need both labels 0 and 1")
+        fit_idx, val_idx = _stratified_holdout(y, cfg.val_fraction, cfg.seed)
         with _threads(cfg.threads):
             torch.manual_seed(cfg.seed)
             gen = np.random.default_rng(cfg.seed)
-            self.scale_ = np.maximum(np.abs(np.concatenate([xa, xb])).max(0), 1e-12)
+            self._fit_inputs(np.concatenate([xa[fit_idx], xb[fit_idx]]), cfg.inputs)
             net = _build_network(xa.shape[1], cfg)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-            ta, tb = (torch.as_tensor(x / self.scale_, dtype=torch.float32) for x in (xa, xb))
-            ty = torch.as_tensor(y, dtype=torch.long)
+            ta, tb = (torch.as_tensor(self._transform(x[fit_idx]), dtype=torch.float32)
+                      for x in (xa, xb))
+            ty = torch.as_tensor(y[fit_idx], dtype=torch.long)
             net.train()
             for _ in range(cfg.steps):
-                idx = torch.as_tensor(gen.integers(0, len(y), size=cfg.batch_size))
+                idx = torch.as_tensor(gen.integers(0, len(ty), size=cfg.batch_size))
                 loss = torch.nn.functional.cross_entropy(net(ta[idx], tb[idx]), ty[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -136,8 +161,21 @@ class SiameseClassifier:
             net.eval()
             self.network_ = net
             self.n_features_ = xa.shape[1]
-            self.threshold_ = best_f1_threshold(y, self.predict_proba(xa, xb))
+            self.threshold_ = best_f1_threshold(y[val_idx], self.predict_proba(xa[val_idx], xb[val_idx]))
         return self
+
+    def _fit_inputs(self, x: np.ndarray, inputs: str) -> None:
+        if inputs == "log":
+            logs = np.log(x + _LOG_FLOOR)
+            self.shift_, self.scale_ = logs.mean(0), np.maximum(logs.std(0), 1e-6)
+        else:
+            self.shift_ = np.zeros(x.shape[1])
+            self.scale_ = np.maximum(np.abs(x).max(0), 1e-12)
+
+    def _transform(self, x: np.ndarray) -> np.ndarray:
+        if self.inputs == "log":
+            x = np.log(np.maximum(x, 0) + _LOG_FLOOR)
+        return (x - self.shift_) / self.scale_
 
     def predict_proba(self, xa, xb) -> np.ndarray:
         """Probability that B is a prerequisite of A, one per pair."""
@@ -147,17 +185,18 @@ class SiameseClassifier:
             raise InvalidInputError("this SiameseClassifier is not fitted yet; call fit() first")
         xa, xb, _ = _check_pairs(xa, xb, None, self.n_features_)
         with _threads(self.threads), torch.no_grad():
-            logits = self.network_(torch.as_tensor(xa / self.scale_, dtype=torch.float32),
-                                   torch.as_tensor(xb / self.scale_, dtype=torch.float32))
+            logits = self.network_(torch.as_tensor(self._transform(xa), dtype=torch.float32),
+                                   torch.as_tensor(self._transform(xb), dtype=torch.float32))
             return torch.softmax(logits, dim=1)[:, 1].double().numpy()
 
     def predict(self, xa, xb) -> np.ndarray:
         return (self.predict_proba(xa, xb) >= self.threshold_).astype(np.int64)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Learned arrays for saving (network weights, input scale, threshold)."""
+        """Learned arrays for saving (network weights, input shift and scale, threshold)."""
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in
                   self.network_.state_dict().items()}
+        arrays["shift"] = self.shift_
         arrays["scale"] = self.scale_
         arrays["threshold"] = np.asarray([self.threshold_])
         return arrays
@@ -167,6 +206,7 @@ class SiameseClassifier:
         import torch
 
         model = cls(**params)
+        model.shift_ = arrays["shift"]
         model.scale_ = arrays["scale"]
         model.threshold_ = float(arrays["threshold"][0])
         model.n_features_ = len(model.scale_)
@@ -176,6 +216,21 @@ class SiameseClassifier:
         net.eval()
         model.network_ = net
         return model
+
+
+def _stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fit, validation): ``fraction`` of each class held out; (all, all) when 0."""
+    everything = np.arange(len(y))
+    if fraction == 0:
+        return everything, everything
+    gen = np.random.default_rng(seed)
+    held = [gen.permutation(np.flatnonzero(y == label))[:int(round(fraction * (y == label).sum()))]
+            for label in (0, 1)]
+    val = np.sort(np.concatenate(held))
+    if min(len(h) for h in held) == 0 or len(val) == len(y):
+        raise InvalidInputError(f"val_fraction {fraction} leaves no validation or no training "
+                                f"pairs of one label among {len(y)} pairs")
+    return np.setdiff1d(everything, val), val
 
 
 def best_f1_threshold(y: np.ndarray, scores: np.ndarray) -> float:
