@@ -27,7 +27,7 @@ def test_search_then_aggregate(tmp_path, capsys):
     hist, cache = tmp_path / "h.json", tmp_path / "c.sqlite"
     args = ["search", "--primitives", "A,M", "--layers", "3", "--budget", "3", "--tasks", "recall",
             "--steps", "5", "--width", "16", "--executor", "inline", "--cache", str(cache),
-            "--out", str(hist), "--plot", str(tmp_path / "p.png"), "-q"]
+            "--out", str(hist), "--plot", str(tmp_path / "p.png"), "--acquisition", "ucb", "-q"]
     code, out, _ = _run(args, capsys)
     assert code == 0 and "3 run, 0 from the cache" in out
     assert len(json.loads(hist.read_text())["history"]) == 3 and (tmp_path / "p.png").exists()
@@ -41,6 +41,7 @@ def test_search_then_aggregate(tmp_path, capsys):
     (["search", "--primitives", "A,X", "--budget", "2"], "unknown primitive"),
     (["search", "--budget", "0", "--executor", "inline"], "budget"),
     (["search", "--engine", "grid"], "engine"),
+    (["search", "--acquisition", "pi"], "acquisition"),
     (["extrapolate", "--arch", "AQ"], "unknown primitive"),
     (["aggregate", "missing.json"], "does not exist"),
 ])

@@ -45,6 +45,7 @@ def search(
     engine: str = typer.Option("bo", help="bo, bo-hamming, bo-mixed, botorch, random, evolution, tpe, "
                                           "exhaustive."),
     budget: int = typer.Option(40, help="Distinct evaluations."),
+    acquisition: str = typer.Option("log-ei", help="BO acquisition: log-ei, ucb or thompson."),
     strategy: str = typer.Option("one-shot", help="one-shot, end-incremental or middle-incremental."),
     step: int = typer.Option(2, help="Layers searched per round of the incremental strategies."),
     preset: str = typer.Option("cpu", help="MAD settings: cpu (small) or published."),
@@ -69,7 +70,7 @@ def search(
     from frugalml.common.files import atomic_write
     from frugalml.common.validate import one_of
     from frugalml.composer.cache import ResultCache
-    from frugalml.composer.engines import ENGINES, Space
+    from frugalml.composer.engines import ACQUISITIONS, BO_KERNELS, ENGINES, Space
     from frugalml.composer.evaluator import Evaluator, make_executor
     from frugalml.composer.strategies import STRATEGIES
     from frugalml.composer.strategies import search as run_search
@@ -78,6 +79,8 @@ def search(
     Space(symbols, layers)
     one_of(engine, ENGINES, "engine")
     one_of(strategy, STRATEGIES, "strategy")
+    one_of(acquisition, ACQUISITIONS, "acquisition")
+    options = {"acquisition": acquisition} if engine in BO_KERNELS else {}
     if budget < 1:
         raise InvalidInputError(f"budget must be at least 1 evaluation, got {budget}")
     chosen_proxy = _proxy(proxy, preset, tasks, steps, width, corpus, threads)
@@ -92,7 +95,8 @@ def search(
 
     try:
         result = run_search(evaluator.scores, symbols, layers, engine=engine, budget=budget,
-                            strategy=strategy, step=step, seed=seed, batch=workers, on_result=shown)
+                            strategy=strategy, step=step, seed=seed, batch=workers, on_result=shown,
+                            **options)
     finally:
         bar.close()
         ex.close()
