@@ -26,9 +26,9 @@ def test_child_process_cold_queries(rf, cls_data, tmp_path):
     assert result["seconds"] > 0 and result["pages"] > 0
     contenders = [Contender("ours", packed, lambda x: x, kind="pacset-numpy"),
                   Contender("sklearn", dumped, lambda x: x, kind="sklearn")]
-    fresh_process_queries(contenders, X, tmp_path, quiet=True)
+    fresh_process_queries(contenders, X[:1], tmp_path, quiet=True)
     for c in contenders:
-        assert len(c.samples) == 2 and all(s > 0 for s in c.samples)
+        assert len(c.samples) == 1 and all(s > 0 for s in c.samples)
         assert all(c.cold_ok) and min(c.pages) > 0
 
 
