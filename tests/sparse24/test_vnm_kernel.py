@@ -76,6 +76,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # ~10-20 s: a fresh interpreter process imports triton and runs the kernel interpreted
 def test_triton_kernel_under_the_interpreter():
     pytest.importorskip("triton", reason="the Triton V:N:M kernel needs the triton package")
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO / "src")}

@@ -10,7 +10,8 @@ from importlib import import_module
 
 _EXPORTS = {
     "autograd": ("mvue_24", "sparse_weight", "sparsify_activations"),
-    "backends": ("available_backends", "check_backend", "vnm_gather_matmul"),
+    "backends": ("PackedLayout", "available_backends", "check_backend", "fused_greedy_prune",
+                 "vnm_gather_matmul"),
     "formats": ("Packed", "load_checkpoint", "pack_24", "pack_vnm", "save_checkpoint", "unpack_24",
                 "unpack_vnm"),
     "layers": ("MoEFFN", "SparseLinear", "SparsityConfig", "SquaredReLUFFN", "SwiGLUFFN"),
@@ -19,6 +20,7 @@ _EXPORTS = {
     "model": ("LlamaConfig", "TinyLlama"),
     "schedule": ("SparsitySchedule", "telemetry"),
     "swap": ("densify", "export_sparse_state", "find_ffns", "sparsify_ffn"),
+    "vnm_kernel": ("triton_status", "vnm_triton_matmul"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -30,8 +30,11 @@ def cusparselt_status(device: torch.device | str | None = None) -> tuple[bool, s
 
 
 def available_backends() -> dict[str, tuple[bool, str]]:
-    """Every backend with (usable here, reason)."""
-    return {"emulate": (True, "masked dense matmuls, any device"), "cusparselt": cusparselt_status()}
+    """Every backend (and V:N:M kernel) with (usable here, reason)."""
+    from frugalml.sparse24.vnm_kernel import triton_status
+
+    return {"emulate": (True, "masked dense matmuls, any device"), "cusparselt": cusparselt_status(),
+            "vnm_kernel=triton": triton_status("cuda" if torch.cuda.is_available() else None)}
 
 
 def check_backend(name: str, device: torch.device | str | None = None) -> str:
