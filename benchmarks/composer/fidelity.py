@@ -71,6 +71,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="torch device of the LM runs (cpu, cuda).")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="SQLite result cache.")
     parser.add_argument("--fidelity-only", action="store_true", help="Skip the quality comparison.")
+    parser.add_argument("--picks", default=None, help="Comma-separated architectures instead of the spread.")
+    parser.add_argument("--target-runs", type=Path, default=None,
+                        help="A *_runs.json of larger LM runs of the same picks: also report the Spearman "
+                             "rho of these (small) LM runs against them (the LM itself as the proxy).")
     parser.add_argument("--out", default="composer_fidelity_2m", help="Result name under benchmarks/results.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,7 +93,8 @@ def main() -> None:
     fid_layer = fid_proxy.shape.layer()
     in_range = [a for a in sorted(table.scores, key=table.scores.get, reverse=True)
                 if args.min_params <= non_embedding_params(a, fid_layer) <= args.max_params]
-    picks = [in_range[int(i)] for i in np.linspace(0, len(in_range) - 1, args.archs).round()]
+    picks = ([in_range[int(i)] for i in np.linspace(0, len(in_range) - 1, args.archs).round()]
+             if args.picks is None else args.picks.split(","))
     setting = (f"byte LM on {args.corpus}, {args.steps} steps x {args.batch} x {args.seq_len} tokens, "
                f"lr {args.lr}, {args.device}")
 
@@ -116,8 +121,7 @@ def main() -> None:
     def save(records: list[Record], extra: dict) -> None:
         write_json(records, RESULTS / f"{args.out}.json")
         with atomic_write(RESULTS / f"{args.out}_runs.json", "w") as f:
-            json.dump({"settings": vars(args) | {"cache": str(args.cache)}, "runs": runs, **extra}, f,
-                      indent=1, default=float)
+            json.dump({"settings": vars(args), "runs": runs, **extra}, f, indent=1, default=str)
 
     records: list[Record] = []
     for arch in picks:
@@ -133,6 +137,18 @@ def main() -> None:
         f"{setting}, seeds {args.seeds})", "Spearman rank correlation", "rho", rho, higher_is_better=True,
         spread={"bootstrap_95_low": low, "bootstrap_95_high": high},
         notes="paper: 0.9-0.97 at its scale; 95% CI from 5000 bootstrap resamples of the architectures"))
+    if args.target_runs is not None:
+        target = json.loads(args.target_runs.read_text())
+        width = target["settings"]["width"]
+        big = [-target["runs"][f"{a}@{width}"]["val_loss"] for a in picks]
+        rho, low, high = bootstrap_spearman(neg_loss, big)
+        records.append(Record(
+            "composer", f"proxy fidelity: LM proxy (width {args.width}, {min(params) / 1e6:.2f}-"
+            f"{max(params) / 1e6:.2f}M non-embedding, {setting}, seeds {args.seeds}) vs the LM runs of "
+            f"{args.target_runs.name} (width {width}), {len(picks)} archs", "Spearman rank correlation",
+            "rho",
+            rho, higher_is_better=True, spread={"bootstrap_95_low": low, "bootstrap_95_high": high},
+            notes="the cheap LM itself as the proxy; 95% CI from 5000 bootstrap resamples"))
     save(records, {"picks": picks})
     if args.fidelity_only:
         print_table(records, title="composer: proxy fidelity")
