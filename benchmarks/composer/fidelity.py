@@ -10,8 +10,13 @@
 Every LM run is stored in a SQLite result cache as soon as it finishes and the JSON results are
 rewritten after each run, so a killed run resumes where it stopped (run the same command again).
 
+``--picks`` fixes the architectures and ``--target-runs`` also correlates these LM runs with the
+runs of a larger setting (a small LM as the proxy). ``benchmarks/composer/gpu.sh`` runs the
+recorded GPU setting (``composer_fidelity_gpu*.json``).
+
     python benchmarks/composer/fidelity.py [--width 272] [--steps 800] [--archs 10] [--seeds 0]
-        [--quality-width 256] [--grow 12] [--quality-seeds 0 1] [--fidelity-only] [--out NAME]
+        [--quality-width 256] [--grow 12] [--quality-seeds 0 1] [--device cpu] [--fidelity-only]
+        [--picks A,B,..] [--target-runs RUNS.json] [--out NAME]
 """
 
 from __future__ import annotations
