@@ -145,12 +145,14 @@ def matched_baselines(params: int, layer: LayerConfig) -> dict[str, str]:
     if params < 1:
         raise InvalidInputError(f"params must be positive, got {params}")
 
-    def closest(build) -> str:
-        options = [build(k) for k in range(1, 4096)]
+    def closest(unit: str) -> str:
+        per_unit = non_embedding_params(unit, layer) - layer.width    # the final norm counts once
+        k = max(1, round((params - layer.width) / per_unit))
+        options = [unit * n for n in (k - 1, k, k + 1) if n >= 1]
         return min(options, key=lambda a: abs(non_embedding_params(a, layer) - params))
 
-    llama = closest(lambda k: "AM" * k)
+    llama = closest("AM")
     k = len(llama) // 2
     j = k // 3
-    return {"llama": llama, "striped-1:2": closest(lambda n: "AMM" * n),
+    return {"llama": llama, "striped-1:2": closest("AMM"),
             "sandwich": "A" * j + "AM" * (k - j) + "M" * j}
