@@ -22,9 +22,10 @@ def test_recovery_events_fail_the_same_device_in_both_systems():
     for e in events:
         assert e.device in used
         assert e.asteroid_redone >= REPLAN_SECONDS  # re-plan, migrate, replay before the work is redone
-        assert e.asteroid_step_delay > 0
+        assert e.asteroid_step_delay >= 0  # a stage with slack can lose its device without delaying the step
         assert e.cleave_to_step_end > 0 and e.cleave_stage_delay >= -1e-9
         assert np.isnan(e.cleave_redone) or 0 < e.cleave_redone < e.asteroid_redone
+    assert all(np.isfinite(e.cleave_redone) for e in events)  # devices are retried until one loses a tile
 
 
 def test_devices_until_flat_is_the_last_count_that_beats_every_smaller_one():

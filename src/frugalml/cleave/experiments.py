@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from frugalml.cleave.analytic import analytic_step
-from frugalml.cleave.baselines import BASELINES, MIN_LINK_FACTOR, cloud, run_baselines
+from frugalml.cleave.baselines import BASELINES, MIN_LINK_FACTOR, _shapes, cloud, run_baselines
 from frugalml.cleave.des import SimConfig, simulate_step
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.energy import cloud_energy, edge_energy
@@ -150,6 +150,31 @@ def link_floor(p: Plan) -> tuple[float, float]:
             float(down / min(pool.effective_down.sum(), pool.ps.egress)))
 
 
+def per_gemm_floor(p: Plan) -> float:
+    """Sum over GEMMs of the larger of its uplink and downlink floors (a bound for lockstep GEMMs)."""
+    up, down = p.pool.effective_up.sum(), p.pool.effective_down.sum()
+    return float(sum(gp.repeats * gp.grid.tasks * max(gp.cost.bytes_up / up, gp.cost.bytes_down / down)
+                     for gp in p.gemm_plans if not gp.on_ps))
+
+
+def uplink_bytes_per_token(p: Plan) -> float:
+    """Bytes Cleave's devices upload per trained token (every tile output)."""
+    return float(sum(gp.repeats * gp.grid.tasks * gp.cost.bytes_up for gp in p.gemm_plans if not gp.on_ps)
+                 / p.graph.tokens)
+
+
+def baseline_uplink_bytes_per_token(graph: OpGraph, result) -> float:
+    """Bytes a SWARM-like configuration uploads per token: activations forward and their gradients
+    back across each stage boundary, plus each stage's gradient ring (``2 (k - 1) / k`` of its state)."""
+    if not np.isfinite(result.seconds):
+        return float("nan")
+    stages, layers = result.layout["stages"], result.layout["layers"]
+    _, _, layer_bytes, _ = _shapes(graph)
+    act = 2 * (len(stages) - 1) * graph.model.hidden * 2.0 * graph.tokens
+    rings = sum(2 * (len(s) - 1) * n * layer_bytes for s, n in zip(stages, layers, strict=True) if len(s) > 1)
+    return float((act + rings) / graph.tokens)
+
+
 def ps_memory(graph: OpGraph) -> tuple[float, float]:
     """Bytes the PS holds: model state (16 per parameter, ZeRO's mixed-precision Adam accounting) and
     the activations kept for the backward (every layer of the whole batch, Korthikanti et al.)."""
@@ -181,12 +206,13 @@ class RecoveryEvent:
 
 
 def recovery_events(p: Plan, asteroid_result, fractions: tuple[float, ...] = (0.3, 0.5, 0.7),
-                    seed: int = 0) -> tuple[list[RecoveryEvent], float, float]:
+                    seed: int = 0, attempts: int = 4) -> tuple[list[RecoveryEvent], float, float]:
     """The same failure events in both simulators: a device that both Cleave and the Asteroid-like
     baseline use (in Asteroid's critical pipeline, with work left there at that moment), dying for
     good at each ``fraction`` of the step: of Cleave's step, and of Asteroid's compute phase (until
     its devices' last task; its gradient rings after that are not attributed to devices, so a failure
-    during them is not modelled).
+    during them is not modelled). A device idle in Cleave at that moment loses nothing; up to
+    ``attempts`` devices are tried (a random one, then Cleave's busiest) until one loses a tile.
 
     Cleave's DES runs with PS contention and backups, without churn, traces or stragglers, so the
     failure is the only difference from the clean run. Returns the events and both clean step times.
@@ -212,11 +238,16 @@ def recovery_events(p: Plan, asteroid_result, fractions: tuple[float, ...] = (0.
     for fraction in fractions:  # a stage device that still has work in Asteroid and that Cleave uses
         a_at = fraction * until.max()
         stages = [s for s in range(cfg.shape[1]) if until[s] > a_at]
-        stages = [s for s in stages if clean.busy[keep[cfg.devices[j, s]]] > 0] or stages
-        stage = int(gen.choice(stages))
-        device = int(keep[cfg.devices[j, stage]])
+        used = [s for s in stages if clean.busy[keep[cfg.devices[j, s]]] > 0]
+        # a random one first, then the ones Cleave keeps busiest, until the failure hits a tile in flight
+        busiest = sorted(used, key=lambda s: -clean.busy[keep[cfg.devices[j, s]]])
+        tries = [int(gen.choice(used or stages)), *busiest]
         at = fraction * clean.seconds
-        failed = simulate_step(p, config, seed=seed, fail_device=device, fail_at=at)
+        for stage in tries[:attempts]:
+            device = int(keep[cfg.devices[j, stage]])
+            failed = simulate_step(p, config, seed=seed, fail_device=device, fail_at=at)
+            if failed.requeued:
+                break
         hit = int(np.searchsorted(clean.stage_end, at))
         a = simulate_pipeline(cfg, fail=(j, stage), fail_at=a_at)
         events.append(RecoveryEvent(
@@ -260,9 +291,16 @@ def reproduce(*, model: str = "opt-13b", batch: int = 512, seq: int = 1024, devi
                           analytic_step(whole).seconds,
                           notes=f"{micro}; the PS sums one dW part per micro-batch (ingress and adds "
                                 "counted)"))
+    des_config = SimConfig(churn=False, traces=False, straggler_prob=0.0)
     start = time.perf_counter()
-    cleave_des = simulate_step(p, SimConfig(churn=False, traces=False, straggler_prob=0.0), seed=seed)
+    cleave_des = simulate_step(p, des_config, seed=seed)
     cleave_des_wall = time.perf_counter() - start
+    lockstep = simulate_step(p, replace(des_config, lockstep=True), seed=seed)
+    records.append(Record(SYSTEM, f"{workload}, {devices} devices", "Cleave per-batch time (DES, dataflow)",
+                          "s", cleave_des.seconds, "Cleave DES in lockstep (a barrier per GEMM)",
+                          lockstep.seconds,
+                          notes="dataflow: a micro-batch's next GEMM starts once its own tiles and PS ops "
+                                f"are done; {micro}; analytic (lockstep) {cleave_analytic:.0f} s"))
     base = run_baselines(graph, pool, seed)
     des = {b: simulate_baseline(graph, base[b]) for b in BASELINES}
     by_des = min(des, key=des.get)
@@ -286,8 +324,17 @@ def reproduce(*, model: str = "opt-13b", batch: int = 512, seq: int = 1024, devi
                           "Cleave's floor: every tile's output over all devices' summed uplinks", "s",
                           floor_up, f"best edge baseline ({by_des}, task graph)", des[by_des],
                           notes=f"a lower bound no schedule beats (downlink floor {floor_down:.0f} s, "
-                                "compute under 1 s per layer): ratio < 4 means the goal is out of reach "
-                                "while every GEMM output goes back up to the PS"))
+                                f"per-GEMM max of the two {per_gemm_floor(p):.0f} s, compute under 1 s per "
+                                f"layer); the dataflow DES is {cleave_des.seconds / floor_up:.2f}x the "
+                                "floor; ratio < 4 means the goal is out of reach while every GEMM output "
+                                "goes back up to the PS"))
+    cleave_up, swarm_up = uplink_bytes_per_token(p), baseline_uplink_bytes_per_token(graph, base["swarm"])
+    records.append(Record(SYSTEM, f"{workload}, {devices} devices", "uplink bytes per token", "B/token",
+                          cleave_up, "swarm (activations + their gradients across stages, stage rings)",
+                          swarm_up, higher_is_better=False,
+                          notes=f"what decides the per-batch ratio: the pool's uplinks sum to "
+                                f"{p.pool.effective_up.sum() / 1e6:.0f} MB/s; Cleave sends every GEMM "
+                                "output tile up to the PS"))
     state_gb, act_gb = (b / 1e9 for b in ps_memory(graph))
     records.append(Record(SYSTEM, f"{workload}, {devices} devices",
                           "PS memory: model state + kept activations", "GB", state_gb + act_gb,
