@@ -6,7 +6,8 @@ columns), where the masked kernel skips more than predicted. Costs per unit of w
 once per machine by :func:`calibrate` and cached; uncalibrated machines use defaults measured on
 an AVX-512 Xeon. Near break-even the planner prefers dense: skipping methods are costed at the
 upper confidence bound of a sampled density, must win by a margin set from the calibration's
-measured error, and are not assumed to gain from extra threads (BLAS is).
+measured error, and are not assumed to gain from extra threads (BLAS is). The row-skip kernel
+replaces the tile kernel only when it is predicted faster by the same margin.
 """
 
 from __future__ import annotations
@@ -195,8 +196,8 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     if isa != backend.NUMBA:
         iters, words = rows_work(shape, isa, width, a_high)
         rows = overhead + scale * (cal.rows_per_iteration * iters + cal.rows_per_word * words) / speedup
-        if rows < masked[best_block]:
-            kernel, masked["rows"] = "rows", rows
+        if rows < cal.margin * masked[best_block]:  # near a tie the tile kernel, whose skips
+            kernel, masked["rows"] = "rows", rows     # also pay off on structured zeros
     estimates["masked"] = masked["rows"] if kernel == "rows" else masked[best_block]
     estimates["sparse"] = (cal.csr_per_entry * (m * k + (0 if b_prepared else k * n))
                            + cal.spgemm_per_flop * m * k * n * a_high * b_high
