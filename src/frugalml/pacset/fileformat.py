@@ -20,7 +20,7 @@ import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +28,9 @@ from frugalml.common.errors import CorruptFileError
 from frugalml.common.files import ContainerHeader, read_header, write_container
 from frugalml.pacset.forest import Forest
 from frugalml.pacset.kernels import seal_blocks
-from frugalml.pacset.layout import Layout, encode
+
+if TYPE_CHECKING:
+    from frugalml.pacset.layout import Layout
 
 MAGIC = b"PACSET"
 VERSION = 1
@@ -77,6 +79,8 @@ def metadata(forest: Forest, layout: Layout) -> dict[str, Any]:
 
 def write_packed(path: str | os.PathLike, forest: Forest, layout: Layout) -> ContainerHeader:
     """Encode ``forest`` with ``layout`` and write it atomically as a packed file."""
+    from frugalml.pacset.layout import encode  # numba: only a writer needs it
+
     bs = layout.config.block_size
     region = encode(forest, layout)
     seal_blocks(region, bs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.validate import as_array, one_of
 from frugalml.pacset.fileformat import Index, open_packed
 from frugalml.pacset.forest import check_features, decide, finish, sum_trees
-from frugalml.pacset.kernels import checksum_multipliers, walk_numba, walk_numpy
+from frugalml.pacset.kernels import checksum_multipliers, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
 
 ENGINES = ("auto", "numba", "numpy")
@@ -118,9 +119,11 @@ class PackedForest:
         if self.engine == "numpy":
             return walk_numpy
         walked = PackedForest.numpy_states_walked + n_states
-        if self.engine == "auto" and not walk_numba.signatures and walked < AUTO_NUMBA_STATES:
+        if self.engine == "auto" and not numba_loaded() and walked < AUTO_NUMBA_STATES:
             PackedForest.numpy_states_walked = walked
             return walk_numpy
+        from frugalml.pacset.kernels_numba import walk_numba
+
         return walk_numba
 
     def _raw_chunk(self, X: np.ndarray, walk, trace: np.ndarray) -> np.ndarray:
@@ -178,4 +181,10 @@ class PackedForest:
         self.close()
 
 
-__all__ = ["ENGINES", "PackedForest"]
+def numba_loaded() -> bool:
+    """Whether the numba kernel is compiled or loaded from its cache in this process."""
+    module = sys.modules.get("frugalml.pacset.kernels_numba")
+    return module is not None and bool(module.walk_numba.signatures)
+
+
+__all__ = ["ENGINES", "PackedForest", "numba_loaded"]
