@@ -32,6 +32,13 @@ def test_simulate_and_sweep(capsys, tmp_path):
     code, out, _ = _run(capsys, "simulate", "--model", "opt-1.3b", "--devices", "24", "--batch", "4",
                         "--seq", "256", "--no-churn", "-q")
     assert code == 0 and "simulated" in out
+    path = tmp_path / "sim.json"
+    code, _, _ = _run(capsys, "simulate", "--model", "opt-1.3b", "--devices", "24", "--batch", "8",
+                      "--seq", "256", "--micro-batch", "2", "--no-churn", "--no-contention", "--no-backups",
+                      "--stragglers", "0", "--lockstep", "-q", "--json", str(path))
+    doc = json.loads(path.read_text())
+    assert code == 0 and doc["config"]["lockstep"] and doc["micro_batches"] == 4
+    assert doc["simulated_seconds"] == pytest.approx(doc["analytic_seconds"], rel=1e-9)
     csv, png = tmp_path / "s.csv", tmp_path / "s.png"
     code, out, _ = _run(capsys, "sweep", "--model", "opt-1.3b", "--devices", "16..64", "--batch", "8",
                         "--seq", "256", "--csv", str(csv), "--png", str(png))

@@ -100,16 +100,20 @@ def simulate(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq
              contention: bool = typer.Option(True, "--contention/--no-contention", help="Share the PS NIC."),
              backups: bool = typer.Option(True, "--backups/--no-backups", help="Backup tiles at GEMM tails."),
              stragglers: float = typer.Option(0.02, "--stragglers", help="Chance a task computes 4x slower."),
+             lockstep: bool = typer.Option(False, "--lockstep/--dataflow",
+                                           help="A barrier after every GEMM (the analytic model's "
+                                                "schedule) instead of each micro-batch going on once its "
+                                                "inputs are done."),
              as_json: Path = typer.Option(None, "--json", help="Write the result as JSON here."),
              quiet: bool = QUIET):
-    """Simulate one training step event by event and compare with the analytic model."""
+    """Simulate one training step event by event and compare with the analytic (lockstep) model."""
     from frugalml.cleave.analytic import analytic_step
     from frugalml.cleave.des import SimConfig, simulate_step
 
     pool = _pool(devices, seed, traces, traces_path)
     p = _plan(model, batch, seq, micro_batch, pool, churn)
     config = SimConfig(contention=contention, churn=churn, traces=traces, backups=backups,
-                       straggler_prob=stragglers)
+                       straggler_prob=stragglers, lockstep=lockstep)
     result = simulate_step(p, config, seed=seed)
     est = analytic_step(p, contention=contention, churn=churn)
     doc = {"model": model, "devices": len(pool), "batch": batch, "seq": seq,

@@ -4,12 +4,13 @@ GEMMs are what Cleave farms out as tiles; everything else (norms, softmax, activ
 loss, optimizer) stays on the parameter server and is listed as a :class:`PsOp` with the bytes it
 touches. All transformer layers are identical, so the graph stores one layer and a repeat count.
 
-The batch is cut into micro-batches (gradient accumulation) that run in lockstep, layer by layer:
-micro-batch ``i``'s layer ``l`` needs only its own layer ``l - 1`` and the step's weights (updated
-once, after every micro-batch), so the same GEMM of all micro-batches shares one task queue and one
-micro-batch's tail tiles overlap another's; only the weight gradients ``dW = X^T dY`` differ from
-one big batch: each contracts over one micro-batch's tokens and the PS sums the parts. Within a
-GEMM the contraction dimension is never split.
+The batch is cut into micro-batches (gradient accumulation): micro-batch ``i``'s layer ``l`` needs
+only its own layer ``l - 1`` and the step's weights (updated once, after every micro-batch), so the
+same GEMM of all micro-batches shares one task queue, and a micro-batch may start its next GEMM as
+soon as its own tiles are back (the simulator's dataflow; the analytic model runs them in lockstep);
+only the weight gradients ``dW = X^T dY`` differ from one big batch: each contracts over one
+micro-batch's tokens and the PS sums the parts. Within a GEMM the contraction dimension is never
+split.
 
 Example
 -------
@@ -183,7 +184,7 @@ def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2,
         Bytes per element moved and stored (2 for fp16/bf16).
     micro_batch : int, optional
         Sequences per micro-batch (must divide ``batch``); default :func:`default_micro_batch`
-        (about 16384 tokens). Micro-batches run in lockstep: a GEMM's tiles of every micro-batch
+        (about 16384 tokens). A GEMM's tiles of every micro-batch
         share one task queue (tokens are independent rows in every forward and ``dX`` GEMM), and
         each weight gradient is one product per micro-batch that the PS accumulates (its PS ingress
         is counted in the tiles' output bytes, the adds in the ``grad_accumulate`` PS ops).
