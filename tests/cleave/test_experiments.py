@@ -1,10 +1,19 @@
 """The claims' measurements: the same failure events in Cleave's DES and Asteroid's task graph."""
 
 import numpy as np
+import pytest
 
-from frugalml.cleave.baselines import asteroid
+from frugalml.cleave.baselines import asteroid, swarm
 from frugalml.cleave.devices import make_pool
-from frugalml.cleave.experiments import devices_until_flat, link_floor, recovery_events
+from frugalml.cleave.experiments import (
+    baseline_uplink_bytes_per_token,
+    devices_until_flat,
+    link_floor,
+    per_gemm_floor,
+    ps_memory,
+    recovery_events,
+    uplink_bytes_per_token,
+)
 from frugalml.cleave.models import BUILTIN
 from frugalml.cleave.opgraph import build_graph
 from frugalml.cleave.pipeline import REPLAN_SECONDS
@@ -41,3 +50,20 @@ def test_link_floor_is_below_the_simulated_step():
     up, down = link_floor(p)
     assert 0 < up and 0 < down
     assert max(up, down) <= p.gemm_seconds
+
+
+def test_floors_upload_volume_and_ps_memory():
+    graph = build_graph(BUILTIN["opt-1.3b"], batch=16, seq=512)
+    pool = make_pool(48, seed=2)
+    p = plan(graph, pool, churn=False)
+    up, down = link_floor(p)
+    assert per_gemm_floor(p) >= max(up, down * min(pool.effective_down.sum(), pool.ps.egress)
+                                    / pool.effective_down.sum()) * (1 - 1e-9)
+    per_token = uplink_bytes_per_token(p)
+    assert per_token * graph.tokens == pytest.approx(up * pool.effective_up.sum(), rel=1e-9)
+    result = swarm(graph, pool)
+    stages = len(result.layout["stages"])
+    act = 2 * (stages - 1) * graph.model.hidden * 2.0  # activations and their gradients per token
+    assert baseline_uplink_bytes_per_token(graph, result) >= act
+    state, activations = ps_memory(graph)
+    assert state == 16 * graph.model.params and activations > 0
