@@ -12,9 +12,9 @@ first use, so ``import frugalml.cleave`` stays light (numba loads only when need
 from importlib import import_module
 
 _EXPORTS = {
-    "analytic": ("StepEstimate", "analytic_step"),
+    "analytic": ("StepEstimate", "analytic_step", "step_floor"),
     "baselines": ("BaselineResult", "cloud", "run_baselines"),
-    "des": ("SimConfig", "SimResult", "simulate_step"),
+    "des": ("SimConfig", "SimResult", "micro_batch_parts", "simulate_step"),
     "devices": ("DeviceClass", "ParameterServer", "Pool", "load_catalogue", "load_pool", "make_pool"),
     "energy": ("EnergyReport", "cloud_energy", "edge_energy"),
     "models": ("BUILTIN", "ModelSpec", "load_model", "spec_from_dict"),
