@@ -67,6 +67,13 @@ def test_every_method_runs_and_the_planted_structure_is_found(planted, fitted):
     assert len(results["prereq"]["folds"]) == 2
 
 
+def test_identity_baseline_memorises_concepts_and_fails_on_disjoint_splits(planted):
+    random = evaluate(planted.dataset, ["identity"], "random", n_splits=2)
+    disjoint = evaluate(planted.dataset, ["identity"], "disjoint", n_splits=2)
+    assert random["identity"]["mean"]["auc"] > 0.55  # concepts recur across random folds
+    assert disjoint["identity"]["mean"]["auc"] == pytest.approx(0.5)
+
+
 @pytest.mark.peers
 def test_gensim_lda_baseline_runs(planted):
     pytest.importorskip("gensim")

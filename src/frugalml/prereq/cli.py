@@ -116,7 +116,7 @@ def evaluate_command(
     dataset: str = typer.Option("university", help="university or nptel."),
     methods: str = typer.Option("prereq,plda,rf,refd,cpr,allpos",
                                 help="Comma-separated: prereq, prereq-paper, prereq-diff, plda, rf, "
-                                     "refd, cpr, lda, allpos."),
+                                     "refd, cpr, lda, identity, allpos."),
     split: str = typer.Option("authors", help="authors, random, disjoint or leakfree."),
     head: str = typer.Option(None, help="Siamese head for prereq/lda (default: concat)."),
     topics: int = typer.Option(100, help="Number of topics."),

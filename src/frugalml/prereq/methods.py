@@ -31,6 +31,8 @@ METHODS = {
     "refd": "RefD: reference distance over the document-link graph (Liang et al. 2015)",
     "cpr": "CPR-Recover: x_i^T A x_j learned with a ranking objective (Liang et al. 2017)",
     "lda": "plain LDA (gensim, no links) concept vectors + siamese network",
+    "identity": "logistic regression on one-hot concept identities, no documents (measures how "
+                "much a split rewards memorising which concepts are prerequisites)",
     "allpos": "predict 'prerequisite' for every pair (the trivial baseline)",
 }
 
@@ -127,7 +129,7 @@ def fit_method(name: str, context: Context, train: PairSet, **options) -> Scorer
     fitters = {"prereq": _fit_prereq, "prereq-paper": _fit_prereq_paper,
                "prereq-diff": _fit_prereq_diff, "plda": _fit_plda,
                "rf": _fit_rf, "refd": _fit_refd, "cpr": _fit_cpr, "lda": _fit_lda,
-               "allpos": _fit_allpos}
+               "identity": _fit_identity, "allpos": _fit_allpos}
     return fitters[name](context, train, **options)
 
 
@@ -137,6 +139,20 @@ def _thresholded(score, train: PairSet) -> Scorer:
 
 def _fit_allpos(context: Context, train: PairSet, **_) -> Scorer:
     return Scorer(lambda a, b: np.ones(len(a)), 1.0)
+
+
+def _fit_identity(context: Context, train: PairSet, **_) -> Scorer:
+    from sklearn.linear_model import LogisticRegression
+
+    n = context.corpus.counts.shape[1]
+
+    def one_hot(a, b):
+        rows = np.arange(len(a))
+        cols = np.concatenate([context.columns(a), n + context.columns(b)])
+        return sp.csr_matrix((np.ones(2 * len(a)), (np.tile(rows, 2), cols)), shape=(len(a), 2 * n))
+
+    clf = LogisticRegression(max_iter=2000).fit(one_hot(train.a, train.b), train.y)
+    return _thresholded(lambda a, b: clf.predict_proba(one_hot(a, b))[:, 1], train)
 
 
 def _fit_plda(context: Context, train: PairSet, **_) -> Scorer:
