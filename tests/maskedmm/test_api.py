@@ -182,3 +182,40 @@ def test_missing_extension_falls_back_to_numba_with_one_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         matmul(A, B, method="masked")
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_auto_runs_dense_blas_in_one_checked_call_with_the_same_counters(monkeypatch, prepared):
+    if not backend.has_extension():
+        pytest.skip("the C extension is not built")
+    A, B = operands(m=150, k=120, n=130, sparsity=0.1, dtype=np.float64)
+    operand = prepare_b(B) if prepared else B
+    assert plan(A, operand).method == "dense"
+    reset_stats()
+    expected = matmul(A, operand, method="dense")
+    dense_stats = stats()
+    reset_stats()
+
+    def general_path(*args, **kwargs):
+        raise AssertionError("auto's dense decision should not need the general checks")
+
+    monkeypatch.setattr(core, "check_operands", general_path)
+    np.testing.assert_array_equal(matmul(A, operand), expected)
+    assert stats() == dense_stats
+    A[0, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="A contains 1 NaN"):
+        matmul(A, operand)
+
+
+def test_auto_takes_the_general_path_for_other_inputs(monkeypatch):
+    A, B = operands(m=150, k=120, n=130, sparsity=0.1)
+    with pytest.raises(InvalidInputError, match="threshold must be finite"):
+        matmul(A, B, threshold=-1.0)
+    with pytest.raises(InvalidInputError, match="float32 or float64"):
+        matmul(A.astype(np.int64), B.astype(np.int64))
+    with pytest.raises(InvalidInputError, match="A's columns"):
+        matmul(A, B[:-1])
+    with pytest.raises(InvalidInputError, match="cast both"):
+        matmul(A, B.astype(np.float64))
+    B64 = B.astype(np.float64)
+    np.testing.assert_allclose(matmul(A.tolist(), B64), A.astype(np.float64) @ B64)

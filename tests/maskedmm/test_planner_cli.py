@@ -145,3 +145,41 @@ def test_demo_summarises_in_one_line():
 
     line = demo.run(quiet=True)
     assert "\n" not in line and "speedup vs numpy" in line
+
+
+def _sparse_pair(gen, shape, sparsity, dtype):
+    m, k, n = shape
+    A, B = gen.standard_normal((m, k)).astype(dtype), gen.standard_normal((k, n)).astype(dtype)
+    A[gen.random(A.shape) < sparsity] = 0
+    B[gen.random(B.shape) < sparsity] = 0
+    return A, B
+
+
+@pytest.mark.parametrize("costs", ["default", "edited"])
+def test_auto_dense_in_c_decides_as_the_planner(fresh_cache, monkeypatch, costs):
+    from frugalml.maskedmm import backend, core
+
+    if not backend.has_extension():
+        pytest.skip("the C extension is not built")
+    if costs == "edited":  # cached parameters must follow the calibration
+        cal = planner.calibration()
+        monkeypatch.setattr(cal, "dense_per_mac", cal.dense_per_mac * 0.3)
+        monkeypatch.setattr(cal, "model_error", 0.4)
+        monkeypatch.setitem(cal.per_call, 2, cal.per_call[2] * 0.2)
+    gen = np.random.default_rng(3)
+    isa, seen = backend.choose_isa(), set()
+    # large shapes are sampled, small ones counted exactly; densities straddle the break-even
+    for shape in ((300, 200, 260), (70, 90, 50), (9, 700, 31)):
+        for sparsity in np.linspace(0.0, 0.99, 23):
+            for dtype in (np.float32, np.float64):
+                A, B = _sparse_pair(gen, shape, sparsity, dtype)
+                prepared = core.prepare_b(B)
+                for threads in (1, 2):
+                    code = core.DTYPE_CODES[np.dtype(dtype)]
+                    for operand, b_density in ((B, 0.0), (None, prepared.density)):
+                        params = planner.auto_params(shape, code, isa, operand is None, threads, False)
+                        dense = backend.extension.auto_dense(A, operand, 0.0, b_density, params)
+                        expected = core.plan(A, B if operand is not None else prepared, threads=threads)
+                        assert dense == (expected.method == "dense"), (shape, sparsity, dtype, threads)
+                        seen.add(dense)
+    assert seen == {True, False}

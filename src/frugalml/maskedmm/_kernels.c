@@ -753,6 +753,129 @@ static PyObject *py_density_runs(PyObject *self, PyObject *args)
     return Py_BuildValue("LL", total, squares);
 }
 
+/* ---- method="auto" in one call: density samples and the planner's dense-or-not decision ---- */
+
+/* Layout of the parameter vector planner.auto_params builds once per shape (planner.choose's
+ * terms that do not depend on the densities). */
+enum {
+    P_RUNS, P_RUN, P_SEED, P_EXACT_BELOW, P_Z, P_MARGIN, P_DENSE, P_OVERHEAD, P_SPEEDUP, P_WIDTH,
+    P_SEGMENTS, P_KK, P_TILES, P_PER_CALL = P_TILES + 3, P_PER_ITER = P_PER_CALL + 3, P_BLOCKS = P_PER_ITER + 3,
+    P_HAS_ROWS = P_BLOCKS + 3, P_MK, P_ROWS_TILES, P_SCALE, P_ROWS_PER_ITER, P_ROWS_PER_WORD,
+    P_ROWS_WORDS, P_CSR, P_SPGEMM_MNK, P_SPGEMM_MN, P_COUNT
+};
+
+static double entry(const Py_buffer *x, int64_t i, int64_t j)
+{
+    const ptrdiff_t at = i * STRIDE(*x, 0) + j * STRIDE(*x, 1);
+    return x->itemsize == 4 ? (double)((const float *)x->buf)[at] : ((const double *)x->buf)[at];
+}
+
+/* planner.upper_density(*planner.density_estimate(x, thr)), with the same arithmetic. */
+static double upper_density_of(const Py_buffer *x, double thr, const double *p)
+{
+    const int64_t M = x->shape[0], K = x->shape[1];
+    if ((double)(M * K) <= p[P_EXACT_BELOW]) {
+        long long count = 0;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < K; j++) count += fabs(entry(x, i, j)) > thr;
+        return (double)count / (double)(M * K);
+    }
+    const int runs = (int)p[P_RUNS];
+    const int run = (int)(p[P_RUN] < (double)K ? p[P_RUN] : (double)K);
+    uint64_t state = (uint64_t)p[P_SEED];
+    long long total = 0, squares = 0;
+    for (int r = 0; r < runs; r++) {
+        const int64_t i = (int64_t)(splitmix64(&state) % (uint64_t)M);
+        const int64_t j0 = (int64_t)(splitmix64(&state) % (uint64_t)(K - run + 1));
+        long long count = 0;
+        for (int64_t j = j0; j < j0 + run; j++) count += !(fabs(entry(x, i, j)) <= thr);
+        total += count;
+        squares += count * count;
+    }
+    const double density = (double)total / (double)(runs * run);
+    double spread = (double)squares / (double)(run * run) - runs * pow(density, 2.0);
+    spread = (spread > 0.0 ? spread : 0.0) / (runs - 1);
+    double binomial = density * (1.0 - density);
+    binomial = (binomial > 1.0 / runs ? binomial : 1.0 / runs) / (runs * run);
+    const double variance = spread / runs > binomial ? spread / runs : binomial;
+    const double high = density + p[P_Z] * sqrt(variance);
+    return high < 1.0 ? high : 1.0;
+}
+
+/* 1 when planner.choose would pick dense BLAS for these (upper) densities, else 0. */
+static int choose_dense(double a, double b, const double *p)
+{
+    double best = INFINITY;
+    for (int r = 0; r < 3; r++) {
+        const double a_active = 1.0 - pow(1.0 - a, p[P_BLOCKS + r]);
+        const double segment = 1.0 - pow(1.0 - b, p[P_WIDTH]);
+        const double row = 1.0 - pow(1.0 - segment, p[P_SEGMENTS]);
+        const double per_tile = p[P_KK] * a_active * row;
+        const double calls = p[P_TILES + r] * (1.0 - pow(1.0 - a_active * row, p[P_KK]));
+        const double iters = p[P_TILES + r] * per_tile;
+        const double cost = p[P_OVERHEAD] + (p[P_PER_CALL + r] * calls + p[P_PER_ITER + r] * iters) /
+                                                p[P_SPEEDUP];
+        if (cost < best) best = cost;
+    }
+    double masked = best;
+    if (p[P_HAS_ROWS] != 0.0) {
+        const double iters = p[P_MK] * a * p[P_ROWS_TILES];
+        const double rows = p[P_OVERHEAD] + p[P_SCALE] * (p[P_ROWS_PER_ITER] * iters +
+                                                          p[P_ROWS_PER_WORD] * p[P_ROWS_WORDS]) /
+                                                p[P_SPEEDUP];
+        if (rows < p[P_MARGIN] * best) masked = rows;
+    }
+    const double sparse = p[P_CSR] + p[P_SPGEMM_MNK] * a * b + p[P_SPGEMM_MN];
+    const double other = masked <= sparse ? masked : sparse;
+    return !(other < p[P_MARGIN] * p[P_DENSE]);
+}
+
+static PyObject *py_auto_dense(PyObject *self, PyObject *args)
+{
+    PyObject *a_obj, *b_obj, *p_obj;
+    double thr, b_density;
+    if (!PyArg_ParseTuple(args, "OOddO", &a_obj, &b_obj, &thr, &b_density, &p_obj)) return NULL;
+    Py_buffer a, b = {0}, params;
+    if (get_2d(a_obj, &a, 0, "A") < 0) return NULL;
+    if (b_obj != Py_None && get_2d(b_obj, &b, 0, "B") < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    if (get_flat(p_obj, &params, 0, P_COUNT * sizeof(double), "params") < 0) {
+        PyBuffer_Release(&a);
+        if (b.obj) PyBuffer_Release(&b);
+        return NULL;
+    }
+    int dense = -1;
+    if (a.itemsize == 1 || a.shape[0] < 1 || a.shape[1] < 1 ||
+        (b.obj && (b.itemsize == 1 || b.shape[0] < 1 || b.shape[1] < 1)))
+        PyErr_SetString(PyExc_ValueError, "A and B must be non-empty float32 or float64 matrices");
+    else {
+        const double *p = (const double *)params.buf;
+        const double a_high = upper_density_of(&a, thr, p);
+        const double b_high = b.obj ? upper_density_of(&b, thr, p) : b_density;
+        dense = choose_dense(a_high, b_high, p);
+    }
+    PyBuffer_Release(&a);
+    if (b.obj) PyBuffer_Release(&b);
+    PyBuffer_Release(&params);
+    if (dense < 0) return NULL;
+    return PyBool_FromLong(dense);
+}
+
+/* Whether row 0 and column 0 of C are finite (auto's dense path: a NaN or inf in A or B spreads
+ * over a whole row or column of C). */
+static PyObject *py_edges_finite(PyObject *self, PyObject *c_obj)
+{
+    Py_buffer c;
+    if (get_2d(c_obj, &c, 0, "C") < 0) return NULL;
+    int finite = c.itemsize != 1;
+    for (int64_t j = 0; finite && j < c.shape[1]; j++) finite = isfinite(entry(&c, 0, j));
+    for (int64_t i = 0; finite && i < c.shape[0]; i++) finite = isfinite(entry(&c, i, 0));
+    PyBuffer_Release(&c);
+    return PyBool_FromLong(finite);
+}
+
 static PyObject *py_supported_isas(PyObject *self, PyObject *noargs)
 {
     __builtin_cpu_init();
@@ -794,6 +917,9 @@ static PyMethodDef methods[] = {
      "multiply_rows(A, bits, panels, width, C, isa, threads) -> (iterations, vector_fmas, tiles)"},
     {"density_runs", py_density_runs, METH_VARARGS,
      "density_runs(x, threshold, runs, run, seed) -> (sum of counts, sum of squared counts)"},
+    {"auto_dense", py_auto_dense, METH_VARARGS,
+     "auto_dense(A, B or None, threshold, b_density, params) -> whether auto picks dense BLAS"},
+    {"edges_finite", py_edges_finite, METH_O, "edges_finite(C) -> whether C's row 0 and column 0 are finite"},
     {"supported_isas", py_supported_isas, METH_NOARGS, "ISAs this CPU runs: scalar, avx2, avx512"},
     {"num_procs", py_num_procs, METH_NOARGS, "processors OpenMP may use"},
     {NULL, NULL, 0, NULL},

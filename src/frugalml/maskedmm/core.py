@@ -332,6 +332,10 @@ def matmul(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, method: st
     array([[2., 2., 2.],
            [0., 0., 0.]], dtype=float32)
     """
+    if method == "auto" and out is None and a_mask is None and b_mask is None and _is_zero(threshold):
+        result = _auto_dense(A, B, threads)
+        if result is not None:
+            return result
     method = one_of(method, METHODS, "method")
     ops = check_operands(A, B, a_mask, b_mask, threshold, threads)
     if out is not None:
@@ -346,6 +350,52 @@ def matmul(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, method: st
     if chosen is None:
         return _masked(ops, out)
     return _masked(ops, out, chosen.row_block, chosen.kernel)
+
+
+def _is_zero(threshold) -> bool:
+    return type(threshold) in (float, int) and threshold == 0
+
+
+def _auto_dense(A, B, threads) -> np.ndarray | None:
+    """``auto`` when it picks dense BLAS: one C call (densities sampled, the planner's cost model)
+    before numpy's matmul, then a C check of C's first row and column for NaN/inf.
+
+    Returns None, having done nothing, when the planner picks another method or the inputs need
+    the general path's checks (not float arrays, masks, a threshold, ``out``, no C extension).
+    """
+    extension = backend.extension
+    if extension is None or type(A) is not np.ndarray or A.ndim != 2 or A.size == 0:
+        return None
+    code = DTYPE_CODES.get(A.dtype)
+    if code is None or (threads is not None and (type(threads) is not int or threads < 1)):
+        return None
+    m, k = A.shape
+    if type(B) is np.ndarray:
+        if B.ndim != 2 or B.dtype != A.dtype or B.size == 0 or B.shape[0] != k:
+            return None
+        n, b_density = B.shape[1], 0.0
+    elif type(B) is PreparedB:
+        if B.dtype != A.dtype or B.shape[0] != k:
+            return None
+        n, b_density = B.shape[1], B.density
+    else:
+        return None
+    isa = backend.choose_isa()
+    if isa == backend.NUMBA:
+        return None
+    params = planner.auto_params((m, k, n), code, isa, type(B) is PreparedB, _threads(threads), False)
+    if not extension.auto_dense(A, B if type(B) is np.ndarray else None, 0.0, b_density, params):
+        return None
+    b = B if type(B) is np.ndarray else B.dense()
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below: no warning on top
+        with _blas_threads(threads):
+            result = np.matmul(A, b)
+    dense = m * k * -(-n // backend.segment_width(isa, code))
+    _record("dense", dense, dense)
+    if not extension.edges_finite(result):
+        _require_finite(A, "A")
+        _require_finite(B if type(B) is np.ndarray else B.panels, "B")
+    return result
 
 
 def plan(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0,

@@ -12,6 +12,7 @@ replaces the tile kernel only when it is predicted faster by the same margin.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -207,6 +208,45 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     if estimates[best_other] < cal.margin * estimates["dense"]:
         method = best_other
     return Plan(method, best_block, isa, kernel, estimates, a_density, b_density, cal.measured)
+
+
+_auto_params: dict[tuple, tuple[Calibration, np.ndarray]] = {}
+
+
+def auto_params(shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepared: bool, threads: int,
+                filters: bool) -> np.ndarray:
+    """:func:`choose`'s density-free terms for the C extension's ``auto_dense`` (built once per shape).
+
+    ``auto_dense(A, B, threshold, b_density, params)`` samples A's and B's densities as
+    :func:`density_estimate` does and returns whether :func:`choose` would pick dense BLAS, in one
+    call with no Python objects made: ``method="auto"``'s planning when it runs BLAS.
+    """
+    cal = calibration()
+    key = (shape, dtype_code, isa, b_prepared, threads, filters)
+    hit = _auto_params.get(key)
+    if hit is not None and hit[0] == cal:  # a snapshot: calibrating (or editing) invalidates it
+        return hit[1]
+    m, k, n = shape
+    scale = 2.0 if dtype_code == "f64" else 1.0
+    width = backend.segment_width(isa, dtype_code)
+    parallel = max(1, min(threads, os.cpu_count() or 1))
+    filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
+    dense = scale * cal.dense_per_mac * m * n * k / parallel + filter_cost
+    overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
+    rows_tiles = -(-n // (width * SEGMENTS * backend.rows_panels(isa)))
+    params = [RUNS, RUN, SEED, EXACT_BELOW, Z_SAMPLE, cal.margin, dense, overhead,
+              1.0 + cal.masked_parallel_gain * (parallel - 1), width, SEGMENTS, min(k, 64 * CHUNK_WORDS),
+              *(-(-m // r) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS)) for r in ROW_BLOCKS),
+              *(cal.per_call[r] for r in ROW_BLOCKS), *(cal.per_iteration[r] for r in ROW_BLOCKS),
+              *ROW_BLOCKS, float(isa != backend.NUMBA), m * k, rows_tiles, scale, cal.rows_per_iteration,
+              cal.rows_per_word, m * -(-k // 64) * rows_tiles,
+              cal.csr_per_entry * (m * k + (0 if b_prepared else k * n)),
+              cal.spgemm_per_flop * m * k * n, cal.spgemm_per_output * m * n]
+    array = np.array(params, np.float64)
+    if len(_auto_params) > 256:
+        _auto_params.clear()
+    _auto_params[key] = (copy.deepcopy(cal), array)
+    return array
 
 
 def default_row_block(A: np.ndarray) -> int:
