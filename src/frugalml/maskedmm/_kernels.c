@@ -759,7 +759,8 @@ static PyObject *py_density_runs(PyObject *self, PyObject *args)
  * terms that do not depend on the densities). */
 enum {
     P_RUNS, P_RUN, P_SEED, P_EXACT_BELOW, P_Z, P_MARGIN, P_DENSE, P_OVERHEAD, P_SPEEDUP, P_WIDTH,
-    P_SEGMENTS, P_KK, P_TILES, P_PER_CALL = P_TILES + 3, P_PER_ITER = P_PER_CALL + 3, P_BLOCKS = P_PER_ITER + 3,
+    P_SEGMENTS, P_KK, P_TILES, P_PER_CALL = P_TILES + 3, P_PER_ITER = P_PER_CALL + 3,
+    P_BLOCKS = P_PER_ITER + 3,
     P_HAS_ROWS = P_BLOCKS + 3, P_MK, P_ROWS_TILES, P_SCALE, P_ROWS_PER_ITER, P_ROWS_PER_WORD,
     P_ROWS_WORDS, P_CSR, P_SPGEMM_MNK, P_SPGEMM_MN, P_COUNT
 };
@@ -769,6 +770,8 @@ static double entry(const Py_buffer *x, int64_t i, int64_t j)
     const ptrdiff_t at = i * STRIDE(*x, 0) + j * STRIDE(*x, 1);
     return x->itemsize == 4 ? (double)((const float *)x->buf)[at] : ((const double *)x->buf)[at];
 }
+
+#define MAX_RUNS 1024
 
 /* planner.upper_density(*planner.density_estimate(x, thr)), with the same arithmetic. */
 static double upper_density_of(const Py_buffer *x, double thr, const double *p)
@@ -780,15 +783,22 @@ static double upper_density_of(const Py_buffer *x, double thr, const double *p)
             for (int64_t j = 0; j < K; j++) count += fabs(entry(x, i, j)) > thr;
         return (double)count / (double)(M * K);
     }
-    const int runs = (int)p[P_RUNS];
+    const int runs = (int)p[P_RUNS]; /* 1 .. MAX_RUNS, checked by py_auto_dense */
     const int run = (int)(p[P_RUN] < (double)K ? p[P_RUN] : (double)K);
     uint64_t state = (uint64_t)p[P_SEED];
+    int64_t rows[MAX_RUNS], starts[MAX_RUNS];
+    for (int r = 0; r < runs; r++) { /* prefetch every run first: their cache misses overlap */
+        rows[r] = (int64_t)(splitmix64(&state) % (uint64_t)M);
+        starts[r] = (int64_t)(splitmix64(&state) % (uint64_t)(K - run + 1));
+        const char *at = (const char *)x->buf + rows[r] * x->strides[0] + starts[r] * x->strides[1];
+        __builtin_prefetch(at);
+        __builtin_prefetch(at + (run - 1) * x->strides[1]);
+    }
     long long total = 0, squares = 0;
     for (int r = 0; r < runs; r++) {
-        const int64_t i = (int64_t)(splitmix64(&state) % (uint64_t)M);
-        const int64_t j0 = (int64_t)(splitmix64(&state) % (uint64_t)(K - run + 1));
         long long count = 0;
-        for (int64_t j = j0; j < j0 + run; j++) count += !(fabs(entry(x, i, j)) <= thr);
+        for (int64_t j = starts[r]; j < starts[r] + run; j++)
+            count += !(fabs(entry(x, rows[r], j)) <= thr); /* NaN counts as non-zero */
         total += count;
         squares += count * count;
     }
@@ -847,7 +857,10 @@ static PyObject *py_auto_dense(PyObject *self, PyObject *args)
         return NULL;
     }
     int dense = -1;
-    if (a.itemsize == 1 || a.shape[0] < 1 || a.shape[1] < 1 ||
+    const double runs = ((const double *)params.buf)[P_RUNS];
+    if (runs < 2 || runs > MAX_RUNS || ((const double *)params.buf)[P_RUN] < 1)
+        PyErr_SetString(PyExc_ValueError, "params: runs must be in 2..1024 and run >= 1");
+    else if (a.itemsize == 1 || a.shape[0] < 1 || a.shape[1] < 1 ||
         (b.obj && (b.itemsize == 1 || b.shape[0] < 1 || b.shape[1] < 1)))
         PyErr_SetString(PyExc_ValueError, "A and B must be non-empty float32 or float64 matrices");
     else {
@@ -919,7 +932,8 @@ static PyMethodDef methods[] = {
      "density_runs(x, threshold, runs, run, seed) -> (sum of counts, sum of squared counts)"},
     {"auto_dense", py_auto_dense, METH_VARARGS,
      "auto_dense(A, B or None, threshold, b_density, params) -> whether auto picks dense BLAS"},
-    {"edges_finite", py_edges_finite, METH_O, "edges_finite(C) -> whether C's row 0 and column 0 are finite"},
+    {"edges_finite", py_edges_finite, METH_O,
+     "edges_finite(C) -> whether C's row 0 and column 0 are finite"},
     {"supported_isas", py_supported_isas, METH_NOARGS, "ISAs this CPU runs: scalar, avx2, avx512"},
     {"num_procs", py_num_procs, METH_NOARGS, "processors OpenMP may use"},
     {NULL, NULL, 0, NULL},
