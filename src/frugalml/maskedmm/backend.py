@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -32,7 +33,13 @@ def has_extension() -> bool:
 
 def supported_isas() -> list[str]:
     """ISAs the C kernels can run on this CPU, best last (empty without the extension)."""
-    return extension.supported_isas() if extension is not None else []
+    return list(_supported())
+
+
+@functools.cache
+def _supported() -> tuple[str, ...]:
+    """The CPU's ISAs, asked once (``choose_isa`` runs on every ``auto`` call)."""
+    return tuple(extension.supported_isas()) if extension is not None else ()
 
 
 def choose_isa(isa: str | None = None) -> str:
@@ -53,7 +60,7 @@ def choose_isa(isa: str | None = None) -> str:
     if extension is None:
         warn_fallback_once()
         return NUMBA
-    supported = supported_isas()
+    supported = _supported()
     if requested is None:
         return supported[-1]
     if requested not in supported:

@@ -387,9 +387,8 @@ def _auto_dense(A, B, threads) -> np.ndarray | None:
     if not extension.auto_dense(A, B if type(B) is np.ndarray else None, 0.0, b_density, params):
         return None
     b = B if type(B) is np.ndarray else B.dense()
-    with np.errstate(over="ignore", invalid="ignore"):  # refused below: no warning on top
-        with _blas_threads(threads):
-            result = np.matmul(A, b)
+    with np.errstate(over="ignore", invalid="ignore"), _blas_threads(threads):  # NaN: refused below
+        result = np.matmul(A, b)
     dense = m * k * -(-n // backend.segment_width(isa, code))
     _record("dense", dense, dense)
     if not extension.edges_finite(result):
