@@ -134,13 +134,15 @@ def main() -> None:
     settings = {t.name: (replace(t, vocab_size=args.memorization_vocab, seq_len=32)
                          if t.name == "memorization" else t) for t in preset("cpu", tasks)}
     proxies = {t: MADProxy(tasks=(settings[t],), shape=shape, train=train) for t in tasks}
-    setting = (f"MAD cpu preset (memorization vocab {args.memorization_vocab}), width {args.width}, "
-               f"{args.steps} steps x {args.batch}, lr {args.lr}")
+    mem = f", memorization vocab {args.memorization_vocab}" if "memorization" in tasks else ""
+    setting = (f"MAD cpu preset ({', '.join(tasks)}{mem}), width {args.width}, {args.steps} steps x "
+               f"{args.batch}, lr {args.lr}")
     cache = ResultCache(args.cache)
     table = json.loads((resources.files("frugalml.composer") / BUILTIN).read_text())
     keys = {t: config_key("mad", proxies[t].config()) for t in tasks}
 
     acc: dict[tuple[str, str, int], float] = {}
+    seconds: list[float] = []
     todo = []
     for seed in args.seeds:                        # seed-major: an early stop leaves whole seeds
         for arch in picks:
@@ -150,7 +152,7 @@ def main() -> None:
                     todo.append((proxies[t], arch, seed))
                 else:
                     acc[arch, t, seed] = hit.score
-    seconds: list[float] = []
+                    seconds.append(hit.seconds)
     records: list[Record] = []
     summary: dict = {}
 
