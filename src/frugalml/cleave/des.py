@@ -187,6 +187,19 @@ def _timing(o, d, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, 
 
 
 @numba.njit(cache=True)
+def _finish_part(o, k, width, now, ps_free, st_ps, st_parts, heap, parts_complete, stage_end):
+    """The PS runs part ``k`` of occurrence ``o``'s ops, then its micro-batches start occurrence
+    ``o + 1``. Returns when the PS is free again and whether occurrence ``o`` is now complete."""
+    ps_free = max(ps_free, now) + st_ps[o] / st_parts[o]
+    heapq.heappush(heap, (ps_free, 0, _STAGE_START, o + 1, k * width, (k + 1) * width))
+    parts_complete[o] += 1
+    if parts_complete[o] == st_parts[o]:
+        stage_end[o] = ps_free
+        return ps_free, True
+    return ps_free, False
+
+
+@numba.njit(cache=True)
 def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_weight, st_key, n_keys, st_ps,
               micro, eligible, flops, down, up, est_down, est_up, memory, rtt, use_traces, tr_pre, tr_start,
               tr_len, tr_off, tr_step, up_dur, down_dur, egress, ingress, backups, straggler_prob,
@@ -303,11 +316,9 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                 if part_ready[part_base[o] + k] < width:
                     continue
                 if st_tasks[o] == 0:  # a GEMM the PS keeps: only PS time
-                    ps_free = max(ps_free, now) + st_ps[o] / st_parts[o]
-                    heapq.heappush(heap, (ps_free, 0, _STAGE_START, o + 1, k * width, (k + 1) * width))
-                    parts_complete[o] += 1
-                    if parts_complete[o] == st_parts[o]:
-                        stage_end[o] = ps_free
+                    ps_free, complete = _finish_part(o, k, width, now, ps_free, st_ps, st_parts, heap,
+                                                     parts_complete, stage_end)
+                    if complete:
                         stages_done += 1
                     continue
                 part_open[part_base[o] + k] = True
@@ -444,12 +455,9 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                 k = (task - base[o]) // size
                 part_done[part_base[o] + k] += 1
                 if part_done[part_base[o] + k] == size:  # this part's micro-batches go on after the PS ops
-                    width = micro // st_parts[o]
-                    ps_free = max(ps_free, now) + st_ps[o] / st_parts[o]
-                    heapq.heappush(heap, (ps_free, 0, _STAGE_START, o + 1, k * width, (k + 1) * width))
-                    parts_complete[o] += 1
-                    if parts_complete[o] == st_parts[o]:
-                        stage_end[o] = ps_free
+                    ps_free, complete = _finish_part(o, k, micro // st_parts[o], now, ps_free, st_ps,
+                                                     st_parts, heap, parts_complete, stage_end)
+                    if complete:
                         stages_done += 1
                         backup_built = False
             wake = d
