@@ -1,8 +1,8 @@
 """PREREQ: infer concept prerequisite relations from documents and their links.
 
 Pairwise-Link-LDA (vectorised variational EM, direction bug fixed, monotone ELBO, pair sampling,
-fold-in) gives concept vectors; a siamese network (abs / diff / concat / bilinear heads) classifies
-concept pairs. Baselines, splits and metrics live in :mod:`methods` and :mod:`evaluate`.
+fold-in) gives concept vectors; a siamese network (abs / diff / concat / rich / bilinear heads)
+classifies concept pairs. Baselines, splits and metrics live in :mod:`methods` and :mod:`evaluate`.
 """
 
 from frugalml.prereq.data import (

@@ -61,8 +61,8 @@ def fit(
     pairs: Path = typer.Option(None, help="Labelled pairs 'A,B,label' (B a prerequisite of A)."),
     one_based: bool = typer.Option(True, help="Document indices in --links start at 1."),
     topics: int = typer.Option(100, help="Number of topics."),
-    head: str = typer.Option("concat", help="Siamese head: abs (paper, symmetric), diff, concat, "
-                                            "bilinear."),
+    head: str = typer.Option(None, help="Siamese head: abs (paper, symmetric), diff, concat, rich, "
+                                         "bilinear (default: PREREQ's)."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations."),
     steps: int = typer.Option(None, help="Siamese training steps (default: PREREQ's 1000)."),
     seed: int = typer.Option(0),
@@ -72,6 +72,7 @@ def fit(
     from frugalml.common.errors import InvalidInputError
     from frugalml.prereq import data
     from frugalml.prereq.model import PrereqModel
+    from frugalml.prereq.siamese import PREREQ_SIAMESE
 
     if (corpus is None) == (dataset is None):
         raise InvalidInputError("give either a CORPUS file (with --vocab, --links, --pairs) or "
@@ -88,8 +89,8 @@ def fit(
         the_corpus = data.Corpus(counts, terms, data.read_links(links, one_based=one_based),
                                  {t: i for i, t in enumerate(terms)})
         train, _ = data.restrict_pairs(data.read_pairs(pairs, known=terms), the_corpus.concepts)
-    model = PrereqModel(topics, head=head, seed=seed, plda_params={"max_em_iter": em_iter},
-                        siamese_params=_steps(steps))
+    model = PrereqModel(topics, head=head or PREREQ_SIAMESE["head"], seed=seed,
+                        plda_params={"max_em_iter": em_iter}, siamese_params=_steps(steps))
     model.fit(the_corpus, train)
     model.save(output)
     if not quiet:
@@ -118,7 +119,7 @@ def evaluate_command(
                                 help="Comma-separated: prereq, prereq-paper, prereq-diff, plda, rf, "
                                      "refd, cpr, lda, identity, allpos."),
     split: str = typer.Option("authors", help="authors, random, disjoint or leakfree."),
-    head: str = typer.Option(None, help="Siamese head for prereq/lda (default: concat)."),
+    head: str = typer.Option(None, help="Siamese head for prereq/lda (default: PREREQ's)."),
     topics: int = typer.Option(100, help="Number of topics."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations of Pairwise-Link-LDA."),
     steps: int = typer.Option(None, help="Siamese training steps for every siamese method "
@@ -219,7 +220,7 @@ def reproduce(
     em_iter: int = typer.Option(100, help="Maximum EM iterations (paper: 100)."),
     steps: int = typer.Option(None, help="Siamese training steps for every siamese method "
                                          "(default: each method's own; paper: 3500)."),
-    head: str = typer.Option(None, help="Siamese head of prereq/lda (default: concat)."),
+    head: str = typer.Option(None, help="Siamese head of prereq/lda (default: PREREQ's)."),
     seed: int = typer.Option(0),
     quiet: bool = QUIET,
 ):

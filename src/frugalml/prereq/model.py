@@ -16,7 +16,7 @@ from frugalml.common import validate
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.prereq.data import Corpus, PairSet
 from frugalml.prereq.plda import PairwiseLinkLDA
-from frugalml.prereq.siamese import PREREQ_SIAMESE, SiameseClassifier
+from frugalml.prereq.siamese import HEADS, PREREQ_SIAMESE, SiameseClassifier
 from frugalml.prereq.store import load_arrays, save_arrays
 
 MAGIC = b"PREREQ"
@@ -30,8 +30,9 @@ class PrereqModel:
     ----------
     n_topics : int
         Topics of the Pairwise-Link-LDA.
-    head : {"abs", "diff", "concat", "bilinear"}
-        Siamese pair head; ``abs`` (the paper's) is symmetric, the others see direction.
+    head : {"abs", "diff", "concat", "rich", "bilinear"}, optional
+        Siamese pair head (default: PREREQ's, ``PREREQ_SIAMESE["head"]``); ``abs`` (the paper's) is
+        symmetric, the others see direction.
     plda_params, siamese_params : dict, optional
         Further settings of :class:`PairwiseLinkLDA` and :class:`SiameseClassifier` (the latter
         override ``PREREQ_SIAMESE``, the settings chosen by inner validation).
@@ -44,8 +45,8 @@ class PrereqModel:
     concepts_ : dict of concept name -> vocabulary column
     """
 
-    def __init__(self, n_topics: int = 100, *, head: str = "concat", plda_params: dict | None = None,
-                 siamese_params: dict | None = None, seed: int = 0):
+    def __init__(self, n_topics: int = 100, *, head: str = PREREQ_SIAMESE["head"],
+                 plda_params: dict | None = None, siamese_params: dict | None = None, seed: int = 0):
         self.n_topics = n_topics
         self.head = head
         self.plda_params = dict(plda_params or {})
@@ -55,7 +56,7 @@ class PrereqModel:
     def fit(self, corpus: Corpus, pairs: PairSet, *, plda: PairwiseLinkLDA | None = None) -> PrereqModel:
         """Fit the topic model on the corpus (unless a fitted ``plda`` is given), then the
         classifier on the labelled pairs."""
-        validate.one_of(self.head, ("abs", "diff", "concat", "bilinear"), "head")
+        validate.one_of(self.head, HEADS, "head")
         if len(pairs) == 0:
             raise InvalidInputError("no labelled pairs to train on")
         self.concepts_ = dict(corpus.concepts)

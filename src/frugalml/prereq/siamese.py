@@ -2,9 +2,10 @@
 
 Branch ``G(x) = l2norm(W2 Dropout(ReLU(BN(W1 x))))``. Heads: ``abs`` (the original,
 ``|G(a) - G(b)|``: symmetric, so (A, B) and (B, A) always get the same score), ``diff``
-(``G(a) - G(b)``), ``concat`` (``[G(a), G(b)]``) and ``bilinear`` (``G(a)^T W G(b)``); the last three
-see the direction of the pair. Inputs are rescaled by their largest value (``inputs="scale"``, the
-paper's raw vectors) or log-transformed and standardised on the training vectors (``"log"``).
+(``G(a) - G(b)``), ``concat`` (``[G(a), G(b)]``), ``rich`` (``[G(a), G(b), G(a) - G(b), G(a) * G(b)]``)
+and ``bilinear`` (``G(a)^T W G(b)``); all but ``abs`` see the direction of the pair. Inputs are
+rescaled by their largest value (``inputs="scale"``, the paper's raw vectors) or log-transformed and
+standardised on the training vectors (``"log"``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from frugalml.common import validate
 from frugalml.common.errors import InvalidInputError
 
-HEADS = ("abs", "diff", "concat", "bilinear")
+HEADS = ("abs", "diff", "concat", "rich", "bilinear")
+_HEAD_WIDTH = {"abs": 1, "diff": 1, "concat": 2, "rich": 4}
 INPUTS = ("scale", "log")
 _LOG_FLOOR = 1e-12
 
@@ -72,7 +74,7 @@ def _build_network(n_features: int, cfg: SiameseConfig):
             if cfg.head == "bilinear":
                 self.head = nn.Bilinear(cfg.hidden, cfg.hidden, 2)
             else:
-                self.head = nn.Linear(2 * cfg.hidden if cfg.head == "concat" else cfg.hidden, 2)
+                self.head = nn.Linear(_HEAD_WIDTH[cfg.head] * cfg.hidden, 2)
 
         def embed(self, x):
             return nn.functional.normalize(self.branch(x), dim=1)
@@ -85,6 +87,8 @@ def _build_network(n_features: int, cfg: SiameseConfig):
                 return self.head(ga - gb)
             if cfg.head == "concat":
                 return self.head(torch.cat([ga, gb], dim=1))
+            if cfg.head == "rich":
+                return self.head(torch.cat([ga, gb, ga - gb, ga * gb], dim=1))
             return self.head(ga, gb)
 
     return SiameseNet()
@@ -99,8 +103,10 @@ class SiameseClassifier:
 
     Parameters
     ----------
-    head : {"abs", "diff", "concat", "bilinear"}
-        ``abs`` is the original, symmetric head; the others are direction-aware.
+    head : {"abs", "diff", "concat", "rich", "bilinear"}
+        ``abs`` is the original, symmetric head; the others are direction-aware. ``rich`` is a
+        linear layer over ``[G(a), G(b), G(a) - G(b), G(a) * G(b)]``: the concatenation plus the
+        signed difference (direction-aware) and the element-wise product (symmetric similarity).
     hidden, dropout, lr, steps, batch_size : the paper's architecture and training settings
     inputs : {"scale", "log"}
         ``scale`` divides the vectors by their largest training value (the paper feeds the raw
