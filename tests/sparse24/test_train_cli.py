@@ -156,3 +156,94 @@ def test_cli_module_does_not_load_torch():
 
     code = "import sys, frugalml.sparse24.cli, frugalml.sparse24; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+TINY = ["--dim", "32", "--layers", "1", "--heads", "2", "--hidden", "64", "--batch-size", "2",
+        "--seq-len", "32", "--activations", "vnm:16:2:8"]
+
+
+def test_cli_train_passes_sparsity_options_to_the_layers(tmp_path, capsys, monkeypatch):
+    from frugalml.sparse24 import schedule
+
+    seen = []
+
+    def spy(model, **options):
+        seen.append(options)
+        return sparsify_ffn(model, **options)
+
+    monkeypatch.setattr(schedule, "sparsify_ffn", spy)
+    history = tmp_path / "h.json"
+    options = ["--method", "ste", "--transposable", "--transposable-method", "greedy", "--mask-every", "2",
+               "--flip-every", "2", "--vnm-kernel", "gather", "--backend", "emulate"]
+    code, out = _cli(["train", "--steps", "4", "--eval-every", "2", *TINY, *options,
+                      "--sparse-fraction", "0.5", "--json", str(history), "--quiet"], capsys)
+    assert code == 0 and "final validation loss" in out.out, out.err
+    assert seen and {k: seen[0][k] for k in ("method", "transposable", "transposable_method", "mask_every",
+                                             "flip_every", "vnm_kernel", "backend")} == {
+        "method": "ste", "transposable": True, "transposable_method": "greedy", "mask_every": 2,
+        "flip_every": 2, "vnm_kernel": "gather", "backend": "emulate"}
+    sparse_entry = json.loads(history.read_text())["history"][0]
+    assert sparse_entry["phase"] == "sparse" and 0 <= sparse_entry["flip_rate"] <= 1
+
+
+def test_cli_train_logs_flip_rate_only_when_measured(tmp_path, capsys, caplog):
+    caplog.set_level("INFO", logger="frugalml.sparse24")
+    history = tmp_path / "h.json"
+    code, _ = _cli(["train", "--steps", "2", "--eval-every", "2", *TINY, "--flip-every", "1",
+                    "--sparse-fraction", "1", "--json", str(history)], capsys)
+    assert code == 0 and "flip_rate=" in caplog.text and "weight_density=" in caplog.text
+    assert json.loads(history.read_text())["history"][0]["flip_rate"] >= 0
+    caplog.clear()
+    code, _ = _cli(["train", "--steps", "2", "--eval-every", "2", *TINY, "--flip-every", "0",
+                    "--sparse-fraction", "1", "--json", str(history)], capsys)
+    assert code == 0 and "weight_density=" in caplog.text and "flip_rate" not in caplog.text
+    assert "flip_rate" not in json.loads(history.read_text())["history"][0]
+
+
+@pytest.mark.parametrize("command", ["train", "quality"])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["--vnm-kernel", "cuda"], "choose one of: mask, gather, triton"),
+        (["--mask-every", "0"], "mask_every must be >= 1"),
+        (["--mask-every", "4"], "method='ste'"),
+        (["--flip-every", "-1"], "flip_every must be >= 0"),
+        (["--transposable-method", "fast"], "choose one of: exact, greedy"),
+        (["--backend", "tpu"], "choose one of: emulate, cusparselt"),
+        (["--method", "ste", "--backend", "cusparselt", "--vnm-kernel", "gather"], "use 'mask'"),
+    ],
+)
+def test_cli_rejects_bad_sparsity_options_in_one_line(command, bad, message, capsys):
+    code, out = _cli([command, "--steps", "1", *TINY, *bad], capsys)
+    assert code == 2 and message in out.err and out.err.count("\n") == 1, (bad, out.err)
+
+
+@pytest.mark.parametrize("command", ["train", "quality"])
+def test_cli_names_the_fallback_for_unavailable_kernels(command, capsys, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    if not torch.cuda.is_available():
+        code, out = _cli([command, "--steps", "1", *TINY, "--backend", "cusparselt"], capsys)
+        assert code == 2 and "backend='emulate'" in out.err and out.err.count("\n") == 1, out.err
+    code, out = _cli([command, "--steps", "1", *TINY, "--vnm-kernel", "triton"], capsys)
+    assert code == 2 and "use 'gather' or 'mask'" in out.err, out.err
+
+
+def test_cli_quality_runs_with_sparsity_options(tmp_path, capsys):
+    records = tmp_path / "q.json"
+    code, out = _cli(["quality", "--steps", "2", "--eval-every", "2", *TINY, "--arms", "dense,sparse->dense",
+                      "--method", "ste", "--mask-every", "2", "--vnm-kernel", "gather",
+                      "--json", str(records), "--quiet"], capsys)
+    assert code == 0, out.err
+    notes = [r["notes"] for r in json.loads(records.read_text())["records"]]
+    assert len(notes) == 2 and all("V:N:M kernel gather" in n for n in notes)
+
+
+def test_cli_help_documents_sparsity_options(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    for command in ("train", "quality"):
+        code, out = _cli([command, "--help"], capsys)
+        text = " ".join(out.out.split())
+        assert code == 0
+        for option in ("--transposable-method", "--flip-every", "--mask-every", "--vnm-kernel", "--backend"):
+            assert option in text, (command, option)
+        assert "vnm:64:2:8" in text

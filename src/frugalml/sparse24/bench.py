@@ -28,7 +28,7 @@ from frugalml.sparse24.masks import (
 )
 from frugalml.sparse24.model import LlamaConfig
 from frugalml.sparse24.swap import sparsify_ffn
-from frugalml.sparse24.train import TrainConfig, train
+from frugalml.sparse24.train import TrainConfig, check_runnable, train
 
 SYSTEM = "sparse24"
 QUALITY_ARMS: dict[str, dict[str, Any]] = {
@@ -77,7 +77,7 @@ def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
                     "curve": [(h["step"], h["val_loss"]) for h in run["history"]]},
             notes=f"sparsity {train_config.weights}/{train_config.activations} ({train_config.method}), "
                   f"sparse fraction {train_config.sparse_fraction}, arm overrides {QUALITY_ARMS[arm]}{goal}; "
-                  "CPU emulation (masked dense)"))
+                  f"CPU, backend {train_config.backend}, V:N:M kernel {train_config.vnm_kernel}"))
     return records
 
 
@@ -100,6 +100,7 @@ def quality(model_config: LlamaConfig, train_config: TrainConfig, corpus: bytes,
             arms: list[str] | None = None, plot: str | Path | None = None,
             quiet: bool = False) -> tuple[list[Record], dict[str, dict[str, Any]]]:
     """Train each arm (same steps, seed, data), compare final validation loss with dense, plot curves."""
+    check_runnable(train_config)
     runs = {arm: run_arm(arm, model_config, train_config, corpus, quiet) for arm in arms or QUALITY_ARMS}
     if plot:
         plot_quality(runs, train_config, plot, f"sparse24 quality, {train_config.steps} steps")

@@ -40,6 +40,28 @@ DIM = typer.Option(256, help="Model width.")
 LAYERS = typer.Option(4, help="Transformer blocks.")
 HEADS = typer.Option(4, help="Attention heads.")
 HIDDEN = typer.Option(1024, help="FFN hidden size.")
+METHOD = typer.Option("sste", help="2:4 weights by sste (soft threshold + beta) or ste (plain mask).")
+TRANSPOSABLE = typer.Option(False, help="Transposable 2:4 masks (W^T 2:4 too, for the backward dX).")
+TRANSPOSABLE_METHOD = typer.Option(
+    "exact", help="Transposable mask: exact (best of 90 patterns per 4x4 block) or greedy (by |w|)."
+)
+MVUE = typer.Option(False, help="MVUE 2:4 sparsification of weight gradients.")
+FLIP_EVERY = typer.Option(
+    1, help="Measure the 2:4 mask flip rate (logged as flip_rate) every N training steps; 0: never."
+)
+MASK_EVERY = typer.Option(
+    1, help="Recompute the 2:4 mask every N steps and hold it in between (>1 needs --method ste)."
+)
+VNM_KERNEL = typer.Option(
+    "mask",
+    help="V:N:M activation matmul: mask (masked dense), gather (gather + batched matmul) or triton "
+    "(Triton kernel: CUDA, or CPU with TRITON_INTERPRET=1).",
+)
+BACKEND = typer.Option(
+    "emulate",
+    help="2:4 matmul backend: emulate (masked dense, any device) or cusparselt (torch 2:4 kernels: "
+    "CUDA sm80+, fp16/bf16; this command trains fp32 on the CPU, so it says what to use instead).",
+)
 
 
 @app.command()
@@ -54,10 +76,17 @@ def train(
     hidden: int = HIDDEN,
     ffn: str = typer.Option("relu2", help="FFN kind: relu2 (squared ReLU), swiglu or moe."),
     weights: str = typer.Option("2:4", help="Weight sparsity: 2:4 or dense."),
-    activations: str = typer.Option("vnm:64:2:8", help="Activation sparsity: vnm:V:N:M, 2:4 or dense."),
-    method: str = typer.Option("sste", help="2:4 weights by sste (soft threshold + beta) or ste."),
-    transposable: bool = typer.Option(False, help="Transposable 2:4 masks (W^T 2:4 too)."),
-    mvue: bool = typer.Option(False, help="MVUE 2:4 sparsification of weight gradients."),
+    activations: str = typer.Option(
+        "vnm:64:2:8", help="Activation sparsity: V:N:M blocks as vnm:64:2:8, 2:4 or dense."
+    ),
+    method: str = METHOD,
+    transposable: bool = TRANSPOSABLE,
+    transposable_method: str = TRANSPOSABLE_METHOD,
+    mvue: bool = MVUE,
+    flip_every: int = FLIP_EVERY,
+    mask_every: int = MASK_EVERY,
+    vnm_kernel: str = VNM_KERNEL,
+    backend: str = BACKEND,
     sparse_fraction: float = typer.Option(0.8, help="Fraction of steps trained sparse."),
     warmup_fraction: float = typer.Option(0.0, help="Fraction of dense steps before the sparse phase."),
     dense_from: str = typer.Option(
@@ -98,7 +127,12 @@ def train(
         activations=_sparsity(activations),
         method=method,
         transposable=transposable,
+        transposable_method=transposable_method,
         mvue=mvue,
+        flip_every=flip_every,
+        mask_every=mask_every,
+        vnm_kernel=vnm_kernel,
+        backend=backend,
         eval_every=eval_every,
         seed=seed,
         checkpoint=checkpoint,
@@ -125,6 +159,14 @@ def quality(
     heads: int = HEADS,
     hidden: int = HIDDEN,
     activations: str = typer.Option("vnm:64:2:8", help="Activation pattern of the sparse arms."),
+    method: str = METHOD,
+    transposable: bool = TRANSPOSABLE,
+    transposable_method: str = TRANSPOSABLE_METHOD,
+    mvue: bool = MVUE,
+    flip_every: int = FLIP_EVERY,
+    mask_every: int = MASK_EVERY,
+    vnm_kernel: str = VNM_KERNEL,
+    backend: str = BACKEND,
     sparse_fraction: float = typer.Option(0.8, help="Sparse fraction of the sparse->dense arms."),
     arms: str = typer.Option(
         "dense,sparse->dense,always-sparse,weights-only,activations-only",
@@ -152,6 +194,14 @@ def quality(
         batch_size=batch_size,
         seq_len=seq_len,
         activations=_sparsity(activations),
+        method=method,
+        transposable=transposable,
+        transposable_method=transposable_method,
+        mvue=mvue,
+        flip_every=flip_every,
+        mask_every=mask_every,
+        vnm_kernel=vnm_kernel,
+        backend=backend,
         sparse_fraction=sparse_fraction,
         eval_every=eval_every,
         seed=seed,

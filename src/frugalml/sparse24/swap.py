@@ -57,7 +57,8 @@ def sparsify_ffn(model: nn.Module, weights: str | None = "2:4", activations: str
     weights, activations :
         See :class:`SparsityConfig` (``"2:4"`` / None, ``"vnm:V:N:M"`` / ``"2:4"`` / None).
     **options :
-        Other :class:`SparsityConfig` fields: method, transposable, mvue, router, backend, seed.
+        Other :class:`SparsityConfig` fields: method, transposable, transposable_method, mvue, router,
+        backend, seed, flip_every, mask_every, vnm_kernel.
 
     Raises
     ------

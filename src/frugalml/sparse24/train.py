@@ -10,22 +10,27 @@ from typing import Any
 
 import torch
 
-from frugalml.common.errors import InvalidInputError
+from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.common.progress import progress
+from frugalml.sparse24.backends import check_backend
 from frugalml.sparse24.corpus import ByteBatches
 from frugalml.sparse24.formats import save_checkpoint
+from frugalml.sparse24.layers import SparsityConfig
 from frugalml.sparse24.model import LlamaConfig, TinyLlama
 from frugalml.sparse24.schedule import SparsitySchedule
 from frugalml.sparse24.swap import export_sparse_state
+from frugalml.sparse24.vnm_kernel import triton_status
 
 
 @dataclass
 class TrainConfig:
     """One training run. ``sparse_fraction`` of the steps (after ``warmup_fraction`` dense) are sparse.
 
-    ``weights`` / ``activations`` / ``method`` / ``transposable`` / ``mvue`` are passed to
-    :func:`sparsify_ffn`; with both ``weights`` and ``activations`` None the run is dense.
-    ``dense_from`` picks the weights the dense tail starts from (see :class:`SparsitySchedule`).
+    ``weights`` / ``activations`` / ``method`` / ``transposable`` / ``transposable_method`` / ``mvue`` /
+    ``flip_every`` / ``mask_every`` / ``vnm_kernel`` / ``backend`` are passed to :func:`sparsify_ffn`
+    (see :class:`SparsityConfig`; validated here when the run has a sparse phase); with both
+    ``weights`` and ``activations`` None the run is dense. ``dense_from`` picks the weights the dense
+    tail starts from (see :class:`SparsitySchedule`).
     """
 
     steps: int = 200
@@ -43,6 +48,11 @@ class TrainConfig:
     method: str = "sste"
     transposable: bool = False
     mvue: bool = False
+    transposable_method: str = "exact"
+    flip_every: int = 1
+    mask_every: int = 1
+    vnm_kernel: str = "mask"
+    backend: str = "emulate"
     eval_every: int = 50
     eval_batches: int = 8
     seed: int = 0
@@ -54,6 +64,8 @@ class TrainConfig:
                 raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise InvalidInputError(f"lr must be positive, got {self.lr}")
+        if not self.is_dense:
+            SparsityConfig(**self.sparsity())
 
     @property
     def is_dense(self) -> bool:
@@ -61,7 +73,20 @@ class TrainConfig:
 
     def sparsity(self) -> dict[str, Any]:
         return {"weights": self.weights, "activations": self.activations, "method": self.method,
-                "transposable": self.transposable, "mvue": self.mvue, "seed": self.seed}
+                "transposable": self.transposable, "transposable_method": self.transposable_method,
+                "mvue": self.mvue, "flip_every": self.flip_every, "mask_every": self.mask_every,
+                "vnm_kernel": self.vnm_kernel, "backend": self.backend, "seed": self.seed}
+
+
+def check_runnable(config: TrainConfig, device: torch.device | str = "cpu") -> None:
+    """Raise before any training when the run's backend or V:N:M kernel cannot run on ``device``."""
+    if config.is_dense:
+        return
+    check_backend(config.backend, device)
+    if config.vnm_kernel == "triton" and config.activations is not None:
+        ok, reason = triton_status(device)
+        if not ok:
+            raise PeerUnavailableError(f"vnm_kernel 'triton' cannot run: {reason}; use 'gather' or 'mask'")
 
 
 @dataclass
@@ -102,6 +127,7 @@ def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
         raise InvalidInputError(
             f"seq_len={config.seq_len} exceeds the model's max_seq_len={model_config.max_seq_len}"
         )
+    check_runnable(config)
     batches = ByteBatches(corpus, config.seq_len)
     model = TinyLlama(model_config, seed=config.seed)
     schedule = SparsitySchedule(config.steps, 0.0 if config.is_dense else config.sparse_fraction,
