@@ -2,6 +2,7 @@
 straight-through gradients) checked on CPU with dense stand-ins of the two kernels, and the greedy
 transposable mask against torch's reference of its fused tile kernel."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -172,8 +173,9 @@ def test_flip_rate_every_n_forwards_stays_on_device_until_read():
     torch.manual_seed(0)
     layer = SparseLinear(8, 16, config=SparsityConfig(activations=None, flip_every=2))
     x = torch.randn(4, 8)
+    assert math.isnan(layer.last_flip_rate)  # not measured yet
     layer(x)
-    assert layer._last_mask is not None  # forward 1 keeps the mask for forward 2
+    assert layer._last_mask is not None and math.isnan(layer.last_flip_rate)  # kept for forward 2
     layer(x)
     assert isinstance(layer._flip_rate, torch.Tensor) and layer.last_flip_rate == 0.0
     assert layer._last_mask is None

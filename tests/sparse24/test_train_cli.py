@@ -175,14 +175,14 @@ def test_cli_train_passes_sparsity_options_to_the_layers(tmp_path, capsys, monke
     history = tmp_path / "h.json"
     options = ["--method", "ste", "--transposable", "--transposable-method", "greedy", "--mask-every", "2",
                "--flip-every", "2", "--vnm-kernel", "gather", "--backend", "emulate"]
-    code, out = _cli(["train", "--steps", "4", "--eval-every", "2", *TINY, *options,
-                      "--sparse-fraction", "0.5", "--json", str(history), "--quiet"], capsys)
+    code, out = _cli(["train", "--steps", "4", "--eval-every", "4", *TINY, *options,
+                      "--sparse-fraction", "1", "--json", str(history), "--quiet"], capsys)
     assert code == 0 and "final validation loss" in out.out, out.err
     assert seen and {k: seen[0][k] for k in ("method", "transposable", "transposable_method", "mask_every",
                                              "flip_every", "vnm_kernel", "backend")} == {
         "method": "ste", "transposable": True, "transposable_method": "greedy", "mask_every": 2,
         "flip_every": 2, "vnm_kernel": "gather", "backend": "emulate"}
-    sparse_entry = json.loads(history.read_text())["history"][0]
+    sparse_entry = json.loads(history.read_text())["history"][0]  # forward 3 re-masked: a flip rate
     assert sparse_entry["phase"] == "sparse" and 0 <= sparse_entry["flip_rate"] <= 1
 
 
@@ -198,6 +198,10 @@ def test_cli_train_logs_flip_rate_only_when_measured(tmp_path, capsys, caplog):
                     "--sparse-fraction", "1", "--json", str(history)], capsys)
     assert code == 0 and "weight_density=" in caplog.text and "flip_rate" not in caplog.text
     assert "flip_rate" not in json.loads(history.read_text())["history"][0]
+    caplog.clear()
+    code, _ = _cli(["train", "--steps", "2", "--eval-every", "2", *TINY, "--method", "ste",
+                    "--mask-every", "2", "--sparse-fraction", "1"], capsys)  # one held mask: no flip yet
+    assert code == 0 and "weight_density=" in caplog.text and "flip_rate" not in caplog.text
 
 
 @pytest.mark.parametrize("command", ["train", "quality"])

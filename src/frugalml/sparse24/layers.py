@@ -128,7 +128,8 @@ class SparseLinear(nn.Module):
 
     Build it from a dense layer with :meth:`from_dense` (sharing its parameters) and turn it back
     with :meth:`to_dense`. Telemetry of the last training forward: ``last_flip_rate`` (fraction of
-    weight-mask entries that changed, measured every ``config.flip_every`` forwards),
+    weight-mask entries that changed, measured every ``config.flip_every`` forwards; NaN until the
+    first measurement),
     ``last_activation_density``; both are kept on the device until read.
     """
 
@@ -170,12 +171,12 @@ class SparseLinear(nn.Module):
         self._training_forwards = 0
         self._held: tuple[torch.Tensor, Any] | None = None
         self._mask_age = 0
-        self._flip_rate: torch.Tensor | float = 0.0
+        self._flip_rate: torch.Tensor | None = None
         self._activation_density: torch.Tensor | float = 1.0
 
     @property
     def last_flip_rate(self) -> float:
-        return float(self._flip_rate)
+        return float("nan") if self._flip_rate is None else float(self._flip_rate)
 
     @property
     def last_activation_density(self) -> float:

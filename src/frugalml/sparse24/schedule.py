@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,8 @@ log = logging.getLogger("frugalml.sparse24")
 
 def telemetry(model: nn.Module) -> dict[str, float]:
     """Averages over the model's sparse layers: weight density, kept |w| fraction, mask flip rate
-    (the last one measured, every ``flip_every`` training forwards; absent when ``flip_every=0``),
+    (the last one measured, every ``flip_every`` training forwards; absent until measured and when
+    ``flip_every=0``),
     activation density (last training step); empty when the model is dense.
     """
     layers = [layer for _, layer in sparse_layers(model)]
@@ -33,9 +35,10 @@ def telemetry(model: nn.Module) -> dict[str, float]:
             stats["weight_density"] = sum(float(m.float().mean()) for m in masks) / len(masks)
             stats["kept_magnitude"] = sum(kept_fraction(layer.weight, m, 1.0)
                                           for layer, m in zip(weighted, masks, strict=True)) / len(masks)
-        flipping = [layer for layer in weighted if layer.config.flip_every]
-        if flipping:
-            stats["flip_rate"] = sum(layer.last_flip_rate for layer in flipping) / len(flipping)
+        rates = [layer.last_flip_rate for layer in weighted if layer.config.flip_every]
+        measured = [rate for rate in rates if not math.isnan(rate)]
+        if measured:
+            stats["flip_rate"] = sum(measured) / len(measured)
     inputs = [layer for layer in layers if layer.sparse_input]
     if inputs:
         stats["activation_density"] = sum(layer.last_activation_density for layer in inputs) / len(inputs)
