@@ -222,6 +222,13 @@ def test_cli_rejects_bad_sparsity_options_in_one_line(command, bad, message, cap
     assert code == 2 and message in out.err and out.err.count("\n") == 1, (bad, out.err)
 
 
+def test_dense_runs_still_reject_bad_sparsity_options(capsys):
+    code, out = _cli(["train", "--steps", "1", *TINY, "--weights", "dense", "--activations", "dense",
+                      "--mask-every", "0"], capsys)
+    assert code == 2 and "mask_every must be >= 1" in out.err
+    assert TrainConfig(sparse_fraction=0.0, backend="cusparselt").is_dense  # no backend needed when dense
+
+
 @pytest.mark.parametrize("command", ["train", "quality"])
 def test_cli_names_the_fallback_for_unavailable_kernels(command, capsys, monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)

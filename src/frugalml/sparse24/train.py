@@ -28,7 +28,7 @@ class TrainConfig:
 
     ``weights`` / ``activations`` / ``method`` / ``transposable`` / ``transposable_method`` / ``mvue`` /
     ``flip_every`` / ``mask_every`` / ``vnm_kernel`` / ``backend`` are passed to :func:`sparsify_ffn`
-    (see :class:`SparsityConfig`; validated here when the run has a sparse phase); with both
+    (see :class:`SparsityConfig`; validated here, in a dense run too); with both
     ``weights`` and ``activations`` None the run is dense. ``dense_from`` picks the weights the dense
     tail starts from (see :class:`SparsitySchedule`).
     """
@@ -64,8 +64,8 @@ class TrainConfig:
                 raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise InvalidInputError(f"lr must be positive, got {self.lr}")
-        if not self.is_dense:
-            SparsityConfig(**self.sparsity())
+        # a dense run still rejects bad sparsity options (checked as if its weights were 2:4)
+        SparsityConfig(**(self.sparsity() if not self.is_dense else {**self.sparsity(), "weights": "2:4"}))
 
     @property
     def is_dense(self) -> bool:
