@@ -1,7 +1,7 @@
 """Choose PREREQ's siamese head and training settings by inner validation on the training folds only.
 
 Usage: FRUGAL_DATA=../shared/data python benchmarks/prereq/select_siamese.py [university|nptel] [folds]
-       [setting substrings, comma-separated, e.g. "concat, lr,rich"]
+       [setting substrings separated by "|", e.g. "concat, lr|rich"]
 For each of the authors' first ``folds`` training folds, 20% of the pairs are held out and every
 setting (or those whose label contains one of the substrings) is scored by its validation AUC (the
 test folds are never touched). The records are merged into
@@ -35,7 +35,7 @@ SELECTED = "selected setting (best validation AUC)"
 
 def main(name: str = "university", n_folds: int = 3, only: str = "") -> None:
     chosen = {label: params for label, params in SETTINGS.items()
-              if not only or any(part in label for part in only.split(","))}
+              if not only or any(part in label for part in only.split("|"))}
     ds = data.load(name)
     model = Context(ds.corpus).plda
 
