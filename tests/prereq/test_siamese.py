@@ -20,7 +20,7 @@ def test_abs_head_is_symmetric():
     np.testing.assert_allclose(clf.predict_proba(xa, xb), clf.predict_proba(xb, xa), atol=1e-6)
 
 
-@pytest.mark.parametrize("head", ["diff", "concat", "bilinear"])
+@pytest.mark.parametrize("head", ["diff", "concat", "rich", "bilinear"])
 def test_direction_aware_heads_learn_direction(head):
     xa, xb, y = _directed_pairs()
     clf = SiameseClassifier(head, steps=400, hidden=32, lr=3e-3).fit(xa, xb, y)
@@ -69,3 +69,15 @@ def test_bad_inputs_and_val_fraction():
         SiameseClassifier(val_fraction=1.0).fit(xa, xb, y)
     with pytest.raises(InvalidInputError, match="val_fraction"):
         SiameseClassifier(val_fraction=0.01, steps=1).fit(xa, xb, y)
+
+
+def test_rich_head_shape_direction_and_round_trip():
+    xa, xb, y = _directed_pairs(120)
+    clf = SiameseClassifier("rich", steps=60, hidden=8, lr=3e-3).fit(xa, xb, y)
+    assert clf.network_.head.in_features == 4 * 8  # [G(a), G(b), G(a) - G(b), G(a) * G(b)]
+    forward = clf.predict_proba(xa, xb)
+    assert forward.shape == (120,) and np.all((forward >= 0) & (forward <= 1))
+    assert np.abs(forward - clf.predict_proba(xb, xa)).max() > 1e-3
+    again = SiameseClassifier.from_state(clf.get_params(), clf.state())
+    assert again.head == "rich"
+    np.testing.assert_allclose(again.predict_proba(xa, xb), forward, atol=1e-6)
