@@ -389,11 +389,9 @@ def _auto_dense(A, B, threads) -> np.ndarray | None:
     b = B if type(B) is np.ndarray else B.dense()
     with np.errstate(over="ignore", invalid="ignore"), _blas_threads(threads):  # NaN: refused below
         result = np.matmul(A, b)
-    dense = m * k * -(-n // backend.segment_width(isa, code))
+    dense = _vector_fmas(m, k, n, isa, code)
     _record("dense", dense, dense)
-    if not extension.edges_finite(result):
-        _require_finite(A, "A")
-        _require_finite(B if type(B) is np.ndarray else B.panels, "B")
+    _refuse_nonfinite(result, A, B if type(B) is np.ndarray else B.panels)
     return result
 
 
@@ -424,19 +422,29 @@ def _require_finite(x: np.ndarray, name: str) -> None:
 
 
 def _checked_dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
-    """Dense for ``auto``: refuses NaN/inf like the skipping methods at O(M + N) cost.
+    """Dense for ``auto``: refuses NaN/inf like the skipping methods, at O(M + N) cost."""
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below: no warning on top
+        result = _dense(ops, out)
+    _refuse_nonfinite(result, ops.A, ops.B if ops.B is not None else ops.prepared.panels)
+    return result
+
+
+def _refuse_nonfinite(result: np.ndarray, A: np.ndarray, B: np.ndarray) -> None:
+    """Raise if the dense product ``result`` of ``A`` and ``B`` came from NaN/inf inputs.
 
     BLAS multiplies every pair (OpenBLAS and MKL do not skip zeros), so a non-finite A[i, k]
     makes all of row i of C non-finite (inf * 0 is NaN) and a non-finite B[k, j] all of column
     j: C's first column and first row reveal any. Only then are the inputs scanned, to tell
     bad input from an overflow of finite values (which is returned as numpy returns it).
     """
-    with np.errstate(over="ignore", invalid="ignore"):  # refused below: no warning on top
-        result = _dense(ops, out)
-    if not (np.isfinite(result[0]).all() and np.isfinite(result[:, 0]).all()):
-        _require_finite(ops.A, "A")
-        _require_finite(ops.B if ops.B is not None else ops.prepared.panels, "B")
-    return result
+    extension = backend.extension
+    if extension is not None:
+        finite = extension.edges_finite(result)
+    else:
+        finite = np.isfinite(result[0]).all() and np.isfinite(result[:, 0]).all()
+    if not finite:
+        _require_finite(A, "A")
+        _require_finite(B, "B")
 
 
 def _effective_a(ops: Operands) -> np.ndarray:
@@ -456,9 +464,12 @@ def _effective_b(ops: Operands) -> np.ndarray:
 
 
 def _dense_fmas(ops: Operands) -> int:
-    m, k, n = ops.shape
-    isa = backend.choose_isa()
-    return m * k * -(-n // backend.segment_width(isa, DTYPE_CODES[ops.A.dtype]))
+    return _vector_fmas(*ops.shape, backend.choose_isa(), DTYPE_CODES[ops.A.dtype])
+
+
+def _vector_fmas(m: int, k: int, n: int, isa: str, code: str) -> int:
+    """Vector FMAs of a dense m x k x n product at ``isa``'s vector width (what stats() counts)."""
+    return m * k * -(-n // backend.segment_width(isa, code))
 
 
 @functools.cache
