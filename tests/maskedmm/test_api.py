@@ -72,6 +72,36 @@ def test_stats_count_four_times_fewer_fmas_at_90_percent(row_block):
     assert counted.dispatches > 0 and counted.vector_fmas_skipped > 0
 
 
+def test_sparse_kernel_counts_its_element_products(monkeypatch):
+    A, B = operands(m=256, k=256, n=256, sparsity=0.95, seed=3)
+    reset_stats()
+    C = matmul(A, B, method="sparse", threads=2)
+    np.testing.assert_allclose(C, reference_matmul(A, B), rtol=1e-4, atol=1e-4)
+    counted = stats()
+    width = backend.segment_width(backend.choose_isa(), "f32")
+    products = int(((A != 0).astype(np.int64) @ (B != 0).astype(np.int64)).sum())
+    assert counted.calls == {"sparse": 1} and counted.iterations == np.count_nonzero(A)
+    assert counted.vector_fmas_executed == -(-products // width)
+    assert counted.fma_reduction >= 20.0
+
+
+def test_prepare_b_keeps_csr_rows_when_they_are_no_larger_than_b():
+    A, B = operands(sparsity=0.9)
+    assert prepare_b(B)._rows is not None
+    dense = prepare_b(operands(sparsity=0.1)[1])
+    assert dense._rows is None  # built on first use instead
+    C = matmul(operands(sparsity=0.1)[0], dense, method="sparse")
+    assert dense._rows is not None and C.shape == (40, 90)
+
+
+def test_auto_picks_the_sparse_kernel_at_99_percent_zeros():
+    A, B = operands(m=1024, k=1024, n=1024, sparsity=0.99, seed=4)
+    reset_stats()
+    C = matmul(A, B, threads=1)
+    assert stats().calls == {"sparse": 1}
+    np.testing.assert_allclose(C, reference_matmul(A, B), rtol=1e-4, atol=1e-4)
+
+
 def test_row_skip_kernel_counts_ten_times_fewer_fmas_at_90_percent():
     A, B = operands(m=256, k=256, n=256, sparsity=0.9, seed=3)
     reset_stats()

@@ -456,6 +456,197 @@ DEFINE_ROWS(rows_avx2_f64, AVX2_TARGET, double, MK_WIDTH_AVX2_F64, 3)
 DEFINE_ROWS(rows_scalar_f32, , float, MK_WIDTH_SCALAR_F32, 2)
 DEFINE_ROWS(rows_scalar_f64, , double, MK_WIDTH_SCALAR_F64, 2)
 
+/* ---- the element-level sparse product (Gustavson), for very high two-sided sparsity ----
+ * B as CSR rows (built in C: csr_count then csr_fill). Each row i of A walks its bitmap
+ * (tzcnt) to its non-zero k and adds a * B[k, :]'s non-zeros into a dense accumulator: row i
+ * of C itself when C's rows are contiguous (it stays in L1 while the row is built), else a
+ * per-thread buffer copied out. The AVX-512 variant gathers, multiplies and scatters 16 (8)
+ * columns at a time; a CSR row holds each column once, so a scatter never collides. */
+
+#define DEFINE_CSR(SUF, T, ABS, MAXV)                                                          \
+    /* indptr[k + 1] = non-zeros (after threshold and mask) of row k; returns non-finite count */ \
+    static int64_t csr_count_##SUF(const T *B, ptrdiff_t sr, ptrdiff_t sc, int64_t K,          \
+                                   int64_t N, T thr, const uint8_t *mask, ptrdiff_t mr,        \
+                                   ptrdiff_t mc, int64_t *indptr, int threads)                 \
+    {                                                                                          \
+        int64_t tb = 0;                                                                        \
+        _Pragma("omp parallel for num_threads(threads) reduction(+ : tb) schedule(static)")     \
+        for (int64_t k = 0; k < K; k++) {                                                      \
+            int64_t count = 0;                                                                 \
+            for (int64_t j = 0; j < N; j++) {                                                  \
+                const T v = B[k * sr + j * sc];                                                \
+                tb += !(ABS(v) <= MAXV);                                                       \
+                count += ABS(v) > thr && (!mask || mask[k * mr + j * mc]);                     \
+            }                                                                                  \
+            indptr[k + 1] = count;                                                             \
+        }                                                                                      \
+        indptr[0] = 0;                                                                         \
+        for (int64_t k = 0; k < K; k++) indptr[k + 1] += indptr[k];                            \
+        return tb;                                                                             \
+    }                                                                                          \
+    static void csr_fill_##SUF(const T *B, ptrdiff_t sr, ptrdiff_t sc, int64_t K, int64_t N,   \
+                               T thr, const uint8_t *mask, ptrdiff_t mr, ptrdiff_t mc,         \
+                               const int64_t *indptr, int32_t *indices, T *values, int threads) \
+    {                                                                                          \
+        _Pragma("omp parallel for num_threads(threads) schedule(static)")                      \
+        for (int64_t k = 0; k < K; k++) {                                                      \
+            int64_t p = indptr[k];                                                             \
+            for (int64_t j = 0; j < N; j++) {                                                  \
+                const T v = B[k * sr + j * sc];                                                \
+                if (ABS(v) > thr && (!mask || mask[k * mr + j * mc])) {                        \
+                    indices[p] = (int32_t)j;                                                   \
+                    values[p++] = v;                                                           \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+DEFINE_CSR(f32, float, fabsf, FLT_MAX)
+DEFINE_CSR(f64, double, fabs, DBL_MAX)
+
+/* AVX-512 CSR rows for unit column stride without a mask: a compare per vector, then a
+ * compress-store of the kept values and of their column numbers. */
+#define DEFINE_CSR_AVX512(SUF, T, VEC, LANES, MASK, SFX, ABSBITS, EPI, MAXV)                   \
+    AVX512_TARGET static int64_t csr_count_avx512_##SUF(const T *B, ptrdiff_t sr, int64_t K,   \
+                                                        int64_t N, T thr, int64_t *indptr,     \
+                                                        int threads)                           \
+    {                                                                                          \
+        int64_t tb = 0;                                                                        \
+        _Pragma("omp parallel for num_threads(threads) reduction(+ : tb) schedule(static)")     \
+        for (int64_t k = 0; k < K; k++) {                                                      \
+            const VEC vthr = _mm512_set1_##SFX(thr), vmax = _mm512_set1_##SFX(MAXV);           \
+            const VEC absmask = _mm512_castsi512_##SFX(_mm512_set1_##EPI(ABSBITS));            \
+            int64_t count = 0;                                                                 \
+            for (int64_t j = 0; j < N; j += LANES) {                                           \
+                const int64_t rem = N - j;                                                     \
+                const MASK lm = rem >= LANES ? (MASK)~0u : (MASK)((1u << rem) - 1);            \
+                const VEC a = _mm512_and_##SFX(_mm512_maskz_loadu_##SFX(lm, B + k * sr + j), absmask); \
+                count += __builtin_popcount(_mm512_mask_cmp_##SFX##_mask(lm, a, vthr, _CMP_GT_OQ)); \
+                tb += __builtin_popcount(_mm512_mask_cmp_##SFX##_mask(lm, a, vmax, _CMP_NLE_UQ)); \
+            }                                                                                  \
+            indptr[k + 1] = count;                                                             \
+        }                                                                                      \
+        indptr[0] = 0;                                                                         \
+        for (int64_t k = 0; k < K; k++) indptr[k + 1] += indptr[k];                            \
+        return tb;                                                                             \
+    }                                                                                          \
+    AVX512_TARGET static void csr_fill_avx512_##SUF(const T *B, ptrdiff_t sr, int64_t K,       \
+                                                    int64_t N, T thr, const int64_t *indptr,   \
+                                                    int32_t *indices, T *values, int threads)  \
+    {                                                                                          \
+        _Pragma("omp parallel for num_threads(threads) schedule(static)")                      \
+        for (int64_t k = 0; k < K; k++) {                                                      \
+            const VEC vthr = _mm512_set1_##SFX(thr);                                           \
+            const VEC absmask = _mm512_castsi512_##SFX(_mm512_set1_##EPI(ABSBITS));            \
+            const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); \
+            int64_t p = indptr[k];                                                             \
+            for (int64_t j = 0; j < N; j += LANES) {                                           \
+                const int64_t rem = N - j;                                                     \
+                const MASK lm = rem >= LANES ? (MASK)~0u : (MASK)((1u << rem) - 1);            \
+                const VEC v = _mm512_maskz_loadu_##SFX(lm, B + k * sr + j);                    \
+                const MASK keep = _mm512_mask_cmp_##SFX##_mask(lm, _mm512_and_##SFX(v, absmask), vthr, _CMP_GT_OQ); \
+                if (!keep) continue;                                                           \
+                const __m512i cols = _mm512_add_epi32(lanes, _mm512_set1_epi32((int)j));       \
+                _mm512_mask_compressstoreu_##SFX(values + p, keep, v);                         \
+                _mm512_mask_compressstoreu_epi32(indices + p, (__mmask16)keep, cols);          \
+                p += __builtin_popcount(keep);                                                 \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+DEFINE_CSR_AVX512(f32, float, __m512, 16, __mmask16, ps, 0x7fffffff, epi32, FLT_MAX)
+DEFINE_CSR_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL, epi64, DBL_MAX)
+
+/* The inner loops: acc[indices[p]] += a * values[p] for p in [p0, p1). */
+#define SPGEMM_SCALAR_ROW(T)                                                                   \
+    for (int64_t p = p0; p < p1; p++) acc[idx[p]] += a * val[p];
+
+#define SPGEMM_AVX512_ROW_f32                                                                  \
+    {                                                                                          \
+        const __m512 va = _mm512_set1_ps(a);                                                   \
+        int64_t p = p0;                                                                        \
+        for (; p + 16 <= p1; p += 16) {                                                        \
+            const __m512i cols = _mm512_loadu_si512(idx + p);                                  \
+            const __m512 sum = _mm512_fmadd_ps(va, _mm512_loadu_ps(val + p),                   \
+                                               _mm512_i32gather_ps(cols, acc, 4));             \
+            _mm512_i32scatter_ps(acc, cols, sum, 4);                                           \
+        }                                                                                      \
+        if (p < p1) {                                                                          \
+            const __mmask16 m = (__mmask16)((1u << (p1 - p)) - 1);                             \
+            const __m512i cols = _mm512_maskz_loadu_epi32(m, idx + p);                         \
+            const __m512 old = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, cols, acc, 4); \
+            _mm512_mask_i32scatter_ps(acc, m, cols,                                            \
+                                      _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, val + p), old), 4); \
+        }                                                                                      \
+    }
+
+#define SPGEMM_AVX512_ROW_f64                                                                  \
+    {                                                                                          \
+        const __m512d va = _mm512_set1_pd(a);                                                  \
+        int64_t p = p0;                                                                        \
+        for (; p + 8 <= p1; p += 8) {                                                          \
+            const __m256i cols = _mm256_loadu_si256((const __m256i *)(idx + p));               \
+            const __m512d sum = _mm512_fmadd_pd(va, _mm512_loadu_pd(val + p),                  \
+                                                _mm512_i32gather_pd(cols, acc, 8));            \
+            _mm512_i32scatter_pd(acc, cols, sum, 8);                                           \
+        }                                                                                      \
+        if (p < p1) {                                                                          \
+            const __mmask8 m = (__mmask8)((1u << (p1 - p)) - 1);                               \
+            const __m256i cols = _mm256_maskz_loadu_epi32(m, idx + p);                         \
+            const __m512d old = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m, cols, acc, 8); \
+            _mm512_mask_i32scatter_pd(acc, m, cols,                                            \
+                                      _mm512_fmadd_pd(va, _mm512_maskz_loadu_pd(m, val + p), old), 8); \
+        }                                                                                      \
+    }
+
+#define DEFINE_SPGEMM(NAME, ATTR, T, ROW)                                                      \
+    ATTR static int NAME(const T *A, ptrdiff_t sar, ptrdiff_t sac, int64_t M, int64_t K,       \
+                         const uint64_t *rowbits, const int64_t *indptr, const int32_t *idx,   \
+                         const T *val, int64_t N, T *C, ptrdiff_t scr, ptrdiff_t scc,          \
+                         int threads, int64_t out[2])                                          \
+    {                                                                                          \
+        const int64_t nw = ceil_div(K, 64);                                                    \
+        T *bufs = NULL;                                                                        \
+        if (scc != 1) {                                                                        \
+            bufs = malloc(sizeof(T) * (size_t)(N * threads));                                   \
+            if (!bufs) return 0;                                                               \
+        }                                                                                      \
+        int64_t flops = 0, visited = 0;                                                        \
+        _Pragma("omp parallel num_threads(threads) reduction(+ : flops, visited)")             \
+        {                                                                                      \
+            T *buf = bufs ? bufs + N * omp_get_thread_num() : NULL;                            \
+            _Pragma("omp for schedule(dynamic, 16)")                                           \
+            for (int64_t i = 0; i < M; i++) {                                                  \
+                T *acc = buf ? buf : C + i * scr;                                              \
+                memset(acc, 0, sizeof(T) * (size_t)N);                                         \
+                const T *arow = A + i * sar;                                                   \
+                for (int64_t w = 0; w < nw; w++) {                                             \
+                    for (uint64_t word = rowbits[i * nw + w]; word; word &= word - 1) {        \
+                        const int64_t k = w * 64 + __builtin_ctzll(word);                      \
+                        const T a = arow[k * sac];                                             \
+                        const int64_t p0 = indptr[k], p1 = indptr[k + 1];                      \
+                        ROW                                                                    \
+                        flops += p1 - p0;                                                      \
+                        visited++;                                                             \
+                    }                                                                          \
+                }                                                                              \
+                if (buf)                                                                       \
+                    for (int64_t j = 0; j < N; j++) C[i * scr + j * scc] = buf[j];             \
+            }                                                                                  \
+        }                                                                                      \
+        free(bufs);                                                                            \
+        out[0] = flops;                                                                        \
+        out[1] = visited;                                                                      \
+        return 1;                                                                              \
+    }
+
+DEFINE_SPGEMM(spgemm_avx512_f32, AVX512_TARGET, float, SPGEMM_AVX512_ROW_f32)
+DEFINE_SPGEMM(spgemm_avx512_f64, AVX512_TARGET, double, SPGEMM_AVX512_ROW_f64)
+DEFINE_SPGEMM(spgemm_avx2_f32, AVX2_TARGET, float, SPGEMM_SCALAR_ROW(float))
+DEFINE_SPGEMM(spgemm_avx2_f64, AVX2_TARGET, double, SPGEMM_SCALAR_ROW(double))
+DEFINE_SPGEMM(spgemm_scalar_f32, , float, SPGEMM_SCALAR_ROW(float))
+DEFINE_SPGEMM(spgemm_scalar_f64, , double, SPGEMM_SCALAR_ROW(double))
+
 /* ---- Python glue: buffers, argument checks, GIL release ---- */
 
 static int get_2d(PyObject *obj, Py_buffer *v, int writable, const char *name)
@@ -706,6 +897,177 @@ static PyObject *py_multiply_rows(PyObject *self, PyObject *args)
     return Py_BuildValue("LLL", (long long)out[0], (long long)out[1], (long long)out[2]);
 }
 
+/* CSR rows of B (threshold and mask applied) in two calls, so Python allocates between them:
+ * csr_count fills indptr (K + 1) and returns (non-zeros, non-finite entries); csr_fill then
+ * writes indices (int32) and values. The AVX-512 path needs unit column stride and no mask. */
+/* Whether indptr (K + 1 entries) starts at 0 and never decreases: row k's entries then lie in
+ * [indptr[k], indptr[k + 1]) inside buffers of indptr[K] entries. */
+static int indptr_ok(const int64_t *indptr, int64_t K)
+{
+    int ok = indptr[0] == 0;
+    for (int64_t k = 0; ok && k < K; k++) ok = indptr[k] <= indptr[k + 1];
+    if (!ok) PyErr_SetString(PyExc_ValueError, "indptr must start at 0 and never decrease");
+    return ok;
+}
+
+static int csr_args(PyObject *args, int fill, Py_buffer *b, double *thr, Py_buffer *mask,
+                    Py_buffer *indptr, Py_buffer *indices, Py_buffer *values, int *isa, int *threads)
+{
+    PyObject *b_obj, *mask_obj, *indptr_obj, *indices_obj = NULL, *values_obj = NULL;
+    const char *isa_name;
+    const int parsed = fill ? PyArg_ParseTuple(args, "OdOOOOsi", &b_obj, thr, &mask_obj, &indptr_obj,
+                                               &indices_obj, &values_obj, &isa_name, threads)
+                            : PyArg_ParseTuple(args, "OdOOsi", &b_obj, thr, &mask_obj, &indptr_obj,
+                                               &isa_name, threads);
+    if (!parsed || (*isa = parse_isa(isa_name)) < 0) return -1;
+    if (get_2d(b_obj, b, 0, "B") < 0) return -1;
+    const int64_t K = b->shape[0], N = b->shape[1];
+    int ok = b->itemsize != 1 && N < INT32_MAX;
+    if (!ok) PyErr_SetString(PyExc_ValueError, "B must be float32 or float64 with < 2**31 columns");
+    if (ok && mask_obj != Py_None) {
+        ok = get_2d(mask_obj, mask, 0, "mask") == 0;
+        if (ok && (mask->shape[0] != K || mask->shape[1] != N || mask->itemsize != 1)) {
+            PyErr_SetString(PyExc_ValueError, "mask must be a uint8 array shaped like B");
+            ok = 0;
+        }
+    }
+    if (ok) ok = get_flat(indptr_obj, indptr, fill == 0, (K + 1) * 8, "indptr") == 0;
+    if (ok && fill) ok = indptr_ok(indptr->buf, K);
+    const int64_t nnz = ok && fill ? ((const int64_t *)indptr->buf)[K] : 0;
+    if (ok && fill) ok = get_flat(indices_obj, indices, 1, nnz * 4, "indices") == 0;
+    if (ok && fill) ok = get_flat(values_obj, values, 1, nnz * b->itemsize, "values") == 0;
+    if (ok) {
+        *threads = resolve_threads(*threads);
+        return 0;
+    }
+    PyBuffer_Release(b);
+    if (mask->obj) PyBuffer_Release(mask);
+    if (indptr->obj) PyBuffer_Release(indptr);
+    if (indices->obj) PyBuffer_Release(indices);
+    return -1;
+}
+
+static PyObject *py_csr_count(PyObject *self, PyObject *args)
+{
+    Py_buffer b, mask = {0}, indptr = {0}, unused1 = {0}, unused2 = {0};
+    double thr;
+    int isa, threads;
+    if (csr_args(args, 0, &b, &thr, &mask, &indptr, &unused1, &unused2, &isa, &threads) < 0) return NULL;
+    const int64_t K = b.shape[0], N = b.shape[1];
+    const uint8_t *m = mask.obj ? mask.buf : NULL;
+    const ptrdiff_t mr = m ? mask.strides[0] : 0, mc = m ? mask.strides[1] : 0;
+    const int fast = isa == ISA_AVX512 && !m && STRIDE(b, 1) == 1;
+    int64_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    if (b.itemsize == 4 && fast)
+        bad = csr_count_avx512_f32(b.buf, STRIDE(b, 0), K, N, (float)thr, indptr.buf, threads);
+    else if (b.itemsize == 4)
+        bad = csr_count_f32(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, (float)thr, m, mr, mc,
+                            indptr.buf, threads);
+    else if (fast)
+        bad = csr_count_avx512_f64(b.buf, STRIDE(b, 0), K, N, thr, indptr.buf, threads);
+    else
+        bad = csr_count_f64(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, thr, m, mr, mc, indptr.buf,
+                            threads);
+    Py_END_ALLOW_THREADS
+    const long long nnz = ((const int64_t *)indptr.buf)[K];
+    PyBuffer_Release(&b);
+    if (mask.obj) PyBuffer_Release(&mask);
+    PyBuffer_Release(&indptr);
+    return Py_BuildValue("LL", nnz, (long long)bad);
+}
+
+static PyObject *py_csr_fill(PyObject *self, PyObject *args)
+{
+    Py_buffer b, mask = {0}, indptr = {0}, indices = {0}, values = {0};
+    double thr;
+    int isa, threads;
+    if (csr_args(args, 1, &b, &thr, &mask, &indptr, &indices, &values, &isa, &threads) < 0) return NULL;
+    const int64_t K = b.shape[0], N = b.shape[1];
+    const uint8_t *m = mask.obj ? mask.buf : NULL;
+    const ptrdiff_t mr = m ? mask.strides[0] : 0, mc = m ? mask.strides[1] : 0;
+    const int fast = isa == ISA_AVX512 && !m && STRIDE(b, 1) == 1;
+    Py_BEGIN_ALLOW_THREADS
+    if (b.itemsize == 4 && fast)
+        csr_fill_avx512_f32(b.buf, STRIDE(b, 0), K, N, (float)thr, indptr.buf, indices.buf,
+                            values.buf, threads);
+    else if (b.itemsize == 4)
+        csr_fill_f32(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, (float)thr, m, mr, mc, indptr.buf,
+                     indices.buf, values.buf, threads);
+    else if (fast)
+        csr_fill_avx512_f64(b.buf, STRIDE(b, 0), K, N, thr, indptr.buf, indices.buf, values.buf,
+                            threads);
+    else
+        csr_fill_f64(b.buf, STRIDE(b, 0), STRIDE(b, 1), K, N, thr, m, mr, mc, indptr.buf,
+                     indices.buf, values.buf, threads);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (mask.obj) PyBuffer_Release(&mask);
+    PyBuffer_Release(&indptr);
+    PyBuffer_Release(&indices);
+    PyBuffer_Release(&values);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_spgemm(PyObject *self, PyObject *args)
+{
+    PyObject *a_obj, *bits_obj, *indptr_obj, *indices_obj, *values_obj, *c_obj;
+    const char *isa_name;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OOOOOOsi", &a_obj, &bits_obj, &indptr_obj, &indices_obj,
+                          &values_obj, &c_obj, &isa_name, &threads))
+        return NULL;
+    const int isa = parse_isa(isa_name);
+    if (isa < 0) return NULL;
+    Py_buffer a, c = {0}, bits = {0}, indptr = {0}, indices = {0}, values = {0};
+    if (get_2d(a_obj, &a, 0, "A") < 0) return NULL;
+    const int64_t M = a.shape[0], K = a.shape[1], nw = ceil_div(K, 64);
+    int ok = a.itemsize != 1 && get_2d(c_obj, &c, 1, "C") == 0;
+    if (ok && (c.shape[0] != M || c.itemsize != a.itemsize || c.shape[1] >= INT32_MAX)) {
+        PyErr_SetString(PyExc_ValueError, "C must have A's dtype, A's rows and < 2**31 columns");
+        ok = 0;
+    }
+    if (ok) ok = get_flat(bits_obj, &bits, 0, M * nw * 8, "bits") == 0;
+    if (ok) ok = get_flat(indptr_obj, &indptr, 0, (K + 1) * 8, "indptr") == 0;
+    if (ok) ok = indptr_ok(indptr.buf, K);
+    const int64_t nnz = ok ? ((const int64_t *)indptr.buf)[K] : 0;
+    if (ok) ok = get_flat(indices_obj, &indices, 0, nnz * 4, "indices") == 0;
+    if (ok) ok = get_flat(values_obj, &values, 0, nnz * a.itemsize, "values") == 0;
+    int64_t out[2] = {0, 0};
+    int done = 1;
+    if (ok) {
+        const int64_t N = c.shape[1];
+        const int32_t *ix = indices.buf;
+        for (int64_t p = 0; ok && p < nnz; p++) ok = ix[p] >= 0 && ix[p] < N; /* scatters stay in C */
+        if (!ok) PyErr_SetString(PyExc_ValueError, "indices must lie in [0, columns of C)");
+    }
+    if (ok) {
+        threads = resolve_threads(threads);
+        const int64_t N = c.shape[1];
+#define SPGEMM_ARGS a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, bits.buf, indptr.buf, indices.buf, \
+                    values.buf, N, c.buf, STRIDE(c, 0), STRIDE(c, 1), threads, out
+        const int is32 = a.itemsize == 4;
+        Py_BEGIN_ALLOW_THREADS
+        if (isa == ISA_AVX512 && is32) done = spgemm_avx512_f32(SPGEMM_ARGS);
+        else if (isa == ISA_AVX512) done = spgemm_avx512_f64(SPGEMM_ARGS);
+        else if (isa == ISA_AVX2 && is32) done = spgemm_avx2_f32(SPGEMM_ARGS);
+        else if (isa == ISA_AVX2) done = spgemm_avx2_f64(SPGEMM_ARGS);
+        else if (is32) done = spgemm_scalar_f32(SPGEMM_ARGS);
+        else done = spgemm_scalar_f64(SPGEMM_ARGS);
+        Py_END_ALLOW_THREADS
+#undef SPGEMM_ARGS
+        if (!done) PyErr_NoMemory();
+    }
+    PyBuffer_Release(&a);
+    if (c.obj) PyBuffer_Release(&c);
+    if (bits.obj) PyBuffer_Release(&bits);
+    if (indptr.obj) PyBuffer_Release(&indptr);
+    if (indices.obj) PyBuffer_Release(&indices);
+    if (values.obj) PyBuffer_Release(&values);
+    if (!ok || !done) return NULL;
+    return Py_BuildValue("LL", (long long)out[0], (long long)out[1]);
+}
+
 /* Density sample for the planner: `runs` runs of `run` neighbouring entries of random rows
  * (splitmix64 from `seed`); returns (sum of per-run counts above the threshold, sum of their
  * squares). A few hundred cache lines and no Python objects, so it stays cheap after a multiply
@@ -762,7 +1124,7 @@ enum {
     P_SEGMENTS, P_KK, P_TILES, P_PER_CALL = P_TILES + 3, P_PER_ITER = P_PER_CALL + 3,
     P_BLOCKS = P_PER_ITER + 3,
     P_HAS_ROWS = P_BLOCKS + 3, P_MK, P_ROWS_TILES, P_SCALE, P_ROWS_PER_ITER, P_ROWS_PER_WORD,
-    P_ROWS_WORDS, P_CSR, P_SPGEMM_MNK, P_SPGEMM_MN, P_COUNT
+    P_ROWS_WORDS, P_SPARSE_FIXED, P_SPARSE_PRODUCT, P_SPARSE_OUTPUT, P_SPARSE_NONZERO, P_COUNT
 };
 
 static double entry(const Py_buffer *x, int64_t i, int64_t j)
@@ -835,7 +1197,8 @@ static int choose_dense(double a, double b, const double *p)
                                                 p[P_SPEEDUP];
         if (rows < p[P_MARGIN] * best) masked = rows;
     }
-    const double sparse = p[P_CSR] + p[P_SPGEMM_MNK] * a * b + p[P_SPGEMM_MN];
+    const double sparse = p[P_SPARSE_FIXED] + p[P_SPARSE_PRODUCT] * a * b + p[P_SPARSE_OUTPUT] +
+                          p[P_SPARSE_NONZERO] * a;
     const double other = masked <= sparse ? masked : sparse;
     return !(other < p[P_MARGIN] * p[P_DENSE]);
 }
@@ -928,6 +1291,12 @@ static PyMethodDef methods[] = {
      "(iterations, vector_fmas, dispatches)"},
     {"multiply_rows", py_multiply_rows, METH_VARARGS,
      "multiply_rows(A, bits, panels, width, C, isa, threads) -> (iterations, vector_fmas, tiles)"},
+    {"csr_count", py_csr_count, METH_VARARGS,
+     "csr_count(B, threshold, mask, indptr, isa, threads) -> (nnz, nonfinite); fills indptr"},
+    {"csr_fill", py_csr_fill, METH_VARARGS,
+     "csr_fill(B, threshold, mask, indptr, indices, values, isa, threads): B's CSR rows"},
+    {"spgemm", py_spgemm, METH_VARARGS,
+     "spgemm(A, bits, indptr, indices, values, C, isa, threads) -> (element FMAs, A's non-zeros)"},
     {"density_runs", py_density_runs, METH_VARARGS,
      "density_runs(x, threshold, runs, run, seed) -> (sum of counts, sum of squared counts)"},
     {"auto_dense", py_auto_dense, METH_VARARGS,

@@ -26,7 +26,8 @@ DTYPE_CODES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 class Stats:
     """Work counters since the last :func:`reset_stats`, standing in for instruction counts.
 
-    A vector FMA multiplies one broadcast element of A by one vector segment of B. ``dense``
+    A vector FMA multiplies one broadcast element of A by one vector segment of B (for the sparse
+    method: one vector's worth of element products, as its gather-FMA-scatter does). ``dense``
     counts what a dense kernel of the same vector width executes for the same calls.
     """
 
@@ -97,7 +98,7 @@ class PreparedB:
     nnz: int
     nonzero_segments: int
     _dense: np.ndarray | None = field(default=None, repr=False)
-    _csr: object = field(default=None, repr=False)
+    _rows: SparseRows | None = field(default=None, repr=False)
 
     @property
     def density(self) -> float:
@@ -116,13 +117,57 @@ class PreparedB:
             self._dense = np.ascontiguousarray(self.panels.transpose(1, 0, 2).reshape(k, -1)[:, :n])
         return self._dense
 
-    def csr(self):
-        """The filtered B as a scipy CSR array (built once, then cached)."""
-        if self._csr is None:
-            from scipy import sparse
+    def sparse_rows(self) -> SparseRows:
+        """The filtered B's non-zeros row by row, for the sparse method (built once, then cached;
+        :func:`prepare_b` builds them up front when B is at most half non-zero)."""
+        if self._rows is None:
+            self._rows = sparse_rows(self.dense(), isa=self.isa)
+        return self._rows
 
-            self._csr = sparse.csr_array(self.dense())
-        return self._csr
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A matrix's non-zeros row by row (CSR): row k's column numbers and values are
+    ``indices[indptr[k]:indptr[k + 1]]`` and ``values[...]``, columns ascending."""
+
+    shape: tuple[int, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+
+def sparse_rows(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
+                threads: int | None = None) -> SparseRows:
+    """B's entries with ``|b| > threshold`` inside ``b_mask`` as CSR rows, built in C (two passes:
+    count, then fill); raises InvalidInputError on NaN/inf in B or more than 2**31 - 1 columns."""
+    B = _matrix(B, "B")
+    mask = _mask(b_mask, B.shape, "b_mask")
+    threshold = _threshold(threshold)
+    chosen = backend.choose_isa(isa)
+    k, n = B.shape
+    if n >= 2**31 - 1:
+        raise InvalidInputError(f"B has {n} columns; the sparse method indexes columns with int32 "
+                                "(at most 2**31 - 2), use method='masked'")
+    if chosen == backend.NUMBA:
+        filtered = effective(B, mask, threshold) if (mask is not None or threshold > 0) else B
+        _require_finite(filtered, "B")
+        rows, cols = np.nonzero(filtered)
+        indptr = np.zeros(k + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=k), out=indptr[1:])
+        return SparseRows((k, n), indptr, cols.astype(np.int32), filtered[rows, cols])
+    indptr = np.empty(k + 1, np.int64)
+    mask_bytes = None if mask is None else mask.view(np.uint8)
+    count = _threads(threads)
+    nnz, bad = backend.extension.csr_count(B, threshold, mask_bytes, indptr, chosen, count)
+    if bad:
+        raise _nonfinite_error("B", bad)
+    indices, values = np.empty(nnz, np.int32), np.empty(nnz, B.dtype)
+    backend.extension.csr_fill(B, threshold, mask_bytes, indptr, indices, values, chosen, count)
+    return SparseRows((k, n), indptr, indices, values)
 
 
 def _matrix(x, name: str) -> np.ndarray:
@@ -175,9 +220,13 @@ def _nonfinite_error(name: str, count: int) -> InvalidInputError:
     )
 
 
+ROWS_UP_FRONT_BELOW = 0.5  # prepare_b builds B's CSR rows when they take no more memory than B
+
+
 def prepare_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
               threads: int | None = None) -> PreparedB:
-    """Pack B into panels with its sparsity maps, to reuse across many ``matmul`` calls.
+    """Pack B into panels with its sparsity maps (and, when B is at most half non-zero, its CSR
+    rows for the sparse method), to reuse across many ``matmul`` calls.
 
     Parameters
     ----------
@@ -203,6 +252,15 @@ def prepare_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
     >>> matmul(np.ones((2, 4), np.float32), W).sum()
     8.0
     """
+    prepared = _pack_b(B, b_mask=b_mask, threshold=threshold, isa=isa, threads=threads)
+    if prepared.density <= ROWS_UP_FRONT_BELOW:
+        prepared._rows = sparse_rows(prepared.dense(), isa=prepared.isa, threads=threads)
+    return prepared
+
+
+def _pack_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
+            threads: int | None = None) -> PreparedB:
+    """:func:`prepare_b` without the CSR rows (the masked method's per-call packing)."""
     B = _matrix(B, "B")
     mask = _mask(b_mask, B.shape, "b_mask")
     threshold = _threshold(threshold)
@@ -309,7 +367,8 @@ def matmul(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, method: st
         a prepared B keeps the threshold given to :func:`prepare_b`).
     method : {"auto", "dense", "masked", "sparse"}
         ``auto`` asks the planner (cost model calibrated per machine); ``dense`` is numpy's BLAS,
-        ``masked`` the C kernels, ``sparse`` scipy's element-level CSR product.
+        ``masked`` the C kernels, ``sparse`` our element-level product (Gustavson, B as CSR
+        rows built in C; a prepared B keeps them).
     threads : int, optional
         Threads for our kernels and, when given, BLAS (default: all usable cores).
     out : ndarray, optional
@@ -500,28 +559,37 @@ def _dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
 
 
 def _sparse(ops: Operands, out: np.ndarray | None) -> np.ndarray:
-    from scipy import sparse
-
-    a = sparse.csr_array(_effective_a(ops))
-    if not np.isfinite(a.data).all():
-        raise _nonfinite_error("A", int(np.count_nonzero(~np.isfinite(a.data))))
-    b = ops.prepared.csr() if ops.prepared is not None else sparse.csr_array(_effective_b(ops))
-    if not np.isfinite(b.data).all():
-        raise _nonfinite_error("B", int(np.count_nonzero(~np.isfinite(b.data))))
-    result = (a @ b).toarray()
-    _record("sparse", _dense_fmas(ops), 0)
-    if out is None:
-        return result.astype(ops.A.dtype, copy=False)
-    out[...] = result
-    return out
+    """The element-level sparse product (Gustavson): each non-zero of A, found from its bitmap,
+    adds its multiple of B's CSR row into a dense row of C."""
+    isa = backend.choose_isa()
+    m, k, n = ops.shape
+    if ops.prepared is not None:
+        rows = ops.prepared.sparse_rows()
+    else:
+        rows = sparse_rows(ops.B, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
+    result = out if out is not None else np.empty((m, n), ops.A.dtype)
+    if isa == backend.NUMBA:
+        a = np.ascontiguousarray(_effective_a(ops))
+        bits, bad = numba_kernels.a_maps(a)
+        if bad:
+            raise _nonfinite_error("A", bad)
+        counters = numba_kernels.spgemm(a, bits, rows.indptr, rows.indices, rows.values, result)
+    else:
+        a, bits = _a_maps(ops, isa)
+        counters = backend.extension.spgemm(a, bits, rows.indptr, rows.indices, rows.values, result,
+                                            isa, ops.threads)
+    products, visited = (int(c) for c in counters)
+    width = backend.segment_width(isa, DTYPE_CODES[ops.A.dtype])
+    _record("sparse", m * k * -(-n // width), -(-products // width), visited)
+    return result
 
 
 def _prepared_for(ops: Operands, isa: str) -> PreparedB:
     if ops.prepared is None:
-        return prepare_b(ops.B, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
+        return _pack_b(ops.B, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
     if ops.prepared.isa == isa:
         return ops.prepared
-    return prepare_b(ops.prepared.dense(), isa=isa, threads=ops.threads)
+    return _pack_b(ops.prepared.dense(), isa=isa, threads=ops.threads)
 
 
 def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None = None,

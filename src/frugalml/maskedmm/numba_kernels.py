@@ -93,3 +93,26 @@ def multiply(a, bits, panels, sbits, width, n, c, mr):
                                     tile[r, lane] += av * panels[p, kk, lane]
         c[i0:i0 + rows, p * nr:p * nr + cols] = tile[:, :cols]
     return counters.sum(axis=0)
+
+
+@njit(cache=True, parallel=True)
+def spgemm(a, bits, indptr, indices, values, c):
+    """C = A @ B with B as CSR rows (Gustavson, a dense row accumulator), A's non-zeros from its
+    bitmap. Returns (element products, non-zeros of A visited), the C kernel's counters."""
+    m = a.shape[0]
+    nw = bits.shape[1]
+    counters = np.zeros((m, 2), np.int64)
+    for i in prange(m):
+        acc = np.zeros(c.shape[1], c.dtype)
+        for w in range(nw):
+            word = bits[i, w]
+            for bit in range(64):
+                if (word >> np.uint64(bit)) & _ONE:
+                    kk = w * 64 + bit
+                    av = a[i, kk]
+                    for p in range(indptr[kk], indptr[kk + 1]):
+                        acc[indices[p]] += av * values[p]
+                    counters[i, 0] += indptr[kk + 1] - indptr[kk]
+                    counters[i, 1] += 1
+        c[i, :] = acc
+    return counters.sum(axis=0)

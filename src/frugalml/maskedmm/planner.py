@@ -31,7 +31,7 @@ from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS, SEGMENTS
 
 CHUNK_WORDS = 2  # as in _kernels.c: 64-k words per tile
 
-CALIBRATION_VERSION = 4
+CALIBRATION_VERSION = 5
 RUNS, RUN = 256, 16  # density samples: 256 runs of 16 neighbouring entries
 SEED = 20240222
 EXACT_BELOW = 16384
@@ -50,7 +50,10 @@ class Calibration:
     (bit-scan branches, the tile's cache misses). ``model_error`` is the relative RMS error of
     those fits (and of dense timings) seen during calibration; ``masked_parallel_gain`` the
     fraction of each extra thread the masked kernel is counted on to use (0: none, the default;
-    calibration measures it).
+    calibration measures it). The sparse (element-level) kernel costs ``csr_per_entry`` per entry
+    of B to build its CSR rows (unless B is prepared), then ``spgemm_per_flop`` per element
+    product, ``spgemm_per_nonzero`` per non-zero of A (bit scan, a row of B's start) and
+    ``spgemm_per_output`` per entry of C (zeroing it).
     """
 
     dense_per_mac: float = 1.37e-11
@@ -60,9 +63,10 @@ class Calibration:
     per_iteration: dict[int, float] = field(default_factory=lambda: {1: 2.0e-9, 2: 2.9e-9, 4: 4.1e-9})
     rows_per_iteration: float = 6.4e-9
     rows_per_word: float = 1.5e-8
-    csr_per_entry: float = 3.5e-9
-    spgemm_per_flop: float = 1.1e-9
-    spgemm_per_output: float = 1.3e-8
+    csr_per_entry: float = 5.4e-10
+    spgemm_per_flop: float = 5.1e-10
+    spgemm_per_nonzero: float = 1.3e-9
+    spgemm_per_output: float = 3.0e-10
     model_error: float = 0.1
     masked_parallel_gain: float = 0.0
     measured: bool = False
@@ -200,14 +204,23 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
         if rows < cal.margin * masked[best_block]:  # near a tie the tile kernel, whose skips
             kernel, masked["rows"] = "rows", rows     # also pay off on structured zeros
     estimates["masked"] = masked["rows"] if kernel == "rows" else masked[best_block]
-    estimates["sparse"] = (cal.csr_per_entry * (m * k + (0 if b_prepared else k * n))
-                           + cal.spgemm_per_flop * m * k * n * a_high * b_high
-                           + cal.spgemm_per_output * m * n)
+    fixed, per_product, per_output, per_nonzero = sparse_terms(cal, shape, scale, b_prepared, speedup)
+    estimates["sparse"] = fixed + per_product * a_high * b_high + per_output + per_nonzero * a_high
     method = "dense"
     best_other = min(("masked", "sparse"), key=estimates.get)
     if estimates[best_other] < cal.margin * estimates["dense"]:
         method = best_other
     return Plan(method, best_block, isa, kernel, estimates, a_density, b_density, cal.measured)
+
+
+def sparse_terms(cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool,
+                 speedup: float) -> tuple[float, float, float, float]:
+    """The sparse kernel's cost as ``fixed + per_product * a * b + per_output + per_nonzero * a``
+    for densities a, b: A's bitmap and B's CSR rows (unless prepared), then the kernel's terms."""
+    m, k, n = shape
+    fixed = scale * (cal.map_per_entry * m * k + (0.0 if b_prepared else cal.csr_per_entry * k * n))
+    return (fixed, scale * cal.spgemm_per_flop * m * k * n / speedup,
+            scale * cal.spgemm_per_output * m * n / speedup, scale * cal.spgemm_per_nonzero * m * k / speedup)
 
 
 _auto_params: dict[tuple, tuple[Calibration, np.ndarray]] = {}
@@ -234,14 +247,14 @@ def auto_params(shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepar
     dense = scale * cal.dense_per_mac * m * n * k / parallel + filter_cost
     overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
     rows_tiles = -(-n // (width * SEGMENTS * backend.rows_panels(isa)))
-    params = [RUNS, RUN, SEED, EXACT_BELOW, Z_SAMPLE, cal.margin, dense, overhead,
-              1.0 + cal.masked_parallel_gain * (parallel - 1), width, SEGMENTS, min(k, 64 * CHUNK_WORDS),
+    speedup = 1.0 + cal.masked_parallel_gain * (parallel - 1)
+    params = [RUNS, RUN, SEED, EXACT_BELOW, Z_SAMPLE, cal.margin, dense, overhead, speedup, width, SEGMENTS,
+              min(k, 64 * CHUNK_WORDS),
               *(-(-m // r) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS)) for r in ROW_BLOCKS),
               *(cal.per_call[r] for r in ROW_BLOCKS), *(cal.per_iteration[r] for r in ROW_BLOCKS),
               *ROW_BLOCKS, float(isa != backend.NUMBA), m * k, rows_tiles, scale, cal.rows_per_iteration,
               cal.rows_per_word, m * -(-k // 64) * rows_tiles,
-              cal.csr_per_entry * (m * k + (0 if b_prepared else k * n)),
-              cal.spgemm_per_flop * m * k * n, cal.spgemm_per_output * m * n]
+              *sparse_terms(cal, shape, scale, b_prepared, speedup)]
     array = np.array(params, np.float64)
     if len(_auto_params) > 256:
         _auto_params.clear()
@@ -318,7 +331,6 @@ def _best_time(fn, repeats: int = 5) -> float:
 
 def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Calibration:
     """Measure this machine's costs on one thread and cache them (atomically) for the planner."""
-    from scipy import sparse
     from scipy.optimize import nnls
     from threadpoolctl import threadpool_limits
 
@@ -368,16 +380,13 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
             coef, _ = nnls(work_array, time_array)
             cal.rows_per_iteration, cal.rows_per_word = float(coef[0]), float(coef[1])
             errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
-        cal.model_error = max(errors)
         next(bar)
-        rows, times = [], []
-        for X, d in operands:
-            cal.csr_per_entry = _best_time(lambda X=X: sparse.csr_array(X)) / X.size
-            S = sparse.csr_array(X)
-            times.append(_best_time(lambda S=S: (S @ S).toarray()))
-            rows.append([size**3 * d * d, size**2])
-        coef, _ = nnls(np.array(rows, float), np.array(times))
-        cal.spgemm_per_flop, cal.spgemm_per_output = float(coef[0]), float(coef[1])
+        cal.csr_per_entry, work, times = _time_sparse(operands, isa)
+        work_array, time_array = np.array(work, float), np.array(times)
+        coef, _ = nnls(work_array, time_array)
+        cal.spgemm_per_flop, cal.spgemm_per_nonzero, cal.spgemm_per_output = (float(c) for c in coef)
+        errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
+        cal.model_error = max(errors)
         for _ in bar:
             pass
     cal.masked_parallel_gain = _parallel_gain(operands[2][0], isa)
@@ -432,6 +441,32 @@ def _time_rows(X: np.ndarray, isa: str) -> float:
     prepared, bits, out = prepare_b(X, isa=isa, threads=1), _a_bits(X, isa), np.empty_like(X)
     return _best_time(lambda: backend.extension.multiply_rows(X, bits, prepared.panels, prepared.width,
                                                               out, isa, 1))
+
+
+def _time_sparse(operands, isa: str) -> tuple[float, list[tuple[float, float, float]], list[float]]:
+    """The sparse kernel on each operand times itself: (CSR build seconds per entry of B, each
+    run's (element products, non-zeros of A, outputs), their times). B's rows are built once."""
+    from frugalml.maskedmm import numba_kernels
+    from frugalml.maskedmm.core import sparse_rows
+
+    per_entry, work, times = [], [], []
+    for X, _ in operands:
+        per_entry.append(_best_time(lambda X=X: sparse_rows(X, isa=isa, threads=1), 3) / X.size)
+        rows, out = sparse_rows(X, isa=isa, threads=1), np.empty_like(X)
+        if isa == backend.NUMBA:
+            bits, _ = numba_kernels.a_maps(X)
+
+            def run(X=X, bits=bits, rows=rows, out=out):
+                return numba_kernels.spgemm(X, bits, rows.indptr, rows.indices, rows.values, out)
+        else:
+            bits = _a_bits(X, isa)
+
+            def run(X=X, bits=bits, rows=rows, out=out):
+                return backend.extension.spgemm(X, bits, rows.indptr, rows.indices, rows.values, out, isa, 1)
+        products, nonzeros = (float(c) for c in run())
+        work.append((products, nonzeros, float(X.size)))
+        times.append(_best_time(run))
+    return float(np.median(per_entry)), work, times
 
 
 def _time_masked(X: np.ndarray, isa: str, row_block: int) -> float:

@@ -1,4 +1,4 @@
-"""Check every kernel variant (ISA x dtype x row block, and numba) against the numpy oracle."""
+"""Check every kernel variant (ISA x dtype x kernel, and numba) against the numpy oracle."""
 
 from __future__ import annotations
 
@@ -42,14 +42,20 @@ def relative_error(C: np.ndarray, A, B, **filters) -> float:
     return float(np.abs(C.astype(np.float64) - ref).max()) / scale
 
 
-def run_variant(variant: str, A, B, row_block: int | None, **filters) -> np.ndarray:
+SPARSE = "sparse"  # run_variant's name for the element-level kernel
+
+
+def run_variant(variant: str, A, B, row_block: int | str | None, **filters) -> np.ndarray:
     """Multiply with one forced kernel variant (``numba`` forces the fallback); ``row_block``
-    picks the tile kernel's row block, None the row-skip kernel."""
+    picks the tile kernel's row block, None the row-skip kernel, ``"sparse"`` the element-level
+    one."""
     previous = os.environ.get(backend.ISA_ENV)
     try:
         os.environ[backend.ISA_ENV] = variant
         ops = core.check_operands(A, B, filters.get("a_mask"), filters.get("b_mask"),
                                   filters.get("threshold", 0.0))
+        if row_block == SPARSE:
+            return core._sparse(ops, None)
         return core._masked(ops, None, row_block, "tiles" if row_block else "rows")
     finally:
         if previous is None:
@@ -79,13 +85,13 @@ def random_case(gen: np.random.Generator, dtype) -> tuple[np.ndarray, np.ndarray
 
 
 def verify(trials: int = 20, seed: int = 0, chosen: list[str] | None = None) -> list[Check]:
-    """Run ``trials`` random cases per variant, dtype and kernel (the row-skip one and the tile one
-    per row block); return the worst errors."""
+    """Run ``trials`` random cases per variant, dtype and kernel (the row-skip one, the tile one
+    per row block, the element-level sparse one); return the worst errors."""
     gen = rng(seed)
     checks = []
     for variant in chosen or variants():
         for dtype in (np.float32, np.float64):
-            for row_block in (None, *ROW_BLOCKS):
+            for row_block in (None, *ROW_BLOCKS, SPARSE):
                 if row_block is None and variant == backend.NUMBA:
                     continue  # the numba fallback has the tile kernel only
                 worst = 0.0
@@ -93,7 +99,7 @@ def verify(trials: int = 20, seed: int = 0, chosen: list[str] | None = None) -> 
                     A, B, filters = random_case(gen, dtype)
                     C = run_variant(variant, A, B, row_block, **filters)
                     worst = max(worst, relative_error(C, A, B, **filters))
-                kernel = f"r{row_block}" if row_block else "row-skip"
+                kernel = {None: "row-skip", SPARSE: SPARSE}.get(row_block, f"r{row_block}")
                 checks.append(Check(f"{variant} {np.dtype(dtype).name} {kernel}", trials,
                                     worst, TOLERANCE[dtype]))
     return checks
