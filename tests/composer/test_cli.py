@@ -108,3 +108,17 @@ def test_train_then_generate(tmp_path, capsys):
     assert stated == analytic
     code, _, err = _run(["train", "AM", "--corpus", str(corpus), "--generate", "-1"], capsys)
     assert code == 2 and "--generate" in err
+
+
+def test_compare_names_its_table(tmp_path, capsys):
+    from .test_tabular import _write_table
+
+    table = _write_table(tmp_path / "t.json")
+    code, out, _ = _run(["compare", "--table", str(table), "--engines", "bo,random", "--seeds", "2",
+                         "--first-seed", "1000", "--json", str(tmp_path / "r.json"), "-q"], capsys)
+    assert code == 0 and f"table {table}: AM x 4 layers" in out and "engine seeds 1000..1001" in out
+    assert re.search(r"random/bo = [\d.]+ \(95% CI", out)
+    rec = json.loads((tmp_path / "r.json").read_text())["records"][0]
+    assert rec["spread"]["seed_range"] == [1000, 1001] and len(rec["spread"]["ratio_ci95"]) == 2
+    code, _, err = _run(["compare", "--table", "AM_7"], capsys)
+    assert code == 2 and "built-in" in err

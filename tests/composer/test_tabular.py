@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from frugalml.common.errors import CorruptFileError, DataNotFoundError
+from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 from frugalml.composer import Space
-from frugalml.composer.tabular import compare_engines, load_table, plot_regret, records
+from frugalml.composer.tabular import (BUILTINS, DEFAULT_TABLE, bootstrap_ratio, compare_engines, load_table,
+                                       plot_regret, records)
 
 from .conftest import FormulaProxy
 
@@ -21,26 +22,46 @@ def _write_table(path, layers=4):
 
 def test_compare_engines_on_a_table(tmp_path):
     table = load_table(_write_table(tmp_path / "t.json"))
-    runs = compare_engines(table, ["bo", "random", "exhaustive"], seeds=3)
+    runs = compare_engines(table, ["bo", "random", "exhaustive"], seeds=3, first_seed=1000)
     for r in runs.values():
         assert len(r.evals_to_top1) == 3 and all(1 <= e <= 16 for e in r.evals_to_top1)
         assert r.regret.shape == (3, 16) and (r.regret[:, -1] == 0).all() and (r.regret >= 0).all()
+        assert r.seeds == (1000, 1001, 1002)
     recs = records(runs)
     assert {r.peer for r in recs} == {"random", "exhaustive"}
+    for rec in recs:
+        low, high = rec.spread["ratio_ci95"]
+        assert low <= rec.ratio <= high and rec.spread["seed_range"] == [1000, 1002]
     assert plot_regret(runs, tmp_path / "regret.png").stat().st_size > 1000
+    # other seeds give other runs: the seeds really reach the engines
+    again = compare_engines(table, ["random"], seeds=3, first_seed=0)["random"]
+    assert again.seeds == (0, 1, 2) and again.regret.tolist() != runs["random"].regret.tolist()
 
 
-def test_built_in_table_is_complete():
+def test_bootstrap_ratio():
+    ratio, low, high = bootstrap_ratio([10] * 5 + [12] * 5, [20] * 5 + [24] * 5)
+    assert ratio == 2.0 and 20 / 12 <= low <= ratio <= high <= 24 / 10
+    ratio, low, high = bootstrap_ratio([5] * 9, [5] * 9)
+    assert ratio == low == high == 1.0
+    with pytest.raises(InvalidInputError):
+        bootstrap_ratio([], [3])
+
+
+@pytest.mark.parametrize("name", [None, *BUILTINS])
+def test_built_in_tables_are_complete(name):
     try:
-        table = load_table()
+        table = load_table(name)
     except DataNotFoundError:
-        pytest.skip("the built-in table has not been computed yet")
+        pytest.skip(f"the built-in table {name} has not been computed yet")
     assert table.space.size == 64 and len(table.scores) == 64 and "train" in json.dumps(table.config)
+    assert table.name == (name or DEFAULT_TABLE) and table.seeds and table.name in table.describe()
 
 
 def test_bad_tables(tmp_path):
     with pytest.raises(DataNotFoundError):
         load_table(tmp_path / "none.json")
+    with pytest.raises(DataNotFoundError, match="built-in"):
+        load_table("AM_7")
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(CorruptFileError):
         load_table(tmp_path / "junk.json")

@@ -303,50 +303,62 @@ def _sample(model, prompt: str, new: int, seed: int) -> None:
           f"(analytic fp32: {kv_cache_bytes(model.cfg, length, bytes_per_element=4)})")
 
 
+TABLE = typer.Option("AM_6", help="Tabular benchmark: a built-in name (AM_6: one training seed per score; "
+                                    "AM_6_5seeds: the same proxy averaged over 5 seeds) or a JSON path.")
+
+
 @app.command()
 def compare(
     engines: str = typer.Option("bo,tpe,random,evolution", help="Engines, comma-separated."),
     seeds: int = typer.Option(20, help="Seeds per engine."),
-    table: Path = typer.Option(None, help="A tabular benchmark JSON (default: the built-in A/M x 6)."),
+    first_seed: int = typer.Option(0, help="Engine seeds are first-seed .. first-seed + seeds - 1."),
+    table: str = TABLE,
     json_out: Path = typer.Option(None, "--json", help="Write report records here."),
     plot: Path = typer.Option(None, help="Write the regret curves as PNG here."),
     quiet: bool = QUIET,
 ):
-    """Compare search engines on the tabular benchmark (evaluations to the top-1, regret curves)."""
-    _compare(engines, seeds, table, json_out, plot, quiet)
+    """Compare search engines on a tabular benchmark (evaluations to the top-1, regret curves)."""
+    _compare(engines, seeds, table, json_out, plot, quiet, first_seed=first_seed)
 
 
-def _compare(engines: str, seeds: int, table: Path | None, json_out: Path | None, plot: Path | None,
-             quiet: bool) -> list:
+def _compare(engines: str, seeds: int, table: str | Path | None, json_out: Path | None, plot: Path | None,
+             quiet: bool, first_seed: int = 0) -> list:
     from frugalml.common.report import print_table, write_json
-    from frugalml.composer.tabular import compare_engines, load_table, plot_regret, records
+    from frugalml.composer.tabular import bootstrap_ratio, compare_engines, load_table, plot_regret, records
 
     names = [e.strip() for e in engines.split(",") if e.strip()]
     if "bo" not in names:
         names.insert(0, "bo")
     t = load_table(table)
-    runs = compare_engines(t, names, seeds=seeds, quiet=quiet)
+    print(f"{t.describe()}; top-1 {t.top1}; engine seeds {first_seed}..{first_seed + seeds - 1}")
+    runs = compare_engines(t, names, seeds=seeds, first_seed=first_seed, quiet=quiet)
     for name, r in runs.items():
-        print(f"{name:>10}: median {r.median_evals_to_top1:g} evaluations to the top-1 {t.top1} "
-              f"(of {t.space.size}); {r.seconds:.1f} s for {seeds} seeds")
-    recs = records(runs, workload=f"tabular {t.space.primitives}x{t.space.layers}")
-    print_table(recs, title="composer: our GP-BO vs peers")
+        line = f"{name:>10}: median {r.median_evals_to_top1:g} evaluations to the top-1 (of {t.space.size})"
+        if name != "bo":
+            ratio, low, high = bootstrap_ratio(runs["bo"].evals_to_top1, r.evals_to_top1)
+            line += f"; {name}/bo = {ratio:.2f} (95% CI {low:.2f}-{high:.2f})"
+        print(f"{line}; {r.seconds:.1f} s for {seeds} seeds")
+    span = f"{first_seed}-{first_seed + seeds - 1}"
+    recs = records(runs, workload=f"tabular {Path(str(t.name)).stem}, engine seeds {span}")
+    print_table(recs, title=f"composer: our GP-BO vs peers ({t.describe()})")
     if json_out:
         write_json(recs, json_out)
     if plot:
-        plot_regret(runs, plot, f"{t.space.primitives} x {t.space.layers} layers, {seeds} seeds")
+        plot_regret(runs, plot, f"{t.describe()}, engine seeds {span}")
     return recs
 
 
 @app.command()
 def bench(
     seeds: int = typer.Option(20, help="Seeds per engine."),
+    first_seed: int = typer.Option(0, help="Engine seeds are first-seed .. first-seed + seeds - 1."),
+    table: str = TABLE,
     json_out: Path = typer.Option(Path("benchmarks/results/composer.json"), "--json", help="Records."),
     plot: Path = typer.Option(Path("benchmarks/results/composer.png"), help="Regret curves."),
     quiet: bool = QUIET,
 ):
     """Search efficiency of our GP-BO vs Optuna TPE, random and evolution on the tabular benchmark."""
-    _compare("bo,tpe,random,evolution", seeds, None, json_out, plot, quiet)
+    _compare("bo,tpe,random,evolution", seeds, table, json_out, plot, quiet, first_seed=first_seed)
 
 
 @app.command()

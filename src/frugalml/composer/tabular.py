@@ -1,9 +1,11 @@
 """The tabular benchmark: precomputed proxy scores of a whole space, so engines compare in seconds.
 
 A table is the JSON written by ``benchmarks/composer/make_tabular.py`` (scores of every
-architecture plus the proxy settings). :func:`compare_engines` runs each engine on it for many
-seeds and reports evaluations-to-top-1 and regret curves (best score of the table minus the best
-found so far).
+architecture plus the proxy settings). Two are built in (:data:`BUILTINS`): ``AM_6`` (all 64
+six-layer A/M strings, one training seed) and ``AM_6_5seeds`` (the same proxy averaged over five
+seeds, a less noisy ranking). :func:`compare_engines` runs each engine on a table for many seeds
+and reports evaluations-to-top-1 and regret curves (best score of the table minus the best found
+so far); :func:`bootstrap_ratio` gives a confidence interval for the ratio of two engines' medians.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from frugalml.common.progress import progress
 from frugalml.composer.engines import Space, make_engine
 from frugalml.composer.strategies import run_engine
 
-BUILTIN = "tabular_AM_6.json"
+BUILTINS = {"AM_6": "tabular_AM_6.json", "AM_6_5seeds": "tabular_AM_6_5seeds.json"}
+DEFAULT_TABLE = "AM_6"
+BUILTIN = BUILTINS[DEFAULT_TABLE]
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class Table:
     space: Space
     scores: dict[str, float]
     config: dict
+    name: str = ""
+    seeds: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        """One line: which table, its space and how many training seeds each score averages."""
+        n = len(self.seeds)
+        seeds = f"{n} training seed{'s' * (n != 1)} per score" if n else "training seeds not recorded"
+        return f"table {self.name}: {self.space.primitives} x {self.space.layers} layers, {seeds}"
 
     @property
     def top1(self) -> str:
@@ -40,35 +52,39 @@ class Table:
 
 
 def load_table(path: str | Path | None = None) -> Table:
-    """Read a tabular benchmark (the built-in six-layer A/M table when ``path`` is None).
+    """Read a tabular benchmark: a built-in table by name (see :data:`BUILTINS`; ``None`` is
+    :data:`DEFAULT_TABLE`) or a JSON file written by ``make_tabular.py``.
 
     Raises
     ------
     DataNotFoundError, CorruptFileError
         The file is missing, or it is not a complete table of its space.
     """
-    if path is None:
-        ref = resources.files("frugalml.composer") / BUILTIN
+    path = DEFAULT_TABLE if path is None else path
+    if isinstance(path, str) and path in BUILTINS:
+        ref = resources.files("frugalml.composer") / BUILTINS[path]
         if not ref.is_file():
-            raise DataNotFoundError(f"the built-in table {BUILTIN} is missing; run "
+            raise DataNotFoundError(f"the built-in table {BUILTINS[path]} is missing; run "
                                     "benchmarks/composer/make_tabular.py to compute it")
-        text, where = ref.read_text(), BUILTIN
+        text, where, name = ref.read_text(), BUILTINS[path], path
     else:
         where = Path(path)
         if not where.is_file():
-            raise DataNotFoundError(f"{where} does not exist; compute a table with make_tabular.py")
-        text = where.read_text()
+            raise DataNotFoundError(f"{where} is neither a file nor a built-in table "
+                                    f"({', '.join(BUILTINS)}); compute a table with make_tabular.py")
+        text, name = where.read_text(), str(where)
     try:
         doc = json.loads(text)
         space = Space(doc["space"]["primitives"], int(doc["space"]["layers"]))
         scores = {str(a): float(s) for a, s in doc["scores"].items()}
         config = doc.get("config", {})
+        seeds = tuple(int(x) for x in doc.get("seeds", ()))
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptFileError(f"{where} is not a tabular benchmark ({exc})") from None
     missing = space.size - len(set(scores) & set(space.enumerate()))
     if missing:
         raise CorruptFileError(f"{where} lacks the scores of {missing} architectures of its space")
-    return Table(space, scores, config)
+    return Table(space, scores, config, name, seeds)
 
 
 @dataclass(frozen=True)
@@ -79,26 +95,31 @@ class EngineRuns:
     evals_to_top1: list[int]          # space size + 1 when the top-1 was never found
     regret: np.ndarray                # (seeds, budget) regret after each evaluation
     seconds: float
+    seeds: tuple[int, ...] = ()       # the engine seeds, in the order of evals_to_top1
 
     @property
     def median_evals_to_top1(self) -> float:
         return float(np.median(self.evals_to_top1))
 
 
-def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, budget: int | None = None,
-                    quiet: bool = True) -> dict[str, EngineRuns]:
-    """Run each engine ``seeds`` times on ``table`` until it finds the top-1 or spends ``budget``."""
+def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, first_seed: int = 0,
+                    budget: int | None = None, quiet: bool = True) -> dict[str, EngineRuns]:
+    """Run each engine with seeds ``first_seed .. first_seed + seeds - 1`` on ``table``, each run
+    spending ``budget`` evaluations (default: the whole space), and note when it found the top-1."""
     import time
 
     if seeds < 1:
         raise InvalidInputError(f"seeds must be at least 1, got {seeds}")
+    if first_seed < 0:
+        raise InvalidInputError(f"first_seed must be >= 0, got {first_seed}")
+    seed_list = tuple(range(first_seed, first_seed + seeds))
     budget = budget or table.space.size
     top1, best = table.top1, table.scores[table.top1]
     out = {}
     for name in engines:
         start = time.perf_counter()
         evals, curves = [], []
-        for seed in progress(range(seeds), desc=name, quiet=quiet):
+        for seed in progress(seed_list, desc=name, quiet=quiet):
             found: list[int] = []
 
             def note(arch: str, score: float, found: list[int] = found) -> None:
@@ -108,8 +129,24 @@ def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, budget
             evals.append(found.index(True) + 1 if True in found else table.space.size + 1)
             curve = best - result.best_so_far()
             curves.append(np.pad(curve, (0, budget - len(curve)), mode="edge"))
-        out[name] = EngineRuns(name, evals, np.array(curves), time.perf_counter() - start)
+        out[name] = EngineRuns(name, evals, np.array(curves), time.perf_counter() - start, seed_list)
     return out
+
+
+def bootstrap_ratio(ours: list[int], peer: list[int], resamples: int = 10_000,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """median(peer) / median(ours) and its 95% percentile bootstrap interval.
+
+    The two engines' runs are independent, so each is resampled on its own.
+    """
+    ours_a, peer_a = np.asarray(ours, dtype=float), np.asarray(peer, dtype=float)
+    if ours_a.size == 0 or peer_a.size == 0:
+        raise InvalidInputError("bootstrap_ratio needs at least one run of each engine")
+    gen = np.random.default_rng(seed)
+    m_ours = np.median(ours_a[gen.integers(0, ours_a.size, (resamples, ours_a.size))], axis=1)
+    m_peer = np.median(peer_a[gen.integers(0, peer_a.size, (resamples, peer_a.size))], axis=1)
+    low, high = np.percentile(m_peer / m_ours, [2.5, 97.5])
+    return float(np.median(peer_a) / np.median(ours_a)), float(low), float(high)
 
 
 def plot_regret(runs: dict[str, EngineRuns], path: str | Path, title: str = "") -> Path:
@@ -138,6 +175,7 @@ def records(runs: dict[str, EngineRuns], ours: str = "bo", workload: str = "tabu
     for name, peer in runs.items():
         if name == ours:
             continue
+        _, low, high = bootstrap_ratio(mine.evals_to_top1, peer.evals_to_top1)
         out.append(Record(
             "composer", f"{workload}: evaluations until the top-1 architecture is found",
             "median evaluations to top-1", "evaluations", mine.median_evals_to_top1,
@@ -146,7 +184,11 @@ def records(runs: dict[str, EngineRuns], ours: str = "bo", workload: str = "tabu
             spread={"ours_quartiles": np.percentile(mine.evals_to_top1, [25, 75]).tolist(),
                     "peer_quartiles": np.percentile(peer.evals_to_top1, [25, 75]).tolist(),
                     "seeds": len(mine.evals_to_top1),
+                    "seed_range": [min(mine.seeds), max(mine.seeds)] if mine.seeds else None,
+                    "ratio_ci95": [low, high],
+                    "ours_evals": list(mine.evals_to_top1), "peer_evals": list(peer.evals_to_top1),
                     "ours_seconds": mine.seconds, "peer_seconds": peer.seconds},
             notes="lookups in a precomputed table; the count of distinct architectures evaluated, "
-                  "duplicates proposed by an engine are free"))
+                  "duplicates proposed by an engine are free; ratio_ci95: 95% bootstrap interval of "
+                  "median(peer) / median(ours), each engine's seeds resampled"))
     return out
