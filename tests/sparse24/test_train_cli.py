@@ -1,6 +1,7 @@
 """Tiny Llama, training with the schedule, checkpoints, the CLI (exit code 2 on bad input) and the demo."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -255,6 +256,74 @@ def test_cli_help_documents_sparsity_options(capsys, monkeypatch):
         code, out = _cli([command, "--help"], capsys)
         text = " ".join(out.out.split())
         assert code == 0
-        for option in ("--transposable-method", "--flip-every", "--mask-every", "--vnm-kernel", "--backend"):
+        for option in ("--transposable-method", "--flip-every", "--mask-every", "--vnm-kernel", "--backend",
+                       "--device", "--dtype", "--dense-features", "--token-permutation", "--masked-decay"):
             assert option in text, (command, option)
-        assert "vnm:64:2:8" in text
+        assert "vnm:64:2:8" in text and "no autocast" in text
+
+
+@pytest.mark.parametrize("command", ["train", "quality"])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["--device", "tpu"], "choose one of: cpu, cuda"),
+        (["--dtype", "float16"], "choose one of: float32, bfloat16"),
+        (["--dense-features", "1.5"], "dense_features"),
+        (["--masked-decay", "-1"], "masked_decay must be >= 0"),
+        (["--token-permutation", "--vnm-kernel", "gather"], "vnm_kernel 'mask'"),
+    ],
+)
+def test_cli_rejects_bad_device_dtype_and_trick_options(command, bad, message, capsys):
+    code, out = _cli([command, "--steps", "1", *TINY, *bad], capsys)
+    assert code == 2 and message in out.err and out.err.count("\n") == 1, (bad, out.err)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+@pytest.mark.parametrize("command", ["train", "quality"])
+@pytest.mark.parametrize(
+    "ask", [["--device", "cuda"], ["--device", "cuda", "--backend", "cusparselt", "--dtype", "bfloat16"]]
+)
+def test_cli_asking_for_cuda_on_a_cpu_machine_is_one_line(command, ask, capsys):
+    code, out = _cli([command, "--steps", "1", *TINY, *ask], capsys)
+    assert code == 2 and "use --device cpu" in out.err and out.err.count("\n") == 1, out.err
+
+
+def test_cusparselt_needs_bfloat16():
+    from frugalml.sparse24.train import check_runnable
+
+    with pytest.raises(Exception, match="--dtype bfloat16|--device cuda|backend='emulate'"):
+        check_runnable(TrainConfig(backend="cusparselt", device="cpu"))
+    if torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="add --dtype bfloat16"):
+            check_runnable(TrainConfig(backend="cusparselt", device="cuda"))
+
+
+def test_cli_trains_in_bfloat16_on_cpu_with_the_tricks(tmp_path, capsys, monkeypatch):
+    from frugalml.sparse24 import schedule
+
+    seen = []
+
+    def spy(model, **options):
+        seen.append((options, {p.dtype for p in model.parameters()}))
+        return sparsify_ffn(model, **options)
+
+    monkeypatch.setattr(schedule, "sparsify_ffn", spy)
+    history = tmp_path / "h.json"
+    code, out = _cli(["train", "--steps", "4", "--eval-every", "2", *TINY, "--dtype", "bfloat16",
+                      "--dense-features", "0.05", "--token-permutation", "--masked-decay", "1e-3",
+                      "--json", str(history), "--quiet"], capsys)
+    assert code == 0 and "final validation loss" in out.out, out.err
+    options, dtypes = seen[0]
+    assert dtypes == {torch.bfloat16}
+    tricks = (options["dense_features"], options["token_permutation"], options["masked_decay"])
+    assert tricks == (0.05, True, 1e-3)
+    entries = json.loads(history.read_text())["history"]
+    assert all(math.isfinite(e["val_loss"]) for e in entries) and entries[0]["phase"] == "sparse"
+
+
+def test_bfloat16_training_keeps_bfloat16_parameters():
+    config = TrainConfig(steps=2, batch_size=2, seq_len=32, eval_every=2, eval_batches=1,
+                         activations="vnm:16:2:8", dtype="bfloat16", sparse_fraction=1.0)
+    result = train(SMALL, config, stdlib_bytes(50_000), quiet=True)
+    assert {p.dtype for p in result.model.parameters()} == {torch.bfloat16}
+    assert math.isfinite(result.final_val_loss)

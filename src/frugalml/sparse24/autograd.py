@@ -10,11 +10,11 @@ from frugalml.common.errors import InvalidInputError
 from frugalml.sparse24.backends import vnm_gather_matmul
 from frugalml.sparse24.masks import (
     VNM,
+    activation_mask,
     mask_24,
     soft_threshold_24_with_mask,
     transposable_mask_24,
     vnm_columns,
-    vnm_mask,
 )
 
 
@@ -135,29 +135,53 @@ class VNMMatmul(torch.autograd.Function):
 
 
 class VNMSparsify(torch.autograd.Function):
-    """Zero all but the V:N:M-selected activations; the backward applies the same mask to the gradient."""
+    """Zero all but the V:N:M-selected activations; the backward applies the same mask to the gradient.
+
+    ``dense_fraction`` and ``permutation_seed`` are the 95/5 split and the fixed token permutation of
+    :func:`frugalml.sparse24.masks.activation_mask`.
+    """
 
     @staticmethod
-    def forward(ctx, x, pattern, method):
-        mask = vnm_mask(x, pattern, method, validate=False)
+    def forward(ctx, x, pattern, method, dense_fraction=0.0, permutation_seed=None):
+        mask = activation_mask(x, pattern, method, dense_fraction, permutation_seed, validate=False)
         ctx.save_for_backward(mask)
         return torch.where(mask, x, 0)
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        return torch.where(mask, grad, 0), None, None
+        return torch.where(mask, grad, 0), None, None, None, None
 
 
-def sparsify_activations(x: torch.Tensor, pattern: VNM | str, method: str = "router") -> torch.Tensor:
+def sparsify_activations(x: torch.Tensor, pattern: VNM | str, method: str = "router",
+                         dense_fraction: float = 0.0, permutation_seed: int | None = None) -> torch.Tensor:
     """V:N:M-sparsify (tokens, features) activations; token rows are zero-padded to a multiple of V.
 
-    Padding rows are zeros, so they never win a column and are dropped again afterwards.
+    Padding rows are zeros, so they never win a column and are dropped again afterwards. See
+    :func:`frugalml.sparse24.masks.activation_mask` for ``dense_fraction`` (the 95/5 split) and
+    ``permutation_seed`` (the fixed token permutation).
     """
     pattern = VNM.parse(pattern)
     rows = x.shape[0]
     pad = -rows % pattern.v
     if pad:
         x = torch.cat([x, x.new_zeros(pad, x.shape[1])])
-    out = VNMSparsify.apply(x, pattern, method)
+    out = VNMSparsify.apply(x, pattern, method, dense_fraction, permutation_seed)
     return out[:rows] if pad else out
+
+
+class MaskedDecay(torch.autograd.Function):
+    """Identity on the dense master weight whose backward adds Hu et al.'s masked decay,
+    ``decay * (1 - mask) * w``, to its gradient: pruned weights are pulled towards zero, kept ones
+    untouched. ``holder["mask"]`` is the 2:4 mask this forward used (filled by the layer's forward)."""
+
+    @staticmethod
+    def forward(ctx, w, holder, decay):
+        ctx.save_for_backward(w)
+        ctx.holder, ctx.decay = holder, decay
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (w,) = ctx.saved_tensors
+        return grad + ctx.decay * torch.where(ctx.holder["mask"], 0, w), None, None

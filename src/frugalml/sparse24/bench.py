@@ -40,6 +40,9 @@ QUALITY_ARMS: dict[str, dict[str, Any]] = {
     "activations-only": {"weights": None},
     "warmup->sparse->dense": {"warmup_fraction": 0.1, "sparse_fraction": 0.7},
     "warmup->sparse80->dense": {"warmup_fraction": 0.1, "sparse_fraction": 0.8},
+    "sparse->dense 95/5 split": {"dense_features": 0.05},
+    "sparse->dense token permutation": {"token_permutation": True},
+    "sparse->dense masked decay": {"masked_decay": 2e-4},
 }
 FFN_SHAPES = {"llama-1b": (2048, 8192), "llama-7b": (4096, 11008)}
 

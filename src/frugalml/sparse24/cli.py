@@ -59,8 +59,23 @@ VNM_KERNEL = typer.Option(
 )
 BACKEND = typer.Option(
     "emulate",
-    help="2:4 matmul backend: emulate (masked dense, any device) or cusparselt (torch 2:4 kernels: "
-    "CUDA sm80+, fp16/bf16; this command trains fp32 on the CPU, so it says what to use instead).",
+    help="2:4 matmul backend: emulate (masked dense, any device) or cusparselt (torch's cuSPARSELt 2:4 "
+    "kernels: needs --device cuda on an sm80+ GPU and --dtype bfloat16).",
+)
+DENSE_FEATURES = typer.Option(
+    0.0, help="95/5 split: fraction of the V:N:M input's features kept dense (0.05 = 5%), the ones with "
+    "the largest L1 norm over the batch, rounded up to a multiple of M.",
+)
+TOKEN_PERMUTATION = typer.Option(
+    False, help="Form V:N:M blocks of V tokens after a fixed, seeded permutation of the token rows."
+)
+MASKED_DECAY = typer.Option(
+    0.0, help="Masked decay (Hu et al.): add this times the pruned weights to their gradient (0: off)."
+)
+DEVICE = typer.Option("cpu", help="cpu or cuda.")
+DTYPE = typer.Option(
+    "float32", help="float32, or bfloat16: pure bf16 training (parameters, activations and AdamW state in "
+    "bfloat16; no autocast). --backend cusparselt needs bfloat16.",
 )
 
 
@@ -87,6 +102,11 @@ def train(
     mask_every: int = MASK_EVERY,
     vnm_kernel: str = VNM_KERNEL,
     backend: str = BACKEND,
+    dense_features: float = DENSE_FEATURES,
+    token_permutation: bool = TOKEN_PERMUTATION,
+    masked_decay: float = MASKED_DECAY,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
     sparse_fraction: float = typer.Option(0.8, help="Fraction of steps trained sparse."),
     warmup_fraction: float = typer.Option(0.0, help="Fraction of dense steps before the sparse phase."),
     dense_from: str = typer.Option(
@@ -133,6 +153,11 @@ def train(
         mask_every=mask_every,
         vnm_kernel=vnm_kernel,
         backend=backend,
+        dense_features=dense_features,
+        token_permutation=token_permutation,
+        masked_decay=masked_decay,
+        device=device,
+        dtype=dtype,
         eval_every=eval_every,
         seed=seed,
         checkpoint=checkpoint,
@@ -167,6 +192,11 @@ def quality(
     mask_every: int = MASK_EVERY,
     vnm_kernel: str = VNM_KERNEL,
     backend: str = BACKEND,
+    dense_features: float = DENSE_FEATURES,
+    token_permutation: bool = TOKEN_PERMUTATION,
+    masked_decay: float = MASKED_DECAY,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
     sparse_fraction: float = typer.Option(0.8, help="Sparse fraction of the sparse->dense arms."),
     arms: str = typer.Option(
         "dense,sparse->dense,always-sparse,weights-only,activations-only",
@@ -202,6 +232,11 @@ def quality(
         mask_every=mask_every,
         vnm_kernel=vnm_kernel,
         backend=backend,
+        dense_features=dense_features,
+        token_permutation=token_permutation,
+        masked_decay=masked_decay,
+        device=device,
+        dtype=dtype,
         sparse_fraction=sparse_fraction,
         eval_every=eval_every,
         seed=seed,

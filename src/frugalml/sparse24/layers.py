@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.common.validate import one_of
 from frugalml.sparse24.autograd import (
     VNM_KERNELS,
+    MaskedDecay,
     SparseMatmul,
     VNMMatmul,
     sparse_value,
@@ -75,6 +77,15 @@ class SparsityConfig:
         How the V:N:M-sparse input is multiplied (emulate backend): masked dense matmul, gather +
         batched matmul, or the Triton kernel (CUDA, or CPU with ``TRITON_INTERPRET=1``); the last two
         read only each block's kept columns. MVUE training steps use the masked matmul.
+    dense_features : float
+        The 95/5 split of Haziza et al.: this fraction of the V:N:M input's features (rounded up to
+        a multiple of M) is kept dense, the features with the largest L1 norm over the batch's tokens
+        (see :func:`frugalml.sparse24.masks.activation_mask`); 0.05 is the paper's 5%.
+    token_permutation : bool
+        Form V:N:M blocks of V tokens after a fixed (``seed``-ed) permutation of the token rows.
+    masked_decay : float
+        Hu et al.'s masked decay: add ``masked_decay * (1 - mask) * w`` to the dense master weight's
+        gradient, pulling the pruned weights towards zero (0: off).
     """
 
     weights: str | None = "2:4"
@@ -89,6 +100,9 @@ class SparsityConfig:
     flip_every: int = 1
     mask_every: int = 1
     vnm_kernel: str = "mask"
+    dense_features: float = 0.0
+    token_permutation: bool = False
+    masked_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.weights not in (None, "2:4", "dense"):
@@ -114,6 +128,17 @@ class SparsityConfig:
         one_of(self.vnm_kernel, VNM_KERNELS, "V:N:M kernel")
         if self.backend == "cusparselt" and self.vnm_kernel != "mask":
             raise InvalidInputError("vnm_kernel 'gather'/'triton' runs on backend 'emulate'; use 'mask'")
+        if not 0.0 <= self.dense_features < 1.0:
+            raise InvalidInputError(
+                f"dense_features is the fraction of features kept dense, in [0, 1), got {self.dense_features}"
+            )
+        if self.masked_decay < 0:
+            raise InvalidInputError(f"masked_decay must be >= 0 (0: off), got {self.masked_decay}")
+        if self.vnm_kernel != "mask" and (self.dense_features or self.token_permutation):
+            raise InvalidInputError(
+                "dense_features and token_permutation change which rows and columns form V:N:M blocks; "
+                f"they run with vnm_kernel 'mask', not {self.vnm_kernel!r}"
+            )
         if self.backend == "cusparselt" and self.weights is None:
             raise InvalidInputError("backend 'cusparselt' accelerates 2:4 weights; set weights='2:4'")
 
@@ -211,17 +236,24 @@ class SparseLinear(nn.Module):
 
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward multiplies by (2:4, with a straight-through gradient)."""
+        return self._effective(self.weight)
+
+    def _effective(self, weight: torch.Tensor, holder: dict | None = None) -> torch.Tensor:
+        """2:4 value of ``weight`` (the master or its masked-decay wrapper); its mask goes to ``holder``."""
         if not self.config.weights:
-            return self.weight
+            return weight
         c = self.config
         if c.mask_every > 1:
-            detached = self.weight.detach()
+            detached = weight.detach()
             mask = self._hold(detached, lambda m: m)
-            return self.weight + (torch.where(mask, detached, 0) - detached).detach()
-        weight, mask = sparse_weight(self.weight, c.method, c.transposable, self.beta, c.transposable_method)
-        if self.training:
-            self._track_flips(lambda: mask)
-        return weight
+            value = weight + (torch.where(mask, detached, 0) - detached).detach()
+        else:
+            value, mask = sparse_weight(weight, c.method, c.transposable, self.beta, c.transposable_method)
+            if self.training:
+                self._track_flips(lambda: mask)
+        if holder is not None:
+            holder["mask"] = mask
+        return value
 
     def _hold(self, w: torch.Tensor, learn: Callable[[torch.Tensor], Any]) -> Any:
         """``learn(mask)`` of the mask held for ``mask_every`` training forwards, recomputed when due
@@ -238,17 +270,24 @@ class SparseLinear(nn.Module):
             self._mask_age += 1
         return held[1]
 
-    def _pack(self, w: torch.Tensor, backward: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """cusparselt operands of the detached weight: packed ``P`` and the backward operand."""
+    def _pack(self, w: torch.Tensor, backward: bool,
+              holder: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """cusparselt operands of the detached weight: packed ``P`` and the backward operand; the
+        mask goes to ``holder`` (masked decay)."""
         c = self.config
         if c.mask_every > 1:
             def learn(mask):
                 return PackedLayout.learn(mask, w.dtype, c.transposable, self.kernels)
 
-            return self._hold(w, learn).pack(w, backward)
+            packed = self._hold(w, learn).pack(w, backward)
+            if holder is not None:
+                holder["mask"] = self._held[0]
+            return packed
         pruned = self._prune(w)
         if self.training:
             self._track_flips(lambda: pruned != 0)
+        if holder is not None:
+            holder["mask"] = pruned != 0
         return pack_pruned(pruned, c.transposable, backward, self.kernels)
 
     def _track_flips(self, mask: Callable[[], torch.Tensor]) -> None:
@@ -280,19 +319,23 @@ class SparseLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = x.reshape(-1, self.in_features)
+        c = self.config
         if self.sparse_input:
-            x2 = sparsify_activations(x2, self.config.pattern, self.config.router)
+            x2 = sparsify_activations(x2, c.pattern, c.router, c.dense_features,
+                                      c.seed if c.token_permutation else None)
             if self.training:
                 self._activation_density = (x2 != 0).float().mean()
-        if self.config.backend == "cusparselt":
+        holder = {} if c.weights and c.masked_decay and self.training else None
+        weight = self.weight if holder is None else MaskedDecay.apply(self.weight, holder, c.masked_decay)
+        if c.backend == "cusparselt":
             check_cusparselt_dtypes(self.weight, x2)
-            mvue = self.config.mvue and self.training
+            mvue = c.mvue and self.training
+            pack = self._pack if holder is None else partial(self._pack, holder=holder)
             y = Cusparselt24Linear.apply(
-                x2, self.weight, self.bias, self._pack, self.config.transposable, mvue,
+                x2, weight, self.bias, pack, c.transposable, mvue,
                 self._mvue_generator(x2.device) if mvue else None, self.kernels)
             return y.reshape(*shape[:-1], self.out_features)
-        w = self.effective_weight()
-        c = self.config
+        w = self._effective(weight, holder)
         if self.sparse_input and c.vnm_kernel != "mask" and not (c.mvue and self.training):
             y = VNMMatmul.apply(x2, w, self.bias, c.pattern, c.vnm_kernel)
         elif self.config.mvue and self.training:
@@ -306,7 +349,10 @@ class SparseLinear(nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"weights={c.weights}, activations={c.activations if self.sparse_input else None}, "
                 f"method={c.method}, transposable={c.transposable and c.transposable_method}, "
-                f"backend={c.backend}")
+                f"backend={c.backend}"
+                + (f", dense_features={c.dense_features}" if self.sparse_input and c.dense_features else "")
+                + (", token_permutation" if self.sparse_input and c.token_permutation else "")
+                + (f", masked_decay={c.masked_decay}" if c.masked_decay else ""))
 
 
 class SquaredReLUFFN(nn.Module):

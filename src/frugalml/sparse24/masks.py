@@ -8,6 +8,7 @@ made V:N:M with blocks of V tokens by M features.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -318,3 +319,61 @@ def kept_fraction(x: torch.Tensor, mask: torch.Tensor, power: float = 2.0) -> fl
     """Fraction of ``sum |x|^power`` that ``mask`` keeps (energy for power 2, magnitude for 1)."""
     total = x.detach().abs().double().pow(power).sum()
     return float((x.detach().abs().double().pow(power) * mask).sum() / total) if total > 0 else 1.0
+
+
+def dense_feature_count(features: int, fraction: float, m: int) -> int:
+    """Features kept dense by the 95/5 split: ``fraction`` of ``features`` rounded up to a multiple
+    of M (so the sparse rest still splits into whole M-column groups); 0 when ``fraction`` is 0."""
+    if fraction <= 0:
+        return 0
+    return min(features, math.ceil(fraction * features / m) * m)
+
+
+@cache
+def _token_order(rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(seed))
+    return order, order.argsort()
+
+
+def token_permutation(rows: int, seed: int,
+                      device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed permutation of ``rows`` token rows for ``seed`` and its inverse (cached per rows, seed)."""
+    order, inverse = _token_order(rows, seed)
+    return order.to(device), inverse.to(device)
+
+
+def activation_mask(x: torch.Tensor, pattern: VNM | str, method: str = "router", dense_fraction: float = 0.0,
+                    permutation_seed: int | None = None, validate: bool = True) -> torch.Tensor:
+    """V:N:M mask of (tokens, features) activations with the two tricks of Haziza et al. (2025).
+
+    Parameters
+    ----------
+    x, pattern, method :
+        See :func:`vnm_mask`; rows must be a multiple of V and features of M.
+    dense_fraction : float
+        The 95/5 split: this fraction of the features (count from :func:`dense_feature_count`) is
+        kept dense; the rule picks the features with the largest L1 norm over this batch's tokens (the
+        outlier features V:N:M would cut most), and the other features, in their order, are V:N:M.
+    permutation_seed : int or None
+        Form the blocks of V tokens after a fixed random permutation of the token rows (seeded,
+        the same every step for a given number of rows), so a block mixes positions and sequences
+        instead of V consecutive tokens; the mask is returned in the original row order.
+    """
+    pattern = VNM.parse(pattern)
+    if validate:
+        check_float_tensor(x, "activations")
+        _check_divisible(x, "activations", 0, pattern.v, "rows (tokens)")
+        _check_divisible(x, "activations", 1, pattern.m, "columns (features)")
+    if permutation_seed is not None:
+        order, inverse = token_permutation(x.shape[0], permutation_seed, x.device)
+        return activation_mask(x[order], pattern, method, dense_fraction, None, False)[inverse]
+    dense = dense_feature_count(x.shape[1], dense_fraction, pattern.m)
+    if not dense:
+        return vnm_mask(x, pattern, method, validate=False)
+    keep = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+    keep[x.detach().abs().sum(0).topk(dense).indices] = True
+    mask = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    if dense < x.shape[1]:
+        rest = (~keep).nonzero().squeeze(1)
+        mask[:, rest] = vnm_mask(x[:, rest], pattern, method, validate=False)
+    return mask

@@ -12,6 +12,7 @@ import torch
 
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.common.progress import progress
+from frugalml.common.validate import one_of
 from frugalml.sparse24.backends import check_backend
 from frugalml.sparse24.corpus import ByteBatches
 from frugalml.sparse24.formats import save_checkpoint
@@ -21,16 +22,23 @@ from frugalml.sparse24.schedule import SparsitySchedule
 from frugalml.sparse24.swap import export_sparse_state
 from frugalml.sparse24.vnm_kernel import triton_status
 
+DEVICES = ("cpu", "cuda")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
 
 @dataclass
 class TrainConfig:
     """One training run. ``sparse_fraction`` of the steps (after ``warmup_fraction`` dense) are sparse.
 
     ``weights`` / ``activations`` / ``method`` / ``transposable`` / ``transposable_method`` / ``mvue`` /
-    ``flip_every`` / ``mask_every`` / ``vnm_kernel`` / ``backend`` are passed to :func:`sparsify_ffn`
+    ``flip_every`` / ``mask_every`` / ``vnm_kernel`` / ``backend`` / ``dense_features`` /
+    ``token_permutation`` / ``masked_decay`` are passed to :func:`sparsify_ffn`
     (see :class:`SparsityConfig`; validated here, in a dense run too); with both
     ``weights`` and ``activations`` None the run is dense. ``dense_from`` picks the weights the dense
     tail starts from (see :class:`SparsitySchedule`).
+
+    ``device`` is ``"cpu"`` or ``"cuda"``; ``dtype`` ``"bfloat16"`` trains in pure bf16 (parameters,
+    activations and AdamW state in bfloat16, no autocast), which backend ``"cusparselt"`` needs.
     """
 
     steps: int = 200
@@ -53,6 +61,11 @@ class TrainConfig:
     mask_every: int = 1
     vnm_kernel: str = "mask"
     backend: str = "emulate"
+    dense_features: float = 0.0
+    token_permutation: bool = False
+    masked_decay: float = 0.0
+    device: str = "cpu"
+    dtype: str = "float32"
     eval_every: int = 50
     eval_batches: int = 8
     seed: int = 0
@@ -62,6 +75,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_batches"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        one_of(self.device, DEVICES, "device")
+        one_of(self.dtype, DTYPES, "dtype")
         if self.lr <= 0:
             raise InvalidInputError(f"lr must be positive, got {self.lr}")
         # a dense run still rejects bad sparsity options (checked as if its weights were 2:4)
@@ -75,14 +90,29 @@ class TrainConfig:
         return {"weights": self.weights, "activations": self.activations, "method": self.method,
                 "transposable": self.transposable, "transposable_method": self.transposable_method,
                 "mvue": self.mvue, "flip_every": self.flip_every, "mask_every": self.mask_every,
-                "vnm_kernel": self.vnm_kernel, "backend": self.backend, "seed": self.seed}
+                "vnm_kernel": self.vnm_kernel, "backend": self.backend, "seed": self.seed,
+                "dense_features": self.dense_features, "token_permutation": self.token_permutation,
+                "masked_decay": self.masked_decay}
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
 
 
-def check_runnable(config: TrainConfig, device: torch.device | str = "cpu") -> None:
-    """Raise before any training when the run's backend or V:N:M kernel cannot run on ``device``."""
+def check_runnable(config: TrainConfig) -> None:
+    """Raise before any training when the run's device, backend, dtype or V:N:M kernel cannot run here."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise PeerUnavailableError(
+            f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA GPU; use --device cpu"
+        )
     if config.is_dense:
         return
+    device = config.device
+    if config.backend == "cusparselt" and device == "cpu" and torch.cuda.is_available():
+        raise InvalidInputError("backend 'cusparselt' runs on the GPU; add --device cuda --dtype bfloat16")
     check_backend(config.backend, device)
+    if config.backend == "cusparselt" and config.dtype != "bfloat16":
+        raise InvalidInputError("backend 'cusparselt' runs fp16/bf16 kernels; add --dtype bfloat16")
     if config.vnm_kernel == "triton" and config.activations is not None:
         ok, reason = triton_status(device)
         if not ok:
@@ -114,8 +144,10 @@ def evaluate(model: TinyLlama, batches: ByteBatches, config: TrainConfig) -> flo
     """Mean validation loss over ``eval_batches`` fixed (seeded) batches."""
     model.eval()
     generator = torch.Generator().manual_seed(config.seed + 1)
-    losses = [float(model(*batches.batch("val", config.batch_size, generator))[1])
-              for _ in range(config.eval_batches)]
+    losses = []
+    for _ in range(config.eval_batches):
+        x, y = (t.to(config.device) for t in batches.batch("val", config.batch_size, generator))
+        losses.append(float(model(x, y)[1]))
     model.train()
     return sum(losses) / len(losses)
 
@@ -129,7 +161,7 @@ def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
         )
     check_runnable(config)
     batches = ByteBatches(corpus, config.seq_len)
-    model = TinyLlama(model_config, seed=config.seed)
+    model = TinyLlama(model_config, seed=config.seed).to(config.device, config.torch_dtype)
     schedule = SparsitySchedule(config.steps, 0.0 if config.is_dense else config.sparse_fraction,
                                 config.warmup_fraction, sparsity=config.sparsity(),
                                 dense_from=config.dense_from)
@@ -145,7 +177,7 @@ def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         start = time.perf_counter()
-        x, y = batches.batch("train", config.batch_size, generator)
+        x, y = (t.to(config.device) for t in batches.batch("train", config.batch_size, generator))
         _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
