@@ -37,6 +37,14 @@ def test_engines_cover_a_small_space_and_stop(engine):
     assert result.best == max(_score(Space("AM", 3).enumerate()).items(), key=lambda kv: kv[1])
 
 
+def test_run_engine_stops_at_a_target():
+    space = Space("AM", 3)
+    full = run_engine(make_engine("exhaustive", space), _score, 8)
+    target = full.history[4][0]
+    result = run_engine(make_engine("exhaustive", space), _score, 8, stop_when=lambda a, s: a == target)
+    assert result.stopped == "target" and result.history == full.history[:5]
+
+
 @pytest.mark.peers
 def test_optuna_tpe_peer():
     pytest.importorskip("optuna")

@@ -47,8 +47,10 @@ class SearchResult:
 
 def run_engine(engine: Engine, score: ScoreFn, budget: int, *, compose: Callable[[str], str] = str,
                batch: int = 1, known: dict[str, float] | None = None,
-               on_result: Callable[[str, float], None] | None = None) -> SearchResult:
-    """Ask/tell until ``budget`` distinct architectures are scored (or the space is exhausted).
+               on_result: Callable[[str, float], None] | None = None,
+               stop_when: Callable[[str, float], bool] | None = None) -> SearchResult:
+    """Ask/tell until ``budget`` distinct architectures are scored (or the space is exhausted, or
+    ``stop_when(arch, score)`` is true of a result: ``stopped`` is then ``"target"``).
 
     An engine that proposes an architecture scored before (``tpe`` can) is told the known score,
     which costs no budget; after ``MAX_DUPLICATES`` such proposals in a row the search stops.
@@ -86,6 +88,10 @@ def run_engine(engine: Engine, score: ScoreFn, budget: int, *, compose: Callable
             result.history.append((arch, scores[arch]))
             if on_result is not None:
                 on_result(arch, scores[arch])
+            if stop_when is not None and stop_when(arch, scores[arch]):
+                result.stopped = "target"
+        if result.stopped == "target":
+            break
     return result
 
 

@@ -104,8 +104,8 @@ class EngineRuns:
 
 def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, first_seed: int = 0,
                     budget: int | None = None, quiet: bool = True) -> dict[str, EngineRuns]:
-    """Run each engine with seeds ``first_seed .. first_seed + seeds - 1`` on ``table``, each run
-    spending ``budget`` evaluations (default: the whole space), and note when it found the top-1."""
+    """Run each engine with seeds ``first_seed .. first_seed + seeds - 1`` on ``table`` until it
+    evaluates the top-1 or spends ``budget`` evaluations (default: the whole space)."""
     import time
 
     if seeds < 1:
@@ -120,14 +120,11 @@ def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, first_
         start = time.perf_counter()
         evals, curves = [], []
         for seed in progress(seed_list, desc=name, quiet=quiet):
-            found: list[int] = []
-
-            def note(arch: str, score: float, found: list[int] = found) -> None:
-                found.append(arch == top1)
-
-            result = run_engine(make_engine(name, table.space, seed), table.score, budget, on_result=note)
-            evals.append(found.index(True) + 1 if True in found else table.space.size + 1)
-            curve = best - result.best_so_far()
+            result = run_engine(make_engine(name, table.space, seed), table.score, budget,
+                                stop_when=lambda arch, score: arch == top1)
+            archs = [a for a, _ in result.history]
+            evals.append(archs.index(top1) + 1 if top1 in archs else table.space.size + 1)
+            curve = best - result.best_so_far()    # zero from the top-1 on, so the search stops there
             curves.append(np.pad(curve, (0, budget - len(curve)), mode="edge"))
         out[name] = EngineRuns(name, evals, np.array(curves), time.perf_counter() - start, seed_list)
     return out
