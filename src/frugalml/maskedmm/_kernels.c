@@ -599,6 +599,10 @@ DEFINE_CSR_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL, e
         }                                                                                      \
     }
 
+#ifndef SPGEMM_PREFETCH
+#define SPGEMM_PREFETCH 4 /* B rows fetched this many non-zeros of A ahead */
+#endif
+
 #define DEFINE_SPGEMM(NAME, ATTR, T, ROW)                                                      \
     ATTR static int NAME(const T *A, ptrdiff_t sar, ptrdiff_t sac, int64_t M, int64_t K,       \
                          const uint64_t *rowbits, const int64_t *indptr, const int32_t *idx,   \
@@ -606,35 +610,41 @@ DEFINE_CSR_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL, e
                          int threads, int64_t out[2])                                          \
     {                                                                                          \
         const int64_t nw = ceil_div(K, 64);                                                    \
-        T *bufs = NULL;                                                                        \
-        if (scc != 1) {                                                                        \
-            bufs = malloc(sizeof(T) * (size_t)(N * threads));                                   \
-            if (!bufs) return 0;                                                               \
-        }                                                                                      \
+        const int64_t per_thread = (scc != 1 ? N * (int64_t)sizeof(T) : 0) + (K + 1) * 8;       \
+        char *scratch = malloc((size_t)(per_thread * threads));                                \
+        if (!scratch) return 0;                                                                \
         int64_t flops = 0, visited = 0;                                                        \
         _Pragma("omp parallel num_threads(threads) reduction(+ : flops, visited)")             \
         {                                                                                      \
-            T *buf = bufs ? bufs + N * omp_get_thread_num() : NULL;                            \
+            int64_t *ks = (int64_t *)(scratch + per_thread * omp_get_thread_num());            \
+            T *buf = scc != 1 ? (T *)(ks + K + 1) : NULL;                                      \
             _Pragma("omp for schedule(dynamic, 16)")                                           \
             for (int64_t i = 0; i < M; i++) {                                                  \
                 T *acc = buf ? buf : C + i * scr;                                              \
                 memset(acc, 0, sizeof(T) * (size_t)N);                                         \
                 const T *arow = A + i * sar;                                                   \
-                for (int64_t w = 0; w < nw; w++) {                                             \
-                    for (uint64_t word = rowbits[i * nw + w]; word; word &= word - 1) {        \
-                        const int64_t k = w * 64 + __builtin_ctzll(word);                      \
-                        const T a = arow[k * sac];                                             \
-                        const int64_t p0 = indptr[k], p1 = indptr[k + 1];                      \
-                        ROW                                                                    \
-                        flops += p1 - p0;                                                      \
-                        visited++;                                                             \
+                int64_t nk = 0;                                                                \
+                for (int64_t w = 0; w < nw; w++)                                               \
+                    for (uint64_t word = rowbits[i * nw + w]; word; word &= word - 1)          \
+                        ks[nk++] = w * 64 + __builtin_ctzll(word);                             \
+                for (int64_t t = 0; t < nk; t++) {                                             \
+                    if (SPGEMM_PREFETCH && t + SPGEMM_PREFETCH < nk) {                         \
+                        const int64_t ahead = indptr[ks[t + SPGEMM_PREFETCH]];                 \
+                        __builtin_prefetch(idx + ahead);                                       \
+                        __builtin_prefetch(val + ahead);                                       \
                     }                                                                          \
+                    const int64_t k = ks[t];                                                   \
+                    const T a = arow[k * sac];                                                 \
+                    const int64_t p0 = indptr[k], p1 = indptr[k + 1];                          \
+                    ROW                                                                        \
+                    flops += p1 - p0;                                                          \
                 }                                                                              \
+                visited += nk;                                                                 \
                 if (buf)                                                                       \
                     for (int64_t j = 0; j < N; j++) C[i * scr + j * scc] = buf[j];             \
             }                                                                                  \
         }                                                                                      \
-        free(bufs);                                                                            \
+        free(scratch);                                                                         \
         out[0] = flops;                                                                        \
         out[1] = visited;                                                                      \
         return 1;                                                                              \
