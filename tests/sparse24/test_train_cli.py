@@ -257,7 +257,8 @@ def test_cli_help_documents_sparsity_options(capsys, monkeypatch):
         text = " ".join(out.out.split())
         assert code == 0
         for option in ("--transposable-method", "--flip-every", "--mask-every", "--vnm-kernel", "--backend",
-                       "--device", "--dtype", "--dense-features", "--token-permutation", "--masked-decay"):
+                       "--device", "--dtype", "--dense-features", "--token-permutation", "--masked-decay",
+                       "--packing"):
             assert option in text, (command, option)
         assert "vnm:64:2:8" in text and "no autocast" in text
 
@@ -271,6 +272,7 @@ def test_cli_help_documents_sparsity_options(capsys, monkeypatch):
         (["--dense-features", "1.5"], "dense_features"),
         (["--masked-decay", "-1"], "masked_decay must be >= 0"),
         (["--token-permutation", "--vnm-kernel", "gather"], "vnm_kernel 'mask'"),
+        (["--packing", "fast"], "choose one of: learned, rule"),
     ],
 )
 def test_cli_rejects_bad_device_dtype_and_trick_options(command, bad, message, capsys):

@@ -18,6 +18,7 @@ _EXPORTS = {
     "masks": ("VNM", "is_24", "is_transposable_24", "is_vnm", "kept_fraction", "mask_24", "soft_threshold_24",
               "sste_beta", "transposable_mask_24", "vnm_columns", "vnm_mask"),
     "model": ("LlamaConfig", "TinyLlama"),
+    "packing": ("ShapeRule", "rule_layout", "shape_rule"),
     "schedule": ("SparsitySchedule", "telemetry"),
     "swap": ("densify", "export_sparse_state", "find_ffns", "sparsify_ffn"),
     "vnm_kernel": ("triton_status", "vnm_triton_matmul"),

@@ -72,6 +72,10 @@ TOKEN_PERMUTATION = typer.Option(
 MASKED_DECAY = typer.Option(
     0.0, help="Masked decay (Hu et al.): add this times the pruned weights to their gradient (0: off)."
 )
+PACKING = typer.Option(
+    "learned", help="cusparselt packing: learned (_cslt_compress, or a gather learned per held mask) or rule "
+    "(a mask-independent rule learned once per weight shape; no compress per mask).",
+)
 DEVICE = typer.Option("cpu", help="cpu or cuda.")
 DTYPE = typer.Option(
     "float32", help="float32, or bfloat16: pure bf16 training (parameters, activations and AdamW state in "
@@ -105,6 +109,7 @@ def train(
     dense_features: float = DENSE_FEATURES,
     token_permutation: bool = TOKEN_PERMUTATION,
     masked_decay: float = MASKED_DECAY,
+    packing: str = PACKING,
     device: str = DEVICE,
     dtype: str = DTYPE,
     sparse_fraction: float = typer.Option(0.8, help="Fraction of steps trained sparse."),
@@ -156,6 +161,7 @@ def train(
         dense_features=dense_features,
         token_permutation=token_permutation,
         masked_decay=masked_decay,
+        packing=packing,
         device=device,
         dtype=dtype,
         eval_every=eval_every,
@@ -195,6 +201,7 @@ def quality(
     dense_features: float = DENSE_FEATURES,
     token_permutation: bool = TOKEN_PERMUTATION,
     masked_decay: float = MASKED_DECAY,
+    packing: str = PACKING,
     device: str = DEVICE,
     dtype: str = DTYPE,
     sparse_fraction: float = typer.Option(0.8, help="Sparse fraction of the sparse->dense arms."),
@@ -235,6 +242,7 @@ def quality(
         dense_features=dense_features,
         token_permutation=token_permutation,
         masked_decay=masked_decay,
+        packing=packing,
         device=device,
         dtype=dtype,
         sparse_fraction=sparse_fraction,

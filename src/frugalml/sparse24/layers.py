@@ -37,6 +37,9 @@ from frugalml.sparse24.backends import (
     pack_pruned,
 )
 from frugalml.sparse24.masks import TRANSPOSABLE_METHODS, VNM, soft_threshold_24
+from frugalml.sparse24.packing import rule_layout
+
+PACKINGS = ("learned", "rule")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,10 @@ class SparsityConfig:
     masked_decay : float
         Hu et al.'s masked decay: add ``masked_decay * (1 - mask) * w`` to the dense master weight's
         gradient, pulling the pruned weights towards zero (0: off).
+    packing : {"learned", "rule"}
+        cusparselt only: pack with ``_cslt_compress`` every step (or, with ``mask_every > 1``, by a
+        gather learned per held mask), or by the mask-independent rule learned once per weight shape
+        (:mod:`frugalml.sparse24.packing`): each mask's gather is then built without compress calls.
     """
 
     weights: str | None = "2:4"
@@ -103,6 +110,7 @@ class SparsityConfig:
     dense_features: float = 0.0
     token_permutation: bool = False
     masked_decay: float = 0.0
+    packing: str = "learned"
 
     def __post_init__(self) -> None:
         if self.weights not in (None, "2:4", "dense"):
@@ -126,6 +134,7 @@ class SparsityConfig:
                 f"step), got mask_every={self.mask_every}, method={self.method!r}"
             )
         one_of(self.vnm_kernel, VNM_KERNELS, "V:N:M kernel")
+        one_of(self.packing, PACKINGS, "packing")
         if self.backend == "cusparselt" and self.vnm_kernel != "mask":
             raise InvalidInputError("vnm_kernel 'gather'/'triton' runs on backend 'emulate'; use 'mask'")
         if not 0.0 <= self.dense_features < 1.0:
@@ -277,6 +286,8 @@ class SparseLinear(nn.Module):
         c = self.config
         if c.mask_every > 1:
             def learn(mask):
+                if c.packing == "rule":
+                    return rule_layout(mask, w.dtype, c.transposable, self.kernels)
                 return PackedLayout.learn(mask, w.dtype, c.transposable, self.kernels)
 
             packed = self._hold(w, learn).pack(w, backward)
@@ -288,6 +299,8 @@ class SparseLinear(nn.Module):
             self._track_flips(lambda: pruned != 0)
         if holder is not None:
             holder["mask"] = pruned != 0
+        if c.packing == "rule":
+            return rule_layout(pruned != 0, w.dtype, c.transposable, self.kernels).pack(pruned, backward)
         return pack_pruned(pruned, c.transposable, backward, self.kernels)
 
     def _track_flips(self, mask: Callable[[], torch.Tensor]) -> None:

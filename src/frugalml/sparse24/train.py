@@ -32,7 +32,7 @@ class TrainConfig:
 
     ``weights`` / ``activations`` / ``method`` / ``transposable`` / ``transposable_method`` / ``mvue`` /
     ``flip_every`` / ``mask_every`` / ``vnm_kernel`` / ``backend`` / ``dense_features`` /
-    ``token_permutation`` / ``masked_decay`` are passed to :func:`sparsify_ffn`
+    ``token_permutation`` / ``masked_decay`` / ``packing`` are passed to :func:`sparsify_ffn`
     (see :class:`SparsityConfig`; validated here, in a dense run too); with both
     ``weights`` and ``activations`` None the run is dense. ``dense_from`` picks the weights the dense
     tail starts from (see :class:`SparsitySchedule`).
@@ -64,6 +64,7 @@ class TrainConfig:
     dense_features: float = 0.0
     token_permutation: bool = False
     masked_decay: float = 0.0
+    packing: str = "learned"
     device: str = "cpu"
     dtype: str = "float32"
     eval_every: int = 50
@@ -92,7 +93,7 @@ class TrainConfig:
                 "mvue": self.mvue, "flip_every": self.flip_every, "mask_every": self.mask_every,
                 "vnm_kernel": self.vnm_kernel, "backend": self.backend, "seed": self.seed,
                 "dense_features": self.dense_features, "token_permutation": self.token_permutation,
-                "masked_decay": self.masked_decay}
+                "masked_decay": self.masked_decay, "packing": self.packing}
 
     @property
     def torch_dtype(self) -> torch.dtype:
