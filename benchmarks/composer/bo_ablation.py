@@ -5,7 +5,7 @@ the top-1 architecture; jobs run in a process pool. Writes the evaluations-to-to
 to ``benchmarks/results/<out>.json`` and prints medians (seeds split into two halves, so a choice
 made on one half can be checked on the other).
 
-    python benchmarks/composer/bo_ablation.py --seeds 0 40 --workers 12 \
+    python benchmarks/composer/bo_ablation.py --seeds 0 40 --workers 12 [--table AM_6_5seeds] \
         --variants random hamming:log-ei:4 mixed:thompson:2 ...
 """
 
@@ -36,10 +36,10 @@ def make(variant: str, space, seed: int):
     return GPBayesOpt(space, seed, kernel=kernel, acquisition=acquisition, initial=int(initial))
 
 
-def evals_to_top1(job: tuple[str, int]) -> tuple[str, int, int, float]:
+def evals_to_top1(job: tuple[str, int, str]) -> tuple[str, int, int, float]:
     """Ask/tell until the table's top-1 is evaluated; the number of distinct evaluations."""
-    variant, seed = job
-    table = load_table()
+    variant, seed, table_name = job
+    table = load_table(table_name)
     engine, start = make(variant, table.space, seed), time.perf_counter()
     for n in range(1, table.space.size + 1):
         arch = engine.ask()
@@ -55,10 +55,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=["random"] + [
         f"{k}:{a}:{i}" for k, a, i in itertools.product(KERNELS, ACQUISITIONS, (2, 4, 8))])
+    parser.add_argument("--table", default="AM_6", help="A built-in table name or a table JSON.")
     parser.add_argument("--out", default="composer_bo_ablation")
     args = parser.parse_args()
     seeds = list(range(*args.seeds))
-    jobs = [(v, s) for v in args.variants for s in seeds]
+    jobs = [(v, s, args.table) for v in args.variants for s in seeds]
     found: dict[str, dict[int, int]] = {v: {} for v in args.variants}
     with ProcessPoolExecutor(args.workers) as pool:
         for variant, seed, n, seconds in pool.map(evals_to_top1, jobs, chunksize=1):
@@ -74,7 +75,7 @@ def main() -> None:
         print(f"{v:>24}: median {summary[v]['median']:5.1f} (halves {summary[v]['median_first_half']:5.1f} / "
               f"{summary[v]['median_second_half']:5.1f}), mean {summary[v]['mean']:5.1f}", flush=True)
     with atomic_write(RESULTS / f"{args.out}.json", "w") as f:
-        json.dump({"seeds": seeds, "table": "built-in tabular_AM_6.json", "variants": summary}, f, indent=1)
+        json.dump({"seeds": seeds, "table": args.table, "variants": summary}, f, indent=1)
 
 
 if __name__ == "__main__":
