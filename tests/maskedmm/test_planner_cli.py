@@ -116,6 +116,21 @@ def test_each_masked_kernel_is_timed_against_numpy():
     assert all(r.peer == bench.NUMPY and r.ratio > 0 for r in records)
 
 
+def test_goal_table_times_every_method_and_peer():
+    from frugalml.maskedmm import bench
+
+    records = bench.goal_records(n=64, rounds=1, sparsities=(0.9,), auto_sparsities=(0.0,),
+                                 peer_sparsities=(0.9,))
+    timed = {(r.metric, r.peer) for r in records if r.peer}
+    for name in ("auto, B prepared", "masked, B prepared", "sparse, B prepared", "auto",
+                 "masked, B packed per call", "sparse, B per call"):
+        assert (f"time ({name}, 1 rounds)", bench.NUMPY) in timed
+    assert ("time (auto, 1 rounds)", "scipy csr@csr incl. conversion") in timed
+    assert any("0% zeros" in r.workload and r.peer == bench.NUMPY for r in records)
+    assert {r.metric for r in records if r.peer is None} == {
+        "vector FMA reduction vs dense", "vector FMA reduction vs dense (sparse method)"}
+
+
 def test_multi_thread_timings_run_one_child_process_per_method():
     from frugalml.maskedmm import bench
 

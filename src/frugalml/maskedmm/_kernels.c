@@ -1145,43 +1145,68 @@ static double entry(const Py_buffer *x, int64_t i, int64_t j)
 
 #define MAX_RUNS 1024
 
-/* planner.upper_density(*planner.density_estimate(x, thr)), with the same arithmetic. */
-static double upper_density_of(const Py_buffer *x, double thr, const double *p)
+/* A density sample in progress: runs of neighbouring entries of random rows, as
+ * planner.density_estimate draws them (splitmix64 from the seed), taken in stages. */
+typedef struct {
+    uint64_t state;
+    int runs, run;
+    long long total, squares;
+    double exact; /* >= 0: the exact density (small arrays are counted, not sampled) */
+} sample_t;
+
+static void sample_start(const Py_buffer *x, double thr, const double *p, sample_t *s)
 {
     const int64_t M = x->shape[0], K = x->shape[1];
+    s->state = (uint64_t)p[P_SEED];
+    s->runs = 0;
+    s->run = (int)(p[P_RUN] < (double)K ? p[P_RUN] : (double)K);
+    s->total = s->squares = 0;
+    s->exact = -1.0;
     if ((double)(M * K) <= p[P_EXACT_BELOW]) {
         long long count = 0;
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < K; j++) count += fabs(entry(x, i, j)) > thr;
-        return (double)count / (double)(M * K);
+        s->exact = (double)count / (double)(M * K);
     }
-    const int runs = (int)p[P_RUNS]; /* 1 .. MAX_RUNS, checked by py_auto_dense */
-    const int run = (int)(p[P_RUN] < (double)K ? p[P_RUN] : (double)K);
-    uint64_t state = (uint64_t)p[P_SEED];
+}
+
+/* Take runs up to `upto` (at most MAX_RUNS), prefetching them all first so their misses overlap. */
+static void sample_more(const Py_buffer *x, double thr, int upto, sample_t *s)
+{
+    if (s->exact >= 0.0 || upto <= s->runs) return;
+    const int64_t M = x->shape[0], K = x->shape[1];
     int64_t rows[MAX_RUNS], starts[MAX_RUNS];
-    for (int r = 0; r < runs; r++) { /* prefetch every run first: their cache misses overlap */
-        rows[r] = (int64_t)(splitmix64(&state) % (uint64_t)M);
-        starts[r] = (int64_t)(splitmix64(&state) % (uint64_t)(K - run + 1));
+    for (int r = s->runs; r < upto; r++) {
+        rows[r] = (int64_t)(splitmix64(&s->state) % (uint64_t)M);
+        starts[r] = (int64_t)(splitmix64(&s->state) % (uint64_t)(K - s->run + 1));
         const char *at = (const char *)x->buf + rows[r] * x->strides[0] + starts[r] * x->strides[1];
         __builtin_prefetch(at);
-        __builtin_prefetch(at + (run - 1) * x->strides[1]);
+        __builtin_prefetch(at + (s->run - 1) * x->strides[1]);
     }
-    long long total = 0, squares = 0;
-    for (int r = 0; r < runs; r++) {
+    for (int r = s->runs; r < upto; r++) {
         long long count = 0;
-        for (int64_t j = starts[r]; j < starts[r] + run; j++)
+        for (int64_t j = starts[r]; j < starts[r] + s->run; j++)
             count += !(fabs(entry(x, rows[r], j)) <= thr); /* NaN counts as non-zero */
-        total += count;
-        squares += count * count;
+        s->total += count;
+        s->squares += count * count;
     }
-    const double density = (double)total / (double)(runs * run);
-    double spread = (double)squares / (double)(run * run) - runs * pow(density, 2.0);
+    s->runs = upto;
+}
+
+/* planner.upper_density(*planner.density_estimate(x, thr)) of the runs so far, with the same
+ * arithmetic (z = p[P_Z]); with z negated, the matching lower bound. */
+static double density_bound(const sample_t *s, double z)
+{
+    if (s->exact >= 0.0) return s->exact;
+    const int runs = s->runs, run = s->run;
+    const double density = (double)s->total / (double)(runs * run);
+    double spread = (double)s->squares / (double)(run * run) - runs * pow(density, 2.0);
     spread = (spread > 0.0 ? spread : 0.0) / (runs - 1);
     double binomial = density * (1.0 - density);
     binomial = (binomial > 1.0 / runs ? binomial : 1.0 / runs) / (runs * run);
     const double variance = spread / runs > binomial ? spread / runs : binomial;
-    const double high = density + p[P_Z] * sqrt(variance);
-    return high < 1.0 ? high : 1.0;
+    const double bound = density + z * sqrt(variance);
+    return bound < 0.0 ? 0.0 : bound < 1.0 ? bound : 1.0;
 }
 
 /* 1 when planner.choose would pick dense BLAS for these (upper) densities, else 0. */
@@ -1237,10 +1262,23 @@ static PyObject *py_auto_dense(PyObject *self, PyObject *args)
         (b.obj && (b.itemsize == 1 || b.shape[0] < 1 || b.shape[1] < 1)))
         PyErr_SetString(PyExc_ValueError, "A and B must be non-empty float32 or float64 matrices");
     else {
+        /* A first quarter of the sample decides when even its lower bounds pick dense (the
+         * planner's choice only moves towards dense as densities rise, and the full sample's
+         * upper bounds lie above those lower bounds); otherwise the full sample decides, as
+         * the planner does. */
         const double *p = (const double *)params.buf;
-        const double a_high = upper_density_of(&a, thr, p);
-        const double b_high = b.obj ? upper_density_of(&b, thr, p) : b_density;
-        dense = choose_dense(a_high, b_high, p);
+        const int runs = (int)p[P_RUNS], early = runs / 4 >= 2 ? runs / 4 : 2;
+        sample_t sa, sb;
+        sample_start(&a, thr, p, &sa);
+        if (b.obj) sample_start(&b, thr, p, &sb);
+        sample_more(&a, thr, early, &sa);
+        if (b.obj) sample_more(&b, thr, early, &sb);
+        dense = choose_dense(density_bound(&sa, -p[P_Z]), b.obj ? density_bound(&sb, -p[P_Z]) : b_density, p);
+        if (!dense) {
+            sample_more(&a, thr, runs, &sa);
+            if (b.obj) sample_more(&b, thr, runs, &sb);
+            dense = choose_dense(density_bound(&sa, p[P_Z]), b.obj ? density_bound(&sb, p[P_Z]) : b_density, p);
+        }
     }
     PyBuffer_Release(&a);
     if (b.obj) PyBuffer_Release(&b);
@@ -1256,6 +1294,8 @@ static PyObject *py_edges_finite(PyObject *self, PyObject *c_obj)
     Py_buffer c;
     if (get_2d(c_obj, &c, 0, "C") < 0) return NULL;
     int finite = c.itemsize != 1;
+    for (int64_t i = 0; i < c.shape[0]; i++) /* one line (often one page) per row: overlap them */
+        __builtin_prefetch((const char *)c.buf + i * c.strides[0]);
     for (int64_t j = 0; finite && j < c.shape[1]; j++) finite = isfinite(entry(&c, 0, j));
     for (int64_t i = 0; finite && i < c.shape[0]; i++) finite = isfinite(entry(&c, i, 0));
     PyBuffer_Release(&c);

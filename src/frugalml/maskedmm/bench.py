@@ -22,6 +22,9 @@ from frugalml.maskedmm import core, patterns
 
 SYSTEM = "maskedmm"
 SLOW_PEER_BELOW = 0.8  # element-level peers take seconds on denser operands: skipped there
+SPARSE_FROM = 0.75  # our element-level method is timed from here on (far slower than BLAS below)
+GOAL_SPARSITIES = (0.75, 0.8, 0.9, 0.95, 0.99)
+AUTO_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,10 @@ def blas_note() -> str:
 
 NUMPY = "numpy dense (BLAS)"
 PER_CALL = "masked, B packed per call"
+AUTO = "auto"  # B as given: what matmul(A, B) costs a user
 INCLUDED = ("ours includes checks, planning and A's bitmap on every call; 'B prepared' excludes "
-            "prepare_b (done once, as for static weights); 'per call' includes packing B")
+            "prepare_b (done once, as for static weights); 'per call' includes packing B (masked) "
+            "or building its CSR rows (sparse)")
 
 
 def machine_load() -> str:
@@ -57,13 +62,18 @@ def machine_load() -> str:
     return f"load average {load:.1f} on {os.cpu_count()} cores"
 
 
-def our_functions(A, B, prepared, threads: int) -> dict[str, Callable[[], object]]:
-    """Our contenders: the masked kernel with B prepared once or packed per call, and auto."""
-    return {
+def our_functions(A, B, prepared, threads: int, sparsity: float) -> dict[str, Callable[[], object]]:
+    """Our contenders: auto, the masked and (from ``SPARSE_FROM`` zeros) the sparse method, each
+    with B prepared once and with B as given (packed or converted per call)."""
+    fns = {
+        "auto, B prepared": lambda: core.matmul(A, prepared, method="auto", threads=threads),
         "masked, B prepared": lambda: core.matmul(A, prepared, method="masked", threads=threads),
+        "sparse, B prepared": lambda: core.matmul(A, prepared, method="sparse", threads=threads),
+        AUTO: lambda: core.matmul(A, B, method="auto", threads=threads),
         PER_CALL: lambda: core.matmul(A, B, method="masked", threads=threads),
-        "auto": lambda: core.matmul(A, B, method="auto", threads=threads),
+        "sparse, B per call": lambda: core.matmul(A, B, method="sparse", threads=threads),
     }
+    return {name: fn for name, fn in fns.items() if "sparse" not in name or sparsity >= SPARSE_FROM}
 
 
 def peer_functions(A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[str, ...]
@@ -133,12 +143,12 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
         A, B = patterns.operands(pattern, config.n, sparsity, seed=7)
         prepared = core.prepare_b(B, threads=threads)
         workload = f"{config.n}^3 fp32 {pattern} {sparsity:.0%} zeros, {threads} thread(s)"
-        ours = our_functions(A, B, prepared, threads)
+        ours = our_functions(A, B, prepared, threads, sparsity)
         clock, clock_note = clock_for(threads)
         with threadpool_limits(limits=threads):
             peers, skipped = peer_functions(A, B, sparsity, config.peers)
             for peer_name, peer in peers.items():
-                names = list(ours) if peer_name == NUMPY else [PER_CALL]
+                names = list(ours) if peer_name == NUMPY else [AUTO]
                 for our_name in names:
                     fn = ours[our_name]
                     comparison = compare(fn, peer, rounds=config.rounds, warmup=1, clock=clock)
@@ -148,13 +158,65 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
                         notes=f"{note}; pattern={pattern}; sparsity={sparsity}; threads={threads}; "
                               f"{clock_note}; {machine_load()}; {INCLUDED}"
                               + (f"; skipped: {'; '.join(skipped)}" if skipped else "")))
-            core.reset_stats()
-            core.matmul(A, prepared, method="masked", threads=threads)
-            fma = core.stats()
-            plan = core.plan(A, B, threads=threads)
-            records.append(Record(SYSTEM, workload, "vector FMA reduction vs dense", "x",
-                                  fma.fma_reduction, None, None, higher_is_better=True,
-                                  notes=f"masked kernel run: {plan.kernel}; auto plan: {plan}"))
+            records += fma_records(A, B, prepared, threads, workload)
+    return records
+
+
+def fma_records(A, B, prepared, threads: int, workload: str) -> list[Record]:
+    """stats()' vector FMA reduction vs dense for the masked and the sparse method."""
+    plan = core.plan(A, B, threads=threads)
+    records = []
+    for method, metric in (("masked", "vector FMA reduction vs dense"),
+                           ("sparse", "vector FMA reduction vs dense (sparse method)")):
+        core.reset_stats()
+        core.matmul(A, prepared, method=method, threads=threads)
+        records.append(Record(SYSTEM, workload, metric, "x", core.stats().fma_reduction, None, None,
+                              higher_is_better=True,
+                              notes=f"masked kernel run: {plan.kernel}; auto plan: {plan}"
+                                    + ("; a sparse vector FMA = one vector's worth of element products"
+                                       if method == "sparse" else "")))
+    return records
+
+
+def goal_records(n: int = 1024, rounds: int = 15, sparsities=GOAL_SPARSITIES,
+                 auto_sparsities=AUTO_SPARSITIES, peer_sparsities=(0.8, 0.9), quiet: bool = True
+                 ) -> list[Record]:
+    """The issue's goal table, one thread, thread time, ``rounds`` interleaved rounds per pair:
+    every method of ours (B prepared and per call) vs numpy at ``sparsities``, auto (B as given)
+    vs numpy at ``auto_sparsities``, auto vs every CSR peer (conversion included) at
+    ``peer_sparsities``, and stats()' FMA reduction at 90%."""
+    from threadpoolctl import threadpool_limits
+
+    from frugalml.common.progress import progress
+
+    note = blas_note()
+    cases = sorted(set(sparsities) | set(auto_sparsities) | set(peer_sparsities))
+    records: list[Record] = []
+    for sparsity in progress(cases, desc="goal table", quiet=quiet):
+        A, B = patterns.operands("random", n, sparsity, seed=7)
+        prepared = core.prepare_b(B, threads=1)
+        workload = f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)"
+        ours = our_functions(A, B, prepared, 1, sparsity)
+        if sparsity not in sparsities:
+            ours = {AUTO: ours[AUTO]}
+        with threadpool_limits(limits=1):
+            peers, skipped = peer_functions(A, B, sparsity, ("scipy", "torch", "mkl"))
+            if sparsity not in peer_sparsities:
+                peers = {NUMPY: peers[NUMPY]}
+            pairs = [(name, NUMPY) for name in ours] + [(AUTO, peer) for peer in peers if peer != NUMPY]
+            for our_name, peer_name in pairs:
+                comparison = compare(ours[our_name], peers[peer_name], rounds=rounds, warmup=1,
+                                     clock=time.thread_time)
+                chosen = core.plan(A, prepared if "prepared" in our_name else B, threads=1)
+                records.append(Record.from_comparison(
+                    comparison, system=SYSTEM, workload=workload, peer=peer_name,
+                    metric=f"time ({our_name}, {rounds} rounds)",
+                    notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
+                          f"{machine_load()}; {INCLUDED}; auto picks {chosen.method}"
+                          + (f" ({chosen.kernel} kernel)" if chosen.method == "masked" else "")
+                          + (f"; skipped: {'; '.join(skipped)}" if skipped and peer_name != NUMPY else "")))
+        if sparsity == 0.9:
+            records += fma_records(A, B, prepared, 1, workload)
     return records
 
 
@@ -292,7 +354,7 @@ def speedups(records: list[Record], peer: str, our_name: str
 def plot(records: list[Record], path) -> None:
     """Speedup over numpy vs sparsity, one line per pattern and thread count."""
     fig, axes = new_figure(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, our_name in zip(axes, ("masked, B prepared", "auto"), strict=True):
+    for ax, our_name in zip(axes, ("auto, B prepared", AUTO), strict=True):
         for (pattern, threads), points in sorted(speedups(records, NUMPY, our_name).items()):
             xs, ys = zip(*sorted(points), strict=True)
             ax.plot([100 * x for x in xs], ys, marker="o", label=f"{pattern}, {threads} thr",

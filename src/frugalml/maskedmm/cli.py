@@ -155,7 +155,7 @@ def demo(quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the
     rows = runner.measure()
     if not quiet:
         table = Table(title="maskedmm vs numpy/OpenBLAS (768^3 fp32, 1 thread, median of 9)")
-        for col in ("zeros", "masked, B prepared", "auto"):
+        for col in ("zeros", "auto, B prepared", "auto, B per call"):
             table.add_column(col, justify="right")
         for s, m, a in rows:
             table.add_row(f"{s:.0%}", f"{m:.2f}x", f"{a:.2f}x")

@@ -36,6 +36,7 @@ RUNS, RUN = 256, 16  # density samples: 256 runs of 16 neighbouring entries
 SEED = 20240222
 EXACT_BELOW = 16384
 Z_SAMPLE = 2.0  # sampled densities are costed this many standard errors high
+SPARSE_FIT_UP_TO = 0.15  # the sparse kernel's costs are fitted where it can win (B's rows then fit L2)
 MIN_MARGIN = 0.25  # leave dense BLAS only for a predicted >= 1.25x, more when the model errs more
 
 
@@ -381,7 +382,8 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
             cal.rows_per_iteration, cal.rows_per_word = float(coef[0]), float(coef[1])
             errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
         next(bar)
-        cal.csr_per_entry, work, times = _time_sparse(operands, isa)
+        sparse_operands = [(X, d) for X, d in operands if d <= SPARSE_FIT_UP_TO]
+        cal.csr_per_entry, work, times = _time_sparse(sparse_operands, isa)
         work_array, time_array = np.array(work, float), np.array(times)
         coef, _ = nnls(work_array, time_array)
         cal.spgemm_per_flop, cal.spgemm_per_nonzero, cal.spgemm_per_output = (float(c) for c in coef)
