@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every sparse24 GPU check in one command (about 3 minutes on an H100/H200) and write JSON to $OUT
+# Run every sparse24 GPU check in one command (at most 5.5 minutes on an H100/H200) and write JSON to $OUT
 # (default benchmarks/results). Without a CUDA GPU it records 'skipped' and exits 0.
 # Needs a CUDA build of torch: PYTHON=/path/to/python benchmarks/sparse24/gpu.sh
 set -euo pipefail
@@ -7,6 +7,6 @@ cd "$(dirname "$0")/../.."
 OUT="${OUT:-benchmarks/results}"
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 mkdir -p "$OUT"
-PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" timeout 230 "$PYTHON" benchmarks/sparse24/gpu.py \
+PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" timeout 330 "$PYTHON" benchmarks/sparse24/gpu.py \
     --json "$OUT/sparse24-gpu.json" "$@"
 echo "wrote $OUT/sparse24-gpu.json"

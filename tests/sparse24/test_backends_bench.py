@@ -115,3 +115,26 @@ def test_quality_benchmark_records_and_plot(tmp_path):
     assert (
         dense.peer is None and sparse.peer_value == dense.ours and "goal (within 2% of dense)" in sparse.notes
     )
+
+
+@no_cuda
+def test_new_gpu_checks_skip_cleanly_on_cpu():
+    from frugalml.sparse24.gpubench import gpu_packing_rule, gpu_train_cli, gpu_vnm_paths
+
+    for check in (gpu_packing_rule, gpu_train_cli, gpu_vnm_paths):
+        (skipped,) = check()
+        assert skipped.metric == "skipped" and "CUDA" in skipped.notes
+
+
+def test_gpu_train_cli_runner_drives_the_real_cli(tmp_path):
+    from frugalml.sparse24.gpubench import CLI_RUNS, _cli_args, _run_cli
+
+    assert _cli_args({"transposable": True, "packing": "rule"}) == ["--transposable", "--packing", "rule"]
+    options = {**CLI_RUNS["emulate (reference)"], "device": "cpu", "dtype": "bfloat16", "steps": 2,
+               "sparse_fraction": 1, "dim": 32, "layers": 1, "heads": 2, "hidden": 64, "batch_size": 2,
+               "seq_len": 32, "eval_every": 2, "threads": 1}
+    code, output = _run_cli(options, str(tmp_path / "h.json"))
+    assert code == 0 and "final validation loss" in output, output
+    assert json.loads((tmp_path / "h.json").read_text())["history"][0]["phase"] == "sparse"
+    code, output = _run_cli({**options, "backend": "cusparselt"}, str(tmp_path / "x.json"))
+    assert (code == 2 and "emulate" in output) or torch.cuda.is_available()

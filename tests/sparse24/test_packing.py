@@ -117,3 +117,15 @@ def test_cusparselt_layer_with_rule_packing_follows_emulation(mask_every):
             emulated.weight.add_(update)
     with pytest.raises(InvalidInputError, match="choose one of: learned, rule"):
         SparsityConfig(packing="fast")
+
+
+def test_gpu_packing_agreement_helper_on_a_stand_in():
+    from frugalml.sparse24.gpubench import packing_agreement
+
+    rule = ShapeRule.learn(32, 64, torch.bfloat16, "cpu", CUTLASS)
+    rule_t = ShapeRule.learn(64, 32, torch.bfloat16, "cpu", CUTLASS)
+    w = torch.randn(32, 64, dtype=torch.bfloat16)
+    mask = transposable_mask_24(w, method="greedy")
+    agree = packing_agreement(mask, torch.randn_like(w), rule, rule_t, CUTLASS)
+    assert agree == {"P vs compress": 1.0, "P^T vs compress": 1.0, "P vs learned gather": 1.0,
+                     "P^T vs learned gather": 1.0}

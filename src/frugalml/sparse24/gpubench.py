@@ -1,11 +1,18 @@
-"""GPU benchmarks: cusparselt-vs-dense numerics, a per-GEMM time breakdown of a 2:4 Linear, FFN
-fwd+bwd at Llama-1B/7B shapes vs dense bf16 and torch's tile-kernel recipe, and a Llama-1B-shaped step.
+"""GPU benchmarks: cusparselt-vs-dense numerics, the mask-independent packing rule vs _cslt_compress,
+the Triton V:N:M kernel vs the gather and mask paths, the train CLI on cuda with cusparselt in bf16, a
+per-GEMM time breakdown of a 2:4 Linear, FFN fwd+bwd at Llama-1B/7B shapes vs dense bf16 and torch's
+tile-kernel recipe, and a Llama-1B-shaped step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
+import json
 import statistics
+import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +25,7 @@ from frugalml.sparse24.backends import (
     CUSPARSELT,
     CUSPARSELT_ALG0,
     PackedLayout,
+    SparseKernels,
     cusparselt_status,
     fused_greedy_prune,
     sparse_times_dense_t,
@@ -27,6 +35,7 @@ from frugalml.sparse24.bench import FFN_SHAPES, SYSTEM
 from frugalml.sparse24.layers import SparseLinear, SparsityConfig, SquaredReLUFFN
 from frugalml.sparse24.masks import transposable_mask_24, vnm_columns, vnm_mask
 from frugalml.sparse24.model import LlamaConfig
+from frugalml.sparse24.packing import ShapeRule
 from frugalml.sparse24.swap import sparsify_ffn
 
 FAST = {
@@ -38,11 +47,24 @@ FAST = {
     "flip_every": 0,
 }
 HELD = {**FAST, "mask_every": 10}
+RULE = {**FAST, "packing": "rule"}
 VARIANTS = {
     "mask every step (fused greedy prune + _cslt_compress)": FAST,
     "mask held 10 steps (gather packing)": HELD,
     "exact 90-pattern mask every step": {**FAST, "transposable_method": "exact"},
+    "mask every step, shape-rule packing (fused greedy prune + rule gather)": RULE,
 }
+STEP_VARIANTS = (
+    "mask every step (fused greedy prune + _cslt_compress)",
+    "mask held 10 steps (gather packing)",
+    "mask every step, shape-rule packing (fused greedy prune + rule gather)",
+)
+
+
+def gpu_skip(label: str = "GPU benchmarks") -> list[Record] | None:
+    """A 'skipped' record (with the reason) when cuSPARSELt cannot run here, else None."""
+    ok, reason = cusparselt_status()
+    return None if ok else [Record(SYSTEM, label, "skipped", "", 0.0, notes=f"not run: {reason}")]
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -67,7 +89,7 @@ class TorchTileSparsify(torch.autograd.Function):
         return grad, None
 
 
-def _guard(label: str, fn: Callable[[], list[Record]]) -> list[Record]:
+def guarded(label: str, fn: Callable[[], list[Record]]) -> list[Record]:
     """Run one GPU item; a failure becomes a 'failed' record instead of stopping the run."""
     try:
         return fn()
@@ -125,7 +147,7 @@ def gpu_numerics(tokens: int = 1004, dim: int = 1024, hidden: int = 4096) -> lis
             )
             return []
 
-        records += _guard(f"numerics {label}", layer_check)
+        records += guarded(f"numerics {label}", layer_check)
 
     def layout_check():
         w = torch.randn(hidden, dim, device="cuda", dtype=torch.bfloat16)
@@ -146,7 +168,7 @@ def gpu_numerics(tokens: int = 1004, dim: int = 1024, hidden: int = 4096) -> lis
             )
         ]
 
-    records += _guard("numerics gather packing", layout_check)
+    records += guarded("numerics gather packing", layout_check)
 
     def ffn_check():
         base = SquaredReLUFFN(dim, hidden).to("cuda", torch.bfloat16)
@@ -173,7 +195,7 @@ def gpu_numerics(tokens: int = 1004, dim: int = 1024, hidden: int = 4096) -> lis
             )
         ]
 
-    records += _guard("numerics FFN", ffn_check)
+    records += guarded("numerics FFN", ffn_check)
 
     def tile_check():
         w = torch.randn(hidden, dim, device="cuda", dtype=torch.bfloat16)
@@ -185,7 +207,7 @@ def gpu_numerics(tokens: int = 1004, dim: int = 1024, hidden: int = 4096) -> lis
         )
         return []
 
-    records += _guard("numerics tile cuSPARSELt", tile_check)
+    records += guarded("numerics tile cuSPARSELt", tile_check)
     return records
 
 
@@ -318,7 +340,7 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
                 )
             return out
 
-        records += _guard(f"GEMM breakdown {shape}", items)
+        records += guarded(f"GEMM breakdown {shape}", items)
     return records
 
 
@@ -436,11 +458,11 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
                         )
                     ]
 
-                out += _guard(f"FFN {shape} {label}", item)
+                out += guarded(f"FFN {shape} {label}", item)
             return out
 
-        records += _guard(f"FFN {shape}", ffn_items)
-    records += _guard("V:N:M kernels", lambda: gpu_vnm(tokens))
+        records += guarded(f"FFN {shape}", ffn_items)
+    records += guarded("V:N:M kernels", lambda: gpu_vnm(tokens))
 
     def llama_step():
         from frugalml.sparse24.model import TinyLlama
@@ -455,7 +477,7 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
             return lambda: model(batch, batch)[1].backward()
 
         out = []
-        for label in list(VARIANTS)[:2]:
+        for label in STEP_VARIANTS:
             sparse = sparsify_ffn(copy.deepcopy(dense), **VARIANTS[label])
             c = compare(_cuda_calls(step(sparse), 10), _cuda_calls(step(dense), 10), rounds=3, warmup=1)
             out.append(
@@ -472,5 +494,198 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
             del sparse
         return out
 
-    records += _guard("Llama-1B step", llama_step)
+    records += guarded("Llama-1B step", llama_step)
+    return records
+
+
+def packing_agreement(mask: torch.Tensor, w: torch.Tensor, rule: ShapeRule, rule_t: ShapeRule,
+                      kernels: SparseKernels = CUSPARSELT) -> dict[str, float]:
+    """Fraction of identical packed elements of the rule's P and P^T for ``mask`` and values ``w``
+    against ``kernels.compress`` and against the per-mask learned gather."""
+    pruned = torch.where(mask, w, 0)
+    packed, packed_t = rule.layout(mask, rule_t).pack(w, backward=True)
+    learned, learned_t = PackedLayout.learn(mask, w.dtype, True, kernels).pack(w, backward=True)
+
+    def same(a, b):
+        return float((a.view(torch.int16) == b.view(torch.int16)).float().mean())
+
+    return {"P vs compress": same(packed, kernels.compress(pruned)),
+            "P^T vs compress": same(packed_t, kernels.compress(pruned.t().contiguous())),
+            "P vs learned gather": same(packed, learned), "P^T vs learned gather": same(packed_t, learned_t)}
+
+
+def gpu_packing_rule(shapes: dict[str, tuple[int, int]] | None = None) -> list[Record]:
+    """The mask-independent packing rule on the real ``_cslt_compress``: learned (and self-checked) once
+    per weight shape, then for a fresh greedy-transposable mask: identical packed elements vs
+    ``_cslt_compress`` and vs the per-mask learned gather (P and P^T), and the time to build a mask's
+    layout by the rule vs learning it per mask, and to pack P and P^T by the gather vs compressing."""
+    skipped = gpu_skip("packing rule")
+    if skipped:
+        return skipped
+    name, records = torch.cuda.get_device_name(0), []
+    for shape, (dim, hidden) in (shapes or FFN_SHAPES).items():
+
+        def items(dim=dim, hidden=hidden, shape=shape):
+            start = time.perf_counter()
+            rule, rule_t = (ShapeRule.learn(hidden, dim, torch.bfloat16, "cuda"),
+                            ShapeRule.learn(dim, hidden, torch.bfloat16, "cuda"))
+            torch.cuda.synchronize()
+            learn_seconds = time.perf_counter() - start
+            torch.manual_seed(1)
+            w = torch.randn(hidden, dim, device="cuda", dtype=torch.bfloat16)
+            mask = fused_greedy_prune(w) != 0
+            w2 = torch.randn_like(w)
+            agree = packing_agreement(mask, w2, rule, rule_t)
+            pruned = torch.where(mask, w2, 0)
+            workload = f"packing rule {shape} W {hidden}x{dim} bf16"
+            identical = "identical packed elements"
+            out = [
+                Record(SYSTEM, f"{workload}: rule vs _cslt_compress, P and P^T", identical, "fraction",
+                       min(agree["P vs compress"], agree["P^T vs compress"]),
+                       notes=f"{name}; {agree}; 1.0 = bit-identical; the rule was learned on other masks"),
+                Record(SYSTEM, f"{workload}: rule vs learned gather, P and P^T", identical, "fraction",
+                       min(agree["P vs learned gather"], agree["P^T vs learned gather"]), notes=name),
+                Record(SYSTEM, f"{workload}: learn the rule (once per shape, W and W^T, self-checked)",
+                       "time", "s", learn_seconds, notes=f"{name}; wall clock, one call each"),
+            ]
+            times = {
+                "build a mask's layout by the rule (P and P^T)": _gpu_seconds(
+                    lambda: rule.layout(mask, rule_t), iters=2, repeats=3),
+                "learn a mask's gather per mask (PackedLayout.learn)": _gpu_seconds(
+                    lambda: PackedLayout.learn(mask, w.dtype, True), iters=1, repeats=3),
+                "pack P and P^T by _cslt_compress (prune given)": _gpu_seconds(
+                    lambda: (CUSPARSELT.compress(pruned), CUSPARSELT.compress(pruned.t().contiguous()))),
+            }
+            layout = rule.layout(mask, rule_t)
+            times["pack P and P^T by the gather"] = _gpu_seconds(lambda: layout.pack(w2, True))
+            peer = "learn a mask's gather per mask (PackedLayout.learn)"
+            for op, t in times.items():
+                out.append(Record(SYSTEM, f"{workload}: {op}", "time", "s", t,
+                                  peer=peer if op.startswith("build") else None,
+                                  peer_value=times[peer] if op.startswith("build") else None,
+                                  higher_is_better=False, notes=f"{name}; CUDA events, median"))
+            return out
+
+        records += guarded(f"packing rule {shape}", items)
+    return records
+
+
+def gpu_vnm_paths(tokens: int = 4096, dim: int = 1024, hidden: int = 4096,
+                  spec: str = "vnm:64:2:8") -> list[Record]:
+    """The Triton V:N:M kernel against the gather and mask paths: raw matmul, and a squared-ReLU FFN's
+    forward and backward with ``vnm_kernel`` triton / gather vs mask (same masks, bf16)."""
+    skipped = gpu_skip("Triton V:N:M paths")
+    if skipped:
+        return skipped
+    from frugalml.sparse24.vnm_kernel import triton_status, vnm_triton_matmul
+
+    ok, reason = triton_status("cuda")
+    if not ok:
+        return [Record(SYSTEM, "Triton V:N:M paths", "skipped", "", 0.0, notes=f"not run: {reason}")]
+    name, records = torch.cuda.get_device_name(0), []
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    h = F.relu(torch.randn(tokens, hidden, device="cuda", generator=generator)).square()
+    h = (h * vnm_mask(h, spec)).to(torch.bfloat16)
+    w = (torch.randn(dim, hidden, device="cuda", generator=generator) / hidden**0.5).to(torch.bfloat16)
+    columns = vnm_columns(h.float(), spec)
+    triton_y = vnm_triton_matmul(h, w.t().contiguous(), spec, columns)
+    for label, reference in (("gather + bmm", vnm_gather_matmul(h, w, spec, columns)),
+                             ("mask (dense matmul of the masked input)", F.linear(h, w))):
+        records.append(Record(SYSTEM, f"numerics: Triton V:N:M kernel vs {label}, {tokens}x{hidden} @ "
+                              f"{hidden}x{dim} {spec} bf16", "max abs error / max abs reference", "fraction",
+                              _relative_error(triton_y, reference), notes=f"{name}; bf16 rounding ~1e-2"))
+    x = torch.randn(tokens, dim, device="cuda", dtype=torch.bfloat16, generator=generator)
+    grad = torch.randn(tokens, dim, device="cuda", dtype=torch.bfloat16, generator=generator)
+    base = SquaredReLUFFN(dim, hidden).to("cuda", torch.bfloat16)
+    outputs = {}
+    for kernel in ("mask", "gather", "triton"):
+        ffn = sparsify_ffn(copy.deepcopy(base), activations=spec, method="ste", vnm_kernel=kernel)
+        xg = x.clone().requires_grad_()
+        y = ffn(xg)
+        y.backward(grad)
+        outputs[kernel] = (y, xg.grad, ffn.w1.weight.grad, ffn.w2.weight.grad)
+    for kernel in ("gather", "triton"):
+        for part, got, want in zip(("y", "dX", "dW1", "dW2"), outputs[kernel], outputs["mask"], strict=True):
+            records.append(Record(SYSTEM, f"numerics: FFN {dim}->{hidden} {spec}, vnm_kernel {kernel} vs "
+                                  f"mask: {part}", "max abs error / max abs reference", "fraction",
+                                  _relative_error(got, want), notes=f"{name}; same masks, bf16"))
+    return records
+
+
+CLI_MODEL = {"dim": 256, "layers": 2, "heads": 4, "hidden": 1024, "batch_size": 8, "seq_len": 128,
+             "eval_every": 4, "threads": 1}
+GREEDY_STE = {"method": "ste", "transposable": True, "transposable_method": "greedy", "activations": "dense"}
+CLI_RUNS = {
+    "emulate (reference)": GREEDY_STE,
+    "cusparselt": {**GREEDY_STE, "backend": "cusparselt"},
+    "cusparselt, --packing rule": {**GREEDY_STE, "backend": "cusparselt", "packing": "rule"},
+    "cusparselt + vnm:64:2:8 activations, sste": {"backend": "cusparselt", "activations": "vnm:64:2:8"},
+}
+
+
+def _cli_args(options: dict[str, Any]) -> list[str]:
+    args = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
+    return args
+
+
+def _run_cli(options: dict[str, Any], history: str) -> tuple[int, str]:
+    """``frugal sparse24 train`` in this process; (exit code, output). Without typer in this Python it
+    runs the same TrainConfig through the library and says so."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        from frugalml.cli import main
+    except ImportError as exc:
+        from frugalml.common.corpus import stdlib_bytes
+        from frugalml.sparse24.train import TrainConfig, train
+
+        model = {k: options[k] for k in ("dim", "hidden")}
+        shape_keys = ("dim", "layers", "heads", "hidden", "threads")
+        config = {k: v for k, v in options.items() if k not in shape_keys}
+        config["activations"] = None if config.get("activations") == "dense" else config.get("activations")
+        result = train(LlamaConfig(**model, n_layers=options["layers"], n_heads=options["heads"],
+                                   max_seq_len=options["seq_len"]), TrainConfig(**config), stdlib_bytes(),
+                       quiet=True)
+        with open(history, "w") as f:
+            json.dump({"history": result.history}, f)
+        return 0, f"library path ({exc}; the CLI needs typer)"
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(["sparse24", "train", *_cli_args(options), "--quiet", "--json", history])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+    return code, (out.getvalue() + err.getvalue()).strip()
+
+
+def gpu_train_cli(steps: int = 8) -> list[Record]:
+    """``frugal sparse24 train --device cuda --dtype bfloat16`` for a few steps per backend / packing:
+    exit code, final validation loss (vs the emulated run with the same seed) and tokens/s."""
+    skipped = gpu_skip("train CLI on cuda")
+    if skipped:
+        return skipped
+    name, records, reference = torch.cuda.get_device_name(0), [], None
+    for label, options in CLI_RUNS.items():
+        with tempfile.TemporaryDirectory() as folder:
+            history = f"{folder}/h.json"
+            run = {"device": "cuda", "dtype": "bfloat16", "steps": steps, "sparse_fraction": 1, **CLI_MODEL,
+                   **options}
+            code, output = _run_cli(run, history)
+            if code:
+                records.append(Record(SYSTEM, f"train CLI cuda bf16 {label}", "failed", "", float(code),
+                                      notes=f"{name}; exit {code}: {output[-300:]}"))
+                continue
+            with open(history) as f:
+                entry = json.load(f)["history"][-1]
+        emulated = label.startswith("emulate")
+        reference = entry["val_loss"] if emulated else reference
+        records.append(Record(
+            SYSTEM, f"train CLI cuda bf16 {label}: {steps} sparse steps, 2x256/1024 relu2, 8x128 tokens",
+            "validation loss", "nats/byte", entry["val_loss"],
+            peer=None if emulated else "emulate (same CLI run, seed)",
+            peer_value=None if emulated else reference, higher_is_better=False,
+            spread={"tokens_per_s": entry.get("tokens_per_s")},
+            notes=f"{name}; exit 0; {_cli_args(options)}; {output[-200:]}"))
     return records

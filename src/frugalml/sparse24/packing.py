@@ -134,8 +134,9 @@ class ShapeRule:
         bits = torch.stack(meta_bits)  # (patterns, meta words, 16)
         varies = (bits != bits[:1]).any(0).reshape(-1)
         flat = bits.reshape(len(PATTERNS), -1).t()  # (meta bits, patterns)
-        signatures, bit_signature = torch.unique(flat[varies].to(torch.uint8), dim=0, return_inverse=True)
-        signatures = signatures.bool()
+        powers = 1 << torch.arange(len(PATTERNS), device=device)
+        codes, bit_signature = torch.unique((flat[varies].long() * powers).sum(1), return_inverse=True)
+        signatures = (codes.unsqueeze(1) & powers) != 0  # (distinct signatures, patterns)
         # a bit that varies reads pattern q differently from pattern 0 for its first such q: probe the
         # group index one binary digit at a time with groups holding pattern q (digit 1) or 0 (digit 0)
         first_q = (flat != flat[:, :1]).long().argmax(1)
