@@ -43,6 +43,8 @@ QUALITY_ARMS: dict[str, dict[str, Any]] = {
     "sparse->dense 95/5 split": {"dense_features": 0.05},
     "sparse->dense token permutation": {"token_permutation": True},
     "sparse->dense masked decay": {"masked_decay": 2e-4},
+    "sparse->dense masked decay 2e-5": {"masked_decay": 2e-5},
+    "sparse->dense masked decay 2e-6": {"masked_decay": 2e-6},
 }
 FFN_SHAPES = {"llama-1b": (2048, 8192), "llama-7b": (4096, 11008)}
 

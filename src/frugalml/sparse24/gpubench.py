@@ -35,7 +35,7 @@ from frugalml.sparse24.bench import FFN_SHAPES, SYSTEM
 from frugalml.sparse24.layers import SparseLinear, SparsityConfig, SquaredReLUFFN
 from frugalml.sparse24.masks import transposable_mask_24, vnm_columns, vnm_mask
 from frugalml.sparse24.model import LlamaConfig
-from frugalml.sparse24.packing import ShapeRule
+from frugalml.sparse24.packing import ShapeRule, rule_layout
 from frugalml.sparse24.swap import sparsify_ffn
 
 FAST = {
@@ -281,6 +281,9 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
                 "learn the gather (once per held mask)": _gpu_seconds(
                     lambda: PackedLayout.learn(pruned != 0, w.dtype, True), iters=1, repeats=3
                 ),
+                "pack P and P^T by the shape rule (new mask: layout + gather)": _gpu_seconds(
+                    lambda: rule_layout(pruned != 0, w.dtype, True).pack(pruned, True), iters=5
+                ),
             }
             peers = {
                 "forward X P^T cuSPARSELt (searched alg)": "forward X W^T dense",
@@ -318,8 +321,13 @@ def gpu_breakdown(tokens: int = 8192) -> list[Record]:
                 times["prune: torch fused greedy tile kernel"]
                 + times["learn the gather (once per held mask)"]
             )
+            rule_step = (
+                times["prune: torch fused greedy tile kernel"]
+                + times["pack P and P^T by the shape rule (new mask: layout + gather)"]
+            )
             for label, overhead in (
                 ("mask every step", every_step),
+                ("mask every step, shape-rule packing", rule_step),
                 ("mask held 10 steps", gather + refresh / 10),
                 ("mask held 100 steps", gather + refresh / 100),
                 ("GEMMs only", 0.0),
