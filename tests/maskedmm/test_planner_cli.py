@@ -65,6 +65,21 @@ def test_auto_prefers_dense_near_break_even(fresh_cache):
     assert _plan(0.9).method == "dense"
 
 
+def test_products_cheaper_than_a_skipping_call_run_dense_without_sampling(fresh_cache, monkeypatch):
+    from frugalml.maskedmm import backend, core
+
+    A = np.zeros((112, 112), np.float32)  # all zeros: skipping would win if calls were free
+    chosen = core.plan(A, A)
+    assert chosen.method == "dense"
+    assert min(chosen.estimates["masked"], chosen.estimates["sparse"]) >= planner.calibration().call_overhead
+    if backend.has_extension():
+        params = planner.auto_params((112, 112, 112), "f32", backend.choose_isa(), False, 1, False)
+        assert backend.extension.auto_dense(A, A, 0.0, 0.0, params)
+        monkeypatch.setattr(planner.calibration(), "call_overhead", 0.0)
+        params = planner.auto_params((112, 112, 112), "f32", backend.choose_isa(), False, 1, False)
+        assert not backend.extension.auto_dense(A, A, 0.0, 0.0, params)  # free calls: skip the zeros
+
+
 def test_auto_does_not_count_on_threads_the_kernel_cannot_use(fresh_cache, monkeypatch):
     monkeypatch.setattr(planner.calibration(), "masked_parallel_gain", 0.0)
     one, two = _plan(0.1, threads=1), _plan(0.1, threads=2)
@@ -182,6 +197,7 @@ def test_auto_dense_in_c_decides_as_the_planner(fresh_cache, monkeypatch, costs)
         monkeypatch.setattr(cal, "dense_per_mac", cal.dense_per_mac * 0.3)
         monkeypatch.setattr(cal, "model_error", 0.4)
         monkeypatch.setitem(cal.per_call, 2, cal.per_call[2] * 0.2)
+        monkeypatch.setattr(cal, "call_overhead", 1e-6)
     gen = np.random.default_rng(3)
     isa, seen = backend.choose_isa(), set()
     # large shapes are sampled, small ones counted exactly; densities straddle the break-even

@@ -1134,7 +1134,8 @@ enum {
     P_SEGMENTS, P_KK, P_TILES, P_PER_CALL = P_TILES + 3, P_PER_ITER = P_PER_CALL + 3,
     P_BLOCKS = P_PER_ITER + 3,
     P_HAS_ROWS = P_BLOCKS + 3, P_MK, P_ROWS_TILES, P_SCALE, P_ROWS_PER_ITER, P_ROWS_PER_WORD,
-    P_ROWS_WORDS, P_SPARSE_FIXED, P_SPARSE_PRODUCT, P_SPARSE_OUTPUT, P_SPARSE_NONZERO, P_COUNT
+    P_ROWS_WORDS, P_SPARSE_FIXED, P_SPARSE_PRODUCT, P_SPARSE_OUTPUT, P_SPARSE_NONZERO,
+    P_CALL_OVERHEAD, P_COUNT
 };
 
 static double entry(const Py_buffer *x, int64_t i, int64_t j)
@@ -1262,22 +1263,28 @@ static PyObject *py_auto_dense(PyObject *self, PyObject *args)
         (b.obj && (b.itemsize == 1 || b.shape[0] < 1 || b.shape[1] < 1)))
         PyErr_SetString(PyExc_ValueError, "A and B must be non-empty float32 or float64 matrices");
     else {
-        /* A first quarter of the sample decides when even its lower bounds pick dense (the
+        /* Dense outright when it costs less than a skipping method's call overhead. Else a
+         * first quarter of the sample decides when even its lower bounds pick dense (the
          * planner's choice only moves towards dense as densities rise, and the full sample's
          * upper bounds lie above those lower bounds); otherwise the full sample decides, as
          * the planner does. */
         const double *p = (const double *)params.buf;
-        const int runs = (int)p[P_RUNS], early = runs / 4 >= 2 ? runs / 4 : 2;
-        sample_t sa, sb;
-        sample_start(&a, thr, p, &sa);
-        if (b.obj) sample_start(&b, thr, p, &sb);
-        sample_more(&a, thr, early, &sa);
-        if (b.obj) sample_more(&b, thr, early, &sb);
-        dense = choose_dense(density_bound(&sa, -p[P_Z]), b.obj ? density_bound(&sb, -p[P_Z]) : b_density, p);
+        const int all = (int)p[P_RUNS], early = all / 4 >= 2 ? all / 4 : 2;
+        dense = p[P_DENSE] <= p[P_CALL_OVERHEAD];
         if (!dense) {
-            sample_more(&a, thr, runs, &sa);
-            if (b.obj) sample_more(&b, thr, runs, &sb);
-            dense = choose_dense(density_bound(&sa, p[P_Z]), b.obj ? density_bound(&sb, p[P_Z]) : b_density, p);
+            sample_t sa, sb;
+            sample_start(&a, thr, p, &sa);
+            if (b.obj) sample_start(&b, thr, p, &sb);
+            sample_more(&a, thr, early, &sa);
+            if (b.obj) sample_more(&b, thr, early, &sb);
+            dense = choose_dense(density_bound(&sa, -p[P_Z]),
+                                 b.obj ? density_bound(&sb, -p[P_Z]) : b_density, p);
+            if (!dense) {
+                sample_more(&a, thr, all, &sa);
+                if (b.obj) sample_more(&b, thr, all, &sb);
+                dense = choose_dense(density_bound(&sa, p[P_Z]),
+                                     b.obj ? density_bound(&sb, p[P_Z]) : b_density, p);
+            }
         }
     }
     PyBuffer_Release(&a);

@@ -54,7 +54,9 @@ class Calibration:
     calibration measures it). The sparse (element-level) kernel costs ``csr_per_entry`` per entry
     of B to build its CSR rows (unless B is prepared), then ``spgemm_per_flop`` per element
     product, ``spgemm_per_nonzero`` per non-zero of A (bit scan, a row of B's start) and
-    ``spgemm_per_output`` per entry of C (zeroing it).
+    ``spgemm_per_output`` per entry of C (zeroing it). Either skipping method also costs
+    ``call_overhead`` per call (checks, allocations, Python): dense wins outright below it, so
+    ``auto`` then runs BLAS without sampling densities.
     """
 
     dense_per_mac: float = 1.37e-11
@@ -68,6 +70,7 @@ class Calibration:
     spgemm_per_flop: float = 5.1e-10
     spgemm_per_nonzero: float = 1.3e-9
     spgemm_per_output: float = 3.0e-10
+    call_overhead: float = 3.0e-5
     model_error: float = 0.1
     masked_parallel_gain: float = 0.0
     measured: bool = False
@@ -190,7 +193,8 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     a_high, b_high = upper_density(a_density, a_error), upper_density(b_density, b_error)
     filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
     estimates = {"dense": scale * cal.dense_per_mac * m * n * k / parallel + filter_cost}
-    overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
+    overhead = (cal.call_overhead + scale * cal.map_per_entry * m * k
+                + (0.0 if b_prepared else cal.pack_per_entry * k * n))
     speedup = 1.0 + cal.masked_parallel_gain * (parallel - 1)
     masked = {}
     for row_block in ROW_BLOCKS:
@@ -219,7 +223,8 @@ def sparse_terms(cal: Calibration, shape: tuple[int, int, int], scale: float, b_
     """The sparse kernel's cost as ``fixed + per_product * a * b + per_output + per_nonzero * a``
     for densities a, b: A's bitmap and B's CSR rows (unless prepared), then the kernel's terms."""
     m, k, n = shape
-    fixed = scale * (cal.map_per_entry * m * k + (0.0 if b_prepared else cal.csr_per_entry * k * n))
+    fixed = cal.call_overhead + scale * (cal.map_per_entry * m * k
+                                         + (0.0 if b_prepared else cal.csr_per_entry * k * n))
     return (fixed, scale * cal.spgemm_per_flop * m * k * n / speedup,
             scale * cal.spgemm_per_output * m * n / speedup, scale * cal.spgemm_per_nonzero * m * k / speedup)
 
@@ -246,7 +251,8 @@ def auto_params(shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepar
     parallel = max(1, min(threads, os.cpu_count() or 1))
     filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
     dense = scale * cal.dense_per_mac * m * n * k / parallel + filter_cost
-    overhead = scale * cal.map_per_entry * m * k + (0.0 if b_prepared else cal.pack_per_entry * k * n)
+    overhead = (cal.call_overhead + scale * cal.map_per_entry * m * k
+                + (0.0 if b_prepared else cal.pack_per_entry * k * n))
     rows_tiles = -(-n // (width * SEGMENTS * backend.rows_panels(isa)))
     speedup = 1.0 + cal.masked_parallel_gain * (parallel - 1)
     params = [RUNS, RUN, SEED, EXACT_BELOW, Z_SAMPLE, cal.margin, dense, overhead, speedup, width, SEGMENTS,
@@ -255,7 +261,7 @@ def auto_params(shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepar
               *(cal.per_call[r] for r in ROW_BLOCKS), *(cal.per_iteration[r] for r in ROW_BLOCKS),
               *ROW_BLOCKS, float(isa != backend.NUMBA), m * k, rows_tiles, scale, cal.rows_per_iteration,
               cal.rows_per_word, m * -(-k // 64) * rows_tiles,
-              *sparse_terms(cal, shape, scale, b_prepared, speedup)]
+              *sparse_terms(cal, shape, scale, b_prepared, speedup), cal.call_overhead]
     array = np.array(params, np.float64)
     if len(_auto_params) > 256:
         _auto_params.clear()
@@ -356,6 +362,7 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
             cal.map_per_entry = _best_time(
                 lambda: backend.extension.a_maps(A, 0.0, None, bits, None, isa, 1)) / A.size
             cal.pack_per_entry = _best_time(lambda: prepare_b(A, isa=isa, threads=1), 2) / A.size
+        cal.call_overhead = _call_overhead()
         densities = (0.4, 0.15, 0.08, 0.03, 0.01)
         operands = [(_sparse_like(gen, size, d), d) for d in densities]
         width = backend.segment_width(isa, "f32")
@@ -443,6 +450,16 @@ def _time_rows(X: np.ndarray, isa: str) -> float:
     prepared, bits, out = prepare_b(X, isa=isa, threads=1), _a_bits(X, isa), np.empty_like(X)
     return _best_time(lambda: backend.extension.multiply_rows(X, bits, prepared.panels, prepared.width,
                                                               out, isa, 1))
+
+
+def _call_overhead() -> float:
+    """Seconds of a skipping method's call beyond its kernels: the cheaper of a masked and a
+    sparse multiply of 8 x 8 operands (checks, maps, allocations, Python), best of 20."""
+    from frugalml.maskedmm.core import matmul
+
+    X = np.eye(8, dtype=np.float32)
+    return min(_best_time(lambda method=method: matmul(X, X, method=method, threads=1), 20)
+               for method in ("masked", "sparse"))
 
 
 def _time_sparse(operands, isa: str) -> tuple[float, list[tuple[float, float, float]], list[float]]:
