@@ -295,12 +295,13 @@ class SparseLinear(nn.Module):
                 holder["mask"] = self._held[0]
             return packed
         pruned = self._prune(w)
+        mask = pruned != 0 if holder is not None or c.packing == "rule" else None
         if self.training:
-            self._track_flips(lambda: pruned != 0)
+            self._track_flips(lambda: pruned != 0 if mask is None else mask)
         if holder is not None:
-            holder["mask"] = pruned != 0
+            holder["mask"] = mask
         if c.packing == "rule":
-            return rule_layout(pruned != 0, w.dtype, c.transposable, self.kernels).pack(pruned, backward)
+            return rule_layout(mask, w.dtype, c.transposable, self.kernels).pack(pruned, backward)
         return pack_pruned(pruned, c.transposable, backward, self.kernels)
 
     def _track_flips(self, mask: Callable[[], torch.Tensor]) -> None:
