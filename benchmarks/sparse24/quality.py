@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--arms", default=",".join(QUALITY_ARMS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of initialisation, batches and masks.")
     parser.add_argument("--cache", default=str(RESULTS / "sparse24-quality-runs.json"))
     parser.add_argument("--out", default=str(RESULTS / "sparse24-quality"))
     args = parser.parse_args()
@@ -42,7 +43,7 @@ def main() -> None:
     model_config = LlamaConfig(dim=args.dim, n_layers=args.layers, n_heads=4, hidden=args.hidden,
                                max_seq_len=args.seq_len)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-                               eval_every=args.eval_every)
+                               eval_every=args.eval_every, seed=args.seed)
     corpus = corpus_bytes(args.data)
     cache = Path(args.cache)
     key = json.dumps([model_config.to_dict(), repr(train_config), args.data])
