@@ -151,3 +151,16 @@ def test_sparse_kernel_refuses_inconsistent_csr_rows():
     ):
         with pytest.raises(ValueError, match=message):
             backend.extension.spgemm(A, bits, indptr, indices, values, C, "scalar", 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_skip_kernel_splits_rows_between_threads(dtype):
+    gen = np.random.default_rng(8)
+    A = gen.standard_normal((131, 300)).astype(dtype)  # full tiles of B in chunks, rows split unevenly
+    A[gen.random(A.shape) < 0.85] = 0
+    B = gen.standard_normal((300, 530)).astype(dtype)
+    ops = {t: core.check_operands(A, B, threads=t) for t in (1, 2, 3)}
+    results = [core._masked(ops[t], None, None, "rows") for t in ops]
+    assert relative_error(results[0], A, B) <= TOLERANCE[dtype]
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])

@@ -365,9 +365,23 @@ DEFINE_MULTIPLY(f64, double)
  * per-k overhead (bit scan, broadcast) is shared by 16 independent vector FMAs. B's zero
  * segments are not skipped: on scattered zeros they rarely line up, and testing them would cost
  * a branch per segment (the tile kernel above does that, for structured zeros). Tiles are the
- * outer loop, so one tile of B stays in L2 while every row streams past it, and C is written
- * once. B is read from its packed panels (pstride = K * NR between panels, rstride = NR between
- * rows): B read in place would put its rows a power of two apart, where they share cache sets. */
+ * outer loop, so one tile of B stays in L2 while every row streams past it. Full tiles of a C
+ * with contiguous rows go in chunks of ROWS_CHUNK k: each group of ROWS_GROUP rows (each thread
+ * has its own) passes over a chunk of B's tile (64 KiB) before the next, accumulating in C's
+ * tile (in L1/L2): measured 10-25% faster at 75-95% zeros than streaming all of B's tile past
+ * every row, which reads B from L2 for every non-zero of A. B is read from its packed panels
+ * (pstride = K * NR between panels, rstride = NR between rows): B read in place would put its
+ * rows a power of two apart, where they share cache sets. */
+
+#ifndef ROWS_CHUNK
+#define ROWS_CHUNK 64 /* k per pass over the rows: a tile's 64 rows of B (64 KiB fp32) stay near L1 */
+#endif
+#ifndef ROWS_GROUP
+#define ROWS_GROUP 64 /* rows whose C tile (64 KiB fp32) stays in L1/L2 while a chunk of B passes */
+#endif
+#if ROWS_CHUNK != 0 && ROWS_CHUNK != 32 && ROWS_CHUNK != 64
+#error "ROWS_CHUNK must be 0 (off), 32 or 64: a chunk lies within one bitmap word"
+#endif
 
 #define DEFINE_ROWS(NAME, ATTR, T, W, TP)                                                      \
     typedef T NAME##_vec __attribute__((vector_size((W) * sizeof(T)), aligned(sizeof(T)),      \
@@ -397,6 +411,29 @@ DEFINE_MULTIPLY(f64, double)
             *(NAME##_vec *)(out + v * (W)) = acc[v];                                           \
         return n;                                                                              \
     }                                                                                          \
+    /* out[tile] += A's row at the k of one bitmap word (masked) times B's rows there. */      \
+    ATTR static int64_t NAME##_chunk(const T *arow, ptrdiff_t sac, uint64_t word, int64_t w,   \
+                                     const T *tile, int64_t pstride, int64_t rstride, T *out)  \
+    {                                                                                          \
+        enum { NV = (TP) * MK_SEGMENTS };                                                      \
+        NAME##_vec acc[NV];                                                                    \
+        _Pragma("GCC unroll 64") for (int v = 0; v < NV; v++)                                  \
+            acc[v] = *(const NAME##_vec *)(out + v * (W));                                     \
+        int64_t n = 0;                                                                         \
+        while (word) {                                                                         \
+            const ptrdiff_t k = w * 64 + __builtin_ctzll(word);                                \
+            word &= word - 1;                                                                  \
+            const NAME##_vec a = (NAME##_vec){0} + arow[k * sac];                              \
+            const T *b = tile + k * rstride;                                                   \
+            _Pragma("GCC unroll 64") for (int v = 0; v < NV; v++)                              \
+                acc[v] += a * *(const NAME##_vec *)(b + (v / MK_SEGMENTS) * pstride +          \
+                                                    (v % MK_SEGMENTS) * (W));                  \
+            n++;                                                                               \
+        }                                                                                      \
+        _Pragma("GCC unroll 64") for (int v = 0; v < NV; v++)                                  \
+            *(NAME##_vec *)(out + v * (W)) = acc[v];                                           \
+        return n;                                                                              \
+    }                                                                                          \
     ATTR static void NAME(const T *A, ptrdiff_t sar, ptrdiff_t sac, int64_t M, int64_t K,      \
                           const uint64_t *rowbits, const T *B, int64_t pstride,                \
                           int64_t rstride, int64_t N, T *C, ptrdiff_t scr, ptrdiff_t scc,      \
@@ -408,11 +445,33 @@ DEFINE_MULTIPLY(f64, double)
         _Pragma("omp parallel num_threads(threads) reduction(+ : iters, fmas)")                \
         {                                                                                      \
             T buf[(TP) * (W) * MK_SEGMENTS] __attribute__((aligned(64)));                      \
+            const int part = omp_get_thread_num(), parts = omp_get_num_threads();              \
+            const int64_t i0 = M * part / parts, i1 = M * (part + 1) / parts;                  \
             for (int64_t t = 0; t < nt; t++) {                                                 \
                 const int64_t p0 = t * (TP), j0 = p0 * NR;                                     \
                 const int64_t tp = np - p0 < (TP) ? np - p0 : (TP);                            \
                 const int64_t cols = N - j0 < tp * NR ? N - j0 : tp * NR;                      \
                 const T *tile = B + p0 * pstride;                                              \
+                if (ROWS_CHUNK && cols == (TP) * NR && scc == 1) {                             \
+                    for (int64_t i = i0; i < i1; i++) memset(C + i * scr + j0, 0, sizeof(T) * cols); \
+                    for (int64_t g0 = i0; g0 < i1; g0 += ROWS_GROUP) {                         \
+                        const int64_t g1 = g0 + ROWS_GROUP < i1 ? g0 + ROWS_GROUP : i1;         \
+                        for (int64_t c0 = 0; c0 < K; c0 += ROWS_CHUNK) {                       \
+                            const int64_t w = c0 / 64;                                         \
+                            const uint64_t mask = ROWS_CHUNK >= 64 ? ~0ull                     \
+                                : ((1ull << (ROWS_CHUNK & 63)) - 1) << (c0 % 64);              \
+                            for (int64_t i = g0; i < g1; i++) {                                \
+                                const uint64_t word = rowbits[i * nw + w] & mask;              \
+                                if (!word) continue;                                           \
+                                const int64_t n = NAME##_chunk(A + i * sar, sac, word, w, tile, \
+                                                               pstride, rstride, C + i * scr + j0); \
+                                iters += n;                                                    \
+                                fmas += n * tp * MK_SEGMENTS;                                  \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+                    continue;                                                                  \
+                }                                                                              \
                 _Pragma("omp for schedule(static)")                                            \
                 for (int64_t i = 0; i < M; i++) {                                              \
                     const T *arow = A + i * sar;                                               \

@@ -33,22 +33,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 64;
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
+        __m512 d0_0 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
         _mm512_storeu_ps(ct + 0, c0_0);
     }
     return n;
@@ -69,22 +86,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 64;
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
+        __m512 d0_1 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
         _mm512_storeu_ps(ct + 16, c0_1);
     }
     return n;
@@ -106,24 +140,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 64;
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
     }
@@ -145,22 +200,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 64;
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
+        __m512 d0_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
         _mm512_storeu_ps(ct + 32, c0_2);
     }
     return n;
@@ -182,24 +254,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 64;
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 32, c0_2);
     }
@@ -222,24 +315,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 64;
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
     }
@@ -263,26 +377,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
@@ -305,22 +444,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 64;
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 48, c0_3);
     }
     return n;
@@ -342,24 +498,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 64;
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 48, c0_3);
     }
@@ -382,24 +559,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 64;
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 48, c0_3);
     }
@@ -423,26 +621,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 48, c0_3);
@@ -466,24 +689,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 64;
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 48, c0_3);
     }
@@ -507,26 +751,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 48, c0_3);
@@ -551,26 +820,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 48, c0_3);
@@ -596,28 +890,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 1;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
@@ -642,24 +965,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 128;
         __m512 c0_0 = _mm512_loadu_ps(ct + 0);
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 64, c1_0);
     }
@@ -682,24 +1026,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 128;
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 80, c1_1);
     }
@@ -724,27 +1089,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_1 = _mm512_loadu_ps(ct + 16);
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 64, c1_0);
@@ -769,24 +1162,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 128;
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 96, c1_2);
     }
@@ -811,27 +1225,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 64, c1_0);
@@ -858,27 +1300,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_2 = _mm512_loadu_ps(ct + 32);
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 80, c1_1);
@@ -907,30 +1377,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
@@ -957,24 +1462,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         float *restrict ct = ctile + pc * 128;
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 112, c1_3);
     }
@@ -999,27 +1525,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 64, c1_0);
@@ -1046,27 +1600,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 80, c1_1);
@@ -1095,30 +1677,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 48, c0_3);
@@ -1147,27 +1764,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c0_3 = _mm512_loadu_ps(ct + 48);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 96, c1_2);
@@ -1196,30 +1841,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 48, c0_3);
@@ -1250,30 +1930,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 48, c0_3);
@@ -1306,33 +2021,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 2;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
@@ -1363,28 +2120,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_0 = _mm512_loadu_ps(ct + 64);
         __m512 c2_0 = _mm512_loadu_ps(ct + 128);
         __m512 c3_0 = _mm512_loadu_ps(ct + 192);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d2_0 = _mm512_setzero_ps();
+        __m512 d3_0 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c2_0 = _mm512_add_ps(c2_0, d2_0);
+        c3_0 = _mm512_add_ps(c3_0, d3_0);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 64, c1_0);
         _mm512_storeu_ps(ct + 128, c2_0);
@@ -1411,28 +2197,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_1 = _mm512_loadu_ps(ct + 80);
         __m512 c2_1 = _mm512_loadu_ps(ct + 144);
         __m512 c3_1 = _mm512_loadu_ps(ct + 208);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d2_1 = _mm512_setzero_ps();
+        __m512 d3_1 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c2_1 = _mm512_add_ps(c2_1, d2_1);
+        c3_1 = _mm512_add_ps(c3_1, d3_1);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 80, c1_1);
         _mm512_storeu_ps(ct + 144, c2_1);
@@ -1463,33 +2278,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c2_1 = _mm512_loadu_ps(ct + 144);
         __m512 c3_0 = _mm512_loadu_ps(ct + 192);
         __m512 c3_1 = _mm512_loadu_ps(ct + 208);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d2_0 = _mm512_setzero_ps();
+        __m512 d2_1 = _mm512_setzero_ps();
+        __m512 d3_0 = _mm512_setzero_ps();
+        __m512 d3_1 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c2_0 = _mm512_add_ps(c2_0, d2_0);
+        c2_1 = _mm512_add_ps(c2_1, d2_1);
+        c3_0 = _mm512_add_ps(c3_0, d3_0);
+        c3_1 = _mm512_add_ps(c3_1, d3_1);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 64, c1_0);
@@ -1520,28 +2377,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_2 = _mm512_loadu_ps(ct + 96);
         __m512 c2_2 = _mm512_loadu_ps(ct + 160);
         __m512 c3_2 = _mm512_loadu_ps(ct + 224);
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d2_2 = _mm512_setzero_ps();
+        __m512 d3_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c2_2 = _mm512_add_ps(c2_2, d2_2);
+        c3_2 = _mm512_add_ps(c3_2, d3_2);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 96, c1_2);
         _mm512_storeu_ps(ct + 160, c2_2);
@@ -1572,33 +2458,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c2_2 = _mm512_loadu_ps(ct + 160);
         __m512 c3_0 = _mm512_loadu_ps(ct + 192);
         __m512 c3_2 = _mm512_loadu_ps(ct + 224);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d2_0 = _mm512_setzero_ps();
+        __m512 d2_2 = _mm512_setzero_ps();
+        __m512 d3_0 = _mm512_setzero_ps();
+        __m512 d3_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c2_0 = _mm512_add_ps(c2_0, d2_0);
+        c2_2 = _mm512_add_ps(c2_2, d2_2);
+        c3_0 = _mm512_add_ps(c3_0, d3_0);
+        c3_2 = _mm512_add_ps(c3_2, d3_2);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 64, c1_0);
@@ -1633,33 +2561,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c2_2 = _mm512_loadu_ps(ct + 160);
         __m512 c3_1 = _mm512_loadu_ps(ct + 208);
         __m512 c3_2 = _mm512_loadu_ps(ct + 224);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d2_1 = _mm512_setzero_ps();
+        __m512 d2_2 = _mm512_setzero_ps();
+        __m512 d3_1 = _mm512_setzero_ps();
+        __m512 d3_2 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c2_1 = _mm512_add_ps(c2_1, d2_1);
+        c2_2 = _mm512_add_ps(c2_2, d2_2);
+        c3_1 = _mm512_add_ps(c3_1, d3_1);
+        c3_2 = _mm512_add_ps(c3_2, d3_2);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 80, c1_1);
@@ -1702,32 +2672,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -1764,28 +2736,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c1_3 = _mm512_loadu_ps(ct + 112);
         __m512 c2_3 = _mm512_loadu_ps(ct + 176);
         __m512 c3_3 = _mm512_loadu_ps(ct + 240);
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
+        __m512 d2_3 = _mm512_setzero_ps();
+        __m512 d3_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
+        c2_3 = _mm512_add_ps(c2_3, d2_3);
+        c3_3 = _mm512_add_ps(c3_3, d3_3);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 112, c1_3);
         _mm512_storeu_ps(ct + 176, c2_3);
@@ -1816,33 +2817,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c2_3 = _mm512_loadu_ps(ct + 176);
         __m512 c3_0 = _mm512_loadu_ps(ct + 192);
         __m512 c3_3 = _mm512_loadu_ps(ct + 240);
+        __m512 d0_0 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_0 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
+        __m512 d2_0 = _mm512_setzero_ps();
+        __m512 d2_3 = _mm512_setzero_ps();
+        __m512 d3_0 = _mm512_setzero_ps();
+        __m512 d3_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_ps(c0_0, d0_0);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_0 = _mm512_add_ps(c1_0, d1_0);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
+        c2_0 = _mm512_add_ps(c2_0, d2_0);
+        c2_3 = _mm512_add_ps(c2_3, d2_3);
+        c3_0 = _mm512_add_ps(c3_0, d3_0);
+        c3_3 = _mm512_add_ps(c3_3, d3_3);
         _mm512_storeu_ps(ct + 0, c0_0);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 64, c1_0);
@@ -1877,33 +2920,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c2_3 = _mm512_loadu_ps(ct + 176);
         __m512 c3_1 = _mm512_loadu_ps(ct + 208);
         __m512 c3_3 = _mm512_loadu_ps(ct + 240);
+        __m512 d0_1 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_1 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
+        __m512 d2_1 = _mm512_setzero_ps();
+        __m512 d2_3 = _mm512_setzero_ps();
+        __m512 d3_1 = _mm512_setzero_ps();
+        __m512 d3_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_ps(c0_1, d0_1);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_1 = _mm512_add_ps(c1_1, d1_1);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
+        c2_1 = _mm512_add_ps(c2_1, d2_1);
+        c2_3 = _mm512_add_ps(c2_3, d2_3);
+        c3_1 = _mm512_add_ps(c3_1, d3_1);
+        c3_3 = _mm512_add_ps(c3_3, d3_3);
         _mm512_storeu_ps(ct + 16, c0_1);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 80, c1_1);
@@ -1946,32 +3031,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -2012,33 +3099,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512 c2_3 = _mm512_loadu_ps(ct + 176);
         __m512 c3_2 = _mm512_loadu_ps(ct + 224);
         __m512 c3_3 = _mm512_loadu_ps(ct + 240);
+        __m512 d0_2 = _mm512_setzero_ps();
+        __m512 d0_3 = _mm512_setzero_ps();
+        __m512 d1_2 = _mm512_setzero_ps();
+        __m512 d1_3 = _mm512_setzero_ps();
+        __m512 d2_2 = _mm512_setzero_ps();
+        __m512 d2_3 = _mm512_setzero_ps();
+        __m512 d3_2 = _mm512_setzero_ps();
+        __m512 d3_3 = _mm512_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_ps(c0_2, d0_2);
+        c0_3 = _mm512_add_ps(c0_3, d0_3);
+        c1_2 = _mm512_add_ps(c1_2, d1_2);
+        c1_3 = _mm512_add_ps(c1_3, d1_3);
+        c2_2 = _mm512_add_ps(c2_2, d2_2);
+        c2_3 = _mm512_add_ps(c2_3, d2_3);
+        c3_2 = _mm512_add_ps(c3_2, d3_2);
+        c3_3 = _mm512_add_ps(c3_3, d3_3);
         _mm512_storeu_ps(ct + 32, c0_2);
         _mm512_storeu_ps(ct + 48, c0_3);
         _mm512_storeu_ps(ct + 96, c1_2);
@@ -2081,32 +3210,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -2155,32 +3286,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_ps(ct + 16, c0_1);
@@ -2233,37 +3366,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 64;
-                const float *av = vals + idx * 4;
-                const __m512 b0 = _mm512_loadu_ps(bp + 0);
-                const __m512 b1 = _mm512_loadu_ps(bp + 16);
-                const __m512 b2 = _mm512_loadu_ps(bp + 32);
-                const __m512 b3 = _mm512_loadu_ps(bp + 48);
-                const __m512 a0 = _mm512_set1_ps(av[0]);
-                const __m512 a1 = _mm512_set1_ps(av[1]);
-                const __m512 a2 = _mm512_set1_ps(av[2]);
-                const __m512 a3 = _mm512_set1_ps(av[3]);
-                c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -2307,22 +3442,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 32;
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
+        __m512d d0_0 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
         _mm512_storeu_pd(ct + 0, c0_0);
     }
     return n;
@@ -2343,22 +3495,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 32;
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
+        __m512d d0_1 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
         _mm512_storeu_pd(ct + 8, c0_1);
     }
     return n;
@@ -2380,24 +3549,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 32;
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
     }
@@ -2419,22 +3609,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 32;
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
+        __m512d d0_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
         _mm512_storeu_pd(ct + 16, c0_2);
     }
     return n;
@@ -2456,24 +3663,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 32;
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 16, c0_2);
     }
@@ -2496,24 +3724,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 32;
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
     }
@@ -2537,26 +3786,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
@@ -2579,22 +3853,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 32;
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 24, c0_3);
     }
     return n;
@@ -2616,24 +3907,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 32;
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 24, c0_3);
     }
@@ -2656,24 +3968,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 32;
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 24, c0_3);
     }
@@ -2697,26 +4030,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 24, c0_3);
@@ -2740,24 +4098,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 32;
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 24, c0_3);
     }
@@ -2781,26 +4160,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 24, c0_3);
@@ -2825,26 +4229,51 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 24, c0_3);
@@ -2870,28 +4299,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 1;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
@@ -2916,24 +4374,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 64;
         __m512d c0_0 = _mm512_loadu_pd(ct + 0);
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 32, c1_0);
     }
@@ -2956,24 +4435,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 64;
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 40, c1_1);
     }
@@ -2998,27 +4498,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_1 = _mm512_loadu_pd(ct + 8);
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 32, c1_0);
@@ -3043,24 +4571,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 64;
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 48, c1_2);
     }
@@ -3085,27 +4634,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 32, c1_0);
@@ -3132,27 +4709,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_2 = _mm512_loadu_pd(ct + 16);
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 40, c1_1);
@@ -3181,30 +4786,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
@@ -3231,24 +4871,45 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         double *restrict ct = ctile + pc * 64;
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 56, c1_3);
     }
@@ -3273,27 +4934,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 32, c1_0);
@@ -3320,27 +5009,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 40, c1_1);
@@ -3369,30 +5086,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 24, c0_3);
@@ -3421,27 +5173,55 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c0_3 = _mm512_loadu_pd(ct + 24);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 48, c1_2);
@@ -3470,30 +5250,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 24, c0_3);
@@ -3524,30 +5339,65 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 24, c0_3);
@@ -3580,33 +5430,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 2;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
@@ -3637,28 +5529,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_0 = _mm512_loadu_pd(ct + 32);
         __m512d c2_0 = _mm512_loadu_pd(ct + 64);
         __m512d c3_0 = _mm512_loadu_pd(ct + 96);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d2_0 = _mm512_setzero_pd();
+        __m512d d3_0 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c2_0 = _mm512_add_pd(c2_0, d2_0);
+        c3_0 = _mm512_add_pd(c3_0, d3_0);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 32, c1_0);
         _mm512_storeu_pd(ct + 64, c2_0);
@@ -3685,28 +5606,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_1 = _mm512_loadu_pd(ct + 40);
         __m512d c2_1 = _mm512_loadu_pd(ct + 72);
         __m512d c3_1 = _mm512_loadu_pd(ct + 104);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d2_1 = _mm512_setzero_pd();
+        __m512d d3_1 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c2_1 = _mm512_add_pd(c2_1, d2_1);
+        c3_1 = _mm512_add_pd(c3_1, d3_1);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 40, c1_1);
         _mm512_storeu_pd(ct + 72, c2_1);
@@ -3737,33 +5687,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c2_1 = _mm512_loadu_pd(ct + 72);
         __m512d c3_0 = _mm512_loadu_pd(ct + 96);
         __m512d c3_1 = _mm512_loadu_pd(ct + 104);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d2_0 = _mm512_setzero_pd();
+        __m512d d2_1 = _mm512_setzero_pd();
+        __m512d d3_0 = _mm512_setzero_pd();
+        __m512d d3_1 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c2_0 = _mm512_add_pd(c2_0, d2_0);
+        c2_1 = _mm512_add_pd(c2_1, d2_1);
+        c3_0 = _mm512_add_pd(c3_0, d3_0);
+        c3_1 = _mm512_add_pd(c3_1, d3_1);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 32, c1_0);
@@ -3794,28 +5786,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_2 = _mm512_loadu_pd(ct + 48);
         __m512d c2_2 = _mm512_loadu_pd(ct + 80);
         __m512d c3_2 = _mm512_loadu_pd(ct + 112);
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d2_2 = _mm512_setzero_pd();
+        __m512d d3_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c2_2 = _mm512_add_pd(c2_2, d2_2);
+        c3_2 = _mm512_add_pd(c3_2, d3_2);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 48, c1_2);
         _mm512_storeu_pd(ct + 80, c2_2);
@@ -3846,33 +5867,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c2_2 = _mm512_loadu_pd(ct + 80);
         __m512d c3_0 = _mm512_loadu_pd(ct + 96);
         __m512d c3_2 = _mm512_loadu_pd(ct + 112);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d2_0 = _mm512_setzero_pd();
+        __m512d d2_2 = _mm512_setzero_pd();
+        __m512d d3_0 = _mm512_setzero_pd();
+        __m512d d3_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c2_0 = _mm512_add_pd(c2_0, d2_0);
+        c2_2 = _mm512_add_pd(c2_2, d2_2);
+        c3_0 = _mm512_add_pd(c3_0, d3_0);
+        c3_2 = _mm512_add_pd(c3_2, d3_2);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 32, c1_0);
@@ -3907,33 +5970,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c2_2 = _mm512_loadu_pd(ct + 80);
         __m512d c3_1 = _mm512_loadu_pd(ct + 104);
         __m512d c3_2 = _mm512_loadu_pd(ct + 112);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d2_1 = _mm512_setzero_pd();
+        __m512d d2_2 = _mm512_setzero_pd();
+        __m512d d3_1 = _mm512_setzero_pd();
+        __m512d d3_2 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c2_1 = _mm512_add_pd(c2_1, d2_1);
+        c2_2 = _mm512_add_pd(c2_2, d2_2);
+        c3_1 = _mm512_add_pd(c3_1, d3_1);
+        c3_2 = _mm512_add_pd(c3_2, d3_2);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 40, c1_1);
@@ -3976,32 +6081,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -4038,28 +6145,57 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c1_3 = _mm512_loadu_pd(ct + 56);
         __m512d c2_3 = _mm512_loadu_pd(ct + 88);
         __m512d c3_3 = _mm512_loadu_pd(ct + 120);
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
+        __m512d d2_3 = _mm512_setzero_pd();
+        __m512d d3_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
+        c2_3 = _mm512_add_pd(c2_3, d2_3);
+        c3_3 = _mm512_add_pd(c3_3, d3_3);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 56, c1_3);
         _mm512_storeu_pd(ct + 88, c2_3);
@@ -4090,33 +6226,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c2_3 = _mm512_loadu_pd(ct + 88);
         __m512d c3_0 = _mm512_loadu_pd(ct + 96);
         __m512d c3_3 = _mm512_loadu_pd(ct + 120);
+        __m512d d0_0 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_0 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
+        __m512d d2_0 = _mm512_setzero_pd();
+        __m512d d2_3 = _mm512_setzero_pd();
+        __m512d d3_0 = _mm512_setzero_pd();
+        __m512d d3_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm512_add_pd(c0_0, d0_0);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_0 = _mm512_add_pd(c1_0, d1_0);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
+        c2_0 = _mm512_add_pd(c2_0, d2_0);
+        c2_3 = _mm512_add_pd(c2_3, d2_3);
+        c3_0 = _mm512_add_pd(c3_0, d3_0);
+        c3_3 = _mm512_add_pd(c3_3, d3_3);
         _mm512_storeu_pd(ct + 0, c0_0);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 32, c1_0);
@@ -4151,33 +6329,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c2_3 = _mm512_loadu_pd(ct + 88);
         __m512d c3_1 = _mm512_loadu_pd(ct + 104);
         __m512d c3_3 = _mm512_loadu_pd(ct + 120);
+        __m512d d0_1 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_1 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
+        __m512d d2_1 = _mm512_setzero_pd();
+        __m512d d2_3 = _mm512_setzero_pd();
+        __m512d d3_1 = _mm512_setzero_pd();
+        __m512d d3_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm512_add_pd(c0_1, d0_1);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_1 = _mm512_add_pd(c1_1, d1_1);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
+        c2_1 = _mm512_add_pd(c2_1, d2_1);
+        c2_3 = _mm512_add_pd(c2_3, d2_3);
+        c3_1 = _mm512_add_pd(c3_1, d3_1);
+        c3_3 = _mm512_add_pd(c3_3, d3_3);
         _mm512_storeu_pd(ct + 8, c0_1);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 40, c1_1);
@@ -4220,32 +6440,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -4286,33 +6508,75 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         __m512d c2_3 = _mm512_loadu_pd(ct + 88);
         __m512d c3_2 = _mm512_loadu_pd(ct + 112);
         __m512d c3_3 = _mm512_loadu_pd(ct + 120);
+        __m512d d0_2 = _mm512_setzero_pd();
+        __m512d d0_3 = _mm512_setzero_pd();
+        __m512d d1_2 = _mm512_setzero_pd();
+        __m512d d1_3 = _mm512_setzero_pd();
+        __m512d d2_2 = _mm512_setzero_pd();
+        __m512d d2_3 = _mm512_setzero_pd();
+        __m512d d3_2 = _mm512_setzero_pd();
+        __m512d d3_3 = _mm512_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm512_add_pd(c0_2, d0_2);
+        c0_3 = _mm512_add_pd(c0_3, d0_3);
+        c1_2 = _mm512_add_pd(c1_2, d1_2);
+        c1_3 = _mm512_add_pd(c1_3, d1_3);
+        c2_2 = _mm512_add_pd(c2_2, d2_2);
+        c2_3 = _mm512_add_pd(c2_3, d2_3);
+        c3_2 = _mm512_add_pd(c3_2, d3_2);
+        c3_3 = _mm512_add_pd(c3_3, d3_3);
         _mm512_storeu_pd(ct + 16, c0_2);
         _mm512_storeu_pd(ct + 24, c0_3);
         _mm512_storeu_pd(ct + 48, c1_2);
@@ -4355,32 +6619,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -4429,32 +6695,34 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_pd(ct + 8, c0_1);
@@ -4507,37 +6775,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 32;
-                const double *av = vals + idx * 4;
-                const __m512d b0 = _mm512_loadu_pd(bp + 0);
-                const __m512d b1 = _mm512_loadu_pd(bp + 8);
-                const __m512d b2 = _mm512_loadu_pd(bp + 16);
-                const __m512d b3 = _mm512_loadu_pd(bp + 24);
-                const __m512d a0 = _mm512_set1_pd(av[0]);
-                const __m512d a1 = _mm512_set1_pd(av[1]);
-                const __m512d a2 = _mm512_set1_pd(av[2]);
-                const __m512d a3 = _mm512_set1_pd(av[3]);
-                c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -4581,22 +6851,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 32;
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
+        __m256 d0_0 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
         _mm256_storeu_ps(ct + 0, c0_0);
     }
     return n;
@@ -4617,22 +6904,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 32;
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
+        __m256 d0_1 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
         _mm256_storeu_ps(ct + 8, c0_1);
     }
     return n;
@@ -4654,24 +6958,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 32;
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_1 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 8, c0_1);
     }
@@ -4693,22 +7018,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 32;
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
+        __m256 d0_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
         _mm256_storeu_ps(ct + 16, c0_2);
     }
     return n;
@@ -4730,24 +7072,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 32;
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 16, c0_2);
     }
@@ -4770,24 +7133,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 32;
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 16, c0_2);
     }
@@ -4811,26 +7195,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 16, c0_2);
@@ -4853,22 +7262,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         const float *restrict vals = vals_all + starts[pc];
         float *restrict ct = ctile + pc * 32;
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 24, c0_3);
     }
     return n;
@@ -4890,24 +7316,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 32;
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 24, c0_3);
     }
@@ -4930,24 +7377,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 32;
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 24, c0_3);
     }
@@ -4971,26 +7439,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 24, c0_3);
@@ -5014,24 +7507,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 32;
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 24, c0_3);
     }
@@ -5055,26 +7569,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 24, c0_3);
@@ -5099,26 +7638,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 24, c0_3);
@@ -5144,28 +7708,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 1;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 16, c0_2);
@@ -5190,24 +7783,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 64;
         __m256 c0_0 = _mm256_loadu_ps(ct + 0);
         __m256 c1_0 = _mm256_loadu_ps(ct + 32);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d1_0 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c1_0 = _mm256_add_ps(c1_0, d1_0);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 32, c1_0);
     }
@@ -5230,24 +7844,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 64;
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c1_1 = _mm256_loadu_ps(ct + 40);
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d1_1 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c1_1 = _mm256_add_ps(c1_1, d1_1);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 40, c1_1);
     }
@@ -5272,27 +7907,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_1 = _mm256_loadu_ps(ct + 8);
         __m256 c1_0 = _mm256_loadu_ps(ct + 32);
         __m256 c1_1 = _mm256_loadu_ps(ct + 40);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d1_0 = _mm256_setzero_ps();
+        __m256 d1_1 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c1_0 = _mm256_add_ps(c1_0, d1_0);
+        c1_1 = _mm256_add_ps(c1_1, d1_1);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 32, c1_0);
@@ -5317,24 +7980,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 64;
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
         __m256 c1_2 = _mm256_loadu_ps(ct + 48);
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d1_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c1_2 = _mm256_add_ps(c1_2, d1_2);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 48, c1_2);
     }
@@ -5359,27 +8043,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
         __m256 c1_0 = _mm256_loadu_ps(ct + 32);
         __m256 c1_2 = _mm256_loadu_ps(ct + 48);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d1_0 = _mm256_setzero_ps();
+        __m256 d1_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c1_0 = _mm256_add_ps(c1_0, d1_0);
+        c1_2 = _mm256_add_ps(c1_2, d1_2);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 32, c1_0);
@@ -5406,27 +8118,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_2 = _mm256_loadu_ps(ct + 16);
         __m256 c1_1 = _mm256_loadu_ps(ct + 40);
         __m256 c1_2 = _mm256_loadu_ps(ct + 48);
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d1_1 = _mm256_setzero_ps();
+        __m256 d1_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c1_1 = _mm256_add_ps(c1_1, d1_1);
+        c1_2 = _mm256_add_ps(c1_2, d1_2);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 40, c1_1);
@@ -5459,24 +8199,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -5505,24 +8247,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         float *restrict ct = ctile + pc * 64;
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
         __m256 c1_3 = _mm256_loadu_ps(ct + 56);
+        __m256 d0_3 = _mm256_setzero_ps();
+        __m256 d1_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
+        c1_3 = _mm256_add_ps(c1_3, d1_3);
         _mm256_storeu_ps(ct + 24, c0_3);
         _mm256_storeu_ps(ct + 56, c1_3);
     }
@@ -5547,27 +8310,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
         __m256 c1_0 = _mm256_loadu_ps(ct + 32);
         __m256 c1_3 = _mm256_loadu_ps(ct + 56);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
+        __m256 d1_0 = _mm256_setzero_ps();
+        __m256 d1_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
+        c1_0 = _mm256_add_ps(c1_0, d1_0);
+        c1_3 = _mm256_add_ps(c1_3, d1_3);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 24, c0_3);
         _mm256_storeu_ps(ct + 32, c1_0);
@@ -5594,27 +8385,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
         __m256 c1_1 = _mm256_loadu_ps(ct + 40);
         __m256 c1_3 = _mm256_loadu_ps(ct + 56);
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
+        __m256 d1_1 = _mm256_setzero_ps();
+        __m256 d1_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
+        c1_1 = _mm256_add_ps(c1_1, d1_1);
+        c1_3 = _mm256_add_ps(c1_3, d1_3);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 24, c0_3);
         _mm256_storeu_ps(ct + 40, c1_1);
@@ -5647,24 +8466,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -5695,27 +8516,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c0_3 = _mm256_loadu_ps(ct + 24);
         __m256 c1_2 = _mm256_loadu_ps(ct + 48);
         __m256 c1_3 = _mm256_loadu_ps(ct + 56);
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d0_3 = _mm256_setzero_ps();
+        __m256 d1_2 = _mm256_setzero_ps();
+        __m256 d1_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
+        c1_2 = _mm256_add_ps(c1_2, d1_2);
+        c1_3 = _mm256_add_ps(c1_3, d1_3);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 24, c0_3);
         _mm256_storeu_ps(ct + 48, c1_2);
@@ -5748,24 +8597,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -5802,24 +8653,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -5858,27 +8711,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 2;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -5911,28 +8766,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c1_0 = _mm256_loadu_ps(ct + 32);
         __m256 c2_0 = _mm256_loadu_ps(ct + 64);
         __m256 c3_0 = _mm256_loadu_ps(ct + 96);
+        __m256 d0_0 = _mm256_setzero_ps();
+        __m256 d1_0 = _mm256_setzero_ps();
+        __m256 d2_0 = _mm256_setzero_ps();
+        __m256 d3_0 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d2_0 = _mm256_fmadd_ps(a2, b0, d2_0);
+                    d3_0 = _mm256_fmadd_ps(a3, b0, d3_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_ps(c0_0, d0_0);
+        c1_0 = _mm256_add_ps(c1_0, d1_0);
+        c2_0 = _mm256_add_ps(c2_0, d2_0);
+        c3_0 = _mm256_add_ps(c3_0, d3_0);
         _mm256_storeu_ps(ct + 0, c0_0);
         _mm256_storeu_ps(ct + 32, c1_0);
         _mm256_storeu_ps(ct + 64, c2_0);
@@ -5959,28 +8843,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c1_1 = _mm256_loadu_ps(ct + 40);
         __m256 c2_1 = _mm256_loadu_ps(ct + 72);
         __m256 c3_1 = _mm256_loadu_ps(ct + 104);
+        __m256 d0_1 = _mm256_setzero_ps();
+        __m256 d1_1 = _mm256_setzero_ps();
+        __m256 d2_1 = _mm256_setzero_ps();
+        __m256 d3_1 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    d2_1 = _mm256_fmadd_ps(a2, b1, d2_1);
+                    d3_1 = _mm256_fmadd_ps(a3, b1, d3_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_ps(c0_1, d0_1);
+        c1_1 = _mm256_add_ps(c1_1, d1_1);
+        c2_1 = _mm256_add_ps(c2_1, d2_1);
+        c3_1 = _mm256_add_ps(c3_1, d3_1);
         _mm256_storeu_ps(ct + 8, c0_1);
         _mm256_storeu_ps(ct + 40, c1_1);
         _mm256_storeu_ps(ct + 72, c2_1);
@@ -6015,27 +8928,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6068,28 +8983,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c1_2 = _mm256_loadu_ps(ct + 48);
         __m256 c2_2 = _mm256_loadu_ps(ct + 80);
         __m256 c3_2 = _mm256_loadu_ps(ct + 112);
+        __m256 d0_2 = _mm256_setzero_ps();
+        __m256 d1_2 = _mm256_setzero_ps();
+        __m256 d2_2 = _mm256_setzero_ps();
+        __m256 d3_2 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    d2_2 = _mm256_fmadd_ps(a2, b2, d2_2);
+                    d3_2 = _mm256_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_ps(c0_2, d0_2);
+        c1_2 = _mm256_add_ps(c1_2, d1_2);
+        c2_2 = _mm256_add_ps(c2_2, d2_2);
+        c3_2 = _mm256_add_ps(c3_2, d3_2);
         _mm256_storeu_ps(ct + 16, c0_2);
         _mm256_storeu_ps(ct + 48, c1_2);
         _mm256_storeu_ps(ct + 80, c2_2);
@@ -6124,27 +9068,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6185,27 +9131,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -6250,32 +9198,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6312,28 +9262,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         __m256 c1_3 = _mm256_loadu_ps(ct + 56);
         __m256 c2_3 = _mm256_loadu_ps(ct + 88);
         __m256 c3_3 = _mm256_loadu_ps(ct + 120);
+        __m256 d0_3 = _mm256_setzero_ps();
+        __m256 d1_3 = _mm256_setzero_ps();
+        __m256 d2_3 = _mm256_setzero_ps();
+        __m256 d3_3 = _mm256_setzero_ps();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    d2_3 = _mm256_fmadd_ps(a2, b3, d2_3);
+                    d3_3 = _mm256_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm256_add_ps(c0_3, d0_3);
+        c1_3 = _mm256_add_ps(c1_3, d1_3);
+        c2_3 = _mm256_add_ps(c2_3, d2_3);
+        c3_3 = _mm256_add_ps(c3_3, d3_3);
         _mm256_storeu_ps(ct + 24, c0_3);
         _mm256_storeu_ps(ct + 56, c1_3);
         _mm256_storeu_ps(ct + 88, c2_3);
@@ -6368,27 +9347,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6429,27 +9410,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -6494,32 +9477,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6564,27 +9549,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 16, c0_2);
@@ -6629,32 +9616,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6703,32 +9692,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -6781,37 +9772,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const float *bp = panel + k * 32;
-                const float *av = vals + idx * 4;
-                const __m256 b0 = _mm256_loadu_ps(bp + 0);
-                const __m256 b1 = _mm256_loadu_ps(bp + 8);
-                const __m256 b2 = _mm256_loadu_ps(bp + 16);
-                const __m256 b3 = _mm256_loadu_ps(bp + 24);
-                const __m256 a0 = _mm256_set1_ps(av[0]);
-                const __m256 a1 = _mm256_set1_ps(av[1]);
-                const __m256 a2 = _mm256_set1_ps(av[2]);
-                const __m256 a3 = _mm256_set1_ps(av[3]);
-                c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6855,22 +9848,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 16;
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
+        __m256d d0_0 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
         _mm256_storeu_pd(ct + 0, c0_0);
     }
     return n;
@@ -6891,22 +9901,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 16;
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
+        __m256d d0_1 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
         _mm256_storeu_pd(ct + 4, c0_1);
     }
     return n;
@@ -6928,24 +9955,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 16;
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_1 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 4, c0_1);
     }
@@ -6967,22 +10015,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 16;
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
+        __m256d d0_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
         _mm256_storeu_pd(ct + 8, c0_2);
     }
     return n;
@@ -7004,24 +10069,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 16;
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 8, c0_2);
     }
@@ -7044,24 +10130,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 16;
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 8, c0_2);
     }
@@ -7085,26 +10192,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 8, c0_2);
@@ -7127,22 +10259,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         const double *restrict vals = vals_all + starts[pc];
         double *restrict ct = ctile + pc * 16;
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 12, c0_3);
     }
     return n;
@@ -7164,24 +10313,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 16;
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 12, c0_3);
     }
@@ -7204,24 +10374,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 16;
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 12, c0_3);
     }
@@ -7245,26 +10436,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 12, c0_3);
@@ -7288,24 +10504,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 16;
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 12, c0_3);
     }
@@ -7329,26 +10566,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 12, c0_3);
@@ -7373,26 +10635,51 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 12, c0_3);
@@ -7418,28 +10705,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 1;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 8, c0_2);
@@ -7464,24 +10780,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 32;
         __m256d c0_0 = _mm256_loadu_pd(ct + 0);
         __m256d c1_0 = _mm256_loadu_pd(ct + 16);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d1_0 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c1_0 = _mm256_add_pd(c1_0, d1_0);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 16, c1_0);
     }
@@ -7504,24 +10841,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 32;
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c1_1 = _mm256_loadu_pd(ct + 20);
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d1_1 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c1_1 = _mm256_add_pd(c1_1, d1_1);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 20, c1_1);
     }
@@ -7546,27 +10904,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_1 = _mm256_loadu_pd(ct + 4);
         __m256d c1_0 = _mm256_loadu_pd(ct + 16);
         __m256d c1_1 = _mm256_loadu_pd(ct + 20);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d1_0 = _mm256_setzero_pd();
+        __m256d d1_1 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c1_0 = _mm256_add_pd(c1_0, d1_0);
+        c1_1 = _mm256_add_pd(c1_1, d1_1);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 16, c1_0);
@@ -7591,24 +10977,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 32;
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
         __m256d c1_2 = _mm256_loadu_pd(ct + 24);
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d1_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c1_2 = _mm256_add_pd(c1_2, d1_2);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 24, c1_2);
     }
@@ -7633,27 +11040,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
         __m256d c1_0 = _mm256_loadu_pd(ct + 16);
         __m256d c1_2 = _mm256_loadu_pd(ct + 24);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d1_0 = _mm256_setzero_pd();
+        __m256d d1_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c1_0 = _mm256_add_pd(c1_0, d1_0);
+        c1_2 = _mm256_add_pd(c1_2, d1_2);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 16, c1_0);
@@ -7680,27 +11115,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_2 = _mm256_loadu_pd(ct + 8);
         __m256d c1_1 = _mm256_loadu_pd(ct + 20);
         __m256d c1_2 = _mm256_loadu_pd(ct + 24);
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d1_1 = _mm256_setzero_pd();
+        __m256d d1_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c1_1 = _mm256_add_pd(c1_1, d1_1);
+        c1_2 = _mm256_add_pd(c1_2, d1_2);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 20, c1_1);
@@ -7733,24 +11196,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -7779,24 +11244,45 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         double *restrict ct = ctile + pc * 32;
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
         __m256d c1_3 = _mm256_loadu_pd(ct + 28);
+        __m256d d0_3 = _mm256_setzero_pd();
+        __m256d d1_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
+        c1_3 = _mm256_add_pd(c1_3, d1_3);
         _mm256_storeu_pd(ct + 12, c0_3);
         _mm256_storeu_pd(ct + 28, c1_3);
     }
@@ -7821,27 +11307,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
         __m256d c1_0 = _mm256_loadu_pd(ct + 16);
         __m256d c1_3 = _mm256_loadu_pd(ct + 28);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
+        __m256d d1_0 = _mm256_setzero_pd();
+        __m256d d1_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
+        c1_0 = _mm256_add_pd(c1_0, d1_0);
+        c1_3 = _mm256_add_pd(c1_3, d1_3);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 12, c0_3);
         _mm256_storeu_pd(ct + 16, c1_0);
@@ -7868,27 +11382,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
         __m256d c1_1 = _mm256_loadu_pd(ct + 20);
         __m256d c1_3 = _mm256_loadu_pd(ct + 28);
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
+        __m256d d1_1 = _mm256_setzero_pd();
+        __m256d d1_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
+        c1_1 = _mm256_add_pd(c1_1, d1_1);
+        c1_3 = _mm256_add_pd(c1_3, d1_3);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 12, c0_3);
         _mm256_storeu_pd(ct + 20, c1_1);
@@ -7921,24 +11463,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -7969,27 +11513,55 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c0_3 = _mm256_loadu_pd(ct + 12);
         __m256d c1_2 = _mm256_loadu_pd(ct + 24);
         __m256d c1_3 = _mm256_loadu_pd(ct + 28);
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d0_3 = _mm256_setzero_pd();
+        __m256d d1_2 = _mm256_setzero_pd();
+        __m256d d1_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
+        c1_2 = _mm256_add_pd(c1_2, d1_2);
+        c1_3 = _mm256_add_pd(c1_3, d1_3);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 12, c0_3);
         _mm256_storeu_pd(ct + 24, c1_2);
@@ -8022,24 +11594,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8076,24 +11650,26 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -8132,27 +11708,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 2;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8185,28 +11763,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c1_0 = _mm256_loadu_pd(ct + 16);
         __m256d c2_0 = _mm256_loadu_pd(ct + 32);
         __m256d c3_0 = _mm256_loadu_pd(ct + 48);
+        __m256d d0_0 = _mm256_setzero_pd();
+        __m256d d1_0 = _mm256_setzero_pd();
+        __m256d d2_0 = _mm256_setzero_pd();
+        __m256d d3_0 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d2_0 = _mm256_fmadd_pd(a2, b0, d2_0);
+                    d3_0 = _mm256_fmadd_pd(a3, b0, d3_0);
+                    n++;
+                }
             }
         }
+        c0_0 = _mm256_add_pd(c0_0, d0_0);
+        c1_0 = _mm256_add_pd(c1_0, d1_0);
+        c2_0 = _mm256_add_pd(c2_0, d2_0);
+        c3_0 = _mm256_add_pd(c3_0, d3_0);
         _mm256_storeu_pd(ct + 0, c0_0);
         _mm256_storeu_pd(ct + 16, c1_0);
         _mm256_storeu_pd(ct + 32, c2_0);
@@ -8233,28 +11840,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c1_1 = _mm256_loadu_pd(ct + 20);
         __m256d c2_1 = _mm256_loadu_pd(ct + 36);
         __m256d c3_1 = _mm256_loadu_pd(ct + 52);
+        __m256d d0_1 = _mm256_setzero_pd();
+        __m256d d1_1 = _mm256_setzero_pd();
+        __m256d d2_1 = _mm256_setzero_pd();
+        __m256d d3_1 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    d2_1 = _mm256_fmadd_pd(a2, b1, d2_1);
+                    d3_1 = _mm256_fmadd_pd(a3, b1, d3_1);
+                    n++;
+                }
             }
         }
+        c0_1 = _mm256_add_pd(c0_1, d0_1);
+        c1_1 = _mm256_add_pd(c1_1, d1_1);
+        c2_1 = _mm256_add_pd(c2_1, d2_1);
+        c3_1 = _mm256_add_pd(c3_1, d3_1);
         _mm256_storeu_pd(ct + 4, c0_1);
         _mm256_storeu_pd(ct + 20, c1_1);
         _mm256_storeu_pd(ct + 36, c2_1);
@@ -8289,27 +11925,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8342,28 +11980,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c1_2 = _mm256_loadu_pd(ct + 24);
         __m256d c2_2 = _mm256_loadu_pd(ct + 40);
         __m256d c3_2 = _mm256_loadu_pd(ct + 56);
+        __m256d d0_2 = _mm256_setzero_pd();
+        __m256d d1_2 = _mm256_setzero_pd();
+        __m256d d2_2 = _mm256_setzero_pd();
+        __m256d d3_2 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    d2_2 = _mm256_fmadd_pd(a2, b2, d2_2);
+                    d3_2 = _mm256_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
             }
         }
+        c0_2 = _mm256_add_pd(c0_2, d0_2);
+        c1_2 = _mm256_add_pd(c1_2, d1_2);
+        c2_2 = _mm256_add_pd(c2_2, d2_2);
+        c3_2 = _mm256_add_pd(c3_2, d3_2);
         _mm256_storeu_pd(ct + 8, c0_2);
         _mm256_storeu_pd(ct + 24, c1_2);
         _mm256_storeu_pd(ct + 40, c2_2);
@@ -8398,27 +12065,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8459,27 +12128,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -8524,32 +12195,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8586,28 +12259,57 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         __m256d c1_3 = _mm256_loadu_pd(ct + 28);
         __m256d c2_3 = _mm256_loadu_pd(ct + 44);
         __m256d c3_3 = _mm256_loadu_pd(ct + 60);
+        __m256d d0_3 = _mm256_setzero_pd();
+        __m256d d1_3 = _mm256_setzero_pd();
+        __m256d d2_3 = _mm256_setzero_pd();
+        __m256d d3_3 = _mm256_setzero_pd();
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    d2_3 = _mm256_fmadd_pd(a2, b3, d2_3);
+                    d3_3 = _mm256_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
             }
         }
+        c0_3 = _mm256_add_pd(c0_3, d0_3);
+        c1_3 = _mm256_add_pd(c1_3, d1_3);
+        c2_3 = _mm256_add_pd(c2_3, d2_3);
+        c3_3 = _mm256_add_pd(c3_3, d3_3);
         _mm256_storeu_pd(ct + 12, c0_3);
         _mm256_storeu_pd(ct + 28, c1_3);
         _mm256_storeu_pd(ct + 44, c2_3);
@@ -8642,27 +12344,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8703,27 +12407,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -8768,32 +12474,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8838,27 +12546,29 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 8, c0_2);
@@ -8903,32 +12613,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -8977,32 +12689,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -9055,37 +12769,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
             while (bits) {
-                const int bit = __builtin_ctzll(bits);
-                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
-                const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
-                bits &= bits - 1;
-                const double *bp = panel + k * 16;
-                const double *av = vals + idx * 4;
-                const __m256d b0 = _mm256_loadu_pd(bp + 0);
-                const __m256d b1 = _mm256_loadu_pd(bp + 4);
-                const __m256d b2 = _mm256_loadu_pd(bp + 8);
-                const __m256d b3 = _mm256_loadu_pd(bp + 12);
-                const __m256d a0 = _mm256_set1_pd(av[0]);
-                const __m256d a1 = _mm256_set1_pd(av[1]);
-                const __m256d a2 = _mm256_set1_pd(av[2]);
-                const __m256d a3 = _mm256_set1_pd(av[3]);
-                c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
-                c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
-                c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
-                c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
-                c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
-                c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
-                c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
-                c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
-                c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
-                c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
-                c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
-                c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
-                c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
-                c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
-                c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
-                c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
-                n++;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = offsets[w] + __builtin_popcountll(active & ((1ull << bit) - 1));
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);

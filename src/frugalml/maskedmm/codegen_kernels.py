@@ -57,20 +57,41 @@ def segments_of(pattern: int) -> list[int]:
     return [s for s in range(SEGMENTS) if pattern >> s & 1]
 
 
+MAX_SPLIT_ACCUMULATORS = {"avx512": 8, "avx2": 4}  # accumulators a second set fits beside (32 / 16 registers)
+
+
 def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[str]:
-    """Accumulators live in registers; only the pattern's segments are loaded and multiplied."""
+    """Accumulators live in registers; only the pattern's segments are loaded and multiplied.
+
+    An FMA waits for the previous one into the same accumulator (4 cycles), so with few
+    accumulators (one or two rows, few segments) successive k alternate between two sets,
+    summed at the end: twice the FMAs in flight.
+    """
     width, panel = isa.width[dtype], isa.width[dtype] * SEGMENTS
     op = isa.prefix[dtype].format
     vec, segs = isa.vector[dtype], segments_of(pattern)
+    sets = ("c", "d") if rows * len(segs) <= MAX_SPLIT_ACCUMULATORS.get(isa.name, 0) else ("c",)
     lines = _piece_head(rows, panel)
     lines += [f"        {vec} c{r}_{s} = {op('loadu')}(ct + {r * panel + s * width});"
               for r in range(rows) for s in segs]
-    lines += _loop_head(dtype, panel, rows)
-    lines += [f"                const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs]
-    lines += [f"                const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
-    lines += [f"                c{r}_{s} = {op('fmadd')}(a{r}, b{s}, c{r}_{s});"
-              for r in range(rows) for s in segs]
-    lines += _loop_tail()
+    if len(sets) == 2:
+        lines += [f"        {vec} d{r}_{s} = {op('setzero')}();" for r in range(rows) for s in segs]
+    lines += ["        for (int w = w0; w < w1; w++) {",
+              "            const uint64_t active = abits[w];",
+              "            uint64_t bits = active & bbits[w];",
+              "            while (bits) {"]
+    for i, acc in enumerate(sets):
+        if i:
+            lines.append("                if (!bits) break;")
+        lines += ["                {"] + [f"    {line}" for line in _next_k(dtype, panel, rows)]
+        lines += [f"                    const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs]
+        lines += [f"                    const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
+        lines += [f"                    {acc}{r}_{s} = {op('fmadd')}(a{r}, b{s}, {acc}{r}_{s});"
+                  for r in range(rows) for s in segs]
+        lines += ["                    n++;", "                }"]
+    lines += ["            }", "        }"]
+    if len(sets) == 2:
+        lines += [f"        c{r}_{s} = {op('add')}(c{r}_{s}, d{r}_{s});" for r in range(rows) for s in segs]
     lines += [f"        {op('storeu')}(ct + {r * panel + s * width}, c{r}_{s});"
               for r in range(rows) for s in segs]
     return lines + ["    }"]
@@ -106,12 +127,19 @@ def _piece_head(rows: int, panel: int) -> list[str]:
 
 def _loop_head(dtype: str, panel: int, rows: int) -> list[str]:
     """Scan the set bits of (A block AND B panel); A's values sit packed, one group per active k."""
-    t = ctype(dtype)
     return [
         "        for (int w = w0; w < w1; w++) {",
         "            const uint64_t active = abits[w];",
         "            uint64_t bits = active & bbits[w];",
         "            while (bits) {",
+        *_next_k(dtype, panel, rows),
+    ]
+
+
+def _next_k(dtype: str, panel: int, rows: int) -> list[str]:
+    """Take the lowest set bit: its k, B's row in the panel (bp) and the block's packed A values (av)."""
+    t = ctype(dtype)
+    return [
         "                const int bit = __builtin_ctzll(bits);",
         "                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;",
         "                const ptrdiff_t idx = offsets[w]"
