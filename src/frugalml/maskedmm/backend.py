@@ -90,7 +90,7 @@ def segment_width(isa: str, dtype_code: str) -> int:
     return _WIDTHS[isa][dtype_code]
 
 
-ROWS_PANELS = {"avx512": 4, "avx2": 3, "scalar": 2}  # as in _kernels.c: panels per wide tile
+ROWS_PANELS = {"avx512": 2, "avx2": 3, "scalar": 2}  # as in _kernels.c: panels per wide tile
 
 
 def rows_panels(isa: str) -> int:
