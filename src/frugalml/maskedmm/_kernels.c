@@ -1325,10 +1325,10 @@ static PyObject *py_auto_dense(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "A and B must be non-empty float32 or float64 matrices");
     else {
         /* Dense outright when it costs less than a skipping method's call overhead. Else a
-         * first quarter of the sample decides when even its lower bounds pick dense (the
-         * planner's choice only moves towards dense as densities rise, and the full sample's
-         * upper bounds lie above those lower bounds); otherwise the full sample decides, as
-         * the planner does. */
+         * first quarter of the sample decides when even its lower bounds pick dense, or when
+         * even its upper bounds do not (the planner's choice only moves towards dense as
+         * densities rise, and the full sample's upper bounds lie between those bounds);
+         * otherwise the full sample decides, as the planner does. */
         const double *p = (const double *)params.buf;
         const int all = (int)p[P_RUNS], early = all / 4 >= 2 ? all / 4 : 2;
         dense = p[P_DENSE] <= p[P_CALL_OVERHEAD];
@@ -1340,7 +1340,9 @@ static PyObject *py_auto_dense(PyObject *self, PyObject *args)
             if (b.obj) sample_more(&b, thr, early, &sb);
             dense = choose_dense(density_bound(&sa, -p[P_Z]),
                                  b.obj ? density_bound(&sb, -p[P_Z]) : b_density, p);
-            if (!dense) {
+            const int undecided = !dense && choose_dense(density_bound(&sa, 2.0 * p[P_Z]),
+                                                         b.obj ? density_bound(&sb, 2.0 * p[P_Z]) : b_density, p);
+            if (undecided) {
                 sample_more(&a, thr, all, &sa);
                 if (b.obj) sample_more(&b, thr, all, &sb);
                 dense = choose_dense(density_bound(&sa, p[P_Z]),
