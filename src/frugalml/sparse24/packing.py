@@ -120,7 +120,8 @@ class ShapeRule:
             raise InvalidInputError(f"compress's value slots for {rows}x{cols} are not 2 per group of 4; "
                                     "use PackedLayout.learn per mask")
         meta_slot = (~is_value).nonzero().squeeze(1)
-        pick, meta_bits = [], []
+        pick = []
+        codes = torch.zeros(meta_slot.numel() * 16, dtype=torch.long, device=device)  # bit p: pattern p
         for pid in range(len(PATTERNS)):
             ids = torch.full((groups,), pid, dtype=torch.long, device=device)
             packed = kernels.compress(_probe(rows, cols, ids, dtype, device, "index")).view(torch.int16)
@@ -130,26 +131,28 @@ class ShapeRule:
                 raise InvalidInputError(f"compress fills {rows}x{cols} value slots differently per group; "
                                         "use PackedLayout.learn per mask")
             pick.append([int(e[0]) for e in per_rank])
-            meta_bits.append(_bits(packed[meta_slot]))
-        bits = torch.stack(meta_bits)  # (patterns, meta words, 16)
-        varies = (bits != bits[:1]).any(0).reshape(-1)
-        flat = bits.reshape(len(PATTERNS), -1).t()  # (meta bits, patterns)
-        powers = 1 << torch.arange(len(PATTERNS), device=device)
-        codes, bit_signature = torch.unique((flat[varies].long() * powers).sum(1), return_inverse=True)
-        signatures = (codes.unsqueeze(1) & powers) != 0  # (distinct signatures, patterns)
+            codes |= _bits(packed[meta_slot]).reshape(-1).long() << pid
+        every = (1 << len(PATTERNS)) - 1
+        varies = (codes != 0) & (codes != every)
+        signatures, bit_signature = torch.unique(codes[varies], return_inverse=True)
+        signatures = (signatures.unsqueeze(1) >> torch.arange(len(PATTERNS), device=device)) & 1 == 1
         # a bit that varies reads pattern q differently from pattern 0 for its first such q: probe the
         # group index one binary digit at a time with groups holding pattern q (digit 1) or 0 (digit 0)
-        first_q = (flat != flat[:, :1]).long().argmax(1)
-        bit_group = torch.full((flat.shape[0],), -1, dtype=torch.long, device=device)
+        differs = (codes ^ -(codes & 1)) & every
+        first_q = torch.zeros_like(codes)
+        for q in range(len(PATTERNS) - 1, 0, -1):
+            first_q = torch.where((differs >> q) & 1 == 1, q, first_q)
+        bit_group = torch.full_like(codes, -1)
         bit_group[varies] = 0
         group_index = torch.arange(groups, device=device)
         for q in first_q[varies].unique().tolist():
             chosen = varies & (first_q == q)
+            expected = (codes[chosen] >> q) & 1 == 1  # the bit's value when its group holds pattern q
             for digit in range(max(1, math.ceil(math.log2(groups)))):
                 ids = torch.where((group_index >> digit) & 1 == 1, q, 0)
                 packed = kernels.compress(_probe(rows, cols, ids, dtype, device)).view(torch.int16)
                 read = _bits(packed[meta_slot]).reshape(-1)
-                bit_group[chosen] += (read[chosen] == flat[chosen, q]).long() << digit
+                bit_group[chosen] += (read[chosen] == expected).long() << digit
         if bool((bit_group >= groups).any()):
             raise InvalidInputError(f"compress's metadata for {rows}x{cols} is not one group per bit; "
                                     "use PackedLayout.learn per mask")
@@ -157,7 +160,7 @@ class ShapeRule:
         constant[value_slot] = 0
         cleared = _bits(constant[meta_slot]).reshape(-1) & ~varies
         constant[meta_slot] = _words(cleared.reshape(-1, 16))
-        full_signature = torch.zeros(flat.shape[0], dtype=torch.long, device=device)
+        full_signature = torch.zeros_like(codes)
         full_signature[varies] = bit_signature
         rule = cls(rows, cols, dtype, constant.numel(), value_slot, value_group, value_rank.bool(),
                    torch.tensor(pick, device=device), meta_slot, bit_group, full_signature, signatures,
