@@ -150,7 +150,7 @@ def test_sparse_kernel_refuses_inconsistent_csr_rows():
         (np.array([0, 1, 2, 3, 9]), np.array([0, 1, 2, 3], np.int32), "bytes"),
     ):
         with pytest.raises(ValueError, match=message):
-            backend.extension.spgemm(A, bits, indptr, indices, values, C, "scalar", 1)
+            backend.extension.spgemm(A, bits, 0.0, indptr, indices, values, C, "scalar", 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

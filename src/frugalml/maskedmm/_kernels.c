@@ -664,30 +664,73 @@ DEFINE_CSR_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL, e
 #define SPGEMM_PREFETCH 4 /* B rows fetched this many non-zeros of A ahead */
 #endif
 
-#define DEFINE_SPGEMM(NAME, ATTR, T, ROW)                                                      \
+/* A's row i listed straight from its values, when no bitmap is given (AVX-512, unit column
+ * stride, no mask): a compare per vector against the threshold, then a compress-store of the
+ * kept columns, counting NaN/inf (one pass over A instead of a map pass and a bitmap scan). */
+#define SPGEMM_SCAN_f32                                                                        \
+    {                                                                                          \
+        const __m512 vthr = _mm512_set1_ps(thr), vinf = _mm512_set1_ps(INFINITY);              \
+        const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));             \
+        const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); \
+        for (int64_t j = 0; j < K; j += 16) {                                                  \
+            const int64_t rem = K - j;                                                         \
+            const __mmask16 lm = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1); \
+            const __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(lm, arow + j), absmask);      \
+            const __mmask16 keep = _mm512_mask_cmp_ps_mask(lm, v, vthr, _CMP_GT_OQ);           \
+            bad += __builtin_popcount(_mm512_mask_cmp_ps_mask(lm, v, vinf, _CMP_NLT_UQ));      \
+            _mm512_mask_compressstoreu_epi32(ks + nk, keep,                                    \
+                                             _mm512_add_epi32(lanes, _mm512_set1_epi32((int)j))); \
+            nk += __builtin_popcount(keep);                                                    \
+        }                                                                                      \
+    }
+
+#define SPGEMM_SCAN_f64                                                                        \
+    {                                                                                          \
+        const __m512d vthr = _mm512_set1_pd(thr), vinf = _mm512_set1_pd(INFINITY);             \
+        const __m512d absmask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));  \
+        const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                       \
+        for (int64_t j = 0; j < K; j += 8) {                                                   \
+            const int64_t rem = K - j;                                                         \
+            const __mmask8 lm = rem >= 8 ? (__mmask8)0xff : (__mmask8)((1u << rem) - 1);       \
+            const __m512d v = _mm512_and_pd(_mm512_maskz_loadu_pd(lm, arow + j), absmask);     \
+            const __mmask8 keep = _mm512_mask_cmp_pd_mask(lm, v, vthr, _CMP_GT_OQ);            \
+            bad += __builtin_popcount(_mm512_mask_cmp_pd_mask(lm, v, vinf, _CMP_NLT_UQ));      \
+            _mm256_mask_compressstoreu_epi32(ks + nk, keep,                                    \
+                                             _mm256_add_epi32(lanes, _mm256_set1_epi32((int)j))); \
+            nk += __builtin_popcount(keep);                                                    \
+        }                                                                                      \
+    }
+
+#define SPGEMM_NO_SCAN {} /* callers always pass a bitmap to these variants */
+
+#define DEFINE_SPGEMM(NAME, ATTR, T, ROW, SCAN)                                                \
     ATTR static int NAME(const T *A, ptrdiff_t sar, ptrdiff_t sac, int64_t M, int64_t K,       \
-                         const uint64_t *rowbits, const int64_t *indptr, const int32_t *idx,   \
-                         const T *val, int64_t N, T *C, ptrdiff_t scr, ptrdiff_t scc,          \
-                         int threads, int64_t out[2])                                          \
+                         const uint64_t *rowbits, T thr, const int64_t *indptr,                \
+                         const int32_t *idx, const T *val, int64_t N, T *C, ptrdiff_t scr,     \
+                         ptrdiff_t scc, int threads, int64_t out[3])                           \
     {                                                                                          \
         const int64_t nw = ceil_div(K, 64);                                                    \
-        const int64_t per_thread = (scc != 1 ? N * (int64_t)sizeof(T) : 0) + (K + 1) * 8;       \
+        const int64_t ks_bytes = ((K + 16) * 4 + 63) / 64 * 64; /* compress-stores need 16 spare */ \
+        const int64_t per_thread = ks_bytes + (scc != 1 ? (N * (int64_t)sizeof(T) + 63) / 64 * 64 : 0); \
         char *scratch = malloc((size_t)(per_thread * threads));                                \
         if (!scratch) return 0;                                                                \
-        int64_t flops = 0, visited = 0;                                                        \
-        _Pragma("omp parallel num_threads(threads) reduction(+ : flops, visited)")             \
+        int64_t flops = 0, visited = 0, bad = 0;                                               \
+        (void)thr;                                                                             \
+        _Pragma("omp parallel num_threads(threads) reduction(+ : flops, visited, bad)")        \
         {                                                                                      \
-            int64_t *ks = (int64_t *)(scratch + per_thread * omp_get_thread_num());            \
-            T *buf = scc != 1 ? (T *)(ks + K + 1) : NULL;                                      \
+            int32_t *ks = (int32_t *)(scratch + per_thread * omp_get_thread_num());            \
+            T *buf = scc != 1 ? (T *)((char *)ks + ks_bytes) : NULL;                           \
             _Pragma("omp for schedule(dynamic, 16)")                                           \
             for (int64_t i = 0; i < M; i++) {                                                  \
                 T *acc = buf ? buf : C + i * scr;                                              \
                 memset(acc, 0, sizeof(T) * (size_t)N);                                         \
                 const T *arow = A + i * sar;                                                   \
                 int64_t nk = 0;                                                                \
-                for (int64_t w = 0; w < nw; w++)                                               \
-                    for (uint64_t word = rowbits[i * nw + w]; word; word &= word - 1)          \
-                        ks[nk++] = w * 64 + __builtin_ctzll(word);                             \
+                if (rowbits) {                                                                 \
+                    for (int64_t w = 0; w < nw; w++)                                           \
+                        for (uint64_t word = rowbits[i * nw + w]; word; word &= word - 1)      \
+                            ks[nk++] = (int32_t)(w * 64 + __builtin_ctzll(word));              \
+                } else SCAN                                                                    \
                 for (int64_t t = 0; t < nk; t++) {                                             \
                     if (SPGEMM_PREFETCH && t + SPGEMM_PREFETCH < nk) {                         \
                         const int64_t ahead = indptr[ks[t + SPGEMM_PREFETCH]];                 \
@@ -708,15 +751,16 @@ DEFINE_CSR_AVX512(f64, double, __m512d, 8, __mmask8, pd, 0x7fffffffffffffffLL, e
         free(scratch);                                                                         \
         out[0] = flops;                                                                        \
         out[1] = visited;                                                                      \
+        out[2] = bad;                                                                          \
         return 1;                                                                              \
     }
 
-DEFINE_SPGEMM(spgemm_avx512_f32, AVX512_TARGET, float, SPGEMM_AVX512_ROW_f32)
-DEFINE_SPGEMM(spgemm_avx512_f64, AVX512_TARGET, double, SPGEMM_AVX512_ROW_f64)
-DEFINE_SPGEMM(spgemm_avx2_f32, AVX2_TARGET, float, SPGEMM_SCALAR_ROW(float))
-DEFINE_SPGEMM(spgemm_avx2_f64, AVX2_TARGET, double, SPGEMM_SCALAR_ROW(double))
-DEFINE_SPGEMM(spgemm_scalar_f32, , float, SPGEMM_SCALAR_ROW(float))
-DEFINE_SPGEMM(spgemm_scalar_f64, , double, SPGEMM_SCALAR_ROW(double))
+DEFINE_SPGEMM(spgemm_avx512_f32, AVX512_TARGET, float, SPGEMM_AVX512_ROW_f32, SPGEMM_SCAN_f32)
+DEFINE_SPGEMM(spgemm_avx512_f64, AVX512_TARGET, double, SPGEMM_AVX512_ROW_f64, SPGEMM_SCAN_f64)
+DEFINE_SPGEMM(spgemm_avx2_f32, AVX2_TARGET, float, SPGEMM_SCALAR_ROW(float), SPGEMM_NO_SCAN)
+DEFINE_SPGEMM(spgemm_avx2_f64, AVX2_TARGET, double, SPGEMM_SCALAR_ROW(double), SPGEMM_NO_SCAN)
+DEFINE_SPGEMM(spgemm_scalar_f32, , float, SPGEMM_SCALAR_ROW(float), SPGEMM_NO_SCAN)
+DEFINE_SPGEMM(spgemm_scalar_f64, , double, SPGEMM_SCALAR_ROW(double), SPGEMM_NO_SCAN)
 
 /* ---- Python glue: buffers, argument checks, GIL release ---- */
 
@@ -1083,9 +1127,10 @@ static PyObject *py_csr_fill(PyObject *self, PyObject *args)
 static PyObject *py_spgemm(PyObject *self, PyObject *args)
 {
     PyObject *a_obj, *bits_obj, *indptr_obj, *indices_obj, *values_obj, *c_obj;
+    double thr;
     const char *isa_name;
     int threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOsi", &a_obj, &bits_obj, &indptr_obj, &indices_obj,
+    if (!PyArg_ParseTuple(args, "OOdOOOOsi", &a_obj, &bits_obj, &thr, &indptr_obj, &indices_obj,
                           &values_obj, &c_obj, &isa_name, &threads))
         return NULL;
     const int isa = parse_isa(isa_name);
@@ -1093,18 +1138,23 @@ static PyObject *py_spgemm(PyObject *self, PyObject *args)
     Py_buffer a, c = {0}, bits = {0}, indptr = {0}, indices = {0}, values = {0};
     if (get_2d(a_obj, &a, 0, "A") < 0) return NULL;
     const int64_t M = a.shape[0], K = a.shape[1], nw = ceil_div(K, 64);
-    int ok = a.itemsize != 1 && get_2d(c_obj, &c, 1, "C") == 0;
+    int ok = a.itemsize != 1 && K < INT32_MAX && get_2d(c_obj, &c, 1, "C") == 0;
     if (ok && (c.shape[0] != M || c.itemsize != a.itemsize || c.shape[1] >= INT32_MAX)) {
         PyErr_SetString(PyExc_ValueError, "C must have A's dtype, A's rows and < 2**31 columns");
         ok = 0;
     }
-    if (ok) ok = get_flat(bits_obj, &bits, 0, M * nw * 8, "bits") == 0;
+    if (ok && bits_obj == Py_None && (isa != ISA_AVX512 || STRIDE(a, 1) != 1)) {
+        PyErr_SetString(PyExc_ValueError, "without a bitmap, A's rows are scanned with AVX-512: "
+                                          "unit column stride and isa='avx512' needed");
+        ok = 0;
+    }
+    if (ok && bits_obj != Py_None) ok = get_flat(bits_obj, &bits, 0, M * nw * 8, "bits") == 0;
     if (ok) ok = get_flat(indptr_obj, &indptr, 0, (K + 1) * 8, "indptr") == 0;
     if (ok) ok = indptr_ok(indptr.buf, K);
     const int64_t nnz = ok ? ((const int64_t *)indptr.buf)[K] : 0;
     if (ok) ok = get_flat(indices_obj, &indices, 0, nnz * 4, "indices") == 0;
     if (ok) ok = get_flat(values_obj, &values, 0, nnz * a.itemsize, "values") == 0;
-    int64_t out[2] = {0, 0};
+    int64_t out[3] = {0, 0, 0};
     int done = 1;
     if (ok) {
         const int64_t N = c.shape[1];
@@ -1115,19 +1165,22 @@ static PyObject *py_spgemm(PyObject *self, PyObject *args)
     if (ok) {
         threads = resolve_threads(threads);
         const int64_t N = c.shape[1];
-#define SPGEMM_ARGS a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, bits.buf, indptr.buf, indices.buf, \
-                    values.buf, N, c.buf, STRIDE(c, 0), STRIDE(c, 1), threads, out
+        const uint64_t *rb = bits.obj ? bits.buf : NULL;
+#define SPGEMM_ARGS(T) a.buf, STRIDE(a, 0), STRIDE(a, 1), M, K, rb, (T)thr, indptr.buf, indices.buf, \
+                       values.buf, N, c.buf, STRIDE(c, 0), STRIDE(c, 1), threads, out
         const int is32 = a.itemsize == 4;
         Py_BEGIN_ALLOW_THREADS
-        if (isa == ISA_AVX512 && is32) done = spgemm_avx512_f32(SPGEMM_ARGS);
-        else if (isa == ISA_AVX512) done = spgemm_avx512_f64(SPGEMM_ARGS);
-        else if (isa == ISA_AVX2 && is32) done = spgemm_avx2_f32(SPGEMM_ARGS);
-        else if (isa == ISA_AVX2) done = spgemm_avx2_f64(SPGEMM_ARGS);
-        else if (is32) done = spgemm_scalar_f32(SPGEMM_ARGS);
-        else done = spgemm_scalar_f64(SPGEMM_ARGS);
+        if (isa == ISA_AVX512 && is32) done = spgemm_avx512_f32(SPGEMM_ARGS(float));
+        else if (isa == ISA_AVX512) done = spgemm_avx512_f64(SPGEMM_ARGS(double));
+        else if (isa == ISA_AVX2 && is32) done = spgemm_avx2_f32(SPGEMM_ARGS(float));
+        else if (isa == ISA_AVX2) done = spgemm_avx2_f64(SPGEMM_ARGS(double));
+        else if (is32) done = spgemm_scalar_f32(SPGEMM_ARGS(float));
+        else done = spgemm_scalar_f64(SPGEMM_ARGS(double));
         Py_END_ALLOW_THREADS
 #undef SPGEMM_ARGS
         if (!done) PyErr_NoMemory();
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "A must be float32 or float64 with < 2**31 columns");
     }
     PyBuffer_Release(&a);
     if (c.obj) PyBuffer_Release(&c);
@@ -1136,7 +1189,7 @@ static PyObject *py_spgemm(PyObject *self, PyObject *args)
     if (indices.obj) PyBuffer_Release(&indices);
     if (values.obj) PyBuffer_Release(&values);
     if (!ok || !done) return NULL;
-    return Py_BuildValue("LL", (long long)out[0], (long long)out[1]);
+    return Py_BuildValue("LLL", (long long)out[0], (long long)out[1], (long long)out[2]);
 }
 
 /* Density sample for the planner: `runs` runs of `run` neighbouring entries of random rows
@@ -1416,7 +1469,8 @@ static PyMethodDef methods[] = {
     {"csr_fill", py_csr_fill, METH_VARARGS,
      "csr_fill(B, threshold, mask, indptr, indices, values, isa, threads): B's CSR rows"},
     {"spgemm", py_spgemm, METH_VARARGS,
-     "spgemm(A, bits, indptr, indices, values, C, isa, threads) -> (element FMAs, A's non-zeros)"},
+     "spgemm(A, bits or None, threshold, indptr, indices, values, C, isa, threads) -> "
+     "(element FMAs, A's non-zeros, NaN/inf in A when scanned without bits)"},
     {"density_runs", py_density_runs, METH_VARARGS,
      "density_runs(x, threshold, runs, run, seed) -> (sum of counts, sum of squared counts)"},
     {"auto_dense", py_auto_dense, METH_VARARGS,

@@ -574,10 +574,18 @@ def _sparse(ops: Operands, out: np.ndarray | None) -> np.ndarray:
         if bad:
             raise _nonfinite_error("A", bad)
         counters = numba_kernels.spgemm(a, bits, rows.indptr, rows.indices, rows.values, result)
+    elif isa == "avx512" and ops.a_mask is None and out is None and ops.A.strides[1] == ops.A.itemsize:
+        # A's rows scanned in the kernel itself (no map pass); NaN/inf are counted there, and
+        # refused after the fact (C is ours, so nothing of the caller's was written)
+        products, visited, bad = backend.extension.spgemm(
+            ops.A, None, ops.threshold, rows.indptr, rows.indices, rows.values, result, isa, ops.threads)
+        if bad:
+            raise _nonfinite_error("A", bad)
+        counters = products, visited
     else:
         a, bits = _a_maps(ops, isa)
-        counters = backend.extension.spgemm(a, bits, rows.indptr, rows.indices, rows.values, result,
-                                            isa, ops.threads)
+        counters = backend.extension.spgemm(a, bits, 0.0, rows.indptr, rows.indices, rows.values, result,
+                                            isa, ops.threads)[:2]
     products, visited = (int(c) for c in counters)
     width = backend.segment_width(isa, DTYPE_CODES[ops.A.dtype])
     _record("sparse", m * k * -(-n // width), -(-products // width), visited)

@@ -481,7 +481,8 @@ def _time_sparse(operands, isa: str) -> tuple[float, list[tuple[float, float, fl
             bits = _a_bits(X, isa)
 
             def run(X=X, bits=bits, rows=rows, out=out):
-                return backend.extension.spgemm(X, bits, rows.indptr, rows.indices, rows.values, out, isa, 1)
+                return backend.extension.spgemm(X, bits, 0.0, rows.indptr, rows.indices, rows.values, out,
+                                                isa, 1)[:2]
         products, nonzeros = (float(c) for c in run())
         work.append((products, nonzeros, float(X.size)))
         times.append(_best_time(run))
