@@ -4,10 +4,12 @@ Densities come from a small sample of each operand (exact for a prepared B); wor
 from them assuming independent zeros, which is conservative for structured zeros (blocks, dead
 columns), where the masked kernel skips more than predicted. Costs per unit of work are measured
 once per machine by :func:`calibrate` and cached; uncalibrated machines use defaults measured on
-an AVX-512 Xeon. Near break-even the planner prefers dense: skipping methods are costed at the
-upper confidence bound of a sampled density, must win by a margin set from the calibration's
-measured error, and are not assumed to gain from extra threads (BLAS is). The row-skip kernel
-replaces the tile kernel only when it is predicted faster by the same margin.
+an AVX-512 Xeon (kernel costs re-measured there with the current kernels, under load). Near
+break-even the planner prefers dense: skipping methods are costed at the upper confidence bound
+of a sampled density, must win by a margin set from the calibration's measured error, and are
+not assumed to gain from extra threads (BLAS is). The row-skip kernel replaces the tile kernel
+only when it is predicted faster by the same margin. The sparse method (element-level product)
+is costed per element product, per non-zero of A and per entry of C.
 """
 
 from __future__ import annotations
@@ -62,15 +64,15 @@ class Calibration:
     dense_per_mac: float = 1.37e-11
     map_per_entry: float = 1.9e-10
     pack_per_entry: float = 6.1e-10
-    per_call: dict[int, float] = field(default_factory=lambda: {1: 4.0e-8, 2: 5.0e-8, 4: 9.0e-8})
-    per_iteration: dict[int, float] = field(default_factory=lambda: {1: 2.0e-9, 2: 2.9e-9, 4: 4.1e-9})
-    rows_per_iteration: float = 6.4e-9
-    rows_per_word: float = 1.5e-8
+    per_call: dict[int, float] = field(default_factory=lambda: {1: 2.7e-8, 2: 3.3e-8, 4: 4.8e-8})
+    per_iteration: dict[int, float] = field(default_factory=lambda: {1: 1.9e-9, 2: 2.7e-9, 4: 3.9e-9})
+    rows_per_iteration: float = 3.6e-9
+    rows_per_word: float = 2.1e-8
     csr_per_entry: float = 5.4e-10
-    spgemm_per_flop: float = 5.1e-10
-    spgemm_per_nonzero: float = 1.3e-9
-    spgemm_per_output: float = 3.0e-10
-    call_overhead: float = 3.0e-5
+    spgemm_per_flop: float = 3.8e-10
+    spgemm_per_nonzero: float = 8.3e-9
+    spgemm_per_output: float = 2.1e-10
+    call_overhead: float = 1.2e-5
     model_error: float = 0.1
     masked_parallel_gain: float = 0.0
     measured: bool = False
