@@ -4,7 +4,7 @@ interleaved rounds, at 75/80/90/95/99% uniform zeros every method of ours with B
 call vs numpy/OpenBLAS, auto vs numpy from 0 to 99%, auto vs the CSR peers (scipy, torch, MKL,
 conversion included) at 80/90%, stats()' FMA reduction at 90%. Calibrates first unless --no-calibrate.
 
-Run on a quiet machine: ``.venv/bin/python benchmarks/maskedmm/goal_table.py`` (about 2-4 minutes
+Run on a quiet machine: ``.venv/bin/python benchmarks/maskedmm/goal_table.py`` (about 1.5-3 minutes
 with the default 21 rounds; ``--rounds N`` to change).
 """
 
