@@ -37,6 +37,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -64,6 +94,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -90,6 +121,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -116,6 +177,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -145,6 +207,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -176,6 +272,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -204,6 +301,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -230,6 +357,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_ps(c0_2, d0_2);
@@ -259,6 +387,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -289,6 +451,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
@@ -320,6 +483,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -350,6 +547,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -383,6 +581,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -418,6 +654,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -448,6 +685,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -474,6 +741,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm512_add_ps(c0_3, d0_3);
@@ -503,6 +771,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -534,6 +836,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_3 = _mm512_add_ps(c0_3, d0_3);
@@ -564,6 +867,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -594,6 +931,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -627,6 +965,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -662,6 +1038,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -694,6 +1071,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -724,6 +1135,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_ps(c0_2, d0_2);
@@ -757,6 +1169,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -791,6 +1241,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
@@ -826,6 +1277,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -860,6 +1349,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -897,6 +1387,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 1;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -936,6 +1468,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -970,6 +1503,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1001,6 +1568,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c1_0 = _mm512_add_ps(c1_0, d1_0);
@@ -1031,6 +1599,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1061,6 +1663,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -1096,6 +1699,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1133,6 +1776,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -1167,6 +1811,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1197,6 +1875,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_ps(c0_2, d0_2);
@@ -1232,6 +1911,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1268,6 +1987,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
@@ -1307,6 +2027,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1343,6 +2103,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -1386,6 +2147,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1429,6 +2236,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -1467,6 +2275,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1497,6 +2339,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm512_add_ps(c0_3, d0_3);
@@ -1532,6 +2375,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1568,6 +2451,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
@@ -1607,6 +2491,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1643,6 +2567,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -1686,6 +2611,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1729,6 +2700,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -1771,6 +2743,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1807,6 +2819,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_ps(c0_2, d0_2);
@@ -1850,6 +2863,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1892,6 +2951,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
@@ -1939,6 +2999,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -1981,6 +3087,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -2032,6 +3139,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 2;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2081,6 +3240,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -2127,6 +3287,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2166,6 +3368,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c1_0 = _mm512_add_ps(c1_0, d1_0);
@@ -2204,6 +3407,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2242,6 +3487,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -2289,6 +3535,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2338,6 +3636,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -2384,6 +3683,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2422,6 +3763,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_ps(c0_2, d0_2);
@@ -2469,6 +3811,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2517,6 +3911,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
@@ -2572,6 +3967,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2620,6 +4067,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -2671,6 +4119,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2700,6 +4181,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -2743,6 +4225,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2781,6 +4305,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm512_add_ps(c0_3, d0_3);
@@ -2828,6 +4353,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_0 = _mm512_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_ps(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_0 = _mm512_fmadd_ps(a2, b0, d2_0);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_0 = _mm512_fmadd_ps(a3, b0, d3_0);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2876,6 +4453,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_ps(c0_0, d0_0);
@@ -2931,6 +4509,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_1 = _mm512_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_1 = _mm512_fmadd_ps(a2, b1, d2_1);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_1 = _mm512_fmadd_ps(a3, b1, d3_1);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -2979,6 +4609,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_ps(c0_1, d0_1);
@@ -3030,6 +4661,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3059,6 +4723,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -3110,6 +4775,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    d0_2 = _mm512_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_ps(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_ps(a1, b3, d1_3);
+                    d2_2 = _mm512_fmadd_ps(a2, b2, d2_2);
+                    d2_3 = _mm512_fmadd_ps(a2, b3, d2_3);
+                    d3_2 = _mm512_fmadd_ps(a3, b2, d3_2);
+                    d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3158,6 +4875,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_ps(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_ps(c0_2, d0_2);
@@ -3209,6 +4927,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3238,6 +4989,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -3285,6 +5037,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3314,6 +5099,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_ps(ct + 16, c0_1);
@@ -3365,6 +5151,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 64;
+                    const float *av = vals + idx * 4;
+                    const __m512 b0 = _mm512_loadu_ps(bp + 0);
+                    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+                    const __m512 b2 = _mm512_loadu_ps(bp + 32);
+                    const __m512 b3 = _mm512_loadu_ps(bp + 48);
+                    const __m512 a0 = _mm512_set1_ps(av[0]);
+                    const __m512 a1 = _mm512_set1_ps(av[1]);
+                    const __m512 a2 = _mm512_set1_ps(av[2]);
+                    const __m512 a3 = _mm512_set1_ps(av[3]);
+                    c0_0 = _mm512_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3399,6 +5223,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_ps(ct + 0, c0_0);
@@ -3446,6 +5271,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3473,6 +5328,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -3499,6 +5355,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3525,6 +5411,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -3554,6 +5441,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3585,6 +5506,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -3613,6 +5535,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3639,6 +5591,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_pd(c0_2, d0_2);
@@ -3668,6 +5621,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3698,6 +5685,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
@@ -3729,6 +5717,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3759,6 +5781,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -3792,6 +5815,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3827,6 +5888,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -3857,6 +5919,36 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3883,6 +5975,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm512_add_pd(c0_3, d0_3);
@@ -3912,6 +6005,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -3943,6 +6070,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_3 = _mm512_add_pd(c0_3, d0_3);
@@ -3973,6 +6101,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4003,6 +6165,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4036,6 +6199,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4071,6 +6272,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4103,6 +6305,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4133,6 +6369,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_pd(c0_2, d0_2);
@@ -4166,6 +6403,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4200,6 +6475,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
@@ -4235,6 +6511,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4269,6 +6583,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4306,6 +6621,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 1;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4345,6 +6702,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4379,6 +6737,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4410,6 +6802,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c1_0 = _mm512_add_pd(c1_0, d1_0);
@@ -4440,6 +6833,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4470,6 +6897,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4505,6 +6933,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4542,6 +7010,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4576,6 +7045,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4606,6 +7109,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_pd(c0_2, d0_2);
@@ -4641,6 +7145,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4677,6 +7221,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
@@ -4716,6 +7261,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4752,6 +7337,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4795,6 +7381,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4838,6 +7470,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -4876,6 +7509,40 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4906,6 +7573,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm512_add_pd(c0_3, d0_3);
@@ -4941,6 +7609,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -4977,6 +7685,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
@@ -5016,6 +7725,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5052,6 +7801,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -5095,6 +7845,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5138,6 +7934,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -5180,6 +7977,46 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5216,6 +8053,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_pd(c0_2, d0_2);
@@ -5259,6 +8097,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5301,6 +8185,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
@@ -5348,6 +8233,52 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5390,6 +8321,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -5441,6 +8373,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 2;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5490,6 +8474,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -5536,6 +8521,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5575,6 +8602,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c1_0 = _mm512_add_pd(c1_0, d1_0);
@@ -5613,6 +8641,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5651,6 +8721,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -5698,6 +8769,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5747,6 +8870,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -5793,6 +8917,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5831,6 +8997,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_pd(c0_2, d0_2);
@@ -5878,6 +9045,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -5926,6 +9145,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
@@ -5981,6 +9201,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6029,6 +9301,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -6080,6 +9353,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6109,6 +9415,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -6152,6 +9459,48 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6190,6 +9539,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm512_add_pd(c0_3, d0_3);
@@ -6237,6 +9587,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_0 = _mm512_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm512_fmadd_pd(a1, b0, d1_0);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_0 = _mm512_fmadd_pd(a2, b0, d2_0);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_0 = _mm512_fmadd_pd(a3, b0, d3_0);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6285,6 +9687,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm512_add_pd(c0_0, d0_0);
@@ -6340,6 +9743,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_1 = _mm512_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm512_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_1 = _mm512_fmadd_pd(a2, b1, d2_1);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_1 = _mm512_fmadd_pd(a3, b1, d3_1);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6388,6 +9843,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm512_add_pd(c0_1, d0_1);
@@ -6439,6 +9895,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6468,6 +9957,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -6519,6 +10009,58 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    d0_2 = _mm512_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm512_fmadd_pd(a0, b3, d0_3);
+                    d1_2 = _mm512_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm512_fmadd_pd(a1, b3, d1_3);
+                    d2_2 = _mm512_fmadd_pd(a2, b2, d2_2);
+                    d2_3 = _mm512_fmadd_pd(a2, b3, d2_3);
+                    d3_2 = _mm512_fmadd_pd(a3, b2, d3_2);
+                    d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6567,6 +10109,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     d3_3 = _mm512_fmadd_pd(a3, b3, d3_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm512_add_pd(c0_2, d0_2);
@@ -6618,6 +10161,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6647,6 +10223,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -6694,6 +10271,39 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6723,6 +10333,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_pd(ct + 8, c0_1);
@@ -6774,6 +10385,44 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 32;
+                    const double *av = vals + idx * 4;
+                    const __m512d b0 = _mm512_loadu_pd(bp + 0);
+                    const __m512d b1 = _mm512_loadu_pd(bp + 8);
+                    const __m512d b2 = _mm512_loadu_pd(bp + 16);
+                    const __m512d b3 = _mm512_loadu_pd(bp + 24);
+                    const __m512d a0 = _mm512_set1_pd(av[0]);
+                    const __m512d a1 = _mm512_set1_pd(av[1]);
+                    const __m512d a2 = _mm512_set1_pd(av[2]);
+                    const __m512d a3 = _mm512_set1_pd(av[3]);
+                    c0_0 = _mm512_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm512_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm512_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm512_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm512_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm512_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm512_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm512_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm512_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm512_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm512_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm512_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm512_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm512_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm512_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6808,6 +10457,7 @@ static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,po
                     c3_3 = _mm512_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm512_storeu_pd(ct + 0, c0_0);
@@ -6855,6 +10505,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6882,6 +10562,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -6908,6 +10589,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6934,6 +10645,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -6963,6 +10675,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -6994,6 +10740,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7022,6 +10769,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7048,6 +10825,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm256_add_ps(c0_2, d0_2);
@@ -7077,6 +10855,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7107,6 +10919,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
@@ -7138,6 +10951,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7168,6 +11015,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7201,6 +11049,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7236,6 +11122,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7266,6 +11153,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7292,6 +11209,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm256_add_ps(c0_3, d0_3);
@@ -7321,6 +11239,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7352,6 +11304,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c0_3 = _mm256_add_ps(c0_3, d0_3);
@@ -7382,6 +11335,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7412,6 +11399,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7445,6 +11433,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7480,6 +11506,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7512,6 +11539,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7542,6 +11603,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm256_add_ps(c0_2, d0_2);
@@ -7575,6 +11637,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7609,6 +11709,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
@@ -7644,6 +11745,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7678,6 +11817,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7715,6 +11855,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 1;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7754,6 +11936,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7788,6 +11971,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7819,6 +12036,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c1_0 = _mm256_add_ps(c1_0, d1_0);
@@ -7849,6 +12067,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7879,6 +12131,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7914,6 +12167,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -7951,6 +12244,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c0_1 = _mm256_add_ps(c0_1, d0_1);
@@ -7985,6 +12279,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8015,6 +12343,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm256_add_ps(c0_2, d0_2);
@@ -8050,6 +12379,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8086,6 +12455,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
@@ -8125,6 +12495,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8162,6 +12572,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
         c0_2 = _mm256_add_ps(c0_2, d0_2);
@@ -8198,6 +12609,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8219,6 +12655,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -8252,6 +12689,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8282,6 +12753,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm256_add_ps(c0_3, d0_3);
@@ -8317,6 +12789,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8353,6 +12865,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
@@ -8392,6 +12905,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8429,6 +12982,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
         c0_3 = _mm256_add_ps(c0_3, d0_3);
@@ -8465,6 +13019,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8486,6 +13065,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -8523,6 +13103,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8560,6 +13180,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_2 = _mm256_add_ps(c0_2, d0_2);
         c0_3 = _mm256_add_ps(c0_3, d0_3);
@@ -8596,6 +13217,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8617,6 +13263,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -8652,6 +13299,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8673,6 +13345,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -8710,6 +13383,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 2;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8734,6 +13435,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -8773,6 +13475,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_0 = _mm256_fmadd_ps(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_ps(a1, b0, d1_0);
+                    d2_0 = _mm256_fmadd_ps(a2, b0, d2_0);
+                    d3_0 = _mm256_fmadd_ps(a3, b0, d3_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8812,6 +13556,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_ps(c0_0, d0_0);
         c1_0 = _mm256_add_ps(c1_0, d1_0);
@@ -8850,6 +13595,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_1 = _mm256_fmadd_ps(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_ps(a1, b1, d1_1);
+                    d2_1 = _mm256_fmadd_ps(a2, b1, d2_1);
+                    d3_1 = _mm256_fmadd_ps(a3, b1, d3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8889,6 +13676,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_1 = _mm256_add_ps(c0_1, d0_1);
         c1_1 = _mm256_add_ps(c1_1, d1_1);
@@ -8927,6 +13715,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -8951,6 +13767,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -8990,6 +13807,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_2 = _mm256_fmadd_ps(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_ps(a1, b2, d1_2);
+                    d2_2 = _mm256_fmadd_ps(a2, b2, d2_2);
+                    d3_2 = _mm256_fmadd_ps(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9029,6 +13888,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_2 = _mm256_add_ps(c0_2, d0_2);
         c1_2 = _mm256_add_ps(c1_2, d1_2);
@@ -9067,6 +13927,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9091,6 +13979,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -9130,6 +14019,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9154,6 +14071,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -9197,6 +14115,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9226,6 +14177,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -9269,6 +14221,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    d0_3 = _mm256_fmadd_ps(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_ps(a1, b3, d1_3);
+                    d2_3 = _mm256_fmadd_ps(a2, b3, d2_3);
+                    d3_3 = _mm256_fmadd_ps(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9308,6 +14302,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     n++;
                 }
             }
+            }
         }
         c0_3 = _mm256_add_ps(c0_3, d0_3);
         c1_3 = _mm256_add_ps(c1_3, d1_3);
@@ -9346,6 +14341,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9370,6 +14393,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -9409,6 +14433,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9433,6 +14485,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -9476,6 +14529,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9505,6 +14591,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -9548,6 +14635,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9572,6 +14687,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 16, c0_2);
@@ -9615,6 +14731,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9644,6 +14793,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -9691,6 +14841,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9720,6 +14903,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 8, c0_1);
@@ -9771,6 +14955,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const float *bp = panel + k * 32;
+                    const float *av = vals + idx * 4;
+                    const __m256 b0 = _mm256_loadu_ps(bp + 0);
+                    const __m256 b1 = _mm256_loadu_ps(bp + 8);
+                    const __m256 b2 = _mm256_loadu_ps(bp + 16);
+                    const __m256 b3 = _mm256_loadu_ps(bp + 24);
+                    const __m256 a0 = _mm256_set1_ps(av[0]);
+                    const __m256 a1 = _mm256_set1_ps(av[1]);
+                    const __m256 a2 = _mm256_set1_ps(av[2]);
+                    const __m256 a3 = _mm256_set1_ps(av[3]);
+                    c0_0 = _mm256_fmadd_ps(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_ps(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_ps(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_ps(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_ps(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_ps(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_ps(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_ps(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_ps(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_ps(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_ps(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_ps(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_ps(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_ps(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_ps(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9805,6 +15027,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f32_r
                     c3_3 = _mm256_fmadd_ps(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_ps(ct + 0, c0_0);
@@ -9852,6 +15075,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9879,6 +15132,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -9905,6 +15159,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9931,6 +15215,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -9960,6 +15245,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -9991,6 +15310,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10019,6 +15339,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10045,6 +15395,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm256_add_pd(c0_2, d0_2);
@@ -10074,6 +15425,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10104,6 +15489,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
@@ -10135,6 +15521,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10165,6 +15585,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10198,6 +15619,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10233,6 +15692,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10263,6 +15723,36 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10289,6 +15779,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm256_add_pd(c0_3, d0_3);
@@ -10318,6 +15809,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10349,6 +15874,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c0_3 = _mm256_add_pd(c0_3, d0_3);
@@ -10379,6 +15905,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10409,6 +15969,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10442,6 +16003,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10477,6 +16076,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10509,6 +16109,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10539,6 +16173,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm256_add_pd(c0_2, d0_2);
@@ -10572,6 +16207,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10606,6 +16279,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
@@ -10641,6 +16315,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10675,6 +16387,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10712,6 +16425,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 1;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10751,6 +16506,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10785,6 +16541,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10816,6 +16606,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c1_0 = _mm256_add_pd(c1_0, d1_0);
@@ -10846,6 +16637,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10876,6 +16701,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
                     n++;
                 }
+            }
             }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10911,6 +16737,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -10948,6 +16814,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c0_1 = _mm256_add_pd(c0_1, d0_1);
@@ -10982,6 +16849,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11012,6 +16913,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_2 = _mm256_add_pd(c0_2, d0_2);
@@ -11047,6 +16949,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11083,6 +17025,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
@@ -11122,6 +17065,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11159,6 +17142,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
         c0_2 = _mm256_add_pd(c0_2, d0_2);
@@ -11195,6 +17179,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11216,6 +17225,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -11249,6 +17259,40 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11279,6 +17323,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_3 = _mm256_add_pd(c0_3, d0_3);
@@ -11314,6 +17359,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11350,6 +17435,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
                     n++;
                 }
+            }
             }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
@@ -11389,6 +17475,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11426,6 +17552,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
         c0_3 = _mm256_add_pd(c0_3, d0_3);
@@ -11462,6 +17589,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11483,6 +17635,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -11520,6 +17673,46 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11557,6 +17750,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_2 = _mm256_add_pd(c0_2, d0_2);
         c0_3 = _mm256_add_pd(c0_3, d0_3);
@@ -11593,6 +17787,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11614,6 +17833,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -11649,6 +17869,31 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11670,6 +17915,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -11707,6 +17953,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 2;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11731,6 +18005,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -11770,6 +18045,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_0 = _mm256_fmadd_pd(a0, b0, d0_0);
+                    d1_0 = _mm256_fmadd_pd(a1, b0, d1_0);
+                    d2_0 = _mm256_fmadd_pd(a2, b0, d2_0);
+                    d3_0 = _mm256_fmadd_pd(a3, b0, d3_0);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11809,6 +18126,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_0 = _mm256_add_pd(c0_0, d0_0);
         c1_0 = _mm256_add_pd(c1_0, d1_0);
@@ -11847,6 +18165,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_1 = _mm256_fmadd_pd(a0, b1, d0_1);
+                    d1_1 = _mm256_fmadd_pd(a1, b1, d1_1);
+                    d2_1 = _mm256_fmadd_pd(a2, b1, d2_1);
+                    d3_1 = _mm256_fmadd_pd(a3, b1, d3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11886,6 +18246,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_1 = _mm256_add_pd(c0_1, d0_1);
         c1_1 = _mm256_add_pd(c1_1, d1_1);
@@ -11924,6 +18285,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -11948,6 +18337,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -11987,6 +18377,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_2 = _mm256_fmadd_pd(a0, b2, d0_2);
+                    d1_2 = _mm256_fmadd_pd(a1, b2, d1_2);
+                    d2_2 = _mm256_fmadd_pd(a2, b2, d2_2);
+                    d3_2 = _mm256_fmadd_pd(a3, b2, d3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12026,6 +18458,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_2 = _mm256_add_pd(c0_2, d0_2);
         c1_2 = _mm256_add_pd(c1_2, d1_2);
@@ -12064,6 +18497,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12088,6 +18549,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -12127,6 +18589,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12151,6 +18641,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -12194,6 +18685,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12223,6 +18747,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -12266,6 +18791,48 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+                if (!bits) break;
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    d0_3 = _mm256_fmadd_pd(a0, b3, d0_3);
+                    d1_3 = _mm256_fmadd_pd(a1, b3, d1_3);
+                    d2_3 = _mm256_fmadd_pd(a2, b3, d2_3);
+                    d3_3 = _mm256_fmadd_pd(a3, b3, d3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12305,6 +18872,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     n++;
                 }
             }
+            }
         }
         c0_3 = _mm256_add_pd(c0_3, d0_3);
         c1_3 = _mm256_add_pd(c1_3, d1_3);
@@ -12343,6 +18911,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12367,6 +18963,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -12406,6 +19003,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12430,6 +19055,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -12473,6 +19099,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12502,6 +19161,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -12545,6 +19205,34 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12569,6 +19257,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 8, c0_2);
@@ -12612,6 +19301,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12641,6 +19363,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);
@@ -12688,6 +19411,39 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12717,6 +19473,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 4, c0_1);
@@ -12768,6 +19525,44 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
         for (int w = w0; w < w1; w++) {
             const uint64_t active = abits[w];
             uint64_t bits = active & bbits[w];
+            ptrdiff_t next = offsets[w];
+            if (bits == active) {  /* B's panel has every k A needs: A's values in order */
+            while (bits) {
+                {
+                    const int bit = __builtin_ctzll(bits);
+                    const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;
+                    const ptrdiff_t idx = next++;
+                    bits &= bits - 1;
+                    const double *bp = panel + k * 16;
+                    const double *av = vals + idx * 4;
+                    const __m256d b0 = _mm256_loadu_pd(bp + 0);
+                    const __m256d b1 = _mm256_loadu_pd(bp + 4);
+                    const __m256d b2 = _mm256_loadu_pd(bp + 8);
+                    const __m256d b3 = _mm256_loadu_pd(bp + 12);
+                    const __m256d a0 = _mm256_set1_pd(av[0]);
+                    const __m256d a1 = _mm256_set1_pd(av[1]);
+                    const __m256d a2 = _mm256_set1_pd(av[2]);
+                    const __m256d a3 = _mm256_set1_pd(av[3]);
+                    c0_0 = _mm256_fmadd_pd(a0, b0, c0_0);
+                    c0_1 = _mm256_fmadd_pd(a0, b1, c0_1);
+                    c0_2 = _mm256_fmadd_pd(a0, b2, c0_2);
+                    c0_3 = _mm256_fmadd_pd(a0, b3, c0_3);
+                    c1_0 = _mm256_fmadd_pd(a1, b0, c1_0);
+                    c1_1 = _mm256_fmadd_pd(a1, b1, c1_1);
+                    c1_2 = _mm256_fmadd_pd(a1, b2, c1_2);
+                    c1_3 = _mm256_fmadd_pd(a1, b3, c1_3);
+                    c2_0 = _mm256_fmadd_pd(a2, b0, c2_0);
+                    c2_1 = _mm256_fmadd_pd(a2, b1, c2_1);
+                    c2_2 = _mm256_fmadd_pd(a2, b2, c2_2);
+                    c2_3 = _mm256_fmadd_pd(a2, b3, c2_3);
+                    c3_0 = _mm256_fmadd_pd(a3, b0, c3_0);
+                    c3_1 = _mm256_fmadd_pd(a3, b1, c3_1);
+                    c3_2 = _mm256_fmadd_pd(a3, b2, c3_2);
+                    c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
+                    n++;
+                }
+            }
+            } else {
             while (bits) {
                 {
                     const int bit = __builtin_ctzll(bits);
@@ -12802,6 +19597,7 @@ static __attribute__((target("avx2,fma,bmi,bmi2,popcnt"))) int64_t mk_avx2_f64_r
                     c3_3 = _mm256_fmadd_pd(a3, b3, c3_3);
                     n++;
                 }
+            }
             }
         }
         _mm256_storeu_pd(ct + 0, c0_0);

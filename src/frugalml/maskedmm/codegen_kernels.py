@@ -79,16 +79,23 @@ def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[st
     lines += ["        for (int w = w0; w < w1; w++) {",
               "            const uint64_t active = abits[w];",
               "            uint64_t bits = active & bbits[w];",
-              "            while (bits) {"]
-    for i, acc in enumerate(sets):
-        if i:
-            lines.append("                if (!bits) break;")
-        lines += ["                {"] + [f"    {line}" for line in _next_k(dtype, panel, rows)]
-        lines += [f"                    const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs]
-        lines += [f"                    const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
-        lines += [f"                    {acc}{r}_{s} = {op('fmadd')}(a{r}, b{s}, {acc}{r}_{s});"
-                  for r in range(rows) for s in segs]
-        lines += ["                    n++;", "                }"]
+              "            ptrdiff_t next = offsets[w];",
+              "            if (bits == active) {  /* B's panel has every k A needs: A's values in order */"]
+    for dense in (True, False):
+        if not dense:
+            lines.append("            } else {")
+        lines.append("            while (bits) {")
+        for i, acc in enumerate(sets):
+            if i:
+                lines.append("                if (!bits) break;")
+            lines += ["                {"] + [f"    {line}" for line in _next_k(dtype, panel, rows, dense)]
+            lines += [f"                    const {vec} b{s} = {op('loadu')}(bp + {s * width});"
+                      for s in segs]
+            lines += [f"                    const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
+            lines += [f"                    {acc}{r}_{s} = {op('fmadd')}(a{r}, b{s}, {acc}{r}_{s});"
+                      for r in range(rows) for s in segs]
+            lines += ["                    n++;", "                }"]
+        lines.append("            }")
     lines += ["            }", "        }"]
     if len(sets) == 2:
         lines += [f"        c{r}_{s} = {op('add')}(c{r}_{s}, d{r}_{s});" for r in range(rows) for s in segs]
@@ -136,14 +143,17 @@ def _loop_head(dtype: str, panel: int, rows: int) -> list[str]:
     ]
 
 
-def _next_k(dtype: str, panel: int, rows: int) -> list[str]:
-    """Take the lowest set bit: its k, B's row in the panel (bp) and the block's packed A values (av)."""
+def _next_k(dtype: str, panel: int, rows: int, in_order: bool = False) -> list[str]:
+    """Take the lowest set bit: its k, B's row in the panel (bp) and the block's packed A values
+    (av; ``in_order``: every active k is taken, so they are simply the next ones)."""
     t = ctype(dtype)
+    index = ("                const ptrdiff_t idx = next++;" if in_order else
+             "                const ptrdiff_t idx = offsets[w]"
+             " + __builtin_popcountll(active & ((1ull << bit) - 1));")
     return [
         "                const int bit = __builtin_ctzll(bits);",
         "                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;",
-        "                const ptrdiff_t idx = offsets[w]"
-        " + __builtin_popcountll(active & ((1ull << bit) - 1));",
+        index,
         "                bits &= bits - 1;",
         f"                const {t} *bp = panel + k * {panel};",
         f"                const {t} *av = vals + idx * {rows};",
