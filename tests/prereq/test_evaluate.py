@@ -54,7 +54,7 @@ def test_graph_checks_flag_symmetric_and_cyclic_predictions():
 
 
 def test_every_method_runs_and_the_planted_structure_is_found(planted, fitted):
-    context = Context(planted.dataset.corpus, n_topics=6, siamese_params={"steps": 200},
+    context = Context(planted.dataset.corpus, n_topics=6, siamese_params={"steps": 200, "hidden": 64},
                       _cache={"plda": fitted})
     results = evaluate(planted.dataset, ["plda", "rf", "refd", "cpr", "allpos", "prereq"],
                        "random", context=context, n_splits=2, head="diff")

@@ -20,7 +20,7 @@ from frugalml.prereq.siamese import HEADS, PREREQ_SIAMESE, SiameseClassifier
 from frugalml.prereq.store import load_arrays, save_arrays
 
 MAGIC = b"PREREQ"
-VERSION = 2  # 2: the siamese classifier stores its input shift
+VERSION = 3  # 2: the siamese classifier stores its input shift; 3: an ensemble of networks
 
 
 class PrereqModel:
