@@ -2,9 +2,15 @@
 
 Same table, same budget (until the top-1 is found), 20 seeds each; writes report records to
 ``benchmarks/results/composer.json`` (keeping aggregators.py's records) and the regret curves to
-``benchmarks/results/composer.png``.
+``benchmarks/results/composer.png``. The evaluations on fresh engine seeds, never used to choose
+BO's defaults, are ``frugal composer compare`` runs recorded beside it:
 
     python benchmarks/composer/bench.py [--seeds 20] [--engines bo,bo-hamming,tpe,random,evolution]
+    frugal composer compare --table AM_6 --seeds 100 --first-seed 1000 \
+        --json benchmarks/results/composer_fresh_AM_6.json --plot benchmarks/results/composer_fresh_AM_6.png
+    frugal composer compare --table AM_6_5seeds --seeds 100 --first-seed 1000 \
+        --json benchmarks/results/composer_fresh_AM_6_5seeds.json \
+        --plot benchmarks/results/composer_fresh_AM_6_5seeds.png
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--engines", default="bo,bo-hamming,tpe,random,evolution")
-    parser.add_argument("--table", type=Path, default=None)
+    parser.add_argument("--table", default="AM_6", help="A built-in table name or a table JSON.")
+    parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
     path = RESULTS / "composer.json"
     earlier = read_json(path) if path.exists() else []
     ablation = [r for r in earlier if r["workload"].startswith("aggregator")]
-    _compare(args.engines, args.seeds, args.table, path, RESULTS / "composer.png", quiet=False)
+    _compare(args.engines, args.seeds, args.table, path, RESULTS / "composer.png", quiet=False,
+             first_seed=args.first_seed)
     if ablation:   # keep the records of aggregators.py
         records = [Record(**{k: v for k, v in r.items() if k != "ratio"}) for r in read_json(path) + ablation]
         write_json(records, path)
