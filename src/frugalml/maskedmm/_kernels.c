@@ -1377,7 +1377,7 @@ static int choose_dense(double a, double b, const double *p)
         const double rows = p[P_OVERHEAD] + p[P_SCALE] * (p[P_ROWS_PER_ITER] * iters +
                                                           p[P_ROWS_PER_WORD] * p[P_ROWS_WORDS]) /
                                                 p[P_SPEEDUP];
-        if (rows < p[P_MARGIN] * best) masked = rows;
+        if (rows < best) masked = rows;
     }
     const double sparse = p[P_SPARSE_FIXED] + p[P_SPARSE_PRODUCT] * a * b + p[P_SPARSE_OUTPUT] +
                           p[P_SPARSE_NONZERO] * a;
