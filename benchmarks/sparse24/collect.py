@@ -7,8 +7,15 @@ from pathlib import Path
 from frugalml.common.report import Record, read_json, write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-PARTS = ("sparse24-speed-cpu.json", "sparse24-quality.json", "sparse24-quality-3m.json",
-         "sparse24-quality-tricks.json", "sparse24-quality-tricks-seed1.json", "sparse24-gpu.json")
+PARTS = (
+    "sparse24-speed-cpu.json",
+    "sparse24-quality.json",
+    "sparse24-quality-3m.json",
+    "sparse24-quality-tricks.json",
+    "sparse24-quality-tricks-seed1.json",
+    "sparse24-quality-3m-tricks.json",
+    "sparse24-gpu.json",
+)
 
 if __name__ == "__main__":
     records = []
