@@ -1,19 +1,19 @@
 """Re-measure the issue's goal table and merge it into benchmarks/results/maskedmm.json (records
-with the same workload, metric and peer are replaced; all others kept): one thread, thread time,
-interleaved rounds, at 75/80/90/95/99% uniform zeros every method of ours with B prepared and per
-call vs numpy/OpenBLAS, auto vs numpy from 0 to 99%, auto vs the CSR peers (scipy, torch, MKL,
-conversion included) at 80/90%, stats()' FMA reduction at 90%. Calibrates first unless --no-calibrate.
+with the same workload, metric and peer are replaced; all others kept): interleaved rounds on
+one thread by thread time (or on ``--threads N`` by wall clock: thread time would miss the other
+threads' work and process time would add it up instead of measuring the wait), at
+75/80/90/95/99% uniform zeros every method of ours with B prepared and per call vs numpy/OpenBLAS,
+auto vs numpy from 0 to 99%, auto vs the CSR peers (scipy, torch, MKL, conversion included) at
+80/90%, stats()' FMA reduction at 90%. Calibrates first unless --no-calibrate.
 
-Run on a quiet machine: ``.venv/bin/python benchmarks/maskedmm/goal_table.py`` (about 1.5-3 minutes
-with the default 21 rounds; ``--rounds N`` to change).
+Run on a quiet machine: ``.venv/bin/python benchmarks/maskedmm/goal_table.py [--threads 2]`` (about
+1.5-3 minutes with the default 21 rounds; ``--rounds N`` to change).
 """
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
-
-from frugalml.common.report import Record, print_table, read_json, write_json
-from frugalml.maskedmm import bench, planner
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "maskedmm.json"
 
@@ -21,16 +21,23 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "maskedmm.json"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and OpenMP threads (1: thread time)")
     parser.add_argument("--no-calibrate", action="store_true")
     args = parser.parse_args()
+    if args.threads > 1:  # before OpenMP starts: idle workers sleep instead of spinning on BLAS's cores
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    from frugalml.common.report import Record, print_table, read_json, write_json
+    from frugalml.maskedmm import bench, planner
+
     if not args.no_calibrate:
         planner.calibrate(quiet=False)
-    records = bench.goal_records(rounds=args.rounds, quiet=False)
+    records = bench.goal_records(rounds=args.rounds, quiet=False, threads=args.threads)
     keys = {(r.workload, r.metric, r.peer) for r in records}
     names = {f.name for f in dataclasses.fields(Record)}
     kept = [Record(**{k: v for k, v in r.items() if k in names})
             for r in read_json(RESULTS) if (r["workload"], r["metric"], r["peer"]) not in keys]
-    print_table(records, title=f"maskedmm goal table ({bench.blas_note()}; {bench.machine_load()})")
+    print_table(records, title=f"maskedmm goal table, {args.threads} thread(s) "
+                               f"({bench.blas_note()}; {bench.machine_load()})")
     write_json(kept + records, RESULTS)
     print(f"merged {len(records)} records into {RESULTS} ({len(kept)} others kept)")
 

@@ -179,44 +179,48 @@ def fma_records(A, B, prepared, threads: int, workload: str) -> list[Record]:
 
 
 def goal_records(n: int = 1024, rounds: int = 15, sparsities=GOAL_SPARSITIES,
-                 auto_sparsities=AUTO_SPARSITIES, peer_sparsities=(0.8, 0.9), quiet: bool = True
-                 ) -> list[Record]:
-    """The issue's goal table, one thread, thread time, ``rounds`` interleaved rounds per pair:
-    every method of ours (B prepared and per call) vs numpy at ``sparsities``, auto (B as given)
-    vs numpy at ``auto_sparsities``, auto vs every CSR peer (conversion included) at
-    ``peer_sparsities``, and stats()' FMA reduction at 90%."""
+                 auto_sparsities=AUTO_SPARSITIES, peer_sparsities=(0.8, 0.9), quiet: bool = True,
+                 threads: int = 1) -> list[Record]:
+    """The issue's goal table, ``rounds`` interleaved rounds per pair, BLAS and OpenMP limited to
+    ``threads`` (thread time with 1, wall clock with more: see :func:`clock_for`): every method of
+    ours (B prepared and per call) vs numpy at ``sparsities``, auto (B as given) vs numpy at
+    ``auto_sparsities``, auto vs every CSR peer (conversion included) at ``peer_sparsities``, and
+    stats()' FMA reduction at 90%."""
     from threadpoolctl import threadpool_limits
 
     from frugalml.common.progress import progress
 
     note = blas_note()
+    clock, clock_note = clock_for(threads)
+    if threads > 1:
+        clock_note += f"; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     cases = sorted(set(sparsities) | set(auto_sparsities) | set(peer_sparsities))
     records: list[Record] = []
     for sparsity in progress(cases, desc="goal table", quiet=quiet):
         A, B = patterns.operands("random", n, sparsity, seed=7)
-        prepared = core.prepare_b(B, threads=1)
-        workload = f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)"
-        ours = our_functions(A, B, prepared, 1, sparsity)
+        prepared = core.prepare_b(B, threads=threads)
+        workload = f"{n}^3 fp32 random {sparsity:.0%} zeros, {threads} thread(s)"
+        ours = our_functions(A, B, prepared, threads, sparsity)
         if sparsity not in sparsities:
             ours = {AUTO: ours[AUTO]}
-        with threadpool_limits(limits=1):
+        with threadpool_limits(limits=threads):
             peers, skipped = peer_functions(A, B, sparsity, ("scipy", "torch", "mkl"))
             if sparsity not in peer_sparsities:
                 peers = {NUMPY: peers[NUMPY]}
             pairs = [(name, NUMPY) for name in ours] + [(AUTO, peer) for peer in peers if peer != NUMPY]
             for our_name, peer_name in pairs:
                 comparison = compare(ours[our_name], peers[peer_name], rounds=rounds, warmup=1,
-                                     clock=time.thread_time)
-                chosen = core.plan(A, prepared if "prepared" in our_name else B, threads=1)
+                                     clock=clock)
+                chosen = core.plan(A, prepared if "prepared" in our_name else B, threads=threads)
                 records.append(Record.from_comparison(
                     comparison, system=SYSTEM, workload=workload, peer=peer_name,
                     metric=f"time ({our_name}, {rounds} rounds)",
-                    notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
+                    notes=f"{note}; pattern=random; sparsity={sparsity}; threads={threads}; {clock_note}; "
                           f"{machine_load()}; {INCLUDED}; auto picks {chosen.method}"
                           + (f" ({chosen.kernel} kernel)" if chosen.method == "masked" else "")
                           + (f"; skipped: {'; '.join(skipped)}" if skipped and peer_name != NUMPY else "")))
         if sparsity == 0.9:
-            records += fma_records(A, B, prepared, 1, workload)
+            records += fma_records(A, B, prepared, threads, workload)
     return records
 
 
