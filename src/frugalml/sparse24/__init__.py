@@ -2,7 +2,8 @@
 
 Masks and validators (:mod:`.masks`), packed formats and checkpoints (:mod:`.formats`), autograd
 layers (:mod:`.layers`), the two-way swap :func:`sparsify_ffn` / :func:`densify`, the schedule with
-telemetry, backends and a tiny Llama. Names are imported on first use, so ``frugal --help`` and
+telemetry, backends (with the mask-independent cuSPARSELt packing rule of :mod:`.packing`) and a
+tiny Llama. Names are imported on first use, so ``frugal --help`` and
 ``import frugalml.sparse24`` do not load torch.
 """
 
