@@ -15,7 +15,7 @@
 
 #include "_microkernels.h"
 
-#define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,popcnt")))
+#define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,popcnt,bmi,bmi2")))
 #ifndef CHUNK_WORDS
 #define CHUNK_WORDS 2 /* 64-k words per call: 128 rows of a panel (32 KiB of fp32) stay in L1 */
 #endif
@@ -1463,10 +1463,12 @@ static PyObject *py_supported_isas(PyObject *self, PyObject *noargs)
     PyObject *list = PyList_New(0);
     if (list == NULL) return NULL;
     const char *names[3] = {"scalar", NULL, NULL};
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) names[1] = "avx2";
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("fma"))
+    /* the kernels' targets also use tzcnt/blsr and popcnt (every AVX2 CPU has them; checked anyway) */
+    const int bits = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                     __builtin_cpu_supports("popcnt");
+    if (bits && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) names[1] = "avx2";
+    if (names[1] && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
         names[2] = "avx512";
     for (int i = 0; i < 3; i++) {
         if (names[i] == NULL) continue;
