@@ -117,8 +117,14 @@ def test_compare_names_its_table(tmp_path, capsys):
     code, out, _ = _run(["compare", "--table", str(table), "--engines", "bo,random", "--seeds", "2",
                          "--first-seed", "1000", "--json", str(tmp_path / "r.json"), "-q"], capsys)
     assert code == 0 and f"table {table}: AM x 4 layers" in out and "engine seeds 1000..1001" in out
+    assert "bo: defaults" in out
     assert re.search(r"random/bo = [\d.]+ \(95% CI", out)
     rec = json.loads((tmp_path / "r.json").read_text())["records"][0]
     assert rec["spread"]["seed_range"] == [1000, 1001] and len(rec["spread"]["ratio_ci95"]) == 2
     code, _, err = _run(["compare", "--table", "AM_7"], capsys)
     assert code == 2 and "built-in" in err
+    code, out, _ = _run(["compare", "--table", str(table), "--engines", "bo", "--seeds", "1", "--bo-kernel",
+                         "mixed", "--acquisition", "thompson", "--initial", "3", "-q"], capsys)
+    assert code == 0 and "bo: kernel=mixed, acquisition=thompson, initial=3" in out
+    code, _, err = _run(["compare", "--table", str(table), "--acquisition", "pi"], capsys)
+    assert code == 2 and "acquisition" in err

@@ -6,8 +6,15 @@ import pytest
 
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 from frugalml.composer import Space
-from frugalml.composer.tabular import (BUILTINS, DEFAULT_TABLE, bootstrap_ratio, compare_engines, load_table,
-                                       plot_regret, records)
+from frugalml.composer.tabular import (
+    BUILTINS,
+    DEFAULT_TABLE,
+    bootstrap_ratio,
+    compare_engines,
+    load_table,
+    plot_regret,
+    records,
+)
 
 from .conftest import FormulaProxy
 

@@ -313,16 +313,21 @@ def compare(
     seeds: int = typer.Option(20, help="Seeds per engine."),
     first_seed: int = typer.Option(0, help="Engine seeds are first-seed .. first-seed + seeds - 1."),
     table: str = TABLE,
+    bo_kernel: str = typer.Option(None, help="Our BO's kernel (string, hamming, mixed)."),
+    acquisition: str = typer.Option(None, help="Our BO's acquisition (log-ei, ucb, thompson)."),
+    initial: int = typer.Option(None, help="Our BO's random initial points (default: BO's defaults)."),
     json_out: Path = typer.Option(None, "--json", help="Write report records here."),
     plot: Path = typer.Option(None, help="Write the regret curves as PNG here."),
     quiet: bool = QUIET,
 ):
     """Compare search engines on a tabular benchmark (evaluations to the top-1, regret curves)."""
-    _compare(engines, seeds, table, json_out, plot, quiet, first_seed=first_seed)
+    bo = {k: v for k, v in (("kernel", bo_kernel), ("acquisition", acquisition), ("initial", initial))
+          if v is not None}
+    _compare(engines, seeds, table, json_out, plot, quiet, first_seed=first_seed, bo_options=bo)
 
 
 def _compare(engines: str, seeds: int, table: str | Path | None, json_out: Path | None, plot: Path | None,
-             quiet: bool, first_seed: int = 0) -> list:
+             quiet: bool, first_seed: int = 0, bo_options: dict | None = None) -> list:
     from frugalml.common.report import print_table, write_json
     from frugalml.composer.tabular import bootstrap_ratio, compare_engines, load_table, plot_regret, records
 
@@ -330,8 +335,10 @@ def _compare(engines: str, seeds: int, table: str | Path | None, json_out: Path 
     if "bo" not in names:
         names.insert(0, "bo")
     t = load_table(table)
-    print(f"{t.describe()}; top-1 {t.top1}; engine seeds {first_seed}..{first_seed + seeds - 1}")
-    runs = compare_engines(t, names, seeds=seeds, first_seed=first_seed, quiet=quiet)
+    bo = ", ".join(f"{k}={v}" for k, v in (bo_options or {}).items()) or "defaults"
+    print(f"{t.describe()}; top-1 {t.top1}; engine seeds {first_seed}..{first_seed + seeds - 1}; bo: {bo}")
+    runs = compare_engines(t, names, seeds=seeds, first_seed=first_seed, quiet=quiet,
+                           options={"bo": bo_options or {}})
     for name, r in runs.items():
         line = f"{name:>10}: median {r.median_evals_to_top1:g} evaluations to the top-1 (of {t.space.size})"
         if name != "bo":
@@ -339,7 +346,7 @@ def _compare(engines: str, seeds: int, table: str | Path | None, json_out: Path 
             line += f"; {name}/bo = {ratio:.2f} (95% CI {low:.2f}-{high:.2f})"
         print(f"{line}; {r.seconds:.1f} s for {seeds} seeds")
     span = f"{first_seed}-{first_seed + seeds - 1}"
-    recs = records(runs, workload=f"tabular {Path(str(t.name)).stem}, engine seeds {span}")
+    recs = records(runs, workload=f"tabular {Path(str(t.name)).stem}, engine seeds {span}, bo {bo}")
     print_table(recs, title=f"composer: our GP-BO vs peers ({t.describe()})")
     if json_out:
         write_json(recs, json_out)

@@ -103,9 +103,14 @@ class EngineRuns:
 
 
 def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, first_seed: int = 0,
-                    budget: int | None = None, quiet: bool = True) -> dict[str, EngineRuns]:
+                    budget: int | None = None, quiet: bool = True,
+                    options: dict[str, dict] | None = None) -> dict[str, EngineRuns]:
     """Run each engine with seeds ``first_seed .. first_seed + seeds - 1`` on ``table`` until it
-    evaluates the top-1 or spends ``budget`` evaluations (default: the whole space)."""
+    evaluates the top-1 or spends ``budget`` evaluations (default: the whole space).
+
+    ``options`` maps an engine name to keyword arguments of its constructor (e.g.
+    ``{"bo": {"kernel": "mixed", "acquisition": "thompson", "initial": 8}}``).
+    """
     import time
 
     if seeds < 1:
@@ -120,7 +125,8 @@ def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, first_
         start = time.perf_counter()
         evals, curves = [], []
         for seed in progress(seed_list, desc=name, quiet=quiet):
-            result = run_engine(make_engine(name, table.space, seed), table.score, budget,
+            engine = make_engine(name, table.space, seed, **(options or {}).get(name, {}))
+            result = run_engine(engine, table.score, budget,
                                 stop_when=lambda arch, score: arch == top1)
             archs = [a for a, _ in result.history]
             evals.append(archs.index(top1) + 1 if top1 in archs else table.space.size + 1)
