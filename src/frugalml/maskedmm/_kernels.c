@@ -367,23 +367,24 @@ DEFINE_MULTIPLY(f64, double)
  * line up, and testing them would cost a branch per segment (the tile kernel above does that,
  * for structured zeros). Tiles are the outer loop, so one tile of B stays in L2 while every row
  * streams past it. Full tiles of a C with contiguous rows go in chunks of ROWS_CHUNK k: each
- * group of ROWS_GROUP rows (each thread has its own) passes over a chunk of B's tile (32 KiB
+ * group of ROWS_GROUP rows (of the thread's own) passes over a chunk of B's tile (32 KiB
  * with AVX-512, in L1) before the next, accumulating in a private contiguous buffer copied to
  * C after the group's last chunk: measured 10-25% faster at 75-95% zeros than streaming all of
  * B's tile past every row (B read from L2 for every non-zero of A), and the buffer ~10% faster
  * at 75% than accumulating in C's tile in place (C's rows lie a power of two apart, in the same
  * L1 sets, and evicted each other and B's chunk). That path reads A's non-zeros packed in bit
  * order (each thread packs its rows once; A read in place puts a group's rows in the same few
- * sets too): another ~7% at 75%, packing included. 128-column tiles (TP = 2) faster than 256
- * (TP = 4) in 7 of 8 interleaved comparisons at 75-95% zeros. B is read from its packed
+ * sets too): another ~7% at 75%, packing included. Groups of 256 rows were 4-9% faster than
+ * 64 at 75-90% (B's chunk is fetched into L1 once per group). 128-column tiles (TP = 2) were
+ * faster than 256 (TP = 4) in 7 of 8 interleaved comparisons at 75-95% zeros. B is read from its packed
  * panels (pstride = K * NR between panels, rstride = NR between rows): B read in place would put
  * its rows a power of two apart, where they share cache sets. */
 
 #ifndef ROWS_CHUNK
-#define ROWS_CHUNK 64 /* k per pass over the rows (one bitmap word): a tile's 64 rows of B (32 KiB) stay in L1 */
+#define ROWS_CHUNK 64 /* k per pass (one bitmap word): a tile's 64 rows of B (32 KiB) stay in L1 */
 #endif
 #ifndef ROWS_GROUP
-#define ROWS_GROUP 64 /* rows whose C tile (a 32 KiB buffer with AVX-512) stays near while B's chunk passes */
+#define ROWS_GROUP 256 /* rows sharing one pass of B's chunk (C tiles: a 128 KiB buffer, in L2) */
 #endif
 #if ROWS_CHUNK != 0 && ROWS_CHUNK != 64
 #error "ROWS_CHUNK must be 0 (off) or 64: a chunk is one bitmap word"
@@ -474,12 +475,16 @@ DEFINE_MULTIPLY(f64, double)
         _Pragma("omp parallel num_threads(threads) reduction(+ : iters, fmas)")                \
         {                                                                                      \
             T buf[(TP) * (W) * MK_SEGMENTS] __attribute__((aligned(64)));                      \
-            T gacc[ROWS_GROUP * (TP) * (W) * MK_SEGMENTS] __attribute__((aligned(64)));         \
             const int part = omp_get_thread_num(), parts = omp_get_num_threads();              \
             const int64_t i0 = M * part / parts, i1 = M * (part + 1) / parts;                  \
             int64_t *poff = NULL;                                                              \
             T *pvals = ROWS_CHUNK && scc == 1 && N >= (TP) * NR                                \
                 ? NAME##_pack_a(A, sar, sac, rowbits, nw, i0, i1, &poff) : NULL;               \
+            T *gacc = pvals ? aligned_alloc(64, sizeof(T) * ROWS_GROUP * (TP) * NR) : NULL;     \
+            if (!gacc) { /* no memory for the chunk path: every row reads A in place */        \
+                free(pvals);                                                                   \
+                pvals = NULL;                                                                  \
+            }                                                                                  \
             for (int64_t t = 0; t < nt; t++) {                                                 \
                 const int64_t p0 = t * (TP), j0 = p0 * NR;                                     \
                 const int64_t tp = np - p0 < (TP) ? np - p0 : (TP);                            \
@@ -535,6 +540,7 @@ DEFINE_MULTIPLY(f64, double)
             }                                                                                  \
             free(poff);                                                                        \
             free(pvals);                                                                       \
+            free(gacc);                                                                        \
         }                                                                                      \
         out[0] = iters;                                                                        \
         out[1] = fmas;                                                                         \
