@@ -24,8 +24,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="BLAS and OpenMP threads (1: thread time)")
     parser.add_argument("--no-calibrate", action="store_true")
     args = parser.parse_args()
-    if args.threads > 1:  # before OpenMP starts: idle workers sleep instead of spinning on BLAS's cores
+    if args.threads > 1:  # bench.SPIN_SETTINGS, set before numpy and OpenMP start (importing bench
+        # would start numpy): idle workers of either sleep instead of spinning on the other's cores
         os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     from frugalml.common.report import Record, print_table, read_json, write_json
     from frugalml.maskedmm import bench, planner
 

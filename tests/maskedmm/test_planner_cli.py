@@ -110,6 +110,19 @@ def test_info_and_verify_commands(capsys):
     assert "MISMATCH" not in capsys.readouterr().out
 
 
+def test_info_advises_on_spinning_threads(capsys, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "4")
+    with pytest.raises(SystemExit):
+        main(["maskedmm", "info"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "OPENBLAS_THREAD_TIMEOUT" in out and "start Python with OMP_WAIT_POLICY=passive" in out
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    with pytest.raises(SystemExit):
+        main(["maskedmm", "info"])
+    assert "start Python with" not in capsys.readouterr().out
+
+
 def test_bench_writes_records_and_a_plot(tmp_path):
     out = tmp_path / "bench.json"
     with pytest.raises(SystemExit) as exit_bench:

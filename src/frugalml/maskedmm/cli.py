@@ -41,6 +41,7 @@ def info():
 
     from frugalml.common.env import blas
     from frugalml.maskedmm import backend, planner
+    from frugalml.maskedmm.bench import SPIN_SETTINGS
 
     console = Console()
     table = Table(title="frugal maskedmm", show_header=False)
@@ -53,6 +54,9 @@ def info():
                       f"{lib.get('num_threads')} threads")
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     table.add_row("OPENBLAS_CORETYPE", coretype or "unset")
+    spin = {name: os.environ.get(name) for name in SPIN_SETTINGS}
+    for name, value in spin.items():
+        table.add_row(name, value or "unset")
     cal = planner.calibration()
     table.add_row("calibration", f"{planner.cache_path()}" if cal.measured
                   else "defaults (run 'frugal maskedmm calibrate')")
@@ -61,6 +65,11 @@ def info():
         console.print(f"[yellow]warning: OPENBLAS_CORETYPE={coretype} forces an OpenBLAS kernel that may "
                       "be slower than the one detected; ratios against numpy are then flattering. "
                       "Unset it for fair comparisons.[/]")
+    if spin != SPIN_SETTINGS:
+        settings = " ".join(f"{name}={value}" for name, value in SPIN_SETTINGS.items())
+        console.print(f"note: with more than one thread in a process that also calls numpy's BLAS, start "
+                      f"Python with {settings}: otherwise OpenMP's and OpenBLAS's idle threads spin on "
+                      "each other's cores (2-4x slower calls on a 2-core machine).")
 
 
 @app.command()
