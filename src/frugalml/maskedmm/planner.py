@@ -189,16 +189,11 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     ``a_error`` and ``b_error`` are the densities' standard errors (0 when exact).
     """
     cal = calibration()
-    m, k, n = shape
     scale = 2.0 if dtype_code == "f64" else 1.0
     width = backend.segment_width(isa, dtype_code)
-    parallel = max(1, min(threads, os.cpu_count() or 1))
     a_high, b_high = upper_density(a_density, a_error), upper_density(b_density, b_error)
-    filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
-    estimates = {"dense": scale * cal.dense_per_mac * m * n * k / parallel + filter_cost}
-    overhead = (cal.call_overhead + scale * cal.map_per_entry * m * k
-                + (0.0 if b_prepared else cal.pack_per_entry * k * n))
-    speedup = 1.0 + cal.masked_parallel_gain * (parallel - 1)
+    dense, overhead, speedup = fixed_costs(cal, shape, scale, b_prepared, threads, filters)
+    estimates = {"dense": dense}
     masked = {}
     for row_block in ROW_BLOCKS:
         iters, _, calls = masked_work(shape, width, row_block, a_high, b_high)
@@ -219,6 +214,20 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     if estimates[best_other] < cal.margin * estimates["dense"]:
         method = best_other
     return Plan(method, best_block, isa, kernel, estimates, a_density, b_density, cal.measured)
+
+
+def fixed_costs(cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool,
+                threads: int, filters: bool) -> tuple[float, float, float]:
+    """The density-free terms: dense BLAS's cost (filters included), a masked call's overhead
+    (A's bitmap, packing B unless prepared) and the speed-up counted on for the masked kernel's
+    extra threads."""
+    m, k, n = shape
+    parallel = max(1, min(threads, os.cpu_count() or 1))
+    filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
+    dense = scale * cal.dense_per_mac * m * n * k / parallel + filter_cost
+    overhead = (cal.call_overhead + scale * cal.map_per_entry * m * k
+                + (0.0 if b_prepared else cal.pack_per_entry * k * n))
+    return dense, overhead, 1.0 + cal.masked_parallel_gain * (parallel - 1)
 
 
 def sparse_terms(cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool,
@@ -251,13 +260,8 @@ def auto_params(shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepar
     m, k, n = shape
     scale = 2.0 if dtype_code == "f64" else 1.0
     width = backend.segment_width(isa, dtype_code)
-    parallel = max(1, min(threads, os.cpu_count() or 1))
-    filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
-    dense = scale * cal.dense_per_mac * m * n * k / parallel + filter_cost
-    overhead = (cal.call_overhead + scale * cal.map_per_entry * m * k
-                + (0.0 if b_prepared else cal.pack_per_entry * k * n))
+    dense, overhead, speedup = fixed_costs(cal, shape, scale, b_prepared, threads, filters)
     rows_tiles = -(-n // (width * SEGMENTS * backend.rows_panels(isa)))
-    speedup = 1.0 + cal.masked_parallel_gain * (parallel - 1)
     params = [RUNS, RUN, SEED, EXACT_BELOW, Z_SAMPLE, cal.margin, dense, overhead, speedup, width, SEGMENTS,
               min(k, 64 * CHUNK_WORDS),
               *(-(-m // r) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS)) for r in ROW_BLOCKS),
