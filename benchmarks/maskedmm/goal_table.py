@@ -11,7 +11,6 @@ Run on a quiet machine: ``.venv/bin/python benchmarks/maskedmm/goal_table.py [--
 """
 
 import argparse
-import dataclasses
 import os
 from pathlib import Path
 
@@ -28,20 +27,16 @@ def main() -> None:
         # would start numpy): idle workers of either sleep instead of spinning on the other's cores
         os.environ.setdefault("OMP_WAIT_POLICY", "passive")
         os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-    from frugalml.common.report import Record, print_table, read_json, write_json
+    from frugalml.common.report import merge_json, print_table
     from frugalml.maskedmm import bench, planner
 
     if not args.no_calibrate:
         planner.calibrate(quiet=False)
     records = bench.goal_records(rounds=args.rounds, quiet=False, threads=args.threads)
-    keys = {(r.workload, r.metric, r.peer) for r in records}
-    names = {f.name for f in dataclasses.fields(Record)}
-    kept = [Record(**{k: v for k, v in r.items() if k in names})
-            for r in read_json(RESULTS) if (r["workload"], r["metric"], r["peer"]) not in keys]
     print_table(records, title=f"maskedmm goal table, {args.threads} thread(s) "
                                f"({bench.blas_note()}; {bench.machine_load()})")
-    write_json(kept + records, RESULTS)
-    print(f"merged {len(records)} records into {RESULTS} ({len(kept)} others kept)")
+    kept = merge_json(records, RESULTS)
+    print(f"merged {len(records)} records into {RESULTS} ({kept} others kept)")
 
 
 if __name__ == "__main__":

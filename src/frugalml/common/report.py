@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,18 @@ def read_json(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read the records written by :func:`write_json`."""
     with open(path) as f:
         return json.load(f)["records"]
+
+
+def merge_json(records: list[Record], path: str | os.PathLike) -> int:
+    """Write ``records`` into the results file at ``path`` (created if missing), replacing earlier
+    records of the same workload, metric and peer and keeping all others; returns how many were kept."""
+    keys = {(r.workload, r.metric, r.peer) for r in records}
+    names = {f.name for f in fields(Record)}
+    kept = [Record(**{k: v for k, v in r.items() if k in names})
+            for r in (read_json(path) if Path(path).is_file() else [])
+            if (r["workload"], r["metric"], r["peer"]) not in keys]
+    write_json(kept + records, path)
+    return len(kept)
 
 
 def print_table(records: list[Record], title: str = "results", console=None) -> None:
