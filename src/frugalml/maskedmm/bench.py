@@ -23,8 +23,9 @@ from frugalml.maskedmm import core, patterns
 SYSTEM = "maskedmm"
 
 # Set before Python starts when our OpenMP kernels and numpy's OpenBLAS share a process on more than
-# one thread: otherwise each library's idle workers spin on the cores the other needs (measured at
-# 1024^3, 75% zeros, 2 threads, alternating calls: the masked kernel 17.6 -> 4.7 ms, numpy 9.9 -> 6.5 ms).
+# one thread: otherwise each library's idle workers spin on the cores the other needs
+# (benchmarks/maskedmm/thread_contention.py, 1024^3, 75% zeros, 2 threads, medians of 21 alternating
+# calls in two runs: the masked kernel 9.0-11.8 -> 3.9-4.9 ms, numpy 9.8 -> 6.5-6.6 ms).
 SPIN_SETTINGS = {"OMP_WAIT_POLICY": "passive", "OPENBLAS_THREAD_TIMEOUT": "4"}
 SLOW_PEER_BELOW = 0.8  # element-level peers take seconds on denser operands: skipped there
 SPARSE_FROM = 0.75  # our element-level method is timed from here on (far slower than BLAS below)

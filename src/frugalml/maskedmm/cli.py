@@ -69,7 +69,7 @@ def info():
         settings = " ".join(f"{name}={value}" for name, value in SPIN_SETTINGS.items())
         console.print(f"note: with more than one thread in a process that also calls numpy's BLAS, start "
                       f"Python with {settings}: otherwise OpenMP's and OpenBLAS's idle threads spin on "
-                      "each other's cores (2-4x slower calls on a 2-core machine).")
+                      "each other's cores (up to 3x slower calls on a 2-core machine).")
 
 
 @app.command()
