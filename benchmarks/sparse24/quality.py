@@ -1,8 +1,10 @@
 """Quality benchmark: dense vs sparse->dense vs always-sparse vs weights-only vs activations-only on
 tinyshakespeare at equal steps and seed; writes benchmarks/results/sparse24-quality.json and .png.
 
-Each arm's run is cached in ``--cache`` as it finishes, so an interrupted run resumes.
-Usage: .venv/bin/python benchmarks/sparse24/quality.py [--steps 300] [--dim 128] ...
+Each arm's run is cached in ``--cache`` as it finishes, so an interrupted run resumes. With
+``--seeds 0,1,2`` every arm is trained once per seed; the JSON then also holds one record per arm with
+the mean loss and every seed's gap to the dense run of the same seed.
+Usage: .venv/bin/python benchmarks/sparse24/quality.py [--steps 300] [--dim 128] [--seeds 0,1,2] ...
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from frugalml.common.corpus import corpus_bytes
 from frugalml.common.files import atomic_write
 from frugalml.common.report import print_table, write_json
-from frugalml.sparse24.bench import QUALITY_ARMS, plot_quality, quality_records, run_arm
+from frugalml.sparse24.bench import QUALITY_ARMS, plot_quality, quality_records, run_arm, seed_summary_records
 from frugalml.sparse24.model import LlamaConfig
 from frugalml.sparse24.train import TrainConfig
 
@@ -35,31 +37,44 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--arms", default=",".join(QUALITY_ARMS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0, help="Seed of initialisation, batches and masks.")
+    parser.add_argument("--seeds", default="0", help="Comma-separated seeds of initialisation, batches "
+                        "and masks; each arm runs once per seed.")
     parser.add_argument("--cache", default=str(RESULTS / "sparse24-quality-runs.json"))
     parser.add_argument("--out", default=str(RESULTS / "sparse24-quality"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model_config = LlamaConfig(dim=args.dim, n_layers=args.layers, n_heads=4, hidden=args.hidden,
                                max_seq_len=args.seq_len)
-    train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-                               eval_every=args.eval_every, seed=args.seed)
     corpus = corpus_bytes(args.data)
     cache = Path(args.cache)
-    key = json.dumps([model_config.to_dict(), repr(train_config), args.data])
-    runs = json.loads(cache.read_text()).get(key, {}) if cache.exists() else {}
-    for arm in args.arms.split(","):
-        if arm not in runs:
-            runs[arm] = run_arm(arm, model_config, train_config, corpus)
-            with atomic_write(cache, "w") as f:
-                json.dump({key: runs}, f)
-            print(f"{arm}: final validation loss {runs[arm]['final_val_loss']:.4f}", flush=True)
-    records = quality_records(runs, model_config, train_config)
+    cached = json.loads(cache.read_text()) if cache.exists() else {}
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    records, runs_by_seed = [], {}
+    for seed in seeds:
+        train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+                                   eval_every=args.eval_every, seed=seed)
+        key = json.dumps([model_config.to_dict(), repr(train_config), args.data])
+        runs = runs_by_seed[seed] = cached.setdefault(key, {})
+        for arm in args.arms.split(","):
+            if arm not in runs:
+                runs[arm] = run_arm(arm, model_config, train_config, corpus)
+                with atomic_write(cache, "w") as f:
+                    json.dump(cached, f)
+                loss = runs[arm]["final_val_loss"]
+                print(f"seed {seed} {arm}: final validation loss {loss:.4f}", flush=True)
+        seed_records = quality_records(runs, model_config, train_config)
+        if len(seeds) > 1:
+            for record in seed_records:
+                record.workload = record.workload.replace(":", f", seed {seed}:", 1)
+        records += seed_records
+    if len(seeds) > 1:
+        records += seed_summary_records(runs_by_seed, model_config, train_config)
     print_table(records, title="sparse24 quality (ratio = dense loss / arm loss)")
     write_json(records, f"{args.out}.json")
+    runs = runs_by_seed[seeds[0]]
     params = next(iter(runs.values()))["parameters"]
     plot_quality(runs, train_config, f"{args.out}.png",
-                 f"sparse24 on {args.data}: {params / 1e6:.2f}M params, {args.steps} steps")
+                 f"sparse24 on {args.data}: {params / 1e6:.2f}M params, {args.steps} steps, seed {seeds[0]}")
 
 
 if __name__ == "__main__":

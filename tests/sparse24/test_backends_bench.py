@@ -117,6 +117,25 @@ def test_quality_benchmark_records_and_plot(tmp_path):
     )
 
 
+def test_seed_summary_gaps_are_per_seed_and_the_goal_judges_their_mean():
+    from frugalml.sparse24 import LlamaConfig
+    from frugalml.sparse24.bench import seed_summary_records
+    from frugalml.sparse24.train import TrainConfig
+
+    def run(loss):
+        return {"final_val_loss": loss}
+
+    runs = {0: {"dense": run(2.0), "sparse->dense": run(2.06), "weights-only": run(2.0)},
+            1: {"dense": run(1.0), "sparse->dense": run(0.99)}}  # weights-only missing in seed 1
+    (record,) = seed_summary_records(runs, LlamaConfig(dim=32, n_layers=1, n_heads=2, hidden=64),
+                                     TrainConfig(steps=10))
+    assert record.workload.startswith("quality sparse->dense, mean of seeds 0-1")
+    assert record.spread["gaps"] == pytest.approx([0.03, -0.01])
+    assert record.spread["mean_gap"] == pytest.approx(0.01) and record.spread["seeds_within_2pct"] == 1
+    assert record.ours == pytest.approx(1.525) and record.peer_value == pytest.approx(1.5)
+    assert "goal (within 2% of dense) MET: gap +1.00% (mean over seeds)" in record.notes
+
+
 @no_cuda
 def test_new_gpu_checks_skip_cleanly_on_cpu():
     from frugalml.sparse24.gpubench import gpu_packing_rule, gpu_train_cli, gpu_vnm_paths

@@ -57,6 +57,20 @@ def run_arm(arm: str, model_config: LlamaConfig, train_config: TrainConfig, corp
             "tokens_per_s": result.tokens_per_second, "parameters": result.parameters}
 
 
+def _is_goal_arm(arm: str, train_config: TrainConfig) -> bool:
+    """Whether ``arm`` is one the quality goal speaks of: at least 80% sparse steps, then dense ones,
+    both sparsities on."""
+    overrides = QUALITY_ARMS[arm]
+    fractions = {"sparse_fraction": train_config.sparse_fraction, **overrides}
+    return fractions["sparse_fraction"] >= 0.8 and \
+        fractions.get("warmup_fraction", 0) + fractions["sparse_fraction"] < 1 and \
+        "weights" not in overrides and "activations" not in overrides
+
+
+def _goal_verdict(gap: float) -> str:
+    return f"; goal (within 2% of dense) {'MET' if gap <= 0.02 else 'NOT met'}: gap {gap:+.2%}"
+
+
 def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
                     train_config: TrainConfig) -> list[Record]:
     """One record per arm: final validation loss vs the dense arm (ratio = dense / arm; 0.98 = 2% worse)."""
@@ -67,13 +81,8 @@ def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
     for arm, run in runs.items():
         compared = dense is not None and arm != "dense"
         goal = ""
-        fractions = {"sparse_fraction": train_config.sparse_fraction, **QUALITY_ARMS[arm]}
-        sparse_then_dense = fractions["sparse_fraction"] >= 0.8 and fractions.get("warmup_fraction", 0) + \
-            fractions["sparse_fraction"] < 1 and "weights" not in QUALITY_ARMS[arm] and "activations" not in \
-            QUALITY_ARMS[arm]
-        if compared and sparse_then_dense:
-            gap = run["final_val_loss"] / dense["final_val_loss"] - 1
-            goal = f"; goal (within 2% of dense) {'MET' if gap <= 0.02 else 'NOT met'}: gap {gap:+.2%}"
+        if compared and _is_goal_arm(arm, train_config):
+            goal = _goal_verdict(run["final_val_loss"] / dense["final_val_loss"] - 1)
         records.append(Record(
             SYSTEM, f"quality {arm}: {shape}", "validation loss", "nats/byte", run["final_val_loss"],
             peer="dense (same steps, seed, data)" if compared else None,
@@ -83,6 +92,33 @@ def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
             notes=f"sparsity {train_config.weights}/{train_config.activations} ({train_config.method}), "
                   f"sparse fraction {train_config.sparse_fraction}, arm overrides {QUALITY_ARMS[arm]}{goal}; "
                   f"CPU, backend {train_config.backend}, V:N:M kernel {train_config.vnm_kernel}"))
+    return records
+
+
+def seed_summary_records(runs_by_seed: dict[int, dict[str, dict[str, Any]]], model_config: LlamaConfig,
+                         train_config: TrainConfig) -> list[Record]:
+    """One record per arm over several seeds: mean final validation loss vs the mean dense loss, with
+    every seed's gap (arm / dense - 1, each against the dense run of the same seed) in ``spread``."""
+    seeds = sorted(runs_by_seed)
+    shape = (f"{model_config.n_layers}x{model_config.dim}/{model_config.hidden} {model_config.ffn}, "
+             f"{train_config.steps} steps of {train_config.batch_size}x{train_config.seq_len} bytes")
+    arms = [arm for arm in runs_by_seed[seeds[0]] if arm != "dense"
+            and all(arm in runs_by_seed[s] and "dense" in runs_by_seed[s] for s in seeds)]
+    records = []
+    for arm in arms:
+        losses = [runs_by_seed[s][arm]["final_val_loss"] for s in seeds]
+        dense = [runs_by_seed[s]["dense"]["final_val_loss"] for s in seeds]
+        gaps = [loss / d - 1 for loss, d in zip(losses, dense, strict=True)]
+        mean_gap = sum(gaps) / len(gaps)
+        goal = _goal_verdict(mean_gap) + " (mean over seeds)" if _is_goal_arm(arm, train_config) else ""
+        records.append(Record(
+            SYSTEM, f"quality {arm}, mean of seeds {seeds[0]}-{seeds[-1]}: {shape}", "validation loss",
+            "nats/byte", sum(losses) / len(losses), peer="dense (same steps, seeds, data)",
+            peer_value=sum(dense) / len(dense), higher_is_better=False,
+            spread={"seeds": seeds, "gaps": gaps, "mean_gap": mean_gap, "min_gap": min(gaps),
+                    "max_gap": max(gaps), "seeds_within_2pct": sum(g <= 0.02 for g in gaps)},
+            notes=f"arm overrides {QUALITY_ARMS[arm]}{goal}; each gap against the dense run of its own seed; "
+                  f"CPU, backend {train_config.backend}"))
     return records
 
 
