@@ -49,19 +49,21 @@ def main() -> None:
     cache = Path(args.cache)
     cached = json.loads(cache.read_text()) if cache.exists() else {}
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    arms = args.arms.split(",")
     records, runs_by_seed = [], {}
     for seed in seeds:
         train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
                                    eval_every=args.eval_every, seed=seed)
         key = json.dumps([model_config.to_dict(), repr(train_config), args.data])
-        runs = runs_by_seed[seed] = cached.setdefault(key, {})
-        for arm in args.arms.split(","):
-            if arm not in runs:
-                runs[arm] = run_arm(arm, model_config, train_config, corpus)
+        done = cached.setdefault(key, {})
+        for arm in arms:
+            if arm not in done:
+                done[arm] = run_arm(arm, model_config, train_config, corpus)
                 with atomic_write(cache, "w") as f:
                     json.dump(cached, f)
-                loss = runs[arm]["final_val_loss"]
+                loss = done[arm]["final_val_loss"]
                 print(f"seed {seed} {arm}: final validation loss {loss:.4f}", flush=True)
+        runs = runs_by_seed[seed] = {arm: done[arm] for arm in arms}
         seed_records = quality_records(runs, model_config, train_config)
         if len(seeds) > 1:
             for record in seed_records:
