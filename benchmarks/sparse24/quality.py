@@ -25,6 +25,14 @@ from frugalml.sparse24.train import TrainConfig
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
+def seed_list(text: str) -> list[int]:
+    try:
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        message = f"expected comma-separated integers such as 0,1,2, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="tinyshakespeare.txt")
@@ -37,8 +45,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--arms", default=",".join(QUALITY_ARMS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seeds", default="0", help="Comma-separated seeds of initialisation, batches "
-                        "and masks; each arm runs once per seed.")
+    parser.add_argument("--seeds", default=[0], type=seed_list, help="Comma-separated seeds of "
+                        "initialisation, batches and masks; each arm runs once per seed.")
     parser.add_argument("--cache", default=str(RESULTS / "sparse24-quality-runs.json"))
     parser.add_argument("--out", default=str(RESULTS / "sparse24-quality"))
     args = parser.parse_args()
@@ -48,7 +56,7 @@ def main() -> None:
     corpus = corpus_bytes(args.data)
     cache = Path(args.cache)
     cached = json.loads(cache.read_text()) if cache.exists() else {}
-    seeds = [int(seed) for seed in args.seeds.split(",")]
+    seeds = args.seeds
     arms = args.arms.split(",")
     records, runs_by_seed = [], {}
     for seed in seeds:
@@ -64,11 +72,8 @@ def main() -> None:
                 loss = done[arm]["final_val_loss"]
                 print(f"seed {seed} {arm}: final validation loss {loss:.4f}", flush=True)
         runs = runs_by_seed[seed] = {arm: done[arm] for arm in arms}
-        seed_records = quality_records(runs, model_config, train_config)
-        if len(seeds) > 1:
-            for record in seed_records:
-                record.workload = record.workload.replace(":", f", seed {seed}:", 1)
-        records += seed_records
+        label = f", seed {seed}" if len(seeds) > 1 else ""
+        records += quality_records(runs, model_config, train_config, label)
     if len(seeds) > 1:
         records += seed_summary_records(runs_by_seed, model_config, train_config)
     print_table(records, title="sparse24 quality (ratio = dense loss / arm loss)")

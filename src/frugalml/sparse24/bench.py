@@ -71,11 +71,16 @@ def _goal_verdict(gap: float) -> str:
     return f"; goal (within 2% of dense) {'MET' if gap <= 0.02 else 'NOT met'}: gap {gap:+.2%}"
 
 
+def _shape(model_config: LlamaConfig, train_config: TrainConfig) -> str:
+    return (f"{model_config.n_layers}x{model_config.dim}/{model_config.hidden} {model_config.ffn}, "
+            f"{train_config.steps} steps of {train_config.batch_size}x{train_config.seq_len} bytes")
+
+
 def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
-                    train_config: TrainConfig) -> list[Record]:
-    """One record per arm: final validation loss vs the dense arm (ratio = dense / arm; 0.98 = 2% worse)."""
-    shape = (f"{model_config.n_layers}x{model_config.dim}/{model_config.hidden} {model_config.ffn}, "
-             f"{train_config.steps} steps of {train_config.batch_size}x{train_config.seq_len} bytes")
+                    train_config: TrainConfig, label: str = "") -> list[Record]:
+    """One record per arm: final validation loss vs the dense arm (ratio = dense / arm; 0.98 = 2% worse).
+    ``label`` follows the arm's name in each workload (e.g. ``", seed 3"``)."""
+    shape = _shape(model_config, train_config)
     dense = runs.get("dense")
     records = []
     for arm, run in runs.items():
@@ -84,7 +89,7 @@ def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
         if compared and _is_goal_arm(arm, train_config):
             goal = _goal_verdict(run["final_val_loss"] / dense["final_val_loss"] - 1)
         records.append(Record(
-            SYSTEM, f"quality {arm}: {shape}", "validation loss", "nats/byte", run["final_val_loss"],
+            SYSTEM, f"quality {arm}{label}: {shape}", "validation loss", "nats/byte", run["final_val_loss"],
             peer="dense (same steps, seed, data)" if compared else None,
             peer_value=dense["final_val_loss"] if compared else None, higher_is_better=False,
             spread={"tokens_per_s": run["tokens_per_s"], "parameters": run["parameters"],
@@ -100,8 +105,7 @@ def seed_summary_records(runs_by_seed: dict[int, dict[str, dict[str, Any]]], mod
     """One record per arm over several seeds: mean final validation loss vs the mean dense loss, with
     every seed's gap (arm / dense - 1, each against the dense run of the same seed) in ``spread``."""
     seeds = sorted(runs_by_seed)
-    shape = (f"{model_config.n_layers}x{model_config.dim}/{model_config.hidden} {model_config.ffn}, "
-             f"{train_config.steps} steps of {train_config.batch_size}x{train_config.seq_len} bytes")
+    shape = _shape(model_config, train_config)
     arms = [arm for arm in runs_by_seed[seeds[0]] if arm != "dense"
             and all(arm in runs_by_seed[s] and "dense" in runs_by_seed[s] for s in seeds)]
     records = []
