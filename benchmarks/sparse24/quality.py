@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from frugalml.common.corpus import corpus_bytes
+from frugalml.common.errors import FrugalError
 from frugalml.common.files import atomic_write
 from frugalml.common.report import print_table, write_json
 from frugalml.sparse24.bench import QUALITY_ARMS, plot_quality, quality_records, run_arm, seed_summary_records
@@ -53,9 +54,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model_config = LlamaConfig(dim=args.dim, n_layers=args.layers, n_heads=4, hidden=args.hidden,
                                max_seq_len=args.seq_len)
-    corpus = corpus_bytes(args.data)
+    try:
+        corpus = corpus_bytes(args.data)
+    except FrugalError as error:
+        parser.error(str(error))
     cache = Path(args.cache)
-    cached = json.loads(cache.read_text()) if cache.exists() else {}
+    try:
+        cached = json.loads(cache.read_text()) if cache.exists() else {}
+    except json.JSONDecodeError as error:
+        parser.error(f"the run cache {cache} is not valid JSON ({error}); move it or pass another --cache")
     seeds = args.seeds
     arms = args.arms.split(",")
     records, runs_by_seed = [], {}
