@@ -47,21 +47,39 @@ def main() -> None:
     for m in METHODS:
         got = [table.scores[a] for a in picked[m]]
         ranks = [rank[a] for a in picked[m]]
-        records.append(Record(
-            "composer", f"{WORKLOAD}: {m} over {args.engine} searches of {args.budget} evaluations",
-            "median table score of the aggregated architecture", "MAD accuracy", float(np.median(got)),
-            "best-single", float(np.median(best_single)), higher_is_better=True,
-            spread={"quartiles": np.percentile(got, [25, 75]).tolist(),
+        records.append(
+            Record(
+                "composer",
+                f"{WORKLOAD}: {m} over {args.engine} searches of {args.budget} evaluations",
+                "median table score of the aggregated architecture",
+                "MAD accuracy",
+                float(np.median(got)),
+                "best-single",
+                float(np.median(best_single)),
+                higher_is_better=True,
+                spread={
+                    "quartiles": np.percentile(got, [25, 75]).tolist(),
                     "median_rank": float(np.median(ranks)),
-                    "top1_hits": sum(r == 1 for r in ranks), "seeds": args.seeds, "k": args.k,
-                    "over_full_table": {"arch": whole[m], "score": table.scores[whole[m]],
-                                        "rank": rank[whole[m]]}},
-            notes=f"built-in six-layer A/M table (64 archs); rank 1 = the table's top-1 {ranking[0]}; "
-                  f"an aggregate may be an architecture the search never evaluated"))
+                    "top1_hits": sum(r == 1 for r in ranks),
+                    "seeds": args.seeds,
+                    "k": args.k,
+                    "over_full_table": {
+                        "arch": whole[m],
+                        "score": table.scores[whole[m]],
+                        "rank": rank[whole[m]],
+                    },
+                },
+                notes=f"built-in six-layer A/M table (64 archs); rank 1 = the table's top-1 {ranking[0]}; "
+                f"an aggregate may be an architecture the search never evaluated",
+            )
+        )
     print_table(records, "aggregator ablation")
     earlier = read_json(RESULTS) if RESULTS.exists() else []
-    kept = [Record(**{k: v for k, v in r.items() if k != "ratio"})
-            for r in earlier if not r["workload"].startswith(WORKLOAD)]
+    kept = [
+        Record(**{k: v for k, v in r.items() if k != "ratio"})
+        for r in earlier
+        if not r["workload"].startswith(WORKLOAD)
+    ]
     write_json(kept + records, RESULTS)
 
 

@@ -34,9 +34,16 @@ def main() -> None:
     path = RESULTS / "composer.json"
     earlier = read_json(path) if path.exists() else []
     ablation = [r for r in earlier if r["workload"].startswith("aggregator")]
-    _compare(args.engines, args.seeds, args.table, path, RESULTS / "composer.png", quiet=False,
-             first_seed=args.first_seed)
-    if ablation:   # keep the records of aggregators.py
+    _compare(
+        args.engines,
+        args.seeds,
+        args.table,
+        path,
+        RESULTS / "composer.png",
+        quiet=False,
+        first_seed=args.first_seed,
+    )
+    if ablation:  # keep the records of aggregators.py
         records = [Record(**{k: v for k, v in r.items() if k != "ratio"}) for r in read_json(path) + ablation]
         write_json(records, path)
 

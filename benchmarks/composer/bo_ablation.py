@@ -53,8 +53,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs=2, default=[0, 40], metavar=("FIRST", "END"))
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=["random"] + [
-        f"{k}:{a}:{i}" for k, a, i in itertools.product(KERNELS, ACQUISITIONS, (2, 4, 8))])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["random"]
+        + [f"{k}:{a}:{i}" for k, a, i in itertools.product(KERNELS, ACQUISITIONS, (2, 4, 8))],
+    )
     parser.add_argument("--table", default="AM_6", help="A built-in table name or a table JSON.")
     parser.add_argument("--out", default="composer_bo_ablation")
     args = parser.parse_args()
@@ -69,11 +73,18 @@ def main() -> None:
     summary = {}
     for v, by_seed in found.items():
         evals = [by_seed[s] for s in seeds]
-        summary[v] = {"median": float(np.median(evals)), "median_first_half": float(np.median(evals[:half])),
-                      "median_second_half": float(np.median(evals[half:])), "mean": float(np.mean(evals)),
-                      "evals": evals}
-        print(f"{v:>24}: median {summary[v]['median']:5.1f} (halves {summary[v]['median_first_half']:5.1f} / "
-              f"{summary[v]['median_second_half']:5.1f}), mean {summary[v]['mean']:5.1f}", flush=True)
+        summary[v] = {
+            "median": float(np.median(evals)),
+            "median_first_half": float(np.median(evals[:half])),
+            "median_second_half": float(np.median(evals[half:])),
+            "mean": float(np.mean(evals)),
+            "evals": evals,
+        }
+        print(
+            f"{v:>24}: median {summary[v]['median']:5.1f} (halves {summary[v]['median_first_half']:5.1f} / "
+            f"{summary[v]['median_second_half']:5.1f}), mean {summary[v]['mean']:5.1f}",
+            flush=True,
+        )
     with atomic_write(RESULTS / f"{args.out}.json", "w") as f:
         json.dump({"seeds": seeds, "table": args.table, "variants": summary}, f, indent=1)
 

@@ -42,23 +42,33 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     records = []
-    settings = (f"width {args.width}, heads 4, kv_heads 2, window 32, vocab 256, batch 1, "
-                f"prompt {args.prompt}, {args.new} new tokens, greedy, 1 torch thread, thread-CPU clock, "
-                f"{args.rounds} ABBA rounds")
+    settings = (
+        f"width {args.width}, heads 4, kv_heads 2, window 32, vocab 256, batch 1, "
+        f"prompt {args.prompt}, {args.new} new tokens, greedy, 1 torch thread, thread-CPU clock, "
+        f"{args.rounds} ABBA rounds"
+    )
     for arch in args.archs.split(","):
         torch.manual_seed(0)
         model = HybridLM(HybridConfig.make(arch, width=args.width, heads=4, kv_heads=2, window=32)).eval()
         prompt = torch.randint(0, 256, (1, args.prompt), generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             same = torch.equal(model.generate(prompt, args.new), recompute(model, prompt, args.new))
-            comparison = compare(lambda m=model, p=prompt: m.generate(p, args.new),
-                                 lambda m=model, p=prompt: recompute(m, p, args.new),
-                                 rounds=args.rounds, clock=time.thread_time)
+            comparison = compare(
+                lambda m=model, p=prompt: m.generate(p, args.new),
+                lambda m=model, p=prompt: recompute(m, p, args.new),
+                rounds=args.rounds,
+                clock=time.thread_time,
+            )
             _, states = model.prefill(prompt)
-        per_token = Record.from_comparison(comparison, system="composer", workload=f"decode {arch}",
-                                           peer="recompute prefix (no cache)", metric="time per token",
-                                           notes=f"{settings}; ours includes the prompt prefill, "
-                                                 f"amortised over the new tokens; same tokens: {same}")
+        per_token = Record.from_comparison(
+            comparison,
+            system="composer",
+            workload=f"decode {arch}",
+            peer="recompute prefix (no cache)",
+            metric="time per token",
+            notes=f"{settings}; ours includes the prompt prefill, "
+            f"amortised over the new tokens; same tokens: {same}",
+        )
         per_token.ours /= args.new
         per_token.peer_value /= args.new
         per_token.spread["ours"] = [v / args.new for v in per_token.spread["ours"]]
@@ -67,11 +77,19 @@ def main() -> None:
         for length in (args.prompt, args.prompt + args.new):
             if length != args.prompt:
                 with torch.no_grad():
-                    _, states = model.prefill(torch.cat((prompt, prompt[:, :args.new]), dim=1))
-            records.append(Record("composer", f"decode state {arch} at {length} tokens", "cache bytes (fp32)",
-                                  "bytes", state_bytes(states), "analytic kv_cache_bytes",
-                                  kv_cache_bytes(model.cfg, length, bytes_per_element=4),
-                                  notes="measured bytes of the decoder's tensors vs the analytic count"))
+                    _, states = model.prefill(torch.cat((prompt, prompt[:, : args.new]), dim=1))
+            records.append(
+                Record(
+                    "composer",
+                    f"decode state {arch} at {length} tokens",
+                    "cache bytes (fp32)",
+                    "bytes",
+                    state_bytes(states),
+                    "analytic kv_cache_bytes",
+                    kv_cache_bytes(model.cfg, length, bytes_per_element=4),
+                    notes="measured bytes of the decoder's tensors vs the analytic count",
+                )
+            )
     print_table(records, "incremental decoding")
     write_json(records, RESULTS / "composer_decode.json")
 

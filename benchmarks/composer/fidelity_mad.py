@@ -48,41 +48,75 @@ def zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
 
 
-def analyse(picks: list[str], tasks: list[str], seeds: list[int], acc: dict, neg_loss: list[float],
-            table: dict, setting: str) -> tuple[list[Record], dict]:
+def analyse(
+    picks: list[str],
+    tasks: list[str],
+    seeds: list[int],
+    acc: dict,
+    neg_loss: list[float],
+    table: dict,
+    setting: str,
+) -> tuple[list[Record], dict]:
     """Records and a summary of the fidelity of the complete seeds ``seeds``."""
     per_task = {t: np.array([np.mean([acc[a, t, s] for s in seeds]) for a in picks]) for t in tasks}
     mean_score = np.mean([per_task[t] for t in tasks], axis=0)
     label = f"{len(picks)} archs, {setting}, seeds {seeds}"
     note = "95% CI from 5000 bootstrap resamples of the architectures; LM loss: mean over 3 GPU seeds"
     rho, low, high = bootstrap_spearman(list(mean_score), neg_loss)
-    records = [Record("composer", f"proxy fidelity: MAD mean accuracy over {len(tasks)} tasks vs LM loss "
-                      f"({label})", "Spearman rank correlation", "rho", rho, higher_is_better=True,
-                      spread={"bootstrap_95_low": low, "bootstrap_95_high": high},
-                      notes="pre-registered proxy score (all tasks, equal weight); " + note)]
-    summary: dict = {"seeds": seeds, "mean_score": dict(zip(picks, mean_score.tolist(), strict=True)),
-                     "spearman_mean_score": {"rho": rho, "ci95": [low, high]}, "per_task": {}}
+    records = [
+        Record(
+            "composer",
+            f"proxy fidelity: MAD mean accuracy over {len(tasks)} tasks vs LM loss ({label})",
+            "Spearman rank correlation",
+            "rho",
+            rho,
+            higher_is_better=True,
+            spread={"bootstrap_95_low": low, "bootstrap_95_high": high},
+            notes="pre-registered proxy score (all tasks, equal weight); " + note,
+        )
+    ]
+    summary: dict = {
+        "seeds": seeds,
+        "mean_score": dict(zip(picks, mean_score.tolist(), strict=True)),
+        "spearman_mean_score": {"rho": rho, "ci95": [low, high]},
+        "per_task": {},
+    }
     if len(seeds) > 1:
         by_seed = {s: [np.mean([acc[a, t, s] for t in tasks]) for a in picks] for s in seeds}
-        pairs = [(s, u) for i, s in enumerate(seeds) for u in seeds[i + 1:]]
-        summary["mean_score_seed_to_seed_rho"] = float(np.mean(
-            [spearmanr(by_seed[s], by_seed[u]).statistic for s, u in pairs]))
+        pairs = [(s, u) for i, s in enumerate(seeds) for u in seeds[i + 1 :]]
+        summary["mean_score_seed_to_seed_rho"] = float(
+            np.mean([spearmanr(by_seed[s], by_seed[u]).statistic for s, u in pairs])
+        )
     for t in tasks:
         scores = per_task[t]
-        entry = {"mean_accuracy": dict(zip(picks, scores.tolist(), strict=True)),
-                 "span": float(scores.max() - scores.min()),
-                 "seed_sd": float(np.mean([np.std([acc[a, t, s] for s in seeds]) for a in picks]))}
+        entry = {
+            "mean_accuracy": dict(zip(picks, scores.tolist(), strict=True)),
+            "span": float(scores.max() - scores.min()),
+            "seed_sd": float(np.mean([np.std([acc[a, t, s] for s in seeds]) for a in picks])),
+        }
         if len(set(scores.tolist())) > 2:
             r, lo, hi = bootstrap_spearman(list(scores), neg_loss)
             entry["spearman_vs_lm"] = {"rho": r, "ci95": [lo, hi]}
-            records.append(Record("composer", f"proxy fidelity: MAD task {t} alone vs LM loss ({label})",
-                                  "Spearman rank correlation", "rho", r, higher_is_better=True,
-                                  spread={"bootstrap_95_low": lo, "bootstrap_95_high": hi}, notes=note))
+            records.append(
+                Record(
+                    "composer",
+                    f"proxy fidelity: MAD task {t} alone vs LM loss ({label})",
+                    "Spearman rank correlation",
+                    "rho",
+                    r,
+                    higher_is_better=True,
+                    spread={"bootstrap_95_low": lo, "bootstrap_95_high": hi},
+                    notes=note,
+                )
+            )
         else:
             entry["spearman_vs_lm"] = None  # (nearly) constant over the architectures: no ranking
         if len(seeds) > 1:
-            pairs = [spearmanr([acc[a, t, s] for a in picks], [acc[a, t, u] for a in picks]).statistic
-                     for i, s in enumerate(seeds) for u in seeds[i + 1:]]
+            pairs = [
+                spearmanr([acc[a, t, s] for a in picks], [acc[a, t, u] for a in picks]).statistic
+                for i, s in enumerate(seeds)
+                for u in seeds[i + 1 :]
+            ]
             entry["seed_to_seed_rho"] = float(np.nanmean(pairs))
         summary["per_task"][t] = entry
     informative = [t for t in tasks if (summary["per_task"][t]["spearman_vs_lm"] or {}).get("rho", 0) > 0]
@@ -90,15 +124,28 @@ def analyse(picks: list[str], tasks: list[str], seeds: list[int], acc: dict, neg
         post_hoc = np.mean([zscore(per_task[t]) for t in informative], axis=0)
         r, lo, hi = bootstrap_spearman(list(post_hoc), neg_loss)
         summary["post_hoc"] = {"tasks": informative, "rho": r, "ci95": [lo, hi]}
-        records.append(Record(
-            "composer", f"POST HOC: mean z-scored accuracy of the tasks with rho > 0 "
-            f"({', '.join(informative)}) vs LM loss ({label})", "Spearman rank correlation", "rho", r,
-            higher_is_better=True, spread={"bootstrap_95_low": lo, "bootstrap_95_high": hi},
-            notes="tasks chosen on these same 10 architectures: optimistic, descriptive only, not evidence"))
+        records.append(
+            Record(
+                "composer",
+                f"POST HOC: mean z-scored accuracy of the tasks with rho > 0 "
+                f"({', '.join(informative)}) vs LM loss ({label})",
+                "Spearman rank correlation",
+                "rho",
+                r,
+                higher_is_better=True,
+                spread={"bootstrap_95_low": lo, "bootstrap_95_high": hi},
+                notes="tasks chosen on these same 10 architectures: "
+                "optimistic, descriptive only, not evidence",
+            )
+        )
     old = [table["scores"][a] for a in picks]
     r, lo, hi = bootstrap_spearman(old, neg_loss)
-    summary["old_table"] = {"rho": r, "ci95": [lo, hi], "rho_vs_new_mean_score": float(
-        spearmanr(old, mean_score).statistic), "per_task": {}}
+    summary["old_table"] = {
+        "rho": r,
+        "ci95": [lo, hi],
+        "rho_vs_new_mean_score": float(spearmanr(old, mean_score).statistic),
+        "per_task": {},
+    }
     for t in table["per_task"][picks[0]]:
         r, lo, hi = bootstrap_spearman([table["per_task"][a][t] for a in picks], neg_loss)
         summary["old_table"]["per_task"][t] = {"rho": r, "ci95": [lo, hi]}
@@ -114,12 +161,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--memorization-vocab", type=int, default=256,
-                        help="Memorization vocabulary (the published 256; the CPU preset's 64 saturates).")
+    parser.add_argument(
+        "--memorization-vocab",
+        type=int,
+        default=256,
+        help="Memorization vocabulary (the published 256; the CPU preset's 64 saturates).",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--lm-runs", type=Path, default=RESULTS / "composer_fidelity_gpu_runs.json")
-    parser.add_argument("--picks", default=None,
-                        help="Comma-separated architectures (default: the LM runs').")
+    parser.add_argument(
+        "--picks", default=None, help="Comma-separated architectures (default: the LM runs')."
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--out", default="composer_fidelity_mad")
     args = parser.parse_args()
@@ -131,12 +183,18 @@ def main() -> None:
     tasks = args.tasks.split(",")
     shape = ModelShape(width=args.width, heads=args.heads, kv_heads=1, mlp_ratio=2.0, window=8)
     train = TrainConfig(steps=args.steps, batch_size=args.batch, learning_rates=(args.lr,), threads=1)
-    settings = {t.name: (replace(t, vocab_size=args.memorization_vocab, seq_len=32)
-                         if t.name == "memorization" else t) for t in preset("cpu", tasks)}
+    settings = {
+        t.name: (
+            replace(t, vocab_size=args.memorization_vocab, seq_len=32) if t.name == "memorization" else t
+        )
+        for t in preset("cpu", tasks)
+    }
     proxies = {t: MADProxy(tasks=(settings[t],), shape=shape, train=train) for t in tasks}
     mem = f", memorization vocab {args.memorization_vocab}" if "memorization" in tasks else ""
-    setting = (f"MAD cpu preset ({', '.join(tasks)}{mem}), width {args.width}, {args.steps} steps x "
-               f"{args.batch}, lr {args.lr}")
+    setting = (
+        f"MAD cpu preset ({', '.join(tasks)}{mem}), width {args.width}, {args.steps} steps x "
+        f"{args.batch}, lr {args.lr}"
+    )
     cache = ResultCache(args.cache)
     table = json.loads((resources.files("frugalml.composer") / BUILTIN).read_text())
     keys = {t: config_key("mad", proxies[t].config()) for t in tasks}
@@ -144,7 +202,7 @@ def main() -> None:
     acc: dict[tuple[str, str, int], float] = {}
     seconds: list[float] = []
     todo = []
-    for seed in args.seeds:                        # seed-major: an early stop leaves whole seeds
+    for seed in args.seeds:  # seed-major: an early stop leaves whole seeds
         for arch in picks:
             for t in tasks:
                 hit = cache.get(arch, "mad", keys[t], seed)
@@ -161,10 +219,18 @@ def main() -> None:
 
     def save() -> None:
         raw = {f"{a}|{t}|{s}": v for (a, t, s), v in sorted(acc.items())}
-        doc = {"settings": {**vars(args), "task_settings": {t: settings[t].to_dict() for t in tasks},
-                            "shape": shape.__dict__}, "picks": picks,
-               "lm_val_loss": dict(zip(picks, [-x for x in neg_loss], strict=True)), "accuracy": raw,
-               "job_seconds_median": float(np.median(seconds)) if seconds else None, "analysis": summary}
+        doc = {
+            "settings": {
+                **vars(args),
+                "task_settings": {t: settings[t].to_dict() for t in tasks},
+                "shape": shape.__dict__,
+            },
+            "picks": picks,
+            "lm_val_loss": dict(zip(picks, [-x for x in neg_loss], strict=True)),
+            "accuracy": raw,
+            "job_seconds_median": float(np.median(seconds)) if seconds else None,
+            "analysis": summary,
+        }
         with atomic_write(RESULTS / f"{args.out}_runs.json", "w") as f:
             json.dump(doc, f, indent=1, default=str)
         if records:
@@ -183,13 +249,23 @@ def main() -> None:
     start = time.perf_counter()
     done_seeds = len(complete_seeds())
     for n, result in enumerate(executor.map(run_job, todo), 1):
-        (t, score), = result["metrics"]["per_task"].items()
-        cache.put(result["arch"], "mad", proxies[t].config(), result["seed"], result["score"],
-                  result["metrics"], result["seconds"])
+        ((t, score),) = result["metrics"]["per_task"].items()
+        cache.put(
+            result["arch"],
+            "mad",
+            proxies[t].config(),
+            result["seed"],
+            result["score"],
+            result["metrics"],
+            result["seconds"],
+        )
         acc[result["arch"], t, result["seed"]] = result["score"]
         seconds.append(result["seconds"])
-        print(f"[{n}/{len(todo)}] {result['arch']} {t} seed {result['seed']}: {score:.4f} "
-              f"({result['seconds']:.1f} s, {time.perf_counter() - start:.0f} s total)", flush=True)
+        print(
+            f"[{n}/{len(todo)}] {result['arch']} {t} seed {result['seed']}: {score:.4f} "
+            f"({result['seconds']:.1f} s, {time.perf_counter() - start:.0f} s total)",
+            flush=True,
+        )
         if len(complete_seeds()) > done_seeds:
             done_seeds = len(complete_seeds())
             refresh()

@@ -49,10 +49,17 @@ def agreement(by_seed: dict[int, dict[str, float]], archs: list[str]) -> dict:
         return out
     r = float(np.mean(pairs))
     k = len(seeds)
-    halves = [spearmanr(table[list(h)].mean(0), np.delete(table, list(h), 0).mean(0))[0]
-              for h in itertools.combinations(range(k), k // 2)]
-    out.update(pairwise_rho=r, pairwise_rho_min=float(np.min(pairs)), pairwise_rho_max=float(np.max(pairs)),
-               split_half_rho=float(np.mean(halves)), spearman_brown=k * r / (1 + (k - 1) * r))
+    halves = [
+        spearmanr(table[list(h)].mean(0), np.delete(table, list(h), 0).mean(0))[0]
+        for h in itertools.combinations(range(k), k // 2)
+    ]
+    out.update(
+        pairwise_rho=r,
+        pairwise_rho_min=float(np.min(pairs)),
+        pairwise_rho_max=float(np.max(pairs)),
+        split_half_rho=float(np.mean(halves)),
+        spearman_brown=k * r / (1 + (k - 1) * r),
+    )
     return out
 
 
@@ -71,8 +78,11 @@ def main() -> None:
     parser.add_argument("--cache", default=str(cache_dir() / "composer" / "tabular.sqlite"))
     args = parser.parse_args()
 
-    proxy = MADProxy(tasks=tuple(preset("cpu", args.tasks.split(","))), shape=ModelShape(width=args.width),
-                     train=TrainConfig(steps=args.steps, batch_size=64, learning_rates=(args.lr,), threads=1))
+    proxy = MADProxy(
+        tasks=tuple(preset("cpu", args.tasks.split(","))),
+        shape=ModelShape(width=args.width),
+        train=TrainConfig(steps=args.steps, batch_size=64, learning_rates=(args.lr,), threads=1),
+    )
     planned = [int(s) for s in args.seeds.split(",")]
     archs = ["".join(p) for p in itertools.product(args.primitives, repeat=args.layers)]
     cache = ResultCache(args.cache)
@@ -90,8 +100,10 @@ def main() -> None:
                 break
             scores.update(evaluator.scores([arch]))
             if evaluator.fresh:
-                print(f"seed {seed} {arch}: {scores[arch]:.4f} "
-                      f"(cpu {time.process_time() - cpu_start:.0f} s)", flush=True)
+                print(
+                    f"seed {seed} {arch}: {scores[arch]:.4f} (cpu {time.process_time() - cpu_start:.0f} s)",
+                    flush=True,
+                )
                 evaluator.fresh = 0
         if len(scores) < len(archs):
             break
@@ -101,8 +113,13 @@ def main() -> None:
     seeds = sorted(by_seed)
     mean = {a: float(np.mean([by_seed[s][a] for s in seeds])) for a in archs}
     results = {(r.arch, r.seed): r for r in cache.all(proxy.name, evaluator.key) if r.seed in seeds}
-    per_task = {a: {t.name: float(np.mean([results[a, s].metrics["per_task"][t.name] for s in seeds]))
-                    for t in proxy.tasks} for a in archs}
+    per_task = {
+        a: {
+            t.name: float(np.mean([results[a, s].metrics["per_task"][t.name] for s in seeds]))
+            for t in proxy.tasks
+        }
+        for a in archs
+    }
     doc = {
         "space": {"primitives": args.primitives, "layers": args.layers},
         "proxy": proxy.name,
@@ -123,8 +140,9 @@ def main() -> None:
     path = OUT / f"tabular_{args.name or f'{args.primitives}_{args.layers}'}.json"
     with atomic_write(path, "w") as f:
         json.dump(doc, f, indent=1)
-    print(f"wrote {path} ({len(mean)} architectures, seeds {seeds}, "
-          f"best {max(mean, key=mean.get)}; {stopped})")
+    print(
+        f"wrote {path} ({len(mean)} architectures, seeds {seeds}, best {max(mean, key=mean.get)}; {stopped})"
+    )
 
 
 if __name__ == "__main__":

@@ -39,11 +39,14 @@ def main() -> None:
     models, optimizers = {}, {}
     for arch in (args.ours, args.peer):
         torch.manual_seed(0)
-        models[arch] = HybridLM(HybridConfig.make(arch, width=args.width, heads=4, kv_heads=2, mlp_ratio=4.0,
-                                                  window=args.seq_len // 4))
+        models[arch] = HybridLM(
+            HybridConfig.make(
+                arch, width=args.width, heads=4, kv_heads=2, mlp_ratio=4.0, window=args.seq_len // 4
+            )
+        )
         optimizers[arch] = torch.optim.AdamW(models[arch].parameters(), lr=1e-3)
     x = torch.randint(0, 256, (args.batch, args.seq_len + 1), generator=torch.Generator().manual_seed(0))
-    prompt = x[:1, :args.seq_len]
+    prompt = x[:1, : args.seq_len]
 
     def train_step(arch: str) -> None:
         loss = models[arch].loss(x[:, :-1], x[:, 1:])
@@ -55,29 +58,54 @@ def main() -> None:
         with torch.no_grad():
             models[arch].generate(prompt, args.new)
 
-    setting = (f"width {args.width}, heads 4, kv_heads 2, 1 torch thread, thread-CPU clock, "
-               f"{args.rounds} ABBA rounds")
-    train = compare(lambda: train_step(args.ours), lambda: train_step(args.peer), rounds=args.rounds,
-                    clock=time.thread_time)
+    setting = (
+        f"width {args.width}, heads 4, kv_heads 2, 1 torch thread, thread-CPU clock, "
+        f"{args.rounds} ABBA rounds"
+    )
+    train = compare(
+        lambda: train_step(args.ours),
+        lambda: train_step(args.peer),
+        rounds=args.rounds,
+        clock=time.thread_time,
+    )
     tokens = args.batch * args.seq_len
-    decode = compare(lambda: generate(args.ours), lambda: generate(args.peer), rounds=args.rounds,
-                     clock=time.thread_time)
+    decode = compare(
+        lambda: generate(args.ours), lambda: generate(args.peer), rounds=args.rounds, clock=time.thread_time
+    )
     cfg = {a: m.cfg for a, m in models.items()}
     records = [
-        Record("composer", f"CPU training throughput {args.ours} vs {args.peer} (batch {args.batch} x "
-               f"{args.seq_len}, AdamW step)", "tokens/s", "tokens/s", tokens / train.ours.median,
-               "Llama-style AM x k", tokens / train.peer.median, higher_is_better=True,
-               spread={"ours_s": [train.ours.min, train.ours.max],
-                       "peer_s": [train.peer.min, train.peer.max]},
-               notes=setting),
-        Record.from_comparison(decode, system="composer",
-                               workload=f"CPU decoding {args.ours} vs {args.peer} ({args.new} tokens after a "
-                                        f"{args.seq_len}-token prompt, KV cache, batch 1)",
-                               peer="Llama-style AM x k", metric="generation time", notes=setting),
-        Record("composer", f"KV cache at {args.seq_len + args.new} tokens: {args.ours} vs {args.peer}",
-               "KV-cache bytes (bf16)", "bytes", kv_cache_bytes(cfg[args.ours], args.seq_len + args.new),
-               "Llama-style AM x k", kv_cache_bytes(cfg[args.peer], args.seq_len + args.new),
-               higher_is_better=False),
+        Record(
+            "composer",
+            f"CPU training throughput {args.ours} vs {args.peer} (batch {args.batch} x "
+            f"{args.seq_len}, AdamW step)",
+            "tokens/s",
+            "tokens/s",
+            tokens / train.ours.median,
+            "Llama-style AM x k",
+            tokens / train.peer.median,
+            higher_is_better=True,
+            spread={"ours_s": [train.ours.min, train.ours.max], "peer_s": [train.peer.min, train.peer.max]},
+            notes=setting,
+        ),
+        Record.from_comparison(
+            decode,
+            system="composer",
+            workload=f"CPU decoding {args.ours} vs {args.peer} ({args.new} tokens after a "
+            f"{args.seq_len}-token prompt, KV cache, batch 1)",
+            peer="Llama-style AM x k",
+            metric="generation time",
+            notes=setting,
+        ),
+        Record(
+            "composer",
+            f"KV cache at {args.seq_len + args.new} tokens: {args.ours} vs {args.peer}",
+            "KV-cache bytes (bf16)",
+            "bytes",
+            kv_cache_bytes(cfg[args.ours], args.seq_len + args.new),
+            "Llama-style AM x k",
+            kv_cache_bytes(cfg[args.peer], args.seq_len + args.new),
+            higher_is_better=False,
+        ),
     ]
     print_table(records, "composer: searched architecture vs AM x k on CPU")
     write_json(records, RESULTS / "composer_throughput.json")

@@ -33,8 +33,10 @@ def main() -> None:
     if not args.no_calibrate:
         planner.calibrate(quiet=False)
     records = bench.goal_records(rounds=args.rounds, quiet=False, threads=args.threads)
-    print_table(records, title=f"maskedmm goal table, {args.threads} thread(s) "
-                               f"({bench.blas_note()}; {bench.machine_load()})")
+    print_table(
+        records,
+        title=f"maskedmm goal table, {args.threads} thread(s) ({bench.blas_note()}; {bench.machine_load()})",
+    )
     kept = merge_json(records, RESULTS)
     print(f"merged {len(records)} records into {RESULTS} ({kept} others kept)")
 

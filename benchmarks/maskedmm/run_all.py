@@ -20,11 +20,20 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "maskedmm.json"
 
 def main() -> None:
     uniform = bench.BenchConfig(
-        n=1024, sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.99),
-        patterns=("random",), threads=(1,), rounds=5)
+        n=1024,
+        sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.99),
+        patterns=("random",),
+        threads=(1,),
+        rounds=5,
+    )
     structured = bench.BenchConfig(
-        n=1024, sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.99),
-        patterns=("block16", "columns", "relu"), threads=(1,), rounds=5, peers=("scipy",))
+        n=1024,
+        sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.99),
+        patterns=("block16", "columns", "relu"),
+        threads=(1,),
+        rounds=5,
+        peers=("scipy",),
+    )
     records = bench.run(uniform, progress_desc="uniform") + bench.run(structured, progress_desc="structured")
     records += bench.auto_records()
     records += bench.kernel_records()

@@ -29,8 +29,10 @@ def child(rounds: int, sparsity: float) -> None:
     prepared = prepare_b(B)
     times = {"numpy": [], "ours": []}
     with threadpool_limits(THREADS):
-        calls = {"numpy": lambda: A @ B,
-                 "ours": lambda: matmul(A, prepared, method="masked", threads=THREADS)}
+        calls = {
+            "numpy": lambda: A @ B,
+            "ours": lambda: matmul(A, prepared, method="masked", threads=THREADS),
+        }
         for fn in calls.values():
             fn()
         for _ in range(rounds):
@@ -58,20 +60,42 @@ def main() -> None:
     records = []
     for label, extra in (("library defaults", {}), ("SPIN_SETTINGS", SPIN_SETTINGS)):
         env = {k: v for k, v in os.environ.items() if k not in SPIN_SETTINGS} | extra
-        out = subprocess.run([sys.executable, __file__, "--child", "--rounds", str(args.rounds),
-                              "--sparsity", str(args.sparsity)],
-                             env=env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--rounds",
+                str(args.rounds),
+                "--sparsity",
+                str(args.sparsity),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         times = json.loads(out.strip().splitlines()[-1])
         settings = " ".join(f"{k}={env.get(k, 'unset')}" for k in SPIN_SETTINGS)
-        records.append(Record(
-            "maskedmm", f"{N}^3 fp32 random {args.sparsity:.0%} zeros, {THREADS} threads, numpy and ours "
-                        f"alternating in one process, {label}",
-            f"time (masked, B prepared, {args.rounds} rounds)", "s", statistics.median(times["ours"]),
-            "numpy dense (BLAS)", statistics.median(times["numpy"]),
-            spread={"ours": [min(times["ours"]), max(times["ours"])],
-                    "peer": [min(times["numpy"]), max(times["numpy"])], "rounds": args.rounds},
-            notes=f"{settings}; wall clock, medians; one child process per setting; {blas_note()}; "
-                  f"{machine_load()}"))
+        records.append(
+            Record(
+                "maskedmm",
+                f"{N}^3 fp32 random {args.sparsity:.0%} zeros, {THREADS} threads, numpy and ours "
+                f"alternating in one process, {label}",
+                f"time (masked, B prepared, {args.rounds} rounds)",
+                "s",
+                statistics.median(times["ours"]),
+                "numpy dense (BLAS)",
+                statistics.median(times["numpy"]),
+                spread={
+                    "ours": [min(times["ours"]), max(times["ours"])],
+                    "peer": [min(times["numpy"]), max(times["numpy"])],
+                    "rounds": args.rounds,
+                },
+                notes=f"{settings}; wall clock, medians; one child process per setting; {blas_note()}; "
+                f"{machine_load()}",
+            )
+        )
     print_table(records, title="maskedmm: OpenMP and OpenBLAS thread pools in one process")
     kept = merge_json(records, RESULTS)
     print(f"merged {len(records)} records into {RESULTS} ({kept} others kept)")

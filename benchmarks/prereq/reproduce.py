@@ -16,6 +16,12 @@ if __name__ == "__main__":
     parts = []
     for dataset in ("university", "nptel"):
         parts.append(results / f"prereq_{dataset}.json")
-        run(json_path=parts[-1], datasets=(dataset,), topics=20 if quick else 100,
-            em_iter=5 if quick else 100, steps=300 if quick else None, quiet=True)
+        run(
+            json_path=parts[-1],
+            datasets=(dataset,),
+            topics=20 if quick else 100,
+            em_iter=5 if quick else 100,
+            steps=300 if quick else None,
+            quiet=True,
+        )
     combine(parts, results / "prereq.json")

@@ -41,11 +41,24 @@ SETTINGS = {
     "rich, dropout 0.7, K=50": {**_RICH, "dropout": 0.7, "topics": 50},
     "rich, dropout 0.5, beta+eta vectors": {**_RICH, "dropout": 0.5, "vectors": "beta+eta"},
     "rich, dropout 0.7, 2000 steps, one network holding out 20%": {
-        **_RICH, "dropout": 0.7, "steps": 2000, "val_fraction": 0.2},
+        **_RICH,
+        "dropout": 0.7,
+        "steps": 2000,
+        "val_fraction": 0.2,
+    },
     "rich, dropout 0.7, 3 members each holding out 20%, 1000 steps": {
-        **_RICH, "dropout": 0.7, "members": 3, "val_fraction": 0.2},
+        **_RICH,
+        "dropout": 0.7,
+        "members": 3,
+        "val_fraction": 0.2,
+    },
     "rich, dropout 0.7, 3 members each holding out 20%, 2000 steps": {
-        **_RICH, "dropout": 0.7, "members": 3, "val_fraction": 0.2, "steps": 2000},
+        **_RICH,
+        "dropout": 0.7,
+        "members": 3,
+        "val_fraction": 0.2,
+        "steps": 2000,
+    },
 }
 SELECTED = "selected setting (best validation AUC)"
 MAX_STEPS = 3000  # members x steps per fit; more puts the 2-core reproduction over 10 minutes
@@ -54,13 +67,18 @@ MAX_STEPS = 3000  # members x steps per fit; more puts the 2-core reproduction o
 def eligible(label: str) -> bool:
     """A setting PREREQ can use as its default (see the module docstring)."""
     params = SETTINGS.get(label, {})
-    return (params.get("val_fraction", 0) > 0
-            and params.get("members", 1) * params.get("steps", 1000) <= MAX_STEPS)
+    return (
+        params.get("val_fraction", 0) > 0
+        and params.get("members", 1) * params.get("steps", 1000) <= MAX_STEPS
+    )
 
 
 def main(name: str = "university", n_folds: int = 3, only: str = "") -> None:
-    chosen = {label: params for label, params in SETTINGS.items()
-              if not only or any(part in label for part in only.split("|"))}
+    chosen = {
+        label: params
+        for label, params in SETTINGS.items()
+        if not only or any(part in label for part in only.split("|"))
+    }
     ds = data.load(name)
     models = {}
 
@@ -86,10 +104,18 @@ def main(name: str = "university", n_folds: int = 3, only: str = "") -> None:
             inner, val = train.subset(np.sort(order[held:])), train.subset(np.sort(order[:held]))
             clf = SiameseClassifier(**params).fit(vectors(inner.a), vectors(inner.b), inner.y)
             aucs.append(roc_auc_score(val.y, clf.predict_proba(vectors(val.a), vectors(val.b))))
-        records.append(Record("prereq", f"{name}/inner-validation/{label}", "validation AUC", "",
-                              float(np.mean(aucs)), spread={"folds": [round(a, 4) for a in aucs]},
-                              notes=f"20% of each of the first {n_folds} authors' training folds "
-                                    f"held out; test folds unused; settings {setting}"))
+        records.append(
+            Record(
+                "prereq",
+                f"{name}/inner-validation/{label}",
+                "validation AUC",
+                "",
+                float(np.mean(aucs)),
+                spread={"folds": [round(a, 4) for a in aucs]},
+                notes=f"20% of each of the first {n_folds} authors' training folds "
+                f"held out; test folds unused; settings {setting}",
+            )
+        )
         print(label, f"{np.mean(aucs):.3f}", np.round(aucs, 3), flush=True)
     path = Path(__file__).resolve().parents[1] / "results" / f"prereq_select_{name}.json"
     _merge(records, path, name)
@@ -98,21 +124,37 @@ def main(name: str = "university", n_folds: int = 3, only: str = "") -> None:
 def _merge(records: list[Record], path: Path, name: str) -> None:
     """Replace same-workload records in ``path``, keep the others, and re-derive the selection."""
     new = {r.workload for r in records}
-    old = [Record(**{k: v for k, v in item.items() if k != "ratio"}) for item in
-           (report.read_json(path) if path.exists() else [])]
+    old = [
+        Record(**{k: v for k, v in item.items() if k != "ratio"})
+        for item in (report.read_json(path) if path.exists() else [])
+    ]
     kept = [r for r in old if r.workload not in new and not r.workload.endswith(SELECTED)]
     merged = kept + records
     best = max((r for r in merged if eligible(r.workload.rsplit("/", 1)[-1])), key=lambda r: r.ours)
     label = best.workload.rsplit("/", 1)[-1]
     others = ", ".join(f"{r.workload.rsplit('/', 1)[-1]}: {r.ours:.3f}" for r in merged if r is not best)
-    notes = (f"selected: {label}; eligible: threshold on held-out pairs and <= {MAX_STEPS} "
-             f"training steps per fit; others: {others}")
-    merged.append(Record("prereq", f"{name}/inner-validation/{SELECTED}", "validation AUC", "",
-                         best.ours, spread=best.spread, notes=notes))
+    notes = (
+        f"selected: {label}; eligible: threshold on held-out pairs and <= {MAX_STEPS} "
+        f"training steps per fit; others: {others}"
+    )
+    merged.append(
+        Record(
+            "prereq",
+            f"{name}/inner-validation/{SELECTED}",
+            "validation AUC",
+            "",
+            best.ours,
+            spread=best.spread,
+            notes=notes,
+        )
+    )
     report.write_json(merged, path)
     print(f"selected: {label} ({best.ours:.3f})")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "university",
-         int(sys.argv[2]) if len(sys.argv) > 2 else 3, sys.argv[3] if len(sys.argv) > 3 else "")
+    main(
+        sys.argv[1] if len(sys.argv) > 1 else "university",
+        int(sys.argv[2]) if len(sys.argv) > 2 else 3,
+        sys.argv[3] if len(sys.argv) > 3 else "",
+    )

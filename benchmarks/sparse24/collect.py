@@ -25,7 +25,15 @@ if __name__ == "__main__":
                 row.pop("ratio", None)
                 records.append(Record(**{**row, "notes": f"{row['notes']} [from {name}]".strip()}))
     if not (RESULTS / "sparse24-gpu.json").exists():
-        records.append(Record("sparse24", "GPU speed (FFN fwd+bwd 1B/7B, Llama-1B step)", "not measured",
-                              "", 0.0, notes="no GPU was available; run benchmarks/sparse24/gpu.sh on one"))
+        records.append(
+            Record(
+                "sparse24",
+                "GPU speed (FFN fwd+bwd 1B/7B, Llama-1B step)",
+                "not measured",
+                "",
+                0.0,
+                notes="no GPU was available; run benchmarks/sparse24/gpu.sh on one",
+            )
+        )
     write_json(records, RESULTS / "sparse24.json")
     print(f"{len(records)} records -> {RESULTS / 'sparse24.json'}")

@@ -45,9 +45,14 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     records: list[Record] = []
     start = time.perf_counter()
-    parts = (("numerics", gpu_numerics), ("packing rule", gpu_packing_rule), ("Triton V:N:M", gpu_vnm_paths),
-             ("train CLI", gpu_train_cli), ("breakdown", lambda: gpu_breakdown(args.tokens)),
-             ("speed", lambda: gpu_speed(args.tokens, args.rounds, args.layers_1b)))
+    parts = (
+        ("numerics", gpu_numerics),
+        ("packing rule", gpu_packing_rule),
+        ("Triton V:N:M", gpu_vnm_paths),
+        ("train CLI", gpu_train_cli),
+        ("breakdown", lambda: gpu_breakdown(args.tokens)),
+        ("speed", lambda: gpu_speed(args.tokens, args.rounds, args.layers_1b)),
+    )
     for part, run in parts:
         records += guarded(part, run)
         write_json(records, Path(args.json))

@@ -46,14 +46,19 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--arms", default=",".join(QUALITY_ARMS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seeds", default=[0], type=seed_list, help="Comma-separated seeds of "
-                        "initialisation, batches and masks; each arm runs once per seed.")
+    parser.add_argument(
+        "--seeds",
+        default=[0],
+        type=seed_list,
+        help="Comma-separated seeds of initialisation, batches and masks; each arm runs once per seed.",
+    )
     parser.add_argument("--cache", default=str(RESULTS / "sparse24-quality-runs.json"))
     parser.add_argument("--out", default=str(RESULTS / "sparse24-quality"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model_config = LlamaConfig(dim=args.dim, n_layers=args.layers, n_heads=4, hidden=args.hidden,
-                               max_seq_len=args.seq_len)
+    model_config = LlamaConfig(
+        dim=args.dim, n_layers=args.layers, n_heads=4, hidden=args.hidden, max_seq_len=args.seq_len
+    )
     try:
         corpus = corpus_bytes(args.data)
     except FrugalError as error:
@@ -67,8 +72,13 @@ def main() -> None:
     arms = args.arms.split(",")
     records, runs_by_seed = [], {}
     for seed in seeds:
-        train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-                                   eval_every=args.eval_every, seed=seed)
+        train_config = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seq_len=args.seq_len,
+            eval_every=args.eval_every,
+            seed=seed,
+        )
         key = json.dumps([model_config.to_dict(), repr(train_config), args.data])
         done = cached.setdefault(key, {})
         for arm in arms:
@@ -87,8 +97,12 @@ def main() -> None:
     write_json(records, f"{args.out}.json")
     runs = runs_by_seed[seeds[0]]
     params = next(iter(runs.values()))["parameters"]
-    plot_quality(runs, train_config, f"{args.out}.png",
-                 f"sparse24 on {args.data}: {params / 1e6:.2f}M params, {args.steps} steps, seed {seeds[0]}")
+    plot_quality(
+        runs,
+        train_config,
+        f"{args.out}.png",
+        f"sparse24 on {args.data}: {params / 1e6:.2f}M params, {args.steps} steps, seed {seeds[0]}",
+    )
 
 
 if __name__ == "__main__":

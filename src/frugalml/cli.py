@@ -74,9 +74,16 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
         ("numpy", env["numpy"]),
     ]
     for lib in threads["blas"]:
-        rows.append((lib.get("internal_api", "?"), ", ".join(
-            f"{k}={lib[k]}" for k in ("version", "architecture", "num_threads", "threading_layer")
-            if lib.get(k) is not None)))
+        rows.append(
+            (
+                lib.get("internal_api", "?"),
+                ", ".join(
+                    f"{k}={lib[k]}"
+                    for k in ("version", "architecture", "num_threads", "threading_layer")
+                    if lib.get(k) is not None
+                ),
+            )
+        )
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
         if var in threads:
             rows.append((var, threads[var]))
@@ -140,8 +147,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ):
     """frugalml: seven research systems for cheaper machine learning."""
 

@@ -16,32 +16,104 @@ def _run(capsys, *argv):
 
 def test_plan_prints_explanation_and_writes_json(capsys, tmp_path):
     path = tmp_path / "plan.json"
-    code, out, _ = _run(capsys, "plan", "--model", "opt-1.3b", "--devices", "32", "--batch", "4",
-                        "--seq", "256", "--json", str(path))
+    code, out, _ = _run(
+        capsys,
+        "plan",
+        "--model",
+        "opt-1.3b",
+        "--devices",
+        "32",
+        "--batch",
+        "4",
+        "--seq",
+        "256",
+        "--json",
+        str(path),
+    )
     assert code == 0 and "device groups:" in out and "planned" in out
     doc = json.loads(path.read_text())
     assert doc["devices"] == 32 and doc["analytic_seconds"] > 0
-    code, out, _ = _run(capsys, "plan", "--model", "opt-1.3b", "--devices", "32", "--batch", "8",
-                        "--seq", "256", "--micro-batch", "0", "--json", str(path))
+    code, out, _ = _run(
+        capsys,
+        "plan",
+        "--model",
+        "opt-1.3b",
+        "--devices",
+        "32",
+        "--batch",
+        "8",
+        "--seq",
+        "256",
+        "--micro-batch",
+        "0",
+        "--json",
+        str(path),
+    )
     assert code == 0 and json.loads(path.read_text())["micro_batches"] == 1  # 2048 tokens: one micro-batch
     code, _, err = _run(capsys, "plan", "--devices", "16", "--batch", "8", "--micro-batch", "3")
     assert code == 2 and "micro_batch" in err
 
 
 def test_simulate_and_sweep(capsys, tmp_path):
-    code, out, _ = _run(capsys, "simulate", "--model", "opt-1.3b", "--devices", "24", "--batch", "4",
-                        "--seq", "256", "--no-churn", "-q")
+    code, out, _ = _run(
+        capsys,
+        "simulate",
+        "--model",
+        "opt-1.3b",
+        "--devices",
+        "24",
+        "--batch",
+        "4",
+        "--seq",
+        "256",
+        "--no-churn",
+        "-q",
+    )
     assert code == 0 and "simulated" in out
     path = tmp_path / "sim.json"
-    code, _, _ = _run(capsys, "simulate", "--model", "opt-1.3b", "--devices", "24", "--batch", "8",
-                      "--seq", "256", "--micro-batch", "2", "--no-churn", "--no-contention", "--no-backups",
-                      "--stragglers", "0", "--lockstep", "-q", "--json", str(path))
+    code, _, _ = _run(
+        capsys,
+        "simulate",
+        "--model",
+        "opt-1.3b",
+        "--devices",
+        "24",
+        "--batch",
+        "8",
+        "--seq",
+        "256",
+        "--micro-batch",
+        "2",
+        "--no-churn",
+        "--no-contention",
+        "--no-backups",
+        "--stragglers",
+        "0",
+        "--lockstep",
+        "-q",
+        "--json",
+        str(path),
+    )
     doc = json.loads(path.read_text())
     assert code == 0 and doc["config"]["lockstep"] and doc["micro_batches"] == 4
     assert doc["simulated_seconds"] == pytest.approx(doc["analytic_seconds"], rel=1e-9)
     csv, png = tmp_path / "s.csv", tmp_path / "s.png"
-    code, out, _ = _run(capsys, "sweep", "--model", "opt-1.3b", "--devices", "16..64", "--batch", "8",
-                        "--seq", "256", "--csv", str(csv), "--png", str(png))
+    code, out, _ = _run(
+        capsys,
+        "sweep",
+        "--model",
+        "opt-1.3b",
+        "--devices",
+        "16..64",
+        "--batch",
+        "8",
+        "--seq",
+        "256",
+        "--csv",
+        str(csv),
+        "--png",
+        str(png),
+    )
     assert code == 0 and png.stat().st_size > 1000
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("devices,cleave_analytic_s") and len(lines) == 4
@@ -50,8 +122,9 @@ def test_simulate_and_sweep(capsys, tmp_path):
 def test_pool_file_and_errors(capsys, tmp_path):
     pool = tmp_path / "pool.yaml"
     pool.write_text("devices: 16\nmix: {laptop: 1}\n")
-    code, out, _ = _run(capsys, "plan", "--model", "opt-1.3b", "--devices", str(pool), "--batch", "2",
-                        "--seq", "128", "-q")
+    code, out, _ = _run(
+        capsys, "plan", "--model", "opt-1.3b", "--devices", str(pool), "--batch", "2", "--seq", "128", "-q"
+    )
     assert code == 0 and "/16 devices used" in out
     code, _, err = _run(capsys, "plan", "--model", "gpt-9", "--devices", "16")
     assert code == 2 and "unknown model" in err and len(err.strip().splitlines()) == 1

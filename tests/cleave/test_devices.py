@@ -85,7 +85,7 @@ def test_real_traces_load_normalised_and_assign_by_family(shared_data):
     traces = load_traces(shared_data / "bandwidth-traces")
     assert len(traces.names) > 100 and set(traces.family) == {0, 1}
     for s, n in zip(traces.start[:5], traces.length[:5], strict=True):
-        assert traces.data[s:s + n].mean() == pytest.approx(1.0)
+        assert traces.data[s : s + n].mean() == pytest.approx(1.0)
     pool = make_pool(50, seed=1, traces=traces)
     phones = np.array([pool.classes[i].kind == "phone" for i in pool.class_index])
     assert np.all(traces.family[pool.trace_index[phones]] == 0)

@@ -57,8 +57,9 @@ def test_floors_upload_volume_and_ps_memory():
     pool = make_pool(48, seed=2)
     p = plan(graph, pool, churn=False)
     up, down = link_floor(p)
-    assert per_gemm_floor(p) >= max(up, down * min(pool.effective_down.sum(), pool.ps.egress)
-                                    / pool.effective_down.sum()) * (1 - 1e-9)
+    assert per_gemm_floor(p) >= max(
+        up, down * min(pool.effective_down.sum(), pool.ps.egress) / pool.effective_down.sum()
+    ) * (1 - 1e-9)
     per_token = uplink_bytes_per_token(p)
     assert per_token * graph.tokens == pytest.approx(up * pool.effective_up.sum(), rel=1e-9)
     result = swarm(graph, pool)

@@ -12,18 +12,38 @@ from frugalml.cleave.tiling import TileGrid, grid_cost, split_gemm
 from frugalml.common.errors import DataNotFoundError, InvalidInputError
 
 
-@pytest.mark.parametrize("name, billions", [("opt-1.3b", 1.3), ("opt-6.7b", 6.7), ("opt-13b", 12.9),
-                                            ("opt-30b", 30.0), ("llama-1b", 1.2), ("llama-3b", 3.2),
-                                            ("llama-7b", 6.7), ("llama-13b", 13.0)])
+@pytest.mark.parametrize(
+    "name, billions",
+    [
+        ("opt-1.3b", 1.3),
+        ("opt-6.7b", 6.7),
+        ("opt-13b", 12.9),
+        ("opt-30b", 30.0),
+        ("llama-1b", 1.2),
+        ("llama-3b", 3.2),
+        ("llama-7b", 6.7),
+        ("llama-13b", 13.0),
+    ],
+)
 def test_builtin_parameter_counts_match_the_names(name, billions):
     assert load_model(name).params / 1e9 == pytest.approx(billions, rel=0.08)
 
 
 def test_hugging_face_config_json_is_read(tmp_path):
     path = tmp_path / "tiny.json"
-    path.write_text(json.dumps({"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
-                                "intermediate_size": 688, "vocab_size": 1000, "num_key_value_heads": 2,
-                                "hidden_act": "silu"}))
+    path.write_text(
+        json.dumps(
+            {
+                "hidden_size": 256,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "intermediate_size": 688,
+                "vocab_size": 1000,
+                "num_key_value_heads": 2,
+                "hidden_act": "silu",
+            }
+        )
+    )
     spec = load_model(path)
     assert (spec.hidden, spec.layers, spec.kv_heads, spec.gated_ffn) == (256, 2, 2, True)
 
@@ -35,8 +55,9 @@ def test_yaml_config_with_missing_field_names_it(tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize("fields, word", [({"hidden": 250}, "hidden"), ({"kv_heads": 3}, "kv_heads"),
-                                          ({"layers": 0}, "layers")])
+@pytest.mark.parametrize(
+    "fields, word", [({"hidden": 250}, "hidden"), ({"kv_heads": 3}, "kv_heads"), ({"layers": 0}, "layers")]
+)
 def test_inconsistent_shapes_name_the_field(fields, word):
     config = {"hidden": 256, "layers": 2, "heads": 4, "ffn": 512, "vocab": 100, **fields}
     with pytest.raises(InvalidInputError, match=word):
@@ -92,9 +113,10 @@ def test_micro_batches_split_only_the_weight_gradients_and_keep_the_flops():
             build_graph(model, batch=16, seq=512, micro_batch=bad)
 
 
-@pytest.mark.parametrize("m, n, k, batch, grid", [(100, 60, 7, 1, TileGrid(7, 5)),
-                                                   (33, 17, 5, 6, TileGrid(4, 3, 3)),
-                                                   (8, 8, 3, 1, TileGrid(1, 1))])
+@pytest.mark.parametrize(
+    "m, n, k, batch, grid",
+    [(100, 60, 7, 1, TileGrid(7, 5)), (33, 17, 5, 6, TileGrid(4, 3, 3)), (8, 8, 3, 1, TileGrid(1, 1))],
+)
 def test_tiled_cost_sums_equal_untiled_totals(m, n, k, batch, grid):
     cost = grid_cost(m, n, k, grid, batch=batch, dtype_bytes=2)
     assert cost.tasks * cost.flops == pytest.approx(2 * batch * m * n * k)

@@ -83,28 +83,38 @@ def test_group_makespans_match_device_level_for_identical_devices():
 
 def test_lp_hand_solvable_cases():
     # two groups: 2 devices at 1 s/tile, 1 device at 2 s/tile -> 2.5 tiles/s; 10 tiles -> T = 4 s
-    a = solve_assignment(np.array([10]), np.array([[1.0, 2.0]]), np.array([2, 1]), np.array([1.0]), 1e9,
-                         np.array([1]))
+    a = solve_assignment(
+        np.array([10]), np.array([[1.0, 2.0]]), np.array([2, 1]), np.array([1.0]), 1e9, np.array([1])
+    )
     assert a.total_seconds == pytest.approx(4.0)
     np.testing.assert_allclose(a.tiles[0], [8.0, 2.0])
     # the PS NIC binds: 10 tiles x 100 bytes through 50 B/s -> 20 s
-    b = solve_assignment(np.array([10]), np.array([[1.0, 2.0]]), np.array([2, 1]), np.array([100.0]), 50.0,
-                         np.array([1]))
+    b = solve_assignment(
+        np.array([10]), np.array([[1.0, 2.0]]), np.array([2, 1]), np.array([100.0]), 50.0, np.array([1])
+    )
     assert b.total_seconds == pytest.approx(20.0)
     # a group that cannot hold the tile gets nothing; repeats weight the objective
-    c = solve_assignment(np.array([6, 4]), np.array([[1.0, np.inf], [1.0, 1.0]]), np.array([3, 1]),
-                         np.array([1.0, 1.0]), 1e9, np.array([5, 1]))
+    c = solve_assignment(
+        np.array([6, 4]),
+        np.array([[1.0, np.inf], [1.0, 1.0]]),
+        np.array([3, 1]),
+        np.array([1.0, 1.0]),
+        1e9,
+        np.array([5, 1]),
+    )
     assert c.tiles[0, 1] == 0 and c.seconds[0] == pytest.approx(2.0) and c.seconds[1] == pytest.approx(1.0)
     assert c.total_seconds == pytest.approx(11.0)
     assert fluid_seconds(10, np.array([1.0, 2.0]), np.array([2, 1]), 100.0, 50.0) == pytest.approx(20.0)
     with pytest.raises(InvalidInputError, match="cannot run"):
-        solve_assignment(np.array([1]), np.array([[np.inf]]), np.array([1]), np.array([1.0]), 1.0,
-                         np.array([1]))
+        solve_assignment(
+            np.array([1]), np.array([[np.inf]]), np.array([1]), np.array([1.0]), 1.0, np.array([1])
+        )
 
 
 def test_churn_inflation():
-    np.testing.assert_allclose(churn_inflation(np.array([0.0, 50.0, 1e9]), np.array([100.0] * 3)),
-                               [1.0, 2.0, 10.0])
+    np.testing.assert_allclose(
+        churn_inflation(np.array([0.0, 50.0, 1e9]), np.array([100.0] * 3)), [1.0, 2.0, 10.0]
+    )
 
 
 @pytest.fixture(scope="module")

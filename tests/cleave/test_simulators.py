@@ -32,17 +32,24 @@ def tiny_plan():
     return plan(build_graph(TINY, batch=8, seq=256), make_pool(40, seed=4), churn=False)
 
 
-@pytest.mark.parametrize("model, devices, seed, micro", [(TINY, 40, 4, None), (TINY, 7, 1, 2),
-                                                        (BUILTIN["opt-1.3b"], 96, 2, None),
-                                                        (BUILTIN["opt-1.3b"], 64, 3, 1)])
+@pytest.mark.parametrize(
+    "model, devices, seed, micro",
+    [
+        (TINY, 40, 4, None),
+        (TINY, 7, 1, 2),
+        (BUILTIN["opt-1.3b"], 96, 2, None),
+        (BUILTIN["opt-1.3b"], 64, 3, 1),
+    ],
+)
 def test_des_equals_analytic_without_contention_and_churn(model, devices, seed, micro):
     graph = build_graph(model, batch=8, seq=256, micro_batch=micro)
     p = plan(graph, make_pool(devices, seed=seed), churn=False)
     est = analytic_step(p, contention=False, churn=False)
     # lockstep (a barrier per GEMM) is the analytic model's schedule for any number of micro-batches;
     # with one micro-batch the dataflow schedule is the same schedule
-    configs = [replace(SimConfig.ideal(), lockstep=True)] + ([SimConfig.ideal()] if graph.micro_batches == 1
-                                                             else [])
+    configs = [replace(SimConfig.ideal(), lockstep=True)] + (
+        [SimConfig.ideal()] if graph.micro_batches == 1 else []
+    )
     for config in configs:
         sim = simulate_step(p, config)
         assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)
@@ -96,8 +103,9 @@ def test_uploads_share_the_ps_ingress():
     tiled = [gp for gp in p.gemm_plans if not gp.on_ps]
     assert any(gp.cost.bytes_up > gp.cost.bytes_down for gp in tiled)
     for gp in tiled:
-        assert gp.ps_bound == pytest.approx(gp.grid.tasks * max(gp.cost.bytes_down, gp.cost.bytes_up)
-                                            / pool.ps.egress)
+        assert gp.ps_bound == pytest.approx(
+            gp.grid.tasks * max(gp.cost.bytes_down, gp.cost.bytes_up) / pool.ps.egress
+        )
     ingress_bound = sum(gp.repeats * gp.grid.tasks * gp.cost.bytes_up / pool.ps.ingress for gp in tiled)
     shared = simulate_step(p, SimConfig(churn=False, traces=False, backups=False, straggler_prob=0.0))
     free = simulate_step(p, SimConfig.ideal())
@@ -201,8 +209,11 @@ def test_resident_weights_are_fetched_once_and_reused_by_the_backward():
     resident = {gp.gemm.name: gp for gp in p.gemm_plans if gp.resident_bytes}
     assert {"ffn_down.fwd", "ffn_down.dact"} <= set(resident)  # W2 kept for X W2 and for dY W2^T
     fwd = resident["ffn_down.fwd"]
-    assert fwd.grid.grid_cols == 1 and fwd.resident_bytes == 2 * BUILTIN["opt-1.3b"].hidden * \
-        BUILTIN["opt-1.3b"].ffn and fwd.cost.bytes_down < fwd.resident_bytes
+    assert (
+        fwd.grid.grid_cols == 1
+        and fwd.resident_bytes == 2 * BUILTIN["opt-1.3b"].hidden * BUILTIN["opt-1.3b"].ffn
+        and fwd.cost.bytes_down < fwd.resident_bytes
+    )
     sim = simulate_step(p, replace(SimConfig.ideal(), lockstep=True))
     est = analytic_step(p, contention=False, churn=False)
     assert sim.seconds == pytest.approx(est.seconds, rel=1e-9)

@@ -29,8 +29,9 @@ def test_megatron_task_graph_equals_closed_form_on_identical_devices(t, groups, 
     pool = make_pool(counts={"laptop": 12}, jitter=0.0, seed=0)
     members = np.arange(groups * t).reshape(groups, t)
     seconds, _ = megatron_seconds(graph, pool, members, recompute)
-    result = BaselineResult("megatron", seconds, layout={"members": members, "recompute": recompute},
-                            pool=pool)
+    result = BaselineResult(
+        "megatron", seconds, layout={"members": members, "recompute": recompute}, pool=pool
+    )
     assert simulate_megatron(graph, result) == pytest.approx(seconds, rel=1e-9)
 
 
@@ -62,8 +63,11 @@ def test_swarm_task_graph_routes_every_micro_batch_and_respects_bounds():
     # never faster than all FLOPs on all its devices, nor than any stage's gradient ring
     everything = np.concatenate(stages)
     assert seconds >= (layer_flops * graph.model.layers + head_flops) / pool.flops[everything].sum()
-    rings = [2 * (len(s) - 1) / len(s) * n * layer_bytes / up[s].min() for s, n in zip(stages, layers,
-                                                                                   strict=True) if len(s) > 1]
+    rings = [
+        2 * (len(s) - 1) / len(s) * n * layer_bytes / up[s].min()
+        for s, n in zip(stages, layers, strict=True)
+        if len(s) > 1
+    ]
     assert seconds >= max(rings, default=0.0)
     # the closed form is a fluid estimate; the events stay within a small factor of it
     assert 0.3 * best.seconds <= seconds <= 3 * best.seconds

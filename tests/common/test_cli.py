@@ -9,8 +9,9 @@ from frugalml.cli import main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "frugalml.cli", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "frugalml.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_unknown_system_exits_2_with_one_line():

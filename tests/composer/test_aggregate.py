@@ -21,7 +21,7 @@ def test_n1_follows_the_chosen_prefix():
     members = ["AMM", "AMM", "MAA", "MAA", "MAA", "AAA", "AAA"]
     scores = [1.0, 1.0, 0.5, 0.5, 0.5, 0.9, 0.9]
     assert vote(members, scores, context=0) == "AAA"
-    assert vote(members, scores, context=1) == "AMM"    # tie at layer 1 goes to the better voters
+    assert vote(members, scores, context=1) == "AMM"  # tie at layer 1 goes to the better voters
     assert vote(members, scores, context=None) == "AMM"
 
 
@@ -32,10 +32,17 @@ def test_aggregate_methods():
     assert aggregate(archs, scores, "N0", k=2) == "AAMM"
 
 
-@pytest.mark.parametrize("archs,scores,method", [([], [], "N0"), (["AM"], [1, 2], "N0"),
-                                                 (["AM", "AMM"], [1, 2], "N0"), (["AM"], [1], "N9"),
-                                                 (["AM", "MA"], [1, float("nan")], "N0"),
-                                                 (["AX"], [1], "N0")])
+@pytest.mark.parametrize(
+    "archs,scores,method",
+    [
+        ([], [], "N0"),
+        (["AM"], [1, 2], "N0"),
+        (["AM", "AMM"], [1, 2], "N0"),
+        (["AM"], [1], "N9"),
+        (["AM", "MA"], [1, float("nan")], "N0"),
+        (["AX"], [1], "N0"),
+    ],
+)
 def test_bad_inputs(archs, scores, method):
     with pytest.raises(InvalidInputError):
         aggregate(archs, scores, method)

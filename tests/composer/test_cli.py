@@ -18,16 +18,40 @@ def _run(args, capsys):
 
 
 def test_extrapolate_command(capsys):
-    code, out, _ = _run(["extrapolate", "--arch", "AAMMMM", "--target", "llama3.2-1b", "--mode", "stack"],
-                        capsys)
+    code, out, _ = _run(
+        ["extrapolate", "--arch", "AAMMMM", "--target", "llama3.2-1b", "--mode", "stack"], capsys
+    )
     assert code == 0 and "AAMMMMAAMMMMAAMMMMAAMMMMAMM" in out and "27 layers, 9 attention" in out
 
 
 def test_search_then_aggregate(tmp_path, capsys):
     hist, cache = tmp_path / "h.json", tmp_path / "c.sqlite"
-    args = ["search", "--primitives", "A,M", "--layers", "3", "--budget", "3", "--tasks", "recall",
-            "--steps", "5", "--width", "16", "--executor", "inline", "--cache", str(cache),
-            "--out", str(hist), "--plot", str(tmp_path / "p.png"), "--acquisition", "ucb", "-q"]
+    args = [
+        "search",
+        "--primitives",
+        "A,M",
+        "--layers",
+        "3",
+        "--budget",
+        "3",
+        "--tasks",
+        "recall",
+        "--steps",
+        "5",
+        "--width",
+        "16",
+        "--executor",
+        "inline",
+        "--cache",
+        str(cache),
+        "--out",
+        str(hist),
+        "--plot",
+        str(tmp_path / "p.png"),
+        "--acquisition",
+        "ucb",
+        "-q",
+    ]
     code, out, _ = _run(args, capsys)
     assert code == 0 and "3 run, 0 from the cache" in out
     assert len(json.loads(hist.read_text())["history"]) == 3 and (tmp_path / "p.png").exists()
@@ -37,14 +61,17 @@ def test_search_then_aggregate(tmp_path, capsys):
     assert code == 0 and out.startswith("best-single: ")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["search", "--primitives", "A,X", "--budget", "2"], "unknown primitive"),
-    (["search", "--budget", "0", "--executor", "inline"], "budget"),
-    (["search", "--engine", "grid"], "engine"),
-    (["search", "--acquisition", "pi"], "acquisition"),
-    (["extrapolate", "--arch", "AQ"], "unknown primitive"),
-    (["aggregate", "missing.json"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["search", "--primitives", "A,X", "--budget", "2"], "unknown primitive"),
+        (["search", "--budget", "0", "--executor", "inline"], "budget"),
+        (["search", "--engine", "grid"], "engine"),
+        (["search", "--acquisition", "pi"], "acquisition"),
+        (["extrapolate", "--arch", "AQ"], "unknown primitive"),
+        (["aggregate", "missing.json"], "does not exist"),
+    ],
+)
 def test_bad_input_exits_2(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = _run(args, capsys)
@@ -70,19 +97,26 @@ def test_pareto_and_aggregate_all_on_the_tabular_benchmark(tmp_path, capsys):
     code, out, _ = _run(["pareto", table, "--cost", "kv", "--png", str(tmp_path / "f.png")], capsys)
     lines = out.strip().splitlines()
     assert code == 0 and (tmp_path / "f.png").exists()
-    assert lines[1].startswith("MMMMMM") and "cost 0" in lines[1]          # no attention, no cache
+    assert lines[1].startswith("MMMMMM") and "cost 0" in lines[1]  # no attention, no cache
     kv = [float(line.rsplit("cost ", 1)[1]) for line in lines[1:]]
     score = [float(line.split("score ")[1].split()[0]) for line in lines[1:]]
-    assert kv == sorted(kv) and score == sorted(score)                     # a front rises with cost
+    assert kv == sorted(kv) and score == sorted(score)  # a front rises with cost
     code, out, _ = _run(["aggregate", table, "--method", "all"], capsys)
     assert code == 0 and [line.split(":")[0] for line in out.strip().splitlines()] == [
-        "N0", "N1", "Nall", "best-single"]
+        "N0",
+        "N1",
+        "Nall",
+        "best-single",
+    ]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--cost", "latency"], "cost"),
-    (["--seq-len", "0"], "seq_len"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--cost", "latency"], "cost"),
+        (["--seq-len", "0"], "seq_len"),
+    ],
+)
 def test_pareto_bad_options_exit_2(args, message, tmp_path, capsys):
     hist = tmp_path / "h.json"
     hist.write_text(json.dumps({"history": [{"arch": "AM", "score": 0.5}, {"arch": "MM", "score": 0.1}]}))
@@ -100,9 +134,32 @@ def test_pareto_corrupt_history_exits_2(tmp_path, capsys):
 def test_train_then_generate(tmp_path, capsys):
     corpus = tmp_path / "c.txt"
     corpus.write_text("def f(x):\n    return x + 1\n" * 120)
-    code, out, _ = _run(["train", "ALC", "--corpus", str(corpus), "--steps", "3", "--width", "16",
-                         "--heads", "2", "--seq-len", "16", "--batch-size", "4", "--threads", "1",
-                         "--generate", "5", "--prompt", "def", "-q"], capsys)
+    code, out, _ = _run(
+        [
+            "train",
+            "ALC",
+            "--corpus",
+            str(corpus),
+            "--steps",
+            "3",
+            "--width",
+            "16",
+            "--heads",
+            "2",
+            "--seq-len",
+            "16",
+            "--batch-size",
+            "4",
+            "--threads",
+            "1",
+            "--generate",
+            "5",
+            "--prompt",
+            "def",
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0 and "val loss" in out and "sample: 'def" in out
     stated, analytic = re.search(r"decoder state (\d+) bytes .*analytic fp32: (\d+)", out).groups()
     assert stated == analytic
@@ -114,8 +171,23 @@ def test_compare_names_its_table(tmp_path, capsys):
     from .test_tabular import _write_table
 
     table = _write_table(tmp_path / "t.json")
-    code, out, _ = _run(["compare", "--table", str(table), "--engines", "bo,random", "--seeds", "2",
-                         "--first-seed", "1000", "--json", str(tmp_path / "r.json"), "-q"], capsys)
+    code, out, _ = _run(
+        [
+            "compare",
+            "--table",
+            str(table),
+            "--engines",
+            "bo,random",
+            "--seeds",
+            "2",
+            "--first-seed",
+            "1000",
+            "--json",
+            str(tmp_path / "r.json"),
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0 and f"table {table}: AM x 4 layers" in out and "engine seeds 1000..1001" in out
     assert "bo: defaults" in out
     assert re.search(r"random/bo = [\d.]+ \(95% CI", out)
@@ -123,8 +195,25 @@ def test_compare_names_its_table(tmp_path, capsys):
     assert rec["spread"]["seed_range"] == [1000, 1001] and len(rec["spread"]["ratio_ci95"]) == 2
     code, _, err = _run(["compare", "--table", "AM_7"], capsys)
     assert code == 2 and "built-in" in err
-    code, out, _ = _run(["compare", "--table", str(table), "--engines", "bo", "--seeds", "1", "--bo-kernel",
-                         "mixed", "--acquisition", "thompson", "--initial", "3", "-q"], capsys)
+    code, out, _ = _run(
+        [
+            "compare",
+            "--table",
+            str(table),
+            "--engines",
+            "bo",
+            "--seeds",
+            "1",
+            "--bo-kernel",
+            "mixed",
+            "--acquisition",
+            "thompson",
+            "--initial",
+            "3",
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0 and "bo: kernel=mixed, acquisition=thompson, initial=3" in out
     code, _, err = _run(["compare", "--table", str(table), "--acquisition", "pi"], capsys)
     assert code == 2 and "acquisition" in err

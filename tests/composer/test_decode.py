@@ -9,8 +9,9 @@ from frugalml.composer import HybridConfig, HybridLM, kv_cache_bytes, state_byte
 
 def _model(arch: str, kernel: int = 3) -> HybridLM:
     torch.manual_seed(0)
-    cfg = HybridConfig.make(arch, width=32, heads=4, kv_heads=2, vocab_size=40, window=5,
-                            conv_kernel=kernel, experts=4, top_k=2)
+    cfg = HybridConfig.make(
+        arch, width=32, heads=4, kv_heads=2, vocab_size=40, window=5, conv_kernel=kernel, experts=4, top_k=2
+    )
     return HybridLM(cfg).eval()
 
 
@@ -56,8 +57,15 @@ def test_generate_greedy_matches_argmax_of_full_forward():
     assert model.generate(prompt, 0).shape == (2, 5)
 
 
-@pytest.mark.parametrize("bad", [torch.zeros(5, dtype=torch.long), torch.zeros(1, 3), torch.full((1, 3), 40),
-                                 torch.zeros(1, 0, dtype=torch.long)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.zeros(5, dtype=torch.long),
+        torch.zeros(1, 3),
+        torch.full((1, 3), 40),
+        torch.zeros(1, 0, dtype=torch.long),
+    ],
+)
 def test_generate_rejects_bad_prompts(bad):
     with pytest.raises(InvalidInputError):
         _model("AM").generate(bad, 2)

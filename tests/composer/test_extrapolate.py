@@ -46,8 +46,10 @@ def test_matched_baselines_have_matching_sizes():
         assert abs(non_embedding_params(arch, layer) / target - 1) < 0.1
 
 
-@pytest.mark.parametrize("kwargs", [dict(mode="grow"), dict(target="gpt5"), dict(layers=0),
-                                    dict(layers=4, params=10), dict(target=None)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(mode="grow"), dict(target="gpt5"), dict(layers=0), dict(layers=4, params=10), dict(target=None)],
+)
 def test_bad_requests(kwargs):
     with pytest.raises(InvalidInputError):
         extrapolate("AM", **kwargs)

@@ -46,11 +46,11 @@ def test_ngram_features_are_unit_norm_and_order_aware():
 def test_mixed_kernel_sees_position_composition_and_order():
     x = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [0, 1, 0, 1]])
     d = StringGP("mixed", 2)._distances(x, x)
-    assert d.shape == (4 + 3 + 1, 3, 3)                     # positions, n = 1..3, prefix shares
+    assert d.shape == (4 + 3 + 1, 3, 3)  # positions, n = 1..3, prefix shares
     assert np.allclose(d, d.transpose(0, 2, 1)) and np.allclose(d[:, [0, 1, 2], [0, 1, 2]], 0)
     assert np.all(d >= 0) and np.all(d <= 1 + 1e-12)
-    assert d[4, 0, 1] == 0 and d[4, 0, 2] == 0              # same composition
-    assert d[7, 0, 1] > d[7, 0, 2] > 0                      # "early vs late" separates 0011 from 1100 most
+    assert d[4, 0, 1] == 0 and d[4, 0, 2] == 0  # same composition
+    assert d[7, 0, 1] > d[7, 0, 2] > 0  # "early vs late" separates 0011 from 1100 most
     assert np.allclose(prefix_counts(x[:1], 2), [[1, 0, 1, 0, 2 / 3, 1 / 3, 0.5, 0.5]])
 
 
@@ -63,4 +63,4 @@ def test_posterior_samples_follow_the_data():
     mean, std = gp.predict(x)
     assert draws.shape == (200, len(x)) and np.all(np.isfinite(draws))
     assert np.allclose(draws.mean(0), mean, atol=0.3 + 3 * std.max() / np.sqrt(200))
-    assert np.corrcoef(draws.mean(0)[::2], y[::2])[0, 1] > 0.9         # where it saw data
+    assert np.corrcoef(draws.mean(0)[::2], y[::2])[0, 1] > 0.9  # where it saw data

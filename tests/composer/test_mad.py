@@ -67,9 +67,16 @@ def test_published_settings():
     assert PUBLISHED["selective_copy"].seq_len == 256
 
 
-@pytest.mark.parametrize("kwargs", [dict(name="nope"), dict(name="recall", vocab_size=7),
-                                    dict(name="recall", seq_len=2), dict(name="recall", noise=1.5),
-                                    dict(name="selective_copy", seq_len=16, copy=10)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(name="nope"),
+        dict(name="recall", vocab_size=7),
+        dict(name="recall", seq_len=2),
+        dict(name="recall", noise=1.5),
+        dict(name="selective_copy", seq_len=16, copy=10),
+    ],
+)
 def test_bad_settings(kwargs):
     with pytest.raises(InvalidInputError):
         MADTask(**kwargs)

@@ -22,8 +22,9 @@ from frugalml.composer.primitives import LayerConfig, unregister_primitive
 
 
 def _cfg(arch: str) -> HybridConfig:
-    return HybridConfig.make(arch, width=32, heads=4, kv_heads=2, vocab_size=40, window=5, conv_kernel=3,
-                             experts=4, top_k=2)
+    return HybridConfig.make(
+        arch, width=32, heads=4, kv_heads=2, vocab_size=40, window=5, conv_kernel=3, experts=4, top_k=2
+    )
 
 
 @pytest.mark.parametrize("arch", ["A", "M", "S", "L", "C", "E", "AMSLCE"])
@@ -63,7 +64,7 @@ def test_every_primitive_is_causal(arch):
 
 def test_sliding_window_forgets_beyond_window():
     torch.manual_seed(0)
-    model = HybridLM(_cfg("S")).eval()           # window 5, one layer
+    model = HybridLM(_cfg("S")).eval()  # window 5, one layer
     x = torch.randint(0, 40, (1, 12))
     y = x.clone()
     y[0, 0] = (y[0, 0] + 1) % 40
@@ -156,4 +157,4 @@ def test_moe_load_balancing_loss():
     weighted.backward()
     assert model.layers[0].router.weight.grad.abs().sum() > 0
     assert HybridLM(_cfg("AM")).aux_loss().item() == 0.0
-    assert copy.deepcopy(model).layers[0].aux_loss is None               # a trained model still copies
+    assert copy.deepcopy(model).layers[0].aux_loss is None  # a trained model still copies

@@ -13,8 +13,11 @@ TINY = ModelShape(width=16, heads=2, kv_heads=1)
 
 def _mad(name: str, steps: int = 30, **kw) -> MADProxy:
     task = MADTask(name, num_train=256, num_test=64, **kw)
-    return MADProxy(tasks=(task,), shape=TINY, train=TrainConfig(steps=steps, batch_size=32,
-                                                                 learning_rates=(1e-2,), evals=1))
+    return MADProxy(
+        tasks=(task,),
+        shape=TINY,
+        train=TrainConfig(steps=steps, batch_size=32, learning_rates=(1e-2,), evals=1),
+    )
 
 
 def test_mad_proxy_is_seeded_and_in_range():
@@ -25,7 +28,7 @@ def test_mad_proxy_is_seeded_and_in_range():
 
 def test_attention_learns_memorization_beyond_chance():
     proxy = _mad("memorization", steps=150, vocab_size=16, seq_len=8)
-    assert proxy.evaluate("AM", 0)["score"] > 3 / 8          # chance is 1/8
+    assert proxy.evaluate("AM", 0)["score"] > 3 / 8  # chance is 1/8
 
 
 def test_compression_head_runs():
@@ -33,10 +36,14 @@ def test_compression_head_runs():
 
 
 def test_lm_proxy_on_the_stdlib_corpus():
-    proxy = LMProxy(max_bytes=50_000, seq_len=32, shape=TINY,
-                    train=TrainConfig(steps=30, batch_size=16, learning_rates=(1e-2,)))
+    proxy = LMProxy(
+        max_bytes=50_000,
+        seq_len=32,
+        shape=TINY,
+        train=TrainConfig(steps=30, batch_size=16, learning_rates=(1e-2,)),
+    )
     result = proxy.evaluate("AM", 0)
-    assert -np.log(256) < result["score"] < -1.0            # learnt something, not better than 1 nat
+    assert -np.log(256) < result["score"] < -1.0  # learnt something, not better than 1 nat
     assert result["kv_cache_bytes"] > 0 and result["tokens_per_s"] > 0
 
 
@@ -70,6 +77,11 @@ def test_lm_proxy_on_a_gpu():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    proxy = LMProxy(max_bytes=50_000, seq_len=32, shape=TINY, device="cuda",
-                    train=TrainConfig(steps=30, batch_size=16, learning_rates=(1e-2,)))
+    proxy = LMProxy(
+        max_bytes=50_000,
+        seq_len=32,
+        shape=TINY,
+        device="cuda",
+        train=TrainConfig(steps=30, batch_size=16, learning_rates=(1e-2,)),
+    )
     assert -np.log(256) < proxy.evaluate("AM", 0)["score"] < -1.0

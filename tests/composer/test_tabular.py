@@ -22,8 +22,11 @@ from .conftest import FormulaProxy
 def _write_table(path, layers=4):
     space = Space("AM", layers)
     scores = {a: FormulaProxy().evaluate(a, 0)["score"] for a in space.enumerate()}
-    path.write_text(json.dumps({"space": {"primitives": "AM", "layers": layers}, "scores": scores,
-                                "config": {"formula": True}}))
+    path.write_text(
+        json.dumps(
+            {"space": {"primitives": "AM", "layers": layers}, "scores": scores, "config": {"formula": True}}
+        )
+    )
     return path
 
 

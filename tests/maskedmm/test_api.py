@@ -37,12 +37,14 @@ def test_prepared_b_is_reusable_and_follows_the_isa(monkeypatch):
     prepared = prepare_b(B, threshold=0.2)
     expected = reference_matmul(A, B, threshold=0.2)
     for method in ("masked", "dense", "sparse", "auto"):
-        np.testing.assert_allclose(matmul(A, prepared, method=method, threshold=0.2), expected,
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            matmul(A, prepared, method=method, threshold=0.2), expected, rtol=1e-4, atol=1e-4
+        )
     assert prepared.density == pytest.approx(np.mean(np.abs(B) > 0.2))
     monkeypatch.setenv(backend.ISA_ENV, "scalar")
-    np.testing.assert_allclose(matmul(A, prepared, method="masked", threshold=0.2), expected,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        matmul(A, prepared, method="masked", threshold=0.2), expected, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_out_may_be_fortran_ordered_and_is_returned():

@@ -50,8 +50,16 @@ def test_sampled_densities_are_costed_high_and_exact_ones_as_is():
 
 
 def _plan(density: float, threads: int = 1) -> planner.Plan:
-    return planner.choose(shape=(1024, 1024, 1024), dtype_code="f32", isa="avx512", a_density=density,
-                          b_density=density, b_prepared=True, threads=threads, filters=False)
+    return planner.choose(
+        shape=(1024, 1024, 1024),
+        dtype_code="f32",
+        isa="avx512",
+        a_density=density,
+        b_density=density,
+        b_prepared=True,
+        threads=threads,
+        filters=False,
+    )
 
 
 def test_auto_prefers_dense_near_break_even(fresh_cache):
@@ -126,8 +134,27 @@ def test_info_advises_on_spinning_threads(capsys, monkeypatch):
 def test_bench_writes_records_and_a_plot(tmp_path):
     out = tmp_path / "bench.json"
     with pytest.raises(SystemExit) as exit_bench:
-        main(["maskedmm", "bench", "--n", "64", "--sparsity", "0.9", "--pattern", "random,columns",
-              "--threads", "1", "--rounds", "1", "--peers", "scipy", "--json", str(out), "--quiet"])
+        main(
+            [
+                "maskedmm",
+                "bench",
+                "--n",
+                "64",
+                "--sparsity",
+                "0.9",
+                "--pattern",
+                "random,columns",
+                "--threads",
+                "1",
+                "--rounds",
+                "1",
+                "--peers",
+                "scipy",
+                "--json",
+                str(out),
+                "--quiet",
+            ]
+        )
     assert exit_bench.value.code == 0
     records = read_json(out)
     peers = {r["peer"] for r in records}
@@ -147,34 +174,49 @@ def test_each_masked_kernel_is_timed_against_numpy():
 def test_goal_table_times_every_method_and_peer():
     from frugalml.maskedmm import bench
 
-    records = bench.goal_records(n=64, rounds=1, sparsities=(0.9,), auto_sparsities=(0.0,),
-                                 peer_sparsities=(0.9,))
+    records = bench.goal_records(
+        n=64, rounds=1, sparsities=(0.9,), auto_sparsities=(0.0,), peer_sparsities=(0.9,)
+    )
     timed = {(r.metric, r.peer) for r in records if r.peer}
-    for name in ("auto, B prepared", "masked, B prepared", "sparse, B prepared", "auto",
-                 "masked, B packed per call", "sparse, B per call"):
+    for name in (
+        "auto, B prepared",
+        "masked, B prepared",
+        "sparse, B prepared",
+        "auto",
+        "masked, B packed per call",
+        "sparse, B per call",
+    ):
         assert (f"time ({name}, 1 rounds)", bench.NUMPY) in timed
     assert ("time (auto, 1 rounds)", "scipy csr@csr incl. conversion") in timed
     assert any("0% zeros" in r.workload and r.peer == bench.NUMPY for r in records)
     assert {r.metric for r in records if r.peer is None} == {
-        "vector FMA reduction vs dense", "vector FMA reduction vs dense (sparse method)"}
+        "vector FMA reduction vs dense",
+        "vector FMA reduction vs dense (sparse method)",
+    }
 
 
 def test_multi_thread_timings_run_one_child_process_per_method():
     from frugalml.maskedmm import bench
 
     records = bench.subprocess_records(n=64, sparsities=(0.9,), threads=2, rounds=1, reps=1)
-    assert [r.metric for r in records] == ["time (masked, B prepared)", "time (masked, B packed per call)",
-                                           "time (auto)"]
+    assert [r.metric for r in records] == [
+        "time (masked, B prepared)",
+        "time (masked, B packed per call)",
+        "time (auto)",
+    ]
     assert all(r.peer == bench.NUMPY and r.ours > 0 and r.peer_value > 0 for r in records)
     assert all("OMP_WAIT_POLICY=passive" in r.notes and "threads=2" in r.notes for r in records)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["maskedmm", "bench", "--pattern", "stripes"], "unknown pattern"),
-    (["maskedmm", "bench", "--sparsity", "1.5"], "between 0 and 1"),
-    (["maskedmm", "bench", "--threads", "0"], "positive"),
-    (["maskedmm", "verify", "--isa", "sse9"], "unknown variant"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["maskedmm", "bench", "--pattern", "stripes"], "unknown pattern"),
+        (["maskedmm", "bench", "--sparsity", "1.5"], "between 0 and 1"),
+        (["maskedmm", "bench", "--threads", "0"], "positive"),
+        (["maskedmm", "verify", "--isa", "sse9"], "unknown variant"),
+    ],
+)
 def test_bad_cli_input_is_one_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

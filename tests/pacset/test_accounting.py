@@ -42,6 +42,10 @@ def test_tune_picks_a_cheapest_config(rf, cls_data):
     result = tune(from_model(rf), cls_data[0][:50], bins=(1, 4), interleave=(0, 2), block_sizes=(4096, 8192))
     assert len(result.trials) == 8
     best = min(t["cost_us"] for t in result.trials)
-    chosen = [t for t in result.trials if (t["bins"], t["interleave"], t["block_size"]) ==
-              (result.best.bins, result.best.interleave, result.best.block_size)]
+    chosen = [
+        t
+        for t in result.trials
+        if (t["bins"], t["interleave"], t["block_size"])
+        == (result.best.bins, result.best.interleave, result.best.block_size)
+    ]
     assert chosen[0]["cost_us"] == best

@@ -19,9 +19,24 @@ def test_pack_inspect_predict(rf, cls_data, tmp_path, capsys):
     X = cls_data[0][:10]
     np.savetxt(tmp_path / "x.csv", X, delimiter=",", header="a,b,c,d,e,f,g,h", comments="")
     np.save(tmp_path / "x.npy", X)
-    code, out, _ = run(["pacset", "pack", str(tmp_path / "rf.joblib"), "-o", str(tmp_path / "rf.pacset"),
-                        "--layout", "blockwise-wdfs", "--bins", "4", "--interleave", "2",
-                        "--calibration", str(tmp_path / "x.npy")], capsys)
+    code, out, _ = run(
+        [
+            "pacset",
+            "pack",
+            str(tmp_path / "rf.joblib"),
+            "-o",
+            str(tmp_path / "rf.pacset"),
+            "--layout",
+            "blockwise-wdfs",
+            "--bins",
+            "4",
+            "--interleave",
+            "2",
+            "--calibration",
+            str(tmp_path / "x.npy"),
+        ],
+        capsys,
+    )
     assert code == 0 and "12 trees" in out
     code, out, _ = run(["pacset", "inspect", str(tmp_path / "rf.pacset"), "--verify"], capsys)
     assert code == 0 and "blockwise-wdfs" in out and "SHA-256 ok" in out
@@ -33,15 +48,27 @@ def test_pack_inspect_predict(rf, cls_data, tmp_path, capsys):
 def test_tune_command(rf, cls_data, tmp_path, capsys):
     joblib.dump(rf, tmp_path / "rf.joblib")
     np.save(tmp_path / "x.npy", cls_data[0][:30])
-    code, out, _ = run(["pacset", "tune", str(tmp_path / "rf.joblib"), str(tmp_path / "x.npy"),
-                        "-o", str(tmp_path / "t.pacset"), "-q"], capsys)
+    code, out, _ = run(
+        [
+            "pacset",
+            "tune",
+            str(tmp_path / "rf.joblib"),
+            str(tmp_path / "x.npy"),
+            "-o",
+            str(tmp_path / "t.pacset"),
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0 and out.startswith("best: --bins") and (tmp_path / "t.pacset").is_file()
 
 
 def test_errors_exit_2(rf, tmp_path, capsys):
     joblib.dump(rf, tmp_path / "rf.joblib")
-    code, _, err = run(["pacset", "pack", str(tmp_path / "rf.joblib"), "-o", str(tmp_path / "a"),
-                        "--layout", "zigzag"], capsys)
+    code, _, err = run(
+        ["pacset", "pack", str(tmp_path / "rf.joblib"), "-o", str(tmp_path / "a"), "--layout", "zigzag"],
+        capsys,
+    )
     assert code == 2 and "unknown layout" in err
     code, _, err = run(["pacset", "inspect", str(tmp_path / "nothing.pacset")], capsys)
     assert code == 2 and "does not exist" in err
@@ -50,6 +77,7 @@ def test_errors_exit_2(rf, tmp_path, capsys):
     assert code == 2 and "frugal: error" in err
     run(["pacset", "pack", str(tmp_path / "rf.joblib"), "-o", str(tmp_path / "rf.pacset")], capsys)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 3)))
-    code, _, err = run(["pacset", "predict", str(tmp_path / "rf.pacset"), str(tmp_path / "wrong.npy")],
-                       capsys)
+    code, _, err = run(
+        ["pacset", "predict", str(tmp_path / "rf.pacset"), str(tmp_path / "wrong.npy")], capsys
+    )
     assert code == 2 and "features" in err

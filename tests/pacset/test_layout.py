@@ -76,9 +76,13 @@ def test_wdfs_puts_the_hotter_child_next(forest):
 
 
 def test_bad_configs():
-    for kwargs, match in [({"layout": "zigzag"}, "unknown layout"), ({"bins": 0}, "bins"),
-                          ({"block_size": 1000}, "multiple of 4096"), ({"interleave": -1}, "interleave"),
-                          ({"vote": "maybe"}, "unknown vote")]:
+    for kwargs, match in [
+        ({"layout": "zigzag"}, "unknown layout"),
+        ({"bins": 0}, "bins"),
+        ({"block_size": 1000}, "multiple of 4096"),
+        ({"interleave": -1}, "interleave"),
+        ({"vote": "maybe"}, "unknown vote"),
+    ]:
         with pytest.raises(InvalidInputError, match=match):
             LayoutConfig(**kwargs)
 

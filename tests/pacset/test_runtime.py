@@ -65,6 +65,8 @@ def test_every_importer_layout_backend_engine(packed_models, kind, layout, backe
     with _open(path, backend, engine, cache_blocks=2) as packed:
         for XX in rows:
             assert_same_outputs(packed, model, XX)
+
+
 def test_single_row_and_bad_input(rf, cls_data, tmp_path):
     pack(rf, tmp_path / "rf.pacset")
     with PackedForest.open(tmp_path / "rf.pacset") as model:
@@ -143,7 +145,7 @@ def test_mmap_prefetch_counts_blocks(rf, cls_data, tmp_path, prefetch):
 
 def test_multi_output_regression(reg_data, tmp_path):
     X, y = reg_data
-    Y = np.stack([y, -2 * y + 1, y ** 2 / 100], axis=1)
+    Y = np.stack([y, -2 * y + 1, y**2 / 100], axis=1)
     model = ensemble.RandomForestRegressor(4, max_depth=8, random_state=0).fit(X, Y)
     pack(model, tmp_path / "m.pacset")
     with PackedForest.open(tmp_path / "m.pacset", engine="numpy") as packed:

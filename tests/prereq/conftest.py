@@ -27,4 +27,5 @@ def fitted(planted):
 
     corpus = planted.dataset.corpus
     return PairwiseLinkLDA(6, alpha=0.1, n_unlinked_per_doc=1000, max_em_iter=40, seed=0).fit(
-        corpus.counts, corpus.links)
+        corpus.counts, corpus.links
+    )

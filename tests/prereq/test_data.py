@@ -56,8 +56,7 @@ def test_ldac_round_trip(tmp_path):
     np.testing.assert_array_equal(back.toarray(), counts.toarray())
 
 
-@pytest.mark.parametrize("line, what", [("2 1:2 x:1", "x:1"), ("3 1:2 2:1", "declares 3"),
-                                        ("1 4", "'4'")])
+@pytest.mark.parametrize("line, what", [("2 1:2 x:1", "x:1"), ("3 1:2 2:1", "declares 3"), ("1 4", "'4'")])
 def test_malformed_ldac_line_is_named(tmp_path, line, what):
     path = tmp_path / "bad.ldac"
     path.write_text("1 0:1\n" + line + "\n")
@@ -69,15 +68,17 @@ def test_malformed_ldac_line_is_named(tmp_path, line, what):
 def test_concept_normalisation_and_stem_match():
     assert data.normalise_concept("Lock_(computer_science)") == "lock"
     assert data.normalise_concept("Graph_(mathematics)") == "graph"
-    found = data.match_concepts(["File_system", "Graph_(mathematics)", "Zebra"],
-                                ["file system", "graphs", "tree"])
+    found = data.match_concepts(
+        ["File_system", "Graph_(mathematics)", "Zebra"], ["file system", "graphs", "tree"]
+    )
     assert found == {"File_system": 0, "Graph_(mathematics)": 1}
 
 
 def test_bag_of_words_counts_ngrams():
     counts, terms = data.bag_of_words(
         ["Machine learning needs linear algebra. Linear algebra!", "Graph theory and graphs"],
-        ["Machine_learning", "Linear_algebra", "Graph_theory", "Algebra"])
+        ["Machine_learning", "Linear_algebra", "Graph_theory", "Algebra"],
+    )
     assert terms == ["machine learning", "linear algebra", "graph theory", "algebra"]
     np.testing.assert_array_equal(counts.toarray(), [[1, 2, 0, 2], [0, 0, 1, 0]])
     with pytest.raises(InvalidInputError, match="document 1 is empty"):

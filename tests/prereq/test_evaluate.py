@@ -47,17 +47,26 @@ def test_graph_checks_flag_symmetric_and_cyclic_predictions():
     checks = graph_checks(symmetric, ["x", "y"], ["y", "z"])
     assert checks["antisymmetry_violations"] == 1.0 and checks["cyclic_groups"] == 1
     order = {"x": 3, "y": 2, "z": 1}
-    directed = Scorer(lambda a, b: np.array([order[p] - order[q] for p, q in zip(a, b, strict=True)]),
-                      0.5)
+    directed = Scorer(lambda a, b: np.array([order[p] - order[q] for p, q in zip(a, b, strict=True)]), 0.5)
     checks = graph_checks(directed, ["x", "y"], ["y", "z"])
     assert checks["antisymmetry_violations"] == 0.0 and checks["cyclic_groups"] == 0
 
 
 def test_every_method_runs_and_the_planted_structure_is_found(planted, fitted):
-    context = Context(planted.dataset.corpus, n_topics=6, siamese_params={"steps": 200, "hidden": 64},
-                      _cache={"plda": fitted})
-    results = evaluate(planted.dataset, ["plda", "rf", "refd", "cpr", "allpos", "prereq"],
-                       "random", context=context, n_splits=2, head="diff")
+    context = Context(
+        planted.dataset.corpus,
+        n_topics=6,
+        siamese_params={"steps": 200, "hidden": 64},
+        _cache={"plda": fitted},
+    )
+    results = evaluate(
+        planted.dataset,
+        ["plda", "rf", "refd", "cpr", "allpos", "prereq"],
+        "random",
+        context=context,
+        n_splits=2,
+        head="diff",
+    )
     assert results["allpos"]["mean"]["auc"] == 0.5
     assert results["allpos"]["mean"]["antisymmetry_violations"] == 1.0
     for method in ("plda", "rf", "refd"):

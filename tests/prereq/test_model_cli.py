@@ -14,7 +14,8 @@ from frugalml.prereq.model import PrereqModel
 def model_file(planted, fitted, tmp_path_factory):
     corpus = planted.dataset.corpus
     model = PrereqModel(6, head="diff", siamese_params={"steps": 150, "hidden": 32}).fit(
-        corpus, planted.dataset.pairs, plda=fitted)
+        corpus, planted.dataset.pairs, plda=fitted
+    )
     path = tmp_path_factory.mktemp("model") / "planted.prereq"
     model.save(path)
     return model, path
@@ -24,8 +25,9 @@ def test_save_load_round_trip(model_file, planted):
     model, path = model_file
     back = PrereqModel.load(path)
     pairs = planted.dataset.pairs
-    np.testing.assert_allclose(back.predict_proba(pairs.a, pairs.b),
-                               model.predict_proba(pairs.a, pairs.b), atol=1e-6)
+    np.testing.assert_allclose(
+        back.predict_proba(pairs.a, pairs.b), model.predict_proba(pairs.a, pairs.b), atol=1e-6
+    )
     np.testing.assert_array_equal(back.plda_.eta_, model.plda_.eta_)
     assert back.classifier_.threshold_ == model.classifier_.threshold_
 
@@ -62,8 +64,17 @@ def test_cli_predict_and_graph(model_file, tmp_path):
     out = _frugal("prereq", "predict", str(path), "concept 2.0", "concept 1.0")
     assert out.exit_code == 0, out.output
     assert "prerequisite of 'concept 2.0'" in out.output
-    out = _frugal("prereq", "graph", str(path), "--format", "json",
-                  "--concepts", "concept 0.0,concept 1.0,concept 2.0", "-o", str(tmp_path / "g.json"))
+    out = _frugal(
+        "prereq",
+        "graph",
+        str(path),
+        "--format",
+        "json",
+        "--concepts",
+        "concept 0.0,concept 1.0,concept 2.0",
+        "-o",
+        str(tmp_path / "g.json"),
+    )
     assert out.exit_code == 0, out.output
     graph = json.loads((tmp_path / "g.json").read_text())
     assert {"edges", "cyclic_groups"} <= set(graph)
@@ -76,8 +87,20 @@ def test_cli_errors_exit_2(model_file, tmp_path):
     import sys
 
     _, path = model_file
-    run = subprocess.run([sys.executable, "-m", "frugalml.cli", "prereq", "predict", str(path),
-                          "no such concept", "concept 1.0"], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "frugalml.cli",
+            "prereq",
+            "predict",
+            str(path),
+            "no such concept",
+            "concept 1.0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 2 and "unknown concept 'no such concept'" in run.stderr
 
 
@@ -88,17 +111,45 @@ def test_cli_fit_from_ldac_files(planted, tmp_path):
     (tmp_path / "links.txt").write_text("\n".join(f"{a} {b}" for a, b in corpus.links) + "\n")
     pairs = planted.dataset.pairs
     (tmp_path / "pairs.csv").write_text(
-        "".join(f"{a},{b},{y}\n" for a, b, y in zip(pairs.a, pairs.b, pairs.y, strict=True)))
-    out = _frugal("prereq", "fit", str(tmp_path / "c.ldac"), "--vocab", str(tmp_path / "vocab.txt"),
-                  "--links", str(tmp_path / "links.txt"), "--no-one-based", "--pairs",
-                  str(tmp_path / "pairs.csv"), "--topics", "4", "--em-iter", "3", "--steps", "20",
-                  "-o", str(tmp_path / "m.prereq"))
+        "".join(f"{a},{b},{y}\n" for a, b, y in zip(pairs.a, pairs.b, pairs.y, strict=True))
+    )
+    out = _frugal(
+        "prereq",
+        "fit",
+        str(tmp_path / "c.ldac"),
+        "--vocab",
+        str(tmp_path / "vocab.txt"),
+        "--links",
+        str(tmp_path / "links.txt"),
+        "--no-one-based",
+        "--pairs",
+        str(tmp_path / "pairs.csv"),
+        "--topics",
+        "4",
+        "--em-iter",
+        "3",
+        "--steps",
+        "20",
+        "-o",
+        str(tmp_path / "m.prereq"),
+    )
     assert out.exit_code == 0, out.output
     assert PrereqModel.load(tmp_path / "m.prereq").plda_.n_iter_ <= 3
     (tmp_path / "pairs.csv").write_text("concept 0.0,not a concept,1\n")
-    out = _frugal("prereq", "fit", str(tmp_path / "c.ldac"), "--vocab", str(tmp_path / "vocab.txt"),
-                  "--links", str(tmp_path / "links.txt"), "--no-one-based", "--pairs",
-                  str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "m2.prereq"))
+    out = _frugal(
+        "prereq",
+        "fit",
+        str(tmp_path / "c.ldac"),
+        "--vocab",
+        str(tmp_path / "vocab.txt"),
+        "--links",
+        str(tmp_path / "links.txt"),
+        "--no-one-based",
+        "--pairs",
+        str(tmp_path / "pairs.csv"),
+        "-o",
+        str(tmp_path / "m2.prereq"),
+    )
     assert out.exit_code != 0 and "not a concept" in str(out.exception)
 
 
@@ -119,9 +170,23 @@ def test_demo_runs():
 
 def test_cli_eval_on_nptel(shared_data, monkeypatch, tmp_path):
     monkeypatch.setenv("FRUGAL_DATA", str(shared_data))
-    out = _frugal("prereq", "eval", "--dataset", "nptel", "--methods", "allpos,plda,refd",
-                  "--split", "disjoint", "--topics", "4", "--em-iter", "2", "-q",
-                  "--json", str(tmp_path / "e.json"))
+    out = _frugal(
+        "prereq",
+        "eval",
+        "--dataset",
+        "nptel",
+        "--methods",
+        "allpos,plda,refd",
+        "--split",
+        "disjoint",
+        "--topics",
+        "4",
+        "--em-iter",
+        "2",
+        "-q",
+        "--json",
+        str(tmp_path / "e.json"),
+    )
     assert out.exit_code == 0, out.output
     results = json.loads((tmp_path / "e.json").read_text())["results"]
     assert results["allpos"]["mean"]["auc"] == 0.5 and len(results["refd"]["folds"]) == 5

@@ -17,7 +17,8 @@ def test_elbo_never_decreases(fitted):
 def test_sampled_pairs_also_give_monotone_elbo(planted):
     corpus = planted.dataset.corpus
     model = PairwiseLinkLDA(6, alpha=0.1, n_unlinked_per_doc=5, max_em_iter=15, seed=3).fit(
-        corpus.counts, corpus.links)
+        corpus.counts, corpus.links
+    )
     elbo = np.asarray(model.elbo_)
     assert np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[:-1]))
 
@@ -41,8 +42,7 @@ def test_fold_in_reproduces_training_topic_proportions(fitted, planted):
     docs = [5, 17, 40]
     links_to = [corpus.links[corpus.links[:, 0] == d, 1] for d in docs]
     linked_from = [corpus.links[corpus.links[:, 1] == d, 0] for d in docs]
-    theta = fitted.transform(corpus.counts[docs], links_to=links_to, linked_from=linked_from,
-                             same_as=docs)
+    theta = fitted.transform(corpus.counts[docs], links_to=links_to, linked_from=linked_from, same_as=docs)
     expected = fitted.gamma_[docs] / fitted.gamma_[docs].sum(1, keepdims=True)
     np.testing.assert_allclose(theta, expected, atol=1e-3)
 
@@ -61,13 +61,13 @@ def test_sample_pairs_memory_is_links_plus_r_docs():
 
 def test_same_seed_same_model(planted):
     corpus = planted.dataset.corpus
-    fit = [PairwiseLinkLDA(4, max_em_iter=3, seed=7).fit(corpus.counts, corpus.links)
-           for _ in range(2)]
+    fit = [PairwiseLinkLDA(4, max_em_iter=3, seed=7).fit(corpus.counts, corpus.links) for _ in range(2)]
     np.testing.assert_array_equal(fit[0].log_beta_, fit[1].log_beta_)
 
 
-@pytest.mark.parametrize("kwargs", [{"n_topics": 0}, {"alpha": -1.0}, {"max_em_iter": 0},
-                                    {"n_unlinked_per_doc": -2}])
+@pytest.mark.parametrize(
+    "kwargs", [{"n_topics": 0}, {"alpha": -1.0}, {"max_em_iter": 0}, {"n_unlinked_per_doc": -2}]
+)
 def test_bad_settings_are_refused(kwargs, planted):
     corpus = planted.dataset.corpus
     params = {"n_topics": 3, **kwargs}
@@ -97,8 +97,9 @@ def test_target_end_uses_eta_transposed():
     eta = np.array([[0.01, 0.9], [0.01, 0.01]])
     pairs = _Pairs(np.array([0]), np.array([1]), np.array([True]), np.array([1.0]))
     elog = np.log(np.array([[0.999, 0.001], [0.5, 0.5]]))
-    src, dst = _update_pair_ends(elog, np.full((1, 2), 0.5), np.full((1, 2), 0.5), pairs,
-                                 np.log(eta), np.log1p(-eta))
+    src, dst = _update_pair_ends(
+        elog, np.full((1, 2), 0.5), np.full((1, 2), 0.5), pairs, np.log(eta), np.log1p(-eta)
+    )
     assert src[0, 0] > 0.99
     assert dst[0, 1] > 0.95
 
@@ -120,7 +121,7 @@ def test_save_load_round_trip_and_corruption(fitted, planted, tmp_path):
 def test_fold_in_in_chunks_matches_one_by_one(fitted, planted):
     counts = planted.dataset.corpus.counts[:12]
     together = fitted.transform(counts)
-    alone = np.vstack([fitted.transform(counts[i:i + 1]) for i in range(12)])
+    alone = np.vstack([fitted.transform(counts[i : i + 1]) for i in range(12)])
     np.testing.assert_allclose(together, alone, atol=1e-4)
 
 

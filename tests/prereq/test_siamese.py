@@ -52,8 +52,9 @@ def test_bad_input():
 
 def test_log_inputs_and_validation_threshold():
     xa, xb, y = _directed_pairs()
-    clf = SiameseClassifier("concat", steps=300, hidden=32, lr=3e-3, inputs="log",
-                            val_fraction=0.25).fit(xa, xb, y)
+    clf = SiameseClassifier("concat", steps=300, hidden=32, lr=3e-3, inputs="log", val_fraction=0.25).fit(
+        xa, xb, y
+    )
     assert np.mean(clf.predict(xa, xb) == y) > 0.75
     logs = np.log(np.concatenate([xa, xb]) + 1e-12)
     assert np.all(np.abs(clf.shift_ - logs.mean(0)) < 0.5)  # standardised on the training vectors

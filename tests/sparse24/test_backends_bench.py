@@ -83,8 +83,16 @@ def test_cusparselt_matches_emulation_on_gpu(method):
     torch.manual_seed(0)
     x = torch.randn(250, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     layer = torch.nn.Linear(256, 1024, device="cuda", dtype=torch.bfloat16)
-    fast = SparseLinear.from_dense(layer, SparsityConfig(activations=None, method="ste", transposable=True,
-                                                         transposable_method=method, backend="cusparselt"))
+    fast = SparseLinear.from_dense(
+        layer,
+        SparsityConfig(
+            activations=None,
+            method="ste",
+            transposable=True,
+            transposable_method=method,
+            backend="cusparselt",
+        ),
+    )
     y = fast(x)
     y.float().square().sum().backward()
     pruned = fast._prune(layer.weight.detach())
@@ -125,10 +133,13 @@ def test_seed_summary_gaps_are_per_seed_and_the_goal_judges_their_mean():
     def run(loss):
         return {"final_val_loss": loss}
 
-    runs = {0: {"dense": run(2.0), "sparse->dense": run(2.06), "weights-only": run(2.0)},
-            1: {"dense": run(1.0), "sparse->dense": run(0.99)}}  # weights-only missing in seed 1
-    (record,) = seed_summary_records(runs, LlamaConfig(dim=32, n_layers=1, n_heads=2, hidden=64),
-                                     TrainConfig(steps=10))
+    runs = {
+        0: {"dense": run(2.0), "sparse->dense": run(2.06), "weights-only": run(2.0)},
+        1: {"dense": run(1.0), "sparse->dense": run(0.99)},
+    }  # weights-only missing in seed 1
+    (record,) = seed_summary_records(
+        runs, LlamaConfig(dim=32, n_layers=1, n_heads=2, hidden=64), TrainConfig(steps=10)
+    )
     assert record.workload.startswith("quality sparse->dense, mean of seeds 0-1")
     assert record.spread["gaps"] == pytest.approx([0.03, -0.01])
     assert record.spread["mean_gap"] == pytest.approx(0.01) and record.spread["seeds_within_2pct"] == 1
@@ -149,9 +160,21 @@ def test_gpu_train_cli_runner_drives_the_real_cli(tmp_path):
     from frugalml.sparse24.gpubench import CLI_RUNS, _cli_args, _run_cli
 
     assert _cli_args({"transposable": True, "packing": "rule"}) == ["--transposable", "--packing", "rule"]
-    options = {**CLI_RUNS["emulate (reference)"], "device": "cpu", "dtype": "bfloat16", "steps": 2,
-               "sparse_fraction": 1, "dim": 32, "layers": 1, "heads": 2, "hidden": 64, "batch_size": 2,
-               "seq_len": 32, "eval_every": 2, "threads": 1}
+    options = {
+        **CLI_RUNS["emulate (reference)"],
+        "device": "cpu",
+        "dtype": "bfloat16",
+        "steps": 2,
+        "sparse_fraction": 1,
+        "dim": 32,
+        "layers": 1,
+        "heads": 2,
+        "hidden": 64,
+        "batch_size": 2,
+        "seq_len": 32,
+        "eval_every": 2,
+        "threads": 1,
+    }
     code, output = _run_cli(options, str(tmp_path / "h.json"))
     assert code == 0 and "final validation loss" in output, output
     assert json.loads((tmp_path / "h.json").read_text())["history"][0]["phase"] == "sparse"

@@ -39,7 +39,7 @@ def _fake_unpack(packed: torch.Tensor, k: int) -> torch.Tensor:
     values = torch.empty(m * k // 2, dtype=packed.dtype)
     shuffle = torch.randperm(values.numel(), generator=torch.Generator().manual_seed(m))
     values[shuffle] = packed[: m * k // 2]
-    codes = packed[m * k // 2: m * k // 2 + m * k // 4].long()
+    codes = packed[m * k // 2 : m * k // 2 + m * k // 4].long()
     dense = torch.zeros(m, k // 4, 4, dtype=packed.dtype)
     positions = torch.stack([codes // 4, codes % 4], -1).reshape(m, k // 4, 2)
     dense.scatter_(-1, positions, values.reshape(m, k // 4, 2))
@@ -194,8 +194,9 @@ def test_flip_rate_every_n_forwards_stays_on_device_until_read():
 @pytest.mark.parametrize("mask_every", [1, 2])
 def test_cusparselt_layer_path_with_fake_kernels_follows_emulation(mask_every):
     torch.manual_seed(mask_every)
-    config = SparsityConfig(activations=None, method="ste", transposable=True, transposable_method="greedy",
-                            mask_every=mask_every)
+    config = SparsityConfig(
+        activations=None, method="ste", transposable=True, transposable_method="greedy", mask_every=mask_every
+    )
     emulated = SparseLinear(32, 48, config=config, dtype=torch.bfloat16)
     fast = SparseLinear(32, 48, config=config, dtype=torch.bfloat16)
     fast.load_state_dict(emulated.state_dict())

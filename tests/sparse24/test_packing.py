@@ -100,8 +100,9 @@ def test_pattern_ids_and_rule_input_errors():
 @pytest.mark.parametrize("mask_every", [1, 2])
 def test_cusparselt_layer_with_rule_packing_follows_emulation(mask_every):
     torch.manual_seed(mask_every)
-    config = SparsityConfig(activations=None, method="ste", transposable=True, transposable_method="greedy",
-                            mask_every=mask_every)
+    config = SparsityConfig(
+        activations=None, method="ste", transposable=True, transposable_method="greedy", mask_every=mask_every
+    )
     emulated = SparseLinear(32, 64, config=config, dtype=torch.bfloat16)
     fast = SparseLinear(32, 64, config=config, dtype=torch.bfloat16)
     fast.load_state_dict(emulated.state_dict())
@@ -127,5 +128,9 @@ def test_gpu_packing_agreement_helper_on_a_stand_in():
     w = torch.randn(32, 64, dtype=torch.bfloat16)
     mask = transposable_mask_24(w, method="greedy")
     agree = packing_agreement(mask, torch.randn_like(w), rule, rule_t, CUTLASS)
-    assert agree == {"P vs compress": 1.0, "P^T vs compress": 1.0, "P vs learned gather": 1.0,
-                     "P^T vs learned gather": 1.0}
+    assert agree == {
+        "P vs compress": 1.0,
+        "P^T vs compress": 1.0,
+        "P vs learned gather": 1.0,
+        "P^T vs learned gather": 1.0,
+    }

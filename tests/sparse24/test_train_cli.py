@@ -159,8 +159,22 @@ def test_cli_module_does_not_load_torch():
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
-TINY = ["--dim", "32", "--layers", "1", "--heads", "2", "--hidden", "64", "--batch-size", "2",
-        "--seq-len", "32", "--activations", "vnm:16:2:8"]
+TINY = [
+    "--dim",
+    "32",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--hidden",
+    "64",
+    "--batch-size",
+    "2",
+    "--seq-len",
+    "32",
+    "--activations",
+    "vnm:16:2:8",
+]
 
 
 def test_cli_train_passes_sparsity_options_to_the_layers(tmp_path, capsys, monkeypatch):
@@ -174,15 +188,59 @@ def test_cli_train_passes_sparsity_options_to_the_layers(tmp_path, capsys, monke
 
     monkeypatch.setattr(schedule, "sparsify_ffn", spy)
     history = tmp_path / "h.json"
-    options = ["--method", "ste", "--transposable", "--transposable-method", "greedy", "--mask-every", "2",
-               "--flip-every", "2", "--vnm-kernel", "gather", "--backend", "emulate"]
-    code, out = _cli(["train", "--steps", "4", "--eval-every", "4", *TINY, *options,
-                      "--sparse-fraction", "1", "--json", str(history), "--quiet"], capsys)
+    options = [
+        "--method",
+        "ste",
+        "--transposable",
+        "--transposable-method",
+        "greedy",
+        "--mask-every",
+        "2",
+        "--flip-every",
+        "2",
+        "--vnm-kernel",
+        "gather",
+        "--backend",
+        "emulate",
+    ]
+    code, out = _cli(
+        [
+            "train",
+            "--steps",
+            "4",
+            "--eval-every",
+            "4",
+            *TINY,
+            *options,
+            "--sparse-fraction",
+            "1",
+            "--json",
+            str(history),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0 and "final validation loss" in out.out, out.err
-    assert seen and {k: seen[0][k] for k in ("method", "transposable", "transposable_method", "mask_every",
-                                             "flip_every", "vnm_kernel", "backend")} == {
-        "method": "ste", "transposable": True, "transposable_method": "greedy", "mask_every": 2,
-        "flip_every": 2, "vnm_kernel": "gather", "backend": "emulate"}
+    assert seen and {
+        k: seen[0][k]
+        for k in (
+            "method",
+            "transposable",
+            "transposable_method",
+            "mask_every",
+            "flip_every",
+            "vnm_kernel",
+            "backend",
+        )
+    } == {
+        "method": "ste",
+        "transposable": True,
+        "transposable_method": "greedy",
+        "mask_every": 2,
+        "flip_every": 2,
+        "vnm_kernel": "gather",
+        "backend": "emulate",
+    }
     sparse_entry = json.loads(history.read_text())["history"][0]  # forward 3 re-masked: a flip rate
     assert sparse_entry["phase"] == "sparse" and 0 <= sparse_entry["flip_rate"] <= 1
 
@@ -190,18 +248,63 @@ def test_cli_train_passes_sparsity_options_to_the_layers(tmp_path, capsys, monke
 def test_cli_train_logs_flip_rate_only_when_measured(tmp_path, capsys, caplog):
     caplog.set_level("INFO", logger="frugalml.sparse24")
     history = tmp_path / "h.json"
-    code, _ = _cli(["train", "--steps", "2", "--eval-every", "2", *TINY, "--flip-every", "1",
-                    "--sparse-fraction", "1", "--json", str(history)], capsys)
+    code, _ = _cli(
+        [
+            "train",
+            "--steps",
+            "2",
+            "--eval-every",
+            "2",
+            *TINY,
+            "--flip-every",
+            "1",
+            "--sparse-fraction",
+            "1",
+            "--json",
+            str(history),
+        ],
+        capsys,
+    )
     assert code == 0 and "flip_rate=" in caplog.text and "weight_density=" in caplog.text
     assert json.loads(history.read_text())["history"][0]["flip_rate"] >= 0
     caplog.clear()
-    code, _ = _cli(["train", "--steps", "2", "--eval-every", "2", *TINY, "--flip-every", "0",
-                    "--sparse-fraction", "1", "--json", str(history)], capsys)
+    code, _ = _cli(
+        [
+            "train",
+            "--steps",
+            "2",
+            "--eval-every",
+            "2",
+            *TINY,
+            "--flip-every",
+            "0",
+            "--sparse-fraction",
+            "1",
+            "--json",
+            str(history),
+        ],
+        capsys,
+    )
     assert code == 0 and "weight_density=" in caplog.text and "flip_rate" not in caplog.text
     assert "flip_rate" not in json.loads(history.read_text())["history"][0]
     caplog.clear()
-    code, _ = _cli(["train", "--steps", "2", "--eval-every", "2", *TINY, "--method", "ste",
-                    "--mask-every", "2", "--sparse-fraction", "1"], capsys)  # one held mask: no flip yet
+    code, _ = _cli(
+        [
+            "train",
+            "--steps",
+            "2",
+            "--eval-every",
+            "2",
+            *TINY,
+            "--method",
+            "ste",
+            "--mask-every",
+            "2",
+            "--sparse-fraction",
+            "1",
+        ],
+        capsys,
+    )  # one held mask: no flip yet
     assert code == 0 and "weight_density=" in caplog.text and "flip_rate" not in caplog.text
 
 
@@ -224,8 +327,10 @@ def test_cli_rejects_bad_sparsity_options_in_one_line(command, bad, message, cap
 
 
 def test_dense_runs_still_reject_bad_sparsity_options(capsys):
-    code, out = _cli(["train", "--steps", "1", *TINY, "--weights", "dense", "--activations", "dense",
-                      "--mask-every", "0"], capsys)
+    code, out = _cli(
+        ["train", "--steps", "1", *TINY, "--weights", "dense", "--activations", "dense", "--mask-every", "0"],
+        capsys,
+    )
     assert code == 2 and "mask_every must be >= 1" in out.err
     assert TrainConfig(sparse_fraction=0.0, backend="cusparselt").is_dense  # no backend needed when dense
 
@@ -242,9 +347,28 @@ def test_cli_names_the_fallback_for_unavailable_kernels(command, capsys, monkeyp
 
 def test_cli_quality_runs_with_sparsity_options(tmp_path, capsys):
     records = tmp_path / "q.json"
-    code, out = _cli(["quality", "--steps", "2", "--eval-every", "2", *TINY, "--arms", "dense,sparse->dense",
-                      "--method", "ste", "--mask-every", "2", "--vnm-kernel", "gather",
-                      "--json", str(records), "--quiet"], capsys)
+    code, out = _cli(
+        [
+            "quality",
+            "--steps",
+            "2",
+            "--eval-every",
+            "2",
+            *TINY,
+            "--arms",
+            "dense,sparse->dense",
+            "--method",
+            "ste",
+            "--mask-every",
+            "2",
+            "--vnm-kernel",
+            "gather",
+            "--json",
+            str(records),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, out.err
     notes = [r["notes"] for r in json.loads(records.read_text())["records"]]
     assert len(notes) == 2 and all("V:N:M kernel gather" in n for n in notes)
@@ -256,9 +380,19 @@ def test_cli_help_documents_sparsity_options(capsys, monkeypatch):
         code, out = _cli([command, "--help"], capsys)
         text = " ".join(out.out.split())
         assert code == 0
-        for option in ("--transposable-method", "--flip-every", "--mask-every", "--vnm-kernel", "--backend",
-                       "--device", "--dtype", "--dense-features", "--token-permutation", "--masked-decay",
-                       "--packing"):
+        for option in (
+            "--transposable-method",
+            "--flip-every",
+            "--mask-every",
+            "--vnm-kernel",
+            "--backend",
+            "--device",
+            "--dtype",
+            "--dense-features",
+            "--token-permutation",
+            "--masked-decay",
+            "--packing",
+        ):
             assert option in text, (command, option)
         assert "vnm:64:2:8" in text and "no autocast" in text
 
@@ -311,9 +445,27 @@ def test_cli_trains_in_bfloat16_on_cpu_with_the_tricks(tmp_path, capsys, monkeyp
 
     monkeypatch.setattr(schedule, "sparsify_ffn", spy)
     history = tmp_path / "h.json"
-    code, out = _cli(["train", "--steps", "4", "--eval-every", "2", *TINY, "--dtype", "bfloat16",
-                      "--dense-features", "0.05", "--token-permutation", "--masked-decay", "1e-3",
-                      "--json", str(history), "--quiet"], capsys)
+    code, out = _cli(
+        [
+            "train",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            *TINY,
+            "--dtype",
+            "bfloat16",
+            "--dense-features",
+            "0.05",
+            "--token-permutation",
+            "--masked-decay",
+            "1e-3",
+            "--json",
+            str(history),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0 and "final validation loss" in out.out, out.err
     options, dtypes = seen[0]
     assert dtypes == {torch.bfloat16}
@@ -324,8 +476,16 @@ def test_cli_trains_in_bfloat16_on_cpu_with_the_tricks(tmp_path, capsys, monkeyp
 
 
 def test_bfloat16_training_keeps_bfloat16_parameters():
-    config = TrainConfig(steps=2, batch_size=2, seq_len=32, eval_every=2, eval_batches=1,
-                         activations="vnm:16:2:8", dtype="bfloat16", sparse_fraction=1.0)
+    config = TrainConfig(
+        steps=2,
+        batch_size=2,
+        seq_len=32,
+        eval_every=2,
+        eval_batches=1,
+        activations="vnm:16:2:8",
+        dtype="bfloat16",
+        sparse_fraction=1.0,
+    )
     result = train(SMALL, config, stdlib_bytes(50_000), quiet=True)
     assert {p.dtype for p in result.model.parameters()} == {torch.bfloat16}
     assert math.isfinite(result.final_val_loss)

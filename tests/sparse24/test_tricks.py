@@ -50,8 +50,14 @@ def test_ffn_gradients_match_dense_reference_with_the_same_masks(dense_features,
     torch.manual_seed(2)
     ffn = SquaredReLUFFN(16, 64)
     w1, w2 = ffn.w1.weight.detach().clone(), ffn.w2.weight.detach().clone()
-    sparsify_ffn(ffn, activations="4:2:8", method="ste", dense_features=dense_features,
-                 token_permutation=permute, seed=7)
+    sparsify_ffn(
+        ffn,
+        activations="4:2:8",
+        method="ste",
+        dense_features=dense_features,
+        token_permutation=permute,
+        seed=7,
+    )
     x = torch.randn(10, 16, requires_grad=True)  # 10 rows: padded to 12 for V=4
     y = ffn(x)
     xr = x.detach().clone().requires_grad_(True)
@@ -96,8 +102,9 @@ def test_masked_decay_adds_decay_times_pruned_weights_to_the_gradient(method, ma
 @pytest.mark.parametrize("mask_every", [1, 2])
 def test_masked_decay_on_the_cusparselt_path_uses_its_packed_mask(mask_every):
     torch.manual_seed(4)
-    config = SparsityConfig(activations=None, method="ste", transposable=True, mask_every=mask_every,
-                            masked_decay=0.25)
+    config = SparsityConfig(
+        activations=None, method="ste", transposable=True, mask_every=mask_every, masked_decay=0.25
+    )
     layer = SparseLinear(32, 16, config=config, dtype=torch.bfloat16)
     layer.config, layer.kernels = replace(config, backend="cusparselt"), DENSE_REFERENCE  # no GPU here
     x = torch.randn(8, 32, dtype=torch.bfloat16, requires_grad=True)

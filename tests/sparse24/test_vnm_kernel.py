@@ -44,8 +44,12 @@ def test_vnm_kernel_errors():
         SparsityConfig(vnm_kernel="gather", backend="cusparselt")
     if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
         with pytest.raises(PeerUnavailableError, match="triton"):
-            SparseLinear(64, 24, config=SparsityConfig(activations="vnm:16:2:8", vnm_kernel="triton"),
-                         sparse_input=True)
+            SparseLinear(
+                64,
+                24,
+                config=SparsityConfig(activations="vnm:16:2:8", vnm_kernel="triton"),
+                sparse_input=True,
+            )
 
 
 TRITON_CHECK = """
@@ -80,6 +84,7 @@ print("ok")
 def test_triton_kernel_under_the_interpreter():
     pytest.importorskip("triton", reason="the Triton V:N:M kernel needs the triton package")
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]

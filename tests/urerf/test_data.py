@@ -42,8 +42,9 @@ def test_noise_dimensions_and_shapes():
     assert set(SIMULATIONS) >= {"linear", "helix", "sphere", "gaussian_mixture", "hardy_weinberg"}
 
 
-@pytest.mark.parametrize("kwargs", [dict(name="torus"), dict(name="helix", n=1),
-                                    dict(name="helix", noise_dims=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(name="torus"), dict(name="helix", n=1), dict(name="helix", noise_dims=-1)]
+)
 def test_bad_simulation_arguments(kwargs):
     with pytest.raises(InvalidInputError):
         simulate(**kwargs)
@@ -55,7 +56,7 @@ def test_precision_metrics():
     assert geodesic_precision_at_k(exact, truth, 2) == 1.0
     assert geodesic_precision_at_k(exact[::-1], truth, 2) < 1.0
     labels = np.array([0, 0, 0, 1, 1, 1])
-    assert label_precision_at_k(exact, labels, 2) == pytest.approx((1 + .5 + 1 + 1 + .5 + 1) / 6)
+    assert label_precision_at_k(exact, labels, 2) == pytest.approx((1 + 0.5 + 1 + 1 + 0.5 + 1) / 6)
     assert label_recall_at_k(exact, labels, 2) == pytest.approx(label_precision_at_k(exact, labels, 2))
     with pytest.raises(InvalidInputError):
         geodesic_precision_at_k(exact, truth, 6)
@@ -82,7 +83,7 @@ def test_drosophila_pipeline_reproduces_euclidean(shared_data):
     assert d == 3 and X.shape == (213, 6)
     ind = neighbors_from_distances(np.linalg.norm(X[:, None] - X[None, :], axis=-1), 150)
     precision = [label_precision_at_k(ind, connectome.labels, k) for k in (50, 70, 90, 110, 130, 150)]
-    np.testing.assert_allclose(precision, [.735, .637, .538, .460, .405, .369], atol=2e-3)
+    np.testing.assert_allclose(precision, [0.735, 0.637, 0.538, 0.460, 0.405, 0.369], atol=2e-3)
 
 
 def test_drosophila_errors(tmp_path):

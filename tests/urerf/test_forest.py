@@ -63,12 +63,21 @@ def test_fixed_seed_is_reproducible(helix):
     assert not np.array_equal(a.leaves_, c.leaves_)
 
 
-@pytest.mark.parametrize("options", [
-    dict(projection="axis"), dict(projection="gaussian", density=0.3), dict(criterion="twomeans"),
-    dict(sampling="subsample", max_samples=0.5), dict(sampling="none"), dict(max_depth=3),
-    dict(min_parent=50, min_cluster_size=5), dict(normalize=True), dict(density=1.0),
-    dict(min_cluster_size=0.1),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(projection="axis"),
+        dict(projection="gaussian", density=0.3),
+        dict(criterion="twomeans"),
+        dict(sampling="subsample", max_samples=0.5),
+        dict(sampling="none"),
+        dict(max_depth=3),
+        dict(min_parent=50, min_cluster_size=5),
+        dict(normalize=True),
+        dict(density=1.0),
+        dict(min_cluster_size=0.1),
+    ],
+)
 def test_options_grow_valid_trees(helix, options):
     forest = UnsupervisedRandomerForest(8, random_state=0, **options).fit(helix.X)
     sizes = np.diff(forest.tree_offsets_)
@@ -132,22 +141,35 @@ def test_get_params_round_trip():
     assert clone(forest).get_params() == forest.get_params()
 
 
-@pytest.mark.parametrize("X", [
-    np.array([[1.0, np.nan], [2.0, 3.0], [0.0, 1.0]]),
-    np.array([[1.0, np.inf], [2.0, 3.0], [0.0, 1.0]]),
-    np.ones((1, 3)),
-    np.ones(5),
-])
+@pytest.mark.parametrize(
+    "X",
+    [
+        np.array([[1.0, np.nan], [2.0, 3.0], [0.0, 1.0]]),
+        np.array([[1.0, np.inf], [2.0, 3.0], [0.0, 1.0]]),
+        np.ones((1, 3)),
+        np.ones(5),
+    ],
+)
 def test_bad_training_data_raises(X):
     with pytest.raises(InvalidInputError):
         UnsupervisedRandomerForest(2).fit(X)
 
 
-@pytest.mark.parametrize("params", [
-    dict(criterion="gini"), dict(projection="dense"), dict(sampling="jackknife"), dict(route="some"),
-    dict(n_estimators=0), dict(density=0.0), dict(mtry=-1), dict(max_samples=1.5),
-    dict(min_cluster_size=0), dict(min_cluster_size=0.7),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(criterion="gini"),
+        dict(projection="dense"),
+        dict(sampling="jackknife"),
+        dict(route="some"),
+        dict(n_estimators=0),
+        dict(density=0.0),
+        dict(mtry=-1),
+        dict(max_samples=1.5),
+        dict(min_cluster_size=0),
+        dict(min_cluster_size=0.7),
+    ],
+)
 def test_bad_parameters_raise(helix, params):
     with pytest.raises(InvalidInputError):
         UnsupervisedRandomerForest(**{"n_estimators": 2, **params}).fit(helix.X)

@@ -64,8 +64,11 @@ def test_node_sort_equals_numpy_sort(m):
     from frugalml.urerf._trees import sort_values
 
     rng = np.random.default_rng(m)
-    for z in (rng.normal(size=m), rng.integers(-3, 4, size=m).astype(np.float64),
-              np.concatenate([[-0.0, 0.0, -1e-300, 1e300], rng.normal(size=m)])[:m]):
+    for z in (
+        rng.normal(size=m),
+        rng.integers(-3, 4, size=m).astype(np.float64),
+        np.concatenate([[-0.0, 0.0, -1e-300, 1e300], rng.normal(size=m)])[:m],
+    ):
         out = np.empty(m)
         sort_values(z, m, out, np.empty(m, np.uint64), np.empty(m, np.uint64), np.empty(256, np.int64))
         np.testing.assert_array_equal(out, np.sort(z))

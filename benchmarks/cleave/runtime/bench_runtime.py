@@ -55,9 +55,14 @@ def recovery_round(steps: int, kill_after: int, every: int) -> dict:
             _start(second, steps, checkpoint, every)
             restarted = second.wait_server(timeout=300)
         classic_recovery = restarted["step_end_times"][before["step"]] - killed_at
-    return {"ours": ours_recovery, "normal_step": normal, "classic": classic_recovery,
-            "ps_measured": internal,
-            "interrupted_step": interrupted, "classic_replayed_steps": before["step"] % every}
+    return {
+        "ours": ours_recovery,
+        "normal_step": normal,
+        "classic": classic_recovery,
+        "ps_measured": internal,
+        "interrupted_step": interrupted,
+        "classic_replayed_steps": before["step"] % every,
+    }
 
 
 def predicted_bytes(cfg: TrainConfig, workers: int) -> tuple[float, float]:
@@ -95,8 +100,10 @@ def traffic_run(workers: int, steps: int) -> dict:
         "up_per_step": statistics.mean(w["bytes_up"] for w in per_worker) / steps,
         "tiles_model_down_per_step": statistics.mean(w["model_bytes_down"] for w in per_worker) / steps,
         "tiles_model_up_per_step": statistics.mean(w["model_bytes_up"] for w in per_worker) / steps,
-        "worst_worker_vs_its_tiles": max(max(w["bytes_down"] / w["model_bytes_down"],
-                                             w["bytes_up"] / w["model_bytes_up"]) for w in per_worker),
+        "worst_worker_vs_its_tiles": max(
+            max(w["bytes_down"] / w["model_bytes_down"], w["bytes_up"] / w["model_bytes_up"])
+            for w in per_worker
+        ),
         "predicted_down_per_step": predicted_down,
         "predicted_up_per_step": predicted_up,
         "control_bytes_per_step": statistics.mean(w["control_bytes"] for w in per_worker) / steps,
@@ -107,7 +114,8 @@ def traffic_run(workers: int, steps: int) -> dict:
         "wire_up_per_step": wire_up,
         "worst_worker_wire_vs_its_tiles": max(
             max(relays[w["name"]].down / w["model_bytes_down"], relays[w["name"]].up / w["model_bytes_up"])
-            for w in per_worker),
+            for w in per_worker
+        ),
     }
 
 
@@ -117,30 +125,49 @@ def recovery_records(rounds: list[dict]) -> list[report.Record]:
     per_step = [r["ours"] / r["normal_step"] for r in rounds]
     workload = "tiny-gpt, 3 workers at 100mbit down / 20mbit up, one SIGKILLed mid-step"
     return [
-        report.Record("cleave", workload, "time from kill to next finished step", "s",
-                      statistics.median(ours), "restart from last checkpoint (every 5 steps)",
-                      statistics.median(classic), spread={"ours": [min(ours), max(ours)],
-                                                          "peer": [min(classic), max(classic)],
-                                                          "rounds": rounds},
-                      notes="ours: in-flight tiles re-queued; peer: PS and workers restarted, "
-                            "checkpoint loaded, lost steps replayed. Median over rounds; shared 2-core "
-                            "machine, noisy."),
-        report.Record("cleave", workload, "recovery time / normal step time (goal <= 2)", "x",
-                      statistics.median(per_step), spread={"ours": [min(per_step), max(per_step)]},
-                      notes="normal step: median wall-clock step time before the kill in the same run"),
+        report.Record(
+            "cleave",
+            workload,
+            "time from kill to next finished step",
+            "s",
+            statistics.median(ours),
+            "restart from last checkpoint (every 5 steps)",
+            statistics.median(classic),
+            spread={"ours": [min(ours), max(ours)], "peer": [min(classic), max(classic)], "rounds": rounds},
+            notes="ours: in-flight tiles re-queued; peer: PS and workers restarted, "
+            "checkpoint loaded, lost steps replayed. Median over rounds; shared 2-core "
+            "machine, noisy.",
+        ),
+        report.Record(
+            "cleave",
+            workload,
+            "recovery time / normal step time (goal <= 2)",
+            "x",
+            statistics.median(per_step),
+            spread={"ours": [min(per_step), max(per_step)]},
+            notes="normal step: median wall-clock step time before the kill in the same run",
+        ),
     ]
 
 
 def traffic_records(traffic: list[dict]) -> list[report.Record]:
-    return [report.Record(
-        "cleave", f"tiny-gpt, {t['workers']} local workers, per worker per training step",
-        f"wire bytes {direction}", "B", t[f"wire_{direction}_per_step"],
-        "tiling model (sum of Tile.bytes_" + direction + " over the worker's tiles)",
-        t[f"tiles_model_{direction}_per_step"], spread={"run": t},
-        notes="measured on the wire by a counting TCP relay per worker (gRPC, HTTP/2, heartbeats, "
-              f"idle pulls included); PS-counted protobuf bytes {t[f'{direction}_per_step']:.0f} B; "
-              f"a-priori prediction from the op list {t[f'predicted_{direction}_per_step']:.0f} B")
-        for t in traffic for direction in ("down", "up")]
+    return [
+        report.Record(
+            "cleave",
+            f"tiny-gpt, {t['workers']} local workers, per worker per training step",
+            f"wire bytes {direction}",
+            "B",
+            t[f"wire_{direction}_per_step"],
+            "tiling model (sum of Tile.bytes_" + direction + " over the worker's tiles)",
+            t[f"tiles_model_{direction}_per_step"],
+            spread={"run": t},
+            notes="measured on the wire by a counting TCP relay per worker (gRPC, HTTP/2, heartbeats, "
+            f"idle pulls included); PS-counted protobuf bytes {t[f'{direction}_per_step']:.0f} B; "
+            f"a-priori prediction from the op list {t[f'predicted_{direction}_per_step']:.0f} B",
+        )
+        for t in traffic
+        for direction in ("down", "up")
+    ]
 
 
 def plot_traffic(traffic: list[dict], path: Path) -> None:
@@ -173,14 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     plot_traffic(traffic, out.with_suffix(".png"))
 
     per_step = statistics.median(r["ours"] / r["normal_step"] for r in rounds)
-    falls = all(a["wire_down_per_step"] > b["wire_down_per_step"]
-                for a, b in zip(traffic, traffic[1:], strict=False))
+    falls = all(
+        a["wire_down_per_step"] > b["wire_down_per_step"] for a, b in zip(traffic, traffic[1:], strict=False)
+    )
     worst = max(t["worst_worker_wire_vs_its_tiles"] for t in traffic)
     met = per_step <= 2 and falls and worst <= 1.1
-    print(f"goals {'met' if met else 'NOT met'}: recovery / normal step {per_step:.2f} (<= 2); "
-          f"ours {records[0].ours:.2f} s vs restart {records[0].peer_value:.2f} s; per-worker traffic "
-          f"{[round(t['wire_down_per_step'] / 1e6, 2) for t in traffic]} MB down at 2/4/8 workers, "
-          f"worst worker wire / its tiles {worst:.3f} (<= 1.1)")
+    print(
+        f"goals {'met' if met else 'NOT met'}: recovery / normal step {per_step:.2f} (<= 2); "
+        f"ours {records[0].ours:.2f} s vs restart {records[0].peer_value:.2f} s; per-worker traffic "
+        f"{[round(t['wire_down_per_step'] / 1e6, 2) for t in traffic]} MB down at 2/4/8 workers, "
+        f"worst worker wire / its tiles {worst:.3f} (<= 1.1)"
+    )
     return 0
 
 

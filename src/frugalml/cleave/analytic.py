@@ -33,8 +33,9 @@ def stage_ps_seconds(plan: Plan) -> np.ndarray:
     n_layer = len(plan.graph.layer_gemms)
     n_head = len(plan.gemm_plans) - n_layer
     layer = [i < n_layer for i in range(len(plan.gemm_plans))]
-    ops = np.array([plan.ps_layer_seconds / n_layer if is_layer else plan.ps_head_seconds / n_head
-                    for is_layer in layer])
+    ops = np.array(
+        [plan.ps_layer_seconds / n_layer if is_layer else plan.ps_head_seconds / n_head for is_layer in layer]
+    )
     return ops + np.array([gp.seconds if gp.on_ps else 0.0 for gp in plan.gemm_plans])
 
 

@@ -109,8 +109,10 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
         dp = min(len(pool) // pp, graph.batch)
         for _ in range(3):  # the devices that hold one layer and its in-flight micro-batches set dp
             micro = max(1, int(np.ceil(graph.batch / max(dp, 1))))
-            devices = np.flatnonzero(pool.memory >= per_layer_mem + _kept_activations(
-                graph, micro * mb_tokens, 1, mb_tokens, recompute))
+            devices = np.flatnonzero(
+                pool.memory
+                >= per_layer_mem + _kept_activations(graph, micro * mb_tokens, 1, mb_tokens, recompute)
+            )
             dp = min(len(devices) // pp, graph.batch)
         if dp < 1:
             continue
@@ -125,8 +127,9 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
         extra = (L - pp) - layers.sum(axis=1)
         rank = np.argsort(np.argsort(-(spare - layers), axis=1, kind="stable"), axis=1)
         layers += 1 + (rank < extra[:, None])
-        memory_need = layers * per_layer_mem + _kept_activations(graph, micro * mb_tokens, layers, mb_tokens,
-                                                                 recompute)
+        memory_need = layers * per_layer_mem + _kept_activations(
+            graph, micro * mb_tokens, layers, mb_tokens, recompute
+        )
         if np.any(memory_need > pool.memory[pipes]):
             continue
         compute = layers * token_layer_flops * mb_tokens / flops  # forward + backward (1 : 2)
@@ -135,19 +138,34 @@ def asteroid(graph: OpGraph, pool: Pool) -> BaselineResult:
         send[:, :-1] = act / np.minimum(up[pipes[:, :-1]], down[pipes[:, 1:]])
         send_back = np.zeros((dp, pp))
         send_back[:, 1:] = act / np.minimum(up[pipes[:, 1:]], down[pipes[:, :-1]])
-        ring = (2 * (dp - 1) / dp * (layers * layer_bytes).max(axis=0) / up[pipes].min(axis=0)) if dp > 1 \
+        ring = (
+            (2 * (dp - 1) / dp * (layers * layer_bytes).max(axis=0) / up[pipes].min(axis=0))
+            if dp > 1
             else np.zeros(pp)
-        cfg = PipelineConfig(pipes, micro, compute / 3, (3 * _compute_factor(recompute) - 1) * compute / 3,
-                             send, send_back, ring,
-                             layers * layer_bytes / down[pipes])
+        )
+        cfg = PipelineConfig(
+            pipes,
+            micro,
+            compute / 3,
+            (3 * _compute_factor(recompute) - 1) * compute / 3,
+            send,
+            send_back,
+            ring,
+            layers * layer_bytes / down[pipes],
+        )
         seconds = pipeline_seconds(cfg)
         if seconds < best.seconds:
             worst = np.unravel_index(np.argmax(layers), layers.shape)
             replay = float(micro * (cfg.fwd[worst] + send[worst]))
-            best = BaselineResult("asteroid", seconds, {"dp": dp, "pp": pp, "micro_batches": micro,
-                                                       "recompute": recompute},
-                                  int(dp * pp), REPLAN_SECONDS + float(cfg.migrate[worst]) + replay,
-                                  pipeline=cfg, pool=pool)
+            best = BaselineResult(
+                "asteroid",
+                seconds,
+                {"dp": dp, "pp": pp, "micro_batches": micro, "recompute": recompute},
+                int(dp * pp),
+                REPLAN_SECONDS + float(cfg.migrate[worst]) + replay,
+                pipeline=cfg,
+                pool=pool,
+            )
     return best
 
 
@@ -165,8 +183,9 @@ def megatron(graph: OpGraph, pool: Pool) -> BaselineResult:
     degrees = [d for d in range(1, model.heads + 1) if model.heads % d == 0]
     for t, recompute in ((t, r) for t in degrees for r in RECOMPUTE):
         need = total_state / t  # micro-batches of one sequence, gradients accumulated
-        devices = np.flatnonzero(pool.memory >= need + _kept_activations(
-            graph, graph.seq, model.layers, graph.seq, recompute) / t)
+        devices = np.flatnonzero(
+            pool.memory >= need + _kept_activations(graph, graph.seq, model.layers, graph.seq, recompute) / t
+        )
         most = min(len(devices) // t, graph.batch)
         counts = sorted({max(1, most >> i) for i in range(12)}) if most >= 1 else []
         for key in (pool.flops, up):
@@ -178,13 +197,21 @@ def megatron(graph: OpGraph, pool: Pool) -> BaselineResult:
                 if seconds < best.seconds:
                     recovery = REPLAN_SECONDS + need / np.median(pool.effective_down[order]) + per_layer
                     config = {"tp": t, "dp": groups, "recompute": recompute}
-                    best = BaselineResult("megatron", seconds, config, groups * t, recovery, pool=pool,
-                                          layout={"members": members, "recompute": recompute})
+                    best = BaselineResult(
+                        "megatron",
+                        seconds,
+                        config,
+                        groups * t,
+                        recovery,
+                        pool=pool,
+                        layout={"members": members, "recompute": recompute},
+                    )
     return best
 
 
-def megatron_seconds(graph: OpGraph, pool: Pool, members: np.ndarray,
-                     recompute: bool = False) -> tuple[float, float]:
+def megatron_seconds(
+    graph: OpGraph, pool: Pool, members: np.ndarray, recompute: bool = False
+) -> tuple[float, float]:
     """Closed-form step time (and time per layer) of tensor-parallel groups ``members[group, rank]``:
     compute at the group's slowest device (one more forward with recomputation), 4 activation
     all-reduces per layer as rings over its slowest uplink, then a gradient ring per rank over the
@@ -195,8 +222,14 @@ def megatron_seconds(graph: OpGraph, pool: Pool, members: np.ndarray,
     up = pool.effective_up
     slowest = pool.flops[members].min(axis=1)
     tokens = graph.tokens / groups
-    compute = (layer_flops * model.layers + head_flops) / graph.tokens * tokens / t / slowest \
+    compute = (
+        (layer_flops * model.layers + head_flops)
+        / graph.tokens
+        * tokens
+        / t
+        / slowest
         * _compute_factor(recompute)
+    )
     act = tokens * model.hidden * 2.0
     comm = 4 * model.layers * 2 * (t - 1) / t * act / up[members].min(axis=1) if t > 1 else 0 * slowest
     grads = 2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[members].min() if groups > 1 else 0.0
@@ -222,15 +255,18 @@ def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
             continue
         state = per_stage * layer_bytes / 2 * STATE_BYTES_PER_PARAM
         for cut in cuts:
-            devices = np.flatnonzero((pool.memory >= state + _kept_activations(graph, graph.seq, per_stage,
-                                                                               graph.seq, recompute))
-                                     & (up >= cut))
+            devices = np.flatnonzero(
+                (pool.memory >= state + _kept_activations(graph, graph.seq, per_stage, graph.seq, recompute))
+                & (up >= cut)
+            )
             if len(devices) < pp:
                 continue
             # a member keeps the activations of its share of the batch's sequences until their backward
             share = int(np.ceil(graph.batch / max(1, len(devices) // pp)))
-            devices = devices[pool.memory[devices] >= state + _kept_activations(
-                graph, share * graph.seq, per_stage, graph.seq, recompute)]
+            devices = devices[
+                pool.memory[devices]
+                >= state + _kept_activations(graph, share * graph.seq, per_stage, graph.seq, recompute)
+            ]
             if len(devices) < pp:
                 continue
             stage_of = gen.permutation(np.arange(len(devices)) % pp)
@@ -250,14 +286,24 @@ def swarm(graph: OpGraph, pool: Pool, seed: int = 0) -> BaselineResult:
             if seconds < best.seconds:
                 micro = graph.batch
                 recovery = float((compute + comm).max()) / micro * members.max() / max(1, members.min())
-                best = BaselineResult("swarm", seconds,
-                                      {"stages": pp, "devices_per_stage": int(members.min()),
-                                       "min_uplink_mbit": round(float(cut) * 8 / 1e6, 2),
-                                       "recompute": recompute},
-                                      len(devices), recovery,
-                                      layout={"stages": [devices[stage_of == s] for s in range(pp)],
-                                              "layers": layers, "recompute": recompute},
-                                      pool=pool)
+                best = BaselineResult(
+                    "swarm",
+                    seconds,
+                    {
+                        "stages": pp,
+                        "devices_per_stage": int(members.min()),
+                        "min_uplink_mbit": round(float(cut) * 8 / 1e6, 2),
+                        "recompute": recompute,
+                    },
+                    len(devices),
+                    recovery,
+                    layout={
+                        "stages": [devices[stage_of == s] for s in range(pp)],
+                        "layers": layers,
+                        "recompute": recompute,
+                    },
+                    pool=pool,
+                )
     return best
 
 
@@ -267,20 +313,29 @@ def data_parallel(graph: OpGraph, pool: Pool) -> BaselineResult:
     grads = model.params * 2.0
     best = BaselineResult("dp", np.inf)
     for recompute in RECOMPUTE:
-        need = model.params * STATE_BYTES_PER_PARAM + _kept_activations(graph, graph.seq, model.layers,
-                                                                        graph.seq, recompute)
+        need = model.params * STATE_BYTES_PER_PARAM + _kept_activations(
+            graph, graph.seq, model.layers, graph.seq, recompute
+        )
         devices = np.flatnonzero(pool.memory >= need)[: graph.batch]
         if not len(devices):
-            best.reason = (f"the model needs {need / 1e9:.1f} GB per device; the largest device has "
-                           f"{pool.memory.max() / 1e9:.1f} GB")
+            best.reason = (
+                f"the model needs {need / 1e9:.1f} GB per device; the largest device has "
+                f"{pool.memory.max() / 1e9:.1f} GB"
+            )
             continue
         compute = graph.gemm_flops * _compute_factor(recompute) / pool.flops[devices].sum()
         comm = grads / pool.effective_down[devices].min() + grads / pool.effective_up[devices].min()
         if compute + comm < best.seconds:
             recovery = REPLAN_SECONDS + grads / np.median(pool.effective_down[devices])
-            best = BaselineResult("dp", compute + comm, {"replicas": len(devices), "recompute": recompute},
-                                  len(devices), recovery, pool=pool,
-                                  layout={"devices": devices, "recompute": recompute})
+            best = BaselineResult(
+                "dp",
+                compute + comm,
+                {"replicas": len(devices), "recompute": recompute},
+                len(devices),
+                recovery,
+                pool=pool,
+                layout={"devices": devices, "recompute": recompute},
+            )
     return best
 
 
@@ -294,5 +349,9 @@ def cloud(graph: OpGraph, gpus: int = 64, tflops: float = 312.0, utilisation: fl
 def run_baselines(graph: OpGraph, pool: Pool, seed: int = 0) -> dict[str, BaselineResult]:
     """Every edge baseline on ``pool`` (without devices whose links are mostly down)."""
     pool = pool.subset(pool.link_factor >= MIN_LINK_FACTOR)
-    return {"asteroid": asteroid(graph, pool), "megatron": megatron(graph, pool),
-            "swarm": swarm(graph, pool, seed), "dp": data_parallel(graph, pool)}
+    return {
+        "asteroid": asteroid(graph, pool),
+        "megatron": megatron(graph, pool),
+        "swarm": swarm(graph, pool, seed),
+        "dp": data_parallel(graph, pool),
+    }

@@ -9,22 +9,32 @@ import typer
 
 from frugalml.cleave.runtime.cli import add_runtime_commands
 
-app = typer.Typer(help="Plan, simulate and run model training on many weak edge devices.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Plan, simulate and run model training on many weak edge devices.", no_args_is_help=True
+)
 add_runtime_commands(app)
 
-MODEL = typer.Option("opt-13b", "--model", "-m",
-                     help="Built-in model (opt-1.3b/6.7b/13b/30b, llama-1b/3b/7b/13b) or a YAML/JSON config.")
-DEVICES = typer.Option("1024", "--devices", "-d",
-                       help="A pool YAML file, or a device count drawn from the default mixed pool.")
+MODEL = typer.Option(
+    "opt-13b",
+    "--model",
+    "-m",
+    help="Built-in model (opt-1.3b/6.7b/13b/30b, llama-1b/3b/7b/13b) or a YAML/JSON config.",
+)
+DEVICES = typer.Option(
+    "1024", "--devices", "-d", help="A pool YAML file, or a device count drawn from the default mixed pool."
+)
 BATCH = typer.Option(512, "--batch", "-b", help="Sequences per training step.")
 SEQ = typer.Option(1024, "--seq", "-s", help="Tokens per sequence.")
-MICRO = typer.Option(None, "--micro-batch",
-                     help="Sequences per micro-batch (weight gradients summed on the PS); 0: the planner "
-                          "picks the fastest; default: about 16384 tokens.")
+MICRO = typer.Option(
+    None,
+    "--micro-batch",
+    help="Sequences per micro-batch (weight gradients summed on the PS); 0: the planner "
+    "picks the fastest; default: about 16384 tokens.",
+)
 SEED = typer.Option(0, "--seed", help="Seed for the pool, churn and stragglers.")
-TRACES = typer.Option(None, "--traces-path",
-                      help="Folder of bandwidth traces (default: $FRUGAL_DATA/bandwidth-traces).")
+TRACES = typer.Option(
+    None, "--traces-path", help="Folder of bandwidth traces (default: $FRUGAL_DATA/bandwidth-traces)."
+)
 QUIET = typer.Option(False, "--quiet", "-q", help="Print only the headline.")
 
 
@@ -38,8 +48,9 @@ def _pool(devices: str, seed: int, use_traces: bool, traces_path: Path | None, c
     try:
         n = count if count is not None else int(devices)
     except ValueError:
-        raise InvalidInputError(f"--devices must be a pool .yaml file or a device count, got {devices!r}") \
-            from None
+        raise InvalidInputError(
+            f"--devices must be a pool .yaml file or a device count, got {devices!r}"
+        ) from None
     return make_pool(n, seed=seed, traces=load_traces(traces_path) if use_traces else None)
 
 
@@ -68,13 +79,19 @@ def _write_json(doc: dict, path: Path) -> None:
 
 
 @app.command()
-def plan(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: int = SEQ,
-         micro_batch: int = MICRO, seed: int = SEED,
-         traces: bool = typer.Option(False, "--traces/--no-traces", help="Draw links from the real traces."),
-         traces_path: Path = TRACES,
-         churn: bool = typer.Option(True, "--churn/--no-churn", help="Account for devices leaving mid-task."),
-         as_json: Path = typer.Option(None, "--json", help="Write the plan as JSON here."),
-         quiet: bool = QUIET):
+def plan(
+    model: str = MODEL,
+    devices: str = DEVICES,
+    batch: int = BATCH,
+    seq: int = SEQ,
+    micro_batch: int = MICRO,
+    seed: int = SEED,
+    traces: bool = typer.Option(False, "--traces/--no-traces", help="Draw links from the real traces."),
+    traces_path: Path = TRACES,
+    churn: bool = typer.Option(True, "--churn/--no-churn", help="Account for devices leaving mid-task."),
+    as_json: Path = typer.Option(None, "--json", help="Write the plan as JSON here."),
+    quiet: bool = QUIET,
+):
     """Plan one training step: tile grid per GEMM, devices chosen and dropped (and why), LP split.
 
     Example: frugal cleave plan --model opt-13b --devices pool.yaml --batch 512 --seq 1024
@@ -87,40 +104,68 @@ def plan(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: in
         _write_json({**p.to_dict(), "analytic_seconds": est.seconds}, as_json)
     if not quiet:
         print(p.explain())
-    print(f"planned {p.batch_seconds:.1f} s per batch, analytic model {est.seconds:.1f} s, "
-          f"{int(p.used_devices().sum())}/{len(p.pool)} devices used")
+    print(
+        f"planned {p.batch_seconds:.1f} s per batch, analytic model {est.seconds:.1f} s, "
+        f"{int(p.used_devices().sum())}/{len(p.pool)} devices used"
+    )
 
 
 @app.command()
-def simulate(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq: int = SEQ,
-             micro_batch: int = MICRO, seed: int = SEED,
-             traces: bool = typer.Option(False, "--traces/--no-traces", help="Trace-driven links."),
-             traces_path: Path = TRACES,
-             churn: bool = typer.Option(True, "--churn/--no-churn", help="Devices leave and return."),
-             contention: bool = typer.Option(True, "--contention/--no-contention", help="Share the PS NIC."),
-             backups: bool = typer.Option(True, "--backups/--no-backups", help="Backup tiles at GEMM tails."),
-             stragglers: float = typer.Option(0.02, "--stragglers", help="Chance a task computes 4x slower."),
-             lockstep: bool = typer.Option(False, "--lockstep/--dataflow",
-                                           help="A barrier after every GEMM (the analytic model's "
-                                                "schedule) instead of each micro-batch going on once its "
-                                                "inputs are done."),
-             as_json: Path = typer.Option(None, "--json", help="Write the result as JSON here."),
-             quiet: bool = QUIET):
+def simulate(
+    model: str = MODEL,
+    devices: str = DEVICES,
+    batch: int = BATCH,
+    seq: int = SEQ,
+    micro_batch: int = MICRO,
+    seed: int = SEED,
+    traces: bool = typer.Option(False, "--traces/--no-traces", help="Trace-driven links."),
+    traces_path: Path = TRACES,
+    churn: bool = typer.Option(True, "--churn/--no-churn", help="Devices leave and return."),
+    contention: bool = typer.Option(True, "--contention/--no-contention", help="Share the PS NIC."),
+    backups: bool = typer.Option(True, "--backups/--no-backups", help="Backup tiles at GEMM tails."),
+    stragglers: float = typer.Option(0.02, "--stragglers", help="Chance a task computes 4x slower."),
+    lockstep: bool = typer.Option(
+        False,
+        "--lockstep/--dataflow",
+        help="A barrier after every GEMM (the analytic model's "
+        "schedule) instead of each micro-batch going on once its "
+        "inputs are done.",
+    ),
+    as_json: Path = typer.Option(None, "--json", help="Write the result as JSON here."),
+    quiet: bool = QUIET,
+):
     """Simulate one training step event by event and compare with the analytic (lockstep) model."""
     from frugalml.cleave.analytic import analytic_step
     from frugalml.cleave.des import SimConfig, simulate_step
 
     pool = _pool(devices, seed, traces, traces_path)
     p = _plan(model, batch, seq, micro_batch, pool, churn)
-    config = SimConfig(contention=contention, churn=churn, traces=traces, backups=backups,
-                       straggler_prob=stragglers, lockstep=lockstep)
+    config = SimConfig(
+        contention=contention,
+        churn=churn,
+        traces=traces,
+        backups=backups,
+        straggler_prob=stragglers,
+        lockstep=lockstep,
+    )
     result = simulate_step(p, config, seed=seed)
     est = analytic_step(p, contention=contention, churn=churn)
-    doc = {"model": model, "devices": len(pool), "batch": batch, "seq": seq,
-           "micro_batches": p.graph.micro_batches, "config": config.__dict__,
-           "simulated_seconds": result.seconds, "analytic_seconds": est.seconds, "tasks": result.tasks,
-           "requeued": result.requeued, "backups": result.backups, "backups_won": result.backups_won,
-           "failures": result.failures, "events": result.events}
+    doc = {
+        "model": model,
+        "devices": len(pool),
+        "batch": batch,
+        "seq": seq,
+        "micro_batches": p.graph.micro_batches,
+        "config": config.__dict__,
+        "simulated_seconds": result.seconds,
+        "analytic_seconds": est.seconds,
+        "tasks": result.tasks,
+        "requeued": result.requeued,
+        "backups": result.backups,
+        "backups_won": result.backups_won,
+        "failures": result.failures,
+        "events": result.events,
+    }
     if as_json:
         _write_json(doc, as_json)
     if not quiet:
@@ -130,37 +175,51 @@ def simulate(model: str = MODEL, devices: str = DEVICES, batch: int = BATCH, seq
 
 
 @app.command()
-def sweep(model: str = MODEL,
-          devices: str = typer.Option("16..4096", "--devices", "-d", help="Counts: 16..4096, 16,64 or 1024."),
-          pool_file: Path = typer.Option(None, "--pool", help="Pool YAML whose mix is scaled to each count."),
-          batch: int = BATCH, seq: int = SEQ, micro_batch: int = MICRO, seed: int = SEED,
-          csv_path: Path = typer.Option(Path("cleave_sweep.csv"), "--csv", help="Where to write the CSV."),
-          png_path: Path = typer.Option(Path("cleave_sweep.png"), "--png", help="Where to write the plot."),
-          quiet: bool = QUIET):
+def sweep(
+    model: str = MODEL,
+    devices: str = typer.Option("16..4096", "--devices", "-d", help="Counts: 16..4096, 16,64 or 1024."),
+    pool_file: Path = typer.Option(None, "--pool", help="Pool YAML whose mix is scaled to each count."),
+    batch: int = BATCH,
+    seq: int = SEQ,
+    micro_batch: int = MICRO,
+    seed: int = SEED,
+    csv_path: Path = typer.Option(Path("cleave_sweep.csv"), "--csv", help="Where to write the CSV."),
+    png_path: Path = typer.Option(Path("cleave_sweep.png"), "--png", help="Where to write the plot."),
+    quiet: bool = QUIET,
+):
     """Per-batch time against device count for Cleave and every baseline (CSV + PNG)."""
     from frugalml.cleave.experiments import parse_counts, plot_sweep, write_sweep_csv
     from frugalml.cleave.experiments import sweep as run_sweep
 
     counts = parse_counts(devices)
     graph = _graph(model, batch, seq, micro_batch or None)
-    make = (lambda n: _pool(str(pool_file), seed, False, None, count=n)) if pool_file else \
-        (lambda n: _pool(str(n), seed, False, None))
+    make = (
+        (lambda n: _pool(str(pool_file), seed, False, None, count=n))
+        if pool_file
+        else (lambda n: _pool(str(n), seed, False, None))
+    )
     rows = run_sweep(graph, counts, make, seed=seed, quiet=quiet)
     write_sweep_csv(rows, csv_path)
     plot_sweep(rows, png_path, f"{model}, batch {batch}x{seq}")
     if not quiet:
         for r in rows:
             name, best = r.best_baseline()
-            print(f"{r.devices:>6} devices: cleave {r.cleave:10.1f} s   best baseline {name:<9} "
-                  f"{best:10.1f} s   "
-                  f"ratio {best / r.cleave:6.2f}")
+            print(
+                f"{r.devices:>6} devices: cleave {r.cleave:10.1f} s   best baseline {name:<9} "
+                f"{best:10.1f} s   "
+                f"ratio {best / r.cleave:6.2f}"
+            )
     print(f"wrote {csv_path} and {png_path}")
 
 
 @app.command()
-def reproduce(as_json: Path = typer.Option(None, "--json", help="Write records here (sweep CSV/PNG beside)."),
-              traces: bool = typer.Option(True, "--traces/--no-traces", help="Use the real link traces."),
-              traces_path: Path = TRACES, seed: int = SEED, quiet: bool = QUIET):
+def reproduce(
+    as_json: Path = typer.Option(None, "--json", help="Write records here (sweep CSV/PNG beside)."),
+    traces: bool = typer.Option(True, "--traces/--no-traces", help="Use the real link traces."),
+    traces_path: Path = TRACES,
+    seed: int = SEED,
+    quiet: bool = QUIET,
+):
     """Measure the issue's claims (speed-up, scaling, recovery, simulator speed, energy) as ratios."""
     from frugalml.cleave.experiments import reproduce as run
     from frugalml.cleave.traces import load_traces

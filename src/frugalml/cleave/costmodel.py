@@ -35,8 +35,15 @@ def pipeline_depth(tile_memory: float, memory: np.ndarray, resident: float = 0.0
     return np.minimum(np.floor_divide(free, tile_memory), PIPELINE_DEPTH).astype(np.int64)
 
 
-def task_timing(cost: TaskCost, flops: np.ndarray, down: np.ndarray, up: np.ndarray, rtt: np.ndarray,
-                memory: np.ndarray, resident: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def task_timing(
+    cost: TaskCost,
+    flops: np.ndarray,
+    down: np.ndarray,
+    up: np.ndarray,
+    rtt: np.ndarray,
+    memory: np.ndarray,
+    resident: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per device: the period between task pulls and one task's latency (``inf`` when no tile fits).
 
     The period is the slowest stage (download, compute, upload), or ``latency / depth`` when the
@@ -99,8 +106,11 @@ def best_grid(m: int, n: int, k: int, batch: int, tasks: int) -> TileGrid | None
 
 
 def _divisors(x: int) -> list[int]:
-    return [d for d in range(1, x + 1) if x % d == 0] if x < 64 else \
-        sorted({d for i in range(1, int(x ** 0.5) + 1) if x % i == 0 for d in (i, x // i)})
+    return (
+        [d for d in range(1, x + 1) if x % d == 0]
+        if x < 64
+        else sorted({d for i in range(1, int(x**0.5) + 1) if x % i == 0 for d in (i, x // i)})
+    )
 
 
 def candidate_grids(gemm: Gemm, max_tasks: int) -> list[TileGrid]:
@@ -125,13 +135,22 @@ def resident_cost(gemm: Gemm, rows: int, dtype_bytes: int) -> tuple[TaskCost, fl
     full = grid_cost(gemm.m, gemm.n, gemm.k, TileGrid(rows, 1, 1), dtype_bytes=dtype_bytes)
     weight = float(gemm.n * gemm.k * dtype_bytes)
     big_rows = -(-gemm.m // rows)
-    return (TaskCost(rows, full.flops, full.bytes_down - weight, full.bytes_up,
-                     big_rows * (gemm.k + gemm.n) * dtype_bytes), weight)
+    return (
+        TaskCost(
+            rows,
+            full.flops,
+            full.bytes_down - weight,
+            full.bytes_up,
+            big_rows * (gemm.k + gemm.n) * dtype_bytes,
+        ),
+        weight,
+    )
 
 
 @numba.njit(cache=True)
-def pull_makespan(period: np.ndarray, latency: np.ndarray, offset: np.ndarray,
-                  n: int) -> tuple[float, np.ndarray]:
+def pull_makespan(
+    period: np.ndarray, latency: np.ndarray, offset: np.ndarray, n: int
+) -> tuple[float, np.ndarray]:
     """Finish time of ``n`` equal tasks pulled by devices (sorted by ``period``, ascending).
 
     Device ``i`` pulls its first task at 0 and its ``j``-th (``j = 1, 2, ...``) at ``offset[i] +
@@ -178,8 +197,9 @@ def pull_makespan(period: np.ndarray, latency: np.ndarray, offset: np.ndarray,
 
 
 @numba.njit(cache=True)
-def group_makespans(t: np.ndarray, latency: np.ndarray, offset: np.ndarray, size: np.ndarray,
-                    n: np.ndarray) -> np.ndarray:
+def group_makespans(
+    t: np.ndarray, latency: np.ndarray, offset: np.ndarray, size: np.ndarray, n: np.ndarray
+) -> np.ndarray:
     """:func:`pull_makespan` for groups of identical devices, for every (grid, prefix) at once.
 
     ``t[g, c]`` / ``latency[g, c]`` / ``offset[g, c]``: period, task latency and one-off first-task
@@ -233,9 +253,16 @@ class Assignment:
     total_seconds: float
 
 
-def solve_assignment(tasks: np.ndarray, task_time: np.ndarray, group_size: np.ndarray,
-                     bytes_down: np.ndarray, ps_egress: float, repeats: np.ndarray,
-                     bytes_up: np.ndarray | None = None, ps_ingress: float = np.inf) -> Assignment:
+def solve_assignment(
+    tasks: np.ndarray,
+    task_time: np.ndarray,
+    group_size: np.ndarray,
+    bytes_down: np.ndarray,
+    ps_egress: float,
+    repeats: np.ndarray,
+    bytes_up: np.ndarray | None = None,
+    ps_ingress: float = np.inf,
+) -> Assignment:
     """The LP: split each GEMM's tiles over device groups to minimise the step's GEMM time.
 
     Variables ``x[g, c]`` (tiles of GEMM ``g`` on group ``c``) and ``T[g]``. Minimise
@@ -258,21 +285,33 @@ def solve_assignment(tasks: np.ndarray, task_time: np.ndarray, group_size: np.nd
     ok = np.isfinite(task_time)
     bad = np.flatnonzero(~ok.any(axis=1))
     if len(bad):
-        raise InvalidInputError(f"GEMM #{bad[0]} cannot run on any device group (no tile fits); "
-                                "add devices with more memory or allow finer tiles")
+        raise InvalidInputError(
+            f"GEMM #{bad[0]} cannot run on any device group (no tile fits); "
+            "add devices with more memory or allow finer tiles"
+        )
     gi, ci = np.nonzero(ok)
     nx = len(gi)
     cost = np.concatenate([np.zeros(nx), repeats.astype(float)])
     eq = coo_matrix((np.ones(nx), (gi, np.arange(nx))), shape=(gemms, nx + gemms))
     # one NIC row per GEMM: the tighter of egress (bytes down) and ingress (bytes up)
-    nic = bytes_down / ps_egress if bytes_up is None else np.maximum(bytes_down / ps_egress,
-                                                                     bytes_up / ps_ingress)
+    nic = (
+        bytes_down / ps_egress
+        if bytes_up is None
+        else np.maximum(bytes_down / ps_egress, bytes_up / ps_ingress)
+    )
     rows = np.concatenate([np.arange(nx), np.arange(nx), nx + gi, nx + np.arange(gemms)])
     cols = np.concatenate([np.arange(nx), nx + gi, np.arange(nx), nx + np.arange(gemms)])
     vals = np.concatenate([task_time[gi, ci], -group_size[ci].astype(float), nic[gi], -np.ones(gemms)])
     ub = coo_matrix((vals, (rows, cols)), shape=(nx + gemms, nx + gemms))
-    res = linprog(cost, A_ub=ub.tocsr(), b_ub=np.zeros(nx + gemms), A_eq=eq.tocsr(),
-                  b_eq=tasks.astype(float), bounds=(0, None), method="highs")
+    res = linprog(
+        cost,
+        A_ub=ub.tocsr(),
+        b_ub=np.zeros(nx + gemms),
+        A_eq=eq.tocsr(),
+        b_eq=tasks.astype(float),
+        bounds=(0, None),
+        method="highs",
+    )
     if res.status != 0:
         raise InvalidInputError(f"the assignment LP failed: {res.message}")
     tiles = np.zeros((gemms, groups))
@@ -280,8 +319,15 @@ def solve_assignment(tasks: np.ndarray, task_time: np.ndarray, group_size: np.nd
     return Assignment(tiles, res.x[nx:], float(res.fun))
 
 
-def fluid_seconds(tasks: float, task_time: np.ndarray, group_size: np.ndarray, bytes_down: float,
-                  ps_egress: float, bytes_up: float = 0.0, ps_ingress: float = np.inf) -> float:
+def fluid_seconds(
+    tasks: float,
+    task_time: np.ndarray,
+    group_size: np.ndarray,
+    bytes_down: float,
+    ps_egress: float,
+    bytes_up: float = 0.0,
+    ps_ingress: float = np.inf,
+) -> float:
     """The LP optimum for one GEMM in closed form: work over total rate, or a PS NIC bound."""
     rate = np.sum(group_size[np.isfinite(task_time)] / task_time[np.isfinite(task_time)])
     return max(tasks / rate, tasks * bytes_down / ps_egress, tasks * bytes_up / ps_ingress)

@@ -24,8 +24,9 @@ def run(quiet: bool = False) -> str:
     if not quiet:
         print(p.explain())
     setup = ", ".join(f"{key} {value}" for key, value in base[name].config.items())
-    return (f"OPT-1.3B, 32x1024 tokens, {len(pool)} mixed devices: Cleave {est.seconds:.0f} s/batch "
-            f"(DES with churn: {sim.seconds:.0f} s, {sim.failures} failures, {sim.requeued} tiles re-queued) "
-            f"vs best baseline {name} ({setup}) {base[name].seconds:.0f} s "
-            f"({base[name].seconds / est.seconds:.2f}x); "
-            + run_local(steps=3, workers=2, quiet=quiet))
+    return (
+        f"OPT-1.3B, 32x1024 tokens, {len(pool)} mixed devices: Cleave {est.seconds:.0f} s/batch "
+        f"(DES with churn: {sim.seconds:.0f} s, {sim.failures} failures, {sim.requeued} tiles re-queued) "
+        f"vs best baseline {name} ({setup}) {base[name].seconds:.0f} s "
+        f"({base[name].seconds / est.seconds:.2f}x); " + run_local(steps=3, workers=2, quiet=quiet)
+    )

@@ -139,8 +139,28 @@ def _share(ch, c, now, delta):
 
 
 @numba.njit(cache=True)
-def _start_transfer(c, kind, d, s, nbytes, rate, now, heap, vheap, ch, contention, rank, slot_ver, slot_rate,
-                    use, pre, pre_start, length, offset, step):
+def _start_transfer(
+    c,
+    kind,
+    d,
+    s,
+    nbytes,
+    rate,
+    now,
+    heap,
+    vheap,
+    ch,
+    contention,
+    rank,
+    slot_ver,
+    slot_rate,
+    use,
+    pre,
+    pre_start,
+    length,
+    offset,
+    step,
+):
     """Start moving ``nbytes`` for slot ``(d, s)``: its end goes on the NIC's virtual clock or the heap."""
     alone = _transfer_seconds(nbytes, rate, use, pre, pre_start, length, offset, step, d, now)
     if contention:
@@ -200,10 +220,44 @@ def _finish_part(o, k, width, now, ps_free, st_ps, st_parts, heap, parts_complet
 
 
 @numba.njit(cache=True)
-def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_weight, st_key, n_keys, st_ps,
-              micro, eligible, flops, down, up, est_down, est_up, memory, rtt, use_traces, tr_pre, tr_start,
-              tr_len, tr_off, tr_step, up_dur, down_dur, egress, ingress, backups, straggler_prob,
-              straggler_factor, seed, inject_time, inject_device):
+def _simulate(
+    st_plan,
+    st_tasks,
+    st_parts,
+    st_down,
+    st_flops,
+    st_up,
+    st_mem,
+    st_weight,
+    st_key,
+    n_keys,
+    st_ps,
+    micro,
+    eligible,
+    flops,
+    down,
+    up,
+    est_down,
+    est_up,
+    memory,
+    rtt,
+    use_traces,
+    tr_pre,
+    tr_start,
+    tr_len,
+    tr_off,
+    tr_step,
+    up_dur,
+    down_dur,
+    egress,
+    ingress,
+    backups,
+    straggler_prob,
+    straggler_factor,
+    seed,
+    inject_time,
+    inject_device,
+):
     np.random.seed(seed)
     n_dev = len(flops)
     n_stage = len(st_tasks)
@@ -229,7 +283,7 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
     parts_complete = np.zeros(n_stage, dtype=np.int64)
     task_stage = np.empty(n_task, dtype=np.int64)
     for o in range(n_stage):
-        task_stage[base[o]:base[o + 1]] = o
+        task_stage[base[o] : base[o + 1]] = o
     # devices
     alive = np.ones(n_dev, dtype=np.bool_)
     cycle = np.zeros(n_dev, dtype=np.int64)
@@ -281,11 +335,13 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
         heapq.heappush(heap, (inject_time, inject_device, _FAIL, inject_device, 0, -2))
 
     while stages_done < n_stage:
-        while len(vdn) > 0 and (vdn[0][4] != slot_ver[vdn[0][2], vdn[0][3]]
-                                or slot_phase[vdn[0][2], vdn[0][3]] != _DOWN):
+        while len(vdn) > 0 and (
+            vdn[0][4] != slot_ver[vdn[0][2], vdn[0][3]] or slot_phase[vdn[0][2], vdn[0][3]] != _DOWN
+        ):
             heapq.heappop(vdn)
-        while len(vup) > 0 and (vup[0][4] != slot_ver[vup[0][2], vup[0][3]]
-                                or slot_phase[vup[0][2], vup[0][3]] != _UP):
+        while len(vup) > 0 and (
+            vup[0][4] != slot_ver[vup[0][2], vup[0][3]] or slot_phase[vup[0][2], vup[0][3]] != _UP
+        ):
             heapq.heappop(vup)
         t_dn = ch[0, 1] + (vdn[0][0] - ch[0, 0]) / ch[0, 2] if len(vdn) > 0 else _INF
         t_up = ch[1, 1] + (vup[0][0] - ch[1, 0]) / ch[1, 2] if len(vup) > 0 else _INF
@@ -316,8 +372,9 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                 if part_ready[part_base[o] + k] < width:
                     continue
                 if st_tasks[o] == 0:  # a GEMM the PS keeps: only PS time
-                    ps_free, complete = _finish_part(o, k, width, now, ps_free, st_ps, st_parts, heap,
-                                                     parts_complete, stage_end)
+                    ps_free, complete = _finish_part(
+                        o, k, width, now, ps_free, st_ps, st_parts, heap, parts_complete, stage_end
+                    )
                     if complete:
                         stages_done += 1
                     continue
@@ -326,8 +383,20 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                 avail[o] += size
                 if open_tasks == 0:  # nothing else running: rank devices by this GEMM's period
                     for dd in range(n_dev):
-                        period[dd] = _timing(o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops,
-                                             est_down, est_up, memory, rtt)[0]
+                        period[dd] = _timing(
+                            o,
+                            dd,
+                            st_down,
+                            st_flops,
+                            st_up,
+                            st_mem,
+                            st_weight,
+                            flops,
+                            est_down,
+                            est_up,
+                            memory,
+                            rtt,
+                        )[0]
                     by_rank = np.argsort(period, kind="mergesort")
                     for r in range(n_dev):
                         rank[by_rank[r]] = r
@@ -340,8 +409,23 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                     dd = by_rank[r]
                     if not alive[dd] or not eligible[st_plan[o], dd] or down_busy[dd] or pull_pending[dd]:
                         continue
-                    if in_flight[dd] >= _timing(o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops,
-                                                est_down, est_up, memory, rtt)[2]:
+                    if (
+                        in_flight[dd]
+                        >= _timing(
+                            o,
+                            dd,
+                            st_down,
+                            st_flops,
+                            st_up,
+                            st_mem,
+                            st_weight,
+                            flops,
+                            est_down,
+                            est_up,
+                            memory,
+                            rtt,
+                        )[2]
+                    ):
                         continue
                     if in_flight[dd] == 0:
                         next_pull[dd] = now
@@ -375,9 +459,28 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
             else:
                 up_busy[d] = True
                 slot_phase[d, s] = _UP
-                _start_transfer(1, _UPLOAD_END, d, s, st_up[o], up[d], now, heap, vup, ch, contention,
-                                rank, slot_ver, slot_rate, use_traces, tr_pre, tr_start, tr_len, tr_off,
-                                tr_step)
+                _start_transfer(
+                    1,
+                    _UPLOAD_END,
+                    d,
+                    s,
+                    st_up[o],
+                    up[d],
+                    now,
+                    heap,
+                    vup,
+                    ch,
+                    contention,
+                    rank,
+                    slot_ver,
+                    slot_rate,
+                    use_traces,
+                    tr_pre,
+                    tr_start,
+                    tr_len,
+                    tr_off,
+                    tr_step,
+                )
             nxt = _first_waiting(slot_phase, slot_seq, d, _WAIT_COMPUTE)
             if nxt >= 0:
                 seconds = st_flops[task_stage[slot_task[d, nxt]]] / flops[d]
@@ -397,15 +500,35 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
             if nxt >= 0:
                 up_busy[d] = True
                 slot_phase[d, nxt] = _UP
-                _start_transfer(1, _UPLOAD_END, d, nxt, st_up[task_stage[slot_task[d, nxt]]], up[d], now,
-                                heap, vup, ch, contention, rank, slot_ver, slot_rate, use_traces, tr_pre,
-                                tr_start, tr_len, tr_off, tr_step)
+                _start_transfer(
+                    1,
+                    _UPLOAD_END,
+                    d,
+                    nxt,
+                    st_up[task_stage[slot_task[d, nxt]]],
+                    up[d],
+                    now,
+                    heap,
+                    vup,
+                    ch,
+                    contention,
+                    rank,
+                    slot_ver,
+                    slot_rate,
+                    use_traces,
+                    tr_pre,
+                    tr_start,
+                    tr_len,
+                    tr_off,
+                    tr_step,
+                )
             continue
         elif kind == _DONE:
             task = slot_task[d, s]
             o = task_stage[task]
-            _release_slot(d, s, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy,
-                          busy_start)
+            _release_slot(
+                d, s, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy, busy_start
+            )
             if not done[task]:
                 done[task] = True
                 open_tasks -= 1
@@ -433,30 +556,79 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                             _share(ch, 1, now, -slot_rate[od, os])
                     elif ph == _COMPUTE:
                         comp_busy[od] = False
-                    _release_slot(od, os, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy,
-                                  busy_start)
+                    _release_slot(
+                        od,
+                        os,
+                        task,
+                        now,
+                        slot_task,
+                        slot_phase,
+                        slot_ver,
+                        copies,
+                        in_flight,
+                        busy,
+                        busy_start,
+                    )
                     if ph == _COMPUTE:
                         nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_COMPUTE)
                         if nxt >= 0:
                             comp_busy[od] = True
                             slot_phase[od, nxt] = _COMPUTE
-                            heapq.heappush(heap, (now + st_flops[task_stage[slot_task[od, nxt]]] / flops[od],
-                                                  rank[od], _COMPUTE_END, od, nxt, slot_ver[od, nxt]))
+                            heapq.heappush(
+                                heap,
+                                (
+                                    now + st_flops[task_stage[slot_task[od, nxt]]] / flops[od],
+                                    rank[od],
+                                    _COMPUTE_END,
+                                    od,
+                                    nxt,
+                                    slot_ver[od, nxt],
+                                ),
+                            )
                     elif ph == _UP:
                         nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_UP)
                         if nxt >= 0:
                             up_busy[od] = True
                             slot_phase[od, nxt] = _UP
-                            _start_transfer(1, _UPLOAD_END, od, nxt, st_up[task_stage[slot_task[od, nxt]]],
-                                            up[od], now, heap, vup, ch, contention, rank, slot_ver, slot_rate,
-                                            use_traces, tr_pre, tr_start, tr_len, tr_off, tr_step)
+                            _start_transfer(
+                                1,
+                                _UPLOAD_END,
+                                od,
+                                nxt,
+                                st_up[task_stage[slot_task[od, nxt]]],
+                                up[od],
+                                now,
+                                heap,
+                                vup,
+                                ch,
+                                contention,
+                                rank,
+                                slot_ver,
+                                slot_rate,
+                                use_traces,
+                                tr_pre,
+                                tr_start,
+                                tr_len,
+                                tr_off,
+                                tr_step,
+                            )
                     heapq.heappush(heap, (now, rank[od], _KICK, od, 0, 0))
                 size = st_tasks[o] // st_parts[o]
                 k = (task - base[o]) // size
                 part_done[part_base[o] + k] += 1
                 if part_done[part_base[o] + k] == size:  # this part's micro-batches go on after the PS ops
-                    ps_free, complete = _finish_part(o, k, micro // st_parts[o], now, ps_free, st_ps,
-                                                     st_parts, heap, parts_complete, stage_end)
+                    ps_free, complete = _finish_part(
+                        o,
+                        k,
+                        micro // st_parts[o],
+                        now,
+                        ps_free,
+                        st_ps,
+                        st_parts,
+                        heap,
+                        parts_complete,
+                        stage_end,
+                    )
                     if complete:
                         stages_done += 1
                         backup_built = False
@@ -534,8 +706,12 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
         for o2 in range(lo, hi + 1):
             if (avail[o2] == 0 and n_req[o2] == 0) or not eligible[st_plan[o2], dd]:
                 continue
-            if in_flight[dd] >= _timing(o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down,
-                                        est_up, memory, rtt)[2]:
+            if (
+                in_flight[dd]
+                >= _timing(
+                    o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt
+                )[2]
+            ):
                 continue
             j = n_requeue - 1
             while n_req[o2] > 0 and j >= 0 and task < 0:
@@ -580,8 +756,9 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                     backup_pos += 1
                     continue
                 o2 = task_stage[ht]
-                _, lat, dep = _timing(o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down,
-                                      est_up, memory, rtt)
+                _, lat, dep = _timing(
+                    o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt
+                )
                 if not eligible[st_plan[o2], dd] or in_flight[dd] >= dep:
                     break
                 if slot_end[hd, hs] > now + lat:
@@ -595,8 +772,9 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
                 idle[n_idle] = dd
                 n_idle += 1
             continue
-        per, lat, _ = _timing(o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up,
-                              memory, rtt)
+        per, lat, _ = _timing(
+            o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt
+        )
         s = 0
         while slot_task[dd, s] >= 0:
             s += 1
@@ -612,8 +790,12 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
         in_flight[dd] += 1
         fetch = st_key[o] >= 0 and not holds[dd, st_key[o]]
         for s2 in range(n_slot):  # a weight already on its way with another of this device's tasks
-            if s2 != s and slot_task[dd, s2] >= 0 and slot_fetch[dd, s2] \
-                    and st_key[task_stage[slot_task[dd, s2]]] == st_key[o]:
+            if (
+                s2 != s
+                and slot_task[dd, s2] >= 0
+                and slot_fetch[dd, s2]
+                and st_key[task_stage[slot_task[dd, s2]]] == st_key[o]
+            ):
                 fetch = False
         slot_fetch[dd, s] = fetch
         setup = st_weight[o] / est_down[dd] if fetch else 0.0
@@ -621,9 +803,28 @@ def _simulate(st_plan, st_tasks, st_parts, st_down, st_flops, st_up, st_mem, st_
         next_pull[dd] = now + setup + per
         down_busy[dd] = True
         slot_phase[dd, s] = _DOWN
-        _start_transfer(0, _DOWNLOAD_END, dd, s, st_down[o] + (st_weight[o] if fetch else 0.0),
-                        down[dd], now, heap, vdn, ch, contention, rank, slot_ver, slot_rate, use_traces,
-                        tr_pre, tr_start, tr_len, tr_off, tr_step)
+        _start_transfer(
+            0,
+            _DOWNLOAD_END,
+            dd,
+            s,
+            st_down[o] + (st_weight[o] if fetch else 0.0),
+            down[dd],
+            now,
+            heap,
+            vdn,
+            ch,
+            contention,
+            rank,
+            slot_ver,
+            slot_rate,
+            use_traces,
+            tr_pre,
+            tr_start,
+            tr_len,
+            tr_off,
+            tr_step,
+        )
     return stage_end, busy, stats, stages_done, recovery
 
 
@@ -641,8 +842,9 @@ def micro_batch_parts(gp: GemmPlan, graph: OpGraph) -> int:
     return 1
 
 
-def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
-                  fail_device: int = -1, fail_at: float = 0.0) -> SimResult:
+def simulate_step(
+    plan: Plan, config: SimConfig | None = None, *, seed: int = 0, fail_device: int = -1, fail_at: float = 0.0
+) -> SimResult:
     """Simulate one training step of ``plan`` event by event.
 
     Parameters
@@ -664,8 +866,10 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
     config = config or SimConfig()
     pool = plan.pool
     if config.traces and pool.traces is None:
-        raise InvalidInputError("the pool has no bandwidth traces; draw it with traces=load_traces() "
-                                "or pass SimConfig(traces=False)")
+        raise InvalidInputError(
+            "the pool has no bandwidth traces; draw it with traces=load_traces() "
+            "or pass SimConfig(traces=False)"
+        )
     if not -1 <= fail_device < len(pool):
         raise InvalidInputError(f"fail_device must be a device index below {len(pool)}, got {fail_device}")
     order = plan.graph.schedule()
@@ -686,12 +890,19 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
         down_dur = np.full((n, 1), np.inf)
     traces = pool.traces if config.traces else None
     if traces:  # per-trace prefix sums of the multiplier, one extra leading zero per trace
-        tr_pre = np.concatenate([np.concatenate([[0.0], np.cumsum(traces.data[s:s + n_s])])
-                                 for s, n_s in zip(traces.start, traces.length, strict=True)])
+        tr_pre = np.concatenate(
+            [
+                np.concatenate([[0.0], np.cumsum(traces.data[s : s + n_s])])
+                for s, n_s in zip(traces.start, traces.length, strict=True)
+            ]
+        )
     else:
         tr_pre = np.zeros(2)
-    tr_start = (traces.start + np.arange(len(traces.start)))[pool.trace_index] if traces else \
-        np.zeros(n, dtype=np.int64)
+    tr_start = (
+        (traces.start + np.arange(len(traces.start)))[pool.trace_index]
+        if traces
+        else np.zeros(n, dtype=np.int64)
+    )
     tr_len = traces.length[pool.trace_index] if traces else np.ones(n, dtype=np.int64)
     tr_off = pool.trace_offset if traces else np.zeros(n)
     # without traces a link runs at its trace-effective rate (what the planner expects)
@@ -699,25 +910,64 @@ def simulate_step(plan: Plan, config: SimConfig | None = None, *, seed: int = 0,
     egress, ingress = (pool.ps.egress, pool.ps.ingress) if config.contention else (np.inf, np.inf)
     # resident weights: one cache key per (weight, layer), shared by a forward and its backward dX
     keys: dict[tuple[str, int], int] = {}
-    st_key = np.array([keys.setdefault((gps[i].gemm.b, layer), len(keys)) if gps[i].resident_bytes else -1
-                       for i, (_, layer) in zip(st_plan, order, strict=True)], dtype=np.int64)
+    st_key = np.array(
+        [
+            keys.setdefault((gps[i].gemm.b, layer), len(keys)) if gps[i].resident_bytes else -1
+            for i, (_, layer) in zip(st_plan, order, strict=True)
+        ],
+        dtype=np.int64,
+    )
     micro = plan.graph.micro_batches
     parts = per_plan(lambda gp: 1 if config.lockstep else micro_batch_parts(gp, plan.graph)).astype(np.int64)
     stage_end, busy, stats, reached, recovery = _simulate(
-        st_plan, per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64), parts,
-        per_plan(lambda gp: gp.cost.bytes_down), per_plan(lambda gp: gp.cost.flops),
-        per_plan(lambda gp: gp.cost.bytes_up), per_plan(lambda gp: gp.cost.memory),
-        per_plan(lambda gp: gp.resident_bytes), st_key, len(keys), ps, int(micro),
+        st_plan,
+        per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64),
+        parts,
+        per_plan(lambda gp: gp.cost.bytes_down),
+        per_plan(lambda gp: gp.cost.flops),
+        per_plan(lambda gp: gp.cost.bytes_up),
+        per_plan(lambda gp: gp.cost.memory),
+        per_plan(lambda gp: gp.resident_bytes),
+        st_key,
+        len(keys),
+        ps,
+        int(micro),
         np.ascontiguousarray(plan.eligible()),
-        *(np.ascontiguousarray(a, dtype=float) for a in (pool.flops, down, up, pool.effective_down,
-                                                          pool.effective_up, pool.memory, pool.rtt)),
-        traces is not None, tr_pre, tr_start.astype(np.int64), tr_len.astype(np.int64), tr_off.astype(float),
-        float(traces.step_s if traces else 1.0), up_dur, down_dur, float(egress), float(ingress),
-        bool(config.backups), float(config.straggler_prob), float(config.straggler_factor),
-        int(gen.integers(2**31)), float(fail_at), int(fail_device))
+        *(
+            np.ascontiguousarray(a, dtype=float)
+            for a in (pool.flops, down, up, pool.effective_down, pool.effective_up, pool.memory, pool.rtt)
+        ),
+        traces is not None,
+        tr_pre,
+        tr_start.astype(np.int64),
+        tr_len.astype(np.int64),
+        tr_off.astype(float),
+        float(traces.step_s if traces else 1.0),
+        up_dur,
+        down_dur,
+        float(egress),
+        float(ingress),
+        bool(config.backups),
+        float(config.straggler_prob),
+        float(config.straggler_factor),
+        int(gen.integers(2**31)),
+        float(fail_at),
+        int(fail_device),
+    )
     if reached < len(st_plan):
-        raise InvalidInputError(f"the step could not finish: GEMM occurrence {reached} of {len(st_plan)} "
-                                "lost every device able to run it")
-    return SimResult(float(stage_end.max()), stage_end, busy, int(stats[0]), int(stats[1]), int(stats[2]),
-                     int(stats[3]), int(stats[4]), int(stats[5]),
-                     float(recovery[0] / recovery[1]) if recovery[1] else float("nan"))
+        raise InvalidInputError(
+            f"the step could not finish: GEMM occurrence {reached} of {len(st_plan)} "
+            "lost every device able to run it"
+        )
+    return SimResult(
+        float(stage_end.max()),
+        stage_end,
+        busy,
+        int(stats[0]),
+        int(stats[1]),
+        int(stats[2]),
+        int(stats[3]),
+        int(stats[4]),
+        int(stats[5]),
+        float(recovery[0] / recovery[1]) if recovery[1] else float("nan"),
+    )

@@ -91,18 +91,21 @@ def parse_catalogue(doc: dict, origin: str = "catalogue") -> dict[str, DeviceCla
         if missing:
             raise InvalidInputError(f"{origin}: class {name!r} lacks field(s) {', '.join(missing)}")
         if spec["kind"] not in KINDS:
-            raise InvalidInputError(f"{origin}: class {name!r} field 'kind' is {spec['kind']!r}; "
-                                    f"use one of {', '.join(KINDS)}")
+            raise InvalidInputError(
+                f"{origin}: class {name!r} field 'kind' is {spec['kind']!r}; use one of {', '.join(KINDS)}"
+            )
         values = {}
         for f in _NUMERIC:
             try:
                 values[f] = float(spec[f])
             except (TypeError, ValueError):
-                raise InvalidInputError(f"{origin}: class {name!r} field {f!r} must be a number, "
-                                        f"got {spec[f]!r}") from None
+                raise InvalidInputError(
+                    f"{origin}: class {name!r} field {f!r} must be a number, got {spec[f]!r}"
+                ) from None
             if not values[f] > 0 or not np.isfinite(values[f]):
-                raise InvalidInputError(f"{origin}: class {name!r} field {f!r} must be positive, "
-                                        f"got {spec[f]!r}")
+                raise InvalidInputError(
+                    f"{origin}: class {name!r} field {f!r} must be positive, got {spec[f]!r}"
+                )
         if values["efficiency"] > 1:
             raise InvalidInputError(f"{origin}: class {name!r} field 'efficiency' must be in (0, 1]")
         out[name] = DeviceClass(name=name, kind=spec["kind"], source=str(spec["source"]), **values)
@@ -174,8 +177,9 @@ class Pool:
         if self.traces is None:
             return np.ones(len(self))
         t = self.traces
-        harmonic = np.array([1.0 / np.mean(1.0 / t.data[s:s + n]) for s, n in zip(t.start, t.length,
-                                                                                   strict=True)])
+        harmonic = np.array(
+            [1.0 / np.mean(1.0 / t.data[s : s + n]) for s, n in zip(t.start, t.length, strict=True)]
+        )
         return harmonic[self.trace_index]
 
     @property
@@ -198,8 +202,12 @@ class Pool:
         c = self.classes
         idx = self.class_index
         pick = lambda f: np.array([f(x) for x in c])[idx]  # noqa: E731
-        return (pick(lambda x: x.session_shape), pick(lambda x: x.session_hours * 3600),
-                pick(lambda x: x.absence_shape), pick(lambda x: x.absence_hours * 3600))
+        return (
+            pick(lambda x: x.session_shape),
+            pick(lambda x: x.session_hours * 3600),
+            pick(lambda x: x.absence_shape),
+            pick(lambda x: x.absence_hours * 3600),
+        )
 
     def mean_session(self) -> np.ndarray:
         return np.array([c.mean_session_s for c in self.classes])[self.class_index]
@@ -207,9 +215,21 @@ class Pool:
     def subset(self, keep: np.ndarray) -> Pool:
         """The pool restricted to devices ``keep`` (indices or a boolean mask)."""
         pick = lambda a: None if a is None else a[keep]  # noqa: E731
-        return Pool(self.classes, self.class_index[keep], self.flops[keep], self.memory[keep],
-                    self.down[keep], self.up[keep], self.rtt[keep], self.power[keep], self.ps, self.traces,
-                    pick(self.trace_index), pick(self.trace_offset), self.seed)
+        return Pool(
+            self.classes,
+            self.class_index[keep],
+            self.flops[keep],
+            self.memory[keep],
+            self.down[keep],
+            self.up[keep],
+            self.rtt[keep],
+            self.power[keep],
+            self.ps,
+            self.traces,
+            pick(self.trace_index),
+            pick(self.trace_offset),
+            self.seed,
+        )
 
     def summary(self) -> str:
         counts = np.bincount(self.class_index, minlength=len(self.classes))
@@ -217,8 +237,14 @@ class Pool:
         return f"{len(self)} devices ({', '.join(parts)})"
 
 
-DEFAULT_MIX = {"phone-midrange": 0.25, "phone-flagship": 0.25, "laptop": 0.3, "laptop-gpu": 0.05,
-               "jetson-orin-nano": 0.1, "jetson-agx-orin": 0.05}
+DEFAULT_MIX = {
+    "phone-midrange": 0.25,
+    "phone-flagship": 0.25,
+    "laptop": 0.3,
+    "laptop-gpu": 0.05,
+    "jetson-orin-nano": 0.1,
+    "jetson-agx-orin": 0.05,
+}
 
 
 def _counts(mix: dict[str, float], devices: int) -> dict[str, int]:
@@ -226,15 +252,25 @@ def _counts(mix: dict[str, float], devices: int) -> dict[str, int]:
     total = sum(mix.values())
     exact = {k: devices * v / total for k, v in mix.items()}
     counts = {k: int(v) for k, v in exact.items()}
-    for k in sorted(exact, key=lambda k: exact[k] - counts[k], reverse=True)[:devices - sum(counts.values())]:
+    for k in sorted(exact, key=lambda k: exact[k] - counts[k], reverse=True)[
+        : devices - sum(counts.values())
+    ]:
         counts[k] += 1
     return counts
 
 
-def make_pool(devices: int | None = None, mix: dict[str, float] | None = None, *,
-              counts: dict[str, int] | None = None, catalogue: dict[str, DeviceClass] | None = None,
-              jitter: float = 0.2, uplink_ratio: float | None = None, traces: TraceSet | None = None,
-              ps: ParameterServer | None = None, seed: int = 0) -> Pool:
+def make_pool(
+    devices: int | None = None,
+    mix: dict[str, float] | None = None,
+    *,
+    counts: dict[str, int] | None = None,
+    catalogue: dict[str, DeviceClass] | None = None,
+    jitter: float = 0.2,
+    uplink_ratio: float | None = None,
+    traces: TraceSet | None = None,
+    ps: ParameterServer | None = None,
+    seed: int = 0,
+) -> Pool:
     """Draw a pool: ``devices`` devices split by ``mix`` shares (or exact ``counts`` per class).
 
     Parameters
@@ -257,14 +293,18 @@ def make_pool(devices: int | None = None, mix: dict[str, float] | None = None, *
         if devices is None or devices < 1:
             raise InvalidInputError(f"devices must be a positive integer, got {devices!r}")
         mix = DEFAULT_MIX if mix is None else mix
-        if not mix or any((not isinstance(v, (int, float))) or v < 0 for v in mix.values()) or \
-                sum(mix.values()) <= 0:
+        if (
+            not mix
+            or any((not isinstance(v, (int, float))) or v < 0 for v in mix.values())
+            or sum(mix.values()) <= 0
+        ):
             raise InvalidInputError(f"mix must map class names to non-negative shares, got {mix!r}")
         counts = _counts(mix, devices)
     unknown = [k for k in counts if k not in catalogue]
     if unknown:
-        raise InvalidInputError(f"unknown device class(es) {', '.join(unknown)}; the catalogue has "
-                                f"{', '.join(catalogue)}")
+        raise InvalidInputError(
+            f"unknown device class(es) {', '.join(unknown)}; the catalogue has {', '.join(catalogue)}"
+        )
     if any(not isinstance(v, int) or v < 0 for v in counts.values()) or sum(counts.values()) < 1:
         raise InvalidInputError(f"counts must be non-negative integers with a positive total, got {counts!r}")
     if jitter < 0 or (uplink_ratio is not None and uplink_ratio <= 0):
@@ -278,9 +318,18 @@ def make_pool(devices: int | None = None, mix: dict[str, float] | None = None, *
     noise = (lambda: np.exp(gen.normal(0, jitter, n))) if jitter else (lambda: np.ones(n))
     down = pick(lambda c: c.down_mbps * MBIT) * noise()
     up = down / uplink_ratio if uplink_ratio else pick(lambda c: c.up_mbps * MBIT) * noise()
-    pool = Pool(tuple(used), class_index, pick(lambda c: c.flops) * noise(), pick(lambda c: c.memory_gb * GB),
-                down, up, pick(lambda c: c.rtt_ms / 1e3), pick(lambda c: c.power_w),
-                ps or ParameterServer(), seed=seed)
+    pool = Pool(
+        tuple(used),
+        class_index,
+        pick(lambda c: c.flops) * noise(),
+        pick(lambda c: c.memory_gb * GB),
+        down,
+        up,
+        pick(lambda c: c.rtt_ms / 1e3),
+        pick(lambda c: c.power_w),
+        ps or ParameterServer(),
+        seed=seed,
+    )
     if traces is not None:
         is_mobile = pick(lambda c: c.kind == "phone").astype(bool)
         pool.traces = traces
@@ -308,19 +357,30 @@ def load_pool(path: str | Path, devices: int | None = None, traces_path: str | P
     doc = _read_yaml(path, "device pool")
     unknown = set(doc) - _POOL_KEYS
     if unknown:
-        raise InvalidInputError(f"device pool {path}: unknown field(s) {', '.join(sorted(unknown))}; "
-                                f"known: {', '.join(sorted(_POOL_KEYS))}")
+        raise InvalidInputError(
+            f"device pool {path}: unknown field(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_POOL_KEYS))}"
+        )
     catalogue = load_catalogue(path.parent / doc["catalogue"]) if doc.get("catalogue") else None
     ps_fields = doc.get("ps") or {}
     if not isinstance(ps_fields, dict) or set(ps_fields) - {f.name for f in fields(ParameterServer)}:
-        raise InvalidInputError(f"device pool {path}: field 'ps' must map ParameterServer fields "
-                                f"({', '.join(f.name for f in fields(ParameterServer))})")
+        raise InvalidInputError(
+            f"device pool {path}: field 'ps' must map ParameterServer fields "
+            f"({', '.join(f.name for f in fields(ParameterServer))})"
+        )
     trace_set = load_traces(traces_path) if doc.get("traces") else None
     n = devices if devices is not None else doc.get("devices")
     mix, counts = doc.get("mix"), doc.get("counts")
     if devices is not None and mix is None and counts:
         mix, counts = counts, None  # an explicit device count keeps the file's proportions
-    return make_pool(n, mix, counts=None if devices is not None else counts,
-                     catalogue=catalogue, jitter=float(doc.get("jitter", 0.2)),
-                     uplink_ratio=doc.get("uplink_ratio"), traces=trace_set,
-                     ps=ParameterServer(**ps_fields), seed=int(doc.get("seed", 0)))
+    return make_pool(
+        n,
+        mix,
+        counts=None if devices is not None else counts,
+        catalogue=catalogue,
+        jitter=float(doc.get("jitter", 0.2)),
+        uplink_ratio=doc.get("uplink_ratio"),
+        traces=trace_set,
+        ps=ParameterServer(**ps_fields),
+        seed=int(doc.get("seed", 0)),
+    )

@@ -42,16 +42,21 @@ class ModelSpec:
         for field in ("hidden", "layers", "heads", "ffn", "vocab"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidInputError(f"model {self.name!r}: field {field!r} must be a positive "
-                                        f"integer, got {value!r}")
+                raise InvalidInputError(
+                    f"model {self.name!r}: field {field!r} must be a positive integer, got {value!r}"
+                )
         if self.kv_heads is None:
             object.__setattr__(self, "kv_heads", self.heads)
         if not isinstance(self.kv_heads, int) or self.kv_heads < 1 or self.heads % self.kv_heads:
-            raise InvalidInputError(f"model {self.name!r}: field 'kv_heads' ({self.kv_heads}) must be a "
-                                    f"positive divisor of 'heads' ({self.heads})")
+            raise InvalidInputError(
+                f"model {self.name!r}: field 'kv_heads' ({self.kv_heads}) must be a "
+                f"positive divisor of 'heads' ({self.heads})"
+            )
         if self.hidden % self.heads:
-            raise InvalidInputError(f"model {self.name!r}: field 'hidden' ({self.hidden}) must be "
-                                    f"divisible by 'heads' ({self.heads})")
+            raise InvalidInputError(
+                f"model {self.name!r}: field 'hidden' ({self.hidden}) must be "
+                f"divisible by 'heads' ({self.heads})"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -86,10 +91,12 @@ BUILTIN: dict[str, ModelSpec] = {
         ModelSpec("opt-13b", hidden=5120, layers=40, heads=40, ffn=20480, vocab=50272),
         ModelSpec("opt-30b", hidden=7168, layers=48, heads=56, ffn=28672, vocab=50272),
         # Llama 3.2 1B / 3B and Llama 2 7B / 13B (the meta-llama config.json files).
-        ModelSpec("llama-1b", hidden=2048, layers=16, heads=32, ffn=8192, vocab=128256, kv_heads=8,
-                  gated_ffn=True),
-        ModelSpec("llama-3b", hidden=3072, layers=28, heads=24, ffn=8192, vocab=128256, kv_heads=8,
-                  gated_ffn=True),
+        ModelSpec(
+            "llama-1b", hidden=2048, layers=16, heads=32, ffn=8192, vocab=128256, kv_heads=8, gated_ffn=True
+        ),
+        ModelSpec(
+            "llama-3b", hidden=3072, layers=28, heads=24, ffn=8192, vocab=128256, kv_heads=8, gated_ffn=True
+        ),
         ModelSpec("llama-7b", hidden=4096, layers=32, heads=32, ffn=11008, vocab=32000, gated_ffn=True),
         ModelSpec("llama-13b", hidden=5120, layers=40, heads=40, ffn=13824, vocab=32000, gated_ffn=True),
     )
@@ -115,20 +122,24 @@ def spec_from_dict(config: dict, name: str = "custom") -> ModelSpec:
         A required field is missing or a shape is inconsistent; the message names the field.
     """
     if not isinstance(config, dict):
-        raise InvalidInputError(f"model config {name!r} must be a mapping of fields, got "
-                                f"{type(config).__name__}")
+        raise InvalidInputError(
+            f"model config {name!r} must be a mapping of fields, got {type(config).__name__}"
+        )
     values: dict = {"name": str(config.get("name", name))}
     for field, aliases in _ALIASES.items():
         found = [a for a in aliases if a in config]
         if found:
             values[field] = config[found[0]]
         elif field != "kv_heads":
-            raise InvalidInputError(f"model config {name!r} lacks field {field!r} (also accepted: "
-                                    f"{', '.join(aliases[1:])})")
+            raise InvalidInputError(
+                f"model config {name!r} lacks field {field!r} (also accepted: {', '.join(aliases[1:])})"
+            )
     gated = config.get("gated_ffn")
     if gated is None:
-        gated = str(config.get("hidden_act", "")).lower() in ("silu", "swiglu") or \
-            "llama" in str(config.get("model_type", "")).lower()
+        gated = (
+            str(config.get("hidden_act", "")).lower() in ("silu", "swiglu")
+            or "llama" in str(config.get("model_type", "")).lower()
+        )
     values["gated_ffn"] = bool(gated)
     return ModelSpec(**values)
 
@@ -148,8 +159,10 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
         return BUILTIN[key]
     path = Path(name_or_path)
     if path.suffix.lower() not in (".yaml", ".yml", ".json"):
-        raise InvalidInputError(f"unknown model {str(name_or_path)!r}; use one of "
-                                f"{', '.join(BUILTIN)} or a .yaml/.json config file")
+        raise InvalidInputError(
+            f"unknown model {str(name_or_path)!r}; use one of "
+            f"{', '.join(BUILTIN)} or a .yaml/.json config file"
+        )
     if not path.exists():
         raise DataNotFoundError(f"model config {path} does not exist; check the path")
     text = path.read_text()

@@ -121,8 +121,11 @@ class OpGraph:
         head_fwd = [g.name for g in self.head_gemms if g.phase == "forward"]
         head_bwd = [g.name for g in self.head_gemms if g.phase == "backward"]
         layers = range(self.model.layers)
-        return ([(n, i) for i in layers for n in fwd] + [(n, -1) for n in head_fwd + head_bwd]
-                + [(n, i) for i in reversed(layers) for n in bwd])
+        return (
+            [(n, i) for i in layers for n in fwd]
+            + [(n, -1) for n in head_fwd + head_bwd]
+            + [(n, i) for i in reversed(layers) for n in bwd]
+        )
 
     @property
     def gemm_flops(self) -> int:
@@ -134,6 +137,7 @@ class OpGraph:
 
     def ps_seconds(self, mem_bandwidth: float, flops: float) -> tuple[float, float]:
         """PS time per layer and for the head, as a roofline of bytes touched and FLOPs done."""
+
         def cost(ops: tuple[PsOp, ...]) -> float:
             return sum(max(op.elements * self.dtype_bytes / mem_bandwidth, op.flops / flops) for op in ops)
 
@@ -149,11 +153,33 @@ def _with_backward(forward: list[Gemm], micro_batches: int) -> list[Gemm]:
     backward = []
     for g in reversed(forward):
         base = g.name.removesuffix(".fwd")
-        backward.append(Gemm(f"{base}.d{g.a}", "backward", g.m, g.k, g.n, g.batch, f"d_{base}",
-                             g.b, weight_operand=g.weight_operand))
+        backward.append(
+            Gemm(
+                f"{base}.d{g.a}",
+                "backward",
+                g.m,
+                g.k,
+                g.n,
+                g.batch,
+                f"d_{base}",
+                g.b,
+                weight_operand=g.weight_operand,
+            )
+        )
         if g.weight_operand:
-            backward.append(Gemm(f"{base}.d{g.b}", "backward", g.k, g.n, g.m // micro_batches, micro_batches,
-                                 g.a, f"d_{base}", partial_sums=micro_batches > 1))
+            backward.append(
+                Gemm(
+                    f"{base}.d{g.b}",
+                    "backward",
+                    g.k,
+                    g.n,
+                    g.m // micro_batches,
+                    micro_batches,
+                    g.a,
+                    f"d_{base}",
+                    partial_sums=micro_batches > 1,
+                )
+            )
         else:
             backward.append(Gemm(f"{base}.d{g.b}", "backward", g.k, g.n, g.m, g.batch, g.a, f"d_{base}"))
     return backward
@@ -171,8 +197,9 @@ def default_micro_batch(batch: int, seq: int, tokens: int = MICRO_TOKENS) -> int
     return max(d for d in range(1, batch + 1) if batch % d == 0 and d <= want) if want < batch else batch
 
 
-def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2,
-                micro_batch: int | None = None) -> OpGraph:
+def build_graph(
+    model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2, micro_batch: int | None = None
+) -> OpGraph:
     """Every GEMM and PS op of one training step (forward, backward, optimizer).
 
     Parameters
@@ -201,8 +228,10 @@ def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2,
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     if batch % micro_batch:
-        raise InvalidInputError(f"micro_batch ({micro_batch}) must divide batch ({batch}); try one of "
-                                f"{[d for d in range(1, batch + 1) if batch % d == 0][:12]}")
+        raise InvalidInputError(
+            f"micro_batch ({micro_batch}) must divide batch ({batch}); try one of "
+            f"{[d for d in range(1, batch + 1) if batch % d == 0][:12]}"
+        )
     micro = batch // micro_batch
     t, h, f = batch * seq, model.hidden, model.ffn
     heads, dh = model.heads, model.head_dim
@@ -236,8 +265,17 @@ def build_graph(model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2,
         # Adam in mixed precision: ~28 bytes per parameter read and written (14 two-byte elements).
         PsOp("optimizer", "update", 14 * model.params, 12 * model.params),
     ) + _accumulate(model.vocab * h, micro)
-    return OpGraph(model, batch, seq, dtype_bytes, tuple(forward + _with_backward(forward, micro)), layer_ps,
-                   tuple(head_forward + _with_backward(head_forward, micro)), head_ps, micro)
+    return OpGraph(
+        model,
+        batch,
+        seq,
+        dtype_bytes,
+        tuple(forward + _with_backward(forward, micro)),
+        layer_ps,
+        tuple(head_forward + _with_backward(head_forward, micro)),
+        head_ps,
+        micro,
+    )
 
 
 def _accumulate(params: int, micro: int) -> tuple[PsOp, ...]:

@@ -89,8 +89,12 @@ def pipeline_recovery(cfg: PipelineConfig, trials: int = 3, seed: int = 0) -> tu
     gen = np.random.default_rng(seed)
     clean = simulate_pipeline(cfg).seconds
     j = critical_pipeline(cfg)
-    runs = [simulate_pipeline(cfg, fail=(j, int(gen.integers(cfg.shape[1]))),
-                              fail_at=float(gen.uniform(0.2, 0.8) * clean)) for _ in range(trials)]
+    runs = [
+        simulate_pipeline(
+            cfg, fail=(j, int(gen.integers(cfg.shape[1]))), fail_at=float(gen.uniform(0.2, 0.8) * clean)
+        )
+        for _ in range(trials)
+    ]
     return float(np.mean([r.redone for r in runs])), float(np.mean([r.delay for r in runs])), clean
 
 
@@ -160,8 +164,9 @@ def _run(dur, res, preds, ready_at, fixed_end=None) -> np.ndarray:
     ptr = np.concatenate([[0], np.cumsum([len(p) for p in preds])]).astype(np.int64)
     idx = np.array([q for p in preds for q in p], dtype=np.int64)
     fixed = np.full(len(dur), -1.0) if fixed_end is None else fixed_end
-    return _list_schedule(np.asarray(dur, dtype=float), np.asarray(res, dtype=np.int64), ptr, idx,
-                          ready_at, fixed)
+    return _list_schedule(
+        np.asarray(dur, dtype=float), np.asarray(res, dtype=np.int64), ptr, idx, ready_at, fixed
+    )
 
 
 @dataclass
@@ -176,8 +181,9 @@ class PipelineRun:
     redone: float = 0.0  # from the failure until the lost device's unfinished tasks are done again
 
 
-def simulate_pipeline(cfg: PipelineConfig, fail: tuple[int, int] | None = None,
-                      fail_at: float = 0.0) -> PipelineRun:
+def simulate_pipeline(
+    cfg: PipelineConfig, fail: tuple[int, int] | None = None, fail_at: float = 0.0
+) -> PipelineRun:
     """Run the step's task graph; with ``fail=(pipeline, stage)``, that device dies at ``fail_at``.
 
     The failed device's unfinished tasks move to a replacement that starts after re-planning and
@@ -209,5 +215,6 @@ def simulate_pipeline(cfg: PipelineConfig, fail: tuple[int, int] | None = None,
     # on tasks ending by then); the rest is scheduled again around the replacement
     end2 = _run(dur, res, preds, ready, np.where(end <= fail_at, end, -1.0))
     seconds = float(end2.max())
-    return PipelineRun(seconds, clean, fail_at, seconds - clean, seconds - fail_at,
-                       float(end2[lost].max()) - fail_at)
+    return PipelineRun(
+        seconds, clean, fail_at, seconds - clean, seconds - fail_at, float(end2[lost].max()) - fail_at
+    )

@@ -143,32 +143,52 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {
-            "model": self.graph.model.name, "batch": self.graph.batch, "seq": self.graph.seq,
-            "micro_batches": self.graph.micro_batches, "micro_batch_tokens": self.graph.micro_tokens,
-            "devices": len(self.pool), "devices_used": int(self.used_devices().sum()),
-            "batch_seconds": self.batch_seconds, "lp_gemm_seconds": self.assignment.total_seconds,
+            "model": self.graph.model.name,
+            "batch": self.graph.batch,
+            "seq": self.graph.seq,
+            "micro_batches": self.graph.micro_batches,
+            "micro_batch_tokens": self.graph.micro_tokens,
+            "devices": len(self.pool),
+            "devices_used": int(self.used_devices().sum()),
+            "batch_seconds": self.batch_seconds,
+            "lp_gemm_seconds": self.assignment.total_seconds,
             "ps_seconds": self.ps_seconds,
-            "gemms": [{"name": gp.gemm.name, "repeats": gp.repeats, "grid": str(gp.grid),
-                       "tasks": gp.grid.tasks, "seconds": gp.seconds, "ps_bound_seconds": gp.ps_bound,
-                       "mb_down_per_task": gp.cost.bytes_down / 1e6, "mb_up_per_task": gp.cost.bytes_up / 1e6,
-                       "tile_memory_mb": gp.cost.memory / 1e6, "on_ps": gp.on_ps,
-                       "resident_weight_mb": gp.resident_bytes / 1e6,
-                       "groups": [self.groups.labels[g] for g in gp.groups]} for gp in self.gemm_plans],
+            "gemms": [
+                {
+                    "name": gp.gemm.name,
+                    "repeats": gp.repeats,
+                    "grid": str(gp.grid),
+                    "tasks": gp.grid.tasks,
+                    "seconds": gp.seconds,
+                    "ps_bound_seconds": gp.ps_bound,
+                    "mb_down_per_task": gp.cost.bytes_down / 1e6,
+                    "mb_up_per_task": gp.cost.bytes_up / 1e6,
+                    "tile_memory_mb": gp.cost.memory / 1e6,
+                    "on_ps": gp.on_ps,
+                    "resident_weight_mb": gp.resident_bytes / 1e6,
+                    "groups": [self.groups.labels[g] for g in gp.groups],
+                }
+                for gp in self.gemm_plans
+            ],
         }
 
     def explain(self) -> str:
         """Why each device group was chosen or dropped, and what each GEMM costs."""
         g, pool = self.groups, self.pool
         sizes = g.sizes
-        lines = [f"plan for {self.graph.model.name}, batch {self.graph.batch} x {self.graph.seq} tokens "
-                 f"on {pool.summary()}",
-                 f"  {self.graph.micro_batches} micro-batch(es) of {self.graph.micro_tokens} tokens in "
-                 "lockstep (weight gradients summed on the PS)",
-                 f"  planned batch time {self.batch_seconds:.1f} s (GEMMs {self.gemm_seconds:.1f} s, "
-                 f"PS ops {self.ps_seconds:.1f} s; LP fluid bound on GEMMs "
-                 f"{self.assignment.total_seconds:.1f} s)",
-                 f"  PS egress {pool.ps.egress / 1e9:.1f} GB/s ({pool.ps.shards} shard(s) x "
-                 f"{pool.ps.nic_gbps:g} Gbit/s)", "", "device groups:"]
+        lines = [
+            f"plan for {self.graph.model.name}, batch {self.graph.batch} x {self.graph.seq} tokens "
+            f"on {pool.summary()}",
+            f"  {self.graph.micro_batches} micro-batch(es) of {self.graph.micro_tokens} tokens in "
+            "lockstep (weight gradients summed on the PS)",
+            f"  planned batch time {self.batch_seconds:.1f} s (GEMMs {self.gemm_seconds:.1f} s, "
+            f"PS ops {self.ps_seconds:.1f} s; LP fluid bound on GEMMs "
+            f"{self.assignment.total_seconds:.1f} s)",
+            f"  PS egress {pool.ps.egress / 1e9:.1f} GB/s ({pool.ps.shards} shard(s) x "
+            f"{pool.ps.nic_gbps:g} Gbit/s)",
+            "",
+            "device groups:",
+        ]
         tiles = self.assignment.tiles
         repeats = np.array([gp.repeats for gp in self.gemm_plans if not gp.on_ps])
         share = (tiles * repeats[:, None]).sum(axis=0)
@@ -176,44 +196,60 @@ class Plan:
         for c, label in enumerate(g.labels):
             members = g.group_of == c
             cls = pool.classes[g.group_class[c]]
-            spec = (f"{sizes[c]} x {label}: {pool.flops[members].mean() / 1e12:.2f} TFLOP/s eff, "
-                    f"{pool.down[members].mean() * 8 / 1e6:.0f}/{pool.up[members].mean() * 8 / 1e6:.0f} "
-                    f"Mbit/s, {cls.memory_gb:g} GB")
+            spec = (
+                f"{sizes[c]} x {label}: {pool.flops[members].mean() / 1e12:.2f} TFLOP/s eff, "
+                f"{pool.down[members].mean() * 8 / 1e6:.0f}/{pool.up[members].mean() * 8 / 1e6:.0f} "
+                f"Mbit/s, {cls.memory_gb:g} GB"
+            )
             used_in = [gp.gemm.name for gp in self.gemm_plans if c in gp.groups]
             if used_in:
-                lines.append(f"  chosen  {spec}; pulls {len(used_in)}/{len(self.gemm_plans)} GEMMs, "
-                             f"{100 * share[c]:.1f}% of tiles (LP)")
+                lines.append(
+                    f"  chosen  {spec}; pulls {len(used_in)}/{len(self.gemm_plans)} GEMMs, "
+                    f"{100 * share[c]:.1f}% of tiles (LP)"
+                )
             else:
                 reasons = sorted({gp.dropped.get(c, "not needed") for gp in self.gemm_plans})
-                lines.append(f"  dropped {spec}; {reasons[0]}" + (f" (+{len(reasons) - 1} other reasons)"
-                                                                   if len(reasons) > 1 else ""))
+                lines.append(
+                    f"  dropped {spec}; {reasons[0]}"
+                    + (f" (+{len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+                )
         lines += ["", "GEMMs (per occurrence):"]
         for gp in self.gemm_plans:
             if gp.on_ps:
-                lines.append(f"  {gp.gemm.name:<16} x{gp.repeats:<3} kept on the PS ({gp.gemm.batch} "
-                             f"products of "
-                             f"{gp.gemm.flops / gp.gemm.batch / 1e9:.2f} GFLOP, below the split threshold), "
-                             f"{gp.seconds:9.3f} s")
+                lines.append(
+                    f"  {gp.gemm.name:<16} x{gp.repeats:<3} kept on the PS ({gp.gemm.batch} "
+                    f"products of "
+                    f"{gp.gemm.flops / gp.gemm.batch / 1e9:.2f} GFLOP, below the split threshold), "
+                    f"{gp.seconds:9.3f} s"
+                )
                 continue
             bound = " [PS NIC bound]" if gp.ps_bound >= gp.seconds else ""
             partial = [f"{g.labels[c]}: {why}" for c, why in gp.dropped.items() if "memory" not in why]
             pulling = int(gp.devices.sum()) if gp.devices is not None else int(sizes[gp.groups].sum())
-            lines.append(f"  {gp.gemm.name:<16} x{gp.repeats:<3} grid {str(gp.grid):<11} "
-                         f"{gp.grid.tasks:>6} tasks on {pulling:>5} devices, "
-                         f"{gp.cost.bytes_down / 1e6:8.2f} MB down / "
-                         f"{gp.cost.bytes_up / 1e6:7.2f} MB up / {gp.cost.memory / 1e6:8.1f} MB per task, "
-                         f"{gp.seconds:9.3f} s{bound}" + (f"; left out {partial[0]}" if partial else "")
-                         + (f"; devices keep the whole {gp.gemm.b} ({gp.resident_bytes / 1e6:.0f} MB)"
-                            if gp.resident_bytes else ""))
+            lines.append(
+                f"  {gp.gemm.name:<16} x{gp.repeats:<3} grid {str(gp.grid):<11} "
+                f"{gp.grid.tasks:>6} tasks on {pulling:>5} devices, "
+                f"{gp.cost.bytes_down / 1e6:8.2f} MB down / "
+                f"{gp.cost.bytes_up / 1e6:7.2f} MB up / {gp.cost.memory / 1e6:8.1f} MB per task, "
+                f"{gp.seconds:9.3f} s{bound}"
+                + (f"; left out {partial[0]}" if partial else "")
+                + (
+                    f"; devices keep the whole {gp.gemm.b} ({gp.resident_bytes / 1e6:.0f} MB)"
+                    if gp.resident_bytes
+                    else ""
+                )
+            )
         return "\n".join(lines)
 
 
-def device_task_seconds(pool: Pool, cost: TaskCost, churn: bool,
-                        resident: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def device_task_seconds(
+    pool: Pool, cost: TaskCost, churn: bool, resident: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Every device's pull period and task latency (trace-effective links, pipelined tasks; ``inf``
     where the tile does not fit), both inflated for churn if asked."""
-    period, latency = task_timing(cost, pool.flops, pool.effective_down, pool.effective_up, pool.rtt,
-                                  pool.memory, resident)
+    period, latency = task_timing(
+        cost, pool.flops, pool.effective_down, pool.effective_up, pool.rtt, pool.memory, resident
+    )
     if not churn:
         return period, latency
     inflate = churn_inflation(latency, pool.mean_session())
@@ -223,8 +259,10 @@ def device_task_seconds(pool: Pool, cost: TaskCost, churn: bool,
 def ps_bound(cost: TaskCost, pool: Pool, setup_bytes: float = 0.0) -> float:
     """The PS NIC's floor for one GEMM: every tile's inputs (plus resident weights sent to devices)
     out, or every output tile in."""
-    return max((cost.tasks * cost.bytes_down + setup_bytes) / pool.ps.egress,
-               cost.tasks * cost.bytes_up / pool.ps.ingress)
+    return max(
+        (cost.tasks * cost.bytes_down + setup_bytes) / pool.ps.egress,
+        cost.tasks * cost.bytes_up / pool.ps.ingress,
+    )
 
 
 def setup_seconds(pool: Pool, resident: float, cached: np.ndarray | None) -> np.ndarray:
@@ -233,8 +271,15 @@ def setup_seconds(pool: Pool, resident: float, cached: np.ndarray | None) -> np.
     return setup if cached is None else np.where(cached, 0.0, setup)
 
 
-def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: DeviceGroups,
-               churn: bool, cached: np.ndarray | None = None) -> GemmPlan:
+def _plan_gemm(
+    gemm: Gemm,
+    repeats: int,
+    dtype_bytes: int,
+    pool: Pool,
+    groups: DeviceGroups,
+    churn: bool,
+    cached: np.ndarray | None = None,
+) -> GemmPlan:
     sizes = groups.sizes
     limit = TASKS_PER_DEVICE * len(pool)
     grids = candidate_grids(gemm, limit)
@@ -265,12 +310,17 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
         raise InvalidInputError(
             f"no device in the pool can hold a tile of GEMM {gemm.name} ({gemm.batch}x{gemm.m}x{gemm.n}"
             f"x{gemm.k}): the smallest tile tried needs {finest.memory / 1e6:.1f} MB, the largest device "
-            f"memory is {group_mem.max() / 1e6:.1f} MB; add devices with more memory or a shorter sequence")
+            f"memory is {group_mem.max() / 1e6:.1f} MB; add devices with more memory or a shorter sequence"
+        )
     order = np.argsort(t_group, axis=1, kind="stable")
     t_sorted = np.take_along_axis(t_group, order, axis=1)
-    spans = group_makespans(t_sorted, np.take_along_axis(lat_group, order, axis=1),
-                            np.take_along_axis(off_group, order, axis=1), sizes[order],
-                            np.array([c.tasks for c in costs], dtype=np.int64))
+    spans = group_makespans(
+        t_sorted,
+        np.take_along_axis(lat_group, order, axis=1),
+        np.take_along_axis(off_group, order, axis=1),
+        sizes[order],
+        np.array([c.tasks for c in costs], dtype=np.int64),
+    )
     # Greedy selection: add the next fastest group until the GEMM's time rises; keep the best prefix.
     with np.errstate(invalid="ignore"):
         rising = ~(spans[:, 1:] <= spans[:, :-1] * (1 + 1e-12))
@@ -279,8 +329,9 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
     scanned = np.where(np.arange(spans.shape[1])[None, :] <= stop[:, None], spans, np.inf)
     prefix = np.argmin(scanned, axis=1)
     fetchers = len(pool) - (0 if cached is None else int(cached.sum()))  # devices that may fetch a weight
-    nic = np.array([ps_bound(c, pool, w * min(c.tasks, fetchers))
-                    for c, w in zip(costs, resident, strict=True)])
+    nic = np.array(
+        [ps_bound(c, pool, w * min(c.tasks, fetchers)) for c, w in zip(costs, resident, strict=True)]
+    )
     best_span = spans[np.arange(len(grids)), prefix]
     total = np.maximum(best_span, nic)
     total[~fits] = np.inf
@@ -292,20 +343,35 @@ def _plan_gemm(gemm: Gemm, repeats: int, dtype_bytes: int, pool: Pool, groups: D
             continue
         pos = int(np.flatnonzero(order[g] == c)[0])
         if not np.isfinite(t_group[g, c]):
-            dropped[c] = (f"memory: a {gemm.name} tile needs {costs[g].memory / 1e6:.0f} MB > "
-                          f"{group_mem[c] / 1e6:.0f} MB")
+            dropped[c] = (
+                f"memory: a {gemm.name} tile needs {costs[g].memory / 1e6:.0f} MB > "
+                f"{group_mem[c] / 1e6:.0f} MB"
+            )
         elif pos <= stop[g]:
-            dropped[c] = (f"not needed: faster devices already take all {costs[g].tasks} tiles of "
-                          f"{gemm.name} at once")
+            dropped[c] = (
+                f"not needed: faster devices already take all {costs[g].tasks} tiles of {gemm.name} at once"
+            )
         else:
-            dropped[c] = (f"slower: adding it would take {gemm.name} from {best_span[g]:.3g} s to "
-                          f"{spans[g, pos]:.3g} s (its tiles would finish last)")
-    return GemmPlan(gemm, repeats, grids[g], costs[g], np.sort(chosen), float(total[g]),
-                    float(nic[g]), dropped, resident_bytes=resident[g])
+            dropped[c] = (
+                f"slower: adding it would take {gemm.name} from {best_span[g]:.3g} s to "
+                f"{spans[g, pos]:.3g} s (its tiles would finish last)"
+            )
+    return GemmPlan(
+        gemm,
+        repeats,
+        grids[g],
+        costs[g],
+        np.sort(chosen),
+        float(total[g]),
+        float(nic[g]),
+        dropped,
+        resident_bytes=resident[g],
+    )
 
 
-def pull_schedule(period: np.ndarray, latency: np.ndarray, setup: np.ndarray, devices: np.ndarray,
-                  tasks: int) -> tuple[float, np.ndarray, np.ndarray]:
+def pull_schedule(
+    period: np.ndarray, latency: np.ndarray, setup: np.ndarray, devices: np.ndarray, tasks: int
+) -> tuple[float, np.ndarray, np.ndarray]:
     """The pull schedule of ``tasks`` tiles over ``devices`` (indices): makespan, the devices sorted
     by period, and each one's task count (:func:`~frugalml.cleave.costmodel.pull_makespan`)."""
     order = devices[np.argsort(period[devices], kind="stable")]
@@ -349,19 +415,29 @@ def select_devices(plans: list[GemmPlan], pool: Pool, groups: DeviceGroups, chur
         if gp.resident_bytes:  # the devices that ran a task keep the weight (as the simulators do)
             holders[gp.gemm.b] = np.zeros(len(pool), dtype=bool)
             holders[gp.gemm.b][order[counts > 0]] = True
-        out.append(replace(gp, devices=mask, seconds=max(span, gp.ps_bound),
-                           groups=np.unique(groups.group_of[mask])))
+        out.append(
+            replace(gp, devices=mask, seconds=max(span, gp.ps_bound), groups=np.unique(groups.group_of[mask]))
+        )
     return out
 
 
 def _kept_on_ps(gemm: Gemm, repeats: int, dtype_bytes: int, ps_flops: float) -> GemmPlan:
     grid = TileGrid(1, 1, 1)
-    return GemmPlan(gemm, repeats, grid, gemm_cost(gemm, TileGrid(1, 1, gemm.batch), dtype_bytes),
-                    np.zeros(0, dtype=np.int64), gemm.flops / ps_flops, 0.0, on_ps=True)
+    return GemmPlan(
+        gemm,
+        repeats,
+        grid,
+        gemm_cost(gemm, TileGrid(1, 1, gemm.batch), dtype_bytes),
+        np.zeros(0, dtype=np.int64),
+        gemm.flops / ps_flops,
+        0.0,
+        on_ps=True,
+    )
 
 
-def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
-         split_threshold: float = 1e10) -> Plan:
+def plan(
+    graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4, split_threshold: float = 1e10
+) -> Plan:
     """Plan one training step of ``graph`` on ``pool``.
 
     Parameters
@@ -400,27 +476,44 @@ def plan(graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4,
     tiled = [gp for gp in plans if not gp.on_ps]
     task_time = np.full((len(tiled), len(sizes)), np.inf)
     for i, gp in enumerate(tiled):
-        rate = np.bincount(groups.group_of,
-                           weights=1.0 / device_task_seconds(pool, gp.cost, churn, gp.resident_bytes)[0],
-                           minlength=len(sizes))
+        rate = np.bincount(
+            groups.group_of,
+            weights=1.0 / device_task_seconds(pool, gp.cost, churn, gp.resident_bytes)[0],
+            minlength=len(sizes),
+        )
         task_time[i, gp.groups] = sizes[gp.groups] / rate[gp.groups]
-    assignment = solve_assignment(np.array([gp.grid.tasks for gp in tiled]), task_time, sizes,
-                                  np.array([gp.cost.bytes_down for gp in tiled]), pool.ps.egress,
-                                  np.array([gp.repeats for gp in tiled]),
-                                  np.array([gp.cost.bytes_up for gp in tiled]), pool.ps.ingress)
+    assignment = solve_assignment(
+        np.array([gp.grid.tasks for gp in tiled]),
+        task_time,
+        sizes,
+        np.array([gp.cost.bytes_down for gp in tiled]),
+        pool.ps.egress,
+        np.array([gp.repeats for gp in tiled]),
+        np.array([gp.cost.bytes_up for gp in tiled]),
+        pool.ps.ingress,
+    )
     ps_layer, ps_head = graph.ps_seconds(pool.ps.mem_bandwidth_gbs * 1e9, pool.ps.tflops * 1e12)
     return Plan(graph, pool, groups, plans, assignment, ps_layer, ps_head, churn)
 
 
-def micro_batch_candidates(batch: int, seq: int, tokens: tuple[int, ...] = (4096, 8192, 16384, 32768, 65536)
-                           ) -> list[int]:
+def micro_batch_candidates(
+    batch: int, seq: int, tokens: tuple[int, ...] = (4096, 8192, 16384, 32768, 65536)
+) -> list[int]:
     """Sequences per micro-batch worth trying: divisors of ``batch`` near each token count, and
     the whole batch (no accumulation)."""
     return sorted({default_micro_batch(batch, seq, t) for t in tokens} | {batch})
 
 
-def plan_micro_batch(model: ModelSpec, batch: int, seq: int, pool: Pool, *,
-                     micro_batches: list[int] | None = None, dtype_bytes: int = 2, **options) -> Plan:
+def plan_micro_batch(
+    model: ModelSpec,
+    batch: int,
+    seq: int,
+    pool: Pool,
+    *,
+    micro_batches: list[int] | None = None,
+    dtype_bytes: int = 2,
+    **options,
+) -> Plan:
     """The fastest plan over micro-batch sizes (sequences per micro-batch; default
     :func:`micro_batch_candidates`); ``options`` go to :func:`plan`.
 
@@ -428,6 +521,8 @@ def plan_micro_batch(model: ModelSpec, batch: int, seq: int, pool: Pool, *,
     micro-batch's tokens) but upload, and the PS add up, one gradient part per micro-batch.
     """
     candidates = micro_batches or micro_batch_candidates(batch, seq)
-    plans = [plan(build_graph(model, batch, seq, dtype_bytes, micro_batch=mb), pool, **options)
-             for mb in candidates]
+    plans = [
+        plan(build_graph(model, batch, seq, dtype_bytes, micro_batch=mb), pool, **options)
+        for mb in candidates
+    ]
     return min(plans, key=lambda p: p.batch_seconds)

@@ -61,8 +61,10 @@ def simulate_swarm(graph: OpGraph, result: BaselineResult) -> float:
     pp = len(stages)
     # per micro-batch and stage member: forward (1/3 of the FLOPs) and backward (2/3) seconds
     extra = _extra_forwards(result)
-    work = [(layers[s] * layer_flops + (head_flops if s == pp - 1 else 0.0)) / graph.tokens * seq
-            for s in range(pp)]
+    work = [
+        (layers[s] * layer_flops + (head_flops if s == pp - 1 else 0.0)) / graph.tokens * seq
+        for s in range(pp)
+    ]
     route = np.empty((micro, pp), dtype=np.int64)
     for s, members in enumerate(stages):  # earliest finish: compute and uplink load per member
         comp = work[s] / flops[members]
@@ -133,13 +135,18 @@ def simulate_megatron(graph: OpGraph, result: BaselineResult) -> float:
                     continue
                 prev = done  # ring: at step k member i sends what it got from member i - 1 at step k - 1
                 for _step in range(2 * (t - 1)):
-                    prev = [tasks.add(act / t / link[i], 2 * i + 1, [prev[i - 1] if _step else done[i]])
-                            for i in range(t)]
+                    prev = [
+                        tasks.add(act / t / link[i], 2 * i + 1, [prev[i - 1] if _step else done[i]])
+                        for i in range(t)
+                    ]
                 ready = [[prev[i - 1], done[i]] for i in range(t)]
         end = tasks.run(2 * t).max()
         ends[g] = end + head_flops * (3 + extra) / 3 / graph.tokens * tokens / t / flops[m].min()
-    grads = 2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[members.ravel()].min() if groups > 1 \
+    grads = (
+        2 * (groups - 1) / groups * (model.params * 2.0 / t) / up[members.ravel()].min()
+        if groups > 1
         else 0.0
+    )
     return float(ends.max() + grads)
 
 
@@ -173,6 +180,7 @@ def simulate_baseline(graph: OpGraph, result: BaselineResult) -> float:
         return float(simulate_pipeline(result.pipeline).seconds)
     run = {"swarm": simulate_swarm, "megatron": simulate_megatron, "dp": simulate_dp}
     if result.name not in run:
-        raise InvalidInputError(f"no task graph for baseline {result.name!r}; use one of asteroid, "
-                                f"{', '.join(run)}")
+        raise InvalidInputError(
+            f"no task graph for baseline {result.name!r}; use one of asteroid, {', '.join(run)}"
+        )
     return float(run[result.name](graph, result))

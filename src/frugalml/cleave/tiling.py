@@ -125,13 +125,23 @@ def grid_cost(m: int, n: int, k: int, grid: TileGrid, *, batch: int = 1, dtype_b
     InvalidInputError
         A grid finer than the output or the batch.
     """
-    if grid.grid_rows > m or grid.grid_cols > n or grid.batch_chunks > batch or min(
-            grid.grid_rows, grid.grid_cols, grid.batch_chunks) < 1:
-        raise InvalidInputError(f"grid {grid} does not fit a batch of {batch} products of {m}x{n}; "
-                                f"use at most {batch}x{m}x{n}")
+    if (
+        grid.grid_rows > m
+        or grid.grid_cols > n
+        or grid.batch_chunks > batch
+        or min(grid.grid_rows, grid.grid_cols, grid.batch_chunks) < 1
+    ):
+        raise InvalidInputError(
+            f"grid {grid} does not fit a batch of {batch} products of {m}x{n}; use at most {batch}x{m}x{n}"
+        )
     rows, cols, chunk = m / grid.grid_rows, n / grid.grid_cols, batch / grid.batch_chunks
     big_rows, big_cols = -(-m // grid.grid_rows), -(-n // grid.grid_cols)
     big_chunk = -(-batch // grid.batch_chunks)
     memory = big_chunk * (big_rows * k + k * big_cols + big_rows * big_cols) * dtype_bytes
-    return TaskCost(grid.tasks, 2.0 * chunk * rows * cols * k, chunk * (rows + cols) * k * dtype_bytes,
-                    chunk * rows * cols * dtype_bytes, memory)
+    return TaskCost(
+        grid.tasks,
+        2.0 * chunk * rows * cols * k,
+        chunk * (rows + cols) * k * dtype_bytes,
+        chunk * rows * cols * dtype_bytes,
+        memory,
+    )

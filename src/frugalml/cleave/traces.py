@@ -43,8 +43,9 @@ class TraceSet:
             pool = np.flatnonzero(self.family == fam)
             members = np.flatnonzero(is_mobile == want)
             if len(members) and not len(pool):
-                raise InvalidInputError(f"no {FAMILIES[fam]} bandwidth trace is available for "
-                                        f"{len(members)} device(s)")
+                raise InvalidInputError(
+                    f"no {FAMILIES[fam]} bandwidth trace is available for {len(members)} device(s)"
+                )
             trace[members] = rng.choice(pool, size=len(members)) if len(members) else trace[members]
         offset = rng.uniform(0, self.length[trace] * self.step_s)
         return trace, offset
@@ -70,8 +71,11 @@ def load_traces(path: str | Path | None = None, step_s: float = 1.0) -> TraceSet
     CorruptFileError
         A trace is not two numeric columns or has no positive bandwidth.
     """
-    folder = resolve("bandwidth-traces", path=path,
-                     hint="the traces come from github.com/hongzimao/pensieve (sim/cooked_traces)")
+    folder = resolve(
+        "bandwidth-traces",
+        path=path,
+        hint="the traces come from github.com/hongzimao/pensieve (sim/cooked_traces)",
+    )
     names, families, series = [], [], []
     for file in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         times, mbps = _read_trace(file)

@@ -52,8 +52,10 @@ def corpus_bytes(corpus: str | os.PathLike | None = STDLIB, *, max_bytes: int | 
         path = resolve(str(given), path=given)
     else:
         name = given.as_posix()
-        path = resolve(name if name.startswith("corpora/") else f"corpora/{name}",
-                       hint="tinyshakespeare.txt is karpathy/char-rnn's input.txt")
+        path = resolve(
+            name if name.startswith("corpora/") else f"corpora/{name}",
+            hint="tinyshakespeare.txt is karpathy/char-rnn's input.txt",
+        )
     if path.is_dir():
         raise InvalidInputError(f"{path} is a folder; pass a text file inside it")
     with open(path, "rb") as f:

@@ -75,11 +75,7 @@ def resolve(
     if download and url:
         return fetch(url, target, sha256=sha256)
     looked = ", ".join(str(c) for c in candidates)
-    how = (
-        f"pass download=True (--download) to fetch it from {url}"
-        if url
-        else "pass its path explicitly"
-    )
+    how = f"pass download=True (--download) to fetch it from {url}" if url else "pass its path explicitly"
     raise DataNotFoundError(
         f"data file {relpath!r} not found (looked in: {looked}); set FRUGAL_DATA to a folder "
         f"holding it, {how}" + (f"; {hint}" if hint else "")
@@ -105,4 +101,3 @@ def fetch(url: str, target: str | os.PathLike, *, sha256: str | None = None) -> 
             f"could not download {url} ({exc}); fetch it by hand and place it at {target}"
         ) from None
     return target
-

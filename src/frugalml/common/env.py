@@ -17,8 +17,19 @@ THREAD_VARIABLES = (
     "OPENBLAS_CORETYPE",
     "OPENBLAS_L2_SIZE",
 )
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-              "amx_tile", "asimd", "sve")
+SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "amx_tile",
+    "asimd",
+    "sve",
+)
 
 
 @cache

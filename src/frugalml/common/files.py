@@ -123,9 +123,7 @@ def write_container(
         length += memoryview(chunk).nbytes
     meta = json.dumps(metadata, sort_keys=True).encode()
     payload_offset = _round_up(_FIXED.size + len(meta) + 4, align)
-    fixed = _FIXED.pack(
-        magic.ljust(8, b"\0"), version, len(meta), payload_offset, length, digest.digest()
-    )
+    fixed = _FIXED.pack(magic.ljust(8, b"\0"), version, len(meta), payload_offset, length, digest.digest())
     head = fixed + meta
     head += struct.pack("<I", zlib.crc32(head))
     with atomic_write(path) as f:
@@ -181,9 +179,7 @@ def read_header(path: str | os.PathLike, magic: bytes, max_version: int) -> Cont
     return ContainerHeader(magic, version, json.loads(meta), offset, length, sha)
 
 
-def read_container(
-    path: str | os.PathLike, magic: bytes, max_version: int
-) -> tuple[ContainerHeader, bytes]:
+def read_container(path: str | os.PathLike, magic: bytes, max_version: int) -> tuple[ContainerHeader, bytes]:
     """Read a container whole, verifying the payload's SHA-256; return (header, payload)."""
     header = read_header(path, magic, max_version)
     with open(path, "rb") as f:

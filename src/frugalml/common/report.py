@@ -40,23 +40,34 @@ class Record:
         """Above 1 means ours is better, whichever way the metric points."""
         if self.peer_value is None:
             return None
-        num, den = (self.ours, self.peer_value) if self.higher_is_better else (
-            self.peer_value, self.ours)
+        num, den = (self.ours, self.peer_value) if self.higher_is_better else (self.peer_value, self.ours)
         return num / den if den else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ratio": self.ratio}
 
     @classmethod
-    def from_comparison(cls, comparison, *, system: str, workload: str, peer: str,
-                        metric: str = "time", notes: str = "") -> Record:
+    def from_comparison(
+        cls, comparison, *, system: str, workload: str, peer: str, metric: str = "time", notes: str = ""
+    ) -> Record:
         """A latency record from :func:`frugalml.common.timing.compare` (seconds, lower wins)."""
-        return cls(system, workload, metric, "s", comparison.ours.median, peer,
-                   comparison.peer.median, higher_is_better=False,
-                   spread={"ours": [comparison.ours.min, comparison.ours.max],
-                           "peer": [comparison.peer.min, comparison.peer.max],
-                           "rounds": comparison.rounds, "threads": comparison.threads},
-                   notes=notes)
+        return cls(
+            system,
+            workload,
+            metric,
+            "s",
+            comparison.ours.median,
+            peer,
+            comparison.peer.median,
+            higher_is_better=False,
+            spread={
+                "ours": [comparison.ours.min, comparison.ours.max],
+                "peer": [comparison.peer.min, comparison.peer.max],
+                "rounds": comparison.rounds,
+                "threads": comparison.threads,
+            },
+            notes=notes,
+        )
 
 
 def write_json(records: list[Record], path: str | os.PathLike) -> Path:
@@ -82,9 +93,11 @@ def merge_json(records: list[Record], path: str | os.PathLike) -> int:
     records of the same workload, metric and peer and keeping all others; returns how many were kept."""
     keys = {(r.workload, r.metric, r.peer) for r in records}
     names = {f.name for f in fields(Record)}
-    kept = [Record(**{k: v for k, v in r.items() if k in names})
-            for r in (read_json(path) if Path(path).is_file() else [])
-            if (r["workload"], r["metric"], r["peer"]) not in keys]
+    kept = [
+        Record(**{k: v for k, v in r.items() if k in names})
+        for r in (read_json(path) if Path(path).is_file() else [])
+        if (r["workload"], r["metric"], r["peer"]) not in keys
+    ]
     write_json(kept + records, path)
     return len(kept)
 
@@ -100,8 +113,9 @@ def print_table(records: list[Record], title: str = "results", console=None) -> 
     for r in records:
         ratio = r.ratio
         shown = "" if ratio is None else f"[{'green' if ratio >= 1 else 'red'}]{ratio:.2f}x[/]"
-        table.add_row(r.workload, f"{r.metric} ({r.unit})", _fmt(r.ours), r.peer or "",
-                      _fmt(r.peer_value), shown)
+        table.add_row(
+            r.workload, f"{r.metric} ({r.unit})", _fmt(r.ours), r.peer or "", _fmt(r.peer_value), shown
+        )
     (console or Console()).print(table)
 
 

@@ -87,6 +87,4 @@ def compare(
         order = ((ours, ours_samples), (peer, peer_samples))
         for fn, samples in order if r % 2 == 0 else reversed(order):
             samples.append(time_call(fn, number=number, clock=clock))
-    return Comparison(
-        Timing.of(ours_samples), Timing.of(peer_samples), rounds, warmup, thread_settings()
-    )
+    return Comparison(Timing.of(ours_samples), Timing.of(peer_samples), rounds, warmup, thread_settings())

@@ -46,9 +46,7 @@ def as_array(
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} cannot be read as a numeric array: {exc}") from None
     if ndim is not None and arr.ndim != ndim:
-        raise InvalidInputError(
-            f"{name} must be {ndim}-dimensional, got shape {arr.shape}; reshape it first"
-        )
+        raise InvalidInputError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}; reshape it first")
     if not allow_empty and arr.size == 0:
         raise InvalidInputError(f"{name} is empty (shape {arr.shape}); pass at least one element")
     if not allow_nan and arr.dtype.kind in "fc" and not np.isfinite(arr).all():
@@ -63,7 +61,5 @@ def one_of(value: str, options: Iterable[str], name: str) -> str:
     """Return ``value`` if it is one of ``options``, else raise InvalidInputError listing them."""
     options = list(options)
     if value not in options:
-        raise InvalidInputError(
-            f"unknown {name} {value!r}; choose one of: {', '.join(map(str, options))}"
-        )
+        raise InvalidInputError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, options))}")
     return value

@@ -41,8 +41,11 @@ def vote(members: list[str], scores: list[float], context: int | None) -> str:
     for i in range(length):
         c = i if context is None else min(context, i)
         while True:
-            voters = [(m, s) for m, s in zip(members, scores, strict=True)
-                      if c == 0 or m[i - c:i] == chosen[i - c:i]]
+            voters = [
+                (m, s)
+                for m, s in zip(members, scores, strict=True)
+                if c == 0 or m[i - c : i] == chosen[i - c : i]
+            ]
             if voters:
                 break
             c -= 1
@@ -52,8 +55,7 @@ def vote(members: list[str], scores: list[float], context: int | None) -> str:
     return chosen
 
 
-def aggregate(archs: list[str], scores: list[float], method: str = "N0", k: int = 5,
-              seed: int = 0) -> str:
+def aggregate(archs: list[str], scores: list[float], method: str = "N0", k: int = 5, seed: int = 0) -> str:
     """One architecture from scored search results.
 
     Parameters
@@ -96,6 +98,6 @@ def pareto_front(scores: list[float], costs: list[float]) -> list[int]:
         raise InvalidInputError(f"give one cost per score (got {s.shape} and {c.shape})")
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(c))):
         raise InvalidInputError("scores and costs must be finite")
-    order = np.lexsort((-s, c))                           # by cost, best score first on ties
+    order = np.lexsort((-s, c))  # by cost, best score first on ties
     best_before = np.maximum.accumulate(np.concatenate([[-np.inf], s[order][:-1]]))
     return [int(i) for i in order[s[order] > best_before]]

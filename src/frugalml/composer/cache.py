@@ -66,40 +66,60 @@ class ResultCache:
                        seconds REAL NOT NULL, created REAL NOT NULL,
                        PRIMARY KEY (arch, proxy, config_key, seed));
                    CREATE TABLE IF NOT EXISTS configs (
-                       config_key TEXT PRIMARY KEY, proxy TEXT NOT NULL, config TEXT NOT NULL);""")
+                       config_key TEXT PRIMARY KEY, proxy TEXT NOT NULL, config TEXT NOT NULL);"""
+            )
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif version > SCHEMA_VERSION:
-                raise CorruptFileError(f"{self.path} is a result cache of schema {version}, newer than "
-                                       f"this frugalml reads ({SCHEMA_VERSION}); upgrade frugalml")
-            self._db.execute("SELECT arch, proxy, config_key, seed, score, metrics, seconds "
-                             "FROM results LIMIT 1").fetchall()
+                raise CorruptFileError(
+                    f"{self.path} is a result cache of schema {version}, newer than "
+                    f"this frugalml reads ({SCHEMA_VERSION}); upgrade frugalml"
+                )
+            self._db.execute(
+                "SELECT arch, proxy, config_key, seed, score, metrics, seconds FROM results LIMIT 1"
+            ).fetchall()
             self._db.commit()
         except sqlite3.DatabaseError as exc:
             raise CorruptFileError(
                 f"{self.path} is not a readable result cache ({exc}); move it away or pass another "
-                "--cache path (nothing was changed)") from None
+                "--cache path (nothing was changed)"
+            ) from None
 
     def get(self, arch: str, proxy: str, config_key: str, seed: int) -> CachedResult | None:
         row = self._db.execute(
             "SELECT score, metrics, seconds FROM results WHERE arch=? AND proxy=? AND config_key=? "
-            "AND seed=?", (arch, proxy, config_key, seed)).fetchone()
+            "AND seed=?",
+            (arch, proxy, config_key, seed),
+        ).fetchone()
         if row is None:
             return None
         return CachedResult(arch, proxy, config_key, seed, row[0], json.loads(row[1]), row[2])
 
-    def put(self, arch: str, proxy: str, config: dict, seed: int, score: float, metrics: dict,
-            seconds: float) -> CachedResult:
+    def put(
+        self, arch: str, proxy: str, config: dict, seed: int, score: float, metrics: dict, seconds: float
+    ) -> CachedResult:
         if score != score:
             raise InvalidInputError(f"score of {arch!r} is NaN; the evaluation failed to produce a number")
         key = config_key(proxy, config)
         with self._db:
-            self._db.execute("INSERT OR IGNORE INTO configs VALUES (?, ?, ?)",
-                             (key, proxy, json.dumps(config, sort_keys=True, default=str)))
-            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (arch, proxy, key, seed, float(score), json.dumps(metrics, default=float),
-                              float(seconds), time.time()))
+            self._db.execute(
+                "INSERT OR IGNORE INTO configs VALUES (?, ?, ?)",
+                (key, proxy, json.dumps(config, sort_keys=True, default=str)),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    arch,
+                    proxy,
+                    key,
+                    seed,
+                    float(score),
+                    json.dumps(metrics, default=float),
+                    float(seconds),
+                    time.time(),
+                ),
+            )
         return CachedResult(arch, proxy, key, seed, float(score), metrics, float(seconds))
 
     def all(self, proxy: str | None = None, config_key: str | None = None) -> list[CachedResult]:

@@ -10,8 +10,9 @@ import typer
 
 from frugalml.common.errors import InvalidInputError
 
-app = typer.Typer(help="Search hybrid architectures on cheap proxies and extrapolate the winners.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Search hybrid architectures on cheap proxies and extrapolate the winners.", no_args_is_help=True
+)
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
@@ -33,8 +34,11 @@ def _proxy(proxy: str, preset: str, tasks: str, steps: int, width: int, corpus: 
     shape = ModelShape(width=width, heads=heads, kv_heads=max(1, heads // 2))
     if proxy == "lm":
         return LMProxy(corpus=corpus, shape=shape, train=TrainConfig(steps=steps, threads=threads))
-    return MADProxy(tasks=tuple(mad_preset(preset, tasks.split(",") if tasks else None)), shape=shape,
-                    train=TrainConfig(steps=steps, threads=threads))
+    return MADProxy(
+        tasks=tuple(mad_preset(preset, tasks.split(",") if tasks else None)),
+        shape=shape,
+        train=TrainConfig(steps=steps, threads=threads),
+    )
 
 
 @app.command()
@@ -42,8 +46,9 @@ def search(
     primitives: str = typer.Option("A,M", help="Primitives to search over, comma-separated."),
     layers: int = typer.Option(6, help="Layers of the searched architectures."),
     proxy: str = typer.Option("mad", help="Proxy: mad (synthetic tasks) or lm (byte-level LM)."),
-    engine: str = typer.Option("bo", help="bo, bo-hamming, bo-mixed, botorch, random, evolution, tpe, "
-                                          "exhaustive."),
+    engine: str = typer.Option(
+        "bo", help="bo, bo-hamming, bo-mixed, botorch, random, evolution, tpe, exhaustive."
+    ),
     budget: int = typer.Option(40, help="Distinct evaluations."),
     acquisition: str = typer.Option("log-ei", help="BO acquisition: log-ei, ucb or thompson."),
     strategy: str = typer.Option("one-shot", help="one-shot, end-incremental or middle-incremental."),
@@ -94,18 +99,36 @@ def search(
         bar.set_postfix_str(f"{arch} {score:.4f}")
 
     try:
-        result = run_search(evaluator.scores, symbols, layers, engine=engine, budget=budget,
-                            strategy=strategy, step=step, seed=seed, batch=workers, on_result=shown,
-                            **options)
+        result = run_search(
+            evaluator.scores,
+            symbols,
+            layers,
+            engine=engine,
+            budget=budget,
+            strategy=strategy,
+            step=step,
+            seed=seed,
+            batch=workers,
+            on_result=shown,
+            **options,
+        )
     finally:
         bar.close()
         ex.close()
     best, score = result.best
-    doc = {"primitives": symbols, "layers": layers, "proxy": chosen_proxy.name,
-           "config": chosen_proxy.config(), "engine": engine, "strategy": strategy, "seed": seed,
-           "history": [{"arch": a, "score": s} for a, s in result.history],
-           "best": {"arch": best, "score": score}, "fresh_evaluations": evaluator.fresh,
-           "cached_evaluations": evaluator.cached}
+    doc = {
+        "primitives": symbols,
+        "layers": layers,
+        "proxy": chosen_proxy.name,
+        "config": chosen_proxy.config(),
+        "engine": engine,
+        "strategy": strategy,
+        "seed": seed,
+        "history": [{"arch": a, "score": s} for a, s in result.history],
+        "best": {"arch": best, "score": score},
+        "fresh_evaluations": evaluator.fresh,
+        "cached_evaluations": evaluator.cached,
+    }
     if out:
         with atomic_write(out, "w") as f:
             json.dump(doc, f, indent=1)
@@ -118,8 +141,10 @@ def search(
         ax.set_ylabel(f"best {chosen_proxy.name} score")
         ax.set_title(f"{engine} {strategy} search")
         save_plot(fig, plot)
-    Console().print(f"best {best} score {score:.4f} after {len(result.history)} evaluations "
-                    f"({evaluator.fresh} run, {evaluator.cached} from the cache {cache})")
+    Console().print(
+        f"best {best} score {score:.4f} after {len(result.history)} evaluations "
+        f"({evaluator.fresh} run, {evaluator.cached} from the cache {cache})"
+    )
 
 
 def _scored(path: Path) -> tuple[list[str], list[float]]:
@@ -179,13 +204,18 @@ def pareto(
     if seq_len < 1:
         raise InvalidInputError(f"seq_len must be at least 1, got {seq_len}")
     archs, scores = _scored(results)
-    measure = {"kv": lambda c: kv_cache_bytes(c, seq_len), "flops": lambda c: flops_per_token(c, seq_len),
-               "params": param_count}[cost]
-    costs = [float(measure(HybridConfig.make(a, width=width, heads=heads, kv_heads=kv_heads)))
-             for a in archs]
+    measure = {
+        "kv": lambda c: kv_cache_bytes(c, seq_len),
+        "flops": lambda c: flops_per_token(c, seq_len),
+        "params": param_count,
+    }[cost]
+    costs = [float(measure(HybridConfig.make(a, width=width, heads=heads, kv_heads=kv_heads))) for a in archs]
     front = pareto_front(scores, costs)
-    unit = {"kv": f"KV-cache bytes at {seq_len} tokens", "flops": f"FLOPs/token at {seq_len} tokens",
-            "params": "parameters"}[cost]
+    unit = {
+        "kv": f"KV-cache bytes at {seq_len} tokens",
+        "flops": f"FLOPs/token at {seq_len} tokens",
+        "params": "parameters",
+    }[cost]
     print(f"{len(front)} of {len(archs)} architectures on the front (score vs {unit}, width {width})")
     for i in front:
         print(f"{archs[i]}  score {scores[i]:.4f}  cost {costs[i]:.4g}")
@@ -215,8 +245,10 @@ def extrapolate(
     from frugalml.composer.extrapolation import extrapolate as run
 
     e = run(arch, mode=mode, target=target, layers=layers, params=params)
-    print(f"{e.arch}  ({e.layers} layers, {e.attention_layers} attention, scale {e.scale:.3f}, "
-          f"{e.non_embedding_params / 1e6:.1f}M non-embedding parameters)")
+    print(
+        f"{e.arch}  ({e.layers} layers, {e.attention_layers} attention, scale {e.scale:.3f}, "
+        f"{e.non_embedding_params / 1e6:.1f}M non-embedding parameters)"
+    )
 
 
 @app.command()
@@ -229,8 +261,9 @@ def train(
     seq_len: int = typer.Option(128, help="Bytes per training window."),
     batch_size: int = typer.Option(16, help="Windows per step."),
     lr: float = typer.Option(3e-3, help="Peak learning rate."),
-    against: str = typer.Option(None, help="Also train a parameter-matched baseline: llama, "
-                                           "striped-1:2 or sandwich."),
+    against: str = typer.Option(
+        None, help="Also train a parameter-matched baseline: llama, striped-1:2 or sandwich."
+    ),
     seed: int = typer.Option(0, help="Seed."),
     threads: int = typer.Option(2, help="torch threads."),
     generate: int = typer.Option(0, help="Then sample this many bytes with the incremental decoder."),
@@ -251,8 +284,13 @@ def train(
     if generate < 0 or (generate and not prompt):
         raise InvalidInputError("--generate must be >= 0 and needs a non-empty --prompt")
     torch.set_num_threads(threads)
-    layer = LayerConfig(width=width, heads=heads, kv_heads=max(1, heads // 2), mlp_hidden=4 * width,
-                        window=max(2, seq_len // 4))
+    layer = LayerConfig(
+        width=width,
+        heads=heads,
+        kv_heads=max(1, heads // 2),
+        mlp_hidden=4 * width,
+        window=max(2, seq_len // 4),
+    )
     data = load_corpus(corpus)
     todo = [arch]
     if against:
@@ -263,24 +301,30 @@ def train(
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rates=(lr,))
     rows = []
     for a in todo:
-        with tqdm(total=steps, desc=f"train {a}", disable=quiet or not sys.stderr.isatty(),
-                  leave=False) as bar:
+        with tqdm(
+            total=steps, desc=f"train {a}", disable=quiet or not sys.stderr.isatty(), leave=False
+        ) as bar:
+
             def tick(step: int, loss: float, bar=bar) -> None:
                 bar.update(1)
                 bar.set_postfix_str(f"{loss:.3f}")
 
             r = train_lm(a, data, layer, seq_len=seq_len, train=cfg, seed=seed, progress=tick)
         rows.append((a, r))
-        print(f"{a}: val loss {r['val_loss']:.4f} nats/byte, {r['tokens_per_s']:.0f} tokens/s, "
-              f"{r['non_embedding_params'] / 1e6:.2f}M non-embedding params, KV cache "
-              f"{r['kv_cache_bytes'] / 1024:.1f} KiB at {seq_len} tokens (bf16)")
+        print(
+            f"{a}: val loss {r['val_loss']:.4f} nats/byte, {r['tokens_per_s']:.0f} tokens/s, "
+            f"{r['non_embedding_params'] / 1e6:.2f}M non-embedding params, KV cache "
+            f"{r['kv_cache_bytes'] / 1024:.1f} KiB at {seq_len} tokens (bf16)"
+        )
         if generate:
             _sample(r["model"], prompt, generate, seed)
     if against:
         (_, ours), (_, base) = rows
-        print(f"vs {against}: validation loss {ours['val_loss'] - base['val_loss']:+.4f} nats/byte "
-              f"(negative: ours is better), tokens/s x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}, "
-              f"KV cache x{ours['kv_cache_bytes'] / max(base['kv_cache_bytes'], 1):.2f} of the baseline's")
+        print(
+            f"vs {against}: validation loss {ours['val_loss'] - base['val_loss']:+.4f} nats/byte "
+            f"(negative: ours is better), tokens/s x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}, "
+            f"KV cache x{ours['kv_cache_bytes'] / max(base['kv_cache_bytes'], 1):.2f} of the baseline's"
+        )
 
 
 def _sample(model, prompt: str, new: int, seed: int) -> None:
@@ -299,12 +343,17 @@ def _sample(model, prompt: str, new: int, seed: int) -> None:
         _, states = model.prefill(out[:, :-1])
     length = out.shape[1] - 1
     print(f"  sample: {bytes(out[0].tolist()).decode('utf-8', 'replace')!r}")
-    print(f"  decoding {ms:.2f} ms/token; decoder state {state_bytes(states)} bytes at {length} tokens "
-          f"(analytic fp32: {kv_cache_bytes(model.cfg, length, bytes_per_element=4)})")
+    print(
+        f"  decoding {ms:.2f} ms/token; decoder state {state_bytes(states)} bytes at {length} tokens "
+        f"(analytic fp32: {kv_cache_bytes(model.cfg, length, bytes_per_element=4)})"
+    )
 
 
-TABLE = typer.Option("AM_6", help="Tabular benchmark: a built-in name (AM_6: one training seed per score; "
-                                    "AM_6_5seeds: the same proxy averaged over 5 seeds) or a JSON path.")
+TABLE = typer.Option(
+    "AM_6",
+    help="Tabular benchmark: a built-in name (AM_6: one training seed per score; "
+    "AM_6_5seeds: the same proxy averaged over 5 seeds) or a JSON path.",
+)
 
 
 @app.command()
@@ -321,13 +370,24 @@ def compare(
     quiet: bool = QUIET,
 ):
     """Compare search engines on a tabular benchmark (evaluations to the top-1, regret curves)."""
-    bo = {k: v for k, v in (("kernel", bo_kernel), ("acquisition", acquisition), ("initial", initial))
-          if v is not None}
+    bo = {
+        k: v
+        for k, v in (("kernel", bo_kernel), ("acquisition", acquisition), ("initial", initial))
+        if v is not None
+    }
     _compare(engines, seeds, table, json_out, plot, quiet, first_seed=first_seed, bo_options=bo)
 
 
-def _compare(engines: str, seeds: int, table: str | Path | None, json_out: Path | None, plot: Path | None,
-             quiet: bool, first_seed: int = 0, bo_options: dict | None = None) -> list:
+def _compare(
+    engines: str,
+    seeds: int,
+    table: str | Path | None,
+    json_out: Path | None,
+    plot: Path | None,
+    quiet: bool,
+    first_seed: int = 0,
+    bo_options: dict | None = None,
+) -> list:
     from frugalml.common.report import print_table, write_json
     from frugalml.composer.tabular import bootstrap_ratio, compare_engines, load_table, plot_regret, records
 
@@ -337,8 +397,9 @@ def _compare(engines: str, seeds: int, table: str | Path | None, json_out: Path 
     t = load_table(table)
     bo = ", ".join(f"{k}={v}" for k, v in (bo_options or {}).items()) or "defaults"
     print(f"{t.describe()}; top-1 {t.top1}; engine seeds {first_seed}..{first_seed + seeds - 1}; bo: {bo}")
-    runs = compare_engines(t, names, seeds=seeds, first_seed=first_seed, quiet=quiet,
-                           options={"bo": bo_options or {}})
+    runs = compare_engines(
+        t, names, seeds=seeds, first_seed=first_seed, quiet=quiet, options={"bo": bo_options or {}}
+    )
     for name, r in runs.items():
         line = f"{name:>10}: median {r.median_evals_to_top1:g} evaluations to the top-1 (of {t.space.size})"
         if name != "bo":
@@ -381,8 +442,10 @@ def reproduce(
     stretched = grow("AAMMMMMAAMMMAMMM", mode="stretch", target="llama3.2-1b")
     for e, layers, attn in ((stacked, 27, 9), (stretched, 29, 10)):
         ok = "matches" if (e.layers, e.attention_layers) == (layers, attn) else "DIFFERS from"
-        print(f"{e.source} -> {e.arch}: {e.layers} layers, {e.attention_layers} attention "
-              f"({ok} the paper's {layers} / {attn})")
+        print(
+            f"{e.source} -> {e.arch}: {e.layers} layers, {e.attention_layers} attention "
+            f"({ok} the paper's {layers} / {attn})"
+        )
     _compare("bo,tpe,random,evolution", 20, None, json_out, plot, quiet)
 
 

@@ -15,11 +15,16 @@ def run(quiet: bool = False) -> str:
 
     torch.set_num_threads(1)
     task = MADTask("recall", vocab_size=8, seq_len=16, num_train=512, num_test=128)
-    proxy = MADProxy(tasks=(task,), shape=ModelShape(width=16, heads=2, kv_heads=1),
-                     train=TrainConfig(steps=60, batch_size=32, learning_rates=(1e-2,), evals=2))
+    proxy = MADProxy(
+        tasks=(task,),
+        shape=ModelShape(width=16, heads=2, kv_heads=1),
+        train=TrainConfig(steps=60, batch_size=32, learning_rates=(1e-2,), evals=2),
+    )
     evaluator = Evaluator(proxy)
     result = search(evaluator.scores, "AM", 4, engine="bo", budget=6, seed=0)
     best, score = result.best
     grown = extrapolate(best, mode="stack", target="llama3.2-1b")
-    return (f"BO found {best} (recall accuracy {score:.2f}) in 6 of 16 evaluations; stacked to "
-            f"Llama-3.2-1B size: {grown.layers} layers, {grown.attention_layers} attention")
+    return (
+        f"BO found {best} (recall accuracy {score:.2f}) in 6 of 16 evaluations; stacked to "
+        f"Llama-3.2-1B size: {grown.layers} layers, {grown.attention_layers} attention"
+    )

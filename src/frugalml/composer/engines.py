@@ -47,8 +47,9 @@ class Space:
     def encode(self, archs: list[str]) -> np.ndarray:
         index = {p: i for i, p in enumerate(self.primitives)}
         try:
-            return np.array([[index[c] for c in a] for a in archs], dtype=np.int64).reshape(len(archs),
-                                                                                          self.layers)
+            return np.array([[index[c] for c in a] for a in archs], dtype=np.int64).reshape(
+                len(archs), self.layers
+            )
         except (KeyError, ValueError):
             raise InvalidInputError(f"some of {archs[:3]} are not in the space {self}") from None
 
@@ -152,8 +153,9 @@ class RegularizedEvolution(Engine):
         for _ in range(50):
             child = list(parent)
             pos = self.gen.integers(self.space.layers)
-            child[pos] = self.gen.choice([p for p in self.space.primitives if p != child[pos]] or
-                                         list(self.space.primitives))
+            child[pos] = self.gen.choice(
+                [p for p in self.space.primitives if p != child[pos]] or list(self.space.primitives)
+            )
             child = "".join(child)
             if not self._seen(child):
                 return child
@@ -177,7 +179,7 @@ class _BayesOpt(Engine):
         codes = self.space.sample(self.gen, self.pool)
         best = sorted(self.history, key=self.history.get, reverse=True)[:8]
         neighbours = []
-        for row in self.space.encode(best):                  # every single mutation of the top 8
+        for row in self.space.encode(best):  # every single mutation of the top 8
             for pos in range(self.space.layers):
                 for sym in range(len(self.space.primitives)):
                     if sym != row[pos]:
@@ -199,8 +201,7 @@ class _BayesOpt(Engine):
         if len(candidates) == 0:
             return self._random_unseen()
         archs = list(self.history)
-        acq = self._scores(self.space.encode(archs), np.array([self.history[a] for a in archs]),
-                           candidates)
+        acq = self._scores(self.space.encode(archs), np.array([self.history[a] for a in archs]), candidates)
         return self.space.decode(candidates[[int(np.argmax(acq))]])[0]
 
 
@@ -218,8 +219,17 @@ class GPBayesOpt(_BayesOpt):
     (``benchmarks/results/composer_fresh_AM_6.json``).
     """
 
-    def __init__(self, space: Space, seed: int = 0, kernel: str = "string", initial: int = 2,
-                 pool: int = 4096, copula: bool = True, acquisition: str = "log-ei", beta: float = 2.0):
+    def __init__(
+        self,
+        space: Space,
+        seed: int = 0,
+        kernel: str = "string",
+        initial: int = 2,
+        pool: int = 4096,
+        copula: bool = True,
+        acquisition: str = "log-ei",
+        beta: float = 2.0,
+    ):
         super().__init__(space, seed, initial, pool)
         self.kernel, self.copula = kernel, copula
         self.acquisition = one_of(acquisition, ACQUISITIONS, "acquisition")
@@ -261,8 +271,12 @@ class BoTorchBayesOpt(_BayesOpt):
         torch.manual_seed(self.seed + len(y))
         x = torch.tensor(observed, dtype=torch.float64)
         t = torch.tensor(y, dtype=torch.float64)[:, None]
-        model = SingleTaskGP(x, t, covar_module=ScaleKernel(CategoricalKernel(ard_num_dims=x.shape[1])),
-                             outcome_transform=Standardize(m=1))
+        model = SingleTaskGP(
+            x,
+            t,
+            covar_module=ScaleKernel(CategoricalKernel(ard_num_dims=x.shape[1])),
+            outcome_transform=Standardize(m=1),
+        )
         fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         acq = LogExpectedImprovement(model, best_f=t.max())
         with torch.no_grad():
@@ -286,8 +300,10 @@ class OptunaTPE(Engine):
 
     def ask(self) -> str:
         trial = self.study.ask()
-        arch = "".join(trial.suggest_categorical(f"layer{i}", list(self.space.primitives))
-                       for i in range(self.space.layers))
+        arch = "".join(
+            trial.suggest_categorical(f"layer{i}", list(self.space.primitives))
+            for i in range(self.space.layers)
+        )
         self._pending.setdefault(arch, []).append(trial)
         return arch
 
@@ -296,9 +312,13 @@ class OptunaTPE(Engine):
         trials = self._pending.pop(arch, [])
         if not trials:  # an architecture the sampler did not propose: add it as a finished trial
             dist = self._optuna.distributions.CategoricalDistribution(list(self.space.primitives))
-            self.study.add_trial(self._optuna.trial.create_trial(
-                params={f"layer{i}": c for i, c in enumerate(arch)},
-                distributions={f"layer{i}": dist for i in range(self.space.layers)}, value=score))
+            self.study.add_trial(
+                self._optuna.trial.create_trial(
+                    params={f"layer{i}": c for i, c in enumerate(arch)},
+                    distributions={f"layer{i}": dist for i in range(self.space.layers)},
+                    value=score,
+                )
+            )
         for trial in trials:
             self.study.tell(trial, score)
 

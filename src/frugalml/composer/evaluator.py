@@ -27,8 +27,13 @@ def run_job(job: tuple[Any, str, int]) -> dict:
     proxy, arch, seed = job
     start = time.perf_counter()
     metrics = proxy.evaluate(arch, seed)
-    return {"arch": arch, "seed": seed, "score": float(metrics.pop("score")), "metrics": metrics,
-            "seconds": time.perf_counter() - start}
+    return {
+        "arch": arch,
+        "seed": seed,
+        "score": float(metrics.pop("score")),
+        "metrics": metrics,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 class Executor(Protocol):
@@ -70,7 +75,8 @@ class LocalExecutor:
             self._pool = None
             raise ServiceUnavailableError(
                 f"a worker process died ({exc}); results finished so far are cached, run the same "
-                "command again to resume") from None
+                "command again to resume"
+            ) from None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -94,15 +100,22 @@ class RayExecutor:
             import ray
         except ImportError:
             raise PeerUnavailableError(
-                "the Ray executor needs ray; pip install 'frugalml[composer]'") from None
+                "the Ray executor needs ray; pip install 'frugalml[composer]'"
+            ) from None
         self._ray = ray
         if not ray.is_initialized():
             try:
-                ray.init(address=address, num_cpus=None if address else num_cpus,
-                         include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+                ray.init(
+                    address=address,
+                    num_cpus=None if address else num_cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    ignore_reinit_error=True,
+                )
             except (ConnectionError, RuntimeError) as exc:
                 raise ServiceUnavailableError(
-                    f"cannot start or reach Ray at {address or 'local'}: {exc}") from None
+                    f"cannot start or reach Ray at {address or 'local'}: {exc}"
+                ) from None
         self._started_here = True
 
     def map(self, fn: Callable[[Any], dict], jobs: list) -> Iterator[dict]:
@@ -116,7 +129,8 @@ class RayExecutor:
             except ray.exceptions.RayError as exc:
                 raise ServiceUnavailableError(
                     f"a Ray task failed ({type(exc).__name__}: {exc}); finished results are cached, "
-                    "run again to resume") from None
+                    "run again to resume"
+                ) from None
 
     def close(self) -> None:
         if self._started_here and self._ray.is_initialized():
@@ -147,8 +161,13 @@ class Evaluator:
         (architecture, seed) pairs answered by the cache.
     """
 
-    def __init__(self, proxy, cache: ResultCache | None = None, executor: Executor | None = None,
-                 seeds: Iterable[int] = (0,)):
+    def __init__(
+        self,
+        proxy,
+        cache: ResultCache | None = None,
+        executor: Executor | None = None,
+        seeds: Iterable[int] = (0,),
+    ):
         self.proxy = proxy
         self.cache = cache if cache is not None else ResultCache()
         self.executor = executor if executor is not None else InlineExecutor()
@@ -160,8 +179,9 @@ class Evaluator:
         self.fresh = 0
         self.cached = 0
 
-    def scores(self, archs: Iterable[str],
-               on_result: Callable[[dict], None] | None = None) -> dict[str, float]:
+    def scores(
+        self, archs: Iterable[str], on_result: Callable[[dict], None] | None = None
+    ) -> dict[str, float]:
         """Mean score over seeds of each architecture (evaluating only what is not cached)."""
         archs = [check_arch(a) for a in dict.fromkeys(archs)]
         found: dict[tuple[str, int], float] = {}
@@ -175,8 +195,15 @@ class Evaluator:
                     found[arch, seed] = hit.score
                     self.cached += 1
         for result in self.executor.map(run_job, todo) if todo else ():
-            self.cache.put(result["arch"], self.proxy.name, self.config, result["seed"], result["score"],
-                           result["metrics"], result["seconds"])
+            self.cache.put(
+                result["arch"],
+                self.proxy.name,
+                self.config,
+                result["seed"],
+                result["score"],
+                result["metrics"],
+                result["seconds"],
+            )
             found[result["arch"], result["seed"]] = result["score"]
             self.fresh += 1
             if on_result is not None:

@@ -36,10 +36,18 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "llama3.2-1b": Target("llama3.2-1b", LayerConfig(width=2048, heads=32, kv_heads=8, mlp_hidden=8192,
-                                                     window=4096), "AM" * 16, 128_256),
-    "llama3.2-3b": Target("llama3.2-3b", LayerConfig(width=3072, heads=24, kv_heads=8, mlp_hidden=8192,
-                                                     window=4096), "AM" * 28, 128_256),
+    "llama3.2-1b": Target(
+        "llama3.2-1b",
+        LayerConfig(width=2048, heads=32, kv_heads=8, mlp_hidden=8192, window=4096),
+        "AM" * 16,
+        128_256,
+    ),
+    "llama3.2-3b": Target(
+        "llama3.2-3b",
+        LayerConfig(width=3072, heads=24, kv_heads=8, mlp_hidden=8192, window=4096),
+        "AM" * 28,
+        128_256,
+    ),
 }
 
 
@@ -78,9 +86,15 @@ class Extrapolation:
         return asdict(self)
 
 
-def extrapolate(arch: str, *, mode: str = "stack", target: str | Target | None = "llama3.2-1b",
-                layers: int | None = None, params: int | None = None,
-                layer: LayerConfig | None = None) -> Extrapolation:
+def extrapolate(
+    arch: str,
+    *,
+    mode: str = "stack",
+    target: str | Target | None = "llama3.2-1b",
+    layers: int | None = None,
+    params: int | None = None,
+    layer: LayerConfig | None = None,
+) -> Extrapolation:
     """Grow ``arch`` to a target given by name, by a layer count or by non-embedding parameters.
 
     Parameters
@@ -126,14 +140,16 @@ def extrapolate(arch: str, *, mode: str = "stack", target: str | Target | None =
     else:
         if params < 1:
             raise InvalidInputError(f"params must be positive, got {params}")
-        layer = layer or (TARGETS[target].layer if isinstance(target, str) and target in TARGETS
-                          else LayerConfig())
+        layer = layer or (
+            TARGETS[target].layer if isinstance(target, str) and target in TARGETS else LayerConfig()
+        )
         scale = params / non_embedding_params(arch, layer)
         ref_params = params
     grown = stack(arch, scale) if mode == "stack" else stretch(arch, scale)
     attention = sum(grown.count(c) for c in "ASL")
-    return Extrapolation(arch, grown, mode, scale, len(grown), attention,
-                         non_embedding_params(grown, layer), ref_params)
+    return Extrapolation(
+        arch, grown, mode, scale, len(grown), attention, non_embedding_params(grown, layer), ref_params
+    )
 
 
 def matched_baselines(params: int, layer: LayerConfig) -> dict[str, str]:
@@ -146,7 +162,7 @@ def matched_baselines(params: int, layer: LayerConfig) -> dict[str, str]:
         raise InvalidInputError(f"params must be positive, got {params}")
 
     def closest(unit: str) -> str:
-        per_unit = non_embedding_params(unit, layer) - layer.width    # the final norm counts once
+        per_unit = non_embedding_params(unit, layer) - layer.width  # the final norm counts once
         k = max(1, round((params - layer.width) / per_unit))
         options = [unit * n for n in (k - 1, k, k + 1) if n >= 1]
         return min(options, key=lambda a: abs(non_embedding_params(a, layer) - params))
@@ -154,5 +170,4 @@ def matched_baselines(params: int, layer: LayerConfig) -> dict[str, str]:
     llama = closest("AM")
     k = len(llama) // 2
     j = k // 3
-    return {"llama": llama, "striped-1:2": closest("AMM"),
-            "sandwich": "A" * j + "AM" * (k - j) + "M" * j}
+    return {"llama": llama, "striped-1:2": closest("AMM"), "sandwich": "A" * j + "AM" * (k - j) + "M" * j}

@@ -37,8 +37,9 @@ def log_h(z: np.ndarray) -> np.ndarray:
     far = zt < -1e6
     near = ~far
     out_t = np.empty_like(zt)
-    out_t[near] = tail[near] + np.log1p(-np.abs(zt[near]) * erfcx(-zt[near] / math.sqrt(2))
-                                        * math.sqrt(math.pi / 2))
+    out_t[near] = tail[near] + np.log1p(
+        -np.abs(zt[near]) * erfcx(-zt[near] / math.sqrt(2)) * math.sqrt(math.pi / 2)
+    )
     out_t[far] = tail[far] - 2 * np.log(np.abs(zt[far]))
     out[~mid] = out_t
     return out
@@ -52,7 +53,7 @@ def log_ei(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
 
 def ngram_counts(codes: np.ndarray, alphabet: int, n: int) -> np.ndarray:
     """(strings, alphabet**n) counts of every n-gram of each integer-coded string."""
-    grams = sum(codes[:, i:codes.shape[1] - n + 1 + i] * alphabet ** (n - 1 - i) for i in range(n))
+    grams = sum(codes[:, i : codes.shape[1] - n + 1 + i] * alphabet ** (n - 1 - i) for i in range(n))
     counts = np.zeros((len(codes), alphabet**n))
     np.add.at(counts, (np.repeat(np.arange(len(codes)), grams.shape[1]), grams.ravel()), 1.0)
     return counts
@@ -114,10 +115,13 @@ class StringGP:
         groups = [hamming]
         for n in range(1, min(3, a.shape[1]) + 1):
             scale = 2.0 * (a.shape[1] - n + 1) ** 2
-            groups.append(_sq_dist(ngram_counts(a, self.alphabet, n), ngram_counts(b, self.alphabet, n))[None]
-                          / scale)
-        groups.append(_sq_dist(prefix_counts(a, self.alphabet), prefix_counts(b, self.alphabet))[None]
-                      / (2.0 * a.shape[1]))
+            groups.append(
+                _sq_dist(ngram_counts(a, self.alphabet, n), ngram_counts(b, self.alphabet, n))[None] / scale
+            )
+        groups.append(
+            _sq_dist(prefix_counts(a, self.alphabet), prefix_counts(b, self.alphabet))[None]
+            / (2.0 * a.shape[1])
+        )
         return np.concatenate(groups)
 
     def _gram(self, dist: np.ndarray, log_theta: np.ndarray) -> np.ndarray:
@@ -134,7 +138,7 @@ class StringGP:
             return 1e10, np.zeros_like(params)
         alpha = cho_solve(c, y)
         nll = 0.5 * y @ alpha + np.log(np.diag(c[0])).sum() + 0.5 * len(y) * math.log(2 * math.pi)
-        w = np.outer(alpha, alpha) - cho_solve(c, np.eye(len(y)))     # dNLL/dK = -w / 2
+        w = np.outer(alpha, alpha) - cho_solve(c, np.eye(len(y)))  # dNLL/dK = -w / 2
         grad = np.empty_like(params)
         theta = np.exp(log_theta)
         for i in range(len(theta)):
@@ -160,8 +164,7 @@ class StringGP:
             theta0 = np.full(len(dist), 0.0) if r == 0 else gen.normal(0.0, 1.0, len(dist))
             start = np.concatenate([theta0, [0.0, math.log(0.1) if r == 0 else gen.uniform(-4, 0)]])
             bounds = [(-5.0, 5.0)] * len(dist) + [(-3.0, 3.0), (-6.0, 1.0)]
-            res = minimize(self._neg_lml, start, args=(dist, ys), jac=True, method="L-BFGS-B",
-                           bounds=bounds)
+            res = minimize(self._neg_lml, start, args=(dist, ys), jac=True, method="L-BFGS-B", bounds=bounds)
             if best is None or res.fun < best.fun:
                 best = res
         p = best.x

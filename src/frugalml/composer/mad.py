@@ -68,8 +68,7 @@ class MADTask:
     @property
     def model_vocab(self) -> int:
         """Vocabulary the model needs: content tokens plus the task's special tokens."""
-        extra = {"noisy_recall": self.vocab_size, "selective_copy": 2, "compression": 1,
-                 "memorization": 1}
+        extra = {"noisy_recall": self.vocab_size, "selective_copy": 2, "compression": 1, "memorization": 1}
         return self.vocab_size + extra.get(self.name, 0)
 
     def to_dict(self) -> dict:
@@ -111,7 +110,7 @@ def _recall_tokens(task: MADTask, n: int, gen: np.random.Generator) -> tuple[np.
     values = np.take_along_axis(table, keys, axis=1)
     tokens = np.stack([keys, values], axis=2).reshape(n, -1)
     scored = np.stack([np.zeros_like(keys, dtype=bool), ~_first_seen(keys)], axis=2).reshape(n, -1)
-    return tokens[:, :task.seq_len + 1], scored[:, :task.seq_len + 1]
+    return tokens[:, : task.seq_len + 1], scored[:, : task.seq_len + 1]
 
 
 def _recall(task: MADTask, n: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +121,7 @@ def _noisy_recall(task: MADTask, n: int, gen: np.random.Generator) -> tuple[np.n
     clean, clean_scored = _recall_tokens(task, n, gen)
     noise = gen.random(clean.shape) < task.noise
     noise[:, 0] = False
-    source = np.cumsum(~noise, axis=1) - 1                  # clean token shown at each position
+    source = np.cumsum(~noise, axis=1) - 1  # clean token shown at each position
     rows = np.arange(n)[:, None]
     noise_tokens = gen.integers(task.vocab_size, 2 * task.vocab_size, clean.shape)
     tokens = np.where(noise, noise_tokens, clean[rows, source])
@@ -142,13 +141,13 @@ def _fuzzy_recall(task: MADTask, n: int, gen: np.random.Generator) -> tuple[np.n
     seen = ~_first_seen(pick)
     slot = np.arange(task.motif)
     rows = np.arange(n)[:, None]
-    k_tokens, v_tokens = key_tok[rows, pick], val_tok[rows, pick]           # (n, pairs, motif)
+    k_tokens, v_tokens = key_tok[rows, pick], val_tok[rows, pick]  # (n, pairs, motif)
     k_valid = slot < key_len[rows, pick][..., None]
     v_valid = slot < val_len[rows, pick][..., None]
     tokens = np.concatenate([k_tokens, v_tokens], axis=2).reshape(n, -1)
     valid = np.concatenate([k_valid, v_valid], axis=2).reshape(n, -1)
     scored = np.concatenate([np.zeros_like(k_valid), v_valid & seen[..., None]], axis=2).reshape(n, -1)
-    keep = np.argsort(~valid, axis=1, kind="stable")[:, :length]            # drop padding, keep order
+    keep = np.argsort(~valid, axis=1, kind="stable")[:, :length]  # drop padding, keep order
     return _shift(np.take_along_axis(tokens, keep, 1), np.take_along_axis(scored, keep, 1))
 
 
@@ -156,13 +155,13 @@ def _selective_copy(task: MADTask, n: int, gen: np.random.Generator) -> tuple[np
     blank, start = task.vocab_size, task.vocab_size + 1
     body = task.seq_len - task.copy
     content = gen.integers(0, task.vocab_size, (n, task.copy))
-    where = np.sort(np.argsort(gen.random((n, body)), axis=1)[:, :task.copy], axis=1)
+    where = np.sort(np.argsort(gen.random((n, body)), axis=1)[:, : task.copy], axis=1)
     tokens = np.full((n, task.seq_len + 1), blank, dtype=np.int64)
     np.put_along_axis(tokens, where, content, axis=1)
     tokens[:, body] = start
-    tokens[:, body + 1:] = content
+    tokens[:, body + 1 :] = content
     scored = np.zeros_like(tokens, dtype=bool)
-    scored[:, body + 1:] = True
+    scored[:, body + 1 :] = True
     return _shift(tokens, scored)
 
 
@@ -172,8 +171,9 @@ def _compression(task: MADTask, n: int, gen: np.random.Generator) -> tuple[np.nd
     return tokens, tokens[:, :-1].copy()
 
 
-def _memorization(task: MADTask, n: int, gen: np.random.Generator,
-                  table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _memorization(
+    task: MADTask, n: int, gen: np.random.Generator, table: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     keys = gen.integers(0, task.vocab_size // 2, (n, task.seq_len // 2))
     inputs = np.stack([keys, np.full_like(keys, task.vocab_size)], axis=2).reshape(n, -1)
     targets = np.stack([np.full_like(keys, IGNORE), table[keys]], axis=2).reshape(n, -1)
@@ -201,12 +201,13 @@ PUBLISHED: dict[str, MADTask] = {
 
 CPU: dict[str, MADTask] = {
     "recall": MADTask("recall", vocab_size=16, seq_len=32, num_train=2048, num_test=256),
-    "fuzzy_recall": MADTask("fuzzy_recall", vocab_size=16, seq_len=32, motif=2, num_train=2048,
-                            num_test=256),
-    "noisy_recall": MADTask("noisy_recall", vocab_size=16, seq_len=32, noise=0.2, num_train=2048,
-                            num_test=256),
-    "selective_copy": MADTask("selective_copy", vocab_size=16, seq_len=32, copy=4, num_train=2048,
-                              num_test=256),
+    "fuzzy_recall": MADTask("fuzzy_recall", vocab_size=16, seq_len=32, motif=2, num_train=2048, num_test=256),
+    "noisy_recall": MADTask(
+        "noisy_recall", vocab_size=16, seq_len=32, noise=0.2, num_train=2048, num_test=256
+    ),
+    "selective_copy": MADTask(
+        "selective_copy", vocab_size=16, seq_len=32, copy=4, num_train=2048, num_test=256
+    ),
     "compression": MADTask("compression", vocab_size=16, seq_len=12, num_train=2048, num_test=256),
     "memorization": MADTask("memorization", vocab_size=64, seq_len=16, num_train=2048, num_test=256),
 }

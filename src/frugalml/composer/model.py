@@ -66,12 +66,25 @@ class HybridConfig:
             raise InvalidInputError(f"vocab_size must be at least 2, got {self.vocab_size}")
 
     @classmethod
-    def make(cls, arch: str, *, width: int = 64, heads: int = 4, kv_heads: int = 2,
-             vocab_size: int = 256, mlp_ratio: float = 4.0, **layer_options) -> HybridConfig:
+    def make(
+        cls,
+        arch: str,
+        *,
+        width: int = 64,
+        heads: int = 4,
+        kv_heads: int = 2,
+        vocab_size: int = 256,
+        mlp_ratio: float = 4.0,
+        **layer_options,
+    ) -> HybridConfig:
         """Convenience constructor: ``mlp_hidden = round(mlp_ratio * width)``."""
-        layer = LayerConfig(width=width, heads=heads, kv_heads=kv_heads,
-                            mlp_hidden=layer_options.pop("mlp_hidden", round(mlp_ratio * width)),
-                            **layer_options)
+        layer = LayerConfig(
+            width=width,
+            heads=heads,
+            kv_heads=kv_heads,
+            mlp_hidden=layer_options.pop("mlp_hidden", round(mlp_ratio * width)),
+            **layer_options,
+        )
         return cls(arch, vocab_size, layer)
 
     def to_dict(self) -> dict:
@@ -91,8 +104,10 @@ def param_count(cfg: HybridConfig) -> int:
 
 def flops_per_token(cfg: HybridConfig, seq_len: int) -> int:
     """Executed forward FLOPs per token (matmuls and convolutions, the output head included)."""
-    return (sum(PRIMITIVES[c].flops_per_token(cfg.layer, seq_len) for c in cfg.arch)
-            + 2 * cfg.layer.width * cfg.vocab_size)
+    return (
+        sum(PRIMITIVES[c].flops_per_token(cfg.layer, seq_len) for c in cfg.arch)
+        + 2 * cfg.layer.width * cfg.vocab_size
+    )
 
 
 def state_bytes(states: list[list[torch.Tensor]]) -> int:
@@ -102,8 +117,7 @@ def state_bytes(states: list[list[torch.Tensor]]) -> int:
 
 def kv_cache_bytes(cfg: HybridConfig, seq_len: int, *, batch: int = 1, bytes_per_element: int = 2) -> int:
     """Decode state (KV cache of attention, recurrent/conv state of the others) after ``seq_len``."""
-    return batch * bytes_per_element * sum(PRIMITIVES[c].state_elements(cfg.layer, seq_len)
-                                           for c in cfg.arch)
+    return batch * bytes_per_element * sum(PRIMITIVES[c].state_elements(cfg.layer, seq_len) for c in cfg.arch)
 
 
 class HybridLM(nn.Module):
@@ -140,8 +154,9 @@ class HybridLM(nn.Module):
         losses = [layer.aux_loss for layer in self.layers if getattr(layer, "aux_loss", None) is not None]
         return torch.stack(losses).sum() if losses else self.embed.weight.new_zeros(())
 
-    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.01,
-             ignore_index: int = -100) -> torch.Tensor:
+    def loss(
+        self, tokens: torch.Tensor, targets: torch.Tensor, *, aux_coef: float = 0.01, ignore_index: int = -100
+    ) -> torch.Tensor:
         """Next-token cross-entropy plus ``aux_coef`` times the MoE load-balancing loss."""
         logits = self(tokens)
         ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
@@ -163,8 +178,9 @@ class HybridLM(nn.Module):
             x = layer(x)
         return F.linear(self.norm(x), self.embed.weight), states
 
-    def step(self, token: torch.Tensor, states: list[list[torch.Tensor]] | None, pos: int
-             ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    def step(
+        self, token: torch.Tensor, states: list[list[torch.Tensor]] | None, pos: int
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Read one token per sequence (B,) at position ``pos`` (the tokens already read); return its
         next-token logits (B, vocab) and the updated states (``None`` before the first token).
 
@@ -180,8 +196,9 @@ class HybridLM(nn.Module):
         return F.linear(self.norm(x), self.embed.weight)[:, 0], new
 
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.0,
-                 seed: int = 0) -> torch.Tensor:
+    def generate(
+        self, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.0, seed: int = 0
+    ) -> torch.Tensor:
         """Continue ``prompt`` (B, T) by ``max_new_tokens`` tokens with the incremental decoder.
 
         ``temperature`` 0 is greedy; above 0 samples from ``softmax(logits / temperature)`` with a
@@ -189,8 +206,10 @@ class HybridLM(nn.Module):
         """
         prompt = torch.as_tensor(prompt)
         if prompt.ndim != 2 or prompt.shape[1] < 1 or prompt.dtype not in (torch.int32, torch.int64):
-            raise InvalidInputError(f"prompt must be an integer tensor (batch, length >= 1), got "
-                                    f"{prompt.dtype} of shape {tuple(prompt.shape)}")
+            raise InvalidInputError(
+                f"prompt must be an integer tensor (batch, length >= 1), got "
+                f"{prompt.dtype} of shape {tuple(prompt.shape)}"
+            )
         if prompt.min() < 0 or prompt.max() >= self.cfg.vocab_size:
             raise InvalidInputError(f"prompt tokens must lie in [0, {self.cfg.vocab_size})")
         if int(max_new_tokens) < 0 or not temperature >= 0:

@@ -52,8 +52,7 @@ class LayerConfig:
     rope_base: float = 10000.0
 
     def __post_init__(self) -> None:
-        for name in ("width", "heads", "kv_heads", "mlp_hidden", "window", "conv_kernel", "experts",
-                     "top_k"):
+        for name in ("width", "heads", "kv_heads", "mlp_hidden", "window", "conv_kernel", "experts", "top_k"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.width % self.heads:
@@ -93,8 +92,9 @@ class Primitive(nn.Module):
         """The tensors an autoregressive decoder keeps after reading ``x`` (B, T, width)."""
         return []
 
-    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
-             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def step(
+        self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Read one new token ``x`` (B, 1, width) at position ``pos`` given the decode ``state`` of the
         earlier tokens (``[]`` before the first); return the output and the updated state.
 
@@ -143,7 +143,8 @@ def register_primitive(symbol: str, *, replace: bool = False) -> Callable[[type[
         if symbol in PRIMITIVES and PRIMITIVES[symbol] is not cls and not replace:
             raise InvalidInputError(
                 f"primitive {symbol!r} is already registered ({PRIMITIVES[symbol].__name__}); "
-                "pass replace=True to override it")
+                "pass replace=True to override it"
+            )
         cls.symbol = symbol
         PRIMITIVES[symbol] = cls
         return cls
@@ -228,8 +229,9 @@ class _Attention(Primitive):
         keep = self._cached_tokens(self.cfg, x.shape[1])
         return [k[:, :, -keep:], v[:, :, -keep:]]
 
-    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
-             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def step(
+        self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         cfg = self.cfg
         h = self.norm(x)
         b = h.shape[0]
@@ -304,8 +306,9 @@ class LinearAttention(Primitive):
         v = self._heads(self.v(h))
         return [torch.einsum("bhtd,bhte->bhde", k, v), k.sum(2)]
 
-    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
-             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def step(
+        self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h = self.norm(x)
         q = F.elu(self._heads(self.q(h))) + 1
         k = F.elu(self._heads(self.k(h))) + 1
@@ -378,10 +381,11 @@ class GatedShortConv(Primitive):
     def decode_state(self, x: torch.Tensor) -> list[torch.Tensor]:
         bx, _ = self._gated_input(self.norm(x))
         bx = F.pad(bx, (max(0, self.cfg.conv_kernel - 1 - bx.shape[-1]), 0))
-        return [bx[..., -(self.cfg.conv_kernel - 1):]] if self.cfg.conv_kernel > 1 else []
+        return [bx[..., -(self.cfg.conv_kernel - 1) :]] if self.cfg.conv_kernel > 1 else []
 
-    def step(self, x: torch.Tensor, state: list[torch.Tensor], pos: int
-             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def step(
+        self, x: torch.Tensor, state: list[torch.Tensor], pos: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         bx, c = self._gated_input(self.norm(x))
         past = state[0] if state else bx.new_zeros(bx.shape[0], self.cfg.width, self.cfg.conv_kernel - 1)
         window = torch.cat((past, bx), dim=-1)

@@ -38,9 +38,16 @@ class ModelShape:
     top_k: int = 2
 
     def layer(self) -> LayerConfig:
-        return LayerConfig(width=self.width, heads=self.heads, kv_heads=self.kv_heads,
-                           mlp_hidden=max(1, round(self.mlp_ratio * self.width)), window=self.window,
-                           conv_kernel=self.conv_kernel, experts=self.experts, top_k=self.top_k)
+        return LayerConfig(
+            width=self.width,
+            heads=self.heads,
+            kv_heads=self.kv_heads,
+            mlp_hidden=max(1, round(self.mlp_ratio * self.width)),
+            window=self.window,
+            conv_kernel=self.conv_kernel,
+            experts=self.experts,
+            top_k=self.top_k,
+        )
 
 
 @dataclass(frozen=True)
@@ -70,13 +77,15 @@ class TrainConfig:
             raise InvalidInputError("learning rates must be > 0 and weight decays >= 0")
 
 
-PUBLISHED_TRAINING = TrainConfig(steps=2000, batch_size=128, learning_rates=(1e-4, 5e-4, 1e-3),
-                                 weight_decays=(0.0, 0.1), evals=10)
+PUBLISHED_TRAINING = TrainConfig(
+    steps=2000, batch_size=128, learning_rates=(1e-4, 5e-4, 1e-3), weight_decays=(0.0, 0.1), evals=10
+)
 """The MAD authors' protocol (the grid over lr x wd; report the best)."""
 
 
-def _schedule(optimizer: torch.optim.Optimizer, steps: int,
-              warmup: float) -> torch.optim.lr_scheduler.LambdaLR:
+def _schedule(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: float
+) -> torch.optim.lr_scheduler.LambdaLR:
     warm = max(1, int(warmup * steps))
 
     def factor(step: int) -> float:
@@ -107,8 +116,11 @@ class _TaskModel(nn.Module):
     def __init__(self, cfg: HybridConfig, task: MADTask):
         super().__init__()
         self.lm = HybridLM(cfg)
-        self.head = (_CompressionHead(cfg.layer.width, task.seq_len - 1, task.vocab_size)
-                     if task.name == "compression" else None)
+        self.head = (
+            _CompressionHead(cfg.layer.width, task.seq_len - 1, task.vocab_size)
+            if task.name == "compression"
+            else None
+        )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.head is None:
@@ -121,8 +133,8 @@ def _accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, bat
     model.eval()
     with torch.no_grad():
         for i in range(0, len(inputs), batch):
-            pred = model(inputs[i:i + batch]).argmax(-1)
-            t = targets[i:i + batch]
+            pred = model(inputs[i : i + batch]).argmax(-1)
+            t = targets[i : i + batch]
             mask = t != IGNORE
             correct += int((pred[mask] == t[mask]).sum())
             total += int(mask.sum())
@@ -130,8 +142,9 @@ def _accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, bat
     return correct / max(total, 1)
 
 
-def train_task(arch: str, task: MADTask, shape: ModelShape, train: TrainConfig, seed: int,
-               lr: float, weight_decay: float) -> float:
+def train_task(
+    arch: str, task: MADTask, shape: ModelShape, train: TrainConfig, seed: int, lr: float, weight_decay: float
+) -> float:
     """Train a fresh model on one MAD task; return its best test accuracy over the evaluations."""
     (x, y), (xt, yt) = task.generate(seed)
     x, y, xt, yt = (torch.from_numpy(a) for a in (x, y, xt, yt))
@@ -161,8 +174,9 @@ def train_task(arch: str, task: MADTask, shape: ModelShape, train: TrainConfig, 
 class MADProxy:
     """Score = mean over tasks of the best test accuracy (best over the lr x wd grid)."""
 
-    tasks: tuple[MADTask, ...] = field(default_factory=lambda: tuple(preset("cpu", ["recall",
-                                                                                     "memorization"])))
+    tasks: tuple[MADTask, ...] = field(
+        default_factory=lambda: tuple(preset("cpu", ["recall", "memorization"]))
+    )
     shape: ModelShape = field(default_factory=ModelShape)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -173,8 +187,11 @@ class MADProxy:
             raise InvalidInputError("a MAD proxy needs at least one task")
 
     def config(self) -> dict:
-        return {"tasks": [t.to_dict() for t in self.tasks], "shape": asdict(self.shape),
-                "train": asdict(self.train)}
+        return {
+            "tasks": [t.to_dict() for t in self.tasks],
+            "shape": asdict(self.shape),
+            "train": asdict(self.train),
+        }
 
     def evaluate(self, arch: str, seed: int) -> dict:
         check_arch(arch)
@@ -183,7 +200,9 @@ class MADProxy:
         for task in self.tasks:
             per_task[task.name] = max(
                 train_task(arch, task, self.shape, self.train, seed, lr, wd)
-                for lr in self.train.learning_rates for wd in self.train.weight_decays)
+                for lr in self.train.learning_rates
+                for wd in self.train.weight_decays
+            )
         return {"score": float(np.mean(list(per_task.values()))), "per_task": per_task}
 
 
@@ -202,32 +221,63 @@ class LMProxy:
     name = "lm"
 
     def config(self) -> dict:
-        config = {"corpus": corpus_id(self.corpus), "max_bytes": self.max_bytes, "seq_len": self.seq_len,
-                  "shape": asdict(self.shape), "train": asdict(self.train), "val_windows": self.val_windows}
+        config = {
+            "corpus": corpus_id(self.corpus),
+            "max_bytes": self.max_bytes,
+            "seq_len": self.seq_len,
+            "shape": asdict(self.shape),
+            "train": asdict(self.train),
+            "val_windows": self.val_windows,
+        }
         return config if self.device == "cpu" else {**config, "device": self.device}
 
     def evaluate(self, arch: str, seed: int) -> dict:
         check_arch(arch)
         torch.set_num_threads(self.train.threads)
         data = load_corpus(self.corpus, max_bytes=self.max_bytes)
-        runs = [train_lm(arch, data, self.shape.layer(), seq_len=self.seq_len, train=self.train,
-                         seed=seed, lr=lr, weight_decay=wd, val_windows=self.val_windows, device=self.device)
-                for lr in self.train.learning_rates for wd in self.train.weight_decays]
+        runs = [
+            train_lm(
+                arch,
+                data,
+                self.shape.layer(),
+                seq_len=self.seq_len,
+                train=self.train,
+                seed=seed,
+                lr=lr,
+                weight_decay=wd,
+                val_windows=self.val_windows,
+                device=self.device,
+            )
+            for lr in self.train.learning_rates
+            for wd in self.train.weight_decays
+        ]
         best = min(runs, key=lambda r: r["val_loss"])
         return {"score": -best["val_loss"], **{k: v for k, v in best.items() if k != "model"}}
 
 
-def lm_batches(data: np.ndarray, seq_len: int, batch: int,
-               gen: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def lm_batches(
+    data: np.ndarray, seq_len: int, batch: int, gen: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of random windows: inputs and next-byte targets (both (batch, seq_len))."""
     start = gen.integers(0, len(data) - seq_len - 1, batch)
     windows = torch.from_numpy(data[start[:, None] + np.arange(seq_len + 1)].astype(np.int64))
     return windows[:, :-1], windows[:, 1:]
 
 
-def train_lm(arch: str, data: np.ndarray, layer: LayerConfig, *, seq_len: int, train: TrainConfig,
-             seed: int, lr: float | None = None, weight_decay: float | None = None,
-             val_windows: int = 64, progress=None, device: str = "cpu") -> dict:
+def train_lm(
+    arch: str,
+    data: np.ndarray,
+    layer: LayerConfig,
+    *,
+    seq_len: int,
+    train: TrainConfig,
+    seed: int,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    val_windows: int = 64,
+    progress=None,
+    device: str = "cpu",
+) -> dict:
     """Train a byte-level HybridLM; return validation loss, tokens/s and the model's sizes.
 
     The last 10% of ``data`` is held out; validation uses ``val_windows`` fixed windows from it.
@@ -242,8 +292,11 @@ def train_lm(arch: str, data: np.ndarray, layer: LayerConfig, *, seq_len: int, t
     torch.manual_seed(seed)
     cfg = HybridConfig(arch, 256, layer)
     model = HybridLM(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr or train.learning_rates[0],
-                            weight_decay=train.weight_decays[0] if weight_decay is None else weight_decay)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=lr or train.learning_rates[0],
+        weight_decay=train.weight_decays[0] if weight_decay is None else weight_decay,
+    )
     sched = _schedule(opt, train.steps, train.warmup)
     start = time.perf_counter()
     for step in range(train.steps):
@@ -261,7 +314,12 @@ def train_lm(arch: str, data: np.ndarray, layer: LayerConfig, *, seq_len: int, t
     model.eval()
     with torch.no_grad():
         val = float(F.cross_entropy(model(val_x).flatten(0, 1), val_y.flatten()))
-    return {"val_loss": val, "tokens_per_s": train.steps * train.batch_size * seq_len / seconds,
-            "train_seconds": seconds, "params": sum(p.numel() for p in model.parameters()),
-            "non_embedding_params": model.non_embedding_params(),
-            "kv_cache_bytes": kv_cache_bytes(cfg, seq_len), "model": model}
+    return {
+        "val_loss": val,
+        "tokens_per_s": train.steps * train.batch_size * seq_len / seconds,
+        "train_seconds": seconds,
+        "params": sum(p.numel() for p in model.parameters()),
+        "non_embedding_params": model.non_embedding_params(),
+        "kv_cache_bytes": kv_cache_bytes(cfg, seq_len),
+        "model": model,
+    }

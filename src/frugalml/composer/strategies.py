@@ -45,10 +45,17 @@ class SearchResult:
         return np.maximum.accumulate(np.array([s for _, s in self.history], dtype=float))
 
 
-def run_engine(engine: Engine, score: ScoreFn, budget: int, *, compose: Callable[[str], str] = str,
-               batch: int = 1, known: dict[str, float] | None = None,
-               on_result: Callable[[str, float], None] | None = None,
-               stop_when: Callable[[str, float], bool] | None = None) -> SearchResult:
+def run_engine(
+    engine: Engine,
+    score: ScoreFn,
+    budget: int,
+    *,
+    compose: Callable[[str], str] = str,
+    batch: int = 1,
+    known: dict[str, float] | None = None,
+    on_result: Callable[[str, float], None] | None = None,
+    stop_when: Callable[[str, float], bool] | None = None,
+) -> SearchResult:
     """Ask/tell until ``budget`` distinct architectures are scored (or the space is exhausted, or
     ``stop_when(arch, score)`` is true of a result: ``stopped`` is then ``"target"``).
 
@@ -95,9 +102,20 @@ def run_engine(engine: Engine, score: ScoreFn, budget: int, *, compose: Callable
     return result
 
 
-def search(score: ScoreFn, primitives: str, layers: int, *, engine: str = "bo", budget: int = 40,
-           strategy: str = "one-shot", step: int = 2, seed: int = 0, batch: int = 1,
-           on_result: Callable[[str, float], None] | None = None, **engine_options) -> SearchResult:
+def search(
+    score: ScoreFn,
+    primitives: str,
+    layers: int,
+    *,
+    engine: str = "bo",
+    budget: int = 40,
+    strategy: str = "one-shot",
+    step: int = 2,
+    seed: int = 0,
+    batch: int = 1,
+    on_result: Callable[[str, float], None] | None = None,
+    **engine_options,
+) -> SearchResult:
     """Search ``layers``-layer architectures over ``primitives`` with one of :data:`STRATEGIES`.
 
     Parameters
@@ -148,8 +166,9 @@ def search(score: ScoreFn, primitives: str, layers: int, *, engine: str = "bo", 
         width = min(step, layers - len(best))
         share = max(1, (budget - len(total.history)) // (rounds - r))
         eng = make_engine(engine, Space(primitives, width), seed + r, **engine_options)
-        part = run_engine(eng, score, share, compose=partial(place, best), batch=batch, known=known,
-                          on_result=on_result)
+        part = run_engine(
+            eng, score, share, compose=partial(place, best), batch=batch, known=known, on_result=on_result
+        )
         total.history += part.history
         best = max((a for a in known if len(a) == len(best) + width), key=known.get)
     return total

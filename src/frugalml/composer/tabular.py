@@ -66,14 +66,18 @@ def load_table(path: str | Path | None = None) -> Table:
     if isinstance(path, str) and path in BUILTINS:
         ref = resources.files("frugalml.composer") / BUILTINS[path]
         if not ref.is_file():
-            raise DataNotFoundError(f"the built-in table {BUILTINS[path]} is missing; run "
-                                    "benchmarks/composer/make_tabular.py to compute it")
+            raise DataNotFoundError(
+                f"the built-in table {BUILTINS[path]} is missing; run "
+                "benchmarks/composer/make_tabular.py to compute it"
+            )
         text, where, name = ref.read_text(), BUILTINS[path], path
     else:
         where = Path(path)
         if not where.is_file():
-            raise DataNotFoundError(f"{where} is neither a file nor a built-in table "
-                                    f"({', '.join(BUILTINS)}); compute a table with make_tabular.py")
+            raise DataNotFoundError(
+                f"{where} is neither a file nor a built-in table "
+                f"({', '.join(BUILTINS)}); compute a table with make_tabular.py"
+            )
         text, name = where.read_text(), str(where)
     try:
         doc = json.loads(text)
@@ -94,19 +98,26 @@ class EngineRuns:
     """Many seeds of one engine on one table."""
 
     engine: str
-    evals_to_top1: list[int]          # space size + 1 when the top-1 was never found
-    regret: np.ndarray                # (seeds, budget) regret after each evaluation
+    evals_to_top1: list[int]  # space size + 1 when the top-1 was never found
+    regret: np.ndarray  # (seeds, budget) regret after each evaluation
     seconds: float
-    seeds: tuple[int, ...] = ()       # the engine seeds, in the order of evals_to_top1
+    seeds: tuple[int, ...] = ()  # the engine seeds, in the order of evals_to_top1
 
     @property
     def median_evals_to_top1(self) -> float:
         return float(np.median(self.evals_to_top1))
 
 
-def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, first_seed: int = 0,
-                    budget: int | None = None, quiet: bool = True,
-                    options: dict[str, dict] | None = None) -> dict[str, EngineRuns]:
+def compare_engines(
+    table: Table,
+    engines: list[str],
+    *,
+    seeds: int = 20,
+    first_seed: int = 0,
+    budget: int | None = None,
+    quiet: bool = True,
+    options: dict[str, dict] | None = None,
+) -> dict[str, EngineRuns]:
     """Run each engine with seeds ``first_seed .. first_seed + seeds - 1`` on ``table`` until it
     evaluates the top-1 or spends ``budget`` evaluations (default: the whole space).
 
@@ -128,18 +139,18 @@ def compare_engines(table: Table, engines: list[str], *, seeds: int = 20, first_
         evals, curves = [], []
         for seed in progress(seed_list, desc=name, quiet=quiet):
             engine = make_engine(name, table.space, seed, **(options or {}).get(name, {}))
-            result = run_engine(engine, table.score, budget,
-                                stop_when=lambda arch, score: arch == top1)
+            result = run_engine(engine, table.score, budget, stop_when=lambda arch, score: arch == top1)
             archs = [a for a, _ in result.history]
             evals.append(archs.index(top1) + 1 if top1 in archs else table.space.size + 1)
-            curve = best - result.best_so_far()    # zero from the top-1 on, so the search stops there
+            curve = best - result.best_so_far()  # zero from the top-1 on, so the search stops there
             curves.append(np.pad(curve, (0, budget - len(curve)), mode="edge"))
         out[name] = EngineRuns(name, evals, np.array(curves), time.perf_counter() - start, seed_list)
     return out
 
 
-def bootstrap_ratio(ours: list[int], peer: list[int], resamples: int = 10_000,
-                    seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ratio(
+    ours: list[int], peer: list[int], resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
     """median(peer) / median(ours) and its 95% percentile bootstrap interval.
 
     The two engines' runs are independent, so each is resampled on its own.
@@ -181,19 +192,30 @@ def records(runs: dict[str, EngineRuns], ours: str = "bo", workload: str = "tabu
         if name == ours:
             continue
         _, low, high = bootstrap_ratio(mine.evals_to_top1, peer.evals_to_top1)
-        out.append(Record(
-            "composer", f"{workload}: evaluations until the top-1 architecture is found",
-            "median evaluations to top-1", "evaluations", mine.median_evals_to_top1,
-            {"tpe": "optuna TPE", "botorch": "BoTorch LogEI"}.get(name, name),
-            peer.median_evals_to_top1, higher_is_better=False,
-            spread={"ours_quartiles": np.percentile(mine.evals_to_top1, [25, 75]).tolist(),
+        out.append(
+            Record(
+                "composer",
+                f"{workload}: evaluations until the top-1 architecture is found",
+                "median evaluations to top-1",
+                "evaluations",
+                mine.median_evals_to_top1,
+                {"tpe": "optuna TPE", "botorch": "BoTorch LogEI"}.get(name, name),
+                peer.median_evals_to_top1,
+                higher_is_better=False,
+                spread={
+                    "ours_quartiles": np.percentile(mine.evals_to_top1, [25, 75]).tolist(),
                     "peer_quartiles": np.percentile(peer.evals_to_top1, [25, 75]).tolist(),
                     "seeds": len(mine.evals_to_top1),
                     "seed_range": [min(mine.seeds), max(mine.seeds)] if mine.seeds else None,
                     "ratio_ci95": [low, high],
-                    "ours_evals": list(mine.evals_to_top1), "peer_evals": list(peer.evals_to_top1),
-                    "ours_seconds": mine.seconds, "peer_seconds": peer.seconds},
-            notes="lookups in a precomputed table; the count of distinct architectures evaluated, "
-                  "duplicates proposed by an engine are free; ratio_ci95: 95% bootstrap interval of "
-                  "median(peer) / median(ours), each engine's seeds resampled"))
+                    "ours_evals": list(mine.evals_to_top1),
+                    "peer_evals": list(peer.evals_to_top1),
+                    "ours_seconds": mine.seconds,
+                    "peer_seconds": peer.seconds,
+                },
+                notes="lookups in a precomputed table; the count of distinct architectures evaluated, "
+                "duplicates proposed by an engine are free; ratio_ci95: 95% bootstrap interval of "
+                "median(peer) / median(ours), each engine's seeds resampled",
+            )
+        )
     return out

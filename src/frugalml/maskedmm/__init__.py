@@ -14,5 +14,17 @@ from frugalml.maskedmm.core import (
 from frugalml.maskedmm.oracle import reference_matmul
 from frugalml.maskedmm.planner import Plan, calibrate
 
-__all__ = ["Plan", "PreparedB", "SparseRows", "Stats", "calibrate", "matmul", "plan", "prepare_b",
-           "reference_matmul", "reset_stats", "sparse_rows", "stats"]
+__all__ = [
+    "Plan",
+    "PreparedB",
+    "SparseRows",
+    "Stats",
+    "calibrate",
+    "matmul",
+    "plan",
+    "prepare_b",
+    "reference_matmul",
+    "reset_stats",
+    "sparse_rows",
+    "stats",
+]

@@ -57,9 +57,11 @@ def blas_note() -> str:
 NUMPY = "numpy dense (BLAS)"
 PER_CALL = "masked, B packed per call"
 AUTO = "auto"  # B as given: what matmul(A, B) costs a user
-INCLUDED = ("ours includes checks, planning and A's bitmap on every call; 'B prepared' excludes "
-            "prepare_b (done once, as for static weights); 'per call' includes packing B (masked) "
-            "or building its CSR rows (sparse)")
+INCLUDED = (
+    "ours includes checks, planning and A's bitmap on every call; 'B prepared' excludes "
+    "prepare_b (done once, as for static weights); 'per call' includes packing B (masked) "
+    "or building its CSR rows (sparse)"
+)
 
 
 def machine_load() -> str:
@@ -82,8 +84,9 @@ def our_functions(A, B, prepared, threads: int, sparsity: float) -> dict[str, Ca
     return {name: fn for name, fn in fns.items() if "sparse" not in name or sparsity >= SPARSE_FROM}
 
 
-def peer_functions(A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[str, ...]
-                   ) -> tuple[dict[str, Callable[[], object]], list[str]]:
+def peer_functions(
+    A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[str, ...]
+) -> tuple[dict[str, Callable[[], object]], list[str]]:
     """The peers that can run here, and a note for each one that cannot."""
     fns: dict[str, Callable[[], object]] = {NUMPY: lambda: A @ B}
     skipped = []
@@ -114,7 +117,8 @@ def peer_functions(A: np.ndarray, B: np.ndarray, sparsity: float, wanted: tuple[
             skipped.append(f"sparse-dot-mkl: unavailable ({exc.__class__.__name__}: {exc})")
         else:
             fns["MKL csr@csr->dense incl. conversion (sparse-dot-mkl)"] = lambda: dot_product_mkl(
-                sparse.csr_matrix(A), sparse.csr_matrix(B), dense=True)
+                sparse.csr_matrix(A), sparse.csr_matrix(B), dense=True
+            )
     if not slow_ok:
         skipped.append(f"element-level peers skipped below {SLOW_PEER_BELOW:.0%} zeros (seconds per call)")
     return fns, skipped
@@ -158,12 +162,18 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
                 for our_name in names:
                     fn = ours[our_name]
                     comparison = compare(fn, peer, rounds=config.rounds, warmup=1, clock=clock)
-                    records.append(Record.from_comparison(
-                        comparison, system=SYSTEM, workload=workload, peer=peer_name,
-                        metric=f"time ({our_name})",
-                        notes=f"{note}; pattern={pattern}; sparsity={sparsity}; threads={threads}; "
-                              f"{clock_note}; {machine_load()}; {INCLUDED}"
-                              + (f"; skipped: {'; '.join(skipped)}" if skipped else "")))
+                    records.append(
+                        Record.from_comparison(
+                            comparison,
+                            system=SYSTEM,
+                            workload=workload,
+                            peer=peer_name,
+                            metric=f"time ({our_name})",
+                            notes=f"{note}; pattern={pattern}; sparsity={sparsity}; threads={threads}; "
+                            f"{clock_note}; {machine_load()}; {INCLUDED}"
+                            + (f"; skipped: {'; '.join(skipped)}" if skipped else ""),
+                        )
+                    )
             records += fma_records(A, B, prepared, threads, workload)
     return records
 
@@ -172,21 +182,42 @@ def fma_records(A, B, prepared, threads: int, workload: str) -> list[Record]:
     """stats()' vector FMA reduction vs dense for the masked and the sparse method."""
     plan = core.plan(A, B, threads=threads)
     records = []
-    for method, metric in (("masked", "vector FMA reduction vs dense"),
-                           ("sparse", "vector FMA reduction vs dense (sparse method)")):
+    for method, metric in (
+        ("masked", "vector FMA reduction vs dense"),
+        ("sparse", "vector FMA reduction vs dense (sparse method)"),
+    ):
         core.reset_stats()
         core.matmul(A, prepared, method=method, threads=threads)
-        records.append(Record(SYSTEM, workload, metric, "x", core.stats().fma_reduction, None, None,
-                              higher_is_better=True,
-                              notes=f"masked kernel run: {plan.kernel}; auto plan: {plan}"
-                                    + ("; a sparse vector FMA = one vector's worth of element products"
-                                       if method == "sparse" else "")))
+        records.append(
+            Record(
+                SYSTEM,
+                workload,
+                metric,
+                "x",
+                core.stats().fma_reduction,
+                None,
+                None,
+                higher_is_better=True,
+                notes=f"masked kernel run: {plan.kernel}; auto plan: {plan}"
+                + (
+                    "; a sparse vector FMA = one vector's worth of element products"
+                    if method == "sparse"
+                    else ""
+                ),
+            )
+        )
     return records
 
 
-def goal_records(n: int = 1024, rounds: int = 15, sparsities=GOAL_SPARSITIES,
-                 auto_sparsities=AUTO_SPARSITIES, peer_sparsities=(0.8, 0.9), quiet: bool = True,
-                 threads: int = 1) -> list[Record]:
+def goal_records(
+    n: int = 1024,
+    rounds: int = 15,
+    sparsities=GOAL_SPARSITIES,
+    auto_sparsities=AUTO_SPARSITIES,
+    peer_sparsities=(0.8, 0.9),
+    quiet: bool = True,
+    threads: int = 1,
+) -> list[Record]:
     """The issue's goal table, ``rounds`` interleaved rounds per pair, BLAS and OpenMP limited to
     ``threads`` (thread time with 1, wall clock with more: see :func:`clock_for`): every method of
     ours (B prepared and per call) vs numpy at ``sparsities``, auto (B as given) vs numpy at
@@ -215,23 +246,30 @@ def goal_records(n: int = 1024, rounds: int = 15, sparsities=GOAL_SPARSITIES,
                 peers = {NUMPY: peers[NUMPY]}
             pairs = [(name, NUMPY) for name in ours] + [(AUTO, peer) for peer in peers if peer != NUMPY]
             for our_name, peer_name in pairs:
-                comparison = compare(ours[our_name], peers[peer_name], rounds=rounds, warmup=1,
-                                     clock=clock)
+                comparison = compare(ours[our_name], peers[peer_name], rounds=rounds, warmup=1, clock=clock)
                 chosen = core.plan(A, prepared if "prepared" in our_name else B, threads=threads)
-                records.append(Record.from_comparison(
-                    comparison, system=SYSTEM, workload=workload, peer=peer_name,
-                    metric=f"time ({our_name}, {rounds} rounds)",
-                    notes=f"{note}; pattern=random; sparsity={sparsity}; threads={threads}; {clock_note}; "
-                          f"{machine_load()}; {INCLUDED}; auto picks {chosen.method}"
-                          + (f" ({chosen.kernel} kernel)" if chosen.method == "masked" else "")
-                          + (f"; skipped: {'; '.join(skipped)}" if skipped and peer_name != NUMPY else "")))
+                records.append(
+                    Record.from_comparison(
+                        comparison,
+                        system=SYSTEM,
+                        workload=workload,
+                        peer=peer_name,
+                        metric=f"time ({our_name}, {rounds} rounds)",
+                        notes=f"{note}; pattern=random; sparsity={sparsity}; threads={threads}; "
+                        f"{clock_note}; "
+                        f"{machine_load()}; {INCLUDED}; auto picks {chosen.method}"
+                        + (f" ({chosen.kernel} kernel)" if chosen.method == "masked" else "")
+                        + (f"; skipped: {'; '.join(skipped)}" if skipped and peer_name != NUMPY else ""),
+                    )
+                )
         if sparsity == 0.9:
             records += fma_records(A, B, prepared, threads, workload)
     return records
 
 
-def auto_records(n: int = 1024, sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99),
-                 rounds: int = 15) -> list[Record]:
+def auto_records(
+    n: int = 1024, sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99), rounds: int = 15
+) -> list[Record]:
     """``method="auto"`` (B as given, not prepared) vs numpy across the density sweep, one thread.
 
     More rounds than the main sweep: near break-even auto runs numpy itself plus its planning
@@ -245,15 +283,26 @@ def auto_records(n: int = 1024, sparsities=(0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 
     for sparsity in sparsities:
         A, B = patterns.operands("random", n, sparsity, seed=7)
         with threadpool_limits(limits=1):
-            comparison = compare(lambda A=A, B=B: core.matmul(A, B, method="auto", threads=1),
-                                 lambda A=A, B=B: A @ B, rounds=rounds, warmup=1, clock=time.thread_time)
+            comparison = compare(
+                lambda A=A, B=B: core.matmul(A, B, method="auto", threads=1),
+                lambda A=A, B=B: A @ B,
+                rounds=rounds,
+                warmup=1,
+                clock=time.thread_time,
+            )
         chosen = core.plan(A, B, threads=1)
-        records.append(Record.from_comparison(
-            comparison, system=SYSTEM, workload=f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
-            peer=NUMPY, metric=f"time (auto, {rounds} rounds)",
-            notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
-                  f"{machine_load()}; auto chose {chosen.method}"
-                  + (f" ({chosen.kernel} kernel)" if chosen.method == "masked" else "")))
+        records.append(
+            Record.from_comparison(
+                comparison,
+                system=SYSTEM,
+                workload=f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
+                peer=NUMPY,
+                metric=f"time (auto, {rounds} rounds)",
+                notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
+                f"{machine_load()}; auto chose {chosen.method}"
+                + (f" ({chosen.kernel} kernel)" if chosen.method == "masked" else ""),
+            )
+        )
     return records
 
 
@@ -281,8 +330,14 @@ print(statistics.median(times))
 SUBPROCESS_METHODS = {"prepared": "masked, B prepared", "per call": PER_CALL, "auto": "auto"}
 
 
-def subprocess_records(n: int = 1024, sparsities=(0.5, 0.75, 0.9, 0.95, 0.99), threads: int = 2,
-                       rounds: int = 3, reps: int = 7, wait_policy: str = "passive") -> list[Record]:
+def subprocess_records(
+    n: int = 1024,
+    sparsities=(0.5, 0.75, 0.9, 0.95, 0.99),
+    threads: int = 2,
+    rounds: int = 3,
+    reps: int = 7,
+    wait_policy: str = "passive",
+) -> list[Record]:
     """Multi-thread timings with one process per method, so no two thread pools share the cores.
 
     In one process, OpenBLAS's and OpenMP's worker pools both spin-wait between calls and steal
@@ -294,8 +349,12 @@ def subprocess_records(n: int = 1024, sparsities=(0.5, 0.75, 0.9, 0.95, 0.99), t
     import statistics
     import subprocess
 
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               OMP_WAIT_POLICY=wait_policy)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        OPENBLAS_NUM_THREADS=str(threads),
+        OMP_WAIT_POLICY=wait_policy,
+    )
     note = blas_note()
     records = []
     for sparsity in sparsities:
@@ -303,21 +362,45 @@ def subprocess_records(n: int = 1024, sparsities=(0.5, 0.75, 0.9, 0.95, 0.99), t
         for r in range(rounds):
             order = list(times) if r % 2 == 0 else list(reversed(times))
             for method in order:
-                out = subprocess.run([sys.executable, "-c", _METHOD_TIMER, method, str(n), str(sparsity),
-                                      str(threads), str(reps)], env=env, capture_output=True, text=True,
-                                     check=True).stdout
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        _METHOD_TIMER,
+                        method,
+                        str(n),
+                        str(sparsity),
+                        str(threads),
+                        str(reps),
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
                 times[method].append(float(out.split()[-1]))
         peer = statistics.median(times["numpy"])
         for method, label in SUBPROCESS_METHODS.items():
             ours = statistics.median(times[method])
-            records.append(Record(
-                SYSTEM, f"{n}^3 fp32 random {sparsity:.0%} zeros, {threads} thread(s)", f"time ({label})",
-                "s", ours, NUMPY, peer, spread={"ours": [min(times[method]), max(times[method])],
-                                                "peer": [min(times["numpy"]), max(times["numpy"])]},
-                notes=f"{note}; pattern=random; sparsity={sparsity}; threads={threads}; clock=wall; "
-                      f"{machine_load()}; {INCLUDED}; one child process per method "
-                      f"(OMP_WAIT_POLICY={wait_policy}), alternated, median of {reps} calls per child, "
-                      f"median of {rounds} children"))
+            records.append(
+                Record(
+                    SYSTEM,
+                    f"{n}^3 fp32 random {sparsity:.0%} zeros, {threads} thread(s)",
+                    f"time ({label})",
+                    "s",
+                    ours,
+                    NUMPY,
+                    peer,
+                    spread={
+                        "ours": [min(times[method]), max(times[method])],
+                        "peer": [min(times["numpy"]), max(times["numpy"])],
+                    },
+                    notes=f"{note}; pattern=random; sparsity={sparsity}; threads={threads}; clock=wall; "
+                    f"{machine_load()}; {INCLUDED}; one child process per method "
+                    f"(OMP_WAIT_POLICY={wait_policy}), alternated, median of {reps} calls per child, "
+                    f"median of {rounds} children",
+                )
+            )
     return records
 
 
@@ -334,22 +417,31 @@ def kernel_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95, 0.99), rounds: in
         row_block = core.plan(A, prepared, threads=1).row_block
         kernels = {"row-skip kernel": (None, "rows"), f"tile kernel r{row_block}": (row_block, "tiles")}
         for label, (block, kernel) in kernels.items():
+
             def ours(A=A, prepared=prepared, block=block, kernel=kernel):
                 return core._masked(core.check_operands(A, prepared, threads=1), None, block, kernel)
 
             with threadpool_limits(limits=1):
-                comparison = compare(ours, lambda A=A, B=B: A @ B, rounds=rounds, warmup=1,
-                                     clock=time.thread_time)
-            records.append(Record.from_comparison(
-                comparison, system=SYSTEM, workload=f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
-                peer=NUMPY, metric=f"time (masked, B prepared, {label}, {rounds} rounds)",
-                notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
-                      f"{machine_load()}; {INCLUDED}"))
+                comparison = compare(
+                    ours, lambda A=A, B=B: A @ B, rounds=rounds, warmup=1, clock=time.thread_time
+                )
+            records.append(
+                Record.from_comparison(
+                    comparison,
+                    system=SYSTEM,
+                    workload=f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
+                    peer=NUMPY,
+                    metric=f"time (masked, B prepared, {label}, {rounds} rounds)",
+                    notes=f"{note}; pattern=random; sparsity={sparsity}; threads=1; clock=thread_time; "
+                    f"{machine_load()}; {INCLUDED}",
+                )
+            )
     return records
 
 
-def speedups(records: list[Record], peer: str, our_name: str
-             ) -> dict[tuple[str, int], list[tuple[float, float]]]:
+def speedups(
+    records: list[Record], peer: str, our_name: str
+) -> dict[tuple[str, int], list[tuple[float, float]]]:
     """(pattern, threads) -> [(sparsity, ratio)] for one peer and one of our variants."""
     curves: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for r in records:
@@ -367,8 +459,13 @@ def plot(records: list[Record], path) -> None:
     for ax, our_name in zip(axes, ("auto, B prepared", AUTO), strict=True):
         for (pattern, threads), points in sorted(speedups(records, NUMPY, our_name).items()):
             xs, ys = zip(*sorted(points), strict=True)
-            ax.plot([100 * x for x in xs], ys, marker="o", label=f"{pattern}, {threads} thr",
-                    linestyle="-" if threads == 1 else "--")
+            ax.plot(
+                [100 * x for x in xs],
+                ys,
+                marker="o",
+                label=f"{pattern}, {threads} thr",
+                linestyle="-" if threads == 1 else "--",
+            )
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xlabel("zeros in A and B (%)")
@@ -396,8 +493,9 @@ print(sorted(times[1:])[len(times[1:]) // 2], kernel[0] if kernel else None)
 """
 
 
-def coretype_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95), rounds: int = 7,
-                     coretype: str = "Haswell") -> list[Record]:
+def coretype_records(
+    n: int = 1024, sparsities=(0.75, 0.9, 0.95), rounds: int = 7, coretype: str = "Haswell"
+) -> list[Record]:
     """numpy with OPENBLAS_CORETYPE toggled (set to ``coretype`` if unset here, else unset).
 
     OpenBLAS reads the variable when it loads, so the other setting runs in a child process,
@@ -426,13 +524,26 @@ def coretype_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95), rounds: int = 
                 start = time.thread_time()
                 core.matmul(A, prepared, method="masked", threads=1)
                 ours.append(time.thread_time() - start)
-        out = subprocess.run([sys.executable, "-c", _NUMPY_TIMER, str(n), str(sparsity), str(rounds)],
-                             env=env, capture_output=True, text=True, check=True).stdout.split()
-        records.append(Record(
-            SYSTEM, f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)", "time (masked, B prepared)",
-            "s", statistics.median(ours), f"numpy dense (OPENBLAS_CORETYPE={label}, child process)",
-            float(out[0]), spread={"ours": [min(ours), max(ours)]},
-            notes=f"child BLAS kernel {out[1]}; clock=thread_time; "
-                  "not interleaved (OpenBLAS fixes its kernel at load); "
-                  f"in-process numpy: {blas_note()}"))
+        out = subprocess.run(
+            [sys.executable, "-c", _NUMPY_TIMER, str(n), str(sparsity), str(rounds)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        records.append(
+            Record(
+                SYSTEM,
+                f"{n}^3 fp32 random {sparsity:.0%} zeros, 1 thread(s)",
+                "time (masked, B prepared)",
+                "s",
+                statistics.median(ours),
+                f"numpy dense (OPENBLAS_CORETYPE={label}, child process)",
+                float(out[0]),
+                spread={"ours": [min(ours), max(ours)]},
+                notes=f"child BLAS kernel {out[1]}; clock=thread_time; "
+                "not interleaved (OpenBLAS fixes its kernel at load); "
+                f"in-process numpy: {blas_note()}",
+            )
+        )
     return records

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Masked matrix multiply: C = A @ B skipping the zeros that appear at run time.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Masked matrix multiply: C = A @ B skipping the zeros that appear at run time.", no_args_is_help=True
+)
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
@@ -49,27 +50,34 @@ def info():
     table.add_row("ISAs supported", ", ".join(backend.supported_isas()) or "-")
     table.add_row("ISA selected", f"{backend.choose_isa()} (override with {backend.ISA_ENV})")
     for lib in (lib for lib in blas() if lib.get("user_api") == "blas"):
-        table.add_row(f"BLAS ({lib.get('internal_api')})",
-                      f"{lib.get('version')} kernel {lib.get('architecture')}, "
-                      f"{lib.get('num_threads')} threads")
+        table.add_row(
+            f"BLAS ({lib.get('internal_api')})",
+            f"{lib.get('version')} kernel {lib.get('architecture')}, {lib.get('num_threads')} threads",
+        )
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     table.add_row("OPENBLAS_CORETYPE", coretype or "unset")
     spin = {name: os.environ.get(name) for name in SPIN_SETTINGS}
     for name, value in spin.items():
         table.add_row(name, value or "unset")
     cal = planner.calibration()
-    table.add_row("calibration", f"{planner.cache_path()}" if cal.measured
-                  else "defaults (run 'frugal maskedmm calibrate')")
+    table.add_row(
+        "calibration",
+        f"{planner.cache_path()}" if cal.measured else "defaults (run 'frugal maskedmm calibrate')",
+    )
     console.print(table)
     if coretype:
-        console.print(f"[yellow]warning: OPENBLAS_CORETYPE={coretype} forces an OpenBLAS kernel that may "
-                      "be slower than the one detected; ratios against numpy are then flattering. "
-                      "Unset it for fair comparisons.[/]")
+        console.print(
+            f"[yellow]warning: OPENBLAS_CORETYPE={coretype} forces an OpenBLAS kernel that may "
+            "be slower than the one detected; ratios against numpy are then flattering. "
+            "Unset it for fair comparisons.[/]"
+        )
     if spin != SPIN_SETTINGS:
         settings = " ".join(f"{name}={value}" for name, value in SPIN_SETTINGS.items())
-        console.print(f"note: with more than one thread in a process that also calls numpy's BLAS, start "
-                      f"Python with {settings}: otherwise OpenMP's and OpenBLAS's idle threads spin on "
-                      "each other's cores (up to 3x slower calls on a 2-core machine).")
+        console.print(
+            f"note: with more than one thread in a process that also calls numpy's BLAS, start "
+            f"Python with {settings}: otherwise OpenMP's and OpenBLAS's idle threads spin on "
+            "each other's cores (up to 3x slower calls on a 2-core machine)."
+        )
 
 
 @app.command()
@@ -92,8 +100,9 @@ def verify(
     for col in ("variant", "trials", "worst relative error", "status"):
         table.add_column(col)
     for c in results:
-        table.add_row(c.variant, str(c.trials), f"{c.worst_error:.2e}",
-                      "[green]ok[/]" if c.ok else "[red]MISMATCH[/]")
+        table.add_row(
+            c.variant, str(c.trials), f"{c.worst_error:.2e}", "[green]ok[/]" if c.ok else "[red]MISMATCH[/]"
+        )
     Console().print(table)
     raise typer.Exit(0 if all(c.ok for c in results) else 1)
 
@@ -124,8 +133,14 @@ def bench(
         raise InvalidInputError("--sparsity values must lie between 0 and 1")
     if n < 1 or rounds < 1:
         raise InvalidInputError("--n and --rounds must be positive")
-    config = runner.BenchConfig(n, levels, chosen, _ints(threads, "threads"), rounds,
-                                tuple(p.strip() for p in peers.split(",") if p.strip()))
+    config = runner.BenchConfig(
+        n,
+        levels,
+        chosen,
+        _ints(threads, "threads"),
+        rounds,
+        tuple(p.strip() for p in peers.split(",") if p.strip()),
+    )
     records = runner.run(config, quiet=quiet)
     print_table(records, title=f"maskedmm bench ({runner.blas_note()})")
     if json_path is not None:

@@ -34,12 +34,20 @@ class Isa:
 
 
 ISAS = (
-    Isa("avx512", "avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt",
-        {"f32": 16, "f64": 8}, {"f32": "__m512", "f64": "__m512d"},
-        {"f32": "_mm512_{}_ps", "f64": "_mm512_{}_pd"}),
-    Isa("avx2", "avx2,fma,bmi,bmi2,popcnt",
-        {"f32": 8, "f64": 4}, {"f32": "__m256", "f64": "__m256d"},
-        {"f32": "_mm256_{}_ps", "f64": "_mm256_{}_pd"}),
+    Isa(
+        "avx512",
+        "avx512f,avx512dq,avx512bw,avx512vl,fma,bmi,bmi2,popcnt",
+        {"f32": 16, "f64": 8},
+        {"f32": "__m512", "f64": "__m512d"},
+        {"f32": "_mm512_{}_ps", "f64": "_mm512_{}_pd"},
+    ),
+    Isa(
+        "avx2",
+        "avx2,fma,bmi,bmi2,popcnt",
+        {"f32": 8, "f64": 4},
+        {"f32": "__m256", "f64": "__m256d"},
+        {"f32": "_mm256_{}_ps", "f64": "_mm256_{}_pd"},
+    ),
     Isa("scalar", "", {"f32": 8, "f64": 4}, {}, {}),
 )
 DTYPES = ("f32", "f64")
@@ -72,15 +80,20 @@ def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[st
     vec, segs = isa.vector[dtype], segments_of(pattern)
     sets = ("c", "d") if rows * len(segs) <= MAX_SPLIT_ACCUMULATORS.get(isa.name, 0) else ("c",)
     lines = _piece_head(rows, panel)
-    lines += [f"        {vec} c{r}_{s} = {op('loadu')}(ct + {r * panel + s * width});"
-              for r in range(rows) for s in segs]
+    lines += [
+        f"        {vec} c{r}_{s} = {op('loadu')}(ct + {r * panel + s * width});"
+        for r in range(rows)
+        for s in segs
+    ]
     if len(sets) == 2:
         lines += [f"        {vec} d{r}_{s} = {op('setzero')}();" for r in range(rows) for s in segs]
-    lines += ["        for (int w = w0; w < w1; w++) {",
-              "            const uint64_t active = abits[w];",
-              "            uint64_t bits = active & bbits[w];",
-              "            ptrdiff_t next = offsets[w];",
-              "            if (bits == active) {  /* B's panel has every k A needs: A's values in order */"]
+    lines += [
+        "        for (int w = w0; w < w1; w++) {",
+        "            const uint64_t active = abits[w];",
+        "            uint64_t bits = active & bbits[w];",
+        "            ptrdiff_t next = offsets[w];",
+        "            if (bits == active) {  /* B's panel has every k A needs: A's values in order */",
+    ]
     for dense in (True, False):
         if not dense:
             lines.append("            } else {")
@@ -89,18 +102,23 @@ def vector_kernel_body(isa: Isa, dtype: str, rows: int, pattern: int) -> list[st
             if i:
                 lines.append("                if (!bits) break;")
             lines += ["                {"] + [f"    {line}" for line in _next_k(dtype, panel, rows, dense)]
-            lines += [f"                    const {vec} b{s} = {op('loadu')}(bp + {s * width});"
-                      for s in segs]
+            lines += [
+                f"                    const {vec} b{s} = {op('loadu')}(bp + {s * width});" for s in segs
+            ]
             lines += [f"                    const {vec} a{r} = {op('set1')}(av[{r}]);" for r in range(rows)]
-            lines += [f"                    {acc}{r}_{s} = {op('fmadd')}(a{r}, b{s}, {acc}{r}_{s});"
-                      for r in range(rows) for s in segs]
+            lines += [
+                f"                    {acc}{r}_{s} = {op('fmadd')}(a{r}, b{s}, {acc}{r}_{s});"
+                for r in range(rows)
+                for s in segs
+            ]
             lines += ["                    n++;", "                }"]
         lines.append("            }")
     lines += ["            }", "        }"]
     if len(sets) == 2:
         lines += [f"        c{r}_{s} = {op('add')}(c{r}_{s}, d{r}_{s});" for r in range(rows) for s in segs]
-    lines += [f"        {op('storeu')}(ct + {r * panel + s * width}, c{r}_{s});"
-              for r in range(rows) for s in segs]
+    lines += [
+        f"        {op('storeu')}(ct + {r * panel + s * width}, c{r}_{s});" for r in range(rows) for s in segs
+    ]
     return lines + ["    }"]
 
 
@@ -112,8 +130,10 @@ def scalar_kernel_body(dtype: str, rows: int, pattern: int, width: int) -> list[
     for r in range(rows):
         for s in segs:
             base = r * panel + s * width
-            lines.append(f"                for (int l = 0; l < {width}; l++) "
-                         f"ct[{base} + l] += a{r} * bp[{s * width} + l];")
+            lines.append(
+                f"                for (int l = 0; l < {width}; l++) "
+                f"ct[{base} + l] += a{r} * bp[{s * width} + l];"
+            )
     return lines + _loop_tail() + ["    }"]
 
 
@@ -147,9 +167,12 @@ def _next_k(dtype: str, panel: int, rows: int, in_order: bool = False) -> list[s
     """Take the lowest set bit: its k, B's row in the panel (bp) and the block's packed A values
     (av; ``in_order``: every active k is taken, so they are simply the next ones)."""
     t = ctype(dtype)
-    index = ("                const ptrdiff_t idx = next++;" if in_order else
-             "                const ptrdiff_t idx = offsets[w]"
-             " + __builtin_popcountll(active & ((1ull << bit) - 1));")
+    index = (
+        "                const ptrdiff_t idx = next++;"
+        if in_order
+        else "                const ptrdiff_t idx = offsets[w]"
+        " + __builtin_popcountll(active & ((1ull << bit) - 1));"
+    )
     return [
         "                const int bit = __builtin_ctzll(bits);",
         "                const ptrdiff_t k = (ptrdiff_t)w * 64 + bit;",
@@ -167,13 +190,18 @@ def _loop_tail() -> list[str]:
 def kernel(isa: Isa, dtype: str, rows: int, pattern: int) -> str:
     t = ctype(dtype)
     attr = f'__attribute__((target("{isa.target}"))) ' if isa.target else ""
-    head = (f"static {attr}int64_t {kernel_name(isa, dtype, rows, pattern)}(\n"
-            f"    const {t} *restrict vals_all, const int64_t *restrict starts,\n"
-            f"    const int32_t *restrict offsets_all, const uint64_t *restrict abits_all, int64_t nw,\n"
-            f"    int64_t npieces, const uint64_t *restrict bbits, int w0, int w1,\n"
-            f"    const {t} *restrict panel, {t} *restrict ctile)\n{{")
-    body = (vector_kernel_body(isa, dtype, rows, pattern) if isa.vector
-            else scalar_kernel_body(dtype, rows, pattern, isa.width[dtype]))
+    head = (
+        f"static {attr}int64_t {kernel_name(isa, dtype, rows, pattern)}(\n"
+        f"    const {t} *restrict vals_all, const int64_t *restrict starts,\n"
+        f"    const int32_t *restrict offsets_all, const uint64_t *restrict abits_all, int64_t nw,\n"
+        f"    int64_t npieces, const uint64_t *restrict bbits, int w0, int w1,\n"
+        f"    const {t} *restrict panel, {t} *restrict ctile)\n{{"
+    )
+    body = (
+        vector_kernel_body(isa, dtype, rows, pattern)
+        if isa.vector
+        else scalar_kernel_body(dtype, rows, pattern, isa.width[dtype])
+    )
     body = [line.replace("T_", t) for line in body]
     return "\n".join([head, *body, "    return n;", "}"])
 
@@ -183,9 +211,13 @@ def table(isa: Isa, dtype: str) -> str:
     for rows in ROW_BLOCKS:
         names = ["NULL"] + [kernel_name(isa, dtype, rows, p) for p in range(1, 1 << SEGMENTS)]
         rows_entries.append("    {" + ", ".join(names) + "},")
-    return "\n".join([
-        f"static const mk_{dtype}_fn table_{isa.name}_{dtype}[{len(ROW_BLOCKS)}][{1 << SEGMENTS}] = {{",
-        *rows_entries, "};"])
+    return "\n".join(
+        [
+            f"static const mk_{dtype}_fn table_{isa.name}_{dtype}[{len(ROW_BLOCKS)}][{1 << SEGMENTS}] = {{",
+            *rows_entries,
+            "};",
+        ]
+    )
 
 
 def generate() -> str:
@@ -207,9 +239,11 @@ def generate() -> str:
             parts.append(f"#define MK_WIDTH_{isa.name.upper()}_{dtype.upper()} {isa.width[dtype]}")
     for dtype in DTYPES:
         t = ctype(dtype)
-        parts.append(f"typedef int64_t (*mk_{dtype}_fn)(const {t} *restrict, const int64_t *restrict, "
-                     f"const int32_t *restrict, const uint64_t *restrict, int64_t, int64_t, "
-                     f"const uint64_t *restrict, int, int, const {t} *restrict, {t} *restrict);")
+        parts.append(
+            f"typedef int64_t (*mk_{dtype}_fn)(const {t} *restrict, const int64_t *restrict, "
+            f"const int32_t *restrict, const uint64_t *restrict, int64_t, int64_t, "
+            f"const uint64_t *restrict, int, int, const {t} *restrict, {t} *restrict);"
+        )
     for isa in ISAS:
         for dtype in DTYPES:
             parts.append("")

@@ -47,10 +47,15 @@ class Stats:
         return self.vector_fmas_dense / self.vector_fmas_executed if self.vector_fmas_executed else math.inf
 
     def to_dict(self) -> dict:
-        return {"calls": dict(self.calls), "vector_fmas_executed": self.vector_fmas_executed,
-                "vector_fmas_dense": self.vector_fmas_dense,
-                "vector_fmas_skipped": self.vector_fmas_skipped, "fma_reduction": self.fma_reduction,
-                "iterations": self.iterations, "dispatches": self.dispatches}
+        return {
+            "calls": dict(self.calls),
+            "vector_fmas_executed": self.vector_fmas_executed,
+            "vector_fmas_dense": self.vector_fmas_dense,
+            "vector_fmas_skipped": self.vector_fmas_skipped,
+            "fma_reduction": self.fma_reduction,
+            "iterations": self.iterations,
+            "dispatches": self.dispatches,
+        }
 
 
 _stats = Stats()
@@ -60,8 +65,13 @@ _stats_lock = threading.Lock()
 def stats() -> Stats:
     """A snapshot of the work counters (FMAs executed vs. skipped, dispatches, calls per method)."""
     with _stats_lock:
-        return Stats(dict(_stats.calls), _stats.vector_fmas_executed, _stats.vector_fmas_dense,
-                     _stats.iterations, _stats.dispatches)
+        return Stats(
+            dict(_stats.calls),
+            _stats.vector_fmas_executed,
+            _stats.vector_fmas_dense,
+            _stats.iterations,
+            _stats.dispatches,
+        )
 
 
 def reset_stats() -> None:
@@ -140,8 +150,9 @@ class SparseRows:
         return int(self.indptr[-1])
 
 
-def sparse_rows(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
-                threads: int | None = None) -> SparseRows:
+def sparse_rows(
+    B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None, threads: int | None = None
+) -> SparseRows:
     """B's entries with ``|b| > threshold`` inside ``b_mask`` as CSR rows, built in C (two passes:
     count, then fill); raises InvalidInputError on NaN/inf in B or more than 2**31 - 1 columns."""
     B = _matrix(B, "B")
@@ -150,8 +161,10 @@ def sparse_rows(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = Non
     chosen = backend.choose_isa(isa)
     k, n = B.shape
     if n >= 2**31 - 1:
-        raise InvalidInputError(f"B has {n} columns; the sparse method indexes columns with int32 "
-                                "(at most 2**31 - 2), use method='masked'")
+        raise InvalidInputError(
+            f"B has {n} columns; the sparse method indexes columns with int32 "
+            "(at most 2**31 - 2), use method='masked'"
+        )
     if chosen == backend.NUMBA:
         filtered = effective(B, mask, threshold) if (mask is not None or threshold > 0) else B
         _require_finite(filtered, "B")
@@ -185,8 +198,10 @@ def _mask(mask, shape: tuple[int, int], name: str) -> np.ndarray | None:
         return None
     arr = np.asarray(mask)
     if arr.dtype != np.bool_:
-        raise InvalidInputError(f"{name} must be a boolean array (True = entry may be non-zero), "
-                                f"got dtype {arr.dtype}; convert with {name}.astype(bool)")
+        raise InvalidInputError(
+            f"{name} must be a boolean array (True = entry may be non-zero), "
+            f"got dtype {arr.dtype}; convert with {name}.astype(bool)"
+        )
     if arr.shape != shape:
         raise InvalidInputError(f"{name} has shape {arr.shape} but its operand has shape {shape}")
     return arr
@@ -223,8 +238,9 @@ def _nonfinite_error(name: str, count: int) -> InvalidInputError:
 ROWS_UP_FRONT_BELOW = 0.5  # prepare_b builds B's CSR rows when they take no more memory than B
 
 
-def prepare_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
-              threads: int | None = None) -> PreparedB:
+def prepare_b(
+    B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None, threads: int | None = None
+) -> PreparedB:
     """Pack B into panels with its sparsity maps (and, when B is at most half non-zero, its CSR
     rows for the sparse method), to reuse across many ``matmul`` calls.
 
@@ -249,7 +265,7 @@ def prepare_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
     Examples
     --------
     >>> W = prepare_b(np.eye(4, dtype=np.float32))
-    >>> matmul(np.ones((2, 4), np.float32), W).sum()
+    >>> float(matmul(np.ones((2, 4), np.float32), W).sum())
     8.0
     """
     prepared = _pack_b(B, b_mask=b_mask, threshold=threshold, isa=isa, threads=threads)
@@ -258,8 +274,9 @@ def prepare_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
     return prepared
 
 
-def _pack_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
-            threads: int | None = None) -> PreparedB:
+def _pack_b(
+    B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None, threads: int | None = None
+) -> PreparedB:
     """:func:`prepare_b` without the CSR rows (the masked method's per-call packing)."""
     B = _matrix(B, "B")
     mask = _mask(b_mask, B.shape, "b_mask")
@@ -279,8 +296,9 @@ def _pack_b(B, *, b_mask=None, threshold: float = 0.0, isa: str | None = None,
         panels = np.empty((npanels, k, width * SEGMENTS), B.dtype)
         sbits = np.zeros((npanels, SEGMENTS + 1, nwords), np.uint64)
         mask_bytes = None if mask is None else mask.view(np.uint8)
-        nnz, bad, segments = backend.extension.pack_b(B, threshold, mask_bytes, width, panels, sbits,
-                                                      _threads(threads))
+        nnz, bad, segments = backend.extension.pack_b(
+            B, threshold, mask_bytes, width, panels, sbits, _threads(threads)
+        )
     if bad:
         raise _nonfinite_error("B", bad)
     return PreparedB((k, n), B.dtype, chosen, width, threshold, panels, sbits, nnz, segments)
@@ -326,14 +344,24 @@ def check_operands(A, B, a_mask=None, b_mask=None, threshold=0.0, threads=None) 
             raise InvalidInputError("b_mask belongs to prepare_b when B is prepared; pass it there")
         B, (k, _), b_dtype = None, prepared.shape, prepared.dtype
     if A.shape[1] != k:
-        raise InvalidInputError(f"A has shape {A.shape} and B has {k} rows; A @ B needs A's "
-                                f"columns ({A.shape[1]}) to equal B's rows")
+        raise InvalidInputError(
+            f"A has shape {A.shape} and B has {k} rows; A @ B needs A's "
+            f"columns ({A.shape[1]}) to equal B's rows"
+        )
     if A.dtype != b_dtype:
         raise InvalidInputError(f"A is {A.dtype} and B is {b_dtype}; cast both to one dtype")
     a_mask = _mask(a_mask, A.shape, "a_mask")
     b_mask = _mask(b_mask, B.shape, "b_mask") if B is not None else None
-    return Operands(A, B, prepared, a_mask, b_mask, _threshold(threshold), _threads(threads),
-                    None if threads is None else int(threads))
+    return Operands(
+        A,
+        B,
+        prepared,
+        a_mask,
+        b_mask,
+        _threshold(threshold),
+        _threads(threads),
+        None if threads is None else int(threads),
+    )
 
 
 def _check_out(out, ops: Operands) -> np.ndarray:
@@ -341,8 +369,9 @@ def _check_out(out, ops: Operands) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise InvalidInputError(f"out must be a numpy array, got {type(out).__name__}")
     if out.shape != (m, n) or out.dtype != ops.A.dtype:
-        raise InvalidInputError(f"out must have shape {(m, n)} and dtype {ops.A.dtype}, "
-                                f"got {out.shape} {out.dtype}")
+        raise InvalidInputError(
+            f"out must have shape {(m, n)} and dtype {ops.A.dtype}, got {out.shape} {out.dtype}"
+        )
     if not out.flags.writeable:
         raise InvalidInputError("out is read-only; pass a writable array")
     others = [ops.A] + ([ops.B] if ops.B is not None else [])
@@ -351,8 +380,17 @@ def _check_out(out, ops: Operands) -> np.ndarray:
     return out
 
 
-def matmul(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, method: str = "auto",
-           threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def matmul(
+    A,
+    B,
+    *,
+    a_mask=None,
+    b_mask=None,
+    threshold: float = 0.0,
+    method: str = "auto",
+    threads: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """C = A @ B, skipping the products whose factors are zero.
 
     Parameters
@@ -454,8 +492,9 @@ def _auto_dense(A, B, threads) -> np.ndarray | None:
     return result
 
 
-def plan(A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0,
-         threads: int | None = None) -> planner.Plan:
+def plan(
+    A, B, *, a_mask=None, b_mask=None, threshold: float = 0.0, threads: int | None = None
+) -> planner.Plan:
     """The method ``method="auto"`` would pick for these operands, with every cost estimate."""
     return plan_operands(check_operands(A, B, a_mask, b_mask, threshold, threads))
 
@@ -468,9 +507,16 @@ def plan_operands(ops: Operands) -> planner.Plan:
         b_density, b_error = planner.density_estimate(ops.B, ops.threshold)
     a_density, a_error = planner.density_estimate(ops.A, ops.threshold)
     return planner.choose(
-        shape=ops.shape, dtype_code=DTYPE_CODES[ops.A.dtype], isa=isa, a_density=a_density,
-        b_density=b_density, b_prepared=ops.prepared is not None, threads=ops.threads,
-        filters=ops.filters_a or ops.filters_b, a_error=a_error, b_error=b_error,
+        shape=ops.shape,
+        dtype_code=DTYPE_CODES[ops.A.dtype],
+        isa=isa,
+        a_density=a_density,
+        b_density=b_density,
+        b_prepared=ops.prepared is not None,
+        threads=ops.threads,
+        filters=ops.filters_a or ops.filters_b,
+        a_error=a_error,
+        b_error=b_error,
     )
 
 
@@ -578,14 +624,16 @@ def _sparse(ops: Operands, out: np.ndarray | None) -> np.ndarray:
         # A's rows scanned in the kernel itself (no map pass); NaN/inf are counted there, and
         # refused after the fact (C is ours, so nothing of the caller's was written)
         products, visited, bad = backend.extension.spgemm(
-            ops.A, None, ops.threshold, rows.indptr, rows.indices, rows.values, result, isa, ops.threads)
+            ops.A, None, ops.threshold, rows.indptr, rows.indices, rows.values, result, isa, ops.threads
+        )
         if bad:
             raise _nonfinite_error("A", bad)
         counters = products, visited
     else:
         a, bits = _a_maps(ops, isa)
-        counters = backend.extension.spgemm(a, bits, 0.0, rows.indptr, rows.indices, rows.values, result,
-                                            isa, ops.threads)[:2]
+        counters = backend.extension.spgemm(
+            a, bits, 0.0, rows.indptr, rows.indices, rows.values, result, isa, ops.threads
+        )[:2]
     products, visited = (int(c) for c in counters)
     width = backend.segment_width(isa, DTYPE_CODES[ops.A.dtype])
     _record("sparse", m * k * -(-n // width), -(-products // width), visited)
@@ -600,8 +648,9 @@ def _prepared_for(ops: Operands, isa: str) -> PreparedB:
     return _pack_b(ops.prepared.dense(), isa=isa, threads=ops.threads)
 
 
-def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None = None,
-            kernel: str | None = None) -> np.ndarray:
+def _masked(
+    ops: Operands, out: np.ndarray | None, row_block: int | None = None, kernel: str | None = None
+) -> np.ndarray:
     """The masked method: the row-skip or the tile kernel (a row block means the tile kernel;
     the planner picks when neither is given)."""
     isa = backend.choose_isa()
@@ -624,12 +673,23 @@ def _masked(ops: Operands, out: np.ndarray | None, row_block: int | None = None,
         bits, bad = numba_kernels.a_maps(a)
         if bad:
             raise _nonfinite_error("A", bad)
-        counters = numba_kernels.multiply(a, bits, prepared.panels, prepared.segment_bits,
-                                          prepared.width, n, result, row_block)
+        counters = numba_kernels.multiply(
+            a, bits, prepared.panels, prepared.segment_bits, prepared.width, n, result, row_block
+        )
     else:
         a, bits = _a_maps(ops, isa)
-        counters = backend.extension.multiply(a, bits, prepared.panels, prepared.segment_bits,
-                                              prepared.width, n, result, isa, row_block, ops.threads)
+        counters = backend.extension.multiply(
+            a,
+            bits,
+            prepared.panels,
+            prepared.segment_bits,
+            prepared.width,
+            n,
+            result,
+            isa,
+            row_block,
+            ops.threads,
+        )
     iterations, fmas, dispatches = (int(c) for c in counters)
     _record("masked", m * k * -(-n // prepared.width), fmas, iterations, dispatches)
     return result
@@ -652,7 +712,11 @@ def _masked_rows(ops: Operands, result: np.ndarray, isa: str) -> np.ndarray:
     m, k, n = ops.shape
     a, bits = _a_maps(ops, isa)
     prepared = _prepared_for(ops, isa)
-    iterations, fmas, _ = (int(c) for c in backend.extension.multiply_rows(
-        a, bits, prepared.panels, prepared.width, result, isa, ops.threads))
+    iterations, fmas, _ = (
+        int(c)
+        for c in backend.extension.multiply_rows(
+            a, bits, prepared.panels, prepared.width, result, isa, ops.threads
+        )
+    )
     _record("masked", m * k * -(-n // prepared.width), fmas, iterations)
     return result

@@ -17,10 +17,18 @@ def measure(n: int = 768, sparsities=SPARSITIES, rounds: int = 9) -> list[tuple[
     def one(sparsity: float) -> tuple[float, float, float]:
         A, B = patterns.operands("random", n, sparsity, seed=3)
         prepared = core.prepare_b(B, threads=1)
-        masked = compare(lambda: core.matmul(A, prepared, method="auto", threads=1),
-                         lambda: A @ B, rounds=rounds, clock=time.thread_time)
-        auto = compare(lambda: core.matmul(A, B, method="auto", threads=1), lambda: A @ B,
-                       rounds=rounds, clock=time.thread_time)
+        masked = compare(
+            lambda: core.matmul(A, prepared, method="auto", threads=1),
+            lambda: A @ B,
+            rounds=rounds,
+            clock=time.thread_time,
+        )
+        auto = compare(
+            lambda: core.matmul(A, B, method="auto", threads=1),
+            lambda: A @ B,
+            rounds=rounds,
+            clock=time.thread_time,
+        )
         return sparsity, masked.ratio, auto.ratio
 
     with threadpool_limits(limits=1):

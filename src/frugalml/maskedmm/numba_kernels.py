@@ -91,7 +91,7 @@ def multiply(a, bits, panels, sbits, width, n, c, mr):
                             if word & sbits[p, s, w]:
                                 for lane in range(s * width, (s + 1) * width):
                                     tile[r, lane] += av * panels[p, kk, lane]
-        c[i0:i0 + rows, p * nr:p * nr + cols] = tile[:, :cols]
+        c[i0 : i0 + rows, p * nr : p * nr + cols] = tile[:, :cols]
     return counters.sum(axis=0)
 
 

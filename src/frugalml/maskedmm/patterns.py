@@ -20,22 +20,24 @@ def random_zeros(shape: tuple[int, int], sparsity: float, seed=0, dtype=np.float
     return x
 
 
-def block_zeros(shape: tuple[int, int], sparsity: float, seed=0, dtype=np.float32,
-                block: int = 16) -> np.ndarray:
+def block_zeros(
+    shape: tuple[int, int], sparsity: float, seed=0, dtype=np.float32, block: int = 16
+) -> np.ndarray:
     """Gaussian entries where whole runs of ``block`` consecutive entries of a row are zero."""
     gen = rng(seed)
     x = gen.standard_normal(shape).astype(dtype)
     blocks = gen.random((shape[0], -(-shape[1] // block))) < sparsity
-    x[np.repeat(blocks, block, axis=1)[:, :shape[1]]] = 0
+    x[np.repeat(blocks, block, axis=1)[:, : shape[1]]] = 0
     return x
 
 
-def column_zeros(shape: tuple[int, int], sparsity: float, seed=0, dtype=np.float32,
-                 exponent: float = 1.2) -> np.ndarray:
+def column_zeros(
+    shape: tuple[int, int], sparsity: float, seed=0, dtype=np.float32, exponent: float = 1.2
+) -> np.ndarray:
     """LLM-like neurons: column j is active with a power-law probability (few hot, many dead)."""
     gen = rng(seed)
     ranks = gen.permutation(shape[1]) + 1.0
-    weight = ranks ** -exponent
+    weight = ranks**-exponent
     active = np.minimum(weight * (1.0 - sparsity) * shape[1] / weight.sum(), 1.0)
     for _ in range(20):  # clipping at 1 lowers the mean; rescale the rest until it matches
         deficit = (1.0 - sparsity) * shape[1] - active.sum()
@@ -83,8 +85,12 @@ def make(pattern: str, shape: tuple[int, int], sparsity: float, seed=0, dtype=np
     """One operand with the named zero pattern."""
     if not 0.0 <= sparsity <= 1.0:
         raise InvalidInputError(f"sparsity must be between 0 and 1, got {sparsity}")
-    makers = {"random": random_zeros, "block16": block_zeros, "columns": column_zeros,
-              "relu": relu_activations}
+    makers = {
+        "random": random_zeros,
+        "block16": block_zeros,
+        "columns": column_zeros,
+        "relu": relu_activations,
+    }
     if pattern not in makers:
         raise InvalidInputError(f"unknown pattern {pattern!r}; choose one of: {', '.join(PATTERNS)}")
     return makers[pattern](shape, sparsity, seed, dtype)

@@ -111,9 +111,11 @@ class Plan:
         ranked = sorted(self.estimates.items(), key=lambda kv: kv[1])
         costs = ", ".join(f"{k} {v * 1e3:.3g} ms" for k, v in ranked)
         detail = "row-skip kernel" if self.kernel == "rows" else f"tile kernel, row block {self.row_block}"
-        return (f"{self.method} ({detail}, {self.isa}); density A {self.a_density:.3f}, "
-                f"B {self.b_density:.3f}; estimates: {costs}"
-                + ("" if self.calibrated else " [default costs: run 'frugal maskedmm calibrate']"))
+        return (
+            f"{self.method} ({detail}, {self.isa}); density A {self.a_density:.3f}, "
+            f"B {self.b_density:.3f}; estimates: {costs}"
+            + ("" if self.calibrated else " [default costs: run 'frugal maskedmm calibrate']")
+        )
 
 
 def sample_density(x: np.ndarray, threshold: float = 0.0) -> float:
@@ -157,8 +159,9 @@ def upper_density(density: float, error: float) -> float:
     return min(1.0, density + Z_SAMPLE * error)
 
 
-def masked_work(shape: tuple[int, int, int], width: int, row_block: int, a_density: float,
-                b_density: float) -> tuple[float, float, float]:
+def masked_work(
+    shape: tuple[int, int, int], width: int, row_block: int, a_density: float, b_density: float
+) -> tuple[float, float, float]:
     """Expected (k-iterations, vector FMAs, busy block tiles) of the masked kernel.
 
     Assumes independent zeros. A block tile is (row block, panel, chunk of k) with work to do;
@@ -182,8 +185,19 @@ def rows_work(shape: tuple[int, int, int], isa: str, width: int, a_density: floa
     return m * k * a_density * tiles, m * -(-k // 64) * tiles
 
 
-def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads, filters,
-           a_error: float = 0.0, b_error: float = 0.0) -> Plan:
+def choose(
+    *,
+    shape,
+    dtype_code,
+    isa,
+    a_density,
+    b_density,
+    b_prepared,
+    threads,
+    filters,
+    a_error: float = 0.0,
+    b_error: float = 0.0,
+) -> Plan:
     """Pick the cheapest of dense, masked (row-skip or tile kernel per row block) and sparse.
 
     ``a_error`` and ``b_error`` are the densities' standard errors (0 when exact).
@@ -197,8 +211,9 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     masked = {}
     for row_block in ROW_BLOCKS:
         iters, _, calls = masked_work(shape, width, row_block, a_high, b_high)
-        masked[row_block] = overhead + (cal.per_call[row_block] * calls
-                                        + cal.per_iteration[row_block] * iters) / speedup
+        masked[row_block] = (
+            overhead + (cal.per_call[row_block] * calls + cal.per_iteration[row_block] * iters) / speedup
+        )
     best_block = min(masked, key=masked.get)
     kernel = "tiles"
     if isa != backend.NUMBA:
@@ -216,8 +231,9 @@ def choose(*, shape, dtype_code, isa, a_density, b_density, b_prepared, threads,
     return Plan(method, best_block, isa, kernel, estimates, a_density, b_density, cal.measured)
 
 
-def fixed_costs(cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool,
-                threads: int, filters: bool) -> tuple[float, float, float]:
+def fixed_costs(
+    cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool, threads: int, filters: bool
+) -> tuple[float, float, float]:
     """The density-free terms: dense BLAS's cost (filters included), a masked call's overhead
     (A's bitmap, packing B unless prepared) and the speed-up counted on for the masked kernel's
     extra threads."""
@@ -225,27 +241,37 @@ def fixed_costs(cal: Calibration, shape: tuple[int, int, int], scale: float, b_p
     parallel = max(1, min(threads, os.cpu_count() or 1))
     filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
     dense = scale * cal.dense_per_mac * m * n * k / parallel + filter_cost
-    overhead = (cal.call_overhead + scale * cal.map_per_entry * m * k
-                + (0.0 if b_prepared else cal.pack_per_entry * k * n))
+    overhead = (
+        cal.call_overhead
+        + scale * cal.map_per_entry * m * k
+        + (0.0 if b_prepared else cal.pack_per_entry * k * n)
+    )
     return dense, overhead, 1.0 + cal.masked_parallel_gain * (parallel - 1)
 
 
-def sparse_terms(cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool,
-                 speedup: float) -> tuple[float, float, float, float]:
+def sparse_terms(
+    cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool, speedup: float
+) -> tuple[float, float, float, float]:
     """The sparse kernel's cost as ``fixed + per_product * a * b + per_output + per_nonzero * a``
     for densities a, b: A's bitmap and B's CSR rows (unless prepared), then the kernel's terms."""
     m, k, n = shape
-    fixed = cal.call_overhead + scale * (cal.map_per_entry * m * k
-                                         + (0.0 if b_prepared else cal.csr_per_entry * k * n))
-    return (fixed, scale * cal.spgemm_per_flop * m * k * n / speedup,
-            scale * cal.spgemm_per_output * m * n / speedup, scale * cal.spgemm_per_nonzero * m * k / speedup)
+    fixed = cal.call_overhead + scale * (
+        cal.map_per_entry * m * k + (0.0 if b_prepared else cal.csr_per_entry * k * n)
+    )
+    return (
+        fixed,
+        scale * cal.spgemm_per_flop * m * k * n / speedup,
+        scale * cal.spgemm_per_output * m * n / speedup,
+        scale * cal.spgemm_per_nonzero * m * k / speedup,
+    )
 
 
 _auto_params: dict[tuple, tuple[Calibration, np.ndarray]] = {}
 
 
-def auto_params(shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepared: bool, threads: int,
-                filters: bool) -> np.ndarray:
+def auto_params(
+    shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepared: bool, threads: int, filters: bool
+) -> np.ndarray:
     """:func:`choose`'s density-free terms for the C extension's ``auto_dense`` (built once per shape).
 
     ``auto_dense(A, B, threshold, b_density, params)`` samples A's and B's densities as
@@ -262,13 +288,33 @@ def auto_params(shape: tuple[int, int, int], dtype_code: str, isa: str, b_prepar
     width = backend.segment_width(isa, dtype_code)
     dense, overhead, speedup = fixed_costs(cal, shape, scale, b_prepared, threads, filters)
     rows_tiles = -(-n // (width * SEGMENTS * backend.rows_panels(isa)))
-    params = [RUNS, RUN, SEED, EXACT_BELOW, Z_SAMPLE, cal.margin, dense, overhead, speedup, width, SEGMENTS,
-              min(k, 64 * CHUNK_WORDS),
-              *(-(-m // r) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS)) for r in ROW_BLOCKS),
-              *(cal.per_call[r] for r in ROW_BLOCKS), *(cal.per_iteration[r] for r in ROW_BLOCKS),
-              *ROW_BLOCKS, float(isa != backend.NUMBA), m * k, rows_tiles, scale, cal.rows_per_iteration,
-              cal.rows_per_word, m * -(-k // 64) * rows_tiles,
-              *sparse_terms(cal, shape, scale, b_prepared, speedup), cal.call_overhead]
+    params = [
+        RUNS,
+        RUN,
+        SEED,
+        EXACT_BELOW,
+        Z_SAMPLE,
+        cal.margin,
+        dense,
+        overhead,
+        speedup,
+        width,
+        SEGMENTS,
+        min(k, 64 * CHUNK_WORDS),
+        *(-(-m // r) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS)) for r in ROW_BLOCKS),
+        *(cal.per_call[r] for r in ROW_BLOCKS),
+        *(cal.per_iteration[r] for r in ROW_BLOCKS),
+        *ROW_BLOCKS,
+        float(isa != backend.NUMBA),
+        m * k,
+        rows_tiles,
+        scale,
+        cal.rows_per_iteration,
+        cal.rows_per_word,
+        m * -(-k // 64) * rows_tiles,
+        *sparse_terms(cal, shape, scale, b_prepared, speedup),
+        cal.call_overhead,
+    ]
     array = np.array(params, np.float64)
     if len(_auto_params) > 256:
         _auto_params.clear()
@@ -366,8 +412,9 @@ def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Cal
             cal.map_per_entry = cal.pack_per_entry = 2e-9
         else:
             bits = np.empty((size, -(-size // 64)), np.uint64)
-            cal.map_per_entry = _best_time(
-                lambda: backend.extension.a_maps(A, 0.0, None, bits, None, isa, 1)) / A.size
+            cal.map_per_entry = (
+                _best_time(lambda: backend.extension.a_maps(A, 0.0, None, bits, None, isa, 1)) / A.size
+            )
             cal.pack_per_entry = _best_time(lambda: prepare_b(A, isa=isa, threads=1), 2) / A.size
         cal.call_overhead = _call_overhead()
         densities = (0.4, 0.15, 0.08, 0.03, 0.01)
@@ -422,9 +469,23 @@ def _parallel_gain(X: np.ndarray, isa: str) -> float:
     prepared, bits, out = prepare_b(X, isa=isa, threads=2), _a_bits(X, isa), np.empty_like(X)
     times = {}
     for threads in (1, 2):
-        times[threads] = min(_wall(lambda t=threads: backend.extension.multiply(
-            X, bits, prepared.panels, prepared.segment_bits, prepared.width, X.shape[1], out, isa, 2,
-            t)) for _ in range(5))
+        times[threads] = min(
+            _wall(
+                lambda t=threads: backend.extension.multiply(
+                    X,
+                    bits,
+                    prepared.panels,
+                    prepared.segment_bits,
+                    prepared.width,
+                    X.shape[1],
+                    out,
+                    isa,
+                    2,
+                    t,
+                )
+            )
+            for _ in range(5)
+        )
     return float(np.clip(times[1] / times[2] - 1.0, 0.0, 1.0))
 
 
@@ -455,8 +516,9 @@ def _time_rows(X: np.ndarray, isa: str) -> float:
     from frugalml.maskedmm.core import prepare_b
 
     prepared, bits, out = prepare_b(X, isa=isa, threads=1), _a_bits(X, isa), np.empty_like(X)
-    return _best_time(lambda: backend.extension.multiply_rows(X, bits, prepared.panels, prepared.width,
-                                                              out, isa, 1))
+    return _best_time(
+        lambda: backend.extension.multiply_rows(X, bits, prepared.panels, prepared.width, out, isa, 1)
+    )
 
 
 def _call_overhead() -> float:
@@ -465,8 +527,10 @@ def _call_overhead() -> float:
     from frugalml.maskedmm.core import matmul
 
     X = np.eye(8, dtype=np.float32)
-    return min(_best_time(lambda method=method: matmul(X, X, method=method, threads=1), 20)
-               for method in ("masked", "sparse"))
+    return min(
+        _best_time(lambda method=method: matmul(X, X, method=method, threads=1), 20)
+        for method in ("masked", "sparse")
+    )
 
 
 def _time_sparse(operands, isa: str) -> tuple[float, list[tuple[float, float, float]], list[float]]:
@@ -488,8 +552,10 @@ def _time_sparse(operands, isa: str) -> tuple[float, list[tuple[float, float, fl
             bits = _a_bits(X, isa)
 
             def run(X=X, bits=bits, rows=rows, out=out):
-                return backend.extension.spgemm(X, bits, 0.0, rows.indptr, rows.indices, rows.values, out,
-                                                isa, 1)[:2]
+                return backend.extension.spgemm(
+                    X, bits, 0.0, rows.indptr, rows.indices, rows.values, out, isa, 1
+                )[:2]
+
         products, nonzeros = (float(c) for c in run())
         work.append((products, nonzeros, float(X.size)))
         times.append(_best_time(run))
@@ -507,13 +573,25 @@ def _time_masked(X: np.ndarray, isa: str, row_block: int) -> float:
         bits, _ = numba_kernels.a_maps(X)
 
         def run():
-            return numba_kernels.multiply(X, bits, prepared.panels, prepared.segment_bits,
-                                          prepared.width, X.shape[1], out, row_block)
+            return numba_kernels.multiply(
+                X, bits, prepared.panels, prepared.segment_bits, prepared.width, X.shape[1], out, row_block
+            )
     else:
         bits = np.empty((X.shape[0], -(-X.shape[1] // 64)), np.uint64)
         backend.extension.a_maps(X, 0.0, None, bits, None, isa, 1)
 
         def run():
-            return backend.extension.multiply(X, bits, prepared.panels, prepared.segment_bits,
-                                              prepared.width, X.shape[1], out, isa, row_block, 1)
+            return backend.extension.multiply(
+                X,
+                bits,
+                prepared.panels,
+                prepared.segment_bits,
+                prepared.width,
+                X.shape[1],
+                out,
+                isa,
+                row_block,
+                1,
+            )
+
     return _best_time(run)

@@ -52,8 +52,9 @@ def run_variant(variant: str, A, B, row_block: int | str | None, **filters) -> n
     previous = os.environ.get(backend.ISA_ENV)
     try:
         os.environ[backend.ISA_ENV] = variant
-        ops = core.check_operands(A, B, filters.get("a_mask"), filters.get("b_mask"),
-                                  filters.get("threshold", 0.0))
+        ops = core.check_operands(
+            A, B, filters.get("a_mask"), filters.get("b_mask"), filters.get("threshold", 0.0)
+        )
         if row_block == SPARSE:
             return core._sparse(ops, None)
         return core._masked(ops, None, row_block, "tiles" if row_block else "rows")
@@ -100,6 +101,7 @@ def verify(trials: int = 20, seed: int = 0, chosen: list[str] | None = None) -> 
                     C = run_variant(variant, A, B, row_block, **filters)
                     worst = max(worst, relative_error(C, A, B, **filters))
                 kernel = {None: "row-skip", SPARSE: SPARSE}.get(row_block, f"r{row_block}")
-                checks.append(Check(f"{variant} {np.dtype(dtype).name} {kernel}", trials,
-                                    worst, TOLERANCE[dtype]))
+                checks.append(
+                    Check(f"{variant} {np.dtype(dtype).name} {kernel}", trials, worst, TOLERANCE[dtype])
+                )
     return checks

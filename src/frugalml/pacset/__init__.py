@@ -15,12 +15,32 @@ from frugalml.pacset.runtime import ENGINES, PackedForest
 from frugalml.pacset.stores import BACKENDS, upload_to_redis
 
 __all__ = [
-    "BACKENDS", "ENGINES", "LAYOUTS", "Forest", "Layout", "LayoutConfig", "PackedForest", "Packer",
-    "compute_layout", "from_lightgbm_dump", "from_model", "from_xgboost_json", "load_model_file",
-    "open_packed", "pack", "upload_to_redis", "verify_file",
+    "BACKENDS",
+    "ENGINES",
+    "LAYOUTS",
+    "Forest",
+    "Layout",
+    "LayoutConfig",
+    "PackedForest",
+    "Packer",
+    "compute_layout",
+    "from_lightgbm_dump",
+    "from_model",
+    "from_xgboost_json",
+    "load_model_file",
+    "open_packed",
+    "pack",
+    "upload_to_redis",
+    "verify_file",
 ]
-_LAZY = {"LAYOUTS": "layout", "Layout": "layout", "LayoutConfig": "layout", "compute_layout": "layout",
-         "Packer": "packer", "pack": "packer"}
+_LAZY = {
+    "LAYOUTS": "layout",
+    "Layout": "layout",
+    "LayoutConfig": "layout",
+    "compute_layout": "layout",
+    "Packer": "packer",
+    "pack": "packer",
+}
 
 
 def __getattr__(name: str):

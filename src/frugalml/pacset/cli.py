@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Packed tree ensembles that predict from disk or Redis reading few blocks.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Packed tree ensembles that predict from disk or Redis reading few blocks.", no_args_is_help=True
+)
 
 _LAYOUT = typer.Option("blockwise-wdfs", "--layout", help="bfs, dfs, wdfs or blockwise-wdfs.")
 _BINS = typer.Option(8, "--bins", help="Trees split into this many contiguous bins.")
@@ -44,10 +45,14 @@ def load_matrix(path: Path):
 def pack(
     model: Path = typer.Argument(..., help="joblib/pickle sklearn model, XGBoost JSON/UBJ or LightGBM text."),
     output: Path = typer.Option(..., "-o", "--output", help="The packed file to write."),
-    layout: str = _LAYOUT, bins: int = _BINS, interleave: int = _INTERLEAVE, block_size: int = _BLOCK,
+    layout: str = _LAYOUT,
+    bins: int = _BINS,
+    interleave: int = _INTERLEAVE,
+    block_size: int = _BLOCK,
     vote: str = typer.Option("soft", "--vote", help="RF classifiers: soft (= predict_proba) or hard."),
-    calibration: Path = typer.Option(None, "--calibration",
-                                     help="CSV/.npy of typical queries: lay out by their paths."),
+    calibration: Path = typer.Option(
+        None, "--calibration", help="CSV/.npy of typical queries: lay out by their paths."
+    ),
     quiet: bool = _QUIET,
 ):
     """Pack MODEL into a block-aligned file: frugal pacset pack model.joblib -o model.pacset"""
@@ -58,8 +63,10 @@ def pack(
     header = packer.write(output)
     if not quiet:
         m = header.metadata
-        print(f"{output}: {m['n_trees']} trees, {m['n_nodes']} nodes, {m['n_blocks']} blocks of "
-              f"{m['block_size']} B ({m['layout']}, bins={m['bins']}, interleave={m['interleave']})")
+        print(
+            f"{output}: {m['n_trees']} trees, {m['n_nodes']} nodes, {m['n_blocks']} blocks of "
+            f"{m['block_size']} B ({m['layout']}, bins={m['bins']}, interleave={m['interleave']})"
+        )
 
 
 @app.command()
@@ -74,8 +81,12 @@ def inspect(
     packed = open_packed(file)
     if verify:
         verify_file(file)
-    info = {"format_version": packed.header.version, "payload_offset": packed.header.payload_offset,
-            "payload_bytes": packed.header.payload_length, **packed.meta}
+    info = {
+        "format_version": packed.header.version,
+        "payload_offset": packed.header.payload_offset,
+        "payload_bytes": packed.header.payload_length,
+        **packed.meta,
+    }
     info.pop("index_sha256", None)
     if as_json:
         print(json.dumps(info, indent=2))
@@ -91,11 +102,18 @@ def predict(
     file: Path = typer.Argument(..., help="A packed file."),
     data: Path = typer.Argument(..., help="Rows to predict: .npy or numeric CSV (features only)."),
     backend: str = typer.Option("mmap", "--backend", help="mmap, pread or direct."),
-    engine: str = typer.Option("auto", "--engine", help="auto (numpy for small queries until numba is "
-                               "loaded, numba for big batches), numba, or numpy (no JIT)."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="auto (numpy for small queries until numba is "
+        "loaded, numba for big batches), numba, or numpy (no JIT).",
+    ),
     proba: bool = typer.Option(False, "--proba", help="Print class probabilities."),
-    redis: str = typer.Option(None, "--redis", help="Read FILE's blocks from this Redis URL instead "
-                              "(FILE is then the key prefix used by 'upload')."),
+    redis: str = typer.Option(
+        None,
+        "--redis",
+        help="Read FILE's blocks from this Redis URL instead (FILE is then the key prefix used by 'upload').",
+    ),
     quiet: bool = _QUIET,
 ):
     """Predict rows from a packed file without loading it; print one prediction per line."""
@@ -106,15 +124,22 @@ def predict(
     from frugalml.pacset.runtime import PackedForest
 
     X = load_matrix(data)
-    model = (PackedForest.from_redis(redis, str(file), engine=engine) if redis
-             else PackedForest.open(file, backend=backend, engine=engine))
+    model = (
+        PackedForest.from_redis(redis, str(file), engine=engine)
+        if redis
+        else PackedForest.open(file, backend=backend, engine=engine)
+    )
     with model:
         out = model.predict_proba(X) if proba else model.predict(X)
-        np.savetxt(sys.stdout, np.atleast_2d(out.T).T, fmt="%.17g" if out.dtype.kind == "f" else "%s",
-                   delimiter=",")
+        np.savetxt(
+            sys.stdout, np.atleast_2d(out.T).T, fmt="%.17g" if out.dtype.kind == "f" else "%s", delimiter=","
+        )
         if not quiet:
-            print(f"# {len(X)} rows, {model.blocks_touched} blocks touched, "
-                  f"{model.store.stats.blocks_fetched} fetched", file=sys.stderr)
+            print(
+                f"# {len(X)} rows, {model.blocks_touched} blocks touched, "
+                f"{model.store.stats.blocks_fetched} fetched",
+                file=sys.stderr,
+            )
 
 
 @app.command()
@@ -150,8 +175,10 @@ def tune(
     best = result.best
     if not quiet:
         for t in sorted(result.trials, key=lambda t: t["cost_us"])[:5]:
-            print(f"bins={t['bins']:>2} interleave={t['interleave']} block={t['block_size']:>5}: "
-                  f"{t['blocks']:.1f} blocks/query, {t['cost_us'] / 1000:.2f} ms simulated")
+            print(
+                f"bins={t['bins']:>2} interleave={t['interleave']} block={t['block_size']:>5}: "
+                f"{t['blocks']:.1f} blocks/query, {t['cost_us'] / 1000:.2f} ms simulated"
+            )
     print(f"best: --bins {best.bins} --interleave {best.interleave} --block-size {best.block_size}")
     if output is not None:
         Packer(best.layout, best.bins, best.interleave, best.block_size, best.vote).fit(forest).write(output)
@@ -161,9 +188,12 @@ def tune(
 def bench(
     json_path: Path = typer.Option(None, "--json", help="Write the records here (and a PNG beside it)."),
     size: str = typer.Option("small", "--size", help="small (a minute) or full (the issue's big models)."),
-    fresh_process: bool = typer.Option(False, "--fresh-process",
-                                       help="Only cold latency with a new Python process per query "
-                                            "(>= 100 MB RF, XGBoost, LightGBM); appends to --json."),
+    fresh_process: bool = typer.Option(
+        False,
+        "--fresh-process",
+        help="Only cold latency with a new Python process per query "
+        "(>= 100 MB RF, XGBoost, LightGBM); appends to --json.",
+    ),
     quiet: bool = _QUIET,
 ):
     """Cold single-query latency, pages and Redis key reads vs sklearn/XGBoost/LightGBM/ONNX/Treelite."""

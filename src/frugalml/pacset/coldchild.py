@@ -12,8 +12,17 @@ import time
 
 import numpy as np
 
-KINDS = ("sklearn", "xgboost", "lightgbm", "treelite", "tl2cgen", "onnx", "pacset", "pacset-numba",
-         "pacset-numpy")
+KINDS = (
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "treelite",
+    "tl2cgen",
+    "onnx",
+    "pacset",
+    "pacset-numba",
+    "pacset-numpy",
+)
 
 
 def _loader(kind: str, path: str):
@@ -40,8 +49,9 @@ def _loader(kind: str, path: str):
         import treelite
         import treelite.gtil
 
-        return lambda x: treelite.gtil.predict(treelite.Model.deserialize(path), x.astype(np.float32),
-                                               nthread=1)
+        return lambda x: treelite.gtil.predict(
+            treelite.Model.deserialize(path), x.astype(np.float32), nthread=1
+        )
     if kind == "tl2cgen":
         import tl2cgen
 
@@ -84,8 +94,12 @@ def main(kind: str, path: str, row_path: str) -> dict:
     start = time.perf_counter()
     pred = query(x)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "cold": cold, "pages": resident_pages(path)[0],
-            "pred": np.asarray(pred, float).ravel().tolist()}
+    return {
+        "seconds": seconds,
+        "cold": cold,
+        "pages": resident_pages(path)[0],
+        "pred": np.asarray(pred, float).ravel().tolist(),
+    }
 
 
 if __name__ == "__main__":

@@ -37,5 +37,7 @@ def run(quiet: bool = False) -> str:
                 blocks_q, pages_q = result[layout]
                 print(f"{layout:>15}: {blocks_q:.0f} blocks, {pages_q:.0f} pages per cold query")
     bfs, bw = result["bfs"][0], result["blockwise-wdfs"][0]
-    return (f"32-tree RF: blockwise W-DFS reads {bw:.0f} blocks per cold query vs BFS {bfs:.0f} "
-            f"({bfs / bw:.1f}x fewer); predictions equal sklearn's")
+    return (
+        f"32-tree RF: blockwise W-DFS reads {bw:.0f} blocks per cold query vs BFS {bfs:.0f} "
+        f"({bfs / bw:.1f}x fewer); predictions equal sklearn's"
+    )

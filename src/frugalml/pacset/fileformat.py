@@ -50,12 +50,16 @@ class Index:
             raise CorruptFileError(f"{where}: index section is corrupt (checksum mismatch); pack it again")
         n_trees, n_bins = meta["n_trees"], meta["bins"]
         words = np.frombuffer(data, np.int64)
-        return cls(words[:n_trees].copy(), words[n_trees:2 * n_trees].copy(),
-                   words[2 * n_trees:2 * n_trees + n_bins + 1].copy())
+        return cls(
+            words[:n_trees].copy(),
+            words[n_trees : 2 * n_trees].copy(),
+            words[2 * n_trees : 2 * n_trees + n_bins + 1].copy(),
+        )
 
     def to_bytes(self, block_size: int) -> bytes:
-        raw = b"".join(np.asarray(a, np.int64).tobytes()
-                       for a in (self.root_code, self.tree_group, self.bin_start))
+        raw = b"".join(
+            np.asarray(a, np.int64).tobytes() for a in (self.root_code, self.tree_group, self.bin_start)
+        )
         return raw + b"\0" * (-len(raw) % block_size)
 
 
@@ -64,15 +68,27 @@ def metadata(forest: Forest, layout: Layout) -> dict[str, Any]:
     cfg = layout.config
     hard = cfg.vote == "hard"
     return {
-        "source": forest.source, "n_features": forest.n_features, "n_outputs": forest.n_outputs,
-        "n_values": forest.n_values, "n_trees": forest.n_trees, "n_nodes": forest.n_nodes,
-        "aggregate": "vote" if hard else forest.aggregate, "transform": forest.transform,
-        "transform_scale": forest.transform_scale, "base_score": np.asarray(forest.base_score).tolist(),
-        "classes": forest.classes, "handles_missing": forest.handles_missing,
-        "input_precision": forest.input_precision, "accumulate": forest.accumulate,
-        "layout": cfg.layout, "bins": len(layout.bin_start) - 1,
-        "interleave": cfg.interleave, "block_size": cfg.block_size, "vote": cfg.vote,
-        "slot_size": layout.slot_size, "n_blocks": layout.n_blocks,
+        "source": forest.source,
+        "n_features": forest.n_features,
+        "n_outputs": forest.n_outputs,
+        "n_values": forest.n_values,
+        "n_trees": forest.n_trees,
+        "n_nodes": forest.n_nodes,
+        "aggregate": "vote" if hard else forest.aggregate,
+        "transform": forest.transform,
+        "transform_scale": forest.transform_scale,
+        "base_score": np.asarray(forest.base_score).tolist(),
+        "classes": forest.classes,
+        "handles_missing": forest.handles_missing,
+        "input_precision": forest.input_precision,
+        "accumulate": forest.accumulate,
+        "layout": cfg.layout,
+        "bins": len(layout.bin_start) - 1,
+        "interleave": cfg.interleave,
+        "block_size": cfg.block_size,
+        "vote": cfg.vote,
+        "slot_size": layout.slot_size,
+        "n_blocks": layout.n_blocks,
         "n_slots_used": int((layout.slot >= 0).sum()),
     }
 
@@ -115,12 +131,18 @@ def open_packed(path: str | os.PathLike) -> PackedFile:
     meta = header.metadata
     expected = meta.get("index_length", -1) + meta.get("n_blocks", 0) * meta.get("block_size", 0)
     if header.payload_length != expected:
-        raise CorruptFileError(f"{path}: payload length {header.payload_length} does not match its "
-                               f"metadata ({expected}); pack it again")
+        raise CorruptFileError(
+            f"{path}: payload length {header.payload_length} does not match its "
+            f"metadata ({expected}); pack it again"
+        )
     # A MADV_RANDOM map reads the index pages only: plain reads would trigger read-ahead into
     # the node blocks and spoil cold-cache accounting.
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), meta["index_length"], access=mmap.ACCESS_READ,
-                                          offset=header.payload_offset) as mm:
+    with (
+        open(path, "rb") as f,
+        mmap.mmap(
+            f.fileno(), meta["index_length"], access=mmap.ACCESS_READ, offset=header.payload_offset
+        ) as mm,
+    ):
         mm.madvise(mmap.MADV_RANDOM)
         data = mm[:]
     return PackedFile(Path(path), header, Index.parse(data, meta, str(path)))

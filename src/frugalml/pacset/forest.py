@@ -97,17 +97,23 @@ class Forest:
     def check(self) -> Forest:
         """Check the arrays describe valid trees; raise InvalidInputError when they do not."""
         n = self.n_nodes
-        if (self.aggregate not in AGGREGATES or self.transform not in TRANSFORMS
-                or self.accumulate not in PRECISIONS):
-            raise InvalidInputError(f"unsupported aggregate/transform/accumulate {self.aggregate}/"
-                                    f"{self.transform}/{self.accumulate}")
+        if (
+            self.aggregate not in AGGREGATES
+            or self.transform not in TRANSFORMS
+            or self.accumulate not in PRECISIONS
+        ):
+            raise InvalidInputError(
+                f"unsupported aggregate/transform/accumulate {self.aggregate}/"
+                f"{self.transform}/{self.accumulate}"
+            )
         internal = ~self.is_leaf
         for name, child in (("left", self.left), ("right", self.right)):
             c = child[internal]
             if c.size and (c.min() < 0 or c.max() >= n):
                 raise InvalidInputError(f"model has an invalid {name} child index; is the file intact?")
-        if internal.any() and (self.feature[internal].min() < 0
-                               or self.feature[internal].max() >= self.n_features):
+        if internal.any() and (
+            self.feature[internal].min() < 0 or self.feature[internal].max() >= self.n_features
+        ):
             raise InvalidInputError("model splits on a feature index outside its feature count")
         if self.tree_offsets[0] != 0 or self.tree_offsets[-1] != n or np.any(np.diff(self.tree_offsets) < 1):
             raise InvalidInputError("model has an empty tree or inconsistent tree offsets")
@@ -178,12 +184,14 @@ def check_features(X: np.ndarray, n_features: int, handles_missing: bool, precis
     if X.shape[1] != n_features:
         raise InvalidInputError(
             f"X has {X.shape[1]} features but the model was trained on {n_features}; "
-            "pass the same columns in the same order")
+            "pass the same columns in the same order"
+        )
     if np.isinf(X).any():
         raise InvalidInputError("X contains infinite values; replace them first")
     if not handles_missing and np.isnan(X).any():
         raise InvalidInputError(
-            "X contains NaN but the model has no missing-value handling; impute the NaNs first")
+            "X contains NaN but the model has no missing-value handling; impute the NaNs first"
+        )
     if precision == "float32":
         X = X.astype(np.float32).astype(np.float64)
     return np.ascontiguousarray(X)

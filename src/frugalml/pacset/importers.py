@@ -25,8 +25,12 @@ def from_model(model: Any) -> Forest:
     module = type(model).__module__
     name = type(model).__name__
     if module.startswith("sklearn."):
-        if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
-                    "ExtraTreesRegressor"):
+        if name in (
+            "RandomForestClassifier",
+            "RandomForestRegressor",
+            "ExtraTreesClassifier",
+            "ExtraTreesRegressor",
+        ):
             return _from_sklearn_forest(model).check()
         if name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
             return _from_sklearn_gb(model).check()
@@ -40,7 +44,8 @@ def from_model(model: Any) -> Forest:
         return from_lightgbm_dump(booster.dump_model())
     raise InvalidInputError(
         f"unknown model type {module}.{name}; pacset packs sklearn RandomForest/ExtraTrees/"
-        "GradientBoosting/HistGradientBoosting, XGBoost and LightGBM models")
+        "GradientBoosting/HistGradientBoosting, XGBoost and LightGBM models"
+    )
 
 
 def load_model_file(path: str | Path) -> Forest:
@@ -77,7 +82,8 @@ def load_model_file(path: str | Path) -> Forest:
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, OSError) as exc:
         raise InvalidInputError(
             f"{path} is not a model file pacset reads (joblib/pickle, XGBoost JSON/UBJ, LightGBM "
-            f"text): {type(exc).__name__}: {exc}") from None
+            f"text): {type(exc).__name__}: {exc}"
+        ) from None
     return from_model(model)
 
 
@@ -125,13 +131,21 @@ def _concat(trees: list[dict], n_features: int, **kwargs) -> Forest:
     def cat(key, dtype):
         return np.concatenate([np.asarray(t[key], dtype=dtype) for t in trees])
 
-    values = np.concatenate([np.asarray(t["value"], dtype=np.float64).reshape(len(t["left"]), -1)
-                             for t in trees])
+    values = np.concatenate(
+        [np.asarray(t["value"], dtype=np.float64).reshape(len(t["left"]), -1) for t in trees]
+    )
     return Forest(
-        left=glob("left"), right=glob("right"), feature=cat("feature", np.int32),
-        threshold=cat("threshold", np.float64), default_left=cat("default_left", bool),
-        value=values, cardinality=cat("cardinality", np.float64), tree_offsets=offsets,
-        n_features=n_features, **kwargs)
+        left=glob("left"),
+        right=glob("right"),
+        feature=cat("feature", np.int32),
+        threshold=cat("threshold", np.float64),
+        default_left=cat("default_left", bool),
+        value=values,
+        cardinality=cat("cardinality", np.float64),
+        tree_offsets=offsets,
+        n_features=n_features,
+        **kwargs,
+    )
 
 
 def _f32_floor(t: np.ndarray) -> np.ndarray:
@@ -146,10 +160,13 @@ def _sklearn_tree(tree, value: np.ndarray) -> dict:
     t = tree.tree_
     leaf = t.children_left < 0
     return {
-        "left": t.children_left, "right": t.children_right,
-        "feature": np.where(leaf, 0, t.feature), "threshold": np.where(leaf, 0.0, _f32_floor(t.threshold)),
+        "left": t.children_left,
+        "right": t.children_right,
+        "feature": np.where(leaf, 0, t.feature),
+        "threshold": np.where(leaf, 0.0, _f32_floor(t.threshold)),
         "default_left": np.asarray(t.missing_go_to_left, dtype=bool),
-        "value": value, "cardinality": t.weighted_n_node_samples,
+        "value": value,
+        "cardinality": t.weighted_n_node_samples,
     }
 
 
@@ -165,9 +182,17 @@ def _from_sklearn_forest(model) -> Forest:
             v = v / v.sum(axis=1, keepdims=True)
         trees.append(_sklearn_tree(est, v))
     n_out = len(model.classes_) if classifier else model.n_outputs_
-    return _concat(trees, model.n_features_in_, tree_group=np.zeros(len(trees), np.int32),
-                   n_outputs=n_out, aggregate="mean", classes=_labels(model) if classifier else None,
-                   handles_missing=True, input_precision="float32", source=type(model).__name__)
+    return _concat(
+        trees,
+        model.n_features_in_,
+        tree_group=np.zeros(len(trees), np.int32),
+        n_outputs=n_out,
+        aggregate="mean",
+        classes=_labels(model) if classifier else None,
+        handles_missing=True,
+        input_precision="float32",
+        source=type(model).__name__,
+    )
 
 
 def _labels(model) -> list:
@@ -178,12 +203,14 @@ def _from_sklearn_gb(model) -> Forest:
     _check_fitted(model)
     init = model.init_
     if not (init == "zero" or type(init).__name__ in ("DummyClassifier", "DummyRegressor")):
-        raise InvalidInputError("GradientBoosting with a custom init estimator is not supported; "
-                                "use init=None or 'zero'")
+        raise InvalidInputError(
+            "GradientBoosting with a custom init estimator is not supported; use init=None or 'zero'"
+        )
     classifier = hasattr(model, "classes_")
     if classifier and model.loss != "log_loss":
-        raise InvalidInputError(f"GradientBoostingClassifier(loss={model.loss!r}) is not supported; "
-                                "use loss='log_loss'")
+        raise InvalidInputError(
+            f"GradientBoostingClassifier(loss={model.loss!r}) is not supported; use loss='log_loss'"
+        )
     stages, k = model.estimators_.shape
     trees, groups = [], []
     for s in range(stages):
@@ -193,41 +220,67 @@ def _from_sklearn_gb(model) -> Forest:
             groups.append(c)
     base = model._raw_predict_init(np.zeros((1, model.n_features_in_), dtype=np.float32))[0]
     transform = "identity" if not classifier else ("sigmoid" if k == 1 else "softmax")
-    return _concat(trees, model.n_features_in_, tree_group=np.array(groups, np.int32), n_outputs=k,
-                   aggregate="sum", transform=transform, base_score=np.asarray(base, np.float64),
-                   classes=_labels(model) if classifier else None, handles_missing=False,
-                   input_precision="float32", source=type(model).__name__)
+    return _concat(
+        trees,
+        model.n_features_in_,
+        tree_group=np.array(groups, np.int32),
+        n_outputs=k,
+        aggregate="sum",
+        transform=transform,
+        base_score=np.asarray(base, np.float64),
+        classes=_labels(model) if classifier else None,
+        handles_missing=False,
+        input_precision="float32",
+        source=type(model).__name__,
+    )
 
 
 def _from_sklearn_hgb(model) -> Forest:
     _check_fitted(model)
     if model.is_categorical_ is not None and np.any(model.is_categorical_):
-        raise InvalidInputError("HistGradientBoosting with categorical features is not supported; "
-                                "one-hot encode them instead")
+        raise InvalidInputError(
+            "HistGradientBoosting with categorical features is not supported; one-hot encode them instead"
+        )
     trees, groups = [], []
     for stage in model._predictors:
         for c, pred in enumerate(stage):
             n = pred.nodes
             leaf = n["is_leaf"].astype(bool)
-            trees.append({
-                "left": np.where(leaf, -1, n["left"].astype(np.int64)),
-                "right": np.where(leaf, -1, n["right"].astype(np.int64)),
-                "feature": np.where(leaf, 0, n["feature_idx"].astype(np.int64)),
-                "threshold": np.where(leaf, 0.0, n["num_threshold"]),
-                "default_left": n["missing_go_to_left"].astype(bool), "value": n["value"],
-                "cardinality": n["count"]})
+            trees.append(
+                {
+                    "left": np.where(leaf, -1, n["left"].astype(np.int64)),
+                    "right": np.where(leaf, -1, n["right"].astype(np.int64)),
+                    "feature": np.where(leaf, 0, n["feature_idx"].astype(np.int64)),
+                    "threshold": np.where(leaf, 0.0, n["num_threshold"]),
+                    "default_left": n["missing_go_to_left"].astype(bool),
+                    "value": n["value"],
+                    "cardinality": n["count"],
+                }
+            )
             groups.append(c)
     link = type(model._loss.link).__name__
-    transform = {"IdentityLink": "identity", "LogLink": "exp", "LogitLink": "sigmoid",
-                 "MultinomialLogit": "softmax"}.get(link)
+    transform = {
+        "IdentityLink": "identity",
+        "LogLink": "exp",
+        "LogitLink": "sigmoid",
+        "MultinomialLogit": "softmax",
+    }.get(link)
     if transform is None:
         raise InvalidInputError(f"HistGradientBoosting loss with link {link} is not supported")
     classifier = hasattr(model, "classes_")
-    return _concat(trees, model.n_features_in_, tree_group=np.array(groups, np.int32),
-                   n_outputs=len(model._predictors[0]), aggregate="sum", transform=transform,
-                   base_score=np.ravel(model._baseline_prediction).astype(np.float64),
-                   classes=_labels(model) if classifier else None, handles_missing=True,
-                   input_precision="float64", source=type(model).__name__)
+    return _concat(
+        trees,
+        model.n_features_in_,
+        tree_group=np.array(groups, np.int32),
+        n_outputs=len(model._predictors[0]),
+        aggregate="sum",
+        transform=transform,
+        base_score=np.ravel(model._baseline_prediction).astype(np.float64),
+        classes=_labels(model) if classifier else None,
+        handles_missing=True,
+        input_precision="float64",
+        source=type(model).__name__,
+    )
 
 
 def _xgb_float(text) -> np.ndarray:
@@ -257,12 +310,19 @@ def from_xgboost_json(doc: dict) -> Forest:
     k = max(n_class, 1)
     base = _xgb_float(params["base_score"])
     transform, margin = {
-        "binary:logistic": ("sigmoid", _logit), "reg:logistic": ("sigmoid", _logit),
-        "binary:logitraw": ("identity", None), "reg:squarederror": ("identity", None),
-        "reg:squaredlogerror": ("identity", None), "reg:pseudohubererror": ("identity", None),
-        "reg:absoluteerror": ("identity", None), "reg:quantileerror": ("identity", None),
-        "multi:softprob": ("softmax", None), "multi:softmax": ("softmax", None),
-        "count:poisson": ("exp", np.log), "reg:gamma": ("exp", np.log), "reg:tweedie": ("exp", np.log),
+        "binary:logistic": ("sigmoid", _logit),
+        "reg:logistic": ("sigmoid", _logit),
+        "binary:logitraw": ("identity", None),
+        "reg:squarederror": ("identity", None),
+        "reg:squaredlogerror": ("identity", None),
+        "reg:pseudohubererror": ("identity", None),
+        "reg:absoluteerror": ("identity", None),
+        "reg:quantileerror": ("identity", None),
+        "multi:softprob": ("softmax", None),
+        "multi:softmax": ("softmax", None),
+        "count:poisson": ("exp", np.log),
+        "reg:gamma": ("exp", np.log),
+        "reg:tweedie": ("exp", np.log),
     }.get(objective, (None, None))
     if transform is None:
         raise InvalidInputError(f"XGBoost objective {objective!r} is not supported")
@@ -277,20 +337,36 @@ def from_xgboost_json(doc: dict) -> Forest:
         leaf = left < 0
         cond = np.asarray(tree["split_conditions"], np.float32)
         below = np.nextafter(cond, np.float32(-np.inf)).astype(np.float64)
-        trees.append({
-            "left": left, "right": tree["right_children"],
-            "feature": np.where(leaf, 0, tree["split_indices"]),
-            "threshold": np.where(leaf, 0.0, below), "default_left": np.asarray(tree["default_left"], bool),
-            "value": np.where(leaf, cond.astype(np.float64), 0.0),
-            "cardinality": tree["sum_hessian"]})
+        trees.append(
+            {
+                "left": left,
+                "right": tree["right_children"],
+                "feature": np.where(leaf, 0, tree["split_indices"]),
+                "threshold": np.where(leaf, 0.0, below),
+                "default_left": np.asarray(tree["default_left"], bool),
+                "value": np.where(leaf, cond.astype(np.float64), 0.0),
+                "cardinality": tree["sum_hessian"],
+            }
+        )
     if not trees:
         raise InvalidInputError("XGBoost model has no trees")
     groups = np.asarray(model["tree_info"], np.int32)
     classifier = objective.startswith(("binary:", "multi:"))
     classes = list(range(max(k, 2))) if classifier and objective != "binary:logitraw" else None
-    return _concat(trees, int(params["num_feature"]), tree_group=groups, n_outputs=k, aggregate="sum",
-                   transform=transform, base_score=base, classes=classes, handles_missing=True,
-                   input_precision="float32", accumulate="float32", source=f"xgboost {objective}")
+    return _concat(
+        trees,
+        int(params["num_feature"]),
+        tree_group=groups,
+        n_outputs=k,
+        aggregate="sum",
+        transform=transform,
+        base_score=base,
+        classes=classes,
+        handles_missing=True,
+        input_precision="float32",
+        accumulate="float32",
+        source=f"xgboost {objective}",
+    )
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -319,23 +395,43 @@ def from_lightgbm_dump(dump: dict) -> Forest:
         transform = "softmax"
     elif name in ("poisson", "gamma", "tweedie"):
         transform = "exp"
-    elif name not in ("regression", "regression_l2", "regression_l1", "huber", "fair", "quantile",
-                      "mape", "l1", "l2"):
+    elif name not in (
+        "regression",
+        "regression_l2",
+        "regression_l1",
+        "huber",
+        "fair",
+        "quantile",
+        "mape",
+        "l1",
+        "l2",
+    ):
         raise InvalidInputError(f"LightGBM objective {name!r} is not supported")
     trees = [_lightgbm_tree(info["tree_structure"]) for info in infos]
     if not trees:
         raise InvalidInputError("LightGBM model has no trees")
     groups = np.arange(len(trees), dtype=np.int32) % k
     classifier = transform in ("sigmoid", "softmax") and name not in ("cross_entropy", "xentropy")
-    return _concat(trees, n_features, tree_group=groups, n_outputs=k, aggregate="sum",
-                   transform=transform, transform_scale=scale, base_score=np.zeros(k),
-                   classes=list(range(max(k, 2))) if classifier else None, handles_missing=True,
-                   input_precision="float64", source=f"lightgbm {name}")
+    return _concat(
+        trees,
+        n_features,
+        tree_group=groups,
+        n_outputs=k,
+        aggregate="sum",
+        transform=transform,
+        transform_scale=scale,
+        base_score=np.zeros(k),
+        classes=list(range(max(k, 2))) if classifier else None,
+        handles_missing=True,
+        input_precision="float64",
+        source=f"lightgbm {name}",
+    )
 
 
 def _lightgbm_tree(root: dict) -> dict:
-    out: dict[str, list] = {k: [] for k in ("left", "right", "feature", "threshold", "default_left",
-                                            "value", "cardinality")}
+    out: dict[str, list] = {
+        k: [] for k in ("left", "right", "feature", "threshold", "default_left", "value", "cardinality")
+    }
     stack = [(root, -1, False)]
     while stack:
         node, parent, is_right = stack.pop()
@@ -343,9 +439,15 @@ def _lightgbm_tree(root: dict) -> dict:
         if parent >= 0:
             out["right" if is_right else "left"][parent] = i
         if "leaf_value" in node:
-            for key, v in (("left", -1), ("right", -1), ("feature", 0), ("threshold", 0.0),
-                           ("default_left", False), ("value", float(node["leaf_value"])),
-                           ("cardinality", float(node.get("leaf_count", 1)))):
+            for key, v in (
+                ("left", -1),
+                ("right", -1),
+                ("feature", 0),
+                ("threshold", 0.0),
+                ("default_left", False),
+                ("value", float(node["leaf_value"])),
+                ("cardinality", float(node.get("leaf_count", 1))),
+            ):
                 out[key].append(v)
             continue
         if node.get("decision_type", "<=") != "<=":
@@ -355,9 +457,15 @@ def _lightgbm_tree(root: dict) -> dict:
         if missing == "Zero":
             raise InvalidInputError("LightGBM zero_as_missing models are not supported")
         default_left = bool(node["default_left"]) if missing == "NaN" else (0.0 <= threshold)
-        for key, v in (("left", -1), ("right", -1), ("feature", int(node["split_feature"])),
-                       ("threshold", threshold), ("default_left", default_left), ("value", 0.0),
-                       ("cardinality", float(node.get("internal_count", 1)))):
+        for key, v in (
+            ("left", -1),
+            ("right", -1),
+            ("feature", int(node["split_feature"])),
+            ("threshold", threshold),
+            ("default_left", default_left),
+            ("value", 0.0),
+            ("cardinality", float(node.get("internal_count", 1))),
+        ):
             out[key].append(v)
         stack.append((node["right_child"], i, True))
         stack.append((node["left_child"], i, False))

@@ -36,9 +36,29 @@ def _block_mix(block: int) -> np.uint64:
     return np.uint64((block + 1) * int(_BLOCK_MIX) % (1 << 64))
 
 
-def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mult,
-               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values, ordered,
-               missing, mark, touched, trace):
+def walk_numpy(
+    pool_i32,
+    pool_f32,
+    pool_f64,
+    pool_u64,
+    block_slot,
+    verified,
+    mult,
+    spb,
+    words_per_slot,
+    wide,
+    X,
+    state,
+    acc,
+    tree_group,
+    bin_start,
+    n_values,
+    ordered,
+    missing,
+    mark,
+    touched,
+    trace,
+):
     """The same walk vectorised over all (row, tree) pairs in numpy: no JIT, for cold starts."""
     del mark, trace, bin_start
     n_rows = X.shape[0]
@@ -96,7 +116,7 @@ def walk_numpy(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mul
         go_left = np.where(np.isnan(x), feat < 0, x <= thr)
         state[r, t] = np.where(go_left, left[inner], pool_i32[p, w + 1])
     waiting_blocks = _distinct(state[blocked] // spb)[0]
-    missing[:len(waiting_blocks)] = waiting_blocks
+    missing[: len(waiting_blocks)] = waiting_blocks
     return len(waiting_blocks), -1, 0
 
 

@@ -18,9 +18,29 @@ def _checksum(words, mult, block):
 
 
 @numba.njit(cache=True)
-def walk_numba(pool_i32, pool_f32, pool_f64, pool_u64, block_slot, verified, mult,
-               spb, words_per_slot, wide, X, state, acc, tree_group, bin_start, n_values, ordered,
-               missing, mark, touched, trace):
+def walk_numba(
+    pool_i32,
+    pool_f32,
+    pool_f64,
+    pool_u64,
+    block_slot,
+    verified,
+    mult,
+    spb,
+    words_per_slot,
+    wide,
+    X,
+    state,
+    acc,
+    tree_group,
+    bin_start,
+    n_values,
+    ordered,
+    missing,
+    mark,
+    touched,
+    trace,
+):
     """Advance all (row, tree) states round-robin per bin; return (n_missing, bad_block, n_trace)."""
     n_missing = 0
     n_trace = 0

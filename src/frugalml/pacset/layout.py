@@ -59,11 +59,15 @@ class LayoutConfig:
             raise InvalidInputError(f"bins must be a positive integer, got {self.bins!r}")
         if not isinstance(self.interleave, int | np.integer) or not 0 <= self.interleave <= 12:
             raise InvalidInputError(f"interleave must be between 0 and 12, got {self.interleave!r}")
-        if (not isinstance(self.block_size, int | np.integer) or self.block_size < PAGE
-                or self.block_size % PAGE):
+        if (
+            not isinstance(self.block_size, int | np.integer)
+            or self.block_size < PAGE
+            or self.block_size % PAGE
+        ):
             raise InvalidInputError(
                 f"block_size must be a positive multiple of {PAGE} bytes (page aligned), "
-                f"got {self.block_size!r}")
+                f"got {self.block_size!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -104,16 +108,26 @@ def compute_layout(forest: Forest, config: LayoutConfig) -> Layout:
     if sizes.max() > spb - 1:
         raise InvalidInputError(
             f"a leaf with {forest.n_values} values does not fit a {config.block_size}-byte block; "
-            "use a larger block_size")
+            "use a larger block_size"
+        )
     bins = min(config.bins, forest.n_trees)
     bin_start = np.linspace(0, forest.n_trees, bins + 1).round().astype(np.int64)
     slot = np.full(forest.n_nodes, -1, np.int64)
     left, right = forest.left.astype(np.int64), forest.right.astype(np.int64)
     cursor = 0
     for b in range(bins):
-        cursor = _layout_bin(left, right, forest.cardinality.astype(np.float64), sizes,
-                             forest.tree_offsets[bin_start[b]:bin_start[b + 1]].astype(np.int64),
-                             _MODE[config.layout], config.interleave, spb, cursor, slot)
+        cursor = _layout_bin(
+            left,
+            right,
+            forest.cardinality.astype(np.float64),
+            sizes,
+            forest.tree_offsets[bin_start[b] : bin_start[b + 1]].astype(np.int64),
+            _MODE[config.layout],
+            config.interleave,
+            spb,
+            cursor,
+            slot,
+        )
         cursor = -(-cursor // spb) * spb
     roots = forest.tree_offsets[:-1]
     root_code = np.where(slot[roots] >= 0, slot[roots], -2 - _class_of(forest, roots))
@@ -142,8 +156,9 @@ def encode(forest: Forest, layout: Layout) -> np.ndarray:
     p = pos[i]
     words[p, 0] = child(forest.left[i])
     words[p, 1] = child(forest.right[i])
-    words[p, 2] = (forest.feature[i].astype(np.uint32) | (forest.default_left[i].astype(np.uint32) << 31)
-                   ).view(np.int32)
+    words[p, 2] = (
+        forest.feature[i].astype(np.uint32) | (forest.default_left[i].astype(np.uint32) << 31)
+    ).view(np.int32)
     if size == 16:
         region.view(np.float32).reshape(-1, 4)[p, 3] = forest.threshold[i].astype(np.float32)
     else:

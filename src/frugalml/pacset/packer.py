@@ -33,8 +33,14 @@ class Packer:
     >>> Packer(layout="blockwise-wdfs", bins=8).fit(rf, X_calib).write("rf.pacset")  # doctest: +SKIP
     """
 
-    def __init__(self, layout: str = "blockwise-wdfs", bins: int = 8, interleave: int = 3,
-                 block_size: int = 4096, vote: str = "soft"):
+    def __init__(
+        self,
+        layout: str = "blockwise-wdfs",
+        bins: int = 8,
+        interleave: int = 3,
+        block_size: int = 4096,
+        vote: str = "soft",
+    ):
         self.layout = layout
         self.bins = bins
         self.interleave = interleave

@@ -40,8 +40,9 @@ class PackedForest:
 
     numpy_states_walked = 0
 
-    def __init__(self, meta: dict[str, Any], index: Index, store: BlockStore, engine: str = "auto",
-                 where: str = ""):
+    def __init__(
+        self, meta: dict[str, Any], index: Index, store: BlockStore, engine: str = "auto", where: str = ""
+    ):
         one_of(engine, ENGINES, "engine")
         self.meta, self.index, self.store, self.engine, self.where = meta, index, store, engine, where
         self._mult = checksum_multipliers(meta["block_size"])
@@ -51,8 +52,16 @@ class PackedForest:
         self.touched = np.zeros(meta["n_blocks"], np.uint8)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, backend: str = "mmap", engine: str = "auto",
-             cache_blocks: int = 4096, readahead: bool = False, prefetch: bool = True) -> PackedForest:
+    def open(
+        cls,
+        path: str | os.PathLike,
+        *,
+        backend: str = "mmap",
+        engine: str = "auto",
+        cache_blocks: int = 4096,
+        readahead: bool = False,
+        prefetch: bool = True,
+    ) -> PackedForest:
         """Open a packed file: read its header and index only.
 
         Parameters
@@ -69,12 +78,18 @@ class PackedForest:
         """
         one_of(backend, [b for b in BACKENDS if b != "redis"], "backend")
         packed = open_packed(path)
-        return cls(packed.meta, packed.index, open_store(packed, backend, cache_blocks, readahead, prefetch),
-                   engine, str(path))
+        return cls(
+            packed.meta,
+            packed.index,
+            open_store(packed, backend, cache_blocks, readahead, prefetch),
+            engine,
+            str(path),
+        )
 
     @classmethod
-    def from_redis(cls, url: str, prefix: str, *, engine: str = "auto",
-                   cache_blocks: int = 4096) -> PackedForest:
+    def from_redis(
+        cls, url: str, prefix: str, *, engine: str = "auto", cache_blocks: int = 4096
+    ) -> PackedForest:
         """Open a model uploaded with :func:`frugalml.pacset.upload_to_redis` (one key per block)."""
         meta, index = read_redis_model(url, prefix)
         return cls(meta, index, RedisStore(meta, url, prefix, cache_blocks), engine, f"redis {prefix}")
@@ -110,8 +125,9 @@ class PackedForest:
         self.touched[:] = 0
         self.trace_length = 0
         step = max(1, CHUNK_STATES // n_trees)
-        out = np.vstack([self._raw_chunk(X[i:i + step], walk, trace)
-                         for i in range(0, max(len(X), 1), step)])
+        out = np.vstack(
+            [self._raw_chunk(X[i : i + step], walk, trace) for i in range(0, max(len(X), 1), step)]
+        )
         self.store.used(np.nonzero(self.touched)[0])
         return out
 
@@ -136,14 +152,34 @@ class PackedForest:
         while True:
             pool = store.pool
             n_missing, bad, n_trace = walk(
-                pool.view(np.int32), pool.view(np.float32), pool.view(np.float64), pool.view(np.uint64),
-                store.block_slot, store.verified, self._mult, self._spb,
-                m["slot_size"] // 4, wide, X, state, acc, self.index.tree_group, self.index.bin_start,
-                m["n_values"], ordered, self._missing, self._mark, self.touched, trace[self.trace_length:])
+                pool.view(np.int32),
+                pool.view(np.float32),
+                pool.view(np.float64),
+                pool.view(np.uint64),
+                store.block_slot,
+                store.verified,
+                self._mult,
+                self._spb,
+                m["slot_size"] // 4,
+                wide,
+                X,
+                state,
+                acc,
+                self.index.tree_group,
+                self.index.bin_start,
+                m["n_values"],
+                ordered,
+                self._missing,
+                self._mark,
+                self.touched,
+                trace[self.trace_length :],
+            )
             self.trace_length += n_trace
             if bad >= 0:
-                raise CorruptFileError(f"{self.where}: block {bad} failed its checksum (the file is "
-                                       "damaged); pack or upload the model again")
+                raise CorruptFileError(
+                    f"{self.where}: block {bad} failed its checksum (the file is "
+                    "damaged); pack or upload the model again"
+                )
             if n_missing == 0:
                 break
             store.fetch(self._missing[:n_missing])

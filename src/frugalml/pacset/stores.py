@@ -72,13 +72,18 @@ class MmapStore(BlockStore):
         meta = packed.meta
         super().__init__(meta["n_blocks"], meta["block_size"])
         self._file = open(packed.path, "rb")
-        self._map = mmap.mmap(self._file.fileno(), self.n_blocks * self.block_size,
-                              offset=packed.nodes_offset, access=mmap.ACCESS_READ)
+        self._map = mmap.mmap(
+            self._file.fileno(),
+            self.n_blocks * self.block_size,
+            offset=packed.nodes_offset,
+            access=mmap.ACCESS_READ,
+        )
         if not readahead:
             self._map.madvise(mmap.MADV_RANDOM)
         self.pool = np.frombuffer(self._map, np.uint8).reshape(self.n_blocks, self.block_size)
-        self.block_slot = (np.full(self.n_blocks, -1, np.int64) if prefetch
-                           else np.arange(self.n_blocks, dtype=np.int64))
+        self.block_slot = (
+            np.full(self.n_blocks, -1, np.int64) if prefetch else np.arange(self.n_blocks, dtype=np.int64)
+        )
         self.verified = np.zeros(self.n_blocks, np.uint8)
 
     def fetch(self, blocks: np.ndarray) -> None:
@@ -160,8 +165,9 @@ class PreadStore(CachedStore):
         try:
             self._fd = os.open(packed.path, flags)
         except OSError as exc:
-            raise PeerUnavailableError(f"cannot open {packed.path} with O_DIRECT here ({exc}); "
-                                       "use backend='pread'") from None
+            raise PeerUnavailableError(
+                f"cannot open {packed.path} with O_DIRECT here ({exc}); use backend='pread'"
+            ) from None
         self._path = packed.path
 
     def _allocate(self, n: int) -> np.ndarray:
@@ -176,9 +182,10 @@ class PreadStore(CachedStore):
                 got = os.preadv(self._fd, [self.pool[slot]], self._offset + b * self.block_size)
             except OSError as exc:
                 if self._direct:
-                    raise PeerUnavailableError(f"O_DIRECT reads fail on {self._path} ({exc}); "
-                                               "this file system may not support it: use backend='pread'"
-                                               ) from None
+                    raise PeerUnavailableError(
+                        f"O_DIRECT reads fail on {self._path} ({exc}); "
+                        "this file system may not support it: use backend='pread'"
+                    ) from None
                 raise
             if got != self.block_size:
                 raise CorruptFileError(f"{self._path} is truncated at block {b}; pack it again")
@@ -193,8 +200,9 @@ def _redis_call(fn, url: str):
     try:
         return fn()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        raise ServiceUnavailableError(f"Redis at {url} is unreachable ({exc}); start redis-server "
-                                      "or check the URL") from None
+        raise ServiceUnavailableError(
+            f"Redis at {url} is unreachable ({exc}); start redis-server or check the URL"
+        ) from None
 
 
 def _redis_client(url: str):
@@ -236,8 +244,9 @@ def read_redis_model(url: str, prefix: str) -> tuple[dict, Index]:
     client = _redis_client(url)
     raw, index = _redis_call(lambda: client.mget(f"{prefix}:meta", f"{prefix}:index"), url)
     if raw is None or index is None:
-        raise CorruptFileError(f"Redis at {url} holds no packed model under {prefix!r}; "
-                               "run 'frugal pacset upload' first")
+        raise CorruptFileError(
+            f"Redis at {url} holds no packed model under {prefix!r}; run 'frugal pacset upload' first"
+        )
     meta_bytes, (crc,) = raw[:-4], struct.unpack("<I", raw[-4:])
     if zlib.crc32(meta_bytes) != crc:
         raise CorruptFileError(f"Redis key {prefix}:meta is corrupt; upload the model again")
@@ -258,24 +267,36 @@ class RedisStore(CachedStore):
         values = _redis_call(lambda: self._client.mget(keys), self._url)
         for b, slot, v in zip(blocks, slots, values, strict=True):
             if v is None or len(v) != self.block_size:
-                raise CorruptFileError(f"Redis block {b} of {self._prefix!r} is missing or truncated; "
-                                       "upload the model again")
+                raise CorruptFileError(
+                    f"Redis block {b} of {self._prefix!r} is missing or truncated; upload the model again"
+                )
             self.pool[slot] = np.frombuffer(v, np.uint8)
 
     def close(self) -> None:
         self._client.close()
 
 
-def open_store(packed: PackedFile, backend: str, cache_blocks: int, readahead: bool = False,
-               prefetch: bool = True) -> BlockStore:
+def open_store(
+    packed: PackedFile, backend: str, cache_blocks: int, readahead: bool = False, prefetch: bool = True
+) -> BlockStore:
     """The file-backed store named ``backend`` (Redis stores are opened from a URL instead)."""
     if backend == "mmap":
         return MmapStore(packed, readahead=readahead, prefetch=prefetch)
     if backend in ("pread", "direct"):
         return PreadStore(packed, cache_blocks=cache_blocks, direct=backend == "direct")
-    raise InvalidInputError(f"unknown backend {backend!r}; choose one of: mmap, pread, direct "
-                            "(or open a Redis model with PackedForest.from_redis)")
+    raise InvalidInputError(
+        f"unknown backend {backend!r}; choose one of: mmap, pread, direct "
+        "(or open a Redis model with PackedForest.from_redis)"
+    )
 
 
-__all__ = ["BACKENDS", "IOStats", "MmapStore", "PreadStore", "RedisStore", "open_store",
-           "read_redis_model", "upload_to_redis"]
+__all__ = [
+    "BACKENDS",
+    "IOStats",
+    "MmapStore",
+    "PreadStore",
+    "RedisStore",
+    "open_store",
+    "read_redis_model",
+    "upload_to_redis",
+]

@@ -48,9 +48,19 @@ class TuneResult:
     trials: list[dict]
 
 
-def tune(forest: Forest, X, *, bins=(1, 2, 4, 8, 16), interleave=(0, 1, 2, 3, 4),
-         block_sizes=(4096, 8192, 16384), layout: str = "blockwise-wdfs", vote: str = "soft",
-         block_cost_us: float = 80.0, kib_cost_us: float = 1.0, recount: bool = True) -> TuneResult:
+def tune(
+    forest: Forest,
+    X,
+    *,
+    bins=(1, 2, 4, 8, 16),
+    interleave=(0, 1, 2, 3, 4),
+    block_sizes=(4096, 8192, 16384),
+    layout: str = "blockwise-wdfs",
+    vote: str = "soft",
+    block_cost_us: float = 80.0,
+    kib_cost_us: float = 1.0,
+    recount: bool = True,
+) -> TuneResult:
     """Grid-search the layout parameters on calibration rows ``X``.
 
     The cost of a query is ``blocks * (block_cost_us + block_size/1024 * kib_cost_us)``: a random
@@ -71,8 +81,10 @@ def tune(forest: Forest, X, *, bins=(1, 2, 4, 8, 16), interleave=(0, 1, 2, 3, 4)
                 cfg = LayoutConfig(layout, b, d, bs, vote)
                 blocks = blocks_per_query(forest, cfg, visits)
                 cost = blocks * (block_cost_us + bs / 1024 * kib_cost_us)
-                trials.append({"bins": b, "interleave": d, "block_size": bs, "blocks": blocks,
-                               "cost_us": cost})
+                trials.append(
+                    {"bins": b, "interleave": d, "block_size": bs, "blocks": blocks, "cost_us": cost}
+                )
     best = min(trials, key=lambda t: t["cost_us"])
-    return TuneResult(LayoutConfig(layout, best["bins"], best["interleave"], best["block_size"], vote),
-                      trials)
+    return TuneResult(
+        LayoutConfig(layout, best["bins"], best["interleave"], best["block_size"], vote), trials
+    )

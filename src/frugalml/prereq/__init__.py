@@ -26,8 +26,21 @@ from frugalml.prereq.plda import PairwiseLinkLDA
 from frugalml.prereq.siamese import SiameseClassifier
 
 __all__ = [
-    "DATASETS", "Corpus", "Dataset", "PairSet", "PairwiseLinkLDA", "PrereqModel",
-    "SiameseClassifier", "bag_of_words", "links_from_playlists", "links_from_prerequisites",
-    "load", "load_nptel", "load_refd", "load_university", "normalise_concept", "read_ldac",
+    "DATASETS",
+    "Corpus",
+    "Dataset",
+    "PairSet",
+    "PairwiseLinkLDA",
+    "PrereqModel",
+    "SiameseClassifier",
+    "bag_of_words",
+    "links_from_playlists",
+    "links_from_prerequisites",
+    "load",
+    "load_nptel",
+    "load_refd",
+    "load_university",
+    "normalise_concept",
+    "read_ldac",
     "write_ldac",
 ]

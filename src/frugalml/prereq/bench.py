@@ -29,8 +29,16 @@ def _fit_gensim(counts, topics: int, iters: int) -> None:
     from gensim.models import LdaModel
 
     corpus = Sparse2Corpus(sp.csc_matrix(counts.T.astype(np.int64)))
-    LdaModel(corpus, num_topics=topics, passes=iters, iterations=20, update_every=0,
-             chunksize=counts.shape[0], alpha=0.01, random_state=0)
+    LdaModel(
+        corpus,
+        num_topics=topics,
+        passes=iters,
+        iterations=20,
+        update_every=0,
+        chunksize=counts.shape[0],
+        alpha=0.01,
+        random_state=0,
+    )
 
 
 def _peak_child(dataset: str, topics: int, iters: int, queue) -> None:
@@ -41,12 +49,19 @@ def _peak_child(dataset: str, topics: int, iters: int, queue) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, cpu = time.perf_counter(), time.process_time()
     n = _fit_ours(corpus.counts, corpus.links, topics, iters)
-    queue.put(((time.perf_counter() - start) / n, (time.process_time() - cpu) / n,
-               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, before / 1024))
+    queue.put(
+        (
+            (time.perf_counter() - start) / n,
+            (time.process_time() - cpu) / n,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            before / 1024,
+        )
+    )
 
 
-def run(dataset: str = "university", topics: int = 100, iters: int = 3, rounds: int = 3,
-        json_path=None) -> list[Record]:
+def run(
+    dataset: str = "university", topics: int = 100, iters: int = 3, rounds: int = 3, json_path=None
+) -> list[Record]:
     """Time ``iters`` EM iterations of ours and of gensim (interleaved rounds; none when
     ``rounds`` is 0), and the wall time, CPU time and peak memory of a fit in a fresh process."""
     from frugalml.common import report, timing
@@ -56,15 +71,25 @@ def run(dataset: str = "university", topics: int = 100, iters: int = 3, rounds: 
     records = []
     if rounds:
         _fit_ours(corpus.counts, corpus.links, topics, 1)  # compile the numba kernel
-        comparison = timing.compare(lambda: _fit_ours(corpus.counts, corpus.links, topics, iters),
-                                    lambda: _fit_gensim(corpus.counts, topics, iters),
-                                    rounds=rounds, warmup=0)
-        workload = f"{dataset} K={topics}, {iters} EM iterations ({corpus.n_docs} docs, " \
-                   f"{corpus.counts.shape[1]} words, {len(corpus.links)} links)"
-        records.append(Record.from_comparison(
-            comparison, system="prereq", workload=workload, peer="gensim LdaModel batch (no links)",
-            notes="machine shared by other jobs: medians of interleaved rounds; ours also models "
-                  "links"))
+        comparison = timing.compare(
+            lambda: _fit_ours(corpus.counts, corpus.links, topics, iters),
+            lambda: _fit_gensim(corpus.counts, topics, iters),
+            rounds=rounds,
+            warmup=0,
+        )
+        workload = (
+            f"{dataset} K={topics}, {iters} EM iterations ({corpus.n_docs} docs, "
+            f"{corpus.counts.shape[1]} words, {len(corpus.links)} links)"
+        )
+        records.append(
+            Record.from_comparison(
+                comparison,
+                system="prereq",
+                workload=workload,
+                peer="gensim LdaModel batch (no links)",
+                notes="machine shared by other jobs: medians of interleaved rounds; ours also models links",
+            )
+        )
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     child = ctx.Process(target=_peak_child, args=(dataset, topics, iters, queue))
@@ -72,14 +97,36 @@ def run(dataset: str = "university", topics: int = 100, iters: int = 3, rounds: 
     wall, cpu, peak_mb, baseline_mb = queue.get()
     child.join()
     records += [
-        Record("prereq", f"{dataset} K={topics}", "wall seconds per EM iteration", "s", wall,
-               peer="goal", peer_value=1.0, notes="goal: <= 1 s per EM iteration on 2 cores; "
-                                                  "wall time suffers from other jobs"),
-        Record("prereq", f"{dataset} K={topics}", "CPU seconds per EM iteration", "s", cpu,
-               peer="goal", peer_value=1.0, notes="process CPU time, robust to a shared machine"),
-        Record("prereq", f"{dataset} K={topics}", "peak RSS of a fit", "MB", peak_mb,
-               peer="goal", peer_value=1024.0,
-               notes=f"fresh process; {baseline_mb:.0f} MB before fitting (data loaded)"),
+        Record(
+            "prereq",
+            f"{dataset} K={topics}",
+            "wall seconds per EM iteration",
+            "s",
+            wall,
+            peer="goal",
+            peer_value=1.0,
+            notes="goal: <= 1 s per EM iteration on 2 cores; wall time suffers from other jobs",
+        ),
+        Record(
+            "prereq",
+            f"{dataset} K={topics}",
+            "CPU seconds per EM iteration",
+            "s",
+            cpu,
+            peer="goal",
+            peer_value=1.0,
+            notes="process CPU time, robust to a shared machine",
+        ),
+        Record(
+            "prereq",
+            f"{dataset} K={topics}",
+            "peak RSS of a fit",
+            "MB",
+            peak_mb,
+            peer="goal",
+            peer_value=1024.0,
+            notes=f"fresh process; {baseline_mb:.0f} MB before fitting (data loaded)",
+        ),
     ]
     report.print_table(records, title="Pairwise-Link-LDA speed and memory")
     if json_path:

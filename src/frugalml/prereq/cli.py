@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Infer concept prerequisite relations from documents and their links "
-                       "(Pairwise-Link-LDA + siamese network, PREREQ).", no_args_is_help=True)
-data_app = typer.Typer(help="The registered data sets: list them, verify their files.",
-                       no_args_is_help=True)
+app = typer.Typer(
+    help="Infer concept prerequisite relations from documents and their links "
+    "(Pairwise-Link-LDA + siamese network, PREREQ).",
+    no_args_is_help=True,
+)
+data_app = typer.Typer(help="The registered data sets: list them, verify their files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
@@ -38,8 +40,10 @@ def data_list():
 
 
 @data_app.command("verify")
-def data_verify(name: list[str] = typer.Argument(None, help="Data sets to check (default all)."),
-                path: Path = typer.Option(None, help="Folder of the data set (else FRUGAL_DATA).")):
+def data_verify(
+    name: list[str] = typer.Argument(None, help="Data sets to check (default all)."),
+    path: Path = typer.Option(None, help="Folder of the data set (else FRUGAL_DATA)."),
+):
     """Check that every file of the data sets is present; print sizes and SHA-256."""
     from frugalml.prereq.data import DATASETS, verify
 
@@ -51,8 +55,9 @@ def data_verify(name: list[str] = typer.Argument(None, help="Data sets to check 
 
 @app.command()
 def fit(
-    corpus: Path = typer.Argument(None, help="lda-c bag of words (one document per line); "
-                                             "omit to use --dataset."),
+    corpus: Path = typer.Argument(
+        None, help="lda-c bag of words (one document per line); omit to use --dataset."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write."),
     dataset: str = typer.Option(None, help="university or nptel (instead of CORPUS)."),
     fold: int = typer.Option(None, help="Train on this authors' fold only (default: all pairs)."),
@@ -61,8 +66,9 @@ def fit(
     pairs: Path = typer.Option(None, help="Labelled pairs 'A,B,label' (B a prerequisite of A)."),
     one_based: bool = typer.Option(True, help="Document indices in --links start at 1."),
     topics: int = typer.Option(100, help="Number of topics."),
-    head: str = typer.Option(None, help="Siamese head: abs (paper, symmetric), diff, concat, rich, "
-                                         "bilinear (default: PREREQ's)."),
+    head: str = typer.Option(
+        None, help="Siamese head: abs (paper, symmetric), diff, concat, rich, bilinear (default: PREREQ's)."
+    ),
     em_iter: int = typer.Option(100, help="Maximum EM iterations."),
     steps: int = typer.Option(None, help="Siamese training steps (default: PREREQ's 1000)."),
     seed: int = typer.Option(0),
@@ -75,8 +81,9 @@ def fit(
     from frugalml.prereq.siamese import PREREQ_SIAMESE
 
     if (corpus is None) == (dataset is None):
-        raise InvalidInputError("give either a CORPUS file (with --vocab, --links, --pairs) or "
-                                "--dataset university|nptel")
+        raise InvalidInputError(
+            "give either a CORPUS file (with --vocab, --links, --pairs) or --dataset university|nptel"
+        )
     if dataset is not None:
         ds = data.load(dataset)
         the_corpus = ds.corpus
@@ -86,17 +93,25 @@ def fit(
             raise InvalidInputError("with a CORPUS file give --vocab, --links and --pairs too")
         terms = [t.strip() for t in vocab.read_text().splitlines() if t.strip()]
         counts = data.read_ldac(corpus, n_words=len(terms))
-        the_corpus = data.Corpus(counts, terms, data.read_links(links, one_based=one_based),
-                                 {t: i for i, t in enumerate(terms)})
+        the_corpus = data.Corpus(
+            counts, terms, data.read_links(links, one_based=one_based), {t: i for i, t in enumerate(terms)}
+        )
         train, _ = data.restrict_pairs(data.read_pairs(pairs, known=terms), the_corpus.concepts)
-    model = PrereqModel(topics, head=head or PREREQ_SIAMESE["head"], seed=seed,
-                        plda_params={"max_em_iter": em_iter}, siamese_params=_steps(steps))
+    model = PrereqModel(
+        topics,
+        head=head or PREREQ_SIAMESE["head"],
+        seed=seed,
+        plda_params={"max_em_iter": em_iter},
+        siamese_params=_steps(steps),
+    )
     model.fit(the_corpus, train)
     model.save(output)
     if not quiet:
-        print(f"wrote {output}: {len(model.concepts_)} concepts, {model.plda_.n_iter_} EM "
-              f"iterations, trained on {len(train)} pairs, threshold "
-              f"{model.classifier_.threshold_:.3f}")
+        print(
+            f"wrote {output}: {len(model.concepts_)} concepts, {model.plda_.n_iter_} EM "
+            f"iterations, trained on {len(train)} pairs, threshold "
+            f"{model.classifier_.threshold_:.3f}"
+        )
 
 
 def _steps(steps: int | None) -> dict:
@@ -115,15 +130,20 @@ def _fold(fold: int, n: int) -> int:
 @app.command("eval")
 def evaluate_command(
     dataset: str = typer.Option("university", help="university or nptel."),
-    methods: str = typer.Option("prereq,plda,rf,refd,cpr,allpos",
-                                help="Comma-separated: prereq, prereq-paper, prereq-diff, plda, rf, "
-                                     "refd, cpr, lda, identity, allpos."),
+    methods: str = typer.Option(
+        "prereq,plda,rf,refd,cpr,allpos",
+        help="Comma-separated: prereq, prereq-paper, prereq-diff, plda, rf, "
+        "refd, cpr, lda, identity, allpos.",
+    ),
     split: str = typer.Option("authors", help="authors, random, disjoint or leakfree."),
     head: str = typer.Option(None, help="Siamese head for prereq/lda (default: PREREQ's)."),
     topics: int = typer.Option(100, help="Number of topics."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations of Pairwise-Link-LDA."),
-    steps: int = typer.Option(None, help="Siamese training steps for every siamese method "
-                                         "(default: each method's own, 1000 or the paper's 3500)."),
+    steps: int = typer.Option(
+        None,
+        help="Siamese training steps for every siamese method "
+        "(default: each method's own, 1000 or the paper's 3500).",
+    ),
     seed: int = typer.Option(0),
     json_path: Path = typer.Option(None, "--json", help="Write the per-fold results as JSON."),
     quiet: bool = QUIET,
@@ -134,10 +154,22 @@ def evaluate_command(
     from frugalml.prereq.methods import Context
 
     ds = data.load(dataset)
-    context = Context(ds.corpus, n_topics=topics, seed=seed, plda_params={"max_em_iter": em_iter},
-                      siamese_params=_steps(steps))
-    results = evaluate(ds, [m.strip() for m in methods.split(",") if m.strip()], split,
-                       context=context, seed=seed, head=head, quiet=quiet)
+    context = Context(
+        ds.corpus,
+        n_topics=topics,
+        seed=seed,
+        plda_params={"max_em_iter": em_iter},
+        siamese_params=_steps(steps),
+    )
+    results = evaluate(
+        ds,
+        [m.strip() for m in methods.split(",") if m.strip()],
+        split,
+        context=context,
+        seed=seed,
+        head=head,
+        quiet=quiet,
+    )
     _print_results(f"{dataset} / {split}", results)
     if json_path:
         from frugalml.common.files import atomic_write
@@ -161,24 +193,30 @@ def _print_results(title: str, results: dict) -> None:
 
 
 @app.command()
-def predict(model: Path = typer.Argument(..., help="Model file from 'frugal prereq fit'."),
-            concept: str = typer.Argument(..., help="Concept A."),
-            prerequisite: str = typer.Argument(..., help="Concept B: is it a prerequisite of A?")):
+def predict(
+    model: Path = typer.Argument(..., help="Model file from 'frugal prereq fit'."),
+    concept: str = typer.Argument(..., help="Concept A."),
+    prerequisite: str = typer.Argument(..., help="Concept B: is it a prerequisite of A?"),
+):
     """Print the probability that B is a prerequisite of A (and of the reverse)."""
     from frugalml.prereq.model import PrereqModel
 
     m = PrereqModel.load(model)
     forward, backward = m.predict_proba([concept, prerequisite], [prerequisite, concept])
     verdict = "yes" if forward >= m.classifier_.threshold_ else "no"
-    print(f"P({prerequisite!r} is a prerequisite of {concept!r}) = {forward:.3f} -> {verdict} "
-          f"(threshold {m.classifier_.threshold_:.3f}; reverse {backward:.3f}; head {m.head})")
+    print(
+        f"P({prerequisite!r} is a prerequisite of {concept!r}) = {forward:.3f} -> {verdict} "
+        f"(threshold {m.classifier_.threshold_:.3f}; reverse {backward:.3f}; head {m.head})"
+    )
 
 
 @app.command()
-def graph(model: Path = typer.Argument(..., help="Model file from 'frugal prereq fit'."),
-          fmt: str = typer.Option("json", "--format", help="json or dot."),
-          concepts: str = typer.Option(None, help="Comma-separated concepts (default: all)."),
-          output: Path = typer.Option(None, "--output", "-o", help="File (default: stdout).")):
+def graph(
+    model: Path = typer.Argument(..., help="Model file from 'frugal prereq fit'."),
+    fmt: str = typer.Option("json", "--format", help="json or dot."),
+    concepts: str = typer.Option(None, help="Comma-separated concepts (default: all)."),
+    output: Path = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+):
     """Export the predicted prerequisite graph, with a cycle check."""
     import networkx as nx
 
@@ -192,11 +230,16 @@ def graph(model: Path = typer.Argument(..., help="Model file from 'frugal prereq
     g = nx.DiGraph((a, b) for a, b, _ in edges)
     cycles = [sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1]
     if fmt == "json":
-        text = json.dumps({"edges": [{"concept": a, "prerequisite": b, "probability": p}
-                                     for a, b, p in edges], "cyclic_groups": cycles}, indent=2)
+        text = json.dumps(
+            {
+                "edges": [{"concept": a, "prerequisite": b, "probability": p} for a, b, p in edges],
+                "cyclic_groups": cycles,
+            },
+            indent=2,
+        )
     else:
         lines = ["digraph prerequisites {", "  // edge B -> A: B is a prerequisite of A"]
-        lines += [f"  {json.dumps(b)} -> {json.dumps(a)} [label=\"{p:.2f}\"];" for a, b, p in edges]
+        lines += [f'  {json.dumps(b)} -> {json.dumps(a)} [label="{p:.2f}"];' for a, b, p in edges]
         text = "\n".join([*lines, "}"])
     if output:
         from frugalml.common.files import atomic_write
@@ -214,12 +257,15 @@ def reproduce(
     json_path: Path = typer.Option(None, "--json", help="Write report.Records here (+ PNG)."),
     datasets: str = typer.Option("university,nptel", help="Data sets to run."),
     splits: str = typer.Option("authors,disjoint", help="Splits to run."),
-    methods: str = typer.Option("prereq,prereq-paper,prereq-diff,plda,rf,refd,cpr,lda,allpos",
-                                help="Methods to run."),
+    methods: str = typer.Option(
+        "prereq,prereq-paper,prereq-diff,plda,rf,refd,cpr,lda,allpos", help="Methods to run."
+    ),
     topics: int = typer.Option(100, help="Number of topics (paper: 100)."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations (paper: 100)."),
-    steps: int = typer.Option(None, help="Siamese training steps for every siamese method "
-                                         "(default: each method's own; paper: 3500)."),
+    steps: int = typer.Option(
+        None,
+        help="Siamese training steps for every siamese method (default: each method's own; paper: 3500).",
+    ),
     head: str = typer.Option(None, help="Siamese head of prereq/lda (default: PREREQ's)."),
     seed: int = typer.Option(0),
     quiet: bool = QUIET,
@@ -227,9 +273,18 @@ def reproduce(
     """The paper's table beside ours on both data sets, with the trivial baseline and AUC."""
     from frugalml.prereq.reproduce import run
 
-    run(json_path=json_path, datasets=datasets.split(","), splits=splits.split(","),
-        methods=methods.split(","), topics=topics, em_iter=em_iter, steps=steps, head=head,
-        seed=seed, quiet=quiet)
+    run(
+        json_path=json_path,
+        datasets=datasets.split(","),
+        splits=splits.split(","),
+        methods=methods.split(","),
+        topics=topics,
+        em_iter=em_iter,
+        steps=steps,
+        head=head,
+        seed=seed,
+        quiet=quiet,
+    )
 
 
 @app.command()

@@ -34,8 +34,7 @@ NPTEL_CITATION = (
     "Online Educational Resources. IAAI 2019 (arXiv 1811.12640)."
 )
 REFD_CITATION = (
-    "C. Liang, Z. Wu, W. Huang, C. L. Giles. Measuring Prerequisite Relations Among Concepts. "
-    "EMNLP 2015."
+    "C. Liang, Z. Wu, W. Huang, C. L. Giles. Measuring Prerequisite Relations Among Concepts. EMNLP 2015."
 )
 
 
@@ -54,30 +53,48 @@ class DatasetInfo:
 
 DATASETS: dict[str, DatasetInfo] = {
     "university": DatasetInfo(
-        "university", "prerequisites/university",
-        ("cs_courses.csv", "cs_edges.csv", "cs_preqs.csv", "cs_annotations.tsv", "bow_feature.txt",
-         "vocab.txt", "concept_vocab.pkl",
-         *(f"folds/{s}_{i}.txt" for i in range(5) for s in ("train", "test"))),
+        "university",
+        "prerequisites/university",
+        (
+            "cs_courses.csv",
+            "cs_edges.csv",
+            "cs_preqs.csv",
+            "cs_annotations.tsv",
+            "bow_feature.txt",
+            "vocab.txt",
+            "concept_vocab.pkl",
+            *(f"folds/{s}_{i}.txt" for i in range(5) for s in ("train", "test")),
+        ),
         "data CC BY-NC-SA 4.0 (CPR-Recover release); PREREQ repository GPL-3.0",
         UNIVERSITY_CITATION,
         "https://github.com/suderoy/PREREQ-IAAI-19 (datasets/University Course Dataset)",
         "654 CS course descriptions from 11 US universities, 861 course prerequisite links, "
-        "1008 majority-vote concept prerequisite pairs, 5 folds"),
+        "1008 majority-vote concept prerequisite pairs, 5 folds",
+    ),
     "nptel": DatasetInfo(
-        "nptel", "prerequisites/nptel",
-        ("bow_feature.txt", "vocab.txt", "prerequisites.link", "cs_preq.csv",
-         *(f"folds/{s}_{i}_index.txt" for i in range(5) for s in ("train", "test"))),
+        "nptel",
+        "prerequisites/nptel",
+        (
+            "bow_feature.txt",
+            "vocab.txt",
+            "prerequisites.link",
+            "cs_preq.csv",
+            *(f"folds/{s}_{i}_index.txt" for i in range(5) for s in ("train", "test")),
+        ),
         "GPL-3.0 (PREREQ repository)",
         NPTEL_CITATION,
         "https://github.com/suderoy/PREREQ-IAAI-19 (datasets/NPTEL MOOC Dataset)",
-        "382 NPTEL lecture videos as bags of 345 concept terms, 1445 playlist links, 5 folds"),
+        "382 NPTEL lecture videos as bags of 345 concept terms, 1445 playlist links, 5 folds",
+    ),
     "refd": DatasetInfo(
-        "refd", "prerequisites/refd/Course",
+        "refd",
+        "prerequisites/refd/Course",
         ("CS.edges", "CS.edges_neg", "MATH.edges", "MATH.edges_neg"),
         "CC BY-NC-SA 4.0",
         REFD_CITATION,
         "https://github.com/harrylclc/RefD-dataset (Course/)",
-        "CS and MATH concept prerequisite pairs with negatives (no documents)"),
+        "CS and MATH concept prerequisite pairs with negatives (no documents)",
+    ),
 }
 
 
@@ -114,10 +131,12 @@ class Corpus:
         n_docs, n_words = self.counts.shape
         if len(self.vocab) != n_words:
             raise InvalidInputError(
-                f"the vocabulary has {len(self.vocab)} words but the counts have {n_words} columns")
+                f"the vocabulary has {len(self.vocab)} words but the counts have {n_words} columns"
+            )
         if self.links.size and (self.links.min() < 0 or self.links.max() >= n_docs):
             raise InvalidInputError(
-                f"links name documents outside 0..{n_docs - 1}; check the link file's indexing")
+                f"links name documents outside 0..{n_docs - 1}; check the link file's indexing"
+            )
         if self.counts.nnz and self.counts.data.min() < 0:
             raise InvalidInputError("word counts must be non-negative")
         if not self.doc_ids:
@@ -134,7 +153,8 @@ class Corpus:
             if name not in self.concepts:
                 raise InvalidInputError(
                     f"unknown concept {name!r}; known concepts include "
-                    f"{', '.join(sorted(self.concepts)[:5])}, ... ({len(self.concepts)} in all)")
+                    f"{', '.join(sorted(self.concepts)[:5])}, ... ({len(self.concepts)} in all)"
+                )
             cols.append(self.concepts[name])
         return np.asarray(cols, dtype=np.int64)
 
@@ -163,8 +183,11 @@ class PairSet:
 
     @classmethod
     def concat(cls, parts: Sequence[PairSet]) -> PairSet:
-        return cls([x for p in parts for x in p.a], [x for p in parts for x in p.b],
-                   np.concatenate([p.y for p in parts]) if parts else np.zeros(0, np.int64))
+        return cls(
+            [x for p in parts for x in p.a],
+            [x for p in parts for x in p.b],
+            np.concatenate([p.y for p in parts]) if parts else np.zeros(0, np.int64),
+        )
 
     def keys(self) -> list[tuple[str, str]]:
         return list(zip(self.a, self.b, strict=True))
@@ -182,6 +205,7 @@ class Dataset:
 
 
 # ----------------------------------------------------------------------------- concept names
+
 
 def normalise_concept(name: str) -> str:
     """A concept name as it appears in text: no "(...)" qualifier, "_" -> space, lowercase.
@@ -228,6 +252,7 @@ def match_concepts(names: Iterable[str], vocab: Sequence[str]) -> dict[str, int]
 
 # ----------------------------------------------------------------------------- lda-c format
 
+
 def read_ldac(path: str | Path, n_words: int | None = None) -> sp.csr_matrix:
     """Read an lda-c file (``N id:count id:count ...`` per document) into a CSR count matrix.
 
@@ -251,14 +276,14 @@ def read_ldac(path: str | Path, n_words: int | None = None) -> sp.csr_matrix:
                 ids = [int(w) for w, _ in pairs]
                 cnt = [float(c) for _, c in pairs]
             except ValueError:
-                bad = next((t for t in tokens[1:] if not re.fullmatch(r"\d+:\d+(\.\d+)?", t)),
-                           tokens[0])
+                bad = next((t for t in tokens[1:] if not re.fullmatch(r"\d+:\d+(\.\d+)?", t)), tokens[0])
                 raise CorruptFileError(
-                    f"{path}, line {lineno}: malformed lda-c token {bad!r}; expected "
-                    "'N id:count ...'") from None
+                    f"{path}, line {lineno}: malformed lda-c token {bad!r}; expected 'N id:count ...'"
+                ) from None
             if declared != len(ids):
                 raise CorruptFileError(
-                    f"{path}, line {lineno}: declares {declared} terms but lists {len(ids)}")
+                    f"{path}, line {lineno}: declares {declared} terms but lists {len(ids)}"
+                )
             if any(c < 0 for c in cnt) or any(w < 0 for w in ids):
                 raise CorruptFileError(f"{path}, line {lineno}: negative word id or count")
             indices += ids
@@ -267,8 +292,7 @@ def read_ldac(path: str | Path, n_words: int | None = None) -> sp.csr_matrix:
     width = max(indices, default=-1) + 1
     if n_words is not None:
         if width > n_words:
-            raise CorruptFileError(
-                f"{path} uses word id {width - 1} but the vocabulary has {n_words} words")
+            raise CorruptFileError(f"{path} uses word id {width - 1} but the vocabulary has {n_words} words")
         width = n_words
     return sp.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, width))
 
@@ -279,13 +303,17 @@ def write_ldac(counts, path: str | Path) -> Path:
     with atomic_write(path, "w") as f:
         for d in range(counts.shape[0]):
             row = counts.getrow(d)
-            terms = " ".join(f"{w}:{int(c) if float(c).is_integer() else c}"
-                             for w, c in zip(row.indices, row.data, strict=True) if c)
+            terms = " ".join(
+                f"{w}:{int(c) if float(c).is_integer() else c}"
+                for w, c in zip(row.indices, row.data, strict=True)
+                if c
+            )
             f.write(f"{np.count_nonzero(row.data)} {terms}".rstrip() + "\n")
     return Path(path)
 
 
 # ----------------------------------------------------------------------------- building corpora
+
 
 def bag_of_words(documents: Sequence[str], concepts: Iterable[str]) -> tuple[sp.csr_matrix, list[str]]:
     """Count concept mentions (1-3-grams, English stop words removed) in raw documents.
@@ -305,8 +333,9 @@ def bag_of_words(documents: Sequence[str], concepts: Iterable[str]) -> tuple[sp.
     terms = list(dict.fromkeys(t for t in map(normalise_concept, concepts) if t))
     if not terms:
         raise InvalidInputError("no concept names given; pass at least one concept")
-    vectorizer = CountVectorizer(ngram_range=(1, 3), stop_words="english", vocabulary=terms,
-                                 token_pattern=r"(?u)\b\w[\w\-+#]*\b")
+    vectorizer = CountVectorizer(
+        ngram_range=(1, 3), stop_words="english", vocabulary=terms, token_pattern=r"(?u)\b\w[\w\-+#]*\b"
+    )
     return sp.csr_matrix(vectorizer.transform(documents), dtype=np.float64), terms
 
 
@@ -356,16 +385,23 @@ def read_links(path: str | Path, one_based: bool = True) -> np.ndarray:
             if not parts:
                 continue
             if len(parts) != 2 or not all(p.isdigit() for p in parts):
-                raise CorruptFileError(f"{path}, line {lineno}: expected two document indices, "
-                                       f"got {line.strip()!r}")
+                raise CorruptFileError(
+                    f"{path}, line {lineno}: expected two document indices, got {line.strip()!r}"
+                )
             rows.append([int(p) - int(one_based) for p in parts])
     return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
 
 
 # ----------------------------------------------------------------------------- pair files
 
-def read_pairs(path: str | Path, names: Sequence[str] | None = None, *,
-               known: Iterable[str] | None = None, default_label: int | None = None) -> PairSet:
+
+def read_pairs(
+    path: str | Path,
+    names: Sequence[str] | None = None,
+    *,
+    known: Iterable[str] | None = None,
+    default_label: int | None = None,
+) -> PairSet:
     """Read labelled concept pairs ``A,B[,label]`` (or ``A<TAB>B``; B is a prerequisite of A).
 
     Parameters
@@ -395,14 +431,15 @@ def read_pairs(path: str | Path, names: Sequence[str] | None = None, *,
                 raise CorruptFileError(f"{path}, line {lineno}: no 0/1 label in {line!r}")
             pair = _split_pair(parts, known_set)
             if pair is None:
-                raise CorruptFileError(f"{path}, line {lineno}: cannot split {line!r} into two "
-                                       "concepts")
+                raise CorruptFileError(f"{path}, line {lineno}: cannot split {line!r} into two concepts")
             if names is not None:
                 try:
                     pair = tuple(names[int(p)] for p in pair)
                 except (ValueError, IndexError):
-                    raise CorruptFileError(f"{path}, line {lineno}: {line!r} does not hold two "
-                                           f"concept indices in 0..{len(names) - 1}") from None
+                    raise CorruptFileError(
+                        f"{path}, line {lineno}: {line!r} does not hold two "
+                        f"concept indices in 0..{len(names) - 1}"
+                    ) from None
             a.append(pair[0])
             b.append(pair[1])
             y.append(label)
@@ -420,8 +457,9 @@ def _split_pair(parts: list[str], known: set[str]) -> tuple[str, str] | None:
     return None
 
 
-def restrict_pairs(pairs: PairSet, concepts: dict[str, int],
-                   on_unknown: str = "error") -> tuple[PairSet, int]:
+def restrict_pairs(
+    pairs: PairSet, concepts: dict[str, int], on_unknown: str = "error"
+) -> tuple[PairSet, int]:
     """Keep pairs whose concepts are in the corpus; ``on_unknown`` is ``"error"`` or ``"drop"``.
 
     Returns the kept pairs and how many were dropped.
@@ -432,19 +470,20 @@ def restrict_pairs(pairs: PairSet, concepts: dict[str, int],
         bad = next(x for k in pairs.keys() for x in k if x not in concepts)
         raise InvalidInputError(
             f"pair file names concept {bad!r}, which is not in the corpus vocabulary; add it to "
-            "the vocabulary or drop such pairs (on_unknown='drop')")
+            "the vocabulary or drop such pairs (on_unknown='drop')"
+        )
     return pairs.subset(np.asarray(keep, dtype=np.int64)), len(pairs) - len(keep)
 
 
 # ----------------------------------------------------------------------------- the data sets
+
 
 def dataset_dir(name: str, path: str | Path | None = None) -> Path:
     """The folder of a registered data set (explicit path, ``$FRUGAL_DATA``, user cache)."""
     if name not in DATASETS:
         raise InvalidInputError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
     info = DATASETS[name]
-    return common_data.resolve(info.relpath, path=path,
-                               hint=f"get it from {info.source} ({info.licence})")
+    return common_data.resolve(info.relpath, path=path, hint=f"get it from {info.source} ({info.licence})")
 
 
 def verify(name: str, path: str | Path | None = None) -> dict:
@@ -455,15 +494,19 @@ def verify(name: str, path: str | Path | None = None) -> dict:
         file = root / rel
         if not file.is_file():
             raise DataNotFoundError(f"{name}: {file} is missing; download {DATASETS[name].source}")
-        report[rel] = {"bytes": file.stat().st_size,
-                       "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+        report[rel] = {"bytes": file.stat().st_size, "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
     return report
 
 
 def _meta(name: str, **notes) -> dict:
     info = DATASETS[name]
-    return {"dataset": name, "licence": info.licence, "citation": info.citation,
-            "source": info.source, **notes}
+    return {
+        "dataset": name,
+        "licence": info.licence,
+        "citation": info.citation,
+        "source": info.source,
+        **notes,
+    }
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -491,8 +534,13 @@ def load_university(path: str | Path | None = None) -> Dataset:
         concepts = {name: int(col) for col, name in pickle.load(f, encoding="latin1").items()}
     with open(root / "cs_annotations.tsv", encoding="utf-8", errors="replace") as f:
         known = {x for line in list(f)[1:] for x in line.split("\t")[:2]}
-    folds = [(read_pairs(root / f"folds/train_{i}.txt", known=known),
-              read_pairs(root / f"folds/test_{i}.txt", known=known)) for i in range(5)]
+    folds = [
+        (
+            read_pairs(root / f"folds/train_{i}.txt", known=known),
+            read_pairs(root / f"folds/test_{i}.txt", known=known),
+        )
+        for i in range(5)
+    ]
     fold_names = {x for tr, te in folds for p in (tr, te) for k in p.keys() for x in k}
     concepts.update(match_concepts(sorted(fold_names - set(concepts)), vocab))
     return _assemble("university", Corpus(counts, vocab, links, concepts, doc_ids), folds)
@@ -507,8 +555,13 @@ def load_nptel(path: str | Path | None = None) -> Dataset:
     counts = read_ldac(root / "bow_feature.txt", n_words=len(vocab))
     links = read_links(root / "prerequisites.link", one_based=True)
     concepts = {name: i for i, name in enumerate(vocab)}
-    folds = [(read_pairs(root / f"folds/train_{i}_index.txt", names=vocab),
-              read_pairs(root / f"folds/test_{i}_index.txt", names=vocab)) for i in range(5)]
+    folds = [
+        (
+            read_pairs(root / f"folds/train_{i}_index.txt", names=vocab),
+            read_pairs(root / f"folds/test_{i}_index.txt", names=vocab),
+        )
+        for i in range(5)
+    ]
     return _assemble("nptel", Corpus(counts, vocab, links, concepts), folds)
 
 
@@ -523,11 +576,15 @@ def _assemble(name: str, corpus: Corpus, folds: list[tuple[PairSet, PairSet]]) -
     corpus.meta = _meta(name)
     overlap = [len(set(test.keys()) & set(train.keys())) for train, test in kept]
     self_pairs = [sum(x == z for x, z in test.keys()) for _, test in kept]
-    meta = _meta(name, dropped_pairs=dropped, test_pairs_also_in_train=overlap,
-                 self_pairs_in_test=self_pairs,
-                 note="fold pairs naming concepts absent from the bag of words were dropped; the "
-                      "authors' folds share a few pairs between train and test and hold (A, A) "
-                      "negatives")
+    meta = _meta(
+        name,
+        dropped_pairs=dropped,
+        test_pairs_also_in_train=overlap,
+        self_pairs_in_test=self_pairs,
+        note="fold pairs naming concepts absent from the bag of words were dropped; the "
+        "authors' folds share a few pairs between train and test and hold (A, A) "
+        "negatives",
+    )
     return Dataset(name, corpus, pairs, kept, meta)
 
 
@@ -562,8 +619,25 @@ def doc_concept_matrix(corpus: Corpus, concepts: Sequence[str]) -> sp.csr_matrix
 
 
 __all__ = [
-    "DATASETS", "Corpus", "Dataset", "DatasetInfo", "PairSet", "bag_of_words",
-    "doc_concept_matrix", "links_from_playlists", "links_from_prerequisites", "load",
-    "load_nptel", "load_refd", "load_university", "match_concepts", "normalise_concept",
-    "read_ldac", "read_links", "read_pairs", "restrict_pairs", "verify", "write_ldac",
+    "DATASETS",
+    "Corpus",
+    "Dataset",
+    "DatasetInfo",
+    "PairSet",
+    "bag_of_words",
+    "doc_concept_matrix",
+    "links_from_playlists",
+    "links_from_prerequisites",
+    "load",
+    "load_nptel",
+    "load_refd",
+    "load_university",
+    "match_concepts",
+    "normalise_concept",
+    "read_ldac",
+    "read_links",
+    "read_pairs",
+    "restrict_pairs",
+    "verify",
+    "write_ldac",
 ]

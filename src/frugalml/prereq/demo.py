@@ -17,9 +17,13 @@ def run(quiet: bool = False) -> str:
     start = time.perf_counter()
     planted = planted_corpus(seed=0)
     train, test = planted.dataset.folds[0]
-    context = Context(planted.dataset.corpus, n_topics=6, seed=0,
-                      plda_params={"alpha": 0.1, "max_em_iter": 40},
-                      siamese_params={"steps": 600, "threads": 1})
+    context = Context(
+        planted.dataset.corpus,
+        n_topics=6,
+        seed=0,
+        plda_params={"alpha": 0.1, "max_em_iter": 40},
+        siamese_params={"steps": 600, "threads": 1},
+    )
     with _threads(2):
         scores = {}
         for method, head in (("prereq", "diff"), ("allpos", None)):
@@ -28,6 +32,8 @@ def run(quiet: bool = False) -> str:
     elbo = np.asarray(context.plda.elbo_)
     monotone = bool(np.all(np.diff(elbo) >= -1e-6 * np.abs(elbo[:-1])))
     p, a = scores["prereq"], scores["allpos"]
-    return (f"synthetic chain of 6 topics: PREREQ (diff head) F1 {p['f1']:.2f} AUC {p['auc']:.2f} "
-            f"vs all-positive F1 {a['f1']:.2f}; ELBO monotone: {monotone} "
-            f"({context.plda.n_iter_} EM iterations, {time.perf_counter() - start:.0f} s)")
+    return (
+        f"synthetic chain of 6 topics: PREREQ (diff head) F1 {p['f1']:.2f} AUC {p['auc']:.2f} "
+        f"vs all-positive F1 {a['f1']:.2f}; ELBO monotone: {monotone} "
+        f"({context.plda.n_iter_} EM iterations, {time.perf_counter() - start:.0f} s)"
+    )

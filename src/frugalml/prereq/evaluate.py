@@ -26,6 +26,7 @@ METRICS = ("precision", "recall", "f1", "auc", "ap", "p@50", "p@100")
 
 # ----------------------------------------------------------------------------- splits
 
+
 def random_splits(pairs: PairSet, n_splits: int = 5, seed: int = 0) -> list[tuple[PairSet, PairSet]]:
     """Shuffled k-fold over all labelled pairs."""
     order = make_rng(seed).permutation(len(pairs))
@@ -33,8 +34,9 @@ def random_splits(pairs: PairSet, n_splits: int = 5, seed: int = 0) -> list[tupl
     return [(pairs.subset(np.setdiff1d(order, test)), pairs.subset(np.sort(test))) for test in folds]
 
 
-def concept_disjoint_splits(pairs: PairSet, n_splits: int = 5, test_fraction: float = 0.4,
-                            seed: int = 0) -> list[tuple[PairSet, PairSet]]:
+def concept_disjoint_splits(
+    pairs: PairSet, n_splits: int = 5, test_fraction: float = 0.4, seed: int = 0
+) -> list[tuple[PairSet, PairSet]]:
     """Repeated random concept partitions: train pairs use only train concepts, test pairs only
     test concepts; pairs across the partition are left out."""
     if not 0 < test_fraction < 1:
@@ -43,8 +45,7 @@ def concept_disjoint_splits(pairs: PairSet, n_splits: int = 5, test_fraction: fl
     concepts = sorted(set(pairs.a) | set(pairs.b))
     out = []
     for _ in range(n_splits):
-        test_set = set(gen.choice(concepts, int(round(test_fraction * len(concepts))),
-                                  replace=False))
+        test_set = set(gen.choice(concepts, int(round(test_fraction * len(concepts))), replace=False))
         in_test = np.array([(x in test_set, z in test_set) for x, z in pairs.keys()])
         train = np.flatnonzero(~in_test[:, 0] & ~in_test[:, 1])
         test = np.flatnonzero(in_test[:, 0] & in_test[:, 1])
@@ -61,8 +62,11 @@ def leak_free_splits(pairs: PairSet, n_splits: int = 5, seed: int = 0) -> list[t
     for train, test in random_splits(pairs, n_splits, seed):
         graph = nx.DiGraph((x, z) for x, z, y in zip(train.a, train.b, train.y, strict=True) if y)
         closure = {n: nx.descendants(graph, n) for n in graph}
-        keep = [i for i, (x, z) in enumerate(test.keys())
-                if z not in closure.get(x, ()) and x not in closure.get(z, ())]
+        keep = [
+            i
+            for i, (x, z) in enumerate(test.keys())
+            if z not in closure.get(x, ()) and x not in closure.get(z, ())
+        ]
         out.append((train, test.subset(np.asarray(keep, dtype=np.int64))))
     return out
 
@@ -82,6 +86,7 @@ def make_splits(dataset: Dataset, split: str, n_splits: int = 5, seed: int = 0):
 
 
 # ----------------------------------------------------------------------------- metrics
+
 
 def precision_at(y: np.ndarray, scores: np.ndarray, k: int) -> float:
     """Share of positives among the k highest scores (NaN if fewer than k pairs).
@@ -107,10 +112,15 @@ def pair_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[st
     pred = (scores >= threshold).astype(np.int64)
     p, r, f, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
     both = len(np.unique(y)) == 2
-    return {"precision": float(p), "recall": float(r), "f1": float(f),
-            "auc": float(roc_auc_score(y, scores)) if both else float("nan"),
-            "ap": float(average_precision_score(y, scores)) if both else float("nan"),
-            "p@50": precision_at(y, scores, 50), "p@100": precision_at(y, scores, 100)}
+    return {
+        "precision": float(p),
+        "recall": float(r),
+        "f1": float(f),
+        "auc": float(roc_auc_score(y, scores)) if both else float("nan"),
+        "ap": float(average_precision_score(y, scores)) if both else float("nan"),
+        "p@50": precision_at(y, scores, 50),
+        "p@100": precision_at(y, scores, 100),
+    }
 
 
 def graph_checks(scorer: Scorer, a: Sequence[str], b: Sequence[str]) -> dict[str, float]:
@@ -135,9 +145,18 @@ def graph_checks(scorer: Scorer, a: Sequence[str], b: Sequence[str]) -> dict[str
 
 # ----------------------------------------------------------------------------- running it all
 
-def evaluate(dataset: Dataset, methods: Iterable[str], split: str = "authors", *,
-             context: Context | None = None, n_splits: int = 5, seed: int = 0,
-             head: str | None = None, quiet: bool = True) -> dict[str, dict]:
+
+def evaluate(
+    dataset: Dataset,
+    methods: Iterable[str],
+    split: str = "authors",
+    *,
+    context: Context | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    head: str | None = None,
+    quiet: bool = True,
+) -> dict[str, dict]:
     """Fit and score every method on every fold of a split.
 
     Returns
@@ -163,8 +182,10 @@ def evaluate(dataset: Dataset, methods: Iterable[str], split: str = "authors", *
     for entry in results.values():
         keys = entry["folds"][0].keys()
         values = {k: np.array([f[k] for f in entry["folds"]], dtype=np.float64) for k in keys}
-        entry["mean"] = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-                         for k, v in values.items()}
-        entry["std"] = {k: float(np.nanstd(v)) if np.isfinite(v).any() else float("nan")
-                        for k, v in values.items()}
+        entry["mean"] = {
+            k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in values.items()
+        }
+        entry["std"] = {
+            k: float(np.nanstd(v)) if np.isfinite(v).any() else float("nan") for k, v in values.items()
+        }
     return results

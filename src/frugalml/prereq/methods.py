@@ -27,19 +27,19 @@ ONE_NETWORK = {**PREREQ_SIAMESE, "members": 1}
 
 METHODS = {
     "prereq": "Pairwise-Link-LDA concept vectors + siamese network (PREREQ: direction-aware rich "
-              "head, dropout 0.7, 3-network ensemble; settings chosen by inner validation)",
+    "head, dropout 0.7, 3-network ensemble; settings chosen by inner validation)",
     "prereq-paper": "PREREQ exactly as published: symmetric abs head, lr 1e-4, 3500 steps",
     "prereq-diff": "PREREQ with the direction-aware signed-difference head (one network)",
     "plda": "Pairwise LDA bilinear score x_A^T eta x_B",
     "rf": "random forest on course-link co-occurrence counts (MOOC-RF-style link features)",
     "refd": "RefD: reference distance over the document-link graph (Liang et al. 2015)",
     "cpr": "CPR-Recover: x_i^T A x_j learned with a ranking objective (Liang et al. 2017)",
-    "lda": "plain LDA (gensim, no links) concept vectors + siamese network (PREREQ's settings, "
-           "one network)",
+    "lda": "plain LDA (gensim, no links) concept vectors + siamese network (PREREQ's settings, one network)",
     "identity": "logistic regression on one-hot concept identities, no documents (measures how "
-                "much a split rewards memorising which concepts are prerequisites)",
+    "much a split rewards memorising which concepts are prerequisites)",
     "allpos": "predict 'prerequisite' for every pair (the trivial baseline)",
 }
+
 
 @dataclass
 class Scorer:
@@ -78,7 +78,8 @@ class Context:
         if "plda" not in self._cache:
             params = {"seed": self.seed, **self.plda_params}
             self._cache["plda"] = PairwiseLinkLDA(self.n_topics, **params).fit(
-                self.corpus.counts, self.corpus.links)
+                self.corpus.counts, self.corpus.links
+            )
         return self._cache["plda"]
 
     @property
@@ -89,12 +90,19 @@ class Context:
                 from gensim.matutils import Sparse2Corpus
                 from gensim.models import LdaModel
             except ImportError as exc:
-                raise PeerUnavailableError(f"gensim is needed for the 'lda' method ({exc}); "
-                                           "pip install gensim") from None
+                raise PeerUnavailableError(
+                    f"gensim is needed for the 'lda' method ({exc}); pip install gensim"
+                ) from None
             corpus = Sparse2Corpus(sp.csc_matrix(self.corpus.counts.T.astype(np.int64)))
-            model = LdaModel(corpus, num_topics=self.n_topics, id2word=None, passes=10,
-                             alpha="auto", random_state=self.seed,
-                             dtype=np.float64)
+            model = LdaModel(
+                corpus,
+                num_topics=self.n_topics,
+                id2word=None,
+                passes=10,
+                alpha="auto",
+                random_state=self.seed,
+                dtype=np.float64,
+            )
             topics = model.get_topics()
             if topics.shape[1] < self.corpus.counts.shape[1]:
                 topics = np.pad(topics, ((0, 0), (0, self.corpus.counts.shape[1] - topics.shape[1])))
@@ -131,10 +139,18 @@ def fit_method(name: str, context: Context, train: PairSet, **options) -> Scorer
     validate.one_of(name, METHODS, "method")
     if len(train) == 0:
         raise InvalidInputError("no training pairs; check the split")
-    fitters = {"prereq": _fit_prereq, "prereq-paper": _fit_prereq_paper,
-               "prereq-diff": _fit_prereq_diff, "plda": _fit_plda,
-               "rf": _fit_rf, "refd": _fit_refd, "cpr": _fit_cpr, "lda": _fit_lda,
-               "identity": _fit_identity, "allpos": _fit_allpos}
+    fitters = {
+        "prereq": _fit_prereq,
+        "prereq-paper": _fit_prereq_paper,
+        "prereq-diff": _fit_prereq_diff,
+        "plda": _fit_plda,
+        "rf": _fit_rf,
+        "refd": _fit_refd,
+        "cpr": _fit_cpr,
+        "lda": _fit_lda,
+        "identity": _fit_identity,
+        "allpos": _fit_allpos,
+    }
     return fitters[name](context, train, **options)
 
 
@@ -164,14 +180,20 @@ def _fit_plda(context: Context, train: PairSet, **_) -> Scorer:
     model = context.plda
 
     def score(a, b):
-        return model.link_scores(model.concept_vectors(context.columns(a)),
-                                 model.concept_vectors(context.columns(b)))
+        return model.link_scores(
+            model.concept_vectors(context.columns(a)), model.concept_vectors(context.columns(b))
+        )
 
     return _thresholded(score, train)
 
 
-def _siamese_on(vectors: Callable[[Sequence[str]], np.ndarray], context: Context,
-                train: PairSet, head: str | None, defaults: dict = PREREQ_SIAMESE) -> Scorer:
+def _siamese_on(
+    vectors: Callable[[Sequence[str]], np.ndarray],
+    context: Context,
+    train: PairSet,
+    head: str | None,
+    defaults: dict = PREREQ_SIAMESE,
+) -> Scorer:
     params = {"seed": context.seed, **defaults, **context.siamese_params}
     if head is not None:
         params["head"] = head
@@ -181,26 +203,26 @@ def _siamese_on(vectors: Callable[[Sequence[str]], np.ndarray], context: Context
 
 def _fit_prereq(context: Context, train: PairSet, head: str | None = None, **_) -> Scorer:
     model = context.plda
-    return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context,
-                       train, head)
+    return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context, train, head)
 
 
 def _fit_prereq_paper(context: Context, train: PairSet, **_) -> Scorer:
     model = context.plda
-    return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context,
-                       train, None, PAPER_SIAMESE)
+    return _siamese_on(
+        lambda names: model.concept_vectors(context.columns(names)), context, train, None, PAPER_SIAMESE
+    )
 
 
 def _fit_prereq_diff(context: Context, train: PairSet, **_) -> Scorer:
     model = context.plda
-    return _siamese_on(lambda names: model.concept_vectors(context.columns(names)), context,
-                       train, "diff", ONE_NETWORK)
+    return _siamese_on(
+        lambda names: model.concept_vectors(context.columns(names)), context, train, "diff", ONE_NETWORK
+    )
 
 
 def _fit_lda(context: Context, train: PairSet, head: str | None = None, **_) -> Scorer:
     topics = context.lda_topics
-    return _siamese_on(lambda names: topics[:, context.columns(names)].T, context, train, head,
-                       ONE_NETWORK)
+    return _siamese_on(lambda names: topics[:, context.columns(names)].T, context, train, head, ONE_NETWORK)
 
 
 def link_count_features(context: Context, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
@@ -218,18 +240,27 @@ def link_count_features(context: Context, a: Sequence[str], b: Sequence[str]) ->
     links = np.asarray((Mc.T @ context.adjacency @ Mc).todense())  # [x, y]: x-doc requires y-doc
     ab, ba = links[ia, ib], links[ib, ia]
     co = both[ia, ib]
-    return np.column_stack([n_a, n_b, co, ab, ba, ab - ba, ab / np.maximum(n_a * n_b, 1),
-                            ba / np.maximum(n_a * n_b, 1), co / np.maximum(np.minimum(n_a, n_b), 1)])
+    return np.column_stack(
+        [
+            n_a,
+            n_b,
+            co,
+            ab,
+            ba,
+            ab - ba,
+            ab / np.maximum(n_a * n_b, 1),
+            ba / np.maximum(n_a * n_b, 1),
+            co / np.maximum(np.minimum(n_a, n_b), 1),
+        ]
+    )
 
 
 def _fit_rf(context: Context, train: PairSet, **_) -> Scorer:
     from sklearn.ensemble import RandomForestClassifier
 
-    forest = RandomForestClassifier(n_estimators=300, min_samples_leaf=2, random_state=context.seed,
-                                    n_jobs=1)
+    forest = RandomForestClassifier(n_estimators=300, min_samples_leaf=2, random_state=context.seed, n_jobs=1)
     forest.fit(link_count_features(context, train.a, train.b), train.y)
-    return _thresholded(
-        lambda a, b: forest.predict_proba(link_count_features(context, a, b))[:, 1], train)
+    return _thresholded(lambda a, b: forest.predict_proba(link_count_features(context, a, b))[:, 1], train)
 
 
 def refd_matrix(context: Context, columns: np.ndarray) -> np.ndarray:
@@ -265,8 +296,15 @@ def _fit_refd(context: Context, train: PairSet, **_) -> Scorer:
     return _thresholded(score, train)
 
 
-def cpr_recover(context: Context, columns: np.ndarray, *, steps: int = 300, l1: float = 1e-4,
-                negatives: int = 5, seed: int = 0) -> np.ndarray:
+def cpr_recover(
+    context: Context,
+    columns: np.ndarray,
+    *,
+    steps: int = 300,
+    l1: float = 1e-4,
+    negatives: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
     """Learn A (concepts x concepts) so that x_d^T A x_d2 ranks linked course pairs (d requires
     d2) above unlinked ones; x_d are l2-normalised concept presence vectors of the documents."""
     import torch

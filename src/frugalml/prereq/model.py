@@ -45,8 +45,15 @@ class PrereqModel:
     concepts_ : dict of concept name -> vocabulary column
     """
 
-    def __init__(self, n_topics: int = 100, *, head: str = PREREQ_SIAMESE["head"],
-                 plda_params: dict | None = None, siamese_params: dict | None = None, seed: int = 0):
+    def __init__(
+        self,
+        n_topics: int = 100,
+        *,
+        head: str = PREREQ_SIAMESE["head"],
+        plda_params: dict | None = None,
+        siamese_params: dict | None = None,
+        seed: int = 0,
+    ):
         self.n_topics = n_topics
         self.head = head
         self.plda_params = dict(plda_params or {})
@@ -61,10 +68,12 @@ class PrereqModel:
             raise InvalidInputError("no labelled pairs to train on")
         self.concepts_ = dict(corpus.concepts)
         self.plda_ = plda or PairwiseLinkLDA(self.n_topics, seed=self.seed, **self.plda_params).fit(
-            corpus.counts, corpus.links)
+            corpus.counts, corpus.links
+        )
         params = {"seed": self.seed, **PREREQ_SIAMESE, **self.siamese_params, "head": self.head}
         self.classifier_ = SiameseClassifier(**params).fit(
-            self.vectors(pairs.a), self.vectors(pairs.b), pairs.y)
+            self.vectors(pairs.a), self.vectors(pairs.b), pairs.y
+        )
         return self
 
     def _check_fitted(self) -> None:
@@ -78,8 +87,13 @@ class PrereqModel:
             if name not in self.concepts_:
                 close = [c for c in self.concepts_ if c.lower().startswith(name[:3].lower())][:5]
                 raise InvalidInputError(
-                    f"unknown concept {name!r}" + (f"; did you mean {', '.join(close)}?" if close
-                                                  else f"; the model knows {len(self.concepts_)}"))
+                    f"unknown concept {name!r}"
+                    + (
+                        f"; did you mean {', '.join(close)}?"
+                        if close
+                        else f"; the model knows {len(self.concepts_)}"
+                    )
+                )
             cols.append(self.concepts_[name])
         return self.plda_.concept_vectors(cols)
 
@@ -111,9 +125,14 @@ class PrereqModel:
         self._check_fitted()
         arrays = {f"plda.{k}": v for k, v in self.plda_.state().items()}
         arrays.update({f"siamese.{k}": v for k, v in self.classifier_.state().items()})
-        meta = {"n_topics": self.n_topics, "head": self.head, "seed": self.seed,
-                "plda_params": self.plda_.get_params(),
-                "siamese_params": self.classifier_.get_params(), "concepts": self.concepts_}
+        meta = {
+            "n_topics": self.n_topics,
+            "head": self.head,
+            "seed": self.seed,
+            "plda_params": self.plda_.get_params(),
+            "siamese_params": self.classifier_.get_params(),
+            "concepts": self.concepts_,
+        }
         save_arrays(path, MAGIC, VERSION, meta, arrays)
 
     @classmethod
@@ -124,10 +143,11 @@ class PrereqModel:
             model = cls(meta["n_topics"], head=meta["head"], seed=meta["seed"])
             model.concepts_ = {k: int(v) for k, v in meta["concepts"].items()}
             model.plda_ = PairwiseLinkLDA.from_state(
-                meta["plda_params"], {k[5:]: v for k, v in arrays.items() if k.startswith("plda.")})
+                meta["plda_params"], {k[5:]: v for k, v in arrays.items() if k.startswith("plda.")}
+            )
             model.classifier_ = SiameseClassifier.from_state(
-                meta["siamese_params"],
-                {k[8:]: v for k, v in arrays.items() if k.startswith("siamese.")})
+                meta["siamese_params"], {k[8:]: v for k, v in arrays.items() if k.startswith("siamese.")}
+            )
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise CorruptFileError(f"{path} is not a valid PREREQ model ({exc}); fit it again") from None
         return model

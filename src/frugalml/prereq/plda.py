@@ -70,7 +70,7 @@ class _Pairs:
 
     def __post_init__(self) -> None:
         self.n_linked = int(self.linked.sum())
-        if not self.linked[:self.n_linked].all():
+        if not self.linked[: self.n_linked].all():
             raise InvalidInputError("pairs must list linked pairs first")
         self._incidence: dict = {}
 
@@ -84,12 +84,12 @@ class _Pairs:
     def _matrix(self, end: str, docs: np.ndarray, n_docs: int) -> sp.csr_matrix:
         if (end, n_docs) not in self._incidence:
             self._incidence[end, n_docs] = sp.csr_matrix(
-                (self.weight, (docs, np.arange(len(docs)))), shape=(n_docs, len(docs)))
+                (self.weight, (docs, np.arange(len(docs)))), shape=(n_docs, len(docs))
+            )
         return self._incidence[end, n_docs]
 
 
-def sample_pairs(links: np.ndarray, n_docs: int, per_doc: int, weight: float | None,
-                 seed) -> _Pairs:
+def sample_pairs(links: np.ndarray, n_docs: int, per_doc: int, weight: float | None, seed) -> _Pairs:
     """All linked pairs plus ``per_doc * n_docs`` distinct unlinked ordered pairs (fewer if scarce).
 
     Each unlinked pair weighs ``weight``, by default (all unlinked pairs) / (sampled ones), so the
@@ -141,10 +141,20 @@ class PairwiseLinkLDA:
     (2, 5)
     """
 
-    def __init__(self, n_topics: int = 100, *, alpha: float = 0.01, beta_prior: float = 1e-3,
-                 max_em_iter: int = 100, em_tol: float = 1e-4, max_var_iter: int = 20,
-                 var_tol: float = 1e-6, n_unlinked_per_doc: int = 10,
-                 unlinked_weight: float | None = None, seed: int = 0):
+    def __init__(
+        self,
+        n_topics: int = 100,
+        *,
+        alpha: float = 0.01,
+        beta_prior: float = 1e-3,
+        max_em_iter: int = 100,
+        em_tol: float = 1e-4,
+        max_var_iter: int = 20,
+        var_tol: float = 1e-6,
+        n_unlinked_per_doc: int = 10,
+        unlinked_weight: float | None = None,
+        seed: int = 0,
+    ):
         self.n_topics = n_topics
         self.alpha = alpha
         self.beta_prior = beta_prior
@@ -179,8 +189,7 @@ class PairwiseLinkLDA:
         n_docs, n_words = X.shape
         links = _as_links(links, n_docs)
         gen = make_rng(cfg.seed)
-        self.pairs_ = sample_pairs(links, n_docs, cfg.n_unlinked_per_doc, cfg.unlinked_weight,
-                                   gen)
+        self.pairs_ = sample_pairs(links, n_docs, cfg.n_unlinked_per_doc, cfg.unlinked_weight, gen)
         K = cfg.n_topics
         # LDA-C's "seeded" start: each topic starts from a few random documents plus noise.
         seeds = gen.choice(n_docs, size=(K, min(n_docs, 3)), replace=n_docs < 3 * K)
@@ -227,8 +236,7 @@ class PairwiseLinkLDA:
         exp_elog = np.exp(elog)
         ratio = _ratio(X, exp_elog.astype(_F32), beta_t)
         word_topic = (ratio.T @ exp_elog) * beta_t  # expected word-topic counts, V x K (float64)
-        gamma = cfg.alpha + exp_elog * (ratio @ beta_t) + _pair_mass(src_q, dst_q, pairs,
-                                                                     gamma.shape[0])
+        gamma = cfg.alpha + exp_elog * (ratio @ beta_t) + _pair_mass(src_q, dst_q, pairs, gamma.shape[0])
         return gamma, src_q, dst_q, word_topic
 
     def _m_step(self, word_topic, src_q, dst_q, pairs: _Pairs) -> None:
@@ -254,8 +262,7 @@ class PairwiseLinkLDA:
         total += float(X.data @ np.log(_phinorm(X, np.exp(elog), beta_t)))
         w = pairs.weight
         src_q, dst_q = src_q.astype(np.float64), dst_q.astype(np.float64)
-        link_term = (_link_logits(src_q, pairs, np.log(self.eta_), np.log1p(-self.eta_))
-                     * dst_q).sum(1)
+        link_term = (_link_logits(src_q, pairs, np.log(self.eta_), np.log1p(-self.eta_)) * dst_q).sum(1)
         ends = (src_q * (elog[pairs.src] - np.log(src_q + _EPS))).sum(1)
         ends += (dst_q * (elog[pairs.dst] - np.log(dst_q + _EPS))).sum(1)
         total += float(w @ (link_term + ends))
@@ -286,18 +293,27 @@ class PairwiseLinkLDA:
         X = _as_counts(counts)
         if X.shape[1] != self.n_words_:
             raise InvalidInputError(
-                f"counts have {X.shape[1]} words but the model was fitted on {self.n_words_}")
+                f"counts have {X.shape[1]} words but the model was fitted on {self.n_words_}"
+            )
         cfg = self.config()
         n_new, n_train = X.shape[0], self.gamma_.shape[0]
         chunk = max(1, 4_000_000 // max(1, n_train * cfg.n_topics))  # bounds the pair arrays
         if n_new > chunk:
-            def part(items, start):
-                return None if items is None else items[start:start + chunk]
 
-            return np.vstack([self.transform(X[s:s + chunk], links_to=part(links_to, s),
-                                             linked_from=part(linked_from, s),
-                                             same_as=part(same_as, s))
-                              for s in range(0, n_new, chunk)])
+            def part(items, start):
+                return None if items is None else items[start : start + chunk]
+
+            return np.vstack(
+                [
+                    self.transform(
+                        X[s : s + chunk],
+                        links_to=part(links_to, s),
+                        linked_from=part(linked_from, s),
+                        same_as=part(same_as, s),
+                    )
+                    for s in range(0, n_new, chunk)
+                ]
+            )
         beta_t = np.ascontiguousarray(np.exp(self.log_beta_).T)
         out_links = _per_doc_sets(links_to, n_new, n_train, "links_to")
         in_links = _per_doc_sets(linked_from, n_new, n_train, "linked_from")
@@ -326,10 +342,12 @@ class PairwiseLinkLDA:
             exp_elog = np.exp(elog)
             gamma = cfg.alpha + exp_elog * (_ratio(X, exp_elog, beta_t) @ beta_t)
             if has_pairs:
-                gamma += _fold_in_pair_mass(elog, train_elog, out_flag, w_out, log_link,
-                                            log_nolink, cfg.max_var_iter)
-                gamma += _fold_in_pair_mass(elog, train_elog, in_flag, w_in, log_link.T,
-                                            log_nolink.T, cfg.max_var_iter)
+                gamma += _fold_in_pair_mass(
+                    elog, train_elog, out_flag, w_out, log_link, log_nolink, cfg.max_var_iter
+                )
+                gamma += _fold_in_pair_mass(
+                    elog, train_elog, in_flag, w_in, log_link.T, log_nolink.T, cfg.max_var_iter
+                )
             if old is not None and np.max(np.abs(gamma - old)) < cfg.var_tol * np.max(gamma):
                 break
             old = gamma
@@ -351,10 +369,16 @@ class PairwiseLinkLDA:
     def state(self) -> dict[str, np.ndarray]:
         """The learned arrays, for saving."""
         self._check_fitted()
-        return {"log_beta": self.log_beta_, "eta": self.eta_, "gamma": self.gamma_,
-                "elbo": np.asarray(self.elbo_), "pair_weight": self.pairs_.weight,
-                "pair_src": self.pairs_.src, "pair_dst": self.pairs_.dst,
-                "pair_linked": self.pairs_.linked}
+        return {
+            "log_beta": self.log_beta_,
+            "eta": self.eta_,
+            "gamma": self.gamma_,
+            "elbo": np.asarray(self.elbo_),
+            "pair_weight": self.pairs_.weight,
+            "pair_src": self.pairs_.src,
+            "pair_dst": self.pairs_.dst,
+            "pair_linked": self.pairs_.linked,
+        }
 
     def save(self, path) -> None:
         """Write the fitted model atomically (versioned, checksummed container)."""
@@ -378,14 +402,16 @@ class PairwiseLinkLDA:
         model = cls(**params)
         model.log_beta_, model.eta_ = arrays["log_beta"], arrays["eta"]
         model.gamma_, model.elbo_ = arrays["gamma"], list(arrays["elbo"])
-        model.pairs_ = _Pairs(arrays["pair_src"], arrays["pair_dst"],
-                              arrays["pair_linked"].astype(bool), arrays["pair_weight"])
+        model.pairs_ = _Pairs(
+            arrays["pair_src"], arrays["pair_dst"], arrays["pair_linked"].astype(bool), arrays["pair_weight"]
+        )
         model.n_words_ = model.log_beta_.shape[1]
         model.n_iter_ = len(model.elbo_)
         return model
 
 
 # ---------------------------------------------------------------------- vectorised pieces
+
 
 def _as_counts(counts) -> sp.csr_matrix:
     if sp.issparse(counts):
@@ -438,8 +464,7 @@ def _phinorm(X: sp.csr_matrix, exp_elog: np.ndarray, beta_t: np.ndarray) -> np.n
     ``beta_t`` is beta transposed, (n_words, n_topics), C-contiguous.
     """
     rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
-    return _phinorm_kernel(rows, X.indices.astype(np.int64), np.ascontiguousarray(exp_elog),
-                           beta_t)
+    return _phinorm_kernel(rows, X.indices.astype(np.int64), np.ascontiguousarray(exp_elog), beta_t)
 
 
 @numba.njit(cache=True)
@@ -456,8 +481,9 @@ def _phinorm_kernel(rows, cols, exp_elog, beta_t):
 
 def _word_part(X: sp.csr_matrix, exp_elog: np.ndarray, beta_t: np.ndarray) -> np.ndarray:
     """``exp_elog * ((X / phinorm) @ beta_t)``: the word half of the gamma update, (n_docs, K)."""
-    return _word_part_kernel(X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data,
-                             np.ascontiguousarray(exp_elog), beta_t)
+    return _word_part_kernel(
+        X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data, np.ascontiguousarray(exp_elog), beta_t
+    )
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
@@ -481,8 +507,7 @@ def _word_part_kernel(indptr, indices, counts, exp_elog, beta_t):
 
 def _ratio(X: sp.csr_matrix, exp_elog: np.ndarray, beta_t: np.ndarray) -> sp.csr_matrix:
     """Counts divided by their normaliser, same sparsity as X."""
-    return sp.csr_matrix((X.data / _phinorm(X, exp_elog, beta_t), X.indices, X.indptr),
-                         shape=X.shape)
+    return sp.csr_matrix((X.data / _phinorm(X, exp_elog, beta_t), X.indices, X.indptr), shape=X.shape)
 
 
 def _softmax_rows(logits: np.ndarray) -> np.ndarray:

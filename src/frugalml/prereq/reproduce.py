@@ -19,19 +19,37 @@ PAPER = {
     ("nptel", "cpr"): (17.18, 52.97, 25.94),
     ("nptel", "mooc-rf"): (59.74, 56.48, 58.07),
 }
-SELECTION_NOTE = ("PREREQ's siamese settings (rich head, dropout 0.7, 3-network ensemble) were chosen "
-                  "by inner validation on the University training folds only "
-                  "(benchmarks/prereq/select_siamese.py); no test fold was used to choose anything")
-PAPER_NAME = {"prereq": "prereq", "prereq-paper": "prereq", "plda": "plda", "cpr": "cpr",
-              "rf": "mooc-rf"}
+SELECTION_NOTE = (
+    "PREREQ's siamese settings (rich head, dropout 0.7, 3-network ensemble) were chosen "
+    "by inner validation on the University training folds only "
+    "(benchmarks/prereq/select_siamese.py); no test fold was used to choose anything"
+)
+PAPER_NAME = {"prereq": "prereq", "prereq-paper": "prereq", "plda": "plda", "cpr": "cpr", "rf": "mooc-rf"}
 
 
-def run(*, json_path: str | Path | None = None, datasets: Sequence[str] = ("university", "nptel"),
-        splits: Sequence[str] = ("authors", "disjoint"),
-        methods: Sequence[str] = ("prereq", "prereq-paper", "prereq-diff", "plda", "rf", "refd",
-                                  "cpr", "lda", "allpos"),
-        topics: int = 100, em_iter: int = 100, steps: int | None = None, head: str | None = None,
-        seed: int = 0, quiet: bool = False) -> list[Record]:
+def run(
+    *,
+    json_path: str | Path | None = None,
+    datasets: Sequence[str] = ("university", "nptel"),
+    splits: Sequence[str] = ("authors", "disjoint"),
+    methods: Sequence[str] = (
+        "prereq",
+        "prereq-paper",
+        "prereq-diff",
+        "plda",
+        "rf",
+        "refd",
+        "cpr",
+        "lda",
+        "allpos",
+    ),
+    topics: int = 100,
+    em_iter: int = 100,
+    steps: int | None = None,
+    head: str | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+) -> list[Record]:
     """Evaluate every method on every data set and split; print and optionally save the table.
 
     One Pairwise-Link-LDA (and one gensim LDA) is fitted per data set and shared by all folds
@@ -47,29 +65,59 @@ def run(*, json_path: str | Path | None = None, datasets: Sequence[str] = ("univ
     started, cpu_started = time.perf_counter(), time.process_time()
     for name in datasets:
         ds = data.load(name.strip())
-        context = Context(ds.corpus, n_topics=topics, seed=seed,
-                          plda_params={"max_em_iter": em_iter},
-                          siamese_params={} if steps is None else {"steps": steps})
+        context = Context(
+            ds.corpus,
+            n_topics=topics,
+            seed=seed,
+            plda_params={"max_em_iter": em_iter},
+            siamese_params={} if steps is None else {"steps": steps},
+        )
         start = time.perf_counter()
         plda = context.plda
         fit_s = time.perf_counter() - start
-        records.append(Record("prereq", f"{name}/plda-fit", "seconds per EM iteration", "s",
-                              fit_s / plda.n_iter_, notes=f"{plda.n_iter_} EM iterations, K={topics}, "
-                              f"{len(plda.pairs_.src)} document pairs (links + sampled)"))
+        records.append(
+            Record(
+                "prereq",
+                f"{name}/plda-fit",
+                "seconds per EM iteration",
+                "s",
+                fit_s / plda.n_iter_,
+                notes=f"{plda.n_iter_} EM iterations, K={topics}, "
+                f"{len(plda.pairs_.src)} document pairs (links + sampled)",
+            )
+        )
         for split in splits:
-            results = evaluate(ds, [m.strip() for m in methods], split.strip(), context=context,
-                               seed=seed, head=head, quiet=quiet)
+            results = evaluate(
+                ds,
+                [m.strip() for m in methods],
+                split.strip(),
+                context=context,
+                seed=seed,
+                head=head,
+                quiet=quiet,
+            )
             all_results[name, split] = results
             records += _records(name, split, results, ds.meta)
     total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     workload = f"reproduction of {', '.join(datasets)} ({', '.join(splits)})"
-    notes = (f"K={topics}, {em_iter} EM iterations max, "
-             f"{steps or 'each method default'} siamese steps, {len(methods)} "
-             "methods; goal <= 10 min for the authors' folds; the machine was shared")
-    records += [Record("prereq", workload, "wall time", "s", total, peer="goal", peer_value=600.0,
-                       notes=notes),
-                Record("prereq", workload, "CPU time of this process", "s", cpu, peer="goal",
-                       peer_value=600.0, notes=notes)]
+    notes = (
+        f"K={topics}, {em_iter} EM iterations max, "
+        f"{steps or 'each method default'} siamese steps, {len(methods)} "
+        "methods; goal <= 10 min for the authors' folds; the machine was shared"
+    )
+    records += [
+        Record("prereq", workload, "wall time", "s", total, peer="goal", peer_value=600.0, notes=notes),
+        Record(
+            "prereq",
+            workload,
+            "CPU time of this process",
+            "s",
+            cpu,
+            peer="goal",
+            peer_value=600.0,
+            notes=notes,
+        ),
+    ]
     _print_paper_table(all_results)
     print(f"total {total:.0f} s")
     if json_path:
@@ -83,22 +131,63 @@ def _records(name: str, split: str, results: dict, meta: dict) -> list[Record]:
     base = results.get("allpos", {}).get("mean")
     for method, entry in results.items():
         mean, std = entry["mean"], entry["std"]
-        spread = {"std": {k: std[k] for k in ("f1", "auc", "ap", "p@50", "p@100")},
-                  "folds": len(entry["folds"]), "test_pairs": mean["n_test"]}
+        spread = {
+            "std": {k: std[k] for k in ("f1", "auc", "ap", "p@50", "p@100")},
+            "folds": len(entry["folds"]),
+            "test_pairs": mean["n_test"],
+        }
         paper = PAPER.get((name, PAPER_NAME.get(method, "")))
         workload = f"{name}/{split}/{method}"
         if split == "authors" and paper:
-            out.append(Record("prereq", workload, "F1", "", mean["f1"], "paper", paper[2] / 100,
-                              True, spread, f"paper P/R/F1 {paper}; ours P/R "
-                              f"{mean['precision']:.3f}/{mean['recall']:.3f}"))
+            out.append(
+                Record(
+                    "prereq",
+                    workload,
+                    "F1",
+                    "",
+                    mean["f1"],
+                    "paper",
+                    paper[2] / 100,
+                    True,
+                    spread,
+                    f"paper P/R/F1 {paper}; ours P/R {mean['precision']:.3f}/{mean['recall']:.3f}",
+                )
+            )
         if base is not None and method != "allpos":
-            out.append(Record("prereq", workload, "F1 vs all-positive", "", mean["f1"],
-                              "all-positive", base["f1"], True, spread))
+            out.append(
+                Record(
+                    "prereq",
+                    workload,
+                    "F1 vs all-positive",
+                    "",
+                    mean["f1"],
+                    "all-positive",
+                    base["f1"],
+                    True,
+                    spread,
+                )
+            )
         for metric in ("auc", "ap", "p@100", "antisymmetry_violations"):
-            notes = (f"dropped pairs with out-of-vocabulary concepts: {meta.get('dropped_pairs', 0)}"
-                     + (f"; {SELECTION_NOTE}" if method == "prereq" else "")) if metric == "auc" else ""
-            out.append(Record("prereq", workload, metric, "", mean[metric], spread=spread,
-                              higher_is_better=metric != "antisymmetry_violations", notes=notes))
+            notes = (
+                (
+                    f"dropped pairs with out-of-vocabulary concepts: {meta.get('dropped_pairs', 0)}"
+                    + (f"; {SELECTION_NOTE}" if method == "prereq" else "")
+                )
+                if metric == "auc"
+                else ""
+            )
+            out.append(
+                Record(
+                    "prereq",
+                    workload,
+                    metric,
+                    "",
+                    mean[metric],
+                    spread=spread,
+                    higher_is_better=metric != "antisymmetry_violations",
+                    notes=notes,
+                )
+            )
     return out
 
 
@@ -113,11 +202,16 @@ def _print_paper_table(all_results: dict) -> None:
         for method, entry in results.items():
             m = entry["mean"]
             paper = PAPER.get((name, PAPER_NAME.get(method, ""))) if split == "authors" else None
-            table.add_row(f"{name}/{split}", method,
-                          " / ".join(f"{v:.1f}" for v in paper) if paper else "",
-                          f"{100 * m['precision']:.1f} / {100 * m['recall']:.1f} / "
-                          f"{100 * m['f1']:.1f} ±{100 * entry['std']['f1']:.1f}",
-                          f"{m['auc']:.3f}", f"{m['ap']:.3f}", f"{m['p@100']:.3f}")
+            table.add_row(
+                f"{name}/{split}",
+                method,
+                " / ".join(f"{v:.1f}" for v in paper) if paper else "",
+                f"{100 * m['precision']:.1f} / {100 * m['recall']:.1f} / "
+                f"{100 * m['f1']:.1f} ±{100 * entry['std']['f1']:.1f}",
+                f"{m['auc']:.3f}",
+                f"{m['ap']:.3f}",
+                f"{m['p@100']:.3f}",
+            )
     Console().print(table)
 
 
@@ -137,8 +231,7 @@ def _plot(all_results: dict, path: Path) -> None:
             stds = [results[m]["std"][metric] for m in names]
             ax.bar(np.arange(len(names)), means, yerr=stds, color="tab:blue", alpha=0.8)
             if "allpos" in results:
-                ax.axhline(results["allpos"]["mean"][metric], color="tab:red", ls="--",
-                           label="all-positive")
+                ax.axhline(results["allpos"]["mean"][metric], color="tab:red", ls="--", label="all-positive")
                 ax.legend(loc="lower right", fontsize=7)
             ax.set_xticks(np.arange(len(names)), names, rotation=45, fontsize=8)
             ax.set_ylim(0, 1)

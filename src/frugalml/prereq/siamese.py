@@ -31,8 +31,15 @@ _LOG_FLOOR = 1e-12
 # 0.810; dropout 0.7 instead of 0.1 lifted it to about 0.82 and an ensemble of 3 seeds to 0.830.
 # Each member holds out its own 20% of the training pairs; the threshold is chosen on the
 # held-out pairs' out-of-member probabilities.
-PREREQ_SIAMESE = {"head": "rich", "lr": 1e-3, "steps": 1000, "dropout": 0.7, "members": 3,
-                  "val_fraction": 0.2, "threads": 1}
+PREREQ_SIAMESE = {
+    "head": "rich",
+    "lr": 1e-3,
+    "steps": 1000,
+    "dropout": 0.7,
+    "members": 3,
+    "val_fraction": 0.2,
+    "threads": 1,
+}
 PAPER_SIAMESE = {"head": "abs", "lr": 1e-4, "steps": 3500, "val_fraction": 0.0, "threads": 1}
 
 
@@ -75,8 +82,12 @@ def _build_network(n_features: int, cfg: SiameseConfig):
         def __init__(self) -> None:
             super().__init__()
             self.branch = nn.Sequential(
-                nn.Linear(n_features, n_features), nn.BatchNorm1d(n_features), nn.ReLU(),
-                nn.Dropout(cfg.dropout), nn.Linear(n_features, cfg.hidden))
+                nn.Linear(n_features, n_features),
+                nn.BatchNorm1d(n_features),
+                nn.ReLU(),
+                nn.Dropout(cfg.dropout),
+                nn.Linear(n_features, cfg.hidden),
+            )
             if cfg.head == "bilinear":
                 self.head = nn.Bilinear(cfg.hidden, cfg.hidden, 2)
             else:
@@ -128,10 +139,21 @@ class SiameseClassifier:
         torch intra-op threads while fitting and predicting (None leaves torch's setting).
     """
 
-    def __init__(self, head: str = "abs", *, hidden: int = 512, dropout: float = 0.1,
-                 lr: float = 1e-4, steps: int = 3500, batch_size: int = 128, inputs: str = "scale",
-                 val_fraction: float = 0.0, members: int = 1, seed: int = 0,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        head: str = "abs",
+        *,
+        hidden: int = 512,
+        dropout: float = 0.1,
+        lr: float = 1e-4,
+        steps: int = 3500,
+        batch_size: int = 128,
+        inputs: str = "scale",
+        val_fraction: float = 0.0,
+        members: int = 1,
+        seed: int = 0,
+        threads: int | None = None,
+    ):
         self.head = head
         self.hidden = hidden
         self.dropout = dropout
@@ -165,8 +187,10 @@ class SiameseClassifier:
             self._fit_inputs(np.concatenate([xa, xb]), cfg.inputs)  # unsupervised: all pairs' vectors
             ta, tb = (torch.as_tensor(self._transform(x), dtype=torch.float32) for x in (xa, xb))
             ty = torch.as_tensor(y, dtype=torch.long)
-            self.networks_ = [_train_network(ta, tb, ty, fit_idx, cfg, cfg.seed + m)
-                              for m, (fit_idx, _) in enumerate(holdouts)]
+            self.networks_ = [
+                _train_network(ta, tb, ty, fit_idx, cfg, cfg.seed + m)
+                for m, (fit_idx, _) in enumerate(holdouts)
+            ]
             self.n_features_ = xa.shape[1]
             self.threshold_ = self._held_out_threshold(ta, tb, y, holdouts)
         return self
@@ -216,8 +240,11 @@ class SiameseClassifier:
 
     def state(self) -> dict[str, np.ndarray]:
         """Learned arrays for saving (weights of every member, input shift and scale, threshold)."""
-        arrays = {f"net{m}.{k}": v.detach().cpu().numpy() for m, net in enumerate(self.networks_)
-                  for k, v in net.state_dict().items()}
+        arrays = {
+            f"net{m}.{k}": v.detach().cpu().numpy()
+            for m, net in enumerate(self.networks_)
+            for k, v in net.state_dict().items()
+        }
         arrays["shift"] = self.shift_
         arrays["scale"] = self.scale_
         arrays["threshold"] = np.asarray([self.threshold_])
@@ -233,13 +260,17 @@ class SiameseClassifier:
         model.threshold_ = float(arrays["threshold"][0])
         model.n_features_ = len(model.scale_)
         # files written before ensembles (one network under "net.") load as a single member
-        prefixes = [f"net{m}." for m in range(model.members)] if model.members > 1 or any(
-            k.startswith("net0.") for k in arrays) else ["net."]
+        prefixes = (
+            [f"net{m}." for m in range(model.members)]
+            if model.members > 1 or any(k.startswith("net0.") for k in arrays)
+            else ["net."]
+        )
         model.networks_ = []
         for prefix in prefixes:
             net = _build_network(model.n_features_, model.config())
-            net.load_state_dict({k[len(prefix):]: torch.as_tensor(v) for k, v in arrays.items()
-                                 if k.startswith(prefix)})
+            net.load_state_dict(
+                {k[len(prefix) :]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith(prefix)}
+            )
             net.eval()
             model.networks_.append(net)
         return model
@@ -271,12 +302,16 @@ def _stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.n
     if fraction == 0:
         return everything, everything
     gen = np.random.default_rng(seed)
-    held = [gen.permutation(np.flatnonzero(y == label))[:int(round(fraction * (y == label).sum()))]
-            for label in (0, 1)]
+    held = [
+        gen.permutation(np.flatnonzero(y == label))[: int(round(fraction * (y == label).sum()))]
+        for label in (0, 1)
+    ]
     val = np.sort(np.concatenate(held))
     if min(len(h) for h in held) == 0 or len(val) == len(y):
-        raise InvalidInputError(f"val_fraction {fraction} leaves no validation or no training "
-                                f"pairs of one label among {len(y)} pairs")
+        raise InvalidInputError(
+            f"val_fraction {fraction} leaves no validation or no training "
+            f"pairs of one label among {len(y)} pairs"
+        )
     return np.setdiff1d(everything, val), val
 
 
@@ -295,8 +330,9 @@ def _check_pairs(xa, xb, y, n_features: int | None = None):
     if xa.shape != xb.shape:
         raise InvalidInputError(f"xa and xb must have the same shape, got {xa.shape} and {xb.shape}")
     if n_features is not None and xa.shape[1] != n_features:
-        raise InvalidInputError(f"concept vectors have {xa.shape[1]} features, the model expects "
-                                f"{n_features}")
+        raise InvalidInputError(
+            f"concept vectors have {xa.shape[1]} features, the model expects {n_features}"
+        )
     if y is not None:
         y = validate.as_array(y, "y", ndim=1).astype(np.int64)
         if len(y) != len(xa) or not np.isin(y, (0, 1)).all():

@@ -10,15 +10,23 @@ from frugalml.common import files
 from frugalml.common.errors import CorruptFileError
 
 
-def save_arrays(path: str | os.PathLike, magic: bytes, version: int, meta: dict,
-                arrays: dict[str, np.ndarray]) -> None:
+def save_arrays(
+    path: str | os.PathLike, magic: bytes, version: int, meta: dict, arrays: dict[str, np.ndarray]
+) -> None:
     """Write ``arrays`` (raw little-endian bytes, indexed in the metadata) atomically."""
     index, chunks, offset = [], [], 0
     for name, arr in arrays.items():
         data = np.ascontiguousarray(arr)
         raw = data.tobytes()
-        index.append({"name": name, "dtype": data.dtype.str, "shape": list(data.shape),
-                      "offset": offset, "nbytes": len(raw)})
+        index.append(
+            {
+                "name": name,
+                "dtype": data.dtype.str,
+                "shape": list(data.shape),
+                "offset": offset,
+                "nbytes": len(raw),
+            }
+        )
         chunks.append(raw)
         offset += len(raw)
     files.write_container(path, magic, version, {**meta, "arrays": index}, chunks)
@@ -34,9 +42,10 @@ def load_arrays(path: str | os.PathLike, magic: bytes, version: int) -> tuple[di
     try:
         arrays = {}
         for item in meta.pop("arrays"):
-            raw = payload[item["offset"]:item["offset"] + item["nbytes"]]
-            arrays[item["name"]] = np.frombuffer(raw, dtype=np.dtype(item["dtype"])).reshape(
-                item["shape"]).copy()
+            raw = payload[item["offset"] : item["offset"] + item["nbytes"]]
+            arrays[item["name"]] = (
+                np.frombuffer(raw, dtype=np.dtype(item["dtype"])).reshape(item["shape"]).copy()
+            )
     except (KeyError, ValueError, TypeError) as exc:
         raise CorruptFileError(f"{path} has a damaged array index ({exc}); write it again") from None
     return meta, arrays

@@ -25,9 +25,15 @@ class PlantedCorpus:
     eta: np.ndarray
 
 
-def planted_corpus(n_topics: int = 6, words_per_topic: int = 12, n_docs: int = 180,
-                   doc_length: int = 60, links_per_doc: int = 3, purity: float = 0.85,
-                   seed: int = 0) -> PlantedCorpus:
+def planted_corpus(
+    n_topics: int = 6,
+    words_per_topic: int = 12,
+    n_docs: int = 180,
+    doc_length: int = 60,
+    links_per_doc: int = 3,
+    purity: float = 0.85,
+    seed: int = 0,
+) -> PlantedCorpus:
     """Generate a corpus whose links and concept pairs follow a chain of topics.
 
     Parameters
@@ -36,15 +42,15 @@ def planted_corpus(n_topics: int = 6, words_per_topic: int = 12, n_docs: int = 1
         Share of a document's words drawn from its own topic (the rest are uniform noise).
     """
     if n_topics < 2 or words_per_topic < 2 or n_docs < n_topics or not 0 < purity <= 1:
-        raise InvalidInputError("need n_topics >= 2, words_per_topic >= 2, n_docs >= n_topics, "
-                                "0 < purity <= 1")
+        raise InvalidInputError(
+            "need n_topics >= 2, words_per_topic >= 2, n_docs >= n_topics, 0 < purity <= 1"
+        )
     gen = make_rng(seed)
     n_words = n_topics * words_per_topic
     doc_topic = np.arange(n_docs) % n_topics
     counts = np.zeros((n_docs, n_words))
     for d, t in enumerate(doc_topic):
-        own = gen.integers(t * words_per_topic, (t + 1) * words_per_topic,
-                           size=int(doc_length * purity))
+        own = gen.integers(t * words_per_topic, (t + 1) * words_per_topic, size=int(doc_length * purity))
         noise = gen.integers(0, n_words, size=doc_length - len(own))
         np.add.at(counts[d], np.concatenate([own, noise]), 1)
     links = []
@@ -54,8 +60,13 @@ def planted_corpus(n_topics: int = 6, words_per_topic: int = 12, n_docs: int = 1
         candidates = np.flatnonzero(doc_topic == t - 1)
         links += [(d, int(p)) for p in gen.choice(candidates, links_per_doc, replace=False)]
     vocab = [f"concept {t}.{i}" for t in range(n_topics) for i in range(words_per_topic)]
-    corpus = Corpus(counts, vocab, np.asarray(links), {v: i for i, v in enumerate(vocab)},
-                    meta={"dataset": "synthetic", "licence": "generated", "citation": ""})
+    corpus = Corpus(
+        counts,
+        vocab,
+        np.asarray(links),
+        {v: i for i, v in enumerate(vocab)},
+        meta={"dataset": "synthetic", "licence": "generated", "citation": ""},
+    )
     pairs = _concept_pairs(vocab, n_topics, words_per_topic, gen)
     order = gen.permutation(len(pairs))
     folds = []

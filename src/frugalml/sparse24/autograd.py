@@ -25,8 +25,13 @@ def weight_mask(w: torch.Tensor, transposable: bool, transposable_method: str = 
     return mask_24(w, validate=False)
 
 
-def sparse_value(w: torch.Tensor, method: str, transposable: bool = False, beta: float = 1.0,
-                 transposable_method: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
+def sparse_value(
+    w: torch.Tensor,
+    method: str,
+    transposable: bool = False,
+    beta: float = 1.0,
+    transposable_method: str = "exact",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The 2:4 value of a (detached) weight and its mask.
 
     ``method="ste"`` keeps the masked values; ``"sste"`` soft-thresholds them and scales by the fixed
@@ -44,8 +49,13 @@ def sparse_value(w: torch.Tensor, method: str, transposable: bool = False, beta:
     raise InvalidInputError(f"unknown weight method {method!r}; choose one of: ste, sste")
 
 
-def sparse_weight(w: torch.Tensor, method: str, transposable: bool = False, beta: float = 1.0,
-                  transposable_method: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
+def sparse_weight(
+    w: torch.Tensor,
+    method: str,
+    transposable: bool = False,
+    beta: float = 1.0,
+    transposable_method: str = "exact",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The effective 2:4 weight with a straight-through gradient to the dense master ``w``, and its mask.
 
     See :func:`sparse_value` for ``method``. Either way ``d loss / d w`` is the gradient of the
@@ -153,8 +163,13 @@ class VNMSparsify(torch.autograd.Function):
         return torch.where(mask, grad, 0), None, None, None, None
 
 
-def sparsify_activations(x: torch.Tensor, pattern: VNM | str, method: str = "router",
-                         dense_fraction: float = 0.0, permutation_seed: int | None = None) -> torch.Tensor:
+def sparsify_activations(
+    x: torch.Tensor,
+    pattern: VNM | str,
+    method: str = "router",
+    dense_fraction: float = 0.0,
+    permutation_seed: int | None = None,
+) -> torch.Tensor:
     """V:N:M-sparsify (tokens, features) activations; token rows are zero-padded to a multiple of V.
 
     Padding rows are zeros, so they never win a column and are dropped again afterwards. See

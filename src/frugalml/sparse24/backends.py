@@ -33,8 +33,11 @@ def available_backends() -> dict[str, tuple[bool, str]]:
     """Every backend (and V:N:M kernel) with (usable here, reason)."""
     from frugalml.sparse24.vnm_kernel import triton_status
 
-    return {"emulate": (True, "masked dense matmuls, any device"), "cusparselt": cusparselt_status(),
-            "vnm_kernel=triton": triton_status("cuda" if torch.cuda.is_available() else None)}
+    return {
+        "emulate": (True, "masked dense matmuls, any device"),
+        "cusparselt": cusparselt_status(),
+        "vnm_kernel=triton": triton_status("cuda" if torch.cuda.is_available() else None),
+    }
 
 
 def check_backend(name: str, device: torch.device | str | None = None) -> str:
@@ -75,10 +78,12 @@ class _SearchedCsltMatmul:
     def __call__(self, packed, b, bias, transpose_result):
         key = (packed.shape, b.shape, b.stride(), b.dtype, bias is not None, transpose_result)
         if key not in self.algorithms:
-            self.algorithms[key] = int(torch._cslt_sparse_mm_search(packed, b, bias=bias,
-                                                                    transpose_result=transpose_result))
-        return torch._cslt_sparse_mm(packed, b, bias=bias, transpose_result=transpose_result,
-                                     alg_id=self.algorithms[key])
+            self.algorithms[key] = int(
+                torch._cslt_sparse_mm_search(packed, b, bias=bias, transpose_result=transpose_result)
+            )
+        return torch._cslt_sparse_mm(
+            packed, b, bias=bias, transpose_result=transpose_result, alg_id=self.algorithms[key]
+        )
 
 
 CUSPARSELT = SparseKernels(lambda a: torch._cslt_compress(a), _SearchedCsltMatmul())
@@ -112,8 +117,9 @@ def _pad_rows(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, 0, 0, pad)) if pad else x
 
 
-def sparse_times_dense_t(packed: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None,
-                         kernels: SparseKernels = CUSPARSELT) -> torch.Tensor:
+def sparse_times_dense_t(
+    packed: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None, kernels: SparseKernels = CUSPARSELT
+) -> torch.Tensor:
     """``x A^T (+ bias)`` for a packed 2:4 ``A`` (m, k) and dense (tokens, k) ``x``: one cuSPARSELt
     call ``A x^T`` with a transposed result; token rows padded to a multiple of 8 and cut again.
     """
@@ -124,14 +130,16 @@ def sparse_times_dense_t(packed: torch.Tensor, x: torch.Tensor, bias: torch.Tens
 CODE_BASE = 255  # position digits are packed as 1..255: integers fp16 and bf16 hold exactly
 
 
-def _learn_slots(positions: torch.Tensor, keep: torch.Tensor, dtype: torch.dtype,
-                 kernels: SparseKernels) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _learn_slots(
+    positions: torch.Tensor, keep: torch.Tensor, dtype: torch.dtype, kernels: SparseKernels
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Which entry of ``positions`` fills each slot of ``kernels.compress`` of a matrix with nonzeros
     ``keep``, assuming nothing about the packed layout: pack the positions' base-255 digits (+1, so
     kept entries are nonzero) one digit at a time, plus the first digit shifted by one; slots whose
     bits change with the shift hold values, the others (metadata, fillers) are constant.
     Returns (index per slot, value-slot mask, constant bits as int16).
     """
+
     def pack_digit(digit: int, shift: int = 0) -> torch.Tensor:
         code = ((positions // CODE_BASE**digit + shift) % CODE_BASE + 1).to(dtype) * keep
         return kernels.compress(code)
@@ -159,13 +167,17 @@ class PackedLayout:
     slots_t: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
 
     @classmethod
-    def learn(cls, mask: torch.Tensor, dtype: torch.dtype, transposable: bool,
-              kernels: SparseKernels = CUSPARSELT) -> PackedLayout:
+    def learn(
+        cls, mask: torch.Tensor, dtype: torch.dtype, transposable: bool, kernels: SparseKernels = CUSPARSELT
+    ) -> PackedLayout:
         kind = torch.int32 if mask.numel() < 2**31 else torch.int64
         positions = torch.arange(mask.numel(), device=mask.device, dtype=kind).reshape(mask.shape)
         slots = _learn_slots(positions, mask, dtype, kernels)
-        slots_t = _learn_slots(positions.t().contiguous(), mask.t().contiguous(), dtype, kernels) \
-            if transposable else None
+        slots_t = (
+            _learn_slots(positions.t().contiguous(), mask.t().contiguous(), dtype, kernels)
+            if transposable
+            else None
+        )
         return cls(mask, slots, slots_t)
 
     def matches(self, w: torch.Tensor) -> bool:
@@ -185,8 +197,9 @@ class PackedLayout:
         return packed, self._gather(w, self.slots_t) if self.slots_t is not None else w * self.mask
 
 
-def pack_pruned(pruned: torch.Tensor, transposable: bool, backward: bool,
-                kernels: SparseKernels = CUSPARSELT) -> tuple[torch.Tensor, torch.Tensor | None]:
+def pack_pruned(
+    pruned: torch.Tensor, transposable: bool, backward: bool, kernels: SparseKernels = CUSPARSELT
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Packed ``P`` and, if ``backward``, packed ``P^T`` (transposable) or the dense ``P``."""
     packed = kernels.compress(pruned)
     if not backward:
@@ -250,8 +263,9 @@ def check_cusparselt_dtypes(w: torch.Tensor, x: torch.Tensor) -> None:
         raise InvalidInputError(f"input dtype {x.dtype} differs from the weight's {w.dtype}; cast either")
 
 
-def vnm_gather_matmul(x: torch.Tensor, w: torch.Tensor, pattern: VNM | str,
-                      columns: torch.Tensor | None = None) -> torch.Tensor:
+def vnm_gather_matmul(
+    x: torch.Tensor, w: torch.Tensor, pattern: VNM | str, columns: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x W^T`` for V:N:M-sparse ``x``, touching only each block's 4 chosen columns of every M.
 
     Gathers the chosen columns of ``x`` and the matching rows of ``W^T`` per block of V rows and

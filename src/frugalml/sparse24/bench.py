@@ -49,12 +49,17 @@ QUALITY_ARMS: dict[str, dict[str, Any]] = {
 FFN_SHAPES = {"llama-1b": (2048, 8192), "llama-7b": (4096, 11008)}
 
 
-def run_arm(arm: str, model_config: LlamaConfig, train_config: TrainConfig, corpus: bytes,
-            quiet: bool = False) -> dict[str, Any]:
+def run_arm(
+    arm: str, model_config: LlamaConfig, train_config: TrainConfig, corpus: bytes, quiet: bool = False
+) -> dict[str, Any]:
     """Train one quality arm; return its history, final validation loss and throughput."""
     result = train(model_config, replace(train_config, **QUALITY_ARMS[arm]), corpus, quiet=quiet, label=arm)
-    return {"history": result.history, "final_val_loss": result.final_val_loss,
-            "tokens_per_s": result.tokens_per_second, "parameters": result.parameters}
+    return {
+        "history": result.history,
+        "final_val_loss": result.final_val_loss,
+        "tokens_per_s": result.tokens_per_second,
+        "parameters": result.parameters,
+    }
 
 
 def _is_goal_arm(arm: str, train_config: TrainConfig) -> bool:
@@ -62,9 +67,12 @@ def _is_goal_arm(arm: str, train_config: TrainConfig) -> bool:
     both sparsities on."""
     overrides = QUALITY_ARMS[arm]
     fractions = {"sparse_fraction": train_config.sparse_fraction, **overrides}
-    return fractions["sparse_fraction"] >= 0.8 and \
-        fractions.get("warmup_fraction", 0) + fractions["sparse_fraction"] < 1 and \
-        "weights" not in overrides and "activations" not in overrides
+    return (
+        fractions["sparse_fraction"] >= 0.8
+        and fractions.get("warmup_fraction", 0) + fractions["sparse_fraction"] < 1
+        and "weights" not in overrides
+        and "activations" not in overrides
+    )
 
 
 def _goal_verdict(gap: float) -> str:
@@ -72,12 +80,15 @@ def _goal_verdict(gap: float) -> str:
 
 
 def _shape(model_config: LlamaConfig, train_config: TrainConfig) -> str:
-    return (f"{model_config.n_layers}x{model_config.dim}/{model_config.hidden} {model_config.ffn}, "
-            f"{train_config.steps} steps of {train_config.batch_size}x{train_config.seq_len} bytes")
+    return (
+        f"{model_config.n_layers}x{model_config.dim}/{model_config.hidden} {model_config.ffn}, "
+        f"{train_config.steps} steps of {train_config.batch_size}x{train_config.seq_len} bytes"
+    )
 
 
-def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
-                    train_config: TrainConfig, label: str = "") -> list[Record]:
+def quality_records(
+    runs: dict[str, dict[str, Any]], model_config: LlamaConfig, train_config: TrainConfig, label: str = ""
+) -> list[Record]:
     """One record per arm: final validation loss vs the dense arm (ratio = dense / arm; 0.98 = 2% worse).
     ``label`` follows the arm's name in each workload (e.g. ``", seed 3"``)."""
     shape = _shape(model_config, train_config)
@@ -88,26 +99,41 @@ def quality_records(runs: dict[str, dict[str, Any]], model_config: LlamaConfig,
         goal = ""
         if compared and _is_goal_arm(arm, train_config):
             goal = _goal_verdict(run["final_val_loss"] / dense["final_val_loss"] - 1)
-        records.append(Record(
-            SYSTEM, f"quality {arm}{label}: {shape}", "validation loss", "nats/byte", run["final_val_loss"],
-            peer="dense (same steps, seed, data)" if compared else None,
-            peer_value=dense["final_val_loss"] if compared else None, higher_is_better=False,
-            spread={"tokens_per_s": run["tokens_per_s"], "parameters": run["parameters"],
-                    "curve": [(h["step"], h["val_loss"]) for h in run["history"]]},
-            notes=f"sparsity {train_config.weights}/{train_config.activations} ({train_config.method}), "
-                  f"sparse fraction {train_config.sparse_fraction}, arm overrides {QUALITY_ARMS[arm]}{goal}; "
-                  f"CPU, backend {train_config.backend}, V:N:M kernel {train_config.vnm_kernel}"))
+        records.append(
+            Record(
+                SYSTEM,
+                f"quality {arm}{label}: {shape}",
+                "validation loss",
+                "nats/byte",
+                run["final_val_loss"],
+                peer="dense (same steps, seed, data)" if compared else None,
+                peer_value=dense["final_val_loss"] if compared else None,
+                higher_is_better=False,
+                spread={
+                    "tokens_per_s": run["tokens_per_s"],
+                    "parameters": run["parameters"],
+                    "curve": [(h["step"], h["val_loss"]) for h in run["history"]],
+                },
+                notes=f"sparsity {train_config.weights}/{train_config.activations} ({train_config.method}), "
+                f"sparse fraction {train_config.sparse_fraction}, arm overrides {QUALITY_ARMS[arm]}{goal}; "
+                f"CPU, backend {train_config.backend}, V:N:M kernel {train_config.vnm_kernel}",
+            )
+        )
     return records
 
 
-def seed_summary_records(runs_by_seed: dict[int, dict[str, dict[str, Any]]], model_config: LlamaConfig,
-                         train_config: TrainConfig) -> list[Record]:
+def seed_summary_records(
+    runs_by_seed: dict[int, dict[str, dict[str, Any]]], model_config: LlamaConfig, train_config: TrainConfig
+) -> list[Record]:
     """One record per arm over several seeds: mean final validation loss vs the mean dense loss, with
     every seed's gap (arm / dense - 1, each against the dense run of the same seed) in ``spread``."""
     seeds = sorted(runs_by_seed)
     shape = _shape(model_config, train_config)
-    arms = [arm for arm in runs_by_seed[seeds[0]] if arm != "dense"
-            and all(arm in runs_by_seed[s] and "dense" in runs_by_seed[s] for s in seeds)]
+    arms = [
+        arm
+        for arm in runs_by_seed[seeds[0]]
+        if arm != "dense" and all(arm in runs_by_seed[s] and "dense" in runs_by_seed[s] for s in seeds)
+    ]
     records = []
     for arm in arms:
         losses = [runs_by_seed[s][arm]["final_val_loss"] for s in seeds]
@@ -115,24 +141,44 @@ def seed_summary_records(runs_by_seed: dict[int, dict[str, dict[str, Any]]], mod
         gaps = [loss / d - 1 for loss, d in zip(losses, dense, strict=True)]
         mean_gap = sum(gaps) / len(gaps)
         goal = _goal_verdict(mean_gap) + " (mean over seeds)" if _is_goal_arm(arm, train_config) else ""
-        records.append(Record(
-            SYSTEM, f"quality {arm}, mean of seeds {seeds[0]}-{seeds[-1]}: {shape}", "validation loss",
-            "nats/byte", sum(losses) / len(losses), peer="dense (same steps, seeds, data)",
-            peer_value=sum(dense) / len(dense), higher_is_better=False,
-            spread={"seeds": seeds, "gaps": gaps, "mean_gap": mean_gap, "min_gap": min(gaps),
-                    "max_gap": max(gaps), "seeds_within_2pct": sum(g <= 0.02 for g in gaps)},
-            notes=f"arm overrides {QUALITY_ARMS[arm]}{goal}; each gap against the dense run of its own seed; "
-                  f"CPU, backend {train_config.backend}"))
+        records.append(
+            Record(
+                SYSTEM,
+                f"quality {arm}, mean of seeds {seeds[0]}-{seeds[-1]}: {shape}",
+                "validation loss",
+                "nats/byte",
+                sum(losses) / len(losses),
+                peer="dense (same steps, seeds, data)",
+                peer_value=sum(dense) / len(dense),
+                higher_is_better=False,
+                spread={
+                    "seeds": seeds,
+                    "gaps": gaps,
+                    "mean_gap": mean_gap,
+                    "min_gap": min(gaps),
+                    "max_gap": max(gaps),
+                    "seeds_within_2pct": sum(g <= 0.02 for g in gaps),
+                },
+                notes=f"arm overrides {QUALITY_ARMS[arm]}{goal}; "
+                "each gap against the dense run of its own seed; "
+                f"CPU, backend {train_config.backend}",
+            )
+        )
     return records
 
 
-def plot_quality(runs: dict[str, dict[str, Any]], train_config: TrainConfig, path: str | Path,
-                 title: str) -> Path:
+def plot_quality(
+    runs: dict[str, dict[str, Any]], train_config: TrainConfig, path: str | Path, title: str
+) -> Path:
     """Validation-loss curves of every arm, the sparse phase shaded."""
     fig, ax = new_figure(figsize=(7, 4.5))
     for arm, run in runs.items():
-        ax.plot([h["step"] for h in run["history"]], [h["val_loss"] for h in run["history"]], marker=".",
-                label=f"{arm} ({run['final_val_loss']:.3f})")
+        ax.plot(
+            [h["step"] for h in run["history"]],
+            [h["val_loss"] for h in run["history"]],
+            marker=".",
+            label=f"{arm} ({run['final_val_loss']:.3f})",
+        )
     start = round(train_config.warmup_fraction * train_config.steps)
     end = start + round(train_config.sparse_fraction * train_config.steps)
     ax.axvspan(start, end, color="grey", alpha=0.12, label="sparse phase of the 80% arms")
@@ -141,9 +187,14 @@ def plot_quality(runs: dict[str, dict[str, Any]], train_config: TrainConfig, pat
     return save_plot(fig, path)
 
 
-def quality(model_config: LlamaConfig, train_config: TrainConfig, corpus: bytes,
-            arms: list[str] | None = None, plot: str | Path | None = None,
-            quiet: bool = False) -> tuple[list[Record], dict[str, dict[str, Any]]]:
+def quality(
+    model_config: LlamaConfig,
+    train_config: TrainConfig,
+    corpus: bytes,
+    arms: list[str] | None = None,
+    plot: str | Path | None = None,
+    quiet: bool = False,
+) -> tuple[list[Record], dict[str, dict[str, Any]]]:
     """Train each arm (same steps, seed, data), compare final validation loss with dense, plot curves."""
     check_runnable(train_config)
     runs = {arm: run_arm(arm, model_config, train_config, corpus, quiet) for arm in arms or QUALITY_ARMS}

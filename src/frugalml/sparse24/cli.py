@@ -63,7 +63,8 @@ BACKEND = typer.Option(
     "kernels: needs --device cuda on an sm80+ GPU and --dtype bfloat16).",
 )
 DENSE_FEATURES = typer.Option(
-    0.0, help="95/5 split: fraction of the V:N:M input's features kept dense (0.05 = 5%), the ones with "
+    0.0,
+    help="95/5 split: fraction of the V:N:M input's features kept dense (0.05 = 5%), the ones with "
     "the largest L1 norm over the batch, rounded up to a multiple of M.",
 )
 TOKEN_PERMUTATION = typer.Option(
@@ -73,12 +74,14 @@ MASKED_DECAY = typer.Option(
     0.0, help="Masked decay (Hu et al.): add this times the pruned weights to their gradient (0: off)."
 )
 PACKING = typer.Option(
-    "learned", help="cusparselt packing: learned (_cslt_compress, or a gather learned per held mask) or rule "
+    "learned",
+    help="cusparselt packing: learned (_cslt_compress, or a gather learned per held mask) or rule "
     "(a mask-independent rule learned once per weight shape; no compress per mask).",
 )
 DEVICE = typer.Option("cpu", help="cpu or cuda.")
 DTYPE = typer.Option(
-    "float32", help="float32, or bfloat16: pure bf16 training (parameters, activations and AdamW state in "
+    "float32",
+    help="float32, or bfloat16: pure bf16 training (parameters, activations and AdamW state in "
     "bfloat16; no autocast). --backend cusparselt needs bfloat16.",
 )
 

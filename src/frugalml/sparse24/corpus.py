@@ -28,8 +28,9 @@ class ByteBatches:
                 f"{self.val_fraction:.0%} validation split; use a bigger corpus or a shorter seq_len"
             )
 
-    def batch(self, split: str, batch_size: int,
-              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, split: str, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         data = self.train if split == "train" else self.val
         starts = torch.randint(len(data) - self.seq_len - 1, (batch_size,), generator=generator)
         offsets = torch.arange(self.seq_len + 1)

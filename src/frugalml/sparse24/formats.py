@@ -19,9 +19,20 @@ from frugalml.sparse24.masks import VNM, check_float_tensor, group_ranks, is_24,
 
 CHECKPOINT_MAGIC = b"SP24CKPT"
 CHECKPOINT_VERSION = 1
-_DTYPES = {str(d).removeprefix("torch."): d for d in
-           (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.int64,
-            torch.int32, torch.int16, torch.bool)}
+_DTYPES = {
+    str(d).removeprefix("torch."): d
+    for d in (
+        torch.float32,
+        torch.float64,
+        torch.float16,
+        torch.bfloat16,
+        torch.uint8,
+        torch.int64,
+        torch.int32,
+        torch.int16,
+        torch.bool,
+    )
+}
 
 
 @dataclass
@@ -123,9 +134,16 @@ def pack_vnm(x: torch.Tensor, pattern: VNM | str) -> Packed:
     values = candidates.gather(-1, positions).reshape(rows, -1).contiguous()
     codes = positions[..., 0] | (positions[..., 1] << 2)
     column_dtype = torch.uint8 if m <= 256 else torch.int16
-    return Packed(str(pattern), (rows, cols), x.dtype, {
-        "values": values, "columns": columns.to(column_dtype).contiguous(),
-        "positions": _pack_nibbles(codes)})
+    return Packed(
+        str(pattern),
+        (rows, cols),
+        x.dtype,
+        {
+            "values": values,
+            "columns": columns.to(column_dtype).contiguous(),
+            "positions": _pack_nibbles(codes),
+        },
+    )
 
 
 def unpack_vnm(packed: Packed) -> torch.Tensor:
@@ -158,8 +176,9 @@ def _from_bytes(raw: bytes, dtype_name: str, shape: list[int]) -> torch.Tensor:
     return torch.from_numpy(array).reshape(shape).view(dtype)
 
 
-def save_checkpoint(state: dict[str, torch.Tensor], path: str | os.PathLike,
-                    metadata: dict | None = None) -> dict[str, int]:
+def save_checkpoint(
+    state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None
+) -> dict[str, int]:
     """Write a state dict with every 2:4-sparse 2-D float tensor packed; the rest stored dense.
 
     Returns byte accounting: ``{"dense_bytes", "file_payload_bytes", "packed_tensors"}``.
@@ -168,21 +187,36 @@ def save_checkpoint(state: dict[str, torch.Tensor], path: str | os.PathLike,
     for name, tensor in state.items():
         tensor = tensor.detach().cpu()
         dense_bytes += tensor.numel() * tensor.element_size()
-        packable = (tensor.ndim == 2 and tensor.is_floating_point() and tensor.shape[1] % 4 == 0
-                    and tensor.numel() > 0 and is_24(tensor))
+        packable = (
+            tensor.ndim == 2
+            and tensor.is_floating_point()
+            and tensor.shape[1] % 4 == 0
+            and tensor.numel() > 0
+            and is_24(tensor)
+        )
         parts = pack_24(tensor).parts if packable else {"dense": tensor}
         packed_count += packable
-        entry = {"name": name, "kind": "2:4" if packable else "dense", "shape": list(tensor.shape),
-                 "dtype": str(tensor.dtype).removeprefix("torch."), "parts": {}}
+        entry = {
+            "name": name,
+            "kind": "2:4" if packable else "dense",
+            "shape": list(tensor.shape),
+            "dtype": str(tensor.dtype).removeprefix("torch."),
+            "parts": {},
+        }
         for part_name, part in parts.items():
             raw = _to_bytes(part)
-            entry["parts"][part_name] = {"offset": offset, "length": len(raw), "shape": list(part.shape),
-                                         "dtype": str(part.dtype).removeprefix("torch.")}
+            entry["parts"][part_name] = {
+                "offset": offset,
+                "length": len(raw),
+                "shape": list(part.shape),
+                "dtype": str(part.dtype).removeprefix("torch."),
+            }
             chunks.append(raw)
             offset += len(raw)
         entries.append(entry)
-    write_container(path, CHECKPOINT_MAGIC, CHECKPOINT_VERSION,
-                    {"tensors": entries, "user": metadata or {}}, chunks)
+    write_container(
+        path, CHECKPOINT_MAGIC, CHECKPOINT_VERSION, {"tensors": entries, "user": metadata or {}}, chunks
+    )
     return {"dense_bytes": dense_bytes, "file_payload_bytes": offset, "packed_tensors": packed_count}
 
 
@@ -198,9 +232,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     state = {}
     try:
         for entry in header.metadata["tensors"]:
-            parts = {name: _from_bytes(payload[p["offset"]:p["offset"] + p["length"]], p["dtype"],
-                                       p["shape"])
-                     for name, p in entry["parts"].items()}
+            parts = {
+                name: _from_bytes(payload[p["offset"] : p["offset"] + p["length"]], p["dtype"], p["shape"])
+                for name, p in entry["parts"].items()
+            }
             if entry["kind"] == "2:4":
                 packed = Packed("2:4", tuple(entry["shape"]), _DTYPES[entry["dtype"]], parts)
                 state[entry["name"]] = unpack_24(packed)

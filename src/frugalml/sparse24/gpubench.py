@@ -506,8 +506,13 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
     return records
 
 
-def packing_agreement(mask: torch.Tensor, w: torch.Tensor, rule: ShapeRule, rule_t: ShapeRule,
-                      kernels: SparseKernels = CUSPARSELT) -> dict[str, float]:
+def packing_agreement(
+    mask: torch.Tensor,
+    w: torch.Tensor,
+    rule: ShapeRule,
+    rule_t: ShapeRule,
+    kernels: SparseKernels = CUSPARSELT,
+) -> dict[str, float]:
     """Fraction of identical packed elements of the rule's P and P^T for ``mask`` and values ``w``
     against ``kernels.compress`` and against the per-mask learned gather."""
     pruned = torch.where(mask, w, 0)
@@ -517,9 +522,12 @@ def packing_agreement(mask: torch.Tensor, w: torch.Tensor, rule: ShapeRule, rule
     def same(a, b):
         return float((a.view(torch.int16) == b.view(torch.int16)).float().mean())
 
-    return {"P vs compress": same(packed, kernels.compress(pruned)),
-            "P^T vs compress": same(packed_t, kernels.compress(pruned.t().contiguous())),
-            "P vs learned gather": same(packed, learned), "P^T vs learned gather": same(packed_t, learned_t)}
+    return {
+        "P vs compress": same(packed, kernels.compress(pruned)),
+        "P^T vs compress": same(packed_t, kernels.compress(pruned.t().contiguous())),
+        "P vs learned gather": same(packed, learned),
+        "P^T vs learned gather": same(packed_t, learned_t),
+    }
 
 
 def gpu_packing_rule(shapes: dict[str, tuple[int, int]] | None = None) -> list[Record]:
@@ -535,8 +543,10 @@ def gpu_packing_rule(shapes: dict[str, tuple[int, int]] | None = None) -> list[R
 
         def items(dim=dim, hidden=hidden, shape=shape):
             start = time.perf_counter()
-            rule, rule_t = (ShapeRule.learn(hidden, dim, torch.bfloat16, "cuda"),
-                            ShapeRule.learn(dim, hidden, torch.bfloat16, "cuda"))
+            rule, rule_t = (
+                ShapeRule.learn(hidden, dim, torch.bfloat16, "cuda"),
+                ShapeRule.learn(dim, hidden, torch.bfloat16, "cuda"),
+            )
             torch.cuda.synchronize()
             learn_seconds = time.perf_counter() - start
             torch.manual_seed(1)
@@ -548,38 +558,68 @@ def gpu_packing_rule(shapes: dict[str, tuple[int, int]] | None = None) -> list[R
             workload = f"packing rule {shape} W {hidden}x{dim} bf16"
             identical = "identical packed elements"
             out = [
-                Record(SYSTEM, f"{workload}: rule vs _cslt_compress, P and P^T", identical, "fraction",
-                       min(agree["P vs compress"], agree["P^T vs compress"]),
-                       notes=f"{name}; {agree}; 1.0 = bit-identical; the rule was learned on other masks"),
-                Record(SYSTEM, f"{workload}: rule vs learned gather, P and P^T", identical, "fraction",
-                       min(agree["P vs learned gather"], agree["P^T vs learned gather"]), notes=name),
-                Record(SYSTEM, f"{workload}: learn the rule (once per shape, W and W^T, self-checked)",
-                       "time", "s", learn_seconds, notes=f"{name}; wall clock, one call each"),
+                Record(
+                    SYSTEM,
+                    f"{workload}: rule vs _cslt_compress, P and P^T",
+                    identical,
+                    "fraction",
+                    min(agree["P vs compress"], agree["P^T vs compress"]),
+                    notes=f"{name}; {agree}; 1.0 = bit-identical; the rule was learned on other masks",
+                ),
+                Record(
+                    SYSTEM,
+                    f"{workload}: rule vs learned gather, P and P^T",
+                    identical,
+                    "fraction",
+                    min(agree["P vs learned gather"], agree["P^T vs learned gather"]),
+                    notes=name,
+                ),
+                Record(
+                    SYSTEM,
+                    f"{workload}: learn the rule (once per shape, W and W^T, self-checked)",
+                    "time",
+                    "s",
+                    learn_seconds,
+                    notes=f"{name}; wall clock, one call each",
+                ),
             ]
             times = {
                 "build a mask's layout by the rule (P and P^T)": _gpu_seconds(
-                    lambda: rule.layout(mask, rule_t), iters=2, repeats=3),
+                    lambda: rule.layout(mask, rule_t), iters=2, repeats=3
+                ),
                 "learn a mask's gather per mask (PackedLayout.learn)": _gpu_seconds(
-                    lambda: PackedLayout.learn(mask, w.dtype, True), iters=1, repeats=3),
+                    lambda: PackedLayout.learn(mask, w.dtype, True), iters=1, repeats=3
+                ),
                 "pack P and P^T by _cslt_compress (prune given)": _gpu_seconds(
-                    lambda: (CUSPARSELT.compress(pruned), CUSPARSELT.compress(pruned.t().contiguous()))),
+                    lambda: (CUSPARSELT.compress(pruned), CUSPARSELT.compress(pruned.t().contiguous()))
+                ),
             }
             layout = rule.layout(mask, rule_t)
             times["pack P and P^T by the gather"] = _gpu_seconds(lambda: layout.pack(w2, True))
             peer = "learn a mask's gather per mask (PackedLayout.learn)"
             for op, t in times.items():
-                out.append(Record(SYSTEM, f"{workload}: {op}", "time", "s", t,
-                                  peer=peer if op.startswith("build") else None,
-                                  peer_value=times[peer] if op.startswith("build") else None,
-                                  higher_is_better=False, notes=f"{name}; CUDA events, median"))
+                out.append(
+                    Record(
+                        SYSTEM,
+                        f"{workload}: {op}",
+                        "time",
+                        "s",
+                        t,
+                        peer=peer if op.startswith("build") else None,
+                        peer_value=times[peer] if op.startswith("build") else None,
+                        higher_is_better=False,
+                        notes=f"{name}; CUDA events, median",
+                    )
+                )
             return out
 
         records += guarded(f"packing rule {shape}", items)
     return records
 
 
-def gpu_vnm_paths(tokens: int = 4096, dim: int = 1024, hidden: int = 4096,
-                  spec: str = "vnm:64:2:8") -> list[Record]:
+def gpu_vnm_paths(
+    tokens: int = 4096, dim: int = 1024, hidden: int = 4096, spec: str = "vnm:64:2:8"
+) -> list[Record]:
     """The Triton V:N:M kernel against the gather and mask paths: raw matmul, and a squared-ReLU FFN's
     forward and backward with ``vnm_kernel`` triton / gather vs mask (same masks, bf16)."""
     skipped = gpu_skip("Triton V:N:M paths")
@@ -597,11 +637,20 @@ def gpu_vnm_paths(tokens: int = 4096, dim: int = 1024, hidden: int = 4096,
     w = (torch.randn(dim, hidden, device="cuda", generator=generator) / hidden**0.5).to(torch.bfloat16)
     columns = vnm_columns(h.float(), spec)
     triton_y = vnm_triton_matmul(h, w.t().contiguous(), spec, columns)
-    for label, reference in (("gather + bmm", vnm_gather_matmul(h, w, spec, columns)),
-                             ("mask (dense matmul of the masked input)", F.linear(h, w))):
-        records.append(Record(SYSTEM, f"numerics: Triton V:N:M kernel vs {label}, {tokens}x{hidden} @ "
-                              f"{hidden}x{dim} {spec} bf16", "max abs error / max abs reference", "fraction",
-                              _relative_error(triton_y, reference), notes=f"{name}; bf16 rounding ~1e-2"))
+    for label, reference in (
+        ("gather + bmm", vnm_gather_matmul(h, w, spec, columns)),
+        ("mask (dense matmul of the masked input)", F.linear(h, w)),
+    ):
+        records.append(
+            Record(
+                SYSTEM,
+                f"numerics: Triton V:N:M kernel vs {label}, {tokens}x{hidden} @ {hidden}x{dim} {spec} bf16",
+                "max abs error / max abs reference",
+                "fraction",
+                _relative_error(triton_y, reference),
+                notes=f"{name}; bf16 rounding ~1e-2",
+            )
+        )
     x = torch.randn(tokens, dim, device="cuda", dtype=torch.bfloat16, generator=generator)
     grad = torch.randn(tokens, dim, device="cuda", dtype=torch.bfloat16, generator=generator)
     base = SquaredReLUFFN(dim, hidden).to("cuda", torch.bfloat16)
@@ -614,14 +663,29 @@ def gpu_vnm_paths(tokens: int = 4096, dim: int = 1024, hidden: int = 4096,
         outputs[kernel] = (y, xg.grad, ffn.w1.weight.grad, ffn.w2.weight.grad)
     for kernel in ("gather", "triton"):
         for part, got, want in zip(("y", "dX", "dW1", "dW2"), outputs[kernel], outputs["mask"], strict=True):
-            records.append(Record(SYSTEM, f"numerics: FFN {dim}->{hidden} {spec}, vnm_kernel {kernel} vs "
-                                  f"mask: {part}", "max abs error / max abs reference", "fraction",
-                                  _relative_error(got, want), notes=f"{name}; same masks, bf16"))
+            records.append(
+                Record(
+                    SYSTEM,
+                    f"numerics: FFN {dim}->{hidden} {spec}, vnm_kernel {kernel} vs mask: {part}",
+                    "max abs error / max abs reference",
+                    "fraction",
+                    _relative_error(got, want),
+                    notes=f"{name}; same masks, bf16",
+                )
+            )
     return records
 
 
-CLI_MODEL = {"dim": 256, "layers": 2, "heads": 4, "hidden": 1024, "batch_size": 8, "seq_len": 128,
-             "eval_every": 4, "threads": 1}
+CLI_MODEL = {
+    "dim": 256,
+    "layers": 2,
+    "heads": 4,
+    "hidden": 1024,
+    "batch_size": 8,
+    "seq_len": 128,
+    "eval_every": 4,
+    "threads": 1,
+}
 GREEDY_STE = {"method": "ste", "transposable": True, "transposable_method": "greedy", "activations": "dense"}
 CLI_RUNS = {
     "emulate (reference)": GREEDY_STE,
@@ -653,9 +717,14 @@ def _run_cli(options: dict[str, Any], history: str) -> tuple[int, str]:
         shape_keys = ("dim", "layers", "heads", "hidden", "threads")
         config = {k: v for k, v in options.items() if k not in shape_keys}
         config["activations"] = None if config.get("activations") == "dense" else config.get("activations")
-        result = train(LlamaConfig(**model, n_layers=options["layers"], n_heads=options["heads"],
-                                   max_seq_len=options["seq_len"]), TrainConfig(**config), stdlib_bytes(),
-                       quiet=True)
+        result = train(
+            LlamaConfig(
+                **model, n_layers=options["layers"], n_heads=options["heads"], max_seq_len=options["seq_len"]
+            ),
+            TrainConfig(**config),
+            stdlib_bytes(),
+            quiet=True,
+        )
         with open(history, "w") as f:
             json.dump({"history": result.history}, f)
         return 0, f"library path ({exc}; the CLI needs typer)"
@@ -678,22 +747,43 @@ def gpu_train_cli(steps: int = 8) -> list[Record]:
     for label, options in CLI_RUNS.items():
         with tempfile.TemporaryDirectory() as folder:
             history = f"{folder}/h.json"
-            run = {"device": "cuda", "dtype": "bfloat16", "steps": steps, "sparse_fraction": 1, **CLI_MODEL,
-                   **options}
+            run = {
+                "device": "cuda",
+                "dtype": "bfloat16",
+                "steps": steps,
+                "sparse_fraction": 1,
+                **CLI_MODEL,
+                **options,
+            }
             code, output = _run_cli(run, history)
             if code:
-                records.append(Record(SYSTEM, f"train CLI cuda bf16 {label}", "failed", "", float(code),
-                                      notes=f"{name}; exit {code}: {output[-300:]}"))
+                records.append(
+                    Record(
+                        SYSTEM,
+                        f"train CLI cuda bf16 {label}",
+                        "failed",
+                        "",
+                        float(code),
+                        notes=f"{name}; exit {code}: {output[-300:]}",
+                    )
+                )
                 continue
             with open(history) as f:
                 entry = json.load(f)["history"][-1]
         emulated = label.startswith("emulate")
         reference = entry["val_loss"] if emulated else reference
-        records.append(Record(
-            SYSTEM, f"train CLI cuda bf16 {label}: {steps} sparse steps, 2x256/1024 relu2, 8x128 tokens",
-            "validation loss", "nats/byte", entry["val_loss"],
-            peer=None if emulated else "emulate (same CLI run, seed)",
-            peer_value=None if emulated else reference, higher_is_better=False,
-            spread={"tokens_per_s": entry.get("tokens_per_s")},
-            notes=f"{name}; exit 0; {_cli_args(options)}; {output[-200:]}"))
+        records.append(
+            Record(
+                SYSTEM,
+                f"train CLI cuda bf16 {label}: {steps} sparse steps, 2x256/1024 relu2, 8x128 tokens",
+                "validation loss",
+                "nats/byte",
+                entry["val_loss"],
+                peer=None if emulated else "emulate (same CLI run, seed)",
+                peer_value=None if emulated else reference,
+                higher_is_better=False,
+                spread={"tokens_per_s": entry.get("tokens_per_s")},
+                notes=f"{name}; exit 0; {_cli_args(options)}; {output[-200:]}",
+            )
+        )
     return records

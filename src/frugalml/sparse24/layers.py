@@ -167,9 +167,16 @@ class SparseLinear(nn.Module):
     ``last_activation_density``; both are kept on the device until read.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 config: SparsityConfig | None = None, sparse_input: bool = False,
-                 device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        config: SparsityConfig | None = None,
+        sparse_input: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         dense = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._adopt(dense, config or SparsityConfig(), sparse_input)
@@ -217,8 +224,9 @@ class SparseLinear(nn.Module):
         return float(self._activation_density)
 
     @classmethod
-    def from_dense(cls, linear: nn.Linear, config: SparsityConfig,
-                   sparse_input: bool = False) -> SparseLinear:
+    def from_dense(
+        cls, linear: nn.Linear, config: SparsityConfig, sparse_input: bool = False
+    ) -> SparseLinear:
         """Wrap ``linear``'s own parameters (no copy); S-STE's beta is fixed from them now."""
         layer = cls.__new__(cls)
         nn.Module.__init__(layer)
@@ -227,8 +235,7 @@ class SparseLinear(nn.Module):
 
     def to_dense(self) -> nn.Linear:
         """An nn.Linear holding this layer's parameters (the dense master weights)."""
-        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                           device="meta")
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
         linear.weight, linear.bias = self.weight, self.bias
         return linear
 
@@ -279,12 +286,14 @@ class SparseLinear(nn.Module):
             self._mask_age += 1
         return held[1]
 
-    def _pack(self, w: torch.Tensor, backward: bool,
-              holder: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _pack(
+        self, w: torch.Tensor, backward: bool, holder: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """cusparselt operands of the detached weight: packed ``P`` and the backward operand; the
         mask goes to ``holder`` (masked decay)."""
         c = self.config
         if c.mask_every > 1:
+
             def learn(mask):
                 if c.packing == "rule":
                     return rule_layout(mask, w.dtype, c.transposable, self.kernels)
@@ -335,8 +344,9 @@ class SparseLinear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         c = self.config
         if self.sparse_input:
-            x2 = sparsify_activations(x2, c.pattern, c.router, c.dense_features,
-                                      c.seed if c.token_permutation else None)
+            x2 = sparsify_activations(
+                x2, c.pattern, c.router, c.dense_features, c.seed if c.token_permutation else None
+            )
             if self.training:
                 self._activation_density = (x2 != 0).float().mean()
         holder = {} if c.weights and c.masked_decay and self.training else None
@@ -346,8 +356,15 @@ class SparseLinear(nn.Module):
             mvue = c.mvue and self.training
             pack = self._pack if holder is None else partial(self._pack, holder=holder)
             y = Cusparselt24Linear.apply(
-                x2, weight, self.bias, pack, c.transposable, mvue,
-                self._mvue_generator(x2.device) if mvue else None, self.kernels)
+                x2,
+                weight,
+                self.bias,
+                pack,
+                c.transposable,
+                mvue,
+                self._mvue_generator(x2.device) if mvue else None,
+                self.kernels,
+            )
             return y.reshape(*shape[:-1], self.out_features)
         w = self._effective(weight, holder)
         if self.sparse_input and c.vnm_kernel != "mask" and not (c.mvue and self.training):
@@ -360,13 +377,15 @@ class SparseLinear(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"weights={c.weights}, activations={c.activations if self.sparse_input else None}, "
-                f"method={c.method}, transposable={c.transposable and c.transposable_method}, "
-                f"backend={c.backend}"
-                + (f", dense_features={c.dense_features}" if self.sparse_input and c.dense_features else "")
-                + (", token_permutation" if self.sparse_input and c.token_permutation else "")
-                + (f", masked_decay={c.masked_decay}" if c.masked_decay else ""))
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"weights={c.weights}, activations={c.activations if self.sparse_input else None}, "
+            f"method={c.method}, transposable={c.transposable and c.transposable_method}, "
+            f"backend={c.backend}"
+            + (f", dense_features={c.dense_features}" if self.sparse_input and c.dense_features else "")
+            + (", token_permutation" if self.sparse_input and c.token_permutation else "")
+            + (f", masked_decay={c.masked_decay}" if c.masked_decay else "")
+        )
 
 
 class SquaredReLUFFN(nn.Module):
@@ -403,8 +422,9 @@ class MoEFFN(nn.Module):
     Tokens are dispatched with index_select / index_add (no per-token Python loop).
     """
 
-    def __init__(self, dim: int, hidden: int, n_experts: int = 4, top_k: int = 2,
-                 expert: str = "relu2") -> None:
+    def __init__(
+        self, dim: int, hidden: int, n_experts: int = 4, top_k: int = 2, expert: str = "relu2"
+    ) -> None:
         super().__init__()
         if not 1 <= top_k <= n_experts:
             raise InvalidInputError(f"top_k must be in [1, n_experts={n_experts}], got {top_k}")

@@ -162,7 +162,8 @@ def _transposable_patterns(device_type: str) -> torch.Tensor:
     """The 90 binary 4x4 patterns with exactly two ones in every row and every column, as (16, 90)."""
     rows = [r for r in itertools.product((0, 1), repeat=4) if sum(r) == 2]
     patterns = [
-        block for block in itertools.product(rows, repeat=4)
+        block
+        for block in itertools.product(rows, repeat=4)
         if all(sum(col) == 2 for col in zip(*block, strict=True))
     ]
     return torch.tensor(patterns, dtype=torch.float32).reshape(len(patterns), 16).t().contiguous()
@@ -209,7 +210,7 @@ def _greedy_tiles(tiles: torch.Tensor) -> torch.Tensor:
     col_used = torch.zeros_like(row_used)
     keep = torch.zeros(tiles.shape, dtype=torch.bool, device=tiles.device)
     for step in range(16):
-        index = order[:, step:step + 1]
+        index = order[:, step : step + 1]
         row, col = index // 4, index % 4
         ok = (row_used.gather(1, row) < 2) & (col_used.gather(1, col) < 2)
         keep.scatter_(1, index, ok)
@@ -229,8 +230,13 @@ def _subsets(m: int, device_type: str) -> torch.Tensor:
     return torch.tensor(list(itertools.combinations(range(m), 4)), dtype=torch.long)
 
 
-def vnm_columns(x: torch.Tensor, pattern: VNM | str, method: str = "router",
-                chunk_elements: int = 1 << 24, validate: bool = True) -> torch.Tensor:
+def vnm_columns(
+    x: torch.Tensor,
+    pattern: VNM | str,
+    method: str = "router",
+    chunk_elements: int = 1 << 24,
+    validate: bool = True,
+) -> torch.Tensor:
     """The 4 columns kept in each V x M block: (row blocks, column groups, 4), ascending within a group.
 
     Parameters
@@ -260,7 +266,7 @@ def vnm_columns(x: torch.Tensor, pattern: VNM | str, method: str = "router",
         chunk = max(1, chunk_elements // (energy.numel() // pattern.m * 4))
         best_score, best_index = None, None
         for start in range(0, len(subsets), chunk):
-            part = subsets[start:start + chunk]  # (S, 4)
+            part = subsets[start : start + chunk]  # (S, 4)
             chosen = energy[..., part]  # (B, V, G, S, 4)
             score = chosen.topk(2, dim=-1).values.sum(-1).sum(1)  # (B, G, S)
             value, index = score.max(dim=-1)
@@ -276,8 +282,9 @@ def vnm_columns(x: torch.Tensor, pattern: VNM | str, method: str = "router",
     return picked.sort(dim=-1).values
 
 
-def vnm_mask(x: torch.Tensor, pattern: VNM | str, method: str = "router",
-             validate: bool = True) -> torch.Tensor:
+def vnm_mask(
+    x: torch.Tensor, pattern: VNM | str, method: str = "router", validate: bool = True
+) -> torch.Tensor:
     """Boolean V:N:M mask: 4 shared columns per V x M block, then each row's top 2 of them.
 
     See :func:`vnm_columns` for ``method``. Exactly 2 entries per row per M columns are kept.
@@ -335,15 +342,22 @@ def _token_order(rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return order, order.argsort()
 
 
-def token_permutation(rows: int, seed: int,
-                      device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def token_permutation(
+    rows: int, seed: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed permutation of ``rows`` token rows for ``seed`` and its inverse (cached per rows, seed)."""
     order, inverse = _token_order(rows, seed)
     return order.to(device), inverse.to(device)
 
 
-def activation_mask(x: torch.Tensor, pattern: VNM | str, method: str = "router", dense_fraction: float = 0.0,
-                    permutation_seed: int | None = None, validate: bool = True) -> torch.Tensor:
+def activation_mask(
+    x: torch.Tensor,
+    pattern: VNM | str,
+    method: str = "router",
+    dense_fraction: float = 0.0,
+    permutation_seed: int | None = None,
+    validate: bool = True,
+) -> torch.Tensor:
     """V:N:M mask of (tokens, features) activations with the two tricks of Haziza et al. (2025).
 
     Parameters

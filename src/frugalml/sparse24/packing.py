@@ -48,8 +48,11 @@ def pattern_ids(mask: torch.Tensor) -> torch.Tensor:
 def _probe(rows: int, cols: int, ids: torch.Tensor, dtype: torch.dtype, device, values: str = "ones"):
     """A (rows, cols) matrix whose group g holds pattern ``ids[g]``: kept entries 1, or their index + 1."""
     kept = torch.tensor([[i in p for i in range(4)] for p in PATTERNS], device=device)[ids]
-    fill = torch.arange(1, 5, device=device, dtype=dtype) if values == "index" else torch.ones(4, dtype=dtype,
-                                                                                                 device=device)
+    fill = (
+        torch.arange(1, 5, device=device, dtype=dtype)
+        if values == "index"
+        else torch.ones(4, dtype=dtype, device=device)
+    )
     return (kept * fill).to(dtype).reshape(rows, cols)
 
 
@@ -93,8 +96,15 @@ class ShapeRule:
     constant: torch.Tensor
 
     @classmethod
-    def learn(cls, rows: int, cols: int, dtype: torch.dtype, device: torch.device | str = "cuda",
-              kernels: SparseKernels = CUSPARSELT, check: bool = True) -> ShapeRule:
+    def learn(
+        cls,
+        rows: int,
+        cols: int,
+        dtype: torch.dtype,
+        device: torch.device | str = "cuda",
+        kernels: SparseKernels = CUSPARSELT,
+        check: bool = True,
+    ) -> ShapeRule:
         """Probe ``kernels.compress`` (about 2 log2(groups) + 25 calls) and return the rule.
 
         Raises
@@ -111,14 +121,17 @@ class ShapeRule:
         device = torch.device(device)
         positions = torch.arange(rows * cols, device=device, dtype=torch.long).reshape(rows, cols)
         first_two = torch.zeros(groups, dtype=torch.long, device=device)  # pattern (0, 1) everywhere
-        index, is_value, _ = _learn_slots(positions, _probe(rows, cols, first_two, dtype, device) != 0,
-                                          dtype, kernels)
+        index, is_value, _ = _learn_slots(
+            positions, _probe(rows, cols, first_two, dtype, device) != 0, dtype, kernels
+        )
         value_slot = is_value.nonzero().squeeze(1)
         value_position = index[value_slot]
         value_group, value_rank = value_position // 4, value_position % 4
         if value_slot.numel() != 2 * groups or bool((value_rank > 1).any()):
-            raise InvalidInputError(f"compress's value slots for {rows}x{cols} are not 2 per group of 4; "
-                                    "use PackedLayout.learn per mask")
+            raise InvalidInputError(
+                f"compress's value slots for {rows}x{cols} are not 2 per group of 4; "
+                "use PackedLayout.learn per mask"
+            )
         meta_slot = (~is_value).nonzero().squeeze(1)
         pick = []
         codes = torch.zeros(meta_slot.numel() * 16, dtype=torch.long, device=device)  # bit p: pattern p
@@ -128,8 +141,10 @@ class ShapeRule:
             entry = packed.view(dtype)[value_slot].float().round().long() - 1  # kept index, -1: zero filler
             per_rank = [entry[value_rank == r] for r in (0, 1)]
             if any(bool((e != e[0]).any()) for e in per_rank):
-                raise InvalidInputError(f"compress fills {rows}x{cols} value slots differently per group; "
-                                        "use PackedLayout.learn per mask")
+                raise InvalidInputError(
+                    f"compress fills {rows}x{cols} value slots differently per group; "
+                    "use PackedLayout.learn per mask"
+                )
             pick.append([int(e[0]) for e in per_rank])
             codes |= _bits(packed[meta_slot]).reshape(-1).long() << pid
         every = (1 << len(PATTERNS)) - 1
@@ -154,17 +169,31 @@ class ShapeRule:
                 read = _bits(packed[meta_slot]).reshape(-1)
                 bit_group[chosen] += (read[chosen] == expected).long() << digit
         if bool((bit_group >= groups).any()):
-            raise InvalidInputError(f"compress's metadata for {rows}x{cols} is not one group per bit; "
-                                    "use PackedLayout.learn per mask")
+            raise InvalidInputError(
+                f"compress's metadata for {rows}x{cols} is not one group per bit; "
+                "use PackedLayout.learn per mask"
+            )
         constant = kernels.compress(_probe(rows, cols, first_two, dtype, device)).view(torch.int16).clone()
         constant[value_slot] = 0
         cleared = _bits(constant[meta_slot]).reshape(-1) & ~varies
         constant[meta_slot] = _words(cleared.reshape(-1, 16))
         full_signature = torch.zeros_like(codes)
         full_signature[varies] = bit_signature
-        rule = cls(rows, cols, dtype, constant.numel(), value_slot, value_group, value_rank.bool(),
-                   torch.tensor(pick, device=device), meta_slot, bit_group, full_signature, signatures,
-                   constant)
+        rule = cls(
+            rows,
+            cols,
+            dtype,
+            constant.numel(),
+            value_slot,
+            value_group,
+            value_rank.bool(),
+            torch.tensor(pick, device=device),
+            meta_slot,
+            bit_group,
+            full_signature,
+            signatures,
+            constant,
+        )
         if check:
             rule.self_check(kernels)
         return rule
@@ -222,8 +251,9 @@ class ShapeRule:
 _RULES: dict[tuple, ShapeRule] = {}
 
 
-def shape_rule(rows: int, cols: int, dtype: torch.dtype, device: torch.device | str,
-               kernels: SparseKernels = CUSPARSELT) -> ShapeRule:
+def shape_rule(
+    rows: int, cols: int, dtype: torch.dtype, device: torch.device | str, kernels: SparseKernels = CUSPARSELT
+) -> ShapeRule:
     """The :class:`ShapeRule` of this shape, learned on first use and cached (per kernels, dtype, device)."""
     key = (rows, cols, dtype, str(torch.device(device)), id(kernels))
     if key not in _RULES:
@@ -231,8 +261,9 @@ def shape_rule(rows: int, cols: int, dtype: torch.dtype, device: torch.device | 
     return _RULES[key]
 
 
-def rule_layout(mask: torch.Tensor, dtype: torch.dtype, transposable: bool,
-                kernels: SparseKernels = CUSPARSELT) -> PackedLayout:
+def rule_layout(
+    mask: torch.Tensor, dtype: torch.dtype, transposable: bool, kernels: SparseKernels = CUSPARSELT
+) -> PackedLayout:
     """:class:`PackedLayout` of ``mask`` from the cached shape rules: packs bit-identically to
     ``compress(torch.where(mask, w, 0))``, as ``PackedLayout.learn`` does."""
     rows, cols = mask.shape

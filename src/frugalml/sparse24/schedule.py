@@ -33,8 +33,9 @@ def telemetry(model: nn.Module) -> dict[str, float]:
         with torch.no_grad():
             masks = [layer.mask() for layer in weighted]
             stats["weight_density"] = sum(float(m.float().mean()) for m in masks) / len(masks)
-            stats["kept_magnitude"] = sum(kept_fraction(layer.weight, m, 1.0)
-                                          for layer, m in zip(weighted, masks, strict=True)) / len(masks)
+            stats["kept_magnitude"] = sum(
+                kept_fraction(layer.weight, m, 1.0) for layer, m in zip(weighted, masks, strict=True)
+            ) / len(masks)
         rates = [layer.last_flip_rate for layer in weighted if layer.config.flip_every]
         measured = [rate for rate in rates if not math.isnan(rate)]
         if measured:
@@ -116,6 +117,7 @@ class SparsitySchedule:
         """
         entry = {"step": step, "phase": self.phase(max(step - 1, 0)), **values, **telemetry(model)}
         self.history.append(entry)
-        log.info("%s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in entry.items()))
+        log.info(
+            "%s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items())
+        )
         return entry

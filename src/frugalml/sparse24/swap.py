@@ -46,8 +46,9 @@ def find_ffns(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def sparsify_ffn(model: nn.Module, weights: str | None = "2:4", activations: str | None = "vnm:64:2:8",
-                 **options: Any) -> nn.Module:
+def sparsify_ffn(
+    model: nn.Module, weights: str | None = "2:4", activations: str | None = "vnm:64:2:8", **options: Any
+) -> nn.Module:
     """Make every FFN of ``model`` sparse, in place; return ``model``.
 
     Parameters

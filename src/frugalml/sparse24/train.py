@@ -88,12 +88,23 @@ class TrainConfig:
         return (self.weights is None and self.activations is None) or self.sparse_fraction == 0
 
     def sparsity(self) -> dict[str, Any]:
-        return {"weights": self.weights, "activations": self.activations, "method": self.method,
-                "transposable": self.transposable, "transposable_method": self.transposable_method,
-                "mvue": self.mvue, "flip_every": self.flip_every, "mask_every": self.mask_every,
-                "vnm_kernel": self.vnm_kernel, "backend": self.backend, "seed": self.seed,
-                "dense_features": self.dense_features, "token_permutation": self.token_permutation,
-                "masked_decay": self.masked_decay, "packing": self.packing}
+        return {
+            "weights": self.weights,
+            "activations": self.activations,
+            "method": self.method,
+            "transposable": self.transposable,
+            "transposable_method": self.transposable_method,
+            "mvue": self.mvue,
+            "flip_every": self.flip_every,
+            "mask_every": self.mask_every,
+            "vnm_kernel": self.vnm_kernel,
+            "backend": self.backend,
+            "seed": self.seed,
+            "dense_features": self.dense_features,
+            "token_permutation": self.token_permutation,
+            "masked_decay": self.masked_decay,
+            "packing": self.packing,
+        }
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -153,8 +164,9 @@ def evaluate(model: TinyLlama, batches: ByteBatches, config: TrainConfig) -> flo
     return sum(losses) / len(losses)
 
 
-def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
-          quiet: bool = False, label: str = "train") -> TrainResult:
+def train(
+    model_config: LlamaConfig, config: TrainConfig, corpus: bytes, quiet: bool = False, label: str = "train"
+) -> TrainResult:
     """Train a fresh :class:`TinyLlama` on ``corpus`` bytes; evaluate every ``eval_every`` steps."""
     if config.seq_len > model_config.max_seq_len:
         raise InvalidInputError(
@@ -163,14 +175,20 @@ def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
     check_runnable(config)
     batches = ByteBatches(corpus, config.seq_len)
     model = TinyLlama(model_config, seed=config.seed).to(config.device, config.torch_dtype)
-    schedule = SparsitySchedule(config.steps, 0.0 if config.is_dense else config.sparse_fraction,
-                                config.warmup_fraction, sparsity=config.sparsity(),
-                                dense_from=config.dense_from)
+    schedule = SparsitySchedule(
+        config.steps,
+        0.0 if config.is_dense else config.sparse_fraction,
+        config.warmup_fraction,
+        sparsity=config.sparsity(),
+        dense_from=config.dense_from,
+    )
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
-                                  betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.95),
+    )
     generator = torch.Generator().manual_seed(config.seed)
     tokens, train_seconds, loss = 0, 0.0, torch.tensor(float("nan"))
     for step in progress(range(config.steps), desc=label, quiet=quiet):
@@ -189,16 +207,22 @@ def train(model_config: LlamaConfig, config: TrainConfig, corpus: bytes,
         if not math.isfinite(loss.item()):
             raise InvalidInputError(f"training diverged at step {step} ({phase}); lower the learning rate")
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            schedule.record(model, step + 1, train_loss=loss.item(),
-                            val_loss=evaluate(model, batches, config), tokens_per_s=tokens / train_seconds)
+            schedule.record(
+                model,
+                step + 1,
+                train_loss=loss.item(),
+                val_loss=evaluate(model, batches, config),
+                tokens_per_s=tokens / train_seconds,
+            )
     final = schedule.history[-1]["val_loss"]
     if config.checkpoint:
         save_model(model, config.checkpoint, model_config, config)
     return TrainResult(schedule.history, final, tokens / train_seconds, model.num_parameters(), model)
 
 
-def save_model(model: TinyLlama, path: str | os.PathLike, model_config: LlamaConfig,
-               config: TrainConfig | None = None) -> dict[str, int]:
+def save_model(
+    model: TinyLlama, path: str | os.PathLike, model_config: LlamaConfig, config: TrainConfig | None = None
+) -> dict[str, int]:
     """Write the model (2:4 weights packed when it is sparse) as a checksummed checkpoint."""
     metadata = {"model": model_config.to_dict(), "train": asdict(config) if config else None}
     return save_checkpoint(export_sparse_state(model), path, metadata)

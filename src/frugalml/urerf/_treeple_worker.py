@@ -16,8 +16,11 @@ def main() -> None:
     import treeple
     from treeple import UnsupervisedObliqueRandomForest, UnsupervisedRandomForest
 
-    versions = {"treeple": treeple.__version__, "sklearn": sklearn.__version__,
-                "python": sys.version.split()[0]}
+    versions = {
+        "treeple": treeple.__version__,
+        "sklearn": sklearn.__version__,
+        "python": sys.version.split()[0],
+    }
     print(json.dumps({"ready": versions}), flush=True)
     for line in sys.stdin:
         try:
@@ -25,8 +28,9 @@ def main() -> None:
             X = np.load(request["X"])
             model = UnsupervisedObliqueRandomForest if request["oblique"] else UnsupervisedRandomForest
             start = time.perf_counter()
-            forest = model(n_estimators=request["n_trees"], criterion="fastbic",
-                           random_state=request["seed"], n_jobs=-1).fit(X)
+            forest = model(
+                n_estimators=request["n_trees"], criterion="fastbic", random_state=request["seed"], n_jobs=-1
+            ).fit(X)
             np.save(request["out"], forest.apply(X))
             print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
         except Exception as exc:  # reported to the caller, which raises PeerUnavailableError

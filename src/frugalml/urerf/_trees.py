@@ -254,8 +254,7 @@ def _project(Xt, idx, start, end, feat, weight, e0, e1, z):
 
 
 @njit(cache=True)
-def _sample_projections(state, p, mtry, projection, nnz, perm, marker, pos, cand_feat, cand_weight,
-                        cand_ptr):
+def _sample_projections(state, p, mtry, projection, nnz, perm, marker, pos, cand_feat, cand_weight, cand_ptr):
     """Draw the node's candidate projections into CSR form (cand_ptr over cand_feat/cand_weight)."""
     if projection == AXIS:
         for c in range(mtry):  # partial Fisher-Yates: mtry distinct features
@@ -311,9 +310,33 @@ def _sample_projections(state, p, mtry, projection, nnz, perm, marker, pos, cand
 
 
 @njit(cache=True)
-def _grow_tree(Xt, ranks, sorted_values, seed, sampling, n_in, projection, mtry, nnz, criterion,
-               min_parent, max_depth, min_cluster_size, min_cluster_fraction, left, right, threshold,
-               proj_start, proj_end, depth, parent, proj_feat, proj_weight, leaves, inbag):
+def _grow_tree(
+    Xt,
+    ranks,
+    sorted_values,
+    seed,
+    sampling,
+    n_in,
+    projection,
+    mtry,
+    nnz,
+    criterion,
+    min_parent,
+    max_depth,
+    min_cluster_size,
+    min_cluster_fraction,
+    left,
+    right,
+    threshold,
+    proj_start,
+    proj_end,
+    depth,
+    parent,
+    proj_feat,
+    proj_weight,
+    leaves,
+    inbag,
+):
     """Grow one tree depth-first into the given flat arrays; return (n_nodes, n_proj_entries)."""
     p, n = Xt.shape
     state = np.empty(1, dtype=np.uint64)
@@ -368,15 +391,17 @@ def _grow_tree(Xt, ranks, sorted_values, seed, sampling, n_in, projection, mtry,
         size = end - start
         if size < min_parent or size < 2 or (max_depth >= 0 and depth[node] >= max_depth):
             continue
-        n_cand = _sample_projections(state, p, mtry, projection, nnz, feat_perm, marker, pos,
-                                     cand_feat, cand_weight, cand_ptr)
+        n_cand = _sample_projections(
+            state, p, mtry, projection, nnz, feat_perm, marker, pos, cand_feat, cand_weight, cand_ptr
+        )
         best, best_thr, best_len = np.inf, 0.0, 0
         smallest = max(min_cluster_size, int(np.ceil(min_cluster_fraction * size)))
         for c in range(n_cand):
             e0, e1 = cand_ptr[c], cand_ptr[c + 1]
             if e1 - e0 == 1 and cand_weight[e0] != 0.0:  # faster than sorting at any node size
-                rank_sort(ranks, sorted_values, cand_feat[e0], cand_weight[e0], idx, start, end, counts,
-                          bits, zs)
+                rank_sort(
+                    ranks, sorted_values, cand_feat[e0], cand_weight[e0], idx, start, end, counts, bits, zs
+                )
             else:
                 _project(Xt, idx, start, end, cand_feat, cand_weight, e0, e1, z)
                 sort_values(z, size, zs, keys, spare, hist)
@@ -416,8 +441,9 @@ def _grow_tree(Xt, ranks, sorted_values, seed, sampling, n_in, projection, mtry,
         n_nodes += 2
     if n_proj <= proj_feat.shape[0]:
         for i in range(n):
-            leaves[i] = _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat,
-                                   proj_weight, 0)
+            leaves[i] = _route_one(
+                Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, 0
+            )
     return n_nodes, n_proj
 
 
@@ -434,8 +460,24 @@ def _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, p
 
 
 @njit(parallel=True, cache=True)
-def grow_batch(Xt, ranks, sorted_values, seeds, sampling, n_in, projection, mtry, nnz, criterion,
-               min_parent, max_depth, min_cluster_size, min_cluster_fraction, node_cap, proj_cap):
+def grow_batch(
+    Xt,
+    ranks,
+    sorted_values,
+    seeds,
+    sampling,
+    n_in,
+    projection,
+    mtry,
+    nnz,
+    criterion,
+    min_parent,
+    max_depth,
+    min_cluster_size,
+    min_cluster_fraction,
+    node_cap,
+    proj_cap,
+):
     """Grow ``len(seeds)`` trees in parallel into fixed-capacity rows; trimmed by the caller.
 
     A tree whose projections overflow ``proj_cap`` reports the size it needed (its leaves are not
@@ -457,12 +499,47 @@ def grow_batch(Xt, ranks, sorted_values, seeds, sampling, n_in, projection, mtry
     sizes = np.zeros((n_trees, 2), dtype=np.int64)
     for t in prange(n_trees):
         nodes, entries = _grow_tree(
-            Xt, ranks, sorted_values, seeds[t], sampling, n_in, projection, mtry, nnz, criterion, min_parent,
-            max_depth, min_cluster_size, min_cluster_fraction, left[t], right[t], threshold[t], proj_start[t],
-            proj_end[t], depth[t], parent[t], proj_feat[t], proj_weight[t], leaves[t], inbag[t])
+            Xt,
+            ranks,
+            sorted_values,
+            seeds[t],
+            sampling,
+            n_in,
+            projection,
+            mtry,
+            nnz,
+            criterion,
+            min_parent,
+            max_depth,
+            min_cluster_size,
+            min_cluster_fraction,
+            left[t],
+            right[t],
+            threshold[t],
+            proj_start[t],
+            proj_end[t],
+            depth[t],
+            parent[t],
+            proj_feat[t],
+            proj_weight[t],
+            leaves[t],
+            inbag[t],
+        )
         sizes[t, 0], sizes[t, 1] = nodes, entries
-    return left, right, threshold, proj_start, proj_end, depth, parent, proj_feat, proj_weight, \
-        leaves, inbag, sizes
+    return (
+        left,
+        right,
+        threshold,
+        proj_start,
+        proj_end,
+        depth,
+        parent,
+        proj_feat,
+        proj_weight,
+        leaves,
+        inbag,
+        sizes,
+    )
 
 
 @njit(parallel=True, cache=True)
@@ -473,6 +550,7 @@ def route(Xt, node_offsets, left, right, threshold, proj_start, proj_end, proj_f
     leaves = np.empty((n_trees, n), dtype=np.int32)
     for i in prange(n):
         for t in range(n_trees):
-            leaves[t, i] = _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat,
-                                      proj_weight, node_offsets[t])
+            leaves[t, i] = _route_one(
+                Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, node_offsets[t]
+            )
     return leaves

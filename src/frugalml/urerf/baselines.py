@@ -115,7 +115,8 @@ def treeple_module():
             f"treeple cannot be imported here ({type(exc).__name__}: {exc}); its wheels are built "
             "against a specific scikit-learn, and it is PolyForm Noncommercial since 0.8. Point "
             f"${TREEPLE_PYTHON} at a Python where it imports (e.g. a venv with scikit-learn 1.6.1 "
-            "and treeple 0.10.3) to run it there") from None
+            "and treeple 0.10.3) to run it there"
+        ) from None
     return ensemble
 
 
@@ -126,8 +127,13 @@ class TreepleWorker:
         script = Path(__file__).with_name("_treeple_worker.py")
         self.folder = tempfile.TemporaryDirectory(prefix="frugal-treeple-")
         try:
-            self.process = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.process = subprocess.Popen(
+                [python, str(script)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         except OSError as exc:
             raise PeerUnavailableError(f"${TREEPLE_PYTHON}={python} cannot be started ({exc})") from None
         hello = self._reply()

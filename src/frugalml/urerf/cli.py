@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Unsupervised randomer forests: geodesic neighbours robust to noise dimensions.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Unsupervised randomer forests: geodesic neighbours robust to noise dimensions.",
+    no_args_is_help=True,
+)
 
 TREES = typer.Option(300, "--trees", help="Number of trees.")
 SEEDS = typer.Option(3, "--seeds", help="Repeat over this many seeds and average.")
@@ -83,8 +85,7 @@ def fit(
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
     X = _read_matrix(data)
-    forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion,
-                                        random_state=seed)
+    forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion, random_state=seed)
     forest.fit(X)
     dist, ind = forest.kneighbors(n_neighbors=k)
     with atomic_write(output) as f:
@@ -116,8 +117,9 @@ def neighbours(
 
 @app.command()
 def sim(
-    dataset: str = typer.Option("helix", help="linear, helix, sphere, gaussian_mixture, "
-                                              "hardy_weinberg, swiss_roll or s_curve."),
+    dataset: str = typer.Option(
+        "helix", help="linear, helix, sphere, gaussian_mixture, hardy_weinberg, swiss_roll or s_curve."
+    ),
     noise: str = typer.Option("0,10,100", help="Comma-separated numbers of noise dimensions."),
     n: int = typer.Option(1000, "--n", help="Points per data set."),
     trees: int = TREES,
@@ -135,8 +137,17 @@ def sim(
 
     _names(dataset, SIMULATIONS, "dataset")
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
-    scores, skipped = noise_sweep([dataset], _ints(noise, "--noise"), methods, n=n, n_trees=trees,
-                                  seeds=range(seeds), k=k, projection=projection, quiet=quiet)
+    scores, skipped = noise_sweep(
+        [dataset],
+        _ints(noise, "--noise"),
+        methods,
+        n=n,
+        n_trees=trees,
+        seeds=range(seeds),
+        k=k,
+        projection=projection,
+        quiet=quiet,
+    )
     _print_scores(scores, k, skipped)
     records = sweep_records(scores, n=n, n_trees=trees, n_seeds=seeds, k=k)
     if records:
@@ -154,8 +165,9 @@ def _print_scores(scores, k: int, skipped: dict[str, str]) -> None:
         table.add_column(col)
     for (dataset, noise, method), value in scores.items():
         published = paper_value(dataset, method, noise)
-        table.add_row(dataset, str(noise), method, f"{value:.3f}",
-                      "" if published is None else f"{published:.3f}")
+        table.add_row(
+            dataset, str(noise), method, f"{value:.3f}", "" if published is None else f"{published:.3f}"
+        )
     Console().print(table)
     for method, why in skipped.items():
         typer.echo(f"skipped {method}: {why}")
@@ -180,8 +192,7 @@ def reproduce(
     names = _names(datasets, SIMULATIONS, "dataset")
     levels = _ints(noise, "--noise")
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
-    scores, skipped = noise_sweep(names, levels, methods, n=n, n_trees=trees, seeds=range(seeds),
-                                  quiet=quiet)
+    scores, skipped = noise_sweep(names, levels, methods, n=n, n_trees=trees, seeds=range(seeds), quiet=quiet)
     _print_scores(scores, 50, skipped)
     records = sweep_records(scores, n=n, n_trees=trees, n_seeds=seeds, k=50)
     _finish(records, json_path, "urerf reproduce: noise figure", noise_plot(scores, names, levels))
@@ -200,7 +211,7 @@ def noise_plot(scores, datasets, levels):
             ax.plot([x + 1 for x in xs], [scores[(dataset, z, method)] for z in xs], "o-", label=method)
         paper = PAPER_P50.get(dataset, {}).get("urerf")
         if paper:
-            ax.plot([x + 1 for x in PAPER_NOISE[:len(paper)]], paper, "k--", label="paper URerF")
+            ax.plot([x + 1 for x in PAPER_NOISE[: len(paper)]], paper, "k--", label="paper URerF")
         ax.set_xscale("log")
         ax.set_title(dataset)
         ax.set_xlabel("noise dimensions + 1")
@@ -212,13 +223,17 @@ def noise_plot(scores, datasets, levels):
 
 @app.command()
 def drosophila(
-    path: Path = typer.Option(None, "--path", help="Folder with right_adjacency.csv and right_cell_"
-                              "labels.csv (default: $FRUGAL_DATA/connectome)."),
+    path: Path = typer.Option(
+        None,
+        "--path",
+        help="Folder with right_adjacency.csv and right_cell_labels.csv (default: $FRUGAL_DATA/connectome).",
+    ),
     peers: str = typer.Option("euclidean,isomap,umap,rf", help="Peers measured in the same run."),
     trees: int = TREES,
     seeds: int = SEEDS,
-    min_parent: int = typer.Option(None, "--min-parent", help="Smallest splittable node "
-                                   "(default round(sqrt(n)) = 15)."),
+    min_parent: int = typer.Option(
+        None, "--min-parent", help="Smallest splittable node (default round(sqrt(n)) = 15)."
+    ),
     normalize: bool = typer.Option(True, help="Min-max scale the embedding's columns first."),
     json_path: Path = JSON,
     quiet: bool = QUIET,
@@ -237,8 +252,9 @@ def drosophila(
     X, d = drosophila_embedding(connectome)
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     options = {"projection": "sparse", "min_parent": min_parent, "normalize": normalize}
-    results, skipped = run(X, connectome.labels, methods, n_trees=trees, seeds=range(seeds),
-                           forest_options=options, quiet=quiet)
+    results, skipped = run(
+        X, connectome.labels, methods, n_trees=trees, seeds=range(seeds), forest_options=options, quiet=quiet
+    )
     table = Table(title=f"Drosophila right mushroom body: label precision (d = {d}, features {X.shape})")
     table.add_column("method")
     for k in DROSOPHILA_K:
@@ -252,26 +268,44 @@ def drosophila(
         typer.echo(f"skipped {method}: {why}")
     ours = results["urerf"]
     setting = f"min_parent={min_parent or 'sqrt(n)'}, normalize={normalize}"
-    records = [Record(SYSTEM, f"Drosophila right MB ({setting})", f"P@{k}", "fraction", ours[i], peer,
-                      values[i], higher_is_better=True, notes=f"{trees} trees, {seeds} seeds")
-               for peer, values in [*((m, v) for m, v in results.items() if m != "urerf"),
-                                    ("paper URerF", list(PAPER_DROSOPHILA["urerf"]))]
-               for i, k in enumerate(DROSOPHILA_K)]
+    records = [
+        Record(
+            SYSTEM,
+            f"Drosophila right MB ({setting})",
+            f"P@{k}",
+            "fraction",
+            ours[i],
+            peer,
+            values[i],
+            higher_is_better=True,
+            notes=f"{trees} trees, {seeds} seeds",
+        )
+        for peer, values in [
+            *((m, v) for m, v in results.items() if m != "urerf"),
+            ("paper URerF", list(PAPER_DROSOPHILA["urerf"])),
+        ]
+        for i, k in enumerate(DROSOPHILA_K)
+    ]
     if json_path is not None:
         _finish(records, json_path, "urerf drosophila")
 
 
 @app.command()
 def bench(
-    peers: str = typer.Option("isomap,umap,rf,rte,pynndescent,treeple,treeple-axis",
-                              help="Peers to time and score in the same run."),
+    peers: str = typer.Option(
+        "isomap,umap,rf,rte,pynndescent,treeple,treeple-axis", help="Peers to time and score in the same run."
+    ),
     n: int = typer.Option(5000, "--n", help="Points for the speed run."),
     p: int = typer.Option(13, "--p", help="Features for the speed run (helix + noise)."),
     trees: int = typer.Option(100, "--trees", help="Trees for the speed run."),
     high_p: bool = typer.Option(True, help="Also time n = 1000, p = 1003."),
     quality: bool = typer.Option(True, help="Also score P@50 on helix + 10 noise dims (n = 1000)."),
-    scale_n: int = typer.Option(0, "--scale", help="Also run top-50 at this n, p = 20, 100 trees "
-                                "(e.g. 50000) in a fresh process, with its peak memory."),
+    scale_n: int = typer.Option(
+        0,
+        "--scale",
+        help="Also run top-50 at this n, p = 20, 100 trees "
+        "(e.g. 50000) in a fresh process, with its peak memory.",
+    ),
     rounds: int = typer.Option(3, "--rounds", help="Interleaved timing rounds per peer."),
     json_path: Path = JSON,
     quiet: bool = QUIET,
@@ -285,8 +319,9 @@ def bench(
     if high_p:
         records += speed(chosen, n=1000, p=1003, n_trees=trees, rounds=rounds, quiet=quiet)
     if quality:
-        scores, skipped = noise_sweep(["helix"], [10], ["urerf", *chosen], n=1000, n_trees=300,
-                                      seeds=range(3), quiet=quiet)
+        scores, skipped = noise_sweep(
+            ["helix"], [10], ["urerf", *chosen], n=1000, n_trees=300, seeds=range(3), quiet=quiet
+        )
         _print_scores(scores, 50, skipped)
         records += sweep_records(scores, n=1000, n_trees=300, n_seeds=3, k=50)
     if scale_n:
@@ -301,8 +336,11 @@ def bench_plot(records):
     rows = [r for r in records if r.ratio is not None and r.peer and not r.peer.startswith("goal")]
     fig, ax = new_figure(figsize=(8, 0.35 * len(rows) + 1.5))
     labels = [f"{r.metric} vs {r.peer}: {r.workload}"[:90] for r in rows]
-    ax.barh(range(len(rows)), [r.ratio for r in rows],
-            color=["tab:green" if r.ratio >= 1 else "tab:red" for r in rows])
+    ax.barh(
+        range(len(rows)),
+        [r.ratio for r in rows],
+        color=["tab:green" if r.ratio >= 1 else "tab:red" for r in rows],
+    )
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.set_xscale("log")

@@ -106,8 +106,14 @@ SIMULATIONS: dict[str, Callable] = {
 }
 
 
-def simulate(name: str, n: int = 1000, noise_dims: int = 0, seed: int | None = 0,
-             noise_variance: float = NOISE_VARIANCE, geodesic: bool = True) -> Simulation:
+def simulate(
+    name: str,
+    n: int = 1000,
+    noise_dims: int = 0,
+    seed: int | None = 0,
+    noise_variance: float = NOISE_VARIANCE,
+    geodesic: bool = True,
+) -> Simulation:
     """Sample ``n`` points of a named manifold, append ``noise_dims`` N(0, noise_variance) columns.
 
     With ``geodesic=False`` the n x n true distances are not formed (``geodesic`` is None), for

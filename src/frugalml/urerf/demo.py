@@ -19,5 +19,7 @@ def run(quiet: bool = False) -> str:
     seconds = time.perf_counter() - start
     ours = geodesic_precision_at_k(ind, data.geodesic, 50)
     plain = geodesic_precision_at_k(euclidean(data.X, 50), data.geodesic, 50)
-    return (f"helix + 10 noise dims (n=600): geodesic P@50 URerF {ours:.3f} vs Euclidean {plain:.3f} "
-            f"(chance {50 / 599:.3f}); 200 trees fit + top-50 in {seconds:.1f} s")
+    return (
+        f"helix + 10 noise dims (n=600): geodesic P@50 URerF {ours:.3f} vs Euclidean {plain:.3f} "
+        f"(chance {50 / 599:.3f}); 200 trees fit + top-50 in {seconds:.1f} s"
+    )

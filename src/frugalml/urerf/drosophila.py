@@ -17,8 +17,10 @@ from frugalml.common.errors import CorruptFileError
 
 ADJACENCY = "connectome/right_adjacency.csv"
 LABELS = "connectome/right_cell_labels.csv"
-SOURCE = ("the graspologic 3.4.4 wheel (MIT), graspologic/datasets/drosophila/, from Eichler et al. "
-          "2017; download it from PyPI and copy right_adjacency.csv and right_cell_labels.csv")
+SOURCE = (
+    "the graspologic 3.4.4 wheel (MIT), graspologic/datasets/drosophila/, from Eichler et al. "
+    "2017; download it from PyPI and copy right_adjacency.csv and right_cell_labels.csv"
+)
 
 
 @dataclass
@@ -54,7 +56,8 @@ def load_drosophila(path: str | os.PathLike | None = None) -> Connectome:
     if adjacency.shape != (n, n) or labels.shape[0] != n:
         raise CorruptFileError(
             f"{adjacency_path} has shape {adjacency.shape} and {labels_path} {labels.shape[0]} "
-            "labels; expected a square matrix with one label per neuron")
+            "labels; expected a square matrix with one label per neuron"
+        )
     if not np.isfinite(adjacency).all() or (adjacency < 0).any():
         raise CorruptFileError(f"{adjacency_path} holds negative or non-finite synapse counts")
     return Connectome(adjacency, labels)

@@ -27,20 +27,33 @@ from frugalml.urerf.metrics import geodesic_precision_at_k, label_precision_at_k
 SYSTEM = "urerf"
 PAPER_NOISE = (0, 10, 50, 100, 1000, 5000, 10000)
 PAPER_P50 = {  # Madhyastha et al. 2019, Fig. 3/4: P@50, n = 1000, 300 trees, axis-aligned
-    "linear": {"urerf": (.811, .751, .687, .648, .405, .273, .257), "isomap": (.995, .054),
-               "umap": (.817, .051), "rf": (.899, .284, .121, .091, .053)},
-    "helix": {"urerf": (.831, .752, .624, .560, .281, .193, .173),
-              "isomap": (1.0, .240, .120, .094, .058), "umap": (.834, .334, .198, .149, .051),
-              "rf": (.847, .355, .097, .078), "euclidean": (.897, .247, .139, .110, .065)},
-    "sphere": {"urerf": (.534, .602, .522, .478, .317, .229, .241), "isomap": (.947, .108, .060),
-               "umap": (.677, .081)},
+    "linear": {
+        "urerf": (0.811, 0.751, 0.687, 0.648, 0.405, 0.273, 0.257),
+        "isomap": (0.995, 0.054),
+        "umap": (0.817, 0.051),
+        "rf": (0.899, 0.284, 0.121, 0.091, 0.053),
+    },
+    "helix": {
+        "urerf": (0.831, 0.752, 0.624, 0.560, 0.281, 0.193, 0.173),
+        "isomap": (1.0, 0.240, 0.120, 0.094, 0.058),
+        "umap": (0.834, 0.334, 0.198, 0.149, 0.051),
+        "rf": (0.847, 0.355, 0.097, 0.078),
+        "euclidean": (0.897, 0.247, 0.139, 0.110, 0.065),
+    },
+    "sphere": {
+        "urerf": (0.534, 0.602, 0.522, 0.478, 0.317, 0.229, 0.241),
+        "isomap": (0.947, 0.108, 0.060),
+        "umap": (0.677, 0.081),
+    },
 }
 DROSOPHILA_K = (50, 70, 90, 110, 130, 150)
-PAPER_DROSOPHILA = {"urerf": (.794, .722, .633, .569, .500, .452),
-                    "isomap": (.746, .676, .580, .521, .469, .422),
-                    "umap": (.740, .648, .566, .534, .475, .428),
-                    "rf": (.736, .643, .584, .550, .502, .456),
-                    "euclidean": (.735, .637, .538, .460, .405, .369)}
+PAPER_DROSOPHILA = {
+    "urerf": (0.794, 0.722, 0.633, 0.569, 0.500, 0.452),
+    "isomap": (0.746, 0.676, 0.580, 0.521, 0.469, 0.422),
+    "umap": (0.740, 0.648, 0.566, 0.534, 0.475, 0.428),
+    "rf": (0.736, 0.643, 0.584, 0.550, 0.502, 0.456),
+    "euclidean": (0.735, 0.637, 0.538, 0.460, 0.405, 0.369),
+}
 
 
 def paper_value(dataset: str, method: str, noise: int) -> float | None:
@@ -50,8 +63,9 @@ def paper_value(dataset: str, method: str, noise: int) -> float | None:
     return values[position] if position < len(values) else None
 
 
-def neighbours_of(method: str, X: np.ndarray, k: int, seed: int, n_trees: int,
-                  forest_options: dict | None = None) -> np.ndarray:
+def neighbours_of(
+    method: str, X: np.ndarray, k: int, seed: int, n_trees: int, forest_options: dict | None = None
+) -> np.ndarray:
     """k-NN lists of one method ("urerf" or a baseline name) on X."""
     if method == "urerf":
         forest = UnsupervisedRandomerForest(n_trees, random_state=seed, **(forest_options or {}))
@@ -63,10 +77,18 @@ def neighbours_of(method: str, X: np.ndarray, k: int, seed: int, n_trees: int,
         return BASELINES[method](X, k, seed=seed, n_trees=n_trees)
 
 
-def noise_sweep(datasets: Sequence[str], noise_levels: Sequence[int], methods: Sequence[str], *,
-                n: int = 1000, n_trees: int = 300, seeds: Sequence[int] = (0, 1, 2), k: int = 50,
-                projection: str = "axis", quiet: bool = False
-                ) -> tuple[dict[tuple[str, int, str], float], dict[str, str]]:
+def noise_sweep(
+    datasets: Sequence[str],
+    noise_levels: Sequence[int],
+    methods: Sequence[str],
+    *,
+    n: int = 1000,
+    n_trees: int = 300,
+    seeds: Sequence[int] = (0, 1, 2),
+    k: int = 50,
+    projection: str = "axis",
+    quiet: bool = False,
+) -> tuple[dict[tuple[str, int, str], float], dict[str, str]]:
     """Mean P@k over seeds for every (dataset, noise, method); unavailable peers are reported.
 
     Returns (scores, skipped) where skipped maps a method to why it could not run.
@@ -91,28 +113,56 @@ def noise_sweep(datasets: Sequence[str], noise_levels: Sequence[int], methods: S
     return scores, skipped
 
 
-def sweep_records(scores: dict[tuple[str, int, str], float], *, n: int, n_trees: int, n_seeds: int,
-                  k: int) -> list[Record]:
+def sweep_records(
+    scores: dict[tuple[str, int, str], float], *, n: int, n_trees: int, n_seeds: int, k: int
+) -> list[Record]:
     """Our P@k against each peer measured in the run and against the paper's URerF number."""
     records = []
     for (dataset, noise, method), value in scores.items():
         if method == "urerf":
             continue
         ours = scores[(dataset, noise, "urerf")]
-        records.append(Record(SYSTEM, f"{dataset}+{noise} noise dims, n={n}", f"P@{k}", "fraction",
-                              ours, method, value, higher_is_better=True,
-                              notes=f"{n_trees} trees, mean of {n_seeds} seeds"))
+        records.append(
+            Record(
+                SYSTEM,
+                f"{dataset}+{noise} noise dims, n={n}",
+                f"P@{k}",
+                "fraction",
+                ours,
+                method,
+                value,
+                higher_is_better=True,
+                notes=f"{n_trees} trees, mean of {n_seeds} seeds",
+            )
+        )
     for (dataset, noise, method), value in scores.items():
         if method == "urerf" and (published := paper_value(dataset, "urerf", noise)) is not None:
-            records.append(Record(SYSTEM, f"{dataset}+{noise} noise dims, n={n}", f"P@{k}",
-                                  "fraction", value, "paper URerF", published, higher_is_better=True,
-                                  notes=f"paper: 300 trees; ours {n_trees} trees, {n_seeds} seeds"))
+            records.append(
+                Record(
+                    SYSTEM,
+                    f"{dataset}+{noise} noise dims, n={n}",
+                    f"P@{k}",
+                    "fraction",
+                    value,
+                    "paper URerF",
+                    published,
+                    higher_is_better=True,
+                    notes=f"paper: 300 trees; ours {n_trees} trees, {n_seeds} seeds",
+                )
+            )
     return records
 
 
-def drosophila(X: np.ndarray, labels: np.ndarray, methods: Sequence[str], *, n_trees: int = 300,
-               seeds: Sequence[int] = (0, 1, 2), forest_options: dict | None = None,
-               quiet: bool = False) -> tuple[dict[str, list[float]], dict[str, str]]:
+def drosophila(
+    X: np.ndarray,
+    labels: np.ndarray,
+    methods: Sequence[str],
+    *,
+    n_trees: int = 300,
+    seeds: Sequence[int] = (0, 1, 2),
+    forest_options: dict | None = None,
+    quiet: bool = False,
+) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Label precision at k = 50..150 (step 20) per method, mean over seeds."""
     results, skipped = {}, {}
     for method in progress(list(methods), desc="drosophila", quiet=quiet):
@@ -129,8 +179,9 @@ def drosophila(X: np.ndarray, labels: np.ndarray, methods: Sequence[str], *, n_t
     return results, skipped
 
 
-def speed(peers: Sequence[str], *, n: int, p: int, n_trees: int, k: int = 50, rounds: int = 3,
-          quiet: bool = False) -> list[Record]:
+def speed(
+    peers: Sequence[str], *, n: int, p: int, n_trees: int, k: int = 50, rounds: int = 3, quiet: bool = False
+) -> list[Record]:
     """Fit + top-k neighbours, ours against each peer, interleaved on the same helix data."""
     X = simulate("helix", n=n, noise_dims=max(p - 3, 0), seed=0, geodesic=False).X
 
@@ -141,6 +192,7 @@ def speed(peers: Sequence[str], *, n: int, p: int, n_trees: int, k: int = 50, ro
     workload = f"fit + top-{k} neighbours, helix n={n}, p={X.shape[1]}, {n_trees} trees"
     records = []
     for peer in progress(list(peers), desc="speed", quiet=quiet):
+
         def theirs(peer=peer):
             return neighbours_of(peer, X, k, 0, n_trees)
 
@@ -148,15 +200,22 @@ def speed(peers: Sequence[str], *, n: int, p: int, n_trees: int, k: int = 50, ro
             theirs()
         except FrugalError as exc:
             seconds = min(_seconds(ours) for _ in range(rounds))
-            records.append(Record(SYSTEM, workload, "time", "s", seconds, peer, None,
-                                  notes=f"peer unavailable: {exc}"))
+            records.append(
+                Record(SYSTEM, workload, "time", "s", seconds, peer, None, notes=f"peer unavailable: {exc}")
+            )
             continue
         # wall clock: both sides run on all cores (numba threads / the peer's n_jobs)
         comparison = compare(ours, theirs, rounds=rounds, warmup=1, clock=time.perf_counter)
-        records.append(Record.from_comparison(
-            comparison, system=SYSTEM, workload=workload, peer=peer,
-            notes="median of interleaved rounds on a shared 2-core machine; peers use their own "
-                  "parallelism, tree peers use our top-k kernel on their leaves" + _peer_note(peer)))
+        records.append(
+            Record.from_comparison(
+                comparison,
+                system=SYSTEM,
+                workload=workload,
+                peer=peer,
+                notes="median of interleaved rounds on a shared 2-core machine; peers use their own "
+                "parallelism, tree peers use our top-k kernel on their leaves" + _peer_note(peer),
+            )
+        )
     return records
 
 
@@ -166,8 +225,9 @@ def _peer_note(peer: str) -> str:
     if not peer.startswith("treeple") or not python:
         return ""
     versions = ", ".join(f"{k} {v}" for k, v in treeple_worker(python).versions.items())
-    return (f"; treeple ran in another Python ({versions}) fed by .npy files, whose write/read is "
-            "inside its time")
+    return (
+        f"; treeple ran in another Python ({versions}) fed by .npy files, whose write/read is inside its time"
+    )
 
 
 def _seconds(fn: Callable) -> float:
@@ -199,7 +259,11 @@ def scale(n: int = 50_000, p: int = 20, n_trees: int = 100, k: int = 50) -> list
     child.join()
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     workload = f"fit + top-{k} neighbours, helix + {p - 3} noise dims, n={n}, {n_trees} trees"
-    note = (f"fresh process (numba cache warm if present); output {shape}; CPU time of all threads "
-            f"{cpu_seconds:.1f} s (wall time is inflated when the machine is shared)")
-    return [Record(SYSTEM, workload, "time", "s", seconds, "goal (5 min)", 300.0, notes=note),
-            Record(SYSTEM, workload, "peak RSS", "MB", peak_mb, "goal (2 GB)", 2048.0, notes=note)]
+    note = (
+        f"fresh process (numba cache warm if present); output {shape}; CPU time of all threads "
+        f"{cpu_seconds:.1f} s (wall time is inflated when the machine is shared)"
+    )
+    return [
+        Record(SYSTEM, workload, "time", "s", seconds, "goal (5 min)", 300.0, notes=note),
+        Record(SYSTEM, workload, "peak RSS", "MB", peak_mb, "goal (2 GB)", 2048.0, notes=note),
+    ]

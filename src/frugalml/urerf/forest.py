@@ -24,9 +24,22 @@ ROUTES = ("all", "inbag")
 EMBEDDINGS = ("spectral", "mds")
 _BATCH_BYTES = 256 << 20  # working memory for one parallel batch of trees
 MAGIC, FORMAT_VERSION = b"URERF", 1
-_SAVED_ARRAYS = ("tree_offsets_", "children_left_", "children_right_", "threshold_", "proj_start_",
-                 "proj_end_", "node_depth_", "node_parent_", "proj_feature_", "proj_weight_",
-                 "leaves_", "inbag_", "_member_ptr", "_members")
+_SAVED_ARRAYS = (
+    "tree_offsets_",
+    "children_left_",
+    "children_right_",
+    "threshold_",
+    "proj_start_",
+    "proj_end_",
+    "node_depth_",
+    "node_parent_",
+    "proj_feature_",
+    "proj_weight_",
+    "leaves_",
+    "inbag_",
+    "_member_ptr",
+    "_members",
+)
 
 
 @dataclass(frozen=True)
@@ -116,14 +129,27 @@ class UnsupervisedRandomerForest(BaseEstimator):
     (300, 10)
     """
 
-    def __init__(self, n_estimators: int = 100, *, projection: str = "sparse",
-                 density: float | None = None, mtry: int | None = None,
-                 criterion: str = "fastbic", min_parent: int | None = None,
-                 max_depth: int | None = None, min_cluster_size: int | float = 1,
-                 sampling: str = "bootstrap", max_samples: float | None = None,
-                 route: str = "all", normalize: bool = False, n_components: int = 2,
-                 embedding: str = "spectral", n_neighbors: int = 15,
-                 random_state: int | None = None, n_jobs: int | None = None):
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        *,
+        projection: str = "sparse",
+        density: float | None = None,
+        mtry: int | None = None,
+        criterion: str = "fastbic",
+        min_parent: int | None = None,
+        max_depth: int | None = None,
+        min_cluster_size: int | float = 1,
+        sampling: str = "bootstrap",
+        max_samples: float | None = None,
+        route: str = "all",
+        normalize: bool = False,
+        n_components: int = 2,
+        embedding: str = "spectral",
+        n_neighbors: int = 15,
+        random_state: int | None = None,
+        n_jobs: int | None = None,
+    ):
         self.n_estimators = n_estimators
         self.projection = projection
         self.density = density
@@ -169,9 +195,18 @@ class UnsupervisedRandomerForest(BaseEstimator):
         if not 0.0 < fraction <= 1.0:
             raise InvalidInputError(f"max_samples must be a fraction in (0, 1], got {self.max_samples}")
         n_in = n if self.sampling == "none" else max(2, round(fraction * n))
-        return TreeConfig(PROJECTIONS.index(self.projection), CRITERIA.index(self.criterion),
-                          SAMPLINGS.index(self.sampling), n_in, mtry, nnz, min_parent, max_depth,
-                          min_cluster_size, min_cluster_fraction)
+        return TreeConfig(
+            PROJECTIONS.index(self.projection),
+            CRITERIA.index(self.criterion),
+            SAMPLINGS.index(self.sampling),
+            n_in,
+            mtry,
+            nnz,
+            min_parent,
+            max_depth,
+            min_cluster_size,
+            min_cluster_fraction,
+        )
 
     def _check_X(self, X, *, fitting: bool) -> np.ndarray:
         """X as column-major float32 (features x samples), scaled like the training data."""
@@ -186,7 +221,8 @@ class UnsupervisedRandomerForest(BaseEstimator):
                 self.scale_range_ = np.where(high > low, high - low, 1.0)
         elif X.shape[1] != self.n_features_in_:
             raise InvalidInputError(
-                f"X has {X.shape[1]} features but the forest was fitted on {self.n_features_in_}")
+                f"X has {X.shape[1]} features but the forest was fitted on {self.n_features_in_}"
+            )
         if self.normalize:
             X = (X - self.scale_min_) / self.scale_range_
         return np.ascontiguousarray(X.T, dtype=np.float32)
@@ -202,7 +238,8 @@ class UnsupervisedRandomerForest(BaseEstimator):
         limit = self.n_samples_fit_ - 1 if n_queries_from_train else self.n_samples_fit_
         if k > limit:
             raise InvalidInputError(
-                f"n_neighbors={k} but only {limit} other training points exist; choose k < n")
+                f"n_neighbors={k} but only {limit} other training points exist; choose k < n"
+            )
         return k
 
     # ------------------------------------------------------------------ fitting
@@ -225,8 +262,11 @@ class UnsupervisedRandomerForest(BaseEstimator):
         self.n_samples_fit_ = n
         self.config_ = cfg
         self.__dict__.pop("embedding_", None)
-        seeds = np.random.default_rng(self.random_state).integers(
-            0, np.iinfo(np.int64).max, size=self.n_estimators, dtype=np.int64).astype(np.uint64)
+        seeds = (
+            np.random.default_rng(self.random_state)
+            .integers(0, np.iinfo(np.int64).max, size=self.n_estimators, dtype=np.int64)
+            .astype(np.uint64)
+        )
         node_cap = 2 * cfg.n_in
         per_entry = max(1, min(p, 2 * max(1, cfg.nnz // cfg.mtry)))
         proj_cap = (cfg.n_in if cfg.projection == 0 else cfg.n_in * per_entry) + 16
@@ -237,12 +277,26 @@ class UnsupervisedRandomerForest(BaseEstimator):
         # trees differ a lot in cost: hand them to the threads one at a time (dynamic scheduling)
         with numba_threads(self.n_jobs), numba.parallel_chunksize(1):
             for start in range(0, self.n_estimators, batch):
-                chunk = seeds[start:start + batch]
+                chunk = seeds[start : start + batch]
                 while True:
-                    out = grow_batch(Xt, ranks, sorted_values, chunk, cfg.sampling, cfg.n_in,
-                                     cfg.projection, cfg.mtry, cfg.nnz, cfg.criterion, cfg.min_parent,
-                                     cfg.max_depth, cfg.min_cluster_size, cfg.min_cluster_fraction,
-                                     node_cap, proj_cap)
+                    out = grow_batch(
+                        Xt,
+                        ranks,
+                        sorted_values,
+                        chunk,
+                        cfg.sampling,
+                        cfg.n_in,
+                        cfg.projection,
+                        cfg.mtry,
+                        cfg.nnz,
+                        cfg.criterion,
+                        cfg.min_parent,
+                        cfg.max_depth,
+                        cfg.min_cluster_size,
+                        cfg.min_cluster_fraction,
+                        node_cap,
+                        proj_cap,
+                    )
                     needed = int(out[-1][:, 1].max())
                     if needed <= proj_cap:
                         break
@@ -307,9 +361,17 @@ class UnsupervisedRandomerForest(BaseEstimator):
 
         Xt = self._check_X(X, fitting=False)
         with numba_threads(self.n_jobs):
-            leaves = route(Xt, self.tree_offsets_, self.children_left_, self.children_right_,
-                           self.threshold_, self.proj_start_, self.proj_end_, self.proj_feature_,
-                           self.proj_weight_)
+            leaves = route(
+                Xt,
+                self.tree_offsets_,
+                self.children_left_,
+                self.children_right_,
+                self.threshold_,
+                self.proj_start_,
+                self.proj_end_,
+                self.proj_feature_,
+                self.proj_weight_,
+            )
         return leaves, False
 
     def apply(self, X) -> np.ndarray:
@@ -338,8 +400,16 @@ class UnsupervisedRandomerForest(BaseEstimator):
         qleaves, training = self._query_leaves(X)
         k = self._check_k(n_neighbors, training)
         with numba_threads(self.n_jobs):
-            ind, counts = top_k(qleaves, self.tree_offsets_, self._member_ptr, self._members,
-                                self.n_samples_fit_, k, training, 64)
+            ind, counts = top_k(
+                qleaves,
+                self.tree_offsets_,
+                self._member_ptr,
+                self._members,
+                self.n_samples_fit_,
+                k,
+                training,
+                64,
+            )
         if not return_distance:
             return ind
         return 1.0 - counts / self.n_estimators, ind
@@ -350,8 +420,9 @@ class UnsupervisedRandomerForest(BaseEstimator):
 
         dist, ind = self.kneighbors(X, n_neighbors)
         m, k = ind.shape
-        return csr_matrix(((1.0 - dist).ravel(), ind.ravel(), np.arange(0, m * k + 1, k)),
-                          shape=(m, self.n_samples_fit_))
+        return csr_matrix(
+            ((1.0 - dist).ravel(), ind.ravel(), np.arange(0, m * k + 1, k)), shape=(m, self.n_samples_fit_)
+        )
 
     def similarity(self, X=None) -> np.ndarray:
         """Dense similarity: fraction of trees in which a query and a training point share a leaf.
@@ -362,8 +433,9 @@ class UnsupervisedRandomerForest(BaseEstimator):
 
         qleaves, training = self._query_leaves(X)
         with numba_threads(self.n_jobs):
-            counts = dense_counts(qleaves, self.tree_offsets_, self._member_ptr, self._members,
-                                  self.n_samples_fit_)
+            counts = dense_counts(
+                qleaves, self.tree_offsets_, self._member_ptr, self._members, self.n_samples_fit_
+            )
         sim = counts / float(self.n_estimators)
         if training:
             np.fill_diagonal(sim, 1.0)
@@ -389,8 +461,9 @@ class UnsupervisedRandomerForest(BaseEstimator):
         self._check_fitted()
         qleaves = self.leaves_ if X is None else self._query_leaves(X)[0]
         with numba_threads(self.n_jobs):
-            return path_lengths(qleaves, self.leaves_, self.tree_offsets_, self.node_depth_,
-                                self.node_parent_)
+            return path_lengths(
+                qleaves, self.leaves_, self.tree_offsets_, self.node_depth_, self.node_parent_
+            )
 
     def geodesic_distances(self, n_neighbors: int | None = None, indices=None) -> np.ndarray:
         """Shortest paths through the symmetrised forest k-NN graph (edge weight 1 - similarity).
@@ -421,11 +494,17 @@ class UnsupervisedRandomerForest(BaseEstimator):
         if self.normalize:
             arrays += [self.scale_min_, self.scale_range_]
         names = list(_SAVED_ARRAYS) + (["scale_min_", "scale_range_"] if self.normalize else [])
-        layout = [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in zip(names, arrays,
-                                                                                          strict=True)]
+        layout = [
+            {"name": n, "dtype": a.dtype.str, "shape": list(a.shape)}
+            for n, a in zip(names, arrays, strict=True)
+        ]
         params = dict(self.get_params())
-        meta = {"params": params, "arrays": layout, "n_features_in": self.n_features_in_,
-                "n_samples_fit": self.n_samples_fit_}
+        meta = {
+            "params": params,
+            "arrays": layout,
+            "n_features_in": self.n_features_in_,
+            "n_samples_fit": self.n_samples_fit_,
+        }
         write_container(path, MAGIC, FORMAT_VERSION, meta, [memoryview(a).cast("B") for a in arrays])
 
     @classmethod
@@ -487,8 +566,7 @@ class UnsupervisedRandomerForest(BaseEstimator):
 
         graph = self.kneighbors_graph(None, min(self.n_neighbors, self.n_samples_fit_ - 1))
         graph = 0.5 * (graph + graph.T)
-        return spectral_embedding(graph, n_components=d, random_state=self.random_state,
-                                  drop_first=True)
+        return spectral_embedding(graph, n_components=d, random_state=self.random_state, drop_first=True)
 
 
 def _double_centre(a: np.ndarray) -> np.ndarray:
@@ -508,4 +586,3 @@ def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-

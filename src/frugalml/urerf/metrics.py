@@ -25,7 +25,7 @@ def neighbors_from_distances(distances, k: int) -> np.ndarray:
         raise InvalidInputError("distances contain NaN; every pair needs a distance (inf allowed)")
     _check_k(k, n)
     np.fill_diagonal(d, -np.inf)  # self sorts first, then is dropped
-    return np.argsort(d, axis=1, kind="stable")[:, 1:k + 1]
+    return np.argsort(d, axis=1, kind="stable")[:, 1 : k + 1]
 
 
 def _check_k(k: int, n: int) -> None:
@@ -36,8 +36,10 @@ def _check_k(k: int, n: int) -> None:
 def _as_neighbors(neighbors, k: int) -> np.ndarray:
     ind = as_array(neighbors, "neighbors", ndim=2)
     if ind.dtype.kind not in "iu":
-        raise InvalidInputError("neighbors must be integer indices (n, >= k); got "
-                                f"dtype {ind.dtype} (use neighbors_from_distances for distances)")
+        raise InvalidInputError(
+            "neighbors must be integer indices (n, >= k); got "
+            f"dtype {ind.dtype} (use neighbors_from_distances for distances)"
+        )
     if ind.shape[1] < k:
         raise InvalidInputError(f"neighbors has {ind.shape[1]} columns, fewer than k={k}")
     return ind[:, :k]

@@ -93,8 +93,9 @@ def bic_reference(z, min_cluster_size: int = 1) -> tuple[np.ndarray, np.ndarray]
         if v1 <= 1e-12 * spread or v2 <= 1e-12 * spread:
             continue
         mix = -2.0 * (s * np.log(s / n) + (n - s) * np.log((n - s) / n))
-        unequal[s - 1] = (mix + s * (LOG_2PI + np.log(v1)) + (n - s) * (LOG_2PI + np.log(v2)) + n
-                          + 5 * np.log(n))
+        unequal[s - 1] = (
+            mix + s * (LOG_2PI + np.log(v1)) + (n - s) * (LOG_2PI + np.log(v2)) + n + 5 * np.log(n)
+        )
         pooled_var = (s * v1 + (n - s) * v2) / n
         pooled[s - 1] = mix + n * (LOG_2PI + np.log(pooled_var)) + n + 4 * np.log(n)
     return unequal, pooled

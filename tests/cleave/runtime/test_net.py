@@ -106,11 +106,18 @@ def test_bad_clients_are_refused_and_joining_workers_train_exactly_like_one_proc
                 garbage(b"\xff\xff\xff\xff not a protobuf", timeout=5)
             assert err.value.code() != grpc.StatusCode.OK
             stub = pb_grpc.CleaveStub(channel)
-            reply = stub.Register(pb.RegisterRequest(protocol_version=PROTOCOL_VERSION, name="liar",
-                                                     profile=pb.Profile(memory_bytes=1 << 30)), timeout=5)
-            truncated = pb.ResultChunk(header=pb.ResultHeader(
-                worker_id=reply.worker_id, task_id=1, c=pb.TensorMeta(dtype="float32", shape=[4, 4])),
-                data=b"\x00" * 10)
+            reply = stub.Register(
+                pb.RegisterRequest(
+                    protocol_version=PROTOCOL_VERSION, name="liar", profile=pb.Profile(memory_bytes=1 << 30)
+                ),
+                timeout=5,
+            )
+            truncated = pb.ResultChunk(
+                header=pb.ResultHeader(
+                    worker_id=reply.worker_id, task_id=1, c=pb.TensorMeta(dtype="float32", shape=[4, 4])
+                ),
+                data=b"\x00" * 10,
+            )
             with pytest.raises(grpc.RpcError) as err:
                 stub.PushResult(iter([truncated]), timeout=5)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -141,8 +148,15 @@ def test_bad_clients_are_refused_and_joining_workers_train_exactly_like_one_proc
 
 
 def _train_in_process(steps: int, checkpoint) -> list[float]:
-    config = ServerConfig(train=TrainConfig(steps=steps), host="127.0.0.1", port=0, linger_s=5,
-                          checkpoint=str(checkpoint), checkpoint_every=2, chunk_bytes=4096)
+    config = ServerConfig(
+        train=TrainConfig(steps=steps),
+        host="127.0.0.1",
+        port=0,
+        linger_s=5,
+        checkpoint=str(checkpoint),
+        checkpoint_every=2,
+        chunk_bytes=4096,
+    )
     ps = ParameterServer(config)
     address = ps.start()
     streaming = WorkerConfig(server=address, name="w", chunk_bytes=1000)  # tiles of 8-260 kB: many chunks
@@ -170,8 +184,13 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_killed_server_resumes_from_its_checkpoint_and_workers_rejoin(tmp_path, reference_losses):
     port, checkpoint, steps = _free_port(), tmp_path / "ps.ckpt", 6
-    options = {"steps": steps, "port": port, "checkpoint": checkpoint, "checkpoint_every": 2,
-               "min_workers": 2}
+    options = {
+        "steps": steps,
+        "port": port,
+        "checkpoint": checkpoint,
+        "checkpoint_every": 2,
+        "min_workers": 2,
+    }
     with LocalCluster() as cluster:
         cluster.start_server(**options)
         cluster.start_worker("w0")

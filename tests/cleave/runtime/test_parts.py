@@ -44,8 +44,10 @@ def test_tensor_bytes_round_trip_and_refuse_truncation():
         meta_of(np.zeros((2, 2), dtype=np.int32))
 
 
-@pytest.mark.parametrize("text, expected", [("100mbit", 12.5e6), ("20Mbit/s", 2.5e6), ("5MB", 5e6),
-                                            ("8kbps", 1e3), ("unlimited", 0.0), (None, 0.0)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [("100mbit", 12.5e6), ("20Mbit/s", 2.5e6), ("5MB", 5e6), ("8kbps", 1e3), ("unlimited", 0.0), (None, 0.0)],
+)
 def test_parse_rate(text, expected):
     assert parse_rate(text) == pytest.approx(expected)
 
@@ -108,12 +110,14 @@ class _LocalExecutor:
 
     def matmul(self, a, b):
         self.calls += 1
-        tiles = split_gemm(a.shape[0], b.shape[1], a.shape[1], grid_rows=min(3, a.shape[0]),
-                           grid_cols=min(2, b.shape[1]))
+        tiles = split_gemm(
+            a.shape[0], b.shape[1], a.shape[1], grid_rows=min(3, a.shape[0]), grid_cols=min(2, b.shape[1])
+        )
         c = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
         for t in tiles:
-            c[t.row_start:t.row_stop, t.col_start:t.col_stop] = (
-                a[t.row_start:t.row_stop] @ b[:, t.col_start:t.col_stop])
+            c[t.row_start : t.row_stop, t.col_start : t.col_stop] = (
+                a[t.row_start : t.row_stop] @ b[:, t.col_start : t.col_stop]
+            )
         return c
 
 
@@ -210,8 +214,10 @@ def _start_matmul(sched, a, b):
 def test_silent_worker_and_missed_deadline_hand_tiles_to_others():
     gen = np.random.default_rng(2)
     a, b = gen.standard_normal((12, 5)), gen.standard_normal((5, 6))
-    for config in (SchedulerConfig(heartbeat_timeout_s=0.2, speculative=False),
-                   SchedulerConfig(min_deadline_s=0.2, deadline_slack=0.0, speculative=False)):
+    for config in (
+        SchedulerConfig(heartbeat_timeout_s=0.2, speculative=False),
+        SchedulerConfig(min_deadline_s=0.2, deadline_slack=0.0, speculative=False),
+    ):
         sched = Scheduler(config)
         silent, busy = sched.register("silent", Profile()), sched.register("busy", Profile())
         trainer, result = _start_matmul(sched, a, b)
@@ -283,13 +289,16 @@ def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
     assert sched.take_tainted() and not sched.take_tainted()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["serve", "--model", "gpt-9"], "unknown model 'gpt-9'"),
-    (["serve", "--dtype", "int8"], "unknown dtype"),
-    (["worker", "--server", "h:1", "--name", "p", "--down", "fast"], "link rate"),
-    (["worker", "--server", "h:1", "--name", "p", "--memory", "lots"], "memory size"),
-    (["status", "--server", "no-port"], "HOST:PORT"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["serve", "--model", "gpt-9"], "unknown model 'gpt-9'"),
+        (["serve", "--dtype", "int8"], "unknown dtype"),
+        (["worker", "--server", "h:1", "--name", "p", "--down", "fast"], "link rate"),
+        (["worker", "--server", "h:1", "--name", "p", "--memory", "lots"], "memory size"),
+        (["status", "--server", "no-port"], "HOST:PORT"),
+    ],
+)
 def test_cli_refuses_bad_options_with_clear_errors(args, message):
     import typer
     from typer.testing import CliRunner

@@ -5,8 +5,11 @@ import typer
 from frugalml.cleave.runtime.cli import add_runtime_commands
 from frugalml.common.errors import FrugalError
 
-app = typer.Typer(help="cleave's networked runtime: parameter server and device workers over gRPC.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="cleave's networked runtime: parameter server and device workers over gRPC.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 add_runtime_commands(app)
 
 

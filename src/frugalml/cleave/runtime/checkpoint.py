@@ -14,17 +14,26 @@ MAGIC = b"CLVCKPT"
 VERSION = 1
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
-                    step: int, losses: list[float], config: dict) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    step: int,
+    losses: list[float],
+    config: dict,
+) -> None:
     """Write the state after ``step`` completed steps (atomically: a crash keeps the old file)."""
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
-    write_container(path, MAGIC, VERSION, {"step": step, "losses": losses, "config": config},
-                    buffer.getvalue())
+    write_container(
+        path, MAGIC, VERSION, {"step": step, "losses": losses, "config": config}, buffer.getvalue()
+    )
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
-                    config: dict) -> tuple[int, list[float]]:
+def load_checkpoint(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, config: dict
+) -> tuple[int, list[float]]:
     """Restore model and optimiser in place; returns (completed steps, their losses).
 
     Raises
@@ -42,7 +51,8 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     if saved != current:
         raise InvalidInputError(
             f"checkpoint {path} was written with {saved}, but this run uses {current}; "
-            "use the same options or another --checkpoint path")
+            "use the same options or another --checkpoint path"
+        )
     try:
         state = torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as exc:

@@ -10,9 +10,23 @@ from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
 from frugalml.cleave.runtime.protocol import grpc_options
 from frugalml.common.errors import InvalidInputError, ServiceUnavailableError
 
-_INTEGERS = ("worker_id", "tiles_done", "tiles_rejected", "in_flight", "bytes_down", "bytes_up",
-             "control_bytes", "model_bytes_down", "model_bytes_up", "memory_bytes", "requeued_tiles",
-             "backup_tiles", "step", "total_steps", "protocol_version")
+_INTEGERS = (
+    "worker_id",
+    "tiles_done",
+    "tiles_rejected",
+    "in_flight",
+    "bytes_down",
+    "bytes_up",
+    "control_bytes",
+    "model_bytes_down",
+    "model_bytes_up",
+    "memory_bytes",
+    "requeued_tiles",
+    "backup_tiles",
+    "step",
+    "total_steps",
+    "protocol_version",
+)
 
 
 def fetch_status(server: str, timeout: float = 5.0) -> dict:
@@ -27,14 +41,16 @@ def fetch_status(server: str, timeout: float = 5.0) -> dict:
         raise InvalidInputError(f"--server must be HOST:PORT, got {server!r}")
     with grpc.insecure_channel(server, options=grpc_options()) as channel:
         try:
-            reply = pb_grpc.CleaveStub(channel).Status(pb.StatusRequest(), timeout=timeout,
-                                                       wait_for_ready=True)
+            reply = pb_grpc.CleaveStub(channel).Status(
+                pb.StatusRequest(), timeout=timeout, wait_for_ready=True
+            )
         except grpc.RpcError as exc:
             raise ServiceUnavailableError(
-                f"no cleave parameter server answers at {server} ({exc.code().name}); "
-                "check the address") from None
-    return _ints(MessageToDict(reply, preserving_proto_field_name=True,
-                               always_print_fields_with_no_presence=True))
+                f"no cleave parameter server answers at {server} ({exc.code().name}); check the address"
+            ) from None
+    return _ints(
+        MessageToDict(reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    )
 
 
 def _ints(value):

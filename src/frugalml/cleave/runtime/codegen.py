@@ -21,8 +21,9 @@ def _protoc(*outputs: str) -> None:
     from grpc_tools import protoc
 
     include = Path(protoc.__file__).resolve().parent / "_proto"
-    code = protoc.main(["grpc_tools.protoc", f"-I{SRC_ROOT}", f"-I{include}", *outputs,
-                        str(PROTO.relative_to(SRC_ROOT))])
+    code = protoc.main(
+        ["grpc_tools.protoc", f"-I{SRC_ROOT}", f"-I{include}", *outputs, str(PROTO.relative_to(SRC_ROOT))]
+    )
     if code != 0:
         raise RuntimeError(f"protoc failed on {PROTO} (exit {code})")
 

@@ -25,6 +25,8 @@ def run_local(steps: int = 5, workers: int = 2, quiet: bool = True, timeout: flo
     per_worker = metrics["workers"]
     down = statistics.mean(w["bytes_down"] for w in per_worker) / steps / 1e6
     up = statistics.mean(w["bytes_up"] for w in per_worker) / steps / 1e6
-    return (f"PS + {workers} gRPC workers, tiny GPT {steps} steps: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
-            f"{statistics.median(metrics['step_seconds']):.2f} s/step, {down:.2f} MB down / {up:.2f} MB up "
-            f"per worker per step")
+    return (
+        f"PS + {workers} gRPC workers, tiny GPT {steps} steps: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+        f"{statistics.median(metrics['step_seconds']):.2f} s/step, {down:.2f} MB down / {up:.2f} MB up "
+        f"per worker per step"
+    )

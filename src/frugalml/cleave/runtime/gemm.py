@@ -17,8 +17,9 @@ class GemmExecutor(Protocol):
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray: ...
 
 
-def choose_grid(m: int, n: int, k: int, *, tiles: int, max_memory: int | None = None,
-                dtype_bytes: int = 4) -> tuple[int, int]:
+def choose_grid(
+    m: int, n: int, k: int, *, tiles: int, max_memory: int | None = None, dtype_bytes: int = 4
+) -> tuple[int, int]:
     """The ``(grid_rows, grid_cols)`` with at least ``tiles`` tiles that moves the fewest bytes.
 
     Among grids with ``grid_rows * grid_cols >= tiles`` (as close to ``tiles`` as possible), pick

@@ -46,22 +46,29 @@ class LocalCluster:
         env = {**os.environ, **_ENV_THREADS}
         log = open(self.workdir / log_name, "wb")
         command = [sys.executable, "-m", "frugalml.cleave.runtime", *args]
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
     def start_server(self, *, timeout: float = 60.0, **options) -> str:
         """Start a PS on a free port with ``options`` as ``--flag value``; returns ``host:port``."""
         address_file = self.workdir / "address"
         address_file.unlink(missing_ok=True)
-        options = {"host": "127.0.0.1", "port": 0, "metrics": str(self.metrics_path),
-                   "address_file": str(address_file), **options}
+        options = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "metrics": str(self.metrics_path),
+            "address_file": str(address_file),
+            **options,
+        }
         quiet = ["--quiet"] if self.quiet else []
         self.server = self._spawn(["serve", *_flags(options), *quiet], "server.log")
         end = time.monotonic() + timeout
         while not address_file.exists():
             if self.server.poll() is not None or time.monotonic() > end:
                 raise ServiceUnavailableError(
-                    f"the parameter server did not start: {self.log('server')[-2000:]}")
+                    f"the parameter server did not start: {self.log('server')[-2000:]}"
+                )
             time.sleep(0.05)
         self.address = address_file.read_text()
         return self.address
@@ -114,11 +121,12 @@ class LocalCluster:
             code = self.server.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise ServiceUnavailableError(
-                f"the parameter server did not finish within {timeout:.0f} s: "
-                f"{self.log('server')[-2000:]}") from None
+                f"the parameter server did not finish within {timeout:.0f} s: {self.log('server')[-2000:]}"
+            ) from None
         if code != 0:
             raise ServiceUnavailableError(
-                f"the parameter server failed (exit {code}): {self.log('server')[-2000:]}")
+                f"the parameter server failed (exit {code}): {self.log('server')[-2000:]}"
+            )
         return json.loads(self.metrics_path.read_text())
 
     def wait_workers(self, timeout: float) -> dict[str, int]:

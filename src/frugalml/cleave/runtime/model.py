@@ -15,8 +15,10 @@ from frugalml.common.errors import DataNotFoundError, InvalidInputError
 from frugalml.common.seeding import rng
 
 MODELS = ("tiny-gpt",)
-_WORDS = ("the edge device idle phone laptop trains model tile server worker sends small large "
-          "link slow fast learns token layer gradient step shares battery night compute").split()
+_WORDS = (
+    "the edge device idle phone laptop trains model tile server worker sends small large "
+    "link slow fast learns token layer gradient step shares battery night compute"
+).split()
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ class CharData:
     def batch(self, step: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and next-character targets of the batch of training step ``step``."""
         starts = np.random.default_rng([seed, step]).integers(
-            0, len(self.tokens) - self.block_size - 1, size=batch_size)
+            0, len(self.tokens) - self.block_size - 1, size=batch_size
+        )
         offsets = starts[:, None] + np.arange(self.block_size)[None, :]
         return torch.from_numpy(self.tokens[offsets]), torch.from_numpy(self.tokens[offsets + 1])
 
@@ -145,8 +148,9 @@ def build(cfg: TrainConfig, text: str) -> tuple[TinyGPT, torch.optim.Optimizer, 
     return model, optimizer, CharData(text, cfg.gpt.block_size, cfg.gpt.vocab_size)
 
 
-def train_step(model: TinyGPT, optimizer: torch.optim.Optimizer, data: CharData, cfg: TrainConfig,
-               step: int) -> float:
+def train_step(
+    model: TinyGPT, optimizer: torch.optim.Optimizer, data: CharData, cfg: TrainConfig, step: int
+) -> float:
     """One full synchronous step (forward, backward, AdamW); returns the loss."""
     optimizer.zero_grad(set_to_none=True)
     x, y = data.batch(step, cfg.batch_size, cfg.seed)

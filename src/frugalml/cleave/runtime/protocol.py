@@ -46,8 +46,11 @@ def from_bytes(meta: pb.TensorMeta, data: bytes | memoryview) -> np.ndarray:
             "the message was truncated or malformed"
         )
     dtype = WIRE_DTYPES[meta.dtype]
-    return np.frombuffer(data, dtype=dtype).reshape(tuple(meta.shape)).astype(dtype.newbyteorder("="),
-                                                                               copy=False)
+    return (
+        np.frombuffer(data, dtype=dtype)
+        .reshape(tuple(meta.shape))
+        .astype(dtype.newbyteorder("="), copy=False)
+    )
 
 
 def split_chunks(payload: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterable[memoryview]:
@@ -55,7 +58,7 @@ def split_chunks(payload: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterable[mem
     view = memoryview(payload)
     yield view[:chunk_bytes]
     for start in range(chunk_bytes, len(view), chunk_bytes):
-        yield view[start:start + chunk_bytes]
+        yield view[start : start + chunk_bytes]
 
 
 def grpc_options() -> list[tuple[str, int]]:

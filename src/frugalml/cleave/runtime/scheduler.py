@@ -40,8 +40,11 @@ class Profile:
 
     def seconds_for(self, tile: Tile, dtype_bytes: int) -> float:
         """Expected time for ``tile``: download + compute + upload at the advertised speeds."""
-        terms = ((tile.bytes_down(dtype_bytes), self.down_bytes_per_s), (tile.flops, self.flops),
-                 (tile.bytes_up(dtype_bytes), self.up_bytes_per_s))
+        terms = (
+            (tile.bytes_down(dtype_bytes), self.down_bytes_per_s),
+            (tile.flops, self.flops),
+            (tile.bytes_up(dtype_bytes), self.up_bytes_per_s),
+        )
         return sum(amount / rate for amount, rate in terms if rate > 0)
 
 
@@ -208,7 +211,8 @@ class Scheduler:
                 if left is not None and left <= 0:
                     raise ServiceUnavailableError(
                         f"only {len(self.alive())} of {count} workers joined within {timeout:.0f} s; "
-                        "start more with 'frugal cleave worker --server HOST:PORT'")
+                        "start more with 'frugal cleave worker --server HOST:PORT'"
+                    )
                 self.cond.wait(0.1 if left is None else min(left, 0.1))
                 self._check_liveness(time.monotonic())
 
@@ -227,8 +231,16 @@ class Scheduler:
         rows, cols = choose_grid(m, n, k, tiles=tiles_wanted, max_memory=memory, dtype_bytes=dtype_bytes)
         tiles = split_gemm(m, n, k, grid_rows=rows, grid_cols=cols)
         with self.cond:
-            job = GemmJob(self._next_gemm_id, a, b, np.empty((m, n), np.result_type(a, b)), tiles,
-                          deque(range(len(tiles))), [None] * len(tiles), len(tiles))
+            job = GemmJob(
+                self._next_gemm_id,
+                a,
+                b,
+                np.empty((m, n), np.result_type(a, b)),
+                tiles,
+                deque(range(len(tiles))),
+                [None] * len(tiles),
+                len(tiles),
+            )
             self._next_gemm_id += 1
             self.job = job
             self.cond.notify_all()
@@ -289,8 +301,8 @@ class Scheduler:
                     return None
                 self.cond.wait(end - now)
         tile = task.tile
-        a = np.ascontiguousarray(job.a[tile.row_start:tile.row_stop])
-        b = np.ascontiguousarray(job.b[:, tile.col_start:tile.col_stop])
+        a = np.ascontiguousarray(job.a[tile.row_start : tile.row_stop])
+        b = np.ascontiguousarray(job.b[:, tile.col_start : tile.col_stop])
         return Task(task.task_id, task.gemm_id, task.tile_index, task.step, tile, a, b)
 
     def count_down(self, worker_id: int, nbytes: int, model_bytes: int = 0) -> None:
@@ -327,12 +339,14 @@ class Scheduler:
                 self._release(job, worker, assignment, requeue=True)
                 raise InvalidInputError(
                     f"result of task {task_id} is {c.dtype}{list(c.shape)}, expected "
-                    f"{job.c.dtype}{[tile.rows, tile.cols]}")
+                    f"{job.c.dtype}{[tile.rows, tile.cols]}"
+                )
             verify = self.config.verify_rate >= 1.0 or (
-                np.random.default_rng([self.config.seed, task_id]).random() < self.config.verify_rate)
+                np.random.default_rng([self.config.seed, task_id]).random() < self.config.verify_rate
+            )
         if verify:
-            a = job.a[tile.row_start:tile.row_stop]
-            b = job.b[:, tile.col_start:tile.col_stop]
+            a = job.a[tile.row_start : tile.row_stop]
+            b = job.b[:, tile.col_start : tile.col_stop]
             correct = freivalds_check(a, b, c, np.random.default_rng([self.config.seed, task_id, 1]))
         with self.cond:
             if verify and not correct:
@@ -344,7 +358,7 @@ class Scheduler:
             self._release(job, worker, assignment, requeue=False)
             if job.done_by[assignment.tile_index] is not None:
                 return False, "duplicate: a backup copy finished first"
-            job.c[tile.row_start:tile.row_stop, tile.col_start:tile.col_stop] = c
+            job.c[tile.row_start : tile.row_stop, tile.col_start : tile.col_stop] = c
             job.done_by[assignment.tile_index] = worker_id
             job.remaining -= 1
             job.durations.append(time.monotonic() - assignment.started)
@@ -358,10 +372,12 @@ class Scheduler:
         worker = self.workers.get(worker_id)
         if worker is None or worker.state in ("lost", "left"):
             raise UnknownWorkerError(
-                f"worker {worker_id} is not registered (or was declared lost); register again")
+                f"worker {worker_id} is not registered (or was declared lost); register again"
+            )
         if worker.state == "excluded":
             raise ExcludedWorkerError(
-                f"worker {worker.name!r} was excluded: it returned a tile that failed Freivalds' check")
+                f"worker {worker.name!r} was excluded: it returned a tile that failed Freivalds' check"
+            )
         return worker
 
     def _wait_alive(self) -> list[WorkerState]:
@@ -393,8 +409,10 @@ class Scheduler:
         if tile_index is None:
             return None
         tile = job.tiles[tile_index]
-        budget = max(self.config.min_deadline_s,
-                     self.config.deadline_slack * worker.profile.seconds_for(tile, dtype_bytes))
+        budget = max(
+            self.config.min_deadline_s,
+            self.config.deadline_slack * worker.profile.seconds_for(tile, dtype_bytes),
+        )
         assignment = Assignment(self._next_task_id, tile_index, worker.worker_id, now, now + budget)
         self._next_task_id += 1
         job.assignments[assignment.task_id] = assignment
@@ -403,14 +421,21 @@ class Scheduler:
 
     def _backup_candidate(self, job: GemmJob, held: set[int], now: float) -> int | None:
         """The longest-running unfinished tile, if it runs well past this GEMM's typical tile time."""
-        patience = max(self.config.backup_min_s,
-                       self.config.backup_factor * statistics.median(job.durations) if job.durations else 0.0)
+        patience = max(
+            self.config.backup_min_s,
+            self.config.backup_factor * statistics.median(job.durations) if job.durations else 0.0,
+        )
         copies: dict[int, list[Assignment]] = {}
         for assignment in job.assignments.values():
             copies.setdefault(assignment.tile_index, []).append(assignment)
-        candidates = [(min(a.started for a in group), index) for index, group in copies.items()
-                      if job.done_by[index] is None and index not in held and len(group) < 2
-                      and now - min(a.started for a in group) > patience]
+        candidates = [
+            (min(a.started for a in group), index)
+            for index, group in copies.items()
+            if job.done_by[index] is None
+            and index not in held
+            and len(group) < 2
+            and now - min(a.started for a in group) > patience
+        ]
         return min(candidates)[1] if candidates else None
 
     def _release(self, job: GemmJob, worker: WorkerState, assignment: Assignment, *, requeue: bool) -> None:

@@ -78,21 +78,29 @@ class CleaveService(pb_grpc.CleaveServicer):
 
     def Register(self, request, context):
         if request.protocol_version != PROTOCOL_VERSION:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"worker speaks cleave protocol {request.protocol_version}, this server speaks "
-                          f"{PROTOCOL_VERSION}; install the same frugalml version on both")
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"worker speaks cleave protocol {request.protocol_version}, this server speaks "
+                f"{PROTOCOL_VERSION}; install the same frugalml version on both",
+            )
         p = request.profile
         profile = Profile(p.down_bytes_per_s, p.up_bytes_per_s, p.flops, p.memory_bytes)
         try:
             worker = self.scheduler.register(request.name, profile, request.ByteSize())
         except InvalidInputError as exc:
-            code = (grpc.StatusCode.RESOURCE_EXHAUSTED if "memory" in str(exc)
-                    else grpc.StatusCode.INVALID_ARGUMENT)
+            code = (
+                grpc.StatusCode.RESOURCE_EXHAUSTED
+                if "memory" in str(exc)
+                else grpc.StatusCode.INVALID_ARGUMENT
+            )
             context.abort(code, str(exc))
         log.info("worker %s joined as %d", request.name, worker.worker_id)
-        reply = pb.RegisterReply(worker_id=worker.worker_id, protocol_version=PROTOCOL_VERSION,
-                                 heartbeat_interval_s=self.ps.config.heartbeat_interval_s,
-                                 model=self.ps.config.train.model)
+        reply = pb.RegisterReply(
+            worker_id=worker.worker_id,
+            protocol_version=PROTOCOL_VERSION,
+            heartbeat_interval_s=self.ps.config.heartbeat_interval_s,
+            model=self.ps.config.train.model,
+        )
         self.scheduler.count_control(worker.worker_id, reply.ByteSize())
         return reply
 
@@ -120,8 +128,14 @@ class CleaveService(pb_grpc.CleaveServicer):
             self.scheduler.count_control(request.worker_id, reply.ByteSize() + request.ByteSize())
             yield reply
             return
-        header = pb.TaskHeader(task_id=task.task_id, gemm_id=task.gemm_id, tile_index=task.tile_index,
-                               step=task.step, a=meta_of(task.a), b=meta_of(task.b))
+        header = pb.TaskHeader(
+            task_id=task.task_id,
+            gemm_id=task.gemm_id,
+            tile_index=task.tile_index,
+            step=task.step,
+            a=meta_of(task.a),
+            b=meta_of(task.b),
+        )
         model_bytes = task.tile.bytes_down(task.a.dtype.itemsize)
         finished = False
         try:
@@ -129,9 +143,11 @@ class CleaveService(pb_grpc.CleaveServicer):
             for i, chunk in enumerate(split_chunks(payload, self.ps.config.chunk_bytes)):
                 message = pb.TaskChunk(kind=pb.TASK, header=header if i == 0 else None, data=bytes(chunk))
                 first = i == 0
-                self.scheduler.count_down(request.worker_id,
-                                          message.ByteSize() + (request.ByteSize() if first else 0),
-                                          model_bytes if first else 0)
+                self.scheduler.count_down(
+                    request.worker_id,
+                    message.ByteSize() + (request.ByteSize() if first else 0),
+                    model_bytes if first else 0,
+                )
                 yield message
             finished = True
         finally:
@@ -146,8 +162,9 @@ class CleaveService(pb_grpc.CleaveServicer):
         parts, nbytes = [first.data], first.ByteSize()
         for chunk in request_iterator:
             if chunk.HasField("header"):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "only the first result chunk may carry a header")
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "only the first result chunk may carry a header"
+                )
             parts.append(chunk.data)
             nbytes += chunk.ByteSize()
         try:
@@ -184,8 +201,9 @@ class ParameterServer:
         gpt = cfg.gpt
         dtype_bytes = 8 if cfg.dtype == "float64" else 4
         depths = (gpt.n_embd, 4 * gpt.n_embd, 3 * gpt.n_embd, gpt.vocab_size, cfg.batch_size * gpt.block_size)
-        self.scheduler = Scheduler(config.scheduler,
-                                   required_memory=max(smallest_tile_memory(k, dtype_bytes) for k in depths))
+        self.scheduler = Scheduler(
+            config.scheduler, required_memory=max(smallest_tile_memory(k, dtype_bytes) for k in depths)
+        )
         attach_executor(self.model, self.scheduler)
         self.state = "waiting"
         self.start_step = 0
@@ -193,8 +211,9 @@ class ParameterServer:
         self.step_seconds: list[float] = []
         self.step_end_times: list[float] = []
         if config.checkpoint and Path(config.checkpoint).exists():
-            self.start_step, self.losses = load_checkpoint(config.checkpoint, self.model, self.optimizer,
-                                                           config=cfg.to_dict())
+            self.start_step, self.losses = load_checkpoint(
+                config.checkpoint, self.model, self.optimizer, config=cfg.to_dict()
+            )
             self.step_seconds = [float("nan")] * self.start_step
             self.step_end_times = [float("nan")] * self.start_step
         self._server: grpc.Server | None = None
@@ -208,7 +227,8 @@ class ParameterServer:
         port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
         if port == 0:
             raise InvalidInputError(
-                f"cannot listen on {self.config.host}:{self.config.port}; is the port taken?")
+                f"cannot listen on {self.config.host}:{self.config.port}; is the port taken?"
+            )
         self._server.start()
         host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
         self.address = f"{host}:{port}"
@@ -240,8 +260,14 @@ class ParameterServer:
             self.step_end_times.append(time.time())
             done = step + 1
             if self.config.checkpoint and (done % self.config.checkpoint_every == 0 or done == cfg.steps):
-                save_checkpoint(self.config.checkpoint, self.model, self.optimizer, step=done,
-                                losses=self.losses, config=cfg.to_dict())
+                save_checkpoint(
+                    self.config.checkpoint,
+                    self.model,
+                    self.optimizer,
+                    step=done,
+                    losses=self.losses,
+                    config=cfg.to_dict(),
+                )
             log.info("step %d loss %.4f %.3f s", step, self.losses[-1], self.step_seconds[-1])
         self.state = "done"
         self.scheduler.finish()
@@ -266,18 +292,34 @@ class ParameterServer:
         """Progress and per-worker counters as plain Python values (the status and the metrics file)."""
         sched = self.scheduler
         with sched.cond:
-            workers = [{
-                "worker_id": w.worker_id, "name": w.name, "state": w.state,
-                "profile": asdict(w.profile), "tiles_done": w.tiles_done,
-                "tiles_rejected": w.tiles_rejected, "in_flight": len(w.in_flight),
-                "bytes_down": w.bytes_down, "bytes_up": w.bytes_up, "control_bytes": w.control_bytes,
-                "model_bytes_down": w.model_bytes_down, "model_bytes_up": w.model_bytes_up,
-            } for w in sched.workers.values()]
+            workers = [
+                {
+                    "worker_id": w.worker_id,
+                    "name": w.name,
+                    "state": w.state,
+                    "profile": asdict(w.profile),
+                    "tiles_done": w.tiles_done,
+                    "tiles_rejected": w.tiles_rejected,
+                    "in_flight": len(w.in_flight),
+                    "bytes_down": w.bytes_down,
+                    "bytes_up": w.bytes_up,
+                    "control_bytes": w.control_bytes,
+                    "model_bytes_down": w.model_bytes_down,
+                    "model_bytes_up": w.model_bytes_up,
+                }
+                for w in sched.workers.values()
+            ]
             return {
-                "protocol_version": PROTOCOL_VERSION, "model": self.config.train.model, "state": self.state,
-                "step": len(self.losses), "total_steps": self.config.train.steps,
-                "losses": list(self.losses), "step_seconds": list(self.step_seconds), "workers": workers,
-                "requeued_tiles": sched.requeued_tiles, "backup_tiles": sched.backup_tiles,
+                "protocol_version": PROTOCOL_VERSION,
+                "model": self.config.train.model,
+                "state": self.state,
+                "step": len(self.losses),
+                "total_steps": self.config.train.steps,
+                "losses": list(self.losses),
+                "step_seconds": list(self.step_seconds),
+                "workers": workers,
+                "requeued_tiles": sched.requeued_tiles,
+                "backup_tiles": sched.backup_tiles,
                 "recovery_seconds": list(sched.recovery_seconds),
             }
 
@@ -288,8 +330,11 @@ class ParameterServer:
 
     def metrics(self) -> dict:
         """The snapshot plus the wall-clock end time of every step and the configuration."""
-        return {**self.snapshot(), "step_end_times": list(self.step_end_times),
-                "config": {"train": self.config.train.to_dict(), "scheduler": asdict(self.config.scheduler)}}
+        return {
+            **self.snapshot(),
+            "step_end_times": list(self.step_end_times),
+            "config": {"train": self.config.train.to_dict(), "scheduler": asdict(self.config.scheduler)},
+        }
 
 
 def serve(config: ServerConfig) -> dict:

@@ -7,8 +7,9 @@ import numpy as np
 TOLERANCE = 16.0
 
 
-def freivalds_check(a: np.ndarray, b: np.ndarray, c: np.ndarray, rng: np.random.Generator,
-                    rounds: int = 1) -> bool:
+def freivalds_check(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, rng: np.random.Generator, rounds: int = 1
+) -> bool:
     """Whether ``c`` equals ``a @ b`` up to floating-point rounding, tested with Gaussian vectors.
 
     A wrong ``c`` passes a round only if ``r`` happens to be orthogonal to its error, so one round

@@ -59,9 +59,11 @@ class WorkerSummary:
     seconds: float = 0.0
 
     def line(self) -> str:
-        return (f"worker {self.name}: {self.tiles} tiles ({self.rejected} not accepted), "
-                f"{self.data_bytes_down / 1e6:.2f} MB down, {self.data_bytes_up / 1e6:.2f} MB up "
-                f"in {self.seconds:.1f} s")
+        return (
+            f"worker {self.name}: {self.tiles} tiles ({self.rejected} not accepted), "
+            f"{self.data_bytes_down / 1e6:.2f} MB down, {self.data_bytes_up / 1e6:.2f} MB up "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 class _Finished(Exception):
@@ -126,9 +128,15 @@ class Worker:
     def _register(self) -> None:
         c = self.config
         request = pb.RegisterRequest(
-            protocol_version=c.protocol_version, name=c.name,
-            profile=pb.Profile(down_bytes_per_s=c.down_bytes_per_s, up_bytes_per_s=c.up_bytes_per_s,
-                               flops=c.flops, memory_bytes=c.memory_bytes))
+            protocol_version=c.protocol_version,
+            name=c.name,
+            profile=pb.Profile(
+                down_bytes_per_s=c.down_bytes_per_s,
+                up_bytes_per_s=c.up_bytes_per_s,
+                flops=c.flops,
+                memory_bytes=c.memory_bytes,
+            ),
+        )
         try:
             reply = self._stub.Register(request, timeout=self.config.connect_timeout_s)
         except grpc.RpcError as exc:
@@ -215,8 +223,11 @@ class Worker:
             self._rejoin(self.config.connect_timeout_s)
             return
         if exc.code() == grpc.StatusCode.UNAVAILABLE and self.config.reconnect_timeout_s > 0:
-            log.warning("lost the server (%s); waiting up to %g s for it to come back",
-                        exc.details(), self.config.reconnect_timeout_s)
+            log.warning(
+                "lost the server (%s); waiting up to %g s for it to come back",
+                exc.details(),
+                self.config.reconnect_timeout_s,
+            )
             self._rejoin(self.config.reconnect_timeout_s)
             return
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -232,7 +243,8 @@ class Worker:
         except grpc.FutureTimeoutError:
             raise ServiceUnavailableError(
                 f"the cleave parameter server at {self.config.server} went away and did not come back "
-                f"within {timeout:g} s") from None
+                f"within {timeout:g} s"
+            ) from None
         self._register()
 
 
@@ -241,7 +253,8 @@ def _as_frugal_error(exc: grpc.RpcError, server: str) -> FrugalError:
     code, details = exc.code(), exc.details()
     if code == grpc.StatusCode.UNAVAILABLE:
         return ServiceUnavailableError(
-            f"lost the cleave parameter server at {server} ({details}); is it running?")
+            f"lost the cleave parameter server at {server} ({details}); is it running?"
+        )
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FrugalError(f"the server at {server} refused this worker: {details}")
     if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT):
