@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export FRUGAL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 SOURCES := pyproject.toml setup.py $(wildcard src/frugalml/*/*.c src/frugalml/*/*.h src/frugalml/*/codegen*.py)
 
-.PHONY: install demo test test-slow lint clean
+.PHONY: install demo test test-slow check clean
 
 install: $(STAMP)
 
@@ -28,8 +28,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+# the habits CI enforces: lint, formatting, types of common/ and every wing's public API
+check: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks .ci/typecheck
+	$(VENV)/bin/ruff format --check src tests benchmarks .ci/typecheck
+	$(PY) .ci/typecheck
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

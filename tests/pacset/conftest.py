@@ -1,11 +1,6 @@
-"""Fixtures for pacset: small fitted models and a real redis-server on a free localhost port."""
+"""Fixtures for pacset: small fitted models; the redis-server fixture is in tests/conftest.py."""
 
 from __future__ import annotations
-
-import shutil
-import socket
-import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -74,12 +69,24 @@ def fit_small(kind, cls_data, bin_data, reg_data):
     return est(n_estimators=30, num_leaves=15, verbose=-1, n_jobs=1).fit(X, y), X
 
 
-IMPORTERS = ["sk-ExtraTreesRegressor-reg", "sk-GradientBoostingClassifier-cls",
-             "sk-GradientBoostingRegressor-reg", "sk-HistGradientBoostingClassifier-bin",
-             "sk-HistGradientBoostingRegressor-reg",
-             *(pytest.param(k, marks=pytest.mark.peers) for k in
-               ("xgboost-XGBClassifier-cls", "xgboost-XGBClassifier-bin", "xgboost-XGBRegressor-reg",
-                "lightgbm-LGBMClassifier-cls", "lightgbm-LGBMClassifier-bin", "lightgbm-LGBMRegressor-reg"))]
+IMPORTERS = [
+    "sk-ExtraTreesRegressor-reg",
+    "sk-GradientBoostingClassifier-cls",
+    "sk-GradientBoostingRegressor-reg",
+    "sk-HistGradientBoostingClassifier-bin",
+    "sk-HistGradientBoostingRegressor-reg",
+    *(
+        pytest.param(k, marks=pytest.mark.peers)
+        for k in (
+            "xgboost-XGBClassifier-cls",
+            "xgboost-XGBClassifier-bin",
+            "xgboost-XGBRegressor-reg",
+            "lightgbm-LGBMClassifier-cls",
+            "lightgbm-LGBMClassifier-bin",
+            "lightgbm-LGBMRegressor-reg",
+        )
+    ),
+]
 
 
 @pytest.fixture(scope="session")
@@ -97,36 +104,3 @@ def packed_models(tmp_path_factory, cls_data, bin_data, reg_data):
         return model, X, paths[layout]
 
     return get
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def redis_url():
-    """A real redis-server on localhost (no persistence), killed after the session."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    redis = pytest.importorskip("redis")
-    port = _free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.skip("redis-server did not start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

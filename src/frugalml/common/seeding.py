@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 
 
@@ -13,13 +11,3 @@ def rng(seed: int | np.random.Generator | None) -> np.random.Generator:
         return seed
     return np.random.default_rng(seed)
 
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, numpy's legacy and (when installed) torch's global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.manual_seed(seed)
