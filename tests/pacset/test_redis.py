@@ -59,7 +59,7 @@ def test_missing_and_corrupt_keys(rf, cls_data, tmp_path, redis_url):
 
 
 def test_dead_redis_is_service_unavailable(rf, tmp_path):
-    from tests.pacset.conftest import _free_port
+    from frugalml.common.redis_server import free_port as _free_port
 
     path = tmp_path / "rf.pacset"
     pack(rf, path)
