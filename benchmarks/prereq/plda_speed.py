@@ -6,7 +6,7 @@ Writes benchmarks/results/prereq_speed.json.
 
 from pathlib import Path
 
-from frugalml.prereq.bench import run
+from frugalml.prereq.bench.speed import run
 
 if __name__ == "__main__":
     run(json_path=Path(__file__).resolve().parents[1] / "results" / "prereq_speed.json")

@@ -192,3 +192,19 @@ def test_cli_eval_on_nptel(shared_data, monkeypatch, tmp_path):
     assert results["allpos"]["mean"]["auc"] == 0.5 and len(results["refd"]["folds"]) == 5
     out = _frugal("prereq", "eval", "--dataset", "nptel", "--methods", "allpos", "--split", "by-date")
     assert out.exit_code != 0 and "by-date" in str(out.exception)
+
+
+def test_model_file_written_by_an_earlier_release_loads():
+    """tests/prereq/data/model-v3.prereq: written before the array store moved to frugalml.common."""
+    from pathlib import Path
+
+    model = PrereqModel.load(Path(__file__).parent / "data" / "model-v3.prereq")
+    assert model.head == "diff" and model.classifier_.members == 2 and len(model.concepts_) == 6
+    assert model.classifier_.threshold_ == pytest.approx(0.4292324483394623)
+    np.testing.assert_allclose(
+        model.predict_proba(
+            ["concept 1.0", "concept 0.1", "concept 1.0"], ["concept 0.1", "concept 1.0", "concept 0.0"]
+        ),
+        [0.5427766442298889, 0.503790020942688, 0.5429046154022217],
+        atol=1e-6,
+    )

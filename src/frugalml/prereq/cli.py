@@ -271,7 +271,7 @@ def reproduce(
     quiet: bool = QUIET,
 ):
     """The paper's table beside ours on both data sets, with the trivial baseline and AUC."""
-    from frugalml.prereq.reproduce import run
+    from frugalml.prereq.bench.reproduce import run
 
     run(
         json_path=json_path,
@@ -304,6 +304,6 @@ def bench(
     json_path: Path = typer.Option(None, "--json", help="Write report.Records here."),
 ):
     """Pairwise-Link-LDA seconds per EM iteration and peak memory, against gensim's batch LDA."""
-    from frugalml.prereq.bench import run
+    from frugalml.prereq.bench.speed import run
 
     run(dataset, topics, iters, rounds, json_path)

@@ -247,8 +247,34 @@ def combine(paths: Sequence[str | Path], out: str | Path, tags: Sequence[str] | 
     tags = list(tags) if tags is not None else [""] * len(paths)
     records = []
     for path, tag in zip(paths, tags, strict=True):
-        for item in report.read_json(path):
-            record = Record(**{k: v for k, v in item.items() if k != "ratio"})
+        for record in read_records(path):
             record.workload = f"{tag}{record.workload}"
             records.append(record)
     return report.write_json(records, out)
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """The Records of a results file written by :func:`frugalml.common.report.write_json`."""
+    from frugalml.common import report
+
+    return [Record(**{k: v for k, v in item.items() if k != "ratio"}) for item in report.read_json(path)]
+
+
+def run_each(
+    results: str | Path, *, quick: bool = False, datasets: Sequence[str] = ("university", "nptel")
+) -> Path:
+    """Reproduce each data set in its own run (``<results>/prereq_<dataset>.json`` + PNG), then merge
+    them into ``<results>/prereq.json``; ``quick`` uses 20 topics, 5 EM iterations, 300 steps."""
+    results = Path(results)
+    parts = []
+    for dataset in datasets:
+        parts.append(results / f"prereq_{dataset}.json")
+        run(
+            json_path=parts[-1],
+            datasets=(dataset,),
+            topics=20 if quick else 100,
+            em_iter=5 if quick else 100,
+            steps=300 if quick else None,
+            quiet=True,
+        )
+    return combine(parts, results / "prereq.json")
