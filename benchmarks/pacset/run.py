@@ -1,24 +1,30 @@
-"""Run pacset's benchmark and reproduction and write benchmarks/results/pacset*.json (+ PNG).
+"""Run pacset's benchmark and reproduction; write benchmarks/results/pacset/<claim>.json (+ PNG).
 
 Usage: .venv/bin/python benchmarks/pacset/run.py [small|full|fresh|fresh-big]
-(``fresh``: only the fresh-process cold-latency runs, merged into pacset.json; ``fresh-big``: only
-their 50-500 MB XGBoost/LightGBM part)
+(``fresh``: only the fresh-process cold-latency runs, merged into cold-queries.json; ``fresh-big``:
+only their 50-500 MB XGBoost/LightGBM part)
 """
 
-import sys
+import argparse
 from pathlib import Path
 
-from frugalml.pacset.benchmark import run_benchmark, run_fresh, run_reproduce
+from frugalml.pacset.bench.fresh import run_fresh
+from frugalml.pacset.bench.latency import run_benchmark
+from frugalml.pacset.bench.reproduce import run_reproduce
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "pacset"
+COLD = RESULTS / "cold-queries.json"
+LAYOUTS = RESULTS / "layouts-vs-paper.json"
 
 if __name__ == "__main__":
-    size = sys.argv[1] if len(sys.argv) > 1 else "full"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("size", nargs="?", default="full", choices=["small", "full", "fresh", "fresh-big"])
+    size = parser.parse_args().size
     if size == "fresh":
-        run_fresh(json_path=RESULTS / "pacset.json")
+        run_fresh(json_path=COLD)
     elif size == "fresh-big":
-        run_fresh(json_path=RESULTS / "pacset.json", parts=("big",))
+        run_fresh(json_path=COLD, parts=("big",))
     else:
-        run_benchmark(size=size, json_path=RESULTS / "pacset.json")
-        run_reproduce(json_path=RESULTS / "pacset-reproduce.json")
-        run_fresh(json_path=RESULTS / "pacset.json")
+        run_benchmark(size=size, json_path=COLD)
+        run_reproduce(json_path=LAYOUTS)
+        run_fresh(json_path=COLD)

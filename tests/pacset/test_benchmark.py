@@ -3,17 +3,19 @@
 import numpy as np
 import pytest
 
-from frugalml.pacset.benchmark import BINNED_LAYOUT_SET, _fit_booster, _pack_layouts, _reproduce_rows
+from frugalml.pacset.bench.data import fit_booster
+from frugalml.pacset.bench.protocol import BINNED_LAYOUT_SET, pack_layouts
+from frugalml.pacset.bench.reproduce import reproduce_rows
 
 
 @pytest.mark.peers
-def test_boosted_reproduce_rows(cls_data, tmp_path):
+def test_boostedreproduce_rows(cls_data, tmp_path):
     pytest.importorskip("xgboost")
     X, y = cls_data
-    model, workload = _fit_booster("xgboost", X[200:], y[200:], 60, 3, "synthetic", quiet=True)
+    model, workload = fit_booster("xgboost", X[200:], y[200:], 60, 3, "synthetic", quiet=True)
     assert workload == "synthetic XGBoost 60 trees depth 3"  # 20 rounds x 3 classes
-    paths = _pack_layouts(model, tmp_path, "xgb", quiet=True, layouts=BINNED_LAYOUT_SET)
-    records = _reproduce_rows(workload, paths, X[:3], "Higgs GBT 4096", quiet=True)
+    paths = pack_layouts(model, tmp_path, "xgb", quiet=True, layouts=BINNED_LAYOUT_SET)
+    records = reproduce_rows(workload, paths, X[:3], "Higgs GBT 4096", quiet=True)
     assert [r.peer for r in records[::2]] == ["pacset bin+bfs", "pacset bin+dfs", "pacset bin+wdfs"]
     pages = records[0]
     assert pages.metric.startswith("pages read") and pages.ours > 0 and pages.peer_value > 0

@@ -10,7 +10,7 @@ import joblib
 import numpy as np
 
 from frugalml.pacset import pack
-from frugalml.pacset.benchmark import Contender, fresh_process_queries
+from frugalml.pacset.bench.protocol import Contender, fresh_process_queries
 
 
 def test_child_process_cold_queries(rf, cls_data, tmp_path):
@@ -23,7 +23,7 @@ def test_child_process_cold_queries(rf, cls_data, tmp_path):
         [
             sys.executable,
             "-m",
-            "frugalml.pacset.coldchild",
+            "frugalml.pacset.bench.coldchild",
             "pacset-numpy",
             str(packed),
             str(tmp_path / "row.npy"),

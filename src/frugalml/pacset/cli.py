@@ -197,7 +197,8 @@ def bench(
     quiet: bool = _QUIET,
 ):
     """Cold single-query latency, pages and Redis key reads vs sklearn/XGBoost/LightGBM/ONNX/Treelite."""
-    from frugalml.pacset.benchmark import run_benchmark, run_fresh
+    from frugalml.pacset.bench.fresh import run_fresh
+    from frugalml.pacset.bench.latency import run_benchmark
 
     if fresh_process:
         run_fresh(json_path=json_path, quiet=quiet)
@@ -211,7 +212,7 @@ def reproduce(
     quiet: bool = _QUIET,
 ):
     """Layouts x data sets (pages per cold query, latency) beside the paper's ratios, with a plot."""
-    from frugalml.pacset.benchmark import run_reproduce
+    from frugalml.pacset.bench.reproduce import run_reproduce
 
     run_reproduce(json_path=json_path, quiet=quiet)
 

@@ -1,6 +1,6 @@
 """Child process for fresh-process cold queries: import a library, evict the file, time load + predict.
 
-Run as ``python -m frugalml.pacset.coldchild KIND MODEL_PATH ROW.npy``; prints one JSON line with
+Run as ``python -m frugalml.pacset.bench.coldchild KIND MODEL_PATH ROW.npy``; prints one JSON line with
 ``seconds``, ``cold`` (mincore saw 0 resident pages before the timer), ``pages`` (after) and ``pred``.
 """
 

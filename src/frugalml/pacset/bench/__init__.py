@@ -1,0 +1,1 @@
+"""pacset's measurements: cold-query latency against peers, fresh-process runs, layouts beside the paper."""
