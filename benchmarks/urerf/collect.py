@@ -1,25 +1,18 @@
-"""Merge the urerf_*.json result files into benchmarks/results/urerf.json and draw urerf.png."""
+"""Merge benchmarks/results/urerf/*.json into benchmarks/results/urerf/summary.json and summary.png."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
 
-from frugalml.common.report import Record, read_json, save_plot, write_json
-from frugalml.urerf.cli import bench_plot
+from frugalml.urerf.bench.collect import collect
 
 
-def main(folder: str) -> None:
-    out = Path(folder)
-    records = []
-    for part in sorted(out.glob("urerf_*.json")):
-        for row in read_json(part):
-            row.pop("ratio", None)
-            records.append(Record(**row))
-    write_json(records, out / "urerf.json")
-    save_plot(bench_plot(records), out / "urerf.png")
-    print(f"{len(records)} records -> {out / 'urerf.json'}, {out / 'urerf.png'}")
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folder", nargs="?", default="benchmarks/results/urerf", help="Results folder.")
+    count, path = collect(parser.parse_args().folder)
+    print(f"{count} records -> {path}, {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
+    main()

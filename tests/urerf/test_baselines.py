@@ -8,8 +8,15 @@ import pytest
 
 from frugalml.common.errors import PeerUnavailableError
 from frugalml.urerf import geodesic_precision_at_k, simulate
-from frugalml.urerf.baselines import BASELINES, TREEPLE_PYTHON, TreepleWorker, leaf_kneighbors, treeple_module
-from frugalml.urerf.experiments import paper_value, sweep_records
+from frugalml.urerf.bench.paper import paper_value
+from frugalml.urerf.bench.peers import (
+    BASELINES,
+    TREEPLE_PYTHON,
+    TreepleWorker,
+    leaf_kneighbors,
+    treeple_module,
+)
+from frugalml.urerf.bench.quality import sweep_records
 
 
 def test_leaf_kneighbors_equals_dense_proximity():

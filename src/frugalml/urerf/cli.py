@@ -17,22 +17,27 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON records here (plus a PNG plot).")
 
 
-def _ints(text: str, name: str) -> list[int]:
-    from frugalml.common.errors import InvalidInputError
-
+def _non_negative(item: str) -> int:
+    """One noise-dimension count typed on the command line."""
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        value = int(item)
     except ValueError:
-        raise InvalidInputError(f"{name} must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise InvalidInputError(f"{name} must list non-negative integers, got {text!r}")
-    return values
+        value = -1
+    if value < 0:
+        raise ValueError("give comma-separated non-negative integers")
+    return value
+
+
+def _ints(text: str, name: str) -> list[int]:
+    from frugalml.common.parsing import comma_list
+
+    return comma_list(text, _non_negative, name=name, non_empty=True)
 
 
 def _names(text: str, allowed, name: str) -> list[str]:
-    from frugalml.common.validate import one_of
+    from frugalml.common.parsing import comma_list
 
-    return [one_of(v.strip(), allowed, name) for v in text.split(",") if v.strip()]
+    return comma_list(text, name=name, allowed=allowed)
 
 
 def _read_matrix(path: Path):
@@ -131,9 +136,9 @@ def sim(
     quiet: bool = QUIET,
 ):
     """Geodesic precision@k of URerF on a simulated manifold with noise dimensions appended."""
-    from frugalml.urerf.baselines import BASELINES
+    from frugalml.urerf.bench.peers import BASELINES
+    from frugalml.urerf.bench.quality import noise_sweep, print_scores, sweep_records
     from frugalml.urerf.datasets import SIMULATIONS
-    from frugalml.urerf.experiments import noise_sweep, sweep_records
 
     _names(dataset, SIMULATIONS, "dataset")
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
@@ -148,29 +153,10 @@ def sim(
         projection=projection,
         quiet=quiet,
     )
-    _print_scores(scores, k, skipped)
+    print_scores(scores, k, skipped)
     records = sweep_records(scores, n=n, n_trees=trees, n_seeds=seeds, k=k)
     if records:
         _finish(records, json_path, f"urerf sim: {dataset}")
-
-
-def _print_scores(scores, k: int, skipped: dict[str, str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from frugalml.urerf.experiments import paper_value
-
-    table = Table(title=f"geodesic precision@{k}")
-    for col in ("data set", "noise dims", "method", "ours (measured)", "paper"):
-        table.add_column(col)
-    for (dataset, noise, method), value in scores.items():
-        published = paper_value(dataset, method, noise)
-        table.add_row(
-            dataset, str(noise), method, f"{value:.3f}", "" if published is None else f"{published:.3f}"
-        )
-    Console().print(table)
-    for method, why in skipped.items():
-        typer.echo(f"skipped {method}: {why}")
 
 
 @app.command()
@@ -185,40 +171,17 @@ def reproduce(
     quiet: bool = QUIET,
 ):
     """The paper's noise figure: P@50 vs noise dimensions, ours and peers beside the paper's numbers."""
-    from frugalml.urerf.baselines import BASELINES
+    from frugalml.urerf.bench.peers import BASELINES
+    from frugalml.urerf.bench.quality import noise_plot, noise_sweep, print_scores, sweep_records
     from frugalml.urerf.datasets import SIMULATIONS
-    from frugalml.urerf.experiments import noise_sweep, sweep_records
 
     names = _names(datasets, SIMULATIONS, "dataset")
     levels = _ints(noise, "--noise")
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     scores, skipped = noise_sweep(names, levels, methods, n=n, n_trees=trees, seeds=range(seeds), quiet=quiet)
-    _print_scores(scores, 50, skipped)
+    print_scores(scores, 50, skipped)
     records = sweep_records(scores, n=n, n_trees=trees, n_seeds=seeds, k=50)
     _finish(records, json_path, "urerf reproduce: noise figure", noise_plot(scores, names, levels))
-
-
-def noise_plot(scores, datasets, levels):
-    """Precision vs noise dimensions, one panel per data set, one line per method."""
-    from frugalml.common.report import new_figure
-    from frugalml.urerf.experiments import PAPER_NOISE, PAPER_P50
-
-    fig, axes = new_figure(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        methods = sorted({m for (d, _, m) in scores if d == dataset})
-        for method in methods:
-            xs = [z for z in levels if (dataset, z, method) in scores]
-            ax.plot([x + 1 for x in xs], [scores[(dataset, z, method)] for z in xs], "o-", label=method)
-        paper = PAPER_P50.get(dataset, {}).get("urerf")
-        if paper:
-            ax.plot([x + 1 for x in PAPER_NOISE[: len(paper)]], paper, "k--", label="paper URerF")
-        ax.set_xscale("log")
-        ax.set_title(dataset)
-        ax.set_xlabel("noise dimensions + 1")
-        ax.set_ylabel("P@50")
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=7)
-    return fig
 
 
 @app.command()
@@ -239,14 +202,11 @@ def drosophila(
     quiet: bool = QUIET,
 ):
     """Cell-type precision at k = 50..150 on the larval Drosophila mushroom-body connectome."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from frugalml.common.report import Record
-    from frugalml.urerf.baselines import BASELINES
+    from frugalml.urerf.bench.connectome import drosophila as run
+    from frugalml.urerf.bench.connectome import drosophila_records, print_drosophila
+    from frugalml.urerf.bench.peers import BASELINES
+    from frugalml.urerf.bench.quality import print_skipped
     from frugalml.urerf.drosophila import drosophila_embedding, load_drosophila
-    from frugalml.urerf.experiments import DROSOPHILA_K, PAPER_DROSOPHILA, SYSTEM
-    from frugalml.urerf.experiments import drosophila as run
 
     connectome = load_drosophila(path)
     X, d = drosophila_embedding(connectome)
@@ -255,37 +215,12 @@ def drosophila(
     results, skipped = run(
         X, connectome.labels, methods, n_trees=trees, seeds=range(seeds), forest_options=options, quiet=quiet
     )
-    table = Table(title=f"Drosophila right mushroom body: label precision (d = {d}, features {X.shape})")
-    table.add_column("method")
-    for k in DROSOPHILA_K:
-        table.add_column(f"P@{k}")
-    for method, values in results.items():
-        table.add_row(method, *(f"{v:.3f}" for v in values))
-        if method in PAPER_DROSOPHILA:
-            table.add_row(f"  paper {method}", *(f"{v:.3f}" for v in PAPER_DROSOPHILA[method]))
-    Console().print(table)
-    for method, why in skipped.items():
-        typer.echo(f"skipped {method}: {why}")
-    ours = results["urerf"]
+    print_drosophila(
+        results, f"Drosophila right mushroom body: label precision (d = {d}, features {X.shape})"
+    )
+    print_skipped(skipped)
     setting = f"min_parent={min_parent or 'sqrt(n)'}, normalize={normalize}"
-    records = [
-        Record(
-            SYSTEM,
-            f"Drosophila right MB ({setting})",
-            f"P@{k}",
-            "fraction",
-            ours[i],
-            peer,
-            values[i],
-            higher_is_better=True,
-            notes=f"{trees} trees, {seeds} seeds",
-        )
-        for peer, values in [
-            *((m, v) for m, v in results.items() if m != "urerf"),
-            ("paper URerF", list(PAPER_DROSOPHILA["urerf"])),
-        ]
-        for i, k in enumerate(DROSOPHILA_K)
-    ]
+    records = drosophila_records(results, setting, notes=f"{trees} trees, {seeds} seeds")
     if json_path is not None:
         _finish(records, json_path, "urerf drosophila")
 
@@ -311,8 +246,10 @@ def bench(
     quiet: bool = QUIET,
 ):
     """Time fit + top-50 neighbours against real peers (same data, same run); score quality; check scale."""
-    from frugalml.urerf.baselines import BASELINES
-    from frugalml.urerf.experiments import noise_sweep, scale, speed, sweep_records
+    from frugalml.urerf.bench.peers import BASELINES
+    from frugalml.urerf.bench.quality import noise_sweep, print_scores, sweep_records
+    from frugalml.urerf.bench.scale import scale
+    from frugalml.urerf.bench.speed import bench_plot, speed
 
     chosen = _names(peers, BASELINES, "peer")
     records = speed(chosen, n=n, p=p, n_trees=trees, rounds=rounds, quiet=quiet)
@@ -322,30 +259,11 @@ def bench(
         scores, skipped = noise_sweep(
             ["helix"], [10], ["urerf", *chosen], n=1000, n_trees=300, seeds=range(3), quiet=quiet
         )
-        _print_scores(scores, 50, skipped)
+        print_scores(scores, 50, skipped)
         records += sweep_records(scores, n=1000, n_trees=300, n_seeds=3, k=50)
     if scale_n:
         records += scale(scale_n, 20, 100, 50)
     _finish(records, json_path, "urerf bench", bench_plot(records))
-
-
-def bench_plot(records):
-    """Bar chart of ratios (peer / ours for time, ours / peer for precision)."""
-    from frugalml.common.report import new_figure
-
-    rows = [r for r in records if r.ratio is not None and r.peer and not r.peer.startswith("goal")]
-    fig, ax = new_figure(figsize=(8, 0.35 * len(rows) + 1.5))
-    labels = [f"{r.metric} vs {r.peer}: {r.workload}"[:90] for r in rows]
-    ax.barh(
-        range(len(rows)),
-        [r.ratio for r in rows],
-        color=["tab:green" if r.ratio >= 1 else "tab:red" for r in rows],
-    )
-    ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_yticks(range(len(rows)), labels, fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("ratio (> 1: URerF better)")
-    return fig
 
 
 @app.command()

@@ -28,6 +28,20 @@ def neighbors_from_distances(distances, k: int) -> np.ndarray:
     return np.argsort(d, axis=1, kind="stable")[:, 1 : k + 1]
 
 
+def euclidean_neighbors(X, k: int) -> np.ndarray:
+    """The k nearest rows of each row of X under Euclidean distance, self excluded: (n, k).
+
+    Examples
+    --------
+    >>> euclidean_neighbors(np.array([[0.0], [1.0], [3.0]]), 1).ravel().tolist()
+    [1, 0, 1]
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    ind = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(return_distance=False)
+    return ind[:, :k]
+
+
 def _check_k(k: int, n: int) -> None:
     if not isinstance(k, int | np.integer) or k < 1 or k >= n:
         raise InvalidInputError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k!r}")

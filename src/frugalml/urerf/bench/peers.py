@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from frugalml.common.errors import PeerUnavailableError
-from frugalml.urerf.metrics import neighbors_from_distances
+from frugalml.common.threads import numba_threads
+from frugalml.urerf.metrics import euclidean_neighbors, neighbors_from_distances
 
 
 def leaf_kneighbors(leaves: np.ndarray, k: int, n_jobs: int | None = None) -> np.ndarray:
     """Top-k leaf co-membership neighbours from any forest's ``apply`` output (n, n_trees)."""
     from frugalml.urerf._leaves import leaf_members, top_k
-    from frugalml.urerf.forest import numba_threads
 
     leaves = np.ascontiguousarray(np.asarray(leaves).T, dtype=np.int32)
     offsets = np.concatenate([[0], np.cumsum(leaves.max(axis=1).astype(np.int64) + 1)])
@@ -39,10 +39,8 @@ def leaf_kneighbors(leaves: np.ndarray, k: int, n_jobs: int | None = None) -> np
 
 
 def euclidean(X, k, seed=0, n_trees=100):
-    from sklearn.neighbors import NearestNeighbors
-
-    ind = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(return_distance=False)
-    return ind[:, :k]
+    """Euclidean k-NN (the plain baseline)."""
+    return euclidean_neighbors(X, k)
 
 
 def isomap(X, k, seed=0, n_trees=100, graph_neighbors: int = 10):

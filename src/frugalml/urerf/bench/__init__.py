@@ -1,0 +1,1 @@
+"""Measurements of URerF: the paper's figures, quality and speed against peers, scale, the engine."""
