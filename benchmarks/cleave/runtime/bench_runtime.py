@@ -1,216 +1,33 @@
-"""cleave runtime goals with real local processes: recovery vs restart-from-checkpoint, bytes per worker.
+"""cleave runtime targets with real local processes: recovery vs restart-from-checkpoint, bytes per worker.
 
 Run: ``.venv/bin/python benchmarks/cleave/runtime/bench_runtime.py [--rounds 3] [--json PATH]``.
-Writes ``benchmarks/results/cleave-runtime.json`` (report.Record list) and ``cleave-runtime.png``.
+Writes ``benchmarks/results/cleave/runtime.json`` (report.Record list) and ``runtime.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-from frugalml.cleave.runtime.gemm import choose_grid
-from frugalml.cleave.runtime.local import LocalCluster
-from frugalml.cleave.runtime.model import TrainConfig, gemm_shapes
-from frugalml.cleave.tiling import split_gemm
+from frugalml.cleave.bench import runtime
 from frugalml.common import report
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wire import CountingRelay  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parents[2] / "results"
-EDGE_LINKS = {"down": "100mbit", "up": "20mbit", "flops": 2e11}
-WORKERS = ("phone-1", "phone-2", "phone-3")
-
-
-def _start(cluster: LocalCluster, steps: int, checkpoint: Path, every: int) -> None:
-    cluster.start_server(steps=steps, min_workers=len(WORKERS), checkpoint=checkpoint, checkpoint_every=every)
-    for name in WORKERS:
-        cluster.start_worker(name, **EDGE_LINKS)
-
-
-def recovery_round(steps: int, kill_after: int, every: int) -> dict:
-    """One worker SIGKILLed mid-step, recovered twice: by re-queueing (ours) and by a job restart."""
-    with tempfile.TemporaryDirectory() as tmp, LocalCluster() as ours:
-        _start(ours, steps, Path(tmp) / "ours.ckpt", every)
-        killed_at, before = ours.kill_while_holding_a_tile("phone-3", after_step=kill_after, timeout=120)
-        metrics = ours.wait_server(timeout=300)
-        ends = metrics["step_end_times"]
-        interrupted = before["step"]
-        ours_recovery = ends[interrupted] - killed_at
-        before_kill = ends[:interrupted]  # end times of the steps finished before the kill
-        normal = statistics.median(b - a for a, b in zip(before_kill, before_kill[1:], strict=False))
-        internal = metrics["recovery_seconds"]
-
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = Path(tmp) / "classic.ckpt"
-        with LocalCluster() as first:
-            _start(first, steps, checkpoint, every)
-            killed_at, before = first.kill_while_holding_a_tile("phone-3", after_step=kill_after, timeout=120)
-            first.kill_server()  # the classic reaction: abort the job ...
-        with LocalCluster() as second:  # ... and restart it from the last checkpoint with a replacement
-            _start(second, steps, checkpoint, every)
-            restarted = second.wait_server(timeout=300)
-        classic_recovery = restarted["step_end_times"][before["step"]] - killed_at
-    return {
-        "ours": ours_recovery,
-        "normal_step": normal,
-        "classic": classic_recovery,
-        "ps_measured": internal,
-        "interrupted_step": interrupted,
-        "classic_replayed_steps": before["step"] % every,
-    }
-
-
-def predicted_bytes(cfg: TrainConfig, workers: int) -> tuple[float, float]:
-    """Bytes down / up per worker per step that the tiling model predicts for ``workers`` workers."""
-    down = up = 0
-    for m, n, k in gemm_shapes(cfg):
-        rows, cols = choose_grid(m, n, k, tiles=workers)
-        tiles = split_gemm(m, n, k, grid_rows=rows, grid_cols=cols)
-        down += sum(t.bytes_down() for t in tiles)
-        up += sum(t.bytes_up() for t in tiles)
-    return down / workers, up / workers
-
-
-def traffic_run(workers: int, steps: int) -> dict:
-    """Per-worker bytes measured on the wire (a counting TCP relay per worker) and by the PS (protobuf
-    messages), against the Tile sums of what each worker did and the a-priori tiling prediction."""
-    relays = {}
-    with LocalCluster() as cluster:
-        cluster.start_server(steps=steps, min_workers=workers, backups=False)
-        for i in range(workers):
-            name = f"device-{i + 1}"
-            relays[name] = CountingRelay(cluster.address)
-            cluster.start_worker(name, server=relays[name].address)
-        metrics = cluster.wait_server(timeout=300)
-        cluster.wait_workers(timeout=30)
-    for relay in relays.values():
-        relay.close()
-    per_worker = metrics["workers"]
-    wire_down = statistics.mean(relays[w["name"]].down for w in per_worker) / steps
-    wire_up = statistics.mean(relays[w["name"]].up for w in per_worker) / steps
-    predicted_down, predicted_up = predicted_bytes(TrainConfig(), workers)
-    return {
-        "workers": workers,
-        "down_per_step": statistics.mean(w["bytes_down"] for w in per_worker) / steps,
-        "up_per_step": statistics.mean(w["bytes_up"] for w in per_worker) / steps,
-        "tiles_model_down_per_step": statistics.mean(w["model_bytes_down"] for w in per_worker) / steps,
-        "tiles_model_up_per_step": statistics.mean(w["model_bytes_up"] for w in per_worker) / steps,
-        "worst_worker_vs_its_tiles": max(
-            max(w["bytes_down"] / w["model_bytes_down"], w["bytes_up"] / w["model_bytes_up"])
-            for w in per_worker
-        ),
-        "predicted_down_per_step": predicted_down,
-        "predicted_up_per_step": predicted_up,
-        "control_bytes_per_step": statistics.mean(w["control_bytes"] for w in per_worker) / steps,
-        "requeued_tiles": metrics["requeued_tiles"],
-        "worker_states": [w["state"] for w in per_worker],
-        "tiles_per_step": sum(w["tiles_done"] for w in per_worker) / steps,
-        "wire_down_per_step": wire_down,
-        "wire_up_per_step": wire_up,
-        "worst_worker_wire_vs_its_tiles": max(
-            max(relays[w["name"]].down / w["model_bytes_down"], relays[w["name"]].up / w["model_bytes_up"])
-            for w in per_worker
-        ),
-    }
-
-
-def recovery_records(rounds: list[dict]) -> list[report.Record]:
-    ours = [r["ours"] for r in rounds]
-    classic = [r["classic"] for r in rounds]
-    per_step = [r["ours"] / r["normal_step"] for r in rounds]
-    workload = "tiny-gpt, 3 workers at 100mbit down / 20mbit up, one SIGKILLed mid-step"
-    return [
-        report.Record(
-            "cleave",
-            workload,
-            "time from kill to next finished step",
-            "s",
-            statistics.median(ours),
-            "restart from last checkpoint (every 5 steps)",
-            statistics.median(classic),
-            spread={"ours": [min(ours), max(ours)], "peer": [min(classic), max(classic)], "rounds": rounds},
-            notes="ours: in-flight tiles re-queued; peer: PS and workers restarted, "
-            "checkpoint loaded, lost steps replayed. Median over rounds; shared 2-core "
-            "machine, noisy.",
-        ),
-        report.Record(
-            "cleave",
-            workload,
-            "recovery time / normal step time (goal <= 2)",
-            "x",
-            statistics.median(per_step),
-            spread={"ours": [min(per_step), max(per_step)]},
-            notes="normal step: median wall-clock step time before the kill in the same run",
-        ),
-    ]
-
-
-def traffic_records(traffic: list[dict]) -> list[report.Record]:
-    return [
-        report.Record(
-            "cleave",
-            f"tiny-gpt, {t['workers']} local workers, per worker per training step",
-            f"wire bytes {direction}",
-            "B",
-            t[f"wire_{direction}_per_step"],
-            "tiling model (sum of Tile.bytes_" + direction + " over the worker's tiles)",
-            t[f"tiles_model_{direction}_per_step"],
-            spread={"run": t},
-            notes="measured on the wire by a counting TCP relay per worker (gRPC, HTTP/2, heartbeats, "
-            f"idle pulls included); PS-counted protobuf bytes {t[f'{direction}_per_step']:.0f} B; "
-            f"a-priori prediction from the op list {t[f'predicted_{direction}_per_step']:.0f} B",
-        )
-        for t in traffic
-        for direction in ("down", "up")
-    ]
-
-
-def plot_traffic(traffic: list[dict], path: Path) -> None:
-    fig, ax = report.new_figure(figsize=(5, 3.5))
-    counts = [t["workers"] for t in traffic]
-    ax.plot(counts, [t["wire_down_per_step"] / 1e6 for t in traffic], "o-", label="measured down (wire)")
-    ax.plot(counts, [t["predicted_down_per_step"] / 1e6 for t in traffic], "k--", label="tiling model down")
-    ax.plot(counts, [t["wire_up_per_step"] / 1e6 for t in traffic], "s-", label="measured up (wire)")
-    ax.plot(counts, [t["predicted_up_per_step"] / 1e6 for t in traffic], "k:", label="tiling model up")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("workers")
-    ax.set_ylabel("MB per worker per step")
-    ax.set_title("cleave runtime: traffic per worker")
-    ax.legend()
-    report.save_plot(fig, path)
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "cleave"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="recovery rounds (ours and classic each)")
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--json", default=str(RESULTS / "cleave-runtime.json"))
+    parser.add_argument("--json", default=str(RESULTS / "runtime.json"))
     args = parser.parse_args(argv)
 
-    rounds = [recovery_round(args.steps, kill_after=7, every=5) for _ in range(args.rounds)]
-    traffic = [traffic_run(p, steps=3) for p in (2, 4, 8)]
-    records = recovery_records(rounds) + traffic_records(traffic)
-    report.print_table(records, title="cleave runtime")
-    out = report.write_json(records, args.json)
-    plot_traffic(traffic, out.with_suffix(".png"))
-
-    per_step = statistics.median(r["ours"] / r["normal_step"] for r in rounds)
-    falls = all(
-        a["wire_down_per_step"] > b["wire_down_per_step"] for a, b in zip(traffic, traffic[1:], strict=False)
-    )
-    worst = max(t["worst_worker_wire_vs_its_tiles"] for t in traffic)
-    met = per_step <= 2 and falls and worst <= 1.1
-    print(
-        f"goals {'met' if met else 'NOT met'}: recovery / normal step {per_step:.2f} (<= 2); "
-        f"ours {records[0].ours:.2f} s vs restart {records[0].peer_value:.2f} s; per-worker traffic "
-        f"{[round(t['wire_down_per_step'] / 1e6, 2) for t in traffic]} MB down at 2/4/8 workers, "
-        f"worst worker wire / its tiles {worst:.3f} (<= 1.1)"
-    )
+    result = runtime.run(rounds=args.rounds, steps=args.steps)
+    report.print_table(result.records, title="cleave runtime")
+    out = report.write_json(result.records, args.json)
+    runtime.plot_traffic(result.traffic, out.with_suffix(".png"))
+    print(result.summary())
     return 0
 
 

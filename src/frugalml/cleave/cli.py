@@ -188,8 +188,8 @@ def sweep(
     quiet: bool = QUIET,
 ):
     """Per-batch time against device count for Cleave and every baseline (CSV + PNG)."""
-    from frugalml.cleave.experiments import parse_counts, plot_sweep, write_sweep_csv
-    from frugalml.cleave.experiments import sweep as run_sweep
+    from frugalml.cleave.bench.sweep import parse_counts, plot_sweep, write_sweep_csv
+    from frugalml.cleave.bench.sweep import sweep as run_sweep
 
     counts = parse_counts(devices)
     graph = _graph(model, batch, seq, micro_batch or None)
@@ -220,8 +220,8 @@ def reproduce(
     seed: int = SEED,
     quiet: bool = QUIET,
 ):
-    """Measure the issue's claims (speed-up, scaling, recovery, simulator speed, energy) as ratios."""
-    from frugalml.cleave.experiments import reproduce as run
+    """Measure the papers' claims (speed-up, scaling, recovery, simulator speed, energy) as ratios."""
+    from frugalml.cleave.bench.reproduce import reproduce as run
     from frugalml.cleave.traces import load_traces
     from frugalml.common.report import print_table, write_json
 

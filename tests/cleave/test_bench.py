@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 
 from frugalml.cleave.baselines import asteroid, swarm
-from frugalml.cleave.devices import make_pool
-from frugalml.cleave.experiments import (
+from frugalml.cleave.bench.recovery import recovery_events
+from frugalml.cleave.bench.speedup import (
     baseline_uplink_bytes_per_token,
-    devices_until_flat,
     link_floor,
     per_gemm_floor,
     ps_memory,
-    recovery_events,
     uplink_bytes_per_token,
 )
+from frugalml.cleave.bench.sweep import devices_until_flat
+from frugalml.cleave.devices import make_pool
 from frugalml.cleave.models import BUILTIN
 from frugalml.cleave.opgraph import build_graph
 from frugalml.cleave.pipeline import REPLAN_SECONDS

@@ -1,0 +1,1 @@
+"""cleave's measurements: the papers' claims as ratios, device sweeps and the runtime benchmark."""
