@@ -211,3 +211,30 @@ def test_save_load_round_trip(tmp_path, helix):
     (tmp_path / "short.urerf").write_bytes(bytes(raw[:100]))
     with pytest.raises(CorruptFileError):
         UnsupervisedRandomerForest.load(tmp_path / "short.urerf")
+
+
+def test_forest_in_the_first_file_layout_still_loads(tmp_path, helix):
+    """Files written before the shared array store (index entries without offset/nbytes) load."""
+    from frugalml.common.files import write_container
+    from frugalml.urerf.forest import _SAVED_ARRAYS, FORMAT_VERSION, MAGIC
+
+    forest = UnsupervisedRandomerForest(8, normalize=True, random_state=2).fit(helix.X)
+    names = [*_SAVED_ARRAYS, "scale_min_", "scale_range_"]
+    arrays = [np.ascontiguousarray(getattr(forest, name)) for name in names]
+    layout = [
+        {"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in zip(names, arrays, strict=True)
+    ]
+    meta = {
+        "params": dict(forest.get_params()),
+        "arrays": layout,
+        "n_features_in": forest.n_features_in_,
+        "n_samples_fit": forest.n_samples_fit_,
+    }
+    write_container(
+        tmp_path / "old.urerf", MAGIC, FORMAT_VERSION, meta, [memoryview(a).cast("B") for a in arrays]
+    )
+    loaded = UnsupervisedRandomerForest.load(tmp_path / "old.urerf")
+    assert loaded.get_params() == forest.get_params()
+    for name in names:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(forest, name))
+    np.testing.assert_array_equal(forest.kneighbors(helix.X[:7], 5)[1], loaded.kneighbors(helix.X[:7], 5)[1])

@@ -8,13 +8,13 @@ geodesics.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from frugalml.common.errors import InvalidInputError
+from frugalml.common.threads import numba_threads
 from frugalml.common.validate import as_array, one_of
 
 PROJECTIONS = ("axis", "sparse", "gaussian")
@@ -40,6 +40,7 @@ _SAVED_ARRAYS = (
     "_member_ptr",
     "_members",
 )
+_SCALE_ARRAYS = ("scale_min_", "scale_range_")  # saved when ``normalize``
 
 
 @dataclass(frozen=True)
@@ -56,20 +57,6 @@ class TreeConfig:
     max_depth: int
     min_cluster_size: int
     min_cluster_fraction: float
-
-
-@contextmanager
-def numba_threads(n_jobs: int | None):
-    """Run numba parallel loops on ``n_jobs`` threads (None: all; -1: all)."""
-    import numba
-
-    before = numba.get_num_threads()
-    wanted = numba.config.NUMBA_NUM_THREADS if n_jobs in (None, -1) else n_jobs
-    numba.set_num_threads(max(1, min(int(wanted), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 class UnsupervisedRandomerForest(BaseEstimator):
@@ -487,49 +474,38 @@ class UnsupervisedRandomerForest(BaseEstimator):
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
         """Write the fitted forest to a versioned, checksummed file (atomically)."""
-        from frugalml.common.files import write_container
+        from frugalml.common.arrays import save_arrays
 
         self._check_fitted()
-        arrays = [np.ascontiguousarray(getattr(self, name)) for name in _SAVED_ARRAYS]
-        if self.normalize:
-            arrays += [self.scale_min_, self.scale_range_]
-        names = list(_SAVED_ARRAYS) + (["scale_min_", "scale_range_"] if self.normalize else [])
-        layout = [
-            {"name": n, "dtype": a.dtype.str, "shape": list(a.shape)}
-            for n, a in zip(names, arrays, strict=True)
-        ]
-        params = dict(self.get_params())
+        names = _SAVED_ARRAYS + (_SCALE_ARRAYS if self.normalize else ())
         meta = {
-            "params": params,
-            "arrays": layout,
+            "params": dict(self.get_params()),
             "n_features_in": self.n_features_in_,
             "n_samples_fit": self.n_samples_fit_,
         }
-        write_container(path, MAGIC, FORMAT_VERSION, meta, [memoryview(a).cast("B") for a in arrays])
+        save_arrays(path, MAGIC, FORMAT_VERSION, meta, {name: getattr(self, name) for name in names})
 
     @classmethod
     def load(cls, path) -> UnsupervisedRandomerForest:
         """Read a forest written by :meth:`save` (checks magic, version and checksums)."""
+        from frugalml.common.arrays import load_arrays
         from frugalml.common.errors import CorruptFileError
-        from frugalml.common.files import read_container
 
-        header, payload = read_container(path, MAGIC, FORMAT_VERSION)
-        meta = header.metadata
+        meta, arrays = load_arrays(path, MAGIC, FORMAT_VERSION)
         try:
             forest = cls(**meta["params"])
-            offset = 0
-            for spec in meta["arrays"]:
-                dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
-                size = dtype.itemsize * int(np.prod(shape))
-                value = np.frombuffer(payload, dtype, count=int(np.prod(shape)), offset=offset)
-                setattr(forest, spec["name"], value.reshape(shape).copy())
-                offset += size
             forest.n_features_in_ = int(meta["n_features_in"])
             forest.n_samples_fit_ = int(meta["n_samples_fit"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptFileError(f"{path} does not describe a URerF forest ({exc})") from None
-        if offset != len(payload):
-            raise CorruptFileError(f"{path}: payload holds {len(payload)} bytes, arrays need {offset}")
+        missing = [name for name in _SAVED_ARRAYS if name not in arrays]
+        unknown = [name for name in arrays if name not in _SAVED_ARRAYS + _SCALE_ARRAYS]
+        if missing or unknown:
+            raise CorruptFileError(
+                f"{path} does not describe a URerF forest (missing {missing}, unknown {unknown})"
+            )
+        for name, value in arrays.items():
+            setattr(forest, name, value)
         return forest
 
     # ------------------------------------------------------------------ embeddings
