@@ -1,4 +1,4 @@
-"""Re-measure the issue's goal table and merge it into benchmarks/results/maskedmm.json (records
+"""Re-measure the target table and merge it into benchmarks/results/maskedmm/goal-table.json (records
 with the same workload, metric and peer are replaced; all others kept): interleaved rounds on
 one thread by thread time (or on ``--threads N`` by wall clock: thread time would miss the other
 threads' work and process time would add it up instead of measuring the wait), at
@@ -11,10 +11,9 @@ Run on a quiet machine: ``.venv/bin/python benchmarks/maskedmm/goal_table.py [--
 """
 
 import argparse
-import os
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "maskedmm.json"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "maskedmm" / "goal-table.json"
 
 
 def main() -> None:
@@ -23,22 +22,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="BLAS and OpenMP threads (1: thread time)")
     parser.add_argument("--no-calibrate", action="store_true")
     args = parser.parse_args()
-    if args.threads > 1:  # bench.SPIN_SETTINGS, set before numpy and OpenMP start (importing bench
-        # would start numpy): idle workers of either sleep instead of spinning on the other's cores
-        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-    from frugalml.common.report import merge_json, print_table
-    from frugalml.maskedmm import bench, planner
+    if args.threads > 1:  # before numpy and OpenMP start: idle workers of either then sleep
+        from frugalml.maskedmm.bench.spin import apply_spin_settings  # imports nothing heavy
+
+        apply_spin_settings()
+    from frugalml.maskedmm.bench.contenders import blas_note, machine_load
+    from frugalml.maskedmm.bench.goal_table import goal_records
+    from frugalml.maskedmm.bench.reproduce import publish
+    from frugalml.maskedmm.calibration import calibrate
 
     if not args.no_calibrate:
-        planner.calibrate(quiet=False)
-    records = bench.goal_records(rounds=args.rounds, quiet=False, threads=args.threads)
-    print_table(
-        records,
-        title=f"maskedmm goal table, {args.threads} thread(s) ({bench.blas_note()}; {bench.machine_load()})",
-    )
-    kept = merge_json(records, RESULTS)
-    print(f"merged {len(records)} records into {RESULTS} ({kept} others kept)")
+        calibrate(quiet=False)
+    records = goal_records(rounds=args.rounds, quiet=False, threads=args.threads)
+    title = f"maskedmm target table, {args.threads} thread(s) ({blas_note()}; {machine_load()})"
+    publish(records, RESULTS, title)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ import pytest
 
 from frugalml.cli import main
 from frugalml.common.report import read_json
-from frugalml.maskedmm import patterns, planner
+from frugalml.maskedmm import calibration, patterns, planner
 
 
 def test_calibration_is_cached_atomically_and_reloaded(fresh_cache, monkeypatch):
     assert not planner.calibration().measured
-    cal = planner.calibrate(size=64)
+    cal = calibration.calibrate(size=64)
     assert cal.measured and planner.cache_path().is_file()
     assert all(cal.per_call[m] + cal.per_iteration[m] > 0 for m in cal.per_call)
     assert cal.dense_per_mac > 0
@@ -31,7 +31,7 @@ def test_a_corrupt_or_foreign_calibration_falls_back_to_defaults(fresh_cache, mo
 
 
 def test_calibration_measures_its_error_and_thread_gain(fresh_cache):
-    cal = planner.calibrate(size=64)
+    cal = calibration.calibrate(size=64)
     assert cal.model_error >= 0 and 0.0 <= cal.masked_parallel_gain <= 1.0
     assert 0 < cal.margin <= 1 / (1 + planner.MIN_MARGIN)
 
@@ -164,17 +164,17 @@ def test_bench_writes_records_and_a_plot(tmp_path):
 
 
 def test_each_masked_kernel_is_timed_against_numpy():
-    from frugalml.maskedmm import bench
+    from frugalml.maskedmm.bench import auto_sweep, contenders
 
-    records = bench.kernel_records(n=64, sparsities=(0.9,), rounds=1)
+    records = auto_sweep.kernel_records(n=64, sparsities=(0.9,), rounds=1)
     assert len(records) == 2 and "row-skip kernel" in records[0].metric and "tile kernel" in records[1].metric
-    assert all(r.peer == bench.NUMPY and r.ratio > 0 for r in records)
+    assert all(r.peer == contenders.NUMPY and r.ratio > 0 for r in records)
 
 
 def test_goal_table_times_every_method_and_peer():
-    from frugalml.maskedmm import bench
+    from frugalml.maskedmm.bench import contenders, goal_table
 
-    records = bench.goal_records(
+    records = goal_table.goal_records(
         n=64, rounds=1, sparsities=(0.9,), auto_sparsities=(0.0,), peer_sparsities=(0.9,)
     )
     timed = {(r.metric, r.peer) for r in records if r.peer}
@@ -186,9 +186,9 @@ def test_goal_table_times_every_method_and_peer():
         "masked, B packed per call",
         "sparse, B per call",
     ):
-        assert (f"time ({name}, 1 rounds)", bench.NUMPY) in timed
+        assert (f"time ({name}, 1 rounds)", contenders.NUMPY) in timed
     assert ("time (auto, 1 rounds)", "scipy csr@csr incl. conversion") in timed
-    assert any("0% zeros" in r.workload and r.peer == bench.NUMPY for r in records)
+    assert any("0% zeros" in r.workload and r.peer == contenders.NUMPY for r in records)
     assert {r.metric for r in records if r.peer is None} == {
         "vector FMA reduction vs dense",
         "vector FMA reduction vs dense (sparse method)",
@@ -196,15 +196,15 @@ def test_goal_table_times_every_method_and_peer():
 
 
 def test_multi_thread_timings_run_one_child_process_per_method():
-    from frugalml.maskedmm import bench
+    from frugalml.maskedmm.bench import contenders, processes
 
-    records = bench.subprocess_records(n=64, sparsities=(0.9,), threads=2, rounds=1, reps=1)
+    records = processes.subprocess_records(n=64, sparsities=(0.9,), threads=2, rounds=1, reps=1)
     assert [r.metric for r in records] == [
         "time (masked, B prepared)",
         "time (masked, B packed per call)",
         "time (auto)",
     ]
-    assert all(r.peer == bench.NUMPY and r.ours > 0 and r.peer_value > 0 for r in records)
+    assert all(r.peer == contenders.NUMPY and r.ours > 0 and r.peer_value > 0 for r in records)
     assert all("OMP_WAIT_POLICY=passive" in r.notes and "threads=2" in r.notes for r in records)
 
 

@@ -11,23 +11,13 @@ app = typer.Typer(
 )
 
 
-def _floats(text: str, name: str) -> tuple[float, ...]:
+def _positive_ints(text: str, name: str) -> tuple[int, ...]:
+    """A comma-separated list of positive integers (at least one), else InvalidInputError."""
     from frugalml.common.errors import InvalidInputError
+    from frugalml.common.parsing import comma_list
 
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InvalidInputError(f"--{name} must be comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str, name: str) -> tuple[int, ...]:
-    from frugalml.common.errors import InvalidInputError
-
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InvalidInputError(f"--{name} must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
+    values = tuple(comma_list(text, int, name=f"--{name} value", non_empty=True))
+    if min(values) < 1:
         raise InvalidInputError(f"--{name} needs positive integers, got {text!r}")
     return values
 
@@ -42,7 +32,7 @@ def info():
 
     from frugalml.common.env import blas
     from frugalml.maskedmm import backend, planner
-    from frugalml.maskedmm.bench import SPIN_SETTINGS
+    from frugalml.maskedmm.bench.spin import SPIN_SETTINGS
 
     console = Console()
     table = Table(title="frugal maskedmm", show_header=False)
@@ -76,7 +66,7 @@ def info():
         console.print(
             f"note: with more than one thread in a process that also calls numpy's BLAS, start "
             f"Python with {settings}: otherwise OpenMP's and OpenBLAS's idle threads spin on "
-            "each other's cores (up to 3x slower calls on a 2-core machine)."
+            "each other's cores (up to 3x slower calls on a machine with few cores)."
         )
 
 
@@ -120,32 +110,26 @@ def bench(
 ):
     """Time ours against numpy/OpenBLAS, scipy CSR, torch (dense, sparse CSR) and MKL, in one run."""
     from frugalml.common.errors import InvalidInputError
+    from frugalml.common.parsing import comma_list
     from frugalml.common.report import print_table, write_json
-    from frugalml.maskedmm import bench as runner
+    from frugalml.maskedmm.bench import sweep
+    from frugalml.maskedmm.bench.contenders import blas_note
     from frugalml.maskedmm.patterns import PATTERNS
 
-    chosen = tuple(p.strip() for p in pattern.split(",") if p.strip())
-    for p in chosen:
-        if p not in PATTERNS:
-            raise InvalidInputError(f"unknown pattern {p!r}; choose from {', '.join(PATTERNS)}")
-    levels = _floats(sparsity, "sparsity")
+    chosen = tuple(comma_list(pattern, name="pattern", allowed=PATTERNS))
+    levels = tuple(comma_list(sparsity, float, name="--sparsity value"))
     if not levels or any(not 0 <= s <= 1 for s in levels):
         raise InvalidInputError("--sparsity values must lie between 0 and 1")
     if n < 1 or rounds < 1:
         raise InvalidInputError("--n and --rounds must be positive")
-    config = runner.BenchConfig(
-        n,
-        levels,
-        chosen,
-        _ints(threads, "threads"),
-        rounds,
-        tuple(p.strip() for p in peers.split(",") if p.strip()),
+    config = sweep.BenchConfig(
+        n, levels, chosen, _positive_ints(threads, "threads"), rounds, tuple(comma_list(peers, name="peer"))
     )
-    records = runner.run(config, quiet=quiet)
-    print_table(records, title=f"maskedmm bench ({runner.blas_note()})")
+    records = sweep.run(config, quiet=quiet)
+    print_table(records, title=f"maskedmm bench ({blas_note()})")
     if json_path is not None:
         write_json(records, json_path)
-        runner.plot(records, Path(json_path).with_suffix(".png"))
+        sweep.plot(records, Path(json_path).with_suffix(".png"))
         print(f"wrote {json_path} and {Path(json_path).with_suffix('.png')}")
 
 
@@ -160,10 +144,11 @@ def calibrate(
 
     from frugalml.common.errors import InvalidInputError
     from frugalml.maskedmm import planner
+    from frugalml.maskedmm.calibration import calibrate as measure
 
     if size < 64:
         raise InvalidInputError("--size must be at least 64")
-    cal = planner.calibrate(size, quiet=quiet)
+    cal = measure(size, quiet=quiet)
     print(json.dumps(asdict(cal), indent=2))
     print(f"saved to {planner.cache_path()}")
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import os
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from frugalml.common.errors import InvalidInputError
+from frugalml.common.threads import blas_threads, check_threads, usable_cores
 from frugalml.common.validate import as_array, one_of
 from frugalml.maskedmm import backend, numba_kernels, planner
 from frugalml.maskedmm.codegen_kernels import SEGMENTS
@@ -218,14 +216,8 @@ def _threshold(threshold) -> float:
 
 
 def _threads(threads) -> int:
-    if threads is None:
-        env = os.environ.get("OMP_NUM_THREADS", "")
-        if env.isdigit() and int(env) > 0:
-            return int(env)
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
-        raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}")
-    return int(threads)
+    """``threads`` checked, or all usable cores when None."""
+    return check_threads(threads) or usable_cores()
 
 
 def _nonfinite_error(name: str, count: int) -> InvalidInputError:
@@ -484,7 +476,7 @@ def _auto_dense(A, B, threads) -> np.ndarray | None:
     if not extension.auto_dense(A, B if type(B) is np.ndarray else None, 0.0, b_density, params):
         return None
     b = B if type(B) is np.ndarray else B.dense()
-    with np.errstate(over="ignore", invalid="ignore"), _blas_threads(threads):  # NaN: refused below
+    with np.errstate(over="ignore", invalid="ignore"), blas_threads(threads):  # NaN: refused below
         result = np.matmul(A, b)
     dense = _vector_fmas(m, k, n, isa, code)
     _record("dense", dense, dense)
@@ -577,27 +569,9 @@ def _vector_fmas(m: int, k: int, n: int, isa: str, code: str) -> int:
     return m * k * -(-n // backend.segment_width(isa, code))
 
 
-@functools.cache
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS, built once (building it costs ~1 ms)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas")
-
-
-def _blas_threads(threads: int | None):
-    """Limit BLAS to ``threads`` unless it already runs that many (re-setting OpenBLAS is not free)."""
-    if threads is None:
-        return contextlib.nullcontext()
-    controller = _blas_controller()
-    if all(lib.get_num_threads() == threads for lib in controller.lib_controllers):
-        return contextlib.nullcontext()
-    return controller.limit(limits=threads)
-
-
 def _dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
     a, b = _effective_a(ops), _effective_b(ops)
-    with _blas_threads(ops.blas_threads):
+    with blas_threads(ops.blas_threads):
         result = np.matmul(a, b, out=out)
     dense = _dense_fmas(ops)
     _record("dense", dense, dense)

@@ -3,11 +3,11 @@
 Densities come from a small sample of each operand (exact for a prepared B); work counts follow
 from them assuming independent zeros, which is conservative for structured zeros (blocks, dead
 columns), where the masked kernel skips more than predicted. Costs per unit of work are measured
-once per machine by :func:`calibrate` and cached; uncalibrated machines use defaults measured on
-an AVX-512 Xeon (kernel costs re-measured there with the current kernels, under load). Near
-break-even the planner prefers dense: skipping methods are costed at the upper confidence bound
-of a sampled density, must win by a margin set from the calibration's measured error, and are
-not assumed to gain from extra threads (BLAS is). The row-skip kernel replaces the tile kernel
+once per machine (:mod:`frugalml.maskedmm.calibration`) and cached; uncalibrated machines use
+defaults measured on an AVX-512 Xeon (kernel costs re-measured there with the current kernels,
+under load). Near break-even the planner prefers dense: skipping methods are costed at the upper
+confidence bound of a sampled density, must win by a margin set from the calibration's measured
+error, and are not assumed to gain from extra threads (BLAS is). The row-skip kernel replaces the tile kernel
 whenever it is predicted faster (measured faster or tied at 80% zeros on random, block, column
 and ReLU patterns, and faster at 75-90% random zeros). The sparse method (element-level product)
 is costed per element product, per non-zero of A and per entry of C.
@@ -19,7 +19,6 @@ import copy
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -39,7 +38,6 @@ RUNS, RUN = 256, 16  # density samples: 256 runs of 16 neighbouring entries
 SEED = 20240222
 EXACT_BELOW = 16384
 Z_SAMPLE = 2.0  # sampled densities are costed this many standard errors high
-SPARSE_FIT_UP_TO = 0.15  # the sparse kernel's costs are fitted where it can win (B's rows then fit L2)
 MIN_MARGIN = 0.25  # leave dense BLAS only for a predicted >= 1.25x, more when the model errs more
 
 
@@ -379,219 +377,11 @@ def calibration() -> Calibration:
     return _loaded
 
 
-def _best_time(fn, repeats: int = 5) -> float:
-    """Min-of-N CPU time of this thread (calibration runs single-threaded), robust to other load."""
-    best = np.inf
-    for _ in range(repeats):
-        start = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - start)
-    return float(best)
-
-
-def calibrate(size: int = 1024, *, save: bool = True, quiet: bool = True) -> Calibration:
-    """Measure this machine's costs on one thread and cache them (atomically) for the planner."""
-    from scipy.optimize import nnls
-    from threadpoolctl import threadpool_limits
-
-    from frugalml.common.progress import progress
-    from frugalml.maskedmm.core import prepare_b
-
+def use_calibration(cal: Calibration, *, save: bool = True) -> None:
+    """Make ``cal`` this process's calibration and, with ``save``, cache it (atomically) for later
+    processes on this machine."""
     global _loaded
-    isa = backend.choose_isa()
-    gen = np.random.default_rng(0)
-    cal = Calibration(measured=True)
-    steps = ["dense", "maps", *[f"masked r{r}" for r in ROW_BLOCKS], "row-skip", "sparse"]
-    with threadpool_limits(limits=1):
-        bar = iter(progress(steps, desc="calibrating", quiet=quiet))
-        next(bar)
-        A = gen.standard_normal((size, size)).astype(np.float32)
-        cal.dense_per_mac = _best_time(lambda: A @ A) / size**3
-        next(bar)
-        if isa == backend.NUMBA:
-            cal.map_per_entry = cal.pack_per_entry = 2e-9
-        else:
-            bits = np.empty((size, -(-size // 64)), np.uint64)
-            cal.map_per_entry = (
-                _best_time(lambda: backend.extension.a_maps(A, 0.0, None, bits, None, isa, 1)) / A.size
-            )
-            cal.pack_per_entry = _best_time(lambda: prepare_b(A, isa=isa, threads=1), 2) / A.size
-        cal.call_overhead = _call_overhead()
-        densities = (0.4, 0.15, 0.08, 0.03, 0.01)
-        operands = [(_sparse_like(gen, size, d), d) for d in densities]
-        width = backend.segment_width(isa, "f32")
-        errors = [_relative_spread([_best_time(lambda: A @ A, 1) for _ in range(5)])]
-        for row_block in ROW_BLOCKS:
-            next(bar)
-            work, times = [], []
-            for X, d in operands:
-                iters, _, tiles = masked_work(X.shape + X.shape[1:], width, row_block, d, d)
-                work.append((tiles, iters))
-                times.append(_time_masked(X, isa, row_block))
-            work_array, time_array = np.array(work, float), np.array(times)
-            coef, _ = nnls(work_array, time_array)
-            cal.per_call[row_block], cal.per_iteration[row_block] = float(coef[0]), float(coef[1])
-            errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
-        next(bar)
-        if isa != backend.NUMBA:
-            work, times = [], []
-            for X, d in operands:
-                work.append(rows_work(X.shape + X.shape[1:], isa, width, d))
-                times.append(_time_rows(X, isa))
-            work_array, time_array = np.array(work, float), np.array(times)
-            coef, _ = nnls(work_array, time_array)
-            cal.rows_per_iteration, cal.rows_per_word = float(coef[0]), float(coef[1])
-            errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
-        next(bar)
-        sparse_operands = [(X, d) for X, d in operands if d <= SPARSE_FIT_UP_TO]
-        cal.csr_per_entry, work, times = _time_sparse(sparse_operands, isa)
-        work_array, time_array = np.array(work, float), np.array(times)
-        coef, _ = nnls(work_array, time_array)
-        cal.spgemm_per_flop, cal.spgemm_per_nonzero, cal.spgemm_per_output = (float(c) for c in coef)
-        errors.append(float(np.sqrt(np.mean((work_array @ coef / time_array - 1.0) ** 2))))
-        cal.model_error = max(errors)
-        for _ in bar:
-            pass
-    cal.masked_parallel_gain = _parallel_gain(operands[2][0], isa)
     if save:
         with atomic_write(cache_path(), "w") as f:
             json.dump({"fingerprint": fingerprint(), "calibration": asdict(cal)}, f, indent=2)
     _loaded = cal
-    return cal
-
-
-def _parallel_gain(X: np.ndarray, isa: str) -> float:
-    """Fraction of a second thread the masked kernel turned into speed (wall clock, min of 5)."""
-    if isa == backend.NUMBA or (os.cpu_count() or 1) < 2:
-        return 0.0
-    from frugalml.maskedmm.core import prepare_b
-
-    prepared, bits, out = prepare_b(X, isa=isa, threads=2), _a_bits(X, isa), np.empty_like(X)
-    times = {}
-    for threads in (1, 2):
-        times[threads] = min(
-            _wall(
-                lambda t=threads: backend.extension.multiply(
-                    X,
-                    bits,
-                    prepared.panels,
-                    prepared.segment_bits,
-                    prepared.width,
-                    X.shape[1],
-                    out,
-                    isa,
-                    2,
-                    t,
-                )
-            )
-            for _ in range(5)
-        )
-    return float(np.clip(times[1] / times[2] - 1.0, 0.0, 1.0))
-
-
-def _wall(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _a_bits(X: np.ndarray, isa: str) -> np.ndarray:
-    bits = np.empty((X.shape[0], -(-X.shape[1] // 64)), np.uint64)
-    backend.extension.a_maps(X, 0.0, None, bits, None, isa, 1)
-    return bits
-
-
-def _relative_spread(samples: list[float]) -> float:
-    """Relative standard deviation of repeated timings (how far one run may be off)."""
-    return float(np.std(samples) / np.median(samples))
-
-
-def _sparse_like(gen: np.random.Generator, size: int, density: float) -> np.ndarray:
-    X = gen.standard_normal((size, size)).astype(np.float32)
-    X[gen.random((size, size)) >= density] = 0
-    return X
-
-
-def _time_rows(X: np.ndarray, isa: str) -> float:
-    from frugalml.maskedmm.core import prepare_b
-
-    prepared, bits, out = prepare_b(X, isa=isa, threads=1), _a_bits(X, isa), np.empty_like(X)
-    return _best_time(
-        lambda: backend.extension.multiply_rows(X, bits, prepared.panels, prepared.width, out, isa, 1)
-    )
-
-
-def _call_overhead() -> float:
-    """Seconds of a skipping method's call beyond its kernels: the cheaper of a masked and a
-    sparse multiply of 8 x 8 operands (checks, maps, allocations, Python), best of 20."""
-    from frugalml.maskedmm.core import matmul
-
-    X = np.eye(8, dtype=np.float32)
-    return min(
-        _best_time(lambda method=method: matmul(X, X, method=method, threads=1), 20)
-        for method in ("masked", "sparse")
-    )
-
-
-def _time_sparse(operands, isa: str) -> tuple[float, list[tuple[float, float, float]], list[float]]:
-    """The sparse kernel on each operand times itself: (CSR build seconds per entry of B, each
-    run's (element products, non-zeros of A, outputs), their times). B's rows are built once."""
-    from frugalml.maskedmm import numba_kernels
-    from frugalml.maskedmm.core import sparse_rows
-
-    per_entry, work, times = [], [], []
-    for X, _ in operands:
-        per_entry.append(_best_time(lambda X=X: sparse_rows(X, isa=isa, threads=1), 3) / X.size)
-        rows, out = sparse_rows(X, isa=isa, threads=1), np.empty_like(X)
-        if isa == backend.NUMBA:
-            bits, _ = numba_kernels.a_maps(X)
-
-            def run(X=X, bits=bits, rows=rows, out=out):
-                return numba_kernels.spgemm(X, bits, rows.indptr, rows.indices, rows.values, out)
-        else:
-            bits = _a_bits(X, isa)
-
-            def run(X=X, bits=bits, rows=rows, out=out):
-                return backend.extension.spgemm(
-                    X, bits, 0.0, rows.indptr, rows.indices, rows.values, out, isa, 1
-                )[:2]
-
-        products, nonzeros = (float(c) for c in run())
-        work.append((products, nonzeros, float(X.size)))
-        times.append(_best_time(run))
-    return float(np.median(per_entry)), work, times
-
-
-def _time_masked(X: np.ndarray, isa: str, row_block: int) -> float:
-    from frugalml.maskedmm.core import prepare_b
-
-    prepared = prepare_b(X, isa=isa, threads=1)
-    out = np.empty_like(X)
-    if isa == backend.NUMBA:
-        from frugalml.maskedmm import numba_kernels
-
-        bits, _ = numba_kernels.a_maps(X)
-
-        def run():
-            return numba_kernels.multiply(
-                X, bits, prepared.panels, prepared.segment_bits, prepared.width, X.shape[1], out, row_block
-            )
-    else:
-        bits = np.empty((X.shape[0], -(-X.shape[1] // 64)), np.uint64)
-        backend.extension.a_maps(X, 0.0, None, bits, None, isa, 1)
-
-        def run():
-            return backend.extension.multiply(
-                X,
-                bits,
-                prepared.panels,
-                prepared.segment_bits,
-                prepared.width,
-                X.shape[1],
-                out,
-                isa,
-                row_block,
-                1,
-            )
-
-    return _best_time(run)

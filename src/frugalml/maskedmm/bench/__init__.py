@@ -1,0 +1,1 @@
+"""maskedmm's benchmarks: ours vs numpy/OpenBLAS and CSR peers, sweeps, the target table, thread runs."""
