@@ -9,7 +9,7 @@ and each one's best configuration run as a task graph: :func:`simulate_baseline`
 first use, so ``import frugalml.cleave`` stays light (numba loads only when needed).
 """
 
-from importlib import import_module
+from frugalml.common.exports import lazy_exports
 
 _EXPORTS = {
     "analytic": ("StepEstimate", "analytic_step", "step_floor"),
@@ -25,11 +25,4 @@ _EXPORTS = {
     "tiling": ("TaskCost", "Tile", "TileGrid", "grid_cost", "split_gemm"),
     "traces": ("TraceSet", "load_traces"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(import_module(f"frugalml.cleave.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'frugalml.cleave' has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

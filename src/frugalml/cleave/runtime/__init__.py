@@ -3,41 +3,20 @@
 Names are imported lazily, so mounting the CLI does not import torch or grpc.
 """
 
-from importlib import import_module
+from frugalml.common.exports import lazy_exports
 
 _EXPORTS = {
-    "ParameterServer": "server",
-    "ServerConfig": "server",
-    "serve": "server",
-    "Worker": "worker",
-    "WorkerConfig": "worker",
-    "WorkerSummary": "worker",
-    "run_worker": "worker",
-    "Scheduler": "scheduler",
-    "SchedulerConfig": "scheduler",
-    "Profile": "scheduler",
-    "TrainConfig": "model",
-    "GPTConfig": "model",
-    "TinyGPT": "model",
-    "train_single_process": "model",
-    "gemm_shapes": "model",
-    "TiledLinear": "gemm",
-    "RemoteLinearFunction": "gemm",
-    "choose_grid": "gemm",
-    "freivalds_check": "verify",
-    "TokenBucket": "shaping",
-    "parse_rate": "shaping",
-    "parse_size": "shaping",
-    "fetch_status": "client",
-    "LocalCluster": "local",
-    "run_local": "demo",
-    "add_runtime_commands": "cli",
-    "PROTOCOL_VERSION": "protocol",
+    "server": ("ParameterServer", "ServerConfig", "serve"),
+    "worker": ("Worker", "WorkerConfig", "WorkerSummary", "run_worker"),
+    "scheduler": ("Scheduler", "SchedulerConfig", "Profile"),
+    "model": ("TrainConfig", "GPTConfig", "TinyGPT", "train_single_process", "gemm_shapes"),
+    "gemm": ("TiledLinear", "RemoteLinearFunction", "choose_grid"),
+    "verify": ("freivalds_check",),
+    "shaping": ("TokenBucket", "parse_rate", "parse_size"),
+    "client": ("fetch_status",),
+    "local": ("LocalCluster",),
+    "demo": ("run_local",),
+    "cli": ("add_runtime_commands",),
+    "protocol": ("PROTOCOL_VERSION",),
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
