@@ -12,7 +12,7 @@ from frugalml.pacset import pack
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """Fit and predict on one thread: the machine is shared, and OpenMP oversubscription is slow."""
+    """Fit and predict on one thread: OpenMP oversubscription is slow when other work shares the cores."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):

@@ -187,7 +187,7 @@ def tune(
 @app.command()
 def bench(
     json_path: Path = typer.Option(None, "--json", help="Write the records here (and a PNG beside it)."),
-    size: str = typer.Option("small", "--size", help="small (a minute) or full (the issue's big models)."),
+    size: str = typer.Option("small", "--size", help="small (a minute) or full (models of 100 MB and more)."),
     fresh_process: bool = typer.Option(
         False,
         "--fresh-process",

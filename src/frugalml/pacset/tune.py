@@ -64,7 +64,7 @@ def tune(
     """Grid-search the layout parameters on calibration rows ``X``.
 
     The cost of a query is ``blocks * (block_cost_us + block_size/1024 * kib_cost_us)``: a random
-    block read costs a fixed latency (a cold page fault or a Redis round trip, ~80 us here) plus
+    block read costs a fixed latency (a cold page fault or a Redis round trip, ``block_cost_us``) plus
     its transfer time. Cardinalities are recounted from ``X`` first when ``recount``.
     """
     if forest.n_trees < 1:

@@ -212,10 +212,10 @@ def sklearn_peers(model, X_probe, tmp: Path, name: str, max_nodes: int, quiet: b
     ]
     n_nodes = sum(e.tree_.node_count for e in np.ravel(model.estimators_))
     if n_nodes > 5 * max_nodes:
-        log(quiet, f"  ONNX/Treelite skipped: {n_nodes} nodes (conversion too slow here)")
+        log(quiet, f"  ONNX/Treelite skipped: {n_nodes} nodes (conversion too slow)")
         return peers
     if n_nodes > max_nodes:
-        log(quiet, f"  ONNX skipped: {n_nodes} nodes > {max_nodes} (skl2onnx conversion too slow here)")
+        log(quiet, f"  ONNX skipped: {n_nodes} nodes > {max_nodes} (skl2onnx conversion too slow)")
     else:
         with contextlib.suppress(ImportError):
             peers.append(_onnx_peer(model, X_probe, tmp / f"{name}.onnx"))

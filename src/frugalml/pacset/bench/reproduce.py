@@ -53,7 +53,7 @@ class Boosted(NamedTuple):
 
 BOOSTED_REPRODUCE = (
     Boosted("higgs", "xgboost", 4096, 6, "Higgs GBT 4096"),  # the paper's tree count (its depth is not given)
-    Boosted("higgs", "xgboost", 1024, 8, "Higgs GBT 4096"),  # deeper trees, fewer of them (fit time here)
+    Boosted("higgs", "xgboost", 1024, 8, "Higgs GBT 4096"),  # deeper trees, fewer of them (shorter fits)
     Boosted("higgs", "lightgbm", 1024, 255, "Higgs GBT 4096"),
     Boosted("satellite", "xgboost", 1024, 8, None),
 )
