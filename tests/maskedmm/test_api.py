@@ -251,3 +251,15 @@ def test_auto_takes_the_general_path_for_other_inputs(monkeypatch):
         matmul(A, B.astype(np.float64))
     B64 = B.astype(np.float64)
     np.testing.assert_allclose(matmul(A.tolist(), B64), A.astype(np.float64) @ B64)
+
+
+def test_public_api_is_listed_once_and_resolves():
+    import frugalml.maskedmm as maskedmm
+    import frugalml.maskedmm.calibration  # noqa: F401  (the module must not shadow the function)
+
+    assert sorted(dir(maskedmm)) == sorted(maskedmm.__all__)
+    for name in maskedmm.__all__:
+        assert getattr(maskedmm, name) is not None
+    from frugalml.maskedmm import calibrate
+
+    assert callable(calibrate) and calibrate.__module__ == "frugalml.maskedmm.calibration"

@@ -16,7 +16,7 @@ import numpy as np
 
 from frugalml.maskedmm import backend, numba_kernels, planner
 from frugalml.maskedmm.codegen_kernels import ROW_BLOCKS
-from frugalml.maskedmm.core import matmul, prepare_b, sparse_rows
+from frugalml.maskedmm.core import PreparedB, matmul, prepare_b, sparse_rows
 from frugalml.maskedmm.planner import Calibration, masked_work, rows_work
 
 SPARSE_FIT_UP_TO = 0.15  # the sparse kernel's costs are fitted where it can win (B's rows then fit L2)
@@ -132,21 +132,7 @@ def _parallel_gain(X: np.ndarray, isa: str) -> float:
     times = {}
     for threads in (1, 2):
         times[threads] = min(
-            _wall(
-                lambda t=threads: backend.extension.multiply(
-                    X,
-                    bits,
-                    prepared.panels,
-                    prepared.segment_bits,
-                    prepared.width,
-                    X.shape[1],
-                    out,
-                    isa,
-                    2,
-                    t,
-                )
-            )
-            for _ in range(5)
+            _wall(lambda t=threads: _multiply(X, bits, prepared, out, isa, 2, t)) for _ in range(5)
         )
     return float(np.clip(times[1] / times[2] - 1.0, 0.0, 1.0))
 
@@ -237,17 +223,30 @@ def _time_masked(X: np.ndarray, isa: str, row_block: int) -> float:
         bits = _a_bits(X, isa)
 
         def run():
-            return backend.extension.multiply(
-                X,
-                bits,
-                prepared.panels,
-                prepared.segment_bits,
-                prepared.width,
-                X.shape[1],
-                out,
-                isa,
-                row_block,
-                1,
-            )
+            return _multiply(X, bits, prepared, out, isa, row_block, 1)
 
     return _best_time(run)
+
+
+def _multiply(
+    X: np.ndarray,
+    bits: np.ndarray,
+    prepared: PreparedB,
+    out: np.ndarray,
+    isa: str,
+    row_block: int,
+    threads: int,
+):
+    """The C tile kernel: out = X @ X (B prepared from X), ``row_block`` rows at a time."""
+    return backend.extension.multiply(
+        X,
+        bits,
+        prepared.panels,
+        prepared.segment_bits,
+        prepared.width,
+        X.shape[1],
+        out,
+        isa,
+        row_block,
+        threads,
+    )

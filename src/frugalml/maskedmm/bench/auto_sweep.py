@@ -8,9 +8,35 @@ import time
 from frugalml.common.report import Record
 from frugalml.common.timing import compare
 from frugalml.maskedmm import core, patterns
-from frugalml.maskedmm.bench.contenders import INCLUDED, NUMPY, SYSTEM, case_notes, plan_note, workload
+from frugalml.maskedmm.bench.contenders import (
+    INCLUDED,
+    NUMPY,
+    SYSTEM,
+    blas_note,
+    case_notes,
+    plan_note,
+    workload,
+)
 
 AUTO_SWEEP = (0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def _one_thread(ours, peer, rounds: int, case: tuple[str, int, float], metric: str, notes: str) -> Record:
+    """Time ``ours`` against numpy's ``peer`` interleaved on one thread (thread time) as a record;
+    ``case`` is (numpy's BLAS note, n, sparsity)."""
+    blas, n, sparsity = case
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        comparison = compare(ours, peer, rounds=rounds, warmup=1, clock=time.thread_time)
+    return Record.from_comparison(
+        comparison,
+        system=SYSTEM,
+        workload=workload(n, "random", sparsity, 1),
+        peer=NUMPY,
+        metric=metric,
+        notes=f"{case_notes(blas, 'random', sparsity, 1, 'clock=thread_time')}; {notes}",
+    )
 
 
 def auto_records(n: int = 1024, sparsities=AUTO_SWEEP, rounds: int = 15) -> list[Record]:
@@ -20,40 +46,27 @@ def auto_records(n: int = 1024, sparsities=AUTO_SWEEP, rounds: int = 15) -> list
     and finiteness check (~2% at 1024^3), so 5-round medians on a busy machine scatter more
     than the difference being measured.
     """
-    from threadpoolctl import threadpool_limits
-
     records = []
+    note = blas_note()
     for sparsity in sparsities:
         A, B = patterns.operands("random", n, sparsity, seed=7)
-        with threadpool_limits(limits=1):
-            comparison = compare(
-                lambda A=A, B=B: core.matmul(A, B, method="auto", threads=1),
-                lambda A=A, B=B: A @ B,
-                rounds=rounds,
-                warmup=1,
-                clock=time.thread_time,
-            )
-        chosen = core.plan(A, B, threads=1)
-        records.append(
-            Record.from_comparison(
-                comparison,
-                system=SYSTEM,
-                workload=workload(n, "random", sparsity, 1),
-                peer=NUMPY,
-                metric=f"time (auto, {rounds} rounds)",
-                notes=f"{case_notes('random', sparsity, 1, 'clock=thread_time')}; "
-                f"auto chose {plan_note(chosen)}",
-            )
+        record = _one_thread(
+            lambda A=A, B=B: core.matmul(A, B, method="auto", threads=1),
+            lambda A=A, B=B: A @ B,
+            rounds,
+            (note, n, sparsity),
+            f"time (auto, {rounds} rounds)",
+            f"auto chose {plan_note(core.plan(A, B, threads=1))}",
         )
+        records.append(record)
     return records
 
 
 def kernel_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95, 0.99), rounds: int = 15) -> list[Record]:
     """Each masked kernel (row-skip; tile kernel at its best row block) with B prepared vs numpy,
     one thread, with more rounds than the sweep: the planner's pick between them rests on these."""
-    from threadpoolctl import threadpool_limits
-
     records = []
+    note = blas_note()
     for sparsity in sparsities:
         A, B = patterns.operands("random", n, sparsity, seed=7)
         prepared = core.prepare_b(B, threads=1)
@@ -64,18 +77,8 @@ def kernel_records(n: int = 1024, sparsities=(0.75, 0.9, 0.95, 0.99), rounds: in
             def ours(A=A, prepared=prepared, block=block, kernel=kernel):
                 return core._masked(core.check_operands(A, prepared, threads=1), None, block, kernel)
 
-            with threadpool_limits(limits=1):
-                comparison = compare(
-                    ours, lambda A=A, B=B: A @ B, rounds=rounds, warmup=1, clock=time.thread_time
-                )
+            metric = f"time (masked, B prepared, {label}, {rounds} rounds)"
             records.append(
-                Record.from_comparison(
-                    comparison,
-                    system=SYSTEM,
-                    workload=workload(n, "random", sparsity, 1),
-                    peer=NUMPY,
-                    metric=f"time (masked, B prepared, {label}, {rounds} rounds)",
-                    notes=f"{case_notes('random', sparsity, 1, 'clock=thread_time')}; {INCLUDED}",
-                )
+                _one_thread(ours, lambda A=A, B=B: A @ B, rounds, (note, n, sparsity), metric, INCLUDED)
             )
     return records

@@ -65,11 +65,11 @@ def workload(n: int, pattern: str, sparsity: float, threads: int) -> str:
     return f"{n}^3 fp32 {pattern} {sparsity:.0%} zeros, {threads} thread(s)"
 
 
-def case_notes(pattern: str, sparsity: float, threads: int, clock_note: str) -> str:
-    """The notes every timed record starts with: BLAS kernel, case, clock and machine load."""
+def case_notes(blas: str, pattern: str, sparsity: float, threads: int, clock_note: str) -> str:
+    """The notes every timed record starts with: ``blas`` (:func:`blas_note`, taken when the run
+    starts), the case, the clock and the machine's load."""
     return (
-        f"{blas_note()}; pattern={pattern}; sparsity={sparsity}; threads={threads}; {clock_note}; "
-        f"{machine_load()}"
+        f"{blas}; pattern={pattern}; sparsity={sparsity}; threads={threads}; {clock_note}; {machine_load()}"
     )
 
 

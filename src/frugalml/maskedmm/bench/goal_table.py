@@ -20,6 +20,7 @@ from frugalml.maskedmm.bench.contenders import (
     INCLUDED,
     NUMPY,
     SYSTEM,
+    blas_note,
     case_notes,
     clock_for,
     fma_records,
@@ -30,7 +31,7 @@ from frugalml.maskedmm.bench.contenders import (
 )
 from frugalml.maskedmm.bench.spin import SPIN_SETTINGS
 
-GOAL_SPARSITIES = (0.75, 0.8, 0.9, 0.95, 0.99)
+TARGET_SPARSITIES = (0.75, 0.8, 0.9, 0.95, 0.99)
 AUTO_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
 PEER_SPARSITIES = (0.8, 0.9)
 FMA_SPARSITY = 0.9
@@ -40,6 +41,7 @@ class _Case(NamedTuple):
     """The operands of one row of the table (one sparsity)."""
 
     n: int
+    blas: str
     sparsity: float
     threads: int
     A: np.ndarray
@@ -50,7 +52,7 @@ class _Case(NamedTuple):
 def goal_records(
     n: int = 1024,
     rounds: int = 15,
-    sparsities=GOAL_SPARSITIES,
+    sparsities=TARGET_SPARSITIES,
     auto_sparsities=AUTO_SPARSITIES,
     peer_sparsities=PEER_SPARSITIES,
     quiet: bool = True,
@@ -64,14 +66,15 @@ def goal_records(
     90%."""
     from frugalml.common.progress import progress
 
+    note = blas_note()
     _, clock_note = clock_for(threads)
     if threads > 1:
         clock_note += "".join(f"; {name}={os.environ.get(name, 'unset')}" for name in SPIN_SETTINGS)
     cases = sorted(set(sparsities) | set(auto_sparsities) | set(peer_sparsities))
     records: list[Record] = []
-    for sparsity in progress(cases, desc="goal table", quiet=quiet):
+    for sparsity in progress(cases, desc="target table", quiet=quiet):
         A, B = patterns.operands("random", n, sparsity, seed=7)
-        case = _Case(n, sparsity, threads, A, B, core.prepare_b(B, threads=threads))
+        case = _Case(n, note, sparsity, threads, A, B, core.prepare_b(B, threads=threads))
         records += _timed_records(
             case, rounds, clock_note, sparsity in sparsities, sparsity in peer_sparsities
         )
@@ -108,7 +111,8 @@ def _timed_records(
                     workload=workload(case.n, "random", case.sparsity, threads),
                     peer=peer_name,
                     metric=f"time ({our_name}, {rounds} rounds)",
-                    notes=f"{case_notes('random', case.sparsity, threads, clock_note)}; {INCLUDED}; "
+                    notes=f"{case_notes(case.blas, 'random', case.sparsity, threads, clock_note)}; "
+                    f"{INCLUDED}; "
                     f"auto picks {plan_note(chosen)}"
                     + (f"; skipped: {'; '.join(skipped)}" if skipped and peer_name != NUMPY else ""),
                 )

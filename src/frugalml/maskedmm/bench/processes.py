@@ -70,6 +70,7 @@ def subprocess_records(
         OPENBLAS_NUM_THREADS=str(threads),
         OMP_WAIT_POLICY=wait_policy,
     )
+    note = blas_note()
     records = []
     for sparsity in sparsities:
         times: dict[str, list[float]] = {m: [] for m in ("numpy", *SUBPROCESS_METHODS)}
@@ -109,7 +110,7 @@ def subprocess_records(
                         "ours": [min(times[method]), max(times[method])],
                         "peer": [min(times["numpy"]), max(times["numpy"])],
                     },
-                    notes=f"{case_notes('random', sparsity, threads, 'clock=wall')}; {INCLUDED}; "
+                    notes=f"{case_notes(note, 'random', sparsity, threads, 'clock=wall')}; {INCLUDED}; "
                     "one child process per method "
                     f"(OMP_WAIT_POLICY={wait_policy}), alternated, median of {reps} calls per child, "
                     f"median of {rounds} children",

@@ -12,18 +12,7 @@ from dataclasses import dataclass
 from frugalml.common.report import Record, new_figure, save_plot
 from frugalml.common.timing import compare
 from frugalml.maskedmm import core, patterns
-from frugalml.maskedmm.bench.contenders import (
-    AUTO,
-    INCLUDED,
-    NUMPY,
-    SYSTEM,
-    case_notes,
-    clock_for,
-    fma_records,
-    our_functions,
-    peer_functions,
-    workload,
-)
+from frugalml.maskedmm.bench import contenders
 
 
 @dataclass(frozen=True)
@@ -44,39 +33,42 @@ def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench
 
     cases = [(t, p, s) for t in config.threads for p in config.patterns for s in config.sparsities]
     records: list[Record] = []
+    note = contenders.blas_note()
     for threads, pattern, sparsity in progress(cases, desc=progress_desc, quiet=quiet):
-        records += _case_records(config, threads, pattern, sparsity)
+        records += _case_records(config, note, threads, pattern, sparsity)
     return records
 
 
-def _case_records(config: BenchConfig, threads: int, pattern: str, sparsity: float) -> list[Record]:
+def _case_records(
+    config: BenchConfig, note: str, threads: int, pattern: str, sparsity: float
+) -> list[Record]:
     """One case of the sweep: every contender vs numpy, auto vs every other peer, the FMA counts."""
     from threadpoolctl import threadpool_limits
 
     A, B = patterns.operands(pattern, config.n, sparsity, seed=7)
     prepared = core.prepare_b(B, threads=threads)
-    name = workload(config.n, pattern, sparsity, threads)
-    ours = our_functions(A, B, prepared, threads, sparsity)
-    clock, clock_note = clock_for(threads)
+    name = contenders.workload(config.n, pattern, sparsity, threads)
+    ours = contenders.our_functions(A, B, prepared, threads, sparsity)
+    clock, clock_note = contenders.clock_for(threads)
     records = []
     with threadpool_limits(limits=threads):
-        peers, skipped = peer_functions(A, B, sparsity, config.peers)
+        peers, skipped = contenders.peer_functions(A, B, sparsity, config.peers)
         for peer_name, peer in peers.items():
-            names = list(ours) if peer_name == NUMPY else [AUTO]
+            names = list(ours) if peer_name == contenders.NUMPY else [contenders.AUTO]
             for our_name in names:
                 comparison = compare(ours[our_name], peer, rounds=config.rounds, warmup=1, clock=clock)
                 records.append(
                     Record.from_comparison(
                         comparison,
-                        system=SYSTEM,
+                        system=contenders.SYSTEM,
                         workload=name,
                         peer=peer_name,
                         metric=f"time ({our_name})",
-                        notes=f"{case_notes(pattern, sparsity, threads, clock_note)}; {INCLUDED}"
-                        + (f"; skipped: {'; '.join(skipped)}" if skipped else ""),
+                        notes=f"{contenders.case_notes(note, pattern, sparsity, threads, clock_note)}; "
+                        f"{contenders.INCLUDED}" + (f"; skipped: {'; '.join(skipped)}" if skipped else ""),
                     )
                 )
-        records += fma_records(A, B, prepared, threads, name)
+        records += contenders.fma_records(A, B, prepared, threads, name)
     return records
 
 
@@ -97,8 +89,8 @@ def speedups(
 def plot(records: list[Record], path: str | os.PathLike) -> None:
     """Speedup over numpy vs sparsity, one line per pattern and thread count."""
     fig, axes = new_figure(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, our_name in zip(axes, ("auto, B prepared", AUTO), strict=True):
-        for (pattern, threads), points in sorted(speedups(records, NUMPY, our_name).items()):
+    for ax, our_name in zip(axes, ("auto, B prepared", contenders.AUTO), strict=True):
+        for (pattern, threads), points in sorted(speedups(records, contenders.NUMPY, our_name).items()):
             xs, ys = zip(*sorted(points), strict=True)
             ax.plot(
                 [100 * x for x in xs],
