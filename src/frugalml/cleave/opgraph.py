@@ -190,7 +190,7 @@ MICRO_TOKENS = 16384
 
 def default_micro_batch(batch: int, seq: int, tokens: int = MICRO_TOKENS) -> int:
     """Sequences per micro-batch: the largest divisor of ``batch`` with at most ``tokens`` tokens
-    (at least one sequence); 16384 tokens is the design doc's worked example."""
+    (at least one sequence); by default 16384 tokens, 16 sequences of 1024."""
     if not all(isinstance(v, int) and v >= 1 for v in (batch, seq)):
         return 1  # build_graph reports the bad batch or sequence length
     want = max(1, tokens // seq)

@@ -1,13 +1,11 @@
-"""One torch thread in the test process: the tiny model gains nothing from more on a shared machine."""
+"""One torch thread in the test process: the tiny model gains nothing from more on a small machine."""
 
 import pytest
+
+from frugalml.common.threads import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield

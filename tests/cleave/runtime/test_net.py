@@ -2,7 +2,6 @@
 
 import json
 import signal
-import socket
 import threading
 import time
 
@@ -23,6 +22,7 @@ from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options
 from frugalml.cleave.runtime.server import ParameterServer, ServerConfig
 from frugalml.cleave.runtime.worker import WorkerConfig, run_worker
 from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
+from frugalml.common.redis_server import free_port
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(180)]
 STEPS = 20
@@ -175,15 +175,9 @@ def test_restarted_server_resumes_from_its_checkpoint_streaming_small_chunks(tmp
     _assert_same_losses(_train_in_process(4, checkpoint), reference_losses[:4])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_killed_server_resumes_from_its_checkpoint_and_workers_rejoin(tmp_path, reference_losses):
-    port, checkpoint, steps = _free_port(), tmp_path / "ps.ckpt", 6
+    port, checkpoint, steps = free_port(), tmp_path / "ps.ckpt", 6
     options = {
         "steps": steps,
         "port": port,

@@ -280,7 +280,7 @@ def cloud_record(setup: Setup, cmp: Comparison) -> Record:
 
 
 def batch_records(setup: Setup, batches: tuple[int, ...] = (16, 64)) -> list[Record]:
-    """The same comparison at smaller batches (the paper's example: 16)."""
+    """The same comparison at smaller batches (down to 16 sequences)."""
     records = []
     for small in batches:
         r = sweep(build_graph(setup.spec, small, setup.seq), [setup.devices], setup.make, seed=setup.seed)[0]

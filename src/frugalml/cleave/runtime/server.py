@@ -36,6 +36,7 @@ from frugalml.cleave.runtime.scheduler import (
 )
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
+from frugalml.common.threads import check_threads
 
 log = logging.getLogger("frugalml.cleave.runtime")
 
@@ -195,7 +196,7 @@ class ParameterServer:
 
     def __init__(self, config: ServerConfig):
         self.config = config
-        torch.set_num_threads(config.torch_threads)
+        torch.set_num_threads(check_threads(config.torch_threads, "torch_threads") or 1)
         cfg = config.train
         self.model, self.optimizer, self.data = build(cfg, load_corpus(config.data))
         gpt = cfg.gpt
