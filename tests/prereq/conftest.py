@@ -5,12 +5,10 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def _modest_threads():
-    import torch
+    from frugalml.common.threads import torch_threads
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

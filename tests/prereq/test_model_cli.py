@@ -208,3 +208,10 @@ def test_model_file_written_by_an_earlier_release_loads():
         [0.5427766442298889, 0.503790020942688, 0.5429046154022217],
         atol=1e-6,
     )
+
+
+def test_cli_lists_are_checked_before_any_work():
+    out = _frugal("prereq", "reproduce", "--methods", "prereq, nope", "--datasets", "nptel")
+    assert out.exit_code != 0 and "nope" in str(out.exception)
+    out = _frugal("prereq", "reproduce", "--splits", " , ")
+    assert out.exit_code != 0 and "split" in str(out.exception)

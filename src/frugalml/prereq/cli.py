@@ -149,9 +149,10 @@ def evaluate_command(
     quiet: bool = QUIET,
 ):
     """Evaluate methods on one data set and split; print mean +- std of every metric."""
+    from frugalml.common.parsing import comma_list
     from frugalml.prereq import data
     from frugalml.prereq.evaluate import evaluate
-    from frugalml.prereq.methods import Context
+    from frugalml.prereq.methods import METHODS, Context
 
     ds = data.load(dataset)
     context = Context(
@@ -163,7 +164,7 @@ def evaluate_command(
     )
     results = evaluate(
         ds,
-        [m.strip() for m in methods.split(",") if m.strip()],
+        comma_list(methods, name="method", allowed=METHODS),
         split,
         context=context,
         seed=seed,
@@ -221,11 +222,12 @@ def graph(
     import networkx as nx
 
     from frugalml.common import validate
+    from frugalml.common.parsing import comma_list
     from frugalml.prereq.model import PrereqModel
 
     validate.one_of(fmt, ("json", "dot"), "format")
     m = PrereqModel.load(model)
-    names = [c.strip() for c in concepts.split(",")] if concepts else None
+    names = comma_list(concepts, name="concept") or None
     edges = m.graph(names)
     g = nx.DiGraph((a, b) for a, b, _ in edges)
     cycles = [sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1]
@@ -271,13 +273,16 @@ def reproduce(
     quiet: bool = QUIET,
 ):
     """The paper's table beside ours on both data sets, with the trivial baseline and AUC."""
+    from frugalml.common.parsing import comma_list
     from frugalml.prereq.bench.reproduce import run
+    from frugalml.prereq.evaluate import SPLITS
+    from frugalml.prereq.methods import METHODS
 
     run(
         json_path=json_path,
-        datasets=datasets.split(","),
-        splits=splits.split(","),
-        methods=methods.split(","),
+        datasets=comma_list(datasets, name="data set", allowed=("university", "nptel"), non_empty=True),
+        splits=comma_list(splits, name="split", allowed=SPLITS, non_empty=True),
+        methods=comma_list(methods, name="method", allowed=METHODS, non_empty=True),
         topics=topics,
         em_iter=em_iter,
         steps=steps,

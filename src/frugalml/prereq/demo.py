@@ -9,9 +9,9 @@ def run(quiet: bool = False) -> str:
 
     import numpy as np
 
+    from frugalml.common.threads import torch_threads
     from frugalml.prereq.evaluate import pair_metrics
     from frugalml.prereq.methods import Context, fit_method
-    from frugalml.prereq.siamese import _threads
     from frugalml.prereq.synthetic import planted_corpus
 
     start = time.perf_counter()
@@ -24,7 +24,7 @@ def run(quiet: bool = False) -> str:
         plda_params={"alpha": 0.1, "max_em_iter": 40},
         siamese_params={"steps": 600, "threads": 1},
     )
-    with _threads(2):
+    with torch_threads(2):
         scores = {}
         for method, head in (("prereq", "diff"), ("allpos", None)):
             scorer = fit_method(method, context, train, head=head)

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from frugalml.common import validate
+from frugalml.common.arrays import load_arrays, save_arrays
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.prereq.data import Corpus, PairSet
 from frugalml.prereq.plda import PairwiseLinkLDA
 from frugalml.prereq.siamese import HEADS, PREREQ_SIAMESE, SiameseClassifier
-from frugalml.prereq.store import load_arrays, save_arrays
 
 MAGIC = b"PREREQ"
 VERSION = 3  # 2: the siamese classifier stores its input shift; 3: an ensemble of networks

@@ -382,14 +382,14 @@ class PairwiseLinkLDA:
 
     def save(self, path) -> None:
         """Write the fitted model atomically (versioned, checksummed container)."""
-        from frugalml.prereq.store import save_arrays
+        from frugalml.common.arrays import save_arrays
 
         save_arrays(path, b"PLINKLDA", 1, {"params": self.get_params()}, self.state())
 
     @classmethod
     def load(cls, path) -> PairwiseLinkLDA:
         """Read a model written by :meth:`save`."""
-        from frugalml.prereq.store import load_arrays
+        from frugalml.common.arrays import load_arrays
 
         meta, arrays = load_arrays(path, b"PLINKLDA", 1)
         try:

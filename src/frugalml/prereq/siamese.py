@@ -18,6 +18,7 @@ import numpy as np
 
 from frugalml.common import validate
 from frugalml.common.errors import InvalidInputError
+from frugalml.common.threads import torch_threads
 
 HEADS = ("abs", "diff", "concat", "rich", "bilinear")
 _HEAD_WIDTH = {"abs": 1, "diff": 1, "concat": 2, "rich": 4}
@@ -183,7 +184,7 @@ class SiameseClassifier:
         if len(np.unique(y)) < 2:
             raise InvalidInputError("training pairs need both labels 0 and 1")
         holdouts = [_stratified_holdout(y, cfg.val_fraction, cfg.seed + m) for m in range(cfg.members)]
-        with _threads(cfg.threads):
+        with torch_threads(cfg.threads):
             self._fit_inputs(np.concatenate([xa, xb]), cfg.inputs)  # unsupervised: all pairs' vectors
             ta, tb = (torch.as_tensor(self._transform(x), dtype=torch.float32) for x in (xa, xb))
             ty = torch.as_tensor(y, dtype=torch.long)
@@ -229,7 +230,7 @@ class SiameseClassifier:
         if not hasattr(self, "networks_"):
             raise InvalidInputError("this SiameseClassifier is not fitted yet; call fit() first")
         xa, xb, _ = _check_pairs(xa, xb, None, self.n_features_)
-        with _threads(self.threads), torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             ta = torch.as_tensor(self._transform(xa), dtype=torch.float32)
             tb = torch.as_tensor(self._transform(xb), dtype=torch.float32)
             probs = [torch.softmax(net(ta, tb), dim=1)[:, 1] for net in self.networks_]
@@ -338,22 +339,3 @@ def _check_pairs(xa, xb, y, n_features: int | None = None):
         if len(y) != len(xa) or not np.isin(y, (0, 1)).all():
             raise InvalidInputError("y must hold one 0/1 label per pair")
     return xa, xb, y
-
-
-class _threads:
-    """Set torch's intra-op threads for a block, then restore them."""
-
-    def __init__(self, n: int | None):
-        self.n = n
-
-    def __enter__(self):
-        import torch
-
-        self.old = torch.get_num_threads()
-        if self.n:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.old)

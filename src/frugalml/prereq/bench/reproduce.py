@@ -64,7 +64,7 @@ def run(
     all_results = {}
     started, cpu_started = time.perf_counter(), time.process_time()
     for name in datasets:
-        ds = data.load(name.strip())
+        ds = data.load(name)
         context = Context(
             ds.corpus,
             n_topics=topics,
@@ -89,8 +89,8 @@ def run(
         for split in splits:
             results = evaluate(
                 ds,
-                [m.strip() for m in methods],
-                split.strip(),
+                list(methods),
+                split,
                 context=context,
                 seed=seed,
                 head=head,
