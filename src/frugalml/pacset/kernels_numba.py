@@ -1,5 +1,9 @@
 """The numba round-robin traversal kernel (same contract as :func:`frugalml.pacset.kernels.walk_numpy`).
 
+The kernel takes flat arguments, the slot's word offsets and state codes as named module constants;
+:func:`walk_packed` unpacks the typed :class:`~frugalml.pacset.kernels.PackedArrays` and
+:class:`~frugalml.pacset.kernels.WalkState` into it in one place.
+
 Kept apart so that predicting with the numpy walk never imports numba (~0.3 s of a cold start).
 """
 
@@ -7,6 +11,21 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from frugalml.pacset.kernels import (
+    DONE,
+    FEATURE,
+    FEATURE_MASK,
+    IS_LEAF,
+    LEAF_VALUES,
+    LEFT,
+    RIGHT,
+    THRESHOLD32,
+    THRESHOLD64,
+    VOTE,
+    PackedArrays,
+    WalkState,
+)
 
 
 @numba.njit(cache=True)
@@ -29,13 +48,13 @@ def walk_numba(
     spb,
     words_per_slot,
     wide,
-    X,
-    state,
-    acc,
     tree_group,
     bin_start,
     n_values,
     ordered,
+    X,
+    state,
+    acc,
     missing,
     mark,
     touched,
@@ -52,11 +71,11 @@ def walk_numba(
                 active = False
                 for t in range(bin_start[b], bin_start[b + 1]):
                     code = state[r, t]
-                    if code == -1:
+                    if code == DONE:
                         continue
-                    if code <= -2:
-                        acc[r, -code - 2] += 1.0
-                        state[r, t] = -1
+                    if code <= VOTE:
+                        acc[r, VOTE - code] += 1.0
+                        state[r, t] = DONE
                         continue
                     blk = code // spb
                     p = block_slot[blk]
@@ -76,9 +95,9 @@ def walk_numba(
                         trace[n_trace] = blk
                         n_trace += 1
                     w = (code % spb) * words_per_slot
-                    left = pool_i32[p, w]
-                    if left == -1:
-                        d = (code % spb) * doubles_per_slot + 1
+                    left = pool_i32[p, w + LEFT]
+                    if left == IS_LEAF:
+                        d = (code % spb) * doubles_per_slot + LEAF_VALUES
                         if ordered:
                             acc[r, t] = pool_f64[p, d]
                         elif n_values == 1:
@@ -86,18 +105,23 @@ def walk_numba(
                         else:
                             for j in range(n_values):
                                 acc[r, j] += pool_f64[p, d + j]
-                        state[r, t] = -1
+                        state[r, t] = DONE
                         continue
-                    feat = pool_i32[p, w + 2]
-                    x = X[r, feat & 0x7FFFFFFF]
+                    feat = pool_i32[p, w + FEATURE]
+                    x = X[r, feat & FEATURE_MASK]
                     if np.isnan(x):
                         go_left = feat < 0
                     elif wide:
-                        go_left = x <= pool_f64[p, (code % spb) * doubles_per_slot + 2]
+                        go_left = x <= pool_f64[p, (code % spb) * doubles_per_slot + THRESHOLD64]
                     else:
-                        go_left = x <= pool_f32[p, w + 3]
-                    state[r, t] = left if go_left else pool_i32[p, w + 1]
+                        go_left = x <= pool_f32[p, w + THRESHOLD32]
+                    state[r, t] = left if go_left else pool_i32[p, w + RIGHT]
                     active = True
     for k in range(n_missing):
         mark[missing[k]] = 0
     return n_missing, -1, n_trace
+
+
+def walk_packed(arrays: PackedArrays, walk: WalkState) -> tuple[int, int, int]:
+    """:func:`walk_numba` on the typed arrays and state (the same call as ``walk_numpy``)."""
+    return walk_numba(*arrays, *walk)

@@ -23,7 +23,9 @@ from frugalml.pacset.forest import Forest
 LAYOUTS = ("bfs", "dfs", "wdfs", "blockwise-wdfs")
 VOTES = ("soft", "hard")
 PAGE = 4096
-_MODE = {"bfs": 0, "dfs": 1, "wdfs": 2, "blockwise-wdfs": 3}
+# How a bin's subtrees are ordered below the interleaved top (numba reads these as constants).
+BFS, DFS, WDFS, BLOCKWISE_WDFS = 0, 1, 2, 3
+_MODE = {"bfs": BFS, "dfs": DFS, "wdfs": WDFS, "blockwise-wdfs": BLOCKWISE_WDFS}
 
 
 @dataclass(frozen=True)
@@ -197,9 +199,10 @@ def _push_children(node, left, right, card, sizes, stack, weighted):
 
 
 @numba.njit(cache=True)
-def _layout_bin(left, right, card, sizes, roots, mode, depth, spb, cursor, slot):
+def _place_top(left, right, sizes, roots, depth, spb, cursor, slot):
+    """Place the top ``depth`` levels of the bin's trees in (heap position, tree) order; return the
+    new cursor and the placeable roots of the subtrees below them."""
     n_trees = len(roots)
-    # Interleaved top: (heap position, tree) order over the top `depth` levels.
     top_nodes = []
     top_keys = []
     sub_roots = []
@@ -230,37 +233,59 @@ def _layout_bin(left, right, card, sizes, roots, mode, depth, spb, cursor, slot)
         order = np.argsort(np.array(top_keys), kind="mergesort")
         for k in order:
             cursor = _place(top_nodes[k], sizes, slot, cursor, spb)
-    if len(sub_roots) == 0:
-        return cursor
-    if mode == 0:  # bfs, one subtree root after another
-        queue = [sub_roots[0]]
-        queue.pop()
-        for r in sub_roots:
-            queue.append(r)
-            head = 0
-            while head < len(queue):
-                node = queue[head]
-                head += 1
-                cursor = _place(node, sizes, slot, cursor, spb)
-                if left[node] >= 0:
-                    for c in (left[node], right[node]):
-                        if sizes[c] > 0:
-                            queue.append(c)
-            queue.clear()
-        return cursor
-    weighted = mode >= 2
+    return cursor, sub_roots
+
+
+@numba.njit(cache=True)
+def _place_bfs(left, right, sizes, sub_roots, spb, cursor, slot):
+    """Each subtree breadth first, one subtree root after another."""
+    queue = [sub_roots[0]]
+    queue.pop()
+    for r in sub_roots:
+        queue.append(r)
+        head = 0
+        while head < len(queue):
+            node = queue[head]
+            head += 1
+            cursor = _place(node, sizes, slot, cursor, spb)
+            if left[node] >= 0:
+                for c in (left[node], right[node]):
+                    if sizes[c] > 0:
+                        queue.append(c)
+        queue.clear()
+    return cursor
+
+
+@numba.njit(cache=True)
+def _place_dfs(left, right, card, sizes, sub_roots, weighted, spb, cursor, slot):
+    """Each subtree depth first (``weighted``: the child more queries reach first, W-DFS)."""
     stack = [sub_roots[0]]
     stack.pop()
-    if mode < 3:  # dfs / wdfs
-        for r in sub_roots:
-            stack.append(r)
-            while len(stack) > 0:
-                node = stack.pop()
-                cursor = _place(node, sizes, slot, cursor, spb)
-                if left[node] >= 0:
-                    _push_children(node, left, right, card, sizes, stack, weighted)
-        return cursor
-    # blockwise W-DFS: W-DFS, but each block starts with the hottest pending node of the bin.
+    for r in sub_roots:
+        stack.append(r)
+        while len(stack) > 0:
+            node = stack.pop()
+            cursor = _place(node, sizes, slot, cursor, spb)
+            if left[node] >= 0:
+                _push_children(node, left, right, card, sizes, stack, weighted)
+    return cursor
+
+
+@numba.njit(cache=True)
+def _pop_unplaced(heap, slot):
+    """The hottest node on ``heap`` not yet placed, or -1."""
+    while len(heap) > 0:
+        cand = heapq.heappop(heap)[1]
+        if slot[cand] < 0:
+            return cand
+    return -1
+
+
+@numba.njit(cache=True)
+def _place_blockwise(left, right, card, sizes, sub_roots, spb, cursor, slot):
+    """W-DFS, but each block starts with the hottest pending node of the bin."""
+    stack = [sub_roots[0]]
+    stack.pop()
     heap = [(-card[sub_roots[0]], sub_roots[0])]
     heap.pop()
     for k in range(len(sub_roots) - 1, -1, -1):
@@ -270,11 +295,7 @@ def _layout_bin(left, right, card, sizes, roots, mode, depth, spb, cursor, slot)
     while len(stack) > 0 or len(heap) > 0:
         node = -1
         if cursor % spb == 0:
-            while len(heap) > 0:
-                cand = heapq.heappop(heap)[1]
-                if slot[cand] < 0:
-                    node = cand
-                    break
+            node = _pop_unplaced(heap, slot)
         while node < 0 and len(stack) > 0:
             cand = stack.pop()
             if slot[cand] < 0:
@@ -284,15 +305,10 @@ def _layout_bin(left, right, card, sizes, roots, mode, depth, spb, cursor, slot)
             stack.append(node)
             cursor = (cursor // spb + 1) * spb
             continue
+        if node < 0 and len(stack) == 0:
+            node = _pop_unplaced(heap, slot)
         if node < 0:
-            if len(stack) == 0:
-                while len(heap) > 0:
-                    cand = heapq.heappop(heap)[1]
-                    if slot[cand] < 0:
-                        node = cand
-                        break
-            if node < 0:
-                break
+            break
         cursor = _place(node, sizes, slot, cursor, spb)
         if left[node] >= 0:
             _push_children(node, left, right, card, sizes, stack, True)
@@ -300,3 +316,16 @@ def _layout_bin(left, right, card, sizes, roots, mode, depth, spb, cursor, slot)
                 if sizes[c] > 0:
                     heapq.heappush(heap, (-card[c], c))
     return cursor
+
+
+@numba.njit(cache=True)
+def _layout_bin(left, right, card, sizes, roots, mode, depth, spb, cursor, slot):
+    """Place one bin's trees from slot ``cursor`` on (``mode``: BFS, DFS, WDFS or BLOCKWISE_WDFS)."""
+    cursor, sub_roots = _place_top(left, right, sizes, roots, depth, spb, cursor, slot)
+    if len(sub_roots) == 0:
+        return cursor
+    if mode == BFS:
+        return _place_bfs(left, right, sizes, sub_roots, spb, cursor, slot)
+    if mode == BLOCKWISE_WDFS:
+        return _place_blockwise(left, right, card, sizes, sub_roots, spb, cursor, slot)
+    return _place_dfs(left, right, card, sizes, sub_roots, mode == WDFS, spb, cursor, slot)

@@ -12,7 +12,7 @@ from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.validate import as_array, one_of
 from frugalml.pacset.fileformat import Index, open_packed
 from frugalml.pacset.forest import check_features, decide, finish, sum_trees
-from frugalml.pacset.kernels import checksum_multipliers, walk_numpy
+from frugalml.pacset.kernels import PackedArrays, WalkState, checksum_multipliers, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
 
 ENGINES = ("auto", "numba", "numpy")
@@ -138,9 +138,30 @@ class PackedForest:
         if self.engine == "auto" and not numba_loaded() and walked < AUTO_NUMBA_STATES:
             PackedForest.numpy_states_walked = walked
             return walk_numpy
-        from frugalml.pacset.kernels_numba import walk_numba
+        from frugalml.pacset.kernels_numba import walk_packed
 
-        return walk_numba
+        return walk_packed
+
+    def _arrays(self, ordered: bool) -> PackedArrays:
+        """The walk's view of the store's pool (read afresh: a fetch may replace it) and the tables."""
+        m, store = self.meta, self.store
+        pool = store.pool
+        return PackedArrays(
+            pool.view(np.int32),
+            pool.view(np.float32),
+            pool.view(np.float64),
+            pool.view(np.uint64),
+            store.block_slot,
+            store.verified,
+            self._mult,
+            self._spb,
+            m["slot_size"] // 4,
+            m["slot_size"] == 32,
+            self.index.tree_group,
+            self.index.bin_start,
+            m["n_values"],
+            ordered,
+        )
 
     def _raw_chunk(self, X: np.ndarray, walk, trace: np.ndarray) -> np.ndarray:
         m, store = self.meta, self.store
@@ -148,31 +169,10 @@ class PackedForest:
         ordered = aggregate == "sum" or (aggregate == "mean" and m["n_values"] == 1)
         state = np.broadcast_to(self.index.root_code, (len(X), m["n_trees"])).copy()
         acc = np.zeros((len(X), m["n_trees"] if ordered else m["n_outputs"]))
-        wide = m["slot_size"] == 32
         while True:
-            pool = store.pool
             n_missing, bad, n_trace = walk(
-                pool.view(np.int32),
-                pool.view(np.float32),
-                pool.view(np.float64),
-                pool.view(np.uint64),
-                store.block_slot,
-                store.verified,
-                self._mult,
-                self._spb,
-                m["slot_size"] // 4,
-                wide,
-                X,
-                state,
-                acc,
-                self.index.tree_group,
-                self.index.bin_start,
-                m["n_values"],
-                ordered,
-                self._missing,
-                self._mark,
-                self.touched,
-                trace[self.trace_length :],
+                self._arrays(ordered),
+                WalkState(X, state, acc, self._missing, self._mark, self.touched, trace[self.trace_length :]),
             )
             self.trace_length += n_trace
             if bad >= 0:
