@@ -22,7 +22,7 @@ from frugalml.prereq.plda import PairwiseLinkLDA
 from frugalml.prereq.siamese import PAPER_SIAMESE, PREREQ_SIAMESE, SiameseClassifier, best_f1_threshold
 
 # The ablations (other head, other topic model) train one network, not PREREQ's ensemble of 3, so
-# that every method of the reproduction fits in its 10-minute budget on 2 cores.
+# that the whole reproduction stays within its 10-minute target.
 ONE_NETWORK = {**PREREQ_SIAMESE, "members": 1}
 
 METHODS = {

@@ -7,7 +7,7 @@ setting (or those whose label contains one of the given substrings) is scored by
 concept's topics link to and from) and the number of topics (``topics``, one Pairwise-Link-LDA per
 K, fitted on the corpus alone). The records are merged into a results file (same workload replaced,
 others kept), with one record naming the selected setting: the best validation AUC among the
-settings a user can run as they are and that keep the full reproduction within its 10-minute budget
+settings a user can run as they are and that keep the full reproduction within its 10-minute target
 (:func:`eligible`: the threshold is chosen on held-out pairs, and at most :data:`MAX_STEPS` training
 steps per fit in all members).
 """
@@ -65,7 +65,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 SELECTED = "selected setting (best validation AUC)"
-MAX_STEPS = 3000  # members x steps per fit; more puts the full reproduction over its 10-minute budget
+MAX_STEPS = 3000  # members x steps per fit; more puts the full reproduction over its 10-minute target
 
 
 def eligible(label: str) -> bool:
