@@ -9,14 +9,8 @@ what finished; the quick checks run first). Without a CUDA GPU it writes one 'sk
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
-import torch
-
-from frugalml.common.report import Record, print_table, write_json
-from frugalml.sparse24.backends import cusparselt_status
-from frugalml.sparse24.bench import SYSTEM
+from frugalml.sparse24.bench.reproduce import gpu_suite
 
 
 def main() -> None:
@@ -26,38 +20,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--layers-1b", type=int, default=4)
     args = parser.parse_args()
-    ok, reason = cusparselt_status()
-    if not ok:
-        records = [Record(SYSTEM, "GPU benchmarks", "skipped", "", 0.0, notes=f"not run: {reason}")]
-        print_table(records, title="sparse24 GPU")
-        write_json(records, Path(args.json))
-        return
-    from frugalml.sparse24.gpubench import (
-        gpu_breakdown,
-        gpu_numerics,
-        gpu_packing_rule,
-        gpu_speed,
-        gpu_train_cli,
-        gpu_vnm_paths,
-        guarded,
-    )
-
-    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
-    records: list[Record] = []
-    start = time.perf_counter()
-    parts = (
-        ("numerics", gpu_numerics),
-        ("packing rule", gpu_packing_rule),
-        ("Triton V:N:M", gpu_vnm_paths),
-        ("train CLI", gpu_train_cli),
-        ("breakdown", lambda: gpu_breakdown(args.tokens)),
-        ("speed", lambda: gpu_speed(args.tokens, args.rounds, args.layers_1b)),
-    )
-    for part, run in parts:
-        records += guarded(part, run)
-        write_json(records, Path(args.json))
-        print(f"[{time.perf_counter() - start:6.1f} s] {part} done", flush=True)
-    print_table(records, title="sparse24 GPU")
+    gpu_suite(args.json, args.tokens, args.rounds, args.layers_1b)
 
 
 if __name__ == "__main__":

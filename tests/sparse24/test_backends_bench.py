@@ -21,8 +21,8 @@ from frugalml.sparse24 import (
     vnm_gather_matmul,
     vnm_mask,
 )
-from frugalml.sparse24.bench import cpu_speed, ffn_flops
-from frugalml.sparse24.gpubench import gpu_speed
+from frugalml.sparse24.bench.cpu_speed import cpu_speed, ffn_flops
+from frugalml.sparse24.bench.gpu_speed import gpu_speed
 
 REPO = Path(__file__).resolve().parents[2]
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
@@ -71,7 +71,7 @@ def test_gpu_script_skips_cleanly_on_cpu(tmp_path):
         [str(REPO / "benchmarks/sparse24/gpu.sh")], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    records = json.loads((tmp_path / "sparse24-gpu.json").read_text())["records"]
+    records = json.loads((tmp_path / "gpu.json").read_text())["records"]
     assert records[0]["metric"] == "skipped"
 
 
@@ -108,7 +108,7 @@ def test_cusparselt_matches_emulation_on_gpu(method):
 def test_quality_benchmark_records_and_plot(tmp_path):
     from frugalml.common.corpus import stdlib_bytes
     from frugalml.sparse24 import LlamaConfig
-    from frugalml.sparse24.bench import quality
+    from frugalml.sparse24.bench.quality import quality
     from frugalml.sparse24.train import TrainConfig
 
     model = LlamaConfig(dim=32, n_layers=1, n_heads=2, hidden=64, max_seq_len=32)
@@ -120,14 +120,13 @@ def test_quality_benchmark_records_and_plot(tmp_path):
     )
     assert (tmp_path / "q.png").stat().st_size > 1000 and set(runs) == {"dense", "sparse->dense"}
     dense, sparse = records
-    assert (
-        dense.peer is None and sparse.peer_value == dense.ours and "goal (within 2% of dense)" in sparse.notes
-    )
+    assert dense.peer is None and sparse.peer_value == dense.ours
+    assert "target (within 2% of dense)" in sparse.notes
 
 
-def test_seed_summary_gaps_are_per_seed_and_the_goal_judges_their_mean():
+def test_seed_summary_gaps_are_per_seed_and_the_target_judges_their_mean():
     from frugalml.sparse24 import LlamaConfig
-    from frugalml.sparse24.bench import seed_summary_records
+    from frugalml.sparse24.bench.quality import seed_summary_records
     from frugalml.sparse24.train import TrainConfig
 
     def run(loss):
@@ -144,12 +143,13 @@ def test_seed_summary_gaps_are_per_seed_and_the_goal_judges_their_mean():
     assert record.spread["gaps"] == pytest.approx([0.03, -0.01])
     assert record.spread["mean_gap"] == pytest.approx(0.01) and record.spread["seeds_within_2pct"] == 1
     assert record.ours == pytest.approx(1.525) and record.peer_value == pytest.approx(1.5)
-    assert "goal (within 2% of dense) MET: gap +1.00% (mean over seeds)" in record.notes
+    assert "target (within 2% of dense) MET: gap +1.00% (mean over seeds)" in record.notes
 
 
 @no_cuda
 def test_new_gpu_checks_skip_cleanly_on_cpu():
-    from frugalml.sparse24.gpubench import gpu_packing_rule, gpu_train_cli, gpu_vnm_paths
+    from frugalml.sparse24.bench.gpu_checks import gpu_packing_rule, gpu_vnm_paths
+    from frugalml.sparse24.bench.gpu_train_cli import gpu_train_cli
 
     for check in (gpu_packing_rule, gpu_train_cli, gpu_vnm_paths):
         (skipped,) = check()
@@ -157,7 +157,7 @@ def test_new_gpu_checks_skip_cleanly_on_cpu():
 
 
 def test_gpu_train_cli_runner_drives_the_real_cli(tmp_path):
-    from frugalml.sparse24.gpubench import CLI_RUNS, _cli_args, _run_cli
+    from frugalml.sparse24.bench.gpu_train_cli import CLI_RUNS, _cli_args, _run_cli
 
     assert _cli_args({"transposable": True, "packing": "rule"}) == ["--transposable", "--packing", "rule"]
     options = {
@@ -180,3 +180,60 @@ def test_gpu_train_cli_runner_drives_the_real_cli(tmp_path):
     assert json.loads((tmp_path / "h.json").read_text())["history"][0]["phase"] == "sparse"
     code, output = _run_cli({**options, "backend": "cusparselt"}, str(tmp_path / "x.json"))
     assert (code == 2 and "emulate" in output) or torch.cuda.is_available()
+
+
+def test_quality_over_seeds_resumes_from_its_run_cache(tmp_path, monkeypatch):
+    from frugalml.common.errors import CorruptFileError
+    from frugalml.sparse24 import LlamaConfig
+    from frugalml.sparse24.bench import quality as bench_quality
+    from frugalml.sparse24.train import TrainConfig
+
+    trained = []
+
+    def fake_arm(arm, model_config, train_config, corpus, quiet=False):
+        trained.append((arm, train_config.seed))
+        loss = 2.0 if arm == "dense" else 2.0 + 0.01 * (train_config.seed + 1)
+        return {"history": [], "final_val_loss": loss, "tokens_per_s": 1.0, "parameters": 10}
+
+    monkeypatch.setattr(bench_quality, "run_arm", fake_arm)
+    model, config = LlamaConfig(dim=32, n_layers=1, n_heads=2, hidden=64), TrainConfig(steps=10)
+    cache_path = tmp_path / "runs.json"
+    arms = ["dense", "sparse->dense"]
+    records, runs = bench_quality.quality_over_seeds(
+        model, config, b"", "corpus", arms, [0, 1], bench_quality.RunCache(cache_path)
+    )
+    assert trained == [("dense", 0), ("sparse->dense", 0), ("dense", 1), ("sparse->dense", 1)]
+    assert set(runs) == {0, 1} and records[-1].spread["gaps"] == pytest.approx([0.005, 0.01])
+    again, _ = bench_quality.quality_over_seeds(
+        model, config, b"", "corpus", arms, [0, 1], bench_quality.RunCache(cache_path)
+    )
+    assert len(trained) == 4 and [r.ours for r in again] == [r.ours for r in records]
+    cache_path.write_text("{")
+    with pytest.raises(CorruptFileError, match="not valid JSON"):
+        bench_quality.RunCache(cache_path)
+
+
+def test_gemm_breakdown_sums_the_parts_of_one_linear_step():
+    from frugalml.sparse24.bench import gpu_breakdown as b
+
+    times = {op: 1.0 for op in (b.FWD_DENSE, b.DX_DENSE, b.DW_DENSE, b.FWD_SPARSE, b.DX_SPARSE)}
+    times.update({b.PRUNE: 0.5, b.PACK_P: 0.25, b.PACK_PT: 0.25, b.PACK_GATHER: 0.1})
+    times.update({b.LEARN_GATHER: 9.5, b.PACK_RULE: 0.2})
+    step = b.LinearStep.from_times(times)
+    assert step.dense == 3.0 and step.gemms == 3.0
+    assert step.overheads["mask every step"] == 1.0
+    assert step.overheads["mask every step, shape-rule packing"] == pytest.approx(0.7)
+    assert step.overheads["mask held 10 steps"] == pytest.approx(1.1)
+    records = b.breakdown_records("tiny", "tiny W 8x8", times, "stand-in")
+    assert [r.peer_value for r in records if r.workload.endswith(b.FWD_SPARSE)] == [1.0]
+    assert sum("sum of parts" in r.workload for r in records) == 5
+
+
+def test_summary_merges_the_result_files_and_says_when_the_gpu_was_not_measured(tmp_path):
+    from frugalml.common.report import Record, read_json, write_json
+    from frugalml.sparse24.bench.reproduce import summary
+
+    write_json([Record("sparse24", "w", "time", "s", 1.0, notes="n")], tmp_path / "speed-cpu.json")
+    records = summary(tmp_path, tmp_path / "summary.json")
+    assert [r.metric for r in records] == ["time", "not measured"]
+    assert read_json(tmp_path / "summary.json")[0]["notes"] == "n [from speed-cpu.json]"

@@ -121,7 +121,7 @@ def test_cusparselt_layer_with_rule_packing_follows_emulation(mask_every):
 
 
 def test_gpu_packing_agreement_helper_on_a_stand_in():
-    from frugalml.sparse24.gpubench import packing_agreement
+    from frugalml.sparse24.bench.gpu_checks import packing_agreement
 
     rule = ShapeRule.learn(32, 64, torch.bfloat16, "cpu", CUTLASS)
     rule_t = ShapeRule.learn(64, 32, torch.bfloat16, "cpu", CUTLASS)

@@ -7,10 +7,10 @@ tiny Llama. Names are imported on first use, so ``frugal --help`` and
 ``import frugalml.sparse24`` do not load torch.
 """
 
-from importlib import import_module
+from frugalml.common.exports import lazy_exports
 
 _EXPORTS = {
-    "autograd": ("mvue_24", "sparse_weight", "sparsify_activations"),
+    "autograd": ("sparse_weight", "sparsify_activations"),
     "backends": (
         "PackedLayout",
         "available_backends",
@@ -35,6 +35,7 @@ _EXPORTS = {
         "is_vnm",
         "kept_fraction",
         "mask_24",
+        "mvue_24",
         "soft_threshold_24",
         "sste_beta",
         "transposable_mask_24",
@@ -47,17 +48,4 @@ _EXPORTS = {
     "swap": ("densify", "export_sparse_state", "find_ffns", "sparsify_ffn"),
     "vnm_kernel": ("triton_status", "vnm_triton_matmul"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'frugalml.sparse24' has no attribute {name!r}")
-    value = getattr(import_module(f"frugalml.sparse24.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

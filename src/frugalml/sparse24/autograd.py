@@ -12,6 +12,7 @@ from frugalml.sparse24.masks import (
     VNM,
     activation_mask,
     mask_24,
+    mvue_24,
     soft_threshold_24_with_mask,
     transposable_mask_24,
     vnm_columns,
@@ -64,28 +65,6 @@ def sparse_weight(
     detached = w.detach()
     value, mask = sparse_value(detached, method, transposable, beta, transposable_method)
     return w + (value - detached).detach(), mask
-
-
-def mvue_24(g: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Unbiased 2:4 sparsification along the last dim: in each pair keep one entry at random.
-
-    Entry ``a`` of the pair ``(a, b)`` survives with probability ``|a| / (|a| + |b|)`` and becomes
-    ``sign(a) (|a| + |b|)``, so the expectation equals the input (the MVUE of Chmiel et al., used by
-    Hu et al. for the weight gradient). One survivor per pair makes every group of 4 2:4.
-    """
-    if g.shape[-1] % 2:
-        raise InvalidInputError(
-            f"MVUE pairs entries along the last dim, which has odd size {g.shape[-1]}; use an even "
-            "number of tokens per batch or disable mvue"
-        )
-    a, b = g[..., 0::2], g[..., 1::2]
-    total = a.abs() + b.abs()
-    p = torch.where(total > 0, a.abs() / total.clamp_min(torch.finfo(g.dtype).tiny), 0.5)
-    draw = torch.rand(p.shape, generator=generator, device=g.device, dtype=p.dtype)
-    keep_a = draw < p
-    out_a = torch.where(keep_a, torch.sign(a) * total, 0)
-    out_b = torch.where(keep_a, 0, torch.sign(b) * total)
-    return torch.stack([out_a, out_b], dim=-1).reshape(g.shape)
 
 
 class SparseMatmul(torch.autograd.Function):

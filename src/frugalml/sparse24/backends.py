@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError
-from frugalml.sparse24.masks import VNM, vnm_columns
+from frugalml.sparse24.masks import VNM, mvue_24, vnm_columns
 
 BACKENDS = ("emulate", "cusparselt")
 
@@ -226,8 +226,6 @@ class Cusparselt24Linear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from frugalml.sparse24.autograd import mvue_24
-
         x, operand = ctx.saved_tensors
         grad = grad.contiguous()
         grad_x = grad_w = grad_b = None

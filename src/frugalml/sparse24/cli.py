@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 
@@ -26,11 +27,19 @@ def _sparsity(value: str) -> str | None:
     return None if value.lower() in ("dense", "none") else value
 
 
-def _threads(threads: int) -> None:
-    import torch
+def _train_config(options: dict[str, Any]):
+    """The TrainConfig of a command's parameters (``locals()``): every parameter named like one of its
+    fields, with ``dense``/``none`` sparsities as None; so each option is passed on in one place."""
+    from dataclasses import fields
 
-    if threads > 0:
-        torch.set_num_threads(threads)
+    from frugalml.sparse24.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    config = {k: v for k, v in options.items() if k in names}
+    for key in ("weights", "activations"):
+        if key in config:
+            config[key] = _sparsity(config[key])
+    return TrainConfig(**config)
 
 
 DATA = typer.Option(None, "--data", help=DATA_HELP)
@@ -79,6 +88,8 @@ PACKING = typer.Option(
     "(a mask-independent rule learned once per weight shape; no compress per mask).",
 )
 DEVICE = typer.Option("cpu", help="cpu or cuda.")
+EVAL_EVERY = typer.Option(50, help="Steps between validation evaluations.")
+THREADS = typer.Option(0, help="torch CPU threads (0: torch default).")
 DTYPE = typer.Option(
     "float32",
     help="float32, or bfloat16: pure bf16 training (parameters, activations and AdamW state in "
@@ -121,9 +132,9 @@ def train(
         "sparse", help="The dense tail starts from the effective 'sparse' weights or the 'master' weights."
     ),
     lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine)."),
-    eval_every: int = typer.Option(50, help="Steps between validation evaluations."),
+    eval_every: int = EVAL_EVERY,
     seed: int = typer.Option(0, help="Seed of initialisation, batches and MVUE."),
-    threads: int = typer.Option(0, help="torch CPU threads (0: torch default)."),
+    threads: int = THREADS,
     checkpoint: str = typer.Option(None, "--checkpoint", "-o", help="Write the trained model here (.sp24)."),
     json_path: str = typer.Option(None, "--json", help="Write the history as JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
@@ -136,42 +147,15 @@ def train(
 
     from frugalml.common.corpus import corpus_bytes
     from frugalml.common.files import atomic_write
-    from frugalml.sparse24.train import TrainConfig
+    from frugalml.common.threads import torch_threads
     from frugalml.sparse24.train import train as run_training
 
-    _threads(threads)
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     model_config = _model_config(dim, layers, heads, hidden, ffn, seq_len)
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        lr=lr,
-        sparse_fraction=sparse_fraction,
-        warmup_fraction=warmup_fraction,
-        dense_from=dense_from,
-        weights=_sparsity(weights),
-        activations=_sparsity(activations),
-        method=method,
-        transposable=transposable,
-        transposable_method=transposable_method,
-        mvue=mvue,
-        flip_every=flip_every,
-        mask_every=mask_every,
-        vnm_kernel=vnm_kernel,
-        backend=backend,
-        dense_features=dense_features,
-        token_permutation=token_permutation,
-        masked_decay=masked_decay,
-        packing=packing,
-        device=device,
-        dtype=dtype,
-        eval_every=eval_every,
-        seed=seed,
-        checkpoint=checkpoint,
-    )
-    result = run_training(model_config, config, corpus_bytes(data), quiet=quiet)
+    config = _train_config(locals())
+    with torch_threads(threads):
+        result = run_training(model_config, config, corpus_bytes(data), quiet=quiet)
     print(
         f"{result.parameters / 1e6:.2f}M parameters, final validation loss {result.final_val_loss:.4f} "
         f"nats/byte, {result.tokens_per_second:.0f} tokens/s"
@@ -212,54 +196,32 @@ def quality(
         "dense,sparse->dense,always-sparse,weights-only,activations-only",
         help="Comma-separated arms to train.",
     ),
-    eval_every: int = typer.Option(50, help="Steps between validation evaluations."),
+    eval_every: int = EVAL_EVERY,
     seed: int = typer.Option(0, help="Seed shared by every arm."),
-    threads: int = typer.Option(0, help="torch CPU threads (0: torch default)."),
+    threads: int = THREADS,
     json_path: str = typer.Option(None, "--json", help="Write report records here."),
     plot: str = typer.Option(None, "--plot", help="Write the loss curves here (PNG)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Dense vs sparse->dense vs always-sparse vs weights-only vs activations-only, same steps and seed."""
     from frugalml.common.corpus import corpus_bytes
+    from frugalml.common.parsing import comma_list
     from frugalml.common.report import print_table, write_json
-    from frugalml.common.validate import one_of
-    from frugalml.sparse24.bench import QUALITY_ARMS
-    from frugalml.sparse24.bench import quality as run_quality
-    from frugalml.sparse24.train import TrainConfig
+    from frugalml.common.threads import torch_threads
+    from frugalml.sparse24.bench.quality import QUALITY_ARMS
+    from frugalml.sparse24.bench.quality import quality as run_quality
 
-    _threads(threads)
-    chosen = [one_of(a.strip(), QUALITY_ARMS, "arm") for a in arms.split(",") if a.strip()]
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        activations=_sparsity(activations),
-        method=method,
-        transposable=transposable,
-        transposable_method=transposable_method,
-        mvue=mvue,
-        flip_every=flip_every,
-        mask_every=mask_every,
-        vnm_kernel=vnm_kernel,
-        backend=backend,
-        dense_features=dense_features,
-        token_permutation=token_permutation,
-        masked_decay=masked_decay,
-        packing=packing,
-        device=device,
-        dtype=dtype,
-        sparse_fraction=sparse_fraction,
-        eval_every=eval_every,
-        seed=seed,
-    )
-    records, _ = run_quality(
-        _model_config(dim, layers, heads, hidden, "relu2", seq_len),
-        config,
-        corpus_bytes(data),
-        chosen,
-        plot=plot,
-        quiet=quiet,
-    )
+    chosen = comma_list(arms, name="arm", allowed=QUALITY_ARMS)
+    config = _train_config(locals())
+    with torch_threads(threads):
+        records, _ = run_quality(
+            _model_config(dim, layers, heads, hidden, "relu2", seq_len),
+            config,
+            corpus_bytes(data),
+            chosen,
+            plot=plot,
+            quiet=quiet,
+        )
     print_table(records, title="sparse24 quality (ratio = dense loss / arm loss)")
     if json_path:
         write_json(records, json_path)
@@ -269,19 +231,20 @@ def quality(
 def speed(
     quick: bool = typer.Option(False, help="Small shapes (checks the code path in seconds)."),
     gpu: bool = typer.Option(True, help="Also run the GPU benchmarks when a CUDA GPU is present."),
-    threads: int = typer.Option(0, help="torch CPU threads (0: torch default)."),
+    threads: int = THREADS,
     json_path: str = typer.Option(None, "--json", help="Write report records here."),
 ):
     """Mask costs vs torch.topk, emulation overhead vs dense torch, V:N:M gather matmul, analytic FLOPs;
     on a GPU: FFN fwd+bwd at Llama-1B/7B shapes vs dense bf16 and torch's cuSPARSELt path."""
     from frugalml.common.report import print_table, write_json
-    from frugalml.sparse24.bench import cpu_speed
-    from frugalml.sparse24.gpubench import gpu_speed
+    from frugalml.common.threads import torch_threads
+    from frugalml.sparse24.bench.cpu_speed import cpu_speed
+    from frugalml.sparse24.bench.gpu_speed import gpu_speed
 
-    _threads(threads)
-    records = cpu_speed(quick=quick)
-    if gpu:
-        records += gpu_speed(tokens=1024 if quick else 8192, rounds=2 if quick else 10)
+    with torch_threads(threads):
+        records = cpu_speed(quick=quick)
+        if gpu:
+            records += gpu_speed(tokens=1024 if quick else 8192, rounds=2 if quick else 10)
     print_table(records, title="sparse24 speed (ratio > 1: ours faster / cheaper)")
     if json_path:
         write_json(records, json_path)

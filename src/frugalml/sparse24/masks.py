@@ -1,4 +1,5 @@
-"""Sparsity masks: 2:4 by magnitude, S-STE soft-thresholding, transposable 2:4 and V:N:M (router, exact).
+"""Sparsity masks: 2:4 by magnitude, S-STE soft-thresholding, transposable 2:4, V:N:M (router, exact)
+and the unbiased (MVUE) 2:4 sparsification of gradients.
 
 Every function is vectorised torch and works on any device. Weights are (out_features, in_features)
 and are made 2:4 along the input (reduction) dimension; activations are (tokens, features) and are
@@ -391,3 +392,25 @@ def activation_mask(
         rest = (~keep).nonzero().squeeze(1)
         mask[:, rest] = vnm_mask(x[:, rest], pattern, method, validate=False)
     return mask
+
+
+def mvue_24(g: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Unbiased 2:4 sparsification along the last dim: in each pair keep one entry at random.
+
+    Entry ``a`` of the pair ``(a, b)`` survives with probability ``|a| / (|a| + |b|)`` and becomes
+    ``sign(a) (|a| + |b|)``, so the expectation equals the input (the MVUE of Chmiel et al., used by
+    Hu et al. for the weight gradient). One survivor per pair makes every group of 4 2:4.
+    """
+    if g.shape[-1] % 2:
+        raise InvalidInputError(
+            f"MVUE pairs entries along the last dim, which has odd size {g.shape[-1]}; use an even "
+            "number of tokens per batch or disable mvue"
+        )
+    a, b = g[..., 0::2], g[..., 1::2]
+    total = a.abs() + b.abs()
+    p = torch.where(total > 0, a.abs() / total.clamp_min(torch.finfo(g.dtype).tiny), 0.5)
+    draw = torch.rand(p.shape, generator=generator, device=g.device, dtype=p.dtype)
+    keep_a = draw < p
+    out_a = torch.where(keep_a, torch.sign(a) * total, 0)
+    out_b = torch.where(keep_a, 0, torch.sign(b) * total)
+    return torch.stack([out_a, out_b], dim=-1).reshape(g.shape)

@@ -1,0 +1,1 @@
+"""sparse24's benchmarks: quality vs dense, CPU speed, GPU checks and speed, and reproduce."""
