@@ -8,6 +8,7 @@ errors set the margin a skipping method must win by.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -132,7 +133,7 @@ def _parallel_gain(X: np.ndarray, isa: str) -> float:
     times = {}
     for threads in (1, 2):
         times[threads] = min(
-            _wall(lambda t=threads: _multiply(X, bits, prepared, out, isa, 2, t)) for _ in range(5)
+            _wall(functools.partial(_multiply, X, bits, prepared, out, isa, 2, threads)) for _ in range(5)
         )
     return float(np.clip(times[1] / times[2] - 1.0, 0.0, 1.0))
 
@@ -178,7 +179,7 @@ def _call_overhead() -> float:
     sparse multiply of 8 x 8 operands (checks, maps, allocations, Python), best of 20."""
     X = np.eye(8, dtype=np.float32)
     return min(
-        _best_time(lambda method=method: matmul(X, X, method=method, threads=1), 20)
+        _best_time(functools.partial(matmul, X, X, method=method, threads=1), 20)
         for method in ("masked", "sparse")
     )
 
@@ -188,7 +189,7 @@ def _time_sparse(operands, isa: str) -> tuple[float, list[tuple[float, float, fl
     run's (element products, non-zeros of A, outputs), their times). B's rows are built once."""
     per_entry, work, times = [], [], []
     for X, _ in operands:
-        per_entry.append(_best_time(lambda X=X: sparse_rows(X, isa=isa, threads=1), 3) / X.size)
+        per_entry.append(_best_time(functools.partial(sparse_rows, X, isa=isa, threads=1), 3) / X.size)
         rows, out = sparse_rows(X, isa=isa, threads=1), np.empty_like(X)
         if isa == backend.NUMBA:
             bits, _ = numba_kernels.a_maps(X)

@@ -311,8 +311,20 @@ class Operands:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        k, n = self.prepared.shape if self.prepared is not None else self.B.shape
+        k, n = self.prepared.shape if self.prepared is not None else self.b.shape
         return self.A.shape[0], k, n
+
+    @property
+    def b(self) -> np.ndarray:
+        """B as given, when it is not prepared."""
+        if self.B is None:
+            raise TypeError("B is prepared; use Operands.prepared")
+        return self.B
+
+    @property
+    def b_values(self) -> np.ndarray:
+        """The array holding B's values: B as given, or a prepared B's panels."""
+        return self.prepared.panels if self.prepared is not None else self.b
 
     @property
     def filters_a(self) -> bool:
@@ -496,7 +508,7 @@ def plan_operands(ops: Operands) -> planner.Plan:
     if ops.prepared is not None:
         b_density, b_error = ops.prepared.density, 0.0
     else:
-        b_density, b_error = planner.density_estimate(ops.B, ops.threshold)
+        b_density, b_error = planner.density_estimate(ops.b, ops.threshold)
     a_density, a_error = planner.density_estimate(ops.A, ops.threshold)
     return planner.choose(
         shape=ops.shape,
@@ -522,7 +534,7 @@ def _checked_dense(ops: Operands, out: np.ndarray | None) -> np.ndarray:
     """Dense for ``auto``: refuses NaN/inf like the skipping methods, at O(M + N) cost."""
     with np.errstate(over="ignore", invalid="ignore"):  # refused below: no warning on top
         result = _dense(ops, out)
-    _refuse_nonfinite(result, ops.A, ops.B if ops.B is not None else ops.prepared.panels)
+    _refuse_nonfinite(result, ops.A, ops.b_values)
     return result
 
 
@@ -555,9 +567,9 @@ def _effective_b(ops: Operands) -> np.ndarray:
     if ops.prepared is not None:
         return ops.prepared.dense()
     if not ops.filters_b:
-        return ops.B
-    _require_finite(ops.B, "B")
-    return effective(ops.B, ops.b_mask, ops.threshold)
+        return ops.b
+    _require_finite(ops.b, "B")
+    return effective(ops.b, ops.b_mask, ops.threshold)
 
 
 def _dense_fmas(ops: Operands) -> int:
@@ -586,7 +598,7 @@ def _sparse(ops: Operands, out: np.ndarray | None) -> np.ndarray:
     if ops.prepared is not None:
         rows = ops.prepared.sparse_rows()
     else:
-        rows = sparse_rows(ops.B, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
+        rows = sparse_rows(ops.b, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
     result = out if out is not None else np.empty((m, n), ops.A.dtype)
     if isa == backend.NUMBA:
         a = np.ascontiguousarray(_effective_a(ops))
@@ -616,7 +628,7 @@ def _sparse(ops: Operands, out: np.ndarray | None) -> np.ndarray:
 
 def _prepared_for(ops: Operands, isa: str) -> PreparedB:
     if ops.prepared is None:
-        return _pack_b(ops.B, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
+        return _pack_b(ops.b, b_mask=ops.b_mask, threshold=ops.threshold, isa=isa, threads=ops.threads)
     if ops.prepared.isa == isa:
         return ops.prepared
     return _pack_b(ops.prepared.dense(), isa=isa, threads=ops.threads)

@@ -206,24 +206,23 @@ def choose(
     a_high, b_high = upper_density(a_density, a_error), upper_density(b_density, b_error)
     dense, overhead, speedup = fixed_costs(cal, shape, scale, b_prepared, threads, filters)
     estimates = {"dense": dense}
-    masked = {}
+    masked: dict[int, float] = {}
     for row_block in ROW_BLOCKS:
         iters, _, calls = masked_work(shape, width, row_block, a_high, b_high)
         masked[row_block] = (
             overhead + (cal.per_call[row_block] * calls + cal.per_iteration[row_block] * iters) / speedup
         )
-    best_block = min(masked, key=masked.get)
-    kernel = "tiles"
+    best_block = min(masked, key=masked.__getitem__)
+    kernel, estimates["masked"] = "tiles", masked[best_block]
     if isa != backend.NUMBA:
         iters, words = rows_work(shape, isa, width, a_high)
         rows = overhead + scale * (cal.rows_per_iteration * iters + cal.rows_per_word * words) / speedup
         if rows < masked[best_block]:
-            kernel, masked["rows"] = "rows", rows
-    estimates["masked"] = masked["rows"] if kernel == "rows" else masked[best_block]
+            kernel, estimates["masked"] = "rows", rows
     fixed, per_product, per_output, per_nonzero = sparse_terms(cal, shape, scale, b_prepared, speedup)
     estimates["sparse"] = fixed + per_product * a_high * b_high + per_output + per_nonzero * a_high
     method = "dense"
-    best_other = min(("masked", "sparse"), key=estimates.get)
+    best_other = min(("masked", "sparse"), key=estimates.__getitem__)
     if estimates[best_other] < cal.margin * estimates["dense"]:
         method = best_other
     return Plan(method, best_block, isa, kernel, estimates, a_density, b_density, cal.measured)
@@ -326,11 +325,11 @@ def default_row_block(A: np.ndarray) -> int:
     width = 16
     shape = (max(A.shape[0], 4), A.shape[1], 1024)
     cal = calibration()
-    costs = {}
+    costs: dict[int, float] = {}
     for row_block in ROW_BLOCKS:
         iters, _, calls = masked_work(shape, width, row_block, density, density)
         costs[row_block] = cal.per_call[row_block] * calls + cal.per_iteration[row_block] * iters
-    return min(costs, key=costs.get)
+    return min(costs, key=costs.__getitem__)
 
 
 def cache_path() -> Path:
