@@ -1,8 +1,8 @@
 """Reproduce the PREREQ table on University and NPTEL beside every baseline (frugal prereq reproduce).
 
 Usage: FRUGAL_DATA=../shared/data python benchmarks/prereq/reproduce.py [--quick]
-Runs each data set in turn and writes benchmarks/results/prereq_<dataset>.json and .png, and the
-merged benchmarks/results/prereq.json.
+Runs each data set in turn and writes benchmarks/results/prereq/reproduce-<dataset>.json and .png,
+and the merged benchmarks/results/prereq/reproduce.json.
 """
 
 import sys
@@ -11,4 +11,4 @@ from pathlib import Path
 from frugalml.prereq.bench.reproduce import run_each
 
 if __name__ == "__main__":
-    run_each(Path(__file__).resolve().parents[1] / "results", quick="--quick" in sys.argv)
+    run_each(Path(__file__).resolve().parents[1] / "results" / "prereq", quick="--quick" in sys.argv)

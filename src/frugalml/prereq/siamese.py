@@ -27,7 +27,7 @@ _LOG_FLOOR = 1e-12
 
 # PREREQ's siamese settings, chosen by inner validation (AUC on a held-out 20% of each of the
 # authors' first 3 University training folds; the test folds are never used;
-# benchmarks/prereq/select_siamese.py, benchmarks/results/prereq_select_university.json): the
+# benchmarks/prereq/select_siamese.py, benchmarks/results/prereq/siamese-selection-university.json): the
 # paper's symmetric head scored 0.658, signed difference 0.747, concatenation 0.807, the rich head
 # 0.810; dropout 0.7 instead of 0.1 lifted it to about 0.82 and an ensemble of 3 seeds to 0.830.
 # Each member holds out its own 20% of the training pairs; the threshold is chosen on the

@@ -264,12 +264,12 @@ def read_records(path: str | Path) -> list[Record]:
 def run_each(
     results: str | Path, *, quick: bool = False, datasets: Sequence[str] = ("university", "nptel")
 ) -> Path:
-    """Reproduce each data set in its own run (``<results>/prereq_<dataset>.json`` + PNG), then merge
-    them into ``<results>/prereq.json``; ``quick`` uses 20 topics, 5 EM iterations, 300 steps."""
+    """Reproduce each data set in its own run (``<results>/reproduce-<dataset>.json`` + PNG), then
+    merge them into ``<results>/reproduce.json``; ``quick`` uses 20 topics, 5 EM iterations, 300 steps."""
     results = Path(results)
     parts = []
     for dataset in datasets:
-        parts.append(results / f"prereq_{dataset}.json")
+        parts.append(results / f"reproduce-{dataset}.json")
         run(
             json_path=parts[-1],
             datasets=(dataset,),
@@ -278,4 +278,4 @@ def run_each(
             steps=300 if quick else None,
             quiet=True,
         )
-    return combine(parts, results / "prereq.json")
+    return combine(parts, results / "reproduce.json")
