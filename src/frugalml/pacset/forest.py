@@ -121,12 +121,7 @@ class Forest:
 
     def prepare_input(self, X) -> np.ndarray:
         """Validate ``X`` for this model and round it to the model's input precision (float64 out)."""
-        X = as_array(X, "X", dtype=np.float64, allow_nan=True)
-        if X.ndim == 1:
-            X = X[None, :]
-        if X.ndim != 2:
-            raise InvalidInputError(f"X must be 2-dimensional (rows x features), got shape {X.shape}")
-        return check_features(X, self.n_features, self.handles_missing, self.input_precision)
+        return as_rows(X, self.n_features, self.handles_missing, self.input_precision)
 
     def leaves(self, X) -> np.ndarray:
         """Leaf node id reached by each row in each tree, shape (n_rows, n_trees) (numpy walk)."""
@@ -177,6 +172,22 @@ class Forest:
             node[active] = np.where(go_left, self.left[n], self.right[n])
         self.cardinality = counts
         return self
+
+
+def as_rows(X, n_features: int, handles_missing: bool, precision: str) -> np.ndarray:
+    """``X`` as a float64 (rows x features) array checked for a model (one row may be 1-D).
+
+    Examples
+    --------
+    >>> as_rows([0.5, 1.0], 2, False, "float64")
+    array([[0.5, 1. ]])
+    """
+    X = as_array(X, "X", dtype=np.float64, allow_nan=True)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise InvalidInputError(f"X must be 2-dimensional (rows x features), got shape {X.shape}")
+    return check_features(X, n_features, handles_missing, precision)
 
 
 def check_features(X: np.ndarray, n_features: int, handles_missing: bool, precision: str) -> np.ndarray:

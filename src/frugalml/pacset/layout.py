@@ -19,6 +19,7 @@ import numpy as np
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.validate import one_of
 from frugalml.pacset.forest import Forest
+from frugalml.pacset.kernels import FEATURE, IS_LEAF, LEAF_VALUES, LEFT, RIGHT, THRESHOLD32, THRESHOLD64, VOTE
 
 LAYOUTS = ("bfs", "dfs", "wdfs", "blockwise-wdfs")
 VOTES = ("soft", "hard")
@@ -132,7 +133,7 @@ def compute_layout(forest: Forest, config: LayoutConfig) -> Layout:
         )
         cursor = -(-cursor // spb) * spb
     roots = forest.tree_offsets[:-1]
-    root_code = np.where(slot[roots] >= 0, slot[roots], -2 - _class_of(forest, roots))
+    root_code = np.where(slot[roots] >= 0, slot[roots], VOTE - _class_of(forest, roots))
     return Layout(slot, root_code.astype(np.int64), bin_start, size, spb, max(cursor // spb, 1), config)
 
 
@@ -152,24 +153,24 @@ def encode(forest: Forest, layout: Layout) -> np.ndarray:
     leaves = placed & forest.is_leaf
 
     def child(c):
-        return np.where(slot[c] >= 0, slot[c], -2 - _class_of(forest, c))
+        return np.where(slot[c] >= 0, slot[c], VOTE - _class_of(forest, c))
 
     i = np.nonzero(internal)[0]
     p = pos[i]
-    words[p, 0] = child(forest.left[i])
-    words[p, 1] = child(forest.right[i])
-    words[p, 2] = (
+    words[p, LEFT] = child(forest.left[i])
+    words[p, RIGHT] = child(forest.right[i])
+    words[p, FEATURE] = (
         forest.feature[i].astype(np.uint32) | (forest.default_left[i].astype(np.uint32) << 31)
     ).view(np.int32)
     if size == 16:
-        region.view(np.float32).reshape(-1, 4)[p, 3] = forest.threshold[i].astype(np.float32)
+        region.view(np.float32).reshape(-1, 4)[p, THRESHOLD32] = forest.threshold[i].astype(np.float32)
     else:
-        doubles[p, 2] = forest.threshold[i]
+        doubles[p, THRESHOLD64] = forest.threshold[i]
     j = np.nonzero(leaves)[0]
     p = pos[j]
-    words[p, 0] = -1
+    words[p, LEFT] = IS_LEAF
     flat = region.view(np.float64)
-    start = p * (size // 8) + 1
+    start = p * (size // 8) + LEAF_VALUES
     for k in range(forest.n_values):
         flat[start + k] = forest.value[j, k]
     return region

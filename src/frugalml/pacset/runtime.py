@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from frugalml.common.errors import CorruptFileError, InvalidInputError
-from frugalml.common.validate import as_array, one_of
+from frugalml.common.validate import one_of
 from frugalml.pacset.fileformat import Index, open_packed
-from frugalml.pacset.forest import check_features, decide, finish, sum_trees
+from frugalml.pacset.forest import as_rows, decide, finish, sum_trees
 from frugalml.pacset.kernels import PackedArrays, WalkState, checksum_multipliers, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
 
@@ -104,13 +104,8 @@ class PackedForest:
         return None if classes is None else np.asarray(classes)
 
     def _prepare(self, X) -> np.ndarray:
-        X = as_array(X, "X", dtype=np.float64, allow_nan=True)
-        if X.ndim == 1:
-            X = X[None, :]
-        if X.ndim != 2:
-            raise InvalidInputError(f"X must be 2-dimensional (rows x features), got shape {X.shape}")
         m = self.meta
-        return check_features(X, m["n_features"], m["handles_missing"], m["input_precision"])
+        return as_rows(X, m["n_features"], m["handles_missing"], m["input_precision"])
 
     def raw_scores(self, X, *, trace: np.ndarray | None = None) -> np.ndarray:
         """Aggregated tree outputs before the output transform, shape (n_rows, n_outputs).

@@ -22,7 +22,6 @@ from frugalml.common.report import Record, print_table
 from frugalml.pacset.bench.data import fit_rf, load_tabular
 from frugalml.pacset.bench.protocol import (
     BEST,
-    PAGES_METRIC,
     PLAIN_LAYOUTS,
     SYSTEM,
     Contender,
@@ -35,9 +34,12 @@ from frugalml.pacset.bench.protocol import (
     ours_query,
     pack_as,
     pack_layouts,
+    pages_record,
     save_latency,
     sklearn_peers,
 )
+
+MINCORE_NOTE = "mincore after the query; includes ~4 header/index pages"
 
 
 def bench_forest(
@@ -57,17 +59,7 @@ def bench_forest(
     best = ours[BEST]
     records = [latency_record(name, best, p) for p in peers]
     records += [latency_record(name, best, ours[label]) for label in PLAIN_LAYOUTS]
-    records += [
-        count_record(
-            name,
-            PAGES_METRIC,
-            "pages",
-            Count(BEST, best.pages),
-            Count(f"pacset {label}", ours[label].pages),
-            "mincore after the query; includes ~4 header/index pages",
-        )
-        for label in PLAIN_LAYOUTS
-    ]
+    records += [pages_record(name, best, label, ours[label], MINCORE_NOTE) for label in PLAIN_LAYOUTS]
     if run.redis_url is not None:
         records += redis_rows(name, paths, queries, run.redis_url)
     records.append(warm_batch(name, model, best.path, X_test))
@@ -151,7 +143,7 @@ def bench_boosting(
     return [
         latency_record(name, best, peer),
         latency_record(name, best, bfs),
-        count_record(name, PAGES_METRIC, "pages", Count(BEST, best.pages), Count("pacset bfs", bfs.pages)),
+        pages_record(name, best, "bfs", bfs),
     ]
 
 

@@ -162,6 +162,13 @@ def count_record(workload: str, metric: str, unit: str, ours: Count, peer: Count
     )
 
 
+def pages_record(workload: str, best: Contender, label: str, other: Contender, notes: str = "") -> Record:
+    """Pages read per cold query of bin+blockwise (``best``) vs layout ``label`` (``other``)."""
+    return count_record(
+        workload, PAGES_METRIC, "pages", Count(BEST, best.pages), Count(f"pacset {label}", other.pages), notes
+    )
+
+
 def ours_query(path: Path, engine: str = "numba") -> Callable:
     """Open ``path`` and predict; in-process runs use numba (a long-lived process has it loaded)."""
     from frugalml.pacset.runtime import PackedForest

@@ -18,14 +18,12 @@ from frugalml.pacset.bench.data import fit_booster, fit_rf, load_tabular, split
 from frugalml.pacset.bench.protocol import (
     BEST,
     BINNED_LAYOUT_SET,
-    PAGES_METRIC,
     Contender,
-    Count,
     cold_queries,
-    count_record,
     latency_record,
     ours_query,
     pack_layouts,
+    pages_record,
 )
 
 PAPER_PAGES = {
@@ -115,16 +113,7 @@ def reproduce_rows(
     records = []
     for label in (k for k in ours if k != BEST):
         note = paper_note(paper, label)
-        records.append(
-            count_record(
-                workload,
-                PAGES_METRIC,
-                "pages",
-                Count(BEST, best.pages),
-                Count(f"pacset {label}", ours[label].pages),
-                note,
-            )
-        )
+        records.append(pages_record(workload, best, label, ours[label], note))
         records.append(latency_record(workload, best, ours[label], notes=note))
     return records
 
