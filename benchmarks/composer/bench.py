@@ -1,16 +1,16 @@
 """Search efficiency on the tabular benchmark: our GP-BO vs Optuna TPE, random and evolution.
 
 Same table, same budget (until the top-1 is found), 20 seeds each; writes report records to
-``benchmarks/results/composer.json`` (keeping aggregators.py's records) and the regret curves to
-``benchmarks/results/composer.png``. The evaluations on fresh engine seeds, never used to choose
-BO's defaults, are ``frugal composer compare`` runs recorded beside it:
+``benchmarks/results/composer/search-efficiency.json`` (keeping aggregators.py's records) and the
+regret curves to ``search-efficiency.png`` beside it. The evaluations on fresh engine seeds, never
+used to choose BO's defaults, are ``frugal composer compare`` runs recorded beside it:
 
     python benchmarks/composer/bench.py [--seeds 20] [--engines bo,bo-hamming,tpe,random,evolution]
     frugal composer compare --table AM_6 --seeds 100 --first-seed 1000 \
-        --json benchmarks/results/composer_fresh_AM_6.json --plot benchmarks/results/composer_fresh_AM_6.png
+        --json benchmarks/results/composer/fresh-am-6.json --plot benchmarks/results/composer/fresh-am-6.png
     frugal composer compare --table AM_6_5seeds --seeds 100 --first-seed 1000 \
-        --json benchmarks/results/composer_fresh_AM_6_5seeds.json \
-        --plot benchmarks/results/composer_fresh_AM_6_5seeds.png
+        --json benchmarks/results/composer/fresh-am-6-5seeds.json \
+        --plot benchmarks/results/composer/fresh-am-6-5seeds.png
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from frugalml.common.report import Record, read_json, write_json
-from frugalml.composer.cli import _compare
+from frugalml.composer.bench.engines import search_efficiency
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "composer"
 
 
 def main() -> None:
@@ -31,21 +30,14 @@ def main() -> None:
     parser.add_argument("--table", default="AM_6", help="A built-in table name or a table JSON.")
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
-    path = RESULTS / "composer.json"
-    earlier = read_json(path) if path.exists() else []
-    ablation = [r for r in earlier if r["workload"].startswith("aggregator")]
-    _compare(
+    search_efficiency(
         args.engines,
         args.seeds,
         args.table,
-        path,
-        RESULTS / "composer.png",
-        quiet=False,
+        RESULTS / "search-efficiency.json",
+        RESULTS / "search-efficiency.png",
         first_seed=args.first_seed,
     )
-    if ablation:  # keep the records of aggregators.py
-        records = [Record(**{k: v for k, v in r.items() if k != "ratio"}) for r in read_json(path) + ablation]
-        write_json(records, path)
 
 
 if __name__ == "__main__":

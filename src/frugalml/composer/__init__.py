@@ -7,7 +7,7 @@ Names load lazily so that ``frugal --help`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
+from frugalml.common.exports import lazy_exports
 
 _EXPORTS = {
     "aggregation": ("aggregate", "METHODS", "pareto_front"),
@@ -42,15 +42,4 @@ _EXPORTS = {
     "strategies": ("STRATEGIES", "SearchResult", "search"),
     "tabular": ("compare_engines", "load_table"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'frugalml.composer' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"frugalml.composer.{_WHERE[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -18,13 +18,16 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
 def _primitives(text: str) -> str:
-    symbols = "".join(p.strip() for p in text.split(","))
+    from frugalml.common.parsing import comma_list
+
+    symbols = "".join(comma_list(text, name="primitive"))
     if not symbols:
         raise InvalidInputError("give primitives like A,M")
     return symbols
 
 
 def _proxy(proxy: str, preset: str, tasks: str, steps: int, width: int, corpus: str, threads: int):
+    from frugalml.common.parsing import comma_list
     from frugalml.common.validate import one_of
     from frugalml.composer.mad import preset as mad_preset
     from frugalml.composer.proxies import LMProxy, MADProxy, ModelShape, TrainConfig
@@ -35,7 +38,7 @@ def _proxy(proxy: str, preset: str, tasks: str, steps: int, width: int, corpus: 
     if proxy == "lm":
         return LMProxy(corpus=corpus, shape=shape, train=TrainConfig(steps=steps, threads=threads))
     return MADProxy(
-        tasks=tuple(mad_preset(preset, tasks.split(",") if tasks else None)),
+        tasks=tuple(mad_preset(preset, comma_list(tasks, name="task") or None)),
         shape=shape,
         train=TrainConfig(steps=steps, threads=threads),
     )
@@ -370,50 +373,14 @@ def compare(
     quiet: bool = QUIET,
 ):
     """Compare search engines on a tabular benchmark (evaluations to the top-1, regret curves)."""
+    from frugalml.composer.bench.engines import compare_report
+
     bo = {
         k: v
         for k, v in (("kernel", bo_kernel), ("acquisition", acquisition), ("initial", initial))
         if v is not None
     }
-    _compare(engines, seeds, table, json_out, plot, quiet, first_seed=first_seed, bo_options=bo)
-
-
-def _compare(
-    engines: str,
-    seeds: int,
-    table: str | Path | None,
-    json_out: Path | None,
-    plot: Path | None,
-    quiet: bool,
-    first_seed: int = 0,
-    bo_options: dict | None = None,
-) -> list:
-    from frugalml.common.report import print_table, write_json
-    from frugalml.composer.tabular import bootstrap_ratio, compare_engines, load_table, plot_regret, records
-
-    names = [e.strip() for e in engines.split(",") if e.strip()]
-    if "bo" not in names:
-        names.insert(0, "bo")
-    t = load_table(table)
-    bo = ", ".join(f"{k}={v}" for k, v in (bo_options or {}).items()) or "defaults"
-    print(f"{t.describe()}; top-1 {t.top1}; engine seeds {first_seed}..{first_seed + seeds - 1}; bo: {bo}")
-    runs = compare_engines(
-        t, names, seeds=seeds, first_seed=first_seed, quiet=quiet, options={"bo": bo_options or {}}
-    )
-    for name, r in runs.items():
-        line = f"{name:>10}: median {r.median_evals_to_top1:g} evaluations to the top-1 (of {t.space.size})"
-        if name != "bo":
-            ratio, low, high = bootstrap_ratio(runs["bo"].evals_to_top1, r.evals_to_top1)
-            line += f"; {name}/bo = {ratio:.2f} (95% CI {low:.2f}-{high:.2f})"
-        print(f"{line}; {r.seconds:.1f} s for {seeds} seeds")
-    span = f"{first_seed}-{first_seed + seeds - 1}"
-    recs = records(runs, workload=f"tabular {Path(str(t.name)).stem}, engine seeds {span}, bo {bo}")
-    print_table(recs, title=f"composer: our GP-BO vs peers ({t.describe()})")
-    if json_out:
-        write_json(recs, json_out)
-    if plot:
-        plot_regret(runs, plot, f"{t.describe()}, engine seeds {span}")
-    return recs
+    compare_report(engines, seeds, table, json_out, plot, quiet, first_seed=first_seed, bo_options=bo)
 
 
 @app.command()
@@ -421,12 +388,18 @@ def bench(
     seeds: int = typer.Option(20, help="Seeds per engine."),
     first_seed: int = typer.Option(0, help="Engine seeds are first-seed .. first-seed + seeds - 1."),
     table: str = TABLE,
-    json_out: Path = typer.Option(Path("benchmarks/results/composer.json"), "--json", help="Records."),
-    plot: Path = typer.Option(Path("benchmarks/results/composer.png"), help="Regret curves."),
+    json_out: Path = typer.Option(
+        Path("benchmarks/results/composer/search-efficiency.json"), "--json", help="Records."
+    ),
+    plot: Path = typer.Option(
+        Path("benchmarks/results/composer/search-efficiency.png"), help="Regret curves."
+    ),
     quiet: bool = QUIET,
 ):
     """Search efficiency of our GP-BO vs Optuna TPE, random and evolution on the tabular benchmark."""
-    _compare("bo,tpe,random,evolution", seeds, table, json_out, plot, quiet, first_seed=first_seed)
+    from frugalml.composer.bench.engines import PEERS, compare_report
+
+    compare_report(PEERS, seeds, table, json_out, plot, quiet, first_seed=first_seed)
 
 
 @app.command()
@@ -436,17 +409,9 @@ def reproduce(
     quiet: bool = QUIET,
 ):
     """The paper's extrapolation checks (27 and 29 layers at 1B) and the engine comparison."""
-    from frugalml.composer.extrapolation import extrapolate as grow
+    from frugalml.composer.bench.reproduce import reproduce as run
 
-    stacked = grow("AAMMMM", mode="stack", target="llama3.2-1b")
-    stretched = grow("AAMMMMMAAMMMAMMM", mode="stretch", target="llama3.2-1b")
-    for e, layers, attn in ((stacked, 27, 9), (stretched, 29, 10)):
-        ok = "matches" if (e.layers, e.attention_layers) == (layers, attn) else "DIFFERS from"
-        print(
-            f"{e.source} -> {e.arch}: {e.layers} layers, {e.attention_layers} attention "
-            f"({ok} the paper's {layers} / {attn})"
-        )
-    _compare("bo,tpe,random,evolution", 20, None, json_out, plot, quiet)
+    run(json_out, plot, quiet)
 
 
 @app.command()

@@ -216,7 +216,7 @@ class GPBayesOpt(_BayesOpt):
     log EI, 2 random initial points) had the lowest mean evaluations-to-top-1 of the 27 variants of
     ``benchmarks/composer/bo_ablation.py`` on the tabular benchmark ``AM_6`` over seeds 0-39; they
     were then frozen and evaluated on fresh seeds 1000-1099
-    (``benchmarks/results/composer_fresh_AM_6.json``).
+    (``benchmarks/results/composer/fresh-am-6.json``).
     """
 
     def __init__(

@@ -16,9 +16,9 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 from scipy.special import erfcx, log_ndtr
-from threadpoolctl import threadpool_limits
 
 from frugalml.common.seeding import rng
+from frugalml.common.threads import blas_threads
 from frugalml.common.validate import one_of
 
 KERNELS = ("hamming", "string", "mixed")
@@ -149,7 +149,7 @@ class StringGP:
 
     def fit(self, codes: np.ndarray, y: np.ndarray) -> StringGP:
         """Fit hyperparameters and condition on (codes, y); y is standardised internally."""
-        with threadpool_limits(1):  # tiny matrices: BLAS threads only add contention
+        with blas_threads(1):  # tiny matrices: BLAS threads only add contention
             return self._fit(codes, y)
 
     def _fit(self, codes: np.ndarray, y: np.ndarray) -> StringGP:
@@ -176,7 +176,7 @@ class StringGP:
 
     def predict(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent function (original units)."""
-        with threadpool_limits(1):
+        with blas_threads(1):
             return self._predict(codes)
 
     def _predict(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +188,7 @@ class StringGP:
 
     def sample(self, codes: np.ndarray, gen: np.random.Generator) -> np.ndarray:
         """One joint draw of the latent function at ``codes`` from the posterior (original units)."""
-        with threadpool_limits(1):
+        with blas_threads(1):
             codes = np.asarray(codes)
             ks = self.signal_ * self._gram(self._distances(codes, self.x_), self.log_theta_)
             kss = self.signal_ * self._gram(self._distances(codes, codes), self.log_theta_)

@@ -18,6 +18,7 @@ from torch import nn
 
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.seeding import rng
+from frugalml.common.threads import torch_threads
 from frugalml.composer.corpus import STDLIB, corpus_id, load_corpus
 from frugalml.composer.mad import IGNORE, MADTask, preset
 from frugalml.composer.model import HybridConfig, HybridLM, check_arch, kv_cache_bytes
@@ -195,14 +196,14 @@ class MADProxy:
 
     def evaluate(self, arch: str, seed: int) -> dict:
         check_arch(arch)
-        torch.set_num_threads(self.train.threads)
         per_task = {}
-        for task in self.tasks:
-            per_task[task.name] = max(
-                train_task(arch, task, self.shape, self.train, seed, lr, wd)
-                for lr in self.train.learning_rates
-                for wd in self.train.weight_decays
-            )
+        with torch_threads(self.train.threads):
+            for task in self.tasks:
+                per_task[task.name] = max(
+                    train_task(arch, task, self.shape, self.train, seed, lr, wd)
+                    for lr in self.train.learning_rates
+                    for wd in self.train.weight_decays
+                )
         return {"score": float(np.mean(list(per_task.values()))), "per_task": per_task}
 
 
@@ -233,24 +234,24 @@ class LMProxy:
 
     def evaluate(self, arch: str, seed: int) -> dict:
         check_arch(arch)
-        torch.set_num_threads(self.train.threads)
         data = load_corpus(self.corpus, max_bytes=self.max_bytes)
-        runs = [
-            train_lm(
-                arch,
-                data,
-                self.shape.layer(),
-                seq_len=self.seq_len,
-                train=self.train,
-                seed=seed,
-                lr=lr,
-                weight_decay=wd,
-                val_windows=self.val_windows,
-                device=self.device,
-            )
-            for lr in self.train.learning_rates
-            for wd in self.train.weight_decays
-        ]
+        with torch_threads(self.train.threads):
+            runs = [
+                train_lm(
+                    arch,
+                    data,
+                    self.shape.layer(),
+                    seq_len=self.seq_len,
+                    train=self.train,
+                    seed=seed,
+                    lr=lr,
+                    weight_decay=wd,
+                    val_windows=self.val_windows,
+                    device=self.device,
+                )
+                for lr in self.train.learning_rates
+                for wd in self.train.weight_decays
+            ]
         best = min(runs, key=lambda r: r["val_loss"])
         return {"score": -best["val_loss"], **{k: v for k, v in best.items() if k != "model"}}
 

@@ -1,0 +1,1 @@
+"""composer's benchmarks: search efficiency, aggregators, BO ablation, proxy fidelity, decoding, reproduce."""
