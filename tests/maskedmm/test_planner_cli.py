@@ -270,3 +270,25 @@ def test_auto_dense_in_c_decides_as_the_planner(fresh_cache, monkeypatch, costs)
                         assert dense == (expected.method == "dense"), (shape, sparsity, dtype, threads)
                         seen.add(dense)
     assert seen == {True, False}
+
+
+def test_reproduce_writes_one_file_per_claim_and_merges_the_shared_one(tmp_path, monkeypatch):
+    import functools
+
+    from frugalml.maskedmm.bench import auto_sweep, reproduce, sweep
+
+    small = sweep.BenchConfig(n=64, sparsities=(0.9,), patterns=("random",), threads=(1,), rounds=1, peers=())
+    monkeypatch.setattr(reproduce, "UNIFORM", small)
+    monkeypatch.setattr(reproduce, "STRUCTURED", small)
+    for name in ("auto_records", "kernel_records"):
+        small_run = functools.partial(getattr(auto_sweep, name), n=64, sparsities=(0.9,), rounds=1)
+        monkeypatch.setattr(reproduce, name, small_run)
+    monkeypatch.setattr(reproduce, "subprocess_records", lambda threads: [])
+    monkeypatch.setattr(reproduce, "coretype_records", lambda: [])
+    earlier = auto_sweep.auto_records(n=64, sparsities=(0.5,), rounds=1)
+    reproduce.publish(earlier, tmp_path / "auto-sweep.json", "earlier")
+    claims = reproduce.run_all(tmp_path)
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {f"{claim}.json" for claim in claims} | {"sweep.png"} <= written
+    assert len(read_json(tmp_path / "auto-sweep.json")) == len(earlier) + len(claims["auto-sweep"])
+    assert len(read_json(tmp_path / "sweep.json")) == len(claims["sweep"])
