@@ -27,12 +27,14 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from frugalml.cleave.analytic import stage_ps_seconds
 from frugalml.cleave.costmodel import PIPELINE_DEPTH
+from frugalml.cleave.devices import Pool
 from frugalml.cleave.opgraph import OpGraph
 from frugalml.cleave.planner import GemmPlan, Plan
 from frugalml.common.errors import InvalidInputError
@@ -43,6 +45,12 @@ _DONE, _UPLOAD_END, _COMPUTE_END, _DOWNLOAD_END, _KICK, _FAIL, _REJOIN, _STAGE_S
 _FREE, _DOWN, _WAIT_COMPUTE, _COMPUTE, _WAIT_UP, _UP, _ACK = range(7)
 _SLOTS = PIPELINE_DEPTH
 _INF = np.inf
+# the PS NIC state ``ch``: one row per direction, one column per quantity
+_EGRESS, _INGRESS = range(2)
+_VCLOCK, _REAL_TIME, _SLOWDOWN, _DEMAND, _CAPACITY = range(5)
+# the kernel's counters ``stats`` and its ``recovery`` sums
+_TASKS, _REQUEUED, _BACKUPS, _BACKUPS_WON, _FAILURES, _EVENTS = range(6)
+_RECOVERY_SECONDS, _RECOVERY_COUNT = range(2)
 
 
 @dataclass(frozen=True)
@@ -130,12 +138,12 @@ def _transfer_seconds(nbytes, rate, use, pre, pre_start, length, offset, step, d
 @numba.njit(cache=True)
 def _share(ch, c, now, delta):
     """Advance NIC direction ``c``'s virtual clock to ``now`` and change its demand by ``delta``."""
-    ch[c, 0] += ch[c, 2] * (now - ch[c, 1])
-    ch[c, 1] = now
-    ch[c, 3] += delta
-    if ch[c, 3] < 1e-9 * ch[c, 4]:
-        ch[c, 3] = 0.0
-    ch[c, 2] = min(1.0, ch[c, 4] / ch[c, 3]) if ch[c, 3] > 0 else 1.0
+    ch[c, _VCLOCK] += ch[c, _SLOWDOWN] * (now - ch[c, _REAL_TIME])
+    ch[c, _REAL_TIME] = now
+    ch[c, _DEMAND] += delta
+    if ch[c, _DEMAND] < 1e-9 * ch[c, _CAPACITY]:
+        ch[c, _DEMAND] = 0.0
+    ch[c, _SLOWDOWN] = min(1.0, ch[c, _CAPACITY] / ch[c, _DEMAND]) if ch[c, _DEMAND] > 0 else 1.0
 
 
 @numba.njit(cache=True)
@@ -166,7 +174,7 @@ def _start_transfer(
     if contention:
         slot_rate[d, s] = nbytes / alone
         _share(ch, c, now, slot_rate[d, s])
-        heapq.heappush(vheap, (ch[c, 0] + alone, rank[d], d, s, slot_ver[d, s]))
+        heapq.heappush(vheap, (ch[c, _VCLOCK] + alone, rank[d], d, s, slot_ver[d, s]))
     else:
         heapq.heappush(heap, (now + alone, rank[d], kind, d, s, slot_ver[d, s]))
 
@@ -264,9 +272,9 @@ def _simulate(
     n_slot = _SLOTS
     contention = np.isfinite(egress)
     ch = np.zeros((2, 5))  # per NIC direction: virtual clock, its real time, slow-down, demand, capacity
-    ch[:, 2] = 1.0
-    ch[0, 4] = egress
-    ch[1, 4] = ingress
+    ch[:, _SLOWDOWN] = 1.0
+    ch[_EGRESS, _CAPACITY] = egress
+    ch[_INGRESS, _CAPACITY] = ingress
     # occurrences, their parts (micro-batch groups) and their tasks (global ids)
     base = np.zeros(n_stage + 1, dtype=np.int64)
     part_base = np.zeros(n_stage + 1, dtype=np.int64)
@@ -343,8 +351,16 @@ def _simulate(
             vup[0][4] != slot_ver[vup[0][2], vup[0][3]] or slot_phase[vup[0][2], vup[0][3]] != _UP
         ):
             heapq.heappop(vup)
-        t_dn = ch[0, 1] + (vdn[0][0] - ch[0, 0]) / ch[0, 2] if len(vdn) > 0 else _INF
-        t_up = ch[1, 1] + (vup[0][0] - ch[1, 0]) / ch[1, 2] if len(vup) > 0 else _INF
+        t_dn = (
+            ch[_EGRESS, _REAL_TIME] + (vdn[0][0] - ch[_EGRESS, _VCLOCK]) / ch[_EGRESS, _SLOWDOWN]
+            if len(vdn) > 0
+            else _INF
+        )
+        t_up = (
+            ch[_INGRESS, _REAL_TIME] + (vup[0][0] - ch[_INGRESS, _VCLOCK]) / ch[_INGRESS, _SLOWDOWN]
+            if len(vup) > 0
+            else _INF
+        )
         t_h = heap[0][0] if len(heap) > 0 else _INF
         if t_dn == _INF and t_up == _INF and t_h == _INF:
             break
@@ -359,7 +375,7 @@ def _simulate(
             now, kind, d, s, ver = ev[0], ev[2], ev[3], ev[4], ev[5]
             if kind <= _DOWNLOAD_END and ver != slot_ver[d, s]:
                 continue
-        stats[5] += 1
+        stats[_EVENTS] += 1
         wake = -1  # a device that should try to pull after this event
         if kind == _STAGE_START:  # micro-batches s..ver-1 are ready for occurrence d
             o = d
@@ -437,7 +453,7 @@ def _simulate(
         if kind == _DOWNLOAD_END:
             o = task_stage[slot_task[d, s]]
             if contention:
-                _share(ch, 0, now, -slot_rate[d, s])
+                _share(ch, _EGRESS, now, -slot_rate[d, s])
             down_busy[d] = False
             if slot_fetch[d, s]:
                 holds[d, st_key[o]] = True
@@ -460,7 +476,7 @@ def _simulate(
                 up_busy[d] = True
                 slot_phase[d, s] = _UP
                 _start_transfer(
-                    1,
+                    _INGRESS,
                     _UPLOAD_END,
                     d,
                     s,
@@ -492,7 +508,7 @@ def _simulate(
             continue
         elif kind == _UPLOAD_END:
             if contention:
-                _share(ch, 1, now, -slot_rate[d, s])
+                _share(ch, _INGRESS, now, -slot_rate[d, s])
             up_busy[d] = False
             slot_phase[d, s] = _ACK
             heapq.heappush(heap, (now + rtt[d], rank[d], _DONE, d, s, slot_ver[d, s]))
@@ -501,7 +517,7 @@ def _simulate(
                 up_busy[d] = True
                 slot_phase[d, nxt] = _UP
                 _start_transfer(
-                    1,
+                    _INGRESS,
                     _UPLOAD_END,
                     d,
                     nxt,
@@ -532,12 +548,12 @@ def _simulate(
             if not done[task]:
                 done[task] = True
                 open_tasks -= 1
-                stats[0] += 1
+                stats[_TASKS] += 1
                 if requeued_at[task] >= 0:
-                    recovery[0] += now - requeued_at[task]
-                    recovery[1] += 1
+                    recovery[_RECOVERY_SECONDS] += now - requeued_at[task]
+                    recovery[_RECOVERY_COUNT] += 1
                 if holder[task, 1] == d * n_slot + s:
-                    stats[3] += 1
+                    stats[_BACKUPS_WON] += 1
                 for j in range(2):  # cancel the other copy; its device moves on
                     other = holder[task, j]
                     if other < 0 or other == d * n_slot + s:
@@ -549,11 +565,11 @@ def _simulate(
                     if ph == _DOWN:
                         down_busy[od] = False
                         if contention:
-                            _share(ch, 0, now, -slot_rate[od, os])
+                            _share(ch, _EGRESS, now, -slot_rate[od, os])
                     elif ph == _UP:
                         up_busy[od] = False
                         if contention:
-                            _share(ch, 1, now, -slot_rate[od, os])
+                            _share(ch, _INGRESS, now, -slot_rate[od, os])
                     elif ph == _COMPUTE:
                         comp_busy[od] = False
                     _release_slot(
@@ -591,7 +607,7 @@ def _simulate(
                             up_busy[od] = True
                             slot_phase[od, nxt] = _UP
                             _start_transfer(
-                                1,
+                                _INGRESS,
                                 _UPLOAD_END,
                                 od,
                                 nxt,
@@ -637,7 +653,7 @@ def _simulate(
             if not alive[d]:
                 continue
             alive[d] = False
-            stats[4] += 1
+            stats[_FAILURES] += 1
             lost = 0
             for s2 in range(n_slot):
                 task = slot_task[d, s2]
@@ -645,9 +661,9 @@ def _simulate(
                     continue
                 ph = slot_phase[d, s2]
                 if contention and ph == _DOWN:
-                    _share(ch, 0, now, -slot_rate[d, s2])
+                    _share(ch, _EGRESS, now, -slot_rate[d, s2])
                 elif contention and ph == _UP:
-                    _share(ch, 1, now, -slot_rate[d, s2])
+                    _share(ch, _INGRESS, now, -slot_rate[d, s2])
                 slot_task[d, s2] = -1
                 slot_phase[d, s2] = _FREE
                 slot_ver[d, s2] += 1
@@ -659,7 +675,7 @@ def _simulate(
                     n_req[o] += 1
                     lo = min(lo, o)
                     lost += 1
-                    stats[1] += 1
+                    stats[_REQUEUED] += 1
                     requeued_at[task] = now
             if in_flight[d] > 0:
                 busy[d] += now - busy_start[d]
@@ -784,7 +800,7 @@ def _simulate(
         copies[task] += 1
         holder[task, 1 if is_backup else 0] = dd * n_slot + s
         if is_backup:
-            stats[2] += 1
+            stats[_BACKUPS] += 1
         if in_flight[dd] == 0:
             busy_start[dd] = now
         in_flight[dd] += 1
@@ -804,7 +820,7 @@ def _simulate(
         down_busy[dd] = True
         slot_phase[dd, s] = _DOWN
         _start_transfer(
-            0,
+            _EGRESS,
             _DOWNLOAD_END,
             dd,
             s,
@@ -842,6 +858,139 @@ def micro_batch_parts(gp: GemmPlan, graph: OpGraph) -> int:
     return 1
 
 
+class _Links(NamedTuple):
+    """Each device's bandwidth trace as the kernel reads it (dummies when traces are off)."""
+
+    use: bool
+    prefix: np.ndarray  # per-trace prefix sums of the multiplier, one leading zero per trace
+    start: np.ndarray  # where each device's trace starts in ``prefix``
+    length: np.ndarray  # samples in each device's trace
+    offset: np.ndarray  # each device's starting point in its trace (seconds)
+    step_s: float  # seconds per sample
+    down: np.ndarray  # link rates the multiplier scales (the trace-effective rates without traces)
+    up: np.ndarray
+
+
+class _Occurrences(NamedTuple):
+    """The step's GEMM occurrences in schedule order, as flat per-occurrence arrays for the kernel."""
+
+    plan: np.ndarray  # index into plan.gemm_plans
+    tasks: np.ndarray
+    parts: np.ndarray
+    down: np.ndarray
+    flops: np.ndarray
+    up: np.ndarray
+    memory: np.ndarray
+    weight: np.ndarray  # bytes of the weight a device keeps, 0 if none
+    key: np.ndarray  # resident-weight cache key (-1: none)
+    n_keys: int
+    ps: np.ndarray  # PS seconds after each occurrence
+
+
+def _check_inputs(plan: Plan, config: SimConfig, fail_device: int) -> None:
+    if config.traces and plan.pool.traces is None:
+        raise InvalidInputError(
+            "the pool has no bandwidth traces; draw it with traces=load_traces() "
+            "or pass SimConfig(traces=False)"
+        )
+    devices = len(plan.pool)
+    if not -1 <= fail_device < devices:
+        raise InvalidInputError(f"fail_device must be a device index below {devices}, got {fail_device}")
+
+
+def _occurrences(plan: Plan, config: SimConfig) -> _Occurrences:
+    order = plan.graph.schedule()
+    gps = plan.gemm_plans
+    index = {gp.gemm.name: i for i, gp in enumerate(gps)}
+    st_plan = np.array([index[name] for name, _ in order], dtype=np.int64)
+
+    def per_plan(f) -> np.ndarray:
+        return np.array([f(gp) for gp in gps], dtype=float)[st_plan]
+
+    # resident weights: one cache key per (weight, layer), shared by a forward and its backward dX
+    keys: dict[tuple[str, int], int] = {}
+    st_key = np.array(
+        [
+            keys.setdefault((gps[i].gemm.b, layer), len(keys)) if gps[i].resident_bytes else -1
+            for i, (_, layer) in zip(st_plan, order, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    return _Occurrences(
+        st_plan,
+        per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64),
+        per_plan(lambda gp: 1 if config.lockstep else micro_batch_parts(gp, plan.graph)).astype(np.int64),
+        per_plan(lambda gp: gp.cost.bytes_down),
+        per_plan(lambda gp: gp.cost.flops),
+        per_plan(lambda gp: gp.cost.bytes_up),
+        per_plan(lambda gp: gp.cost.memory),
+        per_plan(lambda gp: gp.resident_bytes),
+        st_key,
+        len(keys),
+        stage_ps_seconds(plan)[st_plan],
+    )
+
+
+def _churn(pool: Pool, config: SimConfig, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per device and cycle: seconds available, then seconds away (inf: never leaves)."""
+    n = len(pool)
+    if not config.churn:
+        return np.full((n, 1), np.inf), np.full((n, 1), np.inf)
+    s_shape, s_scale, a_shape, a_scale = pool.churn_params()
+    k = config.churn_cycles
+    up_dur = s_scale[:, None] * gen.weibull(s_shape[:, None], (n, k))
+    down_dur = a_scale[:, None] * gen.weibull(a_shape[:, None], (n, k))
+    return up_dur, down_dur
+
+
+def _links(pool: Pool, config: SimConfig) -> _Links:
+    traces = pool.traces if config.traces else None
+    n = len(pool)
+    if not traces:  # without traces a link runs at its trace-effective rate (what the planner expects)
+        return _Links(
+            False,
+            np.zeros(2),
+            np.zeros(n, dtype=np.int64),
+            np.ones(n, dtype=np.int64),
+            np.zeros(n),
+            1.0,
+            pool.effective_down,
+            pool.effective_up,
+        )
+    prefix = np.concatenate(
+        [
+            np.concatenate([[0.0], np.cumsum(traces.data[s : s + n_s])])
+            for s, n_s in zip(traces.start, traces.length, strict=True)
+        ]
+    )
+    return _Links(
+        True,
+        prefix,
+        (traces.start + np.arange(len(traces.start)))[pool.trace_index].astype(np.int64),
+        traces.length[pool.trace_index].astype(np.int64),
+        pool.trace_offset.astype(float),
+        float(traces.step_s),
+        pool.down,
+        pool.up,
+    )
+
+
+def _result(stage_end: np.ndarray, busy: np.ndarray, stats: np.ndarray, recovery: np.ndarray) -> SimResult:
+    count = recovery[_RECOVERY_COUNT]
+    return SimResult(
+        float(stage_end.max()),
+        stage_end,
+        busy,
+        int(stats[_TASKS]),
+        int(stats[_REQUEUED]),
+        int(stats[_BACKUPS]),
+        int(stats[_BACKUPS_WON]),
+        int(stats[_FAILURES]),
+        int(stats[_EVENTS]),
+        float(recovery[_RECOVERY_SECONDS] / count) if count else float("nan"),
+    )
+
+
 def simulate_step(
     plan: Plan, config: SimConfig | None = None, *, seed: int = 0, fail_device: int = -1, fail_at: float = 0.0
 ) -> SimResult:
@@ -864,85 +1013,45 @@ def simulate_step(
         finish (every eligible device gone for good).
     """
     config = config or SimConfig()
+    _check_inputs(plan, config, fail_device)
     pool = plan.pool
-    if config.traces and pool.traces is None:
-        raise InvalidInputError(
-            "the pool has no bandwidth traces; draw it with traces=load_traces() "
-            "or pass SimConfig(traces=False)"
-        )
-    if not -1 <= fail_device < len(pool):
-        raise InvalidInputError(f"fail_device must be a device index below {len(pool)}, got {fail_device}")
-    order = plan.graph.schedule()
-    index = {gp.gemm.name: i for i, gp in enumerate(plan.gemm_plans)}
-    st_plan = np.array([index[name] for name, _ in order], dtype=np.int64)
-    gps = plan.gemm_plans
-    per_plan = lambda f: np.array([f(gp) for gp in gps], dtype=float)[st_plan]  # noqa: E731
-    ps = stage_ps_seconds(plan)[st_plan]
+    occ = _occurrences(plan, config)
     gen = make_rng(seed)
-    n = len(pool)
-    if config.churn:
-        s_shape, s_scale, a_shape, a_scale = pool.churn_params()
-        k = config.churn_cycles
-        up_dur = s_scale[:, None] * gen.weibull(s_shape[:, None], (n, k))
-        down_dur = a_scale[:, None] * gen.weibull(a_shape[:, None], (n, k))
-    else:
-        up_dur = np.full((n, 1), np.inf)
-        down_dur = np.full((n, 1), np.inf)
-    traces = pool.traces if config.traces else None
-    if traces:  # per-trace prefix sums of the multiplier, one extra leading zero per trace
-        tr_pre = np.concatenate(
-            [
-                np.concatenate([[0.0], np.cumsum(traces.data[s : s + n_s])])
-                for s, n_s in zip(traces.start, traces.length, strict=True)
-            ]
-        )
-    else:
-        tr_pre = np.zeros(2)
-    tr_start = (
-        (traces.start + np.arange(len(traces.start)))[pool.trace_index]
-        if traces
-        else np.zeros(n, dtype=np.int64)
-    )
-    tr_len = traces.length[pool.trace_index] if traces else np.ones(n, dtype=np.int64)
-    tr_off = pool.trace_offset if traces else np.zeros(n)
-    # without traces a link runs at its trace-effective rate (what the planner expects)
-    down, up = (pool.down, pool.up) if traces else (pool.effective_down, pool.effective_up)
+    up_dur, down_dur = _churn(pool, config, gen)
+    links = _links(pool, config)
     egress, ingress = (pool.ps.egress, pool.ps.ingress) if config.contention else (np.inf, np.inf)
-    # resident weights: one cache key per (weight, layer), shared by a forward and its backward dX
-    keys: dict[tuple[str, int], int] = {}
-    st_key = np.array(
-        [
-            keys.setdefault((gps[i].gemm.b, layer), len(keys)) if gps[i].resident_bytes else -1
-            for i, (_, layer) in zip(st_plan, order, strict=True)
-        ],
-        dtype=np.int64,
-    )
-    micro = plan.graph.micro_batches
-    parts = per_plan(lambda gp: 1 if config.lockstep else micro_batch_parts(gp, plan.graph)).astype(np.int64)
     stage_end, busy, stats, reached, recovery = _simulate(
-        st_plan,
-        per_plan(lambda gp: 0 if gp.on_ps else gp.grid.tasks).astype(np.int64),
-        parts,
-        per_plan(lambda gp: gp.cost.bytes_down),
-        per_plan(lambda gp: gp.cost.flops),
-        per_plan(lambda gp: gp.cost.bytes_up),
-        per_plan(lambda gp: gp.cost.memory),
-        per_plan(lambda gp: gp.resident_bytes),
-        st_key,
-        len(keys),
-        ps,
-        int(micro),
+        occ.plan,
+        occ.tasks,
+        occ.parts,
+        occ.down,
+        occ.flops,
+        occ.up,
+        occ.memory,
+        occ.weight,
+        occ.key,
+        occ.n_keys,
+        occ.ps,
+        int(plan.graph.micro_batches),
         np.ascontiguousarray(plan.eligible()),
         *(
             np.ascontiguousarray(a, dtype=float)
-            for a in (pool.flops, down, up, pool.effective_down, pool.effective_up, pool.memory, pool.rtt)
+            for a in (
+                pool.flops,
+                links.down,
+                links.up,
+                pool.effective_down,
+                pool.effective_up,
+                pool.memory,
+                pool.rtt,
+            )
         ),
-        traces is not None,
-        tr_pre,
-        tr_start.astype(np.int64),
-        tr_len.astype(np.int64),
-        tr_off.astype(float),
-        float(traces.step_s if traces else 1.0),
+        links.use,
+        links.prefix,
+        links.start,
+        links.length,
+        links.offset,
+        links.step_s,
         up_dur,
         down_dur,
         float(egress),
@@ -954,20 +1063,9 @@ def simulate_step(
         float(fail_at),
         int(fail_device),
     )
-    if reached < len(st_plan):
+    if reached < len(occ.plan):
         raise InvalidInputError(
-            f"the step could not finish: GEMM occurrence {reached} of {len(st_plan)} "
+            f"the step could not finish: GEMM occurrence {reached} of {len(occ.plan)} "
             "lost every device able to run it"
         )
-    return SimResult(
-        float(stage_end.max()),
-        stage_end,
-        busy,
-        int(stats[0]),
-        int(stats[1]),
-        int(stats[2]),
-        int(stats[3]),
-        int(stats[4]),
-        int(stats[5]),
-        float(recovery[0] / recovery[1]) if recovery[1] else float("nan"),
-    )
+    return _result(stage_end, busy, stats, recovery)

@@ -107,18 +107,21 @@ def recovery_records(setup: Setup, cmp: Comparison) -> list[Record]:
         f"(devices {[e.device for e in events]})"
     )
     lost = [e for e in events if np.isfinite(e.cleave_redone)]
+
+    def record(metric: str, chosen: list[RecoveryEvent], field: str, peer: str, notes: str) -> Record:
+        """Mean of ``cleave_<field>`` against the mean of ``asteroid_<field>`` over ``chosen``."""
+        ours = mean_finite(getattr(e, f"cleave_{field}") for e in chosen)
+        theirs = mean_finite(getattr(e, f"asteroid_{field}") for e in chosen)
+        return Record(SYSTEM, where, metric, "s", ours, peer, theirs, notes=notes)
+
     return [
-        Record(
-            SYSTEM,
-            where,
+        record(
             "recovery: failure until the lost work is redone",
-            "s",
-            mean_finite(e.cleave_redone for e in lost),
+            lost,
+            "redone",
             "asteroid (task graph: re-plan 5 s + migrate stage weights + replay)",
-            mean_finite(e.asteroid_redone for e in lost),
-            notes=f"target: ratio >= 100; Cleave: its re-queued tiles finished again (DES); "
-            f"mean over the {len(lost)} of {len(events)} events where the device held "
-            "a tile",
+            f"target: ratio >= 100; Cleave: its re-queued tiles finished again (DES); "
+            f"mean over the {len(lost)} of {len(events)} events where the device held a tile",
         ),
         Record(
             SYSTEM,
@@ -133,15 +136,12 @@ def recovery_records(setup: Setup, cmp: Comparison) -> list[Record]:
             f"{[round(e.cleave_step_delay, 1) for e in events]} s, either sign); "
             f"clean steps: Cleave {c_clean:.0f} s (DES), Asteroid {a_clean:.0f} s",
         ),
-        Record(
-            SYSTEM,
-            where,
+        record(
             "recovery: failure until the next finished step",
-            "s",
-            mean_finite(e.cleave_to_step_end for e in events),
+            events,
+            "to_step_end",
             "asteroid (task graph)",
-            mean_finite(e.asteroid_to_step_end for e in events),
-            notes="the papers' definition of recovery time; dominated by the rest of the step, not by "
+            "the papers' definition of recovery time; dominated by the rest of the step, not by "
             "the failure (same fractions of each system's own step)",
         ),
     ]

@@ -173,19 +173,22 @@ def micro_batch_records(setup: Setup, cmp: Comparison) -> list[Record]:
     ]
 
 
+def _vs_task_graph(setup: Setup, cmp: Comparison, peer: str, seconds: float, notes: str) -> Record:
+    """Cleave's dataflow DES step against one baseline's step run as a task graph."""
+    metric = "per-batch time (DES / task graphs)"
+    return Record(SYSTEM, setup.on_pool, metric, "s", cmp.des.seconds, peer, seconds, notes=notes)
+
+
 def baseline_records(setup: Setup, cmp: Comparison) -> list[Record]:
     """Cleave against the best edge baseline (task graphs and closed forms), then against each one."""
     base, by_des, by_analytic = cmp.baselines, cmp.best_by_des, cmp.best_by_analytic
     records = [
-        Record(
-            SYSTEM,
-            setup.on_pool,
-            "per-batch time (DES / task graphs)",
-            "s",
-            cmp.des.seconds,
+        _vs_task_graph(
+            setup,
+            cmp,
             f"best edge baseline ({by_des}: {base[by_des].config})",
             cmp.baseline_des[by_des],
-            notes=f"target: ratio >= 4; {SAME_RULES}; Cleave DES with PS NIC sharing and backups "
+            f"target: ratio >= 4; {SAME_RULES}; Cleave DES with PS NIC sharing and backups "
             f"({cmp.des.tasks} tasks, {cmp.des_wall:.0f} s wall); {cmp.micro}",
         ),
         Record(
@@ -201,18 +204,8 @@ def baseline_records(setup: Setup, cmp: Comparison) -> list[Record]:
     ]
     for b in BASELINES:
         why = base[b].reason + "; " if base[b].reason else ""
-        records.append(
-            Record(
-                SYSTEM,
-                setup.on_pool,
-                "per-batch time (DES / task graphs)",
-                "s",
-                cmp.des.seconds,
-                f"{b} {base[b].config}",
-                cmp.baseline_des[b],
-                notes=why + BASELINE_NOTES[b] + f"; closed form {base[b].seconds:.6g} s",
-            )
-        )
+        notes = why + BASELINE_NOTES[b] + f"; closed form {base[b].seconds:.6g} s"
+        records.append(_vs_task_graph(setup, cmp, f"{b} {base[b].config}", cmp.baseline_des[b], notes))
     return records
 
 
