@@ -211,7 +211,7 @@ def quality(
     from frugalml.sparse24.bench.quality import QUALITY_ARMS
     from frugalml.sparse24.bench.quality import quality as run_quality
 
-    chosen = comma_list(arms, name="arm", allowed=QUALITY_ARMS)
+    chosen: list[str] = comma_list(arms, name="arm", allowed=QUALITY_ARMS)
     config = _train_config(locals())
     with torch_threads(threads):
         records, _ = run_quality(

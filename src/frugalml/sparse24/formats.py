@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -196,7 +197,7 @@ def save_checkpoint(
         )
         parts = pack_24(tensor).parts if packable else {"dense": tensor}
         packed_count += packable
-        entry = {
+        entry: dict[str, Any] = {
             "name": name,
             "kind": "2:4" if packable else "dense",
             "shape": list(tensor.shape),

@@ -167,6 +167,8 @@ class SparseLinear(nn.Module):
     ``last_activation_density``; both are kept on the device until read.
     """
 
+    _last_mask: torch.Tensor | None  # a buffer (moves with the module), None between measurements
+
     def __init__(
         self,
         in_features: int,
@@ -192,9 +194,10 @@ class SparseLinear(nn.Module):
                 f"a 2:4 Linear needs {need} divisible by 4, got out={self.out_features}, "
                 f"in={self.in_features}; resize the layer or leave it dense"
             )
-        if self.sparse_input and self.in_features % config.pattern.m:
+        pattern = config.pattern
+        if self.sparse_input and pattern is not None and self.in_features % pattern.m:
             raise InvalidInputError(
-                f"{config.activations} activations need in_features divisible by M={config.pattern.m}, "
+                f"{config.activations} activations need in_features divisible by M={pattern.m}, "
                 f"got {self.in_features}; pick another M or leave activations dense"
             )
         if config.backend == "cusparselt":
@@ -276,9 +279,9 @@ class SparseLinear(nn.Module):
         (or when the weight moved or changed shape); the flip rate compares consecutive masks."""
         held = self._held
         stale = held is None or held[0].shape != w.shape or held[0].device != w.device
-        if stale or (self.training and self._mask_age >= self.config.mask_every):
+        if held is None or stale or (self.training and self._mask_age >= self.config.mask_every):
             mask = self._prune(w) != 0 if self.config.backend == "cusparselt" else self.mask()
-            if self.training and not stale and self.config.flip_every:
+            if held is not None and self.training and not stale and self.config.flip_every:
                 self._flip_rate = (mask != held[0]).float().mean()
             held = self._held = (mask, learn(mask))
             self._mask_age = 0
@@ -300,7 +303,7 @@ class SparseLinear(nn.Module):
                 return PackedLayout.learn(mask, w.dtype, c.transposable, self.kernels)
 
             packed = self._hold(w, learn).pack(w, backward)
-            if holder is not None:
+            if holder is not None and self._held is not None:
                 holder["mask"] = self._held[0]
             return packed
         pruned = self._prune(w)
@@ -310,7 +313,8 @@ class SparseLinear(nn.Module):
         if holder is not None:
             holder["mask"] = mask
         if c.packing == "rule":
-            return rule_layout(mask, w.dtype, c.transposable, self.kernels).pack(pruned, backward)
+            rule_mask = pruned != 0 if mask is None else mask
+            return rule_layout(rule_mask, w.dtype, c.transposable, self.kernels).pack(pruned, backward)
         return pack_pruned(pruned, c.transposable, backward, self.kernels)
 
     def _track_flips(self, mask: Callable[[], torch.Tensor]) -> None:
@@ -343,13 +347,15 @@ class SparseLinear(nn.Module):
         shape = x.shape
         x2 = x.reshape(-1, self.in_features)
         c = self.config
-        if self.sparse_input:
+        pattern = c.pattern
+        if self.sparse_input and pattern is not None:
             x2 = sparsify_activations(
-                x2, c.pattern, c.router, c.dense_features, c.seed if c.token_permutation else None
+                x2, pattern, c.router, c.dense_features, c.seed if c.token_permutation else None
             )
             if self.training:
                 self._activation_density = (x2 != 0).float().mean()
-        holder = {} if c.weights and c.masked_decay and self.training else None
+        decay = c.weights and c.masked_decay and self.training
+        holder: dict[str, torch.Tensor] | None = {} if decay else None
         weight = self.weight if holder is None else MaskedDecay.apply(self.weight, holder, c.masked_decay)
         if c.backend == "cusparselt":
             check_cusparselt_dtypes(self.weight, x2)

@@ -265,7 +265,8 @@ def vnm_columns(
         subsets = _subsets(pattern.m, x.device.type).to(x.device)
         energy = blocks.square()
         chunk = max(1, chunk_elements // (energy.numel() // pattern.m * 4))
-        best_score, best_index = None, None
+        best_score: torch.Tensor | None = None
+        best_index = torch.empty(0, dtype=torch.long)
         for start in range(0, len(subsets), chunk):
             part = subsets[start : start + chunk]  # (S, 4)
             chosen = energy[..., part]  # (B, V, G, S, 4)

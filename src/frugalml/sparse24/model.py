@@ -99,6 +99,7 @@ class Block(nn.Module):
         self.attention_norm = RMSNorm(config.dim, config.norm_eps)
         self.attention = Attention(config)
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
+        self.mlp: nn.Module
         if config.ffn == "moe":
             self.mlp = MoEFFN(config.dim, config.hidden, config.n_experts, config.top_k)
         else:
@@ -111,6 +112,9 @@ class Block(nn.Module):
 
 class TinyLlama(nn.Module):
     """A small Llama language model; ``forward(tokens, targets)`` returns (logits, loss or None)."""
+
+    rope_cos: torch.Tensor  # buffers
+    rope_sin: torch.Tensor
 
     def __init__(self, config: LlamaConfig, seed: int = 0) -> None:
         super().__init__()

@@ -36,7 +36,8 @@ def _layout(module: nn.Module) -> tuple[tuple[str, ...], str] | None:
 
 def find_ffns(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(qualified name, module) of every FFN in ``model`` (outermost match; the model itself counts)."""
-    found, inside = [], set()
+    found: list[tuple[str, nn.Module]] = []
+    inside: set[str] = set()
     for name, module in model.named_modules():
         if any(name.startswith(prefix + ".") for prefix in inside):
             continue
@@ -87,7 +88,10 @@ def sparsify_ffn(
             f"no FFN found in {type(model).__name__}: looked for Linear layers named {layouts}"
         )
     for name, ffn in ffns:
-        inputs, output = _layout(ffn)
+        layout = _layout(ffn)
+        if layout is None:  # find_ffns returns only modules that have one
+            continue
+        inputs, output = layout
         for attr in (*inputs, output):
             layer = getattr(ffn, attr)
             if isinstance(layer, SparseLinear):

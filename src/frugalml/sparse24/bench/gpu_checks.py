@@ -303,7 +303,8 @@ def gpu_vnm_paths(
         xg = x.clone().requires_grad_()
         y = ffn(xg)
         y.backward(grad)
-        outputs[kernel] = (y, xg.grad, ffn.w1.weight.grad, ffn.w2.weight.grad)
+        w1, w2 = ffn.get_submodule("w1"), ffn.get_submodule("w2")
+        outputs[kernel] = (y, xg.grad, w1.weight.grad, w2.weight.grad)
     for kernel in ("gather", "triton"):
         for part, got, want in zip(("y", "dX", "dW1", "dW2"), outputs[kernel], outputs["mask"], strict=True):
             records.append(

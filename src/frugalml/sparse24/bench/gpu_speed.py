@@ -5,6 +5,8 @@ the V:N:M kernels vs the dense matmul, and a Llama-1B-shaped training step.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +59,7 @@ def gpu_vnm(
         )
     ]
     for block_n, block_k in ((128, 64), (64, 64), (128, 32), (256, 64)):
-        t = gpu_seconds(lambda bn=block_n, bk=block_k: vnm_triton_matmul(h, w_t, spec, columns, bn, bk))
+        t = gpu_seconds(partial(vnm_triton_matmul, h, w_t, spec, columns, block_n, block_k))
         records.append(
             Record(
                 SYSTEM,
@@ -88,6 +90,81 @@ def gpu_vnm(
     return records
 
 
+def _fwd_bwd(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
+    return lambda: fn().float().square().mean().backward()
+
+
+def ffn_speed(shape: str, dim: int, hidden: int, tokens: int, rounds: int) -> list[Record]:
+    """FFN fwd+bwd at one shape in bf16: each of our variants and torch's tile-kernel recipe vs dense;
+    each contender that fails is recorded with its error."""
+    name = torch.cuda.get_device_name(0)
+    x = torch.randn(tokens, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    dense = SquaredReLUFFN(dim, hidden).to("cuda", torch.bfloat16)
+    contenders = {
+        f"ours, {label}": sparsify_ffn(copy.deepcopy(dense), **options) for label, options in VARIANTS.items()
+    }
+
+    def tile_recipe():
+        h = F.relu(F.linear(x, TorchTileSparsify.apply(dense.w1.weight, False))).square()
+        return F.linear(h, TorchTileSparsify.apply(dense.w2.weight, False))
+
+    dense_run = cuda_calls(_fwd_bwd(lambda: dense(x)), rounds)
+    runs: dict[str, Callable[[], torch.Tensor]] = {
+        label: partial(model, x) for label, model in contenders.items()
+    }
+    runs["torch tile recipe, cuSPARSELt packing (peer; numerically WRONG on non-SM8x)"] = tile_recipe
+    out = []
+    for label, fn in runs.items():
+
+        def item(fn=fn, label=label):
+            c = compare(cuda_calls(_fwd_bwd(fn), rounds), dense_run, rounds=5, warmup=1)
+            return [
+                Record.from_comparison(
+                    c,
+                    system=SYSTEM,
+                    workload=f"FFN fwd+bwd {shape} {dim}->{hidden}, {tokens} tok bf16: {label}",
+                    peer="dense bf16 (nn.Linear)",
+                    notes=f"{name}; {rounds} calls per sample (a held mask is re-learned 1 in 10); "
+                    "target 7B >= 1.3x",
+                )
+            ]
+
+        out += guarded(f"FFN {shape} {label}", item)
+    return out
+
+
+def llama_step_speed(layers_1b: int) -> list[Record]:
+    """A Llama-1B-shaped training step (``layers_1b`` layers, 4x2048 tokens, bf16), each sparse-phase
+    variant vs the same model dense."""
+    name = torch.cuda.get_device_name(0)
+    config = LlamaConfig(
+        vocab_size=32000, dim=2048, n_layers=layers_1b, n_heads=16, hidden=8192, max_seq_len=2048
+    )
+    batch = torch.randint(0, 32000, (4, 2048), device="cuda")
+    dense = TinyLlama(config).to("cuda", torch.bfloat16)
+
+    def step(model):
+        return lambda: model(batch, batch)[1].backward()
+
+    out = []
+    for label in STEP_VARIANTS:
+        sparse = sparsify_ffn(copy.deepcopy(dense), **VARIANTS[label])
+        c = compare(cuda_calls(step(sparse), 10), cuda_calls(step(dense), 10), rounds=3, warmup=1)
+        out.append(
+            Record.from_comparison(
+                c,
+                system=SYSTEM,
+                workload=f"Llama-1B-shaped training step ({layers_1b} layers, 4x2048 tokens, "
+                f"bf16), sparse phase (2:4 FFN weights, cusparselt, {label})",
+                peer="same model dense bf16",
+                notes=f"{name}; target >= 1.2x; fewer layers than Llama-1B's 16; squared-ReLU FFN; "
+                "10 steps per sample",
+            )
+        )
+        del sparse
+    return out
+
+
 def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[Record]:
     """FFN fwd+bwd at Llama-1B/7B shapes in bf16: ours (mask every step, mask held 10 steps, exact
     mask) and torch's tile-kernel recipe (torchao SemiSparseLinear on core) vs dense; V:N:M gather
@@ -97,77 +174,9 @@ def gpu_speed(tokens: int = 8192, rounds: int = 10, layers_1b: int = 4) -> list[
     skipped = gpu_skip()
     if skipped:
         return skipped
-    device, dtype, records = "cuda", torch.bfloat16, []
-    name = torch.cuda.get_device_name(0)
+    records = []
     for shape, (dim, hidden) in FFN_SHAPES.items():
-
-        def ffn_items(dim=dim, hidden=hidden, shape=shape):
-            x = torch.randn(tokens, dim, device=device, dtype=dtype, requires_grad=True)
-            dense = SquaredReLUFFN(dim, hidden).to(device, dtype)
-            contenders = {
-                f"ours, {label}": sparsify_ffn(copy.deepcopy(dense), **options)
-                for label, options in VARIANTS.items()
-            }
-
-            def tile_recipe():
-                h = F.relu(F.linear(x, TorchTileSparsify.apply(dense.w1.weight, False))).square()
-                return F.linear(h, TorchTileSparsify.apply(dense.w2.weight, False))
-
-            def fwd_bwd(fn):
-                return lambda: fn().float().square().mean().backward()
-
-            dense_run = cuda_calls(fwd_bwd(lambda: dense(x)), rounds)
-            runs = {label: (lambda model=model: model(x)) for label, model in contenders.items()}
-            runs["torch tile recipe, cuSPARSELt packing (peer; numerically WRONG on non-SM8x)"] = tile_recipe
-            out = []
-            for label, fn in runs.items():
-
-                def item(fn=fn, label=label):
-                    c = compare(cuda_calls(fwd_bwd(fn), rounds), dense_run, rounds=5, warmup=1)
-                    return [
-                        Record.from_comparison(
-                            c,
-                            system=SYSTEM,
-                            workload=f"FFN fwd+bwd {shape} {dim}->{hidden}, {tokens} tok bf16: {label}",
-                            peer="dense bf16 (nn.Linear)",
-                            notes=f"{name}; {rounds} calls per sample (a held mask is re-learned 1 in 10); "
-                            "target 7B >= 1.3x",
-                        )
-                    ]
-
-                out += guarded(f"FFN {shape} {label}", item)
-            return out
-
-        records += guarded(f"FFN {shape}", ffn_items)
+        records += guarded(f"FFN {shape}", partial(ffn_speed, shape, dim, hidden, tokens, rounds))
     records += guarded("V:N:M kernels", lambda: gpu_vnm(tokens))
-
-    def llama_step():
-        config = LlamaConfig(
-            vocab_size=32000, dim=2048, n_layers=layers_1b, n_heads=16, hidden=8192, max_seq_len=2048
-        )
-        batch = torch.randint(0, 32000, (4, 2048), device=device)
-        dense = TinyLlama(config).to(device, dtype)
-
-        def step(model):
-            return lambda: model(batch, batch)[1].backward()
-
-        out = []
-        for label in STEP_VARIANTS:
-            sparse = sparsify_ffn(copy.deepcopy(dense), **VARIANTS[label])
-            c = compare(cuda_calls(step(sparse), 10), cuda_calls(step(dense), 10), rounds=3, warmup=1)
-            out.append(
-                Record.from_comparison(
-                    c,
-                    system=SYSTEM,
-                    workload=f"Llama-1B-shaped training step ({layers_1b} layers, 4x2048 tokens, "
-                    f"bf16), sparse phase (2:4 FFN weights, cusparselt, {label})",
-                    peer="same model dense bf16",
-                    notes=f"{name}; target >= 1.2x; fewer layers than Llama-1B's 16; squared-ReLU FFN; "
-                    "10 steps per sample",
-                )
-            )
-            del sparse
-        return out
-
-    records += guarded("Llama-1B step", llama_step)
+    records += guarded("Llama-1B step", lambda: llama_step_speed(layers_1b))
     return records

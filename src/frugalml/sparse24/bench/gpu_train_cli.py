@@ -17,7 +17,7 @@ from frugalml.common.report import Record
 from frugalml.sparse24.bench.shared import SYSTEM, gpu_skip
 from frugalml.sparse24.model import LlamaConfig
 
-CLI_MODEL = {
+CLI_MODEL: dict[str, Any] = {
     "dim": 256,
     "layers": 2,
     "heads": 4,
@@ -27,8 +27,13 @@ CLI_MODEL = {
     "eval_every": 4,
     "threads": 1,
 }
-GREEDY_STE = {"method": "ste", "transposable": True, "transposable_method": "greedy", "activations": "dense"}
-CLI_RUNS = {
+GREEDY_STE: dict[str, Any] = {
+    "method": "ste",
+    "transposable": True,
+    "transposable_method": "greedy",
+    "activations": "dense",
+}
+CLI_RUNS: dict[str, dict[str, Any]] = {
     "emulate (reference)": GREEDY_STE,
     "cusparselt": {**GREEDY_STE, "backend": "cusparselt"},
     "cusparselt, --packing rule": {**GREEDY_STE, "backend": "cusparselt", "packing": "rule"},

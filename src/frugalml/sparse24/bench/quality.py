@@ -86,10 +86,10 @@ def quality_records(
     """One record per arm: final validation loss vs the dense arm (ratio = dense / arm; 0.98 = 2% worse).
     ``label`` follows the arm's name in each workload (e.g. ``", seed 3"``)."""
     shape = _shape(model_config, train_config)
-    dense = runs.get("dense")
+    dense: dict[str, Any] = runs.get("dense") or {}
     records = []
     for arm, run in runs.items():
-        compared = dense is not None and arm != "dense"
+        compared = bool(dense) and arm != "dense"
         target = ""
         if compared and _is_target_arm(arm, train_config):
             target = _target_verdict(run["final_val_loss"] / dense["final_val_loss"] - 1)

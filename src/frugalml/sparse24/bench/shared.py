@@ -28,7 +28,7 @@ def timed(
     )
 
 
-FAST = {
+FAST: dict[str, Any] = {
     "activations": None,
     "method": "ste",
     "transposable": True,
@@ -38,7 +38,7 @@ FAST = {
 }
 HELD = {**FAST, "mask_every": 10}
 RULE = {**FAST, "packing": "rule"}
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "mask every step (fused greedy prune + _cslt_compress)": FAST,
     "mask held 10 steps (gather packing)": HELD,
     "exact 90-pattern mask every step": {**FAST, "transposable_method": "exact"},
