@@ -45,7 +45,7 @@ def resident_pages(path: str | os.PathLike) -> tuple[int, int]:
         del anchor
         if rc != 0:
             raise OSError(ctypes.get_errno(), "mincore failed")
-        resident = int((np.frombuffer(vec, np.uint8) & 1).sum())
+        resident = int((np.ctypeslib.as_array(vec) & 1).sum())
     finally:
         mm.close()
     return resident, n_pages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def from_model(model: Any) -> Forest:
     )
 
 
-def load_model_file(path: str | Path) -> Forest:
+def load_model_file(path: str | os.PathLike) -> Forest:
     """Import a model file: joblib/pickle (sklearn, or a pickled XGBoost/LightGBM model), XGBoost
     JSON or UBJ, or a LightGBM text model. The format is detected from the content.
 

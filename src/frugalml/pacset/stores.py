@@ -44,6 +44,10 @@ class IOStats:
 class BlockStore:
     """Common state of every store: the pool, the block -> slot map, verification flags, counters."""
 
+    pool: np.ndarray
+    block_slot: np.ndarray
+    verified: np.ndarray
+
     def __init__(self, n_blocks: int, block_size: int):
         self.n_blocks = n_blocks
         self.block_size = block_size
@@ -97,7 +101,7 @@ class MmapStore(BlockStore):
         self.stats.round_trips += 1
 
     def close(self) -> None:
-        self.pool = None
+        self.pool = np.zeros((0, self.block_size), np.uint8)  # drop the view of the map
         try:
             self._map.close()
         except BufferError:  # an array still views the map; it closes when that array is freed

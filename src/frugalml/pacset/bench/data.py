@@ -153,4 +153,4 @@ def native_predict(lib: str, path: Path, X: np.ndarray) -> np.ndarray:
         return xgb.Booster(model_file=str(path)).inplace_predict(X)
     import lightgbm as lgb
 
-    return lgb.Booster(model_file=str(path)).predict(X, num_threads=1)
+    return np.asarray(lgb.Booster(model_file=str(path)).predict(X, num_threads=1))

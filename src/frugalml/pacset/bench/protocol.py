@@ -99,12 +99,15 @@ def cold_queries(contenders: list[Contender], queries: np.ndarray, quiet: bool) 
 def fresh_process_queries(contenders: list[Contender], queries: np.ndarray, tmp: Path, quiet: bool) -> None:
     """Each query, each contender (rotating order) in a fresh child process that imports its library,
     evicts the model file (checked with mincore) and only then times load + predict of one row."""
+    untyped = [c.name for c in contenders if c.kind is None]
+    if untyped:
+        raise ValueError(f"contenders {untyped} have no coldchild kind; a fresh process cannot run them")
     for q, x in enumerate(queries):
         row = tmp / f"row-{q}.npy"
         np.save(row, x[None, :])
         for c in _rotated(contenders, q):
             out = subprocess.run(
-                [sys.executable, "-m", "frugalml.pacset.bench.coldchild", c.kind, str(c.path), str(row)],
+                [sys.executable, "-m", "frugalml.pacset.bench.coldchild", str(c.kind), str(c.path), str(row)],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -273,7 +276,7 @@ def plot_latency(records: list[Record], path: Path, title: str) -> None:
     labels = [f"{r.workload}\nvs {r.peer}" for r in lat]
     x = np.arange(len(lat))
     axes[0].bar(x - 0.2, [r.ours * 1e3 for r in lat], 0.4, label="pacset bin+blockwise")
-    axes[0].bar(x + 0.2, [r.peer_value * 1e3 for r in lat], 0.4, label="peer")
+    axes[0].bar(x + 0.2, [(r.peer_value or 0.0) * 1e3 for r in lat], 0.4, label="peer")
     axes[0].set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("cold single-query latency, ms (median)")
