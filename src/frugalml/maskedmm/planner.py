@@ -22,6 +22,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -263,6 +264,47 @@ def sparse_terms(
     )
 
 
+class AutoParams(NamedTuple):
+    """The C extension's ``auto_dense`` parameter vector, field by field in the order of the
+    ``P_*`` layout in ``_kernels.c`` (the tuples hold one value per row block of ``ROW_BLOCKS``)."""
+
+    runs: float
+    run: float
+    seed: float
+    exact_below: float
+    z: float
+    margin: float
+    dense: float
+    overhead: float
+    speedup: float
+    width: float
+    segments: float
+    chunk_k: float
+    tiles: tuple[float, ...]
+    per_call: tuple[float, ...]
+    per_iteration: tuple[float, ...]
+    blocks: tuple[float, ...]
+    has_rows: float
+    mk: float
+    rows_tiles: float
+    scale: float
+    rows_per_iteration: float
+    rows_per_word: float
+    rows_words: float
+    sparse_fixed: float
+    sparse_product: float
+    sparse_output: float
+    sparse_nonzero: float
+    call_overhead: float
+
+    def to_array(self) -> np.ndarray:
+        """The flat float64 vector ``auto_dense`` reads."""
+        flat: list[float] = []
+        for value in self:
+            flat.extend(value if isinstance(value, tuple) else (value,))
+        return np.array(flat, np.float64)
+
+
 _auto_params: dict[tuple, tuple[Calibration, np.ndarray]] = {}
 
 
@@ -285,7 +327,8 @@ def auto_params(
     width = backend.segment_width(isa, dtype_code)
     dense, overhead, speedup = fixed_costs(cal, shape, scale, b_prepared, threads, filters)
     rows_tiles = -(-n // (width * SEGMENTS * backend.rows_panels(isa)))
-    params = [
+    tiles_k = -(-k // (64 * CHUNK_WORDS))
+    params = AutoParams(
         RUNS,
         RUN,
         SEED,
@@ -298,10 +341,10 @@ def auto_params(
         width,
         SEGMENTS,
         min(k, 64 * CHUNK_WORDS),
-        *(-(-m // r) * -(-n // (width * SEGMENTS)) * -(-k // (64 * CHUNK_WORDS)) for r in ROW_BLOCKS),
-        *(cal.per_call[r] for r in ROW_BLOCKS),
-        *(cal.per_iteration[r] for r in ROW_BLOCKS),
-        *ROW_BLOCKS,
+        tuple(-(-m // r) * -(-n // (width * SEGMENTS)) * tiles_k for r in ROW_BLOCKS),
+        tuple(cal.per_call[r] for r in ROW_BLOCKS),
+        tuple(cal.per_iteration[r] for r in ROW_BLOCKS),
+        tuple(ROW_BLOCKS),
         float(isa != backend.NUMBA),
         m * k,
         rows_tiles,
@@ -311,8 +354,8 @@ def auto_params(
         m * -(-k // 64) * rows_tiles,
         *sparse_terms(cal, shape, scale, b_prepared, speedup),
         cal.call_overhead,
-    ]
-    array = np.array(params, np.float64)
+    )
+    array = params.to_array()
     if len(_auto_params) > 256:
         _auto_params.clear()
     _auto_params[key] = (copy.deepcopy(cal), array)
