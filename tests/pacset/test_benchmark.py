@@ -21,3 +21,26 @@ def test_boostedreproduce_rows(cls_data, tmp_path):
     assert pages.metric.startswith("pages read") and pages.ours > 0 and pages.peer_value > 0
     assert "paper blocks ratio 1.37x" in pages.notes and "paper latency ratio 2.67x" in records[1].notes
     assert all(np.isfinite(r.ratio) for r in records)
+
+
+def test_redis_rows_are_skipped_when_redis_server_is_missing(monkeypatch):
+    import contextlib
+
+    from frugalml.common import redis_server
+    from frugalml.common.errors import ServiceUnavailableError
+    from frugalml.pacset.bench import latency
+
+    def missing():
+        raise ServiceUnavailableError("redis-server is not installed")
+
+    monkeypatch.setattr(redis_server, "redis_server", missing)
+    with contextlib.ExitStack() as stack:
+        assert latency._redis_or_none(stack, quiet=True) is None
+
+
+def test_paper_notes_name_the_papers_ratios():
+    from frugalml.pacset.bench.reproduce import paper_note
+
+    assert paper_note("Landsat RF", "bfs") == "paper blocks ratio 4.99x; paper latency ratio 4.75x"
+    assert paper_note("Landsat RF", "wdfs") == "paper blocks ratio 1.05x"
+    assert paper_note(None, "bfs") == ""

@@ -150,3 +150,22 @@ def test_multi_output_regression(reg_data, tmp_path):
     pack(model, tmp_path / "m.pacset")
     with PackedForest.open(tmp_path / "m.pacset", engine="numpy") as packed:
         np.testing.assert_allclose(packed.predict(X[:100]), model.predict(X[:100]), rtol=1e-6)
+
+
+def test_file_without_accumulate_field_reads_as_float64(rf, cls_data, tmp_path, monkeypatch):
+    """Files written before ``accumulate`` existed sum leaves in float64 and still predict."""
+    from frugalml.pacset import fileformat
+
+    original = fileformat.metadata
+    monkeypatch.setattr(
+        fileformat,
+        "metadata",
+        lambda f, lay: {k: v for k, v in original(f, lay).items() if k != "accumulate"},
+    )
+    path = tmp_path / "old.pacset"
+    pack(rf, path, bins=2)
+    assert "accumulate" not in fileformat.open_packed(path).meta
+    X = cls_data[0][:50]
+    with PackedForest.open(path, engine="numpy") as model:
+        assert model.model.accumulate == "float64"
+        np.testing.assert_array_equal(model.predict(X), rf.predict(X))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,50 @@ def metadata(forest: Forest, layout: Layout) -> dict[str, Any]:
         "n_blocks": layout.n_blocks,
         "n_slots_used": int((layout.slot >= 0).sum()),
     }
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """The header fields a reader needs to predict, typed (the header itself stays JSON).
+
+    Examples
+    --------
+    >>> meta = {"n_features": 4, "n_outputs": 1, "n_values": 1, "n_trees": 2, "aggregate": "sum",
+    ...         "transform": "identity", "transform_scale": 1.0, "base_score": [0.5], "classes": None,
+    ...         "handles_missing": True, "input_precision": "float32", "block_size": 4096,
+    ...         "slot_size": 16, "n_blocks": 3}
+    >>> ModelMeta.from_meta(meta).accumulate  # files written before the field existed
+    'float64'
+    """
+
+    n_features: int
+    n_outputs: int
+    n_values: int
+    n_trees: int
+    aggregate: str
+    transform: str
+    transform_scale: float
+    base_score: list
+    classes: list | None
+    handles_missing: bool
+    input_precision: str
+    accumulate: str
+    block_size: int
+    slot_size: int
+    n_blocks: int
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> ModelMeta:
+        """Read the fields from a packed file's metadata (``accumulate`` defaults to float64)."""
+        return cls(
+            **{f.name: meta[f.name] for f in fields(cls) if f.name != "accumulate"},
+            accumulate=meta.get("accumulate", "float64"),
+        )
+
+    @property
+    def ordered(self) -> bool:
+        """Whether single-value leaves are stored per tree and summed in tree order afterwards."""
+        return self.aggregate == "sum" or (self.aggregate == "mean" and self.n_values == 1)
 
 
 def write_packed(path: str | os.PathLike, forest: Forest, layout: Layout) -> ContainerHeader:

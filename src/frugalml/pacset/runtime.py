@@ -10,7 +10,7 @@ import numpy as np
 
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.validate import one_of
-from frugalml.pacset.fileformat import Index, open_packed
+from frugalml.pacset.fileformat import Index, ModelMeta, open_packed
 from frugalml.pacset.forest import as_rows, decide, finish, sum_trees
 from frugalml.pacset.kernels import PackedArrays, WalkState, checksum_multipliers, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
@@ -45,11 +45,12 @@ class PackedForest:
     ):
         one_of(engine, ENGINES, "engine")
         self.meta, self.index, self.store, self.engine, self.where = meta, index, store, engine, where
-        self._mult = checksum_multipliers(meta["block_size"])
-        self._spb = meta["block_size"] // meta["slot_size"]
-        self._missing = np.zeros(meta["n_blocks"], np.int64)
-        self._mark = np.zeros(meta["n_blocks"], np.uint8)
-        self.touched = np.zeros(meta["n_blocks"], np.uint8)
+        self.model = model = ModelMeta.from_meta(meta)
+        self._mult = checksum_multipliers(model.block_size)
+        self._spb = model.block_size // model.slot_size
+        self._missing = np.zeros(model.n_blocks, np.int64)
+        self._mark = np.zeros(model.n_blocks, np.uint8)
+        self.touched = np.zeros(model.n_blocks, np.uint8)
 
     @classmethod
     def open(
@@ -96,16 +97,16 @@ class PackedForest:
 
     @property
     def n_features(self) -> int:
-        return self.meta["n_features"]
+        return self.model.n_features
 
     @property
     def classes_(self) -> np.ndarray | None:
-        classes = self.meta["classes"]
+        classes = self.model.classes
         return None if classes is None else np.asarray(classes)
 
     def _prepare(self, X) -> np.ndarray:
-        m = self.meta
-        return as_rows(X, m["n_features"], m["handles_missing"], m["input_precision"])
+        m = self.model
+        return as_rows(X, m.n_features, m.handles_missing, m.input_precision)
 
     def raw_scores(self, X, *, trace: np.ndarray | None = None) -> np.ndarray:
         """Aggregated tree outputs before the output transform, shape (n_rows, n_outputs).
@@ -114,7 +115,7 @@ class PackedForest:
         also chosen by ``auto``); the number written is stored in ``self.trace_length``.
         """
         X = self._prepare(X)
-        n_trees = self.meta["n_trees"]
+        n_trees = self.model.n_trees
         walk = self._walker(len(X) * n_trees if trace is None else AUTO_NUMBA_STATES)
         trace = np.zeros(0, np.int64) if trace is None else trace
         self.touched[:] = 0
@@ -137,9 +138,9 @@ class PackedForest:
 
         return walk_packed
 
-    def _arrays(self, ordered: bool) -> PackedArrays:
+    def _arrays(self) -> PackedArrays:
         """The walk's view of the store's pool (read afresh: a fetch may replace it) and the tables."""
-        m, store = self.meta, self.store
+        m, store = self.model, self.store
         pool = store.pool
         return PackedArrays(
             pool.view(np.int32),
@@ -150,23 +151,21 @@ class PackedForest:
             store.verified,
             self._mult,
             self._spb,
-            m["slot_size"] // 4,
-            m["slot_size"] == 32,
+            m.slot_size // 4,
+            m.slot_size == 32,
             self.index.tree_group,
             self.index.bin_start,
-            m["n_values"],
-            ordered,
+            m.n_values,
+            m.ordered,
         )
 
     def _raw_chunk(self, X: np.ndarray, walk, trace: np.ndarray) -> np.ndarray:
-        m, store = self.meta, self.store
-        aggregate = m["aggregate"]
-        ordered = aggregate == "sum" or (aggregate == "mean" and m["n_values"] == 1)
-        state = np.broadcast_to(self.index.root_code, (len(X), m["n_trees"])).copy()
-        acc = np.zeros((len(X), m["n_trees"] if ordered else m["n_outputs"]))
+        m = self.model
+        state = np.broadcast_to(self.index.root_code, (len(X), m.n_trees)).copy()
+        acc = np.zeros((len(X), m.n_trees if m.ordered else m.n_outputs))
         while True:
             n_missing, bad, n_trace = walk(
-                self._arrays(ordered),
+                self._arrays(),
                 WalkState(X, state, acc, self._missing, self._mark, self.touched, trace[self.trace_length :]),
             )
             self.trace_length += n_trace
@@ -177,25 +176,25 @@ class PackedForest:
                 )
             if n_missing == 0:
                 break
-            store.fetch(self._missing[:n_missing])
-        if ordered:
-            base = m["base_score"] if aggregate == "sum" else np.zeros(m["n_outputs"])
-            acc = sum_trees(acc, self.index.tree_group, base, m.get("accumulate", "float64"))
-        return acc if aggregate == "sum" else acc / m["n_trees"]
+            self.store.fetch(self._missing[:n_missing])
+        if m.ordered:
+            base = m.base_score if m.aggregate == "sum" else np.zeros(m.n_outputs)
+            acc = sum_trees(acc, self.index.tree_group, base, m.accumulate)
+        return acc if m.aggregate == "sum" else acc / m.n_trees
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (classifiers only), equal to the source model's ``predict_proba``."""
-        if self.meta["classes"] is None:
+        if self.model.classes is None:
             raise InvalidInputError("predict_proba needs a classifier; this model is a regressor")
         return self._finish(self.raw_scores(X))
 
     def predict(self, X) -> np.ndarray:
         """Classes for a classifier, values for a regressor."""
-        return decide(self._finish(self.raw_scores(X)), self.meta["classes"])
+        return decide(self._finish(self.raw_scores(X)), self.model.classes)
 
     def _finish(self, raw: np.ndarray) -> np.ndarray:
-        m = self.meta
-        return finish(raw, m["transform"], m["transform_scale"], m.get("accumulate", "float64"))
+        m = self.model
+        return finish(raw, m.transform, m.transform_scale, m.accumulate)
 
     @property
     def blocks_touched(self) -> int:
