@@ -155,13 +155,7 @@ def evaluate_command(
     from frugalml.prereq.methods import METHODS, Context
 
     ds = data.load(dataset)
-    context = Context(
-        ds.corpus,
-        n_topics=topics,
-        seed=seed,
-        plda_params={"max_em_iter": em_iter},
-        siamese_params=_steps(steps),
-    )
+    context = Context.with_limits(ds.corpus, n_topics=topics, em_iter=em_iter, steps=steps, seed=seed)
     results = evaluate(
         ds,
         comma_list(methods, name="method", allowed=METHODS),

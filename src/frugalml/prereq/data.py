@@ -616,28 +616,3 @@ def doc_concept_matrix(corpus: Corpus, concepts: Sequence[str]) -> sp.csr_matrix
     """Binary document x concept incidence for the given concepts (columns in that order)."""
     cols = corpus.concept_columns(concepts)
     return (corpus.counts[:, cols] > 0).astype(np.float64).tocsr()
-
-
-__all__ = [
-    "DATASETS",
-    "Corpus",
-    "Dataset",
-    "DatasetInfo",
-    "PairSet",
-    "bag_of_words",
-    "doc_concept_matrix",
-    "links_from_playlists",
-    "links_from_prerequisites",
-    "load",
-    "load_nptel",
-    "load_refd",
-    "load_university",
-    "match_concepts",
-    "normalise_concept",
-    "read_ldac",
-    "read_links",
-    "read_pairs",
-    "restrict_pairs",
-    "verify",
-    "write_ldac",
-]

@@ -73,6 +73,20 @@ class Context:
     seed: int = 0
     _cache: dict = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def with_limits(
+        cls, corpus: Corpus, *, n_topics: int, em_iter: int, steps: int | None, seed: int = 0
+    ) -> Context:
+        """A context whose Pairwise-Link-LDA runs at most ``em_iter`` EM iterations and whose siamese
+        methods train ``steps`` steps (each method's own number when None)."""
+        return cls(
+            corpus,
+            n_topics=n_topics,
+            seed=seed,
+            plda_params={"max_em_iter": em_iter},
+            siamese_params={} if steps is None else {"steps": steps},
+        )
+
     @property
     def plda(self) -> PairwiseLinkLDA:
         if "plda" not in self._cache:

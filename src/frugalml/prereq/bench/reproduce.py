@@ -66,13 +66,7 @@ def run(
     started, cpu_started = time.perf_counter(), time.process_time()
     for name in datasets:
         ds = data.load(name)
-        context = Context(
-            ds.corpus,
-            n_topics=topics,
-            seed=seed,
-            plda_params={"max_em_iter": em_iter},
-            siamese_params={} if steps is None else {"steps": steps},
-        )
+        context = Context.with_limits(ds.corpus, n_topics=topics, em_iter=em_iter, steps=steps, seed=seed)
         start = time.perf_counter()
         plda = context.plda
         fit_s = time.perf_counter() - start
