@@ -151,12 +151,12 @@ class RegularizedEvolution(Engine):
         picks = self.gen.choice(len(self.population), self.sample_size, replace=False)
         parent = max((self.population[i] for i in picks), key=lambda p: p[1])[0]
         for _ in range(50):
-            child = list(parent)
+            symbols = list(parent)
             pos = self.gen.integers(self.space.layers)
-            child[pos] = self.gen.choice(
-                [p for p in self.space.primitives if p != child[pos]] or list(self.space.primitives)
+            symbols[pos] = self.gen.choice(
+                [p for p in self.space.primitives if p != symbols[pos]] or list(self.space.primitives)
             )
-            child = "".join(child)
+            child = "".join(symbols)
             if not self._seen(child):
                 return child
             parent = child
@@ -177,8 +177,8 @@ class _BayesOpt(Engine):
             archs = [a for a in self.space.enumerate() if not self._seen(a)]
             return self.space.encode(archs)
         codes = self.space.sample(self.gen, self.pool)
-        best = sorted(self.history, key=self.history.get, reverse=True)[:8]
-        neighbours = []
+        best = sorted(self.history, key=self.history.__getitem__, reverse=True)[:8]
+        neighbours: list[np.ndarray] = []
         for row in self.space.encode(best):  # every single mutation of the top 8
             for pos in range(self.space.layers):
                 for sym in range(len(self.space.primitives)):
@@ -186,8 +186,8 @@ class _BayesOpt(Engine):
                         nb = row.copy()
                         nb[pos] = sym
                         neighbours.append(nb)
-        neighbours = np.array(neighbours, dtype=np.int64).reshape(-1, self.space.layers)
-        codes = np.unique(np.concatenate([codes, neighbours]), axis=0)
+        mutants = np.array(neighbours, dtype=np.int64).reshape(-1, self.space.layers)
+        codes = np.unique(np.concatenate([codes, mutants]), axis=0)
         keep = [not self._seen(a) for a in self.space.decode(codes)]
         return codes[np.array(keep, dtype=bool)]
 

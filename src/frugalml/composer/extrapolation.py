@@ -138,6 +138,7 @@ def extrapolate(
         scale = layers / len(arch)
         ref_params = 0
     else:
+        assert params is not None  # exactly one of layers and params was given
         if params < 1:
             raise InvalidInputError(f"params must be positive, got {params}")
         layer = layer or (

@@ -7,6 +7,7 @@ the decoding of the whole sequence from the last position's state (see :class:`M
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -180,7 +181,7 @@ def _memorization(
     return inputs, targets
 
 
-_GENERATORS = {
+_GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "recall": _recall,
     "fuzzy_recall": _fuzzy_recall,
     "noisy_recall": _noisy_recall,

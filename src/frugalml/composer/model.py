@@ -7,13 +7,14 @@ head tied to the embedding. Analytic counts of parameters, FLOPs and KV cache co
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from frugalml.common.errors import InvalidInputError
-from frugalml.composer.primitives import PRIMITIVES, LayerConfig
+from frugalml.composer.primitives import PRIMITIVES, LayerConfig, Primitive
 
 
 def check_arch(arch: str, primitives: str | None = None) -> str:
@@ -145,13 +146,17 @@ class HybridLM(nn.Module):
             x = layer(x)
         return self.norm(x)
 
+    def _primitives(self) -> list[Primitive]:
+        """The layers, typed as what they are (``nn.ModuleList`` yields plain modules)."""
+        return cast("list[Primitive]", list(self.layers))  # register_primitive admits only Primitives
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, T, vocab)."""
         return F.linear(self.hidden(tokens), self.embed.weight)
 
     def aux_loss(self) -> torch.Tensor:
         """Sum of the load-balancing losses the MoE sub-layers left in the last forward pass (0 if none)."""
-        losses = [layer.aux_loss for layer in self.layers if getattr(layer, "aux_loss", None) is not None]
+        losses = [loss for layer in self.layers if (loss := getattr(layer, "aux_loss", None)) is not None]
         return torch.stack(losses).sum() if losses else self.embed.weight.new_zeros(())
 
     def loss(
@@ -165,7 +170,7 @@ class HybridLM(nn.Module):
     def decode_state(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Every tensor a decoder keeps after reading ``tokens`` (what :func:`kv_cache_bytes` counts)."""
         state, x = [], self.embed(tokens)
-        for layer in self.layers:
+        for layer in self._primitives():
             state += layer.decode_state(x)
             x = layer(x)
         return state
@@ -173,7 +178,7 @@ class HybridLM(nn.Module):
     def prefill(self, tokens: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Read a prompt (B, T) in one pass: its logits (B, T, vocab) and every layer's decode state."""
         states, x = [], self.embed(tokens)
-        for layer in self.layers:
+        for layer in self._primitives():
             states.append(layer.decode_state(x))
             x = layer(x)
         return F.linear(self.norm(x), self.embed.weight), states
@@ -190,7 +195,7 @@ class HybridLM(nn.Module):
         x = self.embed(token.reshape(-1, 1))
         states = states if states is not None else [[] for _ in self.layers]
         new = []
-        for layer, state in zip(self.layers, states, strict=True):
+        for layer, state in zip(self._primitives(), states, strict=True):
             x, state = layer.step(x, state, pos)
             new.append(state)
         return F.linear(self.norm(x), self.embed.weight)[:, 0], new

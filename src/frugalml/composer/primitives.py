@@ -126,13 +126,16 @@ def register_primitive(symbol: str, *, replace: bool = False) -> Callable[[type[
 
     Examples
     --------
-    >>> @register_primitive("I")                                  # doctest: +SKIP
+    >>> @register_primitive("I")
     ... class Identity(Primitive):
     ...     def mix(self, h): return torch.zeros_like(h)
     ...     @classmethod
     ...     def param_count(cls, cfg): return cfg.width
     ...     @classmethod
     ...     def flops_per_token(cls, cfg, seq_len): return 0
+    >>> PRIMITIVES["I"].__name__
+    'Identity'
+    >>> unregister_primitive("I")
     """
     if not isinstance(symbol, str) or len(symbol) != 1 or not symbol.isalnum():
         raise InvalidInputError(f"a primitive symbol is one letter or digit, got {symbol!r}")

@@ -147,8 +147,8 @@ def train_task(
     arch: str, task: MADTask, shape: ModelShape, train: TrainConfig, seed: int, lr: float, weight_decay: float
 ) -> float:
     """Train a fresh model on one MAD task; return its best test accuracy over the evaluations."""
-    (x, y), (xt, yt) = task.generate(seed)
-    x, y, xt, yt = (torch.from_numpy(a) for a in (x, y, xt, yt))
+    (xn, yn), (xtn, ytn) = task.generate(seed)
+    x, y, xt, yt = (torch.from_numpy(a) for a in (xn, yn, xtn, ytn))
     torch.manual_seed(seed)
     model = _TaskModel(HybridConfig(arch, task.model_vocab, shape.layer()), task)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)

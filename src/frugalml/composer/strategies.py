@@ -170,7 +170,7 @@ def search(
             eng, score, share, compose=partial(place, best), batch=batch, known=known, on_result=on_result
         )
         total.history += part.history
-        best = max((a for a in known if len(a) == len(best) + width), key=known.get)
+        best = max((a for a in known if len(a) == len(best) + width), key=known.__getitem__)
     return total
 
 

@@ -47,7 +47,7 @@ class Table:
 
     @property
     def top1(self) -> str:
-        return max(self.scores, key=self.scores.get)
+        return max(self.scores, key=self.scores.__getitem__)
 
     def score(self, archs: list[str]) -> dict[str, float]:
         return {a: self.scores[a] for a in archs}
@@ -72,13 +72,13 @@ def load_table(path: str | Path | None = None) -> Table:
             )
         text, where, name = ref.read_text(), BUILTINS[path], path
     else:
-        where = Path(path)
-        if not where.is_file():
+        file = Path(path)
+        if not file.is_file():
             raise DataNotFoundError(
-                f"{where} is neither a file nor a built-in table "
+                f"{file} is neither a file nor a built-in table "
                 f"({', '.join(BUILTINS)}); compute a table with make_tabular.py"
             )
-        text, name = where.read_text(), str(where)
+        text, where, name = file.read_text(), str(file), str(file)
     try:
         doc = json.loads(text)
         space = Space(doc["space"]["primitives"], int(doc["space"]["layers"]))

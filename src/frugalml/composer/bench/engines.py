@@ -28,7 +28,7 @@ def compare_report(
 
     Writes the records to ``json_out`` and the regret curves to ``plot`` when given.
     """
-    names = comma_list(engines, name="engine")
+    names: list[str] = comma_list(engines, name="engine")
     if "bo" not in names:
         names.insert(0, "bo")
     t = load_table(table)

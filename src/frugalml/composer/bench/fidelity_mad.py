@@ -201,7 +201,7 @@ class MadFidelityRun:
         lm = json.loads(Path(s.lm_runs).read_text())
         picks = comma_list(s.picks, name="architecture") if s.picks else lm["picks"]
         lm_width = lm["settings"]["width"]
-        tasks = comma_list(s.tasks, name="task")
+        tasks: list[str] = comma_list(s.tasks, name="task")
         table = json.loads((resources.files("frugalml.composer") / BUILTIN).read_text())
         neg_loss = [-lm["runs"][f"{a}@{lm_width}"]["val_loss"] for a in picks]
         self.study = Study(picks, tasks, neg_loss, table, s.describe(tasks))
