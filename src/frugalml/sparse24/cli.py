@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from inspect import Parameter, signature
+from typing import Any, get_type_hints
 
 import typer
 
@@ -17,29 +21,8 @@ DATA_HELP = (
 )
 
 
-def _model_config(dim: int, layers: int, heads: int, hidden: int, ffn: str, seq_len: int):
-    from frugalml.sparse24.model import LlamaConfig
-
-    return LlamaConfig(dim=dim, n_layers=layers, n_heads=heads, hidden=hidden, ffn=ffn, max_seq_len=seq_len)
-
-
 def _sparsity(value: str) -> str | None:
     return None if value.lower() in ("dense", "none") else value
-
-
-def _train_config(options: dict[str, Any]):
-    """The TrainConfig of a command's parameters (``locals()``): every parameter named like one of its
-    fields, with ``dense``/``none`` sparsities as None; so each option is passed on in one place."""
-    from dataclasses import fields
-
-    from frugalml.sparse24.train import TrainConfig
-
-    names = {f.name for f in fields(TrainConfig)}
-    config = {k: v for k, v in options.items() if k in names}
-    for key in ("weights", "activations"):
-        if key in config:
-            config[key] = _sparsity(config[key])
-    return TrainConfig(**config)
 
 
 DATA = typer.Option(None, "--data", help=DATA_HELP)
@@ -97,47 +80,101 @@ DTYPE = typer.Option(
 )
 
 
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The options ``train`` and ``quality`` share, each declared once: its field's default is the typer
+    option, so :func:`_with_training_options` can put it into both commands' signatures."""
+
+    data: str = DATA
+    batch_size: int = BATCH_SIZE
+    seq_len: int = SEQ_LEN
+    dim: int = DIM
+    layers: int = LAYERS
+    heads: int = HEADS
+    hidden: int = HIDDEN
+    method: str = METHOD
+    transposable: bool = TRANSPOSABLE
+    transposable_method: str = TRANSPOSABLE_METHOD
+    mvue: bool = MVUE
+    flip_every: int = FLIP_EVERY
+    mask_every: int = MASK_EVERY
+    vnm_kernel: str = VNM_KERNEL
+    backend: str = BACKEND
+    dense_features: float = DENSE_FEATURES
+    token_permutation: bool = TOKEN_PERMUTATION
+    masked_decay: float = MASKED_DECAY
+    packing: str = PACKING
+    device: str = DEVICE
+    dtype: str = DTYPE
+    eval_every: int = EVAL_EVERY
+    threads: int = THREADS
+
+    def model_config(self, ffn: str = "relu2"):
+        from frugalml.sparse24.model import LlamaConfig
+
+        return LlamaConfig(
+            dim=self.dim,
+            n_layers=self.layers,
+            n_heads=self.heads,
+            hidden=self.hidden,
+            ffn=ffn,
+            max_seq_len=self.seq_len,
+        )
+
+    def train_config(self, **own: Any):
+        """The TrainConfig of these options plus a command's own (``locals()``): every value named like
+        one of its fields, with ``dense``/``none`` sparsities as None."""
+        from frugalml.sparse24.train import TrainConfig
+
+        names = {f.name for f in fields(TrainConfig)}
+        config = {k: v for k, v in {**asdict(self), **own}.items() if k in names}
+        for key in ("weights", "activations"):
+            if key in config:
+                config[key] = _sparsity(config[key])
+        return TrainConfig(**config)
+
+
+def _with_training_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add :class:`TrainingOptions`' fields to ``command``'s options; it receives them as ``options``."""
+    own = signature(command, eval_str=True)
+    shared_types = get_type_hints(TrainingOptions)
+    shared = [
+        Parameter(f.name, Parameter.KEYWORD_ONLY, default=f.default, annotation=shared_types[f.name])
+        for f in fields(TrainingOptions)
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        options = TrainingOptions(**{f.name: kwargs.pop(f.name) for f in fields(TrainingOptions)})
+        command(options=options, **kwargs)
+
+    params = [p for p in own.parameters.values() if p.name != "options"]
+    wrapper.__signature__ = own.replace(parameters=[*params, *shared])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*params, *shared)}
+    return wrapper
+
+
 @app.command()
+@_with_training_options
 def train(
-    data: str = DATA,
     steps: int = typer.Option(300, help="Optimizer steps."),
-    batch_size: int = BATCH_SIZE,
-    seq_len: int = SEQ_LEN,
-    dim: int = DIM,
-    layers: int = LAYERS,
-    heads: int = HEADS,
-    hidden: int = HIDDEN,
     ffn: str = typer.Option("relu2", help="FFN kind: relu2 (squared ReLU), swiglu or moe."),
     weights: str = typer.Option("2:4", help="Weight sparsity: 2:4 or dense."),
     activations: str = typer.Option(
         "vnm:64:2:8", help="Activation sparsity: V:N:M blocks as vnm:64:2:8, 2:4 or dense."
     ),
-    method: str = METHOD,
-    transposable: bool = TRANSPOSABLE,
-    transposable_method: str = TRANSPOSABLE_METHOD,
-    mvue: bool = MVUE,
-    flip_every: int = FLIP_EVERY,
-    mask_every: int = MASK_EVERY,
-    vnm_kernel: str = VNM_KERNEL,
-    backend: str = BACKEND,
-    dense_features: float = DENSE_FEATURES,
-    token_permutation: bool = TOKEN_PERMUTATION,
-    masked_decay: float = MASKED_DECAY,
-    packing: str = PACKING,
-    device: str = DEVICE,
-    dtype: str = DTYPE,
     sparse_fraction: float = typer.Option(0.8, help="Fraction of steps trained sparse."),
     warmup_fraction: float = typer.Option(0.0, help="Fraction of dense steps before the sparse phase."),
     dense_from: str = typer.Option(
         "sparse", help="The dense tail starts from the effective 'sparse' weights or the 'master' weights."
     ),
     lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine)."),
-    eval_every: int = EVAL_EVERY,
     seed: int = typer.Option(0, help="Seed of initialisation, batches and MVUE."),
-    threads: int = THREADS,
     checkpoint: str = typer.Option(None, "--checkpoint", "-o", help="Write the trained model here (.sp24)."),
     json_path: str = typer.Option(None, "--json", help="Write the history as JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
+    *,
+    options: TrainingOptions,
 ):
     """Train a tiny Llama: sparse for --sparse-fraction of the steps, then dense.
 
@@ -152,10 +189,20 @@ def train(
 
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model_config = _model_config(dim, layers, heads, hidden, ffn, seq_len)
-    config = _train_config(locals())
-    with torch_threads(threads):
-        result = run_training(model_config, config, corpus_bytes(data), quiet=quiet)
+    model_config = options.model_config(ffn)
+    config = options.train_config(
+        steps=steps,
+        weights=weights,
+        activations=activations,
+        sparse_fraction=sparse_fraction,
+        warmup_fraction=warmup_fraction,
+        dense_from=dense_from,
+        lr=lr,
+        seed=seed,
+        checkpoint=checkpoint,
+    )
+    with torch_threads(options.threads):
+        result = run_training(model_config, config, corpus_bytes(options.data), quiet=quiet)
     print(
         f"{result.parameters / 1e6:.2f}M parameters, final validation loss {result.final_val_loss:.4f} "
         f"nats/byte, {result.tokens_per_second:.0f} tokens/s"
@@ -167,41 +214,21 @@ def train(
 
 
 @app.command()
+@_with_training_options
 def quality(
-    data: str = DATA,
     steps: int = typer.Option(300, help="Optimizer steps per arm."),
-    batch_size: int = BATCH_SIZE,
-    seq_len: int = SEQ_LEN,
-    dim: int = DIM,
-    layers: int = LAYERS,
-    heads: int = HEADS,
-    hidden: int = HIDDEN,
     activations: str = typer.Option("vnm:64:2:8", help="Activation pattern of the sparse arms."),
-    method: str = METHOD,
-    transposable: bool = TRANSPOSABLE,
-    transposable_method: str = TRANSPOSABLE_METHOD,
-    mvue: bool = MVUE,
-    flip_every: int = FLIP_EVERY,
-    mask_every: int = MASK_EVERY,
-    vnm_kernel: str = VNM_KERNEL,
-    backend: str = BACKEND,
-    dense_features: float = DENSE_FEATURES,
-    token_permutation: bool = TOKEN_PERMUTATION,
-    masked_decay: float = MASKED_DECAY,
-    packing: str = PACKING,
-    device: str = DEVICE,
-    dtype: str = DTYPE,
     sparse_fraction: float = typer.Option(0.8, help="Sparse fraction of the sparse->dense arms."),
     arms: str = typer.Option(
         "dense,sparse->dense,always-sparse,weights-only,activations-only",
         help="Comma-separated arms to train.",
     ),
-    eval_every: int = EVAL_EVERY,
     seed: int = typer.Option(0, help="Seed shared by every arm."),
-    threads: int = THREADS,
     json_path: str = typer.Option(None, "--json", help="Write report records here."),
     plot: str = typer.Option(None, "--plot", help="Write the loss curves here (PNG)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    *,
+    options: TrainingOptions,
 ):
     """Dense vs sparse->dense vs always-sparse vs weights-only vs activations-only, same steps and seed."""
     from frugalml.common.corpus import corpus_bytes
@@ -212,15 +239,12 @@ def quality(
     from frugalml.sparse24.bench.quality import quality as run_quality
 
     chosen: list[str] = comma_list(arms, name="arm", allowed=QUALITY_ARMS)
-    config = _train_config(locals())
-    with torch_threads(threads):
+    config = options.train_config(
+        steps=steps, activations=activations, sparse_fraction=sparse_fraction, seed=seed
+    )
+    with torch_threads(options.threads):
         records, _ = run_quality(
-            _model_config(dim, layers, heads, hidden, "relu2", seq_len),
-            config,
-            corpus_bytes(data),
-            chosen,
-            plot=plot,
-            quiet=quiet,
+            options.model_config(), config, corpus_bytes(options.data), chosen, plot=plot, quiet=quiet
         )
     print_table(records, title="sparse24 quality (ratio = dense loss / arm loss)")
     if json_path:
