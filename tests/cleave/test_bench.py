@@ -12,12 +12,15 @@ from frugalml.cleave.bench.speedup import (
     ps_memory,
     uplink_bytes_per_token,
 )
-from frugalml.cleave.bench.sweep import devices_until_flat
+from frugalml.cleave.bench.sweep import devices_until_flat, parse_counts
+from frugalml.cleave.bench.workload import machine
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.models import BUILTIN
 from frugalml.cleave.opgraph import build_graph
 from frugalml.cleave.pipeline import REPLAN_SECONDS
 from frugalml.cleave.planner import plan
+from frugalml.common import env
+from frugalml.common.errors import InvalidInputError
 
 
 def test_recovery_events_fail_the_same_device_in_both_systems():
@@ -68,3 +71,16 @@ def test_floors_upload_volume_and_ps_memory():
     assert baseline_uplink_bytes_per_token(graph, result) >= act
     state, activations = ps_memory(graph)
     assert state == 16 * graph.model.params and activations > 0
+
+
+def test_parse_counts_takes_ranges_and_comma_lists():
+    assert parse_counts("16..100") == [16, 32, 64, 100]
+    assert parse_counts(" 16, 64 ,") == [16, 64]  # the common comma-list rule: blanks dropped
+    for bad in ("64..16", "0..8", "a..b", "16,x", "", "0,4"):
+        with pytest.raises(InvalidInputError, match="device counts"):
+            parse_counts(bad)
+
+
+def test_result_notes_name_this_machine_not_a_fixed_one():
+    cpu = env.cpu()
+    assert machine() == f"{cpu['model']}, {cpu['usable_cores'] or cpu['cores']} usable cores"

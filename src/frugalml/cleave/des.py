@@ -957,6 +957,11 @@ def _links(pool: Pool, config: SimConfig) -> _Links:
             pool.effective_down,
             pool.effective_up,
         )
+    index, offset = pool.trace_index, pool.trace_offset
+    if index is None or offset is None:
+        raise InvalidInputError(
+            "the pool has traces but no trace per device; draw it with make_pool(traces=...)"
+        )
     prefix = np.concatenate(
         [
             np.concatenate([[0.0], np.cumsum(traces.data[s : s + n_s])])
@@ -966,9 +971,9 @@ def _links(pool: Pool, config: SimConfig) -> _Links:
     return _Links(
         True,
         prefix,
-        (traces.start + np.arange(len(traces.start)))[pool.trace_index].astype(np.int64),
-        traces.length[pool.trace_index].astype(np.int64),
-        pool.trace_offset.astype(float),
+        (traces.start + np.arange(len(traces.start)))[index].astype(np.int64),
+        traces.length[index].astype(np.int64),
+        offset.astype(float),
         float(traces.step_s),
         pool.down,
         pool.up,
@@ -1020,7 +1025,8 @@ def simulate_step(
     up_dur, down_dur = _churn(pool, config, gen)
     links = _links(pool, config)
     egress, ingress = (pool.ps.egress, pool.ps.ingress) if config.contention else (np.inf, np.inf)
-    stage_end, busy, stats, reached, recovery = _simulate(
+    # numba's Dispatcher stub does not know the kernel's parameters
+    stage_end, busy, stats, reached, recovery = _simulate(  # type: ignore[call-arg]
         occ.plan,
         occ.tasks,
         occ.parts,

@@ -64,7 +64,8 @@ class ModelSpec:
 
     @property
     def kv_dim(self) -> int:
-        return self.kv_heads * self.head_dim
+        kv_heads = self.kv_heads if self.kv_heads is not None else self.heads  # set in __post_init__
+        return kv_heads * self.head_dim
 
     @property
     def layer_params(self) -> int:

@@ -142,7 +142,7 @@ def _graph(cfg: PipelineConfig):
     for j in range(dp):
         fwd_end = np.empty(pp, dtype=np.int64)
         for b in range(m):
-            came = []
+            came: list[int] = []
             for s in range(pp):
                 node = j * pp + s
                 f = add(cfg.fwd[j, s], 2 * node, came, node, 0, b)

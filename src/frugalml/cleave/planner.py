@@ -63,7 +63,8 @@ def group_devices(pool: Pool, bins: int = 4) -> DeviceGroups:
     """Split each class into up to ``bins`` speed quantiles (by FLOP/s times effective downlink)."""
     score = np.log(pool.flops) + np.log(pool.effective_down)
     group_of = np.empty(len(pool), dtype=np.int64)
-    group_class, labels = [], []
+    group_class: list[int] = []
+    labels: list[str] = []
     for ci, cls in enumerate(pool.classes):
         members = np.flatnonzero(pool.class_index == ci)
         if not len(members):
@@ -128,7 +129,7 @@ class Plan:
         return used
 
     def used_devices(self) -> np.ndarray:
-        return self.eligible().any(axis=0)
+        return np.asarray(self.eligible().any(axis=0))
 
     def eligible(self) -> np.ndarray:
         """``eligible[g, d]``: device ``d`` may pull tiles of GEMM plan ``g``."""
@@ -462,7 +463,8 @@ def plan(
     groups = group_devices(pool, bins)
     ps_flops = pool.ps.tflops * 1e12
     small = lambda g: g.batch > 1 and not g.partial_sums and g.flops / g.batch < split_threshold  # noqa: E731
-    plans, holders = [], {}
+    plans: list[GemmPlan] = []
+    holders: dict[str, np.ndarray] = {}
     for g, r in graph.gemms():  # in step order: a backward dX finds the weight its forward left
         if small(g):
             plans.append(_kept_on_ps(g, r, graph.dtype_bytes, ps_flops))

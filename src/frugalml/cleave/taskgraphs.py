@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from frugalml.cleave.baselines import BaselineResult, _shapes
+from frugalml.cleave.devices import Pool
 from frugalml.cleave.opgraph import OpGraph
 from frugalml.cleave.pipeline import _run, simulate_pipeline
 from frugalml.common.errors import InvalidInputError
@@ -46,6 +47,13 @@ class _Tasks:
         return _run(self.dur, self.res, self.preds, np.zeros(resources))
 
 
+def _pool(result: BaselineResult) -> Pool:
+    """The pool ``result``'s device indices refer to."""
+    if result.pool is None:
+        raise InvalidInputError(f"the {result.name} result carries no pool; get it from run_baselines")
+    return result.pool
+
+
 def _extra_forwards(result: BaselineResult) -> float:
     """Forwards redone before each backward: 1 with activation recomputation, else 0."""
     return 1.0 if result.layout.get("recompute", False) else 0.0
@@ -53,7 +61,7 @@ def _extra_forwards(result: BaselineResult) -> float:
 
 def simulate_swarm(graph: OpGraph, result: BaselineResult) -> float:
     """Step time of the SWARM-like configuration in ``result``, simulated task by task."""
-    pool, stages, layers = result.pool, result.layout["stages"], result.layout["layers"]
+    pool, stages, layers = _pool(result), result.layout["stages"], result.layout["layers"]
     layer_flops, head_flops, layer_bytes, _ = _shapes(graph)
     seq, micro = graph.seq, graph.batch
     up, down, flops = pool.effective_up, pool.effective_down, pool.flops
@@ -111,7 +119,7 @@ def simulate_megatron(graph: OpGraph, result: BaselineResult) -> float:
     Groups run independently until the gradient rings, so each group's graph runs on its own and
     the rings start when the slowest group ends.
     """
-    pool, members = result.pool, result.layout["members"]
+    pool, members = _pool(result), result.layout["members"]
     layer_flops, head_flops, _, _ = _shapes(graph)
     model = graph.model
     groups, t = members.shape
@@ -124,7 +132,7 @@ def simulate_megatron(graph: OpGraph, result: BaselineResult) -> float:
         link = np.minimum(up[m], down[np.roll(m, -1)])  # member i sends to member i + 1
         layer = layer_flops / graph.tokens * tokens / t  # fwd + bwd FLOPs of one layer per member
         tasks = _Tasks()
-        ready = [[] for _ in range(t)]  # what each member's next compute waits for
+        ready: list[list[int]] = [[] for _ in range(t)]  # what each member's next compute waits for
         extra = _extra_forwards(result)
         for _layer in range(model.layers):
             # attention and MLP halves, forward then backward
@@ -153,7 +161,7 @@ def simulate_megatron(graph: OpGraph, result: BaselineResult) -> float:
 def simulate_dp(graph: OpGraph, result: BaselineResult) -> float:
     """Step time of plain data parallelism: speed-balanced compute, then each replica's gradient
     upload to and model download from a parameter server over its own links."""
-    pool, devices = result.pool, result.layout["devices"]
+    pool, devices = _pool(result), result.layout["devices"]
     compute = graph.gemm_flops * (3 + _extra_forwards(result)) / 3 / pool.flops[devices].sum()
     grads = graph.model.params * 2.0
     tasks = _Tasks()
@@ -177,6 +185,8 @@ def simulate_baseline(graph: OpGraph, result: BaselineResult) -> float:
     if not np.isfinite(result.seconds):
         return float("inf")
     if result.name == "asteroid":
+        if result.pipeline is None:
+            raise InvalidInputError("the asteroid result carries no pipeline; get it from run_baselines")
         return float(simulate_pipeline(result.pipeline).seconds)
     run = {"swarm": simulate_swarm, "megatron": simulate_megatron, "dp": simulate_dp}
     if result.name not in run:

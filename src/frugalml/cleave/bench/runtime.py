@@ -16,7 +16,7 @@ from frugalml.cleave.runtime.model import TrainConfig, gemm_shapes
 from frugalml.cleave.tiling import split_gemm
 from frugalml.common import report
 
-EDGE_LINKS = {"down": "100mbit", "up": "20mbit", "flops": 2e11}
+EDGE_LINKS: dict[str, Any] = {"down": "100mbit", "up": "20mbit", "flops": 2e11}
 WORKERS = ("phone-1", "phone-2", "phone-3")
 RECOVERY_TARGET = 2.0  # recovery time at most this many normal steps
 TRAFFIC_TOLERANCE = 1.1  # wire bytes at most this much above the worker's tiles
