@@ -56,6 +56,22 @@ def cpu() -> dict[str, Any]:
     }
 
 
+def machine(*, load: bool = False) -> str:
+    """This machine as result notes name it: usable and logical cores, the CPU model and, with
+    ``load``, the 1-minute load average at the time of the call.
+
+    Examples
+    --------
+    >>> "usable of" in machine(load=True)
+    True
+    """
+    info = cpu()
+    text = f"{info['usable_cores'] or info['cores']} usable of {info['cores']} cores ({info['model']})"
+    if load and hasattr(os, "getloadavg"):
+        text += f", load average {os.getloadavg()[0]:.1f}"
+    return text
+
+
 def thread_settings() -> dict[str, Any]:
     """Thread-related environment variables and the thread pools threadpoolctl sees."""
     settings: dict[str, Any] = {v: os.environ[v] for v in THREAD_VARIABLES if v in os.environ}
