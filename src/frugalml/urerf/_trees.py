@@ -7,12 +7,16 @@ forest seed, so results do not depend on thread scheduling.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
 AXIS, SPARSE, GAUSSIAN = 0, 1, 2
 FASTBIC, TWOMEANS = 0, 1
 BOOTSTRAP, SUBSAMPLE, NO_SAMPLING = 0, 1, 2
+# columns of grow_batch's ``sizes`` (n_trees, 2): a tree's node count and projection entry count
+SIZE_NODES, SIZE_ENTRIES = 0, 1
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _ZERO_VARIANCE = 1e-12  # a side whose variance is below this fraction of the node's is constant
@@ -310,38 +314,9 @@ def _sample_projections(state, p, mtry, projection, nnz, perm, marker, pos, cand
 
 
 @njit(cache=True)
-def _grow_tree(
-    Xt,
-    ranks,
-    sorted_values,
-    seed,
-    sampling,
-    n_in,
-    projection,
-    mtry,
-    nnz,
-    criterion,
-    min_parent,
-    max_depth,
-    min_cluster_size,
-    min_cluster_fraction,
-    left,
-    right,
-    threshold,
-    proj_start,
-    proj_end,
-    depth,
-    parent,
-    proj_feat,
-    proj_weight,
-    leaves,
-    inbag,
-):
-    """Grow one tree depth-first into the given flat arrays; return (n_nodes, n_proj_entries)."""
-    p, n = Xt.shape
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = seed
-    idx = np.empty(n_in, dtype=np.int64)
+def _draw_inbag(state, sampling, n, idx, inbag):
+    """Fill ``idx`` with the tree's in-bag sample of the n points and count each point in ``inbag``."""
+    n_in = idx.shape[0]
     if sampling == BOOTSTRAP:
         for i in range(n_in):
             idx[i] = _randint(state, n)
@@ -357,25 +332,159 @@ def _grow_tree(
     for i in range(n_in):
         inbag[idx[i]] += 1
 
-    feat_perm = np.arange(p)
-    total = p * mtry if projection != AXIS else 1
-    marker = np.zeros(total, dtype=np.uint8)
-    pos = np.empty(max(nnz, 1), dtype=np.int64)
+
+@njit(cache=True)
+def _best_projection(Xt, ranks, sorted_values, idx, start, end, n_cand, criterion, smallest, ws):
+    """Score every candidate projection of the node ``idx[start:end]`` and keep the best one.
+
+    Returns (threshold, number of entries); the winner's entries are left in ``ws.best_feat`` and
+    ``ws.best_weight``. Zero entries: no candidate has a valid cut.
+    """
+    size = end - start
+    best, best_thr, best_len = np.inf, 0.0, 0
+    for c in range(n_cand):
+        e0, e1 = ws.cand_ptr[c], ws.cand_ptr[c + 1]
+        if e1 - e0 == 1 and ws.cand_weight[e0] != 0.0:  # faster than sorting at any node size
+            rank_sort(
+                ranks,
+                sorted_values,
+                ws.cand_feat[e0],
+                ws.cand_weight[e0],
+                idx,
+                start,
+                end,
+                ws.counts,
+                ws.bits,
+                ws.zs,
+            )
+        else:
+            _project(Xt, idx, start, end, ws.cand_feat, ws.cand_weight, e0, e1, ws.z)
+            sort_values(ws.z, size, ws.zs, ws.keys, ws.spare, ws.hist)
+        score, s = best_cut_with(ws.zs, size, criterion, smallest, ws.xlogx, ws.work)
+        if s > 0 and score < best:
+            best, best_thr, best_len = score, 0.5 * (ws.zs[s - 1] + ws.zs[s]), e1 - e0
+            ws.best_feat[:best_len] = ws.cand_feat[e0:e1]
+            ws.best_weight[:best_len] = ws.cand_weight[e0:e1]
+    return best_thr, best_len
+
+
+@njit(cache=True)
+def _partition(idx, z, start, end, threshold):
+    """Reorder ``idx[start:end]`` (and its projected values ``z``) so points below ``threshold`` come
+    first; return where the right side starts."""
+    lo, hi = start, end - 1
+    while lo <= hi:
+        if z[lo - start] < threshold:
+            lo += 1
+        else:
+            idx[lo], idx[hi] = idx[hi], idx[lo]
+            z[lo - start], z[hi - start] = z[hi - start], z[lo - start]
+            hi -= 1
+    return lo
+
+
+class _Workspace(NamedTuple):
+    """Scratch arrays of one tree's growth, allocated once per tree."""
+
+    feat_perm: np.ndarray  # features, partially shuffled for axis-aligned candidates
+    marker: np.ndarray  # positions of the p x mtry matrix already drawn
+    pos: np.ndarray  # the drawn positions
+    best_feat: np.ndarray  # the best candidate's features ...
+    best_weight: np.ndarray  # ... and weights
+    cand_feat: np.ndarray  # the node's candidate projections: features ...
+    cand_weight: np.ndarray  # ... weights ...
+    cand_ptr: np.ndarray  # ... and where each candidate's entries start (CSR)
+    z: np.ndarray  # a candidate's projected values of the node's points
+    zs: np.ndarray  # the same values sorted
+    counts: np.ndarray  # rank_sort's per-rank counts (zero between calls)
+    bits: np.ndarray  # rank_sort's rank bitmap (zero between calls)
+    xlogx: np.ndarray  # xlogx_table(n_in)
+    work: np.ndarray  # best_cut_with's (4, n_in) workspace
+    keys: np.ndarray  # sort_values' radix keys ...
+    spare: np.ndarray  # ... their second buffer ...
+    hist: np.ndarray  # ... and the digit histogram
+
+
+@njit(cache=True)
+def _workspace(p, n, n_in, mtry, projection, nnz):
     width = mtry if projection == AXIS else max(nnz, 1)
-    cand_feat = np.empty(width, dtype=np.int64)
-    cand_weight = np.empty(width, dtype=np.float64)
-    cand_ptr = np.zeros(mtry + 1, dtype=np.int64)
-    best_feat = np.empty(width, dtype=np.int64)
-    best_weight = np.empty(width, dtype=np.float64)
-    z = np.empty(n_in, dtype=np.float64)
-    counts = np.zeros(n, dtype=np.int32)
-    bits = np.zeros((n + 63) // 64, dtype=np.uint64)
-    zs = np.empty(n_in, dtype=np.float64)
-    xlogx = xlogx_table(n_in)
-    work = np.empty((4, max(n_in, 2)), dtype=np.float64)
-    keys = np.empty(n_in, dtype=np.uint64)
-    spare = np.empty(n_in, dtype=np.uint64)
-    hist = np.empty(256, dtype=np.int64)
+    return _Workspace(
+        np.arange(p),
+        np.zeros(p * mtry if projection != AXIS else 1, dtype=np.uint8),
+        np.empty(max(nnz, 1), dtype=np.int64),
+        np.empty(width, dtype=np.int64),
+        np.empty(width, dtype=np.float64),
+        np.empty(width, dtype=np.int64),
+        np.empty(width, dtype=np.float64),
+        np.zeros(mtry + 1, dtype=np.int64),
+        np.empty(n_in, dtype=np.float64),
+        np.empty(n_in, dtype=np.float64),
+        np.zeros(n, dtype=np.int32),
+        np.zeros((n + 63) // 64, dtype=np.uint64),
+        xlogx_table(n_in),
+        np.empty((4, max(n_in, 2)), dtype=np.float64),
+        np.empty(n_in, dtype=np.uint64),
+        np.empty(n_in, dtype=np.uint64),
+        np.empty(256, dtype=np.int64),
+    )
+
+
+class TreeParams(NamedTuple):
+    """The growth parameters every tree of a forest shares, as kernel codes (see forest.TreeConfig)."""
+
+    sampling: int  # BOOTSTRAP, SUBSAMPLE or NO_SAMPLING
+    n_in: int  # in-bag sample size
+    projection: int  # AXIS, SPARSE or GAUSSIAN
+    mtry: int  # candidate projections per node
+    nnz: int  # non-zeros of a node's projection matrix
+    criterion: int  # FASTBIC or TWOMEANS
+    min_parent: int  # nodes with fewer in-bag points are leaves
+    max_depth: int  # -1: no limit
+    min_cluster_size: int  # fewest points either side of a cut ...
+    min_cluster_fraction: float  # ... or this fraction of the node's points, whichever is more
+
+
+class Trees(NamedTuple):
+    """A batch of grown trees, one row per tree in fixed-capacity arrays (rows past a tree's size
+    are unused); ``sizes[t]`` holds tree t's node count and projection entry count."""
+
+    left: np.ndarray  # (n_trees, node_cap) left child, -1 at a leaf
+    right: np.ndarray  # right child
+    threshold: np.ndarray  # a point goes left when its projection is below this
+    proj_start: np.ndarray  # the node's projection entries: proj_start..proj_end
+    proj_end: np.ndarray
+    depth: np.ndarray  # the node's depth (root 0)
+    parent: np.ndarray  # the node's parent, -1 at the root
+    proj_feat: np.ndarray  # (n_trees, proj_cap) feature of each projection entry
+    proj_weight: np.ndarray  # its weight
+    leaves: np.ndarray  # (n_trees, n) the leaf every training point reaches
+    inbag: np.ndarray  # (n_trees, n) how often each point is in the tree's sample
+    sizes: np.ndarray  # (n_trees, 2): SIZE_NODES, SIZE_ENTRIES
+
+
+@njit(cache=True)
+def _grow_tree(Xt, ranks, sorted_values, seed, params, trees, t):
+    """Grow tree ``t`` of ``trees`` depth-first into its rows; return (n_nodes, n_proj_entries)."""
+    p, n = Xt.shape
+    n_in, mtry, projection, nnz = params.n_in, params.mtry, params.projection, params.nnz
+    left, right, threshold, depth, parent = (
+        trees.left[t],
+        trees.right[t],
+        trees.threshold[t],
+        trees.depth[t],
+        trees.parent[t],
+    )
+    proj_start, proj_end, proj_feat, proj_weight = (
+        trees.proj_start[t],
+        trees.proj_end[t],
+        trees.proj_feat[t],
+        trees.proj_weight[t],
+    )
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = seed
+    idx = np.empty(n_in, dtype=np.int64)
+    _draw_inbag(state, params.sampling, n, idx, trees.inbag[t])
+    ws = _workspace(p, n, n_in, mtry, projection, nnz)
 
     cap = left.shape[0]
     stack_node = np.empty(cap, dtype=np.int64)
@@ -389,44 +498,35 @@ def _grow_tree(
         top -= 1
         node, start, end = stack_node[top], stack_start[top], stack_end[top]
         size = end - start
-        if size < min_parent or size < 2 or (max_depth >= 0 and depth[node] >= max_depth):
+        if size < params.min_parent or size < 2 or (0 <= params.max_depth <= depth[node]):
             continue
         n_cand = _sample_projections(
-            state, p, mtry, projection, nnz, feat_perm, marker, pos, cand_feat, cand_weight, cand_ptr
+            state,
+            p,
+            mtry,
+            projection,
+            nnz,
+            ws.feat_perm,
+            ws.marker,
+            ws.pos,
+            ws.cand_feat,
+            ws.cand_weight,
+            ws.cand_ptr,
         )
-        best, best_thr, best_len = np.inf, 0.0, 0
-        smallest = max(min_cluster_size, int(np.ceil(min_cluster_fraction * size)))
-        for c in range(n_cand):
-            e0, e1 = cand_ptr[c], cand_ptr[c + 1]
-            if e1 - e0 == 1 and cand_weight[e0] != 0.0:  # faster than sorting at any node size
-                rank_sort(
-                    ranks, sorted_values, cand_feat[e0], cand_weight[e0], idx, start, end, counts, bits, zs
-                )
-            else:
-                _project(Xt, idx, start, end, cand_feat, cand_weight, e0, e1, z)
-                sort_values(z, size, zs, keys, spare, hist)
-            score, s = best_cut_with(zs, size, criterion, smallest, xlogx, work)
-            if s > 0 and score < best:
-                best, best_thr, best_len = score, 0.5 * (zs[s - 1] + zs[s]), e1 - e0
-                best_feat[:best_len] = cand_feat[e0:e1]
-                best_weight[:best_len] = cand_weight[e0:e1]
+        smallest = max(params.min_cluster_size, int(np.ceil(params.min_cluster_fraction * size)))
+        best_thr, best_len = _best_projection(
+            Xt, ranks, sorted_values, idx, start, end, n_cand, params.criterion, smallest, ws
+        )
         if best_len == 0:
             continue
-        _project(Xt, idx, start, end, best_feat, best_weight, 0, best_len, z)
-        lo, hi = start, end - 1
-        while lo <= hi:  # partition idx[start:end]: z < threshold goes left
-            if z[lo - start] < best_thr:
-                lo += 1
-            else:
-                idx[lo], idx[hi] = idx[hi], idx[lo]
-                z[lo - start], z[hi - start] = z[hi - start], z[lo - start]
-                hi -= 1
+        _project(Xt, idx, start, end, ws.best_feat, ws.best_weight, 0, best_len, ws.z)
+        lo = _partition(idx, ws.z, start, end, best_thr)
         if lo == start or lo == end:
             continue
         for e in range(best_len):
             if n_proj + e < proj_feat.shape[0]:
-                proj_feat[n_proj + e] = best_feat[e]
-                proj_weight[n_proj + e] = best_weight[e]
+                proj_feat[n_proj + e] = ws.best_feat[e]
+                proj_weight[n_proj + e] = ws.best_weight[e]
         proj_start[node], proj_end[node] = n_proj, n_proj + best_len
         n_proj += best_len
         threshold[node] = best_thr
@@ -440,6 +540,7 @@ def _grow_tree(
         left[node], right[node] = n_nodes, n_nodes + 1
         n_nodes += 2
     if n_proj <= proj_feat.shape[0]:
+        leaves = trees.leaves[t]
         for i in range(n):
             leaves[i] = _route_one(
                 Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, 0
@@ -460,86 +561,36 @@ def _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, p
 
 
 @njit(parallel=True, cache=True)
-def grow_batch(
-    Xt,
-    ranks,
-    sorted_values,
-    seeds,
-    sampling,
-    n_in,
-    projection,
-    mtry,
-    nnz,
-    criterion,
-    min_parent,
-    max_depth,
-    min_cluster_size,
-    min_cluster_fraction,
-    node_cap,
-    proj_cap,
-):
-    """Grow ``len(seeds)`` trees in parallel into fixed-capacity rows; trimmed by the caller.
+def grow_batch(Xt, ranks, sorted_values, seeds, params, node_cap, proj_cap):
+    """Grow ``len(seeds)`` trees in parallel into fixed-capacity rows (:class:`Trees`); trimmed by the
+    caller.
 
     A tree whose projections overflow ``proj_cap`` reports the size it needed (its leaves are not
     routed); the caller grows the batch again with more room (same seeds, same trees).
     """
     n_trees = seeds.shape[0]
     n = Xt.shape[1]
-    left = np.empty((n_trees, node_cap), dtype=np.int32)
-    right = np.empty((n_trees, node_cap), dtype=np.int32)
-    threshold = np.zeros((n_trees, node_cap), dtype=np.float64)
-    proj_start = np.zeros((n_trees, node_cap), dtype=np.int64)
-    proj_end = np.zeros((n_trees, node_cap), dtype=np.int64)
-    depth = np.empty((n_trees, node_cap), dtype=np.int32)
-    parent = np.empty((n_trees, node_cap), dtype=np.int32)
-    proj_feat = np.zeros((n_trees, proj_cap), dtype=np.int32)
-    proj_weight = np.zeros((n_trees, proj_cap), dtype=np.float32)
-    leaves = np.empty((n_trees, n), dtype=np.int32)
-    inbag = np.zeros((n_trees, n), dtype=np.int32)
     sizes = np.zeros((n_trees, 2), dtype=np.int64)
-    for t in prange(n_trees):
-        nodes, entries = _grow_tree(
-            Xt,
-            ranks,
-            sorted_values,
-            seeds[t],
-            sampling,
-            n_in,
-            projection,
-            mtry,
-            nnz,
-            criterion,
-            min_parent,
-            max_depth,
-            min_cluster_size,
-            min_cluster_fraction,
-            left[t],
-            right[t],
-            threshold[t],
-            proj_start[t],
-            proj_end[t],
-            depth[t],
-            parent[t],
-            proj_feat[t],
-            proj_weight[t],
-            leaves[t],
-            inbag[t],
-        )
-        sizes[t, 0], sizes[t, 1] = nodes, entries
-    return (
-        left,
-        right,
-        threshold,
-        proj_start,
-        proj_end,
-        depth,
-        parent,
-        proj_feat,
-        proj_weight,
-        leaves,
-        inbag,
+    trees = Trees(
+        np.empty((n_trees, node_cap), dtype=np.int32),
+        np.empty((n_trees, node_cap), dtype=np.int32),
+        np.zeros((n_trees, node_cap), dtype=np.float64),
+        np.zeros((n_trees, node_cap), dtype=np.int64),
+        np.zeros((n_trees, node_cap), dtype=np.int64),
+        np.empty((n_trees, node_cap), dtype=np.int32),
+        np.empty((n_trees, node_cap), dtype=np.int32),
+        np.zeros((n_trees, proj_cap), dtype=np.int32),
+        np.zeros((n_trees, proj_cap), dtype=np.float32),
+        np.empty((n_trees, n), dtype=np.int32),
+        np.zeros((n_trees, n), dtype=np.int32),
         sizes,
     )
+    for t in prange(n_trees):
+        # stored through the local name: stores to trees.sizes in this parallel loop were lost (numba 0.68)
+        sizes[t, SIZE_NODES], sizes[t, SIZE_ENTRIES] = _grow_tree(
+            Xt, ranks, sorted_values, seeds[t], params, trees, t
+        )
+    return trees
 
 
 @njit(parallel=True, cache=True)

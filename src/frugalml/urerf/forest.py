@@ -8,10 +8,10 @@ geodesics.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.threads import numba_threads
@@ -58,8 +58,14 @@ class TreeConfig:
     min_cluster_size: int
     min_cluster_fraction: float
 
+    def kernel_params(self):
+        """The same parameters as the growth kernels take them (``_trees.TreeParams``)."""
+        from frugalml.urerf._trees import TreeParams
 
-class UnsupervisedRandomerForest(BaseEstimator):
+        return TreeParams(**asdict(self))
+
+
+class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Unsupervised randomer forest (URerF): a geodesic similarity from shared leaves.
 
     Each tree is grown on a bootstrap sample by splitting nodes along random sparse projections at
@@ -197,6 +203,7 @@ class UnsupervisedRandomerForest(BaseEstimator):
 
     def _check_X(self, X, *, fitting: bool) -> np.ndarray:
         """X as column-major float32 (features x samples), scaled like the training data."""
+        _check_dense_real(X)
         X = as_array(X, "X", ndim=2, dtype=np.float64)
         if fitting:
             if X.shape[0] < 2:
@@ -208,7 +215,8 @@ class UnsupervisedRandomerForest(BaseEstimator):
                 self.scale_range_ = np.where(high > low, high - low, 1.0)
         elif X.shape[1] != self.n_features_in_:
             raise InvalidInputError(
-                f"X has {X.shape[1]} features but the forest was fitted on {self.n_features_in_}"
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input (the number it was fitted on)"
             )
         if self.normalize:
             X = (X - self.scale_min_) / self.scale_range_
@@ -241,7 +249,7 @@ class UnsupervisedRandomerForest(BaseEstimator):
         import numba
 
         from frugalml.urerf._leaves import leaf_members
-        from frugalml.urerf._trees import feature_ranks, grow_batch
+        from frugalml.urerf._trees import SIZE_ENTRIES, feature_ranks, grow_batch
 
         Xt = self._check_X(X, fitting=True)
         p, n = Xt.shape
@@ -256,35 +264,20 @@ class UnsupervisedRandomerForest(BaseEstimator):
         )
         node_cap = 2 * cfg.n_in
         per_entry = max(1, min(p, 2 * max(1, cfg.nnz // cfg.mtry)))
-        proj_cap = (cfg.n_in if cfg.projection == 0 else cfg.n_in * per_entry) + 16
+        axis = PROJECTIONS[cfg.projection] == "axis"  # one entry per candidate
+        proj_cap = (cfg.n_in if axis else cfg.n_in * per_entry) + 16
         per_tree = node_cap * 40 + proj_cap * 8 + n * 8
         batch = max(1, min(self.n_estimators, _BATCH_BYTES // per_tree))
         ranks, sorted_values = feature_ranks(Xt)
+        params = cfg.kernel_params()
         parts = []
         # trees differ a lot in cost: hand them to the threads one at a time (dynamic scheduling)
         with numba_threads(self.n_jobs), numba.parallel_chunksize(1):
             for start in range(0, self.n_estimators, batch):
                 chunk = seeds[start : start + batch]
                 while True:
-                    out = grow_batch(
-                        Xt,
-                        ranks,
-                        sorted_values,
-                        chunk,
-                        cfg.sampling,
-                        cfg.n_in,
-                        cfg.projection,
-                        cfg.mtry,
-                        cfg.nnz,
-                        cfg.criterion,
-                        cfg.min_parent,
-                        cfg.max_depth,
-                        cfg.min_cluster_size,
-                        cfg.min_cluster_fraction,
-                        node_cap,
-                        proj_cap,
-                    )
-                    needed = int(out[-1][:, 1].max())
+                    out = grow_batch(Xt, ranks, sorted_values, chunk, params, node_cap, proj_cap)
+                    needed = int(out.sizes[:, SIZE_ENTRIES].max())
                     if needed <= proj_cap:
                         break
                     proj_cap = needed
@@ -300,11 +293,13 @@ class UnsupervisedRandomerForest(BaseEstimator):
     @staticmethod
     def _trim(batch) -> dict[str, list[np.ndarray]]:
         """Copy each tree's used rows out of a batch's fixed-capacity arrays (freeing the rest)."""
+        from frugalml.urerf._trees import SIZE_ENTRIES, SIZE_NODES
+
         *per_node, feat, weight, leaves, inbag, sizes = batch
         pieces: dict[str, list[np.ndarray]] = {name: [] for name in UnsupervisedRandomerForest._FIELDS}
         pieces.update(sizes=[sizes], leaves=[leaves], inbag=[inbag])
         for t in range(sizes.shape[0]):
-            nodes, entries = int(sizes[t, 0]), int(sizes[t, 1])
+            nodes, entries = int(sizes[t, SIZE_NODES]), int(sizes[t, SIZE_ENTRIES])
             for name, array in zip(UnsupervisedRandomerForest._FIELDS[:7], per_node, strict=True):
                 pieces[name].append(array[t, :nodes].copy())
             pieces["feature"].append(feat[t, :entries].copy())
@@ -313,9 +308,11 @@ class UnsupervisedRandomerForest(BaseEstimator):
 
     def _store(self, parts: list[dict[str, list[np.ndarray]]]) -> None:
         """Concatenate the trimmed trees into flat forest arrays with per-tree offsets."""
+        from frugalml.urerf._trees import SIZE_ENTRIES, SIZE_NODES
+
         sizes = np.concatenate([size for part in parts for size in part["sizes"]])
-        self.tree_offsets_ = np.concatenate([[0], np.cumsum(sizes[:, 0])]).astype(np.int64)
-        proj_offsets = np.concatenate([[0], np.cumsum(sizes[:, 1])]).astype(np.int64)
+        self.tree_offsets_ = np.concatenate([[0], np.cumsum(sizes[:, SIZE_NODES])]).astype(np.int64)
+        proj_offsets = np.concatenate([[0], np.cumsum(sizes[:, SIZE_ENTRIES])]).astype(np.int64)
 
         def joined(name):
             return np.concatenate([piece for part in parts for piece in part[name]])
@@ -543,6 +540,22 @@ class UnsupervisedRandomerForest(BaseEstimator):
         graph = self.kneighbors_graph(None, min(self.n_neighbors, self.n_samples_fit_ - 1))
         graph = 0.5 * (graph + graph.T)
         return spectral_embedding(graph, n_components=d, random_state=self.random_state, drop_first=True)
+
+
+def _check_dense_real(X) -> None:
+    """Raise InvalidInputError for sparse or complex input, which the forest cannot split on."""
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise InvalidInputError("X is a sparse matrix; sparse input is not supported, pass X.toarray()")
+    try:
+        complex_values = np.iscomplexobj(X)
+    except (TypeError, ValueError):  # not array-like: as_array says why
+        return
+    if complex_values:
+        raise InvalidInputError(
+            "Complex data not supported in X; pass real features (e.g. the real and imaginary parts)"
+        )
 
 
 def _double_centre(a: np.ndarray) -> np.ndarray:

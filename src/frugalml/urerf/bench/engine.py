@@ -44,6 +44,15 @@ def grower(module, X: np.ndarray, n_trees: int):
     p, n = Xt.shape
     cfg = UnsupervisedRandomerForest(n_trees)._resolve(n, p)
     seeds = np.arange(1, n_trees + 1, dtype=np.uint64) * np.uint64(0x9E3779B1)
+    node_cap, proj_cap = 2 * n, 4 * n + 16
+    if hasattr(module, "TreeParams"):  # parameters in one named tuple
+
+        def grow():
+            return module.grow_batch(
+                Xt, *module.feature_ranks(Xt), seeds, cfg.kernel_params(), node_cap, proj_cap
+            )
+
+        return grow
     tail = (
         seeds,
         cfg.sampling,
@@ -56,8 +65,8 @@ def grower(module, X: np.ndarray, n_trees: int):
         cfg.max_depth,
         cfg.min_cluster_size,
         cfg.min_cluster_fraction,
-        2 * n,
-        4 * n + 16,
+        node_cap,
+        proj_cap,
     )
     if hasattr(module, "feature_ranks"):
 
