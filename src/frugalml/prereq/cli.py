@@ -221,7 +221,7 @@ def graph(
 
     validate.one_of(fmt, ("json", "dot"), "format")
     m = PrereqModel.load(model)
-    names = comma_list(concepts, name="concept") or None
+    names: list[str] | None = comma_list(concepts, name="concept") or None
     edges = m.graph(names)
     g = nx.DiGraph((a, b) for a, b, _ in edges)
     cycles = [sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1]

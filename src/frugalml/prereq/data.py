@@ -229,7 +229,7 @@ def match_concepts(names: Iterable[str], vocab: Sequence[str]) -> dict[str, int]
 
     Names found neither way are left out (the caller decides whether that is an error).
     """
-    exact = {}
+    exact: dict[str, int] = {}
     for i, term in enumerate(vocab):
         exact.setdefault(" ".join(term.split()).lower(), i)
     found, missing = {}, []
@@ -365,7 +365,7 @@ def links_from_playlists(playlists: Iterable[Sequence[int]], window: int | None 
     """
     if window is not None and window < 1:
         raise InvalidInputError(f"window must be at least 1, got {window}")
-    out = []
+    out: list[tuple[int, int]] = []
     for playlist in playlists:
         for pos, doc in enumerate(playlist):
             start = 0 if window is None else max(0, pos - window)
@@ -434,7 +434,8 @@ def read_pairs(
                 raise CorruptFileError(f"{path}, line {lineno}: cannot split {line!r} into two concepts")
             if names is not None:
                 try:
-                    pair = tuple(names[int(p)] for p in pair)
+                    first, second = (names[int(p)] for p in pair)
+                    pair = (first, second)
                 except (ValueError, IndexError):
                     raise CorruptFileError(
                         f"{path}, line {lineno}: {line!r} does not hold two "
@@ -610,9 +611,3 @@ def load(name: str, path: str | Path | None = None) -> Dataset:
     if name not in loaders:
         raise InvalidInputError(f"unknown corpus {name!r}; choose one of: {', '.join(loaders)}")
     return loaders[name](path)
-
-
-def doc_concept_matrix(corpus: Corpus, concepts: Sequence[str]) -> sp.csr_matrix:
-    """Binary document x concept incidence for the given concepts (columns in that order)."""
-    cols = corpus.concept_columns(concepts)
-    return (corpus.counts[:, cols] > 0).astype(np.float64).tocsr()

@@ -21,7 +21,6 @@ from frugalml.prereq.data import Dataset, PairSet
 from frugalml.prereq.methods import METHODS, Context, Scorer, fit_method
 
 SPLITS = ("authors", "random", "disjoint", "leakfree")
-METRICS = ("precision", "recall", "f1", "auc", "ap", "p@50", "p@100")
 
 
 # ----------------------------------------------------------------------------- splits

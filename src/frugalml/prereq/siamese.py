@@ -13,6 +13,7 @@ probabilities.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ _LOG_FLOOR = 1e-12
 # 0.810; dropout 0.7 instead of 0.1 lifted it to about 0.82 and an ensemble of 3 seeds to 0.830.
 # Each member holds out its own 20% of the training pairs; the threshold is chosen on the
 # held-out pairs' out-of-member probabilities.
-PREREQ_SIAMESE = {
+PREREQ_SIAMESE: dict[str, Any] = {
     "head": "rich",
     "lr": 1e-3,
     "steps": 1000,
@@ -41,7 +42,7 @@ PREREQ_SIAMESE = {
     "val_fraction": 0.2,
     "threads": 1,
 }
-PAPER_SIAMESE = {"head": "abs", "lr": 1e-4, "steps": 3500, "val_fraction": 0.0, "threads": 1}
+PAPER_SIAMESE: dict[str, Any] = {"head": "abs", "lr": 1e-4, "steps": 3500, "val_fraction": 0.0, "threads": 1}
 
 
 @dataclass
@@ -89,6 +90,7 @@ def _build_network(n_features: int, cfg: SiameseConfig):
                 nn.Dropout(cfg.dropout),
                 nn.Linear(n_features, cfg.hidden),
             )
+            self.head: nn.Module
             if cfg.head == "bilinear":
                 self.head = nn.Bilinear(cfg.hidden, cfg.hidden, 2)
             else:

@@ -98,7 +98,7 @@ def _concept_pairs(vocab, n_topics, words_per_topic, gen) -> PairSet:
         a.append(vocab[ti * words_per_topic + gen.integers(words_per_topic)])
         b.append(vocab[tj * words_per_topic + gen.integers(words_per_topic)])
         y.append(0)
-    keys = {}
+    keys: dict[tuple[str, str], int] = {}
     for i, k in enumerate(zip(a, b, strict=True)):
         keys.setdefault(k, i)
     keep = np.asarray(sorted(keys.values()))
