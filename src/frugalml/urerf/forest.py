@@ -65,7 +65,9 @@ class TreeConfig:
         return TreeParams(**asdict(self))
 
 
-class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+# auto_wrap_output_keys=None: transform() without X (the training embedding) stays callable; sklearn's
+# _SetOutputMixin.__init_subclass__ takes the keyword, which mypy cannot see through TransformerMixin
+class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Unsupervised randomer forest (URerF): a geodesic similarity from shared leaves.
 
     Each tree is grown on a bootstrap sample by splitting nodes along random sparse projections at
