@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -88,16 +89,27 @@ def read_json(path: str | os.PathLike) -> list[dict[str, Any]]:
         return json.load(f)["records"]
 
 
-def merge_json(records: list[Record], path: str | os.PathLike) -> int:
-    """Write ``records`` into the results file at ``path`` (created if missing), replacing earlier
-    records of the same workload, metric and peer and keeping all others; returns how many were kept."""
-    keys = {(r.workload, r.metric, r.peer) for r in records}
+def read_records(path: str | os.PathLike) -> list[Record]:
+    """The records of a results file written by :func:`write_json`, as :class:`Record` objects
+    (derived fields such as ``ratio`` are computed again)."""
     names = {f.name for f in fields(Record)}
-    kept = [
-        Record(**{k: v for k, v in r.items() if k in names})
-        for r in (read_json(path) if Path(path).is_file() else [])
-        if (r["workload"], r["metric"], r["peer"]) not in keys
-    ]
+    return [Record(**{k: v for k, v in r.items() if k in names}) for r in read_json(path)]
+
+
+def merge_json(
+    records: list[Record], path: str | os.PathLike, *, replaces: Callable[[Record], bool] | None = None
+) -> int:
+    """Write ``records`` into the results file at ``path`` (created if missing), dropping the earlier
+    records that ``replaces`` accepts (by default those of the same workload, metric and peer as a
+    new one) and keeping all others; returns how many were kept."""
+    if replaces is None:
+        keys = {(r.workload, r.metric, r.peer) for r in records}
+
+        def replaces(r: Record) -> bool:
+            return (r.workload, r.metric, r.peer) in keys
+
+    earlier = read_records(path) if Path(path).is_file() else []
+    kept = [r for r in earlier if not replaces(r)]
     write_json(kept + records, path)
     return len(kept)
 
