@@ -15,10 +15,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from frugalml.common import env
 from frugalml.common.report import Record
 from frugalml.common.timing import compare
 from frugalml.urerf import _trees
-from frugalml.urerf.bench.speed import machine
 from frugalml.urerf.datasets import simulate
 from frugalml.urerf.forest import UnsupervisedRandomerForest
 
@@ -125,7 +125,7 @@ def engine_records(rev: str) -> list[Record]:
                         peer=f"previous urerf engine ({rev})",
                         notes=f"tree growth only (grow_batch), interleaved rounds, same seeds; trees "
                         f"{'bit-identical' if same else 'DIFFERENT'}; {numba.get_num_threads()} threads "
-                        f"on {machine()}",
+                        f"on {env.machine(load=True)}",
                     )
                 )
     return records

@@ -6,9 +6,9 @@ import multiprocessing
 import resource
 import time
 
+from frugalml.common import env
 from frugalml.common.report import Record
 from frugalml.urerf.bench.quality import SYSTEM
-from frugalml.urerf.bench.speed import machine
 from frugalml.urerf.datasets import simulate
 from frugalml.urerf.forest import UnsupervisedRandomerForest
 
@@ -40,7 +40,7 @@ def scale(n: int = 50_000, p: int = 20, n_trees: int = 100, k: int = 50) -> list
     workload = f"fit + top-{k} neighbours, helix + {p - 3} noise dims, n={n}, {n_trees} trees"
     note = (
         f"fresh process (numba cache warm if present); output {shape}; CPU time of all threads "
-        f"{cpu_seconds:.1f} s on {machine()} (wall time is inflated when the machine is shared)"
+        f"{cpu_seconds:.1f} s on {env.machine(load=True)} (wall time is inflated when the machine is shared)"
     )
     return [
         Record(SYSTEM, workload, "time", "s", seconds, "target (5 min)", TARGET_SECONDS, notes=note),

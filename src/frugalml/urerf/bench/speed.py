@@ -19,18 +19,6 @@ from frugalml.urerf.forest import UnsupervisedRandomerForest
 TARGET_PREFIXES = ("goal", "target")  # records against a fixed target, not a peer (older files: "goal")
 
 
-def machine() -> str:
-    """The machine the numbers come from, as a result note says it.
-
-    Examples
-    --------
-    >>> "cores" in machine()
-    True
-    """
-    cpu = env.cpu()
-    return f"{cpu['usable_cores'] or cpu['cores']} usable of {cpu['cores']} cores ({cpu['model']})"
-
-
 def speed(
     peers: Sequence[str], *, n: int, p: int, n_trees: int, k: int = 50, rounds: int = 3, quiet: bool = False
 ) -> list[Record]:
@@ -64,7 +52,7 @@ def speed(
                 system=SYSTEM,
                 workload=workload,
                 peer=peer,
-                notes=f"median of interleaved rounds on {machine()}; peers use their own "
+                notes=f"median of interleaved rounds on {env.machine(load=True)}; peers use their own "
                 "parallelism, tree peers use our top-k kernel on their leaves" + _peer_note(peer),
             )
         )
