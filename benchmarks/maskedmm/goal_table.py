@@ -26,7 +26,8 @@ def main() -> None:
         from frugalml.maskedmm.bench.spin import apply_spin_settings  # imports nothing heavy
 
         apply_spin_settings()
-    from frugalml.maskedmm.bench.contenders import blas_note, machine_load
+    from frugalml.common.env import machine
+    from frugalml.maskedmm.bench.contenders import blas_note
     from frugalml.maskedmm.bench.goal_table import goal_records
     from frugalml.maskedmm.bench.reproduce import publish
     from frugalml.maskedmm.calibration import calibrate
@@ -34,7 +35,7 @@ def main() -> None:
     if not args.no_calibrate:
         calibrate(quiet=False)
     records = goal_records(rounds=args.rounds, quiet=False, threads=args.threads)
-    title = f"maskedmm target table, {args.threads} thread(s) ({blas_note()}; {machine_load()})"
+    title = f"maskedmm target table, {args.threads} thread(s) ({blas_note()}; {machine(load=True)})"
     publish(records, RESULTS, title)
 
 

@@ -13,13 +13,11 @@ from frugalml.cleave.bench.speedup import (
     uplink_bytes_per_token,
 )
 from frugalml.cleave.bench.sweep import devices_until_flat, parse_counts
-from frugalml.cleave.bench.workload import machine
 from frugalml.cleave.devices import make_pool
 from frugalml.cleave.models import BUILTIN
 from frugalml.cleave.opgraph import build_graph
 from frugalml.cleave.pipeline import REPLAN_SECONDS
 from frugalml.cleave.planner import plan
-from frugalml.common import env
 from frugalml.common.errors import InvalidInputError
 
 
@@ -79,8 +77,3 @@ def test_parse_counts_takes_ranges_and_comma_lists():
     for bad in ("64..16", "0..8", "a..b", "16,x", "", "0,4"):
         with pytest.raises(InvalidInputError, match="device counts"):
             parse_counts(bad)
-
-
-def test_result_notes_name_this_machine_not_a_fixed_one():
-    cpu = env.cpu()
-    assert machine() == f"{cpu['model']}, {cpu['usable_cores'] or cpu['cores']} usable cores"

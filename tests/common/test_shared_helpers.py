@@ -127,3 +127,14 @@ def test_redis_server_starts_and_stops():
         pytest.skip(str(exc))
     with pytest.raises(redis.exceptions.ConnectionError):
         client.ping()
+
+
+def test_result_notes_name_this_machine_not_a_fixed_one():
+    from frugalml.common import env
+
+    cpu = env.cpu()
+    assert (
+        env.machine()
+        == f"{cpu['usable_cores'] or cpu['cores']} usable of {cpu['cores']} cores ({cpu['model']})"
+    )
+    assert "load average" in env.machine(load=True)

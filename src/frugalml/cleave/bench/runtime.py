@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.cleave.bench.relay import CountingRelay
-from frugalml.cleave.bench.workload import SYSTEM, machine
+from frugalml.cleave.bench.workload import SYSTEM
 from frugalml.cleave.runtime.gemm import choose_grid
 from frugalml.cleave.runtime.local import LocalCluster
 from frugalml.cleave.runtime.model import TrainConfig, gemm_shapes
 from frugalml.cleave.tiling import split_gemm
-from frugalml.common import report
+from frugalml.common import env, report
 
 EDGE_LINKS: dict[str, Any] = {"down": "100mbit", "up": "20mbit", "flops": 2e11}
 WORKERS = ("phone-1", "phone-2", "phone-3")
@@ -134,7 +134,7 @@ def recovery_records(rounds: list[dict[str, Any]]) -> list[report.Record]:
             statistics.median(classic),
             spread={"ours": [min(ours), max(ours)], "peer": [min(classic), max(classic)], "rounds": rounds},
             notes="ours: in-flight tiles re-queued; peer: PS and workers restarted, "
-            f"checkpoint loaded, lost steps replayed. Median over rounds; measured on {machine()}, "
+            f"checkpoint loaded, lost steps replayed. Median over rounds; measured on {env.machine()}, "
             "noisy.",
         ),
         report.Record(

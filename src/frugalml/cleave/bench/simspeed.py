@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from frugalml.cleave.bench.sweep import SweepRow, parse_counts, sweep
-from frugalml.cleave.bench.workload import SYSTEM, Setup, machine
+from frugalml.cleave.bench.workload import SYSTEM, Setup
 from frugalml.cleave.des import SimConfig, simulate_step
 from frugalml.cleave.planner import plan
+from frugalml.common import env
 from frugalml.common.report import Record
 
 SWEEP_COUNTS = "16..4096"
@@ -28,7 +29,7 @@ def timed_sweep(setup: Setup) -> tuple[list[SweepRow], Record]:
         seconds,
         "target",
         SWEEP_TARGET_S,
-        notes=f"target <= {SWEEP_TARGET_S:.0f} s; measured on {machine()}",
+        notes=f"target <= {SWEEP_TARGET_S:.0f} s; measured on {env.machine()}",
     )
     return rows, record
 
@@ -50,5 +51,5 @@ def des_speed_record(setup: Setup, devices: int) -> Record:
         "target",
         DES_TARGET_S,
         notes=f"{sim.events} events, {sim.tasks} tasks, simulated step {sim.seconds:.1f} s; "
-        f"measured on {machine()}",
+        f"measured on {env.machine()}",
     )

@@ -11,7 +11,6 @@ from frugalml.cleave.devices import Pool, make_pool
 from frugalml.cleave.models import ModelSpec, load_model
 from frugalml.cleave.opgraph import OpGraph, build_graph
 from frugalml.cleave.traces import TraceSet
-from frugalml.common import env
 
 SYSTEM = "cleave"
 
@@ -60,18 +59,6 @@ class Setup:
     def on_pool(self) -> str:
         """The workload on the main pool, as records name it."""
         return f"{self.workload}, {self.devices} devices"
-
-
-def machine() -> str:
-    """This machine as result notes name it (CPU model and the cores this process may use).
-
-    Examples
-    --------
-    >>> "usable cores" in machine()
-    True
-    """
-    cpu = env.cpu()
-    return f"{cpu['model']}, {cpu['usable_cores'] or cpu['cores']} usable cores"
 
 
 def mean_finite(values: Iterable[float]) -> float:

@@ -252,10 +252,9 @@ class QualityPair:
 
 def machine_note(device: str) -> str:
     """What the throughput was measured on: the device, and on CPU the machine's own facts."""
-    cpu = env.cpu()
     return (
-        f"median over seeds of the training loop's tokens/s on {device}; on cpu: {cpu['model']} with "
-        f"{cpu['usable_cores']} usable cores, timings include other processes' load"
+        f"median over seeds of the training loop's tokens/s on {device}; on cpu: {env.machine()}, "
+        "timings include other processes' load"
     )
 
 

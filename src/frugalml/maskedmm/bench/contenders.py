@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from frugalml.common import env
 from frugalml.common.report import Record
 from frugalml.maskedmm import core, planner
 
@@ -40,20 +41,6 @@ def blas_note() -> str:
     return f"numpy BLAS: {kernels}; OPENBLAS_CORETYPE={'unset' if coretype is None else coretype}"
 
 
-def machine_load() -> str:
-    """The 1-minute load average against the machine's core count, for the notes.
-
-    Examples
-    --------
-    >>> machine_load().startswith("load average")
-    True
-    """
-    from frugalml.common.env import cpu
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"load average {load:.1f} on {cpu()['cores']} cores"
-
-
 def workload(n: int, pattern: str, sparsity: float, threads: int) -> str:
     """The workload name of an n^3 float32 product at one sparsity and thread count.
 
@@ -68,9 +55,8 @@ def workload(n: int, pattern: str, sparsity: float, threads: int) -> str:
 def case_notes(blas: str, pattern: str, sparsity: float, threads: int, clock_note: str) -> str:
     """The notes every timed record starts with: ``blas`` (:func:`blas_note`, taken when the run
     starts), the case, the clock and the machine's load."""
-    return (
-        f"{blas}; pattern={pattern}; sparsity={sparsity}; threads={threads}; {clock_note}; {machine_load()}"
-    )
+    case = f"pattern={pattern}; sparsity={sparsity}; threads={threads}"
+    return f"{blas}; {case}; {clock_note}; {env.machine(load=True)}"
 
 
 def plan_note(chosen: planner.Plan) -> str:

@@ -19,7 +19,6 @@ from frugalml.maskedmm.bench.contenders import (
     SYSTEM,
     blas_note,
     case_notes,
-    machine_load,
     workload,
 )
 from frugalml.maskedmm.bench.spin import SPIN_SETTINGS
@@ -252,7 +251,7 @@ def contention_records(rounds: int = 15, sparsity: float = 0.75) -> list[Record]
                     "rounds": rounds,
                 },
                 notes=f"{settings}; wall clock, medians; one child process per setting; {blas_note()}; "
-                f"{machine_load()}",
+                f"{env.machine(load=True)}",
             )
         )
     return records

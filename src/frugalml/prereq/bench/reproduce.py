@@ -6,8 +6,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from frugalml.common.report import Record
-from frugalml.prereq.bench.notes import machine
+from frugalml.common import env
+from frugalml.common.report import Record, read_records
 
 # Roy et al. IAAI 2019, 5 folds, precision / recall / F1 in %.
 PAPER = {
@@ -98,7 +98,7 @@ def run(
     notes = (
         f"K={topics}, {em_iter} EM iterations max, "
         f"{steps or 'each method default'} siamese steps, {len(methods)} "
-        f"methods; target: <= 10 min for the authors' folds; {machine()}"
+        f"methods; target: <= 10 min for the authors' folds; {env.machine(load=True)}"
     )
     records += [
         Record("prereq", workload, "wall time", "s", total, peer="target", peer_value=600.0, notes=notes),
@@ -246,13 +246,6 @@ def combine(paths: Sequence[str | Path], out: str | Path, tags: Sequence[str] | 
             record.workload = f"{tag}{record.workload}"
             records.append(record)
     return report.write_json(records, out)
-
-
-def read_records(path: str | Path) -> list[Record]:
-    """The Records of a results file written by :func:`frugalml.common.report.write_json`."""
-    from frugalml.common import report
-
-    return [Record(**{k: v for k, v in item.items() if k != "ratio"}) for item in report.read_json(path)]
 
 
 def run_each(

@@ -23,7 +23,6 @@ import numpy as np
 
 from frugalml.common import report
 from frugalml.common.report import Record
-from frugalml.prereq.bench.reproduce import read_records
 from frugalml.prereq.data import Dataset
 from frugalml.prereq.siamese import PAPER_SIAMESE
 
@@ -174,7 +173,7 @@ def run(
 def merge(records: list[Record], path: Path, name: str) -> list[Record]:
     """Replace same-workload records in ``path``, keep the others, and re-derive the selection."""
     new = {r.workload for r in records}
-    old = read_records(path) if path.exists() else []
+    old = report.read_records(path) if path.exists() else []
     kept = [r for r in old if r.workload not in new and not r.workload.endswith(SELECTED)]
     merged = kept + records
     best = max((r for r in merged if eligible(r.workload.rsplit("/", 1)[-1])), key=lambda r: r.ours)

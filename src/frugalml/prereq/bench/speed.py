@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
+from frugalml.common import env
 from frugalml.common.report import Record
-from frugalml.prereq.bench.notes import machine
 
 
 def _fit_ours(counts, links, topics: int, iters: int) -> int:
@@ -88,7 +88,7 @@ def run(
                 system="prereq",
                 workload=workload,
                 peer="gensim LdaModel batch (no links)",
-                notes=f"medians of interleaved rounds on {machine()}; ours also models links",
+                notes=f"medians of interleaved rounds on {env.machine(load=True)}; ours also models links",
             )
         )
     ctx = multiprocessing.get_context("spawn")
@@ -106,7 +106,8 @@ def run(
             wall,
             peer="target",
             peer_value=1.0,
-            notes=f"target: <= 1 s per EM iteration; {machine()}; wall time includes other processes' load",
+            notes=f"target: <= 1 s per EM iteration; {env.machine(load=True)}; "
+            "wall time includes other processes' load",
         ),
         Record(
             "prereq",
