@@ -24,7 +24,7 @@ def test_selection_picks_the_best_eligible_setting_and_keeps_old_records(tmp_pat
     assert set(by_workload) == {one, paper, two, selection.SELECTED}
     chosen = by_workload[selection.SELECTED]
     assert chosen.ours == pytest.approx(0.83) and chosen.notes.startswith(f"selected: {two};")
-    assert [r.workload for r in reproduce.read_records(path)] == [r.workload for r in merged]
+    assert [r.workload for r in report.read_records(path)] == [r.workload for r in merged]
 
 
 def test_eligible_settings_fit_the_step_budget():

@@ -16,13 +16,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from frugalml.common.report import Record, merge_json, new_figure, read_json, save_plot, write_json
+from frugalml.common.report import (
+    Record,
+    merge_json,
+    new_figure,
+    read_records,
+    save_plot,
+    write_json,
+)
 from frugalml.common.timing import Comparison, Timing
 
 SYSTEM = "pacset"
@@ -306,6 +313,4 @@ def merge_records(records: list[Record], json_path: str | os.PathLike) -> None:
     """Write ``records`` into ``json_path``, replacing earlier records of the same workload, metric
     and peer, and plot the whole file."""
     merge_json(records, json_path)
-    names = {f.name for f in fields(Record)}
-    every = [Record(**{k: v for k, v in r.items() if k in names}) for r in read_json(json_path)]
-    plot_latency(every, Path(json_path).with_suffix(".png"), LATENCY_TITLE)
+    plot_latency(read_records(json_path), Path(json_path).with_suffix(".png"), LATENCY_TITLE)

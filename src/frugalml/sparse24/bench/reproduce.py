@@ -1,18 +1,19 @@
 """Reproduce sparse24's result files: every GPU check in one run, and the merged summary of all parts.
 
-The files live under ``benchmarks/results/sparse24/`` (see its ``CLAIMS.md``); the runnable entry
-points are the scripts in ``benchmarks/sparse24/``.
+The files live under ``benchmarks/results/sparse24/`` (indexed in ``benchmarks/results/README.md``);
+the runnable entry points are the scripts in ``benchmarks/sparse24/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from frugalml.common.report import Record, print_table, read_json, write_json
+from frugalml.common.report import Record, print_table, read_records, write_json
 from frugalml.sparse24.bench.gpu_breakdown import gpu_breakdown
 from frugalml.sparse24.bench.gpu_checks import gpu_numerics, gpu_packing_rule, gpu_vnm_paths
 from frugalml.sparse24.bench.gpu_speed import gpu_speed
@@ -67,9 +68,8 @@ def summary(results: str | Path, out: str | Path) -> list[Record]:
     records = []
     for name in SUMMARY_PARTS:
         if (results / name).exists():
-            for row in read_json(results / name):
-                row.pop("ratio", None)
-                records.append(Record(**{**row, "notes": f"{row['notes']} [from {name}]".strip()}))
+            for record in read_records(results / name):
+                records.append(dataclasses.replace(record, notes=f"{record.notes} [from {name}]".strip()))
     if not (results / "gpu.json").exists():
         records.append(
             Record(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
-from frugalml.common.report import Record, read_json, save_plot, write_json
+from frugalml.common.report import read_records, save_plot, write_json
 from frugalml.urerf.bench.speed import bench_plot
 
 SUMMARY = "summary.json"
@@ -17,12 +16,11 @@ def collect(folder: str | Path) -> tuple[int, Path]:
     Run caches (``*-runs.json``) are skipped; returns (number of records, summary path).
     """
     out = Path(folder)
-    names = {f.name for f in fields(Record)}
     records = []
     for part in sorted(out.glob("*.json")):
         if part.name == SUMMARY or part.name.endswith("-runs.json"):
             continue
-        records += [Record(**{k: v for k, v in row.items() if k in names}) for row in read_json(part)]
+        records += read_records(part)
     write_json(records, out / SUMMARY)
     save_plot(bench_plot(records), (out / SUMMARY).with_suffix(".png"))
     return len(records), out / SUMMARY
