@@ -22,3 +22,9 @@ def test_one_of_lists_the_choices():
     assert one_of("bfs", ["bfs", "dfs"], "layout") == "bfs"
     with pytest.raises(InvalidInputError, match="choose one of: bfs, dfs"):
         one_of("xyz", ["bfs", "dfs"], "layout")
+
+
+def test_as_array_refuses_complex_input_for_a_real_dtype():
+    with pytest.raises(InvalidInputError, match="complex"):
+        as_array(np.ones(3, dtype=complex), "X", dtype=np.float64)
+    assert as_array(np.ones(3, dtype=complex), "X").dtype.kind == "c"

@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 from frugalml.common.errors import CorruptFileError, DataNotFoundError
 from frugalml.common.files import atomic_write
 
@@ -101,3 +103,47 @@ def fetch(url: str, target: str | os.PathLike, *, sha256: str | None = None) -> 
             f"could not download {url} ({exc}); fetch it by hand and place it at {target}"
         ) from None
     return target
+
+
+def read_matrix(path: str | os.PathLike) -> np.ndarray:
+    """A numeric (rows, features) matrix from the file a user names on a command line.
+
+    ``.npy`` (no pickles), ``.npz`` (the array ``X``, else the first), ``.csv`` (comma-separated;
+    a header line is skipped) or whitespace-separated text (``.tsv``, ``.txt``...). Raises
+    DataNotFoundError when the file is missing and CorruptFileError when it cannot be read as
+    numbers; checking shape and NaNs is the caller's job (:func:`frugalml.common.validate.as_array`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "rows.csv"
+    >>> _ = path.write_text("a,b\\n1,2\\n3,4\\n")
+    >>> read_matrix(path).tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"{path} does not exist; pass a .npy, .npz, .csv or whitespace-separated text file"
+        )
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return archive["X"] if "X" in archive.files else archive[archive.files[0]]
+        delimiter = "," if path.suffix == ".csv" else None
+        with open(path) as f:
+            first = f.readline().replace(",", " ").split() if delimiter else f.readline().split()
+        skip = 0 if all(_is_number(v) for v in first) else 1
+        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
+    except (ValueError, OSError, EOFError, KeyError, IndexError) as exc:
+        raise CorruptFileError(f"cannot read {path} as a numeric matrix ({exc}); pass numbers only") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -42,9 +42,14 @@ def as_array(
     (1, 2)
     """
     try:
-        arr = np.asarray(x, dtype=dtype)
+        arr = np.asarray(x)
+        complex_to_real = arr.dtype.kind == "c" and dtype is not None and np.dtype(dtype).kind != "c"
+        if dtype is not None and not complex_to_real:
+            arr = arr.astype(dtype, copy=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} cannot be read as a numeric array: {exc}") from None
+    if complex_to_real:
+        raise InvalidInputError(f"{name} holds complex numbers; pass real values (X.real or abs(X)) instead")
     if ndim is not None and arr.ndim != ndim:
         raise InvalidInputError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}; reshape it first")
     if not allow_empty and arr.size == 0:

@@ -18,29 +18,6 @@ _BLOCK = typer.Option(4096, "--block-size", help="Bytes per block (a multiple of
 _QUIET = typer.Option(False, "--quiet", "-q", help="Print less.")
 
 
-def load_matrix(path: Path):
-    """Rows to predict from a .npy file or a numeric CSV (a header line is skipped)."""
-    import numpy as np
-
-    from frugalml.common.errors import DataNotFoundError, InvalidInputError
-
-    if not path.is_file():
-        raise DataNotFoundError(f"data file {path} does not exist; check the path")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    try:
-        with open(path) as f:
-            first = f.readline()
-        try:
-            [float(v) for v in first.strip().split(",") if v.strip() != ""]
-            skip = 0
-        except ValueError:
-            skip = 1
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-    except ValueError as exc:
-        raise InvalidInputError(f"{path} is not a numeric CSV ({exc}); pass features only") from None
-
-
 @app.command()
 def pack(
     model: Path = typer.Argument(..., help="joblib/pickle sklearn model, XGBoost JSON/UBJ or LightGBM text."),
@@ -56,9 +33,10 @@ def pack(
     quiet: bool = _QUIET,
 ):
     """Pack MODEL into a block-aligned file: frugal pacset pack model.joblib -o model.pacset"""
+    from frugalml.common.data import read_matrix
     from frugalml.pacset.packer import Packer
 
-    X = load_matrix(calibration) if calibration is not None else None
+    X = read_matrix(calibration) if calibration is not None else None
     packer = Packer(layout, bins, interleave, block_size, vote).fit(model, X)
     header = packer.write(output)
     if not quiet:
@@ -121,9 +99,10 @@ def predict(
 
     import numpy as np
 
+    from frugalml.common.data import read_matrix
     from frugalml.pacset.runtime import PackedForest
 
-    X = load_matrix(data)
+    X = read_matrix(data)
     model = (
         PackedForest.from_redis(redis, str(file), engine=engine)
         if redis
@@ -165,12 +144,13 @@ def tune(
     quiet: bool = _QUIET,
 ):
     """Choose bins, interleave depth and block size that minimise simulated block reads."""
+    from frugalml.common.data import read_matrix
     from frugalml.pacset.importers import load_model_file
     from frugalml.pacset.packer import Packer
     from frugalml.pacset.tune import tune as run_tune
 
     forest = load_model_file(model)
-    X = load_matrix(data)
+    X = read_matrix(data)
     result = run_tune(forest, X)
     best = result.best
     if not quiet:

@@ -40,26 +40,6 @@ def _names(text: str, allowed, name: str) -> list[str]:
     return comma_list(text, name=name, allowed=allowed)
 
 
-def _read_matrix(path: Path):
-    """A numeric (n, p) matrix from .npy, .npz (array 'X' or the first) or delimited text."""
-    import numpy as np
-
-    from frugalml.common.errors import CorruptFileError, DataNotFoundError
-
-    if not path.is_file():
-        raise DataNotFoundError(f"{path} does not exist; pass a .npy, .npz, .csv or .tsv file")
-    try:
-        if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                return archive["X"] if "X" in archive.files else archive[archive.files[0]]
-        delimiter = "," if path.suffix == ".csv" else None
-        return np.loadtxt(path, delimiter=delimiter, ndmin=2)
-    except (ValueError, OSError, EOFError, KeyError) as exc:
-        raise CorruptFileError(f"cannot read {path} as a numeric matrix ({exc})") from None
-
-
 def _finish(records, json_path: Path | None, title: str, plot=None) -> None:
     from frugalml.common.report import print_table, save_plot, write_json
 
@@ -86,10 +66,11 @@ def fit(
     """Fit a forest on DATA and write each point's k most similar points (indices, similarities)."""
     import numpy as np
 
+    from frugalml.common.data import read_matrix
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
-    X = _read_matrix(data)
+    X = read_matrix(data)
     forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion, random_state=seed)
     forest.fit(X)
     dist, ind = forest.kneighbors(n_neighbors=k)
@@ -111,11 +92,12 @@ def neighbours(
     """Route new points through a saved forest and write their k most similar training points."""
     import numpy as np
 
+    from frugalml.common.data import read_matrix
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
     forest = UnsupervisedRandomerForest.load(model)
-    dist, ind = forest.kneighbors(_read_matrix(data), n_neighbors=k)
+    dist, ind = forest.kneighbors(read_matrix(data), n_neighbors=k)
     with atomic_write(output) as f:
         np.savez_compressed(f, indices=ind, similarities=1.0 - dist)
 
