@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The measurements behind benchmarks/results/urerf/*.json (indexed in CLAIMS.md there), in priority
-# order: quality vs peers (the paper's noise figure, Drosophila) and speed vs peers, each measured in
+# The measurements behind benchmarks/results/urerf/*.json (indexed in benchmarks/results/README.md),
+# in priority order: quality vs peers (the paper's noise figure, Drosophila) and speed vs peers, each measured in
 # one run, then the scale check and the engine against an earlier commit; collect.py merges them into
 # summary.json + summary.png. treeple's wheels import only against the scikit-learn they were built
 # for: set FRUGAL_TREEPLE_PYTHON to a Python where it imports (e.g. a throwaway venv with
