@@ -10,8 +10,8 @@ from pathlib import Path
 
 from frugalml.maskedmm.bench.auto_sweep import auto_records
 from frugalml.maskedmm.bench.contenders import blas_note
-from frugalml.maskedmm.bench.goal_table import AUTO_SPARSITIES
 from frugalml.maskedmm.bench.reproduce import publish
+from frugalml.maskedmm.bench.target_table import AUTO_SPARSITIES
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "maskedmm" / "auto-sweep.json"
 ROUNDS = (15, 45)

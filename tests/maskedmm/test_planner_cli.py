@@ -171,10 +171,10 @@ def test_each_masked_kernel_is_timed_against_numpy():
     assert all(r.peer == contenders.NUMPY and r.ratio > 0 for r in records)
 
 
-def test_goal_table_times_every_method_and_peer():
-    from frugalml.maskedmm.bench import contenders, goal_table
+def test_target_table_times_every_method_and_peer():
+    from frugalml.maskedmm.bench import contenders, target_table
 
-    records = goal_table.goal_records(
+    records = target_table.target_records(
         n=64, rounds=1, sparsities=(0.9,), auto_sparsities=(0.0,), peer_sparsities=(0.9,)
     )
     timed = {(r.metric, r.peer) for r in records if r.peer}

@@ -3,7 +3,7 @@
 ``sweep.json`` (+ ``sweep.png``): uniform zeros with every peer and the structured patterns, one
 thread; ``auto-sweep.json``: auto vs numpy with more rounds; ``kernels.json``: each masked kernel;
 ``threads.json``: 2 threads with one child process per method; ``coretype.json``: numpy under the
-other OPENBLAS_CORETYPE setting. The target table (``goal-table.json``) and the thread-pool
+other OPENBLAS_CORETYPE setting. The target table (``target-table.json``) and the thread-pool
 contention (``thread-contention.json``) have their own entry points.
 """
 

@@ -49,7 +49,7 @@ class _Case(NamedTuple):
     prepared: core.PreparedB
 
 
-def goal_records(
+def target_records(
     n: int = 1024,
     rounds: int = 15,
     sparsities=TARGET_SPARSITIES,
