@@ -214,6 +214,9 @@ def test_multi_thread_timings_run_one_child_process_per_method():
         (["maskedmm", "bench", "--pattern", "stripes"], "unknown pattern"),
         (["maskedmm", "bench", "--sparsity", "1.5"], "between 0 and 1"),
         (["maskedmm", "bench", "--threads", "0"], "positive"),
+        (["maskedmm", "bench", "--peers", "bogus"], "unknown peer 'bogus'"),
+        (["maskedmm", "bench", "--peers", "scipy,torch,bogus"], "unknown peer 'bogus'"),
+        (["maskedmm", "bench", "--n", "1000000"], "GiB is available; use --n"),
         (["maskedmm", "verify", "--isa", "sse9"], "unknown variant"),
     ],
 )
@@ -223,6 +226,24 @@ def test_bad_cli_input_is_one_line_and_exit_2(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_bench_memory_bound_is_checked_before_any_allocation(monkeypatch):
+    from frugalml.common.errors import InvalidInputError
+    from frugalml.maskedmm import patterns
+    from frugalml.maskedmm.bench import sweep
+
+    def never(*args, **kwargs):
+        raise AssertionError("operands were built before the memory check")
+
+    monkeypatch.setattr(patterns, "operands", never)
+    with pytest.raises(InvalidInputError, match="use --n 1024 or less"):
+        sweep.check_memory(2048, available=int(sweep.BYTES_PER_ENTRY * 1024**2 / sweep.MEMORY_SHARE) + 1)
+    assert sweep.check_memory(1024, available=None) == sweep.BYTES_PER_ENTRY * 1024**2
+    monkeypatch.setattr(sweep, "available_memory", lambda: 10 * 2**20)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["maskedmm", "bench", "--n", "1024", "--quiet"])
+    assert exit_info.value.code == 2
 
 
 @pytest.mark.slow

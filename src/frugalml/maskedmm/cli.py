@@ -104,7 +104,9 @@ def bench(
     pattern: str = typer.Option("random,block16,columns,relu", help="Zero patterns."),
     threads: str = typer.Option("1,2", help="Thread counts (BLAS and OpenMP alike)."),
     rounds: int = typer.Option(5, help="Interleaved rounds per comparison."),
-    peers: str = typer.Option("scipy,torch,mkl", help="Peers beyond numpy: scipy, torch, mkl."),
+    peers: str = typer.Option(
+        "scipy,torch,mkl", help="Peers beyond numpy: scipy, torch, mkl (empty: numpy only)."
+    ),
     json_path: Path = typer.Option(None, "--json", help="Write the records here (and a PNG plot beside)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -122,9 +124,9 @@ def bench(
         raise InvalidInputError("--sparsity values must lie between 0 and 1")
     if n < 1 or rounds < 1:
         raise InvalidInputError("--n and --rounds must be positive")
-    config = sweep.BenchConfig(
-        n, levels, chosen, _positive_ints(threads, "threads"), rounds, tuple(comma_list(peers, name="peer"))
-    )
+    chosen_peers = tuple(comma_list(peers, name="peer", allowed=sweep.PEERS))
+    sweep.check_memory(n)
+    config = sweep.BenchConfig(n, levels, chosen, _positive_ints(threads, "threads"), rounds, chosen_peers)
     records = sweep.run(config, quiet=quiet)
     print_table(records, title=f"maskedmm bench ({blas_note()})")
     if json_path is not None:

@@ -27,6 +27,49 @@ class BenchConfig:
     peers: tuple[str, ...] = ("scipy", "torch", "mkl")
 
 
+PEERS = ("scipy", "torch", "mkl")
+BYTES_PER_ENTRY = 64  # peak bytes per entry of an n x n operand: A, B, packed and CSR copies, results, peers
+MEMORY_SHARE = 0.8  # a sweep may take at most this share of the memory available when it starts
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_memory(n: int, available: int | None = None) -> int:
+    """Peak bytes a sweep at size ``n`` needs; raise InvalidInputError before allocating anything
+    when that exceeds the share of memory this machine has available.
+
+    Examples
+    --------
+    >>> check_memory(1024, available=2**30)
+    67108864
+    """
+    from frugalml.common.errors import InvalidInputError
+
+    need = BYTES_PER_ENTRY * n * n
+    available = available_memory() if available is None else available
+    if available is not None and need > MEMORY_SHARE * available:
+        largest = int((MEMORY_SHARE * available / BYTES_PER_ENTRY) ** 0.5)
+        raise InvalidInputError(
+            f"--n {n} needs about {need / 2**30:,.1f} GiB (two {n} x {n} operands with their packed "
+            f"and sparse copies, results and peers) but {available / 2**30:,.1f} GiB is available; "
+            f"use --n {largest} or less"
+        )
+    return need
+
+
 def run(config: BenchConfig, *, quiet: bool = False, progress_desc: str = "bench") -> list[Record]:
     """Measure every pattern x sparsity x thread count; return the records (ratio > 1: ours wins)."""
     from frugalml.common.progress import progress
