@@ -22,7 +22,7 @@ _EXPORTS = {
     "pipeline": ("PipelineConfig", "PipelineRun", "pipeline_seconds", "simulate_pipeline"),
     "planner": ("Plan", "plan", "plan_micro_batch"),
     "taskgraphs": ("simulate_baseline",),
-    "tiling": ("TaskCost", "Tile", "TileGrid", "grid_cost", "split_gemm"),
+    "tiling": ("TaskCost", "Tile", "TileGrid", "best_grid", "choose_grid", "grid_cost", "split_gemm"),
     "traces": ("TraceSet", "load_traces"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

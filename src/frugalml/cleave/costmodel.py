@@ -15,13 +15,12 @@ tiles over device groups under the PS egress and ingress limits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numba
 import numpy as np
 
 from frugalml.cleave.opgraph import Gemm
-from frugalml.cleave.tiling import TaskCost, TileGrid, grid_cost
+from frugalml.cleave.tiling import TaskCost, TileGrid, best_grid, grid_cost
 from frugalml.common.errors import InvalidInputError
 
 MAX_CHURN_LOSS = 0.9
@@ -82,39 +81,9 @@ def task_counts(limit: int) -> list[int]:
     return sorted(set(out))
 
 
-@lru_cache(maxsize=4096)
-def best_grid(m: int, n: int, k: int, batch: int, tasks: int) -> TileGrid | None:
-    """The cheapest way to cut a GEMM into exactly ``tasks`` tasks, or None when impossible.
-
-    For a fixed task count every cut gives the same FLOPs and output bytes per task, so the one
-    that sends the fewest input bytes is best on every device and for the PS: split the batch of
-    independent products first (no input is re-sent), then the output grid by bytes.
-    """
-    best, best_key = None, None
-    for chunks in _divisors(tasks):
-        if chunks > batch:
-            continue
-        rest = tasks // chunks
-        for rows in _divisors(rest):
-            cols = rest // rows
-            if rows > m or cols > n:
-                continue
-            key = ((batch / chunks) * (m / rows + n / cols), abs(m / rows - n / cols))
-            if best_key is None or key < best_key:
-                best, best_key = TileGrid(rows, cols, chunks), key
-    return best
-
-
-def _divisors(x: int) -> list[int]:
-    return (
-        [d for d in range(1, x + 1) if x % d == 0]
-        if x < 64
-        else sorted({d for i in range(1, int(x**0.5) + 1) if x % i == 0 for d in (i, x // i)})
-    )
-
-
 def candidate_grids(gemm: Gemm, max_tasks: int) -> list[TileGrid]:
-    """The best grid for each candidate task count up to ``max_tasks`` (see :func:`best_grid`)."""
+    """The best grid for each candidate task count up to ``max_tasks`` (see
+    :func:`~frugalml.cleave.tiling.best_grid`, the rule the runtime cuts by too)."""
     limit = min(max_tasks, gemm.batch * gemm.m * gemm.n)
     grids = (best_grid(gemm.m, gemm.n, gemm.k, gemm.batch, p) for p in task_counts(limit))
     return [g for g in grids if g is not None]

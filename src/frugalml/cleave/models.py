@@ -100,8 +100,21 @@ BUILTIN: dict[str, ModelSpec] = {
         ),
         ModelSpec("llama-7b", hidden=4096, layers=32, heads=32, ffn=11008, vocab=32000, gated_ffn=True),
         ModelSpec("llama-13b", hidden=5120, layers=40, heads=40, ffn=13824, vocab=32000, gated_ffn=True),
+        # The model the networked runtime trains (frugal cleave serve): runtime.model.GPTConfig.
+        ModelSpec("tiny-gpt", hidden=64, layers=2, heads=2, ffn=256, vocab=64),
     )
 }
+
+# Models the networked runtime can train: name -> (sequence length, element types it trains in).
+RUNTIME_MODELS: dict[str, tuple[int, tuple[str, ...]]] = {"tiny-gpt": (32, ("float32", "float64"))}
+DTYPE_BYTES = {"fp16": 2, "bf16": 2, "float16": 2, "float32": 4, "float64": 8}
+
+
+def default_dtype(model: str) -> str:
+    """The element type a model is planned in by default: the runtime's for a runtime model, else fp16."""
+    runtime = RUNTIME_MODELS.get(model.lower())
+    return runtime[1][0] if runtime else "fp16"
+
 
 # Our field names and the Hugging Face config.json names that mean the same thing.
 _ALIASES = {

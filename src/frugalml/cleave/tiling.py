@@ -8,6 +8,7 @@ in bytes and FLOPs, so the planner, the simulators and the runtime all count the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from frugalml.common.errors import InvalidInputError
 
@@ -145,3 +146,89 @@ def grid_cost(m: int, n: int, k: int, grid: TileGrid, *, batch: int = 1, dtype_b
         chunk * rows * cols * dtype_bytes,
         memory,
     )
+
+
+@lru_cache(maxsize=4096)
+def best_grid(m: int, n: int, k: int, batch: int, tasks: int) -> TileGrid | None:
+    """The cheapest way to cut a GEMM into exactly ``tasks`` tasks, or None when impossible.
+
+    For a fixed task count every cut gives the same FLOPs and output bytes per task, so the one
+    that sends the fewest input bytes is best on every device and for the PS: split the batch of
+    independent products first (no input is re-sent), then the output grid by bytes (ties: the
+    squarer tile).
+
+    Examples
+    --------
+    >>> str(best_grid(256, 64, 64, 1, 4))
+    '4x1'
+    """
+    best, best_key = None, None
+    for chunks in _divisors(tasks):
+        if chunks > batch:
+            continue
+        rest = tasks // chunks
+        for rows in _divisors(rest):
+            cols = rest // rows
+            if rows > m or cols > n:
+                continue
+            key = ((batch / chunks) * (m / rows + n / cols), abs(m / rows - n / cols))
+            if best_key is None or key < best_key:
+                best, best_key = TileGrid(rows, cols, chunks), key
+    return best
+
+
+def _divisors(x: int) -> list[int]:
+    return (
+        [d for d in range(1, x + 1) if x % d == 0]
+        if x < 64
+        else sorted({d for i in range(1, int(x**0.5) + 1) if x % i == 0 for d in (i, x // i)})
+    )
+
+
+def smallest_tile_memory(k: int, dtype_bytes: int = 4) -> int:
+    """Bytes a device needs for a 1 x 1 output tile of a depth-``k`` GEMM."""
+    return Tile(0, 1, 0, 1, k).memory(dtype_bytes)
+
+
+def choose_grid(
+    m: int,
+    n: int,
+    k: int,
+    *,
+    tiles: int,
+    batch: int = 1,
+    max_memory: int | None = None,
+    dtype_bytes: int = 4,
+) -> TileGrid:
+    """The grid with the fewest tasks, at least ``tiles``, whose tiles fit ``max_memory`` bytes.
+
+    Each task count is cut by :func:`best_grid` (fewest input bytes), the same rule the planner
+    uses for every count it tries, so a grid the planner wrote down is the grid the runtime cuts.
+
+    Raises
+    ------
+    InvalidInputError
+        ``tiles`` below 1, or not even the finest grid (one element per tile) fits ``max_memory``.
+
+    Examples
+    --------
+    >>> str(choose_grid(256, 64, 64, tiles=4))
+    '4x1'
+    >>> str(choose_grid(5, 5, 8, tiles=7))
+    '2x4'
+    """
+    if tiles < 1:
+        raise InvalidInputError(f"tiles must be at least 1, got {tiles}")
+    if max_memory is not None and smallest_tile_memory(k, dtype_bytes) > max_memory:
+        raise InvalidInputError(
+            f"no tile of a depth-{k} GEMM fits {max_memory} bytes (the smallest needs "
+            f"{smallest_tile_memory(k, dtype_bytes)}); use devices with more memory"
+        )
+    for tasks in range(min(tiles, batch * m * n), batch * m * n + 1):
+        grid = best_grid(m, n, k, batch, tasks)
+        if grid is None:
+            continue
+        cost = grid_cost(m, n, k, grid, batch=batch, dtype_bytes=dtype_bytes)
+        if max_memory is None or cost.memory <= max_memory:
+            return grid
+    raise InvalidInputError(f"no grid of a {batch}x{m}x{n}x{k} GEMM fits {max_memory} bytes per tile")

@@ -8,7 +8,7 @@ import torch
 
 from frugalml.cleave.runtime import codegen
 from frugalml.cleave.runtime.checkpoint import load_checkpoint, save_checkpoint
-from frugalml.cleave.runtime.gemm import attach_executor, choose_grid, smallest_tile_memory
+from frugalml.cleave.runtime.gemm import attach_executor
 from frugalml.cleave.runtime.model import TrainConfig, build, generated_corpus, load_corpus, train_step
 from frugalml.cleave.runtime.protocol import from_bytes, meta_of, split_chunks, to_bytes
 from frugalml.cleave.runtime.scheduler import (
@@ -21,7 +21,7 @@ from frugalml.cleave.runtime.scheduler import (
 )
 from frugalml.cleave.runtime.shaping import TokenBucket, parse_rate, parse_size
 from frugalml.cleave.runtime.verify import freivalds_check
-from frugalml.cleave.tiling import split_gemm
+from frugalml.cleave.tiling import choose_grid, smallest_tile_memory, split_gemm
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 
 
@@ -90,7 +90,8 @@ def test_freivalds_accepts_rounding_and_catches_small_corruption():
 
 
 def test_choose_grid_covers_workers_and_respects_memory():
-    rows, cols = choose_grid(256, 192, 64, tiles=8)
+    grid = choose_grid(256, 192, 64, tiles=8)
+    rows, cols = grid.grid_rows, grid.grid_cols
     assert rows * cols == 8
     tiles = split_gemm(256, 192, 64, grid_rows=rows, grid_cols=cols)
     total_down = sum(t.bytes_down() for t in tiles)
@@ -98,7 +99,8 @@ def test_choose_grid_covers_workers_and_respects_memory():
         if 8 % r == 0:  # no other 8-tile grid moves fewer bytes
             other = split_gemm(256, 192, 64, grid_rows=r, grid_cols=8 // r)
             assert total_down <= sum(t.bytes_down() for t in other)
-    rows, cols = choose_grid(256, 192, 64, tiles=2, max_memory=40_000)
+    grid = choose_grid(256, 192, 64, tiles=2, max_memory=40_000)
+    rows, cols = grid.grid_rows, grid.grid_cols
     assert max(t.memory() for t in split_gemm(256, 192, 64, grid_rows=rows, grid_cols=cols)) <= 40_000
     with pytest.raises(InvalidInputError, match="no tile"):
         choose_grid(256, 192, 64, tiles=2, max_memory=smallest_tile_memory(64) - 1)

@@ -10,10 +10,9 @@ from typing import Any
 
 from frugalml.cleave.bench.relay import CountingRelay
 from frugalml.cleave.bench.workload import SYSTEM
-from frugalml.cleave.runtime.gemm import choose_grid
 from frugalml.cleave.runtime.local import LocalCluster
 from frugalml.cleave.runtime.model import TrainConfig, gemm_shapes
-from frugalml.cleave.tiling import split_gemm
+from frugalml.cleave.tiling import choose_grid, split_gemm
 from frugalml.common import env, report
 
 EDGE_LINKS: dict[str, Any] = {"down": "100mbit", "up": "20mbit", "flops": 2e11}
@@ -65,7 +64,8 @@ def predicted_bytes(cfg: TrainConfig, workers: int) -> tuple[float, float]:
     """Bytes down / up per worker per step that the tiling model predicts for ``workers`` workers."""
     down = up = 0
     for m, n, k in gemm_shapes(cfg):
-        rows, cols = choose_grid(m, n, k, tiles=workers)
+        grid = choose_grid(m, n, k, tiles=workers)
+        rows, cols = grid.grid_rows, grid.grid_cols
         tiles = split_gemm(m, n, k, grid_rows=rows, grid_cols=cols)
         down += sum(t.bytes_down() for t in tiles)
         up += sum(t.bytes_up() for t in tiles)

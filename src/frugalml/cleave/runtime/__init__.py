@@ -10,7 +10,7 @@ _EXPORTS = {
     "worker": ("Worker", "WorkerConfig", "WorkerSummary", "run_worker"),
     "scheduler": ("Scheduler", "SchedulerConfig", "Profile"),
     "model": ("TrainConfig", "GPTConfig", "TinyGPT", "train_single_process", "gemm_shapes"),
-    "gemm": ("TiledLinear", "RemoteLinearFunction", "choose_grid"),
+    "gemm": ("TiledLinear", "RemoteLinearFunction"),
     "verify": ("freivalds_check",),
     "shaping": ("TokenBucket", "parse_rate", "parse_size"),
     "client": ("fetch_status",),

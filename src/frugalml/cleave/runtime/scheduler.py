@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from frugalml.cleave.runtime.gemm import choose_grid
 from frugalml.cleave.runtime.verify import freivalds_check
-from frugalml.cleave.tiling import Tile, split_gemm
+from frugalml.cleave.tiling import Tile, choose_grid, split_gemm
 from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
 
 
@@ -228,8 +227,8 @@ class Scheduler:
             workers = self._wait_alive()
             tiles_wanted = len(workers) * self.config.tiles_per_worker
             memory = min(w.profile.memory_bytes for w in workers)
-        rows, cols = choose_grid(m, n, k, tiles=tiles_wanted, max_memory=memory, dtype_bytes=dtype_bytes)
-        tiles = split_gemm(m, n, k, grid_rows=rows, grid_cols=cols)
+        grid = choose_grid(m, n, k, tiles=tiles_wanted, max_memory=memory, dtype_bytes=dtype_bytes)
+        tiles = split_gemm(m, n, k, grid_rows=grid.grid_rows, grid_cols=grid.grid_cols)
         with self.cond:
             job = GemmJob(
                 self._next_gemm_id,

@@ -15,7 +15,7 @@ import torch
 from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
 from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
 from frugalml.cleave.runtime.checkpoint import load_checkpoint, save_checkpoint
-from frugalml.cleave.runtime.gemm import attach_executor, smallest_tile_memory
+from frugalml.cleave.runtime.gemm import attach_executor
 from frugalml.cleave.runtime.model import TrainConfig, build, load_corpus
 from frugalml.cleave.runtime.protocol import (
     CHUNK_BYTES,
@@ -34,6 +34,7 @@ from frugalml.cleave.runtime.scheduler import (
     SchedulerConfig,
     UnknownWorkerError,
 )
+from frugalml.cleave.tiling import smallest_tile_memory
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
 from frugalml.common.threads import check_threads
