@@ -5,18 +5,18 @@ from frugalml.common.timing import compare
 
 
 def test_ratio_of_two_known_workloads():
-    fast = lambda: time.sleep(0.002)  # noqa: E731
-    slow = lambda: time.sleep(0.010)  # noqa: E731
+    fast = lambda: time.sleep(0.001)  # noqa: E731
+    slow = lambda: time.sleep(0.030)  # noqa: E731
     c = compare(fast, slow, rounds=5, warmup=1)
-    assert 2.5 < c.ratio < 8, c.to_dict()
+    assert 2.5 < c.ratio < 40, c.to_dict()  # wide: sleeps overshoot on a loaded machine
     assert len(c.ours.samples) == len(c.peer.samples) == 5
     assert c.ours.min <= c.ours.median <= c.ours.max
     assert "blas" in c.threads
 
 
 def test_ratio_below_one_when_ours_is_slower():
-    c = compare(lambda: time.sleep(0.008), lambda: time.sleep(0.002), rounds=3, warmup=0)
-    assert c.ratio < 0.6
+    c = compare(lambda: time.sleep(0.030), lambda: time.sleep(0.001), rounds=3, warmup=0)
+    assert c.ratio < 0.6, c.to_dict()
 
 
 def test_interleaving_alternates_order():

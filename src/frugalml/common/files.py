@@ -159,11 +159,11 @@ def read_header(path: str | os.PathLike, magic: bytes, max_version: int) -> Cont
         if file_magic != magic.ljust(8, b"\0"):
             found = file_magic.rstrip(b"\0")
             raise CorruptFileError(f"{path} is not a {magic.decode()} file (magic {found!r})")
+        if _FIXED.size + meta_len + 4 > size:  # checked before reading: the length field is untrusted
+            raise CorruptFileError(f"{path} is truncated inside its header; write it again")
         rest = os.pread(fd, meta_len + 4, _FIXED.size)
     finally:
         os.close(fd)
-    if len(rest) < meta_len + 4:
-        raise CorruptFileError(f"{path} is truncated inside its header; write it again")
     meta, (crc,) = rest[:meta_len], struct.unpack("<I", rest[meta_len:])
     if zlib.crc32(fixed + meta) != crc:
         raise CorruptFileError(f"{path} has a damaged header (checksum mismatch); write it again")
@@ -172,11 +172,19 @@ def read_header(path: str | os.PathLike, magic: bytes, max_version: int) -> Cont
             f"{path} has format version {version}, newer than this frugalml reads "
             f"({max_version}); upgrade frugalml"
         )
+    if offset < _FIXED.size + meta_len + 4:
+        raise CorruptFileError(f"{path} has a damaged header (payload inside the header); write it again")
     if size < offset + length:
         raise CorruptFileError(
             f"{path} is truncated: {size} bytes, expected {offset + length}; write it again"
         )
-    return ContainerHeader(magic, version, json.loads(meta), offset, length, sha)
+    try:
+        metadata = json.loads(meta)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CorruptFileError(f"{path} has unreadable metadata ({exc}); write it again") from None
+    if not isinstance(metadata, dict):
+        raise CorruptFileError(f"{path} has metadata of the wrong shape (not a JSON object); write it again")
+    return ContainerHeader(magic, version, metadata, offset, length, sha)
 
 
 def read_container(path: str | os.PathLike, magic: bytes, max_version: int) -> tuple[ContainerHeader, bytes]:
