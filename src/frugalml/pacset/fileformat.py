@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,14 +27,39 @@ import numpy as np
 
 from frugalml.common.errors import CorruptFileError
 from frugalml.common.files import ContainerHeader, read_header, write_container
-from frugalml.pacset.forest import Forest
-from frugalml.pacset.kernels import seal_blocks
+from frugalml.pacset.forest import AGGREGATES, PRECISIONS, TRANSFORMS, Forest
+from frugalml.pacset.kernels import VOTE, seal_blocks
 
 if TYPE_CHECKING:
     from frugalml.pacset.layout import Layout
 
 MAGIC = b"PACSET"
 VERSION = 1
+PAGE = 4096
+_MAX_COUNT = 2**31 - 1  # node, slot and feature numbers are int32 words
+_INT_FIELDS = (
+    ("n_features", 1, _MAX_COUNT),
+    ("n_outputs", 1, 1 << 20),
+    ("n_values", 1, 1 << 20),
+    ("n_trees", 1, _MAX_COUNT),
+    ("bins", 1, _MAX_COUNT),
+    ("block_size", PAGE, 1 << 26),
+    ("slot_size", 16, 32),
+    ("n_blocks", 1, _MAX_COUNT),
+    ("index_length", PAGE, 1 << 40),
+)
+_CHOICES: dict[str, tuple] = {
+    "aggregate": AGGREGATES,
+    "transform": TRANSFORMS,
+    "accumulate": PRECISIONS,
+    "input_precision": PRECISIONS,
+    "slot_size": (16, 32),
+    "handles_missing": (True, False),
+}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -46,15 +72,41 @@ class Index:
 
     @classmethod
     def parse(cls, data: bytes, meta: dict[str, Any], where: str) -> Index:
-        if hashlib.sha256(data).hexdigest() != meta.get("index_sha256"):
+        """Check the index's checksum and contents against the (already checked) metadata.
+
+        Every root is a slot inside the node region (or, for hard votes, a class of the model),
+        every tree's output column exists and the bins cover the trees in order, so that no
+        walk indexes outside its arrays.
+        """
+        model = ModelMeta.from_meta(meta, where)
+        if len(data) != meta["index_length"] or hashlib.sha256(data).hexdigest() != meta.get("index_sha256"):
             raise CorruptFileError(f"{where}: index section is corrupt (checksum mismatch); pack it again")
-        n_trees, n_bins = meta["n_trees"], meta["bins"]
+        n_trees, n_bins = model.n_trees, meta["bins"]
         words = np.frombuffer(data, np.int64)
-        return cls(
+        index = cls(
             words[:n_trees].copy(),
             words[n_trees : 2 * n_trees].copy(),
             words[2 * n_trees : 2 * n_trees + n_bins + 1].copy(),
         )
+        index.check(model, where)
+        return index
+
+    def check(self, model: ModelMeta, where: str) -> None:
+        """Raise CorruptFileError unless roots, tree groups and bins are consistent with ``model``."""
+        root = self.root_code
+        n_slots = model.n_blocks * (model.block_size // model.slot_size)
+        vote = (VOTE - root) if model.aggregate == "vote" else np.full(len(root), -1)
+        if np.any((root >= n_slots) | ((root < 0) & ((vote < 0) | (vote >= model.n_outputs)))):
+            raise CorruptFileError(
+                f"{where}: a tree's root is outside the node blocks (crafted or damaged); pack it again"
+            )
+        if np.any((self.tree_group < 0) | (self.tree_group >= model.n_outputs)):
+            raise CorruptFileError(
+                f"{where}: a tree adds to an output the model does not have; pack it again"
+            )
+        b = self.bin_start
+        if b[0] != 0 or b[-1] != model.n_trees or np.any(np.diff(b) < 0):
+            raise CorruptFileError(f"{where}: the bins do not cover the trees in order; pack it again")
 
     def to_bytes(self, block_size: int) -> bytes:
         raw = b"".join(
@@ -102,9 +154,12 @@ class ModelMeta:
     >>> meta = {"n_features": 4, "n_outputs": 1, "n_values": 1, "n_trees": 2, "aggregate": "sum",
     ...         "transform": "identity", "transform_scale": 1.0, "base_score": [0.5], "classes": None,
     ...         "handles_missing": True, "input_precision": "float32", "block_size": 4096,
-    ...         "slot_size": 16, "n_blocks": 3}
+    ...         "slot_size": 16, "n_blocks": 3, "bins": 1, "index_length": 4096}
     >>> ModelMeta.from_meta(meta).accumulate  # files written before the field existed
     'float64'
+    >>> ModelMeta.from_meta({**meta, "slot_size": 0}, "x.pacset")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    frugalml.common.errors.CorruptFileError: x.pacset: metadata field 'slot_size' must be ...
     """
 
     n_features: int
@@ -124,12 +179,66 @@ class ModelMeta:
     n_blocks: int
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> ModelMeta:
-        """Read the fields from a packed file's metadata (``accumulate`` defaults to float64)."""
-        return cls(
-            **{f.name: meta[f.name] for f in fields(cls) if f.name != "accumulate"},
-            accumulate=meta.get("accumulate", "float64"),
-        )
+    def from_meta(cls, meta: dict[str, Any], where: str = "model") -> ModelMeta:
+        """Read and check the fields of a packed file's metadata (``accumulate`` defaults to float64).
+
+        Raises CorruptFileError, naming the field, when one is missing, of the wrong type or out
+        of range, or when the sizes disagree (all before anything is allocated from them).
+        """
+        key = meta.get("model_id", "0" * 16)
+        if not isinstance(key, str) or len(key) != 16 or key.strip("0123456789abcdef"):
+            raise CorruptFileError(f"{where}: metadata field 'model_id' must be 16 hex digits; pack it again")
+        try:
+            model = cls(
+                **{f.name: meta[f.name] for f in fields(cls) if f.name not in ("accumulate", "seal_key")},
+                accumulate=meta.get("accumulate", "float64"),
+                seal_key=int(key, 16),
+            )
+        except KeyError as exc:
+            raise CorruptFileError(f"{where}: metadata lacks {exc}; pack it again") from None
+        model._check(meta, where)
+        return model
+
+    def _check(self, meta: dict[str, Any], where: str) -> None:
+        def bad(name: str, why: str):
+            return CorruptFileError(f"{where}: metadata field {name!r} {why}; pack it again")
+
+        for name, low, high in _INT_FIELDS:
+            value = meta.get(name) if name in ("bins", "index_length") else getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise bad(name, f"must be an integer from {low} to {high}, got {value!r}")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"must be one of {', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
+        if self.block_size % PAGE:
+            raise bad("block_size", f"must be a multiple of {PAGE}, got {self.block_size}")
+        if self.n_values not in (1, self.n_outputs):
+            raise bad("n_values", f"must be 1 or n_outputs ({self.n_outputs}), got {self.n_values}")
+        if self.n_values * 8 + 16 > self.block_size:
+            raise bad("n_values", f"({self.n_values}) leaves do not fit a {self.block_size}-byte block")
+        if meta["bins"] > self.n_trees:
+            raise bad("bins", f"({meta['bins']}) exceeds the tree count ({self.n_trees})")
+        index_words = 2 * self.n_trees + meta["bins"] + 1
+        if meta["index_length"] != -(-8 * index_words // self.block_size) * self.block_size:
+            raise bad("index_length", f"({meta['index_length']}) does not hold {index_words} index words")
+        if not isinstance(self.transform_scale, int | float) or not np.isfinite(self.transform_scale):
+            raise bad("transform_scale", "must be a finite number")
+        base = self.base_score
+        if not isinstance(base, list) or not all(_finite(v) for v in base):
+            raise bad("base_score", "must be a list of finite numbers")
+        if self.aggregate == "sum" and len(base) != self.n_outputs:
+            raise bad("base_score", f"must hold one number per output ({self.n_outputs})")
+        classes = self.classes
+        if classes is not None:
+            n_columns = 2 if self.transform == "sigmoid" and self.n_outputs == 1 else self.n_outputs
+            if not isinstance(classes, list) or len(classes) != n_columns:
+                raise bad("classes", f"must list {n_columns} class labels")
+            if not all(isinstance(c, str | int | float) for c in classes):
+                raise bad("classes", "must hold strings or numbers")
+
+    seal_key: int = 0
+    """Mixed into every block's seal: a random key drawn when the model is packed (0 in files
+    written before it existed), so a block of another model fails its check."""
 
     @property
     def ordered(self) -> bool:
@@ -143,10 +252,11 @@ def write_packed(path: str | os.PathLike, forest: Forest, layout: Layout) -> Con
 
     bs = layout.config.block_size
     region = encode(forest, layout)
-    seal_blocks(region, bs)
+    meta = metadata(forest, layout)
+    meta["model_id"] = secrets.token_hex(8)
+    seal_blocks(region, bs, int(meta["model_id"], 16))
     index = Index(layout.root_code, forest.tree_group.astype(np.int64), layout.bin_start)
     index_bytes = index.to_bytes(bs)
-    meta = metadata(forest, layout)
     meta["index_length"] = len(index_bytes)
     meta["index_sha256"] = hashlib.sha256(index_bytes).hexdigest()
     return write_container(path, MAGIC, VERSION, meta, [index_bytes, region.data], align=bs)
@@ -173,7 +283,10 @@ def open_packed(path: str | os.PathLike) -> PackedFile:
     """Read and verify a packed file's header and index (raises CorruptFileError when damaged)."""
     header = read_header(path, MAGIC, VERSION)
     meta = header.metadata
-    expected = meta.get("index_length", -1) + meta.get("n_blocks", 0) * meta.get("block_size", 0)
+    model = ModelMeta.from_meta(meta, str(path))  # sizes checked before any is used
+    expected = meta["index_length"] + model.n_blocks * model.block_size
+    if header.payload_offset % mmap.ALLOCATIONGRANULARITY:
+        raise CorruptFileError(f"{path}: its payload is not page aligned (damaged header); pack it again")
     if header.payload_length != expected:
         raise CorruptFileError(
             f"{path}: payload length {header.payload_length} does not match its "

@@ -37,17 +37,24 @@ def checksum_multipliers(block_size: int) -> np.ndarray:
     return (np.arange(block_size // 8, dtype=np.uint64) * _GOLDEN + _SALT) | np.uint64(1)
 
 
-def seal_blocks(region: np.ndarray, block_size: int) -> None:
-    """Write each block's checksum into its last 8 bytes (words times odd multipliers, plus the id)."""
+def seal_blocks(region: np.ndarray, block_size: int, seal_key: int = 0) -> None:
+    """Write each block's seal into its last 8 bytes: words times odd multipliers, mixed with the
+    block's number and the model's ``seal_key`` (so a block of another model, or from another
+    place in this one, fails its check)."""
     words = region.view(np.uint64).reshape(-1, block_size // 8)
     mult = checksum_multipliers(block_size)[:-1]
     sums = (words[:, :-1] * mult).sum(axis=1, dtype=np.uint64)
     ids = np.arange(len(words), dtype=np.uint64) + np.uint64(1)
-    words[:, -1] = sums ^ (ids * _BLOCK_MIX)
+    words[:, -1] = sums ^ (ids * _BLOCK_MIX) ^ np.uint64(seal_key)
 
 
 def _block_mix(block: int) -> np.uint64:
     return np.uint64((block + 1) * int(_BLOCK_MIX) % (1 << 64))
+
+
+def leaf_slots(n_values: int, slot_size: int) -> int:
+    """Slots a leaf with ``n_values`` float64 values takes (its marker word, then the values)."""
+    return -(-(8 + 8 * n_values) // slot_size)
 
 
 class PackedArrays(NamedTuple):
@@ -81,6 +88,14 @@ class PackedArrays(NamedTuple):
     """Values stored per leaf."""
     ordered: bool
     """Store a single-value leaf in ``acc[row, tree]`` (summed later in tree order) instead of adding it."""
+    seal_key: np.uint64
+    """The model's key mixed into every block's seal (0 for files written before it existed)."""
+    n_slots: int
+    """Slots in the node region: every child is a slot after its parent's and below this."""
+    vote_classes: int
+    """Classes a hard vote may name (0: the model has no hard votes)."""
+    leaf_limit: int
+    """The last position in a block where a leaf can start and still end before the seal."""
 
 
 class WalkState(NamedTuple):
@@ -102,76 +117,96 @@ class WalkState(NamedTuple):
 def walk_numpy(arrays: PackedArrays, walk: WalkState) -> tuple[int, int, int]:
     """The walk vectorised over all (row, tree) pairs in numpy: no JIT, for cold starts.
 
-    Returns (blocks missing, the block that failed its checksum or -1, trace length: always 0).
+    Every node is checked before it is used (children after it and inside the node region,
+    features and voted classes in range, leaves inside their block), so a crafted block ends the
+    walk instead of indexing out of bounds or looping; the round count is bounded as well.
+
+    Returns (blocks missing, a damaged block: ``b`` failed its seal, ``-2 - b`` holds an invalid
+    node, -1 none; trace length: always 0).
     """
-    a = arrays
-    pool_i32, pool_f32, pool_f64, pool_u64 = a.pool_i32, a.pool_f32, a.pool_f64, a.pool_u64
-    block_slot, verified, mult, spb, words_per_slot = (
-        a.block_slot,
-        a.verified,
-        a.mult,
-        a.spb,
-        a.words_per_slot,
-    )
-    wide, tree_group, n_values, ordered = a.wide, a.tree_group, a.n_values, a.ordered
-    X, state, acc, missing, touched = walk.X, walk.state, walk.acc, walk.missing, walk.touched
-    n_rows = X.shape[0]
-    row = np.broadcast_to(np.arange(n_rows)[:, None], state.shape)
-    dps = words_per_slot // 2
+    a, X, state, acc = arrays, walk.X, walk.state, walk.acc
+    row = np.broadcast_to(np.arange(X.shape[0])[:, None], state.shape)
     blocked = np.zeros(state.shape, bool)
-    while True:
+    for _ in range(a.n_slots + 3):  # codes grow every round: a second line behind the node checks
         votes = state <= VOTE
         if votes.any():
             np.add.at(acc, (row[votes], VOTE - state[votes]), 1.0)
             state[votes] = DONE
         live = (state >= 0) & ~blocked
         if not live.any():
-            break
+            waiting_blocks = _distinct(state[blocked] // a.spb)[0]
+            walk.missing[: len(waiting_blocks)] = waiting_blocks
+            return len(waiting_blocks), -1, 0
         code = state[live]
-        blk = code // spb
-        p = block_slot[blk]
+        blk = code // a.spb
+        p = a.block_slot[blk]
         waiting = p < 0
         if waiting.any():
-            idx = tuple(a[waiting] for a in np.nonzero(live))
-            blocked[idx] = True
+            blocked[tuple(i[waiting] for i in np.nonzero(live))] = True
         go = ~waiting
         code, blk, p = code[go], blk[go], p[go]
-        r, t = (a[go] for a in np.nonzero(live))
-        if not code.size:
-            continue
-        unchecked = verified[p] == 0
-        fresh, first = _distinct(p[unchecked])
-        for q, bnum in zip(fresh, blk[unchecked][first], strict=True):
-            words = pool_u64[q]
-            h = (words[:-1] * mult[:-1]).sum(dtype=np.uint64) ^ _block_mix(int(bnum))
-            if h != words[-1]:
-                return 0, int(bnum), 0
-            verified[q] = 1
-        if touched.shape[0] > 0:
-            touched[blk] = 1
-        w = (code % spb) * words_per_slot
-        left = pool_i32[p, w + LEFT]
-        leaf = left == IS_LEAF
-        if leaf.any():
-            d = (code[leaf] % spb) * dps + LEAF_VALUES
-            if ordered:
-                acc[r[leaf], t[leaf]] = pool_f64[p[leaf], d]
-            elif n_values == 1:
-                np.add.at(acc, (r[leaf], tree_group[t[leaf]]), pool_f64[p[leaf], d])
-            else:
-                for j in range(n_values):
-                    np.add.at(acc, (r[leaf], j), pool_f64[p[leaf], d + j])
-            state[r[leaf], t[leaf]] = DONE
-        inner = ~leaf
-        p, w, r, t, code = p[inner], w[inner], r[inner], t[inner], code[inner]
-        feat = pool_i32[p, w + FEATURE]
-        x = X[r, feat & FEATURE_MASK]
-        thr = pool_f64[p, (code % spb) * dps + THRESHOLD64] if wide else pool_f32[p, w + THRESHOLD32]
-        go_left = np.where(np.isnan(x), feat < 0, x <= thr)
-        state[r, t] = np.where(go_left, left[inner], pool_i32[p, w + RIGHT])
-    waiting_blocks = _distinct(state[blocked] // spb)[0]
-    missing[: len(waiting_blocks)] = waiting_blocks
-    return len(waiting_blocks), -1, 0
+        r, t = (i[go] for i in np.nonzero(live))
+        if code.size:
+            bad = _numpy_step(a, walk, code, blk, p, r, t)
+            if bad != -1:
+                return 0, bad, 0
+    return 0, -2 - int(state.max() // a.spb), 0
+
+
+def _numpy_step(a: PackedArrays, walk: WalkState, code, blk, p, r, t) -> int:
+    """Advance the resident (row, tree) pairs one node; return -1, or the damaged block's code."""
+    unchecked = a.verified[p] == 0
+    fresh, first = _distinct(p[unchecked])
+    for q, bnum in zip(fresh, blk[unchecked][first], strict=True):
+        words = a.pool_u64[q]
+        h = (words[:-1] * a.mult[:-1]).sum(dtype=np.uint64) ^ _block_mix(int(bnum)) ^ a.seal_key
+        if h != words[-1]:
+            return int(bnum)
+        a.verified[q] = 1
+    if walk.touched.shape[0] > 0:
+        walk.touched[blk] = 1
+    pos = code % a.spb
+    w = pos * a.words_per_slot
+    dps = a.words_per_slot // 2
+    left = a.pool_i32[p, w + LEFT]
+    leaf = left == IS_LEAF
+    right = a.pool_i32[p, w + RIGHT]
+    feat = a.pool_i32[p, w + FEATURE] & FEATURE_MASK
+    invalid = np.where(
+        leaf,
+        pos > a.leaf_limit,
+        (feat >= walk.X.shape[1]) | ~_valid_child(a, code, left) | ~_valid_child(a, code, right),
+    )
+    if invalid.any():
+        return -2 - int(blk[invalid][0])
+    if leaf.any():
+        d = pos[leaf] * dps + LEAF_VALUES
+        rl, tl, pl = r[leaf], t[leaf], p[leaf]
+        if a.ordered:
+            walk.acc[rl, tl] = a.pool_f64[pl, d]
+        elif a.n_values == 1:
+            np.add.at(walk.acc, (rl, a.tree_group[tl]), a.pool_f64[pl, d])
+        else:
+            for j in range(a.n_values):
+                np.add.at(walk.acc, (rl, j), a.pool_f64[pl, d + j])
+        walk.state[rl, tl] = DONE
+    inner = ~leaf
+    p, pos, r, t = p[inner], pos[inner], r[inner], t[inner]
+    x = walk.X[r, feat[inner]]
+    nan_left = a.pool_i32[p, pos * a.words_per_slot + FEATURE] < 0
+    thr = (
+        a.pool_f64[p, pos * dps + THRESHOLD64]
+        if a.wide
+        else a.pool_f32[p, pos * a.words_per_slot + THRESHOLD32]
+    )
+    go_left = np.where(np.isnan(x), nan_left, x <= thr)
+    walk.state[r, t] = np.where(go_left, left[inner], right[inner])
+    return -1
+
+
+def _valid_child(a: PackedArrays, code: np.ndarray, child: np.ndarray) -> np.ndarray:
+    """A child is a later slot inside the node region, or a hard vote for one of the model's classes."""
+    return ((child > code) & (child < a.n_slots)) | ((child <= VOTE) & (VOTE - child < a.vote_classes))
 
 
 def _distinct(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

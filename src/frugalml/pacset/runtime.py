@@ -12,7 +12,7 @@ from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.validate import one_of
 from frugalml.pacset.fileformat import Index, ModelMeta, open_packed
 from frugalml.pacset.forest import as_rows, decide, finish, sum_trees
-from frugalml.pacset.kernels import PackedArrays, WalkState, checksum_multipliers, walk_numpy
+from frugalml.pacset.kernels import PackedArrays, WalkState, checksum_multipliers, leaf_slots, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
 
 ENGINES = ("auto", "numba", "numpy")
@@ -47,6 +47,7 @@ class PackedForest:
         self.meta, self.index, self.store, self.engine, self.where = meta, index, store, engine, where
         self.model = model = ModelMeta.from_meta(meta)
         self._mult = checksum_multipliers(model.block_size)
+        self._seal_key = np.uint64(model.seal_key)
         self._spb = model.block_size // model.slot_size
         self._missing = np.zeros(model.n_blocks, np.int64)
         self._mark = np.zeros(model.n_blocks, np.uint8)
@@ -157,6 +158,10 @@ class PackedForest:
             self.index.bin_start,
             m.n_values,
             m.ordered,
+            self._seal_key,
+            m.n_blocks * self._spb,
+            m.n_outputs if m.aggregate == "vote" else 0,
+            self._spb - 1 - leaf_slots(m.n_values, m.slot_size),
         )
 
     def _raw_chunk(self, X: np.ndarray, walk, trace: np.ndarray) -> np.ndarray:
@@ -169,10 +174,15 @@ class PackedForest:
                 WalkState(X, state, acc, self._missing, self._mark, self.touched, trace[self.trace_length :]),
             )
             self.trace_length += n_trace
-            if bad >= 0:
+            if bad != -1:
+                self._mark[:] = 0
                 raise CorruptFileError(
-                    f"{self.where}: block {bad} failed its checksum (the file is "
-                    "damaged); pack or upload the model again"
+                    f"{self.where}: block {bad} failed its checksum (damaged, or a block of another "
+                    "model); pack or upload the model again"
+                    if bad >= 0
+                    else f"{self.where}: block {-2 - bad} holds an invalid node (a child before its "
+                    "parent or outside the model, or a feature or class out of range); the file is "
+                    "damaged or crafted: pack or upload the model again"
                 )
             if n_missing == 0:
                 break
