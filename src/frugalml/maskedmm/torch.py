@@ -1,0 +1,370 @@
+"""maskedmm inside torch models: ``torch.ops.frugalml.maskedmm`` and a module swap for ReLU FFNs.
+
+``sparsify_(model)`` replaces the down projection of every ReLU / ReLU^2 feed-forward block (an
+``nn.Linear`` fed by such an activation, found in nanoGPT- and Hugging Face-style blocks) by a
+:class:`MaskedLinear`: its weight is prepared once (:func:`frugalml.maskedmm.prepare_b`) and each
+call asks the planner whether skipping the activation's zeros beats dense; when it does not, the
+layer runs torch's own ``F.linear`` on torch's threads. :func:`layer_report` shows, per swapped
+layer, the density seen, the method chosen and the time spent; :func:`unsparsify_` puts the
+original layers back. Float32 and float64 on CPU; gradients are exact (dense backward).
+
+Activations holding NaN or infinity cannot be skipped safely (0 x inf is NaN), so such a call runs
+``F.linear`` instead (the output is what the dense model gives) and the layer report counts it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from frugalml.common.errors import FrugalError, InvalidInputError
+from frugalml.common.validate import one_of
+from frugalml.maskedmm import core
+
+DTYPES = (torch.float32, torch.float64)
+ACTIVATIONS = (nn.ReLU, nn.ReLU6)  # and any module whose class name says ReLU (not leaky): ReLU^2
+
+
+@dataclass
+class LayerReport:
+    """What one swapped layer saw and did since it was swapped (or :func:`reset_layer_report`)."""
+
+    name: str
+    in_features: int
+    out_features: int
+    calls: int = 0
+    rows: int = 0
+    nonzeros: float = 0.0
+    methods: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    nonfinite_calls: int = 0
+
+    @property
+    def density(self) -> float:
+        """Mean fraction of non-zero activations seen (weighted by rows)."""
+        return self.nonzeros / (self.rows * self.in_features) if self.rows else float("nan")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "calls": self.calls,
+            "rows": self.rows,
+            "density": self.density,
+            "methods": dict(self.methods),
+            "seconds": self.seconds,
+            "nonfinite_calls": self.nonfinite_calls,
+        }
+
+    def __str__(self) -> str:
+        methods = ", ".join(f"{k} {v}" for k, v in sorted(self.methods.items())) or "-"
+        extra = f", {self.nonfinite_calls} dense for NaN/inf" if self.nonfinite_calls else ""
+        return (
+            f"{self.name}: {self.in_features}->{self.out_features}, {self.calls} calls, "
+            f"density {self.density:.3f}, methods: {methods}, {self.seconds * 1e3:.2f} ms{extra}"
+        )
+
+
+@dataclass
+class _Layer:
+    """A swapped layer's prepared weight and its report (looked up by the op through a key)."""
+
+    prepared: core.PreparedB
+    weight_ptr: int
+    weight_version: int
+    report: LayerReport
+    method: str = "auto"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_layers: dict[int, _Layer] = {}
+_keys = itertools.count(1)
+
+
+def _check_tensor(x: torch.Tensor, name: str) -> None:
+    if x.device.type != "cpu":
+        raise InvalidInputError(
+            f"{name} is on {x.device}; maskedmm runs on the CPU, move it with .cpu() "
+            "(or leave this model dense on the GPU)"
+        )
+    if x.dtype not in DTYPES:
+        raise InvalidInputError(
+            f"{name} has dtype {x.dtype}; maskedmm multiplies float32 or float64, "
+            f"convert with .float() (float16 and bfloat16 are not supported)"
+        )
+    if not x.is_contiguous():
+        raise InvalidInputError(f"{name} is not contiguous (strides {x.stride()}); pass {name}.contiguous()")
+
+
+def _maskedmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    _check_tensor(a, "a")
+    _check_tensor(b, "b")
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        raise InvalidInputError(
+            f"maskedmm needs a (M, K) and b (K, N), got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if a.dtype != b.dtype:
+        raise InvalidInputError(f"a is {a.dtype} and b is {b.dtype}; cast both to one dtype")
+    threads = torch.get_num_threads()
+    return torch.from_numpy(core.matmul(a.numpy(), b.numpy(), threads=threads))
+
+
+def _maskedmm_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, key: int
+) -> torch.Tensor:
+    layer = _layers.get(key)
+    if layer is None:
+        raise InvalidInputError(
+            f"no prepared maskedmm layer has key {key}; call sparsify_ on the model again"
+        )
+    _check_tensor(x, "the layer's input")
+    if x.dtype != weight.dtype:
+        raise InvalidInputError(f"the layer's input is {x.dtype} but its weight is {weight.dtype}; cast one")
+    k, n = layer.prepared.shape
+    if x.dim() < 1 or x.shape[-1] != k:
+        raise InvalidInputError(f"the layer takes inputs of shape (..., {k}), got {tuple(x.shape)}")
+    if weight.data_ptr() != layer.weight_ptr or weight._version != layer.weight_version:
+        raise InvalidInputError("the layer's weight changed after it was prepared; call sparsify_ again")
+    start = time.perf_counter()
+    a = x.reshape(-1, k).numpy()
+    threads = torch.get_num_threads()
+    nonfinite = False
+    try:
+        ops = core.check_operands(a, layer.prepared, threads=threads)
+        chosen = core.plan_operands(ops)
+        method = chosen.method if layer.method == "auto" else layer.method
+        if method == "dense":
+            out = F.linear(x, weight, bias)
+        else:
+            out = torch.from_numpy(_skipping(ops, method, chosen)).reshape(*x.shape[:-1], n)
+            if bias is not None:
+                out += bias
+        density = chosen.a_density
+    except FrugalError:
+        if bool(torch.isfinite(x).all()):
+            raise
+        out, method, nonfinite = F.linear(x, weight, bias), "dense", True
+        density = float(np.count_nonzero(a)) / max(a.size, 1)
+    seconds = time.perf_counter() - start
+    report = layer.report
+    with layer.lock:
+        report.calls += 1
+        report.rows += a.shape[0]
+        report.nonzeros += density * a.size
+        report.methods[method] = report.methods.get(method, 0) + 1
+        report.seconds += seconds
+        report.nonfinite_calls += nonfinite
+    return out
+
+
+def _skipping(ops: core.Operands, method: str, chosen) -> np.ndarray:
+    """The sparse or masked product of checked operands (the planner's kernel for masked)."""
+    if method == "sparse":
+        return core._sparse(ops, None)
+    return core._masked(ops, None, chosen.row_block, chosen.kernel)
+
+
+maskedmm = torch.library.custom_op("frugalml::maskedmm", mutates_args=(), device_types="cpu")(_maskedmm)
+maskedmm_linear = torch.library.custom_op("frugalml::maskedmm_linear", mutates_args=(), device_types="cpu")(
+    _maskedmm_linear
+)
+
+
+@maskedmm.register_fake
+def _(a, b):
+    return a.new_empty((a.shape[0], b.shape[1]))
+
+
+@maskedmm_linear.register_fake
+def _(x, weight, bias, key):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def _mm_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _mm_backward(ctx, grad):
+    a, b = ctx.saved_tensors
+    return grad @ b.T if ctx.needs_input_grad[0] else None, a.T @ grad if ctx.needs_input_grad[1] else None
+
+
+def _linear_setup(ctx, inputs, output):
+    x, weight, bias, _ = inputs
+    ctx.has_bias = bias is not None
+    ctx.save_for_backward(x, weight)
+
+
+def _linear_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+    grad_w = (
+        grad.reshape(-1, grad.shape[-1]).T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+    )
+    grad_b = grad.reshape(-1, grad.shape[-1]).sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return grad_x, grad_w, grad_b, None
+
+
+maskedmm.register_autograd(_mm_backward, setup_context=_mm_setup)
+maskedmm_linear.register_autograd(_linear_backward, setup_context=_linear_setup)
+
+
+class MaskedLinear(nn.Module):
+    """An ``nn.Linear`` whose input is mostly zeros (a ReLU's output), multiplied by maskedmm.
+
+    It shares the original layer's weight and bias; the weight is prepared once, and again
+    whenever torch's version counter says it changed (an optimizer step, any in-place update),
+    so outputs follow the current weight. Writes through ``weight.data`` bypass that counter:
+    call :func:`unsparsify_` and :func:`sparsify_` again after them.
+    """
+
+    def __init__(self, linear: nn.Linear, name: str = "", method: str = "auto") -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight = linear.weight
+        self.bias = linear.bias
+        self.original = [linear]  # a list: kept for unsparsify_, not registered as a child
+        self.key = next(_keys)
+        self._report = LayerReport(name, self.in_features, self.out_features)
+        self.method = one_of(method, core.METHODS, "method")
+        self._prepare()
+        weakref.finalize(self, _layers.pop, self.key, None)
+
+    def _prepare(self) -> None:
+        with torch.no_grad():
+            w = self.weight.detach()
+            prepared = core.prepare_b(w.T.contiguous().numpy(), threads=torch.get_num_threads())
+        _layers[self.key] = _Layer(prepared, w.data_ptr(), self.weight._version, self._report, self.method)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer = _layers[self.key]
+        if self.weight.data_ptr() != layer.weight_ptr or self.weight._version != layer.weight_version:
+            self._prepare()
+        if x.device.type == "cpu" and x.dtype in DTYPES:
+            x = x.contiguous()
+        return maskedmm_linear(x, self.weight, self.bias, self.key)
+
+    @property
+    def report(self) -> LayerReport:
+        return self._report
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+def is_relu_like(module: nn.Module) -> bool:
+    """Whether ``module`` is an activation that outputs exact zeros: ReLU, ReLU6, ReLU^2 modules
+    (any class whose name contains "relu", except leaky or parametric ReLUs)."""
+    if isinstance(module, ACTIVATIONS):
+        return True
+    name = type(module).__name__.lower()
+    return "relu" in name and "leaky" not in name and "prelu" not in name and "gelu" not in name
+
+
+def eligible_layers(model: nn.Module) -> list[str]:
+    """Names of the FFN down projections :func:`sparsify_` would swap.
+
+    A down projection is an ``nn.Linear`` that shares its parent with a ReLU-like activation and
+    with an up projection (an ``nn.Linear`` from its output width to its wider input width), as in
+    nanoGPT's ``c_fc -> relu -> c_proj``, Hugging Face's ``fc1 -> act -> fc2`` and gated
+    ``gate_proj/up_proj -> act -> down_proj`` blocks.
+    """
+    names = []
+    for parent_name, parent in model.named_modules():
+        children = dict(parent.named_children())
+        if not any(is_relu_like(m) for m in children.values()):
+            continue
+        linears = {n: m for n, m in children.items() if type(m) is nn.Linear}
+        for name, down in linears.items():
+            ups = [
+                up
+                for other, up in linears.items()
+                if other != name
+                and up.out_features == down.in_features
+                and up.in_features == down.out_features
+            ]
+            if ups and down.in_features > down.out_features:
+                names.append(f"{parent_name}.{name}" if parent_name else name)
+    return names
+
+
+def sparsify_(
+    model: nn.Module, filter_fn: Callable[[str, nn.Linear], bool] | None = None, *, method: str = "auto"
+) -> list[str]:
+    """Route ``model``'s ReLU-fed FFN down projections through maskedmm, in place.
+
+    Parameters
+    ----------
+    model : nn.Module
+        On the CPU, float32 or float64.
+    filter_fn : callable(name, linear) -> bool, optional
+        Which of the eligible layers (:func:`eligible_layers`) to swap (default: all).
+    method : {"auto", "masked", "sparse", "dense"}
+        ``auto`` asks the planner on every call (dense runs torch's ``F.linear``); the others
+        force one method, for measurements.
+
+    Returns
+    -------
+    The names of the swapped layers.
+
+    Raises
+    ------
+    InvalidInputError
+        No eligible layer, or one on another device or in another dtype; the model is then left
+        unchanged.
+    """
+    one_of(method, core.METHODS, "method")
+    eligible = {
+        n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n in eligible_layers(model)
+    }
+    names = [n for n, m in eligible.items() if filter_fn is None or filter_fn(n, m)]
+    if not names and any(isinstance(m, MaskedLinear) for m in model.modules()):
+        raise InvalidInputError(
+            "the model is already sparsified; call unsparsify_ first to sparsify it again"
+        )
+    if not names:
+        raise InvalidInputError(
+            "the model has no FFN down projection fed by a ReLU-like activation (an nn.Linear "
+            "beside a ReLU/ReLU^2 module and its up projection); nothing was changed"
+            + (" (filter_fn rejected every eligible layer)" if eligible else "")
+        )
+    for name in names:
+        _check_tensor(eligible[name].weight, f"{name}.weight")
+    swapped = [(name, MaskedLinear(eligible[name], name, method)) for name in names]
+    for name, layer in swapped:
+        model.set_submodule(name, layer)
+    return names
+
+
+def unsparsify_(model: nn.Module) -> list[str]:
+    """Put back the original ``nn.Linear`` of every swapped layer; returns their names."""
+    swapped = [(n, m) for n, m in model.named_modules() if isinstance(m, MaskedLinear)]
+    for name, layer in swapped:
+        model.set_submodule(name, layer.original[0])
+        _layers.pop(layer.key, None)
+    return [name for name, _ in swapped]
+
+
+def layer_report(model: nn.Module) -> list[LayerReport]:
+    """Per swapped layer: calls, the mean density seen, the methods the planner chose and the time."""
+    return [m.report for _, m in model.named_modules() if isinstance(m, MaskedLinear)]
+
+
+def reset_layer_report(model: nn.Module) -> None:
+    """Zero every swapped layer's report."""
+    for _, m in model.named_modules():
+        if isinstance(m, MaskedLinear):
+            r = m.report
+            r.calls, r.rows, r.nonzeros, r.methods, r.seconds, r.nonfinite_calls = 0, 0, 0.0, {}, 0.0, 0

@@ -1,0 +1,244 @@
+"""maskedmm inside torch models: the op, the module swap, exactness, gradients and bad input."""
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+from frugalml.common.errors import InvalidInputError  # noqa: E402
+from frugalml.maskedmm import torch as mt  # noqa: E402
+from frugalml.maskedmm.bench import tinylm  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_model(dtype=torch.float32, scale=8.0, seed=0):
+    """A random ReLU^2 decoder whose weights are scaled up so greedy choices are never near ties."""
+    torch.manual_seed(seed)
+    model = tinylm.TinyLM(tinylm.LMConfig(d_model=64, n_layer=2, n_head=4, block_size=256)).eval().to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale)
+    return model
+
+
+class GatedMLP(nn.Module):
+    """A Llama-style gated FFN with ReLU on the gate."""
+
+    def __init__(self, d=32, hidden=96):
+        super().__init__()
+        self.gate_proj = nn.Linear(d, hidden, bias=False)
+        self.up_proj = nn.Linear(d, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, d, bias=False)
+        self.act_fn = nn.ReLU()
+
+    def forward(self, x):
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
+def test_eligible_layers_are_the_relu_fed_down_projections():
+    model = small_model()
+    assert mt.eligible_layers(model) == ["blocks.0.mlp.c_proj", "blocks.1.mlp.c_proj"]
+    assert mt.eligible_layers(nn.Sequential(GatedMLP())) == ["0.down_proj"]
+    gelu = small_model()
+    for block in gelu.blocks:
+        block.mlp.act = nn.GELU()
+    assert mt.eligible_layers(gelu) == []
+
+
+@pytest.mark.parametrize("method", ["auto", "masked", "sparse"])
+def test_every_swapped_layer_matches_dense_within_1e_5_of_its_largest_output(method):
+    model = small_model(scale=1.0)
+    model.blocks[1].mlp.act = nn.ReLU()
+    names = mt.sparsify_(model, method=method)
+    worst = []
+
+    def check(module, inputs, output):
+        (x,) = inputs
+        expected = nn.functional.linear(x, module.weight, module.bias)
+        worst.append(float((output - expected).abs().max() / expected.abs().max()))
+
+    hooks = [model.get_submodule(n).register_forward_hook(check) for n in names]
+    with torch.inference_mode():
+        model(torch.randint(0, 256, (4, 32)))
+        tinylm.generate(model, torch.randint(0, 256, (3, 5)), 4)
+    for h in hooks:
+        h.remove()
+    assert len(worst) == 2 * (1 + 5) and max(worst) <= 1e-5
+    report = mt.layer_report(model)
+    assert [r.name for r in report] == names
+    assert all(r.calls == 6 and 0.3 < r.density < 0.7 for r in report)
+    if method != "auto":
+        assert all(r.methods == {method: 6} for r in report)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_greedy_tokens_over_200_tokens_equal_the_dense_models(dtype):
+    dense = small_model(dtype)
+    ours = copy.deepcopy(dense)
+    mt.sparsify_(ours, method="masked")
+    prompt = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        expected = tinylm.generate(dense, prompt, 200)
+        got = tinylm.generate(ours, prompt, 200)
+    assert torch.equal(got, expected)
+    assert len(set(expected[0].tolist())) > 10  # a real sequence, not one token repeated
+    assert all(r.calls == 201 and r.methods == {"masked": 201} for r in mt.layer_report(ours))
+
+
+def test_unsparsify_puts_the_original_layers_back():
+    model = small_model()
+    originals = [b.mlp.c_proj for b in model.blocks]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    mt.sparsify_(model)
+    assert set(model.state_dict()) == set(state)
+    assert mt.unsparsify_(model) == ["blocks.0.mlp.c_proj", "blocks.1.mlp.c_proj"]
+    assert [b.mlp.c_proj for b in model.blocks] == originals and mt.layer_report(model) == []
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+def test_gated_relu_ffn_down_projection_is_swapped_and_exact():
+    torch.manual_seed(0)
+    model = nn.Sequential(GatedMLP())
+    x = torch.randn(5, 7, 32)
+    with torch.no_grad():
+        expected = model(x)
+    mt.sparsify_(model, method="masked")
+    with torch.inference_mode():
+        got = model(x)
+    assert float((got - expected).abs().max()) <= 1e-5 * float(expected.detach().abs().max())
+
+
+def test_ops_are_registered_and_differentiate_exactly():
+    a = torch.relu(torch.randn(3, 6, dtype=torch.float64)).requires_grad_()
+    b = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(torch.ops.frugalml.maskedmm(a, b), a @ b)
+    assert torch.autograd.gradcheck(mt.maskedmm, (a, b))
+    model = nn.Sequential(nn.Linear(4, 24), nn.ReLU(), nn.Linear(24, 4)).double()
+    mt.sparsify_(model, method="masked")
+    layer = model[2]
+    x = torch.relu(torch.randn(2, 3, 24, dtype=torch.float64)).requires_grad_()
+    bias = layer.bias.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, bias: mt.maskedmm_linear(x, layer.weight, bias, layer.key), (x, bias)
+    )
+    # the weight is prepared once, so its gradient is checked against torch's own linear
+    grad = torch.randn(2, 3, 4, dtype=torch.float64)
+    ours = torch.autograd.grad(layer(x), (x, layer.weight, layer.bias), grad)
+    dense = torch.autograd.grad(
+        nn.functional.linear(x, layer.weight, layer.bias), (x, layer.weight, layer.bias), grad
+    )
+    assert all(torch.allclose(o, d, rtol=1e-12, atol=1e-12) for o, d in zip(ours, dense, strict=True))
+
+
+def test_training_step_reprepares_the_weight():
+    model = small_model(scale=1.0)
+    mt.sparsify_(model, method="masked")
+    layer = model.blocks[0].mlp.c_proj
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    idx = torch.randint(0, 256, (2, 16))
+    model(idx).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    opt.step()
+    x = torch.relu(torch.randn(4, 256))
+    with torch.inference_mode():
+        got = layer(x)
+    expected = nn.functional.linear(x, layer.weight.detach(), layer.bias.detach())
+    assert torch.allclose(got, expected, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_nan_activations_run_dense_and_give_the_dense_output():
+    model = small_model(scale=1.0)
+    mt.sparsify_(model, method="masked")
+    layer = model.blocks[0].mlp.c_proj
+    x = torch.relu(torch.randn(3, 256))
+    x[1, 5] = float("nan")
+    x[2, 7] = float("inf")
+    with torch.inference_mode():
+        got = layer(x)
+    expected = nn.functional.linear(x, layer.weight.detach(), layer.bias.detach())
+    assert torch.equal(torch.isnan(got), torch.isnan(expected))
+    finite = torch.isfinite(expected)
+    assert torch.equal(got[finite], expected[finite])
+    assert layer.report.nonfinite_calls == 1 and layer.report.methods == {"dense": 1}
+
+
+def _structure(model):
+    return [(n, type(m)) for n, m in model.named_modules()]
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: small_model().half(), "float16"),
+        (lambda: small_model().bfloat16(), "bfloat16"),
+        (lambda: small_model().to("meta"), "meta"),
+        (lambda: nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8)), "no FFN down projection"),
+    ],
+)
+def test_bad_models_are_refused_and_left_unchanged(make, message):
+    model = make()
+    before = _structure(model)
+    with pytest.raises(InvalidInputError, match=message):
+        mt.sparsify_(model)
+    assert _structure(model) == before
+
+
+def test_refusals_of_a_second_sparsify_a_filter_that_keeps_nothing_and_an_unknown_method():
+    model = small_model()
+    with pytest.raises(InvalidInputError, match="filter_fn rejected"):
+        mt.sparsify_(model, lambda name, layer: False)
+    with pytest.raises(InvalidInputError, match="unknown method"):
+        mt.sparsify_(model, method="fast")
+    assert mt.sparsify_(model, lambda name, layer: name.startswith("blocks.1")) == ["blocks.1.mlp.c_proj"]
+    with pytest.raises(InvalidInputError, match="already sparsified"):
+        mt.sparsify_(model, lambda name, layer: name.startswith("blocks.1"))
+
+
+def test_bad_inputs_to_the_ops_are_clear_errors():
+    model = small_model()
+    mt.sparsify_(model)
+    layer = model.blocks[0].mlp.c_proj
+    with pytest.raises(InvalidInputError, match=r"shape \(\.\.\., 256\)"):
+        layer(torch.zeros(3, 255))
+    with pytest.raises(InvalidInputError, match="float16"):
+        layer(torch.zeros(3, 256, dtype=torch.float16))
+    with pytest.raises(InvalidInputError, match="float64 but its weight is torch.float32"):
+        layer(torch.zeros(3, 256, dtype=torch.float64))
+    a = torch.zeros(8, 6)
+    with pytest.raises(InvalidInputError, match="not contiguous"):
+        mt.maskedmm(a.T, torch.zeros(8, 3))
+    with pytest.raises(InvalidInputError, match=r"a \(M, K\) and b \(K, N\)"):
+        mt.maskedmm(a, torch.zeros(5, 3))
+    with pytest.raises(InvalidInputError, match="bfloat16"):
+        mt.maskedmm(a.bfloat16(), torch.zeros(6, 3).bfloat16())
+    assert layer.report.calls == 0
+
+
+@pytest.mark.gpu
+def test_cuda_inputs_are_refused():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    with pytest.raises(InvalidInputError, match="cuda"):
+        mt.maskedmm(torch.zeros(2, 2, device="cuda"), torch.zeros(2, 2, device="cuda"))
+
+
+def test_non_contiguous_activations_into_a_swapped_layer_give_the_dense_result():
+    model = small_model(scale=1.0)
+    mt.sparsify_(model, method="masked")
+    layer = model.blocks[0].mlp.c_proj
+    x = torch.relu(torch.randn(256, 6)).T
+    with torch.inference_mode():
+        got = layer(x)
+    expected = nn.functional.linear(x, layer.weight.detach(), layer.bias.detach())
+    assert np.allclose(got.numpy(), expected.numpy(), atol=1e-5 * float(expected.abs().max()))
