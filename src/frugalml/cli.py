@@ -1,4 +1,5 @@
-"""The ``frugal`` command: mounts each system's CLI as a sub-command, plus ``info`` and ``demo``.
+"""The ``frugal`` command: mounts each system's CLI as a sub-command, plus ``info``, ``demo`` and
+``reproduce``.
 
 Each system ships ``frugalml/<system>/cli.py`` with a ``typer.Typer`` named ``app`` (heavy imports
 inside its commands, so ``frugal --help`` stays fast) and ``frugalml/<system>/demo.py`` with
@@ -11,6 +12,7 @@ import importlib
 import json
 import sys
 import time
+from pathlib import Path
 
 import typer
 from typer._click.exceptions import NoArgsIsHelpError
@@ -137,6 +139,29 @@ def demo(
         table.add_row(name, status, seconds, summary)
     Console().print(table)
     raise typer.Exit(failed)
+
+
+@app.command()
+def reproduce(
+    from_dir: Path = typer.Option(
+        Path("benchmarks/results"),
+        "--from",
+        help="Results folder laid out as benchmarks/results: <system>/<claim>.json, plots, README.md index.",
+    ),
+    output: Path = typer.Option(Path("report"), "-o", "--output", help="Folder for index.html and data/."),
+    systems: str = typer.Option("", "--systems", help="Comma-separated systems (default: all seven)."),
+    force: bool = typer.Option(False, "--force", help="Write into an existing, non-empty folder."),
+):
+    """Write one static web page of every system's claims, figures and peers (plots embedded, opens offline).
+
+    Example: frugal reproduce --from benchmarks/results -o report/ && open report/index.html
+    """
+    from frugalml.common.parsing import comma_list
+    from frugalml.reproduce import build
+
+    chosen = comma_list(systems, name="system", allowed=SYSTEMS)
+    page = build(from_dir, output, chosen, force=force)
+    print(f"wrote {page}")
 
 
 def _print_version(value: bool) -> None:

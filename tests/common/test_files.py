@@ -67,3 +67,17 @@ def test_container_damage_is_detected(tmp_path, damage):
 def test_missing_container(tmp_path):
     with pytest.raises(DataNotFoundError):
         read_header(tmp_path / "absent", b"TESTFMT", 1)
+
+
+def test_atomic_write_gives_the_permissions_open_would(tmp_path):
+    import os
+
+    from frugalml.common.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "x.txt", "w") as f:
+            f.write("hi")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644

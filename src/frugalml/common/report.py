@@ -3,6 +3,9 @@
 Every ``frugal <system> bench`` / ``reproduce`` writes a list of :class:`Record` with ``--json``.
 ``ratio`` is oriented so that above 1 always means ours is better (peer time / our time for
 latencies, our score / peer score for accuracies).
+
+Version 2 records may also state a paper's claim they check (``claim``, ``paper_*``, ``verdict``,
+``reason``, ``command``); version-1 files read as records without a claim.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.common.env import environment
+from frugalml.common.errors import CorruptFileError, DataNotFoundError
 from frugalml.common.files import atomic_write
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+VERDICTS = ("reproduced", "better than the paper", "not reproduced", "")
+CLAIM_FIELDS = ("claim", "paper_statement", "paper_value", "paper_source", "verdict", "reason", "command")
 
 
 @dataclass
@@ -35,6 +41,13 @@ class Record:
     higher_is_better: bool = False
     spread: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    claim: str = ""  # a stable id of the paper's claim this record checks, e.g. "pacset/cold-query"
+    paper_statement: str = ""  # the claim in the paper's words
+    paper_value: float | None = None  # the paper's number, in this record's metric
+    paper_source: str = ""  # where the paper says it (table, figure, section)
+    verdict: str = ""  # one of VERDICTS ("" for a measurement that checks no claim)
+    reason: str = ""  # the measured reason behind the verdict
+    command: str = ""  # the command that regenerates this record
 
     @property
     def ratio(self) -> float | None:
@@ -45,7 +58,12 @@ class Record:
         return num / den if den else math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio}
+        """The JSON form; the claim fields are left out of a record that checks no claim."""
+        doc = {**asdict(self), "ratio": self.ratio}
+        if not self.claim:
+            for name in CLAIM_FIELDS:
+                doc.pop(name)
+        return doc
 
     @classmethod
     def from_comparison(
@@ -83,17 +101,43 @@ def write_json(records: list[Record], path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def read_document(path: str | os.PathLike) -> dict[str, Any]:
+    """A results file written by :func:`write_json` (version 1 or 2), checked for its shape.
+
+    Raises DataNotFoundError when it is missing and CorruptFileError when it is not a results file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} does not exist; check the path")
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(f"{path} is not valid JSON ({exc}); regenerate it") from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("records"), list)
+        or not all(isinstance(r, dict) for r in doc["records"])
+    ):
+        raise CorruptFileError(f"{path} is not a frugalml results file (no list of records)")
+    if int(doc.get("version", 1)) > REPORT_VERSION:
+        raise CorruptFileError(f"{path} has results version {doc['version']}; upgrade frugalml to read it")
+    return doc
+
+
 def read_json(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read the records written by :func:`write_json`."""
-    with open(path) as f:
-        return json.load(f)["records"]
+    return read_document(path)["records"]
 
 
 def read_records(path: str | os.PathLike) -> list[Record]:
     """The records of a results file written by :func:`write_json`, as :class:`Record` objects
     (derived fields such as ``ratio`` are computed again)."""
     names = {f.name for f in fields(Record)}
-    return [Record(**{k: v for k, v in r.items() if k in names}) for r in read_json(path)]
+    try:
+        return [Record(**{k: v for k, v in r.items() if k in names}) for r in read_json(path)]
+    except TypeError as exc:
+        raise CorruptFileError(f"{path} holds a record of the wrong shape ({exc}); regenerate it") from None
 
 
 def merge_json(
