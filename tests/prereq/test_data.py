@@ -108,3 +108,33 @@ def test_pair_files_and_unknown_concepts(tmp_path):
     bad.write_text("A,B,1\nonly-one-field\n")
     with pytest.raises(CorruptFileError, match="line 2"):
         data.read_pairs(bad)
+
+
+def test_concept_pickle_is_read_without_running_code(tmp_path):
+    import pickle
+
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps({0: "Lock_(computer_science)", 2: "graph"}, protocol=2))
+    assert data.read_concept_vocab(good, n_words=3) == {"Lock_(computer_science)": 0, "graph": 2}
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({0: Evil()}))
+    with pytest.raises(CorruptFileError, match="only plain data"):
+        data.read_concept_vocab(evil, n_words=3)
+    assert not marker.exists()
+
+    for name, payload in {
+        "list": pickle.dumps(["a"]),
+        "range": pickle.dumps({7: "a"}),
+        "truncated": pickle.dumps({0: "a" * 50})[:20],
+        "garbage": b"\x80\x05not a pickle",
+    }.items():
+        (tmp_path / name).write_bytes(payload)
+        with pytest.raises(CorruptFileError):
+            data.read_concept_vocab(tmp_path / name, n_words=3)

@@ -476,6 +476,54 @@ def restrict_pairs(
     return pairs.subset(np.asarray(keep, dtype=np.int64)), len(pairs) - len(keep)
 
 
+# ----------------------------------------------------------------------------- the concept pickle
+
+MAX_PICKLE_BYTES = 16 << 20
+
+
+class _NoGlobals(pickle.Unpickler):
+    """An unpickler that refuses every class and function, so a pickle can only build plain
+    containers, numbers and strings (it can never run code)."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, and only plain data is allowed")
+
+
+def read_concept_vocab(path: str | Path, n_words: int) -> dict[str, int]:
+    """Read the authors' ``concept_vocab.pkl`` (vocabulary column -> concept name) safely.
+
+    The pickle is parsed by an unpickler that refuses every global (no class, function or
+    module can be named, so nothing in the file can execute), its size is bounded, and its
+    structure is checked: a dict of column indices in ``0..n_words-1`` to names.
+
+    Raises
+    ------
+    CorruptFileError
+        The file names a class or function, is too large, truncated, or not such a dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} is missing; the data set folder is incomplete")
+    size = path.stat().st_size
+    if size > MAX_PICKLE_BYTES:
+        raise CorruptFileError(f"{path} holds {size:,} bytes, more than a concept list needs; refusing it")
+    try:
+        with open(path, "rb") as f:
+            raw = _NoGlobals(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise CorruptFileError(f"{path} is not a plain concept list ({exc}); get a fresh copy") from None
+    if not isinstance(raw, dict):
+        raise CorruptFileError(f"{path} holds a {type(raw).__name__}, not a dict of column -> concept")
+    out: dict[str, int] = {}
+    for col, name in raw.items():
+        if type(col) is not int or not isinstance(name, str) or not 0 <= col < n_words:
+            raise CorruptFileError(
+                f"{path}: entry {col!r}: {name!r} is not a column in 0..{n_words - 1} and a concept name"
+            )
+        out[name] = col
+    return out
+
+
 # ----------------------------------------------------------------------------- the data sets
 
 
@@ -531,8 +579,7 @@ def load_university(path: str | Path | None = None) -> Dataset:
         doc_ids = [row[0] for row in csv.reader(f) if row]
     with open(root / "cs_edges.csv", newline="") as f:
         links = links_from_prerequisites(doc_ids, ((r[0], r[1]) for r in csv.reader(f) if r))
-    with open(root / "concept_vocab.pkl", "rb") as f:
-        concepts = {name: int(col) for col, name in pickle.load(f, encoding="latin1").items()}
+    concepts = read_concept_vocab(root / "concept_vocab.pkl", n_words=len(vocab))
     with open(root / "cs_annotations.tsv", encoding="utf-8", errors="replace") as f:
         known = {x for line in list(f)[1:] for x in line.split("\t")[:2]}
     folds = [
