@@ -31,7 +31,7 @@ def test_plan_prints_explanation_and_writes_json(capsys, tmp_path):
         str(path),
     )
     assert code == 0 and "device groups:" in out and "planned" in out
-    doc = json.loads(path.read_text())
+    doc = json.loads(path.read_text())["details"]
     assert doc["devices"] == 32 and doc["analytic_seconds"] > 0
     code, out, _ = _run(
         capsys,
@@ -49,7 +49,9 @@ def test_plan_prints_explanation_and_writes_json(capsys, tmp_path):
         "--json",
         str(path),
     )
-    assert code == 0 and json.loads(path.read_text())["micro_batches"] == 1  # 2048 tokens: one micro-batch
+    assert (
+        code == 0 and json.loads(path.read_text())["details"]["micro_batches"] == 1
+    )  # 2048 tokens: one micro-batch
     code, _, err = _run(capsys, "plan", "--devices", "16", "--batch", "8", "--micro-batch", "3")
     assert code == 2 and "micro_batch" in err
 

@@ -20,6 +20,7 @@ _EXPORTS = {
     "models": ("BUILTIN", "ModelSpec", "load_model", "spec_from_dict"),
     "opgraph": ("Gemm", "OpGraph", "PsOp", "build_graph"),
     "pipeline": ("PipelineConfig", "PipelineRun", "pipeline_seconds", "simulate_pipeline"),
+    "planfile": ("ExecutablePlan", "PlannedGemm", "executable_plan", "read_plan", "write_plan"),
     "planner": ("Plan", "plan", "plan_micro_batch"),
     "taskgraphs": ("simulate_baseline",),
     "tiling": ("TaskCost", "Tile", "TileGrid", "best_grid", "choose_grid", "grid_cost", "split_gemm"),

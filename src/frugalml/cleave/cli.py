@@ -54,21 +54,21 @@ def _pool(devices: str, seed: int, use_traces: bool, traces_path: Path | None, c
     return make_pool(n, seed=seed, traces=load_traces(traces_path) if use_traces else None)
 
 
-def _graph(model: str, batch: int, seq: int, micro_batch: int | None = None):
+def _graph(model: str, batch: int, seq: int, micro_batch: int | None = None, dtype_bytes: int = 2):
     from frugalml.cleave.models import load_model
     from frugalml.cleave.opgraph import build_graph
 
-    return build_graph(load_model(model), batch, seq, micro_batch=micro_batch)
+    return build_graph(load_model(model), batch, seq, dtype_bytes, micro_batch=micro_batch)
 
 
-def _plan(model: str, batch: int, seq: int, micro_batch: int | None, pool, churn: bool):
+def _plan(model: str, batch: int, seq: int, micro_batch: int | None, pool, churn: bool, dtype_bytes: int = 2):
     """Plan with the given micro-batch, or the fastest one when ``micro_batch`` is 0."""
     from frugalml.cleave.models import load_model
     from frugalml.cleave.planner import plan, plan_micro_batch
 
     if micro_batch == 0:
-        return plan_micro_batch(load_model(model), batch, seq, pool, churn=churn)
-    return plan(_graph(model, batch, seq, micro_batch), pool, churn=churn)
+        return plan_micro_batch(load_model(model), batch, seq, pool, churn=churn, dtype_bytes=dtype_bytes)
+    return plan(_graph(model, batch, seq, micro_batch, dtype_bytes), pool, churn=churn)
 
 
 def _write_json(doc: dict, path: Path) -> None:
@@ -82,26 +82,48 @@ def _write_json(doc: dict, path: Path) -> None:
 def plan(
     model: str = MODEL,
     devices: str = DEVICES,
-    batch: int = BATCH,
-    seq: int = SEQ,
+    batch: int = typer.Option(
+        None, "--batch", "-b", help="Sequences per training step (default 512; tiny-gpt: the server's 8)."
+    ),
+    seq: int = typer.Option(
+        None, "--seq", "-s", help="Tokens per sequence (default 1024; tiny-gpt: its context, 32)."
+    ),
     micro_batch: int = MICRO,
+    dtype: str = typer.Option(
+        None,
+        "--dtype",
+        help="Element type: fp16/bf16/float32/float64 (default fp16; tiny-gpt: float32, as served).",
+    ),
     seed: int = SEED,
     traces: bool = typer.Option(False, "--traces/--no-traces", help="Draw links from the real traces."),
     traces_path: Path = TRACES,
     churn: bool = typer.Option(True, "--churn/--no-churn", help="Account for devices leaving mid-task."),
-    as_json: Path = typer.Option(None, "--json", help="Write the plan as JSON here."),
+    as_json: Path = typer.Option(
+        None,
+        "--json",
+        help="Write the plan here (versioned, checksummed; 'frugal cleave serve --plan' runs it).",
+    ),
     quiet: bool = QUIET,
 ):
     """Plan one training step: tile grid per GEMM, devices chosen and dropped (and why), LP split.
 
-    Example: frugal cleave plan --model opt-13b --devices pool.yaml --batch 512 --seq 1024
+    Example: frugal cleave plan --model opt-13b --devices pool.yaml --batch 512 --seq 1024;
+    for the server: frugal cleave plan --model tiny-gpt --devices fleet.yaml --json plan.json
     """
     from frugalml.cleave.analytic import analytic_step
+    from frugalml.cleave.models import DTYPE_BYTES, RUNTIME_MODELS, default_dtype
+    from frugalml.cleave.planfile import executable_plan, write_plan
+    from frugalml.common.validate import one_of
 
-    p = _plan(model, batch, seq, micro_batch, _pool(devices, seed, traces, traces_path), churn)
+    runtime = RUNTIME_MODELS.get(model.lower())
+    batch = batch if batch is not None else (8 if runtime else 512)
+    seq = seq if seq is not None else (runtime[0] if runtime else 1024)
+    dtype = one_of(dtype or default_dtype(model), tuple(DTYPE_BYTES), "dtype")
+    pool = _pool(devices, seed, traces, traces_path)
+    p = _plan(model, batch, seq, micro_batch, pool, churn, DTYPE_BYTES[dtype])
     est = analytic_step(p)
     if as_json:
-        _write_json({**p.to_dict(), "analytic_seconds": est.seconds}, as_json)
+        write_plan(as_json, executable_plan(p, dtype), {**p.to_dict(), "analytic_seconds": est.seconds})
     if not quiet:
         print(p.explain())
     print(

@@ -203,3 +203,62 @@ def test_demo_runs_a_short_local_training():
     summary = run_local(steps=2, workers=2)
     assert summary.startswith("PS + 2 gRPC workers, tiny GPT 2 steps: loss 4.")
     assert "\n" not in summary
+
+
+def _fleet_plan(tmp_path, counts):
+    from frugalml.cleave.devices import make_pool
+    from frugalml.cleave.models import load_model
+    from frugalml.cleave.opgraph import build_graph
+    from frugalml.cleave.planfile import executable_plan, write_plan
+    from frugalml.cleave.planner import plan
+
+    pool = make_pool(counts=counts, jitter=0, seed=0)
+    executable = executable_plan(
+        plan(build_graph(load_model("tiny-gpt"), 8, 32, 4), pool, churn=False), "float32"
+    )
+    path = tmp_path / "plan.json"
+    write_plan(path, executable)
+    return path, executable
+
+
+def test_a_plan_is_followed_share_for_share(tmp_path, reference_losses):
+    from frugalml.cleave.runtime.model import GPTConfig
+    from frugalml.cleave.runtime.scheduler import _quotas
+
+    steps = 3
+    path, executable = _fleet_plan(tmp_path, {"laptop": 1, "jetson-orin-nano": 1})
+    workers = {"lap": {"class": "laptop"}, "jet": {"class": "jetson-orin-nano"}}
+    for options in workers.values():
+        options.update(down="0", up="0")
+    with LocalCluster() as cluster:
+        metrics, codes = _run(cluster, steps, workers, plan=str(path), backups=False)
+    _assert_same_losses(metrics["losses"], reference_losses[:steps])
+    assert metrics["plan"] == "following the plan"
+    expected = {"laptop": 0, "jetson-orin-nano": 0}
+    for g in executable.gemms:
+        if not g.on_ps:
+            for cls, tiles in _quotas(g.shares, g.grid.tasks).items():
+                expected[cls] += tiles * g.repeats * steps
+    done = {w["profile"]["device_class"]: w["tiles_done"] for w in metrics["workers"]}
+    assert done == expected and GPTConfig().n_layer == 2
+    assert codes == {"lap": 0, "jet": 0}
+
+
+@pytest.mark.slow
+def test_a_planned_run_survives_a_killed_and_a_cheating_worker(tmp_path, reference_losses):
+    steps = 6
+    path, _ = _fleet_plan(tmp_path, {"laptop": 2, "phone-flagship": 2})
+    workers = {
+        "lap0": {"class": "laptop"},
+        "lap1": {"class": "laptop", "corrupt_every": 3},
+        "ph0": {"class": "phone-flagship"},
+        "victim": {"class": "phone-flagship"},
+    }
+    for options in workers.values():
+        options.update(down="0", up="0")
+    with LocalCluster() as cluster:
+        metrics, codes = _run(cluster, steps, workers, kill="victim", plan=str(path))
+    _assert_same_losses(metrics["losses"], reference_losses[:steps])
+    states = {w["name"]: w["state"] for w in metrics["workers"]}
+    assert states == {"lap0": "alive", "lap1": "excluded", "ph0": "alive", "victim": "lost"}
+    assert "pulling" in metrics["plan"]

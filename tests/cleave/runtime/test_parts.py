@@ -109,9 +109,11 @@ def test_choose_grid_covers_workers_and_respects_memory():
 class _LocalExecutor:
     def __init__(self):
         self.calls = 0
+        self.names = []
 
-    def matmul(self, a, b):
+    def matmul(self, a, b, name=None):
         self.calls += 1
+        self.names.append(name)
         tiles = split_gemm(
             a.shape[0], b.shape[1], a.shape[1], grid_rows=min(3, a.shape[0]), grid_cols=min(2, b.shape[1])
         )

@@ -24,49 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,frugalml/cleave/runtime/cleave_runtime.proto\x12\x12\x66rugalml.cleave.v1\"*\n\nTensorMeta\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\"`\n\x07Profile\x12\x18\n\x10\x64own_bytes_per_s\x18\x01 \x01(\x01\x12\x16\n\x0eup_bytes_per_s\x18\x02 \x01(\x01\x12\r\n\x05\x66lops\x18\x03 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\"g\n\x0fRegisterRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x07profile\x18\x03 \x01(\x0b\x32\x1b.frugalml.cleave.v1.Profile\"i\n\rRegisterReply\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\"\x1e\n\tHeartbeat\x12\x11\n\tworker_id\x18\x01 \x01(\x04\"+\n\x07\x43ommand\x12\x10\n\x08shutdown\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"0\n\x0bPullRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x0e\n\x06wait_s\x18\x02 \x01(\x01\"\xa6\x01\n\nTaskHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\x0f\n\x07gemm_id\x18\x02 \x01(\x04\x12\x12\n\ntile_index\x18\x03 \x01(\r\x12\x0c\n\x04step\x18\x04 \x01(\r\x12)\n\x01\x61\x18\x05 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TensorMeta\x12)\n\x01\x62\x18\x06 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TensorMeta\"u\n\tTaskChunk\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.frugalml.cleave.v1.PullKind\x12.\n\x06header\x18\x02 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TaskHeader\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"]\n\x0cResultHeader\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x0f\n\x07task_id\x18\x02 \x01(\x04\x12)\n\x01\x63\x18\x03 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TensorMeta\"M\n\x0bResultChunk\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32 .frugalml.cleave.v1.ResultHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"-\n\tPushReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"!\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x04\"\x0c\n\nLeaveReply\"\x0f\n\rStatusRequest\"\x9a\x02\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12,\n\x07profile\x18\x04 \x01(\x0b\x32\x1b.frugalml.cleave.v1.Profile\x12\x12\n\ntiles_done\x18\x05 \x01(\x04\x12\x16\n\x0etiles_rejected\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x12\n\nbytes_down\x18\x08 \x01(\x04\x12\x10\n\x08\x62ytes_up\x18\t \x01(\x04\x12\x15\n\rcontrol_bytes\x18\n \x01(\x04\x12\x18\n\x10model_bytes_down\x18\x0b \x01(\x04\x12\x16\n\x0emodel_bytes_up\x18\x0c \x01(\x04\"\x89\x02\n\x0bStatusReply\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\x13\n\x0btotal_steps\x18\x05 \x01(\r\x12\x0e\n\x06losses\x18\x06 \x03(\x01\x12\x14\n\x0cstep_seconds\x18\x07 \x03(\x01\x12\x31\n\x07workers\x18\x08 \x03(\x0b\x32 .frugalml.cleave.v1.WorkerStatus\x12\x16\n\x0erequeued_tiles\x18\t \x01(\x04\x12\x14\n\x0c\x62\x61\x63kup_tiles\x18\n \x01(\x04\x12\x18\n\x10recovery_seconds\x18\x0b \x03(\x01*,\n\x08PullKind\x12\x08\n\x04TASK\x10\x00\x12\x08\n\x04IDLE\x10\x01\x12\x0c\n\x08SHUTDOWN\x10\x02\x32\xe1\x03\n\x06\x43leave\x12R\n\x08Register\x12#.frugalml.cleave.v1.RegisterRequest\x1a!.frugalml.cleave.v1.RegisterReply\x12L\n\nHeartbeats\x12\x1d.frugalml.cleave.v1.Heartbeat\x1a\x1b.frugalml.cleave.v1.Command(\x01\x30\x01\x12L\n\x08PullTask\x12\x1f.frugalml.cleave.v1.PullRequest\x1a\x1d.frugalml.cleave.v1.TaskChunk0\x01\x12N\n\nPushResult\x12\x1f.frugalml.cleave.v1.ResultChunk\x1a\x1d.frugalml.cleave.v1.PushReply(\x01\x12I\n\x05Leave\x12 .frugalml.cleave.v1.LeaveRequest\x1a\x1e.frugalml.cleave.v1.LeaveReply\x12L\n\x06Status\x12!.frugalml.cleave.v1.StatusRequest\x1a\x1f.frugalml.cleave.v1.StatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,frugalml/cleave/runtime/cleave_runtime.proto\x12\x12\x66rugalml.cleave.v1\"*\n\nTensorMeta\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\"v\n\x07Profile\x12\x18\n\x10\x64own_bytes_per_s\x18\x01 \x01(\x01\x12\x16\n\x0eup_bytes_per_s\x18\x02 \x01(\x01\x12\r\n\x05\x66lops\x18\x03 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x14\n\x0c\x64\x65vice_class\x18\x05 \x01(\t\"g\n\x0fRegisterRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x07profile\x18\x03 \x01(\x0b\x32\x1b.frugalml.cleave.v1.Profile\"i\n\rRegisterReply\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\"\x1e\n\tHeartbeat\x12\x11\n\tworker_id\x18\x01 \x01(\x04\"+\n\x07\x43ommand\x12\x10\n\x08shutdown\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"0\n\x0bPullRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x0e\n\x06wait_s\x18\x02 \x01(\x01\"\xa6\x01\n\nTaskHeader\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\x0f\n\x07gemm_id\x18\x02 \x01(\x04\x12\x12\n\ntile_index\x18\x03 \x01(\r\x12\x0c\n\x04step\x18\x04 \x01(\r\x12)\n\x01\x61\x18\x05 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TensorMeta\x12)\n\x01\x62\x18\x06 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TensorMeta\"u\n\tTaskChunk\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.frugalml.cleave.v1.PullKind\x12.\n\x06header\x18\x02 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TaskHeader\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"]\n\x0cResultHeader\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x0f\n\x07task_id\x18\x02 \x01(\x04\x12)\n\x01\x63\x18\x03 \x01(\x0b\x32\x1e.frugalml.cleave.v1.TensorMeta\"M\n\x0bResultChunk\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32 .frugalml.cleave.v1.ResultHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"-\n\tPushReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"!\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\x04\"\x0c\n\nLeaveReply\"\x0f\n\rStatusRequest\"\x9a\x02\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12,\n\x07profile\x18\x04 \x01(\x0b\x32\x1b.frugalml.cleave.v1.Profile\x12\x12\n\ntiles_done\x18\x05 \x01(\x04\x12\x16\n\x0etiles_rejected\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x12\n\nbytes_down\x18\x08 \x01(\x04\x12\x10\n\x08\x62ytes_up\x18\t \x01(\x04\x12\x15\n\rcontrol_bytes\x18\n \x01(\x04\x12\x18\n\x10model_bytes_down\x18\x0b \x01(\x04\x12\x16\n\x0emodel_bytes_up\x18\x0c \x01(\x04\"\x97\x02\n\x0bStatusReply\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\x13\n\x0btotal_steps\x18\x05 \x01(\r\x12\x0e\n\x06losses\x18\x06 \x03(\x01\x12\x14\n\x0cstep_seconds\x18\x07 \x03(\x01\x12\x31\n\x07workers\x18\x08 \x03(\x0b\x32 .frugalml.cleave.v1.WorkerStatus\x12\x16\n\x0erequeued_tiles\x18\t \x01(\x04\x12\x14\n\x0c\x62\x61\x63kup_tiles\x18\n \x01(\x04\x12\x18\n\x10recovery_seconds\x18\x0b \x03(\x01\x12\x0c\n\x04plan\x18\x0c \x01(\t*,\n\x08PullKind\x12\x08\n\x04TASK\x10\x00\x12\x08\n\x04IDLE\x10\x01\x12\x0c\n\x08SHUTDOWN\x10\x02\x32\xe1\x03\n\x06\x43leave\x12R\n\x08Register\x12#.frugalml.cleave.v1.RegisterRequest\x1a!.frugalml.cleave.v1.RegisterReply\x12L\n\nHeartbeats\x12\x1d.frugalml.cleave.v1.Heartbeat\x1a\x1b.frugalml.cleave.v1.Command(\x01\x30\x01\x12L\n\x08PullTask\x12\x1f.frugalml.cleave.v1.PullRequest\x1a\x1d.frugalml.cleave.v1.TaskChunk0\x01\x12N\n\nPushResult\x12\x1f.frugalml.cleave.v1.ResultChunk\x1a\x1d.frugalml.cleave.v1.PushReply(\x01\x12I\n\x05Leave\x12 .frugalml.cleave.v1.LeaveRequest\x1a\x1e.frugalml.cleave.v1.LeaveReply\x12L\n\x06Status\x12!.frugalml.cleave.v1.StatusRequest\x1a\x1f.frugalml.cleave.v1.StatusReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'frugalml.cleave.runtime.cleave_runtime_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PULLKIND']._serialized_start=1677
-  _globals['_PULLKIND']._serialized_end=1721
+  _globals['_PULLKIND']._serialized_start=1713
+  _globals['_PULLKIND']._serialized_end=1757
   _globals['_TENSORMETA']._serialized_start=68
   _globals['_TENSORMETA']._serialized_end=110
   _globals['_PROFILE']._serialized_start=112
-  _globals['_PROFILE']._serialized_end=208
-  _globals['_REGISTERREQUEST']._serialized_start=210
-  _globals['_REGISTERREQUEST']._serialized_end=313
-  _globals['_REGISTERREPLY']._serialized_start=315
-  _globals['_REGISTERREPLY']._serialized_end=420
-  _globals['_HEARTBEAT']._serialized_start=422
-  _globals['_HEARTBEAT']._serialized_end=452
-  _globals['_COMMAND']._serialized_start=454
-  _globals['_COMMAND']._serialized_end=497
-  _globals['_PULLREQUEST']._serialized_start=499
-  _globals['_PULLREQUEST']._serialized_end=547
-  _globals['_TASKHEADER']._serialized_start=550
-  _globals['_TASKHEADER']._serialized_end=716
-  _globals['_TASKCHUNK']._serialized_start=718
-  _globals['_TASKCHUNK']._serialized_end=835
-  _globals['_RESULTHEADER']._serialized_start=837
-  _globals['_RESULTHEADER']._serialized_end=930
-  _globals['_RESULTCHUNK']._serialized_start=932
-  _globals['_RESULTCHUNK']._serialized_end=1009
-  _globals['_PUSHREPLY']._serialized_start=1011
-  _globals['_PUSHREPLY']._serialized_end=1056
-  _globals['_LEAVEREQUEST']._serialized_start=1058
-  _globals['_LEAVEREQUEST']._serialized_end=1091
-  _globals['_LEAVEREPLY']._serialized_start=1093
-  _globals['_LEAVEREPLY']._serialized_end=1105
-  _globals['_STATUSREQUEST']._serialized_start=1107
-  _globals['_STATUSREQUEST']._serialized_end=1122
-  _globals['_WORKERSTATUS']._serialized_start=1125
-  _globals['_WORKERSTATUS']._serialized_end=1407
-  _globals['_STATUSREPLY']._serialized_start=1410
-  _globals['_STATUSREPLY']._serialized_end=1675
-  _globals['_CLEAVE']._serialized_start=1724
-  _globals['_CLEAVE']._serialized_end=2205
+  _globals['_PROFILE']._serialized_end=230
+  _globals['_REGISTERREQUEST']._serialized_start=232
+  _globals['_REGISTERREQUEST']._serialized_end=335
+  _globals['_REGISTERREPLY']._serialized_start=337
+  _globals['_REGISTERREPLY']._serialized_end=442
+  _globals['_HEARTBEAT']._serialized_start=444
+  _globals['_HEARTBEAT']._serialized_end=474
+  _globals['_COMMAND']._serialized_start=476
+  _globals['_COMMAND']._serialized_end=519
+  _globals['_PULLREQUEST']._serialized_start=521
+  _globals['_PULLREQUEST']._serialized_end=569
+  _globals['_TASKHEADER']._serialized_start=572
+  _globals['_TASKHEADER']._serialized_end=738
+  _globals['_TASKCHUNK']._serialized_start=740
+  _globals['_TASKCHUNK']._serialized_end=857
+  _globals['_RESULTHEADER']._serialized_start=859
+  _globals['_RESULTHEADER']._serialized_end=952
+  _globals['_RESULTCHUNK']._serialized_start=954
+  _globals['_RESULTCHUNK']._serialized_end=1031
+  _globals['_PUSHREPLY']._serialized_start=1033
+  _globals['_PUSHREPLY']._serialized_end=1078
+  _globals['_LEAVEREQUEST']._serialized_start=1080
+  _globals['_LEAVEREQUEST']._serialized_end=1113
+  _globals['_LEAVEREPLY']._serialized_start=1115
+  _globals['_LEAVEREPLY']._serialized_end=1127
+  _globals['_STATUSREQUEST']._serialized_start=1129
+  _globals['_STATUSREQUEST']._serialized_end=1144
+  _globals['_WORKERSTATUS']._serialized_start=1147
+  _globals['_WORKERSTATUS']._serialized_end=1429
+  _globals['_STATUSREPLY']._serialized_start=1432
+  _globals['_STATUSREPLY']._serialized_end=1711
+  _globals['_CLEAVE']._serialized_start=1760
+  _globals['_CLEAVE']._serialized_end=2241
 # @@protoc_insertion_point(module_scope)

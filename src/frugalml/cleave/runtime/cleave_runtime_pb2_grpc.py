@@ -5,7 +5,7 @@ import warnings
 
 from frugalml.cleave.runtime import cleave_runtime_pb2 as frugalml_dot_cleave_dot_runtime_dot_cleave__runtime__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -17,7 +17,8 @@ def _logging(quiet: bool) -> None:
 
 
 def add_runtime_commands(app: typer.Typer) -> None:
-    """Add ``serve``, ``worker`` and ``status`` to ``app`` (cleave's typer app)."""
+    """Add ``serve``, ``worker``, ``status`` and ``fleet`` to ``app`` (cleave's typer app)."""
+    add_fleet_commands(app)
 
     @app.command()
     def serve(
@@ -25,7 +26,16 @@ def add_runtime_commands(app: typer.Typer) -> None:
         data: str | None = typer.Option(
             None, help="Text corpus (e.g. tinyshakespeare.txt); default: a generated corpus."
         ),
-        host: str = typer.Option("0.0.0.0", help="Address to listen on."),
+        host: str = typer.Option(
+            "127.0.0.1",
+            help="Address to listen on (0.0.0.0: every interface; there is no authentication or TLS yet, "
+            "so only on a trusted network).",
+        ),
+        plan: str | None = typer.Option(
+            None,
+            help="Plan file from 'frugal cleave plan --json' to execute: its grids, and each device "
+            "class's share of tiles while the fleet matches it.",
+        ),
         port: int = typer.Option(50051, help="Port to listen on (0: any free port)."),
         steps: int = typer.Option(20, min=1, help="Training steps."),
         batch_size: int = typer.Option(8, min=1, help="Sequences per step."),
@@ -65,6 +75,7 @@ def add_runtime_commands(app: typer.Typer) -> None:
             train=train,
             data=data,
             host=host,
+            plan=plan,
             port=port,
             min_workers=min_workers,
             scheduler=SchedulerConfig(
@@ -87,14 +98,35 @@ def add_runtime_commands(app: typer.Typer) -> None:
             f"{len(result['workers'])} workers, {result['requeued_tiles']} tiles re-queued"
         )
 
+    _add_worker_commands(app)
+
+
+def _add_worker_commands(app: typer.Typer) -> None:
+    """``worker`` and ``status``."""
+
     @app.command()
     def worker(
         server: str = typer.Option(..., help="Parameter server address HOST:PORT."),
         name: str = typer.Option(..., help="This device's name, e.g. phone-1."),
         down: str | None = typer.Option(None, help="Downlink to emulate, e.g. 100mbit (default: unshaped)."),
         up: str | None = typer.Option(None, help="Uplink to emulate, e.g. 20mbit (default: unshaped)."),
-        flops: float = typer.Option(0.0, help="Advertised FLOP/s (sets task deadlines), e.g. 2e11."),
-        memory: str = typer.Option("1GB", help="Memory the device offers for tiles, e.g. 512MB."),
+        device_class: str | None = typer.Option(
+            None,
+            "--class",
+            help="This device's class in the catalogue (e.g. laptop, phone-flagship); its links and "
+            "memory become the defaults, and a plan's class shares apply to it.",
+        ),
+        flops: float = typer.Option(
+            0.0, help="FLOP/s to declare (sets task deadlines); 0: measure this machine's float32 GEMM rate."
+        ),
+        memory: str | None = typer.Option(
+            None, help="Memory the device offers for tiles, e.g. 512MB (default: its class's, else 1GB)."
+        ),
+        link_shaping: str = typer.Option(
+            "app",
+            help="app: this process paces its own traffic to --down/--up; network: the links are already "
+            "shaped (tc, a real network), the rates are only declared.",
+        ),
         connect_timeout: float = typer.Option(10.0, help="Seconds to wait for the server."),
         reconnect_timeout: float = typer.Option(
             30.0,
@@ -106,16 +138,21 @@ def add_runtime_commands(app: typer.Typer) -> None:
     ):
         """Run a device worker: pull GEMM tiles from a parameter server and compute them."""
         from frugalml.cleave.runtime.shaping import parse_rate, parse_size
-        from frugalml.cleave.runtime.worker import WorkerConfig, run_worker
+        from frugalml.cleave.runtime.worker import WorkerConfig, class_defaults, measure_flops, run_worker
+        from frugalml.common.validate import one_of
 
         _logging(quiet)
+        shaping = one_of(link_shaping, ("app", "network"), "link shaping")
+        defaults = class_defaults(device_class)
         config = WorkerConfig(
             server=server,
             name=name,
-            down_bytes_per_s=parse_rate(down),
-            up_bytes_per_s=parse_rate(up),
-            flops=flops,
-            memory_bytes=parse_size(memory),
+            down_bytes_per_s=parse_rate(down) if down is not None else defaults.get("down", 0.0),
+            up_bytes_per_s=parse_rate(up) if up is not None else defaults.get("up", 0.0),
+            flops=flops or measure_flops(),
+            memory_bytes=parse_size(memory) if memory is not None else int(defaults.get("memory", 1 << 30)),
+            device_class=device_class or "",
+            shape_links=shaping == "app",
             connect_timeout_s=connect_timeout,
             reconnect_timeout_s=reconnect_timeout,
             corrupt_every=corrupt_every,
@@ -136,6 +173,93 @@ def add_runtime_commands(app: typer.Typer) -> None:
             typer.echo(json.dumps(snap, indent=2))
             return
         _print_status(snap)
+
+
+def add_fleet_commands(app: typer.Typer) -> None:
+    """Add ``fleet up`` and ``fleet down`` (emulated edge hosts) to ``app``."""
+    fleet_app = typer.Typer(
+        help="Emulated edge hosts: one network namespace per worker, links shaped by tc.",
+        no_args_is_help=True,
+    )
+    app.add_typer(fleet_app, name="fleet")
+
+    @fleet_app.command("up")
+    def up(
+        workers: int = typer.Option(..., "--workers", "-n", min=1, help="Emulated devices (workers)."),
+        pool: str | None = typer.Option(
+            None, help="Pool YAML whose mix, classes and links the devices are drawn from (default: mixed)."
+        ),
+        steps: int = typer.Option(20, min=1, help="Training steps the server runs on the fleet."),
+        plan: str | None = typer.Option(None, help="Plan file for the server to execute."),
+        cpus: float | None = typer.Option(
+            None, help="CPU cores all workers together may use (cgroup caps, split evenly); default: no cap."
+        ),
+        namespaces: bool = typer.Option(
+            True, "--namespaces/--loopback", help="Namespaces and tc (root), or loopback with token buckets."
+        ),
+        seed: int = typer.Option(0, help="Seed of the default pool."),
+        metrics: str | None = typer.Option(None, help="Write the server's metrics and link counters here."),
+        prefix: str = typer.Option(
+            "clv", help="Names of what the fleet makes (namespaces <prefix>-ps, -w0...)."
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the result line."),
+    ):
+        """Start a parameter server and workers on emulated edge hosts, train, then remove everything.
+
+        Ctrl-C (or 'frugal cleave fleet down' from another terminal) stops the run and removes every
+        namespace, link, cgroup and process it made.
+        """
+        import signal
+
+        from frugalml.cleave.runtime.fleet import Fleet, FleetError, hosts_from_pool
+
+        hosts = hosts_from_pool(workers, pool, seed)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            with Fleet(hosts, prefix=prefix, cpus=cpus, namespaces=namespaces) as fleet:
+                fleet.up()
+                typer.echo(fleet.describe())
+                fleet.start_server(
+                    steps=steps, min_workers=workers, plan=plan, metrics=fleet.workdir / "m.json"
+                )
+                fleet.start_workers(connect_timeout=60)
+                code = fleet.wait_server(timeout=24 * 3600)
+                if code != 0:
+                    raise FleetError(f"the server failed (exit {code}): {fleet.log('server')[-600:].strip()}")
+                result = json.loads((fleet.workdir / "m.json").read_text())
+                if fleet.mode == "namespaces":
+                    result["link_bytes"] = fleet.counters()
+                fleet.wait_workers(timeout=15)
+                if metrics:
+                    from frugalml.common.files import atomic_write
+
+                    with atomic_write(metrics, "w") as f:
+                        json.dump(result, f, indent=2)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        losses = result["losses"]
+        if not quiet:
+            for name, (rx, tx) in result.get("link_bytes", {}).items():
+                typer.echo(f"  {name}: {rx / 1e6:.2f} MB down, {tx / 1e6:.2f} MB up (interface counters)")
+        typer.echo(
+            f"trained {len(losses)} steps on {workers} emulated devices ({fleet.mode}): loss "
+            f"{losses[0]:.4f} -> {losses[-1]:.4f}; plan: {result['plan']}; everything removed"
+        )
+
+    @fleet_app.command("down")
+    def down(prefix: str = typer.Option("clv", help="The fleet's prefix (as given to 'fleet up').")):
+        """Stop a running fleet and remove what it made (also what a killed 'fleet up' left behind)."""
+        from frugalml.cleave.runtime.fleet import fleet_down
+
+        state = fleet_down(prefix)
+        typer.echo(
+            f"fleet '{prefix}' down: {len(state.pids)} processes stopped, {len(state.namespaces)} namespaces "
+            f"and {len(state.cgroups)} cgroups removed"
+        )
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _print_status(snap: dict) -> None:

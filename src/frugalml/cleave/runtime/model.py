@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from frugalml.cleave.runtime.gemm import TiledLinear
+from frugalml.cleave.runtime.gemm import TiledLinear, planned_names
 from frugalml.common.errors import DataNotFoundError, InvalidInputError
 from frugalml.common.seeding import rng
 
@@ -60,6 +60,11 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd)
         self.c_fc = TiledLinear(cfg.n_embd, 4 * cfg.n_embd)
         self.mlp_proj = TiledLinear(4 * cfg.n_embd, cfg.n_embd)
+        # the planner's op graph names (opgraph.build_graph), so a plan's grids find their GEMMs
+        self.c_attn.gemm_names = planned_names("qkv", "x", "wqkv")
+        self.c_proj.gemm_names = planned_names("out", "ctx", "wo")
+        self.c_fc.gemm_names = planned_names("ffn_up", "x", "w1")
+        self.mlp_proj.gemm_names = planned_names("ffn_down", "act", "w2")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
@@ -81,6 +86,7 @@ class TinyGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = TiledLinear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.gemm_names = planned_names("lm_head", "x", "wemb")
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(idx.shape[1])

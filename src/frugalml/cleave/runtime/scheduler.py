@@ -12,12 +12,16 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from frugalml.cleave.runtime.verify import freivalds_check
-from frugalml.cleave.tiling import Tile, choose_grid, split_gemm
+from frugalml.cleave.tiling import Tile, TileGrid, choose_grid, grid_cost, split_gemm
 from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from frugalml.cleave.planfile import ExecutablePlan
 
 
 class UnknownWorkerError(FrugalError):
@@ -30,12 +34,14 @@ class ExcludedWorkerError(FrugalError):
 
 @dataclass(frozen=True)
 class Profile:
-    """A device as it describes itself: links in bytes/s (0 = unknown), FLOP/s, memory in bytes."""
+    """A device as it describes itself: links in bytes/s (0 = unknown), FLOP/s, memory in bytes,
+    and its class in the device catalogue ("": none declared)."""
 
     down_bytes_per_s: float = 0.0
     up_bytes_per_s: float = 0.0
     flops: float = 0.0
     memory_bytes: int = 1 << 30
+    device_class: str = ""
 
     def seconds_for(self, tile: Tile, dtype_bytes: int) -> float:
         """Expected time for ``tile``: download + compute + upload at the advertised speeds."""
@@ -93,6 +99,7 @@ class GemmJob:
     remaining: int
     assignments: dict[int, Assignment] = field(default_factory=dict)
     durations: list[float] = field(default_factory=list)
+    quota: dict[str, int] | None = None  # tiles each device class may still take (a plan's shares)
 
 
 @dataclass(frozen=True)
@@ -136,9 +143,13 @@ class SchedulerConfig:
 class Scheduler:
     """Hands GEMM tiles to pulling workers and assembles their results, exactly once per tile."""
 
-    def __init__(self, config: SchedulerConfig, *, required_memory: int = 0):
+    def __init__(
+        self, config: SchedulerConfig, *, required_memory: int = 0, plan: ExecutablePlan | None = None
+    ):
         self.config = config
         self.required_memory = required_memory
+        self.plan = plan
+        self.plan_note = "no plan: workers pull tiles" if plan is None else "following the plan"
         self.cond = threading.Condition()
         self.workers: dict[int, WorkerState] = {}
         self.job: GemmJob | None = None
@@ -216,8 +227,13 @@ class Scheduler:
                 self._check_liveness(time.monotonic())
 
     # ---- the training side --------------------------------------------------------------------
-    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a @ b`` computed by the workers, tile by tile (small GEMMs stay on the PS)."""
+    def matmul(self, a: np.ndarray, b: np.ndarray, name: str | None = None) -> np.ndarray:
+        """``a @ b`` computed by the workers, tile by tile (small GEMMs stay on the PS).
+
+        With a plan, the GEMM called ``name`` is cut by the plan's grid and each device class
+        takes the plan's share of its tiles; otherwise (or when the fleet differs from the plan)
+        the grid gives every live worker ``tiles_per_worker`` tiles and workers pull freely.
+        """
         m, k = a.shape
         n = b.shape[1]
         if 2 * m * n * k < self.config.min_gemm_flops:
@@ -227,7 +243,12 @@ class Scheduler:
             workers = self._wait_alive()
             tiles_wanted = len(workers) * self.config.tiles_per_worker
             memory = min(w.profile.memory_bytes for w in workers)
-        grid = choose_grid(m, n, k, tiles=tiles_wanted, max_memory=memory, dtype_bytes=dtype_bytes)
+            planned = self._planned(name, (m, n, k), workers, memory, dtype_bytes)
+        if planned is None:
+            grid = choose_grid(m, n, k, tiles=tiles_wanted, max_memory=memory, dtype_bytes=dtype_bytes)
+            quota = None
+        else:
+            grid, quota = planned
         tiles = split_gemm(m, n, k, grid_rows=grid.grid_rows, grid_cols=grid.grid_cols)
         with self.cond:
             job = GemmJob(
@@ -239,6 +260,7 @@ class Scheduler:
                 deque(range(len(tiles))),
                 [None] * len(tiles),
                 len(tiles),
+                quota=quota,
             )
             self._next_gemm_id += 1
             self.job = job
@@ -315,10 +337,14 @@ class Scheduler:
         with self.cond:
             job = self.job
             if job is not None and (assignment := job.assignments.pop(task_id, None)) is not None:
-                self.workers[worker_id].in_flight.discard(task_id)
+                worker = self.workers[worker_id]
+                worker.in_flight.discard(task_id)
                 if job.done_by[assignment.tile_index] is None:
                     job.pending.appendleft(assignment.tile_index)
                     self.requeued_tiles += 1
+                    if job.quota is not None:
+                        cls = worker.profile.device_class
+                        job.quota[cls] = job.quota.get(cls, 0) + 1
                 self.cond.notify_all()
 
     def complete(self, worker_id: int, task_id: int, c: np.ndarray, nbytes: int) -> tuple[bool, str]:
@@ -367,6 +393,51 @@ class Scheduler:
             return True, "ok"
 
     # ---- internals (call with the lock held) --------------------------------------------------
+    def _planned(
+        self,
+        name: str | None,
+        shape: tuple[int, int, int],
+        workers: list[WorkerState],
+        memory: int,
+        dtype_bytes: int,
+    ) -> tuple[TileGrid, dict[str, int] | None] | None:
+        """The plan's grid for GEMM ``name`` and each class's tile quota (None: no plan applies)."""
+        if self.plan is None:
+            return None
+        planned = self.plan.gemm(name) if name else None
+        m, n, k = shape
+        if planned is None or planned.on_ps or planned.batch != 1:
+            self.plan_note = f"pulling: GEMM {name or '?'} ({m}x{n}x{k}) is not in the plan"
+            return None
+        if (planned.m, planned.n, planned.k) == (m, n, k):
+            grid = TileGrid(planned.grid_rows, planned.grid_cols)
+        elif (planned.n, planned.m, planned.k) == (m, n, k):  # the same product, transposed
+            grid = TileGrid(planned.grid_cols, planned.grid_rows)
+        else:
+            self.plan_note = (
+                f"pulling: GEMM {name} is {m}x{n}x{k} here but "
+                f"{planned.m}x{planned.n}x{planned.k} in the plan"
+            )
+            return None
+        if grid_cost(m, n, k, grid, dtype_bytes=dtype_bytes).memory > memory:
+            self.plan_note = f"pulling: a planned tile of {name} does not fit the smallest worker's memory"
+            return None
+        alive: dict[str, int] = {}
+        for w in workers:
+            alive[w.profile.device_class] = alive.get(w.profile.device_class, 0) + 1
+        expected = {c: n for c, n in self.plan.classes.items() if n}
+        if alive != expected:
+            self.plan_note = (
+                "plan grids, pulling: the fleet differs from the plan (plan "
+                + ", ".join(f"{n} {c}" for c, n in sorted(expected.items()))
+                + "; live "
+                + ", ".join(f"{n} {c or 'undeclared'}" for c, n in sorted(alive.items()))
+                + ")"
+            )
+            return grid, None
+        self.plan_note = "following the plan"
+        return grid, _quotas(planned.shares, grid.tasks)
+
     def _active(self, worker_id: int) -> WorkerState:
         worker = self.workers.get(worker_id)
         if worker is None or worker.state in ("lost", "left"):
@@ -401,6 +472,13 @@ class Scheduler:
             tile_index = candidate
             break
         job.pending.extendleft(reversed(skipped))
+        device_class = worker.profile.device_class
+        if tile_index is not None and job.quota is not None:
+            if job.quota.get(device_class, 0) <= 0:  # its class took its share: leave the tile
+                job.pending.appendleft(tile_index)
+                tile_index = None
+            else:
+                job.quota[device_class] -= 1
         if tile_index is None and self.config.speculative:
             tile_index = self._backup_candidate(job, held, now)
             if tile_index is not None:
@@ -443,10 +521,15 @@ class Scheduler:
         if requeue and job.done_by[assignment.tile_index] is None:
             job.pending.append(assignment.tile_index)
             self.requeued_tiles += 1
+            if job.quota is not None:
+                job.quota[worker.profile.device_class] = job.quota.get(worker.profile.device_class, 0) + 1
 
     def _drop(self, worker: WorkerState, state: str) -> None:
         worker.state = state
         job = self.job
+        if job is not None and job.quota is not None and self.plan is not None:
+            job.quota = None  # the fleet no longer matches the plan: everyone pulls
+            self.plan_note = f"plan grids, pulling: worker {worker.name} is {state}"
         if job is not None:
             for task_id in list(worker.in_flight):
                 if task_id in job.assignments:
@@ -475,6 +558,9 @@ class Scheduler:
             unfinished = job.done_by[assignment.tile_index] is None
             if not assignment.expired and now > assignment.deadline and unfinished:
                 assignment.expired = True
+                if job.quota is not None:
+                    job.quota = None
+                    self.plan_note = "plan grids, pulling: a tile missed its deadline"
                 job.pending.append(assignment.tile_index)
                 self.requeued_tiles += 1
         if job.pending:
@@ -488,3 +574,19 @@ class _Picked:
     tile_index: int
     step: int
     tile: Tile
+
+
+def _quotas(shares: dict[str, float], tasks: int) -> dict[str, int]:
+    """Tiles per class: ``shares`` of ``tasks`` rounded by largest remainder (they add up to ``tasks``).
+
+    Examples
+    --------
+    >>> _quotas({"phone": 0.25, "laptop": 0.75}, 6)
+    {'phone': 2, 'laptop': 4}
+    """
+    total = sum(shares.values()) or 1.0
+    exact = {c: tasks * s / total for c, s in shares.items()}
+    out = {c: int(v) for c, v in exact.items()}
+    for c in sorted(exact, key=lambda c: exact[c] - out[c], reverse=True)[: tasks - sum(out.values())]:
+        out[c] += 1
+    return out

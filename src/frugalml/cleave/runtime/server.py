@@ -12,6 +12,8 @@ from pathlib import Path
 import grpc
 import torch
 
+from frugalml.cleave.devices import load_catalogue
+from frugalml.cleave.planfile import ExecutablePlan, read_plan
 from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
 from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
 from frugalml.cleave.runtime.checkpoint import load_checkpoint, save_checkpoint
@@ -48,7 +50,8 @@ class ServerConfig:
 
     train: TrainConfig = field(default_factory=TrainConfig)
     data: str | None = None
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
+    plan: str | None = None
     port: int = 50051
     min_workers: int = 1
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -86,8 +89,13 @@ class CleaveService(pb_grpc.CleaveServicer):
                 f"{PROTOCOL_VERSION}; install the same frugalml version on both",
             )
         p = request.profile
-        profile = Profile(p.down_bytes_per_s, p.up_bytes_per_s, p.flops, p.memory_bytes)
+        profile = Profile(p.down_bytes_per_s, p.up_bytes_per_s, p.flops, p.memory_bytes, p.device_class)
         try:
+            if profile.device_class and profile.device_class not in self.ps.catalogue:
+                raise InvalidInputError(
+                    f"worker {request.name!r} declares device class {profile.device_class!r}, which is not "
+                    f"in the device catalogue ({', '.join(self.ps.catalogue)})"
+                )
             worker = self.scheduler.register(request.name, profile, request.ByteSize())
         except InvalidInputError as exc:
             code = (
@@ -203,8 +211,12 @@ class ParameterServer:
         gpt = cfg.gpt
         dtype_bytes = 8 if cfg.dtype == "float64" else 4
         depths = (gpt.n_embd, 4 * gpt.n_embd, 3 * gpt.n_embd, gpt.vocab_size, cfg.batch_size * gpt.block_size)
+        self.catalogue = load_catalogue()
+        self.plan = None if config.plan is None else check_plan(read_plan(config.plan), cfg, config.plan)
         self.scheduler = Scheduler(
-            config.scheduler, required_memory=max(smallest_tile_memory(k, dtype_bytes) for k in depths)
+            config.scheduler,
+            required_memory=max(smallest_tile_memory(k, dtype_bytes) for k in depths),
+            plan=self.plan,
         )
         attach_executor(self.model, self.scheduler)
         self.state = "waiting"
@@ -323,6 +335,7 @@ class ParameterServer:
                 "requeued_tiles": sched.requeued_tiles,
                 "backup_tiles": sched.backup_tiles,
                 "recovery_seconds": list(sched.recovery_seconds),
+                "plan": sched.plan_note,
             }
 
     def status(self) -> pb.StatusReply:
@@ -337,6 +350,20 @@ class ParameterServer:
             "step_end_times": list(self.step_end_times),
             "config": {"train": self.config.train.to_dict(), "scheduler": asdict(self.config.scheduler)},
         }
+
+
+def check_plan(plan: ExecutablePlan, cfg: TrainConfig, path: str) -> ExecutablePlan:
+    """``plan`` if it was made for exactly what this server trains, else one line saying what differs."""
+    ours = {"model": cfg.model, "batch": cfg.batch_size, "seq": cfg.gpt.block_size, "dtype": cfg.dtype}
+    theirs = {"model": plan.model, "batch": plan.batch, "seq": plan.seq, "dtype": plan.dtype}
+    if ours != theirs:
+        differ = ", ".join(f"{k} {theirs[k]} (server: {ours[k]})" for k in ours if ours[k] != theirs[k])
+        raise InvalidInputError(
+            f"plan {path} is for another training run: {differ}; make it with 'frugal cleave plan --model "
+            f"{cfg.model} --batch {cfg.batch_size} --seq {cfg.gpt.block_size} --dtype {cfg.dtype} "
+            f"--json {path}'"
+        )
+    return plan
 
 
 def serve(config: ServerConfig) -> dict:

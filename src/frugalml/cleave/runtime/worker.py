@@ -45,6 +45,8 @@ class WorkerConfig:
     chunk_bytes: int = CHUNK_BYTES
     corrupt_every: int = 0  # fault injection: perturb every n-th result (tests of verification)
     protocol_version: int = PROTOCOL_VERSION
+    device_class: str = ""
+    shape_links: bool = True  # False: the network shapes the links (tc); the rates are only declared
 
 
 @dataclass
@@ -77,8 +79,8 @@ class Worker:
         if not config.server or ":" not in config.server:
             raise InvalidInputError(f"--server must be HOST:PORT, got {config.server!r}")
         self.config = config
-        self.down = TokenBucket(config.down_bytes_per_s)
-        self.up = TokenBucket(config.up_bytes_per_s)
+        self.down = TokenBucket(config.down_bytes_per_s if config.shape_links else 0.0)
+        self.up = TokenBucket(config.up_bytes_per_s if config.shape_links else 0.0)
         self.summary = WorkerSummary(config.name)
         self.worker_id = 0
         self._stop = threading.Event()
@@ -135,6 +137,7 @@ class Worker:
                 up_bytes_per_s=c.up_bytes_per_s,
                 flops=c.flops,
                 memory_bytes=c.memory_bytes,
+                device_class=c.device_class,
             ),
         )
         try:
@@ -262,6 +265,39 @@ def _as_frugal_error(exc: grpc.RpcError, server: str) -> FrugalError:
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return FrugalError(f"the server at {server} excluded this worker: {details}")
     return ServiceUnavailableError(f"call to {server} failed: {code.name} {details}")
+
+
+def class_defaults(device_class: str | None) -> dict[str, float]:
+    """Links (bytes/s) and memory (bytes) of a catalogue class; {} for None.
+
+    Raises
+    ------
+    InvalidInputError
+        The class is not in the device catalogue (the message lists the classes).
+    """
+    if device_class is None:
+        return {}
+    from frugalml.cleave.devices import GB, MBIT, load_catalogue
+
+    catalogue = load_catalogue()
+    if device_class not in catalogue:
+        raise InvalidInputError(
+            f"device class {device_class!r} is not in the catalogue; use one of {', '.join(catalogue)}"
+        )
+    c = catalogue[device_class]
+    return {"down": c.down_mbps * MBIT, "up": c.up_mbps * MBIT, "memory": c.memory_gb * GB}
+
+
+def measure_flops(size: int = 192, seconds: float = 0.2) -> float:
+    """This machine's float32 GEMM rate in FLOP/s, measured for about ``seconds`` (tile-sized products)."""
+    gen = np.random.default_rng(0)
+    a, b = gen.random((size, size), dtype=np.float32), gen.random((size, size), dtype=np.float32)
+    a @ b  # warm-up
+    runs, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        a @ b
+        runs += 1
+    return 2.0 * size**3 * runs / elapsed
 
 
 def run_worker(config: WorkerConfig) -> WorkerSummary:
