@@ -8,6 +8,8 @@ one machine or many). Each result is stored in the :class:`ResultCache` as soon 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,14 +21,19 @@ import numpy as np
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError, ServiceUnavailableError
 from frugalml.common.validate import one_of
 from frugalml.composer.cache import ResultCache, config_key
+from frugalml.composer.lifeline import die_with_parent
 from frugalml.composer.model import check_arch
 
 
 def run_job(job: tuple[Any, str, int]) -> dict:
-    """Evaluate ``(proxy, arch, seed)``; a module-level function so every executor can ship it."""
+    """Evaluate ``(proxy, arch, seed)``; a module-level function so every executor can ship it.
+
+    The metrics gain ``cpu_seconds``: the CPU time of the process that ran the evaluation.
+    """
     proxy, arch, seed = job
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     metrics = proxy.evaluate(arch, seed)
+    metrics["cpu_seconds"] = time.process_time() - cpu_start
     return {
         "arch": arch,
         "seed": seed,
@@ -56,7 +63,11 @@ class InlineExecutor:
 
 
 class LocalExecutor:
-    """A pool of ``workers`` local processes (spawned, so torch state is never forked)."""
+    """A pool of ``workers`` local processes (spawned, so torch state is never forked).
+
+    The workers die with the process that started them, even when it is killed with SIGKILL
+    (see :func:`die_with_parent`), so a killed search leaves no training process behind.
+    """
 
     def __init__(self, workers: int = 1):
         if workers < 1:
@@ -66,7 +77,12 @@ class LocalExecutor:
 
     def map(self, fn: Callable[[Any], dict], jobs: list) -> Iterator[dict]:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,
+                initargs=(os.getpid(), threading.current_thread() is threading.main_thread()),
+            )
         futures = [self._pool.submit(fn, job) for job in jobs]
         try:
             for future in as_completed(futures):
