@@ -9,13 +9,22 @@ records the seeds planned and the seeds used). With several seeds the JSON also 
 scores and the seed-to-seed rank agreement.
 
     python benchmarks/composer/make_tabular.py --seeds 0,1,2,3,4 --cpu-minutes 40 --name AM_6_5seeds
+
+The space of architectures that differ (the 125 three-layer strings over attention, linear
+attention, short convolution, sliding-window attention and the SwiGLU MLP) over three seeds, with
+the proxy settings chosen by ``proxy_study.py`` in place of these (run it again after a kill to
+resume; the JSON records ``agreement.pairwise_rho``, the top half's rho and top-1 stability):
+
+    python benchmarks/composer/make_tabular.py --primitives ALCSM --layers 3 --seeds 0,1,2 \
+        --tasks recall,selective_copy --steps 300 --name ALCSM_3
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from frugalml.composer.bench.build_table import TableSettings, build_table
+from frugalml.composer.bench.build_table import PACKAGE, TableSettings, build_table
 
 
 def main() -> None:
@@ -27,13 +36,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--seq-len", type=int, default=None, help="Sequence length of every task.")
+    parser.add_argument("--vocab", type=int, default=None, help="Vocabulary size of every task.")
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--cpu-minutes", type=float, default=None, help="Stop after this much CPU time.")
     parser.add_argument("--name", default=None, help="Table name (default <primitives>_<layers>).")
     parser.add_argument("--note", default="", help="A remark stored in the JSON (e.g. why a run stopped).")
     parser.add_argument("--cache", default=defaults.cache)
+    parser.add_argument("--out", type=Path, default=PACKAGE, help="Folder of the table (default: built in).")
     args = parser.parse_args()
-    build_table(TableSettings(**vars(args)))
+    out = args.out
+    del args.out
+    build_table(TableSettings(**vars(args)), out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +31,45 @@ from frugalml.composer.proxies import MADProxy, ModelShape, TrainConfig
 PACKAGE = Path(__file__).resolve().parents[1]  # where the built-in tables live
 
 
+def top1_stability(table: np.ndarray, resamples: int = 2000, seed: int = 0) -> float:
+    """How often the top-1 of the seed mean stays the top-1 when the seeds (rows of ``table``,
+    one column per architecture) are resampled with replacement.
+
+    Examples
+    --------
+    >>> top1_stability(np.array([[0.0, 1.0], [0.1, 0.9]]), resamples=50)
+    1.0
+    """
+    top1 = int(np.argmax(table.mean(0)))
+    picks = np.random.default_rng(seed).integers(0, len(table), (resamples, len(table)))
+    return float(np.mean(np.argmax(table[picks].mean(1), axis=1) == top1))
+
+
+def _pairwise(table: np.ndarray) -> list[float]:
+    return [float(spearmanr(table[i], table[j])[0]) for i, j in itertools.combinations(range(len(table)), 2)]
+
+
 def agreement(by_seed: dict[int, dict[str, float]], archs: list[str]) -> dict[str, Any]:
     """Seed-to-seed rank agreement of the scores, and what it predicts for their mean.
 
     ``pairwise_rho``: mean Spearman rho between two single seeds (the reliability of a one-seed
-    table); ``split_half_rho``: rho between the means of the two halves of the seeds (all balanced
-    splits, averaged); ``spearman_brown``: the reliability of the mean of all k seeds predicted from
-    the pairwise rho, k r / (1 + (k - 1) r); ``top1_by_seed``: each seed's own top-1.
+    table); ``top_half_pairwise_rho``: the same among the better half of the architectures (by the
+    seed mean), so that a few architectures that simply fail cannot make a table look reliable;
+    ``split_half_rho``: rho between the means of the two halves of the seeds (all balanced
+    splits, averaged); ``spearman_brown``: the reliability of the mean of all k seeds predicted
+    from the pairwise rho, k r / (1 + (k - 1) r); ``top1_stability``: how often the top-1 stays the
+    top-1 when the seeds are resampled with replacement; ``top1_by_seed``: each seed's own top-1.
 
     Examples
     --------
     >>> by_seed = {0: {"A": 1.0, "M": 0.0, "S": 2.0}, 1: {"A": 1.0, "M": 0.0, "S": 2.0}}
     >>> a = agreement(by_seed, ["A", "M", "S"])
-    >>> a["pairwise_rho"], a["top1_by_seed"]
-    (1.0, {'0': 'S', '1': 'S'})
+    >>> a["pairwise_rho"], a["top1_by_seed"], a["top1_stability"]
+    (1.0, {'0': 'S', '1': 'S'}, 1.0)
     """
     seeds = sorted(by_seed)
     table = np.array([[by_seed[s][a] for a in archs] for s in seeds])
-    pairs = [spearmanr(table[i], table[j])[0] for i, j in itertools.combinations(range(len(seeds)), 2)]
+    pairs = _pairwise(table)
     top1 = {str(s): archs[int(np.argmax(table[i]))] for i, s in enumerate(seeds)}
     out: dict[str, Any] = {"seeds": seeds, "top1_by_seed": top1}
     if not pairs:
@@ -59,12 +80,16 @@ def agreement(by_seed: dict[int, dict[str, float]], archs: list[str]) -> dict[st
         spearmanr(table[list(h)].mean(0), np.delete(table, list(h), 0).mean(0))[0]
         for h in itertools.combinations(range(k), k // 2)
     ]
+    better = np.argsort(-table.mean(0), kind="stable")[: max(3, len(archs) // 2)]
+    top_half = _pairwise(table[:, better]) if len(archs) >= 3 else []
     out.update(
         pairwise_rho=r,
         pairwise_rho_min=float(np.min(pairs)),
         pairwise_rho_max=float(np.max(pairs)),
+        top_half_pairwise_rho=float(np.mean(top_half)) if top_half else None,
         split_half_rho=float(np.mean(halves)),
         spearman_brown=k * r / (1 + (k - 1) * r),
+        top1_stability=top1_stability(table),
     )
     return out
 
@@ -79,6 +104,9 @@ class TableSettings:
     steps: int = 100
     width: int = 32
     lr: float = 5e-3
+    seq_len: int | None = None  # None keeps each task's CPU-preset length
+    vocab: int | None = None  # None keeps each task's CPU-preset vocabulary
+    batch_size: int = 64
     seeds: str = "0"
     cpu_minutes: float | None = None
     name: str | None = None
@@ -86,10 +114,17 @@ class TableSettings:
     cache: str = field(default_factory=lambda: str(cache_dir() / "composer" / "tabular.sqlite"))
 
     def proxy(self) -> MADProxy:
+        tasks = preset("cpu", comma_list(self.tasks, name="task"))
+        if self.seq_len is not None:
+            tasks = [replace(t, seq_len=int(self.seq_len)) for t in tasks]
+        if self.vocab is not None:
+            tasks = [replace(t, vocab_size=int(self.vocab)) for t in tasks]
         return MADProxy(
-            tasks=tuple(preset("cpu", comma_list(self.tasks, name="task"))),
+            tasks=tuple(tasks),
             shape=ModelShape(width=self.width),
-            train=TrainConfig(steps=self.steps, batch_size=64, learning_rates=(self.lr,), threads=1),
+            train=TrainConfig(
+                steps=self.steps, batch_size=self.batch_size, learning_rates=(self.lr,), threads=1
+            ),
         )
 
     def path(self, out: Path = PACKAGE) -> Path:
