@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from frugalml.common.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class LMConfig:
@@ -151,7 +153,10 @@ class TinyLM(nn.Module):
         start = cache.length if cache is not None else 0
         t = idx.shape[1]
         if start + t > self.config.block_size:
-            raise ValueError(f"{start + t} positions exceed the block size {self.config.block_size}")
+            raise InvalidInputError(
+                f"{start + t} positions exceed the model's block size {self.config.block_size}; "
+                "pass a shorter text or build the model with a larger block_size"
+            )
         x = self.wte(idx) + self.wpe(torch.arange(start, start + t))
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
@@ -186,14 +191,17 @@ def train(
     seq: int = 128,
     lr: float = 3e-3,
     seed: int = 0,
+    quiet: bool = False,
 ) -> list[float]:
-    """AdamW with a cosine schedule on random windows of ``data``; returns the loss per step."""
+    """AdamW with a one-cycle schedule on random windows of ``data``; returns the loss per step."""
+    from frugalml.common.progress import progress
+
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     losses = []
     model.train()
-    for _ in range(steps):
+    for _ in progress(range(steps), desc="training", quiet=quiet):
         starts = torch.randint(0, len(data) - seq - 1, (batch,), generator=gen)
         x = torch.stack([data[s : s + seq] for s in starts.tolist()])
         y = torch.stack([data[s + 1 : s + seq + 1] for s in starts.tolist()])
@@ -202,7 +210,7 @@ def train(
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return losses
 

@@ -1,0 +1,84 @@
+"""The end-to-end benchmark's machinery on a tiny configuration (its figures come from the
+benchmark, never from a test)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from frugalml.common.errors import InvalidInputError  # noqa: E402
+from frugalml.maskedmm.bench import e2e, tinylm  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config():
+    return e2e.E2EConfig(
+        trained=tinylm.LMConfig(d_model=32, n_layer=2, n_head=2, block_size=64),
+        wide=tinylm.LMConfig(d_model=64, n_layer=1, n_head=2, block_size=64),
+        train_steps=3,
+        train_batch=2,
+        train_seq=16,
+        batches=(1, 2),
+        threads=(1,),
+        prompt=8,
+        decode_tokens=2,
+        rounds=1,
+        compiled=False,
+    )
+
+
+def test_e2e_records_name_the_batch_the_peer_the_density_and_replayed_patterns(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+    records = e2e.run(tiny_config(), quiet=True, corpus_path=corpus)
+    tokens = [r for r in records if r.metric == "tokens/s"]
+    assert len(tokens) == 2 * 2 * 2  # models x batches x phases
+    assert {r.workload.split(", ")[0] + ", " + r.workload.split(", ")[1] for r in tokens} == {
+        "decode, batch 1",
+        "decode, batch 2",
+        "prefill, batch 1",
+        "prefill, batch 2",
+    }
+    assert all(r.peer == e2e.TORCH and "torch" in r.peer and r.ratio > 0 for r in tokens)
+    assert all("activation density" in r.notes and "planner chose" in r.notes for r in tokens)
+    replayed = [r for r in tokens if "replayed" in r.workload]
+    assert len(replayed) == 4 and all(r.notes.startswith("replayed activation patterns") for r in replayed)
+    assert all(e2e.BOUND in r.notes for r in tokens if r.workload.startswith("decode, batch 1,"))
+    parts = {r.metric for r in records if r.metric.startswith("decode ms per token")}
+    assert parts == {f"decode ms per token: {p}" for p in e2e.PARTS}
+    densities = [r for r in records if r.metric.startswith("FFN activation density")]
+    assert len(densities) == 2 and all(0 < r.ours <= 1 for r in densities)
+    out = tmp_path / "e2e.json"
+    e2e.publish(records, out)
+    assert out.exists() and out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_ideal_bound_counts_only_the_down_projection_rows_left():
+    model = tinylm.TinyLM(tinylm.LMConfig(d_model=32, n_layer=2, n_head=2, block_size=16))
+    total, down = e2e.weight_bytes(model)
+    assert down == 2 * 4 * 32 * 32 * 4 and total > down
+    assert e2e.ideal_bound(model, 1.0) == 1.0
+    assert e2e.ideal_bound(model, 0.0) == pytest.approx(total / (total - down))
+
+
+def test_replayed_activations_keep_the_recorded_density():
+    gen = np.random.default_rng(0)
+    patterns = gen.random((64, 48)) < 0.1
+    act = tinylm.ReplayedReLUSquared(patterns, hidden=512, seed=1)
+    out = act(torch.randn(4, 100, 512))
+    assert abs(float((out != 0).float().mean()) - patterns.mean()) < 0.03
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(InvalidInputError, match="--steps"):
+        e2e.configure(steps=0)
+    with pytest.raises(InvalidInputError, match="--rounds"):
+        e2e.configure(quick=True, rounds=-1)
+    assert e2e.configure(quick=True, steps=7).train_steps == 7
