@@ -352,8 +352,11 @@ class Fleet:
         self.address = address_file.read_text()
         return self.address
 
-    def start_workers(self, server: str | None = None, **options) -> None:
-        """Start every worker (in its namespace, CPU-capped when ``cpus`` is set) against ``server``."""
+    def start_workers(
+        self, server: str | None = None, per_worker: dict[str, dict] | None = None, **options
+    ) -> None:
+        """Start every worker (in its namespace, CPU-capped when ``cpus`` is set) against ``server``;
+        ``options`` go to every worker, ``per_worker[name]`` to one."""
         assert self.state is not None
         for i, host in enumerate(self.hosts):
             shaped = self.mode == "namespaces"
@@ -379,9 +382,8 @@ class Fleet:
             ]
             from frugalml.cleave.runtime.local import _flags
 
-            process = self._spawn(
-                self.namespace(i) if shaped else None, [*args, *_flags(options)], f"{host.name}.log"
-            )
+            own = _flags({**options, **(per_worker or {}).get(host.name, {})})
+            process = self._spawn(self.namespace(i) if shaped else None, [*args, *own], f"{host.name}.log")
             self.workers[host.name] = process
             if self.cpus is not None:
                 group = cap_cpu(
@@ -407,6 +409,24 @@ class Fleet:
             rx, tx = (int(v) for v in text.split())
             out[host.name] = (rx, tx)
         return out
+
+    def status(self) -> dict:
+        """The server's status, asked from inside its namespace (the only place it is reachable)."""
+        command = [
+            sys.executable,
+            "-m",
+            "frugalml.cleave.runtime",
+            "status",
+            "--server",
+            self.address,
+            "--json",
+        ]
+        if self.mode == "namespaces":
+            command = ["ip", "netns", "exec", self.ps_namespace, *command]
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **_ENV_THREADS})
+        if done.returncode != 0:
+            raise FleetError(f"cannot read the server's status: {done.stderr.strip()[-300:]}")
+        return json.loads(done.stdout)
 
     def wait_server(self, timeout: float) -> int:
         assert self.server is not None
