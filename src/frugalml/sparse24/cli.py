@@ -80,6 +80,15 @@ DTYPE = typer.Option(
 )
 
 
+def check_thread_option(threads: int) -> int:
+    """A ``--threads`` value in [0, 1024] (0: torch's default), or a one-line error."""
+    from frugalml.common.errors import InvalidInputError
+
+    if not 0 <= threads <= 1024:
+        raise InvalidInputError(f"--threads must be in [0, 1024] (0: torch's default), got {threads}")
+    return threads
+
+
 @dataclass(frozen=True)
 class TrainingOptions:
     """The options ``train`` and ``quality`` share, each declared once: its field's default is the typer
@@ -108,6 +117,10 @@ class TrainingOptions:
     dtype: str = DTYPE
     eval_every: int = EVAL_EVERY
     threads: int = THREADS
+
+    def checked_threads(self) -> int:
+        """``threads``, refused unless in [0, 1024] (0: torch's default)."""
+        return check_thread_option(self.threads)
 
     def model_config(self, ffn: str = "relu2"):
         from frugalml.sparse24.model import LlamaConfig
@@ -182,9 +195,9 @@ def train(
     """
     import logging
 
-    from frugalml.common.corpus import corpus_bytes
     from frugalml.common.files import atomic_write
     from frugalml.common.threads import torch_threads
+    from frugalml.sparse24.train import check_training, read_corpus
     from frugalml.sparse24.train import train as run_training
 
     if not quiet:
@@ -201,8 +214,9 @@ def train(
         seed=seed,
         checkpoint=checkpoint,
     )
-    with torch_threads(options.threads):
-        result = run_training(model_config, config, corpus_bytes(options.data), quiet=quiet)
+    check_training(model_config, config)
+    with torch_threads(options.checked_threads()):
+        result = run_training(model_config, config, read_corpus(options.data), quiet=quiet)
     print(
         f"{result.parameters / 1e6:.2f}M parameters, final validation loss {result.final_val_loss:.4f} "
         f"nats/byte, {result.tokens_per_second:.0f} tokens/s"
@@ -231,20 +245,21 @@ def quality(
     options: TrainingOptions,
 ):
     """Dense vs sparse->dense vs always-sparse vs weights-only vs activations-only, same steps and seed."""
-    from frugalml.common.corpus import corpus_bytes
     from frugalml.common.parsing import comma_list
     from frugalml.common.report import print_table, write_json
     from frugalml.common.threads import torch_threads
     from frugalml.sparse24.bench.quality import QUALITY_ARMS
     from frugalml.sparse24.bench.quality import quality as run_quality
+    from frugalml.sparse24.train import check_training, read_corpus
 
-    chosen: list[str] = comma_list(arms, name="arm", allowed=QUALITY_ARMS)
+    chosen: list[str] = comma_list(arms, name="arm", allowed=QUALITY_ARMS, non_empty=True)
     config = options.train_config(
         steps=steps, activations=activations, sparse_fraction=sparse_fraction, seed=seed
     )
-    with torch_threads(options.threads):
+    check_training(options.model_config(), config)
+    with torch_threads(options.checked_threads()):
         records, _ = run_quality(
-            options.model_config(), config, corpus_bytes(options.data), chosen, plot=plot, quiet=quiet
+            options.model_config(), config, read_corpus(options.data), chosen, plot=plot, quiet=quiet
         )
     print_table(records, title="sparse24 quality (ratio = dense loss / arm loss)")
     if json_path:
@@ -265,7 +280,7 @@ def speed(
     from frugalml.sparse24.bench.cpu_speed import cpu_speed
     from frugalml.sparse24.bench.gpu_speed import gpu_speed
 
-    with torch_threads(threads):
+    with torch_threads(check_thread_option(threads)):
         records = cpu_speed(quick=quick)
         if gpu:
             records += gpu_speed(tokens=1024 if quick else 8192, rounds=2 if quick else 10)
@@ -277,16 +292,20 @@ def speed(
 @app.command()
 def inspect(path: str = typer.Argument(..., help="A checkpoint written by train --checkpoint.")):
     """Show a checkpoint's tensors, which are packed 2:4, and its byte accounting."""
+    from collections import Counter
+
     from frugalml.common.files import read_header
     from frugalml.sparse24.formats import CHECKPOINT_MAGIC, CHECKPOINT_VERSION, load_checkpoint
 
+    state, _ = load_checkpoint(path)  # checks the whole file first
     header = read_header(path, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)
-    state, _ = load_checkpoint(path)
     dense = sum(t.numel() * t.element_size() for t in state.values())
-    packed = sum(1 for e in header.metadata["tensors"] if e["kind"] == "2:4")
+    kinds = Counter(e["kind"] for e in header.metadata["tensors"] if e["kind"] != "dense")
+    packed = ", ".join(f"{count} packed {kind}" for kind, count in sorted(kinds.items())) or "none packed"
+    ratio = f"{dense / header.payload_length:.2f}x" if header.payload_length else "empty"
     print(
-        f"{path}: format v{header.version}, {len(state)} tensors ({packed} packed 2:4), "
-        f"{header.payload_length} payload bytes vs {dense} dense ({dense / header.payload_length:.2f}x)"
+        f"{path}: format v{header.version}, {len(state)} tensors ({packed}), "
+        f"{header.payload_length} payload bytes vs {dense} dense ({ratio})"
     )
 
 

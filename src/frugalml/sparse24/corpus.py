@@ -18,7 +18,11 @@ class ByteBatches:
     val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        tokens = torch.frombuffer(bytearray(self.corpus), dtype=torch.uint8).long()
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InvalidInputError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not self.corpus:
+            raise InvalidInputError("the corpus is empty; pass a text file with some content")
+        tokens = torch.frombuffer(bytearray(self.corpus), dtype=torch.uint8)  # one byte per token
         split = int(len(tokens) * (1 - self.val_fraction))
         self.train, self.val = tokens[:split], tokens[split:]
         shortest = min(len(self.train), len(self.val))
@@ -34,5 +38,5 @@ class ByteBatches:
         data = self.train if split == "train" else self.val
         starts = torch.randint(len(data) - self.seq_len - 1, (batch_size,), generator=generator)
         offsets = torch.arange(self.seq_len + 1)
-        window = data[starts.unsqueeze(1) + offsets]
+        window = data[starts.unsqueeze(1) + offsets].long()
         return window[:, :-1], window[:, 1:]

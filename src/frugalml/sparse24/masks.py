@@ -19,6 +19,7 @@ import torch
 from frugalml.common.errors import InvalidInputError
 
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+VNM_MAX = 2**31 - 1  # the largest V or M (a block's rows or columns)
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,10 @@ class VNM:
     m: int
 
     def __post_init__(self) -> None:
-        if self.v < 1 or self.m < 4 or self.n != 2:
+        if not (1 <= self.v <= VNM_MAX and 4 <= self.m <= VNM_MAX and self.n == 2):
             raise InvalidInputError(
-                f"V:N:M pattern {self} is not supported: need V >= 1, N == 2 (the hardware 2:4 inside "
-                "the 4 chosen columns) and M >= 4, e.g. vnm:64:2:8"
+                f"V:N:M pattern {self} is not supported: need 1 <= V <= {VNM_MAX}, N == 2 (the hardware "
+                f"2:4 inside the 4 chosen columns) and 4 <= M <= {VNM_MAX}, e.g. vnm:64:2:8"
             )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -11,6 +12,8 @@ from torch import nn
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.validate import one_of
 from frugalml.sparse24.layers import FFN_KINDS, MoEFFN
+
+MAX_SIZE = 2**31 - 1  # any model dimension or count; memory is checked against the machine separately
 
 
 @dataclass
@@ -31,13 +34,37 @@ class LlamaConfig:
 
     def __post_init__(self) -> None:
         one_of(self.ffn, (*FFN_KINDS, "moe"), "ffn kind")
+        for name in (
+            "vocab_size",
+            "dim",
+            "n_layers",
+            "n_heads",
+            "hidden",
+            "max_seq_len",
+            "n_experts",
+            "top_k",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+                raise InvalidInputError(f"{name} must be an integer in [1, {MAX_SIZE}], got {value!r}")
         if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
             raise InvalidInputError(
                 f"dim={self.dim} must split into n_heads={self.n_heads} heads of even size (RoPE)"
             )
-        for name in ("vocab_size", "dim", "n_layers", "hidden", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.top_k > self.n_experts:
+            raise InvalidInputError(f"top_k must be in [1, n_experts={self.n_experts}], got {self.top_k}")
+        for name in ("rope_theta", "norm_eps"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise InvalidInputError(f"{name} must be a finite positive number, got {value!r}")
+
+    def parameter_count(self) -> int:
+        """Parameters of the model this config builds (the output head shares the embedding)."""
+        d, h = self.dim, self.hidden
+        ffn = {"relu2": 2 * d * h, "swiglu": 3 * d * h}.get(
+            self.ffn, self.n_experts * 2 * d * h + d * self.n_experts
+        )
+        return self.vocab_size * d + self.n_layers * (4 * d * d + ffn + 2 * d) + d
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from frugalml.common.corpus import corpus_bytes
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.common.progress import progress
 from frugalml.common.validate import one_of
@@ -17,13 +20,35 @@ from frugalml.sparse24.backends import check_backend
 from frugalml.sparse24.corpus import ByteBatches
 from frugalml.sparse24.formats import save_checkpoint
 from frugalml.sparse24.layers import SparsityConfig
+from frugalml.sparse24.masks import VNM
 from frugalml.sparse24.model import LlamaConfig, TinyLlama
 from frugalml.sparse24.schedule import SparsitySchedule
-from frugalml.sparse24.swap import export_sparse_state
+from frugalml.sparse24.swap import export_sparse_state, sparsify_ffn
 from frugalml.sparse24.vnm_kernel import triton_status
 
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+MAX_STEPS = 10**9  # steps, warm-up steps and telemetry periods
+MAX_SIZE = 2**31 - 1  # batch size, sequence length, evaluation sizes
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInputError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_number(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False) -> None:
+    """Raise unless ``value`` is a finite real number in [low, high] (or (low, high] with ``low_open``)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or value > high or (low_open and value == low):
+        where = (
+            f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+            if math.isfinite(high)
+            else (f"{'> ' if low_open else '>= '}{low:g}")
+        )
+        raise InvalidInputError(f"{name} must be {where} and finite, got {value!r}")
 
 
 @dataclass
@@ -74,12 +99,22 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_batches"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
+            _check_int(name, getattr(self, name), 1, MAX_STEPS if name == "steps" else MAX_SIZE)
+        _check_int("lr_warmup_steps", self.lr_warmup_steps, 0, MAX_STEPS)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
         one_of(self.device, DEVICES, "device")
         one_of(self.dtype, DTYPES, "dtype")
-        if self.lr <= 0:
-            raise InvalidInputError(f"lr must be positive, got {self.lr}")
+        one_of(self.dense_from, ("sparse", "master"), "dense_from")
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("masked_decay", self.masked_decay, low=0.0)
+        for name in ("min_lr_fraction", "sparse_fraction", "warmup_fraction", "dense_features"):
+            _check_number(name, getattr(self, name), low=0.0, high=1.0)
+        if self.sparse_fraction + self.warmup_fraction > 1.0 + 1e-9:
+            raise InvalidInputError(
+                f"warmup_fraction + sparse_fraction = {self.sparse_fraction + self.warmup_fraction:g} > 1; "
+                "lower one of them"
+            )
         # a dense run still rejects bad sparsity options (checked as if its weights were 2:4)
         SparsityConfig(**(self.sparsity() if not self.is_dense else {**self.sparsity(), "weights": "2:4"}))
 
@@ -131,6 +166,58 @@ def check_runnable(config: TrainConfig) -> None:
             raise PeerUnavailableError(f"vnm_kernel 'triton' cannot run: {reason}; use 'gather' or 'mask'")
 
 
+def training_bytes(model_config: LlamaConfig, config: TrainConfig) -> int:
+    """A lower bound on the memory a run holds at once: parameters, gradients and AdamW's two moments,
+    plus the activations one step keeps for its backward (a few per layer and token, and the logits)."""
+    element = torch.empty((), dtype=config.torch_dtype).element_size()
+    tokens = config.batch_size * config.seq_len
+    pattern = None if config.is_dense or config.activations is None else config.activations
+    v = VNM.parse("vnm:1:2:4" if pattern in (None, "2:4") else pattern).v
+    padded = -(-tokens // v) * v  # V:N:M blocks pad the tokens to a multiple of V
+    per_layer = 6 * model_config.dim * tokens + 2 * model_config.hidden * padded
+    activations = model_config.n_layers * per_layer + 2 * model_config.vocab_size * tokens
+    return element * (4 * model_config.parameter_count() + activations)
+
+
+def memory_bytes(device: str) -> int:
+    """Physical memory of the machine (``"cpu"``) or of the first CUDA GPU (``"cuda"``)."""
+    if device == "cuda":
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_training(model_config: LlamaConfig, config: TrainConfig) -> None:
+    """Raise before any work when the run cannot start: a sequence longer than the model's, a device,
+    backend or kernel that cannot run here, or more memory than the device has."""
+    if config.seq_len > model_config.max_seq_len:
+        raise InvalidInputError(
+            f"seq_len={config.seq_len} exceeds the model's max_seq_len={model_config.max_seq_len}"
+        )
+    check_runnable(config)
+    need, have = training_bytes(model_config, config), memory_bytes(config.device)
+    if need > have:
+        raise InvalidInputError(
+            f"this run needs at least {need / 2**30:.3g} GiB (weights, gradients, AdamW state and "
+            f"activations) but the {config.device} has {have / 2**30:.3g} GiB; lower dim, hidden, "
+            "layers, batch_size, seq_len or the V of a V:N:M pattern"
+        )
+
+
+def read_corpus(data: str | os.PathLike | None) -> bytes:
+    """The bytes of a training corpus (see :func:`frugalml.common.corpus.corpus_bytes`), refusing a
+    file larger than half the machine's memory before reading it."""
+    given = Path(data).expanduser() if data is not None else None
+    if given is not None and given.is_file() and given.stat().st_size > memory_bytes("cpu") // 2:
+        raise InvalidInputError(
+            f"{given} holds {given.stat().st_size / 2**30:.3g} GiB, more than half this machine's memory; "
+            "train on a slice of it (head -c)"
+        )
+    corpus = corpus_bytes(data)
+    if not corpus:
+        raise InvalidInputError(f"the corpus {data} is empty; pass a text file with some content")
+    return corpus
+
+
 @dataclass
 class TrainResult:
     """What a run produced: per-eval history, the final validation loss, throughput, the model."""
@@ -168,11 +255,7 @@ def train(
     model_config: LlamaConfig, config: TrainConfig, corpus: bytes, quiet: bool = False, label: str = "train"
 ) -> TrainResult:
     """Train a fresh :class:`TinyLlama` on ``corpus`` bytes; evaluate every ``eval_every`` steps."""
-    if config.seq_len > model_config.max_seq_len:
-        raise InvalidInputError(
-            f"seq_len={config.seq_len} exceeds the model's max_seq_len={model_config.max_seq_len}"
-        )
-    check_runnable(config)
+    check_training(model_config, config)
     batches = ByteBatches(corpus, config.seq_len)
     model = TinyLlama(model_config, seed=config.seed).to(config.device, config.torch_dtype)
     schedule = SparsitySchedule(
@@ -182,6 +265,9 @@ def train(
         sparsity=config.sparsity(),
         dense_from=config.dense_from,
     )
+    if schedule.sparse_steps[0] > 0 and schedule.sparse_steps[1] > schedule.sparse_steps[0]:
+        # a dense warm-up first: check now that the layers can be made sparse, not after the warm-up
+        sparsify_ffn(copy.deepcopy(model), **config.sparsity())
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -207,13 +293,14 @@ def train(
         if not math.isfinite(loss.item()):
             raise InvalidInputError(f"training diverged at step {step} ({phase}); lower the learning rate")
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            schedule.record(
-                model,
-                step + 1,
-                train_loss=loss.item(),
-                val_loss=evaluate(model, batches, config),
-                tokens_per_s=tokens / train_seconds,
-            )
+            val_loss = evaluate(model, batches, config)
+            if not math.isfinite(val_loss):
+                raise InvalidInputError(
+                    f"training diverged by step {step + 1} ({phase}); lower the learning rate"
+                )
+            throughput = tokens / train_seconds
+            losses = {"train_loss": loss.item(), "val_loss": val_loss}
+            schedule.record(model, step + 1, **losses, tokens_per_s=throughput)
     final = schedule.history[-1]["val_loss"]
     if config.checkpoint:
         save_model(model, config.checkpoint, model_config, config)
