@@ -80,3 +80,20 @@ def test_bad_tables(tmp_path):
     (tmp_path / "partial.json").write_text(json.dumps(doc))
     with pytest.raises(CorruptFileError, match="lacks"):
         load_table(tmp_path / "partial.json")
+
+
+def test_crafted_tables_are_refused_without_enumerating_their_space(tmp_path):
+    doc = json.loads(_write_table(tmp_path / "t.json").read_text())
+    cases = {
+        "lacks": {"space": {"primitives": "AM", "layers": 60}, "scores": {"A" * 60: 1.0}},  # 2^60
+        "outside its space": {**doc, "scores": {**doc["scores"], "AXAA": 0.5}},
+        "not finite": {**doc, "scores": {**doc["scores"], "AAAA": float("nan")}},
+        "not a tabular benchmark": {**doc, "space": {"primitives": "AQ", "layers": 4}},
+    }
+    for i, (message, crafted) in enumerate(cases.items()):
+        (tmp_path / f"c{i}.json").write_text(json.dumps(crafted))
+        with pytest.raises(CorruptFileError, match=message):
+            load_table(tmp_path / f"c{i}.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(CorruptFileError, match="not a tabular benchmark"):
+        load_table(tmp_path / "list.json")

@@ -85,11 +85,21 @@ def load_table(path: str | Path | None = None) -> Table:
         scores = {str(a): float(s) for a, s in doc["scores"].items()}
         config = doc.get("config", {})
         seeds = tuple(int(x) for x in doc.get("seeds", ()))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidInputError) as exc:
         raise CorruptFileError(f"{where} is not a tabular benchmark ({exc})") from None
-    missing = space.size - len(set(scores) & set(space.enumerate()))
-    if missing:
-        raise CorruptFileError(f"{where} lacks the scores of {missing} architectures of its space")
+    # checked against what the file holds, never by enumerating a space it may inflate
+    outside = [a for a in scores if len(a) != space.layers or not set(a) <= set(space.primitives)]
+    if outside:
+        raise CorruptFileError(
+            f"{where} scores {len(outside)} strings outside its space {space.primitives} x "
+            f"{space.layers}, e.g. {outside[0][:40]!r}"
+        )
+    if space.size != len(scores):
+        raise CorruptFileError(
+            f"{where} lacks the scores of {space.size - len(scores)} architectures of its space"
+        )
+    if not all(np.isfinite(v) for v in scores.values()):
+        raise CorruptFileError(f"{where} holds scores that are not finite numbers")
     return Table(space, scores, config, name, seeds)
 
 
