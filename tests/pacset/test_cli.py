@@ -24,6 +24,7 @@ def test_pack_inspect_predict(rf, cls_data, tmp_path, capsys):
             "pacset",
             "pack",
             str(tmp_path / "rf.joblib"),
+            "--trust-pickle",
             "-o",
             str(tmp_path / "rf.pacset"),
             "--layout",
@@ -54,6 +55,7 @@ def test_tune_command(rf, cls_data, tmp_path, capsys):
             "tune",
             str(tmp_path / "rf.joblib"),
             str(tmp_path / "x.npy"),
+            "--trust-pickle",
             "-o",
             str(tmp_path / "t.pacset"),
             "-q",
@@ -66,7 +68,7 @@ def test_tune_command(rf, cls_data, tmp_path, capsys):
 def test_errors_exit_2(rf, tmp_path, capsys):
     joblib.dump(rf, tmp_path / "rf.joblib")
     code, _, err = run(
-        ["pacset", "pack", str(tmp_path / "rf.joblib"), "-o", str(tmp_path / "a"), "--layout", "zigzag"],
+        ["pacset", "pack", str(tmp_path / "rf.joblib"), "--trust-pickle", "-o", "a", "--layout", "zigzag"],
         capsys,
     )
     assert code == 2 and "unknown layout" in err
@@ -75,9 +77,36 @@ def test_errors_exit_2(rf, tmp_path, capsys):
     (tmp_path / "bad.pacset").write_bytes(b"PACSET\0\0" + b"\0" * 60)
     code, _, err = run(["pacset", "inspect", str(tmp_path / "bad.pacset")], capsys)
     assert code == 2 and "frugal: error" in err
-    run(["pacset", "pack", str(tmp_path / "rf.joblib"), "-o", str(tmp_path / "rf.pacset")], capsys)
+    run(
+        ["pacset", "pack", str(tmp_path / "rf.joblib"), "--trust-pickle", "-o", str(tmp_path / "rf.pacset")],
+        capsys,
+    )
     np.save(tmp_path / "wrong.npy", np.zeros((2, 3)))
     code, _, err = run(
         ["pacset", "predict", str(tmp_path / "rf.pacset"), str(tmp_path / "wrong.npy")], capsys
     )
     assert code == 2 and "features" in err
+
+
+class _Evil:
+    """Unpickling this creates a file: what a crafted model file could do."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+@pytest.mark.parametrize("command", ["pack", "tune"])
+def test_pickles_refused_without_trust(tmp_path, capsys, command):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "evil.joblib").write_bytes(pickle.dumps(_Evil(str(marker))))
+    np.save(tmp_path / "x.npy", np.zeros((2, 8)))
+    extra = [str(tmp_path / "x.npy")] if command == "tune" else ["-o", str(tmp_path / "e.pacset")]
+    code, _, err = run(["pacset", command, str(tmp_path / "evil.joblib"), *extra], capsys)
+    assert code == 2 and not marker.exists()
+    assert "--trust-pickle" in err and "XGBoost JSON/UBJ" in err and "LightGBM text" in err
+    assert len(err.strip().splitlines()) == 1

@@ -106,7 +106,9 @@ def test_joblib_file(rf, cls_data, tmp_path):
     import joblib
 
     joblib.dump(rf, tmp_path / "rf.joblib")
-    forest = load_model_file(tmp_path / "rf.joblib")
+    with pytest.raises(InvalidInputError, match="trust"):
+        load_model_file(tmp_path / "rf.joblib")
+    forest = load_model_file(tmp_path / "rf.joblib", trust_pickle=True)
     np.testing.assert_array_equal(outputs(forest, cls_data[0][:50]), rf.predict_proba(cls_data[0][:50]))
 
 
@@ -118,8 +120,10 @@ def test_unknown_model_and_file(tmp_path):
     with pytest.raises(InvalidInputError, match="not fitted"):
         from_model(ensemble.RandomForestClassifier())
     (tmp_path / "junk.bin").write_bytes(b"not a model at all")
-    with pytest.raises(InvalidInputError, match="not a model file"):
+    with pytest.raises(InvalidInputError, match="is not XGBoost JSON/UBJ"):
         load_model_file(tmp_path / "junk.bin")
+    with pytest.raises(InvalidInputError, match="not a model file"):
+        load_model_file(tmp_path / "junk.bin", trust_pickle=True)
     (tmp_path / "x.json").write_text('{"a": 1}')
     with pytest.raises(InvalidInputError, match="not an XGBoost model"):
         load_model_file(tmp_path / "x.json")

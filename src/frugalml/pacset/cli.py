@@ -16,11 +16,18 @@ _BINS = typer.Option(8, "--bins", help="Trees split into this many contiguous bi
 _INTERLEAVE = typer.Option(3, "--interleave", help="Top levels of a bin's trees written together.")
 _BLOCK = typer.Option(4096, "--block-size", help="Bytes per block (a multiple of 4096).")
 _QUIET = typer.Option(False, "--quiet", "-q", help="Print less.")
+_TRUST = typer.Option(
+    False,
+    "--trust-pickle",
+    help="Allow a joblib/pickle MODEL: loading one runs code it contains, so only for files you trust.",
+)
 
 
 @app.command()
 def pack(
-    model: Path = typer.Argument(..., help="joblib/pickle sklearn model, XGBoost JSON/UBJ or LightGBM text."),
+    model: Path = typer.Argument(
+        ..., help="XGBoost JSON/UBJ, LightGBM text, or (with --trust-pickle) a joblib/pickle model."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="The packed file to write."),
     layout: str = _LAYOUT,
     bins: int = _BINS,
@@ -30,14 +37,15 @@ def pack(
     calibration: Path = typer.Option(
         None, "--calibration", help="CSV/.npy of typical queries: lay out by their paths."
     ),
+    trust_pickle: bool = _TRUST,
     quiet: bool = _QUIET,
 ):
-    """Pack MODEL into a block-aligned file: frugal pacset pack model.joblib -o model.pacset"""
+    """Pack MODEL into a block-aligned file: frugal pacset pack model.json -o model.pacset"""
     from frugalml.common.data import read_matrix
     from frugalml.pacset.packer import Packer
 
     X = read_matrix(calibration) if calibration is not None else None
-    packer = Packer(layout, bins, interleave, block_size, vote).fit(model, X)
+    packer = Packer(layout, bins, interleave, block_size, vote).fit(model, X, trust_pickle=trust_pickle)
     header = packer.write(output)
     if not quiet:
         m = header.metadata
@@ -141,6 +149,7 @@ def tune(
     model: Path = typer.Argument(..., help="The model file (as for pack)."),
     data: Path = typer.Argument(..., help="Calibration rows (.npy or CSV)."),
     output: Path = typer.Option(None, "-o", "--output", help="Also pack with the best settings."),
+    trust_pickle: bool = _TRUST,
     quiet: bool = _QUIET,
 ):
     """Choose bins, interleave depth and block size that minimise simulated block reads."""
@@ -149,7 +158,7 @@ def tune(
     from frugalml.pacset.packer import Packer
     from frugalml.pacset.tune import tune as run_tune
 
-    forest = load_model_file(model)
+    forest = load_model_file(model, trust_pickle=trust_pickle)
     X = read_matrix(data)
     result = run_tune(forest, X)
     best = result.best

@@ -49,22 +49,31 @@ def from_model(model: Any) -> Forest:
     )
 
 
-def load_model_file(path: str | os.PathLike) -> Forest:
-    """Import a model file: joblib/pickle (sklearn, or a pickled XGBoost/LightGBM model), XGBoost
-    JSON or UBJ, or a LightGBM text model. The format is detected from the content.
+SAFE_FORMATS = (
+    "XGBoost JSON/UBJ (Booster.save_model('model.json')) or LightGBM text (save_model('model.txt'))"
+)
 
-    Only load pickles you trust: unpickling runs code.
+
+def load_model_file(path: str | os.PathLike, *, trust_pickle: bool = False) -> Forest:
+    """Import a model file: XGBoost JSON or UBJ, a LightGBM text model, or (with ``trust_pickle``)
+    a joblib/pickle file (sklearn, or a pickled XGBoost/LightGBM model). The format is detected
+    from the content.
+
+    Loading a joblib/pickle file runs code it contains, so such files are refused unless
+    ``trust_pickle=True``: pass it only for files from a source you trust. sklearn models can be
+    packed without a pickle by calling :func:`frugalml.pacset.pack` on the fitted estimator.
     """
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"model file {path} does not exist; check the path")
-    head = path.read_bytes()[:64]
+    with open(path, "rb") as f:
+        head = f.read(64)
     if head.lstrip().startswith(b"{"):
         try:
             doc = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             return _from_xgboost_ubj(path)
-        if "learner" not in doc:
+        if not isinstance(doc, dict) or "learner" not in doc:
             raise InvalidInputError(f"{path} is JSON but not an XGBoost model (no 'learner' key)")
         return from_xgboost_json(doc)
     if head.startswith(b"tree\n") or head.startswith(b"tree\r\n"):
@@ -74,6 +83,16 @@ def load_model_file(path: str | os.PathLike) -> Forest:
         except lgb.basic.LightGBMError as exc:
             raise InvalidInputError(f"{path} is not a readable LightGBM model: {exc}") from None
         return from_lightgbm_dump(booster.dump_model())
+    if not trust_pickle:
+        raise InvalidInputError(
+            f"{path} is not {SAFE_FORMATS}; if it is a joblib/pickle file, loading it runs code "
+            "it contains: pass --trust-pickle (trust_pickle=True) only if you trust its source, or "
+            "save the model in a safe format (sklearn: call frugalml.pacset.pack on the estimator)"
+        )
+    return _unpickle(path)
+
+
+def _unpickle(path: Path) -> Forest:
     import pickle
 
     import joblib
@@ -82,8 +101,8 @@ def load_model_file(path: str | os.PathLike) -> Forest:
         model = joblib.load(path)
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, OSError) as exc:
         raise InvalidInputError(
-            f"{path} is not a model file pacset reads (joblib/pickle, XGBoost JSON/UBJ, LightGBM "
-            f"text): {type(exc).__name__}: {exc}"
+            f"{path} is not a model file pacset reads ({SAFE_FORMATS}, or joblib/pickle): "
+            f"{type(exc).__name__}: {exc}"
         ) from None
     return from_model(model)
 

@@ -53,17 +53,19 @@ class Packer:
     def _config(self) -> LayoutConfig:
         return LayoutConfig(self.layout, self.bins, self.interleave, self.block_size, self.vote)
 
-    def fit(self, model: Any, X=None) -> Packer:
+    def fit(self, model: Any, X=None, *, trust_pickle: bool = False) -> Packer:
         """Import ``model`` (a fitted estimator, a Forest, or a model file path) and lay it out.
 
         ``X``: optional calibration rows; node cardinalities are then recounted from them
         (a workload-aware layout) instead of taken from the training statistics in the model.
+        ``trust_pickle``: a model file may be joblib/pickle (loading it runs its code; see
+        :func:`~frugalml.pacset.importers.load_model_file`).
         """
         config = self._config()
         if isinstance(model, Forest):
             forest = model
         elif isinstance(model, str | os.PathLike):
-            forest = load_model_file(model)
+            forest = load_model_file(model, trust_pickle=trust_pickle)
         else:
             forest = from_model(model)
         if X is not None:
@@ -79,8 +81,8 @@ class Packer:
         return write_packed(path, self.forest_, self.layout_)
 
 
-def pack(model: Any, path: str | os.PathLike, X=None, **config) -> Packer:
+def pack(model: Any, path: str | os.PathLike, X=None, *, trust_pickle: bool = False, **config) -> Packer:
     """Pack ``model`` into ``path`` in one call (``config``: layout, bins, interleave, block_size, vote)."""
-    packer = Packer(**config).fit(model, X)
+    packer = Packer(**config).fit(model, X, trust_pickle=trust_pickle)
     packer.write(path)
     return packer
