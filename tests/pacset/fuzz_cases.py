@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 
 import numpy as np
@@ -63,7 +64,7 @@ def reseal_pacset(data: bytes) -> bytes:
         meta["index_sha256"] = hashlib.sha256(data[offset:start]).hexdigest()
         body = data[:start] + region.tobytes() + data[start + n_blocks * bs :]
         return reseal_container(with_metadata(body, meta))
-    except (ValueError, KeyError, TypeError, OverflowError, AttributeError):
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError, struct.error):
         return reseal_container(data)
 
 

@@ -28,7 +28,18 @@ import numpy as np
 from frugalml.common.errors import CorruptFileError
 from frugalml.common.files import ContainerHeader, read_header, write_container
 from frugalml.pacset.forest import AGGREGATES, PRECISIONS, TRANSFORMS, Forest
-from frugalml.pacset.kernels import VOTE, seal_blocks
+from frugalml.pacset.kernels import (
+    BLOCK_MIX,
+    FEATURE,
+    FEATURE_MASK,
+    IS_LEAF,
+    LEFT,
+    RIGHT,
+    VOTE,
+    checksum_multipliers,
+    leaf_slots,
+    seal_blocks,
+)
 
 if TYPE_CHECKING:
     from frugalml.pacset.layout import Layout
@@ -306,7 +317,10 @@ def open_packed(path: str | os.PathLike) -> PackedFile:
 
 
 def verify_file(path: str | os.PathLike) -> None:
-    """Check the whole payload's SHA-256 (reads the whole file; readers verify block by block)."""
+    """Check the whole file: the payload's SHA-256, every block's seal, and every node reachable
+    from the roots (children after their parent and inside the node region, features, voted
+    classes and leaves in range). Reads the whole file; predicting checks only the blocks it uses.
+    """
     packed = open_packed(path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -320,3 +334,51 @@ def verify_file(path: str | os.PathLike) -> None:
             remaining -= len(chunk)
     if remaining or digest.digest() != packed.header.payload_sha256:
         raise CorruptFileError(f"{path} is corrupt (payload checksum mismatch); pack it again")
+    model = ModelMeta.from_meta(packed.meta, str(path))
+    region = np.memmap(path, np.uint8, "r", packed.nodes_offset, (model.n_blocks * model.block_size,))
+    _check_seals(region, model, str(path))
+    _check_nodes(region, model, packed.index, str(path))
+
+
+def _check_seals(region: np.ndarray, model: ModelMeta, where: str) -> None:
+    words = region.view(np.uint64).reshape(model.n_blocks, -1)
+    mult = checksum_multipliers(model.block_size)[:-1]
+    for start in range(0, model.n_blocks, 1024):
+        part = words[start : start + 1024]
+        sums = (part[:, :-1] * mult).sum(axis=1, dtype=np.uint64)
+        ids = np.arange(start + 1, start + len(part) + 1, dtype=np.uint64)
+        bad = np.nonzero(sums ^ (ids * BLOCK_MIX) ^ np.uint64(model.seal_key) != part[:, -1])[0]
+        if bad.size:
+            raise CorruptFileError(f"{where}: block {start + int(bad[0])} failed its checksum; pack it again")
+
+
+def _check_nodes(region: np.ndarray, model: ModelMeta, index: Index, where: str) -> None:
+    """Visit every node reachable from the roots, level by level (distinct slots per level)."""
+    spb = model.block_size // model.slot_size
+    n_slots = model.n_blocks * spb
+    words = region.view(np.int32).reshape(n_slots, model.slot_size // 4)
+    vote_classes = model.n_outputs if model.aggregate == "vote" else 0
+    leaf_limit = spb - 1 - leaf_slots(model.n_values, model.slot_size)
+    code = np.unique(index.root_code[index.root_code >= 0])
+    while code.size:
+        left, right, feat = (words[code, k] for k in (LEFT, RIGHT, FEATURE))
+        leaf = left == IS_LEAF
+        children = [left[~leaf], right[~leaf]]
+        bad = np.where(
+            leaf,
+            code % spb > leaf_limit,
+            ((feat & FEATURE_MASK) >= model.n_features)
+            | ~_child_ok(code, left, n_slots, vote_classes)
+            | ~_child_ok(code, right, n_slots, vote_classes),
+        )
+        if bad.any():
+            raise CorruptFileError(
+                f"{where}: block {int(code[bad][0]) // spb} holds an invalid node (a child before its "
+                "parent or outside the model, or a feature or class out of range); pack it again"
+            )
+        code = np.unique(np.concatenate(children))
+        code = code[code >= 0]
+
+
+def _child_ok(code: np.ndarray, child: np.ndarray, n_slots: int, vote_classes: int) -> np.ndarray:
+    return ((child > code) & (child < n_slots)) | ((child <= VOTE) & (VOTE - child < vote_classes))

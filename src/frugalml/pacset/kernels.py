@@ -29,7 +29,7 @@ VOTE = -2
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _SALT = np.uint64(0x632BE59BD9B4E019)
-_BLOCK_MIX = np.uint64(0xD6E8FEB86659FD93)
+BLOCK_MIX = np.uint64(0xD6E8FEB86659FD93)
 
 
 def checksum_multipliers(block_size: int) -> np.ndarray:
@@ -45,11 +45,11 @@ def seal_blocks(region: np.ndarray, block_size: int, seal_key: int = 0) -> None:
     mult = checksum_multipliers(block_size)[:-1]
     sums = (words[:, :-1] * mult).sum(axis=1, dtype=np.uint64)
     ids = np.arange(len(words), dtype=np.uint64) + np.uint64(1)
-    words[:, -1] = sums ^ (ids * _BLOCK_MIX) ^ np.uint64(seal_key)
+    words[:, -1] = sums ^ (ids * BLOCK_MIX) ^ np.uint64(seal_key)
 
 
 def _block_mix(block: int) -> np.uint64:
-    return np.uint64((block + 1) * int(_BLOCK_MIX) % (1 << 64))
+    return np.uint64((block + 1) * int(BLOCK_MIX) % (1 << 64))
 
 
 def leaf_slots(n_values: int, slot_size: int) -> int:
