@@ -1,4 +1,4 @@
-"""ReLU-sparse transformer inference end to end: a ReLU^2 decoder's prefill and decode tokens/s with
+r"""ReLU-sparse transformer inference end to end: a ReLU^2 decoder's prefill and decode tokens/s with
 maskedmm (``frugalml.maskedmm.torch.sparsify_``) vs the same model in plain torch and torch.compile,
 on the same threads.
 
@@ -9,12 +9,15 @@ d_model 2048 (FFN 4x) with its activation patterns replayed: decode and prefill 
 and, at batch 1, the ideal bound of a decode step bound by the weight bytes it reads.
 
 Full run, on a quiet machine (about an hour):
-    .venv/bin/python benchmarks/maskedmm/e2e.py --json benchmarks/results/maskedmm/e2e.json
+    FRUGAL_DATA=../shared/data .venv/bin/python benchmarks/maskedmm/e2e.py \
+        --json benchmarks/results/maskedmm/e2e.json
 Quick run (a few minutes; smaller training, batch 1 and 4, 1 thread, no torch.compile):
-    .venv/bin/python benchmarks/maskedmm/e2e.py --quick --json benchmarks/results/maskedmm/e2e-quick.json
+    FRUGAL_DATA=../shared/data .venv/bin/python benchmarks/maskedmm/e2e.py --quick \
+        --json benchmarks/results/maskedmm/e2e-quick.json
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -30,10 +33,15 @@ def main() -> None:
     from frugalml.maskedmm.bench.spin import apply_spin_settings
 
     apply_spin_settings()  # before OpenMP starts: idle workers of torch and maskedmm then sleep
+    from frugalml.common.errors import FrugalError
     from frugalml.maskedmm.bench import e2e
 
-    config = e2e.configure(quick=args.quick, steps=args.steps, rounds=args.rounds)
-    records = e2e.run(config, quiet=args.quiet, corpus_path=args.corpus)
+    try:
+        config = e2e.configure(quick=args.quick, steps=args.steps, rounds=args.rounds)
+        records = e2e.run(config, quiet=args.quiet, corpus_path=args.corpus)
+    except FrugalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     e2e.publish(records, args.json)
 
 
