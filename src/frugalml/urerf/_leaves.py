@@ -178,9 +178,10 @@ def path_lengths(qleaves, leaves, node_offsets, depth, parent):
             base, size = node_offsets[t], node_offsets[t + 1] - node_offsets[t]
             lq = qleaves[t, q]
             node = lq
-            while node >= 0:
+            while 0 <= node < size:  # parents come before children: at most size steps
                 on_path[node] = 1
-                node = parent[base + node]
+                up = parent[base + node]
+                node = up if up < node else -1
             for v in range(size):
                 if on_path[v]:
                     lca_depth[v] = depth[base + v]
@@ -191,9 +192,10 @@ def path_lengths(qleaves, leaves, node_offsets, depth, parent):
                 lj = leaves[t, j]
                 out[q, j] += dq + depth[base + lj] - 2 * lca_depth[lj]
             node = lq
-            while node >= 0:
+            while 0 <= node < size:
                 on_path[node] = 0
-                node = parent[base + node]
+                up = parent[base + node]
+                node = up if up < node else -1
         for j in range(n):
             out[q, j] /= n_trees
     return out

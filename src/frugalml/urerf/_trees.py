@@ -543,20 +543,25 @@ def _grow_tree(Xt, ranks, sorted_values, seed, params, trees, t):
         leaves = trees.leaves[t]
         for i in range(n):
             leaves[i] = _route_one(
-                Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, 0
+                Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, 0, n_nodes
             )
     return n_nodes, n_proj
 
 
 @njit(cache=True, inline="always")
-def _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, base):
+def _route_one(Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, base, size):
+    """The leaf point ``i`` reaches in the tree of ``size`` nodes starting at ``base``; -1 when a child
+    lies outside the tree or does not come after its node (a malformed tree: never loops)."""
     node = 0
     while left[base + node] >= 0:
         g = base + node
         z = 0.0
         for e in range(proj_start[g], proj_end[g]):
             z += np.float64(proj_weight[e]) * Xt[proj_feat[e], i]
-        node = left[g] if z < threshold[g] else right[g]
+        child = left[g] if z < threshold[g] else right[g]
+        if child <= node or child >= size:  # children come after their parent: at most size steps
+            return -1
+        node = child
     return node
 
 
@@ -595,13 +600,28 @@ def grow_batch(Xt, ranks, sorted_values, seeds, params, node_cap, proj_cap):
 
 @njit(parallel=True, cache=True)
 def route(Xt, node_offsets, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight):
-    """Leaf (local node id) of every column of ``Xt`` in every tree: array (n_trees, n_samples)."""
+    """Leaf (local node id) of every column of ``Xt`` in every tree: array (n_trees, n_samples).
+
+    -1 marks a walk that met a malformed tree (see ``_route_one``); loaded forests are checked
+    before use, so this is a second line of defence.
+    """
     n = Xt.shape[1]
     n_trees = node_offsets.shape[0] - 1
     leaves = np.empty((n_trees, n), dtype=np.int32)
     for i in prange(n):
         for t in range(n_trees):
+            base = node_offsets[t]
             leaves[t, i] = _route_one(
-                Xt, i, left, right, threshold, proj_start, proj_end, proj_feat, proj_weight, node_offsets[t]
+                Xt,
+                i,
+                left,
+                right,
+                threshold,
+                proj_start,
+                proj_end,
+                proj_feat,
+                proj_weight,
+                base,
+                node_offsets[t + 1] - base,
             )
     return leaves

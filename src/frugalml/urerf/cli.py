@@ -11,8 +11,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-TREES = typer.Option(300, "--trees", help="Number of trees.")
-SEEDS = typer.Option(3, "--seeds", help="Repeat over this many seeds and average.")
+TREES = typer.Option(300, "--trees", min=1, help="Number of trees.")
+SEEDS = typer.Option(3, "--seeds", min=1, help="Repeat over this many seeds and average.")
+POINTS = typer.Option(1000, "--n", min=2, help="Points per data set.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON records here (plus a PNG plot).")
 
@@ -40,6 +41,29 @@ def _names(text: str, allowed, name: str) -> list[str]:
     return comma_list(text, name=name, allowed=allowed)
 
 
+def _check_output(path: Path | None, option: str) -> None:
+    """Refuse an output path whose folder does not exist (before any work, and without creating it)."""
+    from frugalml.common.errors import DataNotFoundError
+
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise DataNotFoundError(
+            f"the folder {folder} for {option} {path} does not exist; create it first or choose another path"
+        )
+
+
+def _check_k(k: int, n: int) -> None:
+    """k neighbours need k + 1 points (a point is not its own neighbour)."""
+    from frugalml.common.errors import InvalidInputError
+
+    if k >= n:
+        raise InvalidInputError(
+            f"--k {k} needs at least {k + 1} points, the data have {n}; choose --k below {n}"
+        )
+
+
 def _finish(records, json_path: Path | None, title: str, plot=None) -> None:
     from frugalml.common.report import print_table, save_plot, write_json
 
@@ -55,8 +79,10 @@ def _finish(records, json_path: Path | None, title: str, plot=None) -> None:
 def fit(
     data: Path = typer.Argument(..., help="Samples x features: .npy, .npz, .csv or whitespace text."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the neighbours (.npz)."),
-    k: int = typer.Option(50, "--k", help="Neighbours per point."),
-    trees: int = typer.Option(100, "--trees", help="Number of trees."),
+    k: int = typer.Option(50, "--k", min=1, help="Neighbours per point (fewer than the points)."),
+    trees: int = typer.Option(
+        100, "--trees", min=1, help="Number of trees (refused before growing when they cannot fit in memory)."
+    ),
     projection: str = typer.Option("sparse", help="sparse, axis or gaussian."),
     criterion: str = typer.Option("fastbic", help="fastbic or twomeans."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -70,7 +96,10 @@ def fit(
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
+    _check_output(output, "--output")
+    _check_output(model, "--model")
     X = read_matrix(data)
+    _check_k(k, X.shape[0])
     forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion, random_state=seed)
     forest.fit(X)
     dist, ind = forest.kneighbors(n_neighbors=k)
@@ -87,7 +116,7 @@ def neighbours(
     model: Path = typer.Argument(..., help="A forest saved by 'fit --model'."),
     data: Path = typer.Argument(..., help="New points (same features as the training data)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the neighbours (.npz)."),
-    k: int = typer.Option(50, "--k", help="Training neighbours per new point."),
+    k: int = typer.Option(50, "--k", min=1, help="Training neighbours per new point."),
 ):
     """Route new points through a saved forest and write their k most similar training points."""
     import numpy as np
@@ -96,6 +125,7 @@ def neighbours(
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
+    _check_output(output, "--output")
     forest = UnsupervisedRandomerForest.load(model)
     dist, ind = forest.kneighbors(read_matrix(data), n_neighbors=k)
     with atomic_write(output) as f:
@@ -108,10 +138,10 @@ def sim(
         "helix", help="linear, helix, sphere, gaussian_mixture, hardy_weinberg, swiss_roll or s_curve."
     ),
     noise: str = typer.Option("0,10,100", help="Comma-separated numbers of noise dimensions."),
-    n: int = typer.Option(1000, "--n", help="Points per data set."),
+    n: int = POINTS,
     trees: int = TREES,
     seeds: int = SEEDS,
-    k: int = typer.Option(50, "--k", help="Precision at k."),
+    k: int = typer.Option(50, "--k", min=1, help="Precision at k (below --n)."),
     projection: str = typer.Option("axis", help="axis (as in the paper's noise figure), sparse or gaussian."),
     peers: str = typer.Option("", help="Also run these peers (e.g. euclidean,isomap,umap)."),
     json_path: Path = JSON,
@@ -120,13 +150,17 @@ def sim(
     """Geodesic precision@k of URerF on a simulated manifold with noise dimensions appended."""
     from frugalml.urerf.bench.peers import BASELINES
     from frugalml.urerf.bench.quality import noise_sweep, print_scores, sweep_records
-    from frugalml.urerf.datasets import SIMULATIONS
+    from frugalml.urerf.datasets import SIMULATIONS, check_simulation_fits
 
     _names(dataset, SIMULATIONS, "dataset")
+    _check_k(k, n)
+    _check_output(json_path, "--json")
+    levels = _ints(noise, "--noise")
+    check_simulation_fits(n, max(levels))
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     scores, skipped = noise_sweep(
         [dataset],
-        _ints(noise, "--noise"),
+        levels,
         methods,
         n=n,
         n_trees=trees,
@@ -146,7 +180,7 @@ def reproduce(
     datasets: str = typer.Option("linear,helix,sphere", help="Data sets of the noise figure."),
     noise: str = typer.Option("0,10,100", help="Noise dimensions (the paper went to 0..10000)."),
     peers: str = typer.Option("euclidean,isomap,umap,rf", help="Peers measured in the same run."),
-    n: int = typer.Option(1000, "--n", help="Points per data set."),
+    n: int = typer.Option(1000, "--n", min=51, help="Points per data set (P@50 needs more than 50)."),
     trees: int = TREES,
     seeds: int = SEEDS,
     json_path: Path = JSON,
@@ -155,10 +189,12 @@ def reproduce(
     """The paper's noise figure: P@50 vs noise dimensions, ours and peers beside the paper's numbers."""
     from frugalml.urerf.bench.peers import BASELINES
     from frugalml.urerf.bench.quality import noise_plot, noise_sweep, print_scores, sweep_records
-    from frugalml.urerf.datasets import SIMULATIONS
+    from frugalml.urerf.datasets import SIMULATIONS, check_simulation_fits
 
     names = _names(datasets, SIMULATIONS, "dataset")
+    _check_output(json_path, "--json")
     levels = _ints(noise, "--noise")
+    check_simulation_fits(n, max(levels))
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     scores, skipped = noise_sweep(names, levels, methods, n=n, n_trees=trees, seeds=range(seeds), quiet=quiet)
     print_scores(scores, 50, skipped)
@@ -177,7 +213,7 @@ def drosophila(
     trees: int = TREES,
     seeds: int = SEEDS,
     min_parent: int = typer.Option(
-        None, "--min-parent", help="Smallest splittable node (default round(sqrt(n)) = 15)."
+        None, "--min-parent", min=1, help="Smallest splittable node (default round(sqrt(n)) = 15)."
     ),
     normalize: bool = typer.Option(True, help="Min-max scale the embedding's columns first."),
     json_path: Path = JSON,
@@ -190,6 +226,7 @@ def drosophila(
     from frugalml.urerf.bench.quality import print_skipped
     from frugalml.urerf.drosophila import drosophila_embedding, load_drosophila
 
+    _check_output(json_path, "--json")
     connectome = load_drosophila(path)
     X, d = drosophila_embedding(connectome)
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
@@ -212,28 +249,33 @@ def bench(
     peers: str = typer.Option(
         "isomap,umap,rf,rte,pynndescent,treeple,treeple-axis", help="Peers to time and score in the same run."
     ),
-    n: int = typer.Option(5000, "--n", help="Points for the speed run."),
-    p: int = typer.Option(13, "--p", help="Features for the speed run (helix + noise)."),
-    trees: int = typer.Option(100, "--trees", help="Trees for the speed run."),
+    n: int = typer.Option(5000, "--n", min=51, help="Points for the speed run (top-50 needs more than 50)."),
+    p: int = typer.Option(13, "--p", min=3, help="Features for the speed run (helix + noise)."),
+    trees: int = typer.Option(100, "--trees", min=1, help="Trees for the speed run."),
     high_p: bool = typer.Option(True, help="Also time n = 1000, p = 1003."),
     quality: bool = typer.Option(True, help="Also score P@50 on helix + 10 noise dims (n = 1000)."),
     scale_n: int = typer.Option(
         0,
         "--scale",
+        min=0,
         help="Also run top-50 at this n, p = 20, 100 trees "
         "(e.g. 50000) in a fresh process, with its peak memory.",
     ),
-    rounds: int = typer.Option(3, "--rounds", help="Interleaved timing rounds per peer."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Interleaved timing rounds per peer."),
     json_path: Path = JSON,
     quiet: bool = QUIET,
 ):
     """Time fit + top-50 neighbours against real peers (same data, same run); score quality; check scale."""
     from frugalml.urerf.bench.peers import BASELINES
     from frugalml.urerf.bench.quality import noise_sweep, print_scores, sweep_records
-    from frugalml.urerf.bench.scale import scale
+    from frugalml.urerf.bench.scale import check_scale, scale
     from frugalml.urerf.bench.speed import bench_plot, speed
 
     chosen = _names(peers, BASELINES, "peer")
+    _check_output(json_path, "--json")
+    if scale_n:
+        _check_k(50, scale_n)
+        check_scale(scale_n, 20, 100)
     records = speed(chosen, n=n, p=p, n_trees=trees, rounds=rounds, quiet=quiet)
     if high_p:
         records += speed(chosen, n=1000, p=1003, n_trees=trees, rounds=rounds, quiet=quiet)

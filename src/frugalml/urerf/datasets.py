@@ -14,6 +14,7 @@ import numpy as np
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.seeding import rng
 from frugalml.common.validate import one_of
+from frugalml.urerf.limits import check_fits
 
 NOISE_VARIANCE = 70.0
 
@@ -106,6 +107,17 @@ SIMULATIONS: dict[str, Callable] = {
 }
 
 
+def check_simulation_fits(n: int, noise_dims: int, geodesic: bool = True) -> None:
+    """Refuse, before sampling, a simulation whose points (and n x n geodesics) cannot fit in memory."""
+    dims = 3 + noise_dims  # every simulation has at most 3 manifold dimensions
+    check_fits(
+        8 * n * dims + (24 * n**2 if geodesic else 0),
+        f"{n} simulated points with {noise_dims} noise dimensions"
+        + (" and their n x n geodesic distances" if geodesic else ""),
+        "use fewer points or noise dimensions",
+    )
+
+
 def simulate(
     name: str,
     n: int = 1000,
@@ -130,6 +142,7 @@ def simulate(
         raise InvalidInputError(f"n must be an integer >= 2, got {n!r}")
     if not isinstance(noise_dims, int | np.integer) or noise_dims < 0:
         raise InvalidInputError(f"noise_dims must be a non-negative integer, got {noise_dims!r}")
+    check_simulation_fits(int(n), int(noise_dims), geodesic)
     g = rng(seed)
     X, truth, labels = SIMULATIONS[name](int(n), g)
     noise = g.normal(0.0, np.sqrt(noise_variance), (int(n), int(noise_dims)))

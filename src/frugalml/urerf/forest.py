@@ -16,6 +16,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.threads import numba_threads
 from frugalml.common.validate import as_array, one_of
+from frugalml.urerf.fileformat import DTYPES, FORMAT_VERSION, MAGIC, SCALE_DTYPES, check_arrays, read_forest
+from frugalml.urerf.limits import check_fits, check_forest_fits
 
 PROJECTIONS = ("axis", "sparse", "gaussian")
 CRITERIA = ("fastbic", "twomeans")
@@ -23,24 +25,8 @@ SAMPLINGS = ("bootstrap", "subsample", "none")
 ROUTES = ("all", "inbag")
 EMBEDDINGS = ("spectral", "mds")
 _BATCH_BYTES = 256 << 20  # working memory for one parallel batch of trees
-MAGIC, FORMAT_VERSION = b"URERF", 1
-_SAVED_ARRAYS = (
-    "tree_offsets_",
-    "children_left_",
-    "children_right_",
-    "threshold_",
-    "proj_start_",
-    "proj_end_",
-    "node_depth_",
-    "node_parent_",
-    "proj_feature_",
-    "proj_weight_",
-    "leaves_",
-    "inbag_",
-    "_member_ptr",
-    "_members",
-)
-_SCALE_ARRAYS = ("scale_min_", "scale_range_")  # saved when ``normalize``
+_SAVED_ARRAYS = tuple(DTYPES)
+_SCALE_ARRAYS = tuple(SCALE_DTYPES)  # saved when ``normalize``
 
 
 @dataclass(frozen=True)
@@ -256,6 +242,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         Xt = self._check_X(X, fitting=True)
         p, n = Xt.shape
         cfg = self._resolve(n, p)
+        check_forest_fits(self.n_estimators, n)  # before growing anything
         self.n_samples_fit_ = n
         self.config_ = cfg
         self.__dict__.pop("embedding_", None)
@@ -358,6 +345,12 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
                 self.proj_feature_,
                 self.proj_weight_,
             )
+        if leaves.size and leaves.min() < 0:  # a walk left its tree or ran past its step bound
+            from frugalml.common.errors import CorruptFileError
+
+            raise CorruptFileError(
+                "the forest's trees are malformed (a walk did not reach a leaf); fit it again"
+            )
         return leaves, False
 
     def apply(self, X) -> np.ndarray:
@@ -385,6 +378,10 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
 
         qleaves, training = self._query_leaves(X)
         k = self._check_k(n_neighbors, training)
+        m = qleaves.shape[1]
+        check_fits(
+            m * k * 20, f"{k} neighbours of {m} points", "ask for fewer neighbours or fewer points at a time"
+        )
         with numba_threads(self.n_jobs):
             ind, counts = top_k(
                 qleaves,
@@ -418,6 +415,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         from frugalml.urerf._leaves import dense_counts
 
         qleaves, training = self._query_leaves(X)
+        _check_dense(qleaves.shape[1], self.n_samples_fit_, 12, "similarity")
         with numba_threads(self.n_jobs):
             counts = dense_counts(
                 qleaves, self.tree_offsets_, self._member_ptr, self._members, self.n_samples_fit_
@@ -434,6 +432,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         self._check_fitted()
         if self.sampling == "none":
             raise InvalidInputError("out-of-bag proximities need sampling='bootstrap' or 'subsample'")
+        _check_dense(self.n_samples_fit_, self.n_samples_fit_, 8, "out-of-bag similarity")
         with numba_threads(self.n_jobs):
             return oob_similarity(self.leaves_, self.inbag_)
 
@@ -446,6 +445,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
 
         self._check_fitted()
         qleaves = self.leaves_ if X is None else self._query_leaves(X)[0]
+        _check_dense(qleaves.shape[1], self.n_samples_fit_, 8, "tree-path distance")
         with numba_threads(self.n_jobs):
             return path_lengths(
                 qleaves, self.leaves_, self.tree_offsets_, self.node_depth_, self.node_parent_
@@ -472,10 +472,17 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
-        """Write the fitted forest to a versioned, checksummed file (atomically)."""
+        """Write the fitted forest to a versioned, checksummed file (atomically) in an existing folder."""
+        from pathlib import Path
+
         from frugalml.common.arrays import save_arrays
+        from frugalml.common.errors import DataNotFoundError
 
         self._check_fitted()
+        if not Path(path).parent.is_dir():
+            raise DataNotFoundError(
+                f"the folder of {path} does not exist; create it first or choose another path"
+            )
         names = _SAVED_ARRAYS + (_SCALE_ARRAYS if self.normalize else ())
         meta = {
             "params": dict(self.get_params()),
@@ -486,25 +493,57 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
 
     @classmethod
     def load(cls, path) -> UnsupervisedRandomerForest:
-        """Read a forest written by :meth:`save` (checks magic, version and checksums)."""
-        from frugalml.common.arrays import load_arrays
+        """Read a forest written by :meth:`save`.
+
+        The file is untrusted input: besides its magic, version and checksums, its parameters and
+        every array are checked (shapes, child, parent, projection, feature and leaf indices) before
+        use, so a damaged or crafted file raises CorruptFileError instead of crashing or hanging.
+        """
         from frugalml.common.errors import CorruptFileError
 
-        meta, arrays = load_arrays(path, MAGIC, FORMAT_VERSION)
+        meta, arrays = read_forest(path)
         try:
-            forest = cls(**meta["params"])
-            forest.n_features_in_ = int(meta["n_features_in"])
-            forest.n_samples_fit_ = int(meta["n_samples_fit"])
-        except (KeyError, TypeError, ValueError) as exc:
+            forest = cls._from_meta(meta)
+        except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
             raise CorruptFileError(f"{path} does not describe a URerF forest ({exc})") from None
-        missing = [name for name in _SAVED_ARRAYS if name not in arrays]
+        scale = _SCALE_ARRAYS if forest.normalize else ()
+        missing = [name for name in _SAVED_ARRAYS + scale if name not in arrays]
         unknown = [name for name in arrays if name not in _SAVED_ARRAYS + _SCALE_ARRAYS]
         if missing or unknown:
             raise CorruptFileError(
                 f"{path} does not describe a URerF forest (missing {missing}, unknown {unknown})"
             )
+        check_arrays(
+            path, arrays, forest.n_estimators, forest.n_samples_fit_, forest.n_features_in_, forest.route
+        )
         for name, value in arrays.items():
             setattr(forest, name, value)
+        return forest
+
+    @classmethod
+    def _from_meta(cls, meta: dict) -> UnsupervisedRandomerForest:
+        """An unfitted forest with the saved parameters and sizes, each checked like user input."""
+        from frugalml.common.threads import check_threads
+
+        params = meta["params"]
+        if not isinstance(params, dict):
+            raise TypeError("params is not an object")
+        forest = cls(**params)
+        n, p = meta["n_samples_fit"], meta["n_features_in"]
+        for name, value in (("n_samples_fit", n), ("n_features_in", p)):
+            _positive_int(value, name)
+        if n < 2:
+            raise ValueError(f"n_samples_fit={n}")
+        forest.n_samples_fit_, forest.n_features_in_ = int(n), int(p)
+        forest._resolve(n, p)
+        check_threads(forest.n_jobs, "n_jobs")
+        _positive_int(forest.n_components, "n_components")
+        _positive_int(forest.n_neighbors, "n_neighbors")
+        if not isinstance(forest.normalize, bool):
+            raise TypeError(f"normalize={forest.normalize!r}")
+        seed = forest.random_state
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"random_state={seed!r}")
         return forest
 
     # ------------------------------------------------------------------ embeddings
@@ -558,6 +597,14 @@ def _check_dense_real(X) -> None:
         raise InvalidInputError(
             "Complex data not supported in X; pass real features (e.g. the real and imaginary parts)"
         )
+
+
+def _check_dense(m: int, n: int, itemsize: int, what: str) -> None:
+    check_fits(
+        m * n * itemsize,
+        f"the dense {m} x {n} {what} matrix",
+        "use kneighbors for the top-k without the dense matrix, or fewer query points",
+    )
 
 
 def _double_centre(a: np.ndarray) -> np.ndarray:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import time
+from queue import Empty
 
 from frugalml.common import env
+from frugalml.common.errors import ServiceUnavailableError
 from frugalml.common.report import Record
 from frugalml.urerf.bench.quality import SYSTEM
-from frugalml.urerf.datasets import simulate
+from frugalml.urerf.datasets import check_simulation_fits, simulate
 from frugalml.urerf.forest import UnsupervisedRandomerForest
+from frugalml.urerf.limits import check_forest_fits
 
 TARGET_SECONDS, TARGET_MB = 300.0, 2048.0
 
@@ -23,6 +26,12 @@ def _scale_child(n: int, p: int, n_trees: int, k: int, queue) -> None:
     queue.put((time.perf_counter() - start, time.process_time() - cpu_start, ind.shape))
 
 
+def check_scale(n: int, p: int, n_trees: int) -> None:
+    """Refuse a scale run whose data or forest cannot fit in memory."""
+    check_simulation_fits(n, p - 3, geodesic=False)
+    check_forest_fits(n_trees, n)
+
+
 def scale(n: int = 50_000, p: int = 20, n_trees: int = 100, k: int = 50) -> list[Record]:
     """Top-k neighbours at scale in a fresh process: wall time and peak resident memory.
 
@@ -30,11 +39,21 @@ def scale(n: int = 50_000, p: int = 20, n_trees: int = 100, k: int = 50) -> list
     keeps cutting off a few tight points, so trees grow about n / 5 deep and fitting is quadratic
     in n; use a fractional ``min_cluster_size`` there.)
     """
+    check_scale(n, p, n_trees)  # before the child, which could only die
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     child = ctx.Process(target=_scale_child, args=(n, p, n_trees, k, queue))
     child.start()
-    seconds, cpu_seconds, shape = queue.get()
+    while True:  # a child that dies (killed for memory, an error) sends nothing: do not wait forever
+        try:
+            seconds, cpu_seconds, shape = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if not child.is_alive():
+                raise ServiceUnavailableError(
+                    f"the scale run (n={n}) ended without a result (exit code {child.exitcode}); "
+                    "see its error above, or try a smaller --scale"
+                ) from None
     child.join()
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     workload = f"fit + top-{k} neighbours, helix + {p - 3} noise dims, n={n}, {n_trees} trees"
