@@ -11,6 +11,11 @@ from tests.pacset.test_runtime import assert_same_outputs
 pytestmark = pytest.mark.net
 
 
+def model_keys(client, prefix: str) -> str:
+    """Where the current version of an uploaded model's keys live."""
+    return f"{prefix}:v:{client.get(f'{prefix}:current').decode()}"
+
+
 @pytest.mark.parametrize("engine", ["numba", "numpy"])
 def test_predict_from_redis(rf, cls_data, tmp_path, redis_url, engine):
     path = tmp_path / "rf.pacset"
@@ -44,13 +49,14 @@ def test_missing_and_corrupt_keys(rf, cls_data, tmp_path, redis_url):
     pack(rf, path, bins=1, interleave=0)
     upload_to_redis(open_packed(path), redis_url, "bad")
     client = redis.Redis.from_url(redis_url)
-    block = bytearray(client.get("bad:block:0"))
+    keys = model_keys(client, "bad")
+    block = bytearray(client.get(f"{keys}:block:0"))
     block[5] ^= 0xFF
-    client.set("bad:block:0", bytes(block))
+    client.set(f"{keys}:block:0", bytes(block))
     with PackedForest.from_redis(redis_url, "bad") as model:
         with pytest.raises(CorruptFileError, match="checksum"):
             model.predict(cls_data[0][:2])
-    client.delete("bad:block:0")
+    client.delete(f"{keys}:block:0")
     with PackedForest.from_redis(redis_url, "bad") as model:
         with pytest.raises(CorruptFileError, match="missing"):
             model.predict(cls_data[0][:2])
@@ -68,3 +74,98 @@ def test_dead_redis_is_service_unavailable(rf, tmp_path):
         upload_to_redis(open_packed(path), dead, "x")
     with pytest.raises(ServiceUnavailableError):
         PackedForest.from_redis(dead, "x")
+
+
+def test_blocks_of_another_model_are_refused(rf, cls_data, tmp_path, redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for name in ("victim", "other"):
+        pack(rf, tmp_path / f"{name}.pacset", bins=2, interleave=1)
+        upload_to_redis(open_packed(tmp_path / f"{name}.pacset"), redis_url, name)
+    victim, other = model_keys(client, "victim"), model_keys(client, "other")
+    n = min(10, open_packed(tmp_path / "victim.pacset").meta["n_blocks"])
+    for b in range(n):
+        client.set(f"{victim}:block:{b}", client.get(f"{other}:block:{b}"))
+    with PackedForest.from_redis(redis_url, "victim") as model:
+        with pytest.raises(CorruptFileError, match="another model"):
+            model.predict(cls_data[0][:20])
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [(b"xy", "corrupt"), (b"[1]" + b"\0" * 4, "corrupt"), (None, "no packed model")],
+)
+def test_damaged_meta_and_foreign_index(rf, tmp_path, redis_url, meta, message):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    pack(rf, tmp_path / "m.pacset")
+    upload_to_redis(open_packed(tmp_path / "m.pacset"), redis_url, "dmg")
+    keys = model_keys(client, "dmg")
+    if meta is None:
+        client.delete(f"{keys}:meta")
+    else:
+        client.set(f"{keys}:meta", meta)
+    with pytest.raises(CorruptFileError, match=message):
+        PackedForest.from_redis(redis_url, "dmg")
+    upload_to_redis(open_packed(tmp_path / "m.pacset"), redis_url, "dmg")
+    client.set(f"{model_keys(client, 'dmg')}:index", b"\1" * 100)
+    with pytest.raises(CorruptFileError, match="index"):
+        PackedForest.from_redis(redis_url, "dmg")
+
+
+def test_upload_switches_versions_atomically(rf, cls_data, tmp_path, redis_url):
+    import redis
+    from sklearn.ensemble import RandomForestClassifier
+
+    client = redis.Redis.from_url(redis_url)
+    X, y = cls_data
+    second = RandomForestClassifier(5, random_state=1).fit(X, y)
+    pack(rf, tmp_path / "a.pacset")
+    pack(second, tmp_path / "b.pacset")
+    upload_to_redis(open_packed(tmp_path / "a.pacset"), redis_url, "live")
+    first_keys = model_keys(client, "live")
+    with PackedForest.from_redis(redis_url, "live") as before:
+        upload_to_redis(open_packed(tmp_path / "b.pacset"), redis_url, "live")
+        assert model_keys(client, "live") != first_keys
+        # A reader that opened the old version still reads it (its keys expire after a minute).
+        np.testing.assert_array_equal(before.predict_proba(X[:20]), rf.predict_proba(X[:20]))
+    assert 0 < client.ttl(f"{first_keys}:meta") <= 60
+    with PackedForest.from_redis(redis_url, "live") as after:
+        np.testing.assert_array_equal(after.predict_proba(X[:20]), second.predict_proba(X[:20]))
+
+
+def test_acl_user_and_password_never_echoed(rf, cls_data, tmp_path, redis_url, capsys):
+    import redis
+
+    from tests.pacset.test_cli import run
+
+    admin = redis.Redis.from_url(redis_url)
+    admin.execute_command("ACL", "SETUSER", "packer", "on", ">s3cret-pw", "~*", "+@all")
+    admin.execute_command("ACL", "SETUSER", "nokeys", "on", ">other-pw", "~nothing:*", "+@all")
+    host = redis_url.split("//")[1]
+    good = f"redis://packer:s3cret-pw@{host}"
+    pack(rf, tmp_path / "m.pacset")
+    code, out, err = run(["pacset", "upload", str(tmp_path / "m.pacset"), "--redis", good], capsys)
+    assert code == 0 and "s3cret-pw" not in out + err and "packer:***@" in out
+    with PackedForest.from_redis(good, "m") as model:
+        np.testing.assert_array_equal(model.predict_proba(cls_data[0][:5]), rf.predict_proba(cls_data[0][:5]))
+    for url, message in (
+        (f"redis://packer:wrong-pw@{host}", "credentials"),
+        (f"redis://nokeys:other-pw@{host}", "ACL"),
+    ):
+        np.save(tmp_path / "x.npy", cls_data[0][:2])
+        code, out, err = run(["pacset", "predict", "m", str(tmp_path / "x.npy"), "--redis", url], capsys)
+        assert code == 2 and message in err and "pw" not in out + err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_tls_url(rf, cls_data, tmp_path, tls_redis_url):
+    pack(rf, tmp_path / "m.pacset")
+    upload_to_redis(open_packed(tmp_path / "m.pacset"), tls_redis_url, "tls")
+    with PackedForest.from_redis(tls_redis_url, "tls") as model:
+        np.testing.assert_array_equal(model.predict_proba(cls_data[0][:5]), rf.predict_proba(cls_data[0][:5]))
+    plain = tls_redis_url.replace("rediss://", "redis://").split("?")[0]
+    with pytest.raises(ServiceUnavailableError, match="rediss:// for TLS"):
+        PackedForest.from_redis(plain, "tls")

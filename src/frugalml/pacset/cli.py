@@ -139,11 +139,11 @@ def upload(
 ):
     """Copy a packed file into Redis, one key per block."""
     from frugalml.pacset.fileformat import open_packed
-    from frugalml.pacset.stores import upload_to_redis
+    from frugalml.pacset.stores import redact, upload_to_redis
 
     prefix = prefix or file.stem
     n = upload_to_redis(open_packed(file), redis, prefix)
-    print(f"uploaded {n} blocks to {redis} under {prefix!r}")
+    print(f"uploaded {n} blocks to {redact(redis)} under {prefix!r}")
 
 
 @app.command()

@@ -93,8 +93,9 @@ class PackedForest:
         cls, url: str, prefix: str, *, engine: str = "auto", cache_blocks: int = 4096
     ) -> PackedForest:
         """Open a model uploaded with :func:`frugalml.pacset.upload_to_redis` (one key per block)."""
-        meta, index = read_redis_model(url, prefix)
-        return cls(meta, index, RedisStore(meta, url, prefix, cache_blocks), engine, f"redis {prefix}")
+        meta, index, keys = read_redis_model(url, prefix)
+        store = RedisStore(meta, url, keys, cache_blocks, name=prefix)
+        return cls(meta, index, store, engine, f"Redis model {prefix!r}")
 
     @property
     def n_features(self) -> int:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import secrets
 import struct
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -24,7 +26,7 @@ from frugalml.common.errors import (
     PeerUnavailableError,
     ServiceUnavailableError,
 )
-from frugalml.pacset.fileformat import Index, PackedFile
+from frugalml.pacset.fileformat import Index, ModelMeta, PackedFile
 
 BACKENDS = ("mmap", "pread", "direct", "redis")
 
@@ -198,14 +200,41 @@ class PreadStore(CachedStore):
         os.close(self._fd)
 
 
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages.
+
+    Examples
+    --------
+    >>> redact("rediss://app:s3cret@cache:6380/0")
+    'rediss://app:***@cache:6380/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _redis_call(fn, url: str):
     import redis
 
     try:
         return fn()
+    except redis.exceptions.AuthenticationError:
+        raise ServiceUnavailableError(
+            f"Redis at {redact(url)} refused the credentials; check the user and password in the URL"
+        ) from None
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         raise ServiceUnavailableError(
-            f"Redis at {url} is unreachable ({exc}); start redis-server or check the URL"
+            f"Redis at {redact(url)} is unreachable ({type(exc).__name__}); start redis-server or "
+            "check the URL (rediss:// for TLS)"
+        ) from None
+    except redis.exceptions.ResponseError as exc:
+        raise ServiceUnavailableError(
+            f"Redis at {redact(url)} refused a command ({str(exc).split(chr(10))[0][:120]}); "
+            "check the user's ACL permissions"
         ) from None
 
 
@@ -214,57 +243,101 @@ def _redis_client(url: str):
         import redis
     except ImportError:
         raise PeerUnavailableError("the Redis backend needs the redis client; pip install redis") from None
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+    except ValueError:
+        raise InvalidInputError(
+            f"{redact(url)} is not a Redis URL; use redis://[user:password@]host:port/db or rediss:// for TLS"
+        ) from None
 
 
 def upload_to_redis(packed: PackedFile, url: str, prefix: str, chunk: int = 256) -> int:
-    """Copy a packed file to Redis: ``{prefix}:meta``, ``{prefix}:index``, one key per block.
+    """Copy a packed file to Redis under a fresh version of ``prefix``, then switch to it atomically.
 
-    Returns the number of block keys written.
+    The blocks, index and metadata go to ``{prefix}:v:{version}:...`` (a random version); only
+    when all are written does ``{prefix}:current`` point at the new version, so readers see the
+    old model or the new one, never a mix. The replaced version's keys expire after a minute
+    (time for queries that opened it to finish). Returns the number of block keys written.
     """
     client = _redis_client(url)
     meta = json.dumps(packed.meta, sort_keys=True).encode()
     bs, n = packed.meta["block_size"], packed.meta["n_blocks"]
+    version = secrets.token_hex(8)
+    base = f"{prefix}:v:{version}"
 
     def write():
-        client.delete(f"{prefix}:meta")  # readers see no model until it is complete
         with open(packed.path, "rb") as f:
             f.seek(packed.header.payload_offset)
             index = f.read(packed.meta["index_length"])
             for start in range(0, n, chunk):
                 pipe = client.pipeline(transaction=False)
                 for b in range(start, min(start + chunk, n)):
-                    pipe.set(f"{prefix}:block:{b}", f.read(bs))
+                    pipe.set(f"{base}:block:{b}", f.read(bs))
                 pipe.execute()
-        client.set(f"{prefix}:index", index)
-        client.set(f"{prefix}:meta", meta + struct.pack("<I", zlib.crc32(meta)))
+        client.set(f"{base}:index", index)
+        client.set(f"{base}:meta", meta + struct.pack("<I", zlib.crc32(meta)))
+        old = client.set(f"{prefix}:current", version, get=True)
+        if old is not None and old.decode(errors="replace") != version:
+            _expire_version(client, f"{prefix}:v:{old.decode(errors='replace')}")
 
     _redis_call(write, url)
     return n
 
 
-def read_redis_model(url: str, prefix: str) -> tuple[dict, Index]:
-    """Fetch and verify a model's metadata and index from Redis."""
+def _expire_version(client, base: str, seconds: int = 60) -> None:
+    pipe = client.pipeline(transaction=False)
+    for key in client.scan_iter(match=f"{base}:*", count=1000):
+        pipe.expire(key, seconds)
+    pipe.execute()
+
+
+def _model_keys(client, url: str, prefix: str) -> str:
+    """The key prefix of the model ``prefix`` names now (its current version, or an older upload's keys)."""
+    version = _redis_call(lambda: client.get(f"{prefix}:current"), url)
+    if version is None:
+        return prefix  # uploaded by an earlier version of pacset, without versions
+    text = version.decode(errors="replace")
+    if len(text) != 16 or text.strip("0123456789abcdef"):
+        raise CorruptFileError(f"Redis key {prefix}:current is not a model version; upload the model again")
+    return f"{prefix}:v:{text}"
+
+
+def read_redis_model(url: str, prefix: str) -> tuple[dict, Index, str]:
+    """Fetch and check a model's metadata and index from Redis; also return its keys' prefix."""
     client = _redis_client(url)
-    raw, index = _redis_call(lambda: client.mget(f"{prefix}:meta", f"{prefix}:index"), url)
+    keys = _model_keys(client, url, prefix)
+    raw, index, n_keys = _redis_call(
+        lambda: [*client.mget(f"{keys}:meta", f"{keys}:index"), client.dbsize()], url
+    )
     if raw is None or index is None:
         raise CorruptFileError(
-            f"Redis at {url} holds no packed model under {prefix!r}; run 'frugal pacset upload' first"
+            f"Redis at {redact(url)} holds no packed model under {prefix!r}; run 'frugal pacset upload' first"
         )
-    meta_bytes, (crc,) = raw[:-4], struct.unpack("<I", raw[-4:])
-    if zlib.crc32(meta_bytes) != crc:
-        raise CorruptFileError(f"Redis key {prefix}:meta is corrupt; upload the model again")
-    meta = json.loads(meta_bytes)
-    return meta, Index.parse(index, meta, f"redis {prefix}")
+    where = f"Redis model {prefix!r}"
+    if len(raw) < 5 or zlib.crc32(raw[:-4]) != struct.unpack("<I", raw[-4:])[0]:
+        raise CorruptFileError(f"{where}: its metadata key is corrupt; upload the model again")
+    try:
+        meta = json.loads(raw[:-4])
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise CorruptFileError(f"{where}: its metadata is not a JSON object; upload the model again")
+    model = ModelMeta.from_meta(meta, where)
+    if model.n_blocks > n_keys:  # allocations follow n_blocks: bound it by what the store holds
+        raise CorruptFileError(
+            f"{where}: metadata claims {model.n_blocks} blocks but the database holds {n_keys} keys; "
+            "upload the model again"
+        )
+    return meta, Index.parse(index, meta, where), keys
 
 
 class RedisStore(CachedStore):
     """Blocks as Redis keys ``{prefix}:block:{i}``; one MGET per walk round fetches the missing ones."""
 
-    def __init__(self, meta: dict, url: str, prefix: str, cache_blocks: int = 4096):
+    def __init__(self, meta: dict, url: str, prefix: str, cache_blocks: int = 4096, name: str = ""):
         super().__init__(meta["n_blocks"], meta["block_size"], cache_blocks)
         self._client = _redis_client(url)
-        self._url, self._prefix = url, prefix
+        self._url, self._prefix, self._name = url, prefix, name or prefix
 
     def _read(self, blocks: list[int], slots: list[int]) -> None:
         keys = [f"{self._prefix}:block:{b}" for b in blocks]
@@ -272,7 +345,7 @@ class RedisStore(CachedStore):
         for b, slot, v in zip(blocks, slots, values, strict=True):
             if v is None or len(v) != self.block_size:
                 raise CorruptFileError(
-                    f"Redis block {b} of {self._prefix!r} is missing or truncated; upload the model again"
+                    f"Redis block {b} of {self._name!r} is missing or truncated; upload the model again"
                 )
             self.pool[slot] = np.frombuffer(v, np.uint8)
 
@@ -302,5 +375,6 @@ __all__ = [
     "RedisStore",
     "open_store",
     "read_redis_model",
+    "redact",
     "upload_to_redis",
 ]
