@@ -16,6 +16,44 @@ data_app = typer.Typer(help="The registered data sets: list them, verify their f
 app.add_typer(data_app, name="data")
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+TEXTS = typer.Option(
+    None,
+    "--texts",
+    help="Your own texts: a folder of .txt files (sub-folders are playlists or courses, files in "
+    "name order), a .jsonl or a .csv file (with a header); use with --concepts and --pairs.",
+)
+TEXT_FIELD = typer.Option("text", help="JSONL key / CSV column holding the text.")
+ID_FIELD = typer.Option("id", help="JSONL key / CSV column naming a document (default: row number).")
+ORDER_FIELD = typer.Option(
+    None, help="JSONL key / CSV column giving a document's position in its playlist (default: file order)."
+)
+GROUP_FIELD = typer.Option(
+    None, help="JSONL key / CSV column naming a document's playlist or course (default: one playlist)."
+)
+WINDOW = typer.Option(
+    16,
+    min=1,
+    help="With --texts: how many earlier documents of a playlist count as a document's prerequisites.",
+)
+CONCEPTS = typer.Option(
+    None,
+    help="With --texts: concepts, one a line, aliases after '|' (e.g. 'binary search tree | BST'). "
+    "Names and texts are matched ignoring case, punctuation, hyphens, plurals and closed compounds.",
+)
+LABEL_MAP = typer.Option(
+    None,
+    help="With --texts: what the labels of --pairs mean, 'label=meaning,...' with meaning 1 (B is a "
+    "prerequisite of A), 0, reverse (A is a prerequisite of B) or drop; e.g. '1-=1,-1=reverse,-=0' "
+    "(default '1=1,0=0').",
+)
+DROP_UNKNOWN = typer.Option(
+    False, help="With --texts: drop pairs naming concepts missing from --concepts instead of stopping."
+)
+COVERAGE = typer.Option(
+    None,
+    help="With --texts: write the coverage report (concepts found, pairs kept and dropped) as JSON here "
+    "(fit: default MODEL.coverage.json).",
+)
 
 
 @data_app.command("list")
@@ -62,9 +100,25 @@ def fit(
     dataset: str = typer.Option(None, help="university or nptel (instead of CORPUS)."),
     fold: int = typer.Option(None, help="Train on this authors' fold only (default: all pairs)."),
     vocab: Path = typer.Option(None, help="Vocabulary, one term per line (with CORPUS)."),
-    links: Path = typer.Option(None, help="Links 'd d2' (d2 a prerequisite of d; with CORPUS)."),
-    pairs: Path = typer.Option(None, help="Labelled pairs 'A,B,label' (B a prerequisite of A)."),
+    links: Path = typer.Option(
+        None,
+        help="Links 'd d2' (d2 a prerequisite of d; with CORPUS), or with --texts "
+        "'doc_id<TAB>prerequisite_doc_id' lines used instead of the playlist order.",
+    ),
+    pairs: Path = typer.Option(
+        None, help="Labelled pairs 'A,B,label' or 'A<TAB>B<TAB>label' (label 1: B a prerequisite of A)."
+    ),
     one_based: bool = typer.Option(True, help="Document indices in --links start at 1."),
+    texts: Path = TEXTS,
+    concepts: Path = CONCEPTS,
+    text_field: str = TEXT_FIELD,
+    id_field: str = ID_FIELD,
+    order_field: str = ORDER_FIELD,
+    group_field: str = GROUP_FIELD,
+    window: int = WINDOW,
+    label_map: str = LABEL_MAP,
+    drop_unknown: bool = DROP_UNKNOWN,
+    coverage: Path = COVERAGE,
     topics: int = typer.Option(100, help="Number of topics."),
     head: str = typer.Option(
         None, help="Siamese head: abs (paper, symmetric), diff, concat, rich, bilinear (default: PREREQ's)."
@@ -74,17 +128,27 @@ def fit(
     seed: int = typer.Option(0),
     quiet: bool = QUIET,
 ):
-    """Fit a PREREQ model (corpus -> model file)."""
+    """Fit a PREREQ model (texts or corpus -> model file).
+
+    From your own course: --texts, --concepts and --pairs (a coverage report is printed and saved).
+    """
     from frugalml.common.errors import InvalidInputError
     from frugalml.prereq import data
+    from frugalml.prereq.ingest import TextOptions
     from frugalml.prereq.model import PrereqModel
     from frugalml.prereq.siamese import PREREQ_SIAMESE
 
-    if (corpus is None) == (dataset is None):
+    if sum(x is not None for x in (corpus, dataset, texts)) != 1:
         raise InvalidInputError(
-            "give either a CORPUS file (with --vocab, --links, --pairs) or --dataset university|nptel"
+            "give one of: --texts (with --concepts, --pairs), a CORPUS file (with --vocab, --links, "
+            "--pairs), or --dataset university|nptel"
         )
-    if dataset is not None:
+    if texts is not None:
+        options = TextOptions(text_field, id_field, order_field, group_field, window, links)
+        ds = _course(texts, concepts, pairs, options, label_map, drop_unknown, quiet)
+        _save_coverage(ds, coverage or output.with_name(output.name + ".coverage.json"))
+        the_corpus, train = ds.corpus, ds.pairs
+    elif dataset is not None:
         ds = data.load(dataset)
         the_corpus = ds.corpus
         train = ds.pairs if fold is None else ds.folds[_fold(fold, len(ds.folds))][0]
@@ -114,6 +178,28 @@ def fit(
         )
 
 
+def _course(texts, concepts, pairs, options, label_map, drop_unknown, quiet):
+    """Load texts + concepts + pairs and print the coverage report."""
+    from frugalml.common.errors import InvalidInputError
+    from frugalml.prereq.ingest import format_coverage, load_course
+
+    if concepts is None or pairs is None:
+        raise InvalidInputError("with --texts give --concepts and --pairs too")
+    ds = load_course(texts, concepts, pairs, options, label_map=label_map, drop_unknown=drop_unknown)
+    if not quiet:
+        print(format_coverage(ds.meta["coverage"]))
+    return ds
+
+
+def _save_coverage(ds, path: Path | None) -> None:
+    if path is None:
+        return
+    from frugalml.common.files import atomic_write
+
+    with atomic_write(path, "w") as f:
+        json.dump(ds.meta["coverage"], f, indent=2)
+
+
 def _steps(steps: int | None) -> dict:
     """Siamese settings that override each method's own (only the steps, when given)."""
     return {} if steps is None else {"steps": steps}
@@ -129,13 +215,32 @@ def _fold(fold: int, n: int) -> int:
 
 @app.command("eval")
 def evaluate_command(
-    dataset: str = typer.Option("university", help="university or nptel."),
+    dataset: str = typer.Option(None, help="university or nptel (default university unless --texts)."),
     methods: str = typer.Option(
-        "prereq,plda,rf,refd,cpr,allpos",
+        "prereq,plda,rf,refd,cpr",
         help="Comma-separated: prereq, prereq-paper, prereq-diff, plda, rf, "
-        "refd, cpr, lda, identity, allpos.",
+        "refd, cpr, lda (identity and allpos are always reported beside them).",
     ),
-    split: str = typer.Option("authors", help="authors, random, disjoint or leakfree."),
+    split: str = typer.Option(
+        None,
+        help="authors (data sets only), random, disjoint (no concept in both train and test) or "
+        "leakfree (default: authors for a data set, random for --texts).",
+    ),
+    test_share: float = typer.Option(
+        0.4, help="Share of the concepts held out for testing by --split disjoint."
+    ),
+    texts: Path = TEXTS,
+    concepts: Path = CONCEPTS,
+    pairs: Path = typer.Option(None, help="With --texts: labelled pairs 'A<TAB>B<TAB>label'."),
+    links: Path = typer.Option(None, help="With --texts: 'doc_id<TAB>prerequisite_doc_id' links."),
+    text_field: str = TEXT_FIELD,
+    id_field: str = ID_FIELD,
+    order_field: str = ORDER_FIELD,
+    group_field: str = GROUP_FIELD,
+    window: int = WINDOW,
+    label_map: str = LABEL_MAP,
+    drop_unknown: bool = DROP_UNKNOWN,
+    coverage: Path = COVERAGE,
     head: str = typer.Option(None, help="Siamese head for prereq/lda (default: PREREQ's)."),
     topics: int = typer.Option(100, help="Number of topics."),
     em_iter: int = typer.Option(100, help="Maximum EM iterations of Pairwise-Link-LDA."),
@@ -148,29 +253,51 @@ def evaluate_command(
     json_path: Path = typer.Option(None, "--json", help="Write the per-fold results as JSON."),
     quiet: bool = QUIET,
 ):
-    """Evaluate methods on one data set and split; print mean +- std of every metric."""
+    """Evaluate methods on a data set or your own texts; print mean +- std of every metric.
+
+    The identity (concept names only) and allpos baselines are always reported; a warning says
+    when identity beats a method.
+    """
+    from frugalml.common.errors import InvalidInputError
     from frugalml.common.parsing import comma_list
     from frugalml.prereq import data
-    from frugalml.prereq.evaluate import evaluate
+    from frugalml.prereq.evaluate import evaluate, identity_warnings, with_baselines
+    from frugalml.prereq.ingest import TextOptions
     from frugalml.prereq.methods import METHODS, Context
 
-    ds = data.load(dataset)
+    if texts is not None:
+        if dataset is not None:
+            raise InvalidInputError("give --texts or --dataset, not both")
+        options = TextOptions(text_field, id_field, order_field, group_field, window, links)
+        ds = _course(texts, concepts, pairs, options, label_map, drop_unknown, quiet)
+        _save_coverage(ds, coverage)
+        split = split or "random"
+    else:
+        ds = data.load(dataset or "university")
+        split = split or "authors"
     context = Context.with_limits(ds.corpus, n_topics=topics, em_iter=em_iter, steps=steps, seed=seed)
     results = evaluate(
         ds,
-        comma_list(methods, name="method", allowed=METHODS),
+        with_baselines(comma_list(methods, name="method", allowed=METHODS)),
         split,
         context=context,
         seed=seed,
         head=head,
         quiet=quiet,
+        test_fraction=test_share,
     )
-    _print_results(f"{dataset} / {split}", results)
+    _print_results(f"{ds.name} / {split}", results)
+    warnings = identity_warnings(results)
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
     if json_path:
         from frugalml.common.files import atomic_write
 
+        record = {"dataset": ds.name, "split": split, "results": results, "warnings": warnings}
+        if texts is not None:
+            record["coverage"] = ds.meta["coverage"]
         with atomic_write(json_path, "w") as f:
-            json.dump({"dataset": dataset, "split": split, "results": results}, f, indent=2)
+            json.dump(record, f, indent=2)
 
 
 def _print_results(title: str, results: dict) -> None:
@@ -197,6 +324,7 @@ def predict(
     from frugalml.prereq.model import PrereqModel
 
     m = PrereqModel.load(model)
+    concept, prerequisite = m.resolve(concept), m.resolve(prerequisite)
     forward, backward = m.predict_proba([concept, prerequisite], [prerequisite, concept])
     verdict = "yes" if forward >= m.classifier_.threshold_ else "no"
     print(

@@ -70,8 +70,9 @@ def leak_free_splits(pairs: PairSet, n_splits: int = 5, seed: int = 0) -> list[t
     return out
 
 
-def make_splits(dataset: Dataset, split: str, n_splits: int = 5, seed: int = 0):
-    """The (train, test) pairs of a named split scheme."""
+def make_splits(dataset: Dataset, split: str, n_splits: int = 5, seed: int = 0, test_fraction: float = 0.4):
+    """The (train, test) pairs of a named split scheme (``test_fraction``: the share of concepts
+    held out by the concept-disjoint split)."""
     validate.one_of(split, SPLITS, "split")
     if split == "authors":
         if not dataset.folds:
@@ -80,7 +81,7 @@ def make_splits(dataset: Dataset, split: str, n_splits: int = 5, seed: int = 0):
     if split == "random":
         return random_splits(dataset.pairs, n_splits, seed)
     if split == "disjoint":
-        return concept_disjoint_splits(dataset.pairs, n_splits, seed=seed)
+        return concept_disjoint_splits(dataset.pairs, n_splits, test_fraction, seed=seed)
     return leak_free_splits(dataset.pairs, n_splits, seed)
 
 
@@ -155,6 +156,7 @@ def evaluate(
     seed: int = 0,
     head: str | None = None,
     quiet: bool = True,
+    test_fraction: float = 0.4,
 ) -> dict[str, dict]:
     """Fit and score every method on every fold of a split.
 
@@ -167,12 +169,17 @@ def evaluate(
     for m in methods:
         validate.one_of(m, METHODS, "method")
     context = context or Context(dataset.corpus, seed=seed)
-    splits = make_splits(dataset, split, n_splits, seed)
+    splits = make_splits(dataset, split, n_splits, seed, test_fraction)
     results: dict[str, dict] = {m: {"folds": []} for m in methods}
     work = [(m, i, tr, te) for i, (tr, te) in enumerate(splits) for m in methods]
     for method, fold, train, test in progress(work, desc=f"{dataset.name}/{split}", quiet=quiet):
         if len(test) == 0:
             raise InvalidInputError(f"fold {fold} of split {split!r} has no test pairs")
+        if len(np.unique(train.y)) < 2:
+            raise InvalidInputError(
+                f"fold {fold} of split {split!r} trains on {len(train)} pairs of one label only; "
+                "label more pairs, or hold out fewer concepts (--test-share)"
+            )
         scorer = fit_method(method, context, train, head=head)
         row = pair_metrics(test.y, scorer.score(test.a, test.b), scorer.threshold)
         row.update(graph_checks(scorer, test.a, test.b))
@@ -188,3 +195,35 @@ def evaluate(
             k: float(np.nanstd(v)) if np.isfinite(v).any() else float("nan") for k, v in values.items()
         }
     return results
+
+
+BASELINES = ("identity", "allpos")
+
+
+def with_baselines(methods: Iterable[str]) -> list[str]:
+    """The methods followed by the ``identity`` and ``allpos`` baselines (each once)."""
+    return list(dict.fromkeys([*methods, *BASELINES]))
+
+
+def identity_warnings(results: dict[str, dict], metrics: Sequence[str] = ("auc", "f1")) -> list[str]:
+    """One line for every method that the concept-identity baseline (no documents) beats on a
+    metric's mean: such a split rewards memorising which concepts are prerequisites."""
+    if "identity" not in results:
+        return []
+    ident = results["identity"]["mean"]
+    out = []
+    for method, entry in results.items():
+        if method in BASELINES:
+            continue
+        beaten = [
+            f"{m} {ident[m]:.3f} vs {entry['mean'][m]:.3f}"
+            for m in metrics
+            if np.isfinite(ident[m]) and np.isfinite(entry["mean"][m]) and ident[m] > entry["mean"][m]
+        ]
+        if beaten:
+            out.append(
+                f"identity (concept names only, no documents) beats {method}: {'; '.join(beaten)}; "
+                "the model adds nothing over memorising which concepts are prerequisites here "
+                "(try --split disjoint)"
+            )
+    return out

@@ -43,6 +43,8 @@ class PrereqModel:
     plda_ : PairwiseLinkLDA
     classifier_ : SiameseClassifier
     concepts_ : dict of concept name -> vocabulary column
+    aliases_ : dict of concept name -> its other names
+    unseen_ : concepts listed by the user that never occur in the texts
     """
 
     def __init__(
@@ -67,6 +69,9 @@ class PrereqModel:
         if len(pairs) == 0:
             raise InvalidInputError("no labelled pairs to train on")
         self.concepts_ = dict(corpus.concepts)
+        self.aliases_ = {k: list(v) for k, v in corpus.meta.get("concept_aliases", {}).items()}
+        self.unseen_ = list(corpus.meta.get("unseen_concepts", []))
+        self._index_cache = None
         self.plda_ = plda or PairwiseLinkLDA(self.n_topics, seed=self.seed, **self.plda_params).fit(
             corpus.counts, corpus.links
         )
@@ -80,22 +85,47 @@ class PrereqModel:
         if not hasattr(self, "classifier_"):
             raise InvalidInputError("this PrereqModel is not fitted yet; call fit() or load()")
 
+    def _index(self):
+        """The concept index answering names as users write them (case, plurals, aliases...)."""
+        from frugalml.prereq.ingest import ConceptIndex
+
+        if getattr(self, "_index_cache", None) is None:
+            self._index_cache = ConceptIndex(sorted(self.concepts_), self.aliases_)
+        return self._index_cache
+
+    def resolve(self, name: str) -> str:
+        """The model's concept a name denotes, matched after the same normalisation as the texts
+        (case, punctuation, hyphens, plurals, closed compounds, aliases).
+
+        Raises
+        ------
+        InvalidInputError
+            The name is no concept of the model; the message suggests close concept names.
+        """
+        if not hasattr(self, "concepts_"):
+            raise InvalidInputError("this PrereqModel is not fitted yet; call fit() or load()")
+        if name in self.concepts_:
+            return name
+        from frugalml.prereq.ingest import ConceptIndex
+
+        index = self._index()
+        hit = index.resolve(name)
+        if hit is not None:
+            return hit
+        if name in self.unseen_ or ConceptIndex(self.unseen_).resolve(name) is not None:
+            raise InvalidInputError(
+                f"concept {name!r} never occurs in the texts the model was fitted on, so the "
+                "model cannot judge it; add texts that mention it and fit again"
+            )
+        close = index.suggest(name)
+        raise InvalidInputError(
+            f"unknown concept {name!r}"
+            + (f"; did you mean {', '.join(close)}?" if close else f"; the model knows {len(self.concepts_)}")
+        )
+
     def vectors(self, names: Sequence[str]) -> np.ndarray:
-        """Concept vectors p(concept | topic) for concept names."""
-        cols = []
-        for name in names:
-            if name not in self.concepts_:
-                close = [c for c in self.concepts_ if c.lower().startswith(name[:3].lower())][:5]
-                raise InvalidInputError(
-                    f"unknown concept {name!r}"
-                    + (
-                        f"; did you mean {', '.join(close)}?"
-                        if close
-                        else f"; the model knows {len(self.concepts_)}"
-                    )
-                )
-            cols.append(self.concepts_[name])
-        return self.plda_.concept_vectors(cols)
+        """Concept vectors p(concept | topic) for concept names (see :meth:`resolve`)."""
+        return self.plda_.concept_vectors([self.concepts_[self.resolve(name)] for name in names])
 
     def predict_proba(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         """Probability that ``b[i]`` is a prerequisite of ``a[i]``."""
@@ -110,7 +140,7 @@ class PrereqModel:
     def graph(self, concepts: Sequence[str] | None = None) -> list[tuple[str, str, float]]:
         """Predicted prerequisite edges ``(concept, prerequisite, probability)`` among concepts."""
         self._check_fitted()
-        names = sorted(concepts if concepts is not None else self.concepts_)
+        names = sorted({self.resolve(c) for c in concepts} if concepts is not None else self.concepts_)
         a = [x for x in names for _ in names]
         b = [z for _ in names for z in names]
         keep = [i for i in range(len(a)) if a[i] != b[i]]
@@ -132,6 +162,8 @@ class PrereqModel:
             "plda_params": self.plda_.get_params(),
             "siamese_params": self.classifier_.get_params(),
             "concepts": self.concepts_,
+            "concept_aliases": self.aliases_,
+            "unseen_concepts": self.unseen_,
         }
         save_arrays(path, MAGIC, VERSION, meta, arrays)
 
@@ -141,7 +173,9 @@ class PrereqModel:
         meta, arrays = load_arrays(path, MAGIC, VERSION)
         try:
             model = cls(meta["n_topics"], head=meta["head"], seed=meta["seed"])
-            model.concepts_ = {k: int(v) for k, v in meta["concepts"].items()}
+            model.concepts_ = {str(k): int(v) for k, v in meta["concepts"].items()}
+            model.aliases_ = {str(k): [str(a) for a in v] for k, v in meta.get("concept_aliases", {}).items()}
+            model.unseen_ = [str(c) for c in meta.get("unseen_concepts", [])]
             model.plda_ = PairwiseLinkLDA.from_state(
                 meta["plda_params"], {k[5:]: v for k, v in arrays.items() if k.startswith("plda.")}
             )
