@@ -185,7 +185,9 @@ def _course(texts, concepts, pairs, options, label_map, drop_unknown, quiet):
 
     if concepts is None or pairs is None:
         raise InvalidInputError("with --texts give --concepts and --pairs too")
-    ds = load_course(texts, concepts, pairs, options, label_map=label_map, drop_unknown=drop_unknown)
+    ds = load_course(
+        texts, concepts, pairs, options, label_map=label_map, drop_unknown=drop_unknown, quiet=quiet
+    )
     if not quiet:
         print(format_coverage(ds.meta["coverage"]))
     return ds

@@ -315,30 +315,6 @@ def write_ldac(counts, path: str | Path) -> Path:
 # ----------------------------------------------------------------------------- building corpora
 
 
-def bag_of_words(documents: Sequence[str], concepts: Iterable[str]) -> tuple[sp.csr_matrix, list[str]]:
-    """Count concept mentions (1-3-grams, English stop words removed) in raw documents.
-
-    Returns the count matrix and the normalised concept terms (one column each).
-
-    Raises
-    ------
-    InvalidInputError
-        An empty document (named by its index) or no usable concept.
-    """
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    for i, doc in enumerate(documents):
-        if not isinstance(doc, str) or not doc.strip():
-            raise InvalidInputError(f"document {i} is empty; remove it or give it text")
-    terms = list(dict.fromkeys(t for t in map(normalise_concept, concepts) if t))
-    if not terms:
-        raise InvalidInputError("no concept names given; pass at least one concept")
-    vectorizer = CountVectorizer(
-        ngram_range=(1, 3), stop_words="english", vocabulary=terms, token_pattern=r"(?u)\b\w[\w\-+#]*\b"
-    )
-    return sp.csr_matrix(vectorizer.transform(documents), dtype=np.float64), terms
-
-
 def links_from_prerequisites(doc_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> np.ndarray:
     """Document links from course prerequisite lists: ``(course, prerequisite)`` name pairs.
 

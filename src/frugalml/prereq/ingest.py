@@ -38,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from frugalml.common.errors import DataNotFoundError, InvalidInputError
+from frugalml.common.progress import progress
 from frugalml.prereq.data import Corpus, Dataset, PairSet, links_from_playlists
 
 ALIAS_SEP = "|"
@@ -225,6 +226,43 @@ def read_concepts(path: str | Path) -> ConceptIndex:
         raise InvalidInputError(f"{path}: {exc}") from None
 
 
+def bag_of_words(documents: Sequence[str], concepts: Iterable[str]) -> tuple[sp.csr_matrix, list[str]]:
+    """Count concept mentions in raw documents, with the matching of :class:`ConceptIndex`
+    (stop words kept inside concepts, plurals, hyphens, closed compounds, any phrase length).
+
+    Returns the count matrix and the normalised concept names (one column each); warns about
+    concepts that occur in no document.
+
+    >>> counts, terms = bag_of_words(["Union-find on trees, then a heap."], ["Union_find", "Tree", "Heap"])
+    >>> terms, counts.toarray().tolist()
+    (['union find', 'tree', 'heap'], [[1.0, 1.0, 1.0]])
+
+    Raises
+    ------
+    InvalidInputError
+        An empty document (named by its index) or no usable concept.
+    """
+    import warnings
+
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, str) or not doc.strip():
+            raise InvalidInputError(f"document {i} is empty; remove it or give it text")
+    terms = list(dict.fromkeys(t for t in (" ".join(concept_tokens(c)) for c in concepts) if t))
+    if not terms:
+        raise InvalidInputError("no concept names given; pass at least one concept")
+    index = ConceptIndex(terms)
+    rows = [index.count(tokens(doc)) for doc in documents]
+    counts = _count_matrix(rows, [Counter() for _ in rows], {("c", i): i for i in range(len(terms))})
+    missing = [t for i, t in enumerate(terms) if not any(i in row for row in rows)]
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of {len(terms)} concepts occur in no document: {', '.join(missing[:10])}"
+            + (", ..." if len(missing) > 10 else ""),
+            stacklevel=2,
+        )
+    return counts, terms
+
+
 # ----------------------------------------------------------------------------- texts
 
 
@@ -285,8 +323,12 @@ def read_texts(path: str | Path, options: TextOptions | None = None) -> list[Doc
         docs = _records(path, _jsonl_rows(path), options)
     elif path.suffix.lower() in (".csv", ".tsv"):
         text = read_text(path)
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # long transcripts
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        docs = _records(path, ((n + 1, row) for n, row in enumerate(reader, 1)), options)
+        try:
+            docs = _records(path, ((reader.line_num, row) for row in reader), options)
+        except csv.Error as exc:
+            raise InvalidInputError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
     else:
         raise InvalidInputError(
             f"{path}: unknown text format {path.suffix!r}; use a folder of .txt, .jsonl or .csv"
@@ -400,6 +442,7 @@ def build_corpus(
     *,
     max_words: int = 5000,
     min_df: int = 2,
+    quiet: bool = True,
 ) -> tuple[Corpus, dict]:
     """Count concepts and general words in the documents; link them; report the coverage.
 
@@ -417,7 +460,7 @@ def build_corpus(
         raise InvalidInputError(f"all {len(docs)} documents are empty; the corpus holds no text")
     links = document_links(kept_docs, options)
     concept_rows, word_rows = [], []
-    for d in kept_docs:
+    for d in progress(kept_docs, desc="matching concepts", quiet=quiet):
         toks = tokens(d.text)
         concept_rows.append(concepts.count(toks))
         word_rows.append(
@@ -613,6 +656,7 @@ def load_course(
     *,
     label_map: str | None = None,
     drop_unknown: bool = False,
+    quiet: bool = True,
 ) -> Dataset:
     """Texts + concept file + pair file -> a :class:`Dataset` (no fixed folds) whose
     ``meta["coverage"]`` reports concepts found / not found and pairs kept / dropped and why."""
@@ -620,7 +664,7 @@ def load_course(
     index = read_concepts(concepts)
     labels = parse_label_map(label_map)
     docs = read_texts(texts, options)
-    corpus, coverage = build_corpus(docs, index, options)
+    corpus, coverage = build_corpus(docs, index, options, quiet=quiet)
     pair_set, pair_report = read_labelled_pairs(
         pairs, index, label_map=labels, drop_unknown=drop_unknown, seen=corpus.concepts
     )
