@@ -229,6 +229,12 @@ def choose(
     return Plan(method, best_block, isa, kernel, estimates, a_density, b_density, cal.measured)
 
 
+@cache
+def _cpu_count() -> int:
+    """The machine's CPU count (asked once: ``os.cpu_count`` reads /sys on every call)."""
+    return os.cpu_count() or 1
+
+
 def fixed_costs(
     cal: Calibration, shape: tuple[int, int, int], scale: float, b_prepared: bool, threads: int, filters: bool
 ) -> tuple[float, float, float]:
@@ -236,7 +242,7 @@ def fixed_costs(
     (A's bitmap, packing B unless prepared) and the speed-up counted on for the masked kernel's
     extra threads."""
     m, k, n = shape
-    parallel = max(1, min(threads, os.cpu_count() or 1))
+    parallel = max(1, min(threads, _cpu_count()))
     filter_cost = scale * cal.map_per_entry * (m * k + (0 if b_prepared else k * n)) if filters else 0.0
     dense = scale * cal.dense_per_mac * m * n * k / parallel + filter_cost
     overhead = (

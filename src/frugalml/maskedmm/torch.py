@@ -237,6 +237,7 @@ class MaskedLinear(nn.Module):
         self.key = next(_keys)
         self._report = LayerReport(name, self.in_features, self.out_features)
         self.method = one_of(method, core.METHODS, "method")
+        self._outright: dict[tuple, bool] = {}
         self._prepare()
         weakref.finalize(self, _layers.pop, self.key, None)
 
@@ -248,41 +249,45 @@ class MaskedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layer = _layers[self.key]
-        if self.weight.data_ptr() != layer.weight_ptr or self.weight._version != layer.weight_version:
+        weight, bias = self.weight, self.bias
+        if weight.data_ptr() != layer.weight_ptr or weight._version != layer.weight_version:
             self._prepare()
         if x.device.type == "cpu" and x.dtype in DTYPES:
             x = x.contiguous()
-            if self._plain(x) and self._dense_outright(x):
-                return self._linear(x, layer.report)
-        return maskedmm_linear(x, self.weight, self.bias, self.key)
+            if (
+                self.method == "auto"
+                and x.dtype == weight.dtype
+                and x.dim()
+                and x.shape[-1] == self.in_features
+            ):
+                rows = x.numel() // self.in_features
+                if self._dense_outright(rows, x.dtype, torch.get_num_threads()):
+                    return self._linear(x, weight, bias, layer)
+        return maskedmm_linear(x, weight, bias, self.key)
 
-    def _plain(self, x: torch.Tensor) -> bool:
-        """An input the op would accept (checked again there), under the planner's choice."""
-        return (
-            self.method == "auto"
-            and x.dtype == self.weight.dtype
-            and x.dim() >= 1
-            and x.shape[-1] == self.in_features
-        )
-
-    def _dense_outright(self, x: torch.Tensor) -> bool:
+    def _dense_outright(self, rows: int, dtype: torch.dtype, threads: int) -> bool:
         """Whether the planner would pick dense whatever the density: a skipping call's fixed
-        overhead alone exceeds what dense costs (small layers, few rows)."""
-        rows = x.numel() // self.in_features
-        cal = planner.calibration()
-        scale = 2.0 if x.dtype == torch.float64 else 1.0
-        threads = torch.get_num_threads()
-        shape = (rows, self.in_features, self.out_features)
-        dense, overhead, _ = planner.fixed_costs(cal, shape, scale, True, threads, False)
-        return overhead >= cal.margin * dense
+        overhead alone exceeds what dense costs (small layers, few rows). Remembered per case."""
+        case = (rows, dtype, threads)
+        known = self._outright.get(case)
+        if known is None:
+            cal = planner.calibration()
+            scale = 2.0 if dtype == torch.float64 else 1.0
+            shape = (rows, self.in_features, self.out_features)
+            dense, overhead, _ = planner.fixed_costs(cal, shape, scale, True, threads, False)
+            if len(self._outright) > 4096:
+                self._outright.clear()
+            known = self._outright[case] = overhead >= cal.margin * dense
+        return known
 
-    def _linear(self, x: torch.Tensor, report: LayerReport) -> torch.Tensor:
+    def _linear(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
         """torch's own linear, counted in the report (the planner's choice for such a call)."""
         start = time.perf_counter()
-        out = F.linear(x, self.weight, self.bias)
+        out = F.linear(x, weight, bias)
         nonzeros = int(torch.count_nonzero(x))
         seconds = time.perf_counter() - start
-        with _layers[self.key].lock:
+        report = layer.report
+        with layer.lock:
             report.calls += 1
             report.rows += x.numel() // self.in_features
             report.nonzeros += nonzeros

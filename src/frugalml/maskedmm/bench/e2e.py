@@ -80,12 +80,20 @@ class Subject:
     dense: tinylm.TinyLM
     ours: tinylm.TinyLM
     replayed: bool
+    text: torch.Tensor  # held-out text the measured prompts and decoded tokens come from
 
 
-def subject(label: str, model: tinylm.TinyLM, replayed: bool) -> Subject:
+def subject(label: str, model: tinylm.TinyLM, replayed: bool, text: torch.Tensor) -> Subject:
     ours = copy.deepcopy(model)
     mt.sparsify_(ours)
-    return Subject(label, model.eval(), ours.eval(), replayed)
+    return Subject(label, model.eval(), ours.eval(), replayed, text)
+
+
+def windows(text: torch.Tensor, batch: int, length: int, seed: int) -> torch.Tensor:
+    """``batch`` windows of ``length`` tokens from random places in ``text``."""
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(text) - length, (batch,), generator=gen).tolist()
+    return torch.stack([text[s : s + length] for s in starts])
 
 
 def train_model(
@@ -139,11 +147,12 @@ def training_records(config: E2EConfig, losses: list[float], patterns: list, not
     return records
 
 
-def decode_fn(model: tinylm.TinyLM, batch: int, prompt: int, tokens: int, seed: int) -> Callable[[], None]:
-    """``tokens`` decode steps after a prefilled ``prompt`` (teacher-forced, so every contender
-    does the same work); the cache is rewound on each call."""
-    gen = torch.Generator().manual_seed(seed)
-    text = torch.randint(0, model.config.vocab, (batch, prompt + tokens), generator=gen)
+def decode_fn(
+    model: tinylm.TinyLM, corpus: torch.Tensor, batch: int, prompt: int, tokens: int, seed: int
+) -> Callable[[], None]:
+    """``tokens`` decode steps after a prefilled ``prompt`` (teacher-forced with held-out text, so
+    every contender does the same work); the cache is rewound on each call."""
+    text = windows(corpus, batch, prompt + tokens, seed)
     cache = tinylm.KVCache(model.config, batch, prompt + tokens, model.wte.weight.dtype)
     with torch.inference_mode():
         model(text[:, :prompt], cache)
@@ -157,10 +166,12 @@ def decode_fn(model: tinylm.TinyLM, batch: int, prompt: int, tokens: int, seed: 
     return run
 
 
-def prefill_fn(model: tinylm.TinyLM, batch: int, prompt: int, seed: int) -> Callable[[], None]:
-    """One forward pass over a ``prompt``-token prefix per sequence, filling a fresh KV cache."""
-    gen = torch.Generator().manual_seed(seed)
-    text = torch.randint(0, model.config.vocab, (batch, prompt), generator=gen)
+def prefill_fn(
+    model: tinylm.TinyLM, corpus: torch.Tensor, batch: int, prompt: int, seed: int
+) -> Callable[[], None]:
+    """One forward pass over ``prompt`` tokens of held-out text per sequence, filling a fresh KV
+    cache."""
+    text = windows(corpus, batch, prompt, seed)
 
     def run() -> None:
         with torch.inference_mode():
@@ -276,10 +287,10 @@ def case_records(case: Case, config: E2EConfig, base_notes: str) -> list[Record]
     per-layer breakdown and the ideal bound for decode."""
     s, seed = case.subject, config.seed + case.batch
     if case.phase == "decode":
-        make = lambda m: decode_fn(m, case.batch, config.prompt, config.decode_tokens, seed)  # noqa: E731
+        make = lambda m: decode_fn(m, s.text, case.batch, config.prompt, config.decode_tokens, seed)  # noqa: E731
         tokens = case.batch * config.decode_tokens
     else:
-        make = lambda m: prefill_fn(m, case.batch, config.prompt, seed)  # noqa: E731
+        make = lambda m: prefill_fn(m, s.text, case.batch, config.prompt, seed)  # noqa: E731
         tokens = case.batch * config.prompt
     tick, clock_note = clock(case.threads)
     records = []
@@ -376,16 +387,22 @@ def subjects(
     data = tinylm.corpus_bytes(path)
     with torch_threads(max(config.threads)):
         trained, losses = train_model(config, data, quiet=quiet)
-    patterns = tinylm.ffn_patterns(trained, data[int(0.9 * len(data)) :], seq=config.train_seq)
+    held_out = data[int(0.9 * len(data)) :]
+    patterns = tinylm.ffn_patterns(trained, held_out, seq=config.train_seq)
     note = f"corpus {CORPUS} (byte level); {env.machine(load=True)}; {SHARED_NOTE}"
     records = training_records(config, losses, patterns, note)
     w = config.wide
     wide = tinylm.replayed(w, patterns, seed=config.seed)
     c = config.trained
     return [
-        subject(f"trained d_model={c.d_model} ({c.n_layer} layers, FFN {c.hidden})", trained, False),
         subject(
-            f"replayed d_model={w.d_model} ({w.n_layer} layers, FFN {w.hidden}), trained patterns", wide, True
+            f"trained d_model={c.d_model} ({c.n_layer} layers, FFN {c.hidden})", trained, False, held_out
+        ),
+        subject(
+            f"replayed d_model={w.d_model} ({w.n_layer} layers, FFN {w.hidden}), trained patterns",
+            wide,
+            True,
+            held_out,
         ),
     ], records
 
