@@ -257,3 +257,16 @@ def test_a_checkpoint_is_never_unpickled(tmp_path):
     path.write_bytes(pickle.dumps({"w": list(range(100))}))
     with pytest.raises(CorruptFileError, match="not a SP24CKPT file"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_unpacking_keeps_every_bit_of_the_stored_values(dtype):
+    """NaN payloads and signed zeros come back exactly as stored (values are moved as raw bits)."""
+    w = torch.randn(2, 8)
+    packed = pack_24(w * mask_24(w)).parts
+    bits = {torch.float32: torch.int32, torch.float64: torch.int64}.get(dtype, torch.int16)
+    raw = torch.full((2, 4), -7, dtype=bits)  # all ones but one bit: a NaN with a payload
+    packed = Packed("2:4", (2, 8), dtype, {"values": raw.view(dtype), "indices": packed["indices"]})
+    dense = unpack_24(packed)
+    kept = dense.view(bits)[dense.view(bits) != 0]
+    assert kept.numel() == 8 and bool((kept == -7).all())

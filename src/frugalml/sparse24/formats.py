@@ -108,6 +108,11 @@ def _positions(packed: Packed, name: str, count: int) -> torch.Tensor:
     return positions
 
 
+# the integer type of each float type's bits
+_BITS = {torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: torch.int16}
+_BITS[torch.bfloat16] = torch.int16
+
+
 def _packed_shape(packed: Packed, rows_multiple: int, cols_multiple: int) -> tuple[int, int]:
     if packed.dtype not in FLOAT_DTYPES:
         raise InvalidInputError(f"a packed {packed.kind} tensor must be floating point, got {packed.dtype}")
@@ -154,9 +159,10 @@ def unpack_24(packed: Packed) -> torch.Tensor:
     groups = rows * cols // 4
     values = _part(packed, "values", packed.dtype, (rows, cols // 2)).reshape(rows, cols // 4, 2)
     positions = _positions(packed, "indices", groups).reshape(rows, cols // 4, 2)
-    dense = torch.zeros(rows, cols // 4, 4, dtype=packed.dtype, device=values.device)
-    dense.scatter_(-1, positions.to(values.device), values)
-    return dense.reshape(rows, cols)
+    bits = values.view(_BITS[packed.dtype])  # moved as raw bits: every NaN payload kept exactly
+    dense = torch.zeros(rows, cols // 4, 4, dtype=bits.dtype, device=values.device)
+    dense.scatter_(-1, positions.to(values.device), bits)
+    return dense.reshape(rows, cols).view(packed.dtype)
 
 
 def pack_vnm(x: torch.Tensor, pattern: VNM | str) -> Packed:
@@ -231,9 +237,10 @@ def unpack_vnm(packed: Packed) -> torch.Tensor:
         )
     positions = _positions(packed, "positions", rows * groups).reshape(blocks, v, groups, 2)
     column_index = columns.unsqueeze(1).expand(-1, v, -1, -1).gather(-1, positions)
-    dense = torch.zeros(blocks, v, groups, m, dtype=packed.dtype, device=values.device)
-    dense.scatter_(-1, column_index.to(values.device), values)
-    return dense.reshape(rows, cols)
+    bits = values.view(_BITS[packed.dtype])
+    dense = torch.zeros(blocks, v, groups, m, dtype=bits.dtype, device=values.device)
+    dense.scatter_(-1, column_index.to(values.device), bits)
+    return dense.reshape(rows, cols).view(packed.dtype)
 
 
 def _to_bytes(t: torch.Tensor) -> bytes:
