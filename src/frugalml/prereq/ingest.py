@@ -84,13 +84,37 @@ def concept_tokens(name: str) -> list[str]:
     return tokens(re.sub(r"\([^)]*\)", " ", name).replace("_", " "))
 
 
-def phrase_keys(toks: Sequence[str]) -> tuple[tuple[str, ...], str]:
-    """The two keys a phrase matches under: its word stems, and the stem of its closed compound.
+_PLURAL_ES = re.compile(r"(?:s|x|z|ch|sh)es$")
+
+
+@lru_cache(maxsize=200_000)
+def singular(word: str) -> str:
+    """An English plural made singular (light and exact: used before the Porter stem, which
+    conflates more, e.g. ``computer``/``computing``).
+
+    >>> [singular(w) for w in ["trees", "searches", "queries", "queues", "class", "analysis", "c++"]]
+    ['tree', 'search', 'query', 'queue', 'class', 'analysis', 'c++']
+    """
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if _PLURAL_ES.search(word):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def phrase_keys(toks: Sequence[str], fold=singular) -> tuple[tuple[str, ...], str]:
+    """The two keys a phrase matches under: its folded words, and its folded closed compound.
 
     >>> phrase_keys(["quick", "sorts"])
     (('quick', 'sort'), 'quicksort')
+    >>> phrase_keys(["computing"], stem)
+    (('comput',), 'comput')
     """
-    return tuple(stem(t) for t in toks), stem("".join(toks))
+    return tuple(fold(t) for t in toks), fold("".join(toks))
 
 
 # ----------------------------------------------------------------------------- the concept index
@@ -100,11 +124,16 @@ def phrase_keys(toks: Sequence[str]) -> tuple[tuple[str, ...], str]:
 class ConceptIndex:
     """Concept names, their aliases, and the normalised keys that find them in text or a query.
 
+    A phrase matches a concept when their words (or closed compounds) agree after plurals are made
+    singular; failing that, when their Porter stems agree and point to one concept only (so
+    ``computing`` finds ``computation`` unless ``computer`` is a concept too).
+
     Parameters
     ----------
     names : the concept names as the user wrote them (canonical)
     aliases : name -> other names of the same concept
-    strict : a key shared by two concepts is an error (else the first one keeps it)
+    strict : two concepts that are the same up to case, punctuation and plurals are an error
+        (else the first one keeps the name)
     """
 
     names: list[str]
@@ -112,10 +141,9 @@ class ConceptIndex:
     strict: bool = False
 
     def __post_init__(self) -> None:
-        self._stems: dict[tuple[str, ...], int] = {}
-        self._compact: dict[str, int] = {}
-        self._stem_prefixes: set[tuple[str, ...]] = set()
-        self._raw_prefixes: set[str] = set()
+        self._exact: dict[tuple, int] = {}
+        self._loose: dict[tuple, set[int]] = {}
+        self._prefixes: set[tuple] = set()
         self.longest = 1
         for i, name in enumerate(self.names):
             for phrase in [name, *self.aliases.get(name, [])]:
@@ -131,27 +159,55 @@ class ConceptIndex:
             raise InvalidInputError(
                 f"concept {self.names[i]!r}: {phrase!r} has {len(toks)} words; at most {_MAX_PHRASE}"
             )
-        by_stems, compact = phrase_keys(toks)
-        for other in (self._stems.setdefault(by_stems, i), self._compact.setdefault(compact, i)):
+        words, compact = phrase_keys(toks)
+        for other in (self._exact.setdefault(("w", words), i), self._exact.setdefault(("c", compact), i)):
             if other != i and self.strict:
                 raise InvalidInputError(
                     f"concepts {self.names[other]!r} and {self.names[i]!r} are the same after "
                     f"normalisation (as {phrase!r}); merge them into one line with aliases"
                 )
+        stems, stem_compact = phrase_keys(toks, stem)
+        self._loose.setdefault(("w", stems), set()).add(i)
+        self._loose.setdefault(("c", stem_compact), set()).add(i)
         self.longest = max(self.longest, len(toks) + 2)
         for k in range(1, len(toks) + 1):
-            self._stem_prefixes.add(by_stems[:k])
+            self._prefixes.update((("w", words[:k]), ("s", stems[:k])))
         raw = "".join(toks)
-        self._raw_prefixes.update(raw[:k] for k in range(1, len(raw) + 1))
+        self._prefixes.update(("r", raw[:k]) for k in range(1, len(raw) + 1))
+
+    def _lookup(self, words: tuple[str, ...], stems: tuple[str, ...], raw: str) -> int | None:
+        hit = self._exact.get(("w", words), self._exact.get(("c", singular(raw))))
+        if hit is not None:
+            return hit
+        loose = self._loose.get(("w", stems), set()) | self._loose.get(("c", stem(raw)), set())
+        return next(iter(loose)) if len(loose) == 1 else None
 
     def resolve(self, name: str) -> str | None:
         """The canonical concept a name or alias denotes, or None."""
         toks = concept_tokens(name)
         if not toks:
             return None
-        by_stems, compact = phrase_keys(toks)
-        hit = self._stems.get(by_stems, self._compact.get(compact))
+        hit = self._lookup(tuple(map(singular, toks)), tuple(map(stem, toks)), "".join(toks))
         return None if hit is None else self.names[hit]
+
+    def count(self, toks: Sequence[str]) -> Counter[int]:
+        """Mentions of each concept (by index) in a token list; every phrase length is tried."""
+        singles = [singular(t) for t in toks]
+        stems = [stem(t) for t in toks]
+        out: Counter[int] = Counter()
+        for i in range(len(toks)):
+            hits: set[int] = set()
+            raw = ""
+            for j in range(i, min(len(toks), i + self.longest)):
+                raw += toks[j]
+                words, stemmed = tuple(singles[i : j + 1]), tuple(stems[i : j + 1])
+                hit = self._lookup(words, stemmed, raw)
+                if hit is not None:
+                    hits.add(hit)
+                if not {("w", words), ("s", stemmed), ("r", raw)} & self._prefixes:
+                    break
+            out.update(hits)
+        return out
 
     def suggest(self, name: str, n: int = 5) -> list[str]:
         """Concepts whose name or an alias looks like ``name`` (for 'did you mean')."""
@@ -164,25 +220,6 @@ class ConceptIndex:
         words = {stem(t) for t in concept_tokens(name)}
         close += [s for s in spellings if words & {stem(t) for t in s.split()}]
         return list(dict.fromkeys(spellings[s] for s in close))[:n]
-
-    def count(self, toks: Sequence[str]) -> Counter[int]:
-        """Mentions of each concept (by index) in a token list; every phrase length is tried."""
-        stems = [stem(t) for t in toks]
-        out: Counter[int] = Counter()
-        for i in range(len(toks)):
-            key: tuple[str, ...] = ()
-            raw = ""
-            hits: set[int] = set()
-            for j in range(i, min(len(toks), i + self.longest)):
-                key += (stems[j],)
-                raw += toks[j]
-                for hit in (self._stems.get(key), self._compact.get(stem(raw) if j > i else stems[j])):
-                    if hit is not None:
-                        hits.add(hit)
-                if key not in self._stem_prefixes and raw not in self._raw_prefixes:
-                    break
-            out.update(hits)
-        return out
 
 
 def read_concepts(path: str | Path) -> ConceptIndex:
