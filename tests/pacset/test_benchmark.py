@@ -44,3 +44,13 @@ def test_paper_notes_name_the_papers_ratios():
     assert paper_note("Landsat RF", "bfs") == "paper blocks ratio 4.99x; paper latency ratio 4.75x"
     assert paper_note("Landsat RF", "wdfs") == "paper blocks ratio 1.05x"
     assert paper_note(None, "bfs") == ""
+
+
+def test_validation_cost_record(rf, cls_data, tmp_path):
+    from frugalml.pacset import pack
+    from frugalml.pacset.bench.validation import METRIC, measure
+
+    pack(rf, tmp_path / "rf.pacset")
+    record = measure(tmp_path / "rf.pacset", cls_data[0][:5], "small RF", rounds=3)
+    assert record.metric == METRIC and 0 < record.ours and 0 < record.peer_value
+    assert "of a cold query (goal <= 5%)" in record.notes

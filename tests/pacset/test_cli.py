@@ -110,3 +110,35 @@ def test_pickles_refused_without_trust(tmp_path, capsys, command):
     assert code == 2 and not marker.exists()
     assert "--trust-pickle" in err and "XGBoost JSON/UBJ" in err and "LightGBM text" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_inputs_and_sizes_are_one_line_errors(rf, cls_data, tmp_path, capsys):
+    pack_rf = tmp_path / "rf.pacset"
+    from frugalml.pacset import pack
+
+    pack(rf, pack_rf)
+    good = tmp_path / "ok.npy"
+    np.save(good, cls_data[0][:3])
+    np.save(tmp_path / "obj.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    (tmp_path / "trunc.npy").write_bytes(good.read_bytes()[:100])
+    (tmp_path / "garbage.npy").write_bytes(b"\x93NUMPY garbage" * 10)
+    for name in ("obj", "trunc", "garbage"):
+        code, _, err = run(["pacset", "predict", str(pack_rf), str(tmp_path / f"{name}.npy")], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+    joblib.dump(rf, tmp_path / "rf.joblib")
+    code, _, err = run(
+        [
+            "pacset",
+            "pack",
+            str(tmp_path / "rf.joblib"),
+            "--trust-pickle",
+            "-o",
+            "x",
+            "--block-size",
+            str(2**40),
+        ],
+        capsys,
+    )
+    assert code == 2 and "up to 64 MiB" in err
+    code, _, err = run(["pacset", "bench", "--size", "huge"], capsys)
+    assert code == 2 and "unknown size" in err

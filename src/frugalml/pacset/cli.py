@@ -188,8 +188,11 @@ def bench(
     quiet: bool = _QUIET,
 ):
     """Cold single-query latency, pages and Redis key reads vs sklearn/XGBoost/LightGBM/ONNX/Treelite."""
+    from frugalml.common.validate import one_of
     from frugalml.pacset.bench.fresh import run_fresh
     from frugalml.pacset.bench.latency import run_benchmark
+
+    one_of(size, ("small", "full"), "size")
 
     if fresh_process:
         run_fresh(json_path=json_path, quiet=quiet)

@@ -24,6 +24,8 @@ from frugalml.pacset.kernels import FEATURE, IS_LEAF, LEAF_VALUES, LEFT, RIGHT, 
 LAYOUTS = ("bfs", "dfs", "wdfs", "blockwise-wdfs")
 VOTES = ("soft", "hard")
 PAGE = 4096
+MAX_BLOCK = 1 << 26
+"""The largest block (64 MiB): one block is the unit a query reads."""
 # How a bin's subtrees are ordered below the interleaved top (numba reads these as constants).
 BFS, DFS, WDFS, BLOCKWISE_WDFS = 0, 1, 2, 3
 _MODE = {"bfs": BFS, "dfs": DFS, "wdfs": WDFS, "blockwise-wdfs": BLOCKWISE_WDFS}
@@ -64,12 +66,12 @@ class LayoutConfig:
             raise InvalidInputError(f"interleave must be between 0 and 12, got {self.interleave!r}")
         if (
             not isinstance(self.block_size, int | np.integer)
-            or self.block_size < PAGE
+            or not PAGE <= self.block_size <= MAX_BLOCK
             or self.block_size % PAGE
         ):
             raise InvalidInputError(
-                f"block_size must be a positive multiple of {PAGE} bytes (page aligned), "
-                f"got {self.block_size!r}"
+                f"block_size must be a multiple of {PAGE} bytes (page aligned) up to {MAX_BLOCK >> 20} "
+                f"MiB, got {self.block_size!r}"
             )
 
 
