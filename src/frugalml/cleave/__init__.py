@@ -25,5 +25,6 @@ _EXPORTS = {
     "taskgraphs": ("simulate_baseline",),
     "tiling": ("TaskCost", "Tile", "TileGrid", "best_grid", "choose_grid", "grid_cost", "split_gemm"),
     "traces": ("TraceSet", "load_traces"),
+    "validate": ("Overheads", "load_overheads", "run_validation"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

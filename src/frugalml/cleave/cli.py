@@ -62,13 +62,25 @@ def _graph(model: str, batch: int, seq: int, micro_batch: int | None = None, dty
 
 
 def _plan(model: str, batch: int, seq: int, micro_batch: int | None, pool, churn: bool, dtype_bytes: int = 2):
-    """Plan with the given micro-batch, or the fastest one when ``micro_batch`` is 0."""
-    from frugalml.cleave.models import load_model
+    """Plan with the given micro-batch, or the fastest one when ``micro_batch`` is 0; a model the
+    networked runtime trains is planned as it runs there (workers keep no weights between tasks)."""
+    from frugalml.cleave.models import RUNTIME_MODELS, load_model
     from frugalml.cleave.planner import plan, plan_micro_batch
 
+    resident = model.lower() not in RUNTIME_MODELS
     if micro_batch == 0:
-        return plan_micro_batch(load_model(model), batch, seq, pool, churn=churn, dtype_bytes=dtype_bytes)
-    return plan(_graph(model, batch, seq, micro_batch, dtype_bytes), pool, churn=churn)
+        return plan_micro_batch(
+            load_model(model),
+            batch,
+            seq,
+            pool,
+            churn=churn,
+            dtype_bytes=dtype_bytes,
+            resident_weights=resident,
+        )
+    return plan(
+        _graph(model, batch, seq, micro_batch, dtype_bytes), pool, churn=churn, resident_weights=resident
+    )
 
 
 def _write_json(doc: dict, path: Path) -> None:
@@ -253,6 +265,47 @@ def reproduce(
     if as_json:
         write_json(records, as_json)
     print_table(records, title="cleave: the claims, measured (ratio > 1: Cleave better)")
+
+
+@app.command()
+def validate(
+    workers: int = typer.Option(8, "--workers", "-n", min=1, help="Emulated devices."),
+    steps: int = typer.Option(
+        10, "--steps", "-k", min=2, help="Training steps measured (the first warms up)."
+    ),
+    pool_file: Path = typer.Option(
+        None, "--pool", help="Pool YAML the devices are drawn from (default: mixed)."
+    ),
+    cpus: float = typer.Option(1.5, "--cpus", help="CPU cores all workers together may use (cgroup caps)."),
+    calibrate: bool = typer.Option(
+        False, "--calibrate", help="Fit the runtime overheads on this run and record them in the catalogue."
+    ),
+    catalogue: Path = typer.Option(
+        None, "--catalogue", help="Catalogue to read/record overheads (default: built-in)."
+    ),
+    seed: int = SEED,
+    as_json: Path = typer.Option(
+        None, "--json", help="Write the records (step_time_relative_error...) here."
+    ),
+    quiet: bool = QUIET,
+):
+    """Train on emulated edge hosts and simulate the same plan: predicted vs measured step time,
+    per-GEMM times and bytes per worker (from the namespaces' interface counters). Needs root.
+
+    Example: sudo frugal cleave validate --workers 4 --calibrate; sudo frugal cleave validate --workers 8
+    """
+    from frugalml.cleave.validate import run_validation
+    from frugalml.common.report import print_table, write_json
+
+    records, predicted, measured = run_validation(workers, steps, pool_file, cpus, calibrate, catalogue, seed)
+    if as_json:
+        write_json(records, as_json)
+    if not quiet:
+        print(measured.mode)
+        for name, seconds in sorted(predicted.gemm_s.items()):
+            got = measured.gemm_s.get(name, float("nan"))
+            print(f"  {name:<16} predicted {seconds * 1e3:8.2f} ms  measured {got * 1e3:8.2f} ms")
+    print_table(records, title=f"cleave validate: simulator vs runtime, {workers} workers")
 
 
 @app.command()

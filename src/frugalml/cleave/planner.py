@@ -280,13 +280,14 @@ def _plan_gemm(
     groups: DeviceGroups,
     churn: bool,
     cached: np.ndarray | None = None,
+    resident_weights: bool = True,
 ) -> GemmPlan:
     sizes = groups.sizes
     limit = TASKS_PER_DEVICE * len(pool)
     grids = candidate_grids(gemm, limit)
     costs = [gemm_cost(gemm, grid, dtype_bytes) for grid in grids]
     resident = [0.0] * len(grids)
-    if gemm.weight_operand and gemm.batch == 1:  # or keep the whole weight on each device
+    if resident_weights and gemm.weight_operand and gemm.batch == 1:  # or keep the whole weight on devices
         for rows in task_counts(min(limit, gemm.m)):
             cost, weight = resident_cost(gemm, rows, dtype_bytes)
             grids.append(TileGrid(rows, 1, 1))
@@ -437,7 +438,13 @@ def _kept_on_ps(gemm: Gemm, repeats: int, dtype_bytes: int, ps_flops: float) -> 
 
 
 def plan(
-    graph: OpGraph, pool: Pool, *, churn: bool = True, bins: int = 4, split_threshold: float = 1e10
+    graph: OpGraph,
+    pool: Pool,
+    *,
+    churn: bool = True,
+    bins: int = 4,
+    split_threshold: float = 1e10,
+    resident_weights: bool = True,
 ) -> Plan:
     """Plan one training step of ``graph`` on ``pool``.
 
@@ -450,6 +457,9 @@ def plan(
     split_threshold : float
         Batched GEMMs whose single products have fewer FLOPs than this (per-head attention) stay
         on the PS ("selective" splitting); every other GEMM is tiled.
+    resident_weights : bool
+        Let devices keep a whole weight between tasks (false for the networked runtime, whose
+        workers keep nothing between tasks).
 
     Raises
     ------
@@ -469,7 +479,7 @@ def plan(
         if small(g):
             plans.append(_kept_on_ps(g, r, graph.dtype_bytes, ps_flops))
             continue
-        gp = _plan_gemm(g, r, graph.dtype_bytes, pool, groups, churn, holders.get(g.b))
+        gp = _plan_gemm(g, r, graph.dtype_bytes, pool, groups, churn, holders.get(g.b), resident_weights)
         if gp.resident_bytes:
             holders[g.b] = np.isin(groups.group_of, gp.groups)
         plans.append(gp)

@@ -223,7 +223,7 @@ def _fleet_plan(tmp_path, counts):
 
 def test_a_plan_is_followed_share_for_share(tmp_path, reference_losses):
     from frugalml.cleave.runtime.model import GPTConfig
-    from frugalml.cleave.runtime.scheduler import _quotas
+    from frugalml.cleave.runtime.scheduler import quotas
 
     steps = 3
     path, executable = _fleet_plan(tmp_path, {"laptop": 1, "jetson-orin-nano": 1})
@@ -237,7 +237,7 @@ def test_a_plan_is_followed_share_for_share(tmp_path, reference_losses):
     expected = {"laptop": 0, "jetson-orin-nano": 0}
     for g in executable.gemms:
         if not g.on_ps:
-            for cls, tiles in _quotas(g.shares, g.grid.tasks).items():
+            for cls, tiles in quotas(g.shares, g.grid.tasks).items():
                 expected[cls] += tiles * g.repeats * steps
     done = {w["profile"]["device_class"]: w["tiles_done"] for w in metrics["workers"]}
     assert done == expected and GPTConfig().n_layer == 2

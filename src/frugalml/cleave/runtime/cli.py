@@ -272,7 +272,7 @@ def _print_status(snap: dict) -> None:
     table = Table(
         title=f"{snap['model']}: {snap['state']}, step {snap['step']}/{snap['total_steps']}{loss}; "
         f"{snap['requeued_tiles']} re-queued, {snap['backup_tiles']} backups, "
-        f"recoveries (s): {recoveries}"
+        f"recoveries (s): {recoveries}; plan: {snap.get('plan') or 'none'}"
     )
     for col in ("worker", "state", "tiles", "rejected", "in flight", "MB down", "MB up"):
         table.add_column(col, justify="left" if col in ("worker", "state") else "right")

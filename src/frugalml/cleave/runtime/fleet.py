@@ -181,6 +181,14 @@ def _cgroup_root() -> tuple[Path, str] | None:
     return None
 
 
+def cgroup_path(name: str) -> Path:
+    """Where cgroup ``name`` lives (in the cpu controller's hierarchy)."""
+    found = _cgroup_root()
+    if found is None:
+        raise FleetError("no writable cgroup cpu controller; run as root or drop --cpus")
+    return found[0] / name
+
+
 def cap_cpu(name: str, cores: float, pid: int) -> str:
     """Put ``pid`` in a new cgroup ``name`` limited to ``cores`` CPUs; returns the cgroup's folder."""
     found = _cgroup_root()
@@ -189,12 +197,14 @@ def cap_cpu(name: str, cores: float, pid: int) -> str:
     root, version = found
     group = root / name
     group.mkdir(parents=True, exist_ok=True)
-    period = 100_000
+    # a short period throttles evenly (a task of a few ms cannot burst at full speed); the kernel
+    # wants a quota of at least 1 ms
+    period = max(2_000, int(-(-1_000 // cores)))
     if version == "v2":
-        (group / "cpu.max").write_text(f"{int(cores * period)} {period}")
+        (group / "cpu.max").write_text(f"{max(1_000, int(cores * period))} {period}")
     else:
         (group / "cpu.cfs_period_us").write_text(str(period))
-        (group / "cpu.cfs_quota_us").write_text(str(int(cores * period)))
+        (group / "cpu.cfs_quota_us").write_text(str(max(1_000, int(cores * period))))
     (group / "cgroup.procs").write_text(str(pid))
     return str(group)
 
@@ -386,11 +396,10 @@ class Fleet:
             process = self._spawn(self.namespace(i) if shaped else None, [*args, *own], f"{host.name}.log")
             self.workers[host.name] = process
             if self.cpus is not None:
-                group = cap_cpu(
-                    f"frugalml-{self.prefix}/{host.name}", self.cpus / len(self.hosts), process.pid
-                )
-                self.state.cgroups.append(group)
+                name = f"frugalml-{self.prefix}/{host.name}"
+                self.state.cgroups.append(str(cgroup_path(name)))  # listed before it is made
                 _save(self.state)
+                cap_cpu(name, self.cpus / len(self.hosts), process.pid)
 
     def counters(self) -> dict[str, tuple[int, int]]:
         """Bytes each worker's interface received and sent (namespaces only; from the kernel)."""

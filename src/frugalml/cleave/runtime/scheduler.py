@@ -150,6 +150,7 @@ class Scheduler:
         self.required_memory = required_memory
         self.plan = plan
         self.plan_note = "no plan: workers pull tiles" if plan is None else "following the plan"
+        self.gemm_seconds: dict[str, list[float]] = {}  # wall time of each tiled GEMM, by name
         self.cond = threading.Condition()
         self.workers: dict[int, WorkerState] = {}
         self.job: GemmJob | None = None
@@ -239,6 +240,7 @@ class Scheduler:
         if 2 * m * n * k < self.config.min_gemm_flops:
             return a @ b
         dtype_bytes = np.result_type(a, b).itemsize
+        start = time.perf_counter()
         with self.cond:
             workers = self._wait_alive()
             tiles_wanted = len(workers) * self.config.tiles_per_worker
@@ -275,6 +277,7 @@ class Scheduler:
             for assignment in job.assignments.values():  # copies still out are moot now
                 self.workers[assignment.worker_id].in_flight.discard(assignment.task_id)
             self.job = None
+            self.gemm_seconds.setdefault(name or "?", []).append(time.perf_counter() - start)
         return job.c
 
     def begin_step(self, step: int) -> None:
@@ -436,7 +439,7 @@ class Scheduler:
             )
             return grid, None
         self.plan_note = "following the plan"
-        return grid, _quotas(planned.shares, grid.tasks)
+        return grid, quotas(planned.shares, grid.tasks)
 
     def _active(self, worker_id: int) -> WorkerState:
         worker = self.workers.get(worker_id)
@@ -576,12 +579,12 @@ class _Picked:
     tile: Tile
 
 
-def _quotas(shares: dict[str, float], tasks: int) -> dict[str, int]:
+def quotas(shares: dict[str, float], tasks: int) -> dict[str, int]:
     """Tiles per class: ``shares`` of ``tasks`` rounded by largest remainder (they add up to ``tasks``).
 
     Examples
     --------
-    >>> _quotas({"phone": 0.25, "laptop": 0.75}, 6)
+    >>> quotas({"phone": 0.25, "laptop": 0.75}, 6)
     {'phone': 2, 'laptop': 4}
     """
     total = sum(shares.values()) or 1.0

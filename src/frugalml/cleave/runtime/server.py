@@ -348,6 +348,7 @@ class ParameterServer:
         return {
             **self.snapshot(),
             "step_end_times": list(self.step_end_times),
+            "gemm_seconds": {k: list(v) for k, v in self.scheduler.gemm_seconds.items()},
             "config": {"train": self.config.train.to_dict(), "scheduler": asdict(self.config.scheduler)},
         }
 
