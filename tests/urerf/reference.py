@@ -94,7 +94,8 @@ def reference_kneighbors(arrays: dict, params: dict, queries: np.ndarray | None,
         X = np.asarray(queries, dtype=np.float64)
         if params["normalize"]:
             X = (X - arrays["scale_min_"]) / arrays["scale_range_"]
-        rows = X.astype(np.float32).tolist()
+        with np.errstate(over="ignore", invalid="ignore"):  # as the forest: out-of-range becomes inf
+            rows = X.astype(np.float32).tolist()
         query_leaves = [[_walk(t, row, f) for t in range(n_trees)] for row in rows]
     dist, ind = [], []
     for q, row_leaves in enumerate(query_leaves):

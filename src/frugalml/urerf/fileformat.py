@@ -182,21 +182,26 @@ def _check_projections(arrays, n_features: int) -> None:
 
 def _check_leaves(arrays, route: str) -> None:
     """Each training point's leaf is a leaf of its tree; the member lists are the ones it implies."""
-    from frugalml.urerf._leaves import leaf_members
+    from frugalml.urerf import _leaves
 
-    offsets, leaves, inbag = arrays["tree_offsets_"], arrays["leaves_"], arrays["inbag_"]
-    sizes = np.diff(offsets)[:, None]
-    if (leaves < 0).any() or (leaves >= sizes).any():
-        raise _Invalid("a training point's leaf lies outside its tree")
-    if (arrays["children_left_"][offsets[:-1, None] + leaves] != -1).any():
-        raise _Invalid("a training point's leaf is an inner node")
-    if (inbag < 0).any():
-        raise _Invalid("negative in-bag counts")
-    ptr, members = arrays["_member_ptr"], arrays["_members"]
-    keep = inbag > 0 if route == "inbag" else np.ones_like(leaves, dtype=np.bool_)
-    want_ptr, want_members = leaf_members(leaves, keep, offsets)
-    if not (np.array_equal(ptr, want_ptr) and np.array_equal(members, want_members)):
-        raise _Invalid("the leaf member lists disagree with the training points' leaves")
+    code = _leaves.check_leaf_lists(
+        arrays["leaves_"],
+        arrays["inbag_"],
+        route == "inbag",
+        arrays["tree_offsets_"],
+        arrays["children_left_"],
+        arrays["_member_ptr"],
+        arrays["_members"],
+    )
+    problems = {
+        _leaves.LEAF_OUTSIDE: "a training point's leaf lies outside its tree",
+        _leaves.LEAF_INNER: "a training point's leaf is an inner node",
+        _leaves.NEGATIVE_INBAG: "negative in-bag counts",
+        _leaves.BAD_POINTERS: "the leaf member lists disagree with the training points' leaves (sizes)",
+        _leaves.BAD_MEMBERS: "the leaf member lists disagree with the training points' leaves",
+    }
+    if code != _leaves.LEAF_OK:
+        raise _Invalid(problems[code])
 
 
 def _short(exc: BaseException) -> str:

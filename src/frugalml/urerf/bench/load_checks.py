@@ -1,0 +1,97 @@
+"""What the structural checks of a saved forest cost: a cold single-row query (load the file, then
+find one new point's top-k neighbours) with the checks, against the same query without them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from frugalml.common import env
+from frugalml.common.report import Record
+from frugalml.common.timing import compare
+from frugalml.urerf.bench.quality import SYSTEM
+from frugalml.urerf.datasets import simulate
+from frugalml.urerf.fileformat import check_arrays, read_forest
+from frugalml.urerf.forest import UnsupervisedRandomerForest
+
+TARGET_SHARE = 5.0  # percent of a cold single-row query the checks may take
+
+
+def _drop_cache(path: Path) -> None:
+    """Evict the file from the page cache (its pages are clean), so each load reads the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _load_unchecked(path: Path) -> UnsupervisedRandomerForest:
+    """``load`` minus the structural checks: magic, version, checksums and parameters only."""
+    meta, arrays = read_forest(path)
+    forest = UnsupervisedRandomerForest._from_meta(meta)
+    for name, value in arrays.items():
+        setattr(forest, name, value)
+    return forest
+
+
+def load_check_records(
+    n: int = 20_000, p: int = 13, n_trees: int = 300, k: int = 50, rounds: int = 7
+) -> list[Record]:
+    """Cold single-row query with and without the checks (interleaved), and the checks' share of it."""
+    X = simulate("helix", n=n, noise_dims=p - 3, seed=0, geodesic=False).X
+    forest = UnsupervisedRandomerForest(n_trees, random_state=0).fit(X)
+    row = X[:1] + 0.01
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "forest.urerf"
+        forest.save(path)
+        megabytes = path.stat().st_size / 1e6
+
+        def checked():
+            _drop_cache(path)
+            return UnsupervisedRandomerForest.load(path).kneighbors(row, k)
+
+        def unchecked():
+            _drop_cache(path)
+            return _load_unchecked(path).kneighbors(row, k)
+
+        comparison = compare(checked, unchecked, rounds=rounds, warmup=1, clock=time.perf_counter)
+        meta, arrays = read_forest(path)
+
+        def checks_only():
+            check_arrays(path, arrays, n_trees, n, p, "all")
+
+        alone = compare(checks_only, checks_only, rounds=rounds, warmup=1, clock=time.perf_counter)
+    workload = (
+        f"cold single-row top-{k} query from a {megabytes:.0f} MB forest file "
+        f"(helix n={n}, p={p}, {n_trees} trees)"
+    )
+    note = (
+        f"load (file evicted from the page cache each time, checksums verified) + one query; median of "
+        f"{rounds} interleaved rounds on {env.machine(load=True)}"
+    )
+    share = 100.0 * alone.ours.median / comparison.ours.median
+    return [
+        Record.from_comparison(
+            comparison,
+            system=SYSTEM,
+            workload=workload,
+            peer="same load without structural checks",
+            notes=note,
+        ),
+        Record(
+            SYSTEM,
+            workload,
+            "structural checks' share of the query",
+            "%",
+            share,
+            f"target ({TARGET_SHARE:g}%)",
+            TARGET_SHARE,
+            spread={"checks_s": [alone.ours.min, alone.ours.median, alone.ours.max]},
+            notes=f"checks alone {alone.ours.median * 1e3:.1f} ms of the query's "
+            f"{comparison.ours.median * 1e3:.1f} ms; {note}",
+        ),
+    ]
