@@ -53,6 +53,19 @@ def test_every_way_of_writing_a_concept_is_found(text, concept):
     assert concept in found
 
 
+def test_stems_find_a_concept_only_when_they_point_to_one():
+    alone = ingest.ConceptIndex(["computation"])
+    assert alone.resolve("computing") == "computation"
+    assert alone.count(ingest.tokens("computing and computations")) == {0: 2}
+    both = ingest.ConceptIndex(["computation", "computer", "sorting algorithm"], strict=True)
+    assert both.resolve("computers") == "computer" and both.resolve("computing") is None
+    assert both.count(ingest.tokens("computers, a computation, computing, sorting algorithms")) == {
+        0: 1,
+        1: 1,
+        2: 1,
+    }
+
+
 def test_nothing_is_found_where_nothing_is_written():
     index = ingest.read_concepts(CONCEPTS)
     assert not index.count(ingest.tokens("a search for the binary tree, first in a line of people"))
@@ -158,7 +171,7 @@ def test_texts_that_are_not_utf8_or_empty(tmp_path):
 
 def test_links_by_document_id(tmp_path):
     docs = ingest.read_texts(COURSE / "transcripts.csv", BY_FIELDS)
-    links = _write(tmp_path / "links.tsv", "graphs-2\tgraphs-1\nprogramming-4\tprogramming-1\n")
+    links = _write(tmp_path / "links.tsv", 'graphs-2\tgraphs-1\n"programming-4",programming-1\r\n')
     got = ingest.document_links(docs, ingest.TextOptions(links=links))
     ids = [d.id for d in docs]
     assert [(ids[a], ids[b]) for a, b in got] == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -313,7 +314,7 @@ def _print_results(title: str, results: dict) -> None:
         table.add_column(c.replace("antisymmetry_violations", "A<->B"), justify="right")
     for method, entry in results.items():
         table.add_row(method, *(f"{entry['mean'][c]:.3f}±{entry['std'][c]:.3f}" for c in cols))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)  # whole numbers in files and pipes
 
 
 @app.command()

@@ -451,7 +451,7 @@ def document_links(docs: Sequence[Document], options: TextOptions) -> np.ndarray
 
 
 def read_doc_links(path: Path, doc_ids: Sequence[str]) -> np.ndarray:
-    """A link file of ``doc_id<TAB>prerequisite_doc_id`` (or comma) lines, by document id."""
+    """A link file of ``doc_id<TAB>prerequisite_doc_id`` lines (or CSV), by document id."""
     index = {d: i for i, d in enumerate(doc_ids)}
     if len(index) < len(doc_ids):
         raise InvalidInputError("document ids repeat, so links by id are ambiguous; give unique ids")
@@ -459,7 +459,7 @@ def read_doc_links(path: Path, doc_ids: Sequence[str]) -> np.ndarray:
     for lineno, line in enumerate(read_text(Path(path)).splitlines(), 1):
         if not line.strip():
             continue
-        parts = [p.strip() for p in re.split(r"\t+|,", line.strip())]
+        parts = _pair_fields(line)
         if len(parts) != 2:
             raise InvalidInputError(f"{path}, line {lineno}: expected 'doc_id<TAB>prerequisite_doc_id'")
         for p in parts:
