@@ -242,3 +242,18 @@ def test_non_contiguous_activations_into_a_swapped_layer_give_the_dense_result()
         got = layer(x)
     expected = nn.functional.linear(x, layer.weight.detach(), layer.bias.detach())
     assert np.allclose(got.numpy(), expected.numpy(), atol=1e-5 * float(expected.abs().max()))
+
+
+@pytest.mark.slow
+def test_a_sparsified_model_compiles_with_torch_compile():
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 64))
+    mt.sparsify_(model, method="masked")
+    x = torch.randn(8, 64)
+    with torch.inference_mode():
+        expected = model(x)
+        try:
+            got = torch.compile(model)(x)
+        except Exception as exc:  # noqa: BLE001  no C++ compiler or another torch.compile limit
+            pytest.skip(f"torch.compile cannot run here: {type(exc).__name__}")
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert model[2].report.methods == {"masked": 2}
