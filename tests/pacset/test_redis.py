@@ -169,3 +169,17 @@ def test_tls_url(rf, cls_data, tmp_path, tls_redis_url):
     plain = tls_redis_url.replace("rediss://", "redis://").split("?")[0]
     with pytest.raises(ServiceUnavailableError, match="rediss:// for TLS"):
         PackedForest.from_redis(plain, "tls")
+
+
+def test_models_uploaded_without_versions_still_load(rf, cls_data, tmp_path, redis_url):
+    """Uploads from before versioned keys wrote ``{prefix}:meta``, ``:index`` and ``:block:{i}``."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    pack(rf, tmp_path / "m.pacset")
+    upload_to_redis(open_packed(tmp_path / "m.pacset"), redis_url, "tmp-old")
+    keys = model_keys(client, "tmp-old")
+    for key in client.scan_iter(match=f"{keys}:*"):
+        client.set("legacy" + key.decode()[len(keys) :], client.get(key))
+    with PackedForest.from_redis(redis_url, "legacy") as model:
+        np.testing.assert_array_equal(model.predict_proba(cls_data[0][:5]), rf.predict_proba(cls_data[0][:5]))
