@@ -270,3 +270,14 @@ def test_unpacking_keeps_every_bit_of_the_stored_values(dtype):
     dense = unpack_24(packed)
     kept = dense.view(bits)[dense.view(bits) != 0]
     assert kept.numel() == 8 and bool((kept == -7).all())
+
+
+def test_checkpoint_load_benchmark_measures_both_peers(tmp_path):
+    from frugalml.sparse24.bench.checkpoint_load import checkpoint_load, unchecked_load
+
+    records = checkpoint_load(dim=32, hidden=64, layers=1, rounds=1, folder=str(tmp_path))
+    assert [r.peer.split(" ")[0] for r in records] == ["the", "torch.load(weights_only=True)"]
+    assert all(r.ours > 0 and r.peer_value > 0 for r in records)
+    w = torch.randn(8, 16)
+    save_checkpoint({"w": w * mask_24(w), "n": torch.ones(3)}, tmp_path / "m.sp24")
+    assert torch.equal(unchecked_load(tmp_path / "m.sp24")["w"], w * mask_24(w))

@@ -99,13 +99,13 @@ def _positions(packed: Packed, name: str, count: int) -> torch.Tensor:
     nibbles = _part(packed, name, torch.uint8, ((count + 1) // 2,))
     both = _unpack_nibbles(nibbles, count + count % 2)
     codes = both[:count]
-    positions = torch.stack([codes & 3, codes >> 2], dim=-1).long()
-    if bool((positions[:, 0] >= positions[:, 1]).any()) or (count % 2 and int(both[-1]) != 0):
+    first, second = codes & 3, codes >> 2
+    if bool((first >= second).any()) or (count % 2 and int(both[-1]) != 0):  # checked on bytes: cheap
         raise InvalidInputError(
             f"{packed.kind} part {name!r} holds a position code that is not 2 distinct ascending "
             "positions of 4 (or a non-zero padding nibble)"
         )
-    return positions
+    return torch.stack([first, second], dim=-1).long()
 
 
 # the integer type of each float type's bits
