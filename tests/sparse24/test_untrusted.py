@@ -281,3 +281,14 @@ def test_checkpoint_load_benchmark_measures_both_peers(tmp_path):
     w = torch.randn(8, 16)
     save_checkpoint({"w": w * mask_24(w), "n": torch.ones(3)}, tmp_path / "m.sp24")
     assert torch.equal(unchecked_load(tmp_path / "m.sp24")["w"], w * mask_24(w))
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"), [("train", "-o"), ("train", "--json"), ("quality", "--json"), ("quality", "--plot")]
+)
+def test_cli_refuses_an_output_it_could_not_write_before_any_work(command, flag, tmp_path, capsys, no_work):
+    missing = tmp_path / "no" / "such" / "folder" / "out.file"
+    code, out = _cli([command, "--steps", "1", *TINY, flag, str(missing)], capsys)
+    assert code == 2 and "does not exist" in out.err and not missing.parent.exists()
+    code, out = _cli([command, "--steps", "1", *TINY, flag, str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in out.err

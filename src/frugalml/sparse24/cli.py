@@ -80,6 +80,27 @@ DTYPE = typer.Option(
 )
 
 
+def check_outputs(*paths: str | None) -> None:
+    """Refuse, before any work, an output whose folder does not exist or is not writable (a long run
+    would otherwise end without saving), or that is a folder itself."""
+    import os
+    from pathlib import Path
+
+    from frugalml.common.errors import InvalidInputError
+
+    for path in paths:
+        if path is None:
+            continue
+        target = Path(path).expanduser()
+        folder = target.parent
+        if target.is_dir():
+            raise InvalidInputError(f"{target} is a folder; name a file to write inside it")
+        if not folder.is_dir():
+            raise InvalidInputError(f"the folder {folder} does not exist; create it first or write elsewhere")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InvalidInputError(f"the folder {folder} is not writable; write elsewhere")
+
+
 def check_thread_option(threads: int) -> int:
     """A ``--threads`` value in [0, 1024] (0: torch's default), or a one-line error."""
     from frugalml.common.errors import InvalidInputError
@@ -215,6 +236,7 @@ def train(
         checkpoint=checkpoint,
     )
     check_training(model_config, config)
+    check_outputs(checkpoint, json_path)
     with torch_threads(options.checked_threads()):
         result = run_training(model_config, config, read_corpus(options.data), quiet=quiet)
     print(
@@ -257,6 +279,7 @@ def quality(
         steps=steps, activations=activations, sparse_fraction=sparse_fraction, seed=seed
     )
     check_training(options.model_config(), config)
+    check_outputs(json_path, plot)
     with torch_threads(options.checked_threads()):
         records, _ = run_quality(
             options.model_config(), config, read_corpus(options.data), chosen, plot=plot, quiet=quiet
@@ -280,6 +303,7 @@ def speed(
     from frugalml.sparse24.bench.cpu_speed import cpu_speed
     from frugalml.sparse24.bench.gpu_speed import gpu_speed
 
+    check_outputs(json_path)
     with torch_threads(check_thread_option(threads)):
         records = cpu_speed(quick=quick)
         if gpu:
