@@ -46,10 +46,14 @@ class Outcome:
         return self.kind == "answer" or (self.kind == "error" and "\n" not in str(self.value).strip())
 
 
-def _serve(conn) -> None:
-    """The child's loop: run each (function, args) received, send back (kind, value)."""
+def _serve(conn, warm_up: Callable[[], Any] | None) -> None:
+    """The child's loop: import, warm up, say ready, then run each (function, args) received and
+    send back (kind, value)."""
     from frugalml.common.errors import FrugalError
 
+    if warm_up is not None:
+        warm_up()
+    conn.send(("ready", None))
     while True:
         try:
             job = conn.recv()
@@ -72,10 +76,17 @@ class Sandbox:
 
     Use as a context manager; ``run(fn, *args)`` returns an :class:`Outcome`. ``fn`` must be
     importable by name (a module-level function), and its arguments and result picklable.
+    ``warm_up`` (also importable by name) runs in every new child before its first case, e.g. to
+    import torch or compile numba kernels; interpreter start and warm-up get ``start_timeout``
+    seconds and are never counted against a case.
     """
 
-    def __init__(self, timeout: float = 10.0):
+    def __init__(
+        self, timeout: float = 10.0, *, warm_up: Callable[[], Any] | None = None, start_timeout: float = 300.0
+    ):
         self.timeout = timeout
+        self.warm_up = warm_up
+        self.start_timeout = start_timeout
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._conn = None
@@ -88,10 +99,14 @@ class Sandbox:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+        self._proc = self._ctx.Process(target=_serve, args=(child, self.warm_up), daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
+        ready = parent.poll(self.start_timeout)
+        if not ready or parent.recv() != ("ready", None):
+            code = self._kill()
+            raise RuntimeError(f"the sandbox child did not start within {self.start_timeout} s (exit {code})")
 
     def _kill(self) -> int | None:
         assert self._proc is not None

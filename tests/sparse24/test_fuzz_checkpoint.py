@@ -102,20 +102,10 @@ def _swaps(data: bytes, other: bytes, count: int, seed: int):
 TIMEOUT = 20.0  # seconds per case; reading one of these files takes milliseconds
 
 
-def _warm_up(box: Sandbox) -> None:
-    """Start the sandbox's child (after a crash or hang, a new one) and import torch and the reader
-    there, so interpreter start and imports on a loaded machine are not counted as a hang."""
-    if box._proc is None:
-        box.timeout = 300.0
-        assert box.run(warm_up).kind == "answer"
-        box.timeout = TIMEOUT
-
-
 def _check(cases) -> dict[str, int]:
     problems, counts = [], {"error": 0, "answer": 0}
-    with Sandbox(timeout=TIMEOUT) as box:
+    with Sandbox(timeout=TIMEOUT, warm_up=warm_up) as box:
         for kind, data in cases:
-            _warm_up(box)
             outcome = box.run(load_for_fuzz, data)
             try:
                 expected = reference_load(data)
