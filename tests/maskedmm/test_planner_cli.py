@@ -217,6 +217,10 @@ def test_multi_thread_timings_run_one_child_process_per_method():
         (["maskedmm", "bench", "--peers", "bogus"], "unknown peer 'bogus'"),
         (["maskedmm", "bench", "--peers", "scipy,torch,bogus"], "unknown peer 'bogus'"),
         (["maskedmm", "bench", "--n", "1000000"], "GiB is available; use --n"),
+        (["maskedmm", "bench", "--rounds", "100000000"], "more than 1000"),
+        (["maskedmm", "calibrate", "--size", "1000000"], "GiB is available; use --size"),
+        (["maskedmm", "verify", "--trials", "0"], "between 1 and 10000"),
+        (["maskedmm", "verify", "--trials", "100000000"], "between 1 and 10000"),
         (["maskedmm", "verify", "--isa", "sse9"], "unknown variant"),
     ],
 )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+MAX_TRIALS = 10_000  # random cases per variant: more takes hours and finds nothing new
+
 app = typer.Typer(
     help="Masked matrix multiply: C = A @ B skipping the zeros that appear at run time.", no_args_is_help=True
 )
@@ -80,9 +82,12 @@ def verify(
     from rich.console import Console
     from rich.table import Table
 
+    from frugalml.common.errors import InvalidInputError
     from frugalml.common.validate import one_of
     from frugalml.maskedmm import verify as checks
 
+    if not 1 <= trials <= MAX_TRIALS:
+        raise InvalidInputError(f"--trials must lie between 1 and {MAX_TRIALS}, got {trials}")
     for name in isa or []:
         one_of(name, checks.variants(), "variant")
     results = checks.verify(trials, seed, list(isa) if isa else None)
@@ -124,6 +129,10 @@ def bench(
         raise InvalidInputError("--sparsity values must lie between 0 and 1")
     if n < 1 or rounds < 1:
         raise InvalidInputError("--n and --rounds must be positive")
+    if rounds > sweep.MAX_ROUNDS:
+        raise InvalidInputError(
+            f"--rounds {rounds} is more than {sweep.MAX_ROUNDS}; medians settle long before"
+        )
     chosen_peers = tuple(comma_list(peers, name="peer", allowed=sweep.PEERS))
     sweep.check_memory(n)
     config = sweep.BenchConfig(n, levels, chosen, _positive_ints(threads, "threads"), rounds, chosen_peers)
@@ -150,6 +159,9 @@ def calibrate(
 
     if size < 64:
         raise InvalidInputError("--size must be at least 64")
+    from frugalml.maskedmm.bench.sweep import check_memory
+
+    check_memory(size, option="--size")
     cal = measure(size, quiet=quiet)
     print(json.dumps(asdict(cal), indent=2))
     print(f"saved to {planner.cache_path()}")

@@ -47,7 +47,10 @@ def available_memory() -> int | None:
         return None
 
 
-def check_memory(n: int, available: int | None = None) -> int:
+MAX_ROUNDS = 1000  # interleaved rounds per comparison: more is a typo, not a measurement
+
+
+def check_memory(n: int, available: int | None = None, option: str = "--n") -> int:
     """Peak bytes a sweep at size ``n`` needs; raise InvalidInputError before allocating anything
     when that exceeds the share of memory this machine has available.
 
@@ -63,9 +66,9 @@ def check_memory(n: int, available: int | None = None) -> int:
     if available is not None and need > MEMORY_SHARE * available:
         largest = int((MEMORY_SHARE * available / BYTES_PER_ENTRY) ** 0.5)
         raise InvalidInputError(
-            f"--n {n} needs about {need / 2**30:,.1f} GiB (two {n} x {n} operands with their packed "
-            f"and sparse copies, results and peers) but {available / 2**30:,.1f} GiB is available; "
-            f"use --n {largest} or less"
+            f"{option} {n} needs about {need / 2**30:,.1f} GiB (two {n} x {n} operands with their "
+            f"packed and sparse copies, results and peers) but {available / 2**30:,.1f} GiB is "
+            f"available; use {option} {largest} or less"
         )
     return need
 
