@@ -171,12 +171,13 @@ def _numpy_step(a: PackedArrays, walk: WalkState, code, blk, p, r, t) -> int:
     left = a.pool_i32[p, w + LEFT]
     leaf = left == IS_LEAF
     right = a.pool_i32[p, w + RIGHT]
-    feat = a.pool_i32[p, w + FEATURE] & FEATURE_MASK
-    invalid = np.where(
-        leaf,
-        pos > a.leaf_limit,
-        (feat >= walk.X.shape[1]) | ~_valid_child(a, code, left) | ~_valid_child(a, code, right),
-    )
+    word = a.pool_i32[p, w + FEATURE]  # bit 31: NaN goes left
+    feat = word & FEATURE_MASK
+    if a.vote_classes:
+        children_ok = _valid_child(a, code, left) & _valid_child(a, code, right)
+    else:  # no votes: both children are later slots inside the node region
+        children_ok = (np.minimum(left, right) > code) & (np.maximum(left, right) < a.n_slots)
+    invalid = np.where(leaf, pos > a.leaf_limit, (feat >= walk.X.shape[1]) | ~children_ok)
     if invalid.any():
         return -2 - int(blk[invalid][0])
     if leaf.any():
@@ -191,15 +192,10 @@ def _numpy_step(a: PackedArrays, walk: WalkState, code, blk, p, r, t) -> int:
                 np.add.at(walk.acc, (rl, j), a.pool_f64[pl, d + j])
         walk.state[rl, tl] = DONE
     inner = ~leaf
-    p, pos, r, t = p[inner], pos[inner], r[inner], t[inner]
+    p, pos, w, r, t = p[inner], pos[inner], w[inner], r[inner], t[inner]
     x = walk.X[r, feat[inner]]
-    nan_left = a.pool_i32[p, pos * a.words_per_slot + FEATURE] < 0
-    thr = (
-        a.pool_f64[p, pos * dps + THRESHOLD64]
-        if a.wide
-        else a.pool_f32[p, pos * a.words_per_slot + THRESHOLD32]
-    )
-    go_left = np.where(np.isnan(x), nan_left, x <= thr)
+    thr = a.pool_f64[p, pos * dps + THRESHOLD64] if a.wide else a.pool_f32[p, w + THRESHOLD32]
+    go_left = np.where(np.isnan(x), word[inner] < 0, x <= thr)
     walk.state[r, t] = np.where(go_left, left[inner], right[inner])
     return -1
 
