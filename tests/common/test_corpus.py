@@ -22,3 +22,14 @@ def test_named_corpus_is_found_under_the_data_root(tmp_path, monkeypatch):
         corpus_bytes(tmp_path / "absent.txt")
     with pytest.raises(DataNotFoundError, match="corpora/absent.txt"):
         corpus_bytes("absent.txt")
+
+
+def test_a_corpus_larger_than_half_the_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    from frugalml.common import corpus as corpus_module
+
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"x" * 1000)
+    monkeypatch.setattr(corpus_module, "physical_memory", lambda: 1000)
+    with pytest.raises(InvalidInputError, match="more than half this machine's memory"):
+        corpus_module.corpus_bytes(path)
+    assert corpus_module.corpus_bytes(path, max_bytes=10) == b"x" * 10

@@ -7,6 +7,7 @@ import sysconfig
 from pathlib import Path
 
 from frugalml.common.data import resolve
+from frugalml.common.env import physical_memory
 from frugalml.common.errors import InvalidInputError
 
 STDLIB = "stdlib"
@@ -43,7 +44,7 @@ def corpus_bytes(corpus: str | os.PathLike | None = STDLIB, *, max_bytes: int | 
     DataNotFoundError
         The file is neither at the path nor under a data root.
     InvalidInputError
-        The path is a folder.
+        The path is a folder, or (without ``max_bytes``) a file larger than half the machine's memory.
     """
     if corpus is None or corpus == STDLIB:
         return stdlib_bytes(max_bytes or 2_000_000)
@@ -58,5 +59,11 @@ def corpus_bytes(corpus: str | os.PathLike | None = STDLIB, *, max_bytes: int | 
         )
     if path.is_dir():
         raise InvalidInputError(f"{path} is a folder; pass a text file inside it")
+    size = path.stat().st_size
+    if max_bytes is None and size > physical_memory() // 2:
+        raise InvalidInputError(
+            f"{path} holds {size / 2**30:.3g} GiB, more than half this machine's memory; "
+            "use a slice of it (head -c) or pass max_bytes"
+        )
     with open(path, "rb") as f:
         return f.read(max_bytes) if max_bytes else f.read()

@@ -72,6 +72,36 @@ def machine(*, load: bool = False) -> str:
     return text
 
 
+def physical_memory() -> int:
+    """Bytes of physical memory in this machine.
+
+    Examples
+    --------
+    >>> physical_memory() > 0
+    True
+    """
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations now (Linux ``MemAvailable``; elsewhere the
+    physical memory), for refusing a size before allocating it.
+
+    Examples
+    --------
+    >>> 0 < available_memory() <= physical_memory()
+    True
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return physical_memory()
+
+
 def thread_settings() -> dict[str, Any]:
     """Thread-related environment variables and the thread pools threadpoolctl sees."""
     settings: dict[str, Any] = {v: os.environ[v] for v in THREAD_VARIABLES if v in os.environ}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from frugalml.common.env import physical_memory
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.files import read_container, write_container
 from frugalml.sparse24.masks import FLOAT_DTYPES, VNM, check_float_tensor, group_ranks, is_24, is_vnm
@@ -480,7 +481,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except (ValueError, RecursionError) as exc:
         raise CorruptFileError(f"{path} has an inconsistent tensor table ({exc}); write it again") from None
     unpacked = sum(entry.dense_nbytes for entry in table)
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    memory = physical_memory()
     if unpacked > memory:
         raise CorruptFileError(
             f"{path} unpacks to {unpacked / 2**30:.3g} GiB, more than this machine's {memory / 2**30:.3g} GiB"

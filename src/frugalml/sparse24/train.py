@@ -7,12 +7,12 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from frugalml.common.corpus import corpus_bytes
+from frugalml.common.env import physical_memory
 from frugalml.common.errors import InvalidInputError, PeerUnavailableError
 from frugalml.common.progress import progress
 from frugalml.common.validate import one_of
@@ -183,7 +183,7 @@ def memory_bytes(device: str) -> int:
     """Physical memory of the machine (``"cpu"``) or of the first CUDA GPU (``"cuda"``)."""
     if device == "cuda":
         return int(torch.cuda.get_device_properties(0).total_memory)
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return physical_memory()
 
 
 def check_training(model_config: LlamaConfig, config: TrainConfig) -> None:
@@ -204,14 +204,8 @@ def check_training(model_config: LlamaConfig, config: TrainConfig) -> None:
 
 
 def read_corpus(data: str | os.PathLike | None) -> bytes:
-    """The bytes of a training corpus (see :func:`frugalml.common.corpus.corpus_bytes`), refusing a
-    file larger than half the machine's memory before reading it."""
-    given = Path(data).expanduser() if data is not None else None
-    if given is not None and given.is_file() and given.stat().st_size > memory_bytes("cpu") // 2:
-        raise InvalidInputError(
-            f"{given} holds {given.stat().st_size / 2**30:.3g} GiB, more than half this machine's memory; "
-            "train on a slice of it (head -c)"
-        )
+    """The bytes of a training corpus (see :func:`frugalml.common.corpus.corpus_bytes`, which refuses
+    a file larger than half the machine's memory before reading it); an empty corpus is refused."""
     corpus = corpus_bytes(data)
     if not corpus:
         raise InvalidInputError(f"the corpus {data} is empty; pass a text file with some content")
