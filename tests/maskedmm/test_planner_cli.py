@@ -244,7 +244,7 @@ def test_bench_memory_bound_is_checked_before_any_allocation(monkeypatch):
     with pytest.raises(InvalidInputError, match="use --n 1024 or less"):
         sweep.check_memory(2048, available=int(sweep.BYTES_PER_ENTRY * 1024**2 / sweep.MEMORY_SHARE) + 1)
     assert sweep.check_memory(1024, available=None) == sweep.BYTES_PER_ENTRY * 1024**2
-    monkeypatch.setattr(sweep, "available_memory", lambda: 10 * 2**20)
+    monkeypatch.setattr(sweep.env, "available_memory", lambda: 10 * 2**20)
     with pytest.raises(SystemExit) as exit_info:
         main(["maskedmm", "bench", "--n", "1024", "--quiet"])
     assert exit_info.value.code == 2

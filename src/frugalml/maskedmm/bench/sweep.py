@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from frugalml.common import env
 from frugalml.common.report import Record, new_figure, save_plot
 from frugalml.common.timing import compare
 from frugalml.maskedmm import core, patterns
@@ -32,21 +33,6 @@ BYTES_PER_ENTRY = 64  # peak bytes per entry of an n x n operand: A, B, packed a
 MEMORY_SHARE = 0.8  # a sweep may take at most this share of the memory available when it starts
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``), None when unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 MAX_ROUNDS = 1000  # interleaved rounds per comparison: more is a typo, not a measurement
 
 
@@ -62,8 +48,8 @@ def check_memory(n: int, available: int | None = None, option: str = "--n") -> i
     from frugalml.common.errors import InvalidInputError
 
     need = BYTES_PER_ENTRY * n * n
-    available = available_memory() if available is None else available
-    if available is not None and need > MEMORY_SHARE * available:
+    available = env.available_memory() if available is None else available
+    if need > MEMORY_SHARE * available:
         largest = int((MEMORY_SHARE * available / BYTES_PER_ENTRY) ** 0.5)
         raise InvalidInputError(
             f"{option} {n} needs about {need / 2**30:,.1f} GiB (two {n} x {n} operands with their "
