@@ -142,3 +142,8 @@ def test_bad_inputs_and_sizes_are_one_line_errors(rf, cls_data, tmp_path, capsys
     assert code == 2 and "up to 64 MiB" in err
     code, _, err = run(["pacset", "bench", "--size", "huge"], capsys)
     assert code == 2 and "unknown size" in err
+    missing = tmp_path / "no" / "such" / "x.pacset"
+    code, _, err = run(
+        ["pacset", "pack", str(tmp_path / "rf.joblib"), "--trust-pickle", "-o", str(missing)], capsys
+    )
+    assert code == 2 and "does not exist" in err and not missing.parent.exists()
