@@ -8,9 +8,14 @@ Payload (every part starts on a block boundary; the payload itself is block alig
             with its own checksum
 
 The header's JSON metadata holds the model description and the index's SHA-256 (``accumulate``,
-the precision of the in-order leaf sum, was added within version 1: files without it read as
-``float64``); each node block is verified when it is first used, so a reader fetches single
-blocks (from a file or a key-value store) and still never predicts from damaged bytes.
+the precision of the in-order leaf sum, and ``model_id``, the key mixed into every block's seal,
+were added within version 1: files without them read as ``float64`` and key 0, so older files
+still load). Files are untrusted: at open every metadata field is checked (types, ranges, sizes
+against the file's real length) before anything is allocated from it, and the index's roots,
+tree groups and bins against the model; each node block's seal is checked when the block is
+first used and each node before it is followed (see :mod:`frugalml.pacset.kernels`), so a reader
+fetches single blocks (from a file or a key-value store) and still never predicts from damaged
+or crafted bytes.
 """
 
 from __future__ import annotations

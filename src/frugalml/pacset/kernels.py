@@ -2,7 +2,12 @@
 
 Both walks advance a (row, tree) state until every tree has reached a leaf or waits for a block that is
 not resident; they report the missing blocks so a block store can fetch them, and verify each
-block's checksum (its last 8 bytes) the first time it is used, so a damaged block never yields a prediction.
+block's seal (its last 8 bytes) the first time it is used, so a damaged block never yields a prediction.
+Each node is checked before it is followed: both children are later slots inside the node region
+(which rules out cycles: every step moves forward) or hard votes for one of the model's classes,
+the feature exists, a leaf's values end before its block's seal. A crafted node ends the walk with
+an error code instead of an out-of-bounds read or an endless loop; the number of rounds is bounded
+as well, as a second line.
 
 State codes: a slot number (>= 0), ``-1`` done, ``<= -2`` a hard vote for class ``-code - 2``.
 With ``ordered`` set, a single-value leaf is stored in ``acc[row, tree]`` instead of added, so the
