@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The measurements behind benchmarks/results/urerf/*.json (indexed in benchmarks/results/README.md),
 # in priority order: quality vs peers (the paper's noise figure, Drosophila) and speed vs peers, each measured in
-# one run, then the scale check and the engine against an earlier commit; collect.py merges them into
+# one run, then the scale check, the engine against an earlier commit and the cost of the load checks; collect.py merges them into
 # summary.json + summary.png. treeple's wheels import only against the scikit-learn they were built
 # for: set FRUGAL_TREEPLE_PYTHON to a Python where it imports (e.g. a throwaway venv with
 # scikit-learn 1.6.1 and treeple 0.10.3) and it runs there, otherwise it is reported unavailable.
@@ -32,4 +32,5 @@ mkdir -p "$OUT"
 "$FRUGAL" urerf bench --peers rte --n 1000 --p 13 --trees 10 --no-high-p --no-quality --rounds 1 \
     --scale 50000 -q --json "$OUT/scale.json"
 .venv/bin/python benchmarks/urerf/engine.py eafba52 "$OUT/engine.json"
+.venv/bin/python benchmarks/urerf/load_checks.py "$OUT/load-checks.json"
 .venv/bin/python benchmarks/urerf/collect.py "$OUT"

@@ -2,8 +2,10 @@
 
 It walks every query down every tree one node at a time with plain Python numbers, checks every
 index it follows (children inside the tree and after their node, projection ranges, features,
-training leaves), counts shared leaves point by point and sorts (more shared trees first, then
-the lower index). It shares no code with the numba kernels or the loader's checks.
+member lists, training leaves), counts shared leaves point by point and sorts (more shared trees
+first, then the lower index). New points count the saved member lists of the leaves they reach;
+the training points count the points whose saved leaf they share. It shares no code with the
+numba kernels or the loader's checks.
 """
 
 from __future__ import annotations
@@ -60,6 +62,24 @@ def _forest(arrays: dict) -> dict:
     }
 
 
+def _member_lists(arrays: dict, f: dict, n: int) -> dict[tuple[int, int], list[int]]:
+    ptr = [int(v) for v in arrays["_member_ptr"]]
+    members = [int(v) for v in arrays["_members"]]
+    if len(ptr) != len(f["left"]) + 1 or ptr[0] != 0 or ptr[-1] != len(members):
+        raise Malformed("member pointers")
+    lists = {}
+    for t in range(len(f["offsets"]) - 1):
+        for leaf in range(f["offsets"][t + 1] - f["offsets"][t]):
+            g = f["offsets"][t] + leaf
+            if not 0 <= ptr[g] <= ptr[g + 1] <= len(members):
+                raise Malformed("member pointers")
+            chunk = members[ptr[g] : ptr[g + 1]]
+            if any(not 0 <= j < n for j in chunk):
+                raise Malformed("member outside the training points")
+            lists[(t, leaf)] = chunk
+    return lists
+
+
 def _top_k(counts: list[int], k: int, n_trees: int, exclude: int | None):
     order = sorted((i for i in range(len(counts)) if i != exclude), key=lambda i: (-counts[i], i))[:k]
     return [i for i in order], [1.0 - counts[i] / n_trees for i in order]
@@ -79,18 +99,19 @@ def reference_kneighbors(arrays: dict, params: dict, queries: np.ndarray | None,
         raise Malformed("tree count")
     n = leaves.shape[1]
     use = (inbag > 0) if params["route"] == "inbag" else np.ones(leaves.shape, dtype=bool)
-    members: dict[tuple[int, int], list[int]] = {}
-    for t in range(n_trees):
-        size = f["offsets"][t + 1] - f["offsets"][t]
-        for i in range(n):
-            leaf = int(leaves[t, i])
-            if not 0 <= leaf < size or f["left"][f["offsets"][t] + leaf] != -1:
-                raise Malformed(f"training leaf {leaf}")
-            if use[t, i]:
-                members.setdefault((t, leaf), []).append(i)
-    if queries is None:
+    if queries is None:  # training points count the points whose saved leaf they share
+        members: dict[tuple[int, int], list[int]] = {}
+        for t in range(n_trees):
+            size = f["offsets"][t + 1] - f["offsets"][t]
+            for i in range(n):
+                leaf = int(leaves[t, i])
+                if not 0 <= leaf < size or f["left"][f["offsets"][t] + leaf] != -1:
+                    raise Malformed(f"training leaf {leaf}")
+                if use[t, i]:
+                    members.setdefault((t, leaf), []).append(i)
         query_leaves = [[int(leaves[t, i]) if use[t, i] else -1 for t in range(n_trees)] for i in range(n)]
-    else:
+    else:  # new points are answered from the saved member lists: they are what a query reads
+        members = _member_lists(arrays, f, n)
         X = np.asarray(queries, dtype=np.float64)
         if params["normalize"]:
             X = (X - arrays["scale_min_"]) / arrays["scale_range_"]

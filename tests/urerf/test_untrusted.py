@@ -54,7 +54,7 @@ def _replace(name, make):
 
 
 CRAFTED = {
-    "root is its own child (a walk would loop)": (_set("children_left_", 0, 0), "after their parent"),
+    "root is its own child (a walk would loop)": (_set("children_left_", 0, 0), "after their node"),
     "child index 1e8 (a walk would read far outside)": (_set("children_left_", 0, 10**8), "inside the tree"),
     "two nodes pointing at each other": (
         _set("children_right_", lambda a: int(a["children_left_"][0]), 0),
@@ -66,9 +66,8 @@ CRAFTED = {
     "projection range past the entries": (_set("proj_end_", _first_inner, 10**6), "projection range"),
     "parent after its child": (_set("node_parent_", 1, 5), "parent must come before"),
     "wrong depth": (_set("node_depth_", 1, 7), "depth"),
-    "training leaf outside its tree": (_set("leaves_", 0, 10**6), "outside its tree"),
-    "training leaf on an inner node": (_set("leaves_", 0, 0), "inner node"),
-    "member lists tampered": (_set("_members", 0, 49), "member lists"),
+    "member outside the training points": (_set("_members", 0, 50), "leaf member outside"),
+    "member pointers falling": (_set("_member_ptr", 1, 10**6), "member pointers"),
     "tree offsets not rising": (_set("tree_offsets_", 1, 0), "tree offsets"),
     "children as int64": (_replace("children_left_", lambda a: a.astype(np.int64)), "dtype"),
     "children one element short": (_replace("children_left_", lambda a: a[:-1]), "shape"),
@@ -95,6 +94,28 @@ def test_crafted_forest_is_refused_in_one_line(case, saved, tmp_path):
     with pytest.raises(CorruptFileError, match="crafted.urerf") as info:
         UnsupervisedRandomerForest.load(tmp_path / "crafted.urerf")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+TRAINING_LEAVES = {
+    "training leaf outside its tree": (_set("leaves_", 0, 10**6), "outside its tree"),
+    "training leaf on an inner node": (_set("leaves_", 0, 0), "inner node"),
+    "member lists tampered": (_set("_members", 0, 49), "member lists"),
+}
+
+
+@pytest.mark.parametrize("case", TRAINING_LEAVES)
+@pytest.mark.parametrize("use", ["kneighbors", "path_distances", "similarity"])
+def test_crafted_training_leaves_are_refused_on_first_use(case, use, saved, tmp_path):
+    X, path, meta, arrays = saved
+    edit, message = TRAINING_LEAVES[case]
+    arrays = dict(arrays)
+    edit(meta, arrays)
+    save_arrays(tmp_path / "crafted.urerf", MAGIC, FORMAT_VERSION, meta, arrays)
+    forest = UnsupervisedRandomerForest.load(tmp_path / "crafted.urerf")
+    with pytest.raises(CorruptFileError, match=message):
+        getattr(forest, use)()
+    with pytest.raises(CorruptFileError, match=message):  # and every time after
+        forest.kneighbors(n_neighbors=3)
 
 
 def test_header_with_garbage_metadata_and_valid_crc_is_refused(saved, tmp_path):

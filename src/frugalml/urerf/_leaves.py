@@ -36,60 +36,6 @@ def leaf_members(leaves, keep, node_offsets):
     return ptr, members
 
 
-# check_leaf_lists' answers (the largest code of any tree is returned)
-LEAF_OK, LEAF_OUTSIDE, LEAF_INNER, NEGATIVE_INBAG, BAD_POINTERS, BAD_MEMBERS = range(6)
-
-
-@njit(parallel=True, cache=True)
-def check_leaf_lists(leaves, inbag, inbag_only, node_offsets, left, ptr, members):
-    """Check a loaded forest's leaves and member lists in one pass; return LEAF_OK or what is wrong.
-
-    Every training point's leaf must be a leaf of its tree (``left == -1``) and the lists must be
-    exactly the ones :func:`leaf_members` builds: per leaf, as many entries as kept points land
-    there (all points, or with ``inbag_only`` the in-bag ones), strictly ascending, each a kept
-    point of that leaf. Shapes and ``node_offsets`` are checked by the caller.
-    """
-    n_trees, n = leaves.shape
-    total = node_offsets[n_trees]
-    if ptr[0] != 0 or ptr[total] != members.shape[0]:
-        return BAD_POINTERS
-    status = np.zeros(n_trees, dtype=np.int64)
-    for t in prange(n_trees):  # trees own disjoint node ranges: no shared writes
-        status[t] = _check_tree_leaves(t, leaves, inbag, inbag_only, node_offsets, left, ptr, members)
-    return status.max()
-
-
-@njit(cache=True)
-def _check_tree_leaves(t, leaves, inbag, inbag_only, node_offsets, left, ptr, members):
-    n = leaves.shape[1]
-    base, size = node_offsets[t], node_offsets[t + 1] - node_offsets[t]
-    count = np.zeros(size, dtype=np.int64)
-    for i in range(n):
-        leaf = leaves[t, i]
-        if leaf < 0 or leaf >= size:
-            return LEAF_OUTSIDE
-        if left[base + leaf] != -1:
-            return LEAF_INNER
-        if inbag_only:
-            if inbag[t, i] < 0:
-                return NEGATIVE_INBAG
-            if inbag[t, i] > 0:
-                count[leaf] += 1
-        else:
-            count[leaf] += 1
-    for leaf in range(size):
-        start, end = ptr[base + leaf], ptr[base + leaf + 1]
-        if end - start != count[leaf] or start < 0 or end > members.shape[0]:
-            return BAD_POINTERS
-        previous = -1
-        for e in range(start, end):
-            j = members[e]
-            if j <= previous or j >= n or leaves[t, j] != leaf or (inbag_only and inbag[t, j] == 0):
-                return BAD_MEMBERS
-            previous = j
-    return LEAF_OK
-
-
 @njit(cache=True, inline="always")
 def _count_row(q, qleaves, node_offsets, ptr, members, counts, touched):
     n_touched = 0

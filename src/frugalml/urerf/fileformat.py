@@ -1,11 +1,13 @@
 """The saved-forest file (``.urerf``): read it as untrusted input and check its structure before use.
 
 A forest file carries checksums, but the checksum formulas are public, so a crafted file can carry
-valid ones. Before any kernel touches the arrays, :func:`read_forest` checks what the tree walkers
-rely on: dtypes and shapes consistent with the header's counts, every child index inside its tree
-and after its parent (so no walk can loop), parents and depths that agree with the children,
-projection ranges inside the entry arrays, feature indices below the number of features, every
-training point's leaf a leaf of its tree, and the leaf member lists equal to the ones the leaves
+valid ones. Before any kernel touches the arrays, :func:`check_arrays` checks what the tree
+walkers rely on: dtypes and shapes consistent with the header's counts, every child index inside
+its tree and after its node (so no walk can loop), parents and depths that agree with the
+children, projection ranges inside the entry arrays, feature indices below the number of
+features, leaf member lists that index only training points. The training points' own leaves,
+which only queries about the training points read, are checked on first use
+(:func:`check_training_leaves`): each a leaf of its tree, the member lists exactly the ones they
 imply. Any failure is one :class:`~frugalml.common.errors.CorruptFileError`.
 """
 
@@ -70,6 +72,9 @@ def check_arrays(
 ) -> None:
     """Raise CorruptFileError unless ``arrays`` form ``n_trees`` well-formed trees (see the module doc).
 
+    What a query for new points uses is checked here; the training points' leaves (used only by
+    queries about the training points) are checked by :func:`check_training_leaves` on first use.
+
     Examples
     --------
     >>> from frugalml.urerf import UnsupervisedRandomerForest
@@ -83,17 +88,43 @@ def check_arrays(
     Traceback (most recent call last):
     ...
     frugalml.common.errors.CorruptFileError: f.urerf is not a valid forest: tree 0, node 0: \
-children must come after their parent and inside the tree; save the forest again or get an intact copy
+children must come after their node and inside the tree; save the forest again or get an intact copy
     """
     try:
         _check_shapes(arrays, n_trees, n_samples, n_features)
         _check_trees(arrays)
-        _check_projections(arrays, n_features)
-        _check_leaves(arrays, route)
+        _check_features_and_members(arrays, n_samples, n_features)
     except _Invalid as exc:
-        raise CorruptFileError(
-            f"{path} is not a valid forest: {exc}; save the forest again or get an intact copy"
-        ) from None
+        raise CorruptFileError(_message(path, exc)) from None
+
+
+def check_training_leaves(path, arrays: dict[str, np.ndarray], route: str = "all") -> None:
+    """Raise CorruptFileError unless every training point's leaf is a leaf of its tree and the leaf
+    member lists are exactly the ones those leaves imply (arrays already through check_arrays)."""
+    from frugalml.urerf import _checks
+
+    code = _checks.check_leaf_lists(
+        arrays["leaves_"],
+        arrays["inbag_"],
+        route == "inbag",
+        arrays["tree_offsets_"],
+        arrays["children_left_"],
+        arrays["_member_ptr"],
+        arrays["_members"],
+    )
+    problems = {
+        _checks.LEAF_OUTSIDE: "a training point's leaf lies outside its tree",
+        _checks.LEAF_INNER: "a training point's leaf is an inner node",
+        _checks.NEGATIVE_INBAG: "negative in-bag counts",
+        _checks.BAD_POINTERS: "the leaf member lists disagree with the training points' leaves (sizes)",
+        _checks.BAD_MEMBERS: "the leaf member lists disagree with the training points' leaves",
+    }
+    if code != _checks.LEAF_OK:
+        raise CorruptFileError(_message(path, problems[int(code)]))
+
+
+def _message(path, problem) -> str:
+    return f"{path} is not a valid forest: {problem}; save the forest again or get an intact copy"
 
 
 class _Invalid(Exception):
@@ -132,76 +163,47 @@ def _check_shapes(arrays, n_trees: int, n_samples: int, n_features: int) -> None
         raise _Invalid("scale_range_ must be positive")
 
 
-def _node_frame(offsets: np.ndarray):
-    """Per node: its tree's first global index, its local index and its tree's node count."""
-    sizes = np.diff(offsets)
-    tree_of = np.repeat(np.arange(len(sizes)), sizes)
-    base = offsets[tree_of]
-    return tree_of, base, np.arange(offsets[-1], dtype=np.int64) - base, sizes[tree_of]
-
-
-def _fail_at(bad: np.ndarray, tree_of: np.ndarray, local: np.ndarray, what: str) -> None:
-    if bad.any():
-        g = int(np.flatnonzero(bad)[0])
-        raise _Invalid(f"tree {int(tree_of[g])}, node {int(local[g])}: {what}")
+_NODE_PROBLEMS = {
+    1: "a leaf (left child -1) must have right child -1",
+    2: "children must come after their node and inside the tree",
+    3: "a root has parent -1 and depth 0",
+    4: "a parent must come before its child",
+    5: "a node is not a child of its parent",
+    6: "depth must be the parent's plus one",
+    7: "projection range outside the entries",
+}
 
 
 def _check_trees(arrays) -> None:
-    """Children after their parent and inside the tree; parents and depths agree with them."""
-    tree_of, base, local, size = _node_frame(arrays["tree_offsets_"])
-    left = arrays["children_left_"].astype(np.int64)
-    right = arrays["children_right_"].astype(np.int64)
-    parent = arrays["node_parent_"].astype(np.int64)
-    depth = arrays["node_depth_"].astype(np.int64)
-    leaf = left == -1
-    _fail_at(leaf & (right != -1), tree_of, local, "a leaf (left child -1) must have right child -1")
-    internal = ~leaf
-    inside = (left > local) & (left < size) & (right > local) & (right < size) & (left != right)
-    _fail_at(internal & ~inside, tree_of, local, "children must come after their parent and inside the tree")
-    root = local == 0
-    _fail_at(root & ((parent != -1) | (depth != 0)), tree_of, local, "a root has parent -1 and depth 0")
-    _fail_at(
-        ~root & ((parent < 0) | (parent >= local)), tree_of, local, "a parent must come before its child"
+    """Children after their node and inside the tree; parents, depths and projection ranges."""
+    from frugalml.urerf import _checks
+
+    status, where = _checks.check_nodes(
+        arrays["tree_offsets_"],
+        arrays["children_left_"],
+        arrays["children_right_"],
+        arrays["node_parent_"],
+        arrays["node_depth_"],
+        arrays["proj_start_"],
+        arrays["proj_end_"],
+        len(arrays["proj_feature_"]),
     )
-    g_parent = np.where(root, 0, base + parent)  # valid global indices from here on
-    is_child = (left[g_parent] == local) | (right[g_parent] == local)
-    _fail_at(~root & ~is_child, tree_of, local, "a node is not a child of its parent")
-    _fail_at(~root & (depth != depth[g_parent] + 1), tree_of, local, "depth must be the parent's plus one")
+    bad = np.flatnonzero(status)
+    if len(bad):
+        t = int(bad[0])
+        raise _Invalid(f"tree {t}, node {int(where[t])}: {_NODE_PROBLEMS[int(status[t])]}")
 
 
-def _check_projections(arrays, n_features: int) -> None:
-    tree_of, _, local, _ = _node_frame(arrays["tree_offsets_"])
-    start, end = arrays["proj_start_"], arrays["proj_end_"]
-    n_entries = len(arrays["proj_feature_"])
-    bad = (start < 0) | (end < start) | (end > n_entries)
-    _fail_at(bad, tree_of, local, f"projection range outside the {n_entries} entries")
+def _check_features_and_members(arrays, n_samples: int, n_features: int) -> None:
+    """Feature indices below n_features; member lists that index only training points."""
     feature = arrays["proj_feature_"]
     if len(feature) and (feature.min() < 0 or feature.max() >= n_features):
         raise _Invalid(f"a projection uses a feature outside 0..{n_features - 1}")
-
-
-def _check_leaves(arrays, route: str) -> None:
-    """Each training point's leaf is a leaf of its tree; the member lists are the ones it implies."""
-    from frugalml.urerf import _leaves
-
-    code = _leaves.check_leaf_lists(
-        arrays["leaves_"],
-        arrays["inbag_"],
-        route == "inbag",
-        arrays["tree_offsets_"],
-        arrays["children_left_"],
-        arrays["_member_ptr"],
-        arrays["_members"],
-    )
-    problems = {
-        _leaves.LEAF_OUTSIDE: "a training point's leaf lies outside its tree",
-        _leaves.LEAF_INNER: "a training point's leaf is an inner node",
-        _leaves.NEGATIVE_INBAG: "negative in-bag counts",
-        _leaves.BAD_POINTERS: "the leaf member lists disagree with the training points' leaves (sizes)",
-        _leaves.BAD_MEMBERS: "the leaf member lists disagree with the training points' leaves",
-    }
-    if code != _leaves.LEAF_OK:
-        raise _Invalid(problems[code])
+    ptr, members = arrays["_member_ptr"], arrays["_members"]
+    if ptr[0] != 0 or ptr[-1] != len(members) or (np.diff(ptr) < 0).any():
+        raise _Invalid("the leaf member pointers must rise from 0 to the member count")
+    if len(members) and (members.min() < 0 or members.max() >= n_samples):
+        raise _Invalid(f"a leaf member outside the {n_samples} training points")
 
 
 def _short(exc: BaseException) -> str:

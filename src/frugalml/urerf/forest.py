@@ -246,6 +246,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         self.n_samples_fit_ = n
         self.config_ = cfg
         self.__dict__.pop("embedding_", None)
+        self.__dict__.pop("_unchecked_leaves_from", None)
         seeds = (
             np.random.default_rng(self.random_state)
             .integers(0, np.iinfo(np.int64).max, size=self.n_estimators, dtype=np.int64)
@@ -327,6 +328,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         """Leaves (n_trees, m) of the queries and whether they are the training points."""
         self._check_fitted()
         if X is None:
+            self._check_training_leaves()
             if self.route == "inbag":
                 return np.where(self.inbag_ > 0, self.leaves_, -1).astype(np.int32), True
             return self.leaves_, True
@@ -430,6 +432,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         from frugalml.urerf._leaves import oob_similarity
 
         self._check_fitted()
+        self._check_training_leaves()
         if self.sampling == "none":
             raise InvalidInputError("out-of-bag proximities need sampling='bootstrap' or 'subsample'")
         _check_dense(self.n_samples_fit_, self.n_samples_fit_, 8, "out-of-bag similarity")
@@ -444,6 +447,7 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         from frugalml.urerf._leaves import path_lengths
 
         self._check_fitted()
+        self._check_training_leaves()
         qleaves = self.leaves_ if X is None else self._query_leaves(X)[0]
         _check_dense(qleaves.shape[1], self.n_samples_fit_, 8, "tree-path distance")
         with numba_threads(self.n_jobs):
@@ -496,8 +500,9 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         """Read a forest written by :meth:`save`.
 
         The file is untrusted input: besides its magic, version and checksums, its parameters and
-        every array are checked (shapes, child, parent, projection, feature and leaf indices) before
-        use, so a damaged or crafted file raises CorruptFileError instead of crashing or hanging.
+        arrays are checked before use (shapes; child, parent, projection, feature and member indices
+        at load; the training points' leaves when a query first reads them), so a damaged or crafted
+        file raises CorruptFileError instead of crashing or hanging.
         """
         from frugalml.common.errors import CorruptFileError
 
@@ -518,7 +523,18 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
         )
         for name, value in arrays.items():
             setattr(forest, name, value)
+        forest._unchecked_leaves_from = str(path)  # checked when a query first reads them
         return forest
+
+    def _check_training_leaves(self) -> None:
+        """Before the training points' leaves of a loaded forest are first used, check them."""
+        source = self.__dict__.get("_unchecked_leaves_from")
+        if source is None:  # grown here, or already checked
+            return
+        from frugalml.urerf.fileformat import check_training_leaves
+
+        check_training_leaves(source, {name: getattr(self, name) for name in _SAVED_ARRAYS}, self.route)
+        del self._unchecked_leaves_from
 
     @classmethod
     def _from_meta(cls, meta: dict) -> UnsupervisedRandomerForest:
