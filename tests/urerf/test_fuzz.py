@@ -98,7 +98,7 @@ def test_fuzz_judge_flags_a_differing_answer_and_a_crash(fuzz_forests):
 
 def test_fuzz_urerf_seeded_subset(fuzz_forests):
     files, queries = fuzz_forests
-    ends = run_fuzz(files, queries, per_model=60, seed=24)
+    ends = run_fuzz(files, queries, per_model=150, seed=24)
     assert ends["error"] > 0 and ends["answer"] > 0, ends  # both endings are exercised
 
 
