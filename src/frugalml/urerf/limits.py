@@ -8,36 +8,13 @@ which value to lower, instead of a process that grows until the kernel kills it.
 
 from __future__ import annotations
 
-import os
-
+from frugalml.common import env
 from frugalml.common.errors import InvalidInputError
 
 # least bytes one fitted tree holds besides its per-point arrays: a root node's seven fields, its
 # offsets and member pointer, and the nine small arrays each tree is trimmed into while growing
 TREE_OVERHEAD = 1536
 POINT_BYTES = 12  # per tree and training point: its leaf, its in-bag count, its member entry
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``), None when unknown.
-
-    Examples
-    --------
-    >>> available = available_memory()
-    >>> available is None or available > 0
-    True
-    """
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_fits(nbytes: int, what: str, advice: str, available: int | None = None) -> None:
@@ -52,8 +29,8 @@ def check_fits(nbytes: int, what: str, advice: str, available: int | None = None
     frugalml.common.errors.InvalidInputError: fitting 10^8 trees needs at least 3072.0 GiB of \
 memory, more than the 16.0 GiB available here; use fewer trees
     """
-    available = available_memory() if available is None else available
-    if available is not None and nbytes > available:
+    available = env.available_memory() if available is None else available
+    if nbytes > available:
         raise InvalidInputError(
             f"{what} needs at least {_gib(nbytes)} of memory, more than the {_gib(available)} "
             f"available here; {advice}"
@@ -78,9 +55,7 @@ def check_forest_fits(n_trees: int, n_samples: int, available: int | None = None
 least 1260.6 GiB of memory, more than the 16.0 GiB available here; use fewer trees (at most \
 about 1,269,198 here; free memory or use a larger machine for more)
     """
-    available = available_memory() if available is None else available
-    if available is None:
-        return
+    available = env.available_memory() if available is None else available
     most = available // forest_bytes(1, n_samples)
     check_fits(
         forest_bytes(n_trees, n_samples),
