@@ -299,3 +299,18 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path):
     )
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "not in the label map" in run.stderr
     assert not (tmp_path / "m.prereq").exists()
+
+
+def test_university_as_a_users_course_and_its_concept_coverage(shared_data, tmp_path, monkeypatch):
+    from frugalml.prereq.bench import as_texts, coverage
+
+    monkeypatch.setenv("FRUGAL_DATA", str(shared_data))
+    paths = as_texts.write_university_as_texts(tmp_path)
+    docs = ingest.read_texts(paths["texts"])
+    assert len(docs) == 654 and docs[0].id == "cmu_15-221"
+    index = ingest.read_concepts(paths["concepts"])  # no two concepts that normalise alike
+    assert len(index.names) == 405
+    assert len(ingest.document_links(docs, ingest.TextOptions(links=paths["links"]))) == 861
+    found, kept = coverage.run()
+    assert found.ours > found.peer_value and kept.ours > kept.peer_value
+    assert "found only by the peer (0)" in found.notes
