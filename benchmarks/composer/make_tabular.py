@@ -11,12 +11,14 @@ scores and the seed-to-seed rank agreement.
     python benchmarks/composer/make_tabular.py --seeds 0,1,2,3,4 --cpu-minutes 40 --name AM_6_5seeds
 
 The space of architectures that differ (the 125 three-layer strings over attention, linear
-attention, short convolution, sliding-window attention and the SwiGLU MLP) over three seeds, with
-the proxy settings chosen by ``proxy_study.py`` in place of these (run it again after a kill to
-resume; the JSON records ``agreement.pairwise_rho``, the top half's rho and top-1 stability):
+attention, short convolution, sliding-window attention and the SwiGLU MLP) over five seeds, with
+the cheapest proxy setting that ``proxy_study.py`` found reliable (the defaults: recall and
+selective copy, 100 steps, width 32; about 3.3 CPU-seconds per architecture and seed, so about
+35 CPU-minutes in all). Run it again after a kill to resume; the JSON records
+``agreement.pairwise_rho``, the better half's rho and how often the top-1 stays top-1:
 
-    python benchmarks/composer/make_tabular.py --primitives ALCSM --layers 3 --seeds 0,1,2 \
-        --tasks recall,selective_copy --steps 300 --name ALCSM_3
+    python benchmarks/composer/make_tabular.py --primitives ALCSM --layers 3 --seeds 0,1,2,3,4 \
+        --name ALCSM_3
 """
 
 from __future__ import annotations
