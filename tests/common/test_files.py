@@ -81,3 +81,18 @@ def test_atomic_write_gives_the_permissions_open_would(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_write_creates_folders_only_when_asked(tmp_path):
+    import pytest
+
+    from frugalml.common.errors import DataNotFoundError
+    from frugalml.common.files import atomic_write
+
+    with pytest.raises(DataNotFoundError, match="does not exist; create it first"):
+        with atomic_write(tmp_path / "missing" / "x.txt", "w") as f:
+            f.write("never")
+    assert not (tmp_path / "missing").exists()
+    with atomic_write(tmp_path / "made" / "x.txt", "w", create_parents=True) as f:
+        f.write("ok")
+    assert (tmp_path / "made" / "x.txt").read_text() == "ok"

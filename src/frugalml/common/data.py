@@ -89,7 +89,10 @@ def fetch(url: str, target: str | os.PathLike, *, sha256: str | None = None) -> 
     target = Path(target)
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, atomic_write(target) as out:
+        with (
+            urllib.request.urlopen(url, timeout=60) as response,
+            atomic_write(target, create_parents=True) as out,
+        ):
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)

@@ -38,11 +38,13 @@ _FIXED = struct.Struct("<8sIIQQ32s")
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, create_parents: bool = False) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success fsync it and rename it over ``path``.
 
     If the block raises (or the process dies) ``path`` keeps its previous content, and the
-    temporary file is removed (or, after a hard crash, left as an ignorable ``.tmp`` file).
+    temporary file is removed (or, after a hard crash, left as an ignorable ``.tmp`` file). A
+    missing folder is created only with ``create_parents`` (a mistyped ``-o`` path should fail, not
+    grow a directory tree); otherwise it raises DataNotFoundError.
 
     Examples
     --------
@@ -50,7 +52,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     ...     f.write(b"...")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if create_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise DataNotFoundError(f"the folder {path.parent} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # the permissions open() would give, not mkstemp's 0600

@@ -173,6 +173,7 @@ def write_page(
         raise InvalidInputError(
             f"{out} already exists and is not empty; choose another folder or pass --force"
         )
+    out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     for section in sections:
         target = data / section.system

@@ -430,6 +430,6 @@ def use_calibration(cal: Calibration, *, save: bool = True) -> None:
     processes on this machine."""
     global _loaded
     if save:
-        with atomic_write(cache_path(), "w") as f:
+        with atomic_write(cache_path(), "w", create_parents=True) as f:
             json.dump({"fingerprint": fingerprint(), "calibration": asdict(cal)}, f, indent=2)
     _loaded = cal

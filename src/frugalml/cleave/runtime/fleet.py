@@ -114,7 +114,7 @@ def _save(state: FleetState) -> None:
     from frugalml.common.files import atomic_write
 
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with atomic_write(state_path(state.prefix), "w") as f:
+    with atomic_write(state_path(state.prefix), "w", create_parents=True) as f:
         json.dump(asdict(state), f)
 
 
