@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export FRUGAL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 SOURCES := pyproject.toml setup.py $(wildcard src/frugalml/*/*.c src/frugalml/*/*.h src/frugalml/*/codegen*.py)
 
-.PHONY: install demo test test-slow check clean
+.PHONY: install demo test test-slow test-ci-slow check clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+# the long tests CI runs too: full fuzz suites of every file format, cleave's namespace fleet
+test-ci-slow: $(STAMP)
+	$(PY) -m pytest -m slow -k "fuzz or fleet"
 
 # the habits CI enforces: lint, formatting, types of common/ and every wing's public API
 check: $(STAMP)
