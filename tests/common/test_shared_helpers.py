@@ -138,3 +138,9 @@ def test_result_notes_name_this_machine_not_a_fixed_one():
         == f"{cpu['usable_cores'] or cpu['cores']} usable of {cpu['cores']} cores ({cpu['model']})"
     )
     assert "load average" in env.machine(load=True)
+
+
+def test_array_store_keeps_zero_dimensional_arrays(tmp_path):
+    save_arrays(tmp_path / "s.bin", b"TESTARR", 1, {}, {"step": np.array(3.0, dtype=np.float32)})
+    _, back = load_arrays(tmp_path / "s.bin", b"TESTARR", 1)
+    assert back["step"].shape == () and back["step"] == 3.0

@@ -34,7 +34,9 @@ def save_arrays(
     """
     index, chunks, offset = [], [], 0
     for name, arr in arrays.items():
-        data = np.ascontiguousarray(arr)
+        data = np.asarray(arr)
+        if not data.flags.c_contiguous:  # (np.ascontiguousarray would turn a 0-d array into 1-d)
+            data = np.ascontiguousarray(data)
         if data.dtype.byteorder == ">":
             data = data.astype(data.dtype.newbyteorder("<"))
         raw = data.tobytes()

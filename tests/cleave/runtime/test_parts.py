@@ -313,3 +313,21 @@ def test_cli_refuses_bad_options_with_clear_errors(args, message):
     add_runtime_commands(app)
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, InvalidInputError) and message in str(result.exception)
+
+
+def test_version_1_checkpoints_still_load(tmp_path):
+    import io
+
+    from frugalml.cleave.runtime.checkpoint import MAGIC
+    from frugalml.common.files import write_container
+
+    cfg = TrainConfig(steps=1)
+    model, opt, data = build(cfg, generated_corpus(4000))
+    losses = [train_step(model, opt, data, cfg, 0)]
+    buffer = io.BytesIO()  # the layout written before version 2: a torch.save payload
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    path = tmp_path / "v1.ckpt"
+    write_container(path, MAGIC, 1, {"step": 1, "losses": losses, "config": cfg.to_dict()}, buffer.getvalue())
+    fresh, fresh_opt, _ = build(cfg, generated_corpus(4000))
+    assert load_checkpoint(path, fresh, fresh_opt, config=cfg.to_dict()) == (1, losses)
+    assert train_step(fresh, fresh_opt, data, cfg, 1) == train_step(model, opt, data, cfg, 1)
