@@ -355,7 +355,8 @@ def _sample(model, prompt: str, new: int, seed: int) -> None:
 TABLE = typer.Option(
     "AM_6",
     help="Tabular benchmark: a built-in name (AM_6: one training seed per score; "
-    "AM_6_5seeds: the same proxy averaged over 5 seeds) or a JSON path.",
+    "AM_6_5seeds: the same proxy averaged over 5 seeds; ALCSM_3: the 125 three-layer strings over "
+    "attention, linear attention, short conv, sliding window and MLP) or a JSON path.",
 )
 
 
