@@ -232,3 +232,50 @@ def with_metadata(data: bytes, metadata: dict[str, Any]) -> bytes:
     head = fixed + meta
     head += struct.pack("<I", zlib.crc32(head))
     return head + bytes(new_offset - len(head)) + data[offset : offset + length]
+
+
+def read_container_reference(
+    data: bytes, magic: bytes, max_version: int
+) -> tuple[dict[str, Any], bytes] | None:
+    """A slow, independent reading of a :mod:`frugalml.common.files` container: (metadata,
+    payload), or None when the bytes are not a valid container of ``magic``."""
+    try:
+        file_magic, version, meta_len, offset, length, sha = _FIXED.unpack_from(data)
+        head = data[: _FIXED.size + meta_len]
+        (crc,) = struct.unpack_from("<I", data, _FIXED.size + meta_len)
+        payload = data[offset : offset + length]
+        valid = (
+            file_magic == magic.ljust(8, b"\0")
+            and version <= max_version
+            and zlib.crc32(head) == crc
+            and len(payload) == length
+            and hashlib.sha256(payload).digest() == sha
+            and offset >= _FIXED.size + meta_len + 4
+        )
+        meta = json.loads(head[_FIXED.size :])
+        return (meta, payload) if valid and isinstance(meta, dict) else None
+    except Exception:
+        return None
+
+
+def read_arrays_reference(meta: dict[str, Any], payload: bytes) -> dict[str, np.ndarray] | None:
+    """The arrays a :mod:`frugalml.common.arrays` index describes, read independently; None when
+    the index does not fit the payload."""
+    import math
+
+    try:
+        arrays, at = {}, 0
+        for item in meta["arrays"]:
+            dtype = np.dtype(item["dtype"])
+            shape = tuple(int(d) for d in item["shape"])
+            nbytes = dtype.itemsize * math.prod(shape)
+            start = int(item.get("offset", at))
+            if dtype.hasobject or min(shape, default=0) < 0 or start < 0 or start + nbytes > len(payload):
+                return None
+            if "nbytes" in item and int(item["nbytes"]) != nbytes:
+                return None
+            arrays[str(item["name"])] = np.frombuffer(payload[start : start + nbytes], dtype).reshape(shape)
+            at = start + nbytes
+        return arrays
+    except Exception:
+        return None

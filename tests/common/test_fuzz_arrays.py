@@ -2,8 +2,6 @@
 crafted copies end in a one-line CorruptFileError or in exactly the arrays a reference parser
 reads from the same bytes; never a crash, a hang or another exception."""
 
-import json
-import math
 import os
 import struct
 import tempfile
@@ -12,7 +10,15 @@ import numpy as np
 import pytest
 
 from frugalml.common.arrays import save_arrays
-from tests.fuzz import Sandbox, container_metadata, mutations, reseal_container, with_metadata
+from tests.fuzz import (
+    Sandbox,
+    container_metadata,
+    mutations,
+    read_arrays_reference,
+    read_container_reference,
+    reseal_container,
+    with_metadata,
+)
 
 MAGIC = b"FUZZARR"
 FIXED = struct.Struct("<8sIIQQ32s")
@@ -33,40 +39,12 @@ def load_case(data: bytes):
 
 def reference(data: bytes):
     """A slow, independent reading of the same bytes; None when they do not describe valid arrays."""
-    import hashlib
-    import zlib
-
-    try:
-        magic, version, meta_len, offset, length, sha = FIXED.unpack_from(data)
-        head = data[: FIXED.size + meta_len]
-        (crc,) = struct.unpack_from("<I", data, FIXED.size + meta_len)
-        payload = data[offset : offset + length]
-        ok = (
-            magic == MAGIC.ljust(8, b"\0")
-            and version <= 1
-            and zlib.crc32(head) == crc
-            and len(payload) == length
-            and hashlib.sha256(payload).digest() == sha
-            and offset >= FIXED.size + meta_len + 4
-        )
-        meta = json.loads(head[FIXED.size :])
-        if not ok or not isinstance(meta, dict) or not isinstance(meta.get("arrays"), list):
-            return None
-        arrays, at = {}, 0
-        for item in meta.pop("arrays"):
-            dtype = np.dtype(item["dtype"])
-            shape = tuple(int(d) for d in item["shape"])
-            nbytes = dtype.itemsize * math.prod(shape)
-            start = int(item.get("offset", at))
-            if dtype.hasobject or min(shape, default=0) < 0 or start < 0 or start + nbytes > length:
-                return None
-            if "nbytes" in item and int(item["nbytes"]) != nbytes:
-                return None
-            arrays[str(item["name"])] = np.frombuffer(payload[start : start + nbytes], dtype).reshape(shape)
-            at = start + nbytes
-        return meta, arrays
-    except Exception:
+    container = read_container_reference(data, MAGIC, 1)
+    if container is None or not isinstance(container[0].get("arrays"), list):
         return None
+    meta, payload = container
+    arrays = read_arrays_reference(meta, payload)
+    return None if arrays is None else ({k: v for k, v in meta.items() if k != "arrays"}, arrays)
 
 
 def _valid(tmp_path) -> bytes:

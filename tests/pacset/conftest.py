@@ -110,16 +110,17 @@ def packed_models(tmp_path_factory, cls_data, bin_data, reg_data):
 def tls_redis_url(tmp_path_factory):
     """A redis-server speaking only TLS on a free localhost port (a self-signed certificate made
     with openssl), as a ``rediss://`` URL that trusts that certificate; skips when unavailable."""
+    import contextlib
     import shutil
     import subprocess
-    import time
 
-    redis = pytest.importorskip("redis")
-    from frugalml.common.redis_server import free_port
+    pytest.importorskip("redis")
+    from frugalml.common.errors import ServiceUnavailableError
+    from frugalml.common.redis_server import redis_server
 
-    server, openssl = shutil.which("redis-server"), shutil.which("openssl")
-    if server is None or openssl is None:
-        pytest.skip("redis-server and openssl are needed for the TLS test")
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed for the TLS test")
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
     subprocess.run(
@@ -127,27 +128,9 @@ def tls_redis_url(tmp_path_factory):
          "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-         "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip("this redis-server does not start with TLS")
-                time.sleep(0.05)
-        client.close()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(redis_server(10, tls_cert=cert, tls_key=key))
+        except ServiceUnavailableError as exc:
+            pytest.skip(f"no TLS redis-server here ({exc})")
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

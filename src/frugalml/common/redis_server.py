@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -20,11 +21,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def redis_server(timeout: float = 5.0) -> Iterator[str]:
+def redis_server(
+    timeout: float = 5.0,
+    *,
+    tls_cert: str | os.PathLike | None = None,
+    tls_key: str | os.PathLike | None = None,
+) -> Iterator[str]:
     """Start redis-server on 127.0.0.1 (no persistence), yield its URL, stop it afterwards.
 
-    Raises ServiceUnavailableError when redis-server is not installed or does not answer within
-    ``timeout`` seconds.
+    With ``tls_cert`` and ``tls_key`` it speaks only TLS, and the URL is a ``rediss://`` URL that
+    trusts that certificate. Raises ServiceUnavailableError when redis-server is not installed or
+    does not answer within ``timeout`` seconds.
     """
     server = shutil.which("redis-server")
     if server is None:
@@ -32,12 +39,22 @@ def redis_server(timeout: float = 5.0) -> Iterator[str]:
     import redis
 
     port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    args = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if tls_cert is None:
+        args += ["--port", str(port)]
+        url = f"redis://127.0.0.1:{port}/0"
+    else:
+        args += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(tls_cert)]
+        args += [
+            "--tls-key-file",
+            str(tls_key),
+            "--tls-ca-cert-file",
+            str(tls_cert),
+            "--tls-auth-clients",
+            "no",
+        ]
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tls_cert}"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         client = redis.Redis.from_url(url)
         deadline = time.monotonic() + timeout

@@ -6,12 +6,19 @@ import json
 import os
 import struct
 import tempfile
-import zlib
 
 import numpy as np
 import pytest
 
-from tests.fuzz import Sandbox, container_metadata, mutations, reseal_container, with_metadata
+from tests.fuzz import (
+    Sandbox,
+    container_metadata,
+    mutations,
+    read_arrays_reference,
+    read_container_reference,
+    reseal_container,
+    with_metadata,
+)
 
 FIXED = struct.Struct("<8sIIQQ32s")
 
@@ -61,61 +68,35 @@ def load_case(data: bytes):
 def reference(data: bytes):
     """The same bytes read independently: (step, losses, weights) when the container, metadata and
     weight arrays are well-formed and fit the model, else None."""
-    import hashlib
-    import math
-
-    try:
-        magic, version, meta_len, offset, length, sha = FIXED.unpack_from(data)
-        head = data[: FIXED.size + meta_len]
-        (crc,) = struct.unpack_from("<I", data, FIXED.size + meta_len)
-        payload = data[offset : offset + length]
-        if not (
-            magic == b"CLVCKPT\0"
-            and version == 2
-            and zlib.crc32(head) == crc
-            and len(payload) == length
-            and hashlib.sha256(payload).digest() == sha
-            and offset >= FIXED.size + meta_len + 4
-        ):
-            return None
-        meta = json.loads(head[FIXED.size :])
-        step, losses, config = meta["step"], meta["losses"], dict(meta["config"])
-        if type(step) is not int or step < 0 or len(losses) != step:
-            return None
-        if any(type(x) not in (int, float) for x in losses):
-            return None
-        expected = _config().to_dict()
-        config.pop("steps", None)
-        expected.pop("steps", None)
-        if json.loads(json.dumps(config)) != json.loads(json.dumps(expected)):
-            return None
-        arrays, at = {}, 0
-        for item in meta["arrays"]:
-            dtype = np.dtype(item["dtype"])
-            shape = tuple(int(d) for d in item["shape"])
-            nbytes = dtype.itemsize * math.prod(shape)
-            start = int(item.get("offset", at))
-            if dtype.hasobject or min(shape, default=0) < 0 or start < 0 or start + nbytes > length:
-                return None
-            if "nbytes" in item and int(item["nbytes"]) != nbytes:
-                return None
-            arrays[str(item["name"])] = np.frombuffer(payload[start : start + nbytes], dtype).reshape(shape)
-            at = start + nbytes
-        model, _, _ = _fresh()
-        want = {f"model/{k}": v for k, v in model.state_dict().items()}
-        weights = {k: v for k, v in arrays.items() if k.startswith("model/")}
-        if weights.keys() != want.keys():
-            return None
-        for name, array in weights.items():
-            if array.shape != tuple(want[name].shape) or array.dtype.newbyteorder("=") != np.dtype("float32"):
-                return None
-        return (
-            step,
-            [float(x) for x in losses],
-            {k[len("model/") :]: v.astype("=f4") for k, v in weights.items()},
-        )
-    except Exception:
+    container = read_container_reference(data, b"CLVCKPT", 2)
+    if container is None or FIXED.unpack_from(data)[1] != 2:
         return None
+    meta, payload = container
+    try:
+        step, losses, config = meta["step"], meta["losses"], dict(meta["config"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if type(step) is not int or step < 0 or not isinstance(losses, list) or len(losses) != step:
+        return None
+    if any(type(x) not in (int, float) for x in losses):
+        return None
+    expected = _config().to_dict()
+    config.pop("steps", None)
+    expected.pop("steps", None)
+    if json.loads(json.dumps(config)) != json.loads(json.dumps(expected)):
+        return None
+    arrays = read_arrays_reference(meta, payload)
+    if arrays is None:
+        return None
+    model, _, _ = _fresh()
+    want = {f"model/{k}": v for k, v in model.state_dict().items()}
+    weights = {k: v for k, v in arrays.items() if k.startswith("model/")}
+    if weights.keys() != want.keys():
+        return None
+    for name, array in weights.items():
+        if array.shape != tuple(want[name].shape) or array.dtype.newbyteorder("=") != np.dtype("float32"):
+            return None
+    return step, [float(x) for x in losses], {k[len("model/") :]: v.astype("=f4") for k, v in weights.items()}
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from frugalml.cleave.runtime.local import wait_all
 from frugalml.common.errors import FrugalError, InvalidInputError
 
 STATE_DIR = Path("/run/frugalml-cleave")
@@ -446,15 +447,7 @@ class Fleet:
 
     def wait_workers(self, timeout: float) -> dict[str, int]:
         """Exit codes of all workers (killing those still running after ``timeout``)."""
-        end = time.monotonic() + timeout
-        codes = {}
-        for name, process in self.workers.items():
-            try:
-                codes[name] = process.wait(timeout=max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                codes[name] = process.wait()
-        return codes
+        return wait_all(self.workers, timeout)
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"

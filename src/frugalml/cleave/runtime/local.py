@@ -16,6 +16,19 @@ from frugalml.common.errors import ServiceUnavailableError
 _ENV_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def wait_all(processes: dict[str, subprocess.Popen], timeout: float) -> dict[str, int]:
+    """Exit codes of ``processes`` by name, killing those still running after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    codes = {}
+    for name, process in processes.items():
+        try:
+            codes[name] = process.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes[name] = process.wait()
+    return codes
+
+
 class LocalCluster:
     """Start ``python -m frugalml.cleave.runtime serve|worker`` processes; kill them all on exit.
 
@@ -131,15 +144,7 @@ class LocalCluster:
 
     def wait_workers(self, timeout: float) -> dict[str, int]:
         """Exit codes of all workers (killing those still running after ``timeout``)."""
-        end = time.monotonic() + timeout
-        codes = {}
-        for name, process in self.workers.items():
-            try:
-                codes[name] = process.wait(timeout=max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                codes[name] = process.wait()
-        return codes
+        return wait_all(self.workers, timeout)
 
     def log(self, name: str) -> str:
         path = self.workdir / (f"{name}.log" if name == "server" else f"worker-{name}.log")
