@@ -8,6 +8,7 @@ measured on.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,10 +36,21 @@ def stored_section(results: Path, system: str) -> Section:
             environment = read_document(path).get("environment") or {}
             section.files.append(ResultsFile(path, read_records(path), environment))
         except FrugalError as exc:
-            errors.append(str(exc))
+            if _is_json(path):  # results of another shape (summaries, tables): linked as they are
+                section.data.append(path)
+            else:
+                errors.append(str(exc))
     section.images = sorted(folder.glob("*.png"))
     section.error = "; ".join(errors)
     return section
+
+
+def _is_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
 
 
 def _cells(line: str) -> list[str]:

@@ -68,6 +68,7 @@ class Section:
 
     system: str
     files: list[ResultsFile] = field(default_factory=list)  # copied to data/<system>/
+    data: list[Path] = field(default_factory=list)  # other JSON results (summaries, tables), linked
     images: list[Path] = field(default_factory=list)
     error: str = ""  # why the section is incomplete (shown on the page)
     note: str = ""  # e.g. where the figures come from
@@ -152,6 +153,11 @@ def _section(section: Section) -> str:
             f'<p><a href="data/{_esc(section.system)}/{_esc(name)}">{_esc(name)}</a></p>'
             f"{_records(results.records)}</details>"
         )
+    if section.data:
+        links = ", ".join(
+            f'<a href="data/{_esc(section.system)}/{_esc(p.name)}">{_esc(p.name)}</a>' for p in section.data
+        )
+        parts.append(f'<p class="meta">other results: {links}</p>')
     return "\n".join(parts)
 
 
@@ -178,8 +184,8 @@ def write_page(
     for section in sections:
         target = data / section.system
         target.mkdir(parents=True, exist_ok=True)
-        for results in section.files:
-            shutil.copyfile(results.path, target / results.path.name)
+        for source in [results.path for results in section.files] + section.data:
+            shutil.copyfile(source, target / source.name)
     toc = " · ".join(f'<a href="#{_esc(s.system)}">{_esc(s.system)}</a>' for s in sections)
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
