@@ -53,4 +53,4 @@ def test_validation_cost_record(rf, cls_data, tmp_path):
     pack(rf, tmp_path / "rf.pacset")
     record = measure(tmp_path / "rf.pacset", cls_data[0][:5], "small RF", rounds=3)
     assert record.metric == METRIC and 0 < record.ours and 0 < record.peer_value
-    assert "of a cold query (goal <= 5%)" in record.notes
+    assert "of a cold query (target <= 5%)" in record.notes

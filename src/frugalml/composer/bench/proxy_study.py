@@ -208,8 +208,7 @@ def point_record(
             "seeds": sorted(by_seed),
             "scores_by_seed": {str(s): by_seed[s] for s in sorted(by_seed)},
         },
-        notes=f"CPU-seconds per architecture and seed, 1 torch thread; {machine(load=True)}, "
-        "measured while other work shared the machine",
+        notes=f"CPU-seconds per architecture and seed, 1 torch thread; {machine(load=True)}",
     )
 
 

@@ -89,10 +89,9 @@ def measure(path: Path, queries, workload: str, rounds: int = 15) -> Record:
         peer_value=c.peer.median,
         spread={"ours": [c.ours.min, c.ours.max], "peer": [c.peer.min, c.peer.max], "rounds": rounds},
         notes=(
-            f"the checks take {share:.2%} of a cold query (goal <= {GOAL:.0%}); the query's time "
+            f"the checks take {share:.2%} of a cold query (target <= {GOAL:.0%}); the query's time "
             "includes checking each node it uses; median of "
-            f"{rounds} interleaved rounds, eviction not timed; {machine(load=True)}, other work "
-            "shared the machine"
+            f"{rounds} interleaved rounds, eviction not timed; {machine(load=True)}"
         ),
         command="python benchmarks/pacset/validation_cost.py",
     )
