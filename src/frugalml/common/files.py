@@ -54,8 +54,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, create_parents: b
     path = Path(path)
     if create_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
-    elif not path.parent.is_dir():
-        raise DataNotFoundError(f"the folder {path.parent} does not exist; create it first")
+    else:
+        require_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # the permissions open() would give, not mkstemp's 0600
@@ -68,6 +68,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, create_parents: b
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def require_folder(path: str | os.PathLike) -> Path:
+    """The folder a file at ``path`` would be written into; DataNotFoundError when it does not exist
+    (checked by :func:`atomic_write`, and by commands that check outputs before long work)."""
+    folder = Path(path).expanduser().parent
+    if not folder.is_dir():
+        raise DataNotFoundError(f"the folder {folder} does not exist; create it first or write elsewhere")
+    return folder
 
 
 def _umask() -> int:

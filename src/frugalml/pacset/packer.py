@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from frugalml.common.errors import DataNotFoundError, InvalidInputError
+from frugalml.common.errors import InvalidInputError
 from frugalml.pacset.fileformat import write_packed
 from frugalml.pacset.forest import Forest
 from frugalml.pacset.importers import from_model, load_model_file
@@ -79,11 +78,6 @@ class Packer:
         """Write the packed file atomically; returns its container header."""
         if not hasattr(self, "layout_"):
             raise InvalidInputError("Packer is not fitted; call fit(model) first")
-        folder = Path(path).resolve().parent
-        if not folder.is_dir():
-            raise DataNotFoundError(
-                f"folder {folder} does not exist; create it first or pick another -o path"
-            )
         return write_packed(path, self.forest_, self.layout_)
 
 

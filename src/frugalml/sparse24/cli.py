@@ -87,16 +87,15 @@ def check_outputs(*paths: str | None) -> None:
     from pathlib import Path
 
     from frugalml.common.errors import InvalidInputError
+    from frugalml.common.files import require_folder
 
     for path in paths:
         if path is None:
             continue
         target = Path(path).expanduser()
-        folder = target.parent
         if target.is_dir():
             raise InvalidInputError(f"{target} is a folder; name a file to write inside it")
-        if not folder.is_dir():
-            raise InvalidInputError(f"the folder {folder} does not exist; create it first or write elsewhere")
+        folder = require_folder(target)
         if not os.access(folder, os.W_OK | os.X_OK):
             raise InvalidInputError(f"the folder {folder} is not writable; write elsewhere")
 

@@ -41,17 +41,13 @@ def _names(text: str, allowed, name: str) -> list[str]:
     return comma_list(text, name=name, allowed=allowed)
 
 
-def _check_output(path: Path | None, option: str) -> None:
-    """Refuse an output path whose folder does not exist (before any work, and without creating it)."""
-    from frugalml.common.errors import DataNotFoundError
+def _check_outputs(*paths: Path | None) -> None:
+    """Refuse output paths whose folder does not exist (before any work, and without creating it)."""
+    from frugalml.common.files import require_folder
 
-    if path is None:
-        return
-    folder = path.parent
-    if not folder.is_dir():
-        raise DataNotFoundError(
-            f"the folder {folder} for {option} {path} does not exist; create it first or choose another path"
-        )
+    for path in paths:
+        if path is not None:
+            require_folder(path)
 
 
 def _check_k(k: int, n: int) -> None:
@@ -96,8 +92,7 @@ def fit(
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
-    _check_output(output, "--output")
-    _check_output(model, "--model")
+    _check_outputs(output, model)
     X = read_matrix(data)
     _check_k(k, X.shape[0])
     forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion, random_state=seed)
@@ -125,7 +120,7 @@ def neighbours(
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
-    _check_output(output, "--output")
+    _check_outputs(output)
     forest = UnsupervisedRandomerForest.load(model)
     dist, ind = forest.kneighbors(read_matrix(data), n_neighbors=k)
     with atomic_write(output) as f:
@@ -154,7 +149,7 @@ def sim(
 
     _names(dataset, SIMULATIONS, "dataset")
     _check_k(k, n)
-    _check_output(json_path, "--json")
+    _check_outputs(json_path)
     levels = _ints(noise, "--noise")
     check_simulation_fits(n, max(levels))
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
@@ -192,7 +187,7 @@ def reproduce(
     from frugalml.urerf.datasets import SIMULATIONS, check_simulation_fits
 
     names = _names(datasets, SIMULATIONS, "dataset")
-    _check_output(json_path, "--json")
+    _check_outputs(json_path)
     levels = _ints(noise, "--noise")
     check_simulation_fits(n, max(levels))
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
@@ -226,7 +221,7 @@ def drosophila(
     from frugalml.urerf.bench.quality import print_skipped
     from frugalml.urerf.drosophila import drosophila_embedding, load_drosophila
 
-    _check_output(json_path, "--json")
+    _check_outputs(json_path)
     connectome = load_drosophila(path)
     X, d = drosophila_embedding(connectome)
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
@@ -272,7 +267,7 @@ def bench(
     from frugalml.urerf.bench.speed import bench_plot, speed
 
     chosen = _names(peers, BASELINES, "peer")
-    _check_output(json_path, "--json")
+    _check_outputs(json_path)
     if scale_n:
         _check_k(50, scale_n)
         check_scale(scale_n, 20, 100)

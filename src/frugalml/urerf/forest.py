@@ -477,16 +477,10 @@ class UnsupervisedRandomerForest(TransformerMixin, BaseEstimator, auto_wrap_outp
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
         """Write the fitted forest to a versioned, checksummed file (atomically) in an existing folder."""
-        from pathlib import Path
 
         from frugalml.common.arrays import save_arrays
-        from frugalml.common.errors import DataNotFoundError
 
         self._check_fitted()
-        if not Path(path).parent.is_dir():
-            raise DataNotFoundError(
-                f"the folder of {path} does not exist; create it first or choose another path"
-            )
         names = _SAVED_ARRAYS + (_SCALE_ARRAYS if self.normalize else ())
         meta = {
             "params": dict(self.get_params()),
