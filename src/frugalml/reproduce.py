@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from frugalml import SYSTEMS
+from frugalml.common.env import machine
 from frugalml.common.errors import DataNotFoundError, FrugalError
 from frugalml.common.htmlpage import ClaimRow, ResultsFile, Section, write_page
 from frugalml.common.report import read_document, read_records
@@ -105,7 +106,7 @@ def record_claims(sections: Sequence[Section]) -> list[ClaimRow]:
                         verdict=r.verdict,
                         source=f"{section.system}/{results.path.name}",
                         command=r.command,
-                        when=str((results.environment.get("cpu") or {}).get("model", "")),
+                        when=machine(recorded=results.environment),
                     )
                 )
     return rows

@@ -56,17 +56,24 @@ def cpu() -> dict[str, Any]:
     }
 
 
-def machine(*, load: bool = False) -> str:
+def machine(*, load: bool = False, recorded: dict[str, Any] | None = None) -> str:
     """This machine as result notes name it: usable and logical cores, the CPU model and, with
-    ``load``, the 1-minute load average at the time of the call.
+    ``load``, the 1-minute load average at the time of the call; or, given an :func:`environment`
+    record (``recorded``), the machine that record describes (and its GPU, if it had one).
 
     Examples
     --------
     >>> "usable of" in machine(load=True)
     True
+    >>> machine(recorded={"cpu": {"model": "Xeon", "cores": 4, "usable_cores": 2}})
+    '2 usable of 4 cores (Xeon)'
     """
-    info = cpu()
-    text = f"{info['usable_cores'] or info['cores']} usable of {info['cores']} cores ({info['model']})"
+    info = cpu() if recorded is None else recorded.get("cpu") or {}
+    cores = info.get("cores") or "?"
+    text = f"{info.get('usable_cores') or cores} usable of {cores} cores ({info.get('model', 'unknown CPU')})"
+    if recorded is not None:
+        torch = recorded.get("torch") or {}
+        return text + (f", {torch.get('device')}" if torch.get("cuda") else "")
     if load and hasattr(os, "getloadavg"):
         text += f", load average {os.getloadavg()[0]:.1f}"
     return text

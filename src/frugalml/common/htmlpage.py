@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frugalml.common.env import machine
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
 from frugalml.common.report import Record
@@ -93,15 +94,6 @@ def _image(path: Path) -> str:
     return f'<figure><img alt="{_esc(path.name)}" src="data:image/png;base64,{data}">{caption}</figure>'
 
 
-def _machine(env: dict[str, Any]) -> str:
-    cpu = env.get("cpu") or {}
-    torch = env.get("torch") or {}
-    parts = [str(cpu.get("model", "unknown CPU")), f"{cpu.get('usable_cores') or cpu.get('cores')} cores"]
-    if torch.get("cuda"):
-        parts.append(str(torch.get("device")))
-    return ", ".join(parts)
-
-
 def _summary(rows: Sequence[ClaimRow]) -> str:
     lines = [
         "<table><tr><th>system</th><th>claim</th><th>figure (ours vs peer)</th><th>verdict</th>"
@@ -149,7 +141,7 @@ def _section(section: Section) -> str:
         name = results.path.name
         parts.append(
             f"<details><summary>{_esc(name)}: {len(results.records)} records, measured on "
-            f"{_esc(_machine(results.environment))}</summary>"
+            f"{_esc(machine(recorded=results.environment))}</summary>"
             f'<p><a href="data/{_esc(section.system)}/{_esc(name)}">{_esc(name)}</a></p>'
             f"{_records(results.records)}</details>"
         )
