@@ -47,6 +47,7 @@ def results(tmp_path) -> Path:
     save_plot(fig, root / "urerf/noise.png")
     (root / "pacset/broken.json").write_text("{ not json")
     (root / "pacset/summary.json").write_text('{"rows": [1, 2]}')  # results of another shape
+    (root / "pacset/damaged.json").write_text('{"version": 1, "records": [{"system": "x"}]}')
     (root / "README.md").write_text(INDEX)
     return root
 
@@ -58,6 +59,7 @@ def test_page_has_every_claim_plot_and_link(results, tmp_path):
     assert "better than the paper" in text
     assert text.count("data:image/png;base64,") == 1
     assert "is not valid JSON" in text  # the broken file is named in its section; the rest is written
+    assert "damaged.json holds a record of the wrong shape" in text
     assert "summary.json" in text and "summary.json is not" not in text  # linked, not an error
     links = re.findall(r'href="([^"#]+)"', text)
     assert links and all((page.parent / link).is_file() for link in links), links

@@ -37,7 +37,7 @@ def stored_section(results: Path, system: str) -> Section:
             environment = read_document(path).get("environment") or {}
             section.files.append(ResultsFile(path, read_records(path), environment))
         except FrugalError as exc:
-            if _is_json(path):  # results of another shape (summaries, tables): linked as they are
+            if _is_other_results(path):  # results of another shape (summaries, tables): linked as they are
                 section.data.append(path)
             else:
                 errors.append(str(exc))
@@ -46,12 +46,13 @@ def stored_section(results: Path, system: str) -> Section:
     return section
 
 
-def _is_json(path: Path) -> bool:
+def _is_other_results(path: Path) -> bool:
+    """Valid JSON that is not meant as a list of records (a damaged results file is an error)."""
     try:
-        json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except (UnicodeDecodeError, ValueError):
         return False
-    return True
+    return not (isinstance(doc, dict) and "records" in doc)
 
 
 def _cells(line: str) -> list[str]:

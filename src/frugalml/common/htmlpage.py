@@ -17,7 +17,7 @@ from typing import Any
 
 from frugalml.common.env import machine
 from frugalml.common.errors import InvalidInputError
-from frugalml.common.files import atomic_write
+from frugalml.common.files import atomic_write, require_folder
 from frugalml.common.report import Record
 
 VERDICT_COLOURS = {
@@ -171,7 +171,8 @@ def write_page(
         raise InvalidInputError(
             f"{out} already exists and is not empty; choose another folder or pass --force"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    require_folder(out)  # the report's own folder is made, a missing parent is an error
+    out.mkdir(exist_ok=True)
     data = out / "data"
     for section in sections:
         target = data / section.system
