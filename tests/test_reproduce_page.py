@@ -1,5 +1,6 @@
 """`frugal reproduce`: the results page is complete, self-contained and opens in a real browser."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,7 +11,8 @@ import pytest
 
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.report import Record, new_figure, save_plot, write_json
-from frugalml.reproduce import build
+from frugalml.common.reproduction import Reproduction
+from frugalml.reproduce import build, run
 
 ROW = (
     "| faster than BLAS at 90% zeros | 3.1x vs numpy | [speed.json](maskedmm/speed.json) "
@@ -70,13 +72,19 @@ def test_page_has_every_claim_plot_and_link(results, tmp_path):
 
 
 def test_cli_errors_are_one_line(results, tmp_path):
-    for args in (["--systems", "bogus"], ["--from", str(tmp_path / "absent")]):
-        run = subprocess.run(
+    absent = str(tmp_path / "absent")
+    for args in (
+        ["--systems", "bogus"],
+        ["--from", absent],
+        ["--quick", "--full"],
+        ["--from", absent, "--full"],
+    ):
+        done = subprocess.run(
             [sys.executable, "-m", "frugalml.cli", "reproduce", "-o", str(tmp_path / "out"), *args],
             capture_output=True,
             text=True,
         )
-        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
 
 
 def test_page_opens_in_headless_chromium(results, tmp_path):
@@ -106,3 +114,69 @@ def test_page_opens_in_headless_chromium(results, tmp_path):
         assert not errors, errors
     finally:
         driver.quit()
+
+
+def _check(name, calls, *, fail=False, modes=("quick", "full"), stored=""):
+    def run_check(mode, folder):
+        calls.append((name, mode))
+        if fail:
+            raise ValueError("the data set\nis missing")
+        fig, ax = new_figure()
+        ax.plot([0, 1], [0, 1])
+        save_plot(fig, folder / f"{name}.png")
+        return [
+            Record(
+                "urerf", f"{name}, {mode}", "P@50", "", 0.9, "isomap", 0.6, higher_is_better=True,
+                claim=f"urerf/{name}", paper_statement=f"{name} holds", paper_value=0.8,
+                paper_source="Fig. 3", verdict="reproduced",
+            )
+        ]  # fmt: skip
+
+    return Reproduction(name, run_check, quick_seconds=1, modes=modes, stored=stored)
+
+
+@pytest.fixture
+def checks(monkeypatch, results):
+    """Three systems with fake checks: urerf's run, maskedmm's is shown from stored results (a file
+    without a date, dated by the results index), pacset's second check fails."""
+    calls = []
+    table = {
+        "urerf": [_check("noise-figure", calls)],
+        "maskedmm": [_check("gpu-only", calls, modes=(), stored="maskedmm/speed.json")],
+        "pacset": [_check("cold-query", calls), _check("broken", calls, fail=True)],
+    }
+    stored = results / "maskedmm/speed.json"
+    doc = json.loads(stored.read_text())
+    del doc["environment"]["date"]
+    stored.write_text(json.dumps(doc))
+    monkeypatch.setattr("frugalml.reproduce.checks_of", lambda system: table[system])
+    return calls
+
+
+def test_quick_run_writes_every_check_and_labels_stored_ones(checks, results, tmp_path):
+    page = run("quick", tmp_path / "report", ["urerf", "maskedmm", "pacset"], results=results, quiet=True)
+    text = page.read_text()
+    assert ("noise-figure", "quick") in checks and ("gpu-only", "quick") not in checks
+    assert "noise-figure holds" in text and "cold-query holds" in text
+    assert "speed.json: 1 records, measured on stored result, 2026-11-27, test CPU" in text
+    assert "broken failed: ValueError: the data set is missing" in text  # one line, the rest written
+    assert text.count("data:image/png;base64,") == 2
+    links = re.findall(r'href="([^"#]+)"', text)
+    assert all((page.parent / link).is_file() for link in links), links
+    assert (tmp_path / "report/data/urerf/noise-figure.json").is_file()
+    with pytest.raises(InvalidInputError, match="--resume"):
+        run("quick", tmp_path / "report", ["urerf"], results=results)
+
+
+def test_full_run_resumes_where_it_stopped(checks, results, tmp_path):
+    out = tmp_path / "report"
+    run("full", out, ["urerf", "pacset"], results=results, quiet=True)
+    first = len(checks)
+    run("full", out, ["urerf", "pacset"], results=results, quiet=True, resume=True)
+    assert checks[first:] == [("broken", "full")]  # finished checks are kept, the failed one re-runs
+    with pytest.raises(InvalidInputError, match="--full --resume"):
+        run("quick", out, ["urerf"], results=results, resume=True)
+    (out / "progress.json").write_text("{")
+    with pytest.raises(InvalidInputError, match="damaged"):
+        run("full", out, ["urerf"], results=results, resume=True)
+    assert run("quick", out, ["urerf"], results=results, force=True, quiet=True).is_file()

@@ -143,24 +143,55 @@ def demo(
 
 @app.command()
 def reproduce(
-    from_dir: Path = typer.Option(
-        Path("benchmarks/results"),
-        "--from",
-        help="Results folder laid out as benchmarks/results: <system>/<claim>.json, plots, README.md index.",
-    ),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Folder for index.html and data/."),
     systems: str = typer.Option("", "--systems", help="Comma-separated systems (default: all seven)."),
-    force: bool = typer.Option(False, "--force", help="Write into an existing, non-empty folder."),
+    quick: bool = typer.Option(False, "--quick", help="Run every check at scaled-down sizes (the default)."),
+    full: bool = typer.Option(False, "--full", help="Run every check at the papers' sizes (hours)."),
+    from_dir: Path | None = typer.Option(
+        None,
+        "--from",
+        help="Re-render from a results folder laid out as benchmarks/results instead of running anything.",
+    ),
+    stored: Path = typer.Option(
+        Path("benchmarks/results"), "--stored", help="Stored results for checks a mode cannot re-run."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace the report in an existing, non-empty folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in the same folder."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ):
-    """Write one static web page of every system's claims, figures and peers (plots embedded, opens offline).
+    """Run each system's checks of its paper's claims and write one static web page of the claims,
+    our figures and the peers' (plots embedded, opens offline).
 
-    Example: frugal reproduce --from benchmarks/results -o report/ && open report/index.html
+    Quick: all seven systems in about 15 minutes on 2 cores. Full: the papers' sizes, resumable (--resume).
+
+    Examples: frugal reproduce --quick -o report/ && open report/index.html;
+    frugal reproduce --from benchmarks/results -o report/ (no runs, the stored figures)
     """
+    from frugalml.common.errors import InvalidInputError
     from frugalml.common.parsing import comma_list
-    from frugalml.reproduce import build
+    from frugalml.reproduce import build, run
 
     chosen = comma_list(systems, name="system", allowed=SYSTEMS)
-    page = build(from_dir, output, chosen, force=force)
+    if quick and full:
+        raise InvalidInputError("choose one of --quick and --full")
+    if from_dir is not None:
+        if quick or full or resume:
+            raise InvalidInputError(
+                "--from re-renders stored results; it runs nothing, so drop --quick/--full/--resume"
+            )
+        page = build(from_dir, output, chosen, force=force)
+    else:
+        started = time.perf_counter()
+        page = run(
+            "full" if full else "quick",
+            output,
+            chosen,
+            results=stored,
+            force=force,
+            resume=resume,
+            quiet=quiet,
+        )
+        print(f"ran in {time.perf_counter() - started:.0f} s")
     print(f"wrote {page}")
 
 

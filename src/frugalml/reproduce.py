@@ -1,23 +1,35 @@
 """``frugal reproduce``: one static web page of every system's claims, figures and peers.
 
-The page is built from a results folder laid out as ``benchmarks/results`` (``<system>/<claim>.json``
-plus PNG plots, and a ``README.md`` whose tables list each claim, its figure, file, command and
-date/machine). Figures taken from stored files are labelled with the date and machine they were
-measured on.
+Two ways to fill it:
+
+- :func:`run` (``--quick`` or ``--full``) runs each system's claim checks (its
+  ``bench.reproduce.reproductions()``, see :mod:`frugalml.common.reproduction`) and writes their
+  records and plots into ``<report>/data/<system>/``; checks a mode cannot re-run (GPU-only,
+  hours-long) are shown from the stored results with their date and machine. A full run interrupted
+  part-way continues with ``--resume``.
+- :func:`build` (``--from``) re-renders the page from a results folder laid out as
+  ``benchmarks/results`` (``<system>/<claim>.json`` plus PNG plots, and a ``README.md`` whose tables
+  list each claim, its figure, file, command and date/machine).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from frugalml import SYSTEMS
-from frugalml.common.env import machine
-from frugalml.common.errors import DataNotFoundError, FrugalError
+from frugalml.common.env import environment, machine
+from frugalml.common.errors import DataNotFoundError, FrugalError, InvalidInputError
+from frugalml.common.files import atomic_write, require_folder
 from frugalml.common.htmlpage import ClaimRow, ResultsFile, Section, write_page
-from frugalml.common.report import read_document, read_records
+from frugalml.common.progress import progress
+from frugalml.common.report import Record, read_document, read_records, write_json
+from frugalml.common.reproduction import MODES, Reproduction
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
@@ -107,7 +119,7 @@ def record_claims(sections: Sequence[Section]) -> list[ClaimRow]:
                         verdict=r.verdict,
                         source=f"{section.system}/{results.path.name}",
                         command=r.command,
-                        when=machine(recorded=results.environment),
+                        when=results.measured,
                     )
                 )
     return rows
@@ -128,3 +140,153 @@ def build(results: str | Path, out: str | Path, systems: Sequence[str] = (), *, 
     return write_page(
         out, sections, claims, title="frugalml: the papers' claims beside ours", intro=intro, force=force
     )
+
+
+PROGRESS_FILE = "progress.json"
+
+
+def run(
+    mode: str,
+    out: str | Path,
+    systems: Sequence[str] = (),
+    *,
+    results: str | Path = "benchmarks/results",
+    force: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+) -> Path:
+    """Run the claim checks of ``systems`` (default: all) at the sizes of ``mode`` ("quick" or
+    "full") and write the page into ``out``; checks the mode cannot re-run come from ``results``.
+
+    A system whose checks fail shows the one-line error in its section; the rest of the page is
+    still written. Each finished check is kept, so ``resume=True`` continues an interrupted run.
+    """
+    if mode not in MODES:
+        raise InvalidInputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    out, results = Path(out), Path(results)
+    chosen = list(systems) or list(SYSTEMS)
+    done = _start(out, mode, chosen, force=force, resume=resume)
+    started = environment()["date"]
+    sections = [_run_system(system, mode, out, results, done, quiet=quiet) for system in chosen]
+    sizes = "scaled-down sizes, stated in each record's notes" if mode == "quick" else "the papers' sizes"
+    intro = (
+        f"Measured by <code>frugal reproduce --{mode}</code> ({sizes}) from {started} on "
+        f"{machine(load=True)}. A ratio above 1 means ours is better. Figures marked "
+        "'stored result' could not be re-run in this mode (GPU-only or hours long) and show the date "
+        "and machine they were measured on. Systems: " + ", ".join(chosen) + "."
+    )
+    title = "frugalml: the papers' claims beside ours"
+    return write_page(out, sections, record_claims(sections), title=title, intro=intro, force=True)
+
+
+def _start(out: Path, mode: str, systems: Sequence[str], *, force: bool, resume: bool) -> dict[str, float]:
+    """The checks already finished in ``out`` (seconds each) when resuming; otherwise prepares an
+    empty or replaceable ``out``."""
+    marker = out / PROGRESS_FILE
+    if resume:
+        if not marker.is_file():
+            raise InvalidInputError(f"{out} holds no interrupted run to resume; run without --resume")
+        earlier, done = _read_progress(marker)
+        if earlier != mode:
+            raise InvalidInputError(f"{out} holds a --{earlier} run; resume it with --{earlier} --resume")
+        return done
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} is a file; choose a folder for the report")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InvalidInputError(
+            f"{out} already exists and is not empty; choose another folder, pass --force to replace "
+            "its report or --resume to continue its run"
+        )
+    require_folder(out)
+    out.mkdir(exist_ok=True)
+    for system in systems:
+        shutil.rmtree(out / "data" / system, ignore_errors=True)
+    _write_progress(marker, mode, {})
+    return {}
+
+
+def _read_progress(path: Path) -> tuple[str, dict[str, float]]:
+    try:
+        state = json.loads(path.read_text())
+        mode, done = state["mode"], state["done"]
+        numbers = isinstance(done, dict) and all(isinstance(s, (int, float)) for s in done.values())
+        if mode in MODES and numbers:
+            return mode, {str(k): float(v) for k, v in done.items()}
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass
+    raise InvalidInputError(f"{path} is damaged; start the report again with --force")
+
+
+def _write_progress(path: Path, mode: str, done: dict[str, float]) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump({"mode": mode, "done": done}, f, indent=1)
+
+
+def checks_of(system: str) -> list[Reproduction]:
+    """A system's claim checks, from ``frugalml.<system>.bench.reproduce.reproductions()``."""
+    return importlib.import_module(f"frugalml.{system}.bench.reproduce").reproductions()
+
+
+def _run_system(
+    system: str, mode: str, out: Path, results: Path, done: dict[str, float], *, quiet: bool
+) -> Section:
+    """One system's section: its checks run at ``mode`` (or taken from ``results``), errors kept."""
+    folder = out / "data" / system
+    folder.mkdir(parents=True, exist_ok=True)
+    section = Section(system)
+    try:
+        checks = checks_of(system)
+    except Exception as exc:  # noqa: BLE001 - one system failing must leave the rest of the report
+        section.error = f"its checks could not be loaded: {_one_line(exc)}"
+        return section
+    errors, seconds = [], 0.0
+    for check in progress(checks, desc=f"{system} ({mode})", quiet=quiet):
+        key = f"{system}/{check.name}"
+        try:
+            if mode not in check.modes:
+                section.files.append(_stored(check, mode, results, folder, system))
+                continue
+            path = folder / f"{check.name}.json"
+            if key not in done or not path.is_file():
+                done[key] = _run_check(check, mode, folder, path, system)
+                _write_progress(out / PROGRESS_FILE, mode, done)
+            seconds += done[key]
+            section.files.append(ResultsFile(path, read_records(path), read_document(path)["environment"]))
+        except Exception as exc:  # noqa: BLE001 - a failed check is shown in its section
+            errors.append(f"{check.name} failed: {_one_line(exc)}")
+    section.images = sorted(folder.glob("*.png"))
+    section.error = "; ".join(errors)
+    measured = sum(not f.stored for f in section.files)
+    section.note = f"{measured} of {len(checks)} checks measured in this run ({mode} mode, {seconds:.0f} s)"
+    return section
+
+
+def _run_check(check: Reproduction, mode: str, folder: Path, path: Path, system: str) -> float:
+    """Run one check, write its records to ``path``; returns the seconds it took."""
+    start = time.perf_counter()
+    records: list[Record] = check.run(mode, folder)
+    for r in records:
+        r.command = r.command or f"frugal reproduce --systems {system} --{mode}"
+    write_json(records, path)
+    return time.perf_counter() - start
+
+
+def _stored(check: Reproduction, mode: str, results: Path, folder: Path, system: str) -> ResultsFile:
+    """The stored results a check that cannot run in ``mode`` is shown from, copied beside the page."""
+    if not check.stored:
+        raise InvalidInputError(f"it cannot run in {mode} mode and names no stored results")
+    source = results / check.stored
+    doc = read_document(source)
+    target = folder / source.name
+    shutil.copyfile(source, target)
+    plot = source.with_suffix(".png")
+    if plot.is_file():
+        shutil.copyfile(plot, folder / plot.name)
+    dates = {row.source: row.when for row in indexed_claims(results, [system])}
+    recorded = doc.get("environment") or {}
+    return ResultsFile(target, read_records(target), recorded, stored=True, date=dates.get(check.stored, ""))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, FrugalError) else f"{type(exc).__name__}: {text}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
 from typing import Any
@@ -158,8 +159,10 @@ def compiler() -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    """Everything above, as one JSON-ready dict recorded with every benchmark result."""
+    """Everything above, as one JSON-ready dict recorded with every benchmark result, with the UTC
+    date and time it was taken."""
     return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu(),

@@ -61,6 +61,18 @@ class ResultsFile:
     path: Path
     records: list[Record]
     environment: dict[str, Any] = field(default_factory=dict)
+    stored: bool = False  # taken from results stored earlier, not measured in this run
+    date: str = ""  # when measured, for files whose environment does not say
+
+    @property
+    def measured(self) -> str:
+        """When and where the records were measured, marked when they come from stored results."""
+        date = self.environment.get("date") or self.date
+        return (
+            ("stored result, " if self.stored else "")
+            + (f"{date}, " if date else "")
+            + machine(recorded=self.environment)
+        )
 
 
 @dataclass
@@ -141,7 +153,7 @@ def _section(section: Section) -> str:
         name = results.path.name
         parts.append(
             f"<details><summary>{_esc(name)}: {len(results.records)} records, measured on "
-            f"{_esc(machine(recorded=results.environment))}</summary>"
+            f"{_esc(results.measured)}</summary>"
             f'<p><a href="data/{_esc(section.system)}/{_esc(name)}">{_esc(name)}</a></p>'
             f"{_records(results.records)}</details>"
         )
@@ -178,7 +190,8 @@ def write_page(
         target = data / section.system
         target.mkdir(parents=True, exist_ok=True)
         for source in [results.path for results in section.files] + section.data:
-            shutil.copyfile(source, target / source.name)
+            if source.resolve() != (target / source.name).resolve():  # a run writes into data/ itself
+                shutil.copyfile(source, target / source.name)
     toc = " · ".join(f'<a href="#{_esc(s.system)}">{_esc(s.system)}</a>' for s in sections)
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
