@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export FRUGAL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 SOURCES := pyproject.toml setup.py $(wildcard src/frugalml/*/*.c src/frugalml/*/*.h src/frugalml/*/codegen*.py)
 
-.PHONY: install demo test test-slow test-ci-slow check clean
+.PHONY: install demo test test-slow test-ci-slow check report clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+# every system's checks of its paper's claims at scaled-down sizes, as one web page: report/index.html
+report: $(STAMP)
+	$(VENV)/bin/frugal reproduce --quick -o report --force
 
 # the long tests CI runs too: full fuzz suites of every file format, cleave's namespace fleet
 test-ci-slow: $(STAMP)
