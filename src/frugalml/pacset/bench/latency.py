@@ -147,10 +147,13 @@ def bench_boosting(
     ]
 
 
-def bench_boosters(X, y, X_test, run: Workload, full: bool) -> list[Record]:
-    """Cold queries on an XGBoost and a LightGBM classifier (bigger with ``full``)."""
+def bench_boosters(
+    X, y, X_test, run: Workload, full: bool, shape: tuple[int, int] | None = None
+) -> list[Record]:
+    """Cold queries on an XGBoost and a LightGBM classifier (bigger with ``full``; or ``shape``:
+    trees, depth)."""
     records = []
-    n_trees, depth = (300, 12) if full else (100, 10)
+    n_trees, depth = shape or ((300, 12) if full else (100, 10))
     with contextlib.suppress(ImportError):
         import xgboost as xgb
 
@@ -277,5 +280,22 @@ def run_benchmark(
         save_latency(records, json_path)
         records += bench_boosters(X[:rows], y[:rows], X[rows:], run, full)
     print_table(records, title="pacset: cold single queries, layouts, Redis, warm batch")
+    save_latency(records, json_path)
+    return records
+
+
+def run_quick_cold(json_path: str | os.PathLike | None = None, quiet: bool = True) -> list[Record]:
+    """The quick check of ``frugal reproduce``: a 20k-row, 16-tree RF against joblib, ONNX Runtime and
+    Treelite, its layouts and Redis key reads, and 50-tree XGBoost/LightGBM models, 5 cold queries each."""
+    from sklearn.datasets import make_classification
+
+    rows = 20_000
+    X, y = make_classification(rows + 500, 20, n_informative=12, flip_y=0.1, random_state=0)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pacset-quick-"))
+        run = Workload(Path(tmp), 5, _redis_or_none(stack, quiet), quiet)
+        rf = fit_rf(X[:rows], y[:rows], 16, quiet)
+        records = bench_forest(f"synthetic RF {rows // 1000}k rows", rf, X[rows:], run)
+        records += bench_boosters(X[:rows], y[:rows], X[rows:], run, full=False, shape=(50, 8))
     save_latency(records, json_path)
     return records
