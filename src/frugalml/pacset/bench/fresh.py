@@ -33,9 +33,18 @@ FRESH_NOTE = (
     "file evicted and checked cold just before it; the default engine (auto) walks a single "
     "row with numpy (no JIT); the numba engine's time includes loading its cached kernels"
 )
+FRESH_METRIC = "fresh-process cold query"
+"""Fresh-process rows have a metric of their own, so a merge never replaces the in-process rows."""
 FRESH_PARTS = ("rf", "boosters", "big", "compiled")
 CLASSIFIERS = BoosterShape(300, 12, 300, 1024)
 BIG_REGRESSORS = BoosterShape(450, 12, 320, 2048)  # ~55 MiB files each
+
+
+def fresh_record(workload: str, ours: Contender, peer: Contender) -> Record:
+    """A fresh-process latency record (its metric says so) of ``ours`` vs ``peer``."""
+    record = latency_record(workload, ours, peer, notes=FRESH_NOTE)
+    record.metric = f"{FRESH_METRIC} ({ours.name})"
+    return record
 
 
 def fresh_ours(path: Path, X_probe: np.ndarray) -> list[Contender]:
@@ -59,7 +68,7 @@ def fresh_forest(name: str, model, X_test: np.ndarray, run: Workload) -> list[Re
     np.testing.assert_array_equal(ours[0].query(X_test[:20]), model.predict(X_test[:20]))
     peers = sklearn_peers(model, X_test, run.tmp, name, 2_000_000, run.quiet)
     fresh_process_queries(ours + peers, X_test[: run.n_queries], run.tmp, run.quiet)
-    return [latency_record(name, c, p, notes=FRESH_NOTE) for c in ours for p in peers]
+    return [fresh_record(name, c, p) for c in ours for p in peers]
 
 
 def fresh_models(
@@ -85,7 +94,7 @@ def fresh_models(
         ours = fresh_ours(path, X_test)
         peer = Contender(f"{lib} load+predict", model_path, lambda x: x, kind=lib)
         fresh_process_queries(ours + [peer], X_test[: run.n_queries], run.tmp, run.quiet)
-        records += [latency_record(workload, c, peer, notes=FRESH_NOTE) for c in ours]
+        records += [fresh_record(workload, c, peer) for c in ours]
     return records
 
 
@@ -128,7 +137,7 @@ def fresh_compiled(X, y, X_test, run: Workload, n_trees: int = 100, depth: int =
         Contender("xgboost load+predict", model_path, lambda x: x, kind="xgboost"),
     ]
     fresh_process_queries([ours] + peers, X_test[: run.n_queries], run.tmp, run.quiet)
-    return [latency_record(workload, ours, p, notes=FRESH_NOTE) for p in peers]
+    return [fresh_record(workload, ours, p) for p in peers]
 
 
 def run_fresh(

@@ -277,10 +277,17 @@ def _treelite_peer(model, tl: Path) -> Contender:
 def plot_latency(records: list[Record], path: Path, title: str) -> None:
     """Cold latency of ours vs each peer (log scale) beside pages read per layout."""
     lat = [
-        r for r in records if r.metric.startswith("cold query latency") and r.peer and "pacset" not in r.peer
+        r
+        for r in records
+        if r.metric.startswith(("cold query latency", "fresh-process cold query"))
+        and r.peer
+        and "pacset" not in r.peer
     ]
     fig, axes = new_figure(1, 2, figsize=(13, 4.5))
-    labels = [f"{r.workload}\nvs {r.peer}" for r in lat]
+    labels = [
+        f"{r.workload}\nvs {r.peer}" + (" (fresh process)" if r.metric.startswith("fresh") else "")
+        for r in lat
+    ]
     x = np.arange(len(lat))
     axes[0].bar(x - 0.2, [r.ours * 1e3 for r in lat], 0.4, label="pacset bin+blockwise")
     axes[0].bar(x + 0.2, [(r.peer_value or 0.0) * 1e3 for r in lat], 0.4, label="peer")
