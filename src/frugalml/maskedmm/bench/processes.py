@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from frugalml.common.env import machine
 from frugalml.common.report import Record
 from frugalml.maskedmm import core, patterns
 from frugalml.maskedmm.bench.contenders import (
@@ -251,7 +252,7 @@ def contention_records(rounds: int = 15, sparsity: float = 0.75) -> list[Record]
                     "rounds": rounds,
                 },
                 notes=f"{settings}; wall clock, medians; one child process per setting; {blas_note()}; "
-                f"{env.machine(load=True)}",
+                f"{machine(load=True)}",
             )
         )
     return records
