@@ -183,3 +183,44 @@ def test_models_uploaded_without_versions_still_load(rf, cls_data, tmp_path, red
         client.set("legacy" + key.decode()[len(keys) :], client.get(key))
     with PackedForest.from_redis(redis_url, "legacy") as model:
         np.testing.assert_array_equal(model.predict_proba(cls_data[0][:5]), rf.predict_proba(cls_data[0][:5]))
+
+
+def test_blocks_of_another_upload_of_the_same_model_are_refused(rf, cls_data, tmp_path, redis_url):
+    """Each upload mixes its own nonce into every block's seal: blocks of two uploads of one packed
+    file cannot be mixed, in either direction, and a copied metadata key is caught too."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    path = tmp_path / "same.pacset"
+    pack(rf, path, bins=2, interleave=1)
+    upload_to_redis(open_packed(path), redis_url, "first")
+    upload_to_redis(open_packed(path), redis_url, "second")
+    first, second = model_keys(client, "first"), model_keys(client, "second")
+    n = open_packed(path).meta["n_blocks"]
+    for b in range(n):  # same model, same bytes but for the seal word
+        one, two = client.get(f"{first}:block:{b}"), client.get(f"{second}:block:{b}")
+        assert one[:-8] == two[:-8] and one[-8:] != two[-8:]
+    rng = np.random.default_rng(0)
+    X = cls_data[0][:40]
+    refused = 0
+    for trial in range(8):  # swap every block, or a few random ones, from the other upload
+        upload_to_redis(open_packed(path), redis_url, "victim")
+        victim = model_keys(client, "victim")
+        swapped = list(range(n)) if trial == 0 else rng.choice(n, size=1 + trial % 3, replace=False).tolist()
+        for b in swapped:
+            client.set(f"{victim}:block:{b}", client.get(f"{first}:block:{b}"))
+        with PackedForest.from_redis(redis_url, "victim", cache_blocks=n) as model:
+            try:
+                model.predict_proba(X)
+            except CorruptFileError as exc:
+                assert "another" in str(exc)
+                refused += 1
+            else:  # only a walk that never read a swapped block may answer
+                assert all(model.store.block_slot[b] < 0 for b in swapped), swapped
+                assert trial > 0
+    assert refused >= 4
+    client.set(f"{model_keys(client, 'victim')}:meta", client.get(f"{first}:meta"))
+    with pytest.raises(CorruptFileError, match="another upload"):
+        PackedForest.from_redis(redis_url, "victim")
+    with PackedForest.from_redis(redis_url, "second") as model:
+        np.testing.assert_array_equal(model.predict_proba(X), rf.predict_proba(X))

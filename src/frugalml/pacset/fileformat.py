@@ -201,14 +201,17 @@ class ModelMeta:
         Raises CorruptFileError, naming the field, when one is missing, of the wrong type or out
         of range, or when the sizes disagree (all before anything is allocated from them).
         """
-        key = meta.get("model_id", "0" * 16)
-        if not isinstance(key, str) or len(key) != 16 or key.strip("0123456789abcdef"):
-            raise CorruptFileError(f"{where}: metadata field 'model_id' must be 16 hex digits; pack it again")
+        key, nonce = (meta.get(name, "0" * 16) for name in ("model_id", "upload_nonce"))
+        for name, value in (("model_id", key), ("upload_nonce", nonce)):
+            if not isinstance(value, str) or len(value) != 16 or value.strip("0123456789abcdef"):
+                raise CorruptFileError(
+                    f"{where}: metadata field {name!r} must be 16 hex digits; pack it again"
+                )
         try:
             model = cls(
                 **{f.name: meta[f.name] for f in fields(cls) if f.name not in ("accumulate", "seal_key")},
                 accumulate=meta.get("accumulate", "float64"),
-                seal_key=int(key, 16),
+                seal_key=int(key, 16) ^ int(nonce, 16),
             )
         except KeyError as exc:
             raise CorruptFileError(f"{where}: metadata lacks {exc}; pack it again") from None
@@ -254,7 +257,9 @@ class ModelMeta:
 
     seal_key: int = 0
     """Mixed into every block's seal: a random key drawn when the model is packed (0 in files
-    written before it existed), so a block of another model fails its check."""
+    written before it existed), so a block of another model fails its check; a copy in a block
+    store also mixes in the nonce of its upload (``upload_nonce``), so blocks of two uploads of
+    the same model cannot be mixed either."""
 
     @property
     def ordered(self) -> bool:

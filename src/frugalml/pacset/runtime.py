@@ -179,7 +179,7 @@ class PackedForest:
                 self._mark[:] = 0
                 raise CorruptFileError(
                     f"{self.where}: block {bad} failed its checksum (damaged, or a block of another "
-                    "model); pack or upload the model again"
+                    "model or upload); pack or upload the model again"
                     if bad >= 0
                     else f"{self.where}: block {-2 - bad} holds an invalid node (a child before its "
                     "parent or outside the model, or a feature or class out of range); the file is "

@@ -256,23 +256,33 @@ def upload_to_redis(packed: PackedFile, url: str, prefix: str, chunk: int = 256)
 
     The blocks, index and metadata go to ``{prefix}:v:{version}:...`` (a random version); only
     when all are written does ``{prefix}:current`` point at the new version, so readers see the
-    old model or the new one, never a mix. The replaced version's keys expire after a minute
-    (time for queries that opened it to finish). Returns the number of block keys written.
+    old model or the new one, never a mix. The version is also the upload's nonce: it is mixed
+    into every block's seal and recorded in the metadata (``upload_nonce``), so a block copied
+    from another upload of the same model fails its check. The replaced version's keys expire
+    after a minute (time for queries that opened it to finish). Returns the number of block keys
+    written.
     """
     client = _redis_client(url)
-    meta = json.dumps(packed.meta, sort_keys=True).encode()
-    bs, n = packed.meta["block_size"], packed.meta["n_blocks"]
     version = secrets.token_hex(8)
+    meta = json.dumps({**packed.meta, "upload_nonce": version}, sort_keys=True).encode()
+    bs, n = packed.meta["block_size"], packed.meta["n_blocks"]
     base = f"{prefix}:v:{version}"
+    nonce = np.uint64(int(version, 16))
 
     def write():
         with open(packed.path, "rb") as f:
             f.seek(packed.header.payload_offset)
             index = f.read(packed.meta["index_length"])
             for start in range(0, n, chunk):
+                count = min(start + chunk, n) - start
+                raw = f.read(count * bs)
+                if len(raw) != count * bs:
+                    raise CorruptFileError(f"{packed.path} is truncated at block {start}; pack it again")
+                words = np.frombuffer(raw, np.uint64).reshape(count, bs // 8).copy()
+                words[:, -1] ^= nonce  # the seal now binds this upload too
                 pipe = client.pipeline(transaction=False)
-                for b in range(start, min(start + chunk, n)):
-                    pipe.set(f"{base}:block:{b}", f.read(bs))
+                for i in range(count):
+                    pipe.set(f"{base}:block:{start + i}", words[i].tobytes())
                 pipe.execute()
         client.set(f"{base}:index", index)
         client.set(f"{base}:meta", meta + struct.pack("<I", zlib.crc32(meta)))
@@ -291,21 +301,22 @@ def _expire_version(client, base: str, seconds: int = 60) -> None:
     pipe.execute()
 
 
-def _model_keys(client, url: str, prefix: str) -> str:
-    """The key prefix of the model ``prefix`` names now (its current version, or an older upload's keys)."""
+def _model_keys(client, url: str, prefix: str) -> tuple[str, str | None]:
+    """The key prefix of the model ``prefix`` names now (its current version, or an older upload's
+    keys) and that version (None for an upload without versions)."""
     version = _redis_call(lambda: client.get(f"{prefix}:current"), url)
     if version is None:
-        return prefix  # uploaded by an earlier version of pacset, without versions
+        return prefix, None  # uploaded by an earlier version of pacset, without versions
     text = version.decode(errors="replace")
     if len(text) != 16 or text.strip("0123456789abcdef"):
         raise CorruptFileError(f"Redis key {prefix}:current is not a model version; upload the model again")
-    return f"{prefix}:v:{text}"
+    return f"{prefix}:v:{text}", text
 
 
 def read_redis_model(url: str, prefix: str) -> tuple[dict, Index, str]:
     """Fetch and check a model's metadata and index from Redis; also return its keys' prefix."""
     client = _redis_client(url)
-    keys = _model_keys(client, url, prefix)
+    keys, version = _model_keys(client, url, prefix)
     raw, index, n_keys = _redis_call(
         lambda: [*client.mget(f"{keys}:meta", f"{keys}:index"), client.dbsize()], url
     )
@@ -323,6 +334,10 @@ def read_redis_model(url: str, prefix: str) -> tuple[dict, Index, str]:
     if not isinstance(meta, dict):
         raise CorruptFileError(f"{where}: its metadata is not a JSON object; upload the model again")
     model = ModelMeta.from_meta(meta, where)
+    if version is not None and meta.get("upload_nonce") != version:
+        raise CorruptFileError(
+            f"{where}: its metadata belongs to another upload of the model; upload the model again"
+        )
     if model.n_blocks > n_keys:  # allocations follow n_blocks: bound it by what the store holds
         raise CorruptFileError(
             f"{where}: metadata claims {model.n_blocks} blocks but the database holds {n_keys} keys; "
