@@ -24,10 +24,12 @@ def test_calibration_is_cached_atomically_and_reloaded(fresh_cache, monkeypatch)
 def test_a_corrupt_or_foreign_calibration_falls_back_to_defaults(fresh_cache, monkeypatch):
     planner.cache_path().parent.mkdir(parents=True)
     planner.cache_path().write_text("{not json")
-    assert not planner.calibration().measured
+    with pytest.warns(planner.CalibrationWarning):
+        assert not planner.calibration().measured
     monkeypatch.setattr(planner, "_loaded", None)
     planner.cache_path().write_text(json.dumps({"fingerprint": {"cpu": "other"}, "calibration": {}}))
-    assert not planner.calibration().measured
+    with pytest.warns(planner.CalibrationWarning, match="not a maskedmm calibration file"):
+        assert not planner.calibration().measured
 
 
 def test_calibration_measures_its_error_and_thread_gain(fresh_cache):

@@ -19,7 +19,7 @@ import copy
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -410,19 +410,154 @@ def fingerprint() -> dict:
 
 _loaded: Calibration | None = None
 
+CACHE_FORMAT = "frugalml.maskedmm.calibration"
+CACHE_VERSION = 2  # of the file's layout (1: no format, version or checksum)
+MAX_CACHE_BYTES = 64 * 1024  # a calibration file is ~1 KiB: anything much larger is not one
+COST_RANGE = (0.0, 1e-2)  # seconds per unit of work (a fit may find a term free); more is no machine
+RANGES = {
+    "dense_per_mac": (1e-15, 1e-2),  # dense BLAS's cost divides others: never zero
+    "call_overhead": (0.0, 1.0),
+    "model_error": (0.0, 10.0),
+    "masked_parallel_gain": (0.0, 1.0),
+}
+
+
+class CalibrationWarning(UserWarning):
+    """The cached calibration was ignored (corrupt, foreign or from another version): defaults used."""
+
+
+def _checksum(fingerprint: dict, calibration: dict) -> str:
+    """SHA-256 of the canonical JSON of the fingerprint and the calibration."""
+    import hashlib
+
+    body = json.dumps(
+        {"fingerprint": fingerprint, "calibration": calibration}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _number(name: str, value: object, bounds: tuple[float, float]) -> float:
+    """``value`` as a float within ``bounds``, else CorruptFileError naming the field."""
+    from frugalml.common.errors import CorruptFileError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CorruptFileError(f"field {name} is {type(value).__name__}, not a number")
+    low, high = bounds
+    try:
+        value = float(value)  # a JSON integer may be too large for a float
+    except OverflowError:
+        value = math.inf
+    if not (math.isfinite(value) and low <= value <= high):
+        raise CorruptFileError(f"field {name} = {value!r} lies outside [{low:g}, {high:g}]")
+    return value
+
+
+def _checked_calibration(doc: object) -> Calibration:
+    """A :class:`Calibration` from the ``calibration`` object of a cache file, every field checked:
+    exactly the known fields, finite numbers in range, one entry per row block."""
+    from frugalml.common.errors import CorruptFileError
+
+    names = {f.name for f in fields(Calibration)}
+    if not isinstance(doc, dict) or set(doc) != names:
+        got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+        raise CorruptFileError(f"calibration fields {got} differ from {sorted(names)}")
+    values: dict = {}
+    for name in names:
+        value = doc[name]
+        if name == "measured":
+            if not isinstance(value, bool):
+                raise CorruptFileError(f"field measured is {type(value).__name__}, not a boolean")
+            values[name] = value
+        elif name in ("per_call", "per_iteration"):
+            if not isinstance(value, dict) or set(value) != {str(r) for r in ROW_BLOCKS}:
+                raise CorruptFileError(f"field {name} needs one cost per row block {list(ROW_BLOCKS)}")
+            values[name] = {int(k): _number(f"{name}[{k}]", v, COST_RANGE) for k, v in value.items()}
+        else:
+            values[name] = _number(name, value, RANGES.get(name, COST_RANGE))
+    return Calibration(**values)
+
+
+def read_cache(path: str | os.PathLike) -> tuple[dict, Calibration]:
+    """The (fingerprint, calibration) a cache file holds, checked for size, layout, version,
+    checksum and every value's range; CorruptFileError (one line) otherwise."""
+    from frugalml.common.errors import CorruptFileError
+
+    path = Path(path)
+    with open(path, "rb") as f:
+        raw = f.read(MAX_CACHE_BYTES + 1)
+    if len(raw) > MAX_CACHE_BYTES:
+        raise CorruptFileError(f"{path} is larger than {MAX_CACHE_BYTES} bytes: not a calibration file")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CorruptFileError(f"{path} is not valid JSON ({str(exc).splitlines()[0][:80]})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
+        raise CorruptFileError(f"{path} is not a maskedmm calibration file")
+    if set(doc) != {"format", "version", "fingerprint", "calibration", "checksum"}:
+        raise CorruptFileError(f"{path} has fields {sorted(doc)}, not those of a calibration file")
+    if doc["version"] != CACHE_VERSION:
+        raise CorruptFileError(
+            f"{path} has layout version {doc['version']!r}; this frugalml reads {CACHE_VERSION}"
+        )
+    fingerprint, body = doc["fingerprint"], doc["calibration"]
+    if not isinstance(fingerprint, dict) or doc["checksum"] != _checksum(fingerprint, body):
+        raise CorruptFileError(f"{path} fails its checksum (damaged or edited)")
+    try:
+        return fingerprint, _checked_calibration(body)
+    except CorruptFileError as exc:
+        raise CorruptFileError(f"{path}: {exc}") from None
+
+
+def write_cache(path: str | os.PathLike, cal: Calibration) -> None:
+    """Write ``cal`` with this machine's fingerprint and a checksum, atomically."""
+    body = json.loads(json.dumps(asdict(cal)))  # as it will read back (row blocks as strings)
+    doc = {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "fingerprint": fingerprint(),
+        "calibration": body,
+        "checksum": _checksum(fingerprint(), body),
+    }
+    with atomic_write(path, "w", create_parents=True) as f:
+        json.dump(doc, f, indent=2)
+
 
 def calibration() -> Calibration:
-    """This machine's cached calibration if it matches the fingerprint, else the defaults."""
+    """This machine's cached calibration if it is sound and matches the fingerprint, else the
+    defaults; a cache that is damaged, foreign or of another version is ignored with one
+    :class:`CalibrationWarning` per process (``frugal maskedmm calibrate`` rewrites it)."""
     global _loaded
     if _loaded is None:
         _loaded = Calibration()
-        try:
-            doc = json.loads(cache_path().read_text())
-            if doc.get("fingerprint") == fingerprint():
-                _loaded = Calibration.from_dict(doc["calibration"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        path = cache_path()
+        if path.is_file():
+            _loaded = _load_or_warn(path)
     return _loaded
+
+
+def _load_or_warn(path: Path) -> Calibration:
+    import warnings
+
+    from frugalml.common.errors import CorruptFileError
+
+    advice = "using default costs; run 'frugal maskedmm calibrate' to measure this machine again"
+    try:
+        recorded, cal = read_cache(path)
+    except (OSError, CorruptFileError) as exc:
+        warnings.warn(
+            f"calibration ignored: {str(exc).splitlines()[0]}; {advice}", CalibrationWarning, stacklevel=4
+        )
+        return Calibration()
+    here = fingerprint()
+    if recorded != here:
+        differ = sorted(k for k in set(here) | set(recorded) if here.get(k) != recorded.get(k))
+        warnings.warn(
+            f"calibration ignored: {path} was measured with another {', '.join(differ)}; {advice}",
+            CalibrationWarning,
+            stacklevel=4,
+        )
+        return Calibration()
+    return cal
 
 
 def use_calibration(cal: Calibration, *, save: bool = True) -> None:
@@ -430,6 +565,5 @@ def use_calibration(cal: Calibration, *, save: bool = True) -> None:
     processes on this machine."""
     global _loaded
     if save:
-        with atomic_write(cache_path(), "w", create_parents=True) as f:
-            json.dump({"fingerprint": fingerprint(), "calibration": asdict(cal)}, f, indent=2)
+        write_cache(cache_path(), cal)
     _loaded = cal
