@@ -31,6 +31,9 @@ def test_stored_only_check_says_where_its_figures_are(tmp_path):
         check.run("full", tmp_path)
 
 
+FLAT = "devices until per-batch time stops falling"
+
+
 def _rec(metric, ours, peer=None, peer_value=None, higher=False):
     return Record("cleave", "w", metric, "s", ours, peer, peer_value, higher_is_better=higher)
 
@@ -40,8 +43,8 @@ def test_claims_carry_the_papers_number_in_the_records_metric():
         [
             _rec("per-batch time (DES / task graphs)", 100.0, "best edge baseline (swarm: {})", 800.0),
             _rec("Cleave's floor: uplink", 50.0),
-            _rec("devices until per-batch time stops falling", 4096, "asteroid (closed form)", 512, True),
-            _rec("devices until per-batch time stops falling", 4096, "swarm (best baseline at 1024, closed form)", 1024, True),
+            _rec(FLAT, 4096, "asteroid (closed form)", 512, True),
+            _rec(FLAT, 4096, "swarm (best at 1024, closed form)", 1024, True),
             _rec("recovery: failure until the lost work is redone", 5.0, "asteroid", 900.0),
             _rec("per-batch time (analytic)", 7000.0, "cloud reference (5 s)", 5.0),
         ]
