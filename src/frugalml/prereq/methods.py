@@ -179,12 +179,19 @@ def _fit_allpos(context: Context, train: PairSet, **_) -> Scorer:
 def _fit_identity(context: Context, train: PairSet, **_) -> Scorer:
     from sklearn.linear_model import LogisticRegression
 
-    n = context.corpus.counts.shape[1]
+    # one column per concept (not per vocabulary word): the same model, as a word that names no
+    # concept never fires, but the solver works on hundreds of weights instead of ~100,000
+    cols, index = _concept_lookup(context, _all_concepts(context))
+    n = len(cols)
 
     def one_hot(a, b):
         rows = np.arange(len(a))
-        cols = np.concatenate([context.columns(a), n + context.columns(b)])
-        return sp.csr_matrix((np.ones(2 * len(a)), (np.tile(rows, 2), cols)), shape=(len(a), 2 * n))
+        ia = [index[int(c)] for c in context.columns(a)]
+        ib = [n + index[int(c)] for c in context.columns(b)]
+        return sp.csr_matrix(
+            (np.ones(2 * len(a)), (np.tile(rows, 2), np.asarray(ia + ib, dtype=np.int64))),
+            shape=(len(a), 2 * n),
+        )
 
     clf = LogisticRegression(max_iter=2000).fit(one_hot(train.a, train.b), train.y)
     return _thresholded(lambda a, b: clf.predict_proba(one_hot(a, b))[:, 1], train)

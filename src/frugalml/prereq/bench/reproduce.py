@@ -8,24 +8,7 @@ from pathlib import Path
 
 from frugalml.common import env
 from frugalml.common.report import Record, read_records
-
-# Roy et al. IAAI 2019, 5 folds, precision / recall / F1 in %.
-PAPER = {
-    ("university", "prereq"): (46.76, 91.64, 59.68),
-    ("university", "plda"): (98.27, 16.42, 28.14),
-    ("university", "cpr"): (16.66, 46.51, 24.54),
-    ("university", "mooc-rf"): (43.70, 53.43, 50.95),
-    ("nptel", "prereq"): (55.60, 75.74, 60.73),
-    ("nptel", "plda"): (48.43, 10.47, 17.22),
-    ("nptel", "cpr"): (17.18, 52.97, 25.94),
-    ("nptel", "mooc-rf"): (59.74, 56.48, 58.07),
-}
-SELECTION_NOTE = (
-    "PREREQ's siamese settings (rich head, dropout 0.7, 3-network ensemble) were chosen "
-    "by inner validation on the University training folds only "
-    "(benchmarks/prereq/select_siamese.py); no test fold was used to choose anything"
-)
-PAPER_NAME = {"prereq": "prereq", "prereq-paper": "prereq", "plda": "plda", "cpr": "cpr", "rf": "mooc-rf"}
+from frugalml.prereq.bench.tables import PAPER, PAPER_NAME, method_records, plot_results
 
 
 def run(
@@ -92,7 +75,7 @@ def run(
                 quiet=quiet,
             )
             all_results[name, split] = results
-            records += _records(name, split, results, ds.meta)
+            records += method_records(name, split, results, ds.meta)
     total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     workload = f"reproduction of {', '.join(datasets)} ({', '.join(splits)})"
     notes = (
@@ -117,73 +100,8 @@ def run(
     print(f"total {total:.0f} s")
     if json_path:
         report.write_json(records, json_path)
-        _plot(all_results, Path(json_path).with_suffix(".png"))
+        plot_results(all_results, Path(json_path).with_suffix(".png"))
     return records
-
-
-def _records(name: str, split: str, results: dict, meta: dict) -> list[Record]:
-    out = []
-    base = results.get("allpos", {}).get("mean")
-    for method, entry in results.items():
-        mean, std = entry["mean"], entry["std"]
-        spread = {
-            "std": {k: std[k] for k in ("f1", "auc", "ap", "p@50", "p@100")},
-            "folds": len(entry["folds"]),
-            "test_pairs": mean["n_test"],
-        }
-        paper = PAPER.get((name, PAPER_NAME.get(method, "")))
-        workload = f"{name}/{split}/{method}"
-        if split == "authors" and paper:
-            out.append(
-                Record(
-                    "prereq",
-                    workload,
-                    "F1",
-                    "",
-                    mean["f1"],
-                    "paper",
-                    paper[2] / 100,
-                    True,
-                    spread,
-                    f"paper P/R/F1 {paper}; ours P/R {mean['precision']:.3f}/{mean['recall']:.3f}",
-                )
-            )
-        if base is not None and method != "allpos":
-            out.append(
-                Record(
-                    "prereq",
-                    workload,
-                    "F1 vs all-positive",
-                    "",
-                    mean["f1"],
-                    "all-positive",
-                    base["f1"],
-                    True,
-                    spread,
-                )
-            )
-        for metric in ("auc", "ap", "p@100", "antisymmetry_violations"):
-            notes = (
-                (
-                    f"dropped pairs with out-of-vocabulary concepts: {meta.get('dropped_pairs', 0)}"
-                    + (f"; {SELECTION_NOTE}" if method == "prereq" else "")
-                )
-                if metric == "auc"
-                else ""
-            )
-            out.append(
-                Record(
-                    "prereq",
-                    workload,
-                    metric,
-                    "",
-                    mean[metric],
-                    spread=spread,
-                    higher_is_better=metric != "antisymmetry_violations",
-                    notes=notes,
-                )
-            )
-    return out
 
 
 def _print_paper_table(all_results: dict) -> None:
@@ -208,30 +126,6 @@ def _print_paper_table(all_results: dict) -> None:
                 f"{m['p@100']:.3f}",
             )
     Console().print(table)
-
-
-def _plot(all_results: dict, path: Path) -> None:
-    import numpy as np
-
-    from frugalml.common import report
-
-    keys = list(all_results)
-    fig, axes = report.new_figure(2, len(keys), figsize=(4.5 * len(keys), 7), squeeze=False)
-    for col, key in enumerate(keys):
-        results = all_results[key]
-        names = list(results)
-        for row, metric in enumerate(("f1", "auc")):
-            ax = axes[row][col]
-            means = [results[m]["mean"][metric] for m in names]
-            stds = [results[m]["std"][metric] for m in names]
-            ax.bar(np.arange(len(names)), means, yerr=stds, color="tab:blue", alpha=0.8)
-            if "allpos" in results:
-                ax.axhline(results["allpos"]["mean"][metric], color="tab:red", ls="--", label="all-positive")
-                ax.legend(loc="lower right", fontsize=7)
-            ax.set_xticks(np.arange(len(names)), names, rotation=45, fontsize=8)
-            ax.set_ylim(0, 1)
-            ax.set_title(f"{key[0]} / {key[1]}: {metric.upper()}", fontsize=9)
-    report.save_plot(fig, path)
 
 
 def combine(paths: Sequence[str | Path], out: str | Path, tags: Sequence[str] | None = None) -> Path:
@@ -266,3 +160,46 @@ def run_each(
             quiet=True,
         )
     return combine(parts, results / "reproduce.json")
+
+
+def reproductions() -> list:
+    """PREREQ's checks for ``frugal reproduce --quick|--full`` (see :mod:`frugalml.prereq.bench.claims`)."""
+    from frugalml.common.reproduction import Reproduction
+    from frugalml.prereq.bench import claims
+
+    return [
+        Reproduction("reproduce-authors", claims.paper_table, quick_seconds=30.0),
+        Reproduction("reproduce-disjoint", claims.concept_disjoint, quick_seconds=20.0),
+        Reproduction("identity-baseline", claims.identity_baseline, quick_seconds=10.0),
+        Reproduction("plda-speed", claims.plda_speed, quick_seconds=35.0),
+        Reproduction("concept-coverage", claims.concept_coverage, quick_seconds=3.0),
+        # inner-validation searches (an hour each) and the ingestion study: shown from stored results
+        Reproduction(
+            "siamese-selection-university",
+            _stored_only,
+            quick_seconds=0.0,
+            modes=(),
+            stored="prereq/siamese-selection-university.json",
+        ),
+        Reproduction(
+            "siamese-selection-nptel",
+            _stored_only,
+            quick_seconds=0.0,
+            modes=(),
+            stored="prereq/siamese-selection-nptel.json",
+        ),
+        Reproduction(
+            "own-texts-university",
+            _stored_only,
+            quick_seconds=0.0,
+            modes=(),
+            stored="prereq/own-texts-university.json",
+        ),
+        Reproduction("all-runs", _stored_only, quick_seconds=0.0, modes=(), stored="prereq/all-runs.json"),
+    ]
+
+
+def _stored_only(mode: str, folder: Path) -> list[Record]:
+    from frugalml.common.errors import InvalidInputError
+
+    raise InvalidInputError(f"this check is shown from its stored results; it has no {mode} run")
