@@ -57,7 +57,7 @@ def pack(
 
 @app.command()
 def inspect(
-    file: Path = typer.Argument(..., help="A packed file."),
+    file: str = typer.Argument(..., help="A packed file, or its http(s):// URL."),
     verify: bool = typer.Option(
         False, "--verify", help="Also check the whole file: SHA-256, every block's seal, every node."
     ),
@@ -65,16 +65,22 @@ def inspect(
 ):
     """Show a packed file's header: model, layout, blocks, format version."""
     from frugalml.pacset.fileformat import open_packed, verify_file
+    from frugalml.pacset.remote import is_url, remote_info, verify_remote
 
-    packed = open_packed(file)
-    if verify:
-        verify_file(file)
-    info = {
-        "format_version": packed.header.version,
-        "payload_offset": packed.header.payload_offset,
-        "payload_bytes": packed.header.payload_length,
-        **packed.meta,
-    }
+    if is_url(file):
+        info = remote_info(file)
+        if verify:
+            verify_remote(file)
+    else:
+        packed = open_packed(file)
+        if verify:
+            verify_file(file)
+        info = {
+            "format_version": packed.header.version,
+            "payload_offset": packed.header.payload_offset,
+            "payload_bytes": packed.header.payload_length,
+            **packed.meta,
+        }
     info.pop("index_sha256", None)
     if as_json:
         print(json.dumps(info, indent=2))
@@ -87,7 +93,7 @@ def inspect(
 
 @app.command()
 def predict(
-    file: Path = typer.Argument(..., help="A packed file."),
+    file: str = typer.Argument(..., help="A packed file, or its http(s):// URL (read with range requests)."),
     data: Path = typer.Argument(..., help="Rows to predict: .npy or numeric CSV (features only)."),
     backend: str = typer.Option("mmap", "--backend", help="mmap, pread or direct."),
     engine: str = typer.Option(
@@ -97,6 +103,14 @@ def predict(
         "loaded, numba for big batches), numba, or numpy (no JIT).",
     ),
     proba: bool = typer.Option(False, "--proba", help="Print class probabilities."),
+    fetch: str = typer.Option(
+        "auto", "--fetch", help="For a URL: auto, blocks (only those needed) or whole (one download)."
+    ),
+    concurrency: int = typer.Option(16, "--concurrency", help="For a URL: parallel range requests."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", help="For a URL: keep fetched blocks here, shared between processes."
+    ),
+    timeout: float = typer.Option(10.0, "--timeout", help="For a URL: seconds before a request is retried."),
     redis: str = typer.Option(
         None,
         "--redis",
@@ -110,13 +124,15 @@ def predict(
     import numpy as np
 
     from frugalml.common.data import read_matrix
+    from frugalml.pacset.remote import RemoteOptions
     from frugalml.pacset.runtime import PackedForest
 
     X = read_matrix(data)
+    remote = RemoteOptions(concurrency=concurrency, timeout=timeout, cache_dir=cache_dir, fetch=fetch)
     model = (
         PackedForest.from_redis(redis, str(file), engine=engine)
         if redis
-        else PackedForest.open(file, backend=backend, engine=engine)
+        else PackedForest.open(file, backend=backend, engine=engine, remote=remote)
     )
     with model:
         out = model.predict_proba(X) if proba else model.predict(X)
@@ -124,9 +140,16 @@ def predict(
             sys.stdout, np.atleast_2d(out.T).T, fmt="%.17g" if out.dtype.kind == "f" else "%s", delimiter=","
         )
         if not quiet:
+            stats = model.store.stats
+            remote_note = (
+                f", {stats.bytes_fetched} bytes in {model.store.requests} requests over "
+                f"{stats.round_trips} rounds, fetch plan: {model.store.plan}"
+                if hasattr(model.store, "plan")
+                else ""
+            )
             print(
                 f"# {len(X)} rows, {model.blocks_touched} blocks touched, "
-                f"{model.store.stats.blocks_fetched} fetched",
+                f"{stats.blocks_fetched} fetched{remote_note}",
                 file=sys.stderr,
             )
 

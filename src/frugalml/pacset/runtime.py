@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from frugalml.pacset.fileformat import Index, ModelMeta, open_packed
 from frugalml.pacset.forest import as_rows, decide, finish, sum_trees
 from frugalml.pacset.kernels import PackedArrays, WalkState, checksum_multipliers, leaf_slots, walk_numpy
 from frugalml.pacset.stores import BACKENDS, BlockStore, RedisStore, open_store, read_redis_model
+
+if TYPE_CHECKING:
+    from frugalml.pacset.remote import RemoteOptions
 
 ENGINES = ("auto", "numba", "numpy")
 AUTO_NUMBA_STATES = 1 << 16
@@ -63,8 +67,9 @@ class PackedForest:
         cache_blocks: int = 4096,
         readahead: bool = False,
         prefetch: bool = True,
+        remote: RemoteOptions | None = None,
     ) -> PackedForest:
-        """Open a packed file: read its header and index only.
+        """Open a packed file, or a URL (``https://host/model.pacset``): read its header and index only.
 
         Parameters
         ----------
@@ -77,7 +82,16 @@ class PackedForest:
             ``auto``: numpy for the first small queries of a process, numba for big batches and
             once the process has done enough work to repay loading it (see
             :data:`AUTO_NUMBA_STATES`).
+        remote : RemoteOptions, optional
+            For a URL: concurrency, timeouts, retries, the memory and disk caches and the fetch
+            policy ("auto", "blocks" or "whole"); see :mod:`frugalml.pacset.remote`.
         """
+        from frugalml.pacset.remote import RemoteOptions, is_url
+
+        if is_url(path):
+            return cls.open_url(
+                str(path), engine=engine, options=remote or RemoteOptions(cache_blocks=cache_blocks)
+            )
         one_of(backend, [b for b in BACKENDS if b != "redis"], "backend")
         packed = open_packed(path)
         return cls(
@@ -87,6 +101,18 @@ class PackedForest:
             engine,
             str(path),
         )
+
+    @classmethod
+    def open_url(
+        cls, url: str, *, engine: str = "auto", options: RemoteOptions | None = None
+    ) -> PackedForest:
+        """Open a packed file served over HTTP(S) with range requests (see :mod:`frugalml.pacset.remote`)."""
+        from frugalml.pacset.remote import RemoteOptions, display_url, object_store_error, open_http
+
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise object_store_error(url)
+        meta, index, store = open_http(url, options or RemoteOptions())
+        return cls(meta, index, store, engine, display_url(url))
 
     @classmethod
     def from_redis(
@@ -122,6 +148,7 @@ class PackedForest:
         trace = np.zeros(0, np.int64) if trace is None else trace
         self.touched[:] = 0
         self.trace_length = 0
+        self.store.prepare(len(X), n_trees)
         step = max(1, CHUNK_STATES // n_trees)
         out = np.vstack(
             [self._raw_chunk(X[i : i + step], walk, trace) for i in range(0, max(len(X), 1), step)]

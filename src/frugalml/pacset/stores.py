@@ -61,6 +61,9 @@ class BlockStore:
     def used(self, blocks: np.ndarray) -> None:
         """Tell the store which blocks the last walk used (keeps an LRU cache in order)."""
 
+    def prepare(self, n_rows: int, n_trees: int) -> None:
+        """Before a batch of ``n_rows`` rows is walked (a remote store may fetch the whole file)."""
+
     def close(self) -> None:
         """Release files and connections."""
 

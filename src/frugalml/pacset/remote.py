@@ -1,0 +1,511 @@
+"""Predict from a packed file served over HTTP(S): range requests for the header, the index and,
+per walk round, every block the round is missing.
+
+A file opens with one range request (two when its index is larger than the first read). Each
+walk round then fetches all of its missing blocks at once: adjacent blocks are coalesced into one
+range, the ranges go out in parallel over a pool of ``concurrency`` connections, and every block's
+seal is checked before it enters the in-memory LRU cache or the optional on-disk cache shared by
+processes (``cache_dir``, one file per block, written atomically, keyed by the payload's SHA-256).
+
+The server must answer range requests: one that ignores them is refused rather than silently
+downloaded whole. The first response's ETag (or Last-Modified) is pinned and sent back as
+``If-Match`` (or ``If-Unmodified-Since``), so a file replaced on the server while a model is open
+is refused, never mixed. Requests time out, and are retried with exponential backoff on 5xx, 429,
+dropped connections and stalls. Messages name the host and path, never credentials or a
+presigned URL's query string.
+
+``fetch`` chooses how blocks arrive: ``"blocks"`` (only those the walk needs), ``"whole"`` (the
+file in one request, its SHA-256 checked) or ``"auto"`` (blocks, unless a batch is expected to
+need at least ``whole_share`` of the file); the choice is recorded in ``store.plan``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+import re
+import struct
+import tempfile
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from frugalml.common.errors import (
+    CorruptFileError,
+    DataNotFoundError,
+    FrugalError,
+    InvalidInputError,
+    PeerUnavailableError,
+    ServiceUnavailableError,
+)
+from frugalml.pacset.fileformat import MAGIC, VERSION, Index, ModelMeta
+from frugalml.pacset.kernels import BLOCK_MIX, checksum_multipliers
+from frugalml.pacset.stores import CachedStore
+
+FETCH_POLICIES = ("auto", "blocks", "whole")
+REMOTE_SCHEMES = ("http", "https")
+OBJECT_SCHEMES = ("s3", "gs", "az", "abfs")
+_FIXED = struct.Struct("<8sIIQQ32s")  # the container header's fixed part (frugalml.common.files)
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How a remote model is read.
+
+    concurrency: parallel range requests (and pooled connections); timeout: seconds to connect
+    and between bytes of a response; retries: further tries after a 5xx, 429, dropped connection
+    or stall, ``backoff`` seconds doubling each time; cache_blocks: blocks held in memory (LRU);
+    cache_dir: a folder for blocks shared between processes (None: memory only); fetch: "auto",
+    "blocks" or "whole"; whole_share: with "auto", a batch expected to need at least this share
+    of the blocks fetches the whole file; head_bytes: the first range read (header and, usually,
+    the index).
+    """
+
+    concurrency: int = 16
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 0.1
+    cache_blocks: int = 4096
+    cache_dir: str | os.PathLike | None = None
+    fetch: str = "auto"
+    whole_share: float = 0.5
+    head_bytes: int = 1 << 16
+
+    def check(self) -> None:
+        if self.fetch not in FETCH_POLICIES:
+            raise InvalidInputError(
+                f"unknown fetch policy {self.fetch!r}; choose one of: auto, blocks, whole"
+            )
+        if self.concurrency < 1 or self.retries < 0 or self.timeout <= 0 or self.cache_blocks < 1:
+            raise InvalidInputError(
+                "concurrency and cache_blocks must be at least 1, retries at least 0 and timeout positive"
+            )
+
+
+def is_url(path: object) -> bool:
+    """Whether ``path`` names a remote model (http, https, or an object store scheme)."""
+    return isinstance(path, str) and urlsplit(path).scheme in REMOTE_SCHEMES + OBJECT_SCHEMES
+
+
+def display_url(url: str) -> str:
+    """``url`` without credentials or query string, for messages.
+
+    Examples
+    --------
+    >>> display_url("https://user:pw@cdn.example.com:8443/m/model.pacset?X-Amz-Signature=abc")
+    'https://cdn.example.com:8443/m/model.pacset'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class HttpFile:
+    """One remote file read with range requests through a pooled, thread-safe client.
+
+    ``get(start, stop)`` returns bytes ``[start, stop)``; the first response pins the file's size
+    and ETag/Last-Modified, and every later response must agree with them.
+    """
+
+    def __init__(self, url: str, options: RemoteOptions):
+        try:
+            import urllib3
+        except ImportError:
+            raise PeerUnavailableError(
+                "reading models over HTTP needs urllib3; pip install urllib3"
+            ) from None
+        parts = urlsplit(url)
+        if parts.scheme not in REMOTE_SCHEMES or not parts.hostname:
+            raise InvalidInputError(f"{display_url(url)} is not an http(s) URL with a host")
+        self.where = display_url(url)
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self._url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        self._headers: dict[str, str] = {"Accept-Encoding": "identity"}
+        if parts.username is not None:
+            token = f"{parts.username}:{parts.password or ''}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
+        self._options = options
+        self._pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=options.concurrency,
+            block=True,
+            retries=False,
+            timeout=urllib3.Timeout(connect=options.timeout, read=options.timeout),
+        )
+        self._errors = urllib3.exceptions
+        self.size: int | None = None
+        self.validator: tuple[str, str] | None = None  # (header, value) pinned at the first response
+        self.requests = 0
+        self.bytes = 0
+
+    def get(self, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the file (``stop`` is clipped to its size when known)."""
+        if self.size is not None:
+            stop = min(stop, self.size)
+        headers = dict(self._headers, Range=f"bytes={start}-{stop - 1}")
+        if self.validator is not None:
+            name, value = self.validator
+            headers["If-Match" if name == "etag" else "If-Unmodified-Since"] = value
+        last = ""
+        for attempt in range(self._options.retries + 1):
+            if attempt:
+                time.sleep(self._options.backoff * 2 ** (attempt - 1) * (1 + random.random()))
+            try:
+                response = self._pool.request("GET", self._url, headers=headers, redirect=False)
+            except self._errors.HTTPError as exc:
+                last = self._describe(exc)
+                continue
+            self.requests += 1
+            if response.status in _RETRY_STATUS:
+                last = f"HTTP {response.status}"
+                continue
+            body = self._check(response, start, stop)
+            if body is None:  # a body shorter than its Content-Length: the connection dropped
+                last = "the connection dropped mid-body"
+                continue
+            self.bytes += len(body)
+            return body
+        raise ServiceUnavailableError(
+            f"{self.where}: {last} after {self._options.retries + 1} tries; check that the server is up "
+            "and reachable, or try again later"
+        )
+
+    def _describe(self, exc: Exception) -> str:
+        e = self._errors
+        if isinstance(exc, e.ReadTimeoutError):
+            return f"the server stalled (no data for {self._options.timeout:g} s)"
+        if isinstance(exc, e.ConnectTimeoutError | e.NewConnectionError | e.NameResolutionError):
+            return "the host is unreachable"
+        if isinstance(exc, e.SSLError):
+            return "the TLS handshake failed"
+        return "the connection dropped"
+
+    def _check(self, response, start: int, stop: int) -> bytes | None:
+        status, where = response.status, self.where
+        if status == 404:
+            raise DataNotFoundError(f"{where} was not found (HTTP 404); check the URL")
+        if status in (401, 403):
+            raise ServiceUnavailableError(
+                f"{where}: access denied (HTTP {status}); check the credentials or the presigned URL's expiry"
+            )
+        if status == 412:
+            raise CorruptFileError(
+                f"{where} was replaced on the server while it was open (HTTP 412); open it again"
+            )
+        if status == 416:
+            raise CorruptFileError(f"{where} is shorter than its header says (HTTP 416); upload it again")
+        if status == 200:
+            raise ServiceUnavailableError(
+                f"{where}: the server ignores range requests (answered 200 with the whole file); serve it "
+                "from a server that supports ranges, or download it and open the local file"
+            )
+        if status != 206:
+            raise ServiceUnavailableError(f"{where}: unexpected HTTP {status}; check the URL and the server")
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        if match is None or int(match.group(1)) != start or match.group(3) == "*":
+            raise ServiceUnavailableError(f"{where}: the server answered a different range; check the server")
+        total = int(match.group(3))
+        self._pin(response.headers, total)
+        body = response.data
+        expected = min(stop, total) - start
+        if len(body) < expected or int(match.group(2)) != start + expected - 1:
+            return None
+        return body[:expected]
+
+    def _pin(self, headers, total: int) -> None:
+        etag, modified = headers.get("ETag"), headers.get("Last-Modified")
+        found = ("etag", etag) if etag else ("last-modified", modified) if modified else None
+        if self.size is None:
+            self.size, self.validator = total, found
+            return
+        if total != self.size or (self.validator is not None and found != self.validator):
+            raise CorruptFileError(
+                f"{self.where} was replaced on the server while it was open; open it again"
+            )
+
+    def whole(self) -> bytes:
+        """The whole file (a range request for all of it, so the pinned validator still applies)."""
+        if self.size is None:
+            self.get(0, 1)
+        return self.get(0, int(self.size or 0))
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def parse_header(head: bytes, size: int, where: str) -> tuple[dict[str, Any], int, int, bytes]:
+    """The container header in ``head`` (the file's first bytes; ``size`` its length): metadata,
+    payload offset, payload length, payload SHA-256. Raises CorruptFileError when damaged."""
+    if len(head) < _FIXED.size:
+        raise CorruptFileError(f"{where} is truncated ({size} bytes, shorter than a header)")
+    magic, version, meta_len, offset, length, sha = _FIXED.unpack(head[: _FIXED.size])
+    if magic != MAGIC.ljust(8, b"\0"):
+        raise CorruptFileError(f"{where} is not a packed model (magic {magic.rstrip(bytes(1))!r})")
+    if version > VERSION:
+        raise CorruptFileError(
+            f"{where} has format version {version}, newer than this frugalml reads; upgrade"
+        )
+    end = _FIXED.size + meta_len + 4
+    if end > len(head):
+        raise CorruptFileError(f"{where}: its header is longer than the bytes read ({end}); pack it again")
+    meta, (crc,) = head[_FIXED.size : end - 4], struct.unpack("<I", head[end - 4 : end])
+    if zlib.crc32(head[: end - 4]) != crc:
+        raise CorruptFileError(f"{where} has a damaged header (checksum mismatch); pack it again")
+    if offset < end or size < offset + length:
+        raise CorruptFileError(
+            f"{where} is truncated: {size} bytes, expected {offset + length}; upload it again"
+        )
+    try:
+        metadata = json.loads(meta)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise CorruptFileError(f"{where} has unreadable metadata; pack it again")
+    return metadata, offset, length, sha
+
+
+def seals_ok(words: np.ndarray, blocks: np.ndarray, model: ModelMeta) -> np.ndarray:
+    """Per block, whether its seal holds (``words``: one row of uint64 words per block)."""
+    mult = checksum_multipliers(model.block_size)[:-1]
+    sums = (words[:, :-1] * mult).sum(axis=1, dtype=np.uint64)
+    ids = np.asarray(blocks, np.uint64) + np.uint64(1)
+    return (sums ^ (ids * BLOCK_MIX) ^ np.uint64(model.seal_key)) == words[:, -1]
+
+
+def coalesce(blocks: list[int]) -> list[tuple[int, int]]:
+    """Runs of adjacent blocks as (first, count), in order.
+
+    Examples
+    --------
+    >>> coalesce([7, 3, 4, 5, 9])
+    [(3, 3), (7, 1), (9, 1)]
+    """
+    runs: list[tuple[int, int]] = []
+    for b in sorted(set(blocks)):
+        if runs and runs[-1][0] + runs[-1][1] == b:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((b, 1))
+    return runs
+
+
+class HttpStore(CachedStore):
+    """Node blocks read with parallel, coalesced range requests into an LRU pool (see the module)."""
+
+    def __init__(
+        self, remote: HttpFile, meta: dict, nodes_offset: int, payload_sha: bytes, options: RemoteOptions
+    ):
+        super().__init__(meta["n_blocks"], meta["block_size"], options.cache_blocks)
+        self.remote, self.options = remote, options
+        self.model = ModelMeta.from_meta(meta, remote.where)
+        self._offset = nodes_offset
+        self._executor = ThreadPoolExecutor(options.concurrency) if options.concurrency > 1 else None
+        self._disk = Path(options.cache_dir) / payload_sha.hex()[:32] if options.cache_dir else None
+        if self._disk is not None:
+            self._disk.mkdir(parents=True, exist_ok=True)
+        self.plan = "blocks" if options.fetch != "whole" else "whole"
+        self.disk_hits = 0
+        self._whole_pending = options.fetch == "whole"
+
+    # -- planning ---------------------------------------------------------------------------
+    def prepare(self, n_rows: int, n_trees: int) -> None:
+        """Before a batch: with ``fetch="auto"``, fetch the whole file when the batch is expected to
+        need at least ``whole_share`` of the blocks (about one block per tree per row below the
+        interleaved tops); with ``fetch="whole"`` fetch it on first use."""
+        if self.options.fetch == "blocks" or (self.plan != "blocks" and not self._whole_pending):
+            return
+        if self.options.fetch == "auto":
+            expected = min(self.n_blocks, n_rows * max(1, n_trees // 2))
+            if expected < self.options.whole_share * self.n_blocks:
+                return
+            self.plan = (
+                f"whole (a batch of {n_rows} rows is expected to need ~{expected} of {self.n_blocks} blocks)"
+            )
+        self._fetch_whole()
+
+    def _fetch_whole(self) -> None:
+        data = self.remote.whole()
+        where = self.remote.where
+        head = self._offset
+        region = np.frombuffer(data, np.uint8, self.n_blocks * self.block_size, head)
+        words = region.view(np.uint64).reshape(self.n_blocks, -1)
+        bad = np.nonzero(~seals_ok(words, np.arange(self.n_blocks), self.model))[0]
+        if bad.size:
+            raise CorruptFileError(f"{where}: block {int(bad[0])} failed its checksum; upload the file again")
+        self.pool = region.reshape(self.n_blocks, self.block_size)
+        self.block_slot = np.arange(self.n_blocks, dtype=np.int64)
+        self.verified = np.zeros(self.n_blocks, np.uint8)
+        self.capacity = self.n_blocks
+        self._lru.clear()
+        self.stats.blocks_fetched += self.n_blocks
+        self.stats.bytes_fetched += len(data)
+        self.stats.round_trips += 1
+        self._whole_pending = False
+        if self.plan == "blocks":
+            self.plan = "whole"
+
+    # -- block reads --------------------------------------------------------------------------
+    def _read(self, blocks: list[int], slots: list[int]) -> None:
+        slot_of = dict(zip(blocks, slots, strict=True))
+        missing = [b for b in blocks if not self._from_disk(b, slot_of[b])]
+        runs = coalesce(missing)
+        if not runs:
+            return
+        bs = self.block_size
+
+        def one(run: tuple[int, int]) -> tuple[tuple[int, int], bytes]:
+            first, count = run
+            start = self._offset + first * bs
+            return run, self.remote.get(start, start + count * bs)
+
+        results = list(self._executor.map(one, runs)) if self._executor and len(runs) > 1 else map(one, runs)
+        for (first, count), body in results:
+            if len(body) != count * bs:
+                raise CorruptFileError(f"{self.remote.where} is truncated at block {first}; upload it again")
+            words = np.frombuffer(body, np.uint64).reshape(count, bs // 8)
+            ids = np.arange(first, first + count)
+            ok = seals_ok(words, ids, self.model)
+            if not ok.all():
+                raise CorruptFileError(
+                    f"{self.remote.where}: block {int(ids[~ok][0])} failed its checksum (damaged, or a "
+                    "block of another model); upload the file again"
+                )
+            for i, b in enumerate(ids.tolist()):
+                self.pool[slot_of[b]] = np.frombuffer(body, np.uint8, bs, i * bs)
+                self._to_disk(b, body[i * bs : (i + 1) * bs])
+
+    def _from_disk(self, block: int, slot: int) -> bool:
+        if self._disk is None:
+            return False
+        try:
+            data = (self._disk / f"{block}.blk").read_bytes()
+        except OSError:
+            return False
+        if len(data) != self.block_size:
+            return False
+        words = np.frombuffer(data, np.uint64).reshape(1, -1)
+        if not seals_ok(words, np.array([block]), self.model)[0]:  # a damaged cache entry: fetch again
+            return False
+        self.pool[slot] = np.frombuffer(data, np.uint8)
+        self.disk_hits += 1
+        return True
+
+    def _to_disk(self, block: int, data: bytes) -> None:
+        if self._disk is None:
+            return
+        fd, tmp = tempfile.mkstemp(dir=self._disk, prefix=f".{block}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self._disk / f"{block}.blk")
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+
+    @property
+    def requests(self) -> int:
+        return self.remote.requests
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        self.remote.close()
+
+
+def open_http(url: str, options: RemoteOptions) -> tuple[dict[str, Any], Index, HttpStore]:
+    """Read a remote packed file's header and index (one range request, two for a large index) and
+    return (metadata, index, a store for its node blocks)."""
+    options.check()
+    remote = HttpFile(url, options)
+    head = remote.get(0, options.head_bytes)
+    size = int(remote.size or 0)
+    meta, offset, length, sha = parse_header(head, size, remote.where)
+    ModelMeta.from_meta(meta, remote.where)
+    index_length = meta["index_length"]
+    expected = index_length + meta["n_blocks"] * meta["block_size"]
+    if length != expected:
+        raise CorruptFileError(
+            f"{remote.where}: payload length {length} does not match its metadata ({expected}); pack it again"
+        )
+    end = offset + index_length
+    index_bytes = head[offset:end] if end <= len(head) else remote.get(offset, end)
+    index = Index.parse(index_bytes, meta, remote.where)
+    store = HttpStore(remote, meta, end, sha, options)
+    return meta, index, store
+
+
+def verify_remote(url: str, options: RemoteOptions | None = None) -> None:
+    """Download the whole file and check it as ``verify_file`` does a local one (SHA-256, every
+    block's seal, every reachable node)."""
+    from frugalml.pacset.fileformat import _check_nodes, _check_seals
+
+    meta, index, store = open_http(url, options or RemoteOptions(fetch="whole"))
+    try:
+        data = store.remote.whole()
+        offset = store._offset - meta["index_length"]
+        if hashlib.sha256(memoryview(data)[offset:]).digest() != _payload_sha(data):
+            raise CorruptFileError(
+                f"{store.remote.where} is corrupt (payload checksum mismatch); upload it again"
+            )
+        model = ModelMeta.from_meta(meta, store.remote.where)
+        region = np.frombuffer(data, np.uint8, model.n_blocks * model.block_size, store._offset)
+        _check_seals(region, model, store.remote.where)
+        _check_nodes(region, model, index, store.remote.where)
+    finally:
+        store.close()
+
+
+def remote_info(url: str) -> dict[str, Any]:
+    """A remote packed file's header facts and metadata, read with one or two range requests."""
+    meta, _, store = open_http(url, RemoteOptions(fetch="blocks", concurrency=1))
+    try:
+        head = store.remote.get(0, _FIXED.size)
+        _, version, _, offset, length, _ = _FIXED.unpack(head)
+        return {
+            "format_version": version,
+            "payload_offset": offset,
+            "payload_bytes": length,
+            "file_bytes": store.remote.size,
+            "validator": store.remote.validator[0] if store.remote.validator else "none",
+            **meta,
+        }
+    finally:
+        store.close()
+
+
+def _payload_sha(data: bytes) -> bytes:
+    return _FIXED.unpack(data[: _FIXED.size])[5]
+
+
+def object_store_error(url: str) -> FrugalError:
+    """The error for an object-store URL this build cannot open."""
+    return PeerUnavailableError(
+        f"{display_url(url)}: s3://, gs:// and az:// URLs are not supported yet; open a presigned "
+        "https:// URL of the object instead"
+    )
+
+
+__all__ = [
+    "FETCH_POLICIES",
+    "HttpFile",
+    "HttpStore",
+    "RemoteOptions",
+    "coalesce",
+    "display_url",
+    "is_url",
+    "open_http",
+    "parse_header",
+    "remote_info",
+    "verify_remote",
+]
