@@ -149,7 +149,7 @@ def quality_claims(records: list[Record], *, command: str, note: str) -> list[Re
 
     Examples
     --------
-    >>> r = Record("sparse24", "quality sparse->dense: x", "validation loss", "nats/byte", 2.04, "dense", 2.0)
+    >>> r = Record("sparse24", "quality sparse->dense: x", "validation loss", "nats/byte", 2.03, "dense", 2.0)
     >>> [(c.claim, c.verdict) for c in quality_claims([r], command="c", note="")]
     [('sparse24/same-quality', 'reproduced')]
     """
