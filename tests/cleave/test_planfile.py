@@ -3,18 +3,17 @@ scheduler follows a plan's grids and class shares, and pulls when the fleet diff
 
 import json
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from frugalml.cleave.devices import make_pool
-from frugalml.cleave.models import load_model
-from frugalml.cleave.opgraph import build_graph
 from frugalml.cleave.planfile import ExecutablePlan, PlannedGemm, executable_plan, read_plan, write_plan
-from frugalml.cleave.planner import plan
 from frugalml.cleave.runtime.model import TrainConfig
 from frugalml.cleave.runtime.scheduler import Profile, Scheduler, SchedulerConfig
 from frugalml.cleave.runtime.server import check_plan
+from frugalml.cleave.validate import plan_for
 from frugalml.cli import main
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 
@@ -29,7 +28,7 @@ def _run(capsys, *argv):
 @pytest.fixture(scope="module")
 def tiny_plan():
     pool = make_pool(counts={"laptop": 2, "phone-flagship": 2}, jitter=0, seed=0)
-    return executable_plan(plan(build_graph(load_model("tiny-gpt"), 8, 32, 4), pool, churn=False), "float32")
+    return executable_plan(plan_for(pool), "float32")
 
 
 def test_round_trip_and_every_damaged_file_is_refused(tmp_path, tiny_plan):
@@ -51,7 +50,7 @@ def test_round_trip_and_every_damaged_file_is_refused(tmp_path, tiny_plan):
             read_plan(tmp_path / "bad.json")
     with pytest.raises(DataNotFoundError):
         read_plan(tmp_path / "missing.json")
-    bad = ExecutablePlan("tiny-gpt", 8, 32, "float32", {"laptop": -1}, (), 1.0)
+    bad = ExecutablePlan("tiny-gpt", 8, 32, "float32", {"laptop": -1}, (), 1.0, 1)
     write_plan(tmp_path / "neg.json", bad)
     with pytest.raises(CorruptFileError, match="malformed"):
         read_plan(tmp_path / "neg.json")
@@ -63,6 +62,9 @@ def test_a_plan_for_another_run_is_refused(tiny_plan):
         check_plan(tiny_plan, TrainConfig(batch_size=4), "p.json")
     with pytest.raises(InvalidInputError, match="dtype float32 \\(server: float64\\)"):
         check_plan(tiny_plan, TrainConfig(dtype="float64"), "p.json")
+    deeper = replace(tiny_plan, tasks_in_flight=3)  # planned for devices that pipeline three tiles
+    with pytest.raises(InvalidInputError, match="tasks_in_flight 3 \\(server: 1\\)"):
+        check_plan(deeper, TrainConfig(), "p.json")
 
 
 def test_plan_cli_writes_a_plan_the_server_reads_and_refuses_mismatches(capsys, tmp_path):
@@ -121,7 +123,7 @@ def _matmul(sched, workers, a, b, name):
 
 def test_scheduler_follows_grids_and_shares_then_pulls_when_the_fleet_differs():
     gemm = PlannedGemm("g.fwd", 40, 30, 8, 1, 1, 4, 2, 1, False, {"laptop": 0.75, "phone": 0.25}, 1.0)
-    plan_ = ExecutablePlan("tiny-gpt", 8, 32, "float32", {"laptop": 1, "phone": 1}, (gemm,), 1.0)
+    plan_ = ExecutablePlan("tiny-gpt", 8, 32, "float32", {"laptop": 1, "phone": 1}, (gemm,), 1.0, 1)
     sched = Scheduler(SchedulerConfig(heartbeat_timeout_s=60, speculative=False), plan=plan_)
     workers = [sched.register(n, Profile(device_class=n)) for n in ("laptop", "phone")]
     gen = np.random.default_rng(0)

@@ -33,17 +33,18 @@ def tiny_plan():
 
 
 @pytest.mark.parametrize(
-    "model, devices, seed, micro",
+    "model, devices, seed, micro, in_flight",
     [
-        (TINY, 40, 4, None),
-        (TINY, 7, 1, 2),
-        (BUILTIN["opt-1.3b"], 96, 2, None),
-        (BUILTIN["opt-1.3b"], 64, 3, 1),
+        (TINY, 40, 4, None, 3),
+        (TINY, 40, 4, None, 1),  # the networked runtime's workers: one task at a time
+        (TINY, 7, 1, 2, 3),
+        (BUILTIN["opt-1.3b"], 96, 2, None, 3),
+        (BUILTIN["opt-1.3b"], 64, 3, 1, 1),
     ],
 )
-def test_des_equals_analytic_without_contention_and_churn(model, devices, seed, micro):
+def test_des_equals_analytic_without_contention_and_churn(model, devices, seed, micro, in_flight):
     graph = build_graph(model, batch=8, seq=256, micro_batch=micro)
-    p = plan(graph, make_pool(devices, seed=seed), churn=False)
+    p = plan(graph, replace(make_pool(devices, seed=seed), tasks_in_flight=in_flight), churn=False)
     est = analytic_step(p, contention=False, churn=False)
     # lockstep (a barrier per GEMM) is the analytic model's schedule for any number of micro-batches;
     # with one micro-batch the dataflow schedule is the same schedule
@@ -228,3 +229,16 @@ def test_resident_weights_are_fetched_once_and_reused_by_the_backward():
     fetch_all = setup_seconds(p.pool, gp.resident_bytes, None)[devices][order]
     cold, _ = pull_makespan(period[order], latency[order], fetch_all, gp.grid.tasks)
     assert est.stage_seconds[i] < cold
+
+
+def test_one_task_in_flight_never_overlaps_a_devices_stages():
+    pool = make_pool(40, seed=4)
+    graph = build_graph(TINY, batch=8, seq=256)
+    deep = plan(graph, pool, churn=False)
+    one = plan(graph, replace(pool, tasks_in_flight=1), churn=False)
+    # one task at a time: a device's period is its whole task latency, never a single stage
+    assert (
+        analytic_step(one, contention=False, churn=False).seconds
+        > analytic_step(deep, contention=False, churn=False).seconds
+    )
+    assert simulate_step(one, SimConfig.ideal()).seconds > simulate_step(deep, SimConfig.ideal()).seconds

@@ -63,11 +63,17 @@ def _graph(model: str, batch: int, seq: int, micro_batch: int | None = None, dty
 
 def _plan(model: str, batch: int, seq: int, micro_batch: int | None, pool, churn: bool, dtype_bytes: int = 2):
     """Plan with the given micro-batch, or the fastest one when ``micro_batch`` is 0; a model the
-    networked runtime trains is planned as it runs there (workers keep no weights between tasks)."""
+    networked runtime trains is planned as it runs there (workers keep no weights between tasks and
+    hold one task at a time)."""
+    from dataclasses import replace
+
     from frugalml.cleave.models import RUNTIME_MODELS, load_model
     from frugalml.cleave.planner import plan, plan_micro_batch
+    from frugalml.cleave.runtime.protocol import TASKS_IN_FLIGHT
 
     resident = model.lower() not in RUNTIME_MODELS
+    if not resident:
+        pool = replace(pool, tasks_in_flight=TASKS_IN_FLIGHT)
     if micro_batch == 0:
         return plan_micro_batch(
             load_model(model),

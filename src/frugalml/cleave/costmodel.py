@@ -19,19 +19,23 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from frugalml.cleave.devices import TASKS_IN_FLIGHT
 from frugalml.cleave.opgraph import Gemm
 from frugalml.cleave.tiling import TaskCost, TileGrid, best_grid, grid_cost
 from frugalml.common.errors import InvalidInputError
 
 MAX_CHURN_LOSS = 0.9
-PIPELINE_DEPTH = 3
+PIPELINE_DEPTH = TASKS_IN_FLIGHT
 
 
-def pipeline_depth(tile_memory: float, memory: np.ndarray, resident: float = 0.0) -> np.ndarray:
-    """Tiles a device holds at once: ``(memory - resident) // tile_memory`` capped at
-    :data:`PIPELINE_DEPTH` (0: the tile does not fit); ``resident`` is a weight kept on the device."""
+def pipeline_depth(
+    tile_memory: float, memory: np.ndarray, resident: float = 0.0, limit: int = PIPELINE_DEPTH
+) -> np.ndarray:
+    """Tiles a device holds at once: ``(memory - resident) // tile_memory`` capped at ``limit``
+    (the pool's ``tasks_in_flight``; 0: the tile does not fit); ``resident`` is a weight kept on the
+    device."""
     free = np.maximum(np.asarray(memory, dtype=float) - resident, 0.0)
-    return np.minimum(np.floor_divide(free, tile_memory), PIPELINE_DEPTH).astype(np.int64)
+    return np.minimum(np.floor_divide(free, tile_memory), limit).astype(np.int64)
 
 
 def task_timing(
@@ -42,6 +46,7 @@ def task_timing(
     rtt: np.ndarray,
     memory: np.ndarray,
     resident: float = 0.0,
+    limit: int = PIPELINE_DEPTH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per device: the period between task pulls and one task's latency (``inf`` when no tile fits).
 
@@ -49,11 +54,11 @@ def task_timing(
     device's memory holds fewer tiles than would keep every stage busy, so a device never has more
     than ``depth`` tasks in flight and pipelined tasks never wait for each other. ``resident``
     bytes (a whole weight the device keeps, see :func:`resident_cost`) are not counted per task
-    but take memory.
+    but take memory; ``limit`` caps the tasks in flight (the pool's ``tasks_in_flight``).
     """
     d, c, u = cost.bytes_down / down, cost.flops / flops, cost.bytes_up / up
     latency = d + c + u + rtt
-    depth = pipeline_depth(cost.memory, memory, resident)
+    depth = pipeline_depth(cost.memory, memory, resident, limit)
     with np.errstate(divide="ignore"):
         period = np.maximum(np.maximum(np.maximum(d, c), u), latency / depth)
     period = np.where(depth >= 1, period, np.inf)

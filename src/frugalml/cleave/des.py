@@ -33,7 +33,6 @@ import numba
 import numpy as np
 
 from frugalml.cleave.analytic import stage_ps_seconds
-from frugalml.cleave.costmodel import PIPELINE_DEPTH
 from frugalml.cleave.devices import Pool
 from frugalml.cleave.opgraph import OpGraph
 from frugalml.cleave.planner import GemmPlan, Plan
@@ -43,7 +42,6 @@ from frugalml.common.seeding import rng as make_rng
 # event kinds (at equal times and ranks the lower kind goes first) and the phases of a task slot
 _DONE, _UPLOAD_END, _COMPUTE_END, _DOWNLOAD_END, _KICK, _FAIL, _REJOIN, _STAGE_START = range(8)
 _FREE, _DOWN, _WAIT_COMPUTE, _COMPUTE, _WAIT_UP, _UP, _ACK = range(7)
-_SLOTS = PIPELINE_DEPTH
 _INF = np.inf
 # the PS NIC state ``ch``: one row per direction, one column per quantity
 _EGRESS, _INGRESS = range(2)
@@ -202,14 +200,14 @@ def _first_waiting(slot_phase, slot_seq, d, phase):
 
 
 @numba.njit(cache=True)
-def _timing(o, d, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt):
+def _timing(o, d, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt, n_slot):
     """The cost model's pull period, task latency and pipeline depth of device ``d`` on occurrence ``o``
     (:func:`~frugalml.cleave.costmodel.task_timing`)."""
     t_d = st_down[o] / est_down[d]
     t_c = st_flops[o] / flops[d]
     t_u = st_up[o] / est_up[d]
     latency = t_d + t_c + t_u + rtt[d]
-    depth = min(_SLOTS, int(max(memory[d] - st_weight[o], 0.0) // st_mem[o]))
+    depth = min(n_slot, int(max(memory[d] - st_weight[o], 0.0) // st_mem[o]))
     period = max(max(max(t_d, t_c), t_u), latency / depth) if depth >= 1 else _INF
     return period, latency, depth
 
@@ -265,11 +263,11 @@ def _simulate(
     seed,
     inject_time,
     inject_device,
+    n_slot,
 ):
     np.random.seed(seed)
     n_dev = len(flops)
     n_stage = len(st_tasks)
-    n_slot = _SLOTS
     contention = np.isfinite(egress)
     ch = np.zeros((2, 5))  # per NIC direction: virtual clock, its real time, slow-down, demand, capacity
     ch[:, _SLOWDOWN] = 1.0
@@ -412,6 +410,7 @@ def _simulate(
                             est_up,
                             memory,
                             rtt,
+                            n_slot,
                         )[0]
                     by_rank = np.argsort(period, kind="mergesort")
                     for r in range(n_dev):
@@ -440,6 +439,7 @@ def _simulate(
                             est_up,
                             memory,
                             rtt,
+                            n_slot,
                         )[2]
                     ):
                         continue
@@ -708,7 +708,7 @@ def _simulate(
         if wake < 0 or not alive[wake]:
             continue
         dd = wake
-        if down_busy[dd] or in_flight[dd] >= _SLOTS:
+        if down_busy[dd] or in_flight[dd] >= n_slot:
             continue
         if now < next_pull[dd]:
             if not pull_pending[dd]:
@@ -725,7 +725,19 @@ def _simulate(
             if (
                 in_flight[dd]
                 >= _timing(
-                    o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt
+                    o2,
+                    dd,
+                    st_down,
+                    st_flops,
+                    st_up,
+                    st_mem,
+                    st_weight,
+                    flops,
+                    est_down,
+                    est_up,
+                    memory,
+                    rtt,
+                    n_slot,
                 )[2]
             ):
                 continue
@@ -773,7 +785,19 @@ def _simulate(
                     continue
                 o2 = task_stage[ht]
                 _, lat, dep = _timing(
-                    o2, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt
+                    o2,
+                    dd,
+                    st_down,
+                    st_flops,
+                    st_up,
+                    st_mem,
+                    st_weight,
+                    flops,
+                    est_down,
+                    est_up,
+                    memory,
+                    rtt,
+                    n_slot,
                 )
                 if not eligible[st_plan[o2], dd] or in_flight[dd] >= dep:
                     break
@@ -789,7 +813,7 @@ def _simulate(
                 n_idle += 1
             continue
         per, lat, _ = _timing(
-            o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt
+            o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt, n_slot
         )
         s = 0
         while slot_task[dd, s] >= 0:
@@ -1068,6 +1092,7 @@ def simulate_step(
         int(gen.integers(2**31)),
         float(fail_at),
         int(fail_device),
+        int(pool.tasks_in_flight),
     )
     if reached < len(occ.plan):
         raise InvalidInputError(

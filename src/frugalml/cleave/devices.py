@@ -149,6 +149,11 @@ class ParameterServer:
         return self.egress
 
 
+# Tasks a device pipelines (download / compute / upload of different tiles at once) unless its runtime
+# says otherwise; the networked runtime's workers hold one (frugalml.cleave.runtime.protocol).
+TASKS_IN_FLIGHT = 3
+
+
 @dataclass
 class Pool:
     """Devices as arrays (one entry per device). Build with :func:`make_pool` or :func:`load_pool`."""
@@ -166,6 +171,7 @@ class Pool:
     trace_index: np.ndarray | None = None
     trace_offset: np.ndarray | None = None
     seed: int = 0
+    tasks_in_flight: int = TASKS_IN_FLIGHT  # tasks one device holds at once (its memory may allow fewer)
 
     @cached_property
     def link_factor(self) -> np.ndarray:
@@ -229,6 +235,7 @@ class Pool:
             pick(self.trace_index),
             pick(self.trace_offset),
             self.seed,
+            self.tasks_in_flight,
         )
 
     def summary(self) -> str:

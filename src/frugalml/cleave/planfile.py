@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from frugalml.cleave.planner import Plan
 
 FORMAT = "frugalml-cleave-plan"
-VERSION = 1
+VERSION = 2  # 2: tasks_in_flight
 MAX_BYTES = 64 << 20  # a plan for 10,000 devices is a few hundred kB
 
 
@@ -71,6 +71,7 @@ class ExecutablePlan:
     classes: dict[str, int]
     gemms: tuple[PlannedGemm, ...]
     batch_seconds: float
+    tasks_in_flight: int  # tasks a device holds at once, as planned (the runtime's workers: one)
 
     def gemm(self, name: str) -> PlannedGemm | None:
         """The planned GEMM called ``name`` (``qkv.fwd``, ``ffn_up.dw1``...), or None."""
@@ -125,6 +126,7 @@ def executable_plan(p: Plan, dtype: str) -> ExecutablePlan:
         {names[c]: int(counts[c]) for c in range(len(names)) if counts[c]},
         tuple(gemms),
         float(p.batch_seconds),
+        int(p.pool.tasks_in_flight),
     )
 
 
@@ -237,4 +239,5 @@ def _parse(doc: Any) -> ExecutablePlan:
         {str(c): _int(n, 0) for c, n in doc["classes"].items()},
         tuple(gemms),
         _float(doc["batch_seconds"]),
+        _int(doc["tasks_in_flight"]),
     )

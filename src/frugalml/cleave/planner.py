@@ -249,7 +249,14 @@ def device_task_seconds(
     """Every device's pull period and task latency (trace-effective links, pipelined tasks; ``inf``
     where the tile does not fit), both inflated for churn if asked."""
     period, latency = task_timing(
-        cost, pool.flops, pool.effective_down, pool.effective_up, pool.rtt, pool.memory, resident
+        cost,
+        pool.flops,
+        pool.effective_down,
+        pool.effective_up,
+        pool.rtt,
+        pool.memory,
+        resident,
+        pool.tasks_in_flight,
     )
     if not churn:
         return period, latency

@@ -116,7 +116,11 @@ def simulation_pool(pool: Pool, overheads: Overheads, cores: float) -> Pool:
 
 
 def plan_for(pool: Pool) -> Plan:
-    """The plan tiny-gpt (as the server trains it) gets on ``pool``, without churn."""
+    """The plan tiny-gpt (as the server trains it: one task in flight per worker, no resident
+    weights) gets on ``pool``, without churn."""
+    from frugalml.cleave.runtime.protocol import TASKS_IN_FLIGHT
+
+    pool = replace(pool, tasks_in_flight=TASKS_IN_FLIGHT)
     return plan(build_graph(load_model("tiny-gpt"), 8, 32, 4), pool, churn=False, resident_weights=False)
 
 

@@ -130,18 +130,14 @@ def test_without_namespaces_workers_pace_their_own_links(prefix):
 def test_planned_training_on_the_fleet_equals_one_process_despite_a_kill_and_a_cheat(prefix, tmp_path):
     from frugalml.cleave.cli import app  # noqa: F401  (the plan command's module imports cleanly)
     from frugalml.cleave.devices import make_pool
-    from frugalml.cleave.models import load_model
-    from frugalml.cleave.opgraph import build_graph
     from frugalml.cleave.planfile import executable_plan, write_plan
-    from frugalml.cleave.planner import plan
+    from frugalml.cleave.validate import plan_for
 
     steps = 12
     counts = {"laptop": 2, "phone-flagship": 2}
     pool = make_pool(counts=counts, jitter=0)
     plan_path = tmp_path / "plan.json"
-    write_plan(
-        plan_path, executable_plan(plan(build_graph(load_model("tiny-gpt"), 8, 32, 4), pool), "float32")
-    )
+    write_plan(plan_path, executable_plan(plan_for(pool), "float32"))
     hosts = [
         Host(f"w{i}", cls, 4e6, 1e6, 0.0, 1e11, 1 << 30)
         for i, cls in enumerate(["laptop", "laptop", "phone-flagship", "phone-flagship"])

@@ -207,15 +207,10 @@ def test_demo_runs_a_short_local_training():
 
 def _fleet_plan(tmp_path, counts):
     from frugalml.cleave.devices import make_pool
-    from frugalml.cleave.models import load_model
-    from frugalml.cleave.opgraph import build_graph
     from frugalml.cleave.planfile import executable_plan, write_plan
-    from frugalml.cleave.planner import plan
+    from frugalml.cleave.validate import plan_for
 
-    pool = make_pool(counts=counts, jitter=0, seed=0)
-    executable = executable_plan(
-        plan(build_graph(load_model("tiny-gpt"), 8, 32, 4), pool, churn=False), "float32"
-    )
+    executable = executable_plan(plan_for(make_pool(counts=counts, jitter=0, seed=0)), "float32")
     path = tmp_path / "plan.json"
     write_plan(path, executable)
     return path, executable

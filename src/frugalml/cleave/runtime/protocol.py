@@ -11,6 +11,7 @@ from frugalml.common.errors import InvalidInputError
 
 PROTOCOL_VERSION = 1
 CHUNK_BYTES = 1 << 20
+TASKS_IN_FLIGHT = 1  # a worker pulls, computes and pushes one tile at a time; plans must assume the same
 MAX_MESSAGE_BYTES = 8 << 20
 WIRE_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 

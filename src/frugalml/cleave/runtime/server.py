@@ -22,6 +22,7 @@ from frugalml.cleave.runtime.model import TrainConfig, build, load_corpus
 from frugalml.cleave.runtime.protocol import (
     CHUNK_BYTES,
     PROTOCOL_VERSION,
+    TASKS_IN_FLIGHT,
     from_bytes,
     grpc_options,
     meta_of,
@@ -355,8 +356,20 @@ class ParameterServer:
 
 def check_plan(plan: ExecutablePlan, cfg: TrainConfig, path: str) -> ExecutablePlan:
     """``plan`` if it was made for exactly what this server trains, else one line saying what differs."""
-    ours = {"model": cfg.model, "batch": cfg.batch_size, "seq": cfg.gpt.block_size, "dtype": cfg.dtype}
-    theirs = {"model": plan.model, "batch": plan.batch, "seq": plan.seq, "dtype": plan.dtype}
+    ours = {
+        "model": cfg.model,
+        "batch": cfg.batch_size,
+        "seq": cfg.gpt.block_size,
+        "dtype": cfg.dtype,
+        "tasks_in_flight": TASKS_IN_FLIGHT,
+    }
+    theirs = {
+        "model": plan.model,
+        "batch": plan.batch,
+        "seq": plan.seq,
+        "dtype": plan.dtype,
+        "tasks_in_flight": plan.tasks_in_flight,
+    }
     if ours != theirs:
         differ = ", ".join(f"{k} {theirs[k]} (server: {ours[k]})" for k in ours if ours[k] != theirs[k])
         raise InvalidInputError(
