@@ -1,10 +1,10 @@
 """Ablation of our GP-BO on the tabular benchmark: kernel x acquisition x initial design, many seeds.
 
 Each variant ``KERNEL:ACQUISITION:INITIAL`` (or ``random``) searches the table until it evaluates
-the top-1 architecture; jobs run in a process pool. Writes the evaluations-to-top-1 of every seed
-to ``benchmarks/results/composer/<out>.json`` (default ``bo-ablation-<table>``, e.g.
-``bo-ablation-am-6``) and prints medians (seeds split into two halves, so a choice made on one half
-can be checked on the other).
+the top-1 architecture; jobs run in a process pool. Writes one record per variant against random
+(with every seed's evaluations-to-top-1) to ``benchmarks/results/composer/<out>.json`` (default
+``bo-ablation-<table>``, e.g. ``bo-ablation-am-6``) and prints medians (seeds split into two
+halves, so a choice made on one half can be checked on the other).
 
     python benchmarks/composer/bo_ablation.py --seeds 0 40 --workers 12 [--table AM_6_5seeds] \
         --variants random hamming:log-ei:4 mixed:thompson:2 ...
@@ -13,11 +13,16 @@ can be checked on the other).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from frugalml.common.files import atomic_write
-from frugalml.composer.bench.bo_ablation import default_variants, run_ablation, summarise, summary_line
+from frugalml.common.report import write_json
+from frugalml.composer.bench.bo_ablation import (
+    ablation_records,
+    default_variants,
+    run_ablation,
+    summarise,
+    summary_line,
+)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "composer"
 
@@ -36,8 +41,7 @@ def main() -> None:
     for variant, entry in summary.items():
         print(summary_line(variant, entry), flush=True)
     out = args.out or f"bo-ablation-{Path(args.table).stem.lower().replace('_', '-')}"
-    with atomic_write(RESULTS / f"{out}.json", "w") as f:
-        json.dump({"seeds": seeds, "table": args.table, "variants": summary}, f, indent=1)
+    write_json(ablation_records(summary, seeds, args.table), RESULTS / f"{out}.json")
 
 
 if __name__ == "__main__":
