@@ -208,16 +208,29 @@ def bench(
         help="Only cold latency with a new Python process per query "
         "(>= 100 MB RF, XGBoost, LightGBM); appends to --json.",
     ),
+    remote: bool = typer.Option(
+        False,
+        "--remote",
+        help="Only the serverless cold start: models served over HTTP by nginx behind an emulated "
+        "round trip, a fresh process per query, ours (range requests) vs download + load; appends to --json.",
+    ),
+    rtt: str = typer.Option("20,50", "--rtt", help="With --remote: round trips to emulate, in ms."),
     quiet: bool = _QUIET,
 ):
     """Cold single-query latency, pages and Redis key reads vs sklearn/XGBoost/LightGBM/ONNX/Treelite."""
+    from frugalml.common.parsing import comma_list
     from frugalml.common.validate import one_of
     from frugalml.pacset.bench.fresh import run_fresh
     from frugalml.pacset.bench.latency import run_benchmark
 
     one_of(size, ("small", "full"), "size")
 
-    if fresh_process:
+    if remote:
+        from frugalml.pacset.bench.remote import run_remote
+
+        rtts = tuple(float(v) / 1000 for v in comma_list(rtt, float, name="rtt", non_empty=True))
+        run_remote(json_path=json_path, size=size, rtts=rtts, quiet=quiet)
+    elif fresh_process:
         run_fresh(json_path=json_path, quiet=quiet)
     else:
         run_benchmark(size=size, json_path=json_path, quiet=quiet)

@@ -245,6 +245,130 @@ class HttpFile:
         self._pool.clear()
 
 
+class ObjectFile:
+    """One object in S3, GCS or Azure Blob read with ranged GETs through obstore (the Rust
+    ``object_store`` client), with the credentials the environment configures (``AWS_*``,
+    ``GOOGLE_*``, ``AZURE_*`` variables, including ``AWS_ENDPOINT_URL``). Same interface as
+    :class:`HttpFile`: the object's size and ETag (or last-modified time) are pinned on first use
+    and every later read is made conditional on the ETag."""
+
+    def __init__(self, url: str, options: RemoteOptions):
+        try:
+            import obstore
+            from obstore.store import from_url
+        except ImportError:
+            raise PeerUnavailableError(
+                f"{display_url(url)}: s3://, gs:// and az:// URLs need obstore; pip install obstore "
+                "(or open a presigned https:// URL of the object)"
+            ) from None
+        parts = urlsplit(url)
+        segments = parts.path.lstrip("/").split("/")
+        if parts.scheme in ("az", "abfs") and len(segments) > 1:  # az://account/container/path
+            root, key = f"{parts.scheme}://{parts.netloc}/{segments[0]}", "/".join(segments[1:])
+        else:
+            root, key = f"{parts.scheme}://{parts.netloc}", "/".join(segments)
+        if not parts.netloc or not key:
+            raise InvalidInputError(f"{display_url(url)} names no object; use s3://bucket/path/model.pacset")
+        self.where = display_url(url)
+        self._options = options
+        self._obstore = obstore
+        self._errors = obstore.exceptions
+        try:
+            allow_http = os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://")
+            self._store = from_url(
+                root, client_options={"timeout": f"{options.timeout}s", "allow_http": allow_http}
+            )
+        except Exception as exc:  # obstore reports bad configuration with its own exception types
+            raise InvalidInputError(
+                f"{self.where}: cannot configure the object store ({_first_line(exc)})"
+            ) from None
+        self._key = key
+        self.size: int | None = None
+        self.validator: tuple[str, str] | None = None
+        self.requests = 0
+        self.bytes = 0
+
+    def get(self, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object (``stop`` clipped to its size)."""
+        if self.size is None:
+            self._head()
+        stop = min(stop, int(self.size or 0))
+        options: Any = {"range": (start, stop)}  # obstore.GetOptions
+        if self.validator is not None and self.validator[0] == "etag":
+            options["if_match"] = self.validator[1]
+        last = ""
+        for attempt in range(self._options.retries + 1):
+            if attempt:
+                time.sleep(self._options.backoff * 2 ** (attempt - 1) * (1 + random.random()))
+            try:
+                self.requests += 1
+                result = self._obstore.get(self._store, self._key, options=options)
+                body = bytes(result.bytes())
+            except self._errors.GenericError as exc:  # timeouts, 5xx and dropped connections
+                last = _first_line(exc)
+                continue
+            except (self._errors.BaseError, OSError) as exc:
+                raise self._refusal(exc) from None
+            self._pin(result.meta)
+            if len(body) != stop - start:
+                raise CorruptFileError(f"{self.where} is shorter than its header says; upload it again")
+            self.bytes += len(body)
+            return body
+        raise ServiceUnavailableError(
+            f"{self.where}: the object store did not answer ({last[:120]}) after {self._options.retries + 1} "
+            "tries; check the endpoint and network, or try again later"
+        )
+
+    def _head(self) -> None:
+        try:
+            self.requests += 1
+            meta = self._obstore.head(self._store, self._key)
+        except (self._errors.BaseError, OSError) as exc:
+            raise self._refusal(exc) from None
+        self.size = int(meta["size"])
+        self._pin(meta)
+
+    def _pin(self, meta) -> None:
+        etag, modified = meta.get("e_tag"), meta.get("last_modified")
+        found = ("etag", etag) if etag else ("last-modified", str(modified)) if modified else None
+        if self.validator is None:
+            self.validator = found
+        elif found != self.validator or int(meta.get("size", self.size)) != self.size:
+            raise CorruptFileError(
+                f"{self.where} was replaced in the object store while it was open; open it again"
+            )
+
+    def _refusal(self, exc: Exception) -> FrugalError:
+        e = self._errors
+        if isinstance(exc, e.NotFoundError | FileNotFoundError):
+            return DataNotFoundError(f"{self.where} was not found; check the bucket and key")
+        if isinstance(exc, e.PermissionDeniedError | e.UnauthenticatedError | PermissionError):
+            return ServiceUnavailableError(
+                f"{self.where}: access denied; check the credentials the environment configures"
+            )
+        if isinstance(exc, e.PreconditionError | e.NotModifiedError):
+            return CorruptFileError(
+                f"{self.where} was replaced in the object store while it was open; open it again"
+            )
+        return ServiceUnavailableError(
+            f"{self.where}: the object store refused the read ({_first_line(exc)[:120]})"
+        )
+
+    def whole(self) -> bytes:
+        if self.size is None:
+            self._head()
+        return self.get(0, int(self.size or 0))
+
+    def close(self) -> None:
+        pass
+
+
+def _first_line(exc: Exception) -> str:
+    """An exception's first line with anything that looks like a query string or secret cut off."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"\?[^\s]*", "", text)
+
+
 def parse_header(head: bytes, size: int, where: str) -> tuple[dict[str, Any], int, int, bytes]:
     """The container header in ``head`` (the file's first bytes; ``size`` its length): metadata,
     payload offset, payload length, payload SHA-256. Raises CorruptFileError when damaged."""
@@ -305,7 +429,12 @@ class HttpStore(CachedStore):
     """Node blocks read with parallel, coalesced range requests into an LRU pool (see the module)."""
 
     def __init__(
-        self, remote: HttpFile, meta: dict, nodes_offset: int, payload_sha: bytes, options: RemoteOptions
+        self,
+        remote: HttpFile | ObjectFile,
+        meta: dict,
+        nodes_offset: int,
+        payload_sha: bytes,
+        options: RemoteOptions,
     ):
         super().__init__(meta["n_blocks"], meta["block_size"], options.cache_blocks)
         self.remote, self.options = remote, options
@@ -427,7 +556,9 @@ def open_http(url: str, options: RemoteOptions) -> tuple[dict[str, Any], Index, 
     """Read a remote packed file's header and index (one range request, two for a large index) and
     return (metadata, index, a store for its node blocks)."""
     options.check()
-    remote = HttpFile(url, options)
+    remote: HttpFile | ObjectFile = (
+        HttpFile(url, options) if urlsplit(url).scheme in REMOTE_SCHEMES else ObjectFile(url, options)
+    )
     head = remote.get(0, options.head_bytes)
     size = int(remote.size or 0)
     meta, offset, length, sha = parse_header(head, size, remote.where)
@@ -488,18 +619,11 @@ def _payload_sha(data: bytes) -> bytes:
     return _FIXED.unpack(data[: _FIXED.size])[5]
 
 
-def object_store_error(url: str) -> FrugalError:
-    """The error for an object-store URL this build cannot open."""
-    return PeerUnavailableError(
-        f"{display_url(url)}: s3://, gs:// and az:// URLs are not supported yet; open a presigned "
-        "https:// URL of the object instead"
-    )
-
-
 __all__ = [
     "FETCH_POLICIES",
     "HttpFile",
     "HttpStore",
+    "ObjectFile",
     "RemoteOptions",
     "coalesce",
     "display_url",

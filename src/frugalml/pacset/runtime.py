@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -106,11 +105,10 @@ class PackedForest:
     def open_url(
         cls, url: str, *, engine: str = "auto", options: RemoteOptions | None = None
     ) -> PackedForest:
-        """Open a packed file served over HTTP(S) with range requests (see :mod:`frugalml.pacset.remote`)."""
-        from frugalml.pacset.remote import RemoteOptions, display_url, object_store_error, open_http
+        """Open a packed file served over HTTP(S), or an s3://, gs:// or az:// object, with range
+        requests (see :mod:`frugalml.pacset.remote`)."""
+        from frugalml.pacset.remote import RemoteOptions, display_url, open_http
 
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise object_store_error(url)
         meta, index, store = open_http(url, options or RemoteOptions())
         return cls(meta, index, store, engine, display_url(url))
 

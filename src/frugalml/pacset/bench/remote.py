@@ -1,0 +1,232 @@
+"""``frugal pacset bench --remote``: the serverless cold start, a fresh process per query, models on HTTP.
+
+nginx serves the packed files and the peers' native files from a local folder; a delaying TCP proxy
+on loopback adds the round trip of a remote region (half each way) and paces each direction at
+100 MB/s, because this machine's kernel has no ``tc netem`` (network namespaces alone cannot add
+delay). Each trial is a new Python process (interpreter start and imports counted on both sides)
+with the served file evicted from the page cache: ours opens the URL and predicts one row with
+range requests; each peer downloads the whole file and loads it with its library. Contenders take
+turns in a rotating order; medians and min-max are reported with requests, bytes and walk rounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from frugalml.common.env import machine
+from frugalml.common.report import Record, print_table
+from frugalml.pacset.bench.data import fit_rf
+from frugalml.pacset.bench.protocol import BEST, SYSTEM, log, merge_records, pack_as
+
+RTTS = (0.02, 0.05)
+COMMAND = "frugal pacset bench --remote --size full --json benchmarks/results/pacset/remote-cold-start.json"
+BANDWIDTH = 100e6
+PROXY_NOTE = (
+    "round trip emulated by a delaying TCP proxy on loopback (half the RTT each way, 100 MB/s per "
+    "direction; this kernel has no tc netem); nginx serves the files; a fresh process per query, "
+    "interpreter start and imports counted; served file evicted from the page cache before each query"
+)
+
+
+class Served(NamedTuple):
+    """One contender: its name, child kind, file name under the served folder, and the local path."""
+
+    name: str
+    kind: str
+    file: str
+    path: Path
+
+
+def trial(kind: str, url: str, row: Path) -> tuple[float, dict]:
+    """One fresh-process query; (wall seconds from spawn to exit, the child's report)."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "frugalml.pacset.bench.remotechild", kind, url, str(row)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"{kind} child failed: {out.stderr.strip()[-500:]}")
+    return seconds, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(contenders: list[Served], base: str, X: np.ndarray, tmp: Path, quiet: bool) -> dict[str, dict]:
+    """Interleaved fresh-process queries of every contender; per name: seconds, reports, predictions."""
+    from frugalml.pacset.accounting import evict
+
+    out: dict[str, dict] = {c.name: {"seconds": [], "reports": []} for c in contenders}
+    for q, x in enumerate(X):
+        row = tmp / f"row-{q}.npy"
+        np.save(row, x[None, :])
+        k = q % len(contenders)
+        for c in contenders[k:] + contenders[:k]:
+            evict(c.path)
+            seconds, report = trial(c.kind, f"{base}/{c.file}", row)
+            out[c.name]["seconds"].append(seconds)
+            out[c.name]["reports"].append(report)
+        log(quiet, f"  query {q + 1}/{len(X)}")
+    return out
+
+
+def records_for(workload: str, rtt: float, results: dict[str, dict], sizes: dict[str, int]) -> list[Record]:
+    """Latency of ours vs each peer, and ours' bytes per query against the whole file."""
+    ours = results["pacset"]
+    reports = ours["reports"]
+    med = {k: float(np.median([r[k] for r in reports])) for k in ("requests", "bytes", "rounds")}
+    plans = sorted({r["plan"] for r in reports})
+    detail = (
+        f"ours per query: {med['requests']:.0f} HTTP requests, {med['bytes'] / 2**20:.2f} MiB "
+        f"({med['bytes'] / sizes['pacset']:.2%} of the {sizes['pacset'] / 2**20:.1f} MiB packed file), "
+        f"{med['rounds']:.0f} walk rounds, fetch plan {'/'.join(plans)}"
+    )
+    records = []
+    for name, res in results.items():
+        if name == "pacset":
+            continue
+        records.append(
+            Record(
+                SYSTEM,
+                workload,
+                f"fresh-process cold query over HTTP at {rtt * 1e3:.0f} ms RTT (pacset {BEST})",
+                "s",
+                float(np.median(ours["seconds"])),
+                f"{name} (download {sizes[name] / 2**20:.1f} MiB + load + predict)",
+                float(np.median(res["seconds"])),
+                spread={
+                    "ours": [min(ours["seconds"]), max(ours["seconds"])],
+                    "peer": [min(res["seconds"]), max(res["seconds"])],
+                    "rounds": len(ours["seconds"]),
+                },
+                notes=f"{detail}; {PROXY_NOTE}; {machine(load=True)}",
+                command=COMMAND,
+            )
+        )
+    records.append(
+        Record(
+            SYSTEM,
+            workload,
+            f"bytes fetched per cold single-row query over HTTP at {rtt * 1e3:.0f} ms RTT",
+            "bytes",
+            med["bytes"],
+            "whole packed file",
+            float(sizes["pacset"]),
+            notes=detail,
+            command=COMMAND,
+        )
+    )
+    return records
+
+
+def _check_equal(results: dict[str, dict], workload: str) -> None:
+    ours = np.array([r["pred"] for r in results["pacset"]["reports"]])
+    for name, res in results.items():
+        theirs = np.array([r["pred"] for r in res["reports"]])
+        if theirs.shape == ours.shape and not np.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
+            raise RuntimeError(f"{workload}: pacset and {name} disagree: {ours[:3]} vs {theirs[:3]}")
+
+
+def run_workload(
+    workload: str, contenders: list[Served], X: np.ndarray, folder: Path, rtts, quiet: bool
+) -> list[Record]:
+    """Every contender at every RTT through nginx and the delaying proxy."""
+    from frugalml.pacset.bench.httpserve import DelayProxy, nginx_server
+
+    sizes = {c.name: c.path.stat().st_size for c in contenders}
+    records = []
+    with nginx_server(folder) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for rtt in rtts:
+            log(quiet, f"[{workload}, RTT {rtt * 1e3:.0f} ms]")
+            with DelayProxy(port, rtt / 2, BANDWIDTH) as proxy, tempfile.TemporaryDirectory() as rows:
+                results = measure(contenders, f"http://127.0.0.1:{proxy.port}", X, Path(rows), quiet)
+            _check_equal(results, workload)
+            records += records_for(workload, rtt, results, sizes)
+    return records
+
+
+def rf_contenders(model, folder: Path, X: np.ndarray, quiet: bool) -> list[Served]:
+    """The RF packed (bin+blockwise) and as joblib and Treelite files."""
+    import joblib
+
+    pack_as(model, folder / "rf.pacset", BEST)
+    joblib.dump(model, folder / "rf.joblib")
+    out = [
+        Served("pacset", "pacset", "rf.pacset", folder / "rf.pacset"),
+        Served("sklearn joblib.load+predict", "sklearn", "rf.joblib", folder / "rf.joblib"),
+    ]
+    with contextlib.suppress(ImportError):
+        import treelite
+
+        treelite.sklearn.import_model(model).serialize(str(folder / "rf.treelite"))
+        out.append(Served("treelite deserialize+gtil", "treelite", "rf.treelite", folder / "rf.treelite"))
+    log(quiet, "  files: " + ", ".join(f"{c.file} {c.path.stat().st_size / 2**20:.1f} MiB" for c in out))
+    return out
+
+
+def booster_contenders(lib: str, model_path: Path, folder: Path, X: np.ndarray) -> list[Served]:
+    """A saved XGBoost or LightGBM model: packed, and its native file."""
+    from frugalml.pacset.importers import load_model_file
+
+    name = f"{lib}.pacset"
+    pack_as(load_model_file(model_path), folder / name, BEST)
+    native = folder / model_path.name
+    if native != model_path:
+        shutil.copy(model_path, native)
+    kind = f"{lib} load+predict"
+    return [Served("pacset", "pacset", name, folder / name), Served(kind, lib, native.name, native)]
+
+
+def run_remote(
+    json_path: str | os.PathLike | None = None,
+    size: str = "full",
+    rtts=RTTS,
+    n_queries: int = 5,
+    quiet: bool = False,
+) -> list[Record]:
+    """The serverless cold-start benchmark (``size="full"``: a >= 100 MB RF and ~50 MB boosted
+    models; ``"small"``: a minute's worth); merges its records into ``json_path``."""
+    from sklearn.datasets import make_classification, make_regression
+
+    from frugalml.pacset.bench.data import BoosterShape, fit_boosters
+
+    full = size == "full"
+    rows = 150_000 if full else 20_000
+    records: list[Record] = []
+    with tempfile.TemporaryDirectory(prefix="pacset-remote-", dir=os.environ.get("PACSET_BENCH_DIR")) as d:
+        folder = Path(d)
+        X, y = make_classification(rows + 200, 20, n_informative=12, flip_y=0.1, random_state=0)
+        rf = fit_rf(X[:rows], y[:rows], 64 if full else 16, quiet)
+        contenders = rf_contenders(rf, folder, X, quiet)
+        del rf
+        mib = contenders[1].path.stat().st_size / 2**20
+        workload = f"synthetic RF {rows // 1000}k rows ({mib:.0f} MiB joblib)"
+        records += run_workload(workload, contenders, X[rows : rows + n_queries], folder, rtts, quiet)
+        if json_path is not None:
+            merge_records(records, json_path)
+        Xr, yr = make_regression(rows + 200, 20, n_informative=12, noise=10.0, random_state=0)
+        shape = BoosterShape(450, 12, 320, 2048) if full else BoosterShape(60, 8, 60, 128)
+        models = fit_boosters(Xr[:rows], yr[:rows], folder, quiet, shape, regression=True)
+        for lib, path in models.items():
+            mib = path.stat().st_size / 2**20
+            records += run_workload(
+                f"{lib} regressor {shape.labels()[lib]} ({mib:.0f} MiB file)",
+                booster_contenders(lib, path, folder, Xr),
+                Xr[rows : rows + n_queries], folder, rtts, quiet,
+            )  # fmt: skip
+            if json_path is not None:
+                merge_records(records, json_path)
+    print_table(records, title="pacset: serverless cold start from HTTP (fresh process per query)")
+    return records
