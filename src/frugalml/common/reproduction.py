@@ -37,8 +37,8 @@ class Reproduction:
 
 
 def verdict(ours: float, paper: float, *, higher_is_better: bool, tolerance: float = 0.1) -> str:
-    """"better than the paper" when ours beats the paper's number by more than ``tolerance``
-    (relative), "reproduced" within it, "not reproduced" otherwise.
+    """The verdict on a paper's number: "better than the paper" when ours beats it by more than
+    ``tolerance`` (relative), "reproduced" within it, "not reproduced" otherwise.
 
     Examples
     --------
