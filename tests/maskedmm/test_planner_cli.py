@@ -28,7 +28,7 @@ def test_a_corrupt_or_foreign_calibration_falls_back_to_defaults(fresh_cache, mo
         assert not planner.calibration().measured
     monkeypatch.setattr(planner, "_loaded", None)
     planner.cache_path().write_text(json.dumps({"fingerprint": {"cpu": "other"}, "calibration": {}}))
-    with pytest.warns(planner.CalibrationWarning, match="not a maskedmm calibration file"):
+    with pytest.warns(planner.CalibrationWarning, match="older frugalml"):
         assert not planner.calibration().measured
 
 

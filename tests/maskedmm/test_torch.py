@@ -257,3 +257,59 @@ def test_a_sparsified_model_compiles_with_torch_compile():
             pytest.skip(f"torch.compile cannot run here: {type(exc).__name__}")
     assert torch.allclose(got, expected, atol=1e-6)
     assert model[2].report.methods == {"masked": 2}
+
+
+def _plan(method: str):
+    from frugalml.maskedmm import planner
+
+    return planner.Plan(method, 1, "avx512", "rows", {}, 0.1, 1.0, False)
+
+
+def test_a_case_settles_on_the_method_measured_faster():
+    from frugalml.maskedmm import planner
+
+    slow = mt._Choice(_plan("masked"), planner.calibration())
+    for _ in range(mt.TRIALS):
+        assert slow.method() == "dense"  # dense first, then alternating
+        slow.record("dense", 1.0)
+        assert slow.method() == "masked"
+        slow.record("masked", 1.2)
+    assert slow.settled == "dense" and slow.method() == "dense"
+    fast = mt._Choice(_plan("masked"), planner.calibration())
+    for _ in range(mt.TRIALS):
+        fast.record(fast.method(), 1.0)
+        fast.record(fast.method(), 0.5)
+    assert fast.settled == "masked"
+    assert mt._Choice(_plan("dense"), planner.calibration(), settled="dense").method() == "dense"
+
+
+def test_inference_calls_try_both_methods_then_keep_one_and_stay_exact():
+    torch.manual_seed(0)
+    linear = nn.Linear(2048, 512)
+    layer = mt.MaskedLinear(linear, "down")
+    x = torch.relu(torch.randn(2, 2048)) * (torch.rand(2, 2048) < 0.1)
+    with torch.inference_mode():
+        expected = linear(x)
+        outs = [layer(x) for _ in range(2 * mt.TRIALS + 4)]
+    for out in outs:
+        assert float((out - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
+    report = layer.report
+    assert report.calls == len(outs) and report.rows == 2 * len(outs)
+    assert 0.01 < report.density < 0.1
+    (choice,) = layer._choices.values()
+    assert choice.settled in ("dense", choice.plan.method)
+    if choice.plan.method != "dense":  # the trial ran both
+        assert report.methods.get("dense", 0) >= mt.TRIALS
+
+
+def test_small_layers_run_torch_linear_and_count_zeros_on_sampled_calls():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 16)
+    layer = mt.MaskedLinear(linear, "small")
+    x = torch.relu(torch.randn(1, 64))
+    with torch.inference_mode():
+        for _ in range(2 * mt.SAMPLE_EVERY):
+            assert torch.equal(layer(x), linear(x))
+    report = layer.report
+    assert report.methods == {"dense": 2 * mt.SAMPLE_EVERY} and report.counted_rows == 2
+    assert report.density == pytest.approx(float((x != 0).float().mean()))

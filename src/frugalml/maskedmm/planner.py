@@ -491,6 +491,8 @@ def read_cache(path: str | os.PathLike) -> tuple[dict, Calibration]:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CorruptFileError(f"{path} is not valid JSON ({str(exc).splitlines()[0][:80]})") from None
+    if isinstance(doc, dict) and "format" not in doc and {"fingerprint", "calibration"} <= set(doc):
+        raise CorruptFileError(f"{path} was written by an older frugalml (layout version 1, no checksum)")
     if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
         raise CorruptFileError(f"{path} is not a maskedmm calibration file")
     if set(doc) != {"format", "version", "fingerprint", "calibration", "checksum"}:

@@ -28,7 +28,7 @@ from torch import nn
 
 from frugalml.common.errors import FrugalError, InvalidInputError
 from frugalml.common.validate import one_of
-from frugalml.maskedmm import core, planner
+from frugalml.maskedmm import backend, core, planner
 
 DTYPES = (torch.float32, torch.float64)
 ACTIVATIONS = (nn.ReLU, nn.ReLU6)  # and any module whose class name says ReLU (not leaky): ReLU^2
@@ -47,11 +47,12 @@ class LayerReport:
     methods: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     nonfinite_calls: int = 0
+    counted_rows: int = 0  # rows whose non-zeros were counted (dense calls: one call in SAMPLE_EVERY)
 
     @property
     def density(self) -> float:
-        """Mean fraction of non-zero activations seen (weighted by rows)."""
-        return self.nonzeros / (self.rows * self.in_features) if self.rows else float("nan")
+        """Mean fraction of non-zero activations seen (weighted by the rows counted)."""
+        return self.nonzeros / (self.counted_rows * self.in_features) if self.counted_rows else float("nan")
 
     def to_dict(self) -> dict:
         return {
@@ -155,16 +156,24 @@ def _maskedmm_linear(
             raise
         out, method, nonfinite = F.linear(x, weight, bias), "dense", True
         density = float(np.count_nonzero(a)) / max(a.size, 1)
-    seconds = time.perf_counter() - start
+    _count(layer, method, a.shape[0], density * a.size, time.perf_counter() - start, nonfinite)
+    return out
+
+
+def _count(
+    layer: _Layer, method: str, rows: int, nonzeros: float | None, seconds: float, nonfinite=False
+) -> None:
+    """Add one call to the layer's report (``nonzeros`` None: the call's zeros were not counted)."""
     report = layer.report
     with layer.lock:
         report.calls += 1
-        report.rows += a.shape[0]
-        report.nonzeros += density * a.size
+        report.rows += rows
+        if nonzeros is not None:
+            report.counted_rows += rows
+            report.nonzeros += nonzeros
         report.methods[method] = report.methods.get(method, 0) + 1
         report.seconds += seconds
         report.nonfinite_calls += nonfinite
-    return out
 
 
 def _skipping(ops: core.Operands, method: str, chosen) -> np.ndarray:
@@ -219,6 +228,62 @@ maskedmm.register_autograd(_mm_backward, setup_context=_mm_setup)
 maskedmm_linear.register_autograd(_linear_backward, setup_context=_linear_setup)
 
 
+TRIALS = 3  # timed calls of each method before a layer settles a case on the faster
+DENSITY_BUCKETS = 32  # an input's density (its upper estimate) is planned for in steps of 1/32
+SAMPLE_EVERY = 16  # dense calls count their input's non-zeros once in this many calls
+MAX_CASES = 4096  # remembered cases per layer (rows x threads x dtype x density bucket)
+SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats dense's by 3%
+
+
+def _needs_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+
+
+@dataclass
+class _Choice:
+    """A layer's plan for one case and, until settled, the trial times of it and of dense."""
+
+    plan: planner.Plan
+    calibration: planner.Calibration
+    settled: str | None = None
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    def method(self) -> str:
+        """The settled method, else the trial method with fewer timed calls (dense first)."""
+        if self.settled is not None:
+            return self.settled
+        done = {m: len(self.times.get(m, ())) for m in ("dense", self.plan.method)}
+        return min(done, key=done.__getitem__)
+
+    def record(self, method: str, seconds: float) -> None:
+        """Add one trial time; once both methods have ``TRIALS``, settle on the faster."""
+        if self.settled is not None:
+            return
+        self.times.setdefault(method, []).append(seconds)
+        skip, dense = self.times.get(self.plan.method, []), self.times.get("dense", [])
+        if len(skip) >= TRIALS and len(dense) >= TRIALS:
+            self.settled = self.plan.method if min(skip) < SKIP_MARGIN * min(dense) else "dense"
+
+
+def _skip_or_dense(x, a, weight, bias, layer: _Layer, plan: planner.Plan, threads: int):
+    """(output, method run, whether A held NaN/inf) of the planned skipping method, or of
+    ``F.linear`` when the activations hold NaN or infinity (the kernels refuse them)."""
+    try:
+        ops = core.check_operands(a, layer.prepared, threads=threads)
+        out = torch.from_numpy(_skipping(ops, plan.method, plan)).reshape(
+            *x.shape[:-1], layer.prepared.shape[1]
+        )
+    except FrugalError:
+        if bool(torch.isfinite(x).all()):
+            raise
+        return F.linear(x, weight, bias), "dense", True
+    if bias is not None:
+        out += bias
+    return out, plan.method, False
+
+
 class MaskedLinear(nn.Module):
     """An ``nn.Linear`` whose input is mostly zeros (a ReLU's output), multiplied by maskedmm.
 
@@ -238,6 +303,7 @@ class MaskedLinear(nn.Module):
         self._report = LayerReport(name, self.in_features, self.out_features)
         self.method = one_of(method, core.METHODS, "method")
         self._outright: dict[tuple, bool] = {}
+        self._choices: dict[tuple, _Choice] = {}
         self._prepare()
         weakref.finalize(self, _layers.pop, self.key, None)
 
@@ -246,6 +312,7 @@ class MaskedLinear(nn.Module):
             w = self.weight.detach()
             prepared = core.prepare_b(w.T.contiguous().numpy(), threads=torch.get_num_threads())
         _layers[self.key] = _Layer(prepared, w.data_ptr(), self.weight._version, self._report, self.method)
+        self._choices = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # torch.compile sees the op alone; the checks run inside it
@@ -254,18 +321,76 @@ class MaskedLinear(nn.Module):
         weight, bias = self.weight, self.bias
         if weight.data_ptr() != layer.weight_ptr or weight._version != layer.weight_version:
             self._prepare()
-        if x.device.type == "cpu" and x.dtype in DTYPES:
+            layer = _layers[self.key]
+        if (
+            x.device.type == "cpu"
+            and x.dtype in DTYPES
+            and x.dtype == weight.dtype
+            and x.dim()
+            and x.shape[-1] == self.in_features
+        ):
             x = x.contiguous()
-            if (
-                self.method == "auto"
-                and x.dtype == weight.dtype
-                and x.dim()
-                and x.shape[-1] == self.in_features
-            ):
-                rows = x.numel() // self.in_features
-                if self._dense_outright(rows, x.dtype, torch.get_num_threads()):
-                    return self._linear(x, weight, bias, layer)
+            if not _needs_grad(x, weight, bias):  # inference: no autograd, so no op dispatch either
+                return self._infer(x, weight, bias, layer)
+            rows = x.numel() // self.in_features
+            if self.method == "auto" and self._dense_outright(rows, x.dtype, torch.get_num_threads()):
+                return self._linear(x, weight, bias, layer)
         return maskedmm_linear(x, weight, bias, self.key)
+
+    def _infer(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
+        """The forward pass without autograd, planned once per case and checked by measurement.
+
+        A case is (rows, threads, dtype, density bucket of the input). Dense BLAS wins outright
+        where a skipping call's fixed costs alone exceed it; otherwise the planner's choice for
+        the bucket is remembered, and where it is a skipping method its first ``TRIALS`` calls
+        and as many dense ones are timed: the layer keeps skipping only when that is measured
+        faster, so it never runs much slower than torch's own linear.
+        """
+        k = self.in_features
+        rows, threads = x.numel() // k, torch.get_num_threads()
+        if self.method == "auto" and self._dense_outright(rows, x.dtype, threads):
+            return self._linear(x, weight, bias, layer)
+        if self.method != "auto":
+            return _maskedmm_linear(x, weight, bias, self.key)
+        start = time.perf_counter()
+        a = x.reshape(-1, k).numpy()
+        density, error = planner.density_estimate(a)
+        bucket = min(int(planner.upper_density(density, error) * DENSITY_BUCKETS), DENSITY_BUCKETS - 1)
+        choice = self._choice((rows, threads, x.dtype, bucket), layer, a.dtype)
+        method = choice.method()
+        if method == "dense":
+            out, nonfinite = F.linear(x, weight, bias), False
+        else:
+            out, method, nonfinite = _skip_or_dense(x, a, weight, bias, layer, choice.plan, threads)
+        seconds = time.perf_counter() - start
+        if choice.settled is None:
+            with layer.lock:
+                choice.record(method, seconds)
+        _count(layer, method, rows, density * a.size, seconds, nonfinite)
+        return out
+
+    def _choice(self, case: tuple, layer: _Layer, dtype: np.dtype) -> _Choice:
+        """The remembered plan of a case (rows, threads, dtype, density bucket), made on first use."""
+        cal = planner.calibration()
+        choice = self._choices.get(case)
+        if choice is not None and choice.calibration is cal:
+            return choice
+        rows, threads, _, bucket = case
+        plan = planner.choose(
+            shape=(rows, self.in_features, self.out_features),
+            dtype_code=core.DTYPE_CODES[np.dtype(dtype)],
+            isa=backend.choose_isa(),
+            a_density=(bucket + 1) / DENSITY_BUCKETS,
+            b_density=layer.prepared.density,
+            b_prepared=True,
+            threads=threads,
+            filters=False,
+        )
+        choice = _Choice(plan, cal, settled="dense" if plan.method == "dense" else None)
+        if len(self._choices) > MAX_CASES:
+            self._choices.clear()
+        self._choices[case] = choice
+        return choice
 
     def _dense_outright(self, rows: int, dtype: torch.dtype, threads: int) -> bool:
         """Whether the planner would pick dense whatever the density: a skipping call's fixed
@@ -277,24 +402,20 @@ class MaskedLinear(nn.Module):
             scale = 2.0 if dtype == torch.float64 else 1.0
             shape = (rows, self.in_features, self.out_features)
             dense, overhead, _ = planner.fixed_costs(cal, shape, scale, True, threads, False)
-            if len(self._outright) > 4096:
+            if len(self._outright) > MAX_CASES:
                 self._outright.clear()
             known = self._outright[case] = overhead >= cal.margin * dense
         return known
 
     def _linear(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
-        """torch's own linear, counted in the report (the planner's choice for such a call)."""
+        """torch's own linear, counted in the report (the planner's choice for such a call); the
+        input's non-zeros are counted on one call in ``SAMPLE_EVERY`` (counting costs as much as
+        a small layer's product)."""
         start = time.perf_counter()
         out = F.linear(x, weight, bias)
-        nonzeros = int(torch.count_nonzero(x))
-        seconds = time.perf_counter() - start
-        report = layer.report
-        with layer.lock:
-            report.calls += 1
-            report.rows += x.numel() // self.in_features
-            report.nonzeros += nonzeros
-            report.methods["dense"] = report.methods.get("dense", 0) + 1
-            report.seconds += seconds
+        rows = x.numel() // self.in_features
+        nonzeros = int(torch.count_nonzero(x)) if layer.report.calls % SAMPLE_EVERY == 0 else None
+        _count(layer, "dense", rows, nonzeros, time.perf_counter() - start)
         return out
 
     @property
@@ -411,3 +532,4 @@ def reset_layer_report(model: nn.Module) -> None:
         if isinstance(m, MaskedLinear):
             r = m.report
             r.calls, r.rows, r.nonzeros, r.methods, r.seconds, r.nonfinite_calls = 0, 0, 0.0, {}, 0.0, 0
+            r.counted_rows = 0
