@@ -11,9 +11,16 @@ app = typer.Typer(
     help="Packed tree ensembles that predict from disk or Redis reading few blocks.", no_args_is_help=True
 )
 
-_LAYOUT = typer.Option("blockwise-wdfs", "--layout", help="bfs, dfs, wdfs or blockwise-wdfs.")
-_BINS = typer.Option(8, "--bins", help="Trees split into this many contiguous bins.")
-_INTERLEAVE = typer.Option(3, "--interleave", help="Top levels of a bin's trees written together.")
+_LAYOUT = typer.Option(
+    "auto",
+    "--layout",
+    help="auto (chosen per model by simulating block reads; inspect says why), bfs, dfs, wdfs, "
+    "blockwise-wdfs.",
+)
+_BINS = typer.Option(None, "--bins", help="Trees split into this many contiguous bins (default 8).")
+_INTERLEAVE = typer.Option(
+    None, "--interleave", help="Top levels of a bin's trees written together (default 3)."
+)
 _BLOCK = typer.Option(4096, "--block-size", help="Bytes per block (a multiple of 4096).")
 _QUIET = typer.Option(False, "--quiet", "-q", help="Print less.")
 _TRUST = typer.Option(
@@ -30,8 +37,8 @@ def pack(
     ),
     output: Path = typer.Option(..., "-o", "--output", help="The packed file to write."),
     layout: str = _LAYOUT,
-    bins: int = _BINS,
-    interleave: int = _INTERLEAVE,
+    bins: int | None = _BINS,
+    interleave: int | None = _INTERLEAVE,
     block_size: int = _BLOCK,
     vote: str = typer.Option("soft", "--vote", help="RF classifiers: soft (= predict_proba) or hard."),
     calibration: Path = typer.Option(
@@ -53,6 +60,8 @@ def pack(
             f"{output}: {m['n_trees']} trees, {m['n_nodes']} nodes, {m['n_blocks']} blocks of "
             f"{m['block_size']} B ({m['layout']}, bins={m['bins']}, interleave={m['interleave']})"
         )
+        if "layout_choice" in m:
+            print(f"layout chosen by auto: {m['layout_choice']['why']}")
 
 
 @app.command()

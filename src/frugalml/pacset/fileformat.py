@@ -267,13 +267,16 @@ class ModelMeta:
         return self.aggregate == "sum" or (self.aggregate == "mean" and self.n_values == 1)
 
 
-def write_packed(path: str | os.PathLike, forest: Forest, layout: Layout) -> ContainerHeader:
-    """Encode ``forest`` with ``layout`` and write it atomically as a packed file."""
+def write_packed(
+    path: str | os.PathLike, forest: Forest, layout: Layout, extra: dict[str, Any] | None = None
+) -> ContainerHeader:
+    """Encode ``forest`` with ``layout`` and write it atomically as a packed file (``extra``: more
+    JSON metadata, e.g. why the layout was chosen)."""
     from frugalml.pacset.layout import encode  # numba: only a writer needs it
 
     bs = layout.config.block_size
     region = encode(forest, layout)
-    meta = metadata(forest, layout)
+    meta = {**(extra or {}), **metadata(forest, layout)}
     meta["model_id"] = secrets.token_hex(8)
     seal_blocks(region, bs, int(meta["model_id"], 16))
     index = Index(layout.root_code, forest.tree_group.astype(np.int64), layout.bin_start)

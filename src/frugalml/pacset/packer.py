@@ -10,7 +10,7 @@ from frugalml.common.errors import InvalidInputError
 from frugalml.pacset.fileformat import write_packed
 from frugalml.pacset.forest import Forest
 from frugalml.pacset.importers import from_model, load_model_file
-from frugalml.pacset.layout import Layout, LayoutConfig, compute_layout
+from frugalml.pacset.layout import LayoutConfig, compute_layout
 
 
 class Packer:
@@ -18,8 +18,13 @@ class Packer:
 
     Parameters
     ----------
-    layout, bins, interleave, block_size, vote
-        See :class:`frugalml.pacset.layout.LayoutConfig`.
+    layout : {"auto", "bfs", "dfs", "wdfs", "blockwise-wdfs"}
+        ``auto`` (the default) chooses layout, bins and interleave depth per model by simulating
+        the blocks a single-row query reads (see :mod:`frugalml.pacset.choose`) and records the
+        choice and its reason in the file's metadata (``layout_choice``, shown by ``frugal pacset
+        inspect``); given ``bins`` or ``interleave``, ``auto`` means blockwise W-DFS with them.
+    bins, interleave, block_size, vote
+        See :class:`frugalml.pacset.layout.LayoutConfig` (None: 8 bins, 3 interleaved levels).
 
     Attributes
     ----------
@@ -35,9 +40,9 @@ class Packer:
 
     def __init__(
         self,
-        layout: str = "blockwise-wdfs",
-        bins: int = 8,
-        interleave: int = 3,
+        layout: str = "auto",
+        bins: int | None = None,
+        interleave: int | None = None,
         block_size: int = 4096,
         vote: str = "soft",
     ):
@@ -48,10 +53,17 @@ class Packer:
         self.vote = vote
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return asdict(self._config())
+        return {**asdict(self._config()), "layout": self.layout}
 
     def _config(self) -> LayoutConfig:
-        return LayoutConfig(self.layout, self.bins, self.interleave, self.block_size, self.vote)
+        layout = "blockwise-wdfs" if self.layout == "auto" else self.layout
+        bins = 8 if self.bins is None else self.bins
+        interleave = 3 if self.interleave is None else self.interleave
+        return LayoutConfig(layout, bins, interleave, self.block_size, self.vote)
+
+    @property
+    def _auto(self) -> bool:
+        return self.layout == "auto" and self.bins is None and self.interleave is None
 
     def fit(self, model: Any, X=None, *, trust_pickle: bool = False) -> Packer:
         """Import ``model`` (a fitted estimator, a Forest, or a model file path) and lay it out.
@@ -71,14 +83,21 @@ class Packer:
         if X is not None:
             forest.recount(X)
         self.forest_ = forest
-        self.layout_: Layout = compute_layout(forest, config)
+        self.choice_: dict[str, Any] | None = None
+        if self._auto:
+            from frugalml.pacset.choose import choose_layout
+
+            _, self.layout_, self.choice_ = choose_layout(forest, X, config.block_size, config.vote)
+        else:
+            self.layout_ = compute_layout(forest, config)
         return self
 
     def write(self, path: str | os.PathLike):
         """Write the packed file atomically; returns its container header."""
         if not hasattr(self, "layout_"):
             raise InvalidInputError("Packer is not fitted; call fit(model) first")
-        return write_packed(path, self.forest_, self.layout_)
+        extra = {"layout_choice": self.choice_} if self.choice_ is not None else None
+        return write_packed(path, self.forest_, self.layout_, extra)
 
 
 def pack(model: Any, path: str | os.PathLike, X=None, *, trust_pickle: bool = False, **config) -> Packer:
