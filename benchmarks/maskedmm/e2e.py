@@ -28,6 +28,18 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="a text file to train on")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: 3000, quick 600)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per comparison")
+    parser.add_argument(
+        "--activation-l1",
+        type=float,
+        default=None,
+        help="L1 weight on FFN activations in training (default 0.1; 0: plain)",
+    )
+    parser.add_argument(
+        "--threads", type=str, default=None, help="thread counts, e.g. 1,2 (default: quick 1, full 1,2)"
+    )
+    parser.add_argument(
+        "--batches", type=str, default=None, help="batch sizes, e.g. 1,4 (default: quick 1,4, full 1,4,16,64)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
     from frugalml.maskedmm.bench.spin import apply_spin_settings
@@ -37,7 +49,20 @@ def main() -> None:
     from frugalml.maskedmm.bench import e2e
 
     try:
-        config = e2e.configure(quick=args.quick, steps=args.steps, rounds=args.rounds)
+        from frugalml.common.parsing import comma_list
+
+        config = e2e.configure(
+            quick=args.quick,
+            steps=args.steps,
+            rounds=args.rounds,
+            activation_l1=args.activation_l1,
+            threads=None
+            if args.threads is None
+            else tuple(comma_list(args.threads, int, name="--threads value")),
+            batches=None
+            if args.batches is None
+            else tuple(comma_list(args.batches, int, name="--batches value")),
+        )
         records = e2e.run(config, quiet=args.quiet, corpus_path=args.corpus)
     except FrugalError as exc:
         print(f"error: {exc}", file=sys.stderr)

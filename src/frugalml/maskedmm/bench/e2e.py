@@ -36,6 +36,7 @@ CORPUS = "corpora/tinyshakespeare.txt"
 PARTS = ("FFN down", "FFN up", "attention", "rest")
 BOUND = "ideal bound (weight bytes read at this density)"
 SHARED_NOTE = "other work may share this machine: see the load average"
+ACTIVATION_L1 = 0.1  # the sparsity-friendly recipe's L1 weight on the FFN activations (see tinylm.train)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class E2EConfig:
     rounds: int = 7
     compiled: bool = True
     seed: int = 0
+    activation_l1: float = ACTIVATION_L1  # 0: plain cross-entropy (the activations' natural sparsity)
 
     @classmethod
     def quick(cls) -> E2EConfig:
@@ -111,6 +113,7 @@ def train_model(
         seq=config.train_seq,
         seed=config.seed,
         quiet=quiet,
+        activation_l1=config.activation_l1,
     )
     return model.eval(), losses
 
@@ -121,6 +124,7 @@ def training_records(config: E2EConfig, losses: list[float], patterns: list, not
     name = (
         f"trained ReLU^2 decoder d_model={c.d_model}, {c.n_layer} layers, FFN {c.hidden}, "
         f"{config.train_steps} steps"
+        + (f", activation L1 {config.activation_l1:g}" if config.activation_l1 else "")
     )
     tail = losses[-max(1, len(losses) // 20) :]
     records = [
@@ -473,22 +477,39 @@ def goal_lines(records: list[Record]) -> list[str]:
     return lines
 
 
-def configure(*, quick: bool = False, steps: int | None = None, rounds: int | None = None) -> E2EConfig:
-    """The full or quick configuration, with training steps and rounds overridden when given."""
+def configure(
+    *,
+    quick: bool = False,
+    steps: int | None = None,
+    rounds: int | None = None,
+    activation_l1: float | None = None,
+    threads: tuple[int, ...] | None = None,
+    batches: tuple[int, ...] | None = None,
+) -> E2EConfig:
+    """The full or quick configuration, with the given settings overridden."""
     from dataclasses import replace
 
     from frugalml.common.errors import InvalidInputError
 
     config = E2EConfig.quick() if quick else E2EConfig()
+    changes: dict = {}
+    for name, value in (("steps", steps), ("rounds", rounds)):
+        if value is not None and value < 1:
+            raise InvalidInputError(f"--{name} must be positive, got {value}")
     if steps is not None:
-        if steps < 1:
-            raise InvalidInputError(f"--steps must be positive, got {steps}")
-        config = replace(config, train_steps=steps)
+        changes["train_steps"] = steps
     if rounds is not None:
-        if rounds < 1:
-            raise InvalidInputError(f"--rounds must be positive, got {rounds}")
-        config = replace(config, rounds=rounds)
-    return config
+        changes["rounds"] = rounds
+    if activation_l1 is not None:
+        if not 0 <= activation_l1 <= 100:
+            raise InvalidInputError(f"--activation-l1 must lie between 0 and 100, got {activation_l1}")
+        changes["activation_l1"] = activation_l1
+    for name, values in (("threads", threads), ("batches", batches)):
+        if values is not None:
+            if not values or min(values) < 1 or max(values) > 4096:
+                raise InvalidInputError(f"--{name} needs positive integers up to 4096, got {values}")
+            changes[name] = tuple(values)
+    return replace(config, **changes)
 
 
 def publish(records: list[Record], path) -> None:

@@ -192,25 +192,44 @@ def train(
     lr: float = 3e-3,
     seed: int = 0,
     quiet: bool = False,
+    activation_l1: float = 0.0,
 ) -> list[float]:
-    """AdamW with a one-cycle schedule on random windows of ``data``; returns the loss per step."""
+    """AdamW with a one-cycle schedule on random windows of ``data``; returns the loss per step
+    (cross-entropy alone).
+
+    ``activation_l1`` > 0 adds that multiple of the FFN activations' mean (an L1 penalty: ReLU^2
+    outputs are non-negative) to the loss, a sparsity-friendly recipe (as in ProSparse, Song et
+    al. 2024) that drives more of them to exact zeros.
+    """
     from frugalml.common.progress import progress
 
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     losses = []
+    penalties: list[torch.Tensor] = []
+    hooks = [
+        block.mlp.act.register_forward_hook(lambda m, i, out: penalties.append(out.mean()))
+        for block in model.blocks
+        if activation_l1 > 0
+    ]
     model.train()
-    for _ in progress(range(steps), desc="training", quiet=quiet):
-        starts = torch.randint(0, len(data) - seq - 1, (batch,), generator=gen)
-        x = torch.stack([data[s : s + seq] for s in starts.tolist()])
-        y = torch.stack([data[s + 1 : s + seq + 1] for s in starts.tolist()])
-        loss = F.cross_entropy(model(x).reshape(-1, model.config.vocab), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
+    try:
+        for _ in progress(range(steps), desc="training", quiet=quiet):
+            starts = torch.randint(0, len(data) - seq - 1, (batch,), generator=gen)
+            x = torch.stack([data[s : s + seq] for s in starts.tolist()])
+            y = torch.stack([data[s + 1 : s + seq + 1] for s in starts.tolist()])
+            penalties.clear()
+            loss = F.cross_entropy(model(x).reshape(-1, model.config.vocab), y.reshape(-1))
+            total = loss + activation_l1 * torch.stack(penalties).sum() if penalties else loss
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+    finally:
+        for h in hooks:
+            h.remove()
     model.eval()
     return losses
 
