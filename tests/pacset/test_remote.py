@@ -29,7 +29,7 @@ def served(tmp_path_factory):
     from frugalml.pacset.bench.httpserve import nginx_server
 
     root = tmp_path_factory.mktemp("www")
-    for sub in ("noranges", "forbidden"):
+    for sub in ("noranges", "onerange", "forbidden"):
         (root / sub).mkdir()
     with contextlib.ExitStack() as stack:
         try:
@@ -286,3 +286,39 @@ def test_s3_object_equal_to_the_local_file_and_replacements_refused(s3, rf, cls_
             model.predict(X)
     with pytest.raises(DataNotFoundError, match="s3://models/dir/missing.pacset was not found"):
         PackedForest.open("s3://models/dir/missing.pacset", remote=FAST)
+
+
+def test_multi_range_requests_and_servers_with_one_range_per_request(served, rf_file, cls_data):
+    root, base = served
+    shutil.copy(rf_file[0], root / "onerange" / "rf.pacset")
+    X = cls_data[0][:3]
+    counts = {}
+    for where in ("", "onerange/"):
+        for per in (1, 64):
+            url = f"{base}/{where}rf.pacset"
+            with PackedForest.open(
+                url, remote=RemoteOptions(fetch="blocks", ranges_per_request=per, concurrency=2)
+            ) as m:
+                np.testing.assert_array_equal(m.predict_proba(X), np.asarray(rf_file_proba(rf_file[0], X)))
+                counts[where, per] = (m.store.requests, m.store.stats.round_trips, m.store.remote.multi_range)
+    one, multi = counts["", 1], counts["", 64]
+    assert multi[0] < one[0] and multi[2]  # fewer requests for the same rounds
+    assert not counts["onerange/", 64][2]  # the whole-file answer was noticed: one range per request since
+
+
+def rf_file_proba(path, X):
+    with PackedForest.open(path) as m:
+        return m.predict_proba(X)
+
+
+def test_multipart_parts_are_cut_by_their_lengths():
+    from frugalml.pacset.remote import _multipart
+
+    data = b"xx--B\r\nyyy"  # the boundary inside the data (10 bytes)
+    body = (
+        b"--B\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 10-19/100\r\n\r\n"
+        + data
+        + b"\r\n--B\r\nContent-Range: bytes 50-51/100\r\n\r\nzz\r\n--B--\r\n"
+    )
+    assert _multipart(body, "B") == [("bytes 10-19/100", data), ("bytes 50-51/100", b"zz")]
+    assert _multipart(body[:60], "B") is None

@@ -69,7 +69,8 @@ class RemoteOptions:
     cache_dir: a folder for blocks shared between processes (None: memory only); fetch: "auto",
     "blocks" or "whole"; whole_share: with "auto", a batch expected to need at least this share
     of the blocks fetches the whole file; head_bytes: the first range read (header and, usually,
-    the index).
+    the index); ranges_per_request: runs of blocks asked for in one multi-range request (1: one
+    run per request; object stores and servers without multi-range support get one each).
     """
 
     concurrency: int = 16
@@ -81,6 +82,7 @@ class RemoteOptions:
     fetch: str = "auto"
     whole_share: float = 0.5
     head_bytes: int = 1 << 16
+    ranges_per_request: int = 64
 
     def check(self) -> None:
         if self.fetch not in FETCH_POLICIES:
@@ -149,12 +151,28 @@ class HttpFile:
         self.validator: tuple[str, str] | None = None  # (header, value) pinned at the first response
         self.requests = 0
         self.bytes = 0
+        self.multi_range = options.ranges_per_request > 1
 
     def get(self, start: int, stop: int) -> bytes:
         """Bytes ``[start, stop)`` of the file (``stop`` is clipped to its size when known)."""
         if self.size is not None:
             stop = min(stop, self.size)
-        headers = dict(self._headers, Range=f"bytes={start}-{stop - 1}")
+        return self._fetch(f"bytes={start}-{stop - 1}", lambda r: self._check(r, start, stop))
+
+    def get_ranges(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several ``[start, stop)`` ranges in one request (a multipart/byteranges answer); a
+        server that answers a multi-range request with the whole file is asked range by range."""
+        if len(ranges) == 1 or not self.multi_range:
+            return [self.get(a, b) for a, b in ranges]
+        spec = "bytes=" + ",".join(f"{a}-{b - 1}" for a, b in ranges)
+        try:
+            return self._fetch(spec, lambda r: self._check_multi(r, ranges))
+        except _NoMultiRange:
+            self.multi_range = False
+            return [self.get(a, b) for a, b in ranges]
+
+    def _fetch(self, spec: str, parse):
+        headers = dict(self._headers, Range=spec)
         if self.validator is not None:
             name, value = self.validator
             headers["If-Match" if name == "etag" else "If-Unmodified-Since"] = value
@@ -171,16 +189,49 @@ class HttpFile:
             if response.status in _RETRY_STATUS:
                 last = f"HTTP {response.status}"
                 continue
-            body = self._check(response, start, stop)
-            if body is None:  # a body shorter than its Content-Length: the connection dropped
+            result = parse(response)
+            if result is None:  # a body shorter than announced: the connection dropped
                 last = "the connection dropped mid-body"
                 continue
-            self.bytes += len(body)
-            return body
+            self.bytes += len(response.data)
+            return result
         raise ServiceUnavailableError(
             f"{self.where}: {last} after {self._options.retries + 1} tries; check that the server is up "
             "and reachable, or try again later"
         )
+
+    def _check_multi(self, response, ranges: list[tuple[int, int]]) -> list[bytes] | None:
+        if response.status == 200:
+            raise _NoMultiRange()
+        self._status(response)
+        ctype = response.headers.get("Content-Type", "")
+        body = response.data
+        if ctype.startswith("multipart/byteranges"):
+            boundary = ctype.partition("boundary=")[2].strip().strip('"')
+            parts = _multipart(body, boundary)
+            if parts is None:
+                return None
+        else:  # the server merged the ranges into one
+            parts = [(response.headers.get("Content-Range", ""), body)]
+        spans = []
+        for content_range, data in parts:
+            match = _CONTENT_RANGE.fullmatch(content_range)
+            if match is None or match.group(3) == "*":
+                raise ServiceUnavailableError(f"{self.where}: the server answered an unreadable range")
+            self._pin(response.headers, int(match.group(3)))
+            first, last = int(match.group(1)), int(match.group(2))
+            if len(data) < last - first + 1:
+                return None
+            spans.append((first, data))
+        out = []
+        for a, b in ranges:
+            for first, data in spans:
+                if first <= a and b <= first + len(data):
+                    out.append(data[a - first : b - first])
+                    break
+            else:
+                raise ServiceUnavailableError(f"{self.where}: the server left out a requested range")
+        return out
 
     def _describe(self, exc: Exception) -> str:
         e = self._errors
@@ -193,6 +244,21 @@ class HttpFile:
         return "the connection dropped"
 
     def _check(self, response, start: int, stop: int) -> bytes | None:
+        self._status(response)
+        where = self.where
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        if match is None or int(match.group(1)) != start or match.group(3) == "*":
+            raise ServiceUnavailableError(f"{where}: the server answered a different range; check the server")
+        total = int(match.group(3))
+        self._pin(response.headers, total)
+        body = response.data
+        expected = min(stop, total) - start
+        if len(body) < expected or int(match.group(2)) != start + expected - 1:
+            return None
+        return body[:expected]
+
+    def _status(self, response) -> None:
+        """Raise the error a non-206 answer means (404, 401/403, 412, 416, 200, anything else)."""
         status, where = response.status, self.where
         if status == 404:
             raise DataNotFoundError(f"{where} was not found (HTTP 404); check the URL")
@@ -213,16 +279,6 @@ class HttpFile:
             )
         if status != 206:
             raise ServiceUnavailableError(f"{where}: unexpected HTTP {status}; check the URL and the server")
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-        if match is None or int(match.group(1)) != start or match.group(3) == "*":
-            raise ServiceUnavailableError(f"{where}: the server answered a different range; check the server")
-        total = int(match.group(3))
-        self._pin(response.headers, total)
-        body = response.data
-        expected = min(stop, total) - start
-        if len(body) < expected or int(match.group(2)) != start + expected - 1:
-            return None
-        return body[:expected]
 
     def _pin(self, headers, total: int) -> None:
         etag, modified = headers.get("ETag"), headers.get("Last-Modified")
@@ -319,6 +375,12 @@ class ObjectFile:
             "tries; check the endpoint and network, or try again later"
         )
 
+    multi_range = False
+
+    def get_ranges(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Object stores answer one range per request."""
+        return [self.get(a, b) for a, b in ranges]
+
     def _head(self) -> None:
         try:
             self.requests += 1
@@ -367,6 +429,40 @@ def _first_line(exc: Exception) -> str:
     """An exception's first line with anything that looks like a query string or secret cut off."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return re.sub(r"\?[^\s]*", "", text)
+
+
+class _NoMultiRange(Exception):
+    """The server answered a multi-range request with the whole file."""
+
+
+def _multipart(body: bytes, boundary: str) -> list[tuple[str, bytes]] | None:
+    """The (Content-Range, data) parts of a multipart/byteranges body (each part's length taken from
+    its Content-Range, so data that happens to contain the boundary is read correctly); None when
+    the body ends early."""
+    delim = b"--" + boundary.encode()
+    parts = []
+    pos = body.find(delim)
+    while pos >= 0:
+        pos += len(delim)
+        if body[pos : pos + 2] == b"--":
+            return parts
+        head_end = body.find(b"\r\n\r\n", pos)
+        if head_end < 0:
+            return None
+        headers = body[pos:head_end].decode("latin-1").split("\r\n")
+        content_range = next(
+            (h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("content-range:")), ""
+        )
+        match = _CONTENT_RANGE.fullmatch(content_range)
+        if match is None:
+            return None
+        n = int(match.group(2)) - int(match.group(1)) + 1
+        data = body[head_end + 4 : head_end + 4 + n]
+        if len(data) < n:
+            return None
+        parts.append((content_range, data))
+        pos = body.find(delim, head_end + 4 + n)
+    return None
 
 
 def parse_header(head: bytes, size: int, where: str) -> tuple[dict[str, Any], int, int, bytes]:
@@ -493,14 +589,17 @@ class HttpStore(CachedStore):
         if not runs:
             return
         bs = self.block_size
+        per = 1
+        if self.remote.multi_range:  # spread the runs over the connections, a few per request
+            per = min(self.options.ranges_per_request, -(-len(runs) // self.options.concurrency))
+        groups = [runs[i : i + per] for i in range(0, len(runs), per)]
 
-        def one(run: tuple[int, int]) -> tuple[tuple[int, int], bytes]:
-            first, count = run
-            start = self._offset + first * bs
-            return run, self.remote.get(start, start + count * bs)
+        def one(group: list[tuple[int, int]]) -> list[tuple[tuple[int, int], bytes]]:
+            spans = [(self._offset + f * bs, self._offset + (f + c) * bs) for f, c in group]
+            return list(zip(group, self.remote.get_ranges(spans), strict=True))
 
-        results = list(self._executor.map(one, runs)) if self._executor and len(runs) > 1 else map(one, runs)
-        for (first, count), body in results:
+        batches = self._executor.map(one, groups) if self._executor and len(groups) > 1 else map(one, groups)
+        for (first, count), body in (item for batch in list(batches) for item in batch):
             if len(body) != count * bs:
                 raise CorruptFileError(f"{self.remote.where} is truncated at block {first}; upload it again")
             words = np.frombuffer(body, np.uint64).reshape(count, bs // 8)

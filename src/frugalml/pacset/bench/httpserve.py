@@ -39,6 +39,7 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         location /noranges/ {{ max_ranges 0; }}
+        location /onerange/ {{ max_ranges 1; }}
         location /forbidden/ {{ return 403; }}
     }}
 }}
@@ -49,7 +50,8 @@ http {{
 def nginx_server(root: str | os.PathLike, timeout: float = 5.0) -> Iterator[str]:
     """Serve ``root`` with nginx on a free localhost port; yield the base URL (``http://127.0.0.1:P``).
 
-    ``/noranges/...`` answers without range support and ``/forbidden/...`` with 403 (for tests);
+    ``/noranges/...`` answers without range support, ``/onerange/...`` with one range per request
+    and ``/forbidden/...`` with 403 (for tests);
     :func:`access_count` reads how many requests it has logged. Raises ServiceUnavailableError
     when nginx is missing or does not start within ``timeout`` seconds.
     """

@@ -90,7 +90,8 @@ def records_for(workload: str, rtt: float, results: dict[str, dict], sizes: dict
     detail = (
         f"ours per query: {med['requests']:.0f} HTTP requests, {med['bytes'] / 2**20:.2f} MiB "
         f"({med['bytes'] / sizes['pacset']:.2%} of the {sizes['pacset'] / 2**20:.1f} MiB packed file), "
-        f"{med['rounds']:.0f} walk rounds, fetch plan {'/'.join(plans)}"
+        f"{med['rounds']:.0f} walk rounds, fetch plan {'/'.join(plans)}; each round's runs of adjacent "
+        "blocks spread over 16 connections, several ranges per request (multipart/byteranges)"
     )
     records = []
     for name, res in results.items():
@@ -189,15 +190,26 @@ def booster_contenders(lib: str, model_path: Path, folder: Path, X: np.ndarray) 
     return [Served("pacset", "pacset", name, folder / name), Served(kind, lib, native.name, native)]
 
 
+def _rf_part(X, y, rows: int, folder: Path, rtts, n_queries: int, quiet: bool, full: bool) -> list[Record]:
+    rf = fit_rf(X[:rows], y[:rows], 64 if full else 16, quiet)
+    contenders = rf_contenders(rf, folder, X, quiet)
+    del rf
+    mib = contenders[1].path.stat().st_size / 2**20
+    workload = f"synthetic RF {rows // 1000}k rows ({mib:.0f} MiB joblib)"
+    return run_workload(workload, contenders, X[rows : rows + n_queries], folder, rtts, quiet)
+
+
 def run_remote(
     json_path: str | os.PathLike | None = None,
     size: str = "full",
     rtts=RTTS,
     n_queries: int = 5,
     quiet: bool = False,
+    parts: tuple[str, ...] = ("rf", "boosted"),
 ) -> list[Record]:
     """The serverless cold-start benchmark (``size="full"``: a >= 100 MB RF and ~50 MB boosted
-    models; ``"small"``: a minute's worth); merges its records into ``json_path``."""
+    models; ``"small"``: a minute's worth; ``parts``: "rf", "boosted"); merges its records into
+    ``json_path``."""
     from sklearn.datasets import make_classification, make_regression
 
     from frugalml.pacset.bench.data import BoosterShape, fit_boosters
@@ -208,14 +220,12 @@ def run_remote(
     with tempfile.TemporaryDirectory(prefix="pacset-remote-", dir=os.environ.get("PACSET_BENCH_DIR")) as d:
         folder = Path(d)
         X, y = make_classification(rows + 200, 20, n_informative=12, flip_y=0.1, random_state=0)
-        rf = fit_rf(X[:rows], y[:rows], 64 if full else 16, quiet)
-        contenders = rf_contenders(rf, folder, X, quiet)
-        del rf
-        mib = contenders[1].path.stat().st_size / 2**20
-        workload = f"synthetic RF {rows // 1000}k rows ({mib:.0f} MiB joblib)"
-        records += run_workload(workload, contenders, X[rows : rows + n_queries], folder, rtts, quiet)
-        if json_path is not None:
-            merge_records(records, json_path)
+        if "rf" in parts:
+            records += _rf_part(X, y, rows, folder, rtts, n_queries, quiet, full)
+            if json_path is not None:
+                merge_records(records, json_path)
+        if "boosted" not in parts:
+            return records
         Xr, yr = make_regression(rows + 200, 20, n_informative=12, noise=10.0, random_state=0)
         shape = BoosterShape(450, 12, 320, 2048) if full else BoosterShape(60, 8, 60, 128)
         models = fit_boosters(Xr[:rows], yr[:rows], folder, quiet, shape, regression=True)
@@ -230,3 +240,133 @@ def run_remote(
                 merge_records(records, json_path)
     print_table(records, title="pacset: serverless cold start from HTTP (fresh process per query)")
     return records
+
+
+BATCH_CODE = """
+import sys, time, tempfile, numpy as np
+mode, url, rows = sys.argv[1], sys.argv[2], sys.argv[3]
+X = np.load(rows)
+from frugalml.pacset.runtime import PackedForest
+if mode == "auto":
+    with PackedForest.open(url) as m:
+        m.predict(X)
+        print(m.store.plan)
+else:
+    from frugalml.pacset.bench.remotechild import download
+    with tempfile.NamedTemporaryFile(suffix=".pacset") as f:
+        f.write(download(url))
+        f.flush()
+        with PackedForest.open(f.name) as m:
+            m.predict(X)
+    print("download")
+"""
+
+
+def run_batch(
+    json_path: str | os.PathLike | None = None,
+    rows: int = 150_000,
+    batch: int = 10_000,
+    rtt: float = 0.05,
+    trials: int = 3,
+    quiet: bool = False,
+) -> Record:
+    """A cold batch from HTTP with ``fetch="auto"`` vs downloading the packed file and predicting
+    locally, each in a fresh process (interleaved), at ``rtt`` through the delaying proxy."""
+    from sklearn.datasets import make_classification
+
+    from frugalml.pacset.accounting import evict
+    from frugalml.pacset.bench.httpserve import DelayProxy, nginx_server
+
+    X, y = make_classification(rows + batch, 20, n_informative=12, flip_y=0.1, random_state=0)
+    times: dict[str, list[float]] = {"auto": [], "download": []}
+    with tempfile.TemporaryDirectory(prefix="pacset-batch-", dir=os.environ.get("PACSET_BENCH_DIR")) as d:
+        folder = Path(d)
+        rf = fit_rf(X[:rows], y[:rows], 64 if rows >= 100_000 else 16, quiet)
+        path = pack_as(rf, folder / "rf.pacset", BEST)
+        del rf
+        np.save(folder / "rows.npy", X[rows:])
+        with (
+            nginx_server(folder) as base,
+            DelayProxy(int(base.rsplit(":", 1)[1]), rtt / 2, BANDWIDTH) as proxy,
+        ):
+            url = f"http://127.0.0.1:{proxy.port}/rf.pacset"
+            plan = ""
+            for t in range(trials):
+                for mode in ("auto", "download") if t % 2 == 0 else ("download", "auto"):
+                    evict(path)
+                    start = time.perf_counter()
+                    out = subprocess.run(
+                        [sys.executable, "-c", BATCH_CODE, mode, url, str(folder / "rows.npy")],
+                        capture_output=True, text=True, check=True,
+                    )  # fmt: skip
+                    times[mode].append(time.perf_counter() - start)
+                    plan = out.stdout.strip() if mode == "auto" else plan
+                log(quiet, f"  trial {t + 1}/{trials}")
+            sweep = concurrency_sweep(url, path, X[rows : rows + 7])
+        size = path.stat().st_size
+    ours, peer = np.array(times["auto"]), np.array(times["download"])
+    record = Record(
+        SYSTEM,
+        f"synthetic RF {rows // 1000}k rows ({size / 2**20:.0f} MiB packed), cold batch of {batch} rows",
+        f"fresh-process cold batch over HTTP at {rtt * 1e3:.0f} ms RTT, fetch=auto",
+        "s",
+        float(np.median(ours)),
+        "download the packed file, then predict locally",
+        float(np.median(peer)),
+        spread={
+            "ours": [float(ours.min()), float(ours.max())],
+            "peer": [float(peer.min()), float(peer.max())],
+        },
+        notes=f"goal: at most 1.2x the download-then-predict time; plan chosen: {plan}; {PROXY_NOTE}; "
+        f"{trials} interleaved trials; {machine(load=True)}",
+        command="python -c 'from frugalml.pacset.bench.remote import run_batch; "
+        'run_batch("benchmarks/results/pacset/remote-cold-start.json")\'',
+    )
+    log(quiet, f"auto {record.ours:.2f} s vs download {record.peer_value:.2f} s; plan {plan}")
+    for r in sweep:
+        r.workload = record.workload.split(", cold batch")[0]
+        r.notes += f"; {PROXY_NOTE.split('; nginx')[0]}; {machine(load=True)}"
+        log(quiet, f"{r.metric}: {r.ours * 1e3:.0f} ms vs {r.peer_value * 1e3:.0f} ms")
+    if json_path is not None:
+        merge_records([record, *sweep], json_path)
+    return record
+
+
+def concurrency_sweep(url: str, path: Path, X: np.ndarray, levels=(4, 16, 64)) -> list[Record]:
+    """Cold single-row queries in process (open the URL + predict; numba loaded) at each level of
+    concurrency, interleaved; each level against the default (16)."""
+    from frugalml.pacset.accounting import evict
+    from frugalml.pacset.remote import RemoteOptions
+    from frugalml.pacset.runtime import PackedForest
+
+    with PackedForest.open(path, engine="numba") as m:  # kernels loaded, as in a warm function
+        m.predict(X[:1])
+    times: dict[int, list[float]] = {c: [] for c in levels}
+    rounds: dict[int, list[int]] = {c: [] for c in levels}
+    for q, x in enumerate(X):
+        order = levels[q % len(levels) :] + levels[: q % len(levels)]
+        for c in order:
+            evict(path)
+            start = time.perf_counter()
+            with PackedForest.open(
+                url, engine="numba", remote=RemoteOptions(concurrency=c, fetch="blocks")
+            ) as m:
+                m.predict(x[None, :])
+                rounds[c].append(m.store.stats.round_trips)
+            times[c].append(time.perf_counter() - start)
+    base = 16
+    return [
+        Record(
+            SYSTEM,
+            "",
+            f"cold single-row query over HTTP in process at 50 ms RTT, {c} parallel requests",
+            "s",
+            float(np.median(times[c])),
+            f"{base} parallel requests (the default)",
+            float(np.median(times[base])),
+            spread={"ours": [min(times[c]), max(times[c])], "peer": [min(times[base]), max(times[base])]},
+            notes=f"walk rounds {int(np.median(rounds[c]))}; {len(X)} interleaved queries",
+        )
+        for c in levels
+        if c != base
+    ]
