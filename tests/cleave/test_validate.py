@@ -12,6 +12,7 @@ from frugalml.cleave.validate import (
     Overheads,
     _catalogue_file,
     calibrate,
+    fit_wire,
     fleet_pool,
     load_overheads,
     plan_for,
@@ -80,3 +81,56 @@ def test_validate_on_a_namespace_fleet_calibrates_and_records(tmp_path):
     # fitted on this run: exact unless the simulator over-predicts even without overheads (they are >= 0)
     assert records[0].metric == "step_time_relative_error" and records[0].ours < 0.5
     assert records[1].ours < 0.1  # bytes, with the wire framing fitted on this run
+
+
+def test_the_byte_model_recovers_framing_per_task_bytes_and_idle_traffic():
+    rng = np.random.default_rng(0)
+    payload = np.column_stack([rng.uniform(1e5, 1e6, 6), rng.uniform(1e4, 1e5, 6), rng.integers(1, 40, 6)])
+    payload[5] = 0  # a worker the plan gives no tiles
+    truth = Overheads(
+        wire_down=1.02,
+        wire_up=1.05,
+        task_bytes_down=300.0,
+        task_bytes_up=150.0,
+        idle_down_bps=800.0,
+        idle_up_bps=500.0,
+    )
+    measured = np.array(truth.wire_bytes(payload, 2.0))
+    fitted = Overheads(**fit_wire(payload, measured, 2.0))
+    np.testing.assert_allclose(fitted.wire_bytes(payload, 2.0), measured, rtol=1e-6)
+    assert fitted.wire_up == pytest.approx(1.05) and fitted.task_bytes_down == pytest.approx(300, rel=1e-3)
+    assert fitted.wire_bytes(np.zeros((1, 3)), 2.0)[0] == pytest.approx((1600.0, 1000.0))
+
+
+def test_a_plan_file_is_validated_as_written(tmp_path, capsys):
+    from frugalml.cleave.devices import make_pool
+    from frugalml.cleave.planfile import PlannedGemm, executable_plan, read_plan, write_plan
+    from frugalml.cleave.validate import load_plan_fleet, plan_from_file
+    from frugalml.cli import main
+
+    ep = executable_plan(plan_for(make_pool(counts={"laptop": 2, "phone-flagship": 3}, jitter=0)), "float32")
+    # cut one GEMM differently and give it to the laptops only: the simulation must follow the file
+    first = next(g for g in ep.gemms if not g.on_ps)
+    changed = PlannedGemm(**{**first.__dict__, "grid_rows": 1, "grid_cols": 1, "shares": {"laptop": 1.0}})
+    ep = replace(ep, gemms=tuple(changed if g is first else g for g in ep.gemms))
+    path = tmp_path / "plan.json"
+    write_plan(path, ep)
+    ep2, pool = load_plan_fleet(path, 0, 1e9)
+    assert len(pool) == 5 and pool.tasks_in_flight == ep2.tasks_in_flight == 1 and set(pool.flops) == {1e9}
+    p = plan_from_file(ep2, pool)
+    for gp in p.gemm_plans:
+        planned = read_plan(path).gemm(gp.gemm.name)
+        assert planned is not None and (gp.grid == planned.grid or gp.on_ps)
+    gp = next(g for g in p.gemm_plans if g.gemm.name == first.name)
+    laptops = pool.class_index == pool.class_names.index("laptop")
+    assert gp.grid.tasks == 1 and np.array_equal(gp.devices, laptops)
+    payload = np.array(predict(p, Overheads(), ep2).payload)
+    assert payload[:, 2].sum() == sum(g.grid.tasks * g.repeats for g in ep2.gemms if not g.on_ps)
+    for argv, message in (
+        (["--plan", str(path), "--pool", str(path)], "give one"),
+        (["--plan", str(path), "--workers", "4"], "for 5 devices"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(["cleave", "validate", *argv])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1

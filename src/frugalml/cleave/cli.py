@@ -274,8 +274,69 @@ def reproduce(
 
 
 @app.command()
+def compare(
+    out: Path = typer.Option(
+        Path("."), "--out", "-o", help="Folder for compare.csv, compare.json and compare-<model>.png."
+    ),
+    models: str = typer.Option("opt-1.3b,opt-6.7b,opt-13b,opt-30b", "--models", help="Models (comma list)."),
+    batches: str = typer.Option("8,32,128,512", "--batches", help="Sequences per batch (comma list)."),
+    counts: str = typer.Option("64,256,1024,4096", "--devices", "-d", help="Device counts (comma list)."),
+    pools: str = typer.Option(
+        "phones,phones+laptops,mixed", "--pools", help="Device mixes: phones, phones+laptops, mixed."
+    ),
+    asymmetries: str = typer.Option("2,10", "--asymmetry", help="Downlink / uplink ratios (comma list)."),
+    seq: int = typer.Option(1024, "--seq", "-s", min=1, help="Tokens per sequence."),
+    des_sample: int = typer.Option(10, "--des-sample", min=0, help="Cells also run in the event simulator."),
+    seed: int = SEED,
+    quiet: bool = QUIET,
+):
+    """The regime map: Cleave against the best edge baseline on every cell of models x batches x
+    devices x pools x link asymmetry (analytic model; the event simulator on a sample), with what
+    binds Cleave and whether one device could train the model alone.
+
+    Example: frugal cleave compare -o results/ (about 500 cells in a few minutes)
+    """
+    from frugalml.cleave.regimes import (
+        POOLS,
+        Grid,
+        des_agreement,
+        plot_heatmaps,
+        regime_map,
+        summary,
+        to_dict,
+        write_csv,
+    )
+    from frugalml.common.files import require_folder
+    from frugalml.common.parsing import comma_list
+
+    grid = Grid(
+        tuple(comma_list(models, str, name="model", non_empty=True)),
+        tuple(comma_list(batches, int, name="batch", non_empty=True)),
+        tuple(comma_list(counts, int, name="device count", non_empty=True)),
+        tuple(comma_list(pools, str, name="pool", allowed=list(POOLS), non_empty=True)),
+        tuple(comma_list(asymmetries, float, name="asymmetry", non_empty=True)),
+        seq,
+    )
+    require_folder(Path(out) / "compare.csv")
+    cells = regime_map(grid, seed=seed, quiet=quiet)
+    agreement = des_agreement(cells, des_sample, seq=seq, seed=seed)
+    text = summary(cells, agreement)
+    write_csv(cells, Path(out) / "compare.csv")
+    plot_heatmaps(cells, out)
+    _write_json(
+        {"summary": text, "cells": to_dict(cells), "des_agreement": agreement}, Path(out) / "compare.json"
+    )
+    print(text)
+
+
+@app.command()
 def validate(
-    workers: int = typer.Option(8, "--workers", "-n", min=1, help="Emulated devices."),
+    workers: int = typer.Option(
+        None, "--workers", "-n", min=1, help="Emulated devices (default 8; with --plan: the plan's)."
+    ),
+    plan_file: Path = typer.Option(
+        None, "--plan", help="Validate exactly this plan (its devices, grids and class shares)."
+    ),
     steps: int = typer.Option(
         10, "--steps", "-k", min=2, help="Training steps measured (the first warms up)."
     ),
@@ -298,12 +359,15 @@ def validate(
     """Train on emulated edge hosts and simulate the same plan: predicted vs measured step time,
     per-GEMM times and bytes per worker (from the namespaces' interface counters). Needs root.
 
-    Example: sudo frugal cleave validate --workers 4 --calibrate; sudo frugal cleave validate --workers 8
+    Example: sudo frugal cleave validate --workers 4 --calibrate; sudo frugal cleave validate --workers 8;
+    sudo frugal cleave validate --plan plan.json
     """
     from frugalml.cleave.validate import run_validation
     from frugalml.common.report import print_table, write_json
 
-    records, predicted, measured = run_validation(workers, steps, pool_file, cpus, calibrate, catalogue, seed)
+    records, predicted, measured = run_validation(
+        workers, steps, pool_file, cpus, calibrate, catalogue, seed, plan_file
+    )
     if as_json:
         write_json(records, as_json)
     if not quiet:
@@ -311,7 +375,9 @@ def validate(
         for name, seconds in sorted(predicted.gemm_s.items()):
             got = measured.gemm_s.get(name, float("nan"))
             print(f"  {name:<16} predicted {seconds * 1e3:8.2f} ms  measured {got * 1e3:8.2f} ms")
-    print_table(records, title=f"cleave validate: simulator vs runtime, {workers} workers")
+    print_table(
+        records, title=f"cleave validate: simulator vs runtime, {len(measured.bytes_per_worker)} workers"
+    )
 
 
 @app.command()

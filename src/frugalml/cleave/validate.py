@@ -16,8 +16,9 @@ The runtime costs that the simulator does not model are :class:`Overheads`, fitt
 from __future__ import annotations
 
 import json
+import os
 import statistics
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -27,8 +28,9 @@ from frugalml.cleave.des import SimConfig, simulate_step
 from frugalml.cleave.devices import Pool, load_pool, make_pool
 from frugalml.cleave.models import load_model
 from frugalml.cleave.opgraph import build_graph
-from frugalml.cleave.planfile import executable_plan, write_plan
+from frugalml.cleave.planfile import ExecutablePlan, executable_plan, read_plan, write_plan
 from frugalml.cleave.planner import Plan, plan
+from frugalml.cleave.tiling import grid_cost
 from frugalml.common import env
 from frugalml.common.errors import DataNotFoundError, FrugalError, InvalidInputError
 from frugalml.common.report import Record
@@ -41,11 +43,17 @@ class Overheads:
     """Runtime costs outside the simulator's task model, fitted on a measured run.
 
     ``task_s``: seconds per task beyond its transfers and GEMM (RPC round trips, (de)serialisation,
-    the PS handing it out and checking it; measured not to grow with a tighter CPU cap for tasks
-    this small, so it is not scaled by the cap); ``gemm_ps_s``: PS seconds per
-    tiled GEMM (cutting, Freivalds checks, assembly, wake-ups); ``step_ps_s``: PS seconds per step
-    outside the tiled GEMMs (attention, norms, loss, AdamW); ``wire_down`` / ``wire_up``: interface
-    bytes per model byte (TCP/IP, HTTP/2 and gRPC framing, acknowledgements, heartbeats).
+    the worker's side of the exchange; measured not to grow with a tighter CPU cap for tasks
+    this small, so it is not scaled by the cap); ``ps_task_s``: PS seconds per task, one task after
+    another (handing it out, receiving and checking its result: the PS serves every worker);
+    ``gemm_ps_s``: PS seconds per tiled GEMM (cutting, assembly, wake-ups); ``step_ps_s``: PS seconds per step
+    outside the tiled GEMMs (attention, norms, loss, AdamW).
+
+    Interface bytes per worker and step, as the namespaces' counters see them (:func:`wire_bytes`):
+    ``wire_down`` / ``wire_up`` per payload byte (TCP/IP, HTTP/2 and gRPC framing, the other
+    direction's acknowledgements); ``task_bytes_down`` / ``task_bytes_up`` per task (the pull
+    request, headers and the push reply); ``idle_down_bps`` / ``idle_up_bps`` per second of the
+    step (heartbeats and idle pulls, all a worker the plan gives no tiles moves).
     """
 
     task_s: float = 0.0
@@ -54,6 +62,22 @@ class Overheads:
     wire_down: float = 1.0
     wire_up: float = 1.0
     calibrated_on: str = "not calibrated"
+    task_bytes_down: float = 0.0
+    task_bytes_up: float = 0.0
+    idle_down_bps: float = 0.0
+    idle_up_bps: float = 0.0
+    ps_task_s: float = 0.0
+
+    def wire_bytes(self, payload: np.ndarray, step_s: float) -> list[tuple[float, float]]:
+        """Interface bytes (down, up) per worker per step from its planned payload rows
+        ``(bytes down, bytes up, tasks)`` and the step's length."""
+        down, up, tasks = np.asarray(payload, dtype=float).reshape(-1, 3).T
+        wire_d = self.wire_down * down + self.task_bytes_down * tasks
+        wire_u = self.wire_up * up + self.task_bytes_up * tasks
+        return [
+            (float(d + self.idle_down_bps * step_s), float(u + self.idle_up_bps * step_s))
+            for d, u in zip(wire_d, wire_u, strict=True)
+        ]
 
 
 def _catalogue_file() -> Path:
@@ -100,8 +124,10 @@ def fleet_pool(workers: int, pool_path: str | Path | None, seed: int, flops: flo
     """``workers`` devices from the pool file (or the default mix), each computing at ``flops``."""
     if workers < 1:
         raise InvalidInputError(f"--workers must be at least 1, got {workers}")
+    from frugalml.cleave.runtime.protocol import TASKS_IN_FLIGHT
+
     pool = load_pool(pool_path, devices=workers) if pool_path else make_pool(workers, seed=seed)
-    return replace(pool, flops=np.full(len(pool), float(flops)))
+    return replace(pool, flops=np.full(len(pool), float(flops)), tasks_in_flight=TASKS_IN_FLIGHT)
 
 
 def simulation_pool(pool: Pool, overheads: Overheads, cores: float) -> Pool:
@@ -124,15 +150,54 @@ def plan_for(pool: Pool) -> Plan:
     return plan(build_graph(load_model("tiny-gpt"), 8, 32, 4), pool, churn=False, resident_weights=False)
 
 
+def plan_from_file(ep: ExecutablePlan, pool: Pool) -> Plan:
+    """The plan of ``pool`` with every GEMM cut by ``ep``'s grid and pulled only by the classes
+    ``ep`` gives a share of its tiles: what the server runs with ``--plan``, for the simulator."""
+    p = plan_for(replace(pool, tasks_in_flight=ep.tasks_in_flight))
+    names = p.pool.class_names
+    gemm_plans = []
+    for gp in p.gemm_plans:
+        planned = ep.gemm(gp.gemm.name)
+        if planned is None or planned.on_ps != gp.on_ps or planned.repeats != gp.repeats:
+            raise InvalidInputError(
+                f"the plan's GEMM {gp.gemm.name!r} does not match {ep.model} as the server trains it; "
+                "make the plan again with 'frugal cleave plan --model tiny-gpt --json'"
+            )
+        if gp.on_ps:
+            gemm_plans.append(gp)
+            continue
+        g = gp.gemm
+        cost = grid_cost(g.m, g.n, g.k, planned.grid, batch=g.batch, dtype_bytes=p.graph.dtype_bytes)
+        classes = [names.index(c) for c, share in planned.shares.items() if share > 0 and c in names]
+        gemm_plans.append(
+            replace(gp, grid=planned.grid, cost=cost, devices=np.isin(p.pool.class_index, classes))
+        )
+    return replace(p, gemm_plans=gemm_plans)
+
+
+def load_plan_fleet(path: str | Path, seed: int, flops: float) -> tuple[ExecutablePlan, Pool]:
+    """A plan file checked against what the server trains, and one device per planned device (each
+    class's catalogue links and memory, computing at ``flops``)."""
+    from frugalml.cleave.runtime.model import TrainConfig
+    from frugalml.cleave.runtime.server import check_plan
+
+    ep = check_plan(read_plan(path), TrainConfig(), str(path))
+    pool = make_pool(counts=dict(ep.classes), jitter=0, seed=seed)
+    return ep, replace(pool, flops=np.full(len(pool), float(flops)), tasks_in_flight=ep.tasks_in_flight)
+
+
 @dataclass
 class Prediction:
     step_s: float
     gemm_s: dict[str, float]
     bytes_per_worker: list[tuple[float, float]]  # (down, up) per step, on the wire
+    payload: list[tuple[float, float, float]]  # (bytes down, bytes up, tasks) per step, as planned
+    classes: list[str] = field(default_factory=list)  # each worker's device class
 
 
-def predict(p: Plan, overheads: Overheads) -> Prediction:
-    """Simulate ``p`` (lockstep, no churn, no stragglers, no backups) and add the PS overheads."""
+def predict(p: Plan, overheads: Overheads, ep: ExecutablePlan | None = None) -> Prediction:
+    """Simulate ``p`` (lockstep, no churn, no stragglers, no backups) and add the PS overheads;
+    bytes per worker follow ``ep``'s class shares (default: ``p``'s own)."""
     config = SimConfig(
         contention=True, churn=False, traces=False, backups=False, straggler_prob=0.0, lockstep=True
     )
@@ -141,35 +206,40 @@ def predict(p: Plan, overheads: Overheads) -> Prediction:
     order = p.graph.schedule()
     tiled = {gp.gemm.name for gp in p.gemm_plans if not gp.on_ps}
     per: dict[str, list[float]] = {}
+    tasks = {gp.gemm.name: gp.grid.tasks for gp in p.gemm_plans if not gp.on_ps}
+    extra = 0.0
     for i, (name, _) in enumerate(order):
         if name in tiled:
-            per.setdefault(name, []).append(float(ends[i + 1] - ends[i]) + overheads.gemm_ps_s)
-    occurrences = sum(len(v) for v in per.values())
-    step = float(result.seconds) + occurrences * overheads.gemm_ps_s + overheads.step_ps_s
-    return Prediction(step, {k: statistics.median(v) for k, v in per.items()}, _planned_bytes(p, overheads))
+            ps = overheads.gemm_ps_s + overheads.ps_task_s * tasks[name]
+            per.setdefault(name, []).append(float(ends[i + 1] - ends[i]) + ps)
+            extra += ps
+    step = float(result.seconds) + extra + overheads.step_ps_s
+    payload = planned_payload(p, ep or executable_plan(p, "float32"))
+    return Prediction(
+        step,
+        {k: statistics.median(v) for k, v in per.items()},
+        overheads.wire_bytes(np.array(payload), step),
+        payload,
+        [p.pool.class_names[int(c)] for c in p.pool.class_index],
+    )
 
 
-def _planned_bytes(p: Plan, overheads: Overheads) -> list[tuple[float, float]]:
-    """Wire bytes per worker per step when each class takes the plan's share, split evenly in it."""
+def planned_payload(p: Plan, ep: ExecutablePlan) -> list[tuple[float, float, float]]:
+    """Per worker per step: tile bytes down, up and tasks when each class takes ``ep``'s share of
+    every GEMM's tiles (the server's quotas), split evenly among the class's workers."""
     from frugalml.cleave.runtime.scheduler import quotas
 
-    ep = executable_plan(p, "float32")
     names = p.pool.class_names
-    per_class = {c: [0.0, 0.0] for c in names}
-    for gp, planned in zip(p.gemm_plans, ep.gemms, strict=True):
-        if gp.on_ps:
+    per_class = {c: np.zeros(3) for c in names}
+    for gp in p.gemm_plans:
+        planned = ep.gemm(gp.gemm.name)
+        if gp.on_ps or planned is None:
             continue
         for cls, tiles in quotas(planned.shares, gp.grid.tasks).items():
-            per_class[cls][0] += tiles * gp.cost.bytes_down * gp.repeats
-            per_class[cls][1] += tiles * gp.cost.bytes_up * gp.repeats
+            if cls in per_class:
+                per_class[cls] += gp.repeats * tiles * np.array([gp.cost.bytes_down, gp.cost.bytes_up, 1.0])
     count = np.bincount(p.pool.class_index, minlength=len(names))
-    return [
-        (
-            per_class[names[c]][0] / count[c] * overheads.wire_down,
-            per_class[names[c]][1] / count[c] * overheads.wire_up,
-        )
-        for c in p.pool.class_index
-    ]
+    return [tuple(float(x) for x in per_class[names[c]] / count[c]) for c in p.pool.class_index]  # type: ignore[misc]
 
 
 @dataclass
@@ -179,12 +249,13 @@ class Measured:
     gemm_s: dict[str, float]
     bytes_per_worker: list[tuple[float, float]]
     mode: str
+    load_average: tuple[float, float] = (float("nan"), float("nan"))  # 1-minute, at start and end
 
 
 def measure(
-    p: Plan, pool: Pool, steps: int, cpus: float, flops: float, prefix: str, workdir: Path
+    ep: ExecutablePlan, pool: Pool, steps: int, cpus: float, flops: float, prefix: str, workdir: Path
 ) -> Measured:
-    """Train ``steps`` steps with ``p`` on a namespace fleet of ``pool``'s devices (links: the
+    """Train ``steps`` steps with plan ``ep`` on a namespace fleet of ``pool``'s devices (links: the
     pool's rates, shaped by tc; CPUs capped to ``cpus`` cores in all)."""
     from frugalml.cleave.runtime.fleet import Fleet, FleetError, Host
 
@@ -201,10 +272,11 @@ def measure(
         for i, c in enumerate(pool.class_index)
     ]
     plan_path = workdir / "plan.json"
-    write_plan(plan_path, executable_plan(p, "float32"))
+    write_plan(plan_path, ep)
     with Fleet(hosts, prefix=prefix, cpus=cpus, workdir=workdir) as fleet:
         if fleet.up() != "namespaces":
             raise FrugalError(f"validate needs network namespaces: {fleet.why_fallback}")
+        load_start = os.getloadavg()[0]
         before = fleet.counters()
         fleet.start_server(  # as simulated: no speculative backup copies
             port=50051,
@@ -214,8 +286,8 @@ def measure(
             metrics=workdir / "m.json",
             backups=False,
         )
-        fleet.start_workers(connect_timeout=60)
-        if fleet.wait_server(timeout=3600) != 0:
+        fleet.start_workers(connect_timeout=120)
+        if _wait_server(fleet, timeout=1800) != 0:
             raise FleetError(f"the server failed: {fleet.log('server')[-600:]}")
         after = fleet.counters()
         mode = fleet.describe()
@@ -226,29 +298,85 @@ def measure(
         ((after[h.name][0] - before[h.name][0]) / steps, (after[h.name][1] - before[h.name][1]) / steps)
         for h in hosts
     ]
-    return Measured(statistics.median(seconds), seconds, gemms, moved, mode)
+    return Measured(statistics.median(seconds), seconds, gemms, moved, mode, (load_start, os.getloadavg()[0]))
 
 
-def calibrate(p: Plan, measured: Measured, cores: float, calibrated_on: str) -> Overheads:
-    """Fit :class:`Overheads` so the simulation of ``p`` matches ``measured`` (its GEMM times
-    first, by a search over the per-task overhead; the rest of the step is PS work)."""
-    model = _planned_bytes(p, Overheads())
-    wire_down = float(sum(m[0] for m in measured.bytes_per_worker) / max(sum(m[0] for m in model), 1.0))
-    wire_up = float(sum(m[1] for m in measured.bytes_per_worker) / max(sum(m[1] for m in model), 1.0))
+def fit_wire(payload: np.ndarray, measured: np.ndarray, step_s: float) -> dict[str, float]:
+    """The byte fields of :class:`Overheads` that turn planned payload rows ``(down, up, tasks)``
+    into the measured interface bytes ``(down, up)`` per worker.
+
+    Per direction, non-negative least squares of the bytes beyond the payload on the payload
+    (framing) and the task count (per-task messages) over the workers with tiles; the idle rate
+    is the mean of the workers without tiles (0 when every worker has tiles). Acknowledgements
+    are left in the framing: on the emulated links they measured below 0.3% of the other
+    direction's bytes, too small to fit apart from it.
+    """
+    from scipy.optimize import nnls
+
+    payload = np.asarray(payload, dtype=float).reshape(-1, 3)
+    measured = np.asarray(measured, dtype=float).reshape(-1, 2)
+    busy = payload[:, 2] > 0
+    fitted: dict[str, float] = {}
+    for col, (wire, per_task, idle) in enumerate(
+        (("wire_down", "task_bytes_down", "idle_down_bps"), ("wire_up", "task_bytes_up", "idle_up_bps"))
+    ):
+        rate = float(measured[~busy, col].mean() / step_s) if (~busy).any() and step_s > 0 else 0.0
+        same, tasks = payload[busy, col], payload[busy, 2]
+        design = np.column_stack([same, tasks])
+        scale = np.maximum(np.abs(design).max(axis=0), 1e-12)
+        coef, _ = nnls(design / scale, measured[busy, col] - same - rate * step_s)
+        coef = coef / scale
+        fitted |= {wire: 1.0 + float(coef[0]), per_task: float(coef[1]), idle: rate}
+    return fitted
+
+
+def _wait_server(fleet, timeout: float) -> int:
+    """The server's exit code; a worker that dies first (the server would wait for it forever,
+    since the plan needs every worker) ends the run with its log."""
+    import time
+
+    from frugalml.cleave.runtime.fleet import FleetError
+
+    end = time.monotonic() + timeout
+    while (code := fleet.server.poll()) is None:
+        dead = [name for name, w in fleet.workers.items() if w.poll() not in (None, 0)]
+        if dead:
+            raise FleetError(f"worker {dead[0]} exited during the run: {fleet.log(dead[0])[-600:]}")
+        if time.monotonic() > end:
+            raise FleetError(f"the parameter server did not finish within {timeout:.0f} s")
+        time.sleep(0.5)
+    return code
+
+
+def calibrate(
+    p: Plan, measured: Measured, cores: float, calibrated_on: str, ep: ExecutablePlan | None = None
+) -> Overheads:
+    """Fit :class:`Overheads` so the simulation of ``p`` matches ``measured``: the interface bytes
+    per worker (:func:`fit_wire`), then the GEMM times by a search over the per-task overhead (what
+    each GEMM still lacks is PS work: a fixed part plus a part per task, fitted across GEMMs of
+    different task counts), then the rest of the step (PS work outside the GEMMs)."""
+    from scipy.optimize import nnls
+
+    ep = ep or executable_plan(p, "float32")
+    payload = np.array(planned_payload(p, ep))
+    wire = fit_wire(payload, np.array(measured.bytes_per_worker), measured.step_s)
+    tasks = {gp.gemm.name: gp.grid.tasks for gp in p.gemm_plans if not gp.on_ps}
     best: tuple[float, Overheads] | None = None
     for task_s in np.concatenate([[0.0], np.geomspace(1e-4, 0.2, 24)]):
-        trial = Overheads(float(task_s), 0.0, 0.0, wire_down, wire_up, calibrated_on)
-        sim = predict(replace(p, pool=simulation_pool(p.pool, trial, cores)), trial)
-        gap = [measured.gemm_s[n] - sim.gemm_s[n] for n in sim.gemm_s if n in measured.gemm_s]
-        if not gap:
+        trial = Overheads(float(task_s), calibrated_on=calibrated_on, **wire)
+        sim = predict(replace(p, pool=simulation_pool(p.pool, trial, cores)), trial, ep)
+        names = [n for n in sim.gemm_s if n in measured.gemm_s]
+        if not names:
             raise FrugalError("the measured run timed no planned GEMM; is the plan for tiny-gpt?")
-        ps = max(0.0, float(np.median(gap)))
-        score = float(np.sum(np.abs(np.array(gap) - ps)))
+        gap = np.array([measured.gemm_s[n] - sim.gemm_s[n] for n in names])
+        design = np.column_stack([np.ones(len(names)), [tasks[n] for n in names]])
+        (fixed, per_task), _ = nnls(design, gap)
+        score = float(np.sum(np.abs(gap - design @ (fixed, per_task))))
         if best is None or score < best[0]:
-            best = (score, replace(trial, gemm_ps_s=ps))
+            best = (score, replace(trial, gemm_ps_s=float(fixed), ps_task_s=float(per_task)))
     assert best is not None
     fitted = best[1]
-    sim = predict(replace(p, pool=simulation_pool(p.pool, fitted, cores)), fitted)
+    sim = predict(replace(p, pool=simulation_pool(p.pool, fitted, cores)), fitted, ep)
     return replace(fitted, step_ps_s=max(0.0, measured.step_s - sim.step_s))
 
 
@@ -257,34 +385,55 @@ def relative(predicted: float, measured: float) -> float:
 
 
 def run_validation(
-    workers: int,
+    workers: int | None,
     steps: int,
     pool_file: str | Path | None,
     cpus: float,
     calibrate_here: bool,
     catalogue: str | Path | None = None,
     seed: int = 0,
+    plan_file: str | Path | None = None,
 ) -> tuple[list[Record], Prediction, Measured]:
     """Measure ``steps`` steps on ``workers`` emulated hosts and simulate the same plan; with
-    ``calibrate_here``, fit the overheads on this run and record them in ``catalogue`` first."""
+    ``calibrate_here``, fit the overheads on this run and record them in ``catalogue`` first.
+
+    With ``plan_file`` the fleet is the plan's devices (one per planned device, its class's links)
+    and both the server and the simulator use exactly the file's grids and class shares.
+    """
     import tempfile
 
     from frugalml.cleave.runtime.worker import measure_flops
 
     if not 0.01 <= cpus <= 64:
         raise InvalidInputError(f"--cpus must be in [0.01, 64], got {cpus}")
-    cores = cpus / workers
-    flops = measure_flops() * min(1.0, cores)
+    if plan_file is not None and pool_file is not None:
+        raise InvalidInputError("--plan and --pool both say which devices to emulate; give one")
     overheads = Overheads() if calibrate_here else load_overheads(catalogue)
-    pool = fleet_pool(workers, pool_file, seed, flops)
-    p = plan_for(simulation_pool(pool, overheads, cores))
+    if plan_file is not None:
+        planned = sum(read_plan(plan_file).classes.values())
+        if workers is not None and workers != planned:
+            raise InvalidInputError(
+                f"the plan is for {planned} devices, not --workers {workers}; drop --workers"
+            )
+        workers = planned
+    workers = 8 if workers is None else workers
+    cores = cpus / max(workers, 1)
+    flops = measure_flops() * min(1.0, cores)
+    if plan_file is not None:
+        ep, pool = load_plan_fleet(plan_file, seed, flops)
+        p = plan_from_file(ep, simulation_pool(pool, overheads, cores))
+    else:
+        pool = fleet_pool(workers, pool_file, seed, flops)
+        p = plan_for(simulation_pool(pool, overheads, cores))
+        ep = executable_plan(p, "float32")
     with tempfile.TemporaryDirectory(prefix="cleave-validate-") as tmp:
-        measured = measure(p, pool, steps, cpus, flops, "clval", Path(tmp))
+        measured = measure(ep, pool, steps, cpus, flops, "clval", Path(tmp))
     if calibrate_here:
-        overheads = calibrate(p, measured, cores, f"{workers} workers, {cpus:g} cores, {steps} steps")
+        on = f"{workers} workers, {cpus:g} cores, {steps} steps"
+        overheads = calibrate(p, measured, cores, on, ep)
         save_overheads(overheads, catalogue)
         p = replace(p, pool=simulation_pool(pool, overheads, cores))
-    predicted = predict(p, overheads)
+    predicted = predict(p, overheads, ep)
     return validation_records(workers, cpus, steps, predicted, measured, overheads), predicted, measured
 
 
@@ -294,11 +443,21 @@ def validation_records(
     """The step-time and bytes-per-worker records (``step_time_relative_error`` among their fields)."""
     # workers the plan gives no tiles move only registration and heartbeats: reported, not compared
     pairs = list(zip(predicted.bytes_per_worker, measured.bytes_per_worker, strict=True))
-    busy = [(p, m) for p, m in pairs if p[0] > 0]
-    idle = [m for p, m in pairs if p[0] == 0]
+    has_tiles = (
+        [row[2] > 0 for row in predicted.payload]
+        if predicted.payload
+        else [p[0] > 0 for p in predicted.bytes_per_worker]
+    )
+    busy = [pm for pm, b in zip(pairs, has_tiles, strict=True) if b]
+    idle = [pm[1] for pm, b in zip(pairs, has_tiles, strict=True) if not b]
     down_err = [relative(p[0], m[0]) for p, m in busy]
     up_err = [relative(p[1], m[1]) for p, m in busy]
-    notes = f"{measured.mode}; {cpus:g} cores for all workers; {env.machine()} (shared with other work)"
+    per_class = class_errors(predicted, measured, has_tiles)
+    load = measured.load_average
+    notes = (
+        f"{measured.mode}; {cpus:g} cores for all workers; {env.machine()} (shared with other work); "
+        f"1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
+    )
     workload = f"tiny-gpt validate, {workers} workers"
     error = relative(predicted.step_s, measured.step_s)
     return [
@@ -315,6 +474,7 @@ def validation_records(
                 "gemm_measured_s": measured.gemm_s,
                 "overheads": asdict(overheads),
                 "steps": steps,
+                "load_average_start_end": list(load),
             },
             notes=notes,
             command=f"frugal cleave validate --workers {workers} --steps {steps} --cpus {cpus:g}",
@@ -328,10 +488,12 @@ def validation_records(
             ours=max(down_err + up_err),
             spread={
                 "predicted_bytes_per_step": predicted.bytes_per_worker,
+                "planned_payload_per_step": predicted.payload,
                 "measured_bytes_per_step": measured.bytes_per_worker,
                 "down_relative_error": down_err,
                 "idle_workers_measured_bytes_per_step": idle,
                 "up_relative_error": up_err,
+                "class_mean_relative_error": per_class,
             },
             notes=notes,
             command=f"frugal cleave validate --workers {workers} --steps {steps} --cpus {cpus:g}",
@@ -339,4 +501,30 @@ def validation_records(
             workload=workload,
             peer="measured runtime",
         ),
+        Record(
+            # the plan fixes each class's share of every GEMM; inside a class workers pull freely,
+            # so one may take a tile more than another: compare the class's mean worker
+            metric="bytes_per_class_worker_relative_error_max",
+            unit="ratio",
+            ours=max((max(e) for e in per_class.values()), default=float("nan")),
+            spread={"class_mean_relative_error": per_class},
+            notes=notes + "; mean bytes per worker of each device class (the plan fixes class shares)",
+            command=f"frugal cleave validate --workers {workers} --steps {steps} --cpus {cpus:g}",
+            system="cleave",
+            workload=workload,
+            peer="measured runtime",
+        ),
     ]
+
+
+def class_errors(predicted: Prediction, measured: Measured, has_tiles: list[bool]) -> dict[str, list[float]]:
+    """Per device class with tiles: the relative error (down, up) of its workers' mean bytes."""
+    out: dict[str, list[float]] = {}
+    classes = predicted.classes or ["all"] * len(has_tiles)
+    for cls in sorted(set(classes)):
+        rows = [i for i, c in enumerate(classes) if c == cls and has_tiles[i]]
+        if rows:
+            pred = np.mean([predicted.bytes_per_worker[i] for i in rows], axis=0)
+            got = np.mean([measured.bytes_per_worker[i] for i in rows], axis=0)
+            out[cls] = [relative(float(pred[0]), float(got[0])), relative(float(pred[1]), float(got[1]))]
+    return out

@@ -138,7 +138,9 @@ def _sh(*args: str, check: bool = True) -> str:
 
 def _tbf(ns: str, dev: str, rate: float, delay_s: float, netem: bool) -> None:
     """Shape ``dev``'s egress in ``ns`` to ``rate`` bytes/s (tbf), after ``delay_s`` (netem) if asked."""
-    burst = max(int(rate / 250), 70_000)  # >= one GSO super-packet, <= 4 ms of traffic at high rates
+    # a small bucket (1 ms of traffic, at least two full frames; tbf segments larger GSO packets):
+    # a bigger one lets a small tile through at line speed after any pause, faster than the link
+    burst = max(int(rate / 1000), 3_100)
     tbf = ["tbf", "rate", f"{int(rate * 8)}bit", "burst", str(burst), "latency", "2s"]
     if netem and delay_s > 0:
         _sh(
