@@ -136,9 +136,11 @@ def fit(
     from frugalml.common.errors import InvalidInputError
     from frugalml.prereq import data
     from frugalml.prereq.ingest import TextOptions
+    from frugalml.prereq.limits import check_counts
     from frugalml.prereq.model import PrereqModel
     from frugalml.prereq.siamese import PREREQ_SIAMESE
 
+    check_counts(topics=topics, em_iter=em_iter, steps=steps, seed=seed)
     if sum(x is not None for x in (corpus, dataset, texts)) != 1:
         raise InvalidInputError(
             "give one of: --texts (with --concepts, --pairs), a CORPUS file (with --vocab, --links, "
@@ -266,8 +268,10 @@ def evaluate_command(
     from frugalml.prereq import data
     from frugalml.prereq.evaluate import evaluate, identity_warnings, with_baselines
     from frugalml.prereq.ingest import TextOptions
+    from frugalml.prereq.limits import check_counts
     from frugalml.prereq.methods import METHODS, Context
 
+    check_counts(topics=topics, em_iter=em_iter, steps=steps, seed=seed)
     if texts is not None:
         if dataset is not None:
             raise InvalidInputError("give --texts or --dataset, not both")
@@ -401,8 +405,10 @@ def reproduce(
     from frugalml.common.parsing import comma_list
     from frugalml.prereq.bench.reproduce import run
     from frugalml.prereq.evaluate import SPLITS
+    from frugalml.prereq.limits import check_counts
     from frugalml.prereq.methods import METHODS
 
+    check_counts(topics=topics, em_iter=em_iter, steps=steps, seed=seed)
     run(
         json_path=json_path,
         datasets=comma_list(datasets, name="data set", allowed=("university", "nptel"), non_empty=True),
@@ -435,5 +441,7 @@ def bench(
 ):
     """Pairwise-Link-LDA seconds per EM iteration and peak memory, against gensim's batch LDA."""
     from frugalml.prereq.bench.speed import run
+    from frugalml.prereq.limits import check_counts
 
+    check_counts(topics=topics, iters=iters, rounds=rounds)
     run(dataset, topics, iters, rounds, json_path)

@@ -22,6 +22,7 @@ from scipy.special import digamma, gammaln
 from frugalml.common import validate
 from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.seeding import rng as make_rng
+from frugalml.prereq.limits import check_plda_fits
 
 _EPS = 1e-10
 _F32 = np.float32
@@ -191,6 +192,7 @@ class PairwiseLinkLDA:
         gen = make_rng(cfg.seed)
         self.pairs_ = sample_pairs(links, n_docs, cfg.n_unlinked_per_doc, cfg.unlinked_weight, gen)
         K = cfg.n_topics
+        check_plda_fits(n_docs, n_words, len(self.pairs_.src), K)
         # LDA-C's "seeded" start: each topic starts from a few random documents plus noise.
         seeds = gen.choice(n_docs, size=(K, min(n_docs, 3)), replace=n_docs < 3 * K)
         beta = np.asarray([np.asarray(X[s].sum(0)).ravel() for s in seeds])
