@@ -440,7 +440,7 @@ def _multipart(body: bytes, boundary: str) -> list[tuple[str, bytes]] | None:
     its Content-Range, so data that happens to contain the boundary is read correctly); None when
     the body ends early."""
     delim = b"--" + boundary.encode()
-    parts = []
+    parts: list[tuple[str, bytes]] = []
     pos = body.find(delim)
     while pos >= 0:
         pos += len(delim)
