@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -252,7 +253,8 @@ def check_state(meta: dict, arrays: dict[str, np.ndarray]) -> None:
     for name, value in arrays.items():
         _expect(value.dtype.kind in "biuf", f"array {name!r} has dtype {value.dtype}, not a real number")
         _expect(value.dtype.kind != "f" or bool(np.isfinite(value).all()), f"array {name!r} is not finite")
-    plda_params, siamese_params = meta.get("plda_params"), meta.get("siamese_params")
+    plda_params: Any = meta.get("plda_params")
+    siamese_params: Any = meta.get("siamese_params")
     _expect(isinstance(plda_params, dict) and isinstance(siamese_params, dict), "parameters must be objects")
     for key, value in [*plda_params.items(), *siamese_params.items()]:
         if key in _INT_PARAMS:
@@ -263,12 +265,13 @@ def check_state(meta: dict, arrays: dict[str, np.ndarray]) -> None:
     cfg = SiameseConfig(**siamese_params)
     cfg.check()
     _expect(
-        cfg.threads is None or (_is_int(cfg.threads) and 1 <= cfg.threads <= 256), "threads must be 1..256"
+        cfg.threads is None or (isinstance(cfg.threads, int) and 1 <= cfg.threads <= 256),
+        "threads must be 1..256",
     )
     _expect(
         cfg.head == meta["head"], f"the network's head {cfg.head!r} differs from the model's {meta['head']!r}"
     )
-    log_beta = arrays.get("plda.log_beta")
+    log_beta: Any = arrays.get("plda.log_beta")
     _expect(
         log_beta is not None and log_beta.ndim == 2 and min(log_beta.shape) >= 1,
         "plda.log_beta is missing or not 2-D",
@@ -312,7 +315,7 @@ def check_state(meta: dict, arrays: dict[str, np.ndarray]) -> None:
         )
         _expect(fits, f"array {name} has shape {arrays[name].shape}, expected {shape}")
         _expect(not name.endswith("running_var") or bool((arrays[name] >= 0).all()), f"{name} is negative")
-    concepts = meta.get("concepts")
+    concepts: Any = meta.get("concepts")
     _expect(isinstance(concepts, dict), "concepts must be an object")
     for name, column in concepts.items():
         _expect(_is_int(column) and 0 <= column < n_words, f"concept {name!r} names no vocabulary column")
