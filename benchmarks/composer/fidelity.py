@@ -16,7 +16,13 @@ recorded GPU setting (``benchmarks/results/composer/fidelity-gpu*.json``).
 
     python benchmarks/composer/fidelity.py [--width 272] [--steps 800] [--archs 10] [--seeds 0]
         [--quality-width 256] [--grow 12] [--quality-seeds 0 1] [--device cpu] [--fidelity-only]
-        [--picks A,B,..] [--target-runs RUNS.json] [--out NAME]
+        [--picks A,B,..] [--target-runs RUNS.json] [--out NAME] [--table ALCSM_3] [--stack 2]
+
+On this machine's CPU (the ALCSM_3 table against ~1M-parameter LMs, 2 seeds, resumable):
+
+    python benchmarks/composer/fidelity.py --table ALCSM_3 --stack 2 --width 128 --archs 16 \
+        --min-params 0 --max-params 1e9 --seeds 0 1 --steps 600 --fidelity-only --threads 1 \
+        --out fidelity-cpu-alcsm-3
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ def main() -> None:
         "rho of these (small) LM runs against them (the LM itself as the proxy).",
     )
     parser.add_argument("--out", default="fidelity-2m", help="Result name under benchmarks/results/composer.")
+    parser.add_argument("--table", default="AM_6", help="Tabular benchmark whose MAD scores are the proxy.")
+    parser.add_argument("--stack", type=int, default=1, help="Train each pick stacked this many times.")
     args = parser.parse_args()
     run_fidelity(FidelitySettings(**vars(args)), RESULTS)
 

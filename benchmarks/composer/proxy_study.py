@@ -61,6 +61,8 @@ def main() -> None:
         help="NAME=LEVELS to study (repeatable; default every factor at its default levels); "
         "tasks levels join task names with '+', e.g. tasks=recall,recall+selective_copy",
     )
+    parser.add_argument("--from-table", default=None, help="Sample the --top best of this table instead.")
+    parser.add_argument("--top", type=int, default=0, help="With --from-table: how many of its best.")
     parser.add_argument("--cpu-minutes", type=float, default=None, help="Stop after this much CPU.")
     parser.add_argument("--workers", type=int, default=1, help="Local worker processes.")
     parser.add_argument("--target", type=float, default=0.8, help="Reliability to aim at.")
@@ -80,6 +82,8 @@ def main() -> None:
             args.cpu_minutes,
             args.cache,
             log=(lambda _: None) if args.quiet else print,
+            from_table=args.from_table,
+            top=args.top,
         )
         executor = make_executor("inline" if args.workers == 1 else "local", workers=args.workers)
         records, stopped = run_study(run, points, executor)

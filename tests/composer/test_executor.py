@@ -16,9 +16,18 @@ from frugalml.composer.evaluator import LocalExecutor
 from frugalml.composer.lifeline import die_with_parent
 
 PARENT = """
-import json, multiprocessing.resource_tracker as rt, os, threading, time
+import json, multiprocessing.resource_tracker as rt, os, sys, threading, time
 from frugalml.composer.evaluator import LocalExecutor
-ex = LocalExecutor(2)
+from frugalml.composer.bench.bo_ablation import worker_pool
+
+class Ablation:  # the BO ablation's pool, with the executor's attribute names
+    def __init__(self):
+        self._pool = worker_pool(2)
+    def map(self, fn, jobs):
+        futures = [self._pool.submit(fn, j) for j in jobs]
+        yield futures[0].result()
+
+ex = Ablation() if sys.argv[1:] == ["ablation"] else LocalExecutor(2)
 
 def armed(pid):  # the lifeline's watchdog thread runs beside the main thread
     try:
@@ -49,8 +58,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
-def test_workers_and_resource_tracker_die_when_the_parent_is_sigkilled():
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("pool", ["evaluator", "ablation"])
+def test_workers_and_resource_tracker_die_when_the_parent_is_sigkilled(pool):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, pool], stdout=subprocess.PIPE, text=True)
     try:
         line = parent.stdout.readline()
         assert line, f"the parent exited early (rc {parent.poll()})"

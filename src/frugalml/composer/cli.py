@@ -26,13 +26,53 @@ def _primitives(text: str) -> str:
     return symbols
 
 
+def _check_run(layers: int, seed: int, threads: int, workers: int, executor: str) -> None:
+    """Bounds of the sizes a search asks for, before any model, pool or data is made."""
+    import os
+
+    from frugalml.composer.limits import MAX_SEARCH_LAYERS, MAX_SEED, MAX_WORKERS, bounded
+
+    bounded(layers, "layers", 1, MAX_SEARCH_LAYERS)
+    bounded(seed, "seed", 0, MAX_SEED)
+    bounded(threads, "threads", 1, 4 * (os.cpu_count() or 1), " (4 per core of this machine at most)")
+    cores = os.cpu_count() or 1
+    if executor == "ray":
+        bounded(workers, "workers", 1, MAX_WORKERS)
+    else:
+        bounded(workers, "workers", 1, cores, f" (local processes: this machine has {cores} cores; use Ray)")
+
+
+def _check_proxy_memory(proxy, symbols: str, layers: int) -> None:
+    """Refuse a proxy whose heaviest candidate would not fit in the memory available now."""
+    from frugalml.composer.limits import check_memory, training_bytes
+    from frugalml.composer.model import non_embedding_params
+
+    layer = proxy.shape.layer()
+    seq = max((t.seq_len for t in proxy.tasks), default=1) if hasattr(proxy, "tasks") else proxy.seq_len
+    check_memory(
+        training_bytes(
+            params=max(non_embedding_params(c * layers, layer) for c in symbols) + 256 * layer.width,
+            width=layer.width,
+            layers=layers,
+            attention_layers=layers,
+            heads=layer.heads,
+            batch=proxy.train.batch_size,
+            seq_len=seq,
+        ),
+        f"training a {layers}-layer candidate at width {layer.width}",
+        "lower --width or --layers",
+    )
+
+
 def _proxy(proxy: str, preset: str, tasks: str, steps: int, width: int, corpus: str, threads: int):
     from frugalml.common.parsing import comma_list
     from frugalml.common.validate import one_of
+    from frugalml.composer.limits import MAX_WIDTH, bounded
     from frugalml.composer.mad import preset as mad_preset
     from frugalml.composer.proxies import LMProxy, MADProxy, ModelShape, TrainConfig
 
     one_of(proxy, ("mad", "lm"), "proxy")
+    bounded(width, "width", 1, MAX_WIDTH)
     heads = 2 if width % 4 else 4
     shape = ModelShape(width=width, heads=heads, kv_heads=max(1, heads // 2))
     if proxy == "lm":
@@ -84,6 +124,7 @@ def search(
     from frugalml.composer.strategies import search as run_search
 
     symbols = _primitives(primitives)
+    _check_run(layers, seed, threads, workers, executor)
     Space(symbols, layers)
     one_of(engine, ENGINES, "engine")
     one_of(strategy, STRATEGIES, "strategy")
@@ -92,6 +133,7 @@ def search(
     if budget < 1:
         raise InvalidInputError(f"budget must be at least 1 evaluation, got {budget}")
     chosen_proxy = _proxy(proxy, preset, tasks, steps, width, corpus, threads)
+    _check_proxy_memory(chosen_proxy, symbols, layers)
     results = ResultCache(cache)
     ex = make_executor(executor, workers=workers, address=address)
     evaluator = Evaluator(chosen_proxy, results, ex, seeds=(seed,))
@@ -201,11 +243,12 @@ def pareto(
     """Architectures no other beats on both score and cost, e.g. ``pareto h.json --cost kv --png f.png``."""
     from frugalml.common.validate import one_of
     from frugalml.composer.aggregation import pareto_front
+    from frugalml.composer.limits import MAX_WIDTH, bounded
     from frugalml.composer.model import HybridConfig, flops_per_token, kv_cache_bytes, param_count
 
     one_of(cost, ("kv", "flops", "params"), "cost")
-    if seq_len < 1:
-        raise InvalidInputError(f"seq_len must be at least 1, got {seq_len}")
+    bounded(seq_len, "seq_len", 1, 2**40)
+    bounded(width, "width", 1, MAX_WIDTH)
     archs, scores = _scored(results)
     measure = {
         "kv": lambda c: kv_cache_bytes(c, seq_len),
@@ -284,8 +327,9 @@ def train(
     from frugalml.composer.proxies import TrainConfig, train_lm
 
     check_arch(arch)
-    if generate < 0 or (generate and not prompt):
-        raise InvalidInputError("--generate must be >= 0 and needs a non-empty --prompt")
+    _check_train(arch, steps, width, heads, seq_len, batch_size, lr, seed, threads, generate)
+    if generate and not prompt:
+        raise InvalidInputError("--generate needs a non-empty --prompt")
     torch.set_num_threads(threads)
     layer = LayerConfig(
         width=width,
@@ -328,6 +372,52 @@ def train(
             f"(negative: ours is better), tokens/s x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}, "
             f"KV cache x{ours['kv_cache_bytes'] / max(base['kv_cache_bytes'], 1):.2f} of the baseline's"
         )
+
+
+def _check_train(
+    arch: str,
+    steps: int,
+    width: int,
+    heads: int,
+    seq_len: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    threads: int,
+    generate: int,
+) -> None:
+    """Bounds of ``train``'s sizes and its memory estimate (with a 4x-larger baseline's margin)."""
+    import os
+
+    from frugalml.composer import limits as lim
+    from frugalml.composer.model import non_embedding_params
+    from frugalml.composer.primitives import LayerConfig
+
+    lim.bounded(steps, "steps", 1, lim.MAX_STEPS)
+    lim.bounded(width, "width", 1, lim.MAX_WIDTH)
+    lim.bounded(heads, "heads", 1, width, " (at most the width)")
+    lim.bounded(seq_len, "seq_len", 2, lim.MAX_SEQ_LEN)
+    lim.bounded(batch, "batch_size", 1, lim.MAX_BATCH)
+    lim.positive_finite(lr, "lr")
+    lim.bounded(seed, "seed", 0, lim.MAX_SEED)
+    lim.bounded(threads, "threads", 1, 4 * (os.cpu_count() or 1), " (4 per core of this machine at most)")
+    lim.bounded(generate, "generate", 0, lim.MAX_GENERATE)
+    if width % heads:
+        raise InvalidInputError(f"width {width} is not divisible by heads {heads}")
+    layer = LayerConfig(width=width, heads=heads, kv_heads=max(1, heads // 2), mlp_hidden=4 * width)
+    lim.check_memory(
+        lim.training_bytes(
+            params=non_embedding_params(arch, layer) + 256 * width,
+            width=width,
+            layers=len(arch),
+            attention_layers=sum(arch.count(c) for c in "ASL"),
+            heads=heads,
+            batch=batch,
+            seq_len=seq_len,
+        ),
+        f"training {arch} at width {width} on {batch} x {seq_len} bytes",
+        "lower --batch-size, --seq-len or --width",
+    )
 
 
 def _sample(model, prompt: str, new: int, seed: int) -> None:

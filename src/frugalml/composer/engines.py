@@ -168,8 +168,10 @@ class _BayesOpt(Engine):
 
     def __init__(self, space: Space, seed: int = 0, initial: int = 4, pool: int = 4096):
         super().__init__(space, seed)
-        if initial < 1:
-            raise InvalidInputError(f"initial must be at least 1, got {initial}")
+        if not 1 <= initial <= space.size:
+            raise InvalidInputError(
+                f"initial must be between 1 and the {space.size:,} architectures of the space, got {initial}"
+            )
         self.initial, self.pool = initial, pool
 
     def _candidates(self) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.validate import one_of
+from frugalml.composer.limits import MAX_LAYERS
 from frugalml.composer.model import check_arch, from_runs, non_embedding_params, runs
 from frugalml.composer.primitives import LayerConfig
 
@@ -146,6 +147,11 @@ def extrapolate(
         )
         scale = params / non_embedding_params(arch, layer)
         ref_params = params
+    if not scale * len(arch) <= MAX_LAYERS:  # also refuses inf and nan
+        raise InvalidInputError(
+            f"{arch} grown {scale:.4g}x would have about {scale * len(arch):.3g} layers, more than "
+            f"{MAX_LAYERS:,}; ask for a smaller target"
+        )
     grown = stack(arch, scale) if mode == "stack" else stretch(arch, scale)
     attention = sum(grown.count(c) for c in "ASL")
     return Extrapolation(

@@ -20,6 +20,7 @@ from frugalml.common.errors import InvalidInputError
 from frugalml.common.seeding import rng
 from frugalml.common.threads import torch_threads
 from frugalml.composer.corpus import STDLIB, corpus_id, load_corpus
+from frugalml.composer.limits import MAX_BATCH, MAX_STEPS, bounded
 from frugalml.composer.mad import IGNORE, MADTask, preset
 from frugalml.composer.model import HybridConfig, HybridLM, check_arch, kv_cache_bytes
 from frugalml.composer.primitives import LayerConfig
@@ -70,11 +71,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.evals < 1:
             raise InvalidInputError("steps, batch_size and evals must be positive")
+        bounded(self.steps, "steps", 1, MAX_STEPS)
+        bounded(self.batch_size, "batch_size", 1, MAX_BATCH)
         if not self.moe_aux_coef >= 0:
             raise InvalidInputError(f"moe_aux_coef must be >= 0, got {self.moe_aux_coef}")
         if not self.learning_rates or not self.weight_decays:
             raise InvalidInputError("give at least one learning rate and one weight decay")
-        if any(lr <= 0 for lr in self.learning_rates) or any(wd < 0 for wd in self.weight_decays):
+        if any(not (lr > 0 and math.isfinite(lr)) for lr in self.learning_rates) or any(
+            not (wd >= 0 and math.isfinite(wd)) for wd in self.weight_decays
+        ):
             raise InvalidInputError("learning rates must be > 0 and weight decays >= 0")
 
 

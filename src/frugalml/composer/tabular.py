@@ -25,6 +25,7 @@ import numpy as np
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 from frugalml.common.progress import progress
 from frugalml.composer.engines import Space, make_engine
+from frugalml.composer.limits import MAX_SEED, MAX_SEEDS, bounded
 from frugalml.composer.strategies import run_engine
 
 BUILTINS = {
@@ -147,6 +148,8 @@ def compare_engines(
         raise InvalidInputError(f"seeds must be at least 1, got {seeds}")
     if first_seed < 0:
         raise InvalidInputError(f"first_seed must be >= 0, got {first_seed}")
+    bounded(seeds, "seeds", 1, MAX_SEEDS)
+    bounded(first_seed, "first_seed", 0, MAX_SEED - seeds)
     seed_list = tuple(range(first_seed, first_seed + seeds))
     budget = budget or table.space.size
     top1, best = table.top1, table.scores[table.top1]

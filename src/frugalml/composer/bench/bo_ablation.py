@@ -8,6 +8,9 @@ made on one half can be checked on the other.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -18,6 +21,7 @@ import numpy as np
 from frugalml.common.report import Record
 from frugalml.composer.engines import ACQUISITIONS, Engine, GPBayesOpt, RandomSearch, Space
 from frugalml.composer.gp import KERNELS
+from frugalml.composer.lifeline import die_with_parent
 from frugalml.composer.tabular import load_table
 
 
@@ -62,13 +66,23 @@ def evals_to_top1(job: tuple[str, int, str]) -> Found:
     raise RuntimeError(f"{variant} never evaluated the top-1")
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool whose workers die with this process, even when it is killed with SIGKILL."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(), threading.current_thread() is threading.main_thread()),
+    )
+
+
 def run_ablation(
     variants: list[str], seeds: list[int], table: str, workers: int
 ) -> dict[str, dict[int, int]]:
     """Evaluations to the top-1 of every (variant, seed), run in a pool of ``workers`` processes."""
     jobs = [(v, s, table) for v in variants for s in seeds]
     found: dict[str, dict[int, int]] = {v: {} for v in variants}
-    with ProcessPoolExecutor(workers) as pool:
+    with worker_pool(workers) as pool:
         for f in pool.map(evals_to_top1, jobs, chunksize=1):
             found[f.variant][f.seed] = f.evaluations
             print(

@@ -8,6 +8,8 @@ from typing import Any
 from frugalml.common.parsing import comma_list
 from frugalml.common.report import Record, print_table, write_json
 from frugalml.composer.bench.records import kept_records
+from frugalml.composer.engines import make_engine
+from frugalml.composer.limits import MAX_SEED, MAX_SEEDS, bounded
 from frugalml.composer.tabular import bootstrap_ratio, compare_engines, load_table, plot_regret, records
 
 PEERS = "bo,tpe,random,evolution"
@@ -32,6 +34,9 @@ def compare_report(
     if "bo" not in names:
         names.insert(0, "bo")
     t = load_table(table)
+    bounded(seeds, "seeds", 1, MAX_SEEDS)
+    bounded(first_seed, "first_seed", 0, MAX_SEED - seeds)
+    make_engine("bo", t.space, first_seed, **(bo_options or {}))  # refuses bad settings before the runs
     bo = ", ".join(f"{k}={v}" for k, v in (bo_options or {}).items()) or "defaults"
     print(f"{t.describe()}; top-1 {t.top1}; engine seeds {first_seed}..{first_seed + seeds - 1}; bo: {bo}")
     runs = compare_engines(

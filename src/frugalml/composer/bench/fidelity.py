@@ -24,6 +24,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from frugalml.common import env
+from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
 from frugalml.common.parsing import comma_list
 from frugalml.common.report import Record, print_table, write_json
@@ -60,6 +61,21 @@ def bootstrap_spearman(
             stats.append(spearmanr(xs[idx], ys[idx]).statistic)
     low, high = np.nanpercentile(stats, [2.5, 97.5]) if stats else (float("nan"), float("nan"))
     return float(spearmanr(xs, ys).statistic), float(low), float(high)
+
+
+def interleaved(n: int) -> list[int]:
+    """0..n-1 in bit-reversed order, so that any prefix is spread over the whole range (a run
+    stopped part-way has a stratified sample of the ranking).
+
+    Examples
+    --------
+    >>> interleaved(8)
+    [0, 4, 2, 6, 1, 5, 3, 7]
+    >>> sorted(interleaved(5))
+    [0, 1, 2, 3, 4]
+    """
+    bits = max(1, (n - 1).bit_length())
+    return sorted(range(n), key=lambda i: int(format(i, f"0{bits}b")[::-1], 2))
 
 
 def rho_record(workload: str, rho: tuple[float, float, float], notes: str) -> Record:
@@ -101,6 +117,8 @@ class FidelitySettings:
     picks: str | None = None
     target_runs: Path | None = None
     out: str = "fidelity-2m"
+    table: str = "AM_6"  # the tabular benchmark whose MAD scores are the proxy
+    stack: int = 1  # each pick is trained stacked this many times (the larger model of the study)
 
     def describe(self) -> str:
         return (
@@ -115,7 +133,9 @@ class FidelityStudy:
     def __init__(self, settings: FidelitySettings, results: Path):
         self.s = settings
         self.results = Path(results)
-        self.table = load_table()
+        if not 1 <= settings.stack <= 64:
+            raise InvalidInputError(f"stack must be between 1 and 64, got {settings.stack}")
+        self.table = load_table(settings.table)
         self.cache = ResultCache(settings.cache)
         self.train = TrainConfig(
             steps=settings.steps,
@@ -148,9 +168,10 @@ class FidelityStudy:
         in_range = [
             a
             for a in sorted(self.table.scores, key=self.table.scores.__getitem__, reverse=True)
-            if self.s.min_params <= non_embedding_params(a, layer) <= self.s.max_params
+            if self.s.min_params <= non_embedding_params(a * self.s.stack, layer) <= self.s.max_params
         ]
-        return [in_range[int(i)] for i in np.linspace(0, len(in_range) - 1, self.s.archs).round()]
+        spread = [in_range[int(i)] for i in np.linspace(0, len(in_range) - 1, self.s.archs).round()]
+        return [spread[i] for i in interleaved(len(spread))]
 
     def lm(self, arch: str, width: int, seeds: list[int]) -> dict[str, Any]:
         """Train (or read from the cache) ``arch`` at ``width`` for each seed; the summary of its runs."""
@@ -187,26 +208,56 @@ class FidelityStudy:
             json.dump(doc, f, indent=1, default=str)
 
     def fidelity(self, picks: list[str]) -> list[float]:
-        """Run the picks, add the MAD-table-vs-LM record; minus the LM losses of the picks."""
+        """Run the picks (each stacked ``stack`` times), rewriting the MAD-table-vs-LM records over the
+        picks finished so far after each one (from 4 on); minus the LM losses of the picks."""
         s = self.s
-        self.extra = {"picks": picks}
+        self.extra = {"picks": picks, "table": s.table, "stack": s.stack}
+        done: list[str] = []
         for arch in picks:
-            self.lm(arch, s.width, s.seeds)
+            self.lm(arch * s.stack, s.width, s.seeds)
+            done.append(arch)
+            if len(done) >= 4:
+                self.records = self._fidelity_records(done, len(picks))
             self.save()
-        neg_loss = [-self.runs[f"{a}@{s.width}"]["val_loss"] for a in picks]
-        params = [self.runs[f"{a}@{s.width}"]["non_embedding_params"] for a in picks]
-        self.records.append(
-            rho_record(
-                f"proxy fidelity: MAD table vs LM loss, {len(picks)} archs of "
-                f"{min(params) / 1e6:.1f}-{max(params) / 1e6:.1f}M non-embedding params (width {s.width}, "
-                f"{s.describe()}, seeds {s.seeds})",
-                bootstrap_spearman([self.table.scores[a] for a in picks], neg_loss),
-                "paper: 0.9-0.97 at its scale; 95% CI from 5000 bootstrap resamples of the architectures",
-            )
-        )
+        neg_loss = [-self.runs[f"{a * s.stack}@{s.width}"]["val_loss"] for a in picks]
         if s.target_runs is not None:
+            params = [self.runs[f"{a * s.stack}@{s.width}"]["non_embedding_params"] for a in picks]
             self.records.append(self._against_target(picks, neg_loss, params, s.target_runs))
         return neg_loss
+
+    def _fidelity_records(self, done: list[str], planned: int) -> list[Record]:
+        """The MAD table vs the LM losses of ``done``, and (with two or more seeds) the LM's own
+        seed-to-seed agreement: the noise ceiling of any proxy's rank correlation with it."""
+        s = self.s
+        runs = [self.runs[f"{a * s.stack}@{s.width}"] for a in done]
+        params = [r["non_embedding_params"] for r in runs]
+        seconds = sum(p["seconds"] for r in runs for p in r["runs"])
+        grown = f", stacked x{s.stack}" if s.stack > 1 else ""
+        what = (
+            f"{len(done)} of {planned} archs of {s.table}{grown}, {min(params) / 1e6:.2f}-"
+            f"{max(params) / 1e6:.2f}M non-embedding params (width {s.width}, {s.describe()}, "
+            f"seeds {s.seeds})"
+        )
+        cost = f"; LM training {seconds / 3600:.2f} h wall on {env.machine()}"
+        records = [
+            rho_record(
+                f"proxy fidelity: MAD table vs LM loss, {what}",
+                bootstrap_spearman([self.table.scores[a] for a in done], [-r["val_loss"] for r in runs]),
+                "paper: 0.9-0.97 at its scale; 95% CI from 5000 bootstrap resamples of the architectures"
+                + cost,
+            )
+        ]
+        if len(s.seeds) >= 2:
+            first, second = ([-r["runs"][i]["val_loss"] for r in runs] for i in (0, 1))
+            records.append(
+                rho_record(
+                    f"noise ceiling: LM seed {s.seeds[0]} vs seed {s.seeds[1]}, {what}",
+                    bootstrap_spearman(first, second),
+                    "the larger models' own seed-to-seed agreement; a proxy cannot be expected to rank "
+                    "them better than one seed ranks the other" + cost,
+                )
+            )
+        return records
 
     def _against_target(
         self, picks: list[str], neg_loss: list[float], params: list[float], target_runs: Path
