@@ -255,6 +255,11 @@ def evaluate_command(
         "(default: each method's own, 1000 or the paper's 3500).",
     ),
     seed: int = typer.Option(0),
+    seeds: str = typer.Option(
+        None,
+        help="Comma-separated seeds (e.g. 0,1,2): each draws its own splits and seeds every method; "
+        "the report gives each metric's mean and 95% interval over all folds of all seeds.",
+    ),
     json_path: Path = typer.Option(None, "--json", help="Write the per-fold results as JSON."),
     quiet: bool = QUIET,
 ):
@@ -283,17 +288,14 @@ def evaluate_command(
         ds = data.load(dataset or "university")
         split = split or "authors"
     context = Context.with_limits(ds.corpus, n_topics=topics, em_iter=em_iter, steps=steps, seed=seed)
-    results = evaluate(
-        ds,
-        with_baselines(comma_list(methods, name="method", allowed=METHODS)),
-        split,
-        context=context,
-        seed=seed,
-        head=head,
-        quiet=quiet,
-        test_fraction=test_share,
-    )
-    _print_results(f"{ds.name} / {split}", results)
+    chosen = with_baselines(comma_list(methods, name="method", allowed=METHODS))
+    if seeds is not None:
+        results = _over_seeds(ds, chosen, split, seeds, context, test_share, quiet)
+    else:
+        results = evaluate(
+            ds, chosen, split, context=context, seed=seed, head=head, quiet=quiet, test_fraction=test_share
+        )
+        _print_results(f"{ds.name} / {split}", results)
     warnings = identity_warnings(results)
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
@@ -305,6 +307,43 @@ def evaluate_command(
             record["coverage"] = ds.meta["coverage"]
         with atomic_write(json_path, "w") as f:
             json.dump(record, f, indent=2)
+
+
+def _over_seeds(ds, methods, split, seeds, context, test_share, quiet) -> dict:
+    """Every method over several seeds; prints mean [95% interval] of AUC, F1 and AP."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from frugalml.common.errors import InvalidInputError
+    from frugalml.common.parsing import comma_list
+    from frugalml.prereq.evaluate import over_seeds
+    from frugalml.prereq.limits import check_counts
+
+    try:
+        numbers = [int(x) for x in comma_list(seeds, name="seed", non_empty=True)]
+    except ValueError:
+        raise InvalidInputError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
+    for number in numbers:
+        check_counts(seed=number)
+    if len(set(numbers)) != len(numbers):
+        raise InvalidInputError(f"--seeds lists a seed twice: {seeds!r}")
+    results = over_seeds(ds, methods, split, numbers, context=context, test_fraction=test_share, quiet=quiet)
+    table = Table(title=f"{ds.name} / {split}: mean [95% interval] over {len(numbers)} seeds x folds")
+    for col in ("method", "AUC", "F1", "AP", "n"):
+        table.add_column(col)
+    for method, entry in results.items():
+        ci = entry["ci95"]
+        cells = [
+            f"{ci[m]['mean']:.3f} [{ci[m]['low']:.3f}, {ci[m]['high']:.3f}]" for m in ("auc", "f1", "ap")
+        ]
+        table.add_row(method, *cells, str(ci["auc"]["n"]))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    import numpy as np
+
+    for entry in results.values():  # the mean and std the rest of the report reads
+        entry["mean"] = {k: v["mean"] for k, v in entry["ci95"].items()}
+        entry["std"] = {k: float(np.nanstd([f[k] for f in entry["folds"]])) for k in entry["ci95"]}
+    return results
 
 
 def _print_results(title: str, results: dict) -> None:

@@ -197,6 +197,55 @@ def evaluate(
     return results
 
 
+def interval(values: Sequence[float]) -> dict[str, float]:
+    """Mean and the 95% t-interval of the mean over the given fold results (NaNs left out).
+
+    Examples
+    --------
+    >>> r = interval([0.6, 0.7, 0.8])
+    >>> round(r["mean"], 3), round(r["low"], 3), round(r["high"], 3), r["n"]
+    (0.7, 0.452, 0.948, 3)
+    """
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    mean = float(v.mean())
+    if len(v) < 2:
+        return {"mean": mean, "low": mean, "high": mean, "n": 1}
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(len(v))}
+
+
+def over_seeds(
+    dataset,
+    methods: Sequence[str],
+    split: str,
+    seeds: Sequence[int],
+    *,
+    context,
+    test_fraction: float = 0.4,
+    quiet: bool = True,
+) -> dict[str, dict]:
+    """Evaluate every method with each seed; per method the folds of all seeds and, per metric,
+    the mean and 95% interval over them (``{method: {"folds": [...], "ci95": {metric: {...}}}}``)."""
+    merged: dict[str, dict] = {m: {"folds": []} for m in methods}
+    base_seed = context.seed
+    for seed in seeds:
+        context.seed = seed  # methods' own randomness; the topic model is fitted once and kept
+        results = evaluate(
+            dataset, methods, split, context=context, seed=seed, quiet=quiet, test_fraction=test_fraction
+        )
+        for method, entry in results.items():
+            merged[method]["folds"] += [{**row, "seed": seed} for row in entry["folds"]]
+    context.seed = base_seed
+    for entry in merged.values():
+        keys = [k for k in entry["folds"][0] if k != "seed"]
+        entry["ci95"] = {k: interval([f[k] for f in entry["folds"]]) for k in keys}
+    return merged
+
+
 BASELINES = ("identity", "allpos")
 
 

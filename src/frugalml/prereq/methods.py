@@ -35,6 +35,12 @@ METHODS = {
     "refd": "RefD: reference distance over the document-link graph (Liang et al. 2015)",
     "cpr": "CPR-Recover: x_i^T A x_j learned with a ranking objective (Liang et al. 2017)",
     "lda": "plain LDA (gensim, no links) concept vectors + siamese network (PREREQ's settings, one network)",
+    "prereq-hybrid": "PREREQ for unseen concepts: a random forest on directional topic features of "
+    "the Pairwise-Link-LDA (eta scores both ways, topic generality and spread) and on document-link "
+    "counts; which of topics, links or both it uses is chosen by inner concept-disjoint validation "
+    "on the training pairs",
+    "prereq-topics": "ablation of prereq-hybrid: the forest on the topic features only",
+    "prereq-links": "ablation of prereq-hybrid: the forest on the link-count features only",
     "identity": "logistic regression on one-hot concept identities, no documents (measures how "
     "much a split rewards memorising which concepts are prerequisites)",
     "allpos": "predict 'prerequisite' for every pair (the trivial baseline)",
@@ -164,6 +170,9 @@ def fit_method(name: str, context: Context, train: PairSet, **options) -> Scorer
         "lda": _fit_lda,
         "identity": _fit_identity,
         "allpos": _fit_allpos,
+        "prereq-hybrid": _fit_hybrid,
+        "prereq-topics": lambda c, t, **_: _fit_forest(c, t, ("topics",)),
+        "prereq-links": lambda c, t, **_: _fit_forest(c, t, ("links",)),
     }
     return fitters[name](context, train, **options)
 
@@ -279,7 +288,9 @@ def link_count_features(context: Context, a: Sequence[str], b: Sequence[str]) ->
 def _fit_rf(context: Context, train: PairSet, **_) -> Scorer:
     from sklearn.ensemble import RandomForestClassifier
 
-    forest = RandomForestClassifier(n_estimators=300, min_samples_leaf=2, random_state=context.seed, n_jobs=1)
+    forest = RandomForestClassifier(
+        n_estimators=FOREST_TREES, min_samples_leaf=2, random_state=context.seed, n_jobs=1
+    )
     forest.fit(link_count_features(context, train.a, train.b), train.y)
     return _thresholded(lambda a, b: forest.predict_proba(link_count_features(context, a, b))[:, 1], train)
 
@@ -366,3 +377,88 @@ def _fit_cpr(context: Context, train: PairSet, **_) -> Scorer:
         return A[ia, ib]
 
     return _thresholded(score, train)
+
+
+def topic_features(context: Context, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """Per pair, from the Pairwise-Link-LDA alone (nothing names a concept, so it transfers to
+    concepts never seen in training): the link model's score A -> B and B -> A and their
+    difference, the similarity of the two concepts' topic profiles, each profile's spread
+    (entropy: general concepts spread over many topics), each concept's frequency, and how much
+    each concept's topics are required by, or require, other topics (eta's column and row sums)."""
+    model = context.plda
+    xa = model.concept_vectors(context.columns(a))
+    xb = model.concept_vectors(context.columns(b))
+    ta = xa / np.maximum(xa.sum(1, keepdims=True), 1e-300)
+    tb = xb / np.maximum(xb.sum(1, keepdims=True), 1e-300)
+    eta = model.eta_
+    ab = np.einsum("nk,kl,nl->n", ta, eta, tb)
+    ba = np.einsum("nk,kl,nl->n", tb, eta, ta)
+    cos = (ta * tb).sum(1) / np.maximum(np.linalg.norm(ta, axis=1) * np.linalg.norm(tb, axis=1), 1e-300)
+    ent_a = -(ta * np.log(np.maximum(ta, 1e-300))).sum(1)
+    ent_b = -(tb * np.log(np.maximum(tb, 1e-300))).sum(1)
+    freq_a, freq_b = np.log(np.maximum(xa.sum(1), 1e-300)), np.log(np.maximum(xb.sum(1), 1e-300))
+    required, requires = eta.sum(0), eta.sum(1)  # topic l required by others; topic k requires others
+    req_a, req_b = ta @ required, tb @ required
+    need_a, need_b = ta @ requires, tb @ requires
+    return np.column_stack(
+        [ab, ba, ab - ba, cos, ent_a, ent_b, ent_a - ent_b, freq_a, freq_b, freq_a - freq_b]
+        + [req_a, req_b, req_b - req_a, need_a, need_b, need_a - need_b]
+    )
+
+
+FEATURE_SETS = (("topics",), ("links",), ("topics", "links"))
+
+
+def pair_features(context: Context, a: Sequence[str], b: Sequence[str], parts: Sequence[str]) -> np.ndarray:
+    """The chosen feature parts side by side: ``topics`` (:func:`topic_features`) and ``links``
+    (:func:`link_count_features`)."""
+    makers = {"topics": topic_features, "links": link_count_features}
+    return np.column_stack([makers[p](context, a, b) for p in parts])
+
+
+FOREST_TREES = 300  # the link-count forest's and the hybrid's trees
+INNER_TREES = 100  # trees of the forests that only choose the hybrid's features
+
+
+def _forest(context: Context, train: PairSet, parts: Sequence[str], trees: int | None = None):
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(
+        n_estimators=trees or FOREST_TREES, min_samples_leaf=2, random_state=context.seed, n_jobs=1
+    )
+    return forest.fit(pair_features(context, train.a, train.b, parts), train.y)
+
+
+def _fit_forest(context: Context, train: PairSet, parts: Sequence[str]) -> Scorer:
+    forest = _forest(context, train, parts)
+    return _thresholded(lambda a, b: forest.predict_proba(pair_features(context, a, b, parts))[:, 1], train)
+
+
+def inner_choice(context: Context, train: PairSet, n_splits: int = 3) -> tuple[tuple[str, ...], dict]:
+    """The feature parts with the best mean AUC on concept-disjoint splits of the training pairs
+    alone (ties go to the richer set); also returns every candidate's inner AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    concepts = sorted(set(train.a) | set(train.b))
+    gen = np.random.default_rng(context.seed + 7919)
+    scores: dict[tuple[str, ...], list[float]] = {parts: [] for parts in FEATURE_SETS}
+    for _ in range(n_splits):
+        held = set(gen.choice(concepts, int(round(0.4 * len(concepts))), replace=False))
+        side = np.array([(x in held, z in held) for x, z in train.keys()])
+        fit_idx = np.flatnonzero(~side[:, 0] & ~side[:, 1])
+        val_idx = np.flatnonzero(side[:, 0] & side[:, 1])
+        fit, val = train.subset(fit_idx), train.subset(val_idx)
+        if len(np.unique(fit.y)) < 2 or len(np.unique(val.y)) < 2:
+            continue
+        for parts in FEATURE_SETS:
+            forest = _forest(context, fit, parts, INNER_TREES)
+            proba = forest.predict_proba(pair_features(context, val.a, val.b, parts))[:, 1]
+            scores[parts].append(float(roc_auc_score(val.y, proba)))
+    means = {parts: float(np.mean(v)) if v else float("-inf") for parts, v in scores.items()}
+    best = max(FEATURE_SETS, key=lambda parts: (means[parts], len(parts)))
+    return best, {"+".join(p): m for p, m in means.items()}
+
+
+def _fit_hybrid(context: Context, train: PairSet, **_) -> Scorer:
+    parts, _ = inner_choice(context, train)
+    return _fit_forest(context, train, parts)
