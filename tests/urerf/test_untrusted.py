@@ -248,3 +248,64 @@ def test_fit_does_not_create_the_output_folder(tmp_path, capsys):
 def test_sizes_refused_in_one_line(argv, message, capsys):
     code, err = _run(argv, capsys)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["urerf", "sim", "--trees", "100000000000", "--n", "100", "--k", "5"], "use fewer trees"),
+        (["urerf", "sim", "--projection", "bogus", "--n", "100", "--k", "5"], "unknown --projection"),
+        (["urerf", "sim", "--seeds", "100000000000"], "--seeds"),
+        (["urerf", "sim", "--dataset", ""], "give at least one dataset"),
+        (["urerf", "reproduce", "--datasets", ""], "give at least one dataset"),
+        (["urerf", "reproduce", "--trees", "100000000000", "--peers", ""], "use fewer trees"),
+        (["urerf", "reproduce", "--seeds", "1001"], "--seeds"),
+        (["urerf", "bench", "--trees", "100000000000", "--peers", "rf"], "use fewer trees"),
+        (["urerf", "bench", "--rounds", "100000000000", "--peers", "rf"], "--rounds"),
+        (["urerf", "drosophila", "--seeds", "100000000000"], "--seeds"),
+    ],
+)
+def test_sizes_and_repeats_refused_before_work(argv, message, capsys):
+    code, err = _run(argv, capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_drosophila_refuses_a_forest_that_cannot_fit(shared_data, capsys):
+    argv = ["urerf", "drosophila", "--path", str(shared_data / "connectome"), "--trees", "100000000000"]
+    code, err = _run(argv + ["--peers", ""], capsys)
+    assert code == 2 and "use fewer trees" in err and err.count("\n") == 1
+
+
+def test_our_own_failure_is_not_reported_as_a_skipped_peer():
+    from frugalml.common.errors import InvalidInputError
+    from frugalml.urerf.bench.quality import noise_sweep
+
+    with pytest.raises(InvalidInputError, match="projection"):
+        noise_sweep(
+            ["helix"], [0], ["urerf"], n=60, n_trees=2, seeds=[0], k=5, projection="bogus", quiet=True
+        )
+
+
+@pytest.mark.parametrize("content", ["", "\n"])
+def test_data_without_points_and_folders_as_outputs(content, saved, tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text(content)
+    fit = ["urerf", "fit", str(empty), "-o", str(tmp_path / "o.npz")]
+    code, err = _run(fit, capsys)
+    assert code == 2 and "holds no points" in err and err.count("\n") == 1
+    X, path = saved[0], saved[1]
+    code, err = _run(["urerf", "neighbours", str(path), str(empty), "-o", str(tmp_path / "o.npz")], capsys)
+    assert code == 2 and "holds no points" in err and err.count("\n") == 1
+    np.save(tmp_path / "x.npy", X)
+    for argv in (
+        ["urerf", "fit", str(tmp_path / "x.npy"), "-o", str(tmp_path)],
+        ["urerf", "fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "o.npz"), "--model", str(tmp_path)],
+        ["urerf", "neighbours", str(path), str(tmp_path / "x.npy"), "-o", str(tmp_path)],
+        ["urerf", "sim", "--json", str(tmp_path)],
+    ):
+        code, err = _run(argv, capsys)
+        assert code == 2 and "is a folder" in err and err.count("\n") == 1, argv
+    code, err = _run(
+        ["urerf", "fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "o.npz"), "--seed", "-1"], capsys
+    )
+    assert code == 2 and "--seed" in err and err.count("\n") == 1

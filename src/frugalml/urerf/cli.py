@@ -11,8 +11,17 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-TREES = typer.Option(300, "--trees", min=1, help="Number of trees.")
-SEEDS = typer.Option(3, "--seeds", min=1, help="Repeat over this many seeds and average.")
+MAX_REPEATS = 1000  # --seeds and --rounds: each repeats the whole run
+TREES = typer.Option(
+    300, "--trees", min=1, help="Number of trees (refused before any work when they cannot fit in memory)."
+)
+SEEDS = typer.Option(
+    3,
+    "--seeds",
+    min=1,
+    max=MAX_REPEATS,
+    help=f"Repeat over this many seeds (at most {MAX_REPEATS}) and average.",
+)
 POINTS = typer.Option(1000, "--n", min=2, help="Points per data set.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 JSON = typer.Option(None, "--json", help="Write the results as JSON records here (plus a PNG plot).")
@@ -35,19 +44,47 @@ def _ints(text: str, name: str) -> list[int]:
     return comma_list(text, _non_negative, name=name, non_empty=True)
 
 
-def _names(text: str, allowed, name: str) -> list[str]:
+def _names(text: str, allowed, name: str, non_empty: bool = False) -> list[str]:
     from frugalml.common.parsing import comma_list
 
-    return comma_list(text, name=name, allowed=allowed)
+    return comma_list(text, name=name, allowed=allowed, non_empty=non_empty)
+
+
+def _read_points(path: Path):
+    """The rows of a data file as a matrix; a file without any row is a one-line error."""
+    import warnings
+
+    from frugalml.common.data import read_matrix
+    from frugalml.common.errors import InvalidInputError
+
+    with warnings.catch_warnings():  # an empty text file: our own message below says it better
+        warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+        X = read_matrix(path)
+    if X.shape[0] == 0:
+        raise InvalidInputError(f"{path} holds no points; give a file with one point per row")
+    return X
+
+
+def _check_forests(trees: int, *sizes: int) -> None:
+    """Refuse, before any work, forests of ``trees`` trees that cannot fit in memory at these sizes."""
+    from frugalml.urerf.limits import check_forest_fits
+
+    for n in sizes:
+        check_forest_fits(trees, n)
 
 
 def _check_outputs(*paths: Path | None) -> None:
-    """Refuse output paths whose folder does not exist (before any work, and without creating it)."""
+    """Refuse output paths that are folders or whose folder does not exist (before any work, and
+    without creating it)."""
+    from frugalml.common.errors import InvalidInputError
     from frugalml.common.files import require_folder
 
     for path in paths:
-        if path is not None:
-            require_folder(path)
+        if path is None:
+            continue
+        if Path(path).is_dir():
+            raise InvalidInputError(f"{path} is a folder; name a file to write inside it")
+        require_folder(path)
 
 
 def _check_k(k: int, n: int) -> None:
@@ -81,19 +118,18 @@ def fit(
     ),
     projection: str = typer.Option("sparse", help="sparse, axis or gaussian."),
     criterion: str = typer.Option("fastbic", help="fastbic or twomeans."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (a non-negative integer)."),
     model: Path = typer.Option(None, "--model", help="Also save the fitted forest here (.urerf)."),
     quiet: bool = QUIET,
 ):
     """Fit a forest on DATA and write each point's k most similar points (indices, similarities)."""
     import numpy as np
 
-    from frugalml.common.data import read_matrix
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
     _check_outputs(output, model)
-    X = read_matrix(data)
+    X = _read_points(data)
     _check_k(k, X.shape[0])
     forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion, random_state=seed)
     forest.fit(X)
@@ -116,13 +152,12 @@ def neighbours(
     """Route new points through a saved forest and write their k most similar training points."""
     import numpy as np
 
-    from frugalml.common.data import read_matrix
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
     _check_outputs(output)
     forest = UnsupervisedRandomerForest.load(model)
-    dist, ind = forest.kneighbors(read_matrix(data), n_neighbors=k)
+    dist, ind = forest.kneighbors(_read_points(data), n_neighbors=k)
     with atomic_write(output) as f:
         np.savez_compressed(f, indices=ind, similarities=1.0 - dist)
 
@@ -143,15 +178,19 @@ def sim(
     quiet: bool = QUIET,
 ):
     """Geodesic precision@k of URerF on a simulated manifold with noise dimensions appended."""
+    from frugalml.common.validate import one_of
     from frugalml.urerf.bench.peers import BASELINES
     from frugalml.urerf.bench.quality import noise_sweep, print_scores, sweep_records
     from frugalml.urerf.datasets import SIMULATIONS, check_simulation_fits
+    from frugalml.urerf.forest import PROJECTIONS
 
-    _names(dataset, SIMULATIONS, "dataset")
+    _names(dataset, SIMULATIONS, "dataset", non_empty=True)
+    one_of(projection, PROJECTIONS, "--projection")
     _check_k(k, n)
     _check_outputs(json_path)
     levels = _ints(noise, "--noise")
     check_simulation_fits(n, max(levels))
+    _check_forests(trees, n)
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     scores, skipped = noise_sweep(
         [dataset],
@@ -186,10 +225,11 @@ def reproduce(
     from frugalml.urerf.bench.quality import noise_plot, noise_sweep, print_scores, sweep_records
     from frugalml.urerf.datasets import SIMULATIONS, check_simulation_fits
 
-    names = _names(datasets, SIMULATIONS, "dataset")
+    names = _names(datasets, SIMULATIONS, "dataset", non_empty=True)
     _check_outputs(json_path)
     levels = _ints(noise, "--noise")
     check_simulation_fits(n, max(levels))
+    _check_forests(trees, n)
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     scores, skipped = noise_sweep(names, levels, methods, n=n, n_trees=trees, seeds=range(seeds), quiet=quiet)
     print_scores(scores, 50, skipped)
@@ -224,6 +264,7 @@ def drosophila(
     _check_outputs(json_path)
     connectome = load_drosophila(path)
     X, d = drosophila_embedding(connectome)
+    _check_forests(trees, X.shape[0])
     methods = ["urerf", *_names(peers, BASELINES, "peer")]
     options = {"projection": "sparse", "min_parent": min_parent, "normalize": normalize}
     results, skipped = run(
@@ -256,7 +297,13 @@ def bench(
         help="Also run top-50 at this n, p = 20, 100 trees "
         "(e.g. 50000) in a fresh process, with its peak memory.",
     ),
-    rounds: int = typer.Option(3, "--rounds", min=1, help="Interleaved timing rounds per peer."),
+    rounds: int = typer.Option(
+        3,
+        "--rounds",
+        min=1,
+        max=MAX_REPEATS,
+        help=f"Interleaved timing rounds per peer (at most {MAX_REPEATS}).",
+    ),
     json_path: Path = JSON,
     quiet: bool = QUIET,
 ):
@@ -268,6 +315,9 @@ def bench(
 
     chosen = _names(peers, BASELINES, "peer")
     _check_outputs(json_path)
+    _check_forests(trees, n, *([1000] if high_p else []))
+    if quality:
+        _check_forests(300, 1000)
     if scale_n:
         _check_k(50, scale_n)
         check_scale(scale_n, 20, 100)

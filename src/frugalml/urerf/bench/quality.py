@@ -66,6 +66,8 @@ def noise_sweep(
             try:
                 ind = neighbours_of(method, data.X, k, seed, n_trees, {"projection": projection})
             except FrugalError as exc:  # an optional peer that cannot run here
+                if method == "urerf":  # our own failure is the user's to see, never a skipped peer
+                    raise
                 skipped[method] = str(exc)
                 break
             values.append(geodesic_precision_at_k(ind, data.geodesic, k))
