@@ -22,6 +22,7 @@ _EXPORTS = {
     "pipeline": ("PipelineConfig", "PipelineRun", "pipeline_seconds", "simulate_pipeline"),
     "planfile": ("ExecutablePlan", "PlannedGemm", "executable_plan", "read_plan", "write_plan"),
     "planner": ("Plan", "plan", "plan_micro_batch"),
+    "regimes": ("Cell", "Grid", "des_agreement", "regime_map"),
     "taskgraphs": ("simulate_baseline",),
     "tiling": ("TaskCost", "Tile", "TileGrid", "best_grid", "choose_grid", "grid_cost", "split_gemm"),
     "traces": ("TraceSet", "load_traces"),

@@ -287,6 +287,13 @@ def compare(
     asymmetries: str = typer.Option("2,10", "--asymmetry", help="Downlink / uplink ratios (comma list)."),
     seq: int = typer.Option(1024, "--seq", "-s", min=1, help="Tokens per sequence."),
     des_sample: int = typer.Option(10, "--des-sample", min=0, help="Cells also run in the event simulator."),
+    resident: bool = typer.Option(
+        True,
+        "--resident-weights/--no-resident-weights",
+        help="Devices keep a weight from the forward to the backward (simulator option: the runtime "
+        "does not execute it yet).",
+    ),
+    name: str = typer.Option("compare", "--name", help="Stem of the output files."),
     seed: int = SEED,
     quiet: bool = QUIET,
 ):
@@ -297,6 +304,7 @@ def compare(
     Example: frugal cleave compare -o results/ (about 500 cells in a few minutes)
     """
     from frugalml.cleave.regimes import (
+        LEVERS,
         POOLS,
         Grid,
         des_agreement,
@@ -317,15 +325,15 @@ def compare(
         tuple(comma_list(asymmetries, float, name="asymmetry", non_empty=True)),
         seq,
     )
-    require_folder(Path(out) / "compare.csv")
-    cells = regime_map(grid, seed=seed, quiet=quiet)
-    agreement = des_agreement(cells, des_sample, seq=seq, seed=seed)
-    text = summary(cells, agreement)
-    write_csv(cells, Path(out) / "compare.csv")
-    plot_heatmaps(cells, out)
-    _write_json(
-        {"summary": text, "cells": to_dict(cells), "des_agreement": agreement}, Path(out) / "compare.json"
-    )
+    require_folder(Path(out) / f"{name}.csv")
+    cells = regime_map(grid, seed=seed, quiet=quiet, resident_weights=resident)
+    agreement = des_agreement(cells, des_sample, seq=seq, seed=seed, resident_weights=resident)
+    levers = {"resident_weights": LEVERS["resident_weights"]} if resident else {}
+    text = summary(cells, agreement) + "".join(f" Lever on: {v}." for v in levers.values())
+    write_csv(cells, Path(out) / f"{name}.csv")
+    plot_heatmaps(cells, out, name)
+    doc = {"summary": text, "levers": levers, "cells": to_dict(cells), "des_agreement": agreement}
+    _write_json(doc, Path(out) / f"{name}.json")
     print(text)
 
 
