@@ -32,7 +32,7 @@ def main() -> None:
         "--activation-l1",
         type=float,
         default=None,
-        help="L1 weight on FFN activations in training (default 0.1; 0: plain)",
+        help="L1 weight on FFN activations in training (default 0.15; 0: plain)",
     )
     parser.add_argument(
         "--threads", type=str, default=None, help="thread counts, e.g. 1,2 (default: quick 1, full 1,2)"
