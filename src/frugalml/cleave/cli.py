@@ -293,6 +293,12 @@ def compare(
         help="Devices keep a weight from the forward to the backward (simulator option: the runtime "
         "does not execute it yet).",
     ),
+    ps_shards: int = typer.Option(
+        4,
+        "--ps-shards",
+        min=1,
+        help="Parameter server shards, each with its own NIC (above 4: simulator option).",
+    ),
     name: str = typer.Option("compare", "--name", help="Stem of the output files."),
     seed: int = SEED,
     quiet: bool = QUIET,
@@ -306,6 +312,7 @@ def compare(
     from frugalml.cleave.regimes import (
         LEVERS,
         POOLS,
+        PS_SHARDS,
         Grid,
         des_agreement,
         plot_heatmaps,
@@ -326,9 +333,13 @@ def compare(
         seq,
     )
     require_folder(Path(out) / f"{name}.csv")
-    cells = regime_map(grid, seed=seed, quiet=quiet, resident_weights=resident)
-    agreement = des_agreement(cells, des_sample, seq=seq, seed=seed, resident_weights=resident)
+    cells = regime_map(grid, seed=seed, quiet=quiet, resident_weights=resident, ps_shards=ps_shards)
+    agreement = des_agreement(
+        cells, des_sample, seq=seq, seed=seed, resident_weights=resident, ps_shards=ps_shards
+    )
     levers = {"resident_weights": LEVERS["resident_weights"]} if resident else {}
+    if ps_shards != PS_SHARDS:
+        levers["ps_shards"] = f"{ps_shards} shards: " + LEVERS["ps_shards"]
     text = summary(cells, agreement) + "".join(f" Lever on: {v}." for v in levers.values())
     write_csv(cells, Path(out) / f"{name}.csv")
     plot_heatmaps(cells, out, name)

@@ -21,7 +21,7 @@ import numpy as np
 
 from frugalml.cleave.analytic import analytic_step
 from frugalml.cleave.baselines import run_baselines
-from frugalml.cleave.devices import DEFAULT_MIX, make_pool
+from frugalml.cleave.devices import DEFAULT_MIX, ParameterServer, make_pool
 from frugalml.cleave.models import load_model
 from frugalml.cleave.opgraph import build_graph
 from frugalml.cleave.planner import Plan, plan
@@ -45,7 +45,10 @@ FLOORS = ("downlink", "uplink", "ps_egress", "ps_ingress", "compute")
 LEVERS = {
     "resident_weights": "a device keeps a whole weight it downloaded for the forward until the "
     "backward of the same layer (simulator option: the runtime re-sends weight tiles for every GEMM)",
+    "ps_shards": "the parameter server split over more shards, each with its own network card "
+    "(simulator option: the runtime has one server process)",
 }
+PS_SHARDS = 4  # the catalogue's parameter server
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,12 @@ def cleave_floors(p: Plan) -> dict[str, float]:
     }
 
 
-def draw_pool(pool: str, devices: int, asymmetry: float, seed: int = 0):
-    """``devices`` devices of the named mix with uplink = downlink / ``asymmetry``."""
-    return make_pool(devices, POOLS[pool], uplink_ratio=asymmetry, seed=seed)
+def draw_pool(pool: str, devices: int, asymmetry: float, seed: int = 0, ps_shards: int = PS_SHARDS):
+    """``devices`` devices of the named mix with uplink = downlink / ``asymmetry``, served by a
+    parameter server of ``ps_shards`` shards."""
+    return make_pool(
+        devices, POOLS[pool], uplink_ratio=asymmetry, seed=seed, ps=ParameterServer(shards=ps_shards)
+    )
 
 
 def measure_cell(
@@ -136,10 +142,11 @@ def measure_cell(
     seq: int,
     seed: int,
     resident_weights: bool = True,
+    ps_shards: int = PS_SHARDS,
 ) -> Cell:
     """Plan Cleave (analytic model) and every baseline on one pool; see :class:`Cell`."""
     graph = build_graph(load_model(model), batch, seq)
-    devices_pool = draw_pool(pool, devices, asymmetry, seed)
+    devices_pool = draw_pool(pool, devices, asymmetry, seed, ps_shards)
     p = plan(graph, devices_pool, churn=False, resident_weights=resident_weights)
     seconds = analytic_step(p).seconds
     base = {k: v.seconds for k, v in run_baselines(graph, devices_pool, seed).items()}
@@ -164,19 +171,30 @@ def measure_cell(
 
 
 def regime_map(
-    grid: Grid | None = None, *, seed: int = 0, quiet: bool = True, resident_weights: bool = True
+    grid: Grid | None = None,
+    *,
+    seed: int = 0,
+    quiet: bool = True,
+    resident_weights: bool = True,
+    ps_shards: int = PS_SHARDS,
 ) -> list[Cell]:
     """Every cell of ``grid`` (default: 4 models x 4 batches x 4 counts x 3 pools x 2 asymmetries),
     Cleave planned with or without the ``resident_weights`` lever (see :data:`LEVERS`)."""
     grid = grid or Grid()
     return [
-        measure_cell(m, b, n, p, a, grid.seq, seed, resident_weights)
+        measure_cell(m, b, n, p, a, grid.seq, seed, resident_weights, ps_shards)
         for m, b, n, p, a in progress(grid.cells(), desc="regime map", quiet=quiet)
     ]
 
 
 def des_agreement(
-    cells: list[Cell], sample: int = 10, *, seq: int = SEQ, seed: int = 0, resident_weights: bool = True
+    cells: list[Cell],
+    sample: int = 10,
+    *,
+    seq: int = SEQ,
+    seed: int = 0,
+    resident_weights: bool = True,
+    ps_shards: int = PS_SHARDS,
 ) -> list[dict]:
     """The analytic model against the discrete-event simulator on ``sample`` cells drawn with
     ``seed``: the dataflow schedule (a micro-batch's next GEMM starts when its own inputs are done),
@@ -192,7 +210,7 @@ def des_agreement(
         graph = build_graph(load_model(c.model), c.batch, seq)
         p = plan(
             graph,
-            draw_pool(c.pool, c.devices, c.asymmetry, seed),
+            draw_pool(c.pool, c.devices, c.asymmetry, seed, ps_shards),
             churn=False,
             resident_weights=resident_weights,
         )
