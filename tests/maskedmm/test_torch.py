@@ -313,3 +313,26 @@ def test_small_layers_run_torch_linear_and_count_zeros_on_sampled_calls():
     report = layer.report
     assert report.methods == {"dense": 2 * mt.SAMPLE_EVERY} and report.counted_rows == 2
     assert report.density == pytest.approx(float((x != 0).float().mean()))
+
+
+def test_a_layer_dense_on_every_recent_call_retires_to_torch_linear_until_reset():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 16)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), linear)
+    mt.sparsify_(model)
+    layer = model[2]
+    x = torch.relu(torch.randn(1, 64))
+    with torch.inference_mode():
+        for _ in range(mt.RETIRE_AFTER + 5):
+            assert torch.equal(layer(x), linear(x))
+    report = layer.report
+    assert report.retired and report.calls == mt.RETIRE_AFTER and "retired" in str(report)
+    with torch.no_grad():
+        linear.weight.mul_(2.0)  # a retired layer follows the current weight
+    with torch.inference_mode():
+        assert torch.equal(layer(x), linear(x))
+    mt.reset_layer_report(model)
+    assert not layer.report.retired
+    with torch.inference_mode():
+        layer(x)
+    assert layer.report.calls == 1

@@ -48,6 +48,7 @@ class LayerReport:
     seconds: float = 0.0
     nonfinite_calls: int = 0
     counted_rows: int = 0  # rows whose non-zeros were counted (dense calls: one call in SAMPLE_EVERY)
+    retired: bool = False  # ran dense RETIRE_AFTER calls in a row: hands calls to F.linear, uncounted
 
     @property
     def density(self) -> float:
@@ -65,11 +66,13 @@ class LayerReport:
             "methods": dict(self.methods),
             "seconds": self.seconds,
             "nonfinite_calls": self.nonfinite_calls,
+            "retired": self.retired,
         }
 
     def __str__(self) -> str:
         methods = ", ".join(f"{k} {v}" for k, v in sorted(self.methods.items())) or "-"
         extra = f", {self.nonfinite_calls} dense for NaN/inf" if self.nonfinite_calls else ""
+        extra += ", retired to torch's linear (dense on every recent call)" if self.retired else ""
         return (
             f"{self.name}: {self.in_features}->{self.out_features}, {self.calls} calls, "
             f"density {self.density:.3f}, methods: {methods}, {self.seconds * 1e3:.2f} ms{extra}"
@@ -233,6 +236,7 @@ DENSITY_BUCKETS = 32  # an input's density (its upper estimate) is planned for i
 SAMPLE_EVERY = 16  # dense calls count their input's non-zeros once in this many calls
 MAX_CASES = 4096  # remembered cases per layer (rows x threads x dtype x density bucket)
 SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats dense's by 3%
+RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F.linear and nothing else
 
 
 def _needs_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -304,6 +308,7 @@ class MaskedLinear(nn.Module):
         self.method = one_of(method, core.METHODS, "method")
         self._outright: dict[tuple, bool] = {}
         self._choices: dict[tuple, _Choice] = {}
+        self._dense_streak = 0
         self._prepare()
         weakref.finalize(self, _layers.pop, self.key, None)
 
@@ -331,7 +336,12 @@ class MaskedLinear(nn.Module):
         ):
             x = x.contiguous()
             if not _needs_grad(x, weight, bias):  # inference: no autograd, so no op dispatch either
-                return self._infer(x, weight, bias, layer)
+                if self._report.retired:
+                    return F.linear(x, weight, bias)
+                out = self._infer(x, weight, bias, layer)
+                if self._dense_streak >= RETIRE_AFTER:
+                    self._report.retired = True
+                return out
             rows = x.numel() // self.in_features
             if self.method == "auto" and self._dense_outright(rows, x.dtype, torch.get_num_threads()):
                 return self._linear(x, weight, bias, layer)
@@ -367,6 +377,7 @@ class MaskedLinear(nn.Module):
             with layer.lock:
                 choice.record(method, seconds)
         _count(layer, method, rows, density * a.size, seconds, nonfinite)
+        self._dense_streak = self._dense_streak + 1 if method == "dense" else 0
         return out
 
     def _choice(self, case: tuple, layer: _Layer, dtype: np.dtype) -> _Choice:
@@ -416,6 +427,7 @@ class MaskedLinear(nn.Module):
         rows = x.numel() // self.in_features
         nonzeros = int(torch.count_nonzero(x)) if layer.report.calls % SAMPLE_EVERY == 0 else None
         _count(layer, "dense", rows, nonzeros, time.perf_counter() - start)
+        self._dense_streak += 1
         return out
 
     @property
@@ -532,4 +544,5 @@ def reset_layer_report(model: nn.Module) -> None:
         if isinstance(m, MaskedLinear):
             r = m.report
             r.calls, r.rows, r.nonzeros, r.methods, r.seconds, r.nonfinite_calls = 0, 0, 0.0, {}, 0.0, 0
-            r.counted_rows = 0
+            r.counted_rows, r.retired = 0, False
+            m._dense_streak = 0
