@@ -78,3 +78,24 @@ def test_traffic_claim_reads_the_wire_bytes_per_worker():
     assert claim is not None and claim.claim == "cleave/traffic-falls"
     assert claim.ours == pytest.approx(0.5) and claim.verdict == "reproduced"
     assert "8 workers / at 2" in claim.metric
+
+
+def test_the_regime_map_checks_the_speed_up_and_where_only_cleave_runs():
+    from frugalml.cleave.bench.reproduce import map_records
+    from frugalml.cleave.regimes import Cell
+
+    cells = [
+        Cell("opt-13b", 32, 256, "mixed", 10.0, 100.0, "swarm", 50.0, 0.5, "downlink"),
+        Cell("opt-13b", 32, 64, "phones", 10.0, 100.0, "swarm", float("inf"), float("inf"), "downlink"),
+    ]
+    speed, alone = map_records(cells, "test")
+    assert (
+        speed.claim == "cleave/speedup-across-regimes"
+        and speed.ours == 0.5
+        and speed.verdict == "not reproduced"
+    )
+    assert (
+        alone.claim == "cleave/runs-where-baselines-cannot"
+        and alone.ours == 1
+        and alone.verdict == "reproduced"
+    )
