@@ -196,13 +196,14 @@ def _check_trees(arrays) -> None:
 
 def _check_features_and_members(arrays, n_samples: int, n_features: int) -> None:
     """Feature indices below n_features; member lists that index only training points."""
+    # int32 read as uint32 puts every negative index above any valid one: one max() checks both ends
     feature = arrays["proj_feature_"]
-    if len(feature) and (feature.min() < 0 or feature.max() >= n_features):
+    if len(feature) and int(feature.view(np.uint32).max()) >= n_features:
         raise _Invalid(f"a projection uses a feature outside 0..{n_features - 1}")
     ptr, members = arrays["_member_ptr"], arrays["_members"]
-    if ptr[0] != 0 or ptr[-1] != len(members) or (np.diff(ptr) < 0).any():
+    if ptr[0] != 0 or ptr[-1] != len(members) or (ptr[1:] < ptr[:-1]).any():
         raise _Invalid("the leaf member pointers must rise from 0 to the member count")
-    if len(members) and (members.min() < 0 or members.max() >= n_samples):
+    if len(members) and int(members.view(np.uint32).max()) >= n_samples:
         raise _Invalid(f"a leaf member outside the {n_samples} training points")
 
 
