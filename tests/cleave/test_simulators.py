@@ -242,3 +242,31 @@ def test_one_task_in_flight_never_overlaps_a_devices_stages():
         > analytic_step(deep, contention=False, churn=False).seconds
     )
     assert simulate_step(one, SimConfig.ideal()).seconds > simulate_step(deep, SimConfig.ideal()).seconds
+
+
+@pytest.mark.parametrize(
+    "stragglers, backups, seconds, backups_run, events",
+    [
+        (0.0, True, 3.138141462789744, 51, 9573),
+        (0.0, False, 3.154967067527587, 0, 9445),
+        (0.3, True, 3.102523778107531, 52, 9523),
+    ],
+)
+def test_recorded_steps_are_reproduced_exactly(stragglers, backups, seconds, backups_run, events):
+    # recorded from the kernel before every compute start went through one helper (_start_compute):
+    # any path that adds or drops a straggler draw, or reorders events, changes these numbers
+    graph = build_graph(TINY, batch=8, seq=256, micro_batch=2)
+    p = plan(graph, make_pool(40, seed=4), churn=False)
+    sim = simulate_step(p, SimConfig(traces=False, straggler_prob=stragglers, backups=backups), seed=3)
+    assert (sim.seconds, sim.tasks, sim.backups, sim.events) == (seconds, 1840, backups_run, events)
+
+
+def test_every_compute_start_can_straggle():
+    # with certain stragglers every task computes straggler_factor times longer, on every path that
+    # starts a compute (after a download, after a compute, after a backup copy is cancelled)
+    pool = make_pool(24, seed=2)
+    p = plan(build_graph(TINY, batch=8, seq=256), pool, churn=False)
+    base = SimConfig(contention=False, churn=False, traces=False, backups=True, straggler_prob=0.0)
+    normal = simulate_step(p, base)
+    slowed = simulate_step(p, replace(base, straggler_prob=1.0, straggler_factor=1e6))
+    assert slowed.seconds > 1e3 * normal.seconds

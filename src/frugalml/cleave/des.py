@@ -226,6 +226,32 @@ def _finish_part(o, k, width, now, ps_free, st_ps, st_parts, heap, parts_complet
 
 
 @numba.njit(cache=True)
+def _start_compute(
+    d,
+    s,
+    o,
+    now,
+    st_flops,
+    flops,
+    straggler_prob,
+    straggler_factor,
+    comp_busy,
+    slot_phase,
+    heap,
+    rank,
+    slot_ver,
+):
+    """Device ``d`` starts computing the task in slot ``s`` (occurrence ``o``); with probability
+    ``straggler_prob`` it runs ``straggler_factor`` times slower. Every compute start goes here."""
+    seconds = st_flops[o] / flops[d]
+    if straggler_prob > 0 and np.random.random() < straggler_prob:
+        seconds *= straggler_factor
+    comp_busy[d] = True
+    slot_phase[d, s] = _COMPUTE
+    heapq.heappush(heap, (now + seconds, rank[d], _COMPUTE_END, d, s, slot_ver[d, s]))
+
+
+@numba.njit(cache=True)
 def _simulate(
     st_plan,
     st_tasks,
@@ -460,12 +486,21 @@ def _simulate(
             if comp_busy[d]:
                 slot_phase[d, s] = _WAIT_COMPUTE
             else:
-                seconds = st_flops[o] / flops[d]
-                if straggler_prob > 0 and np.random.random() < straggler_prob:
-                    seconds *= straggler_factor
-                comp_busy[d] = True
-                slot_phase[d, s] = _COMPUTE
-                heapq.heappush(heap, (now + seconds, rank[d], _COMPUTE_END, d, s, slot_ver[d, s]))
+                _start_compute(
+                    d,
+                    s,
+                    o,
+                    now,
+                    st_flops,
+                    flops,
+                    straggler_prob,
+                    straggler_factor,
+                    comp_busy,
+                    slot_phase,
+                    heap,
+                    rank,
+                    slot_ver,
+                )
             wake = d
         elif kind == _COMPUTE_END:
             comp_busy[d] = False
@@ -499,12 +534,21 @@ def _simulate(
                 )
             nxt = _first_waiting(slot_phase, slot_seq, d, _WAIT_COMPUTE)
             if nxt >= 0:
-                seconds = st_flops[task_stage[slot_task[d, nxt]]] / flops[d]
-                if straggler_prob > 0 and np.random.random() < straggler_prob:
-                    seconds *= straggler_factor
-                comp_busy[d] = True
-                slot_phase[d, nxt] = _COMPUTE
-                heapq.heappush(heap, (now + seconds, rank[d], _COMPUTE_END, d, nxt, slot_ver[d, nxt]))
+                _start_compute(
+                    d,
+                    nxt,
+                    task_stage[slot_task[d, nxt]],
+                    now,
+                    st_flops,
+                    flops,
+                    straggler_prob,
+                    straggler_factor,
+                    comp_busy,
+                    slot_phase,
+                    heap,
+                    rank,
+                    slot_ver,
+                )
             continue
         elif kind == _UPLOAD_END:
             if contention:
@@ -587,19 +631,21 @@ def _simulate(
                     )
                     if ph == _COMPUTE:
                         nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_COMPUTE)
-                        if nxt >= 0:
-                            comp_busy[od] = True
-                            slot_phase[od, nxt] = _COMPUTE
-                            heapq.heappush(
+                        if nxt >= 0:  # the cancelled copy freed the processor: the next task may straggle too
+                            _start_compute(
+                                od,
+                                nxt,
+                                task_stage[slot_task[od, nxt]],
+                                now,
+                                st_flops,
+                                flops,
+                                straggler_prob,
+                                straggler_factor,
+                                comp_busy,
+                                slot_phase,
                                 heap,
-                                (
-                                    now + st_flops[task_stage[slot_task[od, nxt]]] / flops[od],
-                                    rank[od],
-                                    _COMPUTE_END,
-                                    od,
-                                    nxt,
-                                    slot_ver[od, nxt],
-                                ),
+                                rank,
+                                slot_ver,
                             )
                     elif ph == _UP:
                         nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_UP)
