@@ -157,6 +157,16 @@ COMPARISONS = (
     Comparison("fresh-am-6-5seeds-default-2000", "AM_6_5seeds", "bo,random", 2000, 100, 8),
     Comparison("fresh-am-6-tuned-on-5seeds", "AM_6", "bo,random,tpe", 3000, 100, 8, TUNED),
     Comparison("fresh-alcsm-3", "ALCSM_3", "bo,random,tpe,evolution", 1000, 100, 20),
+    # tuned on engine seeds 0-99 (bo-ablation-alcsm-3), accepted on seeds 100-199
+    Comparison(
+        "accept-alcsm-3-tuned",
+        "ALCSM_3",
+        "bo,random,tpe,evolution",
+        100,
+        100,
+        20,
+        {"kernel": "string", "acquisition": "log-ei", "initial": 8},
+    ),
 )
 
 
@@ -169,6 +179,7 @@ QUICK_COST = {
     "fresh-am-6-5seeds-default-2000": 4.0,
     "fresh-am-6-tuned-on-5seeds": 6.0,
     "fresh-alcsm-3": 16.0,
+    "accept-alcsm-3-tuned": 12.0,
 }
 
 
@@ -382,7 +393,13 @@ def ablation_check(table: str):
 
 
 # results answered from the committed files (GPU runs, hours of CPU training)
-STORED = ("proxy-study", "fidelity-gpu", "fidelity-lmproxy", "fidelity-mad")
+STORED = (
+    "proxy-study",
+    "fidelity-gpu",
+    "fidelity-lmproxy",
+    "fidelity-mad",
+    "bo-ablation-alcsm-3",
+)
 
 
 def reproductions() -> list[Reproduction]:
