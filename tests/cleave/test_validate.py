@@ -79,7 +79,8 @@ def test_validate_on_a_namespace_fleet_calibrates_and_records(tmp_path):
     assert load_overheads(path).calibrated_on.startswith("2 workers")
     assert set(measured.gemm_s) >= set(predicted.gemm_s) and "namespaces" in measured.mode
     # fitted on this run: exact unless the simulator over-predicts even without overheads (they are >= 0)
-    assert records[0].metric == "step_time_relative_error" and records[0].ours < 0.5
+    assert records[0].metric == "step_time_relative_error"
+    assert records[0].ours < 1e-6 or predicted.step_s > measured.step_s
     assert records[1].ours < 0.1  # bytes, with the wire framing fitted on this run
 
 
