@@ -292,10 +292,10 @@ def test_data_without_points_and_folders_as_outputs(content, saved, tmp_path, ca
     empty.write_text(content)
     fit = ["urerf", "fit", str(empty), "-o", str(tmp_path / "o.npz")]
     code, err = _run(fit, capsys)
-    assert code == 2 and "holds no points" in err and err.count("\n") == 1
+    assert code == 2 and "holds no rows" in err and err.count("\n") == 1
     X, path = saved[0], saved[1]
     code, err = _run(["urerf", "neighbours", str(path), str(empty), "-o", str(tmp_path / "o.npz")], capsys)
-    assert code == 2 and "holds no points" in err and err.count("\n") == 1
+    assert code == 2 and "holds no rows" in err and err.count("\n") == 1
     np.save(tmp_path / "x.npy", X)
     for argv in (
         ["urerf", "fit", str(tmp_path / "x.npy"), "-o", str(tmp_path)],

@@ -11,11 +11,12 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from frugalml.common.errors import CorruptFileError, DataNotFoundError
+from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 from frugalml.common.files import atomic_write
 
 
@@ -130,18 +131,27 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
             f"{path} does not exist; pass a .npy, .npz, .csv or whitespace-separated text file"
         )
     try:
-        if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                return archive["X"] if "X" in archive.files else archive[archive.files[0]]
-        delimiter = "," if path.suffix == ".csv" else None
-        with open(path) as f:
-            first = f.readline().replace(",", " ").split() if delimiter else f.readline().split()
-        skip = 0 if all(_is_number(v) for v in first) else 1
-        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
+        X = _load_matrix(path)
     except (ValueError, OSError, EOFError, KeyError, IndexError) as exc:
         raise CorruptFileError(f"cannot read {path} as a numeric matrix ({exc}); pass numbers only") from None
+    if X.ndim >= 1 and X.shape[0] == 0:
+        raise InvalidInputError(f"{path} holds no rows; give a file with one row per line")
+    return X
+
+
+def _load_matrix(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            return archive["X"] if "X" in archive.files else archive[archive.files[0]]
+    delimiter = "," if path.suffix == ".csv" else None
+    with open(path) as f:
+        first = f.readline().replace(",", " ").split() if delimiter else f.readline().split()
+    skip = 0 if all(_is_number(v) for v in first) else 1
+    with warnings.catch_warnings():  # an empty file: read_matrix's own message says it better
+        warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
 
 
 def _is_number(text: str) -> bool:

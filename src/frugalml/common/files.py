@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from frugalml.common.errors import CorruptFileError, DataNotFoundError
+from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 
 _FIXED = struct.Struct("<8sIIQQ32s")
 
@@ -77,6 +77,31 @@ def require_folder(path: str | os.PathLike) -> Path:
     if not folder.is_dir():
         raise DataNotFoundError(f"the folder {folder} does not exist; create it first or write elsewhere")
     return folder
+
+
+def check_output(*paths: str | os.PathLike | None) -> None:
+    """Refuse, before any work, an output that is a folder itself or whose folder does not exist or
+    is not writable (a long run would otherwise end without saving). ``None`` entries are skipped.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_output(None, Path(folder) / "out.json")
+    >>> check_output(folder)
+    Traceback (most recent call last):
+    ...
+    frugalml.common.errors.InvalidInputError: ... is a folder; name a file to write inside it
+    """
+    for path in paths:
+        if path is None:
+            continue
+        target = Path(path).expanduser()
+        if target.is_dir():
+            raise InvalidInputError(f"{target} is a folder; name a file to write inside it")
+        folder = require_folder(target)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InvalidInputError(f"the folder {folder} is not writable; write elsewhere")
 
 
 def _umask() -> int:

@@ -11,6 +11,8 @@ from typing import Any, get_type_hints
 
 import typer
 
+from frugalml.common.files import check_output
+
 app = typer.Typer(
     help="2:4 weight and V:N:M activation sparsity for FFNs in LLM pre-training.", no_args_is_help=True
 )
@@ -78,26 +80,6 @@ DTYPE = typer.Option(
     help="float32, or bfloat16: pure bf16 training (parameters, activations and AdamW state in "
     "bfloat16; no autocast). --backend cusparselt needs bfloat16.",
 )
-
-
-def check_outputs(*paths: str | None) -> None:
-    """Refuse, before any work, an output whose folder does not exist or is not writable (a long run
-    would otherwise end without saving), or that is a folder itself."""
-    import os
-    from pathlib import Path
-
-    from frugalml.common.errors import InvalidInputError
-    from frugalml.common.files import require_folder
-
-    for path in paths:
-        if path is None:
-            continue
-        target = Path(path).expanduser()
-        if target.is_dir():
-            raise InvalidInputError(f"{target} is a folder; name a file to write inside it")
-        folder = require_folder(target)
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise InvalidInputError(f"the folder {folder} is not writable; write elsewhere")
 
 
 def check_thread_option(threads: int) -> int:
@@ -235,7 +217,7 @@ def train(
         checkpoint=checkpoint,
     )
     check_training(model_config, config)
-    check_outputs(checkpoint, json_path)
+    check_output(checkpoint, json_path)
     with torch_threads(options.checked_threads()):
         result = run_training(model_config, config, read_corpus(options.data), quiet=quiet)
     print(
@@ -278,7 +260,7 @@ def quality(
         steps=steps, activations=activations, sparse_fraction=sparse_fraction, seed=seed
     )
     check_training(options.model_config(), config)
-    check_outputs(json_path, plot)
+    check_output(json_path, plot)
     with torch_threads(options.checked_threads()):
         records, _ = run_quality(
             options.model_config(), config, read_corpus(options.data), chosen, plot=plot, quiet=quiet
@@ -302,7 +284,7 @@ def speed(
     from frugalml.sparse24.bench.cpu_speed import cpu_speed
     from frugalml.sparse24.bench.gpu_speed import gpu_speed
 
-    check_outputs(json_path)
+    check_output(json_path)
     with torch_threads(check_thread_option(threads)):
         records = cpu_speed(quick=quick)
         if gpu:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from frugalml.common.files import check_output
+
 app = typer.Typer(
     help="Unsupervised randomer forests: geodesic neighbours robust to noise dimensions.",
     no_args_is_help=True,
@@ -50,41 +52,12 @@ def _names(text: str, allowed, name: str, non_empty: bool = False) -> list[str]:
     return comma_list(text, name=name, allowed=allowed, non_empty=non_empty)
 
 
-def _read_points(path: Path):
-    """The rows of a data file as a matrix; a file without any row is a one-line error."""
-    import warnings
-
-    from frugalml.common.data import read_matrix
-    from frugalml.common.errors import InvalidInputError
-
-    with warnings.catch_warnings():  # an empty text file: our own message below says it better
-        warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
-        X = read_matrix(path)
-    if X.shape[0] == 0:
-        raise InvalidInputError(f"{path} holds no points; give a file with one point per row")
-    return X
-
-
 def _check_forests(trees: int, *sizes: int) -> None:
     """Refuse, before any work, forests of ``trees`` trees that cannot fit in memory at these sizes."""
     from frugalml.urerf.limits import check_forest_fits
 
     for n in sizes:
         check_forest_fits(trees, n)
-
-
-def _check_outputs(*paths: Path | None) -> None:
-    """Refuse output paths that are folders or whose folder does not exist (before any work, and
-    without creating it)."""
-    from frugalml.common.errors import InvalidInputError
-    from frugalml.common.files import require_folder
-
-    for path in paths:
-        if path is None:
-            continue
-        if Path(path).is_dir():
-            raise InvalidInputError(f"{path} is a folder; name a file to write inside it")
-        require_folder(path)
 
 
 def _check_k(k: int, n: int) -> None:
@@ -125,11 +98,12 @@ def fit(
     """Fit a forest on DATA and write each point's k most similar points (indices, similarities)."""
     import numpy as np
 
+    from frugalml.common.data import read_matrix
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
-    _check_outputs(output, model)
-    X = _read_points(data)
+    check_output(output, model)
+    X = read_matrix(data)
     _check_k(k, X.shape[0])
     forest = UnsupervisedRandomerForest(trees, projection=projection, criterion=criterion, random_state=seed)
     forest.fit(X)
@@ -152,12 +126,13 @@ def neighbours(
     """Route new points through a saved forest and write their k most similar training points."""
     import numpy as np
 
+    from frugalml.common.data import read_matrix
     from frugalml.common.files import atomic_write
     from frugalml.urerf.forest import UnsupervisedRandomerForest
 
-    _check_outputs(output)
+    check_output(output)
     forest = UnsupervisedRandomerForest.load(model)
-    dist, ind = forest.kneighbors(_read_points(data), n_neighbors=k)
+    dist, ind = forest.kneighbors(read_matrix(data), n_neighbors=k)
     with atomic_write(output) as f:
         np.savez_compressed(f, indices=ind, similarities=1.0 - dist)
 
@@ -187,7 +162,7 @@ def sim(
     _names(dataset, SIMULATIONS, "dataset", non_empty=True)
     one_of(projection, PROJECTIONS, "--projection")
     _check_k(k, n)
-    _check_outputs(json_path)
+    check_output(json_path)
     levels = _ints(noise, "--noise")
     check_simulation_fits(n, max(levels))
     _check_forests(trees, n)
@@ -226,7 +201,7 @@ def reproduce(
     from frugalml.urerf.datasets import SIMULATIONS, check_simulation_fits
 
     names = _names(datasets, SIMULATIONS, "dataset", non_empty=True)
-    _check_outputs(json_path)
+    check_output(json_path)
     levels = _ints(noise, "--noise")
     check_simulation_fits(n, max(levels))
     _check_forests(trees, n)
@@ -261,7 +236,7 @@ def drosophila(
     from frugalml.urerf.bench.quality import print_skipped
     from frugalml.urerf.drosophila import drosophila_embedding, load_drosophila
 
-    _check_outputs(json_path)
+    check_output(json_path)
     connectome = load_drosophila(path)
     X, d = drosophila_embedding(connectome)
     _check_forests(trees, X.shape[0])
@@ -314,7 +289,7 @@ def bench(
     from frugalml.urerf.bench.speed import bench_plot, speed
 
     chosen = _names(peers, BASELINES, "peer")
-    _check_outputs(json_path)
+    check_output(json_path)
     _check_forests(trees, n, *([1000] if high_p else []))
     if quality:
         _check_forests(300, 1000)
