@@ -399,6 +399,7 @@ STORED = (
     "fidelity-lmproxy",
     "fidelity-mad",
     "bo-ablation-alcsm-3",
+    "botorch-alcsm-3",
 )
 
 
