@@ -108,14 +108,11 @@ def record_claims(sections: Sequence[Section]) -> list[ClaimRow]:
             for r in results.records:
                 if not r.claim:
                     continue
-                figure = f"{r.ours:.4g} {r.unit} vs {r.peer or 'no peer'} {r.peer_value or ''}".strip()
-                if r.paper_value is not None:
-                    figure += f"; paper {r.paper_value:.4g} ({r.paper_source})"
                 rows.append(
                     ClaimRow(
                         section.system,
                         claim=r.paper_statement or r.claim,
-                        figure=figure,
+                        figure=claim_figure(r),
                         verdict=r.verdict,
                         source=f"{section.system}/{results.path.name}",
                         command=r.command,
@@ -123,6 +120,24 @@ def record_claims(sections: Sequence[Section]) -> list[ClaimRow]:
                     )
                 )
     return rows
+
+
+def claim_figure(r: Record) -> str:
+    """A record's figures in one line: workload, ours, the peer's, the ratio and the paper's.
+
+    Examples
+    --------
+    >>> claim_figure(Record("x", "helix", "P@50", "", 0.9231, "isomap", 0.5, higher_is_better=True,
+    ...                     paper_value=0.75, paper_source="Fig. 3"))
+    'helix: 0.9231 vs isomap 0.5 (1.85x); paper 0.75 (Fig. 3)'
+    """
+    unit = f" {r.unit}" if r.unit else ""
+    figure = f"{r.workload}: {r.ours:.4g}{unit}"
+    if r.peer_value is not None:
+        figure += f" vs {r.peer or 'peer'} {r.peer_value:.4g}{unit} ({r.ratio:.2f}x)"
+    if r.paper_value is not None:
+        figure += f"; paper {r.paper_value:.4g} ({r.paper_source})"
+    return figure
 
 
 def build(results: str | Path, out: str | Path, systems: Sequence[str] = (), *, force: bool = False) -> Path:
