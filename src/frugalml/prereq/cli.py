@@ -222,9 +222,10 @@ def _fold(fold: int, n: int) -> int:
 def evaluate_command(
     dataset: str = typer.Option(None, help="university or nptel (default university unless --texts)."),
     methods: str = typer.Option(
-        "prereq,plda,rf,refd,cpr",
-        help="Comma-separated: prereq, prereq-paper, prereq-diff, plda, rf, "
-        "refd, cpr, lda (identity and allpos are always reported beside them).",
+        "prereq-hybrid,prereq,plda,rf,refd,cpr",
+        help="Comma-separated: prereq-hybrid (for concepts unseen in training), prereq-topics, "
+        "prereq-links, prereq, prereq-paper, prereq-diff, plda, rf, refd, cpr, lda (identity and "
+        "allpos are always reported beside them).",
     ),
     split: str = typer.Option(
         None,

@@ -417,7 +417,7 @@ def pair_features(context: Context, a: Sequence[str], b: Sequence[str], parts: S
 
 
 FOREST_TREES = 300  # the link-count forest's and the hybrid's trees
-INNER_TREES = 100  # trees of the forests that only choose the hybrid's features
+INNER_TREES = 50  # trees of the forests that only choose the hybrid's features
 
 
 def _forest(context: Context, train: PairSet, parts: Sequence[str], trees: int | None = None):
@@ -434,7 +434,7 @@ def _fit_forest(context: Context, train: PairSet, parts: Sequence[str]) -> Score
     return _thresholded(lambda a, b: forest.predict_proba(pair_features(context, a, b, parts))[:, 1], train)
 
 
-def inner_choice(context: Context, train: PairSet, n_splits: int = 3) -> tuple[tuple[str, ...], dict]:
+def inner_choice(context: Context, train: PairSet, n_splits: int = 2) -> tuple[tuple[str, ...], dict]:
     """The feature parts with the best mean AUC on concept-disjoint splits of the training pairs
     alone (ties go to the richer set); also returns every candidate's inner AUC."""
     from sklearn.metrics import roc_auc_score

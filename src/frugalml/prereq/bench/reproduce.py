@@ -195,6 +195,13 @@ def reproductions() -> list:
             modes=(),
             stored="prereq/own-texts-university.json",
         ),
+        Reproduction(
+            "transfer-unseen-concepts",
+            _stored_only,
+            quick_seconds=0.0,
+            modes=(),
+            stored="prereq/transfer-unseen-concepts.json",
+        ),
         Reproduction("all-runs", _stored_only, quick_seconds=0.0, modes=(), stored="prereq/all-runs.json"),
     ]
 
