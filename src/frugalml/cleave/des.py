@@ -106,15 +106,151 @@ class SimResult:
     recovery_seconds: float  # mean time from a failure to its re-queued tile finishing (nan: none)
 
 
+class _Stages(NamedTuple):
+    """The kernel's read-only view of the GEMM occurrences (per-occurrence arrays) and their tasks."""
+
+    plan: np.ndarray  # index into plan.gemm_plans (row of ``eligible``)
+    tasks: np.ndarray
+    parts: np.ndarray
+    down: np.ndarray
+    flops: np.ndarray
+    up: np.ndarray
+    mem: np.ndarray
+    weight: np.ndarray
+    key: np.ndarray
+    ps: np.ndarray
+    base: np.ndarray  # first global task id of each occurrence (one more entry: the total)
+    part_base: np.ndarray  # first part of each occurrence (one more entry: the total)
+    task_stage: np.ndarray  # occurrence of each global task id
+    micro: int
+
+
+class _Fleet(NamedTuple):
+    """The kernel's read-only view of the devices, their links and what the simulator models."""
+
+    eligible: np.ndarray  # (plan GEMM, device): may run its tiles
+    flops: np.ndarray
+    est_down: np.ndarray  # the cost model's (trace-effective) link rates
+    est_up: np.ndarray
+    memory: np.ndarray
+    rtt: np.ndarray
+    up_dur: np.ndarray  # (device, cycle): seconds up, then seconds away
+    down_dur: np.ndarray
+    n_slot: int
+    contention: bool
+    backups: bool
+    straggler_prob: float
+    straggler_factor: float
+
+
+class _World(NamedTuple):
+    stages: _Stages
+    fleet: _Fleet
+    links: _Links
+
+
+# the kernel's scalar counters ``State.sc``
+_N_REQUEUE, _N_IDLE, _OPEN_TASKS, _STAGES_DONE, _LO, _HI, _N_BACKUP, _BACKUP_POS, _BACKUP_BUILT = range(9)
+
+
+class _State(NamedTuple):
+    """Everything the kernel changes, by name (arrays; scalars live in ``sc`` and ``ps_free``)."""
+
+    ch: np.ndarray  # PS NIC: per direction virtual clock, its real time, slow-down, demand, capacity
+    sc: np.ndarray  # scalar counters, indexed by _N_REQUEUE ... _BACKUP_BUILT
+    ps_free: np.ndarray  # [when the PS is free again] (it runs its ops one at a time)
+    # parts (micro-batch groups of an occurrence) and occurrences
+    part_open: np.ndarray
+    part_next: np.ndarray  # tasks pulled (fresh) per part
+    part_done: np.ndarray
+    part_ready: np.ndarray  # micro-batches ready per part
+    avail: np.ndarray  # released, never pulled tasks per occurrence
+    n_req: np.ndarray  # re-queued tasks waiting per occurrence
+    parts_complete: np.ndarray
+    stage_end: np.ndarray
+    # devices
+    alive: np.ndarray
+    cycle: np.ndarray
+    rank: np.ndarray
+    by_rank: np.ndarray
+    in_flight: np.ndarray
+    down_busy: np.ndarray
+    comp_busy: np.ndarray
+    up_busy: np.ndarray
+    next_pull: np.ndarray
+    pull_pending: np.ndarray
+    in_idle: np.ndarray
+    pulls: np.ndarray
+    busy_start: np.ndarray
+    busy: np.ndarray
+    period: np.ndarray
+    holds: np.ndarray  # (device, key): resident weights each device keeps
+    idle: np.ndarray  # stack of devices that found no work
+    # task slots (device, slot)
+    slot_task: np.ndarray
+    slot_phase: np.ndarray
+    slot_seq: np.ndarray
+    slot_ver: np.ndarray
+    slot_rate: np.ndarray
+    slot_end: np.ndarray
+    slot_fetch: np.ndarray  # this download also brings the resident weight
+    backup_order: np.ndarray
+    # tasks
+    done: np.ndarray
+    copies: np.ndarray
+    holder: np.ndarray  # slots (d * n_slot + s) holding each copy
+    requeue: np.ndarray
+    requeued_at: np.ndarray
+    stats: np.ndarray  # tasks, requeued, backups, backups won, failures, events
+    recovery: np.ndarray  # total seconds from a failure to its lost tile finishing again, count
+
+
+def _new_state(
+    stages: _Stages, n_dev: int, n_slot: int, n_keys: int, egress: float, ingress: float
+) -> _State:
+    n_stage = len(stages.tasks)
+    n_part = int(stages.part_base[-1])
+    n_task = len(stages.task_stage)
+    ch = np.zeros((2, 5))
+    ch[:, _SLOWDOWN] = 1.0
+    ch[_EGRESS, _CAPACITY] = egress
+    ch[_INGRESS, _CAPACITY] = ingress
+    sc = np.zeros(9, dtype=np.int64)
+    sc[_LO], sc[_HI] = n_stage, -1  # occurrences that may hold tasks to pull
+
+    def ints(n: int | tuple[int, int], fill: int = 0) -> np.ndarray:
+        return np.full(n, fill, dtype=np.int64)
+
+    def flags(n: int | tuple[int, int]) -> np.ndarray:
+        return np.zeros(n, dtype=np.bool_)
+
+    slots = (n_dev, n_slot)
+    return _State(
+        ch, sc, np.zeros(1),
+        flags(n_part), ints(n_part), ints(n_part), ints(n_part), ints(n_stage), ints(n_stage), ints(n_stage),
+        np.zeros(n_stage),
+        np.ones(n_dev, dtype=np.bool_), ints(n_dev), np.arange(n_dev, dtype=np.int64),
+        np.arange(n_dev, dtype=np.int64), ints(n_dev), flags(n_dev), flags(n_dev), flags(n_dev),
+        np.zeros(n_dev), flags(n_dev), flags(n_dev), ints(n_dev), np.zeros(n_dev), np.zeros(n_dev),
+        np.zeros(n_dev), flags((n_dev, max(1, n_keys))), ints(n_dev),
+        ints(slots, -1), ints(slots), ints(slots), ints(slots), np.zeros(slots), np.zeros(slots),
+        flags(slots),
+        ints(n_dev * n_slot),
+        flags(n_task), ints(n_task), ints((n_task, 2), -1), ints(n_task), np.full(n_task, -1.0),
+        ints(6), np.zeros(2),
+    )  # fmt: skip
+
+
 @numba.njit(cache=True)
-def _transfer_seconds(nbytes, rate, use, pre, pre_start, length, offset, step, d, now):
+def _transfer_seconds(nbytes, rate, links, d, now):
     """Seconds to move ``nbytes`` from ``now`` at ``rate * multiplier(t)``, integrating the trace."""
-    if not use:
+    if not links.use:
         return nbytes / rate
-    n = length[d]
-    base = pre_start[d]
+    pre, step = links.prefix, links.step_s
+    n = links.length[d]
+    base = links.start[d]
     total = pre[base + n]
-    pos = (now + offset[d]) / step
+    pos = (now + links.offset[d]) / step
     laps = np.floor(pos / n)
     p = pos - laps * n
     i = min(int(p), n - 1)
@@ -130,7 +266,7 @@ def _transfer_seconds(nbytes, rate, use, pre, pre_start, length, offset, step, d
         else:
             hi = mid
     p1 = lo + (target - pre[base + lo]) / (pre[base + lo + 1] - pre[base + lo])
-    return ((laps + more) * n + p1) * step - offset[d] - now
+    return ((laps + more) * n + p1) * step - links.offset[d] - now
 
 
 @numba.njit(cache=True)
@@ -145,773 +281,530 @@ def _share(ch, c, now, delta):
 
 
 @numba.njit(cache=True)
-def _start_transfer(
-    c,
-    kind,
-    d,
-    s,
-    nbytes,
-    rate,
-    now,
-    heap,
-    vheap,
-    ch,
-    contention,
-    rank,
-    slot_ver,
-    slot_rate,
-    use,
-    pre,
-    pre_start,
-    length,
-    offset,
-    step,
-):
-    """Start moving ``nbytes`` for slot ``(d, s)``: its end goes on the NIC's virtual clock or the heap."""
-    alone = _transfer_seconds(nbytes, rate, use, pre, pre_start, length, offset, step, d, now)
-    if contention:
-        slot_rate[d, s] = nbytes / alone
-        _share(ch, c, now, slot_rate[d, s])
-        heapq.heappush(vheap, (ch[c, _VCLOCK] + alone, rank[d], d, s, slot_ver[d, s]))
+def _start_transfer(c, kind, d, s, nbytes, now, w, st, heap, vheap):
+    """Start moving ``nbytes`` for slot ``(d, s)`` (direction ``c``: egress down, ingress up): its end
+    goes on the NIC's virtual clock ``vheap`` or, without contention, on the heap as event ``kind``."""
+    rate = w.links.down[d] if c == _EGRESS else w.links.up[d]
+    alone = _transfer_seconds(nbytes, rate, w.links, d, now)
+    if w.fleet.contention:
+        st.slot_rate[d, s] = nbytes / alone
+        _share(st.ch, c, now, st.slot_rate[d, s])
+        heapq.heappush(vheap, (st.ch[c, _VCLOCK] + alone, st.rank[d], d, s, st.slot_ver[d, s]))
     else:
-        heapq.heappush(heap, (now + alone, rank[d], kind, d, s, slot_ver[d, s]))
+        heapq.heappush(heap, (now + alone, st.rank[d], kind, d, s, st.slot_ver[d, s]))
 
 
 @numba.njit(cache=True)
-def _release_slot(d, s, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy, busy_start):
+def _start_upload(d, s, now, w, st, heap, vup):
+    """Device ``d`` starts uploading the output of the task in slot ``s``."""
+    st.up_busy[d] = True
+    st.slot_phase[d, s] = _UP
+    o = w.stages.task_stage[st.slot_task[d, s]]
+    _start_transfer(_INGRESS, _UPLOAD_END, d, s, w.stages.up[o], now, w, st, heap, vup)
+
+
+@numba.njit(cache=True)
+def _start_compute(d, s, now, w, st, heap):
+    """Device ``d`` starts computing the task in slot ``s``; with probability ``straggler_prob`` it
+    runs ``straggler_factor`` times slower. Every compute start goes here."""
+    o = w.stages.task_stage[st.slot_task[d, s]]
+    seconds = w.stages.flops[o] / w.fleet.flops[d]
+    if w.fleet.straggler_prob > 0 and np.random.random() < w.fleet.straggler_prob:
+        seconds *= w.fleet.straggler_factor
+    st.comp_busy[d] = True
+    st.slot_phase[d, s] = _COMPUTE
+    heapq.heappush(heap, (now + seconds, st.rank[d], _COMPUTE_END, d, s, st.slot_ver[d, s]))
+
+
+@numba.njit(cache=True)
+def _release_slot(d, s, task, now, st):
     """Free slot ``s`` of device ``d``; stop its busy clock if idle."""
-    slot_task[d, s] = -1
-    slot_phase[d, s] = _FREE
-    slot_ver[d, s] += 1
-    copies[task] -= 1
-    in_flight[d] -= 1
-    if in_flight[d] == 0:
-        busy[d] += now - busy_start[d]
+    st.slot_task[d, s] = -1
+    st.slot_phase[d, s] = _FREE
+    st.slot_ver[d, s] += 1
+    st.copies[task] -= 1
+    st.in_flight[d] -= 1
+    if st.in_flight[d] == 0:
+        st.busy[d] += now - st.busy_start[d]
 
 
 @numba.njit(cache=True)
-def _first_waiting(slot_phase, slot_seq, d, phase):
+def _first_waiting(st, d, phase):
     """The slot of device ``d`` waiting longest in ``phase`` (FIFO per stage), or -1."""
     best = -1
-    for s in range(slot_phase.shape[1]):
-        if slot_phase[d, s] == phase and (best < 0 or slot_seq[d, s] < slot_seq[d, best]):
+    for s in range(st.slot_phase.shape[1]):
+        if st.slot_phase[d, s] == phase and (best < 0 or st.slot_seq[d, s] < st.slot_seq[d, best]):
             best = s
     return best
 
 
 @numba.njit(cache=True)
-def _timing(o, d, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt, n_slot):
+def _timing(o, d, w):
     """The cost model's pull period, task latency and pipeline depth of device ``d`` on occurrence ``o``
     (:func:`~frugalml.cleave.costmodel.task_timing`)."""
-    t_d = st_down[o] / est_down[d]
-    t_c = st_flops[o] / flops[d]
-    t_u = st_up[o] / est_up[d]
-    latency = t_d + t_c + t_u + rtt[d]
-    depth = min(n_slot, int(max(memory[d] - st_weight[o], 0.0) // st_mem[o]))
+    g, f = w.stages, w.fleet
+    t_d = g.down[o] / f.est_down[d]
+    t_c = g.flops[o] / f.flops[d]
+    t_u = g.up[o] / f.est_up[d]
+    latency = t_d + t_c + t_u + f.rtt[d]
+    depth = min(f.n_slot, int(max(f.memory[d] - g.weight[o], 0.0) // g.mem[o]))
     period = max(max(max(t_d, t_c), t_u), latency / depth) if depth >= 1 else _INF
     return period, latency, depth
 
 
 @numba.njit(cache=True)
-def _finish_part(o, k, width, now, ps_free, st_ps, st_parts, heap, parts_complete, stage_end):
+def _finish_part(o, k, now, w, st, heap):
     """The PS runs part ``k`` of occurrence ``o``'s ops, then its micro-batches start occurrence
-    ``o + 1``. Returns when the PS is free again and whether occurrence ``o`` is now complete."""
-    ps_free = max(ps_free, now) + st_ps[o] / st_parts[o]
-    heapq.heappush(heap, (ps_free, 0, _STAGE_START, o + 1, k * width, (k + 1) * width))
-    parts_complete[o] += 1
-    if parts_complete[o] == st_parts[o]:
-        stage_end[o] = ps_free
-        return ps_free, True
-    return ps_free, False
+    ``o + 1``. Returns whether occurrence ``o`` is now complete."""
+    g = w.stages
+    width = g.micro // g.parts[o]
+    st.ps_free[0] = max(st.ps_free[0], now) + g.ps[o] / g.parts[o]
+    heapq.heappush(heap, (st.ps_free[0], 0, _STAGE_START, o + 1, k * width, (k + 1) * width))
+    st.parts_complete[o] += 1
+    if st.parts_complete[o] == g.parts[o]:
+        st.stage_end[o] = st.ps_free[0]
+        st.sc[_STAGES_DONE] += 1
+        return True
+    return False
 
 
 @numba.njit(cache=True)
-def _start_compute(
-    d,
-    s,
-    o,
-    now,
-    st_flops,
-    flops,
-    straggler_prob,
-    straggler_factor,
-    comp_busy,
-    slot_phase,
-    heap,
-    rank,
-    slot_ver,
-):
-    """Device ``d`` starts computing the task in slot ``s`` (occurrence ``o``); with probability
-    ``straggler_prob`` it runs ``straggler_factor`` times slower. Every compute start goes here."""
-    seconds = st_flops[o] / flops[d]
-    if straggler_prob > 0 and np.random.random() < straggler_prob:
-        seconds *= straggler_factor
-    comp_busy[d] = True
-    slot_phase[d, s] = _COMPUTE
-    heapq.heappush(heap, (now + seconds, rank[d], _COMPUTE_END, d, s, slot_ver[d, s]))
+def _rank_devices(o, w, st):
+    """Nothing else is running: rank the devices by their pull period on occurrence ``o``."""
+    for d in range(len(st.rank)):
+        st.period[d] = _timing(o, d, w)[0]
+    st.by_rank[:] = np.argsort(st.period, kind="mergesort")
+    for r in range(len(st.rank)):
+        st.rank[st.by_rank[r]] = r
 
 
 @numba.njit(cache=True)
-def _simulate(
-    st_plan,
-    st_tasks,
-    st_parts,
-    st_down,
-    st_flops,
-    st_up,
-    st_mem,
-    st_weight,
-    st_key,
-    n_keys,
-    st_ps,
-    micro,
-    eligible,
-    flops,
-    down,
-    up,
-    est_down,
-    est_up,
-    memory,
-    rtt,
-    use_traces,
-    tr_pre,
-    tr_start,
-    tr_len,
-    tr_off,
-    tr_step,
-    up_dur,
-    down_dur,
-    egress,
-    ingress,
-    backups,
-    straggler_prob,
-    straggler_factor,
-    seed,
-    inject_time,
-    inject_device,
-    n_slot,
-):
+def _kick_free_devices(o, size, now, w, st, heap):
+    """Devices free to pull do, fastest first, one per task of ``size`` just released."""
+    kicks = 0
+    for r in range(len(st.rank)):
+        if kicks >= size:
+            break
+        d = st.by_rank[r]
+        if (
+            not st.alive[d]
+            or not w.fleet.eligible[w.stages.plan[o], d]
+            or st.down_busy[d]
+            or st.pull_pending[d]
+        ):
+            continue
+        if st.in_flight[d] >= _timing(o, d, w)[2]:
+            continue
+        if st.in_flight[d] == 0:
+            st.next_pull[d] = now
+        elif now < st.next_pull[d]:
+            continue
+        kicks += 1
+        heapq.heappush(heap, (now, r, _KICK, d, 0, 0))
+
+
+@numba.njit(cache=True)
+def _on_stage_start(o, first, end, now, w, st, heap):
+    """Micro-batches ``first..end-1`` are ready for occurrence ``o``: release the parts they complete."""
+    g = w.stages
+    if o >= len(g.tasks):
+        return
+    width = g.micro // g.parts[o]
+    for mb in range(first, end):
+        k = mb // width
+        p = g.part_base[o] + k
+        st.part_ready[p] += 1
+        if st.part_ready[p] < width:
+            continue
+        if g.tasks[o] == 0:  # a GEMM the PS keeps: only PS time
+            _finish_part(o, k, now, w, st, heap)
+            continue
+        st.part_open[p] = True
+        size = g.tasks[o] // g.parts[o]
+        st.avail[o] += size
+        if st.sc[_OPEN_TASKS] == 0:
+            _rank_devices(o, w, st)
+        st.sc[_OPEN_TASKS] += size
+        st.sc[_LO], st.sc[_HI] = min(st.sc[_LO], o), max(st.sc[_HI], o)
+        _kick_free_devices(o, size, now, w, st, heap)
+
+
+@numba.njit(cache=True)
+def _on_download_end(d, s, now, w, st, heap):
+    o = w.stages.task_stage[st.slot_task[d, s]]
+    if w.fleet.contention:
+        _share(st.ch, _EGRESS, now, -st.slot_rate[d, s])
+    st.down_busy[d] = False
+    if st.slot_fetch[d, s]:
+        st.holds[d, w.stages.key[o]] = True
+    if st.comp_busy[d]:
+        st.slot_phase[d, s] = _WAIT_COMPUTE
+    else:
+        _start_compute(d, s, now, w, st, heap)
+
+
+@numba.njit(cache=True)
+def _on_compute_end(d, s, now, w, st, heap, vup):
+    st.comp_busy[d] = False
+    if st.up_busy[d]:
+        st.slot_phase[d, s] = _WAIT_UP
+    else:
+        _start_upload(d, s, now, w, st, heap, vup)
+    nxt = _first_waiting(st, d, _WAIT_COMPUTE)
+    if nxt >= 0:
+        _start_compute(d, nxt, now, w, st, heap)
+
+
+@numba.njit(cache=True)
+def _on_upload_end(d, s, now, w, st, heap, vup):
+    if w.fleet.contention:
+        _share(st.ch, _INGRESS, now, -st.slot_rate[d, s])
+    st.up_busy[d] = False
+    st.slot_phase[d, s] = _ACK
+    heapq.heappush(heap, (now + w.fleet.rtt[d], st.rank[d], _DONE, d, s, st.slot_ver[d, s]))
+    nxt = _first_waiting(st, d, _WAIT_UP)
+    if nxt >= 0:
+        _start_upload(d, nxt, now, w, st, heap, vup)
+
+
+@numba.njit(cache=True)
+def _cancel_copy(d, s, task, now, w, st, heap, vup):
+    """The other copy of ``task`` (slot ``s`` of device ``d``) lost: free it; its device moves on."""
+    ph = st.slot_phase[d, s]
+    if ph == _DOWN:
+        st.down_busy[d] = False
+        if w.fleet.contention:
+            _share(st.ch, _EGRESS, now, -st.slot_rate[d, s])
+    elif ph == _UP:
+        st.up_busy[d] = False
+        if w.fleet.contention:
+            _share(st.ch, _INGRESS, now, -st.slot_rate[d, s])
+    elif ph == _COMPUTE:
+        st.comp_busy[d] = False
+    _release_slot(d, s, task, now, st)
+    if ph == _COMPUTE:
+        nxt = _first_waiting(st, d, _WAIT_COMPUTE)
+        if nxt >= 0:  # the cancelled copy freed the processor: the next task may straggle too
+            _start_compute(d, nxt, now, w, st, heap)
+    elif ph == _UP:
+        nxt = _first_waiting(st, d, _WAIT_UP)
+        if nxt >= 0:
+            _start_upload(d, nxt, now, w, st, heap, vup)
+    heapq.heappush(heap, (now, st.rank[d], _KICK, d, 0, 0))
+
+
+@numba.njit(cache=True)
+def _on_done(d, s, now, w, st, heap, vup):
+    """The PS acknowledged slot ``s``'s output: the first copy to get here completes its task."""
+    g, n_slot = w.stages, w.fleet.n_slot
+    task = st.slot_task[d, s]
+    o = g.task_stage[task]
+    _release_slot(d, s, task, now, st)
+    if st.done[task]:
+        return
+    st.done[task] = True
+    st.sc[_OPEN_TASKS] -= 1
+    st.stats[_TASKS] += 1
+    if st.requeued_at[task] >= 0:
+        st.recovery[_RECOVERY_SECONDS] += now - st.requeued_at[task]
+        st.recovery[_RECOVERY_COUNT] += 1
+    if st.holder[task, 1] == d * n_slot + s:
+        st.stats[_BACKUPS_WON] += 1
+    for j in range(2):  # cancel the other copy
+        other = st.holder[task, j]
+        if other < 0 or other == d * n_slot + s:
+            continue
+        if st.slot_task[other // n_slot, other % n_slot] == task:
+            _cancel_copy(other // n_slot, other % n_slot, task, now, w, st, heap, vup)
+    size = g.tasks[o] // g.parts[o]
+    k = (task - g.base[o]) // size
+    st.part_done[g.part_base[o] + k] += 1
+    if st.part_done[g.part_base[o] + k] == size:  # this part's micro-batches go on after the PS ops
+        if _finish_part(o, k, now, w, st, heap):
+            st.sc[_BACKUP_BUILT] = 0
+
+
+@numba.njit(cache=True)
+def _on_fail(d, ver, now, w, st, heap):
+    """Device ``d`` leaves (``ver`` -1: churn, it comes back; -2: injected, for good): its in-flight
+    tiles are re-queued and wake devices that found no work."""
+    if not st.alive[d]:
+        return
+    st.alive[d] = False
+    st.stats[_FAILURES] += 1
+    lost = 0
+    for s in range(w.fleet.n_slot):
+        task = st.slot_task[d, s]
+        if task < 0:
+            continue
+        ph = st.slot_phase[d, s]
+        if w.fleet.contention and ph == _DOWN:
+            _share(st.ch, _EGRESS, now, -st.slot_rate[d, s])
+        elif w.fleet.contention and ph == _UP:
+            _share(st.ch, _INGRESS, now, -st.slot_rate[d, s])
+        st.slot_task[d, s] = -1
+        st.slot_phase[d, s] = _FREE
+        st.slot_ver[d, s] += 1
+        st.copies[task] -= 1
+        if not st.done[task] and st.copies[task] == 0:
+            st.requeue[st.sc[_N_REQUEUE]] = task
+            st.sc[_N_REQUEUE] += 1
+            o = w.stages.task_stage[task]
+            st.n_req[o] += 1
+            st.sc[_LO] = min(st.sc[_LO], o)
+            lost += 1
+            st.stats[_REQUEUED] += 1
+            st.requeued_at[task] = now
+    if st.in_flight[d] > 0:
+        st.busy[d] += now - st.busy_start[d]
+    st.in_flight[d] = 0
+    st.holds[d, :] = False  # a device that leaves loses what it kept
+    st.down_busy[d] = st.comp_busy[d] = st.up_busy[d] = False
+    absence = w.fleet.down_dur[d, st.cycle[d]] if ver == -1 else _INF
+    if np.isfinite(absence):
+        heapq.heappush(heap, (now + absence, d, _REJOIN, d, 0, -1))
+    while lost > 0 and st.sc[_N_IDLE] > 0:  # re-queued tiles wake devices that found none
+        cand = st.idle[st.sc[_N_IDLE] - 1]
+        st.sc[_N_IDLE] -= 1
+        st.in_idle[cand] = False
+        if st.alive[cand]:
+            heapq.heappush(heap, (now, st.rank[cand], _KICK, cand, 0, 0))
+            lost -= 1
+
+
+@numba.njit(cache=True)
+def _on_rejoin(d, now, w, st, heap):
+    st.alive[d] = True
+    st.cycle[d] += 1
+    c = st.cycle[d]
+    if c < w.fleet.up_dur.shape[1] and np.isfinite(w.fleet.up_dur[d, c]):
+        heapq.heappush(heap, (now + w.fleet.up_dur[d, c], d, _FAIL, d, 0, -1))
+
+
+@numba.njit(cache=True)
+def _pick_queued(d, w, st):
+    """The task device ``d`` pulls from the earliest occurrence with work it can run: a re-queued tile
+    first, else a fresh one. Returns ``(task, occurrence)``, ``(-1, -1)`` if none."""
+    g = w.stages
+    for o in range(st.sc[_LO], st.sc[_HI] + 1):
+        if (st.avail[o] == 0 and st.n_req[o] == 0) or not w.fleet.eligible[g.plan[o], d]:
+            continue
+        if st.in_flight[d] >= _timing(o, d, w)[2]:
+            continue
+        task = -1
+        j = st.sc[_N_REQUEUE] - 1
+        while st.n_req[o] > 0 and j >= 0 and task < 0:
+            cand = st.requeue[j]
+            if g.task_stage[cand] == o:
+                st.requeue[j] = st.requeue[st.sc[_N_REQUEUE] - 1]
+                st.sc[_N_REQUEUE] -= 1
+                st.n_req[o] -= 1
+                if not st.done[cand] and st.copies[cand] == 0:
+                    task = cand
+            j -= 1
+        if task < 0 and st.avail[o] > 0:
+            size = g.tasks[o] // g.parts[o]
+            for k in range(g.parts[o]):
+                p = g.part_base[o] + k
+                if st.part_open[p] and st.part_next[p] < size:
+                    task = g.base[o] + k * size + st.part_next[p]
+                    st.part_next[p] += 1
+                    st.avail[o] -= 1
+                    break
+        if task >= 0:
+            return task, o
+    return -1, -1
+
+
+@numba.njit(cache=True)
+def _build_backup_order(w, st):
+    """In-flight slots, latest expected end first (the backup candidates)."""
+    n_slot = w.fleet.n_slot
+    n = 0
+    for d in range(st.slot_task.shape[0]):
+        for s in range(n_slot):
+            if st.slot_task[d, s] >= 0:
+                st.backup_order[n] = d * n_slot + s
+                n += 1
+    keys = np.empty(n)
+    for j in range(n):
+        keys[j] = -st.slot_end[st.backup_order[j] // n_slot, st.backup_order[j] % n_slot]
+    srt = np.argsort(keys, kind="mergesort")
+    st.backup_order[:n] = st.backup_order[:n][srt]
+    st.sc[_N_BACKUP], st.sc[_BACKUP_POS], st.sc[_BACKUP_BUILT] = n, 0, 1
+
+
+@numba.njit(cache=True)
+def _pick_backup(d, now, w, st):
+    """A backup copy for device ``d``: the in-flight tile expected to end last, if ``d`` would finish
+    it sooner. Returns ``(task, occurrence)``, ``(-1, -1)`` if none."""
+    n_slot = w.fleet.n_slot
+    if st.sc[_BACKUP_BUILT] == 0:
+        _build_backup_order(w, st)
+    while st.sc[_BACKUP_POS] < st.sc[_N_BACKUP]:
+        slot = st.backup_order[st.sc[_BACKUP_POS]]
+        hd, hs = slot // n_slot, slot % n_slot
+        ht = st.slot_task[hd, hs]
+        if ht < 0 or st.done[ht] or st.copies[ht] >= 2 or hd == d:
+            st.sc[_BACKUP_POS] += 1
+            continue
+        o = w.stages.task_stage[ht]
+        _, lat, dep = _timing(o, d, w)
+        if not w.fleet.eligible[w.stages.plan[o], d] or st.in_flight[d] >= dep:
+            break
+        if st.slot_end[hd, hs] > now + lat:
+            st.sc[_BACKUP_POS] += 1
+            return ht, o
+        break
+    return -1, -1
+
+
+@numba.njit(cache=True)
+def _assign(d, task, o, is_backup, now, w, st, heap, vdn):
+    """Device ``d`` takes ``task`` (occurrence ``o``) into a free slot and starts its download (with the
+    resident weight when the device does not hold it and none of its tasks is bringing it)."""
+    g = w.stages
+    n_slot = w.fleet.n_slot
+    per, lat, _ = _timing(o, d, w)
+    s = 0
+    while st.slot_task[d, s] >= 0:
+        s += 1
+    st.slot_task[d, s] = task
+    st.slot_seq[d, s] = st.pulls[d]
+    st.pulls[d] += 1
+    st.copies[task] += 1
+    st.holder[task, 1 if is_backup else 0] = d * n_slot + s
+    if is_backup:
+        st.stats[_BACKUPS] += 1
+    if st.in_flight[d] == 0:
+        st.busy_start[d] = now
+    st.in_flight[d] += 1
+    fetch = g.key[o] >= 0 and not st.holds[d, g.key[o]]
+    for s2 in range(n_slot):  # a weight already on its way with another of this device's tasks
+        if (
+            s2 != s
+            and st.slot_task[d, s2] >= 0
+            and st.slot_fetch[d, s2]
+            and g.key[g.task_stage[st.slot_task[d, s2]]] == g.key[o]
+        ):
+            fetch = False
+    st.slot_fetch[d, s] = fetch
+    setup = g.weight[o] / w.fleet.est_down[d] if fetch else 0.0
+    st.slot_end[d, s] = now + setup + lat
+    st.next_pull[d] = now + setup + per
+    st.down_busy[d] = True
+    st.slot_phase[d, s] = _DOWN
+    nbytes = g.down[o] + (g.weight[o] if fetch else 0.0)
+    _start_transfer(_EGRESS, _DOWNLOAD_END, d, s, nbytes, now, w, st, heap, vdn)
+
+
+@numba.njit(cache=True)
+def _pull(d, now, w, st, heap, vdn):
+    """Device ``d`` pulls (when its downlink is free, it has room and its period has passed): from the
+    earliest occurrence with work it can run, a re-queued tile, a fresh one, or a backup copy."""
+    if st.down_busy[d] or st.in_flight[d] >= w.fleet.n_slot:
+        return
+    if now < st.next_pull[d]:
+        if not st.pull_pending[d]:
+            st.pull_pending[d] = True
+            heapq.heappush(heap, (st.next_pull[d], st.rank[d], _KICK, d, 0, 0))
+        return
+    while st.sc[_LO] <= st.sc[_HI] and st.avail[st.sc[_LO]] == 0 and st.n_req[st.sc[_LO]] == 0:
+        st.sc[_LO] += 1
+    task, o = _pick_queued(d, w, st)
+    is_backup = False
+    if task < 0 and w.fleet.backups and st.sc[_OPEN_TASKS] > 0:
+        task, o = _pick_backup(d, now, w, st)
+        is_backup = task >= 0
+    if task < 0:
+        if not st.in_idle[d]:
+            st.in_idle[d] = True
+            st.idle[st.sc[_N_IDLE]] = d
+            st.sc[_N_IDLE] += 1
+        return
+    _assign(d, task, o, is_backup, now, w, st, heap, vdn)
+
+
+@numba.njit(cache=True)
+def _nic_next(vq, c, st, phase):
+    """When the earliest live transfer on NIC direction ``c``'s virtual clock ends (inf: none);
+    drops entries of slots that moved on."""
+    while len(vq) > 0 and (
+        vq[0][4] != st.slot_ver[vq[0][2], vq[0][3]] or st.slot_phase[vq[0][2], vq[0][3]] != phase
+    ):
+        heapq.heappop(vq)
+    if len(vq) == 0:
+        return _INF
+    return st.ch[c, _REAL_TIME] + (vq[0][0] - st.ch[c, _VCLOCK]) / st.ch[c, _SLOWDOWN]
+
+
+@numba.njit(cache=True)
+def _next_event(st, heap, vdn, vup):
+    """The next event ``(now, kind, device, slot, version)``: kind -1 when nothing is left, -2 for a
+    stale slot event (its slot moved on)."""
+    t_dn = _nic_next(vdn, _EGRESS, st, _DOWN)
+    t_up = _nic_next(vup, _INGRESS, st, _UP)
+    t_h = heap[0][0] if len(heap) > 0 else _INF
+    if t_dn == _INF and t_up == _INF and t_h == _INF:
+        return _INF, -1, 0, 0, 0
+    if t_dn < t_h and t_dn <= t_up:
+        item = heapq.heappop(vdn)
+        return t_dn, _DOWNLOAD_END, item[2], item[3], item[4]
+    if t_up < t_h:
+        item = heapq.heappop(vup)
+        return t_up, _UPLOAD_END, item[2], item[3], item[4]
+    ev = heapq.heappop(heap)
+    if ev[2] <= _DOWNLOAD_END and ev[5] != st.slot_ver[ev[3], ev[4]]:
+        return ev[0], -2, 0, 0, 0
+    return ev[0], ev[2], ev[3], ev[4], ev[5]
+
+
+@numba.njit(cache=True)
+def _simulate(w, st, seed, inject_time, inject_device):
+    """The event loop: one handler per event kind, then the device it woke pulls. Returns the
+    occurrences completed."""
     np.random.seed(seed)
-    n_dev = len(flops)
-    n_stage = len(st_tasks)
-    contention = np.isfinite(egress)
-    ch = np.zeros((2, 5))  # per NIC direction: virtual clock, its real time, slow-down, demand, capacity
-    ch[:, _SLOWDOWN] = 1.0
-    ch[_EGRESS, _CAPACITY] = egress
-    ch[_INGRESS, _CAPACITY] = ingress
-    # occurrences, their parts (micro-batch groups) and their tasks (global ids)
-    base = np.zeros(n_stage + 1, dtype=np.int64)
-    part_base = np.zeros(n_stage + 1, dtype=np.int64)
-    for o in range(n_stage):
-        base[o + 1] = base[o] + st_tasks[o]
-        part_base[o + 1] = part_base[o] + st_parts[o]
-    n_task = max(1, base[n_stage])
-    part_open = np.zeros(part_base[n_stage], dtype=np.bool_)
-    part_next = np.zeros(part_base[n_stage], dtype=np.int64)  # tasks pulled (fresh) per part
-    part_done = np.zeros(part_base[n_stage], dtype=np.int64)
-    part_ready = np.zeros(part_base[n_stage], dtype=np.int64)  # micro-batches ready per part
-    avail = np.zeros(n_stage, dtype=np.int64)  # released, never pulled tasks per occurrence
-    n_req = np.zeros(n_stage, dtype=np.int64)  # re-queued tasks waiting per occurrence
-    parts_complete = np.zeros(n_stage, dtype=np.int64)
-    task_stage = np.empty(n_task, dtype=np.int64)
-    for o in range(n_stage):
-        task_stage[base[o] : base[o + 1]] = o
-    # devices
-    alive = np.ones(n_dev, dtype=np.bool_)
-    cycle = np.zeros(n_dev, dtype=np.int64)
-    rank = np.arange(n_dev)
-    by_rank = np.arange(n_dev)
-    in_flight = np.zeros(n_dev, dtype=np.int64)
-    down_busy = np.zeros(n_dev, dtype=np.bool_)
-    comp_busy = np.zeros(n_dev, dtype=np.bool_)
-    up_busy = np.zeros(n_dev, dtype=np.bool_)
-    next_pull = np.zeros(n_dev)
-    pull_pending = np.zeros(n_dev, dtype=np.bool_)
-    in_idle = np.zeros(n_dev, dtype=np.bool_)
-    pulls = np.zeros(n_dev, dtype=np.int64)
-    busy_start = np.zeros(n_dev)
-    busy = np.zeros(n_dev)
-    period = np.zeros(n_dev)
-    # task slots of each device (one per pipeline stage at most)
-    slot_task = np.full((n_dev, n_slot), -1, dtype=np.int64)
-    slot_phase = np.zeros((n_dev, n_slot), dtype=np.int64)
-    slot_seq = np.zeros((n_dev, n_slot), dtype=np.int64)
-    slot_ver = np.zeros((n_dev, n_slot), dtype=np.int64)
-    slot_rate = np.zeros((n_dev, n_slot))
-    slot_end = np.zeros((n_dev, n_slot))
-    slot_fetch = np.zeros((n_dev, n_slot), dtype=np.bool_)  # this download also brings the resident weight
-    holds = np.zeros((n_dev, max(1, n_keys)), dtype=np.bool_)  # resident weights each device keeps
-    done = np.zeros(n_task, dtype=np.bool_)
-    copies = np.zeros(n_task, dtype=np.int64)
-    holder = np.full((n_task, 2), -1, dtype=np.int64)  # slots (d * n_slot + s) holding each copy
-    requeue = np.empty(n_task, dtype=np.int64)
-    requeued_at = np.full(n_task, -1.0)
-    idle = np.empty(n_dev, dtype=np.int64)
-    backup_order = np.empty(n_dev * n_slot, dtype=np.int64)
-    stage_end = np.zeros(n_stage)
-    stats = np.zeros(6, dtype=np.int64)  # tasks, requeued, backups, backups won, failures, events
-    recovery = np.zeros(2)  # total seconds from a failure to its lost tile finishing again, count
-    heap = [(0.0, 0, _STAGE_START, 0, 0, micro)]  # micro-batches 0..micro ready for occurrence 0
+    n_stage = len(w.stages.tasks)
+    heap = [(0.0, 0, _STAGE_START, 0, 0, w.stages.micro)]  # micro-batches 0..micro ready for occurrence 0
     vdn = [(0.0, 0, 0, 0, 0)]
     vdn.pop()
     vup = [(0.0, 0, 0, 0, 0)]
     vup.pop()
-    n_requeue, n_idle, open_tasks, stages_done = 0, 0, 0, 0
-    lo, hi = n_stage, -1  # occurrences that may hold tasks to pull
-    ps_free = 0.0  # the PS runs its ops one at a time
-    n_backup, backup_pos, backup_built = 0, 0, False
-    for d in range(n_dev):
-        if np.isfinite(up_dur[d, 0]):
-            heapq.heappush(heap, (up_dur[d, 0], d, _FAIL, d, 0, -1))
+    for d in range(len(st.alive)):
+        if np.isfinite(w.fleet.up_dur[d, 0]):
+            heapq.heappush(heap, (w.fleet.up_dur[d, 0], d, _FAIL, d, 0, -1))
     if inject_device >= 0:
         heapq.heappush(heap, (inject_time, inject_device, _FAIL, inject_device, 0, -2))
-
-    while stages_done < n_stage:
-        while len(vdn) > 0 and (
-            vdn[0][4] != slot_ver[vdn[0][2], vdn[0][3]] or slot_phase[vdn[0][2], vdn[0][3]] != _DOWN
-        ):
-            heapq.heappop(vdn)
-        while len(vup) > 0 and (
-            vup[0][4] != slot_ver[vup[0][2], vup[0][3]] or slot_phase[vup[0][2], vup[0][3]] != _UP
-        ):
-            heapq.heappop(vup)
-        t_dn = (
-            ch[_EGRESS, _REAL_TIME] + (vdn[0][0] - ch[_EGRESS, _VCLOCK]) / ch[_EGRESS, _SLOWDOWN]
-            if len(vdn) > 0
-            else _INF
-        )
-        t_up = (
-            ch[_INGRESS, _REAL_TIME] + (vup[0][0] - ch[_INGRESS, _VCLOCK]) / ch[_INGRESS, _SLOWDOWN]
-            if len(vup) > 0
-            else _INF
-        )
-        t_h = heap[0][0] if len(heap) > 0 else _INF
-        if t_dn == _INF and t_up == _INF and t_h == _INF:
+    while st.sc[_STAGES_DONE] < n_stage:
+        now, kind, d, s, ver = _next_event(st, heap, vdn, vup)
+        if kind == -1:
             break
-        if t_dn < t_h and t_dn <= t_up:
-            item = heapq.heappop(vdn)
-            now, kind, d, s, ver = t_dn, _DOWNLOAD_END, item[2], item[3], item[4]
-        elif t_up < t_h:
-            item = heapq.heappop(vup)
-            now, kind, d, s, ver = t_up, _UPLOAD_END, item[2], item[3], item[4]
-        else:
-            ev = heapq.heappop(heap)
-            now, kind, d, s, ver = ev[0], ev[2], ev[3], ev[4], ev[5]
-            if kind <= _DOWNLOAD_END and ver != slot_ver[d, s]:
-                continue
-        stats[_EVENTS] += 1
-        wake = -1  # a device that should try to pull after this event
+        if kind == -2:
+            continue
+        st.stats[_EVENTS] += 1
         if kind == _STAGE_START:  # micro-batches s..ver-1 are ready for occurrence d
-            o = d
-            if o >= n_stage:
-                continue
-            width = micro // st_parts[o]
-            for mb in range(s, ver):
-                k = mb // width
-                part_ready[part_base[o] + k] += 1
-                if part_ready[part_base[o] + k] < width:
-                    continue
-                if st_tasks[o] == 0:  # a GEMM the PS keeps: only PS time
-                    ps_free, complete = _finish_part(
-                        o, k, width, now, ps_free, st_ps, st_parts, heap, parts_complete, stage_end
-                    )
-                    if complete:
-                        stages_done += 1
-                    continue
-                part_open[part_base[o] + k] = True
-                size = st_tasks[o] // st_parts[o]
-                avail[o] += size
-                if open_tasks == 0:  # nothing else running: rank devices by this GEMM's period
-                    for dd in range(n_dev):
-                        period[dd] = _timing(
-                            o,
-                            dd,
-                            st_down,
-                            st_flops,
-                            st_up,
-                            st_mem,
-                            st_weight,
-                            flops,
-                            est_down,
-                            est_up,
-                            memory,
-                            rtt,
-                            n_slot,
-                        )[0]
-                    by_rank = np.argsort(period, kind="mergesort")
-                    for r in range(n_dev):
-                        rank[by_rank[r]] = r
-                open_tasks += size
-                lo, hi = min(lo, o), max(hi, o)
-                kicks = 0
-                for r in range(n_dev):  # devices free to pull do, fastest first, one per released task
-                    if kicks >= size:
-                        break
-                    dd = by_rank[r]
-                    if not alive[dd] or not eligible[st_plan[o], dd] or down_busy[dd] or pull_pending[dd]:
-                        continue
-                    if (
-                        in_flight[dd]
-                        >= _timing(
-                            o,
-                            dd,
-                            st_down,
-                            st_flops,
-                            st_up,
-                            st_mem,
-                            st_weight,
-                            flops,
-                            est_down,
-                            est_up,
-                            memory,
-                            rtt,
-                            n_slot,
-                        )[2]
-                    ):
-                        continue
-                    if in_flight[dd] == 0:
-                        next_pull[dd] = now
-                    elif now < next_pull[dd]:
-                        continue
-                    kicks += 1
-                    heapq.heappush(heap, (now, r, _KICK, dd, 0, 0))
+            _on_stage_start(d, s, ver, now, w, st, heap)
             continue
         if kind == _DOWNLOAD_END:
-            o = task_stage[slot_task[d, s]]
-            if contention:
-                _share(ch, _EGRESS, now, -slot_rate[d, s])
-            down_busy[d] = False
-            if slot_fetch[d, s]:
-                holds[d, st_key[o]] = True
-            if comp_busy[d]:
-                slot_phase[d, s] = _WAIT_COMPUTE
-            else:
-                _start_compute(
-                    d,
-                    s,
-                    o,
-                    now,
-                    st_flops,
-                    flops,
-                    straggler_prob,
-                    straggler_factor,
-                    comp_busy,
-                    slot_phase,
-                    heap,
-                    rank,
-                    slot_ver,
-                )
-            wake = d
+            _on_download_end(d, s, now, w, st, heap)
         elif kind == _COMPUTE_END:
-            comp_busy[d] = False
-            o = task_stage[slot_task[d, s]]
-            if up_busy[d]:
-                slot_phase[d, s] = _WAIT_UP
-            else:
-                up_busy[d] = True
-                slot_phase[d, s] = _UP
-                _start_transfer(
-                    _INGRESS,
-                    _UPLOAD_END,
-                    d,
-                    s,
-                    st_up[o],
-                    up[d],
-                    now,
-                    heap,
-                    vup,
-                    ch,
-                    contention,
-                    rank,
-                    slot_ver,
-                    slot_rate,
-                    use_traces,
-                    tr_pre,
-                    tr_start,
-                    tr_len,
-                    tr_off,
-                    tr_step,
-                )
-            nxt = _first_waiting(slot_phase, slot_seq, d, _WAIT_COMPUTE)
-            if nxt >= 0:
-                _start_compute(
-                    d,
-                    nxt,
-                    task_stage[slot_task[d, nxt]],
-                    now,
-                    st_flops,
-                    flops,
-                    straggler_prob,
-                    straggler_factor,
-                    comp_busy,
-                    slot_phase,
-                    heap,
-                    rank,
-                    slot_ver,
-                )
+            _on_compute_end(d, s, now, w, st, heap, vup)
             continue
         elif kind == _UPLOAD_END:
-            if contention:
-                _share(ch, _INGRESS, now, -slot_rate[d, s])
-            up_busy[d] = False
-            slot_phase[d, s] = _ACK
-            heapq.heappush(heap, (now + rtt[d], rank[d], _DONE, d, s, slot_ver[d, s]))
-            nxt = _first_waiting(slot_phase, slot_seq, d, _WAIT_UP)
-            if nxt >= 0:
-                up_busy[d] = True
-                slot_phase[d, nxt] = _UP
-                _start_transfer(
-                    _INGRESS,
-                    _UPLOAD_END,
-                    d,
-                    nxt,
-                    st_up[task_stage[slot_task[d, nxt]]],
-                    up[d],
-                    now,
-                    heap,
-                    vup,
-                    ch,
-                    contention,
-                    rank,
-                    slot_ver,
-                    slot_rate,
-                    use_traces,
-                    tr_pre,
-                    tr_start,
-                    tr_len,
-                    tr_off,
-                    tr_step,
-                )
+            _on_upload_end(d, s, now, w, st, heap, vup)
             continue
         elif kind == _DONE:
-            task = slot_task[d, s]
-            o = task_stage[task]
-            _release_slot(
-                d, s, task, now, slot_task, slot_phase, slot_ver, copies, in_flight, busy, busy_start
-            )
-            if not done[task]:
-                done[task] = True
-                open_tasks -= 1
-                stats[_TASKS] += 1
-                if requeued_at[task] >= 0:
-                    recovery[_RECOVERY_SECONDS] += now - requeued_at[task]
-                    recovery[_RECOVERY_COUNT] += 1
-                if holder[task, 1] == d * n_slot + s:
-                    stats[_BACKUPS_WON] += 1
-                for j in range(2):  # cancel the other copy; its device moves on
-                    other = holder[task, j]
-                    if other < 0 or other == d * n_slot + s:
-                        continue
-                    od, os = other // n_slot, other % n_slot
-                    if slot_task[od, os] != task:
-                        continue
-                    ph = slot_phase[od, os]
-                    if ph == _DOWN:
-                        down_busy[od] = False
-                        if contention:
-                            _share(ch, _EGRESS, now, -slot_rate[od, os])
-                    elif ph == _UP:
-                        up_busy[od] = False
-                        if contention:
-                            _share(ch, _INGRESS, now, -slot_rate[od, os])
-                    elif ph == _COMPUTE:
-                        comp_busy[od] = False
-                    _release_slot(
-                        od,
-                        os,
-                        task,
-                        now,
-                        slot_task,
-                        slot_phase,
-                        slot_ver,
-                        copies,
-                        in_flight,
-                        busy,
-                        busy_start,
-                    )
-                    if ph == _COMPUTE:
-                        nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_COMPUTE)
-                        if nxt >= 0:  # the cancelled copy freed the processor: the next task may straggle too
-                            _start_compute(
-                                od,
-                                nxt,
-                                task_stage[slot_task[od, nxt]],
-                                now,
-                                st_flops,
-                                flops,
-                                straggler_prob,
-                                straggler_factor,
-                                comp_busy,
-                                slot_phase,
-                                heap,
-                                rank,
-                                slot_ver,
-                            )
-                    elif ph == _UP:
-                        nxt = _first_waiting(slot_phase, slot_seq, od, _WAIT_UP)
-                        if nxt >= 0:
-                            up_busy[od] = True
-                            slot_phase[od, nxt] = _UP
-                            _start_transfer(
-                                _INGRESS,
-                                _UPLOAD_END,
-                                od,
-                                nxt,
-                                st_up[task_stage[slot_task[od, nxt]]],
-                                up[od],
-                                now,
-                                heap,
-                                vup,
-                                ch,
-                                contention,
-                                rank,
-                                slot_ver,
-                                slot_rate,
-                                use_traces,
-                                tr_pre,
-                                tr_start,
-                                tr_len,
-                                tr_off,
-                                tr_step,
-                            )
-                    heapq.heappush(heap, (now, rank[od], _KICK, od, 0, 0))
-                size = st_tasks[o] // st_parts[o]
-                k = (task - base[o]) // size
-                part_done[part_base[o] + k] += 1
-                if part_done[part_base[o] + k] == size:  # this part's micro-batches go on after the PS ops
-                    ps_free, complete = _finish_part(
-                        o,
-                        k,
-                        micro // st_parts[o],
-                        now,
-                        ps_free,
-                        st_ps,
-                        st_parts,
-                        heap,
-                        parts_complete,
-                        stage_end,
-                    )
-                    if complete:
-                        stages_done += 1
-                        backup_built = False
-            wake = d
+            _on_done(d, s, now, w, st, heap, vup)
         elif kind == _FAIL:
-            if not alive[d]:
-                continue
-            alive[d] = False
-            stats[_FAILURES] += 1
-            lost = 0
-            for s2 in range(n_slot):
-                task = slot_task[d, s2]
-                if task < 0:
-                    continue
-                ph = slot_phase[d, s2]
-                if contention and ph == _DOWN:
-                    _share(ch, _EGRESS, now, -slot_rate[d, s2])
-                elif contention and ph == _UP:
-                    _share(ch, _INGRESS, now, -slot_rate[d, s2])
-                slot_task[d, s2] = -1
-                slot_phase[d, s2] = _FREE
-                slot_ver[d, s2] += 1
-                copies[task] -= 1
-                if not done[task] and copies[task] == 0:
-                    requeue[n_requeue] = task
-                    n_requeue += 1
-                    o = task_stage[task]
-                    n_req[o] += 1
-                    lo = min(lo, o)
-                    lost += 1
-                    stats[_REQUEUED] += 1
-                    requeued_at[task] = now
-            if in_flight[d] > 0:
-                busy[d] += now - busy_start[d]
-            in_flight[d] = 0
-            holds[d, :] = False  # a device that leaves loses what it kept
-            down_busy[d] = comp_busy[d] = up_busy[d] = False
-            absence = down_dur[d, cycle[d]] if ver == -1 else _INF
-            if np.isfinite(absence):
-                heapq.heappush(heap, (now + absence, d, _REJOIN, d, 0, -1))
-            while lost > 0 and n_idle > 0:  # re-queued tiles wake devices that found none
-                cand = idle[n_idle - 1]
-                n_idle -= 1
-                in_idle[cand] = False
-                if alive[cand]:
-                    heapq.heappush(heap, (now, rank[cand], _KICK, cand, 0, 0))
-                    lost -= 1
+            _on_fail(d, ver, now, w, st, heap)
             continue
         elif kind == _REJOIN:
-            alive[d] = True
-            cycle[d] += 1
-            if cycle[d] < up_dur.shape[1] and np.isfinite(up_dur[d, cycle[d]]):
-                heapq.heappush(heap, (now + up_dur[d, cycle[d]], d, _FAIL, d, 0, -1))
-            wake = d
-        elif kind == _KICK:
-            if pull_pending[d] and now >= next_pull[d]:
-                pull_pending[d] = False
-            wake = d
-        # the woken device pulls (when its downlink is free, it has room and its period has passed):
-        # from the earliest occurrence with work it can run, a re-queued tile, a fresh one, or a backup
-        if wake < 0 or not alive[wake]:
-            continue
-        dd = wake
-        if down_busy[dd] or in_flight[dd] >= n_slot:
-            continue
-        if now < next_pull[dd]:
-            if not pull_pending[dd]:
-                pull_pending[dd] = True
-                heapq.heappush(heap, (next_pull[dd], rank[dd], _KICK, dd, 0, 0))
-            continue
-        while lo <= hi and avail[lo] == 0 and n_req[lo] == 0:
-            lo += 1
-        task, o = -1, -1
-        is_backup = False
-        for o2 in range(lo, hi + 1):
-            if (avail[o2] == 0 and n_req[o2] == 0) or not eligible[st_plan[o2], dd]:
-                continue
-            if (
-                in_flight[dd]
-                >= _timing(
-                    o2,
-                    dd,
-                    st_down,
-                    st_flops,
-                    st_up,
-                    st_mem,
-                    st_weight,
-                    flops,
-                    est_down,
-                    est_up,
-                    memory,
-                    rtt,
-                    n_slot,
-                )[2]
-            ):
-                continue
-            j = n_requeue - 1
-            while n_req[o2] > 0 and j >= 0 and task < 0:
-                cand_task = requeue[j]
-                if task_stage[cand_task] == o2:
-                    requeue[j] = requeue[n_requeue - 1]
-                    n_requeue -= 1
-                    n_req[o2] -= 1
-                    if not done[cand_task] and copies[cand_task] == 0:
-                        task = cand_task
-                j -= 1
-            if task < 0 and avail[o2] > 0:
-                size = st_tasks[o2] // st_parts[o2]
-                for k in range(st_parts[o2]):
-                    p = part_base[o2] + k
-                    if part_open[p] and part_next[p] < size:
-                        task = base[o2] + k * size + part_next[p]
-                        part_next[p] += 1
-                        avail[o2] -= 1
-                        break
-            if task >= 0:
-                o = o2
-                break
-        if task < 0 and backups and open_tasks > 0:
-            if not backup_built:
-                n_backup = 0
-                for hd in range(n_dev):
-                    for hs in range(n_slot):
-                        if slot_task[hd, hs] >= 0:
-                            backup_order[n_backup] = hd * n_slot + hs
-                            n_backup += 1
-                keys = np.empty(n_backup)
-                for j in range(n_backup):
-                    keys[j] = -slot_end[backup_order[j] // n_slot, backup_order[j] % n_slot]
-                srt = np.argsort(keys, kind="mergesort")
-                backup_order[:n_backup] = backup_order[:n_backup][srt]
-                backup_pos, backup_built = 0, True
-            while backup_pos < n_backup:
-                hd, hs = backup_order[backup_pos] // n_slot, backup_order[backup_pos] % n_slot
-                ht = slot_task[hd, hs]
-                if ht < 0 or done[ht] or copies[ht] >= 2 or hd == dd:
-                    backup_pos += 1
-                    continue
-                o2 = task_stage[ht]
-                _, lat, dep = _timing(
-                    o2,
-                    dd,
-                    st_down,
-                    st_flops,
-                    st_up,
-                    st_mem,
-                    st_weight,
-                    flops,
-                    est_down,
-                    est_up,
-                    memory,
-                    rtt,
-                    n_slot,
-                )
-                if not eligible[st_plan[o2], dd] or in_flight[dd] >= dep:
-                    break
-                if slot_end[hd, hs] > now + lat:
-                    task, o = ht, o2
-                    is_backup = True
-                    backup_pos += 1
-                break
-        if task < 0:
-            if not in_idle[dd]:
-                in_idle[dd] = True
-                idle[n_idle] = dd
-                n_idle += 1
-            continue
-        per, lat, _ = _timing(
-            o, dd, st_down, st_flops, st_up, st_mem, st_weight, flops, est_down, est_up, memory, rtt, n_slot
-        )
-        s = 0
-        while slot_task[dd, s] >= 0:
-            s += 1
-        slot_task[dd, s] = task
-        slot_seq[dd, s] = pulls[dd]
-        pulls[dd] += 1
-        copies[task] += 1
-        holder[task, 1 if is_backup else 0] = dd * n_slot + s
-        if is_backup:
-            stats[_BACKUPS] += 1
-        if in_flight[dd] == 0:
-            busy_start[dd] = now
-        in_flight[dd] += 1
-        fetch = st_key[o] >= 0 and not holds[dd, st_key[o]]
-        for s2 in range(n_slot):  # a weight already on its way with another of this device's tasks
-            if (
-                s2 != s
-                and slot_task[dd, s2] >= 0
-                and slot_fetch[dd, s2]
-                and st_key[task_stage[slot_task[dd, s2]]] == st_key[o]
-            ):
-                fetch = False
-        slot_fetch[dd, s] = fetch
-        setup = st_weight[o] / est_down[dd] if fetch else 0.0
-        slot_end[dd, s] = now + setup + lat
-        next_pull[dd] = now + setup + per
-        down_busy[dd] = True
-        slot_phase[dd, s] = _DOWN
-        _start_transfer(
-            _EGRESS,
-            _DOWNLOAD_END,
-            dd,
-            s,
-            st_down[o] + (st_weight[o] if fetch else 0.0),
-            down[dd],
-            now,
-            heap,
-            vdn,
-            ch,
-            contention,
-            rank,
-            slot_ver,
-            slot_rate,
-            use_traces,
-            tr_pre,
-            tr_start,
-            tr_len,
-            tr_off,
-            tr_step,
-        )
-    return stage_end, busy, stats, stages_done, recovery
+            _on_rejoin(d, now, w, st, heap)
+        elif kind == _KICK and st.pull_pending[d] and now >= st.next_pull[d]:
+            st.pull_pending[d] = False
+        if st.alive[d]:  # the device this event concerns tries to pull
+            _pull(d, now, w, st, heap, vdn)
+    return st.sc[_STAGES_DONE]
 
 
 def micro_batch_parts(gp: GemmPlan, graph: OpGraph) -> int:
@@ -999,6 +892,19 @@ def _occurrences(plan: Plan, config: SimConfig) -> _Occurrences:
         len(keys),
         stage_ps_seconds(plan)[st_plan],
     )
+
+
+def _stages(occ: _Occurrences, micro: int) -> _Stages:
+    """The occurrences as the kernel reads them, with each one's first task and first part."""
+    n_stage = len(occ.tasks)
+    base = np.concatenate([[0], np.cumsum(occ.tasks)]).astype(np.int64)
+    part_base = np.concatenate([[0], np.cumsum(occ.parts)]).astype(np.int64)
+    task_stage = np.zeros(max(1, int(base[-1])), dtype=np.int64)
+    task_stage[: base[-1]] = np.repeat(np.arange(n_stage, dtype=np.int64), occ.tasks)
+    return _Stages(
+        occ.plan, occ.tasks, occ.parts, occ.down, occ.flops, occ.up, occ.memory, occ.weight, occ.key, occ.ps,
+        base, part_base, task_stage, micro,
+    )  # fmt: skip
 
 
 def _churn(pool: Pool, config: SimConfig, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -1095,54 +1001,31 @@ def simulate_step(
     up_dur, down_dur = _churn(pool, config, gen)
     links = _links(pool, config)
     egress, ingress = (pool.ps.egress, pool.ps.ingress) if config.contention else (np.inf, np.inf)
-    # numba's Dispatcher stub does not know the kernel's parameters
-    stage_end, busy, stats, reached, recovery = _simulate(  # type: ignore[call-arg]
-        occ.plan,
-        occ.tasks,
-        occ.parts,
-        occ.down,
-        occ.flops,
-        occ.up,
-        occ.memory,
-        occ.weight,
-        occ.key,
-        occ.n_keys,
-        occ.ps,
-        int(plan.graph.micro_batches),
+    stages = _stages(occ, int(plan.graph.micro_batches))
+    fleet = _Fleet(
         np.ascontiguousarray(plan.eligible()),
         *(
             np.ascontiguousarray(a, dtype=float)
-            for a in (
-                pool.flops,
-                links.down,
-                links.up,
-                pool.effective_down,
-                pool.effective_up,
-                pool.memory,
-                pool.rtt,
-            )
+            for a in (pool.flops, pool.effective_down, pool.effective_up, pool.memory, pool.rtt)
         ),
-        links.use,
-        links.prefix,
-        links.start,
-        links.length,
-        links.offset,
-        links.step_s,
         up_dur,
         down_dur,
-        float(egress),
-        float(ingress),
+        int(pool.tasks_in_flight),
+        bool(np.isfinite(egress)),  # an unlimited NIC shares nothing
         bool(config.backups),
         float(config.straggler_prob),
         float(config.straggler_factor),
-        int(gen.integers(2**31)),
-        float(fail_at),
-        int(fail_device),
-        int(pool.tasks_in_flight),
     )
+    links = links._replace(
+        down=np.ascontiguousarray(links.down, dtype=float), up=np.ascontiguousarray(links.up, dtype=float)
+    )
+    state = _new_state(stages, len(pool), fleet.n_slot, occ.n_keys, float(egress), float(ingress))
+    seed_k = int(gen.integers(2**31))
+    # numba's Dispatcher stub does not know the kernel's parameters
+    reached = _simulate(_World(stages, fleet, links), state, seed_k, float(fail_at), int(fail_device))  # type: ignore[call-arg]
     if reached < len(occ.plan):
         raise InvalidInputError(
             f"the step could not finish: GEMM occurrence {reached} of {len(occ.plan)} "
             "lost every device able to run it"
         )
-    return _result(stage_end, busy, stats, recovery)
+    return _result(state.stage_end, state.busy, state.stats, state.recovery)
