@@ -52,6 +52,9 @@ def test_window_and_test_share_and_fold_are_bounded(capsys, shared_data, monkeyp
     assert code == 2 and "test_fraction must lie in (0, 1)" in err
     code, err = _run(capsys, "fit", "--dataset", "nptel", "--fold", "7", *OUT)
     assert code == 2 and "fold must lie in 0..4" in err
+    for seeds, message in (("0,x", "comma-separated integers"), ("1,1", "twice"), ("0,-1", "--seed must")):
+        code, err = _run(capsys, "eval", "--dataset", "nptel", "--seeds", seeds)
+        assert code == 2 and message in err, err
 
 
 def test_topics_that_cannot_fit_in_memory_are_refused_before_allocating(capsys, shared_data, monkeypatch):
