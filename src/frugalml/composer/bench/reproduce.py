@@ -395,6 +395,7 @@ def ablation_check(table: str):
 # results answered from the committed files (GPU runs, hours of CPU training)
 STORED = (
     "proxy-study",
+    "proxy-study-top-half",
     "fidelity-gpu",
     "fidelity-lmproxy",
     "fidelity-mad",
