@@ -49,7 +49,7 @@ def stored_section(results: Path, system: str) -> Section:
             environment = read_document(path).get("environment") or {}
             section.files.append(ResultsFile(path, read_records(path), environment))
         except FrugalError as exc:
-            if _is_other_results(path):  # results of another shape (summaries, tables): linked as they are
+            if is_other_results(path):  # results of another shape (summaries, tables): linked as they are
                 section.data.append(path)
             else:
                 errors.append(str(exc))
@@ -58,7 +58,7 @@ def stored_section(results: Path, system: str) -> Section:
     return section
 
 
-def _is_other_results(path: Path) -> bool:
+def is_other_results(path: Path) -> bool:
     """Valid JSON that is not meant as a list of records (a damaged results file is an error)."""
     try:
         doc = json.loads(path.read_text())
@@ -259,7 +259,7 @@ def _run_system(
         key = f"{system}/{check.name}"
         try:
             if mode not in check.modes:
-                section.files.append(_stored(check, mode, results, folder, system))
+                _add_stored(section, check, mode, results, folder)
                 continue
             path = folder / f"{check.name}.json"
             if key not in done or not path.is_file():
@@ -286,20 +286,26 @@ def _run_check(check: Reproduction, mode: str, folder: Path, path: Path, system:
     return time.perf_counter() - start
 
 
-def _stored(check: Reproduction, mode: str, results: Path, folder: Path, system: str) -> ResultsFile:
-    """The stored results a check that cannot run in ``mode`` is shown from, copied beside the page."""
+def _add_stored(section: Section, check: Reproduction, mode: str, results: Path, folder: Path) -> None:
+    """Show a check that cannot run in ``mode`` from its stored results (and plot), copied beside
+    the page; results of another shape (summaries, tables) are linked as they are."""
     if not check.stored:
         raise InvalidInputError(f"it cannot run in {mode} mode and names no stored results")
     source = results / check.stored
-    doc = read_document(source)
+    if not source.is_file():
+        raise DataNotFoundError(f"its stored results {source} do not exist; pass --stored benchmarks/results")
     target = folder / source.name
     shutil.copyfile(source, target)
     plot = source.with_suffix(".png")
     if plot.is_file():
         shutil.copyfile(plot, folder / plot.name)
-    dates = {row.source: row.when for row in indexed_claims(results, [system])}
-    recorded = doc.get("environment") or {}
-    return ResultsFile(target, read_records(target), recorded, stored=True, date=dates.get(check.stored, ""))
+    if is_other_results(source):
+        section.data.append(target)
+        return
+    dates = {row.source: row.when for row in indexed_claims(results, [section.system])}
+    recorded = read_document(target).get("environment") or {}
+    date = dates.get(check.stored, "")
+    section.files.append(ResultsFile(target, read_records(target), recorded, stored=True, date=date))
 
 
 def _one_line(exc: BaseException) -> str:
