@@ -6,6 +6,7 @@ import pytest
 
 from frugalml.cli import main
 from frugalml.common.errors import InvalidInputError
+from frugalml.common.validate import check_memory
 from frugalml.composer import limits
 from frugalml.composer.proxies import TrainConfig
 
@@ -68,4 +69,4 @@ def test_memory_estimate_grows_with_the_sizes():
     )
     assert longer > 8 * small
     with pytest.raises(InvalidInputError, match="GiB are available"):
-        limits.check_memory(2**62, "a huge model", "make it smaller")
+        check_memory(2**62, "a huge model", "make it smaller")

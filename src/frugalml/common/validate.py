@@ -1,12 +1,15 @@
-"""Input checks shared by the systems: arrays of the right shape and dtype, no NaN, known options."""
+"""Input checks shared by the systems: arrays of the right shape and dtype, no NaN, known options,
+sizes inside their bounds and within the memory available, checked before anything is allocated."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from frugalml.common.env import available_memory
 from frugalml.common.errors import InvalidInputError
 
 
@@ -68,3 +71,54 @@ def one_of(value: str, options: Iterable[str], name: str) -> str:
     if value not in options:
         raise InvalidInputError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, options))}")
     return value
+
+
+def bounded(value: int, name: str, low: int, high: int | None, hint: str = "") -> int:
+    """``value`` as an int when ``low <= value <= high`` (``high`` None: no upper bound), else
+    InvalidInputError naming the range.
+
+    Examples
+    --------
+    >>> bounded(6, "layers", 1, 64)
+    6
+    >>> bounded(0, "layers", 1, 64)
+    Traceback (most recent call last):
+    ...
+    frugalml.common.errors.InvalidInputError: layers must be between 1 and 64, got 0
+    >>> bounded(0, "--topics", 1, None)
+    Traceback (most recent call last):
+    ...
+    frugalml.common.errors.InvalidInputError: --topics must be at least 1, got 0
+    """
+    integer = not isinstance(value, bool) and hasattr(value, "__index__")
+    if not integer or int(value) < low or (high is not None and int(value) > high):
+        span = f"between {low} and {high:,}" if high is not None else f"at least {low}"
+        raise InvalidInputError(f"{name} must be {span}, got {value!r}{hint}")
+    return int(value)
+
+
+def positive_finite(value: float, name: str) -> float:
+    """``value`` when it is a finite number above 0, else InvalidInputError.
+
+    Examples
+    --------
+    >>> positive_finite(3e-3, "lr")
+    0.003
+    """
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise InvalidInputError(f"{name} must be a finite number above 0, got {value!r}")
+    return float(value)
+
+
+def check_memory(needed: int, what: str, hint: str) -> None:
+    """InvalidInputError when ``needed`` bytes exceed the memory available now.
+
+    Examples
+    --------
+    >>> check_memory(1, "a tiny model", "")
+    """
+    free = available_memory()
+    if needed > free:
+        raise InvalidInputError(
+            f"{what} needs about {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB are available; {hint}"
+        )

@@ -30,7 +30,8 @@ def _check_run(layers: int, seed: int, threads: int, workers: int, executor: str
     """Bounds of the sizes a search asks for, before any model, pool or data is made."""
     import os
 
-    from frugalml.composer.limits import MAX_SEARCH_LAYERS, MAX_SEED, MAX_WORKERS, bounded
+    from frugalml.common.validate import bounded
+    from frugalml.composer.limits import MAX_SEARCH_LAYERS, MAX_SEED, MAX_WORKERS
 
     bounded(layers, "layers", 1, MAX_SEARCH_LAYERS)
     bounded(seed, "seed", 0, MAX_SEED)
@@ -44,7 +45,8 @@ def _check_run(layers: int, seed: int, threads: int, workers: int, executor: str
 
 def _check_proxy_memory(proxy, symbols: str, layers: int) -> None:
     """Refuse a proxy whose heaviest candidate would not fit in the memory available now."""
-    from frugalml.composer.limits import check_memory, training_bytes
+    from frugalml.common.validate import check_memory
+    from frugalml.composer.limits import training_bytes
     from frugalml.composer.model import non_embedding_params
 
     layer = proxy.shape.layer()
@@ -66,8 +68,8 @@ def _check_proxy_memory(proxy, symbols: str, layers: int) -> None:
 
 def _proxy(proxy: str, preset: str, tasks: str, steps: int, width: int, corpus: str, threads: int):
     from frugalml.common.parsing import comma_list
-    from frugalml.common.validate import one_of
-    from frugalml.composer.limits import MAX_WIDTH, bounded
+    from frugalml.common.validate import bounded, one_of
+    from frugalml.composer.limits import MAX_WIDTH
     from frugalml.composer.mad import preset as mad_preset
     from frugalml.composer.proxies import LMProxy, MADProxy, ModelShape, TrainConfig
 
@@ -241,9 +243,9 @@ def pareto(
     png: Path = typer.Option(None, "--png", help="Write a PNG of score against cost with the front."),
 ):
     """Architectures no other beats on both score and cost, e.g. ``pareto h.json --cost kv --png f.png``."""
-    from frugalml.common.validate import one_of
+    from frugalml.common.validate import bounded, one_of
     from frugalml.composer.aggregation import pareto_front
-    from frugalml.composer.limits import MAX_WIDTH, bounded
+    from frugalml.composer.limits import MAX_WIDTH
     from frugalml.composer.model import HybridConfig, flops_per_token, kv_cache_bytes, param_count
 
     one_of(cost, ("kv", "flops", "params"), "cost")
@@ -389,23 +391,24 @@ def _check_train(
     """Bounds of ``train``'s sizes and its memory estimate (with a 4x-larger baseline's margin)."""
     import os
 
+    from frugalml.common.validate import bounded, check_memory, positive_finite
     from frugalml.composer import limits as lim
     from frugalml.composer.model import non_embedding_params
     from frugalml.composer.primitives import LayerConfig
 
-    lim.bounded(steps, "steps", 1, lim.MAX_STEPS)
-    lim.bounded(width, "width", 1, lim.MAX_WIDTH)
-    lim.bounded(heads, "heads", 1, width, " (at most the width)")
-    lim.bounded(seq_len, "seq_len", 2, lim.MAX_SEQ_LEN)
-    lim.bounded(batch, "batch_size", 1, lim.MAX_BATCH)
-    lim.positive_finite(lr, "lr")
-    lim.bounded(seed, "seed", 0, lim.MAX_SEED)
-    lim.bounded(threads, "threads", 1, 4 * (os.cpu_count() or 1), " (4 per core of this machine at most)")
-    lim.bounded(generate, "generate", 0, lim.MAX_GENERATE)
+    bounded(steps, "steps", 1, lim.MAX_STEPS)
+    bounded(width, "width", 1, lim.MAX_WIDTH)
+    bounded(heads, "heads", 1, width, " (at most the width)")
+    bounded(seq_len, "seq_len", 2, lim.MAX_SEQ_LEN)
+    bounded(batch, "batch_size", 1, lim.MAX_BATCH)
+    positive_finite(lr, "lr")
+    bounded(seed, "seed", 0, lim.MAX_SEED)
+    bounded(threads, "threads", 1, 4 * (os.cpu_count() or 1), " (4 per core of this machine at most)")
+    bounded(generate, "generate", 0, lim.MAX_GENERATE)
     if width % heads:
         raise InvalidInputError(f"width {width} is not divisible by heads {heads}")
     layer = LayerConfig(width=width, heads=heads, kv_heads=max(1, heads // 2), mlp_hidden=4 * width)
-    lim.check_memory(
+    check_memory(
         lim.training_bytes(
             params=non_embedding_params(arch, layer) + 256 * width,
             width=width,

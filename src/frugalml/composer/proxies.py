@@ -19,8 +19,9 @@ from torch import nn
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.seeding import rng
 from frugalml.common.threads import torch_threads
+from frugalml.common.validate import bounded
 from frugalml.composer.corpus import STDLIB, corpus_id, load_corpus
-from frugalml.composer.limits import MAX_BATCH, MAX_STEPS, bounded
+from frugalml.composer.limits import MAX_BATCH, MAX_STEPS
 from frugalml.composer.mad import IGNORE, MADTask, preset
 from frugalml.composer.model import HybridConfig, HybridLM, check_arch, kv_cache_bytes
 from frugalml.composer.primitives import LayerConfig

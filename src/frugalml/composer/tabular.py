@@ -24,8 +24,9 @@ import numpy as np
 
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
 from frugalml.common.progress import progress
+from frugalml.common.validate import bounded
 from frugalml.composer.engines import Space, make_engine
-from frugalml.composer.limits import MAX_SEED, MAX_SEEDS, bounded
+from frugalml.composer.limits import MAX_SEED, MAX_SEEDS
 from frugalml.composer.strategies import run_engine
 
 BUILTINS = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from frugalml.common import env
 from frugalml.common.errors import InvalidInputError
+from frugalml.common.validate import bounded
 
 MAX_EM_ITER = 10_000  # the paper runs <= 100; EM stops earlier when the ELBO settles
 MAX_STEPS = 1_000_000  # siamese training steps; PREREQ's default is 1000, the paper's 3500
@@ -35,10 +36,10 @@ def check_counts(
     >>> check_counts(steps=10**9)
     Traceback (most recent call last):
     ...
-    frugalml.common.errors.InvalidInputError: --steps must lie in 1..1000000, got 1000000000
+    frugalml.common.errors.InvalidInputError: --steps must be between 1 and 1,000,000, got 1000000000
     """
     bounds = {
-        "topics": (topics, 1, None),
+        "topics": (topics, 1, None),  # bounded by memory: check_plda_fits
         "em-iter": (em_iter, 1, MAX_EM_ITER),
         "steps": (steps, 1, MAX_STEPS),
         "seed": (seed, 0, MAX_SEED),
@@ -46,12 +47,8 @@ def check_counts(
         "rounds": (rounds, 0, MAX_ROUNDS),
     }
     for name, (value, low, high) in bounds.items():
-        if value is None:
-            continue
-        if value < low or (high is not None and value > high):
-            span = f"{low}..{high}" if high is not None else f"at least {low}"
-            verb = "lie in" if high is not None else "be"
-            raise InvalidInputError(f"--{name} must {verb} {span}, got {value}")
+        if value is not None:
+            bounded(value, f"--{name}", low, high)
 
 
 def plda_bytes(n_docs: int, n_words: int, n_pairs: int, topics: int) -> int:

@@ -7,9 +7,10 @@ from typing import Any
 
 from frugalml.common.parsing import comma_list
 from frugalml.common.report import Record, print_table, write_json
+from frugalml.common.validate import bounded
 from frugalml.composer.bench.records import kept_records
 from frugalml.composer.engines import make_engine
-from frugalml.composer.limits import MAX_SEED, MAX_SEEDS, bounded
+from frugalml.composer.limits import MAX_SEED, MAX_SEEDS
 from frugalml.composer.tabular import bootstrap_ratio, compare_engines, load_table, plot_regret, records
 
 PEERS = "bo,tpe,random,evolution"
