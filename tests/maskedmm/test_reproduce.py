@@ -1,24 +1,7 @@
-"""maskedmm's claim checks for ``frugal reproduce``: names, stored files, one quick run."""
-
-import re
-from pathlib import Path
+"""maskedmm's claim checks for ``frugal reproduce``: one quick run."""
 
 from frugalml.common.report import VERDICTS
 from frugalml.maskedmm.bench.reproduce import reproductions
-
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-
-
-def test_names_are_unique_and_hyphenated_and_stored_files_exist():
-    checks = reproductions()
-    names = [c.name for c in checks]
-    assert len(set(names)) == len(names)
-    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", n) for n in names)
-    for c in checks:
-        assert set(c.modes) <= {"quick", "full"}
-        if "quick" not in c.modes:
-            assert (RESULTS / c.stored).is_file(), c.stored
-    assert sum(c.quick_seconds for c in checks if "quick" in c.modes) <= 100
 
 
 def test_one_quick_run_states_its_claim(tmp_path):
