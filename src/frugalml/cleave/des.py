@@ -280,7 +280,7 @@ def _share(ch, c, now, delta):
     ch[c, _SLOWDOWN] = min(1.0, ch[c, _CAPACITY] / ch[c, _DEMAND]) if ch[c, _DEMAND] > 0 else 1.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _start_transfer(c, kind, d, s, nbytes, now, w, st, heap, vheap):
     """Start moving ``nbytes`` for slot ``(d, s)`` (direction ``c``: egress down, ingress up): its end
     goes on the NIC's virtual clock ``vheap`` or, without contention, on the heap as event ``kind``."""
@@ -294,7 +294,7 @@ def _start_transfer(c, kind, d, s, nbytes, now, w, st, heap, vheap):
         heapq.heappush(heap, (now + alone, st.rank[d], kind, d, s, st.slot_ver[d, s]))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _start_upload(d, s, now, w, st, heap, vup):
     """Device ``d`` starts uploading the output of the task in slot ``s``."""
     st.up_busy[d] = True
@@ -303,7 +303,7 @@ def _start_upload(d, s, now, w, st, heap, vup):
     _start_transfer(_INGRESS, _UPLOAD_END, d, s, w.stages.up[o], now, w, st, heap, vup)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _start_compute(d, s, now, w, st, heap):
     """Device ``d`` starts computing the task in slot ``s``; with probability ``straggler_prob`` it
     runs ``straggler_factor`` times slower. Every compute start goes here."""
@@ -316,7 +316,7 @@ def _start_compute(d, s, now, w, st, heap):
     heapq.heappush(heap, (now + seconds, st.rank[d], _COMPUTE_END, d, s, st.slot_ver[d, s]))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _release_slot(d, s, task, now, st):
     """Free slot ``s`` of device ``d``; stop its busy clock if idle."""
     st.slot_task[d, s] = -1
@@ -328,7 +328,7 @@ def _release_slot(d, s, task, now, st):
         st.busy[d] += now - st.busy_start[d]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _first_waiting(st, d, phase):
     """The slot of device ``d`` waiting longest in ``phase`` (FIFO per stage), or -1."""
     best = -1
@@ -338,7 +338,7 @@ def _first_waiting(st, d, phase):
     return best
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _timing(o, d, w):
     """The cost model's pull period, task latency and pipeline depth of device ``d`` on occurrence ``o``
     (:func:`~frugalml.cleave.costmodel.task_timing`)."""
@@ -352,7 +352,7 @@ def _timing(o, d, w):
     return period, latency, depth
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _finish_part(o, k, now, w, st, heap):
     """The PS runs part ``k`` of occurrence ``o``'s ops, then its micro-batches start occurrence
     ``o + 1``. Returns whether occurrence ``o`` is now complete."""
@@ -378,32 +378,31 @@ def _rank_devices(o, w, st):
         st.rank[st.by_rank[r]] = r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _kick_free_devices(o, size, now, w, st, heap):
     """Devices free to pull do, fastest first, one per task of ``size`` just released."""
+    # the loop reads arrays held in locals (a tuple member read in a loop costs a reference count)
+    by_rank, alive, down_busy, pull_pending = st.by_rank, st.alive, st.down_busy, st.pull_pending
+    in_flight, next_pull = st.in_flight, st.next_pull
+    eligible = w.fleet.eligible[w.stages.plan[o]]
     kicks = 0
-    for r in range(len(st.rank)):
+    for r in range(len(by_rank)):
         if kicks >= size:
             break
-        d = st.by_rank[r]
-        if (
-            not st.alive[d]
-            or not w.fleet.eligible[w.stages.plan[o], d]
-            or st.down_busy[d]
-            or st.pull_pending[d]
-        ):
+        d = by_rank[r]
+        if not alive[d] or not eligible[d] or down_busy[d] or pull_pending[d]:
             continue
-        if st.in_flight[d] >= _timing(o, d, w)[2]:
+        if in_flight[d] >= _timing(o, d, w)[2]:
             continue
-        if st.in_flight[d] == 0:
-            st.next_pull[d] = now
-        elif now < st.next_pull[d]:
+        if in_flight[d] == 0:
+            next_pull[d] = now
+        elif now < next_pull[d]:
             continue
         kicks += 1
         heapq.heappush(heap, (now, r, _KICK, d, 0, 0))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_stage_start(o, first, end, now, w, st, heap):
     """Micro-batches ``first..end-1`` are ready for occurrence ``o``: release the parts they complete."""
     g = w.stages
@@ -429,7 +428,7 @@ def _on_stage_start(o, first, end, now, w, st, heap):
         _kick_free_devices(o, size, now, w, st, heap)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_download_end(d, s, now, w, st, heap):
     o = w.stages.task_stage[st.slot_task[d, s]]
     if w.fleet.contention:
@@ -443,7 +442,7 @@ def _on_download_end(d, s, now, w, st, heap):
         _start_compute(d, s, now, w, st, heap)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_compute_end(d, s, now, w, st, heap, vup):
     st.comp_busy[d] = False
     if st.up_busy[d]:
@@ -455,7 +454,7 @@ def _on_compute_end(d, s, now, w, st, heap, vup):
         _start_compute(d, nxt, now, w, st, heap)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_upload_end(d, s, now, w, st, heap, vup):
     if w.fleet.contention:
         _share(st.ch, _INGRESS, now, -st.slot_rate[d, s])
@@ -467,7 +466,7 @@ def _on_upload_end(d, s, now, w, st, heap, vup):
         _start_upload(d, nxt, now, w, st, heap, vup)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _cancel_copy(d, s, task, now, w, st, heap, vup):
     """The other copy of ``task`` (slot ``s`` of device ``d``) lost: free it; its device moves on."""
     ph = st.slot_phase[d, s]
@@ -493,7 +492,7 @@ def _cancel_copy(d, s, task, now, w, st, heap, vup):
     heapq.heappush(heap, (now, st.rank[d], _KICK, d, 0, 0))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_done(d, s, now, w, st, heap, vup):
     """The PS acknowledged slot ``s``'s output: the first copy to get here completes its task."""
     g, n_slot = w.stages, w.fleet.n_slot
@@ -524,7 +523,7 @@ def _on_done(d, s, now, w, st, heap, vup):
             st.sc[_BACKUP_BUILT] = 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_fail(d, ver, now, w, st, heap):
     """Device ``d`` leaves (``ver`` -1: churn, it comes back; -2: injected, for good): its in-flight
     tiles are re-queued and wake devices that found no work."""
@@ -572,7 +571,7 @@ def _on_fail(d, ver, now, w, st, heap):
             lost -= 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_rejoin(d, now, w, st, heap):
     st.alive[d] = True
     st.cycle[d] += 1
@@ -581,7 +580,7 @@ def _on_rejoin(d, now, w, st, heap):
         heapq.heappush(heap, (now + w.fleet.up_dur[d, c], d, _FAIL, d, 0, -1))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pick_queued(d, w, st):
     """The task device ``d`` pulls from the earliest occurrence with work it can run: a re-queued tile
     first, else a fresh one. Returns ``(task, occurrence)``, ``(-1, -1)`` if none."""
@@ -634,7 +633,7 @@ def _build_backup_order(w, st):
     st.sc[_N_BACKUP], st.sc[_BACKUP_POS], st.sc[_BACKUP_BUILT] = n, 0, 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pick_backup(d, now, w, st):
     """A backup copy for device ``d``: the in-flight tile expected to end last, if ``d`` would finish
     it sooner. Returns ``(task, occurrence)``, ``(-1, -1)`` if none."""
@@ -659,7 +658,7 @@ def _pick_backup(d, now, w, st):
     return -1, -1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _assign(d, task, o, is_backup, now, w, st, heap, vdn):
     """Device ``d`` takes ``task`` (occurrence ``o``) into a free slot and starts its download (with the
     resident weight when the device does not hold it and none of its tasks is bringing it)."""
@@ -698,7 +697,7 @@ def _assign(d, task, o, is_backup, now, w, st, heap, vdn):
     _start_transfer(_EGRESS, _DOWNLOAD_END, d, s, nbytes, now, w, st, heap, vdn)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pull(d, now, w, st, heap, vdn):
     """Device ``d`` pulls (when its downlink is free, it has room and its period has passed): from the
     earliest occurrence with work it can run, a re-queued tile, a fresh one, or a backup copy."""
@@ -725,7 +724,7 @@ def _pull(d, now, w, st, heap, vdn):
     _assign(d, task, o, is_backup, now, w, st, heap, vdn)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _nic_next(vq, c, st, phase):
     """When the earliest live transfer on NIC direction ``c``'s virtual clock ends (inf: none);
     drops entries of slots that moved on."""
@@ -738,7 +737,7 @@ def _nic_next(vq, c, st, phase):
     return st.ch[c, _REAL_TIME] + (vq[0][0] - st.ch[c, _VCLOCK]) / st.ch[c, _SLOWDOWN]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _next_event(st, heap, vdn, vup):
     """The next event ``(now, kind, device, slot, version)``: kind -1 when nothing is left, -2 for a
     stale slot event (its slot moved on)."""
@@ -1002,12 +1001,17 @@ def simulate_step(
     links = _links(pool, config)
     egress, ingress = (pool.ps.egress, pool.ps.ingress) if config.contention else (np.inf, np.inf)
     stages = _stages(occ, int(plan.graph.micro_batches))
+    flops, est_down, est_up, memory, rtt = (
+        np.ascontiguousarray(a, dtype=float)
+        for a in (pool.flops, pool.effective_down, pool.effective_up, pool.memory, pool.rtt)
+    )
     fleet = _Fleet(
         np.ascontiguousarray(plan.eligible()),
-        *(
-            np.ascontiguousarray(a, dtype=float)
-            for a in (pool.flops, pool.effective_down, pool.effective_up, pool.memory, pool.rtt)
-        ),
+        flops,
+        est_down,
+        est_up,
+        memory,
+        rtt,
         up_dur,
         down_dur,
         int(pool.tasks_in_flight),
@@ -1021,8 +1025,7 @@ def simulate_step(
     )
     state = _new_state(stages, len(pool), fleet.n_slot, occ.n_keys, float(egress), float(ingress))
     seed_k = int(gen.integers(2**31))
-    # numba's Dispatcher stub does not know the kernel's parameters
-    reached = _simulate(_World(stages, fleet, links), state, seed_k, float(fail_at), int(fail_device))  # type: ignore[call-arg]
+    reached = _simulate(_World(stages, fleet, links), state, seed_k, float(fail_at), int(fail_device))
     if reached < len(occ.plan):
         raise InvalidInputError(
             f"the step could not finish: GEMM occurrence {reached} of {len(occ.plan)} "
