@@ -24,8 +24,7 @@ WINGS = list(SYSTEMS)
 MAX_LINES = 120
 MAX_POSITIONAL = 12
 # "wing/module.py:function" -> why it may stay long or wide.
-EXEMPT: dict[str, str] = {
-}
+EXEMPT: dict[str, str] = {}
 GENERATED = ("_pb2.py", "_pb2_grpc.py")
 
 
