@@ -119,6 +119,7 @@ def test_page_opens_in_headless_chromium(results, tmp_path):
 def _check(name, calls, *, fail=False, modes=("quick", "full"), stored=""):
     def run_check(mode, folder):
         calls.append((name, mode))
+        print(f"measuring {name}")
         if fail:
             raise ValueError("the data set\nis missing")
         fig, ax = new_figure()
@@ -153,7 +154,7 @@ def checks(monkeypatch, results):
     return calls
 
 
-def test_quick_run_writes_every_check_and_labels_stored_ones(checks, results, tmp_path):
+def test_quick_run_writes_every_check_and_labels_stored_ones(checks, results, tmp_path, capsys):
     page = run("quick", tmp_path / "report", ["urerf", "maskedmm", "pacset"], results=results, quiet=True)
     text = page.read_text()
     assert ("noise-figure", "quick") in checks and ("gpu-only", "quick") not in checks
@@ -164,6 +165,8 @@ def test_quick_run_writes_every_check_and_labels_stored_ones(checks, results, tm
     links = re.findall(r'href="([^"#]+)"', text)
     assert all((page.parent / link).is_file() for link in links), links
     assert (tmp_path / "report/data/urerf/noise-figure.json").is_file()
+    assert "measuring noise-figure" in (tmp_path / "report/data/urerf/noise-figure.log").read_text()
+    assert "measuring" not in capsys.readouterr().out  # what checks print goes to their logs
     with pytest.raises(InvalidInputError, match="--resume"):
         run("quick", tmp_path / "report", ["urerf"], results=results)
 

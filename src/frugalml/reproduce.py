@@ -14,6 +14,7 @@ Two ways to fill it:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -277,9 +278,11 @@ def _run_system(
 
 
 def _run_check(check: Reproduction, mode: str, folder: Path, path: Path, system: str) -> float:
-    """Run one check, write its records to ``path``; returns the seconds it took."""
+    """Run one check, write its records to ``path`` and what it printed to ``<name>.log`` beside
+    them; returns the seconds it took."""
     start = time.perf_counter()
-    records: list[Record] = check.run(mode, folder)
+    with open(path.with_suffix(".log"), "w") as log, contextlib.redirect_stdout(log):
+        records: list[Record] = check.run(mode, folder)
     for r in records:
         r.command = r.command or f"frugal reproduce --systems {system} --{mode}"
     write_json(records, path)
