@@ -134,3 +134,22 @@ def test_pool_file_and_errors(capsys, tmp_path):
     assert code == 2 and "--devices" in err
     code, _, err = _run(capsys, "sweep", "--devices", "64..16")
     assert code == 2 and "device counts" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["plan", "--batch", "1000000000000"], "batch must be an integer in 1..1,048,576"),
+        (["plan", "--seq", "2000000"], "seq must be an integer in 1..1,048,576"),
+        (["plan", "--devices", "1000000000"], "devices must be an integer in 1..1,048,576"),
+        (["simulate", "--seed", "-1"], "--seed"),
+        (["simulate", "--stragglers", "2"], "--stragglers"),
+        (["simulate", "--stragglers", "nan"], "--stragglers"),
+        (["sweep", "--devices", "16..1000000000"], "device counts go up to 1,048,576"),
+        (["validate", "--workers", "100000"], "--workers"),
+        (["validate", "--steps", "1000000000"], "--steps"),
+    ],
+)
+def test_sizes_out_of_bounds_are_refused_before_any_work(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

@@ -31,7 +31,7 @@ MICRO = typer.Option(
     help="Sequences per micro-batch (weight gradients summed on the PS); 0: the planner "
     "picks the fastest; default: about 16384 tokens.",
 )
-SEED = typer.Option(0, "--seed", help="Seed for the pool, churn and stragglers.")
+SEED = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed for the pool, churn and stragglers.")
 TRACES = typer.Option(
     None, "--traces-path", help="Folder of bandwidth traces (default: $FRUGAL_DATA/bandwidth-traces)."
 )
@@ -163,7 +163,9 @@ def simulate(
     churn: bool = typer.Option(True, "--churn/--no-churn", help="Devices leave and return."),
     contention: bool = typer.Option(True, "--contention/--no-contention", help="Share the PS NIC."),
     backups: bool = typer.Option(True, "--backups/--no-backups", help="Backup tiles at GEMM tails."),
-    stragglers: float = typer.Option(0.02, "--stragglers", help="Chance a task computes 4x slower."),
+    stragglers: float = typer.Option(
+        0.02, "--stragglers", min=0.0, max=1.0, help="Chance a task computes 4x slower."
+    ),
     lockstep: bool = typer.Option(
         False,
         "--lockstep/--dataflow",
@@ -178,6 +180,8 @@ def simulate(
     from frugalml.cleave.analytic import analytic_step
     from frugalml.cleave.des import SimConfig, simulate_step
 
+    if stragglers != stragglers:  # NaN passes a range check
+        raise typer.BadParameter("must be a number in [0, 1]", param_hint="--stragglers")
     pool = _pool(devices, seed, traces, traces_path)
     p = _plan(model, batch, seq, micro_batch, pool, churn)
     config = SimConfig(
@@ -351,13 +355,13 @@ def compare(
 @app.command()
 def validate(
     workers: int = typer.Option(
-        None, "--workers", "-n", min=1, help="Emulated devices (default 8; with --plan: the plan's)."
+        None, "--workers", "-n", min=1, max=64, help="Emulated devices (default 8; with --plan: the plan's)."
     ),
     plan_file: Path = typer.Option(
         None, "--plan", help="Validate exactly this plan (its devices, grids and class shares)."
     ),
     steps: int = typer.Option(
-        10, "--steps", "-k", min=2, help="Training steps measured (the first warms up)."
+        10, "--steps", "-k", min=2, max=10_000, help="Training steps measured (the first warms up)."
     ),
     pool_file: Path = typer.Option(
         None, "--pool", help="Pool YAML the devices are drawn from (default: mixed)."

@@ -22,6 +22,8 @@ KINDS = ("phone", "laptop", "edge", "desktop", "cloud")
 MBIT = 1e6 / 8
 GB = 1e9
 
+MAX_DEVICES = 1 << 20  # a pool larger than this is a typo, not a fleet
+
 
 @dataclass(frozen=True)
 class DeviceClass:
@@ -297,8 +299,8 @@ def make_pool(
     """
     catalogue = catalogue or load_catalogue()
     if counts is None:
-        if devices is None or devices < 1:
-            raise InvalidInputError(f"devices must be a positive integer, got {devices!r}")
+        if devices is None or not 1 <= devices <= MAX_DEVICES:
+            raise InvalidInputError(f"devices must be an integer in 1..{MAX_DEVICES:,}, got {devices!r}")
         mix = DEFAULT_MIX if mix is None else mix
         if (
             not mix

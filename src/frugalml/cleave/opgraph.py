@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from frugalml.cleave.models import ModelSpec
 from frugalml.common.errors import InvalidInputError
 
+MAX_SIZE = 1 << 20  # sequences per batch, tokens per sequence: more is a typo
+
 
 @dataclass(frozen=True)
 class Gemm:
@@ -191,10 +193,10 @@ MICRO_TOKENS = 16384
 def default_micro_batch(batch: int, seq: int, tokens: int = MICRO_TOKENS) -> int:
     """Sequences per micro-batch: the largest divisor of ``batch`` with at most ``tokens`` tokens
     (at least one sequence); by default 16384 tokens, 16 sequences of 1024."""
-    if not all(isinstance(v, int) and v >= 1 for v in (batch, seq)):
+    if not all(isinstance(v, int) and 1 <= v <= MAX_SIZE for v in (batch, seq)):
         return 1  # build_graph reports the bad batch or sequence length
     want = max(1, tokens // seq)
-    return max(d for d in range(1, batch + 1) if batch % d == 0 and d <= want) if want < batch else batch
+    return max(d for d in range(1, want + 1) if batch % d == 0) if want < batch else batch
 
 
 def build_graph(
@@ -225,8 +227,8 @@ def build_graph(
     micro_batch = default_micro_batch(batch, seq) if micro_batch is None else micro_batch
     checks = (("batch", batch), ("seq", seq), ("dtype_bytes", dtype_bytes), ("micro_batch", micro_batch))
     for name, value in checks:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
+            raise InvalidInputError(f"{name} must be an integer in 1..{MAX_SIZE:,}, got {value!r}")
     if batch % micro_batch:
         raise InvalidInputError(
             f"micro_batch ({micro_batch}) must divide batch ({batch}); try one of "

@@ -96,7 +96,8 @@ def test_a_failure_half_way_removes_what_was_made(prefix, monkeypatch):
 
 
 @needs_namespaces
-def test_ctrl_c_removes_everything(prefix, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_removes_everything(prefix, tmp_path, stop):
     pool = tmp_path / "pool.yaml"
     pool.write_text("counts: {laptop: 2}\njitter: 0\n")
     command = [sys.executable, "-m", "frugalml.cleave.runtime", "fleet", "up", "-n", "2", "--pool", str(pool)]
@@ -110,7 +111,7 @@ def test_ctrl_c_removes_everything(prefix, tmp_path):
     else:
         process.kill()
         pytest.fail("the fleet never started its server and workers")
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     assert process.wait(timeout=60) != 0
     assert _leftovers(prefix) == []
 

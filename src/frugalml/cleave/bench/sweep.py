@@ -11,7 +11,7 @@ import numpy as np
 
 from frugalml.cleave.analytic import analytic_step
 from frugalml.cleave.baselines import BASELINES, cloud, run_baselines
-from frugalml.cleave.devices import Pool
+from frugalml.cleave.devices import MAX_DEVICES, Pool
 from frugalml.cleave.opgraph import OpGraph
 from frugalml.cleave.planner import plan
 from frugalml.common.errors import InvalidInputError
@@ -21,6 +21,11 @@ from frugalml.common.progress import progress
 from frugalml.common.report import new_figure, save_plot
 
 _COUNTS_HELP = "device counts {text!r} must look like 16..4096, 16,64,256 or 1024 (positive, increasing)"
+
+
+def _check_largest(count: int) -> None:
+    if count > MAX_DEVICES:
+        raise InvalidInputError(f"device counts go up to {MAX_DEVICES:,}, got {count:,}")
 
 
 def parse_counts(text: str) -> list[int]:
@@ -38,6 +43,7 @@ def parse_counts(text: str) -> list[int]:
             raise InvalidInputError(_COUNTS_HELP.format(text=text)) from None
         if lo < 1 or hi < lo:
             raise InvalidInputError(_COUNTS_HELP.format(text=text))
+        _check_largest(hi)
         counts, n = [], lo
         while n <= hi:
             counts.append(n)
@@ -49,6 +55,7 @@ def parse_counts(text: str) -> list[int]:
         raise InvalidInputError(_COUNTS_HELP.format(text=text)) from None
     if any(c < 1 for c in counts):
         raise InvalidInputError(f"device counts must be positive, got {text!r}")
+    _check_largest(max(counts))
     return counts
 
 

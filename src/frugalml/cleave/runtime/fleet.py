@@ -23,9 +23,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from frugalml.cleave.runtime.local import wait_all
 from frugalml.common.errors import FrugalError, InvalidInputError
@@ -250,12 +252,20 @@ class Fleet:
         self.workers: dict[str, subprocess.Popen] = {}
         self.address = ""
         self.state: FleetState | None = None
+        self._on_term: Any = None
 
     def __enter__(self) -> Fleet:
+        if threading.current_thread() is threading.main_thread():  # `kill` or a CI timeout: clean up too
+            self._on_term = signal.signal(signal.SIGTERM, _exit_on_term)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.down()
+        try:
+            self.down()
+        finally:
+            if self._on_term is not None:
+                signal.signal(signal.SIGTERM, self._on_term)
+                self._on_term = None
 
     @property
     def ps_namespace(self) -> str:
@@ -463,6 +473,10 @@ class Fleet:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def _exit_on_term(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through Fleet.__exit__, which takes the fleet down
 
 
 def fleet_down(prefix: str = "clv", expect: bool = False) -> FleetState:
