@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.experimental import structref
 
 from frugalml.cleave.analytic import stage_ps_seconds
 from frugalml.cleave.devices import Pool
@@ -239,6 +241,47 @@ def _new_state(
         flags(n_task), ints(n_task), ints((n_task, 2), -1), ints(n_task), np.full(n_task, -1.0),
         ints(6), np.zeros(2),
     )  # fmt: skip
+
+
+class _StructType(types.StructRef):
+    """The numba type of a kernel struct: named fields behind one reference (passing a tuple of
+    arrays to a handler costs one atomic reference count per array; a struct costs one)."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+@structref.register
+class _StagesType(_StructType):
+    pass
+
+
+@structref.register
+class _FleetType(_StructType):
+    pass
+
+
+@structref.register
+class _LinksType(_StructType):
+    pass
+
+
+@structref.register
+class _WorldType(_StructType):
+    pass
+
+
+@structref.register
+class _StateType(_StructType):
+    pass
+
+
+def _struct_of(name: str, fields: tuple[str, ...], struct_type: type) -> type:
+    """A struct class named ``name`` (built in Python from a NamedTuple's ``fields``, passed to the
+    kernel, read there by the same names)."""
+    proxy = type(name, (structref.StructRefProxy,), {})
+    structref.define_proxy(proxy, struct_type, list(fields))
+    return proxy
 
 
 @numba.njit(cache=True)
@@ -849,6 +892,14 @@ class _Occurrences(NamedTuple):
     ps: np.ndarray  # PS seconds after each occurrence
 
 
+# the kernel's structs: each NamedTuple's fields behind one reference
+_StagesRef = _struct_of("_StagesRef", _Stages._fields, _StagesType)
+_FleetRef = _struct_of("_FleetRef", _Fleet._fields, _FleetType)
+_LinksRef = _struct_of("_LinksRef", _Links._fields, _LinksType)
+_WorldRef = _struct_of("_WorldRef", _World._fields, _WorldType)
+_StateRef = _struct_of("_StateRef", _State._fields, _StateType)
+
+
 def _check_inputs(plan: Plan, config: SimConfig, fail_device: int) -> None:
     if config.traces and plan.pool.traces is None:
         raise InvalidInputError(
@@ -1025,7 +1076,8 @@ def simulate_step(
     )
     state = _new_state(stages, len(pool), fleet.n_slot, occ.n_keys, float(egress), float(ingress))
     seed_k = int(gen.integers(2**31))
-    reached = _simulate(_World(stages, fleet, links), state, seed_k, float(fail_at), int(fail_device))
+    world = _WorldRef(_StagesRef(*stages), _FleetRef(*fleet), _LinksRef(*links))
+    reached = _simulate(world, _StateRef(*state), seed_k, float(fail_at), int(fail_device))
     if reached < len(occ.plan):
         raise InvalidInputError(
             f"the step could not finish: GEMM occurrence {reached} of {len(occ.plan)} "
