@@ -59,6 +59,7 @@ def test_page_has_every_claim_plot_and_link(results, tmp_path):
     text = page.read_text()
     assert "faster than BLAS at 90% zeros" in text and "P@50 above Isomap at 10 noise dims" in text
     assert "better than the paper" in text
+    assert re.search(r"2 figures: .*better than the paper</span> 1", text)  # the verdicts tallied
     assert text.count("data:image/png;base64,") == 1
     assert "is not valid JSON" in text  # the broken file is named in its section; the rest is written
     assert "damaged.json holds a record of the wrong shape" in text

@@ -107,7 +107,10 @@ def _image(path: Path) -> str:
 
 
 def _summary(rows: Sequence[ClaimRow]) -> str:
+    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICT_COLOURS}
+    tally = ", ".join(f"{_verdict(v)} {n}" for v, n in counts.items() if n)
     lines = [
+        f"<p>{len(rows)} figures: {tally}</p>",
         "<table><tr><th>system</th><th>claim</th><th>figure (ours vs peer)</th><th>verdict</th>"
         "<th>file</th><th>command</th><th>measured</th></tr>"
     ]
