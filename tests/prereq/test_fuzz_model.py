@@ -4,6 +4,8 @@ model; checksums recomputed as an attacker would) end in a one-line FrugalError 
 probabilities a slow, independent reference (:mod:`tests.prereq.model_reference`) computes from the
 same bytes; never a crash, a hang, another exception or a refusal of bytes the reference reads."""
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -21,9 +23,17 @@ TIMEOUT = 20.0  # seconds per case; loading and predicting takes milliseconds
 def _valid(tmp_path, planted, fitted, seed: int, head: str = "rich", **siamese) -> bytes:
     corpus = planted.dataset.corpus
     params = {"steps": 15, "hidden": 8, "members": 2, "threads": 1, **siamese}
-    model = PrereqModel(6, head=head, seed=seed, siamese_params=params)
+    model = PrereqModel(6, method="prereq", head=head, seed=seed, siamese_params=params)
     model.fit(corpus, planted.dataset.pairs, plda=fitted)
     path = tmp_path / f"m{seed}{head}.prereq"
+    model.save(path)
+    return path.read_bytes()
+
+
+def _valid_hybrid(tmp_path, planted, fitted) -> bytes:
+    """A prereq-hybrid model (a small forest, so that the reference's tree walk stays quick)."""
+    model = PrereqModel(6, trees=4).fit(planted.dataset.corpus, planted.dataset.pairs, plda=fitted)
+    path = tmp_path / "hybrid.prereq"
     model.save(path)
     return path.read_bytes()
 
@@ -34,10 +44,19 @@ def _pick(rng, options):
 
 def _edit_meta(meta: dict, rng) -> str:
     """One hostile edit of the model's own metadata (parameters, concepts, names)."""
-    action = _pick(rng, ["siamese", "plda", "concept", "concepts", "top", "aliases"])
+    action = _pick(rng, ["siamese", "plda", "concept", "concepts", "top", "aliases", "method"])
     fields = ("siamese_params", "plda_params", "concepts")
+    if meta.get("method") == "prereq-hybrid":
+        action = "parts" if action == "siamese" else action
+        fields = ("plda_params", "concepts")
     if not all(isinstance(meta.get(f), dict) and meta.get(f) for f in fields):  # an earlier edit
         action = "top"
+    if action == "method":
+        meta["method"] = _pick(rng, ["prereq", "prereq-paper", "prereq-hybrid", "rf", None, 3])
+        return f"method -> {meta['method']!r}"
+    if action == "parts":
+        meta["parts"] = _pick(rng, [["links"], ["topics"], ["links", "topics"], [], "topics", None, ["x"]])
+        return f"parts -> {meta['parts']!r}"
     if action == "siamese":
         key = _pick(rng, SIAMESE)
         meta["siamese_params"][key] = _pick(rng, [*HOSTILE, "bilinear", "abs", "log", "diff"])
@@ -77,7 +96,8 @@ def _edit_index(meta: dict, rng) -> str:
     elif action == "dtype":
         entry["dtype"] = _pick(rng, DTYPES)
     elif action == "rename":
-        entry["name"] = _pick(rng, [e["name"] for e in entries] + ["siamese.net2.head.bias", "plda.x"])
+        extra = ["siamese.net2.head.bias", "plda.x", "forest.x", "stats.links"]
+        entry["name"] = _pick(rng, [e["name"] for e in entries] + extra)
     elif action == "swap":
         other = _pick(rng, entries)
         entry["name"], other["name"] = other["name"], entry["name"]
@@ -97,6 +117,32 @@ def _structured(data: bytes, count: int, seed: int):
         if rng.random() < 0.3:
             what.append(_edit_meta(meta, rng) if rng.random() < 0.5 else _edit_index(meta, rng))
         yield "; ".join(what), with_metadata(data, meta)
+
+
+def _hybrid_values(data: bytes, count: int, seed: int):
+    """Copies of a prereq-hybrid model with one number of its forest or corpus statistics replaced
+    (a child, a feature, a document, a pointer, a threshold, a share; checksums valid)."""
+    rng = np.random.default_rng(seed)
+    meta = container_metadata(data)
+    start = struct.unpack_from("<8sIIQQ32s", data)[3]  # the payload's offset in the container
+    entries = [e for e in meta["arrays"] if e["name"].split(".")[0] in ("forest", "stats", "hybrid")]
+    entries = [e for e in entries if e["nbytes"]]
+    for _ in range(count):
+        entry = _pick(rng, entries)
+        dtype = np.dtype(entry["dtype"])
+        at = start + entry["offset"]
+        values = np.frombuffer(data[at : at + entry["nbytes"]], dtype=dtype).copy()
+        i = int(rng.integers(len(values)))
+        if dtype.kind == "f":
+            new = _pick(
+                rng, [-0.5, 0.0, 0.5, 1.0, 1.5, -1e30, 1e30, float(values[int(rng.integers(len(values)))])]
+            )
+        else:
+            options = [-2, -1, 0, 1, 2, 3, 40, 10**6, 2**62, -(2**63), int(values[i]) + 1, int(values[i]) - 1]
+            new = _pick(rng, [*options, int(values[int(rng.integers(len(values)))])])
+        values[i] = new
+        raw = values.tobytes()
+        yield f"{entry['name']}[{i}] = {new!r}", reseal_container(data[:at] + raw + data[at + len(raw) :])
 
 
 def _swaps(data: bytes, other: bytes, count: int, seed: int):
@@ -147,18 +193,23 @@ def models(planted, fitted, tmp_path_factory):
         _valid(tmp, planted, fitted, 0),
         _valid(tmp, planted, fitted, 1),
         _valid(tmp, planted, fitted, 2, head="bilinear", members=1, inputs="log"),
+        _valid_hybrid(tmp, planted, fitted),
     )
 
 
 def _cases(models, mutated: int, edits: int, swaps: int, seed: int):
-    rich, other, bilinear = models
+    rich, other, bilinear, hybrid = models
     return [
         ("valid", rich),
         ("valid bilinear", bilinear),
+        ("valid hybrid", hybrid),
         *mutations(rich, mutated, seed=seed, reseal=reseal_container),
         *mutations(bilinear, mutated // 4, seed=seed + 3, reseal=reseal_container),
+        *mutations(hybrid, mutated // 2, seed=seed + 5, reseal=reseal_container),
         *_structured(rich, edits, seed=seed + 1),
         *_structured(bilinear, edits // 4, seed=seed + 4),
+        *_structured(hybrid, edits // 2, seed=seed + 6),
+        *_hybrid_values(hybrid, edits // 4, seed=seed + 7),
         *_swaps(rich, other, swaps, seed=seed + 2),
     ]
 
@@ -178,4 +229,4 @@ def test_fuzz_model_files_seeded_subset(models):
 @pytest.mark.slow
 def test_fuzz_model_files_full(models):
     counts = _check(_cases(models, mutated=800, edits=900, swaps=200, seed=101))
-    assert counts["error"] + counts["answer"] == 2 + 800 + 200 + 900 + 225 + 200
+    assert counts["error"] + counts["answer"] == 3 + 800 + 200 + 400 + 900 + 225 + 450 + 225 + 200

@@ -189,7 +189,7 @@ def course_model(tmp_path_factory):
     result = _frugal(
         "prereq", "fit", "--texts", COURSE / "transcripts.jsonl", "--text-field", "transcript",
         "--order-field", "lecture", "--group-field", "course", "--concepts", CONCEPTS,
-        "--pairs", PAIRS, "--label-map", LABELS, "--topics", "4", "--em-iter", "3", "--steps", "30",
+        "--pairs", PAIRS, "--label-map", LABELS, "--topics", "4", "--em-iter", "3", "--trees", "30",
         "-o", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -13,7 +13,7 @@ from frugalml.prereq.model import PrereqModel
 @pytest.fixture(scope="module")
 def model_file(planted, fitted, tmp_path_factory):
     corpus = planted.dataset.corpus
-    model = PrereqModel(6, head="diff", siamese_params={"steps": 150, "hidden": 32}).fit(
+    model = PrereqModel(6, method="prereq", head="diff", siamese_params={"steps": 150, "hidden": 32}).fit(
         corpus, planted.dataset.pairs, plda=fitted
     )
     path = tmp_path_factory.mktemp("model") / "planted.prereq"
@@ -128,12 +128,13 @@ def test_cli_fit_from_ldac_files(planted, tmp_path):
         "4",
         "--em-iter",
         "3",
-        "--steps",
+        "--trees",
         "20",
         "-o",
         str(tmp_path / "m.prereq"),
     )
     assert out.exit_code == 0, out.output
+    assert "prereq-hybrid" in out.output
     assert PrereqModel.load(tmp_path / "m.prereq").plda_.n_iter_ <= 3
     (tmp_path / "pairs.csv").write_text("concept 0.0,not a concept,1\n")
     out = _frugal(
@@ -215,3 +216,76 @@ def test_cli_lists_are_checked_before_any_work():
     assert out.exit_code != 0 and "nope" in str(out.exception)
     out = _frugal("prereq", "reproduce", "--splits", " , ")
     assert out.exit_code != 0 and "split" in str(out.exception)
+
+
+@pytest.fixture(scope="module")
+def hybrid_file(planted, fitted, tmp_path_factory):
+    model = PrereqModel(6, trees=40).fit(planted.dataset.corpus, planted.dataset.pairs, plda=fitted)
+    path = tmp_path_factory.mktemp("hybrid") / "hybrid.prereq"
+    model.save(path)
+    return model, path
+
+
+def test_hybrid_is_the_default_round_trips_and_answers_as_its_forest(hybrid_file, planted, fitted):
+    from frugalml.prereq.methods import Context, _forest, pair_features
+
+    model, path = hybrid_file
+    assert model.method == "prereq-hybrid" and model.parts_ in (["topics"], ["links"], ["topics", "links"])
+    pairs = planted.dataset.pairs
+    back = PrereqModel.load(path)
+    assert back.method == "prereq-hybrid" and back.parts_ == model.parts_ and back.trees == 40
+    assert back.threshold_ == model.threshold_
+    np.testing.assert_array_equal(back.predict_proba(pairs.a, pairs.b), model.predict_proba(pairs.a, pairs.b))
+    context = Context(planted.dataset.corpus, n_topics=6, seed=0)
+    context._cache["plda"] = fitted
+    forest = _forest(context, pairs, model.parts_, 40)  # the same forest, scored by scikit-learn
+    expected = forest.predict_proba(pair_features(context, pairs.a, pairs.b, model.parts_))[:, 1]
+    np.testing.assert_allclose(back.predict_proba(pairs.a, pairs.b), expected, rtol=0, atol=1e-12)
+    assert {x for edge in back.graph() for x in edge[:2]} <= set(back.concepts_)
+
+
+def test_hybrid_scores_concepts_no_training_pair_mentioned(planted, fitted, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    pairs = planted.dataset.pairs
+    names = sorted(set(pairs.a) | set(pairs.b))
+    held = set(np.random.default_rng(0).choice(names, int(0.4 * len(names)), replace=False))
+    side = np.array([(x in held, z in held) for x, z in zip(pairs.a, pairs.b, strict=True)])
+    train = pairs.subset(np.flatnonzero(~side[:, 0] & ~side[:, 1]))
+    test = pairs.subset(np.flatnonzero(side[:, 0] & side[:, 1]))
+    assert not (set(train.a) | set(train.b)) & (set(test.a) | set(test.b))
+    model = PrereqModel(6, trees=40).fit(planted.dataset.corpus, train, plda=fitted)
+    model.save(tmp_path / "m.prereq")
+    prob = PrereqModel.load(tmp_path / "m.prereq").predict_proba(test.a, test.b)
+    np.testing.assert_array_equal(prob, model.predict_proba(test.a, test.b))
+    assert roc_auc_score(test.y, prob) > 0.9  # the planted order, learnt from other concepts
+
+
+def test_cli_fit_methods_and_their_options(planted, tmp_path):
+    corpus = planted.dataset.corpus
+    data.write_ldac(corpus.counts, tmp_path / "c.ldac")
+    (tmp_path / "vocab.txt").write_text("\n".join(corpus.vocab) + "\n")
+    (tmp_path / "links.txt").write_text("\n".join(f"{a} {b}" for a, b in corpus.links) + "\n")
+    pairs = planted.dataset.pairs
+    (tmp_path / "pairs.csv").write_text(
+        "".join(f"{a},{b},{y}\n" for a, b, y in zip(pairs.a, pairs.b, pairs.y, strict=True))
+    )
+    files = [str(tmp_path / "c.ldac"), "--vocab", str(tmp_path / "vocab.txt"), "--no-one-based"]
+    files += ["--links", str(tmp_path / "links.txt"), "--pairs", str(tmp_path / "pairs.csv")]
+    files += ["--topics", "4", "--em-iter", "3", "-o", str(tmp_path / "m.prereq")]
+    out = _frugal("prereq", "fit", *files, "--method", "prereq-paper", "--steps", "20")
+    assert out.exit_code == 0, out.output
+    model = PrereqModel.load(tmp_path / "m.prereq")
+    assert (
+        model.method == "prereq-paper"
+        and model.head == "abs"
+        and model.classifier_.get_params()["steps"] == 20
+    )
+    out = _frugal("prereq", "predict", str(tmp_path / "m.prereq"), "concept 1.0", "concept 0.0")
+    assert out.exit_code == 0 and "prereq-paper, head abs" in out.output
+    out = _frugal("prereq", "fit", *files, "--head", "diff")
+    assert out.exit_code != 0 and "--method prereq or prereq-paper" in str(out.exception)
+    out = _frugal("prereq", "fit", *files, "--method", "forest")
+    assert out.exit_code != 0 and "prereq-hybrid" in str(out.exception)
+    out = _frugal("prereq", "fit", *files, "--trees", "0")
+    assert out.exit_code != 0 and "trees" in str(out.exception)

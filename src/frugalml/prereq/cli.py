@@ -121,26 +121,40 @@ def fit(
     drop_unknown: bool = DROP_UNKNOWN,
     coverage: Path = COVERAGE,
     topics: int = typer.Option(100, help="Number of topics."),
+    method: str = typer.Option(
+        "prereq-hybrid",
+        help="prereq-hybrid (a forest on topic and link features; scores concepts no training pair "
+        "mentioned), prereq (siamese network, PREREQ's settings) or prereq-paper (as published).",
+    ),
     head: str = typer.Option(
-        None, help="Siamese head: abs (paper, symmetric), diff, concat, rich, bilinear (default: PREREQ's)."
+        None,
+        help="Siamese head of prereq / prereq-paper: abs (paper, symmetric), diff, concat, rich, "
+        "bilinear (default: the method's).",
     ),
     em_iter: int = typer.Option(100, help="Maximum EM iterations."),
-    steps: int = typer.Option(None, help="Siamese training steps (default: PREREQ's 1000)."),
+    steps: int = typer.Option(
+        None, help="Siamese training steps of prereq / prereq-paper (default: 1000 / the paper's 3500)."
+    ),
+    trees: int = typer.Option(300, help="Trees of prereq-hybrid's forest."),
     seed: int = typer.Option(0),
     quiet: bool = QUIET,
 ):
-    """Fit a PREREQ model (texts or corpus -> model file).
+    """Fit a PREREQ model (texts or corpus -> model file); prereq-hybrid unless --method says.
 
     From your own course: --texts, --concepts and --pairs (a coverage report is printed and saved).
     """
+    from frugalml.common import validate
     from frugalml.common.errors import InvalidInputError
     from frugalml.prereq import data
     from frugalml.prereq.ingest import TextOptions
     from frugalml.prereq.limits import check_counts
-    from frugalml.prereq.model import PrereqModel
-    from frugalml.prereq.siamese import PREREQ_SIAMESE
+    from frugalml.prereq.model import MODEL_METHODS, PrereqModel
 
     check_counts(topics=topics, em_iter=em_iter, steps=steps, seed=seed)
+    validate.one_of(method, MODEL_METHODS, "method")
+    validate.bounded(trees, "trees", 1, 5000)
+    if method == "prereq-hybrid" and (head is not None or steps is not None):
+        raise InvalidInputError("--head and --steps apply to --method prereq or prereq-paper")
     if sum(x is not None for x in (corpus, dataset, texts)) != 1:
         raise InvalidInputError(
             "give one of: --texts (with --concepts, --pairs), a CORPUS file (with --vocab, --links, "
@@ -166,19 +180,28 @@ def fit(
         train, _ = data.restrict_pairs(data.read_pairs(pairs, known=terms), the_corpus.concepts)
     model = PrereqModel(
         topics,
-        head=head or PREREQ_SIAMESE["head"],
+        method=method,
+        head=head,
         seed=seed,
         plda_params={"max_em_iter": em_iter},
         siamese_params=_steps(steps),
+        trees=trees,
     )
     model.fit(the_corpus, train)
     model.save(output)
     if not quiet:
         print(
-            f"wrote {output}: {len(model.concepts_)} concepts, {model.plda_.n_iter_} EM "
-            f"iterations, trained on {len(train)} pairs, threshold "
-            f"{model.classifier_.threshold_:.3f}"
+            f"wrote {output}: {model.method} ({_describe(model)}), {len(model.concepts_)} concepts, "
+            f"{model.plda_.n_iter_} EM iterations, trained on {len(train)} pairs, threshold "
+            f"{model.threshold_:.3f}"
         )
+
+
+def _describe(model) -> str:
+    """The classifier in a few words: the hybrid's features or the siamese head."""
+    if model.method == "prereq-hybrid":
+        return f"features {'+'.join(model.parts_)}, {model.trees} trees"
+    return f"head {model.head}"
 
 
 def _course(texts, concepts, pairs, options, label_map, drop_unknown, quiet):
@@ -373,10 +396,10 @@ def predict(
     m = PrereqModel.load(model)
     concept, prerequisite = m.resolve(concept), m.resolve(prerequisite)
     forward, backward = m.predict_proba([concept, prerequisite], [prerequisite, concept])
-    verdict = "yes" if forward >= m.classifier_.threshold_ else "no"
+    verdict = "yes" if forward >= m.threshold_ else "no"
     print(
         f"P({prerequisite!r} is a prerequisite of {concept!r}) = {forward:.3f} -> {verdict} "
-        f"(threshold {m.classifier_.threshold_:.3f}; reverse {backward:.3f}; head {m.head})"
+        f"(threshold {m.threshold_:.3f}; reverse {backward:.3f}; {m.method}, {_describe(m)})"
     )
 
 
