@@ -112,7 +112,7 @@ def _summary(rows: Sequence[ClaimRow]) -> str:
     lines = [
         f"<p>{len(rows)} figures: {tally}</p>",
         "<table><tr><th>system</th><th>claim</th><th>figure (ours vs peer)</th><th>verdict</th>"
-        "<th>file</th><th>command</th><th>measured</th></tr>"
+        "<th>file</th><th>command</th><th>measured</th></tr>",
     ]
     for r in rows:
         link = f'<a href="data/{_esc(r.source)}">{_esc(r.source)}</a>' if r.source else ""
