@@ -68,12 +68,13 @@ def forest_proba(features: np.ndarray, forest: dict[str, np.ndarray]) -> np.ndar
         left, right = forest["left"][lo:hi], forest["right"][lo:hi]
         feature, threshold = forest["feature"][lo:hi], forest["threshold"][lo:hi]
         node = np.zeros(len(x), dtype=np.int64)
-        for _ in range(hi - lo):  # children lie after their parent: at most tree-size steps
-            inner = left[node] >= 0
-            if not inner.any():
-                break
-            go_left = x[rows, np.where(inner, feature[node], 0)] <= threshold[node]
-            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+        active = rows  # the rows not yet at a leaf; children lie after their parent, so all arrive
+        while active.size:
+            at = node[active]
+            inner = left[at] >= 0
+            active, at = active[inner], at[inner]
+            go_left = x[active, feature[at]] <= threshold[at]
+            node[active] = np.where(go_left, left[at], right[at])
         total += forest["proba"][lo:hi][node]
     return total / max(len(ptr) - 1, 1)
 
