@@ -289,3 +289,15 @@ def test_cli_fit_methods_and_their_options(planted, tmp_path):
     assert out.exit_code != 0 and "prereq-hybrid" in str(out.exception)
     out = _frugal("prereq", "fit", *files, "--trees", "0")
     assert out.exit_code != 0 and "trees" in str(out.exception)
+
+
+def test_hybrid_model_file_of_this_release_loads():
+    """tests/prereq/data/model-v4-hybrid.prereq: a 3-tree prereq-hybrid on a planted corpus (K=3)."""
+    from pathlib import Path
+
+    model = PrereqModel.load(Path(__file__).parent / "data" / "model-v4-hybrid.prereq")
+    assert model.method == "prereq-hybrid" and model.parts_ == ["topics", "links"] and model.trees == 3
+    assert model.threshold_ == pytest.approx(2 / 3) and len(model.concepts_) == 72
+    a, b = ["concept 1.11", "concept 1.7", "concept 0.2"], ["concept 0.2", "concept 0.8", "concept 1.11"]
+    np.testing.assert_array_equal(model.predict_proba(a, b), [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(model.predict_proba(b, a), [0.0, 0.0, 1.0])
