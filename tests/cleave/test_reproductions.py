@@ -25,10 +25,12 @@ def test_names_are_unique_hyphenated_and_stored_files_exist():
             assert c.stored
 
 
-def test_stored_only_check_says_where_its_figures_are(tmp_path):
-    (check,) = [c for c in reproductions() if not c.modes]
-    with pytest.raises(FrugalError, match="validate.json"):
-        check.run("full", tmp_path)
+def test_stored_only_checks_say_where_their_figures_are(tmp_path):
+    stored = {c.name: c for c in reproductions() if not c.modes}
+    assert sorted(stored) == ["des-speed", "validate"]
+    for name, check in stored.items():
+        with pytest.raises(FrugalError, match=f"{name}.json"):
+            check.run("full", tmp_path)
 
 
 FLAT = "devices until per-batch time stops falling"

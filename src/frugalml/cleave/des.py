@@ -146,6 +146,10 @@ class _Fleet(NamedTuple):
 
 
 class _World(NamedTuple):
+    """What the kernel reads; it and :class:`_State` reach the kernel as numba structs with the same
+    fields (``_WorldRef``, ``_StateRef``), so a handler call costs one reference count, not one per
+    array."""
+
     stages: _Stages
     fleet: _Fleet
     links: _Links
@@ -424,7 +428,7 @@ def _rank_devices(o, w, st):
 @numba.njit(cache=True, inline="always")
 def _kick_free_devices(o, size, now, w, st, heap):
     """Devices free to pull do, fastest first, one per task of ``size`` just released."""
-    # the loop reads arrays held in locals (a tuple member read in a loop costs a reference count)
+    # the loop reads arrays held in locals (a struct member read in a loop costs a reference count)
     by_rank, alive, down_busy, pull_pending = st.by_rank, st.alive, st.down_busy, st.pull_pending
     in_flight, next_pull = st.in_flight, st.next_pull
     eligible = w.fleet.eligible[w.stages.plan[o]]

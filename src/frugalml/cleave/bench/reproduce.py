@@ -361,6 +361,13 @@ def reproductions() -> list[Reproduction]:
             modes=(),
             stored="cleave/validate.json",
         ),
+        Reproduction(
+            "des-speed",
+            _des_speed_stored,
+            quick_seconds=0,
+            modes=(),
+            stored="cleave/des-speed.json",
+        ),
     ]
 
 
@@ -369,4 +376,12 @@ def _stored_only(mode: str, folder: Path) -> list[Record]:
     raise InvalidInputError(
         "the simulator-vs-fleet check runs only as `sudo frugal cleave validate` (root, network "
         "namespaces); its figures are in benchmarks/results/cleave/validate.json"
+    )
+
+
+def _des_speed_stored(mode: str, folder: Path) -> list[Record]:
+    """The simulator's speed against its earlier kernels takes minutes of compiling and timing."""
+    raise InvalidInputError(
+        "the simulator speed check runs as `python benchmarks/cleave/des_speed.py --rev 9233810^ "
+        "--rev 35c3990`; its figures are in benchmarks/results/cleave/des-speed.json"
     )
