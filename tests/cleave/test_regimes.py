@@ -41,7 +41,7 @@ def test_outputs_and_summary(cells, tmp_path):
     rows = list(csv.DictReader(write_csv(cells, tmp_path / "m.csv").open()))
     assert len(rows) == 4 and {"ratio", "cleave_binding", "single_device_can_train"} <= set(rows[0])
     (png,) = plot_heatmaps(cells, tmp_path)
-    assert png.name == "compare-opt-1.3b.png" and png.stat().st_size > 1000
+    assert png.name == "compare-opt-1-3b.png" and png.stat().st_size > 1000
     agreement = des_agreement(cells, 2, seq=256)
     assert len(agreement) == 2 and all(a["relative_difference"] < 0.5 for a in agreement)
     text = summary(cells, agreement)
@@ -65,7 +65,7 @@ def test_compare_cli_writes_the_map(tmp_path, capsys):
     assert exc.value.code in (0, None)
     doc = json.loads((tmp_path / "compare.json").read_text())
     assert len(doc["cells"]) == 1 and len(doc["des_agreement"]) == 1 and "Cleave" in doc["summary"]
-    assert (tmp_path / "compare.csv").exists() and (tmp_path / "compare-opt-1.3b.png").exists()
+    assert (tmp_path / "compare.csv").exists() and (tmp_path / "compare-opt-1-3b.png").exists()
 
 
 def test_floors_of_a_plan_are_positive(cells):

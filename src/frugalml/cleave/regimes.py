@@ -308,7 +308,7 @@ def plot_heatmaps(cells: list[Cell], folder: str | Path, stem: str = "compare") 
         ax.set_yticks(range(len(rows)), [f"{p} d/u={a:g}" for p, a in rows], fontsize=7)
         ax.set_title(f"{model}: best edge baseline / Cleave per-batch time (>1: Cleave faster)")
         fig.colorbar(im, ax=ax, label="ratio (log)")
-        paths.append(save_plot(fig, Path(folder) / f"{stem}-{model}.png"))
+        paths.append(save_plot(fig, Path(folder) / f"{stem}-{model.replace('.', '-')}.png"))
     return paths
 
 
