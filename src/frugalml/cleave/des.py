@@ -904,6 +904,13 @@ _WorldRef = _struct_of("_WorldRef", _World._fields, _WorldType)
 _StateRef = _struct_of("_StateRef", _State._fields, _StateType)
 
 
+@numba.njit(cache=True)
+def _run(world, state, seed, inject_time, inject_device):
+    """Build the structs from the NamedTuples in compiled (cached) code, then run the event loop."""
+    w = _WorldRef(_StagesRef(*world.stages), _FleetRef(*world.fleet), _LinksRef(*world.links))
+    return _simulate(w, _StateRef(*state), seed, inject_time, inject_device)
+
+
 def _check_inputs(plan: Plan, config: SimConfig, fail_device: int) -> None:
     if config.traces and plan.pool.traces is None:
         raise InvalidInputError(
@@ -1080,8 +1087,7 @@ def simulate_step(
     )
     state = _new_state(stages, len(pool), fleet.n_slot, occ.n_keys, float(egress), float(ingress))
     seed_k = int(gen.integers(2**31))
-    world = _WorldRef(_StagesRef(*stages), _FleetRef(*fleet), _LinksRef(*links))
-    reached = _simulate(world, _StateRef(*state), seed_k, float(fail_at), int(fail_device))
+    reached = _run(_World(stages, fleet, links), state, seed_k, float(fail_at), int(fail_device))
     if reached < len(occ.plan):
         raise InvalidInputError(
             f"the step could not finish: GEMM occurrence {reached} of {len(occ.plan)} "
