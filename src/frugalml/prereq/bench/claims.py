@@ -294,6 +294,6 @@ def concept_coverage(mode: str, folder: Path) -> list[Record]:
                 verdict=verdict(record.ours, record.peer_value or 0.0, higher_is_better=True),
                 reason=f"our matcher finds {record.ours:.0f} concepts in the same descriptions vs "
                 f"{record.peer_value:.0f} for the authors' bag of words",
-                command="FRUGAL_DATA=../shared/data python benchmarks/prereq/coverage.py",
+                command="FRUGAL_DATA=../shared/data python benchmarks/prereq/concept_coverage.py",
             )
     return records

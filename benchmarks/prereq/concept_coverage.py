@@ -1,6 +1,6 @@
 """Concept coverage on raw University course descriptions: our matcher vs the authors' bag of words.
 
-Usage: FRUGAL_DATA=../shared/data python benchmarks/prereq/coverage.py
+Usage: FRUGAL_DATA=../shared/data python benchmarks/prereq/concept_coverage.py
 Writes benchmarks/results/prereq/concept-coverage.json.
 """
 
