@@ -142,6 +142,37 @@ class Sandbox:
             self._kill()
 
 
+def check_cases(
+    cases: Iterator[tuple[str, bytes]] | list[tuple[str, bytes]],
+    run: Callable[[bytes], Any],
+    reference: Callable[[bytes], Any],
+    *,
+    timeout: float,
+    warm_up: Callable[[], Any] | None = None,
+    same: Callable[[Any, Any], bool] = lambda ours, expected: ours == expected,
+) -> dict[str, int]:
+    """Run ``run`` on every ``(kind, bytes)`` case in a :class:`Sandbox` and hold it to the slow
+    ``reference`` (None where it refuses the bytes): a case passes when both refuse (ours with a
+    clean error) or both answer the ``same``; never a crash, hang or other exception. Fails listing
+    the first 20 bad cases; returns how many ended in an error and in an answer."""
+    problems, counts = [], {"error": 0, "answer": 0}
+    with Sandbox(timeout=timeout, warm_up=warm_up) as box:
+        for kind, data in cases:
+            outcome = box.run(run, data)
+            expected = reference(data)
+            if not outcome.clean:
+                problems.append(f"{kind}: {outcome.kind} {str(outcome.value)[-400:]}")
+                continue
+            counts[outcome.kind] += 1
+            if outcome.kind == "error" and expected is not None:
+                problems.append(f"{kind}: refused bytes the reference reads ({outcome.value})")
+            elif outcome.kind == "answer" and (expected is None or not same(outcome.value, expected)):
+                what = "them invalid" if expected is None else "another answer"
+                problems.append(f"{kind}: answered, but the reference finds {what}")
+    assert not problems, f"{len(problems)} bad cases:\n" + "\n".join(problems[:20])
+    return counts
+
+
 def mutate(data: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
     """One random structure-aware mutation of ``data``; returns (what was done, the new bytes)."""
     buf = bytearray(data)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from frugalml.prereq.model import PrereqModel
-from tests.fuzz import Sandbox, container_metadata, mutations, reseal_container, with_metadata
+from tests.fuzz import check_cases, container_metadata, mutations, reseal_container, with_metadata
 from tests.prereq.model_reference import predict_for_fuzz, reference_predict, warm_up
 
 HOSTILE = [-1, 0, 1, 2, 3, 6, 7, 8, 255, 2**31, 2**63, 10**30, 1.5, -0.5, 1e308, True, None, "6", [], {}]
@@ -168,22 +168,9 @@ def _same(answer, expected) -> bool:
 
 
 def _check(cases) -> dict[str, int]:
-    problems, counts = [], {"error": 0, "answer": 0}
-    with Sandbox(timeout=TIMEOUT, warm_up=warm_up) as box:
-        for kind, data in cases:
-            outcome = box.run(predict_for_fuzz, data)
-            expected = reference_predict(data)
-            if not outcome.clean:
-                problems.append(f"{kind}: {outcome.kind} {str(outcome.value)[-400:]}")
-                continue
-            counts[outcome.kind] += 1
-            if outcome.kind == "error" and expected is not None:
-                problems.append(f"{kind}: refused bytes the reference reads ({outcome.value})")
-            elif outcome.kind == "answer" and (expected is None or not _same(outcome.value, expected)):
-                what = "not valid" if expected is None else "other probabilities"
-                problems.append(f"{kind}: answered, but the reference finds {what}")
-    assert not problems, f"{len(problems)} bad cases:\n" + "\n".join(problems[:20])
-    return counts
+    return check_cases(
+        cases, predict_for_fuzz, reference_predict, timeout=TIMEOUT, warm_up=warm_up, same=_same
+    )
 
 
 @pytest.fixture(scope="module")

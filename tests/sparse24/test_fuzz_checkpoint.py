@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from frugalml.sparse24 import mask_24, pack_vnm, save_checkpoint, vnm_mask
-from tests.fuzz import Sandbox, container_metadata, mutations, reseal_container, with_metadata
+from tests.fuzz import check_cases, container_metadata, mutations, reseal_container, with_metadata
 from tests.sparse24.checkpoint_reference import Rejected, load_for_fuzz, reference_load, warm_up
 
 HOSTILE = [-1, 0, 1, 2, 3, 4, 7, 8, 255, 256, 2**31, 2**48, 2**63, 10**30, 1.0, True, None, "8", [], {}]
@@ -102,26 +102,15 @@ def _swaps(data: bytes, other: bytes, count: int, seed: int):
 TIMEOUT = 20.0  # seconds per case; reading one of these files takes milliseconds
 
 
+def _reference(data: bytes):
+    try:
+        return reference_load(data)
+    except Rejected:
+        return None
+
+
 def _check(cases) -> dict[str, int]:
-    problems, counts = [], {"error": 0, "answer": 0}
-    with Sandbox(timeout=TIMEOUT, warm_up=warm_up) as box:
-        for kind, data in cases:
-            outcome = box.run(load_for_fuzz, data)
-            try:
-                expected = reference_load(data)
-            except Rejected:
-                expected = None
-            if not outcome.clean:
-                problems.append(f"{kind}: {outcome.kind} {str(outcome.value)[-400:]}")
-                continue
-            counts[outcome.kind] += 1
-            if outcome.kind == "error" and expected is not None:
-                problems.append(f"{kind}: refused bytes the reference reads ({outcome.value})")
-            elif outcome.kind == "answer" and outcome.value != expected:
-                what = "not valid" if expected is None else "different tensors"
-                problems.append(f"{kind}: answered, but the reference finds {what}")
-    assert not problems, f"{len(problems)} bad cases:\n" + "\n".join(problems[:20])
-    return counts
+    return check_cases(cases, load_for_fuzz, _reference, timeout=TIMEOUT, warm_up=warm_up)
 
 
 def _cases(tmp_path, mutated: int, edits: int, swaps: int, seed: int):
