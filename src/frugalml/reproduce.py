@@ -32,6 +32,7 @@ from frugalml.common.progress import progress
 from frugalml.common.report import Record, read_document, read_records, write_json
 from frugalml.common.reproduction import MODES, Reproduction
 
+TITLE = "frugalml: the papers' claims beside ours"
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -153,9 +154,7 @@ def build(results: str | Path, out: str | Path, systems: Sequence[str] = (), *, 
         "Every figure below was measured by the command beside it and stored with the machine it ran on; "
         "a ratio above 1 means ours is better. Systems: " + ", ".join(chosen) + "."
     )
-    return write_page(
-        out, sections, claims, title="frugalml: the papers' claims beside ours", intro=intro, force=force
-    )
+    return write_page(out, sections, claims, title=TITLE, intro=intro, force=force)
 
 
 PROGRESS_FILE = "progress.json"
@@ -191,8 +190,7 @@ def run(
         "'stored result' could not be re-run in this mode (GPU-only or hours long) and show the date "
         "and machine they were measured on. Systems: " + ", ".join(chosen) + "."
     )
-    title = "frugalml: the papers' claims beside ours"
-    return write_page(out, sections, record_claims(sections), title=title, intro=intro, force=True)
+    return write_page(out, sections, record_claims(sections), title=TITLE, intro=intro, force=True)
 
 
 def _start(out: Path, mode: str, systems: Sequence[str], *, force: bool, resume: bool) -> dict[str, float]:
