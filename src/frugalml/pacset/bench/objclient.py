@@ -3,7 +3,8 @@
 Each trial is a fresh Python process that imports the client, reads the first 64 KiB of the
 object (header and index) and then 16 ranges of 4 KiB in parallel (one walk round), as a cold
 query does. The endpoint is moto's S3 server on loopback behind the delaying proxy (the S3
-protocol path, not a real region). Usage: ``python -m frugalml.pacset.bench.objclient [json]``.
+protocol path, not a real region). Usage: ``python -m frugalml.pacset.bench.objclient [json]``;
+s3fs is not among the package's dependencies (its botocore pins fight boto3's): ``pip install s3fs``.
 """
 
 from __future__ import annotations
