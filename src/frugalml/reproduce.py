@@ -29,7 +29,7 @@ from frugalml.common.errors import DataNotFoundError, FrugalError, InvalidInputE
 from frugalml.common.files import atomic_write, require_folder
 from frugalml.common.htmlpage import ClaimRow, ResultsFile, Section, write_page
 from frugalml.common.progress import progress
-from frugalml.common.report import Record, read_document, read_records, write_json
+from frugalml.common.report import Record, read_document, records_of, write_json
 from frugalml.common.reproduction import MODES, Reproduction
 
 TITLE = "frugalml: the papers' claims beside ours"
@@ -48,8 +48,7 @@ def stored_section(results: Path, system: str) -> Section:
         if path.name.endswith("-runs.json"):  # resumable run caches, not results
             continue
         try:
-            environment = read_document(path).get("environment") or {}
-            section.files.append(ResultsFile(path, read_records(path), environment))
+            section.files.append(results_file(path))
         except FrugalError as exc:
             if is_other_results(path):  # results of another shape (summaries, tables): linked as they are
                 section.data.append(path)
@@ -58,6 +57,12 @@ def stored_section(results: Path, system: str) -> Section:
     section.images = sorted(folder.glob("*.png"))
     section.error = "; ".join(errors)
     return section
+
+
+def results_file(path: Path, *, stored: bool = False, date: str = "") -> ResultsFile:
+    """A results file read once: its records and the environment they were measured in."""
+    doc = read_document(path)
+    return ResultsFile(path, records_of(doc, path), doc.get("environment") or {}, stored=stored, date=date)
 
 
 def is_other_results(path: Path) -> bool:
@@ -254,18 +259,19 @@ def _run_system(
         section.error = f"its checks could not be loaded: {_one_line(exc)}"
         return section
     errors, seconds = [], 0.0
+    dates = {row.source: row.when for row in indexed_claims(results, [system])}  # for stored results
     for check in progress(checks, desc=f"{system} ({mode})", quiet=quiet):
         key = f"{system}/{check.name}"
         try:
             if mode not in check.modes:
-                _add_stored(section, check, mode, results, folder)
+                _add_stored(section, check, mode, results, folder, dates)
                 continue
             path = folder / f"{check.name}.json"
             if key not in done or not path.is_file():
                 done[key] = _run_check(check, mode, folder, path, system)
                 _write_progress(out / PROGRESS_FILE, mode, done)
             seconds += done[key]
-            section.files.append(ResultsFile(path, read_records(path), read_document(path)["environment"]))
+            section.files.append(results_file(path))
         except Exception as exc:  # noqa: BLE001 - a failed check is shown in its section
             errors.append(f"{check.name} failed: {_one_line(exc)}")
     section.images = sorted(folder.glob("*.png"))
@@ -287,7 +293,9 @@ def _run_check(check: Reproduction, mode: str, folder: Path, path: Path, system:
     return time.perf_counter() - start
 
 
-def _add_stored(section: Section, check: Reproduction, mode: str, results: Path, folder: Path) -> None:
+def _add_stored(
+    section: Section, check: Reproduction, mode: str, results: Path, folder: Path, dates: dict[str, str]
+) -> None:
     """Show a check that cannot run in ``mode`` from its stored results (and plot), copied beside
     the page; results of another shape (summaries, tables) are linked as they are."""
     if not check.stored:
@@ -303,10 +311,7 @@ def _add_stored(section: Section, check: Reproduction, mode: str, results: Path,
     if is_other_results(source):
         section.data.append(target)
         return
-    dates = {row.source: row.when for row in indexed_claims(results, [section.system])}
-    recorded = read_document(target).get("environment") or {}
-    date = dates.get(check.stored, "")
-    section.files.append(ResultsFile(target, read_records(target), recorded, stored=True, date=date))
+    section.files.append(results_file(target, stored=True, date=dates.get(check.stored, "")))
 
 
 def _one_line(exc: BaseException) -> str:

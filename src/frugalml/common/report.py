@@ -133,9 +133,14 @@ def read_json(path: str | os.PathLike) -> list[dict[str, Any]]:
 def read_records(path: str | os.PathLike) -> list[Record]:
     """The records of a results file written by :func:`write_json`, as :class:`Record` objects
     (derived fields such as ``ratio`` are computed again)."""
+    return records_of(read_document(path), path)
+
+
+def records_of(doc: dict[str, Any], path: str | os.PathLike) -> list[Record]:
+    """The :class:`Record` objects of a document read by :func:`read_document` from ``path``."""
     names = {f.name for f in fields(Record)}
     try:
-        return [Record(**{k: v for k, v in r.items() if k in names}) for r in read_json(path)]
+        return [Record(**{k: v for k, v in r.items() if k in names}) for r in doc["records"]]
     except TypeError as exc:
         raise CorruptFileError(f"{path} holds a record of the wrong shape ({exc}); regenerate it") from None
 
