@@ -60,6 +60,20 @@ def test_botorch_backend():
     assert len({a for a, _ in result.history}) == 7
 
 
+@pytest.mark.peers
+def test_botorch_fits_on_its_own_thread_count_and_restores_torchs():
+    pytest.importorskip("botorch")
+    import torch
+
+    with pytest.raises(InvalidInputError, match="threads"):
+        make_engine("botorch", Space("AM", 3), 0, threads=0)
+    before = torch.get_num_threads()
+    engine = make_engine("botorch", Space("AM", 3), 0, initial=2, threads=1)
+    result = run_engine(engine, _score, 4)
+    assert len({a for a, _ in result.history}) == 4
+    assert torch.get_num_threads() == before
+
+
 def test_batches_are_distinct():
     engine = make_engine("bo", Space("AMS", 3), 0, initial=2)
     result = run_engine(engine, _score, 9, batch=3)
