@@ -51,6 +51,8 @@ def test_e2e_records_name_the_batch_the_peer_the_density_and_replayed_patterns(t
     replayed = [r for r in tokens if "replayed" in r.workload]
     assert len(replayed) == 4 and all(r.notes.startswith("replayed activation patterns") for r in replayed)
     assert all(e2e.BOUND in r.notes for r in tokens if r.workload.startswith("decode, batch 1,"))
+    controls = [r for r in records if r.metric == e2e.CONTROL]
+    assert len(controls) == 2 and all(r.workload.startswith("decode, batch 1,") for r in controls)
     parts = {r.metric for r in records if r.metric.startswith("decode ms per token")}
     assert parts == {f"decode ms per token: {p}" for p in e2e.PARTS}
     densities = [r for r in records if r.metric.startswith("FFN activation density")]

@@ -315,24 +315,39 @@ def test_small_layers_run_torch_linear_and_count_zeros_on_sampled_calls():
     assert report.density == pytest.approx(float((x != 0).float().mean()))
 
 
-def test_a_layer_dense_on_every_recent_call_retires_to_torch_linear_until_reset():
+def test_a_layer_dense_on_every_recent_call_retires_to_torch_linears_own_forward_until_reset():
     torch.manual_seed(0)
-    linear = nn.Linear(64, 16)
-    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), linear)
-    mt.sparsify_(model)
+    linear = nn.Linear(512, 128)
+    model = nn.Sequential(nn.Linear(128, 512), nn.ReLU(), linear)
+    assert mt.sparsify_(model) == ["2"]
     layer = model[2]
-    x = torch.relu(torch.randn(1, 64))
+    x = torch.relu(torch.randn(1, 512))
     with torch.inference_mode():
         for _ in range(mt.RETIRE_AFTER + 5):
             assert torch.equal(layer(x), linear(x))
     report = layer.report
     assert report.retired and report.calls == mt.RETIRE_AFTER and "retired" in str(report)
+    assert layer.forward == linear.forward  # nn.Module.__call__ runs nn.Linear's own forward
     with torch.no_grad():
         linear.weight.mul_(2.0)  # a retired layer follows the current weight
     with torch.inference_mode():
         assert torch.equal(layer(x), linear(x))
     mt.reset_layer_report(model)
-    assert not layer.report.retired
+    assert not layer.report.retired and "forward" not in layer.__dict__
     with torch.inference_mode():
         layer(x)
     assert layer.report.calls == 1
+
+
+def test_layers_that_cannot_win_are_kept_as_plain_linears_with_the_measured_reason():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 16))
+    linear = model[2]
+    assert mt.sparsify_(model) == []
+    assert model[2] is linear and type(linear) is nn.Linear
+    (report,) = mt.layer_report(model)
+    assert report.name == "2" and report.kept_dense and report.to_dict()["kept_dense"] == report.kept_dense
+    assert "kept dense: skipping cannot beat torch's linear" in str(report)
+    assert "measured at 1 row" in str(report)
+    assert mt.unsparsify_(model) == [] and mt.layer_report(model) == []
+    assert mt.sparsify_(model, method="masked") == ["2"]  # a forced method swaps it anyway

@@ -49,6 +49,7 @@ class LayerReport:
     nonfinite_calls: int = 0
     counted_rows: int = 0  # rows whose non-zeros were counted (dense calls: one call in SAMPLE_EVERY)
     retired: bool = False  # ran dense RETIRE_AFTER calls in a row: hands calls to F.linear, uncounted
+    kept_dense: str = ""  # why sparsify_ left this layer a plain nn.Linear (it cannot win)
 
     @property
     def density(self) -> float:
@@ -67,9 +68,12 @@ class LayerReport:
             "seconds": self.seconds,
             "nonfinite_calls": self.nonfinite_calls,
             "retired": self.retired,
+            "kept_dense": self.kept_dense,
         }
 
     def __str__(self) -> str:
+        if self.kept_dense:
+            return f"{self.name}: {self.in_features}->{self.out_features}, kept dense: {self.kept_dense}"
         methods = ", ".join(f"{k} {v}" for k, v in sorted(self.methods.items())) or "-"
         extra = f", {self.nonfinite_calls} dense for NaN/inf" if self.nonfinite_calls else ""
         extra += ", retired to torch's linear (dense on every recent call)" if self.retired else ""
@@ -320,8 +324,6 @@ class MaskedLinear(nn.Module):
         self._choices = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._report.retired and (torch.is_inference_mode_enabled() or not torch.is_grad_enabled()):
-            return F.linear(x, self.weight, self.bias)  # first: a retired layer costs what nn.Linear does
         if torch.compiler.is_compiling():  # torch.compile sees the op alone; the checks run inside it
             return maskedmm_linear(x.contiguous(), self.weight, self.bias, self.key)
         layer = _layers[self.key]
@@ -340,12 +342,26 @@ class MaskedLinear(nn.Module):
             if not _needs_grad(x, weight, bias):  # inference: no autograd, so no op dispatch either
                 out = self._infer(x, weight, bias, layer)
                 if self._dense_streak >= RETIRE_AFTER:
-                    self._report.retired = True
+                    self._retire()
                 return out
             rows = x.numel() // self.in_features
             if self.method == "auto" and self._dense_outright(rows, x.dtype, torch.get_num_threads()):
                 return self._linear(x, weight, bias, layer)
         return maskedmm_linear(x, weight, bias, self.key)
+
+    def _retire(self) -> None:
+        """Hand every later call to the original ``nn.Linear``'s own forward, until
+        :func:`reset_layer_report`: an instance attribute ``forward`` is what ``nn.Module.__call__``
+        runs, so a retired layer runs exactly the frames ``nn.Linear`` runs (no check of ours)."""
+        original = self.original[0]
+        if original.weight is self.weight and original.bias is self.bias:  # else: keeps checking
+            self._report.retired = True
+            self.forward = original.forward  # type: ignore[method-assign]
+
+    def _unretire(self) -> None:
+        self._report.retired = False
+        self.__dict__.pop("forward", None)
+        self._dense_streak = 0
 
     def _infer(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
         """The forward pass without autograd, planned once per case and checked by measurement.
@@ -476,6 +492,71 @@ def eligible_layers(model: nn.Module) -> list[str]:
     return names
 
 
+PROBE_ROWS = (1, 4, 16, 64, 256, 1024, 4096)  # row counts sparsify_ asks the planner about
+PROBE_DENSITY = 1.0 / DENSITY_BUCKETS  # the sparsest input a layer plans for (97% zeros)
+PROBE_CALLS = 5  # timed calls of each method at one row when a layer looks unable to win
+
+
+def _kept_dense_reason(linear: nn.Linear) -> str:
+    """Why ``linear`` should stay a plain ``nn.Linear``, or "" when skipping may pay.
+
+    A layer is kept dense when the planner's calibrated costs favour dense at every row count of
+    :data:`PROBE_ROWS` even at :data:`PROBE_DENSITY` (on 1 thread and on torch's threads), and a
+    measurement at one row (the decode of one sequence) agrees: dense ``F.linear`` against the
+    skipping method the planner ranks next, on an input with that density.
+    """
+    k, n = linear.in_features, linear.out_features
+    dtype = np.dtype(str(linear.weight.dtype).removeprefix("torch."))
+    b_density = float(torch.count_nonzero(linear.weight.detach())) / max(linear.weight.numel(), 1)
+    isa, threads = backend.choose_isa(), torch.get_num_threads()
+    plans = [
+        planner.choose(
+            shape=(rows, k, n),
+            dtype_code=core.DTYPE_CODES[dtype],
+            isa=isa,
+            a_density=PROBE_DENSITY,
+            b_density=b_density,
+            b_prepared=True,
+            threads=t,
+            filters=False,
+        )
+        for rows in PROBE_ROWS
+        for t in sorted({1, threads})
+    ]
+    if any(plan.method != "dense" for plan in plans):
+        return ""
+    plan = plans[0]  # one row, one thread
+    method = min(("masked", "sparse"), key=plan.estimates.__getitem__)
+    with torch.inference_mode():
+        w = linear.weight.detach()
+        prepared = core.prepare_b(w.T.contiguous().numpy(), threads=threads)
+        x = torch.zeros(1, k, dtype=w.dtype)
+        picked = torch.randperm(k, generator=torch.Generator().manual_seed(0))[: max(1, k // DENSITY_BUCKETS)]
+        x[0, picked] = 1.0
+        a = x.numpy()
+
+        def skip() -> None:
+            _skipping(core.check_operands(a, prepared, threads=threads), method, plan)
+
+        dense, skipping = (
+            min(_seconds(fn) for _ in range(PROBE_CALLS))
+            for fn in (lambda: F.linear(x, w, linear.bias), skip)
+        )
+    if skipping < dense:
+        return ""
+    return (
+        f"skipping cannot beat torch's linear at {PROBE_ROWS[0]}-{PROBE_ROWS[-1]} rows even at "
+        f"{1 - PROBE_DENSITY:.0%} zeros ({'calibrated' if plan.calibrated else 'default'} costs); "
+        f"measured at 1 row: dense {dense * 1e6:.1f} us, {method} {skipping * 1e6:.1f} us"
+    )
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def sparsify_(
     model: nn.Module, filter_fn: Callable[[str, nn.Linear], bool] | None = None, *, method: str = "auto"
 ) -> list[str]:
@@ -493,7 +574,9 @@ def sparsify_(
 
     Returns
     -------
-    The names of the swapped layers.
+    The names of the swapped layers. With ``auto``, a layer that cannot win (the calibrated costs
+    favour dense at every row count even at 97% zeros, and a timed call at one row agrees) stays
+    a plain ``nn.Linear``: :func:`layer_report` lists it as "kept dense" with the measured reason.
 
     Raises
     ------
@@ -518,10 +601,17 @@ def sparsify_(
         )
     for name in names:
         _check_tensor(eligible[name].weight, f"{name}.weight")
-    swapped = [(name, MaskedLinear(eligible[name], name, method)) for name in names]
+    kept = {n: _kept_dense_reason(eligible[n]) if method == "auto" else "" for n in names}
+    swapped = [(name, MaskedLinear(eligible[name], name, method)) for name in names if not kept[name]]
+    for name, reason in kept.items():
+        if reason:
+            linear = eligible[name]
+            linear.maskedmm_report = LayerReport(  # type: ignore[assignment]
+                name, linear.in_features, linear.out_features, kept_dense=reason
+            )
     for name, layer in swapped:
         model.set_submodule(name, layer)
-    return names
+    return [name for name, _ in swapped]
 
 
 def unsparsify_(model: nn.Module) -> list[str]:
@@ -530,12 +620,19 @@ def unsparsify_(model: nn.Module) -> list[str]:
     for name, layer in swapped:
         model.set_submodule(name, layer.original[0])
         _layers.pop(layer.key, None)
+    for m in model.modules():
+        m.__dict__.pop("maskedmm_report", None)
     return [name for name, _ in swapped]
 
 
 def layer_report(model: nn.Module) -> list[LayerReport]:
-    """Per swapped layer: calls, the mean density seen, the methods the planner chose and the time."""
-    return [m.report for _, m in model.named_modules() if isinstance(m, MaskedLinear)]
+    """Per eligible layer: for a swapped one, calls, the mean density seen, the methods the
+    planner chose and the time; for one :func:`sparsify_` kept dense, why (``kept_dense``)."""
+    return [
+        m.report if isinstance(m, MaskedLinear) else m.__dict__["maskedmm_report"]
+        for _, m in model.named_modules()
+        if isinstance(m, MaskedLinear) or "maskedmm_report" in m.__dict__
+    ]
 
 
 def reset_layer_report(model: nn.Module) -> None:
@@ -544,5 +641,5 @@ def reset_layer_report(model: nn.Module) -> None:
         if isinstance(m, MaskedLinear):
             r = m.report
             r.calls, r.rows, r.nonzeros, r.methods, r.seconds, r.nonfinite_calls = 0, 0, 0.0, {}, 0.0, 0
-            r.counted_rows, r.retired = 0, False
-            m._dense_streak = 0
+            r.counted_rows = 0
+            m._unretire()

@@ -58,6 +58,7 @@ class E2EConfig:
     compiled: bool = True
     seed: int = 0
     activation_l1: float = ACTIVATION_L1  # 0: plain cross-entropy (the activations' natural sparsity)
+    train_threads: int = 1  # training's threads (a shared machine trains faster on one)
 
     @classmethod
     def quick(cls) -> E2EConfig:
@@ -267,7 +268,7 @@ def density_note(model: nn.Module) -> tuple[float, str]:
     for r in report:
         for k, v in r.methods.items():
             methods[k] = methods.get(k, 0) + v
-    per_layer = ", ".join(f"{r.density:.3f}" for r in report)
+    per_layer = ", ".join("kept dense" if r.kept_dense else f"{r.density:.3f}" for r in report)
     chosen = ", ".join(f"{k} {v}" for k, v in sorted(methods.items()))
     return mean, f"activation density {mean:.3f} (per layer {per_layer}); planner chose: {chosen}"
 
@@ -319,6 +320,8 @@ def case_records(case: Case, config: E2EConfig, base_notes: str) -> list[Record]
             bound = ideal_bound(s.dense, density)
             notes += f"; {BOUND} {bound:.2f}x, ours reaches {comparison.ratio / bound:.0%} of it"
         records.append(_tokens_record(comparison, _workload(case), TORCH, tokens, notes))
+        if case.phase == "decode" and case.batch == 1:
+            records.append(_control_record(case, make, peer, tokens, tick, config, clock_note))
         if config.compiled:
             records += _compiled_records(case, make, ours, tokens, tick, config, notes)
         if case.phase == "decode":
@@ -343,6 +346,25 @@ def _tokens_record(comparison, workload: str, peer: str, tokens: int, notes: str
         },
         notes=notes,
     )
+
+
+CONTROL = "tokens/s, control: a copy of the dense model in ours' place"
+
+
+def _control_record(case: Case, make, peer, tokens: int, tick, config: E2EConfig, clock_note: str) -> Record:
+    """Plain torch against a copy of itself, timed like ours: how far from 1.0x noise and
+    placement alone move a ratio in this run (the floor of 0.95x is judged against it)."""
+    copy_of_dense = make(copy.deepcopy(case.subject.dense))
+    comparison = compare(copy_of_dense, peer, rounds=config.rounds, warmup=1, clock=tick)
+    record = _tokens_record(
+        comparison,
+        _workload(case),
+        TORCH,
+        tokens,
+        f"the same dense model twice: ratios away from 1.0x are noise of this run; {clock_note}",
+    )
+    record.metric = CONTROL
+    return record
 
 
 def _compiled_records(
@@ -400,7 +422,7 @@ def subjects(
 
     path = resolve(CORPUS, path=corpus_path, hint="the tiny Shakespeare corpus (karpathy/char-rnn)")
     data = tinylm.corpus_bytes(path)
-    with torch_threads(max(config.threads)):
+    with torch_threads(config.train_threads):
         trained, losses = train_model(config, data, quiet=quiet)
     held_out = data[int(0.9 * len(data)) :]
     patterns = tinylm.ffn_patterns(trained, held_out, seq=config.train_seq)
@@ -482,6 +504,9 @@ def goal_lines(records: list[Record]) -> list[str]:
                 f"whole-model decode, batch 1, 1 thread, {r.workload.split(', ', 3)[3]}: "
                 f"{r.ratio:.2f}x (target >= 1.2x; bound {bound})"
             )
+    for r in records:
+        if r.metric == CONTROL and ", 1 thread" in r.workload:
+            lines.append(f"control, {r.workload}: dense copy vs dense {r.ratio:.2f}x (the run's noise)")
     worst = [r for r in records if r.peer == TORCH and r.metric == "tokens/s" and (r.ratio or 0) < 0.95]
     for r in worst:
         lines.append(f"below 0.95x of torch: {r.workload}: {r.ratio:.2f}x")
