@@ -44,6 +44,15 @@ def pack(
     calibration: Path = typer.Option(
         None, "--calibration", help="CSV/.npy of typical queries: lay out by their paths."
     ),
+    target: str = typer.Option(
+        "local",
+        "--target",
+        help="What --layout auto optimises: local (blocks per cold query: disk, Redis) or remote "
+        "(cold-query time over HTTP/S3, where each walk round costs a round trip).",
+    ),
+    shared_top: bool = typer.Option(
+        False, "--shared-top", help="Write all trees' interleaved tops first (read with the header remotely)."
+    ),
     trust_pickle: bool = _TRUST,
     quiet: bool = _QUIET,
 ):
@@ -52,13 +61,16 @@ def pack(
     from frugalml.pacset.packer import Packer
 
     X = read_matrix(calibration) if calibration is not None else None
-    packer = Packer(layout, bins, interleave, block_size, vote).fit(model, X, trust_pickle=trust_pickle)
+    packer = Packer(layout, bins, interleave, block_size, vote, shared_top, target).fit(
+        model, X, trust_pickle=trust_pickle
+    )
     header = packer.write(output)
     if not quiet:
         m = header.metadata
         print(
             f"{output}: {m['n_trees']} trees, {m['n_nodes']} nodes, {m['n_blocks']} blocks of "
-            f"{m['block_size']} B ({m['layout']}, bins={m['bins']}, interleave={m['interleave']})"
+            f"{m['block_size']} B ({m['layout']}, bins={m['bins']}, interleave={m['interleave']}"
+            f"{', shared top' if m.get('shared_top') else ''})"
         )
         if "layout_choice" in m:
             print(f"layout chosen by auto: {m['layout_choice']['why']}")

@@ -153,6 +153,7 @@ def metadata(forest: Forest, layout: Layout) -> dict[str, Any]:
         "layout": cfg.layout,
         "bins": len(layout.bin_start) - 1,
         "interleave": cfg.interleave,
+        "shared_top": cfg.shared_top,
         "block_size": cfg.block_size,
         "vote": cfg.vote,
         "slot_size": layout.slot_size,

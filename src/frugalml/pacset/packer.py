@@ -23,8 +23,13 @@ class Packer:
         the blocks a single-row query reads (see :mod:`frugalml.pacset.choose`) and records the
         choice and its reason in the file's metadata (``layout_choice``, shown by ``frugal pacset
         inspect``); given ``bins`` or ``interleave``, ``auto`` means blockwise W-DFS with them.
-    bins, interleave, block_size, vote
+    bins, interleave, block_size, vote, shared_top
         See :class:`frugalml.pacset.layout.LayoutConfig` (None: 8 bins, 3 interleaved levels).
+    target : {"local", "remote"}
+        What ``auto`` optimises: blocks per cold single-row query (``local``: disk, Redis), or
+        the simulated time of one over a remote store (``remote``: HTTP, S3), where every walk
+        round costs a round trip; it also tries interleaved tops shared by all trees, which come
+        with the header read (see :mod:`frugalml.pacset.choose`).
 
     Attributes
     ----------
@@ -45,25 +50,29 @@ class Packer:
         interleave: int | None = None,
         block_size: int = 4096,
         vote: str = "soft",
+        shared_top: bool = False,
+        target: str = "local",
     ):
         self.layout = layout
         self.bins = bins
         self.interleave = interleave
         self.block_size = block_size
         self.vote = vote
+        self.shared_top = shared_top
+        self.target = target
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {**asdict(self._config()), "layout": self.layout}
+        return {**asdict(self._config()), "layout": self.layout, "target": self.target}
 
     def _config(self) -> LayoutConfig:
         layout = "blockwise-wdfs" if self.layout == "auto" else self.layout
         bins = 8 if self.bins is None else self.bins
         interleave = 3 if self.interleave is None else self.interleave
-        return LayoutConfig(layout, bins, interleave, self.block_size, self.vote)
+        return LayoutConfig(layout, bins, interleave, self.block_size, self.vote, self.shared_top)
 
     @property
     def _auto(self) -> bool:
-        return self.layout == "auto" and self.bins is None and self.interleave is None
+        return self.layout == "auto" and self.bins is None and self.interleave is None and not self.shared_top
 
     def fit(self, model: Any, X=None, *, trust_pickle: bool = False) -> Packer:
         """Import ``model`` (a fitted estimator, a Forest, or a model file path) and lay it out.
@@ -73,6 +82,10 @@ class Packer:
         ``trust_pickle``: a model file may be joblib/pickle (loading it runs its code; see
         :func:`~frugalml.pacset.importers.load_model_file`).
         """
+        from frugalml.common.validate import one_of
+        from frugalml.pacset.choose import TARGETS
+
+        one_of(self.target, TARGETS, "target")
         config = self._config()
         if isinstance(model, Forest):
             forest = model
@@ -87,7 +100,9 @@ class Packer:
         if self._auto:
             from frugalml.pacset.choose import choose_layout
 
-            _, self.layout_, self.choice_ = choose_layout(forest, X, config.block_size, config.vote)
+            _, self.layout_, self.choice_ = choose_layout(
+                forest, X, config.block_size, config.vote, self.target
+            )
         else:
             self.layout_ = compute_layout(forest, config)
         return self
@@ -101,7 +116,8 @@ class Packer:
 
 
 def pack(model: Any, path: str | os.PathLike, X=None, *, trust_pickle: bool = False, **config) -> Packer:
-    """Pack ``model`` into ``path`` in one call (``config``: layout, bins, interleave, block_size, vote)."""
+    """Pack ``model`` into ``path`` in one call (``config``: layout, bins, interleave, block_size, vote,
+    shared_top, target)."""
     packer = Packer(**config).fit(model, X, trust_pickle=trust_pickle)
     packer.write(path)
     return packer

@@ -21,14 +21,11 @@ need at least ``whole_share`` of the file); the choice is recorded in ``store.pl
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import random
 import re
 import struct
-import tempfile
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -68,8 +65,9 @@ class RemoteOptions:
     or stall, ``backoff`` seconds doubling each time; cache_blocks: blocks held in memory (LRU);
     cache_dir: a folder for blocks shared between processes (None: memory only); fetch: "auto",
     "blocks" or "whole"; whole_share: with "auto", a batch expected to need at least this share
-    of the blocks fetches the whole file; head_bytes: the first range read (header and, usually,
-    the index); ranges_per_request: runs of blocks asked for in one multi-range request (1: one
+    of the blocks fetches the whole file; head_bytes: the first range read (header, index and
+    the node blocks that follow them: a file packed with ``shared_top`` keeps every tree's top
+    levels there, so the walk starts below them without another round trip); ranges_per_request: runs of blocks asked for in one multi-range request (1: one
     run per request; object stores and servers without multi-range support get one each).
     """
 
@@ -81,7 +79,7 @@ class RemoteOptions:
     cache_dir: str | os.PathLike | None = None
     fetch: str = "auto"
     whole_share: float = 0.5
-    head_bytes: int = 1 << 16
+    head_bytes: int = 1 << 17
     ranges_per_request: int = 64
 
     def check(self) -> None:
@@ -136,6 +134,8 @@ class HttpFile:
         self._url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         self._headers: dict[str, str] = {"Accept-Encoding": "identity"}
         if parts.username is not None:
+            import base64
+
             token = f"{parts.username}:{parts.password or ''}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
         self._options = options
@@ -152,6 +152,26 @@ class HttpFile:
         self.requests = 0
         self.bytes = 0
         self.multi_range = options.ranges_per_request > 1
+
+    def warm(self, executor: ThreadPoolExecutor, n: int) -> None:
+        """Open ``n`` pooled connections in the background (their TCP and TLS handshakes), so that
+        the first walk round does not pay them after the header's round trip. Best effort: a
+        failure here shows up, with its message, on the first real request instead."""
+        try:
+            pool = self._pool.connection_from_url(self._url)
+            conns = [pool._get_conn() for _ in range(n)]  # distinct connections, held until open
+        except Exception:  # noqa: S110 - only a head start; requests report their own errors
+            return
+
+        def connect(conn) -> None:
+            try:
+                conn.connect()
+            except Exception:
+                conn.close()
+            pool._put_conn(conn)
+
+        for conn in conns:
+            executor.submit(connect, conn)
 
     def get(self, start: int, stop: int) -> bytes:
         """Bytes ``[start, stop)`` of the file (``stop`` is clipped to its size when known)."""
@@ -179,7 +199,7 @@ class HttpFile:
         last = ""
         for attempt in range(self._options.retries + 1):
             if attempt:
-                time.sleep(self._options.backoff * 2 ** (attempt - 1) * (1 + random.random()))
+                _backoff(self._options, attempt)
             try:
                 response = self._pool.request("GET", self._url, headers=headers, redirect=False)
             except self._errors.HTTPError as exc:
@@ -355,7 +375,7 @@ class ObjectFile:
         last = ""
         for attempt in range(self._options.retries + 1):
             if attempt:
-                time.sleep(self._options.backoff * 2 ** (attempt - 1) * (1 + random.random()))
+                _backoff(self._options, attempt)
             try:
                 self.requests += 1
                 result = self._obstore.get(self._store, self._key, options=options)
@@ -376,6 +396,9 @@ class ObjectFile:
         )
 
     multi_range = False
+
+    def warm(self, executor: ThreadPoolExecutor, n: int) -> None:
+        """obstore manages its own connections."""
 
     def get_ranges(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         """Object stores answer one range per request."""
@@ -423,6 +446,13 @@ class ObjectFile:
 
     def close(self) -> None:
         pass
+
+
+def _backoff(options: RemoteOptions, attempt: int) -> None:
+    """Sleep before retry ``attempt`` (1, 2, ...): ``backoff`` seconds doubling, with jitter."""
+    import random
+
+    time.sleep(options.backoff * 2 ** (attempt - 1) * (1 + random.random()))
 
 
 def _first_line(exc: Exception) -> str:
@@ -531,12 +561,17 @@ class HttpStore(CachedStore):
         nodes_offset: int,
         payload_sha: bytes,
         options: RemoteOptions,
+        executor: ThreadPoolExecutor | None = None,
     ):
         super().__init__(meta["n_blocks"], meta["block_size"], options.cache_blocks)
         self.remote, self.options = remote, options
         self.model = ModelMeta.from_meta(meta, remote.where)
         self._offset = nodes_offset
-        self._executor = ThreadPoolExecutor(options.concurrency) if options.concurrency > 1 else None
+        if executor is None and options.concurrency > 1:
+            executor = ThreadPoolExecutor(options.concurrency)
+        self._executor = executor
+        self._pending: dict[int, bytes] = {}
+        self.seeded = 0
         self._disk = Path(options.cache_dir) / payload_sha.hex()[:32] if options.cache_dir else None
         if self._disk is not None:
             self._disk.mkdir(parents=True, exist_ok=True)
@@ -581,9 +616,31 @@ class HttpStore(CachedStore):
         if self.plan == "blocks":
             self.plan = "whole"
 
+    def seed(self, data: bytes) -> None:
+        """Keep the whole node blocks that came with the header read (``data``: the bytes from the
+        node region's start), up to half the cache; their seals are checked as for any fetch."""
+        bs = self.block_size
+        count = min(len(data) // bs, self.n_blocks, self.capacity // 2)
+        if count < 1 or self.plan != "blocks" or self._whole_pending:
+            return
+        words = np.frombuffer(data, np.uint64, count * bs // 8).reshape(count, bs // 8)
+        good = np.nonzero(seals_ok(words, np.arange(count), self.model))[0]  # a bad one: fetched (and refused) if used
+        self._pending = {int(b): data[b * bs : (b + 1) * bs] for b in good}
+        rounds = self.stats.round_trips
+        try:
+            self.fetch(good)
+        finally:
+            self._pending = {}
+        self.stats.round_trips = rounds  # they came with the header: no round of the walk
+        self.seeded = len(good)
+
     # -- block reads --------------------------------------------------------------------------
     def _read(self, blocks: list[int], slots: list[int]) -> None:
         slot_of = dict(zip(blocks, slots, strict=True))
+        if self._pending:
+            for b in blocks:
+                self._check_and_place([b], slot_of, self._pending[b], b)
+            return
         missing = [b for b in blocks if not self._from_disk(b, slot_of[b])]
         runs = coalesce(missing)
         if not runs:
@@ -602,17 +659,23 @@ class HttpStore(CachedStore):
         for (first, count), body in (item for batch in list(batches) for item in batch):
             if len(body) != count * bs:
                 raise CorruptFileError(f"{self.remote.where} is truncated at block {first}; upload it again")
-            words = np.frombuffer(body, np.uint64).reshape(count, bs // 8)
-            ids = np.arange(first, first + count)
-            ok = seals_ok(words, ids, self.model)
-            if not ok.all():
-                raise CorruptFileError(
-                    f"{self.remote.where}: block {int(ids[~ok][0])} failed its checksum (damaged, or a "
-                    "block of another model); upload the file again"
-                )
-            for i, b in enumerate(ids.tolist()):
-                self.pool[slot_of[b]] = np.frombuffer(body, np.uint8, bs, i * bs)
-                self._to_disk(b, body[i * bs : (i + 1) * bs])
+            self._check_and_place(list(range(first, first + count)), slot_of, body, first)
+
+    def _check_and_place(self, blocks: list[int], slot_of: dict[int, int], body: bytes, first: int) -> None:
+        """Check the seals of ``blocks`` (consecutive, from ``first``, in ``body``) and put each in its
+        slot (and the disk cache)."""
+        bs = self.block_size
+        words = np.frombuffer(body, np.uint64).reshape(len(blocks), bs // 8)
+        ids = np.arange(first, first + len(blocks))
+        ok = seals_ok(words, ids, self.model)
+        if not ok.all():
+            raise CorruptFileError(
+                f"{self.remote.where}: block {int(ids[~ok][0])} failed its checksum (damaged, or a "
+                "block of another model); upload the file again"
+            )
+        for i, b in enumerate(blocks):
+            self.pool[slot_of[b]] = np.frombuffer(body, np.uint8, bs, i * bs)
+            self._to_disk(b, body[i * bs : (i + 1) * bs])
 
     def _from_disk(self, block: int, slot: int) -> bool:
         if self._disk is None:
@@ -633,6 +696,8 @@ class HttpStore(CachedStore):
     def _to_disk(self, block: int, data: bytes) -> None:
         if self._disk is None:
             return
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=self._disk, prefix=f".{block}.")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -658,7 +723,23 @@ def open_http(url: str, options: RemoteOptions) -> tuple[dict[str, Any], Index, 
     remote: HttpFile | ObjectFile = (
         HttpFile(url, options) if urlsplit(url).scheme in REMOTE_SCHEMES else ObjectFile(url, options)
     )
-    head = remote.get(0, options.head_bytes)
+    executor = ThreadPoolExecutor(options.concurrency) if options.concurrency > 1 else None
+    if executor is not None:  # the handshakes overlap the header's round trip
+        remote.warm(executor, options.concurrency - 1)
+    try:
+        head = remote.get(0, options.head_bytes)
+        return _open_head(remote, head, options, executor)
+    except BaseException:
+        if executor is not None:
+            executor.shutdown(wait=False)
+        remote.close()
+        raise
+
+
+def _open_head(
+    remote: HttpFile | ObjectFile, head: bytes, options: RemoteOptions, executor: ThreadPoolExecutor | None
+) -> tuple[dict[str, Any], Index, HttpStore]:
+    """Parse the header read ``head``: metadata, index, and a store seeded with the node blocks in it."""
     size = int(remote.size or 0)
     meta, offset, length, sha = parse_header(head, size, remote.where)
     ModelMeta.from_meta(meta, remote.where)
@@ -671,7 +752,9 @@ def open_http(url: str, options: RemoteOptions) -> tuple[dict[str, Any], Index, 
     end = offset + index_length
     index_bytes = head[offset:end] if end <= len(head) else remote.get(offset, end)
     index = Index.parse(index_bytes, meta, remote.where)
-    store = HttpStore(remote, meta, end, sha, options)
+    store = HttpStore(remote, meta, end, sha, options, executor)
+    if options.fetch != "whole":
+        store.seed(head[end:])
     return meta, index, store
 
 

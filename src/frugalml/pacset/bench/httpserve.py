@@ -105,7 +105,9 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float, name: str) -> 
 
 class DelayProxy:
     """A TCP proxy on loopback that holds every chunk ``one_way`` seconds in each direction (a round
-    trip of ``2 * one_way``) and paces each direction at ``bandwidth`` bytes per second.
+    trip of ``2 * one_way``) and paces each direction at ``bandwidth`` bytes per second. A new
+    connection's first bytes are held one round trip longer, as TCP's handshake would delay them
+    on a real link (loopback accepts at once); no TLS handshake is emulated.
 
     It emulates a remote region's latency where network namespaces and ``tc netem`` are not
     available; records made through it say so. Use as a context manager; ``.url`` replaces the
@@ -142,18 +144,19 @@ class DelayProxy:
                 continue
             for sock in (client, upstream):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            opened = time.monotonic() + 2 * self.one_way  # the handshake's round trip
+            for src, dst, start in ((client, upstream, opened), (upstream, client, 0.0)):
+                threading.Thread(target=self._pipe, args=(src, dst, start), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, start: float = 0.0) -> None:
         """Read chunks as they come; a sender thread forwards each one ``one_way`` s after it
-        arrived, no faster than the bandwidth allows."""
+        arrived (and not before ``start`` + ``one_way``), no faster than the bandwidth allows."""
         import queue
 
         chunks: queue.Queue = queue.Queue()
 
         def send() -> None:
-            free_at = 0.0
+            free_at = start + self.one_way if start else 0.0
             while True:
                 item = chunks.get()
                 if item is None:

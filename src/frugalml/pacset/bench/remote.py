@@ -33,8 +33,9 @@ RTTS = (0.02, 0.05)
 COMMAND = "frugal pacset bench --remote --size full --json benchmarks/results/pacset/remote-cold-start.json"
 BANDWIDTH = 100e6
 PROXY_NOTE = (
-    "round trip emulated by a delaying TCP proxy on loopback (half the RTT each way, 100 MB/s per "
-    "direction; this kernel has no tc netem); nginx serves the files; a fresh process per query, "
+    "round trip emulated by a delaying TCP proxy on loopback (half the RTT each way, one more RTT "
+    "for each new connection's TCP handshake, no TLS, 100 MB/s per direction; this kernel has no tc "
+    "netem); nginx serves the files; a fresh process per query, "
     "interpreter start and imports counted; served file evicted from the page cache before each query"
 )
 
