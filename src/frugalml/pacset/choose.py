@@ -174,16 +174,21 @@ def _choose_remote(
         resident = head_blocks(forest, layout)
         rounds, fetched = walk_rounds(layout, paths, resident)
         seconds = rounds * REMOTE_RTT + (REMOTE_HEAD_BYTES + fetched * block_size) / REMOTE_BANDWIDTH
-        table[label] = {"rounds": round(rounds, 2), "blocks": round(fetched, 1), "ms": round(seconds * 1e3, 1)}
+        table[label] = {
+            "rounds": round(rounds, 2),
+            "blocks": round(fetched, 1),
+            "ms": round(seconds * 1e3, 1),
+        }
         if best is None or seconds < best[0]:
             best = (seconds, config, layout)
     assert best is not None
     report = {
         "chosen": _label(best[1]),
         "why": (
-            f"least simulated time of a cold single-row query from a remote store ({REMOTE_RTT * 1e3:.0f} ms "
-            f"round trips x walk rounds + bytes at {REMOTE_BANDWIDTH / 1e6:.0f} MB/s, the first "
-            f"{REMOTE_HEAD_BYTES >> 10} KiB read with the header) on {min(len(rows), ROUND_ROWS)} of the {source}"
+            "least simulated time of a cold single-row query from a remote store "
+            f"({REMOTE_RTT * 1e3:.0f} ms round trips x walk rounds + bytes at "
+            f"{REMOTE_BANDWIDTH / 1e6:.0f} MB/s, the first {REMOTE_HEAD_BYTES >> 10} KiB read with the "
+            f"header) on {min(len(rows), ROUND_ROWS)} of the {source}"
         ),
         "remote_per_query": table,
     }
@@ -195,4 +200,12 @@ def _label(config: LayoutConfig) -> str:
     return f"{config.layout} bins={config.bins} interleave={config.interleave}{shared}"
 
 
-__all__ = ["CANDIDATES", "TARGETS", "choose_layout", "head_blocks", "synthetic_rows", "walk_paths", "walk_rounds"]
+__all__ = [
+    "CANDIDATES",
+    "TARGETS",
+    "choose_layout",
+    "head_blocks",
+    "synthetic_rows",
+    "walk_paths",
+    "walk_rounds",
+]

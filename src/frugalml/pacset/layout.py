@@ -126,12 +126,14 @@ def compute_layout(forest: Forest, config: LayoutConfig) -> Layout:
     slot = np.full(forest.n_nodes, -1, np.int64)
     left, right = forest.left.astype(np.int64), forest.right.astype(np.int64)
     roots = forest.tree_offsets[:-1]
-    starts, depth, cursor = [roots[bin_start[b] : bin_start[b + 1]] for b in range(bins)], config.interleave, 0
-    if config.shared_top and depth > 0:
+    starts = [roots[bin_start[b] : bin_start[b + 1]] for b in range(bins)]
+    depth, cursor = config.interleave, 0
+    if config.shared_top and depth > 0:  # every tree's top first; the bins start below it
         cursor, below = _place_top(left, right, sizes, roots.astype(np.int64), depth, spb, 0, slot)
         cursor = -(-cursor // spb) * spb
-        tree_of = np.searchsorted(forest.tree_offsets, np.asarray(below, np.int64), side="right") - 1
-        starts = [np.asarray(below, np.int64)[(tree_of >= bin_start[b]) & (tree_of < bin_start[b + 1])] for b in range(bins)]
+        below = np.asarray(below, np.int64)
+        tree_of = np.searchsorted(forest.tree_offsets, below, side="right") - 1
+        starts = [below[(tree_of >= bin_start[b]) & (tree_of < bin_start[b + 1])] for b in range(bins)]
         depth = 0
     for b in range(bins):
         if len(starts[b]) == 0:

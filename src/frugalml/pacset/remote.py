@@ -67,8 +67,9 @@ class RemoteOptions:
     "blocks" or "whole"; whole_share: with "auto", a batch expected to need at least this share
     of the blocks fetches the whole file; head_bytes: the first range read (header, index and
     the node blocks that follow them: a file packed with ``shared_top`` keeps every tree's top
-    levels there, so the walk starts below them without another round trip); ranges_per_request: runs of blocks asked for in one multi-range request (1: one
-    run per request; object stores and servers without multi-range support get one each).
+    levels there, so the walk starts below them without another round trip); ranges_per_request:
+    runs of blocks asked for in one multi-range request (1: one run per request; object stores
+    and servers without multi-range support get one each).
     """
 
     concurrency: int = 16
@@ -624,7 +625,8 @@ class HttpStore(CachedStore):
         if count < 1 or self.plan != "blocks" or self._whole_pending:
             return
         words = np.frombuffer(data, np.uint64, count * bs // 8).reshape(count, bs // 8)
-        good = np.nonzero(seals_ok(words, np.arange(count), self.model))[0]  # a bad one: fetched (and refused) if used
+        # a damaged one is left out: fetched again (and refused) if the walk needs it
+        good = np.nonzero(seals_ok(words, np.arange(count), self.model))[0]
         self._pending = {int(b): data[b * bs : (b + 1) * bs] for b in good}
         rounds = self.stats.round_trips
         try:
