@@ -7,7 +7,7 @@ import pytest
 from sklearn import ensemble
 from sklearn.datasets import make_classification, make_regression
 
-from frugalml.pacset import pack
+from frugalml.pacset import LAYOUTS, pack
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,9 +89,14 @@ IMPORTERS = [
 ]
 
 
+PACKED_LAYOUTS = (*LAYOUTS, "blockwise-wdfs+shared")
+"""Every layout, and blockwise W-DFS under a shared top."""
+
+
 @pytest.fixture(scope="session")
 def packed_models(tmp_path_factory, cls_data, bin_data, reg_data):
-    """``get(kind, layout)``: each importer's small model, its data, and the model packed once per layout."""
+    """``get(kind, layout)``: each importer's small model, its data, and the model packed once per layout
+    (``layout + "+shared"``: with the interleaved tops of all trees first)."""
     cache = {}
 
     def get(kind, layout):
@@ -100,7 +105,8 @@ def packed_models(tmp_path_factory, cls_data, bin_data, reg_data):
         model, X, paths = cache[kind]
         if layout not in paths:
             paths[layout] = tmp_path_factory.mktemp("packed") / f"{kind}-{layout}.pacset"
-            pack(model, paths[layout], layout=layout, bins=2, interleave=1, block_size=4096)
+            name, shared = layout.removesuffix("+shared"), layout.endswith("+shared")
+            pack(model, paths[layout], layout=name, bins=2, interleave=1, block_size=4096, shared_top=shared)
         return model, X, paths[layout]
 
     return get

@@ -92,3 +92,40 @@ def test_auto_with_explicit_bins_means_blockwise_and_calibration_rows_are_used(r
     assert packer.get_params()["layout"] == "auto"
     pack(rf, tmp_path / "b.pacset", X=cls_data[0][:100])
     assert "100 calibration rows" in open_packed(tmp_path / "b.pacset").meta["layout_choice"]["why"]
+
+
+def test_simulated_walk_rounds_match_the_walk(rf, cls_data, tmp_path):
+    """The remote target's simulation counts the rounds and blocks the real walk fetches, with the
+    blocks of the header read already held."""
+    from frugalml.pacset import LayoutConfig, compute_layout, from_model
+    from frugalml.pacset.choose import walk_paths, walk_rounds
+
+    forest, X = from_model(rf), cls_data[0][:12]
+    for shared, resident in ((False, 0), (True, 2)):
+        config = LayoutConfig("blockwise-wdfs", 3, 2, shared_top=shared)
+        path = tmp_path / f"rf-{shared}.pacset"
+        pack(rf, path, layout="blockwise-wdfs", bins=3, interleave=2, shared_top=shared)
+        rounds, blocks = [], []
+        for x in X:
+            with PackedForest.open(path, backend="pread", engine="numpy") as model:
+                if resident:
+                    model.store.fetch(np.arange(resident))
+                    model.store.stats.reset()
+                model.predict(x[None, :])
+                rounds.append(model.store.stats.round_trips)
+                blocks.append(model.store.stats.blocks_fetched)
+        simulated = walk_rounds(compute_layout(forest, config), walk_paths(forest, X), resident)
+        assert simulated == pytest.approx((np.mean(rounds), np.mean(blocks)))
+
+
+def test_remote_target_weighs_rounds_and_reports_every_candidate(rf, cls_data, tmp_path):
+    from frugalml.common.errors import InvalidInputError
+
+    pack(rf, tmp_path / "rf.pacset", target="remote")
+    meta = open_packed(tmp_path / "rf.pacset").meta
+    table = meta["layout_choice"]["remote_per_query"]
+    assert meta["layout_choice"]["chosen"] in table and "round trips" in meta["layout_choice"]["why"]
+    assert any("shared_top" in label for label in table)
+    assert table[meta["layout_choice"]["chosen"]]["ms"] == min(row["ms"] for row in table.values())
+    with pytest.raises(InvalidInputError, match="unknown target"):
+        pack(rf, tmp_path / "x.pacset", target="cloud")

@@ -93,3 +93,34 @@ def test_hard_vote_only_for_forest_classifiers(reg_data):
     forest = from_model(RandomForestRegressor(2, max_depth=3).fit(*reg_data))
     with pytest.raises(InvalidInputError, match="hard"):
         compute_layout(forest, LayoutConfig(vote="hard"))
+
+
+@pytest.mark.parametrize("vote", ["soft", "hard"])
+def test_shared_top_comes_first_and_the_bins_below_keep_their_blocks(forest, vote):
+    depth = 2
+    lay = compute_layout(
+        forest, LayoutConfig("blockwise-wdfs", bins=3, interleave=depth, vote=vote, shared_top=True)
+    )
+    sizes = node_sizes(forest, lay.slot_size, vote == "hard")
+    assert np.array_equal(lay.slot >= 0, sizes > 0)
+    # The top levels of every tree, then nothing else, in the first slots.
+    level = np.zeros(forest.n_nodes, np.int64)
+    internal = np.nonzero(~forest.is_leaf)[0]
+    for i in internal:  # parents come before children in every importer's node order
+        level[forest.left[i]] = level[forest.right[i]] = level[i] + 1
+    top = (level < depth) & (lay.slot >= 0)
+    below = (level >= depth) & (lay.slot >= 0)
+    assert lay.slot[top].max() < lay.slot[below].min()
+    roots = forest.tree_offsets[:-1]
+    assert np.array_equal(lay.slot[roots], np.arange(forest.n_trees))  # level order: all roots first
+    # Children after parents (the walk's check), and each bin's subtrees inside its own blocks.
+    for i in internal:
+        for c in (forest.left[i], forest.right[i]):
+            assert lay.slot[c] < 0 or lay.slot[c] > lay.slot[i]
+    first_below = -(-(lay.slot[top].max() + 1) // lay.slots_per_block) * lay.slots_per_block
+    assert lay.slot[below].min() == first_below
+    for b in range(len(lay.bin_start) - 1):
+        nodes = np.arange(forest.tree_offsets[lay.bin_start[b]], forest.tree_offsets[lay.bin_start[b + 1]])
+        s = lay.slot[nodes][below[nodes]]
+        others = np.setdiff1d(lay.slot[below], s)
+        assert not np.any((others >= s.min()) & (others <= s.max()))

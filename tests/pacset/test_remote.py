@@ -14,9 +14,9 @@ import pytest
 
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, ServiceUnavailableError
 from frugalml.common.redis_server import free_port
-from frugalml.pacset import LAYOUTS, PackedForest, open_packed, pack
+from frugalml.pacset import PackedForest, open_packed, pack
 from frugalml.pacset.remote import RemoteOptions, coalesce, display_url
-from tests.pacset.conftest import IMPORTERS, with_nan
+from tests.pacset.conftest import IMPORTERS, PACKED_LAYOUTS, with_nan
 
 pytestmark = pytest.mark.net
 
@@ -54,7 +54,7 @@ def local_and_remote(packed, url, X, **kw):
 
 
 @pytest.mark.parametrize("kind", IMPORTERS)
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", PACKED_LAYOUTS)
 def test_every_importer_and_layout_bitwise_equal_to_the_local_file(packed_models, served, kind, layout):
     root, base = served
     _, X, path = packed_models(kind, layout)
@@ -324,3 +324,22 @@ def test_multipart_parts_are_cut_by_their_lengths():
     )
     assert _multipart(body, "B") == [("bytes 10-19/100", data), ("bytes 50-51/100", b"zz")]
     assert _multipart(body[:60], "B") is None
+
+
+def test_shared_top_comes_with_the_header_read(served, rf, cls_data):
+    """A file packed with a shared top: the header's range request brings every tree's top, so
+    the walk's first round already starts below them; the pool's connections open meanwhile."""
+    root, base = served
+    pack(rf, root / "shared.pacset", bins=3, interleave=3, shared_top=True)
+    with PackedForest.open(f"{base}/shared.pacset", remote=FAST) as model:
+        store = model.store
+        assert store.requests == 1 and store.seeded >= 1
+        spb = model.model.block_size // model.model.slot_size
+        assert np.all(store.block_slot[model.index.root_code // spb] >= 0)  # roots already held
+        pool = store.remote._pool.connection_from_url(store.remote._url)
+        time.sleep(0.2)
+        assert pool.num_connections >= FAST.concurrency - 1  # opened during the header's request
+        local = PackedForest.open(root / "shared.pacset")
+        X = cls_data[0][:5]
+        np.testing.assert_array_equal(model.predict_proba(X), local.predict_proba(X))
+        local.close()

@@ -8,8 +8,8 @@ import pytest
 from sklearn import ensemble
 
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
-from frugalml.pacset import LAYOUTS, PackedForest, open_packed, pack, verify_file
-from tests.pacset.conftest import IMPORTERS, with_nan
+from frugalml.pacset import PackedForest, open_packed, pack, verify_file
+from tests.pacset.conftest import IMPORTERS, PACKED_LAYOUTS, with_nan
 
 BACKENDS = ["mmap", "pread", "direct"]
 
@@ -23,12 +23,13 @@ def _open(path, backend, engine, cache_blocks=4):
         raise
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", PACKED_LAYOUTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("engine", ["numba", "numpy"])
 def test_rf_soft_vote_equals_sklearn(rf, cls_data, tmp_path, layout, backend, engine):
     X = with_nan(cls_data[0][:200])
-    pack(rf, tmp_path / "rf.pacset", layout=layout, bins=3, interleave=2)
+    name, shared = layout.removesuffix("+shared"), layout.endswith("+shared")
+    pack(rf, tmp_path / "rf.pacset", layout=name, bins=3, interleave=2, shared_top=shared)
     with _open(tmp_path / "rf.pacset", backend, engine) as model:
         np.testing.assert_allclose(model.predict_proba(X), rf.predict_proba(X), rtol=1e-6, atol=1e-12)
         np.testing.assert_array_equal(model.predict(X), rf.predict(X))
@@ -56,7 +57,7 @@ def assert_same_outputs(packed, model, X):
 
 
 @pytest.mark.parametrize("kind", IMPORTERS)
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", PACKED_LAYOUTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("engine", ["numba", "numpy"])
 def test_every_importer_layout_backend_engine(packed_models, kind, layout, backend, engine):
