@@ -48,7 +48,7 @@ class LayerReport:
     seconds: float = 0.0
     nonfinite_calls: int = 0
     counted_rows: int = 0  # rows whose non-zeros were counted (dense calls: one call in SAMPLE_EVERY)
-    retired: bool = False  # ran dense RETIRE_AFTER calls in a row: hands calls to F.linear, uncounted
+    retired: bool = False  # dense on every recent call: hands calls to nn.Linear's forward, uncounted
     kept_dense: str = ""  # why sparsify_ left this layer a plain nn.Linear (it cannot win)
 
     @property
@@ -241,6 +241,7 @@ SAMPLE_EVERY = 16  # dense calls count their input's non-zeros once in this many
 MAX_CASES = 4096  # remembered cases per layer (rows x threads x dtype x density bucket)
 SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats dense's by 3%
 RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F.linear and nothing else
+RETIRE_OUTRIGHT = 16  # calls in a row dense whatever their density (fixed costs alone lose): retire too
 
 
 def _needs_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -313,6 +314,7 @@ class MaskedLinear(nn.Module):
         self._outright: dict[tuple, bool] = {}
         self._choices: dict[tuple, _Choice] = {}
         self._dense_streak = 0
+        self._outright_streak = 0
         self._prepare()
         weakref.finalize(self, _layers.pop, self.key, None)
 
@@ -341,7 +343,7 @@ class MaskedLinear(nn.Module):
             x = x.contiguous()
             if not _needs_grad(x, weight, bias):  # inference: no autograd, so no op dispatch either
                 out = self._infer(x, weight, bias, layer)
-                if self._dense_streak >= RETIRE_AFTER:
+                if self._dense_streak >= RETIRE_AFTER or self._outright_streak >= RETIRE_OUTRIGHT:
                     self._retire()
                 return out
             rows = x.numel() // self.in_features
@@ -351,7 +353,9 @@ class MaskedLinear(nn.Module):
 
     def _retire(self) -> None:
         """Hand every later call to the original ``nn.Linear``'s own forward, until
-        :func:`reset_layer_report`: an instance attribute ``forward`` is what ``nn.Module.__call__``
+        :func:`reset_layer_report`, once ``RETIRE_AFTER`` inference calls in a row ran dense or
+        ``RETIRE_OUTRIGHT`` in a row were dense whatever their density (a skipping call's fixed
+        costs alone exceed dense: their zeros cannot change that): an instance attribute ``forward`` is what ``nn.Module.__call__``
         runs, so a retired layer runs exactly the frames ``nn.Linear`` runs (no check of ours)."""
         original = self.original[0]
         if original.weight is self.weight and original.bias is self.bias:  # else: keeps checking
@@ -361,7 +365,7 @@ class MaskedLinear(nn.Module):
     def _unretire(self) -> None:
         self._report.retired = False
         self.__dict__.pop("forward", None)
-        self._dense_streak = 0
+        self._dense_streak = self._outright_streak = 0
 
     def _infer(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
         """The forward pass without autograd, planned once per case and checked by measurement.
@@ -394,6 +398,7 @@ class MaskedLinear(nn.Module):
                 choice.record(method, seconds)
         _count(layer, method, rows, density * a.size, seconds, nonfinite)
         self._dense_streak = self._dense_streak + 1 if method == "dense" else 0
+        self._outright_streak = 0
         return out
 
     def _choice(self, case: tuple, layer: _Layer, dtype: np.dtype) -> _Choice:
@@ -444,6 +449,7 @@ class MaskedLinear(nn.Module):
         nonzeros = int(torch.count_nonzero(x)) if layer.report.calls % SAMPLE_EVERY == 0 else None
         _count(layer, "dense", rows, nonzeros, time.perf_counter() - start)
         self._dense_streak += 1
+        self._outright_streak += 1
         return out
 
     @property
