@@ -355,8 +355,9 @@ class MaskedLinear(nn.Module):
         """Hand every later call to the original ``nn.Linear``'s own forward, until
         :func:`reset_layer_report`, once ``RETIRE_AFTER`` inference calls in a row ran dense or
         ``RETIRE_OUTRIGHT`` in a row were dense whatever their density (a skipping call's fixed
-        costs alone exceed dense: their zeros cannot change that): an instance attribute ``forward`` is what ``nn.Module.__call__``
-        runs, so a retired layer runs exactly the frames ``nn.Linear`` runs (no check of ours)."""
+        costs alone exceed dense: their zeros cannot change that). An instance attribute
+        ``forward`` is what ``nn.Module.__call__`` runs, so a retired layer runs exactly the frames
+        ``nn.Linear`` runs (no check of ours)."""
         original = self.original[0]
         if original.weight is self.weight and original.bias is self.bias:  # else: keeps checking
             self._report.retired = True
