@@ -84,6 +84,8 @@ class Subject:
     ours: tinylm.TinyLM
     replayed: bool
     text: torch.Tensor  # held-out text the measured prompts and decoded tokens come from
+    compiled: dict[int, Callable] = field(default_factory=dict)  # threads -> torch.compile'd dense copy
+    compile_error: str = ""  # why torch.compile failed here, once it has
 
 
 def subject(label: str, model: tinylm.TinyLM, replayed: bool, text: torch.Tensor) -> Subject:
@@ -370,13 +372,22 @@ def _control_record(case: Case, make, peer, tokens: int, tick, config: E2EConfig
 def _compiled_records(
     case: Case, make, ours, tokens: int, tick, config: E2EConfig, notes: str
 ) -> list[Record]:
-    """Ours vs ``torch.compile`` of the dense model, or a record saying why it could not run."""
+    """Ours vs ``torch.compile`` of the dense model, or a record saying why it could not run.
+
+    One compiled copy per model and thread count (inductor's CPU kernels fix their threads when
+    they are built) serves every batch size and phase, as a served model would."""
+    s = case.subject
     try:
-        compiled = torch.compile(copy.deepcopy(case.subject.dense))
+        if s.compile_error:
+            raise RuntimeError(s.compile_error)
+        if case.threads not in s.compiled:
+            s.compiled[case.threads] = torch.compile(copy.deepcopy(s.dense))
+        compiled = s.compiled[case.threads]
         peer = make(compiled)
         peer()
     except Exception as exc:  # noqa: BLE001  torch.compile fails in many ways on CPU (no compiler...)
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        s.compile_error = reason
         return [
             Record(
                 SYSTEM,
