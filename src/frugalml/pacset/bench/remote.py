@@ -27,7 +27,7 @@ import numpy as np
 from frugalml.common.env import machine
 from frugalml.common.report import Record, print_table
 from frugalml.pacset.bench.data import fit_rf
-from frugalml.pacset.bench.protocol import BEST, SYSTEM, log, merge_records, pack_as
+from frugalml.pacset.bench.protocol import SYSTEM, log, merge_records
 
 RTTS = (0.02, 0.05)
 COMMAND = "frugal pacset bench --remote --size full --json benchmarks/results/pacset/remote-cold-start.json"
@@ -38,6 +38,32 @@ PROXY_NOTE = (
     "netem); nginx serves the files; a fresh process per query, "
     "interpreter start and imports counted; served file evicted from the page cache before each query"
 )
+
+
+def pack_remote(model, path: Path) -> Path:
+    """Pack ``model`` as the product does for a remote store (``pack --target remote``)."""
+    from frugalml.pacset.packer import pack
+
+    pack(model, path, target="remote")
+    return path
+
+
+def layout_label(path: Path) -> str:
+    """The layout ``pack --target remote`` chose for the packed file at ``path``."""
+    from frugalml.pacset.fileformat import open_packed
+
+    meta = open_packed(path).meta
+    return meta.get("layout_choice", {}).get("chosen", meta["layout"])
+
+
+def byte_compile() -> None:
+    """Byte-compile frugalml's modules, as installing the package does, so that the fresh processes
+    of both sides load compiled modules (this environment may forbid writing them on import)."""
+    import compileall
+
+    import frugalml
+
+    compileall.compile_dir(Path(frugalml.__file__).parent, quiet=1)
 
 
 class Served(NamedTuple):
@@ -82,7 +108,9 @@ def measure(contenders: list[Served], base: str, X: np.ndarray, tmp: Path, quiet
     return out
 
 
-def records_for(workload: str, rtt: float, results: dict[str, dict], sizes: dict[str, int]) -> list[Record]:
+def records_for(
+    workload: str, rtt: float, results: dict[str, dict], sizes: dict[str, int], layout: str = ""
+) -> list[Record]:
     """Latency of ours vs each peer, and ours' bytes per query against the whole file."""
     ours = results["pacset"]
     reports = ours["reports"]
@@ -91,8 +119,10 @@ def records_for(workload: str, rtt: float, results: dict[str, dict], sizes: dict
     detail = (
         f"ours per query: {med['requests']:.0f} HTTP requests, {med['bytes'] / 2**20:.2f} MiB "
         f"({med['bytes'] / sizes['pacset']:.2%} of the {sizes['pacset'] / 2**20:.1f} MiB packed file), "
-        f"{med['rounds']:.0f} walk rounds, fetch plan {'/'.join(plans)}; each round's runs of adjacent "
-        "blocks spread over 16 connections, several ranges per request (multipart/byteranges)"
+        f"{med['rounds']:.0f} walk rounds, fetch plan {'/'.join(plans)}; layout chosen by pack --target "
+        f"remote: {layout}; the first 128 KiB (header, index and the blocks after them) in one request "
+        "while the pool's connections open; each round's runs of adjacent blocks spread over 16 "
+        "connections, several ranges per request (multipart/byteranges)"
     )
     records = []
     for name, res in results.items():
@@ -102,7 +132,7 @@ def records_for(workload: str, rtt: float, results: dict[str, dict], sizes: dict
             Record(
                 SYSTEM,
                 workload,
-                f"fresh-process cold query over HTTP at {rtt * 1e3:.0f} ms RTT (pacset {BEST})",
+                f"fresh-process cold query over HTTP at {rtt * 1e3:.0f} ms RTT (pacset --target remote)",
                 "s",
                 float(np.median(ours["seconds"])),
                 f"{name} (download {sizes[name] / 2**20:.1f} MiB + load + predict)",
@@ -148,6 +178,7 @@ def run_workload(
 
     sizes = {c.name: c.path.stat().st_size for c in contenders}
     records = []
+    byte_compile()
     with nginx_server(folder) as base:
         port = int(base.rsplit(":", 1)[1])
         for rtt in rtts:
@@ -155,15 +186,15 @@ def run_workload(
             with DelayProxy(port, rtt / 2, BANDWIDTH) as proxy, tempfile.TemporaryDirectory() as rows:
                 results = measure(contenders, f"http://127.0.0.1:{proxy.port}", X, Path(rows), quiet)
             _check_equal(results, workload)
-            records += records_for(workload, rtt, results, sizes)
+            records += records_for(workload, rtt, results, sizes, layout_label(contenders[0].path))
     return records
 
 
 def rf_contenders(model, folder: Path, X: np.ndarray, quiet: bool) -> list[Served]:
-    """The RF packed (bin+blockwise) and as joblib and Treelite files."""
+    """The RF packed (``--target remote``) and as joblib, Treelite and ONNX files."""
     import joblib
 
-    pack_as(model, folder / "rf.pacset", BEST)
+    pack_remote(model, folder / "rf.pacset")
     joblib.dump(model, folder / "rf.joblib")
     out = [
         Served("pacset", "pacset", "rf.pacset", folder / "rf.pacset"),
@@ -174,6 +205,17 @@ def rf_contenders(model, folder: Path, X: np.ndarray, quiet: bool) -> list[Serve
 
         treelite.sklearn.import_model(model).serialize(str(folder / "rf.treelite"))
         out.append(Served("treelite deserialize+gtil", "treelite", "rf.treelite", folder / "rf.treelite"))
+    with contextlib.suppress(ImportError):
+        from skl2onnx import to_onnx
+
+        onx = to_onnx(
+            model,
+            X[:1].astype(np.float32),
+            options={id(model): {"zipmap": False}},
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
+        (folder / "rf.onnx").write_bytes(onx.SerializeToString())
+        out.append(Served("onnxruntime session+run", "onnx", "rf.onnx", folder / "rf.onnx"))
     log(quiet, "  files: " + ", ".join(f"{c.file} {c.path.stat().st_size / 2**20:.1f} MiB" for c in out))
     return out
 
@@ -183,7 +225,7 @@ def booster_contenders(lib: str, model_path: Path, folder: Path, X: np.ndarray) 
     from frugalml.pacset.importers import load_model_file
 
     name = f"{lib}.pacset"
-    pack_as(load_model_file(model_path), folder / name, BEST)
+    pack_remote(load_model_file(model_path), folder / name)
     native = folder / model_path.name
     if native != model_path:
         shutil.copy(model_path, native)
@@ -191,13 +233,95 @@ def booster_contenders(lib: str, model_path: Path, folder: Path, X: np.ndarray) 
     return [Served("pacset", "pacset", name, folder / name), Served(kind, lib, native.name, native)]
 
 
-def _rf_part(X, y, rows: int, folder: Path, rtts, n_queries: int, quiet: bool, full: bool) -> list[Record]:
+_BW = {"layout": "blockwise-wdfs"}
+SETTINGS = {  # name: pack settings; the first is the baseline every other is compared with
+    "8 bins, interleave 3": {**_BW, "bins": 8, "interleave": 3},
+    "8 bins, shared top of 3 levels": {**_BW, "bins": 8, "interleave": 3, "shared_top": True},
+    "8 bins, shared top of 6 levels": {**_BW, "bins": 8, "interleave": 6, "shared_top": True},
+    "8 bins, shared top of 8 levels": {**_BW, "bins": 8, "interleave": 8, "shared_top": True},
+    "1 bin, interleave 6": {**_BW, "bins": 1, "interleave": 6},
+    "64 bins, interleave 3": {**_BW, "bins": 64, "interleave": 3},
+    "8 bins, interleave 3, 16 KiB blocks": {**_BW, "bins": 8, "interleave": 3, "block_size": 16384},
+    "8 bins, shared top of 6 levels, 16 KiB blocks": {
+        **_BW, "bins": 8, "interleave": 6, "shared_top": True, "block_size": 16384,
+    },
+}  # fmt: skip
+
+
+def settings_sweep(model, X: np.ndarray, folder: Path, rtts, quiet: bool, workload: str) -> list[Record]:
+    """Rounds vs bytes: cold single-row queries in process (open the URL + predict, fresh caches and
+    connections each time) for each layout setting at each RTT, settings interleaved per query."""
+    from frugalml.pacset.bench.httpserve import DelayProxy, nginx_server
+    from frugalml.pacset.packer import pack
+    from frugalml.pacset.remote import RemoteOptions
+    from frugalml.pacset.runtime import PackedForest
+
+    files = {}
+    for i, (name, config) in enumerate(SETTINGS.items()):
+        pack(model, folder / f"setting-{i}.pacset", **config)
+        files[name] = folder / f"setting-{i}.pacset"
+    files["pack --target remote (" + layout_label(folder / "rf.pacset") + ")"] = folder / "rf.pacset"
+    names = list(files)
+    records = []
+    options = RemoteOptions(fetch="blocks")
+    with nginx_server(folder) as base:
+        for rtt in rtts:
+            log(quiet, f"[layout settings, RTT {rtt * 1e3:.0f} ms]")
+            got: dict[str, list[tuple[float, int, int, int]]] = {n: [] for n in names}
+            with DelayProxy(int(base.rsplit(":", 1)[1]), rtt / 2, BANDWIDTH) as proxy:
+                for q, x in enumerate(X):
+                    for name in names[q % len(names) :] + names[: q % len(names)]:
+                        url = f"http://127.0.0.1:{proxy.port}/{files[name].name}"
+                        start = time.perf_counter()
+                        with PackedForest.open(url, engine="numpy", remote=options) as m:
+                            m.predict(x[None, :])
+                            seconds = time.perf_counter() - start
+                            st = m.store
+                            got[name].append((seconds, st.stats.round_trips, st.requests, st.remote.bytes))
+            records += _setting_records(workload, rtt, got, files)
+    return records
+
+
+def _setting_records(workload: str, rtt: float, got: dict, files: dict) -> list[Record]:
+    base = next(iter(got))
+    base_s = [g[0] for g in got[base]]
+    out = []
+    for name, rows in got.items():
+        seconds = [g[0] for g in rows]
+        rounds, requests, nbytes = (float(np.median([g[k] for g in rows])) for k in (1, 2, 3))
+        size = files[name].stat().st_size
+        out.append(
+            Record(
+                SYSTEM,
+                workload,
+                f"cold single-row query over HTTP in process at {rtt * 1e3:.0f} ms RTT, layout {name}",
+                "s",
+                float(np.median(seconds)),
+                f"layout {base}",
+                float(np.median(base_s)),
+                spread={"ours": [min(seconds), max(seconds)], "peer": [min(base_s), max(base_s)]},
+                notes=f"median per query: {rounds:.0f} walk rounds, {requests:.0f} requests, "
+                f"{nbytes / 2**20:.2f} MiB = {nbytes / size:.2%} of the {size / 2**20:.1f} MiB file "
+                f"(128 KiB header read included); {len(rows)} queries, settings interleaved; "
+                f"{PROXY_NOTE.split('; nginx')[0]}; {machine(load=True)}",
+                command=COMMAND,
+            )
+        )
+    return out
+
+
+def _rf_part(
+    X, y, rows: int, folder: Path, rtts, n_queries: int, quiet: bool, full: bool, settings: bool
+) -> list[Record]:
     rf = fit_rf(X[:rows], y[:rows], 64 if full else 16, quiet)
     contenders = rf_contenders(rf, folder, X, quiet)
-    del rf
     mib = contenders[1].path.stat().st_size / 2**20
     workload = f"synthetic RF {rows // 1000}k rows ({mib:.0f} MiB joblib)"
-    return run_workload(workload, contenders, X[rows : rows + n_queries], folder, rtts, quiet)
+    records = []
+    if settings:
+        records += settings_sweep(rf, X[rows : rows + 2 * n_queries], folder, rtts, quiet, workload)
+    del rf
+    return records + run_workload(workload, contenders, X[rows : rows + n_queries], folder, rtts, quiet)
 
 
 def run_remote(
@@ -206,10 +330,11 @@ def run_remote(
     rtts=RTTS,
     n_queries: int = 5,
     quiet: bool = False,
-    parts: tuple[str, ...] = ("rf", "boosted"),
+    parts: tuple[str, ...] = ("rf", "settings", "boosted"),
 ) -> list[Record]:
     """The serverless cold-start benchmark (``size="full"``: a >= 100 MB RF and ~50 MB boosted
-    models; ``"small"``: a minute's worth; ``parts``: "rf", "boosted"); merges its records into
+    models; ``"small"``: a minute's worth; ``parts``: "rf", "settings" (the RF under several
+    layouts: rounds vs bytes), "boosted"); merges its records into
     ``json_path``."""
     from sklearn.datasets import make_classification, make_regression
 
@@ -222,7 +347,7 @@ def run_remote(
         folder = Path(d)
         X, y = make_classification(rows + 200, 20, n_informative=12, flip_y=0.1, random_state=0)
         if "rf" in parts:
-            records += _rf_part(X, y, rows, folder, rtts, n_queries, quiet, full)
+            records += _rf_part(X, y, rows, folder, rtts, n_queries, quiet, full, "settings" in parts)
             if json_path is not None:
                 merge_records(records, json_path)
         if "boosted" not in parts:
@@ -283,7 +408,7 @@ def run_batch(
     with tempfile.TemporaryDirectory(prefix="pacset-batch-", dir=os.environ.get("PACSET_BENCH_DIR")) as d:
         folder = Path(d)
         rf = fit_rf(X[:rows], y[:rows], 64 if rows >= 100_000 else 16, quiet)
-        path = pack_as(rf, folder / "rf.pacset", BEST)
+        path = pack_remote(rf, folder / "rf.pacset")
         del rf
         np.save(folder / "rows.npy", X[rows:])
         with (
