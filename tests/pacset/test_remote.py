@@ -282,6 +282,7 @@ def test_s3_object_equal_to_the_local_file_and_replacements_refused(s3, rf, cls_
         local, remote = local_and_remote(tmp_path / "rf.pacset", url, X, remote=RemoteOptions(fetch=fetch))
         np.testing.assert_array_equal(local, remote)
     with PackedForest.open(url, remote=RemoteOptions(fetch="blocks")) as model:
+        assert model.store.requests == 1  # no HEAD first: the size comes with the header read
         pack(rf, tmp_path / "again.pacset", bins=2, interleave=1)
         s3.upload_file(str(tmp_path / "again.pacset"), "models", "dir/rf.pacset")
         with pytest.raises(CorruptFileError, match="replaced"):

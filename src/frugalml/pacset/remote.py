@@ -366,10 +366,11 @@ class ObjectFile:
         self.bytes = 0
 
     def get(self, start: int, stop: int) -> bytes:
-        """Bytes ``[start, stop)`` of the object (``stop`` clipped to its size)."""
-        if self.size is None:
-            self._head()
-        stop = min(stop, int(self.size or 0))
+        """Bytes ``[start, stop)`` of the object (``stop`` clipped to its size). The first read
+        learns the size from its answer (a range past the end comes back clipped), so opening
+        costs one request, not a HEAD and then a GET."""
+        if self.size is not None:
+            stop = min(stop, self.size)
         options: Any = {"range": (start, stop)}  # obstore.GetOptions
         if self.validator is not None and self.validator[0] == "etag":
             options["if_match"] = self.validator[1]
@@ -386,6 +387,9 @@ class ObjectFile:
                 continue
             except (self._errors.BaseError, OSError) as exc:
                 raise self._refusal(exc) from None
+            if self.size is None:
+                self.size = int(result.meta["size"])
+                stop = min(stop, self.size)
             self._pin(result.meta)
             if len(body) != stop - start:
                 raise CorruptFileError(f"{self.where} is shorter than its header says; upload it again")
