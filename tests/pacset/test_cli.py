@@ -46,6 +46,17 @@ def test_pack_inspect_predict(rf, cls_data, tmp_path, capsys):
     assert "blocks touched" in err
 
 
+def test_pack_for_a_remote_store_says_what_it_chose(rf, tmp_path, capsys):
+    joblib.dump(rf, tmp_path / "rf.joblib")
+    argv = ["pacset", "pack", str(tmp_path / "rf.joblib"), "--trust-pickle", "-o", str(tmp_path / "r.pacset")]
+    code, out, _ = run([*argv, "--target", "remote"], capsys)
+    assert code == 0 and "12 trees" in out
+    code, out, _ = run(["pacset", "inspect", str(tmp_path / "r.pacset")], capsys)
+    assert code == 0 and "layout chosen: " in out and "walk rounds" in out and "shared_top" in out
+    code, _, err = run([*argv, "--target", "cloud"], capsys)
+    assert code == 2 and "unknown target" in err
+
+
 def test_tune_command(rf, cls_data, tmp_path, capsys):
     joblib.dump(rf, tmp_path / "rf.joblib")
     np.save(tmp_path / "x.npy", cls_data[0][:30])

@@ -106,8 +106,19 @@ def inspect(
     if as_json:
         print(json.dumps(info, indent=2))
         return
+    choice = info.pop("layout_choice", None)
     for key, value in info.items():
         print(f"{key:>16}: {value}")
+    if isinstance(choice, dict):
+        print(f"{'layout chosen':>16}: {choice.get('chosen')} ({choice.get('why')})")
+        table = choice.get("remote_per_query") or choice.get("blocks_per_query") or {}
+        for label, row in table.items():
+            cost = (
+                f"{row['rounds']} walk rounds, {row['blocks']} blocks fetched, {row['ms']} ms simulated"
+                if isinstance(row, dict)
+                else f"{row} blocks per query"
+            )
+            print(f"{'':>16}  {label}: {cost}")
     if verify:
         print(f"{'verified':>16}: payload SHA-256 ok, every block seal and node ok")
 
