@@ -86,6 +86,7 @@ def test_table_build_resumes_after_sigkill_and_equals_an_uninterrupted_build(tmp
     assert resumed["seeds"] == [0, 1, 2] and resumed["stopped"] == "complete"
     for key in ("pairwise_rho", "top_half_pairwise_rho", "top1_stability", "spearman_brown"):
         assert key in resumed["agreement"]
+    assert 0 < resumed["cpu_seconds_per_evaluation"] and resumed["evaluation_cpu_seconds_total"] > 0
 
 
 def test_study_points_vary_one_factor_at_a_time():

@@ -199,6 +199,12 @@ def build_table(s: TableSettings, out: Path = PACKAGE) -> Path:
         "seconds": time.perf_counter() - done.start,
         "cpu_seconds_this_run": time.process_time() - done.cpu_start,
         "evaluation_seconds_total": float(sum(r.seconds for r in results.values())),
+        "evaluation_cpu_seconds_total": float(
+            sum(float(r.metrics.get("cpu_seconds", 0.0)) for r in results.values())
+        ),
+        "cpu_seconds_per_evaluation": float(
+            np.mean([float(r.metrics.get("cpu_seconds", 0.0)) for r in results.values()])
+        ),
         "agreement": agreement(by_seed, archs),
         "scores": dict(sorted(mean.items(), key=lambda kv: -kv[1])),
         "per_task": per_task,
