@@ -344,3 +344,17 @@ def test_shared_top_comes_with_the_header_read(served, rf, cls_data):
         X = cls_data[0][:5]
         np.testing.assert_array_equal(model.predict_proba(X), local.predict_proba(X))
         local.close()
+
+
+def test_readahead_fetches_more_in_no_more_rounds(rf_file, cls_data):
+    _, url = rf_file
+    x = cls_data[0][:1]
+    got = {}
+    for k in (0, 4):
+        options = RemoteOptions(fetch="blocks", readahead=k, readahead_below=1 << 20, head_bytes=4096)
+        with PackedForest.open(url, remote=options) as model:
+            got[k] = (model.predict_proba(x), model.store.stats.round_trips, model.store.stats.blocks_fetched)
+    np.testing.assert_array_equal(got[0][0], got[4][0])
+    assert got[4][1] <= got[0][1] and got[4][2] > got[0][2]
+    with pytest.raises(Exception, match="readahead"):
+        PackedForest.open(url, remote=RemoteOptions(readahead=-1))

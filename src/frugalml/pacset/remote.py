@@ -69,7 +69,9 @@ class RemoteOptions:
     the node blocks that follow them: a file packed with ``shared_top`` keeps every tree's top
     levels there, so the walk starts below them without another round trip); ranges_per_request:
     runs of blocks asked for in one multi-range request (1: one run per request; object stores
-    and servers without multi-range support get one each).
+    and servers without multi-range support get one each); readahead: when a walk round needs
+    fewer than ``readahead_below`` blocks (the last few deep paths), also fetch the ``readahead``
+    blocks after each, in the same ranges (speculation: a W-DFS path often continues there).
     """
 
     concurrency: int = 16
@@ -82,15 +84,24 @@ class RemoteOptions:
     whole_share: float = 0.5
     head_bytes: int = 1 << 17
     ranges_per_request: int = 64
+    readahead: int = 0
+    readahead_below: int = 8
 
     def check(self) -> None:
         if self.fetch not in FETCH_POLICIES:
             raise InvalidInputError(
                 f"unknown fetch policy {self.fetch!r}; choose one of: auto, blocks, whole"
             )
-        if self.concurrency < 1 or self.retries < 0 or self.timeout <= 0 or self.cache_blocks < 1:
+        if (
+            self.concurrency < 1
+            or self.retries < 0
+            or self.timeout <= 0
+            or self.cache_blocks < 1
+            or self.readahead < 0
+        ):
             raise InvalidInputError(
-                "concurrency and cache_blocks must be at least 1, retries at least 0 and timeout positive"
+                "concurrency and cache_blocks must be at least 1, retries and readahead at least 0 "
+                "and timeout positive"
             )
 
 
@@ -583,6 +594,18 @@ class HttpStore(CachedStore):
         self.plan = "blocks" if options.fetch != "whole" else "whole"
         self.disk_hits = 0
         self._whole_pending = options.fetch == "whole"
+
+    def fetch(self, blocks: np.ndarray) -> None:
+        """Fetch a walk round's missing ``blocks`` (plus the speculative read-ahead of a short round)."""
+        k = self.options.readahead
+        if k and len(blocks) < self.options.readahead_below and not self._pending:
+            ahead = (np.asarray(blocks)[:, None] + np.arange(1, k + 1)[None, :]).ravel()
+            ahead = ahead[ahead < self.n_blocks]
+            ahead = ahead[self.block_slot[ahead] < 0]
+            room = max(0, self.capacity - len(blocks))
+            blocks = np.concatenate([blocks, np.unique(ahead)[:room]])
+            blocks = np.unique(blocks)
+        super().fetch(blocks)
 
     # -- planning ---------------------------------------------------------------------------
     def prepare(self, n_rows: int, n_trees: int) -> None:

@@ -242,6 +242,9 @@ SETTINGS = {  # name: pack settings; the first is the baseline every other is co
     "1 bin, interleave 6": {**_BW, "bins": 1, "interleave": 6},
     "64 bins, interleave 3": {**_BW, "bins": 64, "interleave": 3},
     "8 bins, interleave 3, 16 KiB blocks": {**_BW, "bins": 8, "interleave": 3, "block_size": 16384},
+    "8 bins, shared top of 6 levels, read-ahead 4 blocks in rounds of < 8": {
+        **_BW, "bins": 8, "interleave": 6, "shared_top": True, "readahead": 4,
+    },
     "8 bins, shared top of 6 levels, 16 KiB blocks": {
         **_BW, "bins": 8, "interleave": 6, "shared_top": True, "block_size": 16384,
     },
@@ -256,14 +259,16 @@ def settings_sweep(model, X: np.ndarray, folder: Path, rtts, quiet: bool, worklo
     from frugalml.pacset.remote import RemoteOptions
     from frugalml.pacset.runtime import PackedForest
 
-    files = {}
+    files, options = {}, {}
     for i, (name, config) in enumerate(SETTINGS.items()):
+        config = dict(config)
+        options[name] = RemoteOptions(fetch="blocks", readahead=config.pop("readahead", 0))
         pack(model, folder / f"setting-{i}.pacset", **config)
         files[name] = folder / f"setting-{i}.pacset"
-    files["pack --target remote (" + layout_label(folder / "rf.pacset") + ")"] = folder / "rf.pacset"
+    chosen = "pack --target remote (" + layout_label(folder / "rf.pacset") + ")"
+    files[chosen], options[chosen] = folder / "rf.pacset", RemoteOptions(fetch="blocks")
     names = list(files)
     records = []
-    options = RemoteOptions(fetch="blocks")
     with nginx_server(folder) as base:
         for rtt in rtts:
             log(quiet, f"[layout settings, RTT {rtt * 1e3:.0f} ms]")
@@ -273,7 +278,7 @@ def settings_sweep(model, X: np.ndarray, folder: Path, rtts, quiet: bool, worklo
                     for name in names[q % len(names) :] + names[: q % len(names)]:
                         url = f"http://127.0.0.1:{proxy.port}/{files[name].name}"
                         start = time.perf_counter()
-                        with PackedForest.open(url, engine="numpy", remote=options) as m:
+                        with PackedForest.open(url, engine="numpy", remote=options[name]) as m:
                             m.predict(x[None, :])
                             seconds = time.perf_counter() - start
                             st = m.store
