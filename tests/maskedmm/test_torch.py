@@ -352,3 +352,71 @@ def test_layers_that_cannot_win_are_kept_as_plain_linears_with_the_measured_reas
     assert "measured at 1 row" in str(report)
     assert mt.unsparsify_(model) == [] and mt.layer_report(model) == []
     assert mt.sparsify_(model, method="masked") == ["2"]  # a forced method swaps it anyway
+
+
+class UpFirstMLP(GatedMLP):
+    """The same block computing the up projection before the gate."""
+
+    def forward(self, x):
+        up = self.up_proj(x)
+        return self.down_proj(up * self.act_fn(self.gate_proj(x)))
+
+
+def up_report(model):
+    (report,) = [r for r in mt.layer_report(model) if r.name == "0.up_proj"]
+    return report
+
+
+def sparse_gated(cls=GatedMLP, bias=-0.6):
+    torch.manual_seed(0)
+    block = cls()
+    block.gate_proj = nn.Linear(32, 96)
+    with torch.no_grad():
+        block.gate_proj.bias.fill_(bias)  # about 15% of the gate's outputs positive
+    return nn.Sequential(block)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 32), (1, 32), (5, 7, 32)])
+def test_gated_up_projection_computes_only_live_outputs_and_the_block_stays_exact(shape):
+    model = sparse_gated()
+    dense = copy.deepcopy(model)
+    assert mt.sparsify_(model)[-1] == "0.up_proj"  # the down projection, this small, is kept dense
+    assert isinstance(model[0].up_proj, mt.GatedUpLinear)
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        expected, got = dense(x), model(x)
+    assert float((got - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
+    report = up_report(model)
+    assert report.calls == 1
+    rows = x.numel() // 32
+    assert report.methods == ({"gather": 1} if rows == 1 else {"dense": 1})  # 35 rows: union fills up
+    assert 0.0 < report.density < 0.5
+    with torch.inference_mode():
+        for _ in range(4):  # a fresh input each call: nothing of the last call's gate is reused
+            x = torch.randn(*shape)
+            expected, got = dense(x), model(x)
+            assert float((got - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
+
+
+def test_gated_up_projection_runs_dense_out_of_order_with_autograd_and_is_removed_cleanly():
+    model = sparse_gated(UpFirstMLP)
+    dense = copy.deepcopy(model)
+    mt.sparsify_(model)
+    x = torch.randn(1, 32)
+    with torch.inference_mode():
+        for _ in range(3):  # the up projection runs before its gate: never a stale gate
+            assert torch.allclose(model(x), dense(x), atol=1e-6)
+    assert up_report(model).methods == {"dense": 3}
+    model, dense = sparse_gated(), sparse_gated()
+    mt.sparsify_(model)
+    x = torch.randn(1, 32, requires_grad=True)
+    model(x).sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    dense(x).sum().backward()
+    assert torch.allclose(grad, x.grad, atol=1e-6)
+    assert up_report(model).methods == {"dense": 1}
+    gate = model[0].gate_proj
+    assert mt.unsparsify_(model)[-1] == "0.up_proj"
+    assert type(model[0].up_proj) is nn.Linear and not gate._forward_hooks
+    assert mt.sparsify_(model, method="masked", gated_up=False) == ["0.down_proj"]

@@ -17,6 +17,15 @@ _EXPORTS = {
     "oracle": ("reference_matmul",),
     "planner": ("Plan",),
     "calibration": ("calibrate",),
-    "torch": ("LayerReport", "MaskedLinear", "eligible_layers", "layer_report", "sparsify_", "unsparsify_"),
+    "torch": (
+        "GatedUpLinear",
+        "LayerReport",
+        "MaskedLinear",
+        "eligible_layers",
+        "gated_up_layers",
+        "layer_report",
+        "sparsify_",
+        "unsparsify_",
+    ),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

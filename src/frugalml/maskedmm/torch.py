@@ -171,16 +171,9 @@ def _count(
     layer: _Layer, method: str, rows: int, nonzeros: float | None, seconds: float, nonfinite=False
 ) -> None:
     """Add one call to the layer's report (``nonzeros`` None: the call's zeros were not counted)."""
-    report = layer.report
     with layer.lock:
-        report.calls += 1
-        report.rows += rows
-        if nonzeros is not None:
-            report.counted_rows += rows
-            report.nonzeros += nonzeros
-        report.methods[method] = report.methods.get(method, 0) + 1
-        report.seconds += seconds
-        report.nonfinite_calls += nonfinite
+        _count_report(layer.report, method, rows, nonzeros, seconds)
+        layer.report.nonfinite_calls += nonfinite
 
 
 def _skipping(ops: core.Operands, method: str, chosen) -> np.ndarray:
@@ -463,6 +456,137 @@ class MaskedLinear(nn.Module):
         )
 
 
+UP_SKIP_MAX_DENSITY = 0.5  # a gated up projection computes only its live outputs below this share
+
+
+class GatedUpLinear(nn.Module):
+    """The up projection of a gated FFN whose gate goes through a ReLU-like activation
+    (``down(act(gate(x)) * up(x))``, as in ReLU-fied Llama models): it computes only the outputs
+    whose gate activation is non-zero, since the product zeroes the others anyway.
+
+    Hooks on the block, the gate and the activation see each call; the up projection skips only
+    when, in the same call of the block, the gate took the very tensor (same version) it is given
+    and the activation took the gate's output, so any other order or structure runs ``F.linear``.
+    Without autograd, the rows' live outputs (the union over the rows of the non-zero gate
+    activations) are computed from those rows of the weight when they are at most
+    :data:`UP_SKIP_MAX_DENSITY` of the outputs; this layer's own outputs are then zero where the
+    gate is zero (the block's output is the dense block's). With autograd every call is dense.
+    """
+
+    def __init__(
+        self, linear: nn.Linear, gate: nn.Module, act: nn.Module, block: nn.Module, name: str = ""
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
+        self.original = [linear]
+        self._report = LayerReport(name, self.in_features, self.out_features)
+        self._gate_in: tuple[torch.Tensor, int] | None = None
+        self._gate_out: torch.Tensor | None = None
+        self._live: torch.Tensor | None = None
+        self._hooks = [
+            block.register_forward_pre_hook(self._on_block),
+            gate.register_forward_hook(self._on_gate),
+            act.register_forward_hook(self._on_act),
+        ]
+
+    def _on_block(self, module: nn.Module, args: tuple) -> None:
+        self._gate_in = self._gate_out = self._live = None  # nothing carries over between calls
+
+    def _on_gate(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        x = args[0] if args else None
+        if torch.is_grad_enabled() or not isinstance(x, torch.Tensor):
+            self._gate_in = self._gate_out = None
+            return
+        self._gate_in, self._gate_out, self._live = (x, x._version), out, None
+
+    def _on_act(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if self._gate_out is not None and args and args[0] is self._gate_out:
+            self._live = out
+        self._gate_out = None
+
+    def remove_hooks(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._gate_in = self._gate_out = self._live = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        gate_in, live = self._gate_in, self._live
+        self._gate_in = self._live = None  # each gate call serves one up call
+        rows = x.numel() // self.in_features if x.dim() else 0
+        if (
+            live is None
+            or gate_in is None
+            or x is not gate_in[0]
+            or x._version != gate_in[1]
+            or torch.is_grad_enabled()
+            or live.shape[:-1] != x.shape[:-1]
+            or live.shape[-1] != self.out_features
+        ):
+            out = F.linear(x, self.weight, self.bias)
+            _count_report(self._report, "dense", rows, None, time.perf_counter() - start)
+            return out
+        mask = live.reshape(-1, self.out_features) != 0
+        index = mask.any(0).nonzero().squeeze(1)
+        if index.numel() > UP_SKIP_MAX_DENSITY * self.out_features:
+            out = F.linear(x, self.weight, self.bias)
+            method = "dense"
+        else:
+            bias = None if self.bias is None else self.bias.index_select(0, index)
+            flat = x.reshape(-1, self.in_features)
+            part = F.linear(flat, self.weight.index_select(0, index), bias)
+            out = flat.new_zeros(flat.shape[0], self.out_features)
+            out.index_copy_(1, index, part)
+            out, method = out.reshape(*x.shape[:-1], self.out_features), "gather"
+        nonzeros = float(mask.sum()) * self.in_features / self.out_features  # in input units
+        _count_report(self._report, method, rows, nonzeros, time.perf_counter() - start)
+        return out
+
+    @property
+    def report(self) -> LayerReport:
+        """Calls, the share of live outputs (as ``density``), the methods run, the time."""
+        return self._report
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+def _count_report(report: LayerReport, method: str, rows: int, nonzeros: float | None, seconds: float):
+    report.calls += 1
+    report.rows += rows
+    if nonzeros is not None:
+        report.counted_rows += rows
+        report.nonzeros += nonzeros
+    report.methods[method] = report.methods.get(method, 0) + 1
+    report.seconds += seconds
+
+
+def gated_up_layers(model: nn.Module) -> list[tuple[str, str, str, str]]:
+    """(up, gate, activation, block) names of the gated FFNs whose gate goes through a ReLU-like
+    activation: a parent holding an ``nn.Linear`` named like ``*gate*`` and one named like
+    ``*up*`` of the same shape (to a wider output), a down projection back, and the activation."""
+    found = []
+    for parent_name, parent in model.named_modules():
+        children = dict(parent.named_children())
+        acts = [n for n, m in children.items() if is_relu_like(m)]
+        linears = {n: m for n, m in children.items() if type(m) is nn.Linear}
+        gates = [n for n in linears if "gate" in n.lower()]
+        ups = [n for n in linears if "up" in n.lower() and "gate" not in n.lower()]
+        if len(acts) != 1 or len(gates) != 1 or len(ups) != 1:
+            continue
+        gate, up = linears[gates[0]], linears[ups[0]]
+        back = (up.out_features, up.in_features)
+        downs = [m for m in linears.values() if (m.in_features, m.out_features) == back]
+        if (gate.in_features, gate.out_features) != (up.in_features, up.out_features) or not downs:
+            continue
+        prefix = f"{parent_name}." if parent_name else ""
+        found.append((prefix + ups[0], prefix + gates[0], prefix + acts[0], parent_name))
+    return found
+
+
 def is_relu_like(module: nn.Module) -> bool:
     """Whether ``module`` is an activation that outputs exact zeros: ReLU, ReLU6, ReLU^2 modules
     (any class whose name contains "relu", except leaky or parametric ReLUs)."""
@@ -565,7 +689,11 @@ def _seconds(fn: Callable[[], object]) -> float:
 
 
 def sparsify_(
-    model: nn.Module, filter_fn: Callable[[str, nn.Linear], bool] | None = None, *, method: str = "auto"
+    model: nn.Module,
+    filter_fn: Callable[[str, nn.Linear], bool] | None = None,
+    *,
+    method: str = "auto",
+    gated_up: bool = True,
 ) -> list[str]:
     """Route ``model``'s ReLU-fed FFN down projections through maskedmm, in place.
 
@@ -578,6 +706,10 @@ def sparsify_(
     method : {"auto", "masked", "sparse", "dense"}
         ``auto`` asks the planner on every call (dense runs torch's ``F.linear``); the others
         force one method, for measurements.
+    gated_up : bool
+        Also swap the up projection of every gated FFN whose gate goes through a ReLU-like
+        activation for a :class:`GatedUpLinear`, which computes only the outputs the gate keeps
+        (``filter_fn`` chooses among these too).
 
     Returns
     -------
@@ -616,9 +748,15 @@ def sparsify_(
             linear.maskedmm_report = LayerReport(  # type: ignore[assignment]
                 name, linear.in_features, linear.out_features, kept_dense=reason
             )
-    for name, layer in swapped:
+    ups = []
+    for up, gate, act, block in gated_up_layers(model) if gated_up else []:
+        linear = model.get_submodule(up)
+        if filter_fn is None or filter_fn(up, linear):
+            parts = (model.get_submodule(n) for n in (gate, act, block))
+            ups.append((up, GatedUpLinear(linear, *parts, name=up)))
+    for name, layer in swapped + ups:
         model.set_submodule(name, layer)
-    return [name for name, _ in swapped]
+    return [name for name, _ in swapped + ups]
 
 
 def unsparsify_(model: nn.Module) -> list[str]:
@@ -627,26 +765,31 @@ def unsparsify_(model: nn.Module) -> list[str]:
     for name, layer in swapped:
         model.set_submodule(name, layer.original[0])
         _layers.pop(layer.key, None)
+    ups = [(n, m) for n, m in model.named_modules() if isinstance(m, GatedUpLinear)]
+    for name, up in ups:
+        up.remove_hooks()
+        model.set_submodule(name, up.original[0])
     for m in model.modules():
         m.__dict__.pop("maskedmm_report", None)
-    return [name for name, _ in swapped]
+    return [name for name, _ in swapped + ups]
 
 
 def layer_report(model: nn.Module) -> list[LayerReport]:
     """Per eligible layer: for a swapped one, calls, the mean density seen, the methods the
     planner chose and the time; for one :func:`sparsify_` kept dense, why (``kept_dense``)."""
     return [
-        m.report if isinstance(m, MaskedLinear) else m.__dict__["maskedmm_report"]
+        m.report if isinstance(m, (MaskedLinear, GatedUpLinear)) else m.__dict__["maskedmm_report"]
         for _, m in model.named_modules()
-        if isinstance(m, MaskedLinear) or "maskedmm_report" in m.__dict__
+        if isinstance(m, (MaskedLinear, GatedUpLinear)) or "maskedmm_report" in m.__dict__
     ]
 
 
 def reset_layer_report(model: nn.Module) -> None:
     """Zero every swapped layer's report."""
     for _, m in model.named_modules():
-        if isinstance(m, MaskedLinear):
+        if isinstance(m, (MaskedLinear, GatedUpLinear)):
             r = m.report
             r.calls, r.rows, r.nonzeros, r.methods, r.seconds, r.nonfinite_calls = 0, 0, 0.0, {}, 0.0, 0
             r.counted_rows = 0
+        if isinstance(m, MaskedLinear):
             m._unretire()
