@@ -498,7 +498,7 @@ class GatedUpLinear(nn.Module):
         if torch.is_grad_enabled() or not isinstance(x, torch.Tensor):
             self._gate_in = self._gate_out = None
             return
-        self._gate_in, self._gate_out, self._live = (x, x._version), out, None
+        self._gate_in, self._gate_out, self._live = (x, _version(x)), out, None
 
     def _on_act(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
         if self._gate_out is not None and args and args[0] is self._gate_out:
@@ -519,7 +519,7 @@ class GatedUpLinear(nn.Module):
             live is None
             or gate_in is None
             or x is not gate_in[0]
-            or x._version != gate_in[1]
+            or _version(x) != gate_in[1]
             or torch.is_grad_enabled()
             or live.shape[:-1] != x.shape[:-1]
             or live.shape[-1] != self.out_features
@@ -552,6 +552,11 @@ class GatedUpLinear(nn.Module):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
         )
+
+
+def _version(x: torch.Tensor) -> int:
+    """``x``'s version counter (-1 for inference tensors, which keep none)."""
+    return -1 if x.is_inference() else x._version
 
 
 def _count_report(report: LayerReport, method: str, rows: int, nonzeros: float | None, seconds: float):
