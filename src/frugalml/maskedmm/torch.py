@@ -354,7 +354,7 @@ class MaskedLinear(nn.Module):
         original = self.original[0]
         if original.weight is self.weight and original.bias is self.bias:  # else: keeps checking
             self._report.retired = True
-            self.forward = original.forward  # type: ignore[method-assign]
+            self.forward = original.forward  # type: ignore[method-assign,assignment]
 
     def _unretire(self) -> None:
         self._report.retired = False
@@ -753,15 +753,16 @@ def sparsify_(
             linear.maskedmm_report = LayerReport(  # type: ignore[assignment]
                 name, linear.in_features, linear.out_features, kept_dense=reason
             )
-    ups = []
+    ups: list[tuple[str, nn.Module]] = []
     for up, gate, act, block in gated_up_layers(model) if gated_up else []:
-        linear = model.get_submodule(up)
-        if filter_fn is None or filter_fn(up, linear):
-            parts = (model.get_submodule(n) for n in (gate, act, block))
-            ups.append((up, GatedUpLinear(linear, *parts, name=up)))
-    for name, layer in swapped + ups:
+        up_linear = model.get_submodule(up)
+        if isinstance(up_linear, nn.Linear) and (filter_fn is None or filter_fn(up, up_linear)):
+            gate_m, act_m, block_m = (model.get_submodule(n) for n in (gate, act, block))
+            ups.append((up, GatedUpLinear(up_linear, gate_m, act_m, block_m, name=up)))
+    swapped_modules: list[tuple[str, nn.Module]] = [*swapped, *ups]
+    for name, layer in swapped_modules:
         model.set_submodule(name, layer)
-    return [name for name, _ in swapped + ups]
+    return [name for name, _ in swapped_modules]
 
 
 def unsparsify_(model: nn.Module) -> list[str]:
