@@ -84,3 +84,12 @@ def test_bad_settings_are_refused():
     with pytest.raises(InvalidInputError, match="--rounds"):
         e2e.configure(quick=True, rounds=-1)
     assert e2e.configure(quick=True, steps=7).train_steps == 7
+
+
+def test_gated_block_benchmark_names_its_synthetic_sparsity_and_stays_exact():
+    from frugalml.maskedmm.bench import gated
+
+    (record,) = gated.measure(d=32, hidden=128, live=0.1, rows=(1,), rounds=1)
+    assert "synthetic" in record.workload and record.peer == gated.PEER and record.ratio > 0
+    error = float(record.notes.split("= ")[1].split(";")[0])
+    assert error <= 1e-5 and "up_proj" in record.notes
