@@ -40,12 +40,14 @@ def main() -> None:
     parser.add_argument(
         "--batches", type=str, default=None, help="batch sizes, e.g. 1,4 (default: quick 1,4, full 1,4,16,64)"
     )
+    parser.add_argument("--prompt", type=int, default=None, help="prompt tokens (default: 64, quick 32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
     from frugalml.maskedmm.bench.spin import apply_spin_settings
 
     apply_spin_settings()  # before OpenMP starts: idle workers of torch and maskedmm then sleep
     from frugalml.common.errors import FrugalError
+    from frugalml.common.report import write_json
     from frugalml.maskedmm.bench import e2e
 
     try:
@@ -62,12 +64,20 @@ def main() -> None:
             batches=None
             if args.batches is None
             else tuple(comma_list(args.batches, int, name="--batches value")),
+            prompt=args.prompt,
         )
-        records = e2e.run(config, quiet=args.quiet, corpus_path=args.corpus)
+        partial = args.json.with_name(args.json.stem + "-partial.json")
+        records = e2e.run(
+            config,
+            quiet=args.quiet,
+            corpus_path=args.corpus,
+            checkpoint=lambda done: write_json(done, partial),
+        )
     except FrugalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     e2e.publish(records, args.json)
+    partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -285,6 +285,26 @@ class Case:
     threads: int
 
 
+def steady(model: nn.Module) -> bool:
+    """Whether every swapped layer of ``model`` has settled: retired, or every case's trial over
+    and its last call not dense (a dense streak may still end in retiring)."""
+    for m in model.modules():
+        if isinstance(m, mt.MaskedLinear) and not m.report.retired:
+            if m._dense_streak or any(c.settled is None for c in m._choices.values()):
+                return False
+    return True
+
+
+def warm_up(model: nn.Module, fn: Callable[[], None], least: int, most: int) -> int:
+    """Call ``fn`` at least ``least`` and at most ``most`` times, until ``model`` is steady;
+    returns the calls made."""
+    for calls in range(1, most + 1):
+        fn()
+        if calls >= least and steady(model):
+            return calls
+    return most
+
+
 def _workload(case: Case) -> str:
     return f"{case.phase}, batch {case.batch}, {case.threads} thread(s), {case.subject.label}"
 
@@ -307,16 +327,14 @@ def case_records(case: Case, config: E2EConfig, base_notes: str) -> list[Record]
         # steady state: the layers' trials settle and layers dense on every call retire (a decode
         # step calls each layer once per token; a prefill once)
         per_call = config.decode_tokens if case.phase == "decode" else 1
-        warmup = max(
-            2 * mt.TRIALS + 1, -(-(mt.RETIRE_AFTER + 1) // per_call) if case.phase == "decode" else 0
-        )
-        for _ in range(warmup):
-            ours()
+        cap = max(2 * mt.TRIALS + 1, -(-(mt.RETIRE_AFTER + 1) // per_call) if case.phase == "decode" else 0)
+        warmup = warm_up(s.ours, ours, 2 * mt.TRIALS + 1, cap)
         comparison = compare(ours, peer, rounds=config.rounds, warmup=1, clock=tick)
         density, dnote = density_note(s.ours)
         notes = (
             f"{'replayed activation patterns; ' if s.replayed else ''}{dnote}; ours warmed up with "
-            f"{warmup} calls (trials settled, layers dense on every call retired); {clock_note}; {base_notes}"
+            f"{warmup} calls (until trials settle and layers dense on every call retire; steady: "
+            f"{steady(s.ours)}); {clock_note}; {base_notes}"
         )
         if case.phase == "decode" and case.batch == 1:
             bound = ideal_bound(s.dense, density)
@@ -455,21 +473,30 @@ def subjects(
     ], records
 
 
-def run(config: E2EConfig, *, quiet: bool = False, corpus_path=None) -> list[Record]:
-    """Train, then measure every subject x phase x batch x thread count."""
+def run(
+    config: E2EConfig,
+    *,
+    quiet: bool = False,
+    corpus_path=None,
+    checkpoint: Callable[[list[Record]], None] | None = None,
+) -> list[Record]:
+    """Train, then measure every subject x phase x batch x thread count, smaller batches first;
+    ``checkpoint`` receives the records so far after each case (a long run keeps what it measured)."""
     from frugalml.common.progress import progress
 
     models, records = subjects(config, quiet=quiet, corpus_path=corpus_path)
     base = f"{env.machine(load=True)}; {SHARED_NOTE}; torch {torch.__version__}"
     cases = [
         Case(s, phase, b, t)
+        for b in sorted(config.batches)
         for s in models
         for t in config.threads
-        for b in config.batches
         for phase in ("decode", "prefill")
     ]
     for case in progress(cases, desc="e2e", quiet=quiet):
         records += case_records(case, config, base)
+        if checkpoint is not None:
+            checkpoint(records)
     return records
 
 
@@ -532,6 +559,7 @@ def configure(
     activation_l1: float | None = None,
     threads: tuple[int, ...] | None = None,
     batches: tuple[int, ...] | None = None,
+    prompt: int | None = None,
 ) -> E2EConfig:
     """The full or quick configuration, with the given settings overridden."""
     from dataclasses import replace
@@ -540,9 +568,16 @@ def configure(
 
     config = E2EConfig.quick() if quick else E2EConfig()
     changes: dict = {}
-    for name, value in (("steps", steps), ("rounds", rounds)):
-        if value is not None and value < 1:
-            raise InvalidInputError(f"--{name} must be positive, got {value}")
+    for name, value in (("steps", steps), ("rounds", rounds), ("prompt", prompt)):
+        if value is not None and not 1 <= value <= 1_000_000:
+            raise InvalidInputError(f"--{name} must lie between 1 and 1000000, got {value}")
+    if prompt is not None:
+        if prompt + config.decode_tokens > min(config.trained.block_size, config.wide.block_size):
+            raise InvalidInputError(
+                f"--prompt {prompt} and {config.decode_tokens} decoded tokens exceed the models' "
+                f"{min(config.trained.block_size, config.wide.block_size)} positions"
+            )
+        changes["prompt"] = prompt
     if steps is not None:
         changes["train_steps"] = steps
     if rounds is not None:
