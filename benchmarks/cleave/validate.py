@@ -2,9 +2,10 @@
 
 Writes benchmarks/results/cleave/validate.json.
 Run as root: .venv/bin/python benchmarks/cleave/validate.py [--steps 10] [--workers 8,16]
-Calibrates the runtime overheads on 4 workers (recorded in the device catalogue), then predicts and
-measures step time, per-GEMM times and bytes per worker on each worker count; 1.5 CPU cores for all
-workers together (cgroup caps), links from the default mixed pool shaped by tc.
+Calibrates the runtime overheads on 4 workers (under 1.5, 0.75 and 0.375 cores, and another draw of
+4 workers; recorded in the device catalogue), then predicts and measures step time, per-GEMM times
+and bytes per worker on each worker count; 1.5 CPU cores for all workers together (cgroup caps),
+links from the default mixed pool shaped by tc. The records carry the load average.
 Same as: frugal cleave validate --workers 4 --calibrate; frugal cleave validate --workers 8 --json ...
 """
 

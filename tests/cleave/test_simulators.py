@@ -270,3 +270,18 @@ def test_every_compute_start_can_straggle():
     normal = simulate_step(p, base)
     slowed = simulate_step(p, replace(base, straggler_prob=1.0, straggler_factor=1e6))
     assert slowed.seconds > 1e3 * normal.seconds
+
+
+def test_a_serial_ps_queues_every_task_it_hands_out_and_takes_in():
+    from frugalml.cleave.validate import fleet_pool, plan_for
+
+    p = plan_for(fleet_pool(4, None, 0, 2e9))
+    config = SimConfig(contention=True, churn=False, traces=False, backups=False, straggler_prob=0.0)
+    config = replace(config, lockstep=True)
+    base = simulate_step(p, config).seconds
+    assert simulate_step(p, replace(config, ps_task_out_s=0.0, ps_task_in_s=0.0)).seconds == base
+    slow = simulate_step(p, replace(config, ps_task_out_s=0.01, ps_task_in_s=0.01)).seconds
+    tasks = sum(gp.repeats * gp.grid.tasks for gp in p.gemm_plans if not gp.on_ps)
+    assert slow > base and slow >= 0.02 * tasks  # one task after another, GEMM by GEMM
+    with pytest.raises(InvalidInputError, match="ps_task_out_s"):
+        simulate_step(p, replace(config, ps_task_out_s=-1.0))

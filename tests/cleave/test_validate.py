@@ -8,8 +8,11 @@ import pytest
 
 from frugalml.cleave.devices import load_catalogue
 from frugalml.cleave.validate import (
+    SEARCH_POINTS,
+    CpuUse,
     Measured,
     Overheads,
+    Run,
     _catalogue_file,
     calibrate,
     fit_wire,
@@ -22,7 +25,7 @@ from frugalml.cleave.validate import (
     simulation_pool,
     validation_records,
 )
-from frugalml.common.errors import DataNotFoundError
+from frugalml.common.errors import DataNotFoundError, InvalidInputError
 
 
 def test_overheads_are_recorded_in_the_catalogue_and_read_back(tmp_path):
@@ -38,29 +41,70 @@ def test_overheads_are_recorded_in_the_catalogue_and_read_back(tmp_path):
         load_overheads(tmp_path / "missing.yaml")
 
 
+def _synthetic_run(p, truth, cores):
+    """A measured run exactly as the simulator predicts it under ``truth``."""
+    sim = predict(replace(p, pool=simulation_pool(p.pool, truth, cores)), truth)
+    cpu = CpuUse(0.002, 0.003, truth.ps_pull_share, truth.ps_task_s, 0.01, 90.0, [0.5] * len(p.pool))
+    measured = Measured(
+        sim.step_s, [sim.step_s] * 3, dict(sim.gemm_s), list(sim.bytes_per_worker), "synthetic", cpu=cpu
+    )
+    return sim, Run(p, measured, cores)
+
+
 def test_the_fit_recovers_known_overheads_and_predictions_add_up():
-    cores = 0.375
     pool = fleet_pool(4, None, 0, 2e9)
     p = plan_for(pool)
     tiled = {gp.gemm.name for gp in p.gemm_plans if not gp.on_ps}
-    truth = Overheads(float(np.geomspace(1e-4, 0.2, 24)[12]), 0.004, 0.05, 1.03, 1.25, "truth")
-    sim = predict(replace(p, pool=simulation_pool(pool, truth, cores)), truth)
+    grid = np.geomspace(1e-4, 0.1, SEARCH_POINTS)  # the calibration's search grid
+    truth = Overheads(
+        0.0, 0.0, 0.05, 1.03, 1.25, "truth", ps_task_s=0.001, ps_pull_share=0.4,
+        cap_cores=[0.375, 0.09375], cap_task_s=[float(grid[100]), float(grid[150])],
+    )  # fmt: skip
+    sim, run = _synthetic_run(p, truth, 0.375)
     assert set(sim.gemm_s) == tiled and len(sim.bytes_per_worker) == 4
     plain = predict(p, Overheads())
     down = sum(b[0] for b in sim.bytes_per_worker) / sum(b[0] for b in plain.bytes_per_worker)
     assert down == pytest.approx(1.03)
-    measured = Measured(
-        sim.step_s, [sim.step_s] * 3, dict(sim.gemm_s), list(sim.bytes_per_worker), "synthetic"
-    )
-    fitted = calibrate(p, measured, cores, "synthetic")
-    assert fitted.task_s == pytest.approx(truth.task_s)
+    _, tight = _synthetic_run(p, truth, 0.09375)
+    fitted = calibrate([run, tight], "synthetic")
+    assert fitted.cap_cores == [0.375, 0.09375]
+    np.testing.assert_allclose(fitted.cap_task_s, truth.cap_task_s)
+    assert (fitted.ps_task_s, fitted.ps_pull_share) == (0.001, 0.4)  # measured, not fitted
     assert fitted.gemm_ps_s == pytest.approx(truth.gemm_ps_s, abs=1e-9)
     assert fitted.step_ps_s == pytest.approx(truth.step_ps_s, abs=1e-6)
     assert (fitted.wire_down, fitted.wire_up) == (pytest.approx(1.03), pytest.approx(1.25))
-    records = validation_records(4, 1.5, 3, sim, measured, fitted)
+    records = validation_records(4, 1.5, 3, sim, run.measured, fitted)
     assert records[0].metric == "step_time_relative_error" and records[0].ours == pytest.approx(0, abs=1e-9)
     assert records[0].spread["step_time_relative_error"] == records[0].ours
     assert relative(1.1, 1.0) == pytest.approx(0.1)
+
+
+def test_per_task_seconds_follow_the_cap_in_one_over_cores():
+    o = Overheads(cap_cores=[0.5, 0.25, 0.125], cap_task_s=[0.001, 0.004, 0.012])
+    assert o.worker_task_s(0.25) == pytest.approx(0.004)
+    assert o.worker_task_s(1 / 6) == pytest.approx(0.008)  # halfway between 1/0.25 and 1/0.125
+    assert o.worker_task_s(0.0625) == pytest.approx(0.028)  # extended past the tightest cap
+    assert o.worker_task_s(1.0) == 0.0  # extended past the loosest cap, never below 0
+    assert Overheads().worker_task_s(0.1) == 0.0
+    assert Overheads(cap_cores=[0.5], cap_task_s=[0.002]).worker_task_s(0.25) == pytest.approx(0.004)
+
+
+def test_a_tighter_cap_is_never_fitted_faster():
+    pool = fleet_pool(4, None, 0, 2e9)
+    p = plan_for(pool)
+    grid = np.geomspace(1e-4, 0.1, SEARCH_POINTS)
+    loose = Overheads(cap_cores=[0.375], cap_task_s=[float(grid[150])])
+    tight = Overheads(cap_cores=[0.1875], cap_task_s=[float(grid[125])])  # measured faster: noise
+    fitted = calibrate([_synthetic_run(p, loose, 0.375)[1], _synthetic_run(p, tight, 0.1875)[1]], "t")
+    assert fitted.cap_task_s[1] == fitted.cap_task_s[0] == pytest.approx(grid[150])
+
+
+def test_malformed_cap_tables_are_refused(tmp_path):
+    path = tmp_path / "devices.yaml"
+    shutil.copy(_catalogue_file(), path)
+    save_overheads(Overheads(cap_cores=[0.5, 0.25], cap_task_s=[0.001]), path)
+    with pytest.raises(InvalidInputError, match="same length"):
+        load_overheads(path)
 
 
 @pytest.mark.net
@@ -78,10 +122,11 @@ def test_validate_on_a_namespace_fleet_calibrates_and_records(tmp_path):
     records, predicted, measured = run_validation(2, 3, None, 0.5, True, path)
     assert load_overheads(path).calibrated_on.startswith("2 workers")
     assert set(measured.gemm_s) >= set(predicted.gemm_s) and "namespaces" in measured.mode
-    # fitted on this run: exact unless the simulator over-predicts even without overheads (they are >= 0)
-    assert records[0].metric == "step_time_relative_error"
-    assert records[0].ours < 1e-6 or predicted.step_s > measured.step_s
-    assert records[1].ours < 0.1  # bytes, with the wire framing fitted on this run
+    fitted = load_overheads(path)
+    assert fitted.cap_cores == [0.25, 0.125, 0.0625] and len(fitted.cap_task_s) == 3  # 2 workers, 3 caps
+    assert measured.cpu is not None and measured.cpu.ps_handler_per_task_s > 0
+    assert records[0].metric == "step_time_relative_error" and np.isfinite(records[0].ours)
+    assert records[1].ours < 0.1  # bytes, with the wire framing fitted on these runs
 
 
 def test_the_byte_model_recovers_framing_per_task_bytes_and_idle_traffic():
@@ -97,7 +142,10 @@ def test_the_byte_model_recovers_framing_per_task_bytes_and_idle_traffic():
         idle_up_bps=500.0,
     )
     measured = np.array(truth.wire_bytes(payload, 2.0))
-    fitted = Overheads(**fit_wire(payload, measured, 2.0))
+    other = payload * np.array([0.5, 2.0, 3.0])  # another run: other tiles, another step length
+    fitted = Overheads(
+        **fit_wire([(payload, measured, 2.0), (other, np.array(truth.wire_bytes(other, 3.0)), 3.0)])
+    )
     np.testing.assert_allclose(fitted.wire_bytes(payload, 2.0), measured, rtol=1e-6)
     assert fitted.wire_up == pytest.approx(1.05) and fitted.task_bytes_down == pytest.approx(300, rel=1e-3)
     assert fitted.wire_bytes(np.zeros((1, 3)), 2.0)[0] == pytest.approx((1600.0, 1000.0))

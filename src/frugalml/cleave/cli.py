@@ -368,7 +368,10 @@ def validate(
     ),
     cpus: float = typer.Option(1.5, "--cpus", help="CPU cores all workers together may use (cgroup caps)."),
     calibrate: bool = typer.Option(
-        False, "--calibrate", help="Fit the runtime overheads on this run and record them in the catalogue."
+        False,
+        "--calibrate",
+        help="Fit the runtime overheads on these workers under --cpus, half and a quarter of it, and on "
+        "another draw; record them in the catalogue.",
     ),
     catalogue: Path = typer.Option(
         None, "--catalogue", help="Catalogue to read/record overheads (default: built-in)."

@@ -75,6 +75,10 @@ class SimConfig:
         Every GEMM occurrence waits for all micro-batches of the one before (a barrier per GEMM, the
         analytic model's schedule) instead of running each micro-batch's next GEMM once its own
         inputs are done.
+    ps_task_out_s, ps_task_in_s : float
+        PS seconds of work per task handed out (before its download starts) and per result taken
+        in (before the task counts as done), done one task after another: a PS that serves every
+        device from one process (the networked runtime under Python's GIL). 0: not modelled.
     """
 
     contention: bool = True
@@ -85,6 +89,8 @@ class SimConfig:
     straggler_factor: float = 4.0
     churn_cycles: int = 16
     lockstep: bool = False
+    ps_task_out_s: float = 0.0
+    ps_task_in_s: float = 0.0
 
     @classmethod
     def ideal(cls) -> SimConfig:
@@ -143,6 +149,8 @@ class _Fleet(NamedTuple):
     backups: bool
     straggler_prob: float
     straggler_factor: float
+    ps_task_out: float  # PS seconds per task handed out and per result taken in (serial; 0: none)
+    ps_task_in: float
 
 
 class _World(NamedTuple):
@@ -164,7 +172,7 @@ class _State(NamedTuple):
 
     ch: np.ndarray  # PS NIC: per direction virtual clock, its real time, slow-down, demand, capacity
     sc: np.ndarray  # scalar counters, indexed by _N_REQUEUE ... _BACKUP_BUILT
-    ps_free: np.ndarray  # [when the PS is free again] (it runs its ops one at a time)
+    ps_free: np.ndarray  # [when the PS is free again of its ops, of its per-task work] (one at a time)
     # parts (micro-batch groups of an occurrence) and occurrences
     part_open: np.ndarray
     part_next: np.ndarray  # tasks pulled (fresh) per part
@@ -232,7 +240,7 @@ def _new_state(
 
     slots = (n_dev, n_slot)
     return _State(
-        ch, sc, np.zeros(1),
+        ch, sc, np.zeros(2),
         flags(n_part), ints(n_part), ints(n_part), ints(n_part), ints(n_stage), ints(n_stage), ints(n_stage),
         np.zeros(n_stage),
         np.ones(n_dev, dtype=np.bool_), ints(n_dev), np.arange(n_dev, dtype=np.int64),
@@ -328,11 +336,12 @@ def _share(ch, c, now, delta):
 
 
 @numba.njit(cache=True, inline="always")
-def _start_transfer(c, kind, d, s, nbytes, now, w, st, heap, vheap):
-    """Start moving ``nbytes`` for slot ``(d, s)`` (direction ``c``: egress down, ingress up): its end
-    goes on the NIC's virtual clock ``vheap`` or, without contention, on the heap as event ``kind``."""
+def _start_transfer(c, kind, d, s, nbytes, now, w, st, heap, vheap, wait=0.0):
+    """Start moving ``nbytes`` for slot ``(d, s)`` (direction ``c``: egress down, ingress up), after
+    ``wait`` seconds for the PS (counted in the transfer): its end goes on the NIC's virtual clock
+    ``vheap`` or, without contention, on the heap as event ``kind``."""
     rate = w.links.down[d] if c == _EGRESS else w.links.up[d]
-    alone = _transfer_seconds(nbytes, rate, w.links, d, now)
+    alone = _transfer_seconds(nbytes, rate, w.links, d, now + wait) + wait
     if w.fleet.contention:
         st.slot_rate[d, s] = nbytes / alone
         _share(st.ch, c, now, st.slot_rate[d, s])
@@ -347,7 +356,7 @@ def _start_upload(d, s, now, w, st, heap, vup):
     st.up_busy[d] = True
     st.slot_phase[d, s] = _UP
     o = w.stages.task_stage[st.slot_task[d, s]]
-    _start_transfer(_INGRESS, _UPLOAD_END, d, s, w.stages.up[o], now, w, st, heap, vup)
+    _start_transfer(_INGRESS, _UPLOAD_END, d, s, w.stages.up[o], now, w, st, heap, vup, 0.0)
 
 
 @numba.njit(cache=True, inline="always")
@@ -507,7 +516,11 @@ def _on_upload_end(d, s, now, w, st, heap, vup):
         _share(st.ch, _INGRESS, now, -st.slot_rate[d, s])
     st.up_busy[d] = False
     st.slot_phase[d, s] = _ACK
-    heapq.heappush(heap, (now + w.fleet.rtt[d], st.rank[d], _DONE, d, s, st.slot_ver[d, s]))
+    ack = now + w.fleet.rtt[d]
+    if w.fleet.ps_task_in > 0:  # the PS takes results in one at a time
+        st.ps_free[1] = max(st.ps_free[1], now) + w.fleet.ps_task_in
+        ack = st.ps_free[1] + w.fleet.rtt[d]
+    heapq.heappush(heap, (ack, st.rank[d], _DONE, d, s, st.slot_ver[d, s]))
     nxt = _first_waiting(st, d, _WAIT_UP)
     if nxt >= 0:
         _start_upload(d, nxt, now, w, st, heap, vup)
@@ -741,7 +754,11 @@ def _assign(d, task, o, is_backup, now, w, st, heap, vdn):
     st.down_busy[d] = True
     st.slot_phase[d, s] = _DOWN
     nbytes = g.down[o] + (g.weight[o] if fetch else 0.0)
-    _start_transfer(_EGRESS, _DOWNLOAD_END, d, s, nbytes, now, w, st, heap, vdn)
+    wait = 0.0
+    if w.fleet.ps_task_out > 0:  # the PS hands tasks out one at a time: the bytes flow after
+        st.ps_free[1] = max(st.ps_free[1], now) + w.fleet.ps_task_out
+        wait = st.ps_free[1] - now
+    _start_transfer(_EGRESS, _DOWNLOAD_END, d, s, nbytes, now, w, st, heap, vdn, wait)
 
 
 @numba.njit(cache=True, inline="always")
@@ -917,6 +934,10 @@ def _check_inputs(plan: Plan, config: SimConfig, fail_device: int) -> None:
             "the pool has no bandwidth traces; draw it with traces=load_traces() "
             "or pass SimConfig(traces=False)"
         )
+    for name in ("ps_task_out_s", "ps_task_in_s"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise InvalidInputError(f"{name} must be a finite number of seconds >= 0, got {value}")
     devices = len(plan.pool)
     if not -1 <= fail_device < devices:
         raise InvalidInputError(f"fail_device must be a device index below {devices}, got {fail_device}")
@@ -1081,6 +1102,8 @@ def simulate_step(
         bool(config.backups),
         float(config.straggler_prob),
         float(config.straggler_factor),
+        float(config.ps_task_out_s),
+        float(config.ps_task_in_s),
     )
     links = links._replace(
         down=np.ascontiguousarray(links.down, dtype=float), up=np.ascontiguousarray(links.up, dtype=float)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -35,6 +36,13 @@ from frugalml.common import env
 from frugalml.common.errors import DataNotFoundError, FrugalError, InvalidInputError
 from frugalml.common.report import Record
 
+# the calibration runs (fraction of --cpus, pool seed offset): 4 workers under --cpus, a half and
+# a quarter of it, so the per-task seconds are measured at the per-worker caps of 4, 8 and 16
+# workers under --cpus; the last is another draw of workers under --cpus, whose other grids
+# separate the bytes per task from the bytes per payload byte
+CALIBRATION_RUNS = ((1.0, 0), (0.5, 0), (0.25, 0), (1.0, 1))
+# the per-task seconds are searched on a log grid from 0.1 ms to 0.1 s, 3% apart
+SEARCH_POINTS = 241
 MARKER = "# Runtime overheads, fitted and written by 'frugal cleave validate --calibrate':"
 
 
@@ -42,12 +50,18 @@ MARKER = "# Runtime overheads, fitted and written by 'frugal cleave validate --c
 class Overheads:
     """Runtime costs outside the simulator's task model, fitted on a measured run.
 
-    ``task_s``: seconds per task beyond its transfers and GEMM (RPC round trips, (de)serialisation,
-    the worker's side of the exchange; measured not to grow with a tighter CPU cap for tasks
-    this small, so it is not scaled by the cap); ``ps_task_s``: PS seconds per task, one task after
-    another (handing it out, receiving and checking its result: the PS serves every worker);
-    ``gemm_ps_s``: PS seconds per tiled GEMM (cutting, assembly, wake-ups); ``step_ps_s``: PS seconds per step
-    outside the tiled GEMMs (attention, norms, loss, AdamW).
+    ``cap_cores`` / ``cap_task_s``: a worker's wall seconds per task beyond its transfers and GEMM
+    (gRPC calls and (de)serialisation, which run under the worker's CPU cap, and the cap's
+    throttling) at each calibrated cap (cores per worker); between and beyond them the simulator
+    interpolates linearly in 1/cores (the CPU work per task is fixed, so its time grows as the cap
+    shrinks; the measured curve is steeper at tight caps than a fixed CPU time over the cap).
+    ``ps_task_s``: the PS process's CPU seconds per task (handing it out, receiving and checking its
+    result, gRPC's own threads), measured from the PS's CPU time; the simulator runs it one task
+    after another (one process serves every worker), ``ps_pull_share`` of it before the task's
+    download and the rest after its upload (the measured split of the handlers' CPU).
+    ``task_s``: wall seconds per task beyond all that (round trips through the emulated links),
+    fitted; ``gemm_ps_s``: PS seconds per tiled GEMM (cutting, assembly, wake-ups), fitted;
+    ``step_ps_s``: PS seconds per step outside the tiled GEMMs (attention, norms, loss, AdamW).
 
     Interface bytes per worker and step, as the namespaces' counters see them (:func:`wire_bytes`):
     ``wire_down`` / ``wire_up`` per payload byte (TCP/IP, HTTP/2 and gRPC framing, the other
@@ -67,6 +81,25 @@ class Overheads:
     idle_down_bps: float = 0.0
     idle_up_bps: float = 0.0
     ps_task_s: float = 0.0
+    ps_pull_share: float = 0.5
+    cap_cores: list[float] = field(default_factory=list)
+    cap_task_s: list[float] = field(default_factory=list)
+
+    def worker_task_s(self, cores: float) -> float:
+        """A worker's per-task seconds under a cap of ``cores`` (``cap_task_s`` interpolated in
+        1/cores, extended linearly past the calibrated caps, never below 0; 0 if none)."""
+        if not self.cap_cores:
+            return 0.0
+        x = 1.0 / np.asarray(self.cap_cores, dtype=float)
+        y = np.asarray(self.cap_task_s, dtype=float)
+        order = np.argsort(x)
+        x, y = x[order], y[order]
+        at = 1.0 / min(1.0, cores)
+        if len(x) == 1:
+            return float(y[0] * at / x[0])
+        i = 0 if at <= x[0] else len(x) - 2 if at >= x[-1] else int(np.searchsorted(x, at)) - 1
+        slope = (y[i + 1] - y[i]) / (x[i + 1] - x[i]) if x[i + 1] > x[i] else 0.0
+        return max(0.0, float(y[i] + slope * (at - x[i])))
 
     def wire_bytes(self, payload: np.ndarray, step_s: float) -> list[tuple[float, float]]:
         """Interface bytes (down, up) per worker per step from its planned payload rows
@@ -100,9 +133,17 @@ def load_overheads(path: str | Path | None = None) -> Overheads:
     if not isinstance(found, dict):
         return Overheads()
     try:
-        return Overheads(**found)
-    except TypeError as exc:
+        overheads = Overheads(**found)
+        cores = [float(x) for x in overheads.cap_cores]
+        seconds = [float(x) for x in overheads.cap_task_s]
+    except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"runtime_overheads in the catalogue are malformed: {exc}") from None
+    if len(cores) != len(seconds) or not all(0 < c <= 64 for c in cores) or not all(x >= 0 for x in seconds):
+        raise InvalidInputError(
+            "runtime_overheads in the catalogue are malformed: cap_cores and cap_task_s must be "
+            "lists of the same length, cores in (0, 64] and seconds >= 0"
+        )
+    return replace(overheads, cap_cores=cores, cap_task_s=seconds)
 
 
 def save_overheads(overheads: Overheads, path: str | Path | None = None) -> Path:
@@ -113,7 +154,10 @@ def save_overheads(overheads: Overheads, path: str | Path | None = None) -> Path
 
     path = _existing(path)
     text = path.read_text().split(MARKER)[0].rstrip("\n")
-    values = {k: v if isinstance(v, str) else float(v) for k, v in asdict(overheads).items()}
+    values = {
+        k: v if isinstance(v, str) else [float(x) for x in v] if isinstance(v, list) else float(v)
+        for k, v in asdict(overheads).items()
+    }
     block = yaml.safe_dump({"runtime_overheads": values}, sort_keys=False)
     with atomic_write(path, "w") as f:
         f.write(f"{text}\n\n{MARKER}\n{block}")
@@ -132,12 +176,12 @@ def fleet_pool(workers: int, pool_path: str | Path | None, seed: int, flops: flo
 
 def simulation_pool(pool: Pool, overheads: Overheads, cores: float) -> Pool:
     """The pool as the simulator sees the runtime: payload rates (wire framing taken off) and the
-    worker-side task overhead as a per-task latency."""
+    worker-side task overhead as a per-task latency (its CPU part stretched by the cap of ``cores``)."""
     return replace(
         pool,
         down=pool.down / overheads.wire_down,
         up=pool.up / overheads.wire_up,
-        rtt=np.full(len(pool), overheads.task_s),
+        rtt=np.full(len(pool), overheads.task_s + overheads.worker_task_s(cores)),
     )
 
 
@@ -199,18 +243,24 @@ def predict(p: Plan, overheads: Overheads, ep: ExecutablePlan | None = None) -> 
     """Simulate ``p`` (lockstep, no churn, no stragglers, no backups) and add the PS overheads;
     bytes per worker follow ``ep``'s class shares (default: ``p``'s own)."""
     config = SimConfig(
-        contention=True, churn=False, traces=False, backups=False, straggler_prob=0.0, lockstep=True
+        contention=True,
+        churn=False,
+        traces=False,
+        backups=False,
+        straggler_prob=0.0,
+        lockstep=True,
+        ps_task_out_s=overheads.ps_task_s * overheads.ps_pull_share,
+        ps_task_in_s=overheads.ps_task_s * (1.0 - overheads.ps_pull_share),
     )
     result = simulate_step(p, config)
     ends = np.concatenate([[0.0], result.stage_end])
     order = p.graph.schedule()
     tiled = {gp.gemm.name for gp in p.gemm_plans if not gp.on_ps}
     per: dict[str, list[float]] = {}
-    tasks = {gp.gemm.name: gp.grid.tasks for gp in p.gemm_plans if not gp.on_ps}
     extra = 0.0
     for i, (name, _) in enumerate(order):
         if name in tiled:
-            ps = overheads.gemm_ps_s + overheads.ps_task_s * tasks[name]
+            ps = overheads.gemm_ps_s
             per.setdefault(name, []).append(float(ends[i + 1] - ends[i]) + ps)
             extra += ps
     step = float(result.seconds) + extra + overheads.step_ps_s
@@ -250,6 +300,22 @@ class Measured:
     bytes_per_worker: list[tuple[float, float]]
     mode: str
     load_average: tuple[float, float] = (float("nan"), float("nan"))  # 1-minute, at start and end
+    cpu: CpuUse | None = None
+
+
+@dataclass
+class CpuUse:
+    """Where the CPU went in the measured steps (all but the first): per task, the workers' CPU
+    seconds (idle workers' rate taken off) and the PS process's outside its training thread; the
+    share of the PS handlers' CPU spent handing tasks out; the PS training thread per step."""
+
+    worker_per_task_s: float
+    ps_per_task_s: float
+    ps_pull_share: float
+    ps_handler_per_task_s: float  # the part in gRPC handler threads (Python, under the GIL)
+    ps_training_s: float
+    tasks_per_step: float
+    worker_busy: list[float]  # each worker's CPU seconds per step over its cap's seconds per step
 
 
 def measure(
@@ -287,7 +353,8 @@ def measure(
             backups=False,
         )
         fleet.start_workers(connect_timeout=120)
-        if _wait_server(fleet, timeout=1800) != 0:
+        samples: list[tuple[float, dict[str, float]]] = []
+        if _wait_server(fleet, 1800, lambda: samples.append((time.time(), fleet.cpu_seconds()))) != 0:
             raise FleetError(f"the server failed: {fleet.log('server')[-600:]}")
         after = fleet.counters()
         mode = fleet.describe()
@@ -298,43 +365,84 @@ def measure(
         ((after[h.name][0] - before[h.name][0]) / steps, (after[h.name][1] - before[h.name][1]) / steps)
         for h in hosts
     ]
-    return Measured(statistics.median(seconds), seconds, gemms, moved, mode, (load_start, os.getloadavg()[0]))
+    cpu = cpu_use(metrics, samples, cpus / len(hosts))
+    load = (load_start, os.getloadavg()[0])
+    return Measured(statistics.median(seconds), seconds, gemms, moved, mode, load, cpu)
 
 
-def fit_wire(payload: np.ndarray, measured: np.ndarray, step_s: float) -> dict[str, float]:
+def cpu_use(metrics: dict, samples: list[tuple[float, dict[str, float]]], cores: float) -> CpuUse | None:
+    """:class:`CpuUse` from the server's metrics (its CPU per step and per handler) and the processes'
+    CPU sampled during the run (interpolated at the ends of the first and the last step)."""
+    ends, ps_cpu = metrics.get("step_end_times", []), metrics.get("ps_cpu", {})
+    steps = len(ends) - 1
+    if steps < 1 or len(samples) < 2 or not ps_cpu.get("process_s_per_step"):
+        return None
+
+    def used(name: str) -> float:
+        have = [(t, c[name]) for t, c in samples if name in c]
+        if len(have) < 2:
+            return float("nan")
+        at = np.interp([ends[0], ends[-1]], [t for t, _ in have], [c for _, c in have])
+        return float(at[1] - at[0]) / steps
+
+    tiles = {w["name"]: w["tiles_done"] / len(ends) for w in metrics["workers"]}
+    per_step = {name: used(name) for name in tiles}
+    idle = [per_step[n] for n, t in tiles.items() if t == 0 and np.isfinite(per_step[n])]
+    idle_rate = statistics.mean(idle) if idle else 0.0
+    busy = [(t, per_step[n] - idle_rate) for n, t in tiles.items() if t > 0 and np.isfinite(per_step[n])]
+    tasks = sum(tiles.values())
+    process = metrics["ps_cpu"]["process_s_per_step"][1:]
+    training = metrics["ps_cpu"]["training_thread_s_per_step"][1:]
+    handlers = ps_cpu.get("handlers", {})
+    pull = handlers.get("pull", {}).get("cpu_s", 0.0)
+    push = handlers.get("push", {}).get("cpu_s", 0.0)
+    handled = handlers.get("pull", {}).get("calls", 0)
+    step_s = statistics.median(metrics["step_seconds"][1:])
+    return CpuUse(
+        worker_per_task_s=sum(c for _, c in busy) / max(sum(t for t, _ in busy), 1e-12),
+        ps_per_task_s=statistics.median(p - t for p, t in zip(process, training, strict=True)) / tasks,
+        ps_pull_share=pull / (pull + push) if pull + push > 0 else 0.5,
+        ps_handler_per_task_s=(pull + push) / handled if handled else 0.0,
+        ps_training_s=statistics.median(training),
+        tasks_per_step=tasks,
+        worker_busy=[per_step[n] / (cores * step_s) for n in tiles],
+    )
+
+
+def fit_wire(runs: list[tuple[np.ndarray, np.ndarray, float]]) -> dict[str, float]:
     """The byte fields of :class:`Overheads` that turn planned payload rows ``(down, up, tasks)``
-    into the measured interface bytes ``(down, up)`` per worker.
+    into the measured interface bytes ``(down, up)`` per worker, over ``runs`` of
+    ``(payload rows, measured rows, step seconds)``.
 
     Per direction, non-negative least squares of the bytes beyond the payload on the payload
-    (framing) and the task count (per-task messages) over the workers with tiles; the idle rate
-    is the mean of the workers without tiles (0 when every worker has tiles). Acknowledgements
-    are left in the framing: on the emulated links they measured below 0.3% of the other
-    direction's bytes, too small to fit apart from it.
+    (framing), the task count (per-task messages) and the step's length (heartbeats, keepalive
+    pings and idle pulls, which every worker sends), each worker's row weighted by its bytes so
+    that the fit minimises relative errors. Runs with different grids and step lengths separate
+    the three. Acknowledgements are left in the framing: on the emulated links they measured
+    below 0.3% of the other direction's bytes, too small to fit apart from it.
     """
     from scipy.optimize import nnls
 
-    payload = np.asarray(payload, dtype=float).reshape(-1, 3)
-    measured = np.asarray(measured, dtype=float).reshape(-1, 2)
-    busy = payload[:, 2] > 0
+    payload = np.concatenate([np.asarray(r[0], dtype=float).reshape(-1, 3) for r in runs])
+    measured = np.concatenate([np.asarray(r[1], dtype=float).reshape(-1, 2) for r in runs])
+    seconds = np.concatenate([np.full(len(np.asarray(r[1]).reshape(-1, 2)), float(r[2])) for r in runs])
     fitted: dict[str, float] = {}
     for col, (wire, per_task, idle) in enumerate(
         (("wire_down", "task_bytes_down", "idle_down_bps"), ("wire_up", "task_bytes_up", "idle_up_bps"))
     ):
-        rate = float(measured[~busy, col].mean() / step_s) if (~busy).any() and step_s > 0 else 0.0
-        same, tasks = payload[busy, col], payload[busy, 2]
-        design = np.column_stack([same, tasks])
-        scale = np.maximum(np.abs(design).max(axis=0), 1e-12)
-        coef, _ = nnls(design / scale, measured[busy, col] - same - rate * step_s)
+        same = payload[:, col]
+        design = np.column_stack([same, payload[:, 2], seconds])
+        weight = 1.0 / np.maximum(measured[:, col], 1.0)
+        scale = np.maximum(np.abs(design * weight[:, None]).max(axis=0), 1e-12)
+        coef, _ = nnls(design * weight[:, None] / scale, (measured[:, col] - same) * weight)
         coef = coef / scale
-        fitted |= {wire: 1.0 + float(coef[0]), per_task: float(coef[1]), idle: rate}
+        fitted |= {wire: 1.0 + float(coef[0]), per_task: float(coef[1]), idle: float(coef[2])}
     return fitted
 
 
-def _wait_server(fleet, timeout: float) -> int:
+def _wait_server(fleet, timeout: float, sample=None) -> int:
     """The server's exit code; a worker that dies first (the server would wait for it forever,
-    since the plan needs every worker) ends the run with its log."""
-    import time
-
+    since the plan needs every worker) ends the run with its log. ``sample()`` runs every 0.1 s."""
     from frugalml.cleave.runtime.fleet import FleetError
 
     end = time.monotonic() + timeout
@@ -344,40 +452,86 @@ def _wait_server(fleet, timeout: float) -> int:
             raise FleetError(f"worker {dead[0]} exited during the run: {fleet.log(dead[0])[-600:]}")
         if time.monotonic() > end:
             raise FleetError(f"the parameter server did not finish within {timeout:.0f} s")
-        time.sleep(0.5)
+        if sample is not None:
+            sample()
+        time.sleep(0.1 if sample is not None else 0.5)
     return code
 
 
-def calibrate(
-    p: Plan, measured: Measured, cores: float, calibrated_on: str, ep: ExecutablePlan | None = None
-) -> Overheads:
-    """Fit :class:`Overheads` so the simulation of ``p`` matches ``measured``: the interface bytes
-    per worker (:func:`fit_wire`), then the GEMM times by a search over the per-task overhead (what
-    each GEMM still lacks is PS work: a fixed part plus a part per task, fitted across GEMMs of
-    different task counts), then the rest of the step (PS work outside the GEMMs)."""
-    from scipy.optimize import nnls
+@dataclass
+class Run:
+    """One measured calibration run: the plan it ran, what was measured, each worker's cores."""
 
-    ep = ep or executable_plan(p, "float32")
-    payload = np.array(planned_payload(p, ep))
-    wire = fit_wire(payload, np.array(measured.bytes_per_worker), measured.step_s)
-    tasks = {gp.gemm.name: gp.grid.tasks for gp in p.gemm_plans if not gp.on_ps}
-    best: tuple[float, Overheads] | None = None
-    for task_s in np.concatenate([[0.0], np.geomspace(1e-4, 0.2, 24)]):
-        trial = Overheads(float(task_s), calibrated_on=calibrated_on, **wire)
-        sim = predict(replace(p, pool=simulation_pool(p.pool, trial, cores)), trial, ep)
-        names = [n for n in sim.gemm_s if n in measured.gemm_s]
-        if not names:
-            raise FrugalError("the measured run timed no planned GEMM; is the plan for tiny-gpt?")
-        gap = np.array([measured.gemm_s[n] - sim.gemm_s[n] for n in names])
-        design = np.column_stack([np.ones(len(names)), [tasks[n] for n in names]])
-        (fixed, per_task), _ = nnls(design, gap)
-        score = float(np.sum(np.abs(gap - design @ (fixed, per_task))))
-        if best is None or score < best[0]:
-            best = (score, replace(trial, gemm_ps_s=float(fixed), ps_task_s=float(per_task)))
-    assert best is not None
-    fitted = best[1]
-    sim = predict(replace(p, pool=simulation_pool(p.pool, fitted, cores)), fitted, ep)
-    return replace(fitted, step_ps_s=max(0.0, measured.step_s - sim.step_s))
+    plan: Plan
+    measured: Measured
+    cores: float
+    ep: ExecutablePlan | None = None
+
+
+def calibrate(runs: list[Run], calibrated_on: str) -> Overheads:
+    """Fit :class:`Overheads` so the simulations of ``runs`` (4 workers under different CPU caps)
+    match their measurements.
+
+    Measured, not fitted: the interface bytes per worker (:func:`fit_wire`, over all runs) and the
+    PS's serial work per task (its handlers' CPU, under the GIL). Fitted per run: the worker's
+    seconds per task under that run's cap (what the run's GEMMs lack beyond the simulated transfers,
+    GEMMs and PS work; a search for the least mean relative error over the GEMMs). PS work per GEMM
+    is not fitted apart: where every device runs one task per GEMM it cannot be told from work per
+    task, so it stays in the latter (``gemm_ps_s`` 0). Across runs: the PS work per step outside the
+    GEMMs (the mean of what each step still lacks).
+    """
+    if not runs:
+        raise InvalidInputError("calibration needs at least one measured run")
+    eps = [r.ep or executable_plan(r.plan, "float32") for r in runs]
+    wire = fit_wire(
+        [
+            (np.array(planned_payload(r.plan, ep)), np.array(r.measured.bytes_per_worker), r.measured.step_s)
+            for r, ep in zip(runs, eps, strict=True)
+        ]
+    )
+    cpus = [r.measured.cpu for r in runs]
+    measured_cpu = {
+        "ps_task_s": statistics.median(c.ps_handler_per_task_s for c in cpus if c is not None),
+        "ps_pull_share": statistics.median(c.ps_pull_share for c in cpus if c is not None),
+    }
+    base = Overheads(calibrated_on=calibrated_on, **wire, **measured_cpu)  # type: ignore[arg-type]
+    per_task = []
+    for r, ep in zip(runs, eps, strict=True):
+        best: tuple[float, float] | None = None
+        for seconds in np.concatenate([[0.0], np.geomspace(1e-4, 0.1, SEARCH_POINTS)]):
+            trial = replace(base, cap_cores=[r.cores], cap_task_s=[float(seconds)])
+            sim = predict(replace(r.plan, pool=simulation_pool(r.plan.pool, trial, r.cores)), trial, ep)
+            names = [n for n in sim.gemm_s if n in r.measured.gemm_s]
+            if not names:
+                raise FrugalError("the measured run timed no planned GEMM; is the plan for tiny-gpt?")
+            gaps = np.array([r.measured.gemm_s[n] - sim.gemm_s[n] for n in names])
+            score = float(np.mean(np.abs(gaps) / np.array([r.measured.gemm_s[n] for n in names])))
+            if best is None or score < best[0]:
+                best = (score, float(seconds))
+        assert best is not None
+        per_task.append(best[1])
+    # runs under the same cap give one point (their mean); a tighter cap cannot make a task faster:
+    # from the loosest cap down, keep the running maximum
+    caps = sorted({r.cores for r in runs}, reverse=True)
+    seconds = [float(np.mean([t for r, t in zip(runs, per_task, strict=True) if r.cores == c])) for c in caps]
+    seconds = list(np.maximum.accumulate(seconds))
+    fitted = replace(base, cap_cores=caps, cap_task_s=[float(x) for x in seconds])
+    rest = []
+    for r, ep in zip(runs, eps, strict=True):
+        sim = predict(replace(r.plan, pool=simulation_pool(r.plan.pool, fitted, r.cores)), fitted, ep)
+        rest.append(r.measured.step_s - sim.step_s)
+    return replace(fitted, step_ps_s=max(0.0, float(np.mean(rest))))
+
+
+def one_core_flops() -> float:
+    """One core's float32 GEMM rate (one BLAS thread, timed by this thread's CPU time, so other
+    work on the machine does not lower it): what a worker's cap scales."""
+    from threadpoolctl import threadpool_limits
+
+    from frugalml.cleave.runtime.worker import measure_flops
+
+    with threadpool_limits(1):
+        return measure_flops(clock=time.thread_time)
 
 
 def relative(predicted: float, measured: float) -> float:
@@ -395,14 +549,13 @@ def run_validation(
     plan_file: str | Path | None = None,
 ) -> tuple[list[Record], Prediction, Measured]:
     """Measure ``steps`` steps on ``workers`` emulated hosts and simulate the same plan; with
-    ``calibrate_here``, fit the overheads on this run and record them in ``catalogue`` first.
+    ``calibrate_here``, fit the overheads on this run and on runs of the same workers under tighter
+    caps and on another draw of workers (:data:`CALIBRATION_RUNS`) and record them in ``catalogue`` first.
 
     With ``plan_file`` the fleet is the plan's devices (one per planned device, its class's links)
     and both the server and the simulator use exactly the file's grids and class shares.
     """
     import tempfile
-
-    from frugalml.cleave.runtime.worker import measure_flops
 
     if not 0.01 <= cpus <= 64:
         raise InvalidInputError(f"--cpus must be in [0.01, 64], got {cpus}")
@@ -417,22 +570,29 @@ def run_validation(
             )
         workers = planned
     workers = 8 if workers is None else workers
-    cores = cpus / max(workers, 1)
-    flops = measure_flops() * min(1.0, cores)
-    if plan_file is not None:
-        ep, pool = load_plan_fleet(plan_file, seed, flops)
-        p = plan_from_file(ep, simulation_pool(pool, overheads, cores))
-    else:
-        pool = fleet_pool(workers, pool_file, seed, flops)
-        p = plan_for(simulation_pool(pool, overheads, cores))
-        ep = executable_plan(p, "float32")
-    with tempfile.TemporaryDirectory(prefix="cleave-validate-") as tmp:
-        measured = measure(ep, pool, steps, cpus, flops, "clval", Path(tmp))
+    core_flops = one_core_flops()
+    runs = []
+    for fraction, draw in CALIBRATION_RUNS if calibrate_here else ((1.0, 0),):
+        total = cpus * fraction
+        cores = total / max(workers, 1)
+        flops = core_flops * min(1.0, cores)
+        if plan_file is not None:
+            ep, pool = load_plan_fleet(plan_file, seed, flops)
+            p = plan_from_file(ep, simulation_pool(pool, overheads, cores))
+        else:
+            pool = fleet_pool(workers, pool_file, seed + draw, flops)
+            p = plan_for(simulation_pool(pool, overheads, cores))
+            ep = executable_plan(p, "float32")
+        with tempfile.TemporaryDirectory(prefix="cleave-validate-") as tmp:
+            runs.append(Run(p, measure(ep, pool, steps, total, flops, "clval", Path(tmp)), cores, ep))
+    p, measured, cores = runs[0].plan, runs[0].measured, runs[0].cores
+    ep = runs[0].ep or executable_plan(p, "float32")
     if calibrate_here:
-        on = f"{workers} workers, {cpus:g} cores, {steps} steps"
-        overheads = calibrate(p, measured, cores, on, ep)
+        caps = ", ".join(f"{cpus * f:g} cores (draw {seed + d})" for f, d in CALIBRATION_RUNS)
+        on = f"{workers} workers: {caps}; {steps} steps"
+        overheads = calibrate(runs, on)
         save_overheads(overheads, catalogue)
-        p = replace(p, pool=simulation_pool(pool, overheads, cores))
+        p = replace(p, pool=simulation_pool(p.pool, overheads, cores))  # p.pool: as measured (no overheads)
     predicted = predict(p, overheads, ep)
     return validation_records(workers, cpus, steps, predicted, measured, overheads), predicted, measured
 

@@ -237,6 +237,10 @@ def test_a_plan_is_followed_share_for_share(tmp_path, reference_losses):
     done = {w["profile"]["device_class"]: w["tiles_done"] for w in metrics["workers"]}
     assert done == expected and GPTConfig().n_layer == 2
     assert codes == {"lap": 0, "jet": 0}
+    # the PS counts its CPU: every tile handed out and taken in once, per step and per handler
+    handlers = metrics["ps_cpu"]["handlers"]
+    assert handlers["pull"]["calls"] == handlers["push"]["calls"] == sum(expected.values())
+    assert handlers["pull"]["cpu_s"] > 0 and len(metrics["ps_cpu"]["process_s_per_step"]) == steps
 
 
 @pytest.mark.slow

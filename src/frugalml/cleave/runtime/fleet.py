@@ -414,6 +414,21 @@ class Fleet:
                 _save(self.state)
                 cap_cpu(name, self.cpus / len(self.hosts), process.pid)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system, all threads) each running process has used so far, by name
+        (``server`` and the workers' names); a process that has exited is left out."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for name, process in [("server", self.server), *self.workers.items()]:
+            if process is None:
+                continue
+            try:  # ip netns exec execs the command: the pid is the Python process itself
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
     def counters(self) -> dict[str, tuple[int, int]]:
         """Bytes each worker's interface received and sent (namespaces only; from the kernel)."""
         out = {}

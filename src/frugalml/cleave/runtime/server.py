@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 from concurrent import futures
 from dataclasses import asdict, dataclass, field
@@ -75,12 +77,40 @@ def _status_code(exc: Exception) -> grpc.StatusCode:
     return grpc.StatusCode.INVALID_ARGUMENT
 
 
+class HandlerCpu:
+    """CPU seconds the PS's handler threads spend per kind of call (``pull``, ``push``; calls that
+    hand out or take in no tile count as ``idle``), and how many calls: what the PS does per task."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def count(self, kind: str):
+        """Time this thread's CPU over the block; the block sets ``flag[0]`` when it moved a tile."""
+        flag, start = [False], time.thread_time()
+        try:
+            yield flag
+        finally:
+            used = time.thread_time() - start
+            key = kind if flag[0] else "idle"
+            with self._lock:
+                self.seconds[key] = self.seconds.get(key, 0.0) + used
+                self.calls[key] = self.calls.get(key, 0) + 1
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {k: {"cpu_s": self.seconds[k], "calls": self.calls[k]} for k in sorted(self.seconds)}
+
+
 class CleaveService(pb_grpc.CleaveServicer):
     """The gRPC face of a :class:`ParameterServer`: registration, heartbeats, tasks, results, status."""
 
     def __init__(self, server: ParameterServer):
         self.ps = server
         self.scheduler = server.scheduler
+        self.cpu = HandlerCpu()
 
     def Register(self, request, context):
         if request.protocol_version != PROTOCOL_VERSION:
@@ -130,6 +160,10 @@ class CleaveService(pb_grpc.CleaveServicer):
                 self.scheduler.worker_lost(worker_id)
 
     def PullTask(self, request, context):
+        with self.cpu.count("pull") as handed:
+            yield from self._pull_task(request, context, handed)
+
+    def _pull_task(self, request, context, handed: list[bool]):
         try:
             task = self.scheduler.next_task(request.worker_id, min(max(request.wait_s, 0.0), 10.0))
         except (UnknownWorkerError, ExcludedWorkerError) as exc:
@@ -139,6 +173,7 @@ class CleaveService(pb_grpc.CleaveServicer):
             self.scheduler.count_control(request.worker_id, reply.ByteSize() + request.ByteSize())
             yield reply
             return
+        handed[0] = True
         header = pb.TaskHeader(
             task_id=task.task_id,
             gemm_id=task.gemm_id,
@@ -166,6 +201,11 @@ class CleaveService(pb_grpc.CleaveServicer):
                 self.scheduler.abandon(request.worker_id, task.task_id)
 
     def PushResult(self, request_iterator, context):
+        with self.cpu.count("push") as counted:
+            counted[0] = True
+            return self._push_result(request_iterator, context)
+
+    def _push_result(self, request_iterator, context):
         first = next(request_iterator, None)
         if first is None or not first.HasField("header"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a result stream must start with a header chunk")
@@ -225,6 +265,8 @@ class ParameterServer:
         self.losses: list[float] = []
         self.step_seconds: list[float] = []
         self.step_end_times: list[float] = []
+        self.step_cpu: list[tuple[float, float]] = []  # (process, training thread) CPU seconds per step
+        self.service: CleaveService | None = None
         if config.checkpoint and Path(config.checkpoint).exists():
             self.start_step, self.losses = load_checkpoint(
                 config.checkpoint, self.model, self.optimizer, config=cfg.to_dict()
@@ -238,7 +280,8 @@ class ParameterServer:
         """Start serving; returns ``host:port`` (the real port when 0 asked for a free one)."""
         pool = futures.ThreadPoolExecutor(max_workers=self.config.rpc_threads)
         self._server = grpc.server(pool, options=grpc_options())
-        pb_grpc.add_CleaveServicer_to_server(CleaveService(self), self._server)
+        self.service = CleaveService(self)
+        pb_grpc.add_CleaveServicer_to_server(self.service, self._server)
         port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
         if port == 0:
             raise InvalidInputError(
@@ -258,7 +301,7 @@ class ParameterServer:
         self.scheduler.wait_for_workers(self.config.min_workers)
         self.state = "training"
         for step in range(self.start_step, cfg.steps):
-            start = time.perf_counter()
+            start, cpu_start, thread_start = time.perf_counter(), time.process_time(), time.thread_time()
             self.scheduler.begin_step(step)
             while True:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -273,6 +316,7 @@ class ParameterServer:
             self.losses.append(float(loss.detach()))
             self.step_seconds.append(time.perf_counter() - start)
             self.step_end_times.append(time.time())
+            self.step_cpu.append((time.process_time() - cpu_start, time.thread_time() - thread_start))
             done = step + 1
             if self.config.checkpoint and (done % self.config.checkpoint_every == 0 or done == cfg.steps):
                 save_checkpoint(
@@ -350,6 +394,11 @@ class ParameterServer:
             **self.snapshot(),
             "step_end_times": list(self.step_end_times),
             "gemm_seconds": {k: list(v) for k, v in self.scheduler.gemm_seconds.items()},
+            "ps_cpu": {
+                "process_s_per_step": [c[0] for c in self.step_cpu],
+                "training_thread_s_per_step": [c[1] for c in self.step_cpu],
+                "handlers": self.service.cpu.snapshot() if self.service is not None else {},
+            },
             "config": {"train": self.config.train.to_dict(), "scheduler": asdict(self.config.scheduler)},
         }
 
