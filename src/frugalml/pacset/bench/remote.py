@@ -27,7 +27,7 @@ import numpy as np
 from frugalml.common.env import machine
 from frugalml.common.report import Record, print_table
 from frugalml.pacset.bench.data import fit_rf
-from frugalml.pacset.bench.protocol import SYSTEM, log, merge_records
+from frugalml.pacset.bench.protocol import SYSTEM, log
 
 RTTS = (0.02, 0.05)
 COMMAND = "frugal pacset bench --remote --size full --json benchmarks/results/pacset/remote-cold-start.json"
@@ -38,6 +38,57 @@ PROXY_NOTE = (
     "netem); nginx serves the files; a fresh process per query, "
     "interpreter start and imports counted; served file evicted from the page cache before each query"
 )
+
+
+def merge_records(records: list[Record], json_path: str | os.PathLike) -> None:
+    """Write ``records`` into ``json_path`` (replacing earlier ones of the same workload, metric and
+    peer) and draw the file's plot beside it."""
+    from frugalml.common.report import merge_json, read_records
+
+    merge_json(records, json_path)
+    plot_remote(read_records(json_path), Path(json_path).with_suffix(".png"))
+
+
+def plot_remote(records: list[Record], path: Path) -> None:
+    """Fresh-process cold queries from HTTP, ours vs each peer at each RTT (log scale), beside the
+    layout settings' in-process latency and bytes at each RTT."""
+    from frugalml.common.report import new_figure, save_plot
+
+    fresh = [r for r in records if r.metric.startswith("fresh-process cold query over HTTP")]
+    import textwrap
+
+    fig, axes = new_figure(1, 2, figsize=(18, 6.5))
+    fig.subplots_adjust(wspace=0.55)
+    labels = [f"{r.workload.split(' (')[0]}, {_rtt(r)}\nvs {r.peer.split(' (')[0]}" for r in fresh]
+    x = np.arange(len(fresh))
+    axes[0].bar(x - 0.2, [r.ours * 1e3 for r in fresh], 0.4, label="pacset (range requests)")
+    axes[0].bar(x + 0.2, [(r.peer_value or 0.0) * 1e3 for r in fresh], 0.4, label="peer (download + load)")
+    for i, r in enumerate(fresh):
+        axes[0].annotate(f"{r.ratio:.1f}x", (i, (r.peer_value or 0.0) * 1e3), ha="center", fontsize=7)
+    axes[0].set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("fresh-process cold query, ms (median)")
+    axes[0].legend(fontsize=8)
+    sweep = [r for r in records if ", layout " in r.metric]
+    names = list(dict.fromkeys(r.metric.split(", layout ")[1] for r in sweep))
+    for k, t in enumerate(sorted({_rtt(r) for r in sweep})):
+        rows = {r.metric.split(", layout ")[1]: r for r in sweep if f" at {t} RTT" in r.metric}
+        y = np.arange(len(names)) + (k - 0.5) * 0.4
+        axes[1].barh(y, [rows[n].ours * 1e3 if n in rows else 0 for n in names], 0.4, label=f"{t} RTT")
+        for n, yy in zip(names, y, strict=True):
+            if n in rows:
+                note = rows[n].notes.split(";")[0].replace("median per query: ", "")
+                axes[1].annotate(note.split(" (")[0], (rows[n].ours * 1e3, yy), va="center", fontsize=6)
+    axes[1].set_yticks(np.arange(len(names)), [textwrap.fill(n, 30) for n in names], fontsize=7)
+    axes[1].set_xlabel("cold single-row query in process (open + predict), ms (median)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("pacset: serverless cold start from HTTP (emulated round trips), and layout settings")
+    save_plot(fig, path)
+
+
+def _rtt(record: Record) -> str:
+    """The round trip a record's metric names ("50 ms")."""
+    return record.metric.split(" at ")[1].split(" RTT")[0]
 
 
 def pack_remote(model, path: Path) -> Path:
