@@ -1,11 +1,15 @@
 """Predict from a packed file served over HTTP(S): range requests for the header, the index and,
 per walk round, every block the round is missing.
 
-A file opens with one range request (two when its index is larger than the first read). Each
-walk round then fetches all of its missing blocks at once: adjacent blocks are coalesced into one
-range, the ranges go out in parallel over a pool of ``concurrency`` connections, and every block's
-seal is checked before it enters the in-memory LRU cache or the optional on-disk cache shared by
-processes (``cache_dir``, one file per block, written atomically, keyed by the payload's SHA-256).
+A file opens with one range request (two when its index is larger than the first read) of
+``head_bytes``: the header, the index and the node blocks right after them, which are kept (a file
+packed with a shared top, ``pack --target remote``, has every tree's top levels there, so the walk
+starts below them). While that request is in flight the pool's other connections open, so the
+first walk round pays no handshakes. Each walk round then fetches all of its missing blocks at
+once: adjacent blocks are coalesced into one range, the ranges go out in parallel over a pool of
+``concurrency`` connections, and every block's seal is checked before it enters the in-memory LRU
+cache or the optional on-disk cache shared by processes (``cache_dir``, one file per block, written
+atomically, keyed by the payload's SHA-256).
 
 The server must answer range requests: one that ignores them is refused rather than silently
 downloaded whole. The first response's ETag (or Last-Modified) is pinned and sent back as
