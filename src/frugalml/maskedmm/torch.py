@@ -286,6 +286,14 @@ def _skip_or_dense(x, a, weight, bias, layer: _Layer, plan: planner.Plan, thread
     return out, plan.method, False
 
 
+@dataclass(slots=True)
+class _Streak:
+    """Inference calls in a row that ran dense, and that were dense whatever their density."""
+
+    dense: int = 0
+    outright: int = 0
+
+
 class MaskedLinear(nn.Module):
     """An ``nn.Linear`` whose input is mostly zeros (a ReLU's output), multiplied by maskedmm.
 
@@ -305,9 +313,9 @@ class MaskedLinear(nn.Module):
         self._report = LayerReport(name, self.in_features, self.out_features)
         self.method = one_of(method, core.METHODS, "method")
         self._outright: dict[tuple, bool] = {}
+        self._fast: dict[tuple, int] = {}  # (shape, dtype, threads) of inputs dense outright: rows
         self._choices: dict[tuple, _Choice] = {}
-        self._dense_streak = 0
-        self._outright_streak = 0
+        self._streak = _Streak()  # a plain object: nn.Module.__setattr__ costs microseconds a call
         self._prepare()
         weakref.finalize(self, _layers.pop, self.key, None)
 
@@ -321,6 +329,10 @@ class MaskedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # torch.compile sees the op alone; the checks run inside it
             return maskedmm_linear(x.contiguous(), self.weight, self.bias, self.key)
+        if not torch.is_grad_enabled() and x.is_cpu:
+            rows = self._fast.get((x.shape, x.dtype, torch.get_num_threads()))
+            if rows is not None:  # dense whatever the density: torch's linear, counted, nothing else
+                return self._fast_linear(x, rows)
         layer = _layers[self.key]
         weight, bias = self.weight, self.bias
         if weight.data_ptr() != layer.weight_ptr or weight._version != layer.weight_version:
@@ -336,7 +348,7 @@ class MaskedLinear(nn.Module):
             x = x.contiguous()
             if not _needs_grad(x, weight, bias):  # inference: no autograd, so no op dispatch either
                 out = self._infer(x, weight, bias, layer)
-                if self._dense_streak >= RETIRE_AFTER or self._outright_streak >= RETIRE_OUTRIGHT:
+                if self._streak.dense >= RETIRE_AFTER or self._streak.outright >= RETIRE_OUTRIGHT:
                     self._retire()
                 return out
             rows = x.numel() // self.in_features
@@ -359,7 +371,7 @@ class MaskedLinear(nn.Module):
     def _unretire(self) -> None:
         self._report.retired = False
         self.__dict__.pop("forward", None)
-        self._dense_streak = self._outright_streak = 0
+        self._streak.dense = self._streak.outright = 0
 
     def _infer(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
         """The forward pass without autograd, planned once per case and checked by measurement.
@@ -373,6 +385,9 @@ class MaskedLinear(nn.Module):
         k = self.in_features
         rows, threads = x.numel() // k, torch.get_num_threads()
         if self.method == "auto" and self._dense_outright(rows, x.dtype, threads):
+            if len(self._fast) > MAX_CASES:
+                self._fast.clear()
+            self._fast[(x.shape, x.dtype, threads)] = rows  # checked once: later calls skip the checks
             return self._linear(x, weight, bias, layer)
         if self.method != "auto":
             return _maskedmm_linear(x, weight, bias, self.key)
@@ -391,8 +406,9 @@ class MaskedLinear(nn.Module):
             with layer.lock:
                 choice.record(method, seconds)
         _count(layer, method, rows, density * a.size, seconds, nonfinite)
-        self._dense_streak = self._dense_streak + 1 if method == "dense" else 0
-        self._outright_streak = 0
+        streak = self._streak
+        streak.dense = streak.dense + 1 if method == "dense" else 0
+        streak.outright = 0
         return out
 
     def _choice(self, case: tuple, layer: _Layer, dtype: np.dtype) -> _Choice:
@@ -418,6 +434,24 @@ class MaskedLinear(nn.Module):
         self._choices[case] = choice
         return choice
 
+    def _fast_linear(self, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """An inference call of a shape already found dense whatever its density: torch's linear,
+        counted in the report (not timed), and retiring when due."""
+        out = F.linear(x, self.weight, self.bias)
+        report = self._report
+        if report.calls % SAMPLE_EVERY == 0:  # as _linear: one call in SAMPLE_EVERY counts zeros
+            report.nonzeros += int(torch.count_nonzero(x))
+            report.counted_rows += rows
+        report.calls += 1
+        report.rows += rows
+        report.methods["dense"] = report.methods.get("dense", 0) + 1
+        streak = self._streak
+        streak.dense += 1
+        streak.outright += 1
+        if streak.outright >= RETIRE_OUTRIGHT or streak.dense >= RETIRE_AFTER:
+            self._retire()
+        return out
+
     def _dense_outright(self, rows: int, dtype: torch.dtype, threads: int) -> bool:
         """Whether the planner would pick dense whatever the density: a skipping call's fixed
         overhead alone exceeds what dense costs (small layers, few rows). Remembered per case."""
@@ -442,8 +476,8 @@ class MaskedLinear(nn.Module):
         rows = x.numel() // self.in_features
         nonzeros = int(torch.count_nonzero(x)) if layer.report.calls % SAMPLE_EVERY == 0 else None
         _count(layer, "dense", rows, nonzeros, time.perf_counter() - start)
-        self._dense_streak += 1
-        self._outright_streak += 1
+        self._streak.dense += 1
+        self._streak.outright += 1
         return out
 
     @property
@@ -457,6 +491,19 @@ class MaskedLinear(nn.Module):
 
 
 UP_SKIP_MAX_DENSITY = 0.5  # a gated up projection computes only its live outputs below this share
+
+
+@dataclass(slots=True)
+class _GateSeen:
+    """What a gated block's hooks saw in its current call: the gate's input (and its version),
+    the gate's output, and the activation of that output (the live outputs)."""
+
+    gate_in: tuple[torch.Tensor, int] | None = None
+    gate_out: torch.Tensor | None = None
+    live: torch.Tensor | None = None
+
+    def clear(self) -> None:
+        self.gate_in = self.gate_out = self.live = None
 
 
 class GatedUpLinear(nn.Module):
@@ -481,9 +528,7 @@ class GatedUpLinear(nn.Module):
         self.weight, self.bias = linear.weight, linear.bias
         self.original = [linear]
         self._report = LayerReport(name, self.in_features, self.out_features)
-        self._gate_in: tuple[torch.Tensor, int] | None = None
-        self._gate_out: torch.Tensor | None = None
-        self._live: torch.Tensor | None = None
+        self._seen = _GateSeen()  # a plain object: nn.Module.__setattr__ costs microseconds a call
         self._hooks = [
             block.register_forward_pre_hook(self._on_block),
             gate.register_forward_hook(self._on_gate),
@@ -491,29 +536,31 @@ class GatedUpLinear(nn.Module):
         ]
 
     def _on_block(self, module: nn.Module, args: tuple) -> None:
-        self._gate_in = self._gate_out = self._live = None  # nothing carries over between calls
+        self._seen.clear()  # nothing carries over between calls of the block
 
     def _on_gate(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        seen = self._seen
         x = args[0] if args else None
-        if torch.is_grad_enabled() or not isinstance(x, torch.Tensor):
-            self._gate_in = self._gate_out = None
-            return
-        self._gate_in, self._gate_out, self._live = (x, _version(x)), out, None
+        seen.clear()
+        if not torch.is_grad_enabled() and isinstance(x, torch.Tensor):
+            seen.gate_in, seen.gate_out = (x, _version(x)), out
 
     def _on_act(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
-        if self._gate_out is not None and args and args[0] is self._gate_out:
-            self._live = out
-        self._gate_out = None
+        seen = self._seen
+        if seen.gate_out is not None and args and args[0] is seen.gate_out:
+            seen.live = out
+        seen.gate_out = None
 
     def remove_hooks(self) -> None:
         for hook in self._hooks:
             hook.remove()
-        self._gate_in = self._gate_out = self._live = None
+        self._seen.clear()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
-        gate_in, live = self._gate_in, self._live
-        self._gate_in = self._live = None  # each gate call serves one up call
+        seen = self._seen
+        gate_in, live = seen.gate_in, seen.live
+        seen.clear()  # each gate call serves one up call
         rows = x.numel() // self.in_features if x.dim() else 0
         if (
             live is None

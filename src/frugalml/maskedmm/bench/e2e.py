@@ -290,7 +290,7 @@ def steady(model: nn.Module) -> bool:
     and its last call not dense (a dense streak may still end in retiring)."""
     for m in model.modules():
         if isinstance(m, mt.MaskedLinear) and not m.report.retired:
-            if m._dense_streak or any(c.settled is None for c in m._choices.values()):
+            if m._streak.dense or any(c.settled is None for c in m._choices.values()):
                 return False
     return True
 
