@@ -54,7 +54,7 @@ def plot_remote(records: list[Record], path: Path) -> None:
     layout settings' in-process latency and bytes at each RTT."""
     from frugalml.common.report import new_figure, save_plot
 
-    fresh = [r for r in records if r.metric.startswith("fresh-process cold query over HTTP")]
+    fresh = [r for r in records if r.metric.startswith("fresh-process cold query over HTTP") and r.peer]
     import textwrap
 
     fig, axes = new_figure(1, 2, figsize=(18, 6.5))
@@ -551,4 +551,82 @@ def concurrency_sweep(url: str, path: Path, X: np.ndarray, levels=(4, 16, 64)) -
         )
         for c in levels
         if c != base
+    ]
+
+
+def run_phases(
+    json_path: str | os.PathLike | None = None,
+    rows: int = 150_000,
+    rtts=RTTS,
+    n_queries: int = 9,
+    quiet: bool = False,
+) -> list[Record]:
+    """Where a fresh-process cold query from HTTP spends its time: per phase (interpreter start,
+    numpy, pacset's imports, the open, each walk round) the median seconds over ``n_queries``
+    fresh processes, for the RF packed with ``--target remote``."""
+    from sklearn.datasets import make_classification
+
+    from frugalml.pacset.accounting import evict
+    from frugalml.pacset.bench.httpserve import DelayProxy, nginx_server
+
+    X, y = make_classification(rows + n_queries, 20, n_informative=12, flip_y=0.1, random_state=0)
+    records = []
+    with tempfile.TemporaryDirectory(prefix="pacset-phases-", dir=os.environ.get("PACSET_BENCH_DIR")) as d:
+        folder = Path(d)
+        rf = fit_rf(X[:rows], y[:rows], 64 if rows >= 100_000 else 16, quiet)
+        path = pack_remote(rf, folder / "rf.pacset")
+        del rf
+        byte_compile()
+        workload = f"synthetic RF {rows // 1000}k rows ({path.stat().st_size / 2**20:.0f} MiB packed)"
+        with nginx_server(folder) as base:
+            for rtt in rtts:
+                got = []
+                with DelayProxy(int(base.rsplit(":", 1)[1]), rtt / 2, BANDWIDTH) as proxy:
+                    for q in range(n_queries):
+                        np.save(folder / "row.npy", X[rows + q][None, :])
+                        evict(path)
+                        url = f"http://127.0.0.1:{proxy.port}/rf.pacset"
+                        argv = [url, str(folder / "row.npy"), repr(time.time())]
+                        out = subprocess.run(
+                            [sys.executable, "-m", "frugalml.pacset.bench.phasechild", *argv],
+                            capture_output=True, text=True, check=True,
+                        )  # fmt: skip
+                        got.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                log(quiet, f"  phases at {rtt * 1e3:.0f} ms RTT measured")
+                records += _phase_records(workload, rtt, got, layout_label(path))
+    if json_path is not None:
+        from frugalml.common.report import merge_json
+
+        merge_json(records, json_path)
+    return records
+
+
+def _phase_records(workload: str, rtt: float, got: list[dict], layout: str) -> list[Record]:
+    """Per phase, the median time it took (the walk rounds as one phase, their count in the notes)."""
+    durations: dict[str, list[float]] = {}
+    for g in got:
+        prev = 0.0
+        marks = list(g["marks"].items())
+        walk = g["rounds"]
+        for name, t in marks[:-1]:
+            durations.setdefault(name, []).append(t - prev)
+            prev = t
+        end = marks[-1][1]
+        durations.setdefault("walk rounds", []).append((walk[-1] if walk else prev) - prev)
+        durations.setdefault("after the last round", []).append(end - (walk[-1] if walk else prev))
+        durations.setdefault("total", []).append(end)
+    n_rounds = float(np.median([len(g["rounds"]) for g in got]))
+    return [
+        Record(
+            SYSTEM,
+            workload,
+            f"fresh-process cold query over HTTP at {rtt * 1e3:.0f} ms RTT, phase: {name}",
+            "s",
+            float(np.median(v)),
+            spread={"ours": [min(v), max(v)], "rounds": len(v)},
+            notes=f"median over {len(v)} fresh processes; median {n_rounds:.0f} walk rounds; layout "
+            f"{layout}; {PROXY_NOTE}; {machine(load=True)}",
+            command="python benchmarks/pacset/remote_phases.py benchmarks/results/pacset/remote-phases.json",
+        )
+        for name, v in durations.items()
     ]
