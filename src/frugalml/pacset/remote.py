@@ -706,9 +706,11 @@ class HttpStore(CachedStore):
                 f"{self.remote.where}: block {int(ids[~ok][0])} failed its checksum (damaged, or a "
                 "block of another model); upload the file again"
             )
-        for i, b in enumerate(blocks):
-            self.pool[slot_of[b]] = np.frombuffer(body, np.uint8, bs, i * bs)
-            self._to_disk(b, body[i * bs : (i + 1) * bs])
+        data = np.frombuffer(body, np.uint8, len(blocks) * bs).reshape(-1, bs)
+        self.pool[[slot_of[b] for b in blocks]] = data
+        if self._disk is not None:
+            for i, b in enumerate(blocks):
+                self._to_disk(b, body[i * bs : (i + 1) * bs])
 
     def _from_disk(self, block: int, slot: int) -> bool:
         if self._disk is None:
@@ -757,10 +759,13 @@ def open_http(url: str, options: RemoteOptions) -> tuple[dict[str, Any], Index, 
         HttpFile(url, options) if urlsplit(url).scheme in REMOTE_SCHEMES else ObjectFile(url, options)
     )
     executor = ThreadPoolExecutor(options.concurrency) if options.concurrency > 1 else None
-    if executor is not None:  # the handshakes overlap the header's round trip
-        remote.warm(executor, options.concurrency - 1)
     try:
-        head = remote.get(0, options.head_bytes)
+        if executor is None:
+            head = remote.get(0, options.head_bytes)
+        else:  # the header's request goes first; the pool's threads and handshakes overlap it
+            pending = executor.submit(remote.get, 0, options.head_bytes)
+            remote.warm(executor, options.concurrency - 1)
+            head = pending.result()
         return _open_head(remote, head, options, executor)
     except BaseException:
         if executor is not None:

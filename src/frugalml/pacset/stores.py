@@ -128,7 +128,9 @@ class CachedStore(BlockStore):
         self._lru: OrderedDict[int, int] = OrderedDict()
 
     def _allocate(self, n: int) -> np.ndarray:
-        return np.zeros((n, self.block_size), np.uint8)
+        # Uninitialised: a slot is read only after ``fetch`` filled it (``block_slot`` gates it), and
+        # zero-filling a pool of thousands of blocks would cost a cold query milliseconds.
+        return np.empty((n, self.block_size), np.uint8)
 
     def fetch(self, blocks: np.ndarray) -> None:
         wanted = [int(b) for b in blocks[: self.capacity]]
