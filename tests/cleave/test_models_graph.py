@@ -156,3 +156,37 @@ def test_design_doc_example_traffic_per_device(devices, mb_down, mb_up):
     cost = grid_cost(16384, 20480, 5120, grid, dtype_bytes=2)
     assert cost.bytes_down / 1e6 == pytest.approx(mb_down, rel=0.01)
     assert cost.bytes_up / 1e6 == pytest.approx(mb_up, rel=0.01)
+
+
+@pytest.mark.parametrize("model", ["opt-1.3b", "llama-1b"])
+def test_the_ffn_split_replaces_four_ffn_gemms_per_pass_by_one_fused_task(model):
+    spec = load_model(model)
+    plain, split = build_graph(spec, 4, 256), build_graph(spec, 4, 256, ffn_split=True)
+    names = [g.name for g in split.layer_gemms]
+    assert "ffn.fwd" in names and "ffn.bwd" in names and not any(n.startswith("ffn_") for n in names)
+    order = [n for n, layer in split.schedule() if layer == 0]
+    assert order.index("ffn.fwd") > order.index("out.fwd") and order.index("ffn.bwd") < order.index(
+        "out.dctx"
+    )
+    fwd = {g.name: g for g in plain.layer_gemms}
+    fused = {g.name: g for g in split.layer_gemms}
+    assert fused["ffn.fwd"].flops == fwd["ffn_up.fwd"].flops + fwd["ffn_down.fwd"].flops
+    plain_bwd = sum(fwd[n].flops for n in ("ffn_down.dact", "ffn_down.dw2", "ffn_up.dx", "ffn_up.dw1"))
+    assert fused["ffn.bwd"].flops == plain_bwd + fwd["ffn_up.fwd"].flops  # the up projection recomputed
+    assert not any(op.name.startswith("activation") for op in split.layer_ps_ops)
+
+
+def test_fused_ffn_traffic_is_the_inputs_once_per_column_chunk_and_the_weights_once_per_row_block():
+    spec = load_model("opt-1.3b")
+    fused = {g.name: g for g in build_graph(spec, 4, 256, ffn_split=True).layer_gemms}
+    t, h, f = 4 * 256, spec.hidden, spec.ffn
+    for rows, cols in ((1, 1), (4, 8), (16, 2)):
+        grid = TileGrid(rows, cols, 1)
+        fwd, bwd = gemm_cost(fused["ffn.fwd"], grid, 2), gemm_cost(fused["ffn.bwd"], grid, 2)
+        assert fwd.tasks * fwd.bytes_down == pytest.approx(2 * (cols * t * h + rows * 2 * h * f))
+        assert fwd.tasks * fwd.bytes_up == pytest.approx(2 * cols * t * h)  # partial outputs
+        assert bwd.tasks * bwd.bytes_down == pytest.approx(2 * (2 * cols * t * h + rows * 2 * h * f))
+        assert bwd.tasks * bwd.bytes_up == pytest.approx(2 * (cols * t * h + rows * 2 * h * f))
+        assert fwd.tasks * fwd.flops == pytest.approx(fused["ffn.fwd"].flops)
+    grids = candidate_grids(fused["ffn.fwd"], 64)
+    assert TileGrid(8, 8, 1) in grids and TileGrid(64, 1, 1) in grids and TileGrid(1, 64, 1) in grids

@@ -77,3 +77,24 @@ def test_floors_of_a_plan_are_positive(cells):
     p = plan(build_graph(load_model("opt-1.3b"), 8, 256), draw_pool("phones", 64, 10.0), churn=False)
     floors = cleave_floors(p)
     assert all(v > 0 for v in floors.values()) and floors["uplink"] > floors["downlink"] / 10
+
+
+def test_the_ffn_split_lever_is_planned_simulated_and_named_in_every_output(tmp_path):
+    from frugalml.cleave.models import load_model
+    from frugalml.cleave.opgraph import build_graph
+    from frugalml.cleave.planfile import executable_plan
+    from frugalml.cleave.planner import plan
+    from frugalml.cleave.regimes import draw_pool
+
+    grid = Grid(("opt-1.3b",), (8,), (64,), ("mixed",), (2.0,), 256)
+    (cell,) = regime_map(grid, ffn_split=True)
+    (plain,) = regime_map(grid)
+    assert cell.baselines == plain.baselines  # the lever changes only Cleave's plan
+    assert "ffn_split" in cell.levers and "simulator option" in cell.levers
+    row = next(csv.DictReader(write_csv([cell], tmp_path / "m.csv").open()))
+    assert "ffn_split" in row["cleave_levers"]
+    (agreement,) = des_agreement([cell], 1, seq=256, ffn_split=True)
+    assert agreement["relative_difference"] < 0.5
+    p = plan(build_graph(load_model("opt-1.3b"), 8, 256, ffn_split=True), draw_pool("mixed", 64, 2.0))
+    with pytest.raises(InvalidInputError, match="simulator option"):
+        executable_plan(p, "fp16")

@@ -54,14 +54,32 @@ def _pool(devices: str, seed: int, use_traces: bool, traces_path: Path | None, c
     return make_pool(n, seed=seed, traces=load_traces(traces_path) if use_traces else None)
 
 
-def _graph(model: str, batch: int, seq: int, micro_batch: int | None = None, dtype_bytes: int = 2):
+def _graph(
+    model: str,
+    batch: int,
+    seq: int,
+    micro_batch: int | None = None,
+    dtype_bytes: int = 2,
+    ffn_split: bool = False,
+):
     from frugalml.cleave.models import load_model
     from frugalml.cleave.opgraph import build_graph
 
-    return build_graph(load_model(model), batch, seq, dtype_bytes, micro_batch=micro_batch)
+    return build_graph(
+        load_model(model), batch, seq, dtype_bytes, micro_batch=micro_batch, ffn_split=ffn_split
+    )
 
 
-def _plan(model: str, batch: int, seq: int, micro_batch: int | None, pool, churn: bool, dtype_bytes: int = 2):
+def _plan(
+    model: str,
+    batch: int,
+    seq: int,
+    micro_batch: int | None,
+    pool,
+    churn: bool,
+    dtype_bytes: int = 2,
+    ffn_split: bool = False,
+):
     """Plan with the given micro-batch, or the fastest one when ``micro_batch`` is 0; a model the
     networked runtime trains is planned as it runs there (workers keep no weights between tasks and
     hold one task at a time)."""
@@ -83,9 +101,13 @@ def _plan(model: str, batch: int, seq: int, micro_batch: int | None, pool, churn
             churn=churn,
             dtype_bytes=dtype_bytes,
             resident_weights=resident,
+            ffn_split=ffn_split,
         )
     return plan(
-        _graph(model, batch, seq, micro_batch, dtype_bytes), pool, churn=churn, resident_weights=resident
+        _graph(model, batch, seq, micro_batch, dtype_bytes, ffn_split),
+        pool,
+        churn=churn,
+        resident_weights=resident,
     )
 
 
@@ -116,6 +138,11 @@ def plan(
     traces: bool = typer.Option(False, "--traces/--no-traces", help="Draw links from the real traces."),
     traces_path: Path = TRACES,
     churn: bool = typer.Option(True, "--churn/--no-churn", help="Account for devices leaving mid-task."),
+    ffn_split: bool = typer.Option(
+        False,
+        "--ffn-split/--no-ffn-split",
+        help="Plan each FFN column-then-row (simulator option: the runtime does not execute it).",
+    ),
     as_json: Path = typer.Option(
         None,
         "--json",
@@ -138,7 +165,7 @@ def plan(
     seq = seq if seq is not None else (runtime[0] if runtime else 1024)
     dtype = one_of(dtype or default_dtype(model), tuple(DTYPE_BYTES), "dtype")
     pool = _pool(devices, seed, traces, traces_path)
-    p = _plan(model, batch, seq, micro_batch, pool, churn, DTYPE_BYTES[dtype])
+    p = _plan(model, batch, seq, micro_batch, pool, churn, DTYPE_BYTES[dtype], ffn_split)
     est = analytic_step(p)
     if as_json:
         write_plan(as_json, executable_plan(p, dtype), {**p.to_dict(), "analytic_seconds": est.seconds})
@@ -147,6 +174,7 @@ def plan(
     print(
         f"planned {p.batch_seconds:.1f} s per batch, analytic model {est.seconds:.1f} s, "
         f"{int(p.used_devices().sum())}/{len(p.pool)} devices used"
+        + ("; FFN split: a simulator option" if ffn_split else "")
     )
 
 
@@ -303,6 +331,12 @@ def compare(
         min=1,
         help="Parameter server shards, each with its own NIC (above 4: simulator option).",
     ),
+    ffn_split: bool = typer.Option(
+        False,
+        "--ffn-split/--no-ffn-split",
+        help="The column-then-row FFN split: up projection, activation and down projection in one "
+        "task, partial sums up (simulator option: the runtime does not execute it).",
+    ),
     name: str = typer.Option("compare", "--name", help="Stem of the output files."),
     seed: int = SEED,
     quiet: bool = QUIET,
@@ -337,13 +371,14 @@ def compare(
         seq,
     )
     require_folder(Path(out) / f"{name}.csv")
-    cells = regime_map(grid, seed=seed, quiet=quiet, resident_weights=resident, ps_shards=ps_shards)
-    agreement = des_agreement(
-        cells, des_sample, seq=seq, seed=seed, resident_weights=resident, ps_shards=ps_shards
-    )
+    options = {"resident_weights": resident, "ps_shards": ps_shards, "ffn_split": ffn_split}
+    cells = regime_map(grid, seed=seed, quiet=quiet, **options)
+    agreement = des_agreement(cells, des_sample, seq=seq, seed=seed, **options)
     levers = {"resident_weights": LEVERS["resident_weights"]} if resident else {}
     if ps_shards != PS_SHARDS:
         levers["ps_shards"] = f"{ps_shards} shards: " + LEVERS["ps_shards"]
+    if ffn_split:
+        levers["ffn_split"] = LEVERS["ffn_split"]
     text = summary(cells, agreement) + "".join(f" Lever on: {v}." for v in levers.values())
     write_csv(cells, Path(out) / f"{name}.csv")
     plot_heatmaps(cells, out, name)

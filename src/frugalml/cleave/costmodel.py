@@ -88,13 +88,55 @@ def task_counts(limit: int) -> list[int]:
 
 def candidate_grids(gemm: Gemm, max_tasks: int) -> list[TileGrid]:
     """The best grid for each candidate task count up to ``max_tasks`` (see
-    :func:`~frugalml.cleave.tiling.best_grid`, the rule the runtime cuts by too)."""
+    :func:`~frugalml.cleave.tiling.best_grid`, the rule the runtime cuts by too; for a fused FFN
+    task, every (row blocks x column chunks))."""
     limit = min(max_tasks, gemm.batch * gemm.m * gemm.n)
+    if gemm.fused:  # every (row blocks x column chunks): which is best depends on the links
+        return [g for p in task_counts(limit) for g in _fused_grids(gemm, p)]
     grids = (best_grid(gemm.m, gemm.n, gemm.k, gemm.batch, p) for p in task_counts(limit))
     return [g for g in grids if g is not None]
 
 
+def _fused_grids(gemm: Gemm, tasks: int) -> list[TileGrid]:
+    """Every (row blocks x column chunks) of ``tasks`` fused FFN tasks that fits the FFN."""
+    divisors = {d for i in range(1, int(tasks**0.5) + 1) if tasks % i == 0 for d in (i, tasks // i)}
+    return [TileGrid(r, tasks // r, 1) for r in sorted(divisors) if r <= gemm.m and tasks // r <= gemm.n]
+
+
+def fused_ffn_cost(gemm: Gemm, grid: TileGrid, dtype_bytes: int) -> TaskCost:
+    """Per-task cost of the column-then-row FFN split (Megatron's tensor-parallel FFN as pulled tasks).
+
+    A task takes ``rows = m / grid_rows`` tokens and FFN columns ``cols = n / grid_cols``: the
+    up projection's column chunk (``k x cols``, two for a gated FFN) and the down projection's row
+    chunk (``cols x k``). Forward: the input rows and both chunks come down, the device applies the
+    activation and returns a partial output (``rows x k``) that the PS adds over the column chunks.
+    Backward: the input and output-gradient rows and both chunks come down, the device recomputes
+    the chunk's activation and returns a partial input gradient (``rows x k``) and both weight
+    chunks' gradients for its rows (the PS adds them over the row blocks). Exact: only sums are
+    split, in a fixed order on the PS.
+    """
+    rows, cols, k = gemm.m / grid.grid_rows, gemm.n / grid.grid_cols, gemm.k
+    big_rows, big_cols = -(-gemm.m // grid.grid_rows), -(-gemm.n // grid.grid_cols)
+    ups = 2 if gemm.gated else 1
+    weights = (ups + 1) * k * cols
+    if gemm.fused == "ffn_fwd":
+        down, up = rows * k + weights, rows * k
+        work = big_rows * k + (ups + 1) * k * big_cols + (ups + 1) * big_rows * big_cols + big_rows * k
+    else:
+        down, up = 2 * rows * k + weights, rows * k + weights
+        work = 3 * big_rows * k + 2 * (ups + 1) * k * big_cols + (ups + 2) * big_rows * big_cols
+    return TaskCost(
+        grid.tasks,
+        gemm.flops / grid.tasks,
+        down * dtype_bytes,
+        up * dtype_bytes,
+        int(work * dtype_bytes),
+    )
+
+
 def gemm_cost(gemm: Gemm, grid: TileGrid, dtype_bytes: int) -> TaskCost:
+    if gemm.fused:
+        return fused_ffn_cost(gemm, grid, dtype_bytes)
     return grid_cost(gemm.m, gemm.n, gemm.k, grid, batch=gemm.batch, dtype_bytes=dtype_bytes)
 
 

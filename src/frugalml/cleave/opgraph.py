@@ -38,6 +38,11 @@ class Gemm:
     ``a`` and ``b`` say what the operands are (``"x"``, ``"w_qkv"``...); ``weight_operand`` is true
     when ``b`` is a model weight (the PS holds it; devices may cache it). ``partial_sums``: the
     ``batch`` products are one weight gradient's per-micro-batch parts, which the PS adds up.
+
+    ``fused`` names a block of GEMMs run as one task (the column-then-row FFN split, see
+    :func:`~frugalml.cleave.costmodel.fused_ffn_cost`): ``"ffn_fwd"`` or ``"ffn_bwd"``, with ``m``
+    the tokens, ``n`` the FFN width (split into column chunks), ``k`` the model width and ``gated``
+    whether the up projection is two (gate and up) of width ``n``; ``""``: one plain GEMM.
     """
 
     name: str
@@ -50,9 +55,15 @@ class Gemm:
     b: str = "B"
     weight_operand: bool = False
     partial_sums: bool = False
+    fused: str = ""
+    gated: bool = False
 
     @property
     def flops(self) -> int:
+        if self.fused:  # forward: up (1 or 2 products) and down; backward adds the recompute
+            ups = 2 if self.gated else 1
+            per = ups + 1 if self.fused == "ffn_fwd" else 3 * ups + 2
+            return 2 * self.batch * self.m * self.n * self.k * per
         return 2 * self.batch * self.m * self.n * self.k
 
     def bytes_in(self, dtype_bytes: int) -> int:
@@ -200,7 +211,12 @@ def default_micro_batch(batch: int, seq: int, tokens: int = MICRO_TOKENS) -> int
 
 
 def build_graph(
-    model: ModelSpec, batch: int, seq: int, dtype_bytes: int = 2, micro_batch: int | None = None
+    model: ModelSpec,
+    batch: int,
+    seq: int,
+    dtype_bytes: int = 2,
+    micro_batch: int | None = None,
+    ffn_split: bool = False,
 ) -> OpGraph:
     """Every GEMM and PS op of one training step (forward, backward, optimizer).
 
@@ -217,6 +233,13 @@ def build_graph(
         share one task queue (tokens are independent rows in every forward and ``dX`` GEMM), and
         each weight gradient is one product per micro-batch that the PS accumulates (its PS ingress
         is counted in the tiles' output bytes, the adds in the ``grad_accumulate`` PS ops).
+    ffn_split : bool
+        The column-then-row FFN split (a design lever, simulator option): each FFN is one task per
+        (token rows, FFN column chunk) forward (``ffn.fwd``: the input rows and both weights'
+        chunks down, the activation on the device, a partial output up that the PS adds) and one
+        backward (``ffn.bwd``: recomputes the chunk's activation; a partial input gradient and
+        both weight-gradient chunks up), instead of four forward and backward GEMMs with the
+        activation on the PS.
 
     Raises
     ------
@@ -243,6 +266,8 @@ def build_graph(
         Gemm("scores.fwd", "forward", seq, seq, dh, batch * heads, a="q", b="k"),
         Gemm("context.fwd", "forward", seq, dh, seq, batch * heads, a="p", b="v"),
         Gemm("out.fwd", "forward", t, h, h, a="ctx", b="wo", weight_operand=True),
+    ]
+    ffn = [
         Gemm("ffn_up.fwd", "forward", t, up_width, h, a="x", b="w1", weight_operand=True),
         Gemm("ffn_down.fwd", "forward", t, h, f, a="act", b="w2", weight_operand=True),
     ]
@@ -259,6 +284,11 @@ def build_graph(
         PsOp("softmax.grad", "backward", 3 * scores, 4 * scores),
         PsOp("ln1.grad", "backward", 4 * t * h, 12 * t * h),
     ) + _accumulate(model.layer_params, micro)
+    if ffn_split:  # the activation runs on the devices; the PS adds the partial outputs
+        layer_ps = tuple(op for op in layer_ps if not op.name.startswith("activation")) + (
+            PsOp("ffn.partial_sums", "forward", 3 * t * h, t * h),
+            PsOp("ffn.partial_sums.grad", "backward", 3 * t * h, t * h),
+        )
     head_forward = [Gemm("lm_head.fwd", "forward", t, model.vocab, h, a="x", b="wemb", weight_operand=True)]
     head_ps = (
         PsOp("embedding", "forward", 2 * t * h, 0),
@@ -272,12 +302,28 @@ def build_graph(
         batch,
         seq,
         dtype_bytes,
-        tuple(forward + _with_backward(forward, micro)),
+        _layer_gemms(forward, ffn, micro, ffn_split, model.gated_ffn),
         layer_ps,
         tuple(head_forward + _with_backward(head_forward, micro)),
         head_ps,
         micro,
     )
+
+
+def _layer_gemms(
+    attention: list[Gemm], ffn: list[Gemm], micro: int, split: bool, gated: bool
+) -> tuple[Gemm, ...]:
+    """A layer's GEMMs in step order: forward, then backward in reverse; with ``split`` the FFN's
+    GEMMs are one fused forward and one fused backward task (see :func:`build_graph`)."""
+    if not split:
+        forward = attention + ffn
+        return tuple(forward + _with_backward(forward, micro))
+    t, f, h = ffn[1].m, ffn[1].k, ffn[0].k
+    fused = [
+        Gemm("ffn.fwd", "forward", t, f, h, a="x", b="w12", fused="ffn_fwd", gated=gated),
+        Gemm("ffn.bwd", "backward", t, f, h, a="d_ffn", b="w12", fused="ffn_bwd", gated=gated),
+    ]
+    return tuple(attention + fused[:1] + fused[1:] + _with_backward(attention, micro))
 
 
 def _accumulate(params: int, micro: int) -> tuple[PsOp, ...]:

@@ -89,6 +89,11 @@ def executable_plan(p: Plan, dtype: str) -> ExecutablePlan:
         raise InvalidInputError(
             f"the plan was made for {p.graph.dtype_bytes}-byte elements, not {dtype} ({DTYPE_BYTES[dtype]})"
         )
+    if any(gp.gemm.fused for gp in p.gemm_plans):
+        raise InvalidInputError(
+            "the column-then-row FFN split is a simulator option the runtime does not execute; "
+            "plan without --ffn-split to write a plan file"
+        )
     names = p.pool.class_names
     counts = np.bincount(p.pool.class_index, minlength=len(names))
     group_class = p.groups.group_class

@@ -531,6 +531,7 @@ def plan_micro_batch(
     *,
     micro_batches: list[int] | None = None,
     dtype_bytes: int = 2,
+    ffn_split: bool = False,
     **options,
 ) -> Plan:
     """The fastest plan over micro-batch sizes (sequences per micro-batch; default
@@ -541,7 +542,9 @@ def plan_micro_batch(
     """
     candidates = micro_batches or micro_batch_candidates(batch, seq)
     plans = [
-        plan(build_graph(model, batch, seq, dtype_bytes, micro_batch=mb), pool, **options)
+        plan(
+            build_graph(model, batch, seq, dtype_bytes, micro_batch=mb, ffn_split=ffn_split), pool, **options
+        )
         for mb in candidates
     ]
     return min(plans, key=lambda p: p.batch_seconds)

@@ -47,6 +47,9 @@ LEVERS = {
     "backward of the same layer (simulator option: the runtime re-sends weight tiles for every GEMM)",
     "ps_shards": "the parameter server split over more shards, each with its own network card "
     "(simulator option: the runtime has one server process)",
+    "ffn_split": "the column-then-row FFN split: one task per (token rows, FFN column chunk) runs "
+    "the up projection, the activation and the down projection on the device, partial sums go up "
+    "(simulator option: the runtime runs the FFN as separate GEMMs with the activation on the PS)",
 }
 PS_SHARDS = 4  # the catalogue's parameter server
 
@@ -101,6 +104,7 @@ class Cell:
     floors: dict[str, float] = field(default_factory=dict)  # seconds per batch, per floor
     single_device: bool = False  # some device of the pool trains the model alone (data parallel runs)
     baselines: dict[str, float] = field(default_factory=dict)
+    levers: str = ""  # the simulator options Cleave was planned with ("": none)
 
     @property
     def cleave_wins(self) -> bool:
@@ -133,6 +137,14 @@ def draw_pool(pool: str, devices: int, asymmetry: float, seed: int = 0, ps_shard
     )
 
 
+def lever_label(resident_weights: bool = True, ps_shards: int = PS_SHARDS, ffn_split: bool = False) -> str:
+    """The simulator options switched on, as every output names them ("": none)."""
+    on = [name for name, used in (("resident_weights", resident_weights), ("ffn_split", ffn_split)) if used]
+    if ps_shards != PS_SHARDS:
+        on.append(f"ps_shards={ps_shards}")
+    return ", ".join(on) + " (simulator options)" if on else ""
+
+
 def measure_cell(
     model: str,
     batch: int,
@@ -143,11 +155,14 @@ def measure_cell(
     seed: int,
     resident_weights: bool = True,
     ps_shards: int = PS_SHARDS,
+    ffn_split: bool = False,
 ) -> Cell:
-    """Plan Cleave (analytic model) and every baseline on one pool; see :class:`Cell`."""
+    """Plan Cleave (analytic model) and every baseline on one pool; see :class:`Cell`. The levers
+    change only Cleave's plan; the baselines run the plain model."""
     graph = build_graph(load_model(model), batch, seq)
     devices_pool = draw_pool(pool, devices, asymmetry, seed, ps_shards)
-    p = plan(graph, devices_pool, churn=False, resident_weights=resident_weights)
+    ours = build_graph(load_model(model), batch, seq, ffn_split=ffn_split) if ffn_split else graph
+    p = plan(ours, devices_pool, churn=False, resident_weights=resident_weights)
     seconds = analytic_step(p).seconds
     base = {k: v.seconds for k, v in run_baselines(graph, devices_pool, seed).items()}
     best = min(base, key=lambda k: base[k])
@@ -167,6 +182,7 @@ def measure_cell(
         floors,
         bool(np.isfinite(base["dp"])),
         base,
+        lever_label(resident_weights, ps_shards, ffn_split),
     )
 
 
@@ -177,12 +193,13 @@ def regime_map(
     quiet: bool = True,
     resident_weights: bool = True,
     ps_shards: int = PS_SHARDS,
+    ffn_split: bool = False,
 ) -> list[Cell]:
     """Every cell of ``grid`` (default: 4 models x 4 batches x 4 counts x 3 pools x 2 asymmetries),
-    Cleave planned with or without the ``resident_weights`` lever (see :data:`LEVERS`)."""
+    Cleave planned with or without each lever (see :data:`LEVERS`)."""
     grid = grid or Grid()
     return [
-        measure_cell(m, b, n, p, a, grid.seq, seed, resident_weights, ps_shards)
+        measure_cell(m, b, n, p, a, grid.seq, seed, resident_weights, ps_shards, ffn_split)
         for m, b, n, p, a in progress(grid.cells(), desc="regime map", quiet=quiet)
     ]
 
@@ -195,6 +212,7 @@ def des_agreement(
     seed: int = 0,
     resident_weights: bool = True,
     ps_shards: int = PS_SHARDS,
+    ffn_split: bool = False,
 ) -> list[dict]:
     """The analytic model against the discrete-event simulator on ``sample`` cells drawn with
     ``seed``: the dataflow schedule (a micro-batch's next GEMM starts when its own inputs are done),
@@ -207,7 +225,7 @@ def des_agreement(
     out = []
     for i in sorted(order, key=lambda i: (cells[i].devices, MODELS.index(cells[i].model), cells[i].batch)):
         c = cells[i]
-        graph = build_graph(load_model(c.model), c.batch, seq)
+        graph = build_graph(load_model(c.model), c.batch, seq, ffn_split=ffn_split)
         p = plan(
             graph,
             draw_pool(c.pool, c.devices, c.asymmetry, seed, ps_shards),
@@ -254,6 +272,7 @@ def write_csv(cells: Iterable[Cell], path: str | Path) -> Path:
                 *(f"floor_{k}_s" for k in FLOORS),
                 "single_device_can_train",
                 *(f"{b}_s" for b in names),
+                "cleave_levers",
             ]
         )
         for c in cells:
@@ -268,6 +287,7 @@ def write_csv(cells: Iterable[Cell], path: str | Path) -> Path:
                     *(f"{c.floors[k]:.6g}" for k in FLOORS),
                     int(c.single_device),
                     *(f"{c.baselines.get(b, math.inf):.6g}" for b in names),
+                    c.levers,
                 ]
             )
     return Path(path)
@@ -306,7 +326,12 @@ def plot_heatmaps(cells: list[Cell], folder: str | Path, stem: str = "compare") 
                     ax.add_patch(_hatch(j, i))
         ax.set_xticks(range(len(cols)), [f"B{b}\n{n}" for b, n in cols], fontsize=6)
         ax.set_yticks(range(len(rows)), [f"{p} d/u={a:g}" for p, a in rows], fontsize=7)
-        ax.set_title(f"{model}: best edge baseline / Cleave per-batch time (>1: Cleave faster)")
+        levers = mine[0].levers
+        ax.set_title(
+            f"{model}: best edge baseline / Cleave per-batch time (>1: Cleave faster)"
+            + (f"\nCleave with {levers}" if levers else ""),
+            fontsize=9,
+        )
         fig.colorbar(im, ax=ax, label="ratio (log)")
         paths.append(save_plot(fig, Path(folder) / f"{stem}-{model.replace('.', '-')}.png"))
     return paths
