@@ -272,7 +272,14 @@ def test_tinyshakespeare_fits_the_vocabulary(shared_data):
 
 def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
     gen = np.random.default_rng(4)
-    sched = Scheduler(SchedulerConfig(verify_rate=0.5, heartbeat_timeout_s=60, speculative=False, seed=0))
+    # a secret under which the first task goes unchecked (the server draws its own at random)
+    secret = next(
+        bytes([i]) * 32
+        for i in range(256)
+        if np.random.default_rng([int.from_bytes(bytes([i]) * 32, "little"), 1]).random() >= 0.5
+    )
+    config = SchedulerConfig(verify_rate=0.5, heartbeat_timeout_s=60, speculative=False, seed=0)
+    sched = Scheduler(config, secret=secret)
     cheat = sched.register("cheat", Profile())
     sched.begin_step(0)
     unverified_accepted = 0
@@ -289,7 +296,7 @@ def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
             task = sched.next_task(honest.worker_id, wait_s=5)
             assert sched.complete(honest.worker_id, task.task_id, task.a @ task.b, 0) == (True, "ok")
             trainer.join()
-    assert unverified_accepted >= 1  # with seed 0 the first wrong tile goes unchecked
+    assert unverified_accepted >= 1  # under this secret the first wrong tile goes unchecked
     assert sched.take_tainted() and not sched.take_tainted()
 
 
@@ -331,3 +338,36 @@ def test_version_1_checkpoints_still_load(tmp_path):
     fresh, fresh_opt, _ = build(cfg, generated_corpus(4000))
     assert load_checkpoint(path, fresh, fresh_opt, config=cfg.to_dict()) == (1, losses)
     assert train_step(fresh, fresh_opt, data, cfg, 1) == train_step(model, opt, data, cfg, 1)
+
+
+def test_a_worker_that_predicts_freivalds_vector_from_the_seed_is_caught():
+    """The attack: Freivalds' vector used to come from (training seed, task id), both known to a
+    worker, so an error orthogonal to it passed every check. Now it comes from a per-run secret."""
+    gen = np.random.default_rng(7)
+    sched = Scheduler(SchedulerConfig(heartbeat_timeout_s=60, speculative=False, seed=0))
+    cheat = sched.register("cheat", Profile())
+    sched.begin_step(0)
+    a, b = gen.standard_normal((8, 6)), gen.standard_normal((6, 5))
+    trainer, _ = _start_matmul(sched, a, b)
+    task = sched.next_task(cheat.worker_id, wait_s=5)
+    guessed = np.random.default_rng([0, task.task_id, 1]).standard_normal(task.b.shape[1])
+    w = gen.standard_normal(task.b.shape[1])
+    orthogonal = w - (w @ guessed) / (guessed @ guessed) * guessed  # invisible to the guessed vector
+    wrong = task.a @ task.b + np.outer(gen.standard_normal(task.a.shape[0]), orthogonal)
+    assert np.allclose(wrong @ guessed, task.a @ (task.b @ guessed))  # it passes the old check
+    accepted, reason = sched.complete(cheat.worker_id, task.task_id, wrong, 0)
+    assert not accepted and "excluded" in reason
+    honest = sched.register("honest", Profile())
+    task = sched.next_task(honest.worker_id, wait_s=5)
+    assert sched.complete(honest.worker_id, task.task_id, task.a @ task.b, 0) == (True, "ok")
+    trainer.join()
+
+
+def test_worker_ids_are_random_so_another_client_cannot_act_in_a_workers_name():
+    sched = Scheduler(SchedulerConfig(heartbeat_timeout_s=60))
+    ids = [sched.register(f"w{i}", Profile()).worker_id for i in range(50)]
+    assert len(set(ids)) == 50 and all(0 < i < 2**63 for i in ids)
+    assert not any(j - i == 1 for i, j in zip(sorted(ids), sorted(ids)[1:], strict=False))
+    for guess in (1, 2, max(ids) + 1, min(ids) - 1):  # sequential guesses name nobody
+        with pytest.raises(UnknownWorkerError):
+            sched.next_task(guess, wait_s=0)

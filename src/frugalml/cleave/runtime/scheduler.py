@@ -7,6 +7,8 @@ byte copies run outside it.
 
 from __future__ import annotations
 
+import os
+import secrets
 import statistics
 import threading
 import time
@@ -131,7 +133,7 @@ class SchedulerConfig:
     min_deadline_s: float = 5.0
     deadline_slack: float = 10.0
     min_gemm_flops: float = 0.0
-    seed: int = 0
+    seed: int = 0  # the training seed; verification draws from a per-run secret instead (see Scheduler)
 
     def __post_init__(self):
         if not 0.0 <= self.verify_rate <= 1.0:
@@ -144,9 +146,18 @@ class Scheduler:
     """Hands GEMM tiles to pulling workers and assembles their results, exactly once per tile."""
 
     def __init__(
-        self, config: SchedulerConfig, *, required_memory: int = 0, plan: ExecutablePlan | None = None
+        self,
+        config: SchedulerConfig,
+        *,
+        required_memory: int = 0,
+        plan: ExecutablePlan | None = None,
+        secret: bytes | None = None,
     ):
+        """``secret``: what Freivalds' vectors and the choice of checked tiles are drawn from (default:
+        32 bytes from ``os.urandom``, new for every server run and never sent anywhere, so a worker
+        cannot predict which tiles are checked or with which vector; tests pass their own)."""
         self.config = config
+        self._secret = int.from_bytes(secret if secret is not None else os.urandom(32), "little")
         self.required_memory = required_memory
         self.plan = plan
         self.plan_note = "no plan: workers pull tiles" if plan is None else "following the plan"
@@ -162,7 +173,6 @@ class Scheduler:
         self._failures: list[float] = []
         self._tainted = False
         self._in_step = False
-        self._next_worker_id = 1
         self._next_task_id = 1
         self._next_gemm_id = 1
 
@@ -177,9 +187,11 @@ class Scheduler:
                 f"of this model needs {self.required_memory}; give it more (--memory) or use another device"
             )
         with self.cond:
-            worker = WorkerState(self._next_worker_id, name, profile, time.monotonic(), control_bytes=nbytes)
+            worker_id = secrets.randbits(63) | 1  # random: another client cannot guess a live worker's id
+            while worker_id in self.workers:
+                worker_id = secrets.randbits(63) | 1
+            worker = WorkerState(worker_id, name, profile, time.monotonic(), control_bytes=nbytes)
             self.workers[worker.worker_id] = worker
-            self._next_worker_id += 1
             self.cond.notify_all()
             return worker
 
@@ -370,12 +382,12 @@ class Scheduler:
                     f"{job.c.dtype}{[tile.rows, tile.cols]}"
                 )
             verify = self.config.verify_rate >= 1.0 or (
-                np.random.default_rng([self.config.seed, task_id]).random() < self.config.verify_rate
+                np.random.default_rng([self._secret, task_id]).random() < self.config.verify_rate
             )
         if verify:
             a = job.a[tile.row_start : tile.row_stop]
             b = job.b[:, tile.col_start : tile.col_stop]
-            correct = freivalds_check(a, b, c, np.random.default_rng([self.config.seed, task_id, 1]))
+            correct = freivalds_check(a, b, c, np.random.default_rng([self._secret, task_id, 1]))
         with self.cond:
             if verify and not correct:
                 worker.tiles_rejected += 1
