@@ -75,25 +75,56 @@ def measure(
                     ("control: a copy of the dense model in ours' place", control, "noise of the run"),
                 ):
                     c = compare(fn, peer, rounds=rounds, warmup=1, clock=tick)
-                    records.append(
-                        Record(
-                            e2e.SYSTEM,
-                            f"decode, batch 1, {t} thread(s), {label}",
-                            f"tokens/s, {what}",
-                            "tokens/s",
-                            tokens / c.ours.median,
-                            e2e.TORCH,
-                            tokens / c.peer.median,
-                            higher_is_better=True,
-                            spread={
-                                "ours_s": [c.ours.min, c.ours.median, c.ours.max],
-                                "peer_s": [c.peer.min, c.peer.median, c.peer.max],
-                                "rounds": c.rounds,
-                            },
-                            notes=f"{note}; {base}; goal >= {GOAL}x; {e2e.SHARED_NOTE}",
-                        )
-                    )
+                    workload = f"decode, batch 1, {t} thread(s), {label}"
+                    records.append(_record(workload, what, c, tokens, f"{note}; {base}"))
             mt.reset_layer_report(subject.ours)
+            records += _prefill_records(subject, text, t, rounds, label)
+    return records
+
+
+def _record(workload: str, what: str, c, tokens: int, notes: str) -> Record:
+    return Record(
+        e2e.SYSTEM,
+        workload,
+        f"tokens/s, {what}",
+        "tokens/s",
+        tokens / c.ours.median,
+        e2e.TORCH,
+        tokens / c.peer.median,
+        higher_is_better=True,
+        spread={
+            "ours_s": [c.ours.min, c.ours.median, c.ours.max],
+            "peer_s": [c.peer.min, c.peer.median, c.peer.max],
+            "rounds": c.rounds,
+        },
+        notes=f"{notes}; goal >= {GOAL}x; {e2e.SHARED_NOTE}",
+    )
+
+
+def _prefill_records(
+    subject: e2e.Subject, text: torch.Tensor, threads: int, rounds: int, label: str, prompt: int = 32
+) -> list[Record]:
+    """Prefill of ``prompt`` tokens at batch 1 and 4 (the layers plan and, where the planner
+    offers a skipping method, settle by their trials): ours after the trials vs plain torch, and a
+    dense copy vs plain torch. One thread: thread CPU time; more: wall clock."""
+    tick, clock_note = _clocks(threads)[0]
+    records = []
+    for batch in (1, 4):
+        make = lambda m, b=batch: e2e.prefill_fn(m, text, b, prompt, seed=b)  # noqa: E731
+        ours, peer, control = make(subject.ours), make(subject.dense), make(copy.deepcopy(subject.dense))
+        mt.reset_layer_report(subject.ours)
+        for _ in range(2 * mt.TRIALS + 1):
+            ours()
+        _, chosen = e2e.density_note(subject.ours)
+        base = f"{clock_note}; {rounds} interleaved rounds; {env.machine(load=True)}"
+        workload = f"prefill {prompt} tokens, batch {batch}, {threads} thread(s), {label}"
+        for what, fn, note in (
+            ("after the trials settle", ours, chosen),
+            ("control: a copy of the dense model in ours' place", control, "noise of the run"),
+        ):
+            c = compare(fn, peer, rounds=rounds, warmup=1, clock=tick)
+            records.append(_record(workload, what, c, batch * prompt, f"{note}; {base}"))
+    mt.reset_layer_report(subject.ours)
     return records
 
 
