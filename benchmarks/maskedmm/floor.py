@@ -2,7 +2,7 @@ r"""The floor: the trained small decoder (d_model 128), whose down projections r
 decoded one sequence at a time with ``sparsify_`` vs the same model in plain torch, interleaved,
 on 1 and 2 threads (goal: never below 0.95x). Records ours in steady state (layers retired to
 ``nn.Linear``'s own forward), ours before retiring (right after a reset) and a dense copy (the
-run's noise).
+run's noise), and prefill of 32 tokens at batch 1 and 4 after the layers' trials settle.
 
     FRUGAL_DATA=../shared/data .venv/bin/python benchmarks/maskedmm/floor.py \
         --json benchmarks/results/maskedmm/floor.json

@@ -9,7 +9,9 @@ down projections (512 -> 128, one row) are dense on every call: torch's own line
   forward after :data:`~frugalml.maskedmm.torch.RETIRE_AFTER` dense calls in a row);
 * ``before retiring``: each timed call right after :func:`~frugalml.maskedmm.torch.reset_layer_report`,
   so every layer goes through the planner's checks (the first tokens a fresh model decodes);
-* ``control``: a copy of the dense model in ours' place, the noise of the run.
+* ``control``: a copy of the dense model in ours' place, the noise of the run;
+* prefill of 32 tokens at batch 1 and 4, where the planner may offer the masked kernel and each
+  layer settles by its trials (ours after they settle, and a control).
 
 One thread is timed by the calling thread's CPU time, two threads by the wall clock and, in a
 second record, by the process's CPU time (robust to other work on a shared machine, but it adds
