@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import typer
 
@@ -19,6 +20,7 @@ def _logging(quiet: bool) -> None:
 def add_runtime_commands(app: typer.Typer) -> None:
     """Add ``serve``, ``worker``, ``status`` and ``fleet`` to ``app`` (cleave's typer app)."""
     add_fleet_commands(app)
+    add_certs_command(app)
 
     @app.command()
     def serve(
@@ -28,8 +30,15 @@ def add_runtime_commands(app: typer.Typer) -> None:
         ),
         host: str = typer.Option(
             "127.0.0.1",
-            help="Address to listen on (0.0.0.0: every interface; there is no authentication or TLS yet, "
-            "so only on a trusted network).",
+            help="Address to listen on (0.0.0.0: every interface; needs TLS, or --insecure).",
+        ),
+        tls_cert: str | None = typer.Option(
+            None, help="TLS: the server's certificate (frugal cleave certs)."
+        ),
+        tls_key: str | None = typer.Option(None, help="TLS: the server's private key."),
+        ca: str | None = typer.Option(None, help="TLS: the CA every client's certificate must be signed by."),
+        insecure: bool = typer.Option(
+            False, "--insecure", help="Serve plain text on a non-loopback address (a trusted network only)."
         ),
         plan: str | None = typer.Option(
             None,
@@ -90,6 +99,10 @@ def add_runtime_commands(app: typer.Typer) -> None:
             checkpoint_every=checkpoint_every,
             metrics=metrics,
             address_file=address_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=ca,
+            insecure=insecure,
         )
         result = serve(config)
         losses = result["losses"]
@@ -134,10 +147,14 @@ def _add_worker_commands(app: typer.Typer) -> None:
             "(a restarted PS resumes from its checkpoint).",
         ),
         corrupt_every: int = typer.Option(0, hidden=True, help="Fault injection: corrupt every N-th result."),
+        ca: str | None = typer.Option(None, help="TLS: the CA that signed the server's certificate."),
+        cert: str | None = typer.Option(None, help="TLS: this worker's certificate (its name is --name)."),
+        key: str | None = typer.Option(None, help="TLS: this worker's private key."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
     ):
         """Run a device worker: pull GEMM tiles from a parameter server and compute them."""
         from frugalml.cleave.runtime.shaping import parse_rate, parse_size
+        from frugalml.cleave.runtime.tls import client_files
         from frugalml.cleave.runtime.worker import WorkerConfig, class_defaults, measure_flops, run_worker
         from frugalml.common.validate import one_of
 
@@ -156,6 +173,7 @@ def _add_worker_commands(app: typer.Typer) -> None:
             connect_timeout_s=connect_timeout,
             reconnect_timeout_s=reconnect_timeout,
             corrupt_every=corrupt_every,
+            tls=client_files(ca, cert, key),
         )
         typer.echo(run_worker(config).line())
 
@@ -164,15 +182,47 @@ def _add_worker_commands(app: typer.Typer) -> None:
         server: str = typer.Option(..., help="Parameter server address HOST:PORT."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
         timeout: float = typer.Option(5.0, help="Seconds to wait for the server."),
+        ca: str | None = typer.Option(None, help="TLS: the CA that signed the server's certificate."),
+        cert: str | None = typer.Option(None, help="TLS: a client certificate (status.pem from certs)."),
+        key: str | None = typer.Option(None, help="TLS: its private key."),
     ):
         """Show a parameter server's progress and what each worker has done."""
         from frugalml.cleave.runtime.client import fetch_status
+        from frugalml.cleave.runtime.tls import client_files
 
-        snap = fetch_status(server, timeout=timeout)
+        snap = fetch_status(server, timeout=timeout, tls=client_files(ca, cert, key))
         if as_json:
             typer.echo(json.dumps(snap, indent=2))
             return
         _print_status(snap)
+
+
+def add_certs_command(app: typer.Typer) -> None:
+    """``certs``: credentials for a trial with TLS."""
+
+    @app.command()
+    def certs(
+        out: Path = typer.Option(..., "--out", "-o", help="Empty folder to write the files into."),
+        workers: str = typer.Option(..., "--workers", help="Worker names, comma-separated (their --name)."),
+        host: str = typer.Option(
+            "127.0.0.1", "--host", help="The server's addresses or DNS names, comma list."
+        ),
+        days: int = typer.Option(30, "--days", help="Days the certificates are valid."),
+    ):
+        """Make a CA, a server certificate and one client certificate per worker (and status.pem).
+
+        Example: frugal cleave certs -o creds --workers phone-1,laptop-1 --host 192.168.1.10; give the
+        server ca.pem, server.pem and server.key, each worker ca.pem and its own NAME.pem / NAME.key,
+        and keep ca.key offline.
+        """
+        from frugalml.cleave.runtime.tls import make_credentials
+        from frugalml.common.parsing import comma_list
+
+        names = comma_list(workers, str, name="worker", non_empty=True)
+        files = make_credentials(out, names, comma_list(host, str, name="host", non_empty=True), days)
+        typer.echo(
+            f"wrote {len(files)} files to {out}; keep ca.key offline, hand each worker only its own key"
+        )
 
 
 def add_fleet_commands(app: typer.Typer) -> None:

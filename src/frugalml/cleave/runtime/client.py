@@ -8,6 +8,7 @@ from google.protobuf.json_format import MessageToDict
 from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
 from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
 from frugalml.cleave.runtime.protocol import grpc_options
+from frugalml.cleave.runtime.tls import ClientFiles, channel
 from frugalml.common.errors import InvalidInputError, ServiceUnavailableError
 
 _INTEGERS = (
@@ -29,7 +30,7 @@ _INTEGERS = (
 )
 
 
-def fetch_status(server: str, timeout: float = 5.0) -> dict:
+def fetch_status(server: str, timeout: float = 5.0, tls: ClientFiles | None = None) -> dict:
     """The server's progress and per-worker counters as a dict (integers as ints).
 
     Raises
@@ -39,14 +40,15 @@ def fetch_status(server: str, timeout: float = 5.0) -> dict:
     """
     if ":" not in server:
         raise InvalidInputError(f"--server must be HOST:PORT, got {server!r}")
-    with grpc.insecure_channel(server, options=grpc_options()) as channel:
+    with channel(server, tls, grpc_options()) as open_channel:
         try:
-            reply = pb_grpc.CleaveStub(channel).Status(
+            reply = pb_grpc.CleaveStub(open_channel).Status(
                 pb.StatusRequest(), timeout=timeout, wait_for_ready=True
             )
         except grpc.RpcError as exc:
             raise ServiceUnavailableError(
                 f"no cleave parameter server answers at {server} ({exc.code().name}); check the address"
+                + ("" if tls else " (a server with TLS needs --ca, --cert and --key)")
             ) from None
     return _ints(
         MessageToDict(reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)

@@ -365,6 +365,8 @@ class Fleet:
         address_file = self.workdir / "address"
         address_file.unlink(missing_ok=True)
         args = ["serve", "--host", host, "--port", str(port), "--address-file", str(address_file)]
+        if self.mode == "namespaces":  # the emulated hosts' private bridge: plain text, knowingly
+            args.append("--insecure")
         namespace = self.ps_namespace if self.mode == "namespaces" else None
         self.server = self._spawn(namespace, [*args, *_flags(options)], "server.log")
         end = time.monotonic() + 120

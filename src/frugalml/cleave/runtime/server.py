@@ -39,6 +39,7 @@ from frugalml.cleave.runtime.scheduler import (
     SchedulerConfig,
     UnknownWorkerError,
 )
+from frugalml.cleave.runtime.tls import peer_name, server_credentials
 from frugalml.cleave.tiling import smallest_tile_memory
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
@@ -67,6 +68,19 @@ class ServerConfig:
     torch_threads: int = 1
     chunk_bytes: int = CHUNK_BYTES
     rpc_threads: int = 256  # each worker holds a heartbeat stream and at most one task call
+    tls_cert: str | None = None  # TLS: the server's certificate and key, and the CA of its clients
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    insecure: bool = False  # plain text on an address other than loopback, knowingly
+
+    @property
+    def tls(self) -> bool:
+        given = [v is not None for v in (self.tls_cert, self.tls_key, self.tls_ca)]
+        if any(given) and not all(given):
+            raise InvalidInputError(
+                "--tls-cert, --tls-key and --ca go together (make them with 'frugal cleave certs')"
+            )
+        return all(given)
 
 
 def _status_code(exc: Exception) -> grpc.StatusCode:
@@ -112,7 +126,23 @@ class CleaveService(pb_grpc.CleaveServicer):
         self.scheduler = server.scheduler
         self.cpu = HandlerCpu()
 
+    def _own(self, context, worker_id: int) -> None:
+        """With TLS, a call naming a worker must come with that worker's certificate."""
+        if not self.ps.config.tls:
+            return
+        worker = self.scheduler.workers.get(worker_id)
+        who = peer_name(context)
+        if worker is not None and worker.name != who:
+            log.warning("refused: the certificate of %r acted for worker %r", who, worker.name)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"this credential is {who!r}'s, not this worker's")
+
     def Register(self, request, context):
+        if self.ps.config.tls and request.name != (who := peer_name(context)):
+            log.warning("refused: the certificate of %r tried to register as %r", who, request.name[:64])
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"this credential is for {who!r}; register with --name {who}",
+            )
         if request.protocol_version != PROTOCOL_VERSION:
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -149,6 +179,8 @@ class CleaveService(pb_grpc.CleaveServicer):
         worker_id = None
         try:
             for beat in request_iterator:
+                if worker_id is None:
+                    self._own(context, beat.worker_id)
                 worker_id = beat.worker_id
                 try:
                     finished = self.scheduler.heartbeat(worker_id, beat.ByteSize())
@@ -164,6 +196,7 @@ class CleaveService(pb_grpc.CleaveServicer):
             yield from self._pull_task(request, context, handed)
 
     def _pull_task(self, request, context, handed: list[bool]):
+        self._own(context, request.worker_id)
         try:
             task = self.scheduler.next_task(request.worker_id, min(max(request.wait_s, 0.0), 10.0))
         except (UnknownWorkerError, ExcludedWorkerError) as exc:
@@ -210,6 +243,7 @@ class CleaveService(pb_grpc.CleaveServicer):
         if first is None or not first.HasField("header"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a result stream must start with a header chunk")
         header = first.header
+        self._own(context, header.worker_id)
         parts, nbytes = [first.data], first.ByteSize()
         for chunk in request_iterator:
             if chunk.HasField("header"):
@@ -228,6 +262,7 @@ class CleaveService(pb_grpc.CleaveServicer):
         return reply
 
     def Leave(self, request, context):
+        self._own(context, request.worker_id)
         self.scheduler.leave(request.worker_id)
         return pb.LeaveReply()
 
@@ -282,7 +317,7 @@ class ParameterServer:
         self._server = grpc.server(pool, options=grpc_options())
         self.service = CleaveService(self)
         pb_grpc.add_CleaveServicer_to_server(self.service, self._server)
-        port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        port = self._listen(f"{self.config.host}:{self.config.port}")
         if port == 0:
             raise InvalidInputError(
                 f"cannot listen on {self.config.host}:{self.config.port}; is the port taken?"
@@ -294,6 +329,29 @@ class ParameterServer:
             with atomic_write(self.config.address_file, "w") as f:
                 f.write(self.address)
         return self.address
+
+    def _listen(self, address: str) -> int:
+        """TLS with client certificates when configured; plain text only on loopback, or knowingly."""
+        assert self._server is not None
+        cfg = self.config
+        if cfg.tls:
+            assert cfg.tls_cert and cfg.tls_key and cfg.tls_ca
+            return self._server.add_secure_port(
+                address, server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_ca)
+            )
+        loopback = cfg.host in ("127.0.0.1", "::1", "localhost")
+        if not loopback and not cfg.insecure:
+            raise InvalidInputError(
+                f"serving plain text on {cfg.host} lets anyone on that network read and forge tiles; "
+                "give --tls-cert, --tls-key and --ca (see 'frugal cleave certs'), or --insecure on a "
+                "network you trust"
+            )
+        if cfg.insecure:
+            log.warning(
+                "serving PLAIN TEXT on %s (--insecure): no encryption, no authentication of workers",
+                cfg.host,
+            )
+        return self._server.add_insecure_port(address)
 
     def train(self) -> dict:
         """Run the remaining steps (resuming after a checkpoint); returns the metrics."""

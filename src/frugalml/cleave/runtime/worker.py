@@ -23,6 +23,7 @@ from frugalml.cleave.runtime.protocol import (
     to_bytes,
 )
 from frugalml.cleave.runtime.shaping import TokenBucket
+from frugalml.cleave.runtime.tls import ClientFiles, channel
 from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
 
 log = logging.getLogger("frugalml.cleave.runtime")
@@ -47,6 +48,7 @@ class WorkerConfig:
     protocol_version: int = PROTOCOL_VERSION
     device_class: str = ""
     shape_links: bool = True  # False: the network shapes the links (tc); the rates are only declared
+    tls: ClientFiles | None = None  # TLS with this worker's certificate (None: plain text)
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Worker:
         self.worker_id = 0
         self._stop = threading.Event()
         self._finished = threading.Event()
-        self._channel = grpc.insecure_channel(config.server, options=grpc_options())
+        self._channel = channel(config.server, config.tls, grpc_options())
         self._stub = pb_grpc.CleaveStub(self._channel)
         self._beats: grpc.Future | None = None
 
@@ -125,6 +127,7 @@ class Worker:
                 f"no cleave parameter server answers at {self.config.server} (waited "
                 f"{self.config.connect_timeout_s:g} s); start one with 'frugal cleave serve' "
                 "or check the address"
+                + ("" if self.config.tls else " (a server with TLS needs --ca, --cert and --key)")
             ) from None
 
     def _register(self) -> None:
@@ -262,6 +265,8 @@ def _as_frugal_error(exc: grpc.RpcError, server: str) -> FrugalError:
         return FrugalError(f"the server at {server} refused this worker: {details}")
     if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT):
         return InvalidInputError(f"the server at {server} refused this worker: {details}")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return FrugalError(f"the server at {server} refused this credential: {details}")
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return FrugalError(f"the server at {server} excluded this worker: {details}")
     return ServiceUnavailableError(f"call to {server} failed: {code.name} {details}")

@@ -1,0 +1,108 @@
+"""TLS with client certificates: who may connect, under which name, and what is refused."""
+
+import os
+import threading
+
+import grpc
+import pytest
+
+from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
+from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
+from frugalml.cleave.runtime.client import fetch_status
+from frugalml.cleave.runtime.model import TrainConfig
+from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options
+from frugalml.cleave.runtime.server import ParameterServer, ServerConfig
+from frugalml.cleave.runtime.tls import ClientFiles, channel, make_credentials
+from frugalml.cleave.runtime.worker import Worker, WorkerConfig
+from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
+
+pytest.importorskip("cryptography")
+
+
+@pytest.fixture(scope="module")
+def creds(tmp_path_factory):
+    ours, other = tmp_path_factory.mktemp("ours"), tmp_path_factory.mktemp("other")
+    make_credentials(ours, ["w0", "w1"], ["127.0.0.1", "localhost"], days=1)
+    make_credentials(other, ["w0"], ["127.0.0.1"], days=1)  # another CA, same names
+    return ours, other
+
+
+def _files(folder, name):
+    return ClientFiles(str(folder / "ca.pem"), str(folder / f"{name}.pem"), str(folder / f"{name}.key"))
+
+
+@pytest.fixture
+def server(creds):
+    ours, _ = creds
+    config = ServerConfig(
+        train=TrainConfig(steps=2),
+        port=0,
+        tls_cert=str(ours / "server.pem"),
+        tls_key=str(ours / "server.key"),
+        tls_ca=str(ours / "ca.pem"),
+        linger_s=0.5,
+    )
+    ps = ParameterServer(config)
+    ps.start()
+    yield ps
+    ps.stop()
+
+
+def _register(address, files, name):
+    with channel(address, files, grpc_options()) as ch:
+        profile = pb.Profile(memory_bytes=1 << 30)
+        request = pb.RegisterRequest(protocol_version=PROTOCOL_VERSION, name=name, profile=profile)
+        return pb_grpc.CleaveStub(ch).Register(request, timeout=5, wait_for_ready=False)
+
+
+def test_credentials_are_written_once_with_private_keys(creds, tmp_path):
+    ours, _ = creds
+    assert {p.name for p in ours.iterdir()} >= {"ca.pem", "server.key", "w0.pem", "w1.key", "status.pem"}
+    assert all(os.stat(p).st_mode & 0o077 == 0 for p in ours.glob("*.key"))
+    with pytest.raises(InvalidInputError, match="already holds a CA"):
+        make_credentials(ours, ["w0"], ["127.0.0.1"])
+    with pytest.raises(InvalidInputError, match="worker names"):
+        make_credentials(tmp_path, ["status"], ["127.0.0.1"])
+
+
+def test_training_with_tls_and_every_intruder_refused(server, creds):
+    ours, other = creds
+    address = server.address
+    # a plain-text client, a certificate from another CA: no connection at all
+    with pytest.raises(ServiceUnavailableError, match="needs --ca"):
+        fetch_status(address, timeout=2)
+    with pytest.raises(ServiceUnavailableError):
+        fetch_status(address, timeout=2, tls=_files(other, "w0"))
+    # a real credential used under another worker's name
+    with pytest.raises(grpc.RpcError) as exc:
+        _register(address, _files(ours, "w1"), "w0")
+    assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # status with a credential answers; the worker trains with its own
+    assert fetch_status(address, timeout=5, tls=_files(ours, "status"))["state"] == "waiting"
+    trainer = threading.Thread(target=server.train)
+    trainer.start()
+    summary = Worker(WorkerConfig(address, "w0", tls=_files(ours, "w0"), connect_timeout_s=10)).run()
+    trainer.join(60)
+    assert len(server.losses) == 2 and summary.tiles > 0
+
+
+def test_a_credential_cannot_act_for_another_worker(server, creds):
+    ours, _ = creds
+    victim = _register(server.address, _files(ours, "w0"), "w0").worker_id
+    with channel(server.address, _files(ours, "w1"), grpc_options()) as ch:
+        with pytest.raises(grpc.RpcError) as exc:
+            list(pb_grpc.CleaveStub(ch).PullTask(pb.PullRequest(worker_id=victim, wait_s=0), timeout=5))
+    assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_plain_text_off_loopback_needs_insecure():
+    with pytest.raises(InvalidInputError, match="--insecure"):
+        ParameterServer(ServerConfig(host="0.0.0.0", port=0)).start()
+    with pytest.raises(InvalidInputError, match="go together"):
+        ParameterServer(ServerConfig(port=0, tls_cert="x.pem")).start()
+
+
+def test_a_worker_whose_certificate_names_someone_else_stops_with_one_line(server, creds):
+    ours, _ = creds
+    with pytest.raises(FrugalError, match="refused this credential"):
+        Worker(WorkerConfig(server.address, "w0", tls=_files(ours, "w1"), connect_timeout_s=10)).run()
