@@ -308,6 +308,11 @@ def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
         (["worker", "--server", "h:1", "--name", "p", "--down", "fast"], "link rate"),
         (["worker", "--server", "h:1", "--name", "p", "--memory", "lots"], "memory size"),
         (["status", "--server", "no-port"], "HOST:PORT"),
+        (["serve", "--port", "99999"], "--port must be in 0..65535"),
+        (["serve", "--heartbeat-timeout", "-1"], "--heartbeat-timeout must be a positive"),
+        (["serve", "--host", "0.0.0.0", "--port", "0"], "--insecure"),
+        (["serve", "--tls-cert", "a.pem"], "go together"),
+        (["worker", "--server", "h:1", "--name", "p", "--ca", "ca.pem"], "go together"),
     ],
 )
 def test_cli_refuses_bad_options_with_clear_errors(args, message):
@@ -371,3 +376,22 @@ def test_worker_ids_are_random_so_another_client_cannot_act_in_a_workers_name():
     for guess in (1, 2, max(ids) + 1, min(ids) - 1):  # sequential guesses name nobody
         with pytest.raises(UnknownWorkerError):
             sched.next_task(guess, wait_s=0)
+
+
+def test_a_push_larger_than_its_tile_is_refused_as_it_arrives_and_names_stay_short():
+    from frugalml.cleave.runtime.scheduler import MAX_NAME_BYTES
+
+    gen = np.random.default_rng(5)
+    sched = Scheduler(SchedulerConfig(heartbeat_timeout_s=60, speculative=False))
+    with pytest.raises(InvalidInputError, match="at most"):
+        sched.register("x" * (MAX_NAME_BYTES + 1), Profile())
+    worker = sched.register("w", Profile())
+    sched.begin_step(0)
+    a, b = gen.standard_normal((4, 3)), gen.standard_normal((3, 4))
+    trainer, _ = _start_matmul(sched, a, b)
+    task = sched.next_task(worker.worker_id, wait_s=5)
+    assert sched.result_bytes(worker.worker_id, task.task_id) == task.a.shape[0] * task.b.shape[1] * 8
+    assert sched.result_bytes(worker.worker_id + 1, task.task_id) is None  # not its task
+    assert sched.complete(worker.worker_id, task.task_id, task.a @ task.b, 0) == (True, "ok")
+    trainer.join()
+    assert sched.result_bytes(worker.worker_id, task.task_id) is None  # done: stale from now on

@@ -4,6 +4,7 @@ import os
 import threading
 
 import grpc
+import numpy as np
 import pytest
 
 from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
@@ -106,3 +107,34 @@ def test_a_worker_whose_certificate_names_someone_else_stops_with_one_line(serve
     ours, _ = creds
     with pytest.raises(FrugalError, match="refused this credential"):
         Worker(WorkerConfig(server.address, "w0", tls=_files(ours, "w1"), connect_timeout_s=10)).run()
+
+
+def test_an_oversized_push_is_cut_off_at_its_tile_size():
+    from frugalml.cleave.runtime.protocol import meta_of
+
+    ps = ParameterServer(ServerConfig(train=TrainConfig(steps=1), port=0, linger_s=0.1))
+    ps.start()
+    threading.Thread(target=ps.train, daemon=True).start()
+    try:
+        with channel(ps.address, None, grpc_options()) as ch:
+            stub = pb_grpc.CleaveStub(ch)
+            profile = pb.Profile(memory_bytes=1 << 30)
+            me = stub.Register(
+                pb.RegisterRequest(protocol_version=PROTOCOL_VERSION, name="big", profile=profile)
+            )
+            chunks = list(stub.PullTask(pb.PullRequest(worker_id=me.worker_id, wait_s=5), timeout=10))
+            header = chunks[0].header
+            meta = meta_of(np.zeros((4096, 4096), np.float32))  # claims a huge tile
+            result = pb.ResultHeader(worker_id=me.worker_id, task_id=header.task_id, c=meta)
+
+            def flood():
+                yield pb.ResultChunk(header=result, data=b"\0" * (1 << 20))
+                for _ in range(63):
+                    yield pb.ResultChunk(data=b"\0" * (1 << 20))
+
+            with pytest.raises(grpc.RpcError) as exc:
+                stub.PushResult(flood(), timeout=10)
+            assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "larger than its tile" in exc.value.details()
+    finally:
+        ps.stop()

@@ -118,6 +118,7 @@ class Task:
 
 
 SHUTDOWN = "shutdown"
+MAX_NAME_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Scheduler:
         """Admit a worker; refuses one whose memory cannot hold the smallest tile of this model."""
         if not name:
             raise InvalidInputError("a worker needs a non-empty name (--name)")
+        self.register_limits(name)
         if profile.memory_bytes < self.required_memory:
             raise InvalidInputError(
                 f"worker {name!r} has {profile.memory_bytes} bytes of memory, but the smallest tile "
@@ -361,6 +363,21 @@ class Scheduler:
                         cls = worker.profile.device_class
                         job.quota[cls] = job.quota.get(cls, 0) + 1
                 self.cond.notify_all()
+
+    def result_bytes(self, worker_id: int, task_id: int) -> int | None:
+        """Data bytes of the tile ``task_id`` assigned to this worker (None: not its live task)."""
+        with self.cond:
+            job = self.job
+            assignment = job.assignments.get(task_id) if job is not None else None
+            if job is None or assignment is None or assignment.worker_id != worker_id:
+                return None
+            tile = job.tiles[assignment.tile_index]
+            return tile.rows * tile.cols * job.c.dtype.itemsize
+
+    def register_limits(self, name: str) -> None:
+        """Names are short (they travel in every status reply)."""
+        if len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
+            raise InvalidInputError(f"a worker name is at most {MAX_NAME_BYTES} bytes, got {len(name)}")
 
     def complete(self, worker_id: int, task_id: int, c: np.ndarray, nbytes: int) -> tuple[bool, str]:
         """Accept a tile's result after Freivalds' check; a wrong one excludes its worker."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import threading
 import time
 from concurrent import futures
@@ -244,14 +245,27 @@ class CleaveService(pb_grpc.CleaveServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a result stream must start with a header chunk")
         header = first.header
         self._own(context, header.worker_id)
-        parts, nbytes = [first.data], first.ByteSize()
+        # bytes are checked against the tile as they arrive: a push cannot grow the server past it
+        expected = self.scheduler.result_bytes(header.worker_id, header.task_id)
+        parts, nbytes, data = [first.data], first.ByteSize(), len(first.data)
         for chunk in request_iterator:
             if chunk.HasField("header"):
                 context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "only the first result chunk may carry a header"
                 )
-            parts.append(chunk.data)
+            data += len(chunk.data)
             nbytes += chunk.ByteSize()
+            if expected is not None and data > expected:
+                log.warning(
+                    "refused: worker %d pushed more than task %d's tile", header.worker_id, header.task_id
+                )
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"the result is larger than its tile ({expected} bytes)"
+                )
+            if expected is not None:
+                parts.append(chunk.data)
+        if expected is None:  # stale or unknown task: the bytes were read and dropped
+            parts = []
         try:
             c = from_bytes(header.c, b"".join(parts))
             accepted, reason = self.scheduler.complete(header.worker_id, header.task_id, c, nbytes)
@@ -280,6 +294,7 @@ class ParameterServer:
     """
 
     def __init__(self, config: ServerConfig):
+        _check_config(config)
         self.config = config
         torch.set_num_threads(check_threads(config.torch_threads, "torch_threads") or 1)
         cfg = config.train
@@ -314,7 +329,10 @@ class ParameterServer:
     def start(self) -> str:
         """Start serving; returns ``host:port`` (the real port when 0 asked for a free one)."""
         pool = futures.ThreadPoolExecutor(max_workers=self.config.rpc_threads)
-        self._server = grpc.server(pool, options=grpc_options())
+        # calls beyond the threads are refused at once instead of queueing behind idle streams
+        self._server = grpc.server(
+            pool, options=grpc_options(), maximum_concurrent_rpcs=self.config.rpc_threads
+        )
         self.service = CleaveService(self)
         pb_grpc.add_CleaveServicer_to_server(self.service, self._server)
         port = self._listen(f"{self.config.host}:{self.config.port}")
@@ -459,6 +477,19 @@ class ParameterServer:
             },
             "config": {"train": self.config.train.to_dict(), "scheduler": asdict(self.config.scheduler)},
         }
+
+
+def _check_config(config: ServerConfig) -> None:
+    """One line for a setting no server can run with (before anything starts)."""
+    if not 0 <= config.port <= 65535:
+        raise InvalidInputError(f"--port must be in 0..65535 (0: any free port), got {config.port}")
+    timeout = config.scheduler.heartbeat_timeout_s
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise InvalidInputError(f"--heartbeat-timeout must be a positive number of seconds, got {timeout}")
+    if not 1 <= config.rpc_threads <= 4096:
+        raise InvalidInputError(f"rpc_threads must be in 1..4096, got {config.rpc_threads}")
+    if config.tls and config.insecure:  # (reading .tls checks the TLS files come as a set)
+        raise InvalidInputError("--insecure and TLS contradict each other; give one")
 
 
 def check_plan(plan: ExecutablePlan, cfg: TrainConfig, path: str) -> ExecutablePlan:
