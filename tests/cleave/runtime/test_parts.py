@@ -278,7 +278,7 @@ def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
         for i in range(256)
         if np.random.default_rng([int.from_bytes(bytes([i]) * 32, "little"), 1]).random() >= 0.5
     )
-    config = SchedulerConfig(verify_rate=0.5, heartbeat_timeout_s=60, speculative=False, seed=0)
+    config = SchedulerConfig(verify_rate=0.5, heartbeat_timeout_s=60, speculative=False, trusted_workers=True)
     sched = Scheduler(config, secret=secret)
     cheat = sched.register("cheat", Profile())
     sched.begin_step(0)
@@ -287,7 +287,7 @@ def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
         a, b = gen.standard_normal((4, 3)), gen.standard_normal((3, 4))
         trainer, _ = _start_matmul(sched, a, b)
         task = sched.next_task(cheat.worker_id, wait_s=5)
-        accepted, _ = sched.complete(cheat.worker_id, task.task_id, task.a @ task.b + 1.0, 0)
+        accepted, _ = sched.complete(cheat.worker_id, task.task_id, task.a @ task.b + 1e-3, 0)  # in bounds
         unverified_accepted += accepted
         if accepted:
             trainer.join()
@@ -395,3 +395,25 @@ def test_a_push_larger_than_its_tile_is_refused_as_it_arrives_and_names_stay_sho
     assert sched.complete(worker.worker_id, task.task_id, task.a @ task.b, 0) == (True, "ok")
     trainer.join()
     assert sched.result_bytes(worker.worker_id, task.task_id) is None  # done: stale from now on
+
+
+def test_unchecked_tiles_are_still_bounded_and_an_excluded_name_stays_out():
+    gen = np.random.default_rng(6)
+    with pytest.raises(InvalidInputError, match="--trusted-workers"):
+        SchedulerConfig(verify_rate=0.5)
+    config = SchedulerConfig(verify_rate=0.0, heartbeat_timeout_s=60, speculative=False, trusted_workers=True)
+    sched = Scheduler(config)
+    cheat = sched.register("cheat", Profile())
+    sched.begin_step(0)
+    a, b = gen.standard_normal((4, 3)), gen.standard_normal((3, 4))
+    trainer, _ = _start_matmul(sched, a, b)
+    task = sched.next_task(cheat.worker_id, wait_s=5)
+    poison = np.full((task.a.shape[0], task.b.shape[1]), 1e30)  # unchecked, but impossible
+    accepted, reason = sched.complete(cheat.worker_id, task.task_id, poison, 0)
+    assert not accepted and "bound" in reason
+    with pytest.raises(ExcludedWorkerError, match="registering again"):
+        sched.register("cheat", Profile())
+    honest = sched.register("honest", Profile())
+    task = sched.next_task(honest.worker_id, wait_s=5)
+    assert sched.complete(honest.worker_id, task.task_id, task.a @ task.b, 0) == (True, "ok")
+    trainer.join()

@@ -57,6 +57,11 @@ def add_runtime_commands(app: typer.Typer) -> None:
             1.0, min=0.0, max=1.0, help="Share of tiles checked with Freivalds."
         ),
         heartbeat_timeout: float = typer.Option(3.0, help="Seconds of silence before a worker is lost."),
+        trusted_workers: bool = typer.Option(
+            False,
+            "--trusted-workers",
+            help="Allow --verify-rate below 1 (a worker caught late leaves its earlier steps' tiles in).",
+        ),
         backups: bool = typer.Option(True, help="Speculative backup copies of straggling tiles."),
         min_gemm_flops: float = typer.Option(0.0, help="GEMMs below this many FLOPs stay on the PS."),
         checkpoint: str | None = typer.Option(None, help="Checkpoint file; resumed from when it exists."),
@@ -90,6 +95,7 @@ def add_runtime_commands(app: typer.Typer) -> None:
             scheduler=SchedulerConfig(
                 tiles_per_worker=tiles_per_worker,
                 verify_rate=verify_rate,
+                trusted_workers=trusted_workers,
                 heartbeat_timeout_s=heartbeat_timeout,
                 speculative=backups,
                 min_gemm_flops=min_gemm_flops,

@@ -135,10 +135,17 @@ class SchedulerConfig:
     deadline_slack: float = 10.0
     min_gemm_flops: float = 0.0
     seed: int = 0  # the training seed; verification draws from a per-run secret instead (see Scheduler)
+    trusted_workers: bool = False  # allows verify_rate < 1 (tiles of a worker caught late are not redone)
 
     def __post_init__(self):
         if not 0.0 <= self.verify_rate <= 1.0:
             raise InvalidInputError(f"verify_rate must be in [0, 1], got {self.verify_rate}")
+        if self.verify_rate < 1.0 and not self.trusted_workers:
+            raise InvalidInputError(
+                f"--verify-rate {self.verify_rate:g} leaves tiles unchecked, and the tiles a worker "
+                "returned in earlier steps before it was caught are not recomputed; check every tile "
+                "(--verify-rate 1), or pass --trusted-workers"
+            )
         if self.tiles_per_worker < 1:
             raise InvalidInputError(f"tiles_per_worker must be at least 1, got {self.tiles_per_worker}")
 
@@ -159,6 +166,7 @@ class Scheduler:
         cannot predict which tiles are checked or with which vector; tests pass their own)."""
         self.config = config
         self._secret = int.from_bytes(secret if secret is not None else os.urandom(32), "little")
+        self._excluded: set[str] = set()  # names (credentials) caught returning a wrong tile
         self.required_memory = required_memory
         self.plan = plan
         self.plan_note = "no plan: workers pull tiles" if plan is None else "following the plan"
@@ -192,6 +200,11 @@ class Scheduler:
             worker_id = secrets.randbits(63) | 1  # random: another client cannot guess a live worker's id
             while worker_id in self.workers:
                 worker_id = secrets.randbits(63) | 1
+            if name in self._excluded:  # by name: with TLS, the name is the worker's credential
+                raise ExcludedWorkerError(
+                    f"worker {name!r} was excluded: it returned a wrong tile; "
+                    "registering again does not reset it"
+                )
             worker = WorkerState(worker_id, name, profile, time.monotonic(), control_bytes=nbytes)
             self.workers[worker.worker_id] = worker
             self.cond.notify_all()
@@ -374,6 +387,15 @@ class Scheduler:
             tile = job.tiles[assignment.tile_index]
             return tile.rows * tile.cols * job.c.dtype.itemsize
 
+    def stale(self, worker_id: int, task_id: int, nbytes: int) -> tuple[bool, str]:
+        """A result for a task that is not (or no longer) this worker's: counted, not used."""
+        with self.cond:
+            worker = self._active(worker_id)
+            worker.bytes_up += nbytes
+            worker.last_seen = time.monotonic()
+            worker.in_flight.discard(task_id)
+            return False, "stale: this tile was already finished or reassigned"
+
     def register_limits(self, name: str) -> None:
         """Names are short (they travel in every status reply)."""
         if len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
@@ -401,15 +423,18 @@ class Scheduler:
             verify = self.config.verify_rate >= 1.0 or (
                 np.random.default_rng([self._secret, task_id]).random() < self.config.verify_rate
             )
+        a = job.a[tile.row_start : tile.row_stop]
+        b = job.b[:, tile.col_start : tile.col_stop]
         if verify:
-            a = job.a[tile.row_start : tile.row_stop]
-            b = job.b[:, tile.col_start : tile.col_stop]
             correct = freivalds_check(a, b, c, np.random.default_rng([self._secret, task_id, 1]))
+        else:  # every tile: finite and within what its operands allow
+            correct = plausible(a, b, c)
         with self.cond:
-            if verify and not correct:
+            if not correct:
                 worker.tiles_rejected += 1
                 self._drop(worker, "excluded")
-                return False, "excluded: the tile failed Freivalds' check"
+                check = "Freivalds' check" if verify else "the bound its inputs put on it"
+                return False, f"excluded: the tile failed {check}"
             if task_id not in job.assignments:
                 return False, "stale: this tile was already finished or reassigned"
             self._release(job, worker, assignment, requeue=False)
@@ -558,6 +583,8 @@ class Scheduler:
 
     def _drop(self, worker: WorkerState, state: str) -> None:
         worker.state = state
+        if state == "excluded":
+            self._excluded.add(worker.name)
         job = self.job
         if job is not None and job.quota is not None and self.plan is not None:
             job.quota = None  # the fleet no longer matches the plan: everyone pulls
@@ -606,6 +633,16 @@ class _Picked:
     tile_index: int
     step: int
     tile: Tile
+
+
+def plausible(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> bool:
+    """Whether ``c`` could be ``a @ b``: finite, and no entry above the Cauchy-Schwarz bound
+    ``|c_ij| <= ||a_i|| ||b_j||`` (with a little room for rounding). O(mk + kn + mn)."""
+    if not np.isfinite(c).all():
+        return False
+    rows = np.linalg.norm(np.asarray(a, dtype=np.float64), axis=1)
+    cols = np.linalg.norm(np.asarray(b, dtype=np.float64), axis=0)
+    return bool((np.abs(c) <= np.outer(rows, cols) * (1 + 1e-3) + 1e-30).all())
 
 
 def quotas(shares: dict[str, float], tasks: int) -> dict[str, int]:

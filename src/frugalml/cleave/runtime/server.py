@@ -29,6 +29,7 @@ from frugalml.cleave.runtime.protocol import (
     from_bytes,
     grpc_options,
     meta_of,
+    nbytes_of,
     split_chunks,
     to_bytes,
 )
@@ -264,11 +265,16 @@ class CleaveService(pb_grpc.CleaveServicer):
                 )
             if expected is not None:
                 parts.append(chunk.data)
-        if expected is None:  # stale or unknown task: the bytes were read and dropped
-            parts = []
         try:
-            c = from_bytes(header.c, b"".join(parts))
-            accepted, reason = self.scheduler.complete(header.worker_id, header.task_id, c, nbytes)
+            if expected is None:  # stale or unknown task: the bytes were read and dropped
+                if data != (want := nbytes_of(header.c)):
+                    raise InvalidInputError(
+                        f"the result needs {want} bytes, got {data}: the message was truncated or malformed"
+                    )
+                accepted, reason = self.scheduler.stale(header.worker_id, header.task_id, nbytes)
+            else:
+                c = from_bytes(header.c, b"".join(parts))
+                accepted, reason = self.scheduler.complete(header.worker_id, header.task_id, c, nbytes)
         except (InvalidInputError, UnknownWorkerError, ExcludedWorkerError) as exc:
             context.abort(_status_code(exc), str(exc))
         reply = pb.PushReply(accepted=accepted, reason=reason)
