@@ -17,6 +17,8 @@ $(STAMP): $(SOURCES)
 	# the CPU wheel on disk first: a bare torch requirement would pull a multi-GB CUDA build
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[all,test]"
+	# byte-compiled once, as an installed package is: fresh processes then start without compiling
+	$(PY) -m compileall -q src/frugalml
 	touch $(STAMP)
 
 demo: $(STAMP)
