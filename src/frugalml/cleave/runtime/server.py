@@ -167,7 +167,7 @@ class CleaveService(pb_grpc.CleaveServicer):
                 else grpc.StatusCode.INVALID_ARGUMENT
             )
             context.abort(code, str(exc))
-        log.info("worker %s joined as %d", request.name, worker.worker_id)
+        log.info("worker %s joined", request.name)  # its id is a session secret: never logged
         reply = pb.RegisterReply(
             worker_id=worker.worker_id,
             protocol_version=PROTOCOL_VERSION,
@@ -466,8 +466,13 @@ class ParameterServer:
             }
 
     def status(self) -> pb.StatusReply:
+        """The snapshot for ``frugal cleave status``, without worker ids: an id is the session's
+        secret (on plain text, whoever knows it may push in that worker's name)."""
         snap = self.snapshot()
-        workers = [pb.WorkerStatus(**{**w, "profile": pb.Profile(**w["profile"])}) for w in snap["workers"]]
+        workers = [
+            pb.WorkerStatus(**{**w, "worker_id": 0, "profile": pb.Profile(**w["profile"])})
+            for w in snap["workers"]
+        ]
         return pb.StatusReply(**{**snap, "workers": workers})
 
     def metrics(self) -> dict:
