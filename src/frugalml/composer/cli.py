@@ -449,7 +449,8 @@ TABLE = typer.Option(
     "AM_6",
     help="Tabular benchmark: a built-in name (AM_6: one training seed per score; "
     "AM_6_5seeds: the same proxy averaged over 5 seeds; ALCSM_3: the 125 three-layer strings over "
-    "attention, linear attention, short conv, sliding window and MLP) or a JSON path.",
+    "attention, linear attention, short conv, sliding window and MLP; ALCSM_3_4tasks: the same space "
+    "on the 4-task proxy) or a JSON path.",
 )
 
 
