@@ -395,6 +395,12 @@ def _compiled_records(
     One compiled copy per model and thread count (inductor's CPU kernels fix their threads when
     they are built) serves every batch size and phase, as a served model would."""
     s = case.subject
+    import torch._dynamo.config as dynamo_config
+
+    # every TinyLM copy shares one forward code object, and each batch, phase, cache length and
+    # thread count adds a guard: past dynamo's default of 8 recompiles it silently runs eager
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 128)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 1024)
     try:
         if s.compile_error:
             raise RuntimeError(s.compile_error)
