@@ -27,11 +27,16 @@ _INTEGERS = (
     "step",
     "total_steps",
     "protocol_version",
+    "workers_total",
+    "workers_offset",
 )
 
 
-def fetch_status(server: str, timeout: float = 5.0, tls: ClientFiles | None = None) -> dict:
-    """The server's progress and per-worker counters as a dict (integers as ints).
+def fetch_status(
+    server: str, timeout: float = 5.0, tls: ClientFiles | None = None, max_pages: int = 64
+) -> dict:
+    """The server's progress and per-worker counters as a dict (integers as ints), reading the
+    workers page by page (at most ``max_pages`` pages; ``workers_total`` says how many there are).
 
     Raises
     ------
@@ -40,19 +45,29 @@ def fetch_status(server: str, timeout: float = 5.0, tls: ClientFiles | None = No
     """
     if ":" not in server:
         raise InvalidInputError(f"--server must be HOST:PORT, got {server!r}")
+    workers: list[dict] = []
     with channel(server, tls, grpc_options()) as open_channel:
-        try:
-            reply = pb_grpc.CleaveStub(open_channel).Status(
-                pb.StatusRequest(), timeout=timeout, wait_for_ready=True
+        stub = pb_grpc.CleaveStub(open_channel)
+        for _ in range(max_pages):
+            try:
+                reply = stub.Status(
+                    pb.StatusRequest(offset=len(workers)), timeout=timeout, wait_for_ready=True
+                )
+            except grpc.RpcError as exc:
+                raise ServiceUnavailableError(
+                    f"no cleave parameter server answers at {server} ({exc.code().name}); check the address"
+                    + ("" if tls else " (a server with TLS needs --ca, --cert and --key)")
+                ) from None
+            status = _ints(
+                MessageToDict(
+                    reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+                )
             )
-        except grpc.RpcError as exc:
-            raise ServiceUnavailableError(
-                f"no cleave parameter server answers at {server} ({exc.code().name}); check the address"
-                + ("" if tls else " (a server with TLS needs --ca, --cert and --key)")
-            ) from None
-    return _ints(
-        MessageToDict(reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    )
+            workers += status.pop("workers")
+            status.pop("workers_offset")
+            if not reply.workers or len(workers) >= reply.workers_total:
+                break
+    return {**status, "workers": workers}
 
 
 def _ints(value):

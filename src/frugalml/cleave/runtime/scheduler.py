@@ -7,6 +7,7 @@ byte copies run outside it.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import statistics
@@ -25,6 +26,8 @@ from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavai
 if TYPE_CHECKING:
     from frugalml.cleave.planfile import ExecutablePlan
 
+log = logging.getLogger("frugalml.cleave.runtime")
+
 
 class UnknownWorkerError(FrugalError):
     """A request names a worker the PS does not know (never registered, or declared lost)."""
@@ -32,6 +35,10 @@ class UnknownWorkerError(FrugalError):
 
 class ExcludedWorkerError(FrugalError):
     """A request comes from a worker the PS excluded for returning a wrong tile."""
+
+
+class TooManyRegistrationsError(InvalidInputError):
+    """A name (credential) or the whole server took too many registrations in the last minute."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ class WorkerState:
     model_bytes_up: int = 0
     in_flight: set[int] = field(default_factory=set)
     unverified_this_step: bool = False
+    misses: int = 0  # deadlines missed or tiles never returned, in a row (an accepted tile resets it)
+    owed: set[int] = field(default_factory=set)  # copies still out when their GEMM finished
+    departed: float = 0.0  # when it was lost or left (monotonic; departed workers are pruned)
 
 
 @dataclass
@@ -136,6 +146,11 @@ class SchedulerConfig:
     min_gemm_flops: float = 0.0
     seed: int = 0  # the training seed; verification draws from a per-run secret instead (see Scheduler)
     trusted_workers: bool = False  # allows verify_rate < 1 (tiles of a worker caught late are not redone)
+    max_in_flight: int = 2  # tiles one worker may hold at once (1 once it missed a deadline)
+    max_misses: int = 3  # deadlines missed in a row before a worker is excluded
+    registrations_per_name: int = 10  # per minute, per name (with TLS: per credential)
+    registrations_per_minute: int = 600  # all names together
+    keep_departed: int = 256  # lost and left workers kept for status; older ones are forgotten
 
     def __post_init__(self):
         if not 0.0 <= self.verify_rate <= 1.0:
@@ -146,6 +161,9 @@ class SchedulerConfig:
                 "returned in earlier steps before it was caught are not recomputed; check every tile "
                 "(--verify-rate 1), or pass --trusted-workers"
             )
+        for knob in ("max_in_flight", "max_misses", "registrations_per_name", "registrations_per_minute"):
+            if getattr(self, knob) < 1:
+                raise InvalidInputError(f"{knob} must be at least 1, got {getattr(self, knob)}")
         if self.tiles_per_worker < 1:
             raise InvalidInputError(f"tiles_per_worker must be at least 1, got {self.tiles_per_worker}")
 
@@ -184,6 +202,8 @@ class Scheduler:
         self._in_step = False
         self._next_task_id = 1
         self._next_gemm_id = 1
+        self._joins: deque[tuple[float, str]] = deque()  # registrations of the last minute
+        self._joins_by_name: dict[str, int] = {}
 
     # ---- workers joining, beating, leaving ----------------------------------------------------
     def register(self, name: str, profile: Profile, nbytes: int = 0) -> WorkerState:
@@ -197,6 +217,7 @@ class Scheduler:
                 f"of this model needs {self.required_memory}; give it more (--memory) or use another device"
             )
         with self.cond:
+            self._admit(name, time.monotonic())
             worker_id = secrets.randbits(63) | 1  # random: another client cannot guess a live worker's id
             while worker_id in self.workers:
                 worker_id = secrets.randbits(63) | 1
@@ -209,6 +230,34 @@ class Scheduler:
             self.workers[worker.worker_id] = worker
             self.cond.notify_all()
             return worker
+
+    def _admit(self, name: str, now: float) -> None:
+        """Registrations per name and in all per minute are capped; departed workers are pruned."""
+        cfg = self.config
+        while self._joins and now - self._joins[0][0] > 60.0:
+            _, old = self._joins.popleft()
+            self._joins_by_name[old] -= 1
+            if not self._joins_by_name[old]:
+                del self._joins_by_name[old]
+        if len(self._joins) >= cfg.registrations_per_minute:
+            log.warning("refused: more than %d registrations in a minute", cfg.registrations_per_minute)
+            raise TooManyRegistrationsError(
+                f"this server takes at most {cfg.registrations_per_minute} registrations a minute; "
+                "try again in a minute"
+            )
+        if self._joins_by_name.get(name, 0) >= cfg.registrations_per_name:
+            log.warning("refused: %r registered %d times in a minute", name, cfg.registrations_per_name)
+            raise TooManyRegistrationsError(
+                f"worker {name!r} registered {cfg.registrations_per_name} times in the last minute; "
+                "try again in a minute"
+            )
+        self._joins.append((now, name))
+        self._joins_by_name[name] = self._joins_by_name.get(name, 0) + 1
+        departed = [w for w in self.workers.values() if w.state in ("lost", "left") and not w.in_flight]
+        if len(departed) > cfg.keep_departed:
+            departed.sort(key=lambda w: w.departed)
+            for worker in departed[: len(departed) - cfg.keep_departed]:
+                del self.workers[worker.worker_id]
 
     def heartbeat(self, worker_id: int, nbytes: int = 0) -> bool:
         """Record a sign of life; returns whether training is over (the worker should leave)."""
@@ -302,7 +351,10 @@ class Scheduler:
                 if job.remaining and not any(w.state == "alive" for w in self.workers.values()):
                     self._wait_alive()
             for assignment in job.assignments.values():  # copies still out are moot now
-                self.workers[assignment.worker_id].in_flight.discard(assignment.task_id)
+                holder = self.workers[assignment.worker_id]
+                holder.in_flight.discard(assignment.task_id)
+                if not assignment.expired:  # an expired copy was counted as a miss already
+                    holder.owed.add(assignment.task_id)  # pulling again without returning it: a miss
             self.job = None
             self.gemm_seconds.setdefault(name or "?", []).append(time.perf_counter() - start)
         return job.c
@@ -341,6 +393,11 @@ class Scheduler:
         with self.cond:
             while True:
                 worker = self._active(worker_id)
+                if worker.owed:  # it pulls again without returning what it held: those were misses
+                    missed, worker.owed = len(worker.owed), set()
+                    for _ in range(missed):
+                        self._missed(worker_id)
+                    worker = self._active(worker_id)
                 now = time.monotonic()
                 worker.last_seen = now
                 if self.finished:
@@ -387,13 +444,16 @@ class Scheduler:
             tile = job.tiles[assignment.tile_index]
             return tile.rows * tile.cols * job.c.dtype.itemsize
 
-    def stale(self, worker_id: int, task_id: int, nbytes: int) -> tuple[bool, str]:
-        """A result for a task that is not (or no longer) this worker's: counted, not used."""
+    def stale(self, worker_id: int, task_id: int, nbytes: int, model_bytes: int = 0) -> tuple[bool, str]:
+        """A result for a task that is not (or no longer) this worker's: counted (``model_bytes``: its
+        data, as the tiling model counts every result sent), not used."""
         with self.cond:
             worker = self._active(worker_id)
             worker.bytes_up += nbytes
+            worker.model_bytes_up += model_bytes
             worker.last_seen = time.monotonic()
             worker.in_flight.discard(task_id)
+            worker.owed.discard(task_id)
             return False, "stale: this tile was already finished or reassigned"
 
     def register_limits(self, name: str) -> None:
@@ -412,6 +472,7 @@ class Scheduler:
             assignment = job.assignments.get(task_id) if job is not None else None
             if assignment is None or assignment.worker_id != worker_id:
                 worker.in_flight.discard(task_id)
+                worker.owed.discard(task_id)
                 return False, "stale: this tile was already finished or reassigned"
             tile = job.tiles[assignment.tile_index]
             if c.shape != (tile.rows, tile.cols) or c.dtype != job.c.dtype:
@@ -445,6 +506,7 @@ class Scheduler:
             job.remaining -= 1
             job.durations.append(time.monotonic() - assignment.started)
             worker.tiles_done += 1
+            worker.misses = 0
             worker.unverified_this_step |= not verify
             self.cond.notify_all()
             return True, "ok"
@@ -518,6 +580,8 @@ class Scheduler:
     def _assign(self, job: GemmJob, worker: WorkerState, now: float) -> _Picked | None:
         dtype_bytes = job.c.dtype.itemsize
         held = {job.assignments[t].tile_index for t in worker.in_flight if t in job.assignments}
+        if len(held) >= (1 if worker.misses else self.config.max_in_flight):
+            return None  # it still holds its share: no more until it returns (or misses) them
         tile_index, skipped = None, []
         while job.pending:
             candidate = job.pending.popleft()
@@ -583,6 +647,7 @@ class Scheduler:
 
     def _drop(self, worker: WorkerState, state: str) -> None:
         worker.state = state
+        worker.departed = time.monotonic()
         if state == "excluded":
             self._excluded.add(worker.name)
         job = self.job
@@ -612,11 +677,23 @@ class Scheduler:
             if worker.state == "alive" and now - worker.last_seen > self.config.heartbeat_timeout_s:
                 self._drop(worker, "lost")
 
+    def _missed(self, worker_id: int) -> None:
+        owner = self.workers.get(worker_id)
+        if owner is None or owner.state != "alive":
+            return
+        owner.misses += 1
+        if owner.misses >= self.config.max_misses:
+            log.warning("excluded worker %r: it missed %d deadlines in a row", owner.name, owner.misses)
+            self._drop(owner, "excluded")
+
     def _check_deadlines(self, job: GemmJob, now: float) -> None:
-        for assignment in job.assignments.values():
+        for assignment in list(job.assignments.values()):
             unfinished = job.done_by[assignment.tile_index] is None
             if not assignment.expired and now > assignment.deadline and unfinished:
                 assignment.expired = True
+                self._missed(assignment.worker_id)
+                if assignment.task_id not in job.assignments:  # its worker was excluded: re-queued
+                    continue
                 if job.quota is not None:
                     job.quota = None
                     self.plan_note = "plan grids, pulling: a tile missed its deadline"

@@ -39,6 +39,7 @@ from frugalml.cleave.runtime.scheduler import (
     Profile,
     Scheduler,
     SchedulerConfig,
+    TooManyRegistrationsError,
     UnknownWorkerError,
 )
 from frugalml.cleave.runtime.tls import peer_name, server_credentials
@@ -48,6 +49,7 @@ from frugalml.common.files import atomic_write
 from frugalml.common.threads import check_threads
 
 log = logging.getLogger("frugalml.cleave.runtime")
+STATUS_PAGE = 256  # workers per status reply
 
 
 @dataclass
@@ -70,6 +72,7 @@ class ServerConfig:
     torch_threads: int = 1
     chunk_bytes: int = CHUNK_BYTES
     rpc_threads: int = 256  # each worker holds a heartbeat stream and at most one task call
+    heartbeat_streams: int = 0  # open heartbeat streams at most (0: three quarters of rpc_threads)
     tls_cert: str | None = None  # TLS: the server's certificate and key, and the CA of its clients
     tls_key: str | None = None
     tls_ca: str | None = None
@@ -120,6 +123,75 @@ class HandlerCpu:
             return {k: {"cpu_s": self.seconds[k], "calls": self.calls[k]} for k in sorted(self.seconds)}
 
 
+class HeartbeatStreams:
+    """Open heartbeat streams, each holding one of the server's threads: at most ``limit`` at once,
+    one per worker, and a stream that sends no beat for ``timeout`` seconds (or whose worker is no
+    longer alive) is cancelled, so idle streams cannot starve status, tasks and honest workers."""
+
+    def __init__(self, limit: int, timeout: float, scheduler: Scheduler):
+        self.limit, self.timeout, self.scheduler = limit, timeout, scheduler
+        self._lock = threading.Lock()
+        self._open: dict[int, list] = {}  # id(context) -> [context, last beat, worker id]
+        self._reaper: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self.refused = 0
+        self.cancelled = 0
+
+    def open(self, context) -> bool:
+        with self._lock:
+            if len(self._open) >= self.limit:
+                self.refused += 1
+                if self.refused == 1 or self.refused % 100 == 0:
+                    log.warning(
+                        "refused a heartbeat stream: %d are open (%d refused)", self.limit, self.refused
+                    )
+                return False
+            self._open[id(context)] = [context, time.monotonic(), None]
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="cleave-stream-reaper", daemon=True)
+                self._reaper.start()
+            return True
+
+    def bind(self, context, worker_id: int) -> bool:
+        with self._lock:
+            if any(entry[2] == worker_id for entry in self._open.values()):
+                return False
+            self._open[id(context)][2] = worker_id
+            return True
+
+    def beat(self, context) -> None:
+        with self._lock:
+            self._open[id(context)][1] = time.monotonic()
+
+    def close(self, context) -> None:
+        with self._lock:
+            self._open.pop(id(context), None)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _reap(self) -> None:
+        while not self._stopped.wait(min(0.25, self.timeout / 4)):
+            now = time.monotonic()
+            alive = {w.worker_id for w in self.scheduler.alive()}
+            with self._lock:
+                stale = [
+                    entry[0]
+                    for entry in self._open.values()
+                    if now - entry[1] > self.timeout or (entry[2] is not None and entry[2] not in alive)
+                ]
+            for context in stale:
+                self.close(context)
+                self.cancelled += 1
+                context.cancel()
+            if stale:
+                log.info("cancelled %d idle heartbeat streams", len(stale))
+
+
 class CleaveService(pb_grpc.CleaveServicer):
     """The gRPC face of a :class:`ParameterServer`: registration, heartbeats, tasks, results, status."""
 
@@ -127,6 +199,11 @@ class CleaveService(pb_grpc.CleaveServicer):
         self.ps = server
         self.scheduler = server.scheduler
         self.cpu = HandlerCpu()
+        self.streams = HeartbeatStreams(
+            server.config.heartbeat_streams or max(1, server.config.rpc_threads * 3 // 4),
+            server.config.scheduler.heartbeat_timeout_s,
+            server.scheduler,
+        )
 
     def _own(self, context, worker_id: int) -> None:
         """With TLS, a call naming a worker must come with that worker's certificate."""
@@ -161,11 +238,8 @@ class CleaveService(pb_grpc.CleaveServicer):
                 )
             worker = self.scheduler.register(request.name, profile, request.ByteSize())
         except InvalidInputError as exc:
-            code = (
-                grpc.StatusCode.RESOURCE_EXHAUSTED
-                if "memory" in str(exc)
-                else grpc.StatusCode.INVALID_ARGUMENT
-            )
+            exhausted = "memory" in str(exc) or isinstance(exc, TooManyRegistrationsError)
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if exhausted else grpc.StatusCode.INVALID_ARGUMENT
             context.abort(code, str(exc))
         log.info("worker %s joined", request.name)  # its id is a session secret: never logged
         reply = pb.RegisterReply(
@@ -179,17 +253,29 @@ class CleaveService(pb_grpc.CleaveServicer):
 
     def Heartbeats(self, request_iterator, context):
         worker_id = None
+        if not self.streams.open(context):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "too many heartbeat streams are open; try again later"
+            )
         try:
             for beat in request_iterator:
                 if worker_id is None:
                     self._own(context, beat.worker_id)
+                    if not self.streams.bind(context, beat.worker_id):
+                        context.abort(
+                            grpc.StatusCode.ALREADY_EXISTS, "this worker already has a heartbeat stream"
+                        )
                 worker_id = beat.worker_id
+                self.streams.beat(context)
                 try:
                     finished = self.scheduler.heartbeat(worker_id, beat.ByteSize())
                 except (UnknownWorkerError, ExcludedWorkerError) as exc:
                     context.abort(_status_code(exc), str(exc))
                 yield pb.Command(shutdown=finished, reason="training finished" if finished else "")
+        except grpc.RpcError:  # the stream was cancelled (idle, or its worker is gone)
+            pass
         finally:
+            self.streams.close(context)
             if worker_id is not None:
                 self.scheduler.worker_lost(worker_id)
 
@@ -271,7 +357,7 @@ class CleaveService(pb_grpc.CleaveServicer):
                     raise InvalidInputError(
                         f"the result needs {want} bytes, got {data}: the message was truncated or malformed"
                     )
-                accepted, reason = self.scheduler.stale(header.worker_id, header.task_id, nbytes)
+                accepted, reason = self.scheduler.stale(header.worker_id, header.task_id, nbytes, data)
             else:
                 c = from_bytes(header.c, b"".join(parts))
                 accepted, reason = self.scheduler.complete(header.worker_id, header.task_id, c, nbytes)
@@ -287,7 +373,7 @@ class CleaveService(pb_grpc.CleaveServicer):
         return pb.LeaveReply()
 
     def Status(self, request, context):
-        return self.ps.status()
+        return self.ps.status(request.offset, request.limit)
 
 
 class ParameterServer:
@@ -428,6 +514,8 @@ class ParameterServer:
             time.sleep(0.05)
         self._server.stop(grace=0.5).wait()
         self._server = None
+        if self.service is not None:
+            self.service.streams.stop()
 
     def snapshot(self) -> dict:
         """Progress and per-worker counters as plain Python values (the status and the metrics file)."""
@@ -465,15 +553,25 @@ class ParameterServer:
                 "plan": sched.plan_note,
             }
 
-    def status(self) -> pb.StatusReply:
-        """The snapshot for ``frugal cleave status``, without worker ids: an id is the session's
-        secret (on plain text, whoever knows it may push in that worker's name)."""
+    def status(self, offset: int = 0, limit: int = 0) -> pb.StatusReply:
+        """One page of the snapshot for ``frugal cleave status`` (at most ``STATUS_PAGE`` workers of
+        names <= 64 bytes, the last ``STATUS_PAGE`` recovery times: bounded whatever the fleet),
+        without worker ids: an id is the session's secret (on plain text, whoever knows it may push
+        in that worker's name)."""
         snap = self.snapshot()
+        page = snap["workers"][offset : offset + (min(limit, STATUS_PAGE) or STATUS_PAGE)]
         workers = [
-            pb.WorkerStatus(**{**w, "worker_id": 0, "profile": pb.Profile(**w["profile"])})
-            for w in snap["workers"]
+            pb.WorkerStatus(**{**w, "worker_id": 0, "profile": pb.Profile(**w["profile"])}) for w in page
         ]
-        return pb.StatusReply(**{**snap, "workers": workers})
+        return pb.StatusReply(
+            **{
+                **snap,
+                "workers": workers,
+                "recovery_seconds": snap["recovery_seconds"][-STATUS_PAGE:],
+                "workers_total": len(snap["workers"]),
+                "workers_offset": min(offset, len(snap["workers"])),
+            }
+        )
 
     def metrics(self) -> dict:
         """The snapshot plus the wall-clock end time of every step and the configuration."""

@@ -1,0 +1,176 @@
+"""Resource limits of the parameter server, each under the attack that used to exhaust it."""
+
+import threading
+
+import grpc
+import numpy as np
+import pytest
+
+from frugalml.cleave.runtime import cleave_runtime_pb2 as pb
+from frugalml.cleave.runtime import cleave_runtime_pb2_grpc as pb_grpc
+from frugalml.cleave.runtime.client import fetch_status
+from frugalml.cleave.runtime.model import TrainConfig, train_single_process
+from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options
+from frugalml.cleave.runtime.scheduler import Profile, Scheduler, SchedulerConfig, TooManyRegistrationsError
+from frugalml.cleave.runtime.server import STATUS_PAGE, ParameterServer, ServerConfig
+from frugalml.cleave.runtime.worker import Worker, WorkerConfig
+from frugalml.common.errors import InvalidInputError
+
+pytestmark = [pytest.mark.net, pytest.mark.timeout(120)]
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def reference_losses():
+    return train_single_process(TrainConfig(steps=STEPS))
+
+
+def _register(stub, name):
+    profile = pb.Profile(memory_bytes=1 << 30)
+    return stub.Register(pb.RegisterRequest(protocol_version=PROTOCOL_VERSION, name=name, profile=profile))
+
+
+def _train(ps, honest=("w0", "w1")):
+    """Train with honest worker threads, asking for status all along; returns metrics, answers."""
+    results: dict = {}
+    trainer = threading.Thread(target=lambda: results.update(metrics=ps.train()))
+    workers = [
+        threading.Thread(target=Worker(WorkerConfig(ps.address, n, connect_timeout_s=10)).run) for n in honest
+    ]
+    trainer.start()
+    for t in workers:
+        t.start()
+    answered = 0
+    while trainer.is_alive():
+        answered += fetch_status(ps.address, timeout=5)["step"] >= 0
+        trainer.join(0.2)
+    for t in workers:
+        t.join(30)
+    return results["metrics"], answered
+
+
+def _check(metrics, reference, honest=("w0", "w1")):
+    np.testing.assert_allclose(metrics["losses"], reference, rtol=1e-5)
+    states = {w["name"]: w["state"] for w in metrics["workers"]}
+    assert all(states[n] != "excluded" for n in honest), states
+    return states
+
+
+def test_idle_heartbeat_streams_starve_neither_status_nor_workers(reference_losses):
+    config = ServerConfig(
+        train=TrainConfig(steps=STEPS),
+        port=0,
+        min_workers=2,
+        linger_s=0.5,
+        scheduler=SchedulerConfig(heartbeat_timeout_s=2.0),
+    )
+    ps = ParameterServer(config)
+    ps.start()
+    release = threading.Event()
+
+    def silent():  # a stream that never sends a beat
+        release.wait()
+        yield from ()
+
+    try:
+        with grpc.insecure_channel(ps.address, options=grpc_options()) as ch:
+            stub = pb_grpc.CleaveStub(ch)
+            calls = [stub.Heartbeats(silent()) for _ in range(300)]
+            metrics, answered = _train(ps)
+            refused = [c for c in calls if c.code() == grpc.StatusCode.RESOURCE_EXHAUSTED]
+            release.set()
+            for c in calls:
+                c.cancel()
+    finally:
+        ps.stop()
+    _check(metrics, reference_losses)
+    streams = ps.service.streams
+    # the idle streams beyond the cap were refused at once (and perhaps an honest worker's: it
+    # trains on, its pulls keep it alive); the rest were cancelled once idle for the timeout
+    assert answered >= 1 and len(refused) >= 300 - streams.limit and streams.refused >= len(refused)
+    assert streams.cancelled >= 1
+    assert streams.limit == 192  # three quarters of the 256 threads: status and tasks keep the rest
+
+
+def test_registrations_are_capped_and_departed_workers_forgotten():
+    sched = Scheduler(SchedulerConfig(registrations_per_minute=40_000), secret=b"k")
+    profile = Profile(memory_bytes=1 << 30)
+    for i in range(30_000):  # a client joining and leaving under ever new names
+        sched.leave(sched.register(f"n{i}", profile).worker_id)
+    assert len(sched.workers) <= 257
+    for _ in range(10):
+        sched.register("same", profile)
+    with pytest.raises(TooManyRegistrationsError, match="10 times in the last minute"):
+        sched.register("same", profile)
+    few = Scheduler(SchedulerConfig(registrations_per_minute=3), secret=b"k")
+    for name in "abc":
+        few.register(name, profile)
+    with pytest.raises(TooManyRegistrationsError, match="at most 3 registrations a minute"):
+        few.register("d", profile)
+    with pytest.raises(InvalidInputError, match="max_misses must be at least 1"):
+        SchedulerConfig(max_misses=0)
+
+
+def test_status_is_paged_whatever_the_worker_count():
+    config = ServerConfig(port=0, linger_s=0, scheduler=SchedulerConfig(registrations_per_minute=10_000))
+    ps = ParameterServer(config)
+    ps.start()
+    try:
+        for i in range(600):
+            ps.scheduler.register(f"{i:064d}", Profile(memory_bytes=1 << 30))  # 64-byte names
+        with grpc.insecure_channel(ps.address, options=grpc_options()) as ch:
+            stub = pb_grpc.CleaveStub(ch)
+            first = stub.Status(pb.StatusRequest(), timeout=5)
+            assert len(first.workers) == STATUS_PAGE and first.workers_total == 600
+            assert first.ByteSize() < STATUS_PAGE * 200  # bounded by the page, not the fleet
+            with pytest.raises(grpc.RpcError) as exc:
+                _register(stub, "x" * 65)
+            assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            last = stub.Status(pb.StatusRequest(offset=512, limit=1000), timeout=5)
+            assert len(last.workers) == 88 and last.workers_offset == 512
+        status = fetch_status(ps.address)
+        assert len(status["workers"]) == 600 and len({w["name"] for w in status["workers"]}) == 600
+        assert {w["worker_id"] for w in status["workers"]} == {0}  # ids are session secrets
+    finally:
+        ps.stop()
+
+
+def test_a_worker_that_keeps_its_tiles_is_cut_down_then_excluded(reference_losses):
+    config = ServerConfig(
+        train=TrainConfig(steps=STEPS),
+        port=0,
+        min_workers=3,
+        linger_s=0.5,
+        scheduler=SchedulerConfig(min_deadline_s=0.5),
+    )
+    ps = ParameterServer(config)
+    ps.start()
+    held: list[int] = []
+    outcome: dict = {}
+
+    def hoard():  # pulls tiles, never returns one, keeps pulling
+        with grpc.insecure_channel(ps.address, options=grpc_options()) as ch:
+            stub = pb_grpc.CleaveStub(ch)
+            me = _register(stub, "hoarder").worker_id
+            try:
+                while True:
+                    chunks = list(stub.PullTask(pb.PullRequest(worker_id=me, wait_s=0.2), timeout=10))
+                    if chunks[0].kind == pb.SHUTDOWN:
+                        return
+                    if chunks[0].kind == pb.TASK:
+                        held.append(chunks[0].header.task_id)
+            except grpc.RpcError as exc:
+                outcome.update(code=exc.code(), details=exc.details())
+
+    hoarder = threading.Thread(target=hoard)
+    hoarder.start()
+    try:
+        metrics, answered = _train(ps)
+        hoarder.join(30)
+    finally:
+        ps.stop()
+    states = _check(metrics, reference_losses)
+    assert states["hoarder"] == "excluded" and answered >= 1
+    assert outcome["code"] == grpc.StatusCode.PERMISSION_DENIED and "excluded" in outcome["details"]
+    # two tiles at most while it had missed nothing, one after its first miss, out after three
+    assert 3 <= len(held) <= 4, held
