@@ -138,3 +138,52 @@ def test_an_oversized_push_is_cut_off_at_its_tile_size():
             assert "larger than its tile" in exc.value.details()
     finally:
         ps.stop()
+
+
+def test_a_revoked_credential_is_cut_off_without_a_restart(creds, tmp_path):
+    ours, _ = creds
+    revoked = tmp_path / "revoked.txt"
+    revoked.write_text("# revoked worker credentials\n")
+    config = ServerConfig(
+        train=TrainConfig(steps=1),
+        port=0,
+        tls_cert=str(ours / "server.pem"),
+        tls_key=str(ours / "server.key"),
+        tls_ca=str(ours / "ca.pem"),
+        revoked=str(revoked),
+        linger_s=0.1,
+    )
+    ps = ParameterServer(config)
+    ps.start()
+    ps.revocations.every = 0.0  # re-read at every call (the default: at most every 0.5 s)
+    try:
+        w0 = _register(ps.address, _files(ours, "w0"), "w0").worker_id
+        _register(ps.address, _files(ours, "w1"), "w1")
+        revoked.write_text("w0  # lost phone\n")
+        with channel(ps.address, _files(ours, "w0"), grpc_options()) as ch:
+            with pytest.raises(grpc.RpcError) as exc:
+                list(pb_grpc.CleaveStub(ch).PullTask(pb.PullRequest(worker_id=w0, wait_s=0), timeout=5))
+        assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in exc.value.details()
+        with pytest.raises(grpc.RpcError) as exc:
+            _register(ps.address, _files(ours, "w0"), "w0")
+        assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        states = {
+            w["name"]: w["state"] for w in fetch_status(ps.address, tls=_files(ours, "status"))["workers"]
+        }
+        assert states == {"w0": "revoked", "w1": "alive"}
+        revoked.write_text("")  # taken back: the credential works again
+        assert _register(ps.address, _files(ours, "w0"), "w0").worker_id
+        revoked.unlink()  # an unreadable list keeps the last one
+        assert _register(ps.address, _files(ours, "w0"), "w0").worker_id
+    finally:
+        ps.stop()
+    with pytest.raises(InvalidInputError, match="needs TLS"):
+        ParameterServer(ServerConfig(port=0, revoked=str(revoked)))
+    with pytest.raises(InvalidInputError, match="cannot read the revocation list"):
+        ParameterServer(
+            ServerConfig(
+                port=0,
+                revoked=str(revoked),
+                **{k: getattr(config, k) for k in ("tls_cert", "tls_key", "tls_ca")},
+            )
+        )

@@ -40,6 +40,11 @@ def add_runtime_commands(app: typer.Typer) -> None:
         insecure: bool = typer.Option(
             False, "--insecure", help="Serve plain text on a non-loopback address (a trusted network only)."
         ),
+        revoked: str | None = typer.Option(
+            None,
+            help="TLS: a file of revoked certificate names, one a line; re-read while serving, so "
+            "adding a name cuts that credential off without a restart.",
+        ),
         plan: str | None = typer.Option(
             None,
             help="Plan file from 'frugal cleave plan --json' to execute: its grids, and each device "
@@ -109,6 +114,7 @@ def add_runtime_commands(app: typer.Typer) -> None:
             tls_key=tls_key,
             tls_ca=ca,
             insecure=insecure,
+            revoked=revoked,
         )
         result = serve(config)
         losses = result["losses"]

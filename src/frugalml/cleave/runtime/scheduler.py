@@ -253,11 +253,20 @@ class Scheduler:
             )
         self._joins.append((now, name))
         self._joins_by_name[name] = self._joins_by_name.get(name, 0) + 1
-        departed = [w for w in self.workers.values() if w.state in ("lost", "left") and not w.in_flight]
+        departed = [
+            w for w in self.workers.values() if w.state in ("lost", "left", "revoked") and not w.in_flight
+        ]
         if len(departed) > cfg.keep_departed:
             departed.sort(key=lambda w: w.departed)
             for worker in departed[: len(departed) - cfg.keep_departed]:
                 del self.workers[worker.worker_id]
+
+    def revoke(self, name: str | None) -> None:
+        """A credential was revoked: its live workers leave as ``revoked`` (their tiles re-queued)."""
+        with self.cond:
+            for worker in self.workers.values():
+                if worker.name == name and worker.state == "alive":
+                    self._drop(worker, "revoked")
 
     def heartbeat(self, worker_id: int, nbytes: int = 0) -> bool:
         """Record a sign of life; returns whether training is over (the worker should leave)."""
@@ -559,7 +568,7 @@ class Scheduler:
 
     def _active(self, worker_id: int) -> WorkerState:
         worker = self.workers.get(worker_id)
-        if worker is None or worker.state in ("lost", "left"):
+        if worker is None or worker.state in ("lost", "left", "revoked"):
             raise UnknownWorkerError(
                 f"worker {worker_id} is not registered (or was declared lost); register again"
             )

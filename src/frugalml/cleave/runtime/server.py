@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 from concurrent import futures
@@ -77,6 +78,7 @@ class ServerConfig:
     tls_key: str | None = None
     tls_ca: str | None = None
     insecure: bool = False  # plain text on an address other than loopback, knowingly
+    revoked: str | None = None  # a file of revoked certificate names, re-read while serving
 
     @property
     def tls(self) -> bool:
@@ -121,6 +123,47 @@ class HandlerCpu:
     def snapshot(self) -> dict[str, dict[str, float]]:
         with self._lock:
             return {k: {"cpu_s": self.seconds[k], "calls": self.calls[k]} for k in sorted(self.seconds)}
+
+
+class RevocationList:
+    """Certificate names that may no longer connect, from a file re-read when it changes (checked
+    at most every ``every`` seconds): one name a line, ``#`` starts a comment. Revoking takes effect
+    without a restart; a file that becomes unreadable keeps the last list (with a warning)."""
+
+    def __init__(self, path: str, every: float = 0.5):
+        self.path, self.every = path, every
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
+        self.names: frozenset[str] = frozenset()
+        self._load(strict=True)
+
+    def _load(self, strict: bool) -> None:
+        try:
+            stat = os.stat(self.path)
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if stamp == self._stamp:
+                return
+            if stat.st_size > 1 << 20:
+                raise InvalidInputError(f"revocation list {self.path} is over 1 MB")
+            text = Path(self.path).read_text(encoding="utf-8", errors="replace")
+        except (OSError, InvalidInputError) as exc:
+            if strict:
+                raise InvalidInputError(f"cannot read the revocation list {self.path}: {exc}") from None
+            log.warning("kept the last revocation list: cannot read %s (%s)", self.path, exc)
+            return
+        names = frozenset(n for line in text.splitlines() if (n := line.split("#", 1)[0].strip()))
+        if names != self.names and self._stamp is not None:
+            log.warning("revocation list now names %d credentials", len(names))
+        self.names, self._stamp = names, stamp
+
+    def revoked(self, name: str | None) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked >= self.every:
+                self._checked = now
+                self._load(strict=False)
+            return name is not None and name in self.names
 
 
 class HeartbeatStreams:
@@ -205,18 +248,27 @@ class CleaveService(pb_grpc.CleaveServicer):
             server.scheduler,
         )
 
+    def _admitted(self, context) -> str | None:
+        """The caller's certificate name; a revoked credential is refused (its workers removed)."""
+        who = peer_name(context)
+        if self.ps.revocations is not None and self.ps.revocations.revoked(who):
+            self.scheduler.revoke(who)
+            log.warning("refused: the credential of %r is revoked", who)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"the credential of {who!r} was revoked")
+        return who
+
     def _own(self, context, worker_id: int) -> None:
         """With TLS, a call naming a worker must come with that worker's certificate."""
         if not self.ps.config.tls:
             return
+        who = self._admitted(context)
         worker = self.scheduler.workers.get(worker_id)
-        who = peer_name(context)
         if worker is not None and worker.name != who:
             log.warning("refused: the certificate of %r acted for worker %r", who, worker.name)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, f"this credential is {who!r}'s, not this worker's")
 
     def Register(self, request, context):
-        if self.ps.config.tls and request.name != (who := peer_name(context)):
+        if self.ps.config.tls and request.name != (who := self._admitted(context)):
             log.warning("refused: the certificate of %r tried to register as %r", who, request.name[:64])
             context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
@@ -265,6 +317,8 @@ class CleaveService(pb_grpc.CleaveServicer):
                         context.abort(
                             grpc.StatusCode.ALREADY_EXISTS, "this worker already has a heartbeat stream"
                         )
+                elif self.ps.revocations is not None:
+                    self._admitted(context)  # a revoked credential's stream ends at its next beat
                 worker_id = beat.worker_id
                 self.streams.beat(context)
                 try:
@@ -373,6 +427,8 @@ class CleaveService(pb_grpc.CleaveServicer):
         return pb.LeaveReply()
 
     def Status(self, request, context):
+        if self.ps.config.tls:
+            self._admitted(context)
         return self.ps.status(request.offset, request.limit)
 
 
@@ -417,6 +473,7 @@ class ParameterServer:
             self.step_end_times = [float("nan")] * self.start_step
         self._server: grpc.Server | None = None
         self.address = ""
+        self.revocations = None if config.revoked is None else RevocationList(config.revoked)
 
     def start(self) -> str:
         """Start serving; returns ``host:port`` (the real port when 0 asked for a free one)."""
@@ -599,6 +656,8 @@ def _check_config(config: ServerConfig) -> None:
         raise InvalidInputError(f"rpc_threads must be in 1..4096, got {config.rpc_threads}")
     if config.tls and config.insecure:  # (reading .tls checks the TLS files come as a set)
         raise InvalidInputError("--insecure and TLS contradict each other; give one")
+    if config.revoked is not None and not config.tls:
+        raise InvalidInputError("--revoked names certificates: it needs TLS (--tls-cert, --tls-key, --ca)")
 
 
 def check_plan(plan: ExecutablePlan, cfg: TrainConfig, path: str) -> ExecutablePlan:
