@@ -439,4 +439,7 @@ def reproductions():
         # an hour at full size (training, 32 cases): the stored runs stand in for it
         Reproduction("end-to-end", _stored, 0, modes=(), stored="maskedmm/e2e.json"),
         Reproduction("end-to-end-natural", _stored, 0, modes=(), stored="maskedmm/e2e-quick.json"),
+        Reproduction("end-to-end-quick-l1", _stored, 0, modes=(), stored="maskedmm/e2e-quick-l1.json"),
+        Reproduction("dense-floor", _stored, 0, modes=(), stored="maskedmm/floor.json"),
+        Reproduction("gated-up", _stored, 0, modes=(), stored="maskedmm/gated-up.json"),
     ]
