@@ -294,7 +294,29 @@ class _Streak:
     outright: int = 0
 
 
-class MaskedLinear(nn.Module):
+class _SwappedLinear(nn.Module):
+    """What every layer ``sparsify_`` swaps in keeps of the ``nn.Linear`` it replaces: its weight
+    and bias (shared), the original (for :func:`unsparsify_`) and a per-layer report."""
+
+    def __init__(self, linear: nn.Linear, name: str) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
+        self.original = [linear]  # a list: kept for unsparsify_, not registered as a child
+        self._report = LayerReport(name, self.in_features, self.out_features)
+
+    @property
+    def report(self) -> LayerReport:
+        """Calls, the density seen, the methods run and their time."""
+        return self._report
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+class MaskedLinear(_SwappedLinear):
     """An ``nn.Linear`` whose input is mostly zeros (a ReLU's output), multiplied by maskedmm.
 
     It shares the original layer's weight and bias; the weight is prepared once, and again
@@ -304,13 +326,8 @@ class MaskedLinear(nn.Module):
     """
 
     def __init__(self, linear: nn.Linear, name: str = "", method: str = "auto") -> None:
-        super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight = linear.weight
-        self.bias = linear.bias
-        self.original = [linear]  # a list: kept for unsparsify_, not registered as a child
+        super().__init__(linear, name)
         self.key = next(_keys)
-        self._report = LayerReport(name, self.in_features, self.out_features)
         self.method = one_of(method, core.METHODS, "method")
         self._outright: dict[tuple, bool] = {}
         self._fast: dict[tuple, int] = {}  # (shape, dtype, threads) of inputs dense outright: rows
@@ -480,15 +497,6 @@ class MaskedLinear(nn.Module):
         self._streak.outright += 1
         return out
 
-    @property
-    def report(self) -> LayerReport:
-        return self._report
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-        )
-
 
 UP_SKIP_MAX_DENSITY = 0.5  # a gated up projection computes only its live outputs below this share
 
@@ -506,7 +514,7 @@ class _GateSeen:
         self.gate_in = self.gate_out = self.live = None
 
 
-class GatedUpLinear(nn.Module):
+class GatedUpLinear(_SwappedLinear):
     """The up projection of a gated FFN whose gate goes through a ReLU-like activation
     (``down(act(gate(x)) * up(x))``, as in ReLU-fied Llama models): it computes only the outputs
     whose gate activation is non-zero, since the product zeroes the others anyway.
@@ -518,16 +526,13 @@ class GatedUpLinear(nn.Module):
     activations) are computed from those rows of the weight when they are at most
     :data:`UP_SKIP_MAX_DENSITY` of the outputs; this layer's own outputs are then zero where the
     gate is zero (the block's output is the dense block's). With autograd every call is dense.
+    Its report's ``density`` is the share of live outputs.
     """
 
     def __init__(
         self, linear: nn.Linear, gate: nn.Module, act: nn.Module, block: nn.Module, name: str = ""
     ) -> None:
-        super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight, self.bias = linear.weight, linear.bias
-        self.original = [linear]
-        self._report = LayerReport(name, self.in_features, self.out_features)
+        super().__init__(linear, name)
         self._seen = _GateSeen()  # a plain object: nn.Module.__setattr__ costs microseconds a call
         self._hooks = [
             block.register_forward_pre_hook(self._on_block),
@@ -589,16 +594,6 @@ class GatedUpLinear(nn.Module):
         nonzeros = float(mask.sum()) * self.in_features / self.out_features  # in input units
         _count_report(self._report, method, rows, nonzeros, time.perf_counter() - start)
         return out
-
-    @property
-    def report(self) -> LayerReport:
-        """Calls, the share of live outputs (as ``density``), the methods run, the time."""
-        return self._report
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-        )
 
 
 def _version(x: torch.Tensor) -> int:
