@@ -16,6 +16,7 @@ from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options, met
 from frugalml.cleave.runtime.scheduler import SchedulerConfig
 from frugalml.cleave.runtime.server import ParameterServer, ServerConfig
 from frugalml.cleave.runtime.tls import ClientFiles, channel
+from frugalml.cleave.runtime.verify import TOLERANCE
 from frugalml.cleave.runtime.worker import Worker, WorkerConfig
 from frugalml.common.errors import FrugalError, ServiceUnavailableError
 
@@ -152,8 +153,8 @@ ATTACKS = {
 }
 
 
-def _train_under_attack(name, creds):
-    attack, joins, options = ATTACKS[name]
+def _train_under_attack(name, creds, attacks=ATTACKS):
+    attack, joins, options = attacks[name]
     options = dict(options)
     tls = options.pop("tls", False)
     ours, other = creds if tls else (None, None)
@@ -210,3 +211,58 @@ def test_training_under_attack_matches_one_process(attack, creds, reference_loss
     assert answered >= 1 and "attack" in results
     if ATTACKS[attack][1]:  # the attacker took tiles: it was caught
         assert states["mallory"] == "excluded" and "excluded" in results["attack"], results["attack"]
+
+
+class UnderTolerance(Worker):
+    """Adds to every tile the largest error Freivalds' check lets through on (almost) every draw:
+    entries ``TOLERANCE * eps / 6 * ||A_i|| ||B_j||`` with random signs (a row is caught only when
+    a Gaussian exceeds 6 sigma)."""
+
+    def _work_once(self):
+        original = Worker._push
+
+        def push(task_id, c):
+            a, b = self.operands
+            scale = np.linalg.norm(a.astype(np.float64), axis=1)[:, None]
+            scale = scale * np.linalg.norm(b.astype(np.float64), axis=0)[None, :]
+            signs = np.random.default_rng(task_id).choice([-1.0, 1.0], size=c.shape)
+            delta = TOLERANCE * np.finfo(c.dtype).eps / 6  # at / 1 the attacker is caught at once
+            original(self, task_id, (c + delta * scale * signs).astype(c.dtype))
+
+        self._push = push
+        super()._work_once()
+
+
+def _under_tolerance(address, files):
+    import frugalml.cleave.runtime.worker as worker_module
+
+    real = worker_module.from_bytes
+    seen: list = []
+    me = threading.current_thread()
+
+    def recording(meta, data):  # the attacker's own copy of the operands (a, then b)
+        out = real(meta, data)
+        if threading.current_thread() is me:
+            seen.append(out)
+        return out
+
+    worker_module.from_bytes = recording
+    attacker = UnderTolerance(WorkerConfig(address, "mallory", tls=files("mallory"), connect_timeout_s=10))
+    type(attacker).operands = property(lambda self: (seen[-2], seen[-1]))
+    try:
+        attacker.run()
+    except FrugalError as exc:
+        return str(exc)
+    finally:
+        worker_module.from_bytes = real
+    return f"finished: {attacker.summary.tiles} tiles accepted, {attacker.summary.rejected} rejected"
+
+
+def test_errors_just_under_freivalds_tolerance_on_every_tile_leave_training_exact(creds, reference_losses):
+    attacks = {"under-tolerance": (_under_tolerance, True, {})}
+    results, _ = _train_under_attack("under-tolerance", creds, attacks)
+    np.testing.assert_allclose(results["metrics"]["losses"], reference_losses, rtol=1e-5)
+    states = {w["name"]: w["state"] for w in results["metrics"]["workers"]}
+    assert all(states[n] != "excluded" for n in HONEST), states
+    assert results["attack"].startswith("finished") and states["mallory"] != "excluded", results
+    assert int(results["attack"].split()[1]) > 0, results["attack"]  # its wrong tiles were used
