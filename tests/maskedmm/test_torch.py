@@ -420,3 +420,50 @@ def test_gated_up_projection_runs_dense_out_of_order_with_autograd_and_is_remove
     assert mt.unsparsify_(model)[-1] == "0.up_proj"
     assert type(model[0].up_proj) is nn.Linear and not gate._forward_hooks
     assert mt.sparsify_(model, method="masked", gated_up=False) == ["0.down_proj"]
+
+
+def test_dense_row_ranges_cover_only_the_row_counts_where_dense_won():
+    won = {1: True, 2: True, 4: False, 8: True, 16: False, 32: True, 64: True}
+    assert mt._dense_row_ranges(won) == (2, 32, 64)
+    assert mt._dense_row_ranges({1: False, 2: False}) == (0, float("inf"), 2)
+    assert mt._dense_row_ranges({1: True, 2: True}) == (2, 1, 2)
+
+
+def test_a_small_model_layer_takes_torchs_linear_at_the_row_counts_where_dense_won_when_timed():
+    torch.manual_seed(0)
+    model = tinylm.TinyLM(tinylm.LMConfig(d_model=128, n_layer=1, n_head=4, block_size=256)).eval()
+    linear = model.blocks[0].mlp.c_proj
+    layer = mt.MaskedLinear(linear, "down")
+    upto, start, top = layer.dense_rows[1]  # timed when the layer was made (on torch's 1 thread)
+    assert top == max(r for r in mt.MEASURE_ROWS if r * 512 * 128 <= mt.MEASURE_MACS)
+    for rows in mt.MEASURE_ROWS:  # wherever dense won, the case is dense outright
+        if rows <= upto or start <= rows <= top:
+            assert layer._dense_outright(rows, torch.float32, 1)
+    layer.dense_rows[1] = (32, float("inf"), top)  # as if dense had won at 1-32 rows when timed
+    layer._outright.clear()
+    with torch.inference_mode():
+        for rows in (32, 64):
+            x = torch.relu(torch.randn(rows, 512)) * (torch.rand(rows, 512) < 0.05)
+            assert torch.allclose(layer(x), linear(x), atol=1e-5)
+            assert torch.allclose(layer(x), linear(x), atol=1e-5)
+    assert (torch.Size([32, 512]), torch.float32, 1) in layer._fast  # dense fast path, no trial
+    assert all(case[0] == 64 for case in layer._choices)  # only 64 rows was planned
+
+
+def test_a_case_settled_on_skipping_is_tried_again_now_and_then():
+    from frugalml.maskedmm import planner
+
+    choice = mt._Choice(_plan("masked"), planner.calibration())
+    for _ in range(mt.TRIALS):
+        choice.record(choice.method(), 1.0)
+        choice.record(choice.method(), 0.5)
+    assert choice.settled == "masked"
+    for _ in range(mt.RECHECK_EVERY - 1):
+        choice.use()
+    assert choice.settled == "masked"
+    choice.use()
+    assert choice.settled is None and choice.times == {} and choice.method() == "dense"
+    dense = mt._Choice(_plan("masked"), planner.calibration(), settled="dense")
+    for _ in range(mt.RECHECK_EVERY):
+        dense.use()
+    assert dense.settled == "dense"  # a dense case retires the layer instead

@@ -235,6 +235,10 @@ MAX_CASES = 4096  # remembered cases per layer (rows x threads x dtype x density
 SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats dense's by 3%
 RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F.linear and nothing else
 RETIRE_OUTRIGHT = 16  # calls in a row dense whatever their density (fixed costs alone lose): retire too
+RECHECK_EVERY = 1024  # calls of a case settled on skipping before its trial runs again (load can mislead it)
+MEASURE_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # row counts a layer times dense vs skipping at
+MEASURE_MACS = 1 << 25  # ... while the product has at most this many multiply-adds (always 1 row)
+MEASURE_CALLS = 5  # timed calls of each method per row count (the fastest counts)
 
 
 def _needs_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -251,6 +255,16 @@ class _Choice:
     calibration: planner.Calibration
     settled: str | None = None
     times: dict[str, list[float]] = field(default_factory=dict)
+    uses: int = 0  # calls since the case settled on a skipping method
+
+    def use(self) -> None:
+        """Count a call; a case settled on skipping is tried again every ``RECHECK_EVERY`` calls
+        (its trials may have settled while the machine was loaded)."""
+        if self.settled is None or self.plan.method == "dense" or self.settled == "dense":
+            return
+        self.uses += 1
+        if self.uses >= RECHECK_EVERY:
+            self.settled, self.times, self.uses = None, {}, 0
 
     def method(self) -> str:
         """The settled method, else the trial method with fewer timed calls (dense first)."""
@@ -334,6 +348,11 @@ class MaskedLinear(_SwappedLinear):
         self._choices: dict[tuple, _Choice] = {}
         self._streak = _Streak()  # a plain object: nn.Module.__setattr__ costs microseconds a call
         self._prepare()
+        # per thread count: (dense up to these rows, dense from these rows, largest row count timed)
+        self.dense_rows: dict[int, tuple[int, float, int]] = {}
+        if self.method == "auto":
+            threads = torch.get_num_threads()
+            self.dense_rows[threads] = _measure_dense_rows(_layers[self.key], self.weight, self.bias, threads)
         weakref.finalize(self, _layers.pop, self.key, None)
 
     def _prepare(self) -> None:
@@ -413,6 +432,7 @@ class MaskedLinear(_SwappedLinear):
         density, error = planner.density_estimate(a)
         bucket = min(int(planner.upper_density(density, error) * DENSITY_BUCKETS), DENSITY_BUCKETS - 1)
         choice = self._choice((rows, threads, x.dtype, bucket), layer, a.dtype)
+        choice.use()
         method = choice.method()
         if method == "dense":
             out, nonfinite = F.linear(x, weight, bias), False
@@ -470,8 +490,10 @@ class MaskedLinear(_SwappedLinear):
         return out
 
     def _dense_outright(self, rows: int, dtype: torch.dtype, threads: int) -> bool:
-        """Whether the planner would pick dense whatever the density: a skipping call's fixed
-        overhead alone exceeds what dense costs (small layers, few rows). Remembered per case."""
+        """Whether dense wins whatever the density: the planner says a skipping call's fixed
+        overhead alone exceeds what dense costs (small layers, few rows), or the layer measured
+        dense faster even at 97% zeros at this row count (:func:`_measure_dense_rows`, once per
+        thread count). Remembered per case."""
         case = (rows, dtype, threads)
         known = self._outright.get(case)
         if known is None:
@@ -481,7 +503,15 @@ class MaskedLinear(_SwappedLinear):
             dense, overhead, _ = planner.fixed_costs(cal, shape, scale, True, threads, False)
             if len(self._outright) > MAX_CASES:
                 self._outright.clear()
-            known = self._outright[case] = overhead >= cal.margin * dense
+            measured = self.dense_rows.get(threads)
+            if measured is None:
+                layer = _layers[self.key]
+                measured = self.dense_rows[threads] = _measure_dense_rows(
+                    layer, self.weight, self.bias, threads
+                )
+            upto, start, top = measured
+            known = overhead >= cal.margin * dense or rows <= upto or start <= rows <= top
+            self._outright[case] = known
         return known
 
     def _linear(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
@@ -496,6 +526,74 @@ class MaskedLinear(_SwappedLinear):
         self._streak.dense += 1
         self._streak.outright += 1
         return out
+
+
+def _dense_row_ranges(won: dict[int, bool]) -> tuple[int, float, int]:
+    """From whether dense won at each timed row count: (every count up to this one won: 0 if
+    the smallest lost, the smallest count from which every timed count won: inf if the largest
+    lost, the largest count timed). Nothing is assumed past the largest count timed."""
+    rows = sorted(won)
+    upto, start = 0, float("inf")
+    for r in rows:
+        if not won[r]:
+            break
+        upto = r
+    for r in reversed(rows):
+        if not won[r]:
+            break
+        start = r
+    return upto, start, rows[-1] if rows else 0
+
+
+def _measure_dense_rows(layer: _Layer, weight: torch.Tensor, bias, threads: int) -> tuple[int, float, int]:
+    """Time torch's linear against the skipping method the planner ranks first at each of
+    :data:`MEASURE_ROWS` (up to :data:`MEASURE_MACS`), on inputs with 97% zeros (the best case for
+    skipping), interleaved, fastest of :data:`MEASURE_CALLS`: where skipping is not
+    ``SKIP_MARGIN`` faster there, it cannot win at any density. Returns :func:`_dense_row_ranges`."""
+    k, n = layer.prepared.shape
+    gen = torch.Generator().manual_seed(0)
+    won: dict[int, bool] = {}
+    with torch.inference_mode():
+        w = weight.detach()
+        b = None if bias is None else bias.detach()
+        dtype_code = core.DTYPE_CODES[np.dtype(str(w.dtype).removeprefix("torch."))]
+        for rows in MEASURE_ROWS:
+            if won and rows * k * n > MEASURE_MACS:
+                break
+            x = torch.rand(rows, k, generator=gen, dtype=w.dtype)
+            x *= torch.rand(rows, k, generator=gen) < PROBE_DENSITY
+            a = x.numpy()
+            plan = planner.choose(
+                shape=(rows, k, n),
+                dtype_code=dtype_code,
+                isa=backend.choose_isa(),
+                a_density=PROBE_DENSITY,
+                b_density=layer.prepared.density,
+                b_prepared=True,
+                threads=threads,
+                filters=False,
+            )
+            method = plan.method
+            if method == "dense":
+                method = min(("masked", "sparse"), key=plan.estimates.__getitem__)
+
+            def skip(a=a, plan=plan, method=method) -> None:
+                planner.density_estimate(a)
+                out = torch.from_numpy(
+                    _skipping(core.check_operands(a, layer.prepared, threads=threads), method, plan)
+                )
+                if b is not None:
+                    out += b
+
+            def dense(x: torch.Tensor = x) -> None:
+                F.linear(x, w, b)
+
+            times: dict[str, list[float]] = {"dense": [], "skip": []}
+            for _ in range(MEASURE_CALLS):
+                times["dense"].append(_seconds(dense))
+                times["skip"].append(_seconds(skip))
+            won[rows] = not min(times["skip"]) < SKIP_MARGIN * min(times["dense"])
+    return _dense_row_ranges(won)
 
 
 UP_SKIP_MAX_DENSITY = 0.5  # a gated up projection computes only its live outputs below this share
