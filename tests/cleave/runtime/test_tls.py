@@ -13,7 +13,13 @@ from frugalml.cleave.runtime.client import fetch_status
 from frugalml.cleave.runtime.model import TrainConfig
 from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options
 from frugalml.cleave.runtime.server import ParameterServer, ServerConfig
-from frugalml.cleave.runtime.tls import ClientFiles, channel, make_credentials
+from frugalml.cleave.runtime.tls import (
+    ClientFiles,
+    certificate_ids,
+    channel,
+    issue_credentials,
+    make_credentials,
+)
 from frugalml.cleave.runtime.worker import Worker, WorkerConfig
 from frugalml.common.errors import FrugalError, InvalidInputError, ServiceUnavailableError
 
@@ -187,3 +193,80 @@ def test_a_revoked_credential_is_cut_off_without_a_restart(creds, tmp_path):
                 **{k: getattr(config, k) for k in ("tls_cert", "tls_key", "tls_ca")},
             )
         )
+
+
+def _files_of(folder, issued):
+    return ClientFiles(str(folder / "ca.pem"), str(issued.cert), str(issued.key))
+
+
+def test_a_credential_is_rotated_and_the_old_one_revoked_by_serial_without_a_restart(tmp_path, caplog):
+    folder = tmp_path / "creds"
+    folder.mkdir()
+    make_credentials(folder, ["w0", "w1"], ["127.0.0.1"], days=1)
+    old_key = (folder / "w0.key").read_bytes()
+    revoked = tmp_path / "revoked.txt"
+    revoked.write_text("")
+    ps = ParameterServer(
+        ServerConfig(
+            train=TrainConfig(steps=1),
+            port=0,
+            tls_cert=str(folder / "server.pem"),
+            tls_key=str(folder / "server.key"),
+            tls_ca=str(folder / "ca.pem"),
+            revoked=str(revoked),
+            linger_s=0.1,
+        )
+    )
+    ps.start()
+    ps.revocations.every = 0.0
+    try:
+        old = _files(folder, "w0")
+        old_id = _register(ps.address, old, "w0").worker_id
+        (new,) = issue_credentials(folder, ["w0"], days=1)  # while training runs; nothing overwritten
+        assert new.cert.name == "w0.2.pem" and (folder / "w0.key").read_bytes() == old_key
+        assert oct(new.key.stat().st_mode & 0o777) == "0o600"
+        new_id = _register(ps.address, _files_of(folder, new), "w0").worker_id
+        with channel(ps.address, _files_of(folder, new), grpc_options()) as ch:  # bound to its certificate
+            with pytest.raises(grpc.RpcError) as exc:
+                list(pb_grpc.CleaveStub(ch).PullTask(pb.PullRequest(worker_id=old_id, wait_s=0), timeout=5))
+        assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        old_serial = certificate_ids((folder / "w0.pem").read_bytes())[0]
+        revoked.write_text(f"{old_serial}  # w0's old phone\n")
+        with caplog.at_level("WARNING", logger="frugalml"):
+            with pytest.raises(grpc.RpcError) as exc:
+                _register(ps.address, old, "w0")
+        assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in exc.value.details()
+        assert sum("revoked credential" in r.getMessage() for r in caplog.records) == 1
+        with channel(ps.address, _files_of(folder, new), grpc_options()) as ch:
+            list(pb_grpc.CleaveStub(ch).PullTask(pb.PullRequest(worker_id=new_id, wait_s=0), timeout=5))
+        assert _register(ps.address, _files_of(folder, new), "w0").worker_id  # the new one still works
+        by_state = sorted(
+            w["state"] for w in fetch_status(ps.address, tls=_files(folder, "status"))["workers"]
+        )
+        assert by_state == ["alive", "alive", "revoked"], by_state
+        revoked.write_text(f"sha256:{new.fingerprint}\n")  # a fingerprint names one certificate too
+        with pytest.raises(grpc.RpcError):
+            _register(ps.address, _files_of(folder, new), "w0")
+        assert _register(ps.address, old, "w0").worker_id
+    finally:
+        ps.stop()
+    with pytest.raises(InvalidInputError, match="holds no CA"):
+        issue_credentials(tmp_path, ["w0"])
+
+
+def test_an_expired_client_certificate_is_refused_in_one_line(tmp_path):
+    import datetime
+
+    folder = tmp_path / "creds"
+    folder.mkdir()
+    make_credentials(folder, ["w0"], ["127.0.0.1"], days=1)
+    ended = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    (expired,) = issue_credentials(folder, ["w0"], not_after=ended)
+    files = _files_of(folder, expired)
+    for attempt in (
+        lambda: Worker(WorkerConfig("127.0.0.1:1", "w0", tls=files)),
+        lambda: fetch_status("127.0.0.1:1", tls=files),
+    ):
+        with pytest.raises(InvalidInputError) as exc:
+            attempt()
+        assert "expired on" in str(exc.value) and "\n" not in str(exc.value)

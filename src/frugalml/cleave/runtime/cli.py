@@ -220,17 +220,31 @@ def add_certs_command(app: typer.Typer) -> None:
             "127.0.0.1", "--host", help="The server's addresses or DNS names, comma list."
         ),
         days: int = typer.Option(30, "--days", help="Days the certificates are valid."),
+        add: bool = typer.Option(
+            False,
+            "--add",
+            help="Issue new credentials for --workers from the CA already in --out "
+            "(rotation: keys are never overwritten; prints each serial and fingerprint).",
+        ),
     ):
         """Make a CA, a server certificate and one client certificate per worker (and status.pem).
 
         Example: frugal cleave certs -o creds --workers phone-1,laptop-1 --host 192.168.1.10; give the
         server ca.pem, server.pem and server.key, each worker ca.pem and its own NAME.pem / NAME.key,
-        and keep ca.key offline.
+        and keep ca.key offline. Rotate: frugal cleave certs -o creds --add --workers phone-1 writes
+        phone-1.2.pem/.key; once the device uses it, put the old one's serial:HEX in --revoked.
         """
-        from frugalml.cleave.runtime.tls import make_credentials
+        from frugalml.cleave.runtime.tls import issue_credentials, make_credentials
         from frugalml.common.parsing import comma_list
 
         names = comma_list(workers, str, name="worker", non_empty=True)
+        if add:
+            for item in issue_credentials(out, names, days):
+                typer.echo(
+                    f"{item.name}: {item.cert.name} {item.key.name} serial:{item.serial} "
+                    f"sha256:{item.fingerprint}"
+                )
+            return
         files = make_credentials(out, names, comma_list(host, str, name="host", non_empty=True), days)
         typer.echo(
             f"wrote {len(files)} files to {out}; keep ca.key offline, hand each worker only its own key"

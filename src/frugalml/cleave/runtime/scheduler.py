@@ -261,11 +261,13 @@ class Scheduler:
             for worker in departed[: len(departed) - cfg.keep_departed]:
                 del self.workers[worker.worker_id]
 
-    def revoke(self, name: str | None) -> None:
-        """A credential was revoked: its live workers leave as ``revoked`` (their tiles re-queued)."""
+    def revoke(self, name: str | None, worker_ids: set[int] | None = None) -> None:
+        """A credential was revoked: its live workers (those of ``name``, or only ``worker_ids``
+        when one certificate of the name was revoked) leave as ``revoked`` (tiles re-queued)."""
         with self.cond:
             for worker in self.workers.values():
-                if worker.name == name and worker.state == "alive":
+                chosen = worker_ids is None or worker.worker_id in worker_ids
+                if worker.name == name and chosen and worker.state == "alive":
                     self._drop(worker, "revoked")
 
     def heartbeat(self, worker_id: int, nbytes: int = 0) -> bool:

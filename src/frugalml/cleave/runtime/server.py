@@ -43,7 +43,7 @@ from frugalml.cleave.runtime.scheduler import (
     TooManyRegistrationsError,
     UnknownWorkerError,
 )
-from frugalml.cleave.runtime.tls import peer_name, server_credentials
+from frugalml.cleave.runtime.tls import certificate_ids, peer_certificate, peer_name, server_credentials
 from frugalml.cleave.tiling import smallest_tile_memory
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
@@ -126,9 +126,11 @@ class HandlerCpu:
 
 
 class RevocationList:
-    """Certificate names that may no longer connect, from a file re-read when it changes (checked
-    at most every ``every`` seconds): one name a line, ``#`` starts a comment. Revoking takes effect
-    without a restart; a file that becomes unreadable keeps the last list (with a warning)."""
+    """Credentials that may no longer connect, from a file re-read when it changes (checked at most
+    every ``every`` seconds): one a line, ``#`` starts a comment; a line is a certificate name (every
+    credential of that name), ``serial:HEX`` or ``sha256:HEX`` (one certificate: rotate a name's
+    credential with ``frugal cleave certs --add NAME``, then revoke the old one). Revoking takes
+    effect without a restart; a file that becomes unreadable keeps the last list (with a warning)."""
 
     def __init__(self, path: str, every: float = 0.5):
         self.path, self.every = path, every
@@ -136,6 +138,7 @@ class RevocationList:
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
         self.names: frozenset[str] = frozenset()
+        self._ids: dict[bytes, tuple[str, str]] = {}
         self._load(strict=True)
 
     def _load(self, strict: bool) -> None:
@@ -152,18 +155,49 @@ class RevocationList:
                 raise InvalidInputError(f"cannot read the revocation list {self.path}: {exc}") from None
             log.warning("kept the last revocation list: cannot read %s (%s)", self.path, exc)
             return
-        names = frozenset(n for line in text.splitlines() if (n := line.split("#", 1)[0].strip()))
+        names = frozenset(
+            n.lower() if n.lower().startswith(("serial:", "sha256:")) else n
+            for line in text.splitlines()
+            if (n := line.split("#", 1)[0].strip().replace(" ", ""))
+        )
+        if any(n.startswith("serial:") for n in names) and not self._cryptography():
+            log.warning("serial: entries need the 'cryptography' package; revoke by sha256: instead")
         if names != self.names and self._stamp is not None:
             log.warning("revocation list now names %d credentials", len(names))
         self.names, self._stamp = names, stamp
 
-    def revoked(self, name: str | None) -> bool:
+    @staticmethod
+    def _cryptography() -> bool:
+        try:
+            import cryptography  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def revoked(self, name: str | None, pem: bytes | None = None) -> bool:
+        """Whether the credential (its name, and its certificate when given) is revoked."""
         now = time.monotonic()
         with self._lock:
             if now - self._checked >= self.every:
                 self._checked = now
                 self._load(strict=False)
-            return name is not None and name in self.names
+            names = self.names
+        if name is not None and name in names:
+            return True
+        if pem is None or not any(":" in n for n in names):
+            return False
+        return any(i in names for i in self.ids(pem))
+
+    def ids(self, pem: bytes) -> tuple[str, str]:
+        with self._lock:
+            found = self._ids.get(pem)
+        if found is None:
+            found = certificate_ids(pem)
+            with self._lock:
+                if len(self._ids) >= 4096:
+                    self._ids.clear()
+                self._ids[pem] = found
+        return found
 
 
 class HeartbeatStreams:
@@ -242,6 +276,8 @@ class CleaveService(pb_grpc.CleaveServicer):
         self.ps = server
         self.scheduler = server.scheduler
         self.cpu = HandlerCpu()
+        self._bound: dict[int, bytes | None] = {}  # worker id -> the certificate it registered with
+        self._bound_lock = threading.Lock()
         self.streams = HeartbeatStreams(
             server.config.heartbeat_streams or max(1, server.config.rpc_threads * 3 // 4),
             server.config.scheduler.heartbeat_timeout_s,
@@ -251,11 +287,22 @@ class CleaveService(pb_grpc.CleaveServicer):
     def _admitted(self, context) -> str | None:
         """The caller's certificate name; a revoked credential is refused (its workers removed)."""
         who = peer_name(context)
-        if self.ps.revocations is not None and self.ps.revocations.revoked(who):
-            self.scheduler.revoke(who)
-            log.warning("refused: the credential of %r is revoked", who)
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"the credential of {who!r} was revoked")
+        revocations = self.ps.revocations
+        if revocations is not None:
+            pem = peer_certificate(context)
+            if revocations.revoked(who, pem):
+                whole_name = who in revocations.names
+                ids = None if whole_name or pem is None else self._bound_to(pem)
+                self.scheduler.revoke(who, ids)
+                what = "" if whole_name else " (this certificate; the name's other credentials still work)"
+                log.warning("refused: a revoked credential of %r%s", who, what)
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"this credential of {who!r} was revoked")
         return who
+
+    def _bound_to(self, pem: bytes) -> set[int]:
+        """The workers that registered with this certificate."""
+        with self._bound_lock:
+            return {wid for wid, cert in self._bound.items() if cert == pem}
 
     def _own(self, context, worker_id: int) -> None:
         """With TLS, a call naming a worker must come with that worker's certificate."""
@@ -266,6 +313,14 @@ class CleaveService(pb_grpc.CleaveServicer):
         if worker is not None and worker.name != who:
             log.warning("refused: the certificate of %r acted for worker %r", who, worker.name)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, f"this credential is {who!r}'s, not this worker's")
+        with self._bound_lock:
+            bound = self._bound.get(worker_id)
+        if worker is not None and bound is not None and bound != peer_certificate(context):
+            log.warning("refused: another credential of %r acted for its worker", who)
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "this worker registered with another credential",
+            )
 
     def Register(self, request, context):
         if self.ps.config.tls and request.name != (who := self._admitted(context)):
@@ -293,6 +348,12 @@ class CleaveService(pb_grpc.CleaveServicer):
             exhausted = "memory" in str(exc) or isinstance(exc, TooManyRegistrationsError)
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if exhausted else grpc.StatusCode.INVALID_ARGUMENT
             context.abort(code, str(exc))
+        if self.ps.config.tls:  # the session is bound to this certificate, not only to its name
+            with self._bound_lock:
+                if len(self._bound) >= 1024:
+                    live = self.scheduler.workers
+                    self._bound = {w: c for w, c in self._bound.items() if w in live}
+                self._bound[worker.worker_id] = peer_certificate(context)
         log.info("worker %s joined", request.name)  # its id is a session secret: never logged
         reply = pb.RegisterReply(
             worker_id=worker.worker_id,

@@ -9,7 +9,9 @@ worker's identity. Key files are written readable by their owner only.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import os
 import re
@@ -72,47 +74,112 @@ def make_credentials(folder: str | Path, workers: list[str], hosts: list[str], d
         )
     if not hosts:
         raise InvalidInputError("give the server's address(es) with --host")
-    x509, hashes, serialization, ec, eku, oid = _crypto()
-    now = datetime.datetime.now(datetime.UTC)
-
-    def cert(subject: str, key, issuer, issuer_key, *, ca: bool = False, server: bool = False):
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(oid.COMMON_NAME, subject)]))
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if server:
-            alt = [_alt_name(x509, h) for h in hosts]
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            builder = builder.add_extension(x509.ExtendedKeyUsage([eku.SERVER_AUTH]), critical=False)
-        elif not ca:
-            builder = builder.add_extension(x509.ExtendedKeyUsage([eku.CLIENT_AUTH]), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
+    x509, _, _, ec, _, oid = _crypto()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(oid.COMMON_NAME, "frugalml cleave trial CA")])
-    written = []
-
-    def write(stem: str, certificate, key) -> None:
-        pem = certificate.public_bytes(serialization.Encoding.PEM)
-        secret = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        written.append(_write(folder / f"{stem}.pem", pem, 0o644))
-        written.append(_write(folder / f"{stem}.key", secret, 0o600))
-
-    write("ca", cert("frugalml cleave trial CA", ca_key, ca_name, ca_key, ca=True), ca_key)
+    end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days)
+    written: list[Path] = []
+    ca = _certificate("frugalml cleave trial CA", ca_key, ca_name, ca_key, end, ca=True)
+    written += _write_pair(folder, "ca", ca, ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    write("server", cert(hosts[0], server_key, ca_name, ca_key, server=True), server_key)
+    server = _certificate(hosts[0], server_key, ca_name, ca_key, end, hosts=hosts)
+    written += _write_pair(folder, "server", server, server_key)
     for name in names:
         key = ec.generate_private_key(ec.SECP256R1())
-        write(name, cert(name, key, ca_name, ca_key), key)
+        written += _write_pair(folder, name, _certificate(name, key, ca_name, ca_key, end), key)
     return written
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A client credential issued into an existing CA folder: its files, serial and fingerprint."""
+
+    name: str
+    cert: Path
+    key: Path
+    serial: str  # hex, as 'serial:HEX' in a revocation list
+    fingerprint: str  # SHA-256 of the DER certificate, as 'sha256:HEX'
+
+
+def issue_credentials(
+    folder: str | Path, names: list[str], days: int = 30, *, not_after: datetime.datetime | None = None
+) -> list[Issued]:
+    """New client certificates from the CA in ``folder`` (``ca.pem`` and ``ca.key``), to rotate a
+    worker's credential while training runs: ``NAME.pem``/``NAME.key`` when free, else the first
+    free ``NAME.2``, ``NAME.3``... (a key is never overwritten). Revoke the old one by its serial or
+    fingerprint (``frugal cleave serve --revoked``) once the device uses the new one.
+
+    Raises
+    ------
+    InvalidInputError
+        No CA in ``folder``, a bad name, or ``days`` outside 1..3650.
+    """
+    folder = Path(folder)
+    if not (folder / "ca.key").is_file() or not (folder / "ca.pem").is_file():
+        raise InvalidInputError(
+            f"{folder} holds no CA (ca.pem and ca.key); make one with 'frugal cleave certs'"
+        )
+    if not 1 <= days <= 3650:
+        raise InvalidInputError(f"--days must be in 1..3650, got {days}")
+    bad = [n for n in names if not NAME.match(n)]
+    if bad or not names or len(set(names)) != len(names):
+        raise InvalidInputError(
+            f"names must be distinct, 1-64 letters, digits, '.', '_' or '-'; got {bad[0] if bad else names}"
+        )
+    x509, hashes, serialization, ec, _, _ = _crypto()
+    try:
+        ca = x509.load_pem_x509_certificate(_read(str(folder / "ca.pem"), "CA"))
+        ca_key = serialization.load_pem_private_key(_read(str(folder / "ca.key"), "CA key"), None)
+    except ValueError as exc:
+        raise InvalidInputError(f"the CA in {folder} cannot be read: {exc}") from None
+    end = not_after or datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days)
+    out = []
+    for name in names:
+        stem, n = name, 1
+        while (folder / f"{stem}.key").exists() or (folder / f"{stem}.pem").exists():
+            n += 1
+            stem = f"{name}.{n}"
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = _certificate(name, key, ca.subject, ca_key, end)
+        pem_path, key_path = _write_pair(folder, stem, certificate, key)
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        out.append(
+            Issued(
+                name, pem_path, key_path, f"{certificate.serial_number:x}", hashlib.sha256(der).hexdigest()
+            )
+        )
+    return out
+
+
+def _certificate(subject, key, issuer, issuer_key, end, *, ca: bool = False, hosts: list[str] | None = None):
+    x509, hashes, _, _, eku, oid = _crypto()
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(oid.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(min(now, end) - datetime.timedelta(minutes=5))
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if hosts:
+        alt = [_alt_name(x509, h) for h in hosts]
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([eku.SERVER_AUTH]), critical=False)
+    elif not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([eku.CLIENT_AUTH]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write_pair(folder: Path, stem: str, certificate, key) -> tuple[Path, Path]:
+    _, _, serialization, _, _, _ = _crypto()
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    secret = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return _write(folder / f"{stem}.pem", pem, 0o644), _write(folder / f"{stem}.key", secret, 0o600)
 
 
 def _alt_name(x509, host: str):
@@ -151,10 +218,27 @@ def server_credentials(cert: str, key: str, ca: str) -> grpc.ServerCredentials:
 
 
 def channel_credentials(files: ClientFiles) -> grpc.ChannelCredentials:
-    """TLS for a client: the CA that signed the server's certificate, and the client's own."""
-    return grpc.ssl_channel_credentials(
-        _read(files.ca, "CA"), _read(files.key, "client key"), _read(files.cert, "client certificate")
-    )
+    """TLS for a client: the CA that signed the server's certificate, and the client's own (refused
+    here in one line when it has expired: the server would only drop the handshake)."""
+    cert = _read(files.cert, "client certificate")
+    _check_not_expired(cert, files.cert)
+    return grpc.ssl_channel_credentials(_read(files.ca, "CA"), _read(files.key, "client key"), cert)
+
+
+def _check_not_expired(pem: bytes, path: str) -> None:
+    try:
+        from cryptography import x509
+    except ImportError:  # the server still refuses it; only the message is less clear
+        return
+    try:
+        end = x509.load_pem_x509_certificate(pem).not_valid_after_utc
+    except ValueError:
+        raise InvalidInputError(f"client certificate file {path} holds no readable certificate") from None
+    if end <= datetime.datetime.now(datetime.UTC):
+        raise InvalidInputError(
+            f"the client certificate {path} expired on {end:%Y-%m-%d %H:%M} UTC; issue a new one "
+            "with 'frugal cleave certs --add NAME' from the CA folder"
+        )
 
 
 def client_files(ca: str | None, cert: str | None, key: str | None) -> ClientFiles | None:
@@ -176,3 +260,22 @@ def peer_name(context: grpc.ServicerContext) -> str | None:
     """The common name of the client certificate the caller presented (None on plain text)."""
     names = (context.auth_context() or {}).get("x509_common_name") or []
     return names[0].decode("utf-8", "replace") if names else None
+
+
+def peer_certificate(context: grpc.ServicerContext) -> bytes | None:
+    """The caller's client certificate as PEM (None on plain text)."""
+    pems = (context.auth_context() or {}).get("x509_pem_cert") or []
+    return pems[0] if pems else None
+
+
+def certificate_ids(pem: bytes) -> tuple[str, str]:
+    """``('serial:HEX', 'sha256:HEX')`` of a PEM certificate (the serial needs 'cryptography')."""
+    body = b"".join(line for line in pem.strip().splitlines() if not line.startswith(b"-----"))
+    der = base64.b64decode(body)
+    try:
+        from cryptography import x509
+
+        serial = f"serial:{x509.load_der_x509_certificate(der).serial_number:x}"
+    except (ImportError, ValueError):
+        serial = "serial:?"
+    return serial, f"sha256:{hashlib.sha256(der).hexdigest()}"
