@@ -93,3 +93,17 @@ def test_gated_block_benchmark_names_its_synthetic_sparsity_and_stays_exact():
     assert "synthetic" in record.workload and record.peer == gated.PEER and record.ratio > 0
     error = float(record.notes.split("= ")[1].split(";")[0])
     assert error <= 1e-5 and "up_proj" in record.notes
+
+
+def test_floor_decode_batches_compare_ours_and_a_dense_copy_with_torch():
+    from frugalml.maskedmm.bench import floor
+
+    torch.manual_seed(0)
+    model = tinylm.TinyLM(tinylm.LMConfig(d_model=32, n_layer=1, n_head=2, block_size=32)).eval()
+    text = torch.randint(0, 256, (400,))
+    records = floor.decode_batch_records(model, text, (4,), threads=(1,), rounds=1, tokens=2, prompt=4)
+    assert [r.metric for r in records] == [
+        "tokens/s, after the trials settle",
+        "tokens/s, control: a copy of the dense model in ours' place",
+    ]
+    assert all("decode, batch 4, 1 thread(s)" in r.workload and r.ours > 0 for r in records)

@@ -130,10 +130,58 @@ def _prefill_records(
     return records
 
 
-def run(
-    *, steps: int = 600, rounds: int = 31, threads: tuple[int, ...] = (1, 2), corpus_path=None, quiet=False
+def decode_batch_records(
+    model: tinylm.TinyLM,
+    text: torch.Tensor,
+    batches: tuple[int, ...],
+    *,
+    threads: tuple[int, ...] = (1, 2),
+    rounds: int = 31,
+    tokens: int = 16,
+    prompt: int = 64,
+    label: str = "",
 ) -> list[Record]:
-    """Train the small decoder (the e2e quick recipe with ``steps``), then :func:`measure` it."""
+    """Decode at each of ``batches`` (rows per down projection call = batch): ours after the
+    layers' trials settle, and a dense copy, against plain torch (clocks as :func:`measure`)."""
+    subject = e2e.subject(label, model, False, text)
+    records = []
+    for t in threads:
+        with torch_threads(t):
+            for batch in batches:
+                make = lambda m, b=batch: e2e.decode_fn(m, text, b, prompt, tokens, seed=b)  # noqa: E731
+                ours, peer, control = (
+                    make(subject.ours),
+                    make(subject.dense),
+                    make(copy.deepcopy(subject.dense)),
+                )
+                mt.reset_layer_report(subject.ours)
+                for _ in range(2 * mt.TRIALS + 1):
+                    ours()
+                _, chosen = e2e.density_note(subject.ours)
+                for tick, clock_note in _clocks(t):
+                    base = f"{clock_note}; {rounds} interleaved rounds; {env.machine(load=True)}"
+                    workload = f"decode, batch {batch}, {t} thread(s), {label}"
+                    for what, fn, note in (
+                        ("after the trials settle", ours, chosen),
+                        ("control: a copy of the dense model in ours' place", control, "noise of the run"),
+                    ):
+                        c = compare(fn, peer, rounds=rounds, warmup=1, clock=tick)
+                        records.append(_record(workload, what, c, batch * tokens, f"{note}; {base}"))
+            mt.reset_layer_report(subject.ours)
+    return records
+
+
+def run(
+    *,
+    steps: int = 600,
+    rounds: int = 31,
+    threads: tuple[int, ...] = (1, 2),
+    corpus_path=None,
+    quiet=False,
+    decode_batches: tuple[int, ...] = (),
+) -> list[Record]:
+    """Train the small decoder (the e2e quick recipe with ``steps``), then :func:`measure` it, or,
+    given ``decode_batches``, measure decode at those batch sizes instead."""
     from dataclasses import replace
 
     from frugalml.common.data import resolve
@@ -148,4 +196,8 @@ def run(
     records = e2e.training_records(config, losses, patterns, f"{env.machine(load=True)}; {e2e.SHARED_NOTE}")
     c = config.trained
     label = f"trained d_model={c.d_model} ({c.n_layer} layers, FFN {c.hidden})"
+    if decode_batches:
+        return records + decode_batch_records(
+            model, held_out, decode_batches, threads=threads, rounds=rounds, label=label
+        )
     return records + measure(model, held_out, threads=threads, rounds=rounds, label=label)
