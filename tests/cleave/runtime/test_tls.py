@@ -270,3 +270,50 @@ def test_an_expired_client_certificate_is_refused_in_one_line(tmp_path):
         with pytest.raises(InvalidInputError) as exc:
             attempt()
         assert "expired on" in str(exc.value) and "\n" not in str(exc.value)
+
+
+SERVE = """
+import sys, time
+from frugalml.cleave.runtime.model import TrainConfig
+from frugalml.cleave.runtime.server import ParameterServer, ServerConfig
+d = sys.argv[1]
+ps = ParameterServer(ServerConfig(train=TrainConfig(steps=1), port=0, tls_cert=d + "/server.pem",
+                                  tls_key=d + "/server.key", tls_ca=d + "/ca.pem"))
+print(ps.start(), flush=True)
+sys.stdin.read()
+ps.stop()
+"""
+
+
+def test_an_expired_client_certificate_is_one_log_line_on_the_server(tmp_path):
+    """A client that presents an expired certificate anyway (skipping the worker's own check) is
+    refused in the TLS handshake, which the server's gRPC logs as one line."""
+    import datetime
+    import subprocess
+    import sys
+
+    make_credentials(tmp_path, ["w0"], ["127.0.0.1"], days=1)
+    ended = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    (expired,) = issue_credentials(tmp_path, ["w0"], not_after=ended)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}  # the default verbosity
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        address = server.stdout.readline().strip()
+        raw = grpc.ssl_channel_credentials(
+            (tmp_path / "ca.pem").read_bytes(), expired.key.read_bytes(), expired.cert.read_bytes()
+        )
+        with grpc.secure_channel(address, raw) as ch:
+            with pytest.raises(grpc.RpcError) as exc:
+                pb_grpc.CleaveStub(ch).Status(pb.StatusRequest(), timeout=5)
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        _, err = server.communicate("", timeout=30)
+    lines = [line for line in err.splitlines() if "expired" in line]
+    assert len(lines) == 1 and "Handshake failed" in lines[0], err
