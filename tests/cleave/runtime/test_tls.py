@@ -317,3 +317,22 @@ def test_an_expired_client_certificate_is_one_log_line_on_the_server(tmp_path):
         _, err = server.communicate("", timeout=30)
     lines = [line for line in err.splitlines() if "expired" in line]
     assert len(lines) == 1 and "Handshake failed" in lines[0], err
+
+
+def test_certs_add_on_the_command_line(capsys, tmp_path):
+    from frugalml.cli import main
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as exc:
+            main(["cleave", "certs", "-o", str(tmp_path), *argv])
+        out = capsys.readouterr()
+        return exc.value.code, out.out, out.err
+
+    assert run("--workers", "w0")[0] == 0
+    code, out, _ = run("--add", "--workers", "w0,w1")
+    assert code == 0 and "w0: w0.2.pem w0.2.key serial:" in out and "w1: w1.pem w1.key" in out
+    assert "sha256:" in out and (tmp_path / "w0.pem").is_file()
+    code, _, err = run("--workers", "w0")  # a second CA would overwrite: refused
+    assert code == 2 and "already holds a CA" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run("--add", "--workers", "bad name")
+    assert code == 2 and len(err.strip().splitlines()) == 1
