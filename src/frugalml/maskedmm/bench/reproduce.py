@@ -441,5 +441,6 @@ def reproductions():
         Reproduction("end-to-end-natural", _stored, 0, modes=(), stored="maskedmm/e2e-quick.json"),
         Reproduction("end-to-end-quick-l1", _stored, 0, modes=(), stored="maskedmm/e2e-quick-l1.json"),
         Reproduction("dense-floor", _stored, 0, modes=(), stored="maskedmm/floor.json"),
+        Reproduction("decode-batch-64-small", _stored, 0, modes=(), stored="maskedmm/floor-decode64.json"),
         Reproduction("gated-up", _stored, 0, modes=(), stored="maskedmm/gated-up.json"),
     ]
