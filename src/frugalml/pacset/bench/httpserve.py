@@ -85,10 +85,17 @@ def nginx_server(root: str | os.PathLike, timeout: float = 5.0) -> Iterator[str]
 _ACCESS_LOGS: dict[str, Path] = {}
 
 
-def access_count(base_url: str) -> int:
-    """Requests nginx at ``base_url`` has logged so far."""
+def access_count(base_url: str, at_least: int = 0, timeout: float = 5.0) -> int:
+    """Requests nginx at ``base_url`` has logged so far, waiting up to ``timeout`` seconds for
+    ``at_least`` of them (nginx logs a request after its response has gone out, so a client can
+    finish before the line is written)."""
     path = _ACCESS_LOGS[base_url]
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    deadline = time.monotonic() + timeout
+    while True:
+        count = len(path.read_text().splitlines()) if path.exists() else 0
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.01)
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float, name: str) -> None:
