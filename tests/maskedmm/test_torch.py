@@ -467,3 +467,30 @@ def test_a_case_settled_on_skipping_is_tried_again_now_and_then():
     for _ in range(mt.RECHECK_EVERY):
         dense.use()
     assert dense.settled == "dense"  # a dense case retires the layer instead
+
+
+def test_a_dense_trial_times_torchs_linear_alone_and_a_skipping_trial_its_density_estimate_too(monkeypatch):
+    import time
+
+    from frugalml.maskedmm import planner
+
+    estimate = planner.density_estimate
+
+    def slow_estimate(a):
+        time.sleep(0.005)
+        return estimate(a)
+
+    monkeypatch.setattr(planner, "density_estimate", slow_estimate)
+    torch.manual_seed(0)
+    layer = mt.MaskedLinear(nn.Linear(2048, 512), "down")
+    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the trial decides
+    layer._outright.clear()
+    x = torch.relu(torch.randn(2, 2048)) * (torch.rand(2, 2048) < 0.05)
+    with torch.inference_mode():
+        for _ in range(2 * mt.TRIALS):
+            layer(x)
+    (choice,) = layer._choices.values()
+    if choice.plan.method == "dense":
+        pytest.skip("the planner picks dense for this shape here")
+    assert choice.settled == "dense"  # the estimate alone costs skipping the trial
+    assert max(choice.times["dense"]) < 0.005 <= min(choice.times[choice.plan.method])
