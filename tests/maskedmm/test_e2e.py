@@ -107,3 +107,15 @@ def test_floor_decode_batches_compare_ours_and_a_dense_copy_with_torch():
         "tokens/s, control: a copy of the dense model in ours' place",
     ]
     assert all("decode, batch 4, 1 thread(s)" in r.workload and r.ours > 0 for r in records)
+
+
+def test_floor_prefill_compares_ours_and_a_dense_copy_with_torch_at_batch_1_and_4():
+    from frugalml.maskedmm.bench import e2e, floor
+
+    torch.manual_seed(0)
+    model = tinylm.TinyLM(tinylm.LMConfig(d_model=32, n_layer=1, n_head=2, block_size=32)).eval()
+    text = torch.randint(0, 256, (400,))
+    subject = e2e.subject("tiny", model, False, text)
+    records = floor._prefill_records(subject, text, threads=1, rounds=1, label="tiny", prompt=4)
+    assert [r.workload.split(",")[1].strip() for r in records] == ["batch 1"] * 2 + ["batch 4"] * 2
+    assert all(r.workload.startswith("prefill 4 tokens") and r.ours > 0 for r in records)

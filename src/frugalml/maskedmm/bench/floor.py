@@ -109,24 +109,32 @@ def _prefill_records(
     """Prefill of ``prompt`` tokens at batch 1 and 4 (the layers plan and, where the planner
     offers a skipping method, settle by their trials): ours after the trials vs plain torch, and a
     dense copy vs plain torch. One thread: thread CPU time; more: wall clock."""
-    tick, clock_note = _clocks(threads)[0]
     records = []
     for batch in (1, 4):
         make = lambda m, b=batch: e2e.prefill_fn(m, text, b, prompt, seed=b)  # noqa: E731
-        ours, peer, control = make(subject.ours), make(subject.dense), make(copy.deepcopy(subject.dense))
-        mt.reset_layer_report(subject.ours)
-        for _ in range(2 * mt.TRIALS + 1):
-            ours()
-        _, chosen = e2e.density_note(subject.ours)
-        base = f"{clock_note}; {rounds} interleaved rounds; {env.machine(load=True)}"
         workload = f"prefill {prompt} tokens, batch {batch}, {threads} thread(s), {label}"
+        records += _settled_records(subject, make, workload, _clocks(threads)[:1], rounds, batch * prompt)
+    mt.reset_layer_report(subject.ours)
+    return records
+
+
+def _settled_records(subject, make, workload: str, clocks, rounds: int, tokens: int) -> list[Record]:
+    """Ours after its layers' trials settle, and a copy of the dense model in ours' place (the run's
+    noise), against plain torch on each of ``clocks``; ``make(model)`` gives the timed call."""
+    ours, peer, control = make(subject.ours), make(subject.dense), make(copy.deepcopy(subject.dense))
+    mt.reset_layer_report(subject.ours)
+    for _ in range(2 * mt.TRIALS + 1):
+        ours()
+    _, chosen = e2e.density_note(subject.ours)
+    records = []
+    for tick, clock_note in clocks:
+        base = f"{clock_note}; {rounds} interleaved rounds; {env.machine(load=True)}"
         for what, fn, note in (
             ("after the trials settle", ours, chosen),
             ("control: a copy of the dense model in ours' place", control, "noise of the run"),
         ):
             c = compare(fn, peer, rounds=rounds, warmup=1, clock=tick)
-            records.append(_record(workload, what, c, batch * prompt, f"{note}; {base}"))
-    mt.reset_layer_report(subject.ours)
+            records.append(_record(workload, what, c, tokens, f"{note}; {base}"))
     return records
 
 
@@ -149,24 +157,8 @@ def decode_batch_records(
         with torch_threads(t):
             for batch in batches:
                 make = lambda m, b=batch: e2e.decode_fn(m, text, b, prompt, tokens, seed=b)  # noqa: E731
-                ours, peer, control = (
-                    make(subject.ours),
-                    make(subject.dense),
-                    make(copy.deepcopy(subject.dense)),
-                )
-                mt.reset_layer_report(subject.ours)
-                for _ in range(2 * mt.TRIALS + 1):
-                    ours()
-                _, chosen = e2e.density_note(subject.ours)
-                for tick, clock_note in _clocks(t):
-                    base = f"{clock_note}; {rounds} interleaved rounds; {env.machine(load=True)}"
-                    workload = f"decode, batch {batch}, {t} thread(s), {label}"
-                    for what, fn, note in (
-                        ("after the trials settle", ours, chosen),
-                        ("control: a copy of the dense model in ours' place", control, "noise of the run"),
-                    ):
-                        c = compare(fn, peer, rounds=rounds, warmup=1, clock=tick)
-                        records.append(_record(workload, what, c, batch * tokens, f"{note}; {base}"))
+                workload = f"decode, batch {batch}, {t} thread(s), {label}"
+                records += _settled_records(subject, make, workload, _clocks(t), rounds, batch * tokens)
             mt.reset_layer_report(subject.ours)
     return records
 
