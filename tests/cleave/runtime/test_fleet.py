@@ -101,7 +101,12 @@ def test_ctrl_c_or_kill_removes_everything(prefix, tmp_path, stop):
     pool = tmp_path / "pool.yaml"
     pool.write_text("counts: {laptop: 2}\njitter: 0\n")
     command = [sys.executable, "-m", "frugalml.cleave.runtime", "fleet", "up", "-n", "2", "--pool", str(pool)]
-    process = subprocess.Popen([*command, "--prefix", prefix, "--steps", "500"], stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*command, "--prefix", prefix, "--steps", "500"],
+        stderr=subprocess.PIPE,
+        # Ctrl-C reaches it as in a terminal, even when the tests run where SIGINT is ignored (nohup, &)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     end = time.monotonic() + 120
     while time.monotonic() < end:
         path = state_path(prefix)
