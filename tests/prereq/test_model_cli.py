@@ -104,15 +104,20 @@ def test_cli_errors_exit_2(model_file, tmp_path):
     assert run.returncode == 2 and "unknown concept 'no such concept'" in run.stderr
 
 
-def test_cli_fit_from_ldac_files(planted, tmp_path):
+def _write_corpus_files(planted, folder):
+    """The planted corpus as a user keeps it: c.ldac, vocab.txt, links.txt and pairs.csv."""
     corpus = planted.dataset.corpus
-    data.write_ldac(corpus.counts, tmp_path / "c.ldac")
-    (tmp_path / "vocab.txt").write_text("\n".join(corpus.vocab) + "\n")
-    (tmp_path / "links.txt").write_text("\n".join(f"{a} {b}" for a, b in corpus.links) + "\n")
+    data.write_ldac(corpus.counts, folder / "c.ldac")
+    (folder / "vocab.txt").write_text("\n".join(corpus.vocab) + "\n")
+    (folder / "links.txt").write_text("\n".join(f"{a} {b}" for a, b in corpus.links) + "\n")
     pairs = planted.dataset.pairs
-    (tmp_path / "pairs.csv").write_text(
+    (folder / "pairs.csv").write_text(
         "".join(f"{a},{b},{y}\n" for a, b, y in zip(pairs.a, pairs.b, pairs.y, strict=True))
     )
+
+
+def test_cli_fit_from_ldac_files(planted, tmp_path):
+    _write_corpus_files(planted, tmp_path)
     out = _frugal(
         "prereq",
         "fit",
@@ -262,14 +267,7 @@ def test_hybrid_scores_concepts_no_training_pair_mentioned(planted, fitted, tmp_
 
 
 def test_cli_fit_methods_and_their_options(planted, tmp_path):
-    corpus = planted.dataset.corpus
-    data.write_ldac(corpus.counts, tmp_path / "c.ldac")
-    (tmp_path / "vocab.txt").write_text("\n".join(corpus.vocab) + "\n")
-    (tmp_path / "links.txt").write_text("\n".join(f"{a} {b}" for a, b in corpus.links) + "\n")
-    pairs = planted.dataset.pairs
-    (tmp_path / "pairs.csv").write_text(
-        "".join(f"{a},{b},{y}\n" for a, b, y in zip(pairs.a, pairs.b, pairs.y, strict=True))
-    )
+    _write_corpus_files(planted, tmp_path)
     files = [str(tmp_path / "c.ldac"), "--vocab", str(tmp_path / "vocab.txt"), "--no-one-based"]
     files += ["--links", str(tmp_path / "links.txt"), "--pairs", str(tmp_path / "pairs.csv")]
     files += ["--topics", "4", "--em-iter", "3", "-o", str(tmp_path / "m.prereq")]
