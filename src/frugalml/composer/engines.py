@@ -255,9 +255,8 @@ class BoTorchBayesOpt(_BayesOpt):
 
     ``threads``: torch intra-op threads during each fit and acquisition (restored afterwards). The
     GP holds at most a few hundred points, so one thread gives the same proposals at a fraction of
-    the CPU time: on a loaded 2-core machine, one search of ``ALCSM_3`` (engine seed 100) took
-    52 CPU-s with torch's default two threads and 5.2 CPU-s with one, and engine seeds 100-109 gave
-    the same evaluations to the top-1 as the recorded two-thread run (24.6 CPU-s for all ten).
+    the CPU time (one search of ``ALCSM_3`` on a busy 2-core machine: 5.2 CPU-s with one thread,
+    52 CPU-s with torch's default two).
     """
 
     def __init__(self, space: Space, seed: int = 0, initial: int = 4, pool: int = 4096, threads: int = 1):
