@@ -494,3 +494,46 @@ def test_a_dense_trial_times_torchs_linear_alone_and_a_skipping_trial_its_densit
         pytest.skip("the planner picks dense for this shape here")
     assert choice.settled == "dense"  # the estimate alone costs skipping the trial
     assert max(choice.times["dense"]) < 0.005 <= min(choice.times[choice.plan.method])
+
+
+def test_a_shape_settled_on_dense_skips_the_density_estimate_and_is_planned_again_now_and_then(monkeypatch):
+    from frugalml.maskedmm import planner
+
+    estimates = []
+    estimate = planner.density_estimate
+
+    def counted(a):
+        estimates.append(a.shape)
+        return estimate(a)
+
+    monkeypatch.setattr(planner, "density_estimate", counted)
+    monkeypatch.setattr(mt, "RETIRE_AFTER", 10**9)  # not retiring: the fast path is what runs
+    torch.manual_seed(0)
+    linear = nn.Linear(2048, 512)
+    layer = mt.MaskedLinear(linear, "down")
+    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the case decides
+    layer._outright.clear()
+    dense_x = torch.relu(torch.randn(4, 2048))  # about half zeros: the planner picks dense
+    with torch.inference_mode():
+        assert torch.equal(layer(dense_x), linear(dense_x))
+        (choice,) = layer._choices.values()
+        assert choice.settled == "dense"
+        shape = (dense_x.shape, torch.float32, 1)
+        assert shape in layer._settled_dense
+        planned = len(estimates)
+        for _ in range(mt.DENSE_RECHECK_EVERY - 1):  # the fast path: torch's linear, no estimate
+            assert torch.equal(layer(dense_x), linear(dense_x))
+        assert len(estimates) == planned and layer.report.calls == mt.DENSE_RECHECK_EVERY
+        sparse_x = dense_x * (torch.rand(4, 2048) < 0.03)  # the density falls to where skipping can win
+        assert layer._settled_dense[shape].calls == mt.DENSE_RECHECK_EVERY - 1
+        out = layer(sparse_x)  # the re-check: this call is planned again
+        assert len(estimates) == planned + 1
+        assert torch.allclose(out, linear(sparse_x), atol=1e-5 * float(linear(sparse_x).abs().max()))
+        sparse_case = [c for c in layer._choices.values() if c is not choice]
+        assert len(sparse_case) == 1 and sparse_case[0].plan.method != "dense"  # a new case: trials
+        if sparse_case[0].settled is None:
+            assert shape not in layer._settled_dense
+        for _ in range(2 * mt.TRIALS):
+            layer(sparse_x)
+        assert sparse_case[0].settled is not None  # its trials ran
+        assert len(estimates) >= planned + 1 + 2 * mt.TRIALS - 1

@@ -236,6 +236,7 @@ SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats den
 RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F.linear and nothing else
 RETIRE_OUTRIGHT = 16  # calls in a row dense whatever their density (fixed costs alone lose): retire too
 RECHECK_EVERY = 1024  # calls of a case settled on skipping before its trial runs again (load can mislead it)
+DENSE_RECHECK_EVERY = 64  # calls of a shape settled dense (run with no density estimate) per re-plan
 MEASURE_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # row counts a layer times dense vs skipping at
 MEASURE_MACS = 1 << 25  # ... while the product has at most this many multiply-adds (always 1 row)
 MEASURE_CALLS = 5  # timed calls of each method per row count (the fastest counts)
@@ -301,6 +302,16 @@ def _skip_or_dense(x, a, weight, bias, layer: _Layer, plan: planner.Plan, thread
 
 
 @dataclass(slots=True)
+class _DenseWatch:
+    """An input shape whose case settled on dense: its calls run torch's linear with no density
+    estimate, and one in :data:`DENSE_RECHECK_EVERY` is planned again (the density may have
+    fallen to where skipping can win)."""
+
+    rows: int
+    calls: int = 0
+
+
+@dataclass(slots=True)
 class _Streak:
     """Inference calls in a row that ran dense, and that were dense whatever their density."""
 
@@ -345,6 +356,7 @@ class MaskedLinear(_SwappedLinear):
         self.method = one_of(method, core.METHODS, "method")
         self._outright: dict[tuple, bool] = {}
         self._fast: dict[tuple, int] = {}  # (shape, dtype, threads) of inputs dense outright: rows
+        self._settled_dense: dict[tuple, _DenseWatch] = {}  # (shape, dtype, threads) of cases settled dense
         self._choices: dict[tuple, _Choice] = {}
         self._streak = _Streak()  # a plain object: nn.Module.__setattr__ costs microseconds a call
         self._prepare()
@@ -361,14 +373,22 @@ class MaskedLinear(_SwappedLinear):
             prepared = core.prepare_b(w.T.contiguous().numpy(), threads=torch.get_num_threads())
         _layers[self.key] = _Layer(prepared, w.data_ptr(), self.weight._version, self._report, self.method)
         self._choices = {}
+        self._settled_dense = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # torch.compile sees the op alone; the checks run inside it
             return maskedmm_linear(x.contiguous(), self.weight, self.bias, self.key)
         if not torch.is_grad_enabled() and x.is_cpu:
-            rows = self._fast.get((x.shape, x.dtype, torch.get_num_threads()))
+            shape = (x.shape, x.dtype, torch.get_num_threads())
+            rows = self._fast.get(shape)
             if rows is not None:  # dense whatever the density: torch's linear, counted, nothing else
                 return self._fast_linear(x, rows)
+            watch = self._settled_dense.get(shape)
+            if watch is not None:  # settled on dense: no density estimate, but planned now and then
+                watch.calls += 1
+                if watch.calls < DENSE_RECHECK_EVERY:
+                    return self._fast_linear(x, watch.rows, outright=False)
+                del self._settled_dense[shape]  # this call is planned again (and re-enters if dense)
         layer = _layers[self.key]
         weight, bias = self.weight, self.bias
         if weight.data_ptr() != layer.weight_ptr or weight._version != layer.weight_version:
@@ -416,7 +436,10 @@ class MaskedLinear(_SwappedLinear):
         where a skipping call's fixed costs alone exceed it; otherwise the planner's choice for
         the bucket is remembered, and where it is a skipping method its first ``TRIALS`` calls
         and as many dense ones are timed: the layer keeps skipping only when that is measured
-        faster, so it never runs much slower than torch's own linear.
+        faster, so it never runs much slower than torch's own linear. Once a case settles on
+        dense, later calls of the same input shape run torch's linear with no density estimate
+        (``forward``'s fast path), and one in ``DENSE_RECHECK_EVERY`` comes back here to be planned
+        again: where the density has fallen to another bucket, that bucket's plan and trials decide.
         """
         k = self.in_features
         rows, threads = x.numel() // k, torch.get_num_threads()
@@ -444,6 +467,10 @@ class MaskedLinear(_SwappedLinear):
         if choice.settled is None:
             with layer.lock:
                 choice.record(method, seconds if trial is None else trial)
+        if choice.settled == "dense" and not nonfinite:  # later calls of this shape skip the estimate
+            if len(self._settled_dense) > MAX_CASES:
+                self._settled_dense.clear()
+            self._settled_dense[(x.shape, x.dtype, threads)] = _DenseWatch(rows)
         _count(layer, method, rows, density * a.size, seconds, nonfinite)
         streak = self._streak
         streak.dense = streak.dense + 1 if method == "dense" else 0
@@ -473,9 +500,10 @@ class MaskedLinear(_SwappedLinear):
         self._choices[case] = choice
         return choice
 
-    def _fast_linear(self, x: torch.Tensor, rows: int) -> torch.Tensor:
-        """An inference call of a shape already found dense whatever its density: torch's linear,
-        counted in the report (not timed), and retiring when due."""
+    def _fast_linear(self, x: torch.Tensor, rows: int, outright: bool = True) -> torch.Tensor:
+        """An inference call of a shape already found dense (whatever its density if
+        ``outright``, else settled dense by its case): torch's linear, counted in the report (not
+        timed), and retiring when due."""
         out = F.linear(x, self.weight, self.bias)
         report = self._report
         if report.calls % SAMPLE_EVERY == 0:  # as _linear: one call in SAMPLE_EVERY counts zeros
@@ -486,7 +514,7 @@ class MaskedLinear(_SwappedLinear):
         report.methods["dense"] = report.methods.get("dense", 0) + 1
         streak = self._streak
         streak.dense += 1
-        streak.outright += 1
+        streak.outright = streak.outright + 1 if outright else 0
         if streak.outright >= RETIRE_OUTRIGHT or streak.dense >= RETIRE_AFTER:
             self._retire()
         return out
