@@ -415,7 +415,7 @@ def ablation_check(table: str):
     return run
 
 
-# results answered from the committed files (GPU runs, hours of CPU training)
+# results answered from the committed files (GPU runs, hours of CPU training, projections)
 STORED = (
     "proxy-study",
     "proxy-study-top-half",
@@ -425,6 +425,7 @@ STORED = (
     "bo-ablation-alcsm-3",
     "botorch-alcsm-3",
     "botorch-alcsm-3-4tasks",
+    "top1-projection-alcsm-3-4tasks",
 )
 
 
