@@ -537,3 +537,47 @@ def test_a_shape_settled_on_dense_skips_the_density_estimate_and_is_planned_agai
             layer(sparse_x)
         assert sparse_case[0].settled is not None  # its trials ran
         assert len(estimates) >= planned + 1 + 2 * mt.TRIALS - 1
+
+
+def test_on_more_threads_a_case_also_tries_the_skipping_kernel_on_one_thread(monkeypatch):
+    import dataclasses
+
+    from frugalml.maskedmm import planner
+
+    times = {"dense": 1.0, "masked": 0.99, "masked@1": 0.5}  # two threads barely beat dense, one does
+    choice = mt._Choice(_plan("masked"), planner.calibration(), threads=2)
+    assert choice.candidates() == ("dense", "masked", "masked" + mt.ONE_THREAD)
+    for _ in range(3 * mt.TRIALS):
+        choice.record(choice.method(), times[choice.method()])
+    assert choice.settled == "masked@1" and {len(v) for v in choice.times.values()} == {mt.TRIALS}
+    assert mt._Choice(_plan("masked"), planner.calibration(), threads=1).candidates() == ("dense", "masked")
+
+    # in a layer on 2 threads: the kernel runs on the thread count of the candidate on trial
+    from frugalml.maskedmm import core
+
+    seen = []
+    check = core.check_operands
+
+    def recorded(a, b, *args, threads=None, **kwargs):
+        seen.append(threads)
+        return check(a, b, *args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(core, "check_operands", recorded)
+    choose = planner.choose
+    monkeypatch.setattr(planner, "choose", lambda **kw: dataclasses.replace(choose(**kw), method="masked"))
+    torch.manual_seed(0)
+    linear = nn.Linear(2048, 512)
+    torch.set_num_threads(2)
+    layer = mt.MaskedLinear(linear, "down")
+    layer.dense_rows[2] = (0, float("inf"), 256)  # never dense outright: the trials decide
+    layer._outright.clear()
+    x = torch.relu(torch.randn(4, 2048)) * (torch.rand(4, 2048) < 0.03)
+    with torch.inference_mode():
+        expected = linear(x)
+        for _ in range(mt.TRIAL_CALLS):
+            out = layer(x)
+            assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()))
+    (choice,) = layer._choices.values()
+    assert choice.settled is not None and set(choice.times) == set(choice.candidates())
+    assert seen.count(1) == mt.TRIALS + (mt.TRIAL_CALLS - 3 * mt.TRIALS) * (choice.settled.endswith("@1"))
+    assert seen.count(2) >= mt.TRIALS

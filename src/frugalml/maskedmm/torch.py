@@ -237,6 +237,7 @@ RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F
 RETIRE_OUTRIGHT = 16  # calls in a row dense whatever their density (fixed costs alone lose): retire too
 RECHECK_EVERY = 1024  # calls of a case settled on skipping before its trial runs again (load can mislead it)
 DENSE_RECHECK_EVERY = 64  # calls of a shape settled dense (run with no density estimate) per re-plan
+TRIAL_CALLS = 3 * TRIALS + 1  # calls of one input that settle its case's trials, whatever the thread count
 MEASURE_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # row counts a layer times dense vs skipping at
 MEASURE_MACS = 1 << 25  # ... while the product has at most this many multiply-adds (always 1 row)
 MEASURE_CALLS = 5  # timed calls of each method per row count (the fastest counts)
@@ -248,15 +249,29 @@ def _needs_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
 
 
+ONE_THREAD = "@1"  # a trial candidate's suffix: the skipping kernel on one thread, whatever torch's count
+
+
 @dataclass
 class _Choice:
-    """A layer's plan for one case and, until settled, the trial times of it and of dense."""
+    """A layer's plan for one case and, until settled, the trial times of its candidates: dense,
+    the planned skipping method on torch's threads and, when those are more than one, the same
+    method on one thread (a product of a few tens of microseconds can lose more waiting for a
+    second thread, on a busy machine, than it gains from it)."""
 
     plan: planner.Plan
     calibration: planner.Calibration
     settled: str | None = None
     times: dict[str, list[float]] = field(default_factory=dict)
     uses: int = 0  # calls since the case settled on a skipping method
+    threads: int = 1  # torch's threads in this case
+
+    def candidates(self) -> tuple[str, ...]:
+        """What the trials time: ``dense``, the skipping method, and ``<method>@1`` on more threads."""
+        if self.plan.method == "dense":
+            return ("dense",)
+        one = (self.plan.method + ONE_THREAD,) if self.threads > 1 else ()
+        return ("dense", self.plan.method, *one)
 
     def use(self) -> None:
         """Count a call; a case settled on skipping is tried again every ``RECHECK_EVERY`` calls
@@ -268,20 +283,23 @@ class _Choice:
             self.settled, self.times, self.uses = None, {}, 0
 
     def method(self) -> str:
-        """The settled method, else the trial method with fewer timed calls (dense first)."""
+        """The settled candidate, else the candidate with fewest timed calls (dense first)."""
         if self.settled is not None:
             return self.settled
-        done = {m: len(self.times.get(m, ())) for m in ("dense", self.plan.method)}
+        done = {m: len(self.times.get(m, ())) for m in self.candidates()}
         return min(done, key=done.__getitem__)
 
     def record(self, method: str, seconds: float) -> None:
-        """Add one trial time; once both methods have ``TRIALS``, settle on the faster."""
+        """Add one trial time; once every candidate has ``TRIALS``, settle on the fastest skipping
+        candidate where it beats dense by ``SKIP_MARGIN``, else on dense."""
         if self.settled is not None:
             return
         self.times.setdefault(method, []).append(seconds)
-        skip, dense = self.times.get(self.plan.method, []), self.times.get("dense", [])
-        if len(skip) >= TRIALS and len(dense) >= TRIALS:
-            self.settled = self.plan.method if min(skip) < SKIP_MARGIN * min(dense) else "dense"
+        candidates = self.candidates()
+        if all(len(self.times.get(m, ())) >= TRIALS for m in candidates):
+            best = {m: min(self.times[m]) for m in candidates}
+            skip = min((m for m in candidates if m != "dense"), key=best.__getitem__, default="dense")
+            self.settled = skip if best[skip] < SKIP_MARGIN * best["dense"] else "dense"
 
 
 def _skip_or_dense(x, a, weight, bias, layer: _Layer, plan: planner.Plan, threads: int):
@@ -456,17 +474,18 @@ class MaskedLinear(_SwappedLinear):
         bucket = min(int(planner.upper_density(density, error) * DENSITY_BUCKETS), DENSITY_BUCKETS - 1)
         choice = self._choice((rows, threads, x.dtype, bucket), layer, a.dtype)
         choice.use()
-        method, trial = choice.method(), None
-        if method == "dense":  # its trial times torch's linear alone: what a retired layer runs
+        candidate, trial = choice.method(), None
+        if candidate == "dense":  # its trial times torch's linear alone: what a retired layer runs
             bare = time.perf_counter()
-            out, nonfinite = F.linear(x, weight, bias), False
+            out, method, nonfinite = F.linear(x, weight, bias), "dense", False
             trial = time.perf_counter() - bare
         else:
-            out, method, nonfinite = _skip_or_dense(x, a, weight, bias, layer, choice.plan, threads)
+            kernel_threads = 1 if candidate.endswith(ONE_THREAD) else threads
+            out, method, nonfinite = _skip_or_dense(x, a, weight, bias, layer, choice.plan, kernel_threads)
         seconds = time.perf_counter() - start
         if choice.settled is None:
             with layer.lock:
-                choice.record(method, seconds if trial is None else trial)
+                choice.record("dense" if nonfinite else candidate, seconds if trial is None else trial)
         if choice.settled == "dense" and not nonfinite:  # later calls of this shape skip the estimate
             if len(self._settled_dense) > MAX_CASES:
                 self._settled_dense.clear()
@@ -494,7 +513,7 @@ class MaskedLinear(_SwappedLinear):
             threads=threads,
             filters=False,
         )
-        choice = _Choice(plan, cal, settled="dense" if plan.method == "dense" else None)
+        choice = _Choice(plan, cal, settled="dense" if plan.method == "dense" else None, threads=threads)
         if len(self._choices) > MAX_CASES:
             self._choices.clear()
         self._choices[case] = choice

@@ -327,8 +327,8 @@ def case_records(case: Case, config: E2EConfig, base_notes: str) -> list[Record]
         # steady state: the layers' trials settle and layers dense on every call retire (a decode
         # step calls each layer once per token; a prefill once)
         per_call = config.decode_tokens if case.phase == "decode" else 1
-        cap = max(2 * mt.TRIALS + 1, -(-(mt.RETIRE_AFTER + 1) // per_call) if case.phase == "decode" else 0)
-        warmup = warm_up(s.ours, ours, 2 * mt.TRIALS + 1, cap)
+        cap = max(mt.TRIAL_CALLS, -(-(mt.RETIRE_AFTER + 1) // per_call) if case.phase == "decode" else 0)
+        warmup = warm_up(s.ours, ours, mt.TRIAL_CALLS, cap)
         comparison = compare(ours, peer, rounds=config.rounds, warmup=1, clock=tick)
         density, dnote = density_note(s.ours)
         notes = (

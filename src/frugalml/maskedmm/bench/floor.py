@@ -123,7 +123,7 @@ def _settled_records(subject, make, workload: str, clocks, rounds: int, tokens: 
     noise), against plain torch on each of ``clocks``; ``make(model)`` gives the timed call."""
     ours, peer, control = make(subject.ours), make(subject.dense), make(copy.deepcopy(subject.dense))
     mt.reset_layer_report(subject.ours)
-    for _ in range(2 * mt.TRIALS + 1):
+    for _ in range(mt.TRIAL_CALLS):
         ours()
     _, chosen = e2e.density_note(subject.ours)
     records = []

@@ -72,7 +72,7 @@ def measure(
                         with torch.inference_mode():
                             dense(x)
 
-                    for _ in range(2 * mt.TRIALS + 1):
+                    for _ in range(mt.TRIAL_CALLS):
                         run()
                 mt.reset_layer_report(ours)
                 c = compare(run, peer, rounds=rounds, warmup=1, clock=tick)
