@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frugalml.common.errors import CorruptFileError
+from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.report import read_json
 from frugalml.composer.bench.table_agreement import read_table_doc
 from frugalml.composer.bench.top1_projection import (
+    backtest,
     contenders,
     project,
     projection_records,
@@ -53,6 +54,8 @@ def test_recorded_projection_matches_its_summary():
     doc = read_table_doc(TABLE)
     assert summary["contenders"] == contenders(doc)
     assert summary["projection"]["measured"] == doc["agreement"]["top1_stability"]
+    stored = read_table_doc("ALCSM_3")["agreement"]["top1_stability"]  # all its seeds: what it stores
+    assert summary["backtest"]["ALCSM_3"]["measured_all_seeds"] == stored
     records = projection_records(TABLE, summary)
     assert [r.to_dict() for r in records] == read_json(RESULTS / "top1-projection-alcsm-3-4tasks.json")
 
@@ -80,3 +83,11 @@ def test_a_clear_winner_is_stable_at_every_k():
     assert all(
         v["mean"] == 1.0 and v["top1_is_true_best"] == 1.0 for k in p["by_k"].values() for v in k.values()
     )
+
+
+def test_backtest_keeps_fewer_seeds_than_the_table_has():
+    doc = read_table_doc("ALCSM_3")
+    b = backtest(doc, keep=3, tables=5)
+    assert b["seeds"] == 4 and len(b["from"]) == 4
+    with pytest.raises(InvalidInputError, match="keeps 2 to 3"):
+        backtest(doc, keep=4)

@@ -26,12 +26,13 @@ has rank n - 1, and the spread of each architecture is itself uncertain.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
 import numpy as np
 
-from frugalml.common.errors import CorruptFileError
+from frugalml.common.errors import CorruptFileError, InvalidInputError
 from frugalml.common.report import Record
 
 GOAL = 0.8
@@ -143,6 +144,7 @@ def project(
     tables: int = 1000,
     resamples: int = 2000,
     seed: int = 0,
+    variants: tuple[str, ...] = VARIANTS,
 ) -> dict[str, Any]:
     """The projected top-1 stability of the table with k seeds, for each variant and each k.
 
@@ -162,7 +164,7 @@ def project(
     by_k: dict[str, dict[str, dict[str, Any]]] = {}
     for k in ks:
         by_k[str(k)] = {}
-        for variant in VARIANTS:
+        for variant in variants:
             if k < n and variant != "new table":
                 continue
             sims, truth = _simulate(table, k, variant, tables, gen)
@@ -182,6 +184,38 @@ def project(
         "by_k": by_k,
         "cpu_seconds": time.process_time() - cpu,
     }
+
+
+def backtest(doc: dict[str, Any], keep: int = 3, tables: int = 300) -> dict[str, Any]:
+    """The projection checked on a table with more seeds than ``keep``: from every ``keep`` of its
+    seeds, the *add seeds* projection to all its seeds, beside the stability all its seeds give.
+
+    Examples
+    --------
+    >>> doc = {"seeds": [0, 1, 2], "scores": {"A": 0, "B": 0}, "scores_by_seed": {
+    ...     "0": {"A": 0.9, "B": 0.5}, "1": {"A": 0.8, "B": 0.6}, "2": {"A": 0.85, "B": 0.4}}}
+    >>> b = backtest(doc, keep=2, tables=10)
+    >>> b["measured_all_seeds"], len(b["from"])
+    (1.0, 3)
+    """
+    seeds = [str(s) for s in doc["seeds"]]
+    if not 2 <= keep < len(seeds):
+        raise InvalidInputError(f"a backtest keeps 2 to {len(seeds) - 1} of the table's {len(seeds)} seeds")
+    k = len(seeds)
+    out = []
+    for kept in itertools.combinations(seeds, keep):
+        sub = {**doc, "seeds": list(kept), "scores_by_seed": {s: doc["scores_by_seed"][s] for s in kept}}
+        p = project(sub, (k,), tables, variants=("add seeds",))
+        v = p["by_k"][str(k)]["add seeds"]
+        out.append(
+            {
+                "seeds": list(kept),
+                "measured": p["measured"],
+                "projected": v["mean"],
+                "quartiles": v["quartiles"],
+            }
+        )
+    return {"measured_all_seeds": float(stability(seed_matrix(doc)[1][None])[0][0]), "seeds": k, "from": out}
 
 
 def spearman_brown(rho: float, k: int) -> float:
