@@ -81,7 +81,9 @@ class WorkerState:
     in_flight: set[int] = field(default_factory=set)
     unverified_this_step: bool = False
     misses: int = 0  # deadlines missed or tiles never returned, in a row (an accepted tile resets it)
-    owed: set[int] = field(default_factory=set)  # copies still out when their GEMM finished
+    sub_tiles: int = 0  # row sub-tiles it was given
+    shrink: int = 0  # its tiles are cut by rows to 1/2**shrink (+1 per miss, -1 per tile in half its time)
+    owed: dict[int, float] = field(default_factory=dict)  # copies out when their GEMM ended -> deadline
     departed: float = 0.0  # when it was lost or left (monotonic; departed workers are pruned)
 
 
@@ -112,6 +114,26 @@ class GemmJob:
     assignments: dict[int, Assignment] = field(default_factory=dict)
     durations: list[float] = field(default_factory=list)
     quota: dict[str, int] | None = None  # tiles each device class may still take (a plan's shares)
+    children: dict[int, list[int]] = field(default_factory=dict)  # a tile cut by rows -> its sub-tiles
+    parent: dict[int, int] = field(default_factory=dict)
+
+    def covered(self, index: int) -> bool:
+        """Whether tile ``index`` is in ``c``: accepted whole, or every one of its sub-tiles."""
+        kids = self.children.get(index)
+        if kids is None:
+            return self.done_by[index] is not None
+        return all(self.covered(kid) for kid in kids)
+
+    def leaves(self, index: int) -> list[int]:
+        """The tiles that make up ``index`` and are not cut further (``[index]`` if it is not cut)."""
+        kids = self.children.get(index)
+        return [index] if kids is None else [leaf for kid in kids for leaf in self.leaves(kid)]
+
+    def root_rows(self, index: int) -> int:
+        """Rows of the grid's tile that ``index`` was cut from."""
+        while index in self.parent:
+            index = self.parent[index]
+        return self.tiles[index].rows
 
 
 @dataclass(frozen=True)
@@ -151,6 +173,7 @@ class SchedulerConfig:
     registrations_per_name: int = 10  # per minute, per name (with TLS: per credential)
     registrations_per_minute: int = 600  # all names together
     keep_departed: int = 256  # lost and left workers kept for status; older ones are forgotten
+    min_tile_rows: int = 8  # a slow worker's tiles are cut by rows down to this many (not below)
 
     def __post_init__(self):
         if not 0.0 <= self.verify_rate <= 1.0:
@@ -161,9 +184,12 @@ class SchedulerConfig:
                 "returned in earlier steps before it was caught are not recomputed; check every tile "
                 "(--verify-rate 1), or pass --trusted-workers"
             )
-        for knob in ("max_in_flight", "max_misses", "registrations_per_name", "registrations_per_minute"):
+        knobs = ("max_in_flight", "max_misses", "registrations_per_name", "registrations_per_minute")
+        for knob in (*knobs, "min_tile_rows"):
             if getattr(self, knob) < 1:
                 raise InvalidInputError(f"{knob} must be at least 1, got {getattr(self, knob)}")
+        if self.keep_departed < 0:
+            raise InvalidInputError(f"keep_departed must be at least 0, got {self.keep_departed}")
         if self.tiles_per_worker < 1:
             raise InvalidInputError(f"tiles_per_worker must be at least 1, got {self.tiles_per_worker}")
 
@@ -196,6 +222,7 @@ class Scheduler:
         self.finished = False
         self.requeued_tiles = 0
         self.backup_tiles = 0
+        self.split_tiles = 0  # tiles cut into row sub-tiles for workers that missed deadlines
         self.recovery_seconds: list[float] = []
         self._failures: list[float] = []
         self._tainted = False
@@ -296,6 +323,15 @@ class Scheduler:
             if worker is not None and worker.state == "alive":
                 self._drop(worker, "lost")
 
+    def sub_tiles(self) -> dict[str, int]:
+        """Row sub-tiles given to each worker (by name) that got any."""
+        with self.cond:
+            out: dict[str, int] = {}
+            for w in self.workers.values():
+                if w.sub_tiles:
+                    out[w.name] = out.get(w.name, 0) + w.sub_tiles
+            return out
+
     def alive(self) -> list[WorkerState]:
         with self.cond:
             return [w for w in self.workers.values() if w.state == "alive"]
@@ -365,7 +401,8 @@ class Scheduler:
                 holder = self.workers[assignment.worker_id]
                 holder.in_flight.discard(assignment.task_id)
                 if not assignment.expired:  # an expired copy was counted as a miss already
-                    holder.owed.add(assignment.task_id)  # pulling again without returning it: a miss
+                    holder.owed[assignment.task_id] = assignment.deadline  # unreturned at its next pull,
+                    # or returned after this deadline: a miss
             self.job = None
             self.gemm_seconds.setdefault(name or "?", []).append(time.perf_counter() - start)
         return job.c
@@ -405,7 +442,7 @@ class Scheduler:
             while True:
                 worker = self._active(worker_id)
                 if worker.owed:  # it pulls again without returning what it held: those were misses
-                    missed, worker.owed = len(worker.owed), set()
+                    missed, worker.owed = len(worker.owed), {}
                     for _ in range(missed):
                         self._missed(worker_id)
                     worker = self._active(worker_id)
@@ -437,7 +474,7 @@ class Scheduler:
             if job is not None and (assignment := job.assignments.pop(task_id, None)) is not None:
                 worker = self.workers[worker_id]
                 worker.in_flight.discard(task_id)
-                if job.done_by[assignment.tile_index] is None:
+                if not job.covered(assignment.tile_index) and assignment.tile_index not in job.children:
                     job.pending.appendleft(assignment.tile_index)
                     self.requeued_tiles += 1
                     if job.quota is not None:
@@ -464,7 +501,7 @@ class Scheduler:
             worker.model_bytes_up += model_bytes
             worker.last_seen = time.monotonic()
             worker.in_flight.discard(task_id)
-            worker.owed.discard(task_id)
+            self._returned_late(worker, task_id)
             return False, "stale: this tile was already finished or reassigned"
 
     def register_limits(self, name: str) -> None:
@@ -483,7 +520,7 @@ class Scheduler:
             assignment = job.assignments.get(task_id) if job is not None else None
             if assignment is None or assignment.worker_id != worker_id:
                 worker.in_flight.discard(task_id)
-                worker.owed.discard(task_id)
+                self._returned_late(worker, task_id)
                 return False, "stale: this tile was already finished or reassigned"
             tile = job.tiles[assignment.tile_index]
             if c.shape != (tile.rows, tile.cols) or c.dtype != job.c.dtype:
@@ -510,14 +547,27 @@ class Scheduler:
             if task_id not in job.assignments:
                 return False, "stale: this tile was already finished or reassigned"
             self._release(job, worker, assignment, requeue=False)
-            if job.done_by[assignment.tile_index] is not None:
+            now = time.monotonic()
+            covered = job.covered(assignment.tile_index)
+            if not covered or now <= assignment.deadline:  # right (and in time, if no longer needed)
+                worker.misses = 0
+                if (
+                    worker.shrink
+                    and now - assignment.started < (assignment.deadline - assignment.started) / 2
+                ):
+                    worker.shrink -= 1  # it has time to spare: its tiles grow back
+            if covered:
+                worker.owed.pop(task_id, None)  # (its GEMM may have ended while it was checked)
                 return False, "duplicate: a backup copy finished first"
-            job.c[tile.row_start : tile.row_stop, tile.col_start : tile.col_stop] = c
-            job.done_by[assignment.tile_index] = worker_id
-            job.remaining -= 1
-            job.durations.append(time.monotonic() - assignment.started)
+            for leaf in job.leaves(assignment.tile_index):  # a tile cut since: fill its open sub-tiles
+                if job.done_by[leaf] is None:
+                    part = job.tiles[leaf]
+                    rows = slice(part.row_start - tile.row_start, part.row_stop - tile.row_start)
+                    job.c[part.row_start : part.row_stop, tile.col_start : tile.col_stop] = c[rows]
+                    job.done_by[leaf] = worker_id
+                    job.remaining -= 1
+            job.durations.append(now - assignment.started)
             worker.tiles_done += 1
-            worker.misses = 0
             worker.unverified_this_step |= not verify
             self.cond.notify_all()
             return True, "ok"
@@ -591,12 +641,12 @@ class Scheduler:
     def _assign(self, job: GemmJob, worker: WorkerState, now: float) -> _Picked | None:
         dtype_bytes = job.c.dtype.itemsize
         held = {job.assignments[t].tile_index for t in worker.in_flight if t in job.assignments}
-        if len(held) >= (1 if worker.misses else self.config.max_in_flight):
+        if len(held) >= (1 if worker.misses or worker.shrink else self.config.max_in_flight):
             return None  # it still holds its share: no more until it returns (or misses) them
         tile_index, skipped = None, []
         while job.pending:
             candidate = job.pending.popleft()
-            if job.done_by[candidate] is not None:
+            if candidate in job.children or job.covered(candidate):  # cut into sub-tiles, or done
                 continue
             if candidate in held:  # its own late copy: leave it for another worker
                 skipped.append(candidate)
@@ -611,7 +661,9 @@ class Scheduler:
                 tile_index = None
             else:
                 job.quota[device_class] -= 1
-        if tile_index is None and self.config.speculative:
+        if tile_index is not None and worker.shrink:
+            tile_index = self._split(job, tile_index, worker)
+        if tile_index is None and self.config.speculative and not worker.shrink:  # no backups from the slow
             tile_index = self._backup_candidate(job, held, now)
             if tile_index is not None:
                 self.backup_tiles += 1
@@ -626,7 +678,35 @@ class Scheduler:
         self._next_task_id += 1
         job.assignments[assignment.task_id] = assignment
         worker.in_flight.add(assignment.task_id)
+        worker.sub_tiles += tile_index in job.parent
         return _Picked(assignment.task_id, job.gemm_id, tile_index, self.step, tile)
+
+    def _split(self, job: GemmJob, index: int, worker: WorkerState) -> int:
+        """Cut tile ``index`` by rows into sub-tiles of 1/2**shrink of its grid tile's rows (at least
+        ``min_tile_rows``) for a worker that missed deadlines; returns the sub-tile it gets (the others
+        go to the front of the queue). Each sub-tile is verified and written into ``c`` like a tile."""
+        tile = job.tiles[index]
+        target = max(self.config.min_tile_rows, -(-job.root_rows(index) >> min(worker.shrink, 30)))
+        parts = -(-tile.rows // target)
+        if parts < 2:
+            return index
+        base, extra = divmod(tile.rows, parts)
+        kids, start = [], tile.row_start
+        for i in range(parts):
+            stop = start + base + (i < extra)
+            kids.append(len(job.tiles))
+            job.tiles.append(Tile(start, stop, tile.col_start, tile.col_stop, tile.k))
+            job.done_by.append(None)
+            job.parent[kids[-1]] = index
+            start = stop
+        job.children[index] = kids
+        job.remaining += parts - 1
+        job.pending.extendleft(reversed(kids[1:]))
+        self.split_tiles += 1
+        if job.quota is not None:
+            job.quota = None
+            self.plan_note = "plan grids, pulling: a slow worker's tiles are cut into sub-tiles"
+        return kids[0]
 
     def _backup_candidate(self, job: GemmJob, held: set[int], now: float) -> int | None:
         """The longest-running unfinished tile, if it runs well past this GEMM's typical tile time."""
@@ -640,7 +720,8 @@ class Scheduler:
         candidates = [
             (min(a.started for a in group), index)
             for index, group in copies.items()
-            if job.done_by[index] is None
+            if not job.covered(index)
+            and index not in job.children
             and index not in held
             and len(group) < 2
             and now - min(a.started for a in group) > patience
@@ -650,8 +731,9 @@ class Scheduler:
     def _release(self, job: GemmJob, worker: WorkerState, assignment: Assignment, *, requeue: bool) -> None:
         job.assignments.pop(assignment.task_id, None)
         worker.in_flight.discard(assignment.task_id)
-        if requeue and job.done_by[assignment.tile_index] is None:
-            job.pending.append(assignment.tile_index)
+        index = assignment.tile_index
+        if requeue and not job.covered(index) and index not in job.children:  # (sub-tiles queue apart)
+            job.pending.append(index)
             self.requeued_tiles += 1
             if job.quota is not None:
                 job.quota[worker.profile.device_class] = job.quota.get(worker.profile.device_class, 0) + 1
@@ -688,18 +770,29 @@ class Scheduler:
             if worker.state == "alive" and now - worker.last_seen > self.config.heartbeat_timeout_s:
                 self._drop(worker, "lost")
 
+    def _returned_late(self, worker: WorkerState, task_id: int) -> None:
+        """A copy outlived by its GEMM came back: a miss if after its deadline."""
+        deadline = worker.owed.pop(task_id, None)
+        if deadline is not None and time.monotonic() > deadline:
+            self._missed(worker.worker_id)
+
     def _missed(self, worker_id: int) -> None:
         owner = self.workers.get(worker_id)
         if owner is None or owner.state != "alive":
             return
         owner.misses += 1
+        owner.shrink = min(owner.shrink + 1, 30)
         if owner.misses >= self.config.max_misses:
             log.warning("excluded worker %r: it missed %d deadlines in a row", owner.name, owner.misses)
             self._drop(owner, "excluded")
+        else:
+            log.info(
+                "worker %r missed a deadline: it now gets 1 tile of 1/%d rows", owner.name, 1 << owner.shrink
+            )
 
     def _check_deadlines(self, job: GemmJob, now: float) -> None:
         for assignment in list(job.assignments.values()):
-            unfinished = job.done_by[assignment.tile_index] is None
+            unfinished = not job.covered(assignment.tile_index)
             if not assignment.expired and now > assignment.deadline and unfinished:
                 assignment.expired = True
                 self._missed(assignment.worker_id)
@@ -708,8 +801,9 @@ class Scheduler:
                 if job.quota is not None:
                     job.quota = None
                     self.plan_note = "plan grids, pulling: a tile missed its deadline"
-                job.pending.append(assignment.tile_index)
-                self.requeued_tiles += 1
+                if assignment.tile_index not in job.children:  # a tile cut since: its sub-tiles are queued
+                    job.pending.append(assignment.tile_index)
+                    self.requeued_tiles += 1
         if job.pending:
             self.cond.notify_all()
 

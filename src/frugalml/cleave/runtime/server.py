@@ -697,6 +697,8 @@ class ParameterServer:
             **self.snapshot(),
             "step_end_times": list(self.step_end_times),
             "gemm_seconds": {k: list(v) for k, v in self.scheduler.gemm_seconds.items()},
+            "split_tiles": self.scheduler.split_tiles,  # tiles cut by rows for workers that missed deadlines
+            "sub_tiles": self.scheduler.sub_tiles(),  # row sub-tiles given, by worker name
             "ps_cpu": {
                 "process_s_per_step": [c[0] for c in self.step_cpu],
                 "training_thread_s_per_step": [c[1] for c in self.step_cpu],
