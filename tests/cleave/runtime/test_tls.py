@@ -285,38 +285,72 @@ ps.stop()
 """
 
 
-def test_an_expired_client_certificate_is_one_log_line_on_the_server(tmp_path):
-    """A client that presents an expired certificate anyway (skipping the worker's own check) is
-    refused in the TLS handshake, which the server's gRPC logs as one line."""
+def test_every_refused_handshake_is_one_line_on_the_server(tmp_path):
+    """A plain-text client, a certificate from another CA and an expired certificate (presented
+    anyway, skipping the worker's own check) never reach the service: each fails the TLS handshake,
+    which the server's gRPC core reports in one line on stderr (at its default verbosity; the
+    server warns at start when GRPC_VERBOSITY hides it)."""
     import datetime
     import subprocess
     import sys
 
-    make_credentials(tmp_path, ["w0"], ["127.0.0.1"], days=1)
+    ours, other = tmp_path / "ours", tmp_path / "other"
+    ours.mkdir(), other.mkdir()
+    make_credentials(ours, ["w0"], ["127.0.0.1"], days=1)
+    make_credentials(other, ["w0"], ["127.0.0.1"], days=1)
     ended = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
-    (expired,) = issue_credentials(tmp_path, ["w0"], not_after=ended)
+    (expired,) = issue_credentials(ours, ["w0"], not_after=ended)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}  # the default verbosity
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(tmp_path)],
+        [sys.executable, "-c", SERVE, str(ours)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    ca = (ours / "ca.pem").read_bytes()
+    clients = {
+        "plain text": lambda address: grpc.insecure_channel(address),
+        "another CA": lambda address: grpc.secure_channel(
+            address,
+            grpc.ssl_channel_credentials(
+                ca, (other / "w0.key").read_bytes(), (other / "w0.pem").read_bytes()
+            ),
+        ),
+        "expired": lambda address: grpc.secure_channel(
+            address, grpc.ssl_channel_credentials(ca, expired.key.read_bytes(), expired.cert.read_bytes())
+        ),
+    }
     try:
         address = server.stdout.readline().strip()
-        raw = grpc.ssl_channel_credentials(
-            (tmp_path / "ca.pem").read_bytes(), expired.key.read_bytes(), expired.cert.read_bytes()
-        )
-        with grpc.secure_channel(address, raw) as ch:
-            with pytest.raises(grpc.RpcError) as exc:
-                pb_grpc.CleaveStub(ch).Status(pb.StatusRequest(), timeout=5)
-        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+        for make in clients.values():
+            with make(address) as ch:
+                with pytest.raises(grpc.RpcError) as exc:
+                    pb_grpc.CleaveStub(ch).Status(pb.StatusRequest(), timeout=5)
+            assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         _, err = server.communicate("", timeout=30)
-    lines = [line for line in err.splitlines() if "expired" in line]
-    assert len(lines) == 1 and "Handshake failed" in lines[0], err
+    lines = [line for line in err.splitlines() if "Handshake failed" in line]
+    assert len(lines) == 3, err
+    assert "WRONG_VERSION_NUMBER" in lines[0]  # a plain-text client: its bytes are no TLS record
+    assert "certificate signature failure" in lines[1] or "CERTIFICATE_VERIFY_FAILED" in lines[1]
+    assert "expired" in lines[2]
+
+
+def test_a_verbosity_that_hides_refused_handshakes_is_warned_about(creds, monkeypatch, caplog):
+    ours, _ = creds
+    monkeypatch.setenv("GRPC_VERBOSITY", "error")
+    tls = {
+        k: str(ours / f)
+        for k, f in (("tls_cert", "server.pem"), ("tls_key", "server.key"), ("tls_ca", "ca.pem"))
+    }
+    ps = ParameterServer(ServerConfig(train=TrainConfig(steps=1), port=0, linger_s=0, **tls))
+    with caplog.at_level("WARNING", logger="frugalml.cleave.runtime"):
+        ps.start()
+    ps.stop()
+    lines = [r.getMessage() for r in caplog.records if "GRPC_VERBOSITY" in r.getMessage()]
+    assert len(lines) == 1 and "GRPC_VERBOSITY=ERROR hides" in lines[0]
 
 
 def test_certs_add_on_the_command_line(capsys, tmp_path):

@@ -564,6 +564,13 @@ class ParameterServer:
         cfg = self.config
         if cfg.tls:
             assert cfg.tls_cert and cfg.tls_key and cfg.tls_ca
+            verbosity = os.environ.get("GRPC_VERBOSITY", "").upper()
+            if verbosity in ("WARNING", "ERROR", "NONE"):  # refused handshakes never reach the service
+                log.warning(
+                    "GRPC_VERBOSITY=%s hides gRPC's line for each refused TLS handshake (plain-text "
+                    "clients, certificates from another CA or expired); unset it to see them",
+                    verbosity,
+                )
             return self._server.add_secure_port(
                 address, server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_ca)
             )
