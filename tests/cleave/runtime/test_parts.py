@@ -1,5 +1,6 @@
 """The runtime's parts without a network: wire format, shaping, Freivalds, grids, autograd, checkpoints."""
 
+import re
 import time
 
 import numpy as np
@@ -313,6 +314,15 @@ def test_cheat_caught_late_taints_the_step_when_only_some_tiles_are_checked():
         (["serve", "--host", "0.0.0.0", "--port", "0"], "--insecure"),
         (["serve", "--tls-cert", "a.pem"], "go together"),
         (["worker", "--server", "h:1", "--name", "p", "--ca", "ca.pem"], "go together"),
+        (["serve", "--max-in-flight", "0"], "--max-in-flight must be an integer in 1..64, got 0"),
+        (["serve", "--max-misses", "-1"], "--max-misses must be an integer in 1..1000, got -1"),
+        (["serve", "--min-tile-rows", "0"], "--min-tile-rows must be an integer in 1..1048576, got 0"),
+        (["serve", "--registrations-per-name", "0"], "--registrations-per-name must be an integer in 1.."),
+        (["serve", "--registrations-per-minute", "0"], "--registrations-per-minute must be an integer in"),
+        (["serve", "--keep-departed", "-1"], "--keep-departed must be an integer in 0..1000000, got -1"),
+        (["serve", "--rpc-threads", "0"], "--rpc-threads must be in 1..4096, got 0"),
+        (["serve", "--heartbeat-streams", "300"], "--heartbeat-streams must be in 0..256"),
+        (["serve", "--rpc-threads", "8", "--heartbeat-streams", "9"], "--heartbeat-streams must be in 0..8"),
     ],
 )
 def test_cli_refuses_bad_options_with_clear_errors(args, message):
@@ -325,6 +335,76 @@ def test_cli_refuses_bad_options_with_clear_errors(args, message):
     add_runtime_commands(app)
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, InvalidInputError) and message in str(result.exception)
+
+
+def test_the_servers_limits_are_flags_with_their_defaults(capsys, monkeypatch):
+    from frugalml.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exc:
+        main(["cleave", "serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert exc.value.code == 0
+    for flag, default in (
+        ("--max-in-flight", 2),
+        ("--max-misses", 3),
+        ("--min-tile-rows", 8),
+        ("--registrations-per-name", 10),
+        ("--registrations-per-minute", 600),
+        ("--keep-departed", 256),
+        ("--rpc-threads", 256),
+        ("--heartbeat-streams", 0),
+    ):
+        assert re.search(rf"{flag} <int> [^│]*?\[default: {default}\]", shown), flag
+    with pytest.raises(SystemExit) as exc:  # a bad value: one line, exit 2
+        main(["cleave", "serve", "--max-in-flight", "65"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "--max-in-flight must be an integer in 1..64, got 65" in err
+
+
+def test_the_limits_given_reach_the_server(monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from frugalml.cleave.runtime import server
+    from frugalml.cleave.runtime.cli import add_runtime_commands
+
+    seen = {}
+    monkeypatch.setattr(
+        server,
+        "serve",
+        lambda config: seen.update(config=config) or {"losses": [1.0], "workers": [], "requeued_tiles": 0},
+    )
+    app = typer.Typer()
+    add_runtime_commands(app)
+    limits = [
+        "--max-in-flight",
+        "4",
+        "--max-misses",
+        "5",
+        "--min-tile-rows",
+        "16",
+        "--registrations-per-name",
+        "7",
+    ]
+    limits += [
+        "--registrations-per-minute",
+        "70",
+        "--keep-departed",
+        "0",
+        "--rpc-threads",
+        "64",
+        "--heartbeat-streams",
+        "40",
+    ]
+    result = CliRunner().invoke(app, ["serve", *limits])
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    sched = config.scheduler
+    assert (sched.max_in_flight, sched.max_misses, sched.min_tile_rows) == (4, 5, 16)
+    assert (sched.registrations_per_name, sched.registrations_per_minute, sched.keep_departed) == (7, 70, 0)
+    assert (config.rpc_threads, config.heartbeat_streams) == (64, 40)
 
 
 def test_version_1_checkpoints_still_load(tmp_path):

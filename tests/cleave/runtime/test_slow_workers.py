@@ -121,7 +121,7 @@ def test_the_floor_and_three_misses_in_a_row():
         assert sched.workers[slow].state == "alive"
         sched._missed(slow)
         assert sched.workers[slow].state == "excluded"
-    with pytest.raises(InvalidInputError, match="min_tile_rows must be at least 1"):
+    with pytest.raises(InvalidInputError, match=r"--min-tile-rows must be an integer in 1\.\.1048576, got 0"):
         SchedulerConfig(min_tile_rows=0)
 
 

@@ -68,6 +68,23 @@ def add_runtime_commands(app: typer.Typer) -> None:
             help="Allow --verify-rate below 1 (a worker caught late leaves its earlier steps' tiles in).",
         ),
         backups: bool = typer.Option(True, help="Speculative backup copies of straggling tiles."),
+        max_in_flight: int = typer.Option(2, help="Tiles one worker may hold at once (1 after a miss)."),
+        max_misses: int = typer.Option(
+            3,
+            help="Deadlines missed in a row before a worker is excluded (a miss halves its tiles' rows).",
+        ),
+        min_tile_rows: int = typer.Option(8, help="A slow worker's tiles are cut by rows down to this many."),
+        registrations_per_name: int = typer.Option(
+            10, help="Registrations a minute per worker name (per credential with TLS)."
+        ),
+        registrations_per_minute: int = typer.Option(600, help="Registrations a minute, all names together."),
+        keep_departed: int = typer.Option(256, help="Workers that left or were lost kept in status."),
+        rpc_threads: int = typer.Option(
+            256, help="Calls served at once (more are refused, not queued): about 2 per worker."
+        ),
+        heartbeat_streams: int = typer.Option(
+            0, help="Open heartbeat streams at most (0: three quarters of --rpc-threads)."
+        ),
         min_gemm_flops: float = typer.Option(0.0, help="GEMMs below this many FLOPs stay on the PS."),
         checkpoint: str | None = typer.Option(None, help="Checkpoint file; resumed from when it exists."),
         checkpoint_every: int = typer.Option(10, min=1, help="Checkpoint every N steps."),
@@ -105,7 +122,15 @@ def add_runtime_commands(app: typer.Typer) -> None:
                 speculative=backups,
                 min_gemm_flops=min_gemm_flops,
                 seed=seed,
+                max_in_flight=max_in_flight,
+                max_misses=max_misses,
+                min_tile_rows=min_tile_rows,
+                registrations_per_name=registrations_per_name,
+                registrations_per_minute=registrations_per_minute,
+                keep_departed=keep_departed,
             ),
+            rpc_threads=rpc_threads,
+            heartbeat_streams=heartbeat_streams,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
             metrics=metrics,

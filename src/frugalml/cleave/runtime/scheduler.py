@@ -184,14 +184,24 @@ class SchedulerConfig:
                 "returned in earlier steps before it was caught are not recomputed; check every tile "
                 "(--verify-rate 1), or pass --trusted-workers"
             )
-        knobs = ("max_in_flight", "max_misses", "registrations_per_name", "registrations_per_minute")
-        for knob in (*knobs, "min_tile_rows"):
-            if getattr(self, knob) < 1:
-                raise InvalidInputError(f"{knob} must be at least 1, got {getattr(self, knob)}")
-        if self.keep_departed < 0:
-            raise InvalidInputError(f"keep_departed must be at least 0, got {self.keep_departed}")
-        if self.tiles_per_worker < 1:
-            raise InvalidInputError(f"tiles_per_worker must be at least 1, got {self.tiles_per_worker}")
+        for knob, low, high in LIMITS:
+            value = getattr(self, knob)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidInputError(
+                    f"--{knob.replace('_', '-')} must be an integer in {low}..{high}, got {value!r}"
+                )
+
+
+# the limits a server takes from the command line: (field, least, most)
+LIMITS = (
+    ("tiles_per_worker", 1, 1024),
+    ("max_in_flight", 1, 64),
+    ("max_misses", 1, 1000),
+    ("registrations_per_name", 1, 1_000_000),
+    ("registrations_per_minute", 1, 1_000_000),
+    ("keep_departed", 0, 1_000_000),
+    ("min_tile_rows", 1, 1 << 20),
+)
 
 
 class Scheduler:

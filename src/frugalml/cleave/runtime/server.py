@@ -723,7 +723,12 @@ def _check_config(config: ServerConfig) -> None:
     if not (math.isfinite(timeout) and timeout > 0):
         raise InvalidInputError(f"--heartbeat-timeout must be a positive number of seconds, got {timeout}")
     if not 1 <= config.rpc_threads <= 4096:
-        raise InvalidInputError(f"rpc_threads must be in 1..4096, got {config.rpc_threads}")
+        raise InvalidInputError(f"--rpc-threads must be in 1..4096, got {config.rpc_threads}")
+    if not 0 <= config.heartbeat_streams <= config.rpc_threads:
+        raise InvalidInputError(
+            f"--heartbeat-streams must be in 0..{config.rpc_threads} (--rpc-threads; 0: three quarters "
+            f"of them), got {config.heartbeat_streams}"
+        )
     if config.tls and config.insecure:  # (reading .tls checks the TLS files come as a set)
         raise InvalidInputError("--insecure and TLS contradict each other; give one")
     if config.revoked is not None and not config.tls:
