@@ -12,9 +12,9 @@ first use, so ``import frugalml.cleave`` stays light (numba loads only when need
 from frugalml.common.exports import lazy_exports
 
 _EXPORTS = {
-    "analytic": ("StepEstimate", "analytic_step", "step_floor"),
+    "analytic": ("StepEstimate", "analytic_step", "micro_batch_parts", "overlap_step", "step_floor"),
     "baselines": ("BaselineResult", "cloud", "run_baselines"),
-    "des": ("SimConfig", "SimResult", "micro_batch_parts", "simulate_step"),
+    "des": ("SimConfig", "SimResult", "simulate_step"),
     "devices": ("DeviceClass", "ParameterServer", "Pool", "load_catalogue", "load_pool", "make_pool"),
     "energy": ("EnergyReport", "cloud_energy", "edge_energy"),
     "models": ("BUILTIN", "ModelSpec", "load_model", "spec_from_dict"),

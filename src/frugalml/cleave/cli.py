@@ -79,14 +79,15 @@ def _plan(
     churn: bool,
     dtype_bytes: int = 2,
     ffn_split: bool = False,
+    overlap: bool = False,
 ):
-    """Plan with the given micro-batch, or the fastest one when ``micro_batch`` is 0; a model the
-    networked runtime trains is planned as it runs there (workers keep no weights between tasks and
-    hold one task at a time)."""
+    """Plan with the given micro-batch, or the fastest one (lockstep, or with GEMMs overlapped) when
+    ``micro_batch`` is 0; a model the networked runtime trains is planned as it runs there (workers
+    keep no weights between tasks and hold one task at a time)."""
     from dataclasses import replace
 
     from frugalml.cleave.models import RUNTIME_MODELS, load_model
-    from frugalml.cleave.planner import plan, plan_micro_batch
+    from frugalml.cleave.planner import OVERLAP_TOKENS, micro_batch_candidates, plan, plan_micro_batch
     from frugalml.cleave.runtime.protocol import TASKS_IN_FLIGHT
 
     resident = model.lower() not in RUNTIME_MODELS
@@ -102,6 +103,8 @@ def _plan(
             dtype_bytes=dtype_bytes,
             resident_weights=resident,
             ffn_split=ffn_split,
+            micro_batches=micro_batch_candidates(batch, seq, OVERLAP_TOKENS) if overlap else None,
+            key=_overlap_seconds if overlap else None,
         )
     return plan(
         _graph(model, batch, seq, micro_batch, dtype_bytes, ffn_split),
@@ -109,6 +112,12 @@ def _plan(
         churn=churn,
         resident_weights=resident,
     )
+
+
+def _overlap_seconds(p) -> float:
+    from frugalml.cleave.analytic import overlap_step
+
+    return overlap_step(p)
 
 
 def _write_json(doc: dict, path: Path) -> None:
@@ -143,6 +152,12 @@ def plan(
         "--ffn-split/--no-ffn-split",
         help="Plan each FFN column-then-row (simulator option: the runtime does not execute it).",
     ),
+    overlap: bool = typer.Option(
+        False,
+        "--overlap/--no-overlap",
+        help="Also estimate the step with GEMMs overlapped across layers and micro-batches (simulator "
+        "option: the runtime runs lockstep); with --micro-batch 0 the micro-batch is chosen for it.",
+    ),
     as_json: Path = typer.Option(
         None,
         "--json",
@@ -158,14 +173,20 @@ def plan(
     from frugalml.cleave.analytic import analytic_step
     from frugalml.cleave.models import DTYPE_BYTES, RUNTIME_MODELS, default_dtype
     from frugalml.cleave.planfile import executable_plan, write_plan
+    from frugalml.common.errors import InvalidInputError
     from frugalml.common.validate import one_of
 
     runtime = RUNTIME_MODELS.get(model.lower())
     batch = batch if batch is not None else (8 if runtime else 512)
     seq = seq if seq is not None else (runtime[0] if runtime else 1024)
     dtype = one_of(dtype or default_dtype(model), tuple(DTYPE_BYTES), "dtype")
+    if overlap and as_json:
+        raise InvalidInputError(
+            "--overlap is a simulator option (the runtime runs lockstep); "
+            "plan without it to write a plan file"
+        )
     pool = _pool(devices, seed, traces, traces_path)
-    p = _plan(model, batch, seq, micro_batch, pool, churn, DTYPE_BYTES[dtype], ffn_split)
+    p = _plan(model, batch, seq, micro_batch, pool, churn, DTYPE_BYTES[dtype], ffn_split, overlap)
     est = analytic_step(p)
     if as_json:
         write_plan(as_json, executable_plan(p, dtype), {**p.to_dict(), "analytic_seconds": est.seconds})
@@ -176,6 +197,12 @@ def plan(
         f"{int(p.used_devices().sum())}/{len(p.pool)} devices used"
         + ("; FFN split: a simulator option" if ffn_split else "")
     )
+    if overlap:
+        print(
+            f"with GEMMs overlapped across layers and micro-batches: {_overlap_seconds(p):.1f} s per batch "
+            f"({p.graph.micro_batches} micro-batch(es); overlap: a simulator option, the runtime runs "
+            "lockstep)"
+        )
 
 
 @app.command()
@@ -337,6 +364,15 @@ def compare(
         help="The column-then-row FFN split: up projection, activation and down projection in one "
         "task, partial sums up (simulator option: the runtime does not execute it).",
     ),
+    overlap: bool = typer.Option(
+        False,
+        "--overlap/--no-overlap",
+        help="GEMMs overlapped across layers and micro-batches, no barrier after each GEMM (simulator "
+        "option: the runtime runs lockstep).",
+    ),
+    goals: bool = typer.Option(
+        True, "--goals/--no-goals", help="Add the verdict on the OPT-13B, 1024-device goals to the summary."
+    ),
     name: str = typer.Option("compare", "--name", help="Stem of the output files."),
     seed: int = SEED,
     quiet: bool = QUIET,
@@ -353,6 +389,7 @@ def compare(
         PS_SHARDS,
         Grid,
         des_agreement,
+        goal_verdict,
         plot_heatmaps,
         regime_map,
         summary,
@@ -371,7 +408,12 @@ def compare(
         seq,
     )
     require_folder(Path(out) / f"{name}.csv")
-    options = {"resident_weights": resident, "ps_shards": ps_shards, "ffn_split": ffn_split}
+    options = {
+        "resident_weights": resident,
+        "ps_shards": ps_shards,
+        "ffn_split": ffn_split,
+        "overlap": overlap,
+    }
     cells = regime_map(grid, seed=seed, quiet=quiet, **options)
     agreement = des_agreement(cells, des_sample, seq=seq, seed=seed, **options)
     levers = {"resident_weights": LEVERS["resident_weights"]} if resident else {}
@@ -379,10 +421,17 @@ def compare(
         levers["ps_shards"] = f"{ps_shards} shards: " + LEVERS["ps_shards"]
     if ffn_split:
         levers["ffn_split"] = LEVERS["ffn_split"]
+    if overlap:
+        levers["overlap"] = LEVERS["overlap"]
     text = summary(cells, agreement) + "".join(f" Lever on: {v}." for v in levers.values())
+    verdict = goal_verdict(**options) if goals else None
+    if verdict:
+        text += " " + verdict["text"]
     write_csv(cells, Path(out) / f"{name}.csv")
     plot_heatmaps(cells, out, name)
     doc = {"summary": text, "levers": levers, "cells": to_dict(cells), "des_agreement": agreement}
+    if verdict:
+        doc["goals"] = verdict
     _write_json(doc, Path(out) / f"{name}.json")
     print(text)
 

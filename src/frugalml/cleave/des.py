@@ -34,10 +34,9 @@ import numpy as np
 from numba.core import types
 from numba.experimental import structref
 
-from frugalml.cleave.analytic import stage_ps_seconds
+from frugalml.cleave.analytic import micro_batch_parts, stage_ps_seconds
 from frugalml.cleave.devices import Pool
-from frugalml.cleave.opgraph import OpGraph
-from frugalml.cleave.planner import GemmPlan, Plan
+from frugalml.cleave.planner import Plan
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.seeding import rng as make_rng
 
@@ -868,20 +867,6 @@ def _simulate(w, st, seed, inject_time, inject_device):
         if st.alive[d]:  # the device this event concerns tries to pull
             _pull(d, now, w, st, heap, vdn)
     return st.sc[_STAGES_DONE]
-
-
-def micro_batch_parts(gp: GemmPlan, graph: OpGraph) -> int:
-    """Independent micro-batch groups in a GEMM's tiling: its tasks split into this many equal parts,
-    each needing only its own micro-batches (tiles whose rows or products align with micro-batch
-    boundaries); 1 when every tile needs the whole batch."""
-    micro = graph.micro_batches
-    if gp.on_ps:
-        return micro
-    if gp.gemm.batch % micro == 0:  # products grouped by sequence (attention) or micro-batch (dW)
-        return math.gcd(gp.grid.batch_chunks, micro)
-    if gp.gemm.m == graph.tokens and gp.grid.batch_chunks == 1:  # token rows
-        return math.gcd(gp.grid.grid_rows, micro)
-    return 1
 
 
 class _Links(NamedTuple):

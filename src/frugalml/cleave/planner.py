@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -515,6 +516,9 @@ def plan(
     return Plan(graph, pool, groups, plans, assignment, ps_layer, ps_head, churn)
 
 
+OVERLAP_TOKENS = (2048, 4096, 8192, 16384, 32768, 65536)  # micro-batch sizes worth trying with overlap
+
+
 def micro_batch_candidates(
     batch: int, seq: int, tokens: tuple[int, ...] = (4096, 8192, 16384, 32768, 65536)
 ) -> list[int]:
@@ -532,10 +536,12 @@ def plan_micro_batch(
     micro_batches: list[int] | None = None,
     dtype_bytes: int = 2,
     ffn_split: bool = False,
+    key: Callable[[Plan], float] | None = None,
     **options,
 ) -> Plan:
     """The fastest plan over micro-batch sizes (sequences per micro-batch; default
-    :func:`micro_batch_candidates`); ``options`` go to :func:`plan`.
+    :func:`micro_batch_candidates`), by ``key`` (default: the planned lockstep step,
+    :attr:`Plan.batch_seconds`); ``options`` go to :func:`plan`.
 
     Smaller micro-batches make every weight-gradient tile download less (its contraction is one
     micro-batch's tokens) but upload, and the PS add up, one gradient part per micro-batch.
@@ -547,4 +553,4 @@ def plan_micro_batch(
         )
         for mb in candidates
     ]
-    return min(plans, key=lambda p: p.batch_seconds)
+    return min(plans, key=key or (lambda p: p.batch_seconds))
