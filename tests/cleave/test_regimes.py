@@ -214,3 +214,13 @@ def test_verdicts_name_the_floor_in_the_way():
         and effect["speedup_median"] >= 1.0
         and effect["binding_floor_ratio_median"] == 1.0
     )
+
+
+def test_micro_batch_sizes_are_a_lever_the_agreement_follows():
+    grid = Grid(("opt-1.3b",), (64,), (64,), ("mixed",), (10.0,), 256)
+    (default,) = regime_map(grid, overlap=True)
+    (cell,) = regime_map(grid, overlap=True, micro_tokens=(2048,))
+    assert default.micro_batches == 1 and cell.micro_batches in (1, 8)
+    assert cell.cleave_s <= default.cleave_s * (1 + 1e-12) and "micro-batch tokens 16384|2048" in cell.levers
+    (agreement,) = des_agreement([cell], 1, seq=256, overlap=True)
+    assert agreement["micro_batches"] == cell.micro_batches and agreement["relative_difference"] < 0.15

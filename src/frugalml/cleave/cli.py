@@ -370,6 +370,12 @@ def compare(
         help="GEMMs overlapped across layers and micro-batches, no barrier after each GEMM (simulator "
         "option: the runtime runs lockstep).",
     ),
+    micro_tokens: str = typer.Option(
+        "",
+        "--micro-tokens",
+        help="Micro-batch sizes in tokens Cleave may also use, per cell the fastest (comma list, e.g. "
+        "2048; default: about 16384 tokens only; simulator option).",
+    ),
     goals: bool = typer.Option(
         True, "--goals/--no-goals", help="Add the verdict on the OPT-13B, 1024-device goals to the summary."
     ),
@@ -396,6 +402,7 @@ def compare(
         to_dict,
         write_csv,
     )
+    from frugalml.common.errors import InvalidInputError
     from frugalml.common.files import require_folder
     from frugalml.common.parsing import comma_list
 
@@ -414,7 +421,10 @@ def compare(
         "ffn_split": ffn_split,
         "overlap": overlap,
     }
-    cells = regime_map(grid, seed=seed, quiet=quiet, **options)
+    tokens = tuple(comma_list(micro_tokens, int, name="micro-batch tokens")) if micro_tokens else ()
+    if any(t < 1 for t in tokens):
+        raise InvalidInputError("--micro-tokens must be positive token counts")
+    cells = regime_map(grid, seed=seed, quiet=quiet, micro_tokens=tokens, **options)
     agreement = des_agreement(cells, des_sample, seq=seq, seed=seed, **options)
     levers = {"resident_weights": LEVERS["resident_weights"]} if resident else {}
     if ps_shards != PS_SHARDS:
@@ -423,8 +433,12 @@ def compare(
         levers["ffn_split"] = LEVERS["ffn_split"]
     if overlap:
         levers["overlap"] = LEVERS["overlap"]
+    if tokens:
+        levers["micro_tokens"] = (
+            f"micro-batches of {', '.join(map(str, tokens))} tokens too: " + LEVERS["micro_tokens"]
+        )
     text = summary(cells, agreement) + "".join(f" Lever on: {v}." for v in levers.values())
-    verdict = goal_verdict(**options) if goals else None
+    verdict = goal_verdict(micro_tokens=tokens, **options) if goals else None
     if verdict:
         text += " " + verdict["text"]
     write_csv(cells, Path(out) / f"{name}.csv")

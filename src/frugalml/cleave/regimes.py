@@ -23,7 +23,7 @@ from frugalml.cleave.analytic import analytic_step, overlap_parts, overlap_step
 from frugalml.cleave.baselines import run_baselines
 from frugalml.cleave.devices import DEFAULT_MIX, ParameterServer, make_pool
 from frugalml.cleave.models import load_model
-from frugalml.cleave.opgraph import build_graph
+from frugalml.cleave.opgraph import MICRO_TOKENS, build_graph, default_micro_batch
 from frugalml.cleave.planner import OVERLAP_TOKENS, Plan, micro_batch_candidates, plan
 from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
@@ -54,6 +54,9 @@ LEVERS = {
     "(and the next layer's weight tiles) starts as soon as its own inputs are done, instead of a "
     "barrier after every GEMM; the update still waits for every gradient (simulator option: the "
     "runtime runs lockstep)",
+    "micro_tokens": "per cell the fastest of several micro-batch sizes (more, smaller micro-batches "
+    "give the overlap more independent work; weight-gradient parts go up once per micro-batch) "
+    "(simulator option: a plan file for the runtime holds one micro-batch)",
 }
 PS_SHARDS = 4  # the catalogue's parameter server
 
@@ -110,6 +113,7 @@ class Cell:
     baselines: dict[str, float] = field(default_factory=dict)
     levers: str = ""  # the simulator options Cleave was planned with ("": none)
     lockstep_s: float = math.nan  # Cleave's step with a barrier after every GEMM (= cleave_s without overlap)
+    micro_batches: int = 0  # micro-batches of Cleave's plan (0: not recorded)
 
     @property
     def cleave_wins(self) -> bool:
@@ -143,13 +147,19 @@ def draw_pool(pool: str, devices: int, asymmetry: float, seed: int = 0, ps_shard
 
 
 def lever_label(
-    resident_weights: bool = True, ps_shards: int = PS_SHARDS, ffn_split: bool = False, overlap: bool = False
+    resident_weights: bool = True,
+    ps_shards: int = PS_SHARDS,
+    ffn_split: bool = False,
+    overlap: bool = False,
+    micro_tokens: tuple[int, ...] = (),
 ) -> str:
     """The simulator options switched on, as every output names them ("": none)."""
     used = (("resident_weights", resident_weights), ("ffn_split", ffn_split), ("overlap", overlap))
     on = [name for name, flag in used if flag]
     if ps_shards != PS_SHARDS:
         on.append(f"ps_shards={ps_shards}")
+    if micro_tokens:
+        on.append("micro-batch tokens " + "|".join(str(t) for t in (MICRO_TOKENS, *micro_tokens)))
     return ", ".join(on) + " (simulator options)" if on else ""
 
 
@@ -161,19 +171,28 @@ def measure_cell(
     asymmetry: float,
     seq: int,
     seed: int,
+    *,
     resident_weights: bool = True,
     ps_shards: int = PS_SHARDS,
     ffn_split: bool = False,
     overlap: bool = False,
+    micro_tokens: tuple[int, ...] = (),
 ) -> Cell:
     """Plan Cleave (analytic model) and every baseline on one pool; see :class:`Cell`. The levers
-    change only Cleave's plan and schedule; the baselines run the plain model."""
+    change only Cleave's plan and schedule; the baselines run the plain model. ``micro_tokens``:
+    micro-batch sizes (tokens) Cleave may use besides the default, the fastest kept."""
     graph = build_graph(load_model(model), batch, seq)
     devices_pool = draw_pool(pool, devices, asymmetry, seed, ps_shards)
-    ours = build_graph(load_model(model), batch, seq, ffn_split=ffn_split) if ffn_split else graph
-    p = plan(ours, devices_pool, churn=False, resident_weights=resident_weights)
-    lockstep = analytic_step(p).seconds
-    seconds = overlap_step(p) if overlap else lockstep
+    best_plan = None
+    for mb in micro_batch_sizes(batch, seq, micro_tokens):
+        ours = build_graph(load_model(model), batch, seq, micro_batch=mb, ffn_split=ffn_split)
+        p = plan(ours, devices_pool, churn=False, resident_weights=resident_weights)
+        lockstep = analytic_step(p).seconds
+        seconds = overlap_step(p) if overlap else lockstep
+        if best_plan is None or seconds < best_plan[0]:
+            best_plan = (seconds, lockstep, p)
+    assert best_plan is not None
+    seconds, lockstep, p = best_plan
     base = {k: v.seconds for k, v in run_baselines(graph, devices_pool, seed).items()}
     best = min(base, key=lambda k: base[k])
     floors = cleave_floors(p)
@@ -192,9 +211,17 @@ def measure_cell(
         floors,
         bool(np.isfinite(base["dp"])),
         base,
-        lever_label(resident_weights, ps_shards, ffn_split, overlap),
+        lever_label(resident_weights, ps_shards, ffn_split, overlap, micro_tokens),
         float(lockstep),
+        int(p.graph.micro_batches),
     )
+
+
+def micro_batch_sizes(batch: int, seq: int, micro_tokens: tuple[int, ...] = ()) -> list[int | None]:
+    """Sequences per micro-batch to try: the default (None) and one near each of ``micro_tokens``."""
+    default = default_micro_batch(batch, seq)
+    extra = sorted({default_micro_batch(batch, seq, t) for t in micro_tokens} - {default})
+    return [None, *extra]
 
 
 def regime_map(
@@ -206,12 +233,26 @@ def regime_map(
     ps_shards: int = PS_SHARDS,
     ffn_split: bool = False,
     overlap: bool = False,
+    micro_tokens: tuple[int, ...] = (),
 ) -> list[Cell]:
     """Every cell of ``grid`` (default: 4 models x 4 batches x 4 counts x 3 pools x 2 asymmetries),
     Cleave planned with or without each lever (see :data:`LEVERS`)."""
     grid = grid or Grid()
     return [
-        measure_cell(m, b, n, p, a, grid.seq, seed, resident_weights, ps_shards, ffn_split, overlap)
+        measure_cell(
+            m,
+            b,
+            n,
+            p,
+            a,
+            grid.seq,
+            seed,
+            resident_weights=resident_weights,
+            ps_shards=ps_shards,
+            ffn_split=ffn_split,
+            overlap=overlap,
+            micro_tokens=micro_tokens,
+        )
         for m, b, n, p, a in progress(grid.cells(), desc="regime map", quiet=quiet)
     ]
 
@@ -240,7 +281,8 @@ def des_agreement(
     out = []
     for i in sorted(order, key=lambda i: (cells[i].devices, MODELS.index(cells[i].model), cells[i].batch)):
         c = cells[i]
-        graph = build_graph(load_model(c.model), c.batch, seq, ffn_split=ffn_split)
+        micro = c.batch // c.micro_batches if c.micro_batches else None  # the cell's own micro-batches
+        graph = build_graph(load_model(c.model), c.batch, seq, micro_batch=micro, ffn_split=ffn_split)
         p = plan(
             graph,
             draw_pool(c.pool, c.devices, c.asymmetry, seed, ps_shards),
@@ -490,17 +532,22 @@ def goal_verdict(
     ps_shards: int = PS_SHARDS,
     ffn_split: bool = False,
     overlap: bool = False,
+    micro_tokens: tuple[int, ...] = (),
 ) -> dict:
     """The goals on OPT-13B, 1024 mixed devices: batch 16 >= 2x faster than today's plan, batch 512
     within 1.3x of its binding floor; with ``overlap`` the micro-batch size is chosen for it (see
     :data:`~frugalml.cleave.planner.OVERLAP_TOKENS`). Per batch: today's step, the step with the
     levers, the floors, the bytes behind the binding one, and ``text``: one paragraph naming the
     floor that stands in the way of a goal not met."""
-    out: dict = {"levers": lever_label(resident_weights, ps_shards, ffn_split, overlap)}
+    out: dict = {"levers": lever_label(resident_weights, ps_shards, ffn_split, overlap, micro_tokens)}
     parts = []
     for batch, goal in GOAL_BATCHES.items():
         today = _goal_plan(batch, None, True, PS_SHARDS, False).batch_seconds
-        micro: list = micro_batch_candidates(batch, GOAL_SEQ, OVERLAP_TOKENS) if overlap else [None]
+        micro: list = (
+            micro_batch_candidates(batch, GOAL_SEQ, OVERLAP_TOKENS)
+            if overlap
+            else micro_batch_sizes(batch, GOAL_SEQ, micro_tokens)
+        )
         best = None
         for mb in micro:
             p = _goal_plan(batch, mb, resident_weights, ps_shards, ffn_split)
