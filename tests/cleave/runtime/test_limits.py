@@ -1,6 +1,7 @@
 """Resource limits of the parameter server, each under the attack that used to exhaust it."""
 
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -12,12 +13,13 @@ from frugalml.cleave.runtime.client import fetch_status
 from frugalml.cleave.runtime.model import TrainConfig, train_single_process
 from frugalml.cleave.runtime.protocol import PROTOCOL_VERSION, grpc_options
 from frugalml.cleave.runtime.scheduler import Profile, Scheduler, SchedulerConfig, TooManyRegistrationsError
-from frugalml.cleave.runtime.server import STATUS_PAGE, ParameterServer, ServerConfig
+from frugalml.cleave.runtime.server import STATUS_PAGE, HeartbeatStreams, ParameterServer, ServerConfig
 from frugalml.cleave.runtime.worker import Worker, WorkerConfig
 from frugalml.common.errors import InvalidInputError
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(120)]
 STEPS = 3
+PROFILE = Profile(memory_bytes=1 << 30)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +176,125 @@ def test_a_worker_that_keeps_its_tiles_is_cut_down_then_excluded(reference_losse
     assert outcome["code"] == grpc.StatusCode.PERMISSION_DENIED and "excluded" in outcome["details"]
     # two tiles at most while it had missed nothing, one after its first miss, out after three
     assert 3 <= len(held) <= 4, held
+
+
+class _Context:
+    """A stream's server context, as far as the stream table uses it."""
+
+    cancelled = False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def test_silent_streams_make_room_for_newcomers_and_a_flood_cannot_displace_itself():
+    sched = Scheduler(SchedulerConfig(), secret=b"k")
+    plain = HeartbeatStreams(4, timeout=30.0, scheduler=sched, silent_s=0.2)
+    flood = [_Context() for _ in range(4)]
+    assert all(plain.open(c) for c in flood)
+    newcomer = _Context()
+    assert not plain.open(newcomer)  # none silent for 0.2 s yet
+    time.sleep(0.25)
+    plain.beat(flood[0])  # a stream that beats is never displaced
+    assert plain.open(newcomer) and flood[1].cancelled and not flood[0].cancelled
+    assert (plain.displaced, plain.refused) == (1, 1)
+
+    tls = HeartbeatStreams(4, timeout=30.0, scheduler=sched, silent_s=0.2, per_credential=3)
+    m0, m1 = [_Context() for _ in range(3)], [_Context() for _ in range(2)]
+    assert tls.open(m0[0], "m0") and tls.open(m0[1], "m0") and tls.open(m1[0], "m1") and tls.open(m1[1], "m1")
+    time.sleep(0.25)
+    assert not tls.open(m0[2], "m0")  # full: m0 may displace only a credential holding more than it
+    w0 = _Context()
+    assert tls.open(w0, "w0") and m0[0].cancelled  # a newcomer displaces the flood's oldest silent stream
+    tls.bind(w0, 1)
+    assert not tls.open(m0[2], "m0")  # m0 (1 left) may not displace m1 (2): the flood cannot churn
+    w1 = _Context()
+    assert tls.open(w1, "w1") and m1[0].cancelled  # the next newcomer displaces the flood, never w0
+    assert not w0.cancelled and tls.bound == 1 and tls.displaced == 2
+    few = HeartbeatStreams(8, timeout=30.0, scheduler=sched, per_credential=2)
+    assert few.open(_Context(), "m") and few.open(_Context(), "m") and not few.open(_Context(), "m")
+
+
+def test_a_credentialed_newcomer_registers_while_a_flood_took_the_minutes_registrations():
+    sched = Scheduler(SchedulerConfig(registrations_per_minute=3), secret=b"k")
+    for name in ("m0", "m0", "m1"):
+        sched.register(name, PROFILE, credentialed=True)
+    sched.register("w0", PROFILE, credentialed=True)  # its first registration this minute
+    with pytest.raises(TooManyRegistrationsError, match="at most 3 registrations a minute"):
+        sched.register("w0", PROFILE, credentialed=True)  # its second counts against the cap
+    with pytest.raises(TooManyRegistrationsError, match="at most 3 registrations a minute"):
+        sched.register("w1", PROFILE)  # plain text: a new name proves nothing
+
+
+@pytest.fixture(scope="module")
+def flood_creds(tmp_path_factory):
+    pytest.importorskip("cryptography")
+    from frugalml.cleave.runtime.tls import make_credentials
+
+    folder = tmp_path_factory.mktemp("flood")
+    make_credentials(folder, ["w0", "w1", "m0", "m1", "m2"], ["127.0.0.1"], days=1)
+    return folder
+
+
+def test_a_flood_of_heartbeat_streams_locks_no_honest_worker_out(flood_creds, reference_losses):
+    from frugalml.cleave.runtime.tls import ClientFiles, channel
+
+    def files(name):
+        return ClientFiles(*(str(flood_creds / f) for f in ("ca.pem", f"{name}.pem", f"{name}.key")))
+
+    config = ServerConfig(
+        train=TrainConfig(steps=STEPS),
+        port=0,
+        min_workers=2,
+        linger_s=0.5,
+        rpc_threads=32,
+        heartbeat_streams=8,
+        tls_cert=str(flood_creds / "server.pem"),
+        tls_key=str(flood_creds / "server.key"),
+        tls_ca=str(flood_creds / "ca.pem"),
+        scheduler=SchedulerConfig(heartbeat_timeout_s=2.0),
+    )
+    ps = ParameterServer(config)
+    ps.start()
+    stop = threading.Event()
+
+    def silent():
+        stop.wait()
+        yield from ()
+
+    def flood(name):  # keeps opening silent streams under its credential, as fast as it can
+        with channel(ps.address, files(name), grpc_options()) as ch:
+            stub, calls = pb_grpc.CleaveStub(ch), []
+            while not stop.is_set():
+                calls.append(stub.Heartbeats(silent()))
+                time.sleep(0.005)
+            for call in calls:
+                call.cancel()
+
+    flooders = [threading.Thread(target=flood, args=(n,)) for n in ("m0", "m1", "m2")]
+    for t in flooders:
+        t.start()
+    time.sleep(1.5)  # the table is full of the flood's streams before any worker comes
+    results: dict = {}
+    trainer = threading.Thread(target=lambda: results.update(metrics=ps.train()))
+    workers = [
+        threading.Thread(target=Worker(WorkerConfig(ps.address, n, tls=files(n), connect_timeout_s=10)).run)
+        for n in ("w0", "w1")
+    ]
+    trainer.start()
+    for t in workers:
+        t.start()
+    answered = 0
+    try:
+        while trainer.is_alive():
+            answered += fetch_status(ps.address, timeout=5, tls=files("status"))["step"] >= 0
+            trainer.join(0.2)
+    finally:
+        stop.set()
+        for t in [*workers, *flooders]:
+            t.join(30)
+        ps.stop()
+    _check(results["metrics"], reference_losses)
+    streams = ps.service.streams
+    assert answered >= 1 and streams.bound >= 2  # each honest worker got a stream, in the flood
+    assert streams.displaced >= 2 and streams.refused >= 1

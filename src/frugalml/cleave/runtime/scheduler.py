@@ -241,10 +241,17 @@ class Scheduler:
         self._next_gemm_id = 1
         self._joins: deque[tuple[float, str]] = deque()  # registrations of the last minute
         self._joins_by_name: dict[str, int] = {}
+        self._refused_joins = 0
 
     # ---- workers joining, beating, leaving ----------------------------------------------------
-    def register(self, name: str, profile: Profile, nbytes: int = 0) -> WorkerState:
-        """Admit a worker; refuses one whose memory cannot hold the smallest tile of this model."""
+    def register(
+        self, name: str, profile: Profile, nbytes: int = 0, *, credentialed: bool = False
+    ) -> WorkerState:
+        """Admit a worker; refuses one whose memory cannot hold the smallest tile of this model.
+
+        ``credentialed``: the name is proven by a client certificate (TLS), so the name's first
+        registration in a minute passes even when a flood took the minute's registrations: the CA
+        bounds how many such names exist; on plain text anyone can make up new names."""
         if not name:
             raise InvalidInputError("a worker needs a non-empty name (--name)")
         self.register_limits(name)
@@ -254,7 +261,7 @@ class Scheduler:
                 f"of this model needs {self.required_memory}; give it more (--memory) or use another device"
             )
         with self.cond:
-            self._admit(name, time.monotonic())
+            self._admit(name, time.monotonic(), credentialed)
             worker_id = secrets.randbits(63) | 1  # random: another client cannot guess a live worker's id
             while worker_id in self.workers:
                 worker_id = secrets.randbits(63) | 1
@@ -268,7 +275,7 @@ class Scheduler:
             self.cond.notify_all()
             return worker
 
-    def _admit(self, name: str, now: float) -> None:
+    def _admit(self, name: str, now: float, credentialed: bool = False) -> None:
         """Registrations per name and in all per minute are capped; departed workers are pruned."""
         cfg = self.config
         while self._joins and now - self._joins[0][0] > 60.0:
@@ -276,14 +283,28 @@ class Scheduler:
             self._joins_by_name[old] -= 1
             if not self._joins_by_name[old]:
                 del self._joins_by_name[old]
-        if len(self._joins) >= cfg.registrations_per_minute:
-            log.warning("refused: more than %d registrations in a minute", cfg.registrations_per_minute)
+        newcomer = credentialed and name not in self._joins_by_name
+        if len(self._joins) >= cfg.registrations_per_minute and not newcomer:
+            self._refused_joins += 1
+            if self._refused_joins == 1 or self._refused_joins % 100 == 0:  # one line, not one per call
+                log.warning(
+                    "refused registrations: more than %d in a minute (%d refused so far)",
+                    cfg.registrations_per_minute,
+                    self._refused_joins,
+                )
             raise TooManyRegistrationsError(
                 f"this server takes at most {cfg.registrations_per_minute} registrations a minute; "
                 "try again in a minute"
             )
         if self._joins_by_name.get(name, 0) >= cfg.registrations_per_name:
-            log.warning("refused: %r registered %d times in a minute", name, cfg.registrations_per_name)
+            self._refused_joins += 1
+            if self._refused_joins == 1 or self._refused_joins % 100 == 0:
+                log.warning(
+                    "refused: %r registered %d times in a minute (%d refused so far)",
+                    name,
+                    cfg.registrations_per_name,
+                    self._refused_joins,
+                )
             raise TooManyRegistrationsError(
                 f"worker {name!r} registered {cfg.registrations_per_name} times in the last minute; "
                 "try again in a minute"

@@ -203,42 +203,95 @@ class RevocationList:
 class HeartbeatStreams:
     """Open heartbeat streams, each holding one of the server's threads: at most ``limit`` at once,
     one per worker, and a stream that sends no beat for ``timeout`` seconds (or whose worker is no
-    longer alive) is cancelled, so idle streams cannot starve status, tasks and honest workers."""
+    longer alive) is cancelled, so idle streams cannot starve status, tasks and honest workers.
 
-    def __init__(self, limit: int, timeout: float, scheduler: Scheduler):
+    A flood of silent streams cannot lock newcomers out: while all ``limit`` are taken, a new stream
+    takes the place of one that sent no beat for ``silent_s`` (two heartbeat intervals: a worker
+    beats every interval, and at once when its stream opens). With TLS each credential holds at most
+    ``per_credential`` streams, and a new stream displaces only a stream of a credential holding at
+    least two more than its own (any, for a credential holding none; the most first, then the one
+    silent longest): a newcomer gets in once a flood's streams fall silent, unless ``limit``
+    credentials hold one each, while a flood cannot displace itself to keep the table churning.
+    Streams that beat are never displaced. On plain text there are no credentials to tell a
+    newcomer from a flood: any silent stream may be displaced, and a worker refused a stream asks
+    again every two intervals."""
+
+    def __init__(
+        self, limit: int, timeout: float, scheduler: Scheduler, silent_s: float = 1.0, per_credential: int = 4
+    ):
         self.limit, self.timeout, self.scheduler = limit, timeout, scheduler
+        self.silent_s, self.per_credential = min(silent_s, timeout), per_credential
         self._lock = threading.Lock()
-        self._open: dict[int, list] = {}  # id(context) -> [context, last beat, worker id]
+        self._open: dict[int, list] = {}  # id(context) -> [context, last beat (or open), worker id, who]
         self._reaper: threading.Thread | None = None
         self._stopped = threading.Event()
         self.refused = 0
         self.cancelled = 0
+        self.displaced = 0  # silent streams cancelled to make room for a new one
+        self.bound = 0  # streams that named their worker (sent a first beat that was accepted)
 
-    def open(self, context) -> bool:
+    def open(self, context, who: str | None = None) -> bool:
+        """Admit a stream (``who``: its credential's name with TLS); False: refused."""
+        now = time.monotonic()
         with self._lock:
+            held: dict[str | None, int] = {}
+            for entry in self._open.values():
+                held[entry[3]] = held.get(entry[3], 0) + 1
+            mine = held.get(who, 0)
+            victim = None
+            if who is not None and mine >= self.per_credential:
+                return self._refuse(f"credential {who!r} holds {mine}")
             if len(self._open) >= self.limit:
-                self.refused += 1
-                if self.refused == 1 or self.refused % 100 == 0:
-                    log.warning(
-                        "refused a heartbeat stream: %d are open (%d refused)", self.limit, self.refused
-                    )
-                return False
-            self._open[id(context)] = [context, time.monotonic(), None]
+                silent = [
+                    e
+                    for e in self._open.values()
+                    if now - e[1] > self.silent_s
+                    and (who is None or held[e[3]] >= mine + 2 or mine == 0 < held[e[3]])
+                ]
+                if not silent:
+                    return self._refuse(f"{self.limit} are open, none silent")
+                victim = min(silent, key=lambda e: (-held[e[3]], e[1]))
+                del self._open[id(victim[0])]
+                self.displaced += 1
+            self._open[id(context)] = [context, now, None, who]
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="cleave-stream-reaper", daemon=True)
                 self._reaper.start()
-            return True
+            displaced = self.displaced
+        if victim is not None:
+            victim[0].cancel()
+            if displaced == 1 or displaced % 100 == 0:  # one line per flood, not one per stream
+                log.warning(
+                    "all %d heartbeat streams taken: cancelled one silent for %.1f s to admit a new one "
+                    "(%d so far)",
+                    self.limit,
+                    now - victim[1],
+                    displaced,
+                )
+        return True
+
+    def _refuse(self, why: str) -> bool:
+        self.refused += 1
+        if self.refused == 1 or self.refused % 100 == 0:
+            log.warning("refused a heartbeat stream: %s (%d refused so far)", why, self.refused)
+        return False
 
     def bind(self, context, worker_id: int) -> bool:
         with self._lock:
             if any(entry[2] == worker_id for entry in self._open.values()):
                 return False
-            self._open[id(context)][2] = worker_id
+            entry = self._open.get(id(context))
+            if entry is None:  # displaced before its first beat
+                return False
+            entry[2] = worker_id
+            self.bound += 1
             return True
 
     def beat(self, context) -> None:
         with self._lock:
-            self._open[id(context)][1] = time.monotonic()
+            entry = self._open.get(id(context))
+            if entry is not None:  # (gone: displaced or reaped; its call is being cancelled)
+                entry[1] = time.monotonic()
 
     def close(self, context) -> None:
         with self._lock:
@@ -282,6 +335,7 @@ class CleaveService(pb_grpc.CleaveServicer):
             server.config.heartbeat_streams or max(1, server.config.rpc_threads * 3 // 4),
             server.config.scheduler.heartbeat_timeout_s,
             server.scheduler,
+            silent_s=2 * server.config.heartbeat_interval_s,
         )
 
     def _admitted(self, context) -> str | None:
@@ -343,7 +397,9 @@ class CleaveService(pb_grpc.CleaveServicer):
                     f"worker {request.name!r} declares device class {profile.device_class!r}, which is not "
                     f"in the device catalogue ({', '.join(self.ps.catalogue)})"
                 )
-            worker = self.scheduler.register(request.name, profile, request.ByteSize())
+            worker = self.scheduler.register(
+                request.name, profile, request.ByteSize(), credentialed=self.ps.config.tls
+            )
         except InvalidInputError as exc:
             exhausted = "memory" in str(exc) or isinstance(exc, TooManyRegistrationsError)
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if exhausted else grpc.StatusCode.INVALID_ARGUMENT
@@ -366,7 +422,7 @@ class CleaveService(pb_grpc.CleaveServicer):
 
     def Heartbeats(self, request_iterator, context):
         worker_id = None
-        if not self.streams.open(context):
+        if not self.streams.open(context, peer_name(context) if self.ps.config.tls else None):
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, "too many heartbeat streams are open; try again later"
             )

@@ -148,10 +148,12 @@ class Worker:
         except grpc.RpcError as exc:
             raise _as_frugal_error(exc, self.config.server) from None
         self.worker_id = reply.worker_id
-        log.info("registered with %s as worker %d (model %s)", c.server, reply.worker_id, reply.model)
+        log.info("registered with %s as %s (model %s)", c.server, c.name, reply.model)  # (its id is a secret)
         self._start_heartbeats(reply.heartbeat_interval_s)
 
     def _start_heartbeats(self, interval: float) -> None:
+        """A stream of beats; a server whose streams are all taken refuses it, so it is asked again
+        every two intervals (the server makes room by cancelling a stream that fell silent)."""
         worker_id = self.worker_id
 
         def beats():
@@ -159,17 +161,27 @@ class Worker:
                 yield pb.Heartbeat(worker_id=worker_id)
                 self._stop.wait(interval)
 
-        responses = self._stub.Heartbeats(beats())
-        self._beats = responses
+        def open_stream():
+            self._beats = self._stub.Heartbeats(beats())
+            return self._beats
+
+        first = open_stream()
 
         def listen():
-            try:
-                for command in responses:
-                    if command.shutdown:
-                        self._finished.set()
+            responses = first
+            while True:
+                try:
+                    for command in responses:
+                        if command.shutdown:
+                            self._finished.set()
+                            return
+                    return
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or self._stop.wait(2 * interval):
                         return
-            except grpc.RpcError:
-                return
+                    if self._beats is not responses:  # registered again meanwhile: a new stream runs
+                        return
+                    responses = open_stream()
 
         threading.Thread(target=listen, name="cleave-heartbeats", daemon=True).start()
 
