@@ -93,62 +93,52 @@ def add_runtime_commands(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
     ):
         """Run a parameter server: train the model with every large GEMM done by workers."""
-        from frugalml.cleave.runtime.model import MODELS, TrainConfig
-        from frugalml.cleave.runtime.scheduler import SchedulerConfig
-        from frugalml.cleave.runtime.server import ServerConfig, serve
-        from frugalml.common.validate import one_of
-
         _logging(quiet)
-        train = TrainConfig(
-            model=one_of(model, MODELS, "model"),
-            batch_size=batch_size,
-            lr=lr,
-            steps=steps,
-            seed=seed,
-            dtype=one_of(dtype, ("float32", "float64"), "dtype"),
-        )
-        config = ServerConfig(
-            train=train,
-            data=data,
-            host=host,
-            plan=plan,
-            port=port,
-            min_workers=min_workers,
-            scheduler=SchedulerConfig(
-                tiles_per_worker=tiles_per_worker,
-                verify_rate=verify_rate,
-                trusted_workers=trusted_workers,
-                heartbeat_timeout_s=heartbeat_timeout,
-                speculative=backups,
-                min_gemm_flops=min_gemm_flops,
-                seed=seed,
-                max_in_flight=max_in_flight,
-                max_misses=max_misses,
-                min_tile_rows=min_tile_rows,
-                registrations_per_name=registrations_per_name,
-                registrations_per_minute=registrations_per_minute,
-                keep_departed=keep_departed,
-            ),
-            rpc_threads=rpc_threads,
-            heartbeat_streams=heartbeat_streams,
-            checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every,
-            metrics=metrics,
-            address_file=address_file,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_ca=ca,
-            insecure=insecure,
-            revoked=revoked,
-        )
-        result = serve(config)
-        losses = result["losses"]
-        typer.echo(
-            f"trained {model} for {len(losses)} steps: loss {losses[0]:.4f} -> {losses[-1]:.4f}; "
-            f"{len(result['workers'])} workers, {result['requeued_tiles']} tiles re-queued"
-        )
+        _serve(dict(locals()))
 
     _add_worker_commands(app)
+
+
+def _serve(o: dict) -> None:
+    """``serve``'s options (by parameter name) as a server configuration; train, then report."""
+    from frugalml.cleave.runtime.model import MODELS, TrainConfig
+    from frugalml.cleave.runtime.scheduler import LIMITS, SchedulerConfig
+    from frugalml.cleave.runtime.server import ServerConfig, serve
+    from frugalml.common.validate import one_of
+
+    train = TrainConfig(
+        model=one_of(o["model"], MODELS, "model"),
+        batch_size=o["batch_size"],
+        lr=o["lr"],
+        steps=o["steps"],
+        seed=o["seed"],
+        dtype=one_of(o["dtype"], ("float32", "float64"), "dtype"),
+    )
+    scheduler = SchedulerConfig(
+        verify_rate=o["verify_rate"],
+        trusted_workers=o["trusted_workers"],
+        heartbeat_timeout_s=o["heartbeat_timeout"],
+        speculative=o["backups"],
+        min_gemm_flops=o["min_gemm_flops"],
+        seed=o["seed"],
+        **{knob: o[knob] for knob, _, _ in LIMITS},
+    )
+    server = ("data", "host", "plan", "port", "min_workers", "rpc_threads", "heartbeat_streams")
+    server += ("checkpoint", "checkpoint_every", "metrics", "address_file", "tls_cert", "tls_key")
+    config = ServerConfig(
+        train=train,
+        scheduler=scheduler,
+        tls_ca=o["ca"],
+        insecure=o["insecure"],
+        revoked=o["revoked"],
+        **{key: o[key] for key in server},
+    )
+    result = serve(config)
+    losses = result["losses"]
+    typer.echo(
+        f"trained {o['model']} for {len(losses)} steps: loss {losses[0]:.4f} -> {losses[-1]:.4f}; "
+        f"{len(result['workers'])} workers, {result['requeued_tiles']} tiles re-queued"
+    )
 
 
 def _add_worker_commands(app: typer.Typer) -> None:
