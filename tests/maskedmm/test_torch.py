@@ -581,3 +581,4 @@ def test_on_more_threads_a_case_also_tries_the_skipping_kernel_on_one_thread(mon
     assert choice.settled is not None and set(choice.times) == set(choice.candidates())
     assert seen.count(1) == mt.TRIALS + (mt.TRIAL_CALLS - 3 * mt.TRIALS) * (choice.settled.endswith("@1"))
     assert seen.count(2) >= mt.TRIALS
+    assert layer.report.methods["masked (1 thread)"] >= mt.TRIALS  # the report names the kernel's threads

@@ -474,7 +474,7 @@ class MaskedLinear(_SwappedLinear):
         bucket = min(int(planner.upper_density(density, error) * DENSITY_BUCKETS), DENSITY_BUCKETS - 1)
         choice = self._choice((rows, threads, x.dtype, bucket), layer, a.dtype)
         choice.use()
-        candidate, trial = choice.method(), None
+        candidate, trial, kernel_threads = choice.method(), None, threads
         if candidate == "dense":  # its trial times torch's linear alone: what a retired layer runs
             bare = time.perf_counter()
             out, method, nonfinite = F.linear(x, weight, bias), "dense", False
@@ -490,7 +490,8 @@ class MaskedLinear(_SwappedLinear):
             if len(self._settled_dense) > MAX_CASES:
                 self._settled_dense.clear()
             self._settled_dense[(x.shape, x.dtype, threads)] = _DenseWatch(rows)
-        _count(layer, method, rows, density * a.size, seconds, nonfinite)
+        shown = f"{method} (1 thread)" if method != "dense" and kernel_threads < threads else method
+        _count(layer, shown, rows, density * a.size, seconds, nonfinite)
         streak = self._streak
         streak.dense = streak.dense + 1 if method == "dense" else 0
         streak.outright = 0
