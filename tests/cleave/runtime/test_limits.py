@@ -215,6 +215,14 @@ def test_silent_streams_make_room_for_newcomers_and_a_flood_cannot_displace_itse
     assert few.open(_Context(), "m") and few.open(_Context(), "m") and not few.open(_Context(), "m")
 
 
+def test_a_flood_of_refusals_is_one_log_line(caplog):
+    streams = HeartbeatStreams(1, timeout=30.0, scheduler=Scheduler(SchedulerConfig(), secret=b"k"))
+    with caplog.at_level("WARNING", logger="frugalml.cleave.runtime"):
+        assert streams.open(_Context()) and not any(streams.open(_Context()) for _ in range(500))
+    lines = [r.getMessage() for r in caplog.records]
+    assert streams.refused == 500 and len(lines) == 1 and "(1 so far)" in lines[0], lines
+
+
 def test_a_credentialed_newcomer_registers_while_a_flood_took_the_minutes_registrations():
     sched = Scheduler(SchedulerConfig(registrations_per_minute=3), secret=b"k")
     for name in ("m0", "m0", "m1"):

@@ -8,6 +8,7 @@ byte copies run outside it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import statistics
@@ -39,6 +40,21 @@ class ExcludedWorkerError(FrugalError):
 
 class TooManyRegistrationsError(InvalidInputError):
     """A name (credential) or the whole server took too many registrations in the last minute."""
+
+
+class Throttled:
+    """A warning for a kind of refusal: the first, then at most one line every ``every`` seconds
+    (with the count so far), so a flood of refused calls is a line, not a line per call."""
+
+    def __init__(self, every: float = 10.0):
+        self.every, self.count, self._last = every, 0, -math.inf
+
+    def __call__(self, message: str, *args) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            log.warning(message + " (%d so far)", *args, self.count)
 
 
 @dataclass(frozen=True)
@@ -241,7 +257,7 @@ class Scheduler:
         self._next_gemm_id = 1
         self._joins: deque[tuple[float, str]] = deque()  # registrations of the last minute
         self._joins_by_name: dict[str, int] = {}
-        self._refused_joins = 0
+        self._refused_joins = Throttled()
 
     # ---- workers joining, beating, leaving ----------------------------------------------------
     def register(
@@ -285,26 +301,17 @@ class Scheduler:
                 del self._joins_by_name[old]
         newcomer = credentialed and name not in self._joins_by_name
         if len(self._joins) >= cfg.registrations_per_minute and not newcomer:
-            self._refused_joins += 1
-            if self._refused_joins == 1 or self._refused_joins % 100 == 0:  # one line, not one per call
-                log.warning(
-                    "refused registrations: more than %d in a minute (%d refused so far)",
-                    cfg.registrations_per_minute,
-                    self._refused_joins,
-                )
+            self._refused_joins(
+                "refused registrations: more than %d in a minute", cfg.registrations_per_minute
+            )
             raise TooManyRegistrationsError(
                 f"this server takes at most {cfg.registrations_per_minute} registrations a minute; "
                 "try again in a minute"
             )
         if self._joins_by_name.get(name, 0) >= cfg.registrations_per_name:
-            self._refused_joins += 1
-            if self._refused_joins == 1 or self._refused_joins % 100 == 0:
-                log.warning(
-                    "refused: %r registered %d times in a minute (%d refused so far)",
-                    name,
-                    cfg.registrations_per_name,
-                    self._refused_joins,
-                )
+            self._refused_joins(
+                "refused: %r registered %d times in a minute", name, cfg.registrations_per_name
+            )
             raise TooManyRegistrationsError(
                 f"worker {name!r} registered {cfg.registrations_per_name} times in the last minute; "
                 "try again in a minute"

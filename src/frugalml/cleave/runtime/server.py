@@ -40,6 +40,7 @@ from frugalml.cleave.runtime.scheduler import (
     Profile,
     Scheduler,
     SchedulerConfig,
+    Throttled,
     TooManyRegistrationsError,
     UnknownWorkerError,
 )
@@ -228,6 +229,7 @@ class HeartbeatStreams:
         self.refused = 0
         self.cancelled = 0
         self.displaced = 0  # silent streams cancelled to make room for a new one
+        self._warn_refused, self._warn_displaced = Throttled(), Throttled()
         self.bound = 0  # streams that named their worker (sent a first beat that was accepted)
 
     def open(self, context, who: str | None = None) -> bool:
@@ -257,23 +259,18 @@ class HeartbeatStreams:
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="cleave-stream-reaper", daemon=True)
                 self._reaper.start()
-            displaced = self.displaced
         if victim is not None:
             victim[0].cancel()
-            if displaced == 1 or displaced % 100 == 0:  # one line per flood, not one per stream
-                log.warning(
-                    "all %d heartbeat streams taken: cancelled one silent for %.1f s to admit a new one "
-                    "(%d so far)",
-                    self.limit,
-                    now - victim[1],
-                    displaced,
-                )
+            self._warn_displaced(
+                "all %d heartbeat streams taken: cancelled one silent for %.1f s to admit a new one",
+                self.limit,
+                now - victim[1],
+            )
         return True
 
     def _refuse(self, why: str) -> bool:
         self.refused += 1
-        if self.refused == 1 or self.refused % 100 == 0:
-            log.warning("refused a heartbeat stream: %s (%d refused so far)", why, self.refused)
+        self._warn_refused("refused a heartbeat stream: %s", why)
         return False
 
     def bind(self, context, worker_id: int) -> bool:
