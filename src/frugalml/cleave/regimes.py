@@ -624,11 +624,12 @@ def _goal_text(batch: int, goal: float, r: dict, devices: int) -> str:
     else:
         why = f": the {r['binding']} floor is {r['floors_s'][r['binding']]:.0f} s"
     lo, hi = r["gemm_devices_range"]
+    span = str(lo) if lo == hi else f"{lo}-{hi}"
     return (
         head
         + why
         + f". Above that floor: the plan gives each GEMM only the devices that finish its tiles soonest "
-        f"({lo}-{hi} of {devices}), whose {r['binding']}s need {r['planned_devices_s']:.0f} s; a device "
+        f"({span} of {devices}), whose {r['binding']}s need {r['planned_devices_s']:.0f} s; a device "
         "serves one GEMM at a time, so the larger of downlink, uplink and compute per GEMM adds up to "
         f"{r['per_gemm_max_s']:.0f} s, its pull period (the slowest stage; longer where memory holds "
         f"fewer tiles than stages) to {r['pull_periods_s']:.0f} s, and the tails and first-task latency "
