@@ -514,16 +514,20 @@ def test_a_shape_settled_on_dense_skips_the_density_estimate_and_is_planned_agai
     layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the case decides
     layer._outright.clear()
     dense_x = torch.relu(torch.randn(4, 2048))  # about half zeros: the planner picks dense
+    shape = (dense_x.shape, torch.float32, 1)
+    before = len(estimates)  # the layer's timing when made estimates densities too
     with torch.inference_mode():
-        assert torch.equal(layer(dense_x), linear(dense_x))
+        for _ in range(mt.DENSE_STREAK):
+            assert shape not in layer._settled_dense  # planned until a streak of settled-dense calls
+            assert torch.equal(layer(dense_x), linear(dense_x))
         (choice,) = layer._choices.values()
         assert choice.settled == "dense"
-        shape = (dense_x.shape, torch.float32, 1)
-        assert shape in layer._settled_dense
+        assert shape in layer._settled_dense and len(estimates) == before + mt.DENSE_STREAK
         planned = len(estimates)
         for _ in range(mt.DENSE_RECHECK_EVERY - 1):  # the fast path: torch's linear, no estimate
             assert torch.equal(layer(dense_x), linear(dense_x))
-        assert len(estimates) == planned and layer.report.calls == mt.DENSE_RECHECK_EVERY
+        calls = mt.DENSE_STREAK + mt.DENSE_RECHECK_EVERY - 1
+        assert len(estimates) == planned and layer.report.calls == calls
         sparse_x = dense_x * (torch.rand(4, 2048) < 0.03)  # the density falls to where skipping can win
         assert layer._settled_dense[shape].calls == mt.DENSE_RECHECK_EVERY - 1
         out = layer(sparse_x)  # the re-check: this call is planned again
@@ -582,3 +586,23 @@ def test_on_more_threads_a_case_also_tries_the_skipping_kernel_on_one_thread(mon
     assert seen.count(1) == mt.TRIALS + (mt.TRIAL_CALLS - 3 * mt.TRIALS) * (choice.settled.endswith("@1"))
     assert seen.count(2) >= mt.TRIALS
     assert layer.report.methods["masked (1 thread)"] >= mt.TRIALS  # the report names the kernel's threads
+
+
+def test_a_shape_whose_density_wanders_between_a_dense_and_a_skipping_case_stays_planned(monkeypatch):
+    monkeypatch.setattr(mt, "RETIRE_AFTER", 10**9)
+    torch.manual_seed(0)
+    linear = nn.Linear(2048, 512)
+    layer = mt.MaskedLinear(linear, "down")
+    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the cases decide
+    layer._outright.clear()
+    dense_x = torch.relu(torch.randn(1, 2048))  # a dense case (the planner picks dense)
+    sparse_x = dense_x * (torch.rand(1, 2048) < 0.03)  # a case where skipping can win
+    with torch.inference_mode():
+        for i in range(4 * mt.DENSE_STREAK + 2 * mt.TRIAL_CALLS):
+            x = dense_x if i % mt.DENSE_STREAK else sparse_x  # never DENSE_STREAK dense in a row
+            out, expected = layer(x), linear(x)
+            assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()))
+    cases = {c.plan.method for c in layer._choices.values()}
+    if cases == {"dense"}:
+        pytest.skip("the planner picks dense for both densities here")
+    assert not layer._settled_dense  # one dense call must not send the shape dense

@@ -236,8 +236,9 @@ SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats den
 RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F.linear and nothing else
 RETIRE_OUTRIGHT = 16  # calls in a row dense whatever their density (fixed costs alone lose): retire too
 RECHECK_EVERY = 1024  # calls of a case settled on skipping before its trial runs again (load can mislead it)
-DENSE_RECHECK_EVERY = 64  # calls of a shape settled dense (run with no density estimate) per re-plan
-TRIAL_CALLS = 3 * TRIALS + 1  # calls of one input that settle its case's trials, whatever the thread count
+DENSE_STREAK = 4  # planned calls in a row of one input shape in cases settled dense: then the fast path
+DENSE_RECHECK_EVERY = 32  # calls of a shape on the dense fast path (no density estimate) per re-plan
+TRIAL_CALLS = 3 * TRIALS + DENSE_STREAK + 1  # calls of one input: its trials settle, the fast path begins
 MEASURE_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # row counts a layer times dense vs skipping at
 MEASURE_MACS = 1 << 25  # ... while the product has at most this many multiply-adds (always 1 row)
 MEASURE_CALLS = 5  # timed calls of each method per row count (the fastest counts)
@@ -374,7 +375,8 @@ class MaskedLinear(_SwappedLinear):
         self.method = one_of(method, core.METHODS, "method")
         self._outright: dict[tuple, bool] = {}
         self._fast: dict[tuple, int] = {}  # (shape, dtype, threads) of inputs dense outright: rows
-        self._settled_dense: dict[tuple, _DenseWatch] = {}  # (shape, dtype, threads) of cases settled dense
+        self._settled_dense: dict[tuple, _DenseWatch] = {}  # (shape, dtype, threads) on the dense fast path
+        self._dense_streak: dict[tuple, int] = {}  # the same: planned calls in a row settled dense
         self._choices: dict[tuple, _Choice] = {}
         self._streak = _Streak()  # a plain object: nn.Module.__setattr__ costs microseconds a call
         self._prepare()
@@ -391,7 +393,7 @@ class MaskedLinear(_SwappedLinear):
             prepared = core.prepare_b(w.T.contiguous().numpy(), threads=torch.get_num_threads())
         _layers[self.key] = _Layer(prepared, w.data_ptr(), self.weight._version, self._report, self.method)
         self._choices = {}
-        self._settled_dense = {}
+        self._settled_dense, self._dense_streak = {}, {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # torch.compile sees the op alone; the checks run inside it
@@ -454,10 +456,11 @@ class MaskedLinear(_SwappedLinear):
         where a skipping call's fixed costs alone exceed it; otherwise the planner's choice for
         the bucket is remembered, and where it is a skipping method its first ``TRIALS`` calls
         and as many dense ones are timed: the layer keeps skipping only when that is measured
-        faster, so it never runs much slower than torch's own linear. Once a case settles on
-        dense, later calls of the same input shape run torch's linear with no density estimate
-        (``forward``'s fast path), and one in ``DENSE_RECHECK_EVERY`` comes back here to be planned
-        again: where the density has fallen to another bucket, that bucket's plan and trials decide.
+        faster, so it never runs much slower than torch's own linear. Once ``DENSE_STREAK`` planned
+        calls in a row of one input shape fell in cases settled on dense, later calls of that shape
+        run torch's linear with no density estimate (``forward``'s fast path), and one in
+        ``DENSE_RECHECK_EVERY`` comes back here to be planned again: where the density has fallen
+        to another bucket, that bucket's plan and trials decide.
         """
         k = self.in_features
         rows, threads = x.numel() // k, torch.get_num_threads()
@@ -486,16 +489,28 @@ class MaskedLinear(_SwappedLinear):
         if choice.settled is None:
             with layer.lock:
                 choice.record("dense" if nonfinite else candidate, seconds if trial is None else trial)
-        if choice.settled == "dense" and not nonfinite:  # later calls of this shape skip the estimate
-            if len(self._settled_dense) > MAX_CASES:
-                self._settled_dense.clear()
-            self._settled_dense[(x.shape, x.dtype, threads)] = _DenseWatch(rows)
+        self._watch((x.shape, x.dtype, threads), rows, choice.settled == "dense" and not nonfinite)
         shown = f"{method} (1 thread)" if method != "dense" and kernel_threads < threads else method
         _count(layer, shown, rows, density * a.size, seconds, nonfinite)
         streak = self._streak
         streak.dense = streak.dense + 1 if method == "dense" else 0
         streak.outright = 0
         return out
+
+    def _watch(self, shape: tuple, rows: int, dense: bool) -> None:
+        """Count a planned call of ``shape``: after ``DENSE_STREAK`` in a row whose case settled on
+        dense (whatever density bucket each fell in), later calls of the shape take the dense
+        fast path; a call that did not settle dense ends the streak. (A shape whose density
+        wanders between a dense bucket and a skipping one must not be sent dense by one call.)"""
+        if not dense:
+            self._dense_streak.pop(shape, None)
+            return
+        streak = self._dense_streak[shape] = self._dense_streak.get(shape, 0) + 1
+        if streak >= DENSE_STREAK:  # a re-check that stays dense re-enters at once
+            for cache in (self._settled_dense, self._dense_streak):
+                if len(cache) > MAX_CASES:
+                    cache.clear()
+            self._settled_dense[shape] = _DenseWatch(rows)
 
     def _choice(self, case: tuple, layer: _Layer, dtype: np.dtype) -> _Choice:
         """The remembered plan of a case (rows, threads, dtype, density bucket), made on first use."""
