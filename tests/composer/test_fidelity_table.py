@@ -73,3 +73,20 @@ def test_too_few_finished_runs_missing_and_damaged_files_are_one_line_errors(tmp
     nan = _runs(tmp_path, {a: [float("nan"), 1.0] for a in ARCHS[:4]})
     with pytest.raises(CorruptFileError, match="finite"):
         read_runs(nan)
+
+
+def test_a_rank_mean_of_tables_and_a_caveat_in_every_record(tmp_path):
+    done = ARCHS[:6]
+    losses = {a: [2.0 - 0.1 * i, 2.0 - 0.1 * i] for i, a in enumerate(done)}
+    runs = _runs(tmp_path, losses)
+    good = _table(tmp_path, "good", {a: float(i) for i, a in enumerate(ARCHS)})
+    flat = _table(tmp_path, "flat", {a: float(i % 2) for i, a in enumerate(ARCHS)})
+    recs = table_fidelity(runs, [f"{good}+{flat}", good], caveat="built after the others were seen")
+    assert recs[0].workload.startswith("proxy fidelity: rank mean of good + flat vs LM loss")
+    assert recs[0].spread["table"] == "good + flat"
+    assert 0.7 < recs[0].ours < 1.0 and round(recs[1].ours, 6) == 1.0  # the flat table blurs the ranks
+    assert all(r.notes.startswith("built after the others were seen. ") for r in recs)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"space": {"primitives": "AL", "layers": 1}, "scores": {"A": 0, "L": 1}}))
+    with pytest.raises(InvalidInputError, match="same space"):
+        table_fidelity(runs, [f"{good}+{other}"])

@@ -125,3 +125,24 @@ def test_a_study_stops_at_its_cpu_budget(tmp_path):
     run = StudyRun("AM", 2, 3, "0,1", cpu_minutes=0.0, cache=str(tmp_path / "s.sqlite"), log=lambda _: None)
     records, stopped = run_study(run, points)
     assert records == [] and "CPU budget" in stopped
+
+
+def test_a_table_on_the_byte_lm_proxy_is_the_study_setting_and_stores_its_agreement(tmp_path):
+    from frugalml.composer.bench.proxy_study import make_proxy
+    from frugalml.composer.cache import config_key
+
+    study = make_proxy(StudyBase(), "lm_steps", 100)
+    lm = TableSettings(proxy_kind="lm", steps=100, width=32, seq_len=64, lr=3e-3).proxy()
+    assert config_key(lm.name, lm.config()) == config_key(study.name, study.config())
+    with pytest.raises(InvalidInputError, match="'mad' or 'lm'"):
+        TableSettings(proxy_kind="other").proxy()
+    tiny = TableSettings(
+        primitives="AM", layers=1, steps=3, width=8, seq_len=16, lr=3e-3, seeds="0,1", proxy_kind="lm",
+        name="lm", cache=str(tmp_path / "c.sqlite"),
+    )  # fmt: skip
+    doc = json.loads(build_table(tiny, tmp_path).read_text())
+    assert doc["proxy"] == "lm" and doc["seeds"] == [0, 1] and "validation loss" in doc["score"]
+    assert set(doc["per_task"]["A"]) == {"val_loss"} and doc["scores"]["A"] == pytest.approx(
+        -doc["per_task"]["A"]["val_loss"]
+    )
+    assert "pairwise_rho" in doc["agreement"] and doc["cpu_seconds_per_evaluation"] > 0

@@ -1,4 +1,9 @@
-"""Compute a tabular benchmark: the MAD-proxy score of every architecture of a small space.
+"""Compute a tabular benchmark: the proxy score of every architecture of a small space.
+
+The proxy is the MAD synthetic tasks (``proxy="mad"``) or the byte-level LM proxy
+(``proxy="lm"``: minus the validation loss in nats per byte of a small model trained on the
+standard-library corpus, with the ``steps``, ``width``, ``lr``, ``seq_len`` (default 64) and
+``batch_size`` of the settings).
 
 Evaluations run one at a time in this process (torch with one thread), seed after seed (every
 architecture of seed 0, then of seed 1, ...), and each is stored in the SQLite result cache as it
@@ -21,12 +26,13 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from frugalml.common.data import cache_dir
+from frugalml.common.errors import InvalidInputError
 from frugalml.common.files import atomic_write
 from frugalml.common.parsing import comma_list
 from frugalml.composer.cache import ResultCache, config_key
 from frugalml.composer.evaluator import Evaluator, InlineExecutor
 from frugalml.composer.mad import preset
-from frugalml.composer.proxies import MADProxy, ModelShape, TrainConfig
+from frugalml.composer.proxies import LMProxy, MADProxy, ModelShape, TrainConfig
 
 PACKAGE = Path(__file__).resolve().parents[1]  # where the built-in tables live
 
@@ -96,7 +102,7 @@ def agreement(by_seed: dict[int, dict[str, float]], archs: list[str]) -> dict[st
 
 @dataclass
 class TableSettings:
-    """The space, the MAD proxy, the seeds and the CPU time box of one table."""
+    """The space, the proxy (MAD tasks or byte-level LM), the seeds and the CPU time box of one table."""
 
     primitives: str = "AM"
     layers: int = 6
@@ -112,8 +118,16 @@ class TableSettings:
     name: str | None = None
     note: str = ""
     cache: str = field(default_factory=lambda: str(cache_dir() / "composer" / "tabular.sqlite"))
+    proxy_kind: str = "mad"  # "mad" (the tasks) or "lm" (byte-level LM; tasks and vocab unused)
 
-    def proxy(self) -> MADProxy:
+    def proxy(self) -> MADProxy | LMProxy:
+        if self.proxy_kind == "lm":
+            train = TrainConfig(
+                steps=self.steps, batch_size=self.batch_size, learning_rates=(self.lr,), threads=1
+            )
+            return LMProxy(seq_len=self.seq_len or 64, shape=ModelShape(width=self.width), train=train)
+        if self.proxy_kind != "mad":
+            raise InvalidInputError(f"the table's proxy is 'mad' or 'lm', got {self.proxy_kind!r}")
         tasks = preset("cpu", comma_list(self.tasks, name="task"))
         if self.seq_len is not None:
             tasks = [replace(t, seq_len=int(self.seq_len)) for t in tasks]
@@ -141,7 +155,9 @@ class Progress:
     cpu_start: float = field(default_factory=time.process_time)
 
 
-def _score_seeds(s: TableSettings, proxy: MADProxy, cache: ResultCache, archs: list[str]) -> Progress:
+def _score_seeds(
+    s: TableSettings, proxy: MADProxy | LMProxy, cache: ResultCache, archs: list[str]
+) -> Progress:
     """Score every architecture seed after seed until done or the CPU time box is spent."""
     done = Progress()
     budget = None if s.cpu_minutes is None else 60 * s.cpu_minutes
@@ -167,6 +183,23 @@ def _score_seeds(s: TableSettings, proxy: MADProxy, cache: ResultCache, archs: l
     return done
 
 
+SCORES = {
+    "mad": "mean over the seeds of the mean over tasks of the best test accuracy",
+    "lm": "mean over the seeds of minus the validation loss (nats per byte)",
+}
+
+
+def _per_task(proxy: MADProxy | LMProxy, results: dict, archs: list[str], seeds: list[int]) -> dict:
+    """Each architecture's seed mean per MAD task (the LM proxy: its validation loss)."""
+    names = [t.name for t in proxy.tasks] if isinstance(proxy, MADProxy) else ["val_loss"]
+
+    def value(a: str, seed: int, name: str) -> float:
+        metrics = results[a, seed].metrics
+        return float(metrics["per_task"][name] if isinstance(proxy, MADProxy) else metrics[name])
+
+    return {a: {n: float(np.mean([value(a, seed, n) for seed in seeds])) for n in names} for a in archs}
+
+
 def build_table(s: TableSettings, out: Path = PACKAGE) -> Path:
     """Score the whole space, write ``tabular_<name>.json`` under ``out`` and return its path."""
     proxy = s.proxy()
@@ -180,13 +213,7 @@ def build_table(s: TableSettings, out: Path = PACKAGE) -> Path:
     mean = {a: float(np.mean([by_seed[s][a] for s in seeds])) for a in archs}
     key = config_key(proxy.name, proxy.config())
     results = {(r.arch, r.seed): r for r in cache.all(proxy.name, key) if r.seed in seeds}
-    per_task = {
-        a: {
-            t.name: float(np.mean([results[a, seed].metrics["per_task"][t.name] for seed in seeds]))
-            for t in proxy.tasks
-        }
-        for a in archs
-    }
+    per_task = _per_task(proxy, results, archs, seeds)
     doc = {
         "space": {"primitives": s.primitives, "layers": s.layers},
         "proxy": proxy.name,
@@ -195,7 +222,7 @@ def build_table(s: TableSettings, out: Path = PACKAGE) -> Path:
         "seeds_planned": comma_list(s.seeds, int, name="seed"),
         "stopped": done.stopped,
         "note": s.note,
-        "score": "mean over the seeds of the mean over tasks of the best test accuracy",
+        "score": SCORES[proxy.name],
         "seconds": time.perf_counter() - done.start,
         "cpu_seconds_this_run": time.process_time() - done.cpu_start,
         "evaluation_seconds_total": float(sum(r.seconds for r in results.values())),

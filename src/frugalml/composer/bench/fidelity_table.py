@@ -7,7 +7,10 @@ a table rebuilt with another proxy while the LM runs go on, so that the LM runs 
 repeated. Each table gets Spearman's rho between its scores and minus the LM loss (mean over the LM
 seeds) with a bootstrap interval over the architectures; with two LM seeds, the LM's own
 seed-to-seed rho is the noise ceiling beside it. Every record says how many of the planned
-architectures are done ("n of 16").
+architectures are done ("n of 16"). A name joining tables with ``+`` (``ALCSM_3_lm+ALCSM_3_4tasks``)
+scores their combination: the mean of each architecture's ranks in the tables (ranked over the
+whole space). A caveat, when given, opens every record's notes (e.g. that a table was built after
+the fidelity of others had been seen, so its figure is not a blind test).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 
 from frugalml.common import env
 from frugalml.common.errors import CorruptFileError, DataNotFoundError, InvalidInputError
@@ -87,8 +91,27 @@ def read_runs(path: str | Path) -> FinishedRuns:
     return FinishedRuns(planned, done, values, params, seeds, width, stack, steps, wall, cpu)
 
 
-def table_fidelity(runs_path: str | Path, tables: list[str]) -> list[Record]:
-    """Each table against the finished LM runs of ``runs_path``, then the LM's noise ceiling."""
+def proxy_scores(name: str) -> tuple[dict[str, float], str, str, str]:
+    """The scores a table name stands for, what kind they are, the table's name and its seeds: one
+    table (built-in name or file),
+    or ``A+B+...``: the mean over the tables of each architecture's rank (1 = worst)."""
+    if "+" not in name or Path(name).is_file():
+        table = load_table(name)
+        kind = "LM-proxy table" if "corpus" in table.config else "MAD table"
+        return dict(table.scores), kind, Path(table.name).stem, f"table seeds {list(table.seeds)}"
+    tables = [load_table(part) for part in name.split("+")]
+    archs = sorted(tables[0].scores)
+    if any(sorted(t.scores) != archs for t in tables[1:]):
+        raise InvalidInputError(f"the tables of {name!r} do not score the same space")
+    ranks = np.mean([rankdata([t.scores[a] for a in archs]) for t in tables], axis=0)
+    stems = [Path(t.name).stem for t in tables]
+    seeds = "; ".join(f"{stem} seeds {list(t.seeds)}" for stem, t in zip(stems, tables, strict=True))
+    return dict(zip(archs, map(float, ranks), strict=True)), "rank mean of", " + ".join(stems), seeds
+
+
+def table_fidelity(runs_path: str | Path, tables: list[str], caveat: str = "") -> list[Record]:
+    """Each table against the finished LM runs of ``runs_path``, then the LM's noise ceiling;
+    ``caveat`` opens every record's notes."""
     runs = read_runs(runs_path)
     if len(runs.done) < MIN_DONE:
         raise InvalidInputError(
@@ -99,28 +122,27 @@ def table_fidelity(runs_path: str | Path, tables: list[str]) -> list[Record]:
         f"LM training {runs.lm_seconds / 3600:.2f} h wall, {runs.lm_cpu_seconds / 3600:.2f} CPU-h"
         f" on {env.machine()}"
     )
+    lead = f"{caveat.rstrip('. ')}. " if caveat else ""
     records = []
     for name in tables:
-        table = load_table(name)
-        missing = [a for a in runs.done if a not in table.scores]
+        scores, kind, stem, seeds = proxy_scores(name)
+        missing = [a for a in runs.done if a not in scores]
         if missing:
-            raise InvalidInputError(
-                f"table {table.name} has no score for {missing[0]!r}; is it the same space?"
-            )
+            raise InvalidInputError(f"table {name} has no score for {missing[0]!r}; is it the same space?")
         rec = rho_record(
-            f"proxy fidelity: MAD table {Path(table.name).stem} vs LM loss, {runs.describe()}",
-            bootstrap_spearman([table.scores[a] for a in runs.done], neg_loss),
-            "paper: 0.9-0.97 at its scale; 95% CI from 5000 bootstrap resamples of the architectures; "
-            f"table seeds {list(table.seeds)}; " + cost,
+            f"proxy fidelity: {kind} {stem} vs LM loss, {runs.describe()}",
+            bootstrap_spearman([scores[a] for a in runs.done], neg_loss),
+            f"{lead}paper: 0.9-0.97 at its scale; 95% CI from 5000 bootstrap resamples of the "
+            f"architectures; {seeds}; " + cost,
         )
-        rec.spread.update(archs=runs.done, planned=len(runs.planned), table=Path(table.name).stem)
+        rec.spread.update(archs=runs.done, planned=len(runs.planned), table=stem)
         records.append(rec)
     if len(runs.seeds) >= 2:
         rec = rho_record(
             f"noise ceiling: LM seed {runs.seeds[0]} vs seed {runs.seeds[1]}, {runs.describe()}",
             bootstrap_spearman(list(-runs.losses[:, 0]), list(-runs.losses[:, 1])),
-            "the larger models' own seed-to-seed agreement; a proxy cannot be expected to rank them "
-            "better than one seed ranks the other; " + cost,
+            f"{lead}the larger models' own seed-to-seed agreement; a proxy cannot be expected to rank "
+            "them better than one seed ranks the other; " + cost,
         )
         rec.spread.update(archs=runs.done, planned=len(runs.planned))
         records.append(rec)
