@@ -177,6 +177,16 @@ COMPARISONS = (
         8,
         {"kernel": "string", "acquisition": "log-ei", "initial": 8},
     ),
+    # the same tuned BO on the table built on the byte-level LM proxy, seeds 100-199 (never tuned on)
+    Comparison(
+        "accept-alcsm-3-lm",
+        "ALCSM_3_lm",
+        "bo,random,tpe,evolution",
+        100,
+        100,
+        8,
+        {"kernel": "string", "acquisition": "log-ei", "initial": 8},
+    ),
 )
 
 
@@ -191,6 +201,7 @@ QUICK_COST = {
     "fresh-alcsm-3": 16.0,
     "accept-alcsm-3-tuned": 12.0,
     "accept-alcsm-3-4tasks": 6.0,
+    "accept-alcsm-3-lm": 4.0,
 }
 
 
@@ -266,6 +277,7 @@ TOP1 = "top1_stability"
 TABLE_COST = {
     "ALCSM_3": "22 CPU-minutes, 2-task MAD proxy",
     "ALCSM_3_4tasks": "35 CPU-minutes, 4-task MAD proxy",
+    "ALCSM_3_lm": "20 CPU-minutes, byte-level LM proxy (built after the MAD tables' fidelity was seen)",
 }
 
 
