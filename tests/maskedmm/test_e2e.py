@@ -1,6 +1,8 @@
 """The end-to-end benchmark's machinery on a tiny configuration (its figures come from the
 benchmark, never from a test)."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -76,6 +78,22 @@ def test_replayed_activations_keep_the_recorded_density():
     act = tinylm.ReplayedReLUSquared(patterns, hidden=512, seed=1)
     out = act(torch.randn(4, 100, 512))
     assert abs(float((out != 0).float().mean()) - patterns.mean()) < 0.03
+    assert int(act.next) == 400 % 64  # rows are taken in turn
+
+
+def test_replayed_activations_compile_once_whatever_the_turn():
+    import torch._dynamo
+
+    patterns = np.random.default_rng(0).random((64, 48)) < 0.1
+    act = tinylm.ReplayedReLUSquared(patterns, hidden=32, seed=1)
+    reference = copy.deepcopy(act)
+    torch._dynamo.reset()
+    compiled = torch.compile(act, backend="eager")
+    x = torch.randn(3, 32)
+    with torch._dynamo.config.patch(error_on_recompile=True), torch.inference_mode():
+        for _ in range(5):  # the turn advances on every call: a guard on it would recompile
+            assert torch.equal(compiled(x), reference(x))
+    assert int(act.next) == 15
 
 
 def test_bad_settings_are_refused():

@@ -45,7 +45,8 @@ class ReplayedReLUSquared(nn.Module):
     ``patterns`` holds boolean rows (positions of the trained model, one layer) of width ``w``;
     ``columns`` maps each of this layer's units to one unit of the trained layer (sampled with
     replacement), so each output row keeps a recorded row's density and its units' frequencies.
-    Rows are taken in turn, one per token.
+    Rows are taken in turn, one per token; the turn is kept in a tensor (not a Python int), so
+    ``torch.compile`` does not guard on it and recompile on every call.
     """
 
     def __init__(self, patterns: np.ndarray, hidden: int, seed: int = 0) -> None:
@@ -54,12 +55,12 @@ class ReplayedReLUSquared(nn.Module):
         columns = gen.integers(0, patterns.shape[1], hidden)
         order = gen.permutation(patterns.shape[0])
         self.register_buffer("pool", torch.from_numpy(patterns[order][:, columns].astype(np.float32)))
-        self.next = 0
+        self.register_buffer("next", torch.zeros((), dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, x.shape[-1]).shape[0]
         index = (torch.arange(rows) + self.next) % self.pool.shape[0]
-        self.next = (self.next + rows) % self.pool.shape[0]
+        self.next.add_(rows).remainder_(self.pool.shape[0])
         mask = self.pool[index].reshape(x.shape).to(x.dtype)
         return torch.square(x) * mask
 
