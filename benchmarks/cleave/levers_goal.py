@@ -1,4 +1,4 @@
-"""Cleave's design levers on the issue's goal configurations (results: levers-goal.json).
+"""Cleave's design levers on two OPT-13B targets: 1024 mixed devices, batch 16 and 512 (levers-goal.json).
 
 Writes benchmarks/results/cleave/levers-goal.json.
 Run: .venv/bin/python benchmarks/cleave/levers_goal.py  (about 3 minutes)

@@ -159,7 +159,7 @@ def test_the_overlap_lever_is_named_in_every_output(tmp_path, capsys):
     argv = ["cleave", "compare", "-o", str(tmp_path), "--models", "opt-1.3b", "--batches", "64", "--devices"]
     argv += ["64", "--pools", "mixed", "--asymmetry", "10", "--seq", "256", "--des-sample", "0", "--overlap"]
     with pytest.raises(SystemExit) as exc:
-        main([*argv, "--no-goals", "-q", "--name", "ov"])
+        main([*argv, "--no-targets", "-q", "--name", "ov"])
     assert exc.value.code in (0, None)
     doc = json.loads((tmp_path / "ov.json").read_text())
     assert "overlap" in doc["levers"] and "simulator option" in doc["summary"]

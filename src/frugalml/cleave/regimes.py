@@ -534,7 +534,7 @@ def goal_verdict(
     overlap: bool = False,
     micro_tokens: tuple[int, ...] = (),
 ) -> dict:
-    """The goals on OPT-13B, 1024 mixed devices: batch 16 >= 2x faster than today's plan, batch 512
+    """The two targets on OPT-13B, 1024 mixed devices: batch 16 >= 2x faster than today's plan, batch 512
     within 1.3x of its binding floor; with ``overlap`` the micro-batch size is chosen for it (see
     :data:`~frugalml.cleave.planner.OVERLAP_TOKENS`). Per batch: today's step, the step with the
     levers, the floors, the bytes behind the binding one, and ``text``: one paragraph naming the
@@ -582,7 +582,7 @@ def goal_verdict(
         out[batch] = row
         parts.append(_goal_text(batch, goal, row, n))
     out["text"] = (
-        f"Goals on {GOAL_MODEL.upper()}, {GOAL_DEVICES} mixed devices"
+        f"Targets on {GOAL_MODEL.upper()}, {GOAL_DEVICES} mixed devices"
         + (f", Cleave with {out['levers']}" if out["levers"] else "")
         + ": "
         + " ".join(parts)
@@ -598,10 +598,10 @@ def _goal_text(batch: int, goal: float, r: dict, devices: int) -> str:
     )
     if batch == 16:
         target = r["today_s"] / goal
-        head += f"; goal >= {goal:g}x ({target:.0f} s): " + ("met." if r["met"] else "NOT met")
+        head += f"; target >= {goal:g}x ({target:.0f} s): " + ("met." if r["met"] else "NOT met")
     else:
         target = goal * r["floors_s"][r["binding"]]
-        head += f"; goal within {goal:g}x of the floor ({target:.0f} s): " + (
+        head += f"; target within {goal:g}x of the floor ({target:.0f} s): " + (
             "met." if r["met"] else "NOT met"
         )
     if r["met"]:
@@ -636,7 +636,7 @@ def _goal_text(batch: int, goal: float, r: dict, devices: int) -> str:
         "that the next GEMM's tasks cannot fill (a GEMM gives each device "
         f"{r['tasks_per_device_median']:.1f} tasks at the median) to the {r['seconds']:.0f} s step"
         + (
-            f"; the goal's {target:.0f} s is below what the planned devices' {r['binding']}s alone need, "
+            f"; the target's {target:.0f} s is below what the planned devices' {r['binding']}s alone need, "
             "so no schedule of these tiles on these devices reaches it: it takes fewer bytes or more "
             "devices per GEMM."
             if target < r["planned_devices_s"]
