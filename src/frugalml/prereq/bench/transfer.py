@@ -67,7 +67,7 @@ def _print(name: str, split: str, results: dict) -> None:
         )
 
 
-GOALS = (
+TARGETS = (
     "AUC lower 95% bound > 0.5 and mean >= the link-count forest's (concept-disjoint); "
     "F1 >= .597 and AUC >= .80 (authors' folds)"
 )
@@ -119,7 +119,7 @@ def records(docs: Sequence[dict], command: str) -> list:
                     verdict=verdict,
                     reason=f"prereq-hybrid AUC {hyb['auc']['mean']:.3f} [{hyb['auc']['low']:.3f}, "
                     f"{hyb['auc']['high']:.3f}], F1 {hyb['f1']['mean']:.3f} vs the link-count forest's AUC "
-                    f"{rf['auc']['mean']:.3f}, F1 {rf['f1']['mean']:.3f}; goal: {GOALS}",
+                    f"{rf['auc']['mean']:.3f}, F1 {rf['f1']['mean']:.3f}; targets: {TARGETS}",
                     command=command,
                 )
             )
