@@ -77,7 +77,8 @@ def test_every_swapped_layer_matches_dense_within_1e_5_of_its_largest_output(met
     assert len(worst) == 2 * (1 + 5) and max(worst) <= 1e-5
     report = mt.layer_report(model)
     assert [r.name for r in report] == names
-    assert all(r.calls == 6 and 0.3 < r.density < 0.7 for r in report)
+    # a layer that retires (auto: dense at these row counts) stops counting: nn.Linear runs
+    assert all((r.calls == 6 or r.retired and 1 <= r.calls < 6) and 0.3 < r.density < 0.7 for r in report)
     if method != "auto":
         assert all(r.methods == {method: 6} for r in report)
 
@@ -304,6 +305,7 @@ def test_inference_calls_try_both_methods_then_keep_one_and_stay_exact():
 
 def test_small_layers_run_torch_linear_and_count_zeros_on_sampled_calls(monkeypatch):
     monkeypatch.setattr(mt, "RETIRE_OUTRIGHT", 10**9)  # not retiring: every call is counted
+    monkeypatch.setattr(mt, "RETIRE_MEASURED", 10**9)
     torch.manual_seed(0)
     linear = nn.Linear(64, 16)
     layer = mt.MaskedLinear(linear, "small")
@@ -322,9 +324,10 @@ def test_a_layer_dense_on_every_recent_call_retires_to_torch_linears_own_forward
     model = nn.Sequential(nn.Linear(128, 512), nn.ReLU(), linear)
     assert mt.sparsify_(model) == ["2"]
     layer = model[2]
+    layer._outright[(1, torch.float32, 1)] = "costs"  # one row: dense outright by the planner's costs
     x = torch.relu(torch.randn(1, 512))
     with torch.inference_mode():
-        for _ in range(mt.RETIRE_OUTRIGHT + 5):  # one row: dense outright, whatever the density
+        for _ in range(mt.RETIRE_OUTRIGHT + 5):
             assert torch.equal(layer(x), linear(x))
     report = layer.report
     assert report.retired and report.calls == mt.RETIRE_OUTRIGHT and "retired" in str(report)
@@ -335,9 +338,12 @@ def test_a_layer_dense_on_every_recent_call_retires_to_torch_linears_own_forward
         assert torch.equal(layer(x), linear(x))
     mt.reset_layer_report(model)
     assert not layer.report.retired and "forward" not in layer.__dict__
+    layer._outright[(1, torch.float32, 1)] = "measured"  # the layer's own timing found dense faster
+    layer._fast.clear()
     with torch.inference_mode():
-        layer(x)
-    assert layer.report.calls == 1
+        for _ in range(3):
+            assert torch.equal(layer(x), linear(x))
+    assert layer.report.retired and layer.report.calls == mt.RETIRE_MEASURED == 1  # retired at once
 
 
 def test_layers_that_cannot_win_are_kept_as_plain_linears_with_the_measured_reason():
@@ -487,7 +493,7 @@ def test_a_dense_trial_times_torchs_linear_alone_and_a_skipping_trial_its_densit
     layer._outright.clear()
     x = torch.relu(torch.randn(2, 2048)) * (torch.rand(2, 2048) < 0.05)
     with torch.inference_mode():
-        for _ in range(2 * mt.TRIALS):
+        for _ in range(2 * mt.TRIALS + 1):  # the last trial's period ends at the next call
             layer(x)
     (choice,) = layer._choices.values()
     if choice.plan.method == "dense":
@@ -606,3 +612,107 @@ def test_a_shape_whose_density_wanders_between_a_dense_and_a_skipping_case_stays
     if cases == {"dense"}:
         pytest.skip("the planner picks dense for both densities here")
     assert not layer._settled_dense  # one dense call must not send the shape dense
+
+
+def _trials(choice, own, period):
+    """Run a case's trials: each candidate's calls take ``own[m]`` and ``period[m]`` (a callable
+    of the call's index, or a value)."""
+    for i in range(len(choice.candidates()) * mt.TRIALS):
+        m = choice.method()
+        p = period[m](i) if callable(period[m]) else period[m]
+        choice.record(m, own[m], p)
+
+
+def test_trials_are_judged_by_the_call_to_call_period_where_comparable_else_by_own_times():
+    from frugalml.maskedmm import planner
+
+    own = {"dense": 3.0, "masked": 1.0}  # the skipping call alone is faster...
+    slower_model = {"dense": 10.0, "masked": 20.0}  # ...but the model runs slower after it
+    choice = mt._Choice(_plan("masked"), planner.calibration())
+    _trials(choice, own, slower_model)
+    assert choice.settled == "dense" and choice.judged_by == "periods"
+    choice = mt._Choice(_plan("masked"), planner.calibration())
+    _trials(choice, own, {"dense": 10.0, "masked": 8.0})
+    assert choice.settled == "masked" and choice.judged_by == "periods"
+    choice = mt._Choice(_plan("masked"), planner.calibration())  # skipping must save a share of dense
+    _trials(choice, own, {"dense": 10.0, "masked": 10.0 - 0.5 * (1 - mt.SKIP_MARGIN) * own["dense"]})
+    assert choice.settled == "dense"
+    choice = mt._Choice(_plan("masked"), planner.calibration())  # no period comparable: own times
+    _trials(choice, own, {"dense": None, "masked": None})
+    assert choice.settled == "masked" and choice.judged_by == "own times"
+    # a period far longer than the case's others (the model idle between calls) is left out
+    idle = {m: (lambda i, v=v: 1000.0 if i < 2 else v) for m, v in slower_model.items()}
+    choice = mt._Choice(_plan("masked"), planner.calibration())
+    _trials(choice, own, idle)
+    assert choice.settled == "dense" and choice.judged_by == "periods"
+    assert choice.periods["dense"][0] == 1000.0
+    # too few comparable periods for a candidate: own times decide
+    few = {"dense": 10.0, "masked": lambda i: 20.0 if i == 1 else None}
+    choice = mt._Choice(_plan("masked"), planner.calibration())
+    _trials(choice, own, few)
+    assert choice.settled == "masked" and choice.judged_by == "own times"
+
+
+class _FakeClock:
+    """``time.perf_counter`` for the layer: it moves only when a test says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_a_layers_trial_loses_when_the_model_pays_after_it_even_if_its_own_call_is_faster(monkeypatch):
+    import dataclasses
+    import types
+
+    from frugalml.maskedmm import planner
+
+    choose = planner.choose
+    monkeypatch.setattr(planner, "choose", lambda **kw: dataclasses.replace(choose(**kw), method="masked"))
+    monkeypatch.setattr(mt, "RETIRE_AFTER", 10**9)
+    torch.manual_seed(0)
+    linear = nn.Linear(2048, 512)
+    layer = mt.MaskedLinear(linear, "down")
+    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the trials decide
+    layer._outright.clear()
+    clock, ran = _FakeClock(), []
+    monkeypatch.setattr(mt, "time", clock)
+
+    def slow_linear(*args):  # dense alone: 3 units
+        clock.now += 3.0
+        ran.append("dense")
+        return nn.functional.linear(*args)
+
+    skip = mt._skip_or_dense
+
+    def fast_skip(*args):  # skipping alone: 1 unit
+        clock.now += 1.0
+        ran.append("skip")
+        return skip(*args)
+
+    monkeypatch.setattr(mt, "F", types.SimpleNamespace(linear=slow_linear))
+    monkeypatch.setattr(mt, "_skip_or_dense", fast_skip)
+    x = torch.relu(torch.randn(2, 2048)) * (torch.rand(2, 2048) < 0.03)
+    with torch.inference_mode():
+        expected = nn.functional.linear(x, linear.weight, linear.bias)
+        for _ in range(mt.TRIAL_CALLS):
+            out = layer(x)
+            assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()))
+            clock.now += 10.0 if ran[-1] == "dense" else 20.0  # the rest of the model, after each
+    (choice,) = layer._choices.values()
+    assert choice.settled == "dense" and choice.judged_by == "periods"
+    assert min(choice.times["masked"]) < min(choice.times["dense"])  # its own calls were faster
+
+    # inputs of alternating shapes: no period is comparable, so the calls' own times decide
+    layer = mt.MaskedLinear(linear, "down")
+    layer.dense_rows[1] = (0, float("inf"), 256)
+    layer._outright.clear()
+    other = torch.cat([x, x[:1]])
+    with torch.inference_mode():
+        for i in range(2 * mt.TRIAL_CALLS):
+            layer(x if i % 2 else other)
+            clock.now += 10.0 if ran[-1] == "dense" else 20.0
+    assert len(layer._choices) == 2
+    assert all(c.settled == "masked" and c.judged_by == "own times" for c in layer._choices.values())

@@ -15,6 +15,7 @@ Activations holding NaN or infinity cannot be skipped safely (0 x inf is NaN), s
 from __future__ import annotations
 
 import itertools
+import statistics
 import threading
 import time
 import weakref
@@ -228,17 +229,21 @@ maskedmm.register_autograd(_mm_backward, setup_context=_mm_setup)
 maskedmm_linear.register_autograd(_linear_backward, setup_context=_linear_setup)
 
 
-TRIALS = 3  # timed calls of each method before a layer settles a case on the faster
+TRIALS = 5  # timed calls of each candidate before a layer settles a case (medians decide)
 DENSITY_BUCKETS = 32  # an input's density (its upper estimate) is planned for in steps of 1/32
 SAMPLE_EVERY = 16  # dense calls count their input's non-zeros once in this many calls
 MAX_CASES = 4096  # remembered cases per layer (rows x threads x dtype x density bucket)
 SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats dense's by 3%
 RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F.linear and nothing else
 RETIRE_OUTRIGHT = 16  # calls in a row dense whatever their density (fixed costs alone lose): retire too
+RETIRE_MEASURED = 1  # ... where the layer's own timing found dense faster at those rows (at once)
 RECHECK_EVERY = 1024  # calls of a case settled on skipping before its trial runs again (load can mislead it)
 DENSE_STREAK = 4  # planned calls in a row of one input shape in cases settled dense: then the fast path
 DENSE_RECHECK_EVERY = 32  # calls of a shape on the dense fast path (no density estimate) per re-plan
-TRIAL_CALLS = 3 * TRIALS + DENSE_STREAK + 1  # calls of one input: its trials settle, the fast path begins
+PERIOD_GAP = 3.0  # a trial's call-to-call period this many times the case's median is not comparable
+PERIOD_QUORUM = TRIALS // 2 + 1  # comparable periods each candidate needs for periods to decide
+# calls of one input: its trials settle (the last one's period ends at the next call), the fast path begins
+TRIAL_CALLS = 3 * TRIALS + 1 + DENSE_STREAK + 1
 MEASURE_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # row counts a layer times dense vs skipping at
 MEASURE_MACS = 1 << 25  # ... while the product has at most this many multiply-adds (always 1 row)
 MEASURE_CALLS = 5  # timed calls of each method per row count (the fastest counts)
@@ -255,17 +260,25 @@ ONE_THREAD = "@1"  # a trial candidate's suffix: the skipping kernel on one thre
 
 @dataclass
 class _Choice:
-    """A layer's plan for one case and, until settled, the trial times of its candidates: dense,
+    """A layer's plan for one case and, until settled, the trials of its candidates: dense,
     the planned skipping method on torch's threads and, when those are more than one, the same
     method on one thread (a product of a few tens of microseconds can lose more waiting for a
-    second thread, on a busy machine, than it gains from it)."""
+    second thread, on a busy machine, than it gains from it).
+
+    Each trial keeps the call's own time and its call-to-call period: from the call's start to
+    the next call of the same layer, so it includes whatever the model runs in between (a
+    skipping call that leaves torch's threads asleep or its caches cold makes the ops after it
+    slower, which its own time misses). Periods decide where comparable; else own times do.
+    """
 
     plan: planner.Plan
     calibration: planner.Calibration
     settled: str | None = None
-    times: dict[str, list[float]] = field(default_factory=dict)
+    times: dict[str, list[float]] = field(default_factory=dict)  # own times of each candidate's calls
+    periods: dict[str, list[float | None]] = field(default_factory=dict)  # None: not comparable
     uses: int = 0  # calls since the case settled on a skipping method
     threads: int = 1  # torch's threads in this case
+    judged_by: str = ""  # "periods" or "own times": what settled it
 
     def candidates(self) -> tuple[str, ...]:
         """What the trials time: ``dense``, the skipping method, and ``<method>@1`` on more threads."""
@@ -281,26 +294,65 @@ class _Choice:
             return
         self.uses += 1
         if self.uses >= RECHECK_EVERY:
-            self.settled, self.times, self.uses = None, {}, 0
+            self.settled, self.times, self.periods, self.uses = None, {}, {}, 0
 
     def method(self) -> str:
-        """The settled candidate, else the candidate with fewest timed calls (dense first)."""
+        """The settled candidate, else the candidate with fewest timed calls (dense first): the
+        candidates take turns, call by call."""
         if self.settled is not None:
             return self.settled
         done = {m: len(self.times.get(m, ())) for m in self.candidates()}
         return min(done, key=done.__getitem__)
 
-    def record(self, method: str, seconds: float) -> None:
-        """Add one trial time; once every candidate has ``TRIALS``, settle on the fastest skipping
-        candidate where it beats dense by ``SKIP_MARGIN``, else on dense."""
+    def record(self, method: str, seconds: float, period: float | None = None) -> None:
+        """Add one trial: the call's own time and its period (None: not comparable, e.g. the
+        next call had another input shape). Once every candidate has ``TRIALS``, settle."""
         if self.settled is not None:
             return
         self.times.setdefault(method, []).append(seconds)
+        self.periods.setdefault(method, []).append(period)
+        if all(len(self.times.get(m, ())) >= TRIALS for m in self.candidates()):
+            self._settle()
+
+    def _settle(self) -> None:
+        """Settle on the skipping candidate with the shortest median period where every candidate
+        has :data:`PERIOD_QUORUM` comparable periods (at most :data:`PERIOD_GAP` times the case's
+        median), and it beats dense's by ``1 - SKIP_MARGIN`` of dense's own time; else judge the
+        medians of the calls' own times, where skipping must beat dense by ``SKIP_MARGIN``."""
         candidates = self.candidates()
-        if all(len(self.times.get(m, ())) >= TRIALS for m in candidates):
-            best = {m: min(self.times[m]) for m in candidates}
-            skip = min((m for m in candidates if m != "dense"), key=best.__getitem__, default="dense")
-            self.settled = skip if best[skip] < SKIP_MARGIN * best["dense"] else "dense"
+        own = {m: statistics.median(self.times[m]) for m in candidates}
+        seen = [p for m in candidates for p in self.periods[m] if p is not None]
+        cap = PERIOD_GAP * statistics.median(seen) if seen else 0.0
+        kept = {m: [p for p in self.periods[m] if p is not None and p <= cap] for m in candidates}
+        if all(len(kept[m]) >= PERIOD_QUORUM for m in candidates):
+            best, self.judged_by = {m: statistics.median(kept[m]) for m in candidates}, "periods"
+        else:
+            best, self.judged_by = own, "own times"
+        skip = min((m for m in candidates if m != "dense"), key=best.__getitem__, default="dense")
+        margin = (1.0 - SKIP_MARGIN) * own["dense"]  # what skipping must save, in dense's own time
+        self.settled = skip if best[skip] + margin < best["dense"] else "dense"
+
+
+@dataclass(slots=True)
+class _Trial:
+    """A layer's trial call whose period is still open: it ends when the layer is next called."""
+
+    choice: _Choice | None = None
+    candidate: str = ""
+    shape: tuple = ()
+    start: float = 0.0
+    seconds: float = 0.0  # the call's own time, as its candidate runs once settled
+    extra: float = 0.0  # what the call spent that its candidate, once settled, does not (planning)
+
+    def close(self, shape: tuple | None, lock: threading.Lock) -> None:
+        """Record the trial, its period ending now when the next call is of the same ``shape``
+        (None: not an inference call, so not comparable)."""
+        choice, self.choice = self.choice, None
+        if choice is None:
+            return
+        period = time.perf_counter() - self.start - self.extra if shape == self.shape else None
+        with lock:
+            choice.record(self.candidate, self.seconds, period)
 
 
 def _skip_or_dense(x, a, weight, bias, layer: _Layer, plan: planner.Plan, threads: int):
@@ -332,10 +384,19 @@ class _DenseWatch:
 
 @dataclass(slots=True)
 class _Streak:
-    """Inference calls in a row that ran dense, and that were dense whatever their density."""
+    """Inference calls in a row that ran dense, and that were dense whatever their density (the
+    last of them found so by the layer's own timing at its row count: it retires at once)."""
 
     dense: int = 0
     outright: int = 0
+    measured: bool = False
+
+    def due(self) -> bool:
+        """Whether the layer should retire: :data:`RETIRE_AFTER` dense calls in a row, or
+        :data:`RETIRE_OUTRIGHT` dense whatever their density (:data:`RETIRE_MEASURED` where the
+        layer's own timing found dense faster at their row count)."""
+        outright = RETIRE_MEASURED if self.measured else RETIRE_OUTRIGHT
+        return self.outright >= outright or self.dense >= RETIRE_AFTER
 
 
 class _SwappedLinear(nn.Module):
@@ -373,12 +434,13 @@ class MaskedLinear(_SwappedLinear):
         super().__init__(linear, name)
         self.key = next(_keys)
         self.method = one_of(method, core.METHODS, "method")
-        self._outright: dict[tuple, bool] = {}
-        self._fast: dict[tuple, int] = {}  # (shape, dtype, threads) of inputs dense outright: rows
+        self._outright: dict[tuple, str] = {}  # (rows, dtype, threads): "", "costs" or "measured"
+        self._fast: dict[tuple, tuple[int, bool]] = {}  # (shape, dtype, threads) outright: rows, measured
         self._settled_dense: dict[tuple, _DenseWatch] = {}  # (shape, dtype, threads) on the dense fast path
         self._dense_streak: dict[tuple, int] = {}  # the same: planned calls in a row settled dense
         self._choices: dict[tuple, _Choice] = {}
         self._streak = _Streak()  # a plain object: nn.Module.__setattr__ costs microseconds a call
+        self._trial = _Trial()  # the last trial call, until the next call ends its period
         self._prepare()
         # per thread count: (dense up to these rows, dense from these rows, largest row count timed)
         self.dense_rows: dict[int, tuple[int, float, int]] = {}
@@ -398,17 +460,22 @@ class MaskedLinear(_SwappedLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # torch.compile sees the op alone; the checks run inside it
             return maskedmm_linear(x.contiguous(), self.weight, self.bias, self.key)
+        trial = self._trial
         if not torch.is_grad_enabled() and x.is_cpu:
             shape = (x.shape, x.dtype, torch.get_num_threads())
-            rows = self._fast.get(shape)
-            if rows is not None:  # dense whatever the density: torch's linear, counted, nothing else
-                return self._fast_linear(x, rows)
+            if trial.choice is not None:  # this call ends the last trial's period
+                trial.close(shape, _layers[self.key].lock)
+            fast = self._fast.get(shape)
+            if fast is not None:  # dense whatever the density: torch's linear, counted, nothing else
+                return self._fast_linear(x, fast[0], measured=fast[1])
             watch = self._settled_dense.get(shape)
             if watch is not None:  # settled on dense: no density estimate, but planned now and then
                 watch.calls += 1
                 if watch.calls < DENSE_RECHECK_EVERY:
                     return self._fast_linear(x, watch.rows, outright=False)
                 del self._settled_dense[shape]  # this call is planned again (and re-enters if dense)
+        elif trial.choice is not None:
+            trial.close(None, _layers[self.key].lock)
         layer = _layers[self.key]
         weight, bias = self.weight, self.bias
         if weight.data_ptr() != layer.weight_ptr or weight._version != layer.weight_version:
@@ -424,7 +491,7 @@ class MaskedLinear(_SwappedLinear):
             x = x.contiguous()
             if not _needs_grad(x, weight, bias):  # inference: no autograd, so no op dispatch either
                 out = self._infer(x, weight, bias, layer)
-                if self._streak.dense >= RETIRE_AFTER or self._streak.outright >= RETIRE_OUTRIGHT:
+                if self._streak.due():
                     self._retire()
                 return out
             rows = x.numel() // self.in_features
@@ -436,27 +503,32 @@ class MaskedLinear(_SwappedLinear):
         """Hand every later call to the original ``nn.Linear``'s own forward, until
         :func:`reset_layer_report`, once ``RETIRE_AFTER`` inference calls in a row ran dense or
         ``RETIRE_OUTRIGHT`` in a row were dense whatever their density (a skipping call's fixed
-        costs alone exceed dense: their zeros cannot change that). An instance attribute
+        costs alone exceed dense: their zeros cannot change that; ``RETIRE_MEASURED`` where the
+        layer's own timing found dense faster at their row count). An instance attribute
         ``forward`` is what ``nn.Module.__call__`` runs, so a retired layer runs exactly the frames
         ``nn.Linear`` runs (no check of ours)."""
         original = self.original[0]
         if original.weight is self.weight and original.bias is self.bias:  # else: keeps checking
             self._report.retired = True
+            self._trial.choice = None  # no later call of ours ends its period
             self.forward = original.forward  # type: ignore[method-assign,assignment]
 
     def _unretire(self) -> None:
         self._report.retired = False
         self.__dict__.pop("forward", None)
         self._streak.dense = self._streak.outright = 0
+        self._trial.choice = None
 
     def _infer(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
         """The forward pass without autograd, planned once per case and checked by measurement.
 
         A case is (rows, threads, dtype, density bucket of the input). Dense BLAS wins outright
         where a skipping call's fixed costs alone exceed it; otherwise the planner's choice for
-        the bucket is remembered, and where it is a skipping method its first ``TRIALS`` calls
-        and as many dense ones are timed: the layer keeps skipping only when that is measured
-        faster, so it never runs much slower than torch's own linear. Once ``DENSE_STREAK`` planned
+        the bucket is remembered, and where it is a skipping method its candidates take turns for
+        ``TRIALS`` calls each: the layer keeps skipping only when that is measured faster, by the
+        calls' periods (to the layer's next call: what the whole model pays) or, where those are not
+        comparable, by their own times, so it never runs much slower than torch's own linear.
+        The trial's period is recorded by the next call (``forward``). Once ``DENSE_STREAK`` planned
         calls in a row of one input shape fell in cases settled on dense, later calls of that shape
         run torch's linear with no density estimate (``forward``'s fast path), and one in
         ``DENSE_RECHECK_EVERY`` comes back here to be planned again: where the density has fallen
@@ -467,7 +539,9 @@ class MaskedLinear(_SwappedLinear):
         if self.method == "auto" and self._dense_outright(rows, x.dtype, threads):
             if len(self._fast) > MAX_CASES:
                 self._fast.clear()
-            self._fast[(x.shape, x.dtype, threads)] = rows  # checked once: later calls skip the checks
+            measured = self._outright[(rows, x.dtype, threads)] == "measured"
+            self._fast[(x.shape, x.dtype, threads)] = rows, measured  # later calls skip the checks
+            self._streak.measured = measured
             return self._linear(x, weight, bias, layer)
         if self.method != "auto":
             return _maskedmm_linear(x, weight, bias, self.key)
@@ -486,9 +560,12 @@ class MaskedLinear(_SwappedLinear):
             kernel_threads = 1 if candidate.endswith(ONE_THREAD) else threads
             out, method, nonfinite = _skip_or_dense(x, a, weight, bias, layer, choice.plan, kernel_threads)
         seconds = time.perf_counter() - start
-        if choice.settled is None:
-            with layer.lock:
-                choice.record("dense" if nonfinite else candidate, seconds if trial is None else trial)
+        if choice.settled is None:  # recorded when the next call ends its period
+            pending = self._trial
+            pending.choice, pending.candidate = choice, "dense" if nonfinite else candidate
+            pending.shape, pending.start = (x.shape, x.dtype, threads), start
+            pending.seconds = seconds if trial is None else trial
+            pending.extra = 0.0 if trial is None else seconds - trial  # settled dense: no estimate
         self._watch((x.shape, x.dtype, threads), rows, choice.settled == "dense" and not nonfinite)
         shown = f"{method} (1 thread)" if method != "dense" and kernel_threads < threads else method
         _count(layer, shown, rows, density * a.size, seconds, nonfinite)
@@ -535,10 +612,12 @@ class MaskedLinear(_SwappedLinear):
         self._choices[case] = choice
         return choice
 
-    def _fast_linear(self, x: torch.Tensor, rows: int, outright: bool = True) -> torch.Tensor:
+    def _fast_linear(
+        self, x: torch.Tensor, rows: int, outright: bool = True, measured: bool = False
+    ) -> torch.Tensor:
         """An inference call of a shape already found dense (whatever its density if
-        ``outright``, else settled dense by its case): torch's linear, counted in the report (not
-        timed), and retiring when due."""
+        ``outright``, ``measured`` so by the layer's own timing, else settled dense by its case):
+        torch's linear, counted in the report (not timed), and retiring when due."""
         out = F.linear(x, self.weight, self.bias)
         report = self._report
         if report.calls % SAMPLE_EVERY == 0:  # as _linear: one call in SAMPLE_EVERY counts zeros
@@ -550,15 +629,16 @@ class MaskedLinear(_SwappedLinear):
         streak = self._streak
         streak.dense += 1
         streak.outright = streak.outright + 1 if outright else 0
-        if streak.outright >= RETIRE_OUTRIGHT or streak.dense >= RETIRE_AFTER:
+        streak.measured = measured
+        if streak.due():
             self._retire()
         return out
 
     def _dense_outright(self, rows: int, dtype: torch.dtype, threads: int) -> bool:
-        """Whether dense wins whatever the density: the planner says a skipping call's fixed
-        overhead alone exceeds what dense costs (small layers, few rows), or the layer measured
-        dense faster even at 97% zeros at this row count (:func:`_measure_dense_rows`, once per
-        thread count). Remembered per case."""
+        """Whether dense wins whatever the density: the layer measured dense faster even at 97%
+        zeros at this row count (:func:`_measure_dense_rows`, once per thread count: the verdict
+        ``measured``), or the planner says a skipping call's fixed overhead alone exceeds what
+        dense costs (small layers, few rows: ``costs``). Remembered per case in ``_outright``."""
         case = (rows, dtype, threads)
         known = self._outright.get(case)
         if known is None:
@@ -575,9 +655,12 @@ class MaskedLinear(_SwappedLinear):
                     layer, self.weight, self.bias, threads
                 )
             upto, start, top = measured
-            known = overhead >= cal.margin * dense or rows <= upto or start <= rows <= top
+            if rows <= upto or start <= rows <= top:
+                known = "measured"
+            else:
+                known = "costs" if overhead >= cal.margin * dense else ""
             self._outright[case] = known
-        return known
+        return bool(known)
 
     def _linear(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
         """torch's own linear, counted in the report (the planner's choice for such a call); the
