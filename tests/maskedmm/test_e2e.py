@@ -137,3 +137,25 @@ def test_floor_prefill_compares_ours_and_a_dense_copy_with_torch_at_batch_1_and_
     records = floor._prefill_records(subject, text, threads=1, rounds=1, label="tiny", prompt=4)
     assert [r.workload.split(",")[1].strip() for r in records] == ["batch 1"] * 2 + ["batch 4"] * 2
     assert all(r.workload.startswith("prefill 4 tokens") and r.ours > 0 for r in records)
+
+
+def test_floor_trial_note_says_what_each_settled_case_kept_and_what_judged_it():
+    from torch import nn
+
+    from frugalml.maskedmm import planner
+    from frugalml.maskedmm import torch as mt
+    from frugalml.maskedmm.bench import floor
+
+    torch.manual_seed(0)
+    layer = mt.MaskedLinear(nn.Linear(512, 128), "down")
+    model = nn.Sequential(layer)
+    assert floor.trial_note(model) == "trials settled (cases): none"
+    plan = planner.Plan("masked", 1, "avx512", "rows", {}, 0.1, 1.0, False)
+    for case, period in ((1, 5.0), (2, 20.0), (3, None)):
+        choice = layer._choices[case] = mt._Choice(plan, planner.calibration())
+        for _ in range(2 * mt.TRIALS):
+            m = choice.method()
+            choice.record(m, {"dense": 3.0, "masked": 1.0}[m], 10.0 if m == "dense" else period)
+    assert floor.trial_note(model) == (
+        "trials settled (cases): dense by periods 1, masked by own times 1, masked by periods 1"
+    )

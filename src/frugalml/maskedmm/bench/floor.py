@@ -126,6 +126,7 @@ def _settled_records(subject, make, workload: str, clocks, rounds: int, tokens: 
     for _ in range(mt.TRIAL_CALLS):
         ours()
     _, chosen = e2e.density_note(subject.ours)
+    chosen += f"; {trial_note(subject.ours)}"
     records = []
     for tick, clock_note in clocks:
         base = f"{clock_note}; {rounds} interleaved rounds; {env.machine(load=True)}"
@@ -136,6 +137,20 @@ def _settled_records(subject, make, workload: str, clocks, rounds: int, tokens: 
             c = compare(fn, peer, rounds=rounds, warmup=1, clock=tick)
             records.append(_record(workload, what, c, tokens, f"{note}; {base}"))
     return records
+
+
+def trial_note(model: torch.nn.Module) -> str:
+    """How the swapped layers' trials settled: per case judged, the candidate kept and what
+    judged it (the calls' periods, or their own times where periods were not comparable)."""
+    settled: dict[str, int] = {}
+    for m in model.modules():
+        if isinstance(m, mt.MaskedLinear):
+            for choice in m._choices.values():
+                if choice.judged_by:
+                    key = f"{choice.settled} by {choice.judged_by}"
+                    settled[key] = settled.get(key, 0) + 1
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(settled.items())) or "none"
+    return f"trials settled (cases): {shown}"
 
 
 def decode_batch_records(
