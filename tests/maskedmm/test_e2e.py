@@ -157,5 +157,5 @@ def test_floor_trial_note_says_what_each_settled_case_kept_and_what_judged_it():
             m = choice.method()
             choice.record(m, {"dense": 3.0, "masked": 1.0}[m], 10.0 if m == "dense" else period)
     assert floor.trial_note(model) == (
-        "trials settled (cases): dense by periods 1, masked by own times 1, masked by periods 1"
+        "trials settled (cases): dense by periods 1, masked by own times 1, masked by own times and periods 1"
     )

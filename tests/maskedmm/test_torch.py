@@ -633,10 +633,12 @@ def test_trials_are_judged_by_the_call_to_call_period_where_comparable_else_by_o
     assert choice.settled == "dense" and choice.judged_by == "periods"
     choice = mt._Choice(_plan("masked"), planner.calibration())
     _trials(choice, own, {"dense": 10.0, "masked": 8.0})
-    assert choice.settled == "masked" and choice.judged_by == "periods"
+    assert choice.settled == "masked" and choice.judged_by == "own times and periods"
     choice = mt._Choice(_plan("masked"), planner.calibration())  # skipping must save a share of dense
-    _trials(choice, own, {"dense": 10.0, "masked": 10.0 - 0.5 * (1 - mt.SKIP_MARGIN) * own["dense"]})
-    assert choice.settled == "dense"
+    _trials(
+        choice, {"dense": 1.0, "masked": 1.0 - 0.5 * (1 - mt.SKIP_MARGIN)}, {"dense": 10.0, "masked": 8.0}
+    )
+    assert choice.settled == "dense" and choice.judged_by == "own times"  # periods cannot make it win
     choice = mt._Choice(_plan("masked"), planner.calibration())  # no period comparable: own times
     _trials(choice, own, {"dense": None, "masked": None})
     assert choice.settled == "masked" and choice.judged_by == "own times"

@@ -268,7 +268,7 @@ class _Choice:
     Each trial keeps the call's own time and its call-to-call period: from the call's start to
     the next call of the same layer, so it includes whatever the model runs in between (a
     skipping call that leaves torch's threads asleep or its caches cold makes the ops after it
-    slower, which its own time misses). Periods decide where comparable; else own times do.
+    slower, which its own time misses). Skipping is kept where both say it wins (``_settle``).
     """
 
     plan: planner.Plan
@@ -315,44 +315,92 @@ class _Choice:
             self._settle()
 
     def _settle(self) -> None:
-        """Settle on the skipping candidate with the shortest median period where every candidate
-        has :data:`PERIOD_QUORUM` comparable periods (at most :data:`PERIOD_GAP` times the case's
-        median), and it beats dense's by ``1 - SKIP_MARGIN`` of dense's own time; else judge the
-        medians of the calls' own times, where skipping must beat dense by ``SKIP_MARGIN``."""
+        """Keep a skipping candidate only where both measures say it wins: the medians of the
+        calls' own times (it must beat dense's by ``SKIP_MARGIN``) and, where comparable, its
+        periods against dense's (the median of the differences between their turns' periods must
+        be below zero). Of the skipping candidates that win on own times, the fastest whose
+        periods do not say it loses; else dense. Periods are comparable where at least
+        :data:`PERIOD_QUORUM` turns have both periods within :data:`PERIOD_GAP` times the case's
+        median. Own times alone are precise but miss what the model pays after a call; a period
+        holds that, but also the whole model's noise, which can be larger than one layer's gain."""
         candidates = self.candidates()
         own = {m: statistics.median(self.times[m]) for m in candidates}
         seen = [p for m in candidates for p in self.periods[m] if p is not None]
         cap = PERIOD_GAP * statistics.median(seen) if seen else 0.0
-        kept = {m: [p for p in self.periods[m] if p is not None and p <= cap] for m in candidates}
-        if all(len(kept[m]) >= PERIOD_QUORUM for m in candidates):
-            best, self.judged_by = {m: statistics.median(kept[m]) for m in candidates}, "periods"
-        else:
-            best, self.judged_by = own, "own times"
-        skip = min((m for m in candidates if m != "dense"), key=best.__getitem__, default="dense")
         margin = (1.0 - SKIP_MARGIN) * own["dense"]  # what skipping must save, in dense's own time
-        self.settled = skip if best[skip] + margin < best["dense"] else "dense"
+        winners = sorted(
+            (m for m in candidates if m != "dense" and own[m] + margin < own["dense"]), key=own.get
+        )
+        self.settled, self.judged_by = "dense", "own times"
+        for skip in winners:
+            pairs = [
+                p - q
+                for p, q in zip(self.periods[skip], self.periods["dense"], strict=False)
+                if p is not None and q is not None and p <= cap and q <= cap
+            ]
+            if len(pairs) < PERIOD_QUORUM:
+                self.settled = skip  # periods not comparable: own times decide
+                return
+            if statistics.median(pairs) < 0:
+                self.settled, self.judged_by = skip, "own times and periods"
+                return
+            self.judged_by = "periods"  # own times said skip; periods said the model pays for it
 
 
 @dataclass(slots=True)
 class _Trial:
-    """A layer's trial call whose period is still open: it ends when the layer is next called."""
+    """A layer's trial call whose period is still open: it ends when the layer is next called.
+
+    The period is the call's own time (as its candidate runs once settled: a dense trial counts
+    torch's linear alone, a skipping one the whole call, from ``forward``'s entry to its return)
+    and the model's work after it until the layer's next call, less the time spent meanwhile
+    inside other planned calls of swapped layers (:data:`_PLANNED`): those
+    are on trials of their own, often in step with this one (every layer of a model tries dense
+    in the same forward pass), and would otherwise count their candidates' costs in this one's.
+    """
 
     choice: _Choice | None = None
     candidate: str = ""
     shape: tuple = ()
-    start: float = 0.0
-    seconds: float = 0.0  # the call's own time, as its candidate runs once settled
-    extra: float = 0.0  # what the call spent that its candidate, once settled, does not (planning)
+    seconds: float = 0.0  # the call's own time, as its candidate runs once settled (-1: the whole call)
+    end: float = 0.0  # when the call returned
+    inside: float = 0.0  # _PLANNED.seconds then
+    opening: bool = False  # opened by the call now running: its return completes it
 
     def close(self, shape: tuple | None, lock: threading.Lock) -> None:
         """Record the trial, its period ending now when the next call is of the same ``shape``
         (None: not an inference call, so not comparable)."""
         choice, self.choice = self.choice, None
-        if choice is None:
+        if choice is None or self.opening:  # a call that never returned (it raised) is no trial
+            self.opening = False
             return
-        period = time.perf_counter() - self.start - self.extra if shape == self.shape else None
+        period = None
+        if shape == self.shape:
+            period = self.seconds + time.perf_counter() - self.end - (_PLANNED.seconds - self.inside)
         with lock:
             choice.record(self.candidate, self.seconds, period)
+
+
+@dataclass(slots=True)
+class _Planned:
+    """Seconds spent inside planned inference calls of swapped layers (the trials' periods leave
+    them out), in this process."""
+
+    seconds: float = 0.0
+
+    def add(self, entry: float, trial: _Trial) -> None:
+        """Count a planned call that entered ``forward`` at ``entry`` and returns now; complete
+        the trial it opened, if any."""
+        end = time.perf_counter()
+        self.seconds += end - entry
+        if trial.opening:
+            trial.opening = False
+            if trial.seconds < 0:
+                trial.seconds = end - entry
+            trial.end, trial.inside = end, self.seconds
+
+
+_PLANNED = _Planned()
 
 
 def _skip_or_dense(x, a, weight, bias, layer: _Layer, plan: planner.Plan, threads: int):
@@ -458,6 +506,7 @@ class MaskedLinear(_SwappedLinear):
         self._settled_dense, self._dense_streak = {}, {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        entry = time.perf_counter()
         if torch.compiler.is_compiling():  # torch.compile sees the op alone; the checks run inside it
             return maskedmm_linear(x.contiguous(), self.weight, self.bias, self.key)
         trial = self._trial
@@ -493,6 +542,7 @@ class MaskedLinear(_SwappedLinear):
                 out = self._infer(x, weight, bias, layer)
                 if self._streak.due():
                     self._retire()
+                _PLANNED.add(entry, trial)
                 return out
             rows = x.numel() // self.in_features
             if self.method == "auto" and self._dense_outright(rows, x.dtype, torch.get_num_threads()):
@@ -510,14 +560,14 @@ class MaskedLinear(_SwappedLinear):
         original = self.original[0]
         if original.weight is self.weight and original.bias is self.bias:  # else: keeps checking
             self._report.retired = True
-            self._trial.choice = None  # no later call of ours ends its period
+            self._trial.choice, self._trial.opening = None, False  # no later call of ours ends it
             self.forward = original.forward  # type: ignore[method-assign,assignment]
 
     def _unretire(self) -> None:
         self._report.retired = False
         self.__dict__.pop("forward", None)
         self._streak.dense = self._streak.outright = 0
-        self._trial.choice = None
+        self._trial.choice, self._trial.opening = None, False
 
     def _infer(self, x: torch.Tensor, weight, bias, layer: _Layer) -> torch.Tensor:
         """The forward pass without autograd, planned once per case and checked by measurement.
@@ -560,18 +610,18 @@ class MaskedLinear(_SwappedLinear):
             kernel_threads = 1 if candidate.endswith(ONE_THREAD) else threads
             out, method, nonfinite = _skip_or_dense(x, a, weight, bias, layer, choice.plan, kernel_threads)
         seconds = time.perf_counter() - start
-        if choice.settled is None:  # recorded when the next call ends its period
-            pending = self._trial
-            pending.choice, pending.candidate = choice, "dense" if nonfinite else candidate
-            pending.shape, pending.start = (x.shape, x.dtype, threads), start
-            pending.seconds = seconds if trial is None else trial
-            pending.extra = 0.0 if trial is None else seconds - trial  # settled dense: no estimate
+        pending = choice.settled is None
         self._watch((x.shape, x.dtype, threads), rows, choice.settled == "dense" and not nonfinite)
         shown = f"{method} (1 thread)" if method != "dense" and kernel_threads < threads else method
         _count(layer, shown, rows, density * a.size, seconds, nonfinite)
         streak = self._streak
         streak.dense = streak.dense + 1 if method == "dense" else 0
         streak.outright = 0
+        if pending:  # completed as ``forward`` returns, recorded when the layer's next call comes
+            opened = self._trial
+            opened.choice, opened.candidate = choice, "dense" if nonfinite else candidate
+            opened.shape, opened.seconds = (x.shape, x.dtype, threads), -1.0 if trial is None else trial
+            opened.opening = True
         return out
 
     def _watch(self, shape: tuple, rows: int, dense: bool) -> None:
