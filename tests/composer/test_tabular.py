@@ -1,6 +1,7 @@
 """The tabular benchmark: loading, corrupt tables, engine comparisons and their records."""
 
 import json
+from importlib import resources
 
 import pytest
 
@@ -65,6 +66,27 @@ def test_built_in_tables_are_complete(name):
         pytest.skip(f"the built-in table {name} has not been computed yet")
     assert table.space.size == len(table.scores) in (64, 125) and "train" in json.dumps(table.config)
     assert table.name == (name or DEFAULT_TABLE) and table.seeds and table.name in table.describe()
+
+
+@pytest.mark.parametrize("name", ["ALCSM_3", "ALCSM_3_4tasks", "ALCSM_3_lm", "ALCSM_3_lm300"])
+def test_multi_seed_tables_carry_their_agreement(name):
+    """The 125-string tables store the seed-to-seed agreement and the top-1's stability (and, from
+    ALCSM_3_4tasks on, their CPU cost) beside their scores."""
+    doc = json.loads((resources.files("frugalml.composer") / BUILTINS[name]).read_text())
+    table = load_table(name)
+    a = doc["agreement"]
+    assert a["seeds"] == list(table.seeds) == doc["seeds"] and len(table.seeds) >= 3
+    for key in ("pairwise_rho", "top_half_pairwise_rho", "split_half_rho"):
+        assert -1.0 <= a[key] <= 1.0, key
+    assert a["pairwise_rho_min"] <= a["pairwise_rho"] <= a["pairwise_rho_max"]
+    assert 0.0 <= a["top1_stability"] <= 1.0
+    assert set(a["top1_by_seed"]) == {str(s) for s in table.seeds}
+    assert all(arch in table.scores for arch in a["top1_by_seed"].values())
+    assert set(doc["scores_by_seed"]) == {str(s) for s in table.seeds}
+    if name != "ALCSM_3":  # built before tables recorded their CPU seconds
+        evaluations = len(table.scores) * len(table.seeds)
+        total, each = doc["evaluation_cpu_seconds_total"], doc["cpu_seconds_per_evaluation"]
+        assert each > 0 and total == pytest.approx(each * evaluations)
 
 
 def test_bad_tables(tmp_path):

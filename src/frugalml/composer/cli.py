@@ -450,7 +450,8 @@ TABLE = typer.Option(
     help="Tabular benchmark: a built-in name (AM_6: one training seed per score; "
     "AM_6_5seeds: the same proxy averaged over 5 seeds; ALCSM_3: the 125 three-layer strings over "
     "attention, linear attention, short conv, sliding window and MLP; ALCSM_3_4tasks: the same space "
-    "on the 4-task proxy; ALCSM_3_lm: the same space on the byte-level LM proxy) or a JSON path.",
+    "on the 4-task proxy; ALCSM_3_lm: the same space on the byte-level LM proxy, 100 steps; "
+    "ALCSM_3_lm300: the byte-level LM proxy at 300 steps, the recommended table) or a JSON path.",
 )
 
 

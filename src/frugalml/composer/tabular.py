@@ -1,7 +1,7 @@
 """The tabular benchmark: precomputed proxy scores of a whole space, so engines compare in seconds.
 
 A table is the JSON written by ``benchmarks/composer/make_tabular.py`` (scores of every
-architecture plus the proxy settings). Five are built in (:data:`BUILTINS`): ``AM_6`` (all 64
+architecture plus the proxy settings). Six are built in (:data:`BUILTINS`): ``AM_6`` (all 64
 six-layer A/M strings, one training seed) and ``AM_6_5seeds`` (the same proxy averaged over five
 seeds: split-half rank agreement 0.33, predicted reliability 0.53, against 0.19 between two single
 seeds; see ``benchmarks/composer/table_agreement.py``), ``ALCSM_3`` (the 125 three-layer
@@ -12,7 +12,10 @@ the 4-task proxy the proxy study chose: three seeds, seed-to-seed rho 0.92, 0.77
 half, top-1 stays top-1 in 63% of seed resamples, 35 CPU-minutes) and ``ALCSM_3_lm`` (the same
 space on the proxy study's byte-level LM proxy, 100 steps at width 32: three seeds, seed-to-seed rho
 0.83, 0.63 among the better half, top-1 stays top-1 in 59% of seed resamples, 20 CPU-minutes; built
-after the MAD tables' fidelity had been seen). :func:`compare_engines` runs each engine
+after the MAD tables' fidelity had been seen) and ``ALCSM_3_lm300`` (the recommended one: the same LM
+proxy at 300 steps, the setting chosen by ``benchmarks/composer/proxy_validation.py``: three seeds,
+seed-to-seed rho 0.94, 0.86 among the better half, top-1 stays top-1 in 82% of seed resamples, 57
+CPU-minutes). :func:`compare_engines` runs each engine
 on a table for many seeds and reports evaluations-to-top-1 and regret curves (best score of the
 table minus the best found so far); :func:`bootstrap_ratio` gives a confidence interval for the
 ratio of two engines' medians.
@@ -40,6 +43,7 @@ BUILTINS = {
     "ALCSM_3": "tabular_ALCSM_3.json",
     "ALCSM_3_4tasks": "tabular_ALCSM_3_4tasks.json",
     "ALCSM_3_lm": "tabular_ALCSM_3_lm.json",
+    "ALCSM_3_lm300": "tabular_ALCSM_3_lm300.json",
 }
 DEFAULT_TABLE = "AM_6"
 BUILTIN = BUILTINS[DEFAULT_TABLE]
