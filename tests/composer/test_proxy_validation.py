@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from frugalml.common.errors import InvalidInputError
-from frugalml.composer.bench.fidelity_table import FinishedRuns
+from frugalml.composer.bench.fidelity_table import FinishedRuns, ceiling_record
 from frugalml.composer.bench.proxy_validation import plot_validation, score_setting, setting
 from frugalml.composer.cache import ResultCache
 
@@ -48,3 +48,19 @@ def test_too_few_strings_and_unknown_setting(tmp_path):
         score_setting("mad4-300", _runs(), [0, 1], path)
     with pytest.raises(InvalidInputError, match="unknown proxy setting"):
         setting("lm-9000")
+
+
+def test_heldout_records_say_so_and_carry_the_ceiling(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    _fill(path, "lm-300", {"AAA": -1.0, "MMM": -2.0, "CCC": -1.5, "SSS": -1.2, "LLL": -3.0})
+    rec = score_setting("lm-300", _runs(), [0, 1], path, heldout=True)
+    assert rec.workload.startswith("held-out test: lm-300") and "held-out picks" in rec.workload
+    assert rec.notes.startswith("held-out test") and "not a held-out test" not in rec.notes
+    ceiling = ceiling_record(_runs(), "held-out test. ")
+    assert ceiling.workload.startswith("noise ceiling") and ceiling.notes.startswith("held-out test")
+    assert ceiling.ours == pytest.approx(1.0) and ceiling.spread["archs"] == PICKS
+    plot_validation([rec, ceiling], tmp_path / "h.png", title="held-out test")
+    assert (tmp_path / "h.png").stat().st_size > 0
+    one_seed = FinishedRuns(PICKS, PICKS, _runs().losses[:, :1], [1] * 5, [0], 192, 2, 500, 1.0, 1.0)
+    with pytest.raises(InvalidInputError, match="two seeds"):
+        ceiling_record(one_seed)

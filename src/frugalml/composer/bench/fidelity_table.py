@@ -118,10 +118,7 @@ def table_fidelity(runs_path: str | Path, tables: list[str], caveat: str = "") -
             f"{runs_path} has {len(runs.done)} finished architectures; a rank correlation needs {MIN_DONE}"
         )
     neg_loss = list(-runs.losses.mean(axis=1))
-    cost = (
-        f"LM training {runs.lm_seconds / 3600:.2f} h wall, {runs.lm_cpu_seconds / 3600:.2f} CPU-h"
-        f" on {env.machine()}"
-    )
+    cost = training_cost(runs)
     lead = f"{caveat.rstrip('. ')}. " if caveat else ""
     records = []
     for name in tables:
@@ -138,12 +135,28 @@ def table_fidelity(runs_path: str | Path, tables: list[str], caveat: str = "") -
         rec.spread.update(archs=runs.done, planned=len(runs.planned), table=stem)
         records.append(rec)
     if len(runs.seeds) >= 2:
-        rec = rho_record(
-            f"noise ceiling: LM seed {runs.seeds[0]} vs seed {runs.seeds[1]}, {runs.describe()}",
-            bootstrap_spearman(list(-runs.losses[:, 0]), list(-runs.losses[:, 1])),
-            f"{lead}the larger models' own seed-to-seed agreement; a proxy cannot be expected to rank "
-            "them better than one seed ranks the other; " + cost,
-        )
-        rec.spread.update(archs=runs.done, planned=len(runs.planned))
-        records.append(rec)
+        records.append(ceiling_record(runs, lead))
     return records
+
+
+def training_cost(runs: FinishedRuns) -> str:
+    """What the finished LM runs cost, in words."""
+    return (
+        f"LM training {runs.lm_seconds / 3600:.2f} h wall, {runs.lm_cpu_seconds / 3600:.2f} CPU-h"
+        f" on {env.machine()}"
+    )
+
+
+def ceiling_record(runs: FinishedRuns, lead: str = "") -> Record:
+    """The LMs' own seed-to-seed Spearman rho (first two LM seeds) with its interval: the noise
+    ceiling of any proxy's fidelity against them; ``lead`` opens the notes."""
+    if len(runs.seeds) < 2:
+        raise InvalidInputError("a noise ceiling needs LM runs on two seeds")
+    rec = rho_record(
+        f"noise ceiling: LM seed {runs.seeds[0]} vs seed {runs.seeds[1]}, {runs.describe()}",
+        bootstrap_spearman(list(-runs.losses[:, 0]), list(-runs.losses[:, 1])),
+        f"{lead}the larger models' own seed-to-seed agreement; a proxy cannot be expected to rank "
+        "them better than one seed ranks the other; " + training_cost(runs),
+    )
+    rec.spread.update(archs=runs.done, planned=len(runs.planned))
+    return rec
