@@ -178,6 +178,7 @@ def plot_validation(
         ax.annotate(sp["setting"], (x, r.ours), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.axhline(goal, color="grey", linestyle="--", linewidth=1, label=f"target {goal}")
     ax.set_xscale("log")
+    ax.margins(x=0.15)  # room for the labels of the outermost settings
     ax.set_xlabel("CPU-seconds per evaluation (one string, one seed, 1 thread)")
     ax.set_ylabel("Spearman rho vs the LM ranking (o, 95% CI); x: proxy seed-to-seed")
     ax.set_title(title, fontsize=9)

@@ -187,6 +187,16 @@ COMPARISONS = (
         8,
         {"kernel": "string", "acquisition": "log-ei", "initial": 8},
     ),
+    # the recommended table (byte-level LM proxy, 300 steps): all five engines, seeds 100-199
+    Comparison(
+        "accept-alcsm-3-lm300",
+        "ALCSM_3_lm300",
+        "bo,random,tpe,evolution,botorch",
+        100,
+        100,
+        3,
+        {"kernel": "string", "acquisition": "log-ei", "initial": 8},
+    ),
 )
 
 
@@ -202,6 +212,7 @@ QUICK_COST = {
     "accept-alcsm-3-tuned": 12.0,
     "accept-alcsm-3-4tasks": 6.0,
     "accept-alcsm-3-lm": 4.0,
+    "accept-alcsm-3-lm300": 15.0,
 }
 
 
@@ -278,6 +289,7 @@ TABLE_COST = {
     "ALCSM_3": "22 CPU-minutes, 2-task MAD proxy",
     "ALCSM_3_4tasks": "35 CPU-minutes, 4-task MAD proxy",
     "ALCSM_3_lm": "20 CPU-minutes, byte-level LM proxy (built after the MAD tables' fidelity was seen)",
+    "ALCSM_3_lm300": "57 CPU-minutes, byte-level LM proxy at 300 steps (chosen on the validation picks)",
 }
 
 
@@ -438,6 +450,9 @@ STORED = (
     "botorch-alcsm-3",
     "botorch-alcsm-3-4tasks",
     "top1-projection-alcsm-3-4tasks",
+    "proxy-validation-16",
+    "heldout-test-16",
+    "heldout-test-16-tables",
 )
 
 
