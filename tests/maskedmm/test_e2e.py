@@ -149,13 +149,14 @@ def test_floor_trial_note_says_what_each_settled_case_kept_and_what_judged_it():
     torch.manual_seed(0)
     layer = mt.MaskedLinear(nn.Linear(512, 128), "down")
     model = nn.Sequential(layer)
-    assert floor.trial_note(model) == "trials settled (cases): none"
+    assert floor.trial_note(model, 4, 1) == "trials settled (cases): none"
     plan = planner.Plan("masked", 1, "avx512", "rows", {}, 0.1, 1.0, False)
-    for case, period in ((1, 5.0), (2, 20.0), (3, None)):
-        choice = layer._choices[case] = mt._Choice(plan, planner.calibration())
+    for bucket, period in ((1, 5.0), (2, 20.0), (3, None)):
+        choice = layer._choices[(4, 1, torch.float32, bucket)] = mt._Choice(plan, planner.calibration())
         for _ in range(2 * mt.TRIALS):
             m = choice.method()
             choice.record(m, {"dense": 3.0, "masked": 1.0}[m], 10.0 if m == "dense" else period)
-    assert floor.trial_note(model) == (
+    assert floor.trial_note(model, 8, 1) == "trials settled (cases): none"  # other rows
+    assert floor.trial_note(model, 4, 1) == (
         "trials settled (cases): dense by periods 1, masked by own times 1, masked by own times and periods 1"
     )

@@ -113,20 +113,25 @@ def _prefill_records(
     for batch in (1, 4):
         make = lambda m, b=batch: e2e.prefill_fn(m, text, b, prompt, seed=b)  # noqa: E731
         workload = f"prefill {prompt} tokens, batch {batch}, {threads} thread(s), {label}"
-        records += _settled_records(subject, make, workload, _clocks(threads)[:1], rounds, batch * prompt)
+        records += _settled_records(
+            subject, make, workload, _clocks(threads)[:1], rounds, batch * prompt, rows=batch * prompt
+        )
     mt.reset_layer_report(subject.ours)
     return records
 
 
-def _settled_records(subject, make, workload: str, clocks, rounds: int, tokens: int) -> list[Record]:
+def _settled_records(
+    subject, make, workload: str, clocks, rounds: int, tokens: int, rows: int
+) -> list[Record]:
     """Ours after its layers' trials settle, and a copy of the dense model in ours' place (the run's
-    noise), against plain torch on each of ``clocks``; ``make(model)`` gives the timed call."""
+    noise), against plain torch on each of ``clocks``; ``make(model)`` gives the timed call, whose
+    down projections take ``rows`` rows."""
     ours, peer, control = make(subject.ours), make(subject.dense), make(copy.deepcopy(subject.dense))
     mt.reset_layer_report(subject.ours)
     for _ in range(mt.TRIAL_CALLS):
         ours()
     _, chosen = e2e.density_note(subject.ours)
-    chosen += f"; {trial_note(subject.ours)}"
+    chosen += f"; {trial_note(subject.ours, rows, torch.get_num_threads())}"
     records = []
     for tick, clock_note in clocks:
         base = f"{clock_note}; {rounds} interleaved rounds; {env.machine(load=True)}"
@@ -139,14 +144,15 @@ def _settled_records(subject, make, workload: str, clocks, rounds: int, tokens: 
     return records
 
 
-def trial_note(model: torch.nn.Module) -> str:
-    """How the swapped layers' trials settled: per case judged, the candidate kept and what
-    judged it (the calls' periods, or their own times where periods were not comparable)."""
+def trial_note(model: torch.nn.Module, rows: int, threads: int) -> str:
+    """How the swapped layers' trials at ``rows`` rows on ``threads`` threads settled: per case
+    judged, the candidate kept and what judged it (own times; periods where they overruled own
+    times; both where both said skipping wins)."""
     settled: dict[str, int] = {}
     for m in model.modules():
         if isinstance(m, mt.MaskedLinear):
-            for choice in m._choices.values():
-                if choice.judged_by:
+            for case, choice in m._choices.items():
+                if choice.judged_by and case[:2] == (rows, threads):
                     key = f"{choice.settled} by {choice.judged_by}"
                     settled[key] = settled.get(key, 0) + 1
     shown = ", ".join(f"{k} {v}" for k, v in sorted(settled.items())) or "none"
@@ -173,7 +179,9 @@ def decode_batch_records(
             for batch in batches:
                 make = lambda m, b=batch: e2e.decode_fn(m, text, b, prompt, tokens, seed=b)  # noqa: E731
                 workload = f"decode, batch {batch}, {t} thread(s), {label}"
-                records += _settled_records(subject, make, workload, _clocks(t), rounds, batch * tokens)
+                records += _settled_records(
+                    subject, make, workload, _clocks(t), rounds, batch * tokens, rows=batch
+                )
             mt.reset_layer_report(subject.ours)
     return records
 
