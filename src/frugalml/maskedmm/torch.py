@@ -329,7 +329,7 @@ class _Choice:
         cap = PERIOD_GAP * statistics.median(seen) if seen else 0.0
         margin = (1.0 - SKIP_MARGIN) * own["dense"]  # what skipping must save, in dense's own time
         winners = sorted(
-            (m for m in candidates if m != "dense" and own[m] + margin < own["dense"]), key=own.get
+            (m for m in candidates if m != "dense" and own[m] + margin < own["dense"]), key=own.__getitem__
         )
         self.settled, self.judged_by = "dense", "own times"
         for skip in winners:
