@@ -233,7 +233,7 @@ TRIALS = 5  # timed calls of each candidate before a layer settles a case (media
 DENSITY_BUCKETS = 32  # an input's density (its upper estimate) is planned for in steps of 1/32
 SAMPLE_EVERY = 16  # dense calls count their input's non-zeros once in this many calls
 MAX_CASES = 4096  # remembered cases per layer (rows x threads x dtype x density bucket)
-SKIP_MARGIN = 0.97  # a skipping method is kept when its fastest trial beats dense's by 3%
+SKIP_MARGIN = 0.97  # a skipping method is kept when its median own time beats dense's by 3%
 RETIRE_AFTER = 256  # inference calls in a row run dense: the layer then calls F.linear and nothing else
 RETIRE_OUTRIGHT = 16  # calls in a row dense whatever their density (fixed costs alone lose): retire too
 RETIRE_MEASURED = 1  # ... where the layer's own timing found dense faster at those rows (at once)
@@ -241,7 +241,7 @@ RECHECK_EVERY = 1024  # calls of a case settled on skipping before its trial run
 DENSE_STREAK = 4  # planned calls in a row of one input shape in cases settled dense: then the fast path
 DENSE_RECHECK_EVERY = 32  # calls of a shape on the dense fast path (no density estimate) per re-plan
 PERIOD_GAP = 3.0  # a trial's call-to-call period this many times the case's median is not comparable
-PERIOD_QUORUM = TRIALS // 2 + 1  # comparable periods each candidate needs for periods to decide
+PERIOD_QUORUM = TRIALS // 2 + 1  # turns with both periods comparable, for periods to count
 # calls of one input: its trials settle (the last one's period ends at the next call), the fast path begins
 TRIAL_CALLS = 3 * TRIALS + 1 + DENSE_STREAK + 1
 MEASURE_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # row counts a layer times dense vs skipping at
@@ -278,7 +278,7 @@ class _Choice:
     periods: dict[str, list[float | None]] = field(default_factory=dict)  # None: not comparable
     uses: int = 0  # calls since the case settled on a skipping method
     threads: int = 1  # torch's threads in this case
-    judged_by: str = ""  # "periods" or "own times": what settled it
+    judged_by: str = ""  # what settled it: "own times", "periods" (overruling them) or both
 
     def candidates(self) -> tuple[str, ...]:
         """What the trials time: ``dense``, the skipping method, and ``<method>@1`` on more threads."""
@@ -384,7 +384,7 @@ class _Trial:
 @dataclass(slots=True)
 class _Planned:
     """Seconds spent inside planned inference calls of swapped layers (the trials' periods leave
-    them out), in this process."""
+    them out), in this process (unlocked: calls from several threads at once blur periods anyway)."""
 
     seconds: float = 0.0
 
@@ -575,10 +575,10 @@ class MaskedLinear(_SwappedLinear):
         A case is (rows, threads, dtype, density bucket of the input). Dense BLAS wins outright
         where a skipping call's fixed costs alone exceed it; otherwise the planner's choice for
         the bucket is remembered, and where it is a skipping method its candidates take turns for
-        ``TRIALS`` calls each: the layer keeps skipping only when that is measured faster, by the
-        calls' periods (to the layer's next call: what the whole model pays) or, where those are not
-        comparable, by their own times, so it never runs much slower than torch's own linear.
-        The trial's period is recorded by the next call (``forward``). Once ``DENSE_STREAK`` planned
+        ``TRIALS`` calls each: the layer keeps skipping only where it is measured faster by the
+        calls' own times and, where comparable, by their periods (to the layer's next call: what
+        the whole model pays; :meth:`_Choice._settle`), so it never runs much slower than torch's
+        own linear. The trial's period is recorded by the next call (``forward``). Once ``DENSE_STREAK`` planned
         calls in a row of one input shape fell in cases settled on dense, later calls of that shape
         run torch's linear with no density estimate (``forward``'s fast path), and one in
         ``DENSE_RECHECK_EVERY`` comes back here to be planned again: where the density has fallen
