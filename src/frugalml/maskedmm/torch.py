@@ -578,11 +578,11 @@ class MaskedLinear(_SwappedLinear):
         ``TRIALS`` calls each: the layer keeps skipping only where it is measured faster by the
         calls' own times and, where comparable, by their periods (to the layer's next call: what
         the whole model pays; :meth:`_Choice._settle`), so it never runs much slower than torch's
-        own linear. The trial's period is recorded by the next call (``forward``). Once ``DENSE_STREAK`` planned
-        calls in a row of one input shape fell in cases settled on dense, later calls of that shape
-        run torch's linear with no density estimate (``forward``'s fast path), and one in
-        ``DENSE_RECHECK_EVERY`` comes back here to be planned again: where the density has fallen
-        to another bucket, that bucket's plan and trials decide.
+        own linear. The trial's period is recorded by the next call (``forward``). Once
+        ``DENSE_STREAK`` planned calls in a row of one input shape fell in cases settled on dense,
+        later calls of that shape run torch's linear with no density estimate (``forward``'s fast
+        path), and one in ``DENSE_RECHECK_EVERY`` comes back here to be planned again: where the
+        density has fallen to another bucket, that bucket's plan and trials decide.
         """
         k = self.in_features
         rows, threads = x.numel() // k, torch.get_num_threads()
