@@ -337,7 +337,7 @@ def agreement_check(mode: str, folder: Path) -> list[Record]:
                 paper_statement=statement,
                 paper_source="Section 4 (evaluator), proxy study",
                 verdict="",
-                reason=f"{r.metric} {r.ours:.2f} (our goal: 0.8 for one seed"
+                reason=f"{r.metric} {r.ours:.2f} (target: 0.8 for one seed"
                 + (", the paper's fidelity 0.97 cannot exceed it)" if rho else ", top-1 stable in 80%)"),
                 command="python benchmarks/composer/table_agreement.py",
             )

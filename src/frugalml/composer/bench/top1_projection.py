@@ -18,7 +18,7 @@ per-seed scores a table stores (``scores_by_seed``), without training anything:
   own spread (ignores the shared seed effect); *new table* simulates all k seeds. Each simulated
   table is scored with exactly the resampling of ``build_table.top1_stability``; the projection
   reports the mean stability over the simulated tables, its quartiles, the share of tables that
-  reach the goal, and how often the table's top-1 is the simulated true best.
+  reach the 0.8 target, and how often the table's top-1 is the simulated true best.
 
 It is a projection from three-or-so measured seeds, not a measurement: the covariance of n seeds
 has rank n - 1, and the spread of each architecture is itself uncertain.
