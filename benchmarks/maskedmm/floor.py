@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True, help="write the records here")
     parser.add_argument("--corpus", type=Path, default=None, help="a text file to train on")
     parser.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
-    parser.add_argument("--rounds", type=int, default=31, help="interleaved rounds per comparison")
+    parser.add_argument("--rounds", type=int, default=31, help="rounds per comparison (alternating)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--threads", type=str, default="1,2", help="thread counts (default 1,2)")
     parser.add_argument(
