@@ -1,5 +1,7 @@
 import time
 
+import pytest
+
 from frugalml.common.report import Record
 from frugalml.common.timing import compare
 
@@ -23,6 +25,17 @@ def test_interleaving_alternates_order():
     calls = []
     compare(lambda: calls.append("o"), lambda: calls.append("p"), rounds=4, warmup=0)
     assert calls == ["o", "p", "p", "o", "o", "p", "p", "o"]
+
+
+def test_alternate_order_makes_every_timed_call_follow_the_other_contender():
+    calls = []
+    ticks = iter(range(1000))
+    ours, peer = lambda: calls.append("o"), lambda: calls.append("p")
+    c = compare(ours, peer, rounds=4, clock=lambda: next(ticks), order="alternate")
+    assert calls == ["o", "p"] * 5  # one warm-up call each, then strictly alternating
+    assert c.rounds == 4 and len(c.ours.samples) == len(c.peer.samples) == 4
+    with pytest.raises(ValueError, match="order"):
+        compare(lambda: None, lambda: None, order="random")
 
 
 def test_record_ratio_orientation():

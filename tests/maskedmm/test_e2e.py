@@ -160,17 +160,3 @@ def test_floor_trial_note_says_what_each_settled_case_kept_and_what_judged_it():
     assert floor.trial_note(model, 4, 1) == (
         "trials settled (cases): dense by periods 1, masked by own times 1, masked by own times and periods 1"
     )
-
-
-def test_floor_alternates_contenders_so_every_timed_call_follows_the_other_contender():
-    from frugalml.maskedmm.bench import floor
-
-    calls: list[str] = []
-    ticks = iter(range(1000))
-    c = floor.alternate(
-        lambda: calls.append("ours"), lambda: calls.append("peer"), rounds=4, clock=lambda: next(ticks)
-    )
-    assert calls == ["ours", "peer"] * 5  # one warm-up call each, then strictly alternating
-    assert c.rounds == 4 and len(c.ours.samples) == len(c.peer.samples) == 4
-    with pytest.raises(ValueError):
-        floor.alternate(lambda: None, lambda: None, rounds=0, clock=lambda: 0.0)

@@ -61,14 +61,19 @@ def compare(
     warmup: int = 1,
     number: int = 1,
     clock: Callable[[], float] = time.perf_counter,
+    order: str = "abba",
 ) -> Comparison:
     """Time ``ours`` and ``peer`` interleaved: warm both up, then alternate who goes first.
 
     Each round runs both contenders once (``number`` calls each), ABBA-ordered so neither always
-    benefits from a cache the other warmed. Noise from other work on the machine shows in
-    min/max; the medians are robust to it. ``clock=time.thread_time`` measures the CPU time of
-    the calling thread only: for single-threaded contenders on a busy machine it ignores the time
-    other processes take from us (it misses work done on other threads).
+    benefits from a cache the other warmed. ``order="alternate"`` runs ours, peer, ours, peer, ...
+    instead, so every timed call follows one of the other contender: use it where a call right
+    after its own contender's call runs faster (e.g. two copies of a small model, whose weights
+    stay in cache), since ABBA would split each contender's samples into two modes and put the
+    median on the edge between them. Noise from other work on the machine shows in min/max; the
+    medians are robust to it. ``clock=time.thread_time`` measures the CPU time of the calling
+    thread only: for single-threaded contenders on a busy machine it ignores the time other
+    processes take from us (it misses work done on other threads).
 
     Examples
     --------
@@ -78,13 +83,15 @@ def compare(
     """
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
+    if order not in ("abba", "alternate"):
+        raise ValueError(f"order must be 'abba' or 'alternate', not {order!r}")
     for _ in range(warmup):
         ours()
         peer()
     ours_samples: list[float] = []
     peer_samples: list[float] = []
     for r in range(rounds):
-        order = ((ours, ours_samples), (peer, peer_samples))
-        for fn, samples in order if r % 2 == 0 else reversed(order):
+        pair = ((ours, ours_samples), (peer, peer_samples))
+        for fn, samples in pair if order == "alternate" or r % 2 == 0 else reversed(pair):
             samples.append(time_call(fn, number=number, clock=clock))
     return Comparison(Timing.of(ours_samples), Timing.of(peer_samples), rounds, warmup, thread_settings())

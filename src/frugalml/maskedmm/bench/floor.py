@@ -27,10 +27,9 @@ from collections.abc import Callable
 import torch
 
 from frugalml.common import env
-from frugalml.common.env import thread_settings
 from frugalml.common.report import Record
 from frugalml.common.threads import torch_threads
-from frugalml.common.timing import Comparison, Timing, time_call
+from frugalml.common.timing import compare
 from frugalml.maskedmm import torch as mt
 from frugalml.maskedmm.bench import e2e, tinylm
 
@@ -41,38 +40,6 @@ def _clocks(threads: int) -> list[tuple[Callable[[], float], str]]:
     if threads == 1:
         return [(time.thread_time, "clock=thread_time")]
     return [(time.perf_counter, "clock=wall"), (time.process_time, "clock=process CPU time")]
-
-
-def alternate(
-    ours: Callable[[], object], peer: Callable[[], object], *, rounds: int, clock: Callable[[], float]
-) -> Comparison:
-    """Time ``ours`` and ``peer`` strictly alternating (ours, peer, ours, ...), after one warm-up
-    call each, so every timed call follows one of the other contender.
-
-    The common ABBA order (``frugalml.common.timing.compare``) runs a contender twice in a row at
-    each round's turn: for two copies of a small model a call right after its own model's call ran
-    ~0.8-0.9 ms faster (8%) than one right after the other model's (16 decode tokens at batch 1,
-    d_model 128, 2 threads, both contenders alike), so each contender's samples fall in two modes of
-    about half the rounds each and its median sits on the edge between them: the ratio swung by
-    +-5% between runs of the same code. Alternating keeps every sample in one mode.
-
-    Examples
-    --------
-    >>> ticks = iter(range(100))
-    >>> c = alternate(lambda: None, lambda: None, rounds=3, clock=lambda: next(ticks))
-    >>> c.rounds, len(c.ours.samples), len(c.peer.samples)
-    (3, 3, 3)
-    """
-    if rounds < 1:
-        raise ValueError("rounds must be at least 1")
-    ours()
-    peer()
-    ours_samples: list[float] = []
-    peer_samples: list[float] = []
-    for _ in range(rounds):
-        ours_samples.append(time_call(ours, clock=clock))
-        peer_samples.append(time_call(peer, clock=clock))
-    return Comparison(Timing.of(ours_samples), Timing.of(peer_samples), rounds, 1, thread_settings())
 
 
 def measure(
@@ -109,7 +76,7 @@ def measure(
                     ("before retiring", fresh, "layer reports reset before each timed call"),
                     ("control: a copy of the dense model in ours' place", control, "noise of the run"),
                 ):
-                    c = alternate(fn, peer, rounds=rounds, clock=tick)
+                    c = compare(fn, peer, rounds=rounds, clock=tick, order="alternate")
                     workload = f"decode, batch 1, {t} thread(s), {label}"
                     records.append(_record(workload, what, c, tokens, f"{note}; {base}"))
             mt.reset_layer_report(subject.ours)
@@ -172,7 +139,7 @@ def _settled_records(
             ("after the trials settle", ours, chosen),
             ("control: a copy of the dense model in ours' place", control, "noise of the run"),
         ):
-            c = alternate(fn, peer, rounds=rounds, clock=tick)
+            c = compare(fn, peer, rounds=rounds, clock=tick, order="alternate")
             records.append(_record(workload, what, c, tokens, f"{note}; {base}"))
     return records
 
