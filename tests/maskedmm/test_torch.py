@@ -260,6 +260,14 @@ def test_a_sparsified_model_compiles_with_torch_compile():
     assert model[2].report.methods == {"masked": 2}
 
 
+def _never_dense_outright(linear: nn.Linear) -> mt.MaskedLinear:
+    """A swapped down projection that is never dense outright at one thread: its cases and trials decide."""
+    layer = mt.MaskedLinear(linear, "down")
+    layer.dense_rows[1] = (0, float("inf"), 256)
+    layer._outright.clear()
+    return layer
+
+
 def _plan(method: str):
     from frugalml.maskedmm import planner
 
@@ -488,9 +496,7 @@ def test_a_dense_trial_times_torchs_linear_alone_and_a_skipping_trial_its_densit
 
     monkeypatch.setattr(planner, "density_estimate", slow_estimate)
     torch.manual_seed(0)
-    layer = mt.MaskedLinear(nn.Linear(2048, 512), "down")
-    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the trial decides
-    layer._outright.clear()
+    layer = _never_dense_outright(nn.Linear(2048, 512))
     x = torch.relu(torch.randn(2, 2048)) * (torch.rand(2, 2048) < 0.05)
     with torch.inference_mode():
         for _ in range(2 * mt.TRIALS + 1):  # the last trial's period ends at the next call
@@ -516,9 +522,7 @@ def test_a_shape_settled_on_dense_skips_the_density_estimate_and_is_planned_agai
     monkeypatch.setattr(mt, "RETIRE_AFTER", 10**9)  # not retiring: the fast path is what runs
     torch.manual_seed(0)
     linear = nn.Linear(2048, 512)
-    layer = mt.MaskedLinear(linear, "down")
-    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the case decides
-    layer._outright.clear()
+    layer = _never_dense_outright(linear)
     dense_x = torch.relu(torch.randn(4, 2048))  # about half zeros: the planner picks dense
     shape = (dense_x.shape, torch.float32, 1)
     before = len(estimates)  # the layer's timing when made estimates densities too
@@ -598,9 +602,7 @@ def test_a_shape_whose_density_wanders_between_a_dense_and_a_skipping_case_stays
     monkeypatch.setattr(mt, "RETIRE_AFTER", 10**9)
     torch.manual_seed(0)
     linear = nn.Linear(2048, 512)
-    layer = mt.MaskedLinear(linear, "down")
-    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the cases decide
-    layer._outright.clear()
+    layer = _never_dense_outright(linear)
     dense_x = torch.relu(torch.randn(1, 2048))  # a dense case (the planner picks dense)
     sparse_x = dense_x * (torch.rand(1, 2048) < 0.03)  # a case where skipping can win
     with torch.inference_mode():
@@ -676,9 +678,7 @@ def test_a_layers_trial_loses_when_the_model_pays_after_it_even_if_its_own_call_
     monkeypatch.setattr(mt, "RETIRE_AFTER", 10**9)
     torch.manual_seed(0)
     linear = nn.Linear(2048, 512)
-    layer = mt.MaskedLinear(linear, "down")
-    layer.dense_rows[1] = (0, float("inf"), 256)  # never dense outright: the trials decide
-    layer._outright.clear()
+    layer = _never_dense_outright(linear)
     clock, ran = _FakeClock(), []
     monkeypatch.setattr(mt, "time", clock)
 
@@ -708,9 +708,7 @@ def test_a_layers_trial_loses_when_the_model_pays_after_it_even_if_its_own_call_
     assert min(choice.times["masked"]) < min(choice.times["dense"])  # its own calls were faster
 
     # inputs of alternating shapes: no period is comparable, so the calls' own times decide
-    layer = mt.MaskedLinear(linear, "down")
-    layer.dense_rows[1] = (0, float("inf"), 256)
-    layer._outright.clear()
+    layer = _never_dense_outright(linear)
     other = torch.cat([x, x[:1]])
     with torch.inference_mode():
         for i in range(2 * mt.TRIAL_CALLS):
